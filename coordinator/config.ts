@@ -1,0 +1,149 @@
+/**
+ * The coordinator's options: from a YAML file (`--config`), then command-line flags on top. Every problem
+ * is collected before failing, and each names the file (or flag) and the key.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import YAML from 'yaml';
+import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress } from '../common/connection';
+import { DURATION_SYNTAX, parseDuration } from '../common/duration';
+import { DEFAULT_POLICY, type HostPolicy, LIMITS } from './domain/policy';
+import type { Durability } from './sqlite-store';
+
+export interface CoordinatorOptions {
+  /** Address to serve on. Default 127.0.0.1:7400. */
+  listen: string;
+  /** SQLite database file. Default /var/lib/headroom/headroom.db. */
+  database: string;
+  /** This host's name, used when a caller names none. Default: the machine's hostname. */
+  host: string;
+  /** full: fsync every commit (survives power loss); normal: survives a process crash only. Default full. */
+  durability: Durability;
+  /** Server TLS. Required unless `listen` is a loopback address. */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string };
+  /** Policy for hosts seen for the first time. */
+  policy: HostPolicy;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+const TOP_KEYS = ['listen', 'database', 'host', 'durability', 'tls', 'policy'];
+const TLS_KEYS = ['certFile', 'keyFile', 'clientCaFile'];
+const POLICY_KEYS: Record<string, keyof HostPolicy> = {
+  maxGuestTokens: 'maxGuestTokens',
+  maxHypervisorTokens: 'maxHypervisorTokens',
+  leaseTtl: 'leaseTtlMs',
+  allowOverrun: 'allowOverrun',
+  reportInterval: 'reportIntervalMs',
+};
+
+/** Reads and validates a config file. @throws ConfigError naming the file and each bad key. */
+export function loadConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`${path}: cannot read: ${(e as Error).message}`]);
+  }
+  const doc = YAML.parseDocument(text);
+  if (doc.errors.length > 0) throw new ConfigError(doc.errors.map((e) => `${path}: ${e.message}`));
+  const value = doc.toJS() ?? {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError([`${path}: expected a mapping of keys`]);
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Applies defaults and validates. `raw` uses the config file's keys; `source` names where it came from.
+ * @throws ConfigError listing every problem.
+ */
+export function compileCoordinatorOptions(raw: Record<string, unknown>, source: string): CoordinatorOptions {
+  const problems: string[] = [];
+  const bad = (key: string, msg: string) => problems.push(`${source}: ${key}: ${msg}`);
+  const str = (key: string, v: unknown, fallback: string): string => {
+    if (v === undefined) return fallback;
+    if (typeof v !== 'string' || v === '') {
+      bad(key, 'expected a non-empty string');
+      return fallback;
+    }
+    return v;
+  };
+  for (const k of Object.keys(raw)) if (!TOP_KEYS.includes(k)) bad(k, `unknown key (expected one of ${TOP_KEYS.join(', ')})`);
+
+  const listen = str('listen', raw.listen, DEFAULT_ADDRESS);
+  let listenHost = '127.0.0.1';
+  try {
+    listenHost = parseAddress(listen).host;
+  } catch (e) {
+    bad('listen', (e as Error).message);
+  }
+  const durability = str('durability', raw.durability, 'full');
+  if (durability !== 'full' && durability !== 'normal') bad('durability', `expected full or normal, got "${durability}"`);
+
+  let tls: CoordinatorOptions['tls'];
+  if (raw.tls !== undefined) {
+    const t = raw.tls as Record<string, unknown>;
+    if (typeof t !== 'object' || t === null) bad('tls', 'expected a mapping with certFile and keyFile');
+    else {
+      for (const k of Object.keys(t)) if (!TLS_KEYS.includes(k)) bad(`tls.${k}`, 'unknown key');
+      tls = {
+        certFile: str('tls.certFile', t.certFile, ''),
+        keyFile: str('tls.keyFile', t.keyFile, ''),
+        clientCaFile: t.clientCaFile === undefined ? undefined : str('tls.clientCaFile', t.clientCaFile, ''),
+      };
+      for (const [k, f] of Object.entries(tls)) {
+        if (f && !fs.existsSync(f)) bad(`tls.${k}`, `no such file: ${f}`);
+      }
+    }
+  }
+  if (!tls && !isLoopbackHost(listenHost)) {
+    bad('listen', `${listen} is not a loopback address, so tls.certFile and tls.keyFile are required`);
+  }
+
+  const policy: HostPolicy = { ...DEFAULT_POLICY };
+  if (raw.policy !== undefined) {
+    const p = raw.policy as Record<string, unknown>;
+    if (typeof p !== 'object' || p === null) bad('policy', 'expected a mapping');
+    else {
+      for (const [k, v] of Object.entries(p)) {
+        const field = POLICY_KEYS[k];
+        if (!field) {
+          bad(`policy.${k}`, `unknown key (expected one of ${Object.keys(POLICY_KEYS).join(', ')})`);
+        } else if (field === 'allowOverrun') {
+          if (typeof v !== 'boolean') bad(`policy.${k}`, 'expected true or false');
+          else policy.allowOverrun = v;
+        } else if (field === 'leaseTtlMs' || field === 'reportIntervalMs') {
+          try {
+            const ms = parseDuration(v as string | number);
+            const [min, max] = field === 'leaseTtlMs' ? [LIMITS.minTtlMs, LIMITS.maxTtlMs] : [LIMITS.minReportIntervalMs, LIMITS.maxReportIntervalMs];
+            if (ms < min || ms > max) bad(`policy.${k}`, `must be from ${min} ms to ${max} ms`);
+            else policy[field] = ms;
+          } catch {
+            bad(`policy.${k}`, `expected ${DURATION_SYNTAX}`);
+          }
+        } else if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > LIMITS.maxTokensPerKind) {
+          bad(`policy.${k}`, `expected an integer from 1 to ${LIMITS.maxTokensPerKind}`);
+        } else {
+          policy[field] = v as number;
+        }
+      }
+    }
+  }
+
+  const options: CoordinatorOptions = {
+    listen,
+    database: str('database', raw.database, '/var/lib/headroom/headroom.db'),
+    host: str('host', raw.host, os.hostname()),
+    durability: durability as Durability,
+    tls,
+    policy,
+  };
+  if (!/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/.test(options.host)) {
+    bad('host', `"${options.host}" is not a valid host name (letters, digits, . _ : @ -)`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return options;
+}

@@ -1,0 +1,57 @@
+/**
+ * Typed domain errors. Each carries its context as readonly fields; rpc/status.ts maps them to gRPC
+ * status codes in one table.
+ */
+
+export abstract class DomainError extends Error {
+  override readonly name: string = this.constructor.name;
+}
+
+/** A request field is missing, malformed or out of range. `field` is the wire name. */
+export class InvalidArgumentError extends DomainError {
+  constructor(readonly field: string, readonly problem: string) {
+    super(`${field}: ${problem}`);
+  }
+}
+
+/** No active token has this id (it never existed, or it ended and was forgotten). */
+export class TokenNotFoundError extends DomainError {
+  constructor(readonly tokenId: string) {
+    super(`no token ${tokenId}`);
+  }
+}
+
+/** The token ended (released, expired or revoked); its holder must stop. */
+export class TokenEndedError extends DomainError {
+  constructor(readonly tokenId: string, readonly state: string) {
+    super(`token ${tokenId} was ${state}`);
+  }
+}
+
+/** Renew or release presented a fencing number that is not the token's: a stale or confused holder. */
+export class StaleFencingTokenError extends DomainError {
+  constructor(readonly tokenId: string, readonly expected: number, readonly got: number) {
+    super(`token ${tokenId}: stale fencing number ${got} (current is ${expected})`);
+  }
+}
+
+/** The host is not known to the coordinator. */
+export class HostNotFoundError extends DomainError {
+  constructor(readonly host: string) {
+    super(`no host ${host}`);
+  }
+}
+
+/** A request id was reused with different parameters. */
+export class RequestConflictError extends DomainError {
+  constructor(readonly requestId: string, readonly detail: string) {
+    super(`request_id ${requestId} was already used for ${detail}`);
+  }
+}
+
+/** The durable store could not commit; nothing was acknowledged. */
+export class StoreUnavailableError extends DomainError {
+  constructor(cause: unknown) {
+    super('the coordinator cannot write its database; nothing was changed', { cause });
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * What the lessor's operations cause. The lessor does no I/O: it returns these events, the store commits
+ * them (history and durable state) before anyone is answered, and the RPC layer tells the waiters.
+ */
+import type { EndState, Lease, Outcome, PendingRequest } from './lease';
+import type { HostPolicy } from './policy';
+
+export type DenyReason = 'WINDOW_CLOSED' | 'REQUEST_ID_USED' | 'COORDINATOR_STOPPING';
+
+export type LessorEvent =
+  | { type: 'host-added'; at: number; host: string; policy: HostPolicy }
+  | { type: 'granted'; at: number; lease: Lease }
+  | { type: 'renewed'; at: number; lease: Lease }
+  | { type: 'restored'; at: number; lease: Lease }
+  | { type: 'released'; at: number; lease: Lease; outcome: Outcome }
+  | { type: 'expired'; at: number; lease: Lease }
+  | { type: 'revoked'; at: number; lease: Lease; reason: string }
+  | { type: 'denied'; at: number; request: PendingRequest; reason: DenyReason; message: string }
+  | { type: 'cancelled'; at: number; request: PendingRequest }
+  | { type: 'host-paused'; at: number; host: string; reason: string }
+  | { type: 'host-resumed'; at: number; host: string }
+  | { type: 'policy-changed'; at: number; host: string; policy: HostPolicy };
+
+/** Events that end a lease, with the state the token is left in. */
+export const END_STATE: Partial<Record<LessorEvent['type'], EndState>> = {
+  released: 'released',
+  expired: 'expired',
+  revoked: 'revoked',
+};
+
+export function hostOf(event: LessorEvent): string {
+  if ('lease' in event) return event.lease.host;
+  if ('request' in event) return event.request.host;
+  return event.host;
+}

@@ -1,0 +1,441 @@
+/**
+ * The lessor owns every host's active leases and wait queue and enforces the admission rule. It does no
+ * I/O: each operation reads the Clock, changes the in-memory state and returns the events it caused,
+ * which the caller must commit to the store before answering anyone.
+ */
+import type { Clock } from '../../common/clock';
+import { compareWaiting, selectGrants } from './admission';
+import {
+  HostNotFoundError,
+  RequestConflictError,
+  StaleFencingTokenError,
+  TokenEndedError,
+  TokenNotFoundError,
+} from './errors';
+import type { LessorEvent } from './events';
+import {
+  type AcquireInput,
+  type EndState,
+  type EndedRequest,
+  type Lease,
+  type Outcome,
+  type PendingRequest,
+  UNLIMITED,
+} from './lease';
+import { DEFAULT_POLICY, type HostPolicy, applyPolicyPatch } from './policy';
+import { describeWait, estimateStarts } from './queue-estimate';
+
+export interface IdSource {
+  newId(): string;
+}
+
+export interface HostRecord {
+  name: string;
+  fencing: number;
+  paused: boolean;
+  pauseReason: string;
+  policy: HostPolicy;
+}
+
+export interface HostView extends HostRecord {
+  activeGuest: number;
+  activeHypervisor: number;
+  queued: number;
+}
+
+export interface WaitingInfo {
+  request: PendingRequest;
+  position: number;
+  /** 0 when it cannot be estimated (host paused). */
+  estimatedStart: number;
+  waitingFor: string;
+}
+
+export type AcquireResult =
+  | { status: 'granted'; lease: Lease }
+  | { status: 'queued'; request: PendingRequest }
+  | { status: 'denied'; reason: 'WINDOW_CLOSED' | 'REQUEST_ID_USED'; message: string };
+
+/** The durable state a lessor starts from after a restart. */
+export interface LessorSnapshot {
+  hosts: HostRecord[];
+  leases: Lease[];
+  ended: EndedRequest[];
+}
+
+export interface LessorOptions {
+  /** Policy of hosts seen for the first time. */
+  defaultPolicy?: HostPolicy;
+  /** How long an ended request id is remembered, so that retries of it are refused. Default 24 h. */
+  endedRetentionMs?: number;
+}
+
+interface HostState extends HostRecord {
+  active: Map<string, Lease>;
+  queue: PendingRequest[];
+}
+
+const copyLease = (l: Lease): Lease => ({ ...l, slot: { ...l.slot }, budget: { ...l.budget } });
+
+export class Lessor {
+  private readonly hosts = new Map<string, HostState>();
+  private readonly leases = new Map<string, Lease>();
+  private readonly activeByRequest = new Map<string, Lease>();
+  private readonly pending = new Map<string, PendingRequest>();
+  private readonly endedByRequest = new Map<string, EndedRequest>();
+  private readonly endedByToken = new Map<string, EndedRequest>();
+  private readonly defaultPolicy: HostPolicy;
+  private readonly endedRetentionMs: number;
+  private seq = 0;
+
+  constructor(private readonly clock: Clock, private readonly ids: IdSource, options: LessorOptions = {}) {
+    this.defaultPolicy = options.defaultPolicy ?? DEFAULT_POLICY;
+    this.endedRetentionMs = options.endedRetentionMs ?? 24 * 3_600_000;
+  }
+
+  /**
+   * Loads the durable state after a restart. Every restored lease gets a fresh TTL from now, as etcd does
+   * on a leader change: its holder can go on renewing it, and nothing conflicting is granted meanwhile.
+   */
+  restore(snapshot: LessorSnapshot): LessorEvent[] {
+    const now = this.clock.now();
+    for (const h of snapshot.hosts) this.hosts.set(h.name, { ...h, active: new Map(), queue: [] });
+    for (const e of snapshot.ended) this.remember(e);
+    const events: LessorEvent[] = [];
+    for (const stored of snapshot.leases) {
+      const lease = { ...copyLease(stored), expiresAt: now + stored.ttlMs };
+      const host = this.hosts.get(lease.host);
+      if (!host) throw new Error(`restored lease ${lease.tokenId} names unknown host ${lease.host}`);
+      this.track(host, lease);
+      events.push({ type: 'restored', at: now, lease: copyLease(lease) });
+    }
+    return events;
+  }
+
+  /** Makes sure a host exists (the coordinator's own host at start-up, or one named by a caller). */
+  ensureHost(name: string): LessorEvent[] {
+    if (this.hosts.has(name)) return [];
+    const policy = { ...this.defaultPolicy };
+    this.hosts.set(name, { name, fencing: 0, paused: false, pauseReason: '', policy, active: new Map(), queue: [] });
+    return [{ type: 'host-added', at: this.clock.now(), host: name, policy: { ...policy } }];
+  }
+
+  /**
+   * Asks for a token. Granted at once when the admission rule allows, queued otherwise. A request id that
+   * is active or waiting returns that same grant or wait; one whose token ended is denied.
+   * @throws RequestConflictError when the request id was used with another kind, host or VM.
+   */
+  acquire(input: AcquireInput): { result: AcquireResult; events: LessorEvent[] } {
+    const now = this.clock.now();
+    const active = this.activeByRequest.get(input.requestId);
+    if (active) {
+      this.checkSameRequest(input, active);
+      return { result: { status: 'granted', lease: copyLease(active) }, events: [] };
+    }
+    const waiting = this.pending.get(input.requestId);
+    if (waiting) {
+      this.checkSameRequest(input, waiting);
+      return { result: { status: 'queued', request: waiting }, events: [] };
+    }
+    const events = this.ensureHost(input.host);
+    const request: PendingRequest = { ...input, queuedAt: now, seq: ++this.seq };
+    const ended = this.endedByRequest.get(input.requestId);
+    if (ended) {
+      const message = `request_id ${input.requestId} already had token ${ended.tokenId}, which was ${ended.state}`;
+      events.push({ type: 'denied', at: now, request, reason: 'REQUEST_ID_USED', message });
+      return { result: { status: 'denied', reason: 'REQUEST_ID_USED', message }, events };
+    }
+    if (input.latestStart > 0 && input.latestStart <= now) {
+      const message = `its window closed at ${new Date(input.latestStart).toISOString()} before it could start`;
+      events.push({ type: 'denied', at: now, request, reason: 'WINDOW_CLOSED', message });
+      return { result: { status: 'denied', reason: 'WINDOW_CLOSED', message }, events };
+    }
+    const host = this.hosts.get(input.host)!;
+    this.enqueue(host, request);
+    events.push(...this.pump(host));
+    const granted = this.activeByRequest.get(input.requestId);
+    const result: AcquireResult = granted
+      ? { status: 'granted', lease: copyLease(granted) }
+      : { status: 'queued', request };
+    return { result, events };
+  }
+
+  /** Withdraws a waiting request. Does nothing when it is not waiting (granted meanwhile, or unknown). */
+  cancel(requestId: string): LessorEvent[] {
+    const request = this.pending.get(requestId);
+    if (!request) return [];
+    const host = this.hosts.get(request.host)!;
+    this.dequeue(host, request);
+    // The withdrawn request may have been what held the other kind back.
+    return [{ type: 'cancelled', at: this.clock.now(), request }, ...this.pump(host)];
+  }
+
+  /**
+   * Extends a lease by its TTL from now.
+   * @throws TokenNotFoundError, TokenEndedError, StaleFencingTokenError
+   */
+  renew(tokenId: string, fencing: number): { lease: Lease; events: LessorEvent[] } {
+    const lease = this.holderLease(tokenId, fencing);
+    const now = this.clock.now();
+    lease.expiresAt = now + lease.ttlMs;
+    const copy = copyLease(lease);
+    return { lease: copy, events: [{ type: 'renewed', at: now, lease: copy }] };
+  }
+
+  /**
+   * Ends a lease at its holder's request and grants what was waiting for it.
+   * @throws TokenNotFoundError, TokenEndedError, StaleFencingTokenError
+   */
+  release(tokenId: string, fencing: number, outcome: Outcome): LessorEvent[] {
+    const lease = this.holderLease(tokenId, fencing);
+    const host = this.end(lease, 'released');
+    return [{ type: 'released', at: this.clock.now(), lease: copyLease(lease), outcome }, ...this.pump(host)];
+  }
+
+  /**
+   * Ends a lease by an administrator's decision.
+   * @throws TokenNotFoundError, TokenEndedError
+   */
+  revoke(tokenId: string, reason: string): LessorEvent[] {
+    const lease = this.activeLease(tokenId);
+    const host = this.end(lease, 'revoked');
+    return [{ type: 'revoked', at: this.clock.now(), lease: copyLease(lease), reason }, ...this.pump(host)];
+  }
+
+  /** Stops new grants on a host; active tokens go on. @throws HostNotFoundError */
+  pause(hostName: string, reason: string): LessorEvent[] {
+    const host = this.hostState(hostName);
+    if (host.paused && host.pauseReason === reason) return [];
+    host.paused = true;
+    host.pauseReason = reason;
+    return [{ type: 'host-paused', at: this.clock.now(), host: hostName, reason }];
+  }
+
+  /** @throws HostNotFoundError */
+  resume(hostName: string): LessorEvent[] {
+    const host = this.hostState(hostName);
+    if (!host.paused) return [];
+    host.paused = false;
+    host.pauseReason = '';
+    return [{ type: 'host-resumed', at: this.clock.now(), host: hostName }, ...this.pump(host)];
+  }
+
+  /** @throws HostNotFoundError, InvalidArgumentError */
+  setPolicy(hostName: string, patch: Partial<HostPolicy>): LessorEvent[] {
+    const host = this.hostState(hostName);
+    host.policy = applyPolicyPatch(host.policy, patch);
+    return [{ type: 'policy-changed', at: this.clock.now(), host: hostName, policy: { ...host.policy } }, ...this.pump(host)];
+  }
+
+  /**
+   * Acts on every deadline that has passed: expires unrenewed leases, revokes holders past their window's
+   * end (unless policy allows overrun), denies requests whose latest start passed, then grants what that
+   * freed. Call it when nextDeadline() is reached.
+   */
+  tick(): LessorEvent[] {
+    const now = this.clock.now();
+    const events: LessorEvent[] = [];
+    const touched = new Set<HostState>();
+    for (const lease of [...this.leases.values()]) {
+      const host = this.hosts.get(lease.host)!;
+      if (lease.expiresAt <= now) {
+        this.end(lease, 'expired');
+        events.push({ type: 'expired', at: now, lease: copyLease(lease) });
+        touched.add(host);
+      } else if (this.pastWindow(lease, host, now)) {
+        this.end(lease, 'revoked');
+        const reason = `its window ended at ${new Date(lease.slot.windowEnd).toISOString()}`;
+        events.push({ type: 'revoked', at: now, lease: copyLease(lease), reason });
+        touched.add(host);
+      }
+    }
+    for (const request of [...this.pending.values()]) {
+      if (request.latestStart > 0 && request.latestStart <= now) {
+        const host = this.hosts.get(request.host)!;
+        this.dequeue(host, request);
+        const message = `its window closed at ${new Date(request.latestStart).toISOString()} before it could start`;
+        events.push({ type: 'denied', at: now, request, reason: 'WINDOW_CLOSED', message });
+        touched.add(host);
+      }
+    }
+    for (const [requestId, e] of this.endedByRequest) {
+      if (e.endedAt > now - this.endedRetentionMs) break; // insertion order is end order
+      this.endedByRequest.delete(requestId);
+      this.endedByToken.delete(e.tokenId);
+    }
+    for (const host of touched) events.push(...this.pump(host));
+    return events;
+  }
+
+  /** The earliest time at which tick() has something to do, or undefined. */
+  nextDeadline(): number | undefined {
+    let next = Infinity;
+    for (const lease of this.leases.values()) {
+      next = Math.min(next, lease.expiresAt);
+      const host = this.hosts.get(lease.host)!;
+      if (lease.slot.windowEnd > 0 && !host.policy.allowOverrun) next = Math.min(next, lease.slot.windowEnd);
+    }
+    for (const r of this.pending.values()) if (r.latestStart > 0) next = Math.min(next, r.latestStart);
+    return next === Infinity ? undefined : next;
+  }
+
+  // ---- queries ----
+
+  hostNames(): string[] {
+    return [...this.hosts.keys()].sort();
+  }
+
+  hasHost(name: string): boolean {
+    return this.hosts.has(name);
+  }
+
+  /** @throws HostNotFoundError */
+  host(name: string): HostView {
+    const h = this.hostState(name);
+    let activeGuest = 0;
+    for (const l of h.active.values()) if (l.kind === 'GUEST') activeGuest++;
+    return {
+      name: h.name,
+      fencing: h.fencing,
+      paused: h.paused,
+      pauseReason: h.pauseReason,
+      policy: { ...h.policy },
+      activeGuest,
+      activeHypervisor: h.active.size - activeGuest,
+      queued: h.queue.length,
+    };
+  }
+
+  activeLeases(hostName?: string): Lease[] {
+    const all = hostName === undefined ? [...this.leases.values()] : [...this.hostState(hostName).active.values()];
+    return all.map(copyLease);
+  }
+
+  lease(tokenId: string): Lease | undefined {
+    const l = this.leases.get(tokenId);
+    return l && copyLease(l);
+  }
+
+  /** Waiting requests of a host in queue order, with position, estimated start and what holds each back. */
+  waiting(hostName: string): WaitingInfo[] {
+    const host = this.hosts.get(hostName);
+    if (!host) return [];
+    const active = [...host.active.values()].map((l) => ({ kind: l.kind, vm: l.vm, expectedEnd: l.slot.expectedEnd }));
+    const starts = estimateStarts(this.clock.now(), active, host.queue, host.policy, host.paused);
+    return host.queue.map((request, i) => ({
+      request,
+      position: i + 1,
+      estimatedStart: starts.get(request) ?? 0,
+      waitingFor: describeWait(request, active, host.queue, host.policy, host.paused),
+    }));
+  }
+
+  /** Whether a request id is waiting. */
+  isWaiting(requestId: string): boolean {
+    return this.pending.has(requestId);
+  }
+
+  // ---- internals ----
+
+  private pump(host: HostState): LessorEvent[] {
+    const grants = selectGrants([...host.active.values()], host.queue, host.policy, host.paused);
+    if (grants.length === 0) return [];
+    const now = this.clock.now();
+    const events: LessorEvent[] = [];
+    for (const request of grants) {
+      this.dequeue(host, request);
+      const ttlMs = request.ttlMs || host.policy.leaseTtlMs;
+      const lease: Lease = {
+        tokenId: this.ids.newId(),
+        requestId: request.requestId,
+        fencing: ++host.fencing,
+        kind: request.kind,
+        host: host.name,
+        vm: request.vm,
+        job: request.job,
+        priority: request.priority,
+        ttlMs,
+        grantedAt: now,
+        expiresAt: now + ttlMs,
+        slot: { start: now, expectedEnd: now + request.expectedDurationMs, windowEnd: request.windowEnd },
+        budget: { ...UNLIMITED },
+      };
+      this.track(host, lease);
+      events.push({ type: 'granted', at: now, lease: copyLease(lease) });
+    }
+    return events;
+  }
+
+  private track(host: HostState, lease: Lease): void {
+    host.active.set(lease.tokenId, lease);
+    this.leases.set(lease.tokenId, lease);
+    this.activeByRequest.set(lease.requestId, lease);
+  }
+
+  private end(lease: Lease, state: EndState): HostState {
+    const host = this.hosts.get(lease.host)!;
+    host.active.delete(lease.tokenId);
+    this.leases.delete(lease.tokenId);
+    this.activeByRequest.delete(lease.requestId);
+    this.remember({ requestId: lease.requestId, tokenId: lease.tokenId, state, endedAt: this.clock.now() });
+    return host;
+  }
+
+  private remember(e: EndedRequest): void {
+    this.endedByRequest.set(e.requestId, e);
+    this.endedByToken.set(e.tokenId, e);
+  }
+
+  private enqueue(host: HostState, request: PendingRequest): void {
+    // Binary search keeps the queue in order without re-sorting it on every arrival.
+    let lo = 0;
+    let hi = host.queue.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareWaiting(host.queue[mid], request) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    host.queue.splice(lo, 0, request);
+    this.pending.set(request.requestId, request);
+  }
+
+  private dequeue(host: HostState, request: PendingRequest): void {
+    const i = host.queue.indexOf(request);
+    if (i >= 0) host.queue.splice(i, 1);
+    this.pending.delete(request.requestId);
+  }
+
+  private pastWindow(lease: Lease, host: HostState, now: number): boolean {
+    return lease.slot.windowEnd > 0 && now >= lease.slot.windowEnd && !host.policy.allowOverrun;
+  }
+
+  private activeLease(tokenId: string): Lease {
+    const lease = this.leases.get(tokenId);
+    if (lease) return lease;
+    const ended = this.endedByToken.get(tokenId);
+    if (ended) throw new TokenEndedError(tokenId, ended.state);
+    throw new TokenNotFoundError(tokenId);
+  }
+
+  private holderLease(tokenId: string, fencing: number): Lease {
+    const lease = this.activeLease(tokenId);
+    if (lease.fencing !== fencing) throw new StaleFencingTokenError(tokenId, lease.fencing, fencing);
+    return lease;
+  }
+
+  private hostState(name: string): HostState {
+    const host = this.hosts.get(name);
+    if (!host) throw new HostNotFoundError(name);
+    return host;
+  }
+
+  private checkSameRequest(input: AcquireInput, existing: { kind: string; host: string; vm: string }): void {
+    if (input.kind !== existing.kind || input.host !== existing.host || input.vm !== existing.vm) {
+      throw new RequestConflictError(
+        input.requestId,
+        `a ${existing.kind} token for VM ${existing.vm} on host ${existing.host}`,
+      );
+    }
+  }
+}
+

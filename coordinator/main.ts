@@ -1,0 +1,114 @@
+#!/usr/bin/env node
+/**
+ * `headroom-coordinator`: the host service. Parses flags (on top of an optional YAML config file), starts
+ * the server and stops it cleanly on SIGTERM/SIGINT.
+ */
+import { createLogger } from '../common/log';
+import { ConfigError, compileCoordinatorOptions, loadConfigFile } from './config';
+import { startServer } from './server';
+import { version } from '../package.json';
+
+const USAGE = `Usage: headroom-coordinator [options]
+
+Runs the Headroom coordinator: grants time-slotted backup tokens so that guest-level and
+hypervisor-level backups never run together on a host.
+
+Options:
+  --config FILE          YAML config file (keys: listen, database, host, durability, tls, policy)
+  --listen ADDR          address to serve on (default 127.0.0.1:7400; non-loopback needs TLS)
+  --db FILE              SQLite database file (default /var/lib/headroom/headroom.db)
+  --host NAME            this host's name (default: the machine's hostname)
+  --durability MODE      full (fsync each commit, default) or normal (survives process crashes only)
+  --tls-cert FILE        server certificate (PEM)
+  --tls-key FILE         server private key (PEM)
+  --tls-client-ca FILE   CA for client certificates: require mutual TLS
+  --lease-ttl DURATION   default lease TTL for new hosts (default 30s)
+  --max-guest N          concurrent GUEST tokens per new host (default 4)
+  --max-hypervisor N     concurrent HYPERVISOR tokens per new host (default 1)
+  --allow-overrun        let holders run past their window's end
+  --report-interval DURATION  how often agents report load (default 10s)
+  -h, --help             show this help
+  --version              print the version
+
+Environment: HEADROOM_LOG=debug|info|warn|error, HEADROOM_LOG_FORMAT=json
+Prints "listening on HOST:PORT" on stdout once it serves.`;
+
+const FLAGS: Record<string, { key: string; policy?: boolean; bool?: boolean; number?: boolean }> = {
+  '--listen': { key: 'listen' },
+  '--db': { key: 'database' },
+  '--host': { key: 'host' },
+  '--durability': { key: 'durability' },
+  '--lease-ttl': { key: 'leaseTtl', policy: true },
+  '--max-guest': { key: 'maxGuestTokens', policy: true, number: true },
+  '--max-hypervisor': { key: 'maxHypervisorTokens', policy: true, number: true },
+  '--allow-overrun': { key: 'allowOverrun', policy: true, bool: true },
+  '--report-interval': { key: 'reportInterval', policy: true },
+};
+const TLS_FLAGS: Record<string, string> = { '--tls-cert': 'certFile', '--tls-key': 'keyFile', '--tls-client-ca': 'clientCaFile' };
+
+function usageError(msg: string): never {
+  process.stderr.write(`headroom-coordinator: ${msg}\n\n${USAGE}\n`);
+  process.exit(64);
+}
+
+function parseArgs(argv: string[]): { raw: Record<string, unknown>; source: string } {
+  let raw: Record<string, unknown> = {};
+  let source = 'command line';
+  const overrides: Record<string, unknown> = {};
+  const policy: Record<string, unknown> = {};
+  const tls: Record<string, unknown> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '-h' || arg === '--help') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    }
+    if (arg === '--version') {
+      process.stdout.write(`headroom-coordinator ${version}\n`);
+      process.exit(0);
+    }
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) usageError(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--config') {
+      source = value();
+      raw = loadConfigFile(source);
+    }
+    else if (TLS_FLAGS[arg]) tls[TLS_FLAGS[arg]] = value();
+    else if (FLAGS[arg]) {
+      const f = FLAGS[arg];
+      const v = f.bool ? true : f.number ? Number(value()) : value();
+      (f.policy ? policy : overrides)[f.key] = v;
+    } else usageError(`unknown option ${arg}`);
+  }
+  const merged: Record<string, unknown> = { ...raw, ...overrides };
+  if (Object.keys(policy).length > 0) merged.policy = { ...(raw.policy as object), ...policy };
+  if (Object.keys(tls).length > 0) merged.tls = { ...(raw.tls as object), ...tls };
+  return { raw: merged, source };
+}
+
+async function main(): Promise<void> {
+  const log = createLogger();
+  const { raw, source } = parseArgs(process.argv.slice(2));
+  const options = compileCoordinatorOptions(raw, source);
+  const server = await startServer(options, log);
+  log.info('coordinator started', { address: server.address, host: options.host, database: options.database, version });
+  process.stdout.write(`listening on ${server.address}\n`);
+  const shutdown = (signal: string) => {
+    log.info('stopping', { signal });
+    server.stop().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((e) => {
+  if (e instanceof ConfigError) {
+    process.stderr.write(`headroom-coordinator: ${e.message}\n`);
+    process.exit(78);
+  }
+  process.stderr.write(`headroom-coordinator: ${(e as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,141 @@
+/**
+ * AdminService: what headroomctl calls. Reads come from the lessor's in-memory state and the store's
+ * history; changes go through the coordinator like every other operation.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../common/log';
+import type { AgentRegistry } from '../agent-registry';
+import type { Coordinator } from '../coordinator';
+import type { HistoryRecord } from '../store';
+import { HostNotFoundError } from '../domain/errors';
+import { toServiceError } from './status';
+import * as validate from './validate';
+import * as wire from './wire';
+import type * as v1 from '../../proto/generated/headroom/v1';
+
+const DEFAULT_HISTORY = 100;
+const MAX_HISTORY = 10_000;
+
+/** Adapts a promise-returning handler to grpc-js's callback style, mapping errors in one place. */
+function unaryHandler<Req, Res>(
+  log: Logger,
+  method: string,
+  fn: (req: Req) => Res | Promise<Res>,
+): grpc.handleUnaryCall<Req, Res> {
+  return (call, callback) => {
+    Promise.resolve()
+      .then(() => fn(call.request))
+      .then(
+        (res) => callback(null, res),
+        (e) => callback(toServiceError(e, log, method)),
+      );
+  };
+}
+
+export function adminService(coordinator: Coordinator, registry: AgentRegistry, log: Logger): v1.AdminServiceHandlers {
+  const knownHost = (value: string): string => {
+    const host = validate.host(value, coordinator.defaultHost);
+    if (!coordinator.state.hasHost(host)) throw new HostNotFoundError(host);
+    return host;
+  };
+  const optionalHost = (value: string): string | undefined => (value === '' ? undefined : knownHost(value));
+  const hostInfo = (name: string) => wire.hostInfo(coordinator.state.host(name), registry.connectedCount(name));
+
+  return {
+    ListHosts: unaryHandler(log, 'ListHosts', () => ({ hosts: coordinator.state.hostNames().map(hostInfo) })),
+
+    ListAgents: unaryHandler(log, 'ListAgents', (req: v1.ListAgentsRequest__Output) => ({
+      agents: registry.list(optionalHost(req.host)).map(
+        (a): v1.AgentInfo => ({
+          vm: a.record.vm,
+          host: a.record.host,
+          agentVersion: a.record.agentVersion,
+          hostname: a.record.hostname,
+          connected: a.connected,
+          lastHelloUnixMs: a.record.lastHelloAt,
+          lastLoad: a.lastLoad ?? null,
+          jobs: a.record.jobs as v1.JobDeclaration[],
+        }),
+      ),
+    })),
+
+    ListTokens: unaryHandler(log, 'ListTokens', (req: v1.ListTokensRequest__Output) => {
+      const host = optionalHost(req.host);
+      const hosts = host ? [host] : coordinator.state.hostNames();
+      return {
+        active: coordinator.state.activeLeases(host).map(wire.token),
+        queued: hosts.flatMap((h) =>
+          coordinator.state.waiting(h).map((w): v1.QueuedRequest => ({
+            request: { ...w.request, latestStartUnixMs: w.request.latestStart, windowEndUnixMs: w.request.windowEnd },
+            position: w.position,
+            queuedUnixMs: w.request.queuedAt,
+            estimatedStartUnixMs: w.estimatedStart,
+            waitingFor: w.waitingFor,
+          })),
+        ),
+      };
+    }),
+
+    ListHistory: unaryHandler(log, 'ListHistory', (req: v1.ListHistoryRequest__Output) => ({
+      events: coordinator
+        .history({
+          host: optionalHost(req.host),
+          vm: req.vm === '' ? undefined : validate.name('vm', req.vm),
+          limit: validate.limit('limit', req.limit, DEFAULT_HISTORY, MAX_HISTORY),
+          afterSeq: req.afterSeq,
+        })
+        .map(wire.historyEvent),
+    })),
+
+    WatchHistory(call) {
+      let host: string | undefined;
+      try {
+        host = optionalHost(call.request.host);
+      } catch (e) {
+        call.emit('error', toServiceError(e, log, 'WatchHistory'));
+        return;
+      }
+      let last = call.request.afterSeq;
+      const send = (records: readonly HistoryRecord[]) => {
+        for (const r of records) {
+          if (r.seq <= last || (host && r.host !== host)) continue;
+          last = r.seq;
+          call.write(wire.historyEvent(r));
+        }
+      };
+      // Subscribe first, then catch up, so that nothing committed in between is lost.
+      const unsubscribe = coordinator.onCommitted((_events, records) => send(records));
+      if (last > 0) send(coordinator.history({ host, limit: MAX_HISTORY, afterSeq: last }));
+      else last = coordinator.history({ host, limit: 1 }).at(-1)?.seq ?? 0;
+      call.on('cancelled', unsubscribe);
+      call.on('close', unsubscribe);
+    },
+
+    PauseHost: unaryHandler(log, 'PauseHost', async (req: v1.PauseHostRequest__Output) => {
+      const host = knownHost(req.host);
+      await coordinator.pause(host, validate.text('reason', req.reason) || 'paused by an administrator');
+      return hostInfo(host);
+    }),
+
+    ResumeHost: unaryHandler(log, 'ResumeHost', async (req: v1.ResumeHostRequest__Output) => {
+      const host = knownHost(req.host);
+      await coordinator.resume(host);
+      return hostInfo(host);
+    }),
+
+    RevokeToken: unaryHandler(log, 'RevokeToken', async (req: v1.RevokeTokenRequest__Output) => {
+      const tokenId = validate.name('token_id', req.tokenId);
+      const reason = validate.text('reason', req.reason) || 'revoked by an administrator';
+      return { token: wire.token(await coordinator.revoke(tokenId, reason)) };
+    }),
+
+    GetPolicy: unaryHandler(log, 'GetPolicy', (req: v1.GetPolicyRequest__Output) =>
+      wire.policy(coordinator.state.host(knownHost(req.host)).policy),
+    ),
+
+    SetPolicy: unaryHandler(log, 'SetPolicy', async (req: v1.SetPolicyRequest__Output) => {
+      const host = knownHost(req.host);
+      return wire.policy(await coordinator.setPolicy(host, validate.policyPatch(req)));
+    }),
+  };
+}

@@ -1,0 +1,124 @@
+/**
+ * AgentService.Session: the agent's long-lived stream. The first message must be a hello; the coordinator
+ * answers with its settings, then takes load reports and command acks, and pushes commands through the
+ * agent registry.
+ */
+import type { Clock } from '../../common/clock';
+import type { Logger } from '../../common/log';
+import type { AgentRegistry, AgentSession } from '../agent-registry';
+import type { Coordinator } from '../coordinator';
+import { InvalidArgumentError } from '../domain/errors';
+import { toServiceError } from './status';
+import * as validate from './validate';
+import type * as v1 from '../../proto/generated/headroom/v1';
+
+/** A session that has not said hello by then is closed: it holds resources and tells us nothing. */
+export const HELLO_TIMEOUT_MS = 10_000;
+const MAX_JOBS = 256;
+
+function validateHello(hello: v1.Hello__Output, defaultHost: string) {
+  if (hello.jobs.length > MAX_JOBS) throw new InvalidArgumentError('hello.jobs', `more than ${MAX_JOBS} jobs`);
+  hello.jobs.forEach((j, i) => {
+    validate.name(`hello.jobs[${i}].name`, j.name);
+    validate.text(`hello.jobs[${i}].schedule`, j.schedule, 256);
+  });
+  return {
+    vm: validate.name('hello.vm', hello.vm),
+    host: validate.name('hello.host', hello.host === '' ? defaultHost : hello.host),
+    agentVersion: validate.text('hello.agent_version', hello.agentVersion, 64),
+    hostname: validate.text('hello.hostname', hello.hostname, 253),
+    jobs: hello.jobs,
+  };
+}
+
+function validateLoad(load: v1.LoadReport__Output): v1.LoadReport__Output {
+  for (const [field, value] of Object.entries(load)) {
+    if (typeof value === 'number' && (!Number.isFinite(value) || value < 0)) {
+      throw new InvalidArgumentError(`load.${field}`, `must be a finite number >= 0, got ${value}`);
+    }
+  }
+  return load;
+}
+
+export function agentService(coordinator: Coordinator, registry: AgentRegistry, clock: Clock, log: Logger): v1.AgentServiceHandlers {
+  return {
+    Session(call) {
+      let vm: string | undefined;
+      let ended = false;
+      const session: AgentSession = {
+        send: (message) => {
+          if (!ended) call.write(message);
+        },
+        close: (reason) => {
+          if (ended) return;
+          ended = true;
+          log.info('closing agent session', { vm, reason });
+          call.end();
+        },
+      };
+      const fail = (error: unknown) => {
+        if (ended) return;
+        ended = true;
+        if (vm) registry.disconnect(vm, session);
+        call.emit('error', toServiceError(error, log, 'Session'));
+      };
+      const helloTimer = setTimeout(
+        () => fail(new InvalidArgumentError('hello', `no hello within ${HELLO_TIMEOUT_MS} ms`)),
+        HELLO_TIMEOUT_MS,
+      );
+
+      call.on('data', (message: v1.AgentMessage__Output) => {
+        if (ended) return;
+        try {
+          if (message.hello) {
+            if (vm) throw new InvalidArgumentError('hello', 'sent twice on one session');
+            const hello = validateHello(message.hello, coordinator.defaultHost);
+            clearTimeout(helloTimer);
+            vm = hello.vm;
+            coordinator
+              .ensureHost(hello.host)
+              .then(() => {
+                registry.connect({ ...hello, lastHelloAt: clock.now() }, session);
+                const policy = coordinator.state.host(hello.host).policy;
+                session.send({
+                  settings: {
+                    host: hello.host,
+                    vm: hello.vm,
+                    reportIntervalMs: policy.reportIntervalMs,
+                    leaseTtlMs: policy.leaseTtlMs,
+                  },
+                });
+                log.info('agent connected', { vm: hello.vm, host: hello.host, version: hello.agentVersion });
+              })
+              .catch(fail);
+          } else if (!vm) {
+            throw new InvalidArgumentError('hello', 'must be the first message of a session');
+          } else if (message.load) {
+            registry.reportLoad(vm, validateLoad(message.load));
+          } else if (message.ack) {
+            if (!message.ack.ok) log.warn('agent could not carry out a command', { vm, ...message.ack });
+          } else {
+            throw new InvalidArgumentError('body', 'empty message');
+          }
+        } catch (e) {
+          fail(e);
+        }
+      });
+      const closed = () => {
+        clearTimeout(helloTimer);
+        if (vm) {
+          registry.disconnect(vm, session);
+          log.info('agent disconnected', { vm });
+        }
+        if (!ended) {
+          ended = true;
+          if (!call.cancelled) call.end();
+        }
+      };
+      call.on('end', closed);
+      call.on('cancelled', closed);
+      call.on('error', closed);
+    },
+  };
+}
+

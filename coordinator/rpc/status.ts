@@ -1,0 +1,35 @@
+/**
+ * The one table that maps domain errors to gRPC status codes. Unknown errors become a generic INTERNAL
+ * and are logged: raw exception text never reaches a client.
+ */
+import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
+import type { Logger } from '../../common/log';
+import {
+  DomainError,
+  HostNotFoundError,
+  InvalidArgumentError,
+  RequestConflictError,
+  StaleFencingTokenError,
+  StoreUnavailableError,
+  TokenEndedError,
+  TokenNotFoundError,
+} from '../domain/errors';
+
+const CODES: [new (...args: never[]) => DomainError, status][] = [
+  [InvalidArgumentError, status.INVALID_ARGUMENT],
+  [TokenNotFoundError, status.NOT_FOUND],
+  [HostNotFoundError, status.NOT_FOUND],
+  // The holder's lease is gone or was never its own: it must stop, not retry.
+  [TokenEndedError, status.FAILED_PRECONDITION],
+  [StaleFencingTokenError, status.FAILED_PRECONDITION],
+  [RequestConflictError, status.ALREADY_EXISTS],
+  [StoreUnavailableError, status.UNAVAILABLE],
+];
+
+export function toServiceError(error: unknown, log: Logger, method: string): Partial<ServiceError> {
+  for (const [type, code] of CODES) {
+    if (error instanceof type) return { code, details: error.message, metadata: new Metadata() };
+  }
+  log.error('internal error', { method, error: error as Error, stack: (error as Error)?.stack });
+  return { code: status.INTERNAL, details: 'internal error (see the coordinator log)', metadata: new Metadata() };
+}

@@ -1,0 +1,97 @@
+/**
+ * TokenService: acquire (a server stream of QUEUED updates, then GRANTED or DENIED), renew and release.
+ */
+import type { Logger } from '../../common/log';
+import type { Coordinator } from '../coordinator';
+import { toServiceError } from './status';
+import * as validate from './validate';
+import * as wire from './wire';
+import type * as v1 from '../../proto/generated/headroom/v1';
+
+export function tokenService(coordinator: Coordinator, log: Logger): v1.TokenServiceHandlers {
+  return {
+    Acquire(call) {
+      let input;
+      try {
+        input = validate.acquireRequest(call.request, coordinator.defaultHost);
+      } catch (e) {
+        call.emit('error', toServiceError(e, log, 'Acquire'));
+        return;
+      }
+      let done = false;
+      const finish = (update: v1.AcquireUpdate) => {
+        if (done) return;
+        done = true;
+        if (!call.cancelled) {
+          call.write(update);
+          call.end();
+        }
+      };
+      let withdraw = () => {};
+      call.on('cancelled', () => {
+        done = true;
+        withdraw();
+      });
+      coordinator
+        .acquire(input, {
+          queued: (info) => {
+            if (done || call.cancelled) return;
+            call.write({
+              queued: {
+                position: info.position,
+                estimatedStartUnixMs: info.estimatedStart,
+                waitingFor: info.waitingFor,
+              },
+            });
+          },
+          granted: (lease) => finish({ granted: wire.token(lease) }),
+          denied: (reason, message) =>
+            finish({ denied: { reason: reason as v1.DenyReason, message } }),
+          failed: (error) => {
+            if (done) return;
+            done = true;
+            call.emit('error', toServiceError(error, log, 'Acquire'));
+          },
+        })
+        .then((w) => {
+          withdraw = w;
+          if (call.cancelled) w();
+        })
+        .catch((e) => {
+          if (done) return;
+          done = true;
+          call.emit('error', toServiceError(e, log, 'Acquire'));
+        });
+    },
+
+    Renew(call, callback) {
+      let ref;
+      try {
+        ref = validate.tokenRef(call.request);
+      } catch (e) {
+        callback(toServiceError(e, log, 'Renew'));
+        return;
+      }
+      coordinator.renew(ref.tokenId, ref.fencing).then(
+        (lease) => callback(null, { expiresUnixMs: lease.expiresAt, ttlMs: lease.ttlMs, budget: lease.budget }),
+        (e) => callback(toServiceError(e, log, 'Renew')),
+      );
+    },
+
+    Release(call, callback) {
+      let ref;
+      let outcome;
+      try {
+        ref = validate.tokenRef(call.request);
+        outcome = validate.outcome(call.request.outcome);
+      } catch (e) {
+        callback(toServiceError(e, log, 'Release'));
+        return;
+      }
+      coordinator.release(ref.tokenId, ref.fencing, outcome).then(
+        () => callback(null, {}),
+        (e) => callback(toServiceError(e, log, 'Release')),
+      );
+    },
+  };
+}

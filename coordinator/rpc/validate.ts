@@ -1,0 +1,105 @@
+/**
+ * Turns wire requests into domain inputs, refusing bad input with InvalidArgumentError naming the field
+ * (the wire name, as in the .proto). Nothing reaches the domain unvalidated.
+ */
+import { InvalidArgumentError } from '../domain/errors';
+import type { AcquireInput, Outcome, TokenKind } from '../domain/lease';
+import { LIMITS, type HostPolicy } from '../domain/policy';
+import type * as v1 from '../../proto/generated/headroom/v1';
+
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
+const MAX_NAME = 128;
+const MAX_TEXT = 1024;
+const MAX_DURATION_MS = 7 * 24 * 3_600_000;
+const MAX_PRIORITY = 1000;
+// Far enough to reject garbage (and seconds passed as milliseconds) without limiting real schedules.
+const MAX_UNIX_MS = Date.UTC(2200, 0, 1);
+
+export function name(field: string, value: string, required = true): string {
+  if (value === '') {
+    if (required) throw new InvalidArgumentError(field, 'is required');
+    return value;
+  }
+  if (value.length > MAX_NAME) throw new InvalidArgumentError(field, `is longer than ${MAX_NAME} characters`);
+  if (!NAME.test(value)) {
+    throw new InvalidArgumentError(field, 'may hold only letters, digits and . _ : @ - and must start with a letter or digit');
+  }
+  return value;
+}
+
+export function text(field: string, value: string, max = MAX_TEXT): string {
+  if (value.length > max) throw new InvalidArgumentError(field, `is longer than ${max} characters`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(value)) throw new InvalidArgumentError(field, 'holds control characters');
+  return value;
+}
+
+function intIn(field: string, value: number, min: number, max: number): number {
+  if (!Number.isSafeInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(field, `must be an integer from ${min} to ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function kind(value: unknown): TokenKind {
+  if (value === 'GUEST' || value === 'HYPERVISOR') return value;
+  throw new InvalidArgumentError('kind', `must be GUEST or HYPERVISOR, got ${JSON.stringify(value)}`);
+}
+
+export function host(value: string, defaultHost: string): string {
+  return value === '' ? defaultHost : name('host', value);
+}
+
+export function acquireRequest(req: v1.AcquireRequest__Output, defaultHost: string): AcquireInput {
+  const latestStart = intIn('latest_start_unix_ms', req.latestStartUnixMs, 0, MAX_UNIX_MS);
+  const windowEnd = intIn('window_end_unix_ms', req.windowEndUnixMs, 0, MAX_UNIX_MS);
+  if (latestStart > 0 && windowEnd > 0 && latestStart > windowEnd) {
+    throw new InvalidArgumentError('latest_start_unix_ms', 'is after window_end_unix_ms');
+  }
+  if (req.ttlMs !== 0) intIn('ttl_ms', req.ttlMs, LIMITS.minTtlMs, LIMITS.maxTtlMs);
+  return {
+    requestId: name('request_id', req.requestId),
+    kind: kind(req.kind),
+    host: host(req.host, defaultHost),
+    vm: name('vm', req.vm),
+    job: name('job', req.job, false),
+    expectedDurationMs: intIn('expected_duration_ms', req.expectedDurationMs, 0, MAX_DURATION_MS),
+    latestStart,
+    windowEnd,
+    priority: intIn('priority', req.priority, -MAX_PRIORITY, MAX_PRIORITY),
+    ttlMs: req.ttlMs,
+  };
+}
+
+export function tokenRef(req: { tokenId: string; fencing: number }): { tokenId: string; fencing: number } {
+  return {
+    tokenId: name('token_id', req.tokenId),
+    fencing: intIn('fencing', req.fencing, 1, Number.MAX_SAFE_INTEGER),
+  };
+}
+
+export function outcome(o: v1.Outcome__Output | null): Outcome {
+  if (!o) return { success: false, bytes: 0, durationMs: 0, exitCode: 0, message: 'no outcome given' };
+  return {
+    success: o.success,
+    bytes: intIn('outcome.bytes', o.bytes, 0, Number.MAX_SAFE_INTEGER),
+    durationMs: intIn('outcome.duration_ms', o.durationMs, 0, 2 ** 32 - 1),
+    exitCode: o.exitCode,
+    message: text('outcome.message', o.message),
+  };
+}
+
+export function policyPatch(req: v1.SetPolicyRequest__Output): Partial<HostPolicy> {
+  // proto3 optional fields: a field that was not sent is absent (or undefined) in the decoded object.
+  return {
+    maxGuestTokens: req.maxGuestTokens ?? undefined,
+    maxHypervisorTokens: req.maxHypervisorTokens ?? undefined,
+    leaseTtlMs: req.leaseTtlMs ?? undefined,
+    allowOverrun: req.allowOverrun ?? undefined,
+    reportIntervalMs: req.reportIntervalMs ?? undefined,
+  };
+}
+
+export function limit(field: string, value: number, fallback: number, max: number): number {
+  return value === 0 ? fallback : intIn(field, value, 1, max);
+}

@@ -1,0 +1,60 @@
+/**
+ * Domain values as wire messages. The only place that knows both shapes.
+ */
+import type { Lease } from '../domain/lease';
+import type { HostView } from '../domain/lessor';
+import type { HostPolicy } from '../domain/policy';
+import type { HistoryRecord } from '../store';
+import type * as v1 from '../../proto/generated/headroom/v1';
+
+export function token(l: Lease): v1.Token {
+  return {
+    tokenId: l.tokenId,
+    fencing: l.fencing,
+    kind: l.kind,
+    host: l.host,
+    vm: l.vm,
+    job: l.job,
+    requestId: l.requestId,
+    slot: { startUnixMs: l.slot.start, expectedEndUnixMs: l.slot.expectedEnd, windowEndUnixMs: l.slot.windowEnd },
+    grantedUnixMs: l.grantedAt,
+    expiresUnixMs: l.expiresAt,
+    ttlMs: l.ttlMs,
+    priority: l.priority,
+    budget: { ioBytesPerSec: l.budget.ioBytesPerSec, cpuPercent: l.budget.cpuPercent },
+  };
+}
+
+export function policy(p: HostPolicy): v1.Policy {
+  return { ...p };
+}
+
+export function hostInfo(h: HostView, agentsConnected: number): v1.HostInfo {
+  return {
+    host: h.name,
+    paused: h.paused,
+    pauseReason: h.pauseReason,
+    fencing: h.fencing,
+    policy: policy(h.policy),
+    activeGuest: h.activeGuest,
+    activeHypervisor: h.activeHypervisor,
+    queued: h.queued,
+    agentsConnected,
+  };
+}
+
+export function historyEvent(r: HistoryRecord): v1.HistoryEvent {
+  return {
+    seq: r.seq,
+    atUnixMs: r.at,
+    type: r.type,
+    host: r.host,
+    vm: r.vm,
+    job: r.job,
+    kind: r.kind || 'TOKEN_KIND_UNSPECIFIED',
+    tokenId: r.tokenId,
+    fencing: r.fencing,
+    requestId: r.requestId,
+    detail: r.detail,
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * Assembles the coordinator process: store, domain, agent registry, the gRPC services with health and
+ * reflection, and the listening socket. main.ts only parses arguments and calls this.
+ */
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { HealthImplementation } from 'grpc-health-check';
+import { type Clock, systemClock } from '../common/clock';
+import { SERVER_OPTIONS, isLoopbackHost, parseAddress } from '../common/connection';
+import type { Logger } from '../common/log';
+import { headroomV1, packageDefinition } from '../proto';
+import { AgentRegistry } from './agent-registry';
+import type { CoordinatorOptions } from './config';
+import { Coordinator } from './coordinator';
+import { adminService } from './rpc/admin-service';
+import { agentService } from './rpc/agent-service';
+import { tokenService } from './rpc/token-service';
+import { SqliteStore } from './sqlite-store';
+
+export interface RunningServer {
+  /** The address actually bound (the port is filled in when 0 was asked). */
+  address: string;
+  coordinator: Coordinator;
+  /** Graceful stop: refuse new calls, end streams, close the database. */
+  stop(): Promise<void>;
+}
+
+const SERVICES = ['headroom.v1.TokenService', 'headroom.v1.AgentService', 'headroom.v1.AdminService'];
+
+function serverCredentials(options: CoordinatorOptions, log: Logger): grpc.ServerCredentials {
+  const { host } = parseAddress(options.listen);
+  if (!options.tls) {
+    if (!isLoopbackHost(host)) throw new Error(`refusing to serve ${options.listen} without TLS`);
+    log.warn('serving without TLS: only processes on this machine can connect', { listen: options.listen });
+    return grpc.ServerCredentials.createInsecure();
+  }
+  const { certFile, keyFile, clientCaFile } = options.tls;
+  return grpc.ServerCredentials.createSsl(
+    clientCaFile ? fs.readFileSync(clientCaFile) : null,
+    [{ cert_chain: fs.readFileSync(certFile), private_key: fs.readFileSync(keyFile) }],
+    Boolean(clientCaFile),
+  );
+}
+
+export async function startServer(options: CoordinatorOptions, log: Logger, clock: Clock = systemClock): Promise<RunningServer> {
+  const store = new SqliteStore(options.database, options.durability);
+  const ids = { newId: () => randomUUID() };
+  const coordinator = new Coordinator({
+    store,
+    clock,
+    ids,
+    log,
+    defaultHost: options.host,
+    lessorOptions: { defaultPolicy: options.policy },
+  });
+  const registry = new AgentRegistry(store, ids, log, store.load(0).agents);
+  coordinator.onCommitted(registry.onCommitted);
+
+  const server = new grpc.Server(SERVER_OPTIONS);
+  server.addService(headroomV1.TokenService.service, tokenService(coordinator, log));
+  server.addService(headroomV1.AgentService.service, agentService(coordinator, registry, clock, log));
+  server.addService(headroomV1.AdminService.service, adminService(coordinator, registry, log));
+  const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
+  health.addToServer(server);
+  new ReflectionService(packageDefinition).addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(options.listen, serverCredentials(options, log), (err, p) => (err ? reject(err) : resolve(p))),
+  );
+  const { host } = parseAddress(options.listen);
+  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= new Promise<void>((resolve) => {
+      for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');
+      coordinator.stop();
+      // Give in-flight unary calls a moment, then cut the long-lived streams.
+      const force = setTimeout(() => server.forceShutdown(), 2_000);
+      server.tryShutdown(() => {
+        clearTimeout(force);
+        store.close();
+        resolve();
+      });
+    }));
+  return { address, coordinator, stop };
+}
