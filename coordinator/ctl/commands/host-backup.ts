@@ -1,0 +1,170 @@
+/**
+ * `headroomctl host-backup`: runs a hypervisor-level backup command (vzdump, virsh, qemu-img …) under a
+ * HYPERVISOR token, through the guarded run the agent uses too (common/guarded-run.ts): acquire → run →
+ * renew → release, the command stopped if the lease is lost. The command's stdio is ours; progress goes
+ * to stderr. Exits with the command's code, or 75 when no token could be had (denied, lease lost,
+ * coordinator unreachable until the window closed).
+ */
+import { systemClock } from '../../../common/clock';
+import { formatDuration, parseDuration } from '../../../common/duration';
+import { type GuardedRunHooks, type GuardedRunResult, type StopReason, runGuarded } from '../../../common/guarded-run';
+import type { Queued__Output, Token__Output } from '../../../proto/generated/headroom/v1';
+import { parseInt32, parseString } from '../args';
+import type { Command } from '../command';
+import { type Context, note } from '../context';
+import { UsageError, statusName } from '../errors';
+import { formatClock, formatClockRelative, formatSpan } from '../human';
+
+/** The job name recorded with the token when --job is not given. */
+export const DEFAULT_JOB = 'host-backup';
+
+function parseDurationMs(raw: string): number {
+  const ms = parseDuration(raw);
+  if (ms > 0xffff_ffff) throw new Error(`${raw} is too long (at most ${formatDuration(0xffff_ffff)})`);
+  return ms;
+}
+
+export const hostBackupCommand: Command = {
+  name: 'host-backup',
+  summary: 'run a hypervisor-level backup command under a HYPERVISOR token',
+  synopsis: '--host H --vm V [--job NAME] [--window DURATION] [--expected-duration DURATION] [--priority N] -- COMMAND [ARG...]',
+  description: [
+    'Waits for a HYPERVISOR token on the host (no guest backup may hold one meanwhile), runs COMMAND with',
+    'this terminal, renews the token while it runs, and releases it with the outcome. COMMAND is run',
+    'directly, not through a shell: write sh -c \'...\' for pipes. If the token is lost the command is stopped.',
+    '',
+    'Exit status: the command\'s own; 75 when no token was granted (denied, or not granted before --window',
+    'ran out, e.g. because the coordinator was unreachable) or the lease was lost; 64 usage error.',
+    'Without --window it waits as long as it takes (Ctrl-C withdraws the request).',
+  ].join('\n'),
+  options: [
+    { name: 'host', value: 'H', help: 'the host the VM runs on (required)', parse: parseString },
+    { name: 'vm', value: 'V', help: 'the VM being backed up (required)', parse: parseString },
+    { name: 'job', value: 'NAME', help: `job name for history (default: ${DEFAULT_JOB})`, parse: parseString },
+    { name: 'window', value: 'DURATION', help: 'start within this long or give up with 75 (default: wait)', parse: parseDurationMs },
+    { name: 'expected-duration', value: 'DURATION', help: 'how long the backup usually takes (for estimates)', parse: parseDurationMs },
+    { name: 'priority', value: 'N', help: 'higher goes first among waiting HYPERVISOR requests (default 0)', parse: parseInt32 },
+  ],
+  rest: true,
+  async run(ctx, args) {
+    const host = args.require<string>('host');
+    const vm = args.require<string>('vm');
+    const argv = args.rest ?? [];
+    if (argv.length === 0 || argv[0] === '') throw new UsageError('missing the command to run: put it after "--"');
+    const job = args.get<string>('job') ?? DEFAULT_JOB;
+    const windowMs = args.get<number>('window');
+
+    // The guarded run measures lease deadlines on the monotonic clock, which reads like Unix ms.
+    const clock = systemClock;
+    const latestStartUnixMs = windowMs === undefined ? 0 : clock.now() + windowMs;
+
+    const abort = new AbortController();
+    const removeInterrupt = ctx.onInterrupt((signal) => {
+      const reason: StopReason = { kind: 'signal', signal };
+      if (!abort.signal.aborted) abort.abort(reason);
+    });
+    const reporter = new ProgressReporter(ctx, { host, vm, job });
+    try {
+      const result = await runGuarded({
+        client: ctx.clients().token,
+        request: {
+          kind: 'HYPERVISOR',
+          host,
+          vm,
+          job,
+          expectedDurationMs: args.get<number>('expected-duration') ?? 0,
+          latestStartUnixMs,
+          priority: args.get<number>('priority') ?? 0,
+        },
+        argv,
+        stdio: 'inherit',
+        log: ctx.log,
+        clock,
+        signal: abort.signal,
+        onUnreachable: 'skip',
+        hooks: reporter.hooks(argv),
+      });
+      reporter.finished(result);
+      return result.exitCode;
+    } finally {
+      removeInterrupt();
+    }
+  },
+};
+
+export interface ProgressSubject {
+  host: string;
+  vm: string;
+  job: string;
+}
+
+/**
+ * Tells the person at the terminal what host-backup is doing, on stderr: one line per change while it
+ * waits (position, estimated start, what it waits for), the grant, the start, the end. With --json each
+ * line is a JSON object ({"event": "queued", …}) instead.
+ */
+export class ProgressReporter {
+  private lastQueued = '';
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly subject: ProgressSubject,
+  ) {}
+
+  private emit(event: string, data: Record<string, unknown>, text: string): void {
+    if (this.ctx.json) this.ctx.io.stderr(`${JSON.stringify({ event, ...data })}\n`);
+    else note(this.ctx, text);
+  }
+
+  queued(q: Queued__Output): void {
+    // The coordinator may repeat an update; say only what changed (to the second).
+    const key = `${q.position}|${q.waitingFor}|${Math.round(q.estimatedStartUnixMs / 1000)}`;
+    if (key === this.lastQueued) return;
+    this.lastQueued = key;
+    const { host, vm } = this.subject;
+    const now = this.ctx.now();
+    const parts = [`position ${q.position}`];
+    if (q.estimatedStartUnixMs) parts.push(`estimated start ${formatClockRelative(q.estimatedStartUnixMs, now)}`);
+    if (q.waitingFor) parts.push(`waiting for ${q.waitingFor}`);
+    this.emit('queued', { ...q }, `waiting for a HYPERVISOR token on ${host} for ${vm}: ${parts.join(', ')}`);
+  }
+
+  granted(t: Token__Output): void {
+    const now = this.ctx.now();
+    const slot = t.slot
+      ? `slot ${formatClock(t.slot.startUnixMs, now)} → ${formatClock(t.slot.expectedEndUnixMs, now)}` +
+        (t.slot.windowEndUnixMs ? `, window ends ${formatClock(t.slot.windowEndUnixMs, now)}` : '')
+      : 'no slot';
+    const ttl = t.ttlMs ? `, lease ${formatDuration(t.ttlMs)} renewed while it runs` : '';
+    this.emit('granted', { token: t }, `granted token ${t.tokenId} (fencing ${t.fencing}) on ${t.host}: ${slot}${ttl}`);
+  }
+
+  hooks(argv: readonly string[]): GuardedRunHooks {
+    return {
+      onQueued: (q) => this.queued(q),
+      onGranted: (t) => this.granted(t),
+      onDenied: (d) => this.emit('denied', { ...d }, `denied (${d.reason}): ${d.message || 'no reason given'}`),
+      onUnreachable: (info) => {
+        const code = (info.error as { code?: number }).code;
+        const why = code === undefined ? info.error.message : `${statusName(code)}: ${(info.error as { details?: string }).details || info.error.message}`;
+        const until = info.giveUpAtUnixMs ? `, giving up at ${formatClock(info.giveUpAtUnixMs, this.ctx.now())}` : '';
+        this.emit(
+          'unreachable',
+          { error: why, attempt: info.attempt, retryInMs: info.retryInMs, giveUpAtUnixMs: info.giveUpAtUnixMs },
+          `the coordinator at ${this.ctx.coordinator} is unreachable (${why}); retrying in ${formatSpan(info.retryInMs)}${until}`,
+        );
+      },
+      onStarted: (pid) => this.emit('started', { pid, argv }, `running ${argv.join(' ')}${pid ? ` (pid ${pid})` : ''}`),
+      onStopping: (why) => this.emit('stopping', { why }, `stopping the command: ${why}`),
+    };
+  }
+
+  finished(r: GuardedRunResult): void {
+    const took = r.durationMs === undefined ? '' : ` after ${formatSpan(r.durationMs)}`;
+    const text =
+      r.status === 'succeeded' || r.status === 'failed'
+        ? `${r.status === 'succeeded' ? 'done' : 'failed'}: ${r.message}${took}; token ${r.token ? 'released' : 'not held'}`
+        : `${r.status}: ${r.message}`;
+    this.emit('finished', { status: r.status, exitCode: r.exitCode, message: r.message, durationMs: r.durationMs }, `${text} (exit ${r.exitCode})`);
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * `headroomctl status`: one line per host — paused or not, tokens held against the caps, queue, agents,
+ * the last fencing number and the rest of the policy.
+ */
+import type { HostInfo__Output, Policy__Output } from '../../../proto/generated/headroom/v1';
+import { formatDuration } from '../../../common/duration';
+import { type Command, hostOption } from '../command';
+import { print, printJson } from '../context';
+import { formatTable } from '../table';
+
+export const statusCommand: Command = {
+  name: 'status',
+  summary: 'hosts: paused, active tokens, queue, agents, fencing, policy',
+  synopsis: '[--host H]',
+  description:
+    'One line per host. GUEST and HYPERVISOR show the tokens held now against the policy\'s cap (1/4: one of four).',
+  options: [hostOption()],
+  async run(ctx, args) {
+    const res = await ctx.admin('ListHosts', {});
+    const host = args.get<string>('host');
+    const hosts = res.hosts.filter((h) => host === undefined || h.host === host);
+    if (ctx.json) {
+      printJson(ctx, { hosts });
+      return 0;
+    }
+    print(ctx, renderHosts(hosts, host));
+    return 0;
+  },
+};
+
+/** "ttl 30s, overrun no, reports every 10s". */
+export function policySummary(p: Policy__Output | null): string {
+  if (!p) return '-';
+  return `ttl ${formatDuration(p.leaseTtlMs)}, overrun ${p.allowOverrun ? 'yes' : 'no'}, reports every ${formatDuration(p.reportIntervalMs)}`;
+}
+
+export function renderHosts(hosts: readonly HostInfo__Output[], onlyHost?: string): string {
+  const sorted = [...hosts].sort((a, b) => a.host.localeCompare(b.host));
+  return formatTable(
+    [
+      { header: 'HOST', maxWidth: 32 },
+      { header: 'STATE', maxWidth: 48 },
+      { header: 'GUEST', align: 'right' },
+      { header: 'HYPERVISOR', align: 'right' },
+      { header: 'QUEUED', align: 'right' },
+      { header: 'AGENTS', align: 'right' },
+      { header: 'FENCING', align: 'right' },
+      { header: 'POLICY' },
+    ],
+    sorted.map((h) => [
+      h.host,
+      h.paused ? `paused${h.pauseReason ? `: ${h.pauseReason}` : ''}` : 'active',
+      `${h.activeGuest}/${h.policy?.maxGuestTokens ?? '?'}`,
+      `${h.activeHypervisor}/${h.policy?.maxHypervisorTokens ?? '?'}`,
+      String(h.queued),
+      String(h.agentsConnected),
+      String(h.fencing),
+      policySummary(h.policy),
+    ]),
+    { empty: onlyHost === undefined ? 'no hosts' : `no host named ${onlyHost}` },
+  );
+}

@@ -1,0 +1,129 @@
+import { strict as assert } from 'node:assert';
+import { renderAgents } from '../../../coordinator/ctl/commands/agents';
+import { historyLine, renderHistory, sortBySeq } from '../../../coordinator/ctl/commands/history';
+import { pickToken } from '../../../coordinator/ctl/commands/revoke';
+import { renderHosts } from '../../../coordinator/ctl/commands/status';
+import { renderActive, renderQueued, shortId } from '../../../coordinator/ctl/commands/tokens';
+import { UsageError } from '../../../coordinator/ctl/errors';
+import type {
+  AgentInfo__Output,
+  HistoryEvent__Output,
+  HostInfo__Output,
+  QueuedRequest__Output,
+  Token__Output,
+} from '../../../proto/generated/headroom/v1';
+
+const at = (h: number, m: number, s: number) => new Date(2026, 0, 15, h, m, s).getTime();
+const NOW = at(12, 0, 0);
+const POLICY = { maxGuestTokens: 4, maxHypervisorTokens: 1, leaseTtlMs: 30_000, allowOverrun: false, reportIntervalMs: 10_000 };
+
+function token(over: Partial<Token__Output>): Token__Output {
+  return {
+    tokenId: '0123456789abcdef',
+    fencing: 1,
+    kind: 'GUEST',
+    host: 'host-a',
+    vm: 'vm-1',
+    job: 'restic',
+    requestId: 'r1',
+    slot: { startUnixMs: at(11, 58, 0), expectedEndUnixMs: at(12, 28, 0), windowEndUnixMs: 0 },
+    grantedUnixMs: at(11, 58, 0),
+    expiresUnixMs: NOW + 25_000,
+    ttlMs: 30_000,
+    priority: 0,
+    budget: null,
+    ...over,
+  };
+}
+
+describe('ctl rendering', () => {
+  it('shows hosts with tokens against their caps, pause reason and policy', () => {
+    const hosts: HostInfo__Output[] = [
+      { host: 'host-b', paused: true, pauseReason: 'maintenance', fencing: 9, policy: POLICY, activeGuest: 0, activeHypervisor: 1, queued: 2, agentsConnected: 3 },
+      { host: 'host-a', paused: false, pauseReason: '', fencing: 12, policy: POLICY, activeGuest: 2, activeHypervisor: 0, queued: 0, agentsConnected: 1 },
+    ];
+    const lines = renderHosts(hosts).split('\n');
+    assert.match(lines[0], /^HOST\s+STATE\s+GUEST\s+HYPERVISOR\s+QUEUED\s+AGENTS\s+FENCING\s+POLICY$/);
+    assert.match(lines[1], /^host-a\s+active\s+2\/4\s+0\/1\s+0\s+1\s+12\s+ttl 30s, overrun no, reports every 10s$/);
+    assert.match(lines[2], /^host-b\s+paused: maintenance\s+0\/4\s+1\/1\s+2\s+3\s+9\s/);
+    assert.equal(renderHosts([]), 'no hosts');
+    assert.equal(renderHosts([], 'host-x'), 'no host named host-x');
+  });
+
+  it('shows active tokens with short id, slot, window end and time to expiry', () => {
+    const out = renderActive([token({ slot: { startUnixMs: at(11, 58, 0), expectedEndUnixMs: at(12, 28, 0), windowEndUnixMs: at(13, 0, 0) } })], NOW);
+    const [header, row] = out.split('\n');
+    assert.match(header, /^ID\s+KIND\s+HOST\s+VM\s+JOB\s+FENCING\s+SLOT\s+WINDOW END\s+EXPIRES$/);
+    assert.match(row, /^01234567\s+GUEST\s+host-a\s+vm-1\s+restic\s+1\s+11:58:00 → 12:28:00\s+13:00:00\s+in 25s$/);
+    assert.equal(renderActive([], NOW), 'no active tokens');
+    assert.equal(shortId('abc'), 'abc');
+  });
+
+  it('shows queued requests with position, wait, what they wait for and the estimated start', () => {
+    const q: QueuedRequest__Output = {
+      request: {
+        requestId: 'r2', kind: 'HYPERVISOR', host: 'host-a', vm: 'vm-2', job: 'vzdump', expectedDurationMs: 0,
+        latestStartUnixMs: 0, windowEndUnixMs: 0, priority: 0, ttlMs: 0,
+      },
+      position: 1,
+      queuedUnixMs: NOW - 72_000,
+      estimatedStartUnixMs: at(12, 28, 0),
+      waitingFor: '1 GUEST token (vm-1/restic)',
+    };
+    const [header, row] = renderQueued([q], NOW).split('\n');
+    assert.match(header, /^POS\s+KIND\s+HOST\s+VM\s+JOB\s+WAITING\s+WAITING FOR\s+ESTIMATED START$/);
+    assert.match(row, /^\s*1\s+HYPERVISOR\s+host-a\s+vm-2\s+vzdump\s+1m12s\s+1 GUEST token \(vm-1\/restic\)\s+12:28:00 \(in 28m\)$/);
+    assert.equal(renderQueued([], NOW), 'no queued requests');
+  });
+
+  it('shows agents with age of the last hello and human units for the last load', () => {
+    const agent: AgentInfo__Output = {
+      vm: 'vm-1', host: 'host-a', agentVersion: '0.1.0', hostname: 'db1', connected: true, lastHelloUnixMs: NOW - 12_000,
+      lastLoad: {
+        sampledUnixMs: NOW - 1_000, cpuPercent: 37.25, memUsedBytes: 1024, memTotalBytes: 4096,
+        diskReadBytesPerSec: 12.3 * 1024 * 1024, diskWriteBytesPerSec: 512, netRxBytesPerSec: 0, netTxBytesPerSec: 0,
+        load1: 0.5, load5: 0, load15: 0,
+      },
+      jobs: [
+        { name: 'restic', schedule: '0 2 * * *', windowMs: 0, expectedDurationMs: 0, declaredCost: null, priority: 0 },
+        { name: 'pg_dump', schedule: '0 3 * * *', windowMs: 0, expectedDurationMs: 0, declaredCost: null, priority: 0 },
+      ],
+    };
+    const idle: AgentInfo__Output = { ...agent, vm: 'vm-2', connected: false, lastLoad: null, jobs: [] };
+    const [, row1, row2] = renderAgents([idle, agent], NOW).split('\n');
+    assert.match(row1, /^vm-1\s+host-a\s+db1\s+yes\s+12s ago\s+37\.3%\s+25\.0%\s+12\.3 MiB\/s\s+512 B\/s\s+0\.50\s+restic, pg_dump$/);
+    assert.match(row2, /^vm-2\s+host-a\s+db1\s+no\s+12s ago\s+-\s+-\s+-\s+-\s+-\s+-$/);
+    assert.equal(renderAgents([], NOW), 'no agents');
+  });
+
+  it('shows history oldest first with dashes for what an event does not have', () => {
+    const ev = (seq: number, over: Partial<HistoryEvent__Output>): HistoryEvent__Output => ({
+      seq, atUnixMs: at(11, 0, seq), type: 'GRANTED', host: 'host-a', vm: 'vm-1', job: 'restic', kind: 'GUEST',
+      tokenId: '0123456789', fencing: seq, requestId: 'r', detail: '', ...over,
+    });
+    const events = sortBySeq([
+      ev(2, { type: 'RELEASED', detail: 'exit code 0' }),
+      ev(1, {}),
+      ev(3, { type: 'HOST_PAUSED', vm: '', job: '', kind: 'TOKEN_KIND_UNSPECIFIED', tokenId: '', fencing: 0, detail: 'maintenance' }),
+    ]);
+    const lines = renderHistory(events, NOW).split('\n');
+    assert.match(lines[1], /^11:00:01\s+GRANTED\s+host-a\s+vm-1\s+restic\s+GUEST\s+01234567\s+1$/);
+    assert.match(lines[2], /^11:00:02\s+RELEASED\s.*exit code 0$/);
+    assert.match(lines[3], /^11:00:03\s+HOST_PAUSED\s+host-a\s+-\s+-\s+-\s+-\s+-\s+maintenance$/);
+    assert.equal(renderHistory([], NOW), 'no events');
+    // Streamed lines keep fixed columns whatever the content.
+    assert.equal(historyLine(events[0], NOW).indexOf('GRANTED'), historyLine(events[2], NOW).indexOf('HOST_PAUSED'));
+  });
+
+  it('resolves a unique token id prefix and refuses an ambiguous one, listing the candidates', () => {
+    const active = [token({ tokenId: 'abcd-1' }), token({ tokenId: 'abcd-2' }), token({ tokenId: 'ffff-1' })];
+    assert.equal(pickToken(active, 'ffff'), 'ffff-1');
+    assert.equal(pickToken(active, 'abcd-1'), 'abcd-1');
+    assert.equal(pickToken(active, 'zzzz'), 'zzzz');
+    assert.equal(pickToken(active, 'ab'), 'ab', 'too short to be a prefix: sent as typed');
+    assert.throws(
+      () => pickToken(active, 'abcd'),
+      (e: unknown) => e instanceof UsageError && /matches 2 active tokens/.test(e.message) && /abcd-2/.test(e.message),
+    );
+  });
+});
