@@ -1,0 +1,274 @@
+/**
+ * The agent's configuration file (agent.yaml): what it means, its defaults, and its validation. Every
+ * problem is collected before failing, and each names the file, the key path and what was expected.
+ */
+import * as fs from 'node:fs';
+import * as YAML from 'yaml';
+import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress, TlsFiles } from '../common/connection';
+import { DURATION_SYNTAX, parseDuration } from '../common/duration';
+import { DEFAULT_KILL_GRACE_MS } from '../common/guarded-run';
+import { ConfigError } from './errors';
+import { parseSchedule } from './scheduler';
+
+export const DEFAULT_CONFIG_PATH = '/etc/headroom/agent.yaml';
+
+/** Largest value of the uint32 millisecond fields on the wire (about 49 days). */
+const MAX_UINT32 = 0xffffffff;
+
+export interface JobCost {
+  /** What the job typically reads/writes when unthrottled, bytes/s; 0 unknown. */
+  ioBytesPerSec: number;
+  /** Share of one core it typically uses, percent; 0 unknown. */
+  cpuPercent: number;
+}
+
+export interface JobConfig {
+  /** Unique among the agent's jobs; letters, digits, `.`, `_`, `-`. */
+  name: string;
+  /** Cron expression, 5 fields or 6 with seconds, in the guest's local time. */
+  schedule: string;
+  /** How long after each scheduled time the job may still start; also the end of its window. */
+  windowMs: number;
+  expectedDurationMs: number;
+  /** The command as an argv array; never run through a shell. */
+  command: string[];
+  /** Higher runs first among waiting requests; default 0. */
+  priority: number;
+  cost: JobCost;
+}
+
+export interface AgentConfig {
+  /** The file it was read from, for messages. */
+  file: string;
+  /** The coordinator's address, host:port; default 127.0.0.1:7400. */
+  coordinator: string;
+  tls?: TlsFiles;
+  /** The VM's identity; empty: the SMBIOS system UUID, else the hostname. */
+  vm: string;
+  /** The host the VM runs on; empty: the coordinator's own host, as its SessionSettings say. */
+  host: string;
+  /** When the coordinator cannot be reached at job time: keep trying until the window closes ('skip'), or run anyway ('run'). */
+  onUnreachable: 'skip' | 'run';
+  /** Between SIGTERM and SIGKILL when a job is stopped, ms; default 10000. */
+  killGraceMs: number;
+  jobs: JobConfig[];
+}
+
+const TOP_KEYS = ['coordinator', 'tls', 'vm', 'host', 'onUnreachable', 'killGraceMs', 'killGrace', 'jobs'];
+const TLS_KEYS = ['caFile', 'certFile', 'keyFile'];
+const JOB_KEYS = ['name', 'schedule', 'window', 'expectedDuration', 'command', 'priority', 'cost'];
+const COST_KEYS = ['ioBytesPerSec', 'cpuPercent'];
+const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const show = (v: unknown) => JSON.stringify(v) ?? String(v);
+
+/** Collects problems as `file: key.path: message`. */
+class Problems {
+  readonly list: string[] = [];
+  constructor(private readonly file: string) {}
+  add(path: string, message: string): void {
+    this.list.push(path ? `${this.file}: ${path}: ${message}` : `${this.file}: ${message}`);
+  }
+  unknownKeys(obj: Obj, allowed: string[], path: string): void {
+    for (const key of Object.keys(obj)) {
+      if (!allowed.includes(key)) this.add(path ? `${path}.${key}` : key, `unknown key (expected one of: ${allowed.join(', ')})`);
+    }
+  }
+  string(obj: Obj, key: string, path: string, required: boolean): string | undefined {
+    const v = obj[key];
+    if (v === undefined || v === null) {
+      if (required) this.add(path, 'missing (expected a string)');
+      return undefined;
+    }
+    if (typeof v !== 'string') {
+      this.add(path, `expected a string, got ${show(v)}`);
+      return undefined;
+    }
+    return v;
+  }
+  duration(obj: Obj, key: string, path: string, required: boolean, min = 0): number | undefined {
+    const v = obj[key];
+    if (v === undefined || v === null) {
+      if (required) this.add(path, `missing (expected ${DURATION_SYNTAX})`);
+      return undefined;
+    }
+    if (typeof v !== 'string' && typeof v !== 'number') {
+      this.add(path, `expected ${DURATION_SYNTAX}, got ${show(v)}`);
+      return undefined;
+    }
+    let ms: number;
+    try {
+      ms = parseDuration(v);
+    } catch {
+      this.add(path, `expected ${DURATION_SYNTAX}, got ${show(v)}`);
+      return undefined;
+    }
+    if (ms < min || ms > MAX_UINT32) {
+      this.add(path, `expected a duration between ${min}ms and ${MAX_UINT32}ms, got ${show(v)}`);
+      return undefined;
+    }
+    return ms;
+  }
+  number(obj: Obj, key: string, path: string, opts: { min: number; max: number; integer?: boolean }): number | undefined {
+    const v = obj[key];
+    if (v === undefined || v === null) return undefined;
+    const ok = typeof v === 'number' && Number.isFinite(v) && v >= opts.min && v <= opts.max && (!opts.integer || Number.isInteger(v));
+    if (!ok) {
+      this.add(path, `expected ${opts.integer ? 'an integer' : 'a number'} from ${opts.min} to ${opts.max}, got ${show(v)}`);
+      return undefined;
+    }
+    return v as number;
+  }
+  readable(file: string | undefined, path: string): void {
+    if (file === undefined) return;
+    try {
+      fs.accessSync(file, fs.constants.R_OK);
+    } catch (err) {
+      this.add(path, `cannot read ${show(file)} (${(err as NodeJS.ErrnoException).code ?? err}); expected a readable PEM file`);
+    }
+  }
+}
+
+function compileTls(raw: unknown, p: Problems): TlsFiles | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!isObj(raw)) {
+    p.add('tls', `expected a mapping with ${TLS_KEYS.join(', ')}, got ${show(raw)}`);
+    return undefined;
+  }
+  p.unknownKeys(raw, TLS_KEYS, 'tls');
+  const tls: TlsFiles = {
+    caFile: p.string(raw, 'caFile', 'tls.caFile', false),
+    certFile: p.string(raw, 'certFile', 'tls.certFile', false),
+    keyFile: p.string(raw, 'keyFile', 'tls.keyFile', false),
+  };
+  if (!tls.caFile && !tls.certFile && !tls.keyFile) p.add('tls', 'expected at least caFile (server-authenticated TLS), or caFile, certFile and keyFile (mutual TLS)');
+  if (Boolean(tls.certFile) !== Boolean(tls.keyFile)) p.add('tls', 'certFile and keyFile go together (mutual TLS): give both or neither');
+  p.readable(tls.caFile, 'tls.caFile');
+  p.readable(tls.certFile, 'tls.certFile');
+  p.readable(tls.keyFile, 'tls.keyFile');
+  return tls;
+}
+
+function compileJob(raw: unknown, path: string, p: Problems): JobConfig | undefined {
+  if (!isObj(raw)) {
+    p.add(path, `expected a mapping with ${JOB_KEYS.join(', ')}, got ${show(raw)}`);
+    return undefined;
+  }
+  const before = p.list.length;
+  p.unknownKeys(raw, JOB_KEYS, path);
+  const name = p.string(raw, 'name', `${path}.name`, true);
+  if (name !== undefined && !JOB_NAME.test(name)) {
+    p.add(`${path}.name`, `expected letters, digits, ".", "_" or "-" (at most 128, starting with a letter or digit), got ${show(name)}`);
+  }
+  const schedule = p.string(raw, 'schedule', `${path}.schedule`, true);
+  if (schedule !== undefined) {
+    try {
+      parseSchedule(schedule);
+    } catch (err) {
+      p.add(`${path}.schedule`, `invalid cron expression ${show(schedule)}: ${(err as Error).message} (expected 5 fields, or 6 with seconds first)`);
+    }
+  }
+  const windowMs = p.duration(raw, 'window', `${path}.window`, true, 1_000);
+  const expectedDurationMs = p.duration(raw, 'expectedDuration', `${path}.expectedDuration`, true, 1_000);
+  const command = raw.command;
+  if (command === undefined || command === null) p.add(`${path}.command`, 'missing (expected the command as a list of strings, e.g. [restic, backup, /data])');
+  else if (!Array.isArray(command) || command.length === 0 || !command.every((a) => typeof a === 'string') || command[0] === '') {
+    const hint = typeof command === 'string' ? ' (a single string is not split by a shell: write it as a list)' : '';
+    p.add(`${path}.command`, `expected a non-empty list of strings${hint}, got ${show(command)}`);
+  }
+  const priority = p.number(raw, 'priority', `${path}.priority`, { min: -(2 ** 31), max: 2 ** 31 - 1, integer: true }) ?? 0;
+  const cost: JobCost = { ioBytesPerSec: 0, cpuPercent: 0 };
+  if (raw.cost !== undefined && raw.cost !== null) {
+    if (!isObj(raw.cost)) p.add(`${path}.cost`, `expected a mapping with ${COST_KEYS.join(', ')}, got ${show(raw.cost)}`);
+    else {
+      p.unknownKeys(raw.cost, COST_KEYS, `${path}.cost`);
+      cost.ioBytesPerSec = p.number(raw.cost, 'ioBytesPerSec', `${path}.cost.ioBytesPerSec`, { min: 0, max: Number.MAX_SAFE_INTEGER, integer: true }) ?? 0;
+      cost.cpuPercent = p.number(raw.cost, 'cpuPercent', `${path}.cost.cpuPercent`, { min: 0, max: MAX_UINT32, integer: true }) ?? 0;
+    }
+  }
+  if (p.list.length > before) return undefined;
+  return { name: name!, schedule: schedule!, windowMs: windowMs!, expectedDurationMs: expectedDurationMs!, command: command as string[], priority, cost };
+}
+
+/**
+ * Validates a parsed agent.yaml and applies defaults. Throws a ConfigError listing every problem, each as
+ * `file: key.path: what was expected`.
+ */
+export function compileAgentConfig(raw: unknown, file: string): AgentConfig {
+  const p = new Problems(file);
+  if (raw === undefined || raw === null) raw = {};
+  if (!isObj(raw)) throw new ConfigError(file, [`${file}: expected a mapping of settings, got ${show(raw)}`]);
+  p.unknownKeys(raw, TOP_KEYS, '');
+
+  const coordinator = p.string(raw, 'coordinator', 'coordinator', false) ?? DEFAULT_ADDRESS;
+  let coordinatorHost: string | undefined;
+  try {
+    coordinatorHost = parseAddress(coordinator).host;
+  } catch (err) {
+    p.add('coordinator', `${(err as Error).message}`);
+  }
+  const tls = compileTls(raw.tls, p);
+  if (coordinatorHost !== undefined && !isLoopbackHost(coordinatorHost) && !tls?.caFile && !tls?.certFile) {
+    p.add('coordinator', `plaintext to ${show(coordinator)} is refused (allowed on loopback only): expected tls.caFile (and certFile/keyFile for mutual TLS)`);
+  }
+  const vm = p.string(raw, 'vm', 'vm', false) ?? '';
+  const host = p.string(raw, 'host', 'host', false) ?? '';
+
+  let onUnreachable: 'skip' | 'run' = 'skip';
+  if (raw.onUnreachable !== undefined && raw.onUnreachable !== null) {
+    if (raw.onUnreachable === 'skip' || raw.onUnreachable === 'run') onUnreachable = raw.onUnreachable;
+    else p.add('onUnreachable', `expected "skip" or "run", got ${show(raw.onUnreachable)}`);
+  }
+
+  let killGraceMs = DEFAULT_KILL_GRACE_MS;
+  if (raw.killGraceMs !== undefined && raw.killGrace !== undefined) p.add('killGrace', 'give killGrace or killGraceMs, not both');
+  else if (raw.killGraceMs !== undefined) killGraceMs = p.number(raw, 'killGraceMs', 'killGraceMs', { min: 0, max: MAX_UINT32, integer: true }) ?? killGraceMs;
+  else if (raw.killGrace !== undefined) killGraceMs = p.duration(raw, 'killGrace', 'killGrace', false) ?? killGraceMs;
+
+  const jobs: JobConfig[] = [];
+  if (raw.jobs !== undefined && raw.jobs !== null) {
+    if (!Array.isArray(raw.jobs)) p.add('jobs', `expected a list of jobs, got ${show(raw.jobs)}`);
+    else {
+      const seen = new Map<string, number>();
+      raw.jobs.forEach((j, i) => {
+        const job = compileJob(j, `jobs[${i}]`, p);
+        const name = isObj(j) && typeof j.name === 'string' ? j.name : undefined;
+        if (name !== undefined) {
+          if (seen.has(name)) p.add(`jobs[${i}].name`, `duplicate job name ${show(name)} (also jobs[${seen.get(name)}])`);
+          else seen.set(name, i);
+        }
+        if (job) jobs.push(job);
+      });
+    }
+  }
+  if (p.list.length > 0) throw new ConfigError(file, p.list);
+  return { file, coordinator, tls, vm, host, onUnreachable, killGraceMs, jobs };
+}
+
+/** Parses YAML text; throws a ConfigError naming the file, line and column of every syntax error. */
+export function parseAgentConfigText(text: string, file: string): AgentConfig {
+  const doc = YAML.parseDocument(text, { prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => {
+        const at = e.linePos?.[0];
+        return `${file}${at ? `:${at.line}:${at.col}` : ''}: ${e.message.split('\n')[0]}`;
+      }),
+    );
+  }
+  return compileAgentConfig(doc.toJS(), file);
+}
+
+/** Reads and validates agent.yaml. Throws a ConfigError (unreadable file, YAML syntax, or every invalid setting). */
+export function loadAgentConfig(file: string): AgentConfig {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`${file}: cannot read the configuration (${(err as NodeJS.ErrnoException).code ?? err})`]);
+  }
+  return parseAgentConfigText(text, file);
+}

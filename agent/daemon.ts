@@ -1,0 +1,116 @@
+/**
+ * `headroom-agent run`: wires the pieces of the daemon together (identity, connection, session, job
+ * runner, scheduler) and takes them down again in order on shutdown.
+ */
+import * as os from 'node:os';
+import type { v1 } from '../proto';
+import { Clock, systemClock } from '../common/clock';
+import { clientCredentials, Clients, connect } from '../common/connection';
+import { formatDuration } from '../common/duration';
+import type { Logger } from '../common/log';
+import type { AgentConfig } from './config';
+import { IdentitySources, resolveVmIdentity } from './identity';
+import { JobRunner } from './job-runner';
+import { LoadCollector, SystemLoadCollector } from './load-collector';
+import { JobScheduler } from './scheduler';
+import { AgentSession } from './session';
+import { AGENT_VERSION } from './version';
+
+export interface DaemonOptions {
+  config: AgentConfig;
+  log: Logger;
+  /** Monotonic clock for leases and rates. */
+  clock?: Clock;
+  /** Wall clock for cron times. */
+  wallClock?: Clock;
+  collector?: LoadCollector;
+  identity?: IdentitySources;
+}
+
+export interface RunningDaemon {
+  readonly vm: string;
+  readonly session: AgentSession;
+  readonly runner: JobRunner;
+  readonly scheduler: JobScheduler<AgentConfig['jobs'][number]>;
+  /** Stops scheduling, stops running jobs (releasing their tokens), closes the session. */
+  stop(reason: string): Promise<void>;
+}
+
+/** Starts the daemon. Throws when the coordinator's credentials cannot be built (plaintext to a remote address, unreadable TLS files). */
+export function startDaemon(options: DaemonOptions): RunningDaemon {
+  const { config, log } = options;
+  const clock = options.clock ?? systemClock;
+  const wallClock = options.wallClock ?? { now: () => Date.now() };
+  const identity = resolveVmIdentity(config.vm, options.identity);
+  const hostname = options.identity?.hostname?.() ?? os.hostname();
+  log.info('headroom-agent starting', {
+    version: AGENT_VERSION,
+    vm: identity.vm,
+    vmFrom: identity.source,
+    coordinator: config.coordinator,
+    jobs: config.jobs.length,
+  });
+  if (identity.note) log.info('using the hostname as VM identity', { reason: identity.note });
+
+  const clients: Clients = connect(config.coordinator, clientCredentials(config.coordinator, { tls: config.tls }, log));
+  const collector = options.collector ?? new SystemLoadCollector({ clock });
+  if (collector instanceof SystemLoadCollector) collector.prime();
+
+  let session: AgentSession | undefined;
+  const runner = new JobRunner({
+    client: clients.token,
+    vm: identity.vm,
+    host: () => config.host || session?.settings?.host || '',
+    clock,
+    log,
+    killGraceMs: config.killGraceMs,
+    onUnreachable: config.onUnreachable,
+    stdio: 'inherit',
+  });
+  const jobs: v1.JobDeclaration[] = config.jobs.map((j) => ({
+    name: j.name,
+    schedule: j.schedule,
+    windowMs: j.windowMs,
+    expectedDurationMs: j.expectedDurationMs,
+    declaredCost: { ioBytesPerSec: j.cost.ioBytesPerSec, cpuPercent: j.cost.cpuPercent },
+    priority: j.priority,
+  }));
+  session = new AgentSession({
+    client: clients.agent,
+    hello: () => ({ vm: identity.vm, host: config.host, agentVersion: AGENT_VERSION, hostname, jobs }),
+    collector,
+    log,
+    onCommand: (command) => runner.handleCommand(command),
+  });
+  const scheduler = new JobScheduler({
+    jobs: config.jobs,
+    clock: wallClock,
+    log,
+    onDue: (job, occurrence) => void runner.trigger(job, occurrence),
+  });
+
+  session.start();
+  scheduler.start();
+  for (const { job, atUnixMs } of scheduler.nextRuns()) {
+    const j = config.jobs.find((x) => x.name === job)!;
+    log.info('job scheduled', { job, next: new Date(atUnixMs).toISOString(), window: formatDuration(j.windowMs) });
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    vm: identity.vm,
+    session,
+    runner,
+    scheduler,
+    stop(reason: string) {
+      stopping ??= (async () => {
+        log.info('headroom-agent stopping', { reason, running: runner.runningJobs() });
+        scheduler.stop();
+        await runner.shutdown(`the agent is stopping (${reason})`);
+        session!.stop();
+        clients.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,203 @@
+/**
+ * `headroom-agent exec`: a one-shot wrapper for backups already started by cron or systemd timers. It
+ * waits for a GUEST token (telling people on stderr what it waits for), runs the command with our stdio,
+ * renews, releases, and exits with the command's exit code — or 75 when it could not or may not run.
+ */
+import * as fs from 'node:fs';
+import { systemClock, Clock } from '../common/clock';
+import { clientCredentials, connect, DEFAULT_ADDRESS, parseAddress, TlsFiles } from '../common/connection';
+import { DURATION_SYNTAX, formatDuration, parseDuration } from '../common/duration';
+import { DEFAULT_KILL_GRACE_MS, EXIT_TEMPFAIL, GuardedRunHooks, runGuarded, StopReason } from '../common/guarded-run';
+import type { Logger } from '../common/log';
+import { AgentConfig, DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
+import { UsageError } from './errors';
+import { resolveVmIdentity } from './identity';
+
+export const DEFAULT_EXEC_WINDOW_MS = 3_600_000;
+export const DEFAULT_EXEC_EXPECTED_DURATION_MS = 600_000;
+
+export interface ExecFlags {
+  job?: string;
+  config?: string;
+  window?: string;
+  expectedDuration?: string;
+  coordinator?: string;
+  priority?: string;
+  killGrace?: string;
+  onUnreachable?: string;
+  ttl?: string;
+}
+
+export interface ExecPlan {
+  job: string;
+  argv: string[];
+  coordinator: string;
+  tls?: TlsFiles;
+  vm: string;
+  host: string;
+  windowMs: number;
+  expectedDurationMs: number;
+  priority: number;
+  killGraceMs: number;
+  onUnreachable: 'skip' | 'run';
+  ttlMs: number;
+}
+
+/**
+ * Combines flags, the config file (when given, or when the default one exists) and defaults. Throws a
+ * UsageError listing every bad flag, or a ConfigError from the config file.
+ */
+export function planExec(flags: ExecFlags, argv: string[], defaultConfigPath = DEFAULT_CONFIG_PATH): ExecPlan {
+  const problems: string[] = [];
+  const duration = (flag: string, value: string | undefined, min: number): number | undefined => {
+    if (value === undefined) return undefined;
+    try {
+      const ms = parseDuration(value);
+      if (ms < min) throw new Error();
+      return ms;
+    } catch {
+      problems.push(`--${flag}: expected ${DURATION_SYNTAX} of at least ${formatDuration(min)}, got "${value}"`);
+      return undefined;
+    }
+  };
+  let config: AgentConfig | undefined;
+  if (flags.config !== undefined) config = loadAgentConfig(flags.config);
+  else if (fs.existsSync(defaultConfigPath)) config = loadAgentConfig(defaultConfigPath);
+  if (!flags.job) problems.push('--job: missing (the name of this backup job, as the coordinator should show it)');
+  const configured = config?.jobs.find((j) => j.name === flags.job);
+  if (argv.length === 0 && !configured) problems.push('missing the command to run after "--", e.g. -- restic backup /data');
+  const windowMs = duration('window', flags.window, 1_000);
+  const expectedDurationMs = duration('expected-duration', flags.expectedDuration, 1_000);
+  const killGraceMs = duration('kill-grace', flags.killGrace, 0);
+  const ttlMs = duration('ttl', flags.ttl, 1_000);
+  let priority: number | undefined;
+  if (flags.priority !== undefined) {
+    priority = Number(flags.priority);
+    if (!/^-?\d+$/.test(flags.priority) || !Number.isSafeInteger(priority) || Math.abs(priority) > 2 ** 31 - 1) {
+      problems.push(`--priority: expected an integer, got "${flags.priority}"`);
+    }
+  }
+  if (flags.onUnreachable !== undefined && flags.onUnreachable !== 'skip' && flags.onUnreachable !== 'run') {
+    problems.push(`--on-unreachable: expected "skip" or "run", got "${flags.onUnreachable}"`);
+  }
+  if (flags.coordinator !== undefined) {
+    try {
+      parseAddress(flags.coordinator);
+    } catch (err) {
+      problems.push(`--coordinator: ${(err as Error).message}`);
+    }
+  }
+  if (problems.length > 0) throw new UsageError(problems.join('\n'));
+  return {
+    job: flags.job!,
+    argv: argv.length > 0 ? argv : configured!.command,
+    coordinator: flags.coordinator ?? config?.coordinator ?? DEFAULT_ADDRESS,
+    tls: config?.tls,
+    vm: config?.vm ?? '',
+    host: config?.host ?? '',
+    windowMs: windowMs ?? configured?.windowMs ?? DEFAULT_EXEC_WINDOW_MS,
+    expectedDurationMs: expectedDurationMs ?? configured?.expectedDurationMs ?? DEFAULT_EXEC_EXPECTED_DURATION_MS,
+    priority: priority ?? configured?.priority ?? 0,
+    killGraceMs: killGraceMs ?? config?.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
+    onUnreachable: (flags.onUnreachable as 'skip' | 'run' | undefined) ?? config?.onUnreachable ?? 'skip',
+    ttlMs: ttlMs ?? 0,
+  };
+}
+
+/** Local date and time for people: "2026-01-31 02:15:00" (time only when it is today). */
+export function formatLocalTime(unixMs: number, nowMs: number = Date.now()): string {
+  const d = new Date(unixMs);
+  const p = (n: number) => String(n).padStart(2, '0');
+  const time = `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  if (new Date(nowMs).toDateString() === d.toDateString()) return time;
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${time}`;
+}
+
+/** The messages that tell a person at the terminal (or a cron mail) what exec is waiting for. */
+export function execHooks(plan: ExecPlan, say: (line: string) => void, clock: Clock = systemClock): GuardedRunHooks {
+  let lastQueued = '';
+  let unreachableSaid = false;
+  return {
+    onQueued(q) {
+      const estimate = q.estimatedStartUnixMs > 0 ? `, estimated start ${formatLocalTime(q.estimatedStartUnixMs)}` : '';
+      const waiting = q.waitingFor ? `, waiting for: ${q.waitingFor}` : '';
+      const line = `headroom: job ${plan.job} is queued for a backup slot: position ${q.position}${estimate}${waiting}`;
+      if (line !== lastQueued) say(line);
+      lastQueued = line;
+    },
+    onGranted(token) {
+      say(`headroom: granted a slot on host ${token.host} (token ${token.tokenId}, fencing ${token.fencing}); running ${plan.argv.join(' ')}`);
+    },
+    onDenied(d) {
+      say(`headroom: denied (${d.reason}): ${d.message}`);
+    },
+    onUnreachable(info) {
+      if (unreachableSaid) return;
+      unreachableSaid = true;
+      const until = info.giveUpAtUnixMs > 0 ? ` until ${formatLocalTime(info.giveUpAtUnixMs, clock.now())}` : '';
+      say(`headroom: cannot reach the coordinator at ${plan.coordinator} (${(info.error as { details?: string }).details || info.error.message}); retrying${until}`);
+    },
+    onStopping(why) {
+      say(`headroom: stopping the command: ${why}`);
+    },
+  };
+}
+
+export interface ExecIo {
+  log: Logger;
+  /** One line for people on stderr. */
+  say: (line: string) => void;
+  clock?: Clock;
+}
+
+/** Runs `exec` to its end and returns the process exit code. Throws UsageError/ConfigError for bad input. */
+export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
+  const clock = io.clock ?? systemClock;
+  let credentials;
+  try {
+    credentials = clientCredentials(plan.coordinator, { tls: plan.tls }, io.log);
+  } catch (err) {
+    throw new UsageError(`--coordinator: ${(err as Error).message}`);
+  }
+  const clients = connect(plan.coordinator, credentials);
+  const vm = resolveVmIdentity(plan.vm).vm;
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) controller.abort({ kind: 'signal', signal } satisfies StopReason);
+    else io.say(`headroom: ${signal} again; the command gets SIGKILL ${formatDuration(plan.killGraceMs)} after the first signal`);
+  };
+  const forwarded: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of forwarded) process.on(s, onSignal);
+  try {
+    const windowEnd = clock.now() + plan.windowMs;
+    const result = await runGuarded({
+      client: clients.token,
+      request: {
+        kind: 'GUEST',
+        host: plan.host,
+        vm,
+        job: plan.job,
+        expectedDurationMs: plan.expectedDurationMs,
+        latestStartUnixMs: windowEnd,
+        windowEndUnixMs: windowEnd,
+        priority: plan.priority,
+        ttlMs: plan.ttlMs,
+      },
+      argv: plan.argv,
+      stdio: 'inherit',
+      log: io.log,
+      clock,
+      signal: controller.signal,
+      killGraceMs: plan.killGraceMs,
+      onUnreachable: plan.onUnreachable,
+      hooks: execHooks(plan, io.say, clock),
+    });
+    if (result.status !== 'succeeded' || result.ranWithoutToken) io.say(`headroom: ${result.message}`);
+    return result.status === 'denied' || result.status === 'skipped' ? EXIT_TEMPFAIL : result.exitCode;
+  } finally {
+    for (const s of forwarded) process.off(s, onSignal);
+    clients.close();
+  }
+}

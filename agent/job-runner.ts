@@ -1,0 +1,184 @@
+/**
+ * Runs the agent's scheduled jobs: one guarded run (GUEST token → command → renew → release) per due
+ * occurrence, never two at once for the same job, and carries out the coordinator's commands for them
+ * (revoke stops the run; budget is noted for now).
+ */
+import type { v1 } from '../proto';
+import type { Clock } from '../common/clock';
+import type { TokenClient } from '../common/connection';
+import { formatDuration } from '../common/duration';
+import { GuardedRunOptions, GuardedRunResult, runGuarded, StopReason } from '../common/guarded-run';
+import type { ChildStdio } from '../common/child-process';
+import type { Logger } from '../common/log';
+import type { JobConfig } from './config';
+import type { Occurrence } from './scheduler';
+import type { CommandResult } from './session';
+
+export interface JobRunnerOptions {
+  client: TokenClient;
+  vm: string;
+  /** The host to ask tokens on: configured, or the one the coordinator placed us on ('' until it says). */
+  host: () => string;
+  clock: Clock;
+  log: Logger;
+  killGraceMs: number;
+  onUnreachable: 'skip' | 'run';
+  stdio?: ChildStdio;
+  /** The guarded run; replaced by a fake in unit tests. */
+  run?: (options: GuardedRunOptions) => Promise<GuardedRunResult>;
+}
+
+interface ActiveRun {
+  job: string;
+  occurrence: Occurrence;
+  controller: AbortController;
+  token?: v1.Token__Output;
+  budget?: v1.Budget__Output | null;
+  done: Promise<GuardedRunResult>;
+}
+
+/** Remember this many revoked token ids, for a revoke that overtakes its grant. */
+const REVOKED_MEMORY = 64;
+
+export class JobRunner {
+  private readonly active = new Map<string, ActiveRun>();
+  private readonly revoked: string[] = [];
+  private shuttingDown = false;
+
+  constructor(private readonly options: JobRunnerOptions) {}
+
+  /** Names of the jobs running (or waiting for a token) now. */
+  runningJobs(): string[] {
+    return [...this.active.keys()];
+  }
+
+  /**
+   * Starts a run of `job` for `occurrence`, unless the previous run of the job is still going (then it
+   * logs that and returns undefined). Resolves with the result when the run ends; never rejects.
+   */
+  trigger(job: JobConfig, occurrence: Occurrence): Promise<GuardedRunResult> | undefined {
+    const log = this.options.log.child({ job: job.name });
+    if (this.shuttingDown) return undefined;
+    const previous = this.active.get(job.name);
+    if (previous) {
+      log.warn('previous run still going; not starting this one', {
+        scheduledAt: new Date(occurrence.scheduledAtUnixMs).toISOString(),
+        previousScheduledAt: new Date(previous.occurrence.scheduledAtUnixMs).toISOString(),
+      });
+      return undefined;
+    }
+    const controller = new AbortController();
+    const run: ActiveRun = { job: job.name, occurrence, controller, done: undefined as unknown as Promise<GuardedRunResult> };
+    this.active.set(job.name, run);
+    const windowText = `${new Date(occurrence.scheduledAtUnixMs).toISOString()} + ${formatDuration(job.windowMs)}`;
+    log.debug('job due; asking for a token', { window: windowText });
+    const runFn = this.options.run ?? runGuarded;
+    run.done = runFn({
+      client: this.options.client,
+      request: {
+        kind: 'GUEST',
+        host: this.options.host(),
+        vm: this.options.vm,
+        job: job.name,
+        expectedDurationMs: job.expectedDurationMs,
+        latestStartUnixMs: occurrence.windowEndUnixMs,
+        windowEndUnixMs: occurrence.windowEndUnixMs,
+        priority: job.priority,
+      },
+      argv: job.command,
+      stdio: this.options.stdio ?? 'inherit',
+      log,
+      clock: this.options.clock,
+      signal: controller.signal,
+      killGraceMs: this.options.killGraceMs,
+      onUnreachable: this.options.onUnreachable,
+      hooks: {
+        onQueued: (q) => log.debug('queued', { position: q.position, waitingFor: q.waitingFor }),
+        onGranted: (token) => {
+          run.token = token;
+          if (this.revoked.includes(token.tokenId)) {
+            controller.abort({ kind: 'revoke', reason: 'revoked before the grant arrived' } satisfies StopReason);
+          }
+        },
+        onStarted: (pid) => log.info('job started', { pid, tokenId: run.token?.tokenId, fencing: run.token?.fencing }),
+      },
+    })
+      .catch((err): GuardedRunResult => {
+        log.error('job run failed unexpectedly', { error: err as Error });
+        return { status: 'failed', exitCode: 1, message: String(err) };
+      })
+      .then((result) => {
+        this.active.delete(job.name);
+        this.report(log, result, windowText);
+        return result;
+      });
+    return run.done;
+  }
+
+  /** Carries out a command from the coordinator; the answer becomes its CommandAck. */
+  handleCommand(command: v1.Command__Output): CommandResult {
+    const log = this.options.log;
+    if (command.revoke) {
+      const { tokenId, reason } = command.revoke;
+      this.revoked.push(tokenId);
+      if (this.revoked.length > REVOKED_MEMORY) this.revoked.shift();
+      const run = [...this.active.values()].find((r) => r.token?.tokenId === tokenId);
+      if (!run) {
+        log.info('revoke for a token no job of ours holds', { tokenId, reason });
+        return { ok: true, message: 'no job runs under this token' };
+      }
+      log.warn('token revoked; stopping the job', { job: run.job, tokenId, reason });
+      run.controller.abort({ kind: 'revoke', reason } satisfies StopReason);
+      return { ok: true, message: `stopping job ${run.job}` };
+    }
+    if (command.budget) {
+      const { tokenId, budget } = command.budget;
+      const run = [...this.active.values()].find((r) => r.token?.tokenId === tokenId);
+      // Enforcement (cgroups / duty cycle) is a later issue; keep the budget so that it can be applied then.
+      log.info('budget received (not enforced yet)', {
+        tokenId,
+        job: run?.job,
+        ioBytesPerSec: budget?.ioBytesPerSec,
+        cpuPercent: budget?.cpuPercent,
+      });
+      if (run) run.budget = budget;
+      return { ok: true, message: run ? 'budget noted; not enforced by this agent version' : 'no job runs under this token' };
+    }
+    if (command.granted) {
+      const t = command.granted.token;
+      log.info('a token was granted for this VM', { tokenId: t?.tokenId, kind: t?.kind, job: t?.job });
+      return { ok: true, message: 'noted' };
+    }
+    log.warn('unknown command', { commandId: command.commandId });
+    return { ok: false, message: 'unknown command' };
+  }
+
+  /** Stops every run (cancels waits, stops commands and releases) and waits for them to end. */
+  async shutdown(reason: string): Promise<void> {
+    this.shuttingDown = true;
+    const runs = [...this.active.values()];
+    for (const r of runs) r.controller.abort({ kind: 'shutdown', reason } satisfies StopReason);
+    await Promise.all(runs.map((r) => r.done));
+  }
+
+  private report(log: Logger, result: GuardedRunResult, windowText: string): void {
+    const fields = { status: result.status, exitCode: result.exitCode, durationMs: result.durationMs, message: result.message };
+    switch (result.status) {
+      case 'succeeded':
+        log.info('job finished', fields);
+        return;
+      case 'skipped':
+        log.error(`job skipped: no token before its window closed (window ${windowText})`, fields);
+        return;
+      case 'failed':
+      case 'denied':
+      case 'lease-lost':
+      case 'revoked':
+        log.warn(`job ${result.status}`, fields);
+        return;
+      case 'cancelled':
+        log.info('job cancelled', fields);
+        return;
+    }
+  }
+}

@@ -1,0 +1,243 @@
+#!/usr/bin/env node
+/**
+ * The `headroom-agent` command line: `run` (the daemon), `exec` (one-shot wrapper), `check`, `version`,
+ * and help. Turns typed errors into sysexits codes: 64 usage, 78 configuration, 75 for "try later".
+ */
+import { parseArgs } from 'node:util';
+import { createLogger, Logger } from '../common/log';
+import { formatDuration } from '../common/duration';
+import { EXIT_CONFIG, EXIT_USAGE } from '../common/guarded-run';
+import { DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
+import { startDaemon } from './daemon';
+import { ConfigError, UsageError } from './errors';
+import { planExec, runExec } from './exec-command';
+import { nextOccurrence } from './scheduler';
+import { AGENT_VERSION } from './version';
+
+const HELP = `headroom-agent ${AGENT_VERSION}: the Headroom in-guest agent
+
+Usage:
+  headroom-agent run [--config FILE]            run the daemon: session with the coordinator, scheduled jobs
+  headroom-agent exec --job NAME [options] -- COMMAND [ARG...]
+                                                 run one backup command under a token (for cron/systemd timers)
+  headroom-agent check [--config FILE]          validate the configuration and show the next runs
+  headroom-agent version                        print the version
+  headroom-agent help [COMMAND]                 this help, or a command's
+
+Environment: HEADROOM_LOG=debug|info|warn|error|silent (default info), HEADROOM_LOG_FORMAT=json.
+Exit codes: the command's own for exec; 64 usage error; 75 denied, skipped, lease lost or revoked
+(try later); 78 configuration error.
+`;
+
+const RUN_HELP = `Usage: headroom-agent run [--config FILE]
+
+Keeps a session with the coordinator (hello, load reports, commands), runs the jobs of the configuration
+file at their scheduled times under GUEST tokens, and reconnects forever when the coordinator is away.
+SIGTERM or SIGINT stops the running jobs (their tokens are released) and exits.
+
+Options:
+  -c, --config FILE   configuration file (default ${DEFAULT_CONFIG_PATH}); see examples/agent.yaml
+  -h, --help          this help
+`;
+
+const EXEC_HELP = `Usage: headroom-agent exec --job NAME [options] -- COMMAND [ARG...]
+
+Waits for a GUEST token for this VM, runs COMMAND with this terminal's stdin/stdout/stderr, renews the
+lease while it runs and releases it with the outcome. Progress goes to stderr. The command runs in its own
+process group; SIGINT/SIGTERM while waiting withdraws the request, while running is forwarded to it.
+
+Options:
+  -j, --job NAME                the job's name, as the coordinator shows it (required)
+  -c, --config FILE             read coordinator, tls, vm, host and job settings from this file
+                                (default: ${DEFAULT_CONFIG_PATH} when it exists). Without a command
+                                after --, the command of the job with this name in the file runs.
+  -w, --window DURATION         how long it may wait to start (default 1h, or the job's window)
+  -e, --expected-duration DUR   how long the command usually takes (default 10m, or the job's)
+      --coordinator ADDR        the coordinator, host:port (default: config file, else 127.0.0.1:7400)
+      --priority N              higher is served first among waiting requests (default 0)
+      --kill-grace DURATION     SIGTERM to SIGKILL when the command must stop (default 10s)
+      --on-unreachable skip|run when the coordinator cannot be reached: give up at the window's
+                                end (skip, default) or run without a token (run)
+      --ttl DURATION            ask for this lease TTL instead of the host's default
+  -h, --help                    this help
+
+Exit code: the command's; 75 when denied, when the window closed before a slot (or the coordinator)
+was available, or when the lease was lost or revoked and the command was stopped; 64 usage; 78 config.
+Durations: 500ms, 90s, 10m, 2h, 1h30m.
+`;
+
+const CHECK_HELP = `Usage: headroom-agent check [--config FILE]
+
+Validates the configuration file (every problem is listed) and prints each job's next run.
+`;
+
+interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  log: Logger;
+}
+
+/** Splits `exec` arguments at the first `--`: our options before, the command after. */
+function splitCommand(args: string[]): { own: string[]; command: string[] } {
+  const i = args.indexOf('--');
+  return i < 0 ? { own: args, command: [] } : { own: args.slice(0, i), command: args.slice(i + 1) };
+}
+
+type OptionSpecs = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+
+function parse(args: string[], options: OptionSpecs): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
+    return { values: values as Record<string, string | boolean | undefined>, positionals };
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
+
+async function runCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, {
+    config: { type: 'string', short: 'c' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    io.out(RUN_HELP);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const config = loadAgentConfig((values.config as string | undefined) ?? DEFAULT_CONFIG_PATH);
+  let daemon;
+  try {
+    daemon = startDaemon({ config, log: io.log });
+  } catch (err) {
+    throw new ConfigError(config.file, [`${config.file}: ${(err as Error).message}`]);
+  }
+  const d = daemon;
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      void d.stop(signal).then(resolve);
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  io.log.info('headroom-agent stopped');
+  return 0;
+}
+
+async function execCommand(args: string[], io: Io): Promise<number> {
+  const { own, command } = splitCommand(args);
+  const { values, positionals } = parse(own, {
+    job: { type: 'string', short: 'j' },
+    config: { type: 'string', short: 'c' },
+    window: { type: 'string', short: 'w' },
+    'expected-duration': { type: 'string', short: 'e' },
+    coordinator: { type: 'string' },
+    priority: { type: 'string' },
+    'kill-grace': { type: 'string' },
+    'on-unreachable': { type: 'string' },
+    ttl: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    io.out(EXEC_HELP);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`put the command after "--": headroom-agent exec --job NAME -- ${positionals.join(' ')}`);
+  const v = values as Record<string, string | undefined>;
+  const plan = planExec(
+    {
+      job: v.job,
+      config: v.config,
+      window: v.window,
+      expectedDuration: v['expected-duration'],
+      coordinator: v.coordinator,
+      priority: v.priority,
+      killGrace: v['kill-grace'],
+      onUnreachable: v['on-unreachable'],
+      ttl: v.ttl,
+    },
+    command,
+  );
+  return runExec(plan, { log: io.log, say: (line) => io.err(`${line}\n`) });
+}
+
+function checkCommand(args: string[], io: Io): number {
+  const { values, positionals } = parse(args, {
+    config: { type: 'string', short: 'c' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    io.out(CHECK_HELP);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const config = loadAgentConfig((values.config as string | undefined) ?? DEFAULT_CONFIG_PATH);
+  io.out(`${config.file}: OK, coordinator ${config.coordinator}, ${config.jobs.length} job(s)\n`);
+  for (const j of config.jobs) {
+    const next = new Date(nextOccurrence(j.schedule, Date.now(), j.name));
+    io.out(`  ${j.name}: next ${next.toString()}, window ${formatDuration(j.windowMs)}, runs ${JSON.stringify(j.command)}\n`);
+  }
+  return 0;
+}
+
+/** Runs the command line and returns the exit code. */
+export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
+  const full: Io = {
+    out: io?.out ?? ((t) => process.stdout.write(t)),
+    err: io?.err ?? ((t) => process.stderr.write(t)),
+    log: io?.log ?? createLogger(),
+  };
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'run':
+        return await runCommand(rest, full);
+      case 'exec':
+        return await execCommand(rest, full);
+      case 'check':
+        return checkCommand(rest, full);
+      case 'version':
+      case '--version':
+        full.out(`headroom-agent ${AGENT_VERSION} (node ${process.version}, ${process.platform}-${process.arch})\n`);
+        return 0;
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h': {
+        const topic = rest[0];
+        full.out(topic === 'run' ? RUN_HELP : topic === 'exec' ? EXEC_HELP : topic === 'check' ? CHECK_HELP : HELP);
+        return command === undefined ? EXIT_USAGE : 0;
+      }
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (err) {
+    if (err instanceof UsageError) {
+      full.err(`headroom-agent: ${err.message.split('\n').join('\nheadroom-agent: ')}\nsee: headroom-agent ${command === 'exec' || command === 'run' ? `${command} ` : ''}--help\n`);
+      return EXIT_USAGE;
+    }
+    if (err instanceof ConfigError) {
+      full.err(`headroom-agent: invalid configuration:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);
+      return EXIT_CONFIG;
+    }
+    full.log.error('unexpected failure', { error: err as Error });
+    return 1;
+  }
+}
+
+/** True inside the single executable, where the bundle is the main script whatever `require.main` says. */
+function isSea(): boolean {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('node:sea') as { isSea(): boolean }).isSea();
+  } catch {
+    return false;
+  }
+}
+
+if (require.main === module || isSea()) {
+  void main(process.argv.slice(2)).then((code) => {
+    process.exitCode = code;
+  });
+}

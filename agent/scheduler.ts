@@ -1,0 +1,125 @@
+/**
+ * When the agent's jobs are due: cron schedules (5 fields, or 6 with seconds, in the guest's local time)
+ * turned into occurrences with their window, and a timer that calls back at each occurrence.
+ *
+ * Occurrences are wall-clock times, so the scheduler takes a wall clock and never sleeps longer than
+ * `maxSleepMs` at once: after the clock is stepped or the guest was suspended it notices within that time.
+ * Occurrences before the agent started are not caught up on (like cron, unlike anacron).
+ */
+import { CronExpressionParser } from 'cron-parser';
+import type { Clock } from '../common/clock';
+import { formatDuration } from '../common/duration';
+import type { Logger } from '../common/log';
+
+export interface Occurrence {
+  /** The scheduled time, Unix ms. */
+  scheduledAtUnixMs: number;
+  /** The job may start until then; also the end of its window. */
+  windowEndUnixMs: number;
+}
+
+export interface ScheduledJob {
+  name: string;
+  schedule: string;
+  windowMs: number;
+}
+
+/**
+ * Checks a cron expression: 5 fields (minute first), 6 fields (second first) or a predefined alias such as
+ * @daily. Throws an Error saying what is wrong.
+ */
+export function parseSchedule(expression: string, seed = 'headroom'): void {
+  const text = expression.trim();
+  const fields = text.split(/\s+/).filter(Boolean).length;
+  if (!text.startsWith('@') && fields !== 5 && fields !== 6) throw new Error(`has ${fields} fields`);
+  const parsed = CronExpressionParser.parse(text, { hashSeed: seed });
+  // Expressions that never match (30 February) fail only when asked for a date.
+  parsed.next();
+}
+
+/**
+ * The first occurrence of `expression` strictly after `afterUnixMs`. `seed` makes `H` fields stable per job.
+ * Throws when the expression is invalid (see parseSchedule).
+ */
+export function nextOccurrence(expression: string, afterUnixMs: number, seed = 'headroom'): number {
+  return CronExpressionParser.parse(expression.trim(), { currentDate: afterUnixMs, hashSeed: seed }).next().getTime();
+}
+
+/** The occurrence at `scheduledAtUnixMs` of a job with `windowMs`. */
+export function occurrenceAt(scheduledAtUnixMs: number, windowMs: number): Occurrence {
+  return { scheduledAtUnixMs, windowEndUnixMs: scheduledAtUnixMs + windowMs };
+}
+
+export interface JobSchedulerOptions<J extends ScheduledJob> {
+  jobs: readonly J[];
+  /** Wall clock (cron times are wall-clock times). */
+  clock: Clock;
+  log: Logger;
+  onDue(job: J, occurrence: Occurrence): void;
+  /** Longest single sleep, ms; default 60000. */
+  maxSleepMs?: number;
+}
+
+interface JobState<J> {
+  job: J;
+  next: number;
+  timer?: NodeJS.Timeout;
+}
+
+/** Calls `onDue` at each occurrence of each job, while started. */
+export class JobScheduler<J extends ScheduledJob> {
+  private readonly states: JobState<J>[] = [];
+  private running = false;
+
+  constructor(private readonly options: JobSchedulerOptions<J>) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const now = this.options.clock.now();
+    for (const job of this.options.jobs) {
+      const state: JobState<J> = { job, next: nextOccurrence(job.schedule, now, job.name) };
+      this.states.push(state);
+      this.options.log.debug('job scheduled', { job: job.name, next: new Date(state.next).toISOString() });
+      this.arm(state);
+    }
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const s of this.states) clearTimeout(s.timer);
+    this.states.length = 0;
+  }
+
+  /** The next occurrence of each job, Unix ms. */
+  nextRuns(): { job: string; atUnixMs: number }[] {
+    return this.states.map((s) => ({ job: s.job.name, atUnixMs: s.next }));
+  }
+
+  private arm(state: JobState<J>): void {
+    if (!this.running) return;
+    const wait = state.next - this.options.clock.now();
+    if (wait > 0) {
+      state.timer = setTimeout(() => this.arm(state), Math.min(wait, this.options.maxSleepMs ?? 60_000));
+      return;
+    }
+    const occurrence = occurrenceAt(state.next, state.job.windowMs);
+    const now = this.options.clock.now();
+    if (now < occurrence.windowEndUnixMs) {
+      try {
+        this.options.onDue(state.job, occurrence);
+      } catch (err) {
+        this.options.log.error('could not start a scheduled job', { job: state.job.name, error: err as Error });
+      }
+    } else {
+      this.options.log.error('missed a scheduled run: the agent was not running or the clock jumped past its window', {
+        job: state.job.name,
+        scheduledAt: new Date(occurrence.scheduledAtUnixMs).toISOString(),
+        window: formatDuration(state.job.windowMs),
+      });
+    }
+    // The following occurrence after both this one and now: never the same one twice, even if the clock steps back.
+    state.next = nextOccurrence(state.job.schedule, Math.max(now, state.next), state.job.name);
+    this.arm(state);
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * The agent's session with the coordinator: one AgentService.Session stream, opened with a Hello, then a
+ * LoadReport every report interval; the coordinator answers with SessionSettings and pushes Commands,
+ * each of which is acknowledged. Reconnects forever with exponential backoff and jitter, and logs the
+ * loss of the connection once rather than once per retry.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { v1 } from '../proto';
+import type { AgentClient } from '../common/connection';
+import { Backoff, BackoffOptions } from '../common/guarded-run';
+import type { Logger } from '../common/log';
+import type { LoadCollector } from './load-collector';
+
+/** Until the coordinator says otherwise. */
+export const DEFAULT_REPORT_INTERVAL_MS = 10_000;
+/** Reports more often than this would be a load of their own. */
+const MIN_REPORT_INTERVAL_MS = 1_000;
+
+export interface CommandResult {
+  ok: boolean;
+  message: string;
+}
+
+export interface AgentSessionOptions {
+  client: AgentClient;
+  /** The Hello sent first on every (re)connection. */
+  hello: () => v1.Hello;
+  collector: LoadCollector;
+  log: Logger;
+  onSettings?(settings: v1.SessionSettings__Output): void;
+  /** Handles a command; its answer is sent back as the CommandAck. */
+  onCommand(command: v1.Command__Output): CommandResult | Promise<CommandResult>;
+  /** Reconnect backoff; default 1 s doubling to 30 s, ±20 %. */
+  backoff?: BackoffOptions;
+}
+
+type SessionCall = grpc.ClientDuplexStream<v1.AgentMessage, v1.CoordinatorMessage__Output>;
+
+export class AgentSession {
+  private call?: SessionCall;
+  private reportTimer?: NodeJS.Timeout;
+  private reconnectTimer?: NodeJS.Timeout;
+  private running = false;
+  private up = false;
+  /** Whether the current outage was logged already. */
+  private lossLogged = false;
+  private readonly backoff: Backoff;
+  private reportIntervalMs = DEFAULT_REPORT_INTERVAL_MS;
+  private latest?: v1.SessionSettings__Output;
+
+  constructor(private readonly options: AgentSessionOptions) {
+    this.backoff = new Backoff(options.backoff);
+  }
+
+  /** The coordinator's latest settings, once it answered a Hello. */
+  get settings(): v1.SessionSettings__Output | undefined {
+    return this.latest;
+  }
+
+  get connected(): boolean {
+    return this.up;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.connect();
+  }
+
+  /** Closes the stream and stops reconnecting. */
+  stop(): void {
+    this.running = false;
+    clearTimeout(this.reportTimer);
+    clearTimeout(this.reconnectTimer);
+    const call = this.call;
+    this.call = undefined;
+    if (call) {
+      call.end();
+      call.cancel();
+    }
+    if (this.up) this.options.log.info('session closed');
+    this.up = false;
+  }
+
+  private connect(): void {
+    if (!this.running) return;
+    const log = this.options.log;
+    const call: SessionCall = this.options.client.Session();
+    this.call = call;
+    let ended = false;
+    const onGone = (err?: grpc.ServiceError) => {
+      if (ended || this.call !== call) return;
+      ended = true;
+      this.call = undefined;
+      clearTimeout(this.reportTimer);
+      if (!this.running) return;
+      const why = err ? err.details || err.message : 'the coordinator closed the session';
+      const delay = this.backoff.next();
+      if (this.up) log.warn('session lost; reconnecting in the background', { error: why });
+      else if (!this.lossLogged) log.warn('cannot reach the coordinator; will keep retrying', { error: why });
+      else log.debug('reconnect failed', { error: why, retryInMs: delay });
+      this.lossLogged = true;
+      this.up = false;
+      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    };
+    call.on('data', (msg: v1.CoordinatorMessage__Output) => this.receive(call, msg));
+    call.on('error', (err: grpc.ServiceError) => onGone(err));
+    call.on('end', () => onGone());
+    call.write({ hello: this.options.hello() });
+    this.scheduleReport(call);
+  }
+
+  private receive(call: SessionCall, msg: v1.CoordinatorMessage__Output): void {
+    if (this.call !== call) return;
+    if (msg.settings) {
+      const s = msg.settings;
+      if (!this.up) {
+        this.options.log.info('session up', { host: s.host, vm: s.vm, reportIntervalMs: s.reportIntervalMs });
+        this.up = true;
+        this.lossLogged = false;
+        this.backoff.reset();
+      }
+      this.latest = s;
+      const interval = s.reportIntervalMs > 0 ? Math.max(MIN_REPORT_INTERVAL_MS, s.reportIntervalMs) : DEFAULT_REPORT_INTERVAL_MS;
+      if (interval !== this.reportIntervalMs) {
+        this.reportIntervalMs = interval;
+        this.scheduleReport(call);
+      }
+      this.options.onSettings?.(s);
+      return;
+    }
+    if (msg.command) void this.handleCommand(call, msg.command);
+  }
+
+  private async handleCommand(call: SessionCall, command: v1.Command__Output): Promise<void> {
+    let result: CommandResult;
+    try {
+      result = await this.options.onCommand(command);
+    } catch (err) {
+      this.options.log.error('command failed', { commandId: command.commandId, error: err as Error });
+      result = { ok: false, message: 'the agent could not carry out the command' };
+    }
+    if (this.call === call) call.write({ ack: { commandId: command.commandId, ok: result.ok, message: result.message } });
+  }
+
+  private scheduleReport(call: SessionCall): void {
+    clearTimeout(this.reportTimer);
+    this.reportTimer = setTimeout(async () => {
+      if (this.call !== call) return;
+      try {
+        const load = await this.options.collector.sample();
+        if (this.call === call) call.write({ load });
+      } catch (err) {
+        this.options.log.debug('load sample failed', { error: err as Error });
+      }
+      if (this.call === call) this.scheduleReport(call);
+    }, this.reportIntervalMs);
+  }
+}
