@@ -37,7 +37,8 @@ fs.writeFileSync(path.join(typesDir, 'index.ts'), `${barrel}\n`);
 
 const root = new protobuf.Root();
 root.resolvePath = (_origin, target) => path.join(protoDir, target);
-root.loadSync(files, { keepCase: true });
+// Field names in camelCase, as the generated types (and so every side's code) spell them.
+root.loadSync(files, { keepCase: false });
 root.resolveAll();
 fs.writeFileSync(path.join(outDir, 'descriptor.json'), JSON.stringify(root.toJSON()));
 console.log(`proto: ${files.length} files -> proto/generated`);
