@@ -75,6 +75,8 @@ interface Io {
   out: (text: string) => void;
   err: (text: string) => void;
   log: Logger;
+  /** exec tells people what happens through its own stderr lines; its log shows errors only unless HEADROOM_LOG says more. */
+  execLog: Logger;
 }
 
 /** Splits `exec` arguments at the first `--`: our options before, the command after. */
@@ -159,7 +161,7 @@ async function execCommand(args: string[], io: Io): Promise<number> {
     },
     command,
   );
-  return runExec(plan, { log: io.log, say: (line) => io.err(`${line}\n`) });
+  return runExec(plan, { log: io.execLog, say: (line) => io.err(`${line}\n`) });
 }
 
 function checkCommand(args: string[], io: Io): number {
@@ -187,6 +189,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
     out: io?.out ?? ((t) => process.stdout.write(t)),
     err: io?.err ?? ((t) => process.stderr.write(t)),
     log: io?.log ?? createLogger(),
+    execLog: io?.execLog ?? io?.log ?? createLogger(process.env.HEADROOM_LOG ? {} : { level: 'error' }),
   };
   const [command, ...rest] = argv;
   try {

@@ -178,6 +178,8 @@ export interface GuardedRunOptions {
   hooks?: GuardedRunHooks;
   /** Backoff between acquire attempts while the coordinator is unreachable. */
   backoff?: BackoffOptions;
+  /** Starts the command; spawnChild by default, a fake in unit tests. */
+  spawn?: typeof spawnChild;
 }
 
 /** Codes that mean "the coordinator could not be reached" (onUnreachable applies). */
@@ -472,7 +474,7 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
     onAbort();
     exit = { code: null, signal: null, exitCode: EXIT_TEMPFAIL };
   } else {
-    child = spawnChild(o.argv, { stdio: o.stdio ?? 'inherit', env: o.env, cwd: o.cwd, log: o.log });
+    child = (o.spawn ?? spawnChild)(o.argv, { stdio: o.stdio ?? 'inherit', env: o.env, cwd: o.cwd, log: o.log });
     o.hooks?.onStarted?.(child.pid);
     o.log.debug('command started', { pid: child.pid, argv: o.argv });
     o.signal?.addEventListener('abort', onAbort, { once: true });
