@@ -45,7 +45,7 @@ export interface Context {
   /** Calls an AdminService method with the unary deadline. Rejects with an RpcError naming the method. */
   admin<M extends AdminUnaryMethod>(method: M, request: AdminRequest<M>): Promise<AdminResponse<M>>;
   /**
-   * Runs `handler` on Ctrl-C (SIGINT) or SIGTERM instead of the default exit, until the returned function
+   * Runs `handler` on Ctrl-C (SIGINT), SIGTERM or SIGHUP instead of the default exit, until the returned function
    * is called. For commands that run until interrupted.
    */
   onInterrupt(handler: (signal: NodeJS.Signals) => void): () => void;

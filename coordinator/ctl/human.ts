@@ -88,3 +88,8 @@ export function formatClockRelative(unixMs: number, now: number): string {
   if (!unixMs) return '-';
   return `${formatClock(unixMs, now)} (${formatRelative(unixMs, now)})`;
 }
+
+/** A command line as a shell would take it back: `sh -c 'exit 3'`. For messages only; we never run it through a shell. */
+export function formatCommand(argv: readonly string[]): string {
+  return argv.map((a) => (/^[\w./:=@%+,-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
+}

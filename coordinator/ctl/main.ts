@@ -3,16 +3,17 @@
  * headroomctl, the admin CLI of a Headroom coordinator: the process around cli.ts (argv, stdout/stderr,
  * signals, exit code).
  */
+import * as os from 'node:os';
 import { PROGRAM, runCli } from './cli';
 import { createCliLogger } from './cli-log';
 
 const handlers = new Set<(signal: NodeJS.Signals) => void>();
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.on(signal, () => {
     // A command that runs until interrupted (history --follow, host-backup) decides what a signal means;
     // otherwise we stop the way an unhandled signal would.
-    if (handlers.size === 0) process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+    if (handlers.size === 0) process.exit(128 + os.constants.signals[signal]);
     for (const h of [...handlers]) h(signal);
   });
 }

@@ -7,16 +7,26 @@
  */
 import { systemClock } from '../../../common/clock';
 import { formatDuration, parseDuration } from '../../../common/duration';
-import { type GuardedRunHooks, type GuardedRunResult, type StopReason, runGuarded } from '../../../common/guarded-run';
+import {
+  DEFAULT_KILL_GRACE_MS,
+  type GuardedRunHooks,
+  type GuardedRunResult,
+  type StopReason,
+  runGuarded,
+} from '../../../common/guarded-run';
 import type { Queued__Output, Token__Output } from '../../../proto/generated/headroom/v1';
 import { parseInt32, parseString } from '../args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
 import { UsageError, statusName } from '../errors';
-import { formatClock, formatClockRelative, formatSpan } from '../human';
+import { formatClock, formatClockRelative, formatCommand, formatSpan } from '../human';
+import { watchRevocation } from './revoke-watch';
 
 /** The job name recorded with the token when --job is not given. */
 export const DEFAULT_JOB = 'host-backup';
+
+/** While the coordinator stays unreachable, repeat the notice at most this often. */
+const UNREACHABLE_NOTICE_EVERY_MS = 30_000;
 
 function parseDurationMs(raw: string): number {
   const ms = parseDuration(raw);
@@ -33,17 +43,27 @@ export const hostBackupCommand: Command = {
     'this terminal, renews the token while it runs, and releases it with the outcome. COMMAND is run',
     'directly, not through a shell: write sh -c \'...\' for pipes. If the token is lost the command is stopped.',
     '',
-    'Exit status: the command\'s own; 75 when no token was granted (denied, or not granted before --window',
-    'ran out, e.g. because the coordinator was unreachable) or the lease was lost; 64 usage error.',
-    'Without --window it waits as long as it takes (Ctrl-C withdraws the request).',
+    '--window is the backup window from now: the command must start within it, and is stopped at its end',
+    'unless the host\'s policy allows overrun. Without --window it waits as long as it takes and may run',
+    'as long as it needs. Ctrl-C while waiting withdraws the request; while running, it goes to the command.',
+    '',
+    'Exit status: the command\'s own; 75 when no token was granted (denied, or not granted within --window,',
+    'e.g. because the coordinator was unreachable) or the token was revoked or lost; 64 usage error.',
   ].join('\n'),
   options: [
     { name: 'host', value: 'H', help: 'the host the VM runs on (required)', parse: parseString },
     { name: 'vm', value: 'V', help: 'the VM being backed up (required)', parse: parseString },
     { name: 'job', value: 'NAME', help: `job name for history (default: ${DEFAULT_JOB})`, parse: parseString },
-    { name: 'window', value: 'DURATION', help: 'start within this long or give up with 75 (default: wait)', parse: parseDurationMs },
+    { name: 'window', value: 'DURATION', help: 'backup window from now: start within it or exit 75 (default: none)', parse: parseDurationMs },
     { name: 'expected-duration', value: 'DURATION', help: 'how long the backup usually takes (for estimates)', parse: parseDurationMs },
     { name: 'priority', value: 'N', help: 'higher goes first among waiting HYPERVISOR requests (default 0)', parse: parseInt32 },
+    { name: 'ttl', value: 'DURATION', help: "lease TTL (default: the host policy's)", parse: parseDurationMs },
+    {
+      name: 'kill-grace',
+      value: 'DURATION',
+      help: `between SIGTERM and SIGKILL when the command must stop (default ${formatDuration(DEFAULT_KILL_GRACE_MS)})`,
+      parse: parseDurationMs,
+    },
   ],
   rest: true,
   async run(ctx, args) {
@@ -56,7 +76,8 @@ export const hostBackupCommand: Command = {
 
     // The guarded run measures lease deadlines on the monotonic clock, which reads like Unix ms.
     const clock = systemClock;
-    const latestStartUnixMs = windowMs === undefined ? 0 : clock.now() + windowMs;
+    // As `headroom-agent exec` does: the window bounds both the start and the run.
+    const windowEndUnixMs = windowMs === undefined ? 0 : clock.now() + windowMs;
 
     const abort = new AbortController();
     const removeInterrupt = ctx.onInterrupt((signal) => {
@@ -64,6 +85,8 @@ export const hostBackupCommand: Command = {
       if (!abort.signal.aborted) abort.abort(reason);
     });
     const reporter = new ProgressReporter(ctx, { host, vm, job });
+    let stopWatching = () => {};
+    const hooks = reporter.hooks(argv);
     try {
       const result = await runGuarded({
         client: ctx.clients().token,
@@ -73,20 +96,32 @@ export const hostBackupCommand: Command = {
           vm,
           job,
           expectedDurationMs: args.get<number>('expected-duration') ?? 0,
-          latestStartUnixMs,
+          latestStartUnixMs: windowEndUnixMs,
+          windowEndUnixMs,
           priority: args.get<number>('priority') ?? 0,
+          ttlMs: args.get<number>('ttl') ?? 0,
         },
         argv,
         stdio: 'inherit',
         log: ctx.log,
         clock,
         signal: abort.signal,
+        killGraceMs: args.get<number>('kill-grace') ?? DEFAULT_KILL_GRACE_MS,
         onUnreachable: 'skip',
-        hooks: reporter.hooks(argv),
+        hooks: {
+          ...hooks,
+          onGranted(token) {
+            hooks.onGranted?.(token);
+            stopWatching = watchRevocation(ctx, token, (detail) => {
+              if (!abort.signal.aborted) abort.abort({ kind: 'revoke', reason: detail } satisfies StopReason);
+            });
+          },
+        },
       });
       reporter.finished(result);
       return result.exitCode;
     } finally {
+      stopWatching();
       removeInterrupt();
     }
   },
@@ -105,6 +140,7 @@ export interface ProgressSubject {
  */
 export class ProgressReporter {
   private lastQueued = '';
+  private lastUnreachableAt = -Infinity;
 
   constructor(
     private readonly ctx: Context,
@@ -145,16 +181,19 @@ export class ProgressReporter {
       onGranted: (t) => this.granted(t),
       onDenied: (d) => this.emit('denied', { ...d }, `denied (${d.reason}): ${d.message || 'no reason given'}`),
       onUnreachable: (info) => {
+        const now = this.ctx.now();
+        if (now - this.lastUnreachableAt < UNREACHABLE_NOTICE_EVERY_MS) return;
+        this.lastUnreachableAt = now;
         const code = (info.error as { code?: number }).code;
         const why = code === undefined ? info.error.message : `${statusName(code)}: ${(info.error as { details?: string }).details || info.error.message}`;
-        const until = info.giveUpAtUnixMs ? `, giving up at ${formatClock(info.giveUpAtUnixMs, this.ctx.now())}` : '';
+        const until = info.giveUpAtUnixMs ? `, giving up at ${formatClock(info.giveUpAtUnixMs, now)}` : '';
         this.emit(
           'unreachable',
           { error: why, attempt: info.attempt, retryInMs: info.retryInMs, giveUpAtUnixMs: info.giveUpAtUnixMs },
           `the coordinator at ${this.ctx.coordinator} is unreachable (${why}); retrying in ${formatSpan(info.retryInMs)}${until}`,
         );
       },
-      onStarted: (pid) => this.emit('started', { pid, argv }, `running ${argv.join(' ')}${pid ? ` (pid ${pid})` : ''}`),
+      onStarted: (pid) => this.emit('started', { pid, argv }, `running ${formatCommand(argv)}${pid ? ` (pid ${pid})` : ''}`),
       onStopping: (why) => this.emit('stopping', { why }, `stopping the command: ${why}`),
     };
   }
