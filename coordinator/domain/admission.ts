@@ -3,9 +3,10 @@
  * estimated start times:
  *  1. GUEST and HYPERVISOR tokens are never active together on a host;
  *  2. at most one active token per VM, and per-kind caps from the host's policy;
- *  3. phase fairness: while a request of one kind waits, no new token of the other kind is granted, and
- *     when the host is idle the kind that has waited longest goes first; within a kind, higher priority
- *     first, then arrival order.
+ *  3. no starvation (phase fairness): a request is passed over only by requests of its own kind; one of
+ *     the other kind is granted ahead of it only if that one arrived earlier. So once a request waits, new
+ *     grants of the other kind stop, and it is served after a bounded number of grants. Within a kind,
+ *     higher priority first, then arrival order.
  */
 import { type TokenKind, otherKind } from './lease';
 import type { HostPolicy } from './policy';
@@ -38,32 +39,20 @@ export function selectGrants<W extends WaitingView>(
   paused: boolean,
 ): W[] {
   if (paused || queue.length === 0) return [];
+  const oldest: Record<TokenKind, number> = { GUEST: Infinity, HYPERVISOR: Infinity };
+  for (const w of queue) oldest[w.kind] = Math.min(oldest[w.kind], w.seq);
 
-  let oldest: W | undefined;
-  const waitingKinds = new Set<TokenKind>();
-  for (const w of queue) {
-    waitingKinds.add(w.kind);
-    if (!oldest || w.seq < oldest.seq) oldest = w;
-  }
-
-  const activeKind = active.length > 0 ? active[0].kind : undefined;
-  let phase: TokenKind;
-  if (activeKind) {
-    // Phase fairness: a waiter of the other kind stops new grants of this kind until the host drains.
-    if (waitingKinds.has(otherKind(activeKind))) return [];
-    phase = activeKind;
-  } else {
-    phase = oldest!.kind;
-  }
-
-  const cap = phase === 'GUEST' ? policy.maxGuestTokens : policy.maxHypervisorTokens;
+  let phase: TokenKind | undefined = active.length > 0 ? active[0].kind : undefined;
   let running = active.length;
   const busyVms = new Set(active.map((a) => a.vm));
   const grants: W[] = [];
   for (const w of queue) {
-    if (running >= cap) break;
-    if (w.kind !== phase || busyVms.has(w.vm)) continue;
+    if (phase !== undefined && w.kind !== phase) continue;
+    if (oldest[otherKind(w.kind)] < w.seq) continue;
+    const cap = w.kind === 'GUEST' ? policy.maxGuestTokens : policy.maxHypervisorTokens;
+    if (running >= cap || busyVms.has(w.vm)) continue;
     grants.push(w);
+    phase = w.kind;
     busyVms.add(w.vm);
     running++;
   }

@@ -66,7 +66,7 @@ export function describeWait(
   if (active.some((a) => a.vm === request.vm)) return `another backup of VM ${request.vm} is running`;
   const cap = request.kind === 'GUEST' ? policy.maxGuestTokens : policy.maxHypervisorTokens;
   if (active.length >= cap) return `${request.kind} cap reached (${active.length}/${cap})`;
-  if (queue.some((w) => w.kind === other)) return `${other} requests waiting go first`;
+  if (queue.some((w) => w.kind === other && w.seq < request.seq)) return `earlier ${other} requests go first`;
   const ahead = queue.findIndex((w) => w === request);
   return ahead > 0 ? `${ahead} request(s) ahead` : 'next in line';
 }

@@ -1,0 +1,184 @@
+/**
+ * Property test of the lessor and the SQLite store together: thousands of random sequences of acquire,
+ * renew, release, cancel, expiry, pause, policy changes and restarts (reload from the store), across both
+ * kinds, several hosts and VMs. After every step the rules must hold:
+ *  1. no GUEST and HYPERVISOR token active together on a host;
+ *  2. at most one token per VM, and per-kind caps;
+ *  3. no grant overtakes an earlier waiting request of the other kind;
+ *  4. fencing numbers strictly increase per host, and stale ones are refused;
+ *  6. a restart restores exactly the committed active tokens, and a request id never yields two tokens.
+ */
+import { strict as assert } from 'node:assert';
+import fc from 'fast-check';
+import { ManualClock } from '../../../../common/clock';
+import { StaleFencingTokenError } from '../../../../coordinator/domain/errors';
+import type { LessorEvent } from '../../../../coordinator/domain/events';
+import type { AcquireInput, TokenKind } from '../../../../coordinator/domain/lease';
+import { Lessor } from '../../../../coordinator/domain/lessor';
+import { SqliteStore } from '../../../../coordinator/sqlite-store';
+import { T0, counterIds } from './fixtures';
+
+const HOSTS = ['h1', 'h2'];
+const VMS = ['vm1', 'vm2', 'vm3', 'vm4'];
+const REQUESTS = 24;
+
+const requestSpec = fc.record({
+  kind: fc.constantFrom<TokenKind>('GUEST', 'HYPERVISOR'),
+  host: fc.constantFrom(...HOSTS),
+  vm: fc.constantFrom(...VMS),
+  priority: fc.integer({ min: 0, max: 2 }),
+  latestStartMs: fc.oneof(fc.constant(0), fc.integer({ min: 1_000, max: 120_000 })),
+  windowEndMs: fc.oneof(fc.constant(0), fc.integer({ min: 1_000, max: 200_000 })),
+  expectedDurationMs: fc.integer({ min: 0, max: 60_000 }),
+});
+
+const op = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ type: fc.constant('acquire' as const), req: fc.nat(REQUESTS - 1) }) },
+  { weight: 3, arbitrary: fc.record({ type: fc.constant('renew' as const), lease: fc.nat(), stale: fc.boolean() }) },
+  { weight: 3, arbitrary: fc.record({ type: fc.constant('release' as const), lease: fc.nat(), stale: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('cancel' as const), req: fc.nat(REQUESTS - 1) }) },
+  { weight: 3, arbitrary: fc.record({ type: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 40_000 }) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('restart' as const) }) },
+  { weight: 1, arbitrary: fc.record({ type: fc.constant('pause' as const), host: fc.constantFrom(...HOSTS), on: fc.boolean() }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constant('policy' as const),
+      host: fc.constantFrom(...HOSTS),
+      guests: fc.integer({ min: 1, max: 3 }),
+      overrun: fc.boolean(),
+    }),
+  },
+);
+
+type Op = typeof op extends fc.Arbitrary<infer T> ? T : never;
+type RequestSpec = typeof requestSpec extends fc.Arbitrary<infer T> ? T : never;
+
+function run(specs: RequestSpec[], ops: Op[]): void {
+  const clock = new ManualClock(T0);
+  const ids = counterIds();
+  const store = new SqliteStore(':memory:');
+  const start = (): Lessor => {
+    const l = new Lessor(clock, ids);
+    store.commit(l.restore(store.load(clock.now() - 86_400_000)));
+    return l;
+  };
+  let lessor = start();
+  const inputs: AcquireInput[] = specs.map((s, i) => ({
+    requestId: `r${i}`,
+    kind: s.kind,
+    host: s.host,
+    vm: s.vm,
+    job: 'j',
+    priority: s.priority,
+    expectedDurationMs: s.expectedDurationMs,
+    latestStart: s.latestStartMs && T0 + s.latestStartMs,
+    windowEnd: s.windowEndMs && T0 + s.windowEndMs + s.latestStartMs,
+    ttlMs: 0,
+  }));
+  const grantsPerRequest = new Map<string, number>();
+  const lastFencing = new Map<string, number>();
+  const seqOf = new Map<string, number>();
+  const grantedRequests = new Set<string>();
+
+  for (const o of ops) {
+    const waitingBefore = HOSTS.flatMap((h) => lessor.waiting(h).map((w) => w.request));
+    for (const w of waitingBefore) seqOf.set(w.requestId, w.seq);
+    let events: LessorEvent[] = [];
+    const active = lessor.activeLeases().sort((a, b) => a.tokenId.localeCompare(b.tokenId));
+    switch (o.type) {
+      case 'acquire': {
+        const r = lessor.acquire(inputs[o.req]);
+        events = r.events;
+        if (r.result.status === 'queued') seqOf.set(r.result.request.requestId, r.result.request.seq);
+        if (grantedRequests.has(inputs[o.req].requestId) && r.result.status === 'queued') {
+          assert.fail(`request ${inputs[o.req].requestId} had a token and was queued again`);
+        }
+        break;
+      }
+      case 'renew':
+      case 'release': {
+        if (active.length === 0) break;
+        const lease = active[o.lease % active.length];
+        const call = () =>
+          o.type === 'renew'
+            ? lessor.renew(lease.tokenId, lease.fencing + (o.stale ? -1 : 0)).events
+            : lessor.release(lease.tokenId, lease.fencing + (o.stale ? -1 : 0), {
+                success: true, bytes: 0, durationMs: 0, exitCode: 0, message: '',
+              });
+        if (o.stale) {
+          assert.throws(call, StaleFencingTokenError);
+          assert.deepEqual(lessor.activeLeases().sort((a, b) => a.tokenId.localeCompare(b.tokenId)), active);
+        } else events = call();
+        break;
+      }
+      case 'cancel':
+        events = lessor.cancel(inputs[o.req].requestId);
+        break;
+      case 'advance':
+        clock.advance(o.ms);
+        events = lessor.tick();
+        break;
+      case 'pause':
+        lessor.ensureHost(o.host).forEach((e) => store.commit([e]));
+        events = o.on ? lessor.pause(o.host, 'test') : lessor.resume(o.host);
+        break;
+      case 'policy':
+        store.commit(lessor.ensureHost(o.host));
+        events = lessor.setPolicy(o.host, { maxGuestTokens: o.guests, allowOverrun: o.overrun });
+        break;
+      case 'restart': {
+        const before = lessor.activeLeases().map((l) => [l.tokenId, l.fencing, l.kind, l.vm]).sort();
+        lessor = start();
+        const after = lessor.activeLeases().map((l) => [l.tokenId, l.fencing, l.kind, l.vm]).sort();
+        assert.deepEqual(after, before, 'a restart restores exactly the committed active tokens');
+        break;
+      }
+    }
+    store.commit(events);
+
+    // Rule 3: a grant never overtakes a waiting request of the other kind that arrived earlier.
+    const left = new Set(events.filter((e) => e.type === 'denied' || e.type === 'cancelled').map((e) => (e as { request: { requestId: string } }).request.requestId));
+    for (const e of events) {
+      if (e.type !== 'granted') continue;
+      const seq = seqOf.get(e.lease.requestId)!;
+      const overtaken = waitingBefore.find(
+        (w) => w.host === e.lease.host && w.kind !== e.lease.kind && w.seq < seq && !left.has(w.requestId),
+      );
+      assert.equal(overtaken, undefined, `grant of ${e.lease.requestId} overtook ${overtaken?.requestId}`);
+      // Rule 4 and 6: fencing strictly increases per host; a request id never yields a second token.
+      assert.ok(e.lease.fencing > (lastFencing.get(e.lease.host) ?? 0), 'fencing increases');
+      lastFencing.set(e.lease.host, e.lease.fencing);
+      grantsPerRequest.set(e.lease.requestId, (grantsPerRequest.get(e.lease.requestId) ?? 0) + 1);
+      assert.equal(grantsPerRequest.get(e.lease.requestId), 1, `second token for ${e.lease.requestId}`);
+      grantedRequests.add(e.lease.requestId);
+    }
+
+    // Rules 1 and 2 on the state after the step.
+    for (const host of HOSTS) {
+      if (!lessor.hasHost(host)) continue;
+      const leases = lessor.activeLeases(host);
+      const kinds = new Set(leases.map((l) => l.kind));
+      assert.ok(kinds.size <= 1, `GUEST and HYPERVISOR together on ${host}`);
+      const vms = leases.map((l) => l.vm);
+      assert.equal(new Set(vms).size, vms.length, `two tokens for one VM on ${host}`);
+      const policy = lessor.host(host).policy;
+      const cap = kinds.has('GUEST') ? policy.maxGuestTokens : policy.maxHypervisorTokens;
+      // Lowering a cap does not revoke tokens already held: only count grants made under the current cap.
+      if (!events.some((e) => e.type === 'policy-changed')) {
+        const grantedNow = events.filter((e) => e.type === 'granted' && e.lease.host === host).length;
+        if (grantedNow > 0) assert.ok(leases.length <= cap, `cap ${cap} exceeded on ${host}`);
+      }
+    }
+  }
+  store.close();
+}
+
+describe('Lessor properties (random sequences, SQLite store, restarts)', () => {
+  it('keeps rules 1-4 and 6 after every step of thousands of random sequences', () => {
+    fc.assert(
+      fc.property(fc.array(requestSpec, { minLength: REQUESTS, maxLength: REQUESTS }), fc.array(op, { minLength: 1, maxLength: 60 }), run),
+      { numRuns: Number(process.env.HEADROOM_PROPERTY_RUNS ?? 2000) },
+    );
+  });
+});
