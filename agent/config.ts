@@ -254,8 +254,8 @@ export function parseAgentConfigText(text: string, file: string): AgentConfig {
     throw new ConfigError(
       file,
       doc.errors.map((e) => {
-        const at = e.linePos?.[0];
-        return `${file}${at ? `:${at.line}:${at.col}` : ''}: ${e.message.split('\n')[0]}`;
+        const before = text.slice(0, e.pos[0]).split('\n');
+        return `${file}:${before.length}:${before[before.length - 1].length + 1}: ${e.message.split('\n')[0]}`;
       }),
     );
   }

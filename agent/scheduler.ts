@@ -45,6 +45,11 @@ export function nextOccurrence(expression: string, afterUnixMs: number, seed = '
   return CronExpressionParser.parse(expression.trim(), { currentDate: afterUnixMs, hashSeed: seed }).next().getTime();
 }
 
+/** The latest occurrence of `expression` at or before `atUnixMs`. Throws when the expression is invalid. */
+export function previousOccurrence(expression: string, atUnixMs: number, seed = 'headroom'): number {
+  return CronExpressionParser.parse(expression.trim(), { currentDate: atUnixMs + 1, hashSeed: seed }).prev().getTime();
+}
+
 /** The occurrence at `scheduledAtUnixMs` of a job with `windowMs`. */
 export function occurrenceAt(scheduledAtUnixMs: number, windowMs: number): Occurrence {
   return { scheduledAtUnixMs, windowEndUnixMs: scheduledAtUnixMs + windowMs };
@@ -98,28 +103,35 @@ export class JobScheduler<J extends ScheduledJob> {
 
   private arm(state: JobState<J>): void {
     if (!this.running) return;
-    const wait = state.next - this.options.clock.now();
+    const { job } = state;
+    const log = this.options.log;
+    const now = this.options.clock.now();
+    const wait = state.next - now;
     if (wait > 0) {
       state.timer = setTimeout(() => this.arm(state), Math.min(wait, this.options.maxSleepMs ?? 60_000));
       return;
     }
-    const occurrence = occurrenceAt(state.next, state.job.windowMs);
-    const now = this.options.clock.now();
+    // Woken late (suspend, stepped clock), later occurrences may have passed too: the latest one is the one to run.
+    const latest = Math.max(state.next, previousOccurrence(job.schedule, now, job.name));
+    const occurrence = occurrenceAt(latest, job.windowMs);
+    const iso = (ms: number) => new Date(ms).toISOString();
     if (now < occurrence.windowEndUnixMs) {
+      if (latest > state.next) log.warn('woke late: earlier scheduled runs were missed', { job: job.name, firstMissed: iso(state.next) });
       try {
-        this.options.onDue(state.job, occurrence);
+        this.options.onDue(job, occurrence);
       } catch (err) {
-        this.options.log.error('could not start a scheduled job', { job: state.job.name, error: err as Error });
+        log.error('could not start a scheduled job', { job: job.name, error: err as Error });
       }
     } else {
-      this.options.log.error('missed a scheduled run: the agent was not running or the clock jumped past its window', {
-        job: state.job.name,
-        scheduledAt: new Date(occurrence.scheduledAtUnixMs).toISOString(),
-        window: formatDuration(state.job.windowMs),
+      log.error('missed a scheduled run: the agent was not running or the clock jumped past its window', {
+        job: job.name,
+        scheduledAt: iso(latest),
+        firstMissed: latest > state.next ? iso(state.next) : undefined,
+        window: formatDuration(job.windowMs),
       });
     }
-    // The following occurrence after both this one and now: never the same one twice, even if the clock steps back.
-    state.next = nextOccurrence(state.job.schedule, Math.max(now, state.next), state.job.name);
+    // After both this occurrence and now: never the same one twice, even if the clock steps back.
+    state.next = nextOccurrence(job.schedule, Math.max(now, latest), job.name);
     this.arm(state);
   }
 }

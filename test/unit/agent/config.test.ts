@@ -1,0 +1,132 @@
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { compileAgentConfig, loadAgentConfig, parseAgentConfigText } from '../../../agent/config';
+import { ConfigError } from '../../../agent/errors';
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`);
+    return [...err.problems];
+  }
+  assert.fail('expected the configuration to be refused');
+}
+
+const job = { name: 'nightly', schedule: '0 2 * * *', window: '2h', expectedDuration: '30m', command: ['restic', 'backup', '/data'] };
+
+describe('agent configuration', () => {
+  it('applies the defaults to a minimal file', () => {
+    const c = compileAgentConfig({}, 'agent.yaml');
+    assert.equal(c.coordinator, '127.0.0.1:7400');
+    assert.equal(c.vm, '');
+    assert.equal(c.host, '');
+    assert.equal(c.onUnreachable, 'skip');
+    assert.equal(c.killGraceMs, 10_000);
+    assert.deepEqual(c.jobs, []);
+    assert.equal(c.tls, undefined);
+  });
+
+  it('reads jobs with durations, priority and cost', () => {
+    const c = compileAgentConfig(
+      { jobs: [{ ...job, schedule: '*/10 * * * * *', priority: 5, cost: { ioBytesPerSec: 50_000_000, cpuPercent: 80 } }], killGrace: '30s' },
+      'agent.yaml',
+    );
+    assert.deepEqual(c.jobs[0], {
+      name: 'nightly',
+      schedule: '*/10 * * * * *',
+      windowMs: 7_200_000,
+      expectedDurationMs: 1_800_000,
+      command: ['restic', 'backup', '/data'],
+      priority: 5,
+      cost: { ioBytesPerSec: 50_000_000, cpuPercent: 80 },
+    });
+    assert.equal(c.killGraceMs, 30_000);
+    assert.equal(compileAgentConfig({ killGraceMs: 2500 }, 'a.yaml').killGraceMs, 2500);
+  });
+
+  it('collects every problem, each naming the file, the key path and what was expected', () => {
+    const list = problems(() =>
+      compileAgentConfig(
+        {
+          coordiantor: 'x',
+          onUnreachable: 'maybe',
+          killGraceMs: 'soon',
+          jobs: [
+            job,
+            { ...job, schedule: 'every day', window: '2x', command: 'restic backup /data' },
+            { ...job, name: 'nightly', expectedDuration: undefined, extra: true },
+          ],
+        },
+        '/etc/headroom/agent.yaml',
+      ),
+    );
+    const expected = [
+      /^\/etc\/headroom\/agent\.yaml: coordiantor: unknown key \(expected one of: coordinator, /,
+      /^\/etc\/headroom\/agent\.yaml: onUnreachable: expected "skip" or "run", got "maybe"$/,
+      /^\/etc\/headroom\/agent\.yaml: killGraceMs: expected an integer from 0 to \d+, got "soon"$/,
+      /^\/etc\/headroom\/agent\.yaml: jobs\[1\]\.schedule: invalid cron expression "every day": .*\(expected 5 fields, or 6 with seconds first\)$/,
+      /^\/etc\/headroom\/agent\.yaml: jobs\[1\]\.window: expected a duration such as .*, got "2x"$/,
+      /^\/etc\/headroom\/agent\.yaml: jobs\[1\]\.command: expected a non-empty list of strings \(a single string is not split by a shell/,
+      /^\/etc\/headroom\/agent\.yaml: jobs\[2\]\.extra: unknown key \(expected one of: name, schedule, /,
+      /^\/etc\/headroom\/agent\.yaml: jobs\[2\]\.expectedDuration: missing \(expected a duration/,
+      /^\/etc\/headroom\/agent\.yaml: jobs\[1\]\.name: duplicate job name "nightly" \(also jobs\[0\]\)$/,
+      /^\/etc\/headroom\/agent\.yaml: jobs\[2\]\.name: duplicate job name "nightly" \(also jobs\[0\]\)$/,
+    ];
+    for (const re of expected) assert.ok(list.some((p) => re.test(p)), `no problem matches ${re}:\n${list.join('\n')}`);
+    assert.equal(list.length, expected.length, list.join('\n'));
+  });
+
+  it('refuses cron expressions with the wrong number of fields or impossible dates', () => {
+    for (const schedule of ['* * *', '* * * *', '1 2 3 4 5 6 7', '0 0 30 2 *', '61 * * * *', '']) {
+      const list = problems(() => compileAgentConfig({ jobs: [{ ...job, schedule }] }, 'agent.yaml'));
+      assert.equal(list.length, 1, list.join('\n'));
+      assert.match(list[0], /^agent\.yaml: jobs\[0\]\.schedule: /);
+    }
+    for (const schedule of ['0 2 * * *', '*/5 * * * * *', '@daily', '0 3 * * MON-FRI']) {
+      assert.equal(compileAgentConfig({ jobs: [{ ...job, schedule }] }, 'agent.yaml').jobs[0].schedule, schedule);
+    }
+  });
+
+  it('refuses plaintext to a remote coordinator unless TLS files are given', () => {
+    const list = problems(() => compileAgentConfig({ coordinator: '10.1.2.3:7400' }, 'agent.yaml'));
+    assert.match(list[0], /^agent\.yaml: coordinator: plaintext to "10\.1\.2\.3:7400" is refused .*expected tls\.caFile/);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-agent-config-'));
+    const ca = path.join(dir, 'ca.pem');
+    fs.writeFileSync(ca, 'not really a certificate');
+    try {
+      const c = compileAgentConfig({ coordinator: '10.1.2.3:7400', tls: { caFile: ca } }, 'agent.yaml');
+      assert.deepEqual(c.tls, { caFile: ca, certFile: undefined, keyFile: undefined });
+      const tlsProblems = problems(() =>
+        compileAgentConfig({ coordinator: 'coord.example:7400', tls: { caFile: ca, certFile: path.join(dir, 'missing.pem') } }, 'agent.yaml'),
+      );
+      assert.deepEqual(
+        tlsProblems.map((p) => p.replace(/: cannot read .*$/, ': cannot read')),
+        ['agent.yaml: tls: certFile and keyFile go together (mutual TLS): give both or neither', 'agent.yaml: tls.certFile: cannot read'],
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports YAML syntax errors with file, line and column', () => {
+    const list = problems(() => parseAgentConfigText('coordinator: 127.0.0.1:7400\njobs: [\n  - name: x\n', 'agent.yaml'));
+    assert.ok(list.length >= 1);
+    assert.match(list[0], /^agent\.yaml:\d+:\d+: /);
+    const dup = problems(() => parseAgentConfigText('vm: a\nvm: b\n', 'agent.yaml'));
+    assert.match(dup[0], /^agent\.yaml:2:1: Map keys must be unique/);
+  });
+
+  it('names an unreadable file', () => {
+    const list = problems(() => loadAgentConfig('/nonexistent/agent.yaml'));
+    assert.deepEqual(list, ['/nonexistent/agent.yaml: cannot read the configuration (ENOENT)']);
+  });
+
+  it('accepts the example configuration', () => {
+    const example = path.resolve(__dirname, '..', '..', '..', '..', 'examples', 'agent.yaml');
+    const c = loadAgentConfig(example);
+    assert.ok(c.jobs.length >= 1);
+  });
+});
