@@ -122,15 +122,17 @@ export function connect(address: string, credentials: grpc.ChannelCredentials, e
   return { token, admin, agent, close: () => token.close() };
 }
 
-type UnaryMethod<Req, Res> = (
-  req: Req,
-  options: grpc.CallOptions,
-  cb: (err: grpc.ServiceError | null, res?: Res) => void,
-) => grpc.ClientUnaryCall;
+/**
+ * A generated client method. Typed by its last overload, `(request, callback)`, so that TypeScript infers
+ * the request and response types from `client.Method.bind(client)`; called with call options too.
+ */
+type UnaryMethod<Req, Res> = (req: Req, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall;
+type UnaryMethodWithOptions<Req, Res> = (req: Req, options: grpc.CallOptions, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall;
 
 /** Calls a unary method with a deadline and returns a promise. Rejects with the grpc.ServiceError. */
 export function unary<Req, Res>(method: UnaryMethod<Req, Res>, req: Req, deadlineMs = UNARY_DEADLINE_MS): Promise<Res> {
+  const call = method as unknown as UnaryMethodWithOptions<Req, Res>;
   return new Promise((resolve, reject) => {
-    method(req, { deadline: deadlineIn(deadlineMs) }, (err, res) => (err ? reject(err) : resolve(res as Res)));
+    call(req, { deadline: deadlineIn(deadlineMs) }, (err, res) => (err ? reject(err) : resolve(res as Res)));
   });
 }

@@ -1,0 +1,173 @@
+/**
+ * TokenService and AdminService over real gRPC against a real coordinator process and SQLite file.
+ */
+import { strict as assert } from 'node:assert';
+import { randomUUID } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import type { Clients } from '../../../common/connection';
+import { unary } from '../../../common/connection';
+import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
+import { acquire, connectPlain, grant, release, renew, statusOf } from '../../helpers/token-client';
+
+describe('coordinator over gRPC', function () {
+  let coordinator: RunningCoordinator;
+  let clients: Clients;
+
+  before(async () => {
+    coordinator = await startCoordinator({ host: 'host-a' });
+    clients = connectPlain(coordinator.address);
+  });
+
+  after(async () => {
+    clients?.close();
+    await coordinator?.stop();
+  });
+
+  it('grants, renews and releases a token, and records each step in the history', async () => {
+    const token = await grant(clients, { kind: 'GUEST', vm: 'vm-grant', job: 'restic' });
+    assert.equal(token.kind, 'GUEST');
+    assert.equal(token.host, 'host-a');
+    assert.ok(token.fencing >= 1);
+    const renewed = await renew(clients, token);
+    assert.ok(renewed.expiresUnixMs >= token.expiresUnixMs);
+    await release(clients, token);
+    const history = await unary(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm-grant' });
+    assert.deepEqual(history.events.map((e) => e.type), ['GRANTED', 'RENEWED', 'RELEASED']);
+    assert.ok(history.events.every((e) => e.tokenId === token.tokenId));
+  });
+
+  it('queues a hypervisor request behind a guest backup, streaming position and estimate, then grants it', async () => {
+    const guest = await grant(clients, { kind: 'GUEST', vm: 'vm-q1', expectedDurationMs: 120_000 });
+    const hv = acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-q2' });
+    await waitFor(() => hv.updates.length > 0);
+    const queued = hv.updates[0].queued!;
+    assert.equal(queued.position, 1);
+    assert.equal(queued.estimatedStartUnixMs, guest.slot!.expectedEndUnixMs);
+    assert.match(queued.waitingFor, /GUEST backup/);
+    const tokens = await unary(clients.admin.ListTokens.bind(clients.admin), { host: 'host-a' });
+    assert.equal(tokens.queued.length, 1);
+    await release(clients, guest);
+    const final = await hv.done;
+    assert.equal(final.granted!.kind, 'HYPERVISOR');
+    assert.ok(final.granted!.fencing > guest.fencing);
+    await release(clients, final.granted!);
+  });
+
+  it('withdraws a waiting request when its caller cancels', async () => {
+    const guest = await grant(clients, { kind: 'GUEST', vm: 'vm-c1' });
+    const hv = acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-c2' });
+    await waitFor(() => hv.updates.length > 0);
+    hv.cancel();
+    await waitFor(async () => (await unary(clients.admin.ListTokens.bind(clients.admin), {})).queued.length === 0);
+    // With the hypervisor request gone, a new guest is no longer held back.
+    const other = await grant(clients, { kind: 'GUEST', vm: 'vm-c3' });
+    await release(clients, other);
+    await release(clients, guest);
+  });
+
+  it('answers a retried request id with the same token', async () => {
+    const requestId = randomUUID();
+    const first = await grant(clients, { requestId, vm: 'vm-idem' });
+    const second = await grant(clients, { requestId, vm: 'vm-idem' });
+    assert.deepEqual([second.tokenId, second.fencing], [first.tokenId, first.fencing]);
+    await release(clients, first);
+    const third = await acquire(clients, { requestId, vm: 'vm-idem' }).done;
+    assert.equal(third.denied?.reason, 'REQUEST_ID_USED');
+  });
+
+  it('refuses bad input with INVALID_ARGUMENT naming the field, and changes nothing', async () => {
+    const before = await unary(clients.admin.ListHistory.bind(clients.admin), { limit: 1 });
+    const cases: [Record<string, unknown>, string][] = [
+      [{ requestId: '' }, 'request_id'],
+      [{ kind: 'TOKEN_KIND_UNSPECIFIED' }, 'kind'],
+      [{ kind: 7 }, 'kind'],
+      [{ vm: '' }, 'vm'],
+      [{ vm: 'a b' }, 'vm'],
+      [{ host: '../etc' }, 'host'],
+      [{ ttlMs: 5 }, 'ttl_ms'],
+      [{ priority: 100000 }, 'priority'],
+      [{ latestStartUnixMs: Date.now() + 10_000, windowEndUnixMs: Date.now() }, 'latest_start_unix_ms'],
+    ];
+    for (const [request, field] of cases) {
+      const { code, details } = await statusOf(acquire(clients, request).done);
+      assert.equal(code, grpc.status.INVALID_ARGUMENT, JSON.stringify(request));
+      assert.match(details, new RegExp(`^${field}:`), details);
+    }
+    const bad = await statusOf(renew(clients, { tokenId: 'x', fencing: 0 }));
+    assert.equal(bad.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(bad.details, /^fencing:/);
+    const after = await unary(clients.admin.ListHistory.bind(clients.admin), { limit: 1 });
+    assert.equal(after.events.at(-1)?.seq, before.events.at(-1)?.seq, 'no history was written');
+  });
+
+  it('answers NOT_FOUND for unknown tokens and hosts, FAILED_PRECONDITION for a stale fencing number', async () => {
+    assert.equal((await statusOf(renew(clients, { tokenId: 'no-such-token', fencing: 1 }))).code, grpc.status.NOT_FOUND);
+    assert.equal(
+      (await statusOf(unary(clients.admin.PauseHost.bind(clients.admin), { host: 'nowhere' }))).code,
+      grpc.status.NOT_FOUND,
+    );
+    const token = await grant(clients, { vm: 'vm-stale' });
+    const stale = await statusOf(release(clients, { tokenId: token.tokenId, fencing: token.fencing + 1 }));
+    assert.equal(stale.code, grpc.status.FAILED_PRECONDITION);
+    assert.match(stale.details, /stale fencing/);
+    await release(clients, token);
+    assert.equal((await statusOf(renew(clients, token))).code, grpc.status.FAILED_PRECONDITION);
+  });
+
+  it('holds grants while the host is paused and grants on resume', async () => {
+    await unary(clients.admin.PauseHost.bind(clients.admin), { host: 'host-a', reason: 'maintenance' });
+    const waiting = acquire(clients, { vm: 'vm-pause' });
+    await waitFor(() => waiting.updates.length > 0);
+    assert.equal(waiting.updates[0].queued!.waitingFor, 'host is paused');
+    const hosts = await unary(clients.admin.ListHosts.bind(clients.admin), {});
+    assert.equal(hosts.hosts.find((h) => h.host === 'host-a')!.pauseReason, 'maintenance');
+    await unary(clients.admin.ResumeHost.bind(clients.admin), { host: 'host-a' });
+    const token = (await waiting.done).granted!;
+    await release(clients, token);
+  });
+
+  it('revokes a token on an administrator\'s word; its holder can no longer renew', async () => {
+    const token = await grant(clients, { vm: 'vm-revoke' });
+    await unary(clients.admin.RevokeToken.bind(clients.admin), { tokenId: token.tokenId, reason: 'testing' });
+    const { code, details } = await statusOf(renew(clients, token));
+    assert.equal(code, grpc.status.FAILED_PRECONDITION);
+    assert.match(details, /revoked/);
+  });
+
+  it('changes only the policy fields that are sent', async () => {
+    const before = await unary(clients.admin.GetPolicy.bind(clients.admin), { host: 'host-a' });
+    const after = await unary(clients.admin.SetPolicy.bind(clients.admin), { host: 'host-a', maxGuestTokens: 7 });
+    assert.deepEqual(after, { ...before, maxGuestTokens: 7 });
+    const bad = await statusOf(unary(clients.admin.SetPolicy.bind(clients.admin), { host: 'host-a', leaseTtlMs: 1 }));
+    assert.equal(bad.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(bad.details, /^lease_ttl_ms:/);
+  });
+
+  it('serves the standard health service', async () => {
+    const { HealthClient } = loadHealthClient();
+    const health = new HealthClient(coordinator.address, grpc.credentials.createInsecure());
+    const res = await new Promise<{ status: string }>((resolve, reject) =>
+      health.check({ service: 'headroom.v1.TokenService' }, (err: Error | null, r: { status: string }) => (err ? reject(err) : resolve(r))),
+    );
+    assert.equal(res.status, 'SERVING');
+    health.close();
+  });
+});
+
+function loadHealthClient() {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const protoLoader = require('@grpc/proto-loader');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { protoPath } = require('grpc-health-check');
+  const def = protoLoader.loadSync(protoPath, { enums: String });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: new (a: string, c: grpc.ChannelCredentials) => any } } } };
+  return { HealthClient: pkg.grpc.health.v1.Health };
+}
+
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
