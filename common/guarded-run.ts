@@ -482,8 +482,10 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
     o.signal?.removeEventListener('abort', onAbort);
     clearTimeout(forwardKillTimer);
     renewer?.stop();
-    // Whatever the command left running in its group must not outlive the lease.
-    await (stopCause ? child.stop(graceMs) : child.stopLeftovers(graceMs));
+    // Whatever the command left running in its group must not outlive the lease: wait for the stop under
+    // way to have cleared the group, or clear what the command left behind when it ended by itself.
+    const stopped = stopCause && !(stopCause.kind === 'abort' && stopCause.reason.kind === 'signal');
+    await (stopped ? child.stop(graceMs) : child.stopLeftovers(graceMs));
   }
   const durationMs = o.clock.now() - startedAt;
 
