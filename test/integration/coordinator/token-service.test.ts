@@ -8,6 +8,7 @@ import type { Clients } from '../../../common/connection';
 import { unary } from '../../../common/connection';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import { acquire, connectPlain, grant, release, renew, statusOf } from '../../helpers/token-client';
+import { waitFor } from '../../helpers/wait';
 
 describe('coordinator over gRPC', function () {
   let coordinator: RunningCoordinator;
@@ -164,10 +165,3 @@ function loadHealthClient() {
   return { HealthClient: pkg.grpc.health.v1.Health };
 }
 
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
