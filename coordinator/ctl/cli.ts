@@ -226,6 +226,15 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
   if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
     return fail('--tls-cert and --tls-key go together', usageLine(cmd));
   }
+  for (const [option, file] of [['tls-ca', tls.caFile], ['tls-cert', tls.certFile], ['tls-key', tls.keyFile]] as const) {
+    if (file === undefined) continue;
+    try {
+      fs.accessSync(file, fs.constants.R_OK);
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'cannot be read';
+      return fail(`--${option} ${file}: ${why}`, usageLine(cmd));
+    }
+  }
   const open = env.open ?? ((address, files, log) => connect(address, clientCredentials(address, { tls: files }, log)));
 
   const ctx = createContext({

@@ -45,10 +45,21 @@ function isServiceError(err: unknown): err is grpc.ServiceError {
   return err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === 'number';
 }
 
+/**
+ * Status details as one line: grpc-js puts OpenSSL's multi-line errors and an empty "Resolution note"
+ * into UNAVAILABLE details; a message on stderr should be one line.
+ */
+export function cleanDetails(details: string): string {
+  return details
+    .replace(/\.?\s*Resolution note:\s*$/, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
 /** Wraps what a grpc-js call rejected with into an RpcError naming the method. Other errors pass through. */
 export function toRpcError(method: string, err: unknown): unknown {
   if (!isServiceError(err)) return err;
-  return new RpcError(method, err.code, err.details || err.message);
+  return new RpcError(method, err.code, cleanDetails(err.details || err.message));
 }
 
 /**
