@@ -1,0 +1,157 @@
+import { strict as assert } from 'node:assert';
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import * as sinon from 'sinon';
+import type { v1 } from '../../../proto';
+import type { AgentClient } from '../../../common/connection';
+import { AgentSession } from '../../../agent/session';
+import type { LoadCollector } from '../../../agent/load-collector';
+import { captureLog, grpcError } from '../common/guarded-run-fakes';
+
+const T0 = Date.UTC(2026, 0, 5, 2, 0, 0);
+
+class FakeSessionCall extends EventEmitter {
+  readonly written: v1.AgentMessage[] = [];
+  ended = false;
+  cancelled = false;
+  write(msg: v1.AgentMessage): boolean {
+    this.written.push(msg);
+    return true;
+  }
+  end(): void {
+    this.ended = true;
+  }
+  cancel(): void {
+    this.cancelled = true;
+  }
+  settings(s: Partial<v1.SessionSettings__Output>): void {
+    this.emit('data', { body: 'settings', settings: { host: 'host-a', vm: 'vm-1', reportIntervalMs: 0, leaseTtlMs: 30_000, ...s } });
+  }
+  command(c: v1.Command__Output): void {
+    this.emit('data', { body: 'command', command: c });
+  }
+  fail(code = grpc.status.UNAVAILABLE): void {
+    this.emit('error', grpcError(code, 'connection dropped'));
+  }
+}
+
+class FakeAgentClient {
+  readonly calls: FakeSessionCall[] = [];
+  Session(): FakeSessionCall {
+    const c = new FakeSessionCall();
+    this.calls.push(c);
+    return c;
+  }
+}
+
+const collector: LoadCollector = {
+  sample: async () => ({ sampledUnixMs: Date.now(), cpuPercent: 12.5 }),
+};
+
+describe('AgentSession', () => {
+  let clock: sinon.SinonFakeTimers;
+  let session: AgentSession | undefined;
+  beforeEach(() => {
+    clock = sinon.useFakeTimers({ now: T0, toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+  });
+  afterEach(() => {
+    session?.stop();
+    session = undefined;
+    clock.restore();
+  });
+
+  function start(onCommand = (_c: v1.Command__Output) => ({ ok: true, message: 'done' })) {
+    const client = new FakeAgentClient();
+    const logs = captureLog();
+    const settings: v1.SessionSettings__Output[] = [];
+    session = new AgentSession({
+      client: client as unknown as AgentClient,
+      hello: () => ({ vm: 'vm-1', host: '', agentVersion: '0.1.0', hostname: 'guest', jobs: [] }),
+      collector,
+      log: logs.log,
+      onSettings: (s) => settings.push(s),
+      onCommand,
+      backoff: { random: () => 0.5 },
+    });
+    session.start();
+    return { client, logs, settings };
+  }
+
+  it('says hello first, then reports load every 10 s until the coordinator sets another interval', async () => {
+    const { client, settings } = start();
+    const call = client.calls[0];
+    assert.deepEqual([...call.written], [{ hello: { vm: 'vm-1', host: '', agentVersion: '0.1.0', hostname: 'guest', jobs: [] } }]);
+    await clock.tickAsync(10_000);
+    assert.equal(call.written.length, 2);
+    assert.deepEqual(call.written[1], { load: { sampledUnixMs: T0 + 10_000, cpuPercent: 12.5 } });
+    call.settings({ reportIntervalMs: 2_000, host: 'host-z' });
+    assert.equal(settings[0].host, 'host-z');
+    assert.equal(session!.settings?.host, 'host-z');
+    assert.equal(session!.connected, true);
+    await clock.tickAsync(6_000);
+    assert.equal(call.written.filter((m) => m.load).length, 4);
+  });
+
+  it('acknowledges each command with what the handler answered', async () => {
+    const seen: string[] = [];
+    const { client } = start((c) => {
+      seen.push(c.commandId);
+      return { ok: c.commandId === 'a', message: `handled ${c.commandId}` };
+    });
+    const call = client.calls[0];
+    call.command({ commandId: 'a', action: 'revoke', revoke: { tokenId: 't', fencing: 1, reason: '' } });
+    call.command({ commandId: 'b', action: 'budget', budget: { tokenId: 't', budget: null } });
+    await clock.tickAsync(0);
+    assert.deepEqual(seen, ['a', 'b']);
+    assert.deepEqual(call.written.slice(1), [
+      { ack: { commandId: 'a', ok: true, message: 'handled a' } },
+      { ack: { commandId: 'b', ok: false, message: 'handled b' } },
+    ]);
+  });
+
+  it('reconnects with exponential backoff, logging the outage once, and says hello again', async () => {
+    const { client, logs } = start();
+    client.calls[0].settings({});
+    client.calls[0].fail();
+    for (let i = 0; i < 4; i++) {
+      await clock.tickAsync(30_000);
+      client.calls[client.calls.length - 1].fail();
+    }
+    // 1 s, 2 s, 4 s, 8 s, 16 s ... the attempts counted as reconnections:
+    assert.ok(client.calls.length >= 4, `${client.calls.length} attempts`);
+    const warnings = logs.lines.filter((l) => l.level === 'warn' || l.level === 'info');
+    assert.deepEqual(
+      warnings.map((l) => l.msg),
+      ['session up', 'session lost; reconnecting in the background'],
+      'one line for the loss, none per retry',
+    );
+    const failed = client.calls.length;
+    await clock.tickAsync(30_000);
+    assert.equal(client.calls.length, failed + 1);
+    const last = client.calls[client.calls.length - 1];
+    assert.ok(last.written[0].hello, 'hello first on the new stream');
+    last.settings({});
+    assert.equal(logs.lines.filter((l) => l.msg === 'session up').length, 2);
+  });
+
+  it('spaces reconnection attempts 1 s, 2 s, 4 s … apart', async () => {
+    const { client } = start();
+    const times: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const n = client.calls.length;
+      client.calls[n - 1].fail();
+      while (client.calls.length === n) await clock.tickAsync(100);
+      times.push(Date.now() - T0);
+    }
+    const gaps = times.map((t, i) => t - (i === 0 ? 0 : times[i - 1]));
+    assert.deepEqual(gaps, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000]);
+  });
+
+  it('stops reconnecting once stopped', async () => {
+    const { client } = start();
+    session!.stop();
+    assert.equal(client.calls[0].cancelled, true);
+    await clock.tickAsync(120_000);
+    assert.equal(client.calls.length, 1);
+  });
+});
