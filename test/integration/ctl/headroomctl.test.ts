@@ -78,6 +78,40 @@ describe('headroomctl against a real coordinator', function () {
     assert.deepEqual(JSON.parse((await ctl('agents', '--json')).stdout), { agents: [] });
   });
 
+  it('lists a connected agent with its last hello, last load and jobs', async () => {
+    const session = clients.agent.Session();
+    session.on('error', () => {}); // cancelled at the end of the test
+    session.write({
+      hello: {
+        vm: 'vm-db', host: 'host-a', agentVersion: 'test', hostname: 'db1',
+        jobs: [{ name: 'pg_dump', schedule: '0 2 * * *', windowMs: 3_600_000, expectedDurationMs: 600_000, priority: 0 }],
+      },
+    });
+    session.write({
+      load: {
+        sampledUnixMs: Date.now(), cpuPercent: 37.5, memUsedBytes: 1024 ** 3, memTotalBytes: 4 * 1024 ** 3,
+        diskReadBytesPerSec: 12.5 * 1024 ** 2, diskWriteBytesPerSec: 2048, load1: 0.75,
+      },
+    });
+    try {
+      // The session is registered asynchronously: look until the load report is in.
+      let agents: { connected: boolean; lastLoad: { cpuPercent: number } | null }[] = [];
+      for (let i = 0; i < 20 && !(agents[0]?.lastLoad?.cpuPercent); i++) {
+        agents = JSON.parse((await ctl('agents', '--json')).stdout).agents;
+      }
+      assert.equal(agents.length, 1);
+      assert.equal(agents[0].connected, true);
+      const r = await ctl('agents', '--host', 'host-a');
+      assert.equal(r.code, 0, r.stderr);
+      const [header, row] = r.stdout.trimEnd().split('\n');
+      assert.match(header, /^VM\s+HOST\s+HOSTNAME\s+CONNECTED\s+LAST HELLO\s+CPU\s+MEM\s+DISK READ\s+DISK WRITE\s+LOAD1\s+JOBS$/);
+      assert.match(row, /^vm-db\s+host-a\s+db1\s+yes\s+(now|\d+s ago)\s+37\.5%\s+25\.0%\s+12\.5 MiB\/s\s+2\.0 KiB\/s\s+0\.75\s+pg_dump$/);
+      assert.match((await ctl('status')).stdout, /\nhost-a\s+active\s+0\/4\s+0\/1\s+0\s+1\s/);
+    } finally {
+      session.cancel();
+    }
+  });
+
   it('pauses a host, which holds new requests back, and resumes it', async () => {
     const paused = await ctl('pause', '--host', 'host-a', '--reason', 'disk swap');
     assert.equal(paused.code, 0, paused.stderr);
