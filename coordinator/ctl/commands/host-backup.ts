@@ -37,7 +37,8 @@ function parseDurationMs(raw: string): number {
 export const hostBackupCommand: Command = {
   name: 'host-backup',
   summary: 'run a hypervisor-level backup command under a HYPERVISOR token',
-  synopsis: '--host H --vm V [--job NAME] [--window DURATION] [--expected-duration DURATION] [--priority N] -- COMMAND [ARG...]',
+  synopsis:
+    '--host H --vm V [--job NAME] [--window DURATION] [--expected-duration DURATION] [--priority N] [--ttl DURATION] [--kill-grace DURATION] -- COMMAND [ARG...]',
   description: [
     'Waits for a HYPERVISOR token on the host (no guest backup may hold one meanwhile), runs COMMAND with',
     'this terminal, renews the token while it runs, and releases it with the outcome. COMMAND is run',

@@ -5,7 +5,8 @@
 import type { HostInfo__Output, Policy__Output } from '../../../proto/generated/headroom/v1';
 import { formatDuration } from '../../../common/duration';
 import { type Command, hostOption } from '../command';
-import { print, printJson } from '../context';
+import { note, print, printJson } from '../context';
+import { EXIT_FAILURE } from '../errors';
 import { formatTable } from '../table';
 
 export const statusCommand: Command = {
@@ -19,11 +20,16 @@ export const statusCommand: Command = {
     const res = await ctx.admin('ListHosts', {});
     const host = args.get<string>('host');
     const hosts = res.hosts.filter((h) => host === undefined || h.host === host);
+    if (host !== undefined && hosts.length === 0) {
+      // As the calls that take a host say NOT_FOUND for one they do not know.
+      note(ctx, `no host named ${host}`);
+      return EXIT_FAILURE;
+    }
     if (ctx.json) {
       printJson(ctx, { hosts });
       return 0;
     }
-    print(ctx, renderHosts(hosts, host));
+    print(ctx, renderHosts(hosts));
     return 0;
   },
 };
@@ -34,7 +40,7 @@ export function policySummary(p: Policy__Output | null): string {
   return `ttl ${formatDuration(p.leaseTtlMs)}, overrun ${p.allowOverrun ? 'yes' : 'no'}, reports every ${formatDuration(p.reportIntervalMs)}`;
 }
 
-export function renderHosts(hosts: readonly HostInfo__Output[], onlyHost?: string): string {
+export function renderHosts(hosts: readonly HostInfo__Output[]): string {
   const sorted = [...hosts].sort((a, b) => a.host.localeCompare(b.host));
   return formatTable(
     [
@@ -57,6 +63,6 @@ export function renderHosts(hosts: readonly HostInfo__Output[], onlyHost?: strin
       String(h.fencing),
       policySummary(h.policy),
     ]),
-    { empty: onlyHost === undefined ? 'no hosts' : `no host named ${onlyHost}` },
+    { empty: 'no hosts' },
   );
 }

@@ -89,6 +89,17 @@ describe('ctl command line', () => {
     assert.ok(r.calls[0].options.deadline instanceof Date, 'a deadline is set');
   });
 
+  it('says so with exit 1 when status is asked for a host the coordinator does not know', async () => {
+    const hosts = [{ host: 'host-a', paused: false, pauseReason: '', fencing: 0, policy: POLICY, activeGuest: 0, activeHypervisor: 0, queued: 0, agentsConnected: 0 }];
+    const r = await run(['status', '--host', 'host-x'], { ListHosts: () => ({ res: { hosts } }) });
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr, 'headroomctl: no host named host-x\n');
+    const ok = await run(['status', '--host', 'host-a'], { ListHosts: () => ({ res: { hosts } }) });
+    assert.equal(ok.code, 0);
+    assert.match(ok.stdout, /\nhost-a\s+active\s/);
+  });
+
   it('takes global options after the command too, and --coordinator over the environment', async () => {
     const r = await run(['status', '--coordinator', '127.0.0.1:7001', '--json'], { ListHosts: () => ({ res: { hosts: [] } }) }, {
       HEADROOM_COORDINATOR: '127.0.0.1:7999',
