@@ -81,9 +81,14 @@ export const hostBackupCommand: Command = {
     const windowEndUnixMs = windowMs === undefined ? 0 : clock.now() + windowMs;
 
     const abort = new AbortController();
+    const killGraceMs = args.get<number>('kill-grace') ?? DEFAULT_KILL_GRACE_MS;
     const removeInterrupt = ctx.onInterrupt((signal) => {
-      const reason: StopReason = { kind: 'signal', signal };
-      if (!abort.signal.aborted) abort.abort(reason);
+      if (!abort.signal.aborted) {
+        abort.abort({ kind: 'signal', signal } satisfies StopReason);
+        return;
+      }
+      // The first signal went to the command (or withdrew the request); the grace period bounds the rest.
+      note(ctx, `${signal} again: already stopping; the command gets SIGKILL ${formatDuration(killGraceMs)} after the first signal`);
     });
     const reporter = new ProgressReporter(ctx, { host, vm, job });
     let stopWatching = () => {};
@@ -107,7 +112,7 @@ export const hostBackupCommand: Command = {
         log: ctx.log,
         clock,
         signal: abort.signal,
-        killGraceMs: args.get<number>('kill-grace') ?? DEFAULT_KILL_GRACE_MS,
+        killGraceMs,
         onUnreachable: 'skip',
         hooks: {
           ...hooks,
