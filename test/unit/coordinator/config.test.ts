@@ -1,0 +1,53 @@
+import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ConfigError, compileCoordinatorOptions, loadConfigFile } from '../../../coordinator/config';
+import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
+import { tempDir } from '../../helpers/coordinator-process';
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof ConfigError, String(e));
+    return e.problems;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('coordinator configuration', () => {
+  it('applies defaults: loopback address, full durability, the default policy', () => {
+    const o = compileCoordinatorOptions({ host: 'pve-1' }, 'test.yaml');
+    assert.equal(o.listen, '127.0.0.1:7400');
+    assert.equal(o.durability, 'full');
+    assert.deepEqual(o.policy, DEFAULT_POLICY);
+  });
+
+  it('reads durations and policy keys with units', () => {
+    const o = compileCoordinatorOptions({ host: 'h', policy: { leaseTtl: '1m', reportInterval: 5000, maxGuestTokens: 2 } }, 'x');
+    assert.equal(o.policy.leaseTtlMs, 60_000);
+    assert.equal(o.policy.reportIntervalMs, 5000);
+    assert.equal(o.policy.maxGuestTokens, 2);
+  });
+
+  it('collects every problem, each naming the file and the key', () => {
+    const found = problems(() =>
+      compileCoordinatorOptions(
+        { listen: '10.1.2.3:7400', durability: 'fast', colour: 'blue', policy: { leaseTtl: 'soon', maxGuestTokens: 0 } },
+        '/etc/headroom/coordinator.yaml',
+      ),
+    );
+    assert.equal(found.length, 5, found.join('\n'));
+    for (const key of ['colour', 'durability', 'listen', 'policy.leaseTtl', 'policy.maxGuestTokens']) {
+      assert.ok(found.some((p) => p.startsWith(`/etc/headroom/coordinator.yaml: ${key}: `)), `${key} in ${found.join('\n')}`);
+    }
+    assert.ok(found.some((p) => /not a loopback address, so tls.certFile and tls.keyFile are required/.test(p)));
+  });
+
+  it('names the file and line of a YAML syntax error', () => {
+    const file = path.join(tempDir(), 'bad.yaml');
+    fs.writeFileSync(file, 'listen: [oops\n');
+    const found = problems(() => loadConfigFile(file));
+    assert.match(found[0], new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+  });
+});
