@@ -146,7 +146,9 @@ export class JobRunner {
     }
     if (command.granted) {
       const t = command.granted.token;
-      log.info('a token was granted for this VM', { tokenId: t?.tokenId, kind: t?.kind, job: t?.job });
+      // Our own grants arrive on the Acquire stream too; a hypervisor-level backup of this VM is the news.
+      const level = t?.kind === 'HYPERVISOR' ? 'info' : 'debug';
+      log[level]('a token was granted for this VM', { tokenId: t?.tokenId, kind: t?.kind, job: t?.job });
       return { ok: true, message: 'noted' };
     }
     log.warn('unknown command', { commandId: command.commandId });
