@@ -68,7 +68,7 @@ describe('headroom-agent with a real coordinator', function () {
     const granted = events.find((e) => e.type === 'GRANTED' && e.tokenId === released.tokenId);
     assert.ok(granted, 'the grant of the released token is in the history');
     assert.match(a.stderr(), /INFO  session up host=host-a vm=vm-sched/);
-    assert.match(a.stderr(), /INFO  job finished job=every-2s status=succeeded exitCode=0/);
+    await waitFor('the agent to log the end of the run', () => /INFO  job finished job=every-2s status=succeeded exitCode=0/.test(a.stderr()));
     const agents = (await unary<v1.ListAgentsRequest, v1.ListAgentsResponse__Output>(admin.ListAgents.bind(admin), { host: '' })).agents;
     const me = agents.find((x) => x.vm === 'vm-sched');
     assert.ok(me?.connected, 'the coordinator lists the agent as connected');
