@@ -22,6 +22,8 @@ export interface ExecFlags {
   window?: string;
   expectedDuration?: string;
   coordinator?: string;
+  vm?: string;
+  host?: string;
   priority?: string;
   killGrace?: string;
   onUnreachable?: string;
@@ -80,6 +82,7 @@ export function planExec(flags: ExecFlags, argv: string[], defaultConfigPath = D
   if (flags.onUnreachable !== undefined && flags.onUnreachable !== 'skip' && flags.onUnreachable !== 'run') {
     problems.push(`--on-unreachable: expected "skip" or "run", got "${flags.onUnreachable}"`);
   }
+  if (flags.vm === '') problems.push('--vm: expected the VM identity, got ""');
   if (flags.coordinator !== undefined) {
     try {
       parseAddress(flags.coordinator);
@@ -93,8 +96,8 @@ export function planExec(flags: ExecFlags, argv: string[], defaultConfigPath = D
     argv: argv.length > 0 ? argv : configured!.command,
     coordinator: flags.coordinator ?? config?.coordinator ?? DEFAULT_ADDRESS,
     tls: config?.tls,
-    vm: config?.vm ?? '',
-    host: config?.host ?? '',
+    vm: flags.vm ?? config?.vm ?? '',
+    host: flags.host ?? config?.host ?? '',
     windowMs: windowMs ?? configured?.windowMs ?? DEFAULT_EXEC_WINDOW_MS,
     expectedDurationMs: expectedDurationMs ?? configured?.expectedDurationMs ?? DEFAULT_EXEC_EXPECTED_DURATION_MS,
     priority: priority ?? configured?.priority ?? 0,

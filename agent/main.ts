@@ -54,6 +54,9 @@ Options:
   -w, --window DURATION         how long it may wait to start (default 1h, or the job's window)
   -e, --expected-duration DUR   how long the command usually takes (default 10m, or the job's)
       --coordinator ADDR        the coordinator, host:port (default: config file, else 127.0.0.1:7400)
+      --vm ID                   this VM's identity (default: config file, else the SMBIOS UUID, else
+                                the hostname)
+      --host NAME               the host this VM runs on (default: config file, else the coordinator's)
       --priority N              higher is served first among waiting requests (default 0)
       --kill-grace DURATION     SIGTERM to SIGKILL when the command must stop (default 10s)
       --on-unreachable skip|run when the coordinator cannot be reached: give up at the window's
@@ -135,6 +138,8 @@ async function execCommand(args: string[], io: Io): Promise<number> {
     window: { type: 'string', short: 'w' },
     'expected-duration': { type: 'string', short: 'e' },
     coordinator: { type: 'string' },
+    vm: { type: 'string' },
+    host: { type: 'string' },
     priority: { type: 'string' },
     'kill-grace': { type: 'string' },
     'on-unreachable': { type: 'string' },
@@ -154,6 +159,8 @@ async function execCommand(args: string[], io: Io): Promise<number> {
       window: v.window,
       expectedDuration: v['expected-duration'],
       coordinator: v.coordinator,
+      vm: v.vm,
+      host: v.host,
       priority: v.priority,
       killGrace: v['kill-grace'],
       onUnreachable: v['on-unreachable'],

@@ -151,8 +151,10 @@ describe('headroom-agent against a scripted coordinator', function () {
         call.end();
       }, 200);
     };
-    const a = agent(['exec', '--job', 'adhoc', '--coordinator', fake.address, '--', 'true']);
+    const a = agent(['exec', '--job', 'adhoc', '--coordinator', fake.address, '--vm', 'vm-x', '--host', 'host-x', '--priority=-2', '--', 'true']);
     assert.equal(await a.exited, 75);
+    const req = fake.acquires[0].request;
+    assert.deepEqual([req.vm, req.host, req.priority, req.expectedDurationMs], ['vm-x', 'host-x', -2, 600_000]);
     assert.match(a.stderr(), /headroom: job adhoc is queued for a backup slot: position 2, estimated start \d\d:\d\d:\d\d, waiting for: a hypervisor backup of vm-9/);
     assert.match(a.stderr(), /headroom: denied \(WINDOW_CLOSED\): could not start before 02:30/);
   });
