@@ -196,6 +196,7 @@ async function main(): Promise<void> {
   fs.mkdirSync(probeDir, { recursive: true });
 
   try {
+    const fsInfo = filesystemOf(dbDir); // now: the directory may be gone by the time the report is written
     progress(`starting the coordinator (durability ${o.durability}, database ${dbPath})`);
     coordinator = await startCoordinator({
       dbPath,
@@ -250,7 +251,6 @@ async function main(): Promise<void> {
     const log = coordinator.log();
     await cleanup();
 
-    const fsInfo = filesystemOf(dbDir);
     const result: GrantBenchResult = {
       startedAt: new Date(began).toISOString(),
       machine: { ...machineDescription(), loadAvgBefore: loadBefore.map((l) => Math.round(l * 100) / 100) },
