@@ -153,6 +153,30 @@ describe('coordinator over gRPC', function () {
     assert.equal(res.status, 'SERVING');
     health.close();
   });
+
+  it('serves reflection, so stock tools can list and describe the services', async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const protoLoader = require('@grpc/proto-loader');
+    const file = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
+    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(file, {})) as any;
+    const client = new pkg.grpc.reflection.v1.ServerReflection(coordinator.address, grpc.credentials.createInsecure());
+    const call = client.ServerReflectionInfo();
+    const answer = (request: object) =>
+      new Promise<any>((resolve, reject) => {
+        call.once('data', resolve);
+        call.once('error', reject);
+        call.write(request);
+      });
+    const list = await answer({ listServices: '' });
+    const names = list.listServicesResponse.service.map((s: { name: string }) => s.name);
+    for (const name of ['headroom.v1.TokenService', 'headroom.v1.AgentService', 'headroom.v1.AdminService']) {
+      assert.ok(names.includes(name), `${name} in ${names}`);
+    }
+    const described = await answer({ fileContainingSymbol: 'headroom.v1.TokenService' });
+    assert.ok(described.fileDescriptorResponse.fileDescriptorProto.length > 0);
+    call.end();
+    client.close();
+  });
 });
 
 function loadHealthClient() {
