@@ -1,12 +1,19 @@
 /**
  * Runs a backup command as a child process in its own process group, so that the whole tree it starts
- * (restic and its ssh, a shell script and its pipes) can be signalled and stopped together. Used by the
- * guarded run shared by the agent and headroomctl.
+ * (restic and its ssh, a shell script and its pipes) can be signalled and stopped together, and under a
+ * watchdog in that group that stops the tree should we die without stopping it (common/parent-watchdog.ts).
+ * Used by the guarded run shared by the agent and headroomctl.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
+import type { Socket } from 'node:net';
 import * as os from 'node:os';
+import { checkExecutable } from './find-executable';
 import type { Logger } from './log';
+import { WatchdogChannel, watchdogCommand } from './parent-watchdog';
+
+/** Between SIGTERM and SIGKILL to a command's process group, ms, unless configured otherwise. */
+export const DEFAULT_KILL_GRACE_MS = 10_000;
 
 /** `inherit`: the child uses our stdin/stdout/stderr (exec, host-backup); `ignore`/`pipe` for the daemon. */
 export type ChildStdio = 'inherit' | 'pipe' | 'ignore';
@@ -26,25 +33,30 @@ export interface SpawnChildOptions {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   log?: Logger;
+  /** How long the watchdog waits between SIGTERM and SIGKILL should we die, ms. Default 10000. */
+  killGraceMs?: number;
 }
 
 export interface RunningChild {
   /** The child's pid, which is also its process group id; undefined when it could not be started. */
   readonly pid: number | undefined;
-  readonly process: ChildProcess;
+  /** The watchdog's pid (a member of the group) once it has reported it. */
+  readonly watchdogPid?: number;
   /** Resolves once the child (the group leader) has exited. Never rejects. */
   readonly exited: Promise<ChildExit>;
-  /** Sends a signal to the child's whole process group. Returns false when the group is already gone. */
+  /** Sends a signal to the child's whole process group (the watchdog ignores it). Returns false when the group is already gone. */
   signalGroup(signal: NodeJS.Signals): boolean;
   /**
    * Stops the whole process group: SIGTERM, then SIGKILL if anything in the group is still alive after
    * `graceMs`. Resolves with the leader's exit once the leader has exited and the group is gone (or was
-   * sent SIGKILL). Calling it again returns the same promise.
+   * sent SIGKILL). Calling it again returns the same promise. Dismisses the watchdog once the group is gone.
    */
   stop(graceMs: number): Promise<ChildExit>;
   /**
    * After the leader exited on its own: stops whatever it left running in its group (background jobs of a
-   * script), the same way as stop(). Resolves true when there was something left to stop.
+   * script), the same way as stop(). Resolves true when there was something left to stop. Call this (or
+   * stop()) after every exit: the watchdog guards the group, leftovers included, until one of them has
+   * cleared it.
    */
   stopLeftovers(graceMs: number): Promise<boolean>;
 }
@@ -54,7 +66,17 @@ const GROUP_POLL_MS = 50;
 /** How long to wait for a group to vanish after SIGKILL before giving up (processes in uninterruptible I/O). */
 const AFTER_KILL_WAIT_MS = 5_000;
 
+/** How long to wait for the watchdog's pid after the command exited. It is written before the command starts, so this is a backstop only. */
+const WATCHDOG_REPORT_WAIT_MS = 1_000;
+
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Resolves when `promise` does, or after `ms` at the latest. */
+async function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
 
 /** 128 + the signal's number, as shells report a process killed by a signal. */
 export function signalExitCode(signal: NodeJS.Signals): number {
@@ -62,11 +84,11 @@ export function signalExitCode(signal: NodeJS.Signals): number {
 }
 
 /**
- * True while any process of group `pgid` is alive. Zombies do not count: a reparented grandchild that
- * died but was not reaped yet (some container inits never reap) is harmless. Reads /proc on Linux;
- * elsewhere asks kill(-pgid, 0), which counts zombies too.
+ * True while any process of group `pgid` other than `exceptPid` (its watchdog) is alive. Zombies do not
+ * count: a reparented grandchild that died but was not reaped yet (some container inits never reap) is
+ * harmless. Reads /proc on Linux; elsewhere asks kill(-pgid, 0), which counts zombies and the watchdog too.
  */
-export function processGroupAlive(pgid: number): boolean {
+export function processGroupAlive(pgid: number, exceptPid?: number): boolean {
   try {
     process.kill(-pgid, 0);
   } catch (err) {
@@ -82,7 +104,7 @@ export function processGroupAlive(pgid: number): boolean {
     return true;
   }
   for (const name of entries) {
-    if (!/^\d+$/.test(name)) continue;
+    if (!/^\d+$/.test(name) || Number(name) === exceptPid) continue;
     let stat: string;
     try {
       stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
@@ -96,25 +118,50 @@ export function processGroupAlive(pgid: number): boolean {
   return false;
 }
 
-/** Waits until group `pgid` is gone; resolves false when it is still alive after `timeoutMs`. */
-async function waitGroupGone(pgid: number, timeoutMs: number): Promise<boolean> {
+/** Waits until group `pgid` (but for `exceptPid`) is gone; resolves false when it is still alive after `timeoutMs`. */
+async function waitGroupGone(pgid: number, exceptPid: number | undefined, timeoutMs: number): Promise<boolean> {
   const until = performance.now() + timeoutMs;
   for (;;) {
-    if (!processGroupAlive(pgid)) return true;
+    if (!processGroupAlive(pgid, exceptPid)) return true;
     if (performance.now() >= until) return false;
     await delay(Math.min(GROUP_POLL_MS, Math.max(1, until - performance.now())));
   }
 }
 
+/** How a command that could not be started ends: 127 when not found, else 126, with the reason. */
+function notStartedExit(error: NodeJS.ErrnoException): ChildExit {
+  const exitCode = error.code === 'ENOENT' ? 127 : 126;
+  return { code: exitCode, signal: null, exitCode, error };
+}
+
+/** A child that was never started: `exited` reports why, as a failed spawn would. */
+function notStarted(error: NodeJS.ErrnoException): RunningChild {
+  const exited = Promise.resolve(notStartedExit(error));
+  return {
+    pid: undefined,
+    exited,
+    signalGroup: () => false,
+    stop: () => exited,
+    stopLeftovers: async () => false,
+  };
+}
+
 /**
- * Starts `argv` (never through a shell) as the leader of a new process group. Throws an Error when argv
- * is empty; a command that cannot be started is reported through `exited` (exit code 127 or 126).
+ * Starts `argv` (never through a shell's parsing) as the leader of a new process group, under the
+ * watchdog. Throws an Error when argv is empty; a command that cannot be started is reported through
+ * `exited` (exit code 127 or 126).
  */
 export function spawnChild(argv: readonly string[], options: SpawnChildOptions = {}): RunningChild {
   if (argv.length === 0 || !argv[0]) throw new Error('no command to run');
-  const child = spawn(argv[0], argv.slice(1), {
-    stdio: options.stdio ?? 'inherit',
-    env: options.env ?? process.env,
+  const env = options.env ?? process.env;
+  const cannotStart = checkExecutable(argv, env, options.cwd);
+  if (cannotStart) return notStarted(cannotStart);
+  const stdio = options.stdio ?? 'inherit';
+  const { file, args } = watchdogCommand(argv, options.killGraceMs ?? DEFAULT_KILL_GRACE_MS);
+  const child = spawn(file, args, {
+    // fd 3: the watchdog's pipe; the command itself runs with it closed.
+    stdio: [stdio, stdio, stdio, 'pipe'],
+    env,
     cwd: options.cwd,
     // A new session and process group (setsid), so that signals to the group reach the whole tree and
     // the terminal's Ctrl-C reaches only us: we decide what the child gets.
@@ -122,18 +169,25 @@ export function spawnChild(argv: readonly string[], options: SpawnChildOptions =
   });
   const pid = child.pid;
   const log = options.log;
+  const watchdog = new WatchdogChannel(child.stdio[3] as Socket | null);
 
-  const exited = new Promise<ChildExit>((resolve) => {
+  const leaderExited = new Promise<ChildExit>((resolve) => {
     child.on('error', (error: NodeJS.ErrnoException) => {
       // Only spawn failures end here with no pid; a failed kill() of a running child also emits 'error'.
-      if (child.pid !== undefined) return;
-      const exitCode = error.code === 'ENOENT' ? 127 : 126;
-      resolve({ code: exitCode, signal: null, exitCode, error });
+      if (child.pid === undefined) resolve(notStartedExit(error));
     });
     child.once('exit', (code, signal) => {
       resolve({ code, signal, exitCode: code ?? (signal ? signalExitCode(signal) : 1) });
     });
   });
+  // The watchdog reports its pid before the command starts; wait for it so that looking at the group after
+  // the exit can tell the watchdog from a leftover.
+  const exited = leaderExited.then(async (exit) => {
+    await watchdogReported();
+    return exit;
+  });
+  /** The watchdog's report, waited for at most WATCHDOG_REPORT_WAIT_MS (it comes before the command starts). */
+  const watchdogReported = () => withTimeout(watchdog.ready, WATCHDOG_REPORT_WAIT_MS);
 
   const signalGroup = (signal: NodeJS.Signals): boolean => {
     if (pid === undefined) return false;
@@ -145,14 +199,16 @@ export function spawnChild(argv: readonly string[], options: SpawnChildOptions =
     }
   };
 
-  // SIGTERM to the group, SIGKILL after the grace period if any member is still alive.
+  // SIGTERM to the group, SIGKILL after the grace period if any member but the watchdog is still alive.
+  // The watchdog guards the group until it is gone (SIGKILL takes it too).
   const stopGroup = async (graceMs: number): Promise<void> => {
     if (pid === undefined) return;
     if (!signalGroup('SIGTERM')) return;
-    if (await waitGroupGone(pid, graceMs)) return;
+    await watchdogReported();
+    if (await waitGroupGone(pid, watchdog.pid, graceMs)) return watchdog.dismiss();
     log?.warn('child still running after SIGTERM; sending SIGKILL to its process group', { pid, graceMs });
     signalGroup('SIGKILL');
-    if (!(await waitGroupGone(pid, AFTER_KILL_WAIT_MS))) {
+    if (!(await waitGroupGone(pid, watchdog.pid, AFTER_KILL_WAIT_MS))) {
       log?.error('process group still alive after SIGKILL (uninterruptible I/O?)', { pid });
     }
   };
@@ -160,7 +216,9 @@ export function spawnChild(argv: readonly string[], options: SpawnChildOptions =
   let stopping: Promise<ChildExit> | undefined;
   return {
     pid,
-    process: child,
+    get watchdogPid() {
+      return watchdog.pid;
+    },
     exited,
     signalGroup,
     stop(graceMs: number) {
@@ -168,7 +226,12 @@ export function spawnChild(argv: readonly string[], options: SpawnChildOptions =
       return stopping;
     },
     async stopLeftovers(graceMs: number) {
-      if (pid === undefined || !processGroupAlive(pid)) return false;
+      if (pid === undefined) return false;
+      await watchdogReported();
+      if (!processGroupAlive(pid, watchdog.pid)) {
+        watchdog.dismiss();
+        return false;
+      }
       log?.warn('the command exited but left processes running in its group; stopping them', { pid });
       await stopGroup(graceMs);
       return true;

@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../proto';
 import type { Clock } from './clock';
-import { ChildExit, ChildStdio, RunningChild, signalExitCode, spawnChild } from './child-process';
+import { ChildExit, ChildStdio, DEFAULT_KILL_GRACE_MS, RunningChild, signalExitCode, spawnChild } from './child-process';
 import { deadlineIn, TokenClient, unary, UNARY_DEADLINE_MS } from './connection';
 import { formatDuration } from './duration';
 import type { Logger } from './log';
@@ -23,7 +23,7 @@ export const EXIT_USAGE = 64;
 export const EXIT_TEMPFAIL = 75;
 export const EXIT_CONFIG = 78;
 
-export const DEFAULT_KILL_GRACE_MS = 10_000;
+export { DEFAULT_KILL_GRACE_MS };
 
 // ---------------------------------------------------------------------------------------------------------
 // Pure timing: backoff, renew schedule, fail-safe deadline.
@@ -474,7 +474,7 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
     onAbort();
     exit = { code: null, signal: null, exitCode: EXIT_TEMPFAIL };
   } else {
-    child = (o.spawn ?? spawnChild)(o.argv, { stdio: o.stdio ?? 'inherit', env: o.env, cwd: o.cwd, log: o.log });
+    child = (o.spawn ?? spawnChild)(o.argv, { stdio: o.stdio ?? 'inherit', env: o.env, cwd: o.cwd, log: o.log, killGraceMs: graceMs });
     o.hooks?.onStarted?.(child.pid);
     o.log.debug('command started', { pid: child.pid, argv: o.argv });
     o.signal?.addEventListener('abort', onAbort, { once: true });

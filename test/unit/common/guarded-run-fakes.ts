@@ -4,7 +4,6 @@
  */
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
-import type { ChildProcess } from 'node:child_process';
 import type { v1 } from '../../../proto';
 import type { ChildExit, RunningChild } from '../../../common/child-process';
 import type { TokenClient } from '../../../common/connection';
@@ -106,7 +105,6 @@ export class FakeTokenClient {
 /** A command that runs until the test ends it, recording signals and stops with their times. */
 export class FakeChild implements RunningChild {
   readonly pid = 4242;
-  readonly process = {} as ChildProcess;
   readonly exited: Promise<ChildExit>;
   readonly signals: { signal: NodeJS.Signals; at: number }[] = [];
   readonly stops: { graceMs: number; at: number }[] = [];
