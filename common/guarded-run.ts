@@ -16,6 +16,7 @@ import { ChildExit, ChildStdio, DEFAULT_KILL_GRACE_MS, RunningChild, signalExitC
 import { deadlineIn, TokenClient, unary, UNARY_DEADLINE_MS } from './connection';
 import { formatDuration } from './duration';
 import type { Logger } from './log';
+import { tokenEnv } from './token-env';
 
 /** sysexits.h codes that the agent and headroomctl exit with when they, not the command, decide. */
 export const EXIT_USAGE = 64;
@@ -164,6 +165,7 @@ export interface GuardedRunOptions {
   argv: readonly string[];
   /** Default 'inherit'. */
   stdio?: ChildStdio;
+  /** The command's environment (default ours), to which the token's variables are added (common/token-env.ts). */
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   log: Logger;
@@ -474,7 +476,8 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
     onAbort();
     exit = { code: null, signal: null, exitCode: EXIT_TEMPFAIL };
   } else {
-    child = (o.spawn ?? spawnChild)(o.argv, { stdio: o.stdio ?? 'inherit', env: o.env, cwd: o.cwd, log: o.log, killGraceMs: graceMs });
+    const env = tokenEnv(o.env ?? process.env, token);
+    child = (o.spawn ?? spawnChild)(o.argv, { stdio: o.stdio ?? 'inherit', env, cwd: o.cwd, log: o.log, killGraceMs: graceMs });
     o.hooks?.onStarted?.(child.pid);
     o.log.debug('command started', { pid: child.pid, argv: o.argv });
     o.signal?.addEventListener('abort', onAbort, { once: true });

@@ -5,7 +5,7 @@
 import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../../../proto';
-import type { ChildExit, RunningChild } from '../../../common/child-process';
+import type { ChildExit, RunningChild, SpawnChildOptions } from '../../../common/child-process';
 import type { TokenClient } from '../../../common/connection';
 import { createLogger, Logger } from '../../../common/log';
 
@@ -113,7 +113,10 @@ export class FakeChild implements RunningChild {
   private resolveExit!: (exit: ChildExit) => void;
   private ended = false;
 
-  constructor(readonly argv: readonly string[]) {
+  constructor(
+    readonly argv: readonly string[],
+    readonly options: SpawnChildOptions = {},
+  ) {
     this.exited = new Promise((resolve) => (this.resolveExit = resolve));
   }
 
@@ -146,8 +149,8 @@ export class FakeChild implements RunningChild {
 /** A spawn function for GuardedRunOptions.spawn that hands out FakeChild instances. */
 export function fakeSpawner() {
   const children: FakeChild[] = [];
-  const spawn = (argv: readonly string[]) => {
-    const c = new FakeChild(argv);
+  const spawn = (argv: readonly string[], options?: SpawnChildOptions) => {
+    const c = new FakeChild(argv, options);
     children.push(c);
     return c;
   };

@@ -94,6 +94,10 @@ describe('runGuarded', () => {
     assert.equal(req.latestStartUnixMs, T0 + 3_600_000);
     assert.deepEqual(spawner.children[0].argv, ['restic', 'backup', '/data']);
     assert.deepEqual(hooks, { granted: 1, started: 1 });
+    const env = spawner.children[0].options.env!;
+    assert.deepEqual([env.HEADROOM_TOKEN_ID, env.HEADROOM_FENCING, env.HEADROOM_KIND], ['tok-1', '7', 'GUEST'], 'the command knows its token');
+    assert.equal(env.PATH, process.env.PATH, 'on top of our environment');
+    assert.equal(spawner.children[0].options.killGraceMs, 10_000, 'the watchdog gets the kill grace');
 
     await clock.tickAsync(35_000);
     assert.deepEqual(client.renews.map((r) => r.at - T0), [10_000, 20_000, 30_000]);
@@ -318,9 +322,10 @@ describe('runGuarded', () => {
 
   it('with onUnreachable run, runs the command without a token after the first failed attempt', async () => {
     client.onAcquire = (call) => call.fail(grpc.status.UNAVAILABLE, 'connect ECONNREFUSED');
-    const done = start({ onUnreachable: 'run' });
+    const done = start({ onUnreachable: 'run', env: { PATH: '/bin', HEADROOM_TOKEN_ID: 'inherited', HEADROOM_FENCING: '3' } });
     await settle();
     assert.equal(client.acquires.length, 1);
+    assert.deepEqual(spawner.children[0].options.env, { PATH: '/bin' }, 'no token, and none inherited');
     spawner.children[0].exit(0);
     const result = await done;
     assert.equal(result.status, 'succeeded');
