@@ -4,9 +4,9 @@
  */
 import * as fs from 'node:fs';
 import * as YAML from 'yaml';
+import { DEFAULT_KILL_GRACE_MS } from '../common/child-process';
 import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress, TlsFiles } from '../common/connection';
 import { DURATION_SYNTAX, parseDuration } from '../common/duration';
-import { DEFAULT_KILL_GRACE_MS } from '../common/guarded-run';
 import { ConfigError } from './errors';
 import { parseSchedule } from './scheduler';
 

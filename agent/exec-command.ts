@@ -4,10 +4,11 @@
  * renews, releases, and exits with the command's exit code — or 75 when it could not or may not run.
  */
 import * as fs from 'node:fs';
+import { DEFAULT_KILL_GRACE_MS } from '../common/child-process';
 import { systemClock, Clock } from '../common/clock';
 import { clientCredentials, connect, DEFAULT_ADDRESS, parseAddress, TlsFiles } from '../common/connection';
 import { DURATION_SYNTAX, formatDuration, parseDuration } from '../common/duration';
-import { DEFAULT_KILL_GRACE_MS, EXIT_TEMPFAIL, GuardedRunHooks, runGuarded, StopReason } from '../common/guarded-run';
+import { EXIT_TEMPFAIL, GuardedRunHooks, runGuarded, StopReason } from '../common/guarded-run';
 import type { Logger } from '../common/log';
 import { AgentConfig, DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
 import { UsageError } from './errors';

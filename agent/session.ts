@@ -6,8 +6,8 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../proto';
+import { Backoff, BackoffOptions } from '../common/backoff';
 import type { AgentClient } from '../common/connection';
-import { Backoff, BackoffOptions } from '../common/guarded-run';
 import type { Logger } from '../common/log';
 import type { LoadCollector } from './load-collector';
 

@@ -4,18 +4,20 @@
  * jobs, `headroom-agent exec` and `headroomctl host-backup`, so that all three stop their command the same
  * way when the lease is revoked or lost, and turn the same situations into the same exit codes.
  *
- * Safety rests on the holder's own monotonic clock: when renewals cannot reach the coordinator, the
- * command is stopped before the lease could have expired there, so a partitioned holder is idle by the
- * time the coordinator hands the slot to someone else.
+ * The pieces it is made of live beside it: keeping the lease (lease-renewer.ts, whose fail-safe stops the
+ * command before the lease could expire), running the command (child-process.ts, under a watchdog that
+ * stops it should we die), what it is told about its token (token-env.ts), retries (backoff.ts) and what
+ * failed calls mean (call-status.ts).
  */
 import { randomUUID } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../proto';
-import type { Clock } from './clock';
+import { Backoff, sleep } from './backoff';
+import { errorCode, errorText, LEASE_GONE, TRANSIENT } from './call-status';
 import { ChildExit, ChildStdio, DEFAULT_KILL_GRACE_MS, RunningChild, signalExitCode, spawnChild } from './child-process';
-import { deadlineIn, TokenClient, unary, UNARY_DEADLINE_MS } from './connection';
-import { formatDuration } from './duration';
-import type { Logger } from './log';
+import type { Clock } from './clock';
+import { unary } from './connection';
+import { LeaseLost, Renewer } from './lease-renewer';
+import { AcquireHooks, AcquireOptions, acquireToken } from './token-acquirer';
 import { tokenEnv } from './token-env';
 
 /** sysexits.h codes that the agent and headroomctl exit with when they, not the command, decide. */
@@ -23,91 +25,6 @@ export const EXIT_USAGE = 64;
 /** Denied, skipped, lease lost or revoked: nothing ran to completion, try again later. */
 export const EXIT_TEMPFAIL = 75;
 export const EXIT_CONFIG = 78;
-
-export { DEFAULT_KILL_GRACE_MS };
-
-// ---------------------------------------------------------------------------------------------------------
-// Pure timing: backoff, renew schedule, fail-safe deadline.
-
-export interface BackoffOptions {
-  /** First delay, ms. Default 1000. */
-  initialMs?: number;
-  /** Largest delay, ms. Default 30000. */
-  maxMs?: number;
-  /** Growth per attempt. Default 2. */
-  multiplier?: number;
-  /** Each delay is spread uniformly over ±jitter of itself, so that many agents do not retry in step. Default 0.2. */
-  jitter?: number;
-  /** Source of randomness in [0, 1); Math.random by default, fixed in tests. */
-  random?: () => number;
-}
-
-/** Exponential backoff with jitter: 1 s, 2 s, 4 s … up to 30 s by default, each ±20 %. */
-export class Backoff {
-  private attempt = 0;
-  private readonly initialMs: number;
-  private readonly maxMs: number;
-  private readonly multiplier: number;
-  private readonly jitter: number;
-  private readonly random: () => number;
-
-  constructor(options: BackoffOptions = {}) {
-    this.initialMs = options.initialMs ?? 1_000;
-    this.maxMs = options.maxMs ?? 30_000;
-    this.multiplier = options.multiplier ?? 2;
-    this.jitter = options.jitter ?? 0.2;
-    this.random = options.random ?? Math.random;
-  }
-
-  /** The delay before the next attempt, ms; grows with every call until reset(). */
-  next(): number {
-    const base = Math.min(this.maxMs, this.initialMs * this.multiplier ** this.attempt);
-    this.attempt++;
-    const spread = base * this.jitter * (2 * this.random() - 1);
-    return Math.max(0, Math.round(Math.min(this.maxMs, base + spread)));
-  }
-
-  /** Number of delays handed out since the last reset. */
-  get attempts(): number {
-    return this.attempt;
-  }
-
-  reset(): void {
-    this.attempt = 0;
-  }
-}
-
-export interface LeaseTiming {
-  /** Renew this long after the last successful renewal was sent: a third of the TTL. */
-  renewIntervalMs: number;
-  /** Stop the command this long before the lease would expire by our clock: max(1 s, TTL/6), at most TTL/2. */
-  safetyMarginMs: number;
-}
-
-export function leaseTiming(ttlMs: number): LeaseTiming {
-  return {
-    renewIntervalMs: Math.max(1, Math.floor(ttlMs / 3)),
-    safetyMarginMs: Math.floor(Math.min(Math.max(1_000, ttlMs / 6), ttlMs / 2)),
-  };
-}
-
-/**
- * When the command must be stopped if no renewal succeeds before: the lease's expiry by our own clock
- * minus the safety margin. `localExpiryMs` is measured from when the last successful call was *sent*
- * (or the grant received), which can only be earlier than the coordinator's view.
- */
-export function failSafeDeadline(localExpiryMs: number, ttlMs: number): number {
-  return localExpiryMs - leaseTiming(ttlMs).safetyMarginMs;
-}
-
-/** Delay before retrying the `failures`-th failed renewal: 500 ms doubling, at most TTL/6 (≥ 250 ms). */
-export function renewRetryDelay(failures: number, ttlMs: number): number {
-  const cap = Math.max(250, Math.floor(ttlMs / 6));
-  return Math.min(cap, 500 * 2 ** Math.max(0, failures - 1));
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// The guarded run.
 
 /** Why a run is asked to stop, passed as the AbortSignal's reason (`controller.abort(reason)`). */
 export type StopReason =
@@ -134,21 +51,9 @@ export interface GuardedRunResult {
   ranWithoutToken?: boolean;
 }
 
-export interface UnreachableInfo {
-  error: grpc.ServiceError | Error;
-  /** Failed attempts so far. */
-  attempt: number;
-  retryInMs: number;
-  /** When waiting gives up (the latest start), Unix ms; 0 when never. */
-  giveUpAtUnixMs: number;
-}
-
 /** Progress callbacks, so that a CLI can tell people what it waits for. All optional; none may throw. */
-export interface GuardedRunHooks {
-  onQueued?(queued: v1.Queued__Output): void;
+export interface GuardedRunHooks extends AcquireHooks {
   onGranted?(token: v1.Token__Output): void;
-  onDenied?(denied: v1.Denied__Output): void;
-  onUnreachable?(info: UnreachableInfo): void;
   onStarted?(pid: number | undefined): void;
   onRenewed?(renewed: v1.RenewResponse__Output): void;
   /** The command is being stopped, and why. */
@@ -158,8 +63,7 @@ export interface GuardedRunHooks {
 /** The AcquireRequest; request_id is generated (a fresh UUID) when absent. */
 export type GuardedRequest = Omit<v1.AcquireRequest, 'requestId'> & { requestId?: string };
 
-export interface GuardedRunOptions {
-  client: TokenClient;
+export interface GuardedRunOptions extends AcquireOptions {
   request: GuardedRequest;
   /** The command, never a shell string. */
   argv: readonly string[];
@@ -168,42 +72,16 @@ export interface GuardedRunOptions {
   /** The command's environment (default ours), to which the token's variables are added (common/token-env.ts). */
   env?: NodeJS.ProcessEnv;
   cwd?: string;
-  log: Logger;
   /** Monotonic clock reading like Unix ms: lease deadlines and window ends are measured on it. */
   clock: Clock;
   /** Abort with a StopReason to cancel the wait or stop the command. */
   signal?: AbortSignal;
-  /** Between SIGTERM and SIGKILL to the command's process group, ms. Default 10000. */
+  /** Between SIGTERM and SIGKILL to the command's process group, ms. Default DEFAULT_KILL_GRACE_MS (10000, child-process.ts). */
   killGraceMs?: number;
-  /** What to do when the coordinator cannot be reached to acquire: keep trying until the latest start ('skip', default) or run without a token ('run'). */
-  onUnreachable?: 'skip' | 'run';
   hooks?: GuardedRunHooks;
-  /** Backoff between acquire attempts while the coordinator is unreachable. */
-  backoff?: BackoffOptions;
   /** Starts the command; spawnChild by default, a fake in unit tests. */
   spawn?: typeof spawnChild;
 }
-
-/** Codes that mean "the coordinator could not be reached" (onUnreachable applies). */
-const UNREACHABLE = new Set([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]);
-/** Codes worth retrying an acquire for with the same request_id (idempotent). */
-const TRANSIENT = new Set([
-  ...UNREACHABLE,
-  grpc.status.ABORTED,
-  grpc.status.CANCELLED, // the server went away mid-stream; our own cancels never get here
-  grpc.status.RESOURCE_EXHAUSTED,
-  grpc.status.INTERNAL,
-  grpc.status.UNKNOWN,
-]);
-/** Renew answers that mean the lease is gone for good. */
-const LEASE_GONE = new Set([grpc.status.FAILED_PRECONDITION, grpc.status.NOT_FOUND]);
-
-/** How long past the latest start an acquire stream may stay open: the coordinator denies at the latest start itself. */
-const ACQUIRE_DEADLINE_SLACK_MS = 60_000;
-
-const errorCode = (err: unknown): number | undefined => (err as grpc.ServiceError)?.code;
-const errorText = (err: unknown): string =>
-  (err as grpc.ServiceError)?.details || (err as Error)?.message || String(err);
 
 export function toStopReason(reason: unknown): StopReason {
   const r = reason as StopReason | undefined;
@@ -222,130 +100,18 @@ function describeStop(reason: StopReason): string {
   }
 }
 
-/** Resolves true after `ms`, or false as soon as `signal` aborts. */
-function sleep(ms: number, signal?: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal?.aborted) return resolve(false);
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve(true);
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-type AcquireAttempt =
-  | { kind: 'granted'; token: v1.Token__Output; receivedAt: number }
-  | { kind: 'denied'; denied: v1.Denied__Output }
-  | { kind: 'cancelled' }
-  | { kind: 'error'; error: grpc.ServiceError | Error; progressed: boolean };
-
-/** One Acquire stream until GRANTED, DENIED, an error or our abort (which cancels the stream: the request is withdrawn). */
-function acquireOnce(o: GuardedRunOptions, request: v1.AcquireRequest, latestStart: number): Promise<AcquireAttempt> {
-  return new Promise((resolve) => {
-    if (o.signal?.aborted) return resolve({ kind: 'cancelled' });
-    // The queue may hold us for hours, so no deadline unless there is a latest start: then a little after it,
-    // as a backstop should the coordinator not deny in time.
-    const callOptions: grpc.CallOptions = {};
-    if (latestStart > 0) callOptions.deadline = deadlineIn(Math.max(0, latestStart - o.clock.now()) + ACQUIRE_DEADLINE_SLACK_MS);
-    const call = o.client.Acquire(request, callOptions);
-    let done = false;
-    let progressed = false;
-    const finish = (attempt: AcquireAttempt) => {
-      if (done) return;
-      done = true;
-      o.signal?.removeEventListener('abort', onAbort);
-      resolve(attempt);
-    };
-    const onAbort = () => {
-      finish({ kind: 'cancelled' });
-      call.cancel();
-    };
-    o.signal?.addEventListener('abort', onAbort, { once: true });
-    call.on('data', (update: v1.AcquireUpdate__Output) => {
-      if (done) return;
-      progressed = true;
-      if (update.queued) o.hooks?.onQueued?.(update.queued);
-      else if (update.granted) finish({ kind: 'granted', token: update.granted, receivedAt: o.clock.now() });
-      else if (update.denied) finish({ kind: 'denied', denied: update.denied });
-    });
-    call.on('error', (error: grpc.ServiceError) => finish({ kind: 'error', error, progressed }));
-    call.on('end', () => finish({ kind: 'error', error: new Error('the coordinator ended the acquire without a decision'), progressed }));
-  });
-}
-
-type AcquireResult =
-  | { kind: 'granted'; token: v1.Token__Output; receivedAt: number }
-  | { kind: 'run-without-token'; error: Error }
-  | { kind: 'done'; result: GuardedRunResult };
-
-async function acquire(o: GuardedRunOptions, request: v1.AcquireRequest): Promise<AcquireResult> {
-  const latestStart = Number(request.latestStartUnixMs ?? 0);
-  const backoff = new Backoff(o.backoff);
-  const what = `${request.kind} token for ${request.job || 'job'}`;
-  let warned = false;
-  for (;;) {
-    const attempt = await acquireOnce(o, request, latestStart);
-    if (attempt.kind === 'granted') return attempt;
-    if (attempt.kind === 'cancelled') {
-      const reason = toStopReason(o.signal?.reason);
-      const exitCode = reason.kind === 'signal' ? signalExitCode(reason.signal) : EXIT_TEMPFAIL;
-      return { kind: 'done', result: { status: 'cancelled', exitCode, message: `stopped waiting for a ${what}: ${describeStop(reason)}` } };
-    }
-    let error: Error;
-    if (attempt.kind === 'denied') {
-      o.hooks?.onDenied?.(attempt.denied);
-      if (attempt.denied.reason !== 'COORDINATOR_STOPPING') {
-        const why = attempt.denied.message || attempt.denied.reason;
-        return { kind: 'done', result: { status: 'denied', exitCode: EXIT_TEMPFAIL, message: `denied a ${what}: ${why}` } };
-      }
-      error = new Error(`the coordinator is stopping: ${attempt.denied.message}`);
-    } else {
-      error = attempt.error;
-      const code = errorCode(error);
-      if (code !== undefined && !TRANSIENT.has(code)) {
-        return {
-          kind: 'done',
-          result: { status: 'denied', exitCode: EXIT_TEMPFAIL, message: `the coordinator refused a ${what}: ${errorText(error)}` },
-        };
-      }
-      if (code !== undefined && UNREACHABLE.has(code) && o.onUnreachable === 'run') return { kind: 'run-without-token', error };
-      if (attempt.progressed) backoff.reset();
-    }
-    const now = o.clock.now();
-    if (latestStart > 0 && now >= latestStart) {
-      return {
-        kind: 'done',
-        result: {
-          status: 'skipped',
-          exitCode: EXIT_TEMPFAIL,
-          message: `skipped: could not get a ${what} before its window closed at ${new Date(latestStart).toISOString()} (${errorText(error)})`,
-        },
-      };
-    }
-    let retryInMs = backoff.next();
-    if (latestStart > 0) retryInMs = Math.min(retryInMs, latestStart - now);
-    const fields = { job: request.job, error: errorText(error), retryInMs };
-    if (!warned) o.log.warn('cannot reach the coordinator to acquire a token; retrying until the window closes', fields);
-    else o.log.debug('acquire retry failed', fields);
-    warned = true;
-    o.hooks?.onUnreachable?.({ error, attempt: backoff.attempts, retryInMs, giveUpAtUnixMs: latestStart });
-    // Retry once more at the latest start exactly: the coordinator answers WINDOW_CLOSED or grants.
-    if (!(await sleep(retryInMs, o.signal))) continue; // aborted: the next acquireOnce reports it
-  }
-}
-
 /** Runs the command under `options` as described in the module header. Never rejects for the command's or the coordinator's failures. */
 export async function runGuarded(options: GuardedRunOptions): Promise<GuardedRunResult> {
   const request: v1.AcquireRequest = { ...options.request, requestId: options.request.requestId || randomUUID() };
   const log = options.log.child({ job: request.job, requestId: request.requestId });
   const o = { ...options, log };
-  const acquired = await acquire(o, request);
-  if (acquired.kind === 'done') return acquired.result;
+  const acquired = await acquireToken(o, request);
+  if (acquired.kind === 'cancelled') {
+    const reason = toStopReason(o.signal?.reason);
+    const exitCode = reason.kind === 'signal' ? signalExitCode(reason.signal) : EXIT_TEMPFAIL;
+    return { status: 'cancelled', exitCode, message: `${acquired.message}: ${describeStop(reason)}` };
+  }
+  if (acquired.kind === 'denied' || acquired.kind === 'skipped') return { status: acquired.kind, exitCode: EXIT_TEMPFAIL, message: acquired.message };
   if (acquired.kind === 'run-without-token') {
     log.warn('coordinator unreachable: running the job without a token (onUnreachable: run)', { error: errorText(acquired.error) });
     const result = await runChild(o, undefined, undefined);
@@ -357,89 +123,7 @@ export async function runGuarded(options: GuardedRunOptions): Promise<GuardedRun
 }
 
 /** Why the command was stopped by us rather than ending on its own. */
-type StopCause =
-  | { kind: 'abort'; reason: StopReason }
-  | { kind: 'lease-lost'; message: string; tokenVoid: boolean };
-
-/** Keeps a lease alive while the command runs; calls `lost` once when it cannot. */
-class Renewer {
-  private renewTimer?: NodeJS.Timeout;
-  private failSafeTimer?: NodeJS.Timeout;
-  private stopped = false;
-  private failures = 0;
-  private ttlMs: number;
-
-  constructor(
-    private readonly o: GuardedRunOptions,
-    private readonly token: v1.Token__Output,
-    receivedAt: number,
-    private readonly lost: (cause: StopCause) => void,
-  ) {
-    this.ttlMs = token.ttlMs || Math.max(1, token.expiresUnixMs - token.grantedUnixMs);
-    this.extend(receivedAt);
-  }
-
-  stop(): void {
-    this.stopped = true;
-    clearTimeout(this.renewTimer);
-    clearTimeout(this.failSafeTimer);
-  }
-
-  /** A renewal sent at `sentAt` (or the grant received then) succeeded: the lease is good until sentAt + TTL by our clock. */
-  private extend(sentAt: number): void {
-    const deadline = failSafeDeadline(sentAt + this.ttlMs, this.ttlMs);
-    clearTimeout(this.failSafeTimer);
-    this.failSafeTimer = setTimeout(() => this.failSafe(deadline), Math.max(0, deadline - this.o.clock.now()));
-    this.schedule(sentAt + leaseTiming(this.ttlMs).renewIntervalMs);
-  }
-
-  private schedule(at: number): void {
-    clearTimeout(this.renewTimer);
-    this.renewTimer = setTimeout(() => void this.renew(), Math.max(0, at - this.o.clock.now()));
-  }
-
-  private failSafe(deadline: number): void {
-    if (this.stopped) return;
-    this.stop();
-    this.lost({
-      kind: 'lease-lost',
-      tokenVoid: false,
-      message: `could not renew the lease; stopped ${formatDuration(leaseTiming(this.ttlMs).safetyMarginMs)} before it would expire (fail-safe at ${new Date(deadline).toISOString()})`,
-    });
-  }
-
-  private async renew(): Promise<void> {
-    if (this.stopped) return;
-    const sentAt = this.o.clock.now();
-    try {
-      // Each attempt is bounded by a third of the TTL, so that a hanging call leaves room for retries.
-      const deadlineMs = Math.min(UNARY_DEADLINE_MS, Math.max(250, leaseTiming(this.ttlMs).renewIntervalMs));
-      const request = { tokenId: this.token.tokenId, fencing: this.token.fencing };
-      const res = await unary<v1.RenewRequest, v1.RenewResponse__Output>(this.o.client.Renew.bind(this.o.client), request, deadlineMs);
-      if (this.stopped) return;
-      if (this.failures > 0) this.o.log.info('lease renewed again', { failures: this.failures });
-      this.failures = 0;
-      if (res.ttlMs > 0) this.ttlMs = res.ttlMs;
-      this.o.hooks?.onRenewed?.(res);
-      this.o.log.debug('renewed', { tokenId: this.token.tokenId, ttlMs: this.ttlMs });
-      this.extend(sentAt);
-    } catch (err) {
-      if (this.stopped) return;
-      const code = errorCode(err);
-      if (code !== undefined && LEASE_GONE.has(code)) {
-        this.stop();
-        this.lost({ kind: 'lease-lost', tokenVoid: true, message: `lease lost: the coordinator refused renewal (${errorText(err)})` });
-        return;
-      }
-      this.failures++;
-      const fields = { tokenId: this.token.tokenId, error: errorText(err), failures: this.failures };
-      if (this.failures === 1) this.o.log.warn('lease renewal failed; retrying until the fail-safe deadline', fields);
-      else this.o.log.debug('lease renewal failed again', fields);
-      // The fail-safe timer stays armed and fires on its own should no retry succeed before it.
-      this.schedule(this.o.clock.now() + renewRetryDelay(this.failures, this.ttlMs));
-    }
-  }
-}
+type StopCause = { kind: 'abort'; reason: StopReason } | ({ kind: 'lease-lost' } & LeaseLost);
 
 /** Runs the command (under `token` when given) until it ends or is stopped; renews and releases. */
 async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefined, receivedAt: number | undefined): Promise<GuardedRunResult> {
@@ -466,7 +150,11 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
     void child.stop(graceMs);
   };
 
-  const renewer = token && receivedAt !== undefined ? new Renewer(o, token, receivedAt, requestStop) : undefined;
+  const renewing = { client: o.client, clock: o.clock, log: o.log, onRenewed: (r: v1.RenewResponse__Output) => o.hooks?.onRenewed?.(r) };
+  const renewer =
+    token && receivedAt !== undefined
+      ? new Renewer(renewing, token, receivedAt, (lost) => requestStop({ kind: 'lease-lost', ...lost }))
+      : undefined;
   const onAbort = () => requestStop({ kind: 'abort', reason: toStopReason(o.signal?.reason) });
 
   const startedAt = o.clock.now();

@@ -5,10 +5,10 @@
  * to stderr. Exits with the command's code, or 75 when no token could be had (denied, lease lost,
  * coordinator unreachable until the window closed).
  */
+import { DEFAULT_KILL_GRACE_MS } from '../../../common/child-process';
 import { systemClock } from '../../../common/clock';
 import { formatDuration, parseDuration } from '../../../common/duration';
 import {
-  DEFAULT_KILL_GRACE_MS,
   type GuardedRunHooks,
   type GuardedRunResult,
   type StopReason,

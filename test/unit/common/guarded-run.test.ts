@@ -1,56 +1,11 @@
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import * as sinon from 'sinon';
-import {
-  Backoff,
-  EXIT_TEMPFAIL,
-  failSafeDeadline,
-  GuardedRunOptions,
-  GuardedRunResult,
-  leaseTiming,
-  renewRetryDelay,
-  runGuarded,
-  StopReason,
-} from '../../../common/guarded-run';
+import { EXIT_TEMPFAIL, GuardedRunOptions, GuardedRunResult, runGuarded, StopReason } from '../../../common/guarded-run';
 import { captureLog, FakeTokenClient, fakeSpawner, grpcError, token } from './guarded-run-fakes';
 
 const T0 = Date.UTC(2026, 0, 5, 2, 0, 0);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-
-describe('guarded run timing', () => {
-  it('renews at a third of the TTL and keeps a safety margin of max(1 s, TTL/6)', () => {
-    assert.deepEqual(leaseTiming(30_000), { renewIntervalMs: 10_000, safetyMarginMs: 5_000 });
-    assert.deepEqual(leaseTiming(3_000), { renewIntervalMs: 1_000, safetyMarginMs: 1_000 });
-    assert.deepEqual(leaseTiming(120_000), { renewIntervalMs: 40_000, safetyMarginMs: 20_000 });
-    // A TTL too short for the 1 s margin keeps half of it.
-    assert.deepEqual(leaseTiming(1_000), { renewIntervalMs: 333, safetyMarginMs: 500 });
-  });
-
-  it('puts the fail-safe deadline before the expiry by the margin, after the next renewal', () => {
-    for (const ttl of [1_000, 3_000, 30_000, 600_000]) {
-      const deadline = failSafeDeadline(T0 + ttl, ttl);
-      assert.equal(deadline, T0 + ttl - leaseTiming(ttl).safetyMarginMs);
-      assert.ok(deadline < T0 + ttl, 'before the lease expires');
-      assert.ok(deadline > T0 + leaseTiming(ttl).renewIntervalMs, 'after the first renewal was due');
-    }
-  });
-
-  it('retries a failed renewal quickly, never slower than TTL/6', () => {
-    assert.deepEqual([1, 2, 3, 4, 5].map((n) => renewRetryDelay(n, 30_000)), [500, 1_000, 2_000, 4_000, 5_000]);
-    assert.deepEqual([1, 2].map((n) => renewRetryDelay(n, 1_200)), [250, 250]);
-  });
-
-  it('backs off exponentially from 1 s to 30 s, with jitter around each step', () => {
-    const mid = new Backoff({ random: () => 0.5 });
-    assert.deepEqual(Array.from({ length: 8 }, () => mid.next()), [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000, 30_000]);
-    mid.reset();
-    assert.equal(mid.next(), 1_000);
-    const low = new Backoff({ random: () => 0 });
-    assert.deepEqual([low.next(), low.next()], [800, 1_600]);
-    const high = new Backoff({ random: () => 0.999999 });
-    assert.deepEqual([high.next(), high.next(), high.next(), high.next(), high.next(), high.next()], [1_200, 2_400, 4_800, 9_600, 19_200, 30_000]);
-  });
-});
 
 describe('runGuarded', () => {
   let clock: sinon.SinonFakeTimers;
