@@ -166,8 +166,8 @@ describe('child processes (real)', function () {
     const { parent, pid } = await startParent(grace, [sh, c, `trap '' TERM; ${script}`]);
     groups.push(pid);
     const pids = await waitFor('the tree to start', () => readPids(pidFile));
+    const killedAt = Date.now(); // before the kill: the watchdog's grace starts at the parent's death
     await sigkill(parent);
-    const killedAt = Date.now();
     await new Promise((r) => setTimeout(r, grace / 2));
     assert.deepEqual(pids.filter(pidAlive), pids, 'SIGTERM ignored: all still alive half way through the grace');
     await waitFor('the tree to be killed', () => pids.every((p) => !pidAlive(p)), 3_000);
