@@ -151,8 +151,11 @@ export class Coordinator {
 
   /** Queues events for the next group commit and resolves when they are durable. */
   private submit(events: LessorEvent[]): Promise<void> {
-    this.armTimer();
-    if (events.length === 0) return Promise.resolve();
+    if (events.length === 0) {
+      // Nothing to commit, but a new waiting request may bring its latest start as a deadline.
+      this.armTimer();
+      return Promise.resolve();
+    }
     if (!this.batch) {
       this.batch = { events: [], settle: [] };
       // One transaction for everything decided in this turn of the event loop: the fsync is shared.
@@ -179,6 +182,8 @@ export class Coordinator {
     }
     for (const s of batch.settle) s.resolve();
     this.dispatch(batch.events, records);
+    // Re-arm once per batch rather than once per call: nextDeadline() walks every lease.
+    this.armTimer();
   }
 
   private dispatch(events: readonly LessorEvent[], records: readonly HistoryRecord[]): void {
