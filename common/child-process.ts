@@ -49,7 +49,8 @@ export interface RunningChild {
   /**
    * Stops the whole process group: SIGTERM, then SIGKILL if anything in the group is still alive after
    * `graceMs`. Resolves with the leader's exit once the leader has exited and the group is gone (or was
-   * sent SIGKILL). Calling it again returns the same promise. Dismisses the watchdog once the group is gone.
+   * sent SIGKILL). Calling it again returns the same promise. Once the group is gone, the watchdog is
+   * dismissed and has exited too.
    */
   stop(graceMs: number): Promise<ChildExit>;
   /**
@@ -66,8 +67,11 @@ const GROUP_POLL_MS = 50;
 /** How long to wait for a group to vanish after SIGKILL before giving up (processes in uninterruptible I/O). */
 const AFTER_KILL_WAIT_MS = 5_000;
 
-/** How long to wait for the watchdog's pid after the command exited. It is written before the command starts, so this is a backstop only. */
-const WATCHDOG_REPORT_WAIT_MS = 1_000;
+/**
+ * How long to wait for the watchdog's pid after the command exited, and for the watchdog to exit once
+ * dismissed. Both take milliseconds (the pid is written before the command starts); this is a backstop.
+ */
+const WATCHDOG_WAIT_MS = 1_000;
 
 const delay = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -118,11 +122,27 @@ export function processGroupAlive(pgid: number, exceptPid?: number): boolean {
   return false;
 }
 
-/** Waits until group `pgid` (but for `exceptPid`) is gone; resolves false when it is still alive after `timeoutMs`. */
-async function waitGroupGone(pgid: number, exceptPid: number | undefined, timeoutMs: number): Promise<boolean> {
+/** True while `pid` exists and is not a zombie. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+  if (process.platform !== 'linux') return true;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return false;
+  }
+}
+
+/** Polls until `gone()` holds; resolves false when it still does not after `timeoutMs`. */
+async function waitGone(gone: () => boolean, timeoutMs: number): Promise<boolean> {
   const until = performance.now() + timeoutMs;
   for (;;) {
-    if (!processGroupAlive(pgid, exceptPid)) return true;
+    if (gone()) return true;
     if (performance.now() >= until) return false;
     await delay(Math.min(GROUP_POLL_MS, Math.max(1, until - performance.now())));
   }
@@ -186,8 +206,17 @@ export function spawnChild(argv: readonly string[], options: SpawnChildOptions =
     await watchdogReported();
     return exit;
   });
-  /** The watchdog's report, waited for at most WATCHDOG_REPORT_WAIT_MS (it comes before the command starts). */
-  const watchdogReported = () => withTimeout(watchdog.ready, WATCHDOG_REPORT_WAIT_MS);
+  /** The watchdog's report, waited for at most WATCHDOG_WAIT_MS (it comes before the command starts). */
+  const watchdogReported = () => withTimeout(watchdog.ready, WATCHDOG_WAIT_MS);
+  /** Once the group is clear: the watchdog exits, and we wait (at most WATCHDOG_WAIT_MS) until it has. */
+  const dismissWatchdog = async () => {
+    // Its end of the pipe closes as it exits; it is gone from the process table a moment later.
+    await withTimeout(watchdog.dismiss(), WATCHDOG_WAIT_MS);
+    const watchdogPid = watchdog.pid;
+    if (watchdogPid !== undefined) await waitGone(() => !processAlive(watchdogPid), WATCHDOG_WAIT_MS);
+  };
+  /** Nothing but the watchdog is left in the group. */
+  const groupGone = () => pid === undefined || !processGroupAlive(pid, watchdog.pid);
 
   const signalGroup = (signal: NodeJS.Signals): boolean => {
     if (pid === undefined) return false;
@@ -205,10 +234,10 @@ export function spawnChild(argv: readonly string[], options: SpawnChildOptions =
     if (pid === undefined) return;
     if (!signalGroup('SIGTERM')) return;
     await watchdogReported();
-    if (await waitGroupGone(pid, watchdog.pid, graceMs)) return watchdog.dismiss();
+    if (await waitGone(groupGone, graceMs)) return dismissWatchdog();
     log?.warn('child still running after SIGTERM; sending SIGKILL to its process group', { pid, graceMs });
     signalGroup('SIGKILL');
-    if (!(await waitGroupGone(pid, watchdog.pid, AFTER_KILL_WAIT_MS))) {
+    if (!(await waitGone(groupGone, AFTER_KILL_WAIT_MS))) {
       log?.error('process group still alive after SIGKILL (uninterruptible I/O?)', { pid });
     }
   };
@@ -229,7 +258,7 @@ export function spawnChild(argv: readonly string[], options: SpawnChildOptions =
       if (pid === undefined) return false;
       await watchdogReported();
       if (!processGroupAlive(pid, watchdog.pid)) {
-        watchdog.dismiss();
+        await dismissWatchdog();
         return false;
       }
       log?.warn('the command exited but left processes running in its group; stopping them', { pid });

@@ -48,15 +48,18 @@ export class WatchdogChannel {
   private dismissed = false;
   /** Resolves once the watchdog's pid is known, or it is clear there will be none (the pipe closed). */
   readonly ready: Promise<void>;
+  /** Resolves once the pipe is closed at both ends: the watchdog has exited (or never started). */
+  private readonly closed: Promise<void>;
 
   constructor(private readonly socket: Socket | null | undefined) {
     if (!socket) {
-      this.ready = Promise.resolve();
+      this.ready = this.closed = Promise.resolve();
       return;
     }
     // The watchdog must not keep the process alive, nor a write after its death crash it.
     socket.unref();
     socket.on('error', () => {});
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
     this.ready = new Promise((resolve) => {
       let text = '';
       socket.setEncoding('utf8');
@@ -78,10 +81,15 @@ export class WatchdogChannel {
     return this.watchdogPid;
   }
 
-  /** Tells the watchdog to exit without signalling anyone. Safe to call more than once, and after its death. */
-  dismiss(): void {
-    if (this.dismissed || !this.socket || this.socket.destroyed) return;
-    this.dismissed = true;
-    this.socket.end('\n');
+  /**
+   * Tells the watchdog to exit without signalling anyone; resolves once it has (its end of the pipe
+   * closed). Safe to call more than once, and after its death.
+   */
+  dismiss(): Promise<void> {
+    if (!this.dismissed && this.socket && !this.socket.destroyed) {
+      this.dismissed = true;
+      this.socket.end('\n');
+    }
+    return this.closed;
   }
 }

@@ -1,16 +1,17 @@
 import { strict as assert } from 'node:assert';
 import type { Socket } from 'node:net';
-import { PassThrough } from 'node:stream';
+import { Duplex } from 'node:stream';
 import { WatchdogChannel, watchdogCommand } from '../../../common/parent-watchdog';
 
 /** Our end of the watchdog's pipe: what the watchdog writes is pushed in, what we write is recorded. */
-class FakeSocket extends PassThrough {
+class FakeSocket extends Duplex {
   readonly written: string[] = [];
   unrefed = false;
   unref(): this {
     this.unrefed = true;
     return this;
   }
+  override _read(): void {}
   override _write(chunk: Buffer, _enc: BufferEncoding, done: () => void): void {
     this.written.push(String(chunk));
     done();
@@ -51,12 +52,19 @@ describe('parent watchdog', () => {
     await new WatchdogChannel(null).ready;
   });
 
-  it('tells the watchdog to stand down with one line, once', () => {
+  it('tells the watchdog to stand down with one line, once, and resolves when it has gone', async () => {
     const socket = new FakeSocket();
     const channel = new WatchdogChannel(socket.asSocket());
-    channel.dismiss();
-    channel.dismiss();
+    let gone = false;
+    void channel.dismiss().then(() => (gone = true));
+    void channel.dismiss();
     assert.deepEqual(socket.written, ['\n']);
     assert.equal(socket.writableEnded, true);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(gone, false, 'still there until its end of the pipe closes');
+    socket.push(null); // the watchdog exits
+    await channel.dismiss();
+    assert.equal(gone, true);
+    await new WatchdogChannel(null).dismiss();
   });
 });
