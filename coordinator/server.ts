@@ -55,7 +55,7 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
     defaultHost: options.host,
     lessorOptions: { defaultPolicy: options.policy },
   });
-  const registry = new AgentRegistry(store, ids, log, store.load(0).agents);
+  const registry = new AgentRegistry(store, ids, log, store.agents());
   coordinator.onCommitted(registry.onCommitted);
 
   const server = new grpc.Server(SERVER_OPTIONS);

@@ -269,17 +269,7 @@ export class SqliteStore implements Store {
         .prepare("SELECT request_id, token_id, state, ended_at FROM tokens WHERE state != 'active' AND ended_at >= ? ORDER BY ended_at")
         .all(endedSince) as { request_id: string; token_id: string; state: EndState; ended_at: number }[]
     ).map((r) => ({ requestId: r.request_id, tokenId: r.token_id, state: r.state, endedAt: r.ended_at }));
-    const agents: AgentRecord[] = (this.db.prepare('SELECT * FROM agents').all() as {
-      vm: string; host: string; agent_version: string; hostname: string; jobs: string; last_hello: number;
-    }[]).map((r) => ({
-      vm: r.vm,
-      host: r.host,
-      agentVersion: r.agent_version,
-      hostname: r.hostname,
-      jobs: JSON.parse(r.jobs),
-      lastHelloAt: r.last_hello,
-    }));
-    return { hosts, leases, ended, agents };
+    return { hosts, leases, ended, agents: this.agents() };
   }
 
   history(query: HistoryQuery): HistoryRecord[] {
@@ -293,6 +283,19 @@ export class SqliteStore implements Store {
       )
       .all({ afterSeq: query.afterSeq ?? 0, host: query.host, vm: query.vm, limit: query.limit }) as HistoryRecord[];
     return rows.reverse();
+  }
+
+  agents(): AgentRecord[] {
+    return (this.db.prepare('SELECT * FROM agents').all() as {
+      vm: string; host: string; agent_version: string; hostname: string; jobs: string; last_hello: number;
+    }[]).map((r) => ({
+      vm: r.vm,
+      host: r.host,
+      agentVersion: r.agent_version,
+      hostname: r.hostname,
+      jobs: JSON.parse(r.jobs),
+      lastHelloAt: r.last_hello,
+    }));
   }
 
   saveAgent(agent: AgentRecord): void {

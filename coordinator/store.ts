@@ -59,5 +59,6 @@ export interface Store {
   commit(events: readonly LessorEvent[]): HistoryRecord[];
   history(query: HistoryQuery): HistoryRecord[];
   saveAgent(agent: AgentRecord): void;
+  agents(): AgentRecord[];
   close(): void;
 }
