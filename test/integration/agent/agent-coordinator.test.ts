@@ -8,7 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../../../proto';
 import { AdminClient, connect, unary } from '../../../common/connection';
 import { RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
-import { AgentProcess, onceIn, pidAlive, readPids, startAgent, treeCommand, waitFor, writeConfig } from './processes';
+import { AgentProcess, pidAlive, readPids, startAgent, treeJobConfig, waitFor, writeConfig } from './processes';
 
 describe('headroom-agent with a real coordinator', function () {
   this.timeout(60_000);
@@ -86,20 +86,7 @@ describe('headroom-agent with a real coordinator', function () {
   });
 
   it("kills the job's process tree when an administrator revokes its token", async () => {
-    const pidFile = path.join(tempDir(), 'pids');
-    const config = writeConfig(
-      [
-        `coordinator: ${coordinator.address}`,
-        'vm: vm-revoke',
-        'killGrace: 1s',
-        'jobs:',
-        '  - name: tree',
-        `    schedule: "${onceIn(2_000)}"`,
-        '    window: 1m',
-        '    expectedDuration: 10m',
-        `    command: ${JSON.stringify(treeCommand(pidFile))}`,
-      ].join('\n'),
-    );
+    const { config, pidFile } = treeJobConfig(coordinator.address, 'vm-revoke');
     const a = agent(['run', '--config', config]);
     const pids = await waitFor('the job to start its process tree', () => readPids(pidFile), 15_000);
     pidsToReap.push(...pids);

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { tempDir } from '../../helpers/coordinator-process';
 import { FakeCoordinator } from './fake-coordinator';
-import { AgentProcess, onceIn, pidAlive, readPids, startAgent, treeCommand, waitFor, writeConfig } from './processes';
+import { AgentProcess, pidAlive, readPids, startAgent, treeCommand, treeJobConfig, waitFor, writeConfig } from './processes';
 
 describe('headroom-agent against a scripted coordinator', function () {
   this.timeout(30_000);
@@ -34,21 +34,7 @@ describe('headroom-agent against a scripted coordinator', function () {
 
   /** A daemon with one job running the process tree once, ~2 s from now. */
   function daemonWithTreeJob(extra = '') {
-    const pidFile = path.join(tempDir(), 'pids');
-    const config = writeConfig(
-      [
-        `coordinator: ${fake.address}`,
-        'vm: vm-test',
-        'killGrace: 1s',
-        extra,
-        'jobs:',
-        '  - name: tree',
-        `    schedule: "${onceIn(2_000)}"`,
-        '    window: 1m',
-        '    expectedDuration: 10m',
-        `    command: ${JSON.stringify(treeCommand(pidFile))}`,
-      ].join('\n'),
-    );
+    const { config, pidFile } = treeJobConfig(fake.address, 'vm-test', extra);
     const a = agent(['run', '--config', config]);
     return { a, pidFile };
   }

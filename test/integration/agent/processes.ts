@@ -109,3 +109,26 @@ export function readPids(pidFile: string): number[] | undefined {
     return undefined;
   }
 }
+
+/**
+ * An agent.yaml for a daemon with one job, ~2 s from now, that runs the process tree of treeCommand and
+ * writes its pids to a fresh pid file. `extra` is more top-level YAML.
+ */
+export function treeJobConfig(address: string, vm: string, extra = ''): { config: string; pidFile: string } {
+  const pidFile = path.join(tempDir(), 'pids');
+  const config = writeConfig(
+    [
+      `coordinator: ${address}`,
+      `vm: ${vm}`,
+      'killGrace: 1s',
+      extra,
+      'jobs:',
+      '  - name: tree',
+      `    schedule: "${onceIn(2_000)}"`,
+      '    window: 1m',
+      '    expectedDuration: 10m',
+      `    command: ${JSON.stringify(treeCommand(pidFile))}`,
+    ].join('\n'),
+  );
+  return { config, pidFile };
+}
