@@ -68,6 +68,11 @@ export interface LessorOptions {
   defaultPolicy?: HostPolicy;
   /** How long an ended request id is remembered, so that retries of it are refused. Default 24 h. */
   endedRetentionMs?: number;
+  /**
+   * At most this many ended request ids are remembered (the oldest are forgotten first), so that memory
+   * stays bounded under any grant rate. Default 100,000: days of real backups, minutes of a benchmark.
+   */
+  maxEndedRequests?: number;
 }
 
 interface HostState extends HostRecord {
@@ -86,11 +91,13 @@ export class Lessor {
   private readonly endedByToken = new Map<string, EndedRequest>();
   private readonly defaultPolicy: HostPolicy;
   private readonly endedRetentionMs: number;
+  private readonly maxEndedRequests: number;
   private seq = 0;
 
   constructor(private readonly clock: Clock, private readonly ids: IdSource, options: LessorOptions = {}) {
     this.defaultPolicy = options.defaultPolicy ?? DEFAULT_POLICY;
     this.endedRetentionMs = options.endedRetentionMs ?? 24 * 3_600_000;
+    this.maxEndedRequests = options.maxEndedRequests ?? 100_000;
   }
 
   /**
@@ -384,6 +391,11 @@ export class Lessor {
   private remember(e: EndedRequest): void {
     this.endedByRequest.set(e.requestId, e);
     this.endedByToken.set(e.tokenId, e);
+    if (this.endedByRequest.size > this.maxEndedRequests) {
+      const [oldestRequest, oldest] = this.endedByRequest.entries().next().value!;
+      this.endedByRequest.delete(oldestRequest);
+      this.endedByToken.delete(oldest.tokenId);
+    }
   }
 
   private enqueue(host: HostState, request: PendingRequest): void {

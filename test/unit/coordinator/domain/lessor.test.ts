@@ -166,6 +166,19 @@ describe('Lessor', () => {
     assert.equal((after as { reason: string }).reason, 'REQUEST_ID_USED');
   });
 
+  it('remembers a bounded number of ended request ids, forgetting the oldest first', () => {
+    const { lessor } = newLessor({ maxEndedRequests: 2 });
+    const requests = [1, 2, 3].map(() => req({ kind: 'GUEST', vm: 'vm1' }));
+    for (const r of requests) {
+      const lease = grantedLease(lessor.acquire(r).result);
+      lessor.release(lease.tokenId, lease.fencing, OK);
+    }
+    assert.equal(lessor.acquire(requests[2]).result.status, 'denied');
+    assert.equal(lessor.acquire(requests[1]).result.status, 'denied');
+    // The oldest was forgotten: its retry is a new request.
+    assert.equal(lessor.acquire(requests[0]).result.status, 'granted');
+  });
+
   it('withdraws a cancelled request, letting the other kind go on', () => {
     const { lessor } = newLessor();
     grantedLease(lessor.acquire(req({ kind: 'GUEST', vm: 'vm1' })).result);
