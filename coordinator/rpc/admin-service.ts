@@ -103,10 +103,10 @@ export function adminService(coordinator: Coordinator, registry: AgentRegistry, 
           call.write(wire.historyEvent(r));
         }
       };
-      // Subscribe first, then catch up, so that nothing committed in between is lost.
+      // Subscribe first, then catch up on everything after after_seq (0: from the start), so that an event
+      // committed between the caller's ListHistory and this call is neither lost nor sent twice.
       const unsubscribe = coordinator.onCommitted((_events, records) => send(records));
-      if (last > 0) send(coordinator.history({ host, limit: MAX_HISTORY, afterSeq: last }));
-      else last = coordinator.history({ host, limit: 1 }).at(-1)?.seq ?? 0;
+      send(coordinator.history({ host, limit: MAX_HISTORY, afterSeq: last }));
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);
     },
