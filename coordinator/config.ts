@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import YAML from 'yaml';
 import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress } from '../common/connection';
 import { DURATION_SYNTAX, parseDuration } from '../common/duration';
+import { isValidName } from './domain/lease';
 import { DEFAULT_POLICY, type HostPolicy, LIMITS } from './domain/policy';
 import type { Durability } from './sqlite-store';
 
@@ -141,7 +142,7 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
     tls,
     policy,
   };
-  if (!/^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$/.test(options.host)) {
+  if (!isValidName(options.host)) {
     bad('host', `"${options.host}" is not a valid host name (letters, digits, . _ : @ -)`);
   }
   if (problems.length > 0) throw new ConfigError(problems);

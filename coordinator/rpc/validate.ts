@@ -3,12 +3,10 @@
  * (the wire name, as in the .proto). Nothing reaches the domain unvalidated.
  */
 import { InvalidArgumentError } from '../domain/errors';
-import type { AcquireInput, Outcome, TokenKind } from '../domain/lease';
+import { type AcquireInput, MAX_NAME_LENGTH, NAME_PATTERN, type Outcome, type TokenKind } from '../domain/lease';
 import { LIMITS, type HostPolicy } from '../domain/policy';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
-const MAX_NAME = 128;
 const MAX_TEXT = 1024;
 const MAX_DURATION_MS = 7 * 24 * 3_600_000;
 const MAX_PRIORITY = 1000;
@@ -20,8 +18,8 @@ export function name(field: string, value: string, required = true): string {
     if (required) throw new InvalidArgumentError(field, 'is required');
     return value;
   }
-  if (value.length > MAX_NAME) throw new InvalidArgumentError(field, `is longer than ${MAX_NAME} characters`);
-  if (!NAME.test(value)) {
+  if (value.length > MAX_NAME_LENGTH) throw new InvalidArgumentError(field, `is longer than ${MAX_NAME_LENGTH} characters`);
+  if (!NAME_PATTERN.test(value)) {
     throw new InvalidArgumentError(field, 'may hold only letters, digits and . _ : @ - and must start with a letter or digit');
   }
   return value;
