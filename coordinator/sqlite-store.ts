@@ -142,6 +142,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly statements;
   private readonly commitTransaction: (events: readonly LessorEvent[]) => HistoryRecord[];
+  private readonly historyQueries = new Map<string, Database.Statement>();
 
   /** Opens (creating if needed) the database file. Throws with the path when it cannot. */
   constructor(readonly path: string, durability: Durability = 'full') {
@@ -276,11 +277,12 @@ export class SqliteStore implements Store {
     const where: string[] = ['seq > @afterSeq'];
     if (query.host) where.push('host = @host');
     if (query.vm) where.push('vm = @vm');
-    const rows = this.db
-      .prepare(
-        `SELECT seq, at, type, host, vm, job, kind, token_id AS tokenId, fencing, request_id AS requestId, detail
-         FROM history WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT @limit`,
-      )
+    const sql = `SELECT seq, at, type, host, vm, job, kind, token_id AS tokenId, fencing, request_id AS requestId, detail
+         FROM history WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT @limit`;
+    // Four shapes of query at most: prepare each once.
+    let statement = this.historyQueries.get(sql);
+    if (!statement) this.historyQueries.set(sql, (statement = this.db.prepare(sql)));
+    const rows = statement
       .all({ afterSeq: query.afterSeq ?? 0, host: query.host, vm: query.vm, limit: query.limit }) as HistoryRecord[];
     return rows.reverse();
   }
