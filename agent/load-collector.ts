@@ -17,7 +17,6 @@ import type * as Systeminformation from 'systeminformation';
 
 // Only systeminformation's memory module: the package's index loads all of its modules, about 10 MB of
 // resident memory in the agent, for the one function we call.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const si: Pick<typeof Systeminformation, 'mem'> = require('systeminformation/lib/memory');
 import type { v1 } from '../proto';
 import type { Clock } from '../common/clock';

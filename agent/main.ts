@@ -239,7 +239,6 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
 /** True inside the single executable, where the bundle is the main script whatever `require.main` says. */
 function isSea(): boolean {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (require('node:sea') as { isSea(): boolean }).isSea();
   } catch {
     return false;

@@ -4,7 +4,6 @@
  */
 function readVersion(): string {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
     return (require('../../package.json') as { version: string }).version;
   } catch {
     return '0.0.0-dev';

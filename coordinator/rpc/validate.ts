@@ -27,7 +27,6 @@ export function name(field: string, value: string, required = true): string {
 
 export function text(field: string, value: string, max = MAX_TEXT): string {
   if (value.length > max) throw new InvalidArgumentError(field, `is longer than ${max} characters`);
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(value)) throw new InvalidArgumentError(field, 'holds control characters');
   return value;
 }

@@ -4,6 +4,8 @@
 import { strict as assert } from 'node:assert';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { protoPath as healthProtoPath } from 'grpc-health-check';
 import type { Clients } from '../../../common/connection';
 import { unary } from '../../../common/connection';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
@@ -145,8 +147,7 @@ describe('coordinator over gRPC', function () {
   });
 
   it('serves the standard health service', async () => {
-    const { HealthClient } = loadHealthClient();
-    const health = new HealthClient(coordinator.address, grpc.credentials.createInsecure());
+    const health = new (loadPackage(healthProtoPath).grpc.health.v1.Health)(coordinator.address, grpc.credentials.createInsecure());
     const res = await new Promise<{ status: string }>((resolve, reject) =>
       health.check({ service: 'headroom.v1.TokenService' }, (err: Error | null, r: { status: string }) => (err ? reject(err) : resolve(r))),
     );
@@ -155,10 +156,7 @@ describe('coordinator over gRPC', function () {
   });
 
   it('serves reflection, so stock tools can list and describe the services', async () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const protoLoader = require('@grpc/proto-loader');
-    const file = require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto');
-    const pkg = grpc.loadPackageDefinition(protoLoader.loadSync(file, {})) as any;
+    const pkg = loadPackage(require.resolve('@grpc/reflection/build/proto/grpc/reflection/v1/reflection.proto'));
     const client = new pkg.grpc.reflection.v1.ServerReflection(coordinator.address, grpc.credentials.createInsecure());
     const call = client.ServerReflectionInfo();
     const answer = (request: object) =>
@@ -179,13 +177,7 @@ describe('coordinator over gRPC', function () {
   });
 });
 
-function loadHealthClient() {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const protoLoader = require('@grpc/proto-loader');
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { protoPath } = require('grpc-health-check');
-  const def = protoLoader.loadSync(protoPath, { enums: String });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { grpc: { health: { v1: { Health: new (a: string, c: grpc.ChannelCredentials) => any } } } };
-  return { HealthClient: pkg.grpc.health.v1.Health };
+/** A stock service's package, loaded from its .proto the way any gRPC tool would. */
+function loadPackage(file: string): any {
+  return grpc.loadPackageDefinition(protoLoader.loadSync(file, { enums: String }));
 }
-
