@@ -20,6 +20,11 @@ export interface GrantBenchOptions {
   openDurationMs: number;
   /** Phase (b) measured window, in ms. Default 15000. */
   closedDurationMs: number;
+  /**
+   * What serves the clients: the real coordinator, or `null`, a stand-in that grants at once with no store
+   * and no lessor, to measure what the clients, grpc-js and the machine cost on their own. Default coordinator.
+   */
+  server: 'coordinator' | 'null';
   /** Coordinator durability: full (fsync each commit) or normal. Default full. */
   durability: 'full' | 'normal';
   /** Which phases to run. Default both. */
@@ -46,6 +51,9 @@ Options (environment variable in brackets):
   --duration DURATION    phase (a) measured window (BENCH_DURATION, default 20s)
   --closed-duration DURATION  phase (b) measured window (BENCH_CLOSED_DURATION, default 15s)
   --durability MODE      full or normal (BENCH_DURABILITY, default full)
+  --server null          serve the clients with a stand-in that grants at once (no store, no lessor)
+                         instead of the coordinator: the floor set by the clients, grpc-js and the machine
+                         (BENCH_SERVER, default coordinator)
   --only open|closed     run one phase only
   --db-dir DIR           where the SQLite file goes (BENCH_DB_DIR, default a new temp dir)
   --keep-db              keep the SQLite file
@@ -65,7 +73,7 @@ export function compileGrantBenchOptions(argv: string[], env: NodeJS.ProcessEnv,
   const ENV: Record<string, string> = {
     clients: 'BENCH_CLIENTS', workers: 'BENCH_WORKERS', hosts: 'BENCH_HOSTS', rate: 'BENCH_RATE',
     warmup: 'BENCH_WARMUP', duration: 'BENCH_DURATION', 'closed-duration': 'BENCH_CLOSED_DURATION',
-    durability: 'BENCH_DURABILITY', 'db-dir': 'BENCH_DB_DIR',
+    durability: 'BENCH_DURABILITY', 'db-dir': 'BENCH_DB_DIR', server: 'BENCH_SERVER',
   };
   for (const [key, name] of Object.entries(ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name]!;
   const VALUED = [...Object.keys(ENV), 'only', 'out'];
@@ -104,6 +112,8 @@ export function compileGrantBenchOptions(argv: string[], env: NodeJS.ProcessEnv,
   const hosts = int('hosts', 10, 1, 1000);
   const durability = (raw.durability ?? 'full') as string;
   if (durability !== 'full' && durability !== 'normal') problems.push(`--durability: expected full or normal, got ${durability}`);
+  const server = (raw.server ?? 'coordinator') as string;
+  if (server !== 'coordinator' && server !== 'null') problems.push(`--server: expected coordinator or null, got ${server}`);
   const only = raw.only as string | undefined;
   if (only !== undefined && only !== 'open' && only !== 'closed') problems.push(`--only: expected open or closed, got ${only}`);
   if (workers > clients) problems.push(`--workers (${workers}) cannot exceed --clients (${clients})`);
@@ -118,6 +128,7 @@ export function compileGrantBenchOptions(argv: string[], env: NodeJS.ProcessEnv,
     warmupMs: duration('warmup', quick ? 1_000 : 3_000),
     openDurationMs: duration('duration', quick ? 5_000 : 20_000),
     closedDurationMs: duration('closed-duration', quick ? 5_000 : 15_000),
+    server: server as 'coordinator' | 'null',
     durability: durability as 'full' | 'normal',
     phases: only ? [only as 'open' | 'closed'] : ['open', 'closed'],
     dbDir: raw['db-dir'] as string | undefined,

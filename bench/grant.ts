@@ -168,7 +168,7 @@ async function runPhase(o: GrantBenchOptions, kind: 'open' | 'closed', coordinat
     ...merged,
     coordinator: sampler.stop(coordinatorCpuPercent),
     ...windowCpu(from!, to!),
-    durability: checkDurability(coordinator!.dbPath, tag, results),
+    durability: o.server === 'null' ? undefined : checkDurability(coordinator!.dbPath, tag, results),
   };
   progress(`  ${report.grantsPerSec.toFixed(0)} grants/s, acquire p50 ${report.acquireMs.p50.toFixed(2)} ms p99 ${report.acquireMs.p99.toFixed(2)} ms, ` +
     `${report.errors.reduce((s, e) => s + e.count, 0)} errors`);
@@ -197,11 +197,13 @@ async function main(): Promise<void> {
 
   try {
     const fsInfo = filesystemOf(dbDir); // now: the directory may be gone by the time the report is written
-    progress(`starting the coordinator (durability ${o.durability}, database ${dbPath})`);
+    const isNull = o.server === 'null';
+    progress(isNull ? 'starting the null server (grants at once: no store, no lessor)' : `starting the coordinator (durability ${o.durability}, database ${dbPath})`);
     coordinator = await startCoordinator({
       dbPath,
       host: 'bench-h00',
       args: ['--durability', o.durability, '--max-guest', '1000'],
+      main: isNull ? path.join(__dirname, 'null-token-server.js') : undefined,
       env: {
         // The helper defaults to debug logging for tests; at thousands of calls per second that is a cost we do not want to measure.
         HEADROOM_LOG: 'warn',
@@ -222,9 +224,9 @@ async function main(): Promise<void> {
     const perWorker = assignClients(o);
     const connectStart = Date.now();
     await pool.ask(perWorker.map((clients) => ({ type: 'connect', address: coordinator!.address, clients })), 'connected', 60_000);
-    await unary(admin.admin.ListHosts.bind(admin.admin), {}); // the admin channel connects too
+    if (!isNull) await unary(admin.admin.ListHosts.bind(admin.admin), {}); // the admin channel connects too
     const connections = {
-      expected: o.clients + 1,
+      expected: o.clients + (isNull ? 0 : 1),
       procNetTcp: establishedToPort(port),
       ss: countWithSs(port),
       coordinatorFds: openFds(pid),
@@ -236,13 +238,14 @@ async function main(): Promise<void> {
     const phases: PhaseReport[] = [];
     for (const kind of o.phases) {
       const phase = await runPhase(o, kind, pid);
-      const n = phases.length + 1;
+      phases.push(phase);
+      if (isNull) continue;
+      const n = phases.length;
       phase.probe = await readProbeFile(path.join(probeDir, `${n}.probe.json`), (f) => JSON.parse(fs.readFileSync(f, 'utf8')) as ProbeWindow);
       if (o.cpuProf) phase.profile = await readProbeFile(path.join(probeDir, `${n}.cpuprofile`), (f) => summariseProfile(f));
-      phases.push(phase);
     }
 
-    const hosts = (await unary(admin.admin.ListHosts.bind(admin.admin), {})).hosts.map((h) => ({
+    const hosts = isNull ? [] : (await unary(admin.admin.ListHosts.bind(admin.admin), {})).hosts.map((h) => ({
       host: h.host,
       maxGuestTokens: h.policy?.maxGuestTokens ?? 0,
       fencing: h.fencing,

@@ -18,6 +18,8 @@ export interface CoordinatorOptions {
   /** Extra command-line arguments, e.g. ['--lease-ttl', '2s']. */
   args?: string[];
   env?: NodeJS.ProcessEnv;
+  /** The script to run instead of the coordinator's main.js (a benchmark's stand-in with the same command line). */
+  main?: string;
 }
 
 export interface RunningCoordinator {
@@ -39,7 +41,7 @@ export function tempDir(prefix = 'headroom-test-'): string {
 export async function startCoordinator(options: CoordinatorOptions = {}): Promise<RunningCoordinator> {
   const dbPath = options.dbPath ?? path.join(tempDir(), 'headroom.db');
   const args = [
-    COORDINATOR_MAIN,
+    options.main ?? COORDINATOR_MAIN,
     '--listen', '127.0.0.1:0',
     '--db', dbPath,
     '--host', options.host ?? 'host-a',
