@@ -6,10 +6,10 @@
  * `maxSleepMs` at once: after the clock is stepped or the guest was suspended it notices within that time.
  * Occurrences before the agent started are not caught up on (like cron, unlike anacron).
  */
-import { CronExpressionParser } from 'cron-parser';
 import type { Clock } from '../common/clock';
 import { formatDuration } from '../common/duration';
 import type { Logger } from '../common/log';
+import { CronSchedule, parseCron } from './cron';
 
 export interface Occurrence {
   /** The scheduled time, Unix ms. */
@@ -25,16 +25,11 @@ export interface ScheduledJob {
 }
 
 /**
- * Checks a cron expression: 5 fields (minute first), 6 fields (second first) or a predefined alias such as
- * @daily. Throws an Error saying what is wrong.
+ * Checks a cron expression: 5 fields (minute first), 6 fields (second first) or an alias such as @daily
+ * (syntax in ./cron). Throws an Error saying what is wrong.
  */
 export function parseSchedule(expression: string, seed = 'headroom'): void {
-  const text = expression.trim();
-  const fields = text.split(/\s+/).filter(Boolean).length;
-  if (!text.startsWith('@') && fields !== 5 && fields !== 6) throw new Error(`has ${fields} fields`);
-  const parsed = CronExpressionParser.parse(text, { hashSeed: seed });
-  // Expressions that never match (30 February) fail only when asked for a date.
-  parsed.next();
+  parseCron(expression, seed);
 }
 
 /**
@@ -42,12 +37,12 @@ export function parseSchedule(expression: string, seed = 'headroom'): void {
  * Throws when the expression is invalid (see parseSchedule).
  */
 export function nextOccurrence(expression: string, afterUnixMs: number, seed = 'headroom'): number {
-  return CronExpressionParser.parse(expression.trim(), { currentDate: afterUnixMs, hashSeed: seed }).next().getTime();
+  return parseCron(expression, seed).next(afterUnixMs);
 }
 
 /** The latest occurrence of `expression` at or before `atUnixMs`. Throws when the expression is invalid. */
 export function previousOccurrence(expression: string, atUnixMs: number, seed = 'headroom'): number {
-  return CronExpressionParser.parse(expression.trim(), { currentDate: atUnixMs + 1, hashSeed: seed }).prev().getTime();
+  return parseCron(expression, seed).prev(atUnixMs);
 }
 
 /** The occurrence at `scheduledAtUnixMs` of a job with `windowMs`. */
@@ -67,6 +62,7 @@ export interface JobSchedulerOptions<J extends ScheduledJob> {
 
 interface JobState<J> {
   job: J;
+  cron: CronSchedule;
   next: number;
   timer?: NodeJS.Timeout;
 }
@@ -83,7 +79,8 @@ export class JobScheduler<J extends ScheduledJob> {
     this.running = true;
     const now = this.options.clock.now();
     for (const job of this.options.jobs) {
-      const state: JobState<J> = { job, next: nextOccurrence(job.schedule, now, job.name) };
+      const cron = parseCron(job.schedule, job.name);
+      const state: JobState<J> = { job, cron, next: cron.next(now) };
       this.states.push(state);
       this.options.log.debug('job scheduled', { job: job.name, next: new Date(state.next).toISOString() });
       this.arm(state);
@@ -103,7 +100,7 @@ export class JobScheduler<J extends ScheduledJob> {
 
   private arm(state: JobState<J>): void {
     if (!this.running) return;
-    const { job } = state;
+    const { job, cron } = state;
     const log = this.options.log;
     const now = this.options.clock.now();
     const wait = state.next - now;
@@ -112,7 +109,7 @@ export class JobScheduler<J extends ScheduledJob> {
       return;
     }
     // Woken late (suspend, stepped clock), later occurrences may have passed too: the latest one is the one to run.
-    const latest = Math.max(state.next, previousOccurrence(job.schedule, now, job.name));
+    const latest = Math.max(state.next, cron.prev(now));
     const occurrence = occurrenceAt(latest, job.windowMs);
     const iso = (ms: number) => new Date(ms).toISOString();
     if (now < occurrence.windowEndUnixMs) {
@@ -131,7 +128,7 @@ export class JobScheduler<J extends ScheduledJob> {
       });
     }
     // After both this occurrence and now: never the same one twice, even if the clock steps back.
-    state.next = nextOccurrence(job.schedule, Math.max(now, latest), job.name);
+    state.next = cron.next(Math.max(now, latest));
     this.arm(state);
   }
 }

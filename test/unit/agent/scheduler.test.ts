@@ -27,7 +27,7 @@ describe('schedules', () => {
 
   it('refuses expressions with a wrong number of fields', () => {
     assert.throws(() => parseSchedule('* * *'), /has 3 fields/);
-    assert.throws(() => parseSchedule('* * * * * * *'), /too many fields|has 7 fields/);
+    assert.throws(() => parseSchedule('* * * * * * *'), /has 7 fields/);
     assert.doesNotThrow(() => parseSchedule('@hourly'));
   });
 });
