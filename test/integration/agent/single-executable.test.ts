@@ -95,7 +95,7 @@ describe('the headroom-agent single executable', function () {
     assert.match(a.stderr(), /INFO  headroom-agent stopped/);
   });
 
-  it('validates a configuration (yaml and cron-parser are bundled)', async () => {
+  it('validates a configuration (yaml and the cron evaluator are bundled)', async () => {
     const config = path.join(tempDir(), 'agent.yaml');
     fs.writeFileSync(config, 'jobs:\n  - {name: n, schedule: "*/5 * * * * *", window: 1m, expectedDuration: 1m, command: ["true"]}\n');
     const a = run(['check', '--config', config]);
