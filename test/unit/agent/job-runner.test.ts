@@ -117,7 +117,7 @@ describe('JobRunner', () => {
     const { runs, runner, lines } = setup();
     void runner.trigger(job, occurrence);
     runs.calls[0].options.hooks!.onGranted!(token({ tokenId: 'tok-1' }));
-    const ack = runner.handleCommand({ commandId: 'c2', action: 'budget', budget: { tokenId: 'tok-1', budget: { ioBytesPerSec: 1e6, cpuPercent: 50 } } });
+    const ack = runner.handleCommand({ commandId: 'c2', action: 'budget', budget: { tokenId: 'tok-1', budget: { ioBytesPerSec: 1e6, cpuPercent: 50 }, paused: false, reason: '' } });
     assert.equal(ack.ok, true);
     assert.ok(lines.some((l) => l.msg === 'budget received (not enforced yet)' && l.job === 'nightly' && l.ioBytesPerSec === 1e6));
     assert.equal(runner.handleCommand({ commandId: 'c3', action: 'granted', granted: { token: token({ kind: 'HYPERVISOR' }) } }).ok, true);

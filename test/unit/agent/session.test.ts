@@ -100,7 +100,7 @@ describe('AgentSession', () => {
     });
     const call = client.calls[0];
     call.command({ commandId: 'a', action: 'revoke', revoke: { tokenId: 't', fencing: 1, reason: '' } });
-    call.command({ commandId: 'b', action: 'budget', budget: { tokenId: 't', budget: null } });
+    call.command({ commandId: 'b', action: 'budget', budget: { tokenId: 't', budget: null, paused: false, reason: '' } });
     await clock.tickAsync(0);
     assert.deepEqual(seen, ['a', 'b']);
     assert.deepEqual(call.written.slice(1), [

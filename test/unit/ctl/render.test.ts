@@ -81,12 +81,13 @@ describe('ctl rendering', () => {
       lastLoad: {
         sampledUnixMs: NOW - 1_000, cpuPercent: 37.25, memUsedBytes: 1024, memTotalBytes: 4096,
         diskReadBytesPerSec: 12.3 * 1024 * 1024, diskWriteBytesPerSec: 512, netRxBytesPerSec: 0, netTxBytesPerSec: 0,
-        load1: 0.5, load5: 0, load15: 0,
+        load1: 0.5, load5: 0, load15: 0, backupCpuPercent: 0, backupIoBytesPerSec: 0,
       },
       jobs: [
         { name: 'restic', schedule: '0 2 * * *', windowMs: 0, expectedDurationMs: 0, declaredCost: null, priority: 0 },
         { name: 'pg_dump', schedule: '0 3 * * *', windowMs: 0, expectedDurationMs: 0, declaredCost: null, priority: 0 },
       ],
+      budgets: [],
     };
     const idle: AgentInfo__Output = { ...agent, vm: 'vm-2', connected: false, lastLoad: null, jobs: [] };
     const [, row1, row2] = renderAgents([idle, agent], NOW).split('\n');
