@@ -8,7 +8,7 @@
  *
  *   npm run bench:agent [-- --duration 60s] [-- --node]   (--node: run dist/agent/main.js under node instead)
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -16,7 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import { type Clients, connect, unary } from '../common/connection';
 import { parseDuration } from '../common/duration';
 import { AGENT_MAIN, DIST, startCoordinator, tempDir } from '../test/helpers/coordinator-process';
-import { ProcessSampler, ensureDirFor } from './proc-stats';
+import { ProcessSampler, ensureDirFor, evictFromPageCache } from './proc-stats';
 
 /** Start-up, until V8's memory reducer has given back the garbage of loading (it runs about 8 s in). */
 const WARMUP_MS = 10_000;
@@ -43,25 +43,6 @@ function memoryOf(pid: number): { anonMiB: number; fileMiB: number } {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0);
   return { anonMiB: +(kib('RssAnon') / 1024).toFixed(1), fileMiB: +(kib('RssFile') / 1024).toFixed(1) };
-}
-
-/**
- * Drops a file's pages from the page cache (written back first), so the next start reads it from disk as
- * after a boot. Returns false when dd (coreutils) could not do it.
- */
-function evictFromPageCache(file: string): boolean {
-  const fd = fs.openSync(file, 'r');
-  try {
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  try {
-    execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 interface AgentRun {

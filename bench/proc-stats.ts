@@ -147,3 +147,22 @@ export class ProcessSampler {
 export function ensureDirFor(file: string): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
 }
+
+/**
+ * Drops a file's pages from the page cache (written back first), so that the next reader gets it from
+ * disk, as after a boot. Returns false when dd (coreutils) could not do it.
+ */
+export function evictFromPageCache(file: string): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    execFileSync('dd', [`if=${file}`, 'iflag=nocache', 'count=0', 'status=none']);
+    return true;
+  } catch {
+    return false;
+  }
+}
