@@ -1,9 +1,10 @@
 /**
- * Per-host policy: caps, lease TTL, overrun and report interval, with defaults and validation.
+ * Per-host policy: caps, lease TTL, overrun and report interval, and the budget controller's thresholds and
+ * budgets (budget-controller.ts), with defaults and validation.
  */
 import { InvalidArgumentError } from './errors';
 
-export interface HostPolicy {
+export interface HostPolicy extends Partial<BudgetPolicy> {
   /** Concurrent GUEST tokens on the host. Default 4. */
   maxGuestTokens: number;
   /** Concurrent HYPERVISOR tokens on the host. Default 1, like vzdump's node-wide lock. */
@@ -16,12 +17,65 @@ export interface HostPolicy {
   reportIntervalMs: number;
 }
 
-export const DEFAULT_POLICY: Readonly<HostPolicy> = Object.freeze({
+/**
+ * What a running guest backup may spend, from its VM's foreground load (its total minus Headroom's own
+ * backups): budget-controller.ts. A threshold of 0 is off. CPU thresholds are in percent of the whole VM
+ * (all cores, 0..100), I/O thresholds in bytes/s of the foreground's disk reads plus writes.
+ *
+ * Optional in HostPolicy: a policy stored before these fields existed, or built by a caller that does not
+ * care about budgets, has none of them, and each then takes its default (completePolicy).
+ */
+export interface BudgetPolicy {
+  /** Throttle a backup when the VM's foreground CPU reaches this. Default 60 %. */
+  throttleAboveCpuPercent: number;
+  /** Pause a backup when the VM's foreground CPU reaches this. Default 85 %. */
+  pauseAboveCpuPercent: number;
+  /** Give a throttled backup its full budget back once the foreground CPU is below this. Default 50 %. */
+  resumeBelowCpuPercent: number;
+  /** Throttle when the VM's foreground disk I/O reaches this. Default 0 (off): what is busy depends on the storage. */
+  throttleAboveIoBytesPerSec: number;
+  /** Pause when the VM's foreground disk I/O reaches this. Default 0 (off). */
+  pauseAboveIoBytesPerSec: number;
+  /** Full budget again once the foreground disk I/O is below this. Default 0 (needed once an I/O threshold is on). */
+  resumeBelowIoBytesPerSec: number;
+  /** CPU budget of a backup whose token carries none, in percent of one core. Default 0: no limit. */
+  budgetCpuPercent: number;
+  /** I/O budget of a backup whose token carries none, in bytes/s. Default 0: no limit. */
+  budgetIoBytesPerSec: number;
+  /** CPU budget of a throttled (or paused) backup, in percent of one core; 0 keeps the full one. Default 25 %. */
+  throttledCpuPercent: number;
+  /** I/O budget of a throttled (or paused) backup, in bytes/s; 0 keeps the full one. Default 10 MiB/s. */
+  throttledIoBytesPerSec: number;
+  /** Minimum time between a change and the next loosening (raise or resume), in ms. Default 30 s. */
+  budgetDwellMs: number;
+  /** A backup is paused for at most this long in all; then it runs throttled. 0: never pause. Default 10 min. */
+  maxPauseMs: number;
+  /**
+   * A backup is not paused (only throttled) when its expected remaining work plus this margin would no
+   * longer fit before its window's end. Default 5 min.
+   */
+  pauseWindowGuardMs: number;
+}
+
+export const DEFAULT_POLICY: Readonly<Required<HostPolicy>> = Object.freeze({
   maxGuestTokens: 4,
   maxHypervisorTokens: 1,
   leaseTtlMs: 30_000,
   allowOverrun: false,
   reportIntervalMs: 10_000,
+  throttleAboveCpuPercent: 60,
+  pauseAboveCpuPercent: 85,
+  resumeBelowCpuPercent: 50,
+  throttleAboveIoBytesPerSec: 0,
+  pauseAboveIoBytesPerSec: 0,
+  resumeBelowIoBytesPerSec: 0,
+  budgetCpuPercent: 0,
+  budgetIoBytesPerSec: 0,
+  throttledCpuPercent: 25,
+  throttledIoBytesPerSec: 10 * 1024 * 1024,
+  budgetDwellMs: 30_000,
+  maxPauseMs: 600_000,
+  pauseWindowGuardMs: 300_000,
 });
 
 export const LIMITS = Object.freeze({
@@ -30,25 +84,93 @@ export const LIMITS = Object.freeze({
   maxTtlMs: 3_600_000,
   minReportIntervalMs: 1_000,
   maxReportIntervalMs: 3_600_000,
+  /** A CPU budget is a share of one core: 100 per core, up to 1,024 cores. */
+  maxCpuBudgetPercent: 102_400,
+  maxIoBytesPerSec: Number.MAX_SAFE_INTEGER,
+  maxDwellMs: 3_600_000,
+  maxPauseMs: 7 * 24 * 3_600_000,
+  maxPauseWindowGuardMs: 7 * 24 * 3_600_000,
 });
+
+/** A policy field and what is wrong with its value. */
+export interface PolicyProblem {
+  field: keyof HostPolicy;
+  problem: string;
+}
+
+/** The wire (and SetPolicyRequest) name of a policy field: `maxGuestTokens` → `max_guest_tokens`. */
+export function policyWireName(field: keyof HostPolicy): string {
+  return field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/**
+ * Every problem of a complete policy, in field order. `changed` says which fields the caller set, so that
+ * a conflict between two fields is laid on the one that was just set (setting the throttle threshold below
+ * the resume threshold blames the throttle threshold).
+ */
+export function checkPolicy(p: Required<HostPolicy>, changed: ReadonlySet<keyof HostPolicy> = new Set()): PolicyProblem[] {
+  const problems: PolicyProblem[] = [];
+  const intIn = (field: keyof HostPolicy, min: number, max: number) => {
+    const v = p[field] as number;
+    if (!Number.isSafeInteger(v) || v < min || v > max) {
+      problems.push({ field, problem: `must be an integer from ${min} to ${max}, got ${v}` });
+      return false;
+    }
+    return true;
+  };
+  intIn('maxGuestTokens', 1, LIMITS.maxTokensPerKind);
+  intIn('maxHypervisorTokens', 1, LIMITS.maxTokensPerKind);
+  intIn('leaseTtlMs', LIMITS.minTtlMs, LIMITS.maxTtlMs);
+  intIn('reportIntervalMs', LIMITS.minReportIntervalMs, LIMITS.maxReportIntervalMs);
+
+  // Each signal: throttle and pause thresholds (0 = off) with pause above throttle, and a resume threshold
+  // under both, so that a backup is not loosened by the same load that tightened it (hysteresis).
+  const thresholds = (throttle: keyof HostPolicy, pause: keyof HostPolicy, resume: keyof HostPolicy, max: number) => {
+    if (![intIn(throttle, 0, max), intIn(pause, 0, max), intIn(resume, 0, max)].every(Boolean)) return;
+    const [t, pa, r] = [p[throttle] as number, p[pause] as number, p[resume] as number];
+    const blame = (a: keyof HostPolicy, b: keyof HostPolicy) => (changed.has(a) && !changed.has(b) ? a : b);
+    const name = policyWireName;
+    if (t > 0 && pa > 0 && pa <= t) {
+      const field = blame(throttle, pause);
+      problems.push({ field, problem: `${name(pause)} (${pa}) must be above ${name(throttle)} (${t})` });
+    }
+    const lowest = Math.min(...[t, pa].filter((v) => v > 0));
+    if (lowest === Infinity) return;
+    if (r < 1 || r >= lowest) {
+      const limit = lowest === t ? throttle : pause;
+      problems.push({ field: blame(limit, resume), problem: `${name(resume)} (${r}) must be from 1 to below ${name(limit)} (${lowest})` });
+    }
+  };
+  thresholds('throttleAboveCpuPercent', 'pauseAboveCpuPercent', 'resumeBelowCpuPercent', 100);
+  thresholds('throttleAboveIoBytesPerSec', 'pauseAboveIoBytesPerSec', 'resumeBelowIoBytesPerSec', LIMITS.maxIoBytesPerSec);
+  intIn('budgetCpuPercent', 0, LIMITS.maxCpuBudgetPercent);
+  intIn('budgetIoBytesPerSec', 0, LIMITS.maxIoBytesPerSec);
+  intIn('throttledCpuPercent', 0, LIMITS.maxCpuBudgetPercent);
+  intIn('throttledIoBytesPerSec', 0, LIMITS.maxIoBytesPerSec);
+  intIn('budgetDwellMs', 0, LIMITS.maxDwellMs);
+  intIn('maxPauseMs', 0, LIMITS.maxPauseMs);
+  intIn('pauseWindowGuardMs', 0, LIMITS.maxPauseWindowGuardMs);
+  return problems;
+}
 
 /**
  * Applies a partial change to a policy and validates the result.
- * @throws InvalidArgumentError naming the first field out of range.
+ * @throws InvalidArgumentError naming (by its wire name) the first field out of range.
  */
 export function applyPolicyPatch(base: HostPolicy, patch: Partial<HostPolicy>): HostPolicy {
   const next: HostPolicy = { ...base };
+  const changed = new Set<keyof HostPolicy>();
   for (const [key, value] of Object.entries(patch) as [keyof HostPolicy, unknown][]) {
-    if (value !== undefined) (next as unknown as Record<string, unknown>)[key] = value;
+    if (value === undefined) continue;
+    (next as unknown as Record<string, unknown>)[key] = value;
+    changed.add(key);
   }
-  const intIn = (field: string, v: number, min: number, max: number) => {
-    if (!Number.isInteger(v) || v < min || v > max) {
-      throw new InvalidArgumentError(field, `must be an integer from ${min} to ${max}, got ${v}`);
-    }
-  };
-  intIn('max_guest_tokens', next.maxGuestTokens, 1, LIMITS.maxTokensPerKind);
-  intIn('max_hypervisor_tokens', next.maxHypervisorTokens, 1, LIMITS.maxTokensPerKind);
-  intIn('lease_ttl_ms', next.leaseTtlMs, LIMITS.minTtlMs, LIMITS.maxTtlMs);
-  intIn('report_interval_ms', next.reportIntervalMs, LIMITS.minReportIntervalMs, LIMITS.maxReportIntervalMs);
+  const [first] = checkPolicy(completePolicy(next), changed);
+  if (first) throw new InvalidArgumentError(policyWireName(first.field), first.problem);
   return next;
+}
+
+/** The policy with every field: the budget fields it lacks take their defaults. */
+export function completePolicy(p: HostPolicy): Required<HostPolicy> {
+  return { ...DEFAULT_POLICY, ...p };
 }

@@ -1,0 +1,71 @@
+import { strict as assert } from 'node:assert';
+import { InvalidArgumentError } from '../../../../coordinator/domain/errors';
+import { DEFAULT_POLICY, type HostPolicy, applyPolicyPatch, checkPolicy, completePolicy } from '../../../../coordinator/domain/policy';
+
+const OLD_POLICY: HostPolicy = { maxGuestTokens: 2, maxHypervisorTokens: 1, leaseTtlMs: 30_000, allowOverrun: false, reportIntervalMs: 10_000 };
+
+function refusal(patch: Partial<HostPolicy>, base: HostPolicy = DEFAULT_POLICY): InvalidArgumentError {
+  try {
+    applyPolicyPatch(base, patch);
+  } catch (e) {
+    assert.ok(e instanceof InvalidArgumentError);
+    return e;
+  }
+  throw new Error(`expected ${JSON.stringify(patch)} to be refused`);
+}
+
+describe('host policy', () => {
+  it('has valid defaults', () => {
+    assert.deepEqual(checkPolicy(DEFAULT_POLICY), []);
+  });
+
+  it('completes a policy stored before the budget fields existed with their defaults', () => {
+    const p = completePolicy(OLD_POLICY);
+    assert.equal(p.maxGuestTokens, 2);
+    assert.equal(p.throttleAboveCpuPercent, 60);
+    assert.equal(p.maxPauseMs, 600_000);
+    // A change to it is validated against those defaults.
+    assert.equal(applyPolicyPatch(OLD_POLICY, { pauseAboveCpuPercent: 90 }).pauseAboveCpuPercent, 90);
+    assert.equal(refusal({ throttleAboveCpuPercent: 95 }, OLD_POLICY).field, 'throttle_above_cpu_percent');
+  });
+
+  it('refuses the existing fields out of range as before, naming the wire field', () => {
+    const e = refusal({ maxGuestTokens: 0 });
+    assert.equal(e.field, 'max_guest_tokens');
+    assert.equal(e.message, 'max_guest_tokens: must be an integer from 1 to 1000, got 0');
+    assert.equal(refusal({ leaseTtlMs: 10 }).field, 'lease_ttl_ms');
+  });
+
+  it('refuses budget fields out of range', () => {
+    assert.equal(refusal({ throttleAboveCpuPercent: 101 }).field, 'throttle_above_cpu_percent');
+    assert.equal(refusal({ budgetCpuPercent: -1 }).field, 'budget_cpu_percent');
+    assert.equal(refusal({ throttledIoBytesPerSec: 1.5 }).field, 'throttled_io_bytes_per_sec');
+    assert.equal(refusal({ maxPauseMs: 8 * 24 * 3_600_000 }).field, 'max_pause_ms');
+    assert.equal(refusal({ budgetDwellMs: 2 * 3_600_000 }).field, 'budget_dwell_ms');
+  });
+
+  it('keeps resume below throttle below pause, blaming the field that was just set', () => {
+    const resume = refusal({ resumeBelowCpuPercent: 60 });
+    assert.equal(resume.field, 'resume_below_cpu_percent');
+    assert.match(resume.problem, /resume_below_cpu_percent \(60\) must be from 1 to below throttle_above_cpu_percent \(60\)/);
+    assert.equal(refusal({ throttleAboveCpuPercent: 40 }).field, 'throttle_above_cpu_percent');
+    assert.equal(refusal({ pauseAboveCpuPercent: 60 }).field, 'pause_above_cpu_percent');
+    assert.equal(refusal({ throttleAboveCpuPercent: 90 }).field, 'throttle_above_cpu_percent');
+    // Both set at once: the message names both, the field is the one that must move.
+    assert.equal(refusal({ throttleAboveCpuPercent: 40, resumeBelowCpuPercent: 45 }).field, 'resume_below_cpu_percent');
+    assert.equal(applyPolicyPatch(DEFAULT_POLICY, { throttleAboveCpuPercent: 40, resumeBelowCpuPercent: 30 }).throttleAboveCpuPercent, 40);
+  });
+
+  it('measures the resume threshold against pausing when throttling is off, and ignores it when both are off', () => {
+    assert.equal(refusal({ throttleAboveCpuPercent: 0, resumeBelowCpuPercent: 90 }).field, 'resume_below_cpu_percent');
+    assert.ok(applyPolicyPatch(DEFAULT_POLICY, { throttleAboveCpuPercent: 0, pauseAboveCpuPercent: 0 }));
+  });
+
+  it('needs a resume threshold once an I/O threshold is on', () => {
+    const e = refusal({ throttleAboveIoBytesPerSec: 100 * 1024 * 1024 });
+    assert.equal(e.field, 'throttle_above_io_bytes_per_sec');
+    assert.match(e.problem, /resume_below_io_bytes_per_sec \(0\) must be from 1 to below/);
+    const p = applyPolicyPatch(DEFAULT_POLICY, { throttleAboveIoBytesPerSec: 100 * 1024 * 1024, resumeBelowIoBytesPerSec: 50 * 1024 * 1024 });
+    assert.equal(p.resumeBelowIoBytesPerSec, 50 * 1024 * 1024);
+  });
+});
