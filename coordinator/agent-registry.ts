@@ -1,11 +1,24 @@
 /**
- * Who the agents are and which are connected: their last hello (persisted), their last load (in memory,
- * replaced every report) and the session to push commands to. Pushes revoke and grant notices when the
- * coordinator commits them.
+ * Who the agents are and which are connected: their last hello (persisted), their last load and what they
+ * report enforcing on their backups (in memory, replaced by each report) and the session to push commands
+ * to. Pushes revoke and grant notices when the coordinator commits them, and budget changes when a VM's
+ * load report moves the budget controller (domain/budget-controller.ts).
+ *
+ * Only GUEST backups are controlled: a HYPERVISOR backup loads the host, whose metrics the coordinator does
+ * not collect yet. The same controller can drive them from host metrics once it does.
  */
 import type { Logger } from '../common/log';
+import {
+  type BudgetState,
+  decideBudget,
+  describeInstruction,
+  grantedBudgetState,
+  unknownBudgetState,
+} from './domain/budget-controller';
 import type { LessorEvent } from './domain/events';
+import type { Lease } from './domain/lease';
 import type { IdSource } from './domain/lessor';
+import type { HostPolicy } from './domain/policy';
 import type { AgentRecord, Store } from './store';
 import * as wire from './rpc/wire';
 import type * as v1 from '../proto/generated/headroom/v1';
@@ -21,14 +34,18 @@ export interface AgentState {
   record: AgentRecord;
   connected: boolean;
   lastLoad?: v1.LoadReport;
+  /** What the agent last reported enforcing on each of its running backups, by token id. */
+  budgets: Map<string, v1.BudgetReport>;
 }
 
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentState>();
   private readonly sessions = new Map<string, AgentSession>();
+  /** The budget controller's state of each running GUEST backup, by token id. */
+  private readonly controls = new Map<string, BudgetState>();
 
   constructor(private readonly store: Store, private readonly ids: IdSource, private readonly log: Logger, known: AgentRecord[]) {
-    for (const record of known) this.agents.set(record.vm, { record, connected: false });
+    for (const record of known) this.agents.set(record.vm, { record, connected: false, budgets: new Map() });
   }
 
   /** Records a hello and attaches its session; an older session of the same VM is closed. */
@@ -38,7 +55,7 @@ export class AgentRegistry {
     if (previous && previous !== session) previous.close('replaced by a newer session of the same VM');
     this.sessions.set(record.vm, session);
     const state = this.agents.get(record.vm);
-    this.agents.set(record.vm, { record, connected: true, lastLoad: state?.lastLoad });
+    this.agents.set(record.vm, { record, connected: true, lastLoad: state?.lastLoad, budgets: state?.budgets ?? new Map() });
   }
 
   disconnect(vm: string, session: AgentSession): void {
@@ -48,9 +65,36 @@ export class AgentRegistry {
     if (state) state.connected = false;
   }
 
-  reportLoad(vm: string, load: v1.LoadReport): void {
+  /**
+   * Records a VM's load report and runs the budget controller on each of its running GUEST backups
+   * (`running`, under its host's complete `policy`), telling the agent of every change.
+   */
+  reportLoad(vm: string, load: v1.LoadReport__Output, running: readonly Lease[], policy: Required<HostPolicy>, now: number): void {
     const state = this.agents.get(vm);
     if (state) state.lastLoad = load;
+    for (const lease of running) {
+      const before = this.controls.get(lease.tokenId) ?? unknownBudgetState();
+      const decision = decideBudget(policy, lease, load, before, now);
+      if (decision.command) {
+        const { budget, paused, reason } = decision.command;
+        // An agent that was not told keeps what it had: so does the controller, to try again next report.
+        if (!this.push(vm, { budget: { tokenId: lease.tokenId, budget, paused, reason } })) continue;
+        this.log.info('backup budget changed', {
+          vm,
+          token: lease.tokenId,
+          job: lease.job,
+          from: before.told ? describeInstruction(before.told) : 'unknown',
+          to: describeInstruction(decision.command),
+          reason,
+        });
+      }
+      this.controls.set(lease.tokenId, decision.state);
+    }
+  }
+
+  /** Records what an agent enforces on one of its backups, as it reported. */
+  reportBudget(vm: string, report: v1.BudgetReport): void {
+    this.agents.get(vm)?.budgets.set(report.tokenId!, report);
   }
 
   list(host?: string): AgentState[] {
@@ -65,29 +109,42 @@ export class AgentRegistry {
     return n;
   }
 
-  /** Tells each VM's agent about grants and ends of tokens that concern it. */
+  /**
+   * Tells each VM's agent about grants and ends of tokens that concern it, and starts and ends the budget
+   * control of its GUEST backups with them.
+   */
   readonly onCommitted = (events: readonly LessorEvent[]): void => {
     for (const e of events) {
-      if (e.type !== 'granted' && e.type !== 'revoked' && e.type !== 'expired') continue;
-      const session = this.sessions.get(e.lease.vm);
-      if (!session) continue;
-      const commandId = this.ids.newId();
-      const command: v1.Command =
-        e.type === 'granted'
-          ? { commandId, granted: { token: wire.token(e.lease) } }
-          : {
-              commandId,
-              revoke: {
-                tokenId: e.lease.tokenId,
-                fencing: e.lease.fencing,
-                reason: e.type === 'revoked' ? e.reason : 'the token expired: it was not renewed in time',
-              },
-            };
-      try {
-        session.send({ command });
-      } catch (err) {
-        this.log.warn('could not push a command to an agent', { vm: e.lease.vm, error: err as Error });
+      if (e.type === 'granted' && e.lease.kind === 'GUEST' && !this.controls.has(e.lease.tokenId)) {
+        this.controls.set(e.lease.tokenId, grantedBudgetState(e.lease));
+      }
+      if (e.type === 'released' || e.type === 'expired' || e.type === 'revoked') {
+        this.controls.delete(e.lease.tokenId);
+        this.agents.get(e.lease.vm)?.budgets.delete(e.lease.tokenId);
+      }
+      if (e.type === 'granted') this.push(e.lease.vm, { granted: { token: wire.token(e.lease) } });
+      if (e.type === 'revoked' || e.type === 'expired') {
+        this.push(e.lease.vm, {
+          revoke: {
+            tokenId: e.lease.tokenId,
+            fencing: e.lease.fencing,
+            reason: e.type === 'revoked' ? e.reason : 'the token expired: it was not renewed in time',
+          },
+        });
       }
     }
   };
+
+  /** Sends a command to a VM's agent. False when the VM has no session or the send failed. */
+  private push(vm: string, action: Omit<v1.Command, 'commandId'>): boolean {
+    const session = this.sessions.get(vm);
+    if (!session) return false;
+    try {
+      session.send({ command: { commandId: this.ids.newId(), ...action } });
+      return true;
+    } catch (err) {
+      this.log.warn('could not push a command to an agent', { vm, error: err as Error });
+      return false;
+    }
+  }
 }

@@ -1,15 +1,17 @@
 /**
  * AgentService.Session: the agent's long-lived stream. The first message must be a hello; the coordinator
- * answers with its settings, then takes load reports and command acks, and pushes commands through the
- * agent registry.
+ * answers with its settings, then takes load reports (which drive the budgets of the VM's running backups),
+ * budget reports and command acks, and pushes commands through the agent registry.
  */
 import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/log';
 import type { AgentRegistry, AgentSession } from '../agent-registry';
 import type { Coordinator } from '../coordinator';
 import { InvalidArgumentError } from '../domain/errors';
+import { completePolicy } from '../domain/policy';
 import { toServiceError } from './status';
 import * as validate from './validate';
+import { Enforcement } from '../../proto/generated/headroom/v1/Enforcement';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
 /** A session that has not said hello by then is closed: it holds resources and tells us nothing. */
@@ -40,10 +42,26 @@ function validateLoad(load: v1.LoadReport__Output): v1.LoadReport__Output {
   return load;
 }
 
+const ENFORCEMENTS: readonly unknown[] = Object.values(Enforcement);
+
+function validateBudgetReport(report: v1.BudgetReport__Output): v1.BudgetReport {
+  if (!ENFORCEMENTS.includes(report.enforcement)) {
+    throw new InvalidArgumentError('budget.enforcement', `must be one of ${ENFORCEMENTS.join(', ')}, got ${report.enforcement}`);
+  }
+  return {
+    tokenId: validate.name('budget.token_id', report.tokenId),
+    budget: { ioBytesPerSec: report.budget?.ioBytesPerSec ?? 0, cpuPercent: report.budget?.cpuPercent ?? 0 },
+    paused: report.paused,
+    enforcement: report.enforcement,
+    detail: validate.text('budget.detail', report.detail),
+  };
+}
+
 export function agentService(coordinator: Coordinator, registry: AgentRegistry, clock: Clock, log: Logger): v1.AgentServiceHandlers {
   return {
     Session(call) {
       let vm: string | undefined;
+      let host = '';
       let ended = false;
       const session: AgentSession = {
         send: (message) => {
@@ -75,6 +93,7 @@ export function agentService(coordinator: Coordinator, registry: AgentRegistry, 
             const hello = validateHello(message.hello, coordinator.defaultHost);
             clearTimeout(helloTimer);
             vm = hello.vm;
+            host = hello.host;
             coordinator
               .ensureHost(hello.host)
               .then(() => {
@@ -94,7 +113,16 @@ export function agentService(coordinator: Coordinator, registry: AgentRegistry, 
           } else if (!vm) {
             throw new InvalidArgumentError('hello', 'must be the first message of a session');
           } else if (message.load) {
-            registry.reportLoad(vm, validateLoad(message.load));
+            const load = validateLoad(message.load);
+            // The hello made the host known (ensureHost adds it at once, before committing it).
+            const policy = completePolicy(coordinator.state.host(host).policy);
+            const running = coordinator.state.activeLeases(host).filter((l) => l.vm === vm && l.kind === 'GUEST');
+            registry.reportLoad(vm, load, running, policy, clock.now());
+          } else if (message.budget) {
+            const report = validateBudgetReport(message.budget);
+            // A report can cross the token's end on the wire; one about another VM's token is not this agent's to make.
+            if (coordinator.state.lease(report.tokenId!)?.vm === vm) registry.reportBudget(vm, report);
+            else log.debug('ignoring a budget report for a token this VM does not hold', { vm, token: report.tokenId });
           } else if (message.ack) {
             if (!message.ack.ok) log.warn('agent could not carry out a command', { vm, ...message.ack });
           } else {

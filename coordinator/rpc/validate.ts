@@ -94,6 +94,19 @@ export function policyPatch(req: v1.SetPolicyRequest__Output): Partial<HostPolic
     leaseTtlMs: req.leaseTtlMs ?? undefined,
     allowOverrun: req.allowOverrun ?? undefined,
     reportIntervalMs: req.reportIntervalMs ?? undefined,
+    throttleAboveCpuPercent: req.throttleAboveCpuPercent ?? undefined,
+    pauseAboveCpuPercent: req.pauseAboveCpuPercent ?? undefined,
+    resumeBelowCpuPercent: req.resumeBelowCpuPercent ?? undefined,
+    throttleAboveIoBytesPerSec: req.throttleAboveIoBytesPerSec ?? undefined,
+    pauseAboveIoBytesPerSec: req.pauseAboveIoBytesPerSec ?? undefined,
+    resumeBelowIoBytesPerSec: req.resumeBelowIoBytesPerSec ?? undefined,
+    budgetCpuPercent: req.budgetCpuPercent ?? undefined,
+    budgetIoBytesPerSec: req.budgetIoBytesPerSec ?? undefined,
+    throttledCpuPercent: req.throttledCpuPercent ?? undefined,
+    throttledIoBytesPerSec: req.throttledIoBytesPerSec ?? undefined,
+    budgetDwellMs: req.budgetDwellMs ?? undefined,
+    maxPauseMs: req.maxPauseMs ?? undefined,
+    pauseWindowGuardMs: req.pauseWindowGuardMs ?? undefined,
   };
 }
 

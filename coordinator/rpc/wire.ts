@@ -3,7 +3,7 @@
  */
 import type { Lease } from '../domain/lease';
 import type { HostView } from '../domain/lessor';
-import type { HostPolicy } from '../domain/policy';
+import { type HostPolicy, completePolicy } from '../domain/policy';
 import type { HistoryRecord } from '../store';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
@@ -25,8 +25,9 @@ export function token(l: Lease): v1.Token {
   };
 }
 
+/** Every field is set: a policy stored before the budget fields existed answers with their defaults. */
 export function policy(p: HostPolicy): v1.Policy {
-  return { ...p };
+  return completePolicy(p);
 }
 
 export function hostInfo(h: HostView, agentsConnected: number): v1.HostInfo {

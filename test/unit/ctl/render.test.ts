@@ -5,6 +5,7 @@ import { pickToken } from '../../../coordinator/ctl/commands/revoke';
 import { renderHosts } from '../../../coordinator/ctl/commands/status';
 import { renderActive, renderQueued, shortId } from '../../../coordinator/ctl/commands/tokens';
 import { UsageError } from '../../../coordinator/ctl/errors';
+import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
 import type {
   AgentInfo__Output,
   HistoryEvent__Output,
@@ -15,7 +16,7 @@ import type {
 
 const at = (h: number, m: number, s: number) => new Date(2026, 0, 15, h, m, s).getTime();
 const NOW = at(12, 0, 0);
-const POLICY = { maxGuestTokens: 4, maxHypervisorTokens: 1, leaseTtlMs: 30_000, allowOverrun: false, reportIntervalMs: 10_000 };
+const POLICY = { ...DEFAULT_POLICY };
 
 function token(over: Partial<Token__Output>): Token__Output {
   return {

@@ -1,0 +1,226 @@
+/**
+ * Budget control over real gRPC against a real coordinator process: a fake agent holds a GUEST token for
+ * its VM, reports its load on its session, and gets BudgetCommands that throttle, pause and resume its
+ * backup; what it reports enforcing is listed by ListAgents.
+ */
+import { strict as assert } from 'node:assert';
+import * as grpc from '@grpc/grpc-js';
+import { type Clients, unary } from '../../../common/connection';
+import type { v1 } from '../../../proto';
+import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
+import { connectPlain, grant, release } from '../../helpers/token-client';
+import { waitFor } from '../../helpers/wait';
+
+const HOST = 'host-a';
+
+/** An agent's session as a test drives it: hello, load reports, budget reports, and what it was sent. */
+class FakeAgent {
+  readonly received: v1.CoordinatorMessage__Output[] = [];
+  error: grpc.ServiceError | undefined;
+  private readonly call: grpc.ClientDuplexStream<v1.AgentMessage, v1.CoordinatorMessage__Output>;
+  private seen = 0;
+
+  constructor(clients: Clients, readonly vm: string) {
+    this.call = clients.agent.Session();
+    this.call.on('data', (m: v1.CoordinatorMessage__Output) => this.received.push(m));
+    this.call.on('error', (e: grpc.ServiceError) => (this.error = e));
+    this.call.write({ hello: { vm, host: HOST, agentVersion: 'test', hostname: vm } });
+  }
+
+  async connected(): Promise<void> {
+    await waitFor(() => this.received.some((m) => m.settings), 10_000, `settings for ${this.vm}`);
+  }
+
+  load(cpuPercent: number, over: Partial<v1.LoadReport> = {}): void {
+    this.call.write({ load: { sampledUnixMs: Date.now(), cpuPercent, memTotalBytes: 1024 ** 3, ...over } });
+  }
+
+  report(budget: v1.BudgetReport): void {
+    this.call.write({ budget });
+  }
+
+  /** The next budget command after those already taken, acknowledged as an agent does. */
+  async nextBudget(): Promise<v1.BudgetCommand__Output> {
+    const budgets = () => this.received.filter((m) => m.command?.budget).map((m) => m.command!);
+    await waitFor(() => budgets().length > this.seen || this.error !== undefined, 10_000, `a budget command for ${this.vm}`);
+    if (this.error) throw this.error;
+    const command = budgets()[this.seen++];
+    this.call.write({ ack: { commandId: command.commandId, ok: true, message: 'applied' } });
+    return command.budget!;
+  }
+
+  budgetCommandsSoFar(): number {
+    return this.received.filter((m) => m.command?.budget).length;
+  }
+
+  close(): void {
+    this.call.cancel();
+  }
+}
+
+async function agentsOf(clients: Clients): Promise<v1.AgentInfo__Output[]> {
+  return (await unary(clients.admin.ListAgents.bind(clients.admin), { host: HOST })).agents;
+}
+
+describe('budget control over an agent session', function () {
+  let coordinator: RunningCoordinator;
+  let clients: Clients;
+  const agents: FakeAgent[] = [];
+
+  const agent = async (vm: string) => {
+    const a = new FakeAgent(clients, vm);
+    agents.push(a);
+    await a.connected();
+    return a;
+  };
+
+  before(async () => {
+    coordinator = await startCoordinator({ host: HOST });
+    clients = connectPlain(coordinator.address);
+    // Low thresholds and no dwell time, as a test of the real agent's enforcement would set them.
+    await unary(clients.admin.SetPolicy.bind(clients.admin), {
+      host: HOST,
+      throttleAboveCpuPercent: 30,
+      pauseAboveCpuPercent: 60,
+      resumeBelowCpuPercent: 20,
+      budgetCpuPercent: 80,
+      throttledCpuPercent: 20,
+      throttledIoBytesPerSec: 0,
+      budgetDwellMs: 0,
+    });
+  });
+
+  afterEach(() => {
+    for (const a of agents.splice(0)) a.close();
+  });
+
+  after(async () => {
+    clients?.close();
+    await coordinator?.stop();
+  });
+
+  it('throttles, pauses and resumes a running guest backup as its VM reports rising and falling load', async () => {
+    const vm = await agent('vm-busy');
+    const token = await grant(clients, { kind: 'GUEST', vm: 'vm-busy', job: 'restic' });
+
+    vm.load(10);
+    assert.deepEqual(await vm.nextBudget(), {
+      tokenId: token.tokenId,
+      budget: { cpuPercent: 80, ioBytesPerSec: 0 },
+      paused: false,
+      reason: "the host policy's budget for a full backup",
+    });
+    vm.load(15); // still quiet: nothing to say
+    vm.load(45);
+    assert.deepEqual(await vm.nextBudget(), {
+      tokenId: token.tokenId,
+      budget: { cpuPercent: 20, ioBytesPerSec: 0 },
+      paused: false,
+      reason: 'VM busy: foreground cpu 45% >= 30%',
+    });
+    vm.load(90, { backupCpuPercent: 5 });
+    const paused = await vm.nextBudget();
+    assert.deepEqual([paused.paused, paused.budget, paused.reason], [true, { cpuPercent: 20, ioBytesPerSec: 0 }, 'VM busy: foreground cpu 85% >= 60%']);
+    vm.load(10);
+    const resumed = await vm.nextBudget();
+    assert.deepEqual([resumed.paused, resumed.budget], [false, { cpuPercent: 80, ioBytesPerSec: 0 }]);
+    assert.match(resumed.reason, /^VM calmer for 0s: foreground cpu 10%$/);
+    assert.equal(vm.budgetCommandsSoFar(), 4, 'the quiet report in between changed nothing');
+
+    assert.match(
+      coordinator.log(),
+      /INFO  backup budget changed vm=vm-busy token=\S+ job=restic from="cpu 20%" to="paused \(cpu 20% when resumed\)" reason="VM busy: foreground cpu 85% >= 60%"\n/,
+    );
+    await release(clients, token);
+  });
+
+  it('lists what the agent reports enforcing, until the token ends', async () => {
+    const vm = await agent('vm-report');
+    const token = await grant(clients, { kind: 'GUEST', vm: 'vm-report' });
+    const report = {
+      tokenId: token.tokenId,
+      budget: { cpuPercent: 20, ioBytesPerSec: 1024 },
+      paused: true,
+      enforcement: 'CGROUP_V1' as const,
+      detail: '/sys/fs/cgroup/freezer/headroom/restic',
+    };
+    vm.report(report);
+    // Reports about tokens this VM does not hold are ignored, not fatal.
+    vm.report({ ...report, tokenId: 'not-a-token' });
+    await waitFor(async () => (await agentsOf(clients)).find((a) => a.vm === 'vm-report')!.budgets.length > 0);
+    const listed = (await agentsOf(clients)).find((a) => a.vm === 'vm-report')!;
+    assert.deepEqual(listed.budgets, [report]);
+
+    await release(clients, token);
+    assert.deepEqual((await agentsOf(clients)).find((a) => a.vm === 'vm-report')!.budgets, []);
+    assert.equal(vm.error, undefined);
+  });
+
+  it('throttles instead of pausing a backup whose window ends too soon for a pause', async () => {
+    const vm = await agent('vm-late');
+    // 2 minutes left in the window, less than the default 5-minute guard.
+    const token = await grant(clients, { kind: 'GUEST', vm: 'vm-late', windowEndUnixMs: Date.now() + 120_000, expectedDurationMs: 60_000 });
+    vm.load(95);
+    const command = await vm.nextBudget();
+    assert.deepEqual([command.paused, command.budget], [false, { cpuPercent: 20, ioBytesPerSec: 0 }]);
+    assert.match(command.reason, /^VM busy: foreground cpu 95% >= 60%; throttled, not paused: its window ends in /);
+    await release(clients, token);
+  });
+
+  it("leaves the VM's HYPERVISOR backups alone", async () => {
+    const vm = await agent('vm-host-backup');
+    const hypervisor = await grant(clients, { kind: 'HYPERVISOR', vm: 'vm-host-backup' });
+    vm.load(95);
+    await waitFor(async () => (await agentsOf(clients)).find((a) => a.vm === 'vm-host-backup')?.lastLoad?.cpuPercent === 95);
+    await release(clients, hypervisor);
+    const guest = await grant(clients, { kind: 'GUEST', vm: 'vm-host-backup' });
+    vm.load(95);
+    // The first budget command this agent gets is about its GUEST backup.
+    assert.equal((await vm.nextBudget()).tokenId, guest.tokenId);
+    await release(clients, guest);
+  });
+
+  it('refuses a budget report with an unknown enforcement, naming the field', async () => {
+    const vm = await agent('vm-bad');
+    vm.report({ tokenId: 'x', enforcement: 7 as unknown as v1.BudgetReport['enforcement'] });
+    await waitFor(() => vm.error !== undefined);
+    assert.equal(vm.error!.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(vm.error!.details, /^budget\.enforcement: must be one of/);
+  });
+});
+
+describe('budget control across a coordinator restart', function () {
+  let coordinator: RunningCoordinator;
+  let clients: Clients;
+
+  after(async () => {
+    clients?.close();
+    await coordinator?.stop();
+  });
+
+  it('restates the budget of a backup that was paused when the coordinator died', async () => {
+    coordinator = await startCoordinator({ host: HOST });
+    clients = connectPlain(coordinator.address);
+    await unary(clients.admin.SetPolicy.bind(clients.admin), { host: HOST, budgetDwellMs: 0 });
+    let vm = new FakeAgent(clients, 'vm-restart');
+    await vm.connected();
+    const token = await grant(clients, { kind: 'GUEST', vm: 'vm-restart' });
+    vm.load(95);
+    assert.equal((await vm.nextBudget()).paused, true);
+
+    vm.close();
+    await coordinator.kill();
+    clients.close();
+    coordinator = await startCoordinator({ host: HOST, dbPath: coordinator.dbPath });
+    clients = connectPlain(coordinator.address);
+    vm = new FakeAgent(clients, 'vm-restart');
+    await vm.connected();
+    // The coordinator cannot know the backup is paused: its first report brings the budget, unpaused.
+    vm.load(5);
+    const restated = await vm.nextBudget();
+    assert.deepEqual([restated.tokenId, restated.paused], [token.tokenId, false]);
+    assert.match(restated.reason, /what the agent was told is not known/);
+    vm.close();
+    await release(clients, token);
+  });
+});

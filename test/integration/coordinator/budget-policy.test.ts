@@ -1,0 +1,90 @@
+/**
+ * The budget controller's policy fields over AdminService against a real coordinator process: set and read
+ * back, refused with the field named, persisted, and defaulted for a policy stored before they existed.
+ */
+import { strict as assert } from 'node:assert';
+import * as grpc from '@grpc/grpc-js';
+import Database from 'better-sqlite3';
+import { type Clients, unary } from '../../../common/connection';
+import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
+import { connectPlain, statusOf } from '../../helpers/token-client';
+
+const HOST = 'host-p';
+
+const BUDGET_DEFAULTS = {
+  throttleAboveCpuPercent: 60,
+  pauseAboveCpuPercent: 85,
+  resumeBelowCpuPercent: 50,
+  throttleAboveIoBytesPerSec: 0,
+  pauseAboveIoBytesPerSec: 0,
+  resumeBelowIoBytesPerSec: 0,
+  budgetCpuPercent: 0,
+  budgetIoBytesPerSec: 0,
+  throttledCpuPercent: 25,
+  throttledIoBytesPerSec: 10 * 1024 * 1024,
+  budgetDwellMs: 30_000,
+  maxPauseMs: 600_000,
+  pauseWindowGuardMs: 300_000,
+};
+
+describe('budget policy over AdminService', function () {
+  let coordinator: RunningCoordinator;
+  let clients: Clients;
+
+  const getPolicy = () => unary(clients.admin.GetPolicy.bind(clients.admin), { host: HOST });
+  const setPolicy = (fields: Record<string, unknown>) => unary(clients.admin.SetPolicy.bind(clients.admin), { host: HOST, ...fields });
+  const restart = async () => {
+    clients.close();
+    await coordinator.stop();
+    coordinator = await startCoordinator({ host: HOST, dbPath: coordinator.dbPath });
+    clients = connectPlain(coordinator.address);
+  };
+
+  before(async () => {
+    coordinator = await startCoordinator({ host: HOST });
+    clients = connectPlain(coordinator.address);
+  });
+
+  after(async () => {
+    clients?.close();
+    await coordinator?.stop();
+  });
+
+  it('answers every budget field with its default on a new host', async () => {
+    assert.deepEqual(await getPolicy(), {
+      maxGuestTokens: 4, maxHypervisorTokens: 1, leaseTtlMs: 30_000, allowOverrun: false, reportIntervalMs: 10_000, ...BUDGET_DEFAULTS,
+    });
+  });
+
+  it('sets only the fields given and keeps them across a restart', async () => {
+    const set = await setPolicy({ throttleAboveIoBytesPerSec: 200 * 1024 * 1024, resumeBelowIoBytesPerSec: 50 * 1024 * 1024, maxPauseMs: 60_000 });
+    assert.equal(set.throttleAboveIoBytesPerSec, 200 * 1024 * 1024);
+    assert.equal(set.throttleAboveCpuPercent, 60);
+    await restart();
+    const got = await getPolicy();
+    assert.deepEqual([got.throttleAboveIoBytesPerSec, got.resumeBelowIoBytesPerSec, got.maxPauseMs], [200 * 1024 * 1024, 50 * 1024 * 1024, 60_000]);
+  });
+
+  it('refuses an inconsistent change with INVALID_ARGUMENT naming the field, and changes nothing', async () => {
+    const before = await getPolicy();
+    const s = await statusOf(setPolicy({ resumeBelowCpuPercent: 70, maxGuestTokens: 2 }));
+    assert.equal(s.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(s.details, /^resume_below_cpu_percent: resume_below_cpu_percent \(70\) must be from 1 to below throttle_above_cpu_percent \(60\)$/);
+    assert.equal((await statusOf(setPolicy({ throttledCpuPercent: 200_000 }))).details, 'throttled_cpu_percent: must be an integer from 0 to 102400, got 200000');
+    assert.deepEqual(await getPolicy(), before);
+  });
+
+  it('loads a policy stored before the budget fields existed with their defaults', async () => {
+    clients.close();
+    await coordinator.stop();
+    const db = new Database(coordinator.dbPath);
+    const old = { maxGuestTokens: 3, maxHypervisorTokens: 1, leaseTtlMs: 30_000, allowOverrun: false, reportIntervalMs: 10_000 };
+    db.prepare('UPDATE hosts SET policy = ? WHERE name = ?').run(JSON.stringify(old), HOST);
+    db.close();
+    coordinator = await startCoordinator({ host: HOST, dbPath: coordinator.dbPath });
+    clients = connectPlain(coordinator.address);
+    assert.deepEqual(await getPolicy(), { ...old, ...BUDGET_DEFAULTS });
+    // And a change to one of them leaves the old fields alone.
+    assert.deepEqual(await setPolicy({ pauseAboveCpuPercent: 90 }), { ...old, ...BUDGET_DEFAULTS, pauseAboveCpuPercent: 90 });
+  });
+});
