@@ -8,7 +8,7 @@ import YAML from 'yaml';
 import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress } from '../common/connection';
 import { DURATION_SYNTAX, parseDuration } from '../common/duration';
 import { isValidName } from './domain/lease';
-import { DEFAULT_POLICY, type HostPolicy, LIMITS } from './domain/policy';
+import { DEFAULT_POLICY, type HostPolicy, LIMITS, checkPolicy } from './domain/policy';
 import type { Durability } from './sqlite-store';
 
 export interface CoordinatorOptions {
@@ -40,7 +40,28 @@ const POLICY_KEYS: Record<string, keyof HostPolicy> = {
   leaseTtl: 'leaseTtlMs',
   allowOverrun: 'allowOverrun',
   reportInterval: 'reportIntervalMs',
+  throttleAboveCpuPercent: 'throttleAboveCpuPercent',
+  pauseAboveCpuPercent: 'pauseAboveCpuPercent',
+  resumeBelowCpuPercent: 'resumeBelowCpuPercent',
+  throttleAboveIoBytesPerSec: 'throttleAboveIoBytesPerSec',
+  pauseAboveIoBytesPerSec: 'pauseAboveIoBytesPerSec',
+  resumeBelowIoBytesPerSec: 'resumeBelowIoBytesPerSec',
+  budgetCpuPercent: 'budgetCpuPercent',
+  budgetIoBytesPerSec: 'budgetIoBytesPerSec',
+  throttledCpuPercent: 'throttledCpuPercent',
+  throttledIoBytesPerSec: 'throttledIoBytesPerSec',
+  budgetDwell: 'budgetDwellMs',
+  maxPause: 'maxPauseMs',
+  pauseWindowGuard: 'pauseWindowGuardMs',
 };
+const POLICY_KEY_OF = Object.fromEntries(Object.entries(POLICY_KEYS).map(([k, f]) => [f, k])) as Record<keyof HostPolicy, string>;
+/** Budget policy fields: their ranges, and how they bear on each other, are checked by checkPolicy. */
+const BUDGET_DURATIONS = new Set<keyof HostPolicy>(['budgetDwellMs', 'maxPauseMs', 'pauseWindowGuardMs']);
+const BUDGET_NUMBERS = new Set<keyof HostPolicy>([
+  'throttleAboveCpuPercent', 'pauseAboveCpuPercent', 'resumeBelowCpuPercent',
+  'throttleAboveIoBytesPerSec', 'pauseAboveIoBytesPerSec', 'resumeBelowIoBytesPerSec',
+  'budgetCpuPercent', 'budgetIoBytesPerSec', 'throttledCpuPercent', 'throttledIoBytesPerSec',
+]);
 
 /** Reads and validates a config file. @throws ConfigError naming the file and each bad key. */
 export function loadConfigFile(path: string): Record<string, unknown> {
@@ -104,15 +125,29 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
     bad('listen', `${listen} is not a loopback address, so tls.certFile and tls.keyFile are required`);
   }
 
-  const policy: HostPolicy = { ...DEFAULT_POLICY };
+  const policy: Required<HostPolicy> = { ...DEFAULT_POLICY };
   if (raw.policy !== undefined) {
     const p = raw.policy as Record<string, unknown>;
     if (typeof p !== 'object' || p === null) bad('policy', 'expected a mapping');
     else {
+      const given = new Set<keyof HostPolicy>();
+      const setBudget = (field: keyof HostPolicy, value: number) => {
+        (policy as Record<keyof HostPolicy, unknown>)[field] = value;
+        given.add(field);
+      };
       for (const [k, v] of Object.entries(p)) {
         const field = POLICY_KEYS[k];
         if (!field) {
           bad(`policy.${k}`, `unknown key (expected one of ${Object.keys(POLICY_KEYS).join(', ')})`);
+        } else if (BUDGET_DURATIONS.has(field)) {
+          try {
+            setBudget(field, parseDuration(v as string | number));
+          } catch {
+            bad(`policy.${k}`, `expected ${DURATION_SYNTAX}`);
+          }
+        } else if (BUDGET_NUMBERS.has(field)) {
+          if (!Number.isSafeInteger(v) || (v as number) < 0) bad(`policy.${k}`, 'expected a whole number >= 0');
+          else setBudget(field, v as number);
         } else if (field === 'allowOverrun') {
           if (typeof v !== 'boolean') bad(`policy.${k}`, 'expected true or false');
           else policy.allowOverrun = v;
@@ -131,6 +166,8 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
           policy[field] = v as number;
         }
       }
+      const keyOf = (field: keyof HostPolicy) => `policy.${POLICY_KEY_OF[field]}`;
+      for (const { field, problem } of checkPolicy(policy, given, keyOf)) bad(keyOf(field), problem);
     }
   }
 

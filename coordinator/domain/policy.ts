@@ -106,9 +106,14 @@ export function policyWireName(field: keyof HostPolicy): string {
 /**
  * Every problem of a complete policy, in field order. `changed` says which fields the caller set, so that
  * a conflict between two fields is laid on the one that was just set (setting the throttle threshold below
- * the resume threshold blames the throttle threshold).
+ * the resume threshold blames the throttle threshold). `nameOf` spells the other field a problem mentions
+ * as the caller knows it (the wire name by default; the config file's key).
  */
-export function checkPolicy(p: Required<HostPolicy>, changed: ReadonlySet<keyof HostPolicy> = new Set()): PolicyProblem[] {
+export function checkPolicy(
+  p: Required<HostPolicy>,
+  changed: ReadonlySet<keyof HostPolicy> = new Set(),
+  nameOf: (field: keyof HostPolicy) => string = policyWireName,
+): PolicyProblem[] {
   const problems: PolicyProblem[] = [];
   const intIn = (field: keyof HostPolicy, min: number, max: number) => {
     const v = p[field] as number;
@@ -129,7 +134,7 @@ export function checkPolicy(p: Required<HostPolicy>, changed: ReadonlySet<keyof 
     if (![intIn(throttle, 0, max), intIn(pause, 0, max), intIn(resume, 0, max)].every(Boolean)) return;
     const [t, pa, r] = [p[throttle] as number, p[pause] as number, p[resume] as number];
     const blame = (a: keyof HostPolicy, b: keyof HostPolicy) => (changed.has(a) && !changed.has(b) ? a : b);
-    const name = policyWireName;
+    const name = nameOf;
     if (t > 0 && pa > 0 && pa <= t) {
       const field = blame(throttle, pause);
       problems.push({ field, problem: `${name(pause)} (${pa}) must be above ${name(throttle)} (${t})` });

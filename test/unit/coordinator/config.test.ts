@@ -44,6 +44,41 @@ describe('coordinator configuration', () => {
     assert.ok(found.some((p) => /not a loopback address, so tls.certFile and tls.keyFile are required/.test(p)));
   });
 
+  it('reads the budget controller\'s thresholds, budgets and durations', () => {
+    const o = compileCoordinatorOptions(
+      {
+        host: 'h',
+        policy: {
+          throttleAboveCpuPercent: 40, pauseAboveCpuPercent: 70, resumeBelowCpuPercent: 30,
+          throttleAboveIoBytesPerSec: 100_000_000, resumeBelowIoBytesPerSec: 50_000_000,
+          budgetCpuPercent: 150, throttledIoBytesPerSec: 0, budgetDwell: '1m', maxPause: '15m', pauseWindowGuard: 0,
+        },
+      },
+      'x',
+    );
+    assert.deepEqual(o.policy, {
+      ...DEFAULT_POLICY,
+      throttleAboveCpuPercent: 40, pauseAboveCpuPercent: 70, resumeBelowCpuPercent: 30,
+      throttleAboveIoBytesPerSec: 100_000_000, resumeBelowIoBytesPerSec: 50_000_000,
+      budgetCpuPercent: 150, throttledIoBytesPerSec: 0, budgetDwellMs: 60_000, maxPauseMs: 900_000, pauseWindowGuardMs: 0,
+    });
+  });
+
+  it('refuses budget keys out of range or at odds, naming the key in the file', () => {
+    const found = problems(() =>
+      compileCoordinatorOptions(
+        { host: 'h', policy: { throttleAboveCpuPercent: 40, budgetCpuPercent: -5, maxPause: 'long', budgetDwell: '2h' } },
+        'c.yaml',
+      ),
+    );
+    assert.deepEqual(found, [
+      'c.yaml: policy.budgetCpuPercent: expected a whole number >= 0',
+      'c.yaml: policy.maxPause: expected a duration such as 500ms, 90s, 10m, 2h or 1h30m (a bare number is milliseconds)',
+      'c.yaml: policy.throttleAboveCpuPercent: policy.resumeBelowCpuPercent (50) must be from 1 to below policy.throttleAboveCpuPercent (40)',
+      'c.yaml: policy.budgetDwell: must be an integer from 0 to 3600000, got 7200000',
+    ]);
+  });
+
   it('names the file and line of a YAML syntax error', () => {
     const file = path.join(tempDir(), 'bad.yaml');
     fs.writeFileSync(file, 'listen: [oops\n');
