@@ -37,6 +37,18 @@ export function formatPercent(p: number): string {
   return p >= 100 ? `${Math.round(p)}%` : `${p.toFixed(1)}%`;
 }
 
+/** A CPU budget, in percent of one core as on the wire: 25 → "0.25 core", 150 → "1.5 cores", 0 → "no limit". */
+export function formatCpuShare(percentOfCore: number): string {
+  if (percentOfCore === 0) return 'no limit';
+  const cores = Number((percentOfCore / 100).toFixed(2));
+  return `${cores} core${cores > 1 ? 's' : ''}`;
+}
+
+/** An I/O budget in bytes/s: "10.0 MiB/s", 0 → "no limit". */
+export function formatIoBudget(bytesPerSec: number): string {
+  return bytesPerSec === 0 ? 'no limit' : formatRate(bytesPerSec);
+}
+
 const two = (n: number) => String(n).padStart(2, '0');
 
 /**

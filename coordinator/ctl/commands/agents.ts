@@ -1,16 +1,18 @@
 /**
  * `headroomctl agents`: the agents the coordinator knows, whether they are connected now, when they last
- * said hello, their last load report and the jobs they declared.
+ * said hello, their last load report and the jobs they declared; then each backup they run, with the
+ * budget they enforce on it, whether it is paused, and by which mechanism.
  */
-import type { AgentInfo__Output, LoadReport__Output } from '../../../proto/generated/headroom/v1';
+import type { AgentInfo__Output, Enforcement__Output, LoadReport__Output } from '../../../proto/generated/headroom/v1';
 import { type Command, hostOption } from '../command';
 import { print, printJson } from '../context';
-import { formatPercent, formatRate, formatRelative } from '../human';
+import { formatCpuShare, formatIoBudget, formatPercent, formatRate, formatRelative } from '../human';
 import { formatTable } from '../table';
+import { shortId } from './tokens';
 
 export const agentsCommand: Command = {
   name: 'agents',
-  summary: 'agents: connection, last hello, last load, declared jobs',
+  summary: 'agents: connection, last hello, last load, declared jobs, and the budgets of their backups',
   synopsis: '[--host H]',
   options: [hostOption()],
   async run(ctx, args) {
@@ -20,7 +22,8 @@ export const agentsCommand: Command = {
       printJson(ctx, res);
       return 0;
     }
-    print(ctx, renderAgents(res.agents, ctx.now()));
+    const budgets = renderBudgets(res.agents);
+    print(ctx, budgets ? `${renderAgents(res.agents, ctx.now())}\n\n${budgets}` : renderAgents(res.agents, ctx.now()));
     return 0;
   },
 };
@@ -62,5 +65,41 @@ export function renderAgents(agents: readonly AgentInfo__Output[], now: number):
       ];
     }),
     { empty: 'no agents' },
+  );
+}
+
+const ENFORCEMENT: Record<Enforcement__Output, string> = {
+  CGROUP_V2: 'cgroup v2',
+  CGROUP_V1: 'cgroup v1',
+  SIGNALS: 'signals',
+  ENFORCEMENT_UNSPECIFIED: 'unknown',
+};
+
+/** The backups the agents run, with what each agent reports enforcing on them; '' when there are none. */
+export function renderBudgets(agents: readonly AgentInfo__Output[]): string {
+  const rows = [...agents]
+    .sort((a, b) => a.host.localeCompare(b.host) || a.vm.localeCompare(b.vm))
+    .flatMap((a) =>
+      a.budgets.map((b) => [
+        a.vm,
+        shortId(b.tokenId),
+        b.paused ? 'paused' : 'running',
+        formatCpuShare(b.budget?.cpuPercent ?? 0),
+        formatIoBudget(b.budget?.ioBytesPerSec ?? 0),
+        ENFORCEMENT[b.enforcement],
+        b.detail || '-',
+      ]),
+    );
+  return formatTable(
+    [
+      { header: 'VM', maxWidth: 36 },
+      { header: 'BACKUP' },
+      { header: 'STATE' },
+      { header: 'CPU BUDGET', align: 'right' },
+      { header: 'I/O BUDGET', align: 'right' },
+      { header: 'ENFORCED BY' },
+      { header: 'DETAIL', maxWidth: 60 },
+    ],
+    rows,
   );
 }

@@ -9,6 +9,7 @@ import { type Clients, unary } from '../../../common/connection';
 import type { v1 } from '../../../proto';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import { connectPlain, grant, release } from '../../helpers/token-client';
+import { runCtl } from '../ctl/ctl-process';
 import { waitFor } from '../../helpers/wait';
 
 const HOST = 'host-a';
@@ -150,6 +151,12 @@ describe('budget control over an agent session', function () {
     await waitFor(async () => (await agentsOf(clients)).find((a) => a.vm === 'vm-report')!.budgets.length > 0);
     const listed = (await agentsOf(clients)).find((a) => a.vm === 'vm-report')!;
     assert.deepEqual(listed.budgets, [report]);
+    const ctl = await runCtl(['--coordinator', coordinator.address, 'agents', '--host', HOST]);
+    assert.equal(ctl.code, 0, ctl.stderr);
+    assert.match(ctl.stdout, /\n\nVM\s+BACKUP\s+STATE\s+CPU BUDGET\s+I\/O BUDGET\s+ENFORCED BY\s+DETAIL\n/);
+    assert.match(ctl.stdout, new RegExp(`\\nvm-report\\s+${token.tokenId.slice(0, 8)}\\s+paused\\s+0\\.2 core\\s+1\\.0 KiB/s\\s+cgroup v1\\s+/sys/fs/cgroup/freezer/headroom/restic\\n`));
+    const json = JSON.parse((await runCtl(['--coordinator', coordinator.address, 'agents', '--json'])).stdout);
+    assert.deepEqual(json.agents.find((a: { vm: string }) => a.vm === 'vm-report').budgets, [report]);
 
     await release(clients, token);
     assert.deepEqual((await agentsOf(clients)).find((a) => a.vm === 'vm-report')!.budgets, []);

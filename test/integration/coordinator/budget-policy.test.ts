@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { type Clients, unary } from '../../../common/connection';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import { connectPlain, statusOf } from '../../helpers/token-client';
+import { runCtl } from '../ctl/ctl-process';
 
 const HOST = 'host-p';
 
@@ -72,6 +73,20 @@ describe('budget policy over AdminService', function () {
     assert.match(s.details, /^resume_below_cpu_percent: resume_below_cpu_percent \(70\) must be from 1 to below throttle_above_cpu_percent \(60\)$/);
     assert.equal((await statusOf(setPolicy({ throttledCpuPercent: 200_000 }))).details, 'throttled_cpu_percent: must be an integer from 0 to 102400, got 200000');
     assert.deepEqual(await getPolicy(), before);
+  });
+
+  it('is set and shown by headroomctl policy', async () => {
+    const ctl = (...args: string[]) => runCtl(['--coordinator', coordinator.address, ...args]);
+    const set = await ctl('policy', 'set', '--host', HOST, '--throttle-above-cpu', '40', '--resume-below-cpu', '30', '--throttled-io', '5MiB', '--max-pause', '2m');
+    assert.equal(set.code, 0, set.stderr);
+    const got = await ctl('policy', 'get', '--host', HOST);
+    assert.match(got.stdout, /\nthrottle from:\s+foreground cpu 40%, io 200 MiB\/s\n/);
+    assert.match(got.stdout, /\nthrottled budget:\s+cpu 0\.25 core, io 5\.0 MiB\/s\n/);
+    assert.match(got.stdout, /\nmax pause:\s+2m\n/);
+    assert.equal(JSON.parse((await ctl('policy', 'get', '--host', HOST, '--json')).stdout).resumeBelowCpuPercent, 30);
+    const refused = await ctl('policy', 'set', '--host', HOST, '--pause-above-cpu', '35');
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /^headroomctl: SetPolicy: INVALID_ARGUMENT: pause_above_cpu_percent: pause_above_cpu_percent \(35\) must be above throttle_above_cpu_percent \(40\)$/m);
   });
 
   it('loads a policy stored before the budget fields existed with their defaults', async () => {
