@@ -42,6 +42,11 @@ export interface RunningChild {
   readonly pid: number | undefined;
   /** The watchdog's pid (a member of the group) once it has reported it. */
   readonly watchdogPid?: number;
+  /**
+   * Resolves once watchdogPid is known, or it is clear there will be none; absent on a child without a
+   * watchdog. Whoever freezes or stops the group (agent/budget) waits for it, to leave the watchdog running.
+   */
+  readonly watchdogReady?: Promise<void>;
   /** Resolves once the child (the group leader) has exited. Never rejects. */
   readonly exited: Promise<ChildExit>;
   /** Sends a signal to the child's whole process group (the watchdog ignores it). Returns false when the group is already gone. */
@@ -248,6 +253,7 @@ export function spawnChild(argv: readonly string[], options: SpawnChildOptions =
     get watchdogPid() {
       return watchdog.pid;
     },
+    watchdogReady: watchdogReported(),
     exited,
     signalGroup,
     stop(graceMs: number) {

@@ -60,6 +60,25 @@ export interface GuardedRunHooks extends AcquireHooks {
   onStopping?(why: string): void;
 }
 
+/**
+ * What else holds the command while it runs: the agent's budget enforcement (agent/budget/run-budget.ts).
+ * Its calls must not throw.
+ */
+export interface RunControl {
+  /**
+   * The command was just spawned (`token` is undefined when it runs without one). Called synchronously,
+   * before the command had time to fork, so that its process group can be put in a cgroup whole.
+   */
+  started(child: RunningChild, token: v1.Token__Output | undefined): void;
+  /**
+   * The command was just sent its stop signal, or has exited: a paused or throttled command must be let
+   * go so that it can act on the signal (a frozen or SIGSTOPped process cannot die of SIGTERM).
+   */
+  stopping(): void;
+  /** The command and everything in its group are gone. */
+  ended(): Promise<void>;
+}
+
 /** The AcquireRequest; request_id is generated (a fresh UUID) when absent. */
 export type GuardedRequest = Omit<v1.AcquireRequest, 'requestId'> & { requestId?: string };
 
@@ -79,6 +98,7 @@ export interface GuardedRunOptions extends AcquireOptions {
   /** Between SIGTERM and SIGKILL to the command's process group, ms. Default DEFAULT_KILL_GRACE_MS (10000, child-process.ts). */
   killGraceMs?: number;
   hooks?: GuardedRunHooks;
+  control?: RunControl;
   /** Starts the command; spawnChild by default, a fake in unit tests. */
   spawn?: typeof spawnChild;
 }
@@ -143,11 +163,14 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
       // Forward the signal as a terminal would (to the whole group), and let the command finish its own way.
       o.log.info('forwarding signal to the command', { signal: cause.reason.signal, pid: child.pid });
       child.signalGroup(cause.reason.signal);
+      o.control?.stopping();
       forwardKillTimer = setTimeout(() => void child?.stop(0), graceMs);
       return;
     }
     o.log.warn('stopping the command', { pid: child.pid, why });
+    // stop() sends SIGTERM before it returns: the command is let go only once the signal is pending.
     void child.stop(graceMs);
+    o.control?.stopping();
   };
 
   const renewing = { client: o.client, clock: o.clock, log: o.log, onRenewed: (r: v1.RenewResponse__Output) => o.hooks?.onRenewed?.(r) };
@@ -166,6 +189,7 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
   } else {
     const env = tokenEnv(o.env ?? process.env, token);
     child = (o.spawn ?? spawnChild)(o.argv, { stdio: o.stdio ?? 'inherit', env, cwd: o.cwd, log: o.log, killGraceMs: graceMs });
+    o.control?.started(child, token);
     o.hooks?.onStarted?.(child.pid);
     o.log.debug('command started', { pid: child.pid, argv: o.argv });
     o.signal?.addEventListener('abort', onAbort, { once: true });
@@ -173,10 +197,13 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
     o.signal?.removeEventListener('abort', onAbort);
     clearTimeout(forwardKillTimer);
     renewer?.stop();
+    // What the command left behind in its group is stopped next; paused, it could not act on that.
+    o.control?.stopping();
     // Whatever the command left running in its group must not outlive the lease: wait for the stop under
     // way to have cleared the group, or clear what the command left behind when it ended by itself.
     const stopped = stopCause && !(stopCause.kind === 'abort' && stopCause.reason.kind === 'signal');
     await (stopped ? child.stop(graceMs) : child.stopLeftovers(graceMs));
+    await o.control?.ended();
   }
   const durationMs = o.clock.now() - startedAt;
 
