@@ -7,6 +7,7 @@ import * as YAML from 'yaml';
 import { DEFAULT_KILL_GRACE_MS } from '../common/child-process';
 import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress, TlsFiles } from '../common/connection';
 import { DURATION_SYNTAX, parseDuration } from '../common/duration';
+import { ENFORCEMENT_MODES, EnforcementMode } from './budget/enforcer';
 import { ConfigError } from './errors';
 import { parseSchedule } from './scheduler';
 
@@ -37,6 +38,13 @@ export interface JobConfig {
   cost: JobCost;
 }
 
+export interface BudgetSettings {
+  /** How backups are held to their budgets: the best mechanism available (auto), or only this one; default auto. */
+  enforcement: EnforcementMode;
+  /** The cgroup under which each backup gets its own (v1: in every hierarchy); empty: the agent's own cgroup. */
+  cgroupParent: string;
+}
+
 export interface AgentConfig {
   /** The file it was read from, for messages. */
   file: string;
@@ -51,10 +59,12 @@ export interface AgentConfig {
   onUnreachable: 'skip' | 'run';
   /** Between SIGTERM and SIGKILL when a job is stopped, ms; default 10000. */
   killGraceMs: number;
+  budget: BudgetSettings;
   jobs: JobConfig[];
 }
 
-const TOP_KEYS = ['coordinator', 'tls', 'vm', 'host', 'onUnreachable', 'killGraceMs', 'killGrace', 'jobs'];
+const TOP_KEYS = ['coordinator', 'tls', 'vm', 'host', 'onUnreachable', 'killGraceMs', 'killGrace', 'budget', 'jobs'];
+const BUDGET_KEYS = ['enforcement', 'cgroupParent'];
 const TLS_KEYS = ['caFile', 'certFile', 'keyFile'];
 const JOB_KEYS = ['name', 'schedule', 'window', 'expectedDuration', 'command', 'priority', 'cost'];
 const COST_KEYS = ['ioBytesPerSec', 'cpuPercent'];
@@ -151,6 +161,27 @@ function compileTls(raw: unknown, p: Problems): TlsFiles | undefined {
   return tls;
 }
 
+function compileBudget(raw: unknown, p: Problems): BudgetSettings {
+  const settings: BudgetSettings = { enforcement: 'auto', cgroupParent: '' };
+  if (raw === undefined || raw === null) return settings;
+  if (!isObj(raw)) {
+    p.add('budget', `expected a mapping with ${BUDGET_KEYS.join(', ')}, got ${show(raw)}`);
+    return settings;
+  }
+  p.unknownKeys(raw, BUDGET_KEYS, 'budget');
+  const enforcement = p.string(raw, 'enforcement', 'budget.enforcement', false);
+  if (enforcement !== undefined) {
+    if ((ENFORCEMENT_MODES as readonly string[]).includes(enforcement)) settings.enforcement = enforcement as EnforcementMode;
+    else p.add('budget.enforcement', `expected one of ${ENFORCEMENT_MODES.map((m) => `"${m}"`).join(', ')}, got ${show(enforcement)}`);
+  }
+  const parent = p.string(raw, 'cgroupParent', 'budget.cgroupParent', false);
+  if (parent !== undefined) {
+    if (parent.startsWith('/') && !parent.split('/').includes('..')) settings.cgroupParent = parent;
+    else p.add('budget.cgroupParent', `expected an absolute cgroup path such as "/headroom.slice" (no ".."), got ${show(parent)}`);
+  }
+  return settings;
+}
+
 function compileJob(raw: unknown, path: string, p: Problems): JobConfig | undefined {
   if (!isObj(raw)) {
     p.add(path, `expected a mapping with ${JOB_KEYS.join(', ')}, got ${show(raw)}`);
@@ -227,6 +258,8 @@ export function compileAgentConfig(raw: unknown, file: string): AgentConfig {
   else if (raw.killGraceMs !== undefined) killGraceMs = p.number(raw, 'killGraceMs', 'killGraceMs', { min: 0, max: MAX_UINT32, integer: true }) ?? killGraceMs;
   else if (raw.killGrace !== undefined) killGraceMs = p.duration(raw, 'killGrace', 'killGrace', false) ?? killGraceMs;
 
+  const budget = compileBudget(raw.budget, p);
+
   const jobs: JobConfig[] = [];
   if (raw.jobs !== undefined && raw.jobs !== null) {
     if (!Array.isArray(raw.jobs)) p.add('jobs', `expected a list of jobs, got ${show(raw.jobs)}`);
@@ -244,7 +277,7 @@ export function compileAgentConfig(raw: unknown, file: string): AgentConfig {
     }
   }
   if (p.list.length > 0) throw new ConfigError(file, p.list);
-  return { file, coordinator, tls, vm, host, onUnreachable, killGraceMs, jobs };
+  return { file, coordinator, tls, vm, host, onUnreachable, killGraceMs, budget, jobs };
 }
 
 /** Parses YAML text; throws a ConfigError naming the file, line and column of every syntax error. */

@@ -1,6 +1,6 @@
 /**
- * `headroom-agent run`: wires the pieces of the daemon together (identity, connection, session, job
- * runner, scheduler) and takes them down again in order on shutdown.
+ * `headroom-agent run`: wires the pieces of the daemon together (identity, connection, budget enforcement,
+ * session, job runner, scheduler) and takes them down again in order on shutdown.
  */
 import * as os from 'node:os';
 import type { v1 } from '../proto';
@@ -8,6 +8,9 @@ import { Clock, systemClock } from '../common/clock';
 import { clientCredentials, Clients, connect } from '../common/connection';
 import { formatDuration } from '../common/duration';
 import type { Logger } from '../common/log';
+import { BackupUsage } from './budget/backup-usage';
+import { detectEnforcement } from './budget/detect';
+import { EnforcementUnavailableError } from './budget/enforcer';
 import type { AgentConfig } from './config';
 import { IdentitySources, resolveVmIdentity } from './identity';
 import { JobRunner } from './job-runner';
@@ -36,7 +39,10 @@ export interface RunningDaemon {
   stop(reason: string): Promise<void>;
 }
 
-/** Starts the daemon. Throws when the coordinator's credentials cannot be built (plaintext to a remote address, unreadable TLS files). */
+/**
+ * Starts the daemon. Throws when the coordinator's credentials cannot be built (plaintext to a remote
+ * address, unreadable TLS files), or when budget.enforcement names a mechanism this guest cannot offer.
+ */
 export function startDaemon(options: DaemonOptions): RunningDaemon {
   const { config, log } = options;
   const clock = options.clock ?? systemClock;
@@ -52,8 +58,16 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
   });
   if (identity.note) log.info('using the hostname as VM identity', { reason: identity.note });
 
+  let enforcement;
+  try {
+    enforcement = detectEnforcement({ mode: config.budget.enforcement, cgroupParent: config.budget.cgroupParent, log });
+  } catch (err) {
+    if (err instanceof EnforcementUnavailableError) throw new Error(`budget.enforcement: ${err.message}`);
+    throw err;
+  }
+  const usage = new BackupUsage();
   const clients: Clients = connect(config.coordinator, clientCredentials(config.coordinator, { tls: config.tls }, log));
-  const collector = options.collector ?? new SystemLoadCollector({ clock });
+  const collector = options.collector ?? new SystemLoadCollector({ clock, backupUsage: () => usage.total() });
   if (collector instanceof SystemLoadCollector) collector.prime();
 
   let session: AgentSession | undefined;
@@ -66,6 +80,9 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     killGraceMs: config.killGraceMs,
     onUnreachable: config.onUnreachable,
     stdio: 'inherit',
+    enforcement,
+    usage,
+    onBudgetReport: (report) => session?.reportBudget(report),
   });
   const jobs: v1.JobDeclaration[] = config.jobs.map((j) => ({
     name: j.name,
@@ -81,6 +98,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     collector,
     log,
     onCommand: (command) => runner.handleCommand(command),
+    budgetReports: () => runner.budgetReports(),
   });
   const scheduler = new JobScheduler({
     jobs: config.jobs,

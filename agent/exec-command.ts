@@ -1,7 +1,8 @@
 /**
  * `headroom-agent exec`: a one-shot wrapper for backups already started by cron or systemd timers. It
- * waits for a GUEST token (telling people on stderr what it waits for), runs the command with our stdio,
- * renews, releases, and exits with the command's exit code — or 75 when it could not or may not run.
+ * waits for a GUEST token (telling people on stderr what it waits for), runs the command with our stdio
+ * held to the token's budget, renews, releases, and exits with the command's exit code — or 75 when it
+ * could not or may not run. With no session, it gets no budget changes while the command runs.
  */
 import * as fs from 'node:fs';
 import { DEFAULT_KILL_GRACE_MS } from '../common/child-process';
@@ -10,8 +11,11 @@ import { clientCredentials, connect, DEFAULT_ADDRESS, parseAddress, TlsFiles } f
 import { DURATION_SYNTAX, formatDuration, parseDuration } from '../common/duration';
 import { EXIT_TEMPFAIL, GuardedRunHooks, runGuarded, StopReason } from '../common/guarded-run';
 import type { Logger } from '../common/log';
-import { AgentConfig, DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
-import { UsageError } from './errors';
+import { detectEnforcement } from './budget/detect';
+import { EnforcementUnavailableError } from './budget/enforcer';
+import { RunBudget } from './budget/run-budget';
+import { AgentConfig, BudgetSettings, DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
+import { ConfigError, UsageError } from './errors';
 import { resolveVmIdentity } from './identity';
 
 export const DEFAULT_EXEC_WINDOW_MS = 3_600_000;
@@ -44,6 +48,10 @@ export interface ExecPlan {
   killGraceMs: number;
   onUnreachable: 'skip' | 'run';
   ttlMs: number;
+  /** From the config file, when there is one. */
+  budget: BudgetSettings;
+  /** The config file read, for messages. */
+  configFile?: string;
 }
 
 /**
@@ -105,6 +113,8 @@ export function planExec(flags: ExecFlags, argv: string[], defaultConfigPath = D
     killGraceMs: killGraceMs ?? config?.killGraceMs ?? DEFAULT_KILL_GRACE_MS,
     onUnreachable: (flags.onUnreachable as 'skip' | 'run' | undefined) ?? config?.onUnreachable ?? 'skip',
     ttlMs: ttlMs ?? 0,
+    budget: config?.budget ?? { enforcement: 'auto', cgroupParent: '' },
+    configFile: config?.file,
   };
 }
 
@@ -154,9 +164,20 @@ export interface ExecIo {
   clock?: Clock;
 }
 
-/** Runs `exec` to its end and returns the process exit code. Throws UsageError/ConfigError for bad input. */
+/**
+ * Runs `exec` to its end and returns the process exit code. Throws UsageError/ConfigError for bad input,
+ * ConfigError too when budget.enforcement names a mechanism this guest cannot offer.
+ */
 export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
   const clock = io.clock ?? systemClock;
+  let enforcement;
+  try {
+    enforcement = detectEnforcement({ mode: plan.budget.enforcement, cgroupParent: plan.budget.cgroupParent, log: io.log });
+  } catch (err) {
+    if (!(err instanceof EnforcementUnavailableError)) throw err;
+    const file = plan.configFile ?? DEFAULT_CONFIG_PATH;
+    throw new ConfigError(file, [`${file}: budget.enforcement: ${err.message}`]);
+  }
   let credentials;
   try {
     credentials = clientCredentials(plan.coordinator, { tls: plan.tls }, io.log);
@@ -196,6 +217,7 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
       signal: controller.signal,
       killGraceMs: plan.killGraceMs,
       onUnreachable: plan.onUnreachable,
+      control: new RunBudget({ mechanism: enforcement, log: io.log, onReport: (r) => io.log.info('the command is held to its budget', { ...r }) }),
       hooks: execHooks(plan, io.say, clock),
     });
     if (result.status !== 'succeeded' || result.ranWithoutToken) io.say(`headroom: ${result.message}`);

@@ -1,7 +1,8 @@
 /**
  * Runs the agent's scheduled jobs: one guarded run (GUEST token → command → renew → release) per due
- * occurrence, never two at once for the same job, and carries out the coordinator's commands for them
- * (revoke stops the run; budget is noted for now).
+ * occurrence, never two at once for the same job, each held to its token's budget (budget/run-budget.ts),
+ * and carries out the coordinator's commands for them: revoke stops the run, budget changes its limits or
+ * pauses and resumes it.
  */
 import type { v1 } from '../proto';
 import type { Clock } from '../common/clock';
@@ -10,6 +11,9 @@ import { formatDuration } from '../common/duration';
 import { GuardedRunOptions, GuardedRunResult, runGuarded, StopReason } from '../common/guarded-run';
 import type { ChildStdio } from '../common/child-process';
 import type { Logger } from '../common/log';
+import type { BackupUsage } from './budget/backup-usage';
+import type { EnforcementMechanism } from './budget/enforcer';
+import { budgetFromWire, BudgetState, describeBudgetState, RunBudget } from './budget/run-budget';
 import type { JobConfig } from './config';
 import type { Occurrence } from './scheduler';
 import type { CommandResult } from './session';
@@ -24,6 +28,12 @@ export interface JobRunnerOptions {
   killGraceMs: number;
   onUnreachable: 'skip' | 'run';
   stdio?: ChildStdio;
+  /** How the jobs are held to their budgets (budget/detect.ts). */
+  enforcement: EnforcementMechanism;
+  /** Where the jobs' usage is counted for the load reports. */
+  usage?: BackupUsage;
+  /** Sends a BudgetReport to the coordinator. Must not throw. */
+  onBudgetReport?(report: v1.BudgetReport): void;
   /** The guarded run; replaced by a fake in unit tests. */
   run?: (options: GuardedRunOptions) => Promise<GuardedRunResult>;
 }
@@ -33,16 +43,18 @@ interface ActiveRun {
   occurrence: Occurrence;
   controller: AbortController;
   token?: v1.Token__Output;
-  budget?: v1.Budget__Output | null;
+  budget: RunBudget;
   done: Promise<GuardedRunResult>;
 }
 
-/** Remember this many revoked token ids, for a revoke that overtakes its grant. */
+/** Remember this many revoked token ids and budget commands, for a command that overtakes its grant. */
 const REVOKED_MEMORY = 64;
 
 export class JobRunner {
   private readonly active = new Map<string, ActiveRun>();
   private readonly revoked: string[] = [];
+  /** Budget commands for tokens not (yet) granted to a run of ours, newest last. */
+  private readonly earlyBudgets = new Map<string, BudgetState>();
   private shuttingDown = false;
 
   constructor(private readonly options: JobRunnerOptions) {}
@@ -68,7 +80,8 @@ export class JobRunner {
       return undefined;
     }
     const controller = new AbortController();
-    const run: ActiveRun = { job: job.name, occurrence, controller, done: undefined as unknown as Promise<GuardedRunResult> };
+    const budget = new RunBudget({ mechanism: this.options.enforcement, log, usage: this.options.usage, onReport: this.options.onBudgetReport });
+    const run: ActiveRun = { job: job.name, occurrence, controller, budget, done: undefined as unknown as Promise<GuardedRunResult> };
     this.active.set(job.name, run);
     const windowText = `${new Date(occurrence.scheduledAtUnixMs).toISOString()} + ${formatDuration(job.windowMs)}`;
     log.debug('job due; asking for a token', { window: windowText });
@@ -92,6 +105,7 @@ export class JobRunner {
       signal: controller.signal,
       killGraceMs: this.options.killGraceMs,
       onUnreachable: this.options.onUnreachable,
+      control: budget,
       hooks: {
         onQueued: (q) => log.debug('queued', { position: q.position, waitingFor: q.waitingFor }),
         onGranted: (token) => {
@@ -99,8 +113,20 @@ export class JobRunner {
           if (this.revoked.includes(token.tokenId)) {
             controller.abort({ kind: 'revoke', reason: 'revoked before the grant arrived' } satisfies StopReason);
           }
+          const early = this.earlyBudgets.get(token.tokenId);
+          if (early) {
+            this.earlyBudgets.delete(token.tokenId);
+            void budget.set(early);
+          }
         },
-        onStarted: (pid) => log.info('job started', { pid, tokenId: run.token?.tokenId, fencing: run.token?.fencing }),
+        onStarted: (pid) =>
+          log.info('job started', {
+            pid,
+            tokenId: run.token?.tokenId,
+            fencing: run.token?.fencing,
+            enforcement: budget.current()?.enforcement,
+            budget: describeBudgetState(budget.state),
+          }),
       },
     })
       .catch((err): GuardedRunResult => {
@@ -115,14 +141,19 @@ export class JobRunner {
     return run.done;
   }
 
+  /** What the running jobs are held to, for the coordinator after a reconnection. */
+  budgetReports(): v1.BudgetReport[] {
+    return [...this.active.values()].flatMap((r) => r.budget.current() ?? []);
+  }
+
   /** Carries out a command from the coordinator; the answer becomes its CommandAck. */
-  handleCommand(command: v1.Command__Output): CommandResult {
+  handleCommand(command: v1.Command__Output): CommandResult | Promise<CommandResult> {
     const log = this.options.log;
     if (command.revoke) {
       const { tokenId, reason } = command.revoke;
       this.revoked.push(tokenId);
       if (this.revoked.length > REVOKED_MEMORY) this.revoked.shift();
-      const run = [...this.active.values()].find((r) => r.token?.tokenId === tokenId);
+      const run = this.runOf(tokenId);
       if (!run) {
         log.info('revoke for a token no job of ours holds', { tokenId, reason });
         return { ok: true, message: 'no job runs under this token' };
@@ -132,17 +163,19 @@ export class JobRunner {
       return { ok: true, message: `stopping job ${run.job}` };
     }
     if (command.budget) {
-      const { tokenId, budget } = command.budget;
-      const run = [...this.active.values()].find((r) => r.token?.tokenId === tokenId);
-      // Enforcement (cgroups / duty cycle) is a later issue; keep the budget so that it can be applied then.
-      log.info('budget received (not enforced yet)', {
-        tokenId,
-        job: run?.job,
-        ioBytesPerSec: budget?.ioBytesPerSec,
-        cpuPercent: budget?.cpuPercent,
-      });
-      if (run) run.budget = budget;
-      return { ok: true, message: run ? 'budget noted; not enforced by this agent version' : 'no job runs under this token' };
+      const { tokenId, budget, paused, reason } = command.budget;
+      const state: BudgetState = { budget: budgetFromWire(budget), paused };
+      const run = this.runOf(tokenId);
+      if (!run) {
+        // Most likely the run has ended; but the command may also have overtaken its grant.
+        this.earlyBudgets.delete(tokenId);
+        this.earlyBudgets.set(tokenId, state);
+        if (this.earlyBudgets.size > REVOKED_MEMORY) this.earlyBudgets.delete(this.earlyBudgets.keys().next().value!);
+        log.info('budget for a token no job of ours holds', { tokenId, reason });
+        return { ok: true, message: 'no job runs under this token' };
+      }
+      log.info(paused ? 'pausing the job' : 'changing the budget of the job', { job: run.job, tokenId, budget: describeBudgetState(state), reason });
+      return run.budget.set(state);
     }
     if (command.granted) {
       const t = command.granted.token;
@@ -161,6 +194,10 @@ export class JobRunner {
     const runs = [...this.active.values()];
     for (const r of runs) r.controller.abort({ kind: 'shutdown', reason } satisfies StopReason);
     await Promise.all(runs.map((r) => r.done));
+  }
+
+  private runOf(tokenId: string): ActiveRun | undefined {
+    return [...this.active.values()].find((r) => r.token?.tokenId === tokenId);
   }
 
   private report(log: Logger, result: GuardedRunResult, windowText: string): void {

@@ -1,6 +1,7 @@
 /**
  * Samples the guest's load for the coordinator's LoadReport: CPU %, memory, disk and network throughput,
- * load averages. Sampling must be cheap and must never disturb the guest, so it only reads files under
+ * load averages, and the share of CPU and I/O that Headroom's own backups took (so that the coordinator
+ * can tell the VM's own work from the backup's). Sampling must be cheap and must never disturb the guest, so it only reads files under
  * /proc and /sys and never starts a process.
  *
  * What we take from systeminformation, and what we do not (checked in systeminformation 5.x lib/*.js):
@@ -20,6 +21,7 @@ import type * as Systeminformation from 'systeminformation';
 const si: Pick<typeof Systeminformation, 'mem'> = require('systeminformation/lib/memory');
 import type { v1 } from '../proto';
 import type { Clock } from '../common/clock';
+import type { Usage } from './budget/process-usage';
 
 export interface LoadCollector {
   /** One sample; rates are averaged since the previous call (0 on the first). Never rejects. */
@@ -29,6 +31,11 @@ export interface LoadCollector {
 export interface CpuTimes {
   busy: number;
   total: number;
+}
+
+/** How many CPUs /proc/stat lists (its cpu0, cpu1, ... lines): what its aggregate line sums over. */
+export function countProcStatCpus(text: string): number {
+  return text.split('\n').filter((l) => /^cpu\d+ /.test(l)).length;
 }
 
 /** The aggregate `cpu` line of /proc/stat. Steal counts as busy: in a guest it is time the host took from us. */
@@ -127,6 +134,8 @@ export function physicalInterfaces(view: FileSystemView): (iface: string) => boo
 interface Counters {
   at: number;
   cpu?: CpuTimes;
+  cpuCount: number;
+  backup?: Usage;
   disk?: ByteCounters;
   net?: ByteCounters;
 }
@@ -138,6 +147,8 @@ export interface SystemLoadCollectorOptions {
   /** Memory used and total, bytes; systeminformation's mem() by default. */
   memory?: () => Promise<{ usedBytes: number; totalBytes: number }>;
   loadavg?: () => number[];
+  /** What the backups run under Headroom have used so far (budget/backup-usage.ts); none by default. */
+  backupUsage?: () => Usage;
 }
 
 /** systeminformation's mem(): "used" is total minus *available*, so page cache does not count as used. */
@@ -182,6 +193,8 @@ export class SystemLoadCollector implements LoadCollector {
     if (prev?.cpu && now.cpu && now.cpu.total > prev.cpu.total) {
       cpuPercent = (100 * (now.cpu.busy - prev.cpu.busy)) / (now.cpu.total - prev.cpu.total);
     }
+    // Of all cores, as cpuPercent is.
+    const backupCpuPercent = (100 * rate(now.backup?.cpuSeconds, prev?.backup?.cpuSeconds)) / now.cpuCount;
     return {
       sampledUnixMs: now.at,
       cpuPercent: Math.min(100, Math.max(0, cpuPercent)),
@@ -194,11 +207,13 @@ export class SystemLoadCollector implements LoadCollector {
       load1,
       load5,
       load15,
+      backupCpuPercent: Math.min(100, backupCpuPercent),
+      backupIoBytesPerSec: rate(now.backup?.ioBytes, prev?.backup?.ioBytes),
     };
   }
 
   private counters(): Counters {
-    const c: Counters = { at: this.options.clock.now() };
+    const c: Counters = { at: this.options.clock.now(), cpuCount: 1, backup: this.options.backupUsage?.() };
     const read = (p: string) => {
       try {
         return this.fs.readFile(p);
@@ -208,6 +223,7 @@ export class SystemLoadCollector implements LoadCollector {
     };
     const stat = read('/proc/stat');
     c.cpu = stat !== undefined ? parseProcStatCpu(stat) : undefined;
+    c.cpuCount = (stat !== undefined && countProcStatCpus(stat)) || os.availableParallelism();
     if (!c.cpu) {
       const times = os.cpus().map((x) => x.times);
       const total = times.reduce((a, t) => a + t.user + t.nice + t.sys + t.idle + t.irq, 0);

@@ -1,8 +1,9 @@
 /**
- * The agent's session with the coordinator: one AgentService.Session stream, opened with a Hello, then a
- * LoadReport every report interval; the coordinator answers with SessionSettings and pushes Commands,
- * each of which is acknowledged. Reconnects forever with exponential backoff and jitter, and logs the
- * loss of the connection once rather than once per retry.
+ * The agent's session with the coordinator: one AgentService.Session stream, opened with a Hello (and
+ * what the running backups are held to), then a LoadReport every report interval, and a BudgetReport
+ * whenever what a backup is held to changes; the coordinator answers with SessionSettings and pushes
+ * Commands, each of which is acknowledged. Reconnects forever with exponential backoff and jitter, and
+ * logs the loss of the connection once rather than once per retry.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../proto';
@@ -30,6 +31,8 @@ export interface AgentSessionOptions {
   onSettings?(settings: v1.SessionSettings__Output): void;
   /** Handles a command; its answer is sent back as the CommandAck. */
   onCommand(command: v1.Command__Output): CommandResult | Promise<CommandResult>;
+  /** The BudgetReports of the backups running now, sent after every Hello: the coordinator may have missed them. */
+  budgetReports?(): v1.BudgetReport[];
   /** Reconnect backoff; default 1 s doubling to 30 s, ±20 %. */
   backoff?: BackoffOptions;
 }
@@ -82,6 +85,11 @@ export class AgentSession {
     this.up = false;
   }
 
+  /** Sends what a backup is held to now; dropped while disconnected (the next Hello is followed by the current reports). */
+  reportBudget(report: v1.BudgetReport): void {
+    this.call?.write({ budget: report });
+  }
+
   private connect(): void {
     if (!this.running) return;
     const log = this.options.log;
@@ -107,6 +115,7 @@ export class AgentSession {
     call.on('error', (err: grpc.ServiceError) => onGone(err));
     call.on('end', () => onGone());
     call.write({ hello: this.options.hello() });
+    for (const budget of this.options.budgetReports?.() ?? []) call.write({ budget });
     this.scheduleReport(call);
   }
 

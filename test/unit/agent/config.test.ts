@@ -27,6 +27,21 @@ describe('agent configuration', () => {
     assert.equal(c.killGraceMs, 10_000);
     assert.deepEqual(c.jobs, []);
     assert.equal(c.tls, undefined);
+    assert.deepEqual(c.budget, { enforcement: 'auto', cgroupParent: '' });
+  });
+
+  it('reads how budgets are enforced, and refuses a mechanism or cgroup it does not know, naming the key', () => {
+    const c = compileAgentConfig({ budget: { enforcement: 'cgroup-v1', cgroupParent: '/headroom.slice' } }, 'agent.yaml');
+    assert.deepEqual(c.budget, { enforcement: 'cgroup-v1', cgroupParent: '/headroom.slice' });
+    const list = problems(() => compileAgentConfig({ budget: { enforcement: 'cgroups', cgroupParent: 'relative/../x', nice: 5 } }, 'agent.yaml'));
+    assert.deepEqual(list, [
+      'agent.yaml: budget.nice: unknown key (expected one of: enforcement, cgroupParent)',
+      'agent.yaml: budget.enforcement: expected one of "auto", "cgroup-v2", "cgroup-v1", "signals", got "cgroups"',
+      'agent.yaml: budget.cgroupParent: expected an absolute cgroup path such as "/headroom.slice" (no ".."), got "relative/../x"',
+    ]);
+    assert.deepEqual(problems(() => compileAgentConfig({ budget: 'signals' }, 'agent.yaml')), [
+      'agent.yaml: budget: expected a mapping with enforcement, cgroupParent, got "signals"',
+    ]);
   });
 
   it('reads jobs with durations, priority and cost', () => {

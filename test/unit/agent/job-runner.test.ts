@@ -4,7 +4,8 @@ import type { TokenClient } from '../../../common/connection';
 import type { GuardedRunOptions, GuardedRunResult, StopReason } from '../../../common/guarded-run';
 import type { JobConfig } from '../../../agent/config';
 import { JobRunner } from '../../../agent/job-runner';
-import { captureLog, token } from '../common/guarded-run-fakes';
+import { captureLog, FakeChild, token } from '../common/guarded-run-fakes';
+import { FakeMechanism } from './budget/fake-enforcer';
 
 const T0 = Date.UTC(2026, 0, 5, 2, 0, 0);
 const job: JobConfig = {
@@ -35,8 +36,12 @@ class FakeRuns {
 function setup() {
   const runs = new FakeRuns();
   const { lines, log } = captureLog();
+  const mechanism = new FakeMechanism();
+  const reports: v1.BudgetReport[] = [];
   let host = '';
   const runner = new JobRunner({
+    enforcement: mechanism,
+    onBudgetReport: (r) => reports.push(r),
     client: {} as TokenClient,
     vm: 'vm-1',
     host: () => host,
@@ -46,7 +51,24 @@ function setup() {
     onUnreachable: 'skip',
     run: runs.run,
   });
-  return { runs, lines, runner, setHost: (h: string) => (host = h) };
+  return { runs, lines, runner, mechanism, reports, setHost: (h: string) => (host = h) };
+}
+
+const budgetCommand = (tokenId: string, cpuPercent: number, paused = false, ioBytesPerSec = 0): v1.Command__Output => ({
+  commandId: 'cmd-b',
+  action: 'budget',
+  budget: { tokenId, budget: { ioBytesPerSec, cpuPercent }, paused, reason: 'VM busy' },
+});
+
+/** Grants `tokenId` (with `budget`) to the first run and starts its command, as the guarded run does. */
+function grantAndStart(runs: FakeRuns, tokenId: string, budget: v1.Budget__Output | null = null): FakeChild {
+  const o = runs.calls[0].options;
+  const t = token({ tokenId, budget });
+  o.hooks!.onGranted!(t);
+  const child = new FakeChild(o.argv);
+  o.control!.started(child, t);
+  o.hooks!.onStarted!(child.pid);
+  return child;
 }
 
 const revoke = (tokenId: string): v1.Command__Output => ({
@@ -113,15 +135,73 @@ describe('JobRunner', () => {
     await done;
   });
 
-  it('notes budgets and grants without failing them', () => {
-    const { runs, runner, lines } = setup();
+  it("holds the job to its token's budget from its start and reports the mechanism in force", () => {
+    const { runs, runner, mechanism, reports } = setup();
     void runner.trigger(job, occurrence);
-    runs.calls[0].options.hooks!.onGranted!(token({ tokenId: 'tok-1' }));
-    const ack = runner.handleCommand({ commandId: 'c2', action: 'budget', budget: { tokenId: 'tok-1', budget: { ioBytesPerSec: 1e6, cpuPercent: 50 }, paused: false, reason: '' } });
-    assert.equal(ack.ok, true);
-    assert.ok(lines.some((l) => l.msg === 'budget received (not enforced yet)' && l.job === 'nightly' && l.ioBytesPerSec === 1e6));
-    assert.equal(runner.handleCommand({ commandId: 'c3', action: 'granted', granted: { token: token({ kind: 'HYPERVISOR' }) } }).ok, true);
+    grantAndStart(runs, 'tok-1', { ioBytesPerSec: 5e6, cpuPercent: 30 });
+    const enforcer = mechanism.enforcers[0];
+    assert.equal(enforcer.group.pgid, 4242);
+    assert.deepEqual(enforcer.calls, ['apply cpu=30 io=5000000']);
+    assert.deepEqual(reports, [
+      { tokenId: 'tok-1', budget: { ioBytesPerSec: 5e6, cpuPercent: 30 }, paused: false, enforcement: 'CGROUP_V1', detail: 'fake cgroup /x; cgroup v2: not mounted' },
+    ]);
     runs.calls[0].finish({ status: 'succeeded', exitCode: 0, message: '' });
+  });
+
+  it('changes the budget of the job under the token, pauses and resumes it, acknowledging and reporting each change', async () => {
+    const { runs, runner, mechanism, reports } = setup();
+    void runner.trigger(job, occurrence);
+    grantAndStart(runs, 'tok-1');
+    const enforcer = mechanism.enforcers[0];
+    assert.deepEqual(await runner.handleCommand(budgetCommand('tok-1', 20, false, 1e6)), { ok: true, message: 'cpu 20% of a core, io 1.0 MB/s (CGROUP_V1)' });
+    assert.deepEqual(await runner.handleCommand(budgetCommand('tok-1', 20, true, 1e6)), { ok: true, message: 'paused (cpu 20% of a core, io 1.0 MB/s once resumed) (CGROUP_V1)' });
+    assert.deepEqual(await runner.handleCommand(budgetCommand('tok-1', 50, false)), { ok: true, message: 'cpu 50% of a core (CGROUP_V1)' });
+    assert.deepEqual(enforcer.calls, ['apply cpu=0 io=0', 'apply cpu=20 io=1000000', 'pause', 'apply cpu=50 io=0', 'resume']);
+    assert.deepEqual(
+      reports.map((r) => [r.budget?.cpuPercent, r.paused]),
+      [[0, false], [20, false], [20, true], [50, false]],
+    );
+    assert.deepEqual(runner.budgetReports().map((r) => [r.tokenId, r.budget?.cpuPercent, r.paused]), [['tok-1', 50, false]]);
+    runs.calls[0].finish({ status: 'succeeded', exitCode: 0, message: '' });
+  });
+
+  it('answers not ok, saying what is in force, when the change cannot be made', async () => {
+    const { runs, runner, mechanism } = setup();
+    void runner.trigger(job, occurrence);
+    grantAndStart(runs, 'tok-1', { ioBytesPerSec: 0, cpuPercent: 40 });
+    mechanism.enforcers[0].failing.add('pause');
+    const ack = await runner.handleCommand(budgetCommand('tok-1', 40, true));
+    assert.deepEqual(ack, { ok: false, message: 'cannot pause: /fake/file (EIO); in force: cpu 40% of a core' });
+    runs.calls[0].finish({ status: 'succeeded', exitCode: 0, message: '' });
+  });
+
+  it('acknowledges a budget for a token no job holds, and applies it should the grant come after it', async () => {
+    const { runs, runner, mechanism } = setup();
+    void runner.trigger(job, occurrence);
+    assert.deepEqual(await runner.handleCommand(budgetCommand('tok-late', 10, true)), { ok: true, message: 'no job runs under this token' });
+    grantAndStart(runs, 'tok-late', { ioBytesPerSec: 0, cpuPercent: 80 });
+    await new Promise((resolve) => setImmediate(resolve)); // the change queued at the grant runs after the start
+    assert.deepEqual(mechanism.enforcers[0].calls, ['apply cpu=80 io=0', 'apply cpu=10 io=0', 'pause']);
+    runs.calls[0].finish({ status: 'succeeded', exitCode: 0, message: '' });
+  });
+
+  it('lets a paused job go when it is stopped, removes its cgroup at the end, and refuses changes after', async () => {
+    const { runs, runner, mechanism } = setup();
+    void runner.trigger(job, occurrence);
+    grantAndStart(runs, 'tok-1');
+    await runner.handleCommand(budgetCommand('tok-1', 0, true));
+    const control = runs.calls[0].options.control!;
+    control.stopping();
+    assert.deepEqual((await runner.handleCommand(budgetCommand('tok-1', 0, false))).ok, false);
+    await control.ended();
+    assert.deepEqual(mechanism.enforcers[0].calls, ['apply cpu=0 io=0', 'pause', 'release', 'close']);
+    runs.calls[0].finish({ status: 'revoked', exitCode: 75, message: '' });
+  });
+
+  it('acknowledges grant notices for this VM', () => {
+    const { runner } = setup();
+    const ack = runner.handleCommand({ commandId: 'c3', action: 'granted', granted: { token: token({ kind: 'HYPERVISOR' }) } });
+    assert.deepEqual(ack, { ok: true, message: 'noted' });
   });
 
   it('logs a skipped run as an error naming the job and its window', async () => {

@@ -11,7 +11,7 @@ import {
 } from '../../../agent/load-collector';
 
 const STAT = (user: number, idle: number, steal = 0) =>
-  `cpu  ${user} 0 100 ${idle} 50 0 10 ${steal} 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 12345\n`;
+  `cpu  ${user} 0 100 ${idle} 50 0 10 ${steal} 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\ncpu1 1 2 3 4 5 6 7 8 0 0\nintr 12345\n`;
 
 const DISKSTATS = (readSectors: number, writeSectors: number) =>
   [
@@ -77,21 +77,26 @@ describe('load collector', () => {
     assert.deepEqual(parseNetDev(NETDEV(1000, 2000), container), { a: 2000, b: 4000 }); // eth0 + docker0
   });
 
-  it('reports rates over the time since the previous sample', async () => {
+  it("reports rates over the time since the previous sample, the backups' share of CPU over all cores", async () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
     const fs = new FakeFs({ ...SYS, '/proc/stat': STAT(1000, 5000), '/proc/diskstats': DISKSTATS(0, 0), '/proc/net/dev': NETDEV(0, 0) });
+    const backup = { cpuSeconds: 7, ioBytes: 1e9 };
     const collector = new SystemLoadCollector({
       clock,
       fs,
       memory: async () => ({ usedBytes: 3e9, totalBytes: 8e9 }),
       loadavg: () => [0.5, 0.25, 0.125],
+      backupUsage: () => ({ ...backup }),
     });
     collector.prime();
     clock.advance(2_000);
-    // 2 s later: 300 busy ticks of 400 in total, 2 MB read, 1 MB written, 4 MB in, 2 MB out.
+    // 2 s later: 300 busy ticks of 400 in total, 2 MB read, 1 MB written, 4 MB in, 2 MB out; the backup
+    // used 1 s of CPU (a quarter of the 2 cores' 4 s) and 1.2 MB of I/O.
     fs.files['/proc/stat'] = STAT(1300, 5100);
     fs.files['/proc/diskstats'] = DISKSTATS(2e6 / 512, 1e6 / 512);
     fs.files['/proc/net/dev'] = NETDEV(4e6, 2e6);
+    backup.cpuSeconds += 1;
+    backup.ioBytes += 1.2e6;
     const r = await collector.sample();
     assert.deepEqual(r, {
       sampledUnixMs: Date.UTC(2026, 0, 1) + 2_000,
@@ -105,6 +110,8 @@ describe('load collector', () => {
       load1: 0.5,
       load5: 0.25,
       load15: 0.125,
+      backupCpuPercent: 25,
+      backupIoBytesPerSec: 6e5,
     });
   });
 

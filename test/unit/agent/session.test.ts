@@ -60,7 +60,7 @@ describe('AgentSession', () => {
     clock.restore();
   });
 
-  function start(onCommand = (_c: v1.Command__Output) => ({ ok: true, message: 'done' })) {
+  function start(onCommand = (_c: v1.Command__Output) => ({ ok: true, message: 'done' }), budgetReports?: () => v1.BudgetReport[]) {
     const client = new FakeAgentClient();
     const logs = captureLog();
     const settings: v1.SessionSettings__Output[] = [];
@@ -71,6 +71,7 @@ describe('AgentSession', () => {
       log: logs.log,
       onSettings: (s) => settings.push(s),
       onCommand,
+      budgetReports,
       backoff: { random: () => 0.5 },
     });
     session.start();
@@ -107,6 +108,22 @@ describe('AgentSession', () => {
       { ack: { commandId: 'a', ok: true, message: 'handled a' } },
       { ack: { commandId: 'b', ok: false, message: 'handled b' } },
     ]);
+  });
+
+  it('sends budget reports as they come, and after every hello those of the backups running then', async () => {
+    const report = (tokenId: string, paused: boolean): v1.BudgetReport => ({ tokenId, budget: { ioBytesPerSec: 0, cpuPercent: 20 }, paused, enforcement: 'CGROUP_V1', detail: 'x' });
+    let running: v1.BudgetReport[] = [];
+    const { client } = start(undefined, () => running);
+    assert.deepEqual(client.calls[0].written.length, 1, 'nothing runs: the hello alone');
+    session!.reportBudget(report('t1', false));
+    session!.reportBudget(report('t1', true));
+    assert.deepEqual(client.calls[0].written.slice(1), [{ budget: report('t1', false) }, { budget: report('t1', true) }]);
+    running = [report('t1', true)];
+    client.calls[0].fail();
+    await clock.tickAsync(1_000);
+    const again = client.calls[1].written;
+    assert.ok(again[0].hello);
+    assert.deepEqual(again.slice(1), [{ budget: report('t1', true) }]);
   });
 
   it('reconnects with exponential backoff, logging the outage once, and says hello again', async () => {
