@@ -5,13 +5,15 @@
  *
  * Usage, for one command started with common/child-process.ts spawnChild():
  *
- *     const mechanism = detectEnforcement({ mode: 'auto', log });     // once per process
+ *     const mechanism = detectEnforcement({ mode: 'auto', log });          // once per process
  *     const child = spawnChild(argv);
  *     const enforcer = mechanism.enforce({ pgid: child.pid!, exempt: () => child.watchdogPid });
- *     enforcer.apply({ cpuPercent: 20, ioBytesPerSec: 10e6 });      // at once: before the command forks
- *     await child.watchdogReady; enforcer.pause(); ... enforcer.resume();
- *     child.stop(graceMs); enforcer.release();                          // after SIGTERM: let it act on it
- *     await child.exited; await enforcer.close();                       // removes the cgroup
+ *     enforcer.apply({ cpuPercent: 20, ioBytesPerSec: 10e6 });           // at once, before it forks
+ *     await child.watchdogReady; enforcer.pause(); ... enforcer.resume();  // the watchdog stays out
+ *     const stopped = child.stop(graceMs); enforcer.release();              // SIGTERM sent: let it act on it
+ *     await stopped; await enforcer.close();                                // the group is gone: remove its cgroups
+ *
+ * run-budget.ts does all of this for a guarded run (common/guarded-run.ts RunControl).
  */
 import type { Usage } from './process-usage';
 
