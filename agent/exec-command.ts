@@ -13,7 +13,7 @@ import { EXIT_TEMPFAIL, GuardedRunHooks, runGuarded, StopReason } from '../commo
 import type { Logger } from '../common/log';
 import { detectEnforcement } from './budget/detect';
 import { EnforcementUnavailableError } from './budget/enforcer';
-import { RunBudget } from './budget/run-budget';
+import { budgetFromWire, describeBudgetState, RunBudget } from './budget/run-budget';
 import { AgentConfig, BudgetSettings, DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
 import { ConfigError, UsageError } from './errors';
 import { resolveVmIdentity } from './identity';
@@ -217,7 +217,15 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
       signal: controller.signal,
       killGraceMs: plan.killGraceMs,
       onUnreachable: plan.onUnreachable,
-      control: new RunBudget({ mechanism: enforcement, log: io.log, onReport: (r) => io.log.info('the command is held to its budget', { ...r }) }),
+      control: new RunBudget({
+        mechanism: enforcement,
+        log: io.log,
+        onReport: (r) => {
+          const state = { budget: budgetFromWire(r.budget), paused: r.paused };
+          if (state.budget.cpuPercent > 0 || state.budget.ioBytesPerSec > 0) io.say(`headroom: the command is held to ${describeBudgetState(state)} (${r.enforcement})`);
+          io.log.info('the command is held to its budget', { ...r });
+        },
+      }),
       hooks: execHooks(plan, io.say, clock),
     });
     if (result.status !== 'succeeded' || result.ranWithoutToken) io.say(`headroom: ${result.message}`);

@@ -30,7 +30,7 @@ export interface RunBudgetOptions {
   /** Where the run's usage is counted for the load reports. */
   usage?: BackupUsage;
   /** Told what is enforced when the command starts under a token, and whenever that changes. Must not throw. */
-  onReport?(report: v1.BudgetReport): void;
+  onReport?(report: v1.BudgetReport__Output): void;
 }
 
 /** The wire's budget (absent: no limit) as the enforcers take it. */
@@ -121,7 +121,7 @@ export class RunBudget implements RunControl {
   }
 
   /** What is in force now, for the coordinator; undefined when no command runs under a token. */
-  current(): v1.BudgetReport | undefined {
+  current(): v1.BudgetReport__Output | undefined {
     if (!this.token || !this.enforcer || this.phase !== 'running') return undefined;
     return {
       tokenId: this.token.tokenId,

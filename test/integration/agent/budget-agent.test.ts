@@ -154,7 +154,7 @@ describe('budgets through the headroom-agent daemon and exec', function () {
     await waitFor('the job to be reported revoked', () => /WARN  job revoked job=burn/.test(agent.stderr()));
   });
 
-  it("exec holds its command to the token's budget", async () => {
+  it("exec holds its command to the token's budget, and says so", async () => {
     grantWith({ cpuPercent: 20, ioBytesPerSec: 0 });
     const pidFile = path.join(tempDir(), 'pid');
     const exec = startAgent(['exec', '--coordinator', fake.address, '--vm', 'vm-exec', '--job', 'burn', '--', ...burner(pidFile)]);
@@ -163,6 +163,7 @@ describe('budgets through the headroom-agent daemon and exec', function () {
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const throttled = await cpuPercentOver(pgid, 2_000);
     assert.ok(throttled <= 32 && throttled >= 5, `throttled to ${throttled.toFixed(1)} % of a core`);
+    assert.match(exec.stderr(), new RegExp(`headroom: the command is held to cpu 20% of a core \\(${expected}\\)`));
     exec.process.kill('SIGTERM');
     assert.equal(await exec.exited, 143);
     assert.ok(!pidAlive(pgid));
