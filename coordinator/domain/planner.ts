@@ -13,8 +13,9 @@
  *     work go in alternating phases: a phase lasts while its kind has work ready and the other kind's
  *     deadlines allow. It proposes a start for most jobs.
  *  2. complete() keeps the proposals that break no rule and places every other job, in planning order
- *     (window end, then higher priority, then id: earliest deadline first), at the earliest start where
- *     it breaks no rule, gaps earlier in the timeline included: the serial schedule.
+ *     (window end, then higher priority, then longer duration, then id: earliest deadline first), at
+ *     the earliest start where it breaks no rule, gaps earlier in the timeline included: the serial
+ *     schedule.
  * What it guarantees:
  *  - no rule is broken, and no job left out could be added to the final plan without moving another;
  *  - if running the jobs one at a time in planning order, each at its earliest start after the previous
@@ -218,7 +219,8 @@ const capOf = (kind: TokenKind, host: PlanHost) => (kind === 'GUEST' ? host.maxG
 function compareJobs(a: Prepared, b: Prepared): number {
   const x = a.job;
   const y = b.job;
-  return x.windowEnd - y.windowEnd || y.priority - x.priority || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0);
+  // Of two jobs due together, the longer must start first.
+  return x.windowEnd - y.windowEnd || y.priority - x.priority || y.durationMs - x.durationMs || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0);
 }
 
 /**
