@@ -22,7 +22,7 @@ import {
   type PendingRequest,
   UNLIMITED,
 } from './lease';
-import { DEFAULT_POLICY, type HostPolicy, applyPolicyPatch } from './policy';
+import { DEFAULT_POLICY, type HostPolicy, applyPolicyPatch, completePolicy } from './policy';
 import { describeWait, estimateStarts } from './queue-estimate';
 
 export interface IdSource {
@@ -365,12 +365,23 @@ export class Lessor {
         grantedAt: now,
         expiresAt: now + ttlMs,
         slot: { start: now, expectedEnd: now + request.expectedDurationMs, windowEnd: request.windowEnd },
-        budget: { ...UNLIMITED },
+        budget: this.budgetAtGrant(host.policy, request.kind),
       };
       this.track(host, lease);
       events.push({ type: 'granted', at: now, lease: copyLease(lease) });
     }
     return events;
+  }
+
+  /**
+   * A guest backup starts on the host's budget, so that it is held to it from its first second rather than
+   * from its VM's first load report (the budget controller moves it from there). Hypervisor backups are
+   * not budgeted yet.
+   */
+  private budgetAtGrant(policy: HostPolicy, kind: Lease['kind']): Lease['budget'] {
+    if (kind !== 'GUEST') return { ...UNLIMITED };
+    const { budgetCpuPercent, budgetIoBytesPerSec } = completePolicy(policy);
+    return { cpuPercent: budgetCpuPercent, ioBytesPerSec: budgetIoBytesPerSec };
   }
 
   private track(host: HostState, lease: Lease): void {

@@ -202,6 +202,17 @@ describe('Lessor', () => {
     assert.equal(grants(lessor.resume('h1'))[0].requestId, r.requestId);
   });
 
+  it("starts a guest token on the host's backup budget, and a hypervisor token unbudgeted", () => {
+    const { lessor } = newLessor();
+    lessor.ensureHost('h1');
+    lessor.setPolicy('h1', { budgetCpuPercent: 40, budgetIoBytesPerSec: 5_000_000 });
+    const guest = grantedLease(lessor.acquire(req({ kind: 'GUEST', vm: 'vm1' })).result);
+    assert.deepEqual(guest.budget, { cpuPercent: 40, ioBytesPerSec: 5_000_000 });
+    lessor.release(guest.tokenId, guest.fencing, OK);
+    const hv = grantedLease(lessor.acquire(req({ kind: 'HYPERVISOR', vm: 'vm1' })).result);
+    assert.deepEqual(hv.budget, { cpuPercent: 0, ioBytesPerSec: 0 });
+  });
+
   it('estimates a waiting request to start when the holder is expected to end', () => {
     const { lessor, clock } = newLessor();
     grantedLease(lessor.acquire(req({ kind: 'GUEST', vm: 'vm1', expectedDurationMs: 120_000 })).result);
