@@ -1,0 +1,234 @@
+/**
+ * `npm run bench:storm`: the night of a simulated host with 50 VMs, (1) uncoordinated, every backup
+ * starting at its cron time, and (2) as Headroom's planner plans it; then how much a small change moves
+ * the plan, and how long planning 10,000 jobs takes. Prints figures and writes them to .bench/storm.json;
+ * never fails on them. Pure computation: no processes, no network.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { type Plan, type PlanInput, planHost } from '../coordinator/domain/planner';
+import { type Figures, type Run, figures, simulateUncoordinated } from './storm-metrics';
+import { DISK_BYTES_PER_SEC_PER_50_VMS, MIDNIGHT, PLAN_NOW, type ScenarioJob, scenario } from './storm-scenario';
+import { ensureDirFor } from './proc-stats';
+
+const HOUR = 3_600_000;
+const VMS = 50;
+const SPEED_JOBS = 10_000;
+const WARM_UP_RUNS = 5;
+/** Nights (seeds) the summary line covers. */
+const NIGHTS = 10;
+
+function parseArgs(argv: string[]): { seed: number; runs: number } {
+  const o = { seed: 1, runs: 9 };
+  for (let i = 0; i < argv.length; i += 2) {
+    const value = Number(argv[i + 1]);
+    if (argv[i] === '--seed' && Number.isSafeInteger(value)) o.seed = value;
+    else if (argv[i] === '--runs' && Number.isSafeInteger(value) && value > 0) o.runs = value;
+    else throw new Error(`usage: node dist/bench/storm.js [--seed N] [--runs N]   (got ${argv.slice(i, i + 2).join(' ')})`);
+  }
+  return o;
+}
+
+function wallMs(f: () => unknown): number {
+  const t = process.hrtime.bigint();
+  f();
+  return Number(process.hrtime.bigint() - t) / 1e6;
+}
+
+/**
+ * The first call with this input (for the first input, V8 is still compiling the planner), then `runs`
+ * calls after WARM_UP_RUNS untimed ones, as when the coordinator replans again and again.
+ */
+function timing(runs: number, f: () => unknown): Timing {
+  const firstMs = wallMs(f);
+  for (let i = 0; i < WARM_UP_RUNS; i++) f();
+  return { firstMs, ...stats(Array.from({ length: runs }, () => wallMs(f))) };
+}
+
+interface Timing {
+  firstMs: number;
+  medianMs: number;
+  minMs: number;
+  maxMs: number;
+}
+
+function stats(samples: number[]): Omit<Timing, 'firstMs'> {
+  const s = [...samples].sort((a, b) => a - b);
+  return { medianMs: s[Math.floor(s.length / 2)], minMs: s[0], maxMs: s[s.length - 1] };
+}
+
+/** Slots of jobs present in both plans whose start changed. */
+function moved(before: Plan, after: Plan, except?: string): number {
+  const start = new Map(before.slots.map((s) => [s.id, s.start]));
+  return after.slots.filter((s) => s.id !== except && start.has(s.id) && start.get(s.id) !== s.start).length;
+}
+
+function main(): void {
+  const { seed, runs } = parseArgs(process.argv.slice(2));
+  // Other work on the machine slows the timed runs: the report shows how busy it was.
+  const loadAverageBefore = os.loadavg()[0];
+  const { host, jobs } = scenario(VMS, seed);
+  const input: PlanInput = { now: PLAN_NOW, host, jobs };
+  const night = jobs.filter((j) => j.earliestStart >= MIDNIGHT - 2 * HOUR && j.earliestStart < MIDNIGHT + 6 * HOUR);
+
+  const uncoordinatedRuns = simulateUncoordinated(jobs, DISK_BYTES_PER_SEC_PER_50_VMS);
+  const planTiming = timing(runs, () => planHost(input));
+  const plan = planHost(input);
+  const byId = new Map(jobs.map((j) => [j.id, j]));
+  const plannedRuns: Run[] = plan.slots.map((s) => ({ job: byId.get(s.id)!, start: s.start, end: s.end }));
+  const uncoordinated = figures(jobs, uncoordinatedRuns, host, night);
+  const headroom = figures(jobs, plannedRuns, host, night);
+
+  // Small changes, replanned with the previous plan: how many of the other slots move.
+  const victim = jobs.find((j) => j.type === 'files')!;
+  // Another file backup of the same VM at 01:00, in a 6-hour window.
+  const extra: ScenarioJob = { ...victim, id: `${victim.vm}/files-extra@01:00`, earliestStart: MIDNIGHT + HOUR, windowEnd: MIDNIGHT + 7 * HOUR };
+  const changes = {
+    'one job removed': jobs.filter((j) => j !== victim),
+    'one job added': [...jobs, extra],
+    'one job 50 % longer': jobs.map((j) => (j === victim ? { ...j, durationMs: Math.round(j.durationMs * 1.5) } : j)),
+  };
+  const stability = Object.entries(changes).map(([change, changed]) => {
+    const fresh = planHost({ ...input, jobs: changed });
+    const kept = planHost({ ...input, jobs: changed, previous: plan });
+    return {
+      change,
+      movedWithPrevious: moved(plan, kept, victim.id),
+      movedFromScratch: moved(plan, fresh, victim.id),
+      leftOut: kept.unplaced.length,
+      slots: plan.slots.length,
+    };
+  });
+
+  // The same host on other nights: one seed can be lucky.
+  const nights = Array.from({ length: NIGHTS }, (_, i) => {
+    const other = scenario(VMS, seed + i);
+    const otherNight = other.jobs.filter((j) => j.earliestStart >= MIDNIGHT - 2 * HOUR && j.earliestStart < MIDNIGHT + 6 * HOUR);
+    const otherPlan = planHost({ now: PLAN_NOW, host: other.host, jobs: other.jobs });
+    const otherById = new Map(other.jobs.map((j) => [j.id, j]));
+    const f = figures(other.jobs, otherPlan.slots.map((sl) => ({ job: otherById.get(sl.id)!, start: sl.start, end: sl.end })), other.host, otherNight);
+    return { seed: seed + i, jobs: other.jobs.length, leftOut: otherPlan.unplaced.length, overlaps: f.guestHypervisorOverlapPairs, makespanRatio: f.night.makespanMs / f.night.lowerBoundMs };
+  });
+
+  // Speed: a host scaled up, with the same mix per VM, until it has 10,000 jobs.
+  let big = scenario(VMS, seed);
+  for (let vms = VMS; big.jobs.length < SPEED_JOBS; vms += 50) big = scenario(vms, seed);
+  const bigInput: PlanInput = { now: PLAN_NOW, host: big.host, jobs: big.jobs.slice(0, SPEED_JOBS) };
+  const bigTiming = timing(runs, () => planHost(bigInput));
+  const bigPlan = planHost(bigInput);
+  const bigChanged = { ...bigInput, jobs: bigInput.jobs.slice(1) };
+  const replanTiming = timing(runs, () => planHost({ ...bigChanged, previous: bigPlan }));
+
+  const targets = {
+    noOverlaps: headroom.guestHypervisorOverlapPairs === 0,
+    everyJobPlaced: plan.unplaced.length === 0,
+    makespanWithin10Percent: headroom.night.makespanMs <= 1.1 * headroom.night.lowerBoundMs,
+    tenThousandUnderOneSecond: bigTiming.medianMs < 1000,
+  };
+  const result = {
+    machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadAverageBefore, loadAverageAfter: os.loadavg()[0] },
+    seed,
+    scenario: { vms: VMS, jobs: jobs.length, nightJobs: night.length, host, diskBytesPerSec: DISK_BYTES_PER_SEC_PER_50_VMS },
+    uncoordinated,
+    headroom: { ...headroom, unplaced: plan.unplaced, phases: plan.phases.length, planning: planTiming },
+    stability,
+    nights,
+    speed: {
+      jobs: bigInput.jobs.length,
+      vms: big.vms,
+      host: big.host,
+      placed: bigPlan.slots.length,
+      plan: bigTiming,
+      replanWithPrevious: replanTiming,
+      runs,
+    },
+    targets,
+  };
+  const out = path.resolve(__dirname, '..', '..', '.bench', 'storm.json');
+  ensureDirFor(out);
+  fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
+  process.stdout.write(report(result, out));
+}
+
+type Result = {
+  machine: { cores: number; cpu?: string; node: string; loadAverageBefore: number; loadAverageAfter: number };
+  seed: number;
+  scenario: { vms: number; jobs: number; nightJobs: number; host: PlanInput['host']; diskBytesPerSec: number };
+  uncoordinated: Figures;
+  headroom: Figures & { unplaced: Plan['unplaced']; phases: number; planning: Timing };
+  stability: { change: string; movedWithPrevious: number; movedFromScratch: number; leftOut: number; slots: number }[];
+  nights: { seed: number; jobs: number; leftOut: number; overlaps: number; makespanRatio: number }[];
+  speed: { jobs: number; vms: number; host: PlanInput['host']; placed: number; plan: Timing; replanWithPrevious: Timing; runs: number };
+  targets: Record<string, boolean>;
+};
+
+function report(r: Result, out: string): string {
+  const { host } = r.scenario;
+  const mbps = (b: number) => `${Math.round(b / 1e6)} MB/s`;
+  const hm = (ms: number) => `${Math.floor(ms / HOUR)} h ${String(Math.round((ms % HOUR) / 60_000)).padStart(2, '0')}`;
+  const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
+  const ms = (t: Timing) => `median ${t.medianMs.toFixed(1)} ms (min ${t.minMs.toFixed(1)}, max ${t.maxMs.toFixed(1)}); first call ${t.firstMs.toFixed(0)} ms`;
+  const row = (label: string, f: (x: Figures) => string) => `  ${label.padEnd(36)}${f(r.uncoordinated).padEnd(22)}${f(r.headroom)}`;
+  const night = (x: Figures) => `${hm(x.night.makespanMs)} (${(x.night.makespanMs / x.night.lowerBoundMs).toFixed(2)}×)`;
+  const reasons = new Map<string, number>();
+  for (const u of r.headroom.unplaced) {
+    const key = `${u.reason}${u.blockedBy ? ` (${u.blockedBy})` : ''}`;
+    reasons.set(key, (reasons.get(key) ?? 0) + 1);
+  }
+  const mark = (ok: boolean) => (ok ? 'met' : 'MISSED');
+  const spread = (xs: number[], digits = 0) => {
+    const sorted = [...xs].sort((a, b) => a - b);
+    const f = (x: number) => x.toFixed(digits);
+    return `${f(sorted[0])} to ${f(sorted[sorted.length - 1])} (median ${f(sorted[Math.floor(sorted.length / 2)])})`;
+  };
+  const left = r.headroom.unplaced.length;
+  return [
+    '',
+    `  machine      ${r.machine.cores} cores (${r.machine.cpu}), node ${r.machine.node}; load average ${r.machine.loadAverageBefore.toFixed(1)} before, ${r.machine.loadAverageAfter.toFixed(1)} after`,
+    `  host         ${r.scenario.vms} VMs, ${r.scenario.jobs} jobs in 24 h (seed ${r.seed}), ${r.scenario.nightJobs} of them with cron times from 22:00 to 06:00;`,
+    `               caps ${host.maxGuestTokens} GUEST / ${host.maxHypervisorTokens} HYPERVISOR, backup budget ${mbps(host.budget.ioBytesPerSec)} and ${host.budget.cpuPercent / 100} cores,`,
+    `               ${host.minStartGapMs / 1000} s between starts; the disks deliver ${mbps(r.scenario.diskBytesPerSec)} in all`,
+    '',
+    `  ${''.padEnd(36)}${'uncoordinated'.padEnd(22)}Headroom plan`,
+    row('jobs run / placed', (x) => `${x.run} of ${x.jobs}`),
+    row('guest×hypervisor overlaps (pairs)', (x) => String(x.guestHypervisorOverlapPairs)),
+    row('  minutes both kinds run', (x) => x.guestHypervisorOverlapMinutes.toFixed(0)),
+    row('same-VM overlaps (pairs)', (x) => String(x.sameVmOverlapPairs)),
+    row('peak concurrent backups', (x) => String(x.peakConcurrent)),
+    row('peak backup I/O demand', (x) => mbps(x.peakIoDemandBytesPerSec)),
+    row('peak backup CPU demand', (x) => `${(x.peakCpuDemandPercent / 100).toFixed(1)} cores`),
+    row('minutes over the backup budget', (x) => x.overBudgetMinutes.toFixed(0)),
+    row('most starts in one minute', (x) => String(x.maxStartsPerMinute)),
+    row('finished inside their windows', (x) => pct(x.insideWindowShare)),
+    row('night makespan (× lower bound)', night),
+    `  night lower bound                   ${hm(r.headroom.night.lowerBoundMs)}; total work ÷ I/O budget alone: ${hm(r.headroom.night.workOverBudgetMs)}`,
+    `  Headroom phases                     ${r.headroom.phases}, GUEST and HYPERVISOR alternating`,
+    `  Headroom left out                   ${left === 0 ? 'none' : [...reasons].map(([k, n]) => `${n} ${k}`).join(', ')}`,
+    `  planning these ${r.scenario.jobs} jobs            ${ms(r.headroom.planning)}`,
+    '',
+    '  uncoordinated: simulated, every job at its cron time, sharing the disks in proportion when they ask',
+    '  for more than they deliver. Headroom: the plan, each job taking its expected duration.',
+    '',
+    `  ${r.nights.length} nights (seeds ${r.nights[0].seed} to ${r.nights[r.nights.length - 1].seed}), Headroom plan: overlaps ${spread(r.nights.map((n) => n.overlaps))}; jobs left out ${spread(r.nights.map((n) => n.leftOut))}`,
+    `    of ${spread(r.nights.map((n) => n.jobs))}; night makespan × lower bound ${spread(r.nights.map((n) => n.makespanRatio), 2)}`,
+    '',
+    '  replanned after one change, with the previous plan: other slots moved (from scratch instead)',
+    ...r.stability.map((s) => `    ${s.change.padEnd(22)}${s.movedWithPrevious} of ${s.slots} (${s.movedFromScratch}); left out: ${s.leftOut}`),
+    '',
+    `  planning ${r.speed.jobs} jobs: the first ${r.speed.jobs} of a host with ${r.speed.vms} VMs and the same mix, caps ${r.speed.host.maxGuestTokens}/${r.speed.host.maxHypervisorTokens},`,
+    `  ${r.speed.host.minStartGapMs / 1000} s between starts; ${r.speed.placed} placed. ${r.speed.runs} runs after ${WARM_UP_RUNS} untimed:`,
+    `    from scratch                      ${ms(r.speed.plan)}`,
+    `    one job removed, with previous    ${ms(r.speed.replanWithPrevious)}`,
+    '',
+    '  targets (informational):',
+    `    0 guest×hypervisor overlaps       ${mark(r.targets.noOverlaps)}`,
+    `    every job placed in its window    ${mark(r.targets.everyJobPlaced)}${left ? ` (${left} left out; whether they could fit at all is not decided)` : ''}`,
+    `    night makespan ≤ 1.1 × bound      ${mark(r.targets.makespanWithin10Percent)}`,
+    `    10,000 jobs in under 1 s          ${mark(r.targets.tenThousandUnderOneSecond)}`,
+    `  written to ${path.relative(process.cwd(), out)}`,
+    '',
+  ].join('\n');
+}
+
+main();
