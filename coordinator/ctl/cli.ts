@@ -13,6 +13,7 @@ import { agentsCommand } from './commands/agents';
 import { historyCommand } from './commands/history';
 import { hostBackupCommand } from './commands/host-backup';
 import { pauseCommand, resumeCommand } from './commands/pause';
+import { planCommand } from './commands/plan';
 import { policyGetCommand, policySetCommand } from './commands/policy';
 import { revokeCommand } from './commands/revoke';
 import { statusCommand } from './commands/status';
@@ -28,6 +29,7 @@ export const COMMANDS: readonly Command[] = [
   agentsCommand,
   tokensCommand,
   historyCommand,
+  planCommand,
   pauseCommand,
   resumeCommand,
   revokeCommand,

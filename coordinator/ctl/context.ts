@@ -24,7 +24,8 @@ export type AdminUnaryMethod =
   | 'ResumeHost'
   | 'RevokeToken'
   | 'GetPolicy'
-  | 'SetPolicy';
+  | 'SetPolicy'
+  | 'GetPlan';
 
 // The last overload of each generated method is `(argument, callback)`: read the types from it.
 export type AdminRequest<M extends AdminUnaryMethod> = Parameters<AdminClient[M]>[0];

@@ -3,9 +3,11 @@
  * history; changes go through the coordinator like every other operation.
  */
 import type * as grpc from '@grpc/grpc-js';
+import { type Clock, systemClock } from '../../common/clock';
 import type { Logger } from '../../common/log';
 import type { AgentRegistry } from '../agent-registry';
 import type { Coordinator } from '../coordinator';
+import { DEFAULT_HORIZON_MS, type DeclaredJob, buildPlanView } from '../plan-view';
 import type { HistoryRecord } from '../store';
 import { HostNotFoundError } from '../domain/errors';
 import { toServiceError } from './status';
@@ -15,6 +17,8 @@ import type * as v1 from '../../proto/generated/headroom/v1';
 
 const DEFAULT_HISTORY = 100;
 const MAX_HISTORY = 10_000;
+/** A plan further ahead than a week says little: agents say hello again, and history moves on, before then. */
+const MAX_HORIZON_MS = 7 * 24 * 3_600_000;
 
 /** Adapts a promise-returning handler to grpc-js's callback style, mapping errors in one place. */
 function unaryHandler<Req, Res>(
@@ -32,7 +36,13 @@ function unaryHandler<Req, Res>(
   };
 }
 
-export function adminService(coordinator: Coordinator, registry: AgentRegistry, log: Logger): v1.AdminServiceHandlers {
+/** `clock` dates the plan GetPlan answers with; the coordinator's own clock by default. */
+export function adminService(
+  coordinator: Coordinator,
+  registry: AgentRegistry,
+  log: Logger,
+  clock: Clock = systemClock,
+): v1.AdminServiceHandlers {
   const knownHost = (value: string): string => {
     const host = validate.host(value, coordinator.defaultHost);
     if (!coordinator.state.hasHost(host)) throw new HostNotFoundError(host);
@@ -87,6 +97,21 @@ export function adminService(coordinator: Coordinator, registry: AgentRegistry, 
         })
         .map(wire.historyEvent),
     })),
+
+    GetPlan: unaryHandler(log, 'GetPlan', (req: v1.GetPlanRequest__Output) => {
+      const host = knownHost(req.host);
+      const horizonMs = validate.limit('horizon_ms', req.horizonMs, DEFAULT_HORIZON_MS, MAX_HORIZON_MS);
+      const view = buildPlanView({
+        now: clock.now(),
+        horizonMs,
+        policy: coordinator.state.host(host).policy,
+        // Stored as the hello carried them: JobDeclaration__Output.
+        agents: registry.list(host).map((a) => ({ vm: a.record.vm, jobs: a.record.jobs as DeclaredJob[] })),
+        running: coordinator.state.activeLeases(host),
+        history: coordinator.history({ host, limit: MAX_HISTORY }),
+      });
+      return wire.plan(host, view);
+    }),
 
     WatchHistory(call) {
       let host: string | undefined;

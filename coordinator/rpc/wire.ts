@@ -4,6 +4,7 @@
 import type { Lease } from '../domain/lease';
 import type { HostView } from '../domain/lessor';
 import { type HostPolicy, completePolicy } from '../domain/policy';
+import type { PlanView } from '../plan-view';
 import type { HistoryRecord } from '../store';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
@@ -57,5 +58,32 @@ export function historyEvent(r: HistoryRecord): v1.HistoryEvent {
     fencing: r.fencing,
     requestId: r.requestId,
     detail: r.detail,
+  };
+}
+
+export function plan(host: string, p: PlanView): v1.Plan {
+  return {
+    host,
+    generatedUnixMs: p.now,
+    horizonEndUnixMs: p.horizonEnd,
+    slots: p.slots.map((s) => ({
+      vm: s.vm,
+      job: s.job,
+      kind: s.kind,
+      startUnixMs: s.start,
+      endUnixMs: s.end,
+      earliestStartUnixMs: s.earliestStart,
+      windowEndUnixMs: s.windowEnd,
+    })),
+    unplaced: p.unplaced.map((u) => ({
+      vm: u.vm,
+      job: u.job,
+      kind: u.kind,
+      reason: u.reason,
+      earliestStartUnixMs: u.earliestStart,
+      windowEndUnixMs: u.windowEnd,
+    })),
+    phases: p.phases.map((ph) => ({ kind: ph.kind, startUnixMs: ph.start, endUnixMs: ph.end })),
+    budget: { ioBytesPerSec: p.budget.ioBytesPerSec, cpuPercent: p.budget.cpuPercent },
   };
 }

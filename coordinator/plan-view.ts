@@ -1,0 +1,225 @@
+/**
+ * A host's plan as the admin sees it (`headroomctl plan`): assembles the planner's input from what the
+ * coordinator knows — the guest jobs the agents declared in their hellos, expanded into occurrences over
+ * the horizon; their durations learnt from the runs' history; the backups running now; the host's policy —
+ * runs the planner, and names each slot by VM and job again. Pure: the caller passes the data and `now`.
+ *
+ * A view, computed on each call and kept nowhere: the lessor still grants in request order. Only guest
+ * jobs are planned: hypervisor jobs on the host's own schedule are not declared anywhere yet.
+ *
+ * Cron times are read in this process's local time zone, as the agent reads them in the guest's: the two
+ * agree when host and guests share a zone.
+ */
+// The agent's cron evaluator, imported rather than copied: the plan must expand a schedule exactly as
+// the agent that runs it does (its `H` fields hash the job's name the same way).
+import { parseCron } from '../agent/cron';
+import { estimateDurationMs } from './domain/duration-estimate';
+import type { Budget, Lease, TokenKind } from './domain/lease';
+import { type Blocker, type Phase, type PlanJob, type UnplacedJob, planHost } from './domain/planner';
+import { type HostPolicy, completePolicy } from './domain/policy';
+import type { HistoryRecord } from './store';
+
+export const DEFAULT_HORIZON_MS = 24 * 3_600_000;
+
+/**
+ * Two planned starts are at least this far apart, so that jobs due at the same minute do not all start in
+ * it. The policy has no such field yet.
+ */
+const START_GAP_MS = 60_000;
+
+/** A schedule firing every second over a week would be 600,000 runs: past this many, a job's are cut. */
+const MAX_RUNS_PER_JOB = 1_000;
+
+/** A job as an agent declared it (JobDeclaration). */
+export interface DeclaredJob {
+  name: string;
+  schedule: string;
+  windowMs: number;
+  expectedDurationMs: number;
+  declaredCost?: Budget | null;
+  priority: number;
+}
+
+export interface PlanViewInput {
+  now: number;
+  horizonMs: number;
+  policy: HostPolicy;
+  /** The host's agents and the jobs each declared. */
+  agents: readonly { vm: string; jobs: readonly DeclaredJob[] }[];
+  /** The host's active leases. */
+  running: readonly Lease[];
+  /** The host's history, oldest first: RELEASED records give durations, GRANTED ones which runs started. */
+  history: readonly HistoryRecord[];
+}
+
+export interface ViewSlot {
+  vm: string;
+  job: string;
+  kind: TokenKind;
+  start: number;
+  end: number;
+  earliestStart: number;
+  windowEnd: number;
+}
+
+export interface ViewUnplaced {
+  vm: string;
+  job: string;
+  kind: TokenKind;
+  /** For people: "no room in its window (the VM is busy)". */
+  reason: string;
+  /** 0 when the schedule could not be read. */
+  earliestStart: number;
+  windowEnd: number;
+}
+
+export interface PlanView {
+  now: number;
+  horizonEnd: number;
+  /** What all backups on the host together may spend, as planned; 0 fields are unlimited. */
+  budget: Budget;
+  slots: ViewSlot[];
+  unplaced: ViewUnplaced[];
+  phases: Phase[];
+}
+
+interface Run {
+  vm: string;
+  job: string;
+  earliestStart: number;
+  windowEnd: number;
+}
+
+/** @throws InvalidArgumentError from the planner if an input is malformed (a bug here, not the caller's). */
+export function buildPlanView(input: PlanViewInput): PlanView {
+  const { now, horizonMs } = input;
+  const policy = completePolicy(input.policy);
+  const horizonEnd = now + horizonMs;
+  const durations = runDurations(input.history);
+  const lastStart = lastStarts(input);
+  const runs = new Map<string, Run>();
+  const jobs: PlanJob[] = [];
+  const unreadable: ViewUnplaced[] = [];
+
+  for (const agent of input.agents) {
+    for (const decl of agent.jobs) {
+      let cron;
+      try {
+        cron = parseCron(decl.schedule, decl.name);
+      } catch (e) {
+        const reason = `its schedule ${JSON.stringify(decl.schedule)} cannot be read: ${(e as Error).message}`;
+        unreadable.push({ vm: agent.vm, job: decl.name, kind: 'GUEST', reason, earliestStart: 0, windowEnd: 0 });
+        continue;
+      }
+      const key = runKey(agent.vm, decl.name);
+      const durationMs = estimateDurationMs(decl.expectedDurationMs, durations.get(key) ?? []);
+      // The latest occurrence may still be in its window: it waits in the queue, or has not asked yet.
+      // Once a token was granted for it, it runs (or ran) and is not planned again.
+      let at = cron.prev(now);
+      if (at + decl.windowMs <= now || (lastStart.get(key) ?? -Infinity) >= at) at = cron.next(now);
+      for (let n = 0; at < horizonEnd && n < MAX_RUNS_PER_JOB; n++, at = cron.next(at)) {
+        const id = `${key}@${at}`;
+        runs.set(id, { vm: agent.vm, job: decl.name, earliestStart: at, windowEnd: at + decl.windowMs });
+        jobs.push({
+          id,
+          kind: 'GUEST',
+          vm: agent.vm,
+          earliestStart: at,
+          windowEnd: at + decl.windowMs,
+          durationMs,
+          cost: decl.declaredCost ?? { ioBytesPerSec: 0, cpuPercent: 0 },
+          priority: decl.priority,
+        });
+      }
+    }
+  }
+
+  // The policy's budget fields are each backup's, not the host's total: the host has no total yet, so
+  // the caps alone bound what runs together.
+  const budget: Budget = { ioBytesPerSec: 0, cpuPercent: 0 };
+  const plan = planHost({
+    now,
+    host: { maxGuestTokens: policy.maxGuestTokens, maxHypervisorTokens: policy.maxHypervisorTokens, budget, minStartGapMs: START_GAP_MS },
+    jobs,
+    running: input.running.map((l) => ({
+      kind: l.kind,
+      vm: l.vm,
+      // A backup past its expected end still holds its VM at least until its token would expire.
+      expectedEnd: Math.max(l.slot.expectedEnd, l.expiresAt),
+      cost: l.budget,
+    })),
+  });
+
+  return {
+    now,
+    horizonEnd,
+    budget,
+    slots: plan.slots.map((s) => {
+      const run = runs.get(s.id)!;
+      return { vm: s.vm, job: run.job, kind: s.kind, start: s.start, end: s.end, earliestStart: run.earliestStart, windowEnd: run.windowEnd };
+    }),
+    unplaced: [
+      ...unreadable,
+      ...plan.unplaced.map((u) => {
+        const run = runs.get(u.id)!;
+        return { vm: run.vm, job: run.job, kind: 'GUEST' as const, reason: describeUnplaced(u), earliestStart: run.earliestStart, windowEnd: run.windowEnd };
+      }),
+    ],
+    phases: plan.phases,
+  };
+}
+
+const runKey = (vm: string, job: string) => `${vm}/${job}`;
+
+const BLOCKERS: Record<Blocker, string> = {
+  'other-kind': 'the host runs the other kind of backup then',
+  'kind-cap': "the host's cap of concurrent backups is reached",
+  'vm-busy': 'the VM runs another backup',
+  'io-budget': "the host's I/O budget is spent",
+  'cpu-budget': "the host's CPU budget is spent",
+  'start-gap': 'other backups start then',
+};
+
+export function describeUnplaced(u: UnplacedJob): string {
+  switch (u.reason) {
+    case 'window-too-short':
+      return 'its window is shorter than its expected duration';
+    case 'window-passed':
+      return 'too late: it would not finish before its window ends';
+    case 'cost-exceeds-budget':
+      return "alone it would spend more than the host's budget";
+    case 'no-room':
+      return u.blockedBy ? `no room in its window: ${BLOCKERS[u.blockedBy]}` : 'no room in its window';
+  }
+}
+
+// The store records a release's outcome only as the text it writes in `detail` (sqlite-store.ts):
+// "success, exit 0, 123 bytes, 4567 ms[: message]". Failed runs say little about how long a backup takes.
+const RELEASED_DETAIL = /^success, exit -?\d+, \d+ bytes, (\d+) ms/;
+
+/** Each VM's job's successful run durations, oldest first. */
+export function runDurations(history: readonly HistoryRecord[]): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const r of history) {
+    if (r.type !== 'RELEASED') continue;
+    const m = RELEASED_DETAIL.exec(r.detail);
+    if (!m) continue;
+    const key = runKey(r.vm, r.job);
+    const runs = out.get(key) ?? [];
+    runs.push(Number(m[1]));
+    out.set(key, runs);
+  }
+  return out;
+}
+
+/** When each VM's job last got a token, from the history and the leases held now. */
+function lastStarts({ history, running }: PlanViewInput): Map<string, number> {
+  const out = new Map<string, number>();
+  const note = (vm: string, job: string, at: number) => {
+    const key = runKey(vm, job);
+    out.set(key, Math.max(at, out.get(key) ?? -Infinity));
+  };
+  for (const r of history) if (r.type === 'GRANTED') note(r.vm, r.job, r.at);
+  for (const l of running) note(l.vm, l.job, l.grantedAt);
+  return out;
+}

@@ -1,0 +1,104 @@
+import { strict as assert } from 'node:assert';
+import { parseCron } from '../../../agent/cron';
+import type { Lease } from '../../../coordinator/domain/lease';
+import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
+import { type DeclaredJob, type PlanViewInput, buildPlanView, runDurations } from '../../../coordinator/plan-view';
+import type { HistoryRecord, HistoryType } from '../../../coordinator/store';
+
+// Cron times are local: the fixtures are too.
+const at = (h: number, m = 0, day = 15) => new Date(2026, 0, day, h, m, 0).getTime();
+const NOW = at(12);
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+function job(over: Partial<DeclaredJob> = {}): DeclaredJob {
+  return { name: 'nightly', schedule: '0 2 * * *', windowMs: 4 * HOUR, expectedDurationMs: HOUR, declaredCost: null, priority: 0, ...over };
+}
+
+function input(over: Partial<PlanViewInput> = {}): PlanViewInput {
+  return { now: NOW, horizonMs: DAY, policy: { ...DEFAULT_POLICY }, agents: [{ vm: 'vm-1', jobs: [job()] }], running: [], history: [], ...over };
+}
+
+let seq = 0;
+function record(type: HistoryType, vm: string, job: string, atMs: number, detail = ''): HistoryRecord {
+  return { seq: ++seq, at: atMs, type, host: 'host-a', vm, job, kind: 'GUEST', tokenId: 't', fencing: 1, requestId: 'r', detail };
+}
+
+const released = (durationMs: number, atMs = at(3, 0, 14)) =>
+  record('RELEASED', 'vm-1', 'nightly', atMs, `success, exit 0, 1024 bytes, ${durationMs} ms`);
+
+function lease(over: Partial<Lease> = {}): Lease {
+  return {
+    tokenId: 't1',
+    requestId: 'r1',
+    fencing: 1,
+    kind: 'GUEST',
+    host: 'host-a',
+    vm: 'vm-1',
+    job: 'other',
+    priority: 0,
+    ttlMs: 30_000,
+    grantedAt: NOW - HOUR,
+    expiresAt: NOW + 30_000,
+    slot: { start: NOW - HOUR, expectedEnd: NOW + 2 * HOUR, windowEnd: 0 },
+    budget: { ioBytesPerSec: 0, cpuPercent: 0 },
+    ...over,
+  };
+}
+
+describe('buildPlanView', () => {
+  it("plans each occurrence of a declared cron job in the horizon, in a window of its window_ms, for its declared duration", () => {
+    const view = buildPlanView(input());
+    assert.deepEqual(view.slots, [
+      { vm: 'vm-1', job: 'nightly', kind: 'GUEST', start: at(2, 0, 16), end: at(3, 0, 16), earliestStart: at(2, 0, 16), windowEnd: at(6, 0, 16) },
+    ]);
+    assert.deepEqual(view.unplaced, []);
+    assert.equal(view.horizonEnd, NOW + DAY);
+  });
+
+  it('plans an hourly job once per hour of the horizon, starts spread when jobs are due together', () => {
+    const view = buildPlanView(
+      input({ agents: [{ vm: 'vm-1', jobs: [job({ schedule: '0 * * * *', windowMs: HOUR, expectedDurationMs: 60_000 })] }, { vm: 'vm-2', jobs: [job({ schedule: '0 * * * *', windowMs: HOUR, expectedDurationMs: 60_000 })] }] }),
+    );
+    assert.equal(view.slots.length, 48);
+    const starts = view.slots.map((s) => s.start).sort((a, b) => a - b);
+    for (let i = 1; i < starts.length; i++) assert.ok(starts[i] - starts[i - 1] >= 60_000, 'two starts less than a minute apart');
+  });
+
+  it('expands H fields as the agent does, seeded with the job name', () => {
+    const view = buildPlanView(input({ agents: [{ vm: 'vm-1', jobs: [job({ schedule: 'H H * * *' })] }] }));
+    assert.equal(view.slots[0].earliestStart, parseCron('H H * * *', 'nightly').next(NOW));
+  });
+
+  it('learns the duration from the successful runs in history, not from failed ones', () => {
+    const history = [1, 2, 3, 4, 5].map((i) => released(2 * HOUR, at(3, 0, i)));
+    history.push(record('RELEASED', 'vm-1', 'nightly', at(3, 0, 10), `failure, exit 1, 0 bytes, ${10 * HOUR} ms`));
+    const [s] = buildPlanView(input({ history })).slots;
+    assert.equal(s.end - s.start, 2 * HOUR);
+    assert.deepEqual(runDurations(history).get('vm-1/nightly'), [2, 2, 2, 2, 2].map((h) => h * HOUR));
+  });
+
+  it('still plans the latest occurrence while its window is open and no token was granted for it', () => {
+    const agents = [{ vm: 'vm-1', jobs: [job({ schedule: '0 11 * * *', windowMs: 3 * HOUR })] }];
+    assert.equal(buildPlanView(input({ agents })).slots[0].earliestStart, at(11));
+    const granted = [record('GRANTED', 'vm-1', 'nightly', at(11, 5))];
+    const after = buildPlanView(input({ agents, history: granted })).slots;
+    assert.deepEqual(after.map((s) => s.earliestStart), [at(11, 0, 16)], "it ran: only tomorrow's is left");
+  });
+
+  it("keeps a VM's planned backup clear of the backup it runs now", () => {
+    const agents = [{ vm: 'vm-1', jobs: [job({ schedule: '0 12 * * *', windowMs: 6 * HOUR })] }];
+    const [s] = buildPlanView(input({ agents, running: [lease()] })).slots;
+    assert.equal(s.start, NOW + 2 * HOUR);
+  });
+
+  it('reports a run that cannot fit its window, and a schedule that cannot be read, with the reason', () => {
+    const agents = [{ vm: 'vm-1', jobs: [job({ windowMs: HOUR / 2 }), job({ name: 'broken', schedule: '61 * * * *' })] }];
+    const view = buildPlanView(input({ agents }));
+    assert.deepEqual(view.slots, []);
+    const byJob = new Map(view.unplaced.map((u) => [u.job, u]));
+    assert.equal(byJob.get('nightly')!.reason, 'its window is shorter than its expected duration');
+    assert.equal(byJob.get('nightly')!.earliestStart, at(2, 0, 16));
+    assert.match(byJob.get('broken')!.reason, /^its schedule "61 \* \* \* \*" cannot be read: /);
+  });
+});
