@@ -10,31 +10,20 @@
  * agent left frozen). CPU time comes from cpuacct when it is mounted, I/O from /proc (process-usage.ts),
  * which counts buffered writes as they are made.
  */
-import type { Logger } from '../../common/log';
 import { BlockDevice, wholeDisks } from './block-devices';
-import { CgroupDir, RemoveDir } from './cgroup-dir';
+import { CgroupDir } from './cgroup-dir';
 import { cgroupDirectory, CgroupMount } from './cgroup-mounts';
 import type { Prepared } from './cgroup-v2';
 import { Budget, cpuQuotaUs, CPU_PERIOD_US, EnforcementMechanism, Enforcer, Usage } from './enforcer';
-import { CgroupPlace, JobCgroups, reapStaleGroups } from './job-cgroups';
-import { ProcessUsage, ProcReader } from './process-usage';
+import { type CgroupAdapterOptions, CgroupPlace, JobCgroups, reapStaleGroups } from './job-cgroups';
+import { ProcessUsage } from './process-usage';
 
-export interface CgroupV1Options {
+/** `parent` applies in every hierarchy. */
+export interface CgroupV1Options extends CgroupAdapterOptions {
   /** The v1 hierarchies (parseCgroupMounts). */
   mounts: CgroupMount[];
   /** Controller → the agent's own cgroup in its hierarchy (parseProcCgroup(...).v1). */
   own: Map<string, string>;
-  /** The cgroup to create the backups' groups in, in every hierarchy; default the agent's own. */
-  parent?: string;
-  log: Logger;
-  /** Default process.pid. */
-  selfPid?: number;
-  /** Default /sys/block. */
-  sysBlock?: string;
-  proc?: ProcReader;
-  removeDir?: RemoveDir;
-  /** Whether an agent pid still runs, to tell stale groups; default kill(pid, 0). */
-  alive?: (pid: number) => boolean;
 }
 
 const REQUIRED = ['cpu', 'blkio', 'freezer'] as const;

@@ -10,29 +10,17 @@
  * processes is refused with that reason.
  */
 import type { Logger } from '../../common/log';
-import { CgroupDir, RemoveDir } from './cgroup-dir';
+import { CgroupDir } from './cgroup-dir';
 import { cgroupDirectory } from './cgroup-mounts';
 import { BlockDevice, wholeDisks } from './block-devices';
 import { Budget, cpuQuotaUs, CPU_PERIOD_US, EnforcementError, EnforcementMechanism, Enforcer, Usage } from './enforcer';
-import { JobCgroups, reapStaleGroups } from './job-cgroups';
-import type { ProcReader } from './process-usage';
+import { type CgroupAdapterOptions, JobCgroups, reapStaleGroups } from './job-cgroups';
 
-export interface CgroupV2Options {
+export interface CgroupV2Options extends CgroupAdapterOptions {
   /** Where the v2 hierarchy is mounted: /sys/fs/cgroup, or /sys/fs/cgroup/unified beside v1. */
   mount: string;
   /** The agent's own cgroup, from /proc/self/cgroup ("0::/system.slice/headroom-agent.service"). */
   own: string;
-  /** The cgroup to create the backups' groups in; default `own`. */
-  parent?: string;
-  log: Logger;
-  /** Default process.pid. */
-  selfPid?: number;
-  /** Default /sys/block. */
-  sysBlock?: string;
-  proc?: ProcReader;
-  removeDir?: RemoveDir;
-  /** Whether an agent pid still runs, to tell stale groups; default kill(pid, 0). */
-  alive?: (pid: number) => boolean;
 }
 
 /** A mechanism ready to use, or why it cannot be. */

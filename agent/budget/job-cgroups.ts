@@ -6,11 +6,27 @@
  * cleaned up at the next start.
  */
 import * as fs from 'node:fs';
+import type { Logger } from '../../common/log';
 import { CgroupDir, RemoveDir } from './cgroup-dir';
 import type { EnforcedGroup } from './enforcer';
 import { groupMembers, ProcReader, realProc } from './process-usage';
 
 /** Where a job's group goes in one hierarchy. */
+/** What both cgroup adapters take besides their hierarchy. */
+export interface CgroupAdapterOptions {
+  /** The cgroup to create the backups' groups in; default the agent's own. */
+  parent?: string;
+  log: Logger;
+  /** Default process.pid. */
+  selfPid?: number;
+  /** Default /sys/block. */
+  sysBlock?: string;
+  proc?: ProcReader;
+  removeDir?: RemoveDir;
+  /** Whether an agent pid still runs, to tell stale groups; default kill(pid, 0). */
+  alive?: (pid: number) => boolean;
+}
+
 export interface CgroupPlace {
   /** The directory the job's group is created in. */
   parent: string;
