@@ -61,7 +61,7 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(headroomV1.TokenService.service, tokenService(coordinator, log));
   server.addService(headroomV1.AgentService.service, agentService(coordinator, registry, clock, log));
-  server.addService(headroomV1.AdminService.service, adminService(coordinator, registry, log));
+  server.addService(headroomV1.AdminService.service, adminService(coordinator, registry, log, clock));
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);

@@ -3,7 +3,7 @@
  * history; changes go through the coordinator like every other operation.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { type Clock, systemClock } from '../../common/clock';
+import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/log';
 import type { AgentRegistry } from '../agent-registry';
 import type { Coordinator } from '../coordinator';
@@ -36,12 +36,12 @@ function unaryHandler<Req, Res>(
   };
 }
 
-/** `clock` dates the plan GetPlan answers with; the coordinator's own clock by default. */
+/** `clock` dates the plan GetPlan answers with: the coordinator's own. */
 export function adminService(
   coordinator: Coordinator,
   registry: AgentRegistry,
   log: Logger,
-  clock: Clock = systemClock,
+  clock: Clock,
 ): v1.AdminServiceHandlers {
   const knownHost = (value: string): string => {
     const host = validate.host(value, coordinator.defaultHost);
