@@ -9,7 +9,7 @@
 import type { Clock } from '../common/clock';
 import { formatDuration } from '../common/duration';
 import type { Logger } from '../common/log';
-import { CronSchedule, parseCron } from './cron';
+import { CronSchedule, parseCron } from '../common/cron';
 
 export interface Occurrence {
   /** The scheduled time, Unix ms. */

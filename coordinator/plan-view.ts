@@ -10,9 +10,9 @@
  * Cron times are read in this process's local time zone, as the agent reads them in the guest's: the two
  * agree when host and guests share a zone.
  */
-// The agent's cron evaluator, imported rather than copied: the plan must expand a schedule exactly as
-// the agent that runs it does (its `H` fields hash the job's name the same way).
-import { parseCron } from '../agent/cron';
+// The agent's own cron evaluator: the plan must expand a schedule exactly as the agent that runs it does
+// (its `H` fields hash the job's name the same way).
+import { parseCron } from '../common/cron';
 import { estimateDurationMs } from './domain/duration-estimate';
 import type { Budget, Lease, TokenKind } from './domain/lease';
 import { type Blocker, type Phase, type PlanJob, type UnplacedJob, planHost } from './domain/planner';

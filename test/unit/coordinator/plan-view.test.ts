@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { parseCron } from '../../../agent/cron';
+import { parseCron } from '../../../common/cron';
 import type { Lease } from '../../../coordinator/domain/lease';
 import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
 import { type DeclaredJob, type PlanViewInput, buildPlanView, runDurations } from '../../../coordinator/plan-view';

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { CronExpressionParser } from 'cron-parser';
 import fc from 'fast-check';
-import { parseCron } from '../../../agent/cron';
+import { parseCron } from '../../../common/cron';
 
 /** A local time as Unix ms (the process's time zone, as cron uses). */
 const local = (y: number, month: number, d: number, h = 0, mi = 0, s = 0) => new Date(y, month - 1, d, h, mi, s).getTime();
