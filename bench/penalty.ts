@@ -120,8 +120,7 @@ function startForeground(mode: 'http' | 'disk', dir: string): Promise<{ child: C
   });
 }
 
-export interface Foreground {
-  load: OpenLoopLoad;
+interface Foreground {
   /** Latencies of both probes since the last call. */
   take(): Promise<{ http: number[]; httpErrors: number; disk: number[] }>;
   stop(): void;
@@ -133,7 +132,6 @@ async function startForegrounds(dir: string, ratePerSec: number): Promise<Foregr
   const load = new OpenLoopLoad(Number(/listening on (\d+)/.exec(http.firstLine)![1]), ratePerSec);
   load.start();
   return {
-    load,
     async take() {
       const seen = disk.lines.length;
       disk.child.kill('SIGUSR2');
@@ -150,11 +148,11 @@ async function startForegrounds(dir: string, ratePerSec: number): Promise<Foregr
 }
 
 /** The backup: everything under `dataDir`, tar'd and gzip'd into `out`. */
-export function backupCommand(dataDir: string, out: string): string[] {
+function backupCommand(dataDir: string, out: string): string[] {
   return ['sh', '-c', 'tar -C "$1" -cf - . | gzip -1 > "$2"', 'backup', dataDir, out];
 }
 
-export interface PhaseResult {
+interface PhaseResult {
   name: string;
   http: LatencySummary;
   httpErrors: number;
@@ -165,7 +163,7 @@ export interface PhaseResult {
 }
 
 /** Measures the foreground while `during` runs (or for a fixed time when it is a number of ms). */
-export async function measure(
+async function measure(
   name: string,
   foreground: Foreground,
   during: number | (() => Promise<{ backupSeconds: number; notes: string[] }>),
