@@ -14,7 +14,7 @@ import { EnforcementUnavailableError } from './budget/enforcer';
 import type { AgentConfig } from './config';
 import { IdentitySources, resolveVmIdentity } from './identity';
 import { JobRunner } from './job-runner';
-import { LoadCollector, SystemLoadCollector } from './load-collector';
+import { LoadCollector, SystemLoadCollector } from '../common/load-collector';
 import { JobScheduler } from './scheduler';
 import { AgentSession } from './session';
 import { AGENT_VERSION } from './version';

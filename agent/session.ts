@@ -10,7 +10,7 @@ import type { v1 } from '../proto';
 import { Backoff, BackoffOptions } from '../common/backoff';
 import type { AgentClient } from '../common/connection';
 import type { Logger } from '../common/log';
-import type { LoadCollector } from './load-collector';
+import type { LoadCollector } from '../common/load-collector';
 
 /** Until the coordinator says otherwise. */
 export const DEFAULT_REPORT_INTERVAL_MS = 10_000;

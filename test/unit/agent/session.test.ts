@@ -5,7 +5,7 @@ import * as sinon from 'sinon';
 import type { v1 } from '../../../proto';
 import type { AgentClient } from '../../../common/connection';
 import { AgentSession } from '../../../agent/session';
-import type { LoadCollector } from '../../../agent/load-collector';
+import type { LoadCollector } from '../../../common/load-collector';
 import { captureLog, grpcError } from '../common/guarded-run-fakes';
 
 const T0 = Date.UTC(2026, 0, 5, 2, 0, 0);

@@ -17,7 +17,7 @@ for (const name of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execF
 }
 const realSpawn = cp.ChildProcess.prototype.spawn;
 cp.ChildProcess.prototype.spawn = function (options) { calls.push('ChildProcess.spawn ' + options.file); return realSpawn.call(this, options); };
-const { SystemLoadCollector } = require(${JSON.stringify(path.join(DIST, 'agent', 'load-collector.js'))});
+const { SystemLoadCollector } = require(${JSON.stringify(path.join(DIST, 'common', 'load-collector.js'))});
 const { systemClock } = require(${JSON.stringify(path.join(DIST, 'common', 'clock.js'))});
 (async () => {
   const c = new SystemLoadCollector({ clock: systemClock });

@@ -8,7 +8,7 @@ import {
   physicalDisks,
   physicalInterfaces,
   SystemLoadCollector,
-} from '../../../agent/load-collector';
+} from '../../../common/load-collector';
 
 const STAT = (user: number, idle: number, steal = 0) =>
   `cpu  ${user} 0 100 ${idle} 50 0 10 ${steal} 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\ncpu1 1 2 3 4 5 6 7 8 0 0\nintr 12345\n`;

@@ -1,8 +1,9 @@
 /**
- * Samples the guest's load for the coordinator's LoadReport: CPU %, memory, disk and network throughput,
- * load averages, and the share of CPU and I/O that Headroom's own backups took (so that the coordinator
- * can tell the VM's own work from the backup's). Sampling must be cheap and must never disturb the guest, so it only reads files under
- * /proc and /sys and never starts a process.
+ * Samples a machine's load as a LoadReport (the guest's in the agent, the host's in the coordinator): CPU %,
+ * memory, disk and network throughput, load averages, and the share of CPU and I/O that Headroom's own
+ * backups took (so that the coordinator can tell the VM's own work from the backup's). Sampling must be
+ * cheap and must never disturb the machine, so it only reads files under /proc and /sys and never starts a
+ * process.
  *
  * What we take from systeminformation, and what we do not (checked in systeminformation 5.x lib/*.js):
  * - `mem()` on Linux only reads /proc/meminfo: used as is.
@@ -20,8 +21,12 @@ import type * as Systeminformation from 'systeminformation';
 // resident memory in the agent, for the one function we call.
 const si: Pick<typeof Systeminformation, 'mem'> = require('systeminformation/lib/memory');
 import type { v1 } from '../proto';
-import type { Clock } from '../common/clock';
-import type { Usage } from './budget/process-usage';
+import type { Clock } from './clock';
+/** CPU seconds and I/O bytes used so far (agent/budget/process-usage.ts's Usage). */
+interface Usage {
+  cpuSeconds: number;
+  ioBytes: number;
+}
 
 export interface LoadCollector {
   /** One sample; rates are averaged since the previous call (0 on the first). Never rejects. */
