@@ -7,7 +7,7 @@ import * as YAML from 'yaml';
 import { DEFAULT_KILL_GRACE_MS } from '../common/child-process';
 import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress, TlsFiles } from '../common/connection';
 import { DURATION_SYNTAX, parseDuration } from '../common/duration';
-import { ENFORCEMENT_MODES, EnforcementMode } from './budget/enforcer';
+import { ENFORCEMENT_MODES, EnforcementMode } from '../common/budget/enforcer';
 import { ConfigError } from './errors';
 import { parseSchedule } from './scheduler';
 

@@ -11,9 +11,9 @@ import { clientCredentials, connect, DEFAULT_ADDRESS, parseAddress, TlsFiles } f
 import { DURATION_SYNTAX, formatDuration, parseDuration } from '../common/duration';
 import { EXIT_TEMPFAIL, GuardedRunHooks, runGuarded, StopReason } from '../common/guarded-run';
 import type { Logger } from '../common/log';
-import { detectEnforcement } from './budget/detect';
-import { EnforcementUnavailableError } from './budget/enforcer';
-import { budgetFromWire, describeBudgetState, RunBudget } from './budget/run-budget';
+import { detectEnforcement } from '../common/budget/detect';
+import { EnforcementUnavailableError } from '../common/budget/enforcer';
+import { budgetFromWire, describeBudgetState, RunBudget } from '../common/budget/run-budget';
 import { AgentConfig, BudgetSettings, DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
 import { ConfigError, UsageError } from './errors';
 import { resolveVmIdentity } from './identity';

@@ -1,6 +1,6 @@
 /**
  * Runs the agent's scheduled jobs: one guarded run (GUEST token → command → renew → release) per due
- * occurrence, never two at once for the same job, each held to its token's budget (budget/run-budget.ts),
+ * occurrence, never two at once for the same job, each held to its token's budget (common/budget/run-budget.ts),
  * and carries out the coordinator's commands for them: revoke stops the run, budget changes its limits or
  * pauses and resumes it.
  */
@@ -11,9 +11,9 @@ import { formatDuration } from '../common/duration';
 import { GuardedRunOptions, GuardedRunResult, runGuarded, StopReason } from '../common/guarded-run';
 import type { ChildStdio } from '../common/child-process';
 import type { Logger } from '../common/log';
-import type { BackupUsage } from './budget/backup-usage';
-import type { EnforcementMechanism } from './budget/enforcer';
-import { budgetFromWire, BudgetState, describeBudgetState, RunBudget } from './budget/run-budget';
+import type { BackupUsage } from '../common/budget/backup-usage';
+import type { EnforcementMechanism } from '../common/budget/enforcer';
+import { budgetFromWire, BudgetState, describeBudgetState, RunBudget } from '../common/budget/run-budget';
 import type { JobConfig } from './config';
 import type { Occurrence } from './scheduler';
 import type { CommandResult } from './session';
@@ -28,7 +28,7 @@ export interface JobRunnerOptions {
   killGraceMs: number;
   onUnreachable: 'skip' | 'run';
   stdio?: ChildStdio;
-  /** How the jobs are held to their budgets (budget/detect.ts). */
+  /** How the jobs are held to their budgets (common/budget/detect.ts). */
   enforcement: EnforcementMechanism;
   /** Where the jobs' usage is counted for the load reports. */
   usage?: BackupUsage;

@@ -44,7 +44,7 @@ export interface RunningChild {
   readonly watchdogPid?: number;
   /**
    * Resolves once watchdogPid is known, or it is clear there will be none; absent on a child without a
-   * watchdog. Whoever freezes or stops the group (agent/budget) waits for it, to leave the watchdog running.
+   * watchdog. Whoever freezes or stops the group (common/budget/) waits for it, to leave the watchdog running.
    */
   readonly watchdogReady?: Promise<void>;
   /** Resolves once the child (the group leader) has exited. Never rejects. */

@@ -61,7 +61,7 @@ export interface GuardedRunHooks extends AcquireHooks {
 }
 
 /**
- * What else holds the command while it runs: the agent's budget enforcement (agent/budget/run-budget.ts).
+ * What else holds the command while it runs: budget enforcement (budget/run-budget.ts), in the agent's jobs and in `headroomctl host-backup`.
  * Its calls must not throw.
  */
 export interface RunControl {

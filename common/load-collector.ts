@@ -21,12 +21,8 @@ import type * as Systeminformation from 'systeminformation';
 // resident memory in the agent, for the one function we call.
 const si: Pick<typeof Systeminformation, 'mem'> = require('systeminformation/lib/memory');
 import type { v1 } from '../proto';
+import type { Usage } from './budget/process-usage';
 import type { Clock } from './clock';
-/** CPU seconds and I/O bytes used so far (agent/budget/process-usage.ts's Usage). */
-interface Usage {
-  cpuSeconds: number;
-  ioBytes: number;
-}
 
 export interface LoadCollector {
   /** One sample; rates are averaged since the previous call (0 on the first). Never rejects. */

@@ -10,10 +10,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../../../proto';
-import { detectEnforcement } from '../../../agent/budget/detect';
+import { detectEnforcement } from '../../../common/budget/detect';
 import { createLogger } from '../../../common/log';
 import { tempDir } from '../../helpers/coordinator-process';
-import { cpuPercentOver, processGone, stoppedMembers } from './budget-measure';
+import { cpuPercentOver, processGone, stoppedMembers } from '../../helpers/budget-measure';
 import { FakeCoordinator } from './fake-coordinator';
 import { AgentProcess, onceIn, pidAlive, startAgent, waitFor, writeConfig } from './processes';
 

@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { connect, unary } from '../../../common/connection';
 import type { v1 } from '../../../proto';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
-import { cpuPercentOver } from './budget-measure';
+import { cpuPercentOver } from '../../helpers/budget-measure';
 import { type AgentProcess, onceIn, startAgent, waitFor, writeConfig } from './processes';
 
 const HOST = 'host-a';

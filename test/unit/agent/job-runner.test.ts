@@ -5,7 +5,7 @@ import type { GuardedRunOptions, GuardedRunResult, StopReason } from '../../../c
 import type { JobConfig } from '../../../agent/config';
 import { JobRunner } from '../../../agent/job-runner';
 import { captureLog, FakeChild, token } from '../common/guarded-run-fakes';
-import { FakeMechanism } from './budget/fake-enforcer';
+import { FakeMechanism } from '../common/budget/fake-enforcer';
 
 const T0 = Date.UTC(2026, 0, 5, 2, 0, 0);
 const job: JobConfig = {

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { RemoveDir } from '../../../../agent/budget/cgroup-dir';
+import type { RemoveDir } from '../../../../common/budget/cgroup-dir';
 
 /** Writes `files` (paths relative to `root`; a path ending in "/" is a directory) and returns `root`. */
 export function tree(root: string, files: Record<string, string>): string {

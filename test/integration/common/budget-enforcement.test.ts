@@ -5,16 +5,16 @@
  * agent make groups, and detection is checked to have said why when it does not.
  */
 import { strict as assert } from 'node:assert';
-import { detectEnforcement } from '../../../agent/budget/detect';
-import type { EnforcementMechanism, EnforcementMode } from '../../../agent/budget/enforcer';
-import { EnforcementUnavailableError } from '../../../agent/budget/enforcer';
-import { groupMembers } from '../../../agent/budget/process-usage';
-import { RunBudget } from '../../../agent/budget/run-budget';
+import { detectEnforcement } from '../../../common/budget/detect';
+import type { EnforcementMechanism, EnforcementMode } from '../../../common/budget/enforcer';
+import { EnforcementUnavailableError } from '../../../common/budget/enforcer';
+import { groupMembers } from '../../../common/budget/process-usage';
+import { RunBudget } from '../../../common/budget/run-budget';
 import { processGroupAlive, RunningChild, spawnChild } from '../../../common/child-process';
 import { createLogger } from '../../../common/log';
 import { token } from '../../unit/common/guarded-run-fakes';
-import { cgroupDirsNamed, cpuPercentOver, processGone, stoppedMembers } from './budget-measure';
-import { waitFor } from './processes';
+import { cgroupDirsNamed, cpuPercentOver, processGone, stoppedMembers } from '../../helpers/budget-measure';
+import { waitFor } from '../agent/processes';
 
 const log = createLogger({ level: 'silent' });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -10,8 +10,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import * as os from 'node:os';
-import { checkExecutable } from '../../common/find-executable';
-import type { Logger } from '../../common/log';
+import { checkExecutable } from '../find-executable';
+import type { Logger } from '../log';
 import { BlockDevice, wholeDisks } from './block-devices';
 import { DutyCycle } from './duty-cycle';
 import { Budget, EnforcedGroup, EnforcementMechanism, Enforcer, NO_LIMIT, Usage } from './enforcer';

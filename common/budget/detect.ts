@@ -6,7 +6,7 @@
  * and every BudgetReport.
  */
 import * as fs from 'node:fs';
-import type { Logger } from '../../common/log';
+import type { Logger } from '../log';
 import type { RemoveDir } from './cgroup-dir';
 import { parseCgroupMounts, parseProcCgroup } from './cgroup-mounts';
 import { prepareCgroupV1 } from './cgroup-v1';

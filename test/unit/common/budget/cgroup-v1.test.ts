@@ -1,11 +1,11 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { parseCgroupMounts, parseProcCgroup } from '../../../../agent/budget/cgroup-mounts';
-import { prepareCgroupV1, CgroupV1Options } from '../../../../agent/budget/cgroup-v1';
-import type { Prepared } from '../../../../agent/budget/cgroup-v2';
-import { detectEnforcement } from '../../../../agent/budget/detect';
-import type { EnforcementMechanism } from '../../../../agent/budget/enforcer';
+import { parseCgroupMounts, parseProcCgroup } from '../../../../common/budget/cgroup-mounts';
+import { prepareCgroupV1, CgroupV1Options } from '../../../../common/budget/cgroup-v1';
+import type { Prepared } from '../../../../common/budget/cgroup-v2';
+import { detectEnforcement } from '../../../../common/budget/detect';
+import type { EnforcementMechanism } from '../../../../common/budget/enforcer';
 import { spawnChild } from '../../../../common/child-process';
 import { tempDir } from '../../../helpers/coordinator-process';
 import { captureLog } from '../../common/guarded-run-fakes';

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import * as sinon from 'sinon';
-import { signalsMechanism, SignalsOptions } from '../../../../agent/budget/signals';
+import { signalsMechanism, SignalsOptions } from '../../../../common/budget/signals';
 import { tempDir } from '../../../helpers/coordinator-process';
 import { captureLog } from '../../common/guarded-run-fakes';
 import { fakeSysBlock } from './cgroup-tree';

@@ -2,8 +2,8 @@
  * A hand-written enforcement mechanism for the tests of what drives enforcers (run-budget.ts, the job
  * runner): it records every call, and fails the ones the test says should fail.
  */
-import type { Budget, EnforcedGroup, Enforcement, EnforcementMechanism, Enforcer, Usage } from '../../../../agent/budget/enforcer';
-import { EnforcementError } from '../../../../agent/budget/enforcer';
+import type { Budget, EnforcedGroup, Enforcement, EnforcementMechanism, Enforcer, Usage } from '../../../../common/budget/enforcer';
+import { EnforcementError } from '../../../../common/budget/enforcer';
 
 export class FakeEnforcer implements Enforcer {
   readonly calls: string[] = [];

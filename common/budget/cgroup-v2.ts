@@ -9,7 +9,7 @@
  * `Delegate=yes`), the agent moves itself into a leaf, `headroom-agent`, first; a parent holding other
  * processes is refused with that reason.
  */
-import type { Logger } from '../../common/log';
+import type { Logger } from '../log';
 import { CgroupDir } from './cgroup-dir';
 import { cgroupDirectory } from './cgroup-mounts';
 import { BlockDevice, wholeDisks } from './block-devices';

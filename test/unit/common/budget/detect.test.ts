@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
-import { detectEnforcement, DetectOptions } from '../../../../agent/budget/detect';
-import { EnforcementUnavailableError } from '../../../../agent/budget/enforcer';
+import { detectEnforcement, DetectOptions } from '../../../../common/budget/detect';
+import { EnforcementUnavailableError } from '../../../../common/budget/enforcer';
 import { tempDir } from '../../../helpers/coordinator-process';
 import { captureLog } from '../../common/guarded-run-fakes';
 import { fakeSysBlock, removeTree, tree } from './cgroup-tree';

@@ -6,7 +6,7 @@
  * cleaned up at the next start.
  */
 import * as fs from 'node:fs';
-import type { Logger } from '../../common/log';
+import type { Logger } from '../log';
 import { CgroupDir, RemoveDir } from './cgroup-dir';
 import type { EnforcedGroup } from './enforcer';
 import { groupMembers, ProcReader, realProc } from './process-usage';

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import type { v1 } from '../../../../proto';
-import { BackupUsage } from '../../../../agent/budget/backup-usage';
-import { RunBudget } from '../../../../agent/budget/run-budget';
+import { BackupUsage } from '../../../../common/budget/backup-usage';
+import { RunBudget } from '../../../../common/budget/run-budget';
 import { runGuarded } from '../../../../common/guarded-run';
 import { captureLog, FakeChild, FakeTokenClient, fakeSpawner, token } from '../../common/guarded-run-fakes';
 import { FakeMechanism } from './fake-enforcer';

@@ -2,7 +2,7 @@
  * A /proc made of strings, for the tests of what reads it (process-usage.ts, signals.ts): processes with
  * their group, parent, CPU ticks and I/O bytes, which the test changes between samples.
  */
-import type { ProcReader } from '../../../../agent/budget/process-usage';
+import type { ProcReader } from '../../../../common/budget/process-usage';
 
 export interface FakeProcess {
   pgrp: number;

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { groupMembers, parseProcIo, parseProcStat, ProcessUsage } from '../../../../agent/budget/process-usage';
+import { groupMembers, parseProcIo, parseProcStat, ProcessUsage } from '../../../../common/budget/process-usage';
 import { FakeProc } from './fake-proc';
 
 describe('process usage from /proc', () => {

@@ -6,9 +6,9 @@
  * force in a BudgetReport whenever that changes.
  */
 import type { v1 } from '../../proto';
-import type { RunControl } from '../../common/guarded-run';
-import type { RunningChild } from '../../common/child-process';
-import type { Logger } from '../../common/log';
+import type { RunControl } from '../guarded-run';
+import type { RunningChild } from '../child-process';
+import type { Logger } from '../log';
 import type { BackupUsage } from './backup-usage';
 import { Budget, EnforcedGroup, EnforcementMechanism, Enforcer, NO_LIMIT } from './enforcer';
 

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { cgroupDirectory, parseCgroupMounts, parseProcCgroup } from '../../../../agent/budget/cgroup-mounts';
+import { cgroupDirectory, parseCgroupMounts, parseProcCgroup } from '../../../../common/budget/cgroup-mounts';
 
 describe('cgroup mounts', () => {
   it('finds v1 hierarchies with their controllers and the v2 one, and skips named hierarchies', () => {

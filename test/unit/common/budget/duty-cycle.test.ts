@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import * as sinon from 'sinon';
-import { DutyCycle, dutyFraction } from '../../../../agent/budget/duty-cycle';
+import { DutyCycle, dutyFraction } from '../../../../common/budget/duty-cycle';
 
 describe('SIGSTOP/SIGCONT duty cycles', () => {
   let clock: sinon.SinonFakeTimers;
