@@ -52,7 +52,7 @@ export function detectEnforcement(o: DetectOptions): EnforcementMechanism {
   const v2 = (): Prepared => {
     const mount = mounts.find((m) => m.version === 2);
     if (!mount) return { reason: 'cgroup v2: not mounted' };
-    if (self.v2 === undefined) return { reason: 'cgroup v2: the agent is in no v2 cgroup (/proc/self/cgroup)' };
+    if (self.v2 === undefined) return { reason: 'cgroup v2: this process is in no v2 cgroup (/proc/self/cgroup)' };
     return prepareCgroupV2({ ...common, mount: mount.path, own: self.v2 });
   };
   const v1 = (): Prepared => prepareCgroupV1({ ...common, mounts: mounts.filter((m) => m.version === 1), own: self.v1 });

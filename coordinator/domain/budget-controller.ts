@@ -1,13 +1,14 @@
 /**
- * The budget controller: what a running guest backup may spend, decided again each time its VM's agent
- * reports load. Pure: it takes the host's policy, the backup's lease, the report, its own state from the
+ * The budget controller: what a running backup may spend, decided again each time the load of the machine
+ * it runs on is known: a guest backup's from its VM's agent reports, a hypervisor-level command's from the
+ * host's own load (headroomctl host-backup samples it). Pure: it takes the host's policy, the backup's lease, the report, its own state from the
  * last decision and `now`, and says what to tell the agent, if anything.
  *
- * The rule. The VM's *foreground* load is its total minus what Headroom's own backups used (CPU; disk
+ * The rule. The machine's *foreground* load is its total minus what Headroom's own backups used (CPU; disk
  * reads plus writes): a backup must not be throttled by its own load. A backup runs at one of three levels:
  * full (its base budget), throttled (the reduced budget) or paused (stopped, its token kept and renewed).
  * - Tightening is immediate: foreground at or above the pause threshold pauses, at or above the throttle
- *   threshold throttles. The VM's own work comes first.
+ *   threshold throttles. The machine's own work comes first.
  * - Loosening has hysteresis and a dwell time, so that a load hovering near a threshold does not make the
  *   backup flap: a pause holds while the foreground stays at or above the throttle threshold (the resume
  *   threshold when throttling is off), a throttle while it stays at or above the resume threshold; and a
@@ -29,8 +30,8 @@ export type BudgetLevel = 'full' | 'throttled' | 'paused';
 
 const RANK: Record<BudgetLevel, number> = { full: 0, throttled: 1, paused: 2 };
 
-/** A VM's load as its agent reports it (LoadReport's units: CPU in percent of the whole VM). */
-export interface VmLoad {
+/** A machine's load in LoadReport's units (CPU in percent of the whole machine): a VM's, as its agent reports it, or the host's. */
+export interface MachineLoad {
   cpuPercent: number;
   diskReadBytesPerSec: number;
   diskWriteBytesPerSec: number;
@@ -64,6 +65,9 @@ export interface BudgetDecision {
   /** Present when the agent must be told something new, with why (for its log and ours). */
   command?: BudgetInstruction & { reason: string };
 }
+
+/** Who runs the foreground the backup must give way to, as the reasons name it. */
+export type Machine = 'VM' | 'host';
 
 /** The parts of a lease the controller reads. */
 export type ControlledLease = Pick<Lease, 'slot' | 'budget'>;
@@ -118,7 +122,7 @@ const percent = (v: number) => `${Math.round(v)}%`;
 const rate = (v: number) => `${(v / (1024 * 1024)).toFixed(1)} MiB/s`;
 const span = (ms: number) => formatDuration(Math.max(0, Math.round(ms / 1_000) * 1_000));
 
-function foregroundSignals(policy: Required<HostPolicy>, load: VmLoad): Signal[] {
+function foregroundSignals(policy: Required<HostPolicy>, load: MachineLoad): Signal[] {
   return [
     {
       name: 'cpu',
@@ -151,16 +155,16 @@ function signalWants(s: Signal, current: BudgetLevel): BudgetLevel {
   return 'full';
 }
 
-function busyReason(s: Signal, level: BudgetLevel): string {
+function busyReason(machine: Machine, s: Signal, level: BudgetLevel): string {
   return level === 'paused'
-    ? `VM busy: foreground ${s.name} ${s.format(s.value)} >= ${s.format(s.pauseAbove)}`
-    : `VM busy: foreground ${s.name} ${s.format(s.value)} >= ${s.format(s.throttleAbove)}`;
+    ? `${machine} busy: foreground ${s.name} ${s.format(s.value)} >= ${s.format(s.pauseAbove)}`
+    : `${machine} busy: foreground ${s.name} ${s.format(s.value)} >= ${s.format(s.throttleAbove)}`;
 }
 
-function calmReason(signals: Signal[], calmForMs: number): string {
+function calmReason(machine: Machine, signals: Signal[], calmForMs: number): string {
   const on = signals.filter((s) => s.throttleAbove > 0 || s.pauseAbove > 0);
   const values = on.map((s) => `${s.name} ${s.format(s.value)}`).join(', ');
-  return `VM calmer for ${span(calmForMs)}${values ? `: foreground ${values}` : ''}`;
+  return `${machine} calmer for ${span(calmForMs)}${values ? `: foreground ${values}` : ''}`;
 }
 
 /**
@@ -204,13 +208,14 @@ export function describeInstruction(i: BudgetInstruction): string {
   return i.paused ? `paused (${budget} when resumed)` : budget;
 }
 
-/** Decides a backup's budget from its VM's latest load report. */
+/** Decides a backup's budget from the latest load of its machine (its VM's report, or the host's sample). */
 export function decideBudget(
   policy: Required<HostPolicy>,
   lease: ControlledLease,
-  load: VmLoad,
+  load: MachineLoad,
   state: BudgetState,
   now: number,
+  machine: Machine = 'VM',
 ): BudgetDecision {
   const dwell = policy.budgetDwellMs;
   const signals = foregroundSignals(policy, load);
@@ -226,10 +231,10 @@ export function decideBudget(
   let reason = '';
   if (RANK[wanted] > RANK[state.level]) {
     level = wanted;
-    reason = busyReason(driver!, wanted);
+    reason = busyReason(machine, driver!, wanted);
   } else if (calmSince !== undefined && now - calmSince >= dwell) {
     level = wanted;
-    reason = calmReason(signals, now - calmSince);
+    reason = calmReason(machine, signals, now - calmSince);
   }
 
   if (level === 'paused') {

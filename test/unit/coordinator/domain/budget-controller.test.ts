@@ -4,7 +4,7 @@ import {
   type BudgetDecision,
   type BudgetState,
   type ControlledLease,
-  type VmLoad,
+  type MachineLoad,
   baseBudget,
   decideBudget,
   grantedBudgetState,
@@ -24,7 +24,7 @@ function lease(over: Partial<ControlledLease['slot']> = {}, budget: Budget = UNL
   return { slot: { start: T0, expectedEnd: T0 + HOUR, windowEnd: 0, ...over }, budget: { ...budget } };
 }
 
-function load(cpuPercent: number, over: Partial<VmLoad> = {}): VmLoad {
+function load(cpuPercent: number, over: Partial<MachineLoad> = {}): MachineLoad {
   return { cpuPercent, diskReadBytesPerSec: 0, diskWriteBytesPerSec: 0, backupCpuPercent: 0, backupIoBytesPerSec: 0, ...over };
 }
 
@@ -32,7 +32,7 @@ function load(cpuPercent: number, over: Partial<VmLoad> = {}): VmLoad {
 function controller(policy: Required<HostPolicy> = POLICY, l: ControlledLease = lease(), state: BudgetState = grantedBudgetState(l)) {
   let current = state;
   return {
-    report(at: number, vmLoad: VmLoad): BudgetDecision {
+    report(at: number, vmLoad: MachineLoad): BudgetDecision {
       const d = decideBudget(policy, l, vmLoad, current, T0 + at);
       current = d.state;
       return d;
@@ -83,6 +83,16 @@ describe('budget controller', () => {
     assert.equal(c.report(30_000, load(30)).command, undefined, 'calm for 20 s only');
     const d = c.report(40_000, load(30));
     assert.deepEqual(d.command, { budget: UNLIMITED, paused: false, reason: 'VM calmer for 30s: foreground cpu 30%' });
+  });
+
+  it("names the host, not a VM, when it controls a command on the host by the host's own load", () => {
+    let state = grantedBudgetState(lease());
+    const paused = decideBudget(POLICY, lease(), load(90), state, T0, 'host');
+    assert.equal(paused.command?.reason, 'host busy: foreground cpu 90% >= 85%');
+    state = paused.state;
+    assert.equal(decideBudget(POLICY, lease(), load(30), state, T0 + 10_000, 'host').command, undefined, 'not calm for the dwell time yet');
+    const resumed = decideBudget(POLICY, lease(), load(30), decideBudget(POLICY, lease(), load(30), state, T0 + 10_000, 'host').state, T0 + 40_000, 'host');
+    assert.deepEqual(resumed.command, { budget: UNLIMITED, paused: false, reason: 'host calmer for 30s: foreground cpu 30%' });
   });
 
   it('starts the calm over when the load rises again in between', () => {
