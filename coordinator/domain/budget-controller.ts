@@ -100,13 +100,15 @@ export function baseBudget(policy: Required<HostPolicy>, lease: ControlledLease)
   };
 }
 
+/** The tighter of two budgets, limit by limit (0 = no limit, so any limit is tighter). */
+export function tighterBudget(a: Budget, b: Budget): Budget {
+  const lower = (x: number, y: number) => (y === 0 ? x : x === 0 ? y : Math.min(x, y));
+  return { ioBytesPerSec: lower(a.ioBytesPerSec, b.ioBytesPerSec), cpuPercent: lower(a.cpuPercent, b.cpuPercent) };
+}
+
 /** The budget of a throttled or paused backup: the policy's reduced budget, never above the base one. */
 export function reducedBudget(policy: Required<HostPolicy>, base: Budget): Budget {
-  const lower = (full: number, reduced: number) => (reduced === 0 ? full : full === 0 ? reduced : Math.min(full, reduced));
-  return {
-    ioBytesPerSec: lower(base.ioBytesPerSec, policy.throttledIoBytesPerSec),
-    cpuPercent: lower(base.cpuPercent, policy.throttledCpuPercent),
-  };
+  return tighterBudget(base, { ioBytesPerSec: policy.throttledIoBytesPerSec, cpuPercent: policy.throttledCpuPercent });
 }
 
 interface Signal {

@@ -3,8 +3,10 @@
  * HYPERVISOR token, through the guarded run the agent uses too (common/guarded-run.ts): acquire → run →
  * renew → release, the command stopped if the lease is lost. The command's stdio is ours; progress goes
  * to stderr. Exits with the command's code, or 75 when no token could be had (denied, lease lost,
- * coordinator unreachable until the window closed).
+ * coordinator unreachable until the window closed). The command is held to a budget, throttled and paused
+ * by the host's load as a guest backup is by its VM's (../host-budget.ts).
  */
+import { detectEnforcement } from '../../../common/budget/detect';
 import { DEFAULT_KILL_GRACE_MS } from '../../../common/child-process';
 import { systemClock } from '../../../common/clock';
 import { formatDuration, parseDuration } from '../../../common/duration';
@@ -15,10 +17,11 @@ import {
   runGuarded,
 } from '../../../common/guarded-run';
 import type { Queued__Output, Token__Output } from '../../../proto/generated/headroom/v1';
-import { parseInt32, parseString } from '../args';
+import { parseByteRate, parseInt32, parseString, parseUint32 } from '../args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
 import { UsageError, statusName } from '../errors';
+import { HostBudget } from '../host-budget';
 import { formatClock, formatClockRelative, formatCommand, formatSpan } from '../human';
 import { watchRevocation } from './revoke-watch';
 
@@ -38,7 +41,7 @@ export const hostBackupCommand: Command = {
   name: 'host-backup',
   summary: 'run a hypervisor-level backup command under a HYPERVISOR token',
   synopsis:
-    '--host H --vm V [--job NAME] [--window DURATION] [--expected-duration DURATION] [--priority N] [--ttl DURATION] [--kill-grace DURATION] -- COMMAND [ARG...]',
+    '--host H --vm V [--job NAME] [--window DURATION] [--expected-duration DURATION] [--priority N] [--ttl DURATION] [--kill-grace DURATION] [--cpu-limit PERCENT] [--io-limit RATE] -- COMMAND [ARG...]',
   description: [
     'Waits for a HYPERVISOR token on the host (no guest backup may hold one meanwhile), runs COMMAND with',
     'this terminal, renews the token while it runs, and releases it with the outcome. COMMAND is run',
@@ -47,6 +50,16 @@ export const hostBackupCommand: Command = {
     '--window is the backup window from now: the command must start within it, and is stopped at its end',
     'unless the host\'s policy allows overrun. Without --window it waits as long as it takes and may run',
     'as long as it needs. Ctrl-C while waiting withdraws the request; while running, it goes to the command.',
+    '',
+    'The command and everything it starts are held to a budget: the token\'s (the host\'s hypervisor budget),',
+    'capped by --cpu-limit and --io-limit, with cgroup v2 (cpu.max, io.max, cgroup.freeze) where this host',
+    'offers it, else cgroup v1 (cpu, blkio, freezer), else nice/ionice and SIGSTOP/SIGCONT duty cycling; the',
+    'mechanism in force, and why no better one, is printed when the command starts. While it runs, the host\'s',
+    'load is sampled at the policy\'s report interval, the command\'s own share taken out: as the host\'s',
+    'foreground load crosses the policy\'s thresholds (headroomctl policy set), the command is throttled to',
+    'the throttled budget, paused (frozen or SIGSTOPped; its token kept) and resumed, as the coordinator does',
+    'for guest backups. Each change is printed with its time and reason. If the policy cannot be read, the',
+    'command keeps its budget and is not throttled or paused by load.',
     '',
     'Exit status: the command\'s own; 75 when no token was granted (denied, or not granted within --window,',
     'e.g. because the coordinator was unreachable) or the token was revoked or lost; 64 usage error.',
@@ -65,6 +78,8 @@ export const hostBackupCommand: Command = {
       help: `between SIGTERM and SIGKILL when the command must stop (default ${formatDuration(DEFAULT_KILL_GRACE_MS)})`,
       parse: parseDurationMs,
     },
+    { name: 'cpu-limit', value: 'PERCENT', help: "CPU budget at most this, in % of one core (150: 1.5 cores; default: the token's)", parse: parseUint32 },
+    { name: 'io-limit', value: 'RATE', help: "storage I/O budget at most this, reads and writes each (10MiB; default: the token's)", parse: parseByteRate },
   ],
   rest: true,
   async run(ctx, args) {
@@ -91,6 +106,17 @@ export const hostBackupCommand: Command = {
       note(ctx, `${signal} again: already stopping; the command gets SIGKILL ${formatDuration(killGraceMs)} after the first signal`);
     });
     const reporter = new ProgressReporter(ctx, { host, vm, job });
+    const control = new HostBudget({
+      host,
+      mechanism: detectEnforcement({ mode: 'auto', log: ctx.log }),
+      limits: { cpuPercent: args.get<number>('cpu-limit') ?? 0, ioBytesPerSec: args.get<number>('io-limit') ?? 0 },
+      fetchPolicy: () => ctx.admin('GetPolicy', { host }),
+      clock,
+      now: () => ctx.now(),
+      formatTime: (unixMs) => formatClock(unixMs, ctx.now()),
+      log: ctx.log,
+      emit: (event, data, text) => reporter.emit(event, data, text),
+    });
     let stopWatching = () => {};
     const hooks = reporter.hooks(argv);
     try {
@@ -114,6 +140,7 @@ export const hostBackupCommand: Command = {
         signal: abort.signal,
         killGraceMs,
         onUnreachable: 'skip',
+        control,
         hooks: {
           ...hooks,
           onGranted(token) {
@@ -153,7 +180,8 @@ export class ProgressReporter {
     private readonly subject: ProgressSubject,
   ) {}
 
-  private emit(event: string, data: Record<string, unknown>, text: string): void {
+  /** One line on stderr: `text`, or with --json the event and its data as a JSON object. */
+  emit(event: string, data: Record<string, unknown>, text: string): void {
     if (this.ctx.json) this.ctx.io.stderr(`${JSON.stringify({ event, ...data })}\n`);
     else note(this.ctx, text);
   }
