@@ -31,6 +31,7 @@ import {
 } from '../domain/budget-controller';
 import type { Budget } from '../domain/lease';
 import { DEFAULT_POLICY, type HostPolicy } from '../domain/policy';
+import { formatRate } from './human';
 
 /** Tells the person at the terminal: one event (its name and data for --json, its text otherwise). */
 export type Emit = (event: string, data: Record<string, unknown>, text: string) => void;
@@ -153,7 +154,7 @@ export class HostBudget implements RunControl {
     const budget = budgetFromWire(r.budget);
     const limits = [
       this.o.limits.cpuPercent > 0 ? `--cpu-limit ${this.o.limits.cpuPercent}` : '',
-      this.o.limits.ioBytesPerSec > 0 ? `--io-limit ${this.o.limits.ioBytesPerSec}` : '',
+      this.o.limits.ioBytesPerSec > 0 ? `--io-limit ${formatRate(this.o.limits.ioBytesPerSec)}` : '',
     ].filter(Boolean);
     const from = `the token's: ${describeBudgetState({ budget: this.tokenBudget, paused: false })}${limits.length > 0 ? `, capped by ${limits.join(' ')}` : ''}`;
     this.o.emit(

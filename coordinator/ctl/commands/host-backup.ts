@@ -17,10 +17,11 @@ import {
   runGuarded,
 } from '../../../common/guarded-run';
 import type { Queued__Output, Token__Output } from '../../../proto/generated/headroom/v1';
-import { parseByteRate, parseInt32, parseString, parseUint32 } from '../args';
+import { parseByteRate, parseInt32, parsePositiveInt, parseString } from '../args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
 import { UsageError, statusName } from '../errors';
+import { LIMITS } from '../../domain/policy';
 import { HostBudget } from '../host-budget';
 import { formatClock, formatClockRelative, formatCommand, formatSpan } from '../human';
 import { watchRevocation } from './revoke-watch';
@@ -35,6 +36,20 @@ function parseDurationMs(raw: string): number {
   const ms = parseDuration(raw);
   if (ms > 0xffff_ffff) throw new Error(`${raw} is too long (at most ${formatDuration(0xffff_ffff)})`);
   return ms;
+}
+
+/** A share of one core, 1 % up to what a budget may be (LIMITS.maxCpuBudgetPercent). */
+function parseCpuLimit(raw: string): number {
+  const percent = parsePositiveInt(raw);
+  if (percent > LIMITS.maxCpuBudgetPercent) throw new Error(`${raw} is too large (at most ${LIMITS.maxCpuBudgetPercent}, 1,024 cores)`);
+  return percent;
+}
+
+/** A rate above 0: a limit of nothing would stop the command, which is what a pause is for. */
+function parseIoLimit(raw: string): number {
+  const rate = parseByteRate(raw);
+  if (rate === 0) throw new Error('expected a rate above 0');
+  return rate;
 }
 
 export const hostBackupCommand: Command = {
@@ -78,8 +93,8 @@ export const hostBackupCommand: Command = {
       help: `between SIGTERM and SIGKILL when the command must stop (default ${formatDuration(DEFAULT_KILL_GRACE_MS)})`,
       parse: parseDurationMs,
     },
-    { name: 'cpu-limit', value: 'PERCENT', help: "CPU budget at most this, in % of one core (150: 1.5 cores; default: the token's)", parse: parseUint32 },
-    { name: 'io-limit', value: 'RATE', help: "storage I/O budget at most this, reads and writes each (10MiB; default: the token's)", parse: parseByteRate },
+    { name: 'cpu-limit', value: 'PERCENT', help: "CPU budget at most this, in % of one core (150: 1.5 cores; default: the token's)", parse: parseCpuLimit },
+    { name: 'io-limit', value: 'RATE', help: "storage I/O budget at most this, reads and writes each (10MiB; default: the token's)", parse: parseIoLimit },
   ],
   rest: true,
   async run(ctx, args) {
