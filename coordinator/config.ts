@@ -53,14 +53,26 @@ const POLICY_KEYS: Record<string, keyof HostPolicy> = {
   budgetDwell: 'budgetDwellMs',
   maxPause: 'maxPauseMs',
   pauseWindowGuard: 'pauseWindowGuardMs',
+  followPlan: 'followPlan',
+  minStartGap: 'minStartGapMs',
+  hostBudgetCpuPercent: 'hostBudgetCpuPercent',
+  hostBudgetIoBytesPerSec: 'hostBudgetIoBytesPerSec',
+  startBelowCpuPercent: 'startBelowCpuPercent',
+  startBelowIoBytesPerSec: 'startBelowIoBytesPerSec',
+  hostStartBelowCpuPercent: 'hostStartBelowCpuPercent',
+  hostStartBelowIoBytesPerSec: 'hostStartBelowIoBytesPerSec',
+  hypervisorBudgetCpuPercent: 'hypervisorBudgetCpuPercent',
+  hypervisorBudgetIoBytesPerSec: 'hypervisorBudgetIoBytesPerSec',
 };
 const POLICY_KEY_OF = Object.fromEntries(Object.entries(POLICY_KEYS).map(([k, f]) => [f, k])) as Record<keyof HostPolicy, string>;
-/** Budget policy fields: their ranges, and how they bear on each other, are checked by checkPolicy. */
-const BUDGET_DURATIONS = new Set<keyof HostPolicy>(['budgetDwellMs', 'maxPauseMs', 'pauseWindowGuardMs']);
-const BUDGET_NUMBERS = new Set<keyof HostPolicy>([
+/** Budget and start policy fields: their ranges, and how they bear on each other, are checked by checkPolicy. */
+const CHECKED_DURATIONS = new Set<keyof HostPolicy>(['budgetDwellMs', 'maxPauseMs', 'pauseWindowGuardMs', 'minStartGapMs']);
+const CHECKED_NUMBERS = new Set<keyof HostPolicy>([
   'throttleAboveCpuPercent', 'pauseAboveCpuPercent', 'resumeBelowCpuPercent',
   'throttleAboveIoBytesPerSec', 'pauseAboveIoBytesPerSec', 'resumeBelowIoBytesPerSec',
   'budgetCpuPercent', 'budgetIoBytesPerSec', 'throttledCpuPercent', 'throttledIoBytesPerSec',
+  'hostBudgetCpuPercent', 'hostBudgetIoBytesPerSec', 'startBelowCpuPercent', 'startBelowIoBytesPerSec',
+  'hostStartBelowCpuPercent', 'hostStartBelowIoBytesPerSec', 'hypervisorBudgetCpuPercent', 'hypervisorBudgetIoBytesPerSec',
 ]);
 
 /** Reads and validates a config file. @throws ConfigError naming the file and each bad key. */
@@ -131,7 +143,7 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
     if (typeof p !== 'object' || p === null) bad('policy', 'expected a mapping');
     else {
       const given = new Set<keyof HostPolicy>();
-      const setBudget = (field: keyof HostPolicy, value: number) => {
+      const setChecked = (field: keyof HostPolicy, value: number) => {
         (policy as Record<keyof HostPolicy, unknown>)[field] = value;
         given.add(field);
       };
@@ -139,18 +151,18 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
         const field = POLICY_KEYS[k];
         if (!field) {
           bad(`policy.${k}`, `unknown key (expected one of ${Object.keys(POLICY_KEYS).join(', ')})`);
-        } else if (BUDGET_DURATIONS.has(field)) {
+        } else if (CHECKED_DURATIONS.has(field)) {
           try {
-            setBudget(field, parseDuration(v as string | number));
+            setChecked(field, parseDuration(v as string | number));
           } catch {
             bad(`policy.${k}`, `expected ${DURATION_SYNTAX}`);
           }
-        } else if (BUDGET_NUMBERS.has(field)) {
+        } else if (CHECKED_NUMBERS.has(field)) {
           if (!Number.isSafeInteger(v) || (v as number) < 0) bad(`policy.${k}`, 'expected a whole number >= 0');
-          else setBudget(field, v as number);
-        } else if (field === 'allowOverrun') {
+          else setChecked(field, v as number);
+        } else if (field === 'allowOverrun' || field === 'followPlan') {
           if (typeof v !== 'boolean') bad(`policy.${k}`, 'expected true or false');
-          else policy.allowOverrun = v;
+          else policy[field] = v;
         } else if (field === 'leaseTtlMs' || field === 'reportIntervalMs') {
           try {
             const ms = parseDuration(v as string | number);

@@ -86,8 +86,10 @@ interface TokenRow {
 
 function describe(event: LessorEvent): string {
   switch (event.type) {
-    case 'granted':
-      return `fencing ${event.lease.fencing}, ttl ${event.lease.ttlMs} ms`;
+    case 'granted': {
+      const text = `fencing ${event.lease.fencing}, ttl ${event.lease.ttlMs} ms`;
+      return event.forced ? `${text}, started on the throttled budget: ${event.forced}` : text;
+    }
     case 'released': {
       const o = event.outcome;
       const text = `${o.success ? 'success' : 'failure'}, exit ${o.exitCode}, ${o.bytes} bytes, ${o.durationMs} ms`;

@@ -9,7 +9,8 @@ export type DenyReason = 'WINDOW_CLOSED' | 'REQUEST_ID_USED' | 'COORDINATOR_STOP
 
 export type LessorEvent =
   | { type: 'host-added'; at: number; host: string; policy: HostPolicy }
-  | { type: 'granted'; at: number; lease: Lease }
+  /** `forced`: why it started on a reduced budget despite the load (start-gate.ts). */
+  | { type: 'granted'; at: number; lease: Lease; forced?: string }
   | { type: 'renewed'; at: number; lease: Lease }
   | { type: 'restored'; at: number; lease: Lease }
   | { type: 'released'; at: number; lease: Lease; outcome: Outcome }

@@ -20,10 +20,16 @@ import {
   type Lease,
   type Outcome,
   type PendingRequest,
-  UNLIMITED,
 } from './lease';
 import { DEFAULT_POLICY, type HostPolicy, applyPolicyPatch, completePolicy } from './policy';
 import { describeWait, estimateStarts } from './queue-estimate';
+import {
+  type LoadView,
+  type PlannedRun,
+  type StartDecision,
+  indexPlan,
+  startDecision,
+} from './start-gate';
 
 export interface IdSource {
   newId(): string;
@@ -46,9 +52,11 @@ export interface HostView extends HostRecord {
 export interface WaitingInfo {
   request: PendingRequest;
   position: number;
-  /** 0 when it cannot be estimated (host paused). */
+  /** 0 when it cannot be estimated (host paused, or held until its VM or host is less busy). */
   estimatedStart: number;
   waitingFor: string;
+  /** Held back by the start gate (its planned slot, or the load), not by the admission rule. */
+  held: boolean;
 }
 
 export type AcquireResult =
@@ -78,6 +86,8 @@ export interface LessorOptions {
 interface HostState extends HostRecord {
   active: Map<string, Lease>;
   queue: PendingRequest[];
+  /** What the start gate knows: soft state, not stored (plans and load reports rebuild it). */
+  conditions: { plan: Map<string, PlannedRun[]>; vmLoad: Map<string, LoadView>; hostLoad?: LoadView };
 }
 
 const copyLease = (l: Lease): Lease => ({ ...l, slot: { ...l.slot }, budget: { ...l.budget } });
@@ -106,7 +116,7 @@ export class Lessor {
    */
   restore(snapshot: LessorSnapshot): LessorEvent[] {
     const now = this.clock.now();
-    for (const h of snapshot.hosts) this.hosts.set(h.name, { ...h, active: new Map(), queue: [] });
+    for (const h of snapshot.hosts) this.hosts.set(h.name, { ...h, active: new Map(), queue: [], conditions: { plan: new Map(), vmLoad: new Map() } });
     for (const e of snapshot.ended) this.remember(e);
     const events: LessorEvent[] = [];
     for (const stored of snapshot.leases) {
@@ -123,7 +133,7 @@ export class Lessor {
   ensureHost(name: string): LessorEvent[] {
     if (this.hosts.has(name)) return [];
     const policy = { ...this.defaultPolicy };
-    this.hosts.set(name, { name, fencing: 0, paused: false, pauseReason: '', policy, active: new Map(), queue: [] });
+    this.hosts.set(name, { name, fencing: 0, paused: false, pauseReason: '', policy, active: new Map(), queue: [], conditions: { plan: new Map(), vmLoad: new Map() } });
     return [{ type: 'host-added', at: this.clock.now(), host: name, policy: { ...policy } }];
   }
 
@@ -234,6 +244,28 @@ export class Lessor {
     return [{ type: 'policy-changed', at: this.clock.now(), host: hostName, policy: { ...host.policy } }, ...this.pump(host)];
   }
 
+  /** Replaces the plan a host's grants follow (start-gate.ts), and grants what it lets start. @throws HostNotFoundError */
+  setPlan(hostName: string, runs: readonly PlannedRun[]): LessorEvent[] {
+    const host = this.hostState(hostName);
+    host.conditions.plan = indexPlan(runs);
+    return this.pump(host);
+  }
+
+  /** A VM's latest foreground load, or undefined when it is no longer known. @throws HostNotFoundError */
+  setVmLoad(hostName: string, vm: string, load: LoadView | undefined): LessorEvent[] {
+    const host = this.hostState(hostName);
+    if (load) host.conditions.vmLoad.set(vm, { ...load });
+    else host.conditions.vmLoad.delete(vm);
+    return this.pump(host);
+  }
+
+  /** The host's own latest load. @throws HostNotFoundError */
+  setHostLoad(hostName: string, load: LoadView | undefined): LessorEvent[] {
+    const host = this.hostState(hostName);
+    host.conditions.hostLoad = load && { ...load };
+    return this.pump(host);
+  }
+
   /**
    * Acts on every deadline that has passed: expires unrenewed leases, revokes holders past their window's
    * end (unless policy allows overrun), denies requests whose latest start passed, then grants what that
@@ -270,6 +302,8 @@ export class Lessor {
       this.endedByRequest.delete(requestId);
       this.endedByToken.delete(e.tokenId);
     }
+    // A request held by the start gate may be free to start now (its slot came, a load figure went stale).
+    for (const host of this.hosts.values()) if (host.queue.length > 0) touched.add(host);
     for (const host of touched) events.push(...this.pump(host));
     return events;
   }
@@ -283,6 +317,13 @@ export class Lessor {
       if (lease.slot.windowEnd > 0 && !host.policy.allowOverrun) next = Math.min(next, lease.slot.windowEnd);
     }
     for (const r of this.pending.values()) if (r.latestStart > 0) next = Math.min(next, r.latestStart);
+    const now = this.clock.now();
+    for (const host of this.hosts.values()) {
+      for (const r of host.queue) {
+        const d = this.decide(host, r, now);
+        if (!d.start) next = Math.min(next, d.until);
+      }
+    }
     return next === Infinity ? undefined : next;
   }
 
@@ -328,13 +369,21 @@ export class Lessor {
     const host = this.hosts.get(hostName);
     if (!host) return [];
     const active = [...host.active.values()].map((l) => ({ kind: l.kind, vm: l.vm, expectedEnd: l.slot.expectedEnd }));
-    const starts = estimateStarts(this.clock.now(), active, host.queue, host.policy, host.paused);
-    return host.queue.map((request, i) => ({
-      request,
-      position: i + 1,
-      estimatedStart: starts.get(request) ?? 0,
-      waitingFor: describeWait(request, active, host.queue, host.policy, host.paused),
-    }));
+    const now = this.clock.now();
+    const starts = estimateStarts(now, active, host.queue, host.policy, host.paused);
+    return host.queue.map((request, i) => {
+      const d = this.decide(host, request, now);
+      const estimate = starts.get(request) ?? 0;
+      return d.start
+        ? { request, position: i + 1, estimatedStart: estimate, waitingFor: describeWait(request, active, host.queue, host.policy, host.paused), held: false }
+        : {
+            request,
+            position: i + 1,
+            estimatedStart: estimate > 0 && Number.isFinite(d.until) ? Math.max(estimate, d.until) : 0,
+            waitingFor: d.reason,
+            held: true,
+          };
+    });
   }
 
   /** Whether a request id is waiting. */
@@ -344,10 +393,22 @@ export class Lessor {
 
   // ---- internals ----
 
+  private decide(host: HostState, request: PendingRequest, now: number): StartDecision {
+    return startDecision(request, host.conditions, completePolicy(host.policy), now);
+  }
+
   private pump(host: HostState): LessorEvent[] {
-    const grants = selectGrants([...host.active.values()], host.queue, host.policy, host.paused);
-    if (grants.length === 0) return [];
+    if (host.queue.length === 0 || host.paused) return [];
     const now = this.clock.now();
+    // Requests the start gate holds back are out of the rule's sight: they hold nothing back either.
+    const forced = new Map<PendingRequest, string>();
+    const ready = host.queue.filter((r) => {
+      const d = this.decide(host, r, now);
+      if (d.start && d.forced) forced.set(r, d.reason!);
+      return d.start;
+    });
+    const grants = selectGrants([...host.active.values()], ready, host.policy, host.paused);
+    if (grants.length === 0) return [];
     const events: LessorEvent[] = [];
     for (const request of grants) {
       this.dequeue(host, request);
@@ -365,23 +426,31 @@ export class Lessor {
         grantedAt: now,
         expiresAt: now + ttlMs,
         slot: { start: now, expectedEnd: now + request.expectedDurationMs, windowEnd: request.windowEnd },
-        budget: this.budgetAtGrant(host.policy, request.kind),
+        budget: this.budgetAtGrant(host.policy, request.kind, forced.has(request)),
       };
       this.track(host, lease);
-      events.push({ type: 'granted', at: now, lease: copyLease(lease) });
+      const reason = forced.get(request);
+      events.push(reason ? { type: 'granted', at: now, lease: copyLease(lease), forced: reason } : { type: 'granted', at: now, lease: copyLease(lease) });
     }
     return events;
   }
 
   /**
-   * A guest backup starts on the host's budget, so that it is held to it from its first second rather than
-   * from its VM's first load report (the budget controller moves it from there). Hypervisor backups are
-   * not budgeted yet.
+   * A backup starts on its kind's budget, so that it is held to it from its first second rather than from
+   * its VM's first load report (the budget controller moves a guest backup from there). One forced to start
+   * on a busy VM or host starts on the throttled budget instead (a throttled field of 0 keeps the full one).
    */
-  private budgetAtGrant(policy: HostPolicy, kind: Lease['kind']): Lease['budget'] {
-    if (kind !== 'GUEST') return { ...UNLIMITED };
-    const { budgetCpuPercent, budgetIoBytesPerSec } = completePolicy(policy);
-    return { cpuPercent: budgetCpuPercent, ioBytesPerSec: budgetIoBytesPerSec };
+  private budgetAtGrant(policy: HostPolicy, kind: Lease['kind'], forced: boolean): Lease['budget'] {
+    const p = completePolicy(policy);
+    const full =
+      kind === 'GUEST'
+        ? { cpuPercent: p.budgetCpuPercent, ioBytesPerSec: p.budgetIoBytesPerSec }
+        : { cpuPercent: p.hypervisorBudgetCpuPercent, ioBytesPerSec: p.hypervisorBudgetIoBytesPerSec };
+    if (!forced) return full;
+    return {
+      cpuPercent: p.throttledCpuPercent || full.cpuPercent,
+      ioBytesPerSec: p.throttledIoBytesPerSec || full.ioBytesPerSec,
+    };
   }
 
   private track(host: HostState, lease: Lease): void {

@@ -1,10 +1,11 @@
 /**
- * Per-host policy: caps, lease TTL, overrun and report interval, and the budget controller's thresholds and
- * budgets (budget-controller.ts), with defaults and validation.
+ * Per-host policy: caps, lease TTL, overrun and report interval, the budget controller's thresholds and
+ * budgets (budget-controller.ts), and how grants follow the plan and the load (start-gate.ts), with
+ * defaults and validation.
  */
 import { InvalidArgumentError } from './errors';
 
-export interface HostPolicy extends Partial<BudgetPolicy> {
+export interface HostPolicy extends Partial<BudgetPolicy>, Partial<StartPolicy> {
   /** Concurrent GUEST tokens on the host. Default 4. */
   maxGuestTokens: number;
   /** Concurrent HYPERVISOR tokens on the host. Default 1, like vzdump's node-wide lock. */
@@ -57,6 +58,33 @@ export interface BudgetPolicy {
   pauseWindowGuardMs: number;
 }
 
+/**
+ * When a waiting request may start (start-gate.ts), and what the planner may put together. Optional in
+ * HostPolicy for the same reason as BudgetPolicy.
+ */
+export interface StartPolicy {
+  /** A request for a planned run waits for its slot in the host's plan. Default true. */
+  followPlan: boolean;
+  /** Two planned starts are at least this far apart, so a window's opening is not a storm of starts. Default 60 s. */
+  minStartGapMs: number;
+  /** What all the host's backups together may spend, in percent of one core. Default 0: no limit. */
+  hostBudgetCpuPercent: number;
+  /** What all the host's backups together may spend, in bytes/s. Default 0: no limit. */
+  hostBudgetIoBytesPerSec: number;
+  /** No backup starts on a VM whose foreground CPU is at or above this (percent of the VM). Default 60 %; 0: off. */
+  startBelowCpuPercent: number;
+  /** No backup starts on a VM whose foreground disk I/O is at or above this. Default 0: off. */
+  startBelowIoBytesPerSec: number;
+  /** No backup starts while the host's own CPU is at or above this (percent of the host). Default 90 %; 0: off. */
+  hostStartBelowCpuPercent: number;
+  /** No backup starts while the host's disk I/O is at or above this. Default 0: off. */
+  hostStartBelowIoBytesPerSec: number;
+  /** The CPU budget a HYPERVISOR token carries, in percent of one core. Default 0: no limit. */
+  hypervisorBudgetCpuPercent: number;
+  /** The I/O budget a HYPERVISOR token carries, in bytes/s. Default 0: no limit. */
+  hypervisorBudgetIoBytesPerSec: number;
+}
+
 export const DEFAULT_POLICY: Readonly<Required<HostPolicy>> = Object.freeze({
   maxGuestTokens: 4,
   maxHypervisorTokens: 1,
@@ -76,6 +104,16 @@ export const DEFAULT_POLICY: Readonly<Required<HostPolicy>> = Object.freeze({
   budgetDwellMs: 30_000,
   maxPauseMs: 600_000,
   pauseWindowGuardMs: 300_000,
+  followPlan: true,
+  minStartGapMs: 60_000,
+  hostBudgetCpuPercent: 0,
+  hostBudgetIoBytesPerSec: 0,
+  startBelowCpuPercent: 60,
+  startBelowIoBytesPerSec: 0,
+  hostStartBelowCpuPercent: 90,
+  hostStartBelowIoBytesPerSec: 0,
+  hypervisorBudgetCpuPercent: 0,
+  hypervisorBudgetIoBytesPerSec: 0,
 });
 
 export const LIMITS = Object.freeze({
@@ -90,6 +128,7 @@ export const LIMITS = Object.freeze({
   maxDwellMs: 3_600_000,
   maxPauseMs: 7 * 24 * 3_600_000,
   maxPauseWindowGuardMs: 7 * 24 * 3_600_000,
+  maxStartGapMs: 24 * 3_600_000,
 });
 
 /** A policy field and what is wrong with its value. */
@@ -155,6 +194,15 @@ export function checkPolicy(
   intIn('budgetDwellMs', 0, LIMITS.maxDwellMs);
   intIn('maxPauseMs', 0, LIMITS.maxPauseMs);
   intIn('pauseWindowGuardMs', 0, LIMITS.maxPauseWindowGuardMs);
+  intIn('minStartGapMs', 0, LIMITS.maxStartGapMs);
+  intIn('hostBudgetCpuPercent', 0, LIMITS.maxCpuBudgetPercent);
+  intIn('hostBudgetIoBytesPerSec', 0, LIMITS.maxIoBytesPerSec);
+  intIn('startBelowCpuPercent', 0, 100);
+  intIn('startBelowIoBytesPerSec', 0, LIMITS.maxIoBytesPerSec);
+  intIn('hostStartBelowCpuPercent', 0, 100);
+  intIn('hostStartBelowIoBytesPerSec', 0, LIMITS.maxIoBytesPerSec);
+  intIn('hypervisorBudgetCpuPercent', 0, LIMITS.maxCpuBudgetPercent);
+  intIn('hypervisorBudgetIoBytesPerSec', 0, LIMITS.maxIoBytesPerSec);
   return problems;
 }
 

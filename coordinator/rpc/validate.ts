@@ -107,6 +107,16 @@ export function policyPatch(req: v1.SetPolicyRequest__Output): Partial<HostPolic
     budgetDwellMs: req.budgetDwellMs ?? undefined,
     maxPauseMs: req.maxPauseMs ?? undefined,
     pauseWindowGuardMs: req.pauseWindowGuardMs ?? undefined,
+    followPlan: req.followPlan ?? undefined,
+    minStartGapMs: req.minStartGapMs ?? undefined,
+    hostBudgetCpuPercent: req.hostBudgetCpuPercent ?? undefined,
+    hostBudgetIoBytesPerSec: req.hostBudgetIoBytesPerSec ?? undefined,
+    startBelowCpuPercent: req.startBelowCpuPercent ?? undefined,
+    startBelowIoBytesPerSec: req.startBelowIoBytesPerSec ?? undefined,
+    hostStartBelowCpuPercent: req.hostStartBelowCpuPercent ?? undefined,
+    hostStartBelowIoBytesPerSec: req.hostStartBelowIoBytesPerSec ?? undefined,
+    hypervisorBudgetCpuPercent: req.hypervisorBudgetCpuPercent ?? undefined,
+    hypervisorBudgetIoBytesPerSec: req.hypervisorBudgetIoBytesPerSec ?? undefined,
   };
 }
 

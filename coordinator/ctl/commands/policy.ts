@@ -54,6 +54,16 @@ const SETTABLE = [
   ['budget-dwell', 'budgetDwellMs'],
   ['max-pause', 'maxPauseMs'],
   ['pause-window-guard', 'pauseWindowGuardMs'],
+  ['follow-plan', 'followPlan'],
+  ['min-start-gap', 'minStartGapMs'],
+  ['host-budget-cpu', 'hostBudgetCpuPercent'],
+  ['host-budget-io', 'hostBudgetIoBytesPerSec'],
+  ['start-below-cpu', 'startBelowCpuPercent'],
+  ['start-below-io', 'startBelowIoBytesPerSec'],
+  ['host-start-below-cpu', 'hostStartBelowCpuPercent'],
+  ['host-start-below-io', 'hostStartBelowIoBytesPerSec'],
+  ['hypervisor-budget-cpu', 'hypervisorBudgetCpuPercent'],
+  ['hypervisor-budget-io', 'hypervisorBudgetIoBytesPerSec'],
 ] as const;
 
 const BUDGET_OPTIONS: OptionSpec[] = [
@@ -77,11 +87,24 @@ const BUDGET_OPTIONS: OptionSpec[] = [
   },
 ];
 
+const START_OPTIONS: OptionSpec[] = [
+  { name: 'follow-plan', value: 'true|false', help: "a request for a planned run waits for its slot in the host's plan", parse: parseBool },
+  { name: 'min-start-gap', value: 'DURATION', help: 'two planned starts are at least this far apart (0: none)', parse: parseDurationMs },
+  { name: 'host-budget-cpu', value: 'PERCENT', help: 'what all backups together may spend, in % of one core (0: no limit)', parse: parseUint32 },
+  { name: 'host-budget-io', value: 'RATE', help: 'what all backups together may spend in disk I/O (0: no limit)', parse: parseByteRate },
+  { name: 'start-below-cpu', value: 'PERCENT', help: "start no backup on a VM whose foreground CPU is at or above this (0: off)", parse: parsePercent },
+  { name: 'start-below-io', value: 'RATE', help: "start no backup on a VM whose foreground disk I/O is at or above this (0: off)", parse: parseByteRate },
+  { name: 'host-start-below-cpu', value: 'PERCENT', help: "start no backup while the host's CPU is at or above this (0: off)", parse: parsePercent },
+  { name: 'host-start-below-io', value: 'RATE', help: "start no backup while the host's disk I/O is at or above this (0: off)", parse: parseByteRate },
+  { name: 'hypervisor-budget-cpu', value: 'PERCENT', help: 'CPU budget of a HYPERVISOR token, in % of one core (0: no limit)', parse: parseUint32 },
+  { name: 'hypervisor-budget-io', value: 'RATE', help: 'I/O budget of a HYPERVISOR token (0: no limit)', parse: parseByteRate },
+];
+
 export const policySetCommand: Command = {
   name: 'policy set',
   summary: "change a host's policy (only the fields given)",
   synopsis:
-    '[--host H] [--max-guest N] [--max-hypervisor N] [--lease-ttl DURATION] [--allow-overrun true|false] [--report-interval DURATION] [budget options]',
+    '[--host H] [--max-guest N] [--max-hypervisor N] [--lease-ttl DURATION] [--allow-overrun true|false] [--report-interval DURATION] [budget options] [start options]',
   description: [
     'Fields not given keep their value. DURATION is like 30s, 5m, 1h30m (a bare number is milliseconds);',
     'RATE is bytes per second, like 500K, 10MiB, 1G (binary units).',
@@ -90,6 +113,10 @@ export const policySetCommand: Command = {
     "Headroom's backups) reaches a throttle threshold, and paused at a pause threshold; it gets its full budget",
     'back once the load has stayed under the resume thresholds for the dwell time. A pause is bounded by',
     "--max-pause and by the backup's window; where it could not last, the backup is throttled instead.",
+    '',
+    "Starts: a request for a run in the host's plan (`headroomctl plan`) waits for its slot. No backup starts",
+    "on a VM whose foreground load, or on a host whose own load, is at or above a start threshold, unless",
+    'waiting longer would miss its window: it then starts on the throttled budget.',
   ].join('\n'),
   options: [
     hostOption(HOST_HELP),
@@ -99,6 +126,7 @@ export const policySetCommand: Command = {
     { name: 'allow-overrun', value: 'true|false', help: "keep a token past its window's end", parse: parseBool },
     { name: 'report-interval', value: 'DURATION', help: 'how often agents report load', parse: parseDurationMs },
     ...BUDGET_OPTIONS,
+    ...START_OPTIONS,
   ],
   async run(ctx, args) {
     const host = args.get<string>('host') ?? '';
@@ -138,12 +166,17 @@ export function renderPolicy(p: Policy__Output, host: string): string {
     ['budget dwell', formatDuration(p.budgetDwellMs)],
     ['max pause', p.maxPauseMs === 0 ? 'never pause' : formatDuration(p.maxPauseMs)],
     ['pause window guard', formatDuration(p.pauseWindowGuardMs)],
+    ['follow plan', String(p.followPlan)],
+    ['min start gap', formatDuration(p.minStartGapMs)],
+    ['host backup budget', `cpu ${formatCpuShare(p.hostBudgetCpuPercent)}, io ${formatIoBudget(p.hostBudgetIoBytesPerSec)}`],
+    ['start below', `${signals(p.startBelowCpuPercent, p.startBelowIoBytesPerSec, 'vm foreground')}; ${signals(p.hostStartBelowCpuPercent, p.hostStartBelowIoBytesPerSec, 'host')}`],
+    ['hypervisor budget', `cpu ${formatCpuShare(p.hypervisorBudgetCpuPercent)}, io ${formatIoBudget(p.hypervisorBudgetIoBytesPerSec)}`],
   ]);
 }
 
 /** "foreground cpu 60%, io 100 MiB/s", a threshold of 0 being off. */
-function signals(cpuPercent: number, ioBytesPerSec: number): string {
-  return `foreground cpu ${cpuPercent ? `${cpuPercent}%` : 'off'}, io ${ioBytesPerSec ? formatRate(ioBytesPerSec) : 'off'}`;
+function signals(cpuPercent: number, ioBytesPerSec: number, of = 'foreground'): string {
+  return `${of} cpu ${cpuPercent ? `${cpuPercent}%` : 'off'}, io ${ioBytesPerSec ? formatRate(ioBytesPerSec) : 'off'}`;
 }
 
 /** A throttled budget's field: 0 keeps the full budget's. */

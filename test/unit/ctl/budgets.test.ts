@@ -37,8 +37,29 @@ describe('ctl: budgets', () => {
     assert.match(out, /\nresume below:\s+foreground cpu 50%, io off\n/);
     assert.match(out, /\nbackup budget:\s+cpu 1\.5 cores, io no limit\n/);
     assert.match(out, /\nthrottled budget:\s+cpu full, io 10\.0 MiB\/s\n/);
-    assert.match(out, /\nbudget dwell:\s+30s\nmax pause:\s+10m\npause window guard:\s+5m$/);
+    assert.match(out, /\nbudget dwell:\s+30s\nmax pause:\s+10m\npause window guard:\s+5m\n/);
     assert.match(renderPolicy({ ...DEFAULT_POLICY, maxPauseMs: 0 }, ''), /\nmax pause:\s+never pause\n/);
+  });
+
+  it('shows how starts follow the plan and the load', () => {
+    const out = renderPolicy(
+      { ...DEFAULT_POLICY, hostBudgetIoBytesPerSec: 400 * MiB, hostStartBelowIoBytesPerSec: 300 * MiB, hypervisorBudgetCpuPercent: 200 },
+      'host-a',
+    );
+    assert.match(out, /\nfollow plan:\s+true\nmin start gap:\s+1m\n/);
+    assert.match(out, /\nhost backup budget:\s+cpu no limit, io 400 MiB\/s\n/);
+    assert.match(out, /\nstart below:\s+vm foreground cpu 60%, io off; host cpu 90%, io 300 MiB\/s\n/);
+    assert.match(out, /\nhypervisor budget:\s+cpu 2 cores, io no limit$/);
+  });
+
+  it('sends the start options given, converted to the wire units', () => {
+    const args = parseArgs(
+      ['--follow-plan', 'false', '--min-start-gap', '30s', '--start-below-cpu', '70', '--host-start-below-io', '100MiB', '--hypervisor-budget-io', '50MiB'],
+      policySetCommand.options,
+    );
+    assert.deepEqual(buildSetPolicyRequest('h1', args), {
+      host: 'h1', followPlan: false, minStartGapMs: 30_000, startBelowCpuPercent: 70, hostStartBelowIoBytesPerSec: 100 * MiB, hypervisorBudgetIoBytesPerSec: 50 * MiB,
+    });
   });
 
   it('sends the budget options given, converted to the wire units', () => {

@@ -4,9 +4,11 @@
  * kinds, several hosts and VMs. After every step the rules must hold:
  *  1. no GUEST and HYPERVISOR token active together on a host;
  *  2. at most one token per VM, and per-kind caps;
- *  3. no grant overtakes an earlier waiting request of the other kind;
+ *  3. no grant overtakes an earlier waiting request of the other kind (unless the start gate holds that one);
  *  4. fencing numbers strictly increase per host, and stale ones are refused;
- *  6. a restart restores exactly the committed active tokens, and a request id never yields two tokens.
+ *  6. a restart restores exactly the committed active tokens, and a request id never yields two tokens;
+ *  7. the start gate: nothing starts before its planned slot, nor on a VM reported busy unless it is forced
+ *     (too close to its window's end) and then on the throttled budget.
  */
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
@@ -15,6 +17,8 @@ import { StaleFencingTokenError } from '../../../../coordinator/domain/errors';
 import type { LessorEvent } from '../../../../coordinator/domain/events';
 import type { AcquireInput, TokenKind } from '../../../../coordinator/domain/lease';
 import { Lessor } from '../../../../coordinator/domain/lessor';
+import { DEFAULT_POLICY } from '../../../../coordinator/domain/policy';
+import { STALE_REPORTS, forcedFrom } from '../../../../coordinator/domain/start-gate';
 import { SqliteStore } from '../../../../coordinator/sqlite-store';
 import { T0, counterIds } from './fixtures';
 
@@ -40,6 +44,18 @@ const op = fc.oneof(
   { weight: 3, arbitrary: fc.record({ type: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 40_000 }) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('restart' as const) }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('pause' as const), host: fc.constantFrom(...HOSTS), on: fc.boolean() }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ type: fc.constant('load' as const), host: fc.constantFrom(...HOSTS), vm: fc.constantFrom(...VMS), cpu: fc.integer({ min: 0, max: 100 }) }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      type: fc.constant('plan' as const),
+      host: fc.constantFrom(...HOSTS),
+      runs: fc.array(fc.record({ req: fc.nat(REQUESTS - 1), startMs: fc.integer({ min: 0, max: 200_000 }) }), { maxLength: 6 }),
+    }),
+  },
   {
     weight: 1,
     arbitrary: fc.record({
@@ -80,6 +96,11 @@ function run(specs: RequestSpec[], ops: Op[]): void {
   const lastFencing = new Map<string, number>();
   const seqOf = new Map<string, number>();
   const grantedRequests = new Set<string>();
+  // What the test told the gate, to check its grants against independently: planned start by request id
+  // (every request of the test has its own window, so a run is matched by its request's), and VM loads.
+  const plannedStart = new Map<string, number>();
+  const vmLoad = new Map<string, { cpu: number; at: number }>();
+  const THROTTLED = { cpuPercent: DEFAULT_POLICY.throttledCpuPercent, ioBytesPerSec: DEFAULT_POLICY.throttledIoBytesPerSec };
 
   for (const o of ops) {
     const waitingBefore = HOSTS.flatMap((h) => lessor.waiting(h).map((w) => w.request));
@@ -127,9 +148,32 @@ function run(specs: RequestSpec[], ops: Op[]): void {
         store.commit(lessor.ensureHost(o.host));
         events = lessor.setPolicy(o.host, { maxGuestTokens: o.guests, allowOverrun: o.overrun });
         break;
+      case 'load':
+        store.commit(lessor.ensureHost(o.host));
+        vmLoad.set(`${o.host}/${o.vm}`, { cpu: o.cpu, at: clock.now() });
+        events = lessor.setVmLoad(o.host, o.vm, { cpuPercent: o.cpu, ioBytesPerSec: 0, at: clock.now() });
+        break;
+      case 'plan': {
+        store.commit(lessor.ensureHost(o.host));
+        for (const [id, input] of inputs.entries()) if (input.host === o.host) plannedStart.delete(`r${id}`);
+        // Only requests with a window: one without is matched by time, not by its window.
+        const runs = o.runs.filter((r) => inputs[r.req].host === o.host && inputs[r.req].windowEnd > 0);
+        const unique = [...new Map(runs.map((r) => [r.req, r])).values()];
+        for (const r of unique) plannedStart.set(`r${r.req}`, T0 + r.startMs);
+        events = lessor.setPlan(
+          o.host,
+          unique.map((r) => {
+            const input = inputs[r.req];
+            return { kind: input.kind, vm: input.vm, job: input.job, start: T0 + r.startMs, earliestStart: T0, windowEnd: input.windowEnd };
+          }),
+        );
+        break;
+      }
       case 'restart': {
         const before = lessor.activeLeases().map((l) => [l.tokenId, l.fencing, l.kind, l.vm]).sort();
         lessor = start();
+        plannedStart.clear();
+        vmLoad.clear();
         const after = lessor.activeLeases().map((l) => [l.tokenId, l.fencing, l.kind, l.vm]).sort();
         assert.deepEqual(after, before, 'a restart restores exactly the committed active tokens');
         break;
@@ -139,11 +183,12 @@ function run(specs: RequestSpec[], ops: Op[]): void {
 
     // Rule 3: a grant never overtakes a waiting request of the other kind that arrived earlier.
     const left = new Set(events.filter((e) => e.type === 'denied' || e.type === 'cancelled').map((e) => (e as { request: { requestId: string } }).request.requestId));
+    const held = new Set(HOSTS.flatMap((h) => lessor.waiting(h).filter((w) => w.held).map((w) => w.request.requestId)));
     for (const e of events) {
       if (e.type !== 'granted') continue;
       const seq = seqOf.get(e.lease.requestId)!;
       const overtaken = waitingBefore.find(
-        (w) => w.host === e.lease.host && w.kind !== e.lease.kind && w.seq < seq && !left.has(w.requestId),
+        (w) => w.host === e.lease.host && w.kind !== e.lease.kind && w.seq < seq && !left.has(w.requestId) && !held.has(w.requestId),
       );
       assert.equal(overtaken, undefined, `grant of ${e.lease.requestId} overtook ${overtaken?.requestId}`);
       // Rule 4 and 6: fencing strictly increases per host; a request id never yields a second token.
@@ -152,6 +197,23 @@ function run(specs: RequestSpec[], ops: Op[]): void {
       grantsPerRequest.set(e.lease.requestId, (grantsPerRequest.get(e.lease.requestId) ?? 0) + 1);
       assert.equal(grantsPerRequest.get(e.lease.requestId), 1, `second token for ${e.lease.requestId}`);
       grantedRequests.add(e.lease.requestId);
+
+      // Rule 7.
+      const now = clock.now();
+      const planned = plannedStart.get(e.lease.requestId);
+      assert.ok(planned === undefined || planned <= now, `${e.lease.requestId} started before its planned slot`);
+      const load = vmLoad.get(`${e.lease.host}/${e.lease.vm}`);
+      const vmBusy = load && load.at >= now - STALE_REPORTS * DEFAULT_POLICY.reportIntervalMs && load.cpu >= DEFAULT_POLICY.startBelowCpuPercent;
+      if (vmBusy) {
+        const input = inputs[Number(e.lease.requestId.slice(1))];
+        // A request that waited was queued when it first asked; one granted in this step asked now.
+        const queuedAt = waitingBefore.find((w) => w.requestId === e.lease.requestId)?.queuedAt ?? now;
+        assert.ok(e.forced, `${e.lease.requestId} started on a busy VM without being forced`);
+        assert.ok(now >= forcedFrom({ ...input, queuedAt }), `${e.lease.requestId} forced before waiting would miss its window`);
+        assert.deepEqual(e.lease.budget, THROTTLED, 'a forced start is on the throttled budget');
+      } else {
+        assert.equal(e.forced, undefined, `${e.lease.requestId} forced though its VM was not busy`);
+      }
     }
 
     // Rules 1 and 2 on the state after the step.

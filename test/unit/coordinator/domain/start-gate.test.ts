@@ -1,0 +1,144 @@
+import { strict as assert } from 'node:assert';
+import type { LessorEvent } from '../../../../coordinator/domain/events';
+import type { PendingRequest } from '../../../../coordinator/domain/lease';
+import { DEFAULT_POLICY } from '../../../../coordinator/domain/policy';
+import {
+  type HostConditions,
+  type PlannedRun,
+  forcedFrom,
+  indexPlan,
+  matchPlannedRun,
+  startDecision,
+} from '../../../../coordinator/domain/start-gate';
+import { T0, newLessor, req } from './fixtures';
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+
+function pending(partial: Partial<PendingRequest> = {}): PendingRequest {
+  return { ...req({ kind: 'GUEST', vm: 'vm1' }), queuedAt: T0, seq: 1, ...partial };
+}
+
+function run(partial: Partial<PlannedRun> = {}): PlannedRun {
+  return { kind: 'GUEST', vm: 'vm1', job: 'nightly', start: T0 + 10 * MIN, earliestStart: T0, windowEnd: T0 + 4 * HOUR, ...partial };
+}
+
+const conditions = (c: Partial<HostConditions> = {}): HostConditions => ({ plan: new Map(), vmLoad: new Map(), ...c });
+
+const grants = (events: LessorEvent[]) =>
+  events.filter((e): e is Extract<LessorEvent, { type: 'granted' }> => e.type === 'granted');
+
+describe('start gate', () => {
+  it('holds a planned run until its slot, and lets it go from then on', () => {
+    const c = conditions({ plan: indexPlan([run()]) });
+    const r = pending({ windowEnd: T0 + 4 * HOUR });
+    const held = startDecision(r, c, DEFAULT_POLICY, T0);
+    assert.deepEqual(held, { start: false, until: T0 + 10 * MIN, reason: `its planned slot starts at ${new Date(T0 + 10 * MIN).toISOString()}` });
+    assert.deepEqual(startDecision(r, c, DEFAULT_POLICY, T0 + 10 * MIN), { start: true, forced: false });
+    assert.deepEqual(startDecision(r, c, { ...DEFAULT_POLICY, followPlan: false }, T0), { start: true, forced: false }, 'unless the host does not follow its plan');
+  });
+
+  it('matches a request to the run of the same kind, VM and job whose window is nearest to its own', () => {
+    const plan = indexPlan([run({ windowEnd: T0 + 4 * HOUR, start: T0 + 1 }), run({ windowEnd: T0 + 28 * HOUR, start: T0 + 2 })]);
+    assert.equal(matchPlannedRun(pending({ windowEnd: T0 + 28 * HOUR + 30_000 }), plan, T0)?.start, T0 + 2);
+    assert.equal(matchPlannedRun(pending({ windowEnd: T0 + 4 * HOUR - 30_000 }), plan, T0)?.start, T0 + 1);
+    assert.equal(matchPlannedRun(pending({ windowEnd: T0 + 10 * HOUR }), plan, T0), undefined, 'no run that far from its window');
+    assert.equal(matchPlannedRun(pending({ job: 'other', windowEnd: T0 + 4 * HOUR }), plan, T0), undefined);
+    assert.equal(matchPlannedRun(pending({ kind: 'HYPERVISOR', windowEnd: T0 + 4 * HOUR }), plan, T0), undefined);
+    assert.equal(matchPlannedRun(pending({ windowEnd: 0 }), plan, T0 + HOUR)?.start, T0 + 1, 'without a window: the run whose window holds now');
+  });
+
+  it('holds a backup while its VM is busy, until the figure goes stale', () => {
+    const c = conditions({ vmLoad: new Map([['vm1', { cpuPercent: 75, ioBytesPerSec: 0, at: T0 }]]) });
+    const d = startDecision(pending(), c, DEFAULT_POLICY, T0 + 1_000);
+    assert.deepEqual(d, { start: false, until: T0 + 3 * DEFAULT_POLICY.reportIntervalMs, reason: 'VM vm1 foreground cpu 75% ≥ 60%' });
+    assert.deepEqual(startDecision(pending(), c, DEFAULT_POLICY, T0 + 3 * DEFAULT_POLICY.reportIntervalMs + 1), { start: true, forced: false });
+    assert.deepEqual(startDecision(pending({ vm: 'vm2' }), c, DEFAULT_POLICY, T0), { start: true, forced: false }, 'another VM is not held');
+    assert.deepEqual(startDecision(pending(), c, { ...DEFAULT_POLICY, startBelowCpuPercent: 0 }, T0), { start: true, forced: false }, 'a threshold of 0 is off');
+  });
+
+  it('holds every backup while the host has no headroom, by CPU or by disk I/O', () => {
+    const hot = conditions({ hostLoad: { cpuPercent: 95, ioBytesPerSec: 0, at: T0 } });
+    assert.equal((startDecision(pending(), hot, DEFAULT_POLICY, T0) as { reason: string }).reason, 'host cpu 95% ≥ 90%');
+    const io = conditions({ hostLoad: { cpuPercent: 10, ioBytesPerSec: 500, at: T0 } });
+    assert.equal(startDecision(pending(), io, DEFAULT_POLICY, T0).start, true, 'host I/O is off by default');
+    assert.equal(
+      (startDecision(pending(), io, { ...DEFAULT_POLICY, hostStartBelowIoBytesPerSec: 400 }, T0) as { reason: string }).reason,
+      'host disk I/O 500 B/s ≥ 400 B/s',
+    );
+  });
+
+  it('starts a held backup anyway, forced, once waiting longer would miss its window', () => {
+    const busy = conditions({ vmLoad: new Map([['vm1', { cpuPercent: 99, ioBytesPerSec: 0, at: T0 + HOUR }]]) });
+    const r = pending({ windowEnd: T0 + 2 * HOUR, expectedDurationMs: 30 * MIN });
+    assert.equal(forcedFrom(r), T0 + HOUR, 'twice its expected duration before the window ends');
+    assert.equal(startDecision(r, busy, DEFAULT_POLICY, T0 + HOUR - 1).start, false);
+    assert.deepEqual(startDecision(r, busy, DEFAULT_POLICY, T0 + HOUR), {
+      start: true,
+      forced: true,
+      reason: 'VM vm1 foreground cpu 99% ≥ 60%, but waiting longer would miss its window',
+    });
+    assert.equal(forcedFrom(pending({ windowEnd: T0 + 2 * HOUR, expectedDurationMs: 0 })), T0 + HOUR, 'half its window when it declares no duration');
+    assert.equal(forcedFrom(pending({ latestStart: T0 + MIN, windowEnd: T0 + 2 * HOUR })), T0 + MIN, 'its latest start if that comes first');
+    assert.equal(forcedFrom(pending()), Infinity, 'never, without a window or a latest start');
+  });
+});
+
+describe('Lessor with the start gate', () => {
+  it('grants a planned request at its slot, on the next tick after it', () => {
+    const { lessor, clock } = newLessor();
+    lessor.ensureHost('h1');
+    lessor.setPlan('h1', [run({ start: T0 + 10 * MIN })]);
+    const r = req({ kind: 'GUEST', vm: 'vm1', windowEnd: T0 + 4 * HOUR });
+    assert.equal(lessor.acquire(r).result.status, 'queued');
+    const [info] = lessor.waiting('h1');
+    assert.equal(info.held, true);
+    assert.equal(info.estimatedStart, T0 + 10 * MIN);
+    assert.equal(lessor.nextDeadline(), T0 + 10 * MIN);
+    clock.advance(10 * MIN);
+    assert.deepEqual(grants(lessor.tick()).map((g) => g.lease.requestId), [r.requestId]);
+  });
+
+  it('does not let a held request hold back the other kind', () => {
+    const { lessor } = newLessor();
+    lessor.ensureHost('h1');
+    lessor.setPlan('h1', [run({ start: T0 + 10 * MIN })]);
+    lessor.acquire(req({ kind: 'GUEST', vm: 'vm1', windowEnd: T0 + 4 * HOUR }));
+    assert.equal(lessor.acquire(req({ kind: 'HYPERVISOR', vm: 'vm2' })).result.status, 'granted');
+  });
+
+  it('grants a request held by its busy VM as soon as the VM calms down', () => {
+    const { lessor } = newLessor();
+    lessor.ensureHost('h1');
+    lessor.setVmLoad('h1', 'vm1', { cpuPercent: 80, ioBytesPerSec: 0, at: T0 });
+    const r = req({ kind: 'GUEST', vm: 'vm1' });
+    assert.equal(lessor.acquire(r).result.status, 'queued');
+    assert.equal(lessor.waiting('h1')[0].waitingFor, 'VM vm1 foreground cpu 80% ≥ 60%');
+    const events = lessor.setVmLoad('h1', 'vm1', { cpuPercent: 20, ioBytesPerSec: 0, at: T0 });
+    assert.deepEqual(grants(events).map((g) => g.lease.requestId), [r.requestId]);
+  });
+
+  it('forces a start on a busy VM on the throttled budget, and says why in the grant', () => {
+    const { lessor, clock } = newLessor({ defaultPolicy: { ...DEFAULT_POLICY, budgetCpuPercent: 200, throttledCpuPercent: 25, throttledIoBytesPerSec: 0 } });
+    lessor.ensureHost('h1');
+    const r = req({ kind: 'GUEST', vm: 'vm1', windowEnd: T0 + 2 * HOUR, expectedDurationMs: 30 * MIN });
+    lessor.setVmLoad('h1', 'vm1', { cpuPercent: 99, ioBytesPerSec: 0, at: T0 });
+    assert.equal(lessor.acquire(r).result.status, 'queued');
+    // Keep the VM busy with fresh reports until the forced start.
+    for (let t = 0; t < HOUR; t += 10_000) {
+      clock.advance(10_000);
+      lessor.setVmLoad('h1', 'vm1', { cpuPercent: 99, ioBytesPerSec: 0, at: clock.now() });
+      lessor.tick();
+      if (clock.now() < T0 + HOUR) assert.equal(lessor.activeLeases('h1').length, 0, `held at +${clock.now() - T0} ms`);
+    }
+    const [lease] = lessor.activeLeases('h1');
+    assert.equal(lease.requestId, r.requestId);
+    assert.deepEqual(lease.budget, { cpuPercent: 25, ioBytesPerSec: 0 });
+  });
+
+  it('gives a hypervisor token the policy\'s hypervisor budget', () => {
+    const { lessor } = newLessor({ defaultPolicy: { ...DEFAULT_POLICY, hypervisorBudgetCpuPercent: 150, hypervisorBudgetIoBytesPerSec: 1 << 20 } });
+    const { events } = lessor.acquire(req({ kind: 'HYPERVISOR', vm: 'vm1' }));
+    assert.deepEqual(grants(events)[0].lease.budget, { cpuPercent: 150, ioBytesPerSec: 1 << 20 });
+  });
+});
