@@ -103,8 +103,9 @@ describe('headroomctl host-backup under a budget', function () {
   }
 
   it('holds a CPU-bound command to --cpu-limit, far under the same command run unlimited, and names the mechanism', async () => {
-    // Load control off: this measures the budget alone, whatever else runs on this machine.
-    await policy('host-a', '--throttle-above-cpu', '0', '--pause-above-cpu', '0');
+    // Load control off: this measures the budget alone, whatever else runs on this machine. The host's
+    // hypervisor budget comes with the token; --cpu-limit tightens it.
+    await policy('host-a', '--throttle-above-cpu', '0', '--pause-above-cpu', '0', '--hypervisor-budget-cpu', '40');
     const dir = tempDir();
     const [limitedPid, freePid] = [path.join(dir, 'limited'), path.join(dir, 'free')];
     const limited = hostBackup(['--json', 'host-backup', '--host', 'host-a', '--vm', 'vm-1', '--cpu-limit', '25', '--', ...burner(limitedPid, 8)]);
@@ -129,7 +130,7 @@ describe('headroomctl host-backup under a budget', function () {
     const budget = events(limited.stderr()).find((e) => e.event === 'budget');
     assert.ok(budget, `a budget event in:\n${limited.stderr()}`);
     assert.deepEqual(budget.budget, { cpuPercent: 25, ioBytesPerSec: 0 });
-    assert.deepEqual(budget.tokenBudget, { cpuPercent: 0, ioBytesPerSec: 0 }, 'HYPERVISOR tokens carry no budget unless the policy gives one');
+    assert.deepEqual(budget.tokenBudget, { cpuPercent: 40, ioBytesPerSec: 0 }, "the token carries the host's hypervisor budget");
     assert.ok(['CGROUP_V2', 'CGROUP_V1', 'SIGNALS'].includes(budget.enforcement), budget.enforcement);
     const better = { CGROUP_V2: [], CGROUP_V1: ['cgroup v2'], SIGNALS: ['cgroup v2', 'cgroup v1'] }[budget.enforcement as 'CGROUP_V1'];
     for (const name of better) assert.ok(budget.detail.includes(`${name}: `), `"${budget.detail}" says why not ${name}`);
