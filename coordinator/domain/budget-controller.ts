@@ -118,11 +118,20 @@ const percent = (v: number) => `${Math.round(v)}%`;
 const rate = (v: number) => `${(v / (1024 * 1024)).toFixed(1)} MiB/s`;
 const span = (ms: number) => formatDuration(Math.max(0, Math.round(ms / 1_000) * 1_000));
 
+/** A VM's own work: its load minus what Headroom's backups used. */
+export function foreground(load: VmLoad): { cpuPercent: number; ioBytesPerSec: number } {
+  return {
+    cpuPercent: Math.max(0, load.cpuPercent - load.backupCpuPercent),
+    ioBytesPerSec: Math.max(0, load.diskReadBytesPerSec + load.diskWriteBytesPerSec - load.backupIoBytesPerSec),
+  };
+}
+
 function foregroundSignals(policy: Required<HostPolicy>, load: VmLoad): Signal[] {
+  const own = foreground(load);
   return [
     {
       name: 'cpu',
-      value: Math.max(0, load.cpuPercent - load.backupCpuPercent),
+      value: own.cpuPercent,
       throttleAbove: policy.throttleAboveCpuPercent,
       pauseAbove: policy.pauseAboveCpuPercent,
       resumeBelow: policy.resumeBelowCpuPercent,
@@ -130,7 +139,7 @@ function foregroundSignals(policy: Required<HostPolicy>, load: VmLoad): Signal[]
     },
     {
       name: 'io',
-      value: Math.max(0, load.diskReadBytesPerSec + load.diskWriteBytesPerSec - load.backupIoBytesPerSec),
+      value: own.ioBytesPerSec,
       throttleAbove: policy.throttleAboveIoBytesPerSec,
       pauseAbove: policy.pauseAboveIoBytesPerSec,
       resumeBelow: policy.resumeBelowIoBytesPerSec,
