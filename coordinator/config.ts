@@ -9,6 +9,7 @@ import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress } from '../common/connect
 import { DURATION_SYNTAX, parseDuration } from '../common/duration';
 import { isValidName } from './domain/lease';
 import { DEFAULT_POLICY, type HostPolicy, LIMITS, checkPolicy } from './domain/policy';
+import { type HypervisorJob, compileHypervisorJobs } from './hypervisor-schedule';
 import type { Durability } from './sqlite-store';
 
 export interface CoordinatorOptions {
@@ -24,6 +25,8 @@ export interface CoordinatorOptions {
   tls?: { certFile: string; keyFile: string; clientCaFile?: string };
   /** Policy for hosts seen for the first time. */
   policy: HostPolicy;
+  /** This host's own schedule of hypervisor-level backups, planned beside the guests' jobs. Default none. */
+  hypervisorJobs: HypervisorJob[];
 }
 
 export class ConfigError extends Error {
@@ -32,7 +35,7 @@ export class ConfigError extends Error {
   }
 }
 
-const TOP_KEYS = ['listen', 'database', 'host', 'durability', 'tls', 'policy'];
+const TOP_KEYS = ['listen', 'database', 'host', 'durability', 'tls', 'policy', 'hypervisorJobs'];
 const TLS_KEYS = ['certFile', 'keyFile', 'clientCaFile'];
 const POLICY_KEYS: Record<string, keyof HostPolicy> = {
   maxGuestTokens: 'maxGuestTokens',
@@ -190,6 +193,7 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
     durability: durability as Durability,
     tls,
     policy,
+    hypervisorJobs: compileHypervisorJobs(raw.hypervisorJobs, bad),
   };
   if (!isValidName(options.host)) {
     bad('host', `"${options.host}" is not a valid host name (letters, digits, . _ : @ -)`);

@@ -10,6 +10,7 @@ import type { LessorEvent } from './domain/events';
 import type { AcquireInput, Lease, Outcome } from './domain/lease';
 import { type HostView, Lessor, type IdSource, type LessorOptions, type WaitingInfo } from './domain/lessor';
 import type { HostPolicy } from './domain/policy';
+import type { LoadView, PlannedRun } from './domain/start-gate';
 import type { HistoryRecord, Store } from './store';
 
 /** Receives the fate of one waiting acquire. */
@@ -123,6 +124,26 @@ export class Coordinator {
   async setPolicy(host: string, patch: Partial<HostPolicy>): Promise<HostPolicy> {
     await this.submit(this.lessor.setPolicy(host, patch));
     return this.lessor.host(host).policy;
+  }
+
+  // The start gate's inputs (domain/start-gate.ts): soft state, not stored, and granting what they free.
+
+  /** The plan a host's grants follow. @throws HostNotFoundError */
+  async setPlan(host: string, runs: readonly PlannedRun[]): Promise<void> {
+    this.assertRunning();
+    await this.submit(this.lessor.setPlan(host, runs));
+  }
+
+  /** A VM's latest foreground load (undefined: no longer known). @throws HostNotFoundError */
+  async setVmLoad(host: string, vm: string, load: LoadView | undefined): Promise<void> {
+    this.assertRunning();
+    await this.submit(this.lessor.setVmLoad(host, vm, load));
+  }
+
+  /** The host's own latest load. @throws HostNotFoundError */
+  async setHostLoad(host: string, load: LoadView | undefined): Promise<void> {
+    this.assertRunning();
+    await this.submit(this.lessor.setHostLoad(host, load));
   }
 
   /** Makes sure a host exists, e.g. when an agent of a new host says hello. */

@@ -14,7 +14,7 @@ Runs the Headroom coordinator: grants time-slotted backup tokens so that guest-l
 hypervisor-level backups never run together on a host.
 
 Options:
-  --config FILE          YAML config file (keys: listen, database, host, durability, tls, policy)
+  --config FILE          YAML config file (keys: listen, database, host, durability, tls, policy, hypervisorJobs)
   --listen ADDR          address to serve on (default 127.0.0.1:7400; non-loopback needs TLS)
   --db FILE              SQLite database file (default /var/lib/headroom/headroom.db)
   --host NAME            this host's name (default: the machine's hostname)

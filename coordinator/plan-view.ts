@@ -1,11 +1,10 @@
 /**
- * A host's plan as the admin sees it (`headroomctl plan`): assembles the planner's input from what the
- * coordinator knows — the guest jobs the agents declared in their hellos, expanded into occurrences over
- * the horizon; their durations learnt from the runs' history; the backups running now; the host's policy —
- * runs the planner, and names each slot by VM and job again. Pure: the caller passes the data and `now`.
- *
- * A view, computed on each call and kept nowhere: the lessor still grants in request order. Only guest
- * jobs are planned: hypervisor jobs on the host's own schedule are not declared anywhere yet.
+ * A host's plan from what the coordinator knows: the guest jobs the agents declared in their hellos and the
+ * hypervisor jobs of the host's own schedule (coordinator.yaml's hypervisorJobs), expanded into occurrences
+ * over the horizon; their durations learnt from the runs' history; the backups running now; the host's
+ * policy (caps, backup budget, minimum start gap). Runs the planner and names each slot by VM and job again.
+ * Pure: the caller passes the data and `now`. The plan keeper (plan-keeper.ts) hands it to the lessor, whose
+ * grants follow it; `headroomctl plan` shows it.
  *
  * Cron times are read in this process's local time zone, as the agent reads them in the guest's: the two
  * agree when host and guests share a zone.
@@ -20,12 +19,6 @@ import { type HostPolicy, completePolicy } from './domain/policy';
 import type { HistoryRecord } from './store';
 
 export const DEFAULT_HORIZON_MS = 24 * 3_600_000;
-
-/**
- * Two planned starts are at least this far apart, so that jobs due at the same minute do not all start in
- * it. The policy has no such field yet.
- */
-const START_GAP_MS = 60_000;
 
 /** A schedule firing every second over a week would be 600,000 runs: past this many, a job's are cut. */
 const MAX_RUNS_PER_JOB = 1_000;
@@ -44,8 +37,10 @@ export interface PlanViewInput {
   now: number;
   horizonMs: number;
   policy: HostPolicy;
-  /** The host's agents and the jobs each declared. */
-  agents: readonly { vm: string; jobs: readonly DeclaredJob[] }[];
+  /** The jobs declared for each VM: by its agent (GUEST) or in the host's schedule (HYPERVISOR). */
+  declared: readonly { vm: string; kind: TokenKind; jobs: readonly DeclaredJob[] }[];
+  /** The last plan's slots (ViewSlot.id), kept where they still fit. */
+  previous?: { readonly slots: readonly { readonly id: string; readonly start: number }[] };
   /** The host's active leases. */
   running: readonly Lease[];
   /** The host's history, oldest first: RELEASED records give durations, GRANTED ones which runs started. */
@@ -53,6 +48,8 @@ export interface PlanViewInput {
 }
 
 export interface ViewSlot {
+  /** The planner's id of the run, the same in every replan. */
+  id: string;
   vm: string;
   job: string;
   kind: TokenKind;
@@ -85,6 +82,7 @@ export interface PlanView {
 
 interface Run {
   vm: string;
+  kind: TokenKind;
   job: string;
   earliestStart: number;
   windowEnd: number;
@@ -101,17 +99,18 @@ export function buildPlanView(input: PlanViewInput): PlanView {
   const jobs: PlanJob[] = [];
   const unreadable: ViewUnplaced[] = [];
 
-  for (const agent of input.agents) {
+  for (const agent of input.declared) {
+    const { kind } = agent;
     for (const decl of agent.jobs) {
       let cron;
       try {
         cron = parseCron(decl.schedule, decl.name);
       } catch (e) {
         const reason = `its schedule ${JSON.stringify(decl.schedule)} cannot be read: ${(e as Error).message}`;
-        unreadable.push({ vm: agent.vm, job: decl.name, kind: 'GUEST', reason, earliestStart: 0, windowEnd: 0 });
+        unreadable.push({ vm: agent.vm, job: decl.name, kind, reason, earliestStart: 0, windowEnd: 0 });
         continue;
       }
-      const key = runKey(agent.vm, decl.name);
+      const key = runKey(kind, agent.vm, decl.name);
       const durationMs = estimateDurationMs(decl.expectedDurationMs, durations.get(key) ?? []);
       // The latest occurrence may still be in its window: it waits in the queue, or has not asked yet.
       // Once a token was granted for it, it runs (or ran) and is not planned again.
@@ -119,10 +118,10 @@ export function buildPlanView(input: PlanViewInput): PlanView {
       if (at + decl.windowMs <= now || (lastStart.get(key) ?? -Infinity) >= at) at = cron.next(now);
       for (let n = 0; at < horizonEnd && n < MAX_RUNS_PER_JOB; n++, at = cron.next(at)) {
         const id = `${key}@${at}`;
-        runs.set(id, { vm: agent.vm, job: decl.name, earliestStart: at, windowEnd: at + decl.windowMs });
+        runs.set(id, { vm: agent.vm, kind, job: decl.name, earliestStart: at, windowEnd: at + decl.windowMs });
         jobs.push({
           id,
-          kind: 'GUEST',
+          kind,
           vm: agent.vm,
           earliestStart: at,
           windowEnd: at + decl.windowMs,
@@ -134,13 +133,12 @@ export function buildPlanView(input: PlanViewInput): PlanView {
     }
   }
 
-  // The policy's budget fields are each backup's, not the host's total: the host has no total yet, so
-  // the caps alone bound what runs together.
-  const budget: Budget = { ioBytesPerSec: 0, cpuPercent: 0 };
+  const budget: Budget = { ioBytesPerSec: policy.hostBudgetIoBytesPerSec, cpuPercent: policy.hostBudgetCpuPercent };
   const plan = planHost({
     now,
-    host: { maxGuestTokens: policy.maxGuestTokens, maxHypervisorTokens: policy.maxHypervisorTokens, budget, minStartGapMs: START_GAP_MS },
+    host: { maxGuestTokens: policy.maxGuestTokens, maxHypervisorTokens: policy.maxHypervisorTokens, budget, minStartGapMs: policy.minStartGapMs },
     jobs,
+    previous: input.previous,
     running: input.running.map((l) => ({
       kind: l.kind,
       vm: l.vm,
@@ -156,20 +154,21 @@ export function buildPlanView(input: PlanViewInput): PlanView {
     budget,
     slots: plan.slots.map((s) => {
       const run = runs.get(s.id)!;
-      return { vm: s.vm, job: run.job, kind: s.kind, start: s.start, end: s.end, earliestStart: run.earliestStart, windowEnd: run.windowEnd };
+      return { id: s.id, vm: s.vm, job: run.job, kind: s.kind, start: s.start, end: s.end, earliestStart: run.earliestStart, windowEnd: run.windowEnd };
     }),
     unplaced: [
       ...unreadable,
       ...plan.unplaced.map((u) => {
         const run = runs.get(u.id)!;
-        return { vm: run.vm, job: run.job, kind: 'GUEST' as const, reason: describeUnplaced(u), earliestStart: run.earliestStart, windowEnd: run.windowEnd };
+        return { vm: run.vm, job: run.job, kind: run.kind, reason: describeUnplaced(u), earliestStart: run.earliestStart, windowEnd: run.windowEnd };
       }),
     ],
     phases: plan.phases,
   };
 }
 
-const runKey = (vm: string, job: string) => `${vm}/${job}`;
+// The kind is in the key: a VM's guest job and a hypervisor job of the same name are two jobs.
+const runKey = (kind: TokenKind, vm: string, job: string) => `${kind === 'GUEST' ? '' : 'hv:'}${vm}/${job}`;
 
 const BLOCKERS: Record<Blocker, string> = {
   'other-kind': 'the host runs the other kind of backup then',
@@ -201,10 +200,10 @@ const RELEASED_DETAIL = /^success, exit -?\d+, \d+ bytes, (\d+) ms/;
 export function runDurations(history: readonly HistoryRecord[]): Map<string, number[]> {
   const out = new Map<string, number[]>();
   for (const r of history) {
-    if (r.type !== 'RELEASED') continue;
+    if (r.type !== 'RELEASED' || !r.kind) continue;
     const m = RELEASED_DETAIL.exec(r.detail);
     if (!m) continue;
-    const key = runKey(r.vm, r.job);
+    const key = runKey(r.kind, r.vm, r.job);
     const runs = out.get(key) ?? [];
     runs.push(Number(m[1]));
     out.set(key, runs);
@@ -215,11 +214,11 @@ export function runDurations(history: readonly HistoryRecord[]): Map<string, num
 /** When each VM's job last got a token, from the history and the leases held now. */
 function lastStarts({ history, running }: PlanViewInput): Map<string, number> {
   const out = new Map<string, number>();
-  const note = (vm: string, job: string, at: number) => {
-    const key = runKey(vm, job);
+  const note = (kind: TokenKind, vm: string, job: string, at: number) => {
+    const key = runKey(kind, vm, job);
     out.set(key, Math.max(at, out.get(key) ?? -Infinity));
   };
-  for (const r of history) if (r.type === 'GRANTED') note(r.vm, r.job, r.at);
-  for (const l of running) note(l.vm, l.job, l.grantedAt);
+  for (const r of history) if (r.type === 'GRANTED' && r.kind) note(r.kind, r.vm, r.job, r.at);
+  for (const l of running) note(l.kind, l.vm, l.job, l.grantedAt);
   return out;
 }

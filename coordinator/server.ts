@@ -13,7 +13,10 @@ import type { Logger } from '../common/log';
 import { headroomV1, packageDefinition } from '../proto';
 import { AgentRegistry } from './agent-registry';
 import type { CoordinatorOptions } from './config';
+import { SystemLoadCollector } from '../common/load-collector';
 import { Coordinator } from './coordinator';
+import { HostLoadMonitor } from './host-load-monitor';
+import { PlanKeeper } from './plan-keeper';
 import { adminService } from './rpc/admin-service';
 import { agentService } from './rpc/agent-service';
 import { tokenService } from './rpc/token-service';
@@ -57,11 +60,15 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
   });
   const registry = new AgentRegistry(store, ids, log, store.agents());
   coordinator.onCommitted(registry.onCommitted);
+  const plans = new PlanKeeper({ coordinator, registry, hypervisorJobs: options.hypervisorJobs, clock, log });
+  plans.start();
+  const hostLoad = new HostLoadMonitor({ coordinator, collector: new SystemLoadCollector({ clock }), clock, log, host: options.host });
+  hostLoad.start();
 
   const server = new grpc.Server(SERVER_OPTIONS);
   server.addService(headroomV1.TokenService.service, tokenService(coordinator, log));
-  server.addService(headroomV1.AgentService.service, agentService(coordinator, registry, clock, log));
-  server.addService(headroomV1.AdminService.service, adminService(coordinator, registry, log, clock));
+  server.addService(headroomV1.AgentService.service, agentService(coordinator, registry, plans, clock, log));
+  server.addService(headroomV1.AdminService.service, adminService(coordinator, registry, plans, log));
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
@@ -76,6 +83,8 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
   const stop = () =>
     (stopping ??= new Promise<void>((resolve) => {
       for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');
+      plans.stop();
+      hostLoad.stop();
       coordinator.stop();
       // Give in-flight unary calls a moment, then cut the long-lived streams.
       const force = setTimeout(() => server.forceShutdown(), 2_000);

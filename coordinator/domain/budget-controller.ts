@@ -124,11 +124,20 @@ const percent = (v: number) => `${Math.round(v)}%`;
 const rate = (v: number) => `${(v / (1024 * 1024)).toFixed(1)} MiB/s`;
 const span = (ms: number) => formatDuration(Math.max(0, Math.round(ms / 1_000) * 1_000));
 
+/** A machine's own work: its load minus what Headroom's backups used. */
+export function foreground(load: MachineLoad): { cpuPercent: number; ioBytesPerSec: number } {
+  return {
+    cpuPercent: Math.max(0, load.cpuPercent - load.backupCpuPercent),
+    ioBytesPerSec: Math.max(0, load.diskReadBytesPerSec + load.diskWriteBytesPerSec - load.backupIoBytesPerSec),
+  };
+}
+
 function foregroundSignals(policy: Required<HostPolicy>, load: MachineLoad): Signal[] {
+  const own = foreground(load);
   return [
     {
       name: 'cpu',
-      value: Math.max(0, load.cpuPercent - load.backupCpuPercent),
+      value: own.cpuPercent,
       throttleAbove: policy.throttleAboveCpuPercent,
       pauseAbove: policy.pauseAboveCpuPercent,
       resumeBelow: policy.resumeBelowCpuPercent,
@@ -136,7 +145,7 @@ function foregroundSignals(policy: Required<HostPolicy>, load: MachineLoad): Sig
     },
     {
       name: 'io',
-      value: Math.max(0, load.diskReadBytesPerSec + load.diskWriteBytesPerSec - load.backupIoBytesPerSec),
+      value: own.ioBytesPerSec,
       throttleAbove: policy.throttleAboveIoBytesPerSec,
       pauseAbove: policy.pauseAboveIoBytesPerSec,
       resumeBelow: policy.resumeBelowIoBytesPerSec,

@@ -22,6 +22,7 @@ import {
   type PendingRequest,
 } from './lease';
 import { DEFAULT_POLICY, type HostPolicy, applyPolicyPatch, completePolicy } from './policy';
+import { reducedBudget } from './budget-controller';
 import { describeWait, estimateStarts } from './queue-estimate';
 import {
   type LoadView,
@@ -438,7 +439,7 @@ export class Lessor {
   /**
    * A backup starts on its kind's budget, so that it is held to it from its first second rather than from
    * its VM's first load report (the budget controller moves a guest backup from there). One forced to start
-   * on a busy VM or host starts on the throttled budget instead (a throttled field of 0 keeps the full one).
+   * on a busy VM or host starts on the throttled budget instead.
    */
   private budgetAtGrant(policy: HostPolicy, kind: Lease['kind'], forced: boolean): Lease['budget'] {
     const p = completePolicy(policy);
@@ -446,11 +447,7 @@ export class Lessor {
       kind === 'GUEST'
         ? { cpuPercent: p.budgetCpuPercent, ioBytesPerSec: p.budgetIoBytesPerSec }
         : { cpuPercent: p.hypervisorBudgetCpuPercent, ioBytesPerSec: p.hypervisorBudgetIoBytesPerSec };
-    if (!forced) return full;
-    return {
-      cpuPercent: p.throttledCpuPercent || full.cpuPercent,
-      ioBytesPerSec: p.throttledIoBytesPerSec || full.ioBytesPerSec,
-    };
+    return forced ? reducedBudget(p, full) : full;
   }
 
   private track(host: HostState, lease: Lease): void {

@@ -3,11 +3,11 @@
  * history; changes go through the coordinator like every other operation.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/log';
 import type { AgentRegistry } from '../agent-registry';
 import type { Coordinator } from '../coordinator';
-import { DEFAULT_HORIZON_MS, type DeclaredJob, buildPlanView } from '../plan-view';
+import type { PlanKeeper } from '../plan-keeper';
+import { DEFAULT_HORIZON_MS } from '../plan-view';
 import type { HistoryRecord } from '../store';
 import { HostNotFoundError } from '../domain/errors';
 import { toServiceError } from './status';
@@ -36,12 +36,12 @@ function unaryHandler<Req, Res>(
   };
 }
 
-/** `clock` dates the plan GetPlan answers with: the coordinator's own. */
+/** `plans` answers GetPlan from the same input as the plan the grants follow. */
 export function adminService(
   coordinator: Coordinator,
   registry: AgentRegistry,
+  plans: Pick<PlanKeeper, 'view'>,
   log: Logger,
-  clock: Clock,
 ): v1.AdminServiceHandlers {
   const knownHost = (value: string): string => {
     const host = validate.host(value, coordinator.defaultHost);
@@ -101,15 +101,7 @@ export function adminService(
     GetPlan: unaryHandler(log, 'GetPlan', (req: v1.GetPlanRequest__Output) => {
       const host = knownHost(req.host);
       const horizonMs = validate.limit('horizon_ms', req.horizonMs, DEFAULT_HORIZON_MS, MAX_HORIZON_MS);
-      const view = buildPlanView({
-        now: clock.now(),
-        horizonMs,
-        policy: coordinator.state.host(host).policy,
-        // Stored as the hello carried them: JobDeclaration__Output.
-        agents: registry.list(host).map((a) => ({ vm: a.record.vm, jobs: a.record.jobs as DeclaredJob[] })),
-        running: coordinator.state.activeLeases(host),
-        history: coordinator.history({ host, limit: MAX_HISTORY }),
-      });
+      const view = plans.view(host, horizonMs);
       return wire.plan(host, view);
     }),
 

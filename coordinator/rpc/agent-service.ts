@@ -7,6 +7,8 @@ import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/log';
 import type { AgentRegistry, AgentSession } from '../agent-registry';
 import type { Coordinator } from '../coordinator';
+import type { PlanKeeper } from '../plan-keeper';
+import { foreground } from '../domain/budget-controller';
 import { InvalidArgumentError } from '../domain/errors';
 import { completePolicy } from '../domain/policy';
 import { toServiceError } from './status';
@@ -57,7 +59,13 @@ function validateBudgetReport(report: v1.BudgetReport__Output): v1.BudgetReport 
   };
 }
 
-export function agentService(coordinator: Coordinator, registry: AgentRegistry, clock: Clock, log: Logger): v1.AgentServiceHandlers {
+export function agentService(
+  coordinator: Coordinator,
+  registry: AgentRegistry,
+  plans: Pick<PlanKeeper, 'declaredChanged'>,
+  clock: Clock,
+  log: Logger,
+): v1.AgentServiceHandlers {
   return {
     Session(call) {
       let vm: string | undefined;
@@ -98,6 +106,7 @@ export function agentService(coordinator: Coordinator, registry: AgentRegistry, 
               .ensureHost(hello.host)
               .then(() => {
                 registry.connect({ ...hello, lastHelloAt: clock.now() }, session);
+                plans.declaredChanged(hello.host);
                 const policy = coordinator.state.host(hello.host).policy;
                 session.send({
                   settings: {
@@ -118,6 +127,10 @@ export function agentService(coordinator: Coordinator, registry: AgentRegistry, 
             const policy = completePolicy(coordinator.state.host(host).policy);
             const running = coordinator.state.activeLeases(host).filter((l) => l.vm === vm && l.kind === 'GUEST');
             registry.reportLoad(vm, load, running, policy, clock.now());
+            // The start gate holds new backups of a busy VM back: it judges by the VM's own work.
+            coordinator
+              .setVmLoad(host, vm, { ...foreground(load), at: clock.now() })
+              .catch((e) => log.warn('could not record a VM load for the start gate', { vm, error: e as Error }));
           } else if (message.budget) {
             const report = validateBudgetReport(message.budget);
             // A report can cross the token's end on the wire; one about another VM's token is not this agent's to make.

@@ -79,6 +79,76 @@ describe('coordinator configuration', () => {
     ]);
   });
 
+  it('reads the start policy: plan, host budget, start thresholds, hypervisor budget', () => {
+    const o = compileCoordinatorOptions(
+      { host: 'h', policy: { followPlan: false, minStartGap: '30s', hostBudgetIoBytesPerSec: 400_000_000, startBelowCpuPercent: 70, hostStartBelowCpuPercent: 0, hypervisorBudgetCpuPercent: 200 } },
+      'x',
+    );
+    assert.equal(o.policy.followPlan, false);
+    assert.equal(o.policy.minStartGapMs, 30_000);
+    assert.equal(o.policy.hostBudgetIoBytesPerSec, 400_000_000);
+    assert.equal(o.policy.startBelowCpuPercent, 70);
+    assert.equal(o.policy.hostStartBelowCpuPercent, 0);
+    assert.equal(o.policy.hypervisorBudgetCpuPercent, 200);
+    assert.deepEqual(
+      problems(() => compileCoordinatorOptions({ host: 'h', policy: { followPlan: 'yes', startBelowCpuPercent: 120, minStartGap: 'soon' } }, 'c.yaml')),
+      [
+        'c.yaml: policy.followPlan: expected true or false',
+        'c.yaml: policy.minStartGap: expected a duration such as 500ms, 90s, 10m, 2h or 1h30m (a bare number is milliseconds)',
+        'c.yaml: policy.startBelowCpuPercent: must be an integer from 0 to 100, got 120',
+      ],
+    );
+  });
+
+  it("reads the host's own schedule of hypervisor jobs", () => {
+    const o = compileCoordinatorOptions(
+      {
+        host: 'h',
+        hypervisorJobs: [
+          { name: 'nightly-image', vms: ['web-1', 'db-1'], schedule: '30 1 * * *', window: '5h', expectedDuration: '20m', cost: { ioBytesPerSec: 200_000_000 } },
+        ],
+      },
+      'x',
+    );
+    assert.deepEqual(o.hypervisorJobs, [
+      {
+        name: 'nightly-image',
+        vms: ['web-1', 'db-1'],
+        schedule: '30 1 * * *',
+        windowMs: 5 * 3_600_000,
+        expectedDurationMs: 20 * 60_000,
+        priority: 0,
+        declaredCost: { cpuPercent: 0, ioBytesPerSec: 200_000_000 },
+      },
+    ]);
+    assert.deepEqual(compileCoordinatorOptions({ host: 'h' }, 'x').hypervisorJobs, []);
+  });
+
+  it('refuses a malformed hypervisor job, naming the entry and the key', () => {
+    const found = problems(() =>
+      compileCoordinatorOptions(
+        {
+          host: 'h',
+          hypervisorJobs: [
+            { name: 'a', vms: [], schedule: '61 * * * *', window: '1h', expectedDuration: '0s', colour: 'red' },
+            { name: 'b', vms: ['vm 1'], schedule: '0 2 * * *' },
+            'nope',
+          ],
+        },
+        'c.yaml',
+      ),
+    );
+    assert.equal(found[0], 'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of name, vms, schedule, window, expectedDuration, priority, cost)');
+    assert.equal(found[1], 'c.yaml: hypervisorJobs[0].vms: expected a non-empty list of VM names');
+    assert.match(found[2], /^c\.yaml: hypervisorJobs\[0\]\.schedule: /);
+    assert.match(found[3], /^c\.yaml: hypervisorJobs\[0\]\.expectedDuration: expected a duration/);
+    assert.equal(found[4], 'c.yaml: hypervisorJobs[1].vms: expected a non-empty list of VM names');
+    assert.match(found[5], /^c\.yaml: hypervisorJobs\[1\]\.window: expected a duration/);
+    assert.match(found[6], /^c\.yaml: hypervisorJobs\[1\]\.expectedDuration: expected a duration/);
+    assert.match(found[7], /^c\.yaml: hypervisorJobs\[2\]: expected a mapping/);
+    assert.equal(found.length, 8);
+  });
+
   it('names the file and line of a YAML syntax error', () => {
     const file = path.join(tempDir(), 'bad.yaml');
     fs.writeFileSync(file, 'listen: [oops\n');

@@ -16,7 +16,7 @@ function job(over: Partial<DeclaredJob> = {}): DeclaredJob {
 }
 
 function input(over: Partial<PlanViewInput> = {}): PlanViewInput {
-  return { now: NOW, horizonMs: DAY, policy: { ...DEFAULT_POLICY }, agents: [{ vm: 'vm-1', jobs: [job()] }], running: [], history: [], ...over };
+  return { now: NOW, horizonMs: DAY, policy: { ...DEFAULT_POLICY }, declared: [{ vm: 'vm-1', kind: 'GUEST', jobs: [job()] }], running: [], history: [], ...over };
 }
 
 let seq = 0;
@@ -50,7 +50,7 @@ describe('buildPlanView', () => {
   it("plans each occurrence of a declared cron job in the horizon, in a window of its window_ms, for its declared duration", () => {
     const view = buildPlanView(input());
     assert.deepEqual(view.slots, [
-      { vm: 'vm-1', job: 'nightly', kind: 'GUEST', start: at(2, 0, 16), end: at(3, 0, 16), earliestStart: at(2, 0, 16), windowEnd: at(6, 0, 16) },
+      { id: `vm-1/nightly@${at(2, 0, 16)}`, vm: 'vm-1', job: 'nightly', kind: 'GUEST', start: at(2, 0, 16), end: at(3, 0, 16), earliestStart: at(2, 0, 16), windowEnd: at(6, 0, 16) },
     ]);
     assert.deepEqual(view.unplaced, []);
     assert.equal(view.horizonEnd, NOW + DAY);
@@ -58,7 +58,7 @@ describe('buildPlanView', () => {
 
   it('plans an hourly job once per hour of the horizon, starts spread when jobs are due together', () => {
     const view = buildPlanView(
-      input({ agents: [{ vm: 'vm-1', jobs: [job({ schedule: '0 * * * *', windowMs: HOUR, expectedDurationMs: 60_000 })] }, { vm: 'vm-2', jobs: [job({ schedule: '0 * * * *', windowMs: HOUR, expectedDurationMs: 60_000 })] }] }),
+      input({ declared: [{ vm: 'vm-1', kind: 'GUEST', jobs: [job({ schedule: '0 * * * *', windowMs: HOUR, expectedDurationMs: 60_000 })] }, { vm: 'vm-2', kind: 'GUEST', jobs: [job({ schedule: '0 * * * *', windowMs: HOUR, expectedDurationMs: 60_000 })] }] }),
     );
     assert.equal(view.slots.length, 48);
     const starts = view.slots.map((s) => s.start).sort((a, b) => a - b);
@@ -66,7 +66,7 @@ describe('buildPlanView', () => {
   });
 
   it('expands H fields as the agent does, seeded with the job name', () => {
-    const view = buildPlanView(input({ agents: [{ vm: 'vm-1', jobs: [job({ schedule: 'H H * * *' })] }] }));
+    const view = buildPlanView(input({ declared: [{ vm: 'vm-1', kind: 'GUEST', jobs: [job({ schedule: 'H H * * *' })] }] }));
     assert.equal(view.slots[0].earliestStart, parseCron('H H * * *', 'nightly').next(NOW));
   });
 
@@ -79,22 +79,22 @@ describe('buildPlanView', () => {
   });
 
   it('still plans the latest occurrence while its window is open and no token was granted for it', () => {
-    const agents = [{ vm: 'vm-1', jobs: [job({ schedule: '0 11 * * *', windowMs: 3 * HOUR })] }];
-    assert.equal(buildPlanView(input({ agents })).slots[0].earliestStart, at(11));
+    const declared = [{ vm: 'vm-1', kind: 'GUEST' as const, jobs: [job({ schedule: '0 11 * * *', windowMs: 3 * HOUR })] }];
+    assert.equal(buildPlanView(input({ declared })).slots[0].earliestStart, at(11));
     const granted = [record('GRANTED', 'vm-1', 'nightly', at(11, 5))];
-    const after = buildPlanView(input({ agents, history: granted })).slots;
+    const after = buildPlanView(input({ declared, history: granted })).slots;
     assert.deepEqual(after.map((s) => s.earliestStart), [at(11, 0, 16)], "it ran: only tomorrow's is left");
   });
 
   it("keeps a VM's planned backup clear of the backup it runs now", () => {
-    const agents = [{ vm: 'vm-1', jobs: [job({ schedule: '0 12 * * *', windowMs: 6 * HOUR })] }];
-    const [s] = buildPlanView(input({ agents, running: [lease()] })).slots;
+    const declared = [{ vm: 'vm-1', kind: 'GUEST' as const, jobs: [job({ schedule: '0 12 * * *', windowMs: 6 * HOUR })] }];
+    const [s] = buildPlanView(input({ declared, running: [lease()] })).slots;
     assert.equal(s.start, NOW + 2 * HOUR);
   });
 
   it('reports a run that cannot fit its window, and a schedule that cannot be read, with the reason', () => {
-    const agents = [{ vm: 'vm-1', jobs: [job({ windowMs: HOUR / 2 }), job({ name: 'broken', schedule: '61 * * * *' })] }];
-    const view = buildPlanView(input({ agents }));
+    const declared = [{ vm: 'vm-1', kind: 'GUEST' as const, jobs: [job({ windowMs: HOUR / 2 }), job({ name: 'broken', schedule: '61 * * * *' })] }];
+    const view = buildPlanView(input({ declared }));
     assert.deepEqual(view.slots, []);
     const byJob = new Map(view.unplaced.map((u) => [u.job, u]));
     assert.equal(byJob.get('nightly')!.reason, 'its window is shorter than its expected duration');

@@ -1,0 +1,123 @@
+/**
+ * Keeps each host's plan current and hands it to the lessor, whose grants follow it (domain/start-gate.ts):
+ * replans every minute (time moves occurrences into the horizon), and soon after anything that changes the
+ * plan's input: an agent's hello (its declared jobs), a backup's end (a duration learnt, a VM freed), a
+ * policy change. Each replan starts from the last plan's slots, so a small change moves few of them.
+ * `headroomctl plan` is answered from the same input, so what it shows is what is followed.
+ */
+import type { Clock } from '../common/clock';
+import type { Logger } from '../common/log';
+import type { AgentRegistry } from './agent-registry';
+import type { Coordinator } from './coordinator';
+import type { PlannedRun } from './domain/start-gate';
+import type { HypervisorJob } from './hypervisor-schedule';
+import { DEFAULT_HORIZON_MS, type DeclaredJob, type PlanView, buildPlanView } from './plan-view';
+
+export interface PlanKeeperDeps {
+  coordinator: Pick<Coordinator, 'state' | 'history' | 'setPlan' | 'onCommitted' | 'defaultHost'>;
+  registry: Pick<AgentRegistry, 'list'>;
+  /** The coordinator's own host's schedule. */
+  hypervisorJobs: readonly HypervisorJob[];
+  clock: Clock;
+  log: Logger;
+  /** Default 60 s. */
+  replanIntervalMs?: number;
+  /** How long after a change the host is replanned, so that a burst of changes costs one plan. Default 1 s. */
+  settleMs?: number;
+}
+
+/** Runs in the history that durations are learnt from, newest last. */
+const HISTORY_FOR_DURATIONS = 10_000;
+
+export class PlanKeeper {
+  private readonly last = new Map<string, PlanView>();
+  private readonly pending = new Map<string, NodeJS.Timeout>();
+  private interval: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(private readonly deps: PlanKeeperDeps) {}
+
+  start(): void {
+    this.unsubscribe = this.deps.coordinator.onCommitted((events) => {
+      for (const e of events) {
+        if (e.type === 'released' || e.type === 'expired' || e.type === 'revoked') this.soon(e.lease.host);
+        else if (e.type === 'policy-changed' || e.type === 'host-added') this.soon(e.host);
+      }
+    });
+    this.interval = setInterval(() => this.replanAll(), this.deps.replanIntervalMs ?? 60_000);
+    this.interval.unref();
+    this.replanAll();
+  }
+
+  stop(): void {
+    this.unsubscribe?.();
+    clearInterval(this.interval);
+    for (const t of this.pending.values()) clearTimeout(t);
+    this.pending.clear();
+  }
+
+  /** What a host's agents declare changed (a hello): replan it soon. */
+  declaredChanged(host: string): void {
+    this.soon(host);
+  }
+
+  /** The host's plan over `horizonMs` from now, from the same input and last slots as the followed plan. */
+  view(host: string, horizonMs = DEFAULT_HORIZON_MS): PlanView {
+    const { coordinator, clock } = this.deps;
+    return buildPlanView({
+      now: clock.now(),
+      horizonMs,
+      policy: coordinator.state.host(host).policy,
+      declared: this.declared(host),
+      previous: this.last.get(host),
+      running: coordinator.state.activeLeases(host),
+      history: coordinator.history({ host, limit: HISTORY_FOR_DURATIONS }),
+    });
+  }
+
+  private declared(host: string): { vm: string; kind: 'GUEST' | 'HYPERVISOR'; jobs: readonly DeclaredJob[] }[] {
+    // Stored as the hello carried them: JobDeclaration__Output.
+    const guests = this.deps.registry.list(host).map((a) => ({ vm: a.record.vm, kind: 'GUEST' as const, jobs: a.record.jobs as DeclaredJob[] }));
+    if (host !== this.deps.coordinator.defaultHost) return guests;
+    const byVm = new Map<string, DeclaredJob[]>();
+    for (const job of this.deps.hypervisorJobs) for (const vm of job.vms) byVm.set(vm, [...(byVm.get(vm) ?? []), job]);
+    return [...guests, ...[...byVm].map(([vm, jobs]) => ({ vm, kind: 'HYPERVISOR' as const, jobs }))];
+  }
+
+  private soon(host: string): void {
+    if (this.pending.has(host)) return;
+    const timer = setTimeout(() => {
+      this.pending.delete(host);
+      this.replan(host);
+    }, this.deps.settleMs ?? 1_000);
+    timer.unref();
+    this.pending.set(host, timer);
+  }
+
+  private replanAll(): void {
+    for (const host of this.deps.coordinator.state.hostNames()) this.replan(host);
+  }
+
+  private replan(host: string): void {
+    const { coordinator, log } = this.deps;
+    // A host with nothing declared has nothing to follow: skip the history read.
+    if (!this.last.has(host) && this.declared(host).every((d) => d.jobs.length === 0)) return;
+    let view: PlanView;
+    try {
+      view = this.view(host);
+    } catch (e) {
+      log.error('could not plan a host; its grants go on without a plan', { host, error: e as Error });
+      return;
+    }
+    this.last.set(host, view);
+    const runs: PlannedRun[] = view.slots.map((s) => ({
+      kind: s.kind,
+      vm: s.vm,
+      job: s.job,
+      start: s.start,
+      earliestStart: s.earliestStart,
+      windowEnd: s.windowEnd,
+    }));
+    coordinator.setPlan(host, runs).catch((e) => log.warn('could not hand a plan to the lessor', { host, error: e as Error }));
+  }
+}

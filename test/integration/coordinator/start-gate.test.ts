@@ -1,0 +1,179 @@
+/**
+ * The start gate against a real coordinator process over real gRPC: a backup does not start on a VM whose
+ * agent reports it busy, nor while the host itself is busy (real busy loops on this machine), unless
+ * waiting longer would miss its window; and requests for runs of the host's plan wait for their slots.
+ */
+import { strict as assert } from 'node:assert';
+import { type ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { type Clients, unary } from '../../../common/connection';
+import { FakeAgent } from '../../helpers/fake-agent';
+import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
+import { acquire, connectPlain, release } from '../../helpers/token-client';
+import { waitFor } from '../../helpers/wait';
+
+const HOST = 'host-a';
+
+function configFile(yaml: string): string {
+  const file = path.join(tempDir(), 'coordinator.yaml');
+  fs.writeFileSync(file, yaml);
+  return file;
+}
+
+async function history(clients: Clients, type: string) {
+  const { events } = await unary(clients.admin.ListHistory.bind(clients.admin), { host: HOST, limit: 1000 });
+  return events.filter((e) => e.type === type);
+}
+
+describe('start gate with a real coordinator', function () {
+  this.timeout(60_000);
+  let coordinator: RunningCoordinator;
+  let clients: Clients;
+  const agents: FakeAgent[] = [];
+  const busy: ChildProcess[] = [];
+
+  before(async () => {
+    // The host's own load is judged only in the test that loads it on purpose: the rest of the suite
+    // must not depend on how busy this machine happens to be.
+    coordinator = await startCoordinator({
+      host: HOST,
+      args: ['--config', configFile('policy:\n  startBelowCpuPercent: 50\n  hostStartBelowCpuPercent: 0\n  reportInterval: 1s\n')],
+    });
+    clients = connectPlain(coordinator.address);
+  });
+
+  afterEach(() => {
+    for (const p of busy.splice(0)) p.kill('SIGKILL');
+  });
+
+  after(async () => {
+    for (const a of agents) a.close();
+    clients?.close();
+    await coordinator?.stop();
+  });
+
+  /** The coordinator took the VM's report (the start gate gets it in the same turn as the registry). */
+  const reported = (vm: string, cpuPercent: number) =>
+    waitFor(async () => {
+      const { agents: list } = await unary(clients.admin.ListAgents.bind(clients.admin), { host: HOST });
+      return list.find((a) => a.vm === vm)?.lastLoad?.cpuPercent === cpuPercent;
+    }, 10_000, `the load report of ${vm}`);
+
+  const agent = async (vm: string) => {
+    const a = new FakeAgent(clients, vm, HOST);
+    agents.push(a);
+    await a.connected();
+    return a;
+  };
+
+  it('holds a backup while its VM is busy, lets other VMs start, and starts it once the VM calms down', async () => {
+    const vm = await agent('vm-busy');
+    vm.load(80);
+    await reported(vm.vm, 80);
+    const held = acquire(clients, { host: HOST, vm: 'vm-busy', job: 'nightly' });
+    await waitFor(() => held.updates.some((u) => u.queued?.waitingFor === 'VM vm-busy foreground cpu 80% ≥ 50%'), 10_000, 'held by the load');
+
+    const other = await acquire(clients, { host: HOST, vm: 'vm-quiet', job: 'nightly' }).done;
+    assert.ok(other.granted, 'a VM with no load report is not held');
+    await release(clients, other.granted);
+
+    vm.load(70, { backupCpuPercent: 40 });
+    const granted = await held.done;
+    assert.ok(granted.granted, "judged by the VM's own work: 70% total less 40% of Headroom's backups");
+    await release(clients, granted.granted);
+  });
+
+  it('starts a held backup anyway when waiting longer would miss its window, on the throttled budget', async () => {
+    const vm = await agent('vm-hot');
+    vm.load(95);
+    await reported(vm.vm, 95);
+    const keepBusy = setInterval(() => vm.load(95), 300);
+    try {
+      const windowEnd = Date.now() + 6_000;
+      const call = acquire(clients, { host: HOST, vm: 'vm-hot', job: 'nightly', windowEndUnixMs: windowEnd, expectedDurationMs: 1_000 });
+      const u = await call.done;
+      assert.ok(u.granted, JSON.stringify(u));
+      assert.ok(call.updates.some((x) => x.queued?.waitingFor.startsWith('VM vm-hot foreground cpu')), 'it was held first');
+      // Forced at twice its expected duration before the window's end.
+      assert.ok(Date.now() >= windowEnd - 2_000 - 250, 'not started before it had to be');
+      assert.deepEqual(u.granted.budget, { cpuPercent: 25, ioBytesPerSec: 10 * 1024 * 1024 });
+      const [grant] = (await history(clients, 'GRANTED')).filter((e) => e.tokenId === u.granted!.tokenId);
+      assert.match(grant.detail, /started on the throttled budget: VM vm-hot foreground cpu 95% ≥ 50%, but waiting longer would miss its window/);
+      await release(clients, u.granted);
+    } finally {
+      clearInterval(keepBusy);
+    }
+  });
+
+  it("holds every backup while the host itself is busy, until the host's threshold lets it start", async () => {
+    await unary(clients.admin.SetPolicy.bind(clients.admin), { host: HOST, hostStartBelowCpuPercent: 40 });
+    const loops = Math.max(2, os.availableParallelism());
+    for (let i = 0; i < loops; i++) busy.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }));
+    const held = acquire(clients, { host: HOST, vm: 'vm-any', job: 'nightly' });
+    await waitFor(() => held.updates.some((u) => /^host cpu \d+% ≥ 40%$/.test(u.queued?.waitingFor ?? '')), 15_000, 'held by the host load');
+    // Whether this machine calms down in time depends on what else runs on it: lift the threshold instead
+    // (the unit tests show a host that calms down letting requests start).
+    await unary(clients.admin.SetPolicy.bind(clients.admin), { host: HOST, hostStartBelowCpuPercent: 0 });
+    const u = await held.done;
+    assert.ok(u.granted, 'started once the threshold let it');
+    await release(clients, u.granted);
+  });
+});
+
+describe("grants that follow the host's plan", function () {
+  this.timeout(60_000);
+  let coordinator: RunningCoordinator;
+  let clients: Clients;
+
+  before(async () => {
+    const config = [
+      'policy:',
+      '  maxHypervisorTokens: 2',
+      '  minStartGap: 1s',
+      '  hostStartBelowCpuPercent: 0',
+      'hypervisorJobs:',
+      '  - name: image',
+      '    vms: [vm-a, vm-b]',
+      "    schedule: '0 * * * *'",
+      '    window: 2h',
+      '    expectedDuration: 2s',
+      '',
+    ].join('\n');
+    coordinator = await startCoordinator({ host: HOST, args: ['--config', configFile(config)] });
+    clients = connectPlain(coordinator.address);
+  });
+
+  after(async () => {
+    clients?.close();
+    await coordinator?.stop();
+  });
+
+  it('spreads the starts of runs due together by the minimum gap, and says why a run waits', async () => {
+    // A wide gap, set just now, so that the plan is made anew right before the requests.
+    await unary(clients.admin.SetPolicy.bind(clients.admin), { host: HOST, minStartGapMs: 8_000 });
+    let windowEnd = 0;
+    await waitFor(async () => {
+      const p = await unary(clients.admin.GetPlan.bind(clients.admin), { host: HOST, horizonMs: 3_600_000 });
+      const [a, b] = p.slots.filter((s) => s.job === 'image');
+      windowEnd = Number(a?.windowEndUnixMs);
+      return Boolean(b) && a.vm !== b.vm && a.windowEndUnixMs === b.windowEndUnixMs && Number(b.startUnixMs) - Number(a.startUnixMs) >= 8_000;
+    }, 10_000, 'a plan with both runs 8 s apart');
+    // Wait for the followed plan (made a moment after the policy change) before asking.
+    await new Promise((r) => setTimeout(r, 1_500));
+    const calls = ['vm-a', 'vm-b'].map((vm) =>
+      acquire(clients, { host: HOST, kind: 'HYPERVISOR', vm, job: 'image', windowEndUnixMs: windowEnd, expectedDurationMs: 2_000 }),
+    );
+    const first = await Promise.race(calls.map((c) => c.done));
+    const second = calls.find((c) => c.updates.every((u) => !u.granted))!;
+    await waitFor(() => second.updates.some((u) => u.queued?.waitingFor.startsWith('its planned slot starts at ')), 5_000, 'the second run held for its slot');
+    const slot = Date.parse(second.updates.find((u) => u.queued)!.queued!.waitingFor.slice('its planned slot starts at '.length));
+    const u = await second.done;
+    assert.ok(u.granted && first.granted);
+    assert.ok(Number(u.granted.grantedUnixMs) >= slot, 'not granted before its planned slot');
+    assert.ok(slot - Number(first.granted.grantedUnixMs) >= 8_000 - 1_000, 'its slot is a start gap after the first run');
+    await release(clients, first.granted);
+    await release(clients, u.granted);
+  });
+});
