@@ -17,11 +17,11 @@ import {
   runGuarded,
 } from '../../../common/guarded-run';
 import type { Queued__Output, Token__Output } from '../../../proto/generated/headroom/v1';
+import { LIMITS } from '../../domain/policy';
 import { parseByteRate, parseInt32, parsePositiveInt, parseString } from '../args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
 import { UsageError, statusName } from '../errors';
-import { LIMITS } from '../../domain/policy';
 import { HostBudget } from '../host-budget';
 import { formatClock, formatClockRelative, formatCommand, formatSpan } from '../human';
 import { watchRevocation } from './revoke-watch';
