@@ -41,8 +41,8 @@ export interface ClientProcessConfig {
 const LATEST_START_SHARE = 0.15;
 /** A share of tokens are dropped without a release: their leases must expire. */
 const ABANDON_SHARE = 0.03;
-/** Holds last up to this long: past the 3 s TTL, so that they need renewals. */
-const MAX_HOLD_MS = 4_000;
+/** Holds last up to this long: past the test's 6 s TTL, so that most need renewals (every 2 s). */
+const MAX_HOLD_MS = 8_000;
 /** How long a release is retried while the coordinator does not answer. */
 const RELEASE_GIVE_UP_MS = 20_000;
 

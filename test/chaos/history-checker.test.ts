@@ -63,6 +63,7 @@ describe('chaos history checker', () => {
     assert.equal(report.counts['releases acknowledged'], 4);
     assert.equal(report.counts['denials: WINDOW_CLOSED'], 1);
     assert.equal(report.counts['store: tokens restored after a restart'], 1);
+    assert.equal(report.counts['store: tokens renewed by their holder after a restart'], 0);
   });
 
   it('finds a GUEST and a HYPERVISOR token held together on a host, from the clients and from the store', () => {

@@ -180,6 +180,7 @@ function replayStore(history: readonly HistoryRecord[], violations: Violation[],
   const grantedTokens = new Set<string>();
   const grantedRequests = new Set<string>();
   const restoredTokens = new Set<string>();
+  const renewedAfterRestore = new Set<string>();
   const bad = (message: string) => violations.push({ kind: 'store-inconsistent', message });
   for (const r of [...history].sort((a, b) => a.seq - b.seq)) {
     if (r.tokenId === '') continue;
@@ -216,12 +217,14 @@ function replayStore(history: readonly HistoryRecord[], violations: Violation[],
         break;
       case 'RENEWED':
         if (!host.active.has(r.tokenId)) bad(`seq ${r.seq}: renewed ${r.tokenId}, which was not active`);
+        if (restoredTokens.has(r.tokenId)) renewedAfterRestore.add(r.tokenId);
         break;
       default:
         break;
     }
   }
   counts['store: tokens restored after a restart'] = restoredTokens.size;
+  counts['store: tokens renewed by their holder after a restart'] = renewedAfterRestore.size;
   counts['store: tokens still active at the end'] = [...hosts.values()].reduce((n, h) => n + h.active.size, 0);
 }
 

@@ -26,10 +26,16 @@ const VMS_PER_HOST = 3;
 /** Per VM: two GUEST clients (so that they contend for the VM) and one HYPERVISOR client. */
 const GUEST_CLIENTS_PER_VM = 2;
 const PROCESSES = 4;
-const LEASE_TTL = '3s';
-/** The coordinator runs this long between kills: from a blink to longer than a lease's TTL. */
-const MIN_UPTIME_MS = 200;
-const MAX_UPTIME_MS = 4_200;
+/**
+ * Long enough that a holder's fail-safe (5 s after its last renewal) outlasts most restarts (1–3 s on a
+ * busy 2-core machine), so that holders go on across them; short enough to expire abandoned tokens.
+ */
+const LEASE_TTL = '6s';
+/** The coordinator mostly runs briefly between kills, from a blink to 2.5 s … */
+const SHORT_UPTIME_MS = [200, 2_500];
+/** … and sometimes past a lease's TTL, so that abandoned tokens expire (a restart gives them a fresh TTL). */
+const LONG_UPTIME_MS = [6_500, 9_000];
+const LONG_UPTIME_SHARE = 0.2;
 const MAX_DOWNTIME_MS = 300;
 
 function specs(): ClientSpec[] {
@@ -70,7 +76,8 @@ describe('chaos: the coordinator SIGKILLed and restarted at random moments under
     fleet = new ClientFleet(`127.0.0.1:${port}`, specs(), PROCESSES, seed, dir);
     let restarts = 0;
     for (let i = 0; i < cycles; i++) {
-      await sleep(MIN_UPTIME_MS + Math.floor(random() * (MAX_UPTIME_MS - MIN_UPTIME_MS)));
+      const [min, max] = random() < LONG_UPTIME_SHARE ? LONG_UPTIME_MS : SHORT_UPTIME_MS;
+      await sleep(min + Math.floor(random() * (max - min)));
       assert.equal(fleet.crashed(), 0, 'a client process died');
       await coordinator.kill();
       await sleep(Math.floor(random() * MAX_DOWNTIME_MS));
@@ -102,6 +109,8 @@ describe('chaos: the coordinator SIGKILLed and restarted at random moments under
     assert.deepEqual(report.violations.slice(0, 20), [], `${report.violations.length} violations (seed ${seed})`);
     // The run exercised what it claims to: grants, renewals and releases, and tokens living through restarts.
     assert.ok(report.counts.grants > 0 && report.counts.renewals > 0 && report.counts['releases acknowledged'] > 0, JSON.stringify(report.counts));
+    // How many holders also renewed after a restart depends on how fast the coordinator restarts (their
+    // fail-safe gives up 5 s after the last renewal): printed above, not asserted.
     assert.ok(report.counts['store: tokens restored after a restart'] > 0, 'some tokens were held across a restart');
   });
 });
