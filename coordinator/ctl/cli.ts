@@ -15,6 +15,7 @@ import { hostBackupCommand } from './commands/host-backup';
 import { pauseCommand, resumeCommand } from './commands/pause';
 import { planCommand } from './commands/plan';
 import { policyGetCommand, policySetCommand } from './commands/policy';
+import { restoreCommand } from './commands/restore';
 import { revokeCommand } from './commands/revoke';
 import { statusCommand } from './commands/status';
 import { tokensCommand } from './commands/tokens';
@@ -36,6 +37,7 @@ export const COMMANDS: readonly Command[] = [
   policyGetCommand,
   policySetCommand,
   hostBackupCommand,
+  restoreCommand,
 ];
 
 /** Commands whose name is two words. */
