@@ -1,80 +1,31 @@
 /**
  * The qmp driver against a real qemu-storage-daemon: a full backup and two incrementals of a two-disk VM,
  * each incremental holding exactly the clusters written since the one before, every point restored by
- * qemu-img to the bytes the disk held then; and the chain's honesty across restarts (clean, unclean) and a
- * removed bitmap.
+ * qemu-img (and by `headroomctl restore`) to the bytes the disk held then.
  */
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { createLogger } from '../../../common/log';
 import type { BackupRecord } from '../../../coordinator/catalog/chain-rules';
-import { ManifestStore } from '../../../coordinator/catalog/manifest-store';
 import { restoreDisk } from '../../../coordinator/catalog/restore';
 import { QemuImg } from '../../../coordinator/hypervisor/qemu-img';
-import { type QmpBackupOptions, type QmpBackupResult, backupVm } from '../../../coordinator/hypervisor/qmp-driver';
 import { spawnCtl } from '../ctl/ctl-process';
-import { StorageDaemon, imageBytes, ownClusters } from './storage-daemon';
-
-const KiB = 1024;
-const MiB = 1024 * KiB;
-const CLUSTER = 64 * KiB;
-const log = createLogger({ level: 'silent' });
-
-export async function backup(daemon: StorageDaemon, store: ManifestStore, extra: Partial<QmpBackupOptions> = {}): Promise<QmpBackupResult> {
-  const client = await daemon.connect();
-  try {
-    return await backupVm(client, {
-      vm: 'vm1',
-      disks: daemon.disks.map((d) => ({ name: d.name, node: d.name })),
-      store,
-      now: Date.now,
-      log,
-      pollIntervalMs: 50,
-      ...extra,
-    });
-  } finally {
-    client.close();
-  }
-}
-
-export function recordOf(result: QmpBackupResult, disk: string): BackupRecord {
-  const r = result.disks.find((d) => d.disk === disk);
-  assert.ok(r?.record, `no record for ${disk}: ${result.message}`);
-  return r.record;
-}
+import { CLUSTER, MiB, backup, recordOf, useFixture } from './fixture';
+import { imageBytes, ownClusters } from './storage-daemon';
 
 describe('qmp driver against qemu-storage-daemon', function () {
   this.timeout(60_000);
-  let dir: string;
-  let daemon: StorageDaemon;
-  let store: ManifestStore;
-
-  beforeEach(async () => {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-qmp-'));
-    daemon = new StorageDaemon(dir, [
-      { name: 'disk0', size: 8 * MiB },
-      { name: 'disk1', size: 4 * MiB },
-    ]);
-    await daemon.start();
-    store = ManifestStore.open(path.join(dir, 'backups'), { create: true });
-  });
-
-  afterEach(async () => {
-    await daemon.kill();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const f = useFixture();
 
   it('takes full + incremental + incremental of two disks in one transaction; each incremental holds exactly the written clusters, and every point restores byte-identical', async () => {
     const points: Array<{ records: Record<string, BackupRecord>; content: Record<string, Buffer> }> = [];
-    const snapshot = async () => ({ disk0: await daemon.read('disk0'), disk1: await daemon.read('disk1') });
+    const snapshot = async () => ({ disk0: await f.daemon.read('disk0'), disk1: await f.daemon.read('disk1') });
 
-    await daemon.write('disk0', 0, CLUSTER, 0x11);
-    await daemon.write('disk0', 1 * MiB, 2 * CLUSTER, 0x12);
-    await daemon.write('disk1', CLUSTER, CLUSTER, 0x13);
+    await f.daemon.write('disk0', 0, CLUSTER, 0x11);
+    await f.daemon.write('disk0', 1 * MiB, 2 * CLUSTER, 0x12);
+    await f.daemon.write('disk1', CLUSTER, CLUSTER, 0x13);
     let content = await snapshot();
-    const first = await backup(daemon, store);
+    const first = await backup(f);
     assert.ok(first.ok, first.message);
     for (const disk of ['disk0', 'disk1']) {
       const r = recordOf(first, disk);
@@ -86,63 +37,63 @@ describe('qmp driver against qemu-storage-daemon', function () {
     assert.equal(recordOf(first, 'disk0').bytes, 8 * MiB, 'a full backup copies the whole disk');
     points.push({ records: { disk0: recordOf(first, 'disk0'), disk1: recordOf(first, 'disk1') }, content });
 
-    await daemon.write('disk0', 2 * MiB, CLUSTER, 0x21);
-    await daemon.write('disk0', 0, CLUSTER, 0x22); // overwrites a cluster the full backup holds
+    await f.daemon.write('disk0', 2 * MiB, CLUSTER, 0x21);
+    await f.daemon.write('disk0', 0, CLUSTER, 0x22); // overwrites a cluster the full backup holds
     content = await snapshot();
-    const second = await backup(daemon, store);
+    const second = await backup(f);
     assert.ok(second.ok, second.message);
     const inc1 = recordOf(second, 'disk0');
     assert.equal(inc1.kind, 'incremental');
     assert.equal(inc1.parentId, recordOf(first, 'disk0').id);
     assert.equal(inc1.chainId, recordOf(first, 'disk0').id);
-    assert.deepEqual(await ownClusters(store.pathOf(inc1)), [
+    assert.deepEqual(await ownClusters(f.store.pathOf(inc1)), [
       [0, CLUSTER],
       [2 * MiB, CLUSTER],
     ]);
     assert.equal(inc1.bytes, 2 * CLUSTER);
     const idle = recordOf(second, 'disk1');
     assert.equal(idle.kind, 'incremental');
-    assert.deepEqual(await ownClusters(store.pathOf(idle)), [], 'nothing was written to disk1');
+    assert.deepEqual(await ownClusters(f.store.pathOf(idle)), [], 'nothing was written to disk1');
     assert.equal(idle.bytes, 0);
     points.push({ records: { disk0: inc1, disk1: idle }, content });
 
-    await daemon.write('disk0', 5 * MiB, 3 * CLUSTER, 0x31);
-    await daemon.write('disk1', 0, CLUSTER, 0x32);
-    await daemon.write('disk1', 3 * MiB + 100, 10, 0x33); // a few bytes dirty their whole cluster
+    await f.daemon.write('disk0', 5 * MiB, 3 * CLUSTER, 0x31);
+    await f.daemon.write('disk1', 0, CLUSTER, 0x32);
+    await f.daemon.write('disk1', 3 * MiB + 100, 10, 0x33); // a few bytes dirty their whole cluster
     content = await snapshot();
-    const third = await backup(daemon, store);
+    const third = await backup(f);
     assert.ok(third.ok, third.message);
     const inc2 = recordOf(third, 'disk0');
     assert.equal(inc2.parentId, inc1.id);
-    assert.deepEqual(await ownClusters(store.pathOf(inc2)), [[5 * MiB, 3 * CLUSTER]]);
+    assert.deepEqual(await ownClusters(f.store.pathOf(inc2)), [[5 * MiB, 3 * CLUSTER]]);
     const inc2b = recordOf(third, 'disk1');
     assert.equal(inc2b.parentId, idle.id);
-    assert.deepEqual(await ownClusters(store.pathOf(inc2b)), [
+    assert.deepEqual(await ownClusters(f.store.pathOf(inc2b)), [
       [0, CLUSTER],
       [3 * MiB, CLUSTER],
     ]);
     points.push({ records: { disk0: inc2, disk1: inc2b }, content });
 
     // Every record's checksum is the file's, and the manifests read back as written.
-    const all = store.records('vm1');
+    const all = f.store.records('vm1');
     assert.equal(all.length, 6);
-    for (const r of all) assert.deepEqual(await store.verify(r), { ok: true, actual: r.sha256 });
+    for (const r of all) assert.deepEqual(await f.store.verify(r), { ok: true, actual: r.sha256 });
 
     for (const [i, point] of points.entries()) {
       for (const disk of ['disk0', 'disk1']) {
         const at = point.records[disk].takenAtMs;
-        const to = path.join(dir, `restore-${disk}-${i}.qcow2`);
-        const restored = await restoreDisk({ store, vm: 'vm1', disk, atMs: at, to, format: 'qcow2', verify: true });
+        const to = path.join(f.dir, `restore-${disk}-${i}.qcow2`);
+        const restored = await restoreDisk({ store: f.store, vm: 'vm1', disk, atMs: at, to, format: 'qcow2', verify: true });
         assert.equal(restored.chain.length, i + 1);
         assert.ok((await imageBytes(to, 'qcow2')).equals(point.content[disk]), `${disk} restored at point ${i} differs from the source then`);
         assert.equal((await new QemuImg().backingChain(to)).length, 1, 'the restored image has no backing file');
       }
     }
 
-    // headroomctl restore, as a person would run it: no coordinator needed, raw output, a time between two backups.
+    // headroomctl restore: f.store, as a person would run it: no coordinator needed, raw output, a time between two backups.
     const between = new Date(points[1].records.disk0.takenAtMs + 1).toISOString();
-    const out = path.join(dir, 'ctl-restore.raw');
-    const ctl = spawnCtl(['restore', '--dir', store.dir, '--vm', 'vm1', '--disk', 'disk0', '--at', between, '--to', out, '--format', 'raw']);
+    const out = path.join(f.dir, 'ctl-ref.store.raw');
+    const ctl = spawnCtl(['restore', '--dir', f.store.dir, '--vm', 'vm1', '--disk', 'disk0', '--at', between, '--to', out, '--format', 'raw']);
     const res = await ctl.done;
     assert.equal(res.code, 0, res.stderr);
     assert.ok(fs.readFileSync(out).equals(points[1].content.disk0));
