@@ -107,6 +107,9 @@ export function parseManifest(text: string, file: string): BackupRecord {
   if (path.isAbsolute(record.file) || record.file.split(/[\\/]/).includes('..')) {
     throw new CatalogError(`${file}: key "file" must be a path inside the catalog directory`);
   }
+  // An optional key that is absent stays absent, as in the record that was written.
+  if (record.fullReason === undefined) delete record.fullReason;
+  if (record.parentId === undefined) delete record.parentId;
   return record;
 }
 
