@@ -15,6 +15,7 @@ import { hostBackupCommand } from './commands/host-backup';
 import { pauseCommand, resumeCommand } from './commands/pause';
 import { planCommand } from './commands/plan';
 import { policyGetCommand, policySetCommand } from './commands/policy';
+import { qmpBackupCommand } from './commands/qmp-backup';
 import { restoreCommand } from './commands/restore';
 import { revokeCommand } from './commands/revoke';
 import { statusCommand } from './commands/status';
@@ -37,6 +38,7 @@ export const COMMANDS: readonly Command[] = [
   policyGetCommand,
   policySetCommand,
   hostBackupCommand,
+  qmpBackupCommand,
   restoreCommand,
 ];
 

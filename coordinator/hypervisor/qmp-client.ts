@@ -74,7 +74,7 @@ export class QmpClient {
     });
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new QmpConnectionError(`QMP socket ${path}: no greeting within ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(() => reject(new QmpConnectionError(`QMP socket ${path}: no greeting within ${timeoutMs} ms (a QMP socket serves one client at a time: is another connected?)`)), timeoutMs);
     });
     try {
       const hello = await Promise.race([greeting, deadline]);

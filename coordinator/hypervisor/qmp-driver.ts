@@ -84,6 +84,19 @@ async function findNode(client: QmpClient, name: string): Promise<NodeInfo> {
   return node;
 }
 
+/**
+ * The disks of the QEMU process, when none are named: a VM's drives with a medium (query-block), or what
+ * a qemu-storage-daemon exports (query-block-exports), each named after its device or node.
+ */
+export async function discoverDisks(client: QmpClient): Promise<DiskSpec[]> {
+  const devices = await client.execute<Array<{ device: string; qdev?: string; inserted?: { 'node-name': string } }>>('query-block');
+  // -drive guests have device names; -blockdev guests (libvirt) only node names.
+  const drives = devices.flatMap((d) => (d.inserted ? [d.device || d.inserted['node-name']] : []));
+  if (drives.length) return drives.map((n) => ({ name: n, node: n }));
+  const exports = await client.execute<Array<{ 'node-name': string }>>('query-block-exports').catch(() => []);
+  return [...new Set(exports.map((e) => e['node-name']))].map((n) => ({ name: n, node: n }));
+}
+
 function observe(node: NodeInfo, bitmap: string): DiskObservation {
   const b = node['dirty-bitmaps']?.find((x) => x.name === bitmap);
   const observed: BitmapObservation | undefined = b && {
