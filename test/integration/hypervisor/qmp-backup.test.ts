@@ -98,5 +98,25 @@ describe('qmp driver against qemu-storage-daemon', function () {
     assert.equal(res.code, 0, res.stderr);
     assert.ok(fs.readFileSync(out).equals(points[1].content.disk0));
     assert.match(res.stdout, new RegExp(inc1.id));
+
+    // A restore refuses a chain whose file changed (same size, one byte flipped), and writes nothing.
+    const fd = fs.openSync(f.store.pathOf(inc1), 'r+');
+    const byte = Buffer.alloc(1);
+    fs.readSync(fd, byte, 0, 1, 300_000);
+    fs.writeSync(fd, Buffer.from([byte[0] ^ 0xff]), 0, 1, 300_000);
+    fs.closeSync(fd);
+    const corrupt = path.join(f.dir, 'corrupt.qcow2');
+    const refused = await spawnCtl(['restore', '--dir', f.store.dir, '--vm', 'vm1', '--disk', 'disk0', '--to', corrupt]).done;
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, new RegExp(`restore failed: backup ${inc1.id}: SHA-256 is [0-9a-f]{64}, the manifest says ${inc1.sha256}`));
+    assert.equal(fs.existsSync(corrupt), false);
+    const early = await spawnCtl(['restore', '--dir', f.store.dir, '--vm', 'vm1', '--disk', 'disk1', '--at', '2000-01-01T00:00:00Z', '--to', corrupt]).done;
+    assert.equal(early.code, 1);
+    assert.match(early.stderr, /no backup taken at or before 2000-01-01T00:00:00.000Z; the first is from /);
+    const twoDisks = await spawnCtl(['restore', '--dir', f.store.dir, '--vm', 'vm1', '--to', corrupt]).done;
+    assert.match(twoDisks.stderr, /VM vm1 has 2 disks \(disk0, disk1\): choose one with --disk/);
+    const badTime = await spawnCtl(['restore', '--dir', f.store.dir, '--vm', 'vm1', '--at', 'yesterday', '--to', corrupt]).done;
+    assert.equal(badTime.code, 64);
+    assert.match(badTime.stderr, /option --at: expected "now" or an ISO 8601 time with its zone/);
   });
 });
