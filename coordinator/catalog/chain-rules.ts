@@ -61,6 +61,7 @@ export interface DiskObservation {
 export type FullReasonCode =
   | 'requested'
   | 'no-previous-backup'
+  | 'interrupted'
   | 'chain-broken'
   | 'parent-missing'
   | 'bitmap-missing'
@@ -81,6 +82,11 @@ export interface PlanInput {
   /** Every record of this VM's disk (any order). */
   records: readonly BackupRecord[];
   disk: DiskObservation;
+  /**
+   * Backups of this disk that were started and whose end nobody saw (the backup process died, or lost
+   * QMP): QEMU may have finished them and cleared the bitmap with nothing recorded.
+   */
+  interrupted?: readonly string[];
   /** Whether a record's qcow2 file is still in the catalog directory, with the size recorded. */
   fileIntact(record: BackupRecord): boolean;
   /** The person asked for a full backup. */
@@ -136,6 +142,12 @@ export function planNextBackup(input: PlanInput): BackupPlan {
   if (input.forceFull) return full('requested', 'a full backup was asked for');
   const last = latestRecord(input.records);
   if (!last) return full('no-previous-backup', 'no previous backup of this disk in the catalog');
+  if (input.interrupted?.length) {
+    return full(
+      'interrupted',
+      `backup ${input.interrupted.join(', ')} was interrupted before its end was known: QEMU may have cleared the bitmap with nothing recorded`,
+    );
+  }
   let chain: BackupRecord[];
   try {
     chain = chainTo(input.records, last);

@@ -6,6 +6,8 @@
  *   DIR/<vm>/<disk>/<backup id>.qcow2    the backup; an incremental's backing file is its parent's, by a
  *                                        relative name, so the chain survives a move of the directory
  *   DIR/<vm>/<disk>/<backup id>.json     its manifest: the BackupRecord (chain-rules.ts), written last
+ *   DIR/<vm>/<disk>/<backup id>.started  while the backup runs: left behind, it says that a job may have
+ *                                        ended (and cleared the bitmap) unseen, so the next backup is full
  *
  * The manifests are the catalog: there is no database beside them to drift out of step (and SQLite's
  * locking is not to be trusted on NFS). A qcow2 file without a manifest is a backup that did not finish.
@@ -18,6 +20,7 @@ import { type BackupRecord, CatalogError } from './chain-rules';
 const CATALOG_FILE = 'headroom-catalog.json';
 const CATALOG_FORMAT = 'headroom-catalog/1';
 const MANIFEST_FORMAT = 'headroom-backup/1';
+const STARTED = '.started';
 /** VM and disk names become directory names: no separators, no dot-only names. */
 const SAFE_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
 
@@ -192,6 +195,30 @@ export class ManifestStore {
     const { absolute } = this.diskDir(record.vm, record.disk);
     const manifest = { format: MANIFEST_FORMAT, takenAt: new Date(record.takenAtMs).toISOString(), ...record };
     writeAtomically(path.join(absolute, `${record.id}.json`), `${JSON.stringify(manifest, null, 2)}\n`);
+  }
+
+  /** Notes that a backup's job is about to start; until `ended`, its outcome is unknown. */
+  started(vm: string, disk: string, id: string): void {
+    const { absolute } = this.diskDir(vm, disk);
+    writeAtomically(path.join(absolute, `${id}${STARTED}`), `${JSON.stringify({ id })}\n`);
+  }
+
+  /** The outcome of the disk's backups is known (recorded, failed or cancelled): forgets every started note. */
+  ended(vm: string, disk: string): void {
+    for (const id of this.interrupted(vm, disk)) fs.rmSync(path.join(this.dir, vm, disk, `${id}${STARTED}`), { force: true });
+  }
+
+  /** Backups of the disk that were started and whose end is not known. */
+  interrupted(vm: string, disk: string): string[] {
+    checkName('VM name', vm);
+    checkName('disk name', disk);
+    const dir = path.join(this.dir, vm, disk);
+    if (!fs.existsSync(dir)) return [];
+    return fs
+      .readdirSync(dir)
+      .filter((n) => n.endsWith(STARTED))
+      .map((n) => n.slice(0, -STARTED.length))
+      .sort();
   }
 
   /** The absolute path of a record's (or a would-be record's) qcow2 file. */

@@ -13,17 +13,16 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../../common/log';
-import { type BackupPlan, type BackupRecord, type BitmapObservation, type Consistency, type DiskObservation, planNextBackup } from '../catalog/chain-rules';
+import { type BackupPlan, type BackupRecord, type Consistency, type DiskObservation, planNextBackup } from '../catalog/chain-rules';
 import { type ManifestStore, sha256File } from '../catalog/manifest-store';
 import { BlockJobWatcher, type JobOutcome, type JobProgress } from './block-jobs';
+import { type DiskSpec, type NodeInfo, findNode, observe } from './block-nodes';
 import { QemuImg } from './qemu-img';
-import type { QmpClient } from './qmp-client';
+import { type QmpClient, QmpCommandError } from './qmp-client';
 
-/** A disk to back up: its name in the catalog, and the QMP node or device name that holds its image. */
-export interface DiskSpec {
-  name: string;
-  node: string;
-}
+/** Names of the block nodes and jobs this driver makes, so that leftovers can be recognised. */
+const TARGET_PREFIX = 'headroom-target-';
+const JOB_PREFIX = 'headroom-backup-';
 
 export interface QmpBackupOptions {
   vm: string;
@@ -62,52 +61,6 @@ export interface QmpBackupResult {
   message: string;
 }
 
-/** What QMP tells about a block node (query-named-block-nodes). */
-interface NodeInfo {
-  'node-name': string;
-  drv: string;
-  image: { 'virtual-size': number };
-  'dirty-bitmaps'?: Array<{ name: string; persistent: boolean; recording: boolean; busy: boolean; inconsistent?: boolean }>;
-}
-
-/** Finds the node behind a node name, or behind a device's name (query-block) as `-drive` guests have. */
-async function findNode(client: QmpClient, name: string): Promise<NodeInfo> {
-  const nodes = await client.execute<NodeInfo[]>('query-named-block-nodes', { flat: true });
-  let node = nodes.find((n) => n['node-name'] === name);
-  if (!node) {
-    const devices = await client.execute<Array<{ device: string; qdev?: string; inserted?: { 'node-name': string } }>>('query-block');
-    const device = devices.find((d) => d.device === name || d.qdev === name);
-    const nodeName = device?.inserted?.['node-name'];
-    node = nodeName === undefined ? undefined : nodes.find((n) => n['node-name'] === nodeName);
-  }
-  if (!node) throw new Error(`QEMU has no block node or device named "${name}"`);
-  return node;
-}
-
-/**
- * The disks of the QEMU process, when none are named: a VM's drives with a medium (query-block), or what
- * a qemu-storage-daemon exports (query-block-exports), each named after its device or node.
- */
-export async function discoverDisks(client: QmpClient): Promise<DiskSpec[]> {
-  const devices = await client.execute<Array<{ device: string; qdev?: string; inserted?: { 'node-name': string } }>>('query-block');
-  // -drive guests have device names; -blockdev guests (libvirt) only node names.
-  const drives = devices.flatMap((d) => (d.inserted ? [d.device || d.inserted['node-name']] : []));
-  if (drives.length) return drives.map((n) => ({ name: n, node: n }));
-  const exports = await client.execute<Array<{ 'node-name': string }>>('query-block-exports').catch(() => []);
-  return [...new Set(exports.map((e) => e['node-name']))].map((n) => ({ name: n, node: n }));
-}
-
-function observe(node: NodeInfo, bitmap: string): DiskObservation {
-  const b = node['dirty-bitmaps']?.find((x) => x.name === bitmap);
-  const observed: BitmapObservation | undefined = b && {
-    persistent: b.persistent,
-    recording: b.recording,
-    inconsistent: b.inconsistent === true,
-    busy: b.busy,
-  };
-  return { virtualSize: node.image['virtual-size'], bitmap: observed };
-}
-
 /** One disk's part in the run. */
 interface Prepared {
   spec: DiskSpec;
@@ -139,6 +92,7 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
   const setId = `${stamp(startedAt)}-${randomBytes(3).toString('hex')}`;
   const log = o.log.child({ vm: o.vm, set: setId });
 
+  await detachLeftoverTargets(client, log);
   const prepared: Prepared[] = [];
   for (const spec of o.disks) {
     const node = await findNode(client, spec.node);
@@ -148,6 +102,7 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
     const plan = planNextBackup({
       records,
       disk: observed,
+      interrupted: o.store.interrupted(o.vm, spec.name),
       fileIntact: (r) => o.store.fileIntact(r),
       forceFull: o.forceFull,
       maxIncrementals: o.maxIncrementals,
@@ -162,11 +117,11 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
       plan,
       id,
       file: path.join(relative, `${id}.qcow2`),
-      targetNode: `headroom-target-${suffix}`,
-      jobId: `headroom-backup-${suffix}`,
+      targetNode: `${TARGET_PREFIX}${suffix}`,
+      jobId: `${JOB_PREFIX}${suffix}`,
       targetAdded: false,
       bitmapCreated: false,
-      // Only qcow2 can store a bitmap; on other formats it lives as long as the QEMU process.
+      // Only qcow2 can store a bitmap; on other formats a new one lives as long as the QEMU process.
       persistent: node.drv === 'qcow2',
     });
     log.info(plan.kind === 'full' ? `full backup: ${plan.reason.text}` : `incremental backup on top of ${plan.parent.id}`, { disk: spec.name });
@@ -176,6 +131,8 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
   let outcomes: Map<string, JobOutcome> | undefined;
   let transactionAtMs = 0;
   let failure: string | undefined;
+  // Whether the jobs' fate is known: not when QMP was lost after the transaction was sent.
+  let outcomeKnown = true;
   try {
     for (const p of prepared) {
       if (p.plan.kind === 'full') await prepareFullBitmap(client, p, bitmap);
@@ -196,14 +153,23 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
         ...(p.plan.kind === 'full' ? { sync: 'full', 'bitmap-mode': 'on-success' } : { sync: 'incremental' }),
       },
     }));
+    for (const p of prepared) o.store.started(o.vm, p.spec.name, p.id);
     transactionAtMs = o.now();
-    await client.execute('transaction', { actions, properties: { 'completion-mode': 'grouped' } });
+    outcomeKnown = false;
+    try {
+      await client.execute('transaction', { actions, properties: { 'completion-mode': 'grouped' } });
+    } catch (err) {
+      // Refused by QEMU: no job started.
+      if (err instanceof QmpCommandError) outcomeKnown = true;
+      throw err;
+    }
     outcomes = await watcher.wait({
       signal: o.signal,
       pollIntervalMs: o.pollIntervalMs,
       onProgress: (jobs: JobProgress[]) =>
         o.onProgress?.(jobs.map((j) => ({ disk: prepared.find((p) => p.jobId === j.jobId)?.spec.name ?? j.jobId, offset: j.offset, len: j.len }))),
     });
+    outcomeKnown = true;
   } catch (err) {
     failure = (err as Error).message;
     log.error('backup could not run', { error: failure });
@@ -226,7 +192,9 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
       if (p.bitmapCreated) {
         await client.execute('block-dirty-bitmap-remove', { node: p.nodeName, name: bitmap }).catch((err: Error) => log.warn('could not remove the new bitmap', { error: err.message }));
       }
-      results.push({ disk: p.spec.name, plan: p.plan, error: why });
+      // Unknown: the job may yet finish and clear the bitmap; the started note makes the next backup full.
+      if (outcomeKnown) o.store.ended(o.vm, p.spec.name);
+      results.push({ disk: p.spec.name, plan: p.plan, error: outcomeKnown ? why : `${why}; the job's end is unknown, so the next backup will be full` });
       continue;
     }
     const record: BackupRecord = {
@@ -239,7 +207,8 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
       parentId: p.plan.kind === 'incremental' ? p.plan.parent.id : undefined,
       chainId: p.plan.kind === 'incremental' ? p.plan.parent.chainId : p.id,
       bitmap,
-      bitmapPersistent: p.persistent,
+      // A bitmap that was there already keeps its own kind.
+      bitmapPersistent: p.bitmapCreated ? p.persistent : (p.observed.bitmap?.persistent ?? p.persistent),
       takenAtMs: watcher.createdAtMs(p.jobId) ?? transactionAtMs,
       durationMs: endedAt - transactionAtMs,
       bytes: outcome.len,
@@ -250,6 +219,7 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
       sha256: await sha256File(target),
     };
     o.store.write(record);
+    o.store.ended(o.vm, p.spec.name);
     results.push({ disk: p.spec.name, plan: p.plan, record });
   }
   const ok = results.every((r) => r.record);
@@ -258,6 +228,21 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
     : results.map((r) => `${r.disk}: ${r.error ?? 'completed, but the set is incomplete'}`).join('; ');
   log[ok ? 'info' : 'warn'](ok ? 'backup done' : 'backup failed', { result: message });
   return { ok, setId, disks: results, message };
+}
+
+/**
+ * Target nodes a backup process left attached when it died: detached unless a job of ours still runs
+ * (then the bitmap is busy and this backup stops anyway).
+ */
+async function detachLeftoverTargets(client: QmpClient, log: Logger): Promise<void> {
+  const jobs = await client.execute<Array<{ device: string }>>('query-block-jobs');
+  if (jobs.some((j) => j.device.startsWith(JOB_PREFIX))) return;
+  const nodes = await client.execute<NodeInfo[]>('query-named-block-nodes', { flat: true });
+  for (const n of nodes) {
+    if (!n['node-name'].startsWith(TARGET_PREFIX)) continue;
+    log.warn('detaching a backup target left behind', { node: n['node-name'] });
+    await client.execute('blockdev-del', { 'node-name': n['node-name'] }).catch((err: Error) => log.warn('could not detach it', { error: err.message }));
+  }
 }
 
 /**

@@ -8,6 +8,8 @@ import * as assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { waitFor } from '../../helpers/wait';
+import { spawnCtl } from '../ctl/ctl-process';
 import { CLUSTER, type Fixture, MiB, backup, recordOf, useFixture } from './fixture';
 import { ownClusters } from './storage-daemon';
 
@@ -156,5 +158,37 @@ describe('qmp driver: chain honesty against qemu-storage-daemon', function () {
     const retry = await backup(f);
     assert.ok(retry.ok, retry.message);
     assert.deepEqual(await ownClusters(f.store.pathOf(recordOf(retry, 'disk0'))), [[0, 4 * MiB]]);
+  });
+
+  it('when the backup process dies mid-job, QEMU finishes the job unseen and clears the bitmap: the next backup is full, saying why', async () => {
+    assert.ok((await backup(f, { disks: [{ name: 'disk0', node: 'disk0' }] })).ok);
+    await f.daemon.write('disk0', 0, 2 * MiB, 0x81);
+    const ctl = spawnCtl(['qmp-backup', '--qmp-socket', f.daemon.qmpSocket, '--vm', 'vm1', '--target', f.store.dir, '--disk', 'disk0', '--speed', '1M']);
+    await ctl.waitFor('stderr', /disk0 [\d.]+ \w+ of 2\.0 MiB/);
+    ctl.process.kill('SIGKILL');
+    await ctl.done;
+
+    const client = await f.daemon.connect();
+    try {
+      await waitFor(async () => (await client.execute<unknown[]>('query-block-jobs')).length === 0, 20_000, 'the orphaned job to end');
+    } finally {
+      client.close();
+    }
+    assert.equal((await bitmaps(f)).disk0?.count, 0, 'QEMU cleared the bitmap for a backup nobody recorded');
+    assert.equal(f.store.records('vm1', 'disk0').length, 1);
+    assert.equal(f.store.interrupted('vm1', 'disk0').length, 1);
+
+    const next = await backup(f, { disks: [{ name: 'disk0', node: 'disk0' }] });
+    const r = recordOf(next, 'disk0');
+    assert.equal(r.kind, 'full');
+    assert.match(r.fullReason ?? '', /^backup \S+ was interrupted before its end was known: QEMU may have cleared the bitmap with nothing recorded$/);
+    assert.deepEqual(f.store.interrupted('vm1', 'disk0'), []);
+    const after = await f.daemon.connect();
+    try {
+      const nodes = await after.execute<Array<{ 'node-name': string }>>('query-named-block-nodes', { flat: true });
+      assert.deepEqual(nodes.filter((n) => n['node-name'].startsWith('headroom-target-')), [], 'the dead process\'s target was detached');
+    } finally {
+      after.close();
+    }
   });
 });

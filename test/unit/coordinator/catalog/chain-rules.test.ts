@@ -84,6 +84,13 @@ describe('catalog rules: the next backup', () => {
     assert.match(volatile.kind === 'full' ? volatile.reason.text : '', /was not persistent .* lost it when it stopped/);
   });
 
+  it('is full when an earlier backup was interrupted before its end was known, naming it', () => {
+    const p = plan({ interrupted: ['20261129T070000Z-inc-abcdef'] });
+    assert.equal(p.kind === 'full' && p.reason.code, 'interrupted');
+    assert.match(p.kind === 'full' ? p.reason.text : '', /backup 20261129T070000Z-inc-abcdef was interrupted/);
+    assert.equal(plan({ interrupted: [] }).kind, 'incremental');
+  });
+
   it('is full when the bitmap is inconsistent (unclean shutdown) or disabled', () => {
     assert.equal(fullCode({ disk: { virtualSize: SIZE, bitmap: { ...GOOD, inconsistent: true } } }), 'bitmap-inconsistent');
     assert.equal(fullCode({ disk: { virtualSize: SIZE, bitmap: { ...GOOD, recording: false } } }), 'bitmap-not-recording');

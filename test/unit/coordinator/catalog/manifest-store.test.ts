@@ -57,6 +57,19 @@ describe('manifest store', () => {
     assert.match(bad.problem ?? '', /the manifest says 88d4/);
   });
 
+  it('remembers started backups until their end is known, and does not take the notes for manifests', () => {
+    const store = ManifestStore.open(dir, { create: true });
+    assert.deepEqual(store.interrupted('vm1', 'disk0'), []);
+    store.started('vm1', 'disk0', 'b1');
+    store.started('vm1', 'disk0', 'b2');
+    store.started('vm1', 'disk1', 'b3');
+    assert.deepEqual(store.interrupted('vm1', 'disk0'), ['b1', 'b2']);
+    assert.deepEqual(store.records('vm1'), []);
+    store.ended('vm1', 'disk0');
+    assert.deepEqual(store.interrupted('vm1', 'disk0'), []);
+    assert.deepEqual(store.interrupted('vm1', 'disk1'), ['b3']);
+  });
+
   it('refuses a malformed manifest, naming the file and the key', () => {
     const text = (over: Record<string, unknown>) => JSON.stringify({ format: 'headroom-backup/1', ...record, ...over });
     assert.throws(() => parseManifest('{', 'm.json'), /^CatalogError: m\.json: not JSON/);
