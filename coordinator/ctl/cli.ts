@@ -10,6 +10,7 @@ import type { Logger } from '../../common/log';
 import { type OptionSpec, ParsedArgs, parseArgs, parseString, wantsHelp } from './args';
 import type { Command } from './command';
 import { agentsCommand } from './commands/agents';
+import { backupsCommand } from './commands/backups';
 import { historyCommand } from './commands/history';
 import { hostBackupCommand } from './commands/host-backup';
 import { pauseCommand, resumeCommand } from './commands/pause';
@@ -39,6 +40,7 @@ export const COMMANDS: readonly Command[] = [
   policySetCommand,
   hostBackupCommand,
   qmpBackupCommand,
+  backupsCommand,
   restoreCommand,
 ];
 

@@ -99,6 +99,13 @@ describe('qmp driver against qemu-storage-daemon', function () {
     assert.ok(fs.readFileSync(out).equals(points[1].content.disk0));
     assert.match(res.stdout, new RegExp(inc1.id));
 
+    const listed = await spawnCtl(['backups', '--dir', f.store.dir, '--verify']).done;
+    assert.equal(listed.code, 0, listed.stderr);
+    const lines = listed.stdout.trimEnd().split('\n');
+    assert.match(lines[0], /^TAKEN\s+VM\s+DISK\s+KIND\s+ID\s+COPIED\s+FILE\s+TOOK\s+CHAIN\s+SHA-256\s+WHY FULL$/);
+    assert.equal(lines.length, 7);
+    assert.match(lines.find((l) => l.includes(inc1.id)) ?? '', /vm1\s+disk0\s+incremental\s+\S+\s+128 KiB\s+[\d.]+ \w+\s+\S+\s+ok\s+ok\s*$/);
+
     // A restore refuses a chain whose file changed (same size, one byte flipped), and writes nothing.
     const fd = fs.openSync(f.store.pathOf(inc1), 'r+');
     const byte = Buffer.alloc(1);
@@ -110,6 +117,10 @@ describe('qmp driver against qemu-storage-daemon', function () {
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, new RegExp(`restore failed: backup ${inc1.id}: SHA-256 is [0-9a-f]{64}, the manifest says ${inc1.sha256}`));
     assert.equal(fs.existsSync(corrupt), false);
+    const verified = await spawnCtl(['backups', '--dir', f.store.dir, '--vm', 'vm1', '--verify']).done;
+    assert.equal(verified.code, 1);
+    assert.match(verified.stdout.split('\n').find((l) => l.includes(inc1.id)) ?? '', /\sok\s+MISMATCH\s*$/);
+    assert.match(verified.stderr, /1 file\(s\) do not match their manifest's SHA-256/);
     const early = await spawnCtl(['restore', '--dir', f.store.dir, '--vm', 'vm1', '--disk', 'disk1', '--at', '2000-01-01T00:00:00Z', '--to', corrupt]).done;
     assert.equal(early.code, 1);
     assert.match(early.stderr, /no backup taken at or before 2000-01-01T00:00:00.000Z; the first is from /);

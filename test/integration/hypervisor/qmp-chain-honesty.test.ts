@@ -163,13 +163,17 @@ describe('qmp driver: chain honesty against qemu-storage-daemon', function () {
   it('when the backup process dies mid-job, QEMU finishes the job unseen and clears the bitmap: the next backup is full, saying why', async () => {
     assert.ok((await backup(f, { disks: [{ name: 'disk0', node: 'disk0' }] })).ok);
     await f.daemon.write('disk0', 0, 2 * MiB, 0x81);
-    const ctl = spawnCtl(['qmp-backup', '--qmp-socket', f.daemon.qmpSocket, '--vm', 'vm1', '--target', f.store.dir, '--disk', 'disk0', '--speed', '1M']);
+    const ctl = spawnCtl(['qmp-backup', '--qmp-socket', f.daemon.qmpSocket, '--vm', 'vm1', '--target', f.store.dir, '--disk', 'disk0', '--speed', '128K']);
     await ctl.waitFor('stderr', /disk0 [\d.]+ \w+ of 2\.0 MiB/);
     ctl.process.kill('SIGKILL');
     await ctl.done;
 
     const client = await f.daemon.connect();
     try {
+      // The orphaned job runs on in QEMU; lift its speed limit so that it ends soon.
+      for (const job of await client.execute<Array<{ device: string }>>('query-block-jobs')) {
+        await client.execute('block-job-set-speed', { device: job.device, speed: 0 });
+      }
       await waitFor(async () => (await client.execute<unknown[]>('query-block-jobs')).length === 0, 20_000, 'the orphaned job to end');
     } finally {
       client.close();
@@ -177,6 +181,8 @@ describe('qmp driver: chain honesty against qemu-storage-daemon', function () {
     assert.equal((await bitmaps(f)).disk0?.count, 0, 'QEMU cleared the bitmap for a backup nobody recorded');
     assert.equal(f.store.records('vm1', 'disk0').length, 1);
     assert.equal(f.store.interrupted('vm1', 'disk0').length, 1);
+    const listed = await spawnCtl(['backups', '--dir', f.store.dir]).done;
+    assert.match(listed.stdout, /^interrupted: vm1\/disk0 backup \S+-inc-\S+ \(its end was not seen; the next backup of the disk will be full\)$/m);
 
     const next = await backup(f, { disks: [{ name: 'disk0', node: 'disk0' }] });
     const r = recordOf(next, 'disk0');
