@@ -197,6 +197,16 @@ export class ManifestStore {
     writeAtomically(path.join(absolute, `${record.id}.json`), `${JSON.stringify(manifest, null, 2)}\n`);
   }
 
+  /**
+   * Removes a backup: its manifest first, so that it stops counting at once (a qcow2 file left without
+   * manifest is only garbage), then its file.
+   */
+  remove(record: BackupRecord): void {
+    const { absolute } = this.diskDir(record.vm, record.disk);
+    fs.rmSync(path.join(absolute, `${record.id}.json`), { force: true });
+    fs.rmSync(this.pathOf(record), { force: true });
+  }
+
   /** Notes that a backup's job is about to start; until `ended`, its outcome is unknown. */
   started(vm: string, disk: string, id: string): void {
     const { absolute } = this.diskDir(vm, disk);

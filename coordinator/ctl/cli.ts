@@ -16,6 +16,7 @@ import { hostBackupCommand } from './commands/host-backup';
 import { pauseCommand, resumeCommand } from './commands/pause';
 import { planCommand } from './commands/plan';
 import { policyGetCommand, policySetCommand } from './commands/policy';
+import { pruneCommand } from './commands/prune';
 import { qmpBackupCommand } from './commands/qmp-backup';
 import { restoreCommand } from './commands/restore';
 import { revokeCommand } from './commands/revoke';
@@ -41,6 +42,7 @@ export const COMMANDS: readonly Command[] = [
   hostBackupCommand,
   qmpBackupCommand,
   backupsCommand,
+  pruneCommand,
   restoreCommand,
 ];
 

@@ -130,4 +130,36 @@ describe('qmp driver against qemu-storage-daemon', function () {
     assert.equal(badTime.code, 64);
     assert.match(badTime.stderr, /option --at: expected "now" or an ISO 8601 time with its zone/);
   });
+
+  it('prunes whole chains a retention policy does not keep; what is kept still restores, and the next backup is incremental', async () => {
+    const disks = [{ name: 'disk0', node: 'disk0' }];
+    await f.daemon.write('disk0', 0, CLUSTER, 0x91);
+    const oldFull = recordOf(await backup(f, { disks }), 'disk0');
+    await f.daemon.write('disk0', MiB, CLUSTER, 0x92);
+    const oldInc = recordOf(await backup(f, { disks }), 'disk0');
+    const newFull = recordOf(await backup(f, { disks, forceFull: true }), 'disk0');
+    assert.equal(newFull.fullReason, 'a full backup was asked for');
+    await f.daemon.write('disk0', 2 * MiB, CLUSTER, 0x93);
+    const newInc = recordOf(await backup(f, { disks }), 'disk0');
+    const content = await f.daemon.read('disk0');
+
+    const dry = await spawnCtl(['prune', '--dir', f.store.dir, '--keep-last', '1', '--dry-run']).done;
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, new RegExp(`^keep {10}vm1/disk0  ${newFull.id}  \\(base of ${newInc.id}\\)$`, 'm'));
+    assert.match(dry.stdout, new RegExp(`^would remove  vm1/disk0  ${oldInc.id}$`, 'm'));
+    assert.equal(f.store.records('vm1').length, 4, 'a dry run removes nothing');
+
+    const pruned = await spawnCtl(['prune', '--dir', f.store.dir, '--keep-last', '1']).done;
+    assert.equal(pruned.code, 0, pruned.stderr);
+    assert.deepEqual(
+      f.store.records('vm1').map((r) => r.id).sort(),
+      [newFull.id, newInc.id].sort(),
+    );
+    assert.equal(fs.existsSync(f.store.pathOf(oldFull)), false);
+    assert.equal(fs.existsSync(f.store.pathOf(oldInc)), false);
+    const to = path.join(f.dir, 'after-prune.qcow2');
+    await restoreDisk({ store: f.store, vm: 'vm1', disk: 'disk0', atMs: Number.MAX_SAFE_INTEGER, to, format: 'qcow2', verify: true });
+    assert.ok((await imageBytes(to, 'qcow2')).equals(content));
+    assert.equal(recordOf(await backup(f, { disks }), 'disk0').kind, 'incremental');
+  });
 });
