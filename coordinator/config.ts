@@ -66,6 +66,7 @@ const POLICY_KEYS: Record<string, keyof HostPolicy> = {
   hostStartBelowIoBytesPerSec: 'hostStartBelowIoBytesPerSec',
   hypervisorBudgetCpuPercent: 'hypervisorBudgetCpuPercent',
   hypervisorBudgetIoBytesPerSec: 'hypervisorBudgetIoBytesPerSec',
+  vmStartBelow: 'vmStartBelow',
 };
 const POLICY_KEY_OF = Object.fromEntries(Object.entries(POLICY_KEYS).map(([k, f]) => [f, k])) as Record<keyof HostPolicy, string>;
 /** Budget and start policy fields: their ranges, and how they bear on each other, are checked by checkPolicy. */
@@ -163,6 +164,17 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
         } else if (CHECKED_NUMBERS.has(field)) {
           if (!Number.isSafeInteger(v) || (v as number) < 0) bad(`policy.${k}`, 'expected a whole number >= 0');
           else setChecked(field, v as number);
+        } else if (field === 'vmStartBelow') {
+          // Checked by checkPolicy like the rest; here only its shape: VM name → { cpuPercent, ioBytesPerSec }.
+          if (typeof v !== 'object' || v === null || Array.isArray(v)) bad(`policy.${k}`, 'expected a mapping of VM names to { cpuPercent, ioBytesPerSec }');
+          else {
+            policy.vmStartBelow = Object.fromEntries(
+              Object.entries(v as Record<string, { cpuPercent?: number; ioBytesPerSec?: number }>).map(([vm, t]) => [
+                vm,
+                { cpuPercent: t?.cpuPercent ?? 0, ioBytesPerSec: t?.ioBytesPerSec ?? 0 },
+              ]),
+            );
+          }
         } else if (field === 'allowOverrun' || field === 'followPlan') {
           if (typeof v !== 'boolean') bad(`policy.${k}`, 'expected true or false');
           else policy[field] = v;

@@ -50,6 +50,8 @@ export class Coordinator {
   private batch: Batch | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** The last commit failed: logged once, until one succeeds. */
+  private storeFailing = false;
 
   constructor(private readonly deps: CoordinatorDeps) {
     this.loadFromStore();
@@ -95,7 +97,15 @@ export class Coordinator {
   async renew(tokenId: string, fencing: number): Promise<Lease> {
     this.assertRunning();
     const { lease, events } = this.lessor.renew(tokenId, fencing);
-    await this.submit(events);
+    try {
+      await this.submit(events);
+    } catch (e) {
+      if (!(e instanceof StoreUnavailableError) || this.stopped) throw e;
+      // A renewal need not be durable: a restart gives every restored lease a fresh TTL anyway. So when the
+      // database cannot be written (disk full, read-only), the holder goes on: its lease is renewed in
+      // memory on the state just reloaded from the store; only the RENEWED history record is lost.
+      return this.lessor.renew(tokenId, fencing).lease;
+    }
     return lease;
   }
 
@@ -194,12 +204,23 @@ export class Coordinator {
     try {
       records = this.deps.store.commit(batch.events);
     } catch (e) {
-      this.deps.log.error('cannot commit to the store; reloading the last committed state', { error: e as Error });
+      // Said once per outage, not once per refused call.
+      if (!this.storeFailing) {
+        this.deps.log.error(
+          'cannot write the database: grants and releases are refused with UNAVAILABLE until it can; renewals go on',
+          { error: e as Error },
+        );
+      }
+      this.storeFailing = true;
       const failure = new StoreUnavailableError(e);
       for (const s of batch.settle) s.reject(failure);
       this.failAllWaiters(failure);
-      this.loadFromStore();
+      this.loadFromStore(true);
       return;
+    }
+    if (this.storeFailing) {
+      this.storeFailing = false;
+      this.deps.log.info('the database can be written again: serving every request');
     }
     for (const s of batch.settle) s.resolve();
     this.dispatch(batch.events, records);
@@ -290,15 +311,25 @@ export class Coordinator {
     for (const set of all) for (const w of set) w.failed(error);
   }
 
-  private loadFromStore(): void {
+  /**
+   * (Re)builds the lessor from the committed state: at start-up, and after a failed commit to drop what
+   * was not committed. Reading the store must work (else this throws, and the process exits); recording
+   * the restored leases must too at start-up, but not after a failed commit, where the database may be
+   * full or read-only: the state read is the committed one, only its RESTORED records are missing.
+   */
+  private loadFromStore(afterFailedCommit = false): void {
     const { clock, ids, store, lessorOptions, defaultHost } = this.deps;
     const retention = lessorOptions?.endedRetentionMs ?? 24 * 3_600_000;
     const snapshot = store.load(clock.now() - retention);
     this.lessor = new Lessor(clock, ids, lessorOptions);
     const events = [...this.lessor.restore(snapshot), ...this.lessor.ensureHost(defaultHost)];
-    // Start-up must not go on from a state it could not record: let this throw.
-    const records = store.commit(events);
-    if (snapshot.leases.length > 0) this.deps.log.info('restored active tokens', { count: snapshot.leases.length });
+    let records: HistoryRecord[] = [];
+    try {
+      records = store.commit(events);
+    } catch (e) {
+      if (!afterFailedCommit) throw e;
+    }
+    if (!afterFailedCommit && snapshot.leases.length > 0) this.deps.log.info('restored active tokens', { count: snapshot.leases.length });
     this.dispatch(events, records);
     this.armTimer();
   }

@@ -10,11 +10,15 @@ import type { Logger } from '../../common/log';
 import { type OptionSpec, ParsedArgs, parseArgs, parseString, wantsHelp } from './args';
 import type { Command } from './command';
 import { agentsCommand } from './commands/agents';
+import { backupsCommand } from './commands/backups';
 import { historyCommand } from './commands/history';
 import { hostBackupCommand } from './commands/host-backup';
 import { pauseCommand, resumeCommand } from './commands/pause';
 import { planCommand } from './commands/plan';
 import { policyGetCommand, policySetCommand } from './commands/policy';
+import { pruneCommand } from './commands/prune';
+import { qmpBackupCommand } from './commands/qmp-backup';
+import { restoreCommand } from './commands/restore';
 import { revokeCommand } from './commands/revoke';
 import { statusCommand } from './commands/status';
 import { tokensCommand } from './commands/tokens';
@@ -36,6 +40,10 @@ export const COMMANDS: readonly Command[] = [
   policyGetCommand,
   policySetCommand,
   hostBackupCommand,
+  qmpBackupCommand,
+  backupsCommand,
+  pruneCommand,
+  restoreCommand,
 ];
 
 /** Commands whose name is two words. */

@@ -42,12 +42,12 @@ export type Emit = (event: string, data: Record<string, unknown>, text: string) 
  * policy's budget for guest tokens that carry none must not stand in for it.
  */
 export function hostControlPolicy(wire: v1.Policy__Output): Required<HostPolicy> {
-  const policy = { ...DEFAULT_POLICY } as Record<keyof HostPolicy, number | boolean>;
-  for (const key of Object.keys(DEFAULT_POLICY) as (keyof HostPolicy)[]) {
-    const value = (wire as unknown as Record<string, unknown>)[key];
-    if (typeof value === typeof DEFAULT_POLICY[key]) policy[key] = value as number | boolean;
+  // The controller reads numbers only; per-VM settings and fields it does not know keep their defaults.
+  const policy: Record<string, unknown> = { ...DEFAULT_POLICY };
+  for (const [key, value] of Object.entries(wire)) {
+    if (typeof value === 'number' && typeof policy[key] === 'number') policy[key] = value;
   }
-  return { ...(policy as Required<HostPolicy>), budgetCpuPercent: 0, budgetIoBytesPerSec: 0 };
+  return { ...(policy as unknown as Required<HostPolicy>), budgetCpuPercent: 0, budgetIoBytesPerSec: 0 };
 }
 
 /** "foreground CPU: throttle from 60%, pause from 85%, full again below 50%", for what the policy turns on. */

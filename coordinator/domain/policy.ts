@@ -4,6 +4,7 @@
  * defaults and validation.
  */
 import { InvalidArgumentError } from './errors';
+import { isValidName } from './lease';
 
 export interface HostPolicy extends Partial<BudgetPolicy>, Partial<StartPolicy> {
   /** Concurrent GUEST tokens on the host. Default 4. */
@@ -83,6 +84,14 @@ export interface StartPolicy {
   hypervisorBudgetCpuPercent: number;
   /** The I/O budget a HYPERVISOR token carries, in bytes/s. Default 0: no limit. */
   hypervisorBudgetIoBytesPerSec: number;
+  /** VMs' own start thresholds, in place of startBelowCpuPercent and startBelowIoBytesPerSec. Default none. */
+  vmStartBelow: Record<string, VmStartBelow>;
+}
+
+/** A VM's own start thresholds (0: off). */
+export interface VmStartBelow {
+  cpuPercent: number;
+  ioBytesPerSec: number;
 }
 
 export const DEFAULT_POLICY: Readonly<Required<HostPolicy>> = Object.freeze({
@@ -114,6 +123,7 @@ export const DEFAULT_POLICY: Readonly<Required<HostPolicy>> = Object.freeze({
   hostStartBelowIoBytesPerSec: 0,
   hypervisorBudgetCpuPercent: 0,
   hypervisorBudgetIoBytesPerSec: 0,
+  vmStartBelow: Object.freeze({}) as Record<string, VmStartBelow>,
 });
 
 export const LIMITS = Object.freeze({
@@ -203,6 +213,12 @@ export function checkPolicy(
   intIn('hostStartBelowIoBytesPerSec', 0, LIMITS.maxIoBytesPerSec);
   intIn('hypervisorBudgetCpuPercent', 0, LIMITS.maxCpuBudgetPercent);
   intIn('hypervisorBudgetIoBytesPerSec', 0, LIMITS.maxIoBytesPerSec);
+  const whole = (v: unknown, max: number) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
+  for (const [vm, t] of Object.entries(p.vmStartBelow)) {
+    if (!isValidName(vm)) problems.push({ field: 'vmStartBelow', problem: `"${vm}" is not a valid VM name` });
+    else if (!whole(t?.cpuPercent, 100)) problems.push({ field: 'vmStartBelow', problem: `${vm}: cpu_percent must be an integer from 0 to 100, got ${t?.cpuPercent}` });
+    else if (!whole(t.ioBytesPerSec, LIMITS.maxIoBytesPerSec)) problems.push({ field: 'vmStartBelow', problem: `${vm}: io_bytes_per_sec must be an integer from 0 to ${LIMITS.maxIoBytesPerSec}, got ${t.ioBytesPerSec}` });
+  }
   return problems;
 }
 

@@ -60,7 +60,7 @@ export type StartDecision =
 /** What the gate needs of a host's policy. */
 export type StartGatePolicy = Pick<
   StartPolicy,
-  'followPlan' | 'startBelowCpuPercent' | 'startBelowIoBytesPerSec' | 'hostStartBelowCpuPercent' | 'hostStartBelowIoBytesPerSec'
+  'followPlan' | 'startBelowCpuPercent' | 'startBelowIoBytesPerSec' | 'hostStartBelowCpuPercent' | 'hostStartBelowIoBytesPerSec' | 'vmStartBelow'
 > & { reportIntervalMs: number };
 
 /** A load figure older than this many report intervals is ignored: an agent that went quiet holds nothing back. */
@@ -161,7 +161,10 @@ export function startDecision(
   const staleMs = STALE_REPORTS * policy.reportIntervalMs;
   const staleAt = now - staleMs;
   const vmLoad = conditions.vmLoad.get(request.vm);
-  const vmBusy = busy(`VM ${request.vm} foreground`, vmLoad, policy.startBelowCpuPercent, policy.startBelowIoBytesPerSec, staleAt);
+  const own = policy.vmStartBelow[request.vm];
+  const vmBusy = own
+    ? busy(`VM ${request.vm} foreground`, vmLoad, own.cpuPercent, own.ioBytesPerSec, staleAt)
+    : busy(`VM ${request.vm} foreground`, vmLoad, policy.startBelowCpuPercent, policy.startBelowIoBytesPerSec, staleAt);
   const hostBusy = vmBusy
     ? undefined
     : busy('host', conditions.hostLoad, policy.hostStartBelowCpuPercent, policy.hostStartBelowIoBytesPerSec, staleAt);

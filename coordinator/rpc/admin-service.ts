@@ -153,7 +153,7 @@ export function adminService(
 
     SetPolicy: unaryHandler(log, 'SetPolicy', async (req: v1.SetPolicyRequest__Output) => {
       const host = knownHost(req.host);
-      return wire.policy(await coordinator.setPolicy(host, validate.policyPatch(req)));
+      return wire.policy(await coordinator.setPolicy(host, validate.policyPatch(req, coordinator.state.host(host).policy)));
     }),
   };
 }

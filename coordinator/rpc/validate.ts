@@ -4,7 +4,7 @@
  */
 import { InvalidArgumentError } from '../domain/errors';
 import { type AcquireInput, MAX_NAME_LENGTH, NAME_PATTERN, type Outcome, type TokenKind } from '../domain/lease';
-import { LIMITS, type HostPolicy } from '../domain/policy';
+import { LIMITS, type HostPolicy, completePolicy, policyWireName } from '../domain/policy';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
 const MAX_TEXT = 1024;
@@ -86,7 +86,38 @@ export function outcome(o: v1.Outcome__Output | null): Outcome {
   };
 }
 
-export function policyPatch(req: v1.SetPolicyRequest__Output): Partial<HostPolicy> {
+/**
+ * The change a SetPolicy asks for. With `vm`, it changes only that VM's own start thresholds (`current`'s
+ * vmStartBelow, the VM's or else the host's values for the fields not given), and nothing else may be given.
+ * @throws InvalidArgumentError naming the field.
+ */
+export function policyPatch(req: v1.SetPolicyRequest__Output, current: HostPolicy): Partial<HostPolicy> {
+  const patch = hostPolicyPatch(req);
+  if (req.vm === '') {
+    if (req.resetVm) throw new InvalidArgumentError('reset_vm', 'needs vm: the VM whose own thresholds to drop');
+    return patch;
+  }
+  const vm = name('vm', req.vm);
+  const { startBelowCpuPercent, startBelowIoBytesPerSec, ...others } = patch;
+  const other = Object.entries(others).find(([, v]) => v !== undefined);
+  if (other) throw new InvalidArgumentError(policyWireName(other[0] as keyof HostPolicy), 'cannot be set for one VM: only start_below_cpu_percent and start_below_io_bytes_per_sec can');
+  const all = { ...completePolicy(current).vmStartBelow };
+  if (req.resetVm) {
+    if (startBelowCpuPercent !== undefined || startBelowIoBytesPerSec !== undefined) {
+      throw new InvalidArgumentError('reset_vm', 'drops the VM\'s thresholds: give no thresholds with it');
+    }
+    delete all[vm];
+  } else {
+    if (startBelowCpuPercent === undefined && startBelowIoBytesPerSec === undefined) {
+      throw new InvalidArgumentError('vm', 'give start_below_cpu_percent or start_below_io_bytes_per_sec for the VM, or reset_vm');
+    }
+    const was = all[vm] ?? { cpuPercent: completePolicy(current).startBelowCpuPercent, ioBytesPerSec: completePolicy(current).startBelowIoBytesPerSec };
+    all[vm] = { cpuPercent: startBelowCpuPercent ?? was.cpuPercent, ioBytesPerSec: startBelowIoBytesPerSec ?? was.ioBytesPerSec };
+  }
+  return { vmStartBelow: all };
+}
+
+function hostPolicyPatch(req: v1.SetPolicyRequest__Output): Partial<HostPolicy> {
   // proto3 optional fields: a field that was not sent is absent (or undefined) in the decoded object.
   return {
     maxGuestTokens: req.maxGuestTokens ?? undefined,

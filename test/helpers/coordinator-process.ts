@@ -21,14 +21,15 @@ export interface CoordinatorOptions {
   /** The script to run instead of the coordinator's main.js (a benchmark's stand-in with the same command line). */
   main?: string;
   /**
-   * Hold backups back on a busy VM or host (the start gate's load thresholds). Off unless asked for, or
-   * unless `args` bring a --config of their own: the real agents of the tests report this machine's load,
-   * and whether the suite passes must not depend on how busy the machine running it happens to be.
+   * Run with the product's default start policy: load thresholds, and a minute between planned starts.
+   * Off unless asked for, or unless `args` bring a --config of their own: the real agents of the tests
+   * report this machine's load and run jobs every few seconds, and the suite must neither depend on how
+   * busy the machine running it is nor wait a minute between runs. The tests of the start gate set it.
    */
-  loadGates?: boolean;
+  defaultStartPolicy?: boolean;
 }
 
-const NO_LOAD_GATES = 'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n';
+const TEST_START_POLICY = 'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: 0\n';
 
 export interface RunningCoordinator {
   address: string;
@@ -49,9 +50,9 @@ export function tempDir(prefix = 'headroom-test-'): string {
 export async function startCoordinator(options: CoordinatorOptions = {}): Promise<RunningCoordinator> {
   const dbPath = options.dbPath ?? path.join(tempDir(), 'headroom.db');
   const extra = [...(options.args ?? [])];
-  if (!options.loadGates && !extra.includes('--config')) {
+  if (!options.defaultStartPolicy && !extra.includes('--config')) {
     const config = path.join(tempDir(), 'coordinator.yaml');
-    fs.writeFileSync(config, NO_LOAD_GATES);
+    fs.writeFileSync(config, TEST_START_POLICY);
     extra.push('--config', config);
   }
   const args = [

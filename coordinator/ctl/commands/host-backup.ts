@@ -24,6 +24,7 @@ import { type Context, note } from '../context';
 import { UsageError, statusName } from '../errors';
 import { HostBudget } from '../host-budget';
 import { formatClock, formatClockRelative, formatCommand, formatSpan } from '../human';
+import { QMP_BACKUP_OPTIONS, qmpBackupArgv } from './qmp-backup';
 import { watchRevocation } from './revoke-watch';
 
 /** The job name recorded with the token when --job is not given. */
@@ -31,6 +32,11 @@ export const DEFAULT_JOB = 'host-backup';
 
 /** While the coordinator stays unreachable, repeat the notice at most this often. */
 const UNREACHABLE_NOTICE_EVERY_MS = 30_000;
+
+function parseDriver(raw: string): 'command' | 'qmp' {
+  if (raw !== 'command' && raw !== 'qmp') throw new Error(`expected command or qmp, got "${raw}"`);
+  return raw;
+}
 
 function parseDurationMs(raw: string): number {
   const ms = parseDuration(raw);
@@ -56,7 +62,9 @@ export const hostBackupCommand: Command = {
   name: 'host-backup',
   summary: 'run a hypervisor-level backup command under a HYPERVISOR token',
   synopsis:
-    '--host H --vm V [--job NAME] [--window DURATION] [--expected-duration DURATION] [--priority N] [--ttl DURATION] [--kill-grace DURATION] [--cpu-limit PERCENT] [--io-limit RATE] -- COMMAND [ARG...]',
+    '--host H --vm V [--job NAME] [--window DURATION] [--expected-duration DURATION] [--priority N] [--ttl DURATION] [--kill-grace DURATION] ' +
+    '[--cpu-limit PERCENT] [--io-limit RATE] ' +
+    '{-- COMMAND [ARG...] | --driver qmp --qmp-socket PATH --target DIR [--disk LIST] [--full] [--max-incrementals N] [--speed RATE]}',
   description: [
     'Waits for a HYPERVISOR token on the host (no guest backup may hold one meanwhile), runs COMMAND with',
     'this terminal, renews the token while it runs, and releases it with the outcome. COMMAND is run',
@@ -74,7 +82,11 @@ export const hostBackupCommand: Command = {
     'foreground load crosses the policy\'s thresholds (headroomctl policy set), the command is throttled to',
     'the throttled budget, paused (frozen or SIGSTOPped; its token kept) and resumed, as the coordinator does',
     'for guest backups. Each change is printed with its time and reason. If the policy cannot be read, the',
-    'command keeps its budget and is not throttled or paused by load.',
+    'command keeps its budget and is not throttled or paused by load. With --driver qmp the copying is done',
+    'by QEMU, outside the command\'s process tree: its rate is --speed, and a pause holds only qmp-backup.',
+    '',
+    'With --driver qmp there is no COMMAND: the backup is `headroomctl qmp-backup` with the qmp options below',
+    '(full or incremental QEMU backups into --target over the QMP socket; see qmp-backup --help).',
     '',
     'Exit status: the command\'s own; 75 when no token was granted (denied, or not granted within --window,',
     'e.g. because the coordinator was unreachable) or the token was revoked or lost; 64 usage error.',
@@ -95,13 +107,24 @@ export const hostBackupCommand: Command = {
     },
     { name: 'cpu-limit', value: 'PERCENT', help: "CPU budget at most this, in % of one core (150: 1.5 cores; default: the token's)", parse: parseCpuLimit },
     { name: 'io-limit', value: 'RATE', help: "storage I/O budget at most this, reads and writes each (10MiB; default: the token's)", parse: parseIoLimit },
+    { name: 'driver', value: 'NAME', help: 'command (default: run COMMAND) or qmp (back up a QEMU over QMP)', parse: parseDriver },
+    ...QMP_BACKUP_OPTIONS,
   ],
   rest: true,
   async run(ctx, args) {
     const host = args.require<string>('host');
     const vm = args.require<string>('vm');
-    const argv = args.rest ?? [];
-    if (argv.length === 0 || argv[0] === '') throw new UsageError('missing the command to run: put it after "--"');
+    let argv = args.rest ?? [];
+    if (args.get<string>('driver') === 'qmp') {
+      if (argv.length) throw new UsageError('--driver qmp runs the backup itself: give no command after "--"');
+      args.require<string>('qmp-socket');
+      args.require<string>('target');
+      argv = qmpBackupArgv(vm, args);
+    } else {
+      const stray = QMP_BACKUP_OPTIONS.find((o) => args.has(o.name));
+      if (stray) throw new UsageError(`--${stray.name} needs --driver qmp`);
+      if (argv.length === 0 || argv[0] === '') throw new UsageError('missing the command to run: put it after "--"');
+    }
     const job = args.get<string>('job') ?? DEFAULT_JOB;
     const windowMs = args.get<number>('window');
 

@@ -11,7 +11,6 @@ import { formatClock, formatSpan } from '../human';
 import { formatTable } from '../table';
 
 /** Said whenever the plan holds no hypervisor run, so nobody reads their absence as "none are due". */
-export const GUEST_ONLY_NOTE = "only guest jobs are planned for now: hypervisor jobs on the host's own schedule are not shown";
 
 export const planCommand: Command = {
   name: 'plan',
@@ -42,9 +41,9 @@ export function renderPlan(plan: Plan__Output, now: number, width: number): stri
     `plan of ${plan.host} from ${formatClock(from, now)} to ${formatClock(plan.horizonEndUnixMs, now)} ` +
       `(${formatSpan(plan.horizonEndUnixMs - from)}): ${count(plan.slots.length, 'run')} planned, ${plan.unplaced.length} not placed`,
   ];
-  const kinds = [...plan.slots, ...plan.unplaced].map((r) => r.kind);
-  if (!kinds.includes('HYPERVISOR')) heading.push(GUEST_ONLY_NOTE);
-  if (kinds.length === 0) return [...heading, `no guest jobs are declared by the agents of ${plan.host}`].join('\n');
+  if (plan.slots.length + plan.unplaced.length === 0) {
+    return [...heading, `no jobs are declared for ${plan.host}: by its agents, or in its coordinator's hypervisorJobs`].join('\n');
+  }
 
   const parts = [heading.join('\n'), `${renderGantt(plan, from, width)}\n${LEGEND}`];
   if (plan.unplaced.length > 0) {

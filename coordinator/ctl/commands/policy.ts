@@ -4,7 +4,7 @@
  */
 import type { Policy__Output, SetPolicyRequest } from '../../../proto/generated/headroom/v1';
 import { formatDuration, parseDuration } from '../../../common/duration';
-import { type OptionSpec, parseBool, parseByteRate, parsePercent, parseUint32 } from '../args';
+import { type OptionSpec, parseBool, parseByteRate, parsePercent, parseString, parseUint32 } from '../args';
 import { type Command, hostOption } from '../command';
 import { print, printJson } from '../context';
 import { UsageError } from '../errors';
@@ -64,6 +64,8 @@ const SETTABLE = [
   ['host-start-below-io', 'hostStartBelowIoBytesPerSec'],
   ['hypervisor-budget-cpu', 'hypervisorBudgetCpuPercent'],
   ['hypervisor-budget-io', 'hypervisorBudgetIoBytesPerSec'],
+  ['vm', 'vm'],
+  ['reset-vm', 'resetVm'],
 ] as const;
 
 const BUDGET_OPTIONS: OptionSpec[] = [
@@ -98,6 +100,8 @@ const START_OPTIONS: OptionSpec[] = [
   { name: 'host-start-below-io', value: 'RATE', help: "start no backup while the host's disk I/O is at or above this (0: off)", parse: parseByteRate },
   { name: 'hypervisor-budget-cpu', value: 'PERCENT', help: 'CPU budget of a HYPERVISOR token, in % of one core (0: no limit)', parse: parseUint32 },
   { name: 'hypervisor-budget-io', value: 'RATE', help: 'I/O budget of a HYPERVISOR token (0: no limit)', parse: parseByteRate },
+  { name: 'vm', value: 'VM', help: "with --start-below-cpu/--start-below-io: set that VM's own start thresholds", parse: parseString },
+  { name: 'reset-vm', help: "with --vm: drop the VM's own thresholds (it follows the host's again)" },
 ];
 
 export const policySetCommand: Command = {
@@ -171,6 +175,9 @@ export function renderPolicy(p: Policy__Output, host: string): string {
     ['host backup budget', `cpu ${formatCpuShare(p.hostBudgetCpuPercent)}, io ${formatIoBudget(p.hostBudgetIoBytesPerSec)}`],
     ['start below', `${signals(p.startBelowCpuPercent, p.startBelowIoBytesPerSec, 'vm foreground')}; ${signals(p.hostStartBelowCpuPercent, p.hostStartBelowIoBytesPerSec, 'host')}`],
     ['hypervisor budget', `cpu ${formatCpuShare(p.hypervisorBudgetCpuPercent)}, io ${formatIoBudget(p.hypervisorBudgetIoBytesPerSec)}`],
+    ...Object.entries(p.vmStartBelow ?? {})
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([vm, t]): [string, string] => [`start below (${vm})`, signals(t.cpuPercent, Number(t.ioBytesPerSec), 'vm foreground')]),
   ]);
 }
 

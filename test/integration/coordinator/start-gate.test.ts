@@ -13,6 +13,7 @@ import { FakeAgent } from '../../helpers/fake-agent';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { acquire, connectPlain, release } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
+import { runCtl } from '../ctl/ctl-process';
 
 const HOST = 'host-a';
 
@@ -83,6 +84,20 @@ describe('start gate with a real coordinator', function () {
     const granted = await held.done;
     assert.ok(granted.granted, "judged by the VM's own work: 70% total less 40% of Headroom's backups");
     await release(clients, granted.granted);
+  });
+
+  it("judges a VM by its own start threshold once headroomctl sets one", async () => {
+    const vm = await agent('vm-own');
+    vm.load(70);
+    await reported(vm.vm, 70);
+    const held = acquire(clients, { host: HOST, vm: 'vm-own', job: 'nightly' });
+    await waitFor(() => held.updates.some((u) => u.queued?.waitingFor === 'VM vm-own foreground cpu 70% ≥ 50%'), 10_000, 'held by the host-wide threshold');
+    const r = await runCtl(['--coordinator', coordinator.address, 'policy', 'set', '--host', HOST, '--vm', 'vm-own', '--start-below-cpu', '80']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^start below \(vm-own\):\s+vm foreground cpu 80%, io off$/m);
+    const u = await held.done;
+    assert.ok(u.granted, 'started under its own, higher threshold');
+    await release(clients, u.granted);
   });
 
   it('starts a held backup anyway when waiting longer would miss its window, on the throttled budget', async () => {

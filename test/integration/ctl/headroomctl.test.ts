@@ -18,7 +18,7 @@ describe('headroomctl against a real coordinator', function () {
   const ctl = (...args: string[]) => runCtl(['--coordinator', coordinator.address, ...args]);
 
   beforeEach(async () => {
-    coordinator = await startCoordinator({ host: 'host-a' });
+    coordinator = await startCoordinator({ host: 'host-a', defaultStartPolicy: true });
     clients = testClients(coordinator.address);
   });
 

@@ -1,12 +1,15 @@
 /**
- * `headroomctl plan` against a real coordinator: a fake agent session declares guest jobs in its hello,
- * and the plan shows them as Gantt rows (and as JSON), with the run that cannot fit listed and why.
+ * `headroomctl plan` against a real coordinator: a fake agent session declares guest jobs in its hello, the
+ * coordinator's config a hypervisor job, and the plan shows them as Gantt rows (and as JSON), with the run
+ * that cannot fit listed and why.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import { type Clients, unary } from '../../../common/connection';
 import type { v1 } from '../../../proto';
-import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
+import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { connectPlain } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
 import { killAll, runCtl } from './ctl-process';
@@ -28,7 +31,12 @@ describe('headroomctl plan', function () {
   const sessions: grpc.ClientDuplexStream<v1.AgentMessage, v1.CoordinatorMessage__Output>[] = [];
 
   before(async () => {
-    coordinator = await startCoordinator({ host: HOST });
+    const config = path.join(tempDir(), 'coordinator.yaml');
+    fs.writeFileSync(
+      config,
+      "policy:\n  minStartGap: 1m\nhypervisorJobs:\n  - { name: image, vms: [vm-1], schedule: '30 23 * * *', window: 3h, expectedDuration: 40m }\n",
+    );
+    coordinator = await startCoordinator({ host: HOST, args: ['--config', config] });
     clients = connectPlain(coordinator.address);
     sessions.push(
       hello(clients, 'vm-1', [{ name: 'nightly', schedule: '0 2 * * *', windowMs: 4 * HOUR, expectedDurationMs: HOUR, priority: 0 }]),
@@ -52,14 +60,15 @@ describe('headroomctl plan', function () {
     await coordinator?.stop();
   });
 
-  it('draws a row per VM and job, guest slots as =, and lists the run that cannot fit with its reason', async () => {
+  it('draws a row per VM and job, guest slots as =, hypervisor slots as #, and lists the run that cannot fit with its reason', async () => {
     const r = await runCtl(['--coordinator', coordinator.address, 'plan', '--host', HOST]);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.split('\n');
     assert.match(lines[0], /^plan of host-a from \S+ to \S+ .*\(1d\): \d+ runs planned, [12] not placed$/);
-    assert.ok(lines.includes("only guest jobs are planned for now: hypervisor jobs on the host's own schedule are not shown"));
     const row = (label: string) => lines.find((l) => l.startsWith(`${label} `));
     assert.match(row('vm-1/nightly') ?? '', /=/);
+    assert.match(row('vm-1/image') ?? '', /#/, "the host's own hypervisor job");
+    assert.doesNotMatch(row('vm-1/image') ?? '', /=/);
     assert.match(row('vm-2/dump') ?? '', /(=.*){20}/, 'an hourly job: a slot in most hours');
     assert.doesNotMatch(row('vm-2/tooshort') ?? '', /=/);
     assert.match(r.stdout, /^= guest backup {3}# hypervisor backup {3}\. its window {3}\| hour$/m);

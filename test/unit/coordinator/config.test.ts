@@ -90,6 +90,12 @@ describe('coordinator configuration', () => {
     assert.equal(o.policy.startBelowCpuPercent, 70);
     assert.equal(o.policy.hostStartBelowCpuPercent, 0);
     assert.equal(o.policy.hypervisorBudgetCpuPercent, 200);
+    const vms = compileCoordinatorOptions({ host: 'h', policy: { vmStartBelow: { 'db-1': { cpuPercent: 30 } } } }, 'x');
+    assert.deepEqual(vms.policy.vmStartBelow, { 'db-1': { cpuPercent: 30, ioBytesPerSec: 0 } });
+    assert.deepEqual(
+      problems(() => compileCoordinatorOptions({ host: 'h', policy: { vmStartBelow: { 'db-1': { cpuPercent: 300 } } } }, 'c.yaml')),
+      ['c.yaml: policy.vmStartBelow: db-1: cpu_percent must be an integer from 0 to 100, got 300'],
+    );
     assert.deepEqual(
       problems(() => compileCoordinatorOptions({ host: 'h', policy: { followPlan: 'yes', startBelowCpuPercent: 120, minStartGap: 'soon' } }, 'c.yaml')),
       [

@@ -57,6 +57,14 @@ describe('start gate', () => {
     assert.deepEqual(startDecision(pending(), c, { ...DEFAULT_POLICY, startBelowCpuPercent: 0 }, T0), { start: true, forced: false }, 'a threshold of 0 is off');
   });
 
+  it("judges a VM by its own thresholds where it has them, in place of the host's", () => {
+    const c = conditions({ vmLoad: new Map([['db-1', { cpuPercent: 40, ioBytesPerSec: 0, at: T0 }], ['web-1', { cpuPercent: 75, ioBytesPerSec: 0, at: T0 }]]) });
+    const policy = { ...DEFAULT_POLICY, vmStartBelow: { 'db-1': { cpuPercent: 30, ioBytesPerSec: 0 }, 'web-1': { cpuPercent: 90, ioBytesPerSec: 0 } } };
+    assert.equal((startDecision(pending({ vm: 'db-1' }), c, policy, T0) as { reason: string }).reason, 'VM db-1 foreground cpu 40% ≥ 30%');
+    assert.deepEqual(startDecision(pending({ vm: 'web-1' }), c, policy, T0), { start: true, forced: false });
+    assert.equal(startDecision(pending({ vm: 'web-1' }), c, DEFAULT_POLICY, T0).start, false, "by the host's 60 % it would wait");
+  });
+
   it('holds every backup while the host has no headroom, by CPU or by disk I/O', () => {
     const hot = conditions({ hostLoad: { cpuPercent: 95, ioBytesPerSec: 0, at: T0 } });
     assert.equal((startDecision(pending(), hot, DEFAULT_POLICY, T0) as { reason: string }).reason, 'host cpu 95% ≥ 90%');

@@ -1,0 +1,117 @@
+/**
+ * `headroomctl qmp-backup`: one backup of a running QEMU's disks over QMP into a backup directory (the
+ * `qmp` driver, hypervisor/qmp-driver.ts), without a token. `host-backup --driver qmp` runs it under a
+ * HYPERVISOR token as its command; SIGTERM (lease lost) or Ctrl-C cancels the block jobs, and the dirty
+ * bitmaps keep their bits for the next attempt.
+ */
+import * as path from 'node:path';
+import { CatalogError } from '../../catalog/chain-rules';
+import { ManifestStore } from '../../catalog/manifest-store';
+import { QemuImgError } from '../../hypervisor/qemu-img';
+import { QmpClient, QmpCommandError, QmpConnectionError } from '../../hypervisor/qmp-client';
+import { type DiskSpec, discoverDisks } from '../../hypervisor/block-nodes';
+import { backupVm } from '../../hypervisor/qmp-driver';
+import { type OptionSpec, type ParsedArgs, parseByteRate, parseString, parseUint32 } from '../args';
+import type { Command } from '../command';
+import { note, print, printJson } from '../context';
+import { EXIT_FAILURE, EXIT_TEMPFAIL, UsageError } from '../errors';
+import { formatBytes, formatSpan } from '../human';
+
+/** "disk0", or "name=node" when the catalog should call a QMP node or device something else. */
+function parseDisks(raw: string): DiskSpec[] {
+  return raw.split(',').map((part) => {
+    const [name, node = name] = part.split('=');
+    if (!name || !node) throw new Error(`expected NAME or NAME=NODE separated by commas, got "${raw}"`);
+    return { name, node };
+  });
+}
+
+/** The options qmp-backup takes, which host-backup --driver qmp passes through. */
+export const QMP_BACKUP_OPTIONS: OptionSpec[] = [
+  { name: 'qmp-socket', value: 'PATH', help: "the QEMU process's QMP unix socket", parse: parseString },
+  { name: 'target', value: 'DIR', help: 'the backup directory (made a catalog on first use)', parse: parseString },
+  { name: 'disk', value: 'LIST', help: 'disks, NAME or NAME=NODE, comma-separated (default: every drive / export)', parse: parseDisks },
+  { name: 'full', help: 'make a full backup even when an incremental would do' },
+  { name: 'max-incrementals', value: 'N', help: 'make a full backup once a chain holds N incrementals (default: no limit)', parse: parseUint32 },
+  { name: 'speed', value: 'RATE', help: 'limit each disk\'s copying, bytes/s such as 50M (default: none)', parse: parseByteRate },
+];
+
+/** The command line host-backup --driver qmp runs: this command, in a fresh headroomctl process. */
+export function qmpBackupArgv(vm: string, args: ParsedArgs): string[] {
+  const argv = [process.execPath, path.join(__dirname, '..', 'main.js'), 'qmp-backup', '--vm', vm];
+  for (const o of QMP_BACKUP_OPTIONS) {
+    if (!args.has(o.name)) continue;
+    if (!o.parse) argv.push(`--${o.name}`);
+    else if (o.name === 'disk') argv.push('--disk', args.get<DiskSpec[]>('disk')!.map((d) => `${d.name}=${d.node}`).join(','));
+    else argv.push(`--${o.name}`, String(args.get(o.name)));
+  }
+  return argv;
+}
+
+export const qmpBackupCommand: Command = {
+  name: 'qmp-backup',
+  summary: "back up a running QEMU's disks over QMP, full or incremental (no token; see host-backup --driver qmp)",
+  synopsis: '--qmp-socket PATH --vm V --target DIR [--disk LIST] [--full] [--max-incrementals N] [--speed RATE]',
+  description: [
+    'Each disk gets a persistent dirty bitmap; the first backup is full, later ones copy only what changed,',
+    'all disks in one QMP transaction (one point in time). The next backup is full, and says why, when the',
+    'bitmap is missing or inconsistent (QEMU stopped uncleanly), the disk was resized, or a file of the',
+    "chain is gone. Backups are qcow2 files with a JSON manifest each in DIR/VM/DISK; restore with",
+    "'headroomctl restore' or qemu-img alone. Ctrl-C or SIGTERM cancels the jobs; the next run copies the",
+    'same data again. Exit status: 0 done, 1 failed, 75 cancelled.',
+  ].join('\n'),
+  options: [{ name: 'vm', value: 'V', help: 'the VM, as the catalog names it (required)', parse: parseString }, ...QMP_BACKUP_OPTIONS],
+  async run(ctx, args) {
+    const vm = args.require<string>('vm');
+    const socket = args.require<string>('qmp-socket');
+    const target = args.require<string>('target');
+    const abort = new AbortController();
+    const removeInterrupt = ctx.onInterrupt((signal) => {
+      note(ctx, `${signal}: cancelling the backup jobs`);
+      abort.abort();
+    });
+    let client: QmpClient | undefined;
+    try {
+      const store = ManifestStore.open(target, { create: true });
+      client = await QmpClient.connect(socket);
+      const disks = args.get<DiskSpec[]>('disk') ?? (await discoverDisks(client));
+      if (disks.length === 0) throw new UsageError('QEMU shows no drive or export to back up: name the disks with --disk');
+      let lastNote = 0;
+      const result = await backupVm(client, {
+        vm,
+        disks,
+        store,
+        forceFull: args.flag('full'),
+        maxIncrementals: args.get<number>('max-incrementals'),
+        speed: args.get<number>('speed'),
+        now: ctx.now,
+        signal: abort.signal,
+        log: ctx.log,
+        onProgress: (jobs) => {
+          if (ctx.now() - lastNote < 5_000) return;
+          lastNote = ctx.now();
+          note(ctx, jobs.map((j) => `${j.disk} ${formatBytes(j.offset)} of ${formatBytes(j.len)}`).join(', '));
+        },
+      });
+      if (ctx.json) printJson(ctx, result);
+      else {
+        for (const d of result.disks) {
+          const r = d.record;
+          if (r) print(ctx, `${r.disk}  ${r.kind.padEnd(11)}  ${formatBytes(r.bytes).padStart(9)} copied  ${formatSpan(r.durationMs).padStart(6)}  ${r.file}${r.fullReason ? `  (${r.fullReason})` : ''}`);
+          else print(ctx, `${d.disk}  failed: ${d.error}`);
+        }
+      }
+      if (result.ok) return 0;
+      return abort.signal.aborted ? EXIT_TEMPFAIL : EXIT_FAILURE;
+    } catch (err) {
+      if (err instanceof CatalogError || err instanceof QemuImgError || err instanceof QmpCommandError || err instanceof QmpConnectionError) {
+        note(ctx, `backup failed: ${err.message}`);
+        return EXIT_FAILURE;
+      }
+      throw err;
+    } finally {
+      client?.close();
+      removeInterrupt();
+    }
+  },
+};
