@@ -42,3 +42,8 @@ export async function createCsrPem(keys: KeyPair, commonName: string): Promise<s
   });
   return csr.toString('pem');
 }
+
+/** The public key as DER SubjectPublicKeyInfo, to compare with a certificate's. */
+export async function publicKeySpki(keys: KeyPair): Promise<Buffer> {
+  return Buffer.from(await webcrypto.subtle.exportKey('spki', keys.publicKey));
+}

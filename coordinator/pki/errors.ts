@@ -31,3 +31,10 @@ export class CertificateNotFoundError extends DomainError {
     super(`no certificate ${what}`);
   }
 }
+
+/** A PKI call reached a coordinator that runs no CA of its own. */
+export class PkiNotConfiguredError extends DomainError {
+  constructor() {
+    super('this coordinator runs no CA of its own: start it with --pki-dir (after headroomctl pki init)');
+  }
+}
