@@ -41,7 +41,7 @@ describe('coordinator configuration', () => {
     for (const key of ['colour', 'durability', 'listen', 'policy.leaseTtl', 'policy.maxGuestTokens']) {
       assert.ok(found.some((p) => p.startsWith(`/etc/headroom/coordinator.yaml: ${key}: `)), `${key} in ${found.join('\n')}`);
     }
-    assert.ok(found.some((p) => /not a loopback address, so tls.certFile and tls.keyFile are required/.test(p)));
+    assert.ok(found.some((p) => /not a loopback address, so pki.dir \(or tls.certFile and tls.keyFile\) is required/.test(p)));
   });
 
   it('reads the budget controller\'s thresholds, budgets and durations', () => {
