@@ -17,8 +17,6 @@ import { createCsrPem, generateKeyPair, privateKeyPem, publicKeySpki } from '../
 import type * as v1 from '../proto/generated/headroom/v1';
 import { UsageError } from './errors';
 
-export const DEFAULT_ENROLL_DIR = '/etc/headroom';
-
 export interface EnrollOptions {
   token: string;
   coordinator: string;

@@ -3,6 +3,7 @@
  * The `headroom-agent` command line: `run` (the daemon), `exec` (one-shot wrapper), `check`, `version`,
  * and help. Turns typed errors into sysexits codes: 64 usage, 78 configuration, 75 for "try later".
  */
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger, Logger } from '../common/log';
 import { formatDuration } from '../common/duration';
@@ -10,7 +11,6 @@ import { EXIT_CONFIG, EXIT_USAGE } from '../common/guarded-run';
 import { DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
 import { startDaemon } from './daemon';
 import { ConfigError, UsageError } from './errors';
-import { DEFAULT_ENROLL_DIR, EnrollError, enroll } from './enroll';
 import { planExec, runExec } from './exec-command';
 import { nextOccurrence } from './scheduler';
 import { AGENT_VERSION } from './version';
@@ -71,6 +71,9 @@ Exit code: the command's; 75 when denied, when the window closed before a slot (
 was available, or when the lease was lost or revoked and the command was stopped; 64 usage; 78 config.
 Durations: 500ms, 90s, 10m, 2h, 1h30m.
 `;
+
+/** enroll writes its files beside the default configuration. */
+const DEFAULT_ENROLL_DIR = path.dirname(DEFAULT_CONFIG_PATH);
 
 const ENROLL_HELP = `Usage: headroom-agent enroll --token TOKEN --coordinator HOST:PORT [--dir DIR]
 
@@ -207,7 +210,16 @@ async function enrollCommand(args: string[], io: Io): Promise<number> {
   const v = values as Record<string, string | undefined>;
   if (!v.token) throw new UsageError('missing --token (from headroomctl enroll create)');
   if (!v.coordinator) throw new UsageError('missing --coordinator HOST:PORT');
-  const r = await enroll({ token: v.token, coordinator: v.coordinator, dir: v.dir ?? DEFAULT_ENROLL_DIR, log: io.log });
+  // Loaded here: the X.509 library would cost run and exec their start-up time.
+  const { EnrollError, enroll } = await import('./enroll');
+  let r;
+  try {
+    r = await enroll({ token: v.token, coordinator: v.coordinator, dir: v.dir ?? DEFAULT_ENROLL_DIR, log: io.log });
+  } catch (err) {
+    if (!(err instanceof EnrollError)) throw err;
+    io.err(`headroom-agent: ${err.message}\n`);
+    return 1;
+  }
   const id = r.identity;
   io.out(`enrolled as ${id.role === 'AGENT' ? `the agent of VM ${id.vm} on host ${id.host}` : `${id.role.toLowerCase()} ${id.host || id.name}`}, certificate valid until ${new Date(r.notAfter).toISOString()}\n`);
   io.out(`in agent.yaml:\ncoordinator: ${v.coordinator}\n${id.vm ? `vm: ${id.vm}\n` : ''}host: ${id.host}\ntls:\n  caFile: ${r.files.caFile}\n  certFile: ${r.files.certFile}\n  keyFile: ${r.files.keyFile}\n`);
@@ -271,10 +283,6 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
     if (err instanceof UsageError) {
       full.err(`headroom-agent: ${err.message.split('\n').join('\nheadroom-agent: ')}\nsee: headroom-agent ${command === 'exec' || command === 'run' || command === 'enroll' ? `${command} ` : ''}--help\n`);
       return EXIT_USAGE;
-    }
-    if (err instanceof EnrollError) {
-      full.err(`headroom-agent: ${err.message}\n`);
-      return 1;
     }
     if (err instanceof ConfigError) {
       full.err(`headroom-agent: invalid configuration:\n${err.problems.map((p) => `  ${p}`).join('\n')}\n`);

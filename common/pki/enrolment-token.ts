@@ -7,6 +7,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 
 const PREFIX = 'hre1';
+
+/** How long a token is valid unless told otherwise, and at most. */
+export const DEFAULT_TOKEN_TTL_MS = 3_600_000;
+export const MAX_TOKEN_TTL_MS = 7 * 86_400_000;
 const ID = /^[0-9a-f]{16}$/;
 const SECRET = /^[A-Za-z0-9_-]{43}$/;
 const FINGERPRINT = /^[0-9a-f]{64}$/;

@@ -5,16 +5,20 @@
  * each revocation so they can close that certificate's open streams.
  */
 import type { Logger } from '../../common/log';
-import { formatEnrolmentToken, hashSecret, newEnrolmentToken, parseEnrolmentToken } from '../../common/pki/enrolment-token';
+import {
+  DEFAULT_TOKEN_TTL_MS,
+  MAX_TOKEN_TTL_MS,
+  formatEnrolmentToken,
+  hashSecret,
+  newEnrolmentToken,
+  parseEnrolmentToken,
+} from '../../common/pki/enrolment-token';
 import { InvalidArgumentError } from '../domain/errors';
 import { CertificateAuthority } from './certificate-authority';
 import { CertificateNotFoundError, EnrolmentRefusedError } from './errors';
 import { type Identity, checkIdentity, describeIdentity } from './identity';
 import { type CertificateRecord, PkiStore } from './pki-store';
 import { pkiFiles } from './state-dir';
-
-export const DEFAULT_TOKEN_TTL_MS = 3_600_000;
-export const MAX_TOKEN_TTL_MS = 7 * 86_400_000;
 
 export interface CreatedToken {
   /** The whole token, secret included: shown once. */

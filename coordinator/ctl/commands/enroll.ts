@@ -4,7 +4,7 @@
  */
 import type { CreateEnrollmentTokenResponse__Output, Identity__Output } from '../../../proto/generated/headroom/v1';
 import { formatDuration, parseDuration } from '../../../common/duration';
-import { MAX_TOKEN_TTL_MS } from '../../pki/authority';
+import { MAX_TOKEN_TTL_MS } from '../../../common/pki/enrolment-token';
 import { type ParsedArgs, parseString } from '../args';
 import type { Command } from '../command';
 import { type Context, note, print, printJson } from '../context';

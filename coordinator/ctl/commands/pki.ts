@@ -5,7 +5,6 @@
 import * as os from 'node:os';
 import type { Certificate__Output, Identity__Output } from '../../../proto/generated/headroom/v1';
 import { formatDuration } from '../../../common/duration';
-import { initPki } from '../../pki/init';
 import { DEFAULT_PKI_DIR } from '../../pki/state-dir';
 import { type OptionSpec, parseString, parseText } from '../args';
 import type { Command } from '../command';
@@ -35,6 +34,8 @@ export const pkiInitCommand: Command = {
   async run(ctx, args) {
     const dir = args.get<string>('dir') ?? DEFAULT_PKI_DIR;
     const host = args.get<string>('host') ?? os.hostname();
+    // Loaded here: the X.509 library costs every other headroomctl command its start-up time.
+    const { initPki } = await import('../../pki/init');
     const r = await initPki({
       dir,
       host,
