@@ -84,6 +84,16 @@ describe('enrolment end to end (real headroomctl, coordinator and agent processe
     assert.match(coordinator.log(), /INFO +enrolled identity="agent vm1@host-a" serial=[0-9a-f]+ tokenId=[0-9a-f]{16}/);
   });
 
+  it('runs host-backup as the host identity pki init made, which may not make admin calls', async () => {
+    const host = ['--coordinator', address, '--tls-ca', path.join(pkiDir, 'ca.pem'), '--tls-cert', path.join(pkiDir, 'host.pem'), '--tls-key', path.join(pkiDir, 'host.key')];
+    const r = await runCtl([...host, 'host-backup', '--host', 'host-a', '--vm', 'vm1', '--job', 'vzdump', '--', 'true']);
+    assert.equal(r.code, 0, r.stderr);
+    // The host role takes no admin calls.
+    const status = await runCtl([...host, 'status']);
+    assert.equal(status.code, 1);
+    assert.match(status.stderr, /PERMISSION_DENIED: AdminService\.ListHosts needs the admin role; the caller is host host-a/);
+  });
+
   it('refuses a token the second time', async () => {
     const token = await createToken();
     assert.equal((await runAgent(['enroll', '--token', token, '--coordinator', address, '--dir', path.join(dir, 'once')])).code, 0);
