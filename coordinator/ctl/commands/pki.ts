@@ -8,7 +8,7 @@ import { formatDuration } from '../../../common/duration';
 import { DEFAULT_PKI_DIR } from '../../pki/state-dir';
 import { type OptionSpec, parseString, parseText } from '../args';
 import type { Command } from '../command';
-import { type Context, print, printJson } from '../context';
+import { print, printJson } from '../context';
 import { UsageError } from '../errors';
 import { formatTable } from '../table';
 import { identityArgs, parseTokenTtl, printToken } from './enroll';
@@ -110,14 +110,14 @@ export const pkiRevokeCommand: Command = {
 
 export const pkiRotateCommand: Command = {
   name: 'pki rotate',
-  summary: "a token to enrol an identity again with a new key; its old certificates are revoked when it is used",
+  summary: 'make a token to enrol an identity again with a new key; its old certificates are revoked when it is used',
   synopsis: '--host H [--vm V] [--ttl DURATION]',
   options: [...IDENTITY_OPTIONS, { name: 'ttl', value: 'DURATION', help: 'how long the token is valid (default 1h)', parse: parseTokenTtl }],
   async run(ctx, args) {
     const identity = identityArgs(args);
     if (!identity) throw new UsageError('missing required option --host');
     const res = await ctx.pki('RotateCertificate', { identity, ttlMs: args.get<number>('ttl') ?? 0 });
-    printToken(ctx as Context, res, identity);
+    printToken(ctx, res, identity);
     return 0;
   },
 };

@@ -134,5 +134,12 @@ describe('enrolment end to end (real headroomctl, coordinator and agent processe
     const list = await ctl('pki', 'list', '--all');
     assert.equal(list.code, 0, list.stderr);
     for (const c of old) assert.match(list.stdout, new RegExp(`${c.serial} +agent +vm1@host-a .*revoked \\(rotated: replaced by [0-9a-f]+\\)`));
+
+    const revoke = await ctl('pki', 'revoke', '--host', 'host-a', '--vm', 'vm1', '--reason', 'decommissioned');
+    assert.equal(revoke.code, 0, revoke.stderr);
+    assert.match(revoke.stdout, /^revoked [0-9a-f]+ \(agent vm1@host-a\)\n$/);
+    const none = await ctl('pki', 'revoke', '--host', 'host-a', '--vm', 'vm1');
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /NOT_FOUND: no certificate active for agent vm1@host-a/);
   });
 });
