@@ -3,6 +3,7 @@
  * The `headroom-agent` command line: `run` (the daemon), `exec` (one-shot wrapper), `check`, `version`,
  * and help. Turns typed errors into sysexits codes: 64 usage, 78 configuration, 75 for "try later".
  */
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLogger, Logger } from '../common/log';
 import { formatDuration } from '../common/duration';
@@ -21,6 +22,8 @@ Usage:
   headroom-agent exec --job NAME [options] -- COMMAND [ARG...]
                                                  run one backup command under a token (for cron/systemd timers)
   headroom-agent check [--config FILE]          validate the configuration and show the next runs
+  headroom-agent enroll --token TOKEN --coordinator HOST:PORT [--dir DIR]
+                                                 get this VM's client certificate with a one-time token
   headroom-agent version                        print the version
   headroom-agent help [COMMAND]                 this help, or a command's
 
@@ -67,6 +70,27 @@ Options:
 Exit code: the command's; 75 when denied, when the window closed before a slot (or the coordinator)
 was available, or when the lease was lost or revoked and the command was stopped; 64 usage; 78 config.
 Durations: 500ms, 90s, 10m, 2h, 1h30m.
+`;
+
+/** enroll writes its files beside the default configuration. */
+const DEFAULT_ENROLL_DIR = path.dirname(DEFAULT_CONFIG_PATH);
+
+const ENROLL_HELP = `Usage: headroom-agent enroll --token TOKEN --coordinator HOST:PORT [--dir DIR]
+
+Joins this VM to the coordinator with a one-time token from 'headroomctl enroll create'. Checks that the
+coordinator presents the CA the token pins (its SHA-256 fingerprint), makes a key pair here, sends a
+certificate request over TLS and writes, in DIR: ca.pem, agent.pem (the certificate, bound to this VM and
+its host) and agent-key.pem (mode 0600; the key never leaves this machine). Then set tls.caFile,
+tls.certFile and tls.keyFile in agent.yaml (printed below on success): from then on the agent uses
+mutual TLS, and may act only for its own VM, with GUEST tokens.
+
+Options:
+  -t, --token TOKEN         the token (used once; it expires)
+      --coordinator ADDR    the coordinator, host:port, as named in its certificate
+  -d, --dir DIR             where to write the files (default ${DEFAULT_ENROLL_DIR})
+  -h, --help                this help
+
+Exit code: 0 enrolled; 1 refused (used or expired token, another CA) or unreachable; 64 usage.
 `;
 
 const CHECK_HELP = `Usage: headroom-agent check [--config FILE]
@@ -171,6 +195,37 @@ async function execCommand(args: string[], io: Io): Promise<number> {
   return runExec(plan, { log: io.execLog, say: (line) => io.err(`${line}\n`) });
 }
 
+async function enrollCommand(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parse(args, {
+    token: { type: 'string', short: 't' },
+    coordinator: { type: 'string' },
+    dir: { type: 'string', short: 'd' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (values.help) {
+    io.out(ENROLL_HELP);
+    return 0;
+  }
+  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
+  const v = values as Record<string, string | undefined>;
+  if (!v.token) throw new UsageError('missing --token (from headroomctl enroll create)');
+  if (!v.coordinator) throw new UsageError('missing --coordinator HOST:PORT');
+  // Loaded here: the X.509 library would cost run and exec their start-up time.
+  const { EnrollError, enroll } = await import('./enroll');
+  let r;
+  try {
+    r = await enroll({ token: v.token, coordinator: v.coordinator, dir: v.dir ?? DEFAULT_ENROLL_DIR, log: io.log });
+  } catch (err) {
+    if (!(err instanceof EnrollError)) throw err;
+    io.err(`headroom-agent: ${err.message}\n`);
+    return 1;
+  }
+  const id = r.identity;
+  io.out(`enrolled as ${id.role === 'AGENT' ? `the agent of VM ${id.vm} on host ${id.host}` : `${id.role.toLowerCase()} ${id.host || id.name}`}, certificate valid until ${new Date(r.notAfter).toISOString()}\n`);
+  io.out(`in agent.yaml:\ncoordinator: ${v.coordinator}\n${id.vm ? `vm: ${id.vm}\n` : ''}host: ${id.host}\ntls:\n  caFile: ${r.files.caFile}\n  certFile: ${r.files.certFile}\n  keyFile: ${r.files.keyFile}\n`);
+  return 0;
+}
+
 function checkCommand(args: string[], io: Io): number {
   const { values, positionals } = parse(args, {
     config: { type: 'string', short: 'c' },
@@ -207,6 +262,8 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
         return await execCommand(rest, full);
       case 'check':
         return checkCommand(rest, full);
+      case 'enroll':
+        return await enrollCommand(rest, full);
       case 'version':
       case '--version':
         full.out(`headroom-agent ${AGENT_VERSION} (node ${process.version}, ${process.platform}-${process.arch})\n`);
@@ -216,7 +273,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
       case '--help':
       case '-h': {
         const topic = rest[0];
-        full.out(topic === 'run' ? RUN_HELP : topic === 'exec' ? EXEC_HELP : topic === 'check' ? CHECK_HELP : HELP);
+        full.out(topic === 'run' ? RUN_HELP : topic === 'exec' ? EXEC_HELP : topic === 'check' ? CHECK_HELP : topic === 'enroll' ? ENROLL_HELP : HELP);
         return command === undefined ? EXIT_USAGE : 0;
       }
       default:
@@ -224,7 +281,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      full.err(`headroom-agent: ${err.message.split('\n').join('\nheadroom-agent: ')}\nsee: headroom-agent ${command === 'exec' || command === 'run' ? `${command} ` : ''}--help\n`);
+      full.err(`headroom-agent: ${err.message.split('\n').join('\nheadroom-agent: ')}\nsee: headroom-agent ${command === 'exec' || command === 'run' || command === 'enroll' ? `${command} ` : ''}--help\n`);
       return EXIT_USAGE;
     }
     if (err instanceof ConfigError) {

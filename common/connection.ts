@@ -108,11 +108,13 @@ export function clientCredentials(address: string, security: ClientSecurity, log
 export type TokenClient = InstanceType<typeof headroomV1.TokenService>;
 export type AdminClient = InstanceType<typeof headroomV1.AdminService>;
 export type AgentClient = InstanceType<typeof headroomV1.AgentService>;
+export type PkiClient = InstanceType<typeof headroomV1.PkiService>;
 
 export interface Clients {
   token: TokenClient;
   admin: AdminClient;
   agent: AgentClient;
+  pki: PkiClient;
   close(): void;
 }
 
@@ -123,7 +125,8 @@ export function connect(address: string, credentials: grpc.ChannelCredentials, e
   const channelOverride = token.getChannel();
   const admin = new headroomV1.AdminService(address, credentials, { ...options, channelOverride });
   const agent = new headroomV1.AgentService(address, credentials, { ...options, channelOverride });
-  return { token, admin, agent, close: () => token.close() };
+  const pki = new headroomV1.PkiService(address, credentials, { ...options, channelOverride });
+  return { token, admin, agent, pki, close: () => token.close() };
 }
 
 /**

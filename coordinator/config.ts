@@ -21,8 +21,10 @@ export interface CoordinatorOptions {
   host: string;
   /** full: fsync every commit (survives power loss); normal: survives a process crash only. Default full. */
   durability: Durability;
-  /** Server TLS. Required unless `listen` is a loopback address. */
+  /** Server TLS from files made elsewhere. This, or `pki`, is required unless `listen` is a loopback address. */
   tls?: { certFile: string; keyFile: string; clientCaFile?: string };
+  /** The coordinator's own CA (`headroomctl pki init`): mutual TLS, enrolment, roles, revocation. */
+  pki?: { dir: string };
   /** Policy for hosts seen for the first time. */
   policy: HostPolicy;
   /** This host's own schedule of hypervisor-level backups, planned beside the guests' jobs. Default none. */
@@ -35,7 +37,7 @@ export class ConfigError extends Error {
   }
 }
 
-const TOP_KEYS = ['listen', 'database', 'host', 'durability', 'tls', 'policy', 'hypervisorJobs'];
+const TOP_KEYS = ['listen', 'database', 'host', 'durability', 'tls', 'pki', 'policy', 'hypervisorJobs'];
 const TLS_KEYS = ['certFile', 'keyFile', 'clientCaFile'];
 const POLICY_KEYS: Record<string, keyof HostPolicy> = {
   maxGuestTokens: 'maxGuestTokens',
@@ -137,8 +139,20 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
       }
     }
   }
-  if (!tls && !isLoopbackHost(listenHost)) {
-    bad('listen', `${listen} is not a loopback address, so tls.certFile and tls.keyFile are required`);
+  let pki: CoordinatorOptions['pki'];
+  if (raw.pki !== undefined) {
+    const p = raw.pki as Record<string, unknown>;
+    if (typeof p !== 'object' || p === null) bad('pki', 'expected a mapping with dir');
+    else {
+      for (const k of Object.keys(p)) if (k !== 'dir') bad(`pki.${k}`, 'unknown key (expected dir)');
+      pki = { dir: str('pki.dir', p.dir, '') };
+      if (pki.dir === '' && p.dir === undefined) bad('pki.dir', 'missing (the directory headroomctl pki init made)');
+      else if (pki.dir && !fs.existsSync(`${pki.dir}/ca.pem`)) bad('pki.dir', `${pki.dir} holds no CA (ca.pem): run headroomctl pki init --dir ${pki.dir} first`);
+    }
+    if (tls) bad('pki', 'give pki (the coordinator\'s own CA) or tls (certificates made elsewhere), not both');
+  }
+  if (!tls && !pki && !isLoopbackHost(listenHost)) {
+    bad('listen', `${listen} is not a loopback address, so pki.dir (or tls.certFile and tls.keyFile) is required`);
   }
 
   const policy: Required<HostPolicy> = { ...DEFAULT_POLICY };
@@ -204,6 +218,7 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
     host: str('host', raw.host, os.hostname()),
     durability: durability as Durability,
     tls,
+    pki,
     policy,
     hypervisorJobs: compileHypervisorJobs(raw.hypervisorJobs, bad),
   };

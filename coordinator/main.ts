@@ -14,14 +14,16 @@ Runs the Headroom coordinator: grants time-slotted backup tokens so that guest-l
 hypervisor-level backups never run together on a host.
 
 Options:
-  --config FILE          YAML config file (keys: listen, database, host, durability, tls, policy, hypervisorJobs)
-  --listen ADDR          address to serve on (default 127.0.0.1:7400; non-loopback needs TLS)
+  --config FILE          YAML config file (keys: listen, database, host, durability, tls, pki, policy, hypervisorJobs)
+  --listen ADDR          address to serve on (default 127.0.0.1:7400; non-loopback needs --pki-dir or TLS files)
   --db FILE              SQLite database file (default /var/lib/headroom/headroom.db)
   --host NAME            this host's name (default: the machine's hostname)
   --durability MODE      full (fsync each commit, default) or normal (survives process crashes only)
-  --tls-cert FILE        server certificate (PEM)
+  --pki-dir DIR          the coordinator's own CA, made by 'headroomctl pki init --dir DIR': mutual TLS,
+                         enrolment of agents, roles on every call, revocation
+  --tls-cert FILE        server certificate (PEM), made elsewhere (instead of --pki-dir)
   --tls-key FILE         server private key (PEM)
-  --tls-client-ca FILE   CA for client certificates: require mutual TLS
+  --tls-client-ca FILE   CA for client certificates: require them, and take roles from their headroom:// URI
   --lease-ttl DURATION   default lease TTL for new hosts (default 30s)
   --max-guest N          concurrent GUEST tokens per new host (default 4)
   --max-hypervisor N     concurrent HYPERVISOR tokens per new host (default 1)
@@ -29,6 +31,9 @@ Options:
   --report-interval DURATION  how often agents report load (default 10s)
   -h, --help             show this help
   --version              print the version
+
+Without --pki-dir or TLS files it serves plaintext on loopback only, with a warning: callers are not
+identified and every call is allowed, so any process on this machine can act as admin.
 
 Environment: HEADROOM_LOG=debug|info|warn|error, HEADROOM_LOG_FORMAT=json
 Prints "listening on HOST:PORT" on stdout once it serves.`;
@@ -77,6 +82,7 @@ function parseArgs(argv: string[]): { raw: Record<string, unknown>; source: stri
       raw = loadConfigFile(source);
     }
     else if (TLS_FLAGS[arg]) tls[TLS_FLAGS[arg]] = value();
+    else if (arg === '--pki-dir') overrides.pki = { dir: value() };
     else if (FLAGS[arg]) {
       const f = FLAGS[arg];
       const v = f.bool ? true : f.number ? Number(value()) : value();

@@ -3,12 +3,11 @@
  * reflection, and the listening socket. main.ts only parses arguments and calls this.
  */
 import { randomUUID } from 'node:crypto';
-import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
 import { type Clock, systemClock } from '../common/clock';
-import { SERVER_OPTIONS, isLoopbackHost, parseAddress } from '../common/connection';
+import { SERVER_OPTIONS, parseAddress } from '../common/connection';
 import type { Logger } from '../common/log';
 import { headroomV1, packageDefinition } from '../proto';
 import { AgentRegistry } from './agent-registry';
@@ -17,8 +16,10 @@ import { SystemLoadCollector } from '../common/load-collector';
 import { Coordinator } from './coordinator';
 import { HostLoadMonitor } from './host-load-monitor';
 import { PlanKeeper } from './plan-keeper';
+import { serverSecurity } from './pki/server-security';
 import { adminService } from './rpc/admin-service';
 import { agentService } from './rpc/agent-service';
+import { pkiService } from './rpc/pki-service';
 import { tokenService } from './rpc/token-service';
 import { SqliteStore } from './sqlite-store';
 
@@ -30,22 +31,7 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-const SERVICES = ['headroom.v1.TokenService', 'headroom.v1.AgentService', 'headroom.v1.AdminService'];
-
-function serverCredentials(options: CoordinatorOptions, log: Logger): grpc.ServerCredentials {
-  const { host } = parseAddress(options.listen);
-  if (!options.tls) {
-    if (!isLoopbackHost(host)) throw new Error(`refusing to serve ${options.listen} without TLS`);
-    log.warn('serving without TLS: only processes on this machine can connect', { listen: options.listen });
-    return grpc.ServerCredentials.createInsecure();
-  }
-  const { certFile, keyFile, clientCaFile } = options.tls;
-  return grpc.ServerCredentials.createSsl(
-    clientCaFile ? fs.readFileSync(clientCaFile) : null,
-    [{ cert_chain: fs.readFileSync(certFile), private_key: fs.readFileSync(keyFile) }],
-    Boolean(clientCaFile),
-  );
-}
+const SERVICES = ['headroom.v1.TokenService', 'headroom.v1.AgentService', 'headroom.v1.AdminService', 'headroom.v1.PkiService'];
 
 export async function startServer(options: CoordinatorOptions, log: Logger, clock: Clock = systemClock): Promise<RunningServer> {
   const store = new SqliteStore(options.database, options.durability);
@@ -65,16 +51,22 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
   const hostLoad = new HostLoadMonitor({ coordinator, collector: new SystemLoadCollector({ clock }), clock, log, host: options.host });
   hostLoad.start();
 
-  const server = new grpc.Server(SERVER_OPTIONS);
+  const security = await serverSecurity(
+    options,
+    { defaultHost: options.host, lease: (tokenId) => coordinator.state.lease(tokenId) },
+    log,
+  );
+  const server = new grpc.Server({ ...SERVER_OPTIONS, interceptors: security.interceptors });
   server.addService(headroomV1.TokenService.service, tokenService(coordinator, log));
   server.addService(headroomV1.AgentService.service, agentService(coordinator, registry, plans, clock, log));
   server.addService(headroomV1.AdminService.service, adminService(coordinator, registry, plans, log));
+  server.addService(headroomV1.PkiService.service, pkiService(security.authority, log));
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
 
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, serverCredentials(options, log), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync(options.listen, security.credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   const { host } = parseAddress(options.listen);
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -91,6 +83,7 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
       server.tryShutdown(() => {
         clearTimeout(force);
         store.close();
+        security.authority?.close();
         resolve();
       });
     }));

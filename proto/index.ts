@@ -6,6 +6,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ProtoGrpcType as AdminProto } from './generated/admin';
 import type { ProtoGrpcType as AgentProto } from './generated/agent';
+import type { ProtoGrpcType as PkiProto } from './generated/pki';
 import type { ProtoGrpcType as TokenProto } from './generated/token';
 // Written by proto/gen-descriptor.js at build time; bundled into the agent's single executable.
 import descriptor = require('./generated/descriptor.json');
@@ -23,7 +24,7 @@ export const packageDefinition: protoLoader.PackageDefinition = protoLoader.from
   LOADER_OPTIONS,
 );
 
-type HeadroomV1 = AdminProto['headroom']['v1'] & AgentProto['headroom']['v1'] & TokenProto['headroom']['v1'];
+type HeadroomV1 = AdminProto['headroom']['v1'] & AgentProto['headroom']['v1'] & PkiProto['headroom']['v1'] & TokenProto['headroom']['v1'];
 
 /** The loaded `headroom.v1` package: service constructors for clients, `.service` definitions for servers. */
 export const headroomV1 = (grpc.loadPackageDefinition(packageDefinition) as unknown as { headroom: { v1: HeadroomV1 } })

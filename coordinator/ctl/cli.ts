@@ -11,9 +11,11 @@ import { type OptionSpec, ParsedArgs, parseArgs, parseString, wantsHelp } from '
 import type { Command } from './command';
 import { agentsCommand } from './commands/agents';
 import { backupsCommand } from './commands/backups';
+import { enrollCreateCommand } from './commands/enroll';
 import { historyCommand } from './commands/history';
 import { hostBackupCommand } from './commands/host-backup';
 import { pauseCommand, resumeCommand } from './commands/pause';
+import { pkiInitCommand, pkiListCommand, pkiRevokeCommand, pkiRotateCommand } from './commands/pki';
 import { planCommand } from './commands/plan';
 import { policyGetCommand, policySetCommand } from './commands/policy';
 import { pruneCommand } from './commands/prune';
@@ -44,6 +46,11 @@ export const COMMANDS: readonly Command[] = [
   backupsCommand,
   pruneCommand,
   restoreCommand,
+  pkiInitCommand,
+  pkiListCommand,
+  pkiRevokeCommand,
+  pkiRotateCommand,
+  enrollCreateCommand,
 ];
 
 /** Commands whose name is two words. */
@@ -56,6 +63,7 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
     help: `the coordinator, host:port (default: $HEADROOM_COORDINATOR, else ${DEFAULT_ADDRESS})`,
     parse: parseString,
   },
+  { name: 'pki-dir', value: 'DIR', help: "act as the admin identity of 'pki init --dir DIR': its ca.pem, admin.pem and admin.key", parse: parseString },
   { name: 'tls-ca', value: 'FILE', help: "CA certificate (PEM) to check the coordinator's certificate", parse: parseString },
   { name: 'tls-cert', value: 'FILE', help: 'client certificate (PEM) for mutual TLS', parse: parseString },
   { name: 'tls-key', value: 'FILE', help: "the client certificate's private key (PEM)", parse: parseString },
@@ -232,7 +240,13 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
   } catch (err) {
     return fail(`--coordinator: ${(err as Error).message}`, usageLine(cmd));
   }
-  const tls = { caFile: args.get<string>('tls-ca'), certFile: args.get<string>('tls-cert'), keyFile: args.get<string>('tls-key') };
+  // --pki-dir names the admin identity pki init made; explicit --tls-* files win over it.
+  const pki = args.get<string>('pki-dir');
+  const tls = {
+    caFile: args.get<string>('tls-ca') ?? (pki && path.join(pki, 'ca.pem')),
+    certFile: args.get<string>('tls-cert') ?? (pki && path.join(pki, 'admin.pem')),
+    keyFile: args.get<string>('tls-key') ?? (pki && path.join(pki, 'admin.key')),
+  };
   if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
     return fail('--tls-cert and --tls-key go together', usageLine(cmd));
   }

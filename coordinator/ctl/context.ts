@@ -4,7 +4,7 @@
  * with a deadline, failures wrapped as RpcError naming the method).
  */
 import type * as grpc from '@grpc/grpc-js';
-import { type AdminClient, type Clients, unary } from '../../common/connection';
+import { type AdminClient, type Clients, type PkiClient, unary } from '../../common/connection';
 import type { Logger } from '../../common/log';
 import { toRpcError } from './errors';
 
@@ -32,6 +32,11 @@ export type AdminRequest<M extends AdminUnaryMethod> = Parameters<AdminClient[M]
 export type AdminResponse<M extends AdminUnaryMethod> =
   Parameters<AdminClient[M]>[1] extends grpc.requestCallback<infer R> ? R : never;
 
+/** The PkiService methods headroomctl calls (Enroll is the agent's). */
+export type PkiUnaryMethod = 'CreateEnrollmentToken' | 'ListCertificates' | 'RevokeCertificates' | 'RotateCertificate';
+export type PkiRequest<M extends PkiUnaryMethod> = Parameters<PkiClient[M]>[0];
+export type PkiResponse<M extends PkiUnaryMethod> = Parameters<PkiClient[M]>[1] extends grpc.requestCallback<infer R> ? R : never;
+
 export interface Context {
   /** The coordinator's address as given (or defaulted), for messages. */
   readonly coordinator: string;
@@ -45,6 +50,8 @@ export interface Context {
   clients(): Clients;
   /** Calls an AdminService method with the unary deadline. Rejects with an RpcError naming the method. */
   admin<M extends AdminUnaryMethod>(method: M, request: AdminRequest<M>): Promise<AdminResponse<M>>;
+  /** Calls a PkiService method with the unary deadline. Rejects with an RpcError naming the method. */
+  pki<M extends PkiUnaryMethod>(method: M, request: PkiRequest<M>): Promise<PkiResponse<M>>;
   /**
    * Runs `handler` on Ctrl-C (SIGINT), SIGTERM or SIGHUP instead of the default exit, until the returned function
    * is called. For commands that run until interrupted.
@@ -78,6 +85,16 @@ export interface ContextOptions {
   onInterrupt: Context['onInterrupt'];
 }
 
+/** Calls `client[method]` with the unary deadline; failures become an RpcError naming the method. */
+async function call(client: object, method: string, request: unknown): Promise<unknown> {
+  const fn = ((client as Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>)[method]).bind(client);
+  try {
+    return await unary(fn as Parameters<typeof unary>[0], request);
+  } catch (err) {
+    throw toRpcError(method, err);
+  }
+}
+
 /** A Context over `options`. `close()` closes the connection if it was opened. */
 export function createContext(options: ContextOptions): Context & { close(): void } {
   let clients: Clients | undefined;
@@ -90,15 +107,8 @@ export function createContext(options: ContextOptions): Context & { close(): voi
     now: options.now,
     clients: get,
     onInterrupt: options.onInterrupt,
-    async admin(method, request) {
-      const admin = get().admin;
-      const fn = (admin[method] as (...args: unknown[]) => grpc.ClientUnaryCall).bind(admin);
-      try {
-        return await unary(fn as Parameters<typeof unary>[0], request);
-      } catch (err) {
-        throw toRpcError(method, err);
-      }
-    },
+    admin: (method: AdminUnaryMethod, request: unknown) => call(get().admin, method, request),
+    pki: (method: PkiUnaryMethod, request: unknown) => call(get().pki, method, request),
     close() {
       clients?.close();
       clients = undefined;

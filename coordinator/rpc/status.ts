@@ -14,6 +14,7 @@ import {
   TokenEndedError,
   TokenNotFoundError,
 } from '../domain/errors';
+import { CertificateNotFoundError, EnrolmentRefusedError, PermissionDeniedError, PkiNotConfiguredError, UnauthenticatedError } from '../pki/errors';
 
 const CODES: [new (...args: never[]) => DomainError, status][] = [
   [InvalidArgumentError, status.INVALID_ARGUMENT],
@@ -24,6 +25,12 @@ const CODES: [new (...args: never[]) => DomainError, status][] = [
   [StaleFencingTokenError, status.FAILED_PRECONDITION],
   [RequestConflictError, status.ALREADY_EXISTS],
   [StoreUnavailableError, status.UNAVAILABLE],
+  // Who may call (coordinator/pki): no acceptable certificate; a known caller outside its role; a spent token.
+  [UnauthenticatedError, status.UNAUTHENTICATED],
+  [PermissionDeniedError, status.PERMISSION_DENIED],
+  [EnrolmentRefusedError, status.PERMISSION_DENIED],
+  [CertificateNotFoundError, status.NOT_FOUND],
+  [PkiNotConfiguredError, status.FAILED_PRECONDITION],
 ];
 
 export function toServiceError(error: unknown, log: Logger, method: string): Partial<ServiceError> {

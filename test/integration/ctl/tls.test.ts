@@ -35,7 +35,7 @@ describe('headroomctl over mutual TLS', function () {
   it('fails with exit 1 when it offers no client certificate', async () => {
     const r = await runCtl(['--coordinator', address, '--tls-ca', pem('ca.pem'), 'status']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /^headroomctl: ListHosts: UNAVAILABLE: the coordinator at localhost:\d+ is unreachable \(.*certificate required.*\)\n$/);
+    assert.match(r.stderr, /^headroomctl: ListHosts: UNAUTHENTICATED: a client certificate issued by this coordinator's CA is required\n$/);
   });
 
   it('says which TLS file it cannot read, as a usage error', async () => {

@@ -41,7 +41,21 @@ describe('coordinator configuration', () => {
     for (const key of ['colour', 'durability', 'listen', 'policy.leaseTtl', 'policy.maxGuestTokens']) {
       assert.ok(found.some((p) => p.startsWith(`/etc/headroom/coordinator.yaml: ${key}: `)), `${key} in ${found.join('\n')}`);
     }
-    assert.ok(found.some((p) => /not a loopback address, so tls.certFile and tls.keyFile are required/.test(p)));
+    assert.ok(found.some((p) => /not a loopback address, so pki.dir \(or tls.certFile and tls.keyFile\) is required/.test(p)));
+  });
+
+  it('takes pki.dir (the coordinator\'s own CA) for a non-loopback address, alone and made by pki init', () => {
+    const dir = tempDir();
+    fs.writeFileSync(path.join(dir, 'ca.pem'), 'x');
+    const o = compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', pki: { dir } }, 'c.yaml');
+    assert.deepEqual(o.pki, { dir });
+    const empty = tempDir();
+    const found = problems(() =>
+      compileCoordinatorOptions({ host: 'h', pki: { dir: empty, colour: 1 }, tls: { certFile: path.join(dir, 'ca.pem'), keyFile: path.join(dir, 'ca.pem') } }, 'c.yaml'),
+    );
+    assert.deepEqual(found.map((p) => p.split(': ')[1]).sort(), ['pki', 'pki.colour', 'pki.dir']);
+    assert.ok(found.some((p) => p.includes(`${empty} holds no CA (ca.pem): run headroomctl pki init --dir ${empty} first`)), found.join('\n'));
+    assert.ok(found.some((p) => /give pki .* or tls .*, not both/.test(p)), found.join('\n'));
   });
 
   it('reads the budget controller\'s thresholds, budgets and durations', () => {

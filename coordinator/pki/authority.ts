@@ -1,0 +1,175 @@
+/**
+ * The coordinator's PKI service: enrolment tokens (one-time, expiring), enrolment (token + CSR →
+ * certificate bound to the token's identity), listing and revoking certificates. Keeps the revoked serials
+ * in memory so that every call can be checked without I/O, and tells listeners (the auth interceptor) of
+ * each revocation so they can close that certificate's open streams.
+ */
+import type { Logger } from '../../common/log';
+import {
+  DEFAULT_TOKEN_TTL_MS,
+  MAX_TOKEN_TTL_MS,
+  formatEnrolmentToken,
+  hashSecret,
+  newEnrolmentToken,
+  parseEnrolmentToken,
+} from '../../common/pki/enrolment-token';
+import { InvalidArgumentError } from '../domain/errors';
+import { CertificateAuthority } from './certificate-authority';
+import { CertificateNotFoundError, EnrolmentRefusedError } from './errors';
+import { type Identity, checkIdentity, describeIdentity } from './identity';
+import { type CertificateRecord, PkiStore } from './pki-store';
+import { pkiFiles } from './state-dir';
+
+export interface CreatedToken {
+  /** The whole token, secret included: shown once. */
+  text: string;
+  expiresAt: number;
+  caFingerprint: string;
+}
+
+export interface Enrolled {
+  certificatePem: string;
+  caCertificatePem: string;
+  identity: Identity;
+  notAfter: number;
+}
+
+/** Node prints serials in upper case and may drop leading zeros; ours have none. */
+export function normalizeSerial(serial: string): string {
+  return serial.toLowerCase().replace(/:/g, '').replace(/^0+(?=.)/, '');
+}
+
+export class Authority {
+  private readonly revoked: Set<string>;
+  private readonly listeners = new Set<(revoked: readonly CertificateRecord[]) => void>();
+
+  constructor(
+    readonly ca: CertificateAuthority,
+    private readonly store: PkiStore,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.revoked = new Set(store.revokedSerials().map(normalizeSerial));
+  }
+
+  /** Opens the CA and the store of a state directory made by `headroomctl pki init`. */
+  static async open(dir: string, log: Logger, now: () => number = Date.now): Promise<Authority> {
+    const ca = await CertificateAuthority.load(dir, now);
+    return new Authority(ca, new PkiStore(pkiFiles(dir).database), log, now);
+  }
+
+  isRevoked(serial: string): boolean {
+    return this.revoked.has(normalizeSerial(serial));
+  }
+
+  /** Calls `listener` with the certificates of each revocation, after it is durable. */
+  onRevoked(listener: (revoked: readonly CertificateRecord[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * A one-time token for an agent or hypervisor-level identity. With `rotates`, enrolling with it revokes
+   * the identity's earlier certificates. @throws InvalidArgumentError for an admin identity or a bad TTL.
+   */
+  createToken(identity: Identity, ttlMs: number, rotates = false): CreatedToken {
+    if (identity.role === 'admin') throw new InvalidArgumentError('identity.role', 'enrolment is for AGENT or HOST identities; admin certificates come from pki init');
+    checkIdentityArgument(identity);
+    const ttl = ttlMs === 0 ? DEFAULT_TOKEN_TTL_MS : ttlMs;
+    if (ttl < 1_000 || ttl > MAX_TOKEN_TTL_MS) throw new InvalidArgumentError('ttl_ms', `must be from 1000 to ${MAX_TOKEN_TTL_MS}`);
+    const token = newEnrolmentToken(this.ca.fingerprint);
+    const createdAt = this.now();
+    const expiresAt = createdAt + ttl;
+    this.store.addToken({ id: token.id, secretHash: hashSecret(token.secret), identity, createdAt, expiresAt, rotates });
+    this.log.info('enrolment token created', { tokenId: token.id, identity: describeIdentity(identity), expires: new Date(expiresAt).toISOString(), rotates });
+    return { text: formatEnrolmentToken(token), expiresAt, caFingerprint: token.caFingerprint };
+  }
+
+  /**
+   * Trades a token and a CSR for a certificate. The CSR is checked before the token is spent, so a
+   * malformed request does not burn it. @throws InvalidArgumentError, EnrolmentRefusedError.
+   */
+  async enroll(tokenText: string, csrPem: string): Promise<Enrolled> {
+    let token;
+    try {
+      token = parseEnrolmentToken(tokenText);
+    } catch (e) {
+      throw new InvalidArgumentError('token', (e as Error).message);
+    }
+    const secretHash = hashSecret(token.secret);
+    const found = token.caFingerprint === this.ca.fingerprint ? this.store.findToken(token.id, secretHash) : undefined;
+    const refuse = (why: EnrolmentRefusedError['why']) => {
+      this.log.warn('enrolment refused', { tokenId: token.id, why });
+      return new EnrolmentRefusedError(token.id, why);
+    };
+    if (!found) throw refuse('unknown');
+    if (found.usedAt !== undefined) throw refuse('used');
+    if (found.expiresAt <= this.now()) throw refuse('expired');
+    const publicKey = await CertificateAuthority.csrPublicKey(csrPem);
+    if (!this.store.claimToken(token.id, secretHash, this.now())) {
+      // Lost a race with another use of the same token, or it expired meanwhile.
+      throw refuse(this.store.findToken(token.id, secretHash)?.usedAt !== undefined ? 'used' : 'expired');
+    }
+    const cert = await this.ca.issueClient(publicKey, found.identity);
+    const superseded = this.store.addCertificate(
+      { serial: cert.serial, identity: found.identity, notBefore: cert.notBefore, notAfter: cert.notAfter },
+      token.id,
+      found.rotates ? { reason: `rotated: replaced by ${cert.serial}`, at: this.now() } : undefined,
+    );
+    this.log.info('enrolled', { identity: describeIdentity(found.identity), serial: cert.serial, tokenId: token.id });
+    this.announce(superseded);
+    return { certificatePem: cert.pem, caCertificatePem: this.ca.certPem, identity: found.identity, notAfter: cert.notAfter };
+  }
+
+  /** Records a certificate made on this machine (pki init), so that it can be listed and revoked. */
+  record(cert: CertificateRecord): void {
+    this.store.addCertificate(cert, null);
+  }
+
+  list(includeRevoked: boolean): CertificateRecord[] {
+    return this.store.certificates(includeRevoked);
+  }
+
+  /**
+   * Revokes one certificate by serial, or every active one of an identity, durably, then closes their
+   * streams (through the listeners). @throws CertificateNotFoundError when nothing matches.
+   */
+  revoke(target: { serial: string } | { identity: Identity }, reason: string): CertificateRecord[] {
+    let serials: string[];
+    if ('serial' in target) {
+      const serial = normalizeSerial(target.serial);
+      const cert = this.store.certificate(serial);
+      if (!cert) throw new CertificateNotFoundError(`with serial ${serial}`);
+      if (cert.revokedAt !== undefined) return [cert];
+      serials = [serial];
+    } else {
+      checkIdentityArgument(target.identity);
+      serials = this.store.activeOf(target.identity).map((c) => c.serial);
+      if (serials.length === 0) throw new CertificateNotFoundError(`active for ${describeIdentity(target.identity)}`);
+    }
+    const revoked = this.store.revoke(serials, reason || 'revoked by an administrator', this.now());
+    this.announce(revoked);
+    return revoked;
+  }
+
+  close(): void {
+    this.store.close();
+  }
+
+  private announce(revoked: readonly CertificateRecord[]): void {
+    if (revoked.length === 0) return;
+    for (const c of revoked) {
+      this.revoked.add(normalizeSerial(c.serial));
+      this.log.warn('certificate revoked', { serial: c.serial, identity: describeIdentity(c.identity), reason: c.revokeReason });
+    }
+    for (const l of this.listeners) l(revoked);
+  }
+}
+
+function checkIdentityArgument(identity: Identity): void {
+  try {
+    checkIdentity(identity);
+  } catch (e) {
+    throw new InvalidArgumentError('identity', (e as Error).message);
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The access rule, in one pure function per step: which calls need no certificate, which role may call
+ * which method, and what each role may ask for in its messages. The auth interceptor applies it to every
+ * call and every message; nothing else decides who may do what.
+ *
+ *  - open: health checks, reflection, and PkiService.Enroll (its enrolment token is the credential);
+ *  - admin: every call;
+ *  - host (hypervisor-level callers of host H): TokenService with HYPERVISOR tokens on host H;
+ *  - agent (VM V on host H): TokenService with GUEST tokens for V on H, and AgentService.Session as V on H.
+ */
+import type { TokenKind } from '../domain/lease';
+import { type Identity, describeIdentity } from './identity';
+
+export type Decision = { allow: true } | { allow: false; reason: string };
+
+const ALLOW: Decision = { allow: true };
+const deny = (reason: string): Decision => ({ allow: false, reason });
+
+const OPEN_PREFIXES = ['/grpc.health.v1.Health/', '/grpc.reflection.v1alpha.ServerReflection/', '/grpc.reflection.v1.ServerReflection/'];
+export const ENROLL_METHOD = '/headroom.v1.PkiService/Enroll';
+const TOKEN_METHODS = new Set(['/headroom.v1.TokenService/Acquire', '/headroom.v1.TokenService/Renew', '/headroom.v1.TokenService/Release']);
+const SESSION_METHOD = '/headroom.v1.AgentService/Session';
+
+/** True for the calls anyone may make, with or without a certificate. */
+export function isOpenMethod(path: string): boolean {
+  return path === ENROLL_METHOD || OPEN_PREFIXES.some((p) => path.startsWith(p));
+}
+
+/** `/headroom.v1.AdminService/ListHosts` → `AdminService.ListHosts`, for messages. */
+export function methodName(path: string): string {
+  const [service, method] = path.slice(1).split('/');
+  return `${service.split('.').pop()}.${method}`;
+}
+
+/** Whether `identity` may call `path` at all (before any message is read). */
+export function authorizeCall(path: string, identity: Identity): Decision {
+  if (identity.role === 'admin') return ALLOW;
+  if (TOKEN_METHODS.has(path)) return ALLOW;
+  if (path === SESSION_METHOD && identity.role === 'agent') return ALLOW;
+  const needs = path === SESSION_METHOD ? 'the agent role' : 'the admin role';
+  return deny(`${methodName(path)} needs ${needs}; the caller is ${describeIdentity(identity)}`);
+}
+
+/** What a token request is about: from an AcquireRequest, or from the active lease a Renew/Release names. */
+export interface TokenSubject {
+  kind: TokenKind | string;
+  host: string;
+  vm: string;
+}
+
+export interface MessageContext {
+  /** The coordinator's own host: what an empty host in a request means. */
+  defaultHost: string;
+  /** The active lease with this id, when there is one. */
+  lease(tokenId: string): TokenSubject | undefined;
+}
+
+/** Whether `identity` may act on this token subject. */
+export function authorizeToken(identity: Identity, subject: TokenSubject): Decision {
+  if (identity.role === 'admin') return ALLOW;
+  const who = describeIdentity(identity);
+  if (identity.role === 'agent') {
+    if (subject.kind !== 'GUEST') return deny(`${who} may take GUEST tokens only, not ${subject.kind}`);
+    if (subject.vm !== identity.vm || subject.host !== identity.host) {
+      return deny(`${who} may act only for its own VM, not for vm ${JSON.stringify(subject.vm)} on host ${JSON.stringify(subject.host)}`);
+    }
+    return ALLOW;
+  }
+  if (subject.kind !== 'HYPERVISOR') return deny(`${who} may take HYPERVISOR tokens only, not ${subject.kind}`);
+  if (subject.host !== identity.host) return deny(`${who} may act only on its own host, not on ${JSON.stringify(subject.host)}`);
+  return ALLOW;
+}
+
+/**
+ * Whether `identity` may send this message on `path` (a call it was allowed to make). Renew and Release of
+ * a token that is not active pass: the service answers NOT_FOUND or FAILED_PRECONDITION as for anyone.
+ */
+export function authorizeMessage(path: string, identity: Identity, message: unknown, ctx: MessageContext): Decision {
+  if (identity.role === 'admin' || isOpenMethod(path)) return ALLOW;
+  const m = (message ?? {}) as Record<string, unknown>;
+  const str = (v: unknown) => (typeof v === 'string' ? v : '');
+  const hostOf = (v: unknown) => str(v) || ctx.defaultHost;
+  switch (path) {
+    case '/headroom.v1.TokenService/Acquire':
+      return authorizeToken(identity, { kind: String(m.kind), host: hostOf(m.host), vm: str(m.vm) });
+    case '/headroom.v1.TokenService/Renew':
+    case '/headroom.v1.TokenService/Release': {
+      const lease = ctx.lease(str(m.tokenId));
+      return lease ? authorizeToken(identity, lease) : ALLOW;
+    }
+    case SESSION_METHOD: {
+      const hello = m.hello as Record<string, unknown> | null | undefined;
+      if (!hello || identity.role !== 'agent') return ALLOW;
+      const vm = str(hello.vm);
+      const host = hostOf(hello.host);
+      if (vm !== identity.vm || host !== identity.host) {
+        return deny(`${describeIdentity(identity)} may hold the session of its own VM only, not of vm ${JSON.stringify(vm)} on host ${JSON.stringify(host)}`);
+      }
+      return ALLOW;
+    }
+    default:
+      return authorizeCall(path, identity);
+  }
+}

@@ -1,0 +1,93 @@
+import { strict as assert } from 'node:assert';
+import {
+  type MessageContext,
+  type TokenSubject,
+  authorizeCall,
+  authorizeMessage,
+  isOpenMethod,
+} from '../../../../coordinator/pki/authorizer';
+import type { Identity } from '../../../../coordinator/pki/identity';
+
+const agent: Identity = { role: 'agent', host: 'h1', vm: 'v1' };
+const host: Identity = { role: 'host', host: 'h1' };
+const admin: Identity = { role: 'admin', name: 'ops' };
+const leases = new Map<string, TokenSubject>([
+  ['g1', { kind: 'GUEST', host: 'h1', vm: 'v1' }],
+  ['g2', { kind: 'GUEST', host: 'h1', vm: 'v2' }],
+  ['x1', { kind: 'HYPERVISOR', host: 'h1', vm: 'v1' }],
+  ['x2', { kind: 'HYPERVISOR', host: 'h2', vm: 'v9' }],
+]);
+const ctx: MessageContext = { defaultHost: 'h1', lease: (id) => leases.get(id) };
+const T = '/headroom.v1.TokenService/';
+const allowed = (d: { allow: boolean }) => d.allow;
+
+describe('the access rule', () => {
+  it('leaves health, reflection and enrolment open, and nothing else', () => {
+    assert.ok(isOpenMethod('/grpc.health.v1.Health/Check'));
+    assert.ok(isOpenMethod('/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo'));
+    assert.ok(isOpenMethod('/headroom.v1.PkiService/Enroll'));
+    for (const m of ['/headroom.v1.PkiService/ListCertificates', `${T}Acquire`, '/headroom.v1.AdminService/ListHosts', '/headroom.v1.AgentService/Session']) {
+      assert.ok(!isOpenMethod(m), m);
+    }
+  });
+
+  it('gives admin calls to the admin role only', () => {
+    for (const m of ['/headroom.v1.AdminService/RevokeToken', '/headroom.v1.PkiService/RevokeCertificates', '/headroom.v1.PkiService/CreateEnrollmentToken']) {
+      assert.ok(allowed(authorizeCall(m, admin)), m);
+      const a = authorizeCall(m, agent);
+      assert.ok(!a.allow && /needs the admin role; the caller is agent v1@h1/.test(a.reason), m);
+      assert.ok(!authorizeCall(m, host).allow, m);
+    }
+  });
+
+  it('gives the session to agents only, and only as their own VM', () => {
+    const s = '/headroom.v1.AgentService/Session';
+    assert.ok(!authorizeCall(s, host).allow);
+    assert.ok(allowed(authorizeCall(s, agent)));
+    const hello = (vm: string, h = '') => ({ hello: { vm, host: h } });
+    assert.ok(allowed(authorizeMessage(s, agent, hello('v1'), ctx)), 'empty host is the coordinator\'s own');
+    assert.ok(allowed(authorizeMessage(s, agent, hello('v1', 'h1'), ctx)));
+    assert.ok(!authorizeMessage(s, agent, hello('v2'), ctx).allow);
+    assert.ok(!authorizeMessage(s, agent, hello('v1', 'h2'), ctx).allow);
+    assert.ok(allowed(authorizeMessage(s, agent, { load: { cpuPercent: 1 } }, ctx)));
+  });
+
+  it('lets an agent acquire GUEST tokens for its own VM on its own host only', () => {
+    const acq = (kind: string, vm: string, h = '') => authorizeMessage(`${T}Acquire`, agent, { kind, vm, host: h }, ctx);
+    assert.ok(allowed(acq('GUEST', 'v1')));
+    assert.ok(allowed(acq('GUEST', 'v1', 'h1')));
+    assert.match((acq('GUEST', 'v2') as { reason: string }).reason, /may act only for its own VM, not for vm "v2" on host "h1"/);
+    assert.ok(!acq('GUEST', 'v1', 'h2').allow);
+    assert.match((acq('HYPERVISOR', 'v1') as { reason: string }).reason, /GUEST tokens only, not HYPERVISOR/);
+    assert.ok(!acq('TOKEN_KIND_UNSPECIFIED', 'v1').allow);
+    assert.ok(!acq('7', 'v1').allow, 'an unknown enum value');
+  });
+
+  it('lets the host role acquire HYPERVISOR tokens on its own host only, for any VM there', () => {
+    const acq = (kind: string, vm: string, h = '') => authorizeMessage(`${T}Acquire`, host, { kind, vm, host: h }, ctx);
+    assert.ok(allowed(acq('HYPERVISOR', 'v1')));
+    assert.ok(allowed(acq('HYPERVISOR', 'v7', 'h1')));
+    assert.ok(!acq('HYPERVISOR', 'v1', 'h2').allow);
+    assert.match((acq('GUEST', 'v1') as { reason: string }).reason, /HYPERVISOR tokens only, not GUEST/);
+  });
+
+  it('checks renew and release against the lease they name', () => {
+    for (const method of ['Renew', 'Release']) {
+      const m = (who: Identity, tokenId: string) => authorizeMessage(`${T}${method}`, who, { tokenId, fencing: 1 }, ctx);
+      assert.ok(allowed(m(agent, 'g1')));
+      assert.ok(!m(agent, 'g2').allow, 'another VM\'s token');
+      assert.ok(!m(agent, 'x1').allow, 'a HYPERVISOR token of its VM');
+      assert.ok(allowed(m(host, 'x1')));
+      assert.ok(!m(host, 'x2').allow, 'another host\'s token');
+      assert.ok(!m(host, 'g1').allow);
+      assert.ok(allowed(m(admin, 'g2')));
+      // Not active: the service answers NOT_FOUND as it would for anyone.
+      assert.ok(allowed(m(agent, 'gone')));
+    }
+  });
+
+  it('lets the admin role do everything', () => {
+    assert.ok(allowed(authorizeMessage(`${T}Acquire`, admin, { kind: 'HYPERVISOR', vm: 'any', host: 'h9' }, ctx)));
+    assert.ok(allowed(authorizeMessage('/headroom.v1.AgentService/Session', admin, { hello: { vm: 'v5' } }, ctx)));
+  });
+});
