@@ -3,7 +3,8 @@
  * coordinator, the real headroomctl, CPU-bound commands whose CPU time is read from /proc independently of
  * headroomctl's own counters, and busy loops that load this machine as a host's VMs would. The command is
  * held to --cpu-limit (compared with the same command run unlimited at the same time), the mechanism is
- * reported, and the command is paused while the host is busy and resumed once it is not.
+ * reported, the command is paused while the host is busy and resumed once it is not, and a host identity
+ * that may not read the policy keeps its command to its budget and says so.
  *
  * The busy host is made of disk writers and the policy's I/O thresholds: the other sessions on this
  * machine keep its CPU near 100 % on their own, so a pause on CPU could begin without our load and never
@@ -185,5 +186,29 @@ describe('headroomctl host-backup under a budget', function () {
     hb.process.kill('SIGTERM');
     const r = await hb.done;
     assert.equal(r.code, 143, r.stderr);
+  });
+
+  it("keeps the command to its budget, and says so, when the host's identity may not read the policy", async () => {
+    // pki init makes a host identity, which takes tokens but no admin call: GetPolicy is refused.
+    await coordinator.kill();
+    const pkiDir = path.join(tempDir(), 'pki');
+    const init = await runCtl(['pki', 'init', '--dir', pkiDir, '--host', 'host-a', '--names', 'localhost,127.0.0.1']);
+    assert.equal(init.code, 0, init.stderr);
+    coordinator = await startCoordinator({ args: ['--pki-dir', pkiDir] });
+    const tls = ['--tls-ca', path.join(pkiDir, 'ca.pem'), '--tls-cert', path.join(pkiDir, 'host.pem'), '--tls-key', path.join(pkiDir, 'host.key')];
+    const pidFile = path.join(tempDir(), 'pid');
+    const hb = spawnCtl(['--coordinator', coordinator.address.replace('127.0.0.1', 'localhost'), ...tls, 'host-backup', '--host', 'host-a', '--vm', 'vm-1', '--cpu-limit', '25', '--', ...burner(pidFile)]);
+    started.push(hb);
+    const pgid = await waitFor('the command to start', () => readPid(pidFile), 20_000);
+    await hb.waitFor('stderr', /could not read the policy of host-a \(GetPolicy: PERMISSION_DENIED: .*\): the command keeps its budget and is neither throttled nor paused by the host's load/, 20_000);
+    await sleep(1_000);
+    const held = await cpuPercentOver(pgid, 2_000);
+    console.log(`      without the policy: ${held.toFixed(1)} % of a core (budget 25 %)`);
+    assert.ok(held <= 35, `held to ${held.toFixed(1)} % of a core (budget 25 %)`);
+    assert.match(hb.stderr(), /budget: cpu 25% of a core \(the token's: no limits, capped by --cpu-limit 25\), enforced with/);
+    assert.doesNotMatch(hb.stderr(), /controlling the command's budget/);
+
+    hb.process.kill('SIGTERM');
+    assert.equal((await hb.done).code, 143);
   });
 });
