@@ -33,6 +33,21 @@ export function phasedStarts(order: readonly Prepared[], input: PlanInput): Map<
   const pending = order.filter((p) => !p.alone).sort((a, b) => a.release - b.release || a.rank - b.rank);
   /** Released and not started, per kind, in both orders; jobs past their latest start leave before `waiting` is read. */
   const ready: Record<TokenKind, Ready> = { GUEST: new Ready(), HYPERVISOR: new Ready() };
+  /** Per VM, its jobs by release. */
+  const ofVm = new Map<string, Prepared[]>();
+  for (const p of pending) {
+    const list = ofVm.get(p.need.vm);
+    if (list) list.push(p);
+    else ofVm.set(p.need.vm, [p]);
+  }
+  /** Whether a job of p's VM not started yet would have to start before p, started at t, ends. */
+  const pushesOut = (p: Prepared, t: number, end: number) => {
+    for (const q of ofVm.get(p.need.vm)!) {
+      if (q.release >= end) return false;
+      if (q !== p && q.latest >= t && q.latest < end && !starts.has(q)) return true;
+    }
+    return false;
+  };
   const summaries = new Map<TokenKind, Waiting>();
   const waiting = (kind: TokenKind) => summaries.get(kind) ?? summaries.set(kind, summarise(ready[kind], host)).get(kind)!;
 
@@ -49,6 +64,12 @@ export function phasedStarts(order: readonly Prepared[], input: PlanInput): Map<
       const end = t + p.job.durationMs;
       const waits = p.release > other.oldestRelease && p.latest >= t + other.spanMs;
       if (end > other.guard || (waits && end > timeline.runEnd(kind, t))) {
+        held++;
+        return false;
+      }
+      // Nor if it would hold its VM past the latest start of another job of the VM (an hourly job beside
+      // a long nightly one): that one goes first, and this one right after it.
+      if (pushesOut(p, t, end)) {
         held++;
         return false;
       }

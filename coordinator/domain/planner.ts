@@ -30,10 +30,11 @@
  * leaves more jobs without room than a plan from scratch would, the plan from scratch is returned.
  */
 import { InvalidArgumentError } from './errors';
-import type { Blocker } from './host-timeline';
+import type { Blocker, HostTimeline } from './host-timeline';
 import { type Budget, type TokenKind, TOKEN_KINDS } from './lease';
 import { phasedStarts } from './plan-phases';
 import { type Prepared, compareJobs, prepare, timelineWithRunning } from './plan-prepared';
+import { searchPlacements } from './plan-search';
 import type { HostPolicy } from './policy';
 
 /** One occurrence of a backup job. Times are Clock milliseconds. */
@@ -187,13 +188,14 @@ function complete(order: readonly Prepared[], input: PlanInput, proposed: Readon
   byStart.sort(([p, s], [q, t]) => s - t || p.rank - q.rank);
   // Nothing placed so far starts after s: the usage at s is the most the job would meet.
   for (const [p, s] of byStart) if (!timeline.conflictNow(p.need, s, p.job.durationMs)) place(p, s);
-  const left: Prepared[] = [];
+  let left: Prepared[] = [];
   for (const p of order) {
     if (starts.has(p)) continue;
     const start = p.alone ? undefined : timeline.earliestStart(p.need, p.job.durationMs, p.release, p.latest);
     if (start === undefined) left.push(p);
     else place(p, start);
   }
+  if (left.some((p) => !p.alone)) left = placeLeftOut(order, timeline, starts, left);
   // What stands in the way is read from the final plan, the one people see.
   const unplaced = left.map(({ job, need, latest, alone }): UnplacedJob =>
     alone ? { id: job.id, reason: alone } : { id: job.id, reason: 'no-room', blockedBy: timeline.conflictAt(need, latest, job.durationMs)?.blocker },
@@ -201,6 +203,28 @@ function complete(order: readonly Prepared[], input: PlanInput, proposed: Readon
   const slots = [...starts].map(([{ job }, start]) => ({ id: job.id, kind: job.kind, vm: job.vm, start, end: start + job.durationMs }));
   slots.sort((a, b) => a.start - b.start || (a.id < b.id ? -1 : 1));
   return { slots, unplaced, phases: phasesOf(slots) };
+}
+
+/** Up to this many jobs that can run alone, a job left out for room starts a search of the whole plan. */
+const SMALL_PLAN_JOBS = 8;
+/** Enough for every order of 8 jobs (109,600 placements): the search is exhaustive up to SMALL_PLAN_JOBS. */
+const SMALL_PLAN_NODES = 110_000;
+
+/**
+ * In a small plan that left a job out for want of room, decides whether a plan placing every job exists
+ * (plan-search.ts) and takes it if so. Returns the jobs still left out.
+ */
+function placeLeftOut(order: readonly Prepared[], timeline: HostTimeline, starts: Map<Prepared, number>, left: readonly Prepared[]): Prepared[] {
+  const placeable = order.filter((p) => !p.alone);
+  if (placeable.length > SMALL_PLAN_JOBS) return [...left];
+  for (const [p, start] of starts) timeline.remove(p.need, start, start + p.job.durationMs, true);
+  const { found } = searchPlacements(timeline, placeable, SMALL_PLAN_NODES);
+  if (found) {
+    starts.clear();
+    for (const [p, start] of found) starts.set(p, start);
+  }
+  for (const [p, start] of starts) timeline.add(p.need, start, start + p.job.durationMs, true);
+  return left.filter((p) => !starts.has(p));
 }
 
 function phasesOf(slots: readonly PlannedSlot[]): Phase[] {
