@@ -159,12 +159,15 @@ export class HostTimeline {
       if (guest) s.guests--;
       else s.hypervisors--;
     }
-    // Below the cap all along now; still a run of the kind where others of it go on.
+    // What is left of the kind there is still a run, and still full where it is at the cap.
     uncover(this.full[need.kind], start, end);
     uncover(this.runs[need.kind], start, end);
+    const cap = capOf(need.kind, this.host);
     for (let i = first; i < stop; i++) {
       const s = this.segments[i];
-      if ((guest ? s.guests : s.hypervisors) > 0) cover(this.runs[need.kind], s.start, this.segments[i + 1].start);
+      const count = guest ? s.guests : s.hypervisors;
+      if (count > 0) cover(this.runs[need.kind], s.start, this.segments[i + 1].start);
+      if (count >= cap) cover(this.full[need.kind], s.start, this.segments[i + 1].start);
     }
     const busy = this.busy.get(need.vm) ?? [];
     busy.splice(busy.findIndex((b) => b.start === start && b.end === end), 1);

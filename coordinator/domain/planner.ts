@@ -8,22 +8,28 @@
  * and keeps every placed job inside its window: it starts at or after its earliest start (its cron time)
  * and `now`, and finishes by its window's end.
  *
- * How, in two steps:
- *  1. phasedStarts() runs the host forward in time serving one kind at a time, so GUEST and HYPERVISOR
- *     work go in alternating phases: a phase lasts while its kind has work ready and the other kind's
- *     deadlines allow. It proposes a start for most jobs.
+ * How, in three steps:
+ *  1. phasedStarts() (plan-phases.ts) runs the host forward in time serving one kind at a time, so GUEST
+ *     and HYPERVISOR work go in few, full phases: a phase lasts while its kind has work ready and the other
+ *     kind's deadlines allow; in it, urgent jobs start by latest start and the others longest first, so
+ *     the phase ends with its tokens busy; no job starts if it would hold its VM past the latest start of
+ *     another job of that VM. It proposes a start for most jobs.
  *  2. complete() keeps the proposals that break no rule and places every other job, in planning order
  *     (window end, then higher priority, then longer duration, then id: earliest deadline first), at
  *     the earliest start where it breaks no rule, gaps earlier in the timeline included: the serial
  *     schedule.
+ *  3. If that leaves a job out for want of room and the plan has at most SMALL_PLAN_JOBS jobs that can
+ *     run alone, an exhaustive search (plan-search.ts) decides whether a plan placing all of them exists,
+ *     and takes it if so.
  * What it guarantees:
  *  - no rule is broken, and no job left out could be added to the final plan without moving another;
  *  - if running the jobs one at a time in planning order, each at its earliest start after the previous
  *    one ended and at least minStartGapMs after the previous start, fits every window, every job is
  *    placed (the serial schedule alone then does it, and is used when the phases left a job out);
+ *  - up to SMALL_PLAN_JOBS jobs that can run alone, every one is placed whenever some plan places them all;
  *  - the plan does not depend on the order of the input.
- * It is not an optimum (whether every window can be met is NP-hard): a job reported 'no-room' might fit
- * in a plan that moved others.
+ * Beyond that it is not an optimum (whether every window can be met is NP-hard): in a larger plan a job
+ * reported 'no-room' might fit in a plan that moved others.
  *
  * Stability: given the previous plan, a job keeps its slot while that slot still fits its window and the
  * rules against the kept slots that start before it; only the others are placed anew (step 2). If that
