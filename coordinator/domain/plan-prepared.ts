@@ -1,5 +1,5 @@
 /**
- * A job as the planner's steps see it (planner.ts, plan-phases.ts, plan-repair.ts, plan-search.ts): what
+ * A job as the planner's steps see it (planner.ts, plan-phases.ts, plan-search.ts): what
  * it asks of the host, its first and last possible start, why it cannot run even alone, and its place in
  * planning order; with the timeline of the backups already running. Pure.
  */

@@ -107,7 +107,6 @@ export type UnplacedReason =
   /** The slots placed before it (earlier deadlines, kept slots, running backups) leave no room in its window. */
   | 'no-room';
 
-
 export type { Blocker };
 
 export interface UnplacedJob {
@@ -176,7 +175,6 @@ function fitsOneAtATime(order: readonly Prepared[], { now, host, running = [] }:
   }
   return true;
 }
-
 
 /**
  * Places the proposed starts that still fit, by start (so of two kept slots that no longer fit together,
