@@ -25,6 +25,8 @@ export interface CoordinatorOptions {
   tls?: { certFile: string; keyFile: string; clientCaFile?: string };
   /** The coordinator's own CA (`headroomctl pki init`): mutual TLS, enrolment, roles, revocation. */
   pki?: { dir: string };
+  /** Serve without TLS: allowed only on a loopback address, and only when asked for. Default false. */
+  plaintext: boolean;
   /** Policy for hosts seen for the first time. */
   policy: HostPolicy;
   /** This host's own schedule of hypervisor-level backups, planned beside the guests' jobs. Default none. */
@@ -37,7 +39,7 @@ export class ConfigError extends Error {
   }
 }
 
-const TOP_KEYS = ['listen', 'database', 'host', 'durability', 'tls', 'pki', 'policy', 'hypervisorJobs'];
+const TOP_KEYS = ['listen', 'database', 'host', 'durability', 'tls', 'pki', 'plaintext', 'policy', 'hypervisorJobs'];
 const TLS_KEYS = ['certFile', 'keyFile', 'clientCaFile'];
 const POLICY_KEYS: Record<string, keyof HostPolicy> = {
   maxGuestTokens: 'maxGuestTokens',
@@ -151,8 +153,14 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
     }
     if (tls) bad('pki', 'give pki (the coordinator\'s own CA) or tls (certificates made elsewhere), not both');
   }
-  if (!tls && !pki && !isLoopbackHost(listenHost)) {
+  const plaintext = raw.plaintext ?? false;
+  if (typeof plaintext !== 'boolean') bad('plaintext', 'expected true or false');
+  else if (tls || pki) {
+    if (plaintext) bad('plaintext', 'cannot go with tls or pki: give one way to serve');
+  } else if (!isLoopbackHost(listenHost)) {
     bad('listen', `${listen} is not a loopback address, so pki.dir (or tls.certFile and tls.keyFile) is required`);
+  } else if (!plaintext) {
+    bad('plaintext', `no TLS for ${listen}: give pki.dir (or tls), or plaintext: true (--plaintext) to serve plaintext on this loopback address`);
   }
 
   const policy: Required<HostPolicy> = { ...DEFAULT_POLICY };
@@ -219,6 +227,7 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
     durability: durability as Durability,
     tls,
     pki,
+    plaintext: plaintext === true,
     policy,
     hypervisorJobs: compileHypervisorJobs(raw.hypervisorJobs, bad),
   };

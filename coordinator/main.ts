@@ -14,7 +14,8 @@ Runs the Headroom coordinator: grants time-slotted backup tokens so that guest-l
 hypervisor-level backups never run together on a host.
 
 Options:
-  --config FILE          YAML config file (keys: listen, database, host, durability, tls, pki, policy, hypervisorJobs)
+  --config FILE          YAML config file (keys: listen, database, host, durability, tls, pki, plaintext, policy,
+                         hypervisorJobs)
   --listen ADDR          address to serve on (default 127.0.0.1:7400; non-loopback needs --pki-dir or TLS files)
   --db FILE              SQLite database file (default /var/lib/headroom/headroom.db)
   --host NAME            this host's name (default: the machine's hostname)
@@ -24,6 +25,7 @@ Options:
   --tls-cert FILE        server certificate (PEM), made elsewhere (instead of --pki-dir)
   --tls-key FILE         server private key (PEM)
   --tls-client-ca FILE   CA for client certificates: require them, and take roles from their headroom:// URI
+  --plaintext            serve without TLS: allowed on a loopback address only, never by default
   --lease-ttl DURATION   default lease TTL for new hosts (default 30s)
   --max-guest N          concurrent GUEST tokens per new host (default 4)
   --max-hypervisor N     concurrent HYPERVISOR tokens per new host (default 1)
@@ -32,8 +34,8 @@ Options:
   -h, --help             show this help
   --version              print the version
 
-Without --pki-dir or TLS files it serves plaintext on loopback only, with a warning: callers are not
-identified and every call is allowed, so any process on this machine can act as admin.
+With --plaintext (and no --pki-dir or TLS files) it serves plaintext on loopback only, with a warning:
+callers are not identified and every call is allowed, so any process on this machine can act as admin.
 
 Environment: HEADROOM_LOG=debug|info|warn|error, HEADROOM_LOG_FORMAT=json
 Prints "listening on HOST:PORT" on stdout once it serves.`;
@@ -41,6 +43,7 @@ Prints "listening on HOST:PORT" on stdout once it serves.`;
 const FLAGS: Record<string, { key: string; policy?: boolean; bool?: boolean; number?: boolean }> = {
   '--listen': { key: 'listen' },
   '--db': { key: 'database' },
+  '--plaintext': { key: 'plaintext', bool: true },
   '--host': { key: 'host' },
   '--durability': { key: 'durability' },
   '--lease-ttl': { key: 'leaseTtl', policy: true },

@@ -147,6 +147,33 @@ export class HostTimeline {
     if (planned) this.starts.splice(partitionPoint(this.starts, (s) => s < start), 0, start);
   }
 
+  /** Gives back what add() took with the same arguments. */
+  remove(need: Need, start: number, end: number, planned: boolean): void {
+    const first = this.split(start);
+    const stop = this.split(end);
+    const guest = need.kind === 'GUEST';
+    for (let i = first; i < stop; i++) {
+      const s = this.segments[i];
+      s.io -= need.io;
+      s.cpu -= need.cpu;
+      if (guest) s.guests--;
+      else s.hypervisors--;
+    }
+    // What is left of the kind there is still a run, and still full where it is at the cap.
+    uncover(this.full[need.kind], start, end);
+    uncover(this.runs[need.kind], start, end);
+    const cap = capOf(need.kind, this.host);
+    for (let i = first; i < stop; i++) {
+      const s = this.segments[i];
+      const count = guest ? s.guests : s.hypervisors;
+      if (count > 0) cover(this.runs[need.kind], s.start, this.segments[i + 1].start);
+      if (count >= cap) cover(this.full[need.kind], s.start, this.segments[i + 1].start);
+    }
+    const busy = this.busy.get(need.vm) ?? [];
+    busy.splice(busy.findIndex((b) => b.start === start && b.end === end), 1);
+    if (planned) this.starts.splice(partitionPoint(this.starts, (s) => s < start), 1);
+  }
+
   /** The end of the run of `kind` backups going on at t; t if none is. */
   runEnd(kind: TokenKind, t: number): number {
     return intervalAt(this.runs[kind], t)?.end ?? t;
@@ -196,6 +223,18 @@ function cover(list: Interval[], start: number, end: number): void {
     merged = { start: Math.min(merged.start, list[to].start), end: Math.max(merged.end, list[to].end) };
   }
   list.splice(from, to - from, merged);
+}
+
+/** Takes [start, end) out of a list of disjoint intervals by start. */
+function uncover(list: Interval[], start: number, end: number): void {
+  const from = partitionPoint(list, (c) => c.end <= start);
+  let to = from;
+  const kept: Interval[] = [];
+  for (; to < list.length && list[to].start < end; to++) {
+    if (list[to].start < start) kept.push({ start: list[to].start, end: start });
+    if (list[to].end > end) kept.push({ start: end, end: list[to].end });
+  }
+  list.splice(from, to - from, ...kept);
 }
 
 /** The number of leading items for which `before` holds; it must hold for a prefix of `items`. */

@@ -8,30 +8,39 @@
  * and keeps every placed job inside its window: it starts at or after its earliest start (its cron time)
  * and `now`, and finishes by its window's end.
  *
- * How, in two steps:
- *  1. phasedStarts() runs the host forward in time serving one kind at a time, so GUEST and HYPERVISOR
- *     work go in alternating phases: a phase lasts while its kind has work ready and the other kind's
- *     deadlines allow. It proposes a start for most jobs.
+ * How, in three steps:
+ *  1. phasedStarts() (plan-phases.ts) runs the host forward in time serving one kind at a time, so GUEST
+ *     and HYPERVISOR work go in few, full phases: a phase lasts while its kind has work ready and the other
+ *     kind's deadlines allow; in it, urgent jobs start by latest start and the others longest first, so
+ *     the phase ends with its tokens busy; no job starts if it would hold its VM past the latest start of
+ *     another job of that VM. It proposes a start for most jobs.
  *  2. complete() keeps the proposals that break no rule and places every other job, in planning order
  *     (window end, then higher priority, then longer duration, then id: earliest deadline first), at
  *     the earliest start where it breaks no rule, gaps earlier in the timeline included: the serial
  *     schedule.
+ *  3. If that leaves a job out for want of room and the plan has at most SMALL_PLAN_JOBS jobs that can
+ *     run alone, an exhaustive search (plan-search.ts) decides whether a plan placing all of them exists,
+ *     and takes it if so.
  * What it guarantees:
  *  - no rule is broken, and no job left out could be added to the final plan without moving another;
  *  - if running the jobs one at a time in planning order, each at its earliest start after the previous
  *    one ended and at least minStartGapMs after the previous start, fits every window, every job is
  *    placed (the serial schedule alone then does it, and is used when the phases left a job out);
+ *  - up to SMALL_PLAN_JOBS jobs that can run alone, every one is placed whenever some plan places them all;
  *  - the plan does not depend on the order of the input.
- * It is not an optimum (whether every window can be met is NP-hard): a job reported 'no-room' might fit
- * in a plan that moved others.
+ * Beyond that it is not an optimum (whether every window can be met is NP-hard): in a larger plan a job
+ * reported 'no-room' might fit in a plan that moved others.
  *
  * Stability: given the previous plan, a job keeps its slot while that slot still fits its window and the
  * rules against the kept slots that start before it; only the others are placed anew (step 2). If that
  * leaves more jobs without room than a plan from scratch would, the plan from scratch is returned.
  */
 import { InvalidArgumentError } from './errors';
-import { type Blocker, HostTimeline, type Need, capOf, partitionPoint } from './host-timeline';
-import { type Budget, type TokenKind, TOKEN_KINDS, otherKind } from './lease';
+import type { Blocker, HostTimeline } from './host-timeline';
+import { type Budget, type TokenKind, TOKEN_KINDS } from './lease';
+import { phasedStarts } from './plan-phases';
+import { type Prepared, compareJobs, prepare, timelineWithRunning } from './plan-prepared';
+import { searchPlacements } from './plan-search';
 import type { HostPolicy } from './policy';
 
 /** One occurrence of a backup job. Times are Clock milliseconds. */
@@ -97,7 +106,6 @@ export type UnplacedReason =
   | 'cost-exceeds-budget'
   /** The slots placed before it (earlier deadlines, kept slots, running backups) leave no room in its window. */
   | 'no-room';
-
 
 export type { Blocker };
 
@@ -168,54 +176,6 @@ function fitsOneAtATime(order: readonly Prepared[], { now, host, running = [] }:
   return true;
 }
 
-
-interface Prepared {
-  job: PlanJob;
-  need: Need;
-  /** Its first and last possible start. */
-  release: number;
-  latest: number;
-  /** Set when the job cannot run even alone. */
-  alone?: UnplacedReason;
-  /** Its place in planning order. */
-  rank: number;
-}
-
-function prepare(job: PlanJob, { now, host }: PlanInput): Prepared {
-  const need = needOf(job.kind, job.vm, job.cost, host);
-  const latest = job.windowEnd - job.durationMs;
-  let alone: UnplacedReason | undefined;
-  if (latest < job.earliestStart) alone = 'window-too-short';
-  else if (latest < now) alone = 'window-passed';
-  else if ((host.budget.ioBytesPerSec > 0 && need.io > host.budget.ioBytesPerSec) || (host.budget.cpuPercent > 0 && need.cpu > host.budget.cpuPercent)) {
-    alone = 'cost-exceeds-budget';
-  }
-  return { job, need, release: Math.max(job.earliestStart, now), latest, alone, rank: 0 };
-}
-
-function needOf(kind: TokenKind, vm: string, cost: Budget, host: PlanHost): Need {
-  const cap = capOf(kind, host);
-  return {
-    kind,
-    vm,
-    io: effectiveCost(cost.ioBytesPerSec, host.budget.ioBytesPerSec, cap),
-    cpu: effectiveCost(cost.cpuPercent, host.budget.cpuPercent, cap),
-  };
-}
-
-function effectiveCost(declared: number, budget: number, cap: number): number {
-  if (budget === 0) return 0; // unlimited: what a job spends does not matter
-  return declared > 0 ? declared : Math.max(1, Math.floor(budget / cap));
-}
-
-
-function compareJobs(a: Prepared, b: Prepared): number {
-  const x = a.job;
-  const y = b.job;
-  // Of two jobs due together, the longer must start first.
-  return x.windowEnd - y.windowEnd || y.priority - x.priority || y.durationMs - x.durationMs || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0);
-}
-
 /**
  * Places the proposed starts that still fit, by start (so of two kept slots that no longer fit together,
  * the earlier stays), then every other job in planning order at its earliest start that breaks no rule:
@@ -232,13 +192,14 @@ function complete(order: readonly Prepared[], input: PlanInput, proposed: Readon
   byStart.sort(([p, s], [q, t]) => s - t || p.rank - q.rank);
   // Nothing placed so far starts after s: the usage at s is the most the job would meet.
   for (const [p, s] of byStart) if (!timeline.conflictNow(p.need, s, p.job.durationMs)) place(p, s);
-  const left: Prepared[] = [];
+  let left: Prepared[] = [];
   for (const p of order) {
     if (starts.has(p)) continue;
     const start = p.alone ? undefined : timeline.earliestStart(p.need, p.job.durationMs, p.release, p.latest);
     if (start === undefined) left.push(p);
     else place(p, start);
   }
+  if (left.some((p) => !p.alone)) left = placeLeftOut(order, timeline, starts, left);
   // What stands in the way is read from the final plan, the one people see.
   const unplaced = left.map(({ job, need, latest, alone }): UnplacedJob =>
     alone ? { id: job.id, reason: alone } : { id: job.id, reason: 'no-room', blockedBy: timeline.conflictAt(need, latest, job.durationMs)?.blocker },
@@ -248,137 +209,26 @@ function complete(order: readonly Prepared[], input: PlanInput, proposed: Readon
   return { slots, unplaced, phases: phasesOf(slots) };
 }
 
+/** Up to this many jobs that can run alone, a job left out for room starts a search of the whole plan. */
+const SMALL_PLAN_JOBS = 8;
+/** Enough for every order of 8 jobs (109,600 placements): the search is exhaustive up to SMALL_PLAN_JOBS. */
+const SMALL_PLAN_NODES = 110_000;
+
 /**
- * Proposes starts by running the host forward in time, serving one kind at a time (a phase). In a phase,
- * ready jobs of its kind start in planning order as soon as the rules allow, except that while jobs of the
- * other kind wait, a job is held back if it
- *  - would end after the other kind's guard: the latest time the host can turn to the waiting jobs and
- *    still start each by its latest start; or
- *  - was released after the oldest of them and can wait for them to be served (the admission rule's
- *    fairness between kinds, bent only for deadlines), unless it would end within the run of its kind
- *    already going on, and so delays nobody.
- * The phase ends when its kind has nothing ready that is not held back. So hourly guest jobs released
- * during a run of hypervisor backups wait and go together in one short guest phase, and a guest phase
- * forced by deadlines gives the host back to the waiting hypervisor backups once those are served.
- * A proposal: complete() checks it and places what it missed.
+ * In a small plan that left a job out for want of room, decides whether a plan placing every job exists
+ * (plan-search.ts) and takes it if so. Returns the jobs still left out.
  */
-function phasedStarts(order: readonly Prepared[], input: PlanInput): Map<Prepared, number> {
-  const { host } = input;
-  const timeline = timelineWithRunning(input);
-  const starts = new Map<Prepared, number>();
-  const pending = order.filter((p) => !p.alone).sort((a, b) => a.release - b.release || a.rank - b.rank);
-  /** Released and not started, in planning order; jobs past their latest start leave before `waiting` is read. */
-  const ready: Record<TokenKind, Prepared[]> = { GUEST: [], HYPERVISOR: [] };
-  const earliestLatest: Record<TokenKind, number> = { GUEST: Infinity, HYPERVISOR: Infinity };
-  const summaries = new Map<TokenKind, Waiting>();
-  const waiting = (kind: TokenKind) => summaries.get(kind) ?? summaries.set(kind, summarise(ready[kind], host)).get(kind)!;
-
-  /** Starts what it can of `kind` at t; says whether it started any, whether all are held back, and when to try again. */
-  const startReady = (kind: TokenKind, t: number) => {
-    const list = ready[kind];
-    const other = waiting(otherKind(kind));
-    let started = false;
-    let held = 0;
-    let wake = Infinity;
-    for (let i = 0; i < list.length; i++) {
-      const p = list[i];
-      const end = t + p.job.durationMs;
-      const waits = p.release > other.oldestRelease && p.latest >= t + other.spanMs;
-      if (end > other.guard || (waits && end > timeline.runEnd(kind, t))) {
-        held++;
-        continue;
-      }
-      // Nothing starts after t here, so the usage at t is the most the backup would meet.
-      const conflict = timeline.conflictNow(p.need, t, p.job.durationMs);
-      if (!conflict) {
-        timeline.add(p.need, t, end, true);
-        starts.set(p, t);
-        list.splice(i--, 1);
-        summaries.delete(kind);
-        started = true;
-        continue;
-      }
-      wake = Math.min(wake, conflict.retryAt);
-      // These hold back every job of the kind alike.
-      if (conflict.blocker === 'start-gap' || conflict.blocker === 'kind-cap' || conflict.blocker === 'other-kind') break;
-    }
-    return { started, allHeld: list.length > 0 && held === list.length, wake };
-  };
-
-  let phase: TokenKind | undefined;
-  let next = 0;
-  for (let t = pending[0]?.release ?? Infinity; t < Infinity; ) {
-    for (; next < pending.length && pending[next].release <= t; next++) {
-      const p = pending[next];
-      const list = ready[p.need.kind];
-      list.splice(partitionPoint(list, (q) => q.rank < p.rank), 0, p);
-      earliestLatest[p.need.kind] = Math.min(earliestLatest[p.need.kind], p.latest);
-      summaries.delete(p.need.kind);
-    }
-    for (const kind of TOKEN_KINDS) {
-      if (earliestLatest[kind] >= t) continue;
-      ready[kind] = ready[kind].filter((p) => p.latest >= t);
-      earliestLatest[kind] = ready[kind].reduce((min, p) => Math.min(min, p.latest), Infinity);
-      summaries.delete(kind);
-    }
-    let wake = Infinity;
-    // At most one change of phase at a given time: the second attempt serves the other kind.
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const usage = timeline.usageAt(t);
-      const active = (kind: TokenKind) => (kind === 'GUEST' ? usage.guests : usage.hypervisors) > 0;
-      if (phase === undefined || (!active(phase) && ready[phase].length === 0)) {
-        // The kind whose ready jobs can wait the least.
-        const kinds = TOKEN_KINDS.filter((k) => ready[k].length > 0);
-        phase = kinds.sort((a, b) => waiting(a).guard - waiting(b).guard)[0];
-      }
-      if (phase === undefined) break;
-      const tried = startReady(phase, t);
-      wake = Math.min(wake, tried.wake);
-      if (tried.started || ready[otherKind(phase)].length === 0) break;
-      if (ready[phase].length > 0 && !tried.allHeld && active(phase)) break;
-      phase = otherKind(phase);
-    }
-    t = Math.min(pending[next]?.release ?? Infinity, timeline.nextChange(t), wake);
+function placeLeftOut(order: readonly Prepared[], timeline: HostTimeline, starts: Map<Prepared, number>, left: readonly Prepared[]): Prepared[] {
+  const placeable = order.filter((p) => !p.alone);
+  if (placeable.length > SMALL_PLAN_JOBS) return [...left];
+  for (const [p, start] of starts) timeline.remove(p.need, start, start + p.job.durationMs, true);
+  const { found } = searchPlacements(timeline, placeable, SMALL_PLAN_NODES);
+  if (found) {
+    starts.clear();
+    for (const [p, start] of found) starts.set(p, start);
   }
-  return starts;
-}
-
-/** Ready jobs of one kind, as the other kind sees them. */
-interface Waiting {
-  /** The latest time the host can turn to them and still start each by its latest start (estimated). */
-  guard: number;
-  /** How long serving them all would take (estimated). */
-  spanMs: number;
-  oldestRelease: number;
-}
-
-/**
- * Estimates, for ready jobs of one kind: taken by latest start, the work queued before each runs at the
- * kind's sustainable concurrency (its cap, or fewer when their average cost would exhaust the budget),
- * and their starts are spaced by the gap. complete() is what checks.
- */
-function summarise(jobs: readonly Prepared[], host: PlanHost): Waiting {
-  if (jobs.length === 0) return { guard: Infinity, spanMs: 0, oldestRelease: Infinity };
-  const byLatest = [...jobs].sort((a, b) => a.latest - b.latest);
-  const share = (budget: number, total: number) => (budget > 0 && total > 0 ? (budget * jobs.length) / total : Infinity);
-  const concurrency = Math.max(
-    1,
-    Math.min(
-      capOf(jobs[0].need.kind, host),
-      share(host.budget.ioBytesPerSec, jobs.reduce((sum, p) => sum + p.need.io, 0)),
-      share(host.budget.cpuPercent, jobs.reduce((sum, p) => sum + p.need.cpu, 0)),
-    ),
-  );
-  const queued = (i: number, queuedMs: number) => Math.max(queuedMs / concurrency, i * host.minStartGapMs);
-  let queuedMs = 0;
-  let guard = Infinity;
-  let oldestRelease = Infinity;
-  byLatest.forEach((p, i) => {
-    guard = Math.min(guard, p.latest - queued(i, queuedMs));
-    queuedMs += p.job.durationMs;
-    oldestRelease = Math.min(oldestRelease, p.release);
-  });
-  return { guard, spanMs: queued(jobs.length, queuedMs), oldestRelease };
+  for (const [p, start] of starts) timeline.add(p.need, start, start + p.job.durationMs, true);
+  return left.filter((p) => !starts.has(p));
 }
 
 function phasesOf(slots: readonly PlannedSlot[]): Phase[] {
@@ -389,15 +239,6 @@ function phasesOf(slots: readonly PlannedSlot[]): Phase[] {
     else phases.push({ kind: s.kind, start: s.start, end: s.end });
   }
   return phases;
-}
-
-/** A timeline holding the running backups from now to their expected end. */
-function timelineWithRunning({ host, now, running = [] }: PlanInput): HostTimeline {
-  const timeline = new HostTimeline(host);
-  for (const r of running) {
-    if (r.expectedEnd > now) timeline.add(needOf(r.kind, r.vm, r.cost, host), now, r.expectedEnd, false);
-  }
-  return timeline;
 }
 
 function validate({ now, host, jobs, running = [], previous }: PlanInput): void {

@@ -17,14 +17,14 @@ function problems(fn: () => unknown): string[] {
 
 describe('coordinator configuration', () => {
   it('applies defaults: loopback address, full durability, the default policy', () => {
-    const o = compileCoordinatorOptions({ host: 'pve-1' }, 'test.yaml');
+    const o = compileCoordinatorOptions({ host: 'pve-1', plaintext: true }, 'test.yaml');
     assert.equal(o.listen, '127.0.0.1:7400');
     assert.equal(o.durability, 'full');
     assert.deepEqual(o.policy, DEFAULT_POLICY);
   });
 
   it('reads durations and policy keys with units', () => {
-    const o = compileCoordinatorOptions({ host: 'h', policy: { leaseTtl: '1m', reportInterval: 5000, maxGuestTokens: 2 } }, 'x');
+    const o = compileCoordinatorOptions({ host: 'h', plaintext: true, policy: { leaseTtl: '1m', reportInterval: 5000, maxGuestTokens: 2 } }, 'x');
     assert.equal(o.policy.leaseTtlMs, 60_000);
     assert.equal(o.policy.reportIntervalMs, 5000);
     assert.equal(o.policy.maxGuestTokens, 2);
@@ -42,6 +42,17 @@ describe('coordinator configuration', () => {
       assert.ok(found.some((p) => p.startsWith(`/etc/headroom/coordinator.yaml: ${key}: `)), `${key} in ${found.join('\n')}`);
     }
     assert.ok(found.some((p) => /not a loopback address, so pki.dir \(or tls.certFile and tls.keyFile\) is required/.test(p)));
+  });
+
+  it('serves plaintext only when asked for, and only on a loopback address', () => {
+    assert.equal(compileCoordinatorOptions({ host: 'h', plaintext: true }, 'x').plaintext, true);
+    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h' }, 'c.yaml')), [
+      'c.yaml: plaintext: no TLS for 127.0.0.1:7400: give pki.dir (or tls), or plaintext: true (--plaintext) to serve plaintext on this loopback address',
+    ]);
+    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', plaintext: true }, 'c.yaml')), [
+      'c.yaml: listen: 10.1.2.3:7400 is not a loopback address, so pki.dir (or tls.certFile and tls.keyFile) is required',
+    ]);
+    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', plaintext: 'yes' }, 'c.yaml')), ['c.yaml: plaintext: expected true or false']);
   });
 
   it('takes pki.dir (the coordinator\'s own CA) for a non-loopback address, alone and made by pki init', () => {
@@ -62,6 +73,7 @@ describe('coordinator configuration', () => {
     const o = compileCoordinatorOptions(
       {
         host: 'h',
+        plaintext: true,
         policy: {
           throttleAboveCpuPercent: 40, pauseAboveCpuPercent: 70, resumeBelowCpuPercent: 30,
           throttleAboveIoBytesPerSec: 100_000_000, resumeBelowIoBytesPerSec: 50_000_000,
@@ -81,7 +93,7 @@ describe('coordinator configuration', () => {
   it('refuses budget keys out of range or at odds, naming the key in the file', () => {
     const found = problems(() =>
       compileCoordinatorOptions(
-        { host: 'h', policy: { throttleAboveCpuPercent: 40, budgetCpuPercent: -5, maxPause: 'long', budgetDwell: '2h' } },
+        { host: 'h', plaintext: true, policy: { throttleAboveCpuPercent: 40, budgetCpuPercent: -5, maxPause: 'long', budgetDwell: '2h' } },
         'c.yaml',
       ),
     );
@@ -95,7 +107,7 @@ describe('coordinator configuration', () => {
 
   it('reads the start policy: plan, host budget, start thresholds, hypervisor budget', () => {
     const o = compileCoordinatorOptions(
-      { host: 'h', policy: { followPlan: false, minStartGap: '30s', hostBudgetIoBytesPerSec: 400_000_000, startBelowCpuPercent: 70, hostStartBelowCpuPercent: 0, hypervisorBudgetCpuPercent: 200 } },
+      { host: 'h', plaintext: true, policy: { followPlan: false, minStartGap: '30s', hostBudgetIoBytesPerSec: 400_000_000, startBelowCpuPercent: 70, hostStartBelowCpuPercent: 0, hypervisorBudgetCpuPercent: 200 } },
       'x',
     );
     assert.equal(o.policy.followPlan, false);
@@ -104,14 +116,14 @@ describe('coordinator configuration', () => {
     assert.equal(o.policy.startBelowCpuPercent, 70);
     assert.equal(o.policy.hostStartBelowCpuPercent, 0);
     assert.equal(o.policy.hypervisorBudgetCpuPercent, 200);
-    const vms = compileCoordinatorOptions({ host: 'h', policy: { vmStartBelow: { 'db-1': { cpuPercent: 30 } } } }, 'x');
+    const vms = compileCoordinatorOptions({ host: 'h', plaintext: true, policy: { vmStartBelow: { 'db-1': { cpuPercent: 30 } } } }, 'x');
     assert.deepEqual(vms.policy.vmStartBelow, { 'db-1': { cpuPercent: 30, ioBytesPerSec: 0 } });
     assert.deepEqual(
-      problems(() => compileCoordinatorOptions({ host: 'h', policy: { vmStartBelow: { 'db-1': { cpuPercent: 300 } } } }, 'c.yaml')),
+      problems(() => compileCoordinatorOptions({ host: 'h', plaintext: true, policy: { vmStartBelow: { 'db-1': { cpuPercent: 300 } } } }, 'c.yaml')),
       ['c.yaml: policy.vmStartBelow: db-1: cpu_percent must be an integer from 0 to 100, got 300'],
     );
     assert.deepEqual(
-      problems(() => compileCoordinatorOptions({ host: 'h', policy: { followPlan: 'yes', startBelowCpuPercent: 120, minStartGap: 'soon' } }, 'c.yaml')),
+      problems(() => compileCoordinatorOptions({ host: 'h', plaintext: true, policy: { followPlan: 'yes', startBelowCpuPercent: 120, minStartGap: 'soon' } }, 'c.yaml')),
       [
         'c.yaml: policy.followPlan: expected true or false',
         'c.yaml: policy.minStartGap: expected a duration such as 500ms, 90s, 10m, 2h or 1h30m (a bare number is milliseconds)',
@@ -124,6 +136,7 @@ describe('coordinator configuration', () => {
     const o = compileCoordinatorOptions(
       {
         host: 'h',
+        plaintext: true,
         hypervisorJobs: [
           { name: 'nightly-image', vms: ['web-1', 'db-1'], schedule: '30 1 * * *', window: '5h', expectedDuration: '20m', cost: { ioBytesPerSec: 200_000_000 } },
         ],
@@ -141,7 +154,7 @@ describe('coordinator configuration', () => {
         declaredCost: { cpuPercent: 0, ioBytesPerSec: 200_000_000 },
       },
     ]);
-    assert.deepEqual(compileCoordinatorOptions({ host: 'h' }, 'x').hypervisorJobs, []);
+    assert.deepEqual(compileCoordinatorOptions({ host: 'h', plaintext: true }, 'x').hypervisorJobs, []);
   });
 
   it('refuses a malformed hypervisor job, naming the entry and the key', () => {
@@ -149,6 +162,7 @@ describe('coordinator configuration', () => {
       compileCoordinatorOptions(
         {
           host: 'h',
+          plaintext: true,
           hypervisorJobs: [
             { name: 'a', vms: [], schedule: '61 * * * *', window: '1h', expectedDuration: '0s', colour: 'red' },
             { name: 'b', vms: ['vm 1'], schedule: '0 2 * * *' },
