@@ -93,6 +93,8 @@ interface HostState extends HostRecord {
 
 const copyLease = (l: Lease): Lease => ({ ...l, slot: { ...l.slot }, budget: { ...l.budget } });
 
+const OPEN = (): StartDecision => ({ start: true, forced: false });
+
 export class Lessor {
   private readonly hosts = new Map<string, HostState>();
   private readonly leases = new Map<string, Lease>();
@@ -320,8 +322,10 @@ export class Lessor {
     for (const r of this.pending.values()) if (r.latestStart > 0) next = Math.min(next, r.latestStart);
     const now = this.clock.now();
     for (const host of this.hosts.values()) {
+      const decide = this.gate(host, now);
+      if (!decide) continue;
       for (const r of host.queue) {
-        const d = this.decide(host, r, now);
+        const d = decide(r);
         if (!d.start) next = Math.min(next, d.until);
       }
     }
@@ -372,8 +376,9 @@ export class Lessor {
     const active = [...host.active.values()].map((l) => ({ kind: l.kind, vm: l.vm, expectedEnd: l.slot.expectedEnd }));
     const now = this.clock.now();
     const starts = estimateStarts(now, active, host.queue, host.policy, host.paused);
+    const decide = this.gate(host, now) ?? OPEN;
     return host.queue.map((request, i) => {
-      const d = this.decide(host, request, now);
+      const d = decide(request);
       const estimate = starts.get(request) ?? 0;
       return d.start
         ? { request, position: i + 1, estimatedStart: estimate, waitingFor: describeWait(request, active, host.queue, host.policy, host.paused), held: false }
@@ -394,8 +399,12 @@ export class Lessor {
 
   // ---- internals ----
 
-  private decide(host: HostState, request: PendingRequest, now: number): StartDecision {
-    return startDecision(request, host.conditions, completePolicy(host.policy), now);
+  /** The start gate of a host now, or undefined when it knows nothing that could hold a request back. */
+  private gate(host: HostState, now: number): ((request: PendingRequest) => StartDecision) | undefined {
+    const c = host.conditions;
+    if (c.plan.size === 0 && c.vmLoad.size === 0 && !c.hostLoad) return undefined;
+    const policy = completePolicy(host.policy);
+    return (request) => startDecision(request, c, policy, now);
   }
 
   private pump(host: HostState): LessorEvent[] {
@@ -403,11 +412,14 @@ export class Lessor {
     const now = this.clock.now();
     // Requests the start gate holds back are out of the rule's sight: they hold nothing back either.
     const forced = new Map<PendingRequest, string>();
-    const ready = host.queue.filter((r) => {
-      const d = this.decide(host, r, now);
-      if (d.start && d.forced) forced.set(r, d.reason!);
-      return d.start;
-    });
+    const decide = this.gate(host, now);
+    const ready = !decide
+      ? host.queue
+      : host.queue.filter((r) => {
+          const d = decide(r);
+          if (d.start && d.forced) forced.set(r, d.reason!);
+          return d.start;
+        });
     const grants = selectGrants([...host.active.values()], ready, host.policy, host.paused);
     if (grants.length === 0) return [];
     const events: LessorEvent[] = [];
