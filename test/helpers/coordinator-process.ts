@@ -55,6 +55,8 @@ export async function startCoordinator(options: CoordinatorOptions = {}): Promis
     fs.writeFileSync(config, TEST_START_POLICY);
     extra.push('--config', config);
   }
+  // Plaintext on loopback must be asked for: tests that bring no certificates ask for it.
+  if (!extra.includes('--pki-dir') && !extra.includes('--tls-cert')) extra.push('--plaintext');
   const args = [
     options.main ?? COORDINATOR_MAIN,
     '--listen', '127.0.0.1:0',

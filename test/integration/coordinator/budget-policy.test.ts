@@ -28,6 +28,21 @@ const BUDGET_DEFAULTS = {
   pauseWindowGuardMs: 300_000,
 };
 
+/** The start policy's fields (start-gate.ts), added later still: a policy stored before them gets these too. */
+const START_DEFAULTS = {
+  followPlan: true,
+  minStartGapMs: 60_000,
+  hostBudgetCpuPercent: 0,
+  hostBudgetIoBytesPerSec: 0,
+  startBelowCpuPercent: 60,
+  startBelowIoBytesPerSec: 0,
+  hostStartBelowCpuPercent: 90,
+  hostStartBelowIoBytesPerSec: 0,
+  hypervisorBudgetCpuPercent: 0,
+  hypervisorBudgetIoBytesPerSec: 0,
+  vmStartBelow: {},
+};
+
 describe('budget policy over AdminService', function () {
   let coordinator: RunningCoordinator;
   let clients: Clients;
@@ -37,12 +52,12 @@ describe('budget policy over AdminService', function () {
   const restart = async () => {
     clients.close();
     await coordinator.stop();
-    coordinator = await startCoordinator({ host: HOST, dbPath: coordinator.dbPath });
+    coordinator = await startCoordinator({ host: HOST, dbPath: coordinator.dbPath, defaultStartPolicy: true });
     clients = connectPlain(coordinator.address);
   };
 
   before(async () => {
-    coordinator = await startCoordinator({ host: HOST });
+    coordinator = await startCoordinator({ host: HOST, defaultStartPolicy: true });
     clients = connectPlain(coordinator.address);
   });
 
@@ -53,7 +68,7 @@ describe('budget policy over AdminService', function () {
 
   it('answers every budget field with its default on a new host', async () => {
     assert.deepEqual(await getPolicy(), {
-      maxGuestTokens: 4, maxHypervisorTokens: 1, leaseTtlMs: 30_000, allowOverrun: false, reportIntervalMs: 10_000, ...BUDGET_DEFAULTS,
+      maxGuestTokens: 4, maxHypervisorTokens: 1, leaseTtlMs: 30_000, allowOverrun: false, reportIntervalMs: 10_000, ...BUDGET_DEFAULTS, ...START_DEFAULTS,
     });
   });
 
@@ -89,17 +104,17 @@ describe('budget policy over AdminService', function () {
     assert.match(refused.stderr, /^headroomctl: SetPolicy: INVALID_ARGUMENT: pause_above_cpu_percent: pause_above_cpu_percent \(35\) must be above throttle_above_cpu_percent \(40\)$/m);
   });
 
-  it('loads a policy stored before the budget fields existed with their defaults', async () => {
+  it('loads a policy stored before the budget and start fields existed with their defaults', async () => {
     clients.close();
     await coordinator.stop();
     const db = new Database(coordinator.dbPath);
     const old = { maxGuestTokens: 3, maxHypervisorTokens: 1, leaseTtlMs: 30_000, allowOverrun: false, reportIntervalMs: 10_000 };
     db.prepare('UPDATE hosts SET policy = ? WHERE name = ?').run(JSON.stringify(old), HOST);
     db.close();
-    coordinator = await startCoordinator({ host: HOST, dbPath: coordinator.dbPath });
+    coordinator = await startCoordinator({ host: HOST, dbPath: coordinator.dbPath, defaultStartPolicy: true });
     clients = connectPlain(coordinator.address);
-    assert.deepEqual(await getPolicy(), { ...old, ...BUDGET_DEFAULTS });
+    assert.deepEqual(await getPolicy(), { ...old, ...BUDGET_DEFAULTS, ...START_DEFAULTS });
     // And a change to one of them leaves the old fields alone.
-    assert.deepEqual(await setPolicy({ pauseAboveCpuPercent: 90 }), { ...old, ...BUDGET_DEFAULTS, pauseAboveCpuPercent: 90 });
+    assert.deepEqual(await setPolicy({ pauseAboveCpuPercent: 90 }), { ...old, ...BUDGET_DEFAULTS, ...START_DEFAULTS, pauseAboveCpuPercent: 90 });
   });
 });
