@@ -16,6 +16,8 @@ import type { CoordinatorOptions } from './config';
 import { Coordinator } from './coordinator';
 import { adminService } from './rpc/admin-service';
 import { agentService } from './rpc/agent-service';
+import { CallGuard, decodingGuarded } from './rpc/call-guard';
+import { MAX_HTTP2_STREAMS_PER_CONNECTION } from './rpc/limits';
 import { tokenService } from './rpc/token-service';
 import { SqliteStore } from './sqlite-store';
 
@@ -58,10 +60,14 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
   const registry = new AgentRegistry(store, ids, log, store.agents());
   coordinator.onCommitted(registry.onCommitted);
 
-  const server = new grpc.Server(SERVER_OPTIONS);
-  server.addService(headroomV1.TokenService.service, tokenService(coordinator, log));
-  server.addService(headroomV1.AgentService.service, agentService(coordinator, registry, clock, log));
-  server.addService(headroomV1.AdminService.service, adminService(coordinator, registry, log, clock));
+  const server = new grpc.Server({
+    ...SERVER_OPTIONS,
+    'grpc.max_concurrent_streams': MAX_HTTP2_STREAMS_PER_CONNECTION,
+    interceptors: [new CallGuard(log).interceptor],
+  });
+  server.addService(decodingGuarded(headroomV1.TokenService.service), tokenService(coordinator, log));
+  server.addService(decodingGuarded(headroomV1.AgentService.service), agentService(coordinator, registry, clock, log));
+  server.addService(decodingGuarded(headroomV1.AdminService.service), adminService(coordinator, registry, log, clock));
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);

@@ -13,6 +13,11 @@ const MAX_PRIORITY = 1000;
 // Far enough to reject garbage (and seconds passed as milliseconds) without limiting real schedules.
 const MAX_UNIX_MS = Date.UTC(2200, 0, 1);
 
+/** The wire (snake_case) name of a decoded field, which proto-loader spells in camelCase. */
+export function wireName(camel: string): string {
+  return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
 export function name(field: string, value: string, required = true): string {
   if (value === '') {
     if (required) throw new InvalidArgumentError(field, 'is required');
