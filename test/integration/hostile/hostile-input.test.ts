@@ -16,7 +16,7 @@ import { type RunningCoordinator, startCoordinator } from '../../helpers/coordin
 import { connectPlain, grant, release } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
 import { stallingProxy } from './stalling-proxy';
-import { type Answer, type FuzzMethod, breaksRule, callRaw, encodedRequest, headroomMethods, messageObject, rawClient } from './wire-fuzz';
+import { type Answer, type FuzzMethod, breaksRule, callRaw, encodedRequest, headroomMethods, messageObject, rawClient, root } from './wire-fuzz';
 
 const SESSION = '/headroom.v1.AgentService/Session';
 const WATCH = '/headroom.v1.AdminService/WatchHistory';
@@ -75,16 +75,34 @@ describe('hostile input', function () {
 
   it('keeps to the rule on sessions that say a valid hello and then send random messages', async () => {
     const m = method(SESSION);
-    const hello = (vm: string) => Buffer.from(m.requestType.encode(m.requestType.fromObject({ hello: { vm, agentVersion: 'fuzz' } })).finish());
+    const hello = (vm: string, jobs: object[]) => Buffer.from(m.requestType.encode(m.requestType.fromObject({ hello: { vm, agentVersion: 'fuzz', jobs } })).finish());
+    // Declared jobs with valid names and anything else (schedules, windows, durations), for the planner to meet later.
+    const jobs = fc.array(messageObject(root.lookupType('headroom.v1.JobDeclaration')), { maxLength: 4 }).map((js) => js.map((j, i) => ({ ...j, name: `job-${i}` })));
     await fc.assert(
-      fc.asyncProperty(fc.nat(1_000), fc.array(encodedRequest(m.requestType), { minLength: 1, maxLength: 6 }), async (n, rest) => {
-        const payloads = [hello(`fuzz-vm-${n}`), ...rest];
+      fc.asyncProperty(fc.nat(1_000), jobs, fc.array(encodedRequest(m.requestType), { minLength: 1, maxLength: 6 }), async (n, declared, rest) => {
+        const payloads = [hello(`fuzz-vm-${n}`, declared), ...rest];
         const answer = record(m, await callRaw(raw, m, payloads), rest.map((b) => JSON.stringify(m.requestType.decode(b).toJSON())).join(' | '));
         const broken = breaksRule(m, answer);
         assert.equal(broken, undefined, `${m.path}: ${broken}`);
       }),
       { numRuns: 150 },
     );
+  });
+
+  it('keeps to the rule on admin reads and plans over the agents and jobs the fuzzed hellos declared', async () => {
+    for (const m of methods.filter((x) => x.path.startsWith('/headroom.v1.AdminService/') && !x.responseStream)) {
+      await fc.assert(
+        fc.asyncProperty(encodedRequest(m.requestType), fc.constantFrom('', 'host-a'), async (bytes, host) => {
+          // Most of them about the coordinator's own host, where the fuzzed agents said hello.
+          const request = m.requestType.toObject(m.requestType.decode(bytes), { longs: String });
+          const payload = Buffer.from(m.requestType.encode(m.requestType.fromObject({ ...request, host })).finish());
+          const answer = record(m, await callRaw(raw, m, [payload]), JSON.stringify(request).slice(0, 500));
+          const broken = breaksRule(m, answer);
+          assert.equal(broken, undefined, `${m.path}: ${broken}`);
+        }),
+        { numRuns: 25 },
+      );
+    }
   });
 
   it('keeps to the rule on acquires whose identity is valid and whose other fields are random', async () => {

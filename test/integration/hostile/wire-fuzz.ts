@@ -47,7 +47,7 @@ export function headroomMethods(): FuzzMethod[] {
 // characters outside the name pattern, a 64 KiB string, and arbitrary (also invalid UTF-16) strings.
 const hostileString = fc.oneof(
   { weight: 4, arbitrary: fc.oneof(fc.constantFrom('host-a', 'vm-1', 'vm-2', 'restic'), fc.stringMatching(/^[a-z0-9][a-z0-9._:@-]{0,12}$/)) },
-  { weight: 2, arbitrary: fc.constantFrom('', 'a'.repeat(128), 'a'.repeat(129), 'x\u0000y', '../../etc/passwd', 'é', ' ', '-lead', '0 3 * * *') },
+  { weight: 2, arbitrary: fc.constantFrom('', 'a'.repeat(128), 'a'.repeat(129), 'x\u0000y', '../../etc/passwd', 'é', ' ', '-lead', '0 3 * * *', '* * * * * *', '*/5 * * * *', '0 0 31 2 *') },
   { weight: 1, arbitrary: fc.string({ maxLength: 40 }) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) },
   { weight: 1, arbitrary: fc.string({ unit: fc.constantFrom('\ud800', '\udfff', 'a'), maxLength: 8 }) },
