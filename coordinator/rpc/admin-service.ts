@@ -126,8 +126,9 @@ export function adminService(
       // Events wait here, not in the stream's own buffer, while the reader does not read: written only
       // while the stream takes them, bounded by MAX_WATCH_BACKLOG beyond the first catch-up.
       let waiting: HistoryRecord[] = [];
-      let queued = call.request.afterSeq;
-      let sent = queued;
+      let lastQueued = call.request.afterSeq;
+      // The last event handed to the stream: it reaches the reader before any status, so it is where to resume.
+      let sent = lastQueued;
       let ended = false;
       const pump = () => {
         let i = 0;
@@ -140,8 +141,8 @@ export function adminService(
       };
       const add = (records: readonly HistoryRecord[], catchUp: boolean) => {
         for (const r of records) {
-          if (r.seq <= queued || (host && r.host !== host)) continue;
-          queued = r.seq;
+          if (r.seq <= lastQueued || (host && r.host !== host)) continue;
+          lastQueued = r.seq;
           waiting.push(r);
         }
         if (!catchUp && waiting.length > MAX_WATCH_BACKLOG) {
@@ -157,7 +158,7 @@ export function adminService(
       // Subscribe first, then catch up on everything after after_seq (0: from the start), so that an event
       // committed between the caller's ListHistory and this call is neither lost nor sent twice.
       const unsubscribe = coordinator.onCommitted((_events, records) => add(records, false));
-      add(coordinator.history({ host, limit: MAX_HISTORY, afterSeq: queued }), true);
+      add(coordinator.history({ host, limit: MAX_HISTORY, afterSeq: lastQueued }), true);
       call.on('drain', pump);
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);

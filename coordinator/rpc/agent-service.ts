@@ -24,6 +24,8 @@ function validateHello(hello: v1.Hello__Output, defaultHost: string) {
   hello.jobs.forEach((j, i) => {
     validate.name(`hello.jobs[${i}].name`, j.name);
     validate.text(`hello.jobs[${i}].schedule`, j.schedule, 256);
+    // A uint64 past 2^53 decodes inexactly; stored, it would make every later plan of the host fail.
+    validate.intIn(`hello.jobs[${i}].declared_cost.io_bytes_per_sec`, j.declaredCost?.ioBytesPerSec ?? 0, 0, Number.MAX_SAFE_INTEGER);
   });
   return {
     vm: validate.name('hello.vm', hello.vm),

@@ -36,7 +36,7 @@ export function text(field: string, value: string, max = MAX_TEXT): string {
   return value;
 }
 
-function intIn(field: string, value: number, min: number, max: number): number {
+export function intIn(field: string, value: number, min: number, max: number): number {
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new InvalidArgumentError(field, `must be an integer from ${min} to ${max}, got ${value}`);
   }

@@ -89,6 +89,17 @@ describe('hostile input', function () {
     );
   });
 
+  it('refuses a hello declaring a job cost past 2^53 (found by the fuzz: stored, it made every later plan of the host fail)', async () => {
+    const m = method(SESSION);
+    const jobs = [{ name: 'big', schedule: '0 3 * * *', declaredCost: { ioBytesPerSec: '9007199254740993' } }];
+    const bytes = Buffer.from(m.requestType.encode(m.requestType.fromObject({ hello: { vm: 'vm-big-cost', jobs } })).finish());
+    const answer = record(m, await callRaw(raw, m, [bytes], 10_000), 'job cost 2^53 + 1');
+    assert.equal(answer.code, grpc.status.INVALID_ARGUMENT, answer.details);
+    assert.match(answer.details, /^hello\.jobs\[0\]\.declared_cost\.io_bytes_per_sec: /);
+    const plan = record(method('/headroom.v1.AdminService/GetPlan'), await callRaw(raw, method('/headroom.v1.AdminService/GetPlan'), [Buffer.alloc(0)]), 'plan of host-a');
+    assert.equal(plan.code, grpc.status.OK, plan.details);
+  });
+
   it('keeps to the rule on admin reads and plans over the agents and jobs the fuzzed hellos declared', async () => {
     for (const m of methods.filter((x) => x.path.startsWith('/headroom.v1.AdminService/') && !x.responseStream)) {
       await fc.assert(
