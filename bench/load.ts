@@ -169,11 +169,13 @@ async function main(): Promise<void> {
     cpuFrom = { machine: machineCpuMs() };
   }, measureFrom - Date.now());
   let coordinatorCpuPercent = 0;
-  let machine = machineCpuMs();
-  const endTimer = setTimeout(() => {
+  let machine: ReturnType<typeof machineCpuMs> | undefined;
+  const markEnd = () => {
+    if (machine) return;
     coordinatorCpuPercent = sampler.cpuSinceMark();
     machine = machineCpuMs();
-  }, measureFrom + o.durationMs - Date.now());
+  };
+  const endTimer = setTimeout(markEnd, measureFrom + o.durationMs - Date.now());
   const answers = await pool.ask(
     pool.children.map((_, w) => ({
       type: 'churn',
@@ -184,6 +186,8 @@ async function main(): Promise<void> {
   );
   clearTimeout(markTimer);
   clearTimeout(endTimer);
+  // The workers may answer a moment before the driver's own end-of-window timer fires.
+  markEnd();
   const sessionsAtEnd = await connectedSessions();
   const coord = sampler.stop(coordinatorCpuPercent);
   const results = answers.map((a) => a.result);
@@ -193,8 +197,8 @@ async function main(): Promise<void> {
   const acquire = percentiles(results.flatMap((r) => r.acquireUs));
   const renew = percentiles(results.flatMap((r) => r.renewUs));
   const release = percentiles(results.flatMap((r) => r.releaseUs));
-  const machineTotal = Math.max(1, machine.total - cpuFrom.machine.total);
-  const machineBusyPercent = (100 * (machine.busy - cpuFrom.machine.busy)) / machineTotal;
+  const machineTotal = Math.max(1, machine!.total - cpuFrom.machine.total);
+  const machineBusyPercent = (100 * (machine!.busy - cpuFrom.machine.busy)) / machineTotal;
   const elapsedS = (Date.now() - t0) / 1000;
   const log = coordinator.log();
   await cleanup();

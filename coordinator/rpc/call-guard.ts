@@ -52,13 +52,13 @@ export class CallGuard {
     return new grpc.ServerInterceptingCall(call, {
       start: (next) => {
         if (streaming) {
-          const refusal = this.admit(method.path, call.getPeer());
-          if (typeof refusal === 'string') {
-            this.log.warn('refusing a stream', { method: method.path, peer: call.getPeer(), reason: refusal });
-            call.sendStatus(resourceExhausted(refusal));
+          const slot = this.admit(method.path, call.getPeer());
+          if (typeof slot === 'string') {
+            this.log.warn('refusing a stream', { method: method.path, peer: call.getPeer(), reason: slot });
+            call.sendStatus(resourceExhausted(slot));
             return;
           }
-          release = refusal;
+          release = slot;
         }
         next({
           onReceiveMessage: (message, pass) => {
