@@ -6,8 +6,8 @@
  */
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, connect, deadlineIn, unary, UNARY_DEADLINE_MS } from '../common/connection';
-import type { v1 } from '../proto';
+import { type Clients, connect, deadlineIn, unary } from '../common/connection';
+import { acquireToken, describeError } from './grant-client';
 import type { ClientSpec, DriverMessage, GcPauses, PhaseSpec, WorkerMessage, WorkerPhaseResult } from './grant-protocol';
 
 /** Channels connected at once, so that 250 handshakes do not arrive in one burst. */
@@ -47,43 +47,6 @@ async function connectAll(address: string, specs: ClientSpec[]): Promise<void> {
   for (let i = 0; i < clients.length; i += CONNECT_CONCURRENCY) {
     await Promise.all(clients.slice(i, i + CONNECT_CONCURRENCY).map((c) => waitForReady(c.clients)));
   }
-}
-
-class AcquireFailure extends Error {}
-
-/** Acquire until GRANTED. Resolves with the token; rejects with the call's error or AcquireFailure on DENIED. */
-function acquireToken(c: Client, requestId: string): Promise<v1.Token__Output> {
-  return new Promise((resolve, reject) => {
-    const call = c.clients.token.Acquire(
-      { requestId, kind: 'GUEST', host: c.spec.host, vm: c.spec.vm, job: 'bench', expectedDurationMs: 1_000 },
-      { deadline: deadlineIn(UNARY_DEADLINE_MS) },
-    );
-    let settled = false;
-    call.on('data', (u: v1.AcquireUpdate__Output) => {
-      if (settled) return;
-      if (u.granted) {
-        settled = true;
-        resolve(u.granted);
-      } else if (u.denied) {
-        settled = true;
-        reject(new AcquireFailure(`DENIED:${u.denied.reason}`));
-      }
-    });
-    call.on('error', (e) => {
-      if (!settled) reject(e);
-      settled = true;
-    });
-    call.on('end', () => {
-      if (!settled) reject(new AcquireFailure('stream ended without an answer'));
-      settled = true;
-    });
-  });
-}
-
-function describeError(e: unknown): string {
-  if (e instanceof AcquireFailure) return e.message;
-  const code = (e as grpc.ServiceError).code;
-  return code !== undefined ? grpc.status[code] : (e as Error).message;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -134,7 +97,7 @@ async function runPhase(phase: PhaseSpec): Promise<WorkerPhaseResult> {
     if (measured) startedInWindow++;
     try {
       const t0 = process.hrtime.bigint();
-      const token = await acquireToken(c, `bench-${phase.tag}-${c.spec.index}-${++c.seq}`);
+      const token = await acquireToken(c.clients, c.spec, `bench-${phase.tag}-${c.spec.index}-${++c.seq}`);
       const t1 = process.hrtime.bigint();
       tokenIds.push(token.tokenId);
       const grantedAt = Date.now();

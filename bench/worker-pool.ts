@@ -8,12 +8,16 @@ import type { DriverMessage, WorkerMessage } from './grant-protocol';
 
 const WORKER_MAIN = path.join(__dirname, 'grant-worker.js');
 
-export class WorkerPool {
+/** Every worker answers a command it could not carry out with `failed`, and exits on `close`. */
+type Failed = { type: 'failed'; message: string };
+
+/** `main` is the worker script (bench:grant's by default); D and W the messages to and from it. */
+export class WorkerPool<D extends { type: string } = DriverMessage, W extends { type: string } = WorkerMessage> {
   readonly children: ChildProcess[];
 
-  constructor(count: number) {
+  constructor(count: number, main: string = WORKER_MAIN) {
     this.children = Array.from({ length: count }, () =>
-      fork(WORKER_MAIN, [], {
+      fork(main, [], {
         stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
         // For investigating the clients themselves, e.g. BENCH_WORKER_EXEC_ARGV="--cpu-prof --cpu-prof-dir=.bench/prof".
         execArgv: process.env.BENCH_WORKER_EXEC_ARGV ? process.env.BENCH_WORKER_EXEC_ARGV.split(/\s+/) : [],
@@ -28,23 +32,19 @@ export class WorkerPool {
   }
 
   /** Sends one message to each worker (messages[i] to worker i) and awaits an answer of type `expect` from each. */
-  async ask<T extends WorkerMessage['type']>(
-    messages: DriverMessage[],
-    expect: T,
-    timeoutMs: number,
-  ): Promise<Extract<WorkerMessage, { type: T }>[]> {
+  async ask<T extends W['type']>(messages: D[], expect: T, timeoutMs: number): Promise<Extract<W, { type: T }>[]> {
     return Promise.all(
       this.children.map(
         (child, i) =>
-          new Promise<Extract<WorkerMessage, { type: T }>>((resolve, reject) => {
+          new Promise<Extract<W, { type: T }>>((resolve, reject) => {
             const timer = setTimeout(() => done(new Error(`worker ${i} did not answer ${messages[i].type} within ${timeoutMs} ms`)), timeoutMs);
-            const onMessage = (m: WorkerMessage) => {
-              if (m.type === expect) done(undefined, m as Extract<WorkerMessage, { type: T }>);
-              else if (m.type === 'failed') done(new Error(`worker ${i}: ${m.message}`));
+            const onMessage = (m: W | Failed) => {
+              if (m.type === expect) done(undefined, m as Extract<W, { type: T }>);
+              else if (m.type === 'failed') done(new Error(`worker ${i}: ${(m as Failed).message}`));
             };
             const onExit = (code: number | null, signal: string | null) =>
               done(new Error(`worker ${i} exited (${signal ?? code}) during ${messages[i].type}`));
-            const done = (err?: Error, m?: Extract<WorkerMessage, { type: T }>) => {
+            const done = (err?: Error, m?: Extract<W, { type: T }>) => {
               clearTimeout(timer);
               child.off('message', onMessage);
               child.off('exit', onExit);
@@ -66,7 +66,7 @@ export class WorkerPool {
         if (child.exitCode !== null || child.signalCode !== null) return;
         const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
         try {
-          child.send({ type: 'close' } satisfies DriverMessage);
+          child.send({ type: 'close' });
         } catch {
           // IPC already closed: kill below.
         }

@@ -20,6 +20,8 @@ import { serverSecurity } from './pki/server-security';
 import { adminService } from './rpc/admin-service';
 import { agentService } from './rpc/agent-service';
 import { pkiService } from './rpc/pki-service';
+import { CallGuard, decodingGuarded } from './rpc/call-guard';
+import { MAX_HTTP2_STREAMS_PER_CONNECTION } from './rpc/limits';
 import { tokenService } from './rpc/token-service';
 import { SqliteStore } from './sqlite-store';
 
@@ -56,11 +58,16 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
     { defaultHost: options.host, lease: (tokenId) => coordinator.state.lease(tokenId) },
     log,
   );
-  const server = new grpc.Server({ ...SERVER_OPTIONS, interceptors: security.interceptors });
-  server.addService(headroomV1.TokenService.service, tokenService(coordinator, log));
-  server.addService(headroomV1.AgentService.service, agentService(coordinator, registry, plans, clock, log));
-  server.addService(headroomV1.AdminService.service, adminService(coordinator, registry, plans, log));
-  server.addService(headroomV1.PkiService.service, pkiService(security.authority, log));
+  // Who may call first (refused callers take no stream slot), then the stream caps and request decoding.
+  const server = new grpc.Server({
+    ...SERVER_OPTIONS,
+    'grpc.max_concurrent_streams': MAX_HTTP2_STREAMS_PER_CONNECTION,
+    interceptors: [...security.interceptors, new CallGuard(log).interceptor],
+  });
+  server.addService(decodingGuarded(headroomV1.TokenService.service), tokenService(coordinator, log));
+  server.addService(decodingGuarded(headroomV1.AgentService.service), agentService(coordinator, registry, plans, clock, log));
+  server.addService(decodingGuarded(headroomV1.AdminService.service), adminService(coordinator, registry, plans, log));
+  server.addService(decodingGuarded(headroomV1.PkiService.service), pkiService(security.authority, log));
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);

@@ -10,6 +10,8 @@ import type { PlanKeeper } from '../plan-keeper';
 import { DEFAULT_HORIZON_MS } from '../plan-view';
 import type { HistoryRecord } from '../store';
 import { HostNotFoundError } from '../domain/errors';
+import { resourceExhausted } from './call-guard';
+import { MAX_WATCH_BACKLOG } from './limits';
 import { toServiceError } from './status';
 import * as validate from './validate';
 import * as wire from './wire';
@@ -113,18 +115,43 @@ export function adminService(
         call.emit('error', toServiceError(e, log, 'WatchHistory'));
         return;
       }
-      let last = call.request.afterSeq;
-      const send = (records: readonly HistoryRecord[]) => {
-        for (const r of records) {
-          if (r.seq <= last || (host && r.host !== host)) continue;
-          last = r.seq;
-          call.write(wire.historyEvent(r));
+      // Events wait here, not in the stream's own buffer, while the reader does not read: written only
+      // while the stream takes them, bounded by MAX_WATCH_BACKLOG beyond the first catch-up.
+      let waiting: HistoryRecord[] = [];
+      let lastQueued = call.request.afterSeq;
+      // The last event handed to the stream: it reaches the reader before any status, so it is where to resume.
+      let sent = lastQueued;
+      let ended = false;
+      const pump = () => {
+        let i = 0;
+        while (i < waiting.length && !ended) {
+          const r = waiting[i++];
+          sent = r.seq;
+          if (!call.write(wire.historyEvent(r))) break;
         }
+        waiting = waiting.slice(i);
+      };
+      const add = (records: readonly HistoryRecord[], catchUp: boolean) => {
+        for (const r of records) {
+          if (r.seq <= lastQueued || (host && r.host !== host)) continue;
+          lastQueued = r.seq;
+          waiting.push(r);
+        }
+        if (!catchUp && waiting.length > MAX_WATCH_BACKLOG) {
+          ended = true;
+          waiting = [];
+          unsubscribe();
+          log.warn('ending a history watch whose reader fell behind', { peer: call.getPeer(), sent });
+          call.emit('error', resourceExhausted(`more than ${MAX_WATCH_BACKLOG} events unread: watch again with after_seq=${sent}`));
+          return;
+        }
+        if (!call.writableNeedDrain) pump();
       };
       // Subscribe first, then catch up on everything after after_seq (0: from the start), so that an event
       // committed between the caller's ListHistory and this call is neither lost nor sent twice.
-      const unsubscribe = coordinator.onCommitted((_events, records) => send(records));
-      send(coordinator.history({ host, limit: MAX_HISTORY, afterSeq: last }));
+      const unsubscribe = coordinator.onCommitted((_events, records) => add(records, false));
+      add(coordinator.history({ host, limit: MAX_HISTORY, afterSeq: lastQueued }), true);
+      call.on('drain', pump);
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);
     },

@@ -3,6 +3,7 @@
  * answers with its settings, then takes load reports (which drive the budgets of the VM's running backups),
  * budget reports and command acks, and pushes commands through the agent registry.
  */
+import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../common/clock';
 import type { Logger } from '../../common/log';
 import type { AgentRegistry, AgentSession } from '../agent-registry';
@@ -11,13 +12,13 @@ import type { PlanKeeper } from '../plan-keeper';
 import { foreground } from '../domain/budget-controller';
 import { InvalidArgumentError } from '../domain/errors';
 import { completePolicy } from '../domain/policy';
+import { resourceExhausted } from './call-guard';
+import { HELLO_TIMEOUT_MS, MAX_SESSION_BACKLOG } from './limits';
 import { toServiceError } from './status';
 import * as validate from './validate';
 import { Enforcement } from '../../proto/generated/headroom/v1/Enforcement';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
-/** A session that has not said hello by then is closed: it holds resources and tells us nothing. */
-export const HELLO_TIMEOUT_MS = 10_000;
 const MAX_JOBS = 256;
 
 function validateHello(hello: v1.Hello__Output, defaultHost: string) {
@@ -25,6 +26,8 @@ function validateHello(hello: v1.Hello__Output, defaultHost: string) {
   hello.jobs.forEach((j, i) => {
     validate.name(`hello.jobs[${i}].name`, j.name);
     validate.text(`hello.jobs[${i}].schedule`, j.schedule, 256);
+    // A uint64 past 2^53 decodes inexactly; stored, it would make every later plan of the host fail.
+    validate.intIn(`hello.jobs[${i}].declared_cost.io_bytes_per_sec`, j.declaredCost?.ioBytesPerSec ?? 0, 0, Number.MAX_SAFE_INTEGER);
   });
   return {
     vm: validate.name('hello.vm', hello.vm),
@@ -38,7 +41,7 @@ function validateHello(hello: v1.Hello__Output, defaultHost: string) {
 function validateLoad(load: v1.LoadReport__Output): v1.LoadReport__Output {
   for (const [field, value] of Object.entries(load)) {
     if (typeof value === 'number' && (!Number.isFinite(value) || value < 0)) {
-      throw new InvalidArgumentError(`load.${field}`, `must be a finite number >= 0, got ${value}`);
+      throw new InvalidArgumentError(`load.${validate.wireName(field)}`, `must be a finite number >= 0, got ${value}`);
     }
   }
   return load;
@@ -73,7 +76,12 @@ export function agentService(
       let ended = false;
       const session: AgentSession = {
         send: (message) => {
-          if (!ended) call.write(message);
+          if (ended) return;
+          // Writes queue while the agent does not read: past the bound, it is not listening.
+          if (call.writableLength >= MAX_SESSION_BACKLOG) {
+            log.warn('closing an agent session that does not read its commands', { vm, waiting: call.writableLength });
+            end(resourceExhausted(`more than ${MAX_SESSION_BACKLOG} messages unread: reconnect`));
+          } else call.write(message);
         },
         close: (reason) => {
           if (ended) return;
@@ -82,12 +90,13 @@ export function agentService(
           call.end();
         },
       };
-      const fail = (error: unknown) => {
+      const end = (status: Partial<grpc.ServiceError>) => {
         if (ended) return;
         ended = true;
         if (vm) registry.disconnect(vm, session);
-        call.emit('error', toServiceError(error, log, 'Session'));
+        call.emit('error', status);
       };
+      const fail = (error: unknown) => end(toServiceError(error, log, 'Session'));
       const helloTimer = setTimeout(
         () => fail(new InvalidArgumentError('hello', `no hello within ${HELLO_TIMEOUT_MS} ms`)),
         HELLO_TIMEOUT_MS,

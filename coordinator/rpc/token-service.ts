@@ -35,7 +35,8 @@ export function tokenService(coordinator: Coordinator, log: Logger): v1.TokenSer
       coordinator
         .acquire(input, {
           queued: (info) => {
-            if (done || call.cancelled) return;
+            // Each update supersedes the last: while the caller does not read, skip them instead of piling them up.
+            if (done || call.cancelled || call.writableNeedDrain) return;
             call.write({
               queued: {
                 position: info.position,

@@ -13,6 +13,11 @@ const MAX_PRIORITY = 1000;
 // Far enough to reject garbage (and seconds passed as milliseconds) without limiting real schedules.
 const MAX_UNIX_MS = Date.UTC(2200, 0, 1);
 
+/** The wire (snake_case) name of a decoded field, which proto-loader spells in camelCase. */
+export function wireName(camel: string): string {
+  return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
 export function name(field: string, value: string, required = true): string {
   if (value === '') {
     if (required) throw new InvalidArgumentError(field, 'is required');
@@ -31,7 +36,7 @@ export function text(field: string, value: string, max = MAX_TEXT): string {
   return value;
 }
 
-function intIn(field: string, value: number, min: number, max: number): number {
+export function intIn(field: string, value: number, min: number, max: number): number {
   if (!Number.isSafeInteger(value) || value < min || value > max) {
     throw new InvalidArgumentError(field, `must be an integer from ${min} to ${max}, got ${value}`);
   }

@@ -1,0 +1,100 @@
+/**
+ * What every call to the coordinator's own services passes before its handler: a request that decodes
+ * as its message type (else INVALID_ARGUMENT, not grpc-js's INTERNAL), and the stream caps of limits.ts
+ * (else RESOURCE_EXHAUSTED). A server interceptor plus a wrapper for the services' deserializers.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../common/log';
+import { InvalidArgumentError } from '../domain/errors';
+import { MAX_CONCURRENT_CALLS, MAX_STREAMS_PER_CONNECTION } from './limits';
+import { toServiceError } from './status';
+
+/** Stands in for a request whose bytes are not a valid message, so that the interceptor can refuse it. */
+class UndecodableRequest {
+  constructor(readonly reason: string) {}
+}
+
+/** RESOURCE_EXHAUSTED, for the limits of this module and of the streams' own backlogs. Not a domain error: no operation was refused, the caller was. */
+export function resourceExhausted(details: string): grpc.StatusObject {
+  return { code: grpc.status.RESOURCE_EXHAUSTED, details, metadata: new grpc.Metadata() };
+}
+
+/**
+ * The service definition with deserializers that never throw: grpc-js answers a request it cannot
+ * decode with INTERNAL, which would blame the coordinator for the client's bytes.
+ */
+export function decodingGuarded(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  return Object.fromEntries(
+    Object.entries(service).map(([name, method]) => {
+      const deserialize = method.requestDeserialize;
+      const requestDeserialize = (bytes: Buffer) => {
+        try {
+          return deserialize(bytes);
+        } catch (e) {
+          return new UndecodableRequest((e as Error).message);
+        }
+      };
+      return [name, { ...method, requestDeserialize }];
+    }),
+  );
+}
+
+/** Counts open streaming calls per connection and per method, and refuses those beyond the caps. */
+export class CallGuard {
+  private readonly perConnection = new Map<string, number>();
+  private readonly perMethod = new Map<string, number>();
+
+  constructor(private readonly log: Logger) {}
+
+  readonly interceptor: grpc.ServerInterceptor = (method, call) => {
+    const streaming = method.requestStream || method.responseStream;
+    let release: (() => void) | undefined;
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) => {
+        if (streaming) {
+          const slot = this.admit(method.path, call.getPeer());
+          if (typeof slot === 'string') {
+            this.log.warn('refusing a stream', { method: method.path, peer: call.getPeer(), reason: slot });
+            call.sendStatus(resourceExhausted(slot));
+            return;
+          }
+          release = slot;
+        }
+        next({
+          onReceiveMessage: (message, pass) => {
+            if (!(message instanceof UndecodableRequest)) return pass(message);
+            const error = new InvalidArgumentError('request', `is not a valid ${method.path} request message (${message.reason})`);
+            call.sendStatus({ ...toServiceError(error, this.log, method.path), metadata: new grpc.Metadata() } as grpc.StatusObject);
+          },
+          onCancel: () => release?.(),
+        });
+      },
+      sendStatus: (status, pass) => {
+        release?.();
+        pass(status);
+      },
+    });
+  };
+
+  /** Takes a slot for a stream, or says why there is none. The returned function gives it back (once). */
+  private admit(path: string, peer: string): (() => void) | string {
+    const onConnection = this.perConnection.get(peer) ?? 0;
+    if (onConnection >= MAX_STREAMS_PER_CONNECTION) {
+      return `at most ${MAX_STREAMS_PER_CONNECTION} concurrent streams per connection`;
+    }
+    const cap = MAX_CONCURRENT_CALLS[path];
+    const ofMethod = this.perMethod.get(path) ?? 0;
+    if (cap !== undefined && ofMethod >= cap) return `at most ${cap} concurrent ${path} calls`;
+    this.perConnection.set(peer, onConnection + 1);
+    this.perMethod.set(path, ofMethod + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.perConnection.get(peer) ?? 1) - 1;
+      if (left === 0) this.perConnection.delete(peer);
+      else this.perConnection.set(peer, left);
+      this.perMethod.set(path, (this.perMethod.get(path) ?? 1) - 1);
+    };
+  }
+}
