@@ -51,9 +51,9 @@ describe('hostile input', function () {
     await coordinator?.stop();
   });
 
-  it('enumerates every method of the three services from the descriptor', () => {
+  it('enumerates every method of the four services from the descriptor', () => {
     const services = new Set(methods.map((m) => m.path.split('/')[1]));
-    assert.deepEqual([...services].sort(), ['headroom.v1.AdminService', 'headroom.v1.AgentService', 'headroom.v1.TokenService']);
+    assert.deepEqual([...services].sort(), ['headroom.v1.AdminService', 'headroom.v1.AgentService', 'headroom.v1.PkiService', 'headroom.v1.TokenService']);
     assert.ok(methods.some((m) => m.path === SESSION) && methods.some((m) => m.path === WATCH));
     assert.ok(methods.length >= 15, `${methods.length} methods`);
   });
