@@ -12,6 +12,7 @@ import type { Command } from './command';
 import { agentsCommand } from './commands/agents';
 import { backupsCommand } from './commands/backups';
 import { historyCommand } from './commands/history';
+import { holdCommand } from './commands/hold';
 import { hostBackupCommand } from './commands/host-backup';
 import { pauseCommand, resumeCommand } from './commands/pause';
 import { planCommand } from './commands/plan';
@@ -40,6 +41,7 @@ export const COMMANDS: readonly Command[] = [
   policyGetCommand,
   policySetCommand,
   hostBackupCommand,
+  holdCommand,
   qmpBackupCommand,
   backupsCommand,
   pruneCommand,
