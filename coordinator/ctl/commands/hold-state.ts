@@ -42,7 +42,7 @@ function field<T>(obj: Record<string, unknown>, key: string, type: 'string' | 'n
   const v = obj[key];
   if (v === undefined && optional) return undefined;
   if (typeof v !== type || (type === 'number' && !Number.isFinite(v)) || (type === 'string' && v === '' && !optional)) {
-    throw new Error(`${file}: "${key}" must be a ${type === 'string' ? 'non-empty string' : 'number'}`);
+    throw new Error(`${file}: "${key}" must be a ${type === 'string' ? (optional ? 'string' : 'non-empty string') : 'number'}`);
   }
   return v as T;
 }
@@ -71,9 +71,11 @@ export function parseHoldState(text: string, file: string): HoldState {
     host: field<string>(o, 'host', 'string', file)!,
     vm: field<string>(o, 'vm', 'string', file)!,
     job: field<string>(o, 'job', 'string', file)!,
-    grantedAtUnixMs: field<number>(o, 'grantedAtUnixMs', 'number', file, true),
-    message: field<string>(o, 'message', 'string', file, true),
   };
+  const grantedAtUnixMs = field<number>(o, 'grantedAtUnixMs', 'number', file, true);
+  if (grantedAtUnixMs !== undefined) state.grantedAtUnixMs = grantedAtUnixMs;
+  const message = field<string>(o, 'message', 'string', file, true);
+  if (message !== undefined) state.message = message;
   if (o.token !== undefined) {
     if (typeof o.token !== 'object' || o.token === null) throw new Error(`${file}: "token" must be an object`);
     const t = o.token as Record<string, unknown>;
