@@ -109,7 +109,7 @@ export function toStopReason(reason: unknown): StopReason {
   return { kind: 'shutdown', reason: reason instanceof Error ? reason.message : String(reason ?? 'aborted') };
 }
 
-function describeStop(reason: StopReason): string {
+export function describeStop(reason: StopReason): string {
   switch (reason.kind) {
     case 'revoke':
       return `token revoked by the coordinator: ${reason.reason || 'no reason given'}`;

@@ -9,13 +9,13 @@ import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { systemClock } from '../../../common/clock';
-import { EXIT_TEMPFAIL, releaseToken, toStopReason } from '../../../common/guarded-run';
+import { EXIT_TEMPFAIL, type StopReason, describeStop, releaseToken, toStopReason } from '../../../common/guarded-run';
 import { Renewer } from '../../../common/lease-renewer';
 import { acquireToken } from '../../../common/token-acquirer';
 import type { v1 } from '../../../proto';
 import { type Context, note } from '../context';
 import { EXIT_FAILURE, EXIT_OK } from '../errors';
-import { type HoldState, readReleaseRequest, releaseRequestFile, writeJsonFile } from './hold-state';
+import { type HoldState, processAlive, readReleaseRequest, releaseRequestFile, writeJsonFile } from './hold-state';
 import { ProgressReporter } from './host-backup';
 import { watchRevocation } from './revoke-watch';
 
@@ -36,7 +36,12 @@ export interface HolderOptions {
   request: Omit<v1.AcquireRequest, 'requestId'> & { host: string; vm: string; job: string };
   stateFile: string;
   parent?: ParentChannel;
+  /** Release (as a failure) or stop waiting when this process ends: the backup tool that asked for the token. */
+  watchPid?: number;
 }
+
+/** How often the watched process is looked at. */
+const WATCH_EVERY_MS = 1_000;
 
 /** Holds a token as the module header says; resolves to the exit code. */
 export async function runHolder(ctx: Context, o: HolderOptions): Promise<number> {
@@ -61,11 +66,19 @@ export async function runHolder(ctx: Context, o: HolderOptions): Promise<number>
   const reporter = new ProgressReporter(relay, subject);
   const abort = new AbortController();
   let granted = false;
-  let onSignal = (signal: NodeJS.Signals) => abort.abort({ kind: 'signal', signal });
-  const removeInterrupt = ctx.onInterrupt((signal) => onSignal(signal));
+  // Until the grant, ending means withdrawing the request; after it, releasing (`why`: when nobody asked for it).
+  let onEnd = (stop: StopReason) => abort.abort(stop);
+  const removeInterrupt = ctx.onInterrupt((signal) => onEnd({ kind: 'signal', signal }));
   parent?.onGone(() => {
     if (!granted) abort.abort({ kind: 'shutdown', reason: 'the hold command waiting for the grant is gone' });
   });
+  // The tool that asked for the token may die without ever asking to release it: the token must not outlive it.
+  const watch =
+    o.watchPid === undefined
+      ? undefined
+      : setInterval(() => {
+          if (!processAlive(o.watchPid!)) onEnd({ kind: 'shutdown', reason: `process ${o.watchPid} (the backup tool) ended without a release` });
+        }, WATCH_EVERY_MS);
   const client = ctx.clients().token;
   const clock = systemClock;
   try {
@@ -77,7 +90,8 @@ export async function runHolder(ctx: Context, o: HolderOptions): Promise<number>
       const reason = toStopReason(abort.signal.reason);
       const exitCode =
         acquired.kind === 'cancelled' && reason.kind === 'signal' ? 128 + os.constants.signals[reason.signal] : EXIT_TEMPFAIL;
-      const message = acquired.kind === 'run-without-token' ? acquired.error.message : acquired.message;
+      let message = acquired.kind === 'run-without-token' ? acquired.error.message : acquired.message;
+      if (acquired.kind === 'cancelled') message += `: ${describeStop(reason)}`;
       write({ phase: 'failed', message });
       note(relay, `no token: ${message}`);
       parent?.send({ event: 'failed', exitCode });
@@ -112,10 +126,11 @@ export async function runHolder(ctx: Context, o: HolderOptions): Promise<number>
       };
       const renewer = new Renewer({ client, clock, log: ctx.log }, acquired.token, acquired.receivedAt, (lost) => lose(lost.message));
       const stopWatching = watchRevocation(ctx, acquired.token, (detail) => lose(`revoked by the coordinator: ${detail || 'no reason given'}`));
-      onSignal = (signal) => {
+      onEnd = (stop) => {
         if (ended) return;
         end();
-        void release(ctx, stateFile, signal, token, grantedAtUnixMs).then(({ message, released }) => {
+        const why = stop.kind === 'signal' ? `headroomctl hold received ${stop.signal} without a release request` : describeStop(stop);
+        void release(ctx, stateFile, why, token, grantedAtUnixMs).then(({ message, released }) => {
           write({ phase: released ? 'released' : 'lost', token, grantedAtUnixMs, message });
           note(ctx, message);
           resolve(released ? EXIT_OK : EXIT_FAILURE);
@@ -123,6 +138,7 @@ export async function runHolder(ctx: Context, o: HolderOptions): Promise<number>
       };
     });
   } finally {
+    clearInterval(watch);
     removeInterrupt();
   }
 }
@@ -131,12 +147,11 @@ export async function runHolder(ctx: Context, o: HolderOptions): Promise<number>
 async function release(
   ctx: Context,
   stateFile: string,
-  signal: NodeJS.Signals,
+  why: string,
   token: { tokenId: string; fencing: number },
   grantedAtUnixMs: number,
 ): Promise<{ released: boolean; message: string }> {
   let success = false;
-  let why = `headroomctl hold received ${signal} without a release request`;
   try {
     const asked = readReleaseRequest(stateFile);
     if (asked) {

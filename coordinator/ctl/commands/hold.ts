@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { sleep } from '../../../common/backoff';
 import { systemClock } from '../../../common/clock';
 import { releaseToken } from '../../../common/guarded-run';
-import { parseString } from '../args';
+import { parsePositiveInt, parseString } from '../args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
 import { EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, UsageError } from '../errors';
@@ -41,7 +41,7 @@ export const holdCommand: Command = {
   name: 'hold',
   summary: 'hold a HYPERVISOR token across invocations (for hook scripts such as vzdump\'s)',
   synopsis:
-    '--state-file FILE {--host H --vm V [--job NAME] [--window DURATION] [--ttl DURATION] [--log FILE] [--foreground] | ' +
+    '--state-file FILE {--host H --vm V [--job NAME] [--window DURATION] [--ttl DURATION] [--log FILE] [--watch-pid PID] [--foreground] | ' +
     '--release --outcome success|failure [--message TEXT]}',
   description: [
     'Waits for a HYPERVISOR token on the host (progress on stderr) and returns once it is granted, leaving',
@@ -53,8 +53,9 @@ export const holdCommand: Command = {
     'removed. A SIGTERM to the holder alone releases it as a failure.',
     '',
     'If the token is lost while held (revoked, expired, renewals failing), the holder logs it and exits;',
-    'the later --release says so and exits 75. With --foreground the holder runs in this process',
-    'until a signal instead of in the background.',
+    'the later --release says so and exits 75. With --watch-pid, the holder releases the token as a',
+    'failure (or stops waiting) when that process ends without a release: a backup tool that dies must',
+    'not leave the host blocked. With --foreground the holder runs in this process until a signal.',
     '',
     'Exit status: 0 granted (or released); 75 not granted within --window, denied, or lost before',
     '--release; 1 FILE in use by another holder, or the token could not be released; 64 usage error.',
@@ -64,6 +65,7 @@ export const holdCommand: Command = {
     ...ACQUIRE_OPTIONS,
     { name: 'job', value: 'NAME', help: `job name for history (default: ${DEFAULT_HOLD_JOB})`, parse: parseString },
     { name: 'log', value: 'FILE', help: "the background holder's log (default: the state file + .log)", parse: parseString },
+    { name: 'watch-pid', value: 'PID', help: 'release as a failure (or stop waiting) when process PID ends', parse: parsePid },
     { name: 'foreground', help: 'hold in this process until SIGTERM/SIGINT instead of in the background' },
     { name: 'release', help: 'release the token held through --state-file' },
     { name: 'outcome', value: 'success|failure', help: 'with --release: how the backup ended (required)', parse: parseOutcome },
@@ -72,7 +74,7 @@ export const holdCommand: Command = {
   async run(ctx, args) {
     const stateFile = path.resolve(args.require<string>('state-file'));
     if (args.flag('release')) {
-      const stray = [...SHARED, 'job', 'log', 'foreground'].find((name) => args.has(name));
+      const stray = [...SHARED, 'job', 'log', 'watch-pid', 'foreground'].find((name) => args.has(name));
       if (stray) throw new UsageError(`--${stray} does not go with --release`);
       return releaseHold(ctx, stateFile, args.require<boolean>('outcome'), args.get<string>('message') ?? '');
     }
@@ -91,6 +93,7 @@ export const holdCommand: Command = {
     return runHolder(ctx, {
       stateFile,
       parent: parentChannel(),
+      watchPid: args.get<number>('watch-pid'),
       request: {
         kind: 'HYPERVISOR',
         host,
@@ -105,6 +108,12 @@ export const holdCommand: Command = {
     });
   },
 };
+
+function parsePid(raw: string): number {
+  const pid = parsePositiveInt(raw);
+  if (!processAlive(pid)) throw new Error(`no process ${pid}`);
+  return pid;
+}
 
 /** The IPC channel to the invocation that started us in the background, if it did. */
 function parentChannel(): ParentChannel | undefined {

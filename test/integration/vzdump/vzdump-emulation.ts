@@ -115,3 +115,28 @@ export function killHolders(stateDir: string): void {
     }
   }
 }
+
+/**
+ * A stand-in for a vzdump that dies mid-backup: a shell (in its own process group) that runs the hook's
+ * backup-start, as vzdump does, then stays as vzdump would while it backs the guest up. Kill it with
+ * `process.kill(-pid, 'SIGKILL')`.
+ */
+export function startDyingVzdump(script: string, job: VzdumpJob, t: VzdumpTask): { pid: number; started: Promise<string> } {
+  const marker = 'backup-start returned';
+  const child = spawn('/bin/sh', ['-c', `"$0" backup-start ${t.mode} ${t.vmid} && echo '${marker}' && exec sleep 600`, script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: vzdumpEnv(job, t),
+    detached: true,
+  });
+  let output = '';
+  child.stderr!.on('data', (d) => (output += d));
+  const started = new Promise<string>((resolve, reject) => {
+    child.stdout!.on('data', (d) => {
+      output += d;
+      if (output.includes(marker)) resolve(output);
+    });
+    child.once('exit', (code) => reject(new Error(`the stand-in vzdump exited (${code}) before backup-start returned:\n${output}`)));
+  });
+  started.catch(() => {});
+  return { pid: child.pid!, started };
+}

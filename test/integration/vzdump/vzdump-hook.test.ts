@@ -11,7 +11,7 @@ import type { v1 } from '../../../proto';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { connectPlain, grant, release } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
-import { type InstalledHook, type VzdumpJob, installHook, killHolders, killHooks, runHook, startHook } from './vzdump-emulation';
+import { type InstalledHook, type VzdumpJob, installHook, killHolders, killHooks, runHook, startDyingVzdump, startHook } from './vzdump-emulation';
 
 const HOST = 'pve-1';
 const JOB: VzdumpJob = { storage: 'local', dumpdir: '/var/lib/vz/dump' };
@@ -22,6 +22,8 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
   let coordinator: RunningCoordinator;
   let clients: Clients;
   let hook: InstalledHook;
+  /** The process group of a stand-in vzdump still running. */
+  let dying: number | undefined;
 
   const activeTokens = async () =>
     (await unary<v1.ListTokensRequest, v1.ListTokensResponse__Output>(clients.admin.ListTokens.bind(clients.admin), { host: HOST })).active;
@@ -45,6 +47,8 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     hook = installHook({ HEADROOM_COORDINATOR: coordinator.address, HEADROOM_HOST: HOST });
   });
   afterEach(() => {
+    if (dying !== undefined) process.kill(-dying, 'SIGKILL');
+    dying = undefined;
     killHooks();
     killHolders(hook.stateDir);
   });
@@ -114,6 +118,18 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     assert.notEqual(end.code, 0);
     assert.match(end.output, /was lost while it was held: revoked by the coordinator: storage maintenance/);
     assert.match(end.output, /not held to the end/);
+  });
+
+  it('releases the token as a failure when vzdump dies without calling backup-end', async () => {
+    const vzdump = startDyingVzdump(hook.script, JOB, task(106));
+    dying = vzdump.pid;
+    await vzdump.started;
+    const [token] = await activeTokens();
+    assert.equal(token.vm, '106');
+    process.kill(-vzdump.pid, 'SIGKILL');
+    dying = undefined;
+    await waitFor(async () => (await activeTokens()).length === 0, 20_000, 'token released');
+    assert.match((await event('RELEASED', token.tokenId)).detail, /^failure, .*the backup tool\) ended without a release/);
   });
 
   it('refuses a config file with an unknown key, naming the file and the line', async () => {
