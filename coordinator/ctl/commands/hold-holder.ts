@@ -66,7 +66,7 @@ export async function runHolder(ctx: Context, o: HolderOptions): Promise<number>
   const reporter = new ProgressReporter(relay, subject);
   const abort = new AbortController();
   let granted = false;
-  // Until the grant, ending means withdrawing the request; after it, releasing (`why`: when nobody asked for it).
+  // Until the grant, ending means withdrawing the request; after it, releasing the token.
   let onEnd = (stop: StopReason) => abort.abort(stop);
   const removeInterrupt = ctx.onInterrupt((signal) => onEnd({ kind: 'signal', signal }));
   parent?.onGone(() => {
@@ -136,6 +136,8 @@ export async function runHolder(ctx: Context, o: HolderOptions): Promise<number>
           resolve(released ? EXIT_OK : EXIT_FAILURE);
         });
       };
+      // Told to stop just as the grant arrived: release at once rather than hold a token nobody wants.
+      if (abort.signal.aborted) onEnd(toStopReason(abort.signal.reason));
     });
   } finally {
     clearInterval(watch);
