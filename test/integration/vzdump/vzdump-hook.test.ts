@@ -25,8 +25,8 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
   /** The process group of a stand-in vzdump still running. */
   let dying: number | undefined;
 
-  const activeTokens = async () =>
-    (await unary<v1.ListTokensRequest, v1.ListTokensResponse__Output>(clients.admin.ListTokens.bind(clients.admin), { host: HOST })).active;
+  const tokenList = () => unary<v1.ListTokensRequest, v1.ListTokensResponse__Output>(clients.admin.ListTokens.bind(clients.admin), { host: HOST });
+  const activeTokens = async () => (await tokenList()).active;
   const history = async () =>
     (await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(clients.admin.ListHistory.bind(clients.admin), { host: HOST, limit: 1000 })).events;
   const event = async (type: string, tokenId: string) => {
@@ -130,6 +130,20 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     dying = undefined;
     await waitFor(async () => (await activeTokens()).length === 0, 20_000, 'token released');
     assert.match((await event('RELEASED', token.tokenId)).detail, /^failure, .*the backup tool\) ended without a release/);
+  });
+
+  it('withdraws the request when vzdump dies while backup-start waits', async () => {
+    const guestToken = await grant(clients, { kind: 'GUEST', host: HOST, vm: 'web', job: 'restic' });
+    const vzdump = startDyingVzdump(hook.script, JOB, task(107));
+    dying = vzdump.pid;
+    const queuedVms = async () => (await tokenList()).queued.map((q) => q.request?.vm);
+    await waitFor(async () => (await queuedVms()).includes('107'), 20_000, 'the request for 107 queued');
+    process.kill(-vzdump.pid, 'SIGKILL');
+    dying = undefined;
+    await waitFor(async () => (await queuedVms()).length === 0, 20_000, 'the request withdrawn');
+    await release(clients, guestToken);
+    assert.deepEqual((await history()).filter((e) => e.vm === '107' && e.type === 'GRANTED'), []);
+    assert.deepEqual(await activeTokens(), []);
   });
 
   it('refuses a config file with an unknown key, naming the file and the line', async () => {
