@@ -109,7 +109,7 @@ export function toStopReason(reason: unknown): StopReason {
   return { kind: 'shutdown', reason: reason instanceof Error ? reason.message : String(reason ?? 'aborted') };
 }
 
-function describeStop(reason: StopReason): string {
+export function describeStop(reason: StopReason): string {
   switch (reason.kind) {
     case 'revoke':
       return `token revoked by the coordinator: ${reason.reason || 'no reason given'}`;
@@ -250,14 +250,21 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
   return { status, exitCode, token, message, durationMs: child ? durationMs : undefined };
 }
 
-/** Releases with a few quick retries; failing that the lease simply expires on the coordinator. */
-async function releaseToken(o: GuardedRunOptions, token: v1.Token__Output, outcome: v1.Outcome): Promise<void> {
+/**
+ * Releases with a few quick retries; failing that the lease simply expires on the coordinator. Resolves to
+ * whether the coordinator took the release. Also used by `headroomctl hold`.
+ */
+export async function releaseToken(
+  o: Pick<GuardedRunOptions, 'client' | 'log'>,
+  token: Pick<v1.Token__Output, 'tokenId' | 'fencing'>,
+  outcome: v1.Outcome,
+): Promise<boolean> {
   const backoff = new Backoff({ initialMs: 500, maxMs: 2_000, random: () => 0.5 });
   for (let attempt = 1; ; attempt++) {
     try {
       await unary<v1.ReleaseRequest, v1.ReleaseResponse__Output>(o.client.Release.bind(o.client), { tokenId: token.tokenId, fencing: token.fencing, outcome });
       o.log.debug('released', { tokenId: token.tokenId });
-      return;
+      return true;
     } catch (err) {
       const code = errorCode(err);
       const again = attempt < 3 && code !== undefined && TRANSIENT.has(code);
@@ -265,7 +272,7 @@ async function releaseToken(o: GuardedRunOptions, token: v1.Token__Output, outco
         const fields = { tokenId: token.tokenId, error: errorText(err) };
         if (code !== undefined && LEASE_GONE.has(code)) o.log.info('release refused: the lease had already ended', fields);
         else o.log.warn('could not release the token; it will expire on the coordinator', fields);
-        return;
+        return false;
       }
       await sleep(backoff.next());
     }

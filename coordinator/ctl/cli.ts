@@ -13,6 +13,7 @@ import { agentsCommand } from './commands/agents';
 import { backupsCommand } from './commands/backups';
 import { enrollCreateCommand } from './commands/enroll';
 import { historyCommand } from './commands/history';
+import { holdCommand } from './commands/hold';
 import { hostBackupCommand } from './commands/host-backup';
 import { pauseCommand, resumeCommand } from './commands/pause';
 import { pkiInitCommand, pkiListCommand, pkiRevokeCommand, pkiRotateCommand } from './commands/pki';
@@ -42,6 +43,7 @@ export const COMMANDS: readonly Command[] = [
   policyGetCommand,
   policySetCommand,
   hostBackupCommand,
+  holdCommand,
   qmpBackupCommand,
   backupsCommand,
   pruneCommand,
