@@ -54,6 +54,20 @@ const runningSpecArb = fc.record({
   endsMin: fc.array(fc.integer({ min: -10, max: 120 }), { minLength: 3, maxLength: 3 }),
 });
 
+type JobSpec = typeof jobSpecArb extends fc.Arbitrary<infer T> ? T : never;
+
+/** A generated job as the planner takes it: times in minutes from T0. */
+const planJob = (j: JobSpec, i: number): PlanJob => ({
+  id: `j${i}`,
+  kind: j.kind,
+  vm: `vm${j.vm}`,
+  earliestStart: T0 + j.startMin * MIN,
+  windowEnd: T0 + (j.startMin + j.windowMin) * MIN,
+  durationMs: j.durationMin * MIN,
+  cost: j.cost,
+  priority: j.priority,
+});
+
 const instanceArb = fc
   .record({
     host: hostArb,
@@ -77,16 +91,7 @@ const instanceArb = fc
       now,
       host,
       running: runningNow,
-      jobs: jobs.map((j, i) => ({
-        id: `j${i}`,
-        kind: j.kind,
-        vm: `vm${j.vm}`,
-        earliestStart: T0 + j.startMin * MIN,
-        windowEnd: T0 + (j.startMin + j.windowMin) * MIN,
-        durationMs: j.durationMin * MIN,
-        cost: j.cost,
-        priority: j.priority,
-      })),
+      jobs: jobs.map(planJob),
     };
   });
 
@@ -221,16 +226,7 @@ const smallInstanceArb = fc
       now,
       host,
       running: Array.from({ length: count }, (_, i) => ({ kind: running.kind, vm: `vm${i + 1}`, expectedEnd: now + running.endsMin[i] * MIN, cost: { ioBytesPerSec: 0, cpuPercent: 0 } })),
-      jobs: jobs.map((j, i) => ({
-        id: `j${i}`,
-        kind: j.kind,
-        vm: `vm${j.vm}`,
-        earliestStart: T0 + j.startMin * MIN,
-        windowEnd: T0 + (j.startMin + j.windowMin) * MIN,
-        durationMs: j.durationMin * MIN,
-        cost: j.cost,
-        priority: j.priority,
-      })),
+      jobs: jobs.map(planJob),
     };
   });
 
