@@ -17,6 +17,8 @@ export interface HypervisorJob extends DeclaredJob {
 
 const JOB_KEYS = ['name', 'vms', 'schedule', 'window', 'expectedDuration', 'priority', 'cost'];
 const COST_KEYS = ['cpuPercent', 'ioBytesPerSec'];
+/** A window or duration longer than a week is a mistake in the file, not a backup. */
+const MAX_SPAN_MS = 7 * 24 * 3_600_000;
 
 /**
  * The jobs of a `hypervisorJobs` list. `bad(key, problem)` is told of every problem, with keys such as
@@ -69,7 +71,7 @@ export function compileHypervisorJobs(raw: unknown, bad: (key: string, problem: 
       }
       try {
         const ms = parseDuration(e[key] as string | number);
-        if (ms <= 0 || ms > LIMITS.maxPauseMs) throw new Error();
+        if (ms <= 0 || ms > MAX_SPAN_MS) throw new Error();
         return ms;
       } catch {
         fail(key, `expected ${DURATION_SYNTAX}, above 0 and at most 7 days`);

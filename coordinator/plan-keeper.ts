@@ -11,7 +11,7 @@ import type { AgentRegistry } from './agent-registry';
 import type { Coordinator } from './coordinator';
 import type { PlannedRun } from './domain/start-gate';
 import type { HypervisorJob } from './hypervisor-schedule';
-import { DEFAULT_HORIZON_MS, type DeclaredJob, type PlanView, buildPlanView } from './plan-view';
+import { DEFAULT_HORIZON_MS, type DeclaredJob, type PlanView, type PlanViewInput, buildPlanView } from './plan-view';
 
 export interface PlanKeeperDeps {
   coordinator: Pick<Coordinator, 'state' | 'history' | 'setPlan' | 'onCommitted' | 'defaultHost'>;
@@ -63,19 +63,23 @@ export class PlanKeeper {
 
   /** The host's plan over `horizonMs` from now, from the same input and last slots as the followed plan. */
   view(host: string, horizonMs = DEFAULT_HORIZON_MS): PlanView {
+    return this.build(host, horizonMs, this.declared(host));
+  }
+
+  private build(host: string, horizonMs: number, declared: PlanViewInput['declared']): PlanView {
     const { coordinator, clock } = this.deps;
     return buildPlanView({
       now: clock.now(),
       horizonMs,
       policy: coordinator.state.host(host).policy,
-      declared: this.declared(host),
+      declared,
       previous: this.last.get(host),
       running: coordinator.state.activeLeases(host),
       history: coordinator.history({ host, limit: HISTORY_FOR_DURATIONS }),
     });
   }
 
-  private declared(host: string): { vm: string; kind: 'GUEST' | 'HYPERVISOR'; jobs: readonly DeclaredJob[] }[] {
+  private declared(host: string): PlanViewInput['declared'] {
     // Stored as the hello carried them: JobDeclaration__Output.
     const guests = this.deps.registry.list(host).map((a) => ({ vm: a.record.vm, kind: 'GUEST' as const, jobs: a.record.jobs as DeclaredJob[] }));
     if (host !== this.deps.coordinator.defaultHost) return guests;
@@ -101,10 +105,11 @@ export class PlanKeeper {
   private replan(host: string): void {
     const { coordinator, log } = this.deps;
     // A host with nothing declared has nothing to follow: skip the history read.
-    if (!this.last.has(host) && this.declared(host).every((d) => d.jobs.length === 0)) return;
+    const declared = this.declared(host);
+    if (!this.last.has(host) && declared.every((d) => d.jobs.length === 0)) return;
     let view: PlanView;
     try {
-      view = this.view(host);
+      view = this.build(host, DEFAULT_HORIZON_MS, declared);
     } catch (e) {
       log.error('could not plan a host; its grants go on without a plan', { host, error: e as Error });
       return;
