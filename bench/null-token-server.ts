@@ -15,7 +15,8 @@ const listenAt = process.argv.indexOf('--listen');
 const listen = listenAt >= 0 ? process.argv[listenAt + 1] : '127.0.0.1:0';
 let fencing = 0;
 
-const handlers: v1.TokenServiceHandlers = {
+// Only what a backup's token cycle calls; grpc-js answers anything else UNIMPLEMENTED.
+const handlers: Pick<v1.TokenServiceHandlers, 'Acquire' | 'Renew' | 'Release'> = {
   Acquire(call) {
     const r = call.request;
     const now = Date.now();

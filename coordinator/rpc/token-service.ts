@@ -1,6 +1,7 @@
 /**
  * TokenService: acquire (a server stream of QUEUED updates, then GRANTED or DENIED), renew and release.
  */
+import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/log';
 import type { Coordinator } from '../coordinator';
 import { toServiceError } from './status';
@@ -93,6 +94,13 @@ export function tokenService(coordinator: Coordinator, log: Logger): v1.TokenSer
         () => callback(null, {}),
         (e) => callback(toServiceError(e, log, 'Release')),
       );
+    },
+    // The quiesce protocol's wire is defined; the coordinator's side of it lands next.
+    Quiesce(_call, callback) {
+      callback({ code: grpc.status.UNIMPLEMENTED, details: 'Quiesce is not available in this coordinator yet' });
+    },
+    Thaw(_call, callback) {
+      callback({ code: grpc.status.UNIMPLEMENTED, details: 'Thaw is not available in this coordinator yet' });
     },
   };
 }
