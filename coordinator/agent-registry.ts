@@ -135,8 +135,8 @@ export class AgentRegistry {
     }
   };
 
-  /** Sends a command to a VM's agent. False when the VM has no session or the send failed. */
-  private push(vm: string, action: Omit<v1.Command, 'commandId'>): boolean {
+  /** Sends a command to a VM's agent (also the quiesce broker's way to it). False when the VM has no session or the send failed. */
+  push(vm: string, action: Omit<v1.Command, 'commandId'>): boolean {
     const session = this.sessions.get(vm);
     if (!session) return false;
     try {

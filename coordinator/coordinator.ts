@@ -6,7 +6,7 @@
 import type { Clock } from '../common/clock';
 import type { Logger } from '../common/log';
 import { StoreUnavailableError } from './domain/errors';
-import type { LessorEvent } from './domain/events';
+import type { LessorEvent, QuiesceEvent } from './domain/events';
 import type { AcquireInput, Lease, Outcome } from './domain/lease';
 import { type HostView, Lessor, type IdSource, type LessorOptions, type WaitingInfo } from './domain/lessor';
 import type { HostPolicy } from './domain/policy';
@@ -62,7 +62,7 @@ export class Coordinator {
   }
 
   /** Read-only access to the domain for queries. */
-  get state(): Pick<Lessor, 'hostNames' | 'hasHost' | 'host' | 'activeLeases' | 'lease' | 'waiting'> {
+  get state(): Pick<Lessor, 'hostNames' | 'hasHost' | 'host' | 'activeLeases' | 'lease' | 'holder' | 'waiting'> {
     return this.lessor;
   }
 
@@ -159,6 +159,12 @@ export class Coordinator {
   /** Makes sure a host exists, e.g. when an agent of a new host says hello. */
   async ensureHost(host: string): Promise<void> {
     await this.submit(this.lessor.ensureHost(host));
+  }
+
+  /** Records what became of a guest's quiesce (quiesce-broker.ts) in the history; resolves once durable. */
+  async record(event: QuiesceEvent): Promise<void> {
+    this.assertRunning();
+    await this.submit([event]);
   }
 
   history(query: Parameters<Store['history']>[0]): HistoryRecord[] {

@@ -16,6 +16,7 @@ import { SystemLoadCollector } from '../common/load-collector';
 import { Coordinator } from './coordinator';
 import { HostLoadMonitor } from './host-load-monitor';
 import { PlanKeeper } from './plan-keeper';
+import { QuiesceBroker } from './quiesce-broker';
 import { serverSecurity } from './pki/server-security';
 import { adminService } from './rpc/admin-service';
 import { agentService } from './rpc/agent-service';
@@ -48,6 +49,8 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
   });
   const registry = new AgentRegistry(store, ids, log, store.agents());
   coordinator.onCommitted(registry.onCommitted);
+  const quiesce = new QuiesceBroker({ agents: registry, record: (e) => coordinator.record(e), clock, log });
+  coordinator.onCommitted(quiesce.onCommitted);
   const plans = new PlanKeeper({ coordinator, registry, hypervisorJobs: options.hypervisorJobs, clock, log });
   plans.start();
   const hostLoad = new HostLoadMonitor({ coordinator, collector: new SystemLoadCollector({ clock }), clock, log, host: options.host });
@@ -64,8 +67,8 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
     'grpc.max_concurrent_streams': MAX_HTTP2_STREAMS_PER_CONNECTION,
     interceptors: [...security.interceptors, new CallGuard(log).interceptor],
   });
-  server.addService(decodingGuarded(headroomV1.TokenService.service), tokenService(coordinator, log));
-  server.addService(decodingGuarded(headroomV1.AgentService.service), agentService(coordinator, registry, plans, clock, log));
+  server.addService(decodingGuarded(headroomV1.TokenService.service), tokenService(coordinator, quiesce, log));
+  server.addService(decodingGuarded(headroomV1.AgentService.service), agentService(coordinator, registry, plans, clock, log, quiesce));
   server.addService(decodingGuarded(headroomV1.AdminService.service), adminService(coordinator, registry, plans, log));
   server.addService(decodingGuarded(headroomV1.PkiService.service), pkiService(security.authority, log));
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
@@ -85,6 +88,7 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
       plans.stop();
       hostLoad.stop();
       coordinator.stop();
+      quiesce.stop();
       // Give in-flight unary calls a moment, then cut the long-lived streams.
       const force = setTimeout(() => server.forceShutdown(), 2_000);
       server.tryShutdown(() => {

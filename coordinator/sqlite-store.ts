@@ -92,7 +92,8 @@ function describe(event: LessorEvent): string {
     }
     case 'released': {
       const o = event.outcome;
-      const text = `${o.success ? 'success' : 'failure'}, exit ${o.exitCode}, ${o.bytes} bytes, ${o.durationMs} ms`;
+      const consistency = o.consistency ? `, ${o.consistency === 'APPLICATION' ? 'application' : 'crash'}-consistent` : '';
+      const text = `${o.success ? 'success' : 'failure'}, exit ${o.exitCode}, ${o.bytes} bytes, ${o.durationMs} ms${consistency}`;
       return o.message ? `${text}: ${o.message}` : text;
     }
     case 'expired':
@@ -107,6 +108,14 @@ function describe(event: LessorEvent): string {
       return JSON.stringify(event.policy);
     case 'restored':
       return `restored after restart, ttl ${event.lease.ttlMs} ms from now`;
+    case 'quiesced':
+      return `guest frozen for at most ${event.holdMs} ms; hooks: ${event.hooks.join(', ') || 'none'}`;
+    case 'quiesce-failed':
+      return event.reason;
+    case 'thawed': {
+      const how = event.autoThawed ? 'auto-thawed by the agent (its bound passed or the freeze was lost)' : 'thawed on the coordinator\'s word';
+      return `${how} after ${event.frozenMs} ms frozen${event.message ? `: ${event.message}` : ''}`;
+    }
     default:
       return '';
   }
@@ -125,6 +134,9 @@ const HISTORY_TYPE: Record<LessorEvent['type'], HistoryType | undefined> = {
   'host-paused': 'HOST_PAUSED',
   'host-resumed': 'HOST_RESUMED',
   'policy-changed': 'POLICY_CHANGED',
+  quiesced: 'QUIESCED',
+  'quiesce-failed': 'QUIESCE_FAILED',
+  thawed: 'THAWED',
 };
 
 function historyFields(event: LessorEvent): Omit<HistoryRecord, 'seq' | 'type'> {

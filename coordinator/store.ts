@@ -18,7 +18,10 @@ export type HistoryType =
   | 'HOST_PAUSED'
   | 'HOST_RESUMED'
   | 'POLICY_CHANGED'
-  | 'RESTORED';
+  | 'RESTORED'
+  | 'QUIESCED'
+  | 'QUIESCE_FAILED'
+  | 'THAWED';
 
 export interface HistoryRecord {
   seq: number;

@@ -55,3 +55,10 @@ export class StoreUnavailableError extends DomainError {
     super('the coordinator cannot write its database; nothing was changed', { cause });
   }
 }
+
+/** Quiesce/Thaw named a token whose guest cannot be quiesced: only a HYPERVISOR token of one VM can. */
+export class NotQuiescableError extends DomainError {
+  constructor(readonly tokenId: string, readonly why: string) {
+    super(`token ${tokenId} cannot quiesce a guest: ${why}`);
+  }
+}

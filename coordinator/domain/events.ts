@@ -20,7 +20,17 @@ export type LessorEvent =
   | { type: 'cancelled'; at: number; request: PendingRequest }
   | { type: 'host-paused'; at: number; host: string; reason: string }
   | { type: 'host-resumed'; at: number; host: string }
-  | { type: 'policy-changed'; at: number; host: string; policy: HostPolicy };
+  | { type: 'policy-changed'; at: number; host: string; policy: HostPolicy }
+  | QuiesceEvent;
+
+/**
+ * What became of a guest's quiesce under a HYPERVISOR token (../quiesce-broker.ts): recorded in the history,
+ * changing no lease. `hooks` names the hooks as they ran; `autoThawed`: by the agent's own bound, not our word.
+ */
+export type QuiesceEvent =
+  | { type: 'quiesced'; at: number; lease: Lease; hooks: string[]; holdMs: number }
+  | { type: 'quiesce-failed'; at: number; lease: Lease; reason: string }
+  | { type: 'thawed'; at: number; lease: Lease; autoThawed: boolean; frozenMs: number; message: string };
 
 /** Events that end a lease, with the state the token is left in. */
 export const END_STATE: Partial<Record<LessorEvent['type'], EndState>> = {

@@ -79,7 +79,12 @@ export interface Outcome {
   durationMs: number;
   exitCode: number;
   message: string;
+  /** Hypervisor backups: what the snapshot achieved, as the holder says; absent when it says nothing. */
+  consistency?: Consistency;
 }
+
+/** How consistent a hypervisor snapshot is: as after a power cut, or with the guest's applications quiesced. */
+export type Consistency = 'CRASH' | 'APPLICATION';
 
 /** How a lease ended. */
 export type EndState = 'released' | 'expired' | 'revoked';

@@ -364,6 +364,14 @@ export class Lessor {
     return all.map(copyLease);
   }
 
+  /**
+   * The active lease that `(tokenId, fencing)` holds, as Renew checks it, changing nothing.
+   * @throws TokenNotFoundError, TokenEndedError, StaleFencingTokenError
+   */
+  holder(tokenId: string, fencing: number): Lease {
+    return copyLease(this.holderLease(tokenId, fencing));
+  }
+
   lease(tokenId: string): Lease | undefined {
     const l = this.leases.get(tokenId);
     return l && copyLease(l);

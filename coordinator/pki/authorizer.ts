@@ -5,8 +5,10 @@
  *
  *  - open: health checks, reflection, and PkiService.Enroll (its enrolment token is the credential);
  *  - admin: every call;
- *  - host (hypervisor-level callers of host H): TokenService with HYPERVISOR tokens on host H;
- *  - agent (VM V on host H): TokenService with GUEST tokens for V on H, and AgentService.Session as V on H.
+ *  - host (hypervisor-level callers of host H): TokenService with HYPERVISOR tokens on host H, Quiesce and
+ *    Thaw of their guests included;
+ *  - agent (VM V on host H): TokenService with GUEST tokens for V on H (never Quiesce or Thaw: freezing a
+ *    guest is the host's call), and AgentService.Session as V on H.
  */
 import type { TokenKind } from '../domain/lease';
 import { type Identity, describeIdentity } from './identity';
@@ -19,6 +21,7 @@ const deny = (reason: string): Decision => ({ allow: false, reason });
 const OPEN_PREFIXES = ['/grpc.health.v1.Health/', '/grpc.reflection.v1alpha.ServerReflection/', '/grpc.reflection.v1.ServerReflection/'];
 export const ENROLL_METHOD = '/headroom.v1.PkiService/Enroll';
 const TOKEN_METHODS = new Set(['/headroom.v1.TokenService/Acquire', '/headroom.v1.TokenService/Renew', '/headroom.v1.TokenService/Release']);
+const QUIESCE_METHODS = new Set(['/headroom.v1.TokenService/Quiesce', '/headroom.v1.TokenService/Thaw']);
 const SESSION_METHOD = '/headroom.v1.AgentService/Session';
 
 /** True for the calls anyone may make, with or without a certificate. */
@@ -36,8 +39,9 @@ export function methodName(path: string): string {
 export function authorizeCall(path: string, identity: Identity): Decision {
   if (identity.role === 'admin') return ALLOW;
   if (TOKEN_METHODS.has(path)) return ALLOW;
+  if (QUIESCE_METHODS.has(path) && identity.role === 'host') return ALLOW;
   if (path === SESSION_METHOD && identity.role === 'agent') return ALLOW;
-  const needs = path === SESSION_METHOD ? 'the agent role' : 'the admin role';
+  const needs = path === SESSION_METHOD ? 'the agent role' : QUIESCE_METHODS.has(path) ? 'the host role' : 'the admin role';
   return deny(`${methodName(path)} needs ${needs}; the caller is ${describeIdentity(identity)}`);
 }
 
@@ -72,8 +76,9 @@ export function authorizeToken(identity: Identity, subject: TokenSubject): Decis
 }
 
 /**
- * Whether `identity` may send this message on `path` (a call it was allowed to make). Renew and Release of
- * a token that is not active pass: the service answers NOT_FOUND or FAILED_PRECONDITION as for anyone.
+ * Whether `identity` may send this message on `path` (a call it was allowed to make). Renew, Release,
+ * Quiesce and Thaw of a token that is not active pass: the service answers NOT_FOUND or FAILED_PRECONDITION
+ * as for anyone.
  */
 export function authorizeMessage(path: string, identity: Identity, message: unknown, ctx: MessageContext): Decision {
   if (identity.role === 'admin' || isOpenMethod(path)) return ALLOW;
@@ -84,7 +89,9 @@ export function authorizeMessage(path: string, identity: Identity, message: unkn
     case '/headroom.v1.TokenService/Acquire':
       return authorizeToken(identity, { kind: String(m.kind), host: hostOf(m.host), vm: str(m.vm) });
     case '/headroom.v1.TokenService/Renew':
-    case '/headroom.v1.TokenService/Release': {
+    case '/headroom.v1.TokenService/Release':
+    case '/headroom.v1.TokenService/Quiesce':
+    case '/headroom.v1.TokenService/Thaw': {
       const lease = ctx.lease(str(m.tokenId));
       return lease ? authorizeToken(identity, lease) : ALLOW;
     }

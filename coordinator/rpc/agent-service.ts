@@ -9,6 +9,7 @@ import type { Logger } from '../../common/log';
 import type { AgentRegistry, AgentSession } from '../agent-registry';
 import type { Coordinator } from '../coordinator';
 import type { PlanKeeper } from '../plan-keeper';
+import type { QuiesceBroker } from '../quiesce-broker';
 import { foreground } from '../domain/budget-controller';
 import { InvalidArgumentError } from '../domain/errors';
 import { completePolicy } from '../domain/policy';
@@ -62,12 +63,33 @@ function validateBudgetReport(report: v1.BudgetReport__Output): v1.BudgetReport 
   };
 }
 
+const MAX_HOOKS = 64;
+const QUIESCE_STATES: readonly unknown[] = ['FROZEN', 'FAILED', 'THAWED'];
+
+function validateQuiesceReport(report: v1.QuiesceReport__Output): v1.QuiesceReport__Output {
+  if (!QUIESCE_STATES.includes(report.state)) {
+    throw new InvalidArgumentError('quiesce.state', `must be one of ${QUIESCE_STATES.join(', ')}, got ${report.state}`);
+  }
+  if (report.hooks.length > MAX_HOOKS) throw new InvalidArgumentError('quiesce.hooks', `more than ${MAX_HOOKS} hooks`);
+  return {
+    ...report,
+    tokenId: validate.name('quiesce.token_id', report.tokenId),
+    message: validate.text('quiesce.message', report.message),
+    hooks: report.hooks.map((h, i) => ({
+      ...h,
+      name: validate.text(`quiesce.hooks[${i}].name`, h.name, 256),
+      message: validate.text(`quiesce.hooks[${i}].message`, h.message),
+    })),
+  };
+}
+
 export function agentService(
   coordinator: Coordinator,
   registry: AgentRegistry,
   plans: Pick<PlanKeeper, 'declaredChanged'>,
   clock: Clock,
   log: Logger,
+  quiesce: Pick<QuiesceBroker, 'report'>,
 ): v1.AgentServiceHandlers {
   return {
     Session(call) {
@@ -145,6 +167,10 @@ export function agentService(
             // A report can cross the token's end on the wire; one about another VM's token is not this agent's to make.
             if (coordinator.state.lease(report.tokenId!)?.vm === vm) registry.reportBudget(vm, report);
             else log.debug('ignoring a budget report for a token this VM does not hold', { vm, token: report.tokenId });
+          } else if (message.quiesce) {
+            const report = validateQuiesceReport(message.quiesce);
+            // As for budgets: a report about a freeze this VM was not asked for is not its to make.
+            if (!quiesce.report(vm, report)) log.debug('ignoring a quiesce report for a token this VM was not asked to freeze', { vm, token: report.tokenId });
           } else if (message.ack) {
             if (!message.ack.ok) log.warn('agent could not carry out a command', { vm, ...message.ack });
           } else {

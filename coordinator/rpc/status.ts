@@ -8,6 +8,7 @@ import {
   DomainError,
   HostNotFoundError,
   InvalidArgumentError,
+  NotQuiescableError,
   RequestConflictError,
   StaleFencingTokenError,
   StoreUnavailableError,
@@ -23,6 +24,8 @@ const CODES: [new (...args: never[]) => DomainError, status][] = [
   // The holder's lease is gone or was never its own: it must stop, not retry.
   [TokenEndedError, status.FAILED_PRECONDITION],
   [StaleFencingTokenError, status.FAILED_PRECONDITION],
+  // Quiesce/Thaw of a GUEST token: no retry makes it a HYPERVISOR one.
+  [NotQuiescableError, status.FAILED_PRECONDITION],
   [RequestConflictError, status.ALREADY_EXISTS],
   [StoreUnavailableError, status.UNAVAILABLE],
   // Who may call (coordinator/pki): no acceptable certificate; a known caller outside its role; a spent token.

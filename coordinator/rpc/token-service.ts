@@ -1,15 +1,29 @@
 /**
- * TokenService: acquire (a server stream of QUEUED updates, then GRANTED or DENIED), renew and release.
+ * TokenService: acquire (a server stream of QUEUED updates, then GRANTED or DENIED), renew and release;
+ * quiesce and thaw the guest of a HYPERVISOR token (../quiesce-broker.ts).
  */
-import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/log';
 import type { Coordinator } from '../coordinator';
+import { NotQuiescableError } from '../domain/errors';
+import type { Lease } from '../domain/lease';
+import type { QuiesceBroker } from '../quiesce-broker';
 import { toServiceError } from './status';
 import * as validate from './validate';
 import * as wire from './wire';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
-export function tokenService(coordinator: Coordinator, log: Logger): v1.TokenServiceHandlers {
+/**
+ * The lease whose guest Quiesce/Thaw acts on: active, presented with its current fencing number, HYPERVISOR.
+ * @throws TokenNotFoundError, TokenEndedError, StaleFencingTokenError, NotQuiescableError
+ */
+function quiescableLease(coordinator: Coordinator, tokenId: string, fencing: number): Lease {
+  const lease = coordinator.state.holder(tokenId, fencing);
+  if (lease.kind !== 'HYPERVISOR') throw new NotQuiescableError(tokenId, `it is a ${lease.kind} token; only a HYPERVISOR token's guest is quiesced for a snapshot`);
+  if (!lease.vm) throw new NotQuiescableError(tokenId, 'it names no VM');
+  return lease;
+}
+
+export function tokenService(coordinator: Coordinator, quiesce: Pick<QuiesceBroker, 'quiesce' | 'thaw'>, log: Logger): v1.TokenServiceHandlers {
   return {
     Acquire(call) {
       let input;
@@ -95,12 +109,36 @@ export function tokenService(coordinator: Coordinator, log: Logger): v1.TokenSer
         (e) => callback(toServiceError(e, log, 'Release')),
       );
     },
-    // The quiesce protocol's wire is defined; the coordinator's side of it lands next.
-    Quiesce(_call, callback) {
-      callback({ code: grpc.status.UNIMPLEMENTED, details: 'Quiesce is not available in this coordinator yet' });
+
+    Quiesce(call, callback) {
+      let lease;
+      let input;
+      try {
+        input = validate.quiesceRequest(call.request);
+        lease = quiescableLease(coordinator, input.tokenId, input.fencing);
+      } catch (e) {
+        callback(toServiceError(e, log, 'Quiesce'));
+        return;
+      }
+      quiesce.quiesce(lease, input.holdMs, input.timeoutMs).then(
+        (answer) => callback(null, answer),
+        (e) => callback(toServiceError(e, log, 'Quiesce')),
+      );
     },
-    Thaw(_call, callback) {
-      callback({ code: grpc.status.UNIMPLEMENTED, details: 'Thaw is not available in this coordinator yet' });
+
+    Thaw(call, callback) {
+      let lease;
+      try {
+        const ref = validate.tokenRef(call.request);
+        lease = quiescableLease(coordinator, ref.tokenId, ref.fencing);
+      } catch (e) {
+        callback(toServiceError(e, log, 'Thaw'));
+        return;
+      }
+      quiesce.thaw(lease).then(
+        (answer) => callback(null, answer),
+        (e) => callback(toServiceError(e, log, 'Thaw')),
+      );
     },
   };
 }

@@ -3,7 +3,7 @@
  * (the wire name, as in the .proto). Nothing reaches the domain unvalidated.
  */
 import { InvalidArgumentError } from '../domain/errors';
-import { type AcquireInput, MAX_NAME_LENGTH, NAME_PATTERN, type Outcome, type TokenKind } from '../domain/lease';
+import { type AcquireInput, type Consistency, MAX_NAME_LENGTH, NAME_PATTERN, type Outcome, type TokenKind } from '../domain/lease';
 import { LIMITS, type HostPolicy, completePolicy, policyWireName } from '../domain/policy';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
@@ -82,12 +82,32 @@ export function tokenRef(req: { tokenId: string; fencing: number }): { tokenId: 
 
 export function outcome(o: v1.Outcome__Output | null): Outcome {
   if (!o) return { success: false, bytes: 0, durationMs: 0, exitCode: 0, message: 'no outcome given' };
+  const achieved = consistency('outcome.consistency', o.consistency);
   return {
     success: o.success,
     bytes: intIn('outcome.bytes', o.bytes, 0, Number.MAX_SAFE_INTEGER),
     durationMs: intIn('outcome.duration_ms', o.durationMs, 0, 2 ** 32 - 1),
     exitCode: o.exitCode,
     message: text('outcome.message', o.message),
+    ...(achieved ? { consistency: achieved } : {}),
+  };
+}
+
+/** A Consistency on the wire; undefined for CONSISTENCY_UNSPECIFIED (the holder did not say). */
+function consistency(field: string, value: unknown): Consistency | undefined {
+  if (value === 'CRASH' || value === 'APPLICATION') return value;
+  if (value === 'CONSISTENCY_UNSPECIFIED' || value === 0 || value === undefined) return undefined;
+  throw new InvalidArgumentError(field, `must be CRASH or APPLICATION, got ${JSON.stringify(value)}`);
+}
+
+/** A freeze's bound and the wait for the agent's answer: longer than this is no snapshot's quiesce. */
+export const MAX_QUIESCE_MS = 10 * 60_000;
+
+export function quiesceRequest(req: v1.QuiesceRequest__Output): { tokenId: string; fencing: number; holdMs: number; timeoutMs: number } {
+  return {
+    ...tokenRef(req),
+    holdMs: intIn('hold_ms', req.holdMs, 0, MAX_QUIESCE_MS),
+    timeoutMs: intIn('timeout_ms', req.timeoutMs, 0, MAX_QUIESCE_MS),
   };
 }
 

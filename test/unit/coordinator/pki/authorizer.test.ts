@@ -86,6 +86,21 @@ describe('the access rule', () => {
     }
   });
 
+  it('gives Quiesce and Thaw to the host role of the token\'s host (and admin), never to an agent', () => {
+    for (const method of ['Quiesce', 'Thaw']) {
+      const path = `${T}${method}`;
+      const a = authorizeCall(path, agent);
+      assert.ok(!a.allow && /needs the host role; the caller is agent v1@h1/.test(a.reason), method);
+      assert.ok(allowed(authorizeCall(path, host)));
+      assert.ok(allowed(authorizeCall(path, admin)));
+      const m = (who: Identity, tokenId: string) => authorizeMessage(path, who, { tokenId, fencing: 1 }, ctx);
+      assert.ok(allowed(m(host, 'x1')));
+      assert.ok(!m(host, 'x2').allow, 'another host\'s token');
+      assert.ok(!m(host, 'g1').allow, 'a GUEST token');
+      assert.ok(allowed(m(admin, 'x2')));
+    }
+  });
+
   it('lets the admin role do everything', () => {
     assert.ok(allowed(authorizeMessage(`${T}Acquire`, admin, { kind: 'HYPERVISOR', vm: 'any', host: 'h9' }, ctx)));
     assert.ok(allowed(authorizeMessage('/headroom.v1.AgentService/Session', admin, { hello: { vm: 'v5' } }, ctx)));
