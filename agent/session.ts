@@ -20,7 +20,12 @@ const MIN_REPORT_INTERVAL_MS = 1_000;
 export interface CommandResult {
   ok: boolean;
   message: string;
+  /** Freeze and thaw commands: the QuiesceReport, sent before the ack. */
+  quiesce?: v1.QuiesceReport;
 }
+
+/** Unsolicited quiesce reports kept while disconnected, for the next session (a few auto-thaws at most). */
+const MAX_HELD_QUIESCE_REPORTS = 16;
 
 export interface AgentSessionOptions {
   client: AgentClient;
@@ -50,6 +55,8 @@ export class AgentSession {
   private readonly backoff: Backoff;
   private reportIntervalMs = DEFAULT_REPORT_INTERVAL_MS;
   private latest?: v1.SessionSettings__Output;
+  /** Quiesce reports (auto-thaws) that found no session up: sent once the next one is. */
+  private readonly heldQuiesce: v1.QuiesceReport[] = [];
 
   constructor(private readonly options: AgentSessionOptions) {
     this.backoff = new Backoff(options.backoff);
@@ -90,6 +97,18 @@ export class AgentSession {
     this.call?.write({ budget: report });
   }
 
+  /**
+   * Says the guest thawed by itself (or anything else about a freeze no command waits for). Kept while
+   * disconnected and sent once a session is up again: the coordinator may be down for just that reason.
+   */
+  reportQuiesce(report: v1.QuiesceReport): void {
+    if (this.call && this.up) this.call.write({ quiesce: report });
+    else {
+      this.heldQuiesce.push(report);
+      if (this.heldQuiesce.length > MAX_HELD_QUIESCE_REPORTS) this.heldQuiesce.shift();
+    }
+  }
+
   private connect(): void {
     if (!this.running) return;
     const log = this.options.log;
@@ -128,6 +147,7 @@ export class AgentSession {
         this.up = true;
         this.lossLogged = false;
         this.backoff.reset();
+        for (const quiesce of this.heldQuiesce.splice(0)) call.write({ quiesce });
       }
       this.latest = s;
       const interval = s.reportIntervalMs > 0 ? Math.max(MIN_REPORT_INTERVAL_MS, s.reportIntervalMs) : DEFAULT_REPORT_INTERVAL_MS;
@@ -149,7 +169,9 @@ export class AgentSession {
       this.options.log.error('command failed', { commandId: command.commandId, error: err as Error });
       result = { ok: false, message: 'the agent could not carry out the command' };
     }
-    if (this.call === call) call.write({ ack: { commandId: command.commandId, ok: result.ok, message: result.message } });
+    if (this.call !== call) return;
+    if (result.quiesce) call.write({ quiesce: result.quiesce });
+    call.write({ ack: { commandId: command.commandId, ok: result.ok, message: result.message } });
   }
 
   private scheduleReport(call: SessionCall): void {

@@ -25,6 +25,8 @@ export interface QuiesceBrokerDeps {
   agents: CommandSink;
   /** Appends to the history (Coordinator.record). */
   record(event: QuiesceEvent): Promise<void>;
+  /** The active lease with this id: an auto-thaw reported after a coordinator restart is recorded against it. */
+  lease(tokenId: string): Lease | undefined;
   clock: Clock;
   log: Logger;
   thawTimeoutMs?: number;
@@ -133,7 +135,14 @@ export class QuiesceBroker {
    */
   report(vm: string, report: v1.QuiesceReport__Output): boolean {
     const freeze = this.freezes.get(report.tokenId);
-    if (!freeze || freeze.lease.vm !== vm) return false;
+    if (!freeze) {
+      // Frozen under a coordinator that has since restarted: its thaw still belongs in the token's history.
+      const lease = this.deps.lease(report.tokenId);
+      if (report.state !== 'THAWED' || lease?.vm !== vm || lease.kind !== 'HYPERVISOR') return false;
+      void this.thawed({ lease, sentAt: 0 }, report);
+      return true;
+    }
+    if (freeze.lease.vm !== vm) return false;
     const waiter = this.waiters.get(report.tokenId);
     const answers = waiter && (waiter.want === 'freeze' ? report.state !== 'THAWED' : report.state !== 'FROZEN');
     if (waiter && answers) {

@@ -49,7 +49,13 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
   });
   const registry = new AgentRegistry(store, ids, log, store.agents());
   coordinator.onCommitted(registry.onCommitted);
-  const quiesce = new QuiesceBroker({ agents: registry, record: (e) => coordinator.record(e), clock, log });
+  const quiesce = new QuiesceBroker({
+    agents: registry,
+    record: (e) => coordinator.record(e),
+    lease: (tokenId) => coordinator.state.lease(tokenId),
+    clock,
+    log,
+  });
   coordinator.onCommitted(quiesce.onCommitted);
   const plans = new PlanKeeper({ coordinator, registry, hypervisorJobs: options.hypervisorJobs, clock, log });
   plans.start();

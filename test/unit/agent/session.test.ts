@@ -126,6 +126,30 @@ describe('AgentSession', () => {
     assert.deepEqual(again.slice(1), [{ budget: report('t1', true) }]);
   });
 
+  it('sends a freeze or thaw command\'s QuiesceReport before its ack', async () => {
+    const quiesce: v1.QuiesceReport = { tokenId: 't', state: 'FROZEN', holdMs: 2_000, hooks: [{ name: '10-db', ok: true, message: '', durationMs: 3 }] };
+    const { client } = start(() => ({ ok: true, message: 'frozen', quiesce }));
+    const call = client.calls[0];
+    call.command({ commandId: 'f', action: 'freeze', freeze: { tokenId: 't', holdMs: 2_000 } });
+    await clock.tickAsync(0);
+    assert.deepEqual(call.written.slice(1), [{ quiesce }, { ack: { commandId: 'f', ok: true, message: 'frozen' } }]);
+  });
+
+  it('keeps an auto-thaw report made while disconnected, and sends it once the next session is up', async () => {
+    const { client } = start();
+    client.calls[0].settings({});
+    const thawed: v1.QuiesceReport = { tokenId: 't', state: 'THAWED', autoThawed: true, frozenMs: 2_000 };
+    session!.reportQuiesce(thawed);
+    assert.deepEqual(client.calls[0].written.at(-1), { quiesce: thawed }, 'sent at once while up');
+    client.calls[0].fail();
+    session!.reportQuiesce({ ...thawed, tokenId: 'u' });
+    await clock.tickAsync(1_000);
+    const next = client.calls[1];
+    assert.ok(!next.written.some((m) => m.quiesce), 'not before the coordinator answered the hello');
+    next.settings({});
+    assert.deepEqual(next.written.filter((m) => m.quiesce), [{ quiesce: { ...thawed, tokenId: 'u' } }]);
+  });
+
   it('reconnects with exponential backoff, logging the outage once, and says hello again', async () => {
     const { client, logs } = start();
     client.calls[0].settings({});

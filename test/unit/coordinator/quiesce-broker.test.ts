@@ -62,6 +62,7 @@ describe('quiesce broker', () => {
     broker = new QuiesceBroker({
       agents: sessions,
       record: async (e) => void recorded.push(e),
+      lease: (tokenId) => (tokenId === 'restored' ? lease('restored') : undefined),
       clock: { now: () => Date.now() },
       log: createLogger({ level: 'silent' }),
       thawTimeoutMs: 5_000,
@@ -173,6 +174,14 @@ describe('quiesce broker', () => {
     const late = await broker.thaw(lease());
     assert.deepEqual([late.state, late.autoThawed], ['FAILED', true]);
     assert.match(late.message, /its bound has passed/);
+  });
+
+  it('records an auto-thaw reported after a restart against the VM\'s active token, and nothing for another VM\'s', async () => {
+    assert.equal(broker.report('vm-2', report({ tokenId: 'restored', state: 'THAWED', autoThawed: true })), false);
+    assert.equal(broker.report('vm-1', report({ tokenId: 'restored', state: 'FROZEN' })), false);
+    assert.ok(broker.report('vm-1', report({ tokenId: 'restored', state: 'THAWED', autoThawed: true, frozenMs: 2_000 })));
+    await clock.tickAsync(0);
+    assert.deepEqual(recorded.map((e) => [e.type, e.lease.tokenId, (e as { autoThawed: boolean }).autoThawed]), [['thawed', 'restored', true]]);
   });
 
   it('refuses to thaw a token that was never quiesced', async () => {
