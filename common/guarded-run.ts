@@ -79,6 +79,20 @@ export interface RunControl {
   ended(): Promise<void>;
 }
 
+/**
+ * Steps right before the command starts and right after it ended, under its token: `headroomctl
+ * host-backup --quiesce` freezes the guest's applications around the command.
+ */
+export interface RunBracket {
+  /** Before the command starts. A reason: the command does not start and the run fails with it (exit 1). */
+  before(token: v1.Token__Output): Promise<string | undefined>;
+  /**
+   * After the command and its group ended (or did not start after `before` let it). `consistency` goes into
+   * the release outcome; `failure` turns a succeeded run into a failed one (exit 1) with this reason.
+   */
+  after(): Promise<{ consistency?: v1.Consistency; failure?: string }>;
+}
+
 /** The AcquireRequest; request_id is generated (a fresh UUID) when absent. */
 export type GuardedRequest = Omit<v1.AcquireRequest, 'requestId'> & { requestId?: string };
 
@@ -99,6 +113,8 @@ export interface GuardedRunOptions extends AcquireOptions {
   killGraceMs?: number;
   hooks?: GuardedRunHooks;
   control?: RunControl;
+  /** Only for a run under a token. */
+  bracket?: RunBracket;
   /** Starts the command; spawnChild by default, a fake in unit tests. */
   spawn?: typeof spawnChild;
 }
@@ -180,12 +196,17 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
       : undefined;
   const onAbort = () => requestStop({ kind: 'abort', reason: toStopReason(o.signal?.reason) });
 
+  const bracket = token ? o.bracket : undefined;
+  const refusal = bracket && !o.signal?.aborted ? await bracket.before(token!) : undefined;
   const startedAt = o.clock.now();
   let exit: ChildExit;
-  if (o.signal?.aborted) {
-    // Aborted between the grant and the start: do not start at all.
-    onAbort();
-    exit = { code: null, signal: null, exitCode: EXIT_TEMPFAIL };
+  // requestStop may have run while `before` was awaited (a closure: the compiler cannot see it).
+  const stopRequested = (stopCause as StopCause | undefined) !== undefined;
+  if (o.signal?.aborted || refusal !== undefined || stopRequested) {
+    // Aborted (or the lease lost) between the grant and the start, or refused by the bracket: do not start at all.
+    if (o.signal?.aborted) onAbort();
+    renewer?.stop();
+    exit = { code: null, signal: null, exitCode: refusal !== undefined ? 1 : EXIT_TEMPFAIL };
   } else {
     const env = tokenEnv(o.env ?? process.env, token);
     child = (o.spawn ?? spawnChild)(o.argv, { stdio: o.stdio ?? 'inherit', env, cwd: o.cwd, log: o.log, killGraceMs: graceMs });
@@ -206,6 +227,7 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
     await o.control?.ended();
   }
   const durationMs = o.clock.now() - startedAt;
+  const bracketed = bracket ? await bracket.after() : {};
 
   let status: GuardedRunStatus;
   let exitCode = exit.exitCode;
@@ -216,9 +238,17 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
       ? `killed by ${exit.signal}`
       : `exit code ${exit.code}`;
   let release = token !== undefined;
-  if (!stopCause) {
+  if (refusal !== undefined && !stopCause) {
+    status = 'failed';
+    message = `${refusal}; command not started`;
+  } else if (!stopCause) {
     status = exit.exitCode === 0 ? 'succeeded' : 'failed';
     message = exitText;
+    if (status === 'succeeded' && bracketed.failure) {
+      status = 'failed';
+      exitCode = 1;
+      message = `${exitText}, but ${bracketed.failure}`;
+    }
   } else if (stopCause.kind === 'lease-lost') {
     status = 'lease-lost';
     exitCode = EXIT_TEMPFAIL;
@@ -242,6 +272,7 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
       durationMs: Math.min(durationMs, 0xffffffff),
       exitCode,
       message,
+      ...(bracketed.consistency ? { consistency: bracketed.consistency } : {}),
     };
     await releaseToken(o, token, outcome);
   }

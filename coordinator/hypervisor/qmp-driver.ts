@@ -33,6 +33,12 @@ export interface QmpBackupOptions {
   maxIncrementals?: number;
   /** What the guest did for this backup; 'crash' until it is quiesced. */
   consistency?: Consistency;
+  /**
+   * Called right before the `transaction` that starts the block jobs (the snapshot point) and right after
+   * it returned or failed: the guest's quiesce (ctl/guest-quiesce.ts), kept out of this driver. `before`
+   * may throw to stop the backup; `after` answers the consistency recorded, in place of `consistency`.
+   */
+  snapshotPoint?: { before(): Promise<void>; after(): Promise<Consistency> };
   /** Wall clock, Unix ms: names backups and times them. */
   now: () => number;
   /** Limit on each job's copying, bytes per second (QEMU's `speed`); 0 or absent: none. */
@@ -57,6 +63,8 @@ export interface DiskBackupResult {
 export interface QmpBackupResult {
   ok: boolean;
   setId: string;
+  /** What the snapshot achieved (recorded in each manifest). */
+  consistency: Consistency;
   disks: DiskBackupResult[];
   message: string;
 }
@@ -131,6 +139,7 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
   let outcomes: Map<string, JobOutcome> | undefined;
   let transactionAtMs = 0;
   let failure: string | undefined;
+  let consistency: Consistency = o.consistency ?? 'crash';
   // Whether the jobs' fate is known: not when QMP was lost after the transaction was sent.
   let outcomeKnown = true;
   try {
@@ -153,15 +162,21 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
         ...(p.plan.kind === 'full' ? { sync: 'full', 'bitmap-mode': 'on-success' } : { sync: 'incremental' }),
       },
     }));
-    for (const p of prepared) o.store.started(o.vm, p.spec.name, p.id);
-    transactionAtMs = o.now();
-    outcomeKnown = false;
+    await o.snapshotPoint?.before();
     try {
-      await client.execute('transaction', { actions, properties: { 'completion-mode': 'grouped' } });
-    } catch (err) {
-      // Refused by QEMU: no job started.
-      if (err instanceof QmpCommandError) outcomeKnown = true;
-      throw err;
+      for (const p of prepared) o.store.started(o.vm, p.spec.name, p.id);
+      transactionAtMs = o.now();
+      outcomeKnown = false;
+      try {
+        await client.execute('transaction', { actions, properties: { 'completion-mode': 'grouped' } });
+      } catch (err) {
+        // Refused by QEMU: no job started.
+        if (err instanceof QmpCommandError) outcomeKnown = true;
+        throw err;
+      }
+    } finally {
+      // The point in time is fixed once the transaction returned: the guest may run on.
+      if (o.snapshotPoint) consistency = await o.snapshotPoint.after();
     }
     outcomes = await watcher.wait({
       signal: o.signal,
@@ -214,7 +229,7 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
       bytes: outcome.len,
       fileBytes: fs.statSync(target).size,
       virtualSize: p.observed.virtualSize,
-      consistency: o.consistency ?? 'crash',
+      consistency,
       file: p.file,
       sha256: await sha256File(target),
     };
@@ -227,7 +242,7 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
     ? results.map((r) => `${r.disk}: ${r.record!.kind} ${r.record!.id} (${r.record!.bytes} bytes copied)`).join('; ')
     : results.map((r) => `${r.disk}: ${r.error ?? 'completed, but the set is incomplete'}`).join('; ');
   log[ok ? 'info' : 'warn'](ok ? 'backup done' : 'backup failed', { result: message });
-  return { ok, setId, disks: results, message };
+  return { ok, setId, consistency, disks: results, message };
 }
 
 /**

@@ -4,8 +4,13 @@
  * renew → release, the command stopped if the lease is lost. The command's stdio is ours; progress goes
  * to stderr. Exits with the command's code, or 75 when no token could be had (denied, lease lost,
  * coordinator unreachable until the window closed). The command is held to a budget, throttled and paused
- * by the host's load as a guest backup is by its VM's (../host-budget.ts).
+ * by the host's load as a guest backup is by its VM's (../host-budget.ts). With --quiesce the guest's
+ * applications are frozen around the snapshot point (../guest-quiesce.ts): around the command, or, with
+ * --driver qmp, by qmp-backup around its QMP transaction, which reports back the consistency achieved.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { detectEnforcement } from '../../../common/budget/detect';
 import { DEFAULT_KILL_GRACE_MS } from '../../../common/child-process';
 import { systemClock } from '../../../common/clock';
@@ -13,9 +18,11 @@ import { formatDuration, parseDuration } from '../../../common/duration';
 import {
   type GuardedRunHooks,
   type GuardedRunResult,
+  type RunBracket,
   type StopReason,
   runGuarded,
 } from '../../../common/guarded-run';
+import type { TokenClient } from '../../../common/connection';
 import type { Queued__Output, Token__Output } from '../../../proto/generated/headroom/v1';
 import { LIMITS } from '../../domain/policy';
 import { parseByteRate, parseInt32, parsePositiveInt, parseString } from '../args';
@@ -23,8 +30,9 @@ import type { Command } from '../command';
 import { type Context, note } from '../context';
 import { UsageError, statusName } from '../errors';
 import { HostBudget } from '../host-budget';
+import { GuestQuiesce, QUIESCE_HELP, QUIESCE_OPTIONS, type QuiesceMode, wireConsistency } from '../guest-quiesce';
 import { formatClock, formatClockRelative, formatCommand, formatSpan } from '../human';
-import { QMP_BACKUP_OPTIONS, qmpBackupArgv } from './qmp-backup';
+import { CONSISTENCY_FILE_ENV, QMP_BACKUP_OPTIONS, qmpBackupArgv } from './qmp-backup';
 import { watchRevocation } from './revoke-watch';
 
 /** The job name recorded with the token when --job is not given. */
@@ -63,7 +71,7 @@ export const hostBackupCommand: Command = {
   summary: 'run a hypervisor-level backup command under a HYPERVISOR token',
   synopsis:
     '--host H --vm V [--job NAME] [--window DURATION] [--expected-duration DURATION] [--priority N] [--ttl DURATION] [--kill-grace DURATION] ' +
-    '[--cpu-limit PERCENT] [--io-limit RATE] ' +
+    '[--cpu-limit PERCENT] [--io-limit RATE] [--quiesce require|try|off] [--quiesce-hold DURATION] ' +
     '{-- COMMAND [ARG...] | --driver qmp --qmp-socket PATH --target DIR [--disk LIST] [--full] [--max-incrementals N] [--speed RATE]}',
   description: [
     'Waits for a HYPERVISOR token on the host (no guest backup may hold one meanwhile), runs COMMAND with',
@@ -88,8 +96,12 @@ export const hostBackupCommand: Command = {
     'With --driver qmp there is no COMMAND: the backup is `headroomctl qmp-backup` with the qmp options below',
     '(full or incremental QEMU backups into --target over the QMP socket; see qmp-backup --help).',
     '',
+    ...QUIESCE_HELP,
+    '',
     'Exit status: the command\'s own; 75 when no token was granted (denied, or not granted within --window,',
-    'e.g. because the coordinator was unreachable) or the token was revoked or lost; 64 usage error.',
+    'e.g. because the coordinator was unreachable) or the token was revoked or lost; 1 when --quiesce require',
+    'could not quiesce the guest (the command did not run) or the guest thawed before the snapshot point;',
+    '64 usage error.',
   ].join('\n'),
   options: [
     { name: 'host', value: 'H', help: 'the host the VM runs on (required)', parse: parseString },
@@ -109,6 +121,7 @@ export const hostBackupCommand: Command = {
     { name: 'io-limit', value: 'RATE', help: "storage I/O budget at most this, reads and writes each (10MiB; default: the token's)", parse: parseIoLimit },
     { name: 'driver', value: 'NAME', help: 'command (default: run COMMAND) or qmp (back up a QEMU over QMP)', parse: parseDriver },
     ...QMP_BACKUP_OPTIONS,
+    ...QUIESCE_OPTIONS,
   ],
   rest: true,
   async run(ctx, args) {
@@ -119,7 +132,7 @@ export const hostBackupCommand: Command = {
       if (argv.length) throw new UsageError('--driver qmp runs the backup itself: give no command after "--"');
       args.require<string>('qmp-socket');
       args.require<string>('target');
-      argv = qmpBackupArgv(vm, args);
+      argv = qmpBackupArgv(vm, args, ctx.coordinator);
     } else {
       const stray = QMP_BACKUP_OPTIONS.find((o) => args.has(o.name));
       if (stray) throw new UsageError(`--${stray.name} needs --driver qmp`);
@@ -157,6 +170,14 @@ export const hostBackupCommand: Command = {
     });
     let stopWatching = () => {};
     const hooks = reporter.hooks(argv);
+    const qmp = args.get<string>('driver') === 'qmp';
+    const quiesce = args.get<QuiesceMode>('quiesce') ?? 'off';
+    const consistencyDir = qmp ? fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-consistency-')) : undefined;
+    const bracket = consistencyDir
+      ? consistencyFromChild(path.join(consistencyDir, 'consistency'))
+      : quiesce === 'off'
+        ? undefined
+        : quiesceAround(ctx.clients().token, quiesce, args.get<number>('quiesce-hold') ?? 0, reporter);
     try {
       const result = await runGuarded({
         client: ctx.clients().token,
@@ -172,6 +193,8 @@ export const hostBackupCommand: Command = {
           ttlMs: args.get<number>('ttl') ?? 0,
         },
         argv,
+        env: consistencyDir ? { ...process.env, [CONSISTENCY_FILE_ENV]: path.join(consistencyDir, 'consistency') } : undefined,
+        bracket,
         stdio: 'inherit',
         log: ctx.log,
         clock,
@@ -194,9 +217,43 @@ export const hostBackupCommand: Command = {
     } finally {
       stopWatching();
       removeInterrupt();
+      if (consistencyDir) fs.rmSync(consistencyDir, { recursive: true, force: true });
     }
   },
 };
+
+/** --quiesce around a COMMAND: the guest is frozen for the whole command, the snapshot taken somewhere in it. */
+function quiesceAround(client: TokenClient, mode: QuiesceMode, holdMs: number, reporter: ProgressReporter): RunBracket {
+  let guest: GuestQuiesce | undefined;
+  return {
+    before: (token) => {
+      guest = new GuestQuiesce({ client, token, mode, holdMs, say: (event, data, text) => reporter.emit(event, data, text) });
+      return guest.freeze();
+    },
+    after: async () => {
+      const consistency = await guest!.thaw();
+      reporter.emit('consistency', { consistency }, `consistency: ${consistency}`);
+      const failure = mode === 'require' && consistency !== 'application' ? 'the snapshot is only crash-consistent (--quiesce require)' : undefined;
+      return { consistency: wireConsistency(consistency), failure };
+    },
+  };
+}
+
+/** --driver qmp: qmp-backup quiesces itself and writes the consistency it achieved to `file`. */
+function consistencyFromChild(file: string): RunBracket {
+  return {
+    before: async () => undefined,
+    after: async () => {
+      let said = '';
+      try {
+        said = fs.readFileSync(file, 'utf8').trim();
+      } catch {
+        // It did not get as far as a snapshot: nothing to say.
+      }
+      return said === 'application' || said === 'crash' ? { consistency: wireConsistency(said) } : {};
+    },
+  };
+}
 
 export interface ProgressSubject {
   host: string;

@@ -2,9 +2,13 @@
  * `headroomctl qmp-backup`: one backup of a running QEMU's disks over QMP into a backup directory (the
  * `qmp` driver, hypervisor/qmp-driver.ts), without a token. `host-backup --driver qmp` runs it under a
  * HYPERVISOR token as its command; SIGTERM (lease lost) or Ctrl-C cancels the block jobs, and the dirty
- * bitmaps keep their bits for the next attempt.
+ * bitmaps keep their bits for the next attempt. With --quiesce it freezes the guest's applications around
+ * the snapshot point itself, under the token host-backup gave it in its environment (common/token-env.ts),
+ * and tells host-backup the consistency achieved through the file CONSISTENCY_FILE_ENV names.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { TOKEN_ENV } from '../../../common/token-env';
 import { CatalogError } from '../../catalog/chain-rules';
 import { ManifestStore } from '../../catalog/manifest-store';
 import { QemuImgError } from '../../hypervisor/qemu-img';
@@ -13,7 +17,8 @@ import { type DiskSpec, discoverDisks } from '../../hypervisor/block-nodes';
 import { backupVm } from '../../hypervisor/qmp-driver';
 import { type OptionSpec, type ParsedArgs, parseByteRate, parseString, parseUint32 } from '../args';
 import type { Command } from '../command';
-import { note, print, printJson } from '../context';
+import { type Context, note, print, printJson } from '../context';
+import { GuestQuiesce, QUIESCE_HELP, QUIESCE_OPTIONS, type QuiesceMode } from '../guest-quiesce';
 import { EXIT_FAILURE, EXIT_TEMPFAIL, UsageError } from '../errors';
 import { formatBytes, formatSpan } from '../human';
 
@@ -36,10 +41,17 @@ export const QMP_BACKUP_OPTIONS: OptionSpec[] = [
   { name: 'speed', value: 'RATE', help: 'limit each disk\'s copying, bytes/s such as 50M (default: none)', parse: parseByteRate },
 ];
 
+/** Where host-backup --driver qmp wants to be told the consistency achieved ("crash" or "application"). */
+export const CONSISTENCY_FILE_ENV = 'HEADROOM_CONSISTENCY_FILE';
+
+/** The connection options the child needs to call Quiesce/Thaw as host-backup does. */
+const CONNECTION_OPTIONS = ['tls-ca', 'tls-cert', 'tls-key', 'pki-dir'];
+
 /** The command line host-backup --driver qmp runs: this command, in a fresh headroomctl process. */
-export function qmpBackupArgv(vm: string, args: ParsedArgs): string[] {
-  const argv = [process.execPath, path.join(__dirname, '..', 'main.js'), 'qmp-backup', '--vm', vm];
-  for (const o of QMP_BACKUP_OPTIONS) {
+export function qmpBackupArgv(vm: string, args: ParsedArgs, coordinator: string): string[] {
+  const argv = [process.execPath, path.join(__dirname, '..', 'main.js'), 'qmp-backup', '--vm', vm, '--coordinator', coordinator];
+  for (const name of CONNECTION_OPTIONS) if (args.has(name)) argv.push(`--${name}`, String(args.get(name)));
+  for (const o of [...QMP_BACKUP_OPTIONS, ...QUIESCE_OPTIONS]) {
     if (!args.has(o.name)) continue;
     if (!o.parse) argv.push(`--${o.name}`);
     else if (o.name === 'disk') argv.push('--disk', args.get<DiskSpec[]>('disk')!.map((d) => `${d.name}=${d.node}`).join(','));
@@ -51,16 +63,21 @@ export function qmpBackupArgv(vm: string, args: ParsedArgs): string[] {
 export const qmpBackupCommand: Command = {
   name: 'qmp-backup',
   summary: "back up a running QEMU's disks over QMP, full or incremental (no token; see host-backup --driver qmp)",
-  synopsis: '--qmp-socket PATH --vm V --target DIR [--disk LIST] [--full] [--max-incrementals N] [--speed RATE]',
+  synopsis: '--qmp-socket PATH --vm V --target DIR [--disk LIST] [--full] [--max-incrementals N] [--speed RATE] [--quiesce MODE] [--quiesce-hold DURATION]',
   description: [
     'Each disk gets a persistent dirty bitmap; the first backup is full, later ones copy only what changed,',
     'all disks in one QMP transaction (one point in time). The next backup is full, and says why, when the',
     'bitmap is missing or inconsistent (QEMU stopped uncleanly), the disk was resized, or a file of the',
     "chain is gone. Backups are qcow2 files with a JSON manifest each in DIR/VM/DISK; restore with",
     "'headroomctl restore' or qemu-img alone. Ctrl-C or SIGTERM cancels the jobs; the next run copies the",
-    'same data again. Exit status: 0 done, 1 failed, 75 cancelled.',
+    'same data again.',
+    '',
+    ...QUIESCE_HELP,
+    'qmp-backup quiesces only under a token: run by host-backup --driver qmp, which passes it in the environment.',
+    '',
+    'Exit status: 0 done, 1 failed (also: --quiesce require and the guest was not quiesced), 75 cancelled.',
   ].join('\n'),
-  options: [{ name: 'vm', value: 'V', help: 'the VM, as the catalog names it (required)', parse: parseString }, ...QMP_BACKUP_OPTIONS],
+  options: [{ name: 'vm', value: 'V', help: 'the VM, as the catalog names it (required)', parse: parseString }, ...QMP_BACKUP_OPTIONS, ...QUIESCE_OPTIONS],
   async run(ctx, args) {
     const vm = args.require<string>('vm');
     const socket = args.require<string>('qmp-socket');
@@ -70,6 +87,7 @@ export const qmpBackupCommand: Command = {
       note(ctx, `${signal}: cancelling the backup jobs`);
       abort.abort();
     });
+    const quiesce = guestQuiesce(ctx, args.get<QuiesceMode>('quiesce') ?? 'off', args.get<number>('quiesce-hold') ?? 0);
     let client: QmpClient | undefined;
     try {
       const store = ManifestStore.open(target, { create: true });
@@ -84,6 +102,13 @@ export const qmpBackupCommand: Command = {
         forceFull: args.flag('full'),
         maxIncrementals: args.get<number>('max-incrementals'),
         speed: args.get<number>('speed'),
+        snapshotPoint: quiesce && {
+          before: async () => {
+            const refusal = await quiesce.freeze();
+            if (refusal) throw new Error(refusal);
+          },
+          after: () => quiesce.thaw(),
+        },
         now: ctx.now,
         signal: abort.signal,
         log: ctx.log,
@@ -101,9 +126,16 @@ export const qmpBackupCommand: Command = {
           else print(ctx, `${d.disk}  failed: ${d.error}`);
         }
       }
-      if (result.ok) return 0;
-      return abort.signal.aborted ? EXIT_TEMPFAIL : EXIT_FAILURE;
+      tellConsistency(result.consistency);
+      if (!result.ok) return abort.signal.aborted ? EXIT_TEMPFAIL : EXIT_FAILURE;
+      note(ctx, `consistency: ${result.consistency}`);
+      if (args.get<QuiesceMode>('quiesce') === 'require' && result.consistency !== 'application') {
+        note(ctx, 'backup failed: --quiesce require, but the snapshot is only crash-consistent (kept in the catalog as such)');
+        return EXIT_FAILURE;
+      }
+      return 0;
     } catch (err) {
+      tellConsistency('crash');
       if (err instanceof CatalogError || err instanceof QemuImgError || err instanceof QmpCommandError || err instanceof QmpConnectionError) {
         note(ctx, `backup failed: ${err.message}`);
         return EXIT_FAILURE;
@@ -115,3 +147,20 @@ export const qmpBackupCommand: Command = {
     }
   },
 };
+
+/** The quiesce of this run, under the token in our environment; undefined for --quiesce off. */
+function guestQuiesce(ctx: Context, mode: QuiesceMode, holdMs: number): GuestQuiesce | undefined {
+  if (mode === 'off') return undefined;
+  const tokenId = process.env[TOKEN_ENV.tokenId];
+  const fencing = Number(process.env[TOKEN_ENV.fencing]);
+  if (!tokenId || !Number.isSafeInteger(fencing) || fencing < 1) {
+    throw new UsageError(`--quiesce ${mode} needs the HYPERVISOR token the backup runs under: use host-backup --driver qmp`);
+  }
+  return new GuestQuiesce({ client: ctx.clients().token, token: { tokenId, fencing }, mode, holdMs, say: (_event, _data, text) => note(ctx, text) });
+}
+
+/** Tells host-backup (when it asked) the consistency for the release outcome. */
+function tellConsistency(consistency: 'crash' | 'application'): void {
+  const file = process.env[CONSISTENCY_FILE_ENV];
+  if (file) fs.writeFileSync(file, consistency);
+}
