@@ -46,3 +46,11 @@ export interface Quiescer {
 
 /** Called when the agent thawed by itself: the session reports it to the coordinator. */
 export type AutoThawListener = (tokenId: string, result: ThawResult) => void;
+
+/** thaw() of a token that was never frozen here (nor recently thawed): the caller has the wrong token. */
+export class UnknownFreezeError extends Error {
+  constructor(readonly tokenId: string) {
+    super(`no freeze is held or was recently thawed for token ${tokenId}`);
+    this.name = 'UnknownFreezeError';
+  }
+}
