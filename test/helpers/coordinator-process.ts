@@ -15,6 +15,8 @@ export const CTL_MAIN = path.join(DIST, 'coordinator', 'ctl', 'main.js');
 export interface CoordinatorOptions {
   dbPath?: string;
   host?: string;
+  /** Where to listen; default 127.0.0.1:0 (a free port). A restart that agents must find again gives the old address. */
+  listen?: string;
   /** Extra command-line arguments, e.g. ['--lease-ttl', '2s']. */
   args?: string[];
   env?: NodeJS.ProcessEnv;
@@ -59,7 +61,7 @@ export async function startCoordinator(options: CoordinatorOptions = {}): Promis
   if (!extra.includes('--pki-dir') && !extra.includes('--tls-cert')) extra.push('--plaintext');
   const args = [
     options.main ?? COORDINATOR_MAIN,
-    '--listen', '127.0.0.1:0',
+    '--listen', options.listen ?? '127.0.0.1:0',
     '--db', dbPath,
     '--host', options.host ?? 'host-a',
     ...extra,
