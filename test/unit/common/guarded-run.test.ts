@@ -324,4 +324,37 @@ describe('runGuarded', () => {
     assert.equal(client.releases.length, 1);
     assert.equal(result.durationMs, undefined);
   });
+
+  it('runs the bracket around the command: its consistency goes into the release, its failure fails a succeeded run', async () => {
+    const steps: string[] = [];
+    const done = start({
+      bracket: {
+        before: async (t) => void steps.push(`before ${t.tokenId}`),
+        after: async () => {
+          steps.push('after');
+          return { consistency: 'CRASH', failure: 'the snapshot is only crash-consistent' };
+        },
+      },
+    });
+    await settle();
+    assert.deepEqual(steps, ['before tok-1']);
+    spawner.children[0].exit(0);
+    const result = await done;
+    assert.deepEqual(steps, ['before tok-1', 'after']);
+    assert.deepEqual([result.status, result.exitCode], ['failed', 1]);
+    assert.match(result.message, /exit code 0, but the snapshot is only crash-consistent/);
+    const outcome = client.releases[0].request.outcome!;
+    assert.deepEqual([outcome.success, outcome.consistency], [false, 'CRASH']);
+  });
+
+  it('does not start the command when the bracket refuses, exits 1 and releases with the reason', async () => {
+    const result = await start({
+      bracket: { before: async () => 'guest not quiesced', after: async () => ({ consistency: 'CRASH' }) },
+    });
+    assert.equal(spawner.children.length, 0);
+    assert.deepEqual([result.status, result.exitCode], ['failed', 1]);
+    const outcome = client.releases[0].request.outcome!;
+    assert.equal(outcome.success, false);
+    assert.equal(outcome.message, "guest not quiesced; command not started");
+  });
 });
