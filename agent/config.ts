@@ -45,6 +45,61 @@ export interface BudgetSettings {
   cgroupParent: string;
 }
 
+/** PostgreSQL flush-and-hold (agent/quiesce/postgresql-hook.ts); connection as libpq takes it. */
+export interface PostgresqlQuiesce {
+  /** The psql client; default `psql` from PATH. */
+  psql: string;
+  /** A socket directory (starts with /) or a host name; empty: libpq's default. */
+  host: string;
+  port?: number;
+  user: string;
+  database: string;
+  /** A file holding the password alone, handed to psql in its environment (PGPASSWORD), never on its command line. */
+  passwordFile?: string;
+  /** Run psql as this OS user (peer authentication, as Debian's postgres role expects); empty: as the agent. */
+  osUser: string;
+  /** Where each freeze's backup_label (and tablespace_map) is kept, named by token. */
+  labelDir: string;
+}
+
+/** MySQL/MariaDB flush-and-hold (agent/quiesce/mysql-hook.ts). */
+export interface MysqlQuiesce {
+  /** The client; default `mariadb`, else `mysql`, whichever is in PATH. */
+  client: string;
+  socket: string;
+  host: string;
+  port?: number;
+  user: string;
+  /** A file holding the password alone, handed to the client in its environment (MYSQL_PWD). */
+  passwordFile?: string;
+  /** A client option file (`[client] password=...`), read first (--defaults-extra-file). */
+  defaultsFile?: string;
+}
+
+/** How the guest's applications are frozen for a hypervisor snapshot (agent/quiesce/). */
+export interface QuiesceSettings {
+  /** Executables run with `freeze`/`thaw`, as qemu-ga's fsfreeze-hook.d; default /etc/headroom/quiesce.d. */
+  hooksDir: string;
+  /** The hold when the coordinator asks for none, ms; default 10000. */
+  defaultHoldMs: number;
+  /** No freeze is held longer, whatever the coordinator asks, ms; default 60000. */
+  maxHoldMs: number;
+  /** Each hook's freeze, and its thaw, gets at most this long, ms; default 10000. */
+  hookTimeoutMs: number;
+  /** Mount points frozen with fsfreeze, in this order (thawed in reverse). */
+  fsfreeze: string[];
+  postgresql?: PostgresqlQuiesce;
+  mysql?: MysqlQuiesce;
+}
+
+export const DEFAULT_QUIESCE: QuiesceSettings = {
+  hooksDir: '/etc/headroom/quiesce.d',
+  defaultHoldMs: 10_000,
+  maxHoldMs: 60_000,
+  hookTimeoutMs: 10_000,
+  fsfreeze: [],
+};
+
 export interface AgentConfig {
   /** The file it was read from, for messages. */
   file: string;
@@ -60,10 +115,14 @@ export interface AgentConfig {
   /** Between SIGTERM and SIGKILL when a job is stopped, ms; default 10000. */
   killGraceMs: number;
   budget: BudgetSettings;
+  quiesce: QuiesceSettings;
   jobs: JobConfig[];
 }
 
-const TOP_KEYS = ['coordinator', 'tls', 'vm', 'host', 'onUnreachable', 'killGraceMs', 'killGrace', 'budget', 'jobs'];
+const TOP_KEYS = ['coordinator', 'tls', 'vm', 'host', 'onUnreachable', 'killGraceMs', 'killGrace', 'budget', 'quiesce', 'jobs'];
+const QUIESCE_KEYS = ['hooksDir', 'defaultHold', 'maxHold', 'hookTimeout', 'fsfreeze', 'postgresql', 'mysql'];
+const POSTGRESQL_KEYS = ['psql', 'host', 'port', 'user', 'database', 'passwordFile', 'osUser', 'labelDir'];
+const MYSQL_KEYS = ['client', 'socket', 'host', 'port', 'user', 'passwordFile', 'defaultsFile'];
 const BUDGET_KEYS = ['enforcement', 'cgroupParent'];
 const TLS_KEYS = ['caFile', 'certFile', 'keyFile'];
 const JOB_KEYS = ['name', 'schedule', 'window', 'expectedDuration', 'command', 'priority', 'cost'];
@@ -182,6 +241,93 @@ function compileBudget(raw: unknown, p: Problems): BudgetSettings {
   return settings;
 }
 
+/** An absolute path, or undefined (with a problem) when the key holds anything else. */
+function absolutePath(obj: Obj, key: string, path: string, p: Problems): string | undefined {
+  const v = p.string(obj, key, path, false);
+  if (v === undefined) return undefined;
+  if (!v.startsWith('/')) {
+    p.add(path, `expected an absolute path, got ${show(v)}`);
+    return undefined;
+  }
+  return v;
+}
+
+/** A mapping under `path`, or undefined (with a problem when it is something else); unknown keys reported. */
+function section(raw: unknown, path: string, keys: string[], p: Problems): Obj | undefined {
+  if (raw === undefined || raw === null) return undefined;
+  if (!isObj(raw)) {
+    p.add(path, `expected a mapping with ${keys.join(', ')}, got ${show(raw)}`);
+    return undefined;
+  }
+  p.unknownKeys(raw, keys, path);
+  return raw;
+}
+
+const port = (obj: Obj, path: string, p: Problems) => p.number(obj, 'port', path, { min: 1, max: 65_535, integer: true });
+
+function compilePostgresql(raw: unknown, p: Problems): PostgresqlQuiesce | undefined {
+  const s = section(raw, 'quiesce.postgresql', POSTGRESQL_KEYS, p);
+  if (!s) return undefined;
+  const at = (key: string) => `quiesce.postgresql.${key}`;
+  return {
+    psql: p.string(s, 'psql', at('psql'), false) || 'psql',
+    host: p.string(s, 'host', at('host'), false) ?? '',
+    port: port(s, at('port'), p),
+    user: p.string(s, 'user', at('user'), false) || 'postgres',
+    database: p.string(s, 'database', at('database'), false) || 'postgres',
+    passwordFile: absolutePath(s, 'passwordFile', at('passwordFile'), p),
+    osUser: p.string(s, 'osUser', at('osUser'), false) ?? '',
+    labelDir: absolutePath(s, 'labelDir', at('labelDir'), p) ?? '/var/lib/headroom/backup-labels',
+  };
+}
+
+function compileMysql(raw: unknown, p: Problems): MysqlQuiesce | undefined {
+  const s = section(raw, 'quiesce.mysql', MYSQL_KEYS, p);
+  if (!s) return undefined;
+  const at = (key: string) => `quiesce.mysql.${key}`;
+  return {
+    client: p.string(s, 'client', at('client'), false) ?? '',
+    socket: absolutePath(s, 'socket', at('socket'), p) ?? '',
+    host: p.string(s, 'host', at('host'), false) ?? '',
+    port: port(s, at('port'), p),
+    user: p.string(s, 'user', at('user'), false) ?? '',
+    passwordFile: absolutePath(s, 'passwordFile', at('passwordFile'), p),
+    defaultsFile: absolutePath(s, 'defaultsFile', at('defaultsFile'), p),
+  };
+}
+
+function compileQuiesce(raw: unknown, p: Problems): QuiesceSettings {
+  const s = section(raw, 'quiesce', QUIESCE_KEYS, p);
+  if (!s) return { ...DEFAULT_QUIESCE };
+  const settings: QuiesceSettings = {
+    hooksDir: absolutePath(s, 'hooksDir', 'quiesce.hooksDir', p) ?? DEFAULT_QUIESCE.hooksDir,
+    defaultHoldMs: p.duration(s, 'defaultHold', 'quiesce.defaultHold', false, 100) ?? DEFAULT_QUIESCE.defaultHoldMs,
+    maxHoldMs: p.duration(s, 'maxHold', 'quiesce.maxHold', false, 100) ?? DEFAULT_QUIESCE.maxHoldMs,
+    hookTimeoutMs: p.duration(s, 'hookTimeout', 'quiesce.hookTimeout', false, 100) ?? DEFAULT_QUIESCE.hookTimeoutMs,
+    fsfreeze: [],
+    postgresql: compilePostgresql(s.postgresql, p),
+    mysql: compileMysql(s.mysql, p),
+  };
+  if (s.defaultHold !== undefined && settings.defaultHoldMs > settings.maxHoldMs) {
+    p.add('quiesce.defaultHold', `expected at most maxHold (${settings.maxHoldMs} ms), got ${show(s.defaultHold)}`);
+  }
+  if (s.fsfreeze !== undefined && s.fsfreeze !== null) {
+    if (!Array.isArray(s.fsfreeze)) p.add('quiesce.fsfreeze', `expected a list of mount points, got ${show(s.fsfreeze)}`);
+    else {
+      s.fsfreeze.forEach((mount, i) => {
+        const at = `quiesce.fsfreeze[${i}]`;
+        if (typeof mount !== 'string' || !mount.startsWith('/')) p.add(at, `expected the absolute path of a mount point, got ${show(mount)}`);
+        // The agent logs to stderr, a pipe that Node writes synchronously: with / frozen, journald (or
+        // whatever reads it) stalls, the write blocks the event loop and with it the auto-thaw.
+        else if (mount.replace(/\/+$/, '') === '') p.add(at, 'the root filesystem cannot be frozen by the agent (its own log writes would hang it): leave it to the hypervisor snapshot');
+        else if (settings.fsfreeze.includes(mount)) p.add(at, `duplicate mount point ${show(mount)}`);
+        else settings.fsfreeze.push(mount);
+      });
+    }
+  }
+  return settings;
+}
+
 function compileJob(raw: unknown, path: string, p: Problems): JobConfig | undefined {
   if (!isObj(raw)) {
     p.add(path, `expected a mapping with ${JOB_KEYS.join(', ')}, got ${show(raw)}`);
@@ -259,6 +405,7 @@ export function compileAgentConfig(raw: unknown, file: string): AgentConfig {
   else if (raw.killGrace !== undefined) killGraceMs = p.duration(raw, 'killGrace', 'killGrace', false) ?? killGraceMs;
 
   const budget = compileBudget(raw.budget, p);
+  const quiesce = compileQuiesce(raw.quiesce, p);
 
   const jobs: JobConfig[] = [];
   if (raw.jobs !== undefined && raw.jobs !== null) {
@@ -277,7 +424,7 @@ export function compileAgentConfig(raw: unknown, file: string): AgentConfig {
     }
   }
   if (p.list.length > 0) throw new ConfigError(file, p.list);
-  return { file, coordinator, tls, vm, host, onUnreachable, killGraceMs, budget, jobs };
+  return { file, coordinator, tls, vm, host, onUnreachable, killGraceMs, budget, quiesce, jobs };
 }
 
 /** Parses YAML text; throws a ConfigError naming the file, line and column of every syntax error. */

@@ -119,7 +119,7 @@ export class HookQuiescer implements Quiescer {
     f.timer = setTimeout(() => this.boundPassed(f), f.holdMs);
     const outcomes: HookOutcome[] = [];
     for (const hook of hooks) {
-      const { outcome, value } = await this.step(hook.name, (signal) => hook.freeze(signal), f.abort.signal, (late) => this.thawLate(hook.name, late));
+      const { outcome, value } = await this.step(hook.name, (signal) => hook.freeze(signal, { tokenId: f.tokenId }), f.abort.signal, (late) => this.thawLate(hook.name, late));
       outcomes.push(outcome);
       if (!value) return this.giveUp(f, outcomes, `${hook.name} could not freeze: ${outcome.message}`);
       f.frozen.push({ name: hook.name, handle: value });

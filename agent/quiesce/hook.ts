@@ -11,7 +11,12 @@ export interface QuiesceHook {
    * Flushes and holds. Rejects with an Error whose message says why when it cannot; must stop what it
    * started (kill its process) once `signal` aborts (the hook's timeout or the freeze's bound).
    */
-  freeze(signal: AbortSignal): Promise<FrozenHook>;
+  freeze(signal: AbortSignal, context: FreezeContext): Promise<FrozenHook>;
+}
+
+export interface FreezeContext {
+  /** The HYPERVISOR token the freeze is for: labels what a hook keeps (a backup label) and logs. */
+  tokenId: string;
 }
 
 export interface FrozenHook {

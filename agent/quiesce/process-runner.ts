@@ -5,6 +5,7 @@
  * aborts the signal.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import { checkExecutable } from '../../common/find-executable';
 
 /** How much of a command's output a report keeps: its last characters, where the error usually is. */
@@ -40,6 +41,19 @@ export interface ProcessRunner {
   run(argv: readonly string[], options: RunOptions): Promise<RunResult>;
   /** Throws when the command cannot be started. */
   open(argv: readonly string[], options: { env?: NodeJS.ProcessEnv }): ClientSession;
+}
+
+/** A database client's environment: ours, `extra`, and the password read from `passwordFile` in `variable` (never on a command line). */
+export function clientEnv(passwordFile: string | undefined, variable: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  if (passwordFile) {
+    try {
+      env[variable] = fs.readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new Error(`cannot read the password file ${passwordFile} (${(err as NodeJS.ErrnoException).code ?? err})`);
+    }
+  }
+  return env;
 }
 
 /** Keeps the last OUTPUT_LIMIT characters of what it is given. */

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { compileAgentConfig, loadAgentConfig, parseAgentConfigText } from '../../../agent/config';
 import { ConfigError } from '../../../agent/errors';
+import { DURATION_SYNTAX } from '../../../common/duration';
 
 function problems(fn: () => unknown): string[] {
   try {
@@ -143,5 +144,85 @@ describe('agent configuration', () => {
     const example = path.resolve(__dirname, '..', '..', '..', '..', 'examples', 'agent.yaml');
     const c = loadAgentConfig(example);
     assert.ok(c.jobs.length >= 1);
+  });
+
+  describe('quiesce section', () => {
+    it('defaults to the hooks directory alone, a 10 s hold capped at 60 s', () => {
+      assert.deepEqual(compileAgentConfig({}, 'agent.yaml').quiesce, {
+        hooksDir: '/etc/headroom/quiesce.d',
+        defaultHoldMs: 10_000,
+        maxHoldMs: 60_000,
+        hookTimeoutMs: 10_000,
+        fsfreeze: [],
+      });
+    });
+
+    it('reads the hooks, their bounds and the database connections with their defaults', () => {
+      const c = compileAgentConfig(
+        {
+          quiesce: {
+            hooksDir: '/etc/qemu/fsfreeze-hook.d',
+            defaultHold: '5s',
+            maxHold: '30s',
+            hookTimeout: '4s',
+            fsfreeze: ['/srv/db', '/srv/files'],
+            postgresql: { host: '/run/postgresql', port: 5433, passwordFile: '/etc/headroom/pg.pass', osUser: 'postgres' },
+            mysql: { socket: '/run/mysqld/mysqld.sock', user: 'backup', defaultsFile: '/etc/mysql/debian.cnf' },
+          },
+        },
+        'agent.yaml',
+      );
+      assert.deepEqual(c.quiesce, {
+        hooksDir: '/etc/qemu/fsfreeze-hook.d',
+        defaultHoldMs: 5_000,
+        maxHoldMs: 30_000,
+        hookTimeoutMs: 4_000,
+        fsfreeze: ['/srv/db', '/srv/files'],
+        postgresql: {
+          psql: 'psql',
+          host: '/run/postgresql',
+          port: 5433,
+          user: 'postgres',
+          database: 'postgres',
+          passwordFile: '/etc/headroom/pg.pass',
+          osUser: 'postgres',
+          labelDir: '/var/lib/headroom/backup-labels',
+        },
+        mysql: { client: '', socket: '/run/mysqld/mysqld.sock', host: '', port: undefined, user: 'backup', passwordFile: undefined, defaultsFile: '/etc/mysql/debian.cnf' },
+      });
+    });
+
+    it('refuses bad settings, naming file and key', () => {
+      const list = problems(() =>
+        compileAgentConfig(
+          {
+            quiesce: {
+              hooksDir: 'relative/dir',
+              defaultHold: '2m',
+              maxHold: '1m',
+              hookTimeout: 'soon',
+              fsfreeze: ['/srv', 'srv2', '/srv', '/'],
+              postgresql: { port: 70_000, passwordFile: 'pg.pass', sslmode: 'require' },
+              mysql: 'root@localhost',
+              freezeRoot: true,
+            },
+          },
+          'agent.yaml',
+        ),
+      );
+      assert.deepEqual(list, [
+        'agent.yaml: quiesce.freezeRoot: unknown key (expected one of: hooksDir, defaultHold, maxHold, hookTimeout, fsfreeze, postgresql, mysql)',
+        'agent.yaml: quiesce.hooksDir: expected an absolute path, got "relative/dir"',
+        `agent.yaml: quiesce.hookTimeout: expected ${DURATION_SYNTAX}, got "soon"`,
+        'agent.yaml: quiesce.postgresql.sslmode: unknown key (expected one of: psql, host, port, user, database, passwordFile, osUser, labelDir)',
+        'agent.yaml: quiesce.postgresql.port: expected an integer from 1 to 65535, got 70000',
+        'agent.yaml: quiesce.postgresql.passwordFile: expected an absolute path, got "pg.pass"',
+        'agent.yaml: quiesce.mysql: expected a mapping with client, socket, host, port, user, passwordFile, defaultsFile, got "root@localhost"',
+        'agent.yaml: quiesce.defaultHold: expected at most maxHold (60000 ms), got "2m"',
+        'agent.yaml: quiesce.fsfreeze[1]: expected the absolute path of a mount point, got "srv2"',
+        'agent.yaml: quiesce.fsfreeze[2]: duplicate mount point "/srv"',
+        'agent.yaml: quiesce.fsfreeze[3]: the root filesystem cannot be frozen by the agent (its own log writes would hang it): leave it to the hypervisor snapshot',
+      ]);
+    });
   });
 });
