@@ -1,6 +1,6 @@
 /**
  * `headroom-agent run`: wires the pieces of the daemon together (identity, connection, budget enforcement,
- * session, job runner, scheduler) and takes them down again in order on shutdown.
+ * session, job runner, scheduler, quiescer) and takes them down again in order on shutdown.
  */
 import * as os from 'node:os';
 import type { v1 } from '../proto';
@@ -15,6 +15,8 @@ import type { AgentConfig } from './config';
 import { IdentitySources, resolveVmIdentity } from './identity';
 import { JobRunner } from './job-runner';
 import { LoadCollector, SystemLoadCollector } from '../common/load-collector';
+import { createQuiescer } from './quiesce/configured-hooks';
+import { autoThawReporter, quiesceCommand, thawReport } from './quiesce/quiesce-commands';
 import { JobScheduler } from './scheduler';
 import { AgentSession } from './session';
 import { AGENT_VERSION } from './version';
@@ -92,12 +94,14 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     declaredCost: { ioBytesPerSec: j.cost.ioBytesPerSec, cpuPercent: j.cost.cpuPercent },
     priority: j.priority,
   }));
+  // The freeze's bound is the quiescer's own timer: nothing the session does (or fails to do) holds a freeze.
+  const quiescer = createQuiescer(config.quiesce, { log, onAutoThaw: autoThawReporter((report) => session?.reportQuiesce(report), log) });
   session = new AgentSession({
     client: clients.agent,
     hello: () => ({ vm: identity.vm, host: config.host, agentVersion: AGENT_VERSION, hostname, jobs }),
     collector,
     log,
-    onCommand: (command) => runner.handleCommand(command),
+    onCommand: (command) => (command.freeze || command.thaw ? quiesceCommand(quiescer, command, log) : runner.handleCommand(command)),
     budgetReports: () => runner.budgetReports(),
   });
   const scheduler = new JobScheduler({
@@ -125,6 +129,9 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
         log.info('headroom-agent stopping', { reason, running: runner.runningJobs() });
         scheduler.stop();
         await runner.shutdown(`the agent is stopping (${reason})`);
+        // A guest is never left frozen by an agent that goes away.
+        const frozen = quiescer.frozenToken;
+        if (frozen) session!.reportQuiesce(thawReport(frozen, await quiescer.thaw(frozen)));
         session!.stop();
         clients.close();
       })();
