@@ -108,6 +108,26 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     assert.deepEqual((await history('vm-off')).map((e) => e.type), ['GRANTED', 'RELEASED']);
   });
 
+  it('a guest that thawed by itself before the snapshot was done makes it crash-consistent: try goes on, require fails', async () => {
+    const hooks = hookSet(['10-db']);
+    await agent('vm-slow', hooks);
+    // The command outlasts the freeze's bound: the agent thaws on its own timer before the "snapshot".
+    const slow = (mode: string) =>
+      runCtl(['--coordinator', coordinator.address, 'host-backup', '--host', 'host-a', '--vm', 'vm-slow', '--quiesce', mode, '--quiesce-hold', '300ms', '--', 'sh', '-c', `sleep 1; ${hooks.stepCommand('snapshot')}`]);
+    const tried = await slow('try');
+    assert.equal(tried.code, 0, tried.stderr);
+    assert.deepEqual(hooks.sequence(), ['10-db freeze', '10-db thaw', 'snapshot']);
+    assert.match(tried.stderr, /the guest thawed by itself before the snapshot point was done \(its bound of 300 ms passed\); the snapshot is crash-consistent/);
+    const required = await slow('require');
+    assert.equal(required.code, 1, required.stderr);
+    assert.match(required.stderr, /exit code 0, but the snapshot is only crash-consistent \(--quiesce require\)/);
+    const events = await history('vm-slow');
+    const thaws = events.filter((e) => e.type === 'THAWED');
+    assert.equal(thaws.length, 2);
+    assert.ok(thaws.every((e) => /^auto-thawed by the agent/.test(e.detail)), thaws.map((e) => e.detail).join('; '));
+    assert.deepEqual(events.filter((e) => e.type === 'RELEASED').map((e) => /crash-consistent/.test(e.detail)), [true, true]);
+  });
+
   it('refuses Quiesce of a GUEST token and with a stale fencing number (FAILED_PRECONDITION), and a bad bound by its field', async () => {
     const guest = await acquire(clients, { kind: 'GUEST', vm: 'vm-guest', job: 'restic' });
     const quiesce = (req: Partial<v1.QuiesceRequest>) => unary(clients.token.Quiesce.bind(clients.token), { tokenId: guest.tokenId, fencing: guest.fencing, ...req });
