@@ -82,12 +82,12 @@ export const qmpBackupCommand: Command = {
     const vm = args.require<string>('vm');
     const socket = args.require<string>('qmp-socket');
     const target = args.require<string>('target');
+    const quiesce = guestQuiesce(ctx, args.get<QuiesceMode>('quiesce') ?? 'off', args.get<number>('quiesce-hold') ?? 0);
     const abort = new AbortController();
     const removeInterrupt = ctx.onInterrupt((signal) => {
       note(ctx, `${signal}: cancelling the backup jobs`);
       abort.abort();
     });
-    const quiesce = guestQuiesce(ctx, args.get<QuiesceMode>('quiesce') ?? 'off', args.get<number>('quiesce-hold') ?? 0);
     let client: QmpClient | undefined;
     try {
       const store = ManifestStore.open(target, { create: true });
