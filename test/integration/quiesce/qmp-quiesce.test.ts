@@ -74,4 +74,11 @@ describe('host-backup --driver qmp --quiesce', function () {
     const events = (await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm1', limit: 20 })).events;
     assert.match(events.at(-1)!.detail, /^failure, exit 1/);
   });
+
+  it('qmp-backup alone refuses --quiesce: it quiesces only under the token host-backup gives it', async () => {
+    const run = await runCtl(['qmp-backup', '--vm', 'vm1', '--qmp-socket', f.daemon.qmpSocket, '--target', f.store.dir, '--quiesce', 'try']);
+    assert.equal(run.code, 64, run.stderr);
+    assert.match(run.stderr, /--quiesce try needs the HYPERVISOR token the backup runs under: use host-backup --driver qmp/);
+    assert.deepEqual(f.store.records('vm1'), []);
+  });
 });

@@ -108,6 +108,20 @@ describe('security: mutual TLS, roles and revocation (real coordinator, real cer
     assert.deepEqual(hosts.hosts.map((h) => h.host), ['host-a']);
   });
 
+  it("lets the host role, never the VM's own agent, quiesce a HYPERVISOR token's guest", async () => {
+    const hyper = await grant(host, { vm: 'vm1', kind: 'HYPERVISOR', host: 'host-a' });
+    const ref = { tokenId: hyper.tokenId, fencing: hyper.fencing };
+    const byAgent = await statusOf(unary(vm1.token.Quiesce.bind(vm1.token), ref));
+    assert.equal(byAgent.code, grpc.status.PERMISSION_DENIED);
+    await refusalLogged(/method=TokenService\.Quiesce/, /needs the host role; the caller is agent vm1@host-a/);
+    assert.equal((await statusOf(unary(vm1.token.Thaw.bind(vm1.token), ref))).code, grpc.status.PERMISSION_DENIED);
+    // The host is served: no agent session is up here, so the answer is FAILED, not a refusal.
+    const answer = await unary<v1.QuiesceRequest, v1.QuiesceResponse__Output>(host.token.Quiesce.bind(host.token), ref);
+    assert.equal(answer.state, 'FAILED');
+    assert.match(answer.message, /not connected/);
+    await release(host, hyper);
+  });
+
   it('refuses a revoked certificate at once: its open session is closed, new calls are refused, also after a restart', async () => {
     const pem = await f.enrollAgent('vm3');
     const vm3 = f.clients(pem);
