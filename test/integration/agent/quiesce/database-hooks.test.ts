@@ -130,6 +130,23 @@ describe('mysql hook (real MariaDB through the mariadb client)', function () {
     assert.ok(autoThaws[0].frozenMs >= 1_000);
   });
 
+  it('a lock that cannot be had in time fails the freeze and does not leave writes blocked behind it', async () => {
+    // Another session holds app.t write-locked: FLUSH TABLES WITH READ LOCK waits for it, and while it
+    // waits it already blocks every write (here to app.u). The hook timeout kills the client and the
+    // server drops the wait with the connection (MariaDB 10.11 notices; lock_wait_timeout bounds it else).
+    db!.sql('CREATE TABLE IF NOT EXISTS app.u (v int) ENGINE=InnoDB');
+    const holder = mariadbClient(db!.socket, 'LOCK TABLES app.t WRITE; SELECT SLEEP(30)');
+    await waitFor(() => db!.sql("SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP%'") === '1', 10_000, 'the table lock held');
+    const q = new HookQuiescer({ hooks: async () => [mysqlHook(childProcessRunner, settings, 1)], hookTimeoutMs: 1_000 });
+    const result = await q.freeze('tok-4', 0);
+    assert.equal(result.state === 'FAILED' && result.message, 'mysql could not freeze: timed out after 1000 ms', JSON.stringify(result));
+    const insert = mariadbClient(db!.socket, 'INSERT INTO app.u VALUES (3)');
+    assert.equal(await insert.exit, 0);
+    assert.equal(holder.child.exitCode, null, 'the INSERT went through while the table lock was still held');
+    holder.child.kill();
+    await holder.exit;
+  });
+
   it('fails the freeze with the client\'s reason when the server cannot be reached', async () => {
     const q = quiescer(mysqlHook(childProcessRunner, { ...settings, socket: '/nonexistent/mysqld.sock' }, 10));
     const result = await q.freeze('tok-3', 0);
