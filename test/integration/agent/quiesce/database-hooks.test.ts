@@ -36,6 +36,7 @@ describe('postgresql hook (real PostgreSQL 15 through psql)', function () {
   beforeEach(() => {
     settings = { psql: 'psql', host: pg!.socket, port: pg!.port, user: 'postgres', database: 'postgres', osUser: '', labelDir: path.join(tempDir('headroom-labels-'), 'labels') };
   });
+  afterEach(() => fs.rmSync(path.dirname(settings.labelDir), { recursive: true, force: true }));
 
   it('takes a checkpoint and holds backup mode until the thaw, then keeps the backup_label', async () => {
     const before = pg!.sql('SELECT checkpoint_lsn FROM pg_control_checkpoint()');
