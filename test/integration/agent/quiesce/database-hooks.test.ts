@@ -126,7 +126,8 @@ describe('mysql hook (real MariaDB through the mariadb client)', function () {
     assert.equal((await q.freeze('tok-2', 1_000)).state, 'FROZEN');
     const insert = mariadbClient(db!.socket, 'INSERT INTO app.t VALUES (2)');
     assert.equal(await insert.exit, 0, 'the INSERT went through once the agent thawed by itself');
-    assert.equal(autoThaws.length, 1);
+    // The listener hears of it once every thaw hook has finished (the client closed), a moment later.
+    await waitFor(() => autoThaws.length === 1, 10_000, 'the auto-thaw reported');
     assert.equal(autoThaws[0].ok, true, autoThaws[0].message);
     assert.ok(autoThaws[0].frozenMs >= 1_000);
   });
@@ -146,6 +147,30 @@ describe('mysql hook (real MariaDB through the mariadb client)', function () {
     assert.equal(holder.child.exitCode, null, 'the INSERT went through while the table lock was still held');
     holder.child.kill();
     await holder.exit;
+  });
+
+  it('connects with a password from a file or a client option file, and never shows it', async () => {
+    db!.sql("CREATE USER IF NOT EXISTS 'backup'@'localhost' IDENTIFIED BY 'pw-s3cret'; GRANT RELOAD ON *.* TO 'backup'@'localhost'");
+    const dir = tempDir('headroom-mysql-auth-');
+    try {
+      const passwordFile = path.join(dir, 'password');
+      fs.writeFileSync(passwordFile, 'pw-s3cret\n', { mode: 0o600 });
+      const defaultsFile = path.join(dir, 'client.cnf');
+      fs.writeFileSync(defaultsFile, '[client]\nuser=backup\npassword=pw-s3cret\n', { mode: 0o600 });
+      for (const auth of [{ user: 'backup', passwordFile }, { defaultsFile }]) {
+        const q = quiescer(mysqlHook(childProcessRunner, { ...settings, user: '', ...auth }, 10));
+        const frozen = await q.freeze('tok-5', 0);
+        assert.equal(frozen.state, 'FROZEN', JSON.stringify(frozen));
+        assert.equal((await q.thaw('tok-5')).ok, true);
+      }
+      fs.writeFileSync(passwordFile, 'wrong-pw\n');
+      const refused = await quiescer(mysqlHook(childProcessRunner, { ...settings, user: 'backup', passwordFile }, 10)).freeze('tok-6', 0);
+      const message = refused.state === 'FAILED' ? refused.message : '';
+      assert.match(message, /Access denied for user 'backup'@'localhost' \(using password: YES\)/);
+      assert.doesNotMatch(message, /wrong-pw|pw-s3cret/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('fails the freeze with the client\'s reason when the server cannot be reached', async () => {
