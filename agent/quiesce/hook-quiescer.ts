@@ -62,8 +62,9 @@ export class HookQuiescer implements Quiescer {
     this.clock = options.clock ?? systemClock;
   }
 
+  /** Also while its hooks are still freezing: some may be frozen already, and thaw() of it stops the rest. */
   get frozenToken(): string | undefined {
-    return this.current?.phase === 'frozen' ? this.current.tokenId : undefined;
+    return this.current && this.current.phase !== 'thawing' ? this.current.tokenId : undefined;
   }
 
   freeze(tokenId: string, holdMs: number): Promise<FreezeResult> {

@@ -25,8 +25,9 @@ export function mysqlArgv(settings: MysqlQuiesce, env: NodeJS.ProcessEnv = proce
 }
 
 /**
- * `lockWaitSeconds` bounds FLUSH TABLES WITH READ LOCK on the server too: while it waits for a long query,
- * it already blocks every write, and a killed client does not stop that wait.
+ * `lockWaitSeconds` bounds FLUSH TABLES WITH READ LOCK on the server too: while it waits (for a table
+ * lock, a long write), it already blocks every write, and a server that does not notice the killed client
+ * would keep waiting.
  */
 export function mysqlHook(runner: ProcessRunner, settings: MysqlQuiesce, lockWaitSeconds: number): QuiesceHook {
   return {

@@ -19,6 +19,9 @@ describe('hooks directory (real scripts)', () => {
     dir = tempDir('headroom-hooks-');
     record = path.join(tempDir('headroom-hooks-record-'), 'calls');
   });
+  afterEach(() => {
+    for (const d of [dir, path.dirname(record)]) fs.rmSync(d, { recursive: true, force: true });
+  });
 
   /** A script that appends "NAME ARGS" to the record, then runs `body`. */
   function script(name: string, body = '', mode = 0o755): void {

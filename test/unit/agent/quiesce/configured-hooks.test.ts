@@ -67,5 +67,6 @@ describe('configured quiesce hooks', () => {
     ]);
     assert.equal(fs.readFileSync(path.join(labels, 'tok-1.backup_label'), 'utf8'), 'START WAL LOCATION: 0/3000028\n');
     assert.equal(fs.existsSync(path.join(labels, 'tok-1.tablespace_map')), false, 'no tablespaces, no map');
+    fs.rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -185,11 +185,13 @@ describe('HookQuiescer', () => {
     const q = quiescer({ a: {}, b: { delayMs: 3_000 } });
     const freezing = q.freeze('t1', 0);
     await clock.tickAsync(1_000);
+    assert.equal(q.frozenToken, 't1', 'held (partly frozen) while its hooks freeze');
     const thawed = await after(q.thaw('t1'));
     assert.equal((await freezing).state, 'FAILED');
     assert.deepEqual(calls, ['a:freeze', 'b:freeze', 'b:freeze-aborted', 'a:thaw']);
     assert.equal(thawed.ok, true);
     assert.deepEqual(thawed.hooks.map((h) => h.name), ['a']);
+    assert.equal(q.frozenToken, undefined);
   });
 
   it('thaws at once a hook that froze after its time was up', async () => {
