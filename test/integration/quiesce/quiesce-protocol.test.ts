@@ -128,6 +128,22 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     assert.deepEqual(events.filter((e) => e.type === 'RELEASED').map((e) => /crash-consistent/.test(e.detail)), [true, true]);
   });
 
+  it('thaws the guest on the coordinator\'s word when its token is released while it is frozen', async () => {
+    const hooks = hookSet(['10-db', '20-fs']);
+    await agent('vm-rel', hooks, 60_000);
+    const token = await acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-rel', job: 'snap' });
+    const ref = { tokenId: token.tokenId, fencing: token.fencing };
+    const frozen = await unary<v1.QuiesceRequest, v1.QuiesceResponse__Output>(clients.token.Quiesce.bind(clients.token), { ...ref, holdMs: 60_000 });
+    assert.equal(frozen.state, 'FROZEN', frozen.message);
+    await unary(clients.token.Release.bind(clients.token), { ...ref, outcome: { success: false, message: 'the snapshot tool crashed' } });
+    await waitFor('the hooks to thaw', () => hooks.sequence().length === 4, 15_000);
+    assert.deepEqual(hooks.sequence(), ['10-db freeze', '20-fs freeze', '20-fs thaw', '10-db thaw']);
+    await waitFor('the thaw in the history', async () => (await history('vm-rel')).some((e) => e.type === 'THAWED'), 10_000);
+    const events = await history('vm-rel');
+    assert.deepEqual(events.map((e) => e.type), ['GRANTED', 'QUIESCED', 'RELEASED', 'THAWED']);
+    assert.match(events[3].detail, /^thawed on the coordinator's word/);
+  });
+
   it('refuses Quiesce of a GUEST token and with a stale fencing number (FAILED_PRECONDITION), and a bad bound by its field', async () => {
     const guest = await acquire(clients, { kind: 'GUEST', vm: 'vm-guest', job: 'restic' });
     const quiesce = (req: Partial<v1.QuiesceRequest>) => unary(clients.token.Quiesce.bind(clients.token), { tokenId: guest.tokenId, fencing: guest.fencing, ...req });
