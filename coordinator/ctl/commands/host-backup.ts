@@ -138,6 +138,9 @@ export const hostBackupCommand: Command = {
       if (stray) throw new UsageError(`--${stray.name} needs --driver qmp`);
       if (argv.length === 0 || argv[0] === '') throw new UsageError('missing the command to run: put it after "--"');
     }
+    if (args.has('quiesce-hold') && (args.get<QuiesceMode>('quiesce') ?? 'off') === 'off') {
+      throw new UsageError('--quiesce-hold needs --quiesce require or try');
+    }
     const job = args.get<string>('job') ?? DEFAULT_JOB;
     const windowMs = args.get<number>('window');
 

@@ -144,6 +144,12 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     assert.match(events[3].detail, /^thawed on the coordinator's word/);
   });
 
+  it('refuses --quiesce-hold without a quiesce mode as a usage error', async () => {
+    const run = await runCtl(['--coordinator', coordinator.address, 'host-backup', '--host', 'host-a', '--vm', 'vm-x', '--quiesce-hold', '2s', '--', 'true']);
+    assert.equal(run.code, 64, run.stderr);
+    assert.match(run.stderr, /--quiesce-hold needs --quiesce require or try/);
+  });
+
   it('refuses Quiesce of a GUEST token and with a stale fencing number (FAILED_PRECONDITION), and a bad bound by its field', async () => {
     const guest = await acquire(clients, { kind: 'GUEST', vm: 'vm-guest', job: 'restic' });
     const quiesce = (req: Partial<v1.QuiesceRequest>) => unary(clients.token.Quiesce.bind(clients.token), { tokenId: guest.tokenId, fencing: guest.fencing, ...req });
