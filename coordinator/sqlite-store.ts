@@ -107,6 +107,12 @@ function describe(event: LessorEvent): string {
       return JSON.stringify(event.policy);
     case 'restored':
       return `restored after restart, ttl ${event.lease.ttlMs} ms from now`;
+    case 'vm-frozen':
+      return `VM ${event.vm} frozen by ${event.source}: its guest backups wait for the thaw, at most until ${new Date(event.until).toISOString()}`;
+    case 'vm-thawed':
+      return event.lapsed
+        ? `VM ${event.vm}: no thaw from ${event.source} within the freeze's bound (frozen since ${new Date(event.since).toISOString()}): guest backups no longer held`
+        : `VM ${event.vm} thawed by ${event.source} after ${event.at - event.since} ms`;
     default:
       return '';
   }
@@ -125,6 +131,9 @@ const HISTORY_TYPE: Record<LessorEvent['type'], HistoryType | undefined> = {
   'host-paused': 'HOST_PAUSED',
   'host-resumed': 'HOST_RESUMED',
   'policy-changed': 'POLICY_CHANGED',
+  // admin.proto has no VM_FROZEN/VM_THAWED yet: a freeze pauses the VM's guest backups, and says so with its VM set.
+  'vm-frozen': 'HOST_PAUSED',
+  'vm-thawed': 'HOST_RESUMED',
 };
 
 function historyFields(event: LessorEvent): Omit<HistoryRecord, 'seq' | 'type'> {
@@ -137,7 +146,7 @@ function historyFields(event: LessorEvent): Omit<HistoryRecord, 'seq' | 'type'> 
     const r = event.request;
     return { ...base, host: r.host, vm: r.vm, job: r.job, kind: r.kind, tokenId: '', fencing: 0, requestId: r.requestId };
   }
-  return { ...base, host: event.host, vm: '', job: '', kind: '', tokenId: '', fencing: 0, requestId: '' };
+  return { ...base, host: event.host, vm: 'vm' in event ? event.vm : '', job: '', kind: '', tokenId: '', fencing: 0, requestId: '' };
 }
 
 export class SqliteStore implements Store {

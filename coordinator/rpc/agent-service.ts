@@ -12,6 +12,7 @@ import type { PlanKeeper } from '../plan-keeper';
 import { foreground } from '../domain/budget-controller';
 import { InvalidArgumentError } from '../domain/errors';
 import { completePolicy } from '../domain/policy';
+import { DEFAULT_FREEZE_HOLD_MS, MAX_FREEZE_HOLD_MS } from '../../common/freeze-hold';
 import { resourceExhausted } from './call-guard';
 import { HELLO_TIMEOUT_MS, MAX_SESSION_BACKLOG } from './limits';
 import { toServiceError } from './status';
@@ -45,6 +46,13 @@ function validateLoad(load: v1.LoadReport__Output): v1.LoadReport__Output {
     }
   }
   return load;
+}
+
+/** A FreezeNotice as the coordinator acts on it: hold_ms 0 is the default bound. */
+function validateFreezeNotice(notice: v1.FreezeNotice__Output): { frozen: boolean; source: string; holdMs: number } {
+  const source = validate.name('freeze_notice.source', notice.source);
+  const holdMs = validate.intIn('freeze_notice.hold_ms', notice.holdMs, 0, MAX_FREEZE_HOLD_MS);
+  return { frozen: notice.frozen, source, holdMs: holdMs || DEFAULT_FREEZE_HOLD_MS };
 }
 
 const ENFORCEMENTS: readonly unknown[] = Object.values(Enforcement);
@@ -145,6 +153,10 @@ export function agentService(
             // A report can cross the token's end on the wire; one about another VM's token is not this agent's to make.
             if (coordinator.state.lease(report.tokenId!)?.vm === vm) registry.reportBudget(vm, report);
             else log.debug('ignoring a budget report for a token this VM does not hold', { vm, token: report.tokenId });
+          } else if (message.freezeNotice) {
+            const notice = validateFreezeNotice(message.freezeNotice);
+            log.info(notice.frozen ? 'VM frozen by the hypervisor: holding its guest backups' : 'VM thawed', { vm, source: notice.source });
+            coordinator.freezeNotice(host, vm, notice).catch((e) => log.warn('could not record a freeze notice', { vm, error: e as Error }));
           } else if (message.ack) {
             if (!message.ack.ok) log.warn('agent could not carry out a command', { vm, ...message.ack });
           } else {
