@@ -235,4 +235,23 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     assert.ok(grant.granted, 'granted on the thaw');
     await release(clients, grant.granted);
   });
+
+  it('refuses a freeze notice with a bad source or an unbounded hold, naming the field', async () => {
+    const answer = async (freezeNotice: v1.FreezeNotice) => {
+      const call = clients.agent.Session();
+      const status = new Promise<grpc.StatusObject>((resolve) => call.on('status', resolve));
+      call.on('error', () => {});
+      call.on('data', () => {});
+      call.write({ hello: { vm: 'vm-bad', host: HOST, agentVersion: 'test' } });
+      call.write({ freezeNotice });
+      return status;
+    };
+    const noSource = await answer({ frozen: true, source: '', holdMs: 0 });
+    assert.equal(noSource.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(noSource.details, 'freeze_notice.source: is required');
+    const tooLong = await answer({ frozen: true, source: 'qemu-guest-agent', holdMs: 3_600_001 });
+    assert.equal(tooLong.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(tooLong.details, 'freeze_notice.hold_ms: must be an integer from 0 to 3600000, got 3600001');
+    assert.deepEqual((await history()).filter((e) => e.vm === 'vm-bad' && e.type === 'HOST_PAUSED'), [], 'nothing frozen');
+  });
 });
