@@ -8,6 +8,7 @@ import { DEFAULT_KILL_GRACE_MS } from '../common/child-process';
 import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress, TlsFiles } from '../common/connection';
 import { DURATION_SYNTAX, parseDuration } from '../common/duration';
 import { ENFORCEMENT_MODES, EnforcementMode } from '../common/budget/enforcer';
+import { MAX_SOCKET_PATH_BYTES } from './control-socket';
 import { ConfigError } from './errors';
 import { parseSchedule } from './scheduler';
 
@@ -117,9 +118,14 @@ export interface AgentConfig {
   budget: BudgetSettings;
   quiesce: QuiesceSettings;
   jobs: JobConfig[];
+  /**
+   * The daemon's local control socket (control-socket.ts), e.g. for freeze notices. Unset: the default
+   * path, taken if free (a warning if not); set: required, the daemon does not start without it.
+   */
+  controlSocket?: string;
 }
 
-const TOP_KEYS = ['coordinator', 'tls', 'vm', 'host', 'onUnreachable', 'killGraceMs', 'killGrace', 'budget', 'quiesce', 'jobs'];
+const TOP_KEYS = ['coordinator', 'tls', 'vm', 'host', 'onUnreachable', 'killGraceMs', 'killGrace', 'budget', 'quiesce', 'jobs', 'controlSocket'];
 const QUIESCE_KEYS = ['hooksDir', 'defaultHold', 'maxHold', 'hookTimeout', 'fsfreeze', 'postgresql', 'mysql'];
 const POSTGRESQL_KEYS = ['psql', 'host', 'port', 'user', 'database', 'passwordFile', 'osUser', 'labelDir'];
 const MYSQL_KEYS = ['client', 'socket', 'host', 'port', 'user', 'passwordFile', 'defaultsFile'];
@@ -407,6 +413,11 @@ export function compileAgentConfig(raw: unknown, file: string): AgentConfig {
   const budget = compileBudget(raw.budget, p);
   const quiesce = compileQuiesce(raw.quiesce, p);
 
+  const controlSocket = p.string(raw, 'controlSocket', 'controlSocket', false);
+  if (controlSocket !== undefined && (!controlSocket.startsWith('/') || Buffer.byteLength(controlSocket) > MAX_SOCKET_PATH_BYTES)) {
+    p.add('controlSocket', `expected an absolute path of at most ${MAX_SOCKET_PATH_BYTES} bytes (a unix socket's limit), got ${show(controlSocket)}`);
+  }
+
   const jobs: JobConfig[] = [];
   if (raw.jobs !== undefined && raw.jobs !== null) {
     if (!Array.isArray(raw.jobs)) p.add('jobs', `expected a list of jobs, got ${show(raw.jobs)}`);
@@ -424,7 +435,7 @@ export function compileAgentConfig(raw: unknown, file: string): AgentConfig {
     }
   }
   if (p.list.length > 0) throw new ConfigError(file, p.list);
-  return { file, coordinator, tls, vm, host, onUnreachable, killGraceMs, budget, quiesce, jobs };
+  return { file, coordinator, tls, vm, host, onUnreachable, killGraceMs, budget, quiesce, jobs, ...(controlSocket !== undefined && { controlSocket }) };
 }
 
 /** Parses YAML text; throws a ConfigError naming the file, line and column of every syntax error. */

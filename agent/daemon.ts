@@ -12,6 +12,8 @@ import { BackupUsage } from '../common/budget/backup-usage';
 import { detectEnforcement } from '../common/budget/detect';
 import { EnforcementUnavailableError } from '../common/budget/enforcer';
 import type { AgentConfig } from './config';
+import { startControlEndpoint } from './control-endpoint';
+import { FreezeState } from './freeze-state';
 import { IdentitySources, resolveVmIdentity } from './identity';
 import { JobRunner } from './job-runner';
 import { LoadCollector, SystemLoadCollector } from '../common/load-collector';
@@ -37,6 +39,8 @@ export interface RunningDaemon {
   readonly session: AgentSession;
   readonly runner: JobRunner;
   readonly scheduler: JobScheduler<AgentConfig['jobs'][number]>;
+  /** Resolves once the control socket listens (or the default one was skipped); rejects naming the file and key. */
+  readonly controlReady: Promise<void>;
   /** Stops scheduling, stops running jobs (releasing their tokens), closes the session. */
   stop(reason: string): Promise<void>;
 }
@@ -73,6 +77,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
   if (collector instanceof SystemLoadCollector) collector.prime();
 
   let session: AgentSession | undefined;
+  const freeze = new FreezeState(clock, log);
   const runner = new JobRunner({
     client: clients.token,
     vm: identity.vm,
@@ -103,12 +108,20 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     log,
     onCommand: (command) => (command.freeze || command.thaw ? quiesceCommand(quiescer, command, log) : runner.handleCommand(command)),
     budgetReports: () => runner.budgetReports(),
+    freezeNotice: () => freeze.notice(),
   });
+  const control = startControlEndpoint({ config, log, freeze, report: (notice) => session!.reportFreeze(notice) });
+  control.ready.catch(() => undefined); // the caller awaits controlReady
   const scheduler = new JobScheduler({
     jobs: config.jobs,
     clock: wallClock,
     log,
-    onDue: (job, occurrence) => void runner.trigger(job, occurrence),
+    onDue: (job, occurrence) => {
+      // A freeze by the hypervisor's own tools holds guest jobs until its thaw or its bound.
+      if (!freeze.frozen) return void runner.trigger(job, occurrence);
+      log.info('job due while the VM is frozen: it waits for the thaw', { job: job.name });
+      void freeze.whenThawed().then(() => runner.trigger(job, occurrence));
+    },
   });
 
   session.start();
@@ -124,6 +137,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     session,
     runner,
     scheduler,
+    controlReady: control.ready,
     stop(reason: string) {
       stopping ??= (async () => {
         log.info('headroom-agent stopping', { reason, running: runner.runningJobs() });
@@ -132,6 +146,8 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
         // A guest is never left frozen by an agent that goes away.
         const frozen = quiescer.frozenToken;
         if (frozen) session!.reportQuiesce(thawReport(frozen, await quiescer.thaw(frozen)));
+        freeze.end();
+        await control.close();
         session!.stop();
         clients.close();
       })();

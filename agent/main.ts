@@ -1,16 +1,18 @@
 #!/usr/bin/env node
 /**
- * The `headroom-agent` command line: `run` (the daemon), `exec` (one-shot wrapper), `check`, `version`,
+ * The `headroom-agent` command line: `run` (the daemon), `exec` (one-shot wrapper), `check`, `enroll`,
+ * `freeze-notice` and `install-fsfreeze-hook` (qemu-guest-agent integration, fsfreeze-cli.ts), `version`,
  * and help. Turns typed errors into sysexits codes: 64 usage, 78 configuration, 75 for "try later".
  */
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { createLogger, Logger } from '../common/log';
 import { formatDuration } from '../common/duration';
 import { EXIT_CONFIG, EXIT_USAGE } from '../common/guarded-run';
 import { DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
 import { startDaemon } from './daemon';
+import { parse } from './cli-args';
 import { ConfigError, UsageError } from './errors';
+import { FREEZE_NOTICE_HELP, INSTALL_HOOK_HELP, freezeNoticeCommand, installHookCommand } from './fsfreeze-cli';
 import { planExec, runExec } from './exec-command';
 import { nextOccurrence } from './scheduler';
 import { AGENT_VERSION } from './version';
@@ -24,6 +26,10 @@ Usage:
   headroom-agent check [--config FILE]          validate the configuration and show the next runs
   headroom-agent enroll --token TOKEN --coordinator HOST:PORT [--dir DIR]
                                                  get this VM's client certificate with a one-time token
+  headroom-agent freeze-notice freeze|thaw [--source S]
+                                                 tell the running daemon the hypervisor froze/thawed this VM
+  headroom-agent install-fsfreeze-hook [--dir DIR]
+                                                 install the qemu-guest-agent hook that runs freeze-notice
   headroom-agent version                        print the version
   headroom-agent help [COMMAND]                 this help, or a command's
 
@@ -112,17 +118,6 @@ function splitCommand(args: string[]): { own: string[]; command: string[] } {
   return i < 0 ? { own: args, command: [] } : { own: args.slice(0, i), command: args.slice(i + 1) };
 }
 
-type OptionSpecs = Record<string, { type: 'string' | 'boolean'; short?: string }>;
-
-function parse(args: string[], options: OptionSpecs): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
-  try {
-    const { values, positionals } = parseArgs({ args, options, allowPositionals: true, strict: true });
-    return { values: values as Record<string, string | boolean | undefined>, positionals };
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-}
-
 async function runCommand(args: string[], io: Io): Promise<number> {
   const { values, positionals } = parse(args, {
     config: { type: 'string', short: 'c' },
@@ -141,6 +136,12 @@ async function runCommand(args: string[], io: Io): Promise<number> {
     throw new ConfigError(config.file, [`${config.file}: ${(err as Error).message}`]);
   }
   const d = daemon;
+  try {
+    await d.controlReady;
+  } catch (err) {
+    await d.stop('its control socket cannot be set up');
+    throw new ConfigError(config.file, [(err as Error).message]);
+  }
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       process.off('SIGTERM', onSignal);
@@ -264,6 +265,10 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
         return checkCommand(rest, full);
       case 'enroll':
         return await enrollCommand(rest, full);
+      case 'freeze-notice':
+        return await freezeNoticeCommand(rest, full);
+      case 'install-fsfreeze-hook':
+        return installHookCommand(rest, full, selfCommand());
       case 'version':
       case '--version':
         full.out(`headroom-agent ${AGENT_VERSION} (node ${process.version}, ${process.platform}-${process.arch})\n`);
@@ -273,7 +278,15 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
       case '--help':
       case '-h': {
         const topic = rest[0];
-        full.out(topic === 'run' ? RUN_HELP : topic === 'exec' ? EXEC_HELP : topic === 'check' ? CHECK_HELP : topic === 'enroll' ? ENROLL_HELP : HELP);
+        const topics: Record<string, string> = {
+          run: RUN_HELP,
+          exec: EXEC_HELP,
+          check: CHECK_HELP,
+          enroll: ENROLL_HELP,
+          'freeze-notice': FREEZE_NOTICE_HELP,
+          'install-fsfreeze-hook': INSTALL_HOOK_HELP,
+        };
+        full.out(topics[topic] ?? HELP);
         return command === undefined ? EXIT_USAGE : 0;
       }
       default:
@@ -281,7 +294,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      full.err(`headroom-agent: ${err.message.split('\n').join('\nheadroom-agent: ')}\nsee: headroom-agent ${command === 'exec' || command === 'run' || command === 'enroll' ? `${command} ` : ''}--help\n`);
+      full.err(`headroom-agent: ${err.message.split('\n').join('\nheadroom-agent: ')}\nsee: headroom-agent ${['exec', 'run', 'enroll', 'freeze-notice', 'install-fsfreeze-hook'].includes(command) ? `${command} ` : ''}--help\n`);
       return EXIT_USAGE;
     }
     if (err instanceof ConfigError) {
@@ -300,6 +313,11 @@ function isSea(): boolean {
   } catch {
     return false;
   }
+}
+
+/** How to run this agent again from a bare environment (the fsfreeze hook). */
+function selfCommand(): string[] {
+  return isSea() ? [process.execPath] : [process.execPath, path.resolve(process.argv[1])];
 }
 
 if (require.main === module || isSea()) {

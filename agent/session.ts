@@ -38,6 +38,8 @@ export interface AgentSessionOptions {
   onCommand(command: v1.Command__Output): CommandResult | Promise<CommandResult>;
   /** The BudgetReports of the backups running now, sent after every Hello: the coordinator may have missed them. */
   budgetReports?(): v1.BudgetReport[];
+  /** The freeze in force (or the last thaw), sent after every Hello: the coordinator may have missed it. */
+  freezeNotice?(): v1.FreezeNotice | undefined;
   /** Reconnect backoff; default 1 s doubling to 30 s, ±20 %. */
   backoff?: BackoffOptions;
 }
@@ -109,6 +111,15 @@ export class AgentSession {
     }
   }
 
+  /**
+   * Sends a freeze or thaw by the hypervisor's own tools. True when the session is up; otherwise the next
+   * Hello is followed by the current state (freezeNotice).
+   */
+  reportFreeze(notice: v1.FreezeNotice): boolean {
+    this.call?.write({ freezeNotice: notice });
+    return this.up;
+  }
+
   private connect(): void {
     if (!this.running) return;
     const log = this.options.log;
@@ -135,6 +146,8 @@ export class AgentSession {
     call.on('end', () => onGone());
     call.write({ hello: this.options.hello() });
     for (const budget of this.options.budgetReports?.() ?? []) call.write({ budget });
+    const freezeNotice = this.options.freezeNotice?.();
+    if (freezeNotice) call.write({ freezeNotice });
     this.scheduleReport(call);
   }
 

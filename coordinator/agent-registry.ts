@@ -43,6 +43,8 @@ export class AgentRegistry {
   private readonly sessions = new Map<string, AgentSession>();
   /** The budget controller's state of each running GUEST backup, by token id. */
   private readonly controls = new Map<string, BudgetState>();
+  /** VMs frozen by the hypervisor's own tools: their GUEST backups are paused, not controlled by load. */
+  private readonly frozen = new Set<string>();
 
   constructor(private readonly store: Store, private readonly ids: IdSource, private readonly log: Logger, known: AgentRecord[]) {
     for (const record of known) this.agents.set(record.vm, { record, connected: false, budgets: new Map() });
@@ -72,6 +74,7 @@ export class AgentRegistry {
   reportLoad(vm: string, load: v1.LoadReport__Output, running: readonly Lease[], policy: Required<HostPolicy>, now: number): void {
     const state = this.agents.get(vm);
     if (state) state.lastLoad = load;
+    if (this.frozen.has(vm)) return;
     for (const lease of running) {
       const before = this.controls.get(lease.tokenId) ?? unknownBudgetState();
       const decision = decideBudget(policy, lease, load, before, now);
@@ -123,6 +126,7 @@ export class AgentRegistry {
         this.agents.get(e.lease.vm)?.budgets.delete(e.lease.tokenId);
       }
       if (e.type === 'granted') this.push(e.lease.vm, { granted: { token: wire.token(e.lease) } });
+      if (e.type === 'vm-frozen' || e.type === 'vm-thawed') this.freezeChanged(e);
       if (e.type === 'revoked' || e.type === 'expired') {
         this.push(e.lease.vm, {
           revoke: {
@@ -134,6 +138,23 @@ export class AgentRegistry {
       }
     }
   };
+
+  /**
+   * Pauses a frozen VM's running GUEST backups (whose writes would block on the frozen file systems anyway),
+   * and on the thaw gives each back what the budget controller last told it.
+   */
+  private freezeChanged(e: Extract<LessorEvent, { type: 'vm-frozen' | 'vm-thawed' }>): void {
+    if (e.type === 'vm-frozen') this.frozen.add(e.vm);
+    else this.frozen.delete(e.vm);
+    for (const lease of e.guests) {
+      const told = this.controls.get(lease.tokenId)?.told ?? { budget: lease.budget, paused: false };
+      const command =
+        e.type === 'vm-frozen'
+          ? { tokenId: lease.tokenId, budget: told.budget, paused: true, reason: `VM frozen by ${e.source}` }
+          : { tokenId: lease.tokenId, budget: told.budget, paused: told.paused, reason: `VM ${e.lapsed ? 'freeze bound passed' : 'thawed'}: back to ${describeInstruction(told)}` };
+      if (this.push(e.vm, { budget: command })) this.log.info(e.type === 'vm-frozen' ? 'guest backup paused for a freeze' : 'guest backup resumed after a freeze', { vm: e.vm, token: lease.tokenId });
+    }
+  }
 
   /** Sends a command to a VM's agent (also the quiesce broker's way to it). False when the VM has no session or the send failed. */
   push(vm: string, action: Omit<v1.Command, 'commandId'>): boolean {

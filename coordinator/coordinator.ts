@@ -156,6 +156,12 @@ export class Coordinator {
     await this.submit(this.lessor.setHostLoad(host, load));
   }
 
+  /** A freeze of a VM by the hypervisor's own tools (frozen, for holdMs at most), or its thaw. @throws HostNotFoundError */
+  async freezeNotice(host: string, vm: string, notice: { frozen: boolean; source: string; holdMs: number }): Promise<void> {
+    this.assertRunning();
+    await this.submit(notice.frozen ? this.lessor.freezeVm(host, vm, notice.source, notice.holdMs) : this.lessor.thawVm(host, vm));
+  }
+
   /** Makes sure a host exists, e.g. when an agent of a new host says hello. */
   async ensureHost(host: string): Promise<void> {
     await this.submit(this.lessor.ensureHost(host));
@@ -247,7 +253,8 @@ export class Coordinator {
         }
       }
       if (e.type === 'granted' || e.type === 'released' || e.type === 'expired' || e.type === 'revoked' ||
-          e.type === 'cancelled' || e.type === 'denied' || e.type === 'host-resumed' || e.type === 'policy-changed') {
+          e.type === 'cancelled' || e.type === 'denied' || e.type === 'host-resumed' || e.type === 'policy-changed' ||
+          e.type === 'vm-frozen' || e.type === 'vm-thawed') {
         this.scheduleQueueUpdate('lease' in e ? e.lease.host : 'request' in e ? e.request.host : e.host, false);
       }
     }

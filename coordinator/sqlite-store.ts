@@ -116,6 +116,12 @@ function describe(event: LessorEvent): string {
       const how = event.autoThawed ? 'auto-thawed by the agent (its bound passed or the freeze was lost)' : 'thawed on the coordinator\'s word';
       return `${how} after ${event.frozenMs} ms frozen${event.message ? `: ${event.message}` : ''}`;
     }
+    case 'vm-frozen':
+      return `VM ${event.vm} frozen by ${event.source}: its guest backups wait for the thaw, at most until ${new Date(event.until).toISOString()}`;
+    case 'vm-thawed':
+      return event.lapsed
+        ? `VM ${event.vm}: no thaw from ${event.source} within the freeze's bound (frozen since ${new Date(event.since).toISOString()}): guest backups no longer held`
+        : `VM ${event.vm} thawed by ${event.source} after ${event.at - event.since} ms`;
     default:
       return '';
   }
@@ -137,6 +143,8 @@ const HISTORY_TYPE: Record<LessorEvent['type'], HistoryType | undefined> = {
   quiesced: 'QUIESCED',
   'quiesce-failed': 'QUIESCE_FAILED',
   thawed: 'THAWED',
+  'vm-frozen': 'VM_FROZEN',
+  'vm-thawed': 'VM_THAWED',
 };
 
 function historyFields(event: LessorEvent): Omit<HistoryRecord, 'seq' | 'type'> {
@@ -149,7 +157,7 @@ function historyFields(event: LessorEvent): Omit<HistoryRecord, 'seq' | 'type'> 
     const r = event.request;
     return { ...base, host: r.host, vm: r.vm, job: r.job, kind: r.kind, tokenId: '', fencing: 0, requestId: r.requestId };
   }
-  return { ...base, host: event.host, vm: '', job: '', kind: '', tokenId: '', fencing: 0, requestId: '' };
+  return { ...base, host: event.host, vm: 'vm' in event ? event.vm : '', job: '', kind: '', tokenId: '', fencing: 0, requestId: '' };
 }
 
 export class SqliteStore implements Store {

@@ -21,7 +21,9 @@ export type HistoryType =
   | 'RESTORED'
   | 'QUIESCED'
   | 'QUIESCE_FAILED'
-  | 'THAWED';
+  | 'THAWED'
+  | 'VM_FROZEN'
+  | 'VM_THAWED';
 
 export interface HistoryRecord {
   seq: number;

@@ -21,6 +21,13 @@ export type LessorEvent =
   | { type: 'host-paused'; at: number; host: string; reason: string }
   | { type: 'host-resumed'; at: number; host: string }
   | { type: 'policy-changed'; at: number; host: string; policy: HostPolicy }
+  /**
+   * A VM frozen by the hypervisor's own tools (start-gate.ts holds its GUEST grants until `until`), and its
+   * end: thawed, or `lapsed` when the bound passed without a thaw. `guests`: its GUEST backups running then,
+   * paused for the freeze and resumed after it.
+   */
+  | { type: 'vm-frozen'; at: number; host: string; vm: string; source: string; until: number; guests: Lease[] }
+  | { type: 'vm-thawed'; at: number; host: string; vm: string; source: string; since: number; lapsed: boolean; guests: Lease[] }
   | QuiesceEvent;
 
 /**

@@ -28,6 +28,7 @@ import {
   type LoadView,
   type PlannedRun,
   type StartDecision,
+  type VmFreeze,
   indexPlan,
   startDecision,
 } from './start-gate';
@@ -88,12 +89,14 @@ interface HostState extends HostRecord {
   active: Map<string, Lease>;
   queue: PendingRequest[];
   /** What the start gate knows: soft state, not stored (plans and load reports rebuild it). */
-  conditions: { plan: Map<string, PlannedRun[]>; vmLoad: Map<string, LoadView>; hostLoad?: LoadView };
+  conditions: { plan: Map<string, PlannedRun[]>; vmLoad: Map<string, LoadView>; hostLoad?: LoadView; frozen: Map<string, VmFreeze> };
 }
 
 const copyLease = (l: Lease): Lease => ({ ...l, slot: { ...l.slot }, budget: { ...l.budget } });
 
 const OPEN = (): StartDecision => ({ start: true, forced: false });
+
+const emptyConditions = (): HostState['conditions'] => ({ plan: new Map(), vmLoad: new Map(), frozen: new Map() });
 
 export class Lessor {
   private readonly hosts = new Map<string, HostState>();
@@ -119,7 +122,7 @@ export class Lessor {
    */
   restore(snapshot: LessorSnapshot): LessorEvent[] {
     const now = this.clock.now();
-    for (const h of snapshot.hosts) this.hosts.set(h.name, { ...h, active: new Map(), queue: [], conditions: { plan: new Map(), vmLoad: new Map() } });
+    for (const h of snapshot.hosts) this.hosts.set(h.name, { ...h, active: new Map(), queue: [], conditions: emptyConditions() });
     for (const e of snapshot.ended) this.remember(e);
     const events: LessorEvent[] = [];
     for (const stored of snapshot.leases) {
@@ -136,7 +139,7 @@ export class Lessor {
   ensureHost(name: string): LessorEvent[] {
     if (this.hosts.has(name)) return [];
     const policy = { ...this.defaultPolicy };
-    this.hosts.set(name, { name, fencing: 0, paused: false, pauseReason: '', policy, active: new Map(), queue: [], conditions: { plan: new Map(), vmLoad: new Map() } });
+    this.hosts.set(name, { name, fencing: 0, paused: false, pauseReason: '', policy, active: new Map(), queue: [], conditions: emptyConditions() });
     return [{ type: 'host-added', at: this.clock.now(), host: name, policy: { ...policy } }];
   }
 
@@ -270,6 +273,29 @@ export class Lessor {
   }
 
   /**
+   * A VM frozen by the hypervisor's own tools: its GUEST grants wait for thawVm, at most `holdMs`. A freeze
+   * of a VM already frozen (its agent saying it again after a reconnect) only moves the bound.
+   * @throws HostNotFoundError
+   */
+  freezeVm(hostName: string, vm: string, source: string, holdMs: number): LessorEvent[] {
+    const host = this.hostState(hostName);
+    const now = this.clock.now();
+    const current = host.conditions.frozen.get(vm);
+    if (current) {
+      current.until = now + holdMs;
+      return [];
+    }
+    host.conditions.frozen.set(vm, { source, since: now, until: now + holdMs });
+    return [{ type: 'vm-frozen', at: now, host: hostName, vm, source, until: now + holdMs, guests: this.runningGuests(host, vm) }];
+  }
+
+  /** The end of a VM's freeze; nothing when it is not frozen. @throws HostNotFoundError */
+  thawVm(hostName: string, vm: string): LessorEvent[] {
+    const host = this.hostState(hostName);
+    return this.endFreeze(host, vm, false);
+  }
+
+  /**
    * Acts on every deadline that has passed: expires unrenewed leases, revokes holders past their window's
    * end (unless policy allows overrun), denies requests whose latest start passed, then grants what that
    * freed. Call it when nextDeadline() is reached.
@@ -305,8 +331,13 @@ export class Lessor {
       this.endedByRequest.delete(requestId);
       this.endedByToken.delete(e.tokenId);
     }
-    // A request held by the start gate may be free to start now (its slot came, a load figure went stale).
-    for (const host of this.hosts.values()) if (host.queue.length > 0) touched.add(host);
+    for (const host of this.hosts.values()) {
+      for (const [vm, freeze] of [...host.conditions.frozen]) {
+        if (freeze.until <= now) events.push(...this.endFreeze(host, vm, true));
+      }
+      // A request held by the start gate may be free to start now (its slot came, a load figure went stale).
+      if (host.queue.length > 0) touched.add(host);
+    }
     for (const host of touched) events.push(...this.pump(host));
     return events;
   }
@@ -322,6 +353,7 @@ export class Lessor {
     for (const r of this.pending.values()) if (r.latestStart > 0) next = Math.min(next, r.latestStart);
     const now = this.clock.now();
     for (const host of this.hosts.values()) {
+      for (const freeze of host.conditions.frozen.values()) next = Math.min(next, freeze.until);
       const decide = this.gate(host, now);
       if (!decide) continue;
       for (const r of host.queue) {
@@ -410,9 +442,23 @@ export class Lessor {
   /** The start gate of a host now, or undefined when it knows nothing that could hold a request back. */
   private gate(host: HostState, now: number): ((request: PendingRequest) => StartDecision) | undefined {
     const c = host.conditions;
-    if (c.plan.size === 0 && c.vmLoad.size === 0 && !c.hostLoad) return undefined;
+    if (c.plan.size === 0 && c.vmLoad.size === 0 && !c.hostLoad && c.frozen.size === 0) return undefined;
     const policy = completePolicy(host.policy);
     return (request) => startDecision(request, c, policy, now);
+  }
+
+  /** Ends a VM's freeze (thawed, or `lapsed` past its bound) and grants what it held. */
+  private endFreeze(host: HostState, vm: string, lapsed: boolean): LessorEvent[] {
+    const freeze = host.conditions.frozen.get(vm);
+    if (!freeze) return [];
+    host.conditions.frozen.delete(vm);
+    const at = this.clock.now();
+    const ended: LessorEvent = { type: 'vm-thawed', at, host: host.name, vm, source: freeze.source, since: freeze.since, lapsed, guests: this.runningGuests(host, vm) };
+    return [ended, ...this.pump(host)];
+  }
+
+  private runningGuests(host: HostState, vm: string): Lease[] {
+    return [...host.active.values()].filter((l) => l.kind === 'GUEST' && l.vm === vm).map(copyLease);
   }
 
   private pump(host: HostState): LessorEvent[] {

@@ -5,8 +5,11 @@
  *    a busy night are spread as planned instead of all firing at the cron minute;
  *  - the load: no backup starts on a VM whose foreground load (its agent's report, minus Headroom's own
  *    backups), nor on a host whose own load, is at or above the policy's start thresholds.
+ *  - a freeze of the VM by the hypervisor's own tools (qemu-guest-agent's fsfreeze hook, FreezeNotice):
+ *    no GUEST backup of it starts until the thaw, or until the freeze's bound passes without one.
  * Load never holds a request past the point where waiting longer would miss its window: from then on it
- * starts anyway, on the throttled budget (it is "forced"). Pure: takes plain data and `now`.
+ * starts anyway, on the throttled budget (it is "forced"). A freeze is bounded by its own hold instead.
+ * Pure: takes plain data and `now`.
  */
 import type { PendingRequest, TokenKind } from './lease';
 import type { StartPolicy } from './policy';
@@ -31,7 +34,17 @@ export interface PlannedRun {
   windowEnd: number;
 }
 
-/** What the gate knows of one host: soft state, rebuilt from plans and load reports after a restart. */
+/** A VM frozen by the hypervisor's own tools, as its agent reported. */
+export interface VmFreeze {
+  /** Who froze it, e.g. "qemu-guest-agent". */
+  source: string;
+  /** Clock ms of the first notice of this freeze. */
+  since: number;
+  /** When the hold lapses if no thaw comes first. */
+  until: number;
+}
+
+/** What the gate knows of one host: soft state, rebuilt from plans, load reports and freeze notices after a restart. */
 export interface HostConditions {
   /** Planned runs by planKey(), each list by start. */
   plan: ReadonlyMap<string, readonly PlannedRun[]>;
@@ -39,6 +52,8 @@ export interface HostConditions {
   vmLoad: ReadonlyMap<string, LoadView>;
   /** The host's own load. */
   hostLoad?: LoadView;
+  /** VMs frozen by the hypervisor's own tools. */
+  frozen?: ReadonlyMap<string, VmFreeze>;
 }
 
 export type StartDecision =
@@ -146,12 +161,22 @@ function busy(
   return undefined;
 }
 
+/** "VM web-1 frozen by qemu-guest-agent since …": why its guest backups wait. */
+export function describeFreeze(vm: string, freeze: VmFreeze): string {
+  return `VM ${vm} frozen by ${freeze.source} since ${new Date(freeze.since).toISOString()} (held until the thaw, at most until ${new Date(freeze.until).toISOString()})`;
+}
+
 export function startDecision(
   request: PendingRequest,
   conditions: HostConditions,
   policy: StartGatePolicy,
   now: number,
 ): StartDecision {
+  // Only GUEST work: a HYPERVISOR backup of the VM is what such a freeze is usually for.
+  const freeze = request.kind === 'GUEST' ? conditions.frozen?.get(request.vm) : undefined;
+  if (freeze && now < freeze.until) {
+    return { start: false, until: freeze.until, reason: describeFreeze(request.vm, freeze) };
+  }
   if (policy.followPlan) {
     const run = matchPlannedRun(request, conditions.plan, now);
     if (run && run.start > now) {

@@ -13,6 +13,7 @@ import type { QuiesceBroker } from '../quiesce-broker';
 import { foreground } from '../domain/budget-controller';
 import { InvalidArgumentError } from '../domain/errors';
 import { completePolicy } from '../domain/policy';
+import { DEFAULT_FREEZE_HOLD_MS, MAX_FREEZE_HOLD_MS } from '../../common/freeze-hold';
 import { resourceExhausted } from './call-guard';
 import { HELLO_TIMEOUT_MS, MAX_SESSION_BACKLOG } from './limits';
 import { toServiceError } from './status';
@@ -46,6 +47,13 @@ function validateLoad(load: v1.LoadReport__Output): v1.LoadReport__Output {
     }
   }
   return load;
+}
+
+/** A FreezeNotice as the coordinator acts on it: hold_ms 0 is the default bound. */
+function validateFreezeNotice(notice: v1.FreezeNotice__Output): { frozen: boolean; source: string; holdMs: number } {
+  const source = validate.name('freeze_notice.source', notice.source);
+  const holdMs = validate.intIn('freeze_notice.hold_ms', notice.holdMs, 0, MAX_FREEZE_HOLD_MS);
+  return { frozen: notice.frozen, source, holdMs: holdMs || DEFAULT_FREEZE_HOLD_MS };
 }
 
 const ENFORCEMENTS: readonly unknown[] = Object.values(Enforcement);
@@ -171,6 +179,10 @@ export function agentService(
             const report = validateQuiesceReport(message.quiesce);
             // As for budgets: a report about a freeze this VM was not asked for is not its to make.
             if (!quiesce.report(vm, report)) log.debug('ignoring a quiesce report for a token this VM was not asked to freeze', { vm, token: report.tokenId });
+          } else if (message.freezeNotice) {
+            const notice = validateFreezeNotice(message.freezeNotice);
+            log.info(notice.frozen ? 'VM frozen by the hypervisor: holding its guest backups' : 'VM thawed', { vm, source: notice.source });
+            coordinator.freezeNotice(host, vm, notice).catch((e) => log.warn('could not record a freeze notice', { vm, error: e as Error }));
           } else if (message.ack) {
             if (!message.ack.ok) log.warn('agent could not carry out a command', { vm, ...message.ack });
           } else {

@@ -102,4 +102,21 @@ describe('the headroom-agent single executable', function () {
     assert.equal(await a.exited, 0, a.stderr());
     assert.match(a.stdout(), /OK, coordinator 127\.0\.0\.1:7400, 1 job\(s\)/);
   });
+
+  it('installs an fsfreeze hook that runs the executable itself, which reaches the daemon from a bare environment', async () => {
+    coordinator ??= await startCoordinator({ args: ['--report-interval', '1s'] });
+    const dir = tempDir();
+    const socket = path.join(dir, 'agent.sock');
+    const config = path.join(dir, 'agent.yaml');
+    fs.writeFileSync(config, `coordinator: ${coordinator.address}\nvm: vm-sea-freeze\ncontrolSocket: ${socket}\n`);
+    const daemon = run(['run', '--config', config]);
+    await waitFor('the daemon to listen on its control socket', () => /session up/.test(daemon.stderr()) && /control socket listening/.test(daemon.stderr()), 15_000);
+
+    const install = run(['install-fsfreeze-hook', '--dir', path.join(dir, 'hook.d'), '--socket', socket]);
+    assert.equal(await install.exited, 0, install.stderr());
+    const script = path.join(dir, 'hook.d', 'headroom-agent');
+    assert.match(fs.readFileSync(script, 'utf8'), new RegExp(`^exec ${binary.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} freeze-notice "\\$1" --socket `, 'm'));
+    const r = execFileSync('env', ['-i', script, 'freeze'], { encoding: 'utf8' });
+    assert.match(r, /freeze by qemu-guest-agent noted .*; coordinator told/);
+  });
 });

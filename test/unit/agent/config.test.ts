@@ -45,6 +45,15 @@ describe('agent configuration', () => {
     ]);
   });
 
+  it('takes an absolute controlSocket, and refuses a relative or too long one naming the file and key', () => {
+    assert.equal(compileAgentConfig({ controlSocket: '/run/h.sock' }, 'agent.yaml').controlSocket, '/run/h.sock');
+    assert.equal(compileAgentConfig({}, 'agent.yaml').controlSocket, undefined, 'unset: the default, best effort');
+    assert.deepEqual(problems(() => compileAgentConfig({ controlSocket: 'h.sock' }, 'agent.yaml')), [
+      'agent.yaml: controlSocket: expected an absolute path of at most 107 bytes (a unix socket\'s limit), got "h.sock"',
+    ]);
+    assert.equal(problems(() => compileAgentConfig({ controlSocket: `/${'x'.repeat(107)}` }, 'agent.yaml')).length, 1);
+  });
+
   it('reads jobs with durations, priority and cost', () => {
     const c = compileAgentConfig(
       { jobs: [{ ...job, schedule: '*/10 * * * * *', priority: 5, cost: { ioBytesPerSec: 50_000_000, cpuPercent: 80 } }], killGrace: '30s' },

@@ -8,7 +8,8 @@
  *  4. fencing numbers strictly increase per host, and stale ones are refused;
  *  6. a restart restores exactly the committed active tokens, and a request id never yields two tokens;
  *  7. the start gate: nothing starts before its planned slot, nor on a VM reported busy unless it is forced
- *     (too close to its window's end) and then on the throttled budget.
+ *     (too close to its window's end) and then on the throttled budget;
+ *  8. no GUEST token of a VM frozen by the hypervisor's tools is granted before its thaw or its bound.
  */
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
@@ -59,6 +60,16 @@ const op = fc.oneof(
   {
     weight: 1,
     arbitrary: fc.record({
+      type: fc.constant('freeze' as const),
+      host: fc.constantFrom(...HOSTS),
+      vm: fc.constantFrom(...VMS),
+      on: fc.boolean(),
+      holdMs: fc.integer({ min: 1, max: 60_000 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
       type: fc.constant('policy' as const),
       host: fc.constantFrom(...HOSTS),
       guests: fc.integer({ min: 1, max: 3 }),
@@ -100,6 +111,8 @@ function run(specs: RequestSpec[], ops: Op[]): void {
   // (every request of the test has its own window, so a run is matched by its request's), and VM loads.
   const plannedStart = new Map<string, number>();
   const vmLoad = new Map<string, { cpu: number; at: number }>();
+  // Rule 8's model: until when each host/VM is frozen.
+  const frozenUntil = new Map<string, number>();
   const THROTTLED = { cpuPercent: DEFAULT_POLICY.throttledCpuPercent, ioBytesPerSec: DEFAULT_POLICY.throttledIoBytesPerSec };
 
   for (const o of ops) {
@@ -153,6 +166,14 @@ function run(specs: RequestSpec[], ops: Op[]): void {
         vmLoad.set(`${o.host}/${o.vm}`, { cpu: o.cpu, at: clock.now() });
         events = lessor.setVmLoad(o.host, o.vm, { cpuPercent: o.cpu, ioBytesPerSec: 0, at: clock.now() });
         break;
+      case 'freeze': {
+        store.commit(lessor.ensureHost(o.host));
+        const key = `${o.host}/${o.vm}`;
+        if (o.on) frozenUntil.set(key, clock.now() + o.holdMs);
+        else frozenUntil.delete(key);
+        events = o.on ? lessor.freezeVm(o.host, o.vm, 'qemu-guest-agent', o.holdMs) : lessor.thawVm(o.host, o.vm);
+        break;
+      }
       case 'plan': {
         store.commit(lessor.ensureHost(o.host));
         for (const [id, input] of inputs.entries()) if (input.host === o.host) plannedStart.delete(`r${id}`);
@@ -174,6 +195,7 @@ function run(specs: RequestSpec[], ops: Op[]): void {
         lessor = start();
         plannedStart.clear();
         vmLoad.clear();
+        frozenUntil.clear();
         const after = lessor.activeLeases().map((l) => [l.tokenId, l.fencing, l.kind, l.vm]).sort();
         assert.deepEqual(after, before, 'a restart restores exactly the committed active tokens');
         break;
@@ -198,8 +220,13 @@ function run(specs: RequestSpec[], ops: Op[]): void {
       assert.equal(grantsPerRequest.get(e.lease.requestId), 1, `second token for ${e.lease.requestId}`);
       grantedRequests.add(e.lease.requestId);
 
-      // Rule 7.
       const now = clock.now();
+      // Rule 8.
+      if (e.lease.kind === 'GUEST') {
+        const until = frozenUntil.get(`${e.lease.host}/${e.lease.vm}`) ?? 0;
+        assert.ok(now >= until, `${e.lease.requestId} granted on VM ${e.lease.vm} frozen until ${until - T0}, now ${now - T0}`);
+      }
+      // Rule 7.
       const planned = plannedStart.get(e.lease.requestId);
       assert.ok(planned === undefined || planned <= now, `${e.lease.requestId} started before its planned slot`);
       const load = vmLoad.get(`${e.lease.host}/${e.lease.vm}`);
@@ -237,7 +264,7 @@ function run(specs: RequestSpec[], ops: Op[]): void {
 }
 
 describe('Lessor properties (random sequences, SQLite store, restarts)', () => {
-  it('keeps rules 1-4 and 6 after every step of thousands of random sequences', () => {
+  it('keeps rules 1-4 and 6-8 after every step of thousands of random sequences', () => {
     fc.assert(
       fc.property(fc.array(requestSpec, { minLength: REQUESTS, maxLength: REQUESTS }), fc.array(op, { minLength: 1, maxLength: 60 }), run),
       { numRuns: Number(process.env.HEADROOM_PROPERTY_RUNS ?? 2000) },

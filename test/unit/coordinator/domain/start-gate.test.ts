@@ -150,3 +150,66 @@ describe('Lessor with the start gate', () => {
     assert.deepEqual(grants(events)[0].lease.budget, { cpuPercent: 150, ioBytesPerSec: 1 << 20 });
   });
 });
+
+describe('start gate: a VM frozen by the hypervisor\'s own tools', () => {
+  const freeze = { source: 'qemu-guest-agent', since: T0, until: T0 + 10 * MIN };
+  const frozen = conditions({ frozen: new Map([['vm1', freeze]]) });
+  const reason = `VM vm1 frozen by qemu-guest-agent since ${new Date(T0).toISOString()} (held until the thaw, at most until ${new Date(T0 + 10 * MIN).toISOString()})`;
+
+  it('holds GUEST backups of that VM until the bound, and nothing else', () => {
+    assert.deepEqual(startDecision(pending(), frozen, DEFAULT_POLICY, T0 + MIN), { start: false, until: T0 + 10 * MIN, reason });
+    assert.deepEqual(startDecision(pending(), frozen, DEFAULT_POLICY, T0 + 10 * MIN), { start: true, forced: false }, 'the bound passed');
+    assert.deepEqual(startDecision(pending({ vm: 'vm2' }), frozen, DEFAULT_POLICY, T0), { start: true, forced: false }, 'another VM');
+    assert.deepEqual(startDecision(pending({ kind: 'HYPERVISOR' }), frozen, DEFAULT_POLICY, T0), { start: true, forced: false }, 'the hypervisor backup the freeze is for');
+  });
+
+  it('is not overridden by a closing window, unlike the load: the bound is its own limit', () => {
+    const r = pending({ windowEnd: T0 + 4 * MIN, expectedDurationMs: MIN });
+    assert.ok(forcedFrom(r) < T0 + 3 * MIN);
+    assert.deepEqual(startDecision(r, frozen, DEFAULT_POLICY, T0 + 3 * MIN), { start: false, until: T0 + 10 * MIN, reason });
+  });
+
+  it('lessor: queues the frozen VM\'s guest backups with the reason, grants other VMs\', and grants on the thaw', () => {
+    const { lessor, clock } = newLessor();
+    lessor.ensureHost('h1');
+    const running = lessor.acquire(req({ kind: 'GUEST', vm: 'vm1', job: 'running' }));
+    const other = lessor.acquire(req({ kind: 'GUEST', vm: 'vm3' }));
+    assert.equal(running.result.status, 'granted');
+    assert.equal(other.result.status, 'granted');
+    const [frozenEvent] = lessor.freezeVm('h1', 'vm1', 'qemu-guest-agent', 10 * MIN);
+    assert.equal(frozenEvent.type, 'vm-frozen');
+    assert.deepEqual(frozenEvent.type === 'vm-frozen' && frozenEvent.guests.map((l) => l.job), ['running'], 'the running guest backup of vm1, to pause');
+    const lease = lessor.activeLeases('h1').find((l) => l.vm === 'vm1')!;
+    lessor.release(lease.tokenId, lease.fencing, { success: true, bytes: 0, durationMs: 0, exitCode: 0, message: '' });
+
+    clock.advance(MIN);
+    const held = req({ kind: 'GUEST', vm: 'vm1' });
+    assert.equal(lessor.acquire(held).result.status, 'queued');
+    assert.equal(lessor.waiting('h1')[0].waitingFor, reason);
+    assert.equal(lessor.waiting('h1')[0].held, true);
+    assert.equal(lessor.acquire(req({ kind: 'GUEST', vm: 'vm2' })).result.status, 'granted');
+    assert.deepEqual(lessor.freezeVm('h1', 'vm1', 'qemu-guest-agent', 10 * MIN), [], 'said again (a reconnect): no new event');
+    assert.match(lessor.waiting('h1')[0].waitingFor, new RegExp(`since ${new Date(T0).toISOString()} .*at most until ${new Date(T0 + 11 * MIN).toISOString()}`), 'the bound moved, not the start');
+
+    const events = lessor.thawVm('h1', 'vm1');
+    assert.deepEqual(events[0], { type: 'vm-thawed', at: T0 + MIN, host: 'h1', vm: 'vm1', source: 'qemu-guest-agent', since: T0, lapsed: false, guests: [] });
+    assert.deepEqual(grants(events).map((g) => g.lease.requestId), [held.requestId]);
+    assert.deepEqual(lessor.thawVm('h1', 'vm1'), [], 'a thaw of a VM not frozen changes nothing');
+  });
+
+  it('lessor: releases the hold when the bound passes without a thaw, and says it lapsed', () => {
+    const { lessor, clock } = newLessor();
+    lessor.ensureHost('h1');
+    lessor.freezeVm('h1', 'vm1', 'qemu-guest-agent', 5 * MIN);
+    const held = req({ kind: 'GUEST', vm: 'vm1' });
+    assert.equal(lessor.acquire(held).result.status, 'queued');
+    assert.equal(lessor.nextDeadline(), T0 + 5 * MIN);
+    clock.advance(5 * MIN - 1);
+    assert.deepEqual(grants(lessor.tick()), []);
+    clock.advance(1);
+    const events = lessor.tick();
+    assert.deepEqual(events.find((e) => e.type === 'vm-thawed'), { type: 'vm-thawed', at: T0 + 5 * MIN, host: 'h1', vm: 'vm1', source: 'qemu-guest-agent', since: T0, lapsed: true, guests: [] });
+    assert.deepEqual(grants(events).map((g) => g.lease.requestId), [held.requestId]);
+    assert.equal(lessor.nextDeadline(), lessor.activeLeases('h1')[0].expiresAt, 'no freeze deadline left');
+  });
+});
