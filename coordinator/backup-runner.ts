@@ -100,7 +100,9 @@ export class BackupRunner {
       cancelRequested: false,
       exited: Promise.resolve(),
     };
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Warnings only, as for a person at a terminal: the output tail is for what went wrong.
+    const env = { ...process.env, HEADROOM_LOG: 'warn', HEADROOM_COORDINATOR: '' };
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
     run.child = child;
     const keep = (chunk: Buffer) => {
       run.outputTail = (run.outputTail + chunk.toString('utf8')).slice(-OUTPUT_TAIL_BYTES);
