@@ -64,17 +64,22 @@ export class BackupRunner {
 
   constructor(private readonly o: BackupRunnerOptions) {}
 
-  /** The job (with a driver) that backs `vm` up. */
-  private jobOf(vm: string): HypervisorJob & { driver: NonNullable<HypervisorJob['driver']> } {
-    const job = this.o.jobs.find((j) => j.driver && j.vms.includes(vm));
-    if (!job) throw new BackupRunnerUnavailableError(`no hypervisorJobs entry with a driver lists VM ${vm} in coordinator.yaml`);
+  /** The job with a driver that backs `vm` up: the one named, else the first that lists the VM. */
+  private jobOf(vm: string, name?: string): HypervisorJob & { driver: NonNullable<HypervisorJob['driver']> } {
+    const job = this.o.jobs.find((j) => j.driver && j.vms.includes(vm) && (name === undefined || j.name === name));
+    if (!job) throw new BackupRunnerUnavailableError(`no hypervisorJobs entry with a driver lists VM ${vm}${name === undefined ? '' : ` as job ${name}`} in coordinator.yaml`);
     return job as ReturnType<BackupRunner['jobOf']>;
   }
 
-  start(vm: string, options: { full?: boolean } = {}): BackupRunView {
+  /**
+   * Starts a backup of `vm` now. A manual start gets the job's window from now; a planned one (`job` and
+   * `windowEndMs` of its slot) keeps its slot's window end, so that its token request is the planned run's.
+   */
+  start(vm: string, options: { full?: boolean; job?: string; windowEndMs?: number } = {}): BackupRunView {
     const running = this.runs.find((r) => r.vm === vm && r.state === 'RUNNING');
     if (running) throw new BackupRunConflictError(vm, running.runId);
-    const job = this.jobOf(vm);
+    const job = this.jobOf(vm, options.job);
+    const windowMs = options.windowEndMs === undefined ? job.windowMs : Math.max(1, options.windowEndMs - this.o.now());
     const argv = [
       process.execPath,
       this.o.ctlMain ?? path.join(__dirname, 'ctl', 'main.js'),
@@ -83,7 +88,7 @@ export class BackupRunner {
       '--host', this.o.host,
       '--vm', vm,
       '--job', job.name,
-      '--window', `${job.windowMs}ms`,
+      '--window', `${windowMs}ms`,
       '--expected-duration', `${job.expectedDurationMs}ms`,
       '--priority', String(job.priority),
       ...driverArguments(job.driver, { vm, defaultTarget: this.o.defaultTarget, full: options.full }),

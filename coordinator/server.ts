@@ -17,6 +17,7 @@ import { Coordinator } from './coordinator';
 import { HostLoadMonitor } from './host-load-monitor';
 import { PlanKeeper } from './plan-keeper';
 import { BackupRunner } from './backup-runner';
+import { HypervisorScheduler } from './hypervisor-scheduler';
 import { BackupRunnerUnavailableError } from './domain/errors';
 import { serverSecurity } from './pki/server-security';
 import { adminService } from './rpc/admin-service';
@@ -78,6 +79,7 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
     now: Date.now,
     log: log.child({ component: 'backup-runner' }),
   });
+  const scheduler = new HypervisorScheduler({ plans, runner, jobs: options.hypervisorJobs, host: options.host, clock, log: log.child({ component: 'hypervisor-scheduler' }) });
   server.addService(
     decodingGuarded(headroomV1.AdminService.service),
     adminService(coordinator, registry, plans, log, { backupDir: options.backups?.dir, runner }),
@@ -92,6 +94,8 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
   );
   const { host } = parseAddress(options.listen);
   address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  // Only once it can call itself back.
+  scheduler.start();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -99,6 +103,7 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
       for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');
       plans.stop();
       hostLoad.stop();
+      scheduler.stop();
       void runner.stop();
       coordinator.stop();
       // Give in-flight unary calls a moment, then cut the long-lived streams.
