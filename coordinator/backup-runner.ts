@@ -110,7 +110,11 @@ export class BackupRunner {
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env });
     run.child = child;
     const keep = (chunk: Buffer) => {
-      run.outputTail = (run.outputTail + chunk.toString('utf8')).slice(-OUTPUT_TAIL_BYTES);
+      const text = chunk.toString('utf8');
+      run.outputTail = (run.outputTail + text).slice(-OUTPUT_TAIL_BYTES);
+      // host-backup's own progress line: from here on the backup itself runs.
+      const granted = /granted token (\S+)/.exec(text);
+      if (granted && run.state === 'RUNNING' && !run.cancelRequested) run.message = `backing up under token ${granted[1]}`;
     };
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);

@@ -57,7 +57,9 @@ export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
     try {
       return ManifestStore.open(o.backupDir);
     } catch (err) {
-      if (err instanceof CatalogError) throw new BackupCatalogUnavailableError(err.message);
+      if (err instanceof CatalogError) {
+        throw new BackupCatalogUnavailableError(`${err.message}: backups.dir in coordinator.yaml names it; it becomes one with the first backup made into it (or is its storage not mounted?)`);
+      }
       throw err;
     }
   };
