@@ -115,7 +115,11 @@ export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
           for await (const v of verifyBackups(s, plan, abort.signal)) {
             if (abort.signal.aborted) break;
             const more = call.write(wire.verification(v, ++index, total));
-            if (!more) await new Promise((resolve) => call.once('drain', resolve));
+            // Wait for the reader, or for it to go away: either way the slot is given back below.
+            if (!more) await new Promise<void>((resolve) => {
+              call.once('drain', resolve);
+              abort.signal.addEventListener('abort', () => resolve(), { once: true });
+            });
           }
           call.end();
         } catch (e) {

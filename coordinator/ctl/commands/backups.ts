@@ -8,6 +8,7 @@ import { parseString } from '../args';
 import { DIR_OPTION, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { note, print, printJson } from '../context';
+import { UsageError } from '../errors';
 import { formatBytes, formatClock, formatSpan } from '../human';
 import { formatTable } from '../table';
 
@@ -38,6 +39,7 @@ export const backupsCommand: Command = {
   async run(ctx, args) {
     const source = catalogSource(ctx, args);
     const filter = { vm: args.get<string>('vm') ?? '', disk: args.get<string>('disk') ?? '' };
+    if (filter.disk && !filter.vm) throw new UsageError('--disk needs --vm');
     const listing = await source.list(filter);
     const checksums = new Map<string, boolean>();
     if (args.flag('verify')) {
