@@ -90,8 +90,13 @@ export function findBackup(store: ManifestStore, id: string, vm?: string): Backu
   } catch {
     // chainProblem says what is wrong.
   }
-  const manifest = path.join(store.dir, record.vm, record.disk, `${record.id}.json`);
-  return { backup: listed(record), chain: chain.map(listed), manifestText: fs.readFileSync(manifest, 'utf8') };
+  let manifestText: string;
+  try {
+    manifestText = fs.readFileSync(path.join(store.dir, record.vm, record.disk, `${record.id}.json`), 'utf8');
+  } catch {
+    return undefined; // removed (pruned) since it was read
+  }
+  return { backup: listed(record), chain: chain.map(listed), manifestText };
 }
 
 export type Verification =
