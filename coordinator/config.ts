@@ -4,6 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import YAML from 'yaml';
 import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress } from '../common/connection';
 import { DURATION_SYNTAX, parseDuration } from '../common/duration';
@@ -31,6 +32,8 @@ export interface CoordinatorOptions {
   policy: HostPolicy;
   /** This host's own schedule of hypervisor-level backups, planned beside the guests' jobs. Default none. */
   hypervisorJobs: HypervisorJob[];
+  /** The backup directory the admin calls manage (AdminService.ListBackups …), and the qmp driver's default target. */
+  backups?: { dir: string };
 }
 
 export class ConfigError extends Error {
@@ -39,7 +42,7 @@ export class ConfigError extends Error {
   }
 }
 
-const TOP_KEYS = ['listen', 'database', 'host', 'durability', 'tls', 'pki', 'plaintext', 'policy', 'hypervisorJobs'];
+const TOP_KEYS = ['listen', 'database', 'host', 'durability', 'tls', 'pki', 'plaintext', 'policy', 'hypervisorJobs', 'backups'];
 const TLS_KEYS = ['certFile', 'keyFile', 'clientCaFile'];
 const POLICY_KEYS: Record<string, keyof HostPolicy> = {
   maxGuestTokens: 'maxGuestTokens',
@@ -220,6 +223,23 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
     }
   }
 
+  let backups: CoordinatorOptions['backups'];
+  if (raw.backups !== undefined) {
+    const b = raw.backups as Record<string, unknown>;
+    if (typeof b !== 'object' || b === null || Array.isArray(b)) bad('backups', 'expected a mapping with dir');
+    else {
+      for (const k of Object.keys(b)) if (k !== 'dir') bad(`backups.${k}`, 'unknown key (expected dir)');
+      if (typeof b.dir !== 'string' || !path.isAbsolute(b.dir)) bad('backups.dir', 'expected the absolute path of the backup directory');
+      else backups = { dir: b.dir };
+    }
+  }
+  const hypervisorJobs = compileHypervisorJobs(raw.hypervisorJobs, bad);
+  hypervisorJobs.forEach((job, i) => {
+    if (job.driver?.driver === 'qmp' && job.driver.target === undefined && !backups) {
+      bad(`hypervisorJobs[${i}].target`, 'required with driver qmp unless backups.dir is set');
+    }
+  });
+
   const options: CoordinatorOptions = {
     listen,
     database: str('database', raw.database, '/var/lib/headroom/headroom.db'),
@@ -229,7 +249,8 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
     pki,
     plaintext: plaintext === true,
     policy,
-    hypervisorJobs: compileHypervisorJobs(raw.hypervisorJobs, bad),
+    hypervisorJobs,
+    backups,
   };
   if (!isValidName(options.host)) {
     bad('host', `"${options.host}" is not a valid host name (letters, digits, . _ : @ -)`);

@@ -9,13 +9,16 @@ import { DURATION_SYNTAX, parseDuration } from '../common/duration';
 import { isValidName } from './domain/lease';
 import { LIMITS } from './domain/policy';
 import type { DeclaredJob } from './plan-view';
+import { type BackupDriver, DRIVER_KEYS, compileBackupDriver } from './backup-driver';
 
 /** A hypervisor-level job: one run per VM at each occurrence of its schedule. */
 export interface HypervisorJob extends DeclaredJob {
   vms: readonly string[];
+  /** How the coordinator runs it itself (AdminService.StartBackup); absent: whoever asks for its token runs it. */
+  driver?: BackupDriver;
 }
 
-const JOB_KEYS = ['name', 'vms', 'schedule', 'window', 'expectedDuration', 'priority', 'cost'];
+const JOB_KEYS = ['name', 'vms', 'schedule', 'window', 'expectedDuration', 'priority', 'cost', ...DRIVER_KEYS];
 const COST_KEYS = ['cpuPercent', 'ioBytesPerSec'];
 /** A window or duration longer than a week is a mistake in the file, not a backup. */
 const MAX_SPAN_MS = 7 * 24 * 3_600_000;
@@ -97,8 +100,9 @@ export function compileHypervisorJobs(raw: unknown, bad: (key: string, problem: 
         declaredCost = { cpuPercent: whole('cpuPercent', LIMITS.maxCpuBudgetPercent), ioBytesPerSec: whole('ioBytesPerSec', LIMITS.maxIoBytesPerSec) };
       }
     }
+    const driver = compileBackupDriver(e, fail);
     if (failed) return;
-    jobs.push({ name: name!, vms: vms!, schedule, windowMs, expectedDurationMs, priority: priority as number, declaredCost });
+    jobs.push({ name: name!, vms: vms!, schedule, windowMs, expectedDurationMs, priority: priority as number, declaredCost, ...(driver && { driver }) });
   });
   return jobs;
 }

@@ -15,7 +15,7 @@ hypervisor-level backups never run together on a host.
 
 Options:
   --config FILE          YAML config file (keys: listen, database, host, durability, tls, pki, plaintext, policy,
-                         hypervisorJobs)
+                         hypervisorJobs, backups)
   --listen ADDR          address to serve on (default 127.0.0.1:7400; non-loopback needs --pki-dir or TLS files)
   --db FILE              SQLite database file (default /var/lib/headroom/headroom.db)
   --host NAME            this host's name (default: the machine's hostname)

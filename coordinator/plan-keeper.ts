@@ -61,6 +61,11 @@ export class PlanKeeper {
     this.soon(host);
   }
 
+  /** The plan the host's grants follow now (the last one made), if any. */
+  current(host: string): PlanView | undefined {
+    return this.last.get(host);
+  }
+
   /** The host's plan over `horizonMs` from now, from the same input and last slots as the followed plan. */
   view(host: string, horizonMs = DEFAULT_HORIZON_MS): PlanView {
     return this.build(host, horizonMs, this.declared(host));

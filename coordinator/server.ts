@@ -17,6 +17,9 @@ import { Coordinator } from './coordinator';
 import { HostLoadMonitor } from './host-load-monitor';
 import { PlanKeeper } from './plan-keeper';
 import { QuiesceBroker } from './quiesce-broker';
+import { BackupRunner } from './backup-runner';
+import { HypervisorScheduler } from './hypervisor-scheduler';
+import { BackupRunnerUnavailableError } from './domain/errors';
 import { serverSecurity } from './pki/server-security';
 import { adminService } from './rpc/admin-service';
 import { agentService } from './rpc/agent-service';
@@ -75,7 +78,21 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
   });
   server.addService(decodingGuarded(headroomV1.TokenService.service), tokenService(coordinator, quiesce, log));
   server.addService(decodingGuarded(headroomV1.AgentService.service), agentService(coordinator, registry, plans, clock, log, quiesce));
-  server.addService(decodingGuarded(headroomV1.AdminService.service), adminService(coordinator, registry, plans, log));
+  let address = '';
+  const runner = new BackupRunner({
+    jobs: options.hypervisorJobs,
+    host: options.host,
+    selfOptions: () => selfOptions(options, address),
+    defaultTarget: options.backups?.dir,
+    // Wall-clock times of runs, for people.
+    now: Date.now,
+    log: log.child({ component: 'backup-runner' }),
+  });
+  const scheduler = new HypervisorScheduler({ plans, runner, jobs: options.hypervisorJobs, host: options.host, clock, log: log.child({ component: 'hypervisor-scheduler' }) });
+  server.addService(
+    decodingGuarded(headroomV1.AdminService.service),
+    adminService(coordinator, registry, plans, log, { backupDir: options.backups?.dir, runner }),
+  );
   server.addService(decodingGuarded(headroomV1.PkiService.service), pkiService(security.authority, log));
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
   health.addToServer(server);
@@ -85,7 +102,9 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
     server.bindAsync(options.listen, security.credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   const { host } = parseAddress(options.listen);
-  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  // Only once it can call itself back.
+  scheduler.start();
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
@@ -93,6 +112,8 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
       for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');
       plans.stop();
       hostLoad.stop();
+      scheduler.stop();
+      void runner.stop();
       coordinator.stop();
       quiesce.stop();
       // Give in-flight unary calls a moment, then cut the long-lived streams.
@@ -105,4 +126,23 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
       });
     }));
   return { address, coordinator, stop };
+}
+
+/**
+ * headroomctl's global options for a backup run the coordinator starts (backup-runner.ts) to call this
+ * coordinator back: over loopback (a wildcard listen address is dialled as loopback), plaintext when the
+ * coordinator itself serves plaintext (only allowed on loopback), else as the admin identity `pki init`
+ * wrote into the coordinator's own PKI directory — the files beside the CA key the coordinator holds
+ * anyway, so no secret leaves its hands. With certificates made elsewhere (`tls:`) it has no identity to
+ * call itself with.
+ */
+function selfOptions(options: CoordinatorOptions, address: string): string[] {
+  const { host, port } = parseAddress(address);
+  const loopback = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
+  const coordinator = ['--coordinator', `${loopback}:${port}`];
+  if (options.pki) return [...coordinator, '--pki-dir', options.pki.dir];
+  if (options.plaintext) return coordinator;
+  throw new BackupRunnerUnavailableError(
+    'the coordinator serves TLS with certificates made elsewhere (tls:), so it has no client identity to start backups with: use pki.dir, or run headroomctl host-backup from cron or a vzdump hook',
+  );
 }

@@ -116,6 +116,14 @@ export function parseManifest(text: string, file: string): BackupRecord {
   return record;
 }
 
+/** A manifest that could not be read; `problem` names the file. */
+export interface CatalogProblem {
+  file: string;
+  vm: string;
+  disk: string;
+  problem: string;
+}
+
 export class ManifestStore {
   private constructor(
     readonly dir: string,
@@ -169,7 +177,18 @@ export class ManifestStore {
 
   /** Every record of the catalog, or of one VM (and disk). Throws CatalogError on a malformed manifest. */
   records(vm?: string, disk?: string): BackupRecord[] {
-    const out: BackupRecord[] = [];
+    const { records, problems } = this.scan(vm, disk);
+    if (problems.length) throw new CatalogError(problems[0].problem);
+    return records;
+  }
+
+  /**
+   * Every readable record of the catalog, or of one VM (and disk), and each manifest that could not be read:
+   * for callers that must go on past a broken manifest (the coordinator's admin calls).
+   */
+  scan(vm?: string, disk?: string): { records: BackupRecord[]; problems: CatalogProblem[] } {
+    const records: BackupRecord[] = [];
+    const problems: CatalogProblem[] = [];
     const vms = vm === undefined ? this.subdirs(this.dir) : [vm];
     for (const v of vms) {
       checkName('VM name', v);
@@ -181,13 +200,17 @@ export class ManifestStore {
         for (const name of fs.readdirSync(dir).sort()) {
           if (!name.endsWith('.json')) continue;
           const file = path.join(dir, name);
-          const record = parseManifest(fs.readFileSync(file, 'utf8'), file);
-          if (record.vm !== v || record.disk !== d) throw new CatalogError(`${file}: it describes ${record.vm}/${record.disk}, not ${v}/${d}`);
-          out.push(record);
+          try {
+            const record = parseManifest(fs.readFileSync(file, 'utf8'), file);
+            if (record.vm !== v || record.disk !== d) throw new CatalogError(`${file}: it describes ${record.vm}/${record.disk}, not ${v}/${d}`);
+            records.push(record);
+          } catch (err) {
+            problems.push({ file, vm: v, disk: d, problem: err instanceof CatalogError ? err.message : `${file}: ${(err as Error).message}` });
+          }
         }
       }
     }
-    return out;
+    return { records, problems };
   }
 
   /** Records a finished backup: the manifest is written last, atomically, once the qcow2 file is complete. */

@@ -10,6 +10,7 @@ import type { Logger } from '../../common/log';
 import { type OptionSpec, ParsedArgs, parseArgs, parseString, wantsHelp } from './args';
 import type { Command } from './command';
 import { agentsCommand } from './commands/agents';
+import { backupCancelCommand, backupRunsCommand, backupShowCommand, backupStartCommand } from './commands/backup';
 import { backupsCommand } from './commands/backups';
 import { enrollCreateCommand } from './commands/enroll';
 import { historyCommand } from './commands/history';
@@ -25,6 +26,7 @@ import { restoreCommand } from './commands/restore';
 import { revokeCommand } from './commands/revoke';
 import { statusCommand } from './commands/status';
 import { tokensCommand } from './commands/tokens';
+import { verifyCommand } from './commands/verify';
 import { type Context, type Io, createContext } from './context';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, RpcError, UsageError, describeRpcError } from './errors';
 import { formatTable } from './table';
@@ -46,8 +48,13 @@ export const COMMANDS: readonly Command[] = [
   holdCommand,
   qmpBackupCommand,
   backupsCommand,
+  verifyCommand,
+  backupShowCommand,
   pruneCommand,
   restoreCommand,
+  backupStartCommand,
+  backupCancelCommand,
+  backupRunsCommand,
   pkiInitCommand,
   pkiListCommand,
   pkiRevokeCommand,

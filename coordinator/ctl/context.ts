@@ -25,7 +25,13 @@ export type AdminUnaryMethod =
   | 'RevokeToken'
   | 'GetPolicy'
   | 'SetPolicy'
-  | 'GetPlan';
+  | 'GetPlan'
+  | 'ListBackups'
+  | 'GetBackup'
+  | 'PruneBackups'
+  | 'StartBackup'
+  | 'CancelBackup'
+  | 'ListBackupRuns';
 
 // The last overload of each generated method is `(argument, callback)`: read the types from it.
 export type AdminRequest<M extends AdminUnaryMethod> = Parameters<AdminClient[M]>[0];

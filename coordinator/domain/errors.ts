@@ -62,3 +62,38 @@ export class NotQuiescableError extends DomainError {
     super(`token ${tokenId} cannot quiesce a guest: ${why}`);
   }
 }
+
+/** The snapshot catalog cannot be used: no backup directory is configured, or it is not a catalog. */
+export class BackupCatalogUnavailableError extends DomainError {
+  constructor(detail: string) {
+    super(detail);
+  }
+}
+
+/** The catalog holds no backup with this id. */
+export class BackupNotFoundError extends DomainError {
+  constructor(readonly id: string) {
+    super(`no backup ${id} in the catalog`);
+  }
+}
+
+/** The coordinator cannot start a backup of this VM itself: no driver is configured for it, or no way to call itself. */
+export class BackupRunnerUnavailableError extends DomainError {
+  constructor(detail: string) {
+    super(detail);
+  }
+}
+
+/** A backup of the VM that the coordinator started is still running. */
+export class BackupRunConflictError extends DomainError {
+  constructor(readonly vm: string, readonly runId: string) {
+    super(`a backup of ${vm} is already running (run ${runId}): cancel it first or wait for it to end`);
+  }
+}
+
+/** No backup of the VM started by the coordinator is running. */
+export class BackupRunNotFoundError extends DomainError {
+  constructor(readonly vm: string) {
+    super(`no backup of ${vm} started by the coordinator is running`);
+  }
+}

@@ -1,6 +1,7 @@
 /**
  * AdminService: what headroomctl calls. Reads come from the lessor's in-memory state and the store's
- * history; changes go through the coordinator like every other operation.
+ * history; changes go through the coordinator like every other operation. The snapshot calls are
+ * snapshot-service.ts's.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/log';
@@ -11,6 +12,7 @@ import { DEFAULT_HORIZON_MS } from '../plan-view';
 import type { HistoryRecord } from '../store';
 import { HostNotFoundError } from '../domain/errors';
 import { resourceExhausted } from './call-guard';
+import { type SnapshotServiceOptions, snapshotService } from './snapshot-service';
 import { MAX_WATCH_BACKLOG } from './limits';
 import { toServiceError } from './status';
 import * as validate from './validate';
@@ -38,12 +40,13 @@ function unaryHandler<Req, Res>(
   };
 }
 
-/** `plans` answers GetPlan from the same input as the plan the grants follow. */
+/** `plans` answers GetPlan from the same input as the plan the grants follow; `snapshots` serves the snapshot calls. */
 export function adminService(
   coordinator: Coordinator,
   registry: AgentRegistry,
   plans: Pick<PlanKeeper, 'view'>,
   log: Logger,
+  snapshots: Omit<SnapshotServiceOptions, 'log' | 'unary'>,
 ): v1.AdminServiceHandlers {
   const knownHost = (value: string): string => {
     const host = validate.host(value, coordinator.defaultHost);
@@ -54,6 +57,8 @@ export function adminService(
   const hostInfo = (name: string) => wire.hostInfo(coordinator.state.host(name), registry.connectedCount(name));
 
   return {
+    ...snapshotService({ ...snapshots, log, unary: (method, fn) => unaryHandler(log, method, fn) }),
+
     ListHosts: unaryHandler(log, 'ListHosts', () => ({ hosts: coordinator.state.hostNames().map(hostInfo) })),
 
     ListAgents: unaryHandler(log, 'ListAgents', (req: v1.ListAgentsRequest__Output) => ({

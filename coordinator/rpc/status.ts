@@ -5,6 +5,11 @@
 import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
 import type { Logger } from '../../common/log';
 import {
+  BackupCatalogUnavailableError,
+  BackupNotFoundError,
+  BackupRunConflictError,
+  BackupRunNotFoundError,
+  BackupRunnerUnavailableError,
   DomainError,
   HostNotFoundError,
   InvalidArgumentError,
@@ -34,6 +39,12 @@ const CODES: [new (...args: never[]) => DomainError, status][] = [
   [EnrolmentRefusedError, status.PERMISSION_DENIED],
   [CertificateNotFoundError, status.NOT_FOUND],
   [PkiNotConfiguredError, status.FAILED_PRECONDITION],
+  // The snapshot catalog and the coordinator's own backup runs (rpc/snapshot-service.ts).
+  [BackupCatalogUnavailableError, status.FAILED_PRECONDITION],
+  [BackupNotFoundError, status.NOT_FOUND],
+  [BackupRunnerUnavailableError, status.FAILED_PRECONDITION],
+  [BackupRunConflictError, status.ALREADY_EXISTS],
+  [BackupRunNotFoundError, status.NOT_FOUND],
 ];
 
 export function toServiceError(error: unknown, log: Logger, method: string): Partial<ServiceError> {

@@ -1,70 +1,63 @@
 /**
- * `headroomctl backups`: what a backup directory holds (catalog/manifest-store.ts), one line per backup,
- * oldest first, with why each full backup was full; `--verify` recomputes every file's SHA-256. Local,
- * like restore: the coordinator is not contacted.
+ * `headroomctl backups`: what a backup catalog holds, one line per backup, oldest first, with why each full
+ * backup was full; `--verify` recomputes every file's SHA-256. From a directory on this machine (--dir) or
+ * from the coordinator's (../catalog-source.ts).
  */
-import { CatalogError, chainTo } from '../../catalog/chain-rules';
-import { ManifestStore } from '../../catalog/manifest-store';
+import type { BackupInfo__Output } from '../../../proto/generated/headroom/v1';
 import { parseString } from '../args';
+import { DIR_OPTION, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { note, print, printJson } from '../context';
+import { UsageError } from '../errors';
 import { formatBytes, formatClock, formatSpan } from '../human';
 import { formatTable } from '../table';
 
+/** A backup's KIND cell: full or incremental. */
+export function kindName(b: Pick<BackupInfo__Output, 'kind'>): string {
+  return b.kind === 'BACKUP_KIND_FULL' ? 'full' : 'incremental';
+}
+
 export const backupsCommand: Command = {
   name: 'backups',
-  summary: 'list the backups in a backup directory, and check their files with --verify (local)',
-  synopsis: '--dir DIR [--vm V] [--verify]',
+  summary: 'list the backups of a catalog, and check their files with --verify (--dir DIR: local; else the coordinator\'s)',
+  synopsis: '[--dir DIR] [--vm V] [--disk D] [--verify]',
   description: [
     'One line per backup, oldest first: when it was taken, full or incremental (and why full), bytes copied,',
     'file size, and whether its chain can be read back. --verify reads every file and compares its SHA-256',
     'with its manifest; the exit status is then 1 if any differs. A backup whose end nobody saw is listed',
-    'as interrupted: the next backup of that disk will be full.',
+    'as interrupted: the next backup of that disk will be full. A manifest that cannot be read is reported',
+    'on stderr, and the exit status is 1.',
+    '',
+    WHERE_HELP,
   ].join('\n'),
   options: [
-    { name: 'dir', value: 'DIR', help: 'the backup directory', parse: parseString },
+    DIR_OPTION,
     { name: 'vm', value: 'V', help: 'only this VM', parse: parseString },
+    { name: 'disk', value: 'D', help: 'only this disk (with --vm)', parse: parseString },
     { name: 'verify', help: "recompute every file's SHA-256" },
   ],
   async run(ctx, args) {
-    const dir = args.require<string>('dir');
-    let store: ManifestStore;
-    let records;
-    try {
-      store = ManifestStore.open(dir);
-      records = store.records(args.get<string>('vm')).sort((a, b) => a.takenAtMs - b.takenAtMs || a.disk.localeCompare(b.disk));
-    } catch (err) {
-      if (!(err instanceof CatalogError)) throw err;
-      note(ctx, err.message);
-      return 1;
+    const source = catalogSource(ctx, args);
+    const filter = { vm: args.get<string>('vm') ?? '', disk: args.get<string>('disk') ?? '' };
+    if (filter.disk && !filter.vm) throw new UsageError('--disk needs --vm');
+    const listing = await source.list(filter);
+    const checksums = new Map<string, boolean>();
+    if (args.flag('verify')) {
+      await source.verify({ ...filter, id: '' }, (v) => {
+        if (v.id) checksums.set(v.id, v.ok);
+      });
     }
-    const rows = [];
-    let bad = 0;
-    for (const r of records) {
-      const same = records.filter((x) => x.vm === r.vm && x.disk === r.disk);
-      let chain = store.fileIntact(r) ? 'ok' : 'file missing';
-      if (chain === 'ok') {
-        try {
-          const links = chainTo(same, r);
-          const missing = links.find((l) => !store.fileIntact(l));
-          if (missing) chain = `needs missing ${missing.id}`;
-        } catch (err) {
-          chain = (err as Error).message;
-        }
-      }
-      const verified = args.flag('verify') ? await store.verify(r) : undefined;
-      if (verified && !verified.ok) bad++;
-      rows.push({ record: r, chain, checksum: verified === undefined ? undefined : verified.ok ? 'ok' : 'MISMATCH' });
-    }
-    const interrupted = [...new Set(records.map((r) => `${r.vm}/${r.disk}`))].flatMap((key) => {
-      const [vm, disk] = key.split('/');
-      return store.interrupted(vm, disk).map((id) => ({ vm, disk, id }));
-    });
+    const bad = [...checksums.values()].filter((ok) => !ok).length;
+    const failed = bad > 0 || listing.problems.length > 0;
     if (ctx.json) {
-      printJson(ctx, { backups: rows, interrupted });
-      return bad ? 1 : 0;
+      printJson(ctx, {
+        ...listing,
+        backups: listing.backups.map((b) => ({ ...b, ...(checksums.has(b.id) && { checksumOk: checksums.get(b.id) }) })),
+      });
+      return failed ? 1 : 0;
     }
     const now = ctx.now();
+    const verify = args.flag('verify');
     const columns = [
       { header: 'TAKEN' },
       { header: 'VM' },
@@ -75,25 +68,26 @@ export const backupsCommand: Command = {
       { header: 'FILE', align: 'right' as const },
       { header: 'TOOK', align: 'right' as const },
       { header: 'CHAIN' },
-      ...(args.flag('verify') ? [{ header: 'SHA-256' }] : []),
+      ...(verify ? [{ header: 'SHA-256' }] : []),
       { header: 'WHY FULL', maxWidth: 60 },
     ];
-    const cells = rows.map(({ record: r, chain, checksum }) => [
-      formatClock(r.takenAtMs, now),
-      r.vm,
-      r.disk,
-      r.kind,
-      r.id,
-      formatBytes(r.bytes),
-      formatBytes(r.fileBytes),
-      formatSpan(r.durationMs),
-      chain,
-      ...(checksum === undefined ? [] : [checksum]),
-      r.fullReason ?? '',
+    const cells = listing.backups.map((b) => [
+      formatClock(b.takenUnixMs, now),
+      b.vm,
+      b.disk,
+      kindName(b),
+      b.id,
+      formatBytes(b.bytes),
+      formatBytes(b.fileBytes),
+      formatSpan(b.durationMs),
+      b.chainProblem || 'ok',
+      ...(verify ? [checksums.get(b.id) === false ? 'MISMATCH' : 'ok'] : []),
+      b.fullReason,
     ]);
-    print(ctx, formatTable(columns, cells, { empty: `no backups in ${store.dir}` }));
-    for (const i of interrupted) print(ctx, `interrupted: ${i.vm}/${i.disk} backup ${i.id} (its end was not seen; the next backup of the disk will be full)`);
+    print(ctx, formatTable(columns, cells, { empty: `no backups in ${listing.dir}` }));
+    for (const i of listing.interrupted) print(ctx, `interrupted: ${i.vm}/${i.disk} backup ${i.id} (its end was not seen; the next backup of the disk will be full)`);
+    for (const p of listing.problems) note(ctx, `unreadable manifest: ${p.problem}`);
     if (bad) note(ctx, `${bad} file(s) do not match their manifest's SHA-256`);
-    return bad ? 1 : 0;
+    return failed ? 1 : 0;
   },
 };

@@ -172,7 +172,7 @@ describe('coordinator configuration', () => {
         'c.yaml',
       ),
     );
-    assert.equal(found[0], 'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of name, vms, schedule, window, expectedDuration, priority, cost)');
+    assert.equal(found[0], 'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of name, vms, schedule, window, expectedDuration, priority, cost, driver, qmpSocket, target, disks, maxIncrementals, speed, command)');
     assert.equal(found[1], 'c.yaml: hypervisorJobs[0].vms: expected a non-empty list of VM names');
     assert.match(found[2], /^c\.yaml: hypervisorJobs\[0\]\.schedule: /);
     assert.match(found[3], /^c\.yaml: hypervisorJobs\[0\]\.expectedDuration: expected a duration/);
@@ -181,6 +181,68 @@ describe('coordinator configuration', () => {
     assert.match(found[6], /^c\.yaml: hypervisorJobs\[1\]\.expectedDuration: expected a duration/);
     assert.match(found[7], /^c\.yaml: hypervisorJobs\[2\]: expected a mapping/);
     assert.equal(found.length, 8);
+  });
+
+  it('reads the backup directory and the drivers the coordinator runs hypervisor jobs with', () => {
+    const job = { vms: ['vm1', 'vm2'], schedule: '0 2 * * *', window: '2h', expectedDuration: '10m' };
+    const o = compileCoordinatorOptions(
+      {
+        host: 'h',
+        plaintext: true,
+        backups: { dir: '/srv/backups' },
+        hypervisorJobs: [
+          { name: 'nightly', ...job, driver: 'qmp', qmpSocket: '/run/qemu/{vm}.qmp', disks: 'disk0,disk1=drive-virtio1', speed: '50M', maxIncrementals: 6 },
+          { name: 'vzdump', ...job, vms: ['vm3'], driver: 'command', command: ['vzdump', '{vm}', '--mode', 'snapshot'] },
+          { name: 'planned-only', ...job, vms: ['vm4'] },
+        ],
+      },
+      'c.yaml',
+    );
+    assert.deepEqual(o.backups, { dir: '/srv/backups' });
+    assert.deepEqual(o.hypervisorJobs[0].driver, {
+      driver: 'qmp',
+      qmpSocket: '/run/qemu/{vm}.qmp',
+      target: undefined,
+      disks: 'disk0,disk1=drive-virtio1',
+      maxIncrementals: 6,
+      speed: 50 * 1024 * 1024,
+    });
+    assert.deepEqual(o.hypervisorJobs[1].driver, { driver: 'command', command: ['vzdump', '{vm}', '--mode', 'snapshot'] });
+    assert.equal(o.hypervisorJobs[2].driver, undefined);
+    assert.equal(compileCoordinatorOptions({ host: 'h', plaintext: true }, 'x').backups, undefined);
+  });
+
+  it('refuses a malformed backup directory or driver, naming the key', () => {
+    const job = { name: 'j', vms: ['vm1'], schedule: '0 2 * * *', window: '2h', expectedDuration: '10m' };
+    const found = problems(() =>
+      compileCoordinatorOptions(
+        {
+          host: 'h',
+          plaintext: true,
+          backups: { dir: 'relative/dir', keep: 3 },
+          hypervisorJobs: [
+            { ...job, driver: 'qmp' },
+            { ...job, name: 'k', driver: 'ftp' },
+            { ...job, name: 'l', driver: 'command', command: 'vzdump {vm}', qmpSocket: '/q' },
+            { ...job, name: 'm', qmpSocket: '/q' },
+          ],
+        },
+        'c.yaml',
+      ),
+    );
+    assert.deepEqual(found, [
+      'c.yaml: backups.keep: unknown key (expected dir)',
+      'c.yaml: backups.dir: expected the absolute path of the backup directory',
+      'c.yaml: hypervisorJobs[0].qmpSocket: required with driver qmp: the QMP socket, {vm} standing for the VM (/run/qemu/{vm}.qmp)',
+      'c.yaml: hypervisorJobs[1].driver: expected qmp or command, got "ftp"',
+      'c.yaml: hypervisorJobs[2].qmpSocket: does not go with driver command',
+      'c.yaml: hypervisorJobs[2].command: expected the command as a list of arguments, such as [vzdump, "{vm}", --mode, snapshot]',
+      'c.yaml: hypervisorJobs[3].qmpSocket: needs driver (qmp or command)',
+    ]);
+    const noTarget = problems(() =>
+      compileCoordinatorOptions({ host: 'h', plaintext: true, hypervisorJobs: [{ ...job, driver: 'qmp', qmpSocket: '/run/{vm}.qmp' }] }, 'c.yaml'),
+    );
+    assert.deepEqual(noTarget, ['c.yaml: hypervisorJobs[0].target: required with driver qmp unless backups.dir is set']);
   });
 
   it('names the file and line of a YAML syntax error', () => {

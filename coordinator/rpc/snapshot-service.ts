@@ -1,0 +1,152 @@
+/**
+ * AdminService's snapshot calls: the catalog in coordinator.yaml's `backups.dir` (list, inspect, verify,
+ * prune: catalog/catalog-view.ts) and the backups the coordinator runs itself (backup-runner.ts). Thin:
+ * validation, the catalog's answers as wire messages, errors mapped in status.ts. Admin-only like every
+ * AdminService call (pki/authorizer.ts).
+ */
+import type * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../../common/log';
+import type { BackupRunner } from '../backup-runner';
+import { CatalogError } from '../catalog/chain-rules';
+import { findBackup, listBackups, pruneBackups, verificationPlan, verifyBackups } from '../catalog/catalog-view';
+import { ManifestStore, checkName } from '../catalog/manifest-store';
+import { BackupCatalogUnavailableError, BackupNotFoundError, InvalidArgumentError } from '../domain/errors';
+import { resourceExhausted } from './call-guard';
+import { toServiceError } from './status';
+import * as validate from './validate';
+import * as wire from './snapshot-wire';
+import type * as v1 from '../../proto/generated/headroom/v1';
+
+/** Verifications at once: each reads whole files, and the host's disks are what backups must not swamp. */
+const MAX_CONCURRENT_VERIFIES = 2;
+
+export type SnapshotHandlers = Pick<
+  v1.AdminServiceHandlers,
+  'ListBackups' | 'GetBackup' | 'VerifyBackups' | 'PruneBackups' | 'StartBackup' | 'CancelBackup' | 'ListBackupRuns'
+>;
+
+export interface SnapshotServiceOptions {
+  /** coordinator.yaml's backups.dir; undefined: not configured. */
+  backupDir?: string;
+  runner: Pick<BackupRunner, 'start' | 'cancel' | 'list'>;
+  log: Logger;
+  unary: <Req, Res>(method: string, fn: (req: Req) => Res | Promise<Res>) => grpc.handleUnaryCall<Req, Res>;
+}
+
+/** A name the catalog can use as a directory (and the coordinator as a VM name), or InvalidArgumentError naming `field`. */
+function catalogName(field: string, value: string): string {
+  validate.name(field, value);
+  try {
+    checkName(field, value);
+  } catch (err) {
+    throw new InvalidArgumentError(field, (err as Error).message);
+  }
+  return value;
+}
+
+function filterOf(req: { vm: string; disk: string }): { vm?: string; disk?: string } {
+  if (req.disk !== '' && req.vm === '') throw new InvalidArgumentError('disk', 'needs vm: the VM whose disk it is');
+  return { vm: req.vm === '' ? undefined : catalogName('vm', req.vm), disk: req.disk === '' ? undefined : catalogName('disk', req.disk) };
+}
+
+export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
+  const store = (): ManifestStore => {
+    if (o.backupDir === undefined) {
+      throw new BackupCatalogUnavailableError('no backup directory is configured: set backups.dir in coordinator.yaml');
+    }
+    try {
+      return ManifestStore.open(o.backupDir);
+    } catch (err) {
+      if (err instanceof CatalogError) {
+        throw new BackupCatalogUnavailableError(`${err.message}: backups.dir in coordinator.yaml names it; it becomes one with the first backup made into it (or is its storage not mounted?)`);
+      }
+      throw err;
+    }
+  };
+  let verifying = 0;
+
+  return {
+    ListBackups: o.unary('ListBackups', (req: v1.ListBackupsRequest__Output): v1.ListBackupsResponse => {
+      const filter = filterOf(req);
+      const s = store();
+      const listing = listBackups(s, filter);
+      return {
+        dir: s.dir,
+        backups: listing.backups.map(wire.backupInfo),
+        problems: listing.problems.map(wire.catalogProblem),
+        interrupted: listing.interrupted,
+      };
+    }),
+
+    GetBackup: o.unary('GetBackup', (req: v1.GetBackupRequest__Output): v1.GetBackupResponse => {
+      const id = catalogName('id', req.id);
+      const vm = req.vm === '' ? undefined : catalogName('vm', req.vm);
+      const found = findBackup(store(), id, vm);
+      if (!found) throw new BackupNotFoundError(id);
+      return { backup: wire.backupInfo(found.backup), chain: found.chain.map(wire.backupInfo), manifestJson: found.manifestText };
+    }),
+
+    VerifyBackups(call) {
+      const fail = (e: unknown) => call.emit('error', toServiceError(e, o.log, 'VerifyBackups'));
+      let plan: ReturnType<typeof verificationPlan>;
+      let s: ManifestStore;
+      try {
+        const filter = filterOf(call.request);
+        const id = call.request.id === '' ? undefined : catalogName('id', call.request.id);
+        s = store();
+        plan = verificationPlan(s, { ...filter, id });
+        if (id !== undefined && plan.records.length === 0) throw new BackupNotFoundError(id);
+      } catch (e) {
+        fail(e);
+        return;
+      }
+      if (verifying >= MAX_CONCURRENT_VERIFIES) {
+        call.emit('error', resourceExhausted(`${MAX_CONCURRENT_VERIFIES} verifications are running already: try again when one ends`));
+        return;
+      }
+      verifying++;
+      // A caller that goes away stops the reading between files.
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      const total = plan.problems.length + plan.records.length;
+      void (async () => {
+        let index = 0;
+        try {
+          for await (const v of verifyBackups(s, plan, abort.signal)) {
+            if (abort.signal.aborted) break;
+            const more = call.write(wire.verification(v, ++index, total));
+            // Wait for the reader, or for it to go away: either way the slot is given back below.
+            if (!more) await new Promise<void>((resolve) => {
+              call.once('drain', resolve);
+              abort.signal.addEventListener('abort', () => resolve(), { once: true });
+            });
+          }
+          call.end();
+        } catch (e) {
+          fail(e);
+        } finally {
+          verifying--;
+        }
+      })();
+    },
+
+    PruneBackups: o.unary('PruneBackups', (req: v1.PruneBackupsRequest__Output): v1.PruneBackupsResponse => {
+      const filter = filterOf(req);
+      const policy = { keepLast: req.keepLast ?? undefined, keepDaily: req.keepDaily ?? undefined, keepWeekly: req.keepWeekly ?? undefined };
+      if (policy.keepLast === undefined && policy.keepDaily === undefined && policy.keepWeekly === undefined) {
+        throw new InvalidArgumentError('keep_last', 'give at least one of keep_last, keep_daily, keep_weekly');
+      }
+      const result = pruneBackups(store(), filter, policy, req.dryRun);
+      o.log.info('pruned backups', { dryRun: req.dryRun, removed: result.decisions.filter((d) => !d.keep).length, freedBytes: result.freedBytes });
+      return wire.pruneResponse(result, req.dryRun);
+    }),
+
+    StartBackup: o.unary('StartBackup', (req: v1.StartBackupRequest__Output) => wire.backupRun(o.runner.start(catalogName('vm', req.vm), { full: req.full }))),
+
+    CancelBackup: o.unary('CancelBackup', (req: v1.CancelBackupRequest__Output) => wire.backupRun(o.runner.cancel(catalogName('vm', req.vm)))),
+
+    ListBackupRuns: o.unary('ListBackupRuns', (req: v1.ListBackupRunsRequest__Output) => ({
+      runs: o.runner.list(req.vm === '' ? undefined : catalogName('vm', req.vm)).map(wire.backupRun),
+    })),
+  };
+}

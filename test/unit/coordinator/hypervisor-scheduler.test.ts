@@ -1,0 +1,80 @@
+import { strict as assert } from 'node:assert';
+import { createLogger } from '../../../common/log';
+import type { BackupRunView } from '../../../coordinator/backup-runner';
+import { HypervisorScheduler, dueSlots } from '../../../coordinator/hypervisor-scheduler';
+import type { HypervisorJob } from '../../../coordinator/hypervisor-schedule';
+import type { PlanView, ViewSlot } from '../../../coordinator/plan-view';
+
+const job = (name: string, vms: string[], driver = true): HypervisorJob => ({
+  name,
+  vms,
+  schedule: '0 3 * * *',
+  windowMs: 3_600_000,
+  expectedDurationMs: 60_000,
+  priority: 0,
+  declaredCost: null,
+  ...(driver && { driver: { driver: 'command' as const, command: ['true'] } }),
+});
+
+const slot = (id: string, vm: string, jobName: string, start: number, windowEnd: number, kind: 'GUEST' | 'HYPERVISOR' = 'HYPERVISOR'): ViewSlot => ({
+  id,
+  vm,
+  job: jobName,
+  kind,
+  start,
+  end: start + 60_000,
+  earliestStart: start,
+  windowEnd,
+});
+
+describe('hypervisor scheduler', () => {
+  const jobs = [job('nightly', ['vm1', 'vm2']), job('planned-only', ['vm3'], false)];
+
+  it('starts the HYPERVISOR slots that are due, of jobs with a driver, once', () => {
+    const slots = [
+      slot('a', 'vm1', 'nightly', 1_000, 10_000),
+      slot('b', 'vm2', 'nightly', 5_001, 10_000), // not yet
+      slot('c', 'vm3', 'planned-only', 1_000, 10_000), // no driver: someone else runs it
+      slot('d', 'vm1', 'nightly', 1_000, 10_000, 'GUEST'),
+      slot('e', 'vm2', 'nightly', 1_000, 4_000), // window closed
+      slot('f', 'vm2', 'other', 1_000, 10_000), // vm2 is not in job "other"
+    ];
+    assert.deepEqual(dueSlots(slots, jobs, new Set(), 5_000).map((s) => s.id), ['a']);
+    assert.deepEqual(dueSlots(slots, jobs, new Set(['a']), 5_000).map((s) => s.id), []);
+    assert.deepEqual(dueSlots(slots, jobs, new Set(['a']), 5_001).map((s) => s.id), ['b']);
+  });
+
+  it('hands the runner the slot\'s job and window end, and does not retry a slot the runner refused', () => {
+    let now = 2_000;
+    let plan: PlanView = { now, horizonEnd: 0, budget: { cpuPercent: 0, ioBytesPerSec: 0 }, slots: [slot('a', 'vm1', 'nightly', 1_000, 9_000), slot('b', 'vm2', 'nightly', 1_500, 9_500)], unplaced: [], phases: [] };
+    const calls: Array<[string, object]> = [];
+    const runner = {
+      start(vm: string, options: object): BackupRunView {
+        calls.push([vm, options]);
+        if (vm === 'vm2') throw new Error('a backup of vm2 is already running');
+        return { runId: `run-${vm}` } as BackupRunView;
+      },
+    };
+    const scheduler = new HypervisorScheduler({
+      plans: { current: (host) => (host === 'host-a' ? plan : undefined) },
+      runner,
+      jobs,
+      host: 'host-a',
+      clock: { now: () => now } as never,
+      log: createLogger({ level: 'silent' }),
+    });
+    scheduler.tick();
+    assert.deepEqual(calls, [
+      ['vm1', { job: 'nightly', windowEndMs: 9_000 }],
+      ['vm2', { job: 'nightly', windowEndMs: 9_500 }],
+    ]);
+    now = 3_000;
+    scheduler.tick();
+    assert.equal(calls.length, 2, 'each planned run is started once');
+    // The next day's occurrence has a new id: it starts when due.
+    plan = { ...plan, slots: [slot('a2', 'vm1', 'nightly', 90_000, 99_000)] };
+    now = 90_000;
+    scheduler.tick();
+    assert.deepEqual(calls[2], ['vm1', { job: 'nightly', windowEndMs: 99_000 }]);
+  });
+});
