@@ -40,6 +40,7 @@ import type { Blocker, HostTimeline } from './host-timeline';
 import { type Budget, type TokenKind, TOKEN_KINDS } from './lease';
 import { phasedStarts } from './plan-phases';
 import { type Prepared, compareJobs, prepare, timelineWithRunning } from './plan-prepared';
+import { repairLeftOut } from './plan-repair';
 import { searchPlacements } from './plan-search';
 import type { HostPolicy } from './policy';
 
@@ -151,10 +152,22 @@ export function planHost(input: PlanInput): Plan {
     kept = complete(order, input, previous);
     if (noRoom(kept) === 0) return kept;
   }
-  const phased = complete(order, input, phasedStarts(order, input));
+  const phased = repaired(order, input, complete(order, input, phasedStarts(order, input)));
   const best = kept && noRoom(kept) <= noRoom(phased) ? kept : phased;
   // The serial schedule is what the guarantee rests on; it is only worth its time when it holds.
   return noRoom(best) > 0 && fitsOneAtATime(order, input) ? complete(order, input, new Map()) : best;
+}
+
+/**
+ * The plan after the repair step (plan-repair.ts), rebuilt from its slots on the jobs as given, so that
+ * it is the plan a replan keeping its slots would give.
+ */
+function repaired(order: readonly Prepared[], input: PlanInput, plan: Plan): Plan {
+  if (!plan.unplaced.some((u) => u.reason === 'no-room')) return plan;
+  const better = repairLeftOut(order, input, plan, (o, pinned) => complete(o, input, phasedStarts(o, input, pinned)));
+  if (!better) return plan;
+  const byId = new Map(order.map((p) => [p.job.id, p]));
+  return complete(order, input, new Map(better.slots.map((s) => [byId.get(s.id)!, s.start])));
 }
 
 /**
