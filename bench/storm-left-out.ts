@@ -22,6 +22,8 @@ export interface LeftOutFigures {
   provenByVm: number;
   /** The rest: a plan placing them might exist. */
   maybeFeasible: number;
+  /** Their ids: every run left out of a VM not proven, since which of them a plan must leave out is not known. */
+  maybeFeasibleIds: string[];
 }
 
 export function classifyLeftOut(input: PlanInput, plan: Plan): LeftOutFigures {
@@ -30,14 +32,17 @@ export function classifyLeftOut(input: PlanInput, plan: Plan): LeftOutFigures {
   const byVm = new Map<string, PlanJob[]>();
   for (const j of noRoom) byVm.set(j.vm, [...(byVm.get(j.vm) ?? []), j]);
   let provenByVm = 0;
+  const maybeFeasibleIds: string[] = [];
   for (const [vm, left] of byVm) {
     const around = input.jobs.filter((j) => j.vm === vm && left.some((l) => j.earliestStart < l.windowEnd && l.earliestStart < j.windowEnd));
     const prepared = around.map((j, rank) => ({ ...prepare(j, input), rank })).filter((p) => !p.alone);
     const timeline = new HostTimeline(input.host);
     const result = searchPlacements(timeline, prepared, SEARCH_NODES);
     if (!result.found && result.exhausted) provenByVm++;
+    if (!result.found && result.exhausted && left.length === 1) continue;
+    maybeFeasibleIds.push(...left.map((j) => j.id));
   }
   const leftOut = plan.unplaced.length;
   const cannotRunAlone = leftOut - noRoom.length;
-  return { leftOut, cannotRunAlone, provenByVm, maybeFeasible: noRoom.length - provenByVm };
+  return { leftOut, cannotRunAlone, provenByVm, maybeFeasible: noRoom.length - provenByVm, maybeFeasibleIds };
 }

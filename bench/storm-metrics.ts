@@ -74,10 +74,12 @@ export interface NightFigures {
   jobs: number;
   /** From the first cron time of the batch to the end of its last run. */
   makespanMs: number;
-  /** Total work ÷ host budget: Σ duration × declared I/O ÷ the I/O budget. */
+  /** Total work ÷ host budget: Σ duration × declared I/O ÷ the I/O budget (the ladder's first rung). */
   workOverBudgetMs: number;
-  /** The sharper bound, see nightLowerBoundMs. */
+  /** The sharpest bound, every constraint included (the ladder's last rung, nightLowerBoundMs). */
   lowerBoundMs: number;
+  /** boundLadderMs(): the bounds between the two. */
+  ladder: BoundLadder;
 }
 
 export function figures(all: readonly ScenarioJob[], runs: readonly Run[], host: PlanHost, night: readonly ScenarioJob[]): Figures {
@@ -140,6 +142,7 @@ export function figures(all: readonly ScenarioJob[], runs: readonly Run[], host:
   const inside = runs.filter((r) => r.start >= r.job.earliestStart && r.end <= r.job.windowEnd).length;
   const nightIds = new Set(night.map((j) => j.id));
   const t0 = Math.min(...night.map((j) => j.earliestStart));
+  const ladder = boundLadderMs(night, host);
   const nightEnd = Math.max(...runs.filter((r) => nightIds.has(r.job.id)).map((r) => r.end));
   return {
     jobs: all.length,
@@ -156,40 +159,77 @@ export function figures(all: readonly ScenarioJob[], runs: readonly Run[], host:
     night: {
       jobs: night.length,
       makespanMs: nightEnd - t0,
-      workOverBudgetMs: night.reduce((sum, j) => sum + j.durationMs * j.cost.ioBytesPerSec, 0) / host.budget.ioBytesPerSec,
-      lowerBoundMs: nightLowerBoundMs(night, host),
+      workOverBudgetMs: ladder.cumulativeMs[0],
+      lowerBoundMs: ladder.cumulativeMs[BOUND_STEPS.length - 1],
+      ladder,
     },
   };
 }
 
+/** The constraints a bound may take into account, in the order the ladder adds them. */
+export const BOUND_STEPS = ['I/O budget', 'CPU budget', 'per-kind caps', 'guest/hypervisor exclusion', 'cron times', 'VM chains, start gaps'] as const;
+
+export type BoundStep = (typeof BOUND_STEPS)[number];
+
+export interface BoundLadder {
+  /**
+   * Lower bounds on the batch's makespan, each taking one more constraint into account than the one
+   * before (BOUND_STEPS, in order): the first is the literal total I/O work ÷ I/O budget, the last the
+   * sharpest bound, with every rule of the host. The increase from one to the next is what that
+   * constraint adds on top of the ones before it (another order would share the gap out differently).
+   */
+  cumulativeMs: number[];
+  /** The bound with the I/O budget and each constraint alone, in the same order (the first is the literal bound). */
+  aloneMs: number[];
+}
+
+export function boundLadderMs(jobs: readonly ScenarioJob[], host: PlanHost): BoundLadder {
+  return {
+    cumulativeMs: BOUND_STEPS.map((_, i) => boundMs(jobs, host, new Set(BOUND_STEPS.slice(0, i + 1)))),
+    aloneMs: BOUND_STEPS.map((step) => boundMs(jobs, host, new Set([BOUND_STEPS[0], step]))),
+  };
+}
+
 /**
- * A lower bound on the time from the batch's first cron time to the end of its last job under the host's
- * rules. For every cron time r, the jobs released at r or later all run after r, so the batch takes at
- * least (r − first cron time) plus the largest of:
- *  - the time GUEST jobs run plus the time HYPERVISOR jobs run (the two never overlap), each at least its
- *    work ÷ the I/O budget, its work ÷ the CPU budget and its total duration ÷ its kind's cap;
- *  - the longest chain of one VM (its jobs run one at a time);
- *  - the gaps between their starts ((n − 1) × minStartGapMs);
- * and no job ends before its cron time plus its duration.
+ * A lower bound under the constraints `used` (the I/O budget always counts). With the cron times, for every cron
+ * time r the jobs released at r or later all run after r, so the batch takes at least (r − first cron
+ * time) plus the time they need, and no job ends before its cron time plus its duration; without them,
+ * every job counts from the first cron time. The time the jobs need is the largest of:
+ *  - their work ÷ the I/O budget, and ÷ the CPU budget, over both kinds together; and with the caps, each
+ *    kind's total duration ÷ its cap;
+ *  - with the exclusion, the two kinds never run together: the time GUEST jobs run plus the time
+ *    HYPERVISOR jobs run, each at least the largest of the above for its kind alone;
+ *  - with VM chains and start gaps, the longest chain of one VM (its jobs run one at a time) and the gaps between their
+ *    starts ((n − 1) × minStartGapMs).
  */
-export function nightLowerBoundMs(jobs: readonly ScenarioJob[], host: PlanHost): number {
+function boundMs(jobs: readonly ScenarioJob[], host: PlanHost, used: ReadonlySet<BoundStep>): number {
+  const use = (step: BoundStep) => used.has(step);
   const t0 = Math.min(...jobs.map((j) => j.earliestStart));
-  const releases = [...new Set(jobs.map((j) => j.earliestStart))].sort((a, b) => a - b);
-  let bound = Math.max(...jobs.map((j) => j.earliestStart + j.durationMs - t0));
+  const releases = use('cron times') ? [...new Set(jobs.map((j) => j.earliestStart))].sort((a, b) => a - b) : [t0];
+  let bound = use('cron times') ? Math.max(...jobs.map((j) => j.earliestStart + j.durationMs - t0)) : 0;
   for (const r of releases) {
     const later = jobs.filter((j) => j.earliestStart >= r);
-    const kindTime = (kind: ScenarioJob['kind'], cap: number) => {
-      const of = later.filter((j) => j.kind === kind);
+    /** The time these jobs need for the budgets and, if used, the caps. */
+    const time = (of: readonly ScenarioJob[]) => {
       const sum = (f: (j: ScenarioJob) => number) => of.reduce((s, j) => s + j.durationMs * f(j), 0);
-      return Math.max(sum((j) => j.cost.ioBytesPerSec) / host.budget.ioBytesPerSec, sum((j) => j.cost.cpuPercent) / host.budget.cpuPercent, sum(() => 1) / cap);
+      const caps = (['GUEST', 'HYPERVISOR'] as const).map((kind) => {
+        const cap = kind === 'GUEST' ? host.maxGuestTokens : host.maxHypervisorTokens;
+        return of.filter((j) => j.kind === kind).reduce((s, j) => s + j.durationMs, 0) / cap;
+      });
+      return Math.max(
+        sum((j) => j.cost.ioBytesPerSec) / host.budget.ioBytesPerSec,
+        use('CPU budget') ? sum((j) => j.cost.cpuPercent) / host.budget.cpuPercent : 0,
+        use('per-kind caps') ? Math.max(...caps) : 0,
+      );
     };
-    const chains = new Map<string, number>();
-    for (const j of later) chains.set(j.vm, (chains.get(j.vm) ?? 0) + j.durationMs);
-    const work = Math.max(
-      kindTime('GUEST', host.maxGuestTokens) + kindTime('HYPERVISOR', host.maxHypervisorTokens),
-      Math.max(...chains.values()),
-      (later.length - 1) * host.minStartGapMs,
-    );
+    let work = use('guest/hypervisor exclusion')
+      ? time(later.filter((j) => j.kind === 'GUEST')) + time(later.filter((j) => j.kind === 'HYPERVISOR'))
+      : time(later);
+    if (use('VM chains, start gaps')) {
+      const chains = new Map<string, number>();
+      for (const j of later) chains.set(j.vm, (chains.get(j.vm) ?? 0) + j.durationMs);
+      work = Math.max(work, Math.max(...chains.values()), (later.length - 1) * host.minStartGapMs);
+    }
     bound = Math.max(bound, r - t0 + work);
   }
   return bound;

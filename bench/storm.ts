@@ -3,13 +3,25 @@
  * starting at its cron time, and (2) as Headroom's planner plans it; then how much a small change moves
  * the plan, and how long planning 10,000 jobs takes. Prints figures and writes them to .bench/storm.json;
  * never fails on them. Pure computation: no processes, no network.
+ *
+ * Two of issue 4's targets are checked here as claims that can fail, night by night:
+ *  - every feasible job placed: each run left out must be proven left out (storm-left-out.ts); the ones
+ *    that are not are counted and listed by id;
+ *  - makespan within 10 % of the lower bound: against the sharpest bound (every rule of the host), and
+ *    against the literal one (total I/O work ÷ I/O budget), with the ladder of bounds between them
+ *    (storm-metrics.ts boundLadderMs) showing which constraint accounts for which part of the gap. On
+ *    this host the caps (8 GUEST, 2 HYPERVISOR backups at once) hold a phase well below the 500 MB/s
+ *    budget, so no plan can come near the literal bound; the scenario is left as it is, since caps below
+ *    the budget are what hosts run (vzdump backs up one VM at a time by default).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { TokenKind } from '../coordinator/domain/lease';
 import { type Plan, type PlanInput, planHost } from '../coordinator/domain/planner';
 import { type LeftOutFigures, classifyLeftOut } from './storm-left-out';
-import { type Figures, type Run, figures, simulateUncoordinated } from './storm-metrics';
+import { BOUND_STEPS, type Figures, type Run, figures, simulateUncoordinated } from './storm-metrics';
+import { REPAIR_WORK_JOBS } from '../coordinator/domain/plan-repair';
 import { DISK_BYTES_PER_SEC_PER_50_VMS, MIDNIGHT, PLAN_NOW, type ScenarioJob, scenario } from './storm-scenario';
 import { ensureDirFor } from './proc-stats';
 
@@ -18,7 +30,7 @@ const VMS = 50;
 const SPEED_JOBS = 10_000;
 const WARM_UP_RUNS = 5;
 function parseArgs(argv: string[]): { seed: number; runs: number; nights: number } {
-  const o = { seed: 1, runs: 9, nights: 10 };
+  const o = { seed: 1, runs: 9, nights: 3 };
   for (let i = 0; i < argv.length; i += 2) {
     const value = Number(argv[i + 1]);
     if (argv[i] === '--seed' && Number.isSafeInteger(value)) o.seed = value;
@@ -63,6 +75,15 @@ interface Timing {
 function stats(samples: number[]): Omit<Timing, 'firstMs' | 'cpuMedianMs'> {
   const s = [...samples].sort((a, b) => a - b);
   return { medianMs: s[Math.floor(s.length / 2)], minMs: s[0], maxMs: s[s.length - 1] };
+}
+
+/** Per kind, the declared I/O of its jobs, weighted by their durations: what one of its backups spends on average. */
+function meanIo(jobs: readonly ScenarioJob[]): Record<TokenKind, number> {
+  const of = (kind: TokenKind) => {
+    const js = jobs.filter((j) => j.kind === kind);
+    return js.reduce((s, j) => s + j.durationMs * j.cost.ioBytesPerSec, 0) / js.reduce((s, j) => s + j.durationMs, 0);
+  };
+  return { GUEST: of('GUEST'), HYPERVISOR: of('HYPERVISOR') };
 }
 
 /** Slots of jobs present in both plans whose start changed. */
@@ -123,6 +144,9 @@ function main(): void {
       overlaps: f.guestHypervisorOverlapPairs,
       makespanRatio: f.night.makespanMs / f.night.lowerBoundMs,
       makespanOverWorkRatio: f.night.makespanMs / f.night.workOverBudgetMs,
+      /** The ladder of bounds (storm-metrics.ts), × the literal bound. */
+      ladderRatios: f.night.ladder.cumulativeMs.map((b) => b / f.night.workOverBudgetMs),
+      aloneRatios: f.night.ladder.aloneMs.map((b) => b / f.night.workOverBudgetMs),
     };
   });
 
@@ -132,6 +156,7 @@ function main(): void {
   const bigInput: PlanInput = { now: PLAN_NOW, host: big.host, jobs: big.jobs.slice(0, SPEED_JOBS) };
   const bigTiming = timing(runs, () => planHost(bigInput));
   const bigPlan = planHost(bigInput);
+  const bigLeftOut = classifyLeftOut(bigInput, bigPlan);
   const bigChanged = { ...bigInput, jobs: bigInput.jobs.slice(1) };
   const replanTiming = timing(runs, () => planHost({ ...bigChanged, previous: bigPlan }));
 
@@ -139,12 +164,13 @@ function main(): void {
     noOverlaps: nights.every((n) => n.overlaps === 0),
     everyFeasibleJobPlaced: nights.every((n) => n.maybeFeasible === 0),
     makespanWithin10Percent: nights.every((n) => n.makespanRatio <= 1.1),
+    makespanWithin10PercentOfLiteral: nights.every((n) => n.makespanOverWorkRatio <= 1.1),
     tenThousandUnderOneSecond: bigTiming.medianMs < 1000,
   };
   const result = {
     machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadAverageBefore, loadAverageAfter: os.loadavg()[0] },
     seed,
-    scenario: { vms: VMS, jobs: jobs.length, nightJobs: night.length, host, diskBytesPerSec: DISK_BYTES_PER_SEC_PER_50_VMS },
+    scenario: { vms: VMS, jobs: jobs.length, nightJobs: night.length, host, diskBytesPerSec: DISK_BYTES_PER_SEC_PER_50_VMS, nightMeanIo: meanIo(night) },
     uncoordinated,
     headroom: { ...headroom, unplaced: plan.unplaced, leftOut: classifyLeftOut(input, plan), phases: plan.phases.length, planning: planTiming },
     stability,
@@ -154,6 +180,7 @@ function main(): void {
       vms: big.vms,
       host: big.host,
       placed: bigPlan.slots.length,
+      leftOut: bigLeftOut,
       plan: bigTiming,
       replanWithPrevious: replanTiming,
       runs,
@@ -169,12 +196,12 @@ function main(): void {
 type Result = {
   machine: { cores: number; cpu?: string; node: string; loadAverageBefore: number; loadAverageAfter: number };
   seed: number;
-  scenario: { vms: number; jobs: number; nightJobs: number; host: PlanInput['host']; diskBytesPerSec: number };
+  scenario: { vms: number; jobs: number; nightJobs: number; host: PlanInput['host']; diskBytesPerSec: number; nightMeanIo: Record<TokenKind, number> };
   uncoordinated: Figures;
   headroom: Figures & { unplaced: Plan['unplaced']; leftOut: LeftOutFigures; phases: number; planning: Timing };
   stability: { change: string; movedWithPrevious: number; movedFromScratch: number; leftOut: number; slots: number }[];
-  nights: ({ seed: number; jobs: number; overlaps: number; makespanRatio: number; makespanOverWorkRatio: number } & LeftOutFigures)[];
-  speed: { jobs: number; vms: number; host: PlanInput['host']; placed: number; plan: Timing; replanWithPrevious: Timing; runs: number };
+  nights: ({ seed: number; jobs: number; overlaps: number; makespanRatio: number; makespanOverWorkRatio: number; ladderRatios: number[]; aloneRatios: number[] } & LeftOutFigures)[];
+  speed: { jobs: number; vms: number; host: PlanInput['host']; placed: number; leftOut: LeftOutFigures; plan: Timing; replanWithPrevious: Timing; runs: number };
   targets: Record<string, boolean>;
 };
 
@@ -230,26 +257,69 @@ function report(r: Result, out: string): string {
     '  for more than they deliver. Headroom: the plan, each job taking its expected duration.',
     '',
     `  ${r.nights.length} nights (seeds ${r.nights[0].seed} to ${r.nights[r.nights.length - 1].seed}), Headroom plan: overlaps ${spread(r.nights.map((n) => n.overlaps))}; jobs left out ${spread(r.nights.map((n) => n.leftOut))}`,
-    `    of ${spread(r.nights.map((n) => n.jobs))}; in all ${sum((n) => n.leftOut)} left out: ${why({ leftOut: 0, cannotRunAlone: sum((n) => n.cannotRunAlone), provenByVm: sum((n) => n.provenByVm), maybeFeasible: sum((n) => n.maybeFeasible) })}`,
+    `    of ${spread(r.nights.map((n) => n.jobs))}; in all ${sum((n) => n.leftOut)} left out: ${why({ leftOut: 0, cannotRunAlone: sum((n) => n.cannotRunAlone), provenByVm: sum((n) => n.provenByVm), maybeFeasible: maybe, maybeFeasibleIds: [] })}`,
+    ...(maybe ? [`    maybe feasible: ${r.nights.flatMap((n) => n.maybeFeasibleIds.map((id) => `${id} (seed ${n.seed})`)).join(', ')}`] : []),
     `    night makespan × lower bound ${spread(r.nights.map((n) => n.makespanRatio), 3)}; × total work ÷ I/O budget alone ${spread(r.nights.map((n) => n.makespanOverWorkRatio), 2)}`,
     `    per night (× bound): ${r.nights.map((n) => n.makespanRatio.toFixed(3)).join(' ')}`,
+    '',
+    ...gapReport(r),
     '',
     '  replanned after one change, with the previous plan: other slots moved (from scratch instead)',
     ...r.stability.map((s) => `    ${s.change.padEnd(22)}${s.movedWithPrevious} of ${s.slots} (${s.movedFromScratch}); left out: ${s.leftOut}`),
     '',
     `  planning ${r.speed.jobs} jobs: the first ${r.speed.jobs} of a host with ${r.speed.vms} VMs and the same mix, caps ${r.speed.host.maxGuestTokens}/${r.speed.host.maxHypervisorTokens},`,
-    `  ${r.speed.host.minStartGapMs / 1000} s between starts; ${r.speed.placed} placed. ${r.speed.runs} runs after ${WARM_UP_RUNS} untimed:`,
+    `  ${r.speed.host.minStartGapMs / 1000} s between starts; ${r.speed.placed} placed, ${r.speed.jobs - r.speed.placed} left out: ${why(r.speed.leftOut)}`,
+    `  (no repair at this size: a repair try plans the whole host again, REPAIR_WORK_JOBS ${REPAIR_WORK_JOBS} ÷ ${r.speed.jobs} jobs = ${Math.floor(REPAIR_WORK_JOBS / r.speed.jobs)} tries).`,
+    `  ${r.speed.runs} runs after ${WARM_UP_RUNS} untimed:`,
     `    from scratch                      ${ms(r.speed.plan)}`,
     `    one job removed, with previous    ${ms(r.speed.replanWithPrevious)}`,
     '',
     `  targets (informational), over the ${r.nights.length} nights:`,
     `    0 guest×hypervisor overlaps       ${mark(r.targets.noOverlaps)}`,
     `    every feasible job placed         ${mark(r.targets.everyFeasibleJobPlaced)}${maybe ? ` (${maybe} left out that a plan might place)` : ''}`,
-    `    night makespan ≤ 1.1 × bound      ${mark(r.targets.makespanWithin10Percent)}`,
+    `    night makespan ≤ 1.1 × bound      ${mark(r.targets.makespanWithin10Percent)} (the sharpest bound, every rule of the host)`,
+    `    ... ≤ 1.1 × total work ÷ budget   ${mark(r.targets.makespanWithin10PercentOfLiteral)} (the literal bound; ${literalVerdict(r)})`,
     `    10,000 jobs in under 1 s          ${mark(r.targets.tenThousandUnderOneSecond)} (wall-clock median; CPU time median ${r.speed.plan.cpuMedianMs.toFixed(0)} ms, load average ${r.machine.loadAverageAfter.toFixed(1)})`,
     `  written to ${path.relative(process.cwd(), out)}`,
     '',
   ].join('\n');
+}
+
+/**
+ * Where the plan's makespan stands against the literal bound, rung by rung: the median over the nights of
+ * each bound × the literal one, and what each constraint adds; then the plan above the sharpest bound.
+ */
+function gapReport(r: Result): string[] {
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const rung = (i: number) => median(r.nights.map((n) => n.ladderRatios[i]));
+  const alone = (i: number) => median(r.nights.map((n) => n.aloneRatios[i]));
+  const plan = median(r.nights.map((n) => n.makespanOverWorkRatio));
+  const { host } = r.scenario;
+  const phaseIo = (kind: TokenKind) => {
+    const cap = kind === 'GUEST' ? host.maxGuestTokens : host.maxHypervisorTokens;
+    const mean = r.scenario.nightMeanIo[kind];
+    return `${cap} × ${Math.round(mean / 1e6)} MB/s = ${Math.round(Math.min(cap * mean, host.budget.ioBytesPerSec) / 1e6)} MB/s`;
+  };
+  return [
+    `  the gap to total work ÷ I/O budget, bound by bound (× that literal bound, median of the ${r.nights.length} nights): each line`,
+    '  adds one constraint to those above it (what it adds there), and, last, the I/O budget with that constraint alone:',
+    ...BOUND_STEPS.map((step, i) =>
+      i === 0
+        ? `    ${step.padEnd(34)}${rung(i).toFixed(2)}×  (the literal bound)`
+        : `    ${`+ ${step}`.padEnd(34)}${rung(i).toFixed(2)}×  (+${(rung(i) - rung(i - 1)).toFixed(2)}; alone ${alone(i).toFixed(2)}×)`,
+    ),
+    `    Headroom's plan                   ${plan.toFixed(2)}×  (+${(plan - rung(BOUND_STEPS.length - 1)).toFixed(2)} above the sharpest bound)`,
+    `  why the caps weigh so: a full GUEST phase spends ${phaseIo('GUEST')}, a full HYPERVISOR phase ${phaseIo('HYPERVISOR')}`,
+    `  of the ${Math.round(host.budget.ioBytesPerSec / 1e6)} MB/s budget (seed ${r.seed}, duration-weighted mean of the declared I/O).`,
+  ];
+}
+
+/** Whether any plan could meet the literal target on these nights: not if the sharpest bound is already past it. */
+function literalVerdict(r: Result): string {
+  const least = Math.min(...r.nights.map((n) => n.ladderRatios[n.ladderRatios.length - 1]));
+  return least > 1.1
+    ? `no plan can meet it on this host: the sharpest bound alone is ≥ ${least.toFixed(2)}× it on every night`
+    : `the sharpest bound allows it on some nights (least ${least.toFixed(2)}×)`;
 }
 
 main();

@@ -24,13 +24,16 @@ import type { PlanHost, PlanInput } from './planner';
  * The phase ends when its kind has nothing ready that is not held back. So hourly guest jobs released
  * during a run of hypervisor backups wait and go together in one short guest phase, and a guest phase
  * forced by deadlines gives the host back to the waiting hypervisor backups once those are served.
+ * `pinned` jobs (the repair step's, plan-repair.ts) are held at their starts from the outset and the
+ * others planned around them.
  * A proposal: the caller checks it and places what it missed.
  */
-export function phasedStarts(order: readonly Prepared[], input: PlanInput): Map<Prepared, number> {
+export function phasedStarts(order: readonly Prepared[], input: PlanInput, pinned: ReadonlyMap<Prepared, number> = new Map()): Map<Prepared, number> {
   const { host } = input;
   const timeline = timelineWithRunning(input);
-  const starts = new Map<Prepared, number>();
-  const pending = order.filter((p) => !p.alone).sort((a, b) => a.release - b.release || a.rank - b.rank);
+  const starts = new Map<Prepared, number>(pinned);
+  for (const [p, start] of pinned) timeline.add(p.need, start, start + p.job.durationMs, true);
+  const pending = order.filter((p) => !p.alone && !pinned.has(p)).sort((a, b) => a.release - b.release || a.rank - b.rank);
   /** Released and not started, per kind, in both orders; jobs past their latest start leave before `waiting` is read. */
   const ready: Record<TokenKind, Ready> = { GUEST: new Ready(), HYPERVISOR: new Ready() };
   /** Per VM, its jobs by release. */
@@ -73,8 +76,9 @@ export function phasedStarts(order: readonly Prepared[], input: PlanInput): Map<
         held++;
         return false;
       }
-      // Nothing starts after t here, so the usage at t is the most the backup would meet.
-      const conflict = timeline.conflictNow(p.need, t, p.job.durationMs);
+      // Nothing starts after t here but pinned slots, so without them the usage at t is the most the
+      // backup would meet.
+      const conflict = pinned.size > 0 ? timeline.conflictAt(p.need, t, p.job.durationMs) : timeline.conflictNow(p.need, t, p.job.durationMs);
       if (!conflict) {
         timeline.add(p.need, t, end, true);
         starts.set(p, t);

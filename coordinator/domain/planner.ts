@@ -21,6 +21,9 @@
  *  3. If that leaves a job out for want of room and the plan has at most SMALL_PLAN_JOBS jobs that can
  *     run alone, an exhaustive search (plan-search.ts) decides whether a plan placing all of them exists,
  *     and takes it if so.
+ *  4. If jobs are still left out for room, the repair step (plan-repair.ts) pins each at starts its VM's
+ *     other jobs allow and plans the host again around it, keeping a plan only if it leaves fewer out;
+ *     the tries are bounded by the jobs they plan in all (none for a host of 10,000 jobs).
  * What it guarantees:
  *  - no rule is broken, and no job left out could be added to the final plan without moving another;
  *  - if running the jobs one at a time in planning order, each at its earliest start after the previous
@@ -29,7 +32,8 @@
  *  - up to SMALL_PLAN_JOBS jobs that can run alone, every one is placed whenever some plan places them all;
  *  - the plan does not depend on the order of the input.
  * Beyond that it is not an optimum (whether every window can be met is NP-hard): in a larger plan a job
- * reported 'no-room' might fit in a plan that moved others.
+ * reported 'no-room' might fit in a plan that moved others (the repair step finds many such plans, not
+ * all: bench:storm lists the runs left out that it cannot prove must be).
  *
  * Stability: given the previous plan, a job keeps its slot while that slot still fits its window and the
  * rules against the kept slots that start before it; only the others are placed anew (step 2). If that
@@ -40,6 +44,7 @@ import type { Blocker, HostTimeline } from './host-timeline';
 import { type Budget, type TokenKind, TOKEN_KINDS } from './lease';
 import { phasedStarts } from './plan-phases';
 import { type Prepared, compareJobs, prepare, timelineWithRunning } from './plan-prepared';
+import { repairLeftOut } from './plan-repair';
 import { searchPlacements } from './plan-search';
 import type { HostPolicy } from './policy';
 
@@ -151,10 +156,22 @@ export function planHost(input: PlanInput): Plan {
     kept = complete(order, input, previous);
     if (noRoom(kept) === 0) return kept;
   }
-  const phased = complete(order, input, phasedStarts(order, input));
+  const phased = repaired(order, input, complete(order, input, phasedStarts(order, input)));
   const best = kept && noRoom(kept) <= noRoom(phased) ? kept : phased;
   // The serial schedule is what the guarantee rests on; it is only worth its time when it holds.
   return noRoom(best) > 0 && fitsOneAtATime(order, input) ? complete(order, input, new Map()) : best;
+}
+
+/**
+ * The plan after the repair step (plan-repair.ts), rebuilt from its slots on the jobs as given, so that
+ * it is the plan a replan keeping its slots would give.
+ */
+function repaired(order: readonly Prepared[], input: PlanInput, plan: Plan): Plan {
+  if (!plan.unplaced.some((u) => u.reason === 'no-room')) return plan;
+  const better = repairLeftOut(order, input, plan, (o, pinned) => complete(o, input, phasedStarts(o, input, pinned)));
+  if (!better) return plan;
+  const byId = new Map(order.map((p) => [p.job.id, p]));
+  return complete(order, input, new Map(better.slots.map((s) => [byId.get(s.id)!, s.start])));
 }
 
 /**

@@ -173,6 +173,34 @@ describe('planHost', () => {
     assert.deepEqual(startsMin(p), { urgent: 0, a: 20 });
   });
 
+  it('repairs a plan that left a long job out: pinned between its VM’s hourly jobs, the rest planned around it', () => {
+    // A 104-minute backup of VM a fits only between two of a's hourly jobs, the first at the start of its
+    // hour and the next at the end of its own; the phases place the hourly jobs first and leave it out
+    // (checked with the repair step disabled), and 10 jobs are too many for the exhaustive search.
+    const at = (startMin: number, endMin: number, durationMin: number, partial: Partial<PlanJob> = {}) => ({
+      earliestStart: T0 + startMin * MIN,
+      windowEnd: T0 + endMin * MIN,
+      durationMs: durationMin * MIN,
+      ...partial,
+    });
+    const jobs = [
+      ...[0, 1, 2, 3].map((h) => job(`a/h${h}`, { vm: 'a', ...at(60 * h, 60 * (h + 1), 5) })),
+      job('a/files', { vm: 'a', ...at(0, 244, 104) }),
+      job('f0', at(117, 283, 42)),
+      job('f1', at(2, 115, 57)),
+      job('f2', at(60, 178, 40, { kind: 'HYPERVISOR' })),
+      job('f3', at(1, 103, 39)),
+      job('f4', at(26, 101, 39)),
+    ];
+    const host = { maxGuestTokens: 2, maxHypervisorTokens: 1 };
+    const p = plan(jobs, { host });
+    assert.deepEqual(p.unplaced, []);
+    const s = startsMin(p);
+    assert.deepEqual([s['a/h2'], s['a/files'], s['a/h3']], [120, 125, 229]);
+    // Replanned with it, the repaired plan stays as it is.
+    assert.deepEqual(plan(jobs, { host, previous: p }), p);
+  });
+
   it('gives the same plan whatever the order of the jobs', () => {
     const jobs = [
       job('a', { vm: 'v1', durationMs: 40 * MIN }),
