@@ -32,6 +32,8 @@ export interface InterruptedBackup {
 export interface CatalogListing {
   /** Oldest first. */
   backups: ListedBackup[];
+  /** Older backups left out by the limit. */
+  omitted: number;
   problems: CatalogProblem[];
   interrupted: InterruptedBackup[];
 }
@@ -54,14 +56,19 @@ export function chainProblem(store: ManifestStore, records: readonly BackupRecor
   }
 }
 
-/** Every backup matching `filter`, oldest first, with the manifests that could not be read and the interrupted runs. */
-export function listBackups(store: ManifestStore, filter: CatalogFilter = {}): CatalogListing {
+/**
+ * The newest `limit` backups matching `filter` (all without a limit), oldest first, with the manifests
+ * that could not be read and the interrupted runs.
+ */
+export function listBackups(store: ManifestStore, filter: CatalogFilter = {}, limit = Infinity): CatalogListing {
   const { records, problems } = store.scan(filter.vm, filter.disk);
   records.sort(byTime);
   const disks = new Map<string, { vm: string; disk: string }>();
   for (const r of [...records, ...problems]) disks.set(diskKey(r), { vm: r.vm, disk: r.disk });
+  const omitted = Math.max(0, records.length - limit);
   return {
-    backups: records.map((record) => ({ record, path: store.pathOf(record), chainProblem: chainProblem(store, records, record) })),
+    omitted,
+    backups: records.slice(omitted).map((record) => ({ record, path: store.pathOf(record), chainProblem: chainProblem(store, records, record) })),
     problems,
     interrupted: [...disks.values()].flatMap(({ vm, disk }) => store.interrupted(vm, disk).map((id) => ({ vm, disk, id }))),
   };

@@ -37,7 +37,8 @@ export interface Filter {
 export interface CatalogSource {
   /** For messages: the directory, or the coordinator. */
   readonly where: string;
-  list(filter: Filter): Promise<v1.ListBackupsResponse__Output>;
+  /** The newest `limit` backups (0: the coordinator's most). */
+  list(filter: Filter, limit: number): Promise<v1.ListBackupsResponse__Output>;
   get(id: string, vm: string): Promise<v1.GetBackupResponse__Output>;
   /** Calls `each` with every result as it is known. */
   verify(request: Filter & { id: string }, each: (v: v1.BackupVerification__Output) => void): Promise<void>;
@@ -52,10 +53,10 @@ function localSource(dir: string): CatalogSource {
   const store = () => (opened ??= ManifestStore.open(dir));
   return {
     where: dir,
-    async list(f) {
+    async list(f, limit) {
       const s = store();
-      const l = listBackups(s, { vm: opt(f.vm), disk: opt(f.disk) });
-      return { dir: s.dir, backups: l.backups.map(wire.backupInfo), problems: l.problems.map(wire.catalogProblem), interrupted: l.interrupted };
+      const l = listBackups(s, { vm: opt(f.vm), disk: opt(f.disk) }, limit || wire.MAX_LISTED_BACKUPS);
+      return { dir: s.dir, omitted: l.omitted, backups: l.backups.map(wire.backupInfo), problems: l.problems.map(wire.catalogProblem), interrupted: l.interrupted };
     },
     async get(id, vm) {
       const found = findBackup(store(), id, opt(vm));
@@ -78,7 +79,7 @@ function localSource(dir: string): CatalogSource {
 function remoteSource(ctx: Context): CatalogSource {
   return {
     where: `the coordinator at ${ctx.coordinator}`,
-    list: (f) => ctx.admin('ListBackups', f),
+    list: (f, limit) => ctx.admin('ListBackups', { ...f, limit }),
     get: async (id, vm) => (await ctx.admin('GetBackup', { id, vm })) as v1.GetBackupResponse__Output,
     prune: (f, policy, dryRun) => ctx.admin('PruneBackups', { ...f, ...policy, dryRun }),
     verify: (r, each) =>

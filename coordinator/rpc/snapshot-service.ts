@@ -68,10 +68,12 @@ export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
   return {
     ListBackups: o.unary('ListBackups', (req: v1.ListBackupsRequest__Output): v1.ListBackupsResponse => {
       const filter = filterOf(req);
+      const limit = validate.limit('limit', req.limit, wire.MAX_LISTED_BACKUPS, wire.MAX_LISTED_BACKUPS);
       const s = store();
-      const listing = listBackups(s, filter);
+      const listing = listBackups(s, filter, limit);
       return {
         dir: s.dir,
+        omitted: listing.omitted,
         backups: listing.backups.map(wire.backupInfo),
         problems: listing.problems.map(wire.catalogProblem),
         interrupted: listing.interrupted,

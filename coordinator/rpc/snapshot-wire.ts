@@ -7,6 +7,12 @@ import type { ListedBackup, PruneResult, Verification } from '../catalog/catalog
 import type { BackupRunView } from '../backup-runner';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
+/**
+ * Backups in one ListBackups answer: a BackupInfo takes up to ~1.5 KB with long names and paths, and an
+ * answer must stay under the 1 MiB message limit.
+ */
+export const MAX_LISTED_BACKUPS = 500;
+
 export function backupInfo(b: ListedBackup): v1.BackupInfo__Output {
   const r = b.record;
   return {

@@ -4,13 +4,20 @@
  * from the coordinator's (../catalog-source.ts).
  */
 import type { BackupInfo__Output } from '../../../proto/generated/headroom/v1';
-import { parseString } from '../args';
+import { parsePositiveInt, parseString } from '../args';
+import { MAX_LISTED_BACKUPS } from '../../rpc/snapshot-wire';
 import { DIR_OPTION, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { note, print, printJson } from '../context';
 import { UsageError } from '../errors';
 import { formatBytes, formatClock, formatSpan } from '../human';
 import { formatTable } from '../table';
+
+function parseLimit(raw: string): number {
+  const n = parsePositiveInt(raw);
+  if (n > MAX_LISTED_BACKUPS) throw new Error(`at most ${MAX_LISTED_BACKUPS}`);
+  return n;
+}
 
 /** A backup's KIND cell: full or incremental. */
 export function kindName(b: Pick<BackupInfo__Output, 'kind'>): string {
@@ -20,7 +27,7 @@ export function kindName(b: Pick<BackupInfo__Output, 'kind'>): string {
 export const backupsCommand: Command = {
   name: 'backups',
   summary: 'list the backups of a catalog, and check their files with --verify (--dir DIR: local; else the coordinator\'s)',
-  synopsis: '[--dir DIR] [--vm V] [--disk D] [--verify]',
+  synopsis: '[--dir DIR] [--vm V] [--disk D] [--limit N] [--verify]',
   description: [
     'One line per backup, oldest first: when it was taken, full or incremental (and why full), bytes copied,',
     'file size, and whether its chain can be read back. --verify reads every file and compares its SHA-256',
@@ -34,13 +41,14 @@ export const backupsCommand: Command = {
     DIR_OPTION,
     { name: 'vm', value: 'V', help: 'only this VM', parse: parseString },
     { name: 'disk', value: 'D', help: 'only this disk (with --vm)', parse: parseString },
+    { name: 'limit', value: 'N', help: `only the N newest backups (default and most: ${MAX_LISTED_BACKUPS}; narrow with --vm, --disk)`, parse: parseLimit },
     { name: 'verify', help: "recompute every file's SHA-256" },
   ],
   async run(ctx, args) {
     const source = catalogSource(ctx, args);
     const filter = { vm: args.get<string>('vm') ?? '', disk: args.get<string>('disk') ?? '' };
     if (filter.disk && !filter.vm) throw new UsageError('--disk needs --vm');
-    const listing = await source.list(filter);
+    const listing = await source.list(filter, args.get<number>('limit') ?? 0);
     const checksums = new Map<string, boolean>();
     if (args.flag('verify')) {
       await source.verify({ ...filter, id: '' }, (v) => {
@@ -86,6 +94,7 @@ export const backupsCommand: Command = {
     ]);
     print(ctx, formatTable(columns, cells, { empty: `no backups in ${listing.dir}` }));
     for (const i of listing.interrupted) print(ctx, `interrupted: ${i.vm}/${i.disk} backup ${i.id} (its end was not seen; the next backup of the disk will be full)`);
+    if (listing.omitted) note(ctx, `${listing.omitted} older backup(s) not shown: narrow with --vm and --disk`);
     for (const p of listing.problems) note(ctx, `unreadable manifest: ${p.problem}`);
     if (bad) note(ctx, `${bad} file(s) do not match their manifest's SHA-256`);
     return failed ? 1 : 0;

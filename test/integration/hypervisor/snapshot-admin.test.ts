@@ -99,6 +99,10 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     const disk1 = (await admin('ListBackups', { vm: 'vm1', disk: 'disk1' })) as { backups: Array<{ disk: string }> };
     assert.deepEqual(disk1.backups.map((b) => b.disk), ['disk1', 'disk1']);
     assert.equal(((await admin('ListBackups', { vm: 'other' })) as { backups: unknown[] }).backups.length, 0);
+    const newest = (await admin('ListBackups', { limit: 1 })) as { backups: Array<{ id: string; takenUnixMs: number }>; omitted: number };
+    assert.equal(newest.omitted, 3);
+    assert.equal(newest.backups.length, 1);
+    assert.equal(newest.backups[0].id, list.backups[3].id, 'the newest of the full list');
 
     const shown = (await admin('GetBackup', { id: inc.id })) as { backup: { id: string }; chain: Array<{ id: string }>; manifestJson: string };
     assert.equal(shown.backup.id, inc.id);
@@ -128,6 +132,7 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
       ['ListBackups', { disk: 'disk0' }, /^disk: needs vm/],
       ['ListBackups', { vm: '../etc' }, /^vm: /],
       ['ListBackups', { vm: 'vm1', disk: 'a:b' }, /^disk: /],
+      ['ListBackups', { limit: 501 }, /^limit: must be an integer from 1 to 500/],
       ['GetBackup', { id: '' }, /^id: is required/],
       ['GetBackup', { id: 'x/../../y' }, /^id: /],
       ['PruneBackups', { vm: 'vm1' }, /^keep_last: give at least one of keep_last, keep_daily, keep_weekly/],
