@@ -5,8 +5,15 @@
  */
 import * as path from 'node:path';
 import { parseByteRate } from './ctl/args';
+import { QUIESCE_MODES, type QuiesceMode } from './ctl/guest-quiesce';
 
-export type BackupDriver =
+/** How consistent the run's snapshot must be (host-backup --quiesce): absent is off. */
+interface Consistency {
+  quiesce?: QuiesceMode;
+}
+
+export type BackupDriver = Consistency &
+  (
   | {
       driver: 'qmp';
       /** The QEMU process's QMP socket, with `{vm}`. */
@@ -19,10 +26,11 @@ export type BackupDriver =
       /** Bytes per second per disk. */
       speed?: number;
     }
-  | { driver: 'command'; command: string[] };
+  | { driver: 'command'; command: string[] }
+  );
 
 /** The keys of a hypervisorJobs entry that this module reads. */
-export const DRIVER_KEYS = ['driver', 'qmpSocket', 'target', 'disks', 'maxIncrementals', 'speed', 'command'];
+export const DRIVER_KEYS = ['driver', 'qmpSocket', 'target', 'disks', 'maxIncrementals', 'speed', 'command', 'quiesce'];
 
 const VM = /\{vm\}/g;
 
@@ -37,7 +45,7 @@ export function compileBackupDriver(e: Record<string, unknown>, fail: (key: stri
     return undefined;
   }
   const others = (allowed: string[]) => {
-    for (const k of given) if (k !== 'driver' && !allowed.includes(k)) fail(k, `does not go with driver ${String(e.driver)}`);
+    for (const k of given) if (k !== 'driver' && k !== 'quiesce' && !allowed.includes(k)) fail(k, `does not go with driver ${String(e.driver)}`);
   };
   const text = (key: string): string | undefined => {
     const v = e[key];
@@ -45,6 +53,12 @@ export function compileBackupDriver(e: Record<string, unknown>, fail: (key: stri
     if (typeof v !== 'string' || v === '') fail(key, 'expected a non-empty string');
     return typeof v === 'string' && v !== '' ? v : undefined;
   };
+  let quiesce: QuiesceMode | undefined;
+  if (e.quiesce !== undefined) {
+    if ((QUIESCE_MODES as readonly unknown[]).includes(e.quiesce)) quiesce = e.quiesce as QuiesceMode;
+    else fail('quiesce', `expected require, try or off, got ${JSON.stringify(e.quiesce)}`);
+  }
+  const consistency = quiesce && quiesce !== 'off' ? { quiesce } : {};
   if (e.driver === 'qmp') {
     others(['qmpSocket', 'target', 'disks', 'maxIncrementals', 'speed']);
     const qmpSocket = text('qmpSocket');
@@ -69,7 +83,7 @@ export function compileBackupDriver(e: Record<string, unknown>, fail: (key: stri
         fail('speed', (err as Error).message);
       }
     }
-    return { driver: 'qmp', qmpSocket: qmpSocket ?? '', target, disks, maxIncrementals, speed };
+    return { driver: 'qmp', qmpSocket: qmpSocket ?? '', target, disks, maxIncrementals, speed, ...consistency };
   }
   if (e.driver === 'command') {
     others(['command']);
@@ -78,7 +92,7 @@ export function compileBackupDriver(e: Record<string, unknown>, fail: (key: stri
       fail('command', 'expected the command as a list of arguments, such as [vzdump, "{vm}", --mode, snapshot]');
       return undefined;
     }
-    return { driver: 'command', command: c as string[] };
+    return { driver: 'command', command: c as string[], ...consistency };
   }
   fail('driver', `expected qmp or command, got ${JSON.stringify(e.driver)}`);
   return undefined;
@@ -95,10 +109,11 @@ export interface DriverRun {
 /** The driver part of host-backup's command line for one VM: after host-backup's own options. */
 export function driverArguments(driver: BackupDriver, run: DriverRun): string[] {
   const vm = (s: string) => s.replace(VM, run.vm);
-  if (driver.driver === 'command') return ['--', ...driver.command.map(vm)];
+  const quiesce = driver.quiesce ? ['--quiesce', driver.quiesce] : [];
+  if (driver.driver === 'command') return [...quiesce, '--', ...driver.command.map(vm)];
   const target = driver.target ?? run.defaultTarget;
   if (target === undefined) throw new Error('no target: set the job\'s target or backups.dir');
-  const argv = ['--driver', 'qmp', '--qmp-socket', vm(driver.qmpSocket), '--target', vm(target)];
+  const argv = [...quiesce, '--driver', 'qmp', '--qmp-socket', vm(driver.qmpSocket), '--target', vm(target)];
   if (driver.disks) argv.push('--disk', driver.disks);
   if (driver.maxIncrementals !== undefined) argv.push('--max-incrementals', String(driver.maxIncrementals));
   if (driver.speed !== undefined) argv.push('--speed', String(driver.speed));

@@ -16,4 +16,11 @@ describe('backup driver command line', () => {
   it('runs a command driver\'s argv after "--", {vm} replaced in every argument', () => {
     assert.deepEqual(driverArguments({ driver: 'command', command: ['vzdump', '{vm}', '--dumpdir', '/dump/{vm}'] }, { vm: '101' }), ['--', 'vzdump', '101', '--dumpdir', '/dump/101']);
   });
+
+  it('asks host-backup to quiesce the guest when the job says so, before the driver\'s own arguments', () => {
+    assert.deepEqual(driverArguments({ driver: 'command', command: ['true'], quiesce: 'try' }, { vm: 'db' }), ['--quiesce', 'try', '--', 'true']);
+    assert.deepEqual(driverArguments({ driver: 'qmp', qmpSocket: '/q/{vm}', target: '/b', quiesce: 'require' }, { vm: 'db' }), [
+      '--quiesce', 'require', '--driver', 'qmp', '--qmp-socket', '/q/db', '--target', '/b',
+    ]);
+  });
 });

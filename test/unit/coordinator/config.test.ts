@@ -172,7 +172,7 @@ describe('coordinator configuration', () => {
         'c.yaml',
       ),
     );
-    assert.equal(found[0], 'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of name, vms, schedule, window, expectedDuration, priority, cost, driver, qmpSocket, target, disks, maxIncrementals, speed, command)');
+    assert.equal(found[0], 'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of name, vms, schedule, window, expectedDuration, priority, cost, driver, qmpSocket, target, disks, maxIncrementals, speed, command, quiesce)');
     assert.equal(found[1], 'c.yaml: hypervisorJobs[0].vms: expected a non-empty list of VM names');
     assert.match(found[2], /^c\.yaml: hypervisorJobs\[0\]\.schedule: /);
     assert.match(found[3], /^c\.yaml: hypervisorJobs\[0\]\.expectedDuration: expected a duration/);
@@ -192,7 +192,7 @@ describe('coordinator configuration', () => {
         backups: { dir: '/srv/backups' },
         hypervisorJobs: [
           { name: 'nightly', ...job, driver: 'qmp', qmpSocket: '/run/qemu/{vm}.qmp', disks: 'disk0,disk1=drive-virtio1', speed: '50M', maxIncrementals: 6 },
-          { name: 'vzdump', ...job, vms: ['vm3'], driver: 'command', command: ['vzdump', '{vm}', '--mode', 'snapshot'] },
+          { name: 'vzdump', ...job, vms: ['vm3'], driver: 'command', command: ['vzdump', '{vm}', '--mode', 'snapshot'], quiesce: 'require' },
           { name: 'planned-only', ...job, vms: ['vm4'] },
         ],
       },
@@ -207,7 +207,7 @@ describe('coordinator configuration', () => {
       maxIncrementals: 6,
       speed: 50 * 1024 * 1024,
     });
-    assert.deepEqual(o.hypervisorJobs[1].driver, { driver: 'command', command: ['vzdump', '{vm}', '--mode', 'snapshot'] });
+    assert.deepEqual(o.hypervisorJobs[1].driver, { driver: 'command', command: ['vzdump', '{vm}', '--mode', 'snapshot'], quiesce: 'require' });
     assert.equal(o.hypervisorJobs[2].driver, undefined);
     assert.equal(compileCoordinatorOptions({ host: 'h', plaintext: true }, 'x').backups, undefined);
   });
@@ -225,6 +225,7 @@ describe('coordinator configuration', () => {
             { ...job, name: 'k', driver: 'ftp' },
             { ...job, name: 'l', driver: 'command', command: 'vzdump {vm}', qmpSocket: '/q' },
             { ...job, name: 'm', qmpSocket: '/q' },
+            { ...job, name: 'n', driver: 'command', command: ['true'], quiesce: 'always' },
           ],
         },
         'c.yaml',
@@ -238,6 +239,7 @@ describe('coordinator configuration', () => {
       'c.yaml: hypervisorJobs[2].qmpSocket: does not go with driver command',
       'c.yaml: hypervisorJobs[2].command: expected the command as a list of arguments, such as [vzdump, "{vm}", --mode, snapshot]',
       'c.yaml: hypervisorJobs[3].qmpSocket: needs driver (qmp or command)',
+      'c.yaml: hypervisorJobs[4].quiesce: expected require, try or off, got "always"',
     ]);
     const noTarget = problems(() =>
       compileCoordinatorOptions({ host: 'h', plaintext: true, hypervisorJobs: [{ ...job, driver: 'qmp', qmpSocket: '/run/{vm}.qmp' }] }, 'c.yaml'),
