@@ -88,6 +88,7 @@ export class HookQuiescer implements Quiescer {
     return f.freezing;
   }
 
+  /** A thaw of a freeze that failed answers its rollback (the hooks that had frozen, thawed again). */
   async thaw(tokenId: string): Promise<ThawResult> {
     const f = this.current;
     if (f?.tokenId === tokenId) {

@@ -3,7 +3,7 @@
  * sockets) through their real clients (psql, mariadb), as the agent runs them.
  */
 import { strict as assert } from 'node:assert';
-import { ChildProcess, spawn } from 'node:child_process';
+import { ChildProcess, execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { MysqlQuiesce, PostgresqlQuiesce } from '../../../../agent/config';
@@ -61,6 +61,25 @@ describe('postgresql hook (real PostgreSQL 15 through psql)', function () {
     assert.match(label, new RegExp(`^CHECKPOINT LOCATION: ${checkpoint}$`, 'm'));
     assert.match(label, /^LABEL: headroom tok-1$/m);
     await waitFor(() => pg!.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'headroom-quiesce'") === '0', 5_000, 'the session closed');
+  });
+
+  it('runs psql as osUser when configured (peer authentication)', async () => {
+    const q = quiescer(postgresqlHook(childProcessRunner, { ...settings, osUser: 'postgres' }));
+    const frozen = await q.freeze('tok-os', 0);
+    assert.equal(frozen.state, 'FROZEN', JSON.stringify(frozen));
+    // The session's client process belongs to postgres (uid from /etc/passwd), not to us.
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }));
+    const psqlUids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((pid) => {
+      try {
+        // psql processes talking to this test's server only.
+        if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'psql' || !fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(settings.host)) return [];
+        return [fs.statSync(`/proc/${pid}`).uid];
+      } catch {
+        return [];
+      }
+    });
+    assert.deepEqual(psqlUids, [uid]);
+    assert.equal((await q.thaw('tok-os')).ok, true);
   });
 
   it('a lost session aborts the backup on the server; the thaw says the snapshot has no label', async () => {
