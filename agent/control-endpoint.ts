@@ -4,6 +4,7 @@
  * passed to the coordinator on the session at once; the answer says whether the coordinator was reachable.
  */
 import type { v1 } from '../proto';
+import { MAX_FREEZE_HOLD_MS } from '../common/freeze-hold';
 import type { Logger } from '../common/log';
 import type { AgentConfig } from './config';
 import { type ControlReply, type ControlRequest, DEFAULT_CONTROL_SOCKET, closeControlSocket, listenControlSocket } from './control-socket';
@@ -30,6 +31,8 @@ export function startControlEndpoint(options: ControlEndpointOptions): ControlEn
     const n = request.freezeNotice!;
     const problem = freezeSourceProblem(n.source);
     if (problem) return { ok: false, message: `freezeNotice.source: ${problem}` };
+    // Past it the coordinator would refuse the notice, and end the session with it, on every reconnect.
+    if (n.holdMs > MAX_FREEZE_HOLD_MS) return { ok: false, message: `freezeNotice.holdMs: at most ${MAX_FREEZE_HOLD_MS}, got ${n.holdMs}` };
     const notice = n.frozen ? freeze.freeze(n.source, n.holdMs) : freeze.thaw(n.source);
     log.info(n.frozen ? 'VM frozen by the hypervisor: guest jobs wait for the thaw' : 'VM thawed', { source: n.source, holdMs: notice.holdMs || undefined });
     const told = options.report(notice);

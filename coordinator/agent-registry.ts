@@ -43,8 +43,11 @@ export class AgentRegistry {
   private readonly sessions = new Map<string, AgentSession>();
   /** The budget controller's state of each running GUEST backup, by token id. */
   private readonly controls = new Map<string, BudgetState>();
-  /** VMs frozen by the hypervisor's own tools: their GUEST backups are paused, not controlled by load. */
-  private readonly frozen = new Set<string>();
+  /**
+   * VMs frozen by the hypervisor's own tools, with the freeze's bound: their GUEST backups are paused, not
+   * controlled by load, until the thaw, or the bound should the thaw event never come (a reloaded lessor).
+   */
+  private readonly frozen = new Map<string, number>();
 
   constructor(private readonly store: Store, private readonly ids: IdSource, private readonly log: Logger, known: AgentRecord[]) {
     for (const record of known) this.agents.set(record.vm, { record, connected: false, budgets: new Map() });
@@ -74,7 +77,7 @@ export class AgentRegistry {
   reportLoad(vm: string, load: v1.LoadReport__Output, running: readonly Lease[], policy: Required<HostPolicy>, now: number): void {
     const state = this.agents.get(vm);
     if (state) state.lastLoad = load;
-    if (this.frozen.has(vm)) return;
+    if ((this.frozen.get(vm) ?? 0) > now) return;
     for (const lease of running) {
       const before = this.controls.get(lease.tokenId) ?? unknownBudgetState();
       const decision = decideBudget(policy, lease, load, before, now);
@@ -144,7 +147,7 @@ export class AgentRegistry {
    * and on the thaw gives each back what the budget controller last told it.
    */
   private freezeChanged(e: Extract<LessorEvent, { type: 'vm-frozen' | 'vm-thawed' }>): void {
-    if (e.type === 'vm-frozen') this.frozen.add(e.vm);
+    if (e.type === 'vm-frozen') this.frozen.set(e.vm, e.until);
     else this.frozen.delete(e.vm);
     for (const lease of e.guests) {
       const told = this.controls.get(lease.tokenId)?.told ?? { budget: lease.budget, paused: false };
