@@ -22,6 +22,13 @@ export const DIR_OPTION: OptionSpec = {
   parse: parseString,
 };
 
+/** Where a catalog command reads, and which VM and disk it narrows to. */
+export const CATALOG_OPTIONS: OptionSpec[] = [
+  DIR_OPTION,
+  { name: 'vm', value: 'V', help: 'only this VM', parse: parseString },
+  { name: 'disk', value: 'D', help: 'only this disk (with --vm)', parse: parseString },
+];
+
 /** The paragraph each catalog command's --help ends with. */
 export const WHERE_HELP = [
   'With --dir DIR the command works on a backup directory this machine sees (local disk, NFS) and does not',

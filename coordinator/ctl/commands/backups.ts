@@ -4,9 +4,9 @@
  * from the coordinator's (../catalog-source.ts).
  */
 import type { BackupInfo__Output } from '../../../proto/generated/headroom/v1';
-import { parsePositiveInt, parseString } from '../args';
+import { parsePositiveInt } from '../args';
 import { MAX_LISTED_BACKUPS } from '../../rpc/snapshot-wire';
-import { DIR_OPTION, WHERE_HELP, catalogSource } from '../catalog-source';
+import { CATALOG_OPTIONS, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { note, print, printJson } from '../context';
 import { UsageError } from '../errors';
@@ -38,9 +38,7 @@ export const backupsCommand: Command = {
     WHERE_HELP,
   ].join('\n'),
   options: [
-    DIR_OPTION,
-    { name: 'vm', value: 'V', help: 'only this VM', parse: parseString },
-    { name: 'disk', value: 'D', help: 'only this disk (with --vm)', parse: parseString },
+    ...CATALOG_OPTIONS,
     { name: 'limit', value: 'N', help: `only the N newest backups (default and most: ${MAX_LISTED_BACKUPS}; narrow with --vm, --disk)`, parse: parseLimit },
     { name: 'verify', help: "recompute every file's SHA-256" },
   ],

@@ -3,8 +3,8 @@
  * disk, never one that a kept backup reads through; `--dry-run` only says what it would do. On a directory
  * on this machine (--dir) or on the coordinator's.
  */
-import { parseString, parseUint32 } from '../args';
-import { DIR_OPTION, WHERE_HELP, catalogSource } from '../catalog-source';
+import { parseUint32 } from '../args';
+import { CATALOG_OPTIONS, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { note, print, printJson } from '../context';
 import { UsageError } from '../errors';
@@ -23,9 +23,7 @@ export const pruneCommand: Command = {
     WHERE_HELP,
   ].join('\n'),
   options: [
-    DIR_OPTION,
-    { name: 'vm', value: 'V', help: 'only this VM', parse: parseString },
-    { name: 'disk', value: 'D', help: 'only this disk (with --vm)', parse: parseString },
+    ...CATALOG_OPTIONS,
     { name: 'keep-last', value: 'N', help: 'keep the N latest backups', parse: parseUint32 },
     { name: 'keep-daily', value: 'N', help: 'keep the latest backup of each of the N latest days with backups', parse: parseUint32 },
     { name: 'keep-weekly', value: 'N', help: 'keep the latest backup of each of the N latest weeks with backups', parse: parseUint32 },

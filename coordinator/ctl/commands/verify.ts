@@ -4,7 +4,7 @@
  * Exits 1 when any file differs or a manifest cannot be read.
  */
 import { parseString } from '../args';
-import { DIR_OPTION, WHERE_HELP, catalogSource } from '../catalog-source';
+import { CATALOG_OPTIONS, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { note, print } from '../context';
 import { UsageError } from '../errors';
@@ -22,9 +22,7 @@ export const verifyCommand: Command = {
     WHERE_HELP,
   ].join('\n'),
   options: [
-    DIR_OPTION,
-    { name: 'vm', value: 'V', help: 'only this VM', parse: parseString },
-    { name: 'disk', value: 'D', help: 'only this disk (with --vm)', parse: parseString },
+    ...CATALOG_OPTIONS,
     { name: 'id', value: 'ID', help: 'only this backup', parse: parseString },
   ],
   async run(ctx, args) {
