@@ -36,11 +36,14 @@ export interface Scenario {
   jobs: ScenarioJob[];
 }
 
+/** The backup I/O budget per 50 VMs unless `--budget` says otherwise, MB/s. */
+export const DEFAULT_BUDGET_MB = 500;
+
 /**
  * The host for `vms` VMs: per 50 VMs, 8 guest and 2 hypervisor backups at once and a backup budget of
- * 500 MB/s and 8 cores (of a host whose disks do about 1.2 GB/s: see DISK_BYTES_PER_SEC_PER_50_VMS).
+ * `budgetMb` MB/s and 8 cores (of a host whose disks do about 1.2 GB/s: see DISK_BYTES_PER_SEC_PER_50_VMS).
  */
-export function scenario(vms: number, seed: number): Scenario {
+export function scenario(vms: number, seed: number, budgetMb = DEFAULT_BUDGET_MB): Scenario {
   const random = seededRandom(seed);
   const between = (lo: number, hi: number) => lo + (hi - lo) * random();
   const pick = <T>(weighted: [T, number][]): T => {
@@ -88,7 +91,7 @@ export function scenario(vms: number, seed: number): Scenario {
     host: {
       maxGuestTokens: Math.round(8 * scale),
       maxHypervisorTokens: Math.max(1, Math.round(2 * scale)),
-      budget: { ioBytesPerSec: Math.round(500 * scale) * MB, cpuPercent: Math.round(800 * scale) },
+      budget: { ioBytesPerSec: Math.round(budgetMb * scale) * MB, cpuPercent: Math.round(800 * scale) },
       minStartGapMs: Math.round(30_000 / scale),
     },
     jobs,

@@ -22,21 +22,22 @@ import { type Plan, type PlanInput, planHost } from '../coordinator/domain/plann
 import { type LeftOutFigures, classifyLeftOut } from './storm-left-out';
 import { BOUND_STEPS, type Figures, type Run, figures, simulateUncoordinated } from './storm-metrics';
 import { REPAIR_WORK_JOBS } from '../coordinator/domain/plan-repair';
-import { DISK_BYTES_PER_SEC_PER_50_VMS, MIDNIGHT, PLAN_NOW, type ScenarioJob, scenario } from './storm-scenario';
+import { DEFAULT_BUDGET_MB, DISK_BYTES_PER_SEC_PER_50_VMS, MIDNIGHT, PLAN_NOW, type ScenarioJob, scenario } from './storm-scenario';
 import { ensureDirFor } from './proc-stats';
 
 const HOUR = 3_600_000;
 const VMS = 50;
 const SPEED_JOBS = 10_000;
 const WARM_UP_RUNS = 5;
-function parseArgs(argv: string[]): { seed: number; runs: number; nights: number } {
-  const o = { seed: 1, runs: 9, nights: 3 };
+function parseArgs(argv: string[]): { seed: number; runs: number; nights: number; budget: number } {
+  const o = { seed: 1, runs: 9, nights: 3, budget: DEFAULT_BUDGET_MB };
   for (let i = 0; i < argv.length; i += 2) {
     const value = Number(argv[i + 1]);
     if (argv[i] === '--seed' && Number.isSafeInteger(value)) o.seed = value;
     else if (argv[i] === '--runs' && Number.isSafeInteger(value) && value > 0) o.runs = value;
     else if (argv[i] === '--nights' && Number.isSafeInteger(value) && value > 0) o.nights = value;
-    else throw new Error(`usage: node dist/bench/storm.js [--seed N] [--runs N] [--nights N]   (got ${argv.slice(i, i + 2).join(' ')})`);
+    else if (argv[i] === '--budget' && Number.isSafeInteger(value) && value > 0) o.budget = value;
+    else throw new Error(`usage: node dist/bench/storm.js [--seed N] [--runs N] [--nights N] [--budget MB/s per 50 VMs]   (got ${argv.slice(i, i + 2).join(' ')})`);
   }
   return o;
 }
@@ -93,10 +94,10 @@ function moved(before: Plan, after: Plan, except?: string): number {
 }
 
 function main(): void {
-  const { seed, runs, nights: nightCount } = parseArgs(process.argv.slice(2));
+  const { seed, runs, nights: nightCount, budget } = parseArgs(process.argv.slice(2));
   // Other work on the machine slows the timed runs: the report shows how busy it was.
   const loadAverageBefore = os.loadavg()[0];
-  const { host, jobs } = scenario(VMS, seed);
+  const { host, jobs } = scenario(VMS, seed, budget);
   const input: PlanInput = { now: PLAN_NOW, host, jobs };
   const night = jobs.filter((j) => j.earliestStart >= MIDNIGHT - 2 * HOUR && j.earliestStart < MIDNIGHT + 6 * HOUR);
 
@@ -131,7 +132,7 @@ function main(): void {
 
   // The same host on other nights: one seed can be lucky.
   const nights = Array.from({ length: nightCount }, (_, i) => {
-    const other = scenario(VMS, seed + i);
+    const other = scenario(VMS, seed + i, budget);
     const otherInput: PlanInput = { now: PLAN_NOW, host: other.host, jobs: other.jobs };
     const otherNight = other.jobs.filter((j) => j.earliestStart >= MIDNIGHT - 2 * HOUR && j.earliestStart < MIDNIGHT + 6 * HOUR);
     const otherPlan = planHost(otherInput);
@@ -151,8 +152,8 @@ function main(): void {
   });
 
   // Speed: a host scaled up, with the same mix per VM, until it has 10,000 jobs.
-  let big = scenario(VMS, seed);
-  for (let vms = VMS; big.jobs.length < SPEED_JOBS; vms += 50) big = scenario(vms, seed);
+  let big = scenario(VMS, seed, budget);
+  for (let vms = VMS; big.jobs.length < SPEED_JOBS; vms += 50) big = scenario(vms, seed, budget);
   const bigInput: PlanInput = { now: PLAN_NOW, host: big.host, jobs: big.jobs.slice(0, SPEED_JOBS) };
   const bigTiming = timing(runs, () => planHost(bigInput));
   const bigPlan = planHost(bigInput);
