@@ -11,7 +11,7 @@ import type { AcquireInput, Lease, Outcome } from './domain/lease';
 import { type HostView, Lessor, type IdSource, type LessorOptions, type WaitingInfo } from './domain/lessor';
 import type { HostPolicy } from './domain/policy';
 import type { LoadView, PlannedRun } from './domain/start-gate';
-import type { HistoryRecord, Store } from './store';
+import type { EndedRun, HistoryRecord, Store } from './store';
 
 /** Receives the fate of one waiting acquire. */
 export interface Waiter {
@@ -175,6 +175,11 @@ export class Coordinator {
 
   history(query: Parameters<Store['history']>[0]): HistoryRecord[] {
     return this.deps.store.history(query);
+  }
+
+  /** The host's most recently ended tokens, oldest first: what the planner learns durations from. */
+  endedRuns(host: string, limit: number): EndedRun[] {
+    return this.deps.store.endedRuns(host, limit);
   }
 
   /** Stops timers and tells every waiter to retry elsewhere or later. Idempotent. */

@@ -14,7 +14,7 @@ import type { HypervisorJob } from './hypervisor-schedule';
 import { DEFAULT_HORIZON_MS, type DeclaredJob, type PlanView, type PlanViewInput, buildPlanView } from './plan-view';
 
 export interface PlanKeeperDeps {
-  coordinator: Pick<Coordinator, 'state' | 'history' | 'setPlan' | 'onCommitted' | 'defaultHost'>;
+  coordinator: Pick<Coordinator, 'state' | 'endedRuns' | 'setPlan' | 'onCommitted' | 'defaultHost'>;
   registry: Pick<AgentRegistry, 'list'>;
   /** The coordinator's own host's schedule. */
   hypervisorJobs: readonly HypervisorJob[];
@@ -26,8 +26,8 @@ export interface PlanKeeperDeps {
   settleMs?: number;
 }
 
-/** Runs in the history that durations are learnt from, newest last. */
-const HISTORY_FOR_DURATIONS = 10_000;
+/** The host's ended runs that durations and last starts are learnt from, the newest. */
+const RUNS_TO_LEARN_FROM = 10_000;
 
 export class PlanKeeper {
   private readonly last = new Map<string, PlanView>();
@@ -80,7 +80,7 @@ export class PlanKeeper {
       declared,
       previous: this.last.get(host),
       running: coordinator.state.activeLeases(host),
-      history: coordinator.history({ host, limit: HISTORY_FOR_DURATIONS }),
+      ended: coordinator.endedRuns(host, RUNS_TO_LEARN_FROM),
     });
   }
 

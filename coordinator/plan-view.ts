@@ -1,7 +1,7 @@
 /**
  * A host's plan from what the coordinator knows: the guest jobs the agents declared in their hellos and the
  * hypervisor jobs of the host's own schedule (coordinator.yaml's hypervisorJobs), expanded into occurrences
- * over the horizon; their durations learnt from the runs' history; the backups running now; the host's
+ * over the horizon; their durations learnt from the host's ended runs; the backups running now; the host's
  * policy (caps, backup budget, minimum start gap). Runs the planner and names each slot by VM and job again.
  * Pure: the caller passes the data and `now`. The plan keeper (plan-keeper.ts) hands it to the lessor, whose
  * grants follow it; `headroomctl plan` shows it.
@@ -16,7 +16,7 @@ import { estimateDurationMs } from './domain/duration-estimate';
 import type { Budget, Lease, TokenKind } from './domain/lease';
 import { type Blocker, type Phase, type PlanJob, type UnplacedJob, planHost } from './domain/planner';
 import { type HostPolicy, completePolicy } from './domain/policy';
-import type { HistoryRecord } from './store';
+import type { EndedRun } from './store';
 
 export const DEFAULT_HORIZON_MS = 24 * 3_600_000;
 
@@ -43,8 +43,8 @@ export interface PlanViewInput {
   previous?: { readonly slots: readonly { readonly id: string; readonly start: number }[] };
   /** The host's active leases. */
   running: readonly Lease[];
-  /** The host's history, oldest first: RELEASED records give durations, GRANTED ones which runs started. */
-  history: readonly HistoryRecord[];
+  /** The host's ended runs, oldest first: successful releases give durations, every run its start. */
+  ended: readonly EndedRun[];
 }
 
 export interface ViewSlot {
@@ -93,7 +93,7 @@ export function buildPlanView(input: PlanViewInput): PlanView {
   const { now, horizonMs } = input;
   const policy = completePolicy(input.policy);
   const horizonEnd = now + horizonMs;
-  const durations = runDurations(input.history);
+  const durations = runDurations(input.ended);
   const lastStart = lastStarts(input);
   const runs = new Map<string, Run>();
   const jobs: PlanJob[] = [];
@@ -192,33 +192,27 @@ export function describeUnplaced(u: UnplacedJob): string {
   }
 }
 
-// The store records a release's outcome only as the text it writes in `detail` (sqlite-store.ts):
-// "success, exit 0, 123 bytes, 4567 ms[: message]". Failed runs say little about how long a backup takes.
-const RELEASED_DETAIL = /^success, exit -?\d+, \d+ bytes, (\d+) ms/;
-
-/** Each VM's job's successful run durations, oldest first. */
-export function runDurations(history: readonly HistoryRecord[]): Map<string, number[]> {
+/** Each VM's job's successful run durations, oldest first. Failed runs say little about how long a backup takes. */
+export function runDurations(ended: readonly EndedRun[]): Map<string, number[]> {
   const out = new Map<string, number[]>();
-  for (const r of history) {
-    if (r.type !== 'RELEASED' || !r.kind) continue;
-    const m = RELEASED_DETAIL.exec(r.detail);
-    if (!m) continue;
+  for (const r of ended) {
+    if (r.state !== 'released' || !r.outcome?.success) continue;
     const key = runKey(r.kind, r.vm, r.job);
     const runs = out.get(key) ?? [];
-    runs.push(Number(m[1]));
+    runs.push(r.outcome.durationMs);
     out.set(key, runs);
   }
   return out;
 }
 
-/** When each VM's job last got a token, from the history and the leases held now. */
-function lastStarts({ history, running }: PlanViewInput): Map<string, number> {
+/** When each VM's job last got a token, from the ended runs and the leases held now. */
+function lastStarts({ ended, running }: PlanViewInput): Map<string, number> {
   const out = new Map<string, number>();
   const note = (kind: TokenKind, vm: string, job: string, at: number) => {
     const key = runKey(kind, vm, job);
     out.set(key, Math.max(at, out.get(key) ?? -Infinity));
   };
-  for (const r of history) if (r.type === 'GRANTED' && r.kind) note(r.kind, r.vm, r.job, r.at);
+  for (const r of ended) note(r.kind, r.vm, r.job, r.grantedAt);
   for (const l of running) note(l.kind, l.vm, l.job, l.grantedAt);
   return out;
 }

@@ -7,7 +7,7 @@ import type { LessorEvent } from './domain/events';
 import type { EndState, EndedRequest, Lease, TokenKind } from './domain/lease';
 import type { HostRecord } from './domain/lessor';
 import type { HostPolicy } from './domain/policy';
-import type { AgentRecord, HistoryQuery, HistoryRecord, HistoryType, Store } from './store';
+import type { AgentRecord, EndedRun, HistoryQuery, HistoryRecord, HistoryType, Store } from './store';
 
 export type Durability = 'full' | 'normal';
 
@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS tokens (
   outcome TEXT
 );
 CREATE INDEX IF NOT EXISTS tokens_by_state ON tokens (state, ended_at);
+CREATE INDEX IF NOT EXISTS tokens_by_host_end ON tokens (host, ended_at);
 CREATE TABLE IF NOT EXISTS history (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   at INTEGER NOT NULL,
@@ -194,6 +195,10 @@ export class SqliteStore implements Store {
            @slotStart, @slotExpectedEnd, @windowEnd, @budget, 'active')`,
       ),
       endToken: db.prepare('UPDATE tokens SET state = ?, ended_at = ?, outcome = ? WHERE token_id = ?'),
+      endedRuns: db.prepare(
+        `SELECT kind, vm, job, granted_at, ended_at, state, outcome FROM tokens
+         WHERE host = ? AND state != 'active' ORDER BY ended_at DESC LIMIT ?`,
+      ),
       insertHistory: db.prepare(
         `INSERT INTO history (at, type, host, vm, job, kind, token_id, fencing, request_id, detail)
          VALUES (@at, @type, @host, @vm, @job, @kind, @tokenId, @fencing, @requestId, @detail)`,
@@ -307,6 +312,21 @@ export class SqliteStore implements Store {
     const rows = statement
       .all({ afterSeq: query.afterSeq ?? 0, host: query.host, vm: query.vm, limit: query.limit }) as HistoryRecord[];
     return rows.reverse();
+  }
+
+  endedRuns(host: string, limit: number): EndedRun[] {
+    const rows = this.statements.endedRuns.all(host, limit) as {
+      kind: EndedRun['kind']; vm: string; job: string; granted_at: number; ended_at: number; state: EndedRun['state']; outcome: string | null;
+    }[];
+    return rows.reverse().map((r) => ({
+      kind: r.kind,
+      vm: r.vm,
+      job: r.job,
+      grantedAt: r.granted_at,
+      endedAt: r.ended_at,
+      state: r.state,
+      ...(r.outcome !== null && { outcome: JSON.parse(r.outcome) }),
+    }));
   }
 
   agents(): AgentRecord[] {

@@ -4,7 +4,7 @@
  * store can replace it without touching the domain.
  */
 import type { LessorEvent } from './domain/events';
-import type { TokenKind } from './domain/lease';
+import type { EndState, Outcome, TokenKind } from './domain/lease';
 import type { LessorSnapshot } from './domain/lessor';
 
 export type HistoryType =
@@ -57,12 +57,26 @@ export interface AgentRecord {
   lastHelloAt: number;
 }
 
+/** A token that ended, as the planner learns from it: when its run started, and how it ended. */
+export interface EndedRun {
+  kind: TokenKind;
+  vm: string;
+  job: string;
+  grantedAt: number;
+  endedAt: number;
+  state: EndState;
+  /** Released tokens: what the holder said of its run. */
+  outcome?: Outcome;
+}
+
 export interface Store {
   /** The state to restore: hosts, active leases, and request ids that ended since `endedSince`. */
   load(endedSince: number): LessorSnapshot & { agents: AgentRecord[] };
   /** Commits a batch atomically and durably. Returns the history records it appended. Throws on failure. */
   commit(events: readonly LessorEvent[]): HistoryRecord[];
   history(query: HistoryQuery): HistoryRecord[];
+  /** The host's `limit` most recently ended tokens, oldest first. */
+  endedRuns(host: string, limit: number): EndedRun[];
   saveAgent(agent: AgentRecord): void;
   agents(): AgentRecord[];
   close(): void;

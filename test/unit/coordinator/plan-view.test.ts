@@ -3,7 +3,7 @@ import { parseCron } from '../../../common/cron';
 import type { Lease } from '../../../coordinator/domain/lease';
 import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
 import { type DeclaredJob, type PlanViewInput, buildPlanView, runDurations } from '../../../coordinator/plan-view';
-import type { HistoryRecord, HistoryType } from '../../../coordinator/store';
+import type { EndedRun } from '../../../coordinator/store';
 
 // Cron times are local: the fixtures are too.
 const at = (h: number, m = 0, day = 15) => new Date(2026, 0, day, h, m, 0).getTime();
@@ -16,16 +16,14 @@ function job(over: Partial<DeclaredJob> = {}): DeclaredJob {
 }
 
 function input(over: Partial<PlanViewInput> = {}): PlanViewInput {
-  return { now: NOW, horizonMs: DAY, policy: { ...DEFAULT_POLICY }, declared: [{ vm: 'vm-1', kind: 'GUEST', jobs: [job()] }], running: [], history: [], ...over };
+  return { now: NOW, horizonMs: DAY, policy: { ...DEFAULT_POLICY }, declared: [{ vm: 'vm-1', kind: 'GUEST', jobs: [job()] }], running: [], ended: [], ...over };
 }
 
-let seq = 0;
-function record(type: HistoryType, vm: string, job: string, atMs: number, detail = ''): HistoryRecord {
-  return { seq: ++seq, at: atMs, type, host: 'host-a', vm, job, kind: 'GUEST', tokenId: 't', fencing: 1, requestId: 'r', detail };
+/** A run of vm-1's nightly that ended at `endedAt`, released with `success` after `durationMs`. */
+function run(endedAt: number, durationMs: number, success = true, state: EndedRun['state'] = 'released'): EndedRun {
+  const outcome = { success, bytes: 1024, durationMs, exitCode: success ? 0 : 1, message: '' };
+  return { kind: 'GUEST', vm: 'vm-1', job: 'nightly', grantedAt: endedAt - durationMs, endedAt, state, ...(state === 'released' && { outcome }) };
 }
-
-const released = (durationMs: number, atMs = at(3, 0, 14)) =>
-  record('RELEASED', 'vm-1', 'nightly', atMs, `success, exit 0, 1024 bytes, ${durationMs} ms`);
 
 function lease(over: Partial<Lease> = {}): Lease {
   return {
@@ -70,19 +68,19 @@ describe('buildPlanView', () => {
     assert.equal(view.slots[0].earliestStart, parseCron('H H * * *', 'nightly').next(NOW));
   });
 
-  it('learns the duration from the successful runs in history, not from failed ones', () => {
-    const history = [1, 2, 3, 4, 5].map((i) => released(2 * HOUR, at(3, 0, i)));
-    history.push(record('RELEASED', 'vm-1', 'nightly', at(3, 0, 10), `failure, exit 1, 0 bytes, ${10 * HOUR} ms`));
-    const [s] = buildPlanView(input({ history })).slots;
+  it('learns the duration from the successful runs, not from failed, expired or revoked ones', () => {
+    const ended = [1, 2, 3, 4, 5].map((i) => run(at(3, 0, i), 2 * HOUR));
+    ended.push(run(at(3, 0, 10), 10 * HOUR, false), run(at(3, 0, 11), 10 * HOUR, true, 'expired'), run(at(3, 0, 12), 10 * HOUR, true, 'revoked'));
+    const [s] = buildPlanView(input({ ended })).slots;
     assert.equal(s.end - s.start, 2 * HOUR);
-    assert.deepEqual(runDurations(history).get('vm-1/nightly'), [2, 2, 2, 2, 2].map((h) => h * HOUR));
+    assert.deepEqual(runDurations(ended).get('vm-1/nightly'), [2, 2, 2, 2, 2].map((h) => h * HOUR));
   });
 
   it('still plans the latest occurrence while its window is open and no token was granted for it', () => {
     const declared = [{ vm: 'vm-1', kind: 'GUEST' as const, jobs: [job({ schedule: '0 11 * * *', windowMs: 3 * HOUR })] }];
     assert.equal(buildPlanView(input({ declared })).slots[0].earliestStart, at(11));
-    const granted = [record('GRANTED', 'vm-1', 'nightly', at(11, 5))];
-    const after = buildPlanView(input({ declared, history: granted })).slots;
+    const ranAt1105 = [run(at(11, 35), 30 * 60_000)];
+    const after = buildPlanView(input({ declared, ended: ranAt1105 })).slots;
     assert.deepEqual(after.map((s) => s.earliestStart), [at(11, 0, 16)], "it ran: only tomorrow's is left");
   });
 
