@@ -61,11 +61,13 @@ describe('budget control end to end: real agent, real coordinator, real load', f
   it('throttles a running guest backup as its VM gets busy, pauses it when the VM is saturated, and resumes it after', async () => {
     const cores = os.cpus().length;
     const oneCore = 100 / cores; // one busy loop, in percent of the whole VM
-    // One busy loop crosses the throttle threshold; a loop on every core crosses the pause threshold.
+    // One busy loop crosses the throttle threshold; a loop on every core crosses the pause threshold. The
+    // full budget comes back below 40 % of a loop: the test runner, coordinator and agent themselves stay
+    // under that on a quiet machine, where a quarter of a loop (12 % of this 2-core VM) was within their noise.
     await unary(clients.admin.SetPolicy.bind(clients.admin), {
       host: HOST,
       reportIntervalMs: 1_000,
-      resumeBelowCpuPercent: Math.floor(oneCore / 4),
+      resumeBelowCpuPercent: Math.floor(oneCore * 0.4),
       throttleAboveCpuPercent: Math.floor(oneCore / 2),
       pauseAboveCpuPercent: Math.max(Math.floor(oneCore / 2) + 1, Math.round(100 - oneCore / 2)),
       budgetCpuPercent: 60,
