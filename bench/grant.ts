@@ -19,6 +19,7 @@ import type { ClientSpec, PhaseSpec } from './grant-protocol';
 import { checkDurability } from './history-check';
 import { type GrantBenchResult, type PhaseReport, formatReport, mergePhase } from './grant-report';
 import { ProcessSampler, cpuMs, ensureDirFor, establishedToPort, filesystemOf, machineCpuMs, openFds, rssBytes } from './proc-stats';
+import { stopCoordinator, tearDownOnExit } from './teardown';
 import { WorkerPool } from './worker-pool';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -43,10 +44,7 @@ async function cleanup(): Promise<void> {
   if (coordinator) {
     const c = coordinator;
     coordinator = undefined;
-    // SIGTERM for a graceful stop; SIGKILL if it does not stop in time.
-    const timer = setTimeout(() => void c.kill(), 8_000);
-    await c.stop();
-    clearTimeout(timer);
+    await stopCoordinator(c);
   }
   removeDatabase();
 }
@@ -274,19 +272,7 @@ async function main(): Promise<void> {
   }
 }
 
-// Ctrl-C or a kill: stop the coordinator and the clients before going.
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    interrupted = true;
-    progress(`${signal}: stopping the coordinator and client processes`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-// Last resort if the process exits any other way.
-process.on('exit', () => {
-  pool?.killAll();
-  if (coordinator && coordinator.process.exitCode === null) coordinator.process.kill('SIGKILL');
-});
+tearDownOnExit({ cleanup, running: () => ({ pool, coordinator }), progress, onSignal: () => (interrupted = true) });
 
 main().catch(async (e) => {
   // Interrupted: the signal handler is cleaning up and exits; the workers' deaths are no news.

@@ -16,6 +16,7 @@ import { machineDescription } from './grant-options';
 import { percentiles } from './grant-report';
 import type { AgentSpec, LoadDriverMessage, LoadWorkerMessage } from './load-protocol';
 import { ProcessSampler, ensureDirFor, establishedToPort, machineCpuMs, rssBytes } from './proc-stats';
+import { stopCoordinator, tearDownOnExit } from './teardown';
 import { WorkerPool } from './worker-pool';
 
 const REPO_ROOT = path.resolve(__dirname, '..', '..');
@@ -105,9 +106,7 @@ async function cleanup(): Promise<void> {
   if (coordinator) {
     const c = coordinator;
     coordinator = undefined;
-    const timer = setTimeout(() => void c.kill(), 8_000);
-    await c.stop();
-    clearTimeout(timer);
+    await stopCoordinator(c);
   }
   if (dbDir) fs.rmSync(dbDir, { recursive: true, force: true });
   dbDir = undefined;
@@ -252,16 +251,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${lines.join('\n')}\n`);
 }
 
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    progress(`${signal}: stopping the coordinator and client processes`);
-    cleanup().finally(() => process.exit(130));
-  });
-}
-process.on('exit', () => {
-  pool?.killAll();
-  if (coordinator && coordinator.process.exitCode === null) coordinator.process.kill('SIGKILL');
-});
+tearDownOnExit({ cleanup, running: () => ({ pool, coordinator }), progress });
 
 main().catch(async (e) => {
   process.stderr.write(`bench:load: ${(e as Error).message}\n`);
