@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../common/atomic-file';
 
 export const DEFAULT_FSFREEZE_HOOK_DIR = '/etc/qemu/fsfreeze-hook.d';
 export const HOOK_FILE_NAME = 'headroom-agent';
@@ -37,11 +38,8 @@ exec ${command}
 export function installFsfreezeHook(dir: string, script: string): string {
   fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
   const file = path.join(dir, HOOK_FILE_NAME);
-  // A dotted temporary name: the hook runner's "$FSFREEZE_D"/* does not match it, so a freeze during the
+  // Its dotted temporary name is not matched by the hook runner's "$FSFREEZE_D"/*: a freeze during the
   // install never runs a half-written script.
-  const temp = path.join(dir, `.${HOOK_FILE_NAME}.${process.pid}.tmp`);
-  fs.writeFileSync(temp, script, { mode: 0o755 });
-  fs.chmodSync(temp, 0o755);
-  fs.renameSync(temp, file);
+  writeFileAtomic(file, script, 0o755);
   return file;
 }

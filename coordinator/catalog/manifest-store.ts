@@ -15,7 +15,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { writeFileAtomic } from '../../common/atomic-file';
 import { type BackupRecord, CatalogError } from './chain-rules';
+
+/** Manifests are for anyone who may read the backups. */
+const FILE_MODE = 0o644;
 
 const CATALOG_FILE = 'headroom-catalog.json';
 const CATALOG_FORMAT = 'headroom-catalog/1';
@@ -26,25 +30,6 @@ const SAFE_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
 
 export function checkName(what: string, name: string): void {
   if (!SAFE_NAME.test(name)) throw new CatalogError(`${what} "${name}" must be 1-128 letters, digits, '.', '_' or '-' (it names a directory)`);
-}
-
-/** Writes `data` to `file` so that a reader sees the old content or the new, never a part. */
-function writeAtomically(file: string, data: string): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  const fd = fs.openSync(tmp, 'w', 0o644);
-  try {
-    fs.writeSync(fd, data);
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
-  const dirFd = fs.openSync(path.dirname(file), 'r');
-  try {
-    fs.fsyncSync(dirFd);
-  } finally {
-    fs.closeSync(dirFd);
-  }
 }
 
 /** SHA-256 of a file, hex, read as a stream (backups are large). */
@@ -143,7 +128,7 @@ export class ManifestStore {
       if (!options.create) throw new CatalogError(`${root} is not a Headroom backup directory (no ${CATALOG_FILE})`);
       fs.mkdirSync(root, { recursive: true });
       const id = randomUUID();
-      writeAtomically(file, `${JSON.stringify({ format: CATALOG_FORMAT, id }, null, 2)}\n`);
+      writeFileAtomic(file, `${JSON.stringify({ format: CATALOG_FORMAT, id }, null, 2)}\n`, FILE_MODE);
       return new ManifestStore(root, id);
     }
     let raw: { format?: unknown; id?: unknown };
@@ -217,7 +202,7 @@ export class ManifestStore {
   write(record: BackupRecord): void {
     const { absolute } = this.diskDir(record.vm, record.disk);
     const manifest = { format: MANIFEST_FORMAT, takenAt: new Date(record.takenAtMs).toISOString(), ...record };
-    writeAtomically(path.join(absolute, `${record.id}.json`), `${JSON.stringify(manifest, null, 2)}\n`);
+    writeFileAtomic(path.join(absolute, `${record.id}.json`), `${JSON.stringify(manifest, null, 2)}\n`, FILE_MODE);
   }
 
   /**
@@ -233,7 +218,7 @@ export class ManifestStore {
   /** Notes that a backup's job is about to start; until `ended`, its outcome is unknown. */
   started(vm: string, disk: string, id: string): void {
     const { absolute } = this.diskDir(vm, disk);
-    writeAtomically(path.join(absolute, `${id}${STARTED}`), `${JSON.stringify({ id })}\n`);
+    writeFileAtomic(path.join(absolute, `${id}${STARTED}`), `${JSON.stringify({ id })}\n`, FILE_MODE);
   }
 
   /** The outcome of the disk's backups is known (recorded, failed or cancelled): forgets every started note. */

@@ -9,7 +9,8 @@ import { isIP } from 'node:net';
 import { KEY_ALGORITHM, type KeyPair, type CryptoKey, generateKeyPair, importPrivateKeyPem, privateKeyPem, x509 } from '../../common/pki/x509';
 import { InvalidArgumentError } from '../domain/errors';
 import { type Identity, identityUri } from './identity';
-import { PUBLIC_MODE, SECRET_MODE, ensurePrivateDir, writeFileAtomic } from '../../common/pki/secret-files';
+import { writeFileAtomic } from '../../common/atomic-file';
+import { PUBLIC_MODE, SECRET_MODE, ensurePrivateDir } from '../../common/pki/secret-files';
 import { pkiFiles } from './state-dir';
 
 const DAY_MS = 86_400_000;

@@ -11,7 +11,8 @@ import { Authority } from './authority';
 import { CertificateAuthority } from './certificate-authority';
 import { type Identity, checkIdentity } from './identity';
 import { PkiStore } from './pki-store';
-import { PUBLIC_MODE, SECRET_MODE, writeFileAtomic } from '../../common/pki/secret-files';
+import { writeFileAtomic } from '../../common/atomic-file';
+import { PUBLIC_MODE, SECRET_MODE } from '../../common/pki/secret-files';
 import { pkiFiles } from './state-dir';
 
 export interface InitOptions {

@@ -5,6 +5,7 @@
  * small helpers (writes go through a rename, so a reader never sees half a file).
  */
 import * as fs from 'node:fs';
+import { writeFileAtomic } from '../../../common/atomic-file';
 
 /** waiting → held → released, or → lost (revoked, expired, fail-safe), or → failed (no token was granted). */
 export type HoldPhase = 'waiting' | 'held' | 'lost' | 'released' | 'failed';
@@ -121,11 +122,9 @@ export function readReleaseRequest(stateFile: string): ReleaseRequest | undefine
   return text === undefined ? undefined : parseReleaseRequest(text, file);
 }
 
-/** Writes through a temporary file and a rename: readers see the old state or the new one. */
+/** Readers see the old state or the new one. */
 export function writeJsonFile(file: string, value: HoldState | ReleaseRequest): void {
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, `${JSON.stringify(value)}\n`);
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, `${JSON.stringify(value)}\n`, 0o644);
 }
 
 /** Removes the state file and the release request; missing ones are fine. */
