@@ -23,7 +23,11 @@ export interface CoordinatorOptions {
   /** full: fsync every commit (survives power loss); normal: survives a process crash only. Default full. */
   durability: Durability;
   /** Server TLS from files made elsewhere. This, or `pki`, is required unless `listen` is a loopback address. */
-  tls?: { certFile: string; keyFile: string; clientCaFile?: string };
+  /**
+   * `allowAnonymous`: serve TLS without client certificates on an address other hosts can reach, where
+   * every caller may then make every call (refused unless set).
+   */
+  tls?: { certFile: string; keyFile: string; clientCaFile?: string; allowAnonymous?: boolean };
   /** The coordinator's own CA (`headroomctl pki init`): mutual TLS, enrolment, roles, revocation. */
   pki?: { dir: string };
   /** Serve without TLS: allowed only on a loopback address, and only when asked for. Default false. */
@@ -43,7 +47,7 @@ export class ConfigError extends Error {
 }
 
 const TOP_KEYS = ['listen', 'database', 'host', 'durability', 'tls', 'pki', 'plaintext', 'policy', 'hypervisorJobs', 'backups'];
-const TLS_KEYS = ['certFile', 'keyFile', 'clientCaFile'];
+const TLS_KEYS = ['certFile', 'keyFile', 'clientCaFile', 'allowAnonymous'];
 const POLICY_KEYS: Record<string, keyof HostPolicy> = {
   maxGuestTokens: 'maxGuestTokens',
   maxHypervisorTokens: 'maxHypervisorTokens',
@@ -134,13 +138,25 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
     if (typeof t !== 'object' || t === null) bad('tls', 'expected a mapping with certFile and keyFile');
     else {
       for (const k of Object.keys(t)) if (!TLS_KEYS.includes(k)) bad(`tls.${k}`, 'unknown key');
-      tls = {
+      const files = {
         certFile: str('tls.certFile', t.certFile, ''),
         keyFile: str('tls.keyFile', t.keyFile, ''),
         clientCaFile: t.clientCaFile === undefined ? undefined : str('tls.clientCaFile', t.clientCaFile, ''),
       };
-      for (const [k, f] of Object.entries(tls)) {
+      for (const [k, f] of Object.entries(files)) {
         if (f && !fs.existsSync(f)) bad(`tls.${k}`, `no such file: ${f}`);
+      }
+      tls = files;
+      const anonymous = t.allowAnonymous ?? false;
+      if (typeof anonymous !== 'boolean') bad('tls.allowAnonymous', 'expected true or false');
+      else if (anonymous) tls.allowAnonymous = true;
+      // Without client certificates nobody is identified, so on an address other hosts can reach any of
+      // them could prune backups or grant itself tokens: only when asked for.
+      else if (!tls.clientCaFile && !isLoopbackHost(listenHost)) {
+        bad(
+          'tls.clientCaFile',
+          `missing: ${listen} is not a loopback address, and without client certificates every caller could make every call, admin ones included; give tls.clientCaFile (or pki.dir instead of tls), or tls.allowAnonymous: true (--tls-allow-anonymous) to allow that knowingly`,
+        );
       }
     }
   }
@@ -161,7 +177,7 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
   else if (tls || pki) {
     if (plaintext) bad('plaintext', 'cannot go with tls or pki: give one way to serve');
   } else if (!isLoopbackHost(listenHost)) {
-    bad('listen', `${listen} is not a loopback address, so pki.dir (or tls.certFile and tls.keyFile) is required`);
+    bad('listen', `${listen} is not a loopback address, so pki.dir (or tls with its clientCaFile) is required`);
   } else if (!plaintext) {
     bad('plaintext', `no TLS for ${listen}: give pki.dir (or tls), or plaintext: true (--plaintext) to serve plaintext on this loopback address`);
   }

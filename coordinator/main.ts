@@ -25,6 +25,7 @@ Options:
   --tls-cert FILE        server certificate (PEM), made elsewhere (instead of --pki-dir)
   --tls-key FILE         server private key (PEM)
   --tls-client-ca FILE   CA for client certificates: require them, and take roles from their headroom:// URI
+  --tls-allow-anonymous  without --tls-client-ca on a non-loopback address: let every caller make every call
   --plaintext            serve without TLS: allowed on a loopback address only, never by default
   --lease-ttl DURATION   default lease TTL for new hosts (default 30s)
   --max-guest N          concurrent GUEST tokens per new host (default 4)
@@ -85,6 +86,7 @@ function parseArgs(argv: string[]): { raw: Record<string, unknown>; source: stri
       raw = loadConfigFile(source);
     }
     else if (TLS_FLAGS[arg]) tls[TLS_FLAGS[arg]] = value();
+    else if (arg === '--tls-allow-anonymous') tls.allowAnonymous = true;
     else if (arg === '--pki-dir') overrides.pki = { dir: value() };
     else if (FLAGS[arg]) {
       const f = FLAGS[arg];

@@ -4,7 +4,7 @@
  *    roles enforced, revocations honoured; enrolment open;
  *  - tls with clientCaFile (a CA run elsewhere): the same, without enrolment or revocation;
  *  - tls without clientCaFile: server-authenticated TLS; callers are not identified, so everything is
- *    allowed (a warning says so);
+ *    allowed (a warning says so); off loopback only with tls.allowAnonymous (config.ts);
  *  - neither, on loopback only: plaintext; no identities, everything allowed (a warning says so).
  */
 import * as fs from 'node:fs';

@@ -41,7 +41,7 @@ describe('coordinator configuration', () => {
     for (const key of ['colour', 'durability', 'listen', 'policy.leaseTtl', 'policy.maxGuestTokens']) {
       assert.ok(found.some((p) => p.startsWith(`/etc/headroom/coordinator.yaml: ${key}: `)), `${key} in ${found.join('\n')}`);
     }
-    assert.ok(found.some((p) => /not a loopback address, so pki.dir \(or tls.certFile and tls.keyFile\) is required/.test(p)));
+    assert.ok(found.some((p) => /not a loopback address, so pki.dir \(or tls with its clientCaFile\) is required/.test(p)));
   });
 
   it('serves plaintext only when asked for, and only on a loopback address', () => {
@@ -50,9 +50,23 @@ describe('coordinator configuration', () => {
       'c.yaml: plaintext: no TLS for 127.0.0.1:7400: give pki.dir (or tls), or plaintext: true (--plaintext) to serve plaintext on this loopback address',
     ]);
     assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', plaintext: true }, 'c.yaml')), [
-      'c.yaml: listen: 10.1.2.3:7400 is not a loopback address, so pki.dir (or tls.certFile and tls.keyFile) is required',
+      'c.yaml: listen: 10.1.2.3:7400 is not a loopback address, so pki.dir (or tls with its clientCaFile) is required',
     ]);
     assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', plaintext: 'yes' }, 'c.yaml')), ['c.yaml: plaintext: expected true or false']);
+  });
+
+  it('refuses TLS without client certificates on a non-loopback address, unless allowAnonymous says it is meant', () => {
+    const dir = tempDir();
+    const pem = path.join(dir, 'x.pem');
+    fs.writeFileSync(pem, 'x');
+    const tls = { certFile: pem, keyFile: pem };
+    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', tls }, 'c.yaml')), [
+      'c.yaml: tls.clientCaFile: missing: 10.1.2.3:7400 is not a loopback address, and without client certificates every caller could make every call, admin ones included; give tls.clientCaFile (or pki.dir instead of tls), or tls.allowAnonymous: true (--tls-allow-anonymous) to allow that knowingly',
+    ]);
+    assert.equal(compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', tls: { ...tls, allowAnonymous: true } }, 'c.yaml').tls?.allowAnonymous, true);
+    assert.equal(compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', tls: { ...tls, clientCaFile: pem } }, 'c.yaml').tls?.clientCaFile, pem);
+    assert.equal(compileCoordinatorOptions({ host: 'h', listen: '127.0.0.1:7400', tls }, 'c.yaml').tls?.allowAnonymous, undefined, 'loopback: allowed, with its warning');
+    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', tls: { ...tls, allowAnonymous: 'yes' } }, 'c.yaml')), ['c.yaml: tls.allowAnonymous: expected true or false']);
   });
 
   it('takes pki.dir (the coordinator\'s own CA) for a non-loopback address, alone and made by pki init', () => {
