@@ -2,15 +2,19 @@
  * The planner's first step (planner.ts): proposed starts from running the host forward in time, serving
  * one kind of backup at a time, so that GUEST and HYPERVISOR work go in few, full phases. Pure.
  */
-import { partitionPoint } from './host-timeline';
+import { capOf, partitionPoint } from './host-timeline';
 import { type TokenKind, TOKEN_KINDS, otherKind } from './lease';
+import { RESERVE_MS, VmJobs } from './plan-chances';
 import { type Prepared, timelineWithRunning } from './plan-prepared';
 import type { PlanHost, PlanInput } from './planner';
 
 /**
  * Proposes starts by running the host forward in time, serving one kind at a time (a phase). In a phase,
  * ready jobs of its kind start as soon as the rules allow, in this order:
- *  - first, by latest start, the urgent ones: those whose latest start comes before the kind's ready work
+ *  - with `chances`, the gated jobs whose chance is now and the jobs that open one (plan-chances.ts), as
+ *    far as the other jobs' deadlines allow; and a token is kept free for an opener due soon when a gated
+ *    job is on its last chances (only a job that cannot wait takes it);
+ *  - then, by latest start, the urgent ones: those whose latest start comes before the kind's ready work
  *    could all be served (see summarise);
  *  - then the others, longest first: they can wait for all the rest, and a phase whose long jobs start
  *    first ends with its tokens busy instead of with one long straggler (longest processing time first,
@@ -28,7 +32,7 @@ import type { PlanHost, PlanInput } from './planner';
  * others planned around them.
  * A proposal: the caller checks it and places what it missed.
  */
-export function phasedStarts(order: readonly Prepared[], input: PlanInput, pinned: ReadonlyMap<Prepared, number> = new Map()): Map<Prepared, number> {
+export function phasedStarts(order: readonly Prepared[], input: PlanInput, pinned: ReadonlyMap<Prepared, number> = new Map(), chances = true): Map<Prepared, number> {
   const { host } = input;
   const timeline = timelineWithRunning(input);
   const starts = new Map<Prepared, number>(pinned);
@@ -36,21 +40,7 @@ export function phasedStarts(order: readonly Prepared[], input: PlanInput, pinne
   const pending = order.filter((p) => !p.alone && !pinned.has(p)).sort((a, b) => a.release - b.release || a.rank - b.rank);
   /** Released and not started, per kind, in both orders; jobs past their latest start leave before `waiting` is read. */
   const ready: Record<TokenKind, Ready> = { GUEST: new Ready(), HYPERVISOR: new Ready() };
-  /** Per VM, its jobs by release. */
-  const ofVm = new Map<string, Prepared[]>();
-  for (const p of pending) {
-    const list = ofVm.get(p.need.vm);
-    if (list) list.push(p);
-    else ofVm.set(p.need.vm, [p]);
-  }
-  /** Whether a job of p's VM not started yet would have to start before p, started at t, ends. */
-  const pushesOut = (p: Prepared, t: number, end: number) => {
-    for (const q of ofVm.get(p.need.vm)!) {
-      if (q.release >= end) return false;
-      if (q !== p && q.latest >= t && q.latest < end && !starts.has(q)) return true;
-    }
-    return false;
-  };
+  const vms = new VmJobs(pending, (p) => starts.has(p), chances);
   const summaries = new Map<TokenKind, Waiting>();
   const waiting = (kind: TokenKind) => summaries.get(kind) ?? summaries.set(kind, summarise(ready[kind], host)).get(kind)!;
 
@@ -62,8 +52,15 @@ export function phasedStarts(order: readonly Prepared[], input: PlanInput, pinne
     let started = false;
     let held = 0;
     let wake = Infinity;
+    const cap = capOf(kind, host);
+    const usage = timeline.usageAt(t);
+    /** How many backups of the kind run at t, and how many tokens are kept free for openers due soon. */
+    let holding = kind === 'GUEST' ? usage.guests : usage.hypervisors;
+    let reserved = 0;
     /** Whether no job of the kind can start at t any more. */
     const tryStart = (p: Prepared): boolean => {
+      // A token kept for an opener goes only to a job that cannot wait that long.
+      if (holding >= cap - reserved && p.latest >= t + RESERVE_MS) return true;
       const end = t + p.job.durationMs;
       const waits = p.release > other.oldestRelease && p.latest >= t + other.spanMs;
       if (end > other.guard || (waits && end > timeline.runEnd(kind, t))) {
@@ -72,7 +69,7 @@ export function phasedStarts(order: readonly Prepared[], input: PlanInput, pinne
       }
       // Nor if it would hold its VM past the latest start of another job of the VM (an hourly job beside
       // a long nightly one): that one goes first, and this one right after it.
-      if (pushesOut(p, t, end)) {
+      if (vms.pushesOut(p, t, end)) {
         held++;
         return false;
       }
@@ -82,9 +79,11 @@ export function phasedStarts(order: readonly Prepared[], input: PlanInput, pinne
       if (!conflict) {
         timeline.add(p.need, t, end, true);
         starts.set(p, t);
+        vms.ready(p, false);
         ready[kind].remove(p);
         summaries.delete(kind);
         started = true;
+        holding++;
         return false;
       }
       wake = Math.min(wake, conflict.retryAt);
@@ -92,6 +91,22 @@ export function phasedStarts(order: readonly Prepared[], input: PlanInput, pinne
       return conflict.blocker === 'start-gap' || conflict.blocker === 'kind-cap' || conflict.blocker === 'other-kind';
     };
     let blocked = false;
+    if (vms.waiting && holding < cap) {
+      const first = vms.chances(kind, t);
+      const openers = vms.reservations(kind, t);
+      // What the kind's other ready jobs can give up and still start by their latest starts: a chance
+      // or a token kept free must fit in it, though a gated job on its last chances takes any spare.
+      const spare = first.size > 0 || openers.count > 0 ? waiting(kind).guard - t : 0;
+      const concurrency = ready[kind].concurrency(host);
+      for (const [q, p] of first) {
+        if (blocked || !ready[kind].has(q)) continue;
+        if (q.job.durationMs / concurrency <= spare || (spare > 0 && vms.lastChances(p, t))) blocked = tryStart(q);
+      }
+      if (openers.count > 0 && (openers.due - t) * openers.count <= spare * concurrency) {
+        reserved = openers.count;
+        wake = Math.min(wake, openers.due);
+      }
+    }
     for (let i = 0; !blocked && i < byLatest.length && byLatest[i].latest < horizon; i++) {
       const p = byLatest[i];
       blocked = tryStart(p);
@@ -111,9 +126,14 @@ export function phasedStarts(order: readonly Prepared[], input: PlanInput, pinne
   for (let t = pending[0]?.release ?? Infinity; t < Infinity; ) {
     for (; next < pending.length && pending[next].release <= t; next++) {
       ready[pending[next].need.kind].add(pending[next]);
+      vms.ready(pending[next], true);
       summaries.delete(pending[next].need.kind);
     }
-    for (const kind of TOKEN_KINDS) if (ready[kind].dropExpired(t)) summaries.delete(kind);
+    for (const kind of TOKEN_KINDS) {
+      const expired = ready[kind].dropExpired(t);
+      for (const p of expired) vms.ready(p, false);
+      if (expired.length > 0) summaries.delete(kind);
+    }
     let wake = Infinity;
     // At most one change of phase at a given time: the second attempt serves the other kind.
     for (let attempt = 0; attempt < 2; attempt++) {
@@ -164,15 +184,18 @@ class Ready {
     this.count(p, -1);
   }
 
-  /** Drops the jobs that can no longer start by their latest start; says whether there were any. */
-  dropExpired(t: number): boolean {
-    const n = partitionPoint(this.byLatest, (p) => p.latest < t);
-    if (n === 0) return false;
-    for (const p of this.byLatest.splice(0, n)) {
+  has(p: Prepared): boolean {
+    return this.byLatest[partitionPoint(this.byLatest, (q) => byLatestStart(q, p) < 0)] === p;
+  }
+
+  /** Drops the jobs that can no longer start by their latest start, and returns them. */
+  dropExpired(t: number): Prepared[] {
+    const expired = this.byLatest.splice(0, partitionPoint(this.byLatest, (p) => p.latest < t));
+    for (const p of expired) {
       this.byLength.splice(partitionPoint(this.byLength, (q) => longestFirst(q, p) < 0), 1);
       this.count(p, -1);
     }
-    return true;
+    return expired;
   }
 
   /**

@@ -1,7 +1,8 @@
-/** Builders shared by the domain tests: a lessor on a manual clock with predictable token ids. */
+/** Builders shared by the domain tests: a lessor on a manual clock with predictable token ids, plan jobs. */
 import { ManualClock } from '../../../../common/clock';
 import type { AcquireInput } from '../../../../coordinator/domain/lease';
 import { Lessor, type LessorOptions } from '../../../../coordinator/domain/lessor';
+import type { PlanJob } from '../../../../coordinator/domain/planner';
 
 export const T0 = Date.UTC(2026, 10, 25, 1, 0, 0);
 
@@ -27,6 +28,21 @@ export function req(partial: Partial<AcquireInput> & Pick<AcquireInput, 'kind' |
     windowEnd: 0,
     priority: 0,
     ttlMs: 0,
+    ...partial,
+  };
+}
+
+/** A GUEST job of its own VM, due from T0 within 4 hours, 30 minutes long, declaring no cost. */
+export function planJob(id: string, partial: Partial<PlanJob> = {}): PlanJob {
+  return {
+    id,
+    kind: 'GUEST',
+    vm: id,
+    earliestStart: T0,
+    windowEnd: T0 + 4 * 3_600_000,
+    durationMs: 30 * 60_000,
+    cost: { ioBytesPerSec: 0, cpuPercent: 0 },
+    priority: 0,
     ...partial,
   };
 }

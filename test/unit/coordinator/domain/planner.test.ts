@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { InvalidArgumentError } from '../../../../coordinator/domain/errors';
 import { type Plan, type PlanHost, type PlanInput, type PlanJob, planHost } from '../../../../coordinator/domain/planner';
-import { T0 } from './fixtures';
+import { T0, planJob } from './fixtures';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -13,19 +13,7 @@ const HOST: PlanHost = {
   minStartGapMs: 0,
 };
 
-function job(id: string, partial: Partial<PlanJob> = {}): PlanJob {
-  return {
-    id,
-    kind: 'GUEST',
-    vm: id,
-    earliestStart: T0,
-    windowEnd: T0 + 4 * HOUR,
-    durationMs: 30 * MIN,
-    cost: { ioBytesPerSec: 0, cpuPercent: 0 },
-    priority: 0,
-    ...partial,
-  };
-}
+const job = planJob;
 
 function plan(jobs: PlanJob[], extra: Omit<Partial<PlanInput>, 'host'> & { host?: Partial<PlanHost> } = {}): Plan {
   return planHost({ now: T0, jobs, ...extra, host: { ...HOST, ...extra.host } });

@@ -1,0 +1,153 @@
+/**
+ * The jobs of each VM as the phases step (plan-phases.ts) sees them while it runs the host forward: which
+ * would push another job of the VM out of its window, and the chances of the gated ones. Pure.
+ *
+ * A job is gated when another job of its VM has a window too short for both (a 110-minute file backup
+ * beside hourly jobs of 5 minutes): it fits only right after one of them that started near its window's
+ * opening (the opener), on the token the opener frees, and before the next one's latest start. Served
+ * longest first, the opener waits for a token with the rest and the chance passes; hour after hour, the
+ * long job ends up starting hours late and the night ends with it. So while a gated job is ready, its
+ * chances go first, and a token is kept free for an opener due soon once the job is running out of them.
+ */
+import type { TokenKind } from './lease';
+import { partitionPoint } from './host-timeline';
+import type { Prepared } from './plan-prepared';
+
+/** How far ahead a token is kept free for an opener. */
+export const RESERVE_MS = 10 * 60_000;
+
+export class VmJobs {
+  /** Per VM, its jobs by release. */
+  private readonly ofVm = new Map<string, Prepared[]>();
+  /** Per VM, the longest span from a job's release to its latest start. */
+  private readonly spanOfVm = new Map<string, number>();
+  /** The gated jobs, each with the longest window of the jobs that gate it: about how often its chance comes. */
+  private readonly gated = new Map<Prepared, number>();
+  /** Per VM, its gated jobs released and not started. */
+  private readonly readyGated = new Map<string, Set<Prepared>>();
+
+  /**
+   * @param pending the jobs to place, by release
+   * @param started whether a job has a start (placed or pinned)
+   * @param chances whether gated jobs get their chances (the planner tries the phases with and without)
+   */
+  constructor(
+    pending: readonly Prepared[],
+    private readonly started: (p: Prepared) => boolean,
+    chances: boolean,
+  ) {
+    for (const p of pending) {
+      const list = this.ofVm.get(p.need.vm);
+      if (list) list.push(p);
+      else this.ofVm.set(p.need.vm, [p]);
+    }
+    for (const [vm, list] of this.ofVm) this.spanOfVm.set(vm, Math.max(...list.map((q) => q.latest - q.release)));
+    if (!chances) return;
+    for (const p of pending) {
+      let period = 0;
+      for (const q of this.ofVm.get(p.need.vm)!) {
+        const span = q.job.windowEnd - q.job.earliestStart;
+        if (q !== p && q.job.earliestStart < p.job.windowEnd && p.job.earliestStart < q.job.windowEnd && span < p.job.durationMs + q.job.durationMs) {
+          period = Math.max(period, span);
+        }
+      }
+      if (period > 0) this.gated.set(p, period);
+    }
+  }
+
+  /** Whether a job of p's VM not started yet (but `opener`) would have to start before p, started at t, ends. */
+  pushesOut(p: Prepared, t: number, end: number, opener?: Prepared): boolean {
+    const { list, from } = this.from(p.need.vm, t);
+    for (let i = from; i < list.length; i++) {
+      const q = list[i];
+      if (q.release >= end) return false;
+      if (q !== p && q !== opener && q.latest >= t && q.latest < end && !this.started(q)) return true;
+    }
+    return false;
+  }
+
+  /** A job was released (it is ready) or left the ready jobs (started or expired). */
+  ready(p: Prepared, isReady: boolean): void {
+    if (!this.gated.has(p)) return;
+    const vm = p.need.vm;
+    const set = this.readyGated.get(vm) ?? this.readyGated.set(vm, new Set()).get(vm)!;
+    if (isReady) set.add(p);
+    else set.delete(p);
+  }
+
+  /** Whether a gated job is ready. */
+  get waiting(): boolean {
+    for (const set of this.readyGated.values()) if (set.size > 0) return true;
+    return false;
+  }
+
+  /** Whether the gated job's latest start comes within two of its chances. */
+  lastChances(p: Prepared, t: number): boolean {
+    return p.latest - t < 2 * this.gated.get(p)!;
+  }
+
+  /**
+   * The jobs of `kind` to try first at t, in planning order, each with the gated job it serves: a ready
+   * gated job that can start now, and a ready opener after which one could.
+   */
+  chances(kind: TokenKind, t: number): Map<Prepared, Prepared> {
+    const first = new Map<Prepared, Prepared>();
+    for (const p of this.readyOf(kind)) {
+      if (!this.pushesOut(p, t, t + p.job.durationMs)) {
+        first.set(p, p);
+        continue;
+      }
+      this.openers(p, t, false, (q) => {
+        first.set(q, p);
+        return false;
+      });
+    }
+    return new Map([...first].sort(([a], [b]) => a.rank - b.rank));
+  }
+
+  /**
+   * The openers due after t and within RESERVE_MS, of gated jobs of `kind` on their last chances: how
+   * many tokens to keep free for them, and when the first is due.
+   */
+  reservations(kind: TokenKind, t: number): { count: number; due: number } {
+    let count = 0;
+    let due = Infinity;
+    for (const p of this.readyOf(kind)) {
+      if (!this.lastChances(p, t)) continue;
+      this.openers(p, t, true, (q) => {
+        count++;
+        due = Math.min(due, q.release);
+        return true;
+      });
+    }
+    return { count, due };
+  }
+
+  private *readyOf(kind: TokenKind): Generator<Prepared> {
+    for (const set of this.readyGated.values()) for (const p of set) if (p.need.kind === kind) yield p;
+  }
+
+  /**
+   * Calls `found` with each job of p's VM, not started, that p could follow: released by t and started
+   * at t, or (`upcoming`) released after t, within RESERVE_MS, and started at its release; until `found`
+   * says to stop.
+   */
+  private openers(p: Prepared, t: number, upcoming: boolean, found: (q: Prepared) => boolean): void {
+    const { list, from } = this.from(p.need.vm, t);
+    const to = upcoming ? t + RESERVE_MS : t;
+    for (let i = from; i < list.length && list[i].release <= to; i++) {
+      const q = list[i];
+      const start = upcoming ? q.release : t;
+      const after = start + q.job.durationMs;
+      if (q === p || (upcoming && q.release <= t) || q.need.kind !== p.need.kind || q.latest < start || this.started(q) || after > p.latest) continue;
+      if (!this.pushesOut(p, after, after + p.job.durationMs, q) && found(q)) return;
+    }
+  }
+
+  /** The VM's jobs by release, from the first that may still start at t or later. */
+  private from(vm: string, t: number): { list: Prepared[]; from: number } {
+    const list = this.ofVm.get(vm)!;
+    const since = t - this.spanOfVm.get(vm)!;
+    return { list, from: partitionPoint(list, (q) => q.release < since) };
+  }
+}
