@@ -34,7 +34,6 @@ let admin: Clients | undefined;
 let coordinatorLog = (): string => '';
 /** Removes the SQLite file (or the temp directory holding it), unless asked to keep it. */
 let removeDatabase = (): void => {};
-let interrupted = false;
 
 /** Stops everything this run started. Safe to call twice. */
 async function cleanup(): Promise<void> {
@@ -272,11 +271,10 @@ async function main(): Promise<void> {
   }
 }
 
-tearDownOnExit({ cleanup, running: () => ({ pool, coordinator }), progress, onSignal: () => (interrupted = true) });
+const teardown = tearDownOnExit({ cleanup, running: () => ({ pool, coordinator }), progress });
 
 main().catch(async (e) => {
-  // Interrupted: the signal handler is cleaning up and exits; the workers' deaths are no news.
-  if (interrupted) return;
+  if (teardown.interrupted()) return;
   if (e instanceof OptionsError) {
     process.stderr.write(`bench:grant: ${e.message}\n\n${USAGE}\n`);
     process.exit(64);

@@ -251,9 +251,10 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${lines.join('\n')}\n`);
 }
 
-tearDownOnExit({ cleanup, running: () => ({ pool, coordinator }), progress });
+const teardown = tearDownOnExit({ cleanup, running: () => ({ pool, coordinator }), progress });
 
 main().catch(async (e) => {
+  if (teardown.interrupted()) return;
   process.stderr.write(`bench:load: ${(e as Error).message}\n`);
   const tail = coordinator?.log().trim().split('\n').slice(-20).join('\n');
   if (tail) process.stderr.write(`coordinator log (tail):\n${tail}\n`);

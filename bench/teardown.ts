@@ -17,15 +17,18 @@ export interface TeardownOptions {
   /** What is running now, for the last resort. */
   running(): { pool?: { killAll(): void }; coordinator?: RunningCoordinator };
   progress(line: string): void;
-  /** Told first when a signal arrives. */
-  onSignal?(): void;
 }
 
-/** Ctrl-C or a kill: clean up and exit 130. Any other exit: kill what is still running. */
-export function tearDownOnExit(o: TeardownOptions): void {
+/**
+ * Ctrl-C or a kill: clean up and exit 130. Any other exit: kill what is still running. Says whether a
+ * signal came: the run's own error handler then stays quiet, since the workers' deaths (EPIPE, closed
+ * channels) are no news and the exit is the signal handler's.
+ */
+export function tearDownOnExit(o: TeardownOptions): { interrupted(): boolean } {
+  let interrupted = false;
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
-      o.onSignal?.();
+      interrupted = true;
       o.progress(`${signal}: stopping the coordinator and client processes`);
       o.cleanup().finally(() => process.exit(130));
     });
@@ -35,4 +38,5 @@ export function tearDownOnExit(o: TeardownOptions): void {
     pool?.killAll();
     if (coordinator && coordinator.process.exitCode === null) coordinator.process.kill('SIGKILL');
   });
+  return { interrupted: () => interrupted };
 }
