@@ -4,15 +4,26 @@
  * that runs them for one VM. `{vm}` in a setting stands for the VM's name.
  */
 import * as path from 'node:path';
+import { DURATION_SYNTAX, parseDuration } from '../common/duration';
 import { parseByteRate } from './ctl/args';
 import { QUIESCE_MODES, type QuiesceMode } from './ctl/guest-quiesce';
 
-/** How consistent the run's snapshot must be (host-backup --quiesce): absent is off. */
-interface Consistency {
+/** What every driver takes: how consistent the snapshot must be, and what to do when a planned run fails. */
+interface Common {
+  /** host-backup --quiesce; absent is off. */
   quiesce?: QuiesceMode;
+  /** How many times a planned run that failed is run again within its window (default 0). */
+  retries?: number;
+  /** How long after the failure (default RETRY_DELAY_MS). */
+  retryDelayMs?: number;
 }
 
-export type BackupDriver = Consistency &
+/** The wait before a failed planned run is run again, unless retryDelay says otherwise. */
+export const RETRY_DELAY_MS = 10 * 60_000;
+/** More retries than this would be a loop, not a retry. */
+const MAX_RETRIES = 10;
+
+export type BackupDriver = Common &
   (
   | {
       driver: 'qmp';
@@ -30,7 +41,9 @@ export type BackupDriver = Consistency &
   );
 
 /** The keys of a hypervisorJobs entry that this module reads. */
-export const DRIVER_KEYS = ['driver', 'qmpSocket', 'target', 'disks', 'maxIncrementals', 'speed', 'command', 'quiesce'];
+export const DRIVER_KEYS = ['driver', 'qmpSocket', 'target', 'disks', 'maxIncrementals', 'speed', 'command', 'quiesce', 'retries', 'retryDelay'];
+/** The keys every driver takes. */
+const COMMON_KEYS = ['driver', 'quiesce', 'retries', 'retryDelay'];
 
 const VM = /\{vm\}/g;
 
@@ -45,7 +58,7 @@ export function compileBackupDriver(e: Record<string, unknown>, fail: (key: stri
     return undefined;
   }
   const others = (allowed: string[]) => {
-    for (const k of given) if (k !== 'driver' && k !== 'quiesce' && !allowed.includes(k)) fail(k, `does not go with driver ${String(e.driver)}`);
+    for (const k of given) if (!COMMON_KEYS.includes(k) && !allowed.includes(k)) fail(k, `does not go with driver ${String(e.driver)}`);
   };
   const text = (key: string): string | undefined => {
     const v = e[key];
@@ -58,7 +71,18 @@ export function compileBackupDriver(e: Record<string, unknown>, fail: (key: stri
     if ((QUIESCE_MODES as readonly unknown[]).includes(e.quiesce)) quiesce = e.quiesce as QuiesceMode;
     else fail('quiesce', `expected require, try or off, got ${JSON.stringify(e.quiesce)}`);
   }
-  const consistency = quiesce && quiesce !== 'off' ? { quiesce } : {};
+  const common: Common = quiesce && quiesce !== 'off' ? { quiesce } : {};
+  if (e.retries !== undefined) {
+    if (!Number.isSafeInteger(e.retries) || (e.retries as number) < 0 || (e.retries as number) > MAX_RETRIES) fail('retries', `expected a whole number from 0 to ${MAX_RETRIES}`);
+    else if ((e.retries as number) > 0) common.retries = e.retries as number;
+  }
+  if (e.retryDelay !== undefined) {
+    try {
+      common.retryDelayMs = parseDuration(e.retryDelay as string | number);
+    } catch {
+      fail('retryDelay', `expected ${DURATION_SYNTAX}`);
+    }
+  }
   if (e.driver === 'qmp') {
     others(['qmpSocket', 'target', 'disks', 'maxIncrementals', 'speed']);
     const qmpSocket = text('qmpSocket');
@@ -83,7 +107,7 @@ export function compileBackupDriver(e: Record<string, unknown>, fail: (key: stri
         fail('speed', (err as Error).message);
       }
     }
-    return { driver: 'qmp', qmpSocket: qmpSocket ?? '', target, disks, maxIncrementals, speed, ...consistency };
+    return { driver: 'qmp', qmpSocket: qmpSocket ?? '', target, disks, maxIncrementals, speed, ...common };
   }
   if (e.driver === 'command') {
     others(['command']);
@@ -92,7 +116,7 @@ export function compileBackupDriver(e: Record<string, unknown>, fail: (key: stri
       fail('command', 'expected the command as a list of arguments, such as [vzdump, "{vm}", --mode, snapshot]');
       return undefined;
     }
-    return { driver: 'command', command: c as string[], ...consistency };
+    return { driver: 'command', command: c as string[], ...common };
   }
   fail('driver', `expected qmp or command, got ${JSON.stringify(e.driver)}`);
   return undefined;

@@ -1,7 +1,7 @@
 /**
  * The coordinator's own hypervisor schedule, run by the coordinator: a job with a driver that is due
  * every minute is started at its planned slot as a child process, takes its HYPERVISOR token as the
- * planned run, and is listed among the backup runs.
+ * planned run, and is listed among the backup runs; a planned run that fails is run again.
  */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
@@ -13,6 +13,20 @@ import { type RunningCoordinator, startCoordinator, tempDir } from '../../helper
 import { waitFor } from '../../helpers/wait';
 import { testClients } from '../ctl/ctl-process';
 
+/** A coordinator whose schedule is one job for vm1 (its YAML flow mapping, after the name). */
+async function withJob(dir: string, job: string): Promise<RunningCoordinator> {
+  const config = path.join(dir, 'coordinator.yaml');
+  fs.writeFileSync(
+    config,
+    ['policy: { startBelowCpuPercent: 0, hostStartBelowCpuPercent: 0, minStartGap: 0 }', 'hypervisorJobs:', `  - { ${job} }`].join('\n'),
+  );
+  return startCoordinator({ host: 'host-a', args: ['--config', config] });
+}
+
+async function runsOf(clients: Clients): Promise<BackupRun__Output[]> {
+  return (await unary(clients.admin.ListBackupRuns.bind(clients.admin), {})).runs;
+}
+
 describe('hypervisor schedule run by the coordinator', function () {
   this.timeout(150_000);
   let coordinator: RunningCoordinator;
@@ -21,16 +35,10 @@ describe('hypervisor schedule run by the coordinator', function () {
 
   before(async () => {
     dir = tempDir('headroom-scheduler-');
-    const config = path.join(dir, 'coordinator.yaml');
-    fs.writeFileSync(
-      config,
-      [
-        'policy: { startBelowCpuPercent: 0, hostStartBelowCpuPercent: 0, minStartGap: 0 }',
-        'hypervisorJobs:',
-        `  - { name: every-minute, vms: [vm1], schedule: "* * * * *", window: 50s, expectedDuration: 5s, driver: command, command: [sh, -c, "echo ran {vm} >> ${dir}/ran"] }`,
-      ].join('\n'),
+    coordinator = await withJob(
+      dir,
+      `name: every-minute, vms: [vm1], schedule: "* * * * *", window: 50s, expectedDuration: 5s, driver: command, command: [sh, -c, "echo ran {vm} >> ${dir}/ran"]`,
     );
-    coordinator = await startCoordinator({ host: 'host-a', args: ['--config', config] });
     clients = testClients(coordinator.address);
   });
   after(async () => {
@@ -41,7 +49,7 @@ describe('hypervisor schedule run by the coordinator', function () {
   it('starts the planned run at its slot, under its planned HYPERVISOR token, once', async () => {
     let runs: BackupRun__Output[] = [];
     await waitFor(async () => {
-      runs = (await unary(clients.admin.ListBackupRuns.bind(clients.admin), {})).runs;
+      runs = await runsOf(clients);
       return runs.some((r) => r.state === 'BACKUP_RUN_SUCCEEDED');
     }, 130_000, 'a planned run to succeed');
     const run = runs.find((r) => r.state === 'BACKUP_RUN_SUCCEEDED')!;
@@ -58,5 +66,42 @@ describe('hypervisor schedule run by the coordinator', function () {
     assert.ok(granted.length >= ended.length && granted.length <= runs.length, `${granted.length} grants for ${runs.length} runs`);
     assert.ok(granted.every((g) => g.job === 'every-minute' && g.vm === 'vm1'));
     assert.doesNotMatch(coordinator.log(), /could not start a planned hypervisor backup/);
+  });
+});
+
+describe('a planned hypervisor backup that fails', function () {
+  // The first slot is due within a minute; the scheduler looks every 5 s.
+  this.timeout(120_000);
+  let coordinator: RunningCoordinator;
+  let clients: Clients;
+  let marker: string;
+
+  before(async () => {
+    const dir = tempDir('headroom-retry-');
+    marker = path.join(dir, 'failed-once');
+    // Fails the first time (leaving the marker), succeeds after.
+    const command = `test -e ${marker} || { touch ${marker}; echo first run fails >&2; exit 3; }`;
+    coordinator = await withJob(
+      dir,
+      `name: dump, vms: [vm1], schedule: "* * * * *", window: 1h, expectedDuration: 5s, driver: command, command: [sh, -c, "${command}"], retries: 1, retryDelay: 1s`,
+    );
+    clients = testClients(coordinator.address);
+  });
+  after(async () => {
+    clients?.close();
+    await coordinator?.kill();
+  });
+
+  it('is run again after the retry delay, as the same job, and succeeds', async () => {
+    let runs: BackupRun__Output[] = [];
+    await waitFor(async () => {
+      runs = await runsOf(clients);
+      return runs.some((r) => r.state === 'BACKUP_RUN_SUCCEEDED');
+    }, 100_000, 'a run that succeeded');
+    const [first, second] = [...runs].sort((a, b) => Number(a.startedUnixMs) - Number(b.startedUnixMs));
+    assert.deepEqual([first.state, first.exitCode, second.state, second.job], ['BACKUP_RUN_FAILED', 3, 'BACKUP_RUN_SUCCEEDED', 'dump']);
+    assert.ok(Number(second.startedUnixMs) >= Number(first.endedUnixMs) + 1_000, 'not before the retry delay');
+    assert.match(coordinator.log(), /retrying a planned hypervisor backup that failed .*attempt=2/);
+    assert.ok(fs.existsSync(marker));
   });
 });

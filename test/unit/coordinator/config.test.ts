@@ -186,7 +186,7 @@ describe('coordinator configuration', () => {
         'c.yaml',
       ),
     );
-    assert.equal(found[0], 'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of name, vms, schedule, window, expectedDuration, priority, cost, driver, qmpSocket, target, disks, maxIncrementals, speed, command, quiesce)');
+    assert.equal(found[0], 'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of name, vms, schedule, window, expectedDuration, priority, cost, driver, qmpSocket, target, disks, maxIncrementals, speed, command, quiesce, retries, retryDelay)');
     assert.equal(found[1], 'c.yaml: hypervisorJobs[0].vms: expected a non-empty list of VM names');
     assert.match(found[2], /^c\.yaml: hypervisorJobs\[0\]\.schedule: /);
     assert.match(found[3], /^c\.yaml: hypervisorJobs\[0\]\.expectedDuration: expected a duration/);
@@ -206,7 +206,7 @@ describe('coordinator configuration', () => {
         backups: { dir: '/srv/backups' },
         hypervisorJobs: [
           { name: 'nightly', ...job, driver: 'qmp', qmpSocket: '/run/qemu/{vm}.qmp', disks: 'disk0,disk1=drive-virtio1', speed: '50M', maxIncrementals: 6 },
-          { name: 'vzdump', ...job, vms: ['vm3'], driver: 'command', command: ['vzdump', '{vm}', '--mode', 'snapshot'], quiesce: 'require' },
+          { name: 'vzdump', ...job, vms: ['vm3'], driver: 'command', command: ['vzdump', '{vm}', '--mode', 'snapshot'], quiesce: 'require', retries: 2, retryDelay: '15m' },
           { name: 'planned-only', ...job, vms: ['vm4'] },
         ],
       },
@@ -221,7 +221,13 @@ describe('coordinator configuration', () => {
       maxIncrementals: 6,
       speed: 50 * 1024 * 1024,
     });
-    assert.deepEqual(o.hypervisorJobs[1].driver, { driver: 'command', command: ['vzdump', '{vm}', '--mode', 'snapshot'], quiesce: 'require' });
+    assert.deepEqual(o.hypervisorJobs[1].driver, {
+      driver: 'command',
+      command: ['vzdump', '{vm}', '--mode', 'snapshot'],
+      quiesce: 'require',
+      retries: 2,
+      retryDelayMs: 15 * 60_000,
+    });
     assert.equal(o.hypervisorJobs[2].driver, undefined);
     assert.equal(compileCoordinatorOptions({ host: 'h', plaintext: true }, 'x').backups, undefined);
   });
@@ -240,6 +246,8 @@ describe('coordinator configuration', () => {
             { ...job, name: 'l', driver: 'command', command: 'vzdump {vm}', qmpSocket: '/q' },
             { ...job, name: 'm', qmpSocket: '/q' },
             { ...job, name: 'n', driver: 'command', command: ['true'], quiesce: 'always' },
+            { ...job, name: 'o', driver: 'command', command: ['true'], retries: 11, retryDelay: 'soon' },
+            { ...job, name: 'p', retries: 1 },
           ],
         },
         'c.yaml',
@@ -254,6 +262,9 @@ describe('coordinator configuration', () => {
       'c.yaml: hypervisorJobs[2].command: expected the command as a list of arguments, such as [vzdump, "{vm}", --mode, snapshot]',
       'c.yaml: hypervisorJobs[3].qmpSocket: needs driver (qmp or command)',
       'c.yaml: hypervisorJobs[4].quiesce: expected require, try or off, got "always"',
+      'c.yaml: hypervisorJobs[5].retries: expected a whole number from 0 to 10',
+      'c.yaml: hypervisorJobs[5].retryDelay: expected a duration such as 500ms, 90s, 10m, 2h or 1h30m (a bare number is milliseconds)',
+      'c.yaml: hypervisorJobs[6].retries: needs driver (qmp or command)',
     ]);
     const noTarget = problems(() =>
       compileCoordinatorOptions({ host: 'h', plaintext: true, hypervisorJobs: [{ ...job, driver: 'qmp', qmpSocket: '/run/{vm}.qmp' }] }, 'c.yaml'),

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { createLogger } from '../../../common/log';
 import type { BackupRunView } from '../../../coordinator/backup-runner';
-import { HypervisorScheduler, dueSlots } from '../../../coordinator/hypervisor-scheduler';
+import { HypervisorScheduler, dueSlots, retryAt } from '../../../coordinator/hypervisor-scheduler';
 import type { HypervisorJob } from '../../../coordinator/hypervisor-schedule';
 import type { PlanView, ViewSlot } from '../../../coordinator/plan-view';
 
@@ -54,6 +54,7 @@ describe('hypervisor scheduler', () => {
         if (vm === 'vm2') throw new Error('a backup of vm2 is already running');
         return { runId: `run-${vm}` } as BackupRunView;
       },
+      list: (): BackupRunView[] => [],
     };
     const scheduler = new HypervisorScheduler({
       plans: { current: (host) => (host === 'host-a' ? plan : undefined) },
@@ -76,5 +77,59 @@ describe('hypervisor scheduler', () => {
     now = 90_000;
     scheduler.tick();
     assert.deepEqual(calls[2], ['vm1', { job: 'nightly', windowEndMs: 99_000 }]);
+  });
+
+  it('runs a failed planned run again after the retry delay, while retries are left and it still fits its window', () => {
+    const failed = { state: 'FAILED' as const, endedAtMs: 10_000, cancelRequested: false };
+    const slotOf = { start: 0, end: 60_000, windowEnd: 200_000 };
+    const driver = { retries: 2, retryDelayMs: 30_000 };
+    assert.equal(retryAt(failed, 1, driver, slotOf), 40_000);
+    assert.equal(retryAt(failed, 2, driver, slotOf), 40_000, 'the second run failed: one retry left');
+    assert.equal(retryAt(failed, 3, driver, slotOf), undefined, 'no retries left');
+    assert.equal(retryAt(failed, 1, {}, slotOf), undefined, 'no retries by default');
+    assert.equal(retryAt(failed, 1, { retries: 1 }, { ...slotOf, windowEnd: 10 * 60_000 + 70_000 }), 10 * 60_000 + 10_000, 'ten minutes by default');
+    assert.equal(retryAt(failed, 1, driver, { ...slotOf, windowEnd: 99_999 }), undefined, 'would end after its window');
+    assert.equal(retryAt({ ...failed, cancelRequested: true }, 1, driver, slotOf), undefined, 'cancelled, not failed');
+    assert.equal(retryAt({ ...failed, state: 'SUCCEEDED' }, 1, driver, slotOf), undefined);
+  });
+
+  it('retries a planned run that failed, as a new run of the same slot, and stops once one succeeds', () => {
+    let now = 1_000;
+    const retrying = [{ ...job('nightly', ['vm1']), driver: { driver: 'command' as const, command: ['false'], retries: 3, retryDelayMs: 5_000 } }];
+    const plan: PlanView = { now, horizonEnd: 0, budget: { cpuPercent: 0, ioBytesPerSec: 0 }, slots: [slot('a', 'vm1', 'nightly', 1_000, 600_000)], unplaced: [], phases: [] };
+    const runs: BackupRunView[] = [];
+    const runner = {
+      start(vm: string, options: { job?: string; windowEndMs?: number }): BackupRunView {
+        const run = { runId: `run-${runs.length + 1}`, vm, job: options.job, state: 'RUNNING', cancelRequested: false } as BackupRunView;
+        runs.push(run);
+        return run;
+      },
+      list: (vm?: string) => runs.filter((r) => r.vm === vm),
+    };
+    const scheduler = new HypervisorScheduler({
+      plans: { current: () => plan },
+      runner,
+      jobs: retrying,
+      host: 'host-a',
+      clock: { now: () => now } as never,
+      log: createLogger({ level: 'silent' }),
+    });
+    const end = (i: number, state: 'FAILED' | 'SUCCEEDED') => Object.assign(runs[i], { state, endedAtMs: now });
+    scheduler.tick();
+    assert.equal(runs.length, 1);
+    now = 2_000;
+    end(0, 'FAILED');
+    now = 6_999;
+    scheduler.tick();
+    assert.equal(runs.length, 1, 'not before the retry delay');
+    now = 7_000;
+    scheduler.tick();
+    assert.equal(runs.length, 2, 'retried');
+    assert.equal(runs[1].job, 'nightly');
+    now = 8_000;
+    end(1, 'SUCCEEDED');
+    now = 60_000;
+    scheduler.tick();
+    assert.equal(runs.length, 2, 'no retry after a success');
   });
 });
