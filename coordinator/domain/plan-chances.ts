@@ -41,7 +41,7 @@ export class VmJobs {
       if (list) list.push(p);
       else this.ofVm.set(p.need.vm, [p]);
     }
-    for (const [vm, list] of this.ofVm) this.spanOfVm.set(vm, Math.max(...list.map((q) => q.latest - q.release)));
+    for (const [vm, list] of this.ofVm) this.spanOfVm.set(vm, list.reduce((most, q) => Math.max(most, q.latest - q.release), 0));
     if (!chances) return;
     for (const p of pending) {
       let period = 0;
