@@ -60,7 +60,7 @@ export function phasedStarts(order: readonly Prepared[], input: PlanInput, pinne
     /** Whether no job of the kind can start at t any more. */
     const tryStart = (p: Prepared): boolean => {
       // A token kept for an opener goes only to a job that cannot wait that long.
-      if (holding >= cap - reserved && p.latest >= t + RESERVE_MS) return true;
+      if (reserved > 0 && holding >= cap - reserved && p.latest >= t + RESERVE_MS) return true;
       const end = t + p.job.durationMs;
       const waits = p.release > other.oldestRelease && p.latest >= t + other.spanMs;
       if (end > other.guard || (waits && end > timeline.runEnd(kind, t))) {
