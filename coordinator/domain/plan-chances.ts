@@ -1,13 +1,15 @@
 /**
  * The jobs of each VM as the phases step (plan-phases.ts) sees them while it runs the host forward: which
- * would push another job of the VM out of its window, and the chances of the gated ones. Pure.
+ * would push another job of the VM out of its window, and the chances of the favoured ones. Pure.
  *
- * A job is gated when another job of its VM has a window too short for both (a 110-minute file backup
- * beside hourly jobs of 5 minutes): it fits only right after one of them that started near its window's
- * opening (the opener), on the token the opener frees, and before the next one's latest start. Served
- * longest first, the opener waits for a token with the rest and the chance passes; hour after hour, the
- * long job ends up starting hours late and the night ends with it. So while a gated job is ready, its
- * chances go first, and a token is kept free for an opener due soon once the job is running out of them.
+ * A job of a VM with hourly jobs (a 100-minute file backup beside hourly jobs of 5 minutes) fits only
+ * after one of them and before the next one's latest start; when it is long, only right after one that
+ * started near its window's opening (the opener), on the token the opener frees. Served longest first,
+ * the opener waits for a token with the rest and the chance passes; hour after hour, the long job ends up
+ * starting hours late and the night ends with it. The climbing step (plan-climb.ts) favours such jobs one
+ * by one: while a favoured job is ready, it starts as soon as it can without pushing another job of its
+ * VM out, or its openers go first; and a token is kept free for an opener due soon once the job is
+ * running out of chances.
  */
 import type { TokenKind } from './lease';
 import { partitionPoint } from './host-timeline';
@@ -16,25 +18,46 @@ import type { Prepared } from './plan-prepared';
 /** How far ahead a token is kept free for an opener. */
 export const RESERVE_MS = 10 * 60_000;
 
+/**
+ * The ids of the jobs that fit only right after another job of their VM: those beside a job of the VM
+ * whose window meets their own and is shorter than both durations together (an hourly job).
+ */
+export function gatedJobs(order: readonly Prepared[]): Set<string> {
+  const ofVm = new Map<string, Prepared[]>();
+  for (const p of order) if (!p.alone) ofVm.set(p.need.vm, [...(ofVm.get(p.need.vm) ?? []), p]);
+  const gated = new Set<string>();
+  for (const list of ofVm.values()) for (const p of list) if (list.some((q) => meet(p, q) && gating(p, q))) gated.add(p.job.id);
+  return gated;
+}
+
+const span = (q: Prepared) => q.job.windowEnd - q.job.earliestStart;
+/** Whether q is another job whose window meets p's. */
+const meet = (p: Prepared, q: Prepared) => q !== p && q.job.earliestStart < p.job.windowEnd && p.job.earliestStart < q.job.windowEnd;
+/** Whether q's window is too short for both: p fits only before or after q, not around it. */
+const gating = (p: Prepared, q: Prepared) => span(q) < p.job.durationMs + q.job.durationMs;
+
 export class VmJobs {
   /** Per VM, its jobs by release. */
   private readonly ofVm = new Map<string, Prepared[]>();
   /** Per VM, the longest span from a job's release to its latest start. */
   private readonly spanOfVm = new Map<string, number>();
-  /** The gated jobs, each with the longest window of the jobs that gate it: about how often its chance comes. */
-  private readonly gated = new Map<Prepared, number>();
-  /** Per VM, its gated jobs released and not started. */
-  private readonly readyGated = new Map<string, Set<Prepared>>();
+  /**
+   * The favoured jobs, each with the longest window of the VM's jobs that gate it, or else of those whose
+   * windows meet its own: about how often its chance comes (0 if it has no such job).
+   */
+  private readonly favoured = new Map<Prepared, number>();
+  /** Per VM, its favoured jobs released and not started. */
+  private readonly readyFavoured = new Map<string, Set<Prepared>>();
 
   /**
    * @param pending the jobs to place, by release
    * @param started whether a job has a start (placed or pinned)
-   * @param chances whether gated jobs get their chances (the planner tries the phases with and without)
+   * @param favoured the ids of the jobs to favour
    */
   constructor(
     pending: readonly Prepared[],
     private readonly started: (p: Prepared) => boolean,
-    chances: boolean,
+    favoured: ReadonlySet<string>,
   ) {
     for (const p of pending) {
       const list = this.ofVm.get(p.need.vm);
@@ -42,16 +65,11 @@ export class VmJobs {
       else this.ofVm.set(p.need.vm, [p]);
     }
     for (const [vm, list] of this.ofVm) this.spanOfVm.set(vm, list.reduce((most, q) => Math.max(most, q.latest - q.release), 0));
-    if (!chances) return;
     for (const p of pending) {
-      let period = 0;
-      for (const q of this.ofVm.get(p.need.vm)!) {
-        const span = q.job.windowEnd - q.job.earliestStart;
-        if (q !== p && q.job.earliestStart < p.job.windowEnd && p.job.earliestStart < q.job.windowEnd && span < p.job.durationMs + q.job.durationMs) {
-          period = Math.max(period, span);
-        }
-      }
-      if (period > 0) this.gated.set(p, period);
+      if (!favoured.has(p.job.id)) continue;
+      const mates = this.ofVm.get(p.need.vm)!.filter((q) => meet(p, q));
+      const gates = mates.filter((q) => gating(p, q));
+      this.favoured.set(p, (gates.length > 0 ? gates : mates).reduce((most, q) => Math.max(most, span(q)), 0));
     }
   }
 
@@ -68,27 +86,27 @@ export class VmJobs {
 
   /** A job was released (it is ready) or left the ready jobs (started or expired). */
   ready(p: Prepared, isReady: boolean): void {
-    if (!this.gated.has(p)) return;
+    if (!this.favoured.has(p)) return;
     const vm = p.need.vm;
-    const set = this.readyGated.get(vm) ?? this.readyGated.set(vm, new Set()).get(vm)!;
+    const set = this.readyFavoured.get(vm) ?? this.readyFavoured.set(vm, new Set()).get(vm)!;
     if (isReady) set.add(p);
     else set.delete(p);
   }
 
-  /** Whether a gated job is ready. */
+  /** Whether a favoured job is ready. */
   get waiting(): boolean {
-    for (const set of this.readyGated.values()) if (set.size > 0) return true;
+    for (const set of this.readyFavoured.values()) if (set.size > 0) return true;
     return false;
   }
 
-  /** Whether the gated job's latest start comes within two of its chances. */
+  /** Whether the favoured job's latest start comes within two of its chances. */
   lastChances(p: Prepared, t: number): boolean {
-    return p.latest - t < 2 * this.gated.get(p)!;
+    return p.latest - t < 2 * this.favoured.get(p)!;
   }
 
   /**
-   * The jobs of `kind` to try first at t, in planning order, each with the gated job it serves: a ready
-   * gated job that can start now, and a ready opener after which one could.
+   * The jobs of `kind` to try first at t, in planning order, each with the favoured job it serves: a ready
+   * favoured job that can start now, and a ready opener after which one could.
    */
   chances(kind: TokenKind, t: number): Map<Prepared, Prepared> {
     const first = new Map<Prepared, Prepared>();
@@ -106,7 +124,7 @@ export class VmJobs {
   }
 
   /**
-   * The openers due after t and within RESERVE_MS, of gated jobs of `kind` on their last chances: how
+   * The openers due after t and within RESERVE_MS, of favoured jobs of `kind` on their last chances: how
    * many tokens to keep free for them, and when the first is due.
    */
   reservations(kind: TokenKind, t: number): { count: number; due: number } {
@@ -124,7 +142,7 @@ export class VmJobs {
   }
 
   private *readyOf(kind: TokenKind): Generator<Prepared> {
-    for (const set of this.readyGated.values()) for (const p of set) if (p.need.kind === kind) yield p;
+    for (const set of this.readyFavoured.values()) for (const p of set) if (p.need.kind === kind) yield p;
   }
 
   /**

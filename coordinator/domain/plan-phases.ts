@@ -11,9 +11,9 @@ import type { PlanHost, PlanInput } from './planner';
 /**
  * Proposes starts by running the host forward in time, serving one kind at a time (a phase). In a phase,
  * ready jobs of its kind start as soon as the rules allow, in this order:
- *  - with `chances`, the gated jobs whose chance is now and the jobs that open one (plan-chances.ts), as
- *    far as the other jobs' deadlines allow; and a token is kept free for an opener due soon when a gated
- *    job is on its last chances (only a job that cannot wait takes it);
+ *  - the `favoured` jobs (the climbing step's, plan-climb.ts) that can start now and the jobs that open a
+ *    chance for one (plan-chances.ts), as far as the other jobs' deadlines allow; and a token is kept free
+ *    for an opener due soon when a favoured job is on its last chances (only a job that cannot wait takes it);
  *  - then, by latest start, the urgent ones: those whose latest start comes before the kind's ready work
  *    could all be served (see summarise);
  *  - then the others, longest first: they can wait for all the rest, and a phase whose long jobs start
@@ -32,7 +32,12 @@ import type { PlanHost, PlanInput } from './planner';
  * others planned around them.
  * A proposal: the caller checks it and places what it missed.
  */
-export function phasedStarts(order: readonly Prepared[], input: PlanInput, pinned: ReadonlyMap<Prepared, number> = new Map(), chances = true): Map<Prepared, number> {
+export function phasedStarts(
+  order: readonly Prepared[],
+  input: PlanInput,
+  pinned: ReadonlyMap<Prepared, number> = new Map(),
+  favoured: ReadonlySet<string> = new Set(),
+): Map<Prepared, number> {
   const { host } = input;
   const timeline = timelineWithRunning(input);
   const starts = new Map<Prepared, number>(pinned);
@@ -40,7 +45,7 @@ export function phasedStarts(order: readonly Prepared[], input: PlanInput, pinne
   const pending = order.filter((p) => !p.alone && !pinned.has(p)).sort((a, b) => a.release - b.release || a.rank - b.rank);
   /** Released and not started, per kind, in both orders; jobs past their latest start leave before `waiting` is read. */
   const ready: Record<TokenKind, Ready> = { GUEST: new Ready(), HYPERVISOR: new Ready() };
-  const vms = new VmJobs(pending, (p) => starts.has(p), chances);
+  const vms = new VmJobs(pending, (p) => starts.has(p), favoured);
   const summaries = new Map<TokenKind, Waiting>();
   const waiting = (kind: TokenKind) => summaries.get(kind) ?? summaries.set(kind, summarise(ready[kind], host)).get(kind)!;
 
@@ -95,7 +100,7 @@ export function phasedStarts(order: readonly Prepared[], input: PlanInput, pinne
       const first = vms.chances(kind, t);
       const openers = vms.reservations(kind, t);
       // What the kind's other ready jobs can give up and still start by their latest starts: a chance
-      // or a token kept free must fit in it, though a gated job on its last chances takes any spare.
+      // or a token kept free must fit in it, though a favoured job on its last chances takes any spare.
       const spare = first.size > 0 || openers.count > 0 ? waiting(kind).guard - t : 0;
       const concurrency = ready[kind].concurrency(host);
       for (const [q, p] of first) {

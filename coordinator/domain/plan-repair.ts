@@ -9,6 +9,7 @@
  * if the first runs in the first minutes of its hour and the second in the last minutes of its own.
  * Pinned first, the long job holds its gap, and the phases place everything else around it.
  */
+import { noRoom } from './plan-climb';
 import type { Prepared } from './plan-prepared';
 import type { Plan, PlanInput } from './planner';
 
@@ -37,8 +38,6 @@ const EARLIER_TRIES = 3;
 /** Around each job of the VM: right after it, or right before it, and up to this many start gaps later or earlier. */
 const GAP_STEPS = 2;
 
-const noRoom = (plan: Plan) => plan.unplaced.filter((u) => u.reason === 'no-room').length;
-
 /**
  * Tries, for each job the plan left out for room (in planning order, each once), starts right after or
  * right before each other job of its VM whose window meets its own, latest first (the night's first hours
@@ -48,10 +47,10 @@ const noRoom = (plan: Plan) => plan.unplaced.filter((u) => u.reason === 'no-room
  * Returns the best plan (on narrowed windows: the caller rebuilds it on the jobs as given), or undefined
  * if none was taken.
  */
-export function repairLeftOut(order: readonly Prepared[], input: PlanInput, plan: Plan, replan: Replan): Plan | undefined {
+export function repairLeftOut(order: readonly Prepared[], input: PlanInput, plan: Plan, replan: Replan, workJobs = REPAIR_WORK_JOBS): Plan | undefined {
   const byId = new Map(order.map((p) => [p.job.id, p]));
   const placeable = order.filter((p) => !p.alone);
-  let tries = Math.floor(REPAIR_WORK_JOBS / Math.max(1, placeable.length));
+  let tries = Math.floor(workJobs / Math.max(1, placeable.length));
   const gap = input.host.minStartGapMs;
   /** The pins taken so far, and the windows they narrowed, by job id. */
   let pins = new Map<string, number>();

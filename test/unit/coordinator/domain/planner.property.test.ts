@@ -261,7 +261,10 @@ function shuffled<T>(items: readonly T[], seed: number): T[] {
   return out;
 }
 
-describe('planHost (properties)', () => {
+describe('planHost (properties)', function () {
+  // Hundreds of random hosts each, planned in full (climb and repairs included): about 10 s apiece here.
+  this.timeout(60_000);
+
   it('keeps every rule, keeps placed jobs in their windows and says exactly why the others are left out', () => {
     fc.assert(
       fc.property(instanceArb, (input) => assertPlanKeepsTheRules(input, planHost(input))),
