@@ -68,7 +68,7 @@ export function climb(order: readonly Prepared[], start: { plan: Plan; favoured:
   };
   for (let improved = true; improved && tries > 0; ) {
     improved = false;
-    const late = plan.slots.filter((s) => s.start - release.get(s.id)! > LATE_MS && !tried.has(s.id));
+    const late = plan.slots.filter((s) => s.start - release.get(s.id)! > LATE_MS && !tried.has(s.id) && !favoured.has(s.id));
     late.sort((a, b) => b.end - a.end || rank.get(a.id)! - rank.get(b.id)!);
     for (const { id } of late) {
       if (tries <= 0) break;

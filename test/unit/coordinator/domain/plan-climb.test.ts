@@ -94,6 +94,12 @@ describe('climb: favouring the jobs that end the plan late, one at a time', () =
     assert.deepEqual(s.calls, ['v,w', 'v,w,z']);
   });
 
+  it('does not try again a job it already favours, late as it may still be', () => {
+    const s = scripted({ 'w,z': plan({ x: 0, y: 0, w: 3, z: 1 }) });
+    climb(order, { plan: base, favoured: new Set(['w']) }, s.phasing, s.repair);
+    assert.deepEqual(s.calls, ['w,z']);
+  });
+
   it('makes no try on a host too large for its budget', () => {
     const many: PlanInput = { ...input, jobs: Array.from({ length: CLIMB_WORK_JOBS + 1 }, (_, i) => planJob(`j${i}`, { windowEnd: T0 + 8 * HOUR })) };
     const big = many.jobs.map((j) => prepare(j, many));
