@@ -23,11 +23,22 @@ export const RESERVE_MS = 10 * 60_000;
  * whose window meets their own and is shorter than both durations together (an hourly job).
  */
 export function gatedJobs(order: readonly Prepared[]): Set<string> {
-  const ofVm = new Map<string, Prepared[]>();
-  for (const p of order) if (!p.alone) ofVm.set(p.need.vm, [...(ofVm.get(p.need.vm) ?? []), p]);
   const gated = new Set<string>();
-  for (const list of ofVm.values()) for (const p of list) if (list.some((q) => meet(p, q) && gating(p, q))) gated.add(p.job.id);
+  for (const list of byVm(order.filter((p) => !p.alone)).values()) {
+    for (const p of list) if (list.some((q) => meet(p, q) && gating(p, q))) gated.add(p.job.id);
+  }
   return gated;
+}
+
+/** The jobs of each VM, in the order given. */
+function byVm(jobs: readonly Prepared[]): Map<string, Prepared[]> {
+  const ofVm = new Map<string, Prepared[]>();
+  for (const p of jobs) {
+    const list = ofVm.get(p.need.vm);
+    if (list) list.push(p);
+    else ofVm.set(p.need.vm, [p]);
+  }
+  return ofVm;
 }
 
 const span = (q: Prepared) => q.job.windowEnd - q.job.earliestStart;
@@ -38,7 +49,7 @@ const gating = (p: Prepared, q: Prepared) => span(q) < p.job.durationMs + q.job.
 
 export class VmJobs {
   /** Per VM, its jobs by release. */
-  private readonly ofVm = new Map<string, Prepared[]>();
+  private readonly ofVm: Map<string, Prepared[]>;
   /** Per VM, the longest span from a job's release to its latest start. */
   private readonly spanOfVm = new Map<string, number>();
   /**
@@ -59,11 +70,7 @@ export class VmJobs {
     private readonly started: (p: Prepared) => boolean,
     favoured: ReadonlySet<string>,
   ) {
-    for (const p of pending) {
-      const list = this.ofVm.get(p.need.vm);
-      if (list) list.push(p);
-      else this.ofVm.set(p.need.vm, [p]);
-    }
+    this.ofVm = byVm(pending);
     for (const [vm, list] of this.ofVm) this.spanOfVm.set(vm, list.reduce((most, q) => Math.max(most, q.latest - q.release), 0));
     for (const p of pending) {
       if (!favoured.has(p.job.id)) continue;

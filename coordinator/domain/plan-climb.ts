@@ -46,8 +46,8 @@ export function better(a: Plan, b: Plan, order: readonly Prepared[]): boolean {
 }
 
 /**
- * Starting from `plan` (found with no job favoured), tries favouring each late job, the latest-ending
- * first; the first that makes the plan better() is kept, and the candidates are read again from the new
+ * Starting from `start` (a plan and the jobs favoured to find it), tries favouring each late job too, the
+ * latest-ending first; the first that makes the plan better() is kept, and the candidates are read again from the new
  * plan. A try is repaired only if it leaves more jobs out than the plan so far (the repair is what such a
  * try needs to win, and it is the costly part); if it still does, a second try favours those jobs too.
  * Returns the best plan.

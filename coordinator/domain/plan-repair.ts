@@ -47,7 +47,7 @@ const GAP_STEPS = 2;
  * Returns the best plan (on narrowed windows: the caller rebuilds it on the jobs as given), or undefined
  * if none was taken.
  */
-export function repairLeftOut(order: readonly Prepared[], input: PlanInput, plan: Plan, replan: Replan, workJobs = REPAIR_WORK_JOBS): Plan | undefined {
+export function repairLeftOut(order: readonly Prepared[], input: PlanInput, plan: Plan, replan: Replan, workJobs: number): Plan | undefined {
   const byId = new Map(order.map((p) => [p.job.id, p]));
   const placeable = order.filter((p) => !p.alone);
   let tries = Math.floor(workJobs / Math.max(1, placeable.length));

@@ -180,10 +180,10 @@ export function planHost(input: PlanInput): Plan {
  */
 function repaired(order: readonly Prepared[], input: PlanInput, plan: Plan, favoured: ReadonlySet<string>, workJobs: number): Plan {
   if (noRoom(plan) === 0) return plan;
-  const better = repairLeftOut(order, input, plan, (o, pinned) => complete(o, input, phasedStarts(o, input, pinned, favoured)), workJobs);
-  if (!better) return plan;
+  const found = repairLeftOut(order, input, plan, (o, pinned) => complete(o, input, phasedStarts(o, input, pinned, favoured)), workJobs);
+  if (!found) return plan;
   const byId = new Map(order.map((p) => [p.job.id, p]));
-  return complete(order, input, new Map(better.slots.map((s) => [byId.get(s.id)!, s.start])));
+  return complete(order, input, new Map(found.slots.map((s) => [byId.get(s.id)!, s.start])));
 }
 
 /**
