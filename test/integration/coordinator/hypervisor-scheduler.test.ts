@@ -27,6 +27,16 @@ async function runsOf(clients: Clients): Promise<BackupRun__Output[]> {
   return (await unary(clients.admin.ListBackupRuns.bind(clients.admin), {})).runs;
 }
 
+/** The backup runs, once one of them has succeeded. */
+async function runsOnceOneSucceeded(clients: Clients, timeoutMs: number): Promise<BackupRun__Output[]> {
+  let runs: BackupRun__Output[] = [];
+  await waitFor(async () => {
+    runs = await runsOf(clients);
+    return runs.some((r) => r.state === 'BACKUP_RUN_SUCCEEDED');
+  }, timeoutMs, 'a planned run to succeed');
+  return runs;
+}
+
 describe('hypervisor schedule run by the coordinator', function () {
   this.timeout(150_000);
   let coordinator: RunningCoordinator;
@@ -47,11 +57,7 @@ describe('hypervisor schedule run by the coordinator', function () {
   });
 
   it('starts the planned run at its slot, under its planned HYPERVISOR token, once', async () => {
-    let runs: BackupRun__Output[] = [];
-    await waitFor(async () => {
-      runs = await runsOf(clients);
-      return runs.some((r) => r.state === 'BACKUP_RUN_SUCCEEDED');
-    }, 130_000, 'a planned run to succeed');
+    const runs = await runsOnceOneSucceeded(clients, 130_000);
     const run = runs.find((r) => r.state === 'BACKUP_RUN_SUCCEEDED')!;
     assert.equal(run.job, 'every-minute');
     assert.equal(run.vm, 'vm1');
@@ -93,11 +99,7 @@ describe('a planned hypervisor backup that fails', function () {
   });
 
   it('is run again after the retry delay, as the same job, and succeeds', async () => {
-    let runs: BackupRun__Output[] = [];
-    await waitFor(async () => {
-      runs = await runsOf(clients);
-      return runs.some((r) => r.state === 'BACKUP_RUN_SUCCEEDED');
-    }, 100_000, 'a run that succeeded');
+    const runs = await runsOnceOneSucceeded(clients, 100_000);
     const [first, second] = [...runs].sort((a, b) => Number(a.startedUnixMs) - Number(b.startedUnixMs));
     assert.deepEqual([first.state, first.exitCode, second.state, second.job], ['BACKUP_RUN_FAILED', 3, 'BACKUP_RUN_SUCCEEDED', 'dump']);
     assert.ok(Number(second.startedUnixMs) >= Number(first.endedUnixMs) + 1_000, 'not before the retry delay');
