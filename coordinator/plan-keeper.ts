@@ -4,6 +4,10 @@
  * plan's input: an agent's hello (its declared jobs), a backup's end (a duration learnt, a VM freed), a
  * policy change. Each replan starts from the last plan's slots, so a small change moves few of them.
  * `headroomctl plan` is answered from the same input, so what it shows is what is followed.
+ *
+ * The planning itself is done by `plan` (plan-worker.ts: on a worker thread), so this only gathers the
+ * input and hands the result on; a host has one replan in flight at a time, and a change that comes while
+ * it runs gets one more after it.
  */
 import type { Clock } from '../common/clock';
 import type { Logger } from '../common/log';
@@ -11,7 +15,7 @@ import type { AgentRegistry } from './agent-registry';
 import type { Coordinator } from './coordinator';
 import type { PlannedRun } from './domain/start-gate';
 import type { HypervisorJob } from './hypervisor-schedule';
-import { DEFAULT_HORIZON_MS, type DeclaredJob, type PlanView, type PlanViewInput, buildPlanView } from './plan-view';
+import { DEFAULT_HORIZON_MS, type DeclaredJob, type PlanView, type PlanViewInput } from './plan-view';
 
 export interface PlanKeeperDeps {
   coordinator: Pick<Coordinator, 'state' | 'endedRuns' | 'setPlan' | 'onCommitted' | 'defaultHost'>;
@@ -20,6 +24,8 @@ export interface PlanKeeperDeps {
   hypervisorJobs: readonly HypervisorJob[];
   clock: Clock;
   log: Logger;
+  /** Builds a plan view from its input (plan-view.ts buildPlanView, on a worker thread: plan-worker.ts). */
+  plan: (input: PlanViewInput) => Promise<PlanView>;
   /** Default 60 s. */
   replanIntervalMs?: number;
   /** How long after a change the host is replanned, so that a burst of changes costs one plan. Default 1 s. */
@@ -32,6 +38,9 @@ const RUNS_TO_LEARN_FROM = 10_000;
 export class PlanKeeper {
   private readonly last = new Map<string, PlanView>();
   private readonly pending = new Map<string, NodeJS.Timeout>();
+  /** Hosts with a replan in flight, and whether another was asked for meanwhile. */
+  private readonly inFlight = new Map<string, { again: boolean }>();
+  private stopped = false;
   private interval: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
 
@@ -50,6 +59,7 @@ export class PlanKeeper {
   }
 
   stop(): void {
+    this.stopped = true;
     this.unsubscribe?.();
     clearInterval(this.interval);
     for (const t of this.pending.values()) clearTimeout(t);
@@ -67,13 +77,13 @@ export class PlanKeeper {
   }
 
   /** The host's plan over `horizonMs` from now, from the same input and last slots as the followed plan. */
-  view(host: string, horizonMs = DEFAULT_HORIZON_MS): PlanView {
-    return this.build(host, horizonMs, this.declared(host));
+  view(host: string, horizonMs = DEFAULT_HORIZON_MS): Promise<PlanView> {
+    return this.deps.plan(this.input(host, horizonMs, this.declared(host)));
   }
 
-  private build(host: string, horizonMs: number, declared: PlanViewInput['declared']): PlanView {
+  private input(host: string, horizonMs: number, declared: PlanViewInput['declared']): PlanViewInput {
     const { coordinator, clock } = this.deps;
-    return buildPlanView({
+    return {
       now: clock.now(),
       horizonMs,
       policy: coordinator.state.host(host).policy,
@@ -81,7 +91,7 @@ export class PlanKeeper {
       previous: this.last.get(host),
       running: coordinator.state.activeLeases(host),
       ended: coordinator.endedRuns(host, RUNS_TO_LEARN_FROM),
-    });
+    };
   }
 
   private declared(host: string): PlanViewInput['declared'] {
@@ -108,17 +118,30 @@ export class PlanKeeper {
   }
 
   private replan(host: string): void {
-    const { coordinator, log } = this.deps;
+    const flight = this.inFlight.get(host);
+    if (flight) {
+      flight.again = true;
+      return;
+    }
     // A host with nothing declared has nothing to follow: skip the history read.
     const declared = this.declared(host);
     if (!this.last.has(host) && declared.every((d) => d.jobs.length === 0)) return;
-    let view: PlanView;
-    try {
-      view = this.build(host, DEFAULT_HORIZON_MS, declared);
-    } catch (e) {
-      log.error('could not plan a host; its grants go on without a plan', { host, error: e as Error });
-      return;
-    }
+    const current = { again: false };
+    this.inFlight.set(host, current);
+    void Promise.resolve()
+      .then(() => this.deps.plan(this.input(host, DEFAULT_HORIZON_MS, declared)))
+      .then(
+        (view) => this.follow(host, view),
+        (e) => this.deps.log.error('could not plan a host; its grants go on without a plan', { host, error: e as Error }),
+      )
+      .finally(() => {
+        this.inFlight.delete(host);
+        if (current.again && !this.stopped) this.replan(host);
+      });
+  }
+
+  private follow(host: string, view: PlanView): void {
+    if (this.stopped) return;
     this.last.set(host, view);
     const runs: PlannedRun[] = view.slots.map((s) => ({
       kind: s.kind,
@@ -128,6 +151,6 @@ export class PlanKeeper {
       earliestStart: s.earliestStart,
       windowEnd: s.windowEnd,
     }));
-    coordinator.setPlan(host, runs).catch((e) => log.warn('could not hand a plan to the lessor', { host, error: e as Error }));
+    this.deps.coordinator.setPlan(host, runs).catch((e) => this.deps.log.warn('could not hand a plan to the lessor', { host, error: e as Error }));
   }
 }

@@ -16,6 +16,7 @@ import { SystemLoadCollector } from '../common/load-collector';
 import { Coordinator } from './coordinator';
 import { HostLoadMonitor } from './host-load-monitor';
 import { PlanKeeper } from './plan-keeper';
+import { PlanWorker } from './plan-worker';
 import { QuiesceBroker } from './quiesce-broker';
 import { BackupRunner } from './backup-runner';
 import { HypervisorScheduler } from './hypervisor-scheduler';
@@ -60,7 +61,8 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
     log,
   });
   coordinator.onCommitted(quiesce.onCommitted);
-  const plans = new PlanKeeper({ coordinator, registry, hypervisorJobs: options.hypervisorJobs, clock, log });
+  const planner = new PlanWorker();
+  const plans = new PlanKeeper({ coordinator, registry, hypervisorJobs: options.hypervisorJobs, clock, log, plan: (input) => planner.plan(input) });
   plans.start();
   const hostLoad = new HostLoadMonitor({ coordinator, collector: new SystemLoadCollector({ clock }), clock, log, host: options.host });
   hostLoad.start();
@@ -111,6 +113,7 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
     (stopping ??= new Promise<void>((resolve) => {
       for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');
       plans.stop();
+      void planner.close();
       hostLoad.stop();
       scheduler.stop();
       void runner.stop();

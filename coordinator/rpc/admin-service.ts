@@ -105,10 +105,10 @@ export function adminService(
         .map(wire.historyEvent),
     })),
 
-    GetPlan: unaryHandler(log, 'GetPlan', (req: v1.GetPlanRequest__Output) => {
+    GetPlan: unaryHandler(log, 'GetPlan', async (req: v1.GetPlanRequest__Output) => {
       const host = knownHost(req.host);
       const horizonMs = validate.limit('horizon_ms', req.horizonMs, DEFAULT_HORIZON_MS, MAX_HORIZON_MS);
-      const view = plans.view(host, horizonMs);
+      const view = await plans.view(host, horizonMs);
       return wire.plan(host, view);
     }),
 
