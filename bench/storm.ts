@@ -263,6 +263,11 @@ function report(r: Result, out: string): string {
     ...(maybe ? [`    maybe feasible: ${r.nights.flatMap((n) => n.maybeFeasibleIds.map((id) => `${id} (seed ${n.seed})`)).join(', ')}`] : []),
     `    night makespan × lower bound ${spread(r.nights.map((n) => n.makespanRatio), 3)}; × total work ÷ I/O budget alone ${spread(r.nights.map((n) => n.makespanOverWorkRatio), 2)}`,
     `    per night (× bound): ${r.nights.map((n) => n.makespanRatio.toFixed(3)).join(' ')}`,
+    ...[true, false].flatMap((placedAll) => {
+      const these = r.nights.filter((n) => (n.leftOut === 0) === placedAll);
+      const label = placedAll ? 'every run placed' : 'runs left out';
+      return these.length === 0 ? [] : [`    nights with ${label} (${these.length}): × bound ${spread(these.map((n) => n.makespanRatio), 3)}`];
+    }),
     '',
     ...gapReport(r),
     '',
