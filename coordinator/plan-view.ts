@@ -39,8 +39,8 @@ export interface PlanViewInput {
   policy: HostPolicy;
   /** The jobs declared for each VM: by its agent (GUEST) or in the host's schedule (HYPERVISOR). */
   declared: readonly { vm: string; kind: TokenKind; jobs: readonly DeclaredJob[] }[];
-  /** The last plan's slots (ViewSlot.id), kept where they still fit. */
-  previous?: { readonly slots: readonly { readonly id: string; readonly start: number }[] };
+  /** The last plan's slots (ViewSlot.id), kept where they still fit, and how many runs it left out for room. */
+  previous?: { readonly slots: readonly { readonly id: string; readonly start: number }[]; readonly noRoom?: number };
   /** The host's active leases. */
   running: readonly Lease[];
   /** The host's ended runs, oldest first: successful releases give durations, every run its start. */
@@ -77,6 +77,8 @@ export interface PlanView {
   budget: Budget;
   slots: ViewSlot[];
   unplaced: ViewUnplaced[];
+  /** How many of the unplaced the planner left out for want of room (what a replan must not make worse). */
+  noRoom: number;
   phases: Phase[];
 }
 
@@ -163,6 +165,7 @@ export function buildPlanView(input: PlanViewInput): PlanView {
         return { vm: run.vm, job: run.job, kind: run.kind, reason: describeUnplaced(u), earliestStart: run.earliestStart, windowEnd: run.windowEnd };
       }),
     ],
+    noRoom: plan.unplaced.filter((u) => u.reason === 'no-room').length,
     phases: plan.phases,
   };
 }

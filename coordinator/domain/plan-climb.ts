@@ -15,8 +15,8 @@ import type { Plan } from './planner';
 
 /** The phases, then the checks and the serial schedule (the planner's complete()), favouring these job ids. */
 export type Phasing = (favoured: ReadonlySet<string>) => Plan;
-/** The repair step on a plan found with these favoured jobs (plan-repair.ts), its tries bounded by `workJobs`. */
-export type Repair = (plan: Plan, favoured: ReadonlySet<string>, workJobs: number) => Plan;
+/** The repair step on a plan found with these favoured jobs (plan-repair.ts). */
+export type Repair = (plan: Plan, favoured: ReadonlySet<string>) => Plan;
 
 /**
  * A try runs the phases on the whole host, so the tries are bounded by the jobs they plan in all: a host's
@@ -27,13 +27,12 @@ export const CLIMB_WORK_JOBS = 6_000;
 export const CLIMB_TRIES = 16;
 
 /**
- * The repair of a try gets 1 try of the repair step (plan-repair.ts), which gives itself 20 for 450 jobs:
- * a try that needs more is seldom the one that wins. With the full budget, the repairs of the tries made
- * a plan of 450 jobs take up to 2 s instead of 0.5 s on the storm bench's first 60 nights, for 3 runs
- * fewer left out in all (out of about 27,000); with 2, seed 10 ended later (1.13× its bound, 1.11× with 1).
+ * A try that leaves more jobs out than the plan so far gets the whole repair step (plan-repair.ts), as the
+ * starting plans do: on the storm bench's first 60 nights that places 3 more runs than one repair try (seed
+ * 6's `vm-11/files@01:00` among them, and seed 47 ends at 1.11× its bound instead of 1.18×), for plans of
+ * 450 jobs that take up to 2.7 s instead of 0.7 s when runs are left out, on the planning thread
+ * (plan-worker.ts), not on the coordinator's event loop.
  */
-export const CLIMB_REPAIR_TRIES = 1;
-
 /** A job that started this long after its release is a candidate. */
 const LATE_MS = 60 * 60_000;
 
@@ -64,7 +63,7 @@ export function climb(order: readonly Prepared[], start: { plan: Plan; favoured:
   const attempt = (ids: ReadonlySet<string>) => {
     tries--;
     const trial = phasing(ids);
-    return noRoom(trial) > noRoom(plan) ? repair(trial, ids, CLIMB_REPAIR_TRIES * placeable) : trial;
+    return noRoom(trial) > noRoom(plan) ? repair(trial, ids) : trial;
   };
   for (let improved = true; improved && tries > 0; ) {
     improved = false;

@@ -26,7 +26,7 @@
  *  4. If jobs are still left out for room, the repair step (plan-repair.ts) pins each at starts its VM's
  *     other jobs allow and plans the host again around it, keeping a plan only if it leaves fewer out;
  *     the tries are bounded by the jobs they plan in all (none for a host of 10,000 jobs).
- *  5. The climbing step (plan-climb.ts) runs steps 1 to 3 again (and a short step 4 when a try leaves
+ *  5. The climbing step (plan-climb.ts) runs steps 1 to 3 again (and step 4 when a try leaves
  *     more jobs out) favouring, one more at a time, the jobs that end the plan latest among those it
  *     started late (a long job that fits only right after one of its VM's hourly jobs), and keeps a change
  *     only if the plan leaves fewer jobs out for room or, as many, clears what is released sooner; its
@@ -44,7 +44,9 @@
  *
  * Stability: given the previous plan, a job keeps its slot while that slot still fits its window and the
  * rules against the kept slots that start before it; only the others are placed anew (step 2). If that
- * leaves more jobs without room than a plan from scratch would, the plan from scratch is returned.
+ * leaves no more jobs out for room than the previous plan did, it is returned as it is: a replan then
+ * costs one pass, even on a night too full to place every job (where a plan from scratch costs up to a
+ * few seconds). Otherwise the plan from scratch is returned if it leaves fewer out.
  */
 import { InvalidArgumentError } from './errors';
 import type { Blocker, HostTimeline } from './host-timeline';
@@ -99,8 +101,8 @@ export interface PlanInput {
   host: PlanHost;
   jobs: readonly PlanJob[];
   running?: readonly RunningBackup[];
-  /** The last plan's slots, kept where they still fit. */
-  previous?: { readonly slots: readonly { readonly id: string; readonly start: number }[] };
+  /** The last plan's slots, kept where they still fit, and how many jobs it left out for room (default 0). */
+  previous?: { readonly slots: readonly { readonly id: string; readonly start: number }[]; readonly noRoom?: number };
 }
 
 export interface PlannedSlot {
@@ -162,10 +164,10 @@ export function planHost(input: PlanInput): Plan {
       if (p) previous.set(p, s.start);
     }
     kept = complete(order, input, previous);
-    if (noRoom(kept) === 0) return kept;
+    if (noRoom(kept) <= (input.previous.noRoom ?? 0)) return kept;
   }
   const phasing = (favoured: ReadonlySet<string>) => complete(order, input, phasedStarts(order, input, new Map(), favoured));
-  const repair = (plan: Plan, favoured: ReadonlySet<string>, workJobs = REPAIR_WORK_JOBS) => repaired(order, input, plan, favoured, workJobs);
+  const repair = (plan: Plan, favoured: ReadonlySet<string>) => repaired(order, input, plan, favoured);
   const starts = [new Set<string>(), ...(order.length <= BOTH_STARTS_JOBS ? [gatedJobs(order)] : [])].map((favoured) => ({ plan: repair(phasing(favoured), favoured), favoured }));
   const start = starts.reduce((a, b) => (better(b.plan, a.plan, order) ? b : a));
   const phased = climb(order, start, phasing, repair);
@@ -178,9 +180,9 @@ export function planHost(input: PlanInput): Plan {
  * The plan after the repair step (plan-repair.ts), rebuilt from its slots on the jobs as given, so that
  * it is the plan a replan keeping its slots would give.
  */
-function repaired(order: readonly Prepared[], input: PlanInput, plan: Plan, favoured: ReadonlySet<string>, workJobs: number): Plan {
+function repaired(order: readonly Prepared[], input: PlanInput, plan: Plan, favoured: ReadonlySet<string>): Plan {
   if (noRoom(plan) === 0) return plan;
-  const found = repairLeftOut(order, input, plan, (o, pinned) => complete(o, input, phasedStarts(o, input, pinned, favoured)), workJobs);
+  const found = repairLeftOut(order, input, plan, (o, pinned) => complete(o, input, phasedStarts(o, input, pinned, favoured)), REPAIR_WORK_JOBS);
   if (!found) return plan;
   const byId = new Map(order.map((p) => [p.job.id, p]));
   return complete(order, input, new Map(found.slots.map((s) => [byId.get(s.id)!, s.start])));
@@ -316,4 +318,5 @@ function validate({ now, host, jobs, running = [], previous }: PlanInput): void 
     cost(r.cost, `running[${i}].cost`);
   });
   previous?.slots.forEach((s, i) => finite(s.start, `previous.slots[${i}].start`));
+  if (previous?.noRoom !== undefined) count(previous.noRoom, 'previous.noRoom', 0);
 }

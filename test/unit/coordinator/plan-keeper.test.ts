@@ -12,7 +12,7 @@ const HOST = 'host-a';
 /** A plan view with one slot starting at `start`. */
 function view(start: number): PlanView {
   const slot = { id: `vm-1/nightly@${start}`, vm: 'vm-1', job: 'nightly', kind: 'GUEST' as const, start, end: start + 1, earliestStart: start, windowEnd: start + 10 };
-  return { now: 0, horizonEnd: 1, budget: { ioBytesPerSec: 0, cpuPercent: 0 }, slots: [slot], unplaced: [], phases: [] };
+  return { now: 0, horizonEnd: 1, budget: { ioBytesPerSec: 0, cpuPercent: 0 }, slots: [slot], unplaced: [], noRoom: 0, phases: [] };
 }
 
 /** A keeper whose planning waits until the test answers each call. */
