@@ -1,6 +1,6 @@
 /**
  * Plans hosts on a worker thread, so that planning never holds the coordinator's event loop: a day of 450
- * jobs takes about 125 ms of the planner (up to 0.6 s on the storm bench's busiest nights), and grants,
+ * jobs takes about 125 ms of the planner (up to about 3 s on the storm bench's fullest nights), and grants,
  * renewals and load reports go on meanwhile. One thread serves every host, one plan at a time in the order
  * asked. A thread that fails or exits fails the calls it held and is replaced at the next call.
  */

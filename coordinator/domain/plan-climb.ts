@@ -30,7 +30,7 @@ export const CLIMB_TRIES = 16;
  * A try that leaves more jobs out than the plan so far gets the whole repair step (plan-repair.ts), as the
  * starting plans do: on the storm bench's first 60 nights that places 3 more runs than one repair try (seed
  * 6's `vm-11/files@01:00` among them, and seed 47 ends at 1.11× its bound instead of 1.18×), for plans of
- * 450 jobs that take up to 2.7 s instead of 0.7 s when runs are left out, on the planning thread
+ * 450 jobs that take up to about 2.8 s instead of 0.7 s when runs are left out, on the planning thread
  * (plan-worker.ts), not on the coordinator's event loop.
  */
 /** A job that started this long after its release is a candidate. */
