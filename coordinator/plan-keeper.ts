@@ -35,9 +35,18 @@ export interface PlanKeeperDeps {
 /** The host's ended runs that durations and last starts are learnt from, the newest. */
 const RUNS_TO_LEARN_FROM = 10_000;
 
+/**
+ * A replan keeps the last plan's slots while they leave out only the runs it left out (planner.ts), so a
+ * night too full to place every run is not planned from scratch every minute (up to a few seconds each).
+ * This often it is anyway, as a plan from scratch of a day that has moved on may place them.
+ */
+const FRESH_LOOK_MS = 10 * 60_000;
+
 export class PlanKeeper {
   private readonly last = new Map<string, PlanView>();
   private readonly pending = new Map<string, NodeJS.Timeout>();
+  /** When each host whose plan leaves runs out was last planned without that allowance. */
+  private readonly lastFreshLook = new Map<string, number>();
   /** Hosts with a replan in flight, and whether another was asked for meanwhile. */
   private readonly inFlight = new Map<string, { again: boolean }>();
   private stopped = false;
@@ -81,14 +90,16 @@ export class PlanKeeper {
     return this.deps.plan(this.input(host, horizonMs, this.declared(host)));
   }
 
-  private input(host: string, horizonMs: number, declared: PlanViewInput['declared']): PlanViewInput {
+  /** `freshLook`: the last plan's slots without the runs it left out, so that leaving them out again costs a plan from scratch. */
+  private input(host: string, horizonMs: number, declared: PlanViewInput['declared'], freshLook = false): PlanViewInput {
     const { coordinator, clock } = this.deps;
+    const last = this.last.get(host);
     return {
       now: clock.now(),
       horizonMs,
       policy: coordinator.state.host(host).policy,
       declared,
-      previous: this.last.get(host),
+      previous: freshLook && last ? { slots: last.slots } : last,
       running: coordinator.state.activeLeases(host),
       ended: coordinator.endedRuns(host, RUNS_TO_LEARN_FROM),
     };
@@ -128,8 +139,11 @@ export class PlanKeeper {
     if (!this.last.has(host) && declared.every((d) => d.jobs.length === 0)) return;
     const current = { again: false };
     this.inFlight.set(host, current);
+    const now = this.deps.clock.now();
+    const freshLook = (this.last.get(host)?.noRoom.length ?? 0) > 0 && now - (this.lastFreshLook.get(host) ?? -Infinity) >= FRESH_LOOK_MS;
+    if (freshLook) this.lastFreshLook.set(host, now);
     void Promise.resolve()
-      .then(() => this.deps.plan(this.input(host, DEFAULT_HORIZON_MS, declared)))
+      .then(() => this.deps.plan(this.input(host, DEFAULT_HORIZON_MS, declared, freshLook)))
       .then(
         (view) => this.follow(host, view),
         (e) => this.deps.log.error('could not plan a host; its grants go on without a plan', { host, error: e as Error }),

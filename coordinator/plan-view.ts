@@ -39,8 +39,8 @@ export interface PlanViewInput {
   policy: HostPolicy;
   /** The jobs declared for each VM: by its agent (GUEST) or in the host's schedule (HYPERVISOR). */
   declared: readonly { vm: string; kind: TokenKind; jobs: readonly DeclaredJob[] }[];
-  /** The last plan's slots (ViewSlot.id), kept where they still fit, and how many runs it left out for room. */
-  previous?: { readonly slots: readonly { readonly id: string; readonly start: number }[]; readonly noRoom?: number };
+  /** The last plan's slots (ViewSlot.id), kept where they still fit, and the runs it left out for room. */
+  previous?: { readonly slots: readonly { readonly id: string; readonly start: number }[]; readonly noRoom?: readonly string[] };
   /** The host's active leases. */
   running: readonly Lease[];
   /** The host's ended runs, oldest first: successful releases give durations, every run its start. */
@@ -77,8 +77,8 @@ export interface PlanView {
   budget: Budget;
   slots: ViewSlot[];
   unplaced: ViewUnplaced[];
-  /** How many of the unplaced the planner left out for want of room (what a replan must not make worse). */
-  noRoom: number;
+  /** The planner's ids of the runs it left out for want of room: a replan keeps the slots while only these are. */
+  noRoom: string[];
   phases: Phase[];
 }
 
@@ -165,7 +165,7 @@ export function buildPlanView(input: PlanViewInput): PlanView {
         return { vm: run.vm, job: run.job, kind: run.kind, reason: describeUnplaced(u), earliestStart: run.earliestStart, windowEnd: run.windowEnd };
       }),
     ],
-    noRoom: plan.unplaced.filter((u) => u.reason === 'no-room').length,
+    noRoom: plan.unplaced.filter((u) => u.reason === 'no-room').map((u) => u.id),
     phases: plan.phases,
   };
 }

@@ -44,9 +44,10 @@
  *
  * Stability: given the previous plan, a job keeps its slot while that slot still fits its window and the
  * rules against the kept slots that start before it; only the others are placed anew (step 2). If that
- * leaves no more jobs out for room than the previous plan did, it is returned as it is: a replan then
+ * leaves out for room only jobs the previous plan left out too, it is returned as it is: a replan then
  * costs one pass, even on a night too full to place every job (where a plan from scratch costs up to a
- * few seconds). Otherwise the plan from scratch is returned if it leaves fewer out.
+ * few seconds), and a job that was placed or is new still gets a plan from scratch when the kept slots
+ * leave it out. That plan is returned if it leaves fewer out.
  */
 import { InvalidArgumentError } from './errors';
 import type { Blocker, HostTimeline } from './host-timeline';
@@ -101,8 +102,8 @@ export interface PlanInput {
   host: PlanHost;
   jobs: readonly PlanJob[];
   running?: readonly RunningBackup[];
-  /** The last plan's slots, kept where they still fit, and how many jobs it left out for room (default 0). */
-  previous?: { readonly slots: readonly { readonly id: string; readonly start: number }[]; readonly noRoom?: number };
+  /** The last plan's slots, kept where they still fit, and the ids of the jobs it left out for room. */
+  previous?: { readonly slots: readonly { readonly id: string; readonly start: number }[]; readonly noRoom?: readonly string[] };
 }
 
 export interface PlannedSlot {
@@ -164,7 +165,8 @@ export function planHost(input: PlanInput): Plan {
       if (p) previous.set(p, s.start);
     }
     kept = complete(order, input, previous);
-    if (noRoom(kept) <= (input.previous.noRoom ?? 0)) return kept;
+    const leftOutBefore = new Set(input.previous.noRoom);
+    if (kept.unplaced.every((u) => u.reason !== 'no-room' || leftOutBefore.has(u.id))) return kept;
   }
   const phasing = (favoured: ReadonlySet<string>) => complete(order, input, phasedStarts(order, input, new Map(), favoured));
   const repair = (plan: Plan, favoured: ReadonlySet<string>) => repaired(order, input, plan, favoured);
@@ -318,5 +320,4 @@ function validate({ now, host, jobs, running = [], previous }: PlanInput): void 
     cost(r.cost, `running[${i}].cost`);
   });
   previous?.slots.forEach((s, i) => finite(s.start, `previous.slots[${i}].start`));
-  if (previous?.noRoom !== undefined) count(previous.noRoom, 'previous.noRoom', 0);
 }

@@ -46,7 +46,7 @@ describe('hypervisor scheduler', () => {
 
   it('hands the runner the slot\'s job and window end, and does not retry a slot the runner refused', () => {
     let now = 2_000;
-    let plan: PlanView = { now, horizonEnd: 0, budget: { cpuPercent: 0, ioBytesPerSec: 0 }, slots: [slot('a', 'vm1', 'nightly', 1_000, 9_000), slot('b', 'vm2', 'nightly', 1_500, 9_500)], unplaced: [], noRoom: 0, phases: [] };
+    let plan: PlanView = { now, horizonEnd: 0, budget: { cpuPercent: 0, ioBytesPerSec: 0 }, slots: [slot('a', 'vm1', 'nightly', 1_000, 9_000), slot('b', 'vm2', 'nightly', 1_500, 9_500)], unplaced: [], noRoom: [], phases: [] };
     const calls: Array<[string, object]> = [];
     const runner = {
       start(vm: string, options: object): BackupRunView {
@@ -96,7 +96,7 @@ describe('hypervisor scheduler', () => {
   it('retries a planned run that failed, as a new run of the same slot, and stops once one succeeds', () => {
     let now = 1_000;
     const retrying = [{ ...job('nightly', ['vm1']), driver: { driver: 'command' as const, command: ['false'], retries: 3, retryDelayMs: 5_000 } }];
-    const plan: PlanView = { now, horizonEnd: 0, budget: { cpuPercent: 0, ioBytesPerSec: 0 }, slots: [slot('a', 'vm1', 'nightly', 1_000, 600_000)], unplaced: [], noRoom: 0, phases: [] };
+    const plan: PlanView = { now, horizonEnd: 0, budget: { cpuPercent: 0, ioBytesPerSec: 0 }, slots: [slot('a', 'vm1', 'nightly', 1_000, 600_000)], unplaced: [], noRoom: [], phases: [] };
     const runs: BackupRunView[] = [];
     const runner = {
       start(vm: string, options: { job?: string; windowEndMs?: number }): BackupRunView {

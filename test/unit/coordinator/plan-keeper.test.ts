@@ -1,6 +1,5 @@
 import { strict as assert } from 'node:assert';
 import * as sinon from 'sinon';
-import { systemClock } from '../../../common/clock';
 import { createLogger } from '../../../common/log';
 import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
 import type { PlannedRun } from '../../../coordinator/domain/start-gate';
@@ -9,10 +8,10 @@ import type { PlanView, PlanViewInput } from '../../../coordinator/plan-view';
 
 const HOST = 'host-a';
 
-/** A plan view with one slot starting at `start`. */
-function view(start: number): PlanView {
+/** A plan view with one slot starting at `start`, and these runs left out for room. */
+function view(start: number, noRoom: string[] = []): PlanView {
   const slot = { id: `vm-1/nightly@${start}`, vm: 'vm-1', job: 'nightly', kind: 'GUEST' as const, start, end: start + 1, earliestStart: start, windowEnd: start + 10 };
-  return { now: 0, horizonEnd: 1, budget: { ioBytesPerSec: 0, cpuPercent: 0 }, slots: [slot], unplaced: [], noRoom: 0, phases: [] };
+  return { now: 0, horizonEnd: 1, budget: { ioBytesPerSec: 0, cpuPercent: 0 }, slots: [slot], unplaced: [], noRoom, phases: [] };
 }
 
 /** A keeper whose planning waits until the test answers each call. */
@@ -33,7 +32,7 @@ function keeper() {
     coordinator,
     registry,
     hypervisorJobs: [],
-    clock: systemClock,
+    clock: { now: () => Date.now() },
     log: createLogger({ level: 'error', write: (line) => logged.push(line) }),
     plan: (input) => new Promise<PlanView>((answer, fail) => calls.push({ input, answer, fail })),
   });
@@ -97,6 +96,21 @@ describe('PlanKeeper', () => {
     calls[2].answer(view(7));
     await clock.tickAsync(0);
     assert.deepEqual(handed.map((runs) => runs[0].start), [5, 7]);
+    plans.stop();
+  });
+
+  it('lets a plan that leaves runs out keep them out on replans, but plans it from scratch every 10 minutes', async () => {
+    const { plans, calls } = keeper();
+    plans.start();
+    await clock.tickAsync(0);
+    for (let minute = 1; minute <= 21; minute++) {
+      calls[calls.length - 1].answer(view(5, ['vm-1/nightly@x']));
+      await clock.tickAsync(60_000);
+    }
+    // The replan of each minute is given the runs the last plan left out, but at minutes 1, 11 and 21.
+    const fresh = calls.map((c, i) => (c.input.previous && c.input.previous.noRoom === undefined ? i : -1)).filter((i) => i >= 0);
+    assert.deepEqual(fresh, [1, 11, 21]);
+    assert.deepEqual(calls[2].input.previous?.noRoom, ['vm-1/nightly@x']);
     plans.stop();
   });
 

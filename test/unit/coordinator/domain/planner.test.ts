@@ -161,21 +161,22 @@ describe('planHost', () => {
     assert.deepEqual(startsMin(p), { urgent: 0, a: 20 });
   });
 
-  it('keeps the previous slots when they leave no more jobs out than the previous plan did', () => {
+  it('keeps the previous slots while they leave out only jobs the previous plan left out too', () => {
     // Later jobs, so that the plan is too big for the exhaustive search (which would place everything).
     const later = Array.from({ length: 8 }, (_, i) => job(`later-${i}`, { earliestStart: T0 + (10 + i) * HOUR, windowEnd: T0 + 20 * HOUR, durationMs: 10 * MIN }));
     const host = { maxGuestTokens: 1 };
     const first = plan([job('a', { durationMs: 60 * MIN }), ...later], { host });
     const urgent = job('urgent', { earliestStart: T0, windowEnd: T0 + 20 * MIN, durationMs: 20 * MIN });
     const jobs = [job('a', { durationMs: 60 * MIN }), urgent, ...later];
-    // The last plan left a job out too: keeping its slots makes the night no worse, so no plan from scratch.
-    const kept = plan(jobs, { host, previous: { slots: first.slots, noRoom: 1 } });
+    // The last plan left the urgent job out too: keeping its slots makes nothing worse, so no plan from scratch.
+    const kept = plan(jobs, { host, previous: { slots: first.slots, noRoom: ['urgent'] } });
     assert.equal(startsMin(kept).a, 0);
     assert.deepEqual(kept.unplaced.map((u) => [u.id, u.reason]), [['urgent', 'no-room']]);
-    // It left none out: a plan from scratch, which places the urgent job.
-    const fresh = plan(jobs, { host, previous: { slots: first.slots, noRoom: 0 } });
-    assert.deepEqual([startsMin(fresh).urgent, startsMin(fresh).a], [0, 20]);
-    assert.throws(() => plan(jobs, { previous: { slots: first.slots, noRoom: -1 } }), /previous\.noRoom/);
+    // New, or left out before in favour of another job: a plan from scratch, which places it.
+    for (const noRoom of [[], ['later-0']]) {
+      const fresh = plan(jobs, { host, previous: { slots: first.slots, noRoom } });
+      assert.deepEqual([startsMin(fresh).urgent, startsMin(fresh).a], [0, 20], `left out before: ${noRoom}`);
+    }
   });
 
   it('repairs a plan that left a long job out: pinned between its VM’s hourly jobs, the rest planned around it', () => {
