@@ -26,13 +26,6 @@ export type Repair = (plan: Plan, favoured: ReadonlySet<string>) => Plan;
 export const CLIMB_WORK_JOBS = 6_000;
 export const CLIMB_TRIES = 16;
 
-/**
- * A try that leaves more jobs out than the plan so far gets the whole repair step (plan-repair.ts), as the
- * starting plans do: on the storm bench's first 60 nights that places 3 more runs than one repair try (seed
- * 6's `vm-11/files@01:00` among them, and seed 47 ends at 1.11× its bound instead of 1.18×), for plans of
- * 450 jobs that take up to about 2.8 s instead of 0.7 s when runs are left out, on the planning thread
- * (plan-worker.ts), not on the coordinator's event loop.
- */
 /** A job that started this long after its release is a candidate. */
 const LATE_MS = 60 * 60_000;
 
@@ -59,7 +52,13 @@ export function climb(order: readonly Prepared[], start: { plan: Plan; favoured:
   const rank = new Map(order.map((p) => [p.job.id, p.rank]));
   let favoured = start.favoured;
   const tried = new Set<string>();
-  /** The plan with these jobs favoured, repaired if it leaves more jobs out than the plan so far. */
+  /**
+   * The plan with these jobs favoured, repaired if it leaves more jobs out than the plan so far: by the
+   * whole repair step, as the starting plans are. On the storm bench's first 60 nights that places 3 more
+   * runs than one repair try (seed 6's `vm-11/files@01:00` among them; seed 47 ends at 1.11× its bound
+   * instead of 1.18×), for plans of 450 jobs that take up to about 2.8 s instead of 0.7 s when runs are
+   * left out, on the planning thread (plan-worker.ts), not on the coordinator's event loop.
+   */
   const attempt = (ids: ReadonlySet<string>) => {
     tries--;
     const trial = phasing(ids);

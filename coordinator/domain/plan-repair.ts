@@ -47,10 +47,10 @@ const GAP_STEPS = 2;
  * Returns the best plan (on narrowed windows: the caller rebuilds it on the jobs as given), or undefined
  * if none was taken.
  */
-export function repairLeftOut(order: readonly Prepared[], input: PlanInput, plan: Plan, replan: Replan, workJobs: number): Plan | undefined {
+export function repairLeftOut(order: readonly Prepared[], input: PlanInput, plan: Plan, replan: Replan): Plan | undefined {
   const byId = new Map(order.map((p) => [p.job.id, p]));
   const placeable = order.filter((p) => !p.alone);
-  let tries = Math.floor(workJobs / Math.max(1, placeable.length));
+  let tries = Math.floor(REPAIR_WORK_JOBS / Math.max(1, placeable.length));
   const gap = input.host.minStartGapMs;
   /** The pins taken so far, and the windows they narrowed, by job id. */
   let pins = new Map<string, number>();

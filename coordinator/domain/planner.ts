@@ -56,7 +56,7 @@ import { gatedJobs } from './plan-chances';
 import { better, climb, noRoom } from './plan-climb';
 import { phasedStarts } from './plan-phases';
 import { type Prepared, compareJobs, prepare, timelineWithRunning } from './plan-prepared';
-import { REPAIR_WORK_JOBS, repairLeftOut } from './plan-repair';
+import { repairLeftOut } from './plan-repair';
 import { searchPlacements } from './plan-search';
 import type { HostPolicy } from './policy';
 
@@ -184,7 +184,7 @@ export function planHost(input: PlanInput): Plan {
  */
 function repaired(order: readonly Prepared[], input: PlanInput, plan: Plan, favoured: ReadonlySet<string>): Plan {
   if (noRoom(plan) === 0) return plan;
-  const found = repairLeftOut(order, input, plan, (o, pinned) => complete(o, input, phasedStarts(o, input, pinned, favoured)), REPAIR_WORK_JOBS);
+  const found = repairLeftOut(order, input, plan, (o, pinned) => complete(o, input, phasedStarts(o, input, pinned, favoured)));
   if (!found) return plan;
   const byId = new Map(order.map((p) => [p.job.id, p]));
   return complete(order, input, new Map(found.slots.map((s) => [byId.get(s.id)!, s.start])));
