@@ -26,6 +26,11 @@ export interface PlanKeeperDeps {
   log: Logger;
   /** Builds a plan view from its input (plan-view.ts buildPlanView, on a worker thread: plan-worker.ts). */
   plan: (input: PlanViewInput) => Promise<PlanView>;
+  /**
+   * The same for `view()` (GetPlan), on a thread of its own, so that an admin's read does not wait behind a
+   * replan of a large host in flight. Default: `plan`.
+   */
+  planView?: (input: PlanViewInput) => Promise<PlanView>;
   /** Default 60 s. */
   replanIntervalMs?: number;
   /** How long after a change the host is replanned, so that a burst of changes costs one plan. Default 1 s. */
@@ -87,7 +92,7 @@ export class PlanKeeper {
 
   /** The host's plan over `horizonMs` from now, from the same input and last slots as the followed plan. */
   view(host: string, horizonMs = DEFAULT_HORIZON_MS): Promise<PlanView> {
-    return this.deps.plan(this.input(host, horizonMs, this.declared(host)));
+    return (this.deps.planView ?? this.deps.plan)(this.input(host, horizonMs, this.declared(host)));
   }
 
   /** `freshLook`: the last plan's slots without the runs it left out, so that leaving them out again costs a plan from scratch. */

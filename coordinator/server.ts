@@ -62,7 +62,16 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
   });
   coordinator.onCommitted(quiesce.onCommitted);
   const planner = new PlanWorker();
-  const plans = new PlanKeeper({ coordinator, registry, hypervisorJobs: options.hypervisorJobs, clock, log, plan: (input) => planner.plan(input) });
+  const viewPlanner = new PlanWorker();
+  const plans = new PlanKeeper({
+    coordinator,
+    registry,
+    hypervisorJobs: options.hypervisorJobs,
+    clock,
+    log,
+    plan: (input) => planner.plan(input),
+    planView: (input) => viewPlanner.plan(input),
+  });
   plans.start();
   const hostLoad = new HostLoadMonitor({ coordinator, collector: new SystemLoadCollector({ clock }), clock, log, host: options.host });
   hostLoad.start();
@@ -114,6 +123,7 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
       for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');
       plans.stop();
       void planner.close();
+      void viewPlanner.close();
       hostLoad.stop();
       scheduler.stop();
       void runner.stop();

@@ -15,7 +15,7 @@ function view(start: number, noRoom: string[] = []): PlanView {
 }
 
 /** A keeper whose planning waits until the test answers each call. */
-function keeper() {
+function keeper(planView?: PlanKeeperDeps['planView']) {
   const calls: { input: PlanViewInput; answer: (v: PlanView) => void; fail: (e: Error) => void }[] = [];
   const handed: PlannedRun[][] = [];
   const logged: string[] = [];
@@ -35,6 +35,7 @@ function keeper() {
     clock: { now: () => Date.now() },
     log: createLogger({ level: 'error', write: (line) => logged.push(line) }),
     plan: (input) => new Promise<PlanView>((answer, fail) => calls.push({ input, answer, fail })),
+    planView,
   });
   return { plans, calls, handed, logged };
 }
@@ -111,6 +112,16 @@ describe('PlanKeeper', () => {
     const fresh = calls.map((c, i) => (c.input.previous && c.input.previous.noRoom === undefined ? i : -1)).filter((i) => i >= 0);
     assert.deepEqual(fresh, [1, 11, 21]);
     assert.deepEqual(calls[2].input.previous?.noRoom, ['vm-1/nightly@x']);
+    plans.stop();
+  });
+
+  it('answers a view on its own planner, without waiting for the replan in flight', async () => {
+    const { plans, calls } = keeper(async (input) => view(input.horizonMs));
+    plans.start();
+    await clock.tickAsync(0);
+    assert.equal(calls.length, 1, 'a replan is in flight');
+    assert.equal((await plans.view(HOST, 7_200_000)).slots[0].start, 7_200_000);
+    assert.equal(calls.length, 1, 'the view went to its own planner');
     plans.stop();
   });
 
