@@ -23,9 +23,16 @@ const THREAD_ENTRY = path.join(__dirname, 'plan-worker-thread.js');
 
 export class PlanWorker {
   private worker: Worker | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
   private readonly waiting = new Map<number, { resolve: (view: PlanView) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private closed = false;
+
+  /**
+   * @param idleMs when set, the thread ends once it has been idle this long (the next call starts another):
+   *   a thread keeps the heap of its largest plan, which an occasional caller (GetPlan) need not hold.
+   */
+  constructor(private readonly idleMs?: number) {}
 
   /**
    * The host's plan view (plan-view.ts buildPlanView), computed on the thread.
@@ -36,6 +43,7 @@ export class PlanWorker {
     const id = this.nextId++;
     return new Promise<PlanView>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
+      clearTimeout(this.idleTimer);
       const worker = this.thread();
       worker.ref();
       worker.postMessage({ id, input } satisfies PlanRequest);
@@ -45,6 +53,7 @@ export class PlanWorker {
   /** Ends the thread; calls still waiting fail. */
   async close(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.idleTimer);
     const worker = this.worker;
     this.worker = undefined;
     this.failAll(new Error('the planning thread was closed'));
@@ -59,7 +68,10 @@ export class PlanWorker {
       if (!call) return;
       this.waiting.delete(reply.id);
       // An idle thread must not keep the process alive.
-      if (this.waiting.size === 0) worker.unref();
+      if (this.waiting.size === 0) {
+        worker.unref();
+        if (this.idleMs !== undefined) this.idleTimer = setTimeout(() => this.retire(worker), this.idleMs).unref();
+      }
       if ('view' in reply) call.resolve(reply.view);
       else if (reply.error.field !== undefined) call.reject(new InvalidArgumentError(reply.error.field, reply.error.problem ?? ''));
       else call.reject(new Error(reply.error.message));
@@ -73,6 +85,13 @@ export class PlanWorker {
     worker.on('exit', (code) => lost(`exited with code ${code}`));
     this.worker = worker;
     return worker;
+  }
+
+  /** Ends an idle thread; its heap goes with it. */
+  private retire(worker: Worker): void {
+    if (this.worker !== worker || this.waiting.size > 0) return;
+    this.worker = undefined;
+    void worker.terminate();
   }
 
   private failAll(e: Error): void {

@@ -62,7 +62,8 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
   });
   coordinator.onCommitted(quiesce.onCommitted);
   const planner = new PlanWorker();
-  const viewPlanner = new PlanWorker();
+  // GetPlan is occasional: its thread ends after 10 s idle rather than keep a large plan's heap.
+  const viewPlanner = new PlanWorker(10_000);
   const plans = new PlanKeeper({
     coordinator,
     registry,

@@ -63,6 +63,22 @@ describe('PlanWorker (a real worker thread)', () => {
     assert.deepEqual(await worker.plan(input()), buildPlanView(input()));
   });
 
+  it('ends its thread once idle for idleMs, and plans on a new one at the next call', async () => {
+    const idle = new PlanWorker(50);
+    try {
+      const thread = () => (idle as unknown as { worker?: object }).worker;
+      await idle.plan(input());
+      const first = thread();
+      assert.ok(first);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(thread(), undefined, 'the idle thread was not ended');
+      assert.deepEqual(await idle.plan(input()), buildPlanView(input()));
+      assert.notEqual(thread(), first);
+    } finally {
+      await idle.close();
+    }
+  });
+
   it('refuses calls once closed, and fails those still waiting', async () => {
     const waiting = assert.rejects(worker.plan(input()), /closed/);
     await worker.close();
