@@ -4,13 +4,13 @@
  */
 import * as fs from 'node:fs';
 import * as YAML from 'yaml';
-import { DEFAULT_KILL_GRACE_MS } from '../common/child-process';
-import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress, TlsFiles } from '../common/connection';
-import { DURATION_SYNTAX, parseDuration } from '../common/duration';
-import { ENFORCEMENT_MODES, EnforcementMode } from '../common/budget/enforcer';
-import { MAX_SOCKET_PATH_BYTES } from './control-socket';
+import { DEFAULT_KILL_GRACE_MS } from '../common/backup-run/child-process';
+import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress, TlsFiles } from '../common/client/connection';
+import { DURATION_SYNTAX, parseDuration } from '../common/util/duration';
+import { ENFORCEMENT_MODES, EnforcementMode } from '../common/backup-run/budget/enforcer';
+import { MAX_SOCKET_PATH_BYTES } from './freeze/control-socket';
 import { ConfigError } from './errors';
-import { parseSchedule } from './scheduler';
+import { parseSchedule } from './jobs/scheduler';
 
 export const DEFAULT_CONFIG_PATH = '/etc/headroom/agent.yaml';
 

@@ -4,22 +4,22 @@
  */
 import * as os from 'node:os';
 import type { v1 } from '../proto';
-import { Clock, systemClock } from '../common/clock';
-import { clientCredentials, Clients, connect } from '../common/connection';
-import { formatDuration } from '../common/duration';
-import type { Logger } from '../common/log';
-import { BackupUsage } from '../common/budget/backup-usage';
-import { detectEnforcement } from '../common/budget/detect';
-import { EnforcementUnavailableError } from '../common/budget/enforcer';
+import { Clock, systemClock } from '../common/util/clock';
+import { clientCredentials, Clients, connect } from '../common/client/connection';
+import { formatDuration } from '../common/util/duration';
+import type { Logger } from '../common/util/log';
+import { BackupUsage } from '../common/backup-run/budget/backup-usage';
+import { detectEnforcement } from '../common/backup-run/budget/detect';
+import { EnforcementUnavailableError } from '../common/backup-run/budget/enforcer';
 import type { AgentConfig } from './config';
-import { startControlEndpoint } from './control-endpoint';
-import { FreezeState } from './freeze-state';
+import { startControlEndpoint } from './freeze/control-endpoint';
+import { FreezeState } from './freeze/freeze-state';
 import { IdentitySources, resolveVmIdentity } from './identity';
-import { JobRunner } from './job-runner';
-import { LoadCollector, SystemLoadCollector } from '../common/load-collector';
+import { JobRunner } from './jobs/job-runner';
+import { LoadCollector, SystemLoadCollector } from '../common/backup-run/load-collector';
 import { createQuiescer } from './quiesce/configured-hooks';
 import { autoThawReporter, quiesceCommand, thawReport } from './quiesce/quiesce-commands';
-import { JobScheduler } from './scheduler';
+import { JobScheduler } from './jobs/scheduler';
 import { AgentSession } from './session';
 import { AGENT_VERSION } from './version';
 

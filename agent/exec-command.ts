@@ -5,15 +5,15 @@
  * could not or may not run. With no session, it gets no budget changes while the command runs.
  */
 import * as fs from 'node:fs';
-import { DEFAULT_KILL_GRACE_MS } from '../common/child-process';
-import { systemClock, Clock } from '../common/clock';
-import { clientCredentials, connect, DEFAULT_ADDRESS, parseAddress, TlsFiles } from '../common/connection';
-import { DURATION_SYNTAX, formatDuration, parseDuration } from '../common/duration';
-import { EXIT_TEMPFAIL, GuardedRunHooks, runGuarded, StopReason } from '../common/guarded-run';
-import type { Logger } from '../common/log';
-import { detectEnforcement } from '../common/budget/detect';
-import { EnforcementUnavailableError } from '../common/budget/enforcer';
-import { budgetFromWire, describeBudgetState, RunBudget } from '../common/budget/run-budget';
+import { DEFAULT_KILL_GRACE_MS } from '../common/backup-run/child-process';
+import { systemClock, Clock } from '../common/util/clock';
+import { clientCredentials, connect, DEFAULT_ADDRESS, parseAddress, TlsFiles } from '../common/client/connection';
+import { DURATION_SYNTAX, formatDuration, parseDuration } from '../common/util/duration';
+import { EXIT_TEMPFAIL, GuardedRunHooks, runGuarded, StopReason } from '../common/backup-run/guarded-run';
+import type { Logger } from '../common/util/log';
+import { detectEnforcement } from '../common/backup-run/budget/detect';
+import { EnforcementUnavailableError } from '../common/backup-run/budget/enforcer';
+import { budgetFromWire, describeBudgetState, RunBudget } from '../common/backup-run/budget/run-budget';
 import { AgentConfig, BudgetSettings, DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
 import { ConfigError, UsageError } from './errors';
 import { resolveVmIdentity } from './identity';

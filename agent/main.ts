@@ -5,16 +5,16 @@
  * and help. Turns typed errors into sysexits codes: 64 usage, 78 configuration, 75 for "try later".
  */
 import * as path from 'node:path';
-import { createLogger, Logger } from '../common/log';
-import { formatDuration } from '../common/duration';
-import { EXIT_CONFIG, EXIT_USAGE } from '../common/guarded-run';
+import { createLogger, Logger } from '../common/util/log';
+import { formatDuration } from '../common/util/duration';
+import { EXIT_CONFIG, EXIT_USAGE } from '../common/backup-run/guarded-run';
 import { DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
 import { startDaemon } from './daemon';
 import { parse } from './cli-args';
 import { ConfigError, UsageError } from './errors';
-import { FREEZE_NOTICE_HELP, INSTALL_HOOK_HELP, freezeNoticeCommand, installHookCommand } from './fsfreeze-cli';
+import { FREEZE_NOTICE_HELP, INSTALL_HOOK_HELP, freezeNoticeCommand, installHookCommand } from './freeze/fsfreeze-cli';
 import { planExec, runExec } from './exec-command';
-import { nextOccurrence } from './scheduler';
+import { nextOccurrence } from './jobs/scheduler';
 import { AGENT_VERSION } from './version';
 
 const HELP = `headroom-agent ${AGENT_VERSION}: the Headroom in-guest agent

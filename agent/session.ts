@@ -7,10 +7,10 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../proto';
-import { Backoff, BackoffOptions } from '../common/backoff';
-import type { AgentClient } from '../common/connection';
-import type { Logger } from '../common/log';
-import type { LoadCollector } from '../common/load-collector';
+import { Backoff, BackoffOptions } from '../common/util/backoff';
+import type { AgentClient } from '../common/client/connection';
+import type { Logger } from '../common/util/log';
+import type { LoadCollector } from '../common/backup-run/load-collector';
 
 /** Until the coordinator says otherwise. */
 export const DEFAULT_REPORT_INTERVAL_MS = 10_000;

@@ -13,8 +13,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, connect, unary } from '../common/connection';
-import { parseDuration } from '../common/duration';
+import { type Clients, connect, unary } from '../common/client/connection';
+import { parseDuration } from '../common/util/duration';
 import { AGENT_MAIN, DIST, startCoordinator, tempDir } from '../test/helpers/coordinator-process';
 import { ProcessSampler, ensureDirFor, evictFromPageCache } from './proc-stats';
 

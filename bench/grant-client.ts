@@ -3,7 +3,7 @@
  * Shared by bench:grant's and bench:load's client processes.
  */
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, UNARY_DEADLINE_MS, deadlineIn } from '../common/connection';
+import { type Clients, UNARY_DEADLINE_MS, deadlineIn } from '../common/client/connection';
 import type { v1 } from '../proto';
 
 /** DENIED, or a stream that ended without an answer. */

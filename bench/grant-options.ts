@@ -3,7 +3,7 @@
  * problem is collected before failing.
  */
 import * as os from 'node:os';
-import { DURATION_SYNTAX, parseDuration } from '../common/duration';
+import { DURATION_SYNTAX, parseDuration } from '../common/util/duration';
 
 export interface GrantBenchOptions {
   /** Simulated clients, each with its own gRPC channel and TCP connection. Default 1000. */

@@ -6,7 +6,7 @@
  */
 import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, connect, deadlineIn, unary } from '../common/connection';
+import { type Clients, connect, deadlineIn, unary } from '../common/client/connection';
 import { acquireToken, describeError } from './grant-client';
 import type { ClientSpec, DriverMessage, GcPauses, PhaseSpec, WorkerMessage, WorkerPhaseResult } from './grant-protocol';
 

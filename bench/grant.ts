@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, connect, unary } from '../common/connection';
+import { type Clients, connect, unary } from '../common/client/connection';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../test/helpers/coordinator-process';
 import type { ProbeWindow } from './coordinator-probe';
 import { summariseProfile } from './cpu-profile';

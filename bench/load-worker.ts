@@ -5,7 +5,7 @@
  * it runs token churn at a fixed rate, open loop: acquire, renew, release by an idle agent of its own.
  */
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, connect, unary } from '../common/connection';
+import { type Clients, connect, unary } from '../common/client/connection';
 import type { v1 } from '../proto';
 import { acquireToken, describeError } from './grant-client';
 import type { AgentSpec, ChurnSpec, LoadDriverMessage, LoadWorkerMessage, LoadWorkerResult } from './load-protocol';

@@ -7,7 +7,7 @@
  * Takes the coordinator's command line (only --listen matters) and prints "listening on HOST:PORT" like it.
  */
 import * as grpc from '@grpc/grpc-js';
-import { SERVER_OPTIONS } from '../common/connection';
+import { SERVER_OPTIONS } from '../common/client/connection';
 import { headroomV1 } from '../proto';
 import type * as v1 from '../proto/generated/headroom/v1';
 

@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { connect, unary } from '../common/connection';
+import { connect, unary } from '../common/client/connection';
 import { AGENT_MAIN, startCoordinator } from '../test/helpers/coordinator-process';
 import type { PenaltyOptions } from './penalty';
 

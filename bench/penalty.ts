@@ -16,7 +16,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseDuration } from '../common/duration';
+import { parseDuration } from '../common/util/duration';
 import { tempDir } from '../test/helpers/coordinator-process';
 import { type LatencySummary, OpenLoopLoad, summarise } from './penalty-load';
 import { ensureDirFor, evictFromPageCache, machineCpuMs } from './proc-stats';

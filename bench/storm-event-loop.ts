@@ -6,11 +6,11 @@
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { DeclaredJob, PlanViewInput } from '../coordinator/plan-view';
-import { buildPlanView } from '../coordinator/plan-view';
-import { PlanWorker } from '../coordinator/plan-worker';
+import type { DeclaredJob, PlanViewInput } from '../coordinator/planning/plan-view';
+import { buildPlanView } from '../coordinator/planning/plan-view';
+import { PlanWorker } from '../coordinator/planning/plan-worker';
 import { DEFAULT_POLICY } from '../coordinator/domain/policy';
-import type { PlanHost } from '../coordinator/domain/planner';
+import type { PlanHost } from '../coordinator/planner/planner';
 import type { ScenarioJob } from './storm-scenario';
 
 export interface LoopStall {

@@ -6,12 +6,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import YAML from 'yaml';
-import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress } from '../common/connection';
-import { DURATION_SYNTAX, parseDuration } from '../common/duration';
+import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress } from '../common/client/connection';
+import { DURATION_SYNTAX, parseDuration } from '../common/util/duration';
 import { isValidName } from './domain/lease';
 import { DEFAULT_POLICY, type HostPolicy, LIMITS, checkPolicy } from './domain/policy';
-import { type HypervisorJob, compileHypervisorJobs } from './hypervisor-schedule';
-import type { Durability } from './sqlite-store';
+import { type HypervisorJob, compileHypervisorJobs } from './hypervisor-jobs/hypervisor-schedule';
+import type { Durability } from './store/sqlite-store';
 
 export interface CoordinatorOptions {
   /** Address to serve on. Default 127.0.0.1:7400. */

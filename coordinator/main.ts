@@ -3,7 +3,7 @@
  * `headroom-coordinator`: the host service. Parses flags (on top of an optional YAML config file), starts
  * the server and stops it cleanly on SIGTERM/SIGINT.
  */
-import { createLogger } from '../common/log';
+import { createLogger } from '../common/util/log';
 import { ConfigError, compileCoordinatorOptions, loadConfigFile } from './config';
 import { startServer } from './server';
 import { version } from '../package.json';

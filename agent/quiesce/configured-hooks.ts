@@ -6,7 +6,7 @@
  *   4. fsfreeze, per mount point in the configured order — last, since after it nothing on those
  *      filesystems can be written.
  */
-import type { Logger } from '../../common/log';
+import type { Logger } from '../../common/util/log';
 import type { QuiesceSettings } from '../config';
 import { fsfreezeHook } from './fsfreeze-hook';
 import type { HookList, QuiesceHook } from './hook';

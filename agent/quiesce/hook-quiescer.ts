@@ -5,8 +5,8 @@
  * short a freeze still in progress. Time comes from a Clock and the global timers, so tests drive it with
  * fake timers; the hooks are the adapters (./hooks-directory.ts, ./fsfreeze-hook.ts, ...).
  */
-import { Clock, systemClock } from '../../common/clock';
-import type { Logger } from '../../common/log';
+import { Clock, systemClock } from '../../common/util/clock';
+import type { Logger } from '../../common/util/log';
 import type { FrozenHook, HookList, QuiesceHook } from './hook';
 import { AutoThawListener, FreezeResult, HookOutcome, Quiescer, ThawResult, UnknownFreezeError } from './quiescer';
 

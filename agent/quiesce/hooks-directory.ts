@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Logger } from '../../common/log';
+import type { Logger } from '../../common/util/log';
 import type { FrozenHook, QuiesceHook } from './hook';
 import { describeExit, ProcessRunner } from './process-runner';
 

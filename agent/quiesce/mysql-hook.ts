@@ -4,7 +4,7 @@
  * kill the client, the server drops the lock with the connection, so nothing stays held.
  */
 import type { MysqlQuiesce } from '../config';
-import { checkExecutable } from '../../common/find-executable';
+import { checkExecutable } from '../../common/util/find-executable';
 import type { FrozenHook, QuiesceHook } from './hook';
 import { clientEnv, ProcessRunner } from './process-runner';
 

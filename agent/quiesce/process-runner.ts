@@ -6,7 +6,7 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
-import { checkExecutable } from '../../common/find-executable';
+import { checkExecutable } from '../../common/util/find-executable';
 
 /** How much of a command's output a report keeps: its last characters, where the error usually is. */
 export const OUTPUT_LIMIT = 2_000;

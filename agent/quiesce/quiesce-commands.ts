@@ -4,7 +4,7 @@
  * report of an auto-thaw. The freeze's bound is the Quiescer's own timer, untouched by the session: a lost
  * connection never keeps a guest frozen.
  */
-import type { Logger } from '../../common/log';
+import type { Logger } from '../../common/util/log';
 import type { v1 } from '../../proto';
 import type { CommandResult } from '../session';
 import type { AutoThawListener, HookOutcome, Quiescer, ThawResult } from './quiescer';

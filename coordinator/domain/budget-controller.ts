@@ -22,7 +22,7 @@
  *   time plus one report interval, and is ended at the last report before its bound.
  * Each signal (CPU, I/O) has its own thresholds (0 = off); the most restrictive one wins.
  */
-import { formatDuration } from '../../common/duration';
+import { formatDuration } from '../../common/util/duration';
 import type { Budget, Lease } from './lease';
 import type { HostPolicy } from './policy';
 

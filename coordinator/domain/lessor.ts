@@ -3,7 +3,7 @@
  * I/O: each operation reads the Clock, changes the in-memory state and returns the events it caused,
  * which the caller must commit to the store before answering anyone.
  */
-import type { Clock } from '../../common/clock';
+import type { Clock } from '../../common/util/clock';
 import { compareWaiting, selectGrants } from './admission';
 import {
   HostNotFoundError,

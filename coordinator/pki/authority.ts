@@ -4,7 +4,7 @@
  * in memory so that every call can be checked without I/O, and tells listeners (the auth interceptor) of
  * each revocation so they can close that certificate's open streams.
  */
-import type { Logger } from '../../common/log';
+import type { Logger } from '../../common/util/log';
 import {
   DEFAULT_TOKEN_TTL_MS,
   MAX_TOKEN_TTL_MS,

@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { KEY_ALGORITHM, type KeyPair, type CryptoKey, generateKeyPair, importPrivateKeyPem, privateKeyPem, x509 } from '../../common/pki/x509';
 import { InvalidArgumentError } from '../domain/errors';
 import { type Identity, identityUri } from './identity';
-import { writeFileAtomic } from '../../common/atomic-file';
+import { writeFileAtomic } from '../../common/util/atomic-file';
 import { PUBLIC_MODE, SECRET_MODE, ensurePrivateDir } from '../../common/pki/secret-files';
 import { pkiFiles } from './state-dir';
 

@@ -5,13 +5,13 @@
  * they can be listed and revoked like enrolled ones. Keys are written 0600 and never printed.
  */
 import * as fs from 'node:fs';
-import type { Logger } from '../../common/log';
+import type { Logger } from '../../common/util/log';
 import { generateKeyPair, privateKeyPem } from '../../common/pki/x509';
 import { Authority } from './authority';
 import { CertificateAuthority } from './certificate-authority';
 import { type Identity, checkIdentity } from './identity';
 import { PkiStore } from './pki-store';
-import { writeFileAtomic } from '../../common/atomic-file';
+import { writeFileAtomic } from '../../common/util/atomic-file';
 import { PUBLIC_MODE, SECRET_MODE } from '../../common/pki/secret-files';
 import { pkiFiles } from './state-dir';
 

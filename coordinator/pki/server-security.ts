@@ -9,10 +9,10 @@
  */
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { isLoopbackHost, parseAddress } from '../../common/connection';
-import type { Logger } from '../../common/log';
+import { isLoopbackHost, parseAddress } from '../../common/client/connection';
+import type { Logger } from '../../common/util/log';
 import type { CoordinatorOptions } from '../config';
-import { authInterceptor } from './auth-interceptor';
+import { authInterceptor } from '../rpc/auth-interceptor';
 import type { MessageContext } from './authorizer';
 import { Authority } from './authority';
 import { ClientCheckingServerCredentials } from './server-credentials';

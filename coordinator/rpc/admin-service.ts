@@ -4,12 +4,12 @@
  * snapshot-service.ts's.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { Logger } from '../../common/log';
-import type { AgentRegistry } from '../agent-registry';
-import type { Coordinator } from '../coordinator';
-import type { PlanKeeper } from '../plan-keeper';
-import { DEFAULT_HORIZON_MS } from '../plan-view';
-import type { HistoryRecord } from '../store';
+import type { Logger } from '../../common/util/log';
+import type { AgentRegistry } from '../service/agent-registry';
+import type { Coordinator } from '../service/coordinator';
+import type { PlanKeeper } from '../planning/plan-keeper';
+import { DEFAULT_HORIZON_MS } from '../planning/plan-view';
+import type { HistoryRecord } from '../store/store';
 import { HostNotFoundError } from '../domain/errors';
 import { resourceExhausted } from './call-guard';
 import { type SnapshotServiceOptions, snapshotService } from './snapshot-service';

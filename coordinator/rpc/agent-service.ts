@@ -4,16 +4,16 @@
  * budget reports and command acks, and pushes commands through the agent registry.
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { Clock } from '../../common/clock';
-import type { Logger } from '../../common/log';
-import type { AgentRegistry, AgentSession } from '../agent-registry';
-import type { Coordinator } from '../coordinator';
-import type { PlanKeeper } from '../plan-keeper';
-import type { QuiesceBroker } from '../quiesce-broker';
+import type { Clock } from '../../common/util/clock';
+import type { Logger } from '../../common/util/log';
+import type { AgentRegistry, AgentSession } from '../service/agent-registry';
+import type { Coordinator } from '../service/coordinator';
+import type { PlanKeeper } from '../planning/plan-keeper';
+import type { QuiesceBroker } from '../service/quiesce-broker';
 import { foreground } from '../domain/budget-controller';
 import { InvalidArgumentError } from '../domain/errors';
 import { completePolicy } from '../domain/policy';
-import { DEFAULT_FREEZE_HOLD_MS, MAX_FREEZE_HOLD_MS } from '../../common/freeze-hold';
+import { DEFAULT_FREEZE_HOLD_MS, MAX_FREEZE_HOLD_MS } from '../../common/domain/freeze-hold';
 import { resourceExhausted } from './call-guard';
 import { HELLO_TIMEOUT_MS, MAX_SESSION_BACKLOG } from './limits';
 import { toServiceError } from './status';

@@ -4,7 +4,7 @@
  * (else RESOURCE_EXHAUSTED). A server interceptor plus a wrapper for the services' deserializers.
  */
 import * as grpc from '@grpc/grpc-js';
-import type { Logger } from '../../common/log';
+import type { Logger } from '../../common/util/log';
 import { InvalidArgumentError } from '../domain/errors';
 import { MAX_CONCURRENT_CALLS, MAX_STREAMS_PER_CONNECTION } from './limits';
 import { toServiceError } from './status';

@@ -3,7 +3,7 @@
  * Who may call what is decided by the auth interceptor (Enroll is open, the rest needs the admin role).
  */
 import type { sendUnaryData } from '@grpc/grpc-js';
-import type { Logger } from '../../common/log';
+import type { Logger } from '../../common/util/log';
 import type * as v1 from '../../proto/generated/headroom/v1';
 import { InvalidArgumentError } from '../domain/errors';
 import type { Authority } from '../pki/authority';

@@ -5,16 +5,16 @@
  * AdminService call (pki/authorizer.ts).
  */
 import type * as grpc from '@grpc/grpc-js';
-import type { Logger } from '../../common/log';
-import type { BackupRunner } from '../backup-runner';
-import { CatalogError } from '../catalog/chain-rules';
-import { findBackup, listBackups, pruneBackups, verificationPlan, verifyBackups } from '../catalog/catalog-view';
-import { ManifestStore, checkName } from '../catalog/manifest-store';
+import type { Logger } from '../../common/util/log';
+import type { BackupRunner } from '../hypervisor-jobs/backup-runner';
+import { CatalogError } from '../../host-backup/catalog/chain-rules';
+import { findBackup, listBackups, pruneBackups, verificationPlan, verifyBackups } from '../../host-backup/catalog/catalog-view';
+import { ManifestStore, checkName } from '../../host-backup/catalog/manifest-store';
 import { BackupCatalogUnavailableError, BackupNotFoundError, InvalidArgumentError } from '../domain/errors';
 import { resourceExhausted } from './call-guard';
 import { toServiceError } from './status';
 import * as validate from './validate';
-import * as wire from './snapshot-wire';
+import * as wire from '../../host-backup/catalog/snapshot-wire';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
 /** Verifications at once: each reads whole files, and the host's disks are what backups must not swamp. */

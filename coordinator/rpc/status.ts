@@ -3,7 +3,7 @@
  * and are logged: raw exception text never reaches a client.
  */
 import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import type { Logger } from '../../common/log';
+import type { Logger } from '../../common/util/log';
 import {
   BackupCatalogUnavailableError,
   BackupNotFoundError,

@@ -2,11 +2,11 @@
  * TokenService: acquire (a server stream of QUEUED updates, then GRANTED or DENIED), renew and release;
  * quiesce and thaw the guest of a HYPERVISOR token (../quiesce-broker.ts).
  */
-import type { Logger } from '../../common/log';
-import type { Coordinator } from '../coordinator';
+import type { Logger } from '../../common/util/log';
+import type { Coordinator } from '../service/coordinator';
 import { NotQuiescableError } from '../domain/errors';
 import type { Lease } from '../domain/lease';
-import type { QuiesceBroker } from '../quiesce-broker';
+import type { QuiesceBroker } from '../service/quiesce-broker';
 import { toServiceError } from './status';
 import * as validate from './validate';
 import * as wire from './wire';

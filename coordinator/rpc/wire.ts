@@ -4,8 +4,8 @@
 import type { Lease } from '../domain/lease';
 import type { HostView } from '../domain/lessor';
 import { type HostPolicy, completePolicy } from '../domain/policy';
-import type { PlanView } from '../plan-view';
-import type { HistoryRecord } from '../store';
+import type { PlanView } from '../planning/plan-view';
+import type { HistoryRecord } from '../store/store';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
 export function token(l: Lease): v1.Token {

@@ -11,8 +11,8 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { connect } from '../../common/connection';
-import { parseDuration } from '../../common/duration';
+import { connect } from '../../common/client/connection';
+import { parseDuration } from '../../common/util/duration';
 import type { v1 } from '../../proto';
 import { AGENT_MAIN, CTL_MAIN, startCoordinator, tempDir } from '../../test/helpers/coordinator-process';
 import { type Interval, countOverlaps, renderTimeline } from './timeline';
@@ -188,8 +188,8 @@ async function main(): Promise<void> {
   if (keep) {
     process.stdout.write(
       `\n--keep: the coordinator stays up on ${coordinator.address}. Try:\n` +
-        `  node dist/coordinator/ctl/main.js --coordinator ${coordinator.address} status\n` +
-        `  node dist/coordinator/ctl/main.js --coordinator ${coordinator.address} history --limit 20\n` +
+        `  node dist/ctl/main.js --coordinator ${coordinator.address} status\n` +
+        `  node dist/ctl/main.js --coordinator ${coordinator.address} history --limit 20\n` +
         `Press Ctrl-C to stop.\n`,
     );
     clients.close();

@@ -3,7 +3,7 @@
  * into the clients' records or the store's history, is reported.
  */
 import { strict as assert } from 'node:assert';
-import type { HistoryRecord, HistoryType } from '../../coordinator/store';
+import type { HistoryRecord, HistoryType } from '../../coordinator/store/store';
 import { type CycleRecord, type GrantRecord, type ViolationKind, checkHistory } from './history-checker';
 
 let seq = 0;

@@ -18,7 +18,7 @@
  * was not active.
  */
 import type { TokenKind } from '../../coordinator/domain/lease';
-import type { HistoryRecord } from '../../coordinator/store';
+import type { HistoryRecord } from '../../coordinator/store/store';
 
 /** How a holder's release went. */
 export type ReleaseResult =

@@ -3,7 +3,7 @@
  * /proc/<pid>/stat, independently of the agent's own counters.
  */
 import * as fs from 'node:fs';
-import { groupMembers, parseProcStat } from '../../common/budget/process-usage';
+import { groupMembers, parseProcStat } from '../../common/backup-run/budget/process-usage';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 export const DIST = path.resolve(__dirname, '..', '..');
 export const COORDINATOR_MAIN = path.join(DIST, 'coordinator', 'main.js');
 export const AGENT_MAIN = path.join(DIST, 'agent', 'main.js');
-export const CTL_MAIN = path.join(DIST, 'coordinator', 'ctl', 'main.js');
+export const CTL_MAIN = path.join(DIST, 'ctl', 'main.js');
 
 export interface CoordinatorOptions {
   dbPath?: string;

@@ -1,6 +1,6 @@
 /** A fake agent for integration tests against a real coordinator. */
 import * as grpc from '@grpc/grpc-js';
-import type { Clients } from '../../common/connection';
+import type { Clients } from '../../common/client/connection';
 import type { v1 } from '../../proto';
 import { waitFor } from './wait';
 

@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, connect, unary } from '../../common/connection';
+import { type Clients, connect, unary } from '../../common/client/connection';
 import type { v1 } from '../../proto';
 
 export function connectPlain(address: string): Clients {

@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { unary, type Clients } from '../../common/connection';
+import { unary, type Clients } from '../../common/client/connection';
 import { CTL_MAIN, type RunningCoordinator, startCoordinator, tempDir } from '../helpers/coordinator-process';
 import { connectPlain } from '../helpers/token-client';
 import { startAgent } from './agent/processes';

@@ -6,7 +6,7 @@ import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../../../proto';
-import { AdminClient, connect, unary } from '../../../common/connection';
+import { AdminClient, connect, unary } from '../../../common/client/connection';
 import { RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { AgentProcess, pidAlive, readPids, startAgent, treeJobConfig, waitFor, writeConfig } from './processes';
 

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { connect, unary } from '../../../common/connection';
+import { connect, unary } from '../../../common/client/connection';
 import type { v1 } from '../../../proto';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { cpuPercentOver } from '../../helpers/budget-measure';

@@ -6,7 +6,7 @@ import { strict as assert } from 'node:assert';
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { processGroupAlive, RunningChild, spawnChild } from '../../../common/child-process';
+import { processGroupAlive, RunningChild, spawnChild } from '../../../common/backup-run/child-process';
 import { tempDir } from '../../helpers/coordinator-process';
 import { pidAlive, readPids, treeCommand, waitFor } from './processes';
 

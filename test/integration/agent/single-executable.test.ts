@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../../../proto';
-import { connect, unary } from '../../../common/connection';
+import { connect, unary } from '../../../common/client/connection';
 import { RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { AGENT_SEA, AgentProcess, startAgent, waitFor } from './processes';
 

@@ -3,7 +3,7 @@
  * `node spawning-parent.js KILL_GRACE_MS -- COMMAND [ARG...]`. Prints the command's pid, then the
  * watchdog's, one per line, once the watchdog has reported it.
  */
-import { spawnChild } from '../../../common/child-process';
+import { spawnChild } from '../../../common/backup-run/child-process';
 
 const [grace, dashes, ...argv] = process.argv.slice(2);
 if (dashes !== '--' || argv.length === 0) throw new Error('usage: spawning-parent KILL_GRACE_MS -- COMMAND [ARG...]');

@@ -5,7 +5,7 @@
  */
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, unary } from '../../../common/connection';
+import { type Clients, unary } from '../../../common/client/connection';
 import type { v1 } from '../../../proto';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import { FakeAgent } from '../../helpers/fake-agent';

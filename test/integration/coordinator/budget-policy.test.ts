@@ -5,7 +5,7 @@
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import Database from 'better-sqlite3';
-import { type Clients, unary } from '../../../common/connection';
+import { type Clients, unary } from '../../../common/client/connection';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import { connectPlain, statusOf } from '../../helpers/token-client';
 import { runCtl } from '../ctl/ctl-process';

@@ -6,7 +6,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Clients } from '../../../common/connection';
+import type { Clients } from '../../../common/client/connection';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { acquire, connectPlain, grant, release, renew } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';

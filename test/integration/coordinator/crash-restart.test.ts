@@ -6,7 +6,7 @@
 import { strict as assert } from 'node:assert';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
-import { unary, type Clients } from '../../../common/connection';
+import { unary, type Clients } from '../../../common/client/connection';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import { acquire, connectPlain, grant, release, renew, statusOf } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';

@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import * as grpc from '@grpc/grpc-js';
-import type { Clients } from '../../../common/connection';
+import type { Clients } from '../../../common/client/connection';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { acquire, connectPlain, grant, release, renew, statusOf } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';

@@ -8,7 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type Clients, unary } from '../../../common/connection';
+import { type Clients, unary } from '../../../common/client/connection';
 import { FakeAgent } from '../../helpers/fake-agent';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { acquire, connectPlain, release } from '../../helpers/token-client';

@@ -1,12 +1,12 @@
 /**
- * Runs the real headroomctl (dist/coordinator/ctl/main.js) as a child process for integration tests, and
+ * Runs the real headroomctl (dist/ctl/main.js) as a child process for integration tests, and
  * takes tokens with a plain TokenService client the way an agent would. Every process started here is
  * tracked so that `killAll()` in afterEach leaves nothing behind.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, connect, unary } from '../../../common/connection';
+import { type Clients, connect, unary } from '../../../common/client/connection';
 import { CTL_MAIN } from '../../helpers/coordinator-process';
 import type { AcquireUpdate__Output, Token__Output } from '../../../proto/generated/headroom/v1';
 

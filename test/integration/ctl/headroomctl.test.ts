@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Clients } from '../../../common/connection';
+import type { Clients } from '../../../common/client/connection';
 import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import type { Token__Output } from '../../../proto/generated/headroom/v1';

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Clients } from '../../../common/connection';
+import type { Clients } from '../../../common/client/connection';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { acquire, killAll, release, runCtl, spawnCtl, testClients } from './ctl-process';
 

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, unary } from '../../../common/connection';
+import { type Clients, unary } from '../../../common/client/connection';
 import type { v1 } from '../../../proto';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { connectPlain } from '../../helpers/token-client';

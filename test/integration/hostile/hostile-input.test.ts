@@ -7,10 +7,10 @@
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
-import { MAX_MESSAGE_BYTES, unary } from '../../../common/connection';
+import { MAX_MESSAGE_BYTES, unary } from '../../../common/client/connection';
 import { HELLO_TIMEOUT_MS, MAX_CONCURRENT_CALLS, MAX_STREAMS_PER_CONNECTION, MAX_WATCH_BACKLOG } from '../../../coordinator/rpc/limits';
 import { rssBytes } from '../../../bench/proc-stats';
-import type { Clients } from '../../../common/connection';
+import type { Clients } from '../../../common/client/connection';
 import type { v1 } from '../../../proto';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import { connectPlain, grant, release } from '../../helpers/token-client';

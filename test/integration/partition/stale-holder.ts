@@ -7,7 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import { connect, unary } from '../../../common/connection';
+import { connect, unary } from '../../../common/client/connection';
 
 async function statusOf(call: Promise<unknown>): Promise<{ code: number; details: string }> {
   try {

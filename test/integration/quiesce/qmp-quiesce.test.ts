@@ -5,13 +5,13 @@
  * manifest and in the release.
  */
 import { strict as assert } from 'node:assert';
-import type { Clients } from '../../../common/connection';
-import { unary } from '../../../common/connection';
+import type { Clients } from '../../../common/client/connection';
+import { unary } from '../../../common/client/connection';
 import type { v1 } from '../../../proto';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import type { AgentProcess } from '../agent/processes';
 import { killAll, runCtl, testClients } from '../ctl/ctl-process';
-import { useFixture } from '../hypervisor/fixture';
+import { useFixture } from '../host-backup/fixture';
 import { hookSet, startQuiesceAgent } from './quiesce-fixture';
 
 describe('host-backup --driver qmp --quiesce', function () {

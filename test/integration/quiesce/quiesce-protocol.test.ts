@@ -6,8 +6,8 @@
  */
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
-import type { Clients } from '../../../common/connection';
-import { unary } from '../../../common/connection';
+import type { Clients } from '../../../common/client/connection';
+import { unary } from '../../../common/client/connection';
 import type { v1 } from '../../../proto';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import { statusOf } from '../../helpers/token-client';

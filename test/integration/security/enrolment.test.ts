@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, connect, unary } from '../../../common/connection';
+import { type Clients, connect, unary } from '../../../common/client/connection';
 import { AGENT_MAIN, type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { waitFor } from '../../helpers/wait';
 import { type AgentProcess, startAgent } from '../agent/processes';

@@ -7,7 +7,7 @@
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, unary } from '../../../common/connection';
+import { type Clients, unary } from '../../../common/client/connection';
 import { initPki } from '../../../coordinator/pki/init';
 import type { v1 } from '../../../proto';
 import { acquire, grant, release, renew, statusOf } from '../../helpers/token-client';

@@ -6,8 +6,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, connect, unary } from '../../../common/connection';
-import { createLogger } from '../../../common/log';
+import { type Clients, connect, unary } from '../../../common/client/connection';
+import { createLogger } from '../../../common/util/log';
 import { enroll } from '../../../agent/enroll';
 import { initPki } from '../../../coordinator/pki/init';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';

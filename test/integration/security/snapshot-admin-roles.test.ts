@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { type Clients, connect, unary } from '../../../common/connection';
+import { type Clients, connect, unary } from '../../../common/client/connection';
 import { initPki } from '../../../coordinator/pki/init';
 import type { BackupRun__Output } from '../../../proto/generated/headroom/v1';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';

@@ -6,7 +6,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type Clients, unary } from '../../../common/connection';
+import { type Clients, unary } from '../../../common/client/connection';
 import type { v1 } from '../../../proto';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { connectPlain, grant, release } from '../../helpers/token-client';

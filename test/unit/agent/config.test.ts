@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { compileAgentConfig, loadAgentConfig, parseAgentConfigText } from '../../../agent/config';
 import { ConfigError } from '../../../agent/errors';
-import { DURATION_SYNTAX } from '../../../common/duration';
+import { DURATION_SYNTAX } from '../../../common/util/duration';
 
 function problems(fn: () => unknown): string[] {
   try {

@@ -3,10 +3,10 @@ import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import * as sinon from 'sinon';
 import type { v1 } from '../../../proto';
-import type { AgentClient } from '../../../common/connection';
+import type { AgentClient } from '../../../common/client/connection';
 import { AgentSession } from '../../../agent/session';
-import type { LoadCollector } from '../../../common/load-collector';
-import { captureLog, grpcError } from '../common/guarded-run-fakes';
+import type { LoadCollector } from '../../../common/backup-run/load-collector';
+import { captureLog, grpcError } from '../common/backup-run/guarded-run-fakes';
 
 const T0 = Date.UTC(2026, 0, 5, 2, 0, 0);
 

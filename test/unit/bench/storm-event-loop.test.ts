@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { declaredDay } from '../../../bench/storm-event-loop';
 import { PLAN_NOW, scenario } from '../../../bench/storm-scenario';
-import { buildPlanView } from '../../../coordinator/plan-view';
+import { buildPlanView } from '../../../coordinator/planning/plan-view';
 
 describe('storm bench: the day declared as agents would declare it', () => {
   it('declares each job of a VM once, and the plan of the declarations holds every run of the scenario at its time', () => {

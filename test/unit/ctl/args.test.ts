@@ -9,8 +9,8 @@ import {
   parseText,
   parseUint32,
   wantsHelp,
-} from '../../../coordinator/ctl/args';
-import { UsageError } from '../../../coordinator/ctl/errors';
+} from '../../../ctl/args';
+import { UsageError } from '../../../ctl/errors';
 
 const SPECS: OptionSpec[] = [
   { name: 'host', value: 'H', help: '', parse: parseString },

@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { parseArgs, parseByteRate, parsePercent } from '../../../coordinator/ctl/args';
-import { renderBudgets } from '../../../coordinator/ctl/commands/agents';
-import { buildSetPolicyRequest, policySetCommand, renderPolicy } from '../../../coordinator/ctl/commands/policy';
+import { parseArgs, parseByteRate, parsePercent } from '../../../ctl/args';
+import { renderBudgets } from '../../../ctl/commands/agents';
+import { buildSetPolicyRequest, policySetCommand, renderPolicy } from '../../../ctl/commands/policy';
 import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
 import type { AgentInfo__Output, BudgetReport__Output } from '../../../proto/generated/headroom/v1';
 

@@ -1,9 +1,9 @@
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import * as sinon from 'sinon';
-import type { Clients } from '../../../common/connection';
-import type { Logger } from '../../../common/log';
-import { type CliEnvironment, COMMANDS, runCli } from '../../../coordinator/ctl/cli';
+import type { Clients } from '../../../common/client/connection';
+import type { Logger } from '../../../common/util/log';
+import { type CliEnvironment, COMMANDS, runCli } from '../../../ctl/cli';
 
 type Handler = (req: unknown) => { err?: Partial<grpc.ServiceError>; res?: unknown };
 

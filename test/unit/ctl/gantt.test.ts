@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { renderGantt } from '../../../coordinator/ctl/gantt';
+import { renderGantt } from '../../../ctl/gantt';
 import type { Plan__Output, PlannedSlot__Output, UnplacedRun__Output } from '../../../proto/generated/headroom/v1';
 
 // Local times: the axis ticks the local hours, as the wall clock reads them.

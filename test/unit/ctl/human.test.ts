@@ -7,7 +7,7 @@ import {
   formatRate,
   formatRelative,
   formatSpan,
-} from '../../../coordinator/ctl/human';
+} from '../../../ctl/human';
 
 // Local times, so that the tests hold in every time zone.
 const at = (h: number, m: number, s: number, day = 15) => new Date(2026, 0, day, h, m, s).getTime();

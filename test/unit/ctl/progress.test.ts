@@ -1,10 +1,10 @@
 import { strict as assert } from 'node:assert';
-import type { Logger } from '../../../common/log';
-import { createCliLogger } from '../../../coordinator/ctl/cli-log';
-import { ProgressReporter } from '../../../coordinator/ctl/commands/host-backup';
-import type { Context } from '../../../coordinator/ctl/context';
-import { cleanDetails } from '../../../coordinator/ctl/errors';
-import { formatCommand } from '../../../coordinator/ctl/human';
+import type { Logger } from '../../../common/util/log';
+import { createCliLogger } from '../../../ctl/cli-log';
+import { ProgressReporter } from '../../../ctl/commands/host-backup';
+import type { Context } from '../../../ctl/context';
+import { cleanDetails } from '../../../ctl/errors';
+import { formatCommand } from '../../../ctl/human';
 import type { Queued__Output, Token__Output } from '../../../proto/generated/headroom/v1';
 
 const at = (h: number, m: number, s: number) => new Date(2026, 0, 15, h, m, s).getTime();

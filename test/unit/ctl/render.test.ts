@@ -1,10 +1,10 @@
 import { strict as assert } from 'node:assert';
-import { renderAgents } from '../../../coordinator/ctl/commands/agents';
-import { historyLine, renderHistory, sortBySeq } from '../../../coordinator/ctl/commands/history';
-import { pickToken } from '../../../coordinator/ctl/commands/revoke';
-import { renderHosts } from '../../../coordinator/ctl/commands/status';
-import { renderActive, renderQueued, shortId } from '../../../coordinator/ctl/commands/tokens';
-import { UsageError } from '../../../coordinator/ctl/errors';
+import { renderAgents } from '../../../ctl/commands/agents';
+import { historyLine, renderHistory, sortBySeq } from '../../../ctl/commands/history';
+import { pickToken } from '../../../ctl/commands/revoke';
+import { renderHosts } from '../../../ctl/commands/status';
+import { renderActive, renderQueued, shortId } from '../../../ctl/commands/tokens';
+import { UsageError } from '../../../ctl/errors';
 import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
 import type {
   AgentInfo__Output,

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { formatFields, formatHeader, formatTable, truncate } from '../../../coordinator/ctl/table';
+import { formatFields, formatHeader, formatTable, truncate } from '../../../ctl/table';
 
 describe('ctl table', () => {
   it('pads columns to the widest cell, right-aligns numbers and leaves no trailing spaces', () => {

@@ -10,7 +10,7 @@ import { listHooksDirectory } from '../../../../agent/quiesce/hooks-directory';
 import { childProcessRunner, OUTPUT_LIMIT } from '../../../../agent/quiesce/process-runner';
 import { tempDir } from '../../../helpers/coordinator-process';
 import { waitFor } from '../../../helpers/wait';
-import { captureLog } from '../../../unit/common/guarded-run-fakes';
+import { captureLog } from '../../../unit/common/backup-run/guarded-run-fakes';
 
 describe('hooks directory (real scripts)', () => {
   let dir: string;

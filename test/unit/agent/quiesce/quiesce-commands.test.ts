@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { createLogger } from '../../../../common/log';
+import { createLogger } from '../../../../common/util/log';
 import { autoThawReporter, quiesceCommand } from '../../../../agent/quiesce/quiesce-commands';
 import { type FreezeResult, type Quiescer, type ThawResult, UnknownFreezeError } from '../../../../agent/quiesce/quiescer';
 import type { v1 } from '../../../../proto';

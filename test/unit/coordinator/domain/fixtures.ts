@@ -1,8 +1,8 @@
 /** Builders shared by the domain tests: a lessor on a manual clock with predictable token ids, plan jobs. */
-import { ManualClock } from '../../../../common/clock';
+import { ManualClock } from '../../../../common/util/clock';
 import type { AcquireInput } from '../../../../coordinator/domain/lease';
 import { Lessor, type LessorOptions } from '../../../../coordinator/domain/lessor';
-import type { PlanJob } from '../../../../coordinator/domain/planner';
+import type { PlanJob } from '../../../../coordinator/planner/planner';
 
 export const T0 = Date.UTC(2026, 10, 25, 1, 0, 0);
 

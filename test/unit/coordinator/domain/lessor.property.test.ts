@@ -13,14 +13,14 @@
  */
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
-import { ManualClock } from '../../../../common/clock';
+import { ManualClock } from '../../../../common/util/clock';
 import { StaleFencingTokenError } from '../../../../coordinator/domain/errors';
 import type { LessorEvent } from '../../../../coordinator/domain/events';
 import type { AcquireInput, TokenKind } from '../../../../coordinator/domain/lease';
 import { Lessor } from '../../../../coordinator/domain/lessor';
 import { DEFAULT_POLICY } from '../../../../coordinator/domain/policy';
 import { STALE_REPORTS, forcedFrom } from '../../../../coordinator/domain/start-gate';
-import { SqliteStore } from '../../../../coordinator/sqlite-store';
+import { SqliteStore } from '../../../../coordinator/store/sqlite-store';
 import { T0, counterIds } from './fixtures';
 
 const HOSTS = ['h1', 'h2'];

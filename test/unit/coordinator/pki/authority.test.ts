@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { createLogger } from '../../../../common/log';
+import { createLogger } from '../../../../common/util/log';
 import { createCsrPem, generateKeyPair } from '../../../../common/pki/x509';
 import { InvalidArgumentError } from '../../../../coordinator/domain/errors';
 import { Authority } from '../../../../coordinator/pki/authority';

@@ -1,0 +1,145 @@
+/**
+ * How clients and the server talk: addresses, credentials, keepalive and deadlines, in one place so that
+ * the agent, headroomctl and the coordinator agree on them.
+ */
+import * as fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import { headroomV1 } from '../../proto';
+import type { Logger } from '../util/log';
+
+/** The coordinator's default port. */
+export const DEFAULT_PORT = 7400;
+export const DEFAULT_ADDRESS = `127.0.0.1:${DEFAULT_PORT}`;
+
+/** Deadline of every unary call: long enough for a durable commit under load, short enough to notice a dead peer. */
+export const UNARY_DEADLINE_MS = 10_000;
+
+/** Largest message either side accepts. Our messages are small; this bounds what a hostile peer can make us buffer. */
+export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+export const CLIENT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  // Ping an idle connection every 20 s so that a dead coordinator or a dropped NAT entry is seen quickly,
+  // well within a lease's default TTL of 30 s.
+  'grpc.keepalive_time_ms': 20_000,
+  // Declare the connection dead when a ping is not answered within 10 s.
+  'grpc.keepalive_timeout_ms': 10_000,
+  // Agents hold a session stream open all the time; keep pinging even between calls.
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  // grpc-js records channelz statistics for every call unless told not to; nothing here serves them.
+  'grpc.enable_channelz': 0,
+  // Reconnect backoff: start at 1 s, cap at 10 s, so a restarted coordinator sees its agents back soon.
+  'grpc.initial_reconnect_backoff_ms': 1_000,
+  'grpc.max_reconnect_backoff_ms': 10_000,
+};
+
+export const SERVER_OPTIONS: grpc.ServerOptions = {
+  // The server pings too, to drop sessions of guests that vanished without closing their connection.
+  'grpc.keepalive_time_ms': 30_000,
+  'grpc.keepalive_timeout_ms': 10_000,
+  // Accept the agents' 20 s pings without calling them abusive.
+  'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+  'grpc.keepalive_permit_without_calls': 1,
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  // Per-call channelz statistics for 1000 connections cost memory (about 12 MiB in bench:grant) and nothing serves them.
+  'grpc.enable_channelz': 0,
+};
+
+export function deadlineIn(ms: number = UNARY_DEADLINE_MS): Date {
+  return new Date(Date.now() + ms);
+}
+
+export interface Address {
+  host: string;
+  port: number;
+}
+
+/** Parses `host:port`, `[v6]:port` or `host` (default port). Throws an Error naming the input when it is not one. */
+export function parseAddress(input: string): Address {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::(\d+))?$/.exec(input.trim());
+  if (!m) throw new Error(`not an address: "${input}" (expected host:port)`);
+  const port = m[3] === undefined ? DEFAULT_PORT : Number(m[3]);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`bad port in "${input}"`);
+  return { host: m[1] ?? m[2], port };
+}
+
+export function formatAddress(a: Address): string {
+  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
+}
+
+/** True for addresses that never leave this machine: 127.0.0.0/8, ::1 and localhost. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127(\.\d{1,3}){3}$/.test(host);
+}
+
+/** PEM files for TLS. `caFile` alone gives server-authenticated TLS; with cert and key, mutual TLS. */
+export interface TlsFiles {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+}
+
+export interface ClientSecurity {
+  tls?: TlsFiles;
+  /** Plaintext on a loopback address. Refused for any other address. */
+  insecure?: boolean;
+}
+
+/**
+ * Credentials for a client of `address`. Plaintext only on loopback, and then with a warning.
+ * Throws when plaintext is asked for a remote address.
+ */
+export function clientCredentials(address: string, security: ClientSecurity, log: Logger): grpc.ChannelCredentials {
+  const { host } = parseAddress(address);
+  const tls = security.tls ?? {};
+  if (security.insecure || (!tls.caFile && !tls.certFile && isLoopbackHost(host))) {
+    if (!isLoopbackHost(host)) {
+      throw new Error(`refusing plaintext to ${address}: plaintext is allowed on loopback only; give TLS files`);
+    }
+    log.warn('connecting without TLS (allowed on loopback only)', { address });
+    return grpc.credentials.createInsecure();
+  }
+  const read = (f?: string) => (f ? fs.readFileSync(f) : null);
+  return grpc.credentials.createSsl(read(tls.caFile), read(tls.keyFile), read(tls.certFile));
+}
+
+export type TokenClient = InstanceType<typeof headroomV1.TokenService>;
+export type AdminClient = InstanceType<typeof headroomV1.AdminService>;
+export type AgentClient = InstanceType<typeof headroomV1.AgentService>;
+export type PkiClient = InstanceType<typeof headroomV1.PkiService>;
+
+export interface Clients {
+  token: TokenClient;
+  admin: AdminClient;
+  agent: AgentClient;
+  pki: PkiClient;
+  close(): void;
+}
+
+/** One client per service over a shared channel to the coordinator. */
+export function connect(address: string, credentials: grpc.ChannelCredentials, extra: grpc.ChannelOptions = {}): Clients {
+  const options = { ...CLIENT_CHANNEL_OPTIONS, ...extra };
+  const token = new headroomV1.TokenService(address, credentials, options);
+  const channelOverride = token.getChannel();
+  const admin = new headroomV1.AdminService(address, credentials, { ...options, channelOverride });
+  const agent = new headroomV1.AgentService(address, credentials, { ...options, channelOverride });
+  const pki = new headroomV1.PkiService(address, credentials, { ...options, channelOverride });
+  return { token, admin, agent, pki, close: () => token.close() };
+}
+
+/**
+ * A generated client method. Typed by its last overload, `(request, callback)`, so that TypeScript infers
+ * the request and response types from `client.Method.bind(client)`; called with call options too.
+ */
+type UnaryMethod<Req, Res> = (req: Req, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall;
+type UnaryMethodWithOptions<Req, Res> = (req: Req, options: grpc.CallOptions, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall;
+
+/** Calls a unary method with a deadline and returns a promise. Rejects with the grpc.ServiceError. */
+export function unary<Req, Res>(method: UnaryMethod<Req, Res>, req: Req, deadlineMs = UNARY_DEADLINE_MS): Promise<Res> {
+  const call = method as unknown as UnaryMethodWithOptions<Req, Res>;
+  return new Promise((resolve, reject) => {
+    call(req, { deadline: deadlineIn(deadlineMs) }, (err, res) => (err ? reject(err) : resolve(res as Res)));
+  });
+}

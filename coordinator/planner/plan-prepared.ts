@@ -1,0 +1,64 @@
+/**
+ * A job as the planner's steps see it (planner.ts, plan-phases.ts, plan-search.ts): what
+ * it asks of the host, its first and last possible start, why it cannot run even alone, and its place in
+ * planning order; with the timeline of the backups already running. Pure.
+ */
+import { type Need, HostTimeline, capOf } from './host-timeline';
+import type { Budget, TokenKind } from '../domain/lease';
+import type { PlanHost, PlanInput, PlanJob, UnplacedReason } from './planner';
+
+export interface Prepared {
+  job: PlanJob;
+  need: Need;
+  /** Its first and last possible start. */
+  release: number;
+  latest: number;
+  /** Set when the job cannot run even alone. */
+  alone?: UnplacedReason;
+  /** Its place in planning order. */
+  rank: number;
+}
+
+export function prepare(job: PlanJob, { now, host }: PlanInput): Prepared {
+  const need = needOf(job.kind, job.vm, job.cost, host);
+  const latest = job.windowEnd - job.durationMs;
+  let alone: UnplacedReason | undefined;
+  if (latest < job.earliestStart) alone = 'window-too-short';
+  else if (latest < now) alone = 'window-passed';
+  else if ((host.budget.ioBytesPerSec > 0 && need.io > host.budget.ioBytesPerSec) || (host.budget.cpuPercent > 0 && need.cpu > host.budget.cpuPercent)) {
+    alone = 'cost-exceeds-budget';
+  }
+  return { job, need, release: Math.max(job.earliestStart, now), latest, alone, rank: 0 };
+}
+
+export function needOf(kind: TokenKind, vm: string, cost: Budget, host: PlanHost): Need {
+  const cap = capOf(kind, host);
+  return {
+    kind,
+    vm,
+    io: effectiveCost(cost.ioBytesPerSec, host.budget.ioBytesPerSec, cap),
+    cpu: effectiveCost(cost.cpuPercent, host.budget.cpuPercent, cap),
+  };
+}
+
+function effectiveCost(declared: number, budget: number, cap: number): number {
+  if (budget === 0) return 0; // unlimited: what a job spends does not matter
+  return declared > 0 ? declared : Math.max(1, Math.floor(budget / cap));
+}
+
+/** Planning order: earliest window end first, then higher priority, then longer, then id. */
+export function compareJobs(a: Prepared, b: Prepared): number {
+  const x = a.job;
+  const y = b.job;
+  // Of two jobs due together, the longer must start first.
+  return x.windowEnd - y.windowEnd || y.priority - x.priority || y.durationMs - x.durationMs || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0);
+}
+
+/** A timeline holding the running backups from now to their expected end. */
+export function timelineWithRunning({ host, now, running = [] }: PlanInput): HostTimeline {
+  const timeline = new HostTimeline(host);
+  for (const r of running) {
+    if (r.expectedEnd > now) timeline.add(needOf(r.kind, r.vm, r.cost, host), now, r.expectedEnd, false);
+  }
+  return timeline;
+}

@@ -1,0 +1,175 @@
+/**
+ * Keeps each host's plan current and hands it to the lessor, whose grants follow it (domain/start-gate.ts):
+ * replans every minute (time moves occurrences into the horizon), and soon after anything that changes the
+ * plan's input: an agent's hello (its declared jobs), a backup's end (a duration learnt, a VM freed), a
+ * policy change. Each replan starts from the last plan's slots, so a small change moves few of them.
+ * `headroomctl plan` is answered from the same input, so what it shows is what is followed.
+ *
+ * The planning itself is done by `plan` (plan-worker.ts: on a worker thread), so this only gathers the
+ * input and hands the result on; a host has one replan in flight at a time, and a change that comes while
+ * it runs gets one more after it.
+ */
+import type { Clock } from '../../common/util/clock';
+import type { Logger } from '../../common/util/log';
+import type { AgentRegistry } from '../service/agent-registry';
+import type { Coordinator } from '../service/coordinator';
+import type { PlannedRun } from '../domain/start-gate';
+import type { HypervisorJob } from '../hypervisor-jobs/hypervisor-schedule';
+import { DEFAULT_HORIZON_MS, type DeclaredJob, type PlanView, type PlanViewInput } from './plan-view';
+
+export interface PlanKeeperDeps {
+  coordinator: Pick<Coordinator, 'state' | 'endedRuns' | 'setPlan' | 'onCommitted' | 'defaultHost'>;
+  registry: Pick<AgentRegistry, 'list'>;
+  /** The coordinator's own host's schedule. */
+  hypervisorJobs: readonly HypervisorJob[];
+  clock: Clock;
+  log: Logger;
+  /** Builds a plan view from its input (plan-view.ts buildPlanView, on a worker thread: plan-worker.ts). */
+  plan: (input: PlanViewInput) => Promise<PlanView>;
+  /**
+   * The same for `view()` (GetPlan), on a thread of its own, so that an admin's read does not wait behind a
+   * replan of a large host in flight. Default: `plan`.
+   */
+  planView?: (input: PlanViewInput) => Promise<PlanView>;
+  /** Default 60 s. */
+  replanIntervalMs?: number;
+  /** How long after a change the host is replanned, so that a burst of changes costs one plan. Default 1 s. */
+  settleMs?: number;
+}
+
+/** The host's ended runs that durations and last starts are learnt from, the newest. */
+const RUNS_TO_LEARN_FROM = 10_000;
+
+/**
+ * A replan keeps the last plan's slots while they leave out only the runs it left out (planner.ts), so a
+ * night too full to place every run is not planned from scratch every minute (up to a few seconds each).
+ * This often it is anyway, as a plan from scratch of a day that has moved on may place them.
+ */
+const FRESH_LOOK_MS = 10 * 60_000;
+
+export class PlanKeeper {
+  private readonly last = new Map<string, PlanView>();
+  private readonly pending = new Map<string, NodeJS.Timeout>();
+  /** When each host whose plan leaves runs out was last planned without that allowance. */
+  private readonly lastFreshLook = new Map<string, number>();
+  /** Hosts with a replan in flight, and whether another was asked for meanwhile. */
+  private readonly inFlight = new Map<string, { again: boolean }>();
+  private stopped = false;
+  private interval: NodeJS.Timeout | undefined;
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(private readonly deps: PlanKeeperDeps) {}
+
+  start(): void {
+    this.unsubscribe = this.deps.coordinator.onCommitted((events) => {
+      for (const e of events) {
+        if (e.type === 'released' || e.type === 'expired' || e.type === 'revoked') this.soon(e.lease.host);
+        else if (e.type === 'policy-changed' || e.type === 'host-added') this.soon(e.host);
+      }
+    });
+    this.interval = setInterval(() => this.replanAll(), this.deps.replanIntervalMs ?? 60_000);
+    this.interval.unref();
+    this.replanAll();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.unsubscribe?.();
+    clearInterval(this.interval);
+    for (const t of this.pending.values()) clearTimeout(t);
+    this.pending.clear();
+  }
+
+  /** What a host's agents declare changed (a hello): replan it soon. */
+  declaredChanged(host: string): void {
+    this.soon(host);
+  }
+
+  /** The plan the host's grants follow now (the last one made), if any. */
+  current(host: string): PlanView | undefined {
+    return this.last.get(host);
+  }
+
+  /** The host's plan over `horizonMs` from now, from the same input and last slots as the followed plan. */
+  view(host: string, horizonMs = DEFAULT_HORIZON_MS): Promise<PlanView> {
+    return (this.deps.planView ?? this.deps.plan)(this.input(host, horizonMs, this.declared(host)));
+  }
+
+  /** `freshLook`: the last plan's slots without the runs it left out, so that leaving them out again costs a plan from scratch. */
+  private input(host: string, horizonMs: number, declared: PlanViewInput['declared'], freshLook = false): PlanViewInput {
+    const { coordinator, clock } = this.deps;
+    const last = this.last.get(host);
+    return {
+      now: clock.now(),
+      horizonMs,
+      policy: coordinator.state.host(host).policy,
+      declared,
+      previous: freshLook && last ? { slots: last.slots } : last,
+      running: coordinator.state.activeLeases(host),
+      ended: coordinator.endedRuns(host, RUNS_TO_LEARN_FROM),
+    };
+  }
+
+  private declared(host: string): PlanViewInput['declared'] {
+    // Stored as the hello carried them: JobDeclaration__Output.
+    const guests = this.deps.registry.list(host).map((a) => ({ vm: a.record.vm, kind: 'GUEST' as const, jobs: a.record.jobs as DeclaredJob[] }));
+    if (host !== this.deps.coordinator.defaultHost) return guests;
+    const byVm = new Map<string, DeclaredJob[]>();
+    for (const job of this.deps.hypervisorJobs) for (const vm of job.vms) byVm.set(vm, [...(byVm.get(vm) ?? []), job]);
+    return [...guests, ...[...byVm].map(([vm, jobs]) => ({ vm, kind: 'HYPERVISOR' as const, jobs }))];
+  }
+
+  private soon(host: string): void {
+    if (this.pending.has(host)) return;
+    const timer = setTimeout(() => {
+      this.pending.delete(host);
+      this.replan(host);
+    }, this.deps.settleMs ?? 1_000);
+    timer.unref();
+    this.pending.set(host, timer);
+  }
+
+  private replanAll(): void {
+    for (const host of this.deps.coordinator.state.hostNames()) this.replan(host);
+  }
+
+  private replan(host: string): void {
+    const flight = this.inFlight.get(host);
+    if (flight) {
+      flight.again = true;
+      return;
+    }
+    // A host with nothing declared has nothing to follow: skip the history read.
+    const declared = this.declared(host);
+    if (!this.last.has(host) && declared.every((d) => d.jobs.length === 0)) return;
+    const current = { again: false };
+    this.inFlight.set(host, current);
+    const now = this.deps.clock.now();
+    const freshLook = (this.last.get(host)?.noRoom.length ?? 0) > 0 && now - (this.lastFreshLook.get(host) ?? -Infinity) >= FRESH_LOOK_MS;
+    if (freshLook) this.lastFreshLook.set(host, now);
+    void Promise.resolve()
+      .then(() => this.deps.plan(this.input(host, DEFAULT_HORIZON_MS, declared, freshLook)))
+      .then(
+        (view) => this.follow(host, view),
+        (e) => this.deps.log.error('could not plan a host; its grants go on without a plan', { host, error: e as Error }),
+      )
+      .finally(() => {
+        this.inFlight.delete(host);
+        if (current.again && !this.stopped) this.replan(host);
+      });
+  }
+
+  private follow(host: string, view: PlanView): void {
+    if (this.stopped) return;
+    this.last.set(host, view);
+    const runs: PlannedRun[] = view.slots.map((s) => ({
+      kind: s.kind,
+      vm: s.vm,
+      job: s.job,
+      start: s.start,
+      earliestStart: s.earliestStart,
+      windowEnd: s.windowEnd,
+    }));
+    this.deps.coordinator.setPlan(host, runs).catch((e) => this.deps.log.warn('could not hand a plan to the lessor', { host, error: e as Error }));
+  }
+}

@@ -1,0 +1,354 @@
+/**
+ * The coordinator's application service: runs lessor operations, group-commits the events they cause to
+ * the store before anyone is answered, drives the one deadline timer, and tells waiters and subscribers
+ * what was committed. The RPC adapters call only this.
+ */
+import type { Clock } from '../../common/util/clock';
+import type { Logger } from '../../common/util/log';
+import { StoreUnavailableError } from '../domain/errors';
+import type { LessorEvent, QuiesceEvent } from '../domain/events';
+import type { AcquireInput, Lease, Outcome } from '../domain/lease';
+import { type HostView, Lessor, type IdSource, type LessorOptions, type WaitingInfo } from '../domain/lessor';
+import type { HostPolicy } from '../domain/policy';
+import type { LoadView, PlannedRun } from '../domain/start-gate';
+import type { EndedRun, HistoryRecord, Store } from '../store/store';
+
+/** Receives the fate of one waiting acquire. */
+export interface Waiter {
+  queued(info: WaitingInfo): void;
+  granted(lease: Lease): void;
+  denied(reason: string, message: string): void;
+  /** The coordinator lost the request (its store failed, or it is stopping). */
+  failed(error: Error): void;
+}
+
+export type CommitListener = (events: readonly LessorEvent[], records: readonly HistoryRecord[]) => void;
+
+export interface CoordinatorDeps {
+  store: Store;
+  clock: Clock;
+  ids: IdSource;
+  log: Logger;
+  /** The host this coordinator runs on: always known, used when a caller names none. */
+  defaultHost: string;
+  lessorOptions?: LessorOptions;
+  /** Minimum time between two QUEUED updates to the waiters of one host. Default 250 ms. */
+  queueUpdateIntervalMs?: number;
+}
+
+interface Batch {
+  events: LessorEvent[];
+  settle: { resolve(): void; reject(e: Error): void }[];
+}
+
+export class Coordinator {
+  private lessor!: Lessor;
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly listeners = new Set<CommitListener>();
+  private readonly queueUpdates = new Map<string, NodeJS.Timeout>();
+  private readonly lastQueueUpdate = new Map<string, number>();
+  private batch: Batch | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  /** The last commit failed: logged once, until one succeeds. */
+  private storeFailing = false;
+
+  constructor(private readonly deps: CoordinatorDeps) {
+    this.loadFromStore();
+  }
+
+  get defaultHost(): string {
+    return this.deps.defaultHost;
+  }
+
+  /** Read-only access to the domain for queries. */
+  get state(): Pick<Lessor, 'hostNames' | 'hasHost' | 'host' | 'activeLeases' | 'lease' | 'holder' | 'waiting'> {
+    return this.lessor;
+  }
+
+  onCommitted(listener: CommitListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Asks for a token on behalf of a waiter. Resolves once the outcome so far is durable: the waiter has
+   * then been told GRANTED or DENIED, or will be told QUEUED and later one of those. Returns a function
+   * that withdraws this waiter (and the request, when no other waiter holds it).
+   */
+  async acquire(input: AcquireInput, waiter: Waiter): Promise<() => void> {
+    this.assertRunning();
+    const { result, events } = this.lessor.acquire(input);
+    let withdraw = () => {};
+    if (result.status === 'queued') {
+      const set = this.waiters.get(input.requestId) ?? new Set();
+      set.add(waiter);
+      this.waiters.set(input.requestId, set);
+      withdraw = () => this.withdraw(input.requestId, waiter);
+      this.scheduleQueueUpdate(input.host, true);
+    }
+    await this.submit(events);
+    if (result.status === 'granted') waiter.granted(result.lease);
+    else if (result.status === 'denied') waiter.denied(result.reason, result.message);
+    return withdraw;
+  }
+
+  /** @throws TokenNotFoundError, TokenEndedError, StaleFencingTokenError, StoreUnavailableError */
+  async renew(tokenId: string, fencing: number): Promise<Lease> {
+    this.assertRunning();
+    const { lease, events } = this.lessor.renew(tokenId, fencing);
+    try {
+      await this.submit(events);
+    } catch (e) {
+      if (!(e instanceof StoreUnavailableError) || this.stopped) throw e;
+      // A renewal need not be durable: a restart gives every restored lease a fresh TTL anyway. So when the
+      // database cannot be written (disk full, read-only), the holder goes on: its lease is renewed in
+      // memory on the state just reloaded from the store; only the RENEWED history record is lost.
+      return this.lessor.renew(tokenId, fencing).lease;
+    }
+    return lease;
+  }
+
+  async release(tokenId: string, fencing: number, outcome: Outcome): Promise<void> {
+    this.assertRunning();
+    await this.submit(this.lessor.release(tokenId, fencing, outcome));
+  }
+
+  async revoke(tokenId: string, reason: string): Promise<Lease> {
+    this.assertRunning();
+    const lease = this.lessor.lease(tokenId);
+    await this.submit(this.lessor.revoke(tokenId, reason));
+    return lease!;
+  }
+
+  async pause(host: string, reason: string): Promise<HostView> {
+    await this.submit(this.lessor.pause(host, reason));
+    return this.lessor.host(host);
+  }
+
+  async resume(host: string): Promise<HostView> {
+    await this.submit(this.lessor.resume(host));
+    return this.lessor.host(host);
+  }
+
+  async setPolicy(host: string, patch: Partial<HostPolicy>): Promise<HostPolicy> {
+    await this.submit(this.lessor.setPolicy(host, patch));
+    return this.lessor.host(host).policy;
+  }
+
+  // The start gate's inputs (domain/start-gate.ts): soft state, not stored, and granting what they free.
+
+  /** The plan a host's grants follow. @throws HostNotFoundError */
+  async setPlan(host: string, runs: readonly PlannedRun[]): Promise<void> {
+    this.assertRunning();
+    await this.submit(this.lessor.setPlan(host, runs));
+  }
+
+  /** A VM's latest foreground load (undefined: no longer known). @throws HostNotFoundError */
+  async setVmLoad(host: string, vm: string, load: LoadView | undefined): Promise<void> {
+    this.assertRunning();
+    await this.submit(this.lessor.setVmLoad(host, vm, load));
+  }
+
+  /** The host's own latest load. @throws HostNotFoundError */
+  async setHostLoad(host: string, load: LoadView | undefined): Promise<void> {
+    this.assertRunning();
+    await this.submit(this.lessor.setHostLoad(host, load));
+  }
+
+  /** A freeze of a VM by the hypervisor's own tools (frozen, for holdMs at most), or its thaw. @throws HostNotFoundError */
+  async freezeNotice(host: string, vm: string, notice: { frozen: boolean; source: string; holdMs: number }): Promise<void> {
+    this.assertRunning();
+    await this.submit(notice.frozen ? this.lessor.freezeVm(host, vm, notice.source, notice.holdMs) : this.lessor.thawVm(host, vm));
+  }
+
+  /** Makes sure a host exists, e.g. when an agent of a new host says hello. */
+  async ensureHost(host: string): Promise<void> {
+    await this.submit(this.lessor.ensureHost(host));
+  }
+
+  /** Records what became of a guest's quiesce (quiesce-broker.ts) in the history; resolves once durable. */
+  async record(event: QuiesceEvent): Promise<void> {
+    this.assertRunning();
+    await this.submit([event]);
+  }
+
+  history(query: Parameters<Store['history']>[0]): HistoryRecord[] {
+    return this.deps.store.history(query);
+  }
+
+  /** The host's most recently ended tokens, oldest first: what the planner learns durations from. */
+  endedRuns(host: string, limit: number): EndedRun[] {
+    return this.deps.store.endedRuns(host, limit);
+  }
+
+  /** Stops timers and tells every waiter to retry elsewhere or later. Idempotent. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.timer);
+    for (const t of this.queueUpdates.values()) clearTimeout(t);
+    this.failAllWaiters(new Error('the coordinator is stopping'));
+  }
+
+  // ---- internals ----
+
+  private assertRunning(): void {
+    if (this.stopped) throw new StoreUnavailableError(new Error('stopped'));
+  }
+
+  /** Queues events for the next group commit and resolves when they are durable. */
+  private submit(events: LessorEvent[]): Promise<void> {
+    if (events.length === 0) {
+      // Nothing to commit, but a new waiting request may bring its latest start as a deadline.
+      this.armTimer();
+      return Promise.resolve();
+    }
+    if (!this.batch) {
+      this.batch = { events: [], settle: [] };
+      // One transaction for everything decided in this turn of the event loop: the fsync is shared.
+      setImmediate(() => this.flush());
+    }
+    this.batch.events.push(...events);
+    const batch = this.batch;
+    return new Promise((resolve, reject) => batch.settle.push({ resolve, reject }));
+  }
+
+  private flush(): void {
+    const batch = this.batch!;
+    this.batch = undefined;
+    let records: HistoryRecord[];
+    try {
+      records = this.deps.store.commit(batch.events);
+    } catch (e) {
+      // Said once per outage, not once per refused call.
+      if (!this.storeFailing) {
+        this.deps.log.error(
+          'cannot write the database: grants and releases are refused with UNAVAILABLE until it can; renewals go on',
+          { error: e as Error },
+        );
+      }
+      this.storeFailing = true;
+      const failure = new StoreUnavailableError(e);
+      for (const s of batch.settle) s.reject(failure);
+      this.failAllWaiters(failure);
+      this.loadFromStore(true);
+      return;
+    }
+    if (this.storeFailing) {
+      this.storeFailing = false;
+      this.deps.log.info('the database can be written again: serving every request');
+    }
+    for (const s of batch.settle) s.resolve();
+    this.dispatch(batch.events, records);
+    // Re-arm once per batch rather than once per call: nextDeadline() walks every lease.
+    this.armTimer();
+  }
+
+  private dispatch(events: readonly LessorEvent[], records: readonly HistoryRecord[]): void {
+    for (const e of events) {
+      if (e.type === 'granted' || e.type === 'denied') {
+        const requestId = e.type === 'granted' ? e.lease.requestId : e.request.requestId;
+        const set = this.waiters.get(requestId);
+        if (!set) continue;
+        this.waiters.delete(requestId);
+        for (const w of set) {
+          if (e.type === 'granted') w.granted(e.lease);
+          else w.denied(e.reason, e.message);
+        }
+      }
+      if (e.type === 'granted' || e.type === 'released' || e.type === 'expired' || e.type === 'revoked' ||
+          e.type === 'cancelled' || e.type === 'denied' || e.type === 'host-resumed' || e.type === 'policy-changed' ||
+          e.type === 'vm-frozen' || e.type === 'vm-thawed') {
+        this.scheduleQueueUpdate('lease' in e ? e.lease.host : 'request' in e ? e.request.host : e.host, false);
+      }
+    }
+    for (const l of this.listeners) {
+      try {
+        l(events, records);
+      } catch (err) {
+        this.deps.log.error('commit listener failed', { error: err as Error });
+      }
+    }
+  }
+
+  /** Sends each waiter of a host its position and estimate, at most every queueUpdateIntervalMs. */
+  private scheduleQueueUpdate(host: string, soon: boolean): void {
+    if (this.queueUpdates.has(host) || this.stopped) return;
+    const interval = this.deps.queueUpdateIntervalMs ?? 250;
+    const since = this.deps.clock.now() - (this.lastQueueUpdate.get(host) ?? 0);
+    const delay = soon ? 0 : Math.max(0, interval - since);
+    const timer = setTimeout(() => {
+      this.queueUpdates.delete(host);
+      this.lastQueueUpdate.set(host, this.deps.clock.now());
+      for (const info of this.lessor.waiting(host)) {
+        for (const w of this.waiters.get(info.request.requestId) ?? []) w.queued(info);
+      }
+    }, delay);
+    this.queueUpdates.set(host, timer);
+  }
+
+  private withdraw(requestId: string, waiter: Waiter): void {
+    const set = this.waiters.get(requestId);
+    if (!set?.delete(waiter)) return;
+    if (set.size > 0) return;
+    this.waiters.delete(requestId);
+    if (this.stopped || !this.lessor.isWaiting(requestId)) return;
+    this.submit(this.lessor.cancel(requestId)).catch((e) =>
+      this.deps.log.warn('could not record a withdrawn request', { requestId, error: e as Error }),
+    );
+  }
+
+  private armTimer(): void {
+    if (this.stopped) return;
+    const next = this.lessor.nextDeadline();
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (next === undefined) return;
+    // setTimeout can fire a little early; tick() only acts on deadlines that really passed, and re-arms.
+    const delay = Math.min(Math.max(0, next - this.deps.clock.now()), 2 ** 31 - 1);
+    this.timer = setTimeout(() => this.onDeadline(), delay);
+  }
+
+  private onDeadline(): void {
+    this.timer = undefined;
+    const events = this.lessor.tick();
+    for (const e of events) {
+      if (e.type === 'expired') this.deps.log.info('token expired', { token: e.lease.tokenId, host: e.lease.host, vm: e.lease.vm });
+      if (e.type === 'revoked') this.deps.log.info('token revoked', { token: e.lease.tokenId, reason: e.reason });
+    }
+    this.submit(events).catch(() => {
+      // flush() already logged the failure and reloaded the committed state.
+    });
+    this.armTimer();
+  }
+
+  private failAllWaiters(error: Error): void {
+    const all = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const set of all) for (const w of set) w.failed(error);
+  }
+
+  /**
+   * (Re)builds the lessor from the committed state: at start-up, and after a failed commit to drop what
+   * was not committed. Reading the store must work (else this throws, and the process exits); recording
+   * the restored leases must too at start-up, but not after a failed commit, where the database may be
+   * full or read-only: the state read is the committed one, only its RESTORED records are missing.
+   */
+  private loadFromStore(afterFailedCommit = false): void {
+    const { clock, ids, store, lessorOptions, defaultHost } = this.deps;
+    const retention = lessorOptions?.endedRetentionMs ?? 24 * 3_600_000;
+    const snapshot = store.load(clock.now() - retention);
+    this.lessor = new Lessor(clock, ids, lessorOptions);
+    const events = [...this.lessor.restore(snapshot), ...this.lessor.ensureHost(defaultHost)];
+    let records: HistoryRecord[] = [];
+    try {
+      records = store.commit(events);
+    } catch (e) {
+      if (!afterFailedCommit) throw e;
+    }
+    if (!afterFailedCommit && snapshot.leases.length > 0) this.deps.log.info('restored active tokens', { count: snapshot.leases.length });
+    this.dispatch(events, records);
+    this.armTimer();
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Samples the coordinator's own host (CPU, disk I/O) at its policy's report interval and hands each sample
+ * to the start gate, so that no backup starts on a host without headroom (domain/start-gate.ts). The
+ * adapter between the load collector and the coordinator: all it decides is when to sample.
+ */
+import type { Clock } from '../../common/util/clock';
+import type { LoadCollector } from '../../common/backup-run/load-collector';
+import type { Logger } from '../../common/util/log';
+import type { Coordinator } from './coordinator';
+
+export interface HostLoadMonitorDeps {
+  coordinator: Pick<Coordinator, 'setHostLoad' | 'state'>;
+  collector: LoadCollector & { prime?(): void };
+  clock: Clock;
+  log: Logger;
+  host: string;
+}
+
+export class HostLoadMonitor {
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly deps: HostLoadMonitorDeps) {}
+
+  start(): void {
+    this.deps.collector.prime?.();
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const { coordinator, host } = this.deps;
+    this.timer = setTimeout(() => void this.sampleOnce(), coordinator.state.host(host).policy.reportIntervalMs);
+    // The monitor alone must not keep the process alive.
+    this.timer.unref();
+  }
+
+  private async sampleOnce(): Promise<void> {
+    const { coordinator, collector, clock, log, host } = this.deps;
+    try {
+      const r = await collector.sample();
+      if (this.stopped) return;
+      await coordinator.setHostLoad(host, {
+        cpuPercent: Number(r.cpuPercent ?? 0),
+        ioBytesPerSec: Number(r.diskReadBytesPerSec ?? 0) + Number(r.diskWriteBytesPerSec ?? 0),
+        at: clock.now(),
+      });
+    } catch (e) {
+      log.warn('could not take a sample of the host load', { error: e as Error });
+    }
+    this.schedule();
+  }
+}

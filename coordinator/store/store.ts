@@ -1,0 +1,83 @@
+/**
+ * The durable store's interface. The coordinator commits every batch of lessor events through it before
+ * answering, and loads its state from it at start. SQLite implements it (sqlite-store.ts); an etcd-backed
+ * store can replace it without touching the domain.
+ */
+import type { LessorEvent } from '../domain/events';
+import type { EndState, Outcome, TokenKind } from '../domain/lease';
+import type { LessorSnapshot } from '../domain/lessor';
+
+export type HistoryType =
+  | 'GRANTED'
+  | 'RENEWED'
+  | 'RELEASED'
+  | 'EXPIRED'
+  | 'REVOKED'
+  | 'DENIED'
+  | 'CANCELLED'
+  | 'HOST_PAUSED'
+  | 'HOST_RESUMED'
+  | 'POLICY_CHANGED'
+  | 'RESTORED'
+  | 'QUIESCED'
+  | 'QUIESCE_FAILED'
+  | 'THAWED'
+  | 'VM_FROZEN'
+  | 'VM_THAWED';
+
+export interface HistoryRecord {
+  seq: number;
+  at: number;
+  type: HistoryType;
+  host: string;
+  vm: string;
+  job: string;
+  kind: TokenKind | '';
+  tokenId: string;
+  fencing: number;
+  requestId: string;
+  detail: string;
+}
+
+export interface HistoryQuery {
+  host?: string;
+  vm?: string;
+  /** Newest events, at most this many, returned oldest first. */
+  limit: number;
+  afterSeq?: number;
+}
+
+/** What an agent declared in its last hello. `jobs` is stored as given on the wire. */
+export interface AgentRecord {
+  vm: string;
+  host: string;
+  agentVersion: string;
+  hostname: string;
+  jobs: unknown[];
+  lastHelloAt: number;
+}
+
+/** A token that ended, as the planner learns from it: when its run started, and how it ended. */
+export interface EndedRun {
+  kind: TokenKind;
+  vm: string;
+  job: string;
+  grantedAt: number;
+  endedAt: number;
+  state: EndState;
+  /** Released tokens: what the holder said of its run. */
+  outcome?: Outcome;
+}
+
+export interface Store {
+  /** The state to restore: hosts, active leases, and request ids that ended since `endedSince`. */
+  load(endedSince: number): LessorSnapshot & { agents: AgentRecord[] };
+  /** Commits a batch atomically and durably. Returns the history records it appended. Throws on failure. */
+  commit(events: readonly LessorEvent[]): HistoryRecord[];
+  history(query: HistoryQuery): HistoryRecord[];
+  /** The host's `limit` most recently ended tokens, oldest first. */
+  endedRuns(host: string, limit: number): EndedRun[];
+  saveAgent(agent: AgentRecord): void;
+  agents(): AgentRecord[];
+  close(): void;
+}

@@ -1,0 +1,305 @@
+/**
+ * headroomctl's dispatcher: global options, finding the command, help and usage, the connection, and
+ * turning every failure into a message on stderr and an exit code. Process-free (main.ts supplies the
+ * process), so tests can run a whole command line in memory.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { type Clients, DEFAULT_ADDRESS, clientCredentials, connect, parseAddress } from '../common/client/connection';
+import type { Logger } from '../common/util/log';
+import { type OptionSpec, ParsedArgs, parseArgs, parseString, wantsHelp } from './args';
+import type { Command } from './command';
+import { agentsCommand } from './commands/agents';
+import { backupCancelCommand, backupRunsCommand, backupShowCommand, backupStartCommand } from './commands/backup';
+import { backupsCommand } from './commands/backups';
+import { enrollCreateCommand } from './commands/enroll';
+import { historyCommand } from './commands/history';
+import { holdCommand } from './commands/hold';
+import { hostBackupCommand } from './commands/host-backup';
+import { pauseCommand, resumeCommand } from './commands/pause';
+import { pkiInitCommand, pkiListCommand, pkiRevokeCommand, pkiRotateCommand } from './commands/pki';
+import { planCommand } from './commands/plan';
+import { policyGetCommand, policySetCommand } from './commands/policy';
+import { pruneCommand } from './commands/prune';
+import { qmpBackupCommand } from './commands/qmp-backup';
+import { restoreCommand } from './commands/restore';
+import { revokeCommand } from './commands/revoke';
+import { statusCommand } from './commands/status';
+import { tokensCommand } from './commands/tokens';
+import { verifyCommand } from './commands/verify';
+import { type Context, type Io, createContext } from './context';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, RpcError, UsageError, describeRpcError } from './errors';
+import { formatTable } from './table';
+
+export const PROGRAM = 'headroomctl';
+
+export const COMMANDS: readonly Command[] = [
+  statusCommand,
+  agentsCommand,
+  tokensCommand,
+  historyCommand,
+  planCommand,
+  pauseCommand,
+  resumeCommand,
+  revokeCommand,
+  policyGetCommand,
+  policySetCommand,
+  hostBackupCommand,
+  holdCommand,
+  qmpBackupCommand,
+  backupsCommand,
+  verifyCommand,
+  backupShowCommand,
+  pruneCommand,
+  restoreCommand,
+  backupStartCommand,
+  backupCancelCommand,
+  backupRunsCommand,
+  pkiInitCommand,
+  pkiListCommand,
+  pkiRevokeCommand,
+  pkiRotateCommand,
+  enrollCreateCommand,
+];
+
+/** Commands whose name is two words. */
+const GROUPS = new Set(COMMANDS.filter((c) => c.name.includes(' ')).map((c) => c.name.split(' ')[0]));
+
+export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: 'coordinator',
+    value: 'ADDR',
+    help: `the coordinator, host:port (default: $HEADROOM_COORDINATOR, else ${DEFAULT_ADDRESS})`,
+    parse: parseString,
+  },
+  { name: 'pki-dir', value: 'DIR', help: "act as the admin identity of 'pki init --dir DIR': its ca.pem, admin.pem and admin.key", parse: parseString },
+  { name: 'tls-ca', value: 'FILE', help: "CA certificate (PEM) to check the coordinator's certificate", parse: parseString },
+  { name: 'tls-cert', value: 'FILE', help: 'client certificate (PEM) for mutual TLS', parse: parseString },
+  { name: 'tls-key', value: 'FILE', help: "the client certificate's private key (PEM)", parse: parseString },
+  { name: 'json', help: "print the coordinator's messages as JSON" },
+  { name: 'help', help: 'show help (also: headroomctl <command> --help)' },
+  { name: 'version', help: 'show the version' },
+];
+
+export interface CliEnvironment {
+  io: Io;
+  /** Environment variables (HEADROOM_COORDINATOR). */
+  env: NodeJS.ProcessEnv;
+  now: () => number;
+  log: Logger;
+  onInterrupt: Context['onInterrupt'];
+  /** Opens the connection; defaults to common/connection's clientCredentials + connect. */
+  open?: (address: string, tls: { caFile?: string; certFile?: string; keyFile?: string }, log: Logger) => Clients;
+}
+
+export function version(): string {
+  // dist/ctl → the repository's package.json; tsc does not copy it into dist.
+  try {
+    const pkg = JSON.parse(fs.readFileSync(path.resolve(__dirname, '..', '..', 'package.json'), 'utf8'));
+    return String(pkg.version);
+  } catch {
+    return 'unknown';
+  }
+}
+
+function optionLines(options: readonly OptionSpec[]): string {
+  return formatTable(
+    [{ header: '' }, { header: '' }],
+    options.map((o) => [`  --${o.name}${o.value ? ` ${o.value}` : ''}`, o.help]),
+    { header: false },
+  );
+}
+
+export function usageLine(cmd: Command): string {
+  const rest = cmd.synopsis ? ` ${cmd.synopsis}` : '';
+  return `Usage: ${PROGRAM} [global options] ${cmd.name}${rest}`;
+}
+
+export function commandHelp(cmd: Command): string {
+  const parts = [usageLine(cmd), '', cmd.summary.charAt(0).toUpperCase() + cmd.summary.slice(1) + '.'];
+  if (cmd.description) parts.push('', cmd.description);
+  if (cmd.options.length) parts.push('', 'Options:', optionLines(cmd.options));
+  parts.push('', 'Global options:', optionLines(GLOBAL_OPTIONS));
+  return parts.join('\n');
+}
+
+export function globalHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    `${PROGRAM}: administer a Headroom backup coordinator`,
+    '',
+    `Usage: ${PROGRAM} [global options] <command> [options]`,
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Global options (accepted before or after the command):',
+    optionLines(GLOBAL_OPTIONS),
+    '',
+    'Exit status: 0 done; 1 the coordinator refused or could not be reached; 64 usage error.',
+    "host-backup exits with its command's status, or 75 when no token could be had in time.",
+    '',
+    `Run '${PROGRAM} <command> --help' for a command's options.`,
+  ].join('\n');
+}
+
+/** Global options that take a value, to step over them while looking for the command word. */
+const GLOBAL_WITH_VALUE = new Set(GLOBAL_OPTIONS.filter((o) => o.parse).map((o) => `--${o.name}`));
+
+/**
+ * Splits argv into the command and the rest (options before and after the command word, in order).
+ * The command is the first word that is neither an option nor an option's value; for a group (policy)
+ * the word after it names the subcommand.
+ */
+function findCommand(argv: readonly string[]): { name?: string; group?: string; others: string[] } {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--') break;
+    if (a.startsWith('-')) {
+      if (GLOBAL_WITH_VALUE.has(a)) i++;
+      continue;
+    }
+    const before = argv.slice(0, i);
+    if (GROUPS.has(a)) {
+      const sub = argv[i + 1];
+      if (sub !== undefined && !sub.startsWith('-')) {
+        return { name: `${a} ${sub}`, group: a, others: [...before, ...argv.slice(i + 2)] };
+      }
+      return { group: a, others: [...before, ...argv.slice(i + 1)] };
+    }
+    return { name: a, others: [...before, ...argv.slice(i + 1)] };
+  }
+  return { others: [...argv] };
+}
+
+function groupUsage(group: string): string {
+  const subs = COMMANDS.filter((c) => c.name.startsWith(`${group} `));
+  return subs.map((c) => usageLine(c)).join('\n') + `\n\nRun '${PROGRAM} ${group} <${subs.map((c) => c.name.split(' ')[1]).join('|')}> --help' for details.`;
+}
+
+/**
+ * Runs one command line (argv without node and the script) and resolves to the exit code. Never
+ * throws: every failure is printed on stderr.
+ */
+export async function runCli(argv: readonly string[], env: CliEnvironment): Promise<number> {
+  const { io } = env;
+  const fail = (message: string, usage: string): number => {
+    io.stderr(`${PROGRAM}: ${message}\n${usage ? `\n${usage}\n` : ''}`);
+    return EXIT_USAGE;
+  };
+
+  let found = findCommand(argv);
+  if (found.name === 'help') {
+    // `headroomctl help [command]` is `headroomctl [command] --help`.
+    found = findCommand(found.others);
+    found.others.push('--help');
+  }
+
+  if (found.name === undefined && found.group === undefined) {
+    if (wantsHelp(found.others)) {
+      io.stdout(`${globalHelp()}\n`);
+      return EXIT_OK;
+    }
+    let args: ParsedArgs;
+    try {
+      args = parseArgs(found.others, GLOBAL_OPTIONS);
+    } catch (err) {
+      return fail((err as Error).message, `Usage: ${PROGRAM} [global options] <command> [options]; see ${PROGRAM} --help`);
+    }
+    if (args.flag('version')) {
+      io.stdout(`${PROGRAM} ${version()}\n`);
+      return EXIT_OK;
+    }
+    return fail('no command given', globalHelp());
+  }
+
+  const cmd = COMMANDS.find((c) => c.name === found.name);
+  if (!cmd) {
+    if (found.group !== undefined) {
+      if (wantsHelp(found.others) && found.name === undefined) {
+        io.stdout(`${groupUsage(found.group)}\n`);
+        return EXIT_OK;
+      }
+      const sub = found.name?.split(' ')[1];
+      return fail(sub === undefined ? `${found.group}: missing subcommand` : `${found.group}: unknown subcommand "${sub}"`, groupUsage(found.group));
+    }
+    return fail(`unknown command "${found.name}"`, `Commands: ${COMMANDS.map((c) => c.name).join(', ')}; see ${PROGRAM} --help`);
+  }
+
+  if (wantsHelp(found.others)) {
+    io.stdout(`${commandHelp(cmd)}\n`);
+    return EXIT_OK;
+  }
+
+  let args: ParsedArgs;
+  try {
+    args = parseArgs(found.others, [...GLOBAL_OPTIONS, ...cmd.options], { positionals: cmd.positionals, rest: cmd.rest });
+    if (args.flag('version')) {
+      io.stdout(`${PROGRAM} ${version()}\n`);
+      return EXIT_OK;
+    }
+    for (const p of (cmd.positionals ?? []).slice(args.positionals.length)) throw new UsageError(`missing ${p}`);
+  } catch (err) {
+    return fail((err as Error).message, usageLine(cmd));
+  }
+
+  const coordinator = args.get<string>('coordinator') ?? (env.env.HEADROOM_COORDINATOR || DEFAULT_ADDRESS);
+  try {
+    parseAddress(coordinator);
+  } catch (err) {
+    return fail(`--coordinator: ${(err as Error).message}`, usageLine(cmd));
+  }
+  // --pki-dir names the admin identity pki init made; explicit --tls-* files win over it.
+  const pki = args.get<string>('pki-dir');
+  const tls = {
+    caFile: args.get<string>('tls-ca') ?? (pki && path.join(pki, 'ca.pem')),
+    certFile: args.get<string>('tls-cert') ?? (pki && path.join(pki, 'admin.pem')),
+    keyFile: args.get<string>('tls-key') ?? (pki && path.join(pki, 'admin.key')),
+  };
+  if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
+    return fail('--tls-cert and --tls-key go together', usageLine(cmd));
+  }
+  for (const [option, file] of [['tls-ca', tls.caFile], ['tls-cert', tls.certFile], ['tls-key', tls.keyFile]] as const) {
+    if (file === undefined) continue;
+    try {
+      fs.accessSync(file, fs.constants.R_OK);
+    } catch (err) {
+      const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'cannot be read';
+      return fail(`--${option} ${file}: ${why}`, usageLine(cmd));
+    }
+  }
+  const open = env.open ?? ((address, files, log) => connect(address, clientCredentials(address, { tls: files }, log)));
+
+  const ctx = createContext({
+    coordinator,
+    json: args.flag('json'),
+    io,
+    log: env.log,
+    now: env.now,
+    onInterrupt: env.onInterrupt,
+    open: () => {
+      try {
+        return open(coordinator, tls, env.log);
+      } catch (err) {
+        throw new ConnectionSetupError((err as Error).message);
+      }
+    },
+  });
+  try {
+    return await cmd.run(ctx, args);
+  } catch (err) {
+    if (err instanceof UsageError) return fail(err.message, usageLine(cmd));
+    if (err instanceof RpcError) {
+      io.stderr(`${PROGRAM}: ${describeRpcError(err, coordinator)}\n`);
+      return EXIT_FAILURE;
+    }
+    if (err instanceof ConnectionSetupError) return fail(err.message, usageLine(cmd));
+    io.stderr(`${PROGRAM}: ${(err as Error)?.message ?? String(err)}\n`);
+    return EXIT_FAILURE;
+  } finally {
+    ctx.close();
+  }
+}
+
+/** The connection could not even be set up: plaintext to a remote address, an unreadable TLS file. */
+class ConnectionSetupError extends Error {}

@@ -1,0 +1,105 @@
+/**
+ * `headroomctl agents`: the agents the coordinator knows, whether they are connected now, when they last
+ * said hello, their last load report and the jobs they declared; then each backup they run, with the
+ * budget they enforce on it, whether it is paused, and by which mechanism.
+ */
+import type { AgentInfo__Output, Enforcement__Output, LoadReport__Output } from '../../proto/generated/headroom/v1';
+import { type Command, hostOption } from '../command';
+import { print, printJson } from '../context';
+import { formatCpuShare, formatIoBudget, formatPercent, formatRate, formatRelative } from '../human';
+import { formatTable } from '../table';
+import { shortId } from './tokens';
+
+export const agentsCommand: Command = {
+  name: 'agents',
+  summary: 'agents: connection, last hello, last load, declared jobs, and the budgets of their backups',
+  synopsis: '[--host H]',
+  options: [hostOption()],
+  async run(ctx, args) {
+    const host = args.get<string>('host');
+    const res = await ctx.admin('ListAgents', { host: host ?? '' });
+    if (ctx.json) {
+      printJson(ctx, res);
+      return 0;
+    }
+    const budgets = renderBudgets(res.agents);
+    print(ctx, budgets ? `${renderAgents(res.agents, ctx.now())}\n\n${budgets}` : renderAgents(res.agents, ctx.now()));
+    return 0;
+  },
+};
+
+function hasLoad(l: LoadReport__Output | null): l is LoadReport__Output {
+  return l !== null && l.sampledUnixMs > 0;
+}
+
+export function renderAgents(agents: readonly AgentInfo__Output[], now: number): string {
+  const sorted = [...agents].sort((a, b) => a.host.localeCompare(b.host) || a.vm.localeCompare(b.vm));
+  return formatTable(
+    [
+      { header: 'VM', maxWidth: 36 },
+      { header: 'HOST', maxWidth: 24 },
+      { header: 'HOSTNAME', maxWidth: 24 },
+      { header: 'CONNECTED' },
+      { header: 'LAST HELLO' },
+      { header: 'CPU', align: 'right' },
+      { header: 'MEM', align: 'right' },
+      { header: 'DISK READ', align: 'right' },
+      { header: 'DISK WRITE', align: 'right' },
+      { header: 'LOAD1', align: 'right' },
+      { header: 'JOBS', maxWidth: 40 },
+    ],
+    sorted.map((a) => {
+      const l = hasLoad(a.lastLoad) ? a.lastLoad : undefined;
+      return [
+        a.vm,
+        a.host,
+        a.hostname || '-',
+        a.connected ? 'yes' : 'no',
+        formatRelative(a.lastHelloUnixMs, now),
+        l ? formatPercent(l.cpuPercent) : '-',
+        l && l.memTotalBytes > 0 ? formatPercent((100 * l.memUsedBytes) / l.memTotalBytes) : '-',
+        l ? formatRate(l.diskReadBytesPerSec) : '-',
+        l ? formatRate(l.diskWriteBytesPerSec) : '-',
+        l ? l.load1.toFixed(2) : '-',
+        a.jobs.length ? a.jobs.map((j) => j.name).join(', ') : '-',
+      ];
+    }),
+    { empty: 'no agents' },
+  );
+}
+
+const ENFORCEMENT: Record<Enforcement__Output, string> = {
+  CGROUP_V2: 'cgroup v2',
+  CGROUP_V1: 'cgroup v1',
+  SIGNALS: 'signals',
+  ENFORCEMENT_UNSPECIFIED: 'unknown',
+};
+
+/** The backups the agents run, with what each agent reports enforcing on them; '' when there are none. */
+export function renderBudgets(agents: readonly AgentInfo__Output[]): string {
+  const rows = [...agents]
+    .sort((a, b) => a.host.localeCompare(b.host) || a.vm.localeCompare(b.vm))
+    .flatMap((a) =>
+      a.budgets.map((b) => [
+        a.vm,
+        shortId(b.tokenId),
+        b.paused ? 'paused' : 'running',
+        formatCpuShare(b.budget?.cpuPercent ?? 0),
+        formatIoBudget(b.budget?.ioBytesPerSec ?? 0),
+        ENFORCEMENT[b.enforcement],
+        b.detail || '-',
+      ]),
+    );
+  return formatTable(
+    [
+      { header: 'VM', maxWidth: 36 },
+      { header: 'BACKUP' },
+      { header: 'STATE' },
+      { header: 'CPU BUDGET', align: 'right' },
+      { header: 'I/O BUDGET', align: 'right' },
+      { header: 'ENFORCED BY' },
+      { header: 'DETAIL', maxWidth: 60 },
+    ],
+    rows,
+  );
+}

@@ -1,0 +1,238 @@
+/**
+ * `headroomctl hold`: takes a HYPERVISOR token for a backup that another program runs (vzdump, through
+ * examples/vzdump/headroom-vzdump-hook) and keeps it between two invocations: the first returns once the
+ * token is granted and leaves a holder in the background (hold-holder.ts) that renews it; a second one,
+ * `hold --release`, ends it with the outcome. The two meet in a state file (hold-state.ts).
+ */
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { sleep } from '../../common/util/backoff';
+import { systemClock } from '../../common/util/clock';
+import { releaseToken } from '../../common/backup-run/guarded-run';
+import { parsePositiveInt, parseString } from '../args';
+import type { Command } from '../command';
+import { type Context, note } from '../context';
+import { EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, UsageError } from '../errors';
+import { type HolderMessage, type ParentChannel, runHolder } from '../../host-backup/hold-holder';
+import {
+  FINAL_PHASES,
+  type HoldState,
+  parseOutcome,
+  processAlive,
+  readHoldState,
+  releaseRequestFile,
+  removeHoldFiles,
+  writeJsonFile,
+} from '../../host-backup/hold-state';
+import { hostBackupCommand } from './host-backup';
+
+export const DEFAULT_HOLD_JOB = 'hold';
+
+/** How long `--release` waits for the holder to release and exit: its release retries take a few seconds. */
+const RELEASE_WAIT_MS = 30_000;
+
+/** The request options host-backup takes too, with its help texts. */
+const SHARED = new Set(['host', 'vm', 'window', 'expected-duration', 'priority', 'ttl']);
+const ACQUIRE_OPTIONS = hostBackupCommand.options.filter((o) => SHARED.has(o.name));
+
+export const holdCommand: Command = {
+  name: 'hold',
+  summary: 'hold a HYPERVISOR token across invocations (for hook scripts such as vzdump\'s)',
+  synopsis:
+    '--state-file FILE {--host H --vm V [--job NAME] [--window DURATION] [--ttl DURATION] [--log FILE] [--watch-pid PID] [--foreground] | ' +
+    '--release --outcome success|failure [--message TEXT]}',
+  description: [
+    'Waits for a HYPERVISOR token on the host (progress on stderr) and returns once it is granted, leaving',
+    'a holder process in the background that renews it. The holder writes FILE (JSON: its pid, the phase',
+    'waiting/held/lost/released/failed, the token) and logs to --log (default FILE.log). Interrupted while',
+    'waiting, the request is withdrawn.',
+    '',
+    '--release ends the hold: the holder releases the token with the outcome and exits, and FILE is',
+    'removed. A SIGTERM to the holder alone releases it as a failure.',
+    '',
+    'If the token is lost while held (revoked, expired, renewals failing), the holder logs it and exits;',
+    'the later --release says so and exits 75. With --watch-pid, the holder releases the token as a',
+    'failure (or stops waiting) when that process ends without a release: a backup tool that dies must',
+    'not leave the host blocked. With --foreground the holder runs in this process until a signal.',
+    '',
+    'Exit status: 0 granted (or released); 75 not granted within --window, denied, or lost before',
+    '--release; 1 FILE in use by another holder, or the token could not be released; 64 usage error.',
+  ].join('\n'),
+  options: [
+    { name: 'state-file', value: 'FILE', help: 'where the holder keeps its state (required)', parse: parseString },
+    ...ACQUIRE_OPTIONS,
+    { name: 'job', value: 'NAME', help: `job name for history (default: ${DEFAULT_HOLD_JOB})`, parse: parseString },
+    { name: 'log', value: 'FILE', help: "the background holder's log (default: the state file + .log)", parse: parseString },
+    { name: 'watch-pid', value: 'PID', help: 'release as a failure (or stop waiting) when process PID ends', parse: parsePid },
+    { name: 'foreground', help: 'hold in this process until SIGTERM/SIGINT instead of in the background' },
+    { name: 'release', help: 'release the token held through --state-file' },
+    { name: 'outcome', value: 'success|failure', help: 'with --release: how the backup ended (required)', parse: parseOutcome },
+    { name: 'message', value: 'TEXT', help: 'with --release: recorded with the outcome', parse: parseString },
+  ],
+  async run(ctx, args) {
+    const stateFile = path.resolve(args.require<string>('state-file'));
+    if (args.flag('release')) {
+      const stray = [...SHARED, 'job', 'log', 'watch-pid', 'foreground'].find((name) => args.has(name));
+      if (stray) throw new UsageError(`--${stray} does not go with --release`);
+      return releaseHold(ctx, stateFile, args.require<boolean>('outcome'), args.get<string>('message') ?? '');
+    }
+    for (const name of ['outcome', 'message']) if (args.has(name)) throw new UsageError(`--${name} goes with --release`);
+    const host = args.require<string>('host');
+    const vm = args.require<string>('vm');
+    const existing = readHoldState(stateFile);
+    if (existing && !FINAL_PHASES.has(existing.phase) && existing.pid !== process.pid && processAlive(existing.pid)) {
+      note(ctx, `${stateFile} is in use: pid ${existing.pid} is ${existing.phase === 'held' ? 'holding' : 'waiting for'} a token for ${existing.vm}`);
+      return EXIT_FAILURE;
+    }
+    if (!args.flag('foreground')) return startHolder(ctx, stateFile, args.get<string>('log') ?? `${stateFile}.log`);
+
+    const windowMs = args.get<number>('window');
+    const windowEndUnixMs = windowMs === undefined ? 0 : systemClock.now() + windowMs;
+    return runHolder(ctx, {
+      stateFile,
+      parent: parentChannel(),
+      watchPid: args.get<number>('watch-pid'),
+      request: {
+        kind: 'HYPERVISOR',
+        host,
+        vm,
+        job: args.get<string>('job') ?? DEFAULT_HOLD_JOB,
+        expectedDurationMs: args.get<number>('expected-duration') ?? 0,
+        latestStartUnixMs: windowEndUnixMs,
+        windowEndUnixMs,
+        priority: args.get<number>('priority') ?? 0,
+        ttlMs: args.get<number>('ttl') ?? 0,
+      },
+    });
+  },
+};
+
+function parsePid(raw: string): number {
+  const pid = parsePositiveInt(raw);
+  if (!processAlive(pid)) throw new Error(`no process ${pid}`);
+  return pid;
+}
+
+/** The IPC channel to the invocation that started us in the background, if it did. */
+function parentChannel(): ParentChannel | undefined {
+  if (!process.send) return undefined;
+  return {
+    send: (message) => {
+      if (process.connected) process.send!(message);
+    },
+    onGone: (gone) => process.once('disconnect', gone),
+  };
+}
+
+/**
+ * Starts this same command line with --foreground as a detached process and relays its progress until
+ * the grant. Its stdio is the log file, not ours: a hook's caller (vzdump) reads the hook's output until
+ * the end, which must come when the hook returns, not when the holder does.
+ */
+function startHolder(ctx: Context, stateFile: string, logFile: string): Promise<number> {
+  fs.mkdirSync(path.dirname(stateFile), { recursive: true });
+  const log = fs.openSync(logFile, 'w');
+  const argv = [...process.execArgv, process.argv[1], ...process.argv.slice(2), '--foreground'];
+  const child = spawn(process.execPath, argv, { detached: true, stdio: ['ignore', log, log, 'ipc'] });
+  fs.closeSync(log);
+  return new Promise<number>((resolve) => {
+    let settled = false;
+    const finish = (code: number) => {
+      if (settled) return;
+      settled = true;
+      removeInterrupt();
+      resolve(code);
+    };
+    // Interrupted while waiting: the holder withdraws the request and reports how it ended.
+    const removeInterrupt = ctx.onInterrupt((signal) => child.kill(signal));
+    child.on('message', (m: HolderMessage) => {
+      if (m.event === 'progress') ctx.io.stderr(m.text);
+      else if (m.event === 'failed') finish(m.exitCode);
+      else if (m.event === 'granted') {
+        note(ctx, `holding token ${m.tokenId} in the background (pid ${child.pid}, log ${logFile}); end it with: headroomctl hold --release --state-file ${stateFile} --outcome success|failure`);
+        child.disconnect();
+        child.unref();
+        finish(EXIT_OK);
+      }
+    });
+    child.on('error', (err) => {
+      note(ctx, `cannot start the holder: ${err.message}`);
+      finish(EXIT_FAILURE);
+    });
+    child.on('exit', (code, signal) => {
+      if (settled) return;
+      note(ctx, `the holder ended (${signal ?? `exit ${code}`}) before a token was granted; see ${logFile}`);
+      finish(code || (signal ? 128 + os.constants.signals[signal] : EXIT_FAILURE));
+    });
+  });
+}
+
+/** Waits until the holder has written a final phase or is gone; resolves to the last state read. */
+async function waitForHolder(stateFile: string, state: HoldState): Promise<HoldState | undefined> {
+  const giveUpAt = Date.now() + RELEASE_WAIT_MS;
+  let current: HoldState | undefined = state;
+  while (current && !FINAL_PHASES.has(current.phase) && processAlive(current.pid) && Date.now() < giveUpAt) {
+    await sleep(50);
+    current = readHoldState(stateFile);
+  }
+  return current;
+}
+
+async function releaseHold(ctx: Context, stateFile: string, success: boolean, message: string): Promise<number> {
+  let state = readHoldState(stateFile);
+  if (!state) {
+    note(ctx, `nothing to release: ${stateFile} does not exist`);
+    return EXIT_FAILURE;
+  }
+  if (!FINAL_PHASES.has(state.phase)) {
+    writeJsonFile(releaseRequestFile(stateFile), { success, message });
+    if (processAlive(state.pid)) process.kill(state.pid, 'SIGTERM');
+    const last = await waitForHolder(stateFile, state);
+    if (!last) {
+      note(ctx, `${stateFile} disappeared while the holder released`);
+      return EXIT_FAILURE;
+    }
+    state = last;
+  }
+  const what = `the HYPERVISOR token for ${state.vm} on ${state.host}`;
+  let code: number;
+  switch (state.phase) {
+    case 'released':
+      note(ctx, state.message ?? `released ${what}`);
+      code = EXIT_OK;
+      break;
+    case 'lost':
+      note(ctx, `${what} was lost while it was held: ${state.message ?? 'no reason recorded'}`);
+      code = EXIT_TEMPFAIL;
+      break;
+    case 'failed':
+      note(ctx, `no token was held: ${state.message ?? 'no reason recorded'}`);
+      code = success ? EXIT_TEMPFAIL : EXIT_OK;
+      break;
+    case 'waiting':
+      note(ctx, `the holder (pid ${state.pid}) ended while still waiting: nothing was held`);
+      code = success ? EXIT_TEMPFAIL : EXIT_OK;
+      break;
+    case 'held': {
+      if (processAlive(state.pid)) {
+        note(ctx, `the holder (pid ${state.pid}) did not release ${what} within ${RELEASE_WAIT_MS / 1000} s; it stays held until it expires`);
+        return EXIT_FAILURE;
+      }
+      // The holder died without releasing: release on its behalf, with the outcome we were given.
+      const outcome = { success, bytes: 0, durationMs: 0, exitCode: success ? 0 : 1, message: message || 'released by headroomctl hold --release' };
+      const released = await releaseToken({ client: ctx.clients().token, log: ctx.log }, state.token!, outcome);
+      note(
+        ctx,
+        released
+          ? `the holder (pid ${state.pid}) was gone; released ${what} (${success ? 'success' : 'failure'})`
+          : `the holder (pid ${state.pid}) was gone and ${what} could not be released (it had expired, or the coordinator is unreachable)`,
+      );
+      code = released ? EXIT_OK : EXIT_TEMPFAIL;
+      break;
+    }
+  }
+  removeHoldFiles(stateFile);
+  return code;
+}

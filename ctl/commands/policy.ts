@@ -1,0 +1,192 @@
+/**
+ * `headroomctl policy get|set`: a host's rules, the budget controller's among them. `set` sends only the
+ * fields given (SetPolicyRequest's proto3 optional fields), so one change never resets another.
+ */
+import type { Policy__Output, SetPolicyRequest } from '../../proto/generated/headroom/v1';
+import { formatDuration, parseDuration } from '../../common/util/duration';
+import { type OptionSpec, parseBool, parseByteRate, parsePercent, parseString, parseUint32 } from '../args';
+import { type Command, hostOption } from '../command';
+import { print, printJson } from '../context';
+import { UsageError } from '../errors';
+import { formatCpuShare, formatIoBudget, formatRate } from '../human';
+import { formatFields } from '../table';
+
+const HOST_HELP = "the host (default: the coordinator's own)";
+
+/** A duration option's value in milliseconds, which must fit the uint32 `*_ms` field. */
+function parseDurationMs(raw: string): number {
+  const ms = parseDuration(raw);
+  if (ms > 0xffff_ffff) throw new Error(`${raw} is too long (at most ${formatDuration(0xffff_ffff)})`);
+  return ms;
+}
+
+export const policyGetCommand: Command = {
+  name: 'policy get',
+  summary: "show a host's policy",
+  synopsis: '[--host H]',
+  options: [hostOption(HOST_HELP)],
+  async run(ctx, args) {
+    const host = args.get<string>('host') ?? '';
+    const policy = await ctx.admin('GetPolicy', { host });
+    if (ctx.json) printJson(ctx, policy);
+    else print(ctx, renderPolicy(policy, host));
+    return 0;
+  },
+};
+
+/** Option name → SetPolicyRequest field. */
+const SETTABLE = [
+  ['max-guest', 'maxGuestTokens'],
+  ['max-hypervisor', 'maxHypervisorTokens'],
+  ['lease-ttl', 'leaseTtlMs'],
+  ['allow-overrun', 'allowOverrun'],
+  ['report-interval', 'reportIntervalMs'],
+  ['throttle-above-cpu', 'throttleAboveCpuPercent'],
+  ['pause-above-cpu', 'pauseAboveCpuPercent'],
+  ['resume-below-cpu', 'resumeBelowCpuPercent'],
+  ['throttle-above-io', 'throttleAboveIoBytesPerSec'],
+  ['pause-above-io', 'pauseAboveIoBytesPerSec'],
+  ['resume-below-io', 'resumeBelowIoBytesPerSec'],
+  ['budget-cpu', 'budgetCpuPercent'],
+  ['budget-io', 'budgetIoBytesPerSec'],
+  ['throttled-cpu', 'throttledCpuPercent'],
+  ['throttled-io', 'throttledIoBytesPerSec'],
+  ['budget-dwell', 'budgetDwellMs'],
+  ['max-pause', 'maxPauseMs'],
+  ['pause-window-guard', 'pauseWindowGuardMs'],
+  ['follow-plan', 'followPlan'],
+  ['min-start-gap', 'minStartGapMs'],
+  ['host-budget-cpu', 'hostBudgetCpuPercent'],
+  ['host-budget-io', 'hostBudgetIoBytesPerSec'],
+  ['start-below-cpu', 'startBelowCpuPercent'],
+  ['start-below-io', 'startBelowIoBytesPerSec'],
+  ['host-start-below-cpu', 'hostStartBelowCpuPercent'],
+  ['host-start-below-io', 'hostStartBelowIoBytesPerSec'],
+  ['hypervisor-budget-cpu', 'hypervisorBudgetCpuPercent'],
+  ['hypervisor-budget-io', 'hypervisorBudgetIoBytesPerSec'],
+  ['vm', 'vm'],
+  ['reset-vm', 'resetVm'],
+] as const;
+
+const BUDGET_OPTIONS: OptionSpec[] = [
+  { name: 'throttle-above-cpu', value: 'PERCENT', help: "throttle a backup from this foreground CPU of its VM (0-100; 0: off)", parse: parsePercent },
+  { name: 'pause-above-cpu', value: 'PERCENT', help: 'pause it from this foreground CPU, above the throttle threshold (0: off)', parse: parsePercent },
+  { name: 'resume-below-cpu', value: 'PERCENT', help: 'full budget again below this foreground CPU, under both thresholds', parse: parsePercent },
+  { name: 'throttle-above-io', value: 'RATE', help: 'throttle from this foreground disk I/O, reads plus writes (0: off)', parse: parseByteRate },
+  { name: 'pause-above-io', value: 'RATE', help: 'pause from this foreground disk I/O (0: off)', parse: parseByteRate },
+  { name: 'resume-below-io', value: 'RATE', help: 'full budget again below this foreground disk I/O', parse: parseByteRate },
+  { name: 'budget-cpu', value: 'PERCENT', help: "CPU budget of a backup whose token sets none, in % of one core (150: 1.5 cores; 0: no limit)", parse: parseUint32 },
+  { name: 'budget-io', value: 'RATE', help: 'I/O budget of a backup whose token sets none (0: no limit)', parse: parseByteRate },
+  { name: 'throttled-cpu', value: 'PERCENT', help: 'CPU budget of a throttled or paused backup, in % of one core (0: its full budget)', parse: parseUint32 },
+  { name: 'throttled-io', value: 'RATE', help: 'I/O budget of a throttled or paused backup (0: its full budget)', parse: parseByteRate },
+  { name: 'budget-dwell', value: 'DURATION', help: 'loosen a budget only once the load has asked for it this long', parse: parseDurationMs },
+  { name: 'max-pause', value: 'DURATION', help: 'pause a backup at most this long in all, then throttle it (0: never pause)', parse: parseDurationMs },
+  {
+    name: 'pause-window-guard',
+    value: 'DURATION',
+    help: "no pause once the backup's expected remaining work plus this would pass its window's end",
+    parse: parseDurationMs,
+  },
+];
+
+const START_OPTIONS: OptionSpec[] = [
+  { name: 'follow-plan', value: 'true|false', help: "a request for a planned run waits for its slot in the host's plan", parse: parseBool },
+  { name: 'min-start-gap', value: 'DURATION', help: 'two planned starts are at least this far apart (0: none)', parse: parseDurationMs },
+  { name: 'host-budget-cpu', value: 'PERCENT', help: 'what all backups together may spend, in % of one core (0: no limit)', parse: parseUint32 },
+  { name: 'host-budget-io', value: 'RATE', help: 'what all backups together may spend in disk I/O (0: no limit)', parse: parseByteRate },
+  { name: 'start-below-cpu', value: 'PERCENT', help: "start no backup on a VM whose foreground CPU is at or above this (0: off)", parse: parsePercent },
+  { name: 'start-below-io', value: 'RATE', help: "start no backup on a VM whose foreground disk I/O is at or above this (0: off)", parse: parseByteRate },
+  { name: 'host-start-below-cpu', value: 'PERCENT', help: "start no backup while the host's CPU is at or above this (0: off)", parse: parsePercent },
+  { name: 'host-start-below-io', value: 'RATE', help: "start no backup while the host's disk I/O is at or above this (0: off)", parse: parseByteRate },
+  { name: 'hypervisor-budget-cpu', value: 'PERCENT', help: 'CPU budget of a HYPERVISOR token, in % of one core (0: no limit)', parse: parseUint32 },
+  { name: 'hypervisor-budget-io', value: 'RATE', help: 'I/O budget of a HYPERVISOR token (0: no limit)', parse: parseByteRate },
+  { name: 'vm', value: 'VM', help: "with --start-below-cpu/--start-below-io: set that VM's own start thresholds", parse: parseString },
+  { name: 'reset-vm', help: "with --vm: drop the VM's own thresholds (it follows the host's again)" },
+];
+
+export const policySetCommand: Command = {
+  name: 'policy set',
+  summary: "change a host's policy (only the fields given)",
+  synopsis:
+    '[--host H] [--max-guest N] [--max-hypervisor N] [--lease-ttl DURATION] [--allow-overrun true|false] [--report-interval DURATION] [budget options] [start options]',
+  description: [
+    'Fields not given keep their value. DURATION is like 30s, 5m, 1h30m (a bare number is milliseconds);',
+    'RATE is bytes per second, like 500K, 10MiB, 1G (binary units).',
+    '',
+    "Budgets: a running guest backup is throttled when its VM's foreground load (the VM's own work, without",
+    "Headroom's backups) reaches a throttle threshold, and paused at a pause threshold; it gets its full budget",
+    'back once the load has stayed under the resume thresholds for the dwell time. A pause is bounded by',
+    "--max-pause and by the backup's window; where it could not last, the backup is throttled instead.",
+    '',
+    "Starts: a request for a run in the host's plan (`headroomctl plan`) waits for its slot. No backup starts",
+    "on a VM whose foreground load, or on a host whose own load, is at or above a start threshold, unless",
+    'waiting longer would miss its window: it then starts on the throttled budget.',
+  ].join('\n'),
+  options: [
+    hostOption(HOST_HELP),
+    { name: 'max-guest', value: 'N', help: 'concurrent GUEST tokens on the host', parse: parseUint32 },
+    { name: 'max-hypervisor', value: 'N', help: 'concurrent HYPERVISOR tokens on the host', parse: parseUint32 },
+    { name: 'lease-ttl', value: 'DURATION', help: 'default TTL of a token', parse: parseDurationMs },
+    { name: 'allow-overrun', value: 'true|false', help: "keep a token past its window's end", parse: parseBool },
+    { name: 'report-interval', value: 'DURATION', help: 'how often agents report load', parse: parseDurationMs },
+    ...BUDGET_OPTIONS,
+    ...START_OPTIONS,
+  ],
+  async run(ctx, args) {
+    const host = args.get<string>('host') ?? '';
+    const request = buildSetPolicyRequest(host, args);
+    const policy = await ctx.admin('SetPolicy', request);
+    if (ctx.json) printJson(ctx, policy);
+    else print(ctx, `policy updated\n${renderPolicy(policy, host)}`);
+    return 0;
+  },
+};
+
+/** The request with only the given fields set. @throws UsageError when no field is given. */
+export function buildSetPolicyRequest(host: string, args: { has(n: string): boolean; get<T>(n: string): T | undefined }): SetPolicyRequest {
+  const request: Record<string, unknown> = { host };
+  for (const [option, field] of SETTABLE) {
+    if (args.has(option)) request[field] = args.get(option);
+  }
+  if (Object.keys(request).length === 1) {
+    throw new UsageError(`nothing to set: give at least one of ${SETTABLE.map(([o]) => `--${o}`).join(', ')}`);
+  }
+  return request as SetPolicyRequest;
+}
+
+export function renderPolicy(p: Policy__Output, host: string): string {
+  return formatFields([
+    ['host', host || "(the coordinator's own)"],
+    ['max guest tokens', String(p.maxGuestTokens)],
+    ['max hypervisor tokens', String(p.maxHypervisorTokens)],
+    ['lease ttl', formatDuration(p.leaseTtlMs)],
+    ['allow overrun', String(p.allowOverrun)],
+    ['report interval', formatDuration(p.reportIntervalMs)],
+    ['throttle from', signals(p.throttleAboveCpuPercent, p.throttleAboveIoBytesPerSec)],
+    ['pause from', signals(p.pauseAboveCpuPercent, p.pauseAboveIoBytesPerSec)],
+    ['resume below', signals(p.resumeBelowCpuPercent, p.resumeBelowIoBytesPerSec)],
+    ['backup budget', `cpu ${formatCpuShare(p.budgetCpuPercent)}, io ${formatIoBudget(p.budgetIoBytesPerSec)}`],
+    ['throttled budget', `cpu ${reduced(formatCpuShare, p.throttledCpuPercent)}, io ${reduced(formatIoBudget, p.throttledIoBytesPerSec)}`],
+    ['budget dwell', formatDuration(p.budgetDwellMs)],
+    ['max pause', p.maxPauseMs === 0 ? 'never pause' : formatDuration(p.maxPauseMs)],
+    ['pause window guard', formatDuration(p.pauseWindowGuardMs)],
+    ['follow plan', String(p.followPlan)],
+    ['min start gap', formatDuration(p.minStartGapMs)],
+    ['host backup budget', `cpu ${formatCpuShare(p.hostBudgetCpuPercent)}, io ${formatIoBudget(p.hostBudgetIoBytesPerSec)}`],
+    ['start below', `${signals(p.startBelowCpuPercent, p.startBelowIoBytesPerSec, 'vm foreground')}; ${signals(p.hostStartBelowCpuPercent, p.hostStartBelowIoBytesPerSec, 'host')}`],
+    ['hypervisor budget', `cpu ${formatCpuShare(p.hypervisorBudgetCpuPercent)}, io ${formatIoBudget(p.hypervisorBudgetIoBytesPerSec)}`],
+    ...Object.entries(p.vmStartBelow ?? {})
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([vm, t]): [string, string] => [`start below (${vm})`, signals(t.cpuPercent, Number(t.ioBytesPerSec), 'vm foreground')]),
+  ]);
+}
+
+/** "foreground cpu 60%, io 100 MiB/s", a threshold of 0 being off. */
+function signals(cpuPercent: number, ioBytesPerSec: number, of = 'foreground'): string {
+  return `${of} cpu ${cpuPercent ? `${cpuPercent}%` : 'off'}, io ${ioBytesPerSec ? formatRate(ioBytesPerSec) : 'off'}`;
+}
+
+/** A throttled budget's field: 0 keeps the full budget's. */
+function reduced(format: (v: number) => string, value: number): string {
+  return value === 0 ? 'full' : format(value);
+}

@@ -1,0 +1,123 @@
+/**
+ * What a headroomctl command gets to work with: where its output goes, whether it prints JSON, the time,
+ * and a lazily opened connection to the coordinator with one typed helper per AdminService call (each
+ * with a deadline, failures wrapped as RpcError naming the method).
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { type AdminClient, type Clients, type PkiClient, unary } from '../common/client/connection';
+import type { Logger } from '../common/util/log';
+import { toRpcError } from './errors';
+
+/** Where a command writes. Each call is one piece of text; a newline is added by `print`. */
+export interface Io {
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+/** The AdminService methods that take one request and give one answer. */
+export type AdminUnaryMethod =
+  | 'ListHosts'
+  | 'ListAgents'
+  | 'ListTokens'
+  | 'ListHistory'
+  | 'PauseHost'
+  | 'ResumeHost'
+  | 'RevokeToken'
+  | 'GetPolicy'
+  | 'SetPolicy'
+  | 'GetPlan'
+  | 'ListBackups'
+  | 'GetBackup'
+  | 'PruneBackups'
+  | 'StartBackup'
+  | 'CancelBackup'
+  | 'ListBackupRuns';
+
+// The last overload of each generated method is `(argument, callback)`: read the types from it.
+export type AdminRequest<M extends AdminUnaryMethod> = Parameters<AdminClient[M]>[0];
+export type AdminResponse<M extends AdminUnaryMethod> =
+  Parameters<AdminClient[M]>[1] extends grpc.requestCallback<infer R> ? R : never;
+
+/** The PkiService methods headroomctl calls (Enroll is the agent's). */
+export type PkiUnaryMethod = 'CreateEnrollmentToken' | 'ListCertificates' | 'RevokeCertificates' | 'RotateCertificate';
+export type PkiRequest<M extends PkiUnaryMethod> = Parameters<PkiClient[M]>[0];
+export type PkiResponse<M extends PkiUnaryMethod> = Parameters<PkiClient[M]>[1] extends grpc.requestCallback<infer R> ? R : never;
+
+export interface Context {
+  /** The coordinator's address as given (or defaulted), for messages. */
+  readonly coordinator: string;
+  /** `--json`: print the coordinator's messages as JSON instead of tables. */
+  readonly json: boolean;
+  readonly io: Io;
+  readonly log: Logger;
+  /** Wall-clock Unix milliseconds: what people compare the printed times with. */
+  now(): number;
+  /** The connection, opened on first use. */
+  clients(): Clients;
+  /** Calls an AdminService method with the unary deadline. Rejects with an RpcError naming the method. */
+  admin<M extends AdminUnaryMethod>(method: M, request: AdminRequest<M>): Promise<AdminResponse<M>>;
+  /** Calls a PkiService method with the unary deadline. Rejects with an RpcError naming the method. */
+  pki<M extends PkiUnaryMethod>(method: M, request: PkiRequest<M>): Promise<PkiResponse<M>>;
+  /**
+   * Runs `handler` on Ctrl-C (SIGINT), SIGTERM or SIGHUP instead of the default exit, until the returned function
+   * is called. For commands that run until interrupted.
+   */
+  onInterrupt(handler: (signal: NodeJS.Signals) => void): () => void;
+}
+
+/** Writes `text` and a newline to stdout. */
+export function print(ctx: Context, text: string): void {
+  ctx.io.stdout(`${text}\n`);
+}
+
+/** Writes a message as indented JSON and a newline to stdout. */
+export function printJson(ctx: Context, message: unknown): void {
+  ctx.io.stdout(`${JSON.stringify(message, null, 2)}\n`);
+}
+
+/** Writes `headroomctl: <text>` to stderr: progress and warnings, never data. */
+export function note(ctx: Context, text: string): void {
+  ctx.io.stderr(`headroomctl: ${text}\n`);
+}
+
+export interface ContextOptions {
+  coordinator: string;
+  json: boolean;
+  io: Io;
+  log: Logger;
+  now: () => number;
+  /** Opens the connection; called at most once, on first use. */
+  open: () => Clients;
+  onInterrupt: Context['onInterrupt'];
+}
+
+/** Calls `client[method]` with the unary deadline; failures become an RpcError naming the method. */
+async function call(client: object, method: string, request: unknown): Promise<unknown> {
+  const fn = ((client as Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>)[method]).bind(client);
+  try {
+    return await unary(fn as Parameters<typeof unary>[0], request);
+  } catch (err) {
+    throw toRpcError(method, err);
+  }
+}
+
+/** A Context over `options`. `close()` closes the connection if it was opened. */
+export function createContext(options: ContextOptions): Context & { close(): void } {
+  let clients: Clients | undefined;
+  const get = () => (clients ??= options.open());
+  return {
+    coordinator: options.coordinator,
+    json: options.json,
+    io: options.io,
+    log: options.log,
+    now: options.now,
+    clients: get,
+    onInterrupt: options.onInterrupt,
+    admin: (method: AdminUnaryMethod, request: unknown) => call(get().admin, method, request),
+    pki: (method: PkiUnaryMethod, request: unknown) => call(get().pki, method, request),
+    close() {
+      clients?.close();
+      clients = undefined;
+    },
+  } as Context & { close(): void };
+}
