@@ -22,7 +22,7 @@ import type { TokenKind } from '../coordinator/domain/lease';
 import { type Plan, type PlanInput, planHost } from '../coordinator/planner/planner';
 import { type LeftOutFigures, classifyLeftOut } from './storm-left-out';
 import { BOUND_STEPS, type Figures, type Run, figures, simulateUncoordinated } from './storm-metrics';
-import { CLIMB_WORK_JOBS } from '../coordinator/planner/plan-climb';
+import { CLIMB_WORK_JOBS } from '../coordinator/planner/plan-favour-late';
 import { REPAIR_WORK_JOBS } from '../coordinator/planner/plan-repair';
 import { DEFAULT_BUDGET_MB, DISK_BYTES_PER_SEC_PER_50_VMS, MIDNIGHT, PLAN_NOW, type ScenarioJob, scenario } from './storm-scenario';
 import { ensureDirFor } from './proc-stats';

@@ -4,15 +4,15 @@
  */
 import { capOf, partitionPoint } from './host-timeline';
 import { type TokenKind, TOKEN_KINDS, otherKind } from '../domain/lease';
-import { RESERVE_MS, VmJobs } from './plan-chances';
+import { RESERVE_MS, VmJobs } from './vm-jobs';
 import { type Prepared, timelineWithRunning } from './plan-prepared';
 import type { PlanHost, PlanInput } from './planner';
 
 /**
  * Proposes starts by running the host forward in time, serving one kind at a time (a phase). In a phase,
  * ready jobs of its kind start as soon as the rules allow, in this order:
- *  - the `favoured` jobs (the climbing step's, plan-climb.ts) that can start now and the jobs that open a
- *    chance for one (plan-chances.ts), as far as the other jobs' deadlines allow; and a token is kept free
+ *  - the `favoured` jobs (the climbing step's, plan-favour-late.ts) that can start now and the jobs that open a
+ *    chance for one (vm-jobs.ts), as far as the other jobs' deadlines allow; and a token is kept free
  *    for an opener due soon when a favoured job is on its last chances (only a job that cannot wait takes it);
  *  - then, by latest start, the urgent ones: those whose latest start comes before the kind's ready work
  *    could all be served (see summarise);

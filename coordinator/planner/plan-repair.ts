@@ -9,7 +9,7 @@
  * if the first runs in the first minutes of its hour and the second in the last minutes of its own.
  * Pinned first, the long job holds its gap, and the phases place everything else around it.
  */
-import { noRoom } from './plan-climb';
+import { noRoom } from './plan-favour-late';
 import type { Prepared } from './plan-prepared';
 import type { Plan, PlanInput } from './planner';
 

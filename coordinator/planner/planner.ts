@@ -14,7 +14,7 @@
  *     kind's deadlines allow; in it, urgent jobs start by latest start and the others longest first, so
  *     the phase ends with its tokens busy; no job starts if it would hold its VM past the latest start of
  *     another job of that VM. It proposes a start for most jobs. Steps 1 to 4 run twice (up to
- *     BOTH_STARTS_JOBS jobs): with no job favoured, and with every gated job favoured (plan-chances.ts:
+ *     BOTH_STARTS_JOBS jobs): with no job favoured, and with every gated job favoured (vm-jobs.ts:
  *     its chances go first); step 5 starts from the better plan.
  *  2. complete() keeps the proposals that break no rule and places every other job, in planning order
  *     (window end, then higher priority, then longer duration, then id: earliest deadline first), at
@@ -26,7 +26,7 @@
  *  4. If jobs are still left out for room, the repair step (plan-repair.ts) pins each at starts its VM's
  *     other jobs allow and plans the host again around it, keeping a plan only if it leaves fewer out;
  *     the tries are bounded by the jobs they plan in all (none for a host of 10,000 jobs).
- *  5. The climbing step (plan-climb.ts) runs steps 1 to 3 again (and step 4 when a try leaves
+ *  5. The climbing step (plan-favour-late.ts) runs steps 1 to 3 again (and step 4 when a try leaves
  *     more jobs out) favouring, one more at a time, the jobs that end the plan latest among those it
  *     started late (a long job that fits only right after one of its VM's hourly jobs), and keeps a change
  *     only if the plan leaves fewer jobs out for room or, as many, clears what is released sooner; its
@@ -52,8 +52,8 @@
 import { InvalidArgumentError } from '../domain/errors';
 import type { Blocker, HostTimeline } from './host-timeline';
 import { type Budget, type TokenKind, TOKEN_KINDS } from '../domain/lease';
-import { gatedJobs } from './plan-chances';
-import { better, climb, noRoom } from './plan-climb';
+import { gatedJobs } from './vm-jobs';
+import { better, climb, noRoom } from './plan-favour-late';
 import { phasedStarts } from './plan-phases';
 import { type Prepared, compareJobs, prepare, timelineWithRunning } from './plan-prepared';
 import { repairLeftOut } from './plan-repair';
@@ -192,7 +192,7 @@ function repaired(order: readonly Prepared[], input: PlanInput, plan: Plan, favo
 
 /**
  * Up to this many jobs, the climb starts from the better of two plans: no job favoured, and every gated job
- * favoured (plan-chances.ts: a long job that fits only right after one of its VM's hourly jobs). Each
+ * favoured (vm-jobs.ts: a long job that fits only right after one of its VM's hourly jobs). Each
  * catches nights the other and the climb miss (storm bench, seed 52: 1.17× the bound from the first,
  * 1.08× from the second; seed 50: 4 runs left out from the first, 1 from the second). A host of 10,000
  * jobs gets the first only, as each takes about half a second there.

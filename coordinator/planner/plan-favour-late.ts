@@ -1,6 +1,6 @@
 /**
  * The planner's climbing step (planner.ts): the jobs that end the plan latest among those it started
- * late are favoured one at a time (their chances go first in the phases, plan-chances.ts), and a change
+ * late are favoured one at a time (their chances go first in the phases, vm-jobs.ts), and a change
  * is kept only when the plan gets better: fewer jobs left out for room, or as many and what was released
  * cleared sooner. Pure.
  *

@@ -6,7 +6,7 @@
  * after one of them and before the next one's latest start; when it is long, only right after one that
  * started near its window's opening (the opener), on the token the opener frees. Served longest first,
  * the opener waits for a token with the rest and the chance passes; hour after hour, the long job ends up
- * starting hours late and the night ends with it. The climbing step (plan-climb.ts) favours such jobs one
+ * starting hours late and the night ends with it. The climbing step (plan-favour-late.ts) favours such jobs one
  * by one: while a favoured job is ready, it starts as soon as it can without pushing another job of its
  * VM out, or its openers go first; and a token is kept free for an opener due soon once the job is
  * running out of chances.

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { CLIMB_WORK_JOBS, better, climb } from '../../../../coordinator/planner/plan-climb';
+import { CLIMB_WORK_JOBS, better, climb } from '../../../../coordinator/planner/plan-favour-late';
 import { type Prepared, compareJobs, prepare } from '../../../../coordinator/planner/plan-prepared';
 import type { Plan, PlanInput } from '../../../../coordinator/planner/planner';
 import { T0, planJob } from '../domain/fixtures';
