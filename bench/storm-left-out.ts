@@ -2,10 +2,8 @@
  * Why the storm benchmark's plan left runs out: whether each could not be placed by any plan (proven) or
  * might have been (the planner's miss). Pure computation.
  */
-import { HostTimeline } from '../coordinator/planner/host-timeline';
-import { prepare } from '../coordinator/planner/plan-prepared';
-import { searchPlacements } from '../coordinator/planner/plan-search';
-import type { Plan, PlanInput, PlanJob } from '../coordinator/planner/planner';
+import { HostTimeline, prepare, searchPlacements } from '../coordinator/planner';
+import type { Plan, PlanInput, PlanJob } from '../coordinator/planner/types';
 
 /** Placements the search of one VM's jobs may try before it gives up (then: maybe feasible). */
 const SEARCH_NODES = 2_000_000;

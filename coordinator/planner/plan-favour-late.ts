@@ -10,8 +10,8 @@
  * job at once costs others their place on a night with little room to spare; favouring the one that ends
  * the plan, checking, and going on from the better plan does not.
  */
-import type { Prepared } from './plan-prepared';
-import type { Plan } from './planner';
+import { better, noRoom } from './plan-score';
+import type { Plan, Prepared } from './types';
 
 /** The phases, then the checks and the serial schedule (the planner's complete()), favouring these job ids. */
 export type Phasing = (favoured: ReadonlySet<string>) => Plan;
@@ -28,14 +28,6 @@ export const CLIMB_TRIES = 16;
 
 /** A job that started this long after its release is a candidate. */
 const LATE_MS = 60 * 60_000;
-
-export const noRoom = (plan: Plan) => plan.unplaced.filter((u) => u.reason === 'no-room').length;
-
-/** Whether `a` leaves fewer jobs out for room than `b`, or as many and has a smaller backlog(). */
-export function better(a: Plan, b: Plan, order: readonly Prepared[]): boolean {
-  const fewer = noRoom(a) - noRoom(b);
-  return fewer < 0 || (fewer === 0 && backlog(a, order) < backlog(b, order));
-}
 
 /**
  * Starting from `start` (a plan and the jobs favoured to find it), tries favouring each late job too, the
@@ -88,22 +80,4 @@ export function climb(order: readonly Prepared[], start: { plan: Plan; favoured:
     }
   }
   return plan;
-}
-
-/**
- * How long the host takes to clear what was released, summed over the release times: at each, the time
- * until every placed job released by then has ended. A long job left to the end of the night counts at
- * every release before it.
- */
-function backlog(plan: Plan, order: readonly Prepared[]): number {
-  const release = new Map(order.map((p) => [p.job.id, p.release]));
-  const slots = [...plan.slots].sort((a, b) => release.get(a.id)! - release.get(b.id)!);
-  let total = 0;
-  let end = -Infinity;
-  for (let i = 0; i < slots.length; i++) {
-    end = Math.max(end, slots[i].end);
-    const r = release.get(slots[i].id)!;
-    if (i + 1 === slots.length || release.get(slots[i + 1].id)! !== r) total += end - r;
-  }
-  return total;
 }

@@ -5,8 +5,8 @@
 import { capOf, partitionPoint } from './host-timeline';
 import { type TokenKind, TOKEN_KINDS, otherKind } from '../domain/lease';
 import { RESERVE_MS, VmJobs } from './vm-jobs';
-import { type Prepared, timelineWithRunning } from './plan-prepared';
-import type { PlanHost, PlanInput } from './planner';
+import { timelineWithRunning } from './plan-prepared';
+import type { PlanHost, PlanInput, Prepared } from './types';
 
 /**
  * Proposes starts by running the host forward in time, serving one kind at a time (a phase). In a phase,

@@ -9,9 +9,8 @@
  * if the first runs in the first minutes of its hour and the second in the last minutes of its own.
  * Pinned first, the long job holds its gap, and the phases place everything else around it.
  */
-import { noRoom } from './plan-favour-late';
-import type { Prepared } from './plan-prepared';
-import type { Plan, PlanInput } from './planner';
+import { noRoom } from './plan-score';
+import type { Plan, PlanInput, Prepared } from './types';
 
 /** Plans the host again with these jobs (windows possibly narrowed) held at these starts. */
 export type Replan = (order: readonly Prepared[], pinned: ReadonlyMap<Prepared, number>) => Plan;

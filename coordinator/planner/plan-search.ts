@@ -3,7 +3,7 @@
  * already holds, found by a bounded search rather than guessed. Pure.
  */
 import type { HostTimeline } from './host-timeline';
-import type { Prepared } from './plan-prepared';
+import type { Prepared } from './types';
 
 export type SearchResult =
   /** Every job placed: their starts. */

@@ -13,7 +13,7 @@
  */
 import type { TokenKind } from '../domain/lease';
 import { partitionPoint } from './host-timeline';
-import type { Prepared } from './plan-prepared';
+import type { Prepared } from './types';
 
 /** How far ahead a token is kept free for an opener. */
 export const RESERVE_MS = 10 * 60_000;

@@ -2,10 +2,8 @@ import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import { BOUND_STEPS, boundLadderMs } from '../../../bench/storm-metrics';
 import type { ScenarioJob } from '../../../bench/storm-scenario';
-import { HostTimeline } from '../../../coordinator/planner/host-timeline';
-import { prepare } from '../../../coordinator/planner/plan-prepared';
-import type { PlanHost } from '../../../coordinator/planner/planner';
-import { searchPlacements } from '../../../coordinator/planner/plan-search';
+import { HostTimeline, prepare, searchPlacements } from '../../../coordinator/planner';
+import type { PlanHost } from '../../../coordinator/planner/types';
 
 const MIN = 60_000;
 const MB = 1_000_000;

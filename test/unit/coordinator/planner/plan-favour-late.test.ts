@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
-import { CLIMB_WORK_JOBS, better, climb } from '../../../../coordinator/planner/plan-favour-late';
-import { type Prepared, compareJobs, prepare } from '../../../../coordinator/planner/plan-prepared';
-import type { Plan, PlanInput } from '../../../../coordinator/planner/planner';
+import { CLIMB_WORK_JOBS, climb } from '../../../../coordinator/planner/plan-favour-late';
+import { compareJobs, prepare } from '../../../../coordinator/planner/plan-prepared';
+import { better } from '../../../../coordinator/planner/plan-score';
+import type { Plan, PlanInput, Prepared } from '../../../../coordinator/planner/types';
 import { T0, planJob } from '../domain/fixtures';
 
 const MIN = 60_000;

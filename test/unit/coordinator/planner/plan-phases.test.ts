@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { phasedStarts } from '../../../../coordinator/planner/plan-phases';
 import { compareJobs, prepare } from '../../../../coordinator/planner/plan-prepared';
-import { type PlanInput, type PlanJob, planHost } from '../../../../coordinator/planner/planner';
+import { planHost } from '../../../../coordinator/planner/planner';
+import type { PlanInput, PlanJob } from '../../../../coordinator/planner/types';
 import { T0, planJob } from '../domain/fixtures';
 
 const MIN = 60_000;

@@ -15,7 +15,8 @@
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import type { Budget, TokenKind } from '../../../../coordinator/domain/lease';
-import { type Plan, type PlanHost, type PlanInput, type PlanJob, type RunningBackup, planHost } from '../../../../coordinator/planner/planner';
+import { planHost } from '../../../../coordinator/planner/planner';
+import type { Plan, PlanHost, PlanInput, PlanJob, RunningBackup } from '../../../../coordinator/planner/types';
 import { T0 } from '../domain/fixtures';
 
 const MIN = 60_000;
