@@ -8,5 +8,5 @@ export { estimateDurationMs } from './duration-estimate';
 export { HostTimeline } from './host-timeline';
 export { prepare } from './plan-prepared';
 export { searchPlacements } from './plan-search';
-export { CLIMB_WORK_JOBS } from './plan-favour-late';
+export { FAVOUR_LATE_WORK_JOBS } from './plan-favour-late';
 export { REPAIR_WORK_JOBS } from './plan-repair';

@@ -32,7 +32,7 @@ export function searchPlacements(timeline: HostTimeline, jobs: readonly Prepared
     const starts: [Prepared, number][] = [];
     for (const p of todo) {
       if (placed.has(p)) continue;
-      const start = timeline.earliestStart(p.need, p.job.durationMs, p.release, p.latest);
+      const start = timeline.earliestStart(p.need, p.job.durationMs, p.readyAt, p.latestStart);
       if (start === undefined) return false;
       starts.push([p, start]);
     }

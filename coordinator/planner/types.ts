@@ -102,18 +102,16 @@ export interface Need {
   cpu: number;
 }
 
-/**
- * A job as the planner's steps see it (made by plan-prepared.ts): what it asks of the host, its first
- * and last possible start, why it cannot run even alone, and its place in planning order.
- */
+/** A job as the planner's steps see it (made by plan-prepared.ts). */
 export interface Prepared {
   job: PlanJob;
   need: Need;
-  /** Its first and last possible start. */
-  release: number;
-  latest: number;
-  /** Set when the job cannot run even alone. */
-  alone?: UnplacedReason;
+  /** The later of its earliest start and `now`: when it is ready to start. */
+  readyAt: number;
+  /** The last start that still finishes by its window's end. */
+  latestStart: number;
+  /** Why no plan can place it, even with the host to itself. */
+  unplaceable?: UnplacedReason;
   /** Its place in planning order. */
   rank: number;
 }

@@ -77,7 +77,7 @@ describe('storm bench: the lower bound of the night', () => {
         const cut = night.map((j) => ({ ...j, windowEnd: start + bound - 1 }));
         const input = { now: T0 - MIN, host: h, jobs: [...cut, ...later] };
         const prepared = input.jobs.map((j, rank) => ({ ...prepare(j, input), rank }));
-        if (prepared.some((p) => p.alone)) return; // a night job cannot even fit before the bound alone
+        if (prepared.some((p) => p.unplaceable)) return; // a night job cannot even fit before the bound alone
         const result = searchPlacements(new HostTimeline(h), prepared, 2_000_000);
         assert.ok(result.found === undefined, `a plan ends the night at ${Math.max(...[...(result.found ?? [])].filter(([p]) => p.job.id.startsWith('night')).map(([p, s]) => s + p.job.durationMs)) - start} ms, under the bound ${bound}`);
         assert.ok(result.exhausted, 'the search ran out of nodes');
