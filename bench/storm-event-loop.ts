@@ -10,7 +10,7 @@ import type { DeclaredJob, PlanViewInput } from '../coordinator/planning/plan-vi
 import { buildPlanView } from '../coordinator/planning/plan-view';
 import { PlanWorker } from '../coordinator/planning/plan-worker';
 import { DEFAULT_POLICY } from '../coordinator/domain/policy';
-import type { PlanHost } from '../coordinator/planner/planner';
+import type { PlanHost } from '../coordinator/planner/types';
 import type { ScenarioJob } from './storm-scenario';
 
 export interface LoopStall {

@@ -2,10 +2,8 @@
  * Why the storm benchmark's plan left runs out: whether each could not be placed by any plan (proven) or
  * might have been (the planner's miss). Pure computation.
  */
-import { HostTimeline } from '../coordinator/planner/host-timeline';
-import { prepare } from '../coordinator/planner/plan-prepared';
-import { searchPlacements } from '../coordinator/planner/plan-search';
-import type { Plan, PlanInput, PlanJob } from '../coordinator/planner/planner';
+import { HostTimeline, prepare, searchPlacements } from '../coordinator/planner';
+import type { Plan, PlanInput, PlanJob } from '../coordinator/planner/types';
 
 /** Placements the search of one VM's jobs may try before it gives up (then: maybe feasible). */
 const SEARCH_NODES = 2_000_000;
@@ -35,7 +33,7 @@ export function classifyLeftOut(input: PlanInput, plan: Plan): LeftOutFigures {
   const maybeFeasibleIds: string[] = [];
   for (const [vm, left] of byVm) {
     const around = input.jobs.filter((j) => j.vm === vm && left.some((l) => j.earliestStart < l.windowEnd && l.earliestStart < j.windowEnd));
-    const prepared = around.map((j, rank) => ({ ...prepare(j, input), rank })).filter((p) => !p.alone);
+    const prepared = around.map((j, rank) => ({ ...prepare(j, input), rank })).filter((p) => !p.unplaceable);
     const timeline = new HostTimeline(input.host);
     const result = searchPlacements(timeline, prepared, SEARCH_NODES);
     if (!result.found && result.exhausted) provenByVm++;

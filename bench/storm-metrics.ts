@@ -3,7 +3,7 @@
  * fluid model of the shared disk), and the figures reported for a set of runs, planned or simulated,
  * with the lower bound the night's makespan is measured against.
  */
-import type { PlanHost } from '../coordinator/planner/planner';
+import type { PlanHost } from '../coordinator/planner/types';
 import type { ScenarioJob } from './storm-scenario';
 
 /** A job as it ran (simulated) or is planned to run. */

@@ -3,7 +3,7 @@
  * restic/borg at 01:00, 02:00 or 03:00, a database dump, hourly small jobs) and a nightly hypervisor
  * backup of every VM, drawn from a seeded PRNG so every run plans the same day.
  */
-import type { PlanHost, PlanJob } from '../coordinator/planner/planner';
+import type { PlanHost, PlanJob } from '../coordinator/planner/types';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;

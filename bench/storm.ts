@@ -19,11 +19,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { TokenKind } from '../coordinator/domain/lease';
-import { type Plan, type PlanInput, planHost } from '../coordinator/planner/planner';
+import { FAVOUR_LATE_WORK_JOBS, REPAIR_WORK_JOBS, planHost } from '../coordinator/planner';
+import type { Plan, PlanInput } from '../coordinator/planner/types';
 import { type LeftOutFigures, classifyLeftOut } from './storm-left-out';
 import { BOUND_STEPS, type Figures, type Run, figures, simulateUncoordinated } from './storm-metrics';
-import { CLIMB_WORK_JOBS } from '../coordinator/planner/plan-climb';
-import { REPAIR_WORK_JOBS } from '../coordinator/planner/plan-repair';
 import { DEFAULT_BUDGET_MB, DISK_BYTES_PER_SEC_PER_50_VMS, MIDNIGHT, PLAN_NOW, type ScenarioJob, scenario } from './storm-scenario';
 import { ensureDirFor } from './proc-stats';
 import { type LoopStall, declaredDay, eventLoopWhilePlanning } from './storm-event-loop';
@@ -281,8 +280,8 @@ function report(r: Result, out: string): string {
     '',
     `  planning ${r.speed.jobs} jobs: the first ${r.speed.jobs} of a host with ${r.speed.vms} VMs and the same mix, caps ${r.speed.host.maxGuestTokens}/${r.speed.host.maxHypervisorTokens},`,
     `  ${r.speed.host.minStartGapMs / 1000} s between starts; ${r.speed.placed} placed, ${r.speed.jobs - r.speed.placed} left out: ${why(r.speed.leftOut)}`,
-    `  (no repair and no climb at this size: their tries plan the whole host again, REPAIR_WORK_JOBS ${REPAIR_WORK_JOBS} and`,
-    `  CLIMB_WORK_JOBS ${CLIMB_WORK_JOBS} ÷ ${r.speed.jobs} jobs = ${Math.floor(REPAIR_WORK_JOBS / r.speed.jobs)} and ${Math.floor(CLIMB_WORK_JOBS / r.speed.jobs)} tries).`,
+    `  (no repair and no favour-late step at this size: their tries plan the whole host again, REPAIR_WORK_JOBS ${REPAIR_WORK_JOBS} and`,
+    `  FAVOUR_LATE_WORK_JOBS ${FAVOUR_LATE_WORK_JOBS} ÷ ${r.speed.jobs} jobs = ${Math.floor(REPAIR_WORK_JOBS / r.speed.jobs)} and ${Math.floor(FAVOUR_LATE_WORK_JOBS / r.speed.jobs)} tries).`,
     `  ${r.speed.runs} runs after ${WARM_UP_RUNS} untimed:`,
     `    from scratch                      ${ms(r.speed.plan)}`,
     `    one job removed, with previous    ${ms(r.speed.replanWithPrevious)}`,

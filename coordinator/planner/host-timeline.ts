@@ -3,18 +3,7 @@
  * each VM's busy intervals and the planned starts, with the checks a new slot must pass. Pure.
  */
 import { type TokenKind, otherKind } from '../domain/lease';
-import type { PlanHost } from './planner';
-
-/** The rule that stands in the way. */
-export type Blocker = 'other-kind' | 'kind-cap' | 'vm-busy' | 'io-budget' | 'cpu-budget' | 'start-gap';
-
-/** What a backup asks of the host while it runs. */
-export interface Need {
-  kind: TokenKind;
-  vm: string;
-  io: number;
-  cpu: number;
-}
+import type { Blocker, Need, PlanHost } from './types';
 
 export const capOf = (kind: TokenKind, host: PlanHost) => (kind === 'GUEST' ? host.maxGuestTokens : host.maxHypervisorTokens);
 

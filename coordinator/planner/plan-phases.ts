@@ -4,16 +4,17 @@
  */
 import { capOf, partitionPoint } from './host-timeline';
 import { type TokenKind, TOKEN_KINDS, otherKind } from '../domain/lease';
-import { RESERVE_MS, VmJobs } from './plan-chances';
-import { type Prepared, timelineWithRunning } from './plan-prepared';
-import type { PlanHost, PlanInput } from './planner';
+import { RESERVE_MS, VmJobs } from './vm-jobs';
+import { timelineWithRunning } from './plan-prepared';
+import type { PlanHost, PlanInput, Prepared } from './types';
 
 /**
  * Proposes starts by running the host forward in time, serving one kind at a time (a phase). In a phase,
  * ready jobs of its kind start as soon as the rules allow, in this order:
- *  - the `favoured` jobs (the climbing step's, plan-climb.ts) that can start now and the jobs that open a
- *    chance for one (plan-chances.ts), as far as the other jobs' deadlines allow; and a token is kept free
- *    for an opener due soon when a favoured job is on its last chances (only a job that cannot wait takes it);
+ *  - the `favoured` jobs (the favour-late step's, plan-favour-late.ts) that can start now and the jobs of
+ *    their VMs that open a slot for one (vm-jobs.ts), as far as the other jobs' deadlines allow; and a
+ *    token is kept free for such a job due soon when a favoured job has few openings left (only a job that
+ *    cannot wait takes it);
  *  - then, by latest start, the urgent ones: those whose latest start comes before the kind's ready work
  *    could all be served (see summarise);
  *  - then the others, longest first: they can wait for all the rest, and a phase whose long jobs start
@@ -22,11 +23,11 @@ import type { PlanHost, PlanInput } from './planner';
  * except that while jobs of the other kind wait, a job is held back if it
  *  - would end after the other kind's guard: the latest time the host can turn to the waiting jobs and
  *    still start each by its latest start; or
- *  - was released after the oldest of them and can wait for them to be served (the admission rule's
+ *  - became ready after the oldest of them and can wait for them to be served (the admission rule's
  *    fairness between kinds, bent only for deadlines), unless it would end within the run of its kind
  *    already going on, and so delays nobody.
- * The phase ends when its kind has nothing ready that is not held back. So hourly guest jobs released
- * during a run of hypervisor backups wait and go together in one short guest phase, and a guest phase
+ * The phase ends when its kind has nothing ready that is not held back. So hourly guest jobs that become
+ * ready during a run of hypervisor backups wait and go together in one short guest phase, and a guest phase
  * forced by deadlines gives the host back to the waiting hypervisor backups once those are served.
  * `pinned` jobs (the repair step's, plan-repair.ts) are held at their starts from the outset and the
  * others planned around them.
@@ -42,8 +43,8 @@ export function phasedStarts(
   const timeline = timelineWithRunning(input);
   const starts = new Map<Prepared, number>(pinned);
   for (const [p, start] of pinned) timeline.add(p.need, start, start + p.job.durationMs, true);
-  const pending = order.filter((p) => !p.alone && !pinned.has(p)).sort((a, b) => a.release - b.release || a.rank - b.rank);
-  /** Released and not started, per kind, in both orders; jobs past their latest start leave before `waiting` is read. */
+  const pending = order.filter((p) => !p.unplaceable && !pinned.has(p)).sort((a, b) => a.readyAt - b.readyAt || a.rank - b.rank);
+  /** Ready and not started, per kind, in both orders; jobs past their latest start leave before `waiting` is read. */
   const ready: Record<TokenKind, Ready> = { GUEST: new Ready(), HYPERVISOR: new Ready() };
   const vms = new VmJobs(pending, (p) => starts.has(p), favoured);
   const summaries = new Map<TokenKind, Waiting>();
@@ -59,15 +60,15 @@ export function phasedStarts(
     let wake = Infinity;
     const cap = capOf(kind, host);
     const usage = timeline.usageAt(t);
-    /** How many backups of the kind run at t, and how many tokens are kept free for openers due soon. */
+    /** How many backups of the kind run at t, and how many tokens are kept for jobs favoured ones follow. */
     let holding = kind === 'GUEST' ? usage.guests : usage.hypervisors;
     let reserved = 0;
     /** Whether no job of the kind can start at t any more. */
     const tryStart = (p: Prepared): boolean => {
-      // A token kept for an opener goes only to a job that cannot wait that long.
-      if (reserved > 0 && holding >= cap - reserved && p.latest >= t + RESERVE_MS) return true;
+      // A token kept for a job that a favoured one follows goes only to a job that cannot wait that long.
+      if (reserved > 0 && holding >= cap - reserved && p.latestStart >= t + RESERVE_MS) return true;
       const end = t + p.job.durationMs;
-      const waits = p.release > other.oldestRelease && p.latest >= t + other.spanMs;
+      const waits = p.readyAt > other.oldestReadyAt && p.latestStart >= t + other.spanMs;
       if (end > other.guard || (waits && end > timeline.runEnd(kind, t))) {
         held++;
         return false;
@@ -97,29 +98,29 @@ export function phasedStarts(
     };
     let blocked = false;
     if (vms.waiting && holding < cap) {
-      const first = vms.chances(kind, t);
-      const openers = vms.reservations(kind, t);
-      // What the kind's other ready jobs can give up and still start by their latest starts: a chance
-      // or a token kept free must fit in it, though a favoured job on its last chances takes any spare.
-      const spare = first.size > 0 || openers.count > 0 ? waiting(kind).guard - t : 0;
+      const tryFirst = vms.toTryFirst(kind, t);
+      const reserve = vms.tokensToReserve(kind, t);
+      // What the kind's other ready jobs can give up and still start by their latest starts: an opening
+      // or a token kept free must fit in it, though a favoured job with few openings left takes any spare.
+      const spare = tryFirst.size > 0 || reserve.count > 0 ? waiting(kind).guard - t : 0;
       const concurrency = ready[kind].concurrency(host);
-      for (const [q, p] of first) {
+      for (const [q, p] of tryFirst) {
         if (blocked || !ready[kind].has(q)) continue;
-        if (q.job.durationMs / concurrency <= spare || (spare > 0 && vms.lastChances(p, t))) blocked = tryStart(q);
+        if (q.job.durationMs / concurrency <= spare || (spare > 0 && vms.fewOpeningsLeft(p, t))) blocked = tryStart(q);
       }
-      if (openers.count > 0 && (openers.due - t) * openers.count <= spare * concurrency) {
-        reserved = openers.count;
-        wake = Math.min(wake, openers.due);
+      if (reserve.count > 0 && (reserve.due - t) * reserve.count <= spare * concurrency) {
+        reserved = reserve.count;
+        wake = Math.min(wake, reserve.due);
       }
     }
-    for (let i = 0; !blocked && i < byLatest.length && byLatest[i].latest < horizon; i++) {
+    for (let i = 0; !blocked && i < byLatest.length && byLatest[i].latestStart < horizon; i++) {
       const p = byLatest[i];
       blocked = tryStart(p);
       if (byLatest[i] !== p) i--;
     }
     for (let i = 0; !blocked && i < byLength.length; i++) {
       const p = byLength[i];
-      if (p.latest < horizon) continue;
+      if (p.latestStart < horizon) continue;
       blocked = tryStart(p);
       if (byLength[i] !== p) i--;
     }
@@ -128,8 +129,8 @@ export function phasedStarts(
 
   let phase: TokenKind | undefined;
   let next = 0;
-  for (let t = pending[0]?.release ?? Infinity; t < Infinity; ) {
-    for (; next < pending.length && pending[next].release <= t; next++) {
+  for (let t = pending[0]?.readyAt ?? Infinity; t < Infinity; ) {
+    for (; next < pending.length && pending[next].readyAt <= t; next++) {
       ready[pending[next].need.kind].add(pending[next]);
       vms.ready(pending[next], true);
       summaries.delete(pending[next].need.kind);
@@ -156,12 +157,12 @@ export function phasedStarts(
       if (ready[phase].size > 0 && !tried.allHeld && active(phase)) break;
       phase = otherKind(phase);
     }
-    t = Math.min(pending[next]?.release ?? Infinity, timeline.nextChange(t), wake);
+    t = Math.min(pending[next]?.readyAt ?? Infinity, timeline.nextChange(t), wake);
   }
   return starts;
 }
 
-const byLatestStart = (a: Prepared, b: Prepared) => a.latest - b.latest || a.rank - b.rank;
+const byLatestStart = (a: Prepared, b: Prepared) => a.latestStart - b.latestStart || a.rank - b.rank;
 const longestFirst = (a: Prepared, b: Prepared) => b.job.durationMs - a.job.durationMs || a.rank - b.rank;
 
 /** The ready jobs of one kind, kept sorted both ways so that a start does not sort them again. */
@@ -195,7 +196,7 @@ class Ready {
 
   /** Drops the jobs that can no longer start by their latest start, and returns them. */
   dropExpired(t: number): Prepared[] {
-    const expired = this.byLatest.splice(0, partitionPoint(this.byLatest, (p) => p.latest < t));
+    const expired = this.byLatest.splice(0, partitionPoint(this.byLatest, (p) => p.latestStart < t));
     for (const p of expired) {
       this.byLength.splice(partitionPoint(this.byLength, (q) => longestFirst(q, p) < 0), 1);
       this.count(p, -1);
@@ -233,7 +234,7 @@ interface Waiting {
   guard: number;
   /** How long serving them all would take (estimated). */
   spanMs: number;
-  oldestRelease: number;
+  oldestReadyAt: number;
 }
 
 /**
@@ -242,16 +243,16 @@ interface Waiting {
  */
 function summarise(ready: Ready, host: PlanHost): Waiting {
   const { byLatest } = ready;
-  if (byLatest.length === 0) return { guard: Infinity, spanMs: 0, oldestRelease: Infinity };
+  if (byLatest.length === 0) return { guard: Infinity, spanMs: 0, oldestReadyAt: Infinity };
   const concurrency = ready.concurrency(host);
   const queued = (i: number, queuedMs: number) => Math.max(queuedMs / concurrency, i * host.minStartGapMs);
   let queuedMs = 0;
   let guard = Infinity;
-  let oldestRelease = Infinity;
+  let oldestReadyAt = Infinity;
   byLatest.forEach((p, i) => {
-    guard = Math.min(guard, p.latest - queued(i, queuedMs));
+    guard = Math.min(guard, p.latestStart - queued(i, queuedMs));
     queuedMs += p.job.durationMs;
-    oldestRelease = Math.min(oldestRelease, p.release);
+    oldestReadyAt = Math.min(oldestReadyAt, p.readyAt);
   });
-  return { guard, spanMs: ready.spanMs(host), oldestRelease };
+  return { guard, spanMs: ready.spanMs(host), oldestReadyAt };
 }

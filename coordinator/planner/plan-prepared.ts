@@ -1,34 +1,22 @@
 /**
- * A job as the planner's steps see it (planner.ts, plan-phases.ts, plan-search.ts): what
- * it asks of the host, its first and last possible start, why it cannot run even alone, and its place in
- * planning order; with the timeline of the backups already running. Pure.
+ * Jobs as the planner's steps see them (Prepared, types.ts): what each asks of the host, its first and
+ * last possible start, why no plan can place it, and its place in planning order; with the timeline of
+ * the backups already running. Pure.
  */
-import { type Need, HostTimeline, capOf } from './host-timeline';
+import { HostTimeline, capOf } from './host-timeline';
 import type { Budget, TokenKind } from '../domain/lease';
-import type { PlanHost, PlanInput, PlanJob, UnplacedReason } from './planner';
-
-export interface Prepared {
-  job: PlanJob;
-  need: Need;
-  /** Its first and last possible start. */
-  release: number;
-  latest: number;
-  /** Set when the job cannot run even alone. */
-  alone?: UnplacedReason;
-  /** Its place in planning order. */
-  rank: number;
-}
+import type { Need, PlanHost, PlanInput, PlanJob, Prepared, UnplacedReason } from './types';
 
 export function prepare(job: PlanJob, { now, host }: PlanInput): Prepared {
   const need = needOf(job.kind, job.vm, job.cost, host);
-  const latest = job.windowEnd - job.durationMs;
-  let alone: UnplacedReason | undefined;
-  if (latest < job.earliestStart) alone = 'window-too-short';
-  else if (latest < now) alone = 'window-passed';
+  const latestStart = job.windowEnd - job.durationMs;
+  let unplaceable: UnplacedReason | undefined;
+  if (latestStart < job.earliestStart) unplaceable = 'window-too-short';
+  else if (latestStart < now) unplaceable = 'window-passed';
   else if ((host.budget.ioBytesPerSec > 0 && need.io > host.budget.ioBytesPerSec) || (host.budget.cpuPercent > 0 && need.cpu > host.budget.cpuPercent)) {
-    alone = 'cost-exceeds-budget';
+    unplaceable = 'cost-exceeds-budget';
   }
-  return { job, need, release: Math.max(job.earliestStart, now), latest, alone, rank: 0 };
+  return { job, need, readyAt: Math.max(job.earliestStart, now), latestStart, unplaceable, rank: 0 };
 }
 
 export function needOf(kind: TokenKind, vm: string, cost: Budget, host: PlanHost): Need {

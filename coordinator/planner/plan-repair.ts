@@ -9,9 +9,8 @@
  * if the first runs in the first minutes of its hour and the second in the last minutes of its own.
  * Pinned first, the long job holds its gap, and the phases place everything else around it.
  */
-import { noRoom } from './plan-climb';
-import type { Prepared } from './plan-prepared';
-import type { Plan, PlanInput } from './planner';
+import { noRoom } from './plan-score';
+import type { Plan, PlanInput, Prepared } from './types';
 
 /** Plans the host again with these jobs (windows possibly narrowed) held at these starts. */
 export type Replan = (order: readonly Prepared[], pinned: ReadonlyMap<Prepared, number>) => Plan;
@@ -49,7 +48,7 @@ const GAP_STEPS = 2;
  */
 export function repairLeftOut(order: readonly Prepared[], input: PlanInput, plan: Plan, replan: Replan): Plan | undefined {
   const byId = new Map(order.map((p) => [p.job.id, p]));
-  const placeable = order.filter((p) => !p.alone);
+  const placeable = order.filter((p) => !p.unplaceable);
   let tries = Math.floor(REPAIR_WORK_JOBS / Math.max(1, placeable.length));
   const gap = input.host.minStartGapMs;
   /** The pins taken so far, and the windows they narrowed, by job id. */
@@ -62,15 +61,15 @@ export function repairLeftOut(order: readonly Prepared[], input: PlanInput, plan
   const attempt = (job: Prepared): boolean => {
     const d = job.job.durationMs;
     const mates = placeable.filter((q) => q !== job && q.need.vm === job.need.vm && q.job.earliestStart < job.job.windowEnd && job.job.earliestStart < q.job.windowEnd);
-    const candidates = new Set([job.release]);
+    const candidates = new Set([job.readyAt]);
     for (const q of mates) {
       const w = windowOf(q);
       for (let k = 0; k <= GAP_STEPS; k++) {
-        candidates.add(w.release + q.job.durationMs + k * gap);
-        candidates.add(w.latest - d - k * gap);
+        candidates.add(w.readyAt + q.job.durationMs + k * gap);
+        candidates.add(w.latestStart - d - k * gap);
       }
     }
-    const starts = [...candidates].filter((t) => t >= job.release && t <= job.latest).sort((a, b) => b - a);
+    const starts = [...candidates].filter((t) => t >= job.readyAt && t <= job.latestStart).sort((a, b) => b - a);
     let own = TRIES_PER_JOB;
     /** The earliest start that placed the job so far. */
     let taken: { plan: Plan; pins: Map<string, number>; windows: Map<string, Window> } | undefined;
@@ -119,8 +118,8 @@ export function repairLeftOut(order: readonly Prepared[], input: PlanInput, plan
 }
 
 interface Window {
-  release: number;
-  latest: number;
+  readyAt: number;
+  latestStart: number;
 }
 
 /**
@@ -138,11 +137,11 @@ function narrow(mates: readonly Prepared[], t: number, d: number, pins: Readonly
       continue;
     }
     const w = windowOf(q);
-    const before = w.release + q.job.durationMs <= t;
-    const after = w.latest >= t + d;
+    const before = w.readyAt + q.job.durationMs <= t;
+    const after = w.latestStart >= t + d;
     if (!before && !after) return undefined;
-    if (!before) narrowed.set(q.job.id, { release: Math.max(w.release, t + d), latest: w.latest });
-    else if (!after) narrowed.set(q.job.id, { release: w.release, latest: Math.min(w.latest, t - q.job.durationMs) });
+    if (!before) narrowed.set(q.job.id, { readyAt: Math.max(w.readyAt, t + d), latestStart: w.latestStart });
+    else if (!after) narrowed.set(q.job.id, { readyAt: w.readyAt, latestStart: Math.min(w.latestStart, t - q.job.durationMs) });
   }
   return narrowed;
 }

@@ -3,7 +3,7 @@
  * already holds, found by a bounded search rather than guessed. Pure.
  */
 import type { HostTimeline } from './host-timeline';
-import type { Prepared } from './plan-prepared';
+import type { Prepared } from './types';
 
 export type SearchResult =
   /** Every job placed: their starts. */
@@ -32,7 +32,7 @@ export function searchPlacements(timeline: HostTimeline, jobs: readonly Prepared
     const starts: [Prepared, number][] = [];
     for (const p of todo) {
       if (placed.has(p)) continue;
-      const start = timeline.earliestStart(p.need, p.job.durationMs, p.release, p.latest);
+      const start = timeline.earliestStart(p.need, p.job.durationMs, p.readyAt, p.latestStart);
       if (start === undefined) return false;
       starts.push([p, start]);
     }

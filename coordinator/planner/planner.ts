@@ -14,29 +14,29 @@
  *     kind's deadlines allow; in it, urgent jobs start by latest start and the others longest first, so
  *     the phase ends with its tokens busy; no job starts if it would hold its VM past the latest start of
  *     another job of that VM. It proposes a start for most jobs. Steps 1 to 4 run twice (up to
- *     BOTH_STARTS_JOBS jobs): with no job favoured, and with every gated job favoured (plan-chances.ts:
- *     its chances go first); step 5 starts from the better plan.
+ *     BOTH_STARTS_JOBS jobs): with no job favoured, and with every gated job favoured (vm-jobs.ts:
+ *     its openings go first); step 5 starts from the better plan.
  *  2. complete() keeps the proposals that break no rule and places every other job, in planning order
  *     (window end, then higher priority, then longer duration, then id: earliest deadline first), at
  *     the earliest start where it breaks no rule, gaps earlier in the timeline included: the serial
  *     schedule.
- *  3. If that leaves a job out for want of room and the plan has at most SMALL_PLAN_JOBS jobs that can
- *     run alone, an exhaustive search (plan-search.ts) decides whether a plan placing all of them exists,
+ *  3. If that leaves a job out for want of room and the plan has at most SMALL_PLAN_JOBS placeable
+ *     jobs, an exhaustive search (plan-search.ts) decides whether a plan placing all of them exists,
  *     and takes it if so.
  *  4. If jobs are still left out for room, the repair step (plan-repair.ts) pins each at starts its VM's
  *     other jobs allow and plans the host again around it, keeping a plan only if it leaves fewer out;
  *     the tries are bounded by the jobs they plan in all (none for a host of 10,000 jobs).
- *  5. The climbing step (plan-climb.ts) runs steps 1 to 3 again (and step 4 when a try leaves
- *     more jobs out) favouring, one more at a time, the jobs that end the plan latest among those it
- *     started late (a long job that fits only right after one of its VM's hourly jobs), and keeps a change
- *     only if the plan leaves fewer jobs out for room or, as many, clears what is released sooner; its
- *     tries too are bounded by the jobs they plan in all (none for a host of 10,000 jobs).
+ *  5. The favour-late step (plan-favour-late.ts), a hill climb, runs steps 1 to 3 again (and step 4 when
+ *     a try leaves more jobs out) favouring, one more at a time, the jobs that end the plan latest among
+ *     those it started late (a long job that fits only right after one of its VM's hourly jobs), and keeps
+ *     a change only if the plan leaves fewer jobs out for room or, as many, clears the work that is ready
+ *     sooner; its tries too are bounded by the jobs they plan in all (none for a host of 10,000 jobs).
  * What it guarantees:
  *  - no rule is broken, and no job left out could be added to the final plan without moving another;
  *  - if running the jobs one at a time in planning order, each at its earliest start after the previous
  *    one ended and at least minStartGapMs after the previous start, fits every window, every job is
  *    placed (the serial schedule alone then does it, and is used when the phases left a job out);
- *  - up to SMALL_PLAN_JOBS jobs that can run alone, every one is placed whenever some plan places them all;
+ *  - up to SMALL_PLAN_JOBS placeable jobs, every one is placed whenever some plan places them all;
  *  - the plan does not depend on the order of the input.
  * Beyond that it is not an optimum (whether every window can be met is NP-hard): in a larger plan a job
  * reported 'no-room' might fit in a plan that moved others (the repair step finds many such plans, not
@@ -50,103 +50,16 @@
  * leave it out. That plan is returned if it leaves fewer out.
  */
 import { InvalidArgumentError } from '../domain/errors';
-import type { Blocker, HostTimeline } from './host-timeline';
+import type { HostTimeline } from './host-timeline';
 import { type Budget, type TokenKind, TOKEN_KINDS } from '../domain/lease';
-import { gatedJobs } from './plan-chances';
-import { better, climb, noRoom } from './plan-climb';
+import { gatedJobs } from './vm-jobs';
+import { favourLateJobs } from './plan-favour-late';
 import { phasedStarts } from './plan-phases';
-import { type Prepared, compareJobs, prepare, timelineWithRunning } from './plan-prepared';
+import { compareJobs, prepare, timelineWithRunning } from './plan-prepared';
 import { repairLeftOut } from './plan-repair';
+import { better, noRoom } from './plan-score';
 import { searchPlacements } from './plan-search';
-import type { HostPolicy } from '../domain/policy';
-
-/** One occurrence of a backup job. Times are Clock milliseconds. */
-export interface PlanJob {
-  /** Unique on the host and the same in every replan (e.g. `vm/job@cronTime`): how a kept slot is found. */
-  id: string;
-  kind: TokenKind;
-  vm: string;
-  /** It may start at or after this: its cron time. */
-  earliestStart: number;
-  /** It must finish by this. */
-  windowEnd: number;
-  /** Expected duration in ms, above 0 (duration-estimate.ts learns it from the job's history). */
-  durationMs: number;
-  /**
-   * What it spends while it runs. A field of 0 is undeclared: the job then counts as the host budget's
-   * field divided by its kind's cap, so that jobs declaring nothing are held back by the caps alone.
-   */
-  cost: Budget;
-  /** Among jobs with the same window end, higher goes first. */
-  priority: number;
-}
-
-/** A backup running now: it holds its VM, its kind and its cost until its expected end. */
-export interface RunningBackup {
-  kind: TokenKind;
-  vm: string;
-  /** At or before `now` it holds nothing: the caller extends the estimate of a backup running late. */
-  expectedEnd: number;
-  cost: Budget;
-}
-
-export interface PlanHost extends Pick<HostPolicy, 'maxGuestTokens' | 'maxHypervisorTokens'> {
-  /** What all the backups running together may spend; a field of 0 is unlimited. */
-  budget: Budget;
-  /** Minimum time between two planned starts on the host, in ms; 0 for none. */
-  minStartGapMs: number;
-}
-
-export interface PlanInput {
-  now: number;
-  host: PlanHost;
-  jobs: readonly PlanJob[];
-  running?: readonly RunningBackup[];
-  /** The last plan's slots, kept where they still fit, and the ids of the jobs it left out for room. */
-  previous?: { readonly slots: readonly { readonly id: string; readonly start: number }[]; readonly noRoom?: readonly string[] };
-}
-
-export interface PlannedSlot {
-  id: string;
-  kind: TokenKind;
-  vm: string;
-  start: number;
-  end: number;
-}
-
-export type UnplacedReason =
-  /** The window is shorter than the expected duration. */
-  | 'window-too-short'
-  /** Too late: starting now it would not finish before its window's end. */
-  | 'window-passed'
-  /** Alone it would spend more than the host budget. */
-  | 'cost-exceeds-budget'
-  /** The slots placed before it (earlier deadlines, kept slots, running backups) leave no room in its window. */
-  | 'no-room';
-
-export type { Blocker };
-
-export interface UnplacedJob {
-  id: string;
-  reason: UnplacedReason;
-  /** For 'no-room': what stands in the way at the job's latest start, in this plan. */
-  blockedBy?: Blocker;
-}
-
-/** A maximal run of slots of one kind, in start order. */
-export interface Phase {
-  kind: TokenKind;
-  start: number;
-  end: number;
-}
-
-export interface Plan {
-  /** By start, then id. */
-  slots: PlannedSlot[];
-  /** In planning order. */
-  unplaced: UnplacedJob[];
-  phases: Phase[];
-}
+import type { Phase, Plan, PlanInput, PlannedSlot, Prepared, UnplacedJob } from './types';
 
 /**
  * Plans one host's jobs.
@@ -172,7 +85,7 @@ export function planHost(input: PlanInput): Plan {
   const repair = (plan: Plan, favoured: ReadonlySet<string>) => repaired(order, input, plan, favoured);
   const starts = [new Set<string>(), ...(order.length <= BOTH_STARTS_JOBS ? [gatedJobs(order)] : [])].map((favoured) => ({ plan: repair(phasing(favoured), favoured), favoured }));
   const start = starts.reduce((a, b) => (better(b.plan, a.plan, order) ? b : a));
-  const phased = climb(order, start, phasing, repair);
+  const phased = favourLateJobs(order, start, phasing, repair);
   const best = kept && noRoom(kept) <= noRoom(phased) ? kept : phased;
   // The serial schedule is what the guarantee rests on; it is only worth its time when it holds.
   return noRoom(best) > 0 && fitsOneAtATime(order, input) ? complete(order, input, new Map()) : best;
@@ -191,11 +104,11 @@ function repaired(order: readonly Prepared[], input: PlanInput, plan: Plan, favo
 }
 
 /**
- * Up to this many jobs, the climb starts from the better of two plans: no job favoured, and every gated job
- * favoured (plan-chances.ts: a long job that fits only right after one of its VM's hourly jobs). Each
- * catches nights the other and the climb miss (storm bench, seed 52: 1.17× the bound from the first,
- * 1.08× from the second; seed 50: 4 runs left out from the first, 1 from the second). A host of 10,000
- * jobs gets the first only, as each takes about half a second there.
+ * Up to this many jobs, the favour-late step starts from the better of two plans: no job favoured, and
+ * every gated job favoured (vm-jobs.ts: a long job that fits only right after one of its VM's hourly
+ * jobs). Each catches nights the other and the favour-late step miss (storm bench, seed 52: 1.17× the
+ * bound from the first, 1.08× from the second; seed 50: 4 runs left out from the first, 1 from the
+ * second). A host of 10,000 jobs gets the first only, as each takes about half a second there.
  */
 const BOTH_STARTS_JOBS = 5_000;
 
@@ -209,9 +122,9 @@ function fitsOneAtATime(order: readonly Prepared[], { now, host, running = [] }:
   let free = running.reduce((latest, r) => Math.max(latest, r.expectedEnd), now);
   let nextStart = -Infinity;
   for (const p of order) {
-    if (p.alone) continue;
-    const start = Math.max(p.release, free, nextStart);
-    if (start > p.latest) return false;
+    if (p.unplaceable) continue;
+    const start = Math.max(p.readyAt, free, nextStart);
+    if (start > p.latestStart) return false;
     free = start + p.job.durationMs;
     nextStart = start + host.minStartGapMs;
   }
@@ -230,28 +143,30 @@ function complete(order: readonly Prepared[], input: PlanInput, proposed: Readon
     timeline.add(p.need, start, start + p.job.durationMs, true);
     starts.set(p, start);
   };
-  const byStart = [...proposed].filter(([p, s]) => !p.alone && s >= p.release && s <= p.latest);
+  const byStart = [...proposed].filter(([p, s]) => !p.unplaceable && s >= p.readyAt && s <= p.latestStart);
   byStart.sort(([p, s], [q, t]) => s - t || p.rank - q.rank);
   // Nothing placed so far starts after s: the usage at s is the most the job would meet.
   for (const [p, s] of byStart) if (!timeline.conflictNow(p.need, s, p.job.durationMs)) place(p, s);
   let left: Prepared[] = [];
   for (const p of order) {
     if (starts.has(p)) continue;
-    const start = p.alone ? undefined : timeline.earliestStart(p.need, p.job.durationMs, p.release, p.latest);
+    const start = p.unplaceable ? undefined : timeline.earliestStart(p.need, p.job.durationMs, p.readyAt, p.latestStart);
     if (start === undefined) left.push(p);
     else place(p, start);
   }
-  if (left.some((p) => !p.alone)) left = placeLeftOut(order, timeline, starts, left);
+  if (left.some((p) => !p.unplaceable)) left = placeLeftOut(order, timeline, starts, left);
   // What stands in the way is read from the final plan, the one people see.
-  const unplaced = left.map(({ job, need, latest, alone }): UnplacedJob =>
-    alone ? { id: job.id, reason: alone } : { id: job.id, reason: 'no-room', blockedBy: timeline.conflictAt(need, latest, job.durationMs)?.blocker },
+  const unplaced = left.map(({ job, need, latestStart, unplaceable }): UnplacedJob =>
+    unplaceable
+      ? { id: job.id, reason: unplaceable }
+      : { id: job.id, reason: 'no-room', blockedBy: timeline.conflictAt(need, latestStart, job.durationMs)?.blocker },
   );
   const slots = [...starts].map(([{ job }, start]) => ({ id: job.id, kind: job.kind, vm: job.vm, start, end: start + job.durationMs }));
   slots.sort((a, b) => a.start - b.start || (a.id < b.id ? -1 : 1));
   return { slots, unplaced, phases: phasesOf(slots) };
 }
 
-/** Up to this many jobs that can run alone, a job left out for room starts a search of the whole plan. */
+/** Up to this many placeable jobs, a job left out for room starts a search of the whole plan. */
 const SMALL_PLAN_JOBS = 8;
 /** Enough for every order of 8 jobs (109,600 placements): the search is exhaustive up to SMALL_PLAN_JOBS. */
 const SMALL_PLAN_NODES = 110_000;
@@ -261,7 +176,7 @@ const SMALL_PLAN_NODES = 110_000;
  * (plan-search.ts) and takes it if so. Returns the jobs still left out.
  */
 function placeLeftOut(order: readonly Prepared[], timeline: HostTimeline, starts: Map<Prepared, number>, left: readonly Prepared[]): Prepared[] {
-  const placeable = order.filter((p) => !p.alone);
+  const placeable = order.filter((p) => !p.unplaceable);
   if (placeable.length > SMALL_PLAN_JOBS) return [...left];
   for (const [p, start] of starts) timeline.remove(p.need, start, start + p.job.durationMs, true);
   const { found } = searchPlacements(timeline, placeable, SMALL_PLAN_NODES);

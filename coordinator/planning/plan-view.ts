@@ -12,9 +12,9 @@
 // The agent's own cron evaluator: the plan must expand a schedule exactly as the agent that runs it does
 // (its `H` fields hash the job's name the same way).
 import { parseCron } from '../../common/util/cron';
-import { estimateDurationMs } from '../planner/duration-estimate';
+import { estimateDurationMs, planHost } from '../planner';
 import type { Budget, Lease, TokenKind } from '../domain/lease';
-import { type Blocker, type Phase, type PlanJob, type UnplacedJob, planHost } from '../planner/planner';
+import type { Blocker, Phase, PlanJob, UnplacedJob } from '../planner/types';
 import { type HostPolicy, completePolicy } from '../domain/policy';
 import type { EndedRun } from '../store/store';
 

@@ -2,10 +2,8 @@ import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import { BOUND_STEPS, boundLadderMs } from '../../../bench/storm-metrics';
 import type { ScenarioJob } from '../../../bench/storm-scenario';
-import { HostTimeline } from '../../../coordinator/planner/host-timeline';
-import { prepare } from '../../../coordinator/planner/plan-prepared';
-import type { PlanHost } from '../../../coordinator/planner/planner';
-import { searchPlacements } from '../../../coordinator/planner/plan-search';
+import { HostTimeline, prepare, searchPlacements } from '../../../coordinator/planner';
+import type { PlanHost } from '../../../coordinator/planner/types';
 
 const MIN = 60_000;
 const MB = 1_000_000;
@@ -79,7 +77,7 @@ describe('storm bench: the lower bound of the night', () => {
         const cut = night.map((j) => ({ ...j, windowEnd: start + bound - 1 }));
         const input = { now: T0 - MIN, host: h, jobs: [...cut, ...later] };
         const prepared = input.jobs.map((j, rank) => ({ ...prepare(j, input), rank }));
-        if (prepared.some((p) => p.alone)) return; // a night job cannot even fit before the bound alone
+        if (prepared.some((p) => p.unplaceable)) return; // a night job cannot even fit before the bound alone
         const result = searchPlacements(new HostTimeline(h), prepared, 2_000_000);
         assert.ok(result.found === undefined, `a plan ends the night at ${Math.max(...[...(result.found ?? [])].filter(([p]) => p.job.id.startsWith('night')).map(([p, s]) => s + p.job.durationMs)) - start} ms, under the bound ${bound}`);
         assert.ok(result.exhausted, 'the search ran out of nodes');

@@ -2,7 +2,7 @@
 import { ManualClock } from '../../../../common/util/clock';
 import type { AcquireInput } from '../../../../coordinator/domain/lease';
 import { Lessor, type LessorOptions } from '../../../../coordinator/domain/lessor';
-import type { PlanJob } from '../../../../coordinator/planner/planner';
+import type { PlanJob } from '../../../../coordinator/planner/types';
 
 export const T0 = Date.UTC(2026, 10, 25, 1, 0, 0);
 

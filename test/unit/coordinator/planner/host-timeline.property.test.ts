@@ -4,8 +4,8 @@
  */
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
-import { HostTimeline, type Need } from '../../../../coordinator/planner/host-timeline';
-import type { PlanHost } from '../../../../coordinator/planner/planner';
+import { HostTimeline } from '../../../../coordinator/planner/host-timeline';
+import type { Need, PlanHost } from '../../../../coordinator/planner/types';
 
 const MIN = 60_000;
 

@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { phasedStarts } from '../../../../coordinator/planner/plan-phases';
 import { compareJobs, prepare } from '../../../../coordinator/planner/plan-prepared';
-import { type PlanInput, type PlanJob, planHost } from '../../../../coordinator/planner/planner';
+import { planHost } from '../../../../coordinator/planner/planner';
+import type { PlanInput, PlanJob } from '../../../../coordinator/planner/types';
 import { T0, planJob } from '../domain/fixtures';
 
 const MIN = 60_000;
@@ -16,11 +17,11 @@ function proposed(input: PlanInput, favoured: string[]): Record<string, number> 
   return Object.fromEntries([...phasedStarts(order, input, new Map(), new Set(favoured))].map(([p, start]) => [p.job.id, (start - T0) / MIN]));
 }
 
-describe('phasedStarts: the chances of a favoured job beside its VM’s hourly jobs', () => {
+describe('phasedStarts: the openings of a favoured job beside its VM’s hourly jobs', () => {
   // VM a: hourly jobs of 5 minutes at :05, and a 100-minute file backup that must start by 01:55. It fits
-  // only right after an hourly job started at its opening (5 + 5 + 100 = 110 ≤ 120, the next one's
-  // latest start): two chances, at 00:10 and 01:10. Two other VMs' 90-minute backups, longest first,
-  // would take both tokens at 0 until 01:30, and both chances would be gone.
+  // only right after an hourly job started at its ready time (5 + 5 + 100 = 110 ≤ 120, the next one's
+  // latest start): two openings, at 00:10 and 01:10. Two other VMs' 90-minute backups, longest first,
+  // would take both tokens at 0 until 01:30, and both openings would be gone.
   const input: PlanInput = {
     now: T0,
     host: { maxGuestTokens: 2, maxHypervisorTokens: 1, budget: { ioBytesPerSec: 0, cpuPercent: 0 }, minStartGapMs: 0 },
@@ -32,15 +33,15 @@ describe('phasedStarts: the chances of a favoured job beside its VM’s hourly j
     ],
   };
 
-  it('favoured, keeps a token free for the opener due soon, starts it at its opening and the long job on the token it frees', () => {
+  it('favoured, keeps a token free for the hourly job due soon, starts it at its ready time and the long job on the token it frees', () => {
     const starts = proposed(input, ['a/files']);
     assert.equal(starts.b1, 0);
-    assert.equal(starts['a/h0'], 5, 'the opener, on the token kept for it');
+    assert.equal(starts['a/h0'], 5, 'the hourly job, on the token kept for it');
     assert.equal(starts['a/files'], 10, 'right after it');
     assert.equal(starts.b2, 90, 'b2 could wait, so it did');
   });
 
-  it('not favoured, longest first, both tokens are taken at 0 and the long job misses both chances', () => {
+  it('not favoured, longest first, both tokens are taken at 0 and the long job misses both openings', () => {
     const starts = proposed(input, []);
     assert.deepEqual([starts.b1, starts.b2], [0, 0]);
     assert.equal(starts['a/h0'], undefined, 'no token from 00:05 to its latest start');

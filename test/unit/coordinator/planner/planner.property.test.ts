@@ -15,7 +15,8 @@
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import type { Budget, TokenKind } from '../../../../coordinator/domain/lease';
-import { type Plan, type PlanHost, type PlanInput, type PlanJob, type RunningBackup, planHost } from '../../../../coordinator/planner/planner';
+import { planHost } from '../../../../coordinator/planner/planner';
+import type { Plan, PlanHost, PlanInput, PlanJob, RunningBackup } from '../../../../coordinator/planner/types';
 import { T0 } from '../domain/fixtures';
 
 const MIN = 60_000;
@@ -181,13 +182,13 @@ function assertPlanKeepsTheRules(input: PlanInput, plan: Plan): void {
 /** Starts where a job left out for want of room would fit in the final plan as it is (there must be none). */
 function roomLeft(input: PlanInput, plan: Plan): string[] {
   const busy = occupancy(input, plan);
-  // The earliest start that fits is the job's release, the end of a backup or a start plus the gap.
+  // The earliest start that fits is the job's ready time, the end of a backup or a start plus the gap.
   const candidates = [...busy.map((b) => b.end), ...busy.filter((b) => b.planned).map((b) => b.start + input.host.minStartGapMs)];
   const found: string[] = [];
   for (const u of plan.unplaced.filter((x) => x.reason === 'no-room')) {
     const j = input.jobs.find((x) => x.id === u.id)!;
-    const release = Math.max(j.earliestStart, input.now);
-    for (const start of [release, ...candidates.filter((t) => t > release)]) {
+    const readyAt = Math.max(j.earliestStart, input.now);
+    for (const start of [readyAt, ...candidates.filter((t) => t > readyAt)]) {
       if (start + j.durationMs > j.windowEnd) continue;
       const extra = { kind: j.kind, vm: j.vm, start, end: start + j.durationMs, cost: counted(j.cost, j.kind, input.host), planned: true };
       if (violations([...busy, extra], input.host).length === 0) found.push(`${j.id} at ${start}`);
@@ -199,7 +200,7 @@ function roomLeft(input: PlanInput, plan: Plan): string[] {
 /**
  * Small instances for the brute force: up to 5 jobs on 2 VMs in about 20 minutes, crowded on purpose, whole minutes
  * throughout, so a plan exists only if one with whole-minute starts does (moving every backup as early
- * as the rules let it lands each start on a release, an end or a start plus the gap: whole minutes).
+ * as the rules let it lands each start on a ready time, an end or a start plus the gap: whole minutes).
  */
 const smallInstanceArb = fc
   .record({
@@ -262,7 +263,7 @@ function shuffled<T>(items: readonly T[], seed: number): T[] {
 }
 
 describe('planHost (properties)', function () {
-  // Hundreds of random hosts each, planned in full (climb and repairs included): about 10 s apiece here.
+  // Hundreds of random hosts each, planned in full (favour-late step and repairs included): about 10 s apiece here.
   this.timeout(60_000);
 
   it('keeps every rule, keeps placed jobs in their windows and says exactly why the others are left out', () => {

@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { InvalidArgumentError } from '../../../../coordinator/domain/errors';
-import { type Plan, type PlanHost, type PlanInput, type PlanJob, planHost } from '../../../../coordinator/planner/planner';
+import { planHost } from '../../../../coordinator/planner/planner';
+import type { Plan, PlanHost, PlanInput, PlanJob } from '../../../../coordinator/planner/types';
 import { T0, planJob } from '../domain/fixtures';
 
 const MIN = 60_000;

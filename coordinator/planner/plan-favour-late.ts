@@ -1,17 +1,17 @@
 /**
- * The planner's climbing step (planner.ts): the jobs that end the plan latest among those it started
- * late are favoured one at a time (their chances go first in the phases, plan-chances.ts), and a change
- * is kept only when the plan gets better: fewer jobs left out for room, or as many and what was released
- * cleared sooner. Pure.
+ * The planner's favour-late step (planner.ts), a hill climb: the jobs that end the plan latest among
+ * those it started late are favoured one at a time (their openings go first in the phases, vm-jobs.ts),
+ * and a change is kept only when the plan gets better (plan-score.ts): fewer jobs left out for room, or
+ * as many and the work that was ready cleared sooner. Pure.
  *
  * Why: the phases serve the longest jobs first, which is what keeps a phase's tokens busy to its end, but a
  * long job of a VM with hourly jobs can only start right after one of them, and those wait for a token
- * with the rest; hour after hour its chance passes and it ends the night hours late. Favouring every such
+ * with the rest; hour after hour its opening passes and it ends the night hours late. Favouring every such
  * job at once costs others their place on a night with little room to spare; favouring the one that ends
  * the plan, checking, and going on from the better plan does not.
  */
-import type { Prepared } from './plan-prepared';
-import type { Plan } from './planner';
+import { better, noRoom } from './plan-score';
+import type { Plan, Prepared } from './types';
 
 /** The phases, then the checks and the serial schedule (the planner's complete()), favouring these job ids. */
 export type Phasing = (favoured: ReadonlySet<string>) => Plan;
@@ -21,21 +21,13 @@ export type Repair = (plan: Plan, favoured: ReadonlySet<string>) => Plan;
 /**
  * A try runs the phases on the whole host, so the tries are bounded by the jobs they plan in all: a host's
  * day of 450 jobs gets 13 tries, one of 10,000 jobs none (a try would cost as much as the plan itself);
- * and a small host gets at most CLIMB_TRIES.
+ * and a small host gets at most FAVOUR_LATE_TRIES.
  */
-export const CLIMB_WORK_JOBS = 6_000;
-export const CLIMB_TRIES = 16;
+export const FAVOUR_LATE_WORK_JOBS = 6_000;
+export const FAVOUR_LATE_TRIES = 16;
 
-/** A job that started this long after its release is a candidate. */
+/** A job that started this long after its ready time is a candidate. */
 const LATE_MS = 60 * 60_000;
-
-export const noRoom = (plan: Plan) => plan.unplaced.filter((u) => u.reason === 'no-room').length;
-
-/** Whether `a` leaves fewer jobs out for room than `b`, or as many and has a smaller backlog(). */
-export function better(a: Plan, b: Plan, order: readonly Prepared[]): boolean {
-  const fewer = noRoom(a) - noRoom(b);
-  return fewer < 0 || (fewer === 0 && backlog(a, order) < backlog(b, order));
-}
 
 /**
  * Starting from `start` (a plan and the jobs favoured to find it), tries favouring each late job too, the
@@ -44,11 +36,11 @@ export function better(a: Plan, b: Plan, order: readonly Prepared[]): boolean {
  * try needs to win, and it is the costly part); if it still does, a second try favours those jobs too.
  * Returns the best plan.
  */
-export function climb(order: readonly Prepared[], start: { plan: Plan; favoured: ReadonlySet<string> }, phasing: Phasing, repair: Repair): Plan {
+export function favourLateJobs(order: readonly Prepared[], start: { plan: Plan; favoured: ReadonlySet<string> }, phasing: Phasing, repair: Repair): Plan {
   let { plan } = start;
-  const placeable = Math.max(1, order.filter((p) => !p.alone).length);
-  let tries = Math.min(CLIMB_TRIES, Math.floor(CLIMB_WORK_JOBS / placeable));
-  const release = new Map(order.map((p) => [p.job.id, p.release]));
+  const placeable = Math.max(1, order.filter((p) => !p.unplaceable).length);
+  let tries = Math.min(FAVOUR_LATE_TRIES, Math.floor(FAVOUR_LATE_WORK_JOBS / placeable));
+  const readyAt = new Map(order.map((p) => [p.job.id, p.readyAt]));
   const rank = new Map(order.map((p) => [p.job.id, p.rank]));
   let favoured = start.favoured;
   const tried = new Set<string>();
@@ -66,7 +58,7 @@ export function climb(order: readonly Prepared[], start: { plan: Plan; favoured:
   };
   for (let improved = true; improved && tries > 0; ) {
     improved = false;
-    const late = plan.slots.filter((s) => s.start - release.get(s.id)! > LATE_MS && !tried.has(s.id) && !favoured.has(s.id));
+    const late = plan.slots.filter((s) => s.start - readyAt.get(s.id)! > LATE_MS && !tried.has(s.id) && !favoured.has(s.id));
     late.sort((a, b) => b.end - a.end || rank.get(a.id)! - rank.get(b.id)!);
     for (const { id } of late) {
       if (tries <= 0) break;
@@ -88,22 +80,4 @@ export function climb(order: readonly Prepared[], start: { plan: Plan; favoured:
     }
   }
   return plan;
-}
-
-/**
- * How long the host takes to clear what was released, summed over the release times: at each, the time
- * until every placed job released by then has ended. A long job left to the end of the night counts at
- * every release before it.
- */
-function backlog(plan: Plan, order: readonly Prepared[]): number {
-  const release = new Map(order.map((p) => [p.job.id, p.release]));
-  const slots = [...plan.slots].sort((a, b) => release.get(a.id)! - release.get(b.id)!);
-  let total = 0;
-  let end = -Infinity;
-  for (let i = 0; i < slots.length; i++) {
-    end = Math.max(end, slots[i].end);
-    const r = release.get(slots[i].id)!;
-    if (i + 1 === slots.length || release.get(slots[i + 1].id)! !== r) total += end - r;
-  }
-  return total;
 }

@@ -1,21 +1,21 @@
 /**
  * The jobs of each VM as the phases step (plan-phases.ts) sees them while it runs the host forward: which
- * would push another job of the VM out of its window, and the chances of the favoured ones. Pure.
+ * would push another job of the VM out of its window, and the openings of the favoured ones. Pure.
  *
  * A job of a VM with hourly jobs (a 100-minute file backup beside hourly jobs of 5 minutes) fits only
  * after one of them and before the next one's latest start; when it is long, only right after one that
- * started near its window's opening (the opener), on the token the opener frees. Served longest first,
- * the opener waits for a token with the rest and the chance passes; hour after hour, the long job ends up
- * starting hours late and the night ends with it. The climbing step (plan-climb.ts) favours such jobs one
- * by one: while a favoured job is ready, it starts as soon as it can without pushing another job of its
- * VM out, or its openers go first; and a token is kept free for an opener due soon once the job is
- * running out of chances.
+ * started at the start of its window, on the token that one frees: that is the long job's opening. Served
+ * longest first, the hourly job waits for a token with the rest and the opening passes; hour after hour,
+ * the long job ends up starting hours late and the night ends with it. The favour-late step
+ * (plan-favour-late.ts) favours such jobs one by one: while a favoured job is ready, it starts as soon as
+ * it can without pushing another job of its VM out, or the jobs it can follow go first; and a token is
+ * kept free for one of those due soon once few of its openings are left.
  */
 import type { TokenKind } from '../domain/lease';
 import { partitionPoint } from './host-timeline';
-import type { Prepared } from './plan-prepared';
+import type { Prepared } from './types';
 
-/** How far ahead a token is kept free for an opener. */
+/** How far ahead a token is kept free for a job that a favoured job can follow. */
 export const RESERVE_MS = 10 * 60_000;
 
 /**
@@ -24,7 +24,7 @@ export const RESERVE_MS = 10 * 60_000;
  */
 export function gatedJobs(order: readonly Prepared[]): Set<string> {
   const gated = new Set<string>();
-  for (const list of byVm(order.filter((p) => !p.alone)).values()) {
+  for (const list of byVm(order.filter((p) => !p.unplaceable)).values()) {
     for (const p of list) if (list.some((q) => meet(p, q) && gating(p, q))) gated.add(p.job.id);
   }
   return gated;
@@ -48,20 +48,20 @@ const meet = (p: Prepared, q: Prepared) => q !== p && q.job.earliestStart < p.jo
 const gating = (p: Prepared, q: Prepared) => span(q) < p.job.durationMs + q.job.durationMs;
 
 export class VmJobs {
-  /** Per VM, its jobs by release. */
+  /** Per VM, its jobs by ready time. */
   private readonly ofVm: Map<string, Prepared[]>;
-  /** Per VM, the longest span from a job's release to its latest start. */
+  /** Per VM, the longest span from a job's ready time to its latest start. */
   private readonly spanOfVm = new Map<string, number>();
   /**
    * The favoured jobs, each with the longest window of the VM's jobs that gate it, or else of those whose
-   * windows meet its own: about how often its chance comes (0 if it has no such job).
+   * windows meet its own: about how often an opening comes (0 if it has no such job).
    */
   private readonly favoured = new Map<Prepared, number>();
-  /** Per VM, its favoured jobs released and not started. */
+  /** Per VM, its favoured jobs ready and not started. */
   private readonly readyFavoured = new Map<string, Set<Prepared>>();
 
   /**
-   * @param pending the jobs to place, by release
+   * @param pending the jobs to place, by ready time
    * @param started whether a job has a start (placed or pinned)
    * @param favoured the ids of the jobs to favour
    */
@@ -71,7 +71,7 @@ export class VmJobs {
     favoured: ReadonlySet<string>,
   ) {
     this.ofVm = byVm(pending);
-    for (const [vm, list] of this.ofVm) this.spanOfVm.set(vm, list.reduce((most, q) => Math.max(most, q.latest - q.release), 0));
+    for (const [vm, list] of this.ofVm) this.spanOfVm.set(vm, list.reduce((most, q) => Math.max(most, q.latestStart - q.readyAt), 0));
     for (const p of pending) {
       if (!favoured.has(p.job.id)) continue;
       const mates = this.ofVm.get(p.need.vm)!.filter((q) => meet(p, q));
@@ -80,18 +80,18 @@ export class VmJobs {
     }
   }
 
-  /** Whether a job of p's VM not started yet (but `opener`) would have to start before p, started at t, ends. */
-  pushesOut(p: Prepared, t: number, end: number, opener?: Prepared): boolean {
+  /** Whether a job of p's VM not started yet (but `followed`) would have to start before p, started at t, ends. */
+  pushesOut(p: Prepared, t: number, end: number, followed?: Prepared): boolean {
     const { list, from } = this.from(p.need.vm, t);
     for (let i = from; i < list.length; i++) {
       const q = list[i];
-      if (q.release >= end) return false;
-      if (q !== p && q !== opener && q.latest >= t && q.latest < end && !this.started(q)) return true;
+      if (q.readyAt >= end) return false;
+      if (q !== p && q !== followed && q.latestStart >= t && q.latestStart < end && !this.started(q)) return true;
     }
     return false;
   }
 
-  /** A job was released (it is ready) or left the ready jobs (started or expired). */
+  /** A job became ready, or left the ready jobs (started or expired). */
   ready(p: Prepared, isReady: boolean): void {
     if (!this.favoured.has(p)) return;
     const vm = p.need.vm;
@@ -106,23 +106,23 @@ export class VmJobs {
     return false;
   }
 
-  /** Whether the favoured job's latest start comes within two of its chances. */
-  lastChances(p: Prepared, t: number): boolean {
-    return p.latest - t < 2 * this.favoured.get(p)!;
+  /** Whether the favoured job's latest start comes within two of its openings. */
+  fewOpeningsLeft(p: Prepared, t: number): boolean {
+    return p.latestStart - t < 2 * this.favoured.get(p)!;
   }
 
   /**
    * The jobs of `kind` to try first at t, in planning order, each with the favoured job it serves: a ready
-   * favoured job that can start now, and a ready opener after which one could.
+   * favoured job that can start now, and a ready job of its VM after which one could.
    */
-  chances(kind: TokenKind, t: number): Map<Prepared, Prepared> {
+  toTryFirst(kind: TokenKind, t: number): Map<Prepared, Prepared> {
     const first = new Map<Prepared, Prepared>();
     for (const p of this.readyOf(kind)) {
       if (!this.pushesOut(p, t, t + p.job.durationMs)) {
         first.set(p, p);
         continue;
       }
-      this.openers(p, t, false, (q) => {
+      this.jobsToFollow(p, t, false, (q) => {
         first.set(q, p);
         return false;
       });
@@ -131,17 +131,17 @@ export class VmJobs {
   }
 
   /**
-   * The openers due after t and within RESERVE_MS, of favoured jobs of `kind` on their last chances: how
-   * many tokens to keep free for them, and when the first is due.
+   * The jobs due after t and within RESERVE_MS that favoured jobs of `kind` with few openings left can
+   * follow: how many tokens to keep free for them, and when the first is due.
    */
-  reservations(kind: TokenKind, t: number): { count: number; due: number } {
+  tokensToReserve(kind: TokenKind, t: number): { count: number; due: number } {
     let count = 0;
     let due = Infinity;
     for (const p of this.readyOf(kind)) {
-      if (!this.lastChances(p, t)) continue;
-      this.openers(p, t, true, (q) => {
+      if (!this.fewOpeningsLeft(p, t)) continue;
+      this.jobsToFollow(p, t, true, (q) => {
         count++;
-        due = Math.min(due, q.release);
+        due = Math.min(due, q.readyAt);
         return true;
       });
     }
@@ -153,26 +153,26 @@ export class VmJobs {
   }
 
   /**
-   * Calls `found` with each job of p's VM, not started, that p could follow: released by t and started
-   * at t, or (`upcoming`) released after t, within RESERVE_MS, and started at its release; until `found`
-   * says to stop.
+   * Calls `found` with each job of p's VM, not started, that p could follow: ready by t and started at
+   * t, or (`upcoming`) ready after t, within RESERVE_MS, and started at its ready time; until `found` says
+   * to stop.
    */
-  private openers(p: Prepared, t: number, upcoming: boolean, found: (q: Prepared) => boolean): void {
+  private jobsToFollow(p: Prepared, t: number, upcoming: boolean, found: (q: Prepared) => boolean): void {
     const { list, from } = this.from(p.need.vm, t);
     const to = upcoming ? t + RESERVE_MS : t;
-    for (let i = from; i < list.length && list[i].release <= to; i++) {
+    for (let i = from; i < list.length && list[i].readyAt <= to; i++) {
       const q = list[i];
-      const start = upcoming ? q.release : t;
+      const start = upcoming ? q.readyAt : t;
       const after = start + q.job.durationMs;
-      if (q === p || (upcoming && q.release <= t) || q.need.kind !== p.need.kind || q.latest < start || this.started(q) || after > p.latest) continue;
+      if (q === p || (upcoming && q.readyAt <= t) || q.need.kind !== p.need.kind || q.latestStart < start || this.started(q) || after > p.latestStart) continue;
       if (!this.pushesOut(p, after, after + p.job.durationMs, q) && found(q)) return;
     }
   }
 
-  /** The VM's jobs by release, from the first that may still start at t or later. */
+  /** The VM's jobs by ready time, from the first that may still start at t or later. */
   private from(vm: string, t: number): { list: Prepared[]; from: number } {
     const list = this.ofVm.get(vm)!;
     const since = t - this.spanOfVm.get(vm)!;
-    return { list, from: partitionPoint(list, (q) => q.release < since) };
+    return { list, from: partitionPoint(list, (q) => q.readyAt < since) };
   }
 }
