@@ -1,7 +1,7 @@
 /**
  * How long the coordinator's event loop stalls while a host is replanned: the storm bench's day, declared
  * as the agents and the host's schedule would declare it (cron schedules, windows, durations, costs),
- * planned by buildPlanView on the event loop itself, then by the planning thread (coordinator/plan-worker.ts)
+ * planned by buildPlanView on the event loop itself, then by the planning thread (coordinator/planning/plan-worker.ts)
  * as the coordinator does. The loop's delay is read with perf_hooks.monitorEventLoopDelay.
  */
 import { monitorEventLoopDelay } from 'node:perf_hooks';

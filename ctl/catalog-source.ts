@@ -1,7 +1,7 @@
 /**
  * Where headroomctl's catalog commands (backups, verify, prune, backup show) read: a backup directory on
  * this machine with `--dir DIR`, else the coordinator's (AdminService's snapshot calls, reached with
- * --coordinator). Both answer with the same wire messages (rpc/snapshot-wire.ts), so a command prints
+ * --coordinator). Both answer with the same wire messages (host-backup/catalog/snapshot-wire.ts), so a command prints
  * the same either way.
  */
 import * as grpc from '@grpc/grpc-js';

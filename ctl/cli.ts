@@ -88,7 +88,7 @@ export interface CliEnvironment {
   now: () => number;
   log: Logger;
   onInterrupt: Context['onInterrupt'];
-  /** Opens the connection; defaults to common/connection's clientCredentials + connect. */
+  /** Opens the connection; defaults to common/client/connection's clientCredentials + connect. */
   open?: (address: string, tls: { caFile?: string; certFile?: string; keyFile?: string }, log: Logger) => Clients;
 }
 

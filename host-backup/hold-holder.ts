@@ -1,6 +1,6 @@
 /**
  * The holder behind `headroomctl hold`: waits for the token (progress to stderr and to the invocation that
- * started it), then keeps it renewed (common/lease-renewer.ts) and watched for a revoke (revoke-watch.ts)
+ * started it), then keeps it renewed (common/client/lease-renewer.ts) and watched for a revoke (revoke-watch.ts)
  * until a signal tells it to release, with the outcome found in the release request (hold-state.ts).
  * Nothing runs under the token here: the backup is someone else's (vzdump), so a lost token cannot stop
  * it; the holder says so loudly, records it in the state file, and exits.

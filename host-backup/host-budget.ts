@@ -1,8 +1,8 @@
 /**
  * `headroomctl host-backup`'s budget: holds the command's process tree to its budget with the best
- * mechanism this host offers (common/budget/, as the agent does for a guest backup), and while it runs
+ * mechanism this host offers (common/backup-run/budget/, as the agent does for a guest backup), and while it runs
  * controls its penalty on the host the way the coordinator does for a guest: it samples the host's load
- * (common/load-collector.ts, the command's own usage taken out, so that the command is not throttled by
+ * (common/backup-run/load-collector.ts, the command's own usage taken out, so that the command is not throttled by
  * its own work), asks the pure budget controller (coordinator/domain/budget-controller.ts) at the host
  * policy's report interval, and throttles, pauses and resumes the command as it says. Every change is
  * told to the person at the terminal, with when and why.

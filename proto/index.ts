@@ -8,7 +8,7 @@ import type { ProtoGrpcType as AdminProto } from './generated/admin';
 import type { ProtoGrpcType as AgentProto } from './generated/agent';
 import type { ProtoGrpcType as PkiProto } from './generated/pki';
 import type { ProtoGrpcType as TokenProto } from './generated/token';
-// Written by proto/gen-descriptor.js at build time; bundled into the agent's single executable.
+// Written by proto/generate.js at build time; bundled into the agent's single executable.
 import descriptor = require('./generated/descriptor.json');
 
 /** How every side decodes messages: numbers for 64-bit fields (ms timestamps fit), enum names, defaults filled. */

@@ -1,7 +1,7 @@
 /**
  * Runs a backup command as a child process in its own process group, so that the whole tree it starts
  * (restic and its ssh, a shell script and its pipes) can be signalled and stopped together, and under a
- * watchdog in that group that stops the tree should we die without stopping it (common/parent-watchdog.ts).
+ * watchdog in that group that stops the tree should we die without stopping it (common/backup-run/parent-watchdog.ts).
  * Used by the guarded run shared by the agent and headroomctl.
  */
 import { spawn } from 'node:child_process';

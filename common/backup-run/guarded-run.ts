@@ -102,7 +102,7 @@ export interface GuardedRunOptions extends AcquireOptions {
   argv: readonly string[];
   /** Default 'inherit'. */
   stdio?: ChildStdio;
-  /** The command's environment (default ours), to which the token's variables are added (common/token-env.ts). */
+  /** The command's environment (default ours), to which the token's variables are added (backup-run/token-env.ts). */
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   /** Monotonic clock reading like Unix ms: lease deadlines and window ends are measured on it. */

@@ -2,7 +2,7 @@
  * What one peer, and all peers together, may hold of the coordinator: concurrent streams, how long a
  * session may stay silent before its hello, how far a history watcher may fall behind. Each bound keeps
  * the coordinator's memory proportional to something it chose, not to what a hostile or broken client
- * sends. (The largest message either side accepts, 1 MiB, is MAX_MESSAGE_BYTES in common/connection.ts,
+ * sends. (The largest message either side accepts, 1 MiB, is MAX_MESSAGE_BYTES in common/client/connection.ts,
  * shared with the clients.)
  */
 

@@ -1,6 +1,6 @@
 /**
  * `headroomctl host-backup`: runs a hypervisor-level backup command (vzdump, virsh, qemu-img …) under a
- * HYPERVISOR token, through the guarded run the agent uses too (common/guarded-run.ts): acquire → run →
+ * HYPERVISOR token, through the guarded run the agent uses too (common/backup-run/guarded-run.ts): acquire → run →
  * renew → release, the command stopped if the lease is lost. The command's stdio is ours; progress goes
  * to stderr. Exits with the command's code, or 75 when no token could be had (denied, lease lost,
  * coordinator unreachable until the window closed). The command is held to a budget, throttled and paused

@@ -3,7 +3,7 @@
  * `qmp` driver, hypervisor/qmp-driver.ts), without a token. `host-backup --driver qmp` runs it under a
  * HYPERVISOR token as its command; SIGTERM (lease lost) or Ctrl-C cancels the block jobs, and the dirty
  * bitmaps keep their bits for the next attempt. With --quiesce it freezes the guest's applications around
- * the snapshot point itself, under the token host-backup gave it in its environment (common/token-env.ts),
+ * the snapshot point itself, under the token host-backup gave it in its environment (common/backup-run/token-env.ts),
  * and tells host-backup the consistency achieved through the file CONSISTENCY_FILE_ENV names.
  */
 import * as fs from 'node:fs';

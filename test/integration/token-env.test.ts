@@ -1,5 +1,5 @@
 /**
- * The token a command runs under reaches it in its environment (common/token-env.ts), through the real
+ * The token a command runs under reaches it in its environment (common/backup-run/token-env.ts), through the real
  * `headroom-agent exec` and `headroomctl host-backup` against a real coordinator: a command that prints
  * its environment to a file.
  */

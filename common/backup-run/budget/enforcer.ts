@@ -3,7 +3,7 @@
  * (cgroup-v2.ts, cgroup-v1.ts, signals.ts), and the errors they throw. detect.ts picks the mechanism;
  * run-budget.ts drives one Enforcer per running backup.
  *
- * Usage, for one command started with common/child-process.ts spawnChild():
+ * Usage, for one command started with common/backup-run/child-process.ts spawnChild():
  *
  *     const mechanism = detectEnforcement({ mode: 'auto', log });          // once per process
  *     const child = spawnChild(argv);
@@ -13,7 +13,7 @@
  *     const stopped = child.stop(graceMs); enforcer.release();              // SIGTERM sent: let it act on it
  *     await stopped; await enforcer.close();                                // the group is gone: remove its cgroups
  *
- * run-budget.ts does all of this for a guarded run (common/guarded-run.ts RunControl).
+ * run-budget.ts does all of this for a guarded run (common/backup-run/guarded-run.ts RunControl).
  */
 import type { Usage } from './process-usage';
 
@@ -36,7 +36,7 @@ export interface Budget {
 
 export const NO_LIMIT: Budget = Object.freeze({ ioBytesPerSec: 0, cpuPercent: 0 });
 
-/** The process group a backup runs in, as common/child-process.ts starts it. */
+/** The process group a backup runs in, as common/backup-run/child-process.ts starts it. */
 export interface EnforcedGroup {
   /** The group's id: its leader's pid. */
   pgid: number;

@@ -1,5 +1,5 @@
 /**
- * One backup run's budget, as the guarded run's RunControl (common/guarded-run.ts): puts the command's
+ * One backup run's budget, as the guarded run's RunControl (common/backup-run/guarded-run.ts): puts the command's
  * process group under the enforcement mechanism the moment it is spawned, with its token's budget; carries
  * out the coordinator's budget changes and pauses (serialised, one at a time); lets the command go when it
  * is stopped, so that a paused command can die; removes its cgroups when it is gone; and says what is in

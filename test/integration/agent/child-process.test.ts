@@ -1,6 +1,6 @@
 /**
- * common/child-process.ts with real processes: the whole tree is stopped, and nothing is left behind,
- * not even when the process that started it is SIGKILLed (the watchdog of common/parent-watchdog.ts).
+ * common/backup-run/child-process.ts with real processes: the whole tree is stopped, and nothing is left behind,
+ * not even when the process that started it is SIGKILLed (the watchdog of common/backup-run/parent-watchdog.ts).
  */
 import { strict as assert } from 'node:assert';
 import { ChildProcess, spawn } from 'node:child_process';

@@ -1,5 +1,5 @@
 /**
- * common/duration.ts, used by the agent and headroomctl alike.
+ * common/util/duration.ts, used by the agent and headroomctl alike.
  */
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
