@@ -31,7 +31,7 @@ import {
 } from '../coordinator/domain/budget-controller';
 import type { Budget } from '../coordinator/domain/lease';
 import { DEFAULT_POLICY, type HostPolicy } from '../coordinator/domain/policy';
-import { formatRate } from '../ctl/human';
+import { formatRate } from '../common/util/human';
 
 /** Tells the person at the terminal: one event (its name and data for --json, its text otherwise). */
 export type Emit = (event: string, data: Record<string, unknown>, text: string) => void;

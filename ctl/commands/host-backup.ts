@@ -25,13 +25,15 @@ import {
 import type { TokenClient } from '../../common/client/connection';
 import type { Queued__Output, Token__Output } from '../../proto/generated/headroom/v1';
 import { LIMITS } from '../../coordinator/domain/policy';
-import { parseByteRate, parseInt32, parsePositiveInt, parseString } from '../args';
+import { parseByteRate } from '../../common/util/byte-rate';
+import { parseInt32, parsePositiveInt, parseString } from '../args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
-import { UsageError, statusName } from '../errors';
+import { statusName } from '../../common/client/call-status';
+import { UsageError } from '../errors';
 import { HostBudget } from '../../host-backup/host-budget';
 import { GuestQuiesce, QUIESCE_HELP, QUIESCE_OPTIONS, type QuiesceMode, wireConsistency } from '../../host-backup/guest-quiesce';
-import { formatClock, formatClockRelative, formatCommand, formatSpan } from '../human';
+import { formatClock, formatClockRelative, formatCommand, formatSpan } from '../../common/util/human';
 import { CONSISTENCY_FILE_ENV, QMP_BACKUP_OPTIONS, qmpBackupArgv } from './qmp-backup';
 import { watchRevocation } from '../../host-backup/revoke-watch';
 

@@ -15,12 +15,13 @@ import { QemuImgError } from '../../host-backup/qemu-img';
 import { QmpClient, QmpCommandError, QmpConnectionError } from '../../host-backup/hypervisor/qmp-client';
 import { type DiskSpec, discoverDisks } from '../../host-backup/hypervisor/block-nodes';
 import { backupVm } from '../../host-backup/hypervisor/qmp-driver';
-import { type OptionSpec, type ParsedArgs, parseByteRate, parseString, parseUint32 } from '../args';
+import { parseByteRate } from '../../common/util/byte-rate';
+import { type OptionSpec, type ParsedArgs, parseString, parseUint32 } from '../args';
 import type { Command } from '../command';
 import { type Context, note, print, printJson } from '../context';
 import { GuestQuiesce, QUIESCE_HELP, QUIESCE_OPTIONS, type QuiesceMode } from '../../host-backup/guest-quiesce';
 import { EXIT_FAILURE, EXIT_TEMPFAIL, UsageError } from '../errors';
-import { formatBytes, formatSpan } from '../human';
+import { formatBytes, formatSpan } from '../../common/util/human';
 
 /** "disk0", or "name=node" when the catalog should call a QMP node or device something else. */
 function parseDisks(raw: string): DiskSpec[] {

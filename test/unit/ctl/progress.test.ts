@@ -4,7 +4,7 @@ import { createCliLogger } from '../../../ctl/cli-log';
 import { ProgressReporter } from '../../../ctl/commands/host-backup';
 import type { Context } from '../../../ctl/context';
 import { cleanDetails } from '../../../ctl/errors';
-import { formatCommand } from '../../../ctl/human';
+import { formatCommand } from '../../../common/util/human';
 import type { Queued__Output, Token__Output } from '../../../proto/generated/headroom/v1';
 
 const at = (h: number, m: number, s: number) => new Date(2026, 0, 15, h, m, s).getTime();

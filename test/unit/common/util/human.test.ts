@@ -7,12 +7,12 @@ import {
   formatRate,
   formatRelative,
   formatSpan,
-} from '../../../ctl/human';
+} from '../../../../common/util/human';
 
 // Local times, so that the tests hold in every time zone.
 const at = (h: number, m: number, s: number, day = 15) => new Date(2026, 0, day, h, m, s).getTime();
 
-describe('ctl human units', () => {
+describe('human units', () => {
   it('writes bytes in binary units with three significant digits', () => {
     assert.equal(formatBytes(0), '0 B');
     assert.equal(formatBytes(512), '512 B');
