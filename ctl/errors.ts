@@ -3,6 +3,7 @@
  * error (64), a failed call to the coordinator (1). host-backup adds the child's own code and 75.
  */
 import * as grpc from '@grpc/grpc-js';
+import { statusName } from '../common/client/call-status';
 
 export const EXIT_OK = 0;
 /** A call to the coordinator failed. */
@@ -34,11 +35,6 @@ export class RpcError extends Error {
     super(`${method}: ${statusName(code)}: ${details}`);
     this.name = 'RpcError';
   }
-}
-
-/** `UNAVAILABLE` for 14, and so on; the number itself for codes grpc-js does not know. */
-export function statusName(code: number): string {
-  return (grpc.status as unknown as Record<number, string>)[code] ?? String(code);
 }
 
 function isServiceError(err: unknown): err is grpc.ServiceError {

@@ -9,7 +9,6 @@ import { errorText } from '../common/client/call-status';
 import { formatDuration, parseDuration } from '../common/util/duration';
 import type { v1 } from '../proto';
 import type { Consistency } from './catalog/chain-rules';
-import type { OptionSpec } from '../ctl/args';
 
 /** How long the coordinator waits for the agent's answer (QuiesceRequest.timeout_ms); the agent is in the same host. */
 const ANSWER_TIMEOUT_MS = 30_000;
@@ -30,27 +29,6 @@ export function parseQuiesceHold(raw: string): number {
   if (ms < 1 || ms > 600_000) throw new Error(`${raw} is out of range (1ms to ${formatDuration(600_000)})`);
   return ms;
 }
-
-/** host-backup's and qmp-backup's options. */
-export const QUIESCE_OPTIONS: OptionSpec[] = [
-  { name: 'quiesce', value: 'MODE', help: "require, try or off (default): quiesce the guest's applications for the snapshot", parse: parseQuiesceMode },
-  { name: 'quiesce-hold', value: 'DURATION', help: "the freeze's bound: the guest thaws by itself after it (default: the agent's, 10s)", parse: parseQuiesceHold },
-];
-
-/** The --help lines of --quiesce and --quiesce-hold, shared by host-backup and qmp-backup. */
-export const QUIESCE_HELP = [
-  '--quiesce asks the VM\'s headroom-agent to quiesce its applications for the snapshot: its hooks (fsfreeze,',
-  'databases, scripts in its hooks directory) freeze them right before the snapshot point and thaw them right',
-  'after it (with --driver qmp: around the QMP transaction that starts the block jobs; with a COMMAND: around',
-  'the whole command). The agent thaws by itself once --quiesce-hold passes (default: the agent\'s',
-  'quiesce.defaultHold, 10 s; capped by its quiesce.maxHold), counted from its first freeze hook, so a guest',
-  'never stays frozen for a dead host or coordinator. Modes: require fails the backup when the guest',
-  'cannot quiesce (the agent is not connected, a hook failed, no answer; the command does not run, exit 1, the',
-  'token released with a failed outcome); try goes on crash-consistent and says so; off (the default) never',
-  'asks. If the guest thawed by itself before the snapshot point, the backup is crash-consistent (and under',
-  'require it fails). The consistency achieved ("crash" or "application") is printed, recorded in the',
-  'token\'s history with the release, and with --driver qmp in each backup\'s manifest.',
-];
 
 export interface GuestQuiesceOptions {
   client: TokenClient;

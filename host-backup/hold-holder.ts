@@ -1,29 +1,36 @@
 /**
- * The holder behind `headroomctl hold`: waits for the token (progress to stderr and to the invocation that
- * started it), then keeps it renewed (common/client/lease-renewer.ts) and watched for a revoke (revoke-watch.ts)
- * until a signal tells it to release, with the outcome found in the release request (hold-state.ts).
+ * The holder behind `headroomctl hold`: waits for the token (progress as events, for the person waiting and
+ * the invocation that started it), then keeps it renewed (common/client/lease-renewer.ts) and watched for a
+ * revoke (revoke-watch.ts) until told to release, with the outcome found in the release request
+ * (hold-state.ts).
  * Nothing runs under the token here: the backup is someone else's (vzdump), so a lost token cannot stop
  * it; the holder says so loudly, records it in the state file, and exits.
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import { systemClock } from '../common/util/clock';
-import { EXIT_TEMPFAIL, type StopReason, describeStop, releaseToken, toStopReason } from '../common/backup-run/guarded-run';
+import { type StopReason, describeStop, releaseToken, toStopReason } from '../common/backup-run/guarded-run';
 import { Renewer } from '../common/client/lease-renewer';
 import { acquireToken } from '../common/client/token-acquirer';
 import type { v1 } from '../proto';
-import { type Context, note } from '../ctl/context';
-import { EXIT_FAILURE, EXIT_OK } from '../ctl/errors';
+import type { Logger } from '../common/util/log';
+import type { CoordinatorLink } from './coordinator-link';
 import { type HoldState, processAlive, readReleaseRequest, releaseRequestFile, writeJsonFile } from './hold-state';
-import { ProgressReporter } from '../ctl/commands/host-backup';
+import { type Emit, ProgressReporter } from './progress';
 import { watchRevocation } from './revoke-watch';
+
+/**
+ * How a hold ended: the token released with the outcome asked for; not released (the coordinator refused
+ * or could not be reached: it expires there by itself); lost while held (revoked, expired, renewals
+ * failing); or never granted (denied, not within the window, or withdrawn; `signal` when a signal did it).
+ */
+export type HoldEnd = { kind: 'released' } | { kind: 'unreleased' } | { kind: 'lost' } | { kind: 'not-granted'; signal?: NodeJS.Signals };
 
 /** What the holder tells the `hold` invocation that started it, over the IPC channel. */
 export type HolderMessage =
   | { event: 'progress'; text: string }
   | { event: 'granted'; tokenId: string }
-  | { event: 'failed'; exitCode: number };
+  | { event: 'failed'; end: HoldEnd };
 
 /** The invocation that started the holder, while it waits for the grant. */
 export interface ParentChannel {
@@ -38,13 +45,26 @@ export interface HolderOptions {
   parent?: ParentChannel;
   /** Release (as a failure) or stop waiting when this process ends: the backup tool that asked for the token. */
   watchPid?: number;
+  link: CoordinatorLink;
+  log: Logger;
+  /** Wall-clock Unix ms. */
+  now(): number;
+  /**
+   * Aborted with a StopReason to end the hold: until the grant, the request is withdrawn; after it, the
+   * token is released with the outcome found in the release request.
+   */
+  signal: AbortSignal;
+  /** Progress events, for the person waiting for the grant. */
+  emit: Emit;
+  /** A message for people only: why there is no token, how the release went. */
+  note(text: string): void;
 }
 
 /** How often the watched process is looked at. */
 const WATCH_EVERY_MS = 1_000;
 
-/** Holds a token as the module header says; resolves to the exit code. */
-export async function runHolder(ctx: Context, o: HolderOptions): Promise<number> {
+/** Holds a token as the module header says; resolves to how the hold ended. */
+export async function runHolder(o: HolderOptions): Promise<HoldEnd> {
   const { request, stateFile, parent } = o;
   const subject = { host: request.host, vm: request.vm, job: request.job };
   const write = (s: Pick<HoldState, 'phase'> & Partial<HoldState>) => writeJsonFile(stateFile, { pid: process.pid, ...subject, ...s });
@@ -52,23 +72,14 @@ export async function runHolder(ctx: Context, o: HolderOptions): Promise<number>
   fs.rmSync(releaseRequestFile(stateFile), { force: true });
   write({ phase: 'waiting' });
 
-  // Progress goes to our stderr (the log) and, while someone waits for the grant, to them.
-  const relay: Context = {
-    ...ctx,
-    io: {
-      stdout: ctx.io.stdout,
-      stderr: (text) => {
-        ctx.io.stderr(text);
-        parent?.send({ event: 'progress', text });
-      },
-    },
-  };
-  const reporter = new ProgressReporter(relay, subject);
+  const reporter = new ProgressReporter({ subject, coordinator: o.link.address, now: o.now, emit: o.emit });
   const abort = new AbortController();
   let granted = false;
   // Until the grant, ending means withdrawing the request; after it, releasing the token.
   let onEnd = (stop: StopReason) => abort.abort(stop);
-  const removeInterrupt = ctx.onInterrupt((signal) => onEnd({ kind: 'signal', signal }));
+  const onAbort = () => onEnd(toStopReason(o.signal.reason));
+  if (o.signal.aborted) onAbort();
+  else o.signal.addEventListener('abort', onAbort, { once: true });
   parent?.onGone(() => {
     if (!granted) abort.abort({ kind: 'shutdown', reason: 'the hold command waiting for the grant is gone' });
   });
@@ -79,32 +90,31 @@ export async function runHolder(ctx: Context, o: HolderOptions): Promise<number>
       : setInterval(() => {
           if (!processAlive(o.watchPid!)) onEnd({ kind: 'shutdown', reason: `process ${o.watchPid} (the backup tool) ended without a release` });
         }, WATCH_EVERY_MS);
-  const client = ctx.clients().token;
+  const client = o.link.token();
   const clock = systemClock;
   try {
     const acquired = await acquireToken(
-      { client, clock, log: ctx.log, signal: abort.signal, onUnreachable: 'skip', hooks: reporter.hooks([]) },
+      { client, clock, log: o.log, signal: abort.signal, onUnreachable: 'skip', hooks: reporter.hooks([]) },
       { ...request, requestId: randomUUID() },
     );
     if (acquired.kind !== 'granted') {
       const reason = toStopReason(abort.signal.reason);
-      const exitCode =
-        acquired.kind === 'cancelled' && reason.kind === 'signal' ? 128 + os.constants.signals[reason.signal] : EXIT_TEMPFAIL;
+      const end: HoldEnd = { kind: 'not-granted', signal: acquired.kind === 'cancelled' && reason.kind === 'signal' ? reason.signal : undefined };
       let message = acquired.kind === 'run-without-token' ? acquired.error.message : acquired.message;
       if (acquired.kind === 'cancelled') message += `: ${describeStop(reason)}`;
       write({ phase: 'failed', message });
-      note(relay, `no token: ${message}`);
-      parent?.send({ event: 'failed', exitCode });
-      return exitCode;
+      o.note(`no token: ${message}`);
+      parent?.send({ event: 'failed', end });
+      return end;
     }
     granted = true;
     const token = { tokenId: acquired.token.tokenId, fencing: acquired.token.fencing };
-    const grantedAtUnixMs = ctx.now();
+    const grantedAtUnixMs = o.now();
     reporter.granted(acquired.token);
     write({ phase: 'held', token, grantedAtUnixMs });
     parent?.send({ event: 'granted', tokenId: token.tokenId });
 
-    return await new Promise<number>((resolve) => {
+    return await new Promise<HoldEnd>((resolve) => {
       let ended = false;
       const end = () => {
         ended = true;
@@ -116,24 +126,24 @@ export async function runHolder(ctx: Context, o: HolderOptions): Promise<number>
         end();
         // The backup goes on without the token: say so where people look (the holder's log, the state
         // file that the next `hold --release` reports from).
-        ctx.log.error('HYPERVISOR token lost while the backup runs; guest backups may start on this host', {
+        o.log.error('HYPERVISOR token lost while the backup runs; guest backups may start on this host', {
           tokenId: token.tokenId,
           vm: subject.vm,
           reason: message,
         });
         write({ phase: 'lost', token, grantedAtUnixMs, message });
-        resolve(EXIT_TEMPFAIL);
+        resolve({ kind: 'lost' });
       };
-      const renewer = new Renewer({ client, clock, log: ctx.log }, acquired.token, acquired.receivedAt, (lost) => lose(lost.message));
-      const stopWatching = watchRevocation(ctx, acquired.token, (detail) => lose(`revoked by the coordinator: ${detail || 'no reason given'}`));
+      const renewer = new Renewer({ client, clock, log: o.log }, acquired.token, acquired.receivedAt, (lost) => lose(lost.message));
+      const stopWatching = watchRevocation(o.link, o.log, acquired.token, (detail) => lose(`revoked by the coordinator: ${detail || 'no reason given'}`));
       onEnd = (stop) => {
         if (ended) return;
         end();
         const why = stop.kind === 'signal' ? `headroomctl hold received ${stop.signal} without a release request` : describeStop(stop);
-        void release(ctx, stateFile, why, token, grantedAtUnixMs).then(({ message, released }) => {
+        void release(o, why, token, grantedAtUnixMs).then(({ message, released }) => {
           write({ phase: released ? 'released' : 'lost', token, grantedAtUnixMs, message });
-          note(ctx, message);
-          resolve(released ? EXIT_OK : EXIT_FAILURE);
+          o.note(message);
+          resolve({ kind: released ? 'released' : 'unreleased' });
         });
       };
       // Told to stop just as the grant arrived: release at once rather than hold a token nobody wants.
@@ -141,21 +151,20 @@ export async function runHolder(ctx: Context, o: HolderOptions): Promise<number>
     });
   } finally {
     clearInterval(watch);
-    removeInterrupt();
+    o.signal.removeEventListener('abort', onAbort);
   }
 }
 
 /** Releases `token` with the outcome asked for in the release request (a failure when there is none). */
 async function release(
-  ctx: Context,
-  stateFile: string,
+  o: { stateFile: string; link: CoordinatorLink; log: Logger; now(): number },
   why: string,
   token: { tokenId: string; fencing: number },
   grantedAtUnixMs: number,
 ): Promise<{ released: boolean; message: string }> {
   let success = false;
   try {
-    const asked = readReleaseRequest(stateFile);
+    const asked = readReleaseRequest(o.stateFile);
     if (asked) {
       success = asked.success;
       why = asked.message || 'released by headroomctl hold --release';
@@ -163,9 +172,9 @@ async function release(
   } catch (err) {
     why = `unreadable release request, released as a failure: ${(err as Error).message}`;
   }
-  const durationMs = Math.min(Math.max(0, ctx.now() - grantedAtUnixMs), 0xffffffff);
+  const durationMs = Math.min(Math.max(0, o.now() - grantedAtUnixMs), 0xffffffff);
   const outcome: v1.Outcome = { success, bytes: 0, durationMs, exitCode: success ? 0 : 1, message: why };
-  const released = await releaseToken({ client: ctx.clients().token, log: ctx.log }, token, outcome);
+  const released = await releaseToken({ client: o.link.token(), log: o.log }, token, outcome);
   const message = released
     ? `released token ${token.tokenId} (${success ? 'success' : 'failure'}): ${why}`
     : `could not release token ${token.tokenId}: the coordinator refused or could not be reached (it expires there by itself)`;

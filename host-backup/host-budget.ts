@@ -31,10 +31,8 @@ import {
 } from '../coordinator/domain/budget-controller';
 import type { Budget } from '../coordinator/domain/lease';
 import { DEFAULT_POLICY, type HostPolicy } from '../coordinator/domain/policy';
-import { formatRate } from '../ctl/human';
-
-/** Tells the person at the terminal: one event (its name and data for --json, its text otherwise). */
-export type Emit = (event: string, data: Record<string, unknown>, text: string) => void;
+import { formatRate } from '../common/util/human';
+import type { Emit } from './progress';
 
 /**
  * The policy the controller applies to a command on the host, from the host's policy as GetPolicy gives

@@ -6,7 +6,8 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { HistoryEvent__Output, Token__Output } from '../proto/generated/headroom/v1';
-import type { Context } from '../ctl/context';
+import type { Logger } from '../common/util/log';
+import type { CoordinatorLink } from './coordinator-link';
 
 /** How far back to look for the token's GRANTED event, which is where the watch starts. */
 const LOOKBACK_EVENTS = 100;
@@ -15,7 +16,12 @@ const LOOKBACK_EVENTS = 100;
  * Calls `onRevoked(detail)` at most once if `token` is revoked. Returns a function that stops watching;
  * call it when the run ends.
  */
-export function watchRevocation(ctx: Context, token: Token__Output, onRevoked: (detail: string) => void): () => void {
+export function watchRevocation(
+  link: CoordinatorLink,
+  log: Logger,
+  token: Token__Output,
+  onRevoked: (detail: string) => void,
+): () => void {
   let stopped = false;
   let call: grpc.ClientReadableStream<HistoryEvent__Output> | undefined;
   const check = (e: HistoryEvent__Output) => {
@@ -30,21 +36,21 @@ export function watchRevocation(ctx: Context, token: Token__Output, onRevoked: (
 
   void (async () => {
     try {
-      const { events } = await ctx.admin('ListHistory', { host: token.host, vm: token.vm, limit: LOOKBACK_EVENTS });
+      const { events } = await link.listHistory({ host: token.host, vm: token.vm, limit: LOOKBACK_EVENTS });
       if (stopped) return;
       events.forEach(check);
       if (stopped) return;
       // Everything after the grant; without it in sight (it cannot be older than what we saw), after the newest.
       const grant = events.find((e) => e.type === 'GRANTED' && e.tokenId === token.tokenId);
       const afterSeq = grant?.seq ?? Math.max(0, ...events.map((e) => e.seq));
-      const c = ctx.clients().admin.WatchHistory({ host: token.host, afterSeq });
+      const c = link.admin().WatchHistory({ host: token.host, afterSeq });
       call = c;
       c.on('data', check);
       c.on('error', (err: grpc.ServiceError) => {
-        if (!stopped) ctx.log.debug('cannot watch for a revoke; relying on renewals', { error: err.details || err.message });
+        if (!stopped) log.debug('cannot watch for a revoke; relying on renewals', { error: err.details || err.message });
       });
     } catch (err) {
-      if (!stopped) ctx.log.debug('cannot watch for a revoke; relying on renewals', { error: (err as Error).message });
+      if (!stopped) log.debug('cannot watch for a revoke; relying on renewals', { error: (err as Error).message });
     }
   })();
   return stop;

@@ -24,3 +24,8 @@ export const errorCode = (err: unknown): number | undefined => (err as grpc.Serv
 /** What a failed call says, for logs and people: the status details, else the error message. */
 export const errorText = (err: unknown): string =>
   (err as grpc.ServiceError)?.details || (err as Error)?.message || String(err);
+
+/** `UNAVAILABLE` for 14, and so on; the number itself for codes grpc-js does not know. */
+export function statusName(code: number): string {
+  return (grpc.status as unknown as Record<number, string>)[code] ?? String(code);
+}

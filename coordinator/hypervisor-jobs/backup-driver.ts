@@ -5,7 +5,7 @@
  */
 import * as path from 'node:path';
 import { DURATION_SYNTAX, parseDuration } from '../../common/util/duration';
-import { parseByteRate } from '../../ctl/args';
+import { parseByteRate } from '../../common/util/byte-rate';
 import { QUIESCE_MODES, type QuiesceMode } from '../../host-backup/guest-quiesce';
 
 /** What every driver takes: how consistent the snapshot must be, and what to do when a planned run fails. */

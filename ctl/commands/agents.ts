@@ -6,7 +6,7 @@
 import type { AgentInfo__Output, Enforcement__Output, LoadReport__Output } from '../../proto/generated/headroom/v1';
 import { type Command, hostOption } from '../command';
 import { print, printJson } from '../context';
-import { formatCpuShare, formatIoBudget, formatPercent, formatRate, formatRelative } from '../human';
+import { formatCpuShare, formatIoBudget, formatPercent, formatRate, formatRelative } from '../../common/util/human';
 import { formatTable } from '../table';
 import { shortId } from './tokens';
 

@@ -9,7 +9,7 @@ import { DIR_OPTION, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { type Context, note, print, printJson } from '../context';
 import { UsageError } from '../errors';
-import { formatBytes, formatClock, formatSpan } from '../human';
+import { formatBytes, formatClock, formatSpan } from '../../common/util/human';
 import { formatTable } from '../table';
 import { kindName } from './backups';
 

@@ -10,7 +10,7 @@ import { CATALOG_OPTIONS, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { note, print, printJson } from '../context';
 import { UsageError } from '../errors';
-import { formatBytes, formatClock, formatSpan } from '../human';
+import { formatBytes, formatClock, formatSpan } from '../../common/util/human';
 import { formatTable } from '../table';
 
 function parseLimit(raw: string): number {

@@ -8,8 +8,9 @@ import type { HistoryEvent__Output } from '../../proto/generated/headroom/v1';
 import { parsePositiveInt, parseString } from '../args';
 import { type Command, hostOption } from '../command';
 import { type Context, note, print } from '../context';
-import { RpcError, statusName, toRpcError } from '../errors';
-import { formatClock } from '../human';
+import { statusName } from '../../common/client/call-status';
+import { RpcError, toRpcError } from '../errors';
+import { formatClock } from '../../common/util/human';
 import { type Column, formatHeader, formatTable } from '../table';
 import { kindName, shortId } from './tokens';
 

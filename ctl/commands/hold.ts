@@ -1,37 +1,26 @@
 /**
  * `headroomctl hold`: takes a HYPERVISOR token for a backup that another program runs (vzdump, through
  * examples/vzdump/headroom-vzdump-hook) and keeps it between two invocations: the first returns once the
- * token is granted and leaves a holder in the background (hold-holder.ts) that renews it; a second one,
- * `hold --release`, ends it with the outcome. The two meet in a state file (hold-state.ts).
+ * token is granted and leaves a holder in the background (host-backup/hold-holder.ts) that renews it; a
+ * second one, `hold --release`, ends it with the outcome (host-backup/hold-release.ts). The two meet in a
+ * state file (host-backup/hold-state.ts).
  */
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { sleep } from '../../common/util/backoff';
 import { systemClock } from '../../common/util/clock';
-import { releaseToken } from '../../common/backup-run/guarded-run';
+import { type HoldEnd, type HolderMessage, type ParentChannel, runHolder } from '../../host-backup/hold-holder';
+import { releaseHold } from '../../host-backup/hold-release';
+import { FINAL_PHASES, parseOutcome, processAlive, readHoldState } from '../../host-backup/hold-state';
+import type { StopReason } from '../../common/backup-run/guarded-run';
 import { parsePositiveInt, parseString } from '../args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
 import { EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, UsageError } from '../errors';
-import { type HolderMessage, type ParentChannel, runHolder } from '../../host-backup/hold-holder';
-import {
-  FINAL_PHASES,
-  type HoldState,
-  parseOutcome,
-  processAlive,
-  readHoldState,
-  releaseRequestFile,
-  removeHoldFiles,
-  writeJsonFile,
-} from '../../host-backup/hold-state';
-import { hostBackupCommand } from './host-backup';
+import { coordinatorLink, hostBackupCommand, progressOutput } from './host-backup';
 
 export const DEFAULT_HOLD_JOB = 'hold';
-
-/** How long `--release` waits for the holder to release and exit: its release retries take a few seconds. */
-const RELEASE_WAIT_MS = 30_000;
 
 /** The request options host-backup takes too, with its help texts. */
 const SHARED = new Set(['host', 'vm', 'window', 'expected-duration', 'priority', 'ttl']);
@@ -76,7 +65,15 @@ export const holdCommand: Command = {
     if (args.flag('release')) {
       const stray = [...SHARED, 'job', 'log', 'watch-pid', 'foreground'].find((name) => args.has(name));
       if (stray) throw new UsageError(`--${stray} does not go with --release`);
-      return releaseHold(ctx, stateFile, args.require<boolean>('outcome'), args.get<string>('message') ?? '');
+      const released = await releaseHold({
+        stateFile,
+        success: args.require<boolean>('outcome'),
+        message: args.get<string>('message') ?? '',
+        client: () => ctx.clients().token,
+        log: ctx.log,
+      });
+      note(ctx, released.message);
+      return released.end === 'done' ? EXIT_OK : released.end === 'not-held' ? EXIT_TEMPFAIL : EXIT_FAILURE;
     }
     for (const name of ['outcome', 'message']) if (args.has(name)) throw new UsageError(`--${name} goes with --release`);
     const host = args.require<string>('host');
@@ -90,24 +87,63 @@ export const holdCommand: Command = {
 
     const windowMs = args.get<number>('window');
     const windowEndUnixMs = windowMs === undefined ? 0 : systemClock.now() + windowMs;
-    return runHolder(ctx, {
-      stateFile,
-      parent: parentChannel(),
-      watchPid: args.get<number>('watch-pid'),
-      request: {
-        kind: 'HYPERVISOR',
-        host,
-        vm,
-        job: args.get<string>('job') ?? DEFAULT_HOLD_JOB,
-        expectedDurationMs: args.get<number>('expected-duration') ?? 0,
-        latestStartUnixMs: windowEndUnixMs,
-        windowEndUnixMs,
-        priority: args.get<number>('priority') ?? 0,
-        ttlMs: args.get<number>('ttl') ?? 0,
+    const parent = parentChannel();
+    // Progress goes to our stderr (the log) and, while someone waits for the grant, to them.
+    const relay: Context = {
+      ...ctx,
+      io: {
+        stdout: ctx.io.stdout,
+        stderr: (text) => {
+          ctx.io.stderr(text);
+          parent?.send({ event: 'progress', text });
+        },
       },
-    });
+    };
+    const abort = new AbortController();
+    const removeInterrupt = ctx.onInterrupt((signal) => abort.abort({ kind: 'signal', signal } satisfies StopReason));
+    try {
+      const end = await runHolder({
+        stateFile,
+        parent,
+        watchPid: args.get<number>('watch-pid'),
+        request: {
+          kind: 'HYPERVISOR',
+          host,
+          vm,
+          job: args.get<string>('job') ?? DEFAULT_HOLD_JOB,
+          expectedDurationMs: args.get<number>('expected-duration') ?? 0,
+          latestStartUnixMs: windowEndUnixMs,
+          windowEndUnixMs,
+          priority: args.get<number>('priority') ?? 0,
+          ttlMs: args.get<number>('ttl') ?? 0,
+        },
+        link: coordinatorLink(ctx),
+        log: ctx.log,
+        now: ctx.now,
+        signal: abort.signal,
+        emit: progressOutput(relay),
+        note: (text) => note(relay, text),
+      });
+      return holdExitCode(end);
+    } finally {
+      removeInterrupt();
+    }
   },
 };
+
+/** 0 released; 1 not released; 75 lost, or not granted; 128+N when signal N withdrew the request. */
+function holdExitCode(end: HoldEnd): number {
+  switch (end.kind) {
+    case 'released':
+      return EXIT_OK;
+    case 'unreleased':
+      return EXIT_FAILURE;
+    case 'lost':
+      return EXIT_TEMPFAIL;
+    case 'not-granted':
+      return end.signal ? 128 + os.constants.signals[end.signal] : EXIT_TEMPFAIL;
+  }
+}
 
 function parsePid(raw: string): number {
   const pid = parsePositiveInt(raw);
@@ -149,7 +185,7 @@ function startHolder(ctx: Context, stateFile: string, logFile: string): Promise<
     const removeInterrupt = ctx.onInterrupt((signal) => child.kill(signal));
     child.on('message', (m: HolderMessage) => {
       if (m.event === 'progress') ctx.io.stderr(m.text);
-      else if (m.event === 'failed') finish(m.exitCode);
+      else if (m.event === 'failed') finish(holdExitCode(m.end));
       else if (m.event === 'granted') {
         note(ctx, `holding token ${m.tokenId} in the background (pid ${child.pid}, log ${logFile}); end it with: headroomctl hold --release --state-file ${stateFile} --outcome success|failure`);
         child.disconnect();
@@ -167,72 +203,4 @@ function startHolder(ctx: Context, stateFile: string, logFile: string): Promise<
       finish(code || (signal ? 128 + os.constants.signals[signal] : EXIT_FAILURE));
     });
   });
-}
-
-/** Waits until the holder has written a final phase or is gone; resolves to the last state read. */
-async function waitForHolder(stateFile: string, state: HoldState): Promise<HoldState | undefined> {
-  const giveUpAt = Date.now() + RELEASE_WAIT_MS;
-  let current: HoldState | undefined = state;
-  while (current && !FINAL_PHASES.has(current.phase) && processAlive(current.pid) && Date.now() < giveUpAt) {
-    await sleep(50);
-    current = readHoldState(stateFile);
-  }
-  return current;
-}
-
-async function releaseHold(ctx: Context, stateFile: string, success: boolean, message: string): Promise<number> {
-  let state = readHoldState(stateFile);
-  if (!state) {
-    note(ctx, `nothing to release: ${stateFile} does not exist`);
-    return EXIT_FAILURE;
-  }
-  if (!FINAL_PHASES.has(state.phase)) {
-    writeJsonFile(releaseRequestFile(stateFile), { success, message });
-    if (processAlive(state.pid)) process.kill(state.pid, 'SIGTERM');
-    const last = await waitForHolder(stateFile, state);
-    if (!last) {
-      note(ctx, `${stateFile} disappeared while the holder released`);
-      return EXIT_FAILURE;
-    }
-    state = last;
-  }
-  const what = `the HYPERVISOR token for ${state.vm} on ${state.host}`;
-  let code: number;
-  switch (state.phase) {
-    case 'released':
-      note(ctx, state.message ?? `released ${what}`);
-      code = EXIT_OK;
-      break;
-    case 'lost':
-      note(ctx, `${what} was lost while it was held: ${state.message ?? 'no reason recorded'}`);
-      code = EXIT_TEMPFAIL;
-      break;
-    case 'failed':
-      note(ctx, `no token was held: ${state.message ?? 'no reason recorded'}`);
-      code = success ? EXIT_TEMPFAIL : EXIT_OK;
-      break;
-    case 'waiting':
-      note(ctx, `the holder (pid ${state.pid}) ended while still waiting: nothing was held`);
-      code = success ? EXIT_TEMPFAIL : EXIT_OK;
-      break;
-    case 'held': {
-      if (processAlive(state.pid)) {
-        note(ctx, `the holder (pid ${state.pid}) did not release ${what} within ${RELEASE_WAIT_MS / 1000} s; it stays held until it expires`);
-        return EXIT_FAILURE;
-      }
-      // The holder died without releasing: release on its behalf, with the outcome we were given.
-      const outcome = { success, bytes: 0, durationMs: 0, exitCode: success ? 0 : 1, message: message || 'released by headroomctl hold --release' };
-      const released = await releaseToken({ client: ctx.clients().token, log: ctx.log }, state.token!, outcome);
-      note(
-        ctx,
-        released
-          ? `the holder (pid ${state.pid}) was gone; released ${what} (${success ? 'success' : 'failure'})`
-          : `the holder (pid ${state.pid}) was gone and ${what} could not be released (it had expired, or the coordinator is unreachable)`,
-      );
-      code = released ? EXIT_OK : EXIT_TEMPFAIL;
-      break;
-    }
-  }
-  removeHoldFiles(stateFile);
-  return code;
 }

@@ -1,45 +1,27 @@
 /**
- * `headroomctl host-backup`: runs a hypervisor-level backup command (vzdump, virsh, qemu-img …) under a
- * HYPERVISOR token, through the guarded run the agent uses too (common/backup-run/guarded-run.ts): acquire → run →
- * renew → release, the command stopped if the lease is lost. The command's stdio is ours; progress goes
- * to stderr. Exits with the command's code, or 75 when no token could be had (denied, lease lost,
- * coordinator unreachable until the window closed). The command is held to a budget, throttled and paused
- * by the host's load as a guest backup is by its VM's (../host-budget.ts). With --quiesce the guest's
- * applications are frozen around the snapshot point (../guest-quiesce.ts): around the command, or, with
- * --driver qmp, by qmp-backup around its QMP transaction, which reports back the consistency achieved.
+ * `headroomctl host-backup`: the command line of a hypervisor-level backup under a HYPERVISOR token
+ * (host-backup/run-host-backup.ts). Exits with the command's code, or 75 when no token could be had
+ * (denied, lease lost, coordinator unreachable until the window closed). Progress goes to stderr, one
+ * line per event (one JSON object with --json). Also the adapters that give the host-side runner
+ * headroomctl's connection and output, which hold uses too.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
-import { detectEnforcement } from '../../common/backup-run/budget/detect';
 import { DEFAULT_KILL_GRACE_MS } from '../../common/backup-run/child-process';
-import { systemClock } from '../../common/util/clock';
+import type { StopReason } from '../../common/backup-run/guarded-run';
+import { parseByteRate } from '../../common/util/byte-rate';
 import { formatDuration, parseDuration } from '../../common/util/duration';
-import {
-  type GuardedRunHooks,
-  type GuardedRunResult,
-  type RunBracket,
-  type StopReason,
-  runGuarded,
-} from '../../common/backup-run/guarded-run';
-import type { TokenClient } from '../../common/client/connection';
-import type { Queued__Output, Token__Output } from '../../proto/generated/headroom/v1';
 import { LIMITS } from '../../coordinator/domain/policy';
-import { parseByteRate, parseInt32, parsePositiveInt, parseString } from '../args';
+import type { CoordinatorLink } from '../../host-backup/coordinator-link';
+import type { QuiesceMode } from '../../host-backup/guest-quiesce';
+import type { Emit } from '../../host-backup/progress';
+import { runHostBackup } from '../../host-backup/run-host-backup';
+import { parseInt32, parsePositiveInt, parseString } from '../args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
-import { UsageError, statusName } from '../errors';
-import { HostBudget } from '../../host-backup/host-budget';
-import { GuestQuiesce, QUIESCE_HELP, QUIESCE_OPTIONS, type QuiesceMode, wireConsistency } from '../../host-backup/guest-quiesce';
-import { formatClock, formatClockRelative, formatCommand, formatSpan } from '../human';
-import { CONSISTENCY_FILE_ENV, QMP_BACKUP_OPTIONS, qmpBackupArgv } from './qmp-backup';
-import { watchRevocation } from '../../host-backup/revoke-watch';
+import { UsageError } from '../errors';
+import { QMP_BACKUP_OPTIONS, QUIESCE_HELP, QUIESCE_OPTIONS, qmpBackupArgv } from './qmp-backup';
 
 /** The job name recorded with the token when --job is not given. */
 export const DEFAULT_JOB = 'host-backup';
-
-/** While the coordinator stays unreachable, repeat the notice at most this often. */
-const UNREACHABLE_NOTICE_EVERY_MS = 30_000;
 
 function parseDriver(raw: string): 'command' | 'qmp' {
   if (raw !== 'command' && raw !== 'qmp') throw new Error(`expected command or qmp, got "${raw}"`);
@@ -141,16 +123,8 @@ export const hostBackupCommand: Command = {
     if (args.has('quiesce-hold') && (args.get<QuiesceMode>('quiesce') ?? 'off') === 'off') {
       throw new UsageError('--quiesce-hold needs --quiesce require or try');
     }
-    const job = args.get<string>('job') ?? DEFAULT_JOB;
-    const windowMs = args.get<number>('window');
-
-    // The guarded run measures lease deadlines on the monotonic clock, which reads like Unix ms.
-    const clock = systemClock;
-    // As `headroom-agent exec` does: the window bounds both the start and the run.
-    const windowEndUnixMs = windowMs === undefined ? 0 : clock.now() + windowMs;
-
-    const abort = new AbortController();
     const killGraceMs = args.get<number>('kill-grace') ?? DEFAULT_KILL_GRACE_MS;
+    const abort = new AbortController();
     const removeInterrupt = ctx.onInterrupt((signal) => {
       if (!abort.signal.aborted) {
         abort.abort({ kind: 'signal', signal } satisfies StopReason);
@@ -159,183 +133,49 @@ export const hostBackupCommand: Command = {
       // The first signal went to the command (or withdrew the request); the grace period bounds the rest.
       note(ctx, `${signal} again: already stopping; the command gets SIGKILL ${formatDuration(killGraceMs)} after the first signal`);
     });
-    const reporter = new ProgressReporter(ctx, { host, vm, job });
-    const control = new HostBudget({
-      host,
-      mechanism: detectEnforcement({ mode: 'auto', log: ctx.log }),
-      limits: { cpuPercent: args.get<number>('cpu-limit') ?? 0, ioBytesPerSec: args.get<number>('io-limit') ?? 0 },
-      fetchPolicy: () => ctx.admin('GetPolicy', { host }),
-      clock,
-      now: () => ctx.now(),
-      formatTime: (unixMs) => formatClock(unixMs, ctx.now()),
-      log: ctx.log,
-      emit: (event, data, text) => reporter.emit(event, data, text),
-    });
-    let stopWatching = () => {};
-    const hooks = reporter.hooks(argv);
-    const qmp = args.get<string>('driver') === 'qmp';
-    const quiesce = args.get<QuiesceMode>('quiesce') ?? 'off';
-    const consistencyDir = qmp ? fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-consistency-')) : undefined;
-    const bracket = consistencyDir
-      ? consistencyFromChild(path.join(consistencyDir, 'consistency'))
-      : quiesce === 'off'
-        ? undefined
-        : quiesceAround(ctx.clients().token, quiesce, args.get<number>('quiesce-hold') ?? 0, reporter);
     try {
-      const result = await runGuarded({
-        client: ctx.clients().token,
-        request: {
-          kind: 'HYPERVISOR',
-          host,
-          vm,
-          job,
-          expectedDurationMs: args.get<number>('expected-duration') ?? 0,
-          latestStartUnixMs: windowEndUnixMs,
-          windowEndUnixMs,
-          priority: args.get<number>('priority') ?? 0,
-          ttlMs: args.get<number>('ttl') ?? 0,
-        },
+      const result = await runHostBackup({
+        host,
+        vm,
+        job: args.get<string>('job') ?? DEFAULT_JOB,
         argv,
-        env: consistencyDir ? { ...process.env, [CONSISTENCY_FILE_ENV]: path.join(consistencyDir, 'consistency') } : undefined,
-        bracket,
-        stdio: 'inherit',
-        log: ctx.log,
-        clock,
-        signal: abort.signal,
+        driver: args.get<string>('driver') === 'qmp' ? 'qmp' : 'command',
+        windowMs: args.get<number>('window'),
+        expectedDurationMs: args.get<number>('expected-duration') ?? 0,
+        priority: args.get<number>('priority') ?? 0,
+        ttlMs: args.get<number>('ttl') ?? 0,
         killGraceMs,
-        onUnreachable: 'skip',
-        control,
-        hooks: {
-          ...hooks,
-          onGranted(token) {
-            hooks.onGranted?.(token);
-            stopWatching = watchRevocation(ctx, token, (detail) => {
-              if (!abort.signal.aborted) abort.abort({ kind: 'revoke', reason: detail } satisfies StopReason);
-            });
-          },
-        },
+        limits: { cpuPercent: args.get<number>('cpu-limit') ?? 0, ioBytesPerSec: args.get<number>('io-limit') ?? 0 },
+        quiesce: args.get<QuiesceMode>('quiesce') ?? 'off',
+        quiesceHoldMs: args.get<number>('quiesce-hold') ?? 0,
+        link: coordinatorLink(ctx),
+        log: ctx.log,
+        now: ctx.now,
+        signal: abort.signal,
+        emit: progressOutput(ctx),
       });
-      reporter.finished(result);
       return result.exitCode;
     } finally {
-      stopWatching();
       removeInterrupt();
-      if (consistencyDir) fs.rmSync(consistencyDir, { recursive: true, force: true });
     }
   },
 };
 
-/** --quiesce around a COMMAND: the guest is frozen for the whole command, the snapshot taken somewhere in it. */
-function quiesceAround(client: TokenClient, mode: QuiesceMode, holdMs: number, reporter: ProgressReporter): RunBracket {
-  let guest: GuestQuiesce | undefined;
+/** The host-side runner's way to the coordinator: this command's connection, its calls named in failures. */
+export function coordinatorLink(ctx: Context): CoordinatorLink {
   return {
-    before: (token) => {
-      guest = new GuestQuiesce({ client, token, mode, holdMs, say: (event, data, text) => reporter.emit(event, data, text) });
-      return guest.freeze();
-    },
-    after: async () => {
-      const consistency = await guest!.thaw();
-      reporter.emit('consistency', { consistency }, `consistency: ${consistency}`);
-      const failure = mode === 'require' && consistency !== 'application' ? 'the snapshot is only crash-consistent (--quiesce require)' : undefined;
-      return { consistency: wireConsistency(consistency), failure };
-    },
+    address: ctx.coordinator,
+    token: () => ctx.clients().token,
+    admin: () => ctx.clients().admin,
+    getPolicy: (host) => ctx.admin('GetPolicy', { host }),
+    listHistory: (request) => ctx.admin('ListHistory', request),
   };
 }
 
-/** --driver qmp: qmp-backup quiesces itself and writes the consistency it achieved to `file`. */
-function consistencyFromChild(file: string): RunBracket {
-  return {
-    before: async () => undefined,
-    after: async () => {
-      let said = '';
-      try {
-        said = fs.readFileSync(file, 'utf8').trim();
-      } catch {
-        // It did not get as far as a snapshot: nothing to say.
-      }
-      return said === 'application' || said === 'crash' ? { consistency: wireConsistency(said) } : {};
-    },
+/** The host-side runner's events on stderr: `headroomctl: <text>`, or with --json the event and its data as a JSON object. */
+export function progressOutput(ctx: Context): Emit {
+  return (event, data, text) => {
+    if (ctx.json) ctx.io.stderr(`${JSON.stringify({ event, ...data })}\n`);
+    else note(ctx, text);
   };
-}
-
-export interface ProgressSubject {
-  host: string;
-  vm: string;
-  job: string;
-}
-
-/**
- * Tells the person at the terminal what host-backup is doing, on stderr: one line per change while it
- * waits (position, estimated start, what it waits for), the grant, the start, the end. With --json each
- * line is a JSON object ({"event": "queued", …}) instead.
- */
-export class ProgressReporter {
-  private lastQueued = '';
-  private lastUnreachableAt = -Infinity;
-
-  constructor(
-    private readonly ctx: Context,
-    private readonly subject: ProgressSubject,
-  ) {}
-
-  /** One line on stderr: `text`, or with --json the event and its data as a JSON object. */
-  emit(event: string, data: Record<string, unknown>, text: string): void {
-    if (this.ctx.json) this.ctx.io.stderr(`${JSON.stringify({ event, ...data })}\n`);
-    else note(this.ctx, text);
-  }
-
-  queued(q: Queued__Output): void {
-    // The coordinator may repeat an update; say only what changed (to the second).
-    const key = `${q.position}|${q.waitingFor}|${Math.round(q.estimatedStartUnixMs / 1000)}`;
-    if (key === this.lastQueued) return;
-    this.lastQueued = key;
-    const { host, vm } = this.subject;
-    const now = this.ctx.now();
-    const parts = [`position ${q.position}`];
-    if (q.estimatedStartUnixMs) parts.push(`estimated start ${formatClockRelative(q.estimatedStartUnixMs, now)}`);
-    if (q.waitingFor) parts.push(`waiting for ${q.waitingFor}`);
-    this.emit('queued', { ...q }, `waiting for a HYPERVISOR token on ${host} for ${vm}: ${parts.join(', ')}`);
-  }
-
-  granted(t: Token__Output): void {
-    const now = this.ctx.now();
-    const slot = t.slot
-      ? `slot ${formatClock(t.slot.startUnixMs, now)} → ${formatClock(t.slot.expectedEndUnixMs, now)}` +
-        (t.slot.windowEndUnixMs ? `, window ends ${formatClock(t.slot.windowEndUnixMs, now)}` : '')
-      : 'no slot';
-    const ttl = t.ttlMs ? `, lease ${formatDuration(t.ttlMs)} renewed while it runs` : '';
-    this.emit('granted', { token: t }, `granted token ${t.tokenId} (fencing ${t.fencing}) on ${t.host}: ${slot}${ttl}`);
-  }
-
-  hooks(argv: readonly string[]): GuardedRunHooks {
-    return {
-      onQueued: (q) => this.queued(q),
-      onGranted: (t) => this.granted(t),
-      onDenied: (d) => this.emit('denied', { ...d }, `denied (${d.reason}): ${d.message || 'no reason given'}`),
-      onUnreachable: (info) => {
-        const now = this.ctx.now();
-        if (now - this.lastUnreachableAt < UNREACHABLE_NOTICE_EVERY_MS) return;
-        this.lastUnreachableAt = now;
-        const code = (info.error as { code?: number }).code;
-        const why = code === undefined ? info.error.message : `${statusName(code)}: ${(info.error as { details?: string }).details || info.error.message}`;
-        const until = info.giveUpAtUnixMs ? `, giving up at ${formatClock(info.giveUpAtUnixMs, now)}` : '';
-        this.emit(
-          'unreachable',
-          { error: why, attempt: info.attempt, retryInMs: info.retryInMs, giveUpAtUnixMs: info.giveUpAtUnixMs },
-          `the coordinator at ${this.ctx.coordinator} is unreachable (${why}); retrying in ${formatSpan(info.retryInMs)}${until}`,
-        );
-      },
-      onStarted: (pid) => this.emit('started', { pid, argv }, `running ${formatCommand(argv)}${pid ? ` (pid ${pid})` : ''}`),
-      onStopping: (why) => this.emit('stopping', { why }, `stopping the command: ${why}`),
-    };
-  }
-
-  finished(r: GuardedRunResult): void {
-    const took = r.durationMs === undefined ? '' : ` after ${formatSpan(r.durationMs)}`;
-    const text =
-      r.status === 'succeeded' || r.status === 'failed'
-        ? `${r.status === 'succeeded' ? 'done' : 'failed'}: ${r.message}${took}; token ${r.token ? 'released' : 'not held'}`
-        : `${r.status}: ${r.message}`;
-    this.emit('finished', { status: r.status, exitCode: r.exitCode, message: r.message, durationMs: r.durationMs }, `${text} (exit ${r.exitCode})`);
-  }
 }

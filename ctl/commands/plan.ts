@@ -7,7 +7,7 @@ import { formatDuration, parseDuration } from '../../common/util/duration';
 import { type Command, hostOption } from '../command';
 import { print, printJson } from '../context';
 import { DEFAULT_WIDTH, LEGEND, renderGantt } from '../gantt';
-import { formatClock, formatSpan } from '../human';
+import { formatClock, formatSpan } from '../../common/util/human';
 import { formatTable } from '../table';
 
 /** Said whenever the plan holds no hypervisor run, so nobody reads their absence as "none are due". */

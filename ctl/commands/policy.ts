@@ -4,11 +4,12 @@
  */
 import type { Policy__Output, SetPolicyRequest } from '../../proto/generated/headroom/v1';
 import { formatDuration, parseDuration } from '../../common/util/duration';
-import { type OptionSpec, parseBool, parseByteRate, parsePercent, parseString, parseUint32 } from '../args';
+import { type OptionSpec, parseBool, parsePercent, parseString, parseUint32 } from '../args';
+import { parseByteRate } from '../../common/util/byte-rate';
 import { type Command, hostOption } from '../command';
 import { print, printJson } from '../context';
 import { UsageError } from '../errors';
-import { formatCpuShare, formatIoBudget, formatRate } from '../human';
+import { formatCpuShare, formatIoBudget, formatRate } from '../../common/util/human';
 import { formatFields } from '../table';
 
 const HOST_HELP = "the host (default: the coordinator's own)";

@@ -8,7 +8,7 @@ import { CATALOG_OPTIONS, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { note, print, printJson } from '../context';
 import { UsageError } from '../errors';
-import { formatBytes } from '../human';
+import { formatBytes } from '../../common/util/human';
 
 export const pruneCommand: Command = {
   name: 'prune',

@@ -1,26 +1,20 @@
 /**
- * `headroomctl qmp-backup`: one backup of a running QEMU's disks over QMP into a backup directory (the
- * `qmp` driver, hypervisor/qmp-driver.ts), without a token. `host-backup --driver qmp` runs it under a
- * HYPERVISOR token as its command; SIGTERM (lease lost) or Ctrl-C cancels the block jobs, and the dirty
- * bitmaps keep their bits for the next attempt. With --quiesce it freezes the guest's applications around
- * the snapshot point itself, under the token host-backup gave it in its environment (common/backup-run/token-env.ts),
- * and tells host-backup the consistency achieved through the file CONSISTENCY_FILE_ENV names.
+ * `headroomctl qmp-backup`: the command line of one QEMU backup over QMP (host-backup/qmp-backup.ts), without
+ * a token. `host-backup --driver qmp` runs it under a HYPERVISOR token as its command; SIGTERM (lease lost)
+ * or Ctrl-C cancels the block jobs. With --quiesce it quiesces under the token host-backup gave it in its
+ * environment (common/backup-run/token-env.ts).
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TOKEN_ENV } from '../../common/backup-run/token-env';
-import { CatalogError } from '../../host-backup/catalog/chain-rules';
-import { ManifestStore } from '../../host-backup/catalog/manifest-store';
-import { QemuImgError } from '../../host-backup/qemu-img';
-import { QmpClient, QmpCommandError, QmpConnectionError } from '../../host-backup/hypervisor/qmp-client';
-import { type DiskSpec, discoverDisks } from '../../host-backup/hypervisor/block-nodes';
-import { backupVm } from '../../host-backup/hypervisor/qmp-driver';
-import { type OptionSpec, type ParsedArgs, parseByteRate, parseString, parseUint32 } from '../args';
+import { parseByteRate } from '../../common/util/byte-rate';
+import { formatBytes, formatSpan } from '../../common/util/human';
+import { type GuestQuiesceOptions, type QuiesceMode, parseQuiesceHold, parseQuiesceMode } from '../../host-backup/guest-quiesce';
+import type { DiskSpec } from '../../host-backup/hypervisor/block-nodes';
+import { CONSISTENCY_FILE_ENV, runQmpBackup } from '../../host-backup/qmp-backup';
+import { type OptionSpec, type ParsedArgs, parseString, parseUint32 } from '../args';
 import type { Command } from '../command';
 import { type Context, note, print, printJson } from '../context';
-import { GuestQuiesce, QUIESCE_HELP, QUIESCE_OPTIONS, type QuiesceMode } from '../../host-backup/guest-quiesce';
 import { EXIT_FAILURE, EXIT_TEMPFAIL, UsageError } from '../errors';
-import { formatBytes, formatSpan } from '../human';
 
 /** "disk0", or "name=node" when the catalog should call a QMP node or device something else. */
 function parseDisks(raw: string): DiskSpec[] {
@@ -41,11 +35,32 @@ export const QMP_BACKUP_OPTIONS: OptionSpec[] = [
   { name: 'speed', value: 'RATE', help: 'limit each disk\'s copying, bytes/s such as 50M (default: none)', parse: parseByteRate },
 ];
 
-/** Where host-backup --driver qmp wants to be told the consistency achieved ("crash" or "application"). */
-export const CONSISTENCY_FILE_ENV = 'HEADROOM_CONSISTENCY_FILE';
+/** host-backup's and qmp-backup's options. */
+export const QUIESCE_OPTIONS: OptionSpec[] = [
+  { name: 'quiesce', value: 'MODE', help: "require, try or off (default): quiesce the guest's applications for the snapshot", parse: parseQuiesceMode },
+  { name: 'quiesce-hold', value: 'DURATION', help: "the freeze's bound: the guest thaws by itself after it (default: the agent's, 10s)", parse: parseQuiesceHold },
+];
+
+/** The --help lines of --quiesce and --quiesce-hold, shared by host-backup and qmp-backup. */
+export const QUIESCE_HELP = [
+  '--quiesce asks the VM\'s headroom-agent to quiesce its applications for the snapshot: its hooks (fsfreeze,',
+  'databases, scripts in its hooks directory) freeze them right before the snapshot point and thaw them right',
+  'after it (with --driver qmp: around the QMP transaction that starts the block jobs; with a COMMAND: around',
+  'the whole command). The agent thaws by itself once --quiesce-hold passes (default: the agent\'s',
+  'quiesce.defaultHold, 10 s; capped by its quiesce.maxHold), counted from its first freeze hook, so a guest',
+  'never stays frozen for a dead host or coordinator. Modes: require fails the backup when the guest',
+  'cannot quiesce (the agent is not connected, a hook failed, no answer; the command does not run, exit 1, the',
+  'token released with a failed outcome); try goes on crash-consistent and says so; off (the default) never',
+  'asks. If the guest thawed by itself before the snapshot point, the backup is crash-consistent (and under',
+  'require it fails). The consistency achieved ("crash" or "application") is printed, recorded in the',
+  'token\'s history with the release, and with --driver qmp in each backup\'s manifest.',
+];
 
 /** The connection options the child needs to call Quiesce/Thaw as host-backup does. */
 const CONNECTION_OPTIONS = ['tls-ca', 'tls-cert', 'tls-key', 'pki-dir'];
+
+/** Progress on the block jobs at most this often. */
+const PROGRESS_EVERY_MS = 5_000;
 
 /** The command line host-backup --driver qmp runs: this command, in a fresh headroomctl process. */
 export function qmpBackupArgv(vm: string, args: ParsedArgs, coordinator: string): string[] {
@@ -88,79 +103,53 @@ export const qmpBackupCommand: Command = {
       note(ctx, `${signal}: cancelling the backup jobs`);
       abort.abort();
     });
-    let client: QmpClient | undefined;
+    let lastNote = 0;
     try {
-      const store = ManifestStore.open(target, { create: true });
-      client = await QmpClient.connect(socket);
-      const disks = args.get<DiskSpec[]>('disk') ?? (await discoverDisks(client));
-      if (disks.length === 0) throw new UsageError('QEMU shows no drive or export to back up: name the disks with --disk');
-      let lastNote = 0;
-      const result = await backupVm(client, {
+      const outcome = await runQmpBackup({
         vm,
-        disks,
-        store,
+        socket,
+        target,
+        disks: args.get<DiskSpec[]>('disk'),
         forceFull: args.flag('full'),
         maxIncrementals: args.get<number>('max-incrementals'),
         speed: args.get<number>('speed'),
-        snapshotPoint: quiesce && {
-          before: async () => {
-            const refusal = await quiesce.freeze();
-            if (refusal) throw new Error(refusal);
-          },
-          after: () => quiesce.thaw(),
-        },
+        quiesce,
+        consistencyFile: process.env[CONSISTENCY_FILE_ENV],
         now: ctx.now,
         signal: abort.signal,
         log: ctx.log,
         onProgress: (jobs) => {
-          if (ctx.now() - lastNote < 5_000) return;
+          if (ctx.now() - lastNote < PROGRESS_EVERY_MS) return;
           lastNote = ctx.now();
           note(ctx, jobs.map((j) => `${j.disk} ${formatBytes(j.offset)} of ${formatBytes(j.len)}`).join(', '));
         },
       });
-      if (ctx.json) printJson(ctx, result);
-      else {
+      if (outcome.status === 'no-disks') throw new UsageError('QEMU shows no drive or export to back up: name the disks with --disk');
+      const result = outcome.result;
+      if (result && ctx.json) printJson(ctx, result);
+      else if (result) {
         for (const d of result.disks) {
           const r = d.record;
           if (r) print(ctx, `${r.disk}  ${r.kind.padEnd(11)}  ${formatBytes(r.bytes).padStart(9)} copied  ${formatSpan(r.durationMs).padStart(6)}  ${r.file}${r.fullReason ? `  (${r.fullReason})` : ''}`);
           else print(ctx, `${d.disk}  failed: ${d.error}`);
         }
       }
-      tellConsistency(result.consistency);
-      if (!result.ok) return abort.signal.aborted ? EXIT_TEMPFAIL : EXIT_FAILURE;
-      note(ctx, `consistency: ${result.consistency}`);
-      if (args.get<QuiesceMode>('quiesce') === 'require' && result.consistency !== 'application') {
-        note(ctx, 'backup failed: --quiesce require, but the snapshot is only crash-consistent (kept in the catalog as such)');
-        return EXIT_FAILURE;
-      }
-      return 0;
-    } catch (err) {
-      tellConsistency('crash');
-      if (err instanceof CatalogError || err instanceof QemuImgError || err instanceof QmpCommandError || err instanceof QmpConnectionError) {
-        note(ctx, `backup failed: ${err.message}`);
-        return EXIT_FAILURE;
-      }
-      throw err;
+      if (result?.ok) note(ctx, `consistency: ${result.consistency}`);
+      if (outcome.failure) note(ctx, `backup failed: ${outcome.failure}`);
+      return outcome.status === 'done' ? 0 : outcome.status === 'cancelled' ? EXIT_TEMPFAIL : EXIT_FAILURE;
     } finally {
-      client?.close();
       removeInterrupt();
     }
   },
 };
 
 /** The quiesce of this run, under the token in our environment; undefined for --quiesce off. */
-function guestQuiesce(ctx: Context, mode: QuiesceMode, holdMs: number): GuestQuiesce | undefined {
+function guestQuiesce(ctx: Context, mode: QuiesceMode, holdMs: number): GuestQuiesceOptions | undefined {
   if (mode === 'off') return undefined;
   const tokenId = process.env[TOKEN_ENV.tokenId];
   const fencing = Number(process.env[TOKEN_ENV.fencing]);
   if (!tokenId || !Number.isSafeInteger(fencing) || fencing < 1) {
     throw new UsageError(`--quiesce ${mode} needs the HYPERVISOR token the backup runs under: use host-backup --driver qmp`);
   }
-  return new GuestQuiesce({ client: ctx.clients().token, token: { tokenId, fencing }, mode, holdMs, say: (_event, _data, text) => note(ctx, text) });
-}
-
-/** Tells host-backup (when it asked) the consistency for the release outcome. */
-function tellConsistency(consistency: 'crash' | 'application'): void {
-  const file = process.env[CONSISTENCY_FILE_ENV];
-  if (file) fs.writeFileSync(file, consistency);
+  return { client: ctx.clients().token, token: { tokenId, fencing }, mode, holdMs, say: (_event, _data, text) => note(ctx, text) };
 }

@@ -10,7 +10,7 @@ import { QemuImgError } from '../../host-backup/qemu-img';
 import { parseString } from '../args';
 import type { Command } from '../command';
 import { note, print, printJson } from '../context';
-import { formatBytes } from '../human';
+import { formatBytes } from '../../common/util/human';
 
 /** "now", or an ISO 8601 date and time with its zone ("2026-11-29T06:00:00Z", "…+01:00"). */
 export function parseTime(raw: string): number {

@@ -5,7 +5,7 @@
 import type { QueuedRequest__Output, Token__Output } from '../../proto/generated/headroom/v1';
 import { type Command, hostOption } from '../command';
 import { print, printJson } from '../context';
-import { formatClock, formatClockRelative, formatRelative, formatSpan } from '../human';
+import { formatClock, formatClockRelative, formatRelative, formatSpan } from '../../common/util/human';
 import { formatTable } from '../table';
 
 export const tokensCommand: Command = {

@@ -35,7 +35,7 @@ export interface QmpBackupOptions {
   consistency?: Consistency;
   /**
    * Called right before the `transaction` that starts the block jobs (the snapshot point) and right after
-   * it returned or failed: the guest's quiesce (host-backup/guest-quiesce.ts), kept out of this driver. `before`
+   * it returned or failed: the guest's quiesce (../guest-quiesce.ts), kept out of this driver. `before`
    * may throw to stop the backup; `after` answers the consistency recorded, in place of `consistency`.
    */
   snapshotPoint?: { before(): Promise<void>; after(): Promise<Consistency> };

@@ -2,8 +2,6 @@ import { strict as assert } from 'node:assert';
 import type { Usage } from '../../../common/backup-run/budget/enforcer';
 import { ManualClock } from '../../../common/util/clock';
 import type { LoadCollector } from '../../../common/backup-run/load-collector';
-import { parseArgs } from '../../../ctl/args';
-import { hostBackupCommand } from '../../../ctl/commands/host-backup';
 import { describeThresholds, HostBudget, hostControlPolicy } from '../../../host-backup/host-budget';
 import { DEFAULT_POLICY, type HostPolicy } from '../../../coordinator/domain/policy';
 import type { v1 } from '../../../proto';
@@ -63,17 +61,6 @@ describe('ctl: host-backup budget', () => {
     assert.equal('fieldFromTheFuture' in p, false, 'only the fields of a host policy');
     const partial = hostControlPolicy({ reportIntervalMs: 3_000 } as unknown as v1.Policy__Output);
     assert.equal(partial.pauseAboveCpuPercent, DEFAULT_POLICY.pauseAboveCpuPercent, 'a field the coordinator did not send takes its default');
-  });
-
-  it('takes --cpu-limit and --io-limit above 0 and within what a budget may be, naming the option otherwise', () => {
-    const parse = (...argv: string[]) => parseArgs([...argv, '--', 'true'], hostBackupCommand.options, { rest: true });
-    const args = parse('--cpu-limit', '150', '--io-limit', '10MiB');
-    assert.equal(args.get('cpu-limit'), 150);
-    assert.equal(args.get('io-limit'), 10 * 1024 * 1024);
-    assert.throws(() => parse('--cpu-limit', '0'), /--cpu-limit: expected a whole number from 1/);
-    assert.throws(() => parse('--cpu-limit', '102401'), /--cpu-limit: 102401 is too large \(at most 102400/);
-    assert.throws(() => parse('--io-limit', '0'), /--io-limit: expected a rate above 0/);
-    assert.throws(() => parse('--io-limit', 'fast'), /--io-limit: expected bytes per second/);
   });
 
   it('describes the thresholds that are on', () => {

@@ -3,7 +3,7 @@
  * zone, and relative ages ("12s ago", "in 4m12s"). Everything takes `now` as an argument, so that what is
  * printed depends only on the inputs.
  */
-import { formatDuration } from '../common/util/duration';
+import { formatDuration } from './duration';
 
 const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 

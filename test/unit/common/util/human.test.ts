@@ -3,16 +3,17 @@ import {
   formatBytes,
   formatClock,
   formatClockRelative,
+  formatCommand,
   formatPercent,
   formatRate,
   formatRelative,
   formatSpan,
-} from '../../../ctl/human';
+} from '../../../../common/util/human';
 
 // Local times, so that the tests hold in every time zone.
 const at = (h: number, m: number, s: number, day = 15) => new Date(2026, 0, day, h, m, s).getTime();
 
-describe('ctl human units', () => {
+describe('human units', () => {
   it('writes bytes in binary units with three significant digits', () => {
     assert.equal(formatBytes(0), '0 B');
     assert.equal(formatBytes(512), '512 B');
@@ -59,5 +60,12 @@ describe('ctl human units', () => {
     assert.equal(formatClock(at(23, 59, 59, 16), now), '2026-01-16 23:59:59');
     assert.equal(formatClock(0, now), '-');
     assert.equal(formatClockRelative(at(12, 3, 20), now), '12:03:20 (in 3m20s)');
+  });
+
+  it('quotes a command line for messages as a shell would need it', () => {
+    assert.equal(formatCommand(['sh', '-c', 'exit 3']), "sh -c 'exit 3'");
+    assert.equal(formatCommand(['vzdump', '101', '--mode=snapshot', '/var/lib/vz']), 'vzdump 101 --mode=snapshot /var/lib/vz');
+    assert.equal(formatCommand(['echo', "it's"]), `echo 'it'\\''s'`);
+    assert.equal(formatCommand(['']), "''");
   });
 });
