@@ -1,0 +1,78 @@
+// The layer rules of docs/architecture.md, enforced: a violation fails `npm run lint`.
+// Syntax-only typescript-eslint rules (no type information), so that the whole tree lints in well under a minute.
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+import { importX } from 'eslint-plugin-import-x';
+import tseslint from 'typescript-eslint';
+
+/** What every layer of the coordinator's domain must stay free of: I/O, transport, storage and the adapters. */
+const DOMAIN = ['coordinator/domain/**', 'coordinator/planner/**', 'common/domain/**'];
+const COORDINATOR_ADAPTERS = ['rpc', 'store', 'service', 'planning', 'hypervisor-jobs', 'pki'].map((d) => `./coordinator/${d}/**`);
+const EXECUTABLES_AND_RUNNERS = ['./agent/**', './coordinator/**', './ctl/**', './host-backup/**'];
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'proto/generated/**'] },
+  {
+    files: ['**/*.ts'],
+    extends: [tseslint.configs.recommended],
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
+    },
+    rules: {
+      // Type imports count: a cycle through types is still a knot in the design.
+      'import-x/no-cycle': 'error',
+      'import-x/no-self-import': 'error',
+      'import-x/no-unresolved': 'error',
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            {
+              target: DOMAIN.map((d) => `./${d}`),
+              from: [...COORDINATOR_ADAPTERS, './agent/**', './ctl/**', './host-backup/**'],
+              message: 'domain code is pure: it takes its inputs (and a Clock) and imports no adapter.',
+            },
+            {
+              target: './agent/**',
+              from: ['./coordinator/**', './ctl/**', './host-backup/**'],
+              message: 'the agent runs in the guest: it shares code with the others only through common/.',
+            },
+            { target: './coordinator/**', from: './ctl/**', message: 'the coordinator imports no CLI code.' },
+            { target: './host-backup/**', from: './ctl/**', message: 'the host-side backup runner imports no CLI code: ctl/ wraps it.' },
+            {
+              target: './common/**',
+              from: EXECUTABLES_AND_RUNNERS,
+              message: 'common/ is shared by every executable: it depends on none of them.',
+            },
+          ],
+        },
+      ],
+      // tsc's noUnusedLocals/noUnusedParameters already decide this, with the `_` convention.
+      '@typescript-eslint/no-unused-vars': 'off',
+      // require() is used on purpose: JSON from outside rootDir, node:sea only inside a SEA, lazy loads.
+      '@typescript-eslint/no-require-imports': 'off',
+      // A `let` that closures read before its one assignment (a handle built after its callbacks) is not a const.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
+    },
+  },
+  {
+    // Tests read untyped JSON (log lines, package files) and poke at grpc-js internals.
+    files: ['test/**/*.ts'],
+    rules: { '@typescript-eslint/no-explicit-any': 'off' },
+  },
+  {
+    files: DOMAIN.map((d) => `${d}/*.ts`),
+    rules: {
+      'import-x/no-nodejs-modules': 'error',
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['@grpc/*', 'better-sqlite3', 'systeminformation'], message: 'domain code does no I/O.' }] },
+      ],
+    },
+  },
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly', console: 'readonly' } },
+  },
+  { files: ['eslint.config.mjs'], languageOptions: { sourceType: 'module' } },
+);
