@@ -3,7 +3,8 @@
  * (the wire name, as in the .proto). Nothing reaches the domain unvalidated.
  */
 import { InvalidArgumentError } from '../domain/errors';
-import { type AcquireInput, type Consistency, MAX_NAME_LENGTH, NAME_PATTERN, type Outcome, type TokenKind } from '../domain/lease';
+import { MAX_NAME_LENGTH, NAME_PATTERN } from '../../common/domain/names';
+import type { AcquireInput, Consistency, Outcome, TokenKind } from '../domain/lease';
 import { LIMITS, type HostPolicy, completePolicy, policyWireName } from '../domain/policy';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
