@@ -7,6 +7,15 @@ import tseslint from 'typescript-eslint';
 /** What every layer of the coordinator's domain must stay free of: I/O, transport, storage and the adapters. */
 const DOMAIN = ['coordinator/domain/**', 'coordinator/planner/**', 'common/domain/**'];
 const COORDINATOR_ADAPTERS = ['rpc', 'store', 'service', 'planning', 'hypervisor-jobs', 'pki'].map((d) => `./coordinator/${d}/**`);
+/** Zones that keep each folder of `ordered` from importing the ones after it. */
+function layers(ordered) {
+  return ordered.slice(0, -1).map((lower, i) => ({
+    target: `${lower}/**`,
+    from: ordered.slice(i + 1).map((upper) => `${upper}/**`),
+    message: `layers go ${ordered.map((d) => d.split('/').pop()).join(' < ')}: a layer imports none above it.`,
+  }));
+}
+
 const EXECUTABLES_AND_RUNNERS = ['./agent/**', './coordinator/**', './ctl/**', './host-backup/**'];
 
 export default tseslint.config(
@@ -38,6 +47,19 @@ export default tseslint.config(
               message: 'the agent runs in the guest: it shares code with the others only through common/.',
             },
             { target: './coordinator/**', from: './ctl/**', message: 'the coordinator imports no CLI code.' },
+            // The coordinator's layers, so that folders form no cycle: each imports only the ones below it.
+            ...layers(['store', 'pki', 'service', 'planning', 'hypervisor-jobs', 'rpc'].map((d) => `./coordinator/${d}`)),
+            {
+              target: './host-backup/**',
+              from: './coordinator',
+              except: ['./domain'],
+              message: 'the backup runner shares the coordinator\'s domain rules only.',
+            },
+            {
+              target: './host-backup/catalog/**',
+              from: './host-backup/hypervisor/**',
+              message: 'the hypervisor drivers write into the catalog, not the other way round.',
+            },
             { target: './host-backup/**', from: './ctl/**', message: 'the host-side backup runner imports no CLI code: ctl/ wraps it.' },
             {
               target: './common/**',
