@@ -66,7 +66,7 @@ if (dir) {
   });
 
   // Coordinator.acquire resolves once the outcome is durable; a grant reaches the waiter after the commit.
-  const coordinatorModule = require(path.resolve(__dirname, '..', 'coordinator', 'coordinator.js'));
+  const coordinatorModule = require(path.resolve(__dirname, '..', 'coordinator', 'service', 'coordinator.js'));
   const originalAcquire = coordinatorModule.Coordinator.prototype.acquire;
   coordinatorModule.Coordinator.prototype.acquire = function (this: unknown, input: unknown, waiter: { granted(l: unknown): void }) {
     if (!recording) return originalAcquire.call(this, input, waiter);
@@ -81,7 +81,7 @@ if (dir) {
     return originalAcquire.call(this, input, timed);
   };
 
-  const storeModule = require(path.resolve(__dirname, '..', 'coordinator', 'sqlite-store.js'));
+  const storeModule = require(path.resolve(__dirname, '..', 'coordinator', 'store', 'sqlite-store.js'));
   const original = storeModule.SqliteStore.prototype.commit;
   storeModule.SqliteStore.prototype.commit = function (this: unknown, batch: { type: string }[]) {
     if (!recording || batch.length === 0) return original.call(this, batch);
