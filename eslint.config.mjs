@@ -20,7 +20,8 @@ function edges(file) {
     for (const [, , typeKeyword, clause, spec] of text.matchAll(IMPORT)) {
       const to = resolveRelative(file, spec);
       const inline = /^\{([^}]*)\}$/.exec(clause.trim());
-      const onlyTypes = !!typeKeyword || (!!inline && inline[1].split(',').every((s) => s.trim() === '' || /^type\s/.test(s.trim())));
+      const onlyTypes =
+        !!typeKeyword || (!!inline && inline[1].split(',').every((s) => s.trim() === '' || /^type\s/.test(s.trim())));
       if (to) found.push({ to, onlyTypes });
     }
     edgesOf.set(file, found);
@@ -39,8 +40,11 @@ const noTypeCycle = {
     const check = (node) => {
       const first = node.source && resolveRelative(self, node.source.value);
       if (!first) return;
-      const startTyped = node.importKind === 'type' || node.exportKind === 'type' ||
-        (node.specifiers?.length > 0 && node.specifiers.every((s) => s.importKind === 'type' || s.exportKind === 'type'));
+      const startTyped =
+        node.importKind === 'type' ||
+        node.exportKind === 'type' ||
+        (node.specifiers?.length > 0 &&
+          node.specifiers.every((s) => s.importKind === 'type' || s.exportKind === 'type'));
       // Breadth-first over (file, whether a type edge was crossed); a route back here through one is reported.
       const seen = new Set();
       const queue = [{ file: first, typed: startTyped, route: [self, first] }];
@@ -49,7 +53,8 @@ const noTypeCycle = {
         for (const e of edges(file)) {
           const next = { file: e.to, typed: typed || e.onlyTypes, route: [...route, e.to] };
           if (e.to === self) {
-            if (next.typed) return context.report({ node, messageId: 'cycle', data: { route: next.route.map(rel).join(' -> ') } });
+            if (next.typed)
+              return context.report({ node, messageId: 'cycle', data: { route: next.route.map(rel).join(' -> ') } });
             continue;
           }
           const key = `${e.to}|${next.typed}`;
@@ -66,7 +71,9 @@ const noTypeCycle = {
 
 /** What every layer of the coordinator's domain must stay free of: I/O, transport, storage and the adapters. */
 const DOMAIN = ['coordinator/domain/**', 'coordinator/planner/**', 'common/domain/**'];
-const COORDINATOR_ADAPTERS = ['rpc', 'store', 'service', 'planning', 'hypervisor-jobs', 'pki'].map((d) => `./coordinator/${d}/**`);
+const COORDINATOR_ADAPTERS = ['rpc', 'store', 'service', 'planning', 'hypervisor-jobs', 'pki'].map(
+  (d) => `./coordinator/${d}/**`,
+);
 /** Zones that keep each folder of `ordered` from importing the ones after it. */
 function layers(ordered) {
   return ordered.slice(0, -1).map((lower, i) => ({
@@ -81,7 +88,7 @@ const EXECUTABLES_AND_RUNNERS = ['./agent/**', './coordinator/**', './ctl/**', '
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'proto/generated/**'] },
   {
-    files: ['**/*.ts'],
+    files: ['**/*.ts', '**/*.js', '**/*.mjs'],
     extends: [tseslint.configs.recommended],
     plugins: { 'import-x': importX, local: { rules: { 'no-type-cycle': noTypeCycle } } },
     settings: {
@@ -111,19 +118,25 @@ export default tseslint.config(
             },
             { target: './coordinator/**', from: './ctl/**', message: 'the coordinator imports no CLI code.' },
             // The coordinator's layers, so that folders form no cycle: each imports only the ones below it.
-            ...layers(['store', 'pki', 'service', 'planning', 'hypervisor-jobs', 'rpc'].map((d) => `./coordinator/${d}`)),
+            ...layers(
+              ['store', 'pki', 'service', 'planning', 'hypervisor-jobs', 'rpc'].map((d) => `./coordinator/${d}`),
+            ),
             {
               target: './host-backup/**',
               from: './coordinator',
               except: ['./domain'],
-              message: 'the backup runner shares the coordinator\'s domain rules only.',
+              message: "the backup runner shares the coordinator's domain rules only.",
             },
             {
               target: './host-backup/catalog/**',
               from: './host-backup/hypervisor/**',
               message: 'the hypervisor drivers write into the catalog, not the other way round.',
             },
-            { target: './host-backup/**', from: './ctl/**', message: 'the host-side backup runner imports no CLI code: ctl/ wraps it.' },
+            {
+              target: './host-backup/**',
+              from: './ctl/**',
+              message: 'the host-side backup runner imports no CLI code: ctl/ wraps it.',
+            },
             {
               target: './common/**',
               from: EXECUTABLES_AND_RUNNERS,
@@ -151,13 +164,14 @@ export default tseslint.config(
       'import-x/no-nodejs-modules': 'error',
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['@grpc/*', 'better-sqlite3', 'systeminformation'], message: 'domain code does no I/O.' }] },
+        {
+          patterns: [
+            { group: ['@grpc/*', 'better-sqlite3', 'systeminformation'], message: 'domain code does no I/O.' },
+          ],
+        },
       ],
     },
   },
-  {
-    files: ['**/*.js', '**/*.mjs'],
-    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly', console: 'readonly' } },
-  },
-  { files: ['eslint.config.mjs'], languageOptions: { sourceType: 'module' } },
+  // The build and demo tools are CommonJS scripts.
+  { files: ['**/*.js'], languageOptions: { sourceType: 'commonjs' } },
 );

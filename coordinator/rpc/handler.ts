@@ -30,10 +30,9 @@ export type Fail = (error: unknown) => void;
  * later (an error of the work it started), ends the call with the mapped status: once, and never after
  * the stream was ended.
  */
-export function stream<Call extends grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>>(
-  log: Logger,
-  fn: (call: Call, fail: Fail) => void | Promise<void>,
-): (call: Call) => void {
+export function stream<
+  Call extends grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+>(log: Logger, fn: (call: Call, fail: Fail) => void | Promise<void>): (call: Call) => void {
   return (call) => {
     let failed = false;
     const fail: Fail = (error) => {
