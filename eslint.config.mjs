@@ -8,14 +8,16 @@ import tseslint from 'typescript-eslint';
 
 /**
  * import-x/no-cycle follows value imports only; this rule finds the cycles that pass through a type import
- * (a knot in the design all the same: the planner's files were one). Relative imports only, which is how
+ * (still a knot in the design: none of its files reads on its own). Relative imports only, which is how
  * the project imports its own files.
  */
 const IMPORT = /^[ \t]*(import|export)\s+(type\s+)?([^;]*?)\s*from\s+['"](\.{1,2}\/[^'"]+)['"]/gm;
+/** Each file's relative imports, by path, kept while the file is unchanged (an editor's ESLint lives long). */
 const edgesOf = new Map();
 function edges(file) {
-  if (!edgesOf.has(file)) {
-    const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  const mtime = fs.existsSync(file) ? fs.statSync(file).mtimeMs : 0;
+  if (edgesOf.get(file)?.mtime !== mtime) {
+    const text = mtime ? fs.readFileSync(file, 'utf8') : '';
     const found = [];
     for (const [, , typeKeyword, clause, spec] of text.matchAll(IMPORT)) {
       const to = resolveRelative(file, spec);
@@ -24,9 +26,9 @@ function edges(file) {
         !!typeKeyword || (!!inline && inline[1].split(',').every((s) => s.trim() === '' || /^type\s/.test(s.trim())));
       if (to) found.push({ to, onlyTypes });
     }
-    edgesOf.set(file, found);
+    edgesOf.set(file, { mtime, found });
   }
-  return edgesOf.get(file);
+  return edgesOf.get(file).found;
 }
 function resolveRelative(from, spec) {
   const base = path.resolve(path.dirname(from), spec);
