@@ -11,7 +11,6 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { connect, unary } from '../common/client/connection';
 import { AGENT_MAIN, startCoordinator } from '../test/helpers/coordinator-process';
-import type { PenaltyOptions } from './penalty';
 
 const HOST = 'bench-host';
 const VM = 'bench-vm';
@@ -25,7 +24,8 @@ function cronAt(at: Date): string {
 export async function runUnderHeadroom(args: {
   dir: string;
   command: string[];
-  options: PenaltyOptions;
+  /** The budget Headroom gives the backup (penalty.ts's options). */
+  options: { cpuPercent: number; ioBytesPerSec: number };
   progress(line: string): void;
   /** Receives the function that stops the agent and the coordinator, for an interrupted run. */
   onStop(stop: () => Promise<void>): void;

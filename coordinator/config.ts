@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import YAML from 'yaml';
 import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress } from '../common/client/connection';
 import { DURATION_SYNTAX, parseDuration } from '../common/util/duration';
-import { isValidName } from './domain/lease';
+import { isValidName } from '../common/domain/names';
 import { DEFAULT_POLICY, type HostPolicy, LIMITS, checkPolicy } from './domain/policy';
 import { type HypervisorJob, compileHypervisorJobs } from './hypervisor-jobs/hypervisor-schedule';
 import type { Durability } from './store/sqlite-store';

@@ -21,13 +21,14 @@ import { QuiesceBroker } from './service/quiesce-broker';
 import { BackupRunner } from './hypervisor-jobs/backup-runner';
 import { HypervisorScheduler } from './hypervisor-jobs/hypervisor-scheduler';
 import { BackupRunnerUnavailableError } from './domain/errors';
-import { serverSecurity } from './pki/server-security';
+import { serverSecurity } from './rpc/server-security';
 import { adminService } from './rpc/admin-service';
 import { agentService } from './rpc/agent-service';
 import { pkiService } from './rpc/pki-service';
 import { CallGuard, decodingGuarded } from './rpc/call-guard';
 import { MAX_HTTP2_STREAMS_PER_CONNECTION } from './rpc/limits';
 import { tokenService } from './rpc/token-service';
+import * as wire from './rpc/wire';
 import { SqliteStore } from './store/sqlite-store';
 
 export interface RunningServer {
@@ -51,7 +52,7 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
     defaultHost: options.host,
     lessorOptions: { defaultPolicy: options.policy },
   });
-  const registry = new AgentRegistry(store, ids, log, store.agents());
+  const registry = new AgentRegistry(store, ids, log, store.agents(), wire.token);
   coordinator.onCommitted(registry.onCommitted);
   const quiesce = new QuiesceBroker({
     agents: registry,

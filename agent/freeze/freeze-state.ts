@@ -7,7 +7,7 @@ import type { v1 } from '../../proto';
 import type { Clock } from '../../common/util/clock';
 import { DEFAULT_FREEZE_HOLD_MS } from '../../common/domain/freeze-hold';
 import type { Logger } from '../../common/util/log';
-import { MAX_NAME_LENGTH, isValidName } from '../../coordinator/domain/lease';
+import { MAX_NAME_LENGTH, isValidName } from '../../common/domain/names';
 
 /** Why `source` cannot name a freeze (the coordinator would refuse the notice, and the session with it), or undefined. */
 export function freezeSourceProblem(source: string): string | undefined {

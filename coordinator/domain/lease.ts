@@ -3,14 +3,6 @@
  * that the lessor, the store and the RPC adapters share one shape.
  */
 
-/** Host, VM, job and id names: what may appear in logs, tables and file names without quoting. */
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@-]*$/;
-export const MAX_NAME_LENGTH = 128;
-
-export function isValidName(value: string): boolean {
-  return value.length <= MAX_NAME_LENGTH && NAME_PATTERN.test(value);
-}
-
 export type TokenKind = 'GUEST' | 'HYPERVISOR';
 export const TOKEN_KINDS: readonly TokenKind[] = ['GUEST', 'HYPERVISOR'];
 

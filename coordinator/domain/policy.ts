@@ -4,7 +4,7 @@
  * defaults and validation.
  */
 import { InvalidArgumentError } from './errors';
-import { isValidName } from './lease';
+import { isValidName } from '../../common/domain/names';
 
 export interface HostPolicy extends Partial<BudgetPolicy>, Partial<StartPolicy> {
   /** Concurrent GUEST tokens on the host. Default 4. */

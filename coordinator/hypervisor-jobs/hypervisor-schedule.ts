@@ -6,7 +6,7 @@
  */
 import { parseCron } from '../../common/util/cron';
 import { DURATION_SYNTAX, parseDuration } from '../../common/util/duration';
-import { isValidName } from '../domain/lease';
+import { isValidName } from '../../common/domain/names';
 import { LIMITS } from '../domain/policy';
 import type { DeclaredJob } from '../planning/plan-view';
 import { type BackupDriver, DRIVER_KEYS, compileBackupDriver } from './backup-driver';

@@ -4,7 +4,7 @@
  * `headroom://admin/<NAME>`. Segments are percent-encoded, so a name can never forge another segment.
  */
 import type { PeerCertificate } from 'node:tls';
-import { isValidName } from '../domain/lease';
+import { isValidName } from '../../common/domain/names';
 
 export type Identity =
   | { role: 'agent'; host: string; vm: string }

@@ -14,14 +14,13 @@ import type { Logger } from '../../common/util/log';
 import type { AgentRegistry } from '../service/agent-registry';
 import type { Coordinator } from '../service/coordinator';
 import type { PlannedRun } from '../domain/start-gate';
-import type { HypervisorJob } from '../hypervisor-jobs/hypervisor-schedule';
 import { DEFAULT_HORIZON_MS, type DeclaredJob, type PlanView, type PlanViewInput } from './plan-view';
 
 export interface PlanKeeperDeps {
   coordinator: Pick<Coordinator, 'state' | 'endedRuns' | 'setPlan' | 'onCommitted' | 'defaultHost'>;
   registry: Pick<AgentRegistry, 'list'>;
-  /** The coordinator's own host's schedule. */
-  hypervisorJobs: readonly HypervisorJob[];
+  /** The coordinator's own host's schedule: its hypervisor jobs (hypervisor-jobs/), as far as planning reads them. */
+  hypervisorJobs: readonly (DeclaredJob & { vms: readonly string[] })[];
   clock: Clock;
   log: Logger;
   /** Builds a plan view from its input (plan-view.ts buildPlanView, on a worker thread: plan-worker.ts). */

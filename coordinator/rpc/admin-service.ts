@@ -14,7 +14,7 @@ import { HostNotFoundError } from '../domain/errors';
 import { resourceExhausted } from './call-guard';
 import { type SnapshotServiceOptions, snapshotService } from './snapshot-service';
 import { MAX_WATCH_BACKLOG } from './limits';
-import { toServiceError } from './status';
+import { stream, unary } from './handler';
 import * as validate from './validate';
 import * as wire from './wire';
 import type * as v1 from '../../proto/generated/headroom/v1';
@@ -24,29 +24,13 @@ const MAX_HISTORY = 10_000;
 /** A plan further ahead than a week says little: agents say hello again, and history moves on, before then. */
 const MAX_HORIZON_MS = 7 * 24 * 3_600_000;
 
-/** Adapts a promise-returning handler to grpc-js's callback style, mapping errors in one place. */
-function unaryHandler<Req, Res>(
-  log: Logger,
-  method: string,
-  fn: (req: Req) => Res | Promise<Res>,
-): grpc.handleUnaryCall<Req, Res> {
-  return (call, callback) => {
-    Promise.resolve()
-      .then(() => fn(call.request))
-      .then(
-        (res) => callback(null, res),
-        (e) => callback(toServiceError(e, log, method)),
-      );
-  };
-}
-
 /** `plans` answers GetPlan from the same input as the plan the grants follow; `snapshots` serves the snapshot calls. */
 export function adminService(
   coordinator: Coordinator,
   registry: AgentRegistry,
   plans: Pick<PlanKeeper, 'view'>,
   log: Logger,
-  snapshots: Omit<SnapshotServiceOptions, 'log' | 'unary'>,
+  snapshots: Omit<SnapshotServiceOptions, 'log'>,
 ): v1.AdminServiceHandlers {
   const knownHost = (value: string): string => {
     const host = validate.host(value, coordinator.defaultHost);
@@ -57,11 +41,11 @@ export function adminService(
   const hostInfo = (name: string) => wire.hostInfo(coordinator.state.host(name), registry.connectedCount(name));
 
   return {
-    ...snapshotService({ ...snapshots, log, unary: (method, fn) => unaryHandler(log, method, fn) }),
+    ...snapshotService({ ...snapshots, log }),
 
-    ListHosts: unaryHandler(log, 'ListHosts', () => ({ hosts: coordinator.state.hostNames().map(hostInfo) })),
+    ListHosts: unary(log, () => ({ hosts: coordinator.state.hostNames().map(hostInfo) })),
 
-    ListAgents: unaryHandler(log, 'ListAgents', (req: v1.ListAgentsRequest__Output) => ({
+    ListAgents: unary(log, (req: v1.ListAgentsRequest__Output) => ({
       agents: registry.list(optionalHost(req.host)).map(
         (a): v1.AgentInfo => ({
           vm: a.record.vm,
@@ -77,7 +61,7 @@ export function adminService(
       ),
     })),
 
-    ListTokens: unaryHandler(log, 'ListTokens', (req: v1.ListTokensRequest__Output) => {
+    ListTokens: unary(log, (req: v1.ListTokensRequest__Output) => {
       const host = optionalHost(req.host);
       const hosts = host ? [host] : coordinator.state.hostNames();
       return {
@@ -94,7 +78,7 @@ export function adminService(
       };
     }),
 
-    ListHistory: unaryHandler(log, 'ListHistory', (req: v1.ListHistoryRequest__Output) => ({
+    ListHistory: unary(log, (req: v1.ListHistoryRequest__Output) => ({
       events: coordinator
         .history({
           host: optionalHost(req.host),
@@ -105,21 +89,15 @@ export function adminService(
         .map(wire.historyEvent),
     })),
 
-    GetPlan: unaryHandler(log, 'GetPlan', async (req: v1.GetPlanRequest__Output) => {
+    GetPlan: unary(log, async (req: v1.GetPlanRequest__Output) => {
       const host = knownHost(req.host);
       const horizonMs = validate.limit('horizon_ms', req.horizonMs, DEFAULT_HORIZON_MS, MAX_HORIZON_MS);
       const view = await plans.view(host, horizonMs);
       return wire.plan(host, view);
     }),
 
-    WatchHistory(call) {
-      let host: string | undefined;
-      try {
-        host = optionalHost(call.request.host);
-      } catch (e) {
-        call.emit('error', toServiceError(e, log, 'WatchHistory'));
-        return;
-      }
+    WatchHistory: stream(log, (call: grpc.ServerWritableStream<v1.WatchHistoryRequest__Output, v1.HistoryEvent>) => {
+      const host = optionalHost(call.request.host);
       // Events wait here, not in the stream's own buffer, while the reader does not read: written only
       // while the stream takes them, bounded by MAX_WATCH_BACKLOG beyond the first catch-up.
       let waiting: HistoryRecord[] = [];
@@ -159,31 +137,31 @@ export function adminService(
       call.on('drain', pump);
       call.on('cancelled', unsubscribe);
       call.on('close', unsubscribe);
-    },
+    }),
 
-    PauseHost: unaryHandler(log, 'PauseHost', async (req: v1.PauseHostRequest__Output) => {
+    PauseHost: unary(log, async (req: v1.PauseHostRequest__Output) => {
       const host = knownHost(req.host);
       await coordinator.pause(host, validate.text('reason', req.reason) || 'paused by an administrator');
       return hostInfo(host);
     }),
 
-    ResumeHost: unaryHandler(log, 'ResumeHost', async (req: v1.ResumeHostRequest__Output) => {
+    ResumeHost: unary(log, async (req: v1.ResumeHostRequest__Output) => {
       const host = knownHost(req.host);
       await coordinator.resume(host);
       return hostInfo(host);
     }),
 
-    RevokeToken: unaryHandler(log, 'RevokeToken', async (req: v1.RevokeTokenRequest__Output) => {
+    RevokeToken: unary(log, async (req: v1.RevokeTokenRequest__Output) => {
       const tokenId = validate.name('token_id', req.tokenId);
       const reason = validate.text('reason', req.reason) || 'revoked by an administrator';
       return { token: wire.token(await coordinator.revoke(tokenId, reason)) };
     }),
 
-    GetPolicy: unaryHandler(log, 'GetPolicy', (req: v1.GetPolicyRequest__Output) =>
+    GetPolicy: unary(log, (req: v1.GetPolicyRequest__Output) =>
       wire.policy(coordinator.state.host(knownHost(req.host)).policy),
     ),
 
-    SetPolicy: unaryHandler(log, 'SetPolicy', async (req: v1.SetPolicyRequest__Output) => {
+    SetPolicy: unary(log, async (req: v1.SetPolicyRequest__Output) => {
       const host = knownHost(req.host);
       return wire.policy(await coordinator.setPolicy(host, validate.policyPatch(req, coordinator.state.host(host).policy)));
     }),

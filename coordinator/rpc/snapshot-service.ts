@@ -6,13 +6,13 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/util/log';
-import type { BackupRunner } from '../hypervisor-jobs/backup-runner';
+import type { BackupRunView, BackupRunner } from '../hypervisor-jobs/backup-runner';
 import { CatalogError } from '../../host-backup/catalog/chain-rules';
 import { findBackup, listBackups, pruneBackups, verificationPlan, verifyBackups } from '../../host-backup/catalog/catalog-view';
-import { ManifestStore, checkName } from '../../host-backup/catalog/manifest-store';
-import { BackupCatalogUnavailableError, BackupNotFoundError, InvalidArgumentError } from '../domain/errors';
+import { ManifestStore } from '../../host-backup/catalog/manifest-store';
+import { BackupCatalogUnavailableError, BackupNotFoundError } from '../domain/errors';
 import { resourceExhausted } from './call-guard';
-import { toServiceError } from './status';
+import { stream, unary } from './handler';
 import * as validate from './validate';
 import * as wire from '../../host-backup/catalog/snapshot-wire';
 import type * as v1 from '../../proto/generated/headroom/v1';
@@ -30,23 +30,22 @@ export interface SnapshotServiceOptions {
   backupDir?: string;
   runner: Pick<BackupRunner, 'start' | 'cancel' | 'list'>;
   log: Logger;
-  unary: <Req, Res>(method: string, fn: (req: Req) => Res | Promise<Res>) => grpc.handleUnaryCall<Req, Res>;
 }
 
-/** A name the catalog can use as a directory (and the coordinator as a VM name), or InvalidArgumentError naming `field`. */
-function catalogName(field: string, value: string): string {
-  validate.name(field, value);
-  try {
-    checkName(field, value);
-  } catch (err) {
-    throw new InvalidArgumentError(field, (err as Error).message);
-  }
-  return value;
-}
-
-function filterOf(req: { vm: string; disk: string }): { vm?: string; disk?: string } {
-  if (req.disk !== '' && req.vm === '') throw new InvalidArgumentError('disk', 'needs vm: the VM whose disk it is');
-  return { vm: req.vm === '' ? undefined : catalogName('vm', req.vm), disk: req.disk === '' ? undefined : catalogName('disk', req.disk) };
+function backupRunToWire(r: BackupRunView): v1.BackupRun__Output {
+  return {
+    runId: r.runId,
+    vm: r.vm,
+    job: r.job,
+    state: `BACKUP_RUN_${r.state}`,
+    startedUnixMs: r.startedAtMs,
+    endedUnixMs: r.endedAtMs ?? 0,
+    exitCode: r.exitCode ?? 0,
+    message: r.message,
+    argv: r.argv,
+    outputTail: r.outputTail,
+    cancelRequested: r.cancelRequested,
+  };
 }
 
 export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
@@ -66,8 +65,8 @@ export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
   let verifying = 0;
 
   return {
-    ListBackups: o.unary('ListBackups', (req: v1.ListBackupsRequest__Output): v1.ListBackupsResponse => {
-      const filter = filterOf(req);
+    ListBackups: unary(o.log, (req: v1.ListBackupsRequest__Output): v1.ListBackupsResponse => {
+      const filter = validate.backupFilter(req);
       const limit = validate.limit('limit', req.limit, wire.MAX_LISTED_BACKUPS, wire.MAX_LISTED_BACKUPS);
       const s = store();
       const listing = listBackups(s, filter, limit);
@@ -80,28 +79,21 @@ export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
       };
     }),
 
-    GetBackup: o.unary('GetBackup', (req: v1.GetBackupRequest__Output): v1.GetBackupResponse => {
-      const id = catalogName('id', req.id);
-      const vm = req.vm === '' ? undefined : catalogName('vm', req.vm);
+    GetBackup: unary(o.log, (req: v1.GetBackupRequest__Output): v1.GetBackupResponse => {
+      const id = validate.catalogName('id', req.id);
+      const vm = req.vm === '' ? undefined : validate.catalogName('vm', req.vm);
       const found = findBackup(store(), id, vm);
       if (!found) throw new BackupNotFoundError(id);
       return { backup: wire.backupInfo(found.backup), chain: found.chain.map(wire.backupInfo), manifestJson: found.manifestText };
     }),
 
-    VerifyBackups(call) {
-      const fail = (e: unknown) => call.emit('error', toServiceError(e, o.log, 'VerifyBackups'));
-      let plan: ReturnType<typeof verificationPlan>;
-      let s: ManifestStore;
-      try {
-        const filter = filterOf(call.request);
-        const id = call.request.id === '' ? undefined : catalogName('id', call.request.id);
-        s = store();
-        plan = verificationPlan(s, { ...filter, id });
-        if (id !== undefined && plan.records.length === 0) throw new BackupNotFoundError(id);
-      } catch (e) {
-        fail(e);
-        return;
-      }
+    // Async: a verification's error (reading the files) is answered through the handler's status table too.
+    VerifyBackups: stream(o.log, async (call: grpc.ServerWritableStream<v1.VerifyBackupsRequest__Output, v1.BackupVerification>) => {
+      const filter = validate.backupFilter(call.request);
+      const id = call.request.id === '' ? undefined : validate.catalogName('id', call.request.id);
+      const s = store();
+      const plan = verificationPlan(s, { ...filter, id });
+      if (id !== undefined && plan.records.length === 0) throw new BackupNotFoundError(id);
       if (verifying >= MAX_CONCURRENT_VERIFIES) {
         call.emit('error', resourceExhausted(`${MAX_CONCURRENT_VERIFIES} verifications are running already: try again when one ends`));
         return;
@@ -111,44 +103,36 @@ export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
       const total = plan.problems.length + plan.records.length;
-      void (async () => {
-        let index = 0;
-        try {
-          for await (const v of verifyBackups(s, plan, abort.signal)) {
-            if (abort.signal.aborted) break;
-            const more = call.write(wire.verification(v, ++index, total));
-            // Wait for the reader, or for it to go away: either way the slot is given back below.
-            if (!more) await new Promise<void>((resolve) => {
-              call.once('drain', resolve);
-              abort.signal.addEventListener('abort', () => resolve(), { once: true });
-            });
-          }
-          call.end();
-        } catch (e) {
-          fail(e);
-        } finally {
-          verifying--;
+      let index = 0;
+      try {
+        for await (const v of verifyBackups(s, plan, abort.signal)) {
+          if (abort.signal.aborted) break;
+          const more = call.write(wire.verification(v, ++index, total));
+          // Wait for the reader, or for it to go away: either way the slot is given back below.
+          if (!more) await new Promise<void>((resolve) => {
+            call.once('drain', resolve);
+            abort.signal.addEventListener('abort', () => resolve(), { once: true });
+          });
         }
-      })();
-    },
-
-    PruneBackups: o.unary('PruneBackups', (req: v1.PruneBackupsRequest__Output): v1.PruneBackupsResponse => {
-      const filter = filterOf(req);
-      const policy = { keepLast: req.keepLast ?? undefined, keepDaily: req.keepDaily ?? undefined, keepWeekly: req.keepWeekly ?? undefined };
-      if (policy.keepLast === undefined && policy.keepDaily === undefined && policy.keepWeekly === undefined) {
-        throw new InvalidArgumentError('keep_last', 'give at least one of keep_last, keep_daily, keep_weekly');
+        call.end();
+      } finally {
+        verifying--;
       }
-      const result = pruneBackups(store(), filter, policy, req.dryRun);
+    }),
+
+    PruneBackups: unary(o.log, (req: v1.PruneBackupsRequest__Output): v1.PruneBackupsResponse => {
+      const filter = validate.backupFilter(req);
+      const result = pruneBackups(store(), filter, validate.prunePolicy(req), req.dryRun);
       o.log.info('pruned backups', { dryRun: req.dryRun, removed: result.decisions.filter((d) => !d.keep).length, freedBytes: result.freedBytes });
       return wire.pruneResponse(result, req.dryRun);
     }),
 
-    StartBackup: o.unary('StartBackup', (req: v1.StartBackupRequest__Output) => wire.backupRun(o.runner.start(catalogName('vm', req.vm), { full: req.full }))),
+    StartBackup: unary(o.log, (req: v1.StartBackupRequest__Output) => backupRunToWire(o.runner.start(validate.catalogName('vm', req.vm), { full: req.full }))),
 
-    CancelBackup: o.unary('CancelBackup', (req: v1.CancelBackupRequest__Output) => wire.backupRun(o.runner.cancel(catalogName('vm', req.vm)))),
+    CancelBackup: unary(o.log, (req: v1.CancelBackupRequest__Output) => backupRunToWire(o.runner.cancel(validate.catalogName('vm', req.vm)))),
 
-    ListBackupRuns: o.unary('ListBackupRuns', (req: v1.ListBackupRunsRequest__Output) => ({
-      runs: o.runner.list(req.vm === '' ? undefined : catalogName('vm', req.vm)).map(wire.backupRun),
+    ListBackupRuns: unary(o.log, (req: v1.ListBackupRunsRequest__Output) => ({
+      runs: o.runner.list(req.vm === '' ? undefined : validate.catalogName('vm', req.vm)).map(backupRunToWire),
     })),
   };
 }

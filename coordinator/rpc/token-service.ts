@@ -2,12 +2,13 @@
  * TokenService: acquire (a server stream of QUEUED updates, then GRANTED or DENIED), renew and release;
  * quiesce and thaw the guest of a HYPERVISOR token (../quiesce-broker.ts).
  */
+import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/util/log';
 import type { Coordinator } from '../service/coordinator';
 import { NotQuiescableError } from '../domain/errors';
 import type { Lease } from '../domain/lease';
 import type { QuiesceBroker } from '../service/quiesce-broker';
-import { toServiceError } from './status';
+import { stream, unary } from './handler';
 import * as validate from './validate';
 import * as wire from './wire';
 import type * as v1 from '../../proto/generated/headroom/v1';
@@ -25,14 +26,8 @@ function quiescableLease(coordinator: Coordinator, tokenId: string, fencing: num
 
 export function tokenService(coordinator: Coordinator, quiesce: Pick<QuiesceBroker, 'quiesce' | 'thaw'>, log: Logger): v1.TokenServiceHandlers {
   return {
-    Acquire(call) {
-      let input;
-      try {
-        input = validate.acquireRequest(call.request, coordinator.defaultHost);
-      } catch (e) {
-        call.emit('error', toServiceError(e, log, 'Acquire'));
-        return;
-      }
+    Acquire: stream(log, (call: grpc.ServerWritableStream<v1.AcquireRequest__Output, v1.AcquireUpdate>, fail) => {
+      const input = validate.acquireRequest(call.request, coordinator.defaultHost);
       let done = false;
       const finish = (update: v1.AcquireUpdate) => {
         if (done) return;
@@ -41,6 +36,11 @@ export function tokenService(coordinator: Coordinator, quiesce: Pick<QuiesceBrok
           call.write(update);
           call.end();
         }
+      };
+      const failOnce = (error: unknown) => {
+        if (done) return;
+        done = true;
+        fail(error);
       };
       let withdraw = () => {};
       call.on('cancelled', () => {
@@ -63,82 +63,35 @@ export function tokenService(coordinator: Coordinator, quiesce: Pick<QuiesceBrok
           granted: (lease) => finish({ granted: wire.token(lease) }),
           denied: (reason, message) =>
             finish({ denied: { reason: reason as v1.DenyReason, message } }),
-          failed: (error) => {
-            if (done) return;
-            done = true;
-            call.emit('error', toServiceError(error, log, 'Acquire'));
-          },
+          failed: failOnce,
         })
         .then((w) => {
           withdraw = w;
           if (call.cancelled) w();
         })
-        .catch((e) => {
-          if (done) return;
-          done = true;
-          call.emit('error', toServiceError(e, log, 'Acquire'));
-        });
-    },
+        .catch(failOnce);
+    }),
 
-    Renew(call, callback) {
-      let ref;
-      try {
-        ref = validate.tokenRef(call.request);
-      } catch (e) {
-        callback(toServiceError(e, log, 'Renew'));
-        return;
-      }
-      coordinator.renew(ref.tokenId, ref.fencing).then(
-        (lease) => callback(null, { expiresUnixMs: lease.expiresAt, ttlMs: lease.ttlMs, budget: lease.budget }),
-        (e) => callback(toServiceError(e, log, 'Renew')),
-      );
-    },
+    Renew: unary(log, async (req: v1.RenewRequest__Output) => {
+      const ref = validate.tokenRef(req);
+      const lease = await coordinator.renew(ref.tokenId, ref.fencing);
+      return { expiresUnixMs: lease.expiresAt, ttlMs: lease.ttlMs, budget: lease.budget };
+    }),
 
-    Release(call, callback) {
-      let ref;
-      let outcome;
-      try {
-        ref = validate.tokenRef(call.request);
-        outcome = validate.outcome(call.request.outcome);
-      } catch (e) {
-        callback(toServiceError(e, log, 'Release'));
-        return;
-      }
-      coordinator.release(ref.tokenId, ref.fencing, outcome).then(
-        () => callback(null, {}),
-        (e) => callback(toServiceError(e, log, 'Release')),
-      );
-    },
+    Release: unary(log, async (req: v1.ReleaseRequest__Output) => {
+      const ref = validate.tokenRef(req);
+      await coordinator.release(ref.tokenId, ref.fencing, validate.outcome(req.outcome));
+      return {};
+    }),
 
-    Quiesce(call, callback) {
-      let lease;
-      let input;
-      try {
-        input = validate.quiesceRequest(call.request);
-        lease = quiescableLease(coordinator, input.tokenId, input.fencing);
-      } catch (e) {
-        callback(toServiceError(e, log, 'Quiesce'));
-        return;
-      }
-      quiesce.quiesce(lease, input.holdMs, input.timeoutMs).then(
-        (answer) => callback(null, answer),
-        (e) => callback(toServiceError(e, log, 'Quiesce')),
-      );
-    },
+    Quiesce: unary(log, (req: v1.QuiesceRequest__Output) => {
+      const input = validate.quiesceRequest(req);
+      return quiesce.quiesce(quiescableLease(coordinator, input.tokenId, input.fencing), input.holdMs, input.timeoutMs);
+    }),
 
-    Thaw(call, callback) {
-      let lease;
-      try {
-        const ref = validate.tokenRef(call.request);
-        lease = quiescableLease(coordinator, ref.tokenId, ref.fencing);
-      } catch (e) {
-        callback(toServiceError(e, log, 'Thaw'));
-        return;
-      }
-      quiesce.thaw(lease).then(
-        (answer) => callback(null, answer),
-        (e) => callback(toServiceError(e, log, 'Thaw')),
-      );
-    },
+    Thaw: unary(log, (req: v1.ThawRequest__Output) => {
+      const ref = validate.tokenRef(req);
+      return quiesce.thaw(quiescableLease(coordinator, ref.tokenId, ref.fencing));
+    }),
   };
 }

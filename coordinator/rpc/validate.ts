@@ -3,9 +3,14 @@
  * (the wire name, as in the .proto). Nothing reaches the domain unvalidated.
  */
 import { InvalidArgumentError } from '../domain/errors';
-import { type AcquireInput, type Consistency, MAX_NAME_LENGTH, NAME_PATTERN, type Outcome, type TokenKind } from '../domain/lease';
+import { MAX_NAME_LENGTH, NAME_PATTERN } from '../../common/domain/names';
+import type { AcquireInput, Consistency, Outcome, TokenKind } from '../domain/lease';
 import { LIMITS, type HostPolicy, completePolicy, policyWireName } from '../domain/policy';
+import { DEFAULT_FREEZE_HOLD_MS, MAX_FREEZE_HOLD_MS } from '../../common/domain/freeze-hold';
+import { checkName } from '../../host-backup/catalog/manifest-store';
+import type { Identity } from '../pki/identity';
 import type * as v1 from '../../proto/generated/headroom/v1';
+import { Enforcement } from '../../proto/generated/headroom/v1/Enforcement';
 
 const MAX_TEXT = 1024;
 const MAX_DURATION_MS = 7 * 24 * 3_600_000;
@@ -178,4 +183,130 @@ function hostPolicyPatch(req: v1.SetPolicyRequest__Output): Partial<HostPolicy> 
 
 export function limit(field: string, value: number, fallback: number, max: number): number {
   return value === 0 ? fallback : intIn(field, value, 1, max);
+}
+
+// AgentService.Session's messages.
+
+const MAX_JOBS = 256;
+
+export function hello(msg: v1.Hello__Output, defaultHost: string) {
+  if (msg.jobs.length > MAX_JOBS) throw new InvalidArgumentError('hello.jobs', `more than ${MAX_JOBS} jobs`);
+  msg.jobs.forEach((j, i) => {
+    name(`hello.jobs[${i}].name`, j.name);
+    text(`hello.jobs[${i}].schedule`, j.schedule, 256);
+    // A uint64 past 2^53 decodes inexactly; stored, it would make every later plan of the host fail.
+    intIn(`hello.jobs[${i}].declared_cost.io_bytes_per_sec`, j.declaredCost?.ioBytesPerSec ?? 0, 0, Number.MAX_SAFE_INTEGER);
+  });
+  return {
+    vm: name('hello.vm', msg.vm),
+    host: name('hello.host', msg.host === '' ? defaultHost : msg.host),
+    agentVersion: text('hello.agent_version', msg.agentVersion, 64),
+    hostname: text('hello.hostname', msg.hostname, 253),
+    jobs: msg.jobs,
+  };
+}
+
+export function load(report: v1.LoadReport__Output): v1.LoadReport__Output {
+  for (const [field, value] of Object.entries(report)) {
+    if (typeof value === 'number' && (!Number.isFinite(value) || value < 0)) {
+      throw new InvalidArgumentError(`load.${wireName(field)}`, `must be a finite number >= 0, got ${value}`);
+    }
+  }
+  return report;
+}
+
+/** A FreezeNotice as the coordinator acts on it: hold_ms 0 is the default bound. */
+export function freezeNotice(notice: v1.FreezeNotice__Output): { frozen: boolean; source: string; holdMs: number } {
+  const source = name('freeze_notice.source', notice.source);
+  const holdMs = intIn('freeze_notice.hold_ms', notice.holdMs, 0, MAX_FREEZE_HOLD_MS);
+  return { frozen: notice.frozen, source, holdMs: holdMs || DEFAULT_FREEZE_HOLD_MS };
+}
+
+const ENFORCEMENTS: readonly unknown[] = Object.values(Enforcement);
+
+export function budgetReport(report: v1.BudgetReport__Output): v1.BudgetReport {
+  if (!ENFORCEMENTS.includes(report.enforcement)) {
+    throw new InvalidArgumentError('budget.enforcement', `must be one of ${ENFORCEMENTS.join(', ')}, got ${report.enforcement}`);
+  }
+  return {
+    tokenId: name('budget.token_id', report.tokenId),
+    budget: { ioBytesPerSec: report.budget?.ioBytesPerSec ?? 0, cpuPercent: report.budget?.cpuPercent ?? 0 },
+    paused: report.paused,
+    enforcement: report.enforcement,
+    detail: text('budget.detail', report.detail),
+  };
+}
+
+const MAX_HOOKS = 64;
+const QUIESCE_STATES: readonly unknown[] = ['FROZEN', 'FAILED', 'THAWED'];
+
+export function quiesceReport(report: v1.QuiesceReport__Output): v1.QuiesceReport__Output {
+  if (!QUIESCE_STATES.includes(report.state)) {
+    throw new InvalidArgumentError('quiesce.state', `must be one of ${QUIESCE_STATES.join(', ')}, got ${report.state}`);
+  }
+  if (report.hooks.length > MAX_HOOKS) throw new InvalidArgumentError('quiesce.hooks', `more than ${MAX_HOOKS} hooks`);
+  return {
+    ...report,
+    tokenId: name('quiesce.token_id', report.tokenId),
+    message: text('quiesce.message', report.message),
+    hooks: report.hooks.map((h, i) => ({
+      ...h,
+      name: text(`quiesce.hooks[${i}].name`, h.name, 256),
+      message: text(`quiesce.hooks[${i}].message`, h.message),
+    })),
+  };
+}
+
+// PkiService's requests.
+
+const ROLES: Record<string, Identity['role']> = { AGENT: 'agent', HOST: 'host', ADMIN: 'admin' };
+
+export function identity(field: string, id: v1.Identity__Output | null): Identity {
+  if (!id) throw new InvalidArgumentError(field, 'missing');
+  const role = ROLES[id.role];
+  if (!role) throw new InvalidArgumentError(`${field}.role`, `must be AGENT, HOST or ADMIN, got ${id.role}`);
+  if (role === 'admin') return { role, name: name(`${field}.name`, id.name) };
+  const host = name(`${field}.host`, id.host);
+  return role === 'host' ? { role, host } : { role, host, vm: name(`${field}.vm`, id.vm) };
+}
+
+export function enrollRequest(req: v1.EnrollRequest__Output): { token: string; csrPem: string } {
+  return { token: text('token', req.token, 256), csrPem: text('csr_pem', req.csrPem, 16_384) };
+}
+
+/** The certificates to revoke: by serial or by identity, exactly one of them. */
+export function revokeCertificatesRequest(req: v1.RevokeCertificatesRequest__Output): {
+  selector: { serial: string } | { identity: Identity };
+  reason: string;
+} {
+  const reason = text('reason', req.reason, 256);
+  if ((req.serial === '') === !req.identity) throw new InvalidArgumentError('serial', 'give a serial or an identity (one of them)');
+  const selector = req.serial !== '' ? { serial: text('serial', req.serial, 64) } : { identity: identity('identity', req.identity) };
+  return { selector, reason };
+}
+
+// AdminService's snapshot calls.
+
+/** A name the catalog can use as a directory (and the coordinator as a VM name). */
+export function catalogName(field: string, value: string): string {
+  name(field, value);
+  try {
+    checkName(field, value);
+  } catch (err) {
+    throw new InvalidArgumentError(field, (err as Error).message);
+  }
+  return value;
+}
+
+export function backupFilter(req: { vm: string; disk: string }): { vm?: string; disk?: string } {
+  if (req.disk !== '' && req.vm === '') throw new InvalidArgumentError('disk', 'needs vm: the VM whose disk it is');
+  return { vm: req.vm === '' ? undefined : catalogName('vm', req.vm), disk: req.disk === '' ? undefined : catalogName('disk', req.disk) };
+}
+
+export function prunePolicy(req: v1.PruneBackupsRequest__Output): { keepLast?: number; keepDaily?: number; keepWeekly?: number } {
+  const policy = { keepLast: req.keepLast ?? undefined, keepDaily: req.keepDaily ?? undefined, keepWeekly: req.keepWeekly ?? undefined };
+  if (policy.keepLast === undefined && policy.keepDaily === undefined && policy.keepWeekly === undefined) {
+    throw new InvalidArgumentError('keep_last', 'give at least one of keep_last, keep_daily, keep_weekly');
+  }
+  return policy;
 }

@@ -20,7 +20,6 @@ import type { Lease } from '../domain/lease';
 import type { IdSource } from '../domain/lessor';
 import type { HostPolicy } from '../domain/policy';
 import type { AgentRecord, Store } from '../store/store';
-import * as wire from '../rpc/wire';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
 /** The write side of one agent's session stream. */
@@ -49,7 +48,14 @@ export class AgentRegistry {
    */
   private readonly frozen = new Map<string, number>();
 
-  constructor(private readonly store: Store, private readonly ids: IdSource, private readonly log: Logger, known: AgentRecord[]) {
+  /** `tokenToWire` is rpc/wire.ts's: a grant is pushed as the Token the agent's Acquire would have had. */
+  constructor(
+    private readonly store: Store,
+    private readonly ids: IdSource,
+    private readonly log: Logger,
+    known: AgentRecord[],
+    private readonly tokenToWire: (lease: Lease) => v1.Token,
+  ) {
     for (const record of known) this.agents.set(record.vm, { record, connected: false, budgets: new Map() });
   }
 
@@ -128,7 +134,7 @@ export class AgentRegistry {
         this.controls.delete(e.lease.tokenId);
         this.agents.get(e.lease.vm)?.budgets.delete(e.lease.tokenId);
       }
-      if (e.type === 'granted') this.push(e.lease.vm, { granted: { token: wire.token(e.lease) } });
+      if (e.type === 'granted') this.push(e.lease.vm, { granted: { token: this.tokenToWire(e.lease) } });
       if (e.type === 'vm-frozen' || e.type === 'vm-thawed') this.freezeChanged(e);
       if (e.type === 'revoked' || e.type === 'expired') {
         this.push(e.lease.vm, {

@@ -4,7 +4,6 @@
  */
 import type { CatalogProblem } from './manifest-store';
 import type { ListedBackup, PruneResult, Verification } from './catalog-view';
-import type { BackupRunView } from '../../coordinator/hypervisor-jobs/backup-runner';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
 /**
@@ -73,21 +72,5 @@ export function pruneResponse(result: PruneResult, dryRun: boolean): v1.PruneBac
       fileBytes: d.record.fileBytes,
     })),
     problems: result.problems.map(catalogProblem),
-  };
-}
-
-export function backupRun(r: BackupRunView): v1.BackupRun__Output {
-  return {
-    runId: r.runId,
-    vm: r.vm,
-    job: r.job,
-    state: `BACKUP_RUN_${r.state}`,
-    startedUnixMs: r.startedAtMs,
-    endedUnixMs: r.endedAtMs ?? 0,
-    exitCode: r.exitCode ?? 0,
-    message: r.message,
-    argv: r.argv,
-    outputTail: r.outputTail,
-    cancelRequested: r.cancelRequested,
   };
 }

@@ -5,6 +5,7 @@ import { AgentRegistry } from '../../../../coordinator/service/agent-registry';
 import type { Lease } from '../../../../coordinator/domain/lease';
 import { DEFAULT_POLICY, completePolicy } from '../../../../coordinator/domain/policy';
 import type { Store } from '../../../../coordinator/store/store';
+import * as wire from '../../../../coordinator/rpc/wire';
 import type { v1 } from '../../../../proto';
 import { T0, counterIds } from '../domain/fixtures';
 
@@ -17,7 +18,7 @@ const lease: Lease = {
 
 function setup() {
   const sent: v1.CoordinatorMessage[] = [];
-  const registry = new AgentRegistry({ saveAgent: () => {} } as unknown as Store, counterIds('cmd'), createLogger({ level: 'error' }), []);
+  const registry = new AgentRegistry({ saveAgent: () => {} } as unknown as Store, counterIds('cmd'), createLogger({ level: 'error' }), [], wire.token);
   registry.connect({ vm: 'vm1', host: 'h1', agentVersion: 't', hostname: 'vm1', jobs: [], lastHelloAt: T0 }, { send: (m) => sent.push(m), close: () => {} });
   registry.onCommitted([{ type: 'granted', at: T0, lease }]);
   const budgets = () => sent.flatMap((m) => (m.command?.budget ? [m.command.budget] : []));

@@ -12,11 +12,11 @@ import * as grpc from '@grpc/grpc-js';
 import { isLoopbackHost, parseAddress } from '../../common/client/connection';
 import type { Logger } from '../../common/util/log';
 import type { CoordinatorOptions } from '../config';
-import { authInterceptor } from '../rpc/auth-interceptor';
-import type { MessageContext } from './authorizer';
-import { Authority } from './authority';
-import { ClientCheckingServerCredentials } from './server-credentials';
-import { pkiFiles } from './state-dir';
+import type { MessageContext } from '../pki/authorizer';
+import { Authority } from '../pki/authority';
+import { ClientCheckingServerCredentials } from '../pki/server-credentials';
+import { pkiFiles } from '../pki/state-dir';
+import { authInterceptor } from './auth-interceptor';
 
 export interface ServerSecurity {
   credentials: grpc.ServerCredentials;
