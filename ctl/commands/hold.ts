@@ -14,7 +14,8 @@ import { releaseToken } from '../../common/backup-run/guarded-run';
 import { parsePositiveInt, parseString } from '../args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
-import { EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, UsageError } from '../errors';
+import { EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL } from '../../common/util/exit-codes';
+import { UsageError } from '../../common/util/usage-error';
 import { type HolderMessage, type ParentChannel, runHolder } from '../../host-backup/hold-holder';
 import {
   FINAL_PHASES,

@@ -7,7 +7,7 @@ import { formatDuration, parseDuration } from '../../common/util/duration';
 import { type OptionSpec, parseBool, parseByteRate, parsePercent, parseString, parseUint32 } from '../args';
 import { type Command, hostOption } from '../command';
 import { print, printJson } from '../context';
-import { UsageError } from '../errors';
+import { UsageError } from '../../common/util/usage-error';
 import { formatCpuShare, formatIoBudget, formatRate } from '../human';
 import { formatFields } from '../table';
 

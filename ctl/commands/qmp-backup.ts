@@ -19,7 +19,8 @@ import { type OptionSpec, type ParsedArgs, parseByteRate, parseString, parseUint
 import type { Command } from '../command';
 import { type Context, note, print, printJson } from '../context';
 import { GuestQuiesce, QUIESCE_HELP, QUIESCE_OPTIONS, type QuiesceMode } from '../../host-backup/guest-quiesce';
-import { EXIT_FAILURE, EXIT_TEMPFAIL, UsageError } from '../errors';
+import { EXIT_FAILURE, EXIT_TEMPFAIL } from '../../common/util/exit-codes';
+import { UsageError } from '../../common/util/usage-error';
 import { formatBytes, formatSpan } from '../human';
 
 /** "disk0", or "name=node" when the catalog should call a QMP node or device something else. */
