@@ -201,8 +201,8 @@ const quiesceSchema = mapping({
   hooksDir: absolutePath().default(DEFAULT_QUIESCE.hooksDir),
   // No default here: whether it was given decides whether it is checked against maxHold.
   defaultHold: holdDuration().optional(),
-  maxHold: holdDuration().default(DEFAULT_QUIESCE.maxHoldMs),
-  hookTimeout: holdDuration().default(DEFAULT_QUIESCE.hookTimeoutMs),
+  maxHold: holdDuration().prefault(formatDuration(DEFAULT_QUIESCE.maxHoldMs)),
+  hookTimeout: holdDuration().prefault(formatDuration(DEFAULT_QUIESCE.hookTimeoutMs)),
   fsfreeze: z
     .array(mountPoint, { error: expected('a list of mount points') })
     .check(

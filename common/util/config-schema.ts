@@ -145,3 +145,12 @@ export function readConfigFile(file: string): unknown {
   }
   return parseConfigText(text, file);
 }
+
+/**
+ * The JSON Schema of a configuration file, as published in docs/schemas/: what a file may say, before
+ * defaults. Draft 7, which every YAML editor plugin reads; checks across keys and on the file system are
+ * the zod schema's alone.
+ */
+export function toJsonSchema(schema: z.ZodType, title: string): string {
+  return `${JSON.stringify(z.toJSONSchema(schema, { target: 'draft-7', io: 'input', unrepresentable: 'any' }), null, 2).replace(/^\{/, `{\n  "title": ${JSON.stringify(title)},`)}\n`;
+}
