@@ -12,6 +12,7 @@ import { ENFORCEMENT_MODES, EnforcementMode } from '../common/backup-run/budget/
 import {
   MAX_UINT32,
   absolutePath,
+  accepted,
   across,
   argv,
   choice,
@@ -232,14 +233,9 @@ const quiesceSchema = mapping({
 
 const jobSchema = mapping({
   name: text('a job name').regex(JOB_NAME, { error: expected('letters, digits, ".", "_" or "-" (at most 128, starting with a letter or digit)') }),
-  schedule: text('a cron expression').superRefine((schedule, ctx) => {
-    try {
-      parseSchedule(schedule);
-    } catch (err) {
-      const message = `invalid cron expression ${show(schedule)}: ${(err as Error).message} (expected 5 fields, or 6 with seconds first)`;
-      ctx.addIssue({ code: 'custom', message, input: schedule });
-    }
-  }),
+  schedule: text('a cron expression').check(
+    accepted(parseSchedule, (err, schedule) => `invalid cron expression ${show(schedule)}: ${err.message} (expected 5 fields, or 6 with seconds first)`),
+  ),
   window: duration({ min: 1_000 }),
   expectedDuration: duration({ min: 1_000 }),
   command: argv('[restic, backup, /data]'),
@@ -250,15 +246,7 @@ const jobSchema = mapping({
 /** agent.yaml: each key, its type, range and default. */
 export const agentConfigSchema = mapping(
   {
-    coordinator: text('host:port')
-      .superRefine((address, ctx) => {
-        try {
-          parseAddress(address);
-        } catch (err) {
-          ctx.addIssue({ code: 'custom', message: (err as Error).message, input: address });
-        }
-      })
-      .default(DEFAULT_ADDRESS),
+    coordinator: text('host:port').check(accepted(parseAddress)).default(DEFAULT_ADDRESS),
     tls: tlsSchema.optional(),
     vm: text().default(''),
     host: text().default(''),

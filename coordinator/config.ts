@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress } from '../common/client/connection';
 import { ConfigError } from '../common/util/config-error';
-import { absolutePath, across, choice, duration, expected, flag, integer, mapping, readConfigFile, text, validateConfig } from '../common/util/config-schema';
+import { absolutePath, accepted, across, choice, duration, expected, flag, integer, mapping, readConfigFile, text, validateConfig } from '../common/util/config-schema';
 import { isValidName } from './domain/lease';
 import { DEFAULT_POLICY, type HostPolicy, LIMITS, checkPolicy } from './domain/policy';
 import { type HypervisorJob, hypervisorJobsSchema } from './hypervisor-jobs/hypervisor-schedule';
@@ -126,15 +126,7 @@ const pkiSchema = mapping({
 
 /** coordinator.yaml: each key, its type and default; flags are merged in under the same keys. */
 export const coordinatorConfigSchema = mapping({
-  listen: nonEmpty('host:port')
-    .superRefine((address, ctx) => {
-      try {
-        parseAddress(address);
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message, input: address });
-      }
-    })
-    .default(DEFAULT_ADDRESS),
+  listen: nonEmpty('host:port').check(accepted(parseAddress)).default(DEFAULT_ADDRESS),
   database: nonEmpty('a file name').default('/var/lib/headroom/headroom.db'),
   // No default in the schema: it is the machine's hostname, not a constant an editor could show.
   host: nonEmpty('a host name').optional(),

@@ -45,6 +45,17 @@ export function choice<const T extends readonly [string, ...string[]]>(values: T
   return z.enum(values, { error: expected(alternatives(values)) });
 }
 
+/** A check that `parse` accepts the value; what it throws (or `message` makes of it) is the problem. */
+export function accepted<T>(parse: (value: T) => unknown, message = (err: Error, _value: T) => err.message) {
+  return z.superRefine<T>((value, ctx) => {
+    try {
+      parse(value);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: message(err as Error, value), input: value });
+    }
+  });
+}
+
 /** A command as argv, never run through a shell: a list of strings whose first is not empty. */
 export function argv(example: string) {
   const what = `the command as a list of strings, such as ${example}`;

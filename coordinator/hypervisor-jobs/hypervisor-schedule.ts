@@ -5,7 +5,7 @@
  * names its key.
  */
 import { z } from 'zod';
-import { across, duration, expected, integer, mapping, text } from '../../common/util/config-schema';
+import { accepted, across, duration, expected, integer, mapping, text } from '../../common/util/config-schema';
 import { parseCron } from '../../common/util/cron';
 import { isValidName } from '../domain/lease';
 import { LIMITS } from '../domain/policy';
@@ -26,13 +26,7 @@ const VM_NAMES = 'a non-empty list of VM names';
 const jobSchema = mapping({
   name: text().refine(isValidName, { error: expected('a job name (letters, digits, . _ : @ -)') }),
   vms: z.array(z.string(), { error: expected(VM_NAMES) }).refine((vms) => vms.length > 0 && vms.every(isValidName), { error: expected(VM_NAMES) }),
-  schedule: text('a cron expression such as "30 1 * * *"').superRefine((schedule, ctx) => {
-    try {
-      parseCron(schedule, '');
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: (err as Error).message, input: schedule });
-    }
-  }),
+  schedule: text('a cron expression such as "30 1 * * *"').check(accepted((schedule: string) => parseCron(schedule, ''))),
   window: duration({ min: 1, max: MAX_SPAN_MS }),
   expectedDuration: duration({ min: 1, max: MAX_SPAN_MS }),
   priority: z.int({ error: expected('an integer') }).default(0),
