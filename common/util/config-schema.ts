@@ -12,7 +12,7 @@ import { DURATION_SYNTAX, formatDuration, parseDuration } from './duration';
 /** Largest value of the uint32 millisecond fields on the wire (about 49 days). */
 export const MAX_UINT32 = 0xffffffff;
 
-export const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
+export const show = (v: unknown): string => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v)));
 
 /** The message for a value that is not `what`: `missing (expected …)` when absent, else `expected …, got …`. */
 export function expected(what: string): (issue: { input?: unknown }) => string {
