@@ -86,9 +86,8 @@ const policyShape = {
   ),
 };
 type PolicyKey = keyof typeof policyShape;
-const FIELD_OF = Object.fromEntries(
-  Object.keys(policyShape).map((k) => [k, k.replace(/^(leaseTtl|reportInterval|budgetDwell|maxPause|pauseWindowGuard|minStartGap)$/, '$1Ms')]),
-) as Record<PolicyKey, keyof HostPolicy>;
+/** A duration's key drops the unit its field carries: leaseTtl is leaseTtlMs. */
+const FIELD_OF = Object.fromEntries(Object.keys(policyShape).map((k) => [k, `${k}Ms` in DEFAULT_POLICY ? `${k}Ms` : k])) as Record<PolicyKey, keyof HostPolicy>;
 const KEY_OF = Object.fromEntries(Object.entries(FIELD_OF).map(([k, f]) => [f, k])) as Record<keyof HostPolicy, PolicyKey>;
 
 /** The default policy with the keys given that parsed; `given` says which fields they set. */
