@@ -1,6 +1,6 @@
 /** Parsing shared by the agent's commands: node's parseArgs, strict, its errors as UsageErrors (exit 64). */
 import { parseArgs } from 'node:util';
-import { UsageError } from './errors';
+import { UsageError } from '../common/util/usage-error';
 
 export type OptionSpecs = Record<string, { type: 'string' | 'boolean'; short?: string }>;
 

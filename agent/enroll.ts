@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../common/util/atomic-file';
 import { PUBLIC_MODE, SECRET_MODE, ensurePrivateDir } from '../common/pki/secret-files';
 import { createCsrPem, generateKeyPair, privateKeyPem, publicKeySpki } from '../common/pki/x509';
 import type * as v1 from '../proto/generated/headroom/v1';
-import { UsageError } from './errors';
+import { UsageError } from '../common/util/usage-error';
 
 export interface EnrollOptions {
   token: string;

@@ -9,13 +9,15 @@ import { DEFAULT_KILL_GRACE_MS } from '../common/backup-run/child-process';
 import { systemClock, Clock } from '../common/util/clock';
 import { clientCredentials, connect, DEFAULT_ADDRESS, parseAddress, TlsFiles } from '../common/client/connection';
 import { DURATION_SYNTAX, formatDuration, parseDuration } from '../common/util/duration';
-import { EXIT_TEMPFAIL, GuardedRunHooks, runGuarded, StopReason } from '../common/backup-run/guarded-run';
+import { GuardedRunHooks, runGuarded, StopReason } from '../common/backup-run/guarded-run';
+import { EXIT_TEMPFAIL } from '../common/util/exit-codes';
 import type { Logger } from '../common/util/log';
 import { detectEnforcement } from '../common/backup-run/budget/detect';
 import { EnforcementUnavailableError } from '../common/backup-run/budget/enforcer';
 import { budgetFromWire, describeBudgetState, RunBudget } from '../common/backup-run/budget/run-budget';
 import { AgentConfig, BudgetSettings, DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
-import { ConfigError, UsageError } from './errors';
+import { ConfigError } from '../common/util/config-error';
+import { UsageError } from '../common/util/usage-error';
 import { resolveVmIdentity } from './identity';
 
 export const DEFAULT_EXEC_WINDOW_MS = 3_600_000;
@@ -176,7 +178,7 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
   } catch (err) {
     if (!(err instanceof EnforcementUnavailableError)) throw err;
     const file = plan.configFile ?? DEFAULT_CONFIG_PATH;
-    throw new ConfigError(file, [`${file}: budget.enforcement: ${err.message}`]);
+    throw new ConfigError(file, [{ key: 'budget.enforcement', message: err.message }]);
   }
   let credentials;
   try {

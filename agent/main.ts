@@ -7,11 +7,12 @@
 import * as path from 'node:path';
 import { createLogger, Logger } from '../common/util/log';
 import { formatDuration } from '../common/util/duration';
-import { EXIT_CONFIG, EXIT_USAGE } from '../common/backup-run/guarded-run';
+import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../common/util/exit-codes';
 import { DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
 import { startDaemon } from './daemon';
 import { parse } from './cli-args';
-import { ConfigError, UsageError } from './errors';
+import { ConfigError } from '../common/util/config-error';
+import { UsageError } from '../common/util/usage-error';
 import { FREEZE_NOTICE_HELP, INSTALL_HOOK_HELP, freezeNoticeCommand, installHookCommand } from './freeze/fsfreeze-cli';
 import { planExec, runExec } from './exec-command';
 import { nextOccurrence } from './jobs/scheduler';
@@ -133,14 +134,14 @@ async function runCommand(args: string[], io: Io): Promise<number> {
   try {
     daemon = startDaemon({ config, log: io.log });
   } catch (err) {
-    throw new ConfigError(config.file, [`${config.file}: ${(err as Error).message}`]);
+    throw new ConfigError(config.file, [{ key: '', message: (err as Error).message }]);
   }
   const d = daemon;
   try {
     await d.controlReady;
   } catch (err) {
     await d.stop('its control socket cannot be set up');
-    throw new ConfigError(config.file, [(err as Error).message]);
+    throw err;
   }
   await new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
@@ -287,7 +288,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
           'install-fsfreeze-hook': INSTALL_HOOK_HELP,
         };
         full.out(topics[topic] ?? HELP);
-        return command === undefined ? EXIT_USAGE : 0;
+        return command === undefined ? EXIT_USAGE : EXIT_OK;
       }
       default:
         throw new UsageError(`unknown command "${command}"`);
@@ -302,7 +303,7 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
       return EXIT_CONFIG;
     }
     full.log.error('unexpected failure', { error: err as Error });
-    return 1;
+    return EXIT_FAILURE;
   }
 }
 

@@ -4,7 +4,10 @@
  * the server and stops it cleanly on SIGTERM/SIGINT.
  */
 import { createLogger } from '../common/util/log';
-import { ConfigError, compileCoordinatorOptions, loadConfigFile } from './config';
+import { ConfigError } from '../common/util/config-error';
+import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../common/util/exit-codes';
+import { UsageError } from '../common/util/usage-error';
+import { compileCoordinatorOptions, loadConfigFile } from './config';
 import { startServer } from './server';
 import { version } from '../package.json';
 
@@ -55,11 +58,6 @@ const FLAGS: Record<string, { key: string; policy?: boolean; bool?: boolean; num
 };
 const TLS_FLAGS: Record<string, string> = { '--tls-cert': 'certFile', '--tls-key': 'keyFile', '--tls-client-ca': 'clientCaFile' };
 
-function usageError(msg: string): never {
-  process.stderr.write(`headroom-coordinator: ${msg}\n\n${USAGE}\n`);
-  process.exit(64);
-}
-
 function parseArgs(argv: string[]): { raw: Record<string, unknown>; source: string } {
   let raw: Record<string, unknown> = {};
   let source = 'command line';
@@ -70,15 +68,15 @@ function parseArgs(argv: string[]): { raw: Record<string, unknown>; source: stri
     const arg = argv[i];
     if (arg === '-h' || arg === '--help') {
       process.stdout.write(`${USAGE}\n`);
-      process.exit(0);
+      process.exit(EXIT_OK);
     }
     if (arg === '--version') {
       process.stdout.write(`headroom-coordinator ${version}\n`);
-      process.exit(0);
+      process.exit(EXIT_OK);
     }
     const value = () => {
       const v = argv[++i];
-      if (v === undefined) usageError(`${arg} needs a value`);
+      if (v === undefined) throw new UsageError(`${arg} needs a value`);
       return v;
     };
     if (arg === '--config') {
@@ -92,7 +90,7 @@ function parseArgs(argv: string[]): { raw: Record<string, unknown>; source: stri
       const f = FLAGS[arg];
       const v = f.bool ? true : f.number ? Number(value()) : value();
       (f.policy ? policy : overrides)[f.key] = v;
-    } else usageError(`unknown option ${arg}`);
+    } else throw new UsageError(`unknown option ${arg}`);
   }
   const merged: Record<string, unknown> = { ...raw, ...overrides };
   if (Object.keys(policy).length > 0) merged.policy = { ...(raw.policy as object), ...policy };
@@ -109,17 +107,21 @@ async function main(): Promise<void> {
   process.stdout.write(`listening on ${server.address}\n`);
   const shutdown = (signal: string) => {
     log.info('stopping', { signal });
-    server.stop().then(() => process.exit(0));
+    server.stop().then(() => process.exit(EXIT_OK));
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
 }
 
 main().catch((e) => {
+  if (e instanceof UsageError) {
+    process.stderr.write(`headroom-coordinator: ${e.message}\n\n${USAGE}\n`);
+    process.exit(EXIT_USAGE);
+  }
   if (e instanceof ConfigError) {
-    process.stderr.write(`headroom-coordinator: ${e.message}\n`);
-    process.exit(78);
+    process.stderr.write(`headroom-coordinator: invalid configuration:\n  ${e.problems.join('\n  ')}\n`);
+    process.exit(EXIT_CONFIG);
   }
   process.stderr.write(`headroom-coordinator: ${(e as Error).message}\n`);
-  process.exit(1);
+  process.exit(EXIT_FAILURE);
 });

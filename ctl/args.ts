@@ -4,7 +4,7 @@
  * are parsed, so that every mistake becomes a UsageError naming the option. Small on purpose: the CLI has
  * a dozen options and needs nothing a framework would add.
  */
-import { UsageError } from './errors';
+import { UsageError } from '../common/util/usage-error';
 
 /** One `--name` option. Without `parse` it is a flag (true when present); with it, it takes a value. */
 export interface OptionSpec {

@@ -28,7 +28,9 @@ import { statusCommand } from './commands/status';
 import { tokensCommand } from './commands/tokens';
 import { verifyCommand } from './commands/verify';
 import { type Context, type Io, createContext } from './context';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, RpcError, UsageError, describeRpcError } from './errors';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../common/util/exit-codes';
+import { RpcError, describeRpcError } from './errors';
+import { UsageError } from '../common/util/usage-error';
 import { formatTable } from './table';
 
 export const PROGRAM = 'headroomctl';

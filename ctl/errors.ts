@@ -1,29 +1,8 @@
 /**
- * What can go wrong in headroomctl, and the exit codes it maps to (sysexits.h where one fits): a usage
- * error (64), a failed call to the coordinator (1). host-backup adds the child's own code and 75.
+ * A failed call to the coordinator, as headroomctl reports it (exit EXIT_FAILURE, common/util/exit-codes.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import { statusName } from '../common/client/call-status';
-
-export const EXIT_OK = 0;
-/** A call to the coordinator failed. */
-export const EXIT_FAILURE = 1;
-/** EX_USAGE: the command line was wrong. */
-export const EXIT_USAGE = 64;
-/** EX_TEMPFAIL: no token in time (denied, lease lost, coordinator unreachable until the window ended). */
-export const EXIT_TEMPFAIL = 75;
-
-/** Thrown when the command line is wrong; `usage` is the text of the command it was meant for. */
-export class UsageError extends Error {
-  constructor(
-    message: string,
-    /** The usage text to print after the message; set by the dispatcher once the command is known. */
-    public usage = '',
-  ) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
 
 /** Thrown when a call to the coordinator failed; carries the method and the gRPC status. */
 export class RpcError extends Error {

@@ -4,6 +4,7 @@
  * signals, exit code).
  */
 import * as os from 'node:os';
+import { EXIT_SOFTWARE } from '../common/util/exit-codes';
 import { PROGRAM, runCli } from './cli';
 import { createCliLogger } from './cli-log';
 
@@ -43,6 +44,6 @@ runCli(process.argv.slice(2), {
   },
   (err) => {
     process.stderr.write(`${PROGRAM}: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(70);
+    process.exit(EXIT_SOFTWARE);
   },
 );

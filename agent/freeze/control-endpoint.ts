@@ -5,6 +5,7 @@
  */
 import type { v1 } from '../../proto';
 import { MAX_FREEZE_HOLD_MS } from '../../common/domain/freeze-hold';
+import { ConfigError } from '../../common/util/config-error';
 import type { Logger } from '../../common/util/log';
 import type { AgentConfig } from '../config';
 import { type ControlReply, type ControlRequest, DEFAULT_CONTROL_SOCKET, closeControlSocket, listenControlSocket } from './control-socket';
@@ -46,7 +47,7 @@ export function startControlEndpoint(options: ControlEndpointOptions): ControlEn
       log.info('control socket listening', { path: file });
     },
     (err: Error) => {
-      if (config.controlSocket !== undefined) throw new Error(`${config.file}: controlSocket: ${err.message}`);
+      if (config.controlSocket !== undefined) throw new ConfigError(config.file, [{ key: 'controlSocket', message: err.message }]);
       log.warn('no control socket: freeze notices from qemu-guest-agent cannot reach this agent (set controlSocket in the configuration)', { error: err.message });
     },
   );

@@ -8,7 +8,7 @@ import { DEFAULT_FREEZE_HOLD_MS, DEFAULT_FREEZE_SOURCE, MAX_FREEZE_HOLD_MS } fro
 import { type OptionSpecs, parse } from '../cli-args';
 import { DEFAULT_CONFIG_PATH } from '../config';
 import { DEFAULT_CONTROL_SOCKET } from './control-socket';
-import { UsageError } from '../errors';
+import { UsageError } from '../../common/util/usage-error';
 import { freezeSourceProblem } from './freeze-state';
 import { FREEZE_NOTICE_TIMEOUT_MS, sendFreezeNotice } from './freeze-notice';
 import { DEFAULT_FSFREEZE_HOOK_DIR, HOOK_FILE_NAME, hookScript, installFsfreezeHook } from './fsfreeze-hook';

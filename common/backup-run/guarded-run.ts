@@ -15,16 +15,11 @@ import { Backoff, sleep } from '../util/backoff';
 import { errorCode, errorText, LEASE_GONE, TRANSIENT } from '../client/call-status';
 import { ChildExit, ChildStdio, DEFAULT_KILL_GRACE_MS, RunningChild, signalExitCode, spawnChild } from './child-process';
 import type { Clock } from '../util/clock';
+import { EXIT_TEMPFAIL } from '../util/exit-codes';
 import { unary } from '../client/connection';
 import { LeaseLost, Renewer } from '../client/lease-renewer';
 import { AcquireHooks, AcquireOptions, acquireToken } from '../client/token-acquirer';
 import { tokenEnv } from './token-env';
-
-/** sysexits.h codes that the agent and headroomctl exit with when they, not the command, decide. */
-export const EXIT_USAGE = 64;
-/** Denied, skipped, lease lost or revoked: nothing ran to completion, try again later. */
-export const EXIT_TEMPFAIL = 75;
-export const EXIT_CONFIG = 78;
 
 /** Why a run is asked to stop, passed as the AbortSignal's reason (`controller.abort(reason)`). */
 export type StopReason =

@@ -3,8 +3,8 @@
  * settings, checked with every problem named by its key, and the `headroomctl host-backup` command line
  * that runs them for one VM. `{vm}` in a setting stands for the VM's name.
  */
-import * as path from 'node:path';
-import { DURATION_SYNTAX, parseDuration } from '../../common/util/duration';
+import { z } from 'zod';
+import { absolutePath, argv, choice, duration, expected, integer, text } from '../../common/util/config-schema';
 import { parseByteRate } from '../../common/util/byte-rate';
 import { QUIESCE_MODES, type QuiesceMode } from '../../host-backup/guest-quiesce';
 
@@ -40,86 +40,68 @@ export type BackupDriver = Common &
   | { driver: 'command'; command: string[] }
   );
 
-/** The keys of a hypervisorJobs entry that this module reads. */
-export const DRIVER_KEYS = ['driver', 'qmpSocket', 'target', 'disks', 'maxIncrementals', 'speed', 'command', 'quiesce', 'retries', 'retryDelay'];
-/** The keys every driver takes. */
-const COMMON_KEYS = ['driver', 'quiesce', 'retries', 'retryDelay'];
-
 const VM = /\{vm\}/g;
+const DISKS = /^[A-Za-z0-9._-]+(=[A-Za-z0-9._#-]+)?(,[A-Za-z0-9._-]+(=[A-Za-z0-9._#-]+)?)*$/;
+
+/** The keys of a hypervisorJobs entry that say how the coordinator runs it. */
+export const driverShape = {
+  driver: choice(['qmp', 'command']).optional(),
+  qmpSocket: absolutePath().optional(),
+  target: absolutePath().optional(),
+  disks: text().regex(DISKS, { error: expected('NAME or NAME=NODE, comma-separated') }).optional(),
+  maxIncrementals: integer(0, Number.MAX_SAFE_INTEGER).optional(),
+  speed: z
+    .union([z.string(), z.number()], { error: expected('bytes per second such as 500K, 10MiB or 1G') })
+    .transform((v, ctx) => {
+      try {
+        return parseByteRate(String(v));
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message, input: v });
+        return z.NEVER;
+      }
+    })
+    .optional(),
+  command: argv('[vzdump, "{vm}", --mode, snapshot]').optional(),
+  quiesce: choice(QUIESCE_MODES as readonly [QuiesceMode, ...QuiesceMode[]]).optional(),
+  retries: integer(0, MAX_RETRIES).optional(),
+  retryDelay: duration().optional(),
+};
+type DriverKey = keyof typeof driverShape;
+type DriverSettings = { [K in DriverKey]?: z.output<(typeof driverShape)[K]> };
+
+/** The keys every driver takes. */
+const COMMON_KEYS: DriverKey[] = ['driver', 'quiesce', 'retries', 'retryDelay'];
+const KEYS_OF: Record<BackupDriver['driver'], DriverKey[]> = {
+  qmp: ['qmpSocket', 'target', 'disks', 'maxIncrementals', 'speed'],
+  command: ['command'],
+};
 
 /**
- * The driver of one `hypervisorJobs` entry, or undefined when it names none (it is then only planned, and
- * run by whoever asks for its token). `fail(key, problem)` is told of each problem.
+ * Which keys go with which driver, on one `hypervisorJobs` entry: `report(key, problem)` is told of each
+ * mismatch. Runs on the entry as given, so that a key is named even when another one is invalid.
  */
-export function compileBackupDriver(e: Record<string, unknown>, fail: (key: string, problem: string) => void): BackupDriver | undefined {
-  const given = DRIVER_KEYS.filter((k) => e[k] !== undefined);
+export function checkDriverKeys(e: Record<string, unknown>, report: (key: string, problem: string) => void): void {
+  const given = (Object.keys(driverShape) as DriverKey[]).filter((k) => e[k] !== undefined);
   if (e.driver === undefined) {
-    for (const k of given) fail(k, 'needs driver (qmp or command)');
-    return undefined;
+    for (const k of given) report(k, 'needs driver (qmp or command)');
+    return;
   }
-  const others = (allowed: string[]) => {
-    for (const k of given) if (!COMMON_KEYS.includes(k) && !allowed.includes(k)) fail(k, `does not go with driver ${String(e.driver)}`);
-  };
-  const text = (key: string): string | undefined => {
-    const v = e[key];
-    if (v === undefined) return undefined;
-    if (typeof v !== 'string' || v === '') fail(key, 'expected a non-empty string');
-    return typeof v === 'string' && v !== '' ? v : undefined;
-  };
-  let quiesce: QuiesceMode | undefined;
-  if (e.quiesce !== undefined) {
-    if ((QUIESCE_MODES as readonly unknown[]).includes(e.quiesce)) quiesce = e.quiesce as QuiesceMode;
-    else fail('quiesce', `expected require, try or off, got ${JSON.stringify(e.quiesce)}`);
-  }
-  const common: Common = quiesce && quiesce !== 'off' ? { quiesce } : {};
-  if (e.retries !== undefined) {
-    if (!Number.isSafeInteger(e.retries) || (e.retries as number) < 0 || (e.retries as number) > MAX_RETRIES) fail('retries', `expected a whole number from 0 to ${MAX_RETRIES}`);
-    else if ((e.retries as number) > 0) common.retries = e.retries as number;
-  }
-  if (e.retryDelay !== undefined) {
-    try {
-      common.retryDelayMs = parseDuration(e.retryDelay as string | number);
-    } catch {
-      fail('retryDelay', `expected ${DURATION_SYNTAX}`);
-    }
-  }
-  if (e.driver === 'qmp') {
-    others(['qmpSocket', 'target', 'disks', 'maxIncrementals', 'speed']);
-    const qmpSocket = text('qmpSocket');
-    if (e.qmpSocket === undefined) fail('qmpSocket', 'required with driver qmp: the QMP socket, {vm} standing for the VM (/run/qemu/{vm}.qmp)');
-    else if (qmpSocket && !path.isAbsolute(qmpSocket)) fail('qmpSocket', 'expected an absolute path');
-    const target = text('target');
-    if (target && !path.isAbsolute(target)) fail('target', 'expected an absolute path');
-    const disks = text('disks');
-    if (disks && !/^[A-Za-z0-9._-]+(=[A-Za-z0-9._#-]+)?(,[A-Za-z0-9._-]+(=[A-Za-z0-9._#-]+)?)*$/.test(disks)) {
-      fail('disks', 'expected NAME or NAME=NODE, comma-separated');
-    }
-    let maxIncrementals: number | undefined;
-    if (e.maxIncrementals !== undefined) {
-      if (!Number.isSafeInteger(e.maxIncrementals) || (e.maxIncrementals as number) < 0) fail('maxIncrementals', 'expected a whole number >= 0');
-      else maxIncrementals = e.maxIncrementals as number;
-    }
-    let speed: number | undefined;
-    if (e.speed !== undefined) {
-      try {
-        speed = parseByteRate(String(e.speed));
-      } catch (err) {
-        fail('speed', (err as Error).message);
-      }
-    }
-    return { driver: 'qmp', qmpSocket: qmpSocket ?? '', target, disks, maxIncrementals, speed, ...common };
-  }
-  if (e.driver === 'command') {
-    others(['command']);
-    const c = e.command;
-    if (!Array.isArray(c) || c.length === 0 || !c.every((a) => typeof a === 'string') || c[0] === '') {
-      fail('command', 'expected the command as a list of arguments, such as [vzdump, "{vm}", --mode, snapshot]');
-      return undefined;
-    }
-    return { driver: 'command', command: c as string[], ...common };
-  }
-  fail('driver', `expected qmp or command, got ${JSON.stringify(e.driver)}`);
-  return undefined;
+  const allowed = KEYS_OF[e.driver as BackupDriver['driver']];
+  if (!allowed) return; // an unknown driver is reported on its own key
+  for (const k of given) if (!COMMON_KEYS.includes(k) && !allowed.includes(k)) report(k, `does not go with driver ${String(e.driver)}`);
+  if (e.driver === 'qmp' && e.qmpSocket === undefined) report('qmpSocket', 'required with driver qmp: the QMP socket, {vm} standing for the VM (/run/qemu/{vm}.qmp)');
+  if (e.driver === 'command' && e.command === undefined) report('command', 'required with driver command: the command as a list of strings, such as [vzdump, "{vm}", --mode, snapshot]');
+}
+
+/** The driver of a valid `hypervisorJobs` entry, or undefined when it names none (whoever asks for its token runs it). */
+export function toBackupDriver(e: DriverSettings): BackupDriver | undefined {
+  if (e.driver === undefined) return undefined;
+  const common: Common = e.quiesce && e.quiesce !== 'off' ? { quiesce: e.quiesce } : {};
+  if (e.retries) common.retries = e.retries;
+  if (e.retryDelay !== undefined) common.retryDelayMs = e.retryDelay;
+  if (e.driver === 'command') return { driver: 'command', command: e.command!, ...common };
+  const { qmpSocket, target, disks, maxIncrementals, speed } = e;
+  return { driver: 'qmp', qmpSocket: qmpSocket!, target, disks, maxIncrementals, speed, ...common };
 }
 
 export interface DriverRun {

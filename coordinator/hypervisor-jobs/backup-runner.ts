@@ -9,6 +9,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import * as path from 'node:path';
+import { EXIT_TEMPFAIL } from '../../common/util/exit-codes';
 import type { Logger } from '../../common/util/log';
 import { driverArguments } from './backup-driver';
 import { BackupRunConflictError, BackupRunNotFoundError, BackupRunnerUnavailableError } from '../domain/errors';
@@ -129,7 +130,7 @@ export class BackupRunner {
           ? `could not start headroomctl: ${error.message}`
           : code === 0
             ? 'done'
-            : `${run.cancelRequested ? 'cancelled: ' : ''}host-backup ended with ${signal ? `signal ${signal}` : `exit ${code}`}${code === 75 ? ' (no token, or the token was lost, or the jobs were cancelled)' : ''}`;
+            : `${run.cancelRequested ? 'cancelled: ' : ''}host-backup ended with ${signal ? `signal ${signal}` : `exit ${code}`}${code === EXIT_TEMPFAIL ? ' (no token, or the token was lost, or the jobs were cancelled)' : ''}`;
         this.o.log.info('backup run ended', { runId: run.runId, vm, state: run.state, exitCode: run.exitCode });
         this.forgetOld();
         resolve();

@@ -8,7 +8,7 @@ import { parseString } from '../args';
 import { DIR_OPTION, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { type Context, note, print, printJson } from '../context';
-import { UsageError } from '../errors';
+import { UsageError } from '../../common/util/usage-error';
 import { formatBytes, formatClock, formatSpan } from '../../common/util/human';
 import { formatTable } from '../table';
 import { kindName } from './backups';

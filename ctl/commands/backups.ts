@@ -9,7 +9,7 @@ import { MAX_LISTED_BACKUPS } from '../../host-backup/catalog/snapshot-wire';
 import { CATALOG_OPTIONS, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { note, print, printJson } from '../context';
-import { UsageError } from '../errors';
+import { UsageError } from '../../common/util/usage-error';
 import { formatBytes, formatClock, formatSpan } from '../../common/util/human';
 import { formatTable } from '../table';
 

@@ -8,7 +8,7 @@ import { MAX_TOKEN_TTL_MS } from '../../common/pki/enrolment-token';
 import { type ParsedArgs, parseString } from '../args';
 import type { Command } from '../command';
 import { type Context, note, print, printJson } from '../context';
-import { UsageError } from '../errors';
+import { UsageError } from '../../common/util/usage-error';
 
 export function parseTokenTtl(raw: string): number {
   const ms = parseDuration(raw);

@@ -17,7 +17,8 @@ import type { StopReason } from '../../common/backup-run/guarded-run';
 import { parsePositiveInt, parseString } from '../args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
-import { EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL, UsageError } from '../errors';
+import { EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL } from '../../common/util/exit-codes';
+import { UsageError } from '../../common/util/usage-error';
 import { coordinatorLink, hostBackupCommand, progressOutput } from './host-backup';
 
 export const DEFAULT_HOLD_JOB = 'hold';

@@ -17,7 +17,7 @@ import { runHostBackup } from '../../host-backup/run-host-backup';
 import { parseInt32, parsePositiveInt, parseString } from '../args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
-import { UsageError } from '../errors';
+import { UsageError } from '../../common/util/usage-error';
 import { QMP_BACKUP_OPTIONS, QUIESCE_HELP, QUIESCE_OPTIONS, qmpBackupArgv } from './qmp-backup';
 
 /** The job name recorded with the token when --job is not given. */

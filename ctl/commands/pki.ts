@@ -9,7 +9,7 @@ import { DEFAULT_PKI_DIR } from '../../coordinator/pki/state-dir';
 import { type OptionSpec, parseString, parseText } from '../args';
 import type { Command } from '../command';
 import { print, printJson } from '../context';
-import { UsageError } from '../errors';
+import { UsageError } from '../../common/util/usage-error';
 import { formatTable } from '../table';
 import { identityArgs, parseTokenTtl, printToken } from './enroll';
 

@@ -8,7 +8,7 @@ import { type OptionSpec, parseBool, parsePercent, parseString, parseUint32 } fr
 import { parseByteRate } from '../../common/util/byte-rate';
 import { type Command, hostOption } from '../command';
 import { print, printJson } from '../context';
-import { UsageError } from '../errors';
+import { UsageError } from '../../common/util/usage-error';
 import { formatCpuShare, formatIoBudget, formatRate } from '../../common/util/human';
 import { formatFields } from '../table';
 

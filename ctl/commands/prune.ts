@@ -7,7 +7,7 @@ import { parseUint32 } from '../args';
 import { CATALOG_OPTIONS, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { note, print, printJson } from '../context';
-import { UsageError } from '../errors';
+import { UsageError } from '../../common/util/usage-error';
 import { formatBytes } from '../../common/util/human';
 
 export const pruneCommand: Command = {

@@ -14,7 +14,8 @@ import { CONSISTENCY_FILE_ENV, runQmpBackup } from '../../host-backup/qmp-backup
 import { type OptionSpec, type ParsedArgs, parseString, parseUint32 } from '../args';
 import type { Command } from '../command';
 import { type Context, note, print, printJson } from '../context';
-import { EXIT_FAILURE, EXIT_TEMPFAIL, UsageError } from '../errors';
+import { EXIT_FAILURE, EXIT_TEMPFAIL } from '../../common/util/exit-codes';
+import { UsageError } from '../../common/util/usage-error';
 
 /** "disk0", or "name=node" when the catalog should call a QMP node or device something else. */
 function parseDisks(raw: string): DiskSpec[] {

@@ -6,7 +6,7 @@ import type { Token__Output } from '../../proto/generated/headroom/v1';
 import { parseText } from '../args';
 import type { Command } from '../command';
 import { type Context, print, printJson } from '../context';
-import { UsageError } from '../errors';
+import { UsageError } from '../../common/util/usage-error';
 import { formatTable } from '../table';
 import { kindName } from './tokens';
 

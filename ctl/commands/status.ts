@@ -6,7 +6,7 @@ import type { HostInfo__Output, Policy__Output } from '../../proto/generated/hea
 import { formatDuration } from '../../common/util/duration';
 import { type Command, hostOption } from '../command';
 import { note, print, printJson } from '../context';
-import { EXIT_FAILURE } from '../errors';
+import { EXIT_FAILURE } from '../../common/util/exit-codes';
 import { formatTable } from '../table';
 
 export const statusCommand: Command = {

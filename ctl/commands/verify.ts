@@ -7,7 +7,7 @@ import { parseString } from '../args';
 import { CATALOG_OPTIONS, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { note, print } from '../context';
-import { UsageError } from '../errors';
+import { UsageError } from '../../common/util/usage-error';
 
 export const verifyCommand: Command = {
   name: 'verify',

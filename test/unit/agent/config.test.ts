@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { compileAgentConfig, loadAgentConfig, parseAgentConfigText } from '../../../agent/config';
-import { ConfigError } from '../../../agent/errors';
+import { ConfigError } from '../../../common/util/config-error';
 import { DURATION_SYNTAX } from '../../../common/util/duration';
 
 function problems(fn: () => unknown): string[] {
@@ -36,9 +36,9 @@ describe('agent configuration', () => {
     assert.deepEqual(c.budget, { enforcement: 'cgroup-v1', cgroupParent: '/headroom.slice' });
     const list = problems(() => compileAgentConfig({ budget: { enforcement: 'cgroups', cgroupParent: 'relative/../x', nice: 5 } }, 'agent.yaml'));
     assert.deepEqual(list, [
-      'agent.yaml: budget.nice: unknown key (expected one of: enforcement, cgroupParent)',
-      'agent.yaml: budget.enforcement: expected one of "auto", "cgroup-v2", "cgroup-v1", "signals", got "cgroups"',
+      'agent.yaml: budget.enforcement: expected "auto", "cgroup-v2", "cgroup-v1" or "signals", got "cgroups"',
       'agent.yaml: budget.cgroupParent: expected an absolute cgroup path such as "/headroom.slice" (no ".."), got "relative/../x"',
+      'agent.yaml: budget.nice: unknown key (expected one of: enforcement, cgroupParent)',
     ]);
     assert.deepEqual(problems(() => compileAgentConfig({ budget: 'signals' }, 'agent.yaml')), [
       'agent.yaml: budget: expected a mapping with enforcement, cgroupParent, got "signals"',
@@ -94,7 +94,7 @@ describe('agent configuration', () => {
       /^\/etc\/headroom\/agent\.yaml: killGraceMs: expected an integer from 0 to \d+, got "soon"$/,
       /^\/etc\/headroom\/agent\.yaml: jobs\[1\]\.schedule: invalid cron expression "every day": .*\(expected 5 fields, or 6 with seconds first\)$/,
       /^\/etc\/headroom\/agent\.yaml: jobs\[1\]\.window: expected a duration such as .*, got "2x"$/,
-      /^\/etc\/headroom\/agent\.yaml: jobs\[1\]\.command: expected a non-empty list of strings \(a single string is not split by a shell/,
+      /^\/etc\/headroom\/agent\.yaml: jobs\[1\]\.command: expected the command as a list of strings, such as \[restic, backup, \/data\] \(a single string is not split by a shell/,
       /^\/etc\/headroom\/agent\.yaml: jobs\[2\]\.extra: unknown key \(expected one of: name, schedule, /,
       /^\/etc\/headroom\/agent\.yaml: jobs\[2\]\.expectedDuration: missing \(expected a duration/,
       /^\/etc\/headroom\/agent\.yaml: jobs\[1\]\.name: duplicate job name "nightly" \(also jobs\[0\]\)$/,
@@ -123,13 +123,13 @@ describe('agent configuration', () => {
     fs.writeFileSync(ca, 'not really a certificate');
     try {
       const c = compileAgentConfig({ coordinator: '10.1.2.3:7400', tls: { caFile: ca } }, 'agent.yaml');
-      assert.deepEqual(c.tls, { caFile: ca, certFile: undefined, keyFile: undefined });
+      assert.deepEqual(c.tls, { caFile: ca });
       const tlsProblems = problems(() =>
         compileAgentConfig({ coordinator: 'coord.example:7400', tls: { caFile: ca, certFile: path.join(dir, 'missing.pem') } }, 'agent.yaml'),
       );
       assert.deepEqual(
         tlsProblems.map((p) => p.replace(/: cannot read .*$/, ': cannot read')),
-        ['agent.yaml: tls: certFile and keyFile go together (mutual TLS): give both or neither', 'agent.yaml: tls.certFile: cannot read'],
+        ['agent.yaml: tls.certFile: cannot read', 'agent.yaml: tls: certFile and keyFile go together (mutual TLS): give both or neither'],
       );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -197,7 +197,7 @@ describe('agent configuration', () => {
           osUser: 'postgres',
           labelDir: '/var/lib/headroom/backup-labels',
         },
-        mysql: { client: '', socket: '/run/mysqld/mysqld.sock', host: '', port: undefined, user: 'backup', passwordFile: undefined, defaultsFile: '/etc/mysql/debian.cnf' },
+        mysql: { client: '', socket: '/run/mysqld/mysqld.sock', host: '', user: 'backup', defaultsFile: '/etc/mysql/debian.cnf' },
       });
     });
 
@@ -220,17 +220,17 @@ describe('agent configuration', () => {
         ),
       );
       assert.deepEqual(list, [
-        'agent.yaml: quiesce.freezeRoot: unknown key (expected one of: hooksDir, defaultHold, maxHold, hookTimeout, fsfreeze, postgresql, mysql)',
         'agent.yaml: quiesce.hooksDir: expected an absolute path, got "relative/dir"',
         `agent.yaml: quiesce.hookTimeout: expected ${DURATION_SYNTAX}, got "soon"`,
-        'agent.yaml: quiesce.postgresql.sslmode: unknown key (expected one of: psql, host, port, user, database, passwordFile, osUser, labelDir)',
+        'agent.yaml: quiesce.fsfreeze[1]: expected the absolute path of a mount point, got "srv2"',
+        'agent.yaml: quiesce.fsfreeze[3]: the root filesystem cannot be frozen by the agent (its own log writes would hang it): leave it to the hypervisor snapshot',
+        'agent.yaml: quiesce.fsfreeze[2]: duplicate mount point "/srv"',
         'agent.yaml: quiesce.postgresql.port: expected an integer from 1 to 65535, got 70000',
         'agent.yaml: quiesce.postgresql.passwordFile: expected an absolute path, got "pg.pass"',
+        'agent.yaml: quiesce.postgresql.sslmode: unknown key (expected one of: psql, host, port, user, database, passwordFile, osUser, labelDir)',
         'agent.yaml: quiesce.mysql: expected a mapping with client, socket, host, port, user, passwordFile, defaultsFile, got "root@localhost"',
+        'agent.yaml: quiesce.freezeRoot: unknown key (expected one of: hooksDir, defaultHold, maxHold, hookTimeout, fsfreeze, postgresql, mysql)',
         'agent.yaml: quiesce.defaultHold: expected at most maxHold (60000 ms), got "2m"',
-        'agent.yaml: quiesce.fsfreeze[1]: expected the absolute path of a mount point, got "srv2"',
-        'agent.yaml: quiesce.fsfreeze[2]: duplicate mount point "/srv"',
-        'agent.yaml: quiesce.fsfreeze[3]: the root filesystem cannot be frozen by the agent (its own log writes would hang it): leave it to the hypervisor snapshot',
       ]);
     });
   });

@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConfigError, compileCoordinatorOptions, loadConfigFile } from '../../../coordinator/config';
+import { ConfigError } from '../../../common/util/config-error';
+import { compileCoordinatorOptions, loadConfigFile } from '../../../coordinator/config';
 import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
 import { tempDir } from '../../helpers/coordinator-process';
 
@@ -10,7 +11,7 @@ function problems(fn: () => unknown): string[] {
     fn();
   } catch (e) {
     assert.ok(e instanceof ConfigError, String(e));
-    return e.problems;
+    return [...e.problems];
   }
   assert.fail('expected a ConfigError');
 }
@@ -52,7 +53,7 @@ describe('coordinator configuration', () => {
     assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', plaintext: true }, 'c.yaml')), [
       'c.yaml: listen: 10.1.2.3:7400 is not a loopback address, so pki.dir (or tls with its clientCaFile) is required',
     ]);
-    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', plaintext: 'yes' }, 'c.yaml')), ['c.yaml: plaintext: expected true or false']);
+    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', plaintext: 'yes' }, 'c.yaml')), ['c.yaml: plaintext: expected true or false, got "yes"']);
   });
 
   it('refuses TLS without client certificates on a non-loopback address, unless allowAnonymous says it is meant', () => {
@@ -66,7 +67,7 @@ describe('coordinator configuration', () => {
     assert.equal(compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', tls: { ...tls, allowAnonymous: true } }, 'c.yaml').tls?.allowAnonymous, true);
     assert.equal(compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', tls: { ...tls, clientCaFile: pem } }, 'c.yaml').tls?.clientCaFile, pem);
     assert.equal(compileCoordinatorOptions({ host: 'h', listen: '127.0.0.1:7400', tls }, 'c.yaml').tls?.allowAnonymous, undefined, 'loopback: allowed, with its warning');
-    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', tls: { ...tls, allowAnonymous: 'yes' } }, 'c.yaml')), ['c.yaml: tls.allowAnonymous: expected true or false']);
+    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', tls: { ...tls, allowAnonymous: 'yes' } }, 'c.yaml')), ['c.yaml: tls.allowAnonymous: expected true or false, got "yes"']);
   });
 
   it('takes pki.dir (the coordinator\'s own CA) for a non-loopback address, alone and made by pki init', () => {
@@ -112,8 +113,8 @@ describe('coordinator configuration', () => {
       ),
     );
     assert.deepEqual(found, [
-      'c.yaml: policy.budgetCpuPercent: expected a whole number >= 0',
-      'c.yaml: policy.maxPause: expected a duration such as 500ms, 90s, 10m, 2h or 1h30m (a bare number is milliseconds)',
+      'c.yaml: policy.budgetCpuPercent: expected a whole number >= 0, got -5',
+      'c.yaml: policy.maxPause: expected a duration such as 500ms, 90s, 10m, 2h or 1h30m (a bare number is milliseconds), got "long"',
       'c.yaml: policy.throttleAboveCpuPercent: policy.resumeBelowCpuPercent (50) must be from 1 to below policy.throttleAboveCpuPercent (40)',
       'c.yaml: policy.budgetDwell: must be an integer from 0 to 3600000, got 7200000',
     ]);
@@ -139,8 +140,8 @@ describe('coordinator configuration', () => {
     assert.deepEqual(
       problems(() => compileCoordinatorOptions({ host: 'h', plaintext: true, policy: { followPlan: 'yes', startBelowCpuPercent: 120, minStartGap: 'soon' } }, 'c.yaml')),
       [
-        'c.yaml: policy.followPlan: expected true or false',
-        'c.yaml: policy.minStartGap: expected a duration such as 500ms, 90s, 10m, 2h or 1h30m (a bare number is milliseconds)',
+        'c.yaml: policy.followPlan: expected true or false, got "yes"',
+        'c.yaml: policy.minStartGap: expected a duration such as 500ms, 90s, 10m, 2h or 1h30m (a bare number is milliseconds), got "soon"',
         'c.yaml: policy.startBelowCpuPercent: must be an integer from 0 to 100, got 120',
       ],
     );
@@ -186,13 +187,13 @@ describe('coordinator configuration', () => {
         'c.yaml',
       ),
     );
-    assert.equal(found[0], 'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of name, vms, schedule, window, expectedDuration, priority, cost, driver, qmpSocket, target, disks, maxIncrementals, speed, command, quiesce, retries, retryDelay)');
-    assert.equal(found[1], 'c.yaml: hypervisorJobs[0].vms: expected a non-empty list of VM names');
-    assert.match(found[2], /^c\.yaml: hypervisorJobs\[0\]\.schedule: /);
-    assert.match(found[3], /^c\.yaml: hypervisorJobs\[0\]\.expectedDuration: expected a duration/);
-    assert.equal(found[4], 'c.yaml: hypervisorJobs[1].vms: expected a non-empty list of VM names');
-    assert.match(found[5], /^c\.yaml: hypervisorJobs\[1\]\.window: expected a duration/);
-    assert.match(found[6], /^c\.yaml: hypervisorJobs\[1\]\.expectedDuration: expected a duration/);
+    assert.equal(found[0], 'c.yaml: hypervisorJobs[0].vms: expected a non-empty list of VM names, got []');
+    assert.match(found[1], /^c\.yaml: hypervisorJobs\[0\]\.schedule: /);
+    assert.match(found[2], /^c\.yaml: hypervisorJobs\[0\]\.expectedDuration: expected a duration/);
+    assert.equal(found[3], 'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of: name, vms, schedule, window, expectedDuration, priority, cost, driver, qmpSocket, target, disks, maxIncrementals, speed, command, quiesce, retries, retryDelay)');
+    assert.equal(found[4], 'c.yaml: hypervisorJobs[1].vms: expected a non-empty list of VM names, got ["vm 1"]');
+    assert.match(found[5], /^c\.yaml: hypervisorJobs\[1\]\.window: missing \(expected a duration/);
+    assert.match(found[6], /^c\.yaml: hypervisorJobs\[1\]\.expectedDuration: missing \(expected a duration/);
     assert.match(found[7], /^c\.yaml: hypervisorJobs\[2\]: expected a mapping/);
     assert.equal(found.length, 8);
   });
@@ -254,17 +255,17 @@ describe('coordinator configuration', () => {
       ),
     );
     assert.deepEqual(found, [
-      'c.yaml: backups.keep: unknown key (expected dir)',
-      'c.yaml: backups.dir: expected the absolute path of the backup directory',
       'c.yaml: hypervisorJobs[0].qmpSocket: required with driver qmp: the QMP socket, {vm} standing for the VM (/run/qemu/{vm}.qmp)',
-      'c.yaml: hypervisorJobs[1].driver: expected qmp or command, got "ftp"',
+      'c.yaml: hypervisorJobs[1].driver: expected "qmp" or "command", got "ftp"',
+      'c.yaml: hypervisorJobs[2].command: expected the command as a list of strings, such as [vzdump, "{vm}", --mode, snapshot] (a single string is not split by a shell: write it as a list), got "vzdump {vm}"',
       'c.yaml: hypervisorJobs[2].qmpSocket: does not go with driver command',
-      'c.yaml: hypervisorJobs[2].command: expected the command as a list of arguments, such as [vzdump, "{vm}", --mode, snapshot]',
       'c.yaml: hypervisorJobs[3].qmpSocket: needs driver (qmp or command)',
-      'c.yaml: hypervisorJobs[4].quiesce: expected require, try or off, got "always"',
-      'c.yaml: hypervisorJobs[5].retries: expected a whole number from 0 to 10',
-      'c.yaml: hypervisorJobs[5].retryDelay: expected a duration such as 500ms, 90s, 10m, 2h or 1h30m (a bare number is milliseconds)',
+      'c.yaml: hypervisorJobs[4].quiesce: expected "require", "try" or "off", got "always"',
+      'c.yaml: hypervisorJobs[5].retries: expected an integer from 0 to 10, got 11',
+      'c.yaml: hypervisorJobs[5].retryDelay: expected a duration such as 500ms, 90s, 10m, 2h or 1h30m (a bare number is milliseconds), got "soon"',
       'c.yaml: hypervisorJobs[6].retries: needs driver (qmp or command)',
+      'c.yaml: backups.dir: expected the absolute path of the backup directory, got "relative/dir"',
+      'c.yaml: backups.keep: unknown key (expected one of: dir)',
     ]);
     const noTarget = problems(() =>
       compileCoordinatorOptions({ host: 'h', plaintext: true, hypervisorJobs: [{ ...job, driver: 'qmp', qmpSocket: '/run/{vm}.qmp' }] }, 'c.yaml'),
@@ -276,6 +277,6 @@ describe('coordinator configuration', () => {
     const file = path.join(tempDir(), 'bad.yaml');
     fs.writeFileSync(file, 'listen: [oops\n');
     const found = problems(() => loadConfigFile(file));
-    assert.match(found[0], new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+    assert.match(found[0], new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2:1: `));
   });
 });

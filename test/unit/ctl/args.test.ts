@@ -10,7 +10,7 @@ import {
   parseUint32,
   wantsHelp,
 } from '../../../ctl/args';
-import { UsageError } from '../../../ctl/errors';
+import { UsageError } from '../../../common/util/usage-error';
 
 const SPECS: OptionSpec[] = [
   { name: 'host', value: 'H', help: '', parse: parseString },

@@ -4,7 +4,7 @@ import { historyLine, renderHistory, sortBySeq } from '../../../ctl/commands/his
 import { pickToken } from '../../../ctl/commands/revoke';
 import { renderHosts } from '../../../ctl/commands/status';
 import { renderActive, renderQueued, shortId } from '../../../ctl/commands/tokens';
-import { UsageError } from '../../../ctl/errors';
+import { UsageError } from '../../../common/util/usage-error';
 import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
 import type {
   AgentInfo__Output,

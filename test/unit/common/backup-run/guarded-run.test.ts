@@ -1,7 +1,8 @@
 import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import * as sinon from 'sinon';
-import { EXIT_TEMPFAIL, GuardedRunOptions, GuardedRunResult, runGuarded, StopReason } from '../../../../common/backup-run/guarded-run';
+import { GuardedRunOptions, GuardedRunResult, runGuarded, StopReason } from '../../../../common/backup-run/guarded-run';
+import { EXIT_TEMPFAIL } from '../../../../common/util/exit-codes';
 import { captureLog, FakeTokenClient, fakeSpawner, grpcError, token } from './guarded-run-fakes';
 
 const T0 = Date.UTC(2026, 0, 5, 2, 0, 0);
