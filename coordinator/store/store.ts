@@ -1,7 +1,7 @@
 /**
  * The durable store's interface. The coordinator commits every batch of lessor events through it before
- * answering, and loads its state from it at start. SQLite implements it (sqlite-store.ts); an etcd-backed
- * store can replace it without touching the domain.
+ * answering, and loads its state from it at start. SQLite implements it (sqlite-store.ts); the domain
+ * never sees which store it runs on.
  */
 import type { LessorEvent } from '../domain/events';
 import type { EndState, Outcome, TokenKind } from '../domain/lease';
