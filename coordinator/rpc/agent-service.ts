@@ -9,7 +9,7 @@ import type { Logger } from '../../common/util/log';
 import type { AgentRegistry, AgentSession } from '../service/agent-registry';
 import type { Coordinator } from '../service/coordinator';
 import type { PlanKeeper } from '../planning/plan-keeper';
-import type { QuiesceBroker } from '../service/quiesce-broker';
+import type { QuiesceBroker, QuiesceReport } from '../service/quiesce-broker';
 import { foreground } from '../domain/budget-controller';
 import { InvalidArgumentError } from '../domain/errors';
 import { completePolicy } from '../domain/policy';
@@ -18,6 +18,7 @@ import { resourceExhausted } from './call-guard';
 import { HELLO_TIMEOUT_MS, MAX_SESSION_BACKLOG } from './limits';
 import { toServiceError } from './status';
 import * as validate from './validate';
+import { quiesceState } from '../../proto/enums';
 import { Enforcement } from '../../proto/generated/headroom/v1/Enforcement';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
@@ -72,15 +73,13 @@ function validateBudgetReport(report: v1.BudgetReport__Output): v1.BudgetReport 
 }
 
 const MAX_HOOKS = 64;
-const QUIESCE_STATES: readonly unknown[] = ['FROZEN', 'FAILED', 'THAWED'];
 
-function validateQuiesceReport(report: v1.QuiesceReport__Output): v1.QuiesceReport__Output {
-  if (!QUIESCE_STATES.includes(report.state)) {
-    throw new InvalidArgumentError('quiesce.state', `must be one of ${QUIESCE_STATES.join(', ')}, got ${report.state}`);
-  }
+function validateQuiesceReport(report: v1.QuiesceReport__Output): QuiesceReport {
+  const state = validate.enumName('quiesce.state', quiesceState, report.state);
   if (report.hooks.length > MAX_HOOKS) throw new InvalidArgumentError('quiesce.hooks', `more than ${MAX_HOOKS} hooks`);
   return {
     ...report,
+    state,
     tokenId: validate.name('quiesce.token_id', report.tokenId),
     message: validate.text('quiesce.message', report.message),
     hooks: report.hooks.map((h, i) => ({

@@ -4,6 +4,7 @@
  */
 import type { sendUnaryData } from '@grpc/grpc-js';
 import type { Logger } from '../../common/util/log';
+import * as enums from '../../proto/enums';
 import type * as v1 from '../../proto/generated/headroom/v1';
 import { InvalidArgumentError } from '../domain/errors';
 import type { Authority } from '../pki/authority';
@@ -13,12 +14,11 @@ import type { CertificateRecord } from '../pki/pki-store';
 import { toServiceError } from './status';
 import * as validate from './validate';
 
-const ROLES: Record<string, Identity['role']> = { AGENT: 'agent', HOST: 'host', ADMIN: 'admin' };
+const ROLES = { AGENT: 'agent', HOST: 'host', ADMIN: 'admin' } as const satisfies Record<(typeof enums.role.names)[number], Identity['role']>;
 
 export function identityFromWire(field: string, id: v1.Identity__Output | null): Identity {
   if (!id) throw new InvalidArgumentError(field, 'missing');
-  const role = ROLES[id.role];
-  if (!role) throw new InvalidArgumentError(`${field}.role`, `must be AGENT, HOST or ADMIN, got ${id.role}`);
+  const role = ROLES[validate.enumName(`${field}.role`, enums.role, id.role)];
   if (role === 'admin') return { role, name: validate.name(`${field}.name`, id.name) };
   const host = validate.name(`${field}.host`, id.host);
   return role === 'host' ? { role, host } : { role, host, vm: validate.name(`${field}.vm`, id.vm) };
@@ -26,7 +26,7 @@ export function identityFromWire(field: string, id: v1.Identity__Output | null):
 
 export function identityToWire(id: Identity): v1.Identity {
   return {
-    role: id.role.toUpperCase() as v1.Role,
+    role: enums.role.toWire(id.role.toUpperCase() as keyof typeof ROLES),
     host: id.role === 'admin' ? '' : id.host,
     vm: id.role === 'agent' ? id.vm : '',
     name: id.role === 'admin' ? id.name : '',

@@ -61,8 +61,7 @@ export function tokenService(coordinator: Coordinator, quiesce: Pick<QuiesceBrok
             });
           },
           granted: (lease) => finish({ granted: wire.token(lease) }),
-          denied: (reason, message) =>
-            finish({ denied: { reason: reason as v1.DenyReason, message } }),
+          denied: (reason, message) => finish({ denied: wire.denied(reason, message) }),
           failed: (error) => {
             if (done) return;
             done = true;
@@ -121,7 +120,7 @@ export function tokenService(coordinator: Coordinator, quiesce: Pick<QuiesceBrok
         return;
       }
       quiesce.quiesce(lease, input.holdMs, input.timeoutMs).then(
-        (answer) => callback(null, answer),
+        (answer) => callback(null, wire.quiesceAnswer(answer)),
         (e) => callback(toServiceError(e, log, 'Quiesce')),
       );
     },
@@ -136,7 +135,7 @@ export function tokenService(coordinator: Coordinator, quiesce: Pick<QuiesceBrok
         return;
       }
       quiesce.thaw(lease).then(
-        (answer) => callback(null, answer),
+        (answer) => callback(null, wire.thawAnswer(answer)),
         (e) => callback(toServiceError(e, log, 'Thaw')),
       );
     },

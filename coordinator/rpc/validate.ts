@@ -3,8 +3,9 @@
  * (the wire name, as in the .proto). Nothing reaches the domain unvalidated.
  */
 import { InvalidArgumentError } from '../domain/errors';
-import { type AcquireInput, type Consistency, MAX_NAME_LENGTH, NAME_PATTERN, type Outcome, type TokenKind } from '../domain/lease';
+import { type AcquireInput, type Consistency, MAX_NAME_LENGTH, NAME_PATTERN, type Outcome } from '../domain/lease';
 import { LIMITS, type HostPolicy, completePolicy, policyWireName } from '../domain/policy';
+import * as enums from '../../proto/enums';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
 const MAX_TEXT = 1024;
@@ -43,9 +44,11 @@ export function intIn(field: string, value: number, min: number, max: number): n
   return value;
 }
 
-function kind(value: unknown): TokenKind {
-  if (value === 'GUEST' || value === 'HYPERVISOR') return value;
-  throw new InvalidArgumentError('kind', `must be GUEST or HYPERVISOR, got ${JSON.stringify(value)}`);
+/** A wire enum's value as the domain names it; UNSPECIFIED (and a value this build does not know) is refused. */
+export function enumName<S extends string>(field: string, e: enums.WireEnum<string, S>, value: unknown): S {
+  const name = e.fromWire(value);
+  if (name === undefined) throw new InvalidArgumentError(field, `must be ${e.names.map((n) => e.toWire(n)).join(' or ')}, got ${JSON.stringify(value)}`);
+  return name;
 }
 
 export function host(value: string, defaultHost: string): string {
@@ -61,7 +64,7 @@ export function acquireRequest(req: v1.AcquireRequest__Output, defaultHost: stri
   if (req.ttlMs !== 0) intIn('ttl_ms', req.ttlMs, LIMITS.minTtlMs, LIMITS.maxTtlMs);
   return {
     requestId: name('request_id', req.requestId),
-    kind: kind(req.kind),
+    kind: enumName('kind', enums.tokenKind, req.kind),
     host: host(req.host, defaultHost),
     vm: name('vm', req.vm),
     job: name('job', req.job, false),
@@ -95,9 +98,8 @@ export function outcome(o: v1.Outcome__Output | null): Outcome {
 
 /** A Consistency on the wire; undefined for CONSISTENCY_UNSPECIFIED (the holder did not say). */
 function consistency(field: string, value: unknown): Consistency | undefined {
-  if (value === 'CRASH' || value === 'APPLICATION') return value;
   if (value === 'CONSISTENCY_UNSPECIFIED' || value === 0 || value === undefined) return undefined;
-  throw new InvalidArgumentError(field, `must be CRASH or APPLICATION, got ${JSON.stringify(value)}`);
+  return enumName(field, enums.consistency, value);
 }
 
 /** A freeze's bound and the wait for the agent's answer: longer than this is no snapshot's quiesce. */

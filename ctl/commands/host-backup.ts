@@ -23,6 +23,7 @@ import {
   runGuarded,
 } from '../../common/backup-run/guarded-run';
 import type { TokenClient } from '../../common/client/connection';
+import { denyReason } from '../../proto/enums';
 import type { Queued__Output, Token__Output } from '../../proto/generated/headroom/v1';
 import { LIMITS } from '../../coordinator/domain/policy';
 import { parseByteRate, parseInt32, parsePositiveInt, parseString } from '../args';
@@ -30,7 +31,8 @@ import type { Command } from '../command';
 import { type Context, note } from '../context';
 import { UsageError, statusName } from '../errors';
 import { HostBudget } from '../../host-backup/host-budget';
-import { GuestQuiesce, QUIESCE_HELP, QUIESCE_OPTIONS, type QuiesceMode, wireConsistency } from '../../host-backup/guest-quiesce';
+import { GuestQuiesce, QUIESCE_HELP, QUIESCE_OPTIONS, type QuiesceMode } from '../../host-backup/guest-quiesce';
+import { wireConsistency } from '../../host-backup/catalog/snapshot-wire';
 import { formatClock, formatClockRelative, formatCommand, formatSpan } from '../human';
 import { CONSISTENCY_FILE_ENV, QMP_BACKUP_OPTIONS, qmpBackupArgv } from './qmp-backup';
 import { watchRevocation } from '../../host-backup/revoke-watch';
@@ -185,7 +187,7 @@ export const hostBackupCommand: Command = {
       const result = await runGuarded({
         client: ctx.clients().token,
         request: {
-          kind: 'HYPERVISOR',
+          kind: 'TOKEN_KIND_HYPERVISOR',
           host,
           vm,
           job,
@@ -311,7 +313,10 @@ export class ProgressReporter {
     return {
       onQueued: (q) => this.queued(q),
       onGranted: (t) => this.granted(t),
-      onDenied: (d) => this.emit('denied', { ...d }, `denied (${d.reason}): ${d.message || 'no reason given'}`),
+      onDenied: (d) => {
+        const reason = denyReason.show(d.reason);
+        this.emit('denied', { ...d, reason }, `denied (${reason}): ${d.message || 'no reason given'}`);
+      },
       onUnreachable: (info) => {
         const now = this.ctx.now();
         if (now - this.lastUnreachableAt < UNREACHABLE_NOTICE_EVERY_MS) return;

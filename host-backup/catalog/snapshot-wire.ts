@@ -2,16 +2,23 @@
  * The snapshot catalog's answers as wire messages (admin.proto's BackupInfo, BackupVerification, …): what
  * the coordinator sends, and what headroomctl prints from a local `--dir` too, so that both print alike.
  */
+import type { Consistency } from './chain-rules';
 import type { CatalogProblem } from './manifest-store';
 import type { ListedBackup, PruneResult, Verification } from './catalog-view';
 import type { BackupRunView } from '../../coordinator/hypervisor-jobs/backup-runner';
 import type * as v1 from '../../proto/generated/headroom/v1';
+import { backupRunState } from '../../proto/enums';
 
 /**
  * Backups in one ListBackups answer: a BackupInfo takes up to ~1.5 KB with long names and paths, and an
  * answer must stay under the 1 MiB message limit.
  */
 export const MAX_LISTED_BACKUPS = 500;
+
+/** A manifest's consistency as the wire (and a release outcome) says it. */
+export function wireConsistency(c: Consistency): v1.Consistency__Output {
+  return c === 'application' ? 'CONSISTENCY_APPLICATION' : 'CONSISTENCY_CRASH';
+}
 
 export function backupInfo(b: ListedBackup): v1.BackupInfo__Output {
   const r = b.record;
@@ -31,7 +38,7 @@ export function backupInfo(b: ListedBackup): v1.BackupInfo__Output {
     bytes: r.bytes,
     fileBytes: r.fileBytes,
     virtualSize: r.virtualSize,
-    consistency: r.consistency === 'application' ? 'APPLICATION' : 'CRASH',
+    consistency: wireConsistency(r.consistency),
     path: b.path,
     sha256: r.sha256,
     chainProblem: b.chainProblem,
@@ -81,7 +88,7 @@ export function backupRun(r: BackupRunView): v1.BackupRun__Output {
     runId: r.runId,
     vm: r.vm,
     job: r.job,
-    state: `BACKUP_RUN_${r.state}`,
+    state: backupRunState.toWire(r.state),
     startedUnixMs: r.startedAtMs,
     endedUnixMs: r.endedAtMs ?? 0,
     exitCode: r.exitCode ?? 0,

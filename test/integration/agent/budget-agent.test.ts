@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../../../proto';
+import { enforcement as enforcements } from '../../../proto/enums';
 import { detectEnforcement } from '../../../common/backup-run/budget/detect';
 import { createLogger } from '../../../common/util/log';
 import { tempDir } from '../../helpers/coordinator-process';
@@ -115,7 +116,7 @@ describe('budgets through the headroom-agent daemon and exec', function () {
       const pgid = await jobPid(pidFile);
       const t = tokens[0];
       const first = await waitFor('the first budget report', () => reports[0]);
-      const mechanism = enforcement === 'signals' ? 'SIGNALS' : expected;
+      const mechanism = enforcements.toWire(enforcement === 'signals' ? 'SIGNALS' : expected);
       assert.deepEqual(
         { tokenId: first.tokenId, budget: first.budget, paused: first.paused, enforcement: first.enforcement },
         { tokenId: t.tokenId, budget: { cpuPercent: 20, ioBytesPerSec: 0 }, paused: false, enforcement: mechanism },

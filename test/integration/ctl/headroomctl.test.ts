@@ -58,7 +58,7 @@ describe('headroomctl against a real coordinator', function () {
     const types = lines.slice(1).map((l) => l.split(/\s+/)[1]);
     assert.deepEqual(types.filter((t) => t !== 'POLICY_CHANGED'), ['GRANTED', 'GRANTED', 'RELEASED'], history.stdout);
     const historyJson = JSON.parse((await ctl('history', '--json', '--vm', 'vm-2')).stdout);
-    assert.deepEqual(historyJson.events.map((e: { type: string }) => e.type), ['GRANTED', 'RELEASED']);
+    assert.deepEqual(historyJson.events.map((e: { type: string }) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_RELEASED']);
     assert.ok(historyJson.events.every((e: { vm: string; tokenId: string }) => e.vm === 'vm-2' && e.tokenId === other.tokenId));
     assert.equal((await ctl('history', '--vm', 'vm-none')).stdout, 'no events\n');
     const unknownHost = await ctl('history', '--host', 'host-zz');
@@ -138,7 +138,7 @@ describe('headroomctl against a real coordinator', function () {
     const token = await waiting;
     assert.equal(token.vm, 'vm-1');
     const types = JSON.parse((await ctl('history', '--json')).stdout).events.map((e: { type: string }) => e.type);
-    assert.deepEqual(types.filter((t: string) => t !== 'POLICY_CHANGED'), ['HOST_PAUSED', 'HOST_RESUMED', 'GRANTED']);
+    assert.deepEqual(types.filter((t: string) => t !== 'HISTORY_EVENT_TYPE_POLICY_CHANGED'), ['HISTORY_EVENT_TYPE_HOST_PAUSED', 'HISTORY_EVENT_TYPE_HOST_RESUMED', 'HISTORY_EVENT_TYPE_GRANTED']);
   });
 
   it('revokes an active token named by its short id, so that its holder can no longer renew', async () => {
@@ -149,7 +149,7 @@ describe('headroomctl against a real coordinator', function () {
     await assert.rejects(renew(clients, token), (err: { code: number }) => err.code === 9 || err.code === 5);
     assert.match((await ctl('tokens')).stdout, /^Active tokens\nno active tokens\n/);
     const events = JSON.parse((await ctl('history', '--json')).stdout).events;
-    const revoked = events.find((e: { type: string }) => e.type === 'REVOKED');
+    const revoked = events.find((e: { type: string }) => e.type === 'HISTORY_EVENT_TYPE_REVOKED');
     assert.equal(revoked.tokenId, token.tokenId);
     assert.match(revoked.detail, /stuck backup/);
   });
@@ -186,8 +186,8 @@ describe('headroomctl against a real coordinator', function () {
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /headroomctl: granted token \S+ \(fencing 1\) on host-a: slot /);
     assert.match(r.stderr, /headroomctl: running sh -c 'exit 3'/);
-    const events = JSON.parse((await ctl('history', '--json')).stdout).events.filter((e: { type: string }) => e.type !== 'POLICY_CHANGED');
-    assert.deepEqual(events.map((e: { type: string; kind: string }) => `${e.type} ${e.kind}`), ['GRANTED HYPERVISOR', 'RELEASED HYPERVISOR']);
+    const events = JSON.parse((await ctl('history', '--json')).stdout).events.filter((e: { type: string }) => e.type !== 'HISTORY_EVENT_TYPE_POLICY_CHANGED');
+    assert.deepEqual(events.map((e: { type: string; kind: string }) => `${e.type} ${e.kind}`), ['HISTORY_EVENT_TYPE_GRANTED TOKEN_KIND_HYPERVISOR', 'HISTORY_EVENT_TYPE_RELEASED TOKEN_KIND_HYPERVISOR']);
     assert.equal(events[0].vm, 'vm-9');
     assert.equal(events[0].job, 'vzdump');
   });
