@@ -47,7 +47,10 @@ export function intIn(field: string, value: number, min: number, max: number): n
 /** A wire enum's value as the domain names it; UNSPECIFIED (and a value this build does not know) is refused. */
 export function enumName<S extends string>(field: string, e: enums.WireEnum<string, S>, value: unknown): S {
   const name = e.fromWire(value);
-  if (name === undefined) throw new InvalidArgumentError(field, `must be ${e.names.map((n) => e.toWire(n)).join(' or ')}, got ${JSON.stringify(value)}`);
+  if (name === undefined) {
+    const wire = e.names.map((n) => e.toWire(n));
+    throw new InvalidArgumentError(field, `must be ${wire.slice(0, -1).join(', ')} or ${wire.at(-1)}, got ${JSON.stringify(value)}`);
+  }
   return name;
 }
 
