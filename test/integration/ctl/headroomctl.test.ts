@@ -201,7 +201,7 @@ describe('headroomctl against a real coordinator', function () {
     assert.ok(waiting[0].length > 0);
     // It is really queued, and nothing ran.
     const queued = JSON.parse((await ctl('tokens', '--json')).stdout).queued;
-    assert.deepEqual(queued.map((q: { request: { kind: string; vm: string } }) => `${q.request.kind} ${q.request.vm}`), ['HYPERVISOR vm-2']);
+    assert.deepEqual(queued.map((q: { request: { kind: string; vm: string } }) => `${q.request.kind} ${q.request.vm}`), ['TOKEN_KIND_HYPERVISOR vm-2']);
     assert.equal(fs.existsSync(stamp), false, 'the command must not start while the guest token is held');
 
     const releasedAt = Date.now();
@@ -254,12 +254,12 @@ describe('headroomctl against a real coordinator', function () {
     // listed events: each is printed exactly once.
     await acquire(clients, { kind: 'GUEST', vm: 'vm-other', job: 'x' });
     const token = await acquire(clients, { kind: 'GUEST', vm: 'vm-8', job: 'borg' });
-    await follow.waitFor('stdout', /"GRANTED"/);
+    await follow.waitFor('stdout', /"HISTORY_EVENT_TYPE_GRANTED"/);
     follow.process.kill('SIGTERM');
     const r = await follow.done;
     assert.equal(r.code, 0, r.stderr);
     const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(events.map((e) => `${e.type} ${e.vm} ${e.tokenId}`), [`GRANTED vm-8 ${token.tokenId}`]);
+    assert.deepEqual(events.map((e) => `${e.type} ${e.vm} ${e.tokenId}`), [`HISTORY_EVENT_TYPE_GRANTED vm-8 ${token.tokenId}`]);
   });
 });
 
