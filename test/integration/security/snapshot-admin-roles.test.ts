@@ -104,7 +104,7 @@ describe('snapshot admin calls under mutual TLS', function () {
       const { events } = await unary(admin.admin.ListHistory.bind(admin.admin), { host: 'host-a' });
       assert.deepEqual(
         events.filter((e) => e.kind === 'TOKEN_KIND_HYPERVISOR').map((e) => `${e.type} ${e.job} ${e.vm}`),
-        ['GRANTED dump vm1', 'RELEASED dump vm1'],
+        ['HISTORY_EVENT_TYPE_GRANTED dump vm1', 'HISTORY_EVENT_TYPE_RELEASED dump vm1'],
       );
     });
   });
