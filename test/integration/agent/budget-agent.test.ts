@@ -116,10 +116,10 @@ describe('budgets through the headroom-agent daemon and exec', function () {
       const pgid = await jobPid(pidFile);
       const t = tokens[0];
       const first = await waitFor('the first budget report', () => reports[0]);
-      const mechanism = enforcements.toWire(enforcement === 'signals' ? 'SIGNALS' : expected);
+      const mechanism = enforcement === 'signals' ? 'SIGNALS' : expected;
       assert.deepEqual(
         { tokenId: first.tokenId, budget: first.budget, paused: first.paused, enforcement: first.enforcement },
-        { tokenId: t.tokenId, budget: { cpuPercent: 20, ioBytesPerSec: 0 }, paused: false, enforcement: mechanism },
+        { tokenId: t.tokenId, budget: { cpuPercent: 20, ioBytesPerSec: 0 }, paused: false, enforcement: enforcements.toWire(mechanism) },
       );
       assert.ok(first.detail.length > 0);
       await new Promise((resolve) => setTimeout(resolve, 1_000));
