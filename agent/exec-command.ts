@@ -19,6 +19,7 @@ import { AgentConfig, BudgetSettings, DEFAULT_CONFIG_PATH, loadAgentConfig } fro
 import { ConfigError } from '../common/util/config-error';
 import { UsageError } from '../common/util/usage-error';
 import { resolveVmIdentity } from './identity';
+import { denyReason, enforcement as enforcements } from '../proto/enums';
 
 export const DEFAULT_EXEC_WINDOW_MS = 3_600_000;
 export const DEFAULT_EXEC_EXPECTED_DURATION_MS = 600_000;
@@ -145,7 +146,7 @@ export function execHooks(plan: ExecPlan, say: (line: string) => void, clock: Cl
       say(`headroom: granted a slot on host ${token.host} (token ${token.tokenId}, fencing ${token.fencing}); running ${plan.argv.join(' ')}`);
     },
     onDenied(d) {
-      say(`headroom: denied (${d.reason}): ${d.message}`);
+      say(`headroom: denied (${denyReason.show(d.reason)}): ${d.message}`);
     },
     onUnreachable(info) {
       if (unreachableSaid) return;
@@ -202,7 +203,7 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
     const result = await runGuarded({
       client: clients.token,
       request: {
-        kind: 'GUEST',
+        kind: 'TOKEN_KIND_GUEST',
         host: plan.host,
         vm,
         job: plan.job,
@@ -224,7 +225,7 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
         log: io.log,
         onReport: (r) => {
           const state = { budget: budgetFromWire(r.budget), paused: r.paused };
-          if (state.budget.cpuPercent > 0 || state.budget.ioBytesPerSec > 0) io.say(`headroom: the command is held to ${describeBudgetState(state)} (${r.enforcement})`);
+          if (state.budget.cpuPercent > 0 || state.budget.ioBytesPerSec > 0) io.say(`headroom: the command is held to ${describeBudgetState(state)} (${enforcements.show(r.enforcement)})`);
           io.log.info('the command is held to its budget', { ...r });
         },
       }),

@@ -17,6 +17,7 @@ import { FREEZE_NOTICE_HELP, INSTALL_HOOK_HELP, freezeNoticeCommand, installHook
 import { planExec, runExec } from './exec-command';
 import { nextOccurrence } from './jobs/scheduler';
 import { AGENT_VERSION } from './version';
+import { role } from '../proto/enums';
 
 const HELP = `headroom-agent ${AGENT_VERSION}: the Headroom in-guest agent
 
@@ -223,7 +224,7 @@ async function enrollCommand(args: string[], io: Io): Promise<number> {
     return 1;
   }
   const id = r.identity;
-  io.out(`enrolled as ${id.role === 'AGENT' ? `the agent of VM ${id.vm} on host ${id.host}` : `${id.role.toLowerCase()} ${id.host || id.name}`}, certificate valid until ${new Date(r.notAfter).toISOString()}\n`);
+  io.out(`enrolled as ${id.role === 'ROLE_AGENT' ? `the agent of VM ${id.vm} on host ${id.host}` : `${role.show(id.role).toLowerCase()} ${id.host || id.name}`}, certificate valid until ${new Date(r.notAfter).toISOString()}\n`);
   io.out(`in agent.yaml:\ncoordinator: ${v.coordinator}\n${id.vm ? `vm: ${id.vm}\n` : ''}host: ${id.host}\ntls:\n  caFile: ${r.files.caFile}\n  certFile: ${r.files.certFile}\n  keyFile: ${r.files.keyFile}\n`);
   return 0;
 }

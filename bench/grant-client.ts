@@ -13,7 +13,7 @@ class AcquireFailure extends Error {}
 export function acquireToken(clients: Clients, spec: { host: string; vm: string }, requestId: string): Promise<v1.Token__Output> {
   return new Promise((resolve, reject) => {
     const call = clients.token.Acquire(
-      { requestId, kind: 'GUEST', host: spec.host, vm: spec.vm, job: 'bench', expectedDurationMs: 1_000 },
+      { requestId, kind: 'TOKEN_KIND_GUEST', host: spec.host, vm: spec.vm, job: 'bench', expectedDurationMs: 1_000 },
       { deadline: deadlineIn(UNARY_DEADLINE_MS) },
     );
     let settled = false;

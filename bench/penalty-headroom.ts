@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { connect, unary } from '../common/client/connection';
+import { enforcement as enforcements, historyEventType } from '../proto/enums';
 import { AGENT_MAIN, startCoordinator } from '../test/helpers/coordinator-process';
 
 const HOST = 'bench-host';
@@ -80,16 +81,16 @@ export async function runUnderHeadroom(args: {
     for (;;) {
       if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}):\n${agentLog.slice(-20).join('\n')}`);
       const events = (await history()).filter((e) => e.vm === VM && e.job === JOB);
-      granted ??= events.find((e) => e.type === 'GRANTED')?.atUnixMs;
-      const end = events.find((e) => e.type === 'RELEASED' || e.type === 'EXPIRED' || e.type === 'REVOKED');
+      granted ??= events.find((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED')?.atUnixMs;
+      const end = events.find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' || e.type === 'HISTORY_EVENT_TYPE_EXPIRED' || e.type === 'HISTORY_EVENT_TYPE_REVOKED');
       if (end) {
-        ended = { at: end.atUnixMs, type: end.type, detail: end.detail };
+        ended = { at: end.atUnixMs, type: historyEventType.show(end.type), detail: end.detail };
         break;
       }
       if (granted !== undefined && !enforcement) {
         const { agents } = await unary(clients.admin.ListAgents.bind(clients.admin), { host: HOST });
         const report = agents.find((a) => a.vm === VM)?.budgets[0];
-        if (report) enforcement = `${report.enforcement}${report.detail ? ` (${report.detail})` : ''}`;
+        if (report) enforcement = `${enforcements.show(report.enforcement)}${report.detail ? ` (${report.detail})` : ''}`;
       }
       await new Promise((r) => setTimeout(r, 250));
     }

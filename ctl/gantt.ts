@@ -36,7 +36,7 @@ export function renderGantt(plan: Plan__Output, now: number, width = DEFAULT_WID
   for (const s of plan.slots) {
     const r = row(s.vm, s.job);
     r.windows.push([s.earliestStartUnixMs, s.windowEndUnixMs]);
-    r.slots.push([s.startUnixMs, s.endUnixMs, s.kind === 'HYPERVISOR' ? HYPERVISOR : GUEST]);
+    r.slots.push([s.startUnixMs, s.endUnixMs, s.kind === 'TOKEN_KIND_HYPERVISOR' ? HYPERVISOR : GUEST]);
   }
   for (const u of plan.unplaced) {
     // A run whose schedule could not be read has no window to draw, but still gets its row.

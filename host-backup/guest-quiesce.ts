@@ -8,6 +8,7 @@ import { type TokenClient, unary } from '../common/client/connection';
 import { errorText } from '../common/client/call-status';
 import { formatDuration, parseDuration } from '../common/util/duration';
 import type { v1 } from '../proto';
+import { quiesceState } from '../proto/enums';
 import type { Consistency } from './catalog/chain-rules';
 
 /** How long the coordinator waits for the agent's answer (QuiesceRequest.timeout_ms); the agent is in the same host. */
@@ -57,7 +58,7 @@ export class GuestQuiesce {
     let why: string;
     try {
       const r = await unary<v1.QuiesceRequest, v1.QuiesceResponse__Output>(this.o.client.Quiesce.bind(this.o.client), { ...token, holdMs: this.o.holdMs, timeoutMs: ANSWER_TIMEOUT_MS }, CALL_DEADLINE_MS);
-      if (r.state === 'FROZEN') {
+      if (r.state === 'QUIESCE_STATE_FROZEN') {
         this.frozen = true;
         this.holdMs = r.holdMs;
         const hooks = r.hooks.map((h) => h.name).join(', ') || 'no hooks';
@@ -84,10 +85,10 @@ export class GuestQuiesce {
     let why: string;
     try {
       const r = await unary<v1.ThawRequest, v1.ThawResponse__Output>(this.o.client.Thaw.bind(this.o.client), token, CALL_DEADLINE_MS);
-      if (!r.autoThawed && (r.state === 'THAWED' || r.hooks.length > 0)) {
+      if (!r.autoThawed && (r.state === 'QUIESCE_STATE_THAWED' || r.hooks.length > 0)) {
         // FAILED with hooks: a thaw hook failed, but the freeze held at the snapshot point.
-        const problem = r.state === 'THAWED' ? '' : ` (a thaw hook failed: ${r.message})`;
-        say('thawed', { frozenMs: r.frozenMs, state: r.state, message: r.message }, `guest thawed after ${r.frozenMs} ms frozen${problem}; the snapshot is application-consistent`);
+        const problem = r.state === 'QUIESCE_STATE_THAWED' ? '' : ` (a thaw hook failed: ${r.message})`;
+        say('thawed', { frozenMs: r.frozenMs, state: quiesceState.show(r.state), message: r.message }, `guest thawed after ${r.frozenMs} ms frozen${problem}; the snapshot is application-consistent`);
         return 'application';
       }
       why = r.autoThawed
@@ -99,9 +100,4 @@ export class GuestQuiesce {
     say('thawed', { consistency: 'crash', reason: why }, `${why}; the snapshot is crash-consistent`);
     return 'crash';
   }
-}
-
-/** The release outcome's word for a manifest's consistency. */
-export function wireConsistency(c: Consistency): v1.Consistency {
-  return c === 'application' ? 'APPLICATION' : 'CRASH';
 }

@@ -21,6 +21,7 @@ import type { RunControl } from '../common/backup-run/guarded-run';
 import { type LoadCollector, SystemLoadCollector } from '../common/backup-run/load-collector';
 import type { Logger } from '../common/util/log';
 import type { v1 } from '../proto';
+import { enforcement } from '../proto/enums';
 import {
   type BudgetState,
   type ControlledLease,
@@ -154,11 +155,12 @@ export class HostBudget implements RunControl {
       this.o.limits.cpuPercent > 0 ? `--cpu-limit ${this.o.limits.cpuPercent}` : '',
       this.o.limits.ioBytesPerSec > 0 ? `--io-limit ${formatRate(this.o.limits.ioBytesPerSec)}` : '',
     ].filter(Boolean);
+    const enforcedWith = enforcement.show(r.enforcement);
     const from = `the token's: ${describeBudgetState({ budget: this.tokenBudget, paused: false })}${limits.length > 0 ? `, capped by ${limits.join(' ')}` : ''}`;
     this.o.emit(
       'budget',
-      { budget, paused: r.paused, enforcement: r.enforcement, detail: r.detail, tokenBudget: this.tokenBudget, limits: this.o.limits },
-      `budget: ${describeBudgetState({ budget, paused: r.paused })} (${from}), enforced with ${r.enforcement}${r.detail ? ` (${r.detail})` : ''}`,
+      { budget, paused: r.paused, enforcement: enforcedWith, detail: r.detail, tokenBudget: this.tokenBudget, limits: this.o.limits },
+      `budget: ${describeBudgetState({ budget, paused: r.paused })} (${from}), enforced with ${enforcedWith}${r.detail ? ` (${r.detail})` : ''}`,
     );
   }
 

@@ -8,6 +8,7 @@ import { statusName } from '../common/client/call-status';
 import type { GuardedRunHooks, GuardedRunResult } from '../common/backup-run/guarded-run';
 import { formatDuration } from '../common/util/duration';
 import { formatClock, formatClockRelative, formatCommand, formatSpan } from '../common/util/human';
+import { denyReason } from '../proto/enums';
 import type { Queued__Output, Token__Output } from '../proto/generated/headroom/v1';
 
 /** Tells the person at the terminal: one event (its name and data for --json, its text otherwise). */
@@ -69,7 +70,10 @@ export class ProgressReporter {
     return {
       onQueued: (q) => this.queued(q),
       onGranted: (t) => this.granted(t),
-      onDenied: (d) => this.emit('denied', { ...d }, `denied (${d.reason}): ${d.message || 'no reason given'}`),
+      onDenied: (d) => {
+        const reason = denyReason.show(d.reason);
+        this.emit('denied', { ...d, reason }, `denied (${reason}): ${d.message || 'no reason given'}`);
+      },
       onUnreachable: (info) => {
         const now = this.o.now();
         if (now - this.lastUnreachableAt < UNREACHABLE_NOTICE_EVERY_MS) return;

@@ -25,7 +25,7 @@ export function watchRevocation(
   let stopped = false;
   let call: grpc.ClientReadableStream<HistoryEvent__Output> | undefined;
   const check = (e: HistoryEvent__Output) => {
-    if (stopped || e.type !== 'REVOKED' || e.tokenId !== token.tokenId) return;
+    if (stopped || e.type !== 'HISTORY_EVENT_TYPE_REVOKED' || e.tokenId !== token.tokenId) return;
     stop();
     onRevoked(e.detail);
   };
@@ -41,7 +41,7 @@ export function watchRevocation(
       events.forEach(check);
       if (stopped) return;
       // Everything after the grant; without it in sight (it cannot be older than what we saw), after the newest.
-      const grant = events.find((e) => e.type === 'GRANTED' && e.tokenId === token.tokenId);
+      const grant = events.find((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED' && e.tokenId === token.tokenId);
       const afterSeq = grant?.seq ?? Math.max(0, ...events.map((e) => e.seq));
       const c = link.admin().WatchHistory({ host: token.host, afterSeq });
       call = c;

@@ -19,7 +19,8 @@ import { formatClock } from '../common/util/human';
 import type { Logger } from '../common/util/log';
 import type { Budget } from '../coordinator/domain/lease';
 import type { CoordinatorLink } from './coordinator-link';
-import { GuestQuiesce, type QuiesceMode, wireConsistency } from './guest-quiesce';
+import { GuestQuiesce, type QuiesceMode } from './guest-quiesce';
+import { wireConsistency } from './catalog/snapshot-wire';
 import { HostBudget } from './host-budget';
 import { type Emit, ProgressReporter } from './progress';
 import { CONSISTENCY_FILE_ENV } from './qmp-backup';
@@ -100,7 +101,7 @@ export async function runHostBackup(o: HostBackupOptions): Promise<GuardedRunRes
     const result = await runGuarded({
       client: link.token(),
       request: {
-        kind: 'HYPERVISOR',
+        kind: 'TOKEN_KIND_HYPERVISOR',
         host,
         vm,
         job,

@@ -89,7 +89,7 @@ export class JobRunner {
     run.done = runFn({
       client: this.options.client,
       request: {
-        kind: 'GUEST',
+        kind: 'TOKEN_KIND_GUEST',
         host: this.options.host(),
         vm: this.options.vm,
         job: job.name,
@@ -180,7 +180,7 @@ export class JobRunner {
     if (command.granted) {
       const t = command.granted.token;
       // Our own grants arrive on the Acquire stream too; a hypervisor-level backup of this VM is the news.
-      const level = t?.kind === 'HYPERVISOR' ? 'info' : 'debug';
+      const level = t?.kind === 'TOKEN_KIND_HYPERVISOR' ? 'info' : 'debug';
       log[level]('a token was granted for this VM', { tokenId: t?.tokenId, kind: t?.kind, job: t?.job });
       return { ok: true, message: 'noted' };
     }

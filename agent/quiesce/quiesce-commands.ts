@@ -17,7 +17,7 @@ function hookResults(hooks: readonly HookOutcome[]): v1.HookResult[] {
 export function thawReport(tokenId: string, r: ThawResult): v1.QuiesceReport {
   return {
     tokenId,
-    state: r.ok ? 'THAWED' : 'FAILED',
+    state: r.ok ? 'QUIESCE_STATE_THAWED' : 'QUIESCE_STATE_FAILED',
     message: r.message,
     hooks: hookResults(r.hooks),
     autoThawed: r.autoThawed,
@@ -32,10 +32,10 @@ export async function quiesceCommand(quiescer: Quiescer, command: v1.Command__Ou
     const r = await quiescer.freeze(tokenId, holdMs);
     if (r.state === 'FROZEN') {
       log.info('guest frozen for a snapshot', { tokenId, holdMs: r.holdMs, hooks: r.hooks.map((h) => h.name) });
-      return { ok: true, message: 'frozen', quiesce: { tokenId, state: 'FROZEN', hooks: hookResults(r.hooks), holdMs: r.holdMs } };
+      return { ok: true, message: 'frozen', quiesce: { tokenId, state: 'QUIESCE_STATE_FROZEN', hooks: hookResults(r.hooks), holdMs: r.holdMs } };
     }
     log.warn('could not freeze the guest', { tokenId, reason: r.message });
-    return { ok: false, message: r.message, quiesce: { tokenId, state: 'FAILED', message: r.message, hooks: hookResults(r.hooks) } };
+    return { ok: false, message: r.message, quiesce: { tokenId, state: 'QUIESCE_STATE_FAILED', message: r.message, hooks: hookResults(r.hooks) } };
   }
   if (command.thaw) {
     const { tokenId } = command.thaw;
@@ -45,7 +45,7 @@ export async function quiesceCommand(quiescer: Quiescer, command: v1.Command__Ou
     } catch (err) {
       // An unknown token: nothing of ours is frozen under it.
       const message = (err as Error).message;
-      return { ok: false, message, quiesce: { tokenId, state: 'FAILED', message } };
+      return { ok: false, message, quiesce: { tokenId, state: 'QUIESCE_STATE_FAILED', message } };
     }
     log[r.ok ? 'info' : 'warn'](r.ok ? 'guest thawed' : 'guest thawed, but a thaw hook failed', { tokenId, frozenMs: r.frozenMs, autoThawed: r.autoThawed, message: r.message });
     return { ok: r.ok, message: r.message || 'thawed', quiesce: thawReport(tokenId, r) };

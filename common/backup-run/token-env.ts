@@ -4,6 +4,7 @@
  * number lower than one it has seen stops a holder whose lease was taken over), or stop by the slot's end.
  */
 import type { v1 } from '../../proto';
+import { tokenKind } from '../../proto/enums';
 
 /** What is set for the command, and what it means. Unix times are ms; 0 when there is none. */
 export const TOKEN_ENV = {
@@ -35,7 +36,7 @@ export function tokenEnv(base: NodeJS.ProcessEnv, token: v1.Token__Output | unde
     ...env,
     [TOKEN_ENV.tokenId]: token.tokenId,
     [TOKEN_ENV.fencing]: String(token.fencing),
-    [TOKEN_ENV.kind]: token.kind,
+    [TOKEN_ENV.kind]: tokenKind.show(token.kind),
     [TOKEN_ENV.host]: token.host,
     [TOKEN_ENV.vm]: token.vm,
     [TOKEN_ENV.job]: token.job,

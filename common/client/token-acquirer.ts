@@ -5,6 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../../proto';
+import { denyReason, tokenKind } from '../../proto/enums';
 import { Backoff, BackoffOptions, sleep } from '../util/backoff';
 import { errorCode, errorText, TRANSIENT, UNREACHABLE } from './call-status';
 import type { Clock } from '../util/clock';
@@ -105,7 +106,7 @@ export type Acquired =
 export async function acquireToken(o: AcquireOptions, request: v1.AcquireRequest): Promise<Acquired> {
   const latestStart = Number(request.latestStartUnixMs ?? 0);
   const backoff = new Backoff(o.backoff);
-  const what = `${request.kind} token for ${request.job || 'job'}`;
+  const what = `${tokenKind.show(request.kind)} token for ${request.job || 'job'}`;
   let warned = false;
   for (;;) {
     const attempt = await acquireOnce(o, request, latestStart);
@@ -114,8 +115,8 @@ export async function acquireToken(o: AcquireOptions, request: v1.AcquireRequest
     let error: Error;
     if (attempt.kind === 'denied') {
       o.hooks?.onDenied?.(attempt.denied);
-      if (attempt.denied.reason !== 'COORDINATOR_STOPPING') {
-        const why = attempt.denied.message || attempt.denied.reason;
+      if (attempt.denied.reason !== 'DENY_REASON_COORDINATOR_STOPPING') {
+        const why = attempt.denied.message || denyReason.show(attempt.denied.reason);
         return { kind: 'denied', message: `denied a ${what}: ${why}` };
       }
       error = new Error(`the coordinator is stopping: ${attempt.denied.message}`);

@@ -11,6 +11,7 @@
  *    guest is the host's call), and AgentService.Session as V on H.
  */
 import type { TokenKind } from '../domain/lease';
+import { tokenKind } from '../../proto/enums';
 import { type Identity, describeIdentity } from './identity';
 
 export type Decision = { allow: true } | { allow: false; reason: string };
@@ -45,7 +46,10 @@ export function authorizeCall(path: string, identity: Identity): Decision {
   return deny(`${methodName(path)} needs ${needs}; the caller is ${describeIdentity(identity)}`);
 }
 
-/** What a token request is about: from an AcquireRequest, or from the active lease a Renew/Release names. */
+/**
+ * What a token request is about: from an AcquireRequest (its kind named as the domain names it), or from the
+ * active lease a Renew/Release names.
+ */
 export interface TokenSubject {
   kind: TokenKind | string;
   host: string;
@@ -87,7 +91,7 @@ export function authorizeMessage(path: string, identity: Identity, message: unkn
   const hostOf = (v: unknown) => str(v) || ctx.defaultHost;
   switch (path) {
     case '/headroom.v1.TokenService/Acquire':
-      return authorizeToken(identity, { kind: String(m.kind), host: hostOf(m.host), vm: str(m.vm) });
+      return authorizeToken(identity, { kind: tokenKind.show(m.kind), host: hostOf(m.host), vm: str(m.vm) });
     case '/headroom.v1.TokenService/Renew':
     case '/headroom.v1.TokenService/Release':
     case '/headroom.v1.TokenService/Quiesce':

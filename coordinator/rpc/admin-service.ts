@@ -67,13 +67,7 @@ export function adminService(
       return {
         active: coordinator.state.activeLeases(host).map(wire.token),
         queued: hosts.flatMap((h) =>
-          coordinator.state.waiting(h).map((w): v1.QueuedRequest => ({
-            request: { ...w.request, latestStartUnixMs: w.request.latestStart, windowEndUnixMs: w.request.windowEnd },
-            position: w.position,
-            queuedUnixMs: w.request.queuedAt,
-            estimatedStartUnixMs: w.estimatedStart,
-            waitingFor: w.waitingFor,
-          })),
+          coordinator.state.waiting(h).map(wire.queuedRequest),
         ),
       };
     }),

@@ -13,7 +13,7 @@ import * as validate from './validate';
 
 export function identityToWire(id: Identity): v1.Identity {
   return {
-    role: id.role.toUpperCase() as v1.Role,
+    role: validate.roleToWire(id.role),
     host: id.role === 'admin' ? '' : id.host,
     vm: id.role === 'agent' ? id.vm : '',
     name: id.role === 'admin' ? id.name : '',

@@ -15,6 +15,7 @@ import { resourceExhausted } from './call-guard';
 import { stream, unary } from './handler';
 import * as validate from './validate';
 import * as wire from '../../host-backup/catalog/snapshot-wire';
+import { backupRunState } from '../../proto/enums';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
 /** Verifications at once: each reads whole files, and the host's disks are what backups must not swamp. */
@@ -37,7 +38,7 @@ function backupRunToWire(r: BackupRunView): v1.BackupRun__Output {
     runId: r.runId,
     vm: r.vm,
     job: r.job,
-    state: `BACKUP_RUN_${r.state}`,
+    state: backupRunState.toWire(r.state),
     startedUnixMs: r.startedAtMs,
     endedUnixMs: r.endedAtMs ?? 0,
     exitCode: r.exitCode ?? 0,

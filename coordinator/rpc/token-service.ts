@@ -86,12 +86,14 @@ export function tokenService(coordinator: Coordinator, quiesce: Pick<QuiesceBrok
 
     Quiesce: unary(log, (req: v1.QuiesceRequest__Output) => {
       const input = validate.quiesceRequest(req);
-      return quiesce.quiesce(quiescableLease(coordinator, input.tokenId, input.fencing), input.holdMs, input.timeoutMs);
+      return quiesce
+        .quiesce(quiescableLease(coordinator, input.tokenId, input.fencing), input.holdMs, input.timeoutMs)
+        .then(wire.quiesceAnswer);
     }),
 
     Thaw: unary(log, (req: v1.ThawRequest__Output) => {
       const ref = validate.tokenRef(req);
-      return quiesce.thaw(quiescableLease(coordinator, ref.tokenId, ref.fencing));
+      return quiesce.thaw(quiescableLease(coordinator, ref.tokenId, ref.fencing)).then(wire.thawAnswer);
     }),
   };
 }

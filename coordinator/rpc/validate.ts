@@ -4,11 +4,13 @@
  */
 import { InvalidArgumentError } from '../domain/errors';
 import { MAX_NAME_LENGTH, NAME_PATTERN } from '../../common/domain/names';
-import type { AcquireInput, Consistency, Outcome, TokenKind } from '../domain/lease';
+import type { AcquireInput, Consistency, Outcome } from '../domain/lease';
 import { LIMITS, type HostPolicy, completePolicy, policyWireName } from '../domain/policy';
 import { DEFAULT_FREEZE_HOLD_MS, MAX_FREEZE_HOLD_MS } from '../../common/domain/freeze-hold';
 import { checkName } from '../../host-backup/catalog/manifest-store';
 import type { Identity } from '../pki/identity';
+import type { QuiesceReport } from '../service/quiesce-broker';
+import * as enums from '../../proto/enums';
 import type * as v1 from '../../proto/generated/headroom/v1';
 import { Enforcement } from '../../proto/generated/headroom/v1/Enforcement';
 
@@ -48,9 +50,14 @@ export function intIn(field: string, value: number, min: number, max: number): n
   return value;
 }
 
-function kind(value: unknown): TokenKind {
-  if (value === 'GUEST' || value === 'HYPERVISOR') return value;
-  throw new InvalidArgumentError('kind', `must be GUEST or HYPERVISOR, got ${JSON.stringify(value)}`);
+/** A wire enum's value as the domain names it; UNSPECIFIED (and a value this build does not know) is refused. */
+export function enumName<S extends string>(field: string, e: enums.WireEnum<string, S>, value: unknown): S {
+  const name = e.fromWire(value);
+  if (name === undefined) {
+    const wire = e.names.map((n) => e.toWire(n));
+    throw new InvalidArgumentError(field, `must be ${wire.slice(0, -1).join(', ')} or ${wire.at(-1)}, got ${JSON.stringify(value)}`);
+  }
+  return name;
 }
 
 export function host(value: string, defaultHost: string): string {
@@ -66,7 +73,7 @@ export function acquireRequest(req: v1.AcquireRequest__Output, defaultHost: stri
   if (req.ttlMs !== 0) intIn('ttl_ms', req.ttlMs, LIMITS.minTtlMs, LIMITS.maxTtlMs);
   return {
     requestId: name('request_id', req.requestId),
-    kind: kind(req.kind),
+    kind: enumName('kind', enums.tokenKind, req.kind),
     host: host(req.host, defaultHost),
     vm: name('vm', req.vm),
     job: name('job', req.job, false),
@@ -100,9 +107,8 @@ export function outcome(o: v1.Outcome__Output | null): Outcome {
 
 /** A Consistency on the wire; undefined for CONSISTENCY_UNSPECIFIED (the holder did not say). */
 function consistency(field: string, value: unknown): Consistency | undefined {
-  if (value === 'CRASH' || value === 'APPLICATION') return value;
   if (value === 'CONSISTENCY_UNSPECIFIED' || value === 0 || value === undefined) return undefined;
-  throw new InvalidArgumentError(field, `must be CRASH or APPLICATION, got ${JSON.stringify(value)}`);
+  return enumName(field, enums.consistency, value);
 }
 
 /** A freeze's bound and the wait for the agent's answer: longer than this is no snapshot's quiesce. */
@@ -238,15 +244,12 @@ export function budgetReport(report: v1.BudgetReport__Output): v1.BudgetReport {
 }
 
 const MAX_HOOKS = 64;
-const QUIESCE_STATES: readonly unknown[] = ['FROZEN', 'FAILED', 'THAWED'];
-
-export function quiesceReport(report: v1.QuiesceReport__Output): v1.QuiesceReport__Output {
-  if (!QUIESCE_STATES.includes(report.state)) {
-    throw new InvalidArgumentError('quiesce.state', `must be one of ${QUIESCE_STATES.join(', ')}, got ${report.state}`);
-  }
+export function quiesceReport(report: v1.QuiesceReport__Output): QuiesceReport {
+  const state = enumName('quiesce.state', enums.quiesceState, report.state);
   if (report.hooks.length > MAX_HOOKS) throw new InvalidArgumentError('quiesce.hooks', `more than ${MAX_HOOKS} hooks`);
   return {
     ...report,
+    state,
     tokenId: name('quiesce.token_id', report.tokenId),
     message: text('quiesce.message', report.message),
     hooks: report.hooks.map((h, i) => ({
@@ -259,12 +262,16 @@ export function quiesceReport(report: v1.QuiesceReport__Output): v1.QuiesceRepor
 
 // PkiService's requests.
 
-const ROLES: Record<string, Identity['role']> = { AGENT: 'agent', HOST: 'host', ADMIN: 'admin' };
+const ROLES = { AGENT: 'agent', HOST: 'host', ADMIN: 'admin' } as const satisfies Record<(typeof enums.role.names)[number], Identity['role']>;
+
+/** A role as the wire names it (ROLE_AGENT). */
+export function roleToWire(role: Identity['role']): v1.Role {
+  return enums.role.toWire(role.toUpperCase() as keyof typeof ROLES);
+}
 
 export function identity(field: string, id: v1.Identity__Output | null): Identity {
   if (!id) throw new InvalidArgumentError(field, 'missing');
-  const role = ROLES[id.role];
-  if (!role) throw new InvalidArgumentError(`${field}.role`, `must be AGENT, HOST or ADMIN, got ${id.role}`);
+  const role = ROLES[enumName(`${field}.role`, enums.role, id.role)];
   if (role === 'admin') return { role, name: name(`${field}.name`, id.name) };
   const host = name(`${field}.host`, id.host);
   return role === 'host' ? { role, host } : { role, host, vm: name(`${field}.vm`, id.vm) };

@@ -1,18 +1,21 @@
 /**
  * Domain values as wire messages. The only place that knows both shapes.
  */
+import type { DenyReason } from '../domain/events';
 import type { Lease } from '../domain/lease';
-import type { HostView } from '../domain/lessor';
+import type { HostView, WaitingInfo } from '../domain/lessor';
 import { type HostPolicy, completePolicy } from '../domain/policy';
 import type { PlanView } from '../planning/plan-view';
+import type { QuiesceAnswer, ThawAnswer } from '../service/quiesce-broker';
 import type { HistoryRecord } from '../store/store';
+import { denyReason, historyEventType, quiesceState, tokenKind } from '../../proto/enums';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
 export function token(l: Lease): v1.Token {
   return {
     tokenId: l.tokenId,
     fencing: l.fencing,
-    kind: l.kind,
+    kind: tokenKind.toWire(l.kind),
     host: l.host,
     vm: l.vm,
     job: l.job,
@@ -23,6 +26,28 @@ export function token(l: Lease): v1.Token {
     ttlMs: l.ttlMs,
     priority: l.priority,
     budget: { ioBytesPerSec: l.budget.ioBytesPerSec, cpuPercent: l.budget.cpuPercent },
+  };
+}
+
+export function denied(reason: DenyReason, message: string): v1.Denied {
+  return { reason: denyReason.toWire(reason), message };
+}
+
+export function quiesceAnswer(a: QuiesceAnswer): v1.QuiesceResponse {
+  return { ...a, state: quiesceState.toWire(a.state) };
+}
+
+export function thawAnswer(a: ThawAnswer): v1.ThawResponse {
+  return { ...a, state: quiesceState.toWire(a.state) };
+}
+
+export function queuedRequest(w: WaitingInfo): v1.QueuedRequest {
+  return {
+    request: { ...w.request, kind: tokenKind.toWire(w.request.kind), latestStartUnixMs: w.request.latestStart, windowEndUnixMs: w.request.windowEnd },
+    position: w.position,
+    queuedUnixMs: w.request.queuedAt,
+    estimatedStartUnixMs: w.estimatedStart,
+    waitingFor: w.waitingFor,
   };
 }
 
@@ -49,11 +74,11 @@ export function historyEvent(r: HistoryRecord): v1.HistoryEvent {
   return {
     seq: r.seq,
     atUnixMs: r.at,
-    type: r.type,
+    type: historyEventType.toWire(r.type),
     host: r.host,
     vm: r.vm,
     job: r.job,
-    kind: r.kind || 'TOKEN_KIND_UNSPECIFIED',
+    kind: r.kind ? tokenKind.toWire(r.kind) : 'TOKEN_KIND_UNSPECIFIED',
     tokenId: r.tokenId,
     fencing: r.fencing,
     requestId: r.requestId,
@@ -69,7 +94,7 @@ export function plan(host: string, p: PlanView): v1.Plan {
     slots: p.slots.map((s) => ({
       vm: s.vm,
       job: s.job,
-      kind: s.kind,
+      kind: tokenKind.toWire(s.kind),
       startUnixMs: s.start,
       endUnixMs: s.end,
       earliestStartUnixMs: s.earliestStart,
@@ -78,12 +103,12 @@ export function plan(host: string, p: PlanView): v1.Plan {
     unplaced: p.unplaced.map((u) => ({
       vm: u.vm,
       job: u.job,
-      kind: u.kind,
+      kind: tokenKind.toWire(u.kind),
       reason: u.reason,
       earliestStartUnixMs: u.earliestStart,
       windowEndUnixMs: u.windowEnd,
     })),
-    phases: p.phases.map((ph) => ({ kind: ph.kind, startUnixMs: ph.start, endUnixMs: ph.end })),
+    phases: p.phases.map((ph) => ({ kind: tokenKind.toWire(ph.kind), startUnixMs: ph.start, endUnixMs: ph.end })),
     budget: { ioBytesPerSec: p.budget.ioBytesPerSec, cpuPercent: p.budget.cpuPercent },
   };
 }

@@ -6,7 +6,7 @@
 import type { Clock } from '../../common/util/clock';
 import type { Logger } from '../../common/util/log';
 import { StoreUnavailableError } from '../domain/errors';
-import type { LessorEvent, QuiesceEvent } from '../domain/events';
+import type { DenyReason, LessorEvent, QuiesceEvent } from '../domain/events';
 import type { AcquireInput, Lease, Outcome } from '../domain/lease';
 import { type HostView, Lessor, type IdSource, type LessorOptions, type WaitingInfo } from '../domain/lessor';
 import type { HostPolicy } from '../domain/policy';
@@ -17,7 +17,7 @@ import type { EndedRun, HistoryRecord, Store } from '../store/store';
 export interface Waiter {
   queued(info: WaitingInfo): void;
   granted(lease: Lease): void;
-  denied(reason: string, message: string): void;
+  denied(reason: DenyReason, message: string): void;
   /** The coordinator lost the request (its store failed, or it is stopping). */
   failed(error: Error): void;
 }

@@ -32,6 +32,11 @@ export interface QuiesceBrokerDeps {
   thawTimeoutMs?: number;
 }
 
+export type QuiesceState = 'FROZEN' | 'FAILED' | 'THAWED';
+
+/** An agent's QuiesceReport, its state as the broker names it (rpc/agent-service.ts converts it). */
+export type QuiesceReport = Omit<v1.QuiesceReport__Output, 'state'> & { state: QuiesceState };
+
 export interface QuiesceAnswer {
   state: 'FROZEN' | 'FAILED';
   message: string;
@@ -61,7 +66,7 @@ interface Freeze {
 interface Waiter {
   want: 'freeze' | 'thaw';
   /** undefined: no answer (timed out, or the coordinator is stopping). */
-  settle(report: v1.QuiesceReport__Output | undefined): void;
+  settle(report: QuiesceReport | undefined): void;
 }
 
 function names(hooks: readonly v1.HookResult[]): string[] {
@@ -133,7 +138,7 @@ export class QuiesceBroker {
    * A QuiesceReport from `vm`'s session: the answer a Quiesce or Thaw waits for, or word that the agent
    * thawed by itself. False when it is about no freeze of this VM (then it is ignored).
    */
-  report(vm: string, report: v1.QuiesceReport__Output): boolean {
+  report(vm: string, report: QuiesceReport): boolean {
     const freeze = this.freezes.get(report.tokenId);
     if (!freeze) {
       // Frozen under a coordinator that has since restarted: its thaw still belongs in the token's history.
@@ -185,7 +190,7 @@ export class QuiesceBroker {
     this.timers.clear();
   }
 
-  private async thawed(freeze: Freeze, report: v1.QuiesceReport__Output): Promise<ThawAnswer> {
+  private async thawed(freeze: Freeze, report: QuiesceReport): Promise<ThawAnswer> {
     const answer: ThawAnswer = {
       state: report.state === 'THAWED' ? 'THAWED' : 'FAILED',
       message: report.message,
@@ -221,7 +226,7 @@ export class QuiesceBroker {
     }
   }
 
-  private wait(tokenId: string, want: Waiter['want'], timeoutMs: number): Promise<v1.QuiesceReport__Output | undefined> {
+  private wait(tokenId: string, want: Waiter['want'], timeoutMs: number): Promise<QuiesceReport | undefined> {
     return new Promise((resolve) => {
       const timer = this.later(() => this.waiters.get(tokenId)?.settle(undefined), timeoutMs);
       this.waiters.set(tokenId, {

@@ -69,9 +69,9 @@ export function renderAgents(agents: readonly AgentInfo__Output[], now: number):
 }
 
 const ENFORCEMENT: Record<Enforcement__Output, string> = {
-  CGROUP_V2: 'cgroup v2',
-  CGROUP_V1: 'cgroup v1',
-  SIGNALS: 'signals',
+  ENFORCEMENT_CGROUP_V2: 'cgroup v2',
+  ENFORCEMENT_CGROUP_V1: 'cgroup v1',
+  ENFORCEMENT_SIGNALS: 'signals',
   ENFORCEMENT_UNSPECIFIED: 'unknown',
 };
 

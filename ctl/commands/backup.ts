@@ -12,6 +12,7 @@ import { UsageError } from '../../common/util/usage-error';
 import { formatBytes, formatClock, formatSpan } from '../../common/util/human';
 import { formatTable } from '../table';
 import { kindName } from './backups';
+import { backupRunState, consistency } from '../../proto/enums';
 
 /** How often `backup start --wait` asks how the run is doing. */
 const WAIT_POLL_MS = 500;
@@ -25,7 +26,7 @@ function backupLines(b: BackupInfo__Output, now: number): string[] {
     `  chain        ${b.chainId}: ${b.chainProblem || 'can be read back'}`,
     `  taken        ${formatClock(b.takenUnixMs, now)}, took ${formatSpan(b.durationMs)}`,
     `  copied       ${formatBytes(b.bytes)}; file ${formatBytes(b.fileBytes)}; disk ${formatBytes(b.virtualSize)}`,
-    `  consistency  ${b.consistency.toLowerCase()}`,
+    `  consistency  ${consistency.show(b.consistency).toLowerCase()}`,
     `  bitmap       ${b.bitmap}${b.bitmapPersistent ? ' (persistent)' : ''}`,
     `  file         ${b.path}`,
     `  sha256       ${b.sha256}`,
@@ -68,7 +69,7 @@ export const backupShowCommand: Command = {
 };
 
 function runLine(r: BackupRun__Output, now: number): string {
-  const state = r.state.replace('BACKUP_RUN_', '').toLowerCase();
+  const state = backupRunState.show(r.state).toLowerCase();
   const when = r.endedUnixMs ? `ended ${formatClock(r.endedUnixMs, now)}` : `started ${formatClock(r.startedUnixMs, now)}`;
   return `${r.vm}  ${state}  run ${r.runId}  job ${r.job}  ${when}: ${r.message}`;
 }
@@ -81,7 +82,7 @@ async function waitForEnd(ctx: Context, vm: string, runId: string): Promise<Back
     const { runs } = await ctx.admin('ListBackupRuns', { vm });
     const run = runs.find((r) => r.runId === runId);
     if (!run) throw new Error(`the coordinator no longer knows run ${runId} (did it restart?)`);
-    if (run.state !== 'BACKUP_RUN_RUNNING') return run;
+    if (run.state !== 'BACKUP_RUN_STATE_RUNNING') return run;
     await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
   }
 }
@@ -105,11 +106,11 @@ export const backupStartCommand: Command = {
       run = await waitForEnd(ctx, vm, run.runId);
       if (!ctx.json) {
         print(ctx, runLine(run, ctx.now()));
-        if (run.state !== 'BACKUP_RUN_SUCCEEDED') note(ctx, `its last output:\n${run.outputTail}`);
+        if (run.state !== 'BACKUP_RUN_STATE_SUCCEEDED') note(ctx, `its last output:\n${run.outputTail}`);
       }
     }
     if (ctx.json) printJson(ctx, run);
-    return args.flag('wait') && run.state !== 'BACKUP_RUN_SUCCEEDED' ? 1 : 0;
+    return args.flag('wait') && run.state !== 'BACKUP_RUN_STATE_SUCCEEDED' ? 1 : 0;
   },
 };
 

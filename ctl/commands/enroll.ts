@@ -23,7 +23,7 @@ export function printToken(ctx: Context, res: CreateEnrollmentTokenResponse__Out
     return;
   }
   print(ctx, res.token);
-  const who = identity.role === 'AGENT' ? `the agent of ${identity.vm} on ${identity.host}` : `the host role of ${identity.host}`;
+  const who = identity.role === 'ROLE_AGENT' ? `the agent of ${identity.vm} on ${identity.host}` : `the host role of ${identity.host}`;
   note(ctx, `one-time token for ${who}, valid until ${new Date(res.expiresUnixMs).toISOString()}`);
   note(ctx, `use it once: headroom-agent enroll --token TOKEN --coordinator ${ctx.coordinator}`);
 }
@@ -34,7 +34,7 @@ export function identityArgs(args: ParsedArgs): Identity__Output | undefined {
   const vm = args.get<string>('vm');
   if (host === undefined && vm === undefined) return undefined;
   if (host === undefined) throw new UsageError('--vm needs --host');
-  return vm === undefined ? { role: 'HOST', host, vm: '', name: '' } : { role: 'AGENT', host, vm, name: '' };
+  return vm === undefined ? { role: 'ROLE_HOST', host, vm: '', name: '' } : { role: 'ROLE_AGENT', host, vm, name: '' };
 }
 
 export const enrollCreateCommand: Command = {

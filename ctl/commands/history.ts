@@ -13,6 +13,7 @@ import { RpcError, toRpcError } from '../errors';
 import { formatClock } from '../../common/util/human';
 import { type Column, formatHeader, formatTable } from '../table';
 import { kindName, shortId } from './tokens';
+import { historyEventType } from '../../proto/enums';
 
 /** Pause before subscribing again after the stream ended, so a coordinator that keeps ending it is not hammered. */
 const RESUBSCRIBE_DELAY_MS = 1_000;
@@ -76,7 +77,7 @@ const STREAM_COLUMNS: Column[] = COLUMNS.map((c) => {
 function cells(e: HistoryEvent__Output, now: number): string[] {
   return [
     formatClock(e.atUnixMs, now),
-    e.type,
+    historyEventType.show(e.type),
     e.host || '-',
     e.vm || '-',
     e.job || '-',

@@ -108,7 +108,7 @@ export const holdCommand: Command = {
         parent,
         watchPid: args.get<number>('watch-pid'),
         request: {
-          kind: 'HYPERVISOR',
+          kind: 'TOKEN_KIND_HYPERVISOR',
           host,
           vm,
           job: args.get<string>('job') ?? DEFAULT_HOLD_JOB,

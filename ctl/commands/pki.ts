@@ -4,6 +4,7 @@
  */
 import * as os from 'node:os';
 import type { Certificate__Output, Identity__Output } from '../../proto/generated/headroom/v1';
+import { role } from '../../proto/enums';
 import { formatDuration } from '../../common/util/duration';
 import { DEFAULT_PKI_DIR } from '../../coordinator/pki/state-dir';
 import { type OptionSpec, parseString, parseText } from '../args';
@@ -52,12 +53,14 @@ export const pkiInitCommand: Command = {
   },
 };
 
-const ROLE_NAMES: Record<string, string> = { AGENT: 'agent', HOST: 'host', ADMIN: 'admin' };
+function roleName(id: Identity__Output | null): string {
+  return role.fromWire(id?.role)?.toLowerCase() ?? '?';
+}
 
 function describe(id: Identity__Output | null): string {
   if (!id) return '?';
-  if (id.role === 'AGENT') return `${id.vm}@${id.host}`;
-  return id.role === 'HOST' ? id.host : id.name;
+  if (id.role === 'ROLE_AGENT') return `${id.vm}@${id.host}`;
+  return id.role === 'ROLE_HOST' ? id.host : id.name;
 }
 
 export const pkiListCommand: Command = {
@@ -78,7 +81,7 @@ export const pkiListCommand: Command = {
       ctx,
       formatTable(
         [{ header: 'SERIAL' }, { header: 'ROLE' }, { header: 'IDENTITY' }, { header: 'NOT AFTER' }, { header: 'STATUS' }],
-        res.certificates.map((c) => [c.serial, ROLE_NAMES[c.identity?.role ?? ''] ?? '?', describe(c.identity), new Date(c.notAfterUnixMs).toISOString(), status(c)]),
+        res.certificates.map((c) => [c.serial, roleName(c.identity), describe(c.identity), new Date(c.notAfterUnixMs).toISOString(), status(c)]),
       ),
     );
     return 0;
@@ -99,11 +102,11 @@ export const pkiRevokeCommand: Command = {
   async run(ctx, args) {
     const serial = args.get<string>('serial') ?? '';
     const admin = args.get<string>('admin');
-    const identity = admin !== undefined ? { role: 'ADMIN' as const, host: '', vm: '', name: admin } : identityArgs(args);
+    const identity = admin !== undefined ? { role: 'ROLE_ADMIN' as const, host: '', vm: '', name: admin } : identityArgs(args);
     if ((serial === '') === (identity === undefined)) throw new UsageError('give --serial, or --host [--vm], or --admin (one of them)');
     const res = await ctx.pki('RevokeCertificates', { serial, identity, reason: args.get<string>('reason') ?? '' });
     if (ctx.json) printJson(ctx, res);
-    else for (const c of res.revoked) print(ctx, `revoked ${c.serial} (${ROLE_NAMES[c.identity?.role ?? '']} ${describe(c.identity)})`);
+    else for (const c of res.revoked) print(ctx, `revoked ${c.serial} (${roleName(c.identity)} ${describe(c.identity)})`);
     return 0;
   },
 };

@@ -7,6 +7,7 @@ import { type Command, hostOption } from '../command';
 import { print, printJson } from '../context';
 import { formatClock, formatClockRelative, formatRelative, formatSpan } from '../../common/util/human';
 import { formatTable } from '../table';
+import { tokenKind } from '../../proto/enums';
 
 export const tokensCommand: Command = {
   name: 'tokens',
@@ -32,7 +33,7 @@ export function shortId(id: string): string {
 }
 
 export function kindName(kind: string): string {
-  return kind === 'TOKEN_KIND_UNSPECIFIED' || kind === '' ? '-' : kind;
+  return kind === 'TOKEN_KIND_UNSPECIFIED' || kind === '' ? '-' : tokenKind.show(kind);
 }
 
 export function renderActive(tokens: readonly Token__Output[], now: number): string {

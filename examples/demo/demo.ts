@@ -14,6 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { connect } from '../../common/client/connection';
 import { parseDuration } from '../../common/util/duration';
 import type { v1 } from '../../proto';
+import { historyEventType, tokenKind } from '../../proto/enums';
 import { AGENT_MAIN, CTL_MAIN, startCoordinator, tempDir } from '../../test/helpers/coordinator-process';
 import { type Interval, countOverlaps, renderTimeline } from './timeline';
 
@@ -62,12 +63,12 @@ function time(ms: number): string {
 }
 
 function printEvent(e: v1.HistoryEvent__Output): void {
-  if (e.type === 'RENEWED') return;
-  const kind = e.kind === 'TOKEN_KIND_UNSPECIFIED' ? '' : e.kind;
+  if (e.type === 'HISTORY_EVENT_TYPE_RENEWED') return;
+  const kind = tokenKind.fromWire(e.kind) ?? '';
   const fencing = e.fencing ? `fencing ${e.fencing}` : '';
-  const detail = e.type === 'GRANTED' ? '' : e.detail;
+  const detail = e.type === 'HISTORY_EVENT_TYPE_GRANTED' ? '' : e.detail;
   process.stdout.write(
-    `  ${time(e.atUnixMs)}  ${e.type.padEnd(9)} ${kind.padEnd(10)} ${e.vm.padEnd(8)} ${e.job.padEnd(8)} ${fencing.padEnd(11)} ${detail}\n`,
+    `  ${time(e.atUnixMs)}  ${historyEventType.show(e.type).padEnd(9)} ${kind.padEnd(10)} ${e.vm.padEnd(8)} ${e.job.padEnd(8)} ${fencing.padEnd(11)} ${detail}\n`,
   );
 }
 
@@ -174,12 +175,12 @@ async function main(): Promise<void> {
 
   const intervals = readAudit(audit);
   const overlaps = countOverlaps(intervals);
-  const granted = events.filter((e) => e.type === 'GRANTED');
+  const granted = events.filter((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED');
   process.stdout.write(`\nTimeline (from the backup commands' own start/end records):\n\n`);
   process.stdout.write(renderTimeline(intervals, 72));
   process.stdout.write(
-    `\n  tokens granted: ${granted.filter((e) => e.kind === 'GUEST').length} GUEST, ` +
-      `${granted.filter((e) => e.kind === 'HYPERVISOR').length} HYPERVISOR; ` +
+    `\n  tokens granted: ${granted.filter((e) => e.kind === 'TOKEN_KIND_GUEST').length} GUEST, ` +
+      `${granted.filter((e) => e.kind === 'TOKEN_KIND_HYPERVISOR').length} HYPERVISOR; ` +
       `backups run: ${intervals.length}; host-backup exit codes: ${hostExit.join(', ') || 'none'}\n`,
   );
   process.stdout.write(`  guest/hypervisor overlaps: ${overlaps}\n`);

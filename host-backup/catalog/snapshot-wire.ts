@@ -2,6 +2,7 @@
  * The snapshot catalog's answers as wire messages (admin.proto's BackupInfo, BackupVerification, …): what
  * the coordinator sends, and what headroomctl prints from a local `--dir` too, so that both print alike.
  */
+import type { Consistency } from './chain-rules';
 import type { CatalogProblem } from './manifest-store';
 import type { ListedBackup, PruneResult, Verification } from './catalog-view';
 import type * as v1 from '../../proto/generated/headroom/v1';
@@ -11,6 +12,11 @@ import type * as v1 from '../../proto/generated/headroom/v1';
  * answer must stay under the 1 MiB message limit.
  */
 export const MAX_LISTED_BACKUPS = 500;
+
+/** A manifest's consistency as the wire (and a release outcome) says it. */
+export function wireConsistency(c: Consistency): v1.Consistency__Output {
+  return c === 'application' ? 'CONSISTENCY_APPLICATION' : 'CONSISTENCY_CRASH';
+}
 
 export function backupInfo(b: ListedBackup): v1.BackupInfo__Output {
   const r = b.record;
@@ -30,7 +36,7 @@ export function backupInfo(b: ListedBackup): v1.BackupInfo__Output {
     bytes: r.bytes,
     fileBytes: r.fileBytes,
     virtualSize: r.virtualSize,
-    consistency: r.consistency === 'application' ? 'APPLICATION' : 'CRASH',
+    consistency: wireConsistency(r.consistency),
     path: b.path,
     sha256: r.sha256,
     chainProblem: b.chainProblem,

@@ -20,6 +20,7 @@ import { createLogger } from '../../common/util/log';
 import { acquireToken } from '../../common/client/token-acquirer';
 import type { TokenKind } from '../../coordinator/domain/lease';
 import type { v1 } from '../../proto';
+import { denyReason, tokenKind } from '../../proto/enums';
 import type { CycleRecord, GrantRecord, ReleaseResult } from './history-checker';
 
 export interface ClientSpec {
@@ -135,11 +136,11 @@ async function runClient(config: ClientProcessConfig, spec: ClientSpec, random: 
         log,
         signal: stop,
         backoff: { initialMs: 50, maxMs: 500, random },
-        hooks: { onDenied: (d) => (record.deniedReason = d.reason) },
+        hooks: { onDenied: (d) => (record.deniedReason = denyReason.show(d.reason)) },
       },
       {
         requestId,
-        kind: spec.kind,
+        kind: tokenKind.toWire(spec.kind),
         host: spec.host,
         vm: spec.vm,
         job: 'chaos',

@@ -22,7 +22,7 @@ export function acquire(clients: Clients, request: Partial<v1.AcquireRequest>): 
   const updates: v1.AcquireUpdate__Output[] = [];
   const call = clients.token.Acquire({
     requestId: randomUUID(),
-    kind: 'GUEST',
+    kind: 'TOKEN_KIND_GUEST',
     vm: 'vm1',
     job: 'test',
     expectedDurationMs: 60_000,

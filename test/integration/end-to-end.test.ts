@@ -71,8 +71,13 @@ describe('end to end: agent, coordinator and headroomctl as real processes', fun
     assert.ok(hypervisor.start >= guest.end, `hypervisor started at ${hypervisor.start}, guest ended at ${guest.end}`);
     const history = await unary(clients.admin.ListHistory.bind(clients.admin), { host: 'host-e2e' });
     assert.deepEqual(
-      history.events.filter((e) => e.type !== 'RENEWED').map((e) => `${e.type} ${e.kind}`),
-      ['GRANTED GUEST', 'RELEASED GUEST', 'GRANTED HYPERVISOR', 'RELEASED HYPERVISOR'],
+      history.events.filter((e) => e.type !== 'HISTORY_EVENT_TYPE_RENEWED').map((e) => `${e.type} ${e.kind}`),
+      [
+        'HISTORY_EVENT_TYPE_GRANTED TOKEN_KIND_GUEST',
+        'HISTORY_EVENT_TYPE_RELEASED TOKEN_KIND_GUEST',
+        'HISTORY_EVENT_TYPE_GRANTED TOKEN_KIND_HYPERVISOR',
+        'HISTORY_EVENT_TYPE_RELEASED TOKEN_KIND_HYPERVISOR',
+      ],
     );
   });
 
@@ -93,8 +98,13 @@ describe('end to end: agent, coordinator and headroomctl as real processes', fun
     assert.equal(await hv.exited, 0, hv.stderr());
     assert.ok(Date.now() - killedAt >= 1_000, 'the next request waited for the lease to expire');
     const history = await unary(clients.admin.ListHistory.bind(clients.admin), { host: 'host-e2e' });
-    const types = history.events.filter((e) => e.type !== 'RENEWED').map((e) => `${e.type} ${e.vm}`);
-    assert.deepEqual(types, ['GRANTED vm-killed', 'EXPIRED vm-killed', 'GRANTED vm-next', 'RELEASED vm-next']);
+    const types = history.events.filter((e) => e.type !== 'HISTORY_EVENT_TYPE_RENEWED').map((e) => `${e.type} ${e.vm}`);
+    assert.deepEqual(types, [
+      'HISTORY_EVENT_TYPE_GRANTED vm-killed',
+      'HISTORY_EVENT_TYPE_EXPIRED vm-killed',
+      'HISTORY_EVENT_TYPE_GRANTED vm-next',
+      'HISTORY_EVENT_TYPE_RELEASED vm-next',
+    ]);
     // SIGKILL gives the agent no chance to stop its child; the watchdog in the job's process group sees the
     // agent's end of its pipe close and stops the job: SIGTERM, SIGKILL after the kill grace at the latest.
     const graceLeft = killedAt + DEFAULT_KILL_GRACE_MS - Date.now();

@@ -36,7 +36,7 @@ describe('the token in the command environment (real agent, headroomctl and coor
 
   async function granted(job: string) {
     const history = await unary(clients.admin.ListHistory.bind(clients.admin), { host: 'host-env' });
-    const event = history.events.find((e) => e.type === 'GRANTED' && e.job === job);
+    const event = history.events.find((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED' && e.job === job);
     assert.ok(event, `a grant for ${job} in the history`);
     return event;
   }

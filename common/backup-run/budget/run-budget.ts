@@ -6,6 +6,7 @@
  * force in a BudgetReport whenever that changes.
  */
 import type { v1 } from '../../../proto';
+import { enforcement } from '../../../proto/enums';
 import type { RunControl } from '../guarded-run';
 import type { RunningChild } from '../child-process';
 import type { Logger } from '../../util/log';
@@ -127,7 +128,7 @@ export class RunBudget implements RunControl {
       tokenId: this.token.tokenId,
       budget: { ...this.inForce.budget },
       paused: this.inForce.paused,
-      enforcement: this.enforcer.enforcement,
+      enforcement: enforcement.toWire(this.enforcer.enforcement),
       detail: this.detail(),
     };
   }

@@ -58,14 +58,14 @@ describe('headroom-agent with a real coordinator', function () {
     const a = agent(['run', '--config', config]);
     const released = await waitFor(
       'a RELEASED event for the job',
-      async () => (await history('vm-sched')).find((e) => e.type === 'RELEASED' && e.job === 'every-2s'),
+      async () => (await history('vm-sched')).find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' && e.job === 'every-2s'),
       15_000,
     );
-    assert.equal(released.kind, 'GUEST');
+    assert.equal(released.kind, 'TOKEN_KIND_GUEST');
     assert.equal(released.host, 'host-a');
     assert.match(released.detail, /^success, exit 0, /);
     const events = await history('vm-sched');
-    const granted = events.find((e) => e.type === 'GRANTED' && e.tokenId === released.tokenId);
+    const granted = events.find((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED' && e.tokenId === released.tokenId);
     assert.ok(granted, 'the grant of the released token is in the history');
     assert.match(a.stderr(), /INFO  session up host=host-a vm=vm-sched/);
     await waitFor('the agent to log the end of the run', () => /INFO  job finished job=every-2s status=succeeded exitCode=0/.test(a.stderr()));
@@ -78,7 +78,7 @@ describe('headroom-agent with a real coordinator', function () {
   it("exec passes the command's exit code through and the coordinator records the release", async () => {
     const a = agent(['exec', '--job', 'adhoc', '--coordinator', coordinator.address, '--window', '1m', '--', 'sh', '-c', 'exit 3']);
     assert.equal(await a.exited, 3);
-    const released = (await history('')).find((e) => e.type === 'RELEASED' && e.job === 'adhoc');
+    const released = (await history('')).find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' && e.job === 'adhoc');
     assert.ok(released, `no release of job adhoc in the history; exec said:\n${a.stderr()}`);
     assert.match(released.detail, /^failure, exit 3, 0 bytes, \d+ ms: exit code 3$/);
     const ok = agent(['exec', '--job', 'adhoc-ok', '--coordinator', coordinator.address, '--', 'true']);

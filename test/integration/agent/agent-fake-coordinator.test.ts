@@ -83,7 +83,7 @@ describe('headroom-agent against a scripted coordinator', function () {
     const { a, pidFile } = daemonWithTreeJob();
     const pids = await runningTree(pidFile);
     const grant = fake.grants[0].token;
-    assert.equal(grant.kind, 'GUEST');
+    assert.equal(grant.kind, 'TOKEN_KIND_GUEST');
     const commandId = fake.revoke(grant, 'an administrator needs the slot');
     await waitFor('every process of the tree to be gone', () => pids.every((p) => !pidAlive(p)), 5_000);
     const ack = await waitFor('the ack', () => fake.acks.find((x) => x.commandId === commandId));
@@ -121,7 +121,7 @@ describe('headroom-agent against a scripted coordinator', function () {
     assert.match(a.stderr(), /^err$/m);
     assert.match(a.stderr(), /headroom: granted a slot on host host-fake \(token [0-9a-f-]+, fencing 1\); running sh -c/);
     const req = fake.acquires[0].request;
-    assert.equal(req.kind, 'GUEST');
+    assert.equal(req.kind, 'TOKEN_KIND_GUEST');
     assert.equal(req.job, 'adhoc');
     assert.ok(Number(req.latestStartUnixMs) > Date.now() + 50_000);
     assert.equal(fake.releases.length, 1);
@@ -133,7 +133,7 @@ describe('headroom-agent against a scripted coordinator', function () {
     fake.onAcquire = (_req, call) => {
       call.write({ queued: { position: 2, estimatedStartUnixMs: Date.now() + 600_000, waitingFor: 'a hypervisor backup of vm-9' } });
       setTimeout(() => {
-        call.write({ denied: { reason: 'WINDOW_CLOSED', message: 'could not start before 02:30' } });
+        call.write({ denied: { reason: 'DENY_REASON_WINDOW_CLOSED', message: 'could not start before 02:30' } });
         call.end();
       }, 200);
     };

@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../../../proto';
+import { enforcement as enforcements } from '../../../proto/enums';
 import { detectEnforcement } from '../../../common/backup-run/budget/detect';
 import { createLogger } from '../../../common/util/log';
 import { tempDir } from '../../helpers/coordinator-process';
@@ -118,7 +119,7 @@ describe('budgets through the headroom-agent daemon and exec', function () {
       const mechanism = enforcement === 'signals' ? 'SIGNALS' : expected;
       assert.deepEqual(
         { tokenId: first.tokenId, budget: first.budget, paused: first.paused, enforcement: first.enforcement },
-        { tokenId: t.tokenId, budget: { cpuPercent: 20, ioBytesPerSec: 0 }, paused: false, enforcement: mechanism },
+        { tokenId: t.tokenId, budget: { cpuPercent: 20, ioBytesPerSec: 0 }, paused: false, enforcement: enforcements.toWire(mechanism) },
       );
       assert.ok(first.detail.length > 0);
       await new Promise((resolve) => setTimeout(resolve, 1_000));

@@ -94,7 +94,7 @@ describe('budget control end to end: real agent, real coordinator, real load', f
       const r = await budgetReport();
       return r && r.budget?.cpuPercent === 60 && !r.paused ? r : undefined;
     }, 20_000);
-    assert.ok(['CGROUP_V2', 'CGROUP_V1', 'SIGNALS'].includes(first.enforcement), `mechanism reported: ${first.enforcement}`);
+    assert.ok(['ENFORCEMENT_CGROUP_V2', 'ENFORCEMENT_CGROUP_V1', 'ENFORCEMENT_SIGNALS'].includes(first.enforcement), `mechanism reported: ${first.enforcement}`);
     const pgid = await waitFor('the backup to write its pid', () => (fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8')) || undefined : undefined));
 
     busyLoop();

@@ -58,7 +58,7 @@ describe('budget control over an agent session', function () {
 
   it('throttles, pauses and resumes a running guest backup as its VM reports rising and falling load', async () => {
     const vm = await agent('vm-busy');
-    const token = await grant(clients, { kind: 'GUEST', vm: 'vm-busy', job: 'restic' });
+    const token = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-busy', job: 'restic' });
 
     // The token carries the host's budget from its grant: a quiet VM changes nothing.
     assert.deepEqual(token.budget, { cpuPercent: 80, ioBytesPerSec: 0 });
@@ -89,12 +89,12 @@ describe('budget control over an agent session', function () {
 
   it('lists what the agent reports enforcing, until the token ends', async () => {
     const vm = await agent('vm-report');
-    const token = await grant(clients, { kind: 'GUEST', vm: 'vm-report' });
+    const token = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-report' });
     const report = {
       tokenId: token.tokenId,
       budget: { cpuPercent: 20, ioBytesPerSec: 1024 },
       paused: true,
-      enforcement: 'CGROUP_V1' as const,
+      enforcement: 'ENFORCEMENT_CGROUP_V1' as const,
       detail: '/sys/fs/cgroup/freezer/headroom/restic',
     };
     vm.report(report);
@@ -118,7 +118,7 @@ describe('budget control over an agent session', function () {
   it('throttles instead of pausing a backup whose window ends too soon for a pause', async () => {
     const vm = await agent('vm-late');
     // 2 minutes left in the window, less than the default 5-minute guard.
-    const token = await grant(clients, { kind: 'GUEST', vm: 'vm-late', windowEndUnixMs: Date.now() + 120_000, expectedDurationMs: 60_000 });
+    const token = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-late', windowEndUnixMs: Date.now() + 120_000, expectedDurationMs: 60_000 });
     vm.load(95);
     const command = await vm.nextBudget();
     assert.deepEqual([command.paused, command.budget], [false, { cpuPercent: 20, ioBytesPerSec: 0 }]);
@@ -128,11 +128,11 @@ describe('budget control over an agent session', function () {
 
   it("leaves the VM's HYPERVISOR backups alone", async () => {
     const vm = await agent('vm-host-backup');
-    const hypervisor = await grant(clients, { kind: 'HYPERVISOR', vm: 'vm-host-backup' });
+    const hypervisor = await grant(clients, { kind: 'TOKEN_KIND_HYPERVISOR', vm: 'vm-host-backup' });
     vm.load(95);
     await waitFor(async () => (await agentsOf(clients)).find((a) => a.vm === 'vm-host-backup')?.lastLoad?.cpuPercent === 95);
     await release(clients, hypervisor);
-    const guest = await grant(clients, { kind: 'GUEST', vm: 'vm-host-backup' });
+    const guest = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-host-backup' });
     vm.load(95);
     // The first budget command this agent gets is about its GUEST backup.
     assert.equal((await vm.nextBudget()).tokenId, guest.tokenId);
@@ -163,7 +163,7 @@ describe('budget control across a coordinator restart', function () {
     await unary(clients.admin.SetPolicy.bind(clients.admin), { host: HOST, budgetDwellMs: 0 });
     let vm = new FakeAgent(clients, 'vm-restart');
     await vm.connected();
-    const token = await grant(clients, { kind: 'GUEST', vm: 'vm-restart' });
+    const token = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-restart' });
     vm.load(95);
     assert.equal((await vm.nextBudget()).paused, true);
 

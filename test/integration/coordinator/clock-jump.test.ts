@@ -48,8 +48,8 @@ describe('a wall-clock jump on the coordinator', function () {
   });
 
   it('neither expires a renewing holder when the clock jumps ahead, nor keeps a silent one when it jumps back', async () => {
-    const held = await grant(clients, { host: 'host-a', kind: 'GUEST', vm: 'vm1', job: 'nightly' });
-    const waiting = acquire(clients, { host: 'host-a', kind: 'HYPERVISOR', vm: 'vm2', job: 'image' });
+    const held = await grant(clients, { host: 'host-a', kind: 'TOKEN_KIND_GUEST', vm: 'vm1', job: 'nightly' });
+    const waiting = acquire(clients, { host: 'host-a', kind: 'TOKEN_KIND_HYPERVISOR', vm: 'vm2', job: 'image' });
     await waitFor(() => waiting.updates.some((u) => u.queued), 5_000, 'the hypervisor request to wait');
 
     fs.writeFileSync(offsetFile, '+1h\n');

@@ -24,8 +24,8 @@ describe('coordinator killed with SIGKILL and restarted on the same database', f
     coordinator = await startCoordinator({ host: 'crash-host' });
     clients = connectPlain(coordinator.address);
     const guestRequest = randomUUID();
-    const guest = await grant(clients, { requestId: guestRequest, kind: 'GUEST', vm: 'vm1' });
-    const guest2 = await grant(clients, { kind: 'GUEST', vm: 'vm2' });
+    const guest = await grant(clients, { requestId: guestRequest, kind: 'TOKEN_KIND_GUEST', vm: 'vm1' });
+    const guest2 = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm2' });
     await release(clients, guest2);
     const historyBefore = await unary(clients.admin.ListHistory.bind(clients.admin), { limit: 1000 });
 
@@ -37,19 +37,19 @@ describe('coordinator killed with SIGKILL and restarted on the same database', f
     const renewed = await renew(clients, guest);
     assert.ok(renewed.expiresUnixMs > Date.now(), 'the restored lease was renewed with its token and fencing number');
 
-    const hv = acquire(clients, { kind: 'HYPERVISOR', vm: 'vm3' });
+    const hv = acquire(clients, { kind: 'TOKEN_KIND_HYPERVISOR', vm: 'vm3' });
     await waitFor(() => hv.updates.length > 0);
     assert.ok(hv.updates[0].queued, 'a HYPERVISOR request waits while the restored GUEST lease lives');
-    const sameVm = acquire(clients, { kind: 'GUEST', vm: 'vm1' });
+    const sameVm = acquire(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm1' });
     await waitFor(() => sameVm.updates.length > 0);
     assert.ok(sameVm.updates[0].queued, 'a second token for the same VM waits');
 
-    const retried = await grant(clients, { requestId: guestRequest, kind: 'GUEST', vm: 'vm1' });
+    const retried = await grant(clients, { requestId: guestRequest, kind: 'TOKEN_KIND_GUEST', vm: 'vm1' });
     assert.deepEqual([retried.tokenId, retried.fencing], [guest.tokenId, guest.fencing], 'a retry gets the same token');
 
     const historyAfter = await unary(clients.admin.ListHistory.bind(clients.admin), { limit: 1000 });
     assert.deepEqual(historyAfter.events.slice(0, historyBefore.events.length), historyBefore.events);
-    assert.ok(historyAfter.events.some((e) => e.type === 'RESTORED' && e.tokenId === guest.tokenId));
+    assert.ok(historyAfter.events.some((e) => e.type === 'HISTORY_EVENT_TYPE_RESTORED' && e.tokenId === guest.tokenId));
 
     await release(clients, guest);
     const hvToken = (await hv.done).granted!;
@@ -61,15 +61,15 @@ describe('coordinator killed with SIGKILL and restarted on the same database', f
   it('expires a restored lease that nobody renews, then serves the next request', async () => {
     coordinator = await startCoordinator({ host: 'crash-host', args: ['--lease-ttl', '1500ms'] });
     clients = connectPlain(coordinator.address);
-    const orphan = await grant(clients, { kind: 'HYPERVISOR', vm: 'vm1' });
+    const orphan = await grant(clients, { kind: 'TOKEN_KIND_HYPERVISOR', vm: 'vm1' });
     await coordinator.kill();
     clients.close();
     coordinator = await startCoordinator({ host: 'crash-host', dbPath: coordinator.dbPath, args: ['--lease-ttl', '1500ms'] });
     clients = connectPlain(coordinator.address);
-    const next = await grant(clients, { kind: 'GUEST', vm: 'vm2' });
+    const next = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm2' });
     assert.ok(next.fencing > orphan.fencing);
     const history = await unary(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm1' });
-    assert.deepEqual(history.events.map((e) => e.type), ['GRANTED', 'RESTORED', 'EXPIRED']);
+    assert.deepEqual(history.events.map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_RESTORED', 'HISTORY_EVENT_TYPE_EXPIRED']);
     assert.equal((await statusOf(renew(clients, orphan))).code, grpc.status.FAILED_PRECONDITION);
     await release(clients, next);
   });

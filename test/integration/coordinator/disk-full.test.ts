@@ -69,15 +69,15 @@ describe('coordinator whose database cannot be written (disk full, read-only)', 
   async function startHolding(dir: string) {
     coordinator = await startCoordinator({ dbPath: path.join(dir, 'headroom.db'), host: 'disk-host' });
     clients = connectPlain(coordinator.address);
-    return grant(clients, { kind: 'GUEST', vm: 'vm1' });
+    return grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm1' });
   }
 
   /** What must hold while the database cannot be written: refusals, renewals, the process up, one log line. */
   async function checkOutage(held: { tokenId: string; fencing: number }) {
-    const refused = await statusOf(acquire(clients!, { requestId: 'refused-1', kind: 'GUEST', vm: 'vm2' }).done);
+    const refused = await statusOf(acquire(clients!, { requestId: 'refused-1', kind: 'TOKEN_KIND_GUEST', vm: 'vm2' }).done);
     assert.equal(refused.code, grpc.status.UNAVAILABLE, refused.details);
     assert.match(refused.details, /cannot write its database/);
-    const refusedAgain = await statusOf(acquire(clients!, { requestId: 'refused-2', kind: 'GUEST', vm: 'vm3' }).done);
+    const refusedAgain = await statusOf(acquire(clients!, { requestId: 'refused-2', kind: 'TOKEN_KIND_GUEST', vm: 'vm3' }).done);
     assert.equal(refusedAgain.code, grpc.status.UNAVAILABLE);
 
     const renewed = await renew(clients!, held);
@@ -94,7 +94,7 @@ describe('coordinator whose database cannot be written (disk full, read-only)', 
    * then the history is whole and the database intact.
    */
   async function checkRecovery(held: { tokenId: string; fencing: number }, logged: boolean) {
-    const next = await grant(clients!, { requestId: 'after-1', kind: 'GUEST', vm: 'vm2' });
+    const next = await grant(clients!, { requestId: 'after-1', kind: 'TOKEN_KIND_GUEST', vm: 'vm2' });
     assert.ok(next.fencing > held.fencing);
     await release(clients!, held);
     await release(clients!, next);

@@ -9,6 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type Clients, unary } from '../../../common/client/connection';
+import type { v1 } from '../../../proto';
 import { FakeAgent } from '../../helpers/fake-agent';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { acquire, connectPlain, release } from '../../helpers/token-client';
@@ -23,7 +24,7 @@ function configFile(yaml: string): string {
   return file;
 }
 
-async function history(clients: Clients, type: string) {
+async function history(clients: Clients, type: v1.HistoryEventType__Output) {
   const { events } = await unary(clients.admin.ListHistory.bind(clients.admin), { host: HOST, limit: 1000 });
   return events.filter((e) => e.type === type);
 }
@@ -114,7 +115,7 @@ describe('start gate with a real coordinator', function () {
       // Forced at twice its expected duration before the window's end.
       assert.ok(Date.now() >= windowEnd - 2_000 - 250, 'not started before it had to be');
       assert.deepEqual(u.granted.budget, { cpuPercent: 25, ioBytesPerSec: 10 * 1024 * 1024 });
-      const [grant] = (await history(clients, 'GRANTED')).filter((e) => e.tokenId === u.granted!.tokenId);
+      const [grant] = (await history(clients, 'HISTORY_EVENT_TYPE_GRANTED')).filter((e) => e.tokenId === u.granted!.tokenId);
       assert.match(grant.detail, /started on the throttled budget: VM vm-hot foreground cpu 95% ≥ 50%, but waiting longer would miss its window/);
       await release(clients, u.granted);
     } finally {
@@ -189,7 +190,7 @@ describe("grants that follow the host's plan", function () {
     // Wait for the followed plan (made a moment after the policy change) before asking.
     await new Promise((r) => setTimeout(r, 1_500));
     const calls = ['vm-a', 'vm-b'].map((vm) =>
-      acquire(clients, { host: HOST, kind: 'HYPERVISOR', vm, job: 'image', windowEndUnixMs: windowEnd, expectedDurationMs: 2_000 }),
+      acquire(clients, { host: HOST, kind: 'TOKEN_KIND_HYPERVISOR', vm, job: 'image', windowEndUnixMs: windowEnd, expectedDurationMs: 2_000 }),
     );
     const first = await Promise.race(calls.map((c) => c.done));
     const second = calls.find((c) => c.updates.every((u) => !u.granted))!;

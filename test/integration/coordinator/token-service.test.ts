@@ -27,21 +27,21 @@ describe('coordinator over gRPC', function () {
   });
 
   it('grants, renews and releases a token, and records each step in the history', async () => {
-    const token = await grant(clients, { kind: 'GUEST', vm: 'vm-grant', job: 'restic' });
-    assert.equal(token.kind, 'GUEST');
+    const token = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-grant', job: 'restic' });
+    assert.equal(token.kind, 'TOKEN_KIND_GUEST');
     assert.equal(token.host, 'host-a');
     assert.ok(token.fencing >= 1);
     const renewed = await renew(clients, token);
     assert.ok(renewed.expiresUnixMs >= token.expiresUnixMs);
     await release(clients, token);
     const history = await unary(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm-grant' });
-    assert.deepEqual(history.events.map((e) => e.type), ['GRANTED', 'RENEWED', 'RELEASED']);
+    assert.deepEqual(history.events.map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_RENEWED', 'HISTORY_EVENT_TYPE_RELEASED']);
     assert.ok(history.events.every((e) => e.tokenId === token.tokenId));
   });
 
   it('queues a hypervisor request behind a guest backup, streaming position and estimate, then grants it', async () => {
-    const guest = await grant(clients, { kind: 'GUEST', vm: 'vm-q1', expectedDurationMs: 120_000 });
-    const hv = acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-q2' });
+    const guest = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-q1', expectedDurationMs: 120_000 });
+    const hv = acquire(clients, { kind: 'TOKEN_KIND_HYPERVISOR', vm: 'vm-q2' });
     await waitFor(() => hv.updates.length > 0);
     const queued = hv.updates[0].queued!;
     assert.equal(queued.position, 1);
@@ -51,19 +51,19 @@ describe('coordinator over gRPC', function () {
     assert.equal(tokens.queued.length, 1);
     await release(clients, guest);
     const final = await hv.done;
-    assert.equal(final.granted!.kind, 'HYPERVISOR');
+    assert.equal(final.granted!.kind, 'TOKEN_KIND_HYPERVISOR');
     assert.ok(final.granted!.fencing > guest.fencing);
     await release(clients, final.granted!);
   });
 
   it('withdraws a waiting request when its caller cancels', async () => {
-    const guest = await grant(clients, { kind: 'GUEST', vm: 'vm-c1' });
-    const hv = acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-c2' });
+    const guest = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-c1' });
+    const hv = acquire(clients, { kind: 'TOKEN_KIND_HYPERVISOR', vm: 'vm-c2' });
     await waitFor(() => hv.updates.length > 0);
     hv.cancel();
     await waitFor(async () => (await unary(clients.admin.ListTokens.bind(clients.admin), {})).queued.length === 0);
     // With the hypervisor request gone, a new guest is no longer held back.
-    const other = await grant(clients, { kind: 'GUEST', vm: 'vm-c3' });
+    const other = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-c3' });
     await release(clients, other);
     await release(clients, guest);
   });
@@ -75,7 +75,7 @@ describe('coordinator over gRPC', function () {
     assert.deepEqual([second.tokenId, second.fencing], [first.tokenId, first.fencing]);
     await release(clients, first);
     const third = await acquire(clients, { requestId, vm: 'vm-idem' }).done;
-    assert.equal(third.denied?.reason, 'REQUEST_ID_USED');
+    assert.equal(third.denied?.reason, 'DENY_REASON_REQUEST_ID_USED');
   });
 
   it('refuses bad input with INVALID_ARGUMENT naming the field, and changes nothing', async () => {

@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { type Clients, connect, unary } from '../../../common/client/connection';
 import { CTL_MAIN } from '../../helpers/coordinator-process';
+import { tokenKind } from '../../../proto/enums';
 import type { AcquireUpdate__Output, Token__Output } from '../../../proto/generated/headroom/v1';
 
 export interface CtlResult {
@@ -134,7 +135,7 @@ export function acquire(clients: Clients, o: AcquireOptions): Promise<Token__Out
   return new Promise((resolve, reject) => {
     const call = clients.token.Acquire({
       requestId: `test-${process.pid}-${++requests}`,
-      kind: o.kind,
+      kind: tokenKind.toWire(o.kind),
       host: o.host ?? 'host-a',
       vm: o.vm,
       job: o.job,

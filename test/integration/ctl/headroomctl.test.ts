@@ -58,7 +58,7 @@ describe('headroomctl against a real coordinator', function () {
     const types = lines.slice(1).map((l) => l.split(/\s+/)[1]);
     assert.deepEqual(types.filter((t) => t !== 'POLICY_CHANGED'), ['GRANTED', 'GRANTED', 'RELEASED'], history.stdout);
     const historyJson = JSON.parse((await ctl('history', '--json', '--vm', 'vm-2')).stdout);
-    assert.deepEqual(historyJson.events.map((e: { type: string }) => e.type), ['GRANTED', 'RELEASED']);
+    assert.deepEqual(historyJson.events.map((e: { type: string }) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_RELEASED']);
     assert.ok(historyJson.events.every((e: { vm: string; tokenId: string }) => e.vm === 'vm-2' && e.tokenId === other.tokenId));
     assert.equal((await ctl('history', '--vm', 'vm-none')).stdout, 'no events\n');
     const unknownHost = await ctl('history', '--host', 'host-zz');
@@ -138,7 +138,7 @@ describe('headroomctl against a real coordinator', function () {
     const token = await waiting;
     assert.equal(token.vm, 'vm-1');
     const types = JSON.parse((await ctl('history', '--json')).stdout).events.map((e: { type: string }) => e.type);
-    assert.deepEqual(types.filter((t: string) => t !== 'POLICY_CHANGED'), ['HOST_PAUSED', 'HOST_RESUMED', 'GRANTED']);
+    assert.deepEqual(types.filter((t: string) => t !== 'HISTORY_EVENT_TYPE_POLICY_CHANGED'), ['HISTORY_EVENT_TYPE_HOST_PAUSED', 'HISTORY_EVENT_TYPE_HOST_RESUMED', 'HISTORY_EVENT_TYPE_GRANTED']);
   });
 
   it('revokes an active token named by its short id, so that its holder can no longer renew', async () => {
@@ -149,7 +149,7 @@ describe('headroomctl against a real coordinator', function () {
     await assert.rejects(renew(clients, token), (err: { code: number }) => err.code === 9 || err.code === 5);
     assert.match((await ctl('tokens')).stdout, /^Active tokens\nno active tokens\n/);
     const events = JSON.parse((await ctl('history', '--json')).stdout).events;
-    const revoked = events.find((e: { type: string }) => e.type === 'REVOKED');
+    const revoked = events.find((e: { type: string }) => e.type === 'HISTORY_EVENT_TYPE_REVOKED');
     assert.equal(revoked.tokenId, token.tokenId);
     assert.match(revoked.detail, /stuck backup/);
   });
@@ -186,8 +186,8 @@ describe('headroomctl against a real coordinator', function () {
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /headroomctl: granted token \S+ \(fencing 1\) on host-a: slot /);
     assert.match(r.stderr, /headroomctl: running sh -c 'exit 3'/);
-    const events = JSON.parse((await ctl('history', '--json')).stdout).events.filter((e: { type: string }) => e.type !== 'POLICY_CHANGED');
-    assert.deepEqual(events.map((e: { type: string; kind: string }) => `${e.type} ${e.kind}`), ['GRANTED HYPERVISOR', 'RELEASED HYPERVISOR']);
+    const events = JSON.parse((await ctl('history', '--json')).stdout).events.filter((e: { type: string }) => e.type !== 'HISTORY_EVENT_TYPE_POLICY_CHANGED');
+    assert.deepEqual(events.map((e: { type: string; kind: string }) => `${e.type} ${e.kind}`), ['HISTORY_EVENT_TYPE_GRANTED TOKEN_KIND_HYPERVISOR', 'HISTORY_EVENT_TYPE_RELEASED TOKEN_KIND_HYPERVISOR']);
     assert.equal(events[0].vm, 'vm-9');
     assert.equal(events[0].job, 'vzdump');
   });
@@ -201,7 +201,7 @@ describe('headroomctl against a real coordinator', function () {
     assert.ok(waiting[0].length > 0);
     // It is really queued, and nothing ran.
     const queued = JSON.parse((await ctl('tokens', '--json')).stdout).queued;
-    assert.deepEqual(queued.map((q: { request: { kind: string; vm: string } }) => `${q.request.kind} ${q.request.vm}`), ['HYPERVISOR vm-2']);
+    assert.deepEqual(queued.map((q: { request: { kind: string; vm: string } }) => `${q.request.kind} ${q.request.vm}`), ['TOKEN_KIND_HYPERVISOR vm-2']);
     assert.equal(fs.existsSync(stamp), false, 'the command must not start while the guest token is held');
 
     const releasedAt = Date.now();
@@ -254,12 +254,12 @@ describe('headroomctl against a real coordinator', function () {
     // listed events: each is printed exactly once.
     await acquire(clients, { kind: 'GUEST', vm: 'vm-other', job: 'x' });
     const token = await acquire(clients, { kind: 'GUEST', vm: 'vm-8', job: 'borg' });
-    await follow.waitFor('stdout', /"GRANTED"/);
+    await follow.waitFor('stdout', /"HISTORY_EVENT_TYPE_GRANTED"/);
     follow.process.kill('SIGTERM');
     const r = await follow.done;
     assert.equal(r.code, 0, r.stderr);
     const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(events.map((e) => `${e.type} ${e.vm} ${e.tokenId}`), [`GRANTED vm-8 ${token.tokenId}`]);
+    assert.deepEqual(events.map((e) => `${e.type} ${e.vm} ${e.tokenId}`), [`HISTORY_EVENT_TYPE_GRANTED vm-8 ${token.tokenId}`]);
   });
 });
 

@@ -87,7 +87,7 @@ describe('headroomctl plan', function () {
     // Whether the 23:30 image run falls inside these 12 h depends on the time of day the test runs at, so each
     // slot's kind is checked against its job rather than all of them against GUEST.
     for (const s of plan.slots) {
-      assert.equal(s.kind, s.job === 'image' ? 'HYPERVISOR' : 'GUEST', JSON.stringify(s));
+      assert.equal(s.kind, s.job === 'image' ? 'TOKEN_KIND_HYPERVISOR' : 'TOKEN_KIND_GUEST', JSON.stringify(s));
       assert.ok(s.startUnixMs >= s.earliestStartUnixMs && s.endUnixMs <= s.windowEndUnixMs, JSON.stringify(s));
     }
     const kinds = new Set(plan.slots.map((s) => s.kind));

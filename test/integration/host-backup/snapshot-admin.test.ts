@@ -88,7 +88,7 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     assert.equal(wireInc.parentId, recordOf(full, 'disk0').id);
     assert.equal(wireInc.chainId, recordOf(full, 'disk0').id);
     assert.equal(wireInc.bytes, CLUSTER);
-    assert.equal(wireInc.consistency, 'CRASH');
+    assert.equal(wireInc.consistency, 'CONSISTENCY_CRASH');
     assert.equal(wireInc.sha256, inc.sha256);
     assert.equal(wireInc.path, f.store.pathOf(inc));
     assert.equal(wireInc.chainProblem, '');
@@ -256,7 +256,7 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     const second = await ctl('--json', 'backup', 'start', '--vm', 'vm1', '--wait');
     assert.equal(second.code, 0, second.stderr);
     const run = JSON.parse(second.stdout) as BackupRun__Output;
-    assert.equal(run.state, 'BACKUP_RUN_SUCCEEDED');
+    assert.equal(run.state, 'BACKUP_RUN_STATE_SUCCEEDED');
     assert.ok(run.argv.includes('host-backup') && run.argv.includes(path.join(f.dir, 'vm1.qmp')), run.argv.join(' '));
     assert.match(run.outputTail, /granted token \S+ \(fencing \d+\) on host-a/);
 
@@ -266,8 +266,8 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     assert.equal(backups[1].bytes, CLUSTER);
     const history = JSON.parse((await ctl('--json', 'history')).stdout).events as Array<{ type: string; kind: string; job: string }>;
     assert.deepEqual(
-      history.filter((e) => e.kind === 'HYPERVISOR').map((e) => `${e.type} ${e.job}`),
-      ['GRANTED nightly', 'RELEASED nightly', 'GRANTED nightly', 'RELEASED nightly'],
+      history.filter((e) => e.kind === 'TOKEN_KIND_HYPERVISOR').map((e) => `${e.type} ${e.job}`),
+      ['HISTORY_EVENT_TYPE_GRANTED nightly', 'HISTORY_EVENT_TYPE_RELEASED nightly', 'HISTORY_EVENT_TYPE_GRANTED nightly', 'HISTORY_EVENT_TYPE_RELEASED nightly'],
     );
     const runs = await ctl('backup', 'runs');
     assert.equal(runs.stdout.trim().split('\n').length, 2);
@@ -278,7 +278,7 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     assert.equal(recordOf(await backup(f, { vm: 'vm2', disks }), 'disk0').kind, 'full');
     await f.daemon.write('disk0', 0, 4 * MiB, 0x51);
     const started = (await admin('StartBackup', { vm: 'vm2' })) as BackupRun__Output;
-    assert.equal(started.state, 'BACKUP_RUN_RUNNING');
+    assert.equal(started.state, 'BACKUP_RUN_STATE_RUNNING');
     const again = await refused(admin('StartBackup', { vm: 'vm2' }));
     assert.equal(again.code, grpc.status.ALREADY_EXISTS);
     // Progress means the block job runs (the speed of job "slow" keeps it going for seconds).
@@ -289,7 +289,7 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     assert.match(cancel.stdout, /^vm2  cancelled  run /m);
     const ended = await run();
     assert.equal(ended.runId, started.runId);
-    assert.equal(ended.state, 'BACKUP_RUN_CANCELLED');
+    assert.equal(ended.state, 'BACKUP_RUN_STATE_CANCELLED');
     assert.equal(ended.exitCode, 75);
     assert.match(ended.outputTail, /disk0 +failed: job cancelled/);
 

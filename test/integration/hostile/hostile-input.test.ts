@@ -118,7 +118,7 @@ describe('hostile input', function () {
 
   it('keeps to the rule on acquires whose identity is valid and whose other fields are random', async () => {
     const m = method('/headroom.v1.TokenService/Acquire');
-    const request = fc.tuple(fc.nat(1_000_000), fc.constantFrom('GUEST', 'HYPERVISOR'), messageObject(m.requestType));
+    const request = fc.tuple(fc.nat(1_000_000), fc.constantFrom('TOKEN_KIND_GUEST', 'TOKEN_KIND_HYPERVISOR'), messageObject(m.requestType));
     await fc.assert(
       fc.asyncProperty(request, async ([n, kind, rest]) => {
         const object = { ...rest, requestId: `fuzz-${n}`, vm: `fuzz-vm-${n % 50}`, kind };
@@ -159,7 +159,7 @@ describe('hostile input', function () {
     }
     const m = method('/headroom.v1.TokenService/Acquire');
     const job = 'j'.repeat(MAX_MESSAGE_BYTES - 1024);
-    const bytes = Buffer.from(m.requestType.encode(m.requestType.fromObject({ requestId: 'big-1', kind: 'GUEST', vm: 'vm-big', job })).finish());
+    const bytes = Buffer.from(m.requestType.encode(m.requestType.fromObject({ requestId: 'big-1', kind: 'TOKEN_KIND_GUEST', vm: 'vm-big', job })).finish());
     const answer = record(m, await callRaw(raw, m, [bytes], 10_000), 'job of 1 MiB - 1 KiB');
     assert.equal(answer.code, grpc.status.INVALID_ARGUMENT, answer.details);
     assert.match(answer.details, /^job: /);

@@ -77,11 +77,11 @@ describe('network partition between an agent and the coordinator (network namesp
     // Renewals get through while the link is up.
     await waitFor('a renewal', async () => {
       const h = await unary(clients!.admin.ListHistory.bind(clients!.admin), { vm: 'vm1', limit: 100 });
-      return h.events.some((e) => e.type === 'RENEWED' && e.tokenId === staleToken);
+      return h.events.some((e) => e.type === 'HISTORY_EVENT_TYPE_RENEWED' && e.tokenId === staleToken);
     });
 
     // Someone else waits for the host: a HYPERVISOR backup, queued behind the agent's GUEST token.
-    const next = acquire(clients, { kind: 'HYPERVISOR', host: 'part-host', vm: 'vm2' });
+    const next = acquire(clients, { kind: 'TOKEN_KIND_HYPERVISOR', host: 'part-host', vm: 'vm2' });
     let nextReceivedAt = 0;
     void next.done.then(() => (nextReceivedAt = Date.now()), () => {});
     await waitFor('the HYPERVISOR request queued', () => next.updates.length > 0);
@@ -93,7 +93,7 @@ describe('network partition between an agent and the coordinator (network namesp
     const stoppedAt = Number(fs.readFileSync(path.join(dir, 'stopped'), 'utf8'));
     const lastHeartbeat = Number(fs.readFileSync(path.join(dir, 'heartbeat'), 'utf8'));
     const history = await unary(clients.admin.ListHistory.bind(clients.admin), { host: 'part-host', limit: 100 });
-    const expired = history.events.find((e) => e.type === 'EXPIRED' && e.tokenId === staleToken);
+    const expired = history.events.find((e) => e.type === 'HISTORY_EVENT_TYPE_EXPIRED' && e.tokenId === staleToken);
     assert.ok(expired, `the agent's lease expired on the coordinator: ${JSON.stringify(history.events.map((e) => e.type))}`);
     assert.ok(stoppedAt < expired.atUnixMs, `the job stopped (${stoppedAt}) before its lease expired (${expired.atUnixMs})`);
     assert.ok(lastHeartbeat <= stoppedAt, 'and did nothing after it stopped');
@@ -114,7 +114,7 @@ describe('network partition between an agent and the coordinator (network namesp
     assert.match(stale.renew.details, /expired/);
     assert.equal(stale.release.code, grpc.status.FAILED_PRECONDITION, stale.release.details);
     const after = await unary(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm1', limit: 100 });
-    assert.ok(!after.events.some((e) => e.tokenId === staleToken && (e.type === 'RENEWED' || e.type === 'RELEASED') && e.seq > expired.seq),
+    assert.ok(!after.events.some((e) => e.tokenId === staleToken && (e.type === 'HISTORY_EVENT_TYPE_RENEWED' || e.type === 'HISTORY_EVENT_TYPE_RELEASED') && e.seq > expired.seq),
       'nothing the stale holder sent after the expiry was recorded');
     await unary(clients.token.Release.bind(clients.token), { tokenId: nextToken.tokenId, fencing: nextToken.fencing, outcome: { success: true } });
   });

@@ -53,7 +53,7 @@ describe('host-backup --driver qmp --quiesce', function () {
       assert.ok(r.takenAtMs >= lastFreezeMs - 1 && r.takenAtMs <= firstThawMs + 1, `snapshot at ${r.takenAtMs}, frozen ${lastFreezeMs}..${firstThawMs}`);
     }
     const events = (await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm1', limit: 20 })).events;
-    assert.deepEqual(events.map((e) => e.type), ['GRANTED', 'QUIESCED', 'THAWED', 'RELEASED']);
+    assert.deepEqual(events.map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_QUIESCED', 'HISTORY_EVENT_TYPE_THAWED', 'HISTORY_EVENT_TYPE_RELEASED']);
     assert.match(events[3].detail, /^success, .*application-consistent/);
   });
 

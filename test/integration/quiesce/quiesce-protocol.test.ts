@@ -54,7 +54,7 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     assert.match(run.stderr, /consistency: application/);
 
     const events = await history('vm-app');
-    assert.deepEqual(events.map((e) => e.type), ['GRANTED', 'QUIESCED', 'THAWED', 'RELEASED']);
+    assert.deepEqual(events.map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_QUIESCED', 'HISTORY_EVENT_TYPE_THAWED', 'HISTORY_EVENT_TYPE_RELEASED']);
     assert.match(events[1].detail, /hooks: 10-db, 20-fs/);
     assert.match(events[2].detail, /thawed on the coordinator's word after \d+ ms frozen/);
     assert.match(events[3].detail, /^success, .*application-consistent/);
@@ -67,7 +67,7 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     assert.match(run.stderr, /the agent of VM vm-absent is not connected/);
     assert.deepEqual(hooks.sequence(), [], 'the command never ran');
     const events = await history('vm-absent');
-    assert.deepEqual(events.map((e) => e.type), ['GRANTED', 'QUIESCE_FAILED', 'RELEASED']);
+    assert.deepEqual(events.map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_QUIESCE_FAILED', 'HISTORY_EVENT_TYPE_RELEASED']);
     assert.match(events[2].detail, /^failure, exit 1, .*crash-consistent: guest not quiesced \(--quiesce require\)/);
   });
 
@@ -87,7 +87,7 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /--quiesce try: going on, crash-consistent/);
     assert.deepEqual(hooks.sequence(), ['10-db freeze', '20-bad freeze', '10-db thaw', 'snapshot']);
-    const released = (await history('vm-try')).find((e) => e.type === 'RELEASED')!;
+    const released = (await history('vm-try')).find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED')!;
     assert.match(released.detail, /^success, .*crash-consistent/);
   });
 
@@ -105,7 +105,7 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     const run = await hostBackup('vm-off', 'off', hooks.stepCommand('snapshot'));
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(hooks.sequence(), ['snapshot']);
-    assert.deepEqual((await history('vm-off')).map((e) => e.type), ['GRANTED', 'RELEASED']);
+    assert.deepEqual((await history('vm-off')).map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_RELEASED']);
   });
 
   it('a guest that thawed by itself before the snapshot was done makes it crash-consistent: try goes on, require fails', async () => {
@@ -122,10 +122,10 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     assert.equal(required.code, 1, required.stderr);
     assert.match(required.stderr, /exit code 0, but the snapshot is only crash-consistent \(--quiesce require\)/);
     const events = await history('vm-slow');
-    const thaws = events.filter((e) => e.type === 'THAWED');
+    const thaws = events.filter((e) => e.type === 'HISTORY_EVENT_TYPE_THAWED');
     assert.equal(thaws.length, 2);
     assert.ok(thaws.every((e) => /^auto-thawed by the agent/.test(e.detail)), thaws.map((e) => e.detail).join('; '));
-    assert.deepEqual(events.filter((e) => e.type === 'RELEASED').map((e) => /crash-consistent/.test(e.detail)), [true, true]);
+    assert.deepEqual(events.filter((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED').map((e) => /crash-consistent/.test(e.detail)), [true, true]);
   });
 
   it('thaws the guest on the coordinator\'s word when its token is released while it is frozen', async () => {
@@ -134,13 +134,13 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     const token = await acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-rel', job: 'snap' });
     const ref = { tokenId: token.tokenId, fencing: token.fencing };
     const frozen = await unary<v1.QuiesceRequest, v1.QuiesceResponse__Output>(clients.token.Quiesce.bind(clients.token), { ...ref, holdMs: 60_000 });
-    assert.equal(frozen.state, 'FROZEN', frozen.message);
+    assert.equal(frozen.state, 'QUIESCE_STATE_FROZEN', frozen.message);
     await unary(clients.token.Release.bind(clients.token), { ...ref, outcome: { success: false, message: 'the snapshot tool crashed' } });
     await waitFor('the hooks to thaw', () => hooks.sequence().length === 4, 15_000);
     assert.deepEqual(hooks.sequence(), ['10-db freeze', '20-fs freeze', '20-fs thaw', '10-db thaw']);
-    await waitFor('the thaw in the history', async () => (await history('vm-rel')).some((e) => e.type === 'THAWED'), 10_000);
+    await waitFor('the thaw in the history', async () => (await history('vm-rel')).some((e) => e.type === 'HISTORY_EVENT_TYPE_THAWED'), 10_000);
     const events = await history('vm-rel');
-    assert.deepEqual(events.map((e) => e.type), ['GRANTED', 'QUIESCED', 'RELEASED', 'THAWED']);
+    assert.deepEqual(events.map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_QUIESCED', 'HISTORY_EVENT_TYPE_RELEASED', 'HISTORY_EVENT_TYPE_THAWED']);
     assert.match(events[3].detail, /^thawed on the coordinator's word/);
   });
 
@@ -168,7 +168,7 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     const a = await agent('vm-kill', hooks, holdMs);
     const token = await acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-kill', job: 'snap' });
     const frozen = await unary<v1.QuiesceRequest, v1.QuiesceResponse__Output>(clients.token.Quiesce.bind(clients.token), { tokenId: token.tokenId, fencing: token.fencing });
-    assert.equal(frozen.state, 'FROZEN', frozen.message);
+    assert.equal(frozen.state, 'QUIESCE_STATE_FROZEN', frozen.message);
     assert.equal(frozen.holdMs, holdMs);
     const address = coordinator.address;
     await coordinator.kill();
@@ -188,8 +188,8 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     // A coordinator back on the same address and database hears of it when the agent reconnects.
     coordinator = await startCoordinator({ host: 'host-a', dbPath: coordinator.dbPath, listen: address });
     clients = testClients(coordinator.address);
-    await waitFor('the auto-thaw in the history', async () => (await history('vm-kill')).some((e) => e.type === 'THAWED'), 30_000);
-    const thawed = (await history('vm-kill')).find((e) => e.type === 'THAWED')!;
+    await waitFor('the auto-thaw in the history', async () => (await history('vm-kill')).some((e) => e.type === 'HISTORY_EVENT_TYPE_THAWED'), 30_000);
+    const thawed = (await history('vm-kill')).find((e) => e.type === 'HISTORY_EVENT_TYPE_THAWED')!;
     assert.equal(thawed.tokenId, token.tokenId);
     assert.match(thawed.detail, /^auto-thawed by the agent/);
   });

@@ -44,7 +44,7 @@ describe('security: mutual TLS, roles and revocation (real coordinator, real cer
     const admin = await statusOf(listHosts(anonymous));
     assert.equal(admin.code, grpc.status.UNAUTHENTICATED);
     assert.match(admin.details, /client certificate issued by this coordinator's CA is required/);
-    const token = await statusOf(acquire(anonymous, { vm: 'vm1', kind: 'GUEST' }).done);
+    const token = await statusOf(acquire(anonymous, { vm: 'vm1', kind: 'TOKEN_KIND_GUEST' }).done);
     assert.equal(token.code, grpc.status.UNAUTHENTICATED);
     await refusalLogged(/method=AdminService\.ListHosts/, /code=UNAUTHENTICATED/, /certificate issued by this coordinator's CA is required/);
     await refusalLogged(/method=TokenService\.Acquire/, /code=UNAUTHENTICATED/);
@@ -61,14 +61,14 @@ describe('security: mutual TLS, roles and revocation (real coordinator, real cer
   });
 
   it("refuses an agent asking for another VM's token with PERMISSION_DENIED, and logs it", async () => {
-    const s = await statusOf(acquire(vm1, { vm: 'vm2', kind: 'GUEST' }).done);
+    const s = await statusOf(acquire(vm1, { vm: 'vm2', kind: 'TOKEN_KIND_GUEST' }).done);
     assert.equal(s.code, grpc.status.PERMISSION_DENIED);
     assert.match(s.details, /agent vm1@host-a may act only for its own VM, not for vm "vm2"/);
     await refusalLogged(/method=TokenService\.Acquire/, /code=PERMISSION_DENIED/, /identity="agent vm1@host-a"/, new RegExp(`serial=${vm1Serial}`));
   });
 
   it('refuses an agent asking for a HYPERVISOR token with PERMISSION_DENIED, and logs it', async () => {
-    const s = await statusOf(acquire(vm1, { vm: 'vm1', kind: 'HYPERVISOR' }).done);
+    const s = await statusOf(acquire(vm1, { vm: 'vm1', kind: 'TOKEN_KIND_HYPERVISOR' }).done);
     assert.equal(s.code, grpc.status.PERMISSION_DENIED);
     assert.match(s.details, /GUEST tokens only, not HYPERVISOR/);
     await refusalLogged(/code=PERMISSION_DENIED/, /GUEST tokens only, not HYPERVISOR/);
@@ -94,13 +94,13 @@ describe('security: mutual TLS, roles and revocation (real coordinator, real cer
   });
 
   it('serves each role within its rights: agent GUEST for its VM, host HYPERVISOR on its host, admin everything', async () => {
-    const guest = await grant(vm1, { vm: 'vm1', kind: 'GUEST' });
+    const guest = await grant(vm1, { vm: 'vm1', kind: 'TOKEN_KIND_GUEST' });
     await renew(vm1, guest);
     // Another caller cannot touch the agent's token: the host role takes HYPERVISOR tokens only.
     assert.equal((await statusOf(renew(host, guest))).code, grpc.status.PERMISSION_DENIED);
     await release(vm1, guest);
-    assert.equal((await statusOf(acquire(host, { vm: 'vm1', kind: 'GUEST' }).done)).code, grpc.status.PERMISSION_DENIED);
-    const hyper = await grant(host, { vm: 'vm1', kind: 'HYPERVISOR', host: 'host-a' });
+    assert.equal((await statusOf(acquire(host, { vm: 'vm1', kind: 'TOKEN_KIND_GUEST' }).done)).code, grpc.status.PERMISSION_DENIED);
+    const hyper = await grant(host, { vm: 'vm1', kind: 'TOKEN_KIND_HYPERVISOR', host: 'host-a' });
     // The agent may not renew or release the host's HYPERVISOR token either.
     assert.equal((await statusOf(release(vm1, hyper))).code, grpc.status.PERMISSION_DENIED);
     await release(host, hyper);
@@ -109,7 +109,7 @@ describe('security: mutual TLS, roles and revocation (real coordinator, real cer
   });
 
   it("lets the host role, never the VM's own agent, quiesce a HYPERVISOR token's guest", async () => {
-    const hyper = await grant(host, { vm: 'vm1', kind: 'HYPERVISOR', host: 'host-a' });
+    const hyper = await grant(host, { vm: 'vm1', kind: 'TOKEN_KIND_HYPERVISOR', host: 'host-a' });
     const ref = { tokenId: hyper.tokenId, fencing: hyper.fencing };
     const byAgent = await statusOf(unary(vm1.token.Quiesce.bind(vm1.token), ref));
     assert.equal(byAgent.code, grpc.status.PERMISSION_DENIED);
@@ -117,7 +117,7 @@ describe('security: mutual TLS, roles and revocation (real coordinator, real cer
     assert.equal((await statusOf(unary(vm1.token.Thaw.bind(vm1.token), ref))).code, grpc.status.PERMISSION_DENIED);
     // The host is served: no agent session is up here, so the answer is FAILED, not a refusal.
     const answer = await unary<v1.QuiesceRequest, v1.QuiesceResponse__Output>(host.token.Quiesce.bind(host.token), ref);
-    assert.equal(answer.state, 'FAILED');
+    assert.equal(answer.state, 'QUIESCE_STATE_FAILED');
     assert.match(answer.message, /not connected/);
     await release(host, hyper);
   });
@@ -144,15 +144,15 @@ describe('security: mutual TLS, roles and revocation (real coordinator, real cer
       return now.agents.some((a) => a.vm === 'vm3' && !a.connected);
     }, 5_000, 'the coordinator to see vm3 disconnected');
 
-    const again = await statusOf(acquire(vm3, { vm: 'vm3', kind: 'GUEST' }).done);
+    const again = await statusOf(acquire(vm3, { vm: 'vm3', kind: 'TOKEN_KIND_GUEST' }).done);
     assert.equal(again.code, grpc.status.UNAUTHENTICATED);
     await refusalLogged(/method=TokenService\.Acquire/, /code=UNAUTHENTICATED/, new RegExp(`certificate ${pem.serial} was revoked`));
 
     await f.restart();
     const vm3After = f.clients(pem);
-    assert.equal((await statusOf(acquire(vm3After, { vm: 'vm3', kind: 'GUEST' }).done)).code, grpc.status.UNAUTHENTICATED);
+    assert.equal((await statusOf(acquire(vm3After, { vm: 'vm3', kind: 'TOKEN_KIND_GUEST' }).done)).code, grpc.status.UNAUTHENTICATED);
     // Other identities are untouched by the revocation.
-    const guest = await grant(f.clients({ caFile: path.join(f.pkiDir, 'ca.pem'), certFile: vm1CertFile(f), keyFile: vm1KeyFile(f) }), { vm: 'vm1', kind: 'GUEST' });
+    const guest = await grant(f.clients({ caFile: path.join(f.pkiDir, 'ca.pem'), certFile: vm1CertFile(f), keyFile: vm1KeyFile(f) }), { vm: 'vm1', kind: 'TOKEN_KIND_GUEST' });
     assert.equal(guest.vm, 'vm1');
   });
 });

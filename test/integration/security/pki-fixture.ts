@@ -59,7 +59,7 @@ export async function startPkiCoordinator(): Promise<PkiFixture> {
     admin: undefined as unknown as Clients,
     async enrollAgent(vm) {
       const { token } = await unary(fixture.admin.pki.CreateEnrollmentToken.bind(fixture.admin.pki), {
-        identity: { role: 'AGENT', host: 'host-a', vm },
+        identity: { role: 'ROLE_AGENT', host: 'host-a', vm },
       });
       const r = await enroll({ token, coordinator: fixture.address, dir: path.join(dir, `agent-${vm}`), log: silent });
       const serial = new (await import('node:crypto')).X509Certificate(fs.readFileSync(r.files.certFile)).serialNumber.toLowerCase();

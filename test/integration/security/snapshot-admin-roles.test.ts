@@ -96,15 +96,15 @@ describe('snapshot admin calls under mutual TLS', function () {
       let run: BackupRun__Output | undefined;
       await waitFor(async () => {
         run = (await unary(admin.admin.ListBackupRuns.bind(admin.admin), { vm: 'vm1' })).runs.find((r) => r.runId === started.runId);
-        return run?.state !== 'BACKUP_RUN_RUNNING';
+        return run?.state !== 'BACKUP_RUN_STATE_RUNNING';
       }, 30_000, 'the run to end');
-      assert.equal(run!.state, 'BACKUP_RUN_SUCCEEDED', run!.outputTail);
+      assert.equal(run!.state, 'BACKUP_RUN_STATE_SUCCEEDED', run!.outputTail);
       assert.match(run!.outputTail, /^dumped vm1$/m);
       assert.ok(run!.argv.includes('--pki-dir'), run!.argv.join(' '));
       const { events } = await unary(admin.admin.ListHistory.bind(admin.admin), { host: 'host-a' });
       assert.deepEqual(
-        events.filter((e) => e.kind === 'HYPERVISOR').map((e) => `${e.type} ${e.job} ${e.vm}`),
-        ['GRANTED dump vm1', 'RELEASED dump vm1'],
+        events.filter((e) => e.kind === 'TOKEN_KIND_HYPERVISOR').map((e) => `${e.type} ${e.job} ${e.vm}`),
+        ['HISTORY_EVENT_TYPE_GRANTED dump vm1', 'HISTORY_EVENT_TYPE_RELEASED dump vm1'],
       );
     });
   });

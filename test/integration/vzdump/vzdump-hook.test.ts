@@ -29,7 +29,7 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
   const activeTokens = async () => (await tokenList()).active;
   const history = async () =>
     (await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(clients.admin.ListHistory.bind(clients.admin), { host: HOST, limit: 1000 })).events;
-  const event = async (type: string, tokenId: string) => {
+  const event = async (type: v1.HistoryEventType__Output, tokenId: string) => {
     const found = (await history()).find((e) => e.type === type && e.tokenId === tokenId);
     assert.ok(found, `no ${type} event for token ${tokenId}`);
     return found;
@@ -60,15 +60,15 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     const start101 = await runHook(hook.script, 'backup-start', JOB, task(101));
     assert.equal(start101.code, 0, start101.output);
     const held = await activeTokens();
-    assert.deepEqual(held.map((t) => [t.kind, t.vm, t.job]), [['HYPERVISOR', '101', 'vzdump']]);
+    assert.deepEqual(held.map((t) => [t.kind, t.vm, t.job]), [['TOKEN_KIND_HYPERVISOR', '101', 'vzdump']]);
 
     const end101 = await runHook(hook.script, 'backup-end', JOB, task(101, { target: '/var/lib/vz/dump/vzdump-qemu-101.vma.zst' }));
     assert.equal(end101.code, 0, end101.output);
-    assert.match((await event('RELEASED', held[0].tokenId)).detail, /^success, /);
+    assert.match((await event('HISTORY_EVENT_TYPE_RELEASED', held[0].tokenId)).detail, /^success, /);
     assert.deepEqual(await activeTokens(), []);
 
     // A guest backup runs on the host: backup-start 102 must not return (vzdump must not snapshot) before it ends.
-    const guestToken = await grant(clients, { kind: 'GUEST', host: HOST, vm: 'web', job: 'restic' });
+    const guestToken = await grant(clients, { kind: 'TOKEN_KIND_GUEST', host: HOST, vm: 'web', job: 'restic' });
     const order: string[] = [];
     const start102 = startHook(hook.script, 'backup-start', JOB, task(102));
     void start102.done.then(() => order.push('hook returned'));
@@ -80,11 +80,11 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     assert.deepEqual(order, ['guest releasing', 'hook returned']);
     const [token102] = await activeTokens();
     assert.equal(token102.vm, '102');
-    assert.ok((await event('RELEASED', guestToken.tokenId)).seq < (await event('GRANTED', token102.tokenId)).seq);
+    assert.ok((await event('HISTORY_EVENT_TYPE_RELEASED', guestToken.tokenId)).seq < (await event('HISTORY_EVENT_TYPE_GRANTED', token102.tokenId)).seq);
 
     const abort102 = await runHook(hook.script, 'backup-abort', JOB, task(102));
     assert.equal(abort102.code, 0, abort102.output);
-    assert.match((await event('RELEASED', token102.tokenId)).detail, /^failure, .*aborted/);
+    assert.match((await event('HISTORY_EVENT_TYPE_RELEASED', token102.tokenId)).detail, /^failure, .*aborted/);
 
     const end = await runHook(hook.script, 'job-end', JOB);
     assert.equal(end.code, 0, end.output);
@@ -102,7 +102,7 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     assert.equal(end.code, 0, end.output);
     assert.match(end.output, /still held for VM 103/);
     assert.deepEqual(await activeTokens(), []);
-    assert.match((await event('RELEASED', token.tokenId)).detail, /^failure, .*still held at job-end/);
+    assert.match((await event('HISTORY_EVENT_TYPE_RELEASED', token.tokenId)).detail, /^failure, .*still held at job-end/);
   });
 
   it('a token revoked mid-backup is recorded by its holder, and backup-end fails saying it was lost', async () => {
@@ -129,11 +129,11 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     process.kill(-vzdump.pid, 'SIGKILL');
     dying = undefined;
     await waitFor(async () => (await activeTokens()).length === 0, 20_000, 'token released');
-    assert.match((await event('RELEASED', token.tokenId)).detail, /^failure, .*the backup tool\) ended without a release/);
+    assert.match((await event('HISTORY_EVENT_TYPE_RELEASED', token.tokenId)).detail, /^failure, .*the backup tool\) ended without a release/);
   });
 
   it('withdraws the request when vzdump dies while backup-start waits', async () => {
-    const guestToken = await grant(clients, { kind: 'GUEST', host: HOST, vm: 'web', job: 'restic' });
+    const guestToken = await grant(clients, { kind: 'TOKEN_KIND_GUEST', host: HOST, vm: 'web', job: 'restic' });
     const vzdump = startDyingVzdump(hook.script, JOB, task(107));
     dying = vzdump.pid;
     const queuedVms = async () => (await tokenList()).queued.map((q) => q.request?.vm);
@@ -142,7 +142,7 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     dying = undefined;
     await waitFor(async () => (await queuedVms()).length === 0, 20_000, 'the request withdrawn');
     await release(clients, guestToken);
-    assert.deepEqual((await history()).filter((e) => e.vm === '107' && e.type === 'GRANTED'), []);
+    assert.deepEqual((await history()).filter((e) => e.vm === '107' && e.type === 'HISTORY_EVENT_TYPE_GRANTED'), []);
     assert.deepEqual(await activeTokens(), []);
   });
 

@@ -111,7 +111,7 @@ describe('AgentSession', () => {
   });
 
   it('sends budget reports as they come, and after every hello those of the backups running then', async () => {
-    const report = (tokenId: string, paused: boolean): v1.BudgetReport => ({ tokenId, budget: { ioBytesPerSec: 0, cpuPercent: 20 }, paused, enforcement: 'CGROUP_V1', detail: 'x' });
+    const report = (tokenId: string, paused: boolean): v1.BudgetReport => ({ tokenId, budget: { ioBytesPerSec: 0, cpuPercent: 20 }, paused, enforcement: 'ENFORCEMENT_CGROUP_V1', detail: 'x' });
     let running: v1.BudgetReport[] = [];
     const { client } = start(undefined, () => running);
     assert.deepEqual(client.calls[0].written.length, 1, 'nothing runs: the hello alone');
@@ -127,7 +127,7 @@ describe('AgentSession', () => {
   });
 
   it('sends a freeze or thaw command\'s QuiesceReport before its ack', async () => {
-    const quiesce: v1.QuiesceReport = { tokenId: 't', state: 'FROZEN', holdMs: 2_000, hooks: [{ name: '10-db', ok: true, message: '', durationMs: 3 }] };
+    const quiesce: v1.QuiesceReport = { tokenId: 't', state: 'QUIESCE_STATE_FROZEN', holdMs: 2_000, hooks: [{ name: '10-db', ok: true, message: '', durationMs: 3 }] };
     const { client } = start(() => ({ ok: true, message: 'frozen', quiesce }));
     const call = client.calls[0];
     call.command({ commandId: 'f', action: 'freeze', freeze: { tokenId: 't', holdMs: 2_000 } });
@@ -138,7 +138,7 @@ describe('AgentSession', () => {
   it('keeps an auto-thaw report made while disconnected, and sends it once the next session is up', async () => {
     const { client } = start();
     client.calls[0].settings({});
-    const thawed: v1.QuiesceReport = { tokenId: 't', state: 'THAWED', autoThawed: true, frozenMs: 2_000 };
+    const thawed: v1.QuiesceReport = { tokenId: 't', state: 'QUIESCE_STATE_THAWED', autoThawed: true, frozenMs: 2_000 };
     session!.reportQuiesce(thawed);
     assert.deepEqual(client.calls[0].written.at(-1), { quiesce: thawed }, 'sent at once while up');
     client.calls[0].fail();

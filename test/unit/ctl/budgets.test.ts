@@ -16,9 +16,9 @@ function agent(vm: string, budgets: BudgetReport__Output[]): AgentInfo__Output {
 describe('ctl: budgets', () => {
   it('lists each running backup with its budget, whether it is paused, and how it is enforced', () => {
     const out = renderBudgets([
-      agent('vm-2', [{ tokenId: 'fedcba9876543210', budget: { cpuPercent: 0, ioBytesPerSec: 0 }, paused: false, enforcement: 'SIGNALS', detail: '' }]),
+      agent('vm-2', [{ tokenId: 'fedcba9876543210', budget: { cpuPercent: 0, ioBytesPerSec: 0 }, paused: false, enforcement: 'ENFORCEMENT_SIGNALS', detail: '' }]),
       agent('vm-1', [
-        { tokenId: '0123456789abcdef', budget: { cpuPercent: 25, ioBytesPerSec: 10 * MiB }, paused: true, enforcement: 'CGROUP_V2', detail: '/sys/fs/cgroup/headroom/restic' },
+        { tokenId: '0123456789abcdef', budget: { cpuPercent: 25, ioBytesPerSec: 10 * MiB }, paused: true, enforcement: 'ENFORCEMENT_CGROUP_V2', detail: '/sys/fs/cgroup/headroom/restic' },
       ]),
       agent('vm-3', []),
     ]);

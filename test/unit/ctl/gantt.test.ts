@@ -14,7 +14,7 @@ function slot(over: Partial<PlannedSlot__Output> = {}): PlannedSlot__Output {
   return {
     vm: 'vm-1',
     job: 'nightly',
-    kind: 'GUEST',
+    kind: 'TOKEN_KIND_GUEST',
     startUnixMs: at(14),
     endUnixMs: at(15),
     earliestStartUnixMs: at(13, 30),
@@ -27,7 +27,7 @@ function unplaced(over: Partial<UnplacedRun__Output> = {}): UnplacedRun__Output 
   return {
     vm: 'vm-2',
     job: 'dump',
-    kind: 'GUEST',
+    kind: 'TOKEN_KIND_GUEST',
     reason: 'its window is shorter than its expected duration',
     earliestStartUnixMs: at(18),
     windowEndUnixMs: at(19),
@@ -59,7 +59,7 @@ describe('renderGantt', () => {
   });
 
   it("draws a hypervisor slot with '#'", () => {
-    const lines = renderGantt(plan([slot({ kind: 'HYPERVISOR' })]), NOW, WIDTH).split('\n');
+    const lines = renderGantt(plan([slot({ kind: 'TOKEN_KIND_HYPERVISOR' })]), NOW, WIDTH).split('\n');
     assert.equal(chart(lines[2]).trim(), '..####....');
   });
 

@@ -22,7 +22,7 @@ function token(over: Partial<Token__Output>): Token__Output {
   return {
     tokenId: '0123456789abcdef',
     fencing: 1,
-    kind: 'GUEST',
+    kind: 'TOKEN_KIND_GUEST',
     host: 'host-a',
     vm: 'vm-1',
     job: 'restic',
@@ -62,7 +62,7 @@ describe('ctl rendering', () => {
   it('shows queued requests with position, wait, what they wait for and the estimated start', () => {
     const q: QueuedRequest__Output = {
       request: {
-        requestId: 'r2', kind: 'HYPERVISOR', host: 'host-a', vm: 'vm-2', job: 'vzdump', expectedDurationMs: 0,
+        requestId: 'r2', kind: 'TOKEN_KIND_HYPERVISOR', host: 'host-a', vm: 'vm-2', job: 'vzdump', expectedDurationMs: 0,
         latestStartUnixMs: 0, windowEndUnixMs: 0, priority: 0, ttlMs: 0,
       },
       position: 1,
@@ -99,13 +99,13 @@ describe('ctl rendering', () => {
 
   it('shows history oldest first with dashes for what an event does not have', () => {
     const ev = (seq: number, over: Partial<HistoryEvent__Output>): HistoryEvent__Output => ({
-      seq, atUnixMs: at(11, 0, seq), type: 'GRANTED', host: 'host-a', vm: 'vm-1', job: 'restic', kind: 'GUEST',
+      seq, atUnixMs: at(11, 0, seq), type: 'HISTORY_EVENT_TYPE_GRANTED', host: 'host-a', vm: 'vm-1', job: 'restic', kind: 'TOKEN_KIND_GUEST',
       tokenId: '0123456789', fencing: seq, requestId: 'r', detail: '', ...over,
     });
     const events = sortBySeq([
-      ev(2, { type: 'RELEASED', detail: 'exit code 0' }),
+      ev(2, { type: 'HISTORY_EVENT_TYPE_RELEASED', detail: 'exit code 0' }),
       ev(1, {}),
-      ev(3, { type: 'HOST_PAUSED', vm: '', job: '', kind: 'TOKEN_KIND_UNSPECIFIED', tokenId: '', fencing: 0, detail: 'maintenance' }),
+      ev(3, { type: 'HISTORY_EVENT_TYPE_HOST_PAUSED', vm: '', job: '', kind: 'TOKEN_KIND_UNSPECIFIED', tokenId: '', fencing: 0, detail: 'maintenance' }),
     ]);
     const lines = renderHistory(events, NOW).split('\n');
     assert.match(lines[1], /^11:00:01\s+GRANTED\s+host-a\s+vm-1\s+restic\s+GUEST\s+01234567\s+1$/);

@@ -74,7 +74,7 @@ describe('ctl: host-backup budget', () => {
 
   it("starts the command on the tighter of the token's budget and the local limits, and names the mechanism", async () => {
     const { mechanism, events, control, child } = setup({ limits: { cpuPercent: 25, ioBytesPerSec: 0 } });
-    control.started(child, token({ kind: 'HYPERVISOR', budget: { cpuPercent: 50, ioBytesPerSec: 20_000_000 } }));
+    control.started(child, token({ kind: 'TOKEN_KIND_HYPERVISOR', budget: { cpuPercent: 50, ioBytesPerSec: 20_000_000 } }));
     assert.deepEqual(mechanism.enforcers[0].calls, ['apply cpu=25 io=20000000']);
     const budget = events.find((e) => e.event === 'budget')!;
     assert.equal(budget.data.enforcement, 'SIGNALS');
@@ -87,7 +87,7 @@ describe('ctl: host-backup budget', () => {
   it("pauses the command when the host's foreground load passes the pause threshold, and resumes it once calm for the dwell time", async () => {
     // Samples 0-1 calm, 2-3 busy, then calm: each sample is 10 s on the clock, the dwell 30 s.
     const { mechanism, events, control, child, collector } = setup({ cpu: (n) => (n === 2 || n === 3 ? 95 : 10) });
-    control.started(child, token({ kind: 'HYPERVISOR' }));
+    control.started(child, token({ kind: 'TOKEN_KIND_HYPERVISOR' }));
     await waitFor(() => events.filter((e) => e.event === 'budget-change').length >= 2, 5_000, 'a pause and a resume');
     control.stopping();
     const changes = events.filter((e) => e.event === 'budget-change');
@@ -105,7 +105,7 @@ describe('ctl: host-backup budget', () => {
   it("takes the command's own usage out of the host's load: its own work does not throttle it", async () => {
     // The host is at 95 %, all of it the command's own (as backupCpuPercent, from the enforcer's usage).
     const { mechanism, events, control, child, collector } = setup({ cpu: () => 95 });
-    control.started(child, token({ kind: 'HYPERVISOR' }));
+    control.started(child, token({ kind: 'TOKEN_KIND_HYPERVISOR' }));
     mechanism.enforcers[0].used = { cpuSeconds: 95, ioBytes: 0 };
     await waitFor(() => collector.samples >= 4, 5_000, 'four samples');
     control.stopping();
@@ -117,7 +117,7 @@ describe('ctl: host-backup budget', () => {
   it('keeps the budget and says so when the host policy cannot be read', async () => {
     const refused = new Error('GetPolicy: PERMISSION_DENIED: not an admin');
     const { mechanism, events, control, child, collector } = setup({ limits: { cpuPercent: 30, ioBytesPerSec: 0 }, fetchPolicy: () => Promise.reject(refused) });
-    control.started(child, token({ kind: 'HYPERVISOR' }));
+    control.started(child, token({ kind: 'TOKEN_KIND_HYPERVISOR' }));
     await waitFor(() => events.some((e) => e.event === 'uncontrolled'), 1_000, 'the notice');
     const notice = events.find((e) => e.event === 'uncontrolled')!;
     assert.match(notice.text, /^could not read the policy of host-a \(GetPolicy: PERMISSION_DENIED: not an admin\): the command keeps its budget/);

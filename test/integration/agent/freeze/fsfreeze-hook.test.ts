@@ -66,7 +66,7 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
 
   const history = async () =>
     (await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(clients.admin.ListHistory.bind(clients.admin), { host: HOST, limit: 1000 })).events;
-  const freezeEvents = async () => (await history()).filter((e) => e.vm === VM && (e.type === 'VM_FROZEN' || e.type === 'VM_THAWED'));
+  const freezeEvents = async () => (await history()).filter((e) => e.vm === VM && (e.type === 'HISTORY_EVENT_TYPE_VM_FROZEN' || e.type === 'HISTORY_EVENT_TYPE_VM_THAWED'));
   const budgetOf = async (vm: string) => {
     const { agents } = await unary<v1.ListAgentsRequest, v1.ListAgentsResponse__Output>(clients.admin.ListAgents.bind(clients.admin), { host: HOST });
     return agents.find((a) => a.vm === vm)?.budgets[0];
@@ -110,7 +110,7 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
       const events = (await freezeEvents()).slice(before);
       return events.length > 0 ? events : undefined;
     });
-    assert.equal(frozenEvent.type, 'VM_FROZEN');
+    assert.equal(frozenEvent.type, 'HISTORY_EVENT_TYPE_VM_FROZEN');
     assert.match(frozenEvent.detail, /^VM web-1 frozen by qemu-guest-agent: its guest backups wait for the thaw, at most until /);
 
     const held = acquire(clients, { host: HOST, vm: VM, job: 'restic' });
@@ -131,9 +131,9 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     assert.ok(grant.granted, 'granted on the thaw');
     await release(clients, grant.granted);
     const events = (await freezeEvents()).slice(before);
-    assert.deepEqual(events.map((e) => e.type), ['VM_FROZEN', 'VM_THAWED']);
+    assert.deepEqual(events.map((e) => e.type), ['HISTORY_EVENT_TYPE_VM_FROZEN', 'HISTORY_EVENT_TYPE_VM_THAWED']);
     assert.match(events[1].detail, /^VM web-1 thawed by qemu-guest-agent after \d+ ms$/);
-    const grantEvent = (await history()).find((e) => e.type === 'GRANTED' && e.tokenId === grant.granted!.tokenId)!;
+    const grantEvent = (await history()).find((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED' && e.tokenId === grant.granted!.tokenId)!;
     assert.ok(grantEvent.seq > events[1].seq, 'granted after the thaw was recorded');
   });
 
@@ -149,7 +149,7 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     assert.ok(grant.granted);
     await release(clients, grant.granted);
     const lapsed = (await freezeEvents()).slice(before);
-    assert.deepEqual(lapsed.map((e) => e.type), ['VM_FROZEN', 'VM_THAWED']);
+    assert.deepEqual(lapsed.map((e) => e.type), ['HISTORY_EVENT_TYPE_VM_FROZEN', 'HISTORY_EVENT_TYPE_VM_THAWED']);
     assert.match(lapsed[1].detail, /^VM web-1: no thaw from qemu-guest-agent within the freeze's bound/);
   });
 
@@ -216,7 +216,7 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     await startDaemon();
     const hook = installHooks(['--socket', socket]);
     assert.equal((await runAsQemuGa(hook, 'freeze')).code, 0);
-    await waitFor('the freeze in the history', async () => (await freezeEvents()).at(-1)?.type === 'VM_FROZEN');
+    await waitFor('the freeze in the history', async () => (await freezeEvents()).at(-1)?.type === 'HISTORY_EVENT_TYPE_VM_FROZEN');
     const before = (await freezeEvents()).length;
 
     // The hold is soft state: a restarted coordinator knows it only from the agent, which says it again.
@@ -252,6 +252,6 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     const tooLong = await answer({ frozen: true, source: 'qemu-guest-agent', holdMs: 3_600_001 });
     assert.equal(tooLong.code, grpc.status.INVALID_ARGUMENT);
     assert.equal(tooLong.details, 'freeze_notice.hold_ms: must be an integer from 0 to 3600000, got 3600001');
-    assert.deepEqual((await history()).filter((e) => e.vm === 'vm-bad' && e.type === 'VM_FROZEN'), [], 'nothing frozen');
+    assert.deepEqual((await history()).filter((e) => e.vm === 'vm-bad' && e.type === 'HISTORY_EVENT_TYPE_VM_FROZEN'), [], 'nothing frozen');
   });
 });

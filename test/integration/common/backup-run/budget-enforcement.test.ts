@@ -10,6 +10,7 @@ import type { EnforcementMechanism, EnforcementMode } from '../../../../common/b
 import { EnforcementUnavailableError } from '../../../../common/backup-run/budget/enforcer';
 import { groupMembers } from '../../../../common/backup-run/budget/process-usage';
 import { RunBudget } from '../../../../common/backup-run/budget/run-budget';
+import { enforcement } from '../../../../proto/enums';
 import { processGroupAlive, RunningChild, spawnChild } from '../../../../common/backup-run/child-process';
 import { createLogger } from '../../../../common/util/log';
 import { token } from '../../../unit/common/backup-run/guarded-run-fakes';
@@ -67,7 +68,7 @@ describe('budget enforcement on real processes', function () {
         await waitFor('both loops', () => groupMembers(pgid, undefined).length >= 2);
         await sleep(1_000); // the duty cycle measures how many cores the group keeps busy
         const throttled = await cpuPercentOver(pgid, 2_000);
-        assert.ok(control.current()?.enforcement === mechanism.enforcement);
+        assert.ok(control.current()?.enforcement === enforcement.toWire(mechanism.enforcement));
         await control.set({ budget: { cpuPercent: 0, ioBytesPerSec: 0 }, paused: false });
         const free = await cpuPercentOver(pgid, 1_000);
         // 20 % with room for what the duty cycle of signals overshoots while it measures (cgroups are exact).

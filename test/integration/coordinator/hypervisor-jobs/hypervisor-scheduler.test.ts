@@ -32,7 +32,7 @@ async function runsOnceOneSucceeded(clients: Clients, timeoutMs: number): Promis
   let runs: BackupRun__Output[] = [];
   await waitFor(async () => {
     runs = await runsOf(clients);
-    return runs.some((r) => r.state === 'BACKUP_RUN_SUCCEEDED');
+    return runs.some((r) => r.state === 'BACKUP_RUN_STATE_SUCCEEDED');
   }, timeoutMs, 'a planned run to succeed');
   return runs;
 }
@@ -58,17 +58,17 @@ describe('hypervisor schedule run by the coordinator', function () {
 
   it('starts the planned run at its slot, under its planned HYPERVISOR token, once', async () => {
     const runs = await runsOnceOneSucceeded(clients, 130_000);
-    const run = runs.find((r) => r.state === 'BACKUP_RUN_SUCCEEDED')!;
+    const run = runs.find((r) => r.state === 'BACKUP_RUN_STATE_SUCCEEDED')!;
     assert.equal(run.job, 'every-minute');
     assert.equal(run.vm, 'vm1');
     // Within the window of the minute's occurrence (its first 50 s), and each occurrence started once.
     assert.ok(new Date(run.startedUnixMs).getUTCSeconds() < 50, new Date(run.startedUnixMs).toISOString());
     const minutes = runs.map((r) => Math.floor(r.startedUnixMs / 60_000));
     assert.equal(new Set(minutes).size, minutes.length, 'one run per occurrence');
-    const ended = runs.filter((r) => r.state !== 'BACKUP_RUN_RUNNING');
+    const ended = runs.filter((r) => r.state !== 'BACKUP_RUN_STATE_RUNNING');
     assert.equal(fs.readFileSync(path.join(dir, 'ran'), 'utf8'), 'ran vm1\n'.repeat(ended.length));
     const { events } = await unary(clients.admin.ListHistory.bind(clients.admin), {});
-    const granted = events.filter((e) => e.type === 'GRANTED' && e.kind === 'HYPERVISOR');
+    const granted = events.filter((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED' && e.kind === 'TOKEN_KIND_HYPERVISOR');
     assert.ok(granted.length >= ended.length && granted.length <= runs.length, `${granted.length} grants for ${runs.length} runs`);
     assert.ok(granted.every((g) => g.job === 'every-minute' && g.vm === 'vm1'));
     assert.doesNotMatch(coordinator.log(), /could not start a planned hypervisor backup/);
@@ -101,7 +101,7 @@ describe('a planned hypervisor backup that fails', function () {
   it('is run again after the retry delay, as the same job, and succeeds', async () => {
     const runs = await runsOnceOneSucceeded(clients, 100_000);
     const [first, second] = [...runs].sort((a, b) => Number(a.startedUnixMs) - Number(b.startedUnixMs));
-    assert.deepEqual([first.state, first.exitCode, second.state, second.job], ['BACKUP_RUN_FAILED', 3, 'BACKUP_RUN_SUCCEEDED', 'dump']);
+    assert.deepEqual([first.state, first.exitCode, second.state, second.job], ['BACKUP_RUN_STATE_FAILED', 3, 'BACKUP_RUN_STATE_SUCCEEDED', 'dump']);
     assert.ok(Number(second.startedUnixMs) >= Number(first.endedUnixMs) + 1_000, 'not before the retry delay');
     assert.match(coordinator.log(), /retrying a planned hypervisor backup that failed .*attempt=2/);
     assert.ok(fs.existsSync(marker));

@@ -84,7 +84,7 @@ describe('JobRunner', () => {
     const done = runner.trigger(job, occurrence)!;
     const o = runs.calls[0].options;
     assert.deepEqual(o.request, {
-      kind: 'GUEST',
+      kind: 'TOKEN_KIND_GUEST',
       host: 'host-b',
       vm: 'vm-1',
       job: 'nightly',
@@ -143,7 +143,7 @@ describe('JobRunner', () => {
     assert.equal(enforcer.group.pgid, 4242);
     assert.deepEqual(enforcer.calls, ['apply cpu=30 io=5000000']);
     assert.deepEqual(reports, [
-      { tokenId: 'tok-1', budget: { ioBytesPerSec: 5e6, cpuPercent: 30 }, paused: false, enforcement: 'CGROUP_V1', detail: 'fake cgroup /x; cgroup v2: not mounted' },
+      { tokenId: 'tok-1', budget: { ioBytesPerSec: 5e6, cpuPercent: 30 }, paused: false, enforcement: 'ENFORCEMENT_CGROUP_V1', detail: 'fake cgroup /x; cgroup v2: not mounted' },
     ]);
     runs.calls[0].finish({ status: 'succeeded', exitCode: 0, message: '' });
   });
@@ -200,7 +200,7 @@ describe('JobRunner', () => {
 
   it('acknowledges grant notices for this VM', () => {
     const { runner } = setup();
-    const ack = runner.handleCommand({ commandId: 'c3', action: 'granted', granted: { token: token({ kind: 'HYPERVISOR' }) } });
+    const ack = runner.handleCommand({ commandId: 'c3', action: 'granted', granted: { token: token({ kind: 'TOKEN_KIND_HYPERVISOR' }) } });
     assert.deepEqual(ack, { ok: true, message: 'noted' });
   });
 

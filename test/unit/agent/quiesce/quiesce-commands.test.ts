@@ -35,7 +35,7 @@ describe('quiesce commands', () => {
     assert.equal(r.ok, true);
     assert.deepEqual(r.quiesce, {
       tokenId: 't1',
-      state: 'FROZEN',
+      state: 'QUIESCE_STATE_FROZEN',
       holdMs: 2_000,
       hooks: [{ name: '10-db', ok: true, message: 'ok', durationMs: 4 }, { name: '20-fs', ok: true, message: 'ok', durationMs: 4 }],
     });
@@ -44,25 +44,25 @@ describe('quiesce commands', () => {
   it('answers a failed freeze with FAILED and the reason, and a failed ack', async () => {
     const q = quiescer({ state: 'FAILED', message: '20-bad: exit 1', hooks: [hook('10-db'), hook('20-bad', false)] }, thawed);
     const r = await quiesceCommand(q, command({ freeze: { tokenId: 't1', holdMs: 0 } }), log);
-    assert.deepEqual([r.ok, r.message, r.quiesce?.state, r.quiesce?.message], [false, '20-bad: exit 1', 'FAILED', '20-bad: exit 1']);
+    assert.deepEqual([r.ok, r.message, r.quiesce?.state, r.quiesce?.message], [false, '20-bad: exit 1', 'QUIESCE_STATE_FAILED', '20-bad: exit 1']);
   });
 
   it('answers a thaw with THAWED (or FAILED when a thaw hook failed), frozen ms and auto_thawed', async () => {
     const ok = await quiesceCommand(quiescer({ state: 'FAILED', message: '', hooks: [] }, thawed), command({ thaw: { tokenId: 't1' } }), log);
-    assert.deepEqual([ok.quiesce?.state, ok.quiesce?.frozenMs, ok.quiesce?.autoThawed], ['THAWED', 42, false]);
+    assert.deepEqual([ok.quiesce?.state, ok.quiesce?.frozenMs, ok.quiesce?.autoThawed], ['QUIESCE_STATE_THAWED', 42, false]);
     const bad = await quiesceCommand(quiescer({ state: 'FAILED', message: '', hooks: [] }, { ...thawed, ok: false, message: '10-db: exit 1' }), command({ thaw: { tokenId: 't1' } }), log);
-    assert.deepEqual([bad.ok, bad.quiesce?.state, bad.quiesce?.message], [false, 'FAILED', '10-db: exit 1']);
+    assert.deepEqual([bad.ok, bad.quiesce?.state, bad.quiesce?.message], [false, 'QUIESCE_STATE_FAILED', '10-db: exit 1']);
   });
 
   it('answers a thaw of a token it never froze with FAILED naming it', async () => {
     const r = await quiesceCommand(quiescer({ state: 'FAILED', message: '', hooks: [] }, new UnknownFreezeError('t9')), command({ thaw: { tokenId: 't9' } }), log);
-    assert.deepEqual([r.ok, r.quiesce?.state], [false, 'FAILED']);
+    assert.deepEqual([r.ok, r.quiesce?.state], [false, 'QUIESCE_STATE_FAILED']);
     assert.match(r.quiesce!.message!, /t9/);
   });
 
   it('reports an auto-thaw as an unsolicited THAWED with auto_thawed', () => {
     const sent: v1.QuiesceReport[] = [];
     autoThawReporter((r) => sent.push(r), log)('t1', { ...thawed, autoThawed: true, frozenMs: 2_000 });
-    assert.deepEqual(sent.map((r) => [r.tokenId, r.state, r.autoThawed, r.frozenMs]), [['t1', 'THAWED', true, 2_000]]);
+    assert.deepEqual(sent.map((r) => [r.tokenId, r.state, r.autoThawed, r.frozenMs]), [['t1', 'QUIESCE_STATE_THAWED', true, 2_000]]);
   });
 });

@@ -46,7 +46,7 @@ export function token(partial: Partial<v1.Token__Output> = {}): v1.Token__Output
   return {
     tokenId: 'tok-1',
     fencing: 7,
-    kind: 'GUEST',
+    kind: 'TOKEN_KIND_GUEST',
     host: 'host-a',
     vm: 'vm-1',
     job: 'nightly',

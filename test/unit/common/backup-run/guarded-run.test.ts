@@ -25,7 +25,7 @@ describe('runGuarded', () => {
   function start(overrides: Partial<GuardedRunOptions> = {}): Promise<GuardedRunResult> {
     return runGuarded({
       client: client.asClient(),
-      request: { kind: 'GUEST', host: 'host-a', vm: 'vm-1', job: 'nightly', expectedDurationMs: 60_000, latestStartUnixMs: T0 + 3_600_000, windowEndUnixMs: T0 + 3_600_000 },
+      request: { kind: 'TOKEN_KIND_GUEST', host: 'host-a', vm: 'vm-1', job: 'nightly', expectedDurationMs: 60_000, latestStartUnixMs: T0 + 3_600_000, windowEndUnixMs: T0 + 3_600_000 },
       argv: ['restic', 'backup', '/data'],
       log: logs.log,
       clock: { now: () => Date.now() },
@@ -46,7 +46,7 @@ describe('runGuarded', () => {
     assert.equal(client.acquires.length, 1);
     const req = client.acquires[0].request;
     assert.match(req.requestId!, UUID);
-    assert.equal(req.kind, 'GUEST');
+    assert.equal(req.kind, 'TOKEN_KIND_GUEST');
     assert.equal(req.latestStartUnixMs, T0 + 3_600_000);
     assert.deepEqual(spawner.children[0].argv, ['restic', 'backup', '/data']);
     assert.deepEqual(hooks, { granted: 1, started: 1 });
@@ -196,12 +196,12 @@ describe('runGuarded', () => {
   });
 
   it('does not start the command when denied, and exits 75 with the reason', async () => {
-    client.onAcquire = (call) => call.deny('WINDOW_CLOSED', 'the window closed at 03:00');
+    client.onAcquire = (call) => call.deny('DENY_REASON_WINDOW_CLOSED', 'the window closed at 03:00');
     const denied: string[] = [];
     const result = await start({ hooks: { onDenied: (d) => denied.push(d.reason) } });
     assert.deepEqual([result.status, result.exitCode], ['denied', EXIT_TEMPFAIL]);
     assert.match(result.message, /the window closed at 03:00/);
-    assert.deepEqual(denied, ['WINDOW_CLOSED']);
+    assert.deepEqual(denied, ['DENY_REASON_WINDOW_CLOSED']);
     assert.equal(spawner.children.length, 0);
   });
 
@@ -214,7 +214,7 @@ describe('runGuarded', () => {
   });
 
   it('retries with the same request id when the coordinator is stopping', async () => {
-    client.onAcquire = (call, n) => (n === 1 ? call.deny('COORDINATOR_STOPPING', 'restart') : call.grant(token()));
+    client.onAcquire = (call, n) => (n === 1 ? call.deny('DENY_REASON_COORDINATOR_STOPPING', 'restart') : call.grant(token()));
     const done = start();
     await clock.tickAsync(1_000);
     assert.equal(client.acquires.length, 2);
@@ -256,7 +256,7 @@ describe('runGuarded', () => {
     client.onAcquire = (call) => call.fail(grpc.status.UNAVAILABLE, 'connect ECONNREFUSED');
     const unreachable: number[] = [];
     const done = start({
-      request: { kind: 'GUEST', vm: 'vm-1', job: 'nightly', latestStartUnixMs: T0 + 10_000, windowEndUnixMs: T0 + 10_000 },
+      request: { kind: 'TOKEN_KIND_GUEST', vm: 'vm-1', job: 'nightly', latestStartUnixMs: T0 + 10_000, windowEndUnixMs: T0 + 10_000 },
       hooks: { onUnreachable: (i) => unreachable.push(i.retryInMs) },
     });
     let result: GuardedRunResult | undefined;
@@ -333,7 +333,7 @@ describe('runGuarded', () => {
         before: async (t) => void steps.push(`before ${t.tokenId}`),
         after: async () => {
           steps.push('after');
-          return { consistency: 'CRASH', failure: 'the snapshot is only crash-consistent' };
+          return { consistency: 'CONSISTENCY_CRASH', failure: 'the snapshot is only crash-consistent' };
         },
       },
     });
@@ -345,12 +345,12 @@ describe('runGuarded', () => {
     assert.deepEqual([result.status, result.exitCode], ['failed', 1]);
     assert.match(result.message, /exit code 0, but the snapshot is only crash-consistent/);
     const outcome = client.releases[0].request.outcome!;
-    assert.deepEqual([outcome.success, outcome.consistency], [false, 'CRASH']);
+    assert.deepEqual([outcome.success, outcome.consistency], [false, 'CONSISTENCY_CRASH']);
   });
 
   it('does not start the command when the bracket refuses, exits 1 and releases with the reason', async () => {
     const result = await start({
-      bracket: { before: async () => 'guest not quiesced', after: async () => ({ consistency: 'CRASH' }) },
+      bracket: { before: async () => 'guest not quiesced', after: async () => ({ consistency: 'CONSISTENCY_CRASH' }) },
     });
     assert.equal(spawner.children.length, 0);
     assert.deepEqual([result.status, result.exitCode], ['failed', 1]);

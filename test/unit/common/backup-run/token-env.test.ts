@@ -7,7 +7,7 @@ describe('token environment', () => {
     const t = token({
       tokenId: 'tok-9',
       fencing: 1234567890123,
-      kind: 'HYPERVISOR',
+      kind: 'TOKEN_KIND_HYPERVISOR',
       host: 'pve-1',
       vm: 'vm-101',
       job: 'vzdump',

@@ -54,21 +54,21 @@ describe('the access rule', () => {
 
   it('lets an agent acquire GUEST tokens for its own VM on its own host only', () => {
     const acq = (kind: string, vm: string, h = '') => authorizeMessage(`${T}Acquire`, agent, { kind, vm, host: h }, ctx);
-    assert.ok(allowed(acq('GUEST', 'v1')));
-    assert.ok(allowed(acq('GUEST', 'v1', 'h1')));
-    assert.match((acq('GUEST', 'v2') as { reason: string }).reason, /may act only for its own VM, not for vm "v2" on host "h1"/);
-    assert.ok(!acq('GUEST', 'v1', 'h2').allow);
-    assert.match((acq('HYPERVISOR', 'v1') as { reason: string }).reason, /GUEST tokens only, not HYPERVISOR/);
+    assert.ok(allowed(acq('TOKEN_KIND_GUEST', 'v1')));
+    assert.ok(allowed(acq('TOKEN_KIND_GUEST', 'v1', 'h1')));
+    assert.match((acq('TOKEN_KIND_GUEST', 'v2') as { reason: string }).reason, /may act only for its own VM, not for vm "v2" on host "h1"/);
+    assert.ok(!acq('TOKEN_KIND_GUEST', 'v1', 'h2').allow);
+    assert.match((acq('TOKEN_KIND_HYPERVISOR', 'v1') as { reason: string }).reason, /GUEST tokens only, not HYPERVISOR/);
     assert.ok(!acq('TOKEN_KIND_UNSPECIFIED', 'v1').allow);
     assert.ok(!acq('7', 'v1').allow, 'an unknown enum value');
   });
 
   it('lets the host role acquire HYPERVISOR tokens on its own host only, for any VM there', () => {
     const acq = (kind: string, vm: string, h = '') => authorizeMessage(`${T}Acquire`, host, { kind, vm, host: h }, ctx);
-    assert.ok(allowed(acq('HYPERVISOR', 'v1')));
-    assert.ok(allowed(acq('HYPERVISOR', 'v7', 'h1')));
-    assert.ok(!acq('HYPERVISOR', 'v1', 'h2').allow);
-    assert.match((acq('GUEST', 'v1') as { reason: string }).reason, /HYPERVISOR tokens only, not GUEST/);
+    assert.ok(allowed(acq('TOKEN_KIND_HYPERVISOR', 'v1')));
+    assert.ok(allowed(acq('TOKEN_KIND_HYPERVISOR', 'v7', 'h1')));
+    assert.ok(!acq('TOKEN_KIND_HYPERVISOR', 'v1', 'h2').allow);
+    assert.match((acq('TOKEN_KIND_GUEST', 'v1') as { reason: string }).reason, /HYPERVISOR tokens only, not GUEST/);
   });
 
   it('checks renew and release against the lease they name', () => {
@@ -102,7 +102,7 @@ describe('the access rule', () => {
   });
 
   it('lets the admin role do everything', () => {
-    assert.ok(allowed(authorizeMessage(`${T}Acquire`, admin, { kind: 'HYPERVISOR', vm: 'any', host: 'h9' }, ctx)));
+    assert.ok(allowed(authorizeMessage(`${T}Acquire`, admin, { kind: 'TOKEN_KIND_HYPERVISOR', vm: 'any', host: 'h9' }, ctx)));
     assert.ok(allowed(authorizeMessage('/headroom.v1.AgentService/Session', admin, { hello: { vm: 'v5' } }, ctx)));
   });
 });

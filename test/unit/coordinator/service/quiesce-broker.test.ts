@@ -3,7 +3,7 @@ import * as sinon from 'sinon';
 import { createLogger } from '../../../../common/util/log';
 import type { QuiesceEvent } from '../../../../coordinator/domain/events';
 import type { Lease } from '../../../../coordinator/domain/lease';
-import { type CommandSink, QuiesceBroker } from '../../../../coordinator/service/quiesce-broker';
+import { type CommandSink, QuiesceBroker, type QuiesceReport } from '../../../../coordinator/service/quiesce-broker';
 import type { v1 } from '../../../../proto';
 
 const lease = (tokenId = 't1', vm = 'vm-1'): Lease => ({
@@ -36,7 +36,7 @@ class FakeSessions implements CommandSink {
   }
 }
 
-const report = (r: Partial<v1.QuiesceReport__Output>): v1.QuiesceReport__Output => ({
+const report = (r: Partial<QuiesceReport>): QuiesceReport => ({
   tokenId: 't1',
   state: 'FROZEN',
   message: '',

@@ -83,7 +83,7 @@ describe("a backup run's budget", () => {
     const { budget, reports, lines } = setup(mechanism);
     budget.started(new FakeChild(['restic']), token());
     assert.equal(fallback.enforcers.length, 1);
-    assert.deepEqual([reports[0].enforcement, reports[0].detail], ['SIGNALS', 'fake cgroup /x; CGROUP_V2 could not take this backup (cannot create the cgroup: /fake/headroom-1-2 (EACCES))']);
+    assert.deepEqual([reports[0].enforcement, reports[0].detail], ['ENFORCEMENT_SIGNALS', 'fake cgroup /x; CGROUP_V2 could not take this backup (cannot create the cgroup: /fake/headroom-1-2 (EACCES))']);
     assert.ok(lines.some((l) => l.level === 'warn' && l.msg === 'could not use CGROUP_V2 for the backup; using SIGNALS'));
   });
 
@@ -110,7 +110,7 @@ describe("a backup run's budget", () => {
     const controller = new AbortController();
     const done = runGuarded({
       client: client.asClient(),
-      request: { kind: 'GUEST', host: 'h', vm: 'v', job: 'nightly', expectedDurationMs: 60_000 },
+      request: { kind: 'TOKEN_KIND_GUEST', host: 'h', vm: 'v', job: 'nightly', expectedDurationMs: 60_000 },
       argv: ['restic'],
       log: captureLog().log,
       clock: { now: () => Date.now() },
