@@ -61,8 +61,7 @@ export function tokenService(coordinator: Coordinator, quiesce: Pick<QuiesceBrok
             });
           },
           granted: (lease) => finish({ granted: wire.token(lease) }),
-          denied: (reason, message) =>
-            finish({ denied: { reason: reason as v1.DenyReason, message } }),
+          denied: (reason, message) => finish({ denied: wire.denied(reason, message) }),
           failed: failOnce,
         })
         .then((w) => {
