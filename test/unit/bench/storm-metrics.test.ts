@@ -6,6 +6,7 @@ import { HostTimeline } from '../../../coordinator/planner/host-timeline';
 import { prepare } from '../../../coordinator/planner/plan-prepared';
 import type { PlanHost } from '../../../coordinator/planner/planner';
 import { searchPlacements } from '../../../coordinator/planner/plan-search';
+import { propertyRuns } from '../../helpers/property-runs';
 
 const MIN = 60_000;
 const MB = 1_000_000;
@@ -84,7 +85,7 @@ describe('storm bench: the lower bound of the night', () => {
         assert.ok(result.found === undefined, `a plan ends the night at ${Math.max(...[...(result.found ?? [])].filter(([p]) => p.job.id.startsWith('night')).map(([p, s]) => s + p.job.durationMs)) - start} ms, under the bound ${bound}`);
         assert.ok(result.exhausted, 'the search ran out of nodes');
       }),
-      { numRuns: 300 },
+      { numRuns: propertyRuns(300) },
     );
   });
 });
