@@ -94,6 +94,13 @@ export function onceIn(inMs: number): string {
 }
 
 /**
+ * A 6-field cron expression due every other second, for a job that runs until the test ends: it starts as
+ * soon as the agent is up, however long a busy machine takes to start it (a moment fixed beforehand with
+ * onceIn may pass first), and later occurrences find it still running and start nothing.
+ */
+export const EVERY_OTHER_SECOND = '*/2 * * * * *';
+
+/**
  * A job command whose process tree is a shell, two grandchildren sleeping in the background, writing
  * their pids (shell first) to `pidFile` once all exist.
  */
