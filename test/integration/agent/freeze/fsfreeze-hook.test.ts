@@ -18,7 +18,7 @@ import { type Clients, connect, unary } from '../../../../common/client/connecti
 import type { v1 } from '../../../../proto';
 import { AGENT_MAIN, type RunningCoordinator, startCoordinator, tempDir } from '../../../helpers/coordinator-process';
 import { type AcquireCall, acquire, release } from '../../../helpers/token-client';
-import { type AgentProcess, onceIn, startAgent, waitFor, writeConfig } from '../processes';
+import { type AgentProcess, EVERY_OTHER_SECOND, startAgent, waitFor, writeConfig } from '../processes';
 import { requireTool } from '../../../helpers/require-tool';
 
 const DEBIAN_HOOK = '/etc/qemu/fsfreeze-hook';
@@ -193,7 +193,7 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     await startDaemon([
       'jobs:',
       '  - name: backup',
-      `    schedule: "${onceIn(2_000)}"`,
+      `    schedule: "${EVERY_OTHER_SECOND}"`,
       '    window: 1h',
       '    expectedDuration: 1m',
       `    command: [sh, -c, "echo $$ > ${pidFile}; while :; do sleep 0.2; done"]`,

@@ -18,7 +18,7 @@ for (const name of ['spawn', 'spawnSync', 'exec', 'execSync', 'execFile', 'execF
 const realSpawn = cp.ChildProcess.prototype.spawn;
 cp.ChildProcess.prototype.spawn = function (options) { calls.push('ChildProcess.spawn ' + options.file); return realSpawn.call(this, options); };
 const { SystemLoadCollector } = require(${JSON.stringify(path.join(DIST, 'common', 'backup-run', 'load-collector.js'))});
-const { systemClock } = require(${JSON.stringify(path.join(DIST, 'common', 'clock.js'))});
+const { systemClock } = require(${JSON.stringify(path.join(DIST, 'common', 'util', 'clock.js'))});
 (async () => {
   const c = new SystemLoadCollector({ clock: systemClock });
   c.prime();
