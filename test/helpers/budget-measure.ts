@@ -37,7 +37,8 @@ export async function cpuPercentOver(pgid: number, ms: number): Promise<number> 
  */
 export async function cpuUsed(pgid: number, cpuSeconds: number, timeoutMs = 60_000): Promise<void> {
   const start = groupCpuSeconds(pgid);
-  await waitFor(() => groupCpuSeconds(pgid) - start >= cpuSeconds, timeoutMs, `process group ${pgid} to use ${cpuSeconds} s of CPU`);
+  const what = `process group ${pgid} to use ${cpuSeconds} s of CPU`;
+  await waitFor(() => groupCpuSeconds(pgid) - start >= cpuSeconds, timeoutMs, what);
 }
 
 /**
@@ -52,7 +53,10 @@ export async function cpuPercentAbove(pgid: number, percent: number, timeoutMs =
     const share = await cpuPercentOver(pgid, windowMs);
     if (share > percent) return share;
     most = Math.max(most, share);
-    if (Date.now() > until) throw new Error(`process group ${pgid} never used more than ${percent} % of a core over ${windowMs} ms in ${timeoutMs} ms (at most ${most.toFixed(1)} %)`);
+    if (Date.now() > until) {
+      const seen = `at most ${most.toFixed(1)} %`;
+      throw new Error(`process group ${pgid} never used more than ${percent} % of a core over ${windowMs} ms in ${timeoutMs} ms (${seen})`);
+    }
   }
 }
 
