@@ -32,7 +32,7 @@ describe('headroom-agent against a scripted coordinator', function () {
     return a;
   };
 
-  /** A daemon with one job running the process tree once, ~2 s from now. */
+  /** A daemon with one job running the process tree, as soon as it is up. */
   function daemonWithTreeJob(extra = '') {
     const { config, pidFile } = treeJobConfig(fake.address, 'vm-test', extra);
     const a = agent(['run', '--config', config]);

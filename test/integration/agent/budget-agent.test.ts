@@ -14,9 +14,9 @@ import { enforcement as enforcements } from '../../../proto/enums';
 import { detectEnforcement } from '../../../common/backup-run/budget/detect';
 import { createLogger } from '../../../common/util/log';
 import { tempDir } from '../../helpers/coordinator-process';
-import { cpuPercentOver, processGone, stoppedMembers } from '../../helpers/budget-measure';
+import { cpuPercentAbove, cpuPercentOver, cpuUsed, processGone, stoppedMembers } from '../../helpers/budget-measure';
 import { FakeCoordinator } from './fake-coordinator';
-import { AgentProcess, onceIn, pidAlive, startAgent, waitFor, writeConfig } from './processes';
+import { AgentProcess, EVERY_OTHER_SECOND, pidAlive, startAgent, waitFor, writeConfig } from './processes';
 
 type AcquireCall = grpc.ServerWritableStream<v1.AcquireRequest__Output, v1.AcquireUpdate>;
 
@@ -24,7 +24,7 @@ type AcquireCall = grpc.ServerWritableStream<v1.AcquireRequest__Output, v1.Acqui
 const burner = (pidFile: string) => ['sh', '-c', `echo $$ > ${pidFile}; while :; do :; done`];
 
 describe('budgets through the headroom-agent daemon and exec', function () {
-  this.timeout(40_000);
+  this.timeout(90_000);
   let fake: FakeCoordinator;
   const agents: AgentProcess[] = [];
   const groups: number[] = [];
@@ -85,7 +85,7 @@ describe('budgets through the headroom-agent daemon and exec', function () {
         'killGrace: 20s',
         `budget: {enforcement: ${enforcement}}`,
         'jobs:',
-        `  - {name: burn, schedule: "${onceIn(2_000)}", window: 1m, expectedDuration: 1m, command: ${JSON.stringify(burner(pidFile))}}`,
+        `  - {name: burn, schedule: "${EVERY_OTHER_SECOND}", window: 1m, expectedDuration: 1m, command: ${JSON.stringify(burner(pidFile))}}`,
       ].join('\n'),
     );
     const agent = startAgent(['run', '--config', config]);
@@ -124,7 +124,8 @@ describe('budgets through the headroom-agent daemon and exec', function () {
       assert.ok(first.detail.length > 0);
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       const throttled = await cpuPercentOver(pgid, 2_000);
-      assert.ok(throttled <= 32 && throttled >= 5, `throttled to ${throttled.toFixed(1)} % of a core`);
+      assert.ok(throttled <= 32, `throttled to ${throttled.toFixed(1)} % of a core`);
+      await cpuUsed(pgid, 0.2); // still running
 
       const paused = await command(t.tokenId, { cpuPercent: 20, ioBytesPerSec: 0 }, true);
       assert.equal(paused.ok, true, paused.message);
@@ -136,10 +137,9 @@ describe('budgets through the headroom-agent daemon and exec', function () {
 
       const resumed = await command(t.tokenId, { cpuPercent: 0, ioBytesPerSec: 0 }, false);
       assert.deepEqual(resumed, { commandId: resumed.commandId, ok: true, message: `no limits (${mechanism})` });
-      const free = await cpuPercentOver(pgid, 1_500);
-      assert.ok(free > 50, `resumed without limits: ${free.toFixed(1)} %`);
+      await cpuPercentAbove(pgid, 32); // resumed without limits: more than the budget of 20 % lets through
       assert.deepEqual(reports.map((r) => [r.budget?.cpuPercent, r.paused]), [[20, false], [20, true], [0, false]]);
-      await waitFor('a load report with the backup in it', () => fake.loads.find((l) => l.backupCpuPercent > 10), 5_000);
+      await waitFor('a load report with the backup in it', () => fake.loads.find((l) => l.backupCpuPercent > 10), 30_000);
     });
   }
 
@@ -150,7 +150,8 @@ describe('budgets through the headroom-agent daemon and exec', function () {
     const t = tokens[0];
     assert.equal((await command(t.tokenId, { cpuPercent: 0, ioBytesPerSec: 0 }, true)).ok, true);
     fake.revoke(t, 'the window closed');
-    await waitFor('the paused job to die of SIGTERM', () => processGone(pgid), 5_000);
+    // Well within the kill grace of 20 s, after which a SIGKILL would end it anyway.
+    await waitFor('the paused job to die of SIGTERM', () => processGone(pgid), 15_000);
     assert.deepEqual(stoppedMembers(pgid), []);
     await waitFor('the job to be reported revoked', () => /WARN  job revoked job=burn/.test(agent.stderr()));
   });
@@ -163,7 +164,8 @@ describe('budgets through the headroom-agent daemon and exec', function () {
     const pgid = await jobPid(pidFile);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const throttled = await cpuPercentOver(pgid, 2_000);
-    assert.ok(throttled <= 32 && throttled >= 5, `throttled to ${throttled.toFixed(1)} % of a core`);
+    assert.ok(throttled <= 32, `throttled to ${throttled.toFixed(1)} % of a core`);
+    await cpuUsed(pgid, 0.2); // still running
     assert.match(exec.stderr(), new RegExp(`headroom: the command is held to cpu 20% of a core \\(${expected}\\)`));
     exec.process.kill('SIGTERM');
     assert.equal(await exec.exited, 143);

@@ -85,13 +85,12 @@ export function writeConfig(text: string): string {
 }
 
 /**
- * A 6-field cron expression for one moment `inMs` from now (local time), repeating daily: a job that runs
- * once during a test.
+ * A 6-field cron expression due every other second, for a job that runs until the test ends: it starts as
+ * soon as the agent is up, however long a busy machine takes to start it (a moment fixed when the
+ * configuration is written can pass first, and the job would wait a day), and later occurrences find it
+ * still running and start nothing.
  */
-export function onceIn(inMs: number): string {
-  const d = new Date(Date.now() + inMs);
-  return `${d.getSeconds()} ${d.getMinutes()} ${d.getHours()} * * *`;
-}
+export const EVERY_OTHER_SECOND = '*/2 * * * * *';
 
 /**
  * A job command whose process tree is a shell, two grandchildren sleeping in the background, writing
@@ -111,8 +110,8 @@ export function readPids(pidFile: string): number[] | undefined {
 }
 
 /**
- * An agent.yaml for a daemon with one job, ~2 s from now, that runs the process tree of treeCommand and
- * writes its pids to a fresh pid file. `extra` is more top-level YAML.
+ * An agent.yaml for a daemon with one job, due as soon as it is up, that runs the process tree of
+ * treeCommand and writes its pids to a fresh pid file. `extra` is more top-level YAML.
  */
 export function treeJobConfig(address: string, vm: string, extra = ''): { config: string; pidFile: string } {
   const pidFile = path.join(tempDir(), 'pids');
@@ -124,7 +123,7 @@ export function treeJobConfig(address: string, vm: string, extra = ''): { config
       extra,
       'jobs:',
       '  - name: tree',
-      `    schedule: "${onceIn(2_000)}"`,
+      `    schedule: "${EVERY_OTHER_SECOND}"`,
       '    window: 1m',
       '    expectedDuration: 10m',
       `    command: ${JSON.stringify(treeCommand(pidFile))}`,

@@ -10,6 +10,7 @@ import type { Clients } from '../../../common/client/connection';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { acquire, connectPlain, grant, release, renew } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
+import { requireTool } from '../../helpers/require-tool';
 
 const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 const TTL_MS = 3_000;
@@ -23,10 +24,7 @@ describe('a wall-clock jump on the coordinator', function () {
   let offsetFile: string;
 
   before(async function () {
-    if (!fs.existsSync(LIBFAKETIME)) {
-      console.log(`      (skipped: ${LIBFAKETIME} is missing; apt-get install faketime)`);
-      this.skip();
-    }
+    requireTool(LIBFAKETIME, 'faketime');
     offsetFile = path.join(tempDir(), 'faketime');
     fs.writeFileSync(offsetFile, '+0\n');
     coordinator = await startCoordinator({

@@ -4,7 +4,8 @@
  * refused with UNAVAILABLE and one clear log line, the coordinator keeps running, a held token can still
  * be renewed, and nothing is corrupted. Service resumes when space returns; a filesystem the kernel made
  * read-only stays so until it is unmounted and checked, so there the coordinator serves again once
- * restarted on the repaired filesystem. Mounting needs root: without it these tests say so and skip.
+ * restarted on the repaired filesystem. Mounting needs root: without it these tests say so and skip; as root a
+ * mount that fails fails the test.
  */
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
@@ -16,6 +17,7 @@ import type { Clients } from '../../../common/client/connection';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { acquire, connectPlain, grant, release, renew, statusOf } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
+import { isRoot, requireTool } from '../../helpers/require-tool';
 
 const OUTAGE_LOG = 'cannot write the database';
 const RECOVERY_LOG = 'the database can be written again';
@@ -51,16 +53,22 @@ describe('coordinator whose database cannot be written (disk full, read-only)', 
     for (const dir of unmount.splice(0)) execFileSync('umount', [dir]);
   });
 
-  /** Mounts with `mount ARGS… DIR` a fresh directory, or skips the test when that is not allowed here. */
-  function mountOrSkip(test: Mocha.Context, args: string[]): string {
-    const dir = tempDir('headroom-diskfull-');
-    try {
-      execFileSync('mount', [...args, dir], { stdio: 'pipe' });
-    } catch (e) {
+  beforeEach(function () {
+    if (!isRoot()) {
       // Say why rather than fake a full or read-only disk.
-      console.log(`      cannot mount ${args.join(' ')} (${(e as Error).message.split('\n')[1] ?? e}): needs root`);
-      test.skip();
+      console.log('      skipped: mounting a tmpfs or an ext4 image needs root');
+      this.skip();
     }
+    requireTool('mount', 'mount');
+    requireTool('findmnt', 'util-linux');
+    requireTool('mkfs.ext4', 'e2fsprogs');
+    requireTool('e2fsck', 'e2fsprogs');
+  });
+
+  /** Mounts with `mount ARGS… DIR` a fresh directory. */
+  function mountFresh(args: string[]): string {
+    const dir = tempDir('headroom-diskfull-');
+    execFileSync('mount', [...args, dir], { stdio: 'pipe' });
     unmount.push(dir);
     return dir;
   }
@@ -120,7 +128,7 @@ describe('coordinator whose database cannot be written (disk full, read-only)', 
   }
 
   it('disk full: refuses grants with UNAVAILABLE, renews held tokens, and resumes when space returns', async function () {
-    const dir = mountOrSkip(this, ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs']);
+    const dir = mountFresh(['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs']);
     const held = await startHolding(dir);
     const filler = fill(dir);
     await checkOutage(held);
@@ -133,7 +141,7 @@ describe('coordinator whose database cannot be written (disk full, read-only)', 
     fs.writeFileSync(image, '');
     fs.truncateSync(image, 16 * 1024 * 1024);
     execFileSync('mkfs.ext4', ['-q', image]);
-    const dir = mountOrSkip(this, ['-o', 'loop,errors=remount-ro', image]);
+    const dir = mountFresh(['-o', 'loop,errors=remount-ro', image]);
     const device = path.basename(execFileSync('findmnt', ['-no', 'SOURCE', dir], { encoding: 'utf8' }).trim());
     const held = await startHolding(dir);
     // What the kernel does on a disk error: ext4 turns the whole filesystem read-only under the open database.

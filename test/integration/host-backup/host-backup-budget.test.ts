@@ -14,7 +14,7 @@ import { strict as assert } from 'node:assert';
 import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cpuPercentOver } from '../../helpers/budget-measure';
+import { cpuPercentOver, cpuUsed } from '../../helpers/budget-measure';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { waitFor } from '../agent/processes';
 import { killAll, type RunningCtl, runCtl, spawnCtl } from '../ctl/ctl-process';
@@ -74,7 +74,7 @@ function events(stderr: string): Record<string, any>[] {
 }
 
 describe('headroomctl host-backup under a budget', function () {
-  this.timeout(120_000);
+  this.timeout(180_000);
   let coordinator: RunningCoordinator;
   const workload: ChildProcess[] = [];
   const ctl = (...args: string[]) => runCtl(['--coordinator', coordinator.address, ...args]);
@@ -125,8 +125,8 @@ describe('headroomctl host-backup under a budget', function () {
 
     // 25 % with room for what the duty cycle of signals overshoots while it measures (cgroups are exact).
     assert.ok(held <= 35, `held to ${held.toFixed(1)} % of a core (budget 25 %)`);
-    assert.ok(held >= 5, `still running: ${held.toFixed(1)} %`);
     assert.ok(unheld > 2 * held, `unlimited ${unheld.toFixed(1)} % against ${held.toFixed(1)} % limited`);
+    await cpuUsed(a, 0.2); // the limited command still runs
 
     const budget = events(limited.stderr()).find((e) => e.event === 'budget');
     assert.ok(budget, `a budget event in:\n${limited.stderr()}`);
@@ -169,18 +169,16 @@ describe('headroomctl host-backup under a budget', function () {
       const writer = `while :; do dd if=/dev/zero of=${path.join(dir, `load-${i}`)} bs=1M count=32 oflag=direct status=none; done`;
       workload.push(spawn('sh', ['-c', writer], { stdio: 'ignore', detached: true }));
     }
-    await hb.waitFor('stderr', after(loadFrom, /\d\d:\d\d:\d\d host busy: foreground io [\d.]+ MiB\/s >= 48\.0 MiB\/s: now paused/), 30_000);
+    await hb.waitFor('stderr', after(loadFrom, /\d\d:\d\d:\d\d host busy: foreground io [\d.]+ MiB\/s >= 48\.0 MiB\/s: now paused/), 60_000);
     await sleep(500);
     const paused = await cpuPercentOver(pgid, 2_000);
 
     const calmFrom = hb.stderr().length;
     for (const w of workload.splice(0)) killGroup(w);
-    await hb.waitFor('stderr', after(calmFrom, /\d\d:\d\d:\d\d host calmer for \d+s: foreground io [\d.]+ MiB\/s: now (?!paused)/), 60_000);
-    await sleep(1_000);
-    const resumed = await cpuPercentOver(pgid, 2_000);
-    console.log(`      before the load: ${before.toFixed(1)} % of a core; paused: ${paused.toFixed(2)} %; resumed: ${resumed.toFixed(1)} % (budget 25 %)`);
+    await hb.waitFor('stderr', after(calmFrom, /\d\d:\d\d:\d\d host calmer for \d+s: foreground io [\d.]+ MiB\/s: now (?!paused)/), 90_000);
+    console.log(`      before the load: ${before.toFixed(1)} % of a core; paused: ${paused.toFixed(2)} % (budget 25 %)`);
     assert.ok(paused < 1, `a paused command accrues no CPU: ${paused.toFixed(2)} % (${before.toFixed(1)} % before)`);
-    assert.ok(resumed > paused + 3, `the resumed command runs again: ${resumed.toFixed(1)} %`);
+    await cpuUsed(pgid, 0.2); // the resumed command runs again
     assert.match(hb.stderr(), /budget: cpu 25% of a core \(the token's: no limits, capped by --cpu-limit 25\), enforced with (CGROUP_V2|CGROUP_V1|SIGNALS)/);
 
     hb.process.kill('SIGTERM');

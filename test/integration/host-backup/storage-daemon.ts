@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { QmpClient } from '../../../host-backup/hypervisor/qmp-client';
 import { waitFor } from '../../helpers/wait';
+import { requireTool } from '../../helpers/require-tool';
 
 const run = promisify(execFile);
 
@@ -38,6 +39,9 @@ export class StorageDaemon {
 
   /** Creates the images (first start only) and starts the daemon; resolves once QMP answers. */
   async start(): Promise<void> {
+    requireTool('qemu-storage-daemon', 'qemu-system-common');
+    requireTool('qemu-img', 'qemu-utils');
+    requireTool('qemu-io', 'qemu-utils');
     for (const d of this.disks) {
       if (!fs.existsSync(this.imagePath(d.name))) await run('qemu-img', ['create', '-q', '-f', 'qcow2', this.imagePath(d.name), String(d.size)]);
     }

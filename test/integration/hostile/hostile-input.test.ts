@@ -17,6 +17,7 @@ import { connectPlain, grant, release } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
 import { stallingProxy } from './stalling-proxy';
 import { type Answer, type FuzzMethod, breaksRule, callRaw, encodedRequest, headroomMethods, messageObject, rawClient, root } from './wire-fuzz';
+import { propertyRuns } from '../../helpers/property-runs';
 
 const SESSION = '/headroom.v1.AgentService/Session';
 const WATCH = '/headroom.v1.AdminService/WatchHistory';
@@ -68,7 +69,7 @@ describe('hostile input', function () {
           const broken = breaksRule(m, answer);
           assert.equal(broken, undefined, `${m.path}: ${broken}`);
         }),
-        { numRuns: m.responseStream || m.requestStream ? 40 : 120 },
+        { numRuns: propertyRuns(m.responseStream || m.requestStream ? 40 : 120) },
       );
     }
   });
@@ -85,7 +86,7 @@ describe('hostile input', function () {
         const broken = breaksRule(m, answer);
         assert.equal(broken, undefined, `${m.path}: ${broken}`);
       }),
-      { numRuns: 150 },
+      { numRuns: propertyRuns(150) },
     );
   });
 
@@ -111,7 +112,7 @@ describe('hostile input', function () {
           const broken = breaksRule(m, answer);
           assert.equal(broken, undefined, `${m.path}: ${broken}`);
         }),
-        { numRuns: 25 },
+        { numRuns: propertyRuns(25) },
       );
     }
   });
@@ -127,7 +128,7 @@ describe('hostile input', function () {
         const broken = breaksRule(m, answer);
         assert.equal(broken, undefined, `${m.path}: ${broken}`);
       }),
-      { numRuns: 100 },
+      { numRuns: propertyRuns(100) },
     );
   });
 
@@ -139,7 +140,7 @@ describe('hostile input', function () {
           const broken = breaksRule(m, answer);
           assert.equal(broken, undefined, `${m.path}: ${broken}`);
         }),
-        { numRuns: 60 },
+        { numRuns: propertyRuns(60) },
       );
     }
     // Bytes that cannot be a message at all (a field with wire type 7) are refused as such, not passed on.

@@ -22,18 +22,6 @@ function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: 'pipe' });
 }
 
-/** True when this process may create network namespaces (root with iproute2). */
-export function netnsAvailable(): { ok: true } | { ok: false; why: string } {
-  const probe = `hr-probe-${process.pid}`;
-  try {
-    ip('netns', 'add', probe);
-    ip('netns', 'del', probe);
-    return { ok: true };
-  } catch (e) {
-    return { ok: false, why: (e as Error).message.split('\n')[0] };
-  }
-}
-
 /** Creates namespace `hr-<tag>` linked to this one; `subnet` is the /30's third octet in 10.77.x.0. */
 export function createPartition(tag: string, subnet: number): Partition {
   const namespace = `hr-${tag}`;

@@ -4,6 +4,7 @@ import { BOUND_STEPS, boundLadderMs } from '../../../bench/storm-metrics';
 import type { ScenarioJob } from '../../../bench/storm-scenario';
 import { HostTimeline, prepare, searchPlacements } from '../../../coordinator/planner';
 import type { PlanHost } from '../../../coordinator/planner/types';
+import { propertyRuns } from '../../helpers/property-runs';
 
 const MIN = 60_000;
 const MB = 1_000_000;
@@ -82,7 +83,7 @@ describe('storm bench: the lower bound of the night', () => {
         assert.ok(result.found === undefined, `a plan ends the night at ${Math.max(...[...(result.found ?? [])].filter(([p]) => p.job.id.startsWith('night')).map(([p, s]) => s + p.job.durationMs)) - start} ms, under the bound ${bound}`);
         assert.ok(result.exhausted, 'the search ran out of nodes');
       }),
-      { numRuns: 300 },
+      { numRuns: propertyRuns(300) },
     );
   });
 });

@@ -18,7 +18,8 @@ import { type Clients, connect, unary } from '../../../../common/client/connecti
 import type { v1 } from '../../../../proto';
 import { AGENT_MAIN, type RunningCoordinator, startCoordinator, tempDir } from '../../../helpers/coordinator-process';
 import { type AcquireCall, acquire, release } from '../../../helpers/token-client';
-import { type AgentProcess, onceIn, startAgent, waitFor, writeConfig } from '../processes';
+import { type AgentProcess, EVERY_OTHER_SECOND, startAgent, waitFor, writeConfig } from '../processes';
+import { requireTool } from '../../../helpers/require-tool';
 
 const DEBIAN_HOOK = '/etc/qemu/fsfreeze-hook';
 const QGA_LOG = '/var/log/qga-fsfreeze-hook.log';
@@ -27,7 +28,7 @@ const VM = 'web-1';
 
 /** Debian's hook, copied unchanged into a fresh directory, with ours installed in its fsfreeze-hook.d. */
 function installHooks(noticeArgs: string[]): { hook: string; dir: string } {
-  assert.ok(fs.existsSync(DEBIAN_HOOK), `${DEBIAN_HOOK} is missing: apt-get install -y qemu-guest-agent (.ci/run does)`);
+  requireTool(DEBIAN_HOOK, 'qemu-guest-agent');
   const dir = tempDir('headroom-qga-');
   const hook = path.join(dir, 'fsfreeze-hook');
   fs.copyFileSync(DEBIAN_HOOK, hook);
@@ -192,7 +193,7 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     await startDaemon([
       'jobs:',
       '  - name: backup',
-      `    schedule: "${onceIn(2_000)}"`,
+      `    schedule: "${EVERY_OTHER_SECOND}"`,
       '    window: 1h',
       '    expectedDuration: 1m',
       `    command: [sh, -c, "echo $$ > ${pidFile}; while :; do sleep 0.2; done"]`,

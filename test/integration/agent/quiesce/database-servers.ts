@@ -1,13 +1,14 @@
 /**
  * Throwaway PostgreSQL 15 and MariaDB servers for the quiesce hook tests: a temp data directory, a unix
- * socket in a temp directory, no TCP. Each helper returns undefined (and the test skips, saying why) when
- * the server is not installed here.
+ * socket in a temp directory, no TCP. Each helper throws, naming the Debian package, when the server is not
+ * installed here.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tempDir } from '../../../helpers/coordinator-process';
 import { waitFor } from '../../../helpers/wait';
+import { requireTool } from '../../../helpers/require-tool';
 
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 
@@ -20,13 +21,10 @@ export interface TempServer {
   stop(): Promise<void>;
 }
 
-function installed(file: string): boolean {
-  return fs.existsSync(file);
-}
-
 /** PostgreSQL refuses to run as root: the cluster belongs to `postgres`; local connections are trusted. */
-export async function startPostgres(port = 5499): Promise<TempServer | undefined> {
-  if (!installed(path.join(PG_BIN, 'initdb'))) return undefined;
+export async function startPostgres(port = 5499): Promise<TempServer> {
+  requireTool(path.join(PG_BIN, 'initdb'), 'postgresql');
+  requireTool('psql', 'postgresql');
   const dir = tempDir('headroom-pg-');
   execFileSync('chown', ['postgres', dir]);
   const data = path.join(dir, 'data');
@@ -48,8 +46,9 @@ export async function startPostgres(port = 5499): Promise<TempServer | undefined
 }
 
 /** MariaDB as root (`--user=root`), root authenticated by the unix socket. */
-export async function startMariadb(): Promise<TempServer | undefined> {
-  if (!installed('/usr/sbin/mariadbd') || spawnSync('mariadb', ['--version']).status !== 0) return undefined;
+export async function startMariadb(): Promise<TempServer> {
+  requireTool('/usr/sbin/mariadbd', 'mariadb-server');
+  requireTool('mariadb', 'mariadb-server');
   const dir = tempDir('headroom-mariadb-');
   const data = path.join(dir, 'data');
   const socket = path.join(dir, 'mysqld.sock');

@@ -1,7 +1,7 @@
 /**
  * The fsfreeze hook on a real ext4 filesystem (loop-mounted in a temp dir): a child's write is held while
  * frozen and completes after the thaw, or after the agent's own auto-thaw when no thaw comes. Mounting and
- * freezing need root: without it these tests say so and skip.
+ * freezing need root: without it these tests say so and skip; as root a mount that fails fails the test.
  */
 import { strict as assert } from 'node:assert';
 import { ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -13,6 +13,7 @@ import { childProcessRunner } from '../../../../agent/quiesce/process-runner';
 import type { ThawResult } from '../../../../agent/quiesce/quiescer';
 import { tempDir } from '../../../helpers/coordinator-process';
 import { waitFor } from '../../../helpers/wait';
+import { isRoot, requireTool } from '../../../helpers/require-tool';
 
 /** The process's state letter from /proc (D: uninterruptible sleep, where a write to a frozen filesystem waits). */
 function stateOf(pid: number): string {
@@ -30,20 +31,21 @@ describe('fsfreeze hook (real ext4 on a loop device)', function () {
   let mounted = false;
 
   beforeEach(function () {
+    if (!isRoot()) {
+      // Say why rather than pretend a freeze.
+      console.log('      skipped: mounting an ext4 image on a loop device needs root');
+      this.skip();
+    }
+    requireTool('mkfs.ext4', 'e2fsprogs');
+    requireTool('fsfreeze', 'util-linux');
     const dir = tempDir('headroom-fsfreeze-');
     image = path.join(dir, 'ext4.img');
     mount = path.join(dir, 'mnt');
     fs.mkdirSync(mount);
     execFileSync('truncate', ['-s', '32M', image]);
     execFileSync('mkfs.ext4', ['-q', image]);
-    try {
-      execFileSync('mount', ['-o', 'loop', image, mount], { stdio: 'pipe' });
-      mounted = true;
-    } catch (e) {
-      // Say why rather than pretend a freeze.
-      console.log(`      cannot mount an ext4 image (${(e as Error).message.split('\n')[1] ?? e}): needs root`);
-      this.skip();
-    }
+    execFileSync('mount', ['-o', 'loop', image, mount], { stdio: 'pipe' });
+    mounted = true;
   });
 
   afterEach(() => {

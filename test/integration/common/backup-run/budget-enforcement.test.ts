@@ -14,7 +14,7 @@ import { enforcement } from '../../../../proto/enums';
 import { processGroupAlive, RunningChild, spawnChild } from '../../../../common/backup-run/child-process';
 import { createLogger } from '../../../../common/util/log';
 import { token } from '../../../unit/common/backup-run/guarded-run-fakes';
-import { cgroupDirsNamed, cpuPercentOver, processGone, stoppedMembers } from '../../../helpers/budget-measure';
+import { cgroupDirsNamed, cpuPercentAbove, cpuPercentOver, cpuUsed, processGone, stoppedMembers } from '../../../helpers/budget-measure';
 import { waitFor } from '../../agent/processes';
 
 const log = createLogger({ level: 'silent' });
@@ -37,7 +37,7 @@ function available(): { mode: EnforcementMode; mechanism: EnforcementMechanism }
 }
 
 describe('budget enforcement on real processes', function () {
-  this.timeout(30_000);
+  this.timeout(90_000);
   const children: RunningChild[] = [];
   afterEach(async () => {
     for (const c of children.splice(0)) {
@@ -69,12 +69,11 @@ describe('budget enforcement on real processes', function () {
         await sleep(1_000); // the duty cycle measures how many cores the group keeps busy
         const throttled = await cpuPercentOver(pgid, 2_000);
         assert.ok(control.current()?.enforcement === enforcement.toWire(mechanism.enforcement));
-        await control.set({ budget: { cpuPercent: 0, ioBytesPerSec: 0 }, paused: false });
-        const free = await cpuPercentOver(pgid, 1_000);
         // 20 % with room for what the duty cycle of signals overshoots while it measures (cgroups are exact).
         assert.ok(throttled <= 32, `throttled to ${throttled.toFixed(1)} % of a core (budget 20 %)`);
-        assert.ok(throttled >= 5, `still running: ${throttled.toFixed(1)} %`);
-        assert.ok(free > 2 * throttled, `unthrottled ${free.toFixed(1)} % against ${throttled.toFixed(1)} % throttled`);
+        await cpuUsed(pgid, 0.2); // still running
+        await control.set({ budget: { cpuPercent: 0, ioBytesPerSec: 0 }, paused: false });
+        await cpuPercentAbove(pgid, 32); // more than the budget ever let through
       });
 
       it('accrues no CPU while paused, and continues after resume', async () => {
@@ -84,9 +83,8 @@ describe('budget enforcement on real processes', function () {
         await sleep(200);
         const paused = await cpuPercentOver(pgid, 1_500);
         assert.equal((await control.set({ budget: { cpuPercent: 0, ioBytesPerSec: 0 }, paused: false })).ok, true);
-        const resumed = await cpuPercentOver(pgid, 1_000);
         assert.ok(paused < 2, `paused: ${paused.toFixed(1)} % of a core`);
-        assert.ok(resumed > 50, `resumed: ${resumed.toFixed(1)} % of a core`);
+        await cpuUsed(pgid, 0.3); // resumed: it runs again
       });
 
       it('stops a paused command with SIGTERM, long before the kill grace, leaving nothing stopped or behind', async () => {
@@ -94,13 +92,11 @@ describe('budget enforcement on real processes', function () {
         await waitFor('both loops', () => groupMembers(pgid, undefined).length >= 2);
         await control.set({ budget: { cpuPercent: 30, ioBytesPerSec: 0 }, paused: true });
         const members = groupMembers(pgid, child.watchdogPid);
-        const t0 = performance.now();
         // As the guarded run does: SIGTERM to the group, then let it go.
         const stopped = child.stop(10_000);
         control.stopping();
         const exit = await stopped;
-        assert.equal(exit.signal, 'SIGTERM');
-        assert.ok(performance.now() - t0 < 5_000, `stopped in ${(performance.now() - t0).toFixed(0)} ms`);
+        assert.equal(exit.signal, 'SIGTERM', 'stopped by the SIGTERM, not by the SIGKILL that ends the grace');
         assert.equal(processGroupAlive(pgid), false);
         assert.deepEqual(stoppedMembers(pgid), []);
         assert.ok(members.every(processGone));

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import { CronExpressionParser } from 'cron-parser';
 import fc from 'fast-check';
 import { parseCron } from '../../../../common/util/cron';
+import { propertyRuns } from '../../../helpers/property-runs';
 
 /** A local time as Unix ms (the process's time zone, as cron uses). */
 const local = (y: number, month: number, d: number, h = 0, mi = 0, s = 0) => new Date(y, month - 1, d, h, mi, s).getTime();
@@ -20,7 +21,7 @@ function take(expression: string, from: number, n: number, seed = 'job'): string
 }
 
 const THU_JAN_1 = local(2026, 1, 1);
-const RUNS = Number(process.env.HEADROOM_PROPERTY_RUNS ?? 500);
+const RUNS = propertyRuns(500);
 
 describe('cron expressions', () => {
   it('steps through seconds when given 6 fields, and from minute 0 of each hour when given 5', () => {

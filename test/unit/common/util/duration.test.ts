@@ -4,6 +4,7 @@
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import { formatDuration, parseDuration } from '../../../../common/util/duration';
+import { propertyRuns } from '../../../helpers/property-runs';
 
 describe('parseDuration', () => {
   it('reads numbers and digit-only strings as milliseconds', () => {
@@ -50,6 +51,7 @@ describe('formatDuration', () => {
       fc.property(fc.integer({ min: 0, max: 400 * 86_400_000 }), (ms) => {
         assert.equal(parseDuration(formatDuration(ms)), ms);
       }),
+      { numRuns: propertyRuns(100) },
     );
   });
 });

@@ -14,6 +14,7 @@ import {
 import { type Budget, UNLIMITED } from '../../../../coordinator/domain/lease';
 import { DEFAULT_POLICY, type HostPolicy, checkPolicy } from '../../../../coordinator/domain/policy';
 import { T0 } from './fixtures';
+import { propertyRuns } from '../../../helpers/property-runs';
 
 const MiB = 1024 * 1024;
 const HOUR = 3_600_000;
@@ -235,7 +236,7 @@ const within = (b: Budget, base: Budget, reduced: Budget) =>
   });
 
 describe('budget controller (property)', () => {
-  const runs = Number(process.env.HEADROOM_PROPERTY_RUNS ?? 1000);
+  const runs = propertyRuns(1000);
 
   const policyArb = fc
     .record({

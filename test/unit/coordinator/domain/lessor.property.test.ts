@@ -22,6 +22,7 @@ import { DEFAULT_POLICY } from '../../../../coordinator/domain/policy';
 import { STALE_REPORTS, forcedFrom } from '../../../../coordinator/domain/start-gate';
 import { SqliteStore } from '../../../../coordinator/store/sqlite-store';
 import { T0, counterIds } from './fixtures';
+import { propertyRuns } from '../../../helpers/property-runs';
 
 const HOSTS = ['h1', 'h2'];
 const VMS = ['vm1', 'vm2', 'vm3', 'vm4'];
@@ -267,7 +268,7 @@ describe('Lessor properties (random sequences, SQLite store, restarts)', () => {
   it('keeps rules 1-4 and 6-8 after every step of thousands of random sequences', () => {
     fc.assert(
       fc.property(fc.array(requestSpec, { minLength: REQUESTS, maxLength: REQUESTS }), fc.array(op, { minLength: 1, maxLength: 60 }), run),
-      { numRuns: Number(process.env.HEADROOM_PROPERTY_RUNS ?? 2000) },
+      { numRuns: propertyRuns(2000) },
     );
   });
 });

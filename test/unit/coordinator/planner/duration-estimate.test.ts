@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import { compileDurationEstimateOptions, estimateDurationMs } from '../../../../coordinator/planner/duration-estimate';
 import { InvalidArgumentError } from '../../../../coordinator/domain/errors';
+import { propertyRuns } from '../../../helpers/property-runs';
 
 const MIN = 60_000;
 
@@ -56,6 +57,7 @@ describe('estimateDurationMs', () => {
         assert.ok(estimate >= Math.min(declared, ...recent) && estimate <= Math.max(declared, ...recent));
         if (recent.length >= 5) assert.ok(recent.includes(estimate));
       }),
+      { numRuns: propertyRuns(100) },
     );
   });
 });

@@ -6,6 +6,7 @@ import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import { HostTimeline } from '../../../../coordinator/planner/host-timeline';
 import type { Need, PlanHost } from '../../../../coordinator/planner/types';
+import { propertyRuns } from '../../../helpers/property-runs';
 
 const MIN = 60_000;
 
@@ -49,7 +50,7 @@ describe('HostTimeline.remove', () => {
           assert.deepEqual({ io, cpu, guests, hypervisors }, { io: expected.io, cpu: expected.cpu, guests: expected.guests, hypervisors: expected.hypervisors });
         }
       }),
-      { numRuns: 500 },
+      { numRuns: propertyRuns(500) },
     );
   });
 });

@@ -18,9 +18,11 @@ import type { Budget, TokenKind } from '../../../../coordinator/domain/lease';
 import { planHost } from '../../../../coordinator/planner/planner';
 import type { Plan, PlanHost, PlanInput, PlanJob, RunningBackup } from '../../../../coordinator/planner/types';
 import { T0 } from '../domain/fixtures';
+import { propertyRuns } from '../../../helpers/property-runs';
 
 const MIN = 60_000;
-const RUNS = Number(process.env.HEADROOM_PROPERTY_RUNS ?? 400);
+const FULL_RUNS = 400;
+const RUNS = propertyRuns(FULL_RUNS);
 
 const kindArb = fc.constantFrom<TokenKind>('GUEST', 'HYPERVISOR');
 const costArb = fc.record({
@@ -333,7 +335,7 @@ describe('planHost (properties)', function () {
         if (noRoom.length > 0) decided++;
       }),
       // Small and quick: more runs, since a greedy plan that misses a feasible one is rare.
-      { numRuns: 5 * RUNS },
+      { numRuns: propertyRuns(5 * FULL_RUNS) },
     );
     // The instances must include hosts too crowded for every job, or the property says little.
     assert.ok(decided > 0, 'no instance left a job out');

@@ -10,6 +10,7 @@ import {
   planNextBackup,
   restoreChain,
 } from '../../../../host-backup/catalog/chain-rules';
+import { propertyRuns } from '../../../helpers/property-runs';
 
 const T0 = Date.UTC(2026, 10, 29, 6, 0, 0);
 const HOUR = 3_600_000;
@@ -178,7 +179,7 @@ describe('catalog rules: restore points', () => {
         for (let i = 1; i < got.length; i++) assert.equal(got[i].parentId, got[i - 1].id);
         assert.ok(got.slice(1).every((r) => r.kind === 'incremental'));
       }),
-      { numRuns: 300 },
+      { numRuns: propertyRuns(300) },
     );
   });
 });

@@ -3,6 +3,7 @@ import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
 import type { BackupRecord } from '../../../../host-backup/catalog/chain-rules';
 import { applyRetention } from '../../../../host-backup/catalog/retention';
+import { propertyRuns } from '../../../helpers/property-runs';
 
 const T0 = Date.UTC(2026, 10, 2, 0, 0, 0); // a Monday
 const HOUR = 3_600_000;
@@ -86,7 +87,7 @@ describe('retention', () => {
         for (const day of days) assert.ok(kept.has(newest.find((r) => new Date(r.takenAtMs).toISOString().startsWith(day))!.id));
         for (let i = 1; i < d.remove.length; i++) assert.ok(d.remove[i - 1].takenAtMs >= d.remove[i].takenAtMs);
       }),
-      { numRuns: 300 },
+      { numRuns: propertyRuns(300) },
     );
   });
 });
