@@ -36,7 +36,9 @@ const zodEnglishOnly = {
   name: 'zod-english-only',
   setup(build) {
     build.onResolve({ filter: /^\.\.\/locales\/index\.cjs$/ }, (args) =>
-      /[\\/]zod[\\/]/.test(args.importer) ? { path: path.join(path.dirname(args.importer), '../locales/index.cjs'), namespace: 'zod-locales' } : undefined,
+      /[\\/]zod[\\/]/.test(args.importer)
+        ? { path: path.join(path.dirname(args.importer), '../locales/index.cjs'), namespace: 'zod-locales' }
+        : undefined,
     );
     build.onLoad({ filter: /.*/, namespace: 'zod-locales' }, (args) => ({
       contents: `exports.en = require(${JSON.stringify(path.join(path.dirname(args.path), 'en.cjs'))}).default;`,
@@ -51,7 +53,9 @@ function quietly(file, args) {
   try {
     execFileSync(file, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
   } catch (err) {
-    throw new Error(`${path.basename(args[0] === undefined ? file : args[0])} failed:\n${err.stdout ?? ''}${err.stderr ?? ''}`);
+    throw new Error(
+      `${path.basename(args[0] === undefined ? file : args[0])} failed:\n${err.stdout ?? ''}${err.stderr ?? ''}`,
+    );
   }
 }
 

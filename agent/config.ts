@@ -147,21 +147,33 @@ const pemFile = () =>
     try {
       fs.accessSync(file, fs.constants.R_OK);
     } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `cannot read ${show(file)} (${(err as NodeJS.ErrnoException).code ?? err}); expected a readable PEM file`, input: file });
+      ctx.addIssue({
+        code: 'custom',
+        message: `cannot read ${show(file)} (${(err as NodeJS.ErrnoException).code ?? err}); expected a readable PEM file`,
+        input: file,
+      });
     }
   });
 
-const tlsSchema = mapping({ caFile: pemFile().optional(), certFile: pemFile().optional(), keyFile: pemFile().optional() }).check(
+const tlsSchema = mapping({
+  caFile: pemFile().optional(),
+  certFile: pemFile().optional(),
+  keyFile: pemFile().optional(),
+}).check(
   across<TlsFiles>((tls, _fine, report) => {
-    if (!tls.caFile && !tls.certFile && !tls.keyFile) report([], 'expected at least caFile (server-authenticated TLS), or caFile, certFile and keyFile (mutual TLS)');
-    if (Boolean(tls.certFile) !== Boolean(tls.keyFile)) report([], 'certFile and keyFile go together (mutual TLS): give both or neither');
+    if (!tls.caFile && !tls.certFile && !tls.keyFile)
+      report([], 'expected at least caFile (server-authenticated TLS), or caFile, certFile and keyFile (mutual TLS)');
+    if (Boolean(tls.certFile) !== Boolean(tls.keyFile))
+      report([], 'certFile and keyFile go together (mutual TLS): give both or neither');
   }),
 );
 
 const budgetSchema = mapping({
   enforcement: choice(ENFORCEMENT_MODES as readonly [EnforcementMode, ...EnforcementMode[]]).default('auto'),
   cgroupParent: text()
-    .refine((v) => v.startsWith('/') && !v.split('/').includes('..'), { error: expected('an absolute cgroup path such as "/headroom.slice" (no "..")') })
+    .refine((v) => v.startsWith('/') && !v.split('/').includes('..'), {
+      error: expected('an absolute cgroup path such as "/headroom.slice" (no "..")'),
+    })
     .default(''),
 });
 
@@ -193,7 +205,8 @@ const mountPoint = text('the absolute path of a mount point')
   // The agent logs to stderr, a pipe that Node writes synchronously: with / frozen, journald (or
   // whatever reads it) stalls, the write blocks the event loop and with it the auto-thaw.
   .refine((m) => m.replace(/\/+$/, '') !== '', {
-    error: 'the root filesystem cannot be frozen by the agent (its own log writes would hang it): leave it to the hypervisor snapshot',
+    error:
+      'the root filesystem cannot be frozen by the agent (its own log writes would hang it): leave it to the hypervisor snapshot',
   });
 
 const holdDuration = () => duration({ min: 100 });
@@ -209,7 +222,8 @@ const quiesceSchema = mapping({
     .check(
       across<string[]>((mounts, fine, report) => {
         mounts.forEach((m, i) => {
-          if (fine(i) && mounts.slice(0, i).some((other, j) => fine(j) && other === m)) report([i], `duplicate mount point ${show(m)}`);
+          if (fine(i) && mounts.slice(0, i).some((other, j) => fine(j) && other === m))
+            report([i], `duplicate mount point ${show(m)}`);
         });
       }),
     )
@@ -220,7 +234,10 @@ const quiesceSchema = mapping({
   .check(
     across<{ defaultHold?: number; maxHold: number }>((q, fine, report) => {
       if (q.defaultHold !== undefined && fine('defaultHold') && fine('maxHold') && q.defaultHold > q.maxHold) {
-        report(['defaultHold'], `expected at most maxHold (${q.maxHold} ms), got ${show(formatDuration(q.defaultHold))}`);
+        report(
+          ['defaultHold'],
+          `expected at most maxHold (${q.maxHold} ms), got ${show(formatDuration(q.defaultHold))}`,
+        );
       }
     }),
   )
@@ -232,16 +249,29 @@ const quiesceSchema = mapping({
   }));
 
 const jobSchema = mapping({
-  name: text('a job name').regex(JOB_NAME, { error: expected('letters, digits, ".", "_" or "-" (at most 128, starting with a letter or digit)') }),
+  name: text('a job name').regex(JOB_NAME, {
+    error: expected('letters, digits, ".", "_" or "-" (at most 128, starting with a letter or digit)'),
+  }),
   schedule: text('a cron expression').check(
-    accepted(parseSchedule, (err, schedule) => `invalid cron expression ${show(schedule)}: ${err.message} (expected 5 fields, or 6 with seconds first)`),
+    accepted(
+      parseSchedule,
+      (err, schedule) =>
+        `invalid cron expression ${show(schedule)}: ${err.message} (expected 5 fields, or 6 with seconds first)`,
+    ),
   ),
   window: duration({ min: 1_000 }),
   expectedDuration: duration({ min: 1_000 }),
   command: argv('[restic, backup, /data]'),
   priority: integer(-(2 ** 31), 2 ** 31 - 1).default(0),
-  cost: mapping({ ioBytesPerSec: integer(0, Number.MAX_SAFE_INTEGER).default(0), cpuPercent: integer(0, MAX_UINT32).default(0) }).prefault({}),
-}).transform(({ window, expectedDuration, ...job }): JobConfig => ({ ...job, windowMs: window, expectedDurationMs: expectedDuration }));
+  cost: mapping({
+    ioBytesPerSec: integer(0, Number.MAX_SAFE_INTEGER).default(0),
+    cpuPercent: integer(0, MAX_UINT32).default(0),
+  }).prefault({}),
+}).transform(({ window, expectedDuration, ...job }): JobConfig => ({
+  ...job,
+  windowMs: window,
+  expectedDurationMs: expectedDuration,
+}));
 
 /** agent.yaml: each key, its type, range and default. */
 export const agentConfigSchema = mapping(
@@ -280,14 +310,21 @@ export const agentConfigSchema = mapping(
 )
   .check(
     across<{ coordinator: string; tls?: TlsFiles; killGrace?: unknown; killGraceMs?: unknown }>((c, fine, report) => {
-      if (c.killGrace !== undefined && c.killGraceMs !== undefined) report(['killGrace'], 'give killGrace or killGraceMs, not both');
+      if (c.killGrace !== undefined && c.killGraceMs !== undefined)
+        report(['killGrace'], 'give killGrace or killGraceMs, not both');
       if (!fine('coordinator') || c.tls?.caFile || c.tls?.certFile) return;
       if (!isLoopbackHost(parseAddress(c.coordinator).host)) {
-        report(['coordinator'], `plaintext to ${show(c.coordinator)} is refused (allowed on loopback only): expected tls.caFile (and certFile/keyFile for mutual TLS)`);
+        report(
+          ['coordinator'],
+          `plaintext to ${show(c.coordinator)} is refused (allowed on loopback only): expected tls.caFile (and certFile/keyFile for mutual TLS)`,
+        );
       }
     }),
   )
-  .transform(({ killGrace, killGraceMs, ...c }) => ({ ...c, killGraceMs: killGraceMs ?? killGrace ?? DEFAULT_KILL_GRACE_MS }));
+  .transform(({ killGrace, killGraceMs, ...c }) => ({
+    ...c,
+    killGraceMs: killGraceMs ?? killGrace ?? DEFAULT_KILL_GRACE_MS,
+  }));
 
 /**
  * Validates a parsed agent.yaml and applies defaults. Throws a ConfigError listing every problem, each as

@@ -100,13 +100,17 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     priority: j.priority,
   }));
   // The freeze's bound is the quiescer's own timer: nothing the session does (or fails to do) holds a freeze.
-  const quiescer = createQuiescer(config.quiesce, { log, onAutoThaw: autoThawReporter((report) => session?.reportQuiesce(report), log) });
+  const quiescer = createQuiescer(config.quiesce, {
+    log,
+    onAutoThaw: autoThawReporter((report) => session?.reportQuiesce(report), log),
+  });
   session = new AgentSession({
     client: clients.agent,
     hello: () => ({ vm: identity.vm, host: config.host, agentVersion: AGENT_VERSION, hostname, jobs }),
     collector,
     log,
-    onCommand: (command) => (command.freeze || command.thaw ? quiesceCommand(quiescer, command, log) : runner.handleCommand(command)),
+    onCommand: (command) =>
+      command.freeze || command.thaw ? quiesceCommand(quiescer, command, log) : runner.handleCommand(command),
     budgetReports: () => runner.budgetReports(),
     freezeNotice: () => freeze.notice(),
   });

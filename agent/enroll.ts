@@ -37,7 +37,8 @@ export interface EnrollResult {
 /** Enrolment failed for a reason people can act on (wrong CA, refused token, unreachable coordinator). */
 export class EnrollError extends Error {}
 
-const PEM = (der: Buffer) => `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`;
+const PEM = (der: Buffer) =>
+  `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`;
 
 /**
  * The certificate in the coordinator's TLS chain whose SHA-256 is `pin`, as PEM. This connection checks
@@ -47,7 +48,13 @@ const PEM = (der: Buffer) => `-----BEGIN CERTIFICATE-----\n${der.toString('base6
 export function fetchPinnedCa(address: string, pin: string, timeoutMs: number): Promise<string> {
   const { host, port } = parseAddress(address);
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host, port, servername: isIP(host) ? undefined : host, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+    const socket = tls.connect({
+      host,
+      port,
+      servername: isIP(host) ? undefined : host,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['h2'],
+    });
     const timer = setTimeout(() => socket.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
     socket.once('error', (e) => {
       clearTimeout(timer);
@@ -67,7 +74,11 @@ export function fetchPinnedCa(address: string, pin: string, timeoutMs: number): 
         cert = cert.issuerCertificate;
       }
       socket.destroy();
-      reject(new EnrollError(`the coordinator at ${address} did not present the CA this token pins (sha256 ${pin}): not enrolling`));
+      reject(
+        new EnrollError(
+          `the coordinator at ${address} did not present the CA this token pins (sha256 ${pin}): not enrolling`,
+        ),
+      );
     });
   });
 }
@@ -92,23 +103,34 @@ export async function enroll(options: EnrollOptions): Promise<EnrollResult> {
     res = await unary(clients.pki.Enroll.bind(clients.pki), { token: options.token.trim(), csrPem }, timeoutMs);
   } catch (e) {
     const err = e as grpc.ServiceError;
-    throw new EnrollError(`the coordinator refused to enrol this agent: ${grpc.status[err.code] ?? err.code}: ${err.details}`);
+    throw new EnrollError(
+      `the coordinator refused to enrol this agent: ${grpc.status[err.code] ?? err.code}: ${err.details}`,
+    );
   } finally {
     clients.close();
   }
   // The certificate must be for our key and from the pinned CA: anything else is not ours to keep.
   const cert = new X509Certificate(res.certificatePem);
   const ca = new X509Certificate(caPem);
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) throw new EnrollError('the coordinator answered with a certificate its CA did not sign');
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
+    throw new EnrollError('the coordinator answered with a certificate its CA did not sign');
   if (!cert.publicKey.export({ format: 'der', type: 'spki' }).equals(await publicKeySpki(keys))) {
     throw new EnrollError('the coordinator answered with a certificate for another key');
   }
 
   ensurePrivateDir(options.dir);
-  const files = { caFile: path.join(options.dir, 'ca.pem'), certFile: path.join(options.dir, 'agent.pem'), keyFile: path.join(options.dir, 'agent-key.pem') };
+  const files = {
+    caFile: path.join(options.dir, 'ca.pem'),
+    certFile: path.join(options.dir, 'agent.pem'),
+    keyFile: path.join(options.dir, 'agent-key.pem'),
+  };
   writeFileAtomic(files.keyFile, await privateKeyPem(keys), SECRET_MODE);
   writeFileAtomic(files.certFile, res.certificatePem, PUBLIC_MODE);
   writeFileAtomic(files.caFile, caPem, PUBLIC_MODE);
-  log.info('enrolled', { identity: res.identity, certFile: files.certFile, notAfter: new Date(res.notAfterUnixMs).toISOString() });
+  log.info('enrolled', {
+    identity: res.identity,
+    certFile: files.certFile,
+    notAfter: new Date(res.notAfterUnixMs).toISOString(),
+  });
   return { identity: res.identity!, files, notAfter: res.notAfterUnixMs };
 }

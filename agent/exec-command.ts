@@ -79,7 +79,8 @@ export function planExec(flags: ExecFlags, argv: string[], defaultConfigPath = D
   else if (fs.existsSync(defaultConfigPath)) config = loadAgentConfig(defaultConfigPath);
   if (!flags.job) problems.push('--job: missing (the name of this backup job, as the coordinator should show it)');
   const configured = config?.jobs.find((j) => j.name === flags.job);
-  if (argv.length === 0 && !configured) problems.push('missing the command to run after "--", e.g. -- restic backup /data');
+  if (argv.length === 0 && !configured)
+    problems.push('missing the command to run after "--", e.g. -- restic backup /data');
   const windowMs = duration('window', flags.window, 1_000);
   const expectedDurationMs = duration('expected-duration', flags.expectedDuration, 1_000);
   const killGraceMs = duration('kill-grace', flags.killGrace, 0);
@@ -143,7 +144,9 @@ export function execHooks(plan: ExecPlan, say: (line: string) => void, clock: Cl
       lastQueued = line;
     },
     onGranted(token) {
-      say(`headroom: granted a slot on host ${token.host} (token ${token.tokenId}, fencing ${token.fencing}); running ${plan.argv.join(' ')}`);
+      say(
+        `headroom: granted a slot on host ${token.host} (token ${token.tokenId}, fencing ${token.fencing}); running ${plan.argv.join(' ')}`,
+      );
     },
     onDenied(d) {
       say(`headroom: denied (${denyReason.show(d.reason)}): ${d.message}`);
@@ -152,7 +155,9 @@ export function execHooks(plan: ExecPlan, say: (line: string) => void, clock: Cl
       if (unreachableSaid) return;
       unreachableSaid = true;
       const until = info.giveUpAtUnixMs > 0 ? ` until ${formatLocalTime(info.giveUpAtUnixMs, clock.now())}` : '';
-      say(`headroom: cannot reach the coordinator at ${plan.coordinator} (${(info.error as { details?: string }).details || info.error.message}); retrying${until}`);
+      say(
+        `headroom: cannot reach the coordinator at ${plan.coordinator} (${(info.error as { details?: string }).details || info.error.message}); retrying${until}`,
+      );
     },
     onStopping(why) {
       say(`headroom: stopping the command: ${why}`);
@@ -175,7 +180,11 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
   const clock = io.clock ?? systemClock;
   let enforcement;
   try {
-    enforcement = detectEnforcement({ mode: plan.budget.enforcement, cgroupParent: plan.budget.cgroupParent, log: io.log });
+    enforcement = detectEnforcement({
+      mode: plan.budget.enforcement,
+      cgroupParent: plan.budget.cgroupParent,
+      log: io.log,
+    });
   } catch (err) {
     if (!(err instanceof EnforcementUnavailableError)) throw err;
     const file = plan.configFile ?? DEFAULT_CONFIG_PATH;
@@ -194,7 +203,10 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
   const onSignal = (signal: NodeJS.Signals) => {
     signals++;
     if (signals === 1) controller.abort({ kind: 'signal', signal } satisfies StopReason);
-    else io.say(`headroom: ${signal} again; the command gets SIGKILL ${formatDuration(plan.killGraceMs)} after the first signal`);
+    else
+      io.say(
+        `headroom: ${signal} again; the command gets SIGKILL ${formatDuration(plan.killGraceMs)} after the first signal`,
+      );
   };
   const forwarded: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
   for (const s of forwarded) process.on(s, onSignal);
@@ -225,7 +237,10 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
         log: io.log,
         onReport: (r) => {
           const state = { budget: budgetFromWire(r.budget), paused: r.paused };
-          if (state.budget.cpuPercent > 0 || state.budget.ioBytesPerSec > 0) io.say(`headroom: the command is held to ${describeBudgetState(state)} (${enforcements.show(r.enforcement)})`);
+          if (state.budget.cpuPercent > 0 || state.budget.ioBytesPerSec > 0)
+            io.say(
+              `headroom: the command is held to ${describeBudgetState(state)} (${enforcements.show(r.enforcement)})`,
+            );
           io.log.info('the command is held to its budget', { ...r });
         },
       }),

@@ -21,7 +21,11 @@ export interface IdentitySources {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Placeholders that firmware puts there when nobody set a UUID: not an identity. */
-const PLACEHOLDERS = new Set(['00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '03000200-0400-0500-0006-000700080009']);
+const PLACEHOLDERS = new Set([
+  '00000000-0000-0000-0000-000000000000',
+  'ffffffff-ffff-ffff-ffff-ffffffffffff',
+  '03000200-0400-0500-0006-000700080009',
+]);
 
 /**
  * The VM identity: `configured` when set, else the SMBIOS system UUID (lower case), else the hostname.

@@ -177,7 +177,8 @@ async function execCommand(args: string[], io: Io): Promise<number> {
     io.out(EXEC_HELP);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`put the command after "--": headroom-agent exec --job NAME -- ${positionals.join(' ')}`);
+  if (positionals.length > 0)
+    throw new UsageError(`put the command after "--": headroom-agent exec --job NAME -- ${positionals.join(' ')}`);
   const v = values as Record<string, string | undefined>;
   const plan = planExec(
     {
@@ -224,8 +225,12 @@ async function enrollCommand(args: string[], io: Io): Promise<number> {
     return 1;
   }
   const id = r.identity;
-  io.out(`enrolled as ${id.role === 'ROLE_AGENT' ? `the agent of VM ${id.vm} on host ${id.host}` : `${role.show(id.role).toLowerCase()} ${id.host || id.name}`}, certificate valid until ${new Date(r.notAfter).toISOString()}\n`);
-  io.out(`in agent.yaml:\ncoordinator: ${v.coordinator}\n${id.vm ? `vm: ${id.vm}\n` : ''}host: ${id.host}\ntls:\n  caFile: ${r.files.caFile}\n  certFile: ${r.files.certFile}\n  keyFile: ${r.files.keyFile}\n`);
+  io.out(
+    `enrolled as ${id.role === 'ROLE_AGENT' ? `the agent of VM ${id.vm} on host ${id.host}` : `${role.show(id.role).toLowerCase()} ${id.host || id.name}`}, certificate valid until ${new Date(r.notAfter).toISOString()}\n`,
+  );
+  io.out(
+    `in agent.yaml:\ncoordinator: ${v.coordinator}\n${id.vm ? `vm: ${id.vm}\n` : ''}host: ${id.host}\ntls:\n  caFile: ${r.files.caFile}\n  certFile: ${r.files.certFile}\n  keyFile: ${r.files.keyFile}\n`,
+  );
   return 0;
 }
 
@@ -243,7 +248,9 @@ function checkCommand(args: string[], io: Io): number {
   io.out(`${config.file}: OK, coordinator ${config.coordinator}, ${config.jobs.length} job(s)\n`);
   for (const j of config.jobs) {
     const next = new Date(nextOccurrence(j.schedule, Date.now(), j.name));
-    io.out(`  ${j.name}: next ${next.toString()}, window ${formatDuration(j.windowMs)}, runs ${JSON.stringify(j.command)}\n`);
+    io.out(
+      `  ${j.name}: next ${next.toString()}, window ${formatDuration(j.windowMs)}, runs ${JSON.stringify(j.command)}\n`,
+    );
   }
   return 0;
 }
@@ -296,7 +303,9 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      full.err(`headroom-agent: ${err.message.split('\n').join('\nheadroom-agent: ')}\nsee: headroom-agent ${['exec', 'run', 'enroll', 'freeze-notice', 'install-fsfreeze-hook'].includes(command) ? `${command} ` : ''}--help\n`);
+      full.err(
+        `headroom-agent: ${err.message.split('\n').join('\nheadroom-agent: ')}\nsee: headroom-agent ${['exec', 'run', 'enroll', 'freeze-notice', 'install-fsfreeze-hook'].includes(command) ? `${command} ` : ''}--help\n`,
+      );
       return EXIT_USAGE;
     }
     if (err instanceof ConfigError) {

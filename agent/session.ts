@@ -163,7 +163,8 @@ export class AgentSession {
         for (const quiesce of this.heldQuiesce.splice(0)) call.write({ quiesce });
       }
       this.latest = s;
-      const interval = s.reportIntervalMs > 0 ? Math.max(MIN_REPORT_INTERVAL_MS, s.reportIntervalMs) : DEFAULT_REPORT_INTERVAL_MS;
+      const interval =
+        s.reportIntervalMs > 0 ? Math.max(MIN_REPORT_INTERVAL_MS, s.reportIntervalMs) : DEFAULT_REPORT_INTERVAL_MS;
       if (interval !== this.reportIntervalMs) {
         this.reportIntervalMs = interval;
         this.scheduleReport(call);

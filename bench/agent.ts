@@ -31,7 +31,9 @@ function parseArgs(argv: string[]) {
     if (argv[i] === '--duration') durationMs = parseDuration(argv[++i] ?? '');
     else if (argv[i] === '--node') node = true;
     else {
-      process.stderr.write(`bench:agent: unknown option ${argv[i]}\nusage: npm run bench:agent [-- --duration 60s] [-- --node]\n`);
+      process.stderr.write(
+        `bench:agent: unknown option ${argv[i]}\nusage: npm run bench:agent [-- --duration 60s] [-- --node]\n`,
+      );
       process.exit(64);
     }
   }
@@ -60,7 +62,10 @@ interface AgentRun {
 
 /** Runs the agent as a daemon against the coordinator and samples it over `durationMs` after a warm-up. */
 async function runAgent(file: string, args: string[], coordinator: Clients, durationMs: number): Promise<AgentRun> {
-  const agent = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, HEADROOM_LOG: 'warn' } });
+  const agent = spawn(file, args, {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, HEADROOM_LOG: 'warn' },
+  });
   let stderr = '';
   agent.stderr.on('data', (d) => (stderr += d));
   try {
@@ -70,7 +75,8 @@ async function runAgent(file: string, args: string[], coordinator: Clients, dura
     const markedAt = Date.now();
     await new Promise((r) => setTimeout(r, durationMs));
     const window = sampler.stop();
-    const peakMiB = (samples: { rssBytes: number }[]) => +(Math.max(0, ...samples.map((x) => x.rssBytes)) / MiB).toFixed(1);
+    const peakMiB = (samples: { rssBytes: number }[]) =>
+      +(Math.max(0, ...samples.map((x) => x.rssBytes)) / MiB).toFixed(1);
     if (agent.exitCode !== null) throw new Error(`the agent exited early (${agent.exitCode}):\n${stderr}`);
     const { agents } = await unary(coordinator.admin.ListAgents.bind(coordinator.admin), {});
     const seen = agents.find((a) => a.vm === 'bench-vm');
@@ -85,7 +91,9 @@ async function runAgent(file: string, args: string[], coordinator: Clients, dura
     };
   } finally {
     agent.kill('SIGTERM');
-    await new Promise((r) => (agent.exitCode !== null || agent.signalCode !== null ? r(undefined) : agent.once('exit', r)));
+    await new Promise((r) =>
+      agent.exitCode !== null || agent.signalCode !== null ? r(undefined) : agent.once('exit', r),
+    );
   }
 }
 
@@ -118,12 +126,16 @@ async function main(): Promise<void> {
     let evicted = false;
     let justWritten: AgentRun | undefined;
     if (node) {
-      process.stdout.write(`agent: node dist/agent/main.js; warm-up ${WARMUP_MS / 1000} s, then ${durationMs / 1000} s measured\n`);
+      process.stdout.write(
+        `agent: node dist/agent/main.js; warm-up ${WARMUP_MS / 1000} s, then ${durationMs / 1000} s measured\n`,
+      );
       cold = await runAgent(process.execPath, [AGENT_MAIN, ...runArgs], clients, durationMs);
     } else {
       evicted = evictFromPageCache(sea);
-      process.stdout.write(`agent: ${sea}${evicted ? ', read from disk (evicted from the page cache first, as after a boot)' : ''}; ` +
-        `warm-up ${WARMUP_MS / 1000} s, then ${durationMs / 1000} s measured\n`);
+      process.stdout.write(
+        `agent: ${sea}${evicted ? ', read from disk (evicted from the page cache first, as after a boot)' : ''}; ` +
+          `warm-up ${WARMUP_MS / 1000} s, then ${durationMs / 1000} s measured\n`,
+      );
       cold = await runAgent(sea, runArgs, clients, durationMs);
       // A binary written moments ago (just built or installed) sits in the page cache in large folios, and
       // the kernel maps a whole folio on a page fault: the same code then shows as more resident memory.
@@ -131,7 +143,9 @@ async function main(): Promise<void> {
       // write(), as the build does; cp may share or copy pages in the kernel and not show the effect.
       fs.writeFileSync(copy, fs.readFileSync(sea));
       fs.chmodSync(copy, 0o755);
-      process.stdout.write(`agent: a copy written just now (${copy}); warm-up ${WARMUP_MS / 1000} s, then ${JUST_WRITTEN_MS / 1000} s measured\n`);
+      process.stdout.write(
+        `agent: a copy written just now (${copy}); warm-up ${WARMUP_MS / 1000} s, then ${JUST_WRITTEN_MS / 1000} s measured\n`,
+      );
       justWritten = await runAgent(copy, runArgs, clients, JUST_WRITTEN_MS);
     }
     const result = {
@@ -146,7 +160,8 @@ async function main(): Promise<void> {
     const out = path.resolve(DIST, '..', '.bench', 'agent.json');
     ensureDirFor(out);
     fs.writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
-    const rss = (r: AgentRun) => `peak ${r.rssPeakMiB} MiB, end ${r.rssEndMiB} MiB (anonymous ${r.anonMiB}, file-backed ${r.fileMiB})`;
+    const rss = (r: AgentRun) =>
+      `peak ${r.rssPeakMiB} MiB, end ${r.rssEndMiB} MiB (anonymous ${r.anonMiB}, file-backed ${r.fileMiB})`;
     const mb = (mib: number) => `${((mib * MiB) / 1e6).toFixed(1)} MB`;
     process.stdout.write(
       [
@@ -158,9 +173,11 @@ async function main(): Promise<void> {
         }`,
         `  RSS                 ${rss(cold)}; peak ${mb(cold.rssPeakMiB)}   (target < 60 MB)`,
         `  RSS while starting  peak ${cold.rssStartupPeakMiB} MiB (${mb(cold.rssStartupPeakMiB)}) in the first ${WARMUP_MS / 1000} s, before V8 gives back the garbage of loading`,
-        '                      anonymous: the agent\'s own heap; file-backed: pages of the executable (V8, ICU data) in use',
+        "                      anonymous: the agent's own heap; file-backed: pages of the executable (V8, ICU data) in use",
         ...(justWritten
-          ? [`  RSS, binary just written   ${rss(justWritten)}: same code, mapped in the large folios of a fresh page cache`]
+          ? [
+              `  RSS, binary just written   ${rss(justWritten)}: same code, mapped in the large folios of a fresh page cache`,
+            ]
           : []),
         `  CPU                 ${cold.cpuPercentOfOneCore} % of one core over ${result.measuredSeconds} s   (target < 0.5 %)`,
         `  written to          ${path.relative(process.cwd(), out)}`,

@@ -68,7 +68,11 @@ if (dir) {
   // Coordinator.acquire resolves once the outcome is durable; a grant reaches the waiter after the commit.
   const coordinatorModule = require(path.resolve(__dirname, '..', 'coordinator', 'service', 'coordinator.js'));
   const originalAcquire = coordinatorModule.Coordinator.prototype.acquire;
-  coordinatorModule.Coordinator.prototype.acquire = function (this: unknown, input: unknown, waiter: { granted(l: unknown): void }) {
+  coordinatorModule.Coordinator.prototype.acquire = function (
+    this: unknown,
+    input: unknown,
+    waiter: { granted(l: unknown): void },
+  ) {
     if (!recording) return originalAcquire.call(this, input, waiter);
     const t0 = process.hrtime.bigint();
     const timed = {

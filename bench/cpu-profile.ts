@@ -35,10 +35,14 @@ function area(node: ProfileNode): string {
   if (url.includes('better-sqlite3')) return 'SQLite (better-sqlite3)';
   if (url.includes('@grpc/grpc-js')) return 'grpc-js';
   if (url.includes('protobufjs') || url.includes('@grpc/proto-loader')) return 'protobuf encode/decode';
-  if (/node:(internal\/)?(http2|net|stream|internal\/stream|tls|internal\/js_stream)/.test(url) || url.startsWith('node:internal/streams')) {
+  if (
+    /node:(internal\/)?(http2|net|stream|internal\/stream|tls|internal\/js_stream)/.test(url) ||
+    url.startsWith('node:internal/streams')
+  ) {
     return 'node http2/net/streams';
   }
-  if (url.includes('/dist/coordinator/') || url.includes('/dist/common/') || url.includes('/dist/proto/')) return 'headroom coordinator code';
+  if (url.includes('/dist/coordinator/') || url.includes('/dist/common/') || url.includes('/dist/proto/'))
+    return 'headroom coordinator code';
   if (url === '') return `native: ${functionName || '(anonymous)'}`;
   if (url.startsWith('node:')) return 'other node internals';
   return 'other';
@@ -89,7 +93,9 @@ export function summariseProfile(file: string, top = 12): ProfileSummary {
     file,
     totalMs: Math.round((profile.endTime - profile.startTime) / 1000),
     areas: sorted(areas).map(([a, ms]) => ({ area: a, ms })),
-    topSelf: sorted(self).slice(0, top).map(([fn, ms]) => ({ fn, ms })),
+    topSelf: sorted(self)
+      .slice(0, top)
+      .map(([fn, ms]) => ({ fn, ms })),
     topTotal: sorted(total)
       .filter(([fn]) => !fn.startsWith('(root)'))
       .slice(0, top)

@@ -10,7 +10,11 @@ import type { v1 } from '../proto';
 class AcquireFailure extends Error {}
 
 /** Acquire until GRANTED. Resolves with the token; rejects with the call's error or AcquireFailure on DENIED. */
-export function acquireToken(clients: Clients, spec: { host: string; vm: string }, requestId: string): Promise<v1.Token__Output> {
+export function acquireToken(
+  clients: Clients,
+  spec: { host: string; vm: string },
+  requestId: string,
+): Promise<v1.Token__Output> {
   return new Promise((resolve, reject) => {
     const call = clients.token.Acquire(
       { requestId, kind: 'TOKEN_KIND_GUEST', host: spec.host, vm: spec.vm, job: 'bench', expectedDurationMs: 1_000 },
@@ -44,4 +48,3 @@ export function describeError(e: unknown): string {
   const code = (e as grpc.ServiceError).code;
   return code !== undefined ? grpc.status[code] : (e as Error).message;
 }
-

@@ -71,9 +71,16 @@ export function compileGrantBenchOptions(argv: string[], env: NodeJS.ProcessEnv,
   const problems: string[] = [];
   const raw: Record<string, string | boolean> = {};
   const ENV: Record<string, string> = {
-    clients: 'BENCH_CLIENTS', workers: 'BENCH_WORKERS', hosts: 'BENCH_HOSTS', rate: 'BENCH_RATE',
-    warmup: 'BENCH_WARMUP', duration: 'BENCH_DURATION', 'closed-duration': 'BENCH_CLOSED_DURATION',
-    durability: 'BENCH_DURABILITY', 'db-dir': 'BENCH_DB_DIR', server: 'BENCH_SERVER',
+    clients: 'BENCH_CLIENTS',
+    workers: 'BENCH_WORKERS',
+    hosts: 'BENCH_HOSTS',
+    rate: 'BENCH_RATE',
+    warmup: 'BENCH_WARMUP',
+    duration: 'BENCH_DURATION',
+    'closed-duration': 'BENCH_CLOSED_DURATION',
+    durability: 'BENCH_DURABILITY',
+    'db-dir': 'BENCH_DB_DIR',
+    server: 'BENCH_SERVER',
   };
   for (const [key, name] of Object.entries(ENV)) if (env[name] !== undefined && env[name] !== '') raw[key] = env[name]!;
   const VALUED = [...Object.keys(ENV), 'only', 'out'];
@@ -94,7 +101,8 @@ export function compileGrantBenchOptions(argv: string[], env: NodeJS.ProcessEnv,
   const int = (key: string, fallback: number, min: number, max: number): number => {
     if (raw[key] === undefined) return fallback;
     const v = Number(raw[key]);
-    if (!Number.isInteger(v) || v < min || v > max) problems.push(`--${key}: expected an integer from ${min} to ${max}, got ${raw[key]}`);
+    if (!Number.isInteger(v) || v < min || v > max)
+      problems.push(`--${key}: expected an integer from ${min} to ${max}, got ${raw[key]}`);
     return v;
   };
   const duration = (key: string, fallback: number): number => {
@@ -111,11 +119,14 @@ export function compileGrantBenchOptions(argv: string[], env: NodeJS.ProcessEnv,
   const workers = int('workers', quick ? 2 : 4, 1, 64);
   const hosts = int('hosts', 10, 1, 1000);
   const durability = (raw.durability ?? 'full') as string;
-  if (durability !== 'full' && durability !== 'normal') problems.push(`--durability: expected full or normal, got ${durability}`);
+  if (durability !== 'full' && durability !== 'normal')
+    problems.push(`--durability: expected full or normal, got ${durability}`);
   const server = (raw.server ?? 'coordinator') as string;
-  if (server !== 'coordinator' && server !== 'null') problems.push(`--server: expected coordinator or null, got ${server}`);
+  if (server !== 'coordinator' && server !== 'null')
+    problems.push(`--server: expected coordinator or null, got ${server}`);
   const only = raw.only as string | undefined;
-  if (only !== undefined && only !== 'open' && only !== 'closed') problems.push(`--only: expected open or closed, got ${only}`);
+  if (only !== undefined && only !== 'open' && only !== 'closed')
+    problems.push(`--only: expected open or closed, got ${only}`);
   if (workers > clients) problems.push(`--workers (${workers}) cannot exceed --clients (${clients})`);
   // Every client has its own VM, and a host admits at most 1000 GUEST tokens (policy limit).
   if (Math.ceil(clients / hosts) > 1000) problems.push(`more than 1000 clients per host: raise --hosts`);
@@ -137,14 +148,23 @@ export function compileGrantBenchOptions(argv: string[], env: NodeJS.ProcessEnv,
     out: (raw.out as string | undefined) ?? `${repoRoot}/.bench/grant.json`,
     quick,
   };
-  for (const [k, v] of [['duration', options.openDurationMs], ['closed-duration', options.closedDurationMs]] as const) {
+  for (const [k, v] of [
+    ['duration', options.openDurationMs],
+    ['closed-duration', options.closedDurationMs],
+  ] as const) {
     if (v < 1000) problems.push(`--${k}: at least 1s`);
   }
   if (problems.length > 0) throw new OptionsError(problems.join('\n'));
   return options;
 }
 
-export function machineDescription(): { cores: number; cpuModel: string; memGiB: number; kernel: string; node: string } {
+export function machineDescription(): {
+  cores: number;
+  cpuModel: string;
+  memGiB: number;
+  kernel: string;
+  node: string;
+} {
   const cpus = os.cpus();
   return {
     cores: cpus.length,

@@ -31,9 +31,7 @@ export interface PhaseSpec {
 }
 
 export type DriverMessage =
-  | { type: 'connect'; address: string; clients: ClientSpec[] }
-  | { type: 'run'; phase: PhaseSpec }
-  | { type: 'close' };
+  { type: 'connect'; address: string; clients: ClientSpec[] } | { type: 'run'; phase: PhaseSpec } | { type: 'close' };
 
 export interface GcPauses {
   count: number;

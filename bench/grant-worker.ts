@@ -8,7 +8,14 @@ import { PerformanceObserver, monitorEventLoopDelay } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { type Clients, connect, deadlineIn, unary } from '../common/client/connection';
 import { acquireToken, describeError } from './grant-client';
-import type { ClientSpec, DriverMessage, GcPauses, PhaseSpec, WorkerMessage, WorkerPhaseResult } from './grant-protocol';
+import type {
+  ClientSpec,
+  DriverMessage,
+  GcPauses,
+  PhaseSpec,
+  WorkerMessage,
+  WorkerPhaseResult,
+} from './grant-protocol';
 
 /** Channels connected at once, so that 250 handshakes do not arrive in one burst. */
 const CONNECT_CONCURRENCY = 25;
@@ -29,9 +36,7 @@ function send(message: WorkerMessage): void {
 }
 
 function waitForReady(c: Clients): Promise<void> {
-  return new Promise((resolve, reject) =>
-    c.token.waitForReady(deadlineIn(), (err) => (err ? reject(err) : resolve())),
-  );
+  return new Promise((resolve, reject) => c.token.waitForReady(deadlineIn(), (err) => (err ? reject(err) : resolve())));
 }
 
 async function connectAll(address: string, specs: ClientSpec[]): Promise<void> {
@@ -82,11 +87,14 @@ async function runPhase(phase: PhaseSpec): Promise<WorkerPhaseResult> {
       gcPauses.maxMs = Math.max(gcPauses.maxMs, e.duration);
     }
   });
-  const monitorTimer = setTimeout(() => {
-    eventLoop.reset();
-    eventLoop.enable();
-    gcObserver.observe({ entryTypes: ['gc'] });
-  }, Math.max(0, measureFrom - Date.now()));
+  const monitorTimer = setTimeout(
+    () => {
+      eventLoop.reset();
+      eventLoop.enable();
+      gcObserver.observe({ entryTypes: ['gc'] });
+    },
+    Math.max(0, measureFrom - Date.now()),
+  );
 
   /** One acquire→release cycle. Never rejects: failures are counted. */
   const cycle = async (c: Client): Promise<boolean> => {

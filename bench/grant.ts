@@ -14,11 +14,26 @@ import { type Clients, connect, unary } from '../common/client/connection';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../test/helpers/coordinator-process';
 import type { ProbeWindow } from './coordinator-probe';
 import { summariseProfile } from './cpu-profile';
-import { type GrantBenchOptions, OptionsError, USAGE, compileGrantBenchOptions, machineDescription } from './grant-options';
+import {
+  type GrantBenchOptions,
+  OptionsError,
+  USAGE,
+  compileGrantBenchOptions,
+  machineDescription,
+} from './grant-options';
 import type { ClientSpec, PhaseSpec } from './grant-protocol';
 import { checkDurability } from './history-check';
 import { type GrantBenchResult, type PhaseReport, formatReport, mergePhase } from './grant-report';
-import { ProcessSampler, cpuMs, ensureDirFor, establishedToPort, filesystemOf, machineCpuMs, openFds, rssBytes } from './proc-stats';
+import {
+  ProcessSampler,
+  cpuMs,
+  ensureDirFor,
+  establishedToPort,
+  filesystemOf,
+  machineCpuMs,
+  openFds,
+  rssBytes,
+} from './proc-stats';
 import { stopCoordinator, tearDownOnExit } from './teardown';
 import { WorkerPool } from './worker-pool';
 
@@ -119,9 +134,11 @@ async function runPhase(o: GrantBenchOptions, kind: 'open' | 'closed', coordinat
     offsetMs: (w * 1000) / o.ratePerSec,
     drainMs: DRAIN_MS,
   }));
-  progress(kind === 'open'
-    ? `phase (a): open loop, ${o.ratePerSec} cycles/s for ${durationMs / 1000}s after ${o.warmupMs / 1000}s warm-up`
-    : `phase (b): closed loop, ${o.clients} clients as fast as they can for ${durationMs / 1000}s after ${o.warmupMs / 1000}s warm-up`);
+  progress(
+    kind === 'open'
+      ? `phase (a): open loop, ${o.ratePerSec} cycles/s for ${durationMs / 1000}s after ${o.warmupMs / 1000}s warm-up`
+      : `phase (b): closed loop, ${o.clients} clients as fast as they can for ${durationMs / 1000}s after ${o.warmupMs / 1000}s warm-up`,
+  );
 
   // CPU figures cover the measured window only: counters are read when it starts and when it ends.
   const sampler = new ProcessSampler(coordinatorPid);
@@ -152,7 +169,11 @@ async function runPhase(o: GrantBenchOptions, kind: 'open' | 'closed', coordinat
 
   let answers;
   try {
-    answers = await p.ask(specs.map((phase) => ({ type: 'run', phase })), 'result', PHASE_LEAD_MS + o.warmupMs + durationMs + DRAIN_MS + 10_000);
+    answers = await p.ask(
+      specs.map((phase) => ({ type: 'run', phase })),
+      'result',
+      PHASE_LEAD_MS + o.warmupMs + durationMs + DRAIN_MS + 10_000,
+    );
   } finally {
     clearTimeout(markTimer);
     clearTimeout(endTimer);
@@ -167,8 +188,10 @@ async function runPhase(o: GrantBenchOptions, kind: 'open' | 'closed', coordinat
     ...windowCpu(from!, to!),
     durability: o.server === 'null' ? undefined : checkDurability(coordinator!.dbPath, tag, results),
   };
-  progress(`  ${report.grantsPerSec.toFixed(0)} grants/s, acquire p50 ${report.acquireMs.p50.toFixed(2)} ms p99 ${report.acquireMs.p99.toFixed(2)} ms, ` +
-    `${report.errors.reduce((s, e) => s + e.count, 0)} errors`);
+  progress(
+    `  ${report.grantsPerSec.toFixed(0)} grants/s, acquire p50 ${report.acquireMs.p50.toFixed(2)} ms p99 ${report.acquireMs.p99.toFixed(2)} ms, ` +
+      `${report.errors.reduce((s, e) => s + e.count, 0)} errors`,
+  );
   return report;
 }
 
@@ -195,7 +218,11 @@ async function main(): Promise<void> {
   try {
     const fsInfo = filesystemOf(dbDir); // now: the directory may be gone by the time the report is written
     const isNull = o.server === 'null';
-    progress(isNull ? 'starting the null server (grants at once: no store, no lessor)' : `starting the coordinator (durability ${o.durability}, database ${dbPath})`);
+    progress(
+      isNull
+        ? 'starting the null server (grants at once: no store, no lessor)'
+        : `starting the coordinator (durability ${o.durability}, database ${dbPath})`,
+    );
     coordinator = await startCoordinator({
       dbPath,
       host: 'bench-h00',
@@ -220,7 +247,11 @@ async function main(): Promise<void> {
     pool = new WorkerPool(o.workers);
     const perWorker = assignClients(o);
     const connectStart = Date.now();
-    await pool.ask(perWorker.map((clients) => ({ type: 'connect', address: coordinator!.address, clients })), 'connected', 60_000);
+    await pool.ask(
+      perWorker.map((clients) => ({ type: 'connect', address: coordinator!.address, clients })),
+      'connected',
+      60_000,
+    );
     if (!isNull) await unary(admin.admin.ListHosts.bind(admin.admin), {}); // the admin channel connects too
     const connections = {
       expected: o.clients + (isNull ? 0 : 1),
@@ -238,15 +269,21 @@ async function main(): Promise<void> {
       phases.push(phase);
       if (isNull) continue;
       const n = phases.length;
-      phase.probe = await readProbeFile(path.join(probeDir, `${n}.probe.json`), (f) => JSON.parse(fs.readFileSync(f, 'utf8')) as ProbeWindow);
-      if (o.cpuProf) phase.profile = await readProbeFile(path.join(probeDir, `${n}.cpuprofile`), (f) => summariseProfile(f));
+      phase.probe = await readProbeFile(
+        path.join(probeDir, `${n}.probe.json`),
+        (f) => JSON.parse(fs.readFileSync(f, 'utf8')) as ProbeWindow,
+      );
+      if (o.cpuProf)
+        phase.profile = await readProbeFile(path.join(probeDir, `${n}.cpuprofile`), (f) => summariseProfile(f));
     }
 
-    const hosts = isNull ? [] : (await unary(admin.admin.ListHosts.bind(admin.admin), {})).hosts.map((h) => ({
-      host: h.host,
-      maxGuestTokens: h.policy?.maxGuestTokens ?? 0,
-      fencing: h.fencing,
-    }));
+    const hosts = isNull
+      ? []
+      : (await unary(admin.admin.ListHosts.bind(admin.admin), {})).hosts.map((h) => ({
+          host: h.host,
+          maxGuestTokens: h.policy?.maxGuestTokens ?? 0,
+          fencing: h.fencing,
+        }));
     const rssEnd = rssBytes(pid) ?? 0;
     const log = coordinator.log();
     await cleanup();
@@ -255,7 +292,10 @@ async function main(): Promise<void> {
       startedAt: new Date(began).toISOString(),
       machine: { ...machineDescription(), loadAvgBefore: loadBefore.map((l) => Math.round(l * 100) / 100) },
       parameters: { ...o, dbDir },
-      database: { path: dbPath, filesystem: fsInfo ? `${fsInfo.type} (${fsInfo.device} at ${fsInfo.mountPoint})` : 'unknown' },
+      database: {
+        path: dbPath,
+        filesystem: fsInfo ? `${fsInfo.type} (${fsInfo.device} at ${fsInfo.mountPoint})` : 'unknown',
+      },
       connections,
       coordinatorRssBytes: { afterStart: rssAtStart, withClientsConnected: rssConnected, atEnd: rssEnd },
       phases,

@@ -13,11 +13,22 @@ export function checkDurability(dbPath: string, tag: string, results: WorkerPhas
   try {
     const like = `bench-${tag}-%`;
     const granted = new Set(
-      (db.prepare("SELECT token_id FROM history WHERE type = 'GRANTED' AND request_id LIKE ?").all(like) as { token_id: string }[])
-        .map((r) => r.token_id),
+      (
+        db.prepare("SELECT token_id FROM history WHERE type = 'GRANTED' AND request_id LIKE ?").all(like) as {
+          token_id: string;
+        }[]
+      ).map((r) => r.token_id),
     );
-    const historyReleased = (db.prepare("SELECT COUNT(*) AS n FROM history WHERE type = 'RELEASED' AND request_id LIKE ?").get(like) as { n: number }).n;
-    const activeAfter = (db.prepare("SELECT COUNT(*) AS n FROM tokens WHERE state = 'active' AND request_id LIKE ?").get(like) as { n: number }).n;
+    const historyReleased = (
+      db.prepare("SELECT COUNT(*) AS n FROM history WHERE type = 'RELEASED' AND request_id LIKE ?").get(like) as {
+        n: number;
+      }
+    ).n;
+    const activeAfter = (
+      db.prepare("SELECT COUNT(*) AS n FROM tokens WHERE state = 'active' AND request_id LIKE ?").get(like) as {
+        n: number;
+      }
+    ).n;
     const received = new Set(results.flatMap((r) => r.tokenIds));
     let receivedNotInHistory = 0;
     for (const id of received) if (!granted.has(id)) receivedNotInHistory++;

@@ -22,9 +22,7 @@ export interface ChurnSpec {
 }
 
 export type LoadDriverMessage =
-  | { type: 'connect'; address: string; agents: AgentSpec[] }
-  | { type: 'churn'; churn: ChurnSpec }
-  | { type: 'close' };
+  { type: 'connect'; address: string; agents: AgentSpec[] } | { type: 'churn'; churn: ChurnSpec } | { type: 'close' };
 
 export interface ErrorCount {
   what: string;

@@ -86,14 +86,28 @@ function startSession(agent: Agent, index: number): Promise<void> {
       else if ((e as grpc.ServiceError).code !== grpc.status.CANCELLED) count(e);
     });
     session.on('end', () => (agent.open = false));
-    session.write({ hello: { vm: agent.spec.vm, host: agent.spec.host, agentVersion: 'bench-load', hostname: agent.spec.vm, jobs: [] } });
+    session.write({
+      hello: {
+        vm: agent.spec.vm,
+        host: agent.spec.host,
+        agentVersion: 'bench-load',
+        hostname: agent.spec.vm,
+        jobs: [],
+      },
+    });
   });
 }
 
 async function connectAll(address: string, specs: AgentSpec[]): Promise<void> {
   const credentials = grpc.credentials.createInsecure();
   // A local subchannel pool gives every agent its own TCP connection, as separate VMs have.
-  agents = specs.map((spec) => ({ spec, clients: connect(address, credentials, { 'grpc.use_local_subchannel_pool': 1 }), open: false, busy: false, seq: 0 }));
+  agents = specs.map((spec) => ({
+    spec,
+    clients: connect(address, credentials, { 'grpc.use_local_subchannel_pool': 1 }),
+    open: false,
+    busy: false,
+    seq: 0,
+  }));
   for (let i = 0; i < agents.length; i += CONNECT_CONCURRENCY) {
     await Promise.all(agents.slice(i, i + CONNECT_CONCURRENCY).map((a, j) => startSession(a, i + j)));
   }
@@ -180,7 +194,10 @@ process.on('message', (message: LoadDriverMessage) => {
   switch (message.type) {
     case 'connect': {
       const t0 = Date.now();
-      connectAll(message.address, message.agents).then(() => send({ type: 'connected', sessions: agents.length, ms: Date.now() - t0 }), fail);
+      connectAll(message.address, message.agents).then(
+        () => send({ type: 'connected', sessions: agents.length, ms: Date.now() - t0 }),
+        fail,
+      );
       break;
     }
     case 'churn':

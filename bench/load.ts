@@ -52,8 +52,13 @@ interface LoadOptions {
 function parseOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOptions {
   const raw: Record<string, string> = {};
   const ENV: Record<string, string> = {
-    agents: 'BENCH_AGENTS', workers: 'BENCH_WORKERS', hosts: 'BENCH_HOSTS', rate: 'BENCH_RATE',
-    duration: 'BENCH_DURATION', warmup: 'BENCH_WARMUP', 'report-interval': 'BENCH_REPORT_INTERVAL',
+    agents: 'BENCH_AGENTS',
+    workers: 'BENCH_WORKERS',
+    hosts: 'BENCH_HOSTS',
+    rate: 'BENCH_RATE',
+    duration: 'BENCH_DURATION',
+    warmup: 'BENCH_WARMUP',
+    'report-interval': 'BENCH_REPORT_INTERVAL',
   };
   for (const [key, name] of Object.entries(ENV)) if (env[name]) raw[key] = env[name]!;
   const problems: string[] = [];
@@ -66,7 +71,8 @@ function parseOptions(argv: string[], env: NodeJS.ProcessEnv): LoadOptions {
   const int = (key: string, fallback: number, min: number, max: number) => {
     if (raw[key] === undefined) return fallback;
     const v = Number(raw[key]);
-    if (!Number.isInteger(v) || v < min || v > max) problems.push(`--${key}: expected an integer from ${min} to ${max}, got ${raw[key]}`);
+    if (!Number.isInteger(v) || v < min || v > max)
+      problems.push(`--${key}: expected an integer from ${min} to ${max}, got ${raw[key]}`);
     return v;
   };
   const duration = (key: string, fallback: number) => {
@@ -152,13 +158,19 @@ async function main(): Promise<void> {
     perWorker[i % o.workers].push({ vm: `load-vm-${i}`, host: `load-h${String(i % o.hosts).padStart(2, '0')}` });
   }
   const t0 = Date.now();
-  await pool.ask(perWorker.map((agents) => ({ type: 'connect', address: coordinator!.address, agents })), 'connected', 120_000);
+  await pool.ask(
+    perWorker.map((agents) => ({ type: 'connect', address: coordinator!.address, agents })),
+    'connected',
+    120_000,
+  );
   const connectMs = Date.now() - t0;
   const sessionsAtStart = await connectedSessions();
   const connections = establishedToPort(port);
   const rssConnected = rssBytes(pid) ?? 0;
-  progress(`${sessionsAtStart} sessions connected (${connections} TCP connections) in ${(connectMs / 1000).toFixed(1)}s; ` +
-    `churn at ${o.ratePerSec}/s: ${o.warmupMs / 1000}s warm-up, ${o.durationMs / 1000}s measured`);
+  progress(
+    `${sessionsAtStart} sessions connected (${connections} TCP connections) in ${(connectMs / 1000).toFixed(1)}s; ` +
+      `churn at ${o.ratePerSec}/s: ${o.warmupMs / 1000}s warm-up, ${o.durationMs / 1000}s measured`,
+  );
 
   const startAtMs = Date.now() + PHASE_LEAD_MS;
   const measureFrom = startAtMs + o.warmupMs;
@@ -178,7 +190,13 @@ async function main(): Promise<void> {
   const answers = await pool.ask(
     pool.children.map((_, w) => ({
       type: 'churn',
-      churn: { startAtMs, warmupMs: o.warmupMs, durationMs: o.durationMs, ratePerSec: o.ratePerSec / o.workers, offsetMs: (w * 1000) / o.ratePerSec },
+      churn: {
+        startAtMs,
+        warmupMs: o.warmupMs,
+        durationMs: o.durationMs,
+        ratePerSec: o.ratePerSec / o.workers,
+        offsetMs: (w * 1000) / o.ratePerSec,
+      },
     })),
     'result',
     PHASE_LEAD_MS + o.warmupMs + o.durationMs + 30_000,
@@ -206,8 +224,19 @@ async function main(): Promise<void> {
     startedAt: new Date(began).toISOString(),
     machine: { ...machineDescription(), loadAvgBefore: loadBefore },
     parameters: o,
-    sessions: { expected: o.agents, connectedAtStart: sessionsAtStart, connectedAtEnd: sessionsAtEnd, tcpConnections: connections, connectMs },
-    coordinatorRssBytes: { afterStart: rssAtStart, withSessions: rssConnected, peak: coord.rssPeakBytes, end: coord.rssEndBytes },
+    sessions: {
+      expected: o.agents,
+      connectedAtStart: sessionsAtStart,
+      connectedAtEnd: sessionsAtEnd,
+      tcpConnections: connections,
+      connectMs,
+    },
+    coordinatorRssBytes: {
+      afterStart: rssAtStart,
+      withSessions: rssConnected,
+      peak: coord.rssPeakBytes,
+      end: coord.rssEndBytes,
+    },
     coordinatorCpuPercent,
     machineBusyPercent,
     acquireMs: acquire,
@@ -244,7 +273,7 @@ async function main(): Promise<void> {
     'targets (informational, not a pass/fail):',
     `  coordinator RSS peak < 300 MB: ${mb(coord.rssPeakBytes)} -> ${met(coord.rssPeakBytes < TARGET_RSS_BYTES)}`,
     `  acquire p99 < ${TARGET_P99_MS} ms:           ${ms(acquire.p99)} ms -> ${met(acquire.p99 < TARGET_P99_MS)}`,
-    ...(o.agents !== 2000 ? ['  (non-default number of agents: not the issue\'s 2,000)'] : []),
+    ...(o.agents !== 2000 ? ["  (non-default number of agents: not the issue's 2,000)"] : []),
     ...(result.coordinatorLogErrors > 0 ? [`coordinator logged ${result.coordinatorLogErrors} ERROR line(s)`] : []),
     `JSON results: ${path.relative(process.cwd(), o.out) || o.out}`,
   ];

@@ -32,7 +32,11 @@ export async function runUnderHeadroom(args: {
   onStop(stop: () => Promise<void>): void;
 }): Promise<{ backupSeconds: number; notes: string[] }> {
   const { dir, command, options, progress } = args;
-  const coordinator = await startCoordinator({ host: HOST, dbPath: path.join(dir, 'headroom.db'), env: { HEADROOM_LOG: 'info' } });
+  const coordinator = await startCoordinator({
+    host: HOST,
+    dbPath: path.join(dir, 'headroom.db'),
+    env: { HEADROOM_LOG: 'info' },
+  });
   const clients = connect(coordinator.address, grpc.credentials.createInsecure());
   const agentLog: string[] = [];
   let agent: ReturnType<typeof spawn> | undefined;
@@ -70,19 +74,31 @@ export async function runUnderHeadroom(args: {
         '',
       ].join('\n'),
     );
-    agent = spawn(process.execPath, [AGENT_MAIN, 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, HEADROOM_LOG: 'info' } });
+    agent = spawn(process.execPath, [AGENT_MAIN, 'run', '--config', config], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, HEADROOM_LOG: 'info' },
+    });
     agent.stderr!.on('data', (d: Buffer) => agentLog.push(...String(d).split('\n').filter(Boolean)));
-    progress(`   headroom-agent runs the backup at ${startAt.toTimeString().slice(0, 8)} under ${options.cpuPercent}% of a core, ${(options.ioBytesPerSec / 1048576).toFixed(0)} MiB/s`);
+    progress(
+      `   headroom-agent runs the backup at ${startAt.toTimeString().slice(0, 8)} under ${options.cpuPercent}% of a core, ${(options.ioBytesPerSec / 1048576).toFixed(0)} MiB/s`,
+    );
 
-    const history = async () => (await unary(clients.admin.ListHistory.bind(clients.admin), { host: HOST, limit: 1000 })).events;
+    const history = async () =>
+      (await unary(clients.admin.ListHistory.bind(clients.admin), { host: HOST, limit: 1000 })).events;
     let granted: number | undefined;
     let ended: { at: number; type: string; detail: string } | undefined;
     let enforcement = '';
     for (;;) {
-      if (agent.exitCode !== null) throw new Error(`the agent exited (${agent.exitCode}):\n${agentLog.slice(-20).join('\n')}`);
+      if (agent.exitCode !== null)
+        throw new Error(`the agent exited (${agent.exitCode}):\n${agentLog.slice(-20).join('\n')}`);
       const events = (await history()).filter((e) => e.vm === VM && e.job === JOB);
       granted ??= events.find((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED')?.atUnixMs;
-      const end = events.find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' || e.type === 'HISTORY_EVENT_TYPE_EXPIRED' || e.type === 'HISTORY_EVENT_TYPE_REVOKED');
+      const end = events.find(
+        (e) =>
+          e.type === 'HISTORY_EVENT_TYPE_RELEASED' ||
+          e.type === 'HISTORY_EVENT_TYPE_EXPIRED' ||
+          e.type === 'HISTORY_EVENT_TYPE_REVOKED',
+      );
       if (end) {
         ended = { at: end.atUnixMs, type: historyEventType.show(end.type), detail: end.detail };
         break;
@@ -90,7 +106,8 @@ export async function runUnderHeadroom(args: {
       if (granted !== undefined && !enforcement) {
         const { agents } = await unary(clients.admin.ListAgents.bind(clients.admin), { host: HOST });
         const report = agents.find((a) => a.vm === VM)?.budgets[0];
-        if (report) enforcement = `${enforcements.show(report.enforcement)}${report.detail ? ` (${report.detail})` : ''}`;
+        if (report)
+          enforcement = `${enforcements.show(report.enforcement)}${report.detail ? ` (${report.detail})` : ''}`;
       }
       await new Promise((r) => setTimeout(r, 250));
     }
@@ -102,7 +119,7 @@ export async function runUnderHeadroom(args: {
         `token ${ended.type.toLowerCase()}: ${ended.detail}`,
         `enforced by ${enforcement || 'an unreported mechanism'}`,
         budgetChanges.length === 0
-          ? 'the coordinator never throttled or paused it: the foreground stayed under the thresholds, the token\'s budget alone held it'
+          ? "the coordinator never throttled or paused it: the foreground stayed under the thresholds, the token's budget alone held it"
           : `the coordinator changed its budget ${budgetChanges.length} time(s); last: ${budgetChanges[budgetChanges.length - 1]}`,
       ],
     };

@@ -28,7 +28,10 @@ export class OpenLoopLoad {
   private latencies: number[] = [];
   private errors = 0;
 
-  constructor(private readonly port: number, private readonly ratePerSec: number) {}
+  constructor(
+    private readonly port: number,
+    private readonly ratePerSec: number,
+  ) {}
 
   start(): void {
     const began = performance.now();

@@ -52,7 +52,13 @@ function parseSize(text: string): number {
 }
 
 function parseArgs(argv: string[]): PenaltyOptions {
-  const o: PenaltyOptions = { dataBytes: 2 * 1024 * MiB, ratePerSec: 100, baselineMs: 20_000, cpuPercent: 25, ioBytesPerSec: 20 * MiB };
+  const o: PenaltyOptions = {
+    dataBytes: 2 * 1024 * MiB,
+    ratePerSec: 100,
+    baselineMs: 20_000,
+    cpuPercent: 25,
+    ioBytesPerSec: 20 * MiB,
+  };
   for (let i = 0; i < argv.length; i++) {
     const [flag, value] = [argv[i], argv[i + 1]];
     const need = () => {
@@ -102,8 +108,13 @@ function generateDataSet(dir: string, bytes: number): string[] {
 }
 
 /** Starts a foreground process and waits for its first line. */
-function startForeground(mode: 'http' | 'disk', dir: string): Promise<{ child: ChildProcess; firstLine: string; lines: string[] }> {
-  const child = spawn(process.execPath, [path.join(__dirname, 'penalty-foreground.js'), mode, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+function startForeground(
+  mode: 'http' | 'disk',
+  dir: string,
+): Promise<{ child: ChildProcess; firstLine: string; lines: string[] }> {
+  const child = spawn(process.execPath, [path.join(__dirname, 'penalty-foreground.js'), mode, dir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines: string[] = [];
   let buffered = '';
   return new Promise((resolve, reject) => {
@@ -192,7 +203,11 @@ function runToEnd(command: string[]): Promise<number> {
   const t0 = performance.now();
   const child = spawn(command[0], command.slice(1), { stdio: ['ignore', 'ignore', 'inherit'] });
   return new Promise((resolve, reject) => {
-    child.once('exit', (code) => (code === 0 ? resolve((performance.now() - t0) / 1000) : reject(new Error(`${command.join(' ')} exited with ${code}`))));
+    child.once('exit', (code) =>
+      code === 0
+        ? resolve((performance.now() - t0) / 1000)
+        : reject(new Error(`${command.join(' ')} exited with ${code}`)),
+    );
   });
 }
 
@@ -209,9 +224,18 @@ function report(o: PenaltyOptions, phases: PhaseResult[]): string {
     p.backupSeconds === undefined ? '-' : `${p.backupSeconds.toFixed(1)} s`,
     `${p.machineBusyPercent.toFixed(0)}%`,
   ]);
-  const header = ['phase', 'HTTP p50 / p99 ms', 'p99 vs base', 'disk p50 / p99 ms', 'p99 vs base', 'backup took', 'machine busy'];
+  const header = [
+    'phase',
+    'HTTP p50 / p99 ms',
+    'p99 vs base',
+    'disk p50 / p99 ms',
+    'p99 vs base',
+    'backup took',
+    'machine busy',
+  ];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const out = [
     `Headroom penalty benchmark: ${os.cpus().length} cores, node ${process.version}`,
     `foreground  HTTP server at ${o.ratePerSec} requests/s (open loop; each request hashes 256 KiB and reads a 64 KiB file),`,
@@ -232,8 +256,10 @@ function report(o: PenaltyOptions, phases: PhaseResult[]): string {
   const unthrottled = phases.find((p) => p.name.startsWith('a'));
   if (headroom && unthrottled) {
     const ratio = headroom.http.p99 / base.http.p99;
-    out.push(`target: HTTP p99 inflation under Headroom < 1.25x: ${ratio.toFixed(2)}x -> ${ratio < 1.25 ? 'met' : 'MISSED'} ` +
-      `(unthrottled: ${(unthrottled.http.p99 / base.http.p99).toFixed(2)}x)`);
+    out.push(
+      `target: HTTP p99 inflation under Headroom < 1.25x: ${ratio.toFixed(2)}x -> ${ratio < 1.25 ? 'met' : 'MISSED'} ` +
+        `(unthrottled: ${(unthrottled.http.p99 / base.http.p99).toFixed(2)}x)`,
+    );
   }
   return out.join('\n');
 }
@@ -269,13 +295,26 @@ async function main(): Promise<void> {
     phases.push(await measure('0. no backup', foreground, o.baselineMs));
     progress('a. the backup, unthrottled');
     evict();
-    phases.push(await measure('a. unthrottled', foreground, async () => ({ backupSeconds: await runToEnd(backupCommand(dataDir, out)), notes: [] })));
+    phases.push(
+      await measure('a. unthrottled', foreground, async () => ({
+        backupSeconds: await runToEnd(backupCommand(dataDir, out)),
+        notes: [],
+      })),
+    );
     fs.rmSync(out, { force: true });
     progress('b. the backup run by headroom-agent under its budget');
     evict();
-    phases.push(await measure('b. Headroom', foreground, () =>
-      runUnderHeadroom({ dir, command: backupCommand(dataDir, out), options: o, progress, onStop: (stop) => (stopHeadroom = stop) }),
-    ));
+    phases.push(
+      await measure('b. Headroom', foreground, () =>
+        runUnderHeadroom({
+          dir,
+          command: backupCommand(dataDir, out),
+          options: o,
+          progress,
+          onStop: (stop) => (stopHeadroom = stop),
+        }),
+      ),
+    );
     const text = report(o, phases);
     const json = path.resolve(__dirname, '..', '..', '.bench', 'penalty.json');
     ensureDirFor(json);

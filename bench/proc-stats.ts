@@ -111,7 +111,10 @@ export class ProcessSampler {
   private from?: { wallMs: number; cpuMs: number };
   readonly samples: { atMs: number; rssBytes: number }[] = [];
 
-  constructor(private readonly pid: number, intervalMs = 500) {
+  constructor(
+    private readonly pid: number,
+    intervalMs = 500,
+  ) {
     this.sample();
     this.timer = setInterval(() => this.sample(), intervalMs);
   }

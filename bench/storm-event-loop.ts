@@ -45,7 +45,11 @@ export function declaredDay(jobs: readonly ScenarioJob[], host: PlanHost, now: n
     });
   }
   const declared = [...byVm].flatMap(([vm, ofVm]) =>
-    (['GUEST', 'HYPERVISOR'] as const).map((kind) => ({ vm, kind, jobs: [...ofVm.values()].filter((d) => d.kind === kind) })),
+    (['GUEST', 'HYPERVISOR'] as const).map((kind) => ({
+      vm,
+      kind,
+      jobs: [...ofVm.values()].filter((d) => d.kind === kind),
+    })),
   );
   const policy = {
     ...DEFAULT_POLICY,
@@ -57,11 +61,21 @@ export function declaredDay(jobs: readonly ScenarioJob[], host: PlanHost, now: n
   };
   // The instant whose wall-clock time here is the scenario's UTC one, so that the cron times fall where its jobs do.
   const localNow = now + new Date(now).getTimezoneOffset() * 60_000;
-  return { now: localNow, horizonMs: 24 * 3_600_000, policy, declared: declared.filter((d) => d.jobs.length > 0), running: [], ended: [] };
+  return {
+    now: localNow,
+    horizonMs: 24 * 3_600_000,
+    policy,
+    declared: declared.filter((d) => d.jobs.length > 0),
+    running: [],
+    ended: [],
+  };
 }
 
 /** Plans `input` `plans` times, one after the other, on this thread and then on the planning thread. */
-export async function eventLoopWhilePlanning(input: PlanViewInput, plans: number): Promise<{ onLoop: LoopStall; onThread: LoopStall; slots: number }> {
+export async function eventLoopWhilePlanning(
+  input: PlanViewInput,
+  plans: number,
+): Promise<{ onLoop: LoopStall; onThread: LoopStall; slots: number }> {
   const measure = async (plan: () => Promise<unknown>): Promise<LoopStall> => {
     const delay = monitorEventLoopDelay({ resolution: 1 });
     delay.enable();

@@ -32,7 +32,9 @@ export function classifyLeftOut(input: PlanInput, plan: Plan): LeftOutFigures {
   let provenByVm = 0;
   const maybeFeasibleIds: string[] = [];
   for (const [vm, left] of byVm) {
-    const around = input.jobs.filter((j) => j.vm === vm && left.some((l) => j.earliestStart < l.windowEnd && l.earliestStart < j.windowEnd));
+    const around = input.jobs.filter(
+      (j) => j.vm === vm && left.some((l) => j.earliestStart < l.windowEnd && l.earliestStart < j.windowEnd),
+    );
     const prepared = around.map((j, rank) => ({ ...prepare(j, input), rank })).filter((p) => !p.unplaceable);
     const timeline = new HostTimeline(input.host);
     const result = searchPlacements(timeline, prepared, SEARCH_NODES);

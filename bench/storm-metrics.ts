@@ -85,7 +85,12 @@ export interface NightFigures {
   ladder: BoundLadder;
 }
 
-export function figures(all: readonly ScenarioJob[], runs: readonly Run[], host: PlanHost, night: readonly ScenarioJob[]): Figures {
+export function figures(
+  all: readonly ScenarioJob[],
+  runs: readonly Run[],
+  host: PlanHost,
+  night: readonly ScenarioJob[],
+): Figures {
   const guests = runs.filter((r) => r.job.kind === 'GUEST');
   const hypervisors = runs.filter((r) => r.job.kind === 'HYPERVISOR');
   const overlaps = (a: Run, b: Run) => a.start < b.end && b.start < a.end;
@@ -95,7 +100,8 @@ export function figures(all: readonly ScenarioJob[], runs: readonly Run[], host:
   const byVm = new Map<string, Run[]>();
   for (const r of runs) byVm.set(r.job.vm, [...(byVm.get(r.job.vm) ?? []), r]);
   for (const list of byVm.values()) {
-    for (let i = 0; i < list.length; i++) for (let j = i + 1; j < list.length; j++) if (overlaps(list[i], list[j])) sameVm++;
+    for (let i = 0; i < list.length; i++)
+      for (let j = i + 1; j < list.length; j++) if (overlaps(list[i], list[j])) sameVm++;
   }
 
   // One sweep over starts and ends (an end before a start at the same instant: back to back is no overlap).
@@ -177,7 +183,15 @@ export function figures(all: readonly ScenarioJob[], runs: readonly Run[], host:
 }
 
 /** The constraints a bound may take into account, in the order the ladder adds them. */
-export const BOUND_STEPS = ['I/O budget', 'CPU budget', 'per-kind caps', 'guest/hypervisor exclusion', 'cron times', 'VM chains, start gaps', 'later jobs due in it'] as const;
+export const BOUND_STEPS = [
+  'I/O budget',
+  'CPU budget',
+  'per-kind caps',
+  'guest/hypervisor exclusion',
+  'cron times',
+  'VM chains, start gaps',
+  'later jobs due in it',
+] as const;
 
 export type BoundStep = (typeof BOUND_STEPS)[number];
 
@@ -198,7 +212,11 @@ export interface BoundLadder {
  * @param day every job of the plan, the batch's among them: those released after the batch's first cron time
  *   and due before its bound count too, with 'later jobs due in it' (dueWithinMs)
  */
-export function boundLadderMs(jobs: readonly ScenarioJob[], host: PlanHost, day: readonly ScenarioJob[] = jobs): BoundLadder {
+export function boundLadderMs(
+  jobs: readonly ScenarioJob[],
+  host: PlanHost,
+  day: readonly ScenarioJob[] = jobs,
+): BoundLadder {
   return {
     cumulativeMs: BOUND_STEPS.map((_, i) => dueWithinMs(jobs, day, host, new Set(BOUND_STEPS.slice(0, i + 1)))),
     aloneMs: BOUND_STEPS.map((step) => dueWithinMs(jobs, day, host, new Set([BOUND_STEPS[0], step]))),
@@ -213,7 +231,12 @@ export function boundLadderMs(jobs: readonly ScenarioJob[], host: PlanHost, day:
  * never decreases as T grows; a plan of makespan M places the jobs due by t0 + M inside it, so f(M) ≤ M;
  * starting from f(0) ≤ f(M) ≤ M, each B = f(B before) stays ≤ M, so the B it stops at is ≤ M too.
  */
-function dueWithinMs(jobs: readonly ScenarioJob[], day: readonly ScenarioJob[], host: PlanHost, used: ReadonlySet<BoundStep>): number {
+function dueWithinMs(
+  jobs: readonly ScenarioJob[],
+  day: readonly ScenarioJob[],
+  host: PlanHost,
+  used: ReadonlySet<BoundStep>,
+): number {
   let bound = boundMs(jobs, host, used);
   if (!used.has('later jobs due in it')) return bound;
   const batch = new Set(jobs);

@@ -52,7 +52,15 @@ export function scenario(vms: number, seed: number, budgetMb = DEFAULT_BUDGET_MB
     return weighted[weighted.length - 1][0];
   };
   const jobs: ScenarioJob[] = [];
-  const add = (type: ScenarioJob['type'], vm: string, cronAt: number, windowMs: number, durationMs: number, io: number, cpu: number) => {
+  const add = (
+    type: ScenarioJob['type'],
+    vm: string,
+    cronAt: number,
+    windowMs: number,
+    durationMs: number,
+    io: number,
+    cpu: number,
+  ) => {
     jobs.push({
       id: `${vm}/${type}@${new Date(cronAt).toISOString().slice(11, 16)}`,
       type,
@@ -71,14 +79,35 @@ export function scenario(vms: number, seed: number, budgetMb = DEFAULT_BUDGET_MB
     // about 150 MB/s and compresses with zstd on one core.
     add('hypervisor', vm, MIDNIGHT - 2 * HOUR, 8 * HOUR, between(4, 12) * MIN, between(100, 150), 100);
     // restic/borg of the file system: most at 01:00, as the tutorials say; mostly short, a few long.
-    const filesAt = pick([[1, 5], [2, 3], [3, 2]]);
+    const filesAt = pick([
+      [1, 5],
+      [2, 3],
+      [3, 2],
+    ]);
     const filesMs = (10 + 110 * random() ** 3) * MIN;
     add('files', vm, MIDNIGHT + filesAt * HOUR, between(4, 8) * HOUR, filesMs, between(20, 60), between(50, 100));
     if (random() < 0.4) {
-      add('database', vm, MIDNIGHT + pick([[0.5, 1], [1, 1]]) * HOUR, 4 * HOUR, between(10, 40) * MIN, between(30, 60), 100);
+      add(
+        'database',
+        vm,
+        MIDNIGHT +
+          pick([
+            [0.5, 1],
+            [1, 1],
+          ]) *
+            HOUR,
+        4 * HOUR,
+        between(10, 40) * MIN,
+        between(30, 60),
+        100,
+      );
     }
     if (random() < 0.3) {
-      const minute = pick([[0, 2], [15, 1], [30, 1]]);
+      const minute = pick([
+        [0, 2],
+        [15, 1],
+        [30, 1],
+      ]);
       const durationMs = between(2, 6) * MIN;
       for (let h = 12; h < 36; h++) {
         add('hourly', vm, MIDNIGHT - 24 * HOUR + h * HOUR + minute * MIN, HOUR, durationMs, between(10, 20), 25);

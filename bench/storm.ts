@@ -23,7 +23,14 @@ import { FAVOUR_LATE_WORK_JOBS, REPAIR_WORK_JOBS, planHost } from '../coordinato
 import type { Plan, PlanInput } from '../coordinator/planner/types';
 import { type LeftOutFigures, classifyLeftOut } from './storm-left-out';
 import { BOUND_STEPS, type Figures, type Run, figures, simulateUncoordinated } from './storm-metrics';
-import { DEFAULT_BUDGET_MB, DISK_BYTES_PER_SEC_PER_50_VMS, MIDNIGHT, PLAN_NOW, type ScenarioJob, scenario } from './storm-scenario';
+import {
+  DEFAULT_BUDGET_MB,
+  DISK_BYTES_PER_SEC_PER_50_VMS,
+  MIDNIGHT,
+  PLAN_NOW,
+  type ScenarioJob,
+  scenario,
+} from './storm-scenario';
 import { ensureDirFor } from './proc-stats';
 import { type LoopStall, declaredDay, eventLoopWhilePlanning } from './storm-event-loop';
 
@@ -39,7 +46,10 @@ function parseArgs(argv: string[]): { seed: number; runs: number; nights: number
     else if (argv[i] === '--runs' && Number.isSafeInteger(value) && value > 0) o.runs = value;
     else if (argv[i] === '--nights' && Number.isSafeInteger(value) && value > 0) o.nights = value;
     else if (argv[i] === '--budget' && Number.isSafeInteger(value) && value > 0) o.budget = value;
-    else throw new Error(`usage: node dist/bench/storm.js [--seed N] [--runs N] [--nights N] [--budget MB/s per 50 VMs]   (got ${argv.slice(i, i + 2).join(' ')})`);
+    else
+      throw new Error(
+        `usage: node dist/bench/storm.js [--seed N] [--runs N] [--nights N] [--budget MB/s per 50 VMs]   (got ${argv.slice(i, i + 2).join(' ')})`,
+      );
   }
   return o;
 }
@@ -114,7 +124,12 @@ async function main(): Promise<void> {
   // Small changes, replanned with the previous plan: how many of the other slots move.
   const victim = jobs.find((j) => j.type === 'files')!;
   // Another file backup of the same VM at 01:00, in a 6-hour window.
-  const extra: ScenarioJob = { ...victim, id: `${victim.vm}/files-extra@01:00`, earliestStart: MIDNIGHT + HOUR, windowEnd: MIDNIGHT + 7 * HOUR };
+  const extra: ScenarioJob = {
+    ...victim,
+    id: `${victim.vm}/files-extra@01:00`,
+    earliestStart: MIDNIGHT + HOUR,
+    windowEnd: MIDNIGHT + 7 * HOUR,
+  };
   const changes = {
     'one job removed': jobs.filter((j) => j !== victim),
     'one job added': [...jobs, extra],
@@ -136,10 +151,17 @@ async function main(): Promise<void> {
   const nights = Array.from({ length: nightCount }, (_, i) => {
     const other = scenario(VMS, seed + i, budget);
     const otherInput: PlanInput = { now: PLAN_NOW, host: other.host, jobs: other.jobs };
-    const otherNight = other.jobs.filter((j) => j.earliestStart >= MIDNIGHT - 2 * HOUR && j.earliestStart < MIDNIGHT + 6 * HOUR);
+    const otherNight = other.jobs.filter(
+      (j) => j.earliestStart >= MIDNIGHT - 2 * HOUR && j.earliestStart < MIDNIGHT + 6 * HOUR,
+    );
     const otherPlan = planHost(otherInput);
     const otherById = new Map(other.jobs.map((j) => [j.id, j]));
-    const f = figures(other.jobs, otherPlan.slots.map((sl) => ({ job: otherById.get(sl.id)!, start: sl.start, end: sl.end })), other.host, otherNight);
+    const f = figures(
+      other.jobs,
+      otherPlan.slots.map((sl) => ({ job: otherById.get(sl.id)!, start: sl.start, end: sl.end })),
+      other.host,
+      otherNight,
+    );
     return {
       seed: seed + i,
       jobs: other.jobs.length,
@@ -172,11 +194,30 @@ async function main(): Promise<void> {
     tenThousandUnderOneSecond: bigTiming.medianMs < 1000,
   };
   const result = {
-    machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model, node: process.version, loadAverageBefore, loadAverageAfter: os.loadavg()[0] },
+    machine: {
+      cores: os.cpus().length,
+      cpu: os.cpus()[0]?.model,
+      node: process.version,
+      loadAverageBefore,
+      loadAverageAfter: os.loadavg()[0],
+    },
     seed,
-    scenario: { vms: VMS, jobs: jobs.length, nightJobs: night.length, host, diskBytesPerSec: DISK_BYTES_PER_SEC_PER_50_VMS, nightMeanIo: meanIo(night) },
+    scenario: {
+      vms: VMS,
+      jobs: jobs.length,
+      nightJobs: night.length,
+      host,
+      diskBytesPerSec: DISK_BYTES_PER_SEC_PER_50_VMS,
+      nightMeanIo: meanIo(night),
+    },
     uncoordinated,
-    headroom: { ...headroom, unplaced: plan.unplaced, leftOut: classifyLeftOut(input, plan), phases: plan.phases.length, planning: planTiming },
+    headroom: {
+      ...headroom,
+      unplaced: plan.unplaced,
+      leftOut: classifyLeftOut(input, plan),
+      phases: plan.phases.length,
+      planning: planTiming,
+    },
     stability,
     nights,
     speed: {
@@ -201,12 +242,36 @@ async function main(): Promise<void> {
 type Result = {
   machine: { cores: number; cpu?: string; node: string; loadAverageBefore: number; loadAverageAfter: number };
   seed: number;
-  scenario: { vms: number; jobs: number; nightJobs: number; host: PlanInput['host']; diskBytesPerSec: number; nightMeanIo: Record<TokenKind, number> };
+  scenario: {
+    vms: number;
+    jobs: number;
+    nightJobs: number;
+    host: PlanInput['host'];
+    diskBytesPerSec: number;
+    nightMeanIo: Record<TokenKind, number>;
+  };
   uncoordinated: Figures;
   headroom: Figures & { unplaced: Plan['unplaced']; leftOut: LeftOutFigures; phases: number; planning: Timing };
   stability: { change: string; movedWithPrevious: number; movedFromScratch: number; leftOut: number; slots: number }[];
-  nights: ({ seed: number; jobs: number; overlaps: number; makespanRatio: number; makespanOverWorkRatio: number; ladderRatios: number[]; aloneRatios: number[] } & LeftOutFigures)[];
-  speed: { jobs: number; vms: number; host: PlanInput['host']; placed: number; leftOut: LeftOutFigures; plan: Timing; replanWithPrevious: Timing; runs: number };
+  nights: ({
+    seed: number;
+    jobs: number;
+    overlaps: number;
+    makespanRatio: number;
+    makespanOverWorkRatio: number;
+    ladderRatios: number[];
+    aloneRatios: number[];
+  } & LeftOutFigures)[];
+  speed: {
+    jobs: number;
+    vms: number;
+    host: PlanInput['host'];
+    placed: number;
+    leftOut: LeftOutFigures;
+    plan: Timing;
+    replanWithPrevious: Timing;
+    runs: number;
+  };
   eventLoop: { onLoop: LoopStall; onThread: LoopStall; slots: number };
   targets: Record<string, boolean>;
 };
@@ -218,9 +283,12 @@ function report(r: Result, out: string): string {
   const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
   const ms = (t: Timing) =>
     `median ${t.medianMs.toFixed(1)} ms (min ${t.minMs.toFixed(1)}, max ${t.maxMs.toFixed(1)}); CPU median ${t.cpuMedianMs.toFixed(1)} ms; first call ${t.firstMs.toFixed(0)} ms`;
-  const why = (l: LeftOutFigures) => `${l.cannotRunAlone} cannot run alone, ${l.provenByVm} proven by their VM's jobs, ${l.maybeFeasible} maybe feasible`;
-  const row = (label: string, f: (x: Figures) => string) => `  ${label.padEnd(36)}${f(r.uncoordinated).padEnd(22)}${f(r.headroom)}`;
-  const night = (x: Figures) => `${hm(x.night.makespanMs)} (${(x.night.makespanMs / x.night.lowerBoundMs).toFixed(2)}×)`;
+  const why = (l: LeftOutFigures) =>
+    `${l.cannotRunAlone} cannot run alone, ${l.provenByVm} proven by their VM's jobs, ${l.maybeFeasible} maybe feasible`;
+  const row = (label: string, f: (x: Figures) => string) =>
+    `  ${label.padEnd(36)}${f(r.uncoordinated).padEnd(22)}${f(r.headroom)}`;
+  const night = (x: Figures) =>
+    `${hm(x.night.makespanMs)} (${(x.night.makespanMs / x.night.lowerBoundMs).toFixed(2)}×)`;
   const reasons = new Map<string, number>();
   for (const u of r.headroom.unplaced) {
     const key = `${u.reason}${u.blockedBy ? ` (${u.blockedBy})` : ''}`;
@@ -264,19 +332,39 @@ function report(r: Result, out: string): string {
     '',
     `  ${r.nights.length} nights (seeds ${r.nights[0].seed} to ${r.nights[r.nights.length - 1].seed}), Headroom plan: overlaps ${spread(r.nights.map((n) => n.overlaps))}; jobs left out ${spread(r.nights.map((n) => n.leftOut))}`,
     `    of ${spread(r.nights.map((n) => n.jobs))}; in all ${sum((n) => n.leftOut)} left out: ${why({ leftOut: 0, cannotRunAlone: sum((n) => n.cannotRunAlone), provenByVm: sum((n) => n.provenByVm), maybeFeasible: maybe, maybeFeasibleIds: [] })}`,
-    ...(maybe ? [`    maybe feasible: ${r.nights.flatMap((n) => n.maybeFeasibleIds.map((id) => `${id} (seed ${n.seed})`)).join(', ')}`] : []),
-    `    night makespan × lower bound ${spread(r.nights.map((n) => n.makespanRatio), 3)}; × total work ÷ I/O budget alone ${spread(r.nights.map((n) => n.makespanOverWorkRatio), 2)}`,
+    ...(maybe
+      ? [
+          `    maybe feasible: ${r.nights.flatMap((n) => n.maybeFeasibleIds.map((id) => `${id} (seed ${n.seed})`)).join(', ')}`,
+        ]
+      : []),
+    `    night makespan × lower bound ${spread(
+      r.nights.map((n) => n.makespanRatio),
+      3,
+    )}; × total work ÷ I/O budget alone ${spread(
+      r.nights.map((n) => n.makespanOverWorkRatio),
+      2,
+    )}`,
     `    per night (× bound): ${r.nights.map((n) => n.makespanRatio.toFixed(3)).join(' ')}`,
     ...[true, false].flatMap((placedAll) => {
       const these = r.nights.filter((n) => (n.leftOut === 0) === placedAll);
       const label = placedAll ? 'every run placed' : 'runs left out';
-      return these.length === 0 ? [] : [`    nights with ${label} (${these.length}): × bound ${spread(these.map((n) => n.makespanRatio), 3)}`];
+      return these.length === 0
+        ? []
+        : [
+            `    nights with ${label} (${these.length}): × bound ${spread(
+              these.map((n) => n.makespanRatio),
+              3,
+            )}`,
+          ];
     }),
     '',
     ...gapReport(r),
     '',
     '  replanned after one change, with the previous plan: other slots moved (from scratch instead)',
-    ...r.stability.map((s) => `    ${s.change.padEnd(22)}${s.movedWithPrevious} of ${s.slots} (${s.movedFromScratch}); left out: ${s.leftOut}`),
+    ...r.stability.map(
+      (s) =>
+        `    ${s.change.padEnd(22)}${s.movedWithPrevious} of ${s.slots} (${s.movedFromScratch}); left out: ${s.leftOut}`,
+    ),
     '',
     `  planning ${r.speed.jobs} jobs: the first ${r.speed.jobs} of a host with ${r.speed.vms} VMs and the same mix, caps ${r.speed.host.maxGuestTokens}/${r.speed.host.maxHypervisorTokens},`,
     `  ${r.speed.host.minStartGapMs / 1000} s between starts; ${r.speed.placed} placed, ${r.speed.jobs - r.speed.placed} left out: ${why(r.speed.leftOut)}`,

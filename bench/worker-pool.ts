@@ -37,7 +37,10 @@ export class WorkerPool<D extends { type: string } = DriverMessage, W extends { 
       this.children.map(
         (child, i) =>
           new Promise<Extract<W, { type: T }>>((resolve, reject) => {
-            const timer = setTimeout(() => done(new Error(`worker ${i} did not answer ${messages[i].type} within ${timeoutMs} ms`)), timeoutMs);
+            const timer = setTimeout(
+              () => done(new Error(`worker ${i} did not answer ${messages[i].type} within ${timeoutMs} ms`)),
+              timeoutMs,
+            );
             const onMessage = (m: W | Failed) => {
               if (m.type === expect) done(undefined, m as Extract<W, { type: T }>);
               else if (m.type === 'failed') done(new Error(`worker ${i}: ${(m as Failed).message}`));

@@ -8,7 +8,20 @@ import * as os from 'node:os';
 import { z } from 'zod';
 import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress } from '../common/client/connection';
 import { ConfigError } from '../common/util/config-error';
-import { absolutePath, accepted, across, choice, duration, expected, flag, integer, mapping, readConfigFile, text, validateConfig } from '../common/util/config-schema';
+import {
+  absolutePath,
+  accepted,
+  across,
+  choice,
+  duration,
+  expected,
+  flag,
+  integer,
+  mapping,
+  readConfigFile,
+  text,
+  validateConfig,
+} from '../common/util/config-schema';
 import { isValidName } from '../common/domain/names';
 import { DEFAULT_POLICY, type HostPolicy, LIMITS, checkPolicy } from './domain/policy';
 import { type HypervisorJob, hypervisorJobsSchema } from './hypervisor-jobs/hypervisor-schedule';
@@ -43,7 +56,8 @@ export interface CoordinatorOptions {
 
 const nonEmpty = (what: string) => text(what).min(1, { error: expected(what) });
 /** A whole number, its range left to checkPolicy, which the admin API shares. */
-const count = () => z.int({ error: expected('a whole number >= 0') }).min(0, { error: expected('a whole number >= 0') });
+const count = () =>
+  z.int({ error: expected('a whole number >= 0') }).min(0, { error: expected('a whole number >= 0') });
 const existingFile = () =>
   nonEmpty('a file name').superRefine((file, ctx) => {
     if (!fs.existsSync(file)) ctx.addIssue({ code: 'custom', message: `no such file: ${file}`, input: file });
@@ -79,16 +93,19 @@ const policyShape = {
   hostStartBelowIoBytesPerSec: count(),
   hypervisorBudgetCpuPercent: count(),
   hypervisorBudgetIoBytesPerSec: count(),
-  vmStartBelow: z.record(
-    z.string(),
-    mapping({ cpuPercent: count().default(0), ioBytesPerSec: count().default(0) }),
-    { error: expected('a mapping of VM names to { cpuPercent, ioBytesPerSec }') },
-  ),
+  vmStartBelow: z.record(z.string(), mapping({ cpuPercent: count().default(0), ioBytesPerSec: count().default(0) }), {
+    error: expected('a mapping of VM names to { cpuPercent, ioBytesPerSec }'),
+  }),
 };
 type PolicyKey = keyof typeof policyShape;
 /** A duration's key drops the unit its field carries: leaseTtl is leaseTtlMs. */
-const FIELD_OF = Object.fromEntries(Object.keys(policyShape).map((k) => [k, `${k}Ms` in DEFAULT_POLICY ? `${k}Ms` : k])) as Record<PolicyKey, keyof HostPolicy>;
-const KEY_OF = Object.fromEntries(Object.entries(FIELD_OF).map(([k, f]) => [f, k])) as Record<keyof HostPolicy, PolicyKey>;
+const FIELD_OF = Object.fromEntries(
+  Object.keys(policyShape).map((k) => [k, `${k}Ms` in DEFAULT_POLICY ? `${k}Ms` : k]),
+) as Record<PolicyKey, keyof HostPolicy>;
+const KEY_OF = Object.fromEntries(Object.entries(FIELD_OF).map(([k, f]) => [f, k])) as Record<
+  keyof HostPolicy,
+  PolicyKey
+>;
 
 /** The default policy with the keys given that parsed; `given` says which fields they set. */
 function toPolicy(raw: Record<string, unknown>, fine: (key: string) => boolean = () => true) {
@@ -108,18 +125,29 @@ const policySchema = mapping(z.object(policyShape).partial().shape, 'a mapping o
       const { policy, given } = toPolicy(raw, fine);
       const keyOf = (field: keyof HostPolicy) => `policy.${KEY_OF[field]}`;
       // Problems from the schema already name their key; checkPolicy sees the defaults in their place.
-      for (const { field, problem } of checkPolicy(policy, given, keyOf)) if (fine(KEY_OF[field])) report([KEY_OF[field]], problem);
+      for (const { field, problem } of checkPolicy(policy, given, keyOf))
+        if (fine(KEY_OF[field])) report([KEY_OF[field]], problem);
     }),
   )
   .transform((raw) => toPolicy(raw).policy);
 
-const tlsSchema = mapping({ certFile: existingFile(), keyFile: existingFile(), clientCaFile: existingFile().optional(), allowAnonymous: flag().optional() }).transform(
-  ({ allowAnonymous, ...files }): NonNullable<CoordinatorOptions['tls']> => (allowAnonymous ? { ...files, allowAnonymous } : files),
+const tlsSchema = mapping({
+  certFile: existingFile(),
+  keyFile: existingFile(),
+  clientCaFile: existingFile().optional(),
+  allowAnonymous: flag().optional(),
+}).transform(({ allowAnonymous, ...files }): NonNullable<CoordinatorOptions['tls']> =>
+  allowAnonymous ? { ...files, allowAnonymous } : files,
 );
 
 const pkiSchema = mapping({
   dir: nonEmpty('the directory headroomctl pki init made').superRefine((dir, ctx) => {
-    if (!fs.existsSync(`${dir}/ca.pem`)) ctx.addIssue({ code: 'custom', message: `${dir} holds no CA (ca.pem): run headroomctl pki init --dir ${dir} first`, input: dir });
+    if (!fs.existsSync(`${dir}/ca.pem`))
+      ctx.addIssue({
+        code: 'custom',
+        message: `${dir} holds no CA (ca.pem): run headroomctl pki init --dir ${dir} first`,
+        input: dir,
+      });
   }),
 });
 
@@ -140,11 +168,14 @@ export const coordinatorConfigSchema = mapping({
   .check(
     across<Record<string, unknown>>((o, fine, report) => {
       const host = o.host ?? os.hostname();
-      if (fine('host') && (typeof host !== 'string' || !isValidName(host))) report(['host'], `"${String(host)}" is not a valid host name (letters, digits, . _ : @ -)`);
-      if (o.tls !== undefined && o.pki !== undefined) report(['pki'], 'give pki (the coordinator\'s own CA) or tls (certificates made elsewhere), not both');
+      if (fine('host') && (typeof host !== 'string' || !isValidName(host)))
+        report(['host'], `"${String(host)}" is not a valid host name (letters, digits, . _ : @ -)`);
+      if (o.tls !== undefined && o.pki !== undefined)
+        report(['pki'], "give pki (the coordinator's own CA) or tls (certificates made elsewhere), not both");
       if (fine('hypervisorJobs') && o.backups === undefined) {
         (o.hypervisorJobs as HypervisorJob[]).forEach((job, i) => {
-          if (job.driver?.driver === 'qmp' && job.driver.target === undefined) report(['hypervisorJobs', i, 'target'], 'required with driver qmp unless backups.dir is set');
+          if (job.driver?.driver === 'qmp' && job.driver.target === undefined)
+            report(['hypervisorJobs', i, 'target'], 'required with driver qmp unless backups.dir is set');
         });
       }
       if (!fine('listen')) return;
@@ -163,19 +194,30 @@ export const coordinatorConfigSchema = mapping({
       if (o.tls !== undefined || o.pki !== undefined) {
         if (o.plaintext) report(['plaintext'], 'cannot go with tls or pki: give one way to serve');
       } else if (!loopback) {
-        report(['listen'], `${listen} is not a loopback address, so pki.dir (or tls with its clientCaFile) is required`);
+        report(
+          ['listen'],
+          `${listen} is not a loopback address, so pki.dir (or tls with its clientCaFile) is required`,
+        );
       } else if (!o.plaintext) {
-        report(['plaintext'], `no TLS for ${listen}: give pki.dir (or tls), or plaintext: true (--plaintext) to serve plaintext on this loopback address`);
+        report(
+          ['plaintext'],
+          `no TLS for ${listen}: give pki.dir (or tls), or plaintext: true (--plaintext) to serve plaintext on this loopback address`,
+        );
       }
     }),
   )
-  .transform(({ host, durability, ...o }): CoordinatorOptions => ({ ...o, host: host ?? os.hostname(), durability: durability as Durability }));
+  .transform(({ host, durability, ...o }): CoordinatorOptions => ({
+    ...o,
+    host: host ?? os.hostname(),
+    durability: durability as Durability,
+  }));
 
 /** Reads a config file, to be merged with the flags and validated by compileCoordinatorOptions. @throws ConfigError */
 export function loadConfigFile(file: string): Record<string, unknown> {
   const value = readConfigFile(file) ?? {};
   // Checked here too because the flags are merged into it key by key.
-  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(file, [{ key: '', message: `expected a mapping of keys, got ${JSON.stringify(value)}` }]);
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw new ConfigError(file, [{ key: '', message: `expected a mapping of keys, got ${JSON.stringify(value)}` }]);
   return value as Record<string, unknown>;
 }
 

@@ -56,7 +56,11 @@ const FLAGS: Record<string, { key: string; policy?: boolean; bool?: boolean; num
   '--allow-overrun': { key: 'allowOverrun', policy: true, bool: true },
   '--report-interval': { key: 'reportInterval', policy: true },
 };
-const TLS_FLAGS: Record<string, string> = { '--tls-cert': 'certFile', '--tls-key': 'keyFile', '--tls-client-ca': 'clientCaFile' };
+const TLS_FLAGS: Record<string, string> = {
+  '--tls-cert': 'certFile',
+  '--tls-key': 'keyFile',
+  '--tls-client-ca': 'clientCaFile',
+};
 
 function parseArgs(argv: string[]): { raw: Record<string, unknown>; source: string } {
   let raw: Record<string, unknown> = {};
@@ -82,8 +86,7 @@ function parseArgs(argv: string[]): { raw: Record<string, unknown>; source: stri
     if (arg === '--config') {
       source = value();
       raw = loadConfigFile(source);
-    }
-    else if (TLS_FLAGS[arg]) tls[TLS_FLAGS[arg]] = value();
+    } else if (TLS_FLAGS[arg]) tls[TLS_FLAGS[arg]] = value();
     else if (arg === '--tls-allow-anonymous') tls.allowAnonymous = true;
     else if (arg === '--pki-dir') overrides.pki = { dir: value() };
     else if (FLAGS[arg]) {

@@ -39,9 +39,18 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-const SERVICES = ['headroom.v1.TokenService', 'headroom.v1.AgentService', 'headroom.v1.AdminService', 'headroom.v1.PkiService'];
+const SERVICES = [
+  'headroom.v1.TokenService',
+  'headroom.v1.AgentService',
+  'headroom.v1.AdminService',
+  'headroom.v1.PkiService',
+];
 
-export async function startServer(options: CoordinatorOptions, log: Logger, clock: Clock = systemClock): Promise<RunningServer> {
+export async function startServer(
+  options: CoordinatorOptions,
+  log: Logger,
+  clock: Clock = systemClock,
+): Promise<RunningServer> {
   const store = new SqliteStore(options.database, options.durability);
   const ids = { newId: () => randomUUID() };
   const coordinator = new Coordinator({
@@ -75,7 +84,13 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
     planView: (input) => viewPlanner.plan(input),
   });
   plans.start();
-  const hostLoad = new HostLoadMonitor({ coordinator, collector: new SystemLoadCollector({ clock }), clock, log, host: options.host });
+  const hostLoad = new HostLoadMonitor({
+    coordinator,
+    collector: new SystemLoadCollector({ clock }),
+    clock,
+    log,
+    host: options.host,
+  });
   hostLoad.start();
 
   const security = await serverSecurity(
@@ -90,7 +105,10 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
     interceptors: [...security.interceptors, new CallGuard(log).interceptor],
   });
   server.addService(decodingGuarded(headroomV1.TokenService.service), tokenService(coordinator, quiesce, log));
-  server.addService(decodingGuarded(headroomV1.AgentService.service), agentService(coordinator, registry, plans, clock, log, quiesce));
+  server.addService(
+    decodingGuarded(headroomV1.AgentService.service),
+    agentService(coordinator, registry, plans, clock, log, quiesce),
+  );
   let address = '';
   const runner = new BackupRunner({
     jobs: options.hypervisorJobs,
@@ -101,7 +119,14 @@ export async function startServer(options: CoordinatorOptions, log: Logger, cloc
     now: Date.now,
     log: log.child({ component: 'backup-runner' }),
   });
-  const scheduler = new HypervisorScheduler({ plans, runner, jobs: options.hypervisorJobs, host: options.host, clock, log: log.child({ component: 'hypervisor-scheduler' }) });
+  const scheduler = new HypervisorScheduler({
+    plans,
+    runner,
+    jobs: options.hypervisorJobs,
+    host: options.host,
+    clock,
+    log: log.child({ component: 'hypervisor-scheduler' }),
+  });
   server.addService(
     decodingGuarded(headroomV1.AdminService.service),
     adminService(coordinator, registry, plans, log, { backupDir: options.backups?.dir, runner }),

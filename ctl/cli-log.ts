@@ -16,15 +16,21 @@ function formatFields(fields: LogFields): string {
   return parts.length ? ` (${parts.join(', ')})` : '';
 }
 
-export function createCliLogger(program: string, write: (line: string) => void, env: NodeJS.ProcessEnv = process.env): Logger {
+export function createCliLogger(
+  program: string,
+  write: (line: string) => void,
+  env: NodeJS.ProcessEnv = process.env,
+): Logger {
   const envLevel = env.HEADROOM_LOG as LogLevel | 'silent' | undefined;
   const level = envLevel && envLevel in RANK ? envLevel : 'warn';
   if (env.HEADROOM_LOG_FORMAT === 'json') return createLogger({ level, format: 'json', write });
   const make = (base: LogFields): Logger => {
-    const emit = (lvl: LogLevel) => (msg: string, fields: LogFields = {}) => {
-      if (RANK[lvl] < RANK[level]) return;
-      write(`${program}: ${LABEL[lvl]}: ${msg}${formatFields({ ...base, ...fields })}`);
-    };
+    const emit =
+      (lvl: LogLevel) =>
+      (msg: string, fields: LogFields = {}) => {
+        if (RANK[lvl] < RANK[level]) return;
+        write(`${program}: ${LABEL[lvl]}: ${msg}${formatFields({ ...base, ...fields })}`);
+      };
     return {
       debug: emit('debug'),
       info: emit('info'),

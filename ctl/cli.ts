@@ -74,8 +74,18 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
     help: `the coordinator, host:port (default: $HEADROOM_COORDINATOR, else ${DEFAULT_ADDRESS})`,
     parse: parseString,
   },
-  { name: 'pki-dir', value: 'DIR', help: "act as the admin identity of 'pki init --dir DIR': its ca.pem, admin.pem and admin.key", parse: parseString },
-  { name: 'tls-ca', value: 'FILE', help: "CA certificate (PEM) to check the coordinator's certificate", parse: parseString },
+  {
+    name: 'pki-dir',
+    value: 'DIR',
+    help: "act as the admin identity of 'pki init --dir DIR': its ca.pem, admin.pem and admin.key",
+    parse: parseString,
+  },
+  {
+    name: 'tls-ca',
+    value: 'FILE',
+    help: "CA certificate (PEM) to check the coordinator's certificate",
+    parse: parseString,
+  },
   { name: 'tls-cert', value: 'FILE', help: 'client certificate (PEM) for mutual TLS', parse: parseString },
   { name: 'tls-key', value: 'FILE', help: "the client certificate's private key (PEM)", parse: parseString },
   { name: 'json', help: "print the coordinator's messages as JSON" },
@@ -176,7 +186,10 @@ function findCommand(argv: readonly string[]): { name?: string; group?: string; 
 
 function groupUsage(group: string): string {
   const subs = COMMANDS.filter((c) => c.name.startsWith(`${group} `));
-  return subs.map((c) => usageLine(c)).join('\n') + `\n\nRun '${PROGRAM} ${group} <${subs.map((c) => c.name.split(' ')[1]).join('|')}> --help' for details.`;
+  return (
+    subs.map((c) => usageLine(c)).join('\n') +
+    `\n\nRun '${PROGRAM} ${group} <${subs.map((c) => c.name.split(' ')[1]).join('|')}> --help' for details.`
+  );
 }
 
 /**
@@ -206,7 +219,10 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     try {
       args = parseArgs(found.others, GLOBAL_OPTIONS);
     } catch (err) {
-      return fail((err as Error).message, `Usage: ${PROGRAM} [global options] <command> [options]; see ${PROGRAM} --help`);
+      return fail(
+        (err as Error).message,
+        `Usage: ${PROGRAM} [global options] <command> [options]; see ${PROGRAM} --help`,
+      );
     }
     if (args.flag('version')) {
       io.stdout(`${PROGRAM} ${version()}\n`);
@@ -223,9 +239,15 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
         return EXIT_OK;
       }
       const sub = found.name?.split(' ')[1];
-      return fail(sub === undefined ? `${found.group}: missing subcommand` : `${found.group}: unknown subcommand "${sub}"`, groupUsage(found.group));
+      return fail(
+        sub === undefined ? `${found.group}: missing subcommand` : `${found.group}: unknown subcommand "${sub}"`,
+        groupUsage(found.group),
+      );
     }
-    return fail(`unknown command "${found.name}"`, `Commands: ${COMMANDS.map((c) => c.name).join(', ')}; see ${PROGRAM} --help`);
+    return fail(
+      `unknown command "${found.name}"`,
+      `Commands: ${COMMANDS.map((c) => c.name).join(', ')}; see ${PROGRAM} --help`,
+    );
   }
 
   if (wantsHelp(found.others)) {
@@ -235,7 +257,10 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
 
   let args: ParsedArgs;
   try {
-    args = parseArgs(found.others, [...GLOBAL_OPTIONS, ...cmd.options], { positionals: cmd.positionals, rest: cmd.rest });
+    args = parseArgs(found.others, [...GLOBAL_OPTIONS, ...cmd.options], {
+      positionals: cmd.positionals,
+      rest: cmd.rest,
+    });
     if (args.flag('version')) {
       io.stdout(`${PROGRAM} ${version()}\n`);
       return EXIT_OK;
@@ -261,7 +286,11 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
   if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
     return fail('--tls-cert and --tls-key go together', usageLine(cmd));
   }
-  for (const [option, file] of [['tls-ca', tls.caFile], ['tls-cert', tls.certFile], ['tls-key', tls.keyFile]] as const) {
+  for (const [option, file] of [
+    ['tls-ca', tls.caFile],
+    ['tls-cert', tls.certFile],
+    ['tls-key', tls.keyFile],
+  ] as const) {
     if (file === undefined) continue;
     try {
       fs.accessSync(file, fs.constants.R_OK);

@@ -41,7 +41,8 @@ export type AdminResponse<M extends AdminUnaryMethod> =
 /** The PkiService methods headroomctl calls (Enroll is the agent's). */
 export type PkiUnaryMethod = 'CreateEnrollmentToken' | 'ListCertificates' | 'RevokeCertificates' | 'RotateCertificate';
 export type PkiRequest<M extends PkiUnaryMethod> = Parameters<PkiClient[M]>[0];
-export type PkiResponse<M extends PkiUnaryMethod> = Parameters<PkiClient[M]>[1] extends grpc.requestCallback<infer R> ? R : never;
+export type PkiResponse<M extends PkiUnaryMethod> =
+  Parameters<PkiClient[M]>[1] extends grpc.requestCallback<infer R> ? R : never;
 
 export interface Context {
   /** The coordinator's address as given (or defaulted), for messages. */
@@ -93,7 +94,7 @@ export interface ContextOptions {
 
 /** Calls `client[method]` with the unary deadline; failures become an RpcError naming the method. */
 async function call(client: object, method: string, request: unknown): Promise<unknown> {
-  const fn = ((client as Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>)[method]).bind(client);
+  const fn = (client as Record<string, (...args: unknown[]) => grpc.ClientUnaryCall>)[method].bind(client);
   try {
     return await unary(fn as Parameters<typeof unary>[0], request);
   } catch (err) {

@@ -47,7 +47,11 @@ function pad(s: string, w: number, align: 'left' | 'right'): string {
  * newline. Control characters in cells (a newline in a detail text) are shown as spaces so that a row
  * stays one line. A row shorter than the columns is padded with empty cells.
  */
-export function formatTable(columns: readonly Column[], rows: readonly (readonly string[])[], options: TableOptions = {}): string {
+export function formatTable(
+  columns: readonly Column[],
+  rows: readonly (readonly string[])[],
+  options: TableOptions = {},
+): string {
   if (rows.length === 0) return options.empty ?? '';
   const gap = ' '.repeat(options.gap ?? 2);
   const cells = rows.map((row) =>
@@ -56,7 +60,9 @@ export function formatTable(columns: readonly Column[], rows: readonly (readonly
       return col.maxWidth === undefined ? raw : truncate(raw, col.maxWidth);
     }),
   );
-  const widths = columns.map((col, i) => Math.max(col.minWidth ?? 0, width(col.header), ...cells.map((r) => width(r[i]))));
+  const widths = columns.map((col, i) =>
+    Math.max(col.minWidth ?? 0, width(col.header), ...cells.map((r) => width(r[i]))),
+  );
   const line = (r: readonly string[]) =>
     r
       .map((c, i) => pad(c, widths[i], columns[i].align ?? 'left'))

@@ -20,7 +20,8 @@ export type QuiesceMode = 'require' | 'try' | 'off';
 export const QUIESCE_MODES: readonly QuiesceMode[] = ['require', 'try', 'off'];
 
 export function parseQuiesceMode(raw: string): QuiesceMode {
-  if (!(QUIESCE_MODES as readonly string[]).includes(raw)) throw new Error(`expected require, try or off, got "${raw}"`);
+  if (!(QUIESCE_MODES as readonly string[]).includes(raw))
+    throw new Error(`expected require, try or off, got "${raw}"`);
   return raw as QuiesceMode;
 }
 
@@ -57,12 +58,20 @@ export class GuestQuiesce {
     if (mode === 'off') return undefined;
     let why: string;
     try {
-      const r = await unary<v1.QuiesceRequest, v1.QuiesceResponse__Output>(this.o.client.Quiesce.bind(this.o.client), { ...token, holdMs: this.o.holdMs, timeoutMs: ANSWER_TIMEOUT_MS }, CALL_DEADLINE_MS);
+      const r = await unary<v1.QuiesceRequest, v1.QuiesceResponse__Output>(
+        this.o.client.Quiesce.bind(this.o.client),
+        { ...token, holdMs: this.o.holdMs, timeoutMs: ANSWER_TIMEOUT_MS },
+        CALL_DEADLINE_MS,
+      );
       if (r.state === 'QUIESCE_STATE_FROZEN') {
         this.frozen = true;
         this.holdMs = r.holdMs;
         const hooks = r.hooks.map((h) => h.name).join(', ') || 'no hooks';
-        say('quiesced', { holdMs: r.holdMs, hooks: r.hooks }, `guest quiesced (${hooks}); it thaws by itself after ${r.holdMs} ms at the latest`);
+        say(
+          'quiesced',
+          { holdMs: r.holdMs, hooks: r.hooks },
+          `guest quiesced (${hooks}); it thaws by itself after ${r.holdMs} ms at the latest`,
+        );
         return undefined;
       }
       why = r.message || 'the guest could not quiesce';
@@ -70,10 +79,18 @@ export class GuestQuiesce {
       why = `could not ask for the quiesce: ${errorText(err)}`;
     }
     if (mode === 'require') {
-      say('quiesce-failed', { mode, reason: why }, `guest not quiesced: ${why}; --quiesce require: the backup does not run`);
+      say(
+        'quiesce-failed',
+        { mode, reason: why },
+        `guest not quiesced: ${why}; --quiesce require: the backup does not run`,
+      );
       return `guest not quiesced (--quiesce require): ${why}`;
     }
-    say('quiesce-failed', { mode, reason: why }, `guest not quiesced: ${why}; --quiesce try: going on, crash-consistent`);
+    say(
+      'quiesce-failed',
+      { mode, reason: why },
+      `guest not quiesced: ${why}; --quiesce try: going on, crash-consistent`,
+    );
     return undefined;
   }
 
@@ -84,11 +101,19 @@ export class GuestQuiesce {
     const { token, say } = this.o;
     let why: string;
     try {
-      const r = await unary<v1.ThawRequest, v1.ThawResponse__Output>(this.o.client.Thaw.bind(this.o.client), token, CALL_DEADLINE_MS);
+      const r = await unary<v1.ThawRequest, v1.ThawResponse__Output>(
+        this.o.client.Thaw.bind(this.o.client),
+        token,
+        CALL_DEADLINE_MS,
+      );
       if (!r.autoThawed && (r.state === 'QUIESCE_STATE_THAWED' || r.hooks.length > 0)) {
         // FAILED with hooks: a thaw hook failed, but the freeze held at the snapshot point.
         const problem = r.state === 'QUIESCE_STATE_THAWED' ? '' : ` (a thaw hook failed: ${r.message})`;
-        say('thawed', { frozenMs: r.frozenMs, state: quiesceState.show(r.state), message: r.message }, `guest thawed after ${r.frozenMs} ms frozen${problem}; the snapshot is application-consistent`);
+        say(
+          'thawed',
+          { frozenMs: r.frozenMs, state: quiesceState.show(r.state), message: r.message },
+          `guest thawed after ${r.frozenMs} ms frozen${problem}; the snapshot is application-consistent`,
+        );
         return 'application';
       }
       why = r.autoThawed

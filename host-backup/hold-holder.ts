@@ -24,13 +24,12 @@ import { watchRevocation } from './revoke-watch';
  * or could not be reached: it expires there by itself); lost while held (revoked, expired, renewals
  * failing); or never granted (denied, not within the window, or withdrawn; `signal` when a signal did it).
  */
-export type HoldEnd = { kind: 'released' } | { kind: 'unreleased' } | { kind: 'lost' } | { kind: 'not-granted'; signal?: NodeJS.Signals };
+export type HoldEnd =
+  { kind: 'released' } | { kind: 'unreleased' } | { kind: 'lost' } | { kind: 'not-granted'; signal?: NodeJS.Signals };
 
 /** What the holder tells the `hold` invocation that started it, over the IPC channel. */
 export type HolderMessage =
-  | { event: 'progress'; text: string }
-  | { event: 'granted'; tokenId: string }
-  | { event: 'failed'; end: HoldEnd };
+  { event: 'progress'; text: string } | { event: 'granted'; tokenId: string } | { event: 'failed'; end: HoldEnd };
 
 /** The invocation that started the holder, while it waits for the grant. */
 export interface ParentChannel {
@@ -67,7 +66,8 @@ const WATCH_EVERY_MS = 1_000;
 export async function runHolder(o: HolderOptions): Promise<HoldEnd> {
   const { request, stateFile, parent } = o;
   const subject = { host: request.host, vm: request.vm, job: request.job };
-  const write = (s: Pick<HoldState, 'phase'> & Partial<HoldState>) => writeJsonFile(stateFile, { pid: process.pid, ...subject, ...s });
+  const write = (s: Pick<HoldState, 'phase'> & Partial<HoldState>) =>
+    writeJsonFile(stateFile, { pid: process.pid, ...subject, ...s });
   // A request left by an earlier holder of this file must not decide our outcome.
   fs.rmSync(releaseRequestFile(stateFile), { force: true });
   write({ phase: 'waiting' });
@@ -88,7 +88,8 @@ export async function runHolder(o: HolderOptions): Promise<HoldEnd> {
     o.watchPid === undefined
       ? undefined
       : setInterval(() => {
-          if (!processAlive(o.watchPid!)) onEnd({ kind: 'shutdown', reason: `process ${o.watchPid} (the backup tool) ended without a release` });
+          if (!processAlive(o.watchPid!))
+            onEnd({ kind: 'shutdown', reason: `process ${o.watchPid} (the backup tool) ended without a release` });
         }, WATCH_EVERY_MS);
   const client = o.link.token();
   const clock = systemClock;
@@ -99,7 +100,10 @@ export async function runHolder(o: HolderOptions): Promise<HoldEnd> {
     );
     if (acquired.kind !== 'granted') {
       const reason = toStopReason(abort.signal.reason);
-      const end: HoldEnd = { kind: 'not-granted', signal: acquired.kind === 'cancelled' && reason.kind === 'signal' ? reason.signal : undefined };
+      const end: HoldEnd = {
+        kind: 'not-granted',
+        signal: acquired.kind === 'cancelled' && reason.kind === 'signal' ? reason.signal : undefined,
+      };
       let message = acquired.kind === 'run-without-token' ? acquired.error.message : acquired.message;
       if (acquired.kind === 'cancelled') message += `: ${describeStop(reason)}`;
       write({ phase: 'failed', message });
@@ -134,12 +138,19 @@ export async function runHolder(o: HolderOptions): Promise<HoldEnd> {
         write({ phase: 'lost', token, grantedAtUnixMs, message });
         resolve({ kind: 'lost' });
       };
-      const renewer = new Renewer({ client, clock, log: o.log }, acquired.token, acquired.receivedAt, (lost) => lose(lost.message));
-      const stopWatching = watchRevocation(o.link, o.log, acquired.token, (detail) => lose(`revoked by the coordinator: ${detail || 'no reason given'}`));
+      const renewer = new Renewer({ client, clock, log: o.log }, acquired.token, acquired.receivedAt, (lost) =>
+        lose(lost.message),
+      );
+      const stopWatching = watchRevocation(o.link, o.log, acquired.token, (detail) =>
+        lose(`revoked by the coordinator: ${detail || 'no reason given'}`),
+      );
       onEnd = (stop) => {
         if (ended) return;
         end();
-        const why = stop.kind === 'signal' ? `headroomctl hold received ${stop.signal} without a release request` : describeStop(stop);
+        const why =
+          stop.kind === 'signal'
+            ? `headroomctl hold received ${stop.signal} without a release request`
+            : describeStop(stop);
         void release(o, why, token, grantedAtUnixMs).then(({ message, released }) => {
           write({ phase: released ? 'released' : 'lost', token, grantedAtUnixMs, message });
           o.note(message);

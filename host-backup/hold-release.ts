@@ -72,13 +72,22 @@ export async function releaseHold(o: HoldReleaseOptions): Promise<HoldReleaseRes
       result = { end: 'done', message: state.message ?? `released ${what}` };
       break;
     case 'lost':
-      result = { end: 'not-held', message: `${what} was lost while it was held: ${state.message ?? 'no reason recorded'}` };
+      result = {
+        end: 'not-held',
+        message: `${what} was lost while it was held: ${state.message ?? 'no reason recorded'}`,
+      };
       break;
     case 'failed':
-      result = { end: success ? 'not-held' : 'done', message: `no token was held: ${state.message ?? 'no reason recorded'}` };
+      result = {
+        end: success ? 'not-held' : 'done',
+        message: `no token was held: ${state.message ?? 'no reason recorded'}`,
+      };
       break;
     case 'waiting':
-      result = { end: success ? 'not-held' : 'done', message: `the holder (pid ${state.pid}) ended while still waiting: nothing was held` };
+      result = {
+        end: success ? 'not-held' : 'done',
+        message: `the holder (pid ${state.pid}) ended while still waiting: nothing was held`,
+      };
       break;
     case 'held': {
       if (processAlive(state.pid)) {
@@ -88,10 +97,19 @@ export async function releaseHold(o: HoldReleaseOptions): Promise<HoldReleaseRes
         };
       }
       // The holder died without releasing: release on its behalf, with the outcome we were given.
-      const outcome = { success, bytes: 0, durationMs: 0, exitCode: success ? 0 : 1, message: message || 'released by headroomctl hold --release' };
+      const outcome = {
+        success,
+        bytes: 0,
+        durationMs: 0,
+        exitCode: success ? 0 : 1,
+        message: message || 'released by headroomctl hold --release',
+      };
       const released = await releaseToken({ client: o.client(), log: o.log }, state.token!, outcome);
       result = released
-        ? { end: 'done', message: `the holder (pid ${state.pid}) was gone; released ${what} (${success ? 'success' : 'failure'})` }
+        ? {
+            end: 'done',
+            message: `the holder (pid ${state.pid}) was gone; released ${what} (${success ? 'success' : 'failure'})`,
+          }
         : {
             end: 'not-held',
             message: `the holder (pid ${state.pid}) was gone and ${what} could not be released (it had expired, or the coordinator is unreachable)`,

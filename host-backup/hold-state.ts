@@ -39,11 +39,19 @@ export function releaseRequestFile(stateFile: string): string {
   return `${stateFile}.release`;
 }
 
-function field<T>(obj: Record<string, unknown>, key: string, type: 'string' | 'number', file: string, optional = false): T | undefined {
+function field<T>(
+  obj: Record<string, unknown>,
+  key: string,
+  type: 'string' | 'number',
+  file: string,
+  optional = false,
+): T | undefined {
   const v = obj[key];
   if (v === undefined && optional) return undefined;
   if (typeof v !== type || (type === 'number' && !Number.isFinite(v)) || (type === 'string' && v === '' && !optional)) {
-    throw new Error(`${file}: "${key}" must be a ${type === 'string' ? (optional ? 'string' : 'non-empty string') : 'number'}`);
+    throw new Error(
+      `${file}: "${key}" must be a ${type === 'string' ? (optional ? 'string' : 'non-empty string') : 'number'}`,
+    );
   }
   return v as T;
 }
@@ -55,7 +63,8 @@ function object(text: string, file: string): Record<string, unknown> {
   } catch (err) {
     throw new Error(`${file}: not a headroomctl hold state file (${(err as Error).message})`);
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error(`${file}: expected a JSON object`);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed))
+    throw new Error(`${file}: expected a JSON object`);
   return parsed as Record<string, unknown>;
 }
 
@@ -63,7 +72,8 @@ function object(text: string, file: string): Record<string, unknown> {
 export function parseHoldState(text: string, file: string): HoldState {
   const o = object(text, file);
   const phase = field<string>(o, 'phase', 'string', file)!;
-  if (!PHASES.includes(phase as HoldPhase)) throw new Error(`${file}: "phase" must be one of ${PHASES.join(', ')}, got "${phase}"`);
+  if (!PHASES.includes(phase as HoldPhase))
+    throw new Error(`${file}: "phase" must be one of ${PHASES.join(', ')}, got "${phase}"`);
   const pid = field<number>(o, 'pid', 'number', file)!;
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`${file}: "pid" must be a positive integer`);
   const state: HoldState = {
@@ -80,7 +90,10 @@ export function parseHoldState(text: string, file: string): HoldState {
   if (o.token !== undefined) {
     if (typeof o.token !== 'object' || o.token === null) throw new Error(`${file}: "token" must be an object`);
     const t = o.token as Record<string, unknown>;
-    state.token = { tokenId: field<string>(t, 'tokenId', 'string', file)!, fencing: field<number>(t, 'fencing', 'number', file)! };
+    state.token = {
+      tokenId: field<string>(t, 'tokenId', 'string', file)!,
+      fencing: field<number>(t, 'fencing', 'number', file)!,
+    };
   } else if (phase === 'held') {
     throw new Error(`${file}: "token" is required when the phase is held`);
   }

@@ -53,7 +53,10 @@ export function hostControlPolicy(wire: v1.Policy__Output): Required<HostPolicy>
 export function describeThresholds(p: Required<HostPolicy>): string {
   const rate = (v: number) => `${(v / (1024 * 1024)).toFixed(1)} MiB/s`;
   const signal = (name: string, throttle: number, pause: number, resume: number, f: (v: number) => string) => {
-    const parts = [throttle > 0 ? `throttle from ${f(throttle)}` : '', pause > 0 ? `pause from ${f(pause)}` : ''].filter(Boolean);
+    const parts = [
+      throttle > 0 ? `throttle from ${f(throttle)}` : '',
+      pause > 0 ? `pause from ${f(pause)}` : '',
+    ].filter(Boolean);
     return parts.length > 0 ? `foreground ${name}: ${[...parts, `full again below ${f(resume)}`].join(', ')}` : '';
   };
   const signals = [
@@ -104,14 +107,23 @@ export class HostBudget implements RunControl {
   private announced = false;
 
   constructor(private readonly o: HostBudgetOptions) {
-    this.run = new RunBudget({ mechanism: o.mechanism, log: o.log, usage: this.usage, onReport: (r) => this.onReport(r) });
+    this.run = new RunBudget({
+      mechanism: o.mechanism,
+      log: o.log,
+      usage: this.usage,
+      onReport: (r) => this.onReport(r),
+    });
   }
 
   started(child: RunningChild, token: v1.Token__Output | undefined): void {
     this.tokenBudget = budgetFromWire(token?.budget);
     const budget = tighterBudget(this.tokenBudget, this.o.limits);
     this.lease = {
-      slot: { start: Number(token?.slot?.startUnixMs ?? 0), expectedEnd: Number(token?.slot?.expectedEndUnixMs ?? 0), windowEnd: Number(token?.slot?.windowEndUnixMs ?? 0) },
+      slot: {
+        start: Number(token?.slot?.startUnixMs ?? 0),
+        expectedEnd: Number(token?.slot?.expectedEndUnixMs ?? 0),
+        windowEnd: Number(token?.slot?.windowEndUnixMs ?? 0),
+      },
       budget,
     };
     // host-backup always runs under a token (it skips when the coordinator is unreachable).
@@ -159,7 +171,14 @@ export class HostBudget implements RunControl {
     const from = `the token's: ${describeBudgetState({ budget: this.tokenBudget, paused: false })}${limits.length > 0 ? `, capped by ${limits.join(' ')}` : ''}`;
     this.o.emit(
       'budget',
-      { budget, paused: r.paused, enforcement: enforcedWith, detail: r.detail, tokenBudget: this.tokenBudget, limits: this.o.limits },
+      {
+        budget,
+        paused: r.paused,
+        enforcement: enforcedWith,
+        detail: r.detail,
+        tokenBudget: this.tokenBudget,
+        limits: this.o.limits,
+      },
       `budget: ${describeBudgetState({ budget, paused: r.paused })} (${from}), enforced with ${enforcedWith}${r.detail ? ` (${r.detail})` : ''}`,
     );
   }
@@ -174,7 +193,9 @@ export class HostBudget implements RunControl {
   private control(policy: Required<HostPolicy>): void {
     if (!this.running || !this.lease) return;
     const lease = this.lease;
-    const collector = (this.o.collector ?? ((backupUsage) => this.systemCollector(backupUsage)))(() => this.usage.total());
+    const collector = (this.o.collector ?? ((backupUsage) => this.systemCollector(backupUsage)))(() =>
+      this.usage.total(),
+    );
     let state: BudgetState = grantedBudgetState(lease);
     this.o.emit(
       'controlling',
@@ -197,7 +218,14 @@ export class HostBudget implements RunControl {
           const wanted = describeBudgetState(command);
           this.o.emit(
             'budget-change',
-            { atUnixMs: at, reason: command.reason, budget: command.budget, paused: command.paused, ok: result.ok, message: result.message },
+            {
+              atUnixMs: at,
+              reason: command.reason,
+              budget: command.budget,
+              paused: command.paused,
+              ok: result.ok,
+              message: result.message,
+            },
             `${this.o.formatTime(at)} ${command.reason}: ${result.ok ? `now ${result.message}` : `could not change to ${wanted}: ${result.message}`}`,
           );
         }

@@ -79,7 +79,10 @@ export class ProgressReporter {
         if (now - this.lastUnreachableAt < UNREACHABLE_NOTICE_EVERY_MS) return;
         this.lastUnreachableAt = now;
         const code = (info.error as { code?: number }).code;
-        const why = code === undefined ? info.error.message : `${statusName(code)}: ${(info.error as { details?: string }).details || info.error.message}`;
+        const why =
+          code === undefined
+            ? info.error.message
+            : `${statusName(code)}: ${(info.error as { details?: string }).details || info.error.message}`;
         const until = info.giveUpAtUnixMs ? `, giving up at ${formatClock(info.giveUpAtUnixMs, now)}` : '';
         this.emit(
           'unreachable',
@@ -87,7 +90,8 @@ export class ProgressReporter {
           `the coordinator at ${this.o.coordinator} is unreachable (${why}); retrying in ${formatSpan(info.retryInMs)}${until}`,
         );
       },
-      onStarted: (pid) => this.emit('started', { pid, argv }, `running ${formatCommand(argv)}${pid ? ` (pid ${pid})` : ''}`),
+      onStarted: (pid) =>
+        this.emit('started', { pid, argv }, `running ${formatCommand(argv)}${pid ? ` (pid ${pid})` : ''}`),
       onStopping: (why) => this.emit('stopping', { why }, `stopping the command: ${why}`),
     };
   }
@@ -98,6 +102,10 @@ export class ProgressReporter {
       r.status === 'succeeded' || r.status === 'failed'
         ? `${r.status === 'succeeded' ? 'done' : 'failed'}: ${r.message}${took}; token ${r.token ? 'released' : 'not held'}`
         : `${r.status}: ${r.message}`;
-    this.emit('finished', { status: r.status, exitCode: r.exitCode, message: r.message, durationMs: r.durationMs }, `${text} (exit ${r.exitCode})`);
+    this.emit(
+      'finished',
+      { status: r.status, exitCode: r.exitCode, message: r.message, durationMs: r.durationMs },
+      `${text} (exit ${r.exitCode})`,
+    );
   }
 }

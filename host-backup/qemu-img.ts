@@ -14,7 +14,10 @@ function run(args: readonly string[], binary: string): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(binary, args, { maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
       if (err) {
-        const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `${binary} not found (Debian package qemu-utils)` : stderr.trim() || err.message;
+        const why =
+          (err as NodeJS.ErrnoException).code === 'ENOENT'
+            ? `${binary} not found (Debian package qemu-utils)`
+            : stderr.trim() || err.message;
         reject(new QemuImgError(`qemu-img ${args[0]}: ${why}`));
       } else {
         resolve(stdout);

@@ -92,12 +92,21 @@ export async function runQmpBackup(o: QmpBackupRunOptions): Promise<QmpBackupOut
     tellConsistency(o.consistencyFile, result.consistency);
     if (!result.ok) return { status: o.signal.aborted ? 'cancelled' : 'failed', result };
     if (o.quiesce?.mode === 'require' && result.consistency !== 'application') {
-      return { status: 'failed', result, failure: '--quiesce require, but the snapshot is only crash-consistent (kept in the catalog as such)' };
+      return {
+        status: 'failed',
+        result,
+        failure: '--quiesce require, but the snapshot is only crash-consistent (kept in the catalog as such)',
+      };
     }
     return { status: 'done', result };
   } catch (err) {
     tellConsistency(o.consistencyFile, 'crash');
-    if (err instanceof CatalogError || err instanceof QemuImgError || err instanceof QmpCommandError || err instanceof QmpConnectionError) {
+    if (
+      err instanceof CatalogError ||
+      err instanceof QemuImgError ||
+      err instanceof QmpCommandError ||
+      err instanceof QmpConnectionError
+    ) {
       return { status: 'failed', failure: err.message };
     }
     throw err;

@@ -47,7 +47,8 @@ export function watchRevocation(
       call = c;
       c.on('data', check);
       c.on('error', (err: grpc.ServiceError) => {
-        if (!stopped) log.debug('cannot watch for a revoke; relying on renewals', { error: err.details || err.message });
+        if (!stopped)
+          log.debug('cannot watch for a revoke; relying on renewals', { error: err.details || err.message });
       });
     } catch (err) {
       if (!stopped) log.debug('cannot watch for a revoke; relying on renewals', { error: (err as Error).message });

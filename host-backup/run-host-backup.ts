@@ -76,7 +76,12 @@ export async function runHostBackup(o: HostBackupOptions): Promise<GuardedRunRes
   if (o.signal.aborted) onAbort();
   else o.signal.addEventListener('abort', onAbort, { once: true });
 
-  const reporter = new ProgressReporter({ subject: { host, vm, job }, coordinator: link.address, now: o.now, emit: o.emit });
+  const reporter = new ProgressReporter({
+    subject: { host, vm, job },
+    coordinator: link.address,
+    now: o.now,
+    emit: o.emit,
+  });
   const control = new HostBudget({
     host,
     mechanism: detectEnforcement({ mode: 'auto', log: o.log }),
@@ -90,7 +95,8 @@ export async function runHostBackup(o: HostBackupOptions): Promise<GuardedRunRes
   });
   let stopWatching = () => {};
   const hooks = reporter.hooks(argv);
-  const consistencyDir = o.driver === 'qmp' ? fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-consistency-')) : undefined;
+  const consistencyDir =
+    o.driver === 'qmp' ? fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-consistency-')) : undefined;
   const consistencyFile = consistencyDir && path.join(consistencyDir, 'consistency');
   const bracket = consistencyFile
     ? consistencyFromChild(consistencyFile)
@@ -143,13 +149,22 @@ function quiesceAround(client: TokenClient, mode: QuiesceMode, holdMs: number, r
   let guest: GuestQuiesce | undefined;
   return {
     before: (token) => {
-      guest = new GuestQuiesce({ client, token, mode, holdMs, say: (event, data, text) => reporter.emit(event, data, text) });
+      guest = new GuestQuiesce({
+        client,
+        token,
+        mode,
+        holdMs,
+        say: (event, data, text) => reporter.emit(event, data, text),
+      });
       return guest.freeze();
     },
     after: async () => {
       const consistency = await guest!.thaw();
       reporter.emit('consistency', { consistency }, `consistency: ${consistency}`);
-      const failure = mode === 'require' && consistency !== 'application' ? 'the snapshot is only crash-consistent (--quiesce require)' : undefined;
+      const failure =
+        mode === 'require' && consistency !== 'application'
+          ? 'the snapshot is only crash-consistent (--quiesce require)'
+          : undefined;
       return { consistency: wireConsistency(consistency), failure };
     },
   };

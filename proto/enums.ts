@@ -13,7 +13,11 @@ import { Role } from './generated/headroom/v1/Role';
 import { TokenKind } from './generated/headroom/v1/TokenKind';
 
 /** The short names of an enum whose values all start with P: its values without P, UNSPECIFIED left out. */
-type Short<W extends string, P extends string> = W extends `${P}UNSPECIFIED` ? never : W extends `${P}${infer S}` ? S : never;
+type Short<W extends string, P extends string> = W extends `${P}UNSPECIFIED`
+  ? never
+  : W extends `${P}${infer S}`
+    ? S
+    : never;
 
 export interface WireEnum<W extends string, S extends string> {
   /** Every short name, in the enum's order. */

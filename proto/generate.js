@@ -12,23 +12,35 @@ const protobuf = require('protobufjs');
 
 const protoDir = __dirname;
 const outDir = path.join(protoDir, 'generated');
-const files = fs.readdirSync(path.join(protoDir, 'headroom', 'v1'))
+const files = fs
+  .readdirSync(path.join(protoDir, 'headroom', 'v1'))
   .filter((f) => f.endsWith('.proto'))
   .sort()
   .map((f) => path.join('headroom', 'v1', f));
 
 fs.rmSync(outDir, { recursive: true, force: true });
-execFileSync(process.execPath, [
-  require.resolve('@grpc/proto-loader/build/bin/proto-loader-gen-types.js'),
-  '--longs=Number', '--enums=String', '--defaults', '--oneofs', '--grpcLib=@grpc/grpc-js',
-  `--includeDirs=${protoDir}`, `--outDir=${outDir}`, ...files,
-], { stdio: 'inherit' });
+execFileSync(
+  process.execPath,
+  [
+    require.resolve('@grpc/proto-loader/build/bin/proto-loader-gen-types.js'),
+    '--longs=Number',
+    '--enums=String',
+    '--defaults',
+    '--oneofs',
+    '--grpcLib=@grpc/grpc-js',
+    `--includeDirs=${protoDir}`,
+    `--outDir=${outDir}`,
+    ...files,
+  ],
+  { stdio: 'inherit' },
+);
 
 // common.proto defines no service, so its root file would only hold unused imports.
 fs.rmSync(path.join(outDir, 'common.ts'));
 
 const typesDir = path.join(outDir, 'headroom', 'v1');
-const barrel = fs.readdirSync(typesDir)
+const barrel = fs
+  .readdirSync(typesDir)
   .filter((f) => f.endsWith('.ts') && f !== 'index.ts')
   .sort()
   .map((f) => `export * from './${f.slice(0, -3)}';`)

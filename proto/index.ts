@@ -24,10 +24,13 @@ export const packageDefinition: protoLoader.PackageDefinition = protoLoader.from
   LOADER_OPTIONS,
 );
 
-type HeadroomV1 = AdminProto['headroom']['v1'] & AgentProto['headroom']['v1'] & PkiProto['headroom']['v1'] & TokenProto['headroom']['v1'];
+type HeadroomV1 = AdminProto['headroom']['v1'] &
+  AgentProto['headroom']['v1'] &
+  PkiProto['headroom']['v1'] &
+  TokenProto['headroom']['v1'];
 
 /** The loaded `headroom.v1` package: service constructors for clients, `.service` definitions for servers. */
 export const headroomV1 = (grpc.loadPackageDefinition(packageDefinition) as unknown as { headroom: { v1: HeadroomV1 } })
   .headroom.v1;
 
-export type * as v1 from "./generated/headroom/v1";
+export type * as v1 from './generated/headroom/v1';

@@ -8,7 +8,8 @@ const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
 const root = path.join(__dirname, '..');
-const files = fs.readdirSync(path.join(__dirname, 'headroom', 'v1'))
+const files = fs
+  .readdirSync(path.join(__dirname, 'headroom', 'v1'))
   .filter((f) => f.endsWith('.proto'))
   .sort()
   .map((f) => path.join('proto', 'headroom', 'v1', f));
@@ -25,8 +26,14 @@ function check(what, command, args, install) {
 const out = fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-protoc-'));
 let ok;
 try {
-  ok = check('buf lint', process.execPath, [require.resolve('@bufbuild/buf/bin/buf'), 'lint'], 'run npm install') &&
-    check('protoc', 'protoc', ['-I', 'proto', `--python_out=${out}`, ...files], "install Debian's protobuf-compiler (apt-get install protobuf-compiler)");
+  ok =
+    check('buf lint', process.execPath, [require.resolve('@bufbuild/buf/bin/buf'), 'lint'], 'run npm install') &&
+    check(
+      'protoc',
+      'protoc',
+      ['-I', 'proto', `--python_out=${out}`, ...files],
+      "install Debian's protobuf-compiler (apt-get install protobuf-compiler)",
+    );
 } finally {
   fs.rmSync(out, { recursive: true, force: true });
 }

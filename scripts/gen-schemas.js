@@ -16,8 +16,14 @@ function schemaFiles() {
   const { agentConfigSchema } = require(path.join(dist, 'agent/config'));
   const { coordinatorConfigSchema } = require(path.join(dist, 'coordinator/config'));
   return [
-    { file: path.join(root, 'docs/schemas/agent.schema.json'), text: toJsonSchema(agentConfigSchema, 'headroom-agent configuration (agent.yaml)') },
-    { file: path.join(root, 'docs/schemas/coordinator.schema.json'), text: toJsonSchema(coordinatorConfigSchema, 'headroom-coordinator configuration (coordinator.yaml)') },
+    {
+      file: path.join(root, 'docs/schemas/agent.schema.json'),
+      text: toJsonSchema(agentConfigSchema, 'headroom-agent configuration (agent.yaml)'),
+    },
+    {
+      file: path.join(root, 'docs/schemas/coordinator.schema.json'),
+      text: toJsonSchema(coordinatorConfigSchema, 'headroom-coordinator configuration (coordinator.yaml)'),
+    },
   ];
 }
 

@@ -8,7 +8,13 @@ import { MAX_FREEZE_HOLD_MS } from '../../common/domain/freeze-hold';
 import { ConfigError } from '../../common/util/config-error';
 import type { Logger } from '../../common/util/log';
 import type { AgentConfig } from '../config';
-import { type ControlReply, type ControlRequest, DEFAULT_CONTROL_SOCKET, closeControlSocket, listenControlSocket } from './control-socket';
+import {
+  type ControlReply,
+  type ControlRequest,
+  DEFAULT_CONTROL_SOCKET,
+  closeControlSocket,
+  listenControlSocket,
+} from './control-socket';
 import { type FreezeState, freezeSourceProblem } from './freeze-state';
 
 export interface ControlEndpoint {
@@ -33,12 +39,23 @@ export function startControlEndpoint(options: ControlEndpointOptions): ControlEn
     const problem = freezeSourceProblem(n.source);
     if (problem) return { ok: false, message: `freezeNotice.source: ${problem}` };
     // Past it the coordinator would refuse the notice, and end the session with it, on every reconnect.
-    if (n.holdMs > MAX_FREEZE_HOLD_MS) return { ok: false, message: `freezeNotice.holdMs: at most ${MAX_FREEZE_HOLD_MS}, got ${n.holdMs}` };
+    if (n.holdMs > MAX_FREEZE_HOLD_MS)
+      return { ok: false, message: `freezeNotice.holdMs: at most ${MAX_FREEZE_HOLD_MS}, got ${n.holdMs}` };
     const notice = n.frozen ? freeze.freeze(n.source, n.holdMs) : freeze.thaw(n.source);
-    log.info(n.frozen ? 'VM frozen by the hypervisor: guest jobs wait for the thaw' : 'VM thawed', { source: n.source, holdMs: notice.holdMs || undefined });
+    log.info(n.frozen ? 'VM frozen by the hypervisor: guest jobs wait for the thaw' : 'VM thawed', {
+      source: n.source,
+      holdMs: notice.holdMs || undefined,
+    });
     const told = options.report(notice);
-    const what = n.frozen ? `freeze by ${n.source} noted (guest backups held for ${notice.holdMs} ms at most)` : `thaw by ${n.source} noted`;
-    return { ok: true, message: told ? `${what}; coordinator told` : `${what}; the coordinator is not reachable now: it is told on reconnect` };
+    const what = n.frozen
+      ? `freeze by ${n.source} noted (guest backups held for ${notice.holdMs} ms at most)`
+      : `thaw by ${n.source} noted`;
+    return {
+      ok: true,
+      message: told
+        ? `${what}; coordinator told`
+        : `${what}; the coordinator is not reachable now: it is told on reconnect`,
+    };
   };
   let server: Awaited<ReturnType<typeof listenControlSocket>> | undefined;
   const ready = listenControlSocket(file, handle).then(
@@ -47,8 +64,12 @@ export function startControlEndpoint(options: ControlEndpointOptions): ControlEn
       log.info('control socket listening', { path: file });
     },
     (err: Error) => {
-      if (config.controlSocket !== undefined) throw new ConfigError(config.file, [{ key: 'controlSocket', message: err.message }]);
-      log.warn('no control socket: freeze notices from qemu-guest-agent cannot reach this agent (set controlSocket in the configuration)', { error: err.message });
+      if (config.controlSocket !== undefined)
+        throw new ConfigError(config.file, [{ key: 'controlSocket', message: err.message }]);
+      log.warn(
+        'no control socket: freeze notices from qemu-guest-agent cannot reach this agent (set controlSocket in the configuration)',
+        { error: err.message },
+      );
     },
   );
   return {

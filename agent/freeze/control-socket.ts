@@ -66,7 +66,8 @@ export async function listenControlSocket(file: string, handle: ControlHandler):
   try {
     existing = fs.lstatSync(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new ControlSocketError(`cannot inspect ${file}: ${(err as Error).message}`);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new ControlSocketError(`cannot inspect ${file}: ${(err as Error).message}`);
   }
   if (existing) {
     if (!existing.isSocket()) throw new ControlSocketError(`${file} exists and is not a socket: not replacing it`);
@@ -75,7 +76,9 @@ export async function listenControlSocket(file: string, handle: ControlHandler):
   }
   const server = net.createServer((conn) => serve(conn, handle));
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new ControlSocketError(`cannot listen on ${file}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
+    server.once('error', (err) =>
+      reject(new ControlSocketError(`cannot listen on ${file}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)),
+    );
     // The socket is bound inside listen(): a umask that leaves only the owner's bits makes it 0600 from
     // its first instant, with no window in which another user could connect.
     const umask = process.umask(0o177);
@@ -104,7 +107,8 @@ function serve(conn: net.Socket, handle: ControlHandler): void {
     buffered += chunk;
     const end = buffered.indexOf('\n');
     if (end < 0) {
-      if (buffered.length > MAX_REQUEST_BYTES) reply({ ok: false, message: `request longer than ${MAX_REQUEST_BYTES} bytes` });
+      if (buffered.length > MAX_REQUEST_BYTES)
+        reply({ ok: false, message: `request longer than ${MAX_REQUEST_BYTES} bytes` });
       return;
     }
     conn.removeAllListeners('data');
@@ -150,7 +154,11 @@ export function controlRequest(file: string, request: ControlRequest, timeoutMs:
     conn.on('connect', () => conn.write(`${JSON.stringify(request)}\n`));
     conn.on('data', (chunk: string) => (answer += chunk));
     conn.on('error', (err: NodeJS.ErrnoException) =>
-      fail(err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? `no agent is listening on ${file} (${err.code})` : `${file}: ${err.message}`),
+      fail(
+        err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
+          ? `no agent is listening on ${file} (${err.code})`
+          : `${file}: ${err.message}`,
+      ),
     );
     conn.on('end', () => {
       clearTimeout(timer);

@@ -22,7 +22,10 @@ export interface FreezeNoticeInput {
 }
 
 /** Where the daemon listens: --socket, else the configuration's controlSocket, else the default. */
-export function controlSocketPath(input: Pick<FreezeNoticeInput, 'socket' | 'config'>, warn: (line: string) => void): string {
+export function controlSocketPath(
+  input: Pick<FreezeNoticeInput, 'socket' | 'config'>,
+  warn: (line: string) => void,
+): string {
   if (input.socket) return input.socket;
   const file = input.config ?? (fs.existsSync(DEFAULT_CONFIG_PATH) ? DEFAULT_CONFIG_PATH : undefined);
   if (!file) return DEFAULT_CONTROL_SOCKET;
@@ -38,15 +41,25 @@ export function controlSocketPath(input: Pick<FreezeNoticeInput, 'socket' | 'con
  * Sends the notice. Resolves with whether the daemon took it; `say` gets the daemon's answer, `warn` why
  * it could not be told. Never rejects.
  */
-export async function sendFreezeNotice(input: FreezeNoticeInput, say: (line: string) => void, warn: (line: string) => void): Promise<boolean> {
+export async function sendFreezeNotice(
+  input: FreezeNoticeInput,
+  say: (line: string) => void,
+  warn: (line: string) => void,
+): Promise<boolean> {
   const file = controlSocketPath(input, warn);
   try {
-    const reply = await controlRequest(file, { freezeNotice: { frozen: input.frozen, source: input.source, holdMs: input.holdMs } }, FREEZE_NOTICE_TIMEOUT_MS);
+    const reply = await controlRequest(
+      file,
+      { freezeNotice: { frozen: input.frozen, source: input.source, holdMs: input.holdMs } },
+      FREEZE_NOTICE_TIMEOUT_MS,
+    );
     if (reply.ok) say(reply.message);
     else warn(`the agent refused the notice: ${reply.message}`);
     return reply.ok;
   } catch (err) {
-    const lost = input.frozen ? 'the freeze is not reported: guest backups are not held off' : "the thaw is not reported: guest backups wait for the freeze's bound";
+    const lost = input.frozen
+      ? 'the freeze is not reported: guest backups are not held off'
+      : "the thaw is not reported: guest backups wait for the freeze's bound";
     warn(`${(err as Error).message}: ${lost}`);
     return false;
   }

@@ -28,7 +28,10 @@ export class FreezeState {
   private lastSource?: string;
   private waiters: (() => void)[] = [];
 
-  constructor(private readonly clock: Clock, private readonly log: Logger) {}
+  constructor(
+    private readonly clock: Clock,
+    private readonly log: Logger,
+  ) {}
 
   get frozen(): boolean {
     return this.current !== undefined;

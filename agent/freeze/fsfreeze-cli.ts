@@ -69,7 +69,8 @@ function freezeOptions(v: Record<string, string | undefined>): { source: string;
     } catch (err) {
       throw new UsageError(`--hold: ${(err as Error).message}`);
     }
-    if (holdMs < 1_000 || holdMs > MAX_FREEZE_HOLD_MS) throw new UsageError(`--hold: expected 1s to ${formatDuration(MAX_FREEZE_HOLD_MS)}, got ${v.hold}`);
+    if (holdMs < 1_000 || holdMs > MAX_FREEZE_HOLD_MS)
+      throw new UsageError(`--hold: expected 1s to ${formatDuration(MAX_FREEZE_HOLD_MS)}, got ${v.hold}`);
   }
   return { source, holdMs };
 }
@@ -89,7 +90,8 @@ export async function freezeNoticeCommand(args: string[], io: CliIo): Promise<nu
     return 0;
   }
   const [phase, ...extra] = positionals;
-  if (phase !== 'freeze' && phase !== 'thaw') throw new UsageError(`expected freeze or thaw, got ${phase === undefined ? 'nothing' : `"${phase}"`}`);
+  if (phase !== 'freeze' && phase !== 'thaw')
+    throw new UsageError(`expected freeze or thaw, got ${phase === undefined ? 'nothing' : `"${phase}"`}`);
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const v = values as Record<string, string | undefined>;
   const { source, holdMs } = freezeOptions(v);
@@ -111,10 +113,13 @@ export function installHookCommand(args: string[], io: CliIo, self: string[]): n
   if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const v = values as Record<string, string | undefined>;
   freezeOptions(v);
-  const passed = (['source', 'hold', 'socket', 'config'] as const).flatMap((k) => (v[k] === undefined ? [] : [`--${k}`, k === 'socket' || k === 'config' ? path.resolve(v[k]!) : v[k]!]));
+  const passed = (['source', 'hold', 'socket', 'config'] as const).flatMap((k) =>
+    v[k] === undefined ? [] : [`--${k}`, k === 'socket' || k === 'config' ? path.resolve(v[k]!) : v[k]!],
+  );
   const file = installFsfreezeHook(v.dir ?? DEFAULT_FSFREEZE_HOOK_DIR, hookScript(self, passed));
   io.out(`installed ${file}\n`);
-  io.out('qemu-ga runs it only with --fsfreeze-hook, or fsfreeze-hook=/etc/qemu/fsfreeze-hook under [general] in /etc/qemu/qemu-ga.conf\n');
+  io.out(
+    'qemu-ga runs it only with --fsfreeze-hook, or fsfreeze-hook=/etc/qemu/fsfreeze-hook under [general] in /etc/qemu/qemu-ga.conf\n',
+  );
   return 0;
 }
-

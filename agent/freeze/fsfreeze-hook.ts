@@ -18,7 +18,9 @@ export function shellQuote(word: string): string {
 
 /** The hook script: `freeze` and `thaw` become freeze notices with `noticeArgs`; anything else is none of ours. */
 export function hookScript(agent: readonly string[], noticeArgs: readonly string[]): string {
-  const command = [...agent, 'freeze-notice', '"$1"', ...noticeArgs].map((w) => (w === '"$1"' ? w : shellQuote(w))).join(' ');
+  const command = [...agent, 'freeze-notice', '"$1"', ...noticeArgs]
+    .map((w) => (w === '"$1"' ? w : shellQuote(w)))
+    .join(' ');
   // An agent removed without its hook: say so in qemu-ga's hook log, and let the freeze go on.
   const present = agent.map((file, i) => `[ ${i === 0 ? '-x' : '-r'} ${shellQuote(file)} ]`).join(' && ');
   return `#!/bin/sh

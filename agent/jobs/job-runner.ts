@@ -80,8 +80,19 @@ export class JobRunner {
       return undefined;
     }
     const controller = new AbortController();
-    const budget = new RunBudget({ mechanism: this.options.enforcement, log, usage: this.options.usage, onReport: this.options.onBudgetReport });
-    const run: ActiveRun = { job: job.name, occurrence, controller, budget, done: undefined as unknown as Promise<GuardedRunResult> };
+    const budget = new RunBudget({
+      mechanism: this.options.enforcement,
+      log,
+      usage: this.options.usage,
+      onReport: this.options.onBudgetReport,
+    });
+    const run: ActiveRun = {
+      job: job.name,
+      occurrence,
+      controller,
+      budget,
+      done: undefined as unknown as Promise<GuardedRunResult>,
+    };
     this.active.set(job.name, run);
     const windowText = `${new Date(occurrence.scheduledAtUnixMs).toISOString()} + ${formatDuration(job.windowMs)}`;
     log.debug('job due; asking for a token', { window: windowText });
@@ -174,7 +185,12 @@ export class JobRunner {
         log.info('budget for a token no job of ours holds', { tokenId, reason });
         return { ok: true, message: 'no job runs under this token' };
       }
-      log.info(paused ? 'pausing the job' : 'changing the budget of the job', { job: run.job, tokenId, budget: describeBudgetState(state), reason });
+      log.info(paused ? 'pausing the job' : 'changing the budget of the job', {
+        job: run.job,
+        tokenId,
+        budget: describeBudgetState(state),
+        reason,
+      });
       return run.budget.set(state);
     }
     if (command.granted) {
@@ -201,7 +217,12 @@ export class JobRunner {
   }
 
   private report(log: Logger, result: GuardedRunResult, windowText: string): void {
-    const fields = { status: result.status, exitCode: result.exitCode, durationMs: result.durationMs, message: result.message };
+    const fields = {
+      status: result.status,
+      exitCode: result.exitCode,
+      durationMs: result.durationMs,
+      message: result.message,
+    };
     switch (result.status) {
       case 'succeeded':
         log.info('job finished', fields);

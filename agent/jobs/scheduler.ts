@@ -113,7 +113,8 @@ export class JobScheduler<J extends ScheduledJob> {
     const occurrence = occurrenceAt(latest, job.windowMs);
     const iso = (ms: number) => new Date(ms).toISOString();
     if (now < occurrence.windowEndUnixMs) {
-      if (latest > state.next) log.warn('woke late: earlier scheduled runs were missed', { job: job.name, firstMissed: iso(state.next) });
+      if (latest > state.next)
+        log.warn('woke late: earlier scheduled runs were missed', { job: job.name, firstMissed: iso(state.next) });
       try {
         this.options.onDue(job, occurrence);
       } catch (err) {

@@ -5,7 +5,13 @@
 import type { FrozenHook, QuiesceHook } from './hook';
 import { describeExit, ProcessRunner } from './process-runner';
 
-async function fsfreeze(runner: ProcessRunner, command: string, flag: '--freeze' | '--unfreeze', mount: string, signal: AbortSignal): Promise<void> {
+async function fsfreeze(
+  runner: ProcessRunner,
+  command: string,
+  flag: '--freeze' | '--unfreeze',
+  mount: string,
+  signal: AbortSignal,
+): Promise<void> {
   const result = await runner.run([command, flag, mount], { signal });
   if (result.exitCode !== 0) throw new Error(`fsfreeze ${flag} ${mount}: ${describeExit(result)}`);
 }
@@ -23,7 +29,10 @@ export function fsfreezeHook(runner: ProcessRunner, mount: string, command = 'fs
       } catch (err) {
         // Killed on a timeout, the ioctl may still have frozen the filesystem: never leave it so. When it
         // had not, the unfreeze fails harmlessly (EINVAL); a failed freeze of a busy one is not aborted.
-        if (signal.aborted) await fsfreeze(runner, command, '--unfreeze', mount, AbortSignal.timeout(UNFREEZE_AFTER_ABORT_MS)).catch(() => undefined);
+        if (signal.aborted)
+          await fsfreeze(runner, command, '--unfreeze', mount, AbortSignal.timeout(UNFREEZE_AFTER_ABORT_MS)).catch(
+            () => undefined,
+          );
         throw err;
       }
       return {

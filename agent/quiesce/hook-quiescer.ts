@@ -72,7 +72,11 @@ export class HookQuiescer implements Quiescer {
     // The same token again (a command repeated after a reconnect) gets the same answer.
     if (held?.tokenId === tokenId && held.phase !== 'thawing') return held.freezing!;
     if (held) {
-      return Promise.resolve({ state: 'FAILED', message: `a freeze is already held for token ${held.tokenId}`, hooks: [] });
+      return Promise.resolve({
+        state: 'FAILED',
+        message: `a freeze is already held for token ${held.tokenId}`,
+        hooks: [],
+      });
     }
     const f: Freeze = {
       tokenId,
@@ -115,13 +119,22 @@ export class HookQuiescer implements Quiescer {
     }
     if (hooks.length === 0) {
       // Saying FROZEN here would pass a crash-consistent snapshot off as application-consistent.
-      return this.giveUp(f, [], 'no quiesce hooks configured (nothing to freeze): the snapshot can only be crash-consistent');
+      return this.giveUp(
+        f,
+        [],
+        'no quiesce hooks configured (nothing to freeze): the snapshot can only be crash-consistent',
+      );
     }
     f.startedAt = this.clock.now();
     f.timer = setTimeout(() => this.boundPassed(f), f.holdMs);
     const outcomes: HookOutcome[] = [];
     for (const hook of hooks) {
-      const { outcome, value } = await this.step(hook.name, (signal) => hook.freeze(signal, { tokenId: f.tokenId }), f.abort.signal, (late) => this.thawLate(hook.name, late));
+      const { outcome, value } = await this.step(
+        hook.name,
+        (signal) => hook.freeze(signal, { tokenId: f.tokenId }),
+        f.abort.signal,
+        (late) => this.thawLate(hook.name, late),
+      );
       outcomes.push(outcome);
       if (!value) return this.giveUp(f, outcomes, `${hook.name} could not freeze: ${outcome.message}`);
       f.frozen.push({ name: hook.name, handle: value });
@@ -149,7 +162,10 @@ export class HookQuiescer implements Quiescer {
       return;
     }
     if (f.phase !== 'frozen') return;
-    this.options.log?.warn('no thaw arrived within the freeze bound: thawing by ourselves', { token: f.tokenId, holdMs: f.holdMs });
+    this.options.log?.warn('no thaw arrived within the freeze bound: thawing by ourselves', {
+      token: f.tokenId,
+      holdMs: f.holdMs,
+    });
     this.startThaw(f, true);
     void f.thawing!.then((result) => this.options.onAutoThaw?.(f.tokenId, result));
   }
@@ -167,9 +183,19 @@ export class HookQuiescer implements Quiescer {
       hooks.push((await this.step(name, (signal) => handle.thaw(signal))).outcome);
     }
     const failed = hooks.filter((h) => !h.ok);
-    let message = failed.length > 0 ? failed.map((h) => `${h.name} could not thaw: ${h.message}`).join('; ') : `thawed ${hooks.length} hook(s)`;
-    if (autoThawed) message = `no thaw arrived within the freeze's bound of ${f.holdMs} ms, so the agent thawed by itself: ${message}`;
-    const result: ThawResult = { ok: failed.length === 0, message, hooks, autoThawed, frozenMs: this.clock.now() - f.startedAt };
+    let message =
+      failed.length > 0
+        ? failed.map((h) => `${h.name} could not thaw: ${h.message}`).join('; ')
+        : `thawed ${hooks.length} hook(s)`;
+    if (autoThawed)
+      message = `no thaw arrived within the freeze's bound of ${f.holdMs} ms, so the agent thawed by itself: ${message}`;
+    const result: ThawResult = {
+      ok: failed.length === 0,
+      message,
+      hooks,
+      autoThawed,
+      frozenMs: this.clock.now() - f.startedAt,
+    };
     if (this.current === f) this.current = undefined;
     this.remember(f.tokenId, result);
     if (!result.ok) this.options.log?.error('thawing the guest applications failed', { token: f.tokenId, message });
@@ -180,7 +206,8 @@ export class HookQuiescer implements Quiescer {
   private thawLate(name: string, handle: FrozenHook): void {
     this.options.log?.warn('a hook froze after its time was up: thawing it', { hook: name });
     void this.step(name, (signal) => handle.thaw(signal)).then(({ outcome }) => {
-      if (!outcome.ok) this.options.log?.error('thawing a hook that froze late failed', { hook: name, message: outcome.message });
+      if (!outcome.ok)
+        this.options.log?.error('thawing a hook that froze late failed', { hook: name, message: outcome.message });
     });
   }
 
@@ -202,7 +229,10 @@ export class HookQuiescer implements Quiescer {
   ): Promise<{ outcome: HookOutcome; value?: T }> {
     const started = this.clock.now();
     const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(new Error(`timed out after ${this.hookTimeoutMs} ms`)), this.hookTimeoutMs);
+    const timer = setTimeout(
+      () => abort.abort(new Error(`timed out after ${this.hookTimeoutMs} ms`)),
+      this.hookTimeoutMs,
+    );
     const onOuter = () => abort.abort(outer!.reason);
     if (outer?.aborted) onOuter();
     else outer?.addEventListener('abort', onOuter);
@@ -218,7 +248,11 @@ export class HookQuiescer implements Quiescer {
       const message = typeof value === 'string' ? value : (value as FrozenHook).message;
       return { outcome: { name, ok: true, message, durationMs: this.clock.now() - started }, value };
     } catch (err) {
-      if (abort.signal.aborted) running?.then((late) => onLate?.(late), () => undefined);
+      if (abort.signal.aborted)
+        running?.then(
+          (late) => onLate?.(late),
+          () => undefined,
+        );
       return { outcome: { name, ok: false, message: errorMessage(err), durationMs: this.clock.now() - started } };
     } finally {
       clearTimeout(timer);

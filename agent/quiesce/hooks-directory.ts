@@ -11,10 +11,16 @@ import type { FrozenHook, QuiesceHook } from './hook';
 import { describeExit, ProcessRunner } from './process-runner';
 
 /** Backup and package-manager leftovers, skipped as qemu-ga's fsfreeze-hook skips them. */
-const IGNORED = /(~|\.(bak|orig|rpmnew|rpmorig|rpmsave|sample|dpkg-old|dpkg-new|dpkg-tmp|dpkg-dist|dpkg-bak|dpkg-backup|dpkg-remove))$/;
+const IGNORED =
+  /(~|\.(bak|orig|rpmnew|rpmorig|rpmsave|sample|dpkg-old|dpkg-new|dpkg-tmp|dpkg-dist|dpkg-bak|dpkg-backup|dpkg-remove))$/;
 
 /** Runs `file ACTION`; resolves with its output, rejects with its exit status and output when it fails. */
-async function runScript(runner: ProcessRunner, file: string, action: 'freeze' | 'thaw', signal: AbortSignal): Promise<string> {
+async function runScript(
+  runner: ProcessRunner,
+  file: string,
+  action: 'freeze' | 'thaw',
+  signal: AbortSignal,
+): Promise<string> {
   const result = await runner.run([file, action], { signal });
   if (result.exitCode !== 0) throw new Error(describeExit(result));
   return result.output || `${action} ok`;

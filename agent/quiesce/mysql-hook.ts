@@ -36,7 +36,11 @@ export function mysqlHook(runner: ProcessRunner, settings: MysqlQuiesce, lockWai
       const env = clientEnv(settings.passwordFile, 'MYSQL_PWD');
       const session = runner.open(mysqlArgv(settings, env), { env });
       try {
-        await session.exchange(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitSeconds))};\nFLUSH TABLES WITH READ LOCK;\nSELECT '${LOCKED}';\n`, LOCKED, signal);
+        await session.exchange(
+          `SET SESSION lock_wait_timeout = ${Math.max(1, Math.ceil(lockWaitSeconds))};\nFLUSH TABLES WITH READ LOCK;\nSELECT '${LOCKED}';\n`,
+          LOCKED,
+          signal,
+        );
       } catch (err) {
         session.kill();
         throw new Error(`FLUSH TABLES WITH READ LOCK failed: ${(err as Error).message}`);
@@ -48,7 +52,9 @@ export function mysqlHook(runner: ProcessRunner, settings: MysqlQuiesce, lockWai
             await session.exchange(`UNLOCK TABLES;\nSELECT '${UNLOCKED}';\n`, UNLOCKED, thawSignal);
           } catch (err) {
             session.kill();
-            throw new Error(`UNLOCK TABLES failed (the lock went with the connection, perhaps before the snapshot): ${(err as Error).message}`);
+            throw new Error(
+              `UNLOCK TABLES failed (the lock went with the connection, perhaps before the snapshot): ${(err as Error).message}`,
+            );
           }
           await session.close(thawSignal).catch(() => session.kill());
           return 'tables unlocked';

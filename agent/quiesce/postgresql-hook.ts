@@ -42,11 +42,18 @@ export function postgresqlHook(runner: ProcessRunner, settings: PostgresqlQuiesc
   return {
     name: 'postgresql',
     async freeze(signal, { tokenId }): Promise<FrozenHook> {
-      const env = clientEnv(settings.passwordFile, 'PGPASSWORD', { PGAPPNAME: 'headroom-quiesce', PGCONNECT_TIMEOUT: '5' });
+      const env = clientEnv(settings.passwordFile, 'PGPASSWORD', {
+        PGAPPNAME: 'headroom-quiesce',
+        PGCONNECT_TIMEOUT: '5',
+      });
       const session = runner.open(psqlArgv(settings), { env });
       let startLsn: string;
       try {
-        startLsn = await session.exchange(`SELECT pg_backup_start(${literal(`headroom ${tokenId}`)}, fast => true);\n\\echo ${STARTED}\n`, STARTED, signal);
+        startLsn = await session.exchange(
+          `SELECT pg_backup_start(${literal(`headroom ${tokenId}`)}, fast => true);\n\\echo ${STARTED}\n`,
+          STARTED,
+          signal,
+        );
       } catch (err) {
         session.kill();
         throw new Error(`pg_backup_start failed: ${(err as Error).message}`);
@@ -63,14 +70,19 @@ export function postgresqlHook(runner: ProcessRunner, settings: PostgresqlQuiesc
             );
           } catch (err) {
             session.kill();
-            throw new Error(`pg_backup_stop failed (a snapshot taken since ${startLsn} has no backup_label): ${(err as Error).message}`);
+            throw new Error(
+              `pg_backup_stop failed (a snapshot taken since ${startLsn} has no backup_label): ${(err as Error).message}`,
+            );
           }
           await session.close(thawSignal).catch(() => session.kill());
           const stop = JSON.parse(out) as { lsn: string; labelfile: string; spcmapfile: string };
           fs.mkdirSync(settings.labelDir, { recursive: true, mode: 0o700 });
           const label = path.join(settings.labelDir, `${fileSafe(tokenId)}.backup_label`);
           fs.writeFileSync(label, stop.labelfile, { mode: 0o600 });
-          if (stop.spcmapfile) fs.writeFileSync(path.join(settings.labelDir, `${fileSafe(tokenId)}.tablespace_map`), stop.spcmapfile, { mode: 0o600 });
+          if (stop.spcmapfile)
+            fs.writeFileSync(path.join(settings.labelDir, `${fileSafe(tokenId)}.tablespace_map`), stop.spcmapfile, {
+              mode: 0o600,
+            });
           return `backup stopped at ${stop.lsn}; its backup_label is in ${label}`;
         },
       };

@@ -44,7 +44,11 @@ export interface ProcessRunner {
 }
 
 /** A database client's environment: ours, `extra`, and the password read from `passwordFile` in `variable` (never on a command line). */
-export function clientEnv(passwordFile: string | undefined, variable: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+export function clientEnv(
+  passwordFile: string | undefined,
+  variable: string,
+  extra: NodeJS.ProcessEnv = {},
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
   if (passwordFile) {
     try {

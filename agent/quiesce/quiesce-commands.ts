@@ -10,7 +10,12 @@ import type { CommandResult } from '../session';
 import type { AutoThawListener, HookOutcome, Quiescer, ThawResult } from './quiescer';
 
 function hookResults(hooks: readonly HookOutcome[]): v1.HookResult[] {
-  return hooks.map((h) => ({ name: h.name, ok: h.ok, message: h.message, durationMs: Math.max(0, Math.round(h.durationMs)) }));
+  return hooks.map((h) => ({
+    name: h.name,
+    ok: h.ok,
+    message: h.message,
+    durationMs: Math.max(0, Math.round(h.durationMs)),
+  }));
 }
 
 /** A thaw as the coordinator hears of it. */
@@ -26,16 +31,28 @@ export function thawReport(tokenId: string, r: ThawResult): v1.QuiesceReport {
 }
 
 /** Runs freeze and thaw commands on `quiescer`. */
-export async function quiesceCommand(quiescer: Quiescer, command: v1.Command__Output, log: Logger): Promise<CommandResult> {
+export async function quiesceCommand(
+  quiescer: Quiescer,
+  command: v1.Command__Output,
+  log: Logger,
+): Promise<CommandResult> {
   if (command.freeze) {
     const { tokenId, holdMs } = command.freeze;
     const r = await quiescer.freeze(tokenId, holdMs);
     if (r.state === 'FROZEN') {
       log.info('guest frozen for a snapshot', { tokenId, holdMs: r.holdMs, hooks: r.hooks.map((h) => h.name) });
-      return { ok: true, message: 'frozen', quiesce: { tokenId, state: 'QUIESCE_STATE_FROZEN', hooks: hookResults(r.hooks), holdMs: r.holdMs } };
+      return {
+        ok: true,
+        message: 'frozen',
+        quiesce: { tokenId, state: 'QUIESCE_STATE_FROZEN', hooks: hookResults(r.hooks), holdMs: r.holdMs },
+      };
     }
     log.warn('could not freeze the guest', { tokenId, reason: r.message });
-    return { ok: false, message: r.message, quiesce: { tokenId, state: 'QUIESCE_STATE_FAILED', message: r.message, hooks: hookResults(r.hooks) } };
+    return {
+      ok: false,
+      message: r.message,
+      quiesce: { tokenId, state: 'QUIESCE_STATE_FAILED', message: r.message, hooks: hookResults(r.hooks) },
+    };
   }
   if (command.thaw) {
     const { tokenId } = command.thaw;
@@ -47,7 +64,12 @@ export async function quiesceCommand(quiescer: Quiescer, command: v1.Command__Ou
       const message = (err as Error).message;
       return { ok: false, message, quiesce: { tokenId, state: 'QUIESCE_STATE_FAILED', message } };
     }
-    log[r.ok ? 'info' : 'warn'](r.ok ? 'guest thawed' : 'guest thawed, but a thaw hook failed', { tokenId, frozenMs: r.frozenMs, autoThawed: r.autoThawed, message: r.message });
+    log[r.ok ? 'info' : 'warn'](r.ok ? 'guest thawed' : 'guest thawed, but a thaw hook failed', {
+      tokenId,
+      frozenMs: r.frozenMs,
+      autoThawed: r.autoThawed,
+      message: r.message,
+    });
     return { ok: r.ok, message: r.message || 'thawed', quiesce: thawReport(tokenId, r) };
   }
   return { ok: false, message: 'not a freeze or thaw command' };
@@ -56,7 +78,12 @@ export async function quiesceCommand(quiescer: Quiescer, command: v1.Command__Ou
 /** The Quiescer's auto-thaw, reported through `send` (the session's reportQuiesce) and logged. */
 export function autoThawReporter(send: (report: v1.QuiesceReport) => void, log: Logger): AutoThawListener {
   return (tokenId, result) => {
-    log.warn('no thaw came within the bound: the guest thawed by itself', { tokenId, frozenMs: result.frozenMs, ok: result.ok, message: result.message });
+    log.warn('no thaw came within the bound: the guest thawed by itself', {
+      tokenId,
+      frozenMs: result.frozenMs,
+      ok: result.ok,
+      message: result.message,
+    });
     send(thawReport(tokenId, result));
   };
 }

@@ -13,7 +13,14 @@ import { randomUUID } from 'node:crypto';
 import type { v1 } from '../../proto';
 import { Backoff, sleep } from '../util/backoff';
 import { errorCode, errorText, LEASE_GONE, TRANSIENT } from '../client/call-status';
-import { ChildExit, ChildStdio, DEFAULT_KILL_GRACE_MS, RunningChild, signalExitCode, spawnChild } from './child-process';
+import {
+  ChildExit,
+  ChildStdio,
+  DEFAULT_KILL_GRACE_MS,
+  RunningChild,
+  signalExitCode,
+  spawnChild,
+} from './child-process';
 import type { Clock } from '../util/clock';
 import { EXIT_TEMPFAIL } from '../util/exit-codes';
 import { unary } from '../client/connection';
@@ -142,14 +149,25 @@ export async function runGuarded(options: GuardedRunOptions): Promise<GuardedRun
     const exitCode = reason.kind === 'signal' ? signalExitCode(reason.signal) : EXIT_TEMPFAIL;
     return { status: 'cancelled', exitCode, message: `${acquired.message}: ${describeStop(reason)}` };
   }
-  if (acquired.kind === 'denied' || acquired.kind === 'skipped') return { status: acquired.kind, exitCode: EXIT_TEMPFAIL, message: acquired.message };
+  if (acquired.kind === 'denied' || acquired.kind === 'skipped')
+    return { status: acquired.kind, exitCode: EXIT_TEMPFAIL, message: acquired.message };
   if (acquired.kind === 'run-without-token') {
-    log.warn('coordinator unreachable: running the job without a token (onUnreachable: run)', { error: errorText(acquired.error) });
+    log.warn('coordinator unreachable: running the job without a token (onUnreachable: run)', {
+      error: errorText(acquired.error),
+    });
     const result = await runChild(o, undefined, undefined);
-    return { ...result, ranWithoutToken: true, message: `ran without a token (coordinator unreachable): ${result.message}` };
+    return {
+      ...result,
+      ranWithoutToken: true,
+      message: `ran without a token (coordinator unreachable): ${result.message}`,
+    };
   }
   o.hooks?.onGranted?.(acquired.token);
-  log.debug('granted', { tokenId: acquired.token.tokenId, fencing: acquired.token.fencing, ttlMs: acquired.token.ttlMs });
+  log.debug('granted', {
+    tokenId: acquired.token.tokenId,
+    fencing: acquired.token.fencing,
+    ttlMs: acquired.token.ttlMs,
+  });
   return runChild(o, acquired.token, acquired.receivedAt);
 }
 
@@ -157,7 +175,11 @@ export async function runGuarded(options: GuardedRunOptions): Promise<GuardedRun
 type StopCause = { kind: 'abort'; reason: StopReason } | ({ kind: 'lease-lost' } & LeaseLost);
 
 /** Runs the command (under `token` when given) until it ends or is stopped; renews and releases. */
-async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefined, receivedAt: number | undefined): Promise<GuardedRunResult> {
+async function runChild(
+  o: GuardedRunOptions,
+  token: v1.Token__Output | undefined,
+  receivedAt: number | undefined,
+): Promise<GuardedRunResult> {
   const graceMs = o.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
   let stopCause: StopCause | undefined;
   let child: RunningChild | undefined;
@@ -184,7 +206,12 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
     o.control?.stopping();
   };
 
-  const renewing = { client: o.client, clock: o.clock, log: o.log, onRenewed: (r: v1.RenewResponse__Output) => o.hooks?.onRenewed?.(r) };
+  const renewing = {
+    client: o.client,
+    clock: o.clock,
+    log: o.log,
+    onRenewed: (r: v1.RenewResponse__Output) => o.hooks?.onRenewed?.(r),
+  };
   const renewer =
     token && receivedAt !== undefined
       ? new Renewer(renewing, token, receivedAt, (lost) => requestStop({ kind: 'lease-lost', ...lost }))
@@ -204,7 +231,13 @@ async function runChild(o: GuardedRunOptions, token: v1.Token__Output | undefine
     exit = { code: null, signal: null, exitCode: refusal !== undefined ? 1 : EXIT_TEMPFAIL };
   } else {
     const env = tokenEnv(o.env ?? process.env, token);
-    child = (o.spawn ?? spawnChild)(o.argv, { stdio: o.stdio ?? 'inherit', env, cwd: o.cwd, log: o.log, killGraceMs: graceMs });
+    child = (o.spawn ?? spawnChild)(o.argv, {
+      stdio: o.stdio ?? 'inherit',
+      env,
+      cwd: o.cwd,
+      log: o.log,
+      killGraceMs: graceMs,
+    });
     o.control?.started(child, token);
     o.hooks?.onStarted?.(child.pid);
     o.log.debug('command started', { pid: child.pid, argv: o.argv });
@@ -288,7 +321,11 @@ export async function releaseToken(
   const backoff = new Backoff({ initialMs: 500, maxMs: 2_000, random: () => 0.5 });
   for (let attempt = 1; ; attempt++) {
     try {
-      await unary<v1.ReleaseRequest, v1.ReleaseResponse__Output>(o.client.Release.bind(o.client), { tokenId: token.tokenId, fencing: token.fencing, outcome });
+      await unary<v1.ReleaseRequest, v1.ReleaseResponse__Output>(o.client.Release.bind(o.client), {
+        tokenId: token.tokenId,
+        fencing: token.fencing,
+        outcome,
+      });
       o.log.debug('released', { tokenId: token.tokenId });
       return true;
     } catch (err) {
@@ -296,7 +333,8 @@ export async function releaseToken(
       const again = attempt < 3 && code !== undefined && TRANSIENT.has(code);
       if (!again) {
         const fields = { tokenId: token.tokenId, error: errorText(err) };
-        if (code !== undefined && LEASE_GONE.has(code)) o.log.info('release refused: the lease had already ended', fields);
+        if (code !== undefined && LEASE_GONE.has(code))
+          o.log.info('release refused: the lease had already ended', fields);
         else o.log.warn('could not release the token; it will expire on the coordinator', fields);
         return false;
       }

@@ -80,7 +80,10 @@ export function parseNetDev(text: string, include: (iface: string) => boolean): 
     const colon = line.indexOf(':');
     if (colon < 0) continue;
     const name = line.slice(0, colon).trim();
-    const f = line.slice(colon + 1).trim().split(/\s+/);
+    const f = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/);
     if (f.length < 9 || !include(name)) continue;
     a += Number(f[0]);
     b += Number(f[8]);

@@ -119,7 +119,11 @@ export interface Clients {
 }
 
 /** One client per service over a shared channel to the coordinator. */
-export function connect(address: string, credentials: grpc.ChannelCredentials, extra: grpc.ChannelOptions = {}): Clients {
+export function connect(
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  extra: grpc.ChannelOptions = {},
+): Clients {
   const options = { ...CLIENT_CHANNEL_OPTIONS, ...extra };
   const token = new headroomV1.TokenService(address, credentials, options);
   const channelOverride = token.getChannel();
@@ -134,7 +138,11 @@ export function connect(address: string, credentials: grpc.ChannelCredentials, e
  * the request and response types from `client.Method.bind(client)`; called with call options too.
  */
 type UnaryMethod<Req, Res> = (req: Req, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall;
-type UnaryMethodWithOptions<Req, Res> = (req: Req, options: grpc.CallOptions, cb: grpc.requestCallback<Res>) => grpc.ClientUnaryCall;
+type UnaryMethodWithOptions<Req, Res> = (
+  req: Req,
+  options: grpc.CallOptions,
+  cb: grpc.requestCallback<Res>,
+) => grpc.ClientUnaryCall;
 
 /** Calls a unary method with a deadline and returns a promise. Rejects with the grpc.ServiceError. */
 export function unary<Req, Res>(method: UnaryMethod<Req, Res>, req: Req, deadlineMs = UNARY_DEADLINE_MS): Promise<Res> {

@@ -113,7 +113,11 @@ export class Renewer {
       // Each attempt is bounded by a third of the TTL, so that a hanging call leaves room for retries.
       const deadlineMs = Math.min(UNARY_DEADLINE_MS, Math.max(250, leaseTiming(this.ttlMs).renewIntervalMs));
       const request = { tokenId: this.token.tokenId, fencing: this.token.fencing };
-      const res = await unary<v1.RenewRequest, v1.RenewResponse__Output>(this.o.client.Renew.bind(this.o.client), request, deadlineMs);
+      const res = await unary<v1.RenewRequest, v1.RenewResponse__Output>(
+        this.o.client.Renew.bind(this.o.client),
+        request,
+        deadlineMs,
+      );
       if (this.stopped) return;
       if (this.failures > 0) this.o.log.info('lease renewed again', { failures: this.failures });
       this.failures = 0;

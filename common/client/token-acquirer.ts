@@ -59,7 +59,8 @@ function acquireOnce(o: AcquireOptions, request: v1.AcquireRequest, latestStart:
     // The queue may hold us for hours, so no deadline unless there is a latest start: then a little after it,
     // as a backstop should the coordinator not deny in time.
     const callOptions: grpc.CallOptions = {};
-    if (latestStart > 0) callOptions.deadline = deadlineIn(Math.max(0, latestStart - o.clock.now()) + ACQUIRE_DEADLINE_SLACK_MS);
+    if (latestStart > 0)
+      callOptions.deadline = deadlineIn(Math.max(0, latestStart - o.clock.now()) + ACQUIRE_DEADLINE_SLACK_MS);
     const call = o.client.Acquire(request, callOptions);
     let done = false;
     let progressed = false;
@@ -82,7 +83,9 @@ function acquireOnce(o: AcquireOptions, request: v1.AcquireRequest, latestStart:
       else if (update.denied) finish({ kind: 'denied', denied: update.denied });
     });
     call.on('error', (error: grpc.ServiceError) => finish({ kind: 'error', error, progressed }));
-    call.on('end', () => finish({ kind: 'error', error: new Error('the coordinator ended the acquire without a decision'), progressed }));
+    call.on('end', () =>
+      finish({ kind: 'error', error: new Error('the coordinator ended the acquire without a decision'), progressed }),
+    );
   });
 }
 
@@ -126,7 +129,8 @@ export async function acquireToken(o: AcquireOptions, request: v1.AcquireRequest
       if (code !== undefined && !TRANSIENT.has(code)) {
         return { kind: 'denied', message: `the coordinator refused a ${what}: ${errorText(error)}` };
       }
-      if (code !== undefined && UNREACHABLE.has(code) && o.onUnreachable === 'run') return { kind: 'run-without-token', error };
+      if (code !== undefined && UNREACHABLE.has(code) && o.onUnreachable === 'run')
+        return { kind: 'run-without-token', error };
       if (attempt.progressed) backoff.reset();
     }
     const now = o.clock.now();
@@ -139,7 +143,8 @@ export async function acquireToken(o: AcquireOptions, request: v1.AcquireRequest
     let retryInMs = backoff.next();
     if (latestStart > 0) retryInMs = Math.min(retryInMs, latestStart - now);
     const fields = { job: request.job, error: errorText(error), retryInMs };
-    if (!warned) o.log.warn('cannot reach the coordinator to acquire a token; retrying until the window closes', fields);
+    if (!warned)
+      o.log.warn('cannot reach the coordinator to acquire a token; retrying until the window closes', fields);
     else o.log.debug('acquire retry failed', fields);
     warned = true;
     o.hooks?.onUnreachable?.({ error, attempt: backoff.attempts, retryInMs, giveUpAtUnixMs: latestStart });

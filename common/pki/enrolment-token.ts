@@ -27,7 +27,11 @@ export interface EnrolmentToken {
 export class TokenFormatError extends Error {}
 
 export function newEnrolmentToken(caFingerprint: string): EnrolmentToken {
-  return { id: randomBytes(8).toString('hex'), secret: randomBytes(32).toString('base64url'), caFingerprint: normalizeFingerprint(caFingerprint) };
+  return {
+    id: randomBytes(8).toString('hex'),
+    secret: randomBytes(32).toString('base64url'),
+    caFingerprint: normalizeFingerprint(caFingerprint),
+  };
 }
 
 export function formatEnrolmentToken(t: EnrolmentToken): string {
@@ -38,12 +42,15 @@ export function formatEnrolmentToken(t: EnrolmentToken): string {
 export function parseEnrolmentToken(text: string): EnrolmentToken {
   const parts = text.trim().split('.');
   if (parts.length !== 4 || parts[0] !== PREFIX) {
-    throw new TokenFormatError(`not an enrolment token (expected ${PREFIX}.<id>.<secret>.<ca-sha256>, as headroomctl enroll create prints it)`);
+    throw new TokenFormatError(
+      `not an enrolment token (expected ${PREFIX}.<id>.<secret>.<ca-sha256>, as headroomctl enroll create prints it)`,
+    );
   }
   const [, id, secret, caFingerprint] = parts;
   if (!ID.test(id)) throw new TokenFormatError('enrolment token: the id is not 16 hex digits');
   if (!SECRET.test(secret)) throw new TokenFormatError('enrolment token: the secret is malformed');
-  if (!FINGERPRINT.test(caFingerprint)) throw new TokenFormatError('enrolment token: the CA fingerprint is not 64 hex digits');
+  if (!FINGERPRINT.test(caFingerprint))
+    throw new TokenFormatError('enrolment token: the CA fingerprint is not 64 hex digits');
   return { id, secret, caFingerprint };
 }
 

@@ -12,11 +12,13 @@ import { DURATION_SYNTAX, formatDuration, parseDuration } from './duration';
 /** Largest value of the uint32 millisecond fields on the wire (about 49 days). */
 export const MAX_UINT32 = 0xffffffff;
 
-export const show = (v: unknown): string => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v)));
+export const show = (v: unknown): string =>
+  typeof v === 'number' && !Number.isFinite(v) ? String(v) : (JSON.stringify(v) ?? String(v));
 
 /** The message for a value that is not `what`: `missing (expected …)` when absent, else `expected …, got …`. */
 export function expected(what: string): (issue: { input?: unknown }) => string {
-  return (issue) => (issue.input === undefined ? `missing (expected ${what})` : `expected ${what}, got ${show(issue.input)}`);
+  return (issue) =>
+    issue.input === undefined ? `missing (expected ${what})` : `expected ${what}, got ${show(issue.input)}`;
 }
 
 /** `"a", "b" or "c"`. */
@@ -26,15 +28,21 @@ export function alternatives(values: readonly string[]): string {
 }
 
 /** A mapping of these keys only: an unknown key (a typo, most often) is named with the keys expected. */
-export function mapping<T extends z.core.$ZodLooseShape>(shape: T, what = `a mapping with ${Object.keys(shape).join(', ')}`) {
+export function mapping<T extends z.core.$ZodLooseShape>(
+  shape: T,
+  what = `a mapping with ${Object.keys(shape).join(', ')}`,
+) {
   const notMapping = expected(what);
   const unknown = `unknown key (expected one of: ${Object.keys(shape).join(', ')})`;
-  return z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? unknown : notMapping(issue)) });
+  return z.strictObject(shape, {
+    error: (issue) => (issue.code === 'unrecognized_keys' ? unknown : notMapping(issue)),
+  });
 }
 
 export const text = (what = 'a string') => z.string({ error: expected(what) });
 export const flag = () => z.boolean({ error: expected('true or false') });
-export const absolutePath = (what = 'an absolute path') => text(what).refine((v) => v.startsWith('/'), { error: expected(what) });
+export const absolutePath = (what = 'an absolute path') =>
+  text(what).refine((v) => v.startsWith('/'), { error: expected(what) });
 
 export function integer(min: number, max: number) {
   const error = expected(`an integer from ${min} to ${max}`);
@@ -63,7 +71,9 @@ export function argv(example: string) {
     issue.input === undefined
       ? `missing (expected ${what})`
       : `expected ${what}${typeof issue.input === 'string' ? ' (a single string is not split by a shell: write it as a list)' : ''}, got ${show(issue.input)}`;
-  return z.array(z.string({ error: expected('a string') }), { error }).refine((c) => c.length > 0 && c[0] !== '', { error });
+  return z
+    .array(z.string({ error: expected('a string') }), { error })
+    .refine((c) => c.length > 0 && c[0] !== '', { error });
 }
 
 /** What parseDuration accepts, for editors only (it also takes upper case and spaces): parseDuration has the last word. */
@@ -72,7 +82,9 @@ const DURATION_PATTERN = /^(\d+|(\d+(\.\d+)?(ms|s|m|h|d))+)$/;
 /** A duration ("30m", "1h30m", or a number of milliseconds) read as milliseconds, from `min` to `max`. */
 export function duration({ min = 0, max = MAX_UINT32 }: { min?: number; max?: number } = {}) {
   return z
-    .union([z.string().meta({ pattern: DURATION_PATTERN.source }), z.number().min(0)], { error: expected(DURATION_SYNTAX) })
+    .union([z.string().meta({ pattern: DURATION_PATTERN.source }), z.number().min(0)], {
+      error: expected(DURATION_SYNTAX),
+    })
     .meta({ description: DURATION_SYNTAX })
     .transform((v, ctx) => {
       let ms: number;
@@ -83,7 +95,11 @@ export function duration({ min = 0, max = MAX_UINT32 }: { min?: number; max?: nu
         return z.NEVER;
       }
       if (ms < min || ms > max) {
-        ctx.addIssue({ code: 'custom', message: `expected a duration from ${formatDuration(min)} to ${formatDuration(max)}, got ${show(v)}`, input: v });
+        ctx.addIssue({
+          code: 'custom',
+          message: `expected a duration from ${formatDuration(min)} to ${formatDuration(max)}, got ${show(v)}`,
+          input: v,
+        });
         return z.NEVER;
       }
       return ms;
@@ -95,7 +111,13 @@ export function duration({ min = 0, max = MAX_UINT32 }: { min?: number; max?: nu
  * invalid, so that every problem is reported at once. Only what `fine(key)` vouches for has been parsed;
  * anything else is still the raw input.
  */
-export function across<T>(check: (value: T, fine: (key: string | number) => boolean, report: (path: (string | number)[], message: string) => void) => void) {
+export function across<T>(
+  check: (
+    value: T,
+    fine: (key: string | number) => boolean,
+    report: (path: (string | number)[], message: string) => void,
+  ) => void,
+) {
   return z.superRefine<T>(
     (value, ctx) => {
       const bad = new Set(ctx.issues.map((i) => String(i.path?.[0])));
@@ -111,11 +133,15 @@ export function across<T>(check: (value: T, fine: (key: string | number) => bool
 
 /** `jobs[2].window`. */
 function keyPath(path: readonly PropertyKey[]): string {
-  return path.reduce<string>((s, k) => (typeof k === 'number' ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)), '');
+  return path.reduce<string>(
+    (s, k) => (typeof k === 'number' ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)),
+    '',
+  );
 }
 
 function problemsOf(issue: z.core.$ZodIssue): ConfigProblem[] {
-  if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => ({ key: keyPath([...issue.path, k]), message: issue.message }));
+  if (issue.code === 'unrecognized_keys')
+    return issue.keys.map((k) => ({ key: keyPath([...issue.path, k]), message: issue.message }));
   return [{ key: keyPath(issue.path), message: issue.message }];
 }
 
@@ -123,7 +149,11 @@ function problemsOf(issue: z.core.$ZodIssue): ConfigProblem[] {
 function withoutNulls(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(withoutNulls);
   if (typeof v !== 'object' || v === null) return v;
-  return Object.fromEntries(Object.entries(v).filter(([, x]) => x !== null).map(([k, x]) => [k, withoutNulls(x)]));
+  return Object.fromEntries(
+    Object.entries(v)
+      .filter(([, x]) => x !== null)
+      .map(([k, x]) => [k, withoutNulls(x)]),
+  );
 }
 
 /** Validates a parsed configuration (an empty file is an empty mapping). @throws ConfigError listing every problem. */
@@ -141,7 +171,12 @@ export function parseConfigText(text: string, file: string): unknown {
     file,
     doc.errors.map((e) => {
       const before = text.slice(0, e.pos[0]).split('\n');
-      return { key: '', line: before.length, column: before[before.length - 1].length + 1, message: e.message.split('\n')[0] };
+      return {
+        key: '',
+        line: before.length,
+        column: before[before.length - 1].length + 1,
+        message: e.message.split('\n')[0],
+      };
     }),
   );
 }
@@ -152,7 +187,9 @@ export function readConfigFile(file: string): unknown {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (err) {
-    throw new ConfigError(file, [{ key: '', message: `cannot read the configuration (${(err as NodeJS.ErrnoException).code ?? err})` }]);
+    throw new ConfigError(file, [
+      { key: '', message: `cannot read the configuration (${(err as NodeJS.ErrnoException).code ?? err})` },
+    ]);
   }
   return parseConfigText(text, file);
 }

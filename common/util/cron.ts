@@ -35,7 +35,13 @@ const FIELDS: readonly FieldSpec[] = [
   { name: 'minute', min: 0, max: 59, hashMax: 59 },
   { name: 'hour', min: 0, max: 23, hashMax: 23 },
   { name: 'day-of-month', min: 1, max: 31, hashMax: 28 },
-  { name: 'month', min: 1, max: 12, hashMax: 12, names: ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'] },
+  {
+    name: 'month',
+    min: 1,
+    max: 12,
+    hashMax: 12,
+    names: ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'],
+  },
   { name: 'day-of-week', min: 0, max: 7, hashMax: 6, names: ['SUN', 'MON', 'TUE', 'WED', 'THU', 'FRI', 'SAT'] },
 ];
 
@@ -103,7 +109,8 @@ function parseField(text: string, spec: FieldSpec, hashed: number): number[] {
     if (rest.length > 0 || b === '') throw new Error(`${name} "${s}" is not a range`);
     const lo = number(a);
     const hi = b === undefined ? lo : number(b);
-    if (lo > hi) throw new Error(`${name} range ${s} runs backwards (write it as a list, e.g. ${a}-${max},${min}-${b})`);
+    if (lo > hi)
+      throw new Error(`${name} range ${s} runs backwards (write it as a list, e.g. ${a}-${max},${min}-${b})`);
     return [lo, hi];
   };
   const out = new Set<number>();
@@ -221,9 +228,16 @@ class Cron implements CronSchedule {
 
   /** The first matching wall time at or after `from` (whole seconds), or undefined past `limit`. */
   private nextWall(from: number, limit: number): number | undefined {
-    for (let t = from; t <= limit; ) {
+    for (let t = from; t <= limit;) {
       const d = new Date(t);
-      const [y, mo, day, h, mi, s] = [d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds()];
+      const [y, mo, day, h, mi, s] = [
+        d.getUTCFullYear(),
+        d.getUTCMonth(),
+        d.getUTCDate(),
+        d.getUTCHours(),
+        d.getUTCMinutes(),
+        d.getUTCSeconds(),
+      ];
       const [nh, nm, ns] = [atOrAbove(this.hours, h), atOrAbove(this.minutes, mi), atOrAbove(this.seconds, s)];
       if (!this.months.includes(mo + 1)) t = Date.UTC(y, mo + 1, 1);
       else if (!this.dayMatches(d) || nh === undefined) t = Date.UTC(y, mo, day + 1);
@@ -239,9 +253,16 @@ class Cron implements CronSchedule {
 
   /** The last matching wall time at or before `from` (whole seconds), or undefined before `limit`. */
   private prevWall(from: number, limit: number): number | undefined {
-    for (let t = from; t >= limit; ) {
+    for (let t = from; t >= limit;) {
       const d = new Date(t);
-      const [y, mo, day, h, mi, s] = [d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds()];
+      const [y, mo, day, h, mi, s] = [
+        d.getUTCFullYear(),
+        d.getUTCMonth(),
+        d.getUTCDate(),
+        d.getUTCHours(),
+        d.getUTCMinutes(),
+        d.getUTCSeconds(),
+      ];
       const [ph, pm, ps] = [atOrBelow(this.hours, h), atOrBelow(this.minutes, mi), atOrBelow(this.seconds, s)];
       if (!this.months.includes(mo + 1)) t = Date.UTC(y, mo, 1) - 1000;
       else if (!this.dayMatches(d) || ph === undefined) t = Date.UTC(y, mo, day) - 1000;

@@ -37,7 +37,8 @@ export function parseDuration(input: string | number): number {
     if (!m) break;
     const unit = UNIT_MS[m[2]];
     // "30m1h" or "1m1m" is almost certainly a typo; refuse it rather than guess.
-    if (unit >= lastUnit) throw new Error(`expected ${DURATION_SYNTAX}, got "${input}" (units must go from largest to smallest)`);
+    if (unit >= lastUnit)
+      throw new Error(`expected ${DURATION_SYNTAX}, got "${input}" (units must go from largest to smallest)`);
     lastUnit = unit;
     total += Number(m[1]) * unit;
     at = part.lastIndex;
@@ -58,7 +59,11 @@ export function formatDuration(ms: number): string {
   if (ms < 1_000) return `${ms}ms`;
   const parts: string[] = [];
   let rest = ms;
-  for (const [unit, size] of [['d', UNIT_MS.d], ['h', UNIT_MS.h], ['m', UNIT_MS.m]] as const) {
+  for (const [unit, size] of [
+    ['d', UNIT_MS.d],
+    ['h', UNIT_MS.h],
+    ['m', UNIT_MS.m],
+  ] as const) {
     if (rest >= size) {
       parts.push(`${Math.floor(rest / size)}${unit}`);
       rest %= size;

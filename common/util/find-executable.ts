@@ -54,7 +54,11 @@ export function spawnError(argv: readonly string[], code: string): NodeJS.ErrnoE
  * spawn() would give: ENOENT when there is no such file (or no `cwd`), EACCES when there is one but it
  * cannot be executed.
  */
-export function checkExecutable(argv: readonly string[], env: NodeJS.ProcessEnv, cwd: string = process.cwd()): NodeJS.ErrnoException | undefined {
+export function checkExecutable(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string = process.cwd(),
+): NodeJS.ErrnoException | undefined {
   const file = argv[0];
   if (!isDirectory(cwd)) return spawnError(argv, 'ENOENT'); // as Node says when it cannot chdir
   if (file.includes('/')) {

@@ -183,7 +183,13 @@ function calmReason(machine: Machine, signals: Signal[], calmForMs: number): str
  * policy has left for this backup, or the room before its window's end once its expected remaining work and
  * the guard margin are set aside. Work does not progress while paused, so both shrink with the pause.
  */
-function pauseRoom(policy: Required<HostPolicy>, lease: ControlledLease, pausedMs: number, pauseStart: number, now: number) {
+function pauseRoom(
+  policy: Required<HostPolicy>,
+  lease: ControlledLease,
+  pausedMs: number,
+  pauseStart: number,
+  now: number,
+) {
   let ms = policy.maxPauseMs - pausedMs;
   let why = `paused ${span(pausedMs + now - pauseStart)} of at most ${span(policy.maxPauseMs)} in all`;
   const { windowEnd, expectedEnd } = lease.slot;
@@ -202,11 +208,17 @@ function pauseRoom(policy: Required<HostPolicy>, lease: ControlledLease, pausedM
 
 function budgetOf(policy: Required<HostPolicy>, lease: ControlledLease, level: BudgetLevel): BudgetInstruction {
   const base = baseBudget(policy, lease);
-  return level === 'full' ? { budget: base, paused: false } : { budget: reducedBudget(policy, base), paused: level === 'paused' };
+  return level === 'full'
+    ? { budget: base, paused: false }
+    : { budget: reducedBudget(policy, base), paused: level === 'paused' };
 }
 
 function sameInstruction(a: BudgetInstruction, b: BudgetInstruction): boolean {
-  return a.paused === b.paused && a.budget.cpuPercent === b.budget.cpuPercent && a.budget.ioBytesPerSec === b.budget.ioBytesPerSec;
+  return (
+    a.paused === b.paused &&
+    a.budget.cpuPercent === b.budget.cpuPercent &&
+    a.budget.ioBytesPerSec === b.budget.ioBytesPerSec
+  );
 }
 
 /** "cpu 25%, io 10.0 MiB/s", "no limit", "paused (cpu 25% when resumed)": an instruction for logs. */
@@ -265,13 +277,16 @@ export function decideBudget(
   let next: BudgetState = { ...state, calmSince };
   if (level !== state.level) {
     next = { ...next, level, calmSince: undefined };
-    if (state.level === 'paused') next = { ...next, pausedMs: state.pausedMs + now - state.pausedSince!, pausedSince: undefined };
+    if (state.level === 'paused')
+      next = { ...next, pausedMs: state.pausedMs + now - state.pausedSince!, pausedSince: undefined };
     if (level === 'paused') next = { ...next, pausedSince: now };
   }
   const instruction = budgetOf(policy, lease, level);
   if (state.told && sameInstruction(state.told, instruction)) return { state: next };
   if (level === state.level) {
-    reason = state.told ? `the host policy's budget for a ${level} backup` : `restating a ${level} backup's budget: what the agent was told is not known`;
+    reason = state.told
+      ? `the host policy's budget for a ${level} backup`
+      : `restating a ${level} backup's budget: what the agent was told is not known`;
   }
   return { state: { ...next, told: instruction }, command: { ...instruction, reason } };
 }

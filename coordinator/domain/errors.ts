@@ -9,7 +9,10 @@ export abstract class DomainError extends Error {
 
 /** A request field is missing, malformed or out of range. `field` is the wire name. */
 export class InvalidArgumentError extends DomainError {
-  constructor(readonly field: string, readonly problem: string) {
+  constructor(
+    readonly field: string,
+    readonly problem: string,
+  ) {
     super(`${field}: ${problem}`);
   }
 }
@@ -23,14 +26,21 @@ export class TokenNotFoundError extends DomainError {
 
 /** The token ended (released, expired or revoked); its holder must stop. */
 export class TokenEndedError extends DomainError {
-  constructor(readonly tokenId: string, readonly state: string) {
+  constructor(
+    readonly tokenId: string,
+    readonly state: string,
+  ) {
     super(`token ${tokenId} was ${state}`);
   }
 }
 
 /** Renew or release presented a fencing number that is not the token's: a stale or confused holder. */
 export class StaleFencingTokenError extends DomainError {
-  constructor(readonly tokenId: string, readonly expected: number, readonly got: number) {
+  constructor(
+    readonly tokenId: string,
+    readonly expected: number,
+    readonly got: number,
+  ) {
     super(`token ${tokenId}: stale fencing number ${got} (current is ${expected})`);
   }
 }
@@ -44,7 +54,10 @@ export class HostNotFoundError extends DomainError {
 
 /** A request id was reused with different parameters. */
 export class RequestConflictError extends DomainError {
-  constructor(readonly requestId: string, readonly detail: string) {
+  constructor(
+    readonly requestId: string,
+    readonly detail: string,
+  ) {
     super(`request_id ${requestId} was already used for ${detail}`);
   }
 }
@@ -58,7 +71,10 @@ export class StoreUnavailableError extends DomainError {
 
 /** Quiesce/Thaw named a token whose guest cannot be quiesced: only a HYPERVISOR token of one VM can. */
 export class NotQuiescableError extends DomainError {
-  constructor(readonly tokenId: string, readonly why: string) {
+  constructor(
+    readonly tokenId: string,
+    readonly why: string,
+  ) {
     super(`token ${tokenId} cannot quiesce a guest: ${why}`);
   }
 }
@@ -86,7 +102,10 @@ export class BackupRunnerUnavailableError extends DomainError {
 
 /** A backup of the VM that the coordinator started is still running. */
 export class BackupRunConflictError extends DomainError {
-  constructor(readonly vm: string, readonly runId: string) {
+  constructor(
+    readonly vm: string,
+    readonly runId: string,
+  ) {
     super(`a backup of ${vm} is already running (run ${runId}): cancel it first or wait for it to end`);
   }
 }

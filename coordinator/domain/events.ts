@@ -27,7 +27,16 @@ export type LessorEvent =
    * paused for the freeze and resumed after it.
    */
   | { type: 'vm-frozen'; at: number; host: string; vm: string; source: string; until: number; guests: Lease[] }
-  | { type: 'vm-thawed'; at: number; host: string; vm: string; source: string; since: number; lapsed: boolean; guests: Lease[] }
+  | {
+      type: 'vm-thawed';
+      at: number;
+      host: string;
+      vm: string;
+      source: string;
+      since: number;
+      lapsed: boolean;
+      guests: Lease[];
+    }
   | QuiesceEvent;
 
 /**

@@ -89,7 +89,12 @@ interface HostState extends HostRecord {
   active: Map<string, Lease>;
   queue: PendingRequest[];
   /** What the start gate knows: soft state, not stored (plans and load reports rebuild it). */
-  conditions: { plan: Map<string, PlannedRun[]>; vmLoad: Map<string, LoadView>; hostLoad?: LoadView; frozen: Map<string, VmFreeze> };
+  conditions: {
+    plan: Map<string, PlannedRun[]>;
+    vmLoad: Map<string, LoadView>;
+    hostLoad?: LoadView;
+    frozen: Map<string, VmFreeze>;
+  };
 }
 
 const copyLease = (l: Lease): Lease => ({ ...l, slot: { ...l.slot }, budget: { ...l.budget } });
@@ -110,7 +115,11 @@ export class Lessor {
   private readonly maxEndedRequests: number;
   private seq = 0;
 
-  constructor(private readonly clock: Clock, private readonly ids: IdSource, options: LessorOptions = {}) {
+  constructor(
+    private readonly clock: Clock,
+    private readonly ids: IdSource,
+    options: LessorOptions = {},
+  ) {
     this.defaultPolicy = options.defaultPolicy ?? DEFAULT_POLICY;
     this.endedRetentionMs = options.endedRetentionMs ?? 24 * 3_600_000;
     this.maxEndedRequests = options.maxEndedRequests ?? 100_000;
@@ -122,7 +131,8 @@ export class Lessor {
    */
   restore(snapshot: LessorSnapshot): LessorEvent[] {
     const now = this.clock.now();
-    for (const h of snapshot.hosts) this.hosts.set(h.name, { ...h, active: new Map(), queue: [], conditions: emptyConditions() });
+    for (const h of snapshot.hosts)
+      this.hosts.set(h.name, { ...h, active: new Map(), queue: [], conditions: emptyConditions() });
     for (const e of snapshot.ended) this.remember(e);
     const events: LessorEvent[] = [];
     for (const stored of snapshot.leases) {
@@ -139,7 +149,16 @@ export class Lessor {
   ensureHost(name: string): LessorEvent[] {
     if (this.hosts.has(name)) return [];
     const policy = { ...this.defaultPolicy };
-    this.hosts.set(name, { name, fencing: 0, paused: false, pauseReason: '', policy, active: new Map(), queue: [], conditions: emptyConditions() });
+    this.hosts.set(name, {
+      name,
+      fencing: 0,
+      paused: false,
+      pauseReason: '',
+      policy,
+      active: new Map(),
+      queue: [],
+      conditions: emptyConditions(),
+    });
     return [{ type: 'host-added', at: this.clock.now(), host: name, policy: { ...policy } }];
   }
 
@@ -247,7 +266,10 @@ export class Lessor {
   setPolicy(hostName: string, patch: Partial<HostPolicy>): LessorEvent[] {
     const host = this.hostState(hostName);
     host.policy = applyPolicyPatch(host.policy, patch);
-    return [{ type: 'policy-changed', at: this.clock.now(), host: hostName, policy: { ...host.policy } }, ...this.pump(host)];
+    return [
+      { type: 'policy-changed', at: this.clock.now(), host: hostName, policy: { ...host.policy } },
+      ...this.pump(host),
+    ];
   }
 
   /** Replaces the plan a host's grants follow (start-gate.ts), and grants what it lets start. @throws HostNotFoundError */
@@ -286,7 +308,17 @@ export class Lessor {
       return [];
     }
     host.conditions.frozen.set(vm, { source, since: now, until: now + holdMs });
-    return [{ type: 'vm-frozen', at: now, host: hostName, vm, source, until: now + holdMs, guests: this.runningGuests(host, vm) }];
+    return [
+      {
+        type: 'vm-frozen',
+        at: now,
+        host: hostName,
+        vm,
+        source,
+        until: now + holdMs,
+        guests: this.runningGuests(host, vm),
+      },
+    ];
   }
 
   /** The end of a VM's freeze; nothing when it is not frozen. @throws HostNotFoundError */
@@ -421,7 +453,13 @@ export class Lessor {
       const d = decide(request);
       const estimate = starts.get(request) ?? 0;
       return d.start
-        ? { request, position: i + 1, estimatedStart: estimate, waitingFor: describeWait(request, active, host.queue, host.policy, host.paused), held: false }
+        ? {
+            request,
+            position: i + 1,
+            estimatedStart: estimate,
+            waitingFor: describeWait(request, active, host.queue, host.policy, host.paused),
+            held: false,
+          }
         : {
             request,
             position: i + 1,
@@ -453,7 +491,16 @@ export class Lessor {
     if (!freeze) return [];
     host.conditions.frozen.delete(vm);
     const at = this.clock.now();
-    const ended: LessorEvent = { type: 'vm-thawed', at, host: host.name, vm, source: freeze.source, since: freeze.since, lapsed, guests: this.runningGuests(host, vm) };
+    const ended: LessorEvent = {
+      type: 'vm-thawed',
+      at,
+      host: host.name,
+      vm,
+      source: freeze.source,
+      since: freeze.since,
+      lapsed,
+      guests: this.runningGuests(host, vm),
+    };
     return [ended, ...this.pump(host)];
   }
 
@@ -497,7 +544,11 @@ export class Lessor {
       };
       this.track(host, lease);
       const reason = forced.get(request);
-      events.push(reason ? { type: 'granted', at: now, lease: copyLease(lease), forced: reason } : { type: 'granted', at: now, lease: copyLease(lease) });
+      events.push(
+        reason
+          ? { type: 'granted', at: now, lease: copyLease(lease), forced: reason }
+          : { type: 'granted', at: now, lease: copyLease(lease) },
+      );
     }
     return events;
   }
@@ -593,4 +644,3 @@ export class Lessor {
     }
   }
 }
-

@@ -192,11 +192,19 @@ export function checkPolicy(
     if (lowest === Infinity) return;
     if (r < 1 || r >= lowest) {
       const limit = lowest === t ? throttle : pause;
-      problems.push({ field: blame(limit, resume), problem: `${name(resume)} (${r}) must be from 1 to below ${name(limit)} (${lowest})` });
+      problems.push({
+        field: blame(limit, resume),
+        problem: `${name(resume)} (${r}) must be from 1 to below ${name(limit)} (${lowest})`,
+      });
     }
   };
   thresholds('throttleAboveCpuPercent', 'pauseAboveCpuPercent', 'resumeBelowCpuPercent', 100);
-  thresholds('throttleAboveIoBytesPerSec', 'pauseAboveIoBytesPerSec', 'resumeBelowIoBytesPerSec', LIMITS.maxIoBytesPerSec);
+  thresholds(
+    'throttleAboveIoBytesPerSec',
+    'pauseAboveIoBytesPerSec',
+    'resumeBelowIoBytesPerSec',
+    LIMITS.maxIoBytesPerSec,
+  );
   intIn('budgetCpuPercent', 0, LIMITS.maxCpuBudgetPercent);
   intIn('budgetIoBytesPerSec', 0, LIMITS.maxIoBytesPerSec);
   intIn('throttledCpuPercent', 0, LIMITS.maxCpuBudgetPercent);
@@ -216,8 +224,16 @@ export function checkPolicy(
   const whole = (v: unknown, max: number) => Number.isSafeInteger(v) && (v as number) >= 0 && (v as number) <= max;
   for (const [vm, t] of Object.entries(p.vmStartBelow)) {
     if (!isValidName(vm)) problems.push({ field: 'vmStartBelow', problem: `"${vm}" is not a valid VM name` });
-    else if (!whole(t?.cpuPercent, 100)) problems.push({ field: 'vmStartBelow', problem: `${vm}: cpu_percent must be an integer from 0 to 100, got ${t?.cpuPercent}` });
-    else if (!whole(t.ioBytesPerSec, LIMITS.maxIoBytesPerSec)) problems.push({ field: 'vmStartBelow', problem: `${vm}: io_bytes_per_sec must be an integer from 0 to ${LIMITS.maxIoBytesPerSec}, got ${t.ioBytesPerSec}` });
+    else if (!whole(t?.cpuPercent, 100))
+      problems.push({
+        field: 'vmStartBelow',
+        problem: `${vm}: cpu_percent must be an integer from 0 to 100, got ${t?.cpuPercent}`,
+      });
+    else if (!whole(t.ioBytesPerSec, LIMITS.maxIoBytesPerSec))
+      problems.push({
+        field: 'vmStartBelow',
+        problem: `${vm}: io_bytes_per_sec must be an integer from 0 to ${LIMITS.maxIoBytesPerSec}, got ${t.ioBytesPerSec}`,
+      });
   }
   return problems;
 }

@@ -75,7 +75,12 @@ export type StartDecision =
 /** What the gate needs of a host's policy. */
 export type StartGatePolicy = Pick<
   StartPolicy,
-  'followPlan' | 'startBelowCpuPercent' | 'startBelowIoBytesPerSec' | 'hostStartBelowCpuPercent' | 'hostStartBelowIoBytesPerSec' | 'vmStartBelow'
+  | 'followPlan'
+  | 'startBelowCpuPercent'
+  | 'startBelowIoBytesPerSec'
+  | 'hostStartBelowCpuPercent'
+  | 'hostStartBelowIoBytesPerSec'
+  | 'vmStartBelow'
 > & { reportIntervalMs: number };
 
 /** A load figure older than this many report intervals is ignored: an agent that went quiet holds nothing back. */
@@ -83,7 +88,6 @@ export const STALE_REPORTS = 3;
 
 /** How far a request's window may be from a planned run's for the two to be one occurrence. */
 export const PLAN_MATCH_TOLERANCE_MS = 5 * 60_000;
-
 
 export function planKey(kind: TokenKind, vm: string, job: string): string {
   return `${kind}\u0000${vm}\u0000${job}`;
@@ -120,7 +124,8 @@ export function matchPlannedRun(
       request.windowEnd > 0
         ? Math.abs(r.windowEnd - request.windowEnd) <= PLAN_MATCH_TOLERANCE_MS
         : r.earliestStart <= now + PLAN_MATCH_TOLERANCE_MS && now < r.windowEnd;
-    const distance = request.windowEnd > 0 ? Math.abs(r.windowEnd - request.windowEnd) : Math.abs(r.earliestStart - now);
+    const distance =
+      request.windowEnd > 0 ? Math.abs(r.windowEnd - request.windowEnd) : Math.abs(r.earliestStart - now);
     if (matches && distance < bestDistance) {
       best = r;
       bestDistance = distance;
@@ -134,10 +139,13 @@ export function matchPlannedRun(
  * expected duration before its window ends (half of what is left of its window when it declares no
  * duration), or would pass its latest start. Infinity for a request with neither a window nor a latest start.
  */
-export function forcedFrom(request: Pick<PendingRequest, 'latestStart' | 'windowEnd' | 'expectedDurationMs' | 'queuedAt'>): number {
+export function forcedFrom(
+  request: Pick<PendingRequest, 'latestStart' | 'windowEnd' | 'expectedDurationMs' | 'queuedAt'>,
+): number {
   let at = request.latestStart > 0 ? request.latestStart : Infinity;
   if (request.windowEnd > 0) {
-    const slack = request.expectedDurationMs > 0 ? 2 * request.expectedDurationMs : (request.windowEnd - request.queuedAt) / 2;
+    const slack =
+      request.expectedDurationMs > 0 ? 2 * request.expectedDurationMs : (request.windowEnd - request.queuedAt) / 2;
     at = Math.min(at, request.windowEnd - slack);
   }
   return at;
@@ -180,7 +188,11 @@ export function startDecision(
   if (policy.followPlan) {
     const run = matchPlannedRun(request, conditions.plan, now);
     if (run && run.start > now) {
-      return { start: false, until: run.start, reason: `its planned slot starts at ${new Date(run.start).toISOString()}` };
+      return {
+        start: false,
+        until: run.start,
+        reason: `its planned slot starts at ${new Date(run.start).toISOString()}`,
+      };
     }
   }
   const staleMs = STALE_REPORTS * policy.reportIntervalMs;
@@ -196,7 +208,8 @@ export function startDecision(
   const reason = vmBusy ?? hostBusy;
   if (!reason) return { start: true, forced: false };
   const forced = forcedFrom(request);
-  if (now >= forced) return { start: true, forced: true, reason: `${reason}, but waiting longer would miss its window` };
+  if (now >= forced)
+    return { start: true, forced: true, reason: `${reason}, but waiting longer would miss its window` };
   // The figure that holds it goes stale, and stops holding it, unless a newer report comes first.
   const holder = (vmBusy ? vmLoad : conditions.hostLoad)!;
   return { start: false, until: Math.min(forced, holder.at + staleMs), reason };

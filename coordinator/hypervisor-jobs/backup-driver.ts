@@ -25,19 +25,19 @@ const MAX_RETRIES = 10;
 
 export type BackupDriver = Common &
   (
-  | {
-      driver: 'qmp';
-      /** The QEMU process's QMP socket, with `{vm}`. */
-      qmpSocket: string;
-      /** The backup directory; absent: coordinator.yaml's backups.dir. */
-      target?: string;
-      /** host-backup's --disk LIST (NAME or NAME=NODE, comma-separated); absent: every drive. */
-      disks?: string;
-      maxIncrementals?: number;
-      /** Bytes per second per disk. */
-      speed?: number;
-    }
-  | { driver: 'command'; command: string[] }
+    | {
+        driver: 'qmp';
+        /** The QEMU process's QMP socket, with `{vm}`. */
+        qmpSocket: string;
+        /** The backup directory; absent: coordinator.yaml's backups.dir. */
+        target?: string;
+        /** host-backup's --disk LIST (NAME or NAME=NODE, comma-separated); absent: every drive. */
+        disks?: string;
+        maxIncrementals?: number;
+        /** Bytes per second per disk. */
+        speed?: number;
+      }
+    | { driver: 'command'; command: string[] }
   );
 
 const VM = /\{vm\}/g;
@@ -48,7 +48,9 @@ export const driverShape = {
   driver: choice(['qmp', 'command']).optional(),
   qmpSocket: absolutePath().optional(),
   target: absolutePath().optional(),
-  disks: text().regex(DISKS, { error: expected('NAME or NAME=NODE, comma-separated') }).optional(),
+  disks: text()
+    .regex(DISKS, { error: expected('NAME or NAME=NODE, comma-separated') })
+    .optional(),
   maxIncrementals: integer(0, Number.MAX_SAFE_INTEGER).optional(),
   speed: z
     .union([z.string(), z.number()], { error: expected('bytes per second such as 500K, 10MiB or 1G') })
@@ -88,9 +90,15 @@ export function checkDriverKeys(e: Record<string, unknown>, report: (key: string
   }
   const allowed = KEYS_OF[e.driver as BackupDriver['driver']];
   if (!allowed) return; // an unknown driver is reported on its own key
-  for (const k of given) if (!COMMON_KEYS.includes(k) && !allowed.includes(k)) report(k, `does not go with driver ${String(e.driver)}`);
-  if (e.driver === 'qmp' && e.qmpSocket === undefined) report('qmpSocket', 'required with driver qmp: the QMP socket, {vm} standing for the VM (/run/qemu/{vm}.qmp)');
-  if (e.driver === 'command' && e.command === undefined) report('command', 'required with driver command: the command as a list of strings, such as [vzdump, "{vm}", --mode, snapshot]');
+  for (const k of given)
+    if (!COMMON_KEYS.includes(k) && !allowed.includes(k)) report(k, `does not go with driver ${String(e.driver)}`);
+  if (e.driver === 'qmp' && e.qmpSocket === undefined)
+    report('qmpSocket', 'required with driver qmp: the QMP socket, {vm} standing for the VM (/run/qemu/{vm}.qmp)');
+  if (e.driver === 'command' && e.command === undefined)
+    report(
+      'command',
+      'required with driver command: the command as a list of strings, such as [vzdump, "{vm}", --mode, snapshot]',
+    );
 }
 
 /** The driver of a valid `hypervisorJobs` entry, or undefined when it names none (whoever asks for its token runs it). */
@@ -118,7 +126,7 @@ export function driverArguments(driver: BackupDriver, run: DriverRun): string[] 
   const quiesce = driver.quiesce ? ['--quiesce', driver.quiesce] : [];
   if (driver.driver === 'command') return [...quiesce, '--', ...driver.command.map(vm)];
   const target = driver.target ?? run.defaultTarget;
-  if (target === undefined) throw new Error('no target: set the job\'s target or backups.dir');
+  if (target === undefined) throw new Error("no target: set the job's target or backups.dir");
   const argv = [...quiesce, '--driver', 'qmp', '--qmp-socket', vm(driver.qmpSocket), '--target', vm(target)];
   if (driver.disks) argv.push('--disk', driver.disks);
   if (driver.maxIncrementals !== undefined) argv.push('--max-incrementals', String(driver.maxIncrementals));

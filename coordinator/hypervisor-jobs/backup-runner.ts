@@ -68,7 +68,10 @@ export class BackupRunner {
   /** The job with a driver that backs `vm` up: the one named, else the first that lists the VM. */
   private jobOf(vm: string, name?: string): HypervisorJob & { driver: NonNullable<HypervisorJob['driver']> } {
     const job = this.o.jobs.find((j) => j.driver && j.vms.includes(vm) && (name === undefined || j.name === name));
-    if (!job) throw new BackupRunnerUnavailableError(`no hypervisorJobs entry with a driver lists VM ${vm}${name === undefined ? '' : ` as job ${name}`} in coordinator.yaml`);
+    if (!job)
+      throw new BackupRunnerUnavailableError(
+        `no hypervisorJobs entry with a driver lists VM ${vm}${name === undefined ? '' : ` as job ${name}`} in coordinator.yaml`,
+      );
     return job as ReturnType<BackupRunner['jobOf']>;
   }
 
@@ -86,12 +89,18 @@ export class BackupRunner {
       this.o.ctlMain ?? path.join(__dirname, '..', '..', 'ctl', 'main.js'),
       ...this.o.selfOptions(),
       'host-backup',
-      '--host', this.o.host,
-      '--vm', vm,
-      '--job', job.name,
-      '--window', `${windowMs}ms`,
-      '--expected-duration', `${job.expectedDurationMs}ms`,
-      '--priority', String(job.priority),
+      '--host',
+      this.o.host,
+      '--vm',
+      vm,
+      '--job',
+      job.name,
+      '--window',
+      `${windowMs}ms`,
+      '--expected-duration',
+      `${job.expectedDurationMs}ms`,
+      '--priority',
+      String(job.priority),
       ...driverArguments(job.driver, { vm, defaultTarget: this.o.defaultTarget, full: options.full }),
     ];
     const run: Run = {
@@ -115,7 +124,8 @@ export class BackupRunner {
       run.outputTail = (run.outputTail + text).slice(-OUTPUT_TAIL_BYTES);
       // host-backup's own progress line: from here on the backup itself runs.
       const granted = /granted token (\S+)/.exec(text);
-      if (granted && run.state === 'RUNNING' && !run.cancelRequested) run.message = `backing up under token ${granted[1]}`;
+      if (granted && run.state === 'RUNNING' && !run.cancelRequested)
+        run.message = `backing up under token ${granted[1]}`;
     };
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);

@@ -25,8 +25,12 @@ const VM_NAMES = 'a non-empty list of VM names';
 
 const jobSchema = mapping({
   name: text().refine(isValidName, { error: expected('a job name (letters, digits, . _ : @ -)') }),
-  vms: z.array(z.string(), { error: expected(VM_NAMES) }).refine((vms) => vms.length > 0 && vms.every(isValidName), { error: expected(VM_NAMES) }),
-  schedule: text('a cron expression such as "30 1 * * *"').check(accepted((schedule: string) => parseCron(schedule, ''))),
+  vms: z
+    .array(z.string(), { error: expected(VM_NAMES) })
+    .refine((vms) => vms.length > 0 && vms.every(isValidName), { error: expected(VM_NAMES) }),
+  schedule: text('a cron expression such as "30 1 * * *"').check(
+    accepted((schedule: string) => parseCron(schedule, '')),
+  ),
   window: duration({ min: 1, max: MAX_SPAN_MS }),
   expectedDuration: duration({ min: 1, max: MAX_SPAN_MS }),
   priority: z.int({ error: expected('an integer') }).default(0),
@@ -36,10 +40,23 @@ const jobSchema = mapping({
   }).optional(),
   ...driverShape,
 })
-  .check(across<Record<string, unknown>>((job, _fine, report) => checkDriverKeys(job, (key, problem) => report([key], problem))))
+  .check(
+    across<Record<string, unknown>>((job, _fine, report) =>
+      checkDriverKeys(job, (key, problem) => report([key], problem)),
+    ),
+  )
   .transform(({ name, vms, schedule, window, expectedDuration, priority, cost, ...driverSettings }): HypervisorJob => {
     const driver = toBackupDriver(driverSettings);
-    return { name, vms, schedule, windowMs: window, expectedDurationMs: expectedDuration, priority, declaredCost: cost ?? null, ...(driver && { driver }) };
+    return {
+      name,
+      vms,
+      schedule,
+      windowMs: window,
+      expectedDurationMs: expectedDuration,
+      priority,
+      declaredCost: cost ?? null,
+      ...(driver && { driver }),
+    };
   });
 
 /** coordinator.yaml's `hypervisorJobs`: each entry's keys, and names used once. */

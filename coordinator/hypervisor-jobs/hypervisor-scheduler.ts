@@ -29,7 +29,9 @@ export function dueSlots(
   now: number,
 ): ViewSlot[] {
   const runs = (s: ViewSlot) => jobs.some((j) => j.driver && j.name === s.job && j.vms.includes(s.vm));
-  return slots.filter((s) => s.kind === 'HYPERVISOR' && s.start <= now && now < s.windowEnd && !started.has(s.id) && runs(s));
+  return slots.filter(
+    (s) => s.kind === 'HYPERVISOR' && s.start <= now && now < s.windowEnd && !started.has(s.id) && runs(s),
+  );
 }
 
 /**
@@ -43,7 +45,8 @@ export function retryAt(
   driver: Pick<NonNullable<HypervisorJob['driver']>, 'retries' | 'retryDelayMs'>,
   slot: Pick<ViewSlot, 'start' | 'end' | 'windowEnd'>,
 ): number | undefined {
-  if (run.state !== 'FAILED' || run.cancelRequested || run.endedAtMs === undefined || tries > (driver.retries ?? 0)) return undefined;
+  if (run.state !== 'FAILED' || run.cancelRequested || run.endedAtMs === undefined || tries > (driver.retries ?? 0))
+    return undefined;
   const at = run.endedAtMs + (driver.retryDelayMs ?? RETRY_DELAY_MS);
   return at + (slot.end - slot.start) <= slot.windowEnd ? at : undefined;
 }
@@ -98,12 +101,23 @@ export class HypervisorScheduler {
     try {
       const run = runner.start(slot.vm, { job: slot.job, windowEndMs: slot.windowEnd });
       this.runs.set(slot.id, { slot, runId: run.runId, tries });
-      if (tries === 1) log.info('started a planned hypervisor backup', { vm: slot.vm, job: slot.job, runId: run.runId });
-      else log.info('retrying a planned hypervisor backup that failed', { vm: slot.vm, job: slot.job, runId: run.runId, attempt: tries });
+      if (tries === 1)
+        log.info('started a planned hypervisor backup', { vm: slot.vm, job: slot.job, runId: run.runId });
+      else
+        log.info('retrying a planned hypervisor backup that failed', {
+          vm: slot.vm,
+          job: slot.job,
+          runId: run.runId,
+          attempt: tries,
+        });
     } catch (e) {
       // A run of the VM still going (started by hand, or the last one overran): this slot is skipped, not queued.
       this.runs.delete(slot.id);
-      log.warn('could not start a planned hypervisor backup', { vm: slot.vm, job: slot.job, error: (e as Error).message });
+      log.warn('could not start a planned hypervisor backup', {
+        vm: slot.vm,
+        job: slot.job,
+        error: (e as Error).message,
+      });
     }
   }
 

@@ -36,7 +36,10 @@ export interface Enrolled {
 
 /** Node prints serials in upper case and may drop leading zeros; ours have none. */
 export function normalizeSerial(serial: string): string {
-  return serial.toLowerCase().replace(/:/g, '').replace(/^0+(?=.)/, '');
+  return serial
+    .toLowerCase()
+    .replace(/:/g, '')
+    .replace(/^0+(?=.)/, '');
 }
 
 export class Authority {
@@ -73,15 +76,32 @@ export class Authority {
    * the identity's earlier certificates. @throws InvalidArgumentError for an admin identity or a bad TTL.
    */
   createToken(identity: Identity, ttlMs: number, rotates = false): CreatedToken {
-    if (identity.role === 'admin') throw new InvalidArgumentError('identity.role', 'enrolment is for AGENT or HOST identities; admin certificates come from pki init');
+    if (identity.role === 'admin')
+      throw new InvalidArgumentError(
+        'identity.role',
+        'enrolment is for AGENT or HOST identities; admin certificates come from pki init',
+      );
     checkIdentityArgument(identity);
     const ttl = ttlMs === 0 ? DEFAULT_TOKEN_TTL_MS : ttlMs;
-    if (ttl < 1_000 || ttl > MAX_TOKEN_TTL_MS) throw new InvalidArgumentError('ttl_ms', `must be from 1000 to ${MAX_TOKEN_TTL_MS}`);
+    if (ttl < 1_000 || ttl > MAX_TOKEN_TTL_MS)
+      throw new InvalidArgumentError('ttl_ms', `must be from 1000 to ${MAX_TOKEN_TTL_MS}`);
     const token = newEnrolmentToken(this.ca.fingerprint);
     const createdAt = this.now();
     const expiresAt = createdAt + ttl;
-    this.store.addToken({ id: token.id, secretHash: hashSecret(token.secret), identity, createdAt, expiresAt, rotates });
-    this.log.info('enrolment token created', { tokenId: token.id, identity: describeIdentity(identity), expires: new Date(expiresAt).toISOString(), rotates });
+    this.store.addToken({
+      id: token.id,
+      secretHash: hashSecret(token.secret),
+      identity,
+      createdAt,
+      expiresAt,
+      rotates,
+    });
+    this.log.info('enrolment token created', {
+      tokenId: token.id,
+      identity: describeIdentity(identity),
+      expires: new Date(expiresAt).toISOString(),
+      rotates,
+    });
     return { text: formatEnrolmentToken(token), expiresAt, caFingerprint: token.caFingerprint };
   }
 
@@ -118,7 +138,12 @@ export class Authority {
     );
     this.log.info('enrolled', { identity: describeIdentity(found.identity), serial: cert.serial, tokenId: token.id });
     this.announce(superseded);
-    return { certificatePem: cert.pem, caCertificatePem: this.ca.certPem, identity: found.identity, notAfter: cert.notAfter };
+    return {
+      certificatePem: cert.pem,
+      caCertificatePem: this.ca.certPem,
+      identity: found.identity,
+      notAfter: cert.notAfter,
+    };
   }
 
   /** Records a certificate made on this machine (pki init), so that it can be listed and revoked. */
@@ -160,7 +185,11 @@ export class Authority {
     if (revoked.length === 0) return;
     for (const c of revoked) {
       this.revoked.add(normalizeSerial(c.serial));
-      this.log.warn('certificate revoked', { serial: c.serial, identity: describeIdentity(c.identity), reason: c.revokeReason });
+      this.log.warn('certificate revoked', {
+        serial: c.serial,
+        identity: describeIdentity(c.identity),
+        reason: c.revokeReason,
+      });
     }
     for (const l of this.listeners) l(revoked);
   }

@@ -19,9 +19,17 @@ export type Decision = { allow: true } | { allow: false; reason: string };
 const ALLOW: Decision = { allow: true };
 const deny = (reason: string): Decision => ({ allow: false, reason });
 
-const OPEN_PREFIXES = ['/grpc.health.v1.Health/', '/grpc.reflection.v1alpha.ServerReflection/', '/grpc.reflection.v1.ServerReflection/'];
+const OPEN_PREFIXES = [
+  '/grpc.health.v1.Health/',
+  '/grpc.reflection.v1alpha.ServerReflection/',
+  '/grpc.reflection.v1.ServerReflection/',
+];
 export const ENROLL_METHOD = '/headroom.v1.PkiService/Enroll';
-const TOKEN_METHODS = new Set(['/headroom.v1.TokenService/Acquire', '/headroom.v1.TokenService/Renew', '/headroom.v1.TokenService/Release']);
+const TOKEN_METHODS = new Set([
+  '/headroom.v1.TokenService/Acquire',
+  '/headroom.v1.TokenService/Renew',
+  '/headroom.v1.TokenService/Release',
+]);
 const QUIESCE_METHODS = new Set(['/headroom.v1.TokenService/Quiesce', '/headroom.v1.TokenService/Thaw']);
 const SESSION_METHOD = '/headroom.v1.AgentService/Session';
 
@@ -42,7 +50,8 @@ export function authorizeCall(path: string, identity: Identity): Decision {
   if (TOKEN_METHODS.has(path)) return ALLOW;
   if (QUIESCE_METHODS.has(path) && identity.role === 'host') return ALLOW;
   if (path === SESSION_METHOD && identity.role === 'agent') return ALLOW;
-  const needs = path === SESSION_METHOD ? 'the agent role' : QUIESCE_METHODS.has(path) ? 'the host role' : 'the admin role';
+  const needs =
+    path === SESSION_METHOD ? 'the agent role' : QUIESCE_METHODS.has(path) ? 'the host role' : 'the admin role';
   return deny(`${methodName(path)} needs ${needs}; the caller is ${describeIdentity(identity)}`);
 }
 
@@ -70,12 +79,15 @@ export function authorizeToken(identity: Identity, subject: TokenSubject): Decis
   if (identity.role === 'agent') {
     if (subject.kind !== 'GUEST') return deny(`${who} may take GUEST tokens only, not ${subject.kind}`);
     if (subject.vm !== identity.vm || subject.host !== identity.host) {
-      return deny(`${who} may act only for its own VM, not for vm ${JSON.stringify(subject.vm)} on host ${JSON.stringify(subject.host)}`);
+      return deny(
+        `${who} may act only for its own VM, not for vm ${JSON.stringify(subject.vm)} on host ${JSON.stringify(subject.host)}`,
+      );
     }
     return ALLOW;
   }
   if (subject.kind !== 'HYPERVISOR') return deny(`${who} may take HYPERVISOR tokens only, not ${subject.kind}`);
-  if (subject.host !== identity.host) return deny(`${who} may act only on its own host, not on ${JSON.stringify(subject.host)}`);
+  if (subject.host !== identity.host)
+    return deny(`${who} may act only on its own host, not on ${JSON.stringify(subject.host)}`);
   return ALLOW;
 }
 
@@ -105,7 +117,9 @@ export function authorizeMessage(path: string, identity: Identity, message: unkn
       const vm = str(hello.vm);
       const host = hostOf(hello.host);
       if (vm !== identity.vm || host !== identity.host) {
-        return deny(`${describeIdentity(identity)} may hold the session of its own VM only, not of vm ${JSON.stringify(vm)} on host ${JSON.stringify(host)}`);
+        return deny(
+          `${describeIdentity(identity)} may hold the session of its own VM only, not of vm ${JSON.stringify(vm)} on host ${JSON.stringify(host)}`,
+        );
       }
       return ALLOW;
     }

@@ -6,7 +6,15 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { isIP } from 'node:net';
-import { KEY_ALGORITHM, type KeyPair, type CryptoKey, generateKeyPair, importPrivateKeyPem, privateKeyPem, x509 } from '../../common/pki/x509';
+import {
+  KEY_ALGORITHM,
+  type KeyPair,
+  type CryptoKey,
+  generateKeyPair,
+  importPrivateKeyPem,
+  privateKeyPem,
+  x509,
+} from '../../common/pki/x509';
 import { InvalidArgumentError } from '../domain/errors';
 import { type Identity, identityUri } from './identity';
 import { writeFileAtomic } from '../../common/util/atomic-file';
@@ -39,7 +47,9 @@ function newSerial(): string {
 
 /** SHA-256 of a PEM certificate's DER, lower-case hex: what an enrolment token pins. */
 export function certificateFingerprint(pem: string): string {
-  return createHash('sha256').update(Buffer.from(x509.PemConverter.decodeFirst(pem))).digest('hex');
+  return createHash('sha256')
+    .update(Buffer.from(x509.PemConverter.decodeFirst(pem)))
+    .digest('hex');
 }
 
 export class CertificateAuthority {
@@ -88,7 +98,9 @@ export class CertificateAuthority {
       try {
         return fs.readFileSync(file, 'utf8');
       } catch (e) {
-        throw new Error(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? e}); run headroomctl pki init first`);
+        throw new Error(
+          `${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? e}); run headroomctl pki init first`,
+        );
       }
     };
     const cert = new x509.X509Certificate(read(files.caCert));
@@ -99,11 +111,21 @@ export class CertificateAuthority {
   /** A certificate for the coordinator: DNS names and IP addresses in its SAN, for TLS servers. */
   async issueServer(publicKey: CryptoKey, names: readonly string[]): Promise<IssuedCertificate> {
     const sans = names.map((n) => ({ type: isIP(n) ? ('ip' as const) : ('dns' as const), value: n }));
-    return this.sign(publicKey, names[0] ?? 'headroom-coordinator', sans, x509.ExtendedKeyUsage.serverAuth, SERVER_VALIDITY_MS);
+    return this.sign(
+      publicKey,
+      names[0] ?? 'headroom-coordinator',
+      sans,
+      x509.ExtendedKeyUsage.serverAuth,
+      SERVER_VALIDITY_MS,
+    );
   }
 
   /** A client certificate bound to `identity` (its one SAN URI). */
-  async issueClient(publicKey: CryptoKey | x509.PublicKey, identity: Identity, validityMs = CLIENT_VALIDITY_MS): Promise<IssuedCertificate> {
+  async issueClient(
+    publicKey: CryptoKey | x509.PublicKey,
+    identity: Identity,
+    validityMs = CLIENT_VALIDITY_MS,
+  ): Promise<IssuedCertificate> {
     const uri = identityUri(identity);
     return this.sign(publicKey, uri, [{ type: 'url', value: uri }], x509.ExtendedKeyUsage.clientAuth, validityMs);
   }
@@ -167,6 +189,11 @@ export class CertificateAuthority {
       ],
     });
     // Whole seconds: X.509 times carry no milliseconds.
-    return { serial, pem: cert.toString('pem'), notBefore: cert.notBefore.getTime(), notAfter: cert.notAfter.getTime() };
+    return {
+      serial,
+      pem: cert.toString('pem'),
+      notBefore: cert.notBefore.getTime(),
+      notAfter: cert.notAfter.getTime(),
+    };
   }
 }

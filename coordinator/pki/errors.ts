@@ -20,8 +20,15 @@ export class PermissionDeniedError extends DomainError {
 
 /** An enrolment token that is unknown, wrong, expired or already used. */
 export class EnrolmentRefusedError extends DomainError {
-  constructor(readonly tokenId: string, readonly why: 'unknown' | 'expired' | 'used') {
-    super(why === 'unknown' ? 'enrolment token refused: unknown token or wrong secret' : `enrolment token refused: it was already ${why === 'used' ? 'used' : 'expired'}`);
+  constructor(
+    readonly tokenId: string,
+    readonly why: 'unknown' | 'expired' | 'used',
+  ) {
+    super(
+      why === 'unknown'
+        ? 'enrolment token refused: unknown token or wrong secret'
+        : `enrolment token refused: it was already ${why === 'used' ? 'used' : 'expired'}`,
+    );
   }
 }
 

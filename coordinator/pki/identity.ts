@@ -7,9 +7,7 @@ import type { PeerCertificate } from 'node:tls';
 import { isValidName } from '../../common/domain/names';
 
 export type Identity =
-  | { role: 'agent'; host: string; vm: string }
-  | { role: 'host'; host: string }
-  | { role: 'admin'; name: string };
+  { role: 'agent'; host: string; vm: string } | { role: 'host'; host: string } | { role: 'admin'; name: string };
 
 export type Role = Identity['role'];
 
@@ -18,7 +16,8 @@ const SCHEME = 'headroom://';
 export class IdentityError extends Error {}
 
 function checkName(what: string, value: string): string {
-  if (!isValidName(value)) throw new IdentityError(`${what} "${value}" is not a valid name (letters, digits, . _ : @ -; at most 128)`);
+  if (!isValidName(value))
+    throw new IdentityError(`${what} "${value}" is not a valid name (letters, digits, . _ : @ -; at most 128)`);
   return value;
 }
 
@@ -60,7 +59,11 @@ export function parseIdentityUri(uri: string): Identity {
 
 /** For logs and tables: `agent web-1@pve-1`, `host pve-1`, `admin ops`. */
 export function describeIdentity(id: Identity): string {
-  return id.role === 'agent' ? `agent ${id.vm}@${id.host}` : id.role === 'host' ? `host ${id.host}` : `admin ${id.name}`;
+  return id.role === 'agent'
+    ? `agent ${id.vm}@${id.host}`
+    : id.role === 'host'
+      ? `host ${id.host}`
+      : `admin ${id.name}`;
 }
 
 /**

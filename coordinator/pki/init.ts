@@ -35,7 +35,8 @@ export class AlreadyInitialisedError extends Error {}
 
 export async function initPki(options: InitOptions): Promise<InitResult> {
   const files = pkiFiles(options.dir);
-  if (fs.existsSync(files.caKey)) throw new AlreadyInitialisedError(`${files.caKey} exists: this directory already holds a CA`);
+  if (fs.existsSync(files.caKey))
+    throw new AlreadyInitialisedError(`${files.caKey} exists: this directory already holds a CA`);
   const hostId = checkIdentity({ role: 'host', host: options.host });
   const adminId = checkIdentity({ role: 'admin', name: options.admin });
   const ca = await CertificateAuthority.create(options.dir, `Headroom CA (${options.host})`);

@@ -76,13 +76,23 @@ export class PkiStore {
 
   addToken(t: TokenRecord & { secretHash: string }): void {
     this.db
-      .prepare(`INSERT INTO enrolment_tokens VALUES (@id, @secretHash, @role, @host, @vm, @name, @createdAt, @expiresAt, NULL, @rotates)`)
-      .run({ id: t.id, secretHash: t.secretHash, ...identityColumns(t.identity), createdAt: t.createdAt, expiresAt: t.expiresAt, rotates: t.rotates ? 1 : 0 });
+      .prepare(
+        `INSERT INTO enrolment_tokens VALUES (@id, @secretHash, @role, @host, @vm, @name, @createdAt, @expiresAt, NULL, @rotates)`,
+      )
+      .run({
+        id: t.id,
+        secretHash: t.secretHash,
+        ...identityColumns(t.identity),
+        createdAt: t.createdAt,
+        expiresAt: t.expiresAt,
+        rotates: t.rotates ? 1 : 0,
+      });
   }
 
   /** The token with this id and secret hash, used or not; undefined when there is none. */
   findToken(id: string, secretHash: string): TokenRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM enrolment_tokens WHERE id = ? AND secret_hash = ?').get(id, secretHash) as Row | undefined;
+    const r = this.db.prepare('SELECT * FROM enrolment_tokens WHERE id = ? AND secret_hash = ?').get(id, secretHash) as
+      Row | undefined;
     if (!r) return undefined;
     return {
       id: r.id as string,
@@ -97,7 +107,9 @@ export class PkiStore {
   /** Marks the token used if it is still unused and unexpired at `now`. True when this call claimed it. */
   claimToken(id: string, secretHash: string, now: number): boolean {
     const r = this.db
-      .prepare('UPDATE enrolment_tokens SET used_at = ? WHERE id = ? AND secret_hash = ? AND used_at IS NULL AND expires_at > ?')
+      .prepare(
+        'UPDATE enrolment_tokens SET used_at = ? WHERE id = ? AND secret_hash = ? AND used_at IS NULL AND expires_at > ?',
+      )
       .run(now, id, secretHash, now);
     return r.changes === 1;
   }
@@ -106,12 +118,30 @@ export class PkiStore {
    * Records an issued certificate, and in the same transaction revokes `supersede` (the identity's earlier
    * certificates on a rotation). Returns the revoked ones.
    */
-  addCertificate(cert: CertificateRecord, tokenId: string | null, supersede?: { reason: string; at: number }): CertificateRecord[] {
+  addCertificate(
+    cert: CertificateRecord,
+    tokenId: string | null,
+    supersede?: { reason: string; at: number },
+  ): CertificateRecord[] {
     return this.db.transaction(() => {
-      const revoked = supersede ? this.revokeWhere(this.activeOf(cert.identity).map((c) => c.serial), supersede.reason, supersede.at) : [];
+      const revoked = supersede
+        ? this.revokeWhere(
+            this.activeOf(cert.identity).map((c) => c.serial),
+            supersede.reason,
+            supersede.at,
+          )
+        : [];
       this.db
-        .prepare(`INSERT INTO certificates VALUES (@serial, @role, @host, @vm, @name, @notBefore, @notAfter, @tokenId, NULL, NULL)`)
-        .run({ serial: cert.serial, ...identityColumns(cert.identity), notBefore: cert.notBefore, notAfter: cert.notAfter, tokenId });
+        .prepare(
+          `INSERT INTO certificates VALUES (@serial, @role, @host, @vm, @name, @notBefore, @notAfter, @tokenId, NULL, NULL)`,
+        )
+        .run({
+          serial: cert.serial,
+          ...identityColumns(cert.identity),
+          notBefore: cert.notBefore,
+          notAfter: cert.notAfter,
+          tokenId,
+        });
       return revoked;
     })();
   }
@@ -123,7 +153,9 @@ export class PkiStore {
 
   certificates(includeRevoked: boolean): CertificateRecord[] {
     const where = includeRevoked ? '' : 'WHERE revoked_at IS NULL';
-    return (this.db.prepare(`SELECT * FROM certificates ${where} ORDER BY role, host, vm, name, not_before`).all() as Row[]).map(certificateOf);
+    return (
+      this.db.prepare(`SELECT * FROM certificates ${where} ORDER BY role, host, vm, name, not_before`).all() as Row[]
+    ).map(certificateOf);
   }
 
   /** The identity's certificates that are not revoked. */
@@ -131,7 +163,9 @@ export class PkiStore {
     const c = identityColumns(id);
     return (
       this.db
-        .prepare('SELECT * FROM certificates WHERE role = ? AND host = ? AND vm = ? AND name = ? AND revoked_at IS NULL')
+        .prepare(
+          'SELECT * FROM certificates WHERE role = ? AND host = ? AND vm = ? AND name = ? AND revoked_at IS NULL',
+        )
         .all(c.role, c.host, c.vm, c.name) as Row[]
     ).map(certificateOf);
   }
@@ -142,7 +176,9 @@ export class PkiStore {
   }
 
   revokedSerials(): string[] {
-    return (this.db.prepare('SELECT serial FROM certificates WHERE revoked_at IS NOT NULL').all() as Row[]).map((r) => r.serial as string);
+    return (this.db.prepare('SELECT serial FROM certificates WHERE revoked_at IS NOT NULL').all() as Row[]).map(
+      (r) => r.serial as string,
+    );
   }
 
   close(): void {
@@ -150,7 +186,9 @@ export class PkiStore {
   }
 
   private revokeWhere(serials: readonly string[], reason: string, at: number): CertificateRecord[] {
-    const stmt = this.db.prepare('UPDATE certificates SET revoked_at = ?, revoke_reason = ? WHERE serial = ? AND revoked_at IS NULL');
+    const stmt = this.db.prepare(
+      'UPDATE certificates SET revoked_at = ?, revoke_reason = ? WHERE serial = ? AND revoked_at IS NULL',
+    );
     const done: CertificateRecord[] = [];
     for (const s of serials) {
       if (stmt.run(at, reason, s).changes === 1) done.push(this.certificate(s)!);

@@ -26,12 +26,15 @@ export type CompiledDurationEstimateOptions = Readonly<Required<DurationEstimate
 export function compileDurationEstimateOptions(options: DurationEstimateOptions = {}): CompiledDurationEstimateOptions {
   const o = { recentRuns: 20, percentile: 0.9, runsToTrust: 5, unknownMs: 3_600_000, ...options };
   const problems: string[] = [];
-  if (!Number.isSafeInteger(o.recentRuns) || o.recentRuns < 1) problems.push(`recentRuns: must be an integer of at least 1, got ${o.recentRuns}`);
-  if (!(o.percentile > 0 && o.percentile <= 1)) problems.push(`percentile: must be above 0 and at most 1, got ${o.percentile}`);
+  if (!Number.isSafeInteger(o.recentRuns) || o.recentRuns < 1)
+    problems.push(`recentRuns: must be an integer of at least 1, got ${o.recentRuns}`);
+  if (!(o.percentile > 0 && o.percentile <= 1))
+    problems.push(`percentile: must be above 0 and at most 1, got ${o.percentile}`);
   if (!Number.isSafeInteger(o.runsToTrust) || o.runsToTrust < 1 || o.runsToTrust > o.recentRuns) {
     problems.push(`runsToTrust: must be an integer from 1 to recentRuns (${o.recentRuns}), got ${o.runsToTrust}`);
   }
-  if (!(Number.isFinite(o.unknownMs) && o.unknownMs > 0)) problems.push(`unknownMs: must be above 0, got ${o.unknownMs}`);
+  if (!(Number.isFinite(o.unknownMs) && o.unknownMs > 0))
+    problems.push(`unknownMs: must be above 0, got ${o.unknownMs}`);
   if (problems.length > 0) throw new InvalidArgumentError('durationEstimate', problems.join('; '));
   return Object.freeze(o);
 }
@@ -49,7 +52,8 @@ export function estimateDurationMs(
   recentRunsMs: readonly number[],
   options: CompiledDurationEstimateOptions = DEFAULTS,
 ): number {
-  if (!(Number.isFinite(declaredMs) && declaredMs >= 0)) throw new InvalidArgumentError('declaredMs', `must be 0 or more, got ${declaredMs}`);
+  if (!(Number.isFinite(declaredMs) && declaredMs >= 0))
+    throw new InvalidArgumentError('declaredMs', `must be 0 or more, got ${declaredMs}`);
   const bad = recentRunsMs.find((d) => !(Number.isFinite(d) && d >= 0));
   if (bad !== undefined) throw new InvalidArgumentError('recentRunsMs', `durations must be 0 or more, got ${bad}`);
 

@@ -5,7 +5,8 @@
 import { type TokenKind, otherKind } from '../domain/lease';
 import type { Blocker, Need, PlanHost } from './types';
 
-export const capOf = (kind: TokenKind, host: PlanHost) => (kind === 'GUEST' ? host.maxGuestTokens : host.maxHypervisorTokens);
+export const capOf = (kind: TokenKind, host: PlanHost) =>
+  kind === 'GUEST' ? host.maxGuestTokens : host.maxHypervisorTokens;
 
 /** The usage of the host from `start` to the next segment's start. */
 interface Segment {
@@ -66,7 +67,12 @@ export class HostTimeline {
       if (blocker) {
         // Past the whole run of the other kind, or of the cap reached, at once; else past this segment,
         // which always has a successor: the end of what loads it.
-        const over = blocker === 'other-kind' ? this.runs[otherKind(need.kind)] : blocker === 'kind-cap' ? this.full[need.kind] : undefined;
+        const over =
+          blocker === 'other-kind'
+            ? this.runs[otherKind(need.kind)]
+            : blocker === 'kind-cap'
+              ? this.full[need.kind]
+              : undefined;
         t = over ? intervalAt(over, segs[ok].start)!.end : segs[ok + 1].start;
         ok = over ? this.indexAt(t) : ok + 1;
         continue;
@@ -131,9 +137,18 @@ export class HostTimeline {
     }
     cover(this.runs[need.kind], start, end);
     const busy = this.busy.get(need.vm) ?? [];
-    busy.splice(partitionPoint(busy, (b) => b.start < start), 0, { start, end });
+    busy.splice(
+      partitionPoint(busy, (b) => b.start < start),
+      0,
+      { start, end },
+    );
     this.busy.set(need.vm, busy);
-    if (planned) this.starts.splice(partitionPoint(this.starts, (s) => s < start), 0, start);
+    if (planned)
+      this.starts.splice(
+        partitionPoint(this.starts, (s) => s < start),
+        0,
+        start,
+      );
   }
 
   /** Gives back what add() took with the same arguments. */
@@ -159,8 +174,15 @@ export class HostTimeline {
       if (count >= cap) cover(this.full[need.kind], s.start, this.segments[i + 1].start);
     }
     const busy = this.busy.get(need.vm) ?? [];
-    busy.splice(busy.findIndex((b) => b.start === start && b.end === end), 1);
-    if (planned) this.starts.splice(partitionPoint(this.starts, (s) => s < start), 1);
+    busy.splice(
+      busy.findIndex((b) => b.start === start && b.end === end),
+      1,
+    );
+    if (planned)
+      this.starts.splice(
+        partitionPoint(this.starts, (s) => s < start),
+        1,
+      );
   }
 
   /** The end of the run of `kind` backups going on at t; t if none is. */

@@ -36,7 +36,12 @@ const LATE_MS = 60 * 60_000;
  * try needs to win, and it is the costly part); if it still does, a second try favours those jobs too.
  * Returns the best plan.
  */
-export function favourLateJobs(order: readonly Prepared[], start: { plan: Plan; favoured: ReadonlySet<string> }, phasing: Phasing, repair: Repair): Plan {
+export function favourLateJobs(
+  order: readonly Prepared[],
+  start: { plan: Plan; favoured: ReadonlySet<string> },
+  phasing: Phasing,
+  repair: Repair,
+): Plan {
   let { plan } = start;
   const placeable = Math.max(1, order.filter((p) => !p.unplaceable).length);
   let tries = Math.min(FAVOUR_LATE_TRIES, Math.floor(FAVOUR_LATE_WORK_JOBS / placeable));
@@ -56,9 +61,11 @@ export function favourLateJobs(order: readonly Prepared[], start: { plan: Plan; 
     const trial = phasing(ids);
     return noRoom(trial) > noRoom(plan) ? repair(trial, ids) : trial;
   };
-  for (let improved = true; improved && tries > 0; ) {
+  for (let improved = true; improved && tries > 0;) {
     improved = false;
-    const late = plan.slots.filter((s) => s.start - readyAt.get(s.id)! > LATE_MS && !tried.has(s.id) && !favoured.has(s.id));
+    const late = plan.slots.filter(
+      (s) => s.start - readyAt.get(s.id)! > LATE_MS && !tried.has(s.id) && !favoured.has(s.id),
+    );
     late.sort((a, b) => b.end - a.end || rank.get(a.id)! - rank.get(b.id)!);
     for (const { id } of late) {
       if (tries <= 0) break;

@@ -43,12 +43,15 @@ export function phasedStarts(
   const timeline = timelineWithRunning(input);
   const starts = new Map<Prepared, number>(pinned);
   for (const [p, start] of pinned) timeline.add(p.need, start, start + p.job.durationMs, true);
-  const pending = order.filter((p) => !p.unplaceable && !pinned.has(p)).sort((a, b) => a.readyAt - b.readyAt || a.rank - b.rank);
+  const pending = order
+    .filter((p) => !p.unplaceable && !pinned.has(p))
+    .sort((a, b) => a.readyAt - b.readyAt || a.rank - b.rank);
   /** Ready and not started, per kind, in both orders; jobs past their latest start leave before `waiting` is read. */
   const ready: Record<TokenKind, Ready> = { GUEST: new Ready(), HYPERVISOR: new Ready() };
   const vms = new VmJobs(pending, (p) => starts.has(p), favoured);
   const summaries = new Map<TokenKind, Waiting>();
-  const waiting = (kind: TokenKind) => summaries.get(kind) ?? summaries.set(kind, summarise(ready[kind], host)).get(kind)!;
+  const waiting = (kind: TokenKind) =>
+    summaries.get(kind) ?? summaries.set(kind, summarise(ready[kind], host)).get(kind)!;
 
   /** Starts what it can of `kind` at t; says whether it started any, whether all are held back, and when to try again. */
   const startReady = (kind: TokenKind, t: number) => {
@@ -81,7 +84,10 @@ export function phasedStarts(
       }
       // Nothing starts after t here but pinned slots, so without them the usage at t is the most the
       // backup would meet.
-      const conflict = pinned.size > 0 ? timeline.conflictAt(p.need, t, p.job.durationMs) : timeline.conflictNow(p.need, t, p.job.durationMs);
+      const conflict =
+        pinned.size > 0
+          ? timeline.conflictAt(p.need, t, p.job.durationMs)
+          : timeline.conflictNow(p.need, t, p.job.durationMs);
       if (!conflict) {
         timeline.add(p.need, t, end, true);
         starts.set(p, t);
@@ -129,7 +135,7 @@ export function phasedStarts(
 
   let phase: TokenKind | undefined;
   let next = 0;
-  for (let t = pending[0]?.readyAt ?? Infinity; t < Infinity; ) {
+  for (let t = pending[0]?.readyAt ?? Infinity; t < Infinity;) {
     for (; next < pending.length && pending[next].readyAt <= t; next++) {
       ready[pending[next].need.kind].add(pending[next]);
       vms.ready(pending[next], true);
@@ -179,14 +185,28 @@ class Ready {
   }
 
   add(p: Prepared): void {
-    this.byLatest.splice(partitionPoint(this.byLatest, (q) => byLatestStart(q, p) < 0), 0, p);
-    this.byLength.splice(partitionPoint(this.byLength, (q) => longestFirst(q, p) < 0), 0, p);
+    this.byLatest.splice(
+      partitionPoint(this.byLatest, (q) => byLatestStart(q, p) < 0),
+      0,
+      p,
+    );
+    this.byLength.splice(
+      partitionPoint(this.byLength, (q) => longestFirst(q, p) < 0),
+      0,
+      p,
+    );
     this.count(p, 1);
   }
 
   remove(p: Prepared): void {
-    this.byLatest.splice(partitionPoint(this.byLatest, (q) => byLatestStart(q, p) < 0), 1);
-    this.byLength.splice(partitionPoint(this.byLength, (q) => longestFirst(q, p) < 0), 1);
+    this.byLatest.splice(
+      partitionPoint(this.byLatest, (q) => byLatestStart(q, p) < 0),
+      1,
+    );
+    this.byLength.splice(
+      partitionPoint(this.byLength, (q) => longestFirst(q, p) < 0),
+      1,
+    );
     this.count(p, -1);
   }
 
@@ -196,9 +216,15 @@ class Ready {
 
   /** Drops the jobs that can no longer start by their latest start, and returns them. */
   dropExpired(t: number): Prepared[] {
-    const expired = this.byLatest.splice(0, partitionPoint(this.byLatest, (p) => p.latestStart < t));
+    const expired = this.byLatest.splice(
+      0,
+      partitionPoint(this.byLatest, (p) => p.latestStart < t),
+    );
     for (const p of expired) {
-      this.byLength.splice(partitionPoint(this.byLength, (q) => longestFirst(q, p) < 0), 1);
+      this.byLength.splice(
+        partitionPoint(this.byLength, (q) => longestFirst(q, p) < 0),
+        1,
+      );
       this.count(p, -1);
     }
     return expired;
@@ -213,7 +239,10 @@ class Ready {
     if (n === 0) return 1;
     const share = (budget: number, total: number) => (budget > 0 && total > 0 ? (budget * n) / total : Infinity);
     const cap = this.byLatest[0].need.kind === 'GUEST' ? host.maxGuestTokens : host.maxHypervisorTokens;
-    return Math.max(1, Math.min(cap, share(host.budget.ioBytesPerSec, this.io), share(host.budget.cpuPercent, this.cpu)));
+    return Math.max(
+      1,
+      Math.min(cap, share(host.budget.ioBytesPerSec, this.io), share(host.budget.cpuPercent, this.cpu)),
+    );
   }
 
   /** How long serving them all would take (estimated): their work at that concurrency, or the gaps between their starts. */

@@ -13,7 +13,10 @@ export function prepare(job: PlanJob, { now, host }: PlanInput): Prepared {
   let unplaceable: UnplacedReason | undefined;
   if (latestStart < job.earliestStart) unplaceable = 'window-too-short';
   else if (latestStart < now) unplaceable = 'window-passed';
-  else if ((host.budget.ioBytesPerSec > 0 && need.io > host.budget.ioBytesPerSec) || (host.budget.cpuPercent > 0 && need.cpu > host.budget.cpuPercent)) {
+  else if (
+    (host.budget.ioBytesPerSec > 0 && need.io > host.budget.ioBytesPerSec) ||
+    (host.budget.cpuPercent > 0 && need.cpu > host.budget.cpuPercent)
+  ) {
     unplaceable = 'cost-exceeds-budget';
   }
   return { job, need, readyAt: Math.max(job.earliestStart, now), latestStart, unplaceable, rank: 0 };
@@ -39,7 +42,12 @@ export function compareJobs(a: Prepared, b: Prepared): number {
   const x = a.job;
   const y = b.job;
   // Of two jobs due together, the longer must start first.
-  return x.windowEnd - y.windowEnd || y.priority - x.priority || y.durationMs - x.durationMs || (x.id < y.id ? -1 : x.id > y.id ? 1 : 0);
+  return (
+    x.windowEnd - y.windowEnd ||
+    y.priority - x.priority ||
+    y.durationMs - x.durationMs ||
+    (x.id < y.id ? -1 : x.id > y.id ? 1 : 0)
+  );
 }
 
 /** A timeline holding the running backups from now to their expected end. */

@@ -46,7 +46,12 @@ const GAP_STEPS = 2;
  * Returns the best plan (on narrowed windows: the caller rebuilds it on the jobs as given), or undefined
  * if none was taken.
  */
-export function repairLeftOut(order: readonly Prepared[], input: PlanInput, plan: Plan, replan: Replan): Plan | undefined {
+export function repairLeftOut(
+  order: readonly Prepared[],
+  input: PlanInput,
+  plan: Plan,
+  replan: Replan,
+): Plan | undefined {
   const byId = new Map(order.map((p) => [p.job.id, p]));
   const placeable = order.filter((p) => !p.unplaceable);
   let tries = Math.floor(REPAIR_WORK_JOBS / Math.max(1, placeable.length));
@@ -60,7 +65,13 @@ export function repairLeftOut(order: readonly Prepared[], input: PlanInput, plan
 
   const attempt = (job: Prepared): boolean => {
     const d = job.job.durationMs;
-    const mates = placeable.filter((q) => q !== job && q.need.vm === job.need.vm && q.job.earliestStart < job.job.windowEnd && job.job.earliestStart < q.job.windowEnd);
+    const mates = placeable.filter(
+      (q) =>
+        q !== job &&
+        q.need.vm === job.need.vm &&
+        q.job.earliestStart < job.job.windowEnd &&
+        job.job.earliestStart < q.job.windowEnd,
+    );
     const candidates = new Set([job.readyAt]);
     for (const q of mates) {
       const w = windowOf(q);
@@ -103,7 +114,7 @@ export function repairLeftOut(order: readonly Prepared[], input: PlanInput, plan
     return true;
   };
 
-  for (let progress = true; progress && tries > 0; ) {
+  for (let progress = true; progress && tries > 0;) {
     progress = false;
     for (const u of (best ?? plan).unplaced) {
       if (u.reason !== 'no-room' || tried.has(u.id)) continue;
@@ -128,7 +139,13 @@ interface Window {
  * pinned one overlaps it. A job that can run on both sides keeps its window: the VM rule keeps it clear.
  * Narrowing drops only starts that would overlap the pinned job, so a plan keeping the pin loses nothing.
  */
-function narrow(mates: readonly Prepared[], t: number, d: number, pins: ReadonlyMap<string, number>, windowOf: (p: Prepared) => Window): Map<string, Window> | undefined {
+function narrow(
+  mates: readonly Prepared[],
+  t: number,
+  d: number,
+  pins: ReadonlyMap<string, number>,
+  windowOf: (p: Prepared) => Window,
+): Map<string, Window> | undefined {
   const narrowed = new Map<string, Window>();
   for (const q of mates) {
     const pin = pins.get(q.job.id);
@@ -141,7 +158,8 @@ function narrow(mates: readonly Prepared[], t: number, d: number, pins: Readonly
     const after = w.latestStart >= t + d;
     if (!before && !after) return undefined;
     if (!before) narrowed.set(q.job.id, { readyAt: Math.max(w.readyAt, t + d), latestStart: w.latestStart });
-    else if (!after) narrowed.set(q.job.id, { readyAt: w.readyAt, latestStart: Math.min(w.latestStart, t - q.job.durationMs) });
+    else if (!after)
+      narrowed.set(q.job.id, { readyAt: w.readyAt, latestStart: Math.min(w.latestStart, t - q.job.durationMs) });
   }
   return narrowed;
 }

@@ -81,9 +81,12 @@ export function planHost(input: PlanInput): Plan {
     const leftOutBefore = new Set(input.previous.noRoom);
     if (kept.unplaced.every((u) => u.reason !== 'no-room' || leftOutBefore.has(u.id))) return kept;
   }
-  const phasing = (favoured: ReadonlySet<string>) => complete(order, input, phasedStarts(order, input, new Map(), favoured));
+  const phasing = (favoured: ReadonlySet<string>) =>
+    complete(order, input, phasedStarts(order, input, new Map(), favoured));
   const repair = (plan: Plan, favoured: ReadonlySet<string>) => repaired(order, input, plan, favoured);
-  const starts = [new Set<string>(), ...(order.length <= BOTH_STARTS_JOBS ? [gatedJobs(order)] : [])].map((favoured) => ({ plan: repair(phasing(favoured), favoured), favoured }));
+  const starts = [new Set<string>(), ...(order.length <= BOTH_STARTS_JOBS ? [gatedJobs(order)] : [])].map(
+    (favoured) => ({ plan: repair(phasing(favoured), favoured), favoured }),
+  );
   const start = starts.reduce((a, b) => (better(b.plan, a.plan, order) ? b : a));
   const phased = favourLateJobs(order, start, phasing, repair);
   const best = kept && noRoom(kept) <= noRoom(phased) ? kept : phased;
@@ -97,7 +100,9 @@ export function planHost(input: PlanInput): Plan {
  */
 function repaired(order: readonly Prepared[], input: PlanInput, plan: Plan, favoured: ReadonlySet<string>): Plan {
   if (noRoom(plan) === 0) return plan;
-  const found = repairLeftOut(order, input, plan, (o, pinned) => complete(o, input, phasedStarts(o, input, pinned, favoured)));
+  const found = repairLeftOut(order, input, plan, (o, pinned) =>
+    complete(o, input, phasedStarts(o, input, pinned, favoured)),
+  );
   if (!found) return plan;
   const byId = new Map(order.map((p) => [p.job.id, p]));
   return complete(order, input, new Map(found.slots.map((s) => [byId.get(s.id)!, s.start])));
@@ -150,7 +155,9 @@ function complete(order: readonly Prepared[], input: PlanInput, proposed: Readon
   let left: Prepared[] = [];
   for (const p of order) {
     if (starts.has(p)) continue;
-    const start = p.unplaceable ? undefined : timeline.earliestStart(p.need, p.job.durationMs, p.readyAt, p.latestStart);
+    const start = p.unplaceable
+      ? undefined
+      : timeline.earliestStart(p.need, p.job.durationMs, p.readyAt, p.latestStart);
     if (start === undefined) left.push(p);
     else place(p, start);
   }
@@ -161,7 +168,13 @@ function complete(order: readonly Prepared[], input: PlanInput, proposed: Readon
       ? { id: job.id, reason: unplaceable }
       : { id: job.id, reason: 'no-room', blockedBy: timeline.conflictAt(need, latestStart, job.durationMs)?.blocker },
   );
-  const slots = [...starts].map(([{ job }, start]) => ({ id: job.id, kind: job.kind, vm: job.vm, start, end: start + job.durationMs }));
+  const slots = [...starts].map(([{ job }, start]) => ({
+    id: job.id,
+    kind: job.kind,
+    vm: job.vm,
+    start,
+    end: start + job.durationMs,
+  }));
   slots.sort((a, b) => a.start - b.start || (a.id < b.id ? -1 : 1));
   return { slots, unplaced, phases: phasesOf(slots) };
 }
@@ -175,7 +188,12 @@ const SMALL_PLAN_NODES = 110_000;
  * In a small plan that left a job out for want of room, decides whether a plan placing every job exists
  * (plan-search.ts) and takes it if so. Returns the jobs still left out.
  */
-function placeLeftOut(order: readonly Prepared[], timeline: HostTimeline, starts: Map<Prepared, number>, left: readonly Prepared[]): Prepared[] {
+function placeLeftOut(
+  order: readonly Prepared[],
+  timeline: HostTimeline,
+  starts: Map<Prepared, number>,
+  left: readonly Prepared[],
+): Prepared[] {
   const placeable = order.filter((p) => !p.unplaceable);
   if (placeable.length > SMALL_PLAN_JOBS) return [...left];
   for (const [p, start] of starts) timeline.remove(p.need, start, start + p.job.durationMs, true);
@@ -205,7 +223,8 @@ function validate({ now, host, jobs, running = [], previous }: PlanInput): void 
   const finite = (v: number, field: string) => check(Number.isFinite(v), field, `must be a finite number, got ${v}`);
   const count = (v: number, field: string, min: number) =>
     check(Number.isSafeInteger(v) && v >= min, field, `must be an integer of at least ${min}, got ${v}`);
-  const kind = (v: TokenKind, field: string) => check(TOKEN_KINDS.includes(v), field, `must be GUEST or HYPERVISOR, got ${v}`);
+  const kind = (v: TokenKind, field: string) =>
+    check(TOKEN_KINDS.includes(v), field, `must be GUEST or HYPERVISOR, got ${v}`);
   const cost = (c: Budget, field: string) => {
     count(c.ioBytesPerSec, `${field}.ioBytesPerSec`, 0);
     count(c.cpuPercent, `${field}.cpuPercent`, 0);
@@ -214,7 +233,11 @@ function validate({ now, host, jobs, running = [], previous }: PlanInput): void 
   count(host.maxGuestTokens, 'host.maxGuestTokens', 1);
   count(host.maxHypervisorTokens, 'host.maxHypervisorTokens', 1);
   cost(host.budget, 'host.budget');
-  check(Number.isFinite(host.minStartGapMs) && host.minStartGapMs >= 0, 'host.minStartGapMs', `must be 0 or more, got ${host.minStartGapMs}`);
+  check(
+    Number.isFinite(host.minStartGapMs) && host.minStartGapMs >= 0,
+    'host.minStartGapMs',
+    `must be 0 or more, got ${host.minStartGapMs}`,
+  );
   const ids = new Set<string>();
   jobs.forEach((j, i) => {
     const at = `jobs[${i}]`;
@@ -224,7 +247,11 @@ function validate({ now, host, jobs, running = [], previous }: PlanInput): void 
     check(j.vm.length > 0, `${at}.vm`, 'must not be empty');
     finite(j.earliestStart, `${at}.earliestStart`);
     finite(j.windowEnd, `${at}.windowEnd`);
-    check(Number.isFinite(j.durationMs) && j.durationMs > 0, `${at}.durationMs`, `must be above 0, got ${j.durationMs}`);
+    check(
+      Number.isFinite(j.durationMs) && j.durationMs > 0,
+      `${at}.durationMs`,
+      `must be above 0, got ${j.durationMs}`,
+    );
     cost(j.cost, `${at}.cost`);
     finite(j.priority, `${at}.priority`);
   });

@@ -48,7 +48,10 @@ export interface PlanInput {
   jobs: readonly PlanJob[];
   running?: readonly RunningBackup[];
   /** The last plan's slots, kept where they still fit, and the ids of the jobs it left out for room. */
-  previous?: { readonly slots: readonly { readonly id: string; readonly start: number }[]; readonly noRoom?: readonly string[] };
+  previous?: {
+    readonly slots: readonly { readonly id: string; readonly start: number }[];
+    readonly noRoom?: readonly string[];
+  };
 }
 
 export interface PlannedSlot {

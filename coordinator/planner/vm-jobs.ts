@@ -43,7 +43,8 @@ function byVm(jobs: readonly Prepared[]): Map<string, Prepared[]> {
 
 const span = (q: Prepared) => q.job.windowEnd - q.job.earliestStart;
 /** Whether q is another job whose window meets p's. */
-const meet = (p: Prepared, q: Prepared) => q !== p && q.job.earliestStart < p.job.windowEnd && p.job.earliestStart < q.job.windowEnd;
+const meet = (p: Prepared, q: Prepared) =>
+  q !== p && q.job.earliestStart < p.job.windowEnd && p.job.earliestStart < q.job.windowEnd;
 /** Whether q's window is too short for both: p fits only before or after q, not around it. */
 const gating = (p: Prepared, q: Prepared) => span(q) < p.job.durationMs + q.job.durationMs;
 
@@ -71,12 +72,19 @@ export class VmJobs {
     favoured: ReadonlySet<string>,
   ) {
     this.ofVm = byVm(pending);
-    for (const [vm, list] of this.ofVm) this.spanOfVm.set(vm, list.reduce((most, q) => Math.max(most, q.latestStart - q.readyAt), 0));
+    for (const [vm, list] of this.ofVm)
+      this.spanOfVm.set(
+        vm,
+        list.reduce((most, q) => Math.max(most, q.latestStart - q.readyAt), 0),
+      );
     for (const p of pending) {
       if (!favoured.has(p.job.id)) continue;
       const mates = this.ofVm.get(p.need.vm)!.filter((q) => meet(p, q));
       const gates = mates.filter((q) => gating(p, q));
-      this.favoured.set(p, (gates.length > 0 ? gates : mates).reduce((most, q) => Math.max(most, span(q)), 0));
+      this.favoured.set(
+        p,
+        (gates.length > 0 ? gates : mates).reduce((most, q) => Math.max(most, span(q)), 0),
+      );
     }
   }
 
@@ -164,7 +172,15 @@ export class VmJobs {
       const q = list[i];
       const start = upcoming ? q.readyAt : t;
       const after = start + q.job.durationMs;
-      if (q === p || (upcoming && q.readyAt <= t) || q.need.kind !== p.need.kind || q.latestStart < start || this.started(q) || after > p.latestStart) continue;
+      if (
+        q === p ||
+        (upcoming && q.readyAt <= t) ||
+        q.need.kind !== p.need.kind ||
+        q.latestStart < start ||
+        this.started(q) ||
+        after > p.latestStart
+      )
+        continue;
       if (!this.pushesOut(p, after, after + p.job.durationMs, q) && found(q)) return;
     }
   }

@@ -95,7 +95,12 @@ export class PlanKeeper {
   }
 
   /** `freshLook`: the last plan's slots without the runs it left out, so that leaving them out again costs a plan from scratch. */
-  private input(host: string, horizonMs: number, declared: PlanViewInput['declared'], freshLook = false): PlanViewInput {
+  private input(
+    host: string,
+    horizonMs: number,
+    declared: PlanViewInput['declared'],
+    freshLook = false,
+  ): PlanViewInput {
     const { coordinator, clock } = this.deps;
     const last = this.last.get(host);
     return {
@@ -111,7 +116,9 @@ export class PlanKeeper {
 
   private declared(host: string): PlanViewInput['declared'] {
     // Stored as the hello carried them: JobDeclaration__Output.
-    const guests = this.deps.registry.list(host).map((a) => ({ vm: a.record.vm, kind: 'GUEST' as const, jobs: a.record.jobs as DeclaredJob[] }));
+    const guests = this.deps.registry
+      .list(host)
+      .map((a) => ({ vm: a.record.vm, kind: 'GUEST' as const, jobs: a.record.jobs as DeclaredJob[] }));
     if (host !== this.deps.coordinator.defaultHost) return guests;
     const byVm = new Map<string, DeclaredJob[]>();
     for (const job of this.deps.hypervisorJobs) for (const vm of job.vms) byVm.set(vm, [...(byVm.get(vm) ?? []), job]);
@@ -144,13 +151,16 @@ export class PlanKeeper {
     const current = { again: false };
     this.inFlight.set(host, current);
     const now = this.deps.clock.now();
-    const freshLook = (this.last.get(host)?.noRoom.length ?? 0) > 0 && now - (this.lastFreshLook.get(host) ?? -Infinity) >= FRESH_LOOK_MS;
+    const freshLook =
+      (this.last.get(host)?.noRoom.length ?? 0) > 0 &&
+      now - (this.lastFreshLook.get(host) ?? -Infinity) >= FRESH_LOOK_MS;
     if (freshLook) this.lastFreshLook.set(host, now);
     void Promise.resolve()
       .then(() => this.deps.plan(this.input(host, DEFAULT_HORIZON_MS, declared, freshLook)))
       .then(
         (view) => this.follow(host, view),
-        (e) => this.deps.log.error('could not plan a host; its grants go on without a plan', { host, error: e as Error }),
+        (e) =>
+          this.deps.log.error('could not plan a host; its grants go on without a plan', { host, error: e as Error }),
       )
       .finally(() => {
         this.inFlight.delete(host);
@@ -169,6 +179,8 @@ export class PlanKeeper {
       earliestStart: s.earliestStart,
       windowEnd: s.windowEnd,
     }));
-    this.deps.coordinator.setPlan(host, runs).catch((e) => this.deps.log.warn('could not hand a plan to the lessor', { host, error: e as Error }));
+    this.deps.coordinator
+      .setPlan(host, runs)
+      .catch((e) => this.deps.log.warn('could not hand a plan to the lessor', { host, error: e as Error }));
   }
 }

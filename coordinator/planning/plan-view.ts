@@ -40,7 +40,10 @@ export interface PlanViewInput {
   /** The jobs declared for each VM: by its agent (GUEST) or in the host's schedule (HYPERVISOR). */
   declared: readonly { vm: string; kind: TokenKind; jobs: readonly DeclaredJob[] }[];
   /** The last plan's slots (ViewSlot.id), kept where they still fit, and the runs it left out for room. */
-  previous?: { readonly slots: readonly { readonly id: string; readonly start: number }[]; readonly noRoom?: readonly string[] };
+  previous?: {
+    readonly slots: readonly { readonly id: string; readonly start: number }[];
+    readonly noRoom?: readonly string[];
+  };
   /** The host's active leases. */
   running: readonly Lease[];
   /** The host's ended runs, oldest first: successful releases give durations, every run its start. */
@@ -138,7 +141,12 @@ export function buildPlanView(input: PlanViewInput): PlanView {
   const budget: Budget = { ioBytesPerSec: policy.hostBudgetIoBytesPerSec, cpuPercent: policy.hostBudgetCpuPercent };
   const plan = planHost({
     now,
-    host: { maxGuestTokens: policy.maxGuestTokens, maxHypervisorTokens: policy.maxHypervisorTokens, budget, minStartGapMs: policy.minStartGapMs },
+    host: {
+      maxGuestTokens: policy.maxGuestTokens,
+      maxHypervisorTokens: policy.maxHypervisorTokens,
+      budget,
+      minStartGapMs: policy.minStartGapMs,
+    },
     jobs,
     previous: input.previous,
     running: input.running.map((l) => ({
@@ -156,13 +164,29 @@ export function buildPlanView(input: PlanViewInput): PlanView {
     budget,
     slots: plan.slots.map((s) => {
       const run = runs.get(s.id)!;
-      return { id: s.id, vm: s.vm, job: run.job, kind: s.kind, start: s.start, end: s.end, earliestStart: run.earliestStart, windowEnd: run.windowEnd };
+      return {
+        id: s.id,
+        vm: s.vm,
+        job: run.job,
+        kind: s.kind,
+        start: s.start,
+        end: s.end,
+        earliestStart: run.earliestStart,
+        windowEnd: run.windowEnd,
+      };
     }),
     unplaced: [
       ...unreadable,
       ...plan.unplaced.map((u) => {
         const run = runs.get(u.id)!;
-        return { vm: run.vm, job: run.job, kind: run.kind, reason: describeUnplaced(u), earliestStart: run.earliestStart, windowEnd: run.windowEnd };
+        return {
+          vm: run.vm,
+          job: run.job,
+          kind: run.kind,
+          reason: describeUnplaced(u),
+          earliestStart: run.earliestStart,
+          windowEnd: run.windowEnd,
+        };
       }),
     ],
     noRoom: plan.unplaced.filter((u) => u.reason === 'no-room').map((u) => u.id),

@@ -16,7 +16,13 @@ port.on('message', ({ id, input }: PlanRequest) => {
     reply = { id, view: buildPlanView(input) };
   } catch (e) {
     const error = e instanceof Error ? e : new Error(String(e));
-    reply = { id, error: { message: error.message, ...(error instanceof InvalidArgumentError ? { field: error.field, problem: error.problem } : {}) } };
+    reply = {
+      id,
+      error: {
+        message: error.message,
+        ...(error instanceof InvalidArgumentError ? { field: error.field, problem: error.problem } : {}),
+      },
+    };
   }
   port.postMessage(reply);
 });

@@ -16,7 +16,8 @@ export interface PlanRequest {
 }
 
 /** The thread's answer: the view, or what was thrown (an Error's class does not cross threads). */
-export type PlanReply = { id: number; view: PlanView } | { id: number; error: { message: string; field?: string; problem?: string } };
+export type PlanReply =
+  { id: number; view: PlanView } | { id: number; error: { message: string; field?: string; problem?: string } };
 
 /** The compiled thread entry beside this module (plan-worker-thread.ts). */
 const THREAD_ENTRY = path.join(__dirname, 'plan-worker-thread.js');
@@ -73,7 +74,8 @@ export class PlanWorker {
         if (this.idleMs !== undefined) this.idleTimer = setTimeout(() => this.retire(worker), this.idleMs).unref();
       }
       if ('view' in reply) call.resolve(reply.view);
-      else if (reply.error.field !== undefined) call.reject(new InvalidArgumentError(reply.error.field, reply.error.problem ?? ''));
+      else if (reply.error.field !== undefined)
+        call.reject(new InvalidArgumentError(reply.error.field, reply.error.problem ?? ''));
       else call.reject(new Error(reply.error.message));
     });
     const lost = (why: string) => {

@@ -46,19 +46,17 @@ export function adminService(
     ListHosts: unary(log, () => ({ hosts: coordinator.state.hostNames().map(hostInfo) })),
 
     ListAgents: unary(log, (req: v1.ListAgentsRequest__Output) => ({
-      agents: registry.list(optionalHost(req.host)).map(
-        (a): v1.AgentInfo => ({
-          vm: a.record.vm,
-          host: a.record.host,
-          agentVersion: a.record.agentVersion,
-          hostname: a.record.hostname,
-          connected: a.connected,
-          lastHelloUnixMs: a.record.lastHelloAt,
-          lastLoad: a.lastLoad ?? null,
-          jobs: a.record.jobs as v1.JobDeclaration[],
-          budgets: [...a.budgets.values()],
-        }),
-      ),
+      agents: registry.list(optionalHost(req.host)).map((a): v1.AgentInfo => ({
+        vm: a.record.vm,
+        host: a.record.host,
+        agentVersion: a.record.agentVersion,
+        hostname: a.record.hostname,
+        connected: a.connected,
+        lastHelloUnixMs: a.record.lastHelloAt,
+        lastLoad: a.lastLoad ?? null,
+        jobs: a.record.jobs as v1.JobDeclaration[],
+        budgets: [...a.budgets.values()],
+      })),
     })),
 
     ListTokens: unary(log, (req: v1.ListTokensRequest__Output) => {
@@ -66,9 +64,7 @@ export function adminService(
       const hosts = host ? [host] : coordinator.state.hostNames();
       return {
         active: coordinator.state.activeLeases(host).map(wire.token),
-        queued: hosts.flatMap((h) =>
-          coordinator.state.waiting(h).map(wire.queuedRequest),
-        ),
+        queued: hosts.flatMap((h) => coordinator.state.waiting(h).map(wire.queuedRequest)),
       };
     }),
 
@@ -119,7 +115,10 @@ export function adminService(
           waiting = [];
           unsubscribe();
           log.warn('ending a history watch whose reader fell behind', { peer: call.getPeer(), sent });
-          call.emit('error', resourceExhausted(`more than ${MAX_WATCH_BACKLOG} events unread: watch again with after_seq=${sent}`));
+          call.emit(
+            'error',
+            resourceExhausted(`more than ${MAX_WATCH_BACKLOG} events unread: watch again with after_seq=${sent}`),
+          );
           return;
         }
         if (!call.writableNeedDrain) pump();
@@ -157,7 +156,9 @@ export function adminService(
 
     SetPolicy: unary(log, async (req: v1.SetPolicyRequest__Output) => {
       const host = knownHost(req.host);
-      return wire.policy(await coordinator.setPolicy(host, validate.policyPatch(req, coordinator.state.host(host).policy)));
+      return wire.policy(
+        await coordinator.setPolicy(host, validate.policyPatch(req, coordinator.state.host(host).policy)),
+      );
     }),
   };
 }

@@ -38,7 +38,9 @@ export function agentService(
           // Writes queue while the agent does not read: past the bound, it is not listening.
           if (call.writableLength >= MAX_SESSION_BACKLOG) {
             log.warn('closing an agent session that does not read its commands', { vm, waiting: call.writableLength });
-            end(() => call.emit('error', resourceExhausted(`more than ${MAX_SESSION_BACKLOG} messages unread: reconnect`)));
+            end(() =>
+              call.emit('error', resourceExhausted(`more than ${MAX_SESSION_BACKLOG} messages unread: reconnect`)),
+            );
           } else call.write(message);
         },
         close: (reason) => {
@@ -107,11 +109,20 @@ export function agentService(
           } else if (message.quiesce) {
             const report = validate.quiesceReport(message.quiesce);
             // As for budgets: a report about a freeze this VM was not asked for is not its to make.
-            if (!quiesce.report(vm, report)) log.debug('ignoring a quiesce report for a token this VM was not asked to freeze', { vm, token: report.tokenId });
+            if (!quiesce.report(vm, report))
+              log.debug('ignoring a quiesce report for a token this VM was not asked to freeze', {
+                vm,
+                token: report.tokenId,
+              });
           } else if (message.freezeNotice) {
             const notice = validate.freezeNotice(message.freezeNotice);
-            log.info(notice.frozen ? 'VM frozen by the hypervisor: holding its guest backups' : 'VM thawed', { vm, source: notice.source });
-            coordinator.freezeNotice(host, vm, notice).catch((e) => log.warn('could not record a freeze notice', { vm, error: e as Error }));
+            log.info(notice.frozen ? 'VM frozen by the hypervisor: holding its guest backups' : 'VM thawed', {
+              vm,
+              source: notice.source,
+            });
+            coordinator
+              .freezeNotice(host, vm, notice)
+              .catch((e) => log.warn('could not record a freeze notice', { vm, error: e as Error }));
           } else if (message.ack) {
             if (!message.ack.ok) log.warn('agent could not carry out a command', { vm, ...message.ack });
           } else {
@@ -138,4 +149,3 @@ export function agentService(
     }),
   };
 }
-

@@ -9,7 +9,14 @@ import type { PeerCertificate } from 'node:tls';
 import type { Logger } from '../../common/util/log';
 import { toServiceError } from './status';
 import type { Authority } from '../pki/authority';
-import { type Decision, type MessageContext, authorizeCall, authorizeMessage, isOpenMethod, methodName } from '../pki/authorizer';
+import {
+  type Decision,
+  type MessageContext,
+  authorizeCall,
+  authorizeMessage,
+  isOpenMethod,
+  methodName,
+} from '../pki/authorizer';
 import { PermissionDeniedError, UnauthenticatedError } from '../pki/errors';
 import { type Identity, describeIdentity, identityOfCertificate } from '../pki/identity';
 
@@ -23,7 +30,8 @@ export interface AuthInterceptorOptions {
 type Caller = { identity: Identity; serial: string } | { error: UnauthenticatedError };
 
 function callerOf(cert: PeerCertificate | undefined, authority: Authority | undefined): Caller {
-  if (!cert) return { error: new UnauthenticatedError("a client certificate issued by this coordinator's CA is required") };
+  if (!cert)
+    return { error: new UnauthenticatedError("a client certificate issued by this coordinator's CA is required") };
   const serial = cert.serialNumber.toLowerCase();
   if (authority?.isRevoked(serial)) return { error: new UnauthenticatedError(`certificate ${serial} was revoked`) };
   try {

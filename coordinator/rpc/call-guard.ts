@@ -63,8 +63,14 @@ export class CallGuard {
         next({
           onReceiveMessage: (message, pass) => {
             if (!(message instanceof UndecodableRequest)) return pass(message);
-            const error = new InvalidArgumentError('request', `is not a valid ${method.path} request message (${message.reason})`);
-            call.sendStatus({ ...toServiceError(error, this.log, method.path), metadata: new grpc.Metadata() } as grpc.StatusObject);
+            const error = new InvalidArgumentError(
+              'request',
+              `is not a valid ${method.path} request message (${message.reason})`,
+            );
+            call.sendStatus({
+              ...toServiceError(error, this.log, method.path),
+              metadata: new grpc.Metadata(),
+            } as grpc.StatusObject);
           },
           onCancel: () => release?.(),
         });

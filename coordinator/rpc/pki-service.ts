@@ -36,7 +36,12 @@ export function pkiService(authority: Authority | undefined, log: Logger): v1.Pk
     if (!authority) throw new PkiNotConfiguredError();
     return authority;
   };
-  const token = (a: Authority, identity: Identity, ttlMs: number, rotates: boolean): v1.CreateEnrollmentTokenResponse => {
+  const token = (
+    a: Authority,
+    identity: Identity,
+    ttlMs: number,
+    rotates: boolean,
+  ): v1.CreateEnrollmentTokenResponse => {
     const t = a.createToken(identity, ttlMs, rotates);
     return { token: t.text, expiresUnixMs: t.expiresAt, caFingerprintSha256: t.caFingerprint };
   };
@@ -45,7 +50,12 @@ export function pkiService(authority: Authority | undefined, log: Logger): v1.Pk
       const a = configured();
       const input = validate.enrollRequest(req);
       const r = await a.enroll(input.token, input.csrPem);
-      return { certificatePem: r.certificatePem, caCertificatePem: r.caCertificatePem, identity: identityToWire(r.identity), notAfterUnixMs: r.notAfter };
+      return {
+        certificatePem: r.certificatePem,
+        caCertificatePem: r.caCertificatePem,
+        identity: identityToWire(r.identity),
+        notAfterUnixMs: r.notAfter,
+      };
     }),
     CreateEnrollmentToken: unary(log, (req: v1.CreateEnrollmentTokenRequest__Output) =>
       token(configured(), validate.identity('identity', req.identity), req.ttlMs, false),

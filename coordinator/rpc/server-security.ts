@@ -25,7 +25,11 @@ export interface ServerSecurity {
   authority?: Authority;
 }
 
-export async function serverSecurity(options: CoordinatorOptions, context: MessageContext, log: Logger): Promise<ServerSecurity> {
+export async function serverSecurity(
+  options: CoordinatorOptions,
+  context: MessageContext,
+  log: Logger,
+): Promise<ServerSecurity> {
   const { host } = parseAddress(options.listen);
   if (options.pki) {
     const files = pkiFiles(options.pki.dir);
@@ -35,22 +39,33 @@ export async function serverSecurity(options: CoordinatorOptions, context: Messa
       fs.readFileSync(files.serverCert),
       fs.readFileSync(files.serverKey),
     );
-    log.info('serving mutual TLS with this coordinator\'s CA', { pki: options.pki.dir, caSha256: authority.ca.fingerprint });
+    log.info("serving mutual TLS with this coordinator's CA", {
+      pki: options.pki.dir,
+      caSha256: authority.ca.fingerprint,
+    });
     return { credentials, interceptors: [authInterceptor({ log, context, authority })], authority };
   }
   if (options.tls?.clientCaFile) {
     const { certFile, keyFile, clientCaFile } = options.tls;
-    const credentials = new ClientCheckingServerCredentials(fs.readFileSync(clientCaFile), fs.readFileSync(certFile), fs.readFileSync(keyFile));
+    const credentials = new ClientCheckingServerCredentials(
+      fs.readFileSync(clientCaFile),
+      fs.readFileSync(certFile),
+      fs.readFileSync(keyFile),
+    );
     return { credentials, interceptors: [authInterceptor({ log, context })] };
   }
   if (options.tls) {
-    log.warn('serving TLS without client certificates: callers are not identified, so every call is allowed', { listen: options.listen });
+    log.warn('serving TLS without client certificates: callers are not identified, so every call is allowed', {
+      listen: options.listen,
+    });
     const credentials = grpc.ServerCredentials.createSsl(null, [
       { cert_chain: fs.readFileSync(options.tls.certFile), private_key: fs.readFileSync(options.tls.keyFile) },
     ]);
     return { credentials, interceptors: [] };
   }
   if (!isLoopbackHost(host)) throw new Error(`refusing to serve ${options.listen} without TLS`);
-  log.warn('serving without TLS: only processes on this machine can connect, and every call is allowed', { listen: options.listen });
+  log.warn('serving without TLS: only processes on this machine can connect, and every call is allowed', {
+    listen: options.listen,
+  });
   return { credentials: grpc.ServerCredentials.createInsecure(), interceptors: [] };
 }

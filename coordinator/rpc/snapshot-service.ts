@@ -8,7 +8,13 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/util/log';
 import type { BackupRunView, BackupRunner } from '../hypervisor-jobs/backup-runner';
 import { CatalogError } from '../../host-backup/catalog/chain-rules';
-import { findBackup, listBackups, pruneBackups, verificationPlan, verifyBackups } from '../../host-backup/catalog/catalog-view';
+import {
+  findBackup,
+  listBackups,
+  pruneBackups,
+  verificationPlan,
+  verifyBackups,
+} from '../../host-backup/catalog/catalog-view';
 import { ManifestStore } from '../../host-backup/catalog/manifest-store';
 import { BackupCatalogUnavailableError, BackupNotFoundError } from '../domain/errors';
 import { resourceExhausted } from './call-guard';
@@ -58,7 +64,9 @@ export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
       return ManifestStore.open(o.backupDir);
     } catch (err) {
       if (err instanceof CatalogError) {
-        throw new BackupCatalogUnavailableError(`${err.message}: backups.dir in coordinator.yaml names it; it becomes one with the first backup made into it (or is its storage not mounted?)`);
+        throw new BackupCatalogUnavailableError(
+          `${err.message}: backups.dir in coordinator.yaml names it; it becomes one with the first backup made into it (or is its storage not mounted?)`,
+        );
       }
       throw err;
     }
@@ -85,52 +93,71 @@ export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
       const vm = req.vm === '' ? undefined : validate.catalogName('vm', req.vm);
       const found = findBackup(store(), id, vm);
       if (!found) throw new BackupNotFoundError(id);
-      return { backup: wire.backupInfo(found.backup), chain: found.chain.map(wire.backupInfo), manifestJson: found.manifestText };
+      return {
+        backup: wire.backupInfo(found.backup),
+        chain: found.chain.map(wire.backupInfo),
+        manifestJson: found.manifestText,
+      };
     }),
 
     // Async: a verification's error (reading the files) is answered through the handler's status table too.
-    VerifyBackups: stream(o.log, async (call: grpc.ServerWritableStream<v1.VerifyBackupsRequest__Output, v1.BackupVerification>) => {
-      const filter = validate.backupFilter(call.request);
-      const id = call.request.id === '' ? undefined : validate.catalogName('id', call.request.id);
-      const s = store();
-      const plan = verificationPlan(s, { ...filter, id });
-      if (id !== undefined && plan.records.length === 0) throw new BackupNotFoundError(id);
-      if (verifying >= MAX_CONCURRENT_VERIFIES) {
-        call.emit('error', resourceExhausted(`${MAX_CONCURRENT_VERIFIES} verifications are running already: try again when one ends`));
-        return;
-      }
-      verifying++;
-      // A caller that goes away stops the reading between files.
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
-      const total = plan.problems.length + plan.records.length;
-      let index = 0;
-      try {
-        for await (const v of verifyBackups(s, plan, abort.signal)) {
-          if (abort.signal.aborted) break;
-          const more = call.write(wire.verification(v, ++index, total));
-          // Wait for the reader, or for it to go away: either way the slot is given back below.
-          if (!more) await new Promise<void>((resolve) => {
-            call.once('drain', resolve);
-            abort.signal.addEventListener('abort', () => resolve(), { once: true });
-          });
+    VerifyBackups: stream(
+      o.log,
+      async (call: grpc.ServerWritableStream<v1.VerifyBackupsRequest__Output, v1.BackupVerification>) => {
+        const filter = validate.backupFilter(call.request);
+        const id = call.request.id === '' ? undefined : validate.catalogName('id', call.request.id);
+        const s = store();
+        const plan = verificationPlan(s, { ...filter, id });
+        if (id !== undefined && plan.records.length === 0) throw new BackupNotFoundError(id);
+        if (verifying >= MAX_CONCURRENT_VERIFIES) {
+          call.emit(
+            'error',
+            resourceExhausted(`${MAX_CONCURRENT_VERIFIES} verifications are running already: try again when one ends`),
+          );
+          return;
         }
-        call.end();
-      } finally {
-        verifying--;
-      }
-    }),
+        verifying++;
+        // A caller that goes away stops the reading between files.
+        const abort = new AbortController();
+        call.on('cancelled', () => abort.abort());
+        const total = plan.problems.length + plan.records.length;
+        let index = 0;
+        try {
+          for await (const v of verifyBackups(s, plan, abort.signal)) {
+            if (abort.signal.aborted) break;
+            const more = call.write(wire.verification(v, ++index, total));
+            // Wait for the reader, or for it to go away: either way the slot is given back below.
+            if (!more)
+              await new Promise<void>((resolve) => {
+                call.once('drain', resolve);
+                abort.signal.addEventListener('abort', () => resolve(), { once: true });
+              });
+          }
+          call.end();
+        } finally {
+          verifying--;
+        }
+      },
+    ),
 
     PruneBackups: unary(o.log, (req: v1.PruneBackupsRequest__Output): v1.PruneBackupsResponse => {
       const filter = validate.backupFilter(req);
       const result = pruneBackups(store(), filter, validate.prunePolicy(req), req.dryRun);
-      o.log.info('pruned backups', { dryRun: req.dryRun, removed: result.decisions.filter((d) => !d.keep).length, freedBytes: result.freedBytes });
+      o.log.info('pruned backups', {
+        dryRun: req.dryRun,
+        removed: result.decisions.filter((d) => !d.keep).length,
+        freedBytes: result.freedBytes,
+      });
       return wire.pruneResponse(result, req.dryRun);
     }),
 
-    StartBackup: unary(o.log, (req: v1.StartBackupRequest__Output) => backupRunToWire(o.runner.start(validate.catalogName('vm', req.vm), { full: req.full }))),
+    StartBackup: unary(o.log, (req: v1.StartBackupRequest__Output) =>
+      backupRunToWire(o.runner.start(validate.catalogName('vm', req.vm), { full: req.full })),
+    ),
 
-    CancelBackup: unary(o.log, (req: v1.CancelBackupRequest__Output) => backupRunToWire(o.runner.cancel(validate.catalogName('vm', req.vm)))),
+    CancelBackup: unary(o.log, (req: v1.CancelBackupRequest__Output) =>
+      backupRunToWire(o.runner.cancel(validate.catalogName('vm', req.vm))),
+    ),
 
     ListBackupRuns: unary(o.log, (req: v1.ListBackupRunsRequest__Output) => ({
       runs: o.runner.list(req.vm === '' ? undefined : validate.catalogName('vm', req.vm)).map(backupRunToWire),

@@ -20,7 +20,13 @@ import {
   TokenEndedError,
   TokenNotFoundError,
 } from '../domain/errors';
-import { CertificateNotFoundError, EnrolmentRefusedError, PermissionDeniedError, PkiNotConfiguredError, UnauthenticatedError } from '../pki/errors';
+import {
+  CertificateNotFoundError,
+  EnrolmentRefusedError,
+  PermissionDeniedError,
+  PkiNotConfiguredError,
+  UnauthenticatedError,
+} from '../pki/errors';
 
 const CODES: [new (...args: never[]) => DomainError, status][] = [
   [InvalidArgumentError, status.INVALID_ARGUMENT],

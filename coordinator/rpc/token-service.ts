@@ -19,12 +19,20 @@ import type * as v1 from '../../proto/generated/headroom/v1';
  */
 function quiescableLease(coordinator: Coordinator, tokenId: string, fencing: number): Lease {
   const lease = coordinator.state.holder(tokenId, fencing);
-  if (lease.kind !== 'HYPERVISOR') throw new NotQuiescableError(tokenId, `it is a ${lease.kind} token; only a HYPERVISOR token's guest is quiesced for a snapshot`);
+  if (lease.kind !== 'HYPERVISOR')
+    throw new NotQuiescableError(
+      tokenId,
+      `it is a ${lease.kind} token; only a HYPERVISOR token's guest is quiesced for a snapshot`,
+    );
   if (!lease.vm) throw new NotQuiescableError(tokenId, 'it names no VM');
   return lease;
 }
 
-export function tokenService(coordinator: Coordinator, quiesce: Pick<QuiesceBroker, 'quiesce' | 'thaw'>, log: Logger): v1.TokenServiceHandlers {
+export function tokenService(
+  coordinator: Coordinator,
+  quiesce: Pick<QuiesceBroker, 'quiesce' | 'thaw'>,
+  log: Logger,
+): v1.TokenServiceHandlers {
   return {
     Acquire: stream(log, (call: grpc.ServerWritableStream<v1.AcquireRequest__Output, v1.AcquireUpdate>, fail) => {
       const input = validate.acquireRequest(call.request, coordinator.defaultHost);

@@ -30,16 +30,21 @@ export function name(field: string, value: string, required = true): string {
     if (required) throw new InvalidArgumentError(field, 'is required');
     return value;
   }
-  if (value.length > MAX_NAME_LENGTH) throw new InvalidArgumentError(field, `is longer than ${MAX_NAME_LENGTH} characters`);
+  if (value.length > MAX_NAME_LENGTH)
+    throw new InvalidArgumentError(field, `is longer than ${MAX_NAME_LENGTH} characters`);
   if (!NAME_PATTERN.test(value)) {
-    throw new InvalidArgumentError(field, 'may hold only letters, digits and . _ : @ - and must start with a letter or digit');
+    throw new InvalidArgumentError(
+      field,
+      'may hold only letters, digits and . _ : @ - and must start with a letter or digit',
+    );
   }
   return value;
 }
 
 export function text(field: string, value: string, max = MAX_TEXT): string {
   if (value.length > max) throw new InvalidArgumentError(field, `is longer than ${max} characters`);
-  if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(value)) throw new InvalidArgumentError(field, 'holds control characters');
+  if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(value))
+    throw new InvalidArgumentError(field, 'holds control characters');
   return value;
 }
 
@@ -55,7 +60,10 @@ export function enumName<S extends string>(field: string, e: enums.WireEnum<stri
   const name = e.fromWire(value);
   if (name === undefined) {
     const wire = e.names.map((n) => e.toWire(n));
-    throw new InvalidArgumentError(field, `must be ${wire.slice(0, -1).join(', ')} or ${wire.at(-1)}, got ${JSON.stringify(value)}`);
+    throw new InvalidArgumentError(
+      field,
+      `must be ${wire.slice(0, -1).join(', ')} or ${wire.at(-1)}, got ${JSON.stringify(value)}`,
+    );
   }
   return name;
 }
@@ -114,7 +122,12 @@ function consistency(field: string, value: unknown): Consistency | undefined {
 /** A freeze's bound and the wait for the agent's answer: longer than this is no snapshot's quiesce. */
 export const MAX_QUIESCE_MS = 10 * 60_000;
 
-export function quiesceRequest(req: v1.QuiesceRequest__Output): { tokenId: string; fencing: number; holdMs: number; timeoutMs: number } {
+export function quiesceRequest(req: v1.QuiesceRequest__Output): {
+  tokenId: string;
+  fencing: number;
+  holdMs: number;
+  timeoutMs: number;
+} {
   return {
     ...tokenRef(req),
     holdMs: intIn('hold_ms', req.holdMs, 0, MAX_QUIESCE_MS),
@@ -136,19 +149,32 @@ export function policyPatch(req: v1.SetPolicyRequest__Output, current: HostPolic
   const vm = name('vm', req.vm);
   const { startBelowCpuPercent, startBelowIoBytesPerSec, ...others } = patch;
   const other = Object.entries(others).find(([, v]) => v !== undefined);
-  if (other) throw new InvalidArgumentError(policyWireName(other[0] as keyof HostPolicy), 'cannot be set for one VM: only start_below_cpu_percent and start_below_io_bytes_per_sec can');
+  if (other)
+    throw new InvalidArgumentError(
+      policyWireName(other[0] as keyof HostPolicy),
+      'cannot be set for one VM: only start_below_cpu_percent and start_below_io_bytes_per_sec can',
+    );
   const all = { ...completePolicy(current).vmStartBelow };
   if (req.resetVm) {
     if (startBelowCpuPercent !== undefined || startBelowIoBytesPerSec !== undefined) {
-      throw new InvalidArgumentError('reset_vm', 'drops the VM\'s thresholds: give no thresholds with it');
+      throw new InvalidArgumentError('reset_vm', "drops the VM's thresholds: give no thresholds with it");
     }
     delete all[vm];
   } else {
     if (startBelowCpuPercent === undefined && startBelowIoBytesPerSec === undefined) {
-      throw new InvalidArgumentError('vm', 'give start_below_cpu_percent or start_below_io_bytes_per_sec for the VM, or reset_vm');
+      throw new InvalidArgumentError(
+        'vm',
+        'give start_below_cpu_percent or start_below_io_bytes_per_sec for the VM, or reset_vm',
+      );
     }
-    const was = all[vm] ?? { cpuPercent: completePolicy(current).startBelowCpuPercent, ioBytesPerSec: completePolicy(current).startBelowIoBytesPerSec };
-    all[vm] = { cpuPercent: startBelowCpuPercent ?? was.cpuPercent, ioBytesPerSec: startBelowIoBytesPerSec ?? was.ioBytesPerSec };
+    const was = all[vm] ?? {
+      cpuPercent: completePolicy(current).startBelowCpuPercent,
+      ioBytesPerSec: completePolicy(current).startBelowIoBytesPerSec,
+    };
+    all[vm] = {
+      cpuPercent: startBelowCpuPercent ?? was.cpuPercent,
+      ioBytesPerSec: startBelowIoBytesPerSec ?? was.ioBytesPerSec,
+    };
   }
   return { vmStartBelow: all };
 }
@@ -201,7 +227,12 @@ export function hello(msg: v1.Hello__Output, defaultHost: string) {
     name(`hello.jobs[${i}].name`, j.name);
     text(`hello.jobs[${i}].schedule`, j.schedule, 256);
     // A uint64 past 2^53 decodes inexactly; stored, it would make every later plan of the host fail.
-    intIn(`hello.jobs[${i}].declared_cost.io_bytes_per_sec`, j.declaredCost?.ioBytesPerSec ?? 0, 0, Number.MAX_SAFE_INTEGER);
+    intIn(
+      `hello.jobs[${i}].declared_cost.io_bytes_per_sec`,
+      j.declaredCost?.ioBytesPerSec ?? 0,
+      0,
+      Number.MAX_SAFE_INTEGER,
+    );
   });
   return {
     vm: name('hello.vm', msg.vm),
@@ -232,7 +263,10 @@ const ENFORCEMENTS: readonly unknown[] = Object.values(Enforcement);
 
 export function budgetReport(report: v1.BudgetReport__Output): v1.BudgetReport {
   if (!ENFORCEMENTS.includes(report.enforcement)) {
-    throw new InvalidArgumentError('budget.enforcement', `must be one of ${ENFORCEMENTS.join(', ')}, got ${report.enforcement}`);
+    throw new InvalidArgumentError(
+      'budget.enforcement',
+      `must be one of ${ENFORCEMENTS.join(', ')}, got ${report.enforcement}`,
+    );
   }
   return {
     tokenId: name('budget.token_id', report.tokenId),
@@ -262,7 +296,10 @@ export function quiesceReport(report: v1.QuiesceReport__Output): QuiesceReport {
 
 // PkiService's requests.
 
-const ROLES = { AGENT: 'agent', HOST: 'host', ADMIN: 'admin' } as const satisfies Record<(typeof enums.role.names)[number], Identity['role']>;
+const ROLES = { AGENT: 'agent', HOST: 'host', ADMIN: 'admin' } as const satisfies Record<
+  (typeof enums.role.names)[number],
+  Identity['role']
+>;
 
 /** A role as the wire names it (ROLE_AGENT). */
 export function roleToWire(role: Identity['role']): v1.Role {
@@ -287,8 +324,10 @@ export function revokeCertificatesRequest(req: v1.RevokeCertificatesRequest__Out
   reason: string;
 } {
   const reason = text('reason', req.reason, 256);
-  if ((req.serial === '') === !req.identity) throw new InvalidArgumentError('serial', 'give a serial or an identity (one of them)');
-  const selector = req.serial !== '' ? { serial: text('serial', req.serial, 64) } : { identity: identity('identity', req.identity) };
+  if ((req.serial === '') === !req.identity)
+    throw new InvalidArgumentError('serial', 'give a serial or an identity (one of them)');
+  const selector =
+    req.serial !== '' ? { serial: text('serial', req.serial, 64) } : { identity: identity('identity', req.identity) };
   return { selector, reason };
 }
 
@@ -307,11 +346,22 @@ export function catalogName(field: string, value: string): string {
 
 export function backupFilter(req: { vm: string; disk: string }): { vm?: string; disk?: string } {
   if (req.disk !== '' && req.vm === '') throw new InvalidArgumentError('disk', 'needs vm: the VM whose disk it is');
-  return { vm: req.vm === '' ? undefined : catalogName('vm', req.vm), disk: req.disk === '' ? undefined : catalogName('disk', req.disk) };
+  return {
+    vm: req.vm === '' ? undefined : catalogName('vm', req.vm),
+    disk: req.disk === '' ? undefined : catalogName('disk', req.disk),
+  };
 }
 
-export function prunePolicy(req: v1.PruneBackupsRequest__Output): { keepLast?: number; keepDaily?: number; keepWeekly?: number } {
-  const policy = { keepLast: req.keepLast ?? undefined, keepDaily: req.keepDaily ?? undefined, keepWeekly: req.keepWeekly ?? undefined };
+export function prunePolicy(req: v1.PruneBackupsRequest__Output): {
+  keepLast?: number;
+  keepDaily?: number;
+  keepWeekly?: number;
+} {
+  const policy = {
+    keepLast: req.keepLast ?? undefined,
+    keepDaily: req.keepDaily ?? undefined,
+    keepWeekly: req.keepWeekly ?? undefined,
+  };
   if (policy.keepLast === undefined && policy.keepDaily === undefined && policy.keepWeekly === undefined) {
     throw new InvalidArgumentError('keep_last', 'give at least one of keep_last, keep_daily, keep_weekly');
   }

@@ -43,7 +43,12 @@ export function thawAnswer(a: ThawAnswer): v1.ThawResponse {
 
 export function queuedRequest(w: WaitingInfo): v1.QueuedRequest {
   return {
-    request: { ...w.request, kind: tokenKind.toWire(w.request.kind), latestStartUnixMs: w.request.latestStart, windowEndUnixMs: w.request.windowEnd },
+    request: {
+      ...w.request,
+      kind: tokenKind.toWire(w.request.kind),
+      latestStartUnixMs: w.request.latestStart,
+      windowEndUnixMs: w.request.windowEnd,
+    },
     position: w.position,
     queuedUnixMs: w.request.queuedAt,
     estimatedStartUnixMs: w.estimatedStart,

@@ -66,7 +66,12 @@ export class AgentRegistry {
     if (previous && previous !== session) previous.close('replaced by a newer session of the same VM');
     this.sessions.set(record.vm, session);
     const state = this.agents.get(record.vm);
-    this.agents.set(record.vm, { record, connected: true, lastLoad: state?.lastLoad, budgets: state?.budgets ?? new Map() });
+    this.agents.set(record.vm, {
+      record,
+      connected: true,
+      lastLoad: state?.lastLoad,
+      budgets: state?.budgets ?? new Map(),
+    });
   }
 
   disconnect(vm: string, session: AgentSession): void {
@@ -80,7 +85,13 @@ export class AgentRegistry {
    * Records a VM's load report and runs the budget controller on each of its running GUEST backups
    * (`running`, under its host's complete `policy`), telling the agent of every change.
    */
-  reportLoad(vm: string, load: v1.LoadReport__Output, running: readonly Lease[], policy: Required<HostPolicy>, now: number): void {
+  reportLoad(
+    vm: string,
+    load: v1.LoadReport__Output,
+    running: readonly Lease[],
+    policy: Required<HostPolicy>,
+    now: number,
+  ): void {
     const state = this.agents.get(vm);
     if (state) state.lastLoad = load;
     if ((this.frozen.get(vm) ?? 0) > now) return;
@@ -160,8 +171,17 @@ export class AgentRegistry {
       const command =
         e.type === 'vm-frozen'
           ? { tokenId: lease.tokenId, budget: told.budget, paused: true, reason: `VM frozen by ${e.source}` }
-          : { tokenId: lease.tokenId, budget: told.budget, paused: told.paused, reason: `VM ${e.lapsed ? 'freeze bound passed' : 'thawed'}: back to ${describeInstruction(told)}` };
-      if (this.push(e.vm, { budget: command })) this.log.info(e.type === 'vm-frozen' ? 'guest backup paused for a freeze' : 'guest backup resumed after a freeze', { vm: e.vm, token: lease.tokenId });
+          : {
+              tokenId: lease.tokenId,
+              budget: told.budget,
+              paused: told.paused,
+              reason: `VM ${e.lapsed ? 'freeze bound passed' : 'thawed'}: back to ${describeInstruction(told)}`,
+            };
+      if (this.push(e.vm, { budget: command }))
+        this.log.info(
+          e.type === 'vm-frozen' ? 'guest backup paused for a freeze' : 'guest backup resumed after a freeze',
+          { vm: e.vm, token: lease.tokenId },
+        );
     }
   }
 

@@ -157,9 +157,15 @@ export class Coordinator {
   }
 
   /** A freeze of a VM by the hypervisor's own tools (frozen, for holdMs at most), or its thaw. @throws HostNotFoundError */
-  async freezeNotice(host: string, vm: string, notice: { frozen: boolean; source: string; holdMs: number }): Promise<void> {
+  async freezeNotice(
+    host: string,
+    vm: string,
+    notice: { frozen: boolean; source: string; holdMs: number },
+  ): Promise<void> {
     this.assertRunning();
-    await this.submit(notice.frozen ? this.lessor.freezeVm(host, vm, notice.source, notice.holdMs) : this.lessor.thawVm(host, vm));
+    await this.submit(
+      notice.frozen ? this.lessor.freezeVm(host, vm, notice.source, notice.holdMs) : this.lessor.thawVm(host, vm),
+    );
   }
 
   /** Makes sure a host exists, e.g. when an agent of a new host says hello. */
@@ -257,9 +263,18 @@ export class Coordinator {
           else w.denied(e.reason, e.message);
         }
       }
-      if (e.type === 'granted' || e.type === 'released' || e.type === 'expired' || e.type === 'revoked' ||
-          e.type === 'cancelled' || e.type === 'denied' || e.type === 'host-resumed' || e.type === 'policy-changed' ||
-          e.type === 'vm-frozen' || e.type === 'vm-thawed') {
+      if (
+        e.type === 'granted' ||
+        e.type === 'released' ||
+        e.type === 'expired' ||
+        e.type === 'revoked' ||
+        e.type === 'cancelled' ||
+        e.type === 'denied' ||
+        e.type === 'host-resumed' ||
+        e.type === 'policy-changed' ||
+        e.type === 'vm-frozen' ||
+        e.type === 'vm-thawed'
+      ) {
         this.scheduleQueueUpdate('lease' in e ? e.lease.host : 'request' in e ? e.request.host : e.host, false);
       }
     }
@@ -314,7 +329,8 @@ export class Coordinator {
     this.timer = undefined;
     const events = this.lessor.tick();
     for (const e of events) {
-      if (e.type === 'expired') this.deps.log.info('token expired', { token: e.lease.tokenId, host: e.lease.host, vm: e.lease.vm });
+      if (e.type === 'expired')
+        this.deps.log.info('token expired', { token: e.lease.tokenId, host: e.lease.host, vm: e.lease.vm });
       if (e.type === 'revoked') this.deps.log.info('token revoked', { token: e.lease.tokenId, reason: e.reason });
     }
     this.submit(events).catch(() => {
@@ -347,7 +363,8 @@ export class Coordinator {
     } catch (e) {
       if (!afterFailedCommit) throw e;
     }
-    if (!afterFailedCommit && snapshot.leases.length > 0) this.deps.log.info('restored active tokens', { count: snapshot.leases.length });
+    if (!afterFailedCommit && snapshot.leases.length > 0)
+      this.deps.log.info('restored active tokens', { count: snapshot.leases.length });
     this.dispatch(events, records);
     this.armTimer();
   }

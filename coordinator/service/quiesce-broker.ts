@@ -107,7 +107,13 @@ export class QuiesceBroker {
     }
     freeze.frozen = { state: 'FROZEN', message: report.message, hooks: report.hooks, holdMs: report.holdMs };
     this.deps.log.info('guest quiesced', { token: tokenId, vm, holdMs: report.holdMs, hooks: names(report.hooks) });
-    await this.note({ type: 'quiesced', at: this.deps.clock.now(), lease, hooks: names(report.hooks), holdMs: report.holdMs });
+    await this.note({
+      type: 'quiesced',
+      at: this.deps.clock.now(),
+      lease,
+      hooks: names(report.hooks),
+      holdMs: report.holdMs,
+    });
     return freeze.frozen;
   }
 
@@ -115,8 +121,14 @@ export class QuiesceBroker {
   async thaw(lease: Lease): Promise<ThawAnswer> {
     const { tokenId, vm } = lease;
     const freeze = this.freezes.get(tokenId);
-    const refuse = (message: string, autoThawed = false, frozenMs = 0): ThawAnswer => ({ state: 'FAILED', message, hooks: [], autoThawed, frozenMs });
-    if (!freeze) return refuse('nothing to thaw: this token\'s guest is not quiesced');
+    const refuse = (message: string, autoThawed = false, frozenMs = 0): ThawAnswer => ({
+      state: 'FAILED',
+      message,
+      hooks: [],
+      autoThawed,
+      frozenMs,
+    });
+    if (!freeze) return refuse("nothing to thaw: this token's guest is not quiesced");
     if (freeze.thawed) return freeze.thawed;
     if (this.waiters.has(tokenId)) return refuse('a quiesce or thaw of this token is already under way');
     const since = this.deps.clock.now() - freeze.sentAt;
@@ -157,9 +169,23 @@ export class QuiesceBroker {
     if (report.state === 'THAWED') void this.thawed(freeze, report);
     else if (report.state === 'FROZEN') {
       // Past the Quiesce's timeout: the thaw sent then is on its way.
-      this.deps.log.warn('guest froze after its quiesce was given up; it was told to thaw', { token: report.tokenId, vm });
-      void this.note({ type: 'quiesced', at: this.deps.clock.now(), lease: freeze.lease, hooks: names(report.hooks), holdMs: report.holdMs });
-    } else this.deps.log.warn('agent reports a failed quiesce no one waits for', { token: report.tokenId, vm, message: report.message });
+      this.deps.log.warn('guest froze after its quiesce was given up; it was told to thaw', {
+        token: report.tokenId,
+        vm,
+      });
+      void this.note({
+        type: 'quiesced',
+        at: this.deps.clock.now(),
+        lease: freeze.lease,
+        hooks: names(report.hooks),
+        holdMs: report.holdMs,
+      });
+    } else
+      this.deps.log.warn('agent reports a failed quiesce no one waits for', {
+        token: report.tokenId,
+        vm,
+        message: report.message,
+      });
     return true;
   }
 
@@ -173,10 +199,15 @@ export class QuiesceBroker {
         this.freezes.delete(e.lease.tokenId);
         continue;
       }
-      this.deps.log.info('token ended while its guest was frozen: telling the agent to thaw', { token: e.lease.tokenId, vm: e.lease.vm, ended: e.type });
+      this.deps.log.info('token ended while its guest was frozen: telling the agent to thaw', {
+        token: e.lease.tokenId,
+        vm: e.lease.vm,
+        ended: e.type,
+      });
       this.deps.agents.push(e.lease.vm, { thaw: { tokenId: e.lease.tokenId } });
       // Kept for the agent's THAWED report until the bound (and an answer's time) has surely passed.
-      const bound = (freeze.frozen?.holdMs || DEFAULT_QUIESCE_TIMEOUT_MS) + (this.deps.thawTimeoutMs ?? DEFAULT_THAW_TIMEOUT_MS);
+      const bound =
+        (freeze.frozen?.holdMs || DEFAULT_QUIESCE_TIMEOUT_MS) + (this.deps.thawTimeoutMs ?? DEFAULT_THAW_TIMEOUT_MS);
       this.later(() => {
         if (this.freezes.get(e.lease.tokenId) === freeze) this.freezes.delete(e.lease.tokenId);
       }, bound);
@@ -207,7 +238,14 @@ export class QuiesceBroker {
       ...(answer.state === 'FAILED' ? { problem: report.message } : {}),
     });
     const message = answer.state === 'FAILED' ? `a thaw hook failed: ${report.message}` : report.message;
-    await this.note({ type: 'thawed', at: this.deps.clock.now(), lease: freeze.lease, autoThawed: report.autoThawed, frozenMs: report.frozenMs, message });
+    await this.note({
+      type: 'thawed',
+      at: this.deps.clock.now(),
+      lease: freeze.lease,
+      autoThawed: report.autoThawed,
+      frozenMs: report.frozenMs,
+      message,
+    });
     return answer;
   }
 
@@ -222,7 +260,11 @@ export class QuiesceBroker {
     try {
       await this.deps.record(event);
     } catch (err) {
-      this.deps.log.warn('could not record a quiesce event in the history', { type: event.type, token: event.lease.tokenId, error: err as Error });
+      this.deps.log.warn('could not record a quiesce event in the history', {
+        type: event.type,
+        token: event.lease.tokenId,
+        error: err as Error,
+      });
     }
   }
 

@@ -93,7 +93,9 @@ function describe(event: LessorEvent): string {
     }
     case 'released': {
       const o = event.outcome;
-      const consistency = o.consistency ? `, ${o.consistency === 'APPLICATION' ? 'application' : 'crash'}-consistent` : '';
+      const consistency = o.consistency
+        ? `, ${o.consistency === 'APPLICATION' ? 'application' : 'crash'}-consistent`
+        : '';
       const text = `${o.success ? 'success' : 'failure'}, exit ${o.exitCode}, ${o.bytes} bytes, ${o.durationMs} ms${consistency}`;
       return o.message ? `${text}: ${o.message}` : text;
     }
@@ -114,7 +116,9 @@ function describe(event: LessorEvent): string {
     case 'quiesce-failed':
       return event.reason;
     case 'thawed': {
-      const how = event.autoThawed ? 'auto-thawed by the agent (its bound passed or the freeze was lost)' : 'thawed on the coordinator\'s word';
+      const how = event.autoThawed
+        ? 'auto-thawed by the agent (its bound passed or the freeze was lost)'
+        : "thawed on the coordinator's word";
       return `${how} after ${event.frozenMs} ms frozen${event.message ? `: ${event.message}` : ''}`;
     }
     case 'vm-frozen':
@@ -152,13 +156,40 @@ function historyFields(event: LessorEvent): Omit<HistoryRecord, 'seq' | 'type'> 
   const base = { at: event.at, detail: describe(event) };
   if ('lease' in event) {
     const l = event.lease;
-    return { ...base, host: l.host, vm: l.vm, job: l.job, kind: l.kind, tokenId: l.tokenId, fencing: l.fencing, requestId: l.requestId };
+    return {
+      ...base,
+      host: l.host,
+      vm: l.vm,
+      job: l.job,
+      kind: l.kind,
+      tokenId: l.tokenId,
+      fencing: l.fencing,
+      requestId: l.requestId,
+    };
   }
   if ('request' in event) {
     const r = event.request;
-    return { ...base, host: r.host, vm: r.vm, job: r.job, kind: r.kind, tokenId: '', fencing: 0, requestId: r.requestId };
+    return {
+      ...base,
+      host: r.host,
+      vm: r.vm,
+      job: r.job,
+      kind: r.kind,
+      tokenId: '',
+      fencing: 0,
+      requestId: r.requestId,
+    };
   }
-  return { ...base, host: event.host, vm: 'vm' in event ? event.vm : '', job: '', kind: '', tokenId: '', fencing: 0, requestId: '' };
+  return {
+    ...base,
+    host: event.host,
+    vm: 'vm' in event ? event.vm : '',
+    job: '',
+    kind: '',
+    tokenId: '',
+    fencing: 0,
+    requestId: '',
+  };
 }
 
 export class SqliteStore implements Store {
@@ -168,14 +199,19 @@ export class SqliteStore implements Store {
   private readonly historyQueries = new Map<string, Database.Statement>();
 
   /** Opens (creating if needed) the database file. Throws with the path when it cannot. */
-  constructor(readonly path: string, durability: Durability = 'full') {
+  constructor(
+    readonly path: string,
+    durability: Durability = 'full',
+  ) {
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma(`synchronous = ${durability === 'full' ? 'FULL' : 'NORMAL'}`);
     this.db.pragma('busy_timeout = 5000');
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > SCHEMA_VERSION) {
-      throw new Error(`${path}: database schema version ${version} is newer than this coordinator's (${SCHEMA_VERSION})`);
+      throw new Error(
+        `${path}: database schema version ${version} is newer than this coordinator's (${SCHEMA_VERSION})`,
+      );
     }
     this.db.exec(SCHEMA);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
@@ -266,9 +302,15 @@ export class SqliteStore implements Store {
   }
 
   load(endedSince: number) {
-    const hosts: HostRecord[] = (this.db.prepare('SELECT * FROM hosts').all() as {
-      name: string; fencing: number; paused: number; pause_reason: string; policy: string;
-    }[]).map((r) => ({
+    const hosts: HostRecord[] = (
+      this.db.prepare('SELECT * FROM hosts').all() as {
+        name: string;
+        fencing: number;
+        paused: number;
+        pause_reason: string;
+        policy: string;
+      }[]
+    ).map((r) => ({
       name: r.name,
       fencing: r.fencing,
       paused: r.paused === 1,
@@ -294,7 +336,9 @@ export class SqliteStore implements Store {
     );
     const ended: EndedRequest[] = (
       this.db
-        .prepare("SELECT request_id, token_id, state, ended_at FROM tokens WHERE state != 'active' AND ended_at >= ? ORDER BY ended_at")
+        .prepare(
+          "SELECT request_id, token_id, state, ended_at FROM tokens WHERE state != 'active' AND ended_at >= ? ORDER BY ended_at",
+        )
         .all(endedSince) as { request_id: string; token_id: string; state: EndState; ended_at: number }[]
     ).map((r) => ({ requestId: r.request_id, tokenId: r.token_id, state: r.state, endedAt: r.ended_at }));
     return { hosts, leases, ended, agents: this.agents() };
@@ -309,14 +353,24 @@ export class SqliteStore implements Store {
     // Four shapes of query at most: prepare each once.
     let statement = this.historyQueries.get(sql);
     if (!statement) this.historyQueries.set(sql, (statement = this.db.prepare(sql)));
-    const rows = statement
-      .all({ afterSeq: query.afterSeq ?? 0, host: query.host, vm: query.vm, limit: query.limit }) as HistoryRecord[];
+    const rows = statement.all({
+      afterSeq: query.afterSeq ?? 0,
+      host: query.host,
+      vm: query.vm,
+      limit: query.limit,
+    }) as HistoryRecord[];
     return rows.reverse();
   }
 
   endedRuns(host: string, limit: number): EndedRun[] {
     const rows = this.statements.endedRuns.all(host, limit) as {
-      kind: EndedRun['kind']; vm: string; job: string; granted_at: number; ended_at: number; state: EndedRun['state']; outcome: string | null;
+      kind: EndedRun['kind'];
+      vm: string;
+      job: string;
+      granted_at: number;
+      ended_at: number;
+      state: EndedRun['state'];
+      outcome: string | null;
     }[];
     return rows.reverse().map((r) => ({
       kind: r.kind,
@@ -330,9 +384,16 @@ export class SqliteStore implements Store {
   }
 
   agents(): AgentRecord[] {
-    return (this.db.prepare('SELECT * FROM agents').all() as {
-      vm: string; host: string; agent_version: string; hostname: string; jobs: string; last_hello: number;
-    }[]).map((r) => ({
+    return (
+      this.db.prepare('SELECT * FROM agents').all() as {
+        vm: string;
+        host: string;
+        agent_version: string;
+        hostname: string;
+        jobs: string;
+        last_hello: number;
+      }[]
+    ).map((r) => ({
       vm: r.vm,
       host: r.host,
       agentVersion: r.agent_version,

@@ -37,10 +37,17 @@ function backupLines(b: BackupInfo__Output, now: number): string[] {
 
 export const backupShowCommand: Command = {
   name: 'backup show',
-  summary: 'one backup: its manifest and the chain it reads through (--dir DIR: local; else the coordinator\'s)',
+  summary: "one backup: its manifest and the chain it reads through (--dir DIR: local; else the coordinator's)",
   synopsis: 'ID [--dir DIR] [--vm V]',
-  description: ['ID is a backup id as `backups` lists it. --json prints the manifest as it is on disk too.', '', WHERE_HELP].join('\n'),
-  options: [DIR_OPTION, { name: 'vm', value: 'V', help: 'the VM it belongs to (looks only there)', parse: parseString }],
+  description: [
+    'ID is a backup id as `backups` lists it. --json prints the manifest as it is on disk too.',
+    '',
+    WHERE_HELP,
+  ].join('\n'),
+  options: [
+    DIR_OPTION,
+    { name: 'vm', value: 'V', help: 'the VM it belongs to (looks only there)', parse: parseString },
+  ],
   positionals: ['ID'],
   async run(ctx, args) {
     const id = args.positionals[0];
@@ -59,8 +66,20 @@ export const backupShowCommand: Command = {
       print(
         ctx,
         formatTable(
-          [{ header: 'TAKEN' }, { header: 'KIND' }, { header: 'ID' }, { header: 'FILE', align: 'right' }, { header: 'STATE' }],
-          res.chain.map((c) => [formatClock(c.takenUnixMs, now), kindName(c), c.id, formatBytes(c.fileBytes), c.chainProblem || 'ok']),
+          [
+            { header: 'TAKEN' },
+            { header: 'KIND' },
+            { header: 'ID' },
+            { header: 'FILE', align: 'right' },
+            { header: 'STATE' },
+          ],
+          res.chain.map((c) => [
+            formatClock(c.takenUnixMs, now),
+            kindName(c),
+            c.id,
+            formatBytes(c.fileBytes),
+            c.chainProblem || 'ok',
+          ]),
         ),
       );
     }
@@ -70,7 +89,9 @@ export const backupShowCommand: Command = {
 
 function runLine(r: BackupRun__Output, now: number): string {
   const state = backupRunState.show(r.state).toLowerCase();
-  const when = r.endedUnixMs ? `ended ${formatClock(r.endedUnixMs, now)}` : `started ${formatClock(r.startedUnixMs, now)}`;
+  const when = r.endedUnixMs
+    ? `ended ${formatClock(r.endedUnixMs, now)}`
+    : `started ${formatClock(r.startedUnixMs, now)}`;
   return `${r.vm}  ${state}  run ${r.runId}  job ${r.job}  ${when}: ${r.message}`;
 }
 
@@ -89,15 +110,19 @@ async function waitForEnd(ctx: Context, vm: string, runId: string): Promise<Back
 
 export const backupStartCommand: Command = {
   name: 'backup start',
-  summary: "have the coordinator back a VM up now with its configured driver (hypervisorJobs in coordinator.yaml)",
+  summary: 'have the coordinator back a VM up now with its configured driver (hypervisorJobs in coordinator.yaml)',
   synopsis: '--vm V [--full] [--wait]',
   description: [
     'The coordinator runs `headroomctl host-backup` for the VM as a child process of its own, with the driver',
     'of the hypervisorJobs entry that lists the VM (qmp: its QMP socket, target and disks; command: its',
-    'argv), under a HYPERVISOR token within the job\'s window, as a manual host-backup would. --wait waits',
+    "argv), under a HYPERVISOR token within the job's window, as a manual host-backup would. --wait waits",
     'for the run to end and exits 0 when it succeeded, 1 when not (its last output is printed).',
   ].join('\n'),
-  options: [VM_OPTION, { name: 'full', help: 'qmp driver: a full backup even when an incremental would do' }, { name: 'wait', help: 'wait for the run to end' }],
+  options: [
+    VM_OPTION,
+    { name: 'full', help: 'qmp driver: a full backup even when an incremental would do' },
+    { name: 'wait', help: 'wait for the run to end' },
+  ],
   async run(ctx, args) {
     const vm = args.require<string>('vm');
     let run = await ctx.admin('StartBackup', { vm, full: args.flag('full') });

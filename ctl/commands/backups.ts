@@ -26,7 +26,8 @@ export function kindName(b: Pick<BackupInfo__Output, 'kind'>): string {
 
 export const backupsCommand: Command = {
   name: 'backups',
-  summary: 'list the backups of a catalog, and check their files with --verify (--dir DIR: local; else the coordinator\'s)',
+  summary:
+    "list the backups of a catalog, and check their files with --verify (--dir DIR: local; else the coordinator's)",
   synopsis: '[--dir DIR] [--vm V] [--disk D] [--limit N] [--verify]',
   description: [
     'One line per backup, oldest first: when it was taken, full or incremental (and why full), bytes copied,',
@@ -39,7 +40,12 @@ export const backupsCommand: Command = {
   ].join('\n'),
   options: [
     ...CATALOG_OPTIONS,
-    { name: 'limit', value: 'N', help: `only the N newest backups (default and most: ${MAX_LISTED_BACKUPS}; narrow with --vm, --disk)`, parse: parseLimit },
+    {
+      name: 'limit',
+      value: 'N',
+      help: `only the N newest backups (default and most: ${MAX_LISTED_BACKUPS}; narrow with --vm, --disk)`,
+      parse: parseLimit,
+    },
     { name: 'verify', help: "recompute every file's SHA-256" },
   ],
   async run(ctx, args) {
@@ -58,7 +64,10 @@ export const backupsCommand: Command = {
     if (ctx.json) {
       printJson(ctx, {
         ...listing,
-        backups: listing.backups.map((b) => ({ ...b, ...(checksums.has(b.id) && { checksumOk: checksums.get(b.id) }) })),
+        backups: listing.backups.map((b) => ({
+          ...b,
+          ...(checksums.has(b.id) && { checksumOk: checksums.get(b.id) }),
+        })),
       });
       return failed ? 1 : 0;
     }
@@ -91,7 +100,11 @@ export const backupsCommand: Command = {
       b.fullReason,
     ]);
     print(ctx, formatTable(columns, cells, { empty: `no backups in ${listing.dir}` }));
-    for (const i of listing.interrupted) print(ctx, `interrupted: ${i.vm}/${i.disk} backup ${i.id} (its end was not seen; the next backup of the disk will be full)`);
+    for (const i of listing.interrupted)
+      print(
+        ctx,
+        `interrupted: ${i.vm}/${i.disk} backup ${i.id} (its end was not seen; the next backup of the disk will be full)`,
+      );
     if (listing.omitted) note(ctx, `${listing.omitted} older backup(s) not shown: narrow with --vm and --disk`);
     for (const p of listing.problems) note(ctx, `unreadable manifest: ${p.problem}`);
     if (bad) note(ctx, `${bad} file(s) do not match their manifest's SHA-256`);

@@ -12,7 +12,8 @@ import { UsageError } from '../../common/util/usage-error';
 
 export function parseTokenTtl(raw: string): number {
   const ms = parseDuration(raw);
-  if (ms < 1_000 || ms > MAX_TOKEN_TTL_MS) throw new Error(`expected a duration from 1s to ${formatDuration(MAX_TOKEN_TTL_MS)}, got "${raw}"`);
+  if (ms < 1_000 || ms > MAX_TOKEN_TTL_MS)
+    throw new Error(`expected a duration from 1s to ${formatDuration(MAX_TOKEN_TTL_MS)}, got "${raw}"`);
   return ms;
 }
 
@@ -23,7 +24,10 @@ export function printToken(ctx: Context, res: CreateEnrollmentTokenResponse__Out
     return;
   }
   print(ctx, res.token);
-  const who = identity.role === 'ROLE_AGENT' ? `the agent of ${identity.vm} on ${identity.host}` : `the host role of ${identity.host}`;
+  const who =
+    identity.role === 'ROLE_AGENT'
+      ? `the agent of ${identity.vm} on ${identity.host}`
+      : `the host role of ${identity.host}`;
   note(ctx, `one-time token for ${who}, valid until ${new Date(res.expiresUnixMs).toISOString()}`);
   note(ctx, `use it once: headroom-agent enroll --token TOKEN --coordinator ${ctx.coordinator}`);
 }
@@ -42,19 +46,29 @@ export const enrollCreateCommand: Command = {
   summary: 'make a one-time token with which an agent gets its client certificate',
   synopsis: '--host H (--vm V | --role host) [--ttl DURATION]',
   description: [
-    'Prints the token on stdout. It carries the SHA-256 fingerprint of the coordinator\'s CA, so the agent can',
+    "Prints the token on stdout. It carries the SHA-256 fingerprint of the coordinator's CA, so the agent can",
     'trust the coordinator on first contact; the coordinator keeps only a hash of its secret. It can be used',
-    'once, before it expires. With --vm the certificate is an agent\'s (GUEST tokens and the session of that',
-    'VM only); with --role host, the host role\'s (HYPERVISOR tokens on that host).',
+    "once, before it expires. With --vm the certificate is an agent's (GUEST tokens and the session of that",
+    "VM only); with --role host, the host role's (HYPERVISOR tokens on that host).",
   ].join('\n'),
   options: [
     { name: 'host', value: 'H', help: 'the host the VM runs on (required)', parse: parseString },
     { name: 'vm', value: 'V', help: 'the VM whose agent enrols', parse: parseString },
-    { name: 'role', value: 'ROLE', help: 'host: a hypervisor-level caller of H instead of an agent', parse: (raw) => {
-      if (raw !== 'host' && raw !== 'agent') throw new Error(`expected agent or host, got "${raw}"`);
-      return raw;
-    } },
-    { name: 'ttl', value: 'DURATION', help: 'how long the token is valid (default 1h, at most 7 days)', parse: parseTokenTtl },
+    {
+      name: 'role',
+      value: 'ROLE',
+      help: 'host: a hypervisor-level caller of H instead of an agent',
+      parse: (raw) => {
+        if (raw !== 'host' && raw !== 'agent') throw new Error(`expected agent or host, got "${raw}"`);
+        return raw;
+      },
+    },
+    {
+      name: 'ttl',
+      value: 'DURATION',
+      help: 'how long the token is valid (default 1h, at most 7 days)',
+      parse: parseTokenTtl,
+    },
   ],
   async run(ctx, args) {
     const role = args.get<string>('role');

@@ -23,12 +23,17 @@ export const historyCommand: Command = {
   summary: 'token events in time order (--follow streams new ones)',
   synopsis: '[--host H] [--vm V] [--limit N] [--follow]',
   description:
-    'Prints the newest events (the coordinator\'s default is 100), oldest first. --follow then prints each new\n' +
+    "Prints the newest events (the coordinator's default is 100), oldest first. --follow then prints each new\n" +
     'event as it is committed until Ctrl-C; with --json, every event is one JSON object per line.',
   options: [
     hostOption(),
     { name: 'vm', value: 'V', help: 'only this VM', parse: parseString },
-    { name: 'limit', value: 'N', help: 'at most the N newest events (default: the coordinator\'s, 100)', parse: parsePositiveInt },
+    {
+      name: 'limit',
+      value: 'N',
+      help: "at most the N newest events (default: the coordinator's, 100)",
+      parse: parsePositiveInt,
+    },
     { name: 'follow', help: 'keep printing new events until interrupted' },
   ],
   async run(ctx, args) {
@@ -89,7 +94,11 @@ function cells(e: HistoryEvent__Output, now: number): string[] {
 }
 
 export function renderHistory(events: readonly HistoryEvent__Output[], now: number): string {
-  return formatTable(COLUMNS, events.map((e) => cells(e, now)), { empty: 'no events' });
+  return formatTable(
+    COLUMNS,
+    events.map((e) => cells(e, now)),
+    { empty: 'no events' },
+  );
 }
 
 /** One event as a row under formatHeader(STREAM_COLUMNS). */

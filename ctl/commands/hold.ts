@@ -29,7 +29,7 @@ const ACQUIRE_OPTIONS = hostBackupCommand.options.filter((o) => SHARED.has(o.nam
 
 export const holdCommand: Command = {
   name: 'hold',
-  summary: 'hold a HYPERVISOR token across invocations (for hook scripts such as vzdump\'s)',
+  summary: "hold a HYPERVISOR token across invocations (for hook scripts such as vzdump's)",
   synopsis:
     '--state-file FILE {--host H --vm V [--job NAME] [--window DURATION] [--ttl DURATION] [--log FILE] [--watch-pid PID] [--foreground] | ' +
     '--release --outcome success|failure [--message TEXT]}',
@@ -54,11 +54,26 @@ export const holdCommand: Command = {
     { name: 'state-file', value: 'FILE', help: 'where the holder keeps its state (required)', parse: parseString },
     ...ACQUIRE_OPTIONS,
     { name: 'job', value: 'NAME', help: `job name for history (default: ${DEFAULT_HOLD_JOB})`, parse: parseString },
-    { name: 'log', value: 'FILE', help: "the background holder's log (default: the state file + .log)", parse: parseString },
-    { name: 'watch-pid', value: 'PID', help: 'release as a failure (or stop waiting) when process PID ends', parse: parsePid },
+    {
+      name: 'log',
+      value: 'FILE',
+      help: "the background holder's log (default: the state file + .log)",
+      parse: parseString,
+    },
+    {
+      name: 'watch-pid',
+      value: 'PID',
+      help: 'release as a failure (or stop waiting) when process PID ends',
+      parse: parsePid,
+    },
     { name: 'foreground', help: 'hold in this process until SIGTERM/SIGINT instead of in the background' },
     { name: 'release', help: 'release the token held through --state-file' },
-    { name: 'outcome', value: 'success|failure', help: 'with --release: how the backup ended (required)', parse: parseOutcome },
+    {
+      name: 'outcome',
+      value: 'success|failure',
+      help: 'with --release: how the backup ended (required)',
+      parse: parseOutcome,
+    },
     { name: 'message', value: 'TEXT', help: 'with --release: recorded with the outcome', parse: parseString },
   ],
   async run(ctx, args) {
@@ -76,12 +91,16 @@ export const holdCommand: Command = {
       note(ctx, released.message);
       return released.end === 'done' ? EXIT_OK : released.end === 'not-held' ? EXIT_TEMPFAIL : EXIT_FAILURE;
     }
-    for (const name of ['outcome', 'message']) if (args.has(name)) throw new UsageError(`--${name} goes with --release`);
+    for (const name of ['outcome', 'message'])
+      if (args.has(name)) throw new UsageError(`--${name} goes with --release`);
     const host = args.require<string>('host');
     const vm = args.require<string>('vm');
     const existing = readHoldState(stateFile);
     if (existing && !FINAL_PHASES.has(existing.phase) && existing.pid !== process.pid && processAlive(existing.pid)) {
-      note(ctx, `${stateFile} is in use: pid ${existing.pid} is ${existing.phase === 'held' ? 'holding' : 'waiting for'} a token for ${existing.vm}`);
+      note(
+        ctx,
+        `${stateFile} is in use: pid ${existing.pid} is ${existing.phase === 'held' ? 'holding' : 'waiting for'} a token for ${existing.vm}`,
+      );
       return EXIT_FAILURE;
     }
     if (!args.flag('foreground')) return startHolder(ctx, stateFile, args.get<string>('log') ?? `${stateFile}.log`);
@@ -188,7 +207,10 @@ function startHolder(ctx: Context, stateFile: string, logFile: string): Promise<
       if (m.event === 'progress') ctx.io.stderr(m.text);
       else if (m.event === 'failed') finish(holdExitCode(m.end));
       else if (m.event === 'granted') {
-        note(ctx, `holding token ${m.tokenId} in the background (pid ${child.pid}, log ${logFile}); end it with: headroomctl hold --release --state-file ${stateFile} --outcome success|failure`);
+        note(
+          ctx,
+          `holding token ${m.tokenId} in the background (pid ${child.pid}, log ${logFile}); end it with: headroomctl hold --release --state-file ${stateFile} --outcome success|failure`,
+        );
         child.disconnect();
         child.unref();
         finish(EXIT_OK);

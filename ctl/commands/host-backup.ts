@@ -37,7 +37,8 @@ function parseDurationMs(raw: string): number {
 /** A share of one core, 1 % up to what a budget may be (LIMITS.maxCpuBudgetPercent). */
 function parseCpuLimit(raw: string): number {
   const percent = parsePositiveInt(raw);
-  if (percent > LIMITS.maxCpuBudgetPercent) throw new Error(`${raw} is too large (at most ${LIMITS.maxCpuBudgetPercent}, 1,024 cores)`);
+  if (percent > LIMITS.maxCpuBudgetPercent)
+    throw new Error(`${raw} is too large (at most ${LIMITS.maxCpuBudgetPercent}, 1,024 cores)`);
   return percent;
 }
 
@@ -58,29 +59,29 @@ export const hostBackupCommand: Command = {
   description: [
     'Waits for a HYPERVISOR token on the host (no guest backup may hold one meanwhile), runs COMMAND with',
     'this terminal, renews the token while it runs, and releases it with the outcome. COMMAND is run',
-    'directly, not through a shell: write sh -c \'...\' for pipes. If the token is lost the command is stopped.',
+    "directly, not through a shell: write sh -c '...' for pipes. If the token is lost the command is stopped.",
     '',
     '--window is the backup window from now: the command must start within it, and is stopped at its end',
-    'unless the host\'s policy allows overrun. Without --window it waits as long as it takes and may run',
+    "unless the host's policy allows overrun. Without --window it waits as long as it takes and may run",
     'as long as it needs. Ctrl-C while waiting withdraws the request; while running, it goes to the command.',
     '',
-    'The command and everything it starts are held to a budget: the token\'s (the host\'s hypervisor budget),',
+    "The command and everything it starts are held to a budget: the token's (the host's hypervisor budget),",
     'capped by --cpu-limit and --io-limit, with cgroup v2 (cpu.max, io.max, cgroup.freeze) where this host',
     'offers it, else cgroup v1 (cpu, blkio, freezer), else nice/ionice and SIGSTOP/SIGCONT duty cycling; the',
-    'mechanism in force, and why no better one, is printed when the command starts. While it runs, the host\'s',
-    'load is sampled at the policy\'s report interval, the command\'s own share taken out: as the host\'s',
-    'foreground load crosses the policy\'s thresholds (headroomctl policy set), the command is throttled to',
+    "mechanism in force, and why no better one, is printed when the command starts. While it runs, the host's",
+    "load is sampled at the policy's report interval, the command's own share taken out: as the host's",
+    "foreground load crosses the policy's thresholds (headroomctl policy set), the command is throttled to",
     'the throttled budget, paused (frozen or SIGSTOPped; its token kept) and resumed, as the coordinator does',
     'for guest backups. Each change is printed with its time and reason. If the policy cannot be read, the',
     'command keeps its budget and is not throttled or paused by load. With --driver qmp the copying is done',
-    'by QEMU, outside the command\'s process tree: its rate is --speed, and a pause holds only qmp-backup.',
+    "by QEMU, outside the command's process tree: its rate is --speed, and a pause holds only qmp-backup.",
     '',
     'With --driver qmp there is no COMMAND: the backup is `headroomctl qmp-backup` with the qmp options below',
     '(full or incremental QEMU backups into --target over the QMP socket; see qmp-backup --help).',
     '',
     ...QUIESCE_HELP,
     '',
-    'Exit status: the command\'s own; 75 when no token was granted (denied, or not granted within --window,',
+    "Exit status: the command's own; 75 when no token was granted (denied, or not granted within --window,",
     'e.g. because the coordinator was unreachable) or the token was revoked or lost; 1 when --quiesce require',
     'could not quiesce the guest (the command did not run) or the guest thawed before the snapshot point;',
     '64 usage error.',
@@ -89,9 +90,24 @@ export const hostBackupCommand: Command = {
     { name: 'host', value: 'H', help: 'the host the VM runs on (required)', parse: parseString },
     { name: 'vm', value: 'V', help: 'the VM being backed up (required)', parse: parseString },
     { name: 'job', value: 'NAME', help: `job name for history (default: ${DEFAULT_JOB})`, parse: parseString },
-    { name: 'window', value: 'DURATION', help: 'backup window from now: start within it or exit 75 (default: none)', parse: parseDurationMs },
-    { name: 'expected-duration', value: 'DURATION', help: 'how long the backup usually takes (for estimates)', parse: parseDurationMs },
-    { name: 'priority', value: 'N', help: 'higher goes first among waiting HYPERVISOR requests (default 0)', parse: parseInt32 },
+    {
+      name: 'window',
+      value: 'DURATION',
+      help: 'backup window from now: start within it or exit 75 (default: none)',
+      parse: parseDurationMs,
+    },
+    {
+      name: 'expected-duration',
+      value: 'DURATION',
+      help: 'how long the backup usually takes (for estimates)',
+      parse: parseDurationMs,
+    },
+    {
+      name: 'priority',
+      value: 'N',
+      help: 'higher goes first among waiting HYPERVISOR requests (default 0)',
+      parse: parseInt32,
+    },
     { name: 'ttl', value: 'DURATION', help: "lease TTL (default: the host policy's)", parse: parseDurationMs },
     {
       name: 'kill-grace',
@@ -99,9 +115,24 @@ export const hostBackupCommand: Command = {
       help: `between SIGTERM and SIGKILL when the command must stop (default ${formatDuration(DEFAULT_KILL_GRACE_MS)})`,
       parse: parseDurationMs,
     },
-    { name: 'cpu-limit', value: 'PERCENT', help: "CPU budget at most this, in % of one core (150: 1.5 cores; default: the token's)", parse: parseCpuLimit },
-    { name: 'io-limit', value: 'RATE', help: "storage I/O budget at most this, reads and writes each (10MiB; default: the token's)", parse: parseIoLimit },
-    { name: 'driver', value: 'NAME', help: 'command (default: run COMMAND) or qmp (back up a QEMU over QMP)', parse: parseDriver },
+    {
+      name: 'cpu-limit',
+      value: 'PERCENT',
+      help: "CPU budget at most this, in % of one core (150: 1.5 cores; default: the token's)",
+      parse: parseCpuLimit,
+    },
+    {
+      name: 'io-limit',
+      value: 'RATE',
+      help: "storage I/O budget at most this, reads and writes each (10MiB; default: the token's)",
+      parse: parseIoLimit,
+    },
+    {
+      name: 'driver',
+      value: 'NAME',
+      help: 'command (default: run COMMAND) or qmp (back up a QEMU over QMP)',
+      parse: parseDriver,
+    },
     ...QMP_BACKUP_OPTIONS,
     ...QUIESCE_OPTIONS,
   ],
@@ -131,7 +162,10 @@ export const hostBackupCommand: Command = {
         return;
       }
       // The first signal went to the command (or withdrew the request); the grace period bounds the rest.
-      note(ctx, `${signal} again: already stopping; the command gets SIGKILL ${formatDuration(killGraceMs)} after the first signal`);
+      note(
+        ctx,
+        `${signal} again: already stopping; the command gets SIGKILL ${formatDuration(killGraceMs)} after the first signal`,
+      );
     });
     try {
       const result = await runHostBackup({

@@ -28,8 +28,18 @@ export const pkiInitCommand: Command = {
   ].join('\n'),
   options: [
     { name: 'dir', value: 'DIR', help: `state directory (default ${DEFAULT_PKI_DIR})`, parse: parseString },
-    { name: 'names', value: 'N,...', help: "names and IP addresses agents use to reach the coordinator (default: this machine's hostname, localhost, 127.0.0.1, ::1)", parse: csv },
-    { name: 'host', value: 'H', help: "the coordinator's host name, as its --host (default: this machine's hostname)", parse: parseString },
+    {
+      name: 'names',
+      value: 'N,...',
+      help: "names and IP addresses agents use to reach the coordinator (default: this machine's hostname, localhost, 127.0.0.1, ::1)",
+      parse: csv,
+    },
+    {
+      name: 'host',
+      value: 'H',
+      help: "the coordinator's host name, as its --host (default: this machine's hostname)",
+      parse: parseString,
+    },
     { name: 'admin', value: 'NAME', help: 'name of the admin identity (default: admin)', parse: parseString },
   ],
   async run(ctx, args) {
@@ -76,12 +86,28 @@ export const pkiListCommand: Command = {
     }
     const now = ctx.now();
     const status = (c: Certificate__Output) =>
-      c.revokedUnixMs > 0 ? `revoked (${c.revokeReason})` : c.notAfterUnixMs <= now ? 'expired' : `valid ${formatDuration(c.notAfterUnixMs - now)}`;
+      c.revokedUnixMs > 0
+        ? `revoked (${c.revokeReason})`
+        : c.notAfterUnixMs <= now
+          ? 'expired'
+          : `valid ${formatDuration(c.notAfterUnixMs - now)}`;
     print(
       ctx,
       formatTable(
-        [{ header: 'SERIAL' }, { header: 'ROLE' }, { header: 'IDENTITY' }, { header: 'NOT AFTER' }, { header: 'STATUS' }],
-        res.certificates.map((c) => [c.serial, roleName(c.identity), describe(c.identity), new Date(c.notAfterUnixMs).toISOString(), status(c)]),
+        [
+          { header: 'SERIAL' },
+          { header: 'ROLE' },
+          { header: 'IDENTITY' },
+          { header: 'NOT AFTER' },
+          { header: 'STATUS' },
+        ],
+        res.certificates.map((c) => [
+          c.serial,
+          roleName(c.identity),
+          describe(c.identity),
+          new Date(c.notAfterUnixMs).toISOString(),
+          status(c),
+        ]),
       ),
     );
     return 0;
@@ -89,7 +115,7 @@ export const pkiListCommand: Command = {
 };
 
 const IDENTITY_OPTIONS: OptionSpec[] = [
-  { name: 'host', value: 'H', help: 'the host (with --vm: that VM\'s agent; alone: the host role)', parse: parseString },
+  { name: 'host', value: 'H', help: "the host (with --vm: that VM's agent; alone: the host role)", parse: parseString },
   { name: 'vm', value: 'V', help: 'the VM whose agent it is', parse: parseString },
 ];
 
@@ -98,15 +124,23 @@ export const pkiRevokeCommand: Command = {
   summary: 'revoke certificates now: their calls are refused and their open streams closed',
   synopsis: '(--serial S | --host H [--vm V] | --admin NAME) [--reason TEXT]',
   description: 'By serial (as pki list prints it), or every valid certificate of an identity.',
-  options: [{ name: 'serial', value: 'S', help: 'the certificate, as pki list prints it', parse: parseString }, ...IDENTITY_OPTIONS, { name: 'admin', value: 'NAME', help: 'an admin identity', parse: parseString }, { name: 'reason', value: 'TEXT', help: 'why, in the list and the log', parse: parseText }],
+  options: [
+    { name: 'serial', value: 'S', help: 'the certificate, as pki list prints it', parse: parseString },
+    ...IDENTITY_OPTIONS,
+    { name: 'admin', value: 'NAME', help: 'an admin identity', parse: parseString },
+    { name: 'reason', value: 'TEXT', help: 'why, in the list and the log', parse: parseText },
+  ],
   async run(ctx, args) {
     const serial = args.get<string>('serial') ?? '';
     const admin = args.get<string>('admin');
-    const identity = admin !== undefined ? { role: 'ROLE_ADMIN' as const, host: '', vm: '', name: admin } : identityArgs(args);
-    if ((serial === '') === (identity === undefined)) throw new UsageError('give --serial, or --host [--vm], or --admin (one of them)');
+    const identity =
+      admin !== undefined ? { role: 'ROLE_ADMIN' as const, host: '', vm: '', name: admin } : identityArgs(args);
+    if ((serial === '') === (identity === undefined))
+      throw new UsageError('give --serial, or --host [--vm], or --admin (one of them)');
     const res = await ctx.pki('RevokeCertificates', { serial, identity, reason: args.get<string>('reason') ?? '' });
     if (ctx.json) printJson(ctx, res);
-    else for (const c of res.revoked) print(ctx, `revoked ${c.serial} (${roleName(c.identity)} ${describe(c.identity)})`);
+    else
+      for (const c of res.revoked) print(ctx, `revoked ${c.serial} (${roleName(c.identity)} ${describe(c.identity)})`);
     return 0;
   },
 };
@@ -115,7 +149,10 @@ export const pkiRotateCommand: Command = {
   name: 'pki rotate',
   summary: 'make a token to enrol an identity again with a new key; its old certificates are revoked when it is used',
   synopsis: '--host H [--vm V] [--ttl DURATION]',
-  options: [...IDENTITY_OPTIONS, { name: 'ttl', value: 'DURATION', help: 'how long the token is valid (default 1h)', parse: parseTokenTtl }],
+  options: [
+    ...IDENTITY_OPTIONS,
+    { name: 'ttl', value: 'DURATION', help: 'how long the token is valid (default 1h)', parse: parseTokenTtl },
+  ],
   async run(ctx, args) {
     const identity = identityArgs(args);
     if (!identity) throw new UsageError('missing required option --host');
@@ -124,4 +161,3 @@ export const pkiRotateCommand: Command = {
     return 0;
   },
 };
-

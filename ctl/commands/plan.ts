@@ -17,17 +17,25 @@ export const planCommand: Command = {
   summary: "a host's backup plan for the coming hours, as a timeline",
   synopsis: '[--host H] [--horizon DURATION]',
   description: [
-    "The coordinator plans the guest jobs its agents declared (each occurrence of their cron schedules, with",
+    'The coordinator plans the guest jobs its agents declared (each occurrence of their cron schedules, with',
     'durations learnt from past runs) around the backups running now, and shows it: one row per VM and job,',
     "'=' where a guest backup is planned, '#' for a hypervisor one, '.' over its window. Runs it could not",
     'place are listed with the reason. The plan is a forecast: tokens are still granted as agents ask.',
   ].join('\n'),
   options: [
     hostOption("the host (default: the coordinator's own)"),
-    { name: 'horizon', value: 'DURATION', help: 'how far ahead to plan (default 24h, at most 7 days)', parse: parseDuration },
+    {
+      name: 'horizon',
+      value: 'DURATION',
+      help: 'how far ahead to plan (default 24h, at most 7 days)',
+      parse: parseDuration,
+    },
   ],
   async run(ctx, args) {
-    const plan = await ctx.admin('GetPlan', { host: args.get<string>('host') ?? '', horizonMs: args.get<number>('horizon') ?? 0 });
+    const plan = await ctx.admin('GetPlan', {
+      host: args.get<string>('host') ?? '',
+      horizonMs: args.get<number>('horizon') ?? 0,
+    });
     if (ctx.json) printJson(ctx, plan);
     else print(ctx, renderPlan(plan, ctx.now(), process.stdout.columns || DEFAULT_WIDTH));
     return 0;
@@ -42,14 +50,22 @@ export function renderPlan(plan: Plan__Output, now: number, width: number): stri
       `(${formatSpan(plan.horizonEndUnixMs - from)}): ${count(plan.slots.length, 'run')} planned, ${plan.unplaced.length} not placed`,
   ];
   if (plan.slots.length + plan.unplaced.length === 0) {
-    return [...heading, `no jobs are declared for ${plan.host}: by its agents, or in its coordinator's hypervisorJobs`].join('\n');
+    return [
+      ...heading,
+      `no jobs are declared for ${plan.host}: by its agents, or in its coordinator's hypervisorJobs`,
+    ].join('\n');
   }
 
   const parts = [heading.join('\n'), `${renderGantt(plan, from, width)}\n${LEGEND}`];
   if (plan.unplaced.length > 0) {
     parts.push(
       formatTable(
-        [{ header: 'NOT PLACED', maxWidth: 40 }, { header: 'DUE' }, { header: 'WINDOW' }, { header: 'REASON', maxWidth: 80 }],
+        [
+          { header: 'NOT PLACED', maxWidth: 40 },
+          { header: 'DUE' },
+          { header: 'WINDOW' },
+          { header: 'REASON', maxWidth: 80 },
+        ],
         plan.unplaced.map((u) => [
           `${u.vm}/${u.job}`,
           formatClock(u.earliestStartUnixMs, now),

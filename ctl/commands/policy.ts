@@ -70,18 +70,73 @@ const SETTABLE = [
 ] as const;
 
 const BUDGET_OPTIONS: OptionSpec[] = [
-  { name: 'throttle-above-cpu', value: 'PERCENT', help: "throttle a backup from this foreground CPU of its VM (0-100; 0: off)", parse: parsePercent },
-  { name: 'pause-above-cpu', value: 'PERCENT', help: 'pause it from this foreground CPU, above the throttle threshold (0: off)', parse: parsePercent },
-  { name: 'resume-below-cpu', value: 'PERCENT', help: 'full budget again below this foreground CPU, under both thresholds', parse: parsePercent },
-  { name: 'throttle-above-io', value: 'RATE', help: 'throttle from this foreground disk I/O, reads plus writes (0: off)', parse: parseByteRate },
+  {
+    name: 'throttle-above-cpu',
+    value: 'PERCENT',
+    help: 'throttle a backup from this foreground CPU of its VM (0-100; 0: off)',
+    parse: parsePercent,
+  },
+  {
+    name: 'pause-above-cpu',
+    value: 'PERCENT',
+    help: 'pause it from this foreground CPU, above the throttle threshold (0: off)',
+    parse: parsePercent,
+  },
+  {
+    name: 'resume-below-cpu',
+    value: 'PERCENT',
+    help: 'full budget again below this foreground CPU, under both thresholds',
+    parse: parsePercent,
+  },
+  {
+    name: 'throttle-above-io',
+    value: 'RATE',
+    help: 'throttle from this foreground disk I/O, reads plus writes (0: off)',
+    parse: parseByteRate,
+  },
   { name: 'pause-above-io', value: 'RATE', help: 'pause from this foreground disk I/O (0: off)', parse: parseByteRate },
-  { name: 'resume-below-io', value: 'RATE', help: 'full budget again below this foreground disk I/O', parse: parseByteRate },
-  { name: 'budget-cpu', value: 'PERCENT', help: "CPU budget of a backup whose token sets none, in % of one core (150: 1.5 cores; 0: no limit)", parse: parseUint32 },
-  { name: 'budget-io', value: 'RATE', help: 'I/O budget of a backup whose token sets none (0: no limit)', parse: parseByteRate },
-  { name: 'throttled-cpu', value: 'PERCENT', help: 'CPU budget of a throttled or paused backup, in % of one core (0: its full budget)', parse: parseUint32 },
-  { name: 'throttled-io', value: 'RATE', help: 'I/O budget of a throttled or paused backup (0: its full budget)', parse: parseByteRate },
-  { name: 'budget-dwell', value: 'DURATION', help: 'loosen a budget only once the load has asked for it this long', parse: parseDurationMs },
-  { name: 'max-pause', value: 'DURATION', help: 'pause a backup at most this long in all, then throttle it (0: never pause)', parse: parseDurationMs },
+  {
+    name: 'resume-below-io',
+    value: 'RATE',
+    help: 'full budget again below this foreground disk I/O',
+    parse: parseByteRate,
+  },
+  {
+    name: 'budget-cpu',
+    value: 'PERCENT',
+    help: 'CPU budget of a backup whose token sets none, in % of one core (150: 1.5 cores; 0: no limit)',
+    parse: parseUint32,
+  },
+  {
+    name: 'budget-io',
+    value: 'RATE',
+    help: 'I/O budget of a backup whose token sets none (0: no limit)',
+    parse: parseByteRate,
+  },
+  {
+    name: 'throttled-cpu',
+    value: 'PERCENT',
+    help: 'CPU budget of a throttled or paused backup, in % of one core (0: its full budget)',
+    parse: parseUint32,
+  },
+  {
+    name: 'throttled-io',
+    value: 'RATE',
+    help: 'I/O budget of a throttled or paused backup (0: its full budget)',
+    parse: parseByteRate,
+  },
+  {
+    name: 'budget-dwell',
+    value: 'DURATION',
+    help: 'loosen a budget only once the load has asked for it this long',
+    parse: parseDurationMs,
+  },
+  {
+    name: 'max-pause',
+    value: 'DURATION',
+    help: 'pause a backup at most this long in all, then throttle it (0: never pause)',
+    parse: parseDurationMs,
+  },
   {
     name: 'pause-window-guard',
     value: 'DURATION',
@@ -91,17 +146,72 @@ const BUDGET_OPTIONS: OptionSpec[] = [
 ];
 
 const START_OPTIONS: OptionSpec[] = [
-  { name: 'follow-plan', value: 'true|false', help: "a request for a planned run waits for its slot in the host's plan", parse: parseBool },
-  { name: 'min-start-gap', value: 'DURATION', help: 'two planned starts are at least this far apart (0: none)', parse: parseDurationMs },
-  { name: 'host-budget-cpu', value: 'PERCENT', help: 'what all backups together may spend, in % of one core (0: no limit)', parse: parseUint32 },
-  { name: 'host-budget-io', value: 'RATE', help: 'what all backups together may spend in disk I/O (0: no limit)', parse: parseByteRate },
-  { name: 'start-below-cpu', value: 'PERCENT', help: "start no backup on a VM whose foreground CPU is at or above this (0: off)", parse: parsePercent },
-  { name: 'start-below-io', value: 'RATE', help: "start no backup on a VM whose foreground disk I/O is at or above this (0: off)", parse: parseByteRate },
-  { name: 'host-start-below-cpu', value: 'PERCENT', help: "start no backup while the host's CPU is at or above this (0: off)", parse: parsePercent },
-  { name: 'host-start-below-io', value: 'RATE', help: "start no backup while the host's disk I/O is at or above this (0: off)", parse: parseByteRate },
-  { name: 'hypervisor-budget-cpu', value: 'PERCENT', help: 'CPU budget of a HYPERVISOR token, in % of one core (0: no limit)', parse: parseUint32 },
-  { name: 'hypervisor-budget-io', value: 'RATE', help: 'I/O budget of a HYPERVISOR token (0: no limit)', parse: parseByteRate },
-  { name: 'vm', value: 'VM', help: "with --start-below-cpu/--start-below-io: set that VM's own start thresholds", parse: parseString },
+  {
+    name: 'follow-plan',
+    value: 'true|false',
+    help: "a request for a planned run waits for its slot in the host's plan",
+    parse: parseBool,
+  },
+  {
+    name: 'min-start-gap',
+    value: 'DURATION',
+    help: 'two planned starts are at least this far apart (0: none)',
+    parse: parseDurationMs,
+  },
+  {
+    name: 'host-budget-cpu',
+    value: 'PERCENT',
+    help: 'what all backups together may spend, in % of one core (0: no limit)',
+    parse: parseUint32,
+  },
+  {
+    name: 'host-budget-io',
+    value: 'RATE',
+    help: 'what all backups together may spend in disk I/O (0: no limit)',
+    parse: parseByteRate,
+  },
+  {
+    name: 'start-below-cpu',
+    value: 'PERCENT',
+    help: 'start no backup on a VM whose foreground CPU is at or above this (0: off)',
+    parse: parsePercent,
+  },
+  {
+    name: 'start-below-io',
+    value: 'RATE',
+    help: 'start no backup on a VM whose foreground disk I/O is at or above this (0: off)',
+    parse: parseByteRate,
+  },
+  {
+    name: 'host-start-below-cpu',
+    value: 'PERCENT',
+    help: "start no backup while the host's CPU is at or above this (0: off)",
+    parse: parsePercent,
+  },
+  {
+    name: 'host-start-below-io',
+    value: 'RATE',
+    help: "start no backup while the host's disk I/O is at or above this (0: off)",
+    parse: parseByteRate,
+  },
+  {
+    name: 'hypervisor-budget-cpu',
+    value: 'PERCENT',
+    help: 'CPU budget of a HYPERVISOR token, in % of one core (0: no limit)',
+    parse: parseUint32,
+  },
+  {
+    name: 'hypervisor-budget-io',
+    value: 'RATE',
+    help: 'I/O budget of a HYPERVISOR token (0: no limit)',
+    parse: parseByteRate,
+  },
+  {
+    name: 'vm',
+    value: 'VM',
+    help: "with --start-below-cpu/--start-below-io: set that VM's own start thresholds",
+    parse: parseString,
+  },
   { name: 'reset-vm', help: "with --vm: drop the VM's own thresholds (it follows the host's again)" },
 ];
 
@@ -120,7 +230,7 @@ export const policySetCommand: Command = {
     "--max-pause and by the backup's window; where it could not last, the backup is throttled instead.",
     '',
     "Starts: a request for a run in the host's plan (`headroomctl plan`) waits for its slot. No backup starts",
-    "on a VM whose foreground load, or on a host whose own load, is at or above a start threshold, unless",
+    'on a VM whose foreground load, or on a host whose own load, is at or above a start threshold, unless',
     'waiting longer would miss its window: it then starts on the throttled budget.',
   ].join('\n'),
   options: [
@@ -144,7 +254,10 @@ export const policySetCommand: Command = {
 };
 
 /** The request with only the given fields set. @throws UsageError when no field is given. */
-export function buildSetPolicyRequest(host: string, args: { has(n: string): boolean; get<T>(n: string): T | undefined }): SetPolicyRequest {
+export function buildSetPolicyRequest(
+  host: string,
+  args: { has(n: string): boolean; get<T>(n: string): T | undefined },
+): SetPolicyRequest {
   const request: Record<string, unknown> = { host };
   for (const [option, field] of SETTABLE) {
     if (args.has(option)) request[field] = args.get(option);
@@ -167,18 +280,33 @@ export function renderPolicy(p: Policy__Output, host: string): string {
     ['pause from', signals(p.pauseAboveCpuPercent, p.pauseAboveIoBytesPerSec)],
     ['resume below', signals(p.resumeBelowCpuPercent, p.resumeBelowIoBytesPerSec)],
     ['backup budget', `cpu ${formatCpuShare(p.budgetCpuPercent)}, io ${formatIoBudget(p.budgetIoBytesPerSec)}`],
-    ['throttled budget', `cpu ${reduced(formatCpuShare, p.throttledCpuPercent)}, io ${reduced(formatIoBudget, p.throttledIoBytesPerSec)}`],
+    [
+      'throttled budget',
+      `cpu ${reduced(formatCpuShare, p.throttledCpuPercent)}, io ${reduced(formatIoBudget, p.throttledIoBytesPerSec)}`,
+    ],
     ['budget dwell', formatDuration(p.budgetDwellMs)],
     ['max pause', p.maxPauseMs === 0 ? 'never pause' : formatDuration(p.maxPauseMs)],
     ['pause window guard', formatDuration(p.pauseWindowGuardMs)],
     ['follow plan', String(p.followPlan)],
     ['min start gap', formatDuration(p.minStartGapMs)],
-    ['host backup budget', `cpu ${formatCpuShare(p.hostBudgetCpuPercent)}, io ${formatIoBudget(p.hostBudgetIoBytesPerSec)}`],
-    ['start below', `${signals(p.startBelowCpuPercent, p.startBelowIoBytesPerSec, 'vm foreground')}; ${signals(p.hostStartBelowCpuPercent, p.hostStartBelowIoBytesPerSec, 'host')}`],
-    ['hypervisor budget', `cpu ${formatCpuShare(p.hypervisorBudgetCpuPercent)}, io ${formatIoBudget(p.hypervisorBudgetIoBytesPerSec)}`],
+    [
+      'host backup budget',
+      `cpu ${formatCpuShare(p.hostBudgetCpuPercent)}, io ${formatIoBudget(p.hostBudgetIoBytesPerSec)}`,
+    ],
+    [
+      'start below',
+      `${signals(p.startBelowCpuPercent, p.startBelowIoBytesPerSec, 'vm foreground')}; ${signals(p.hostStartBelowCpuPercent, p.hostStartBelowIoBytesPerSec, 'host')}`,
+    ],
+    [
+      'hypervisor budget',
+      `cpu ${formatCpuShare(p.hypervisorBudgetCpuPercent)}, io ${formatIoBudget(p.hypervisorBudgetIoBytesPerSec)}`,
+    ],
     ...Object.entries(p.vmStartBelow ?? {})
       .sort(([a], [b]) => a.localeCompare(b))
-      .map(([vm, t]): [string, string] => [`start below (${vm})`, signals(t.cpuPercent, Number(t.ioBytesPerSec), 'vm foreground')]),
+      .map(([vm, t]): [string, string] => [
+        `start below (${vm})`,
+        signals(t.cpuPercent, Number(t.ioBytesPerSec), 'vm foreground'),
+      ]),
   ]);
 }
 

@@ -12,7 +12,8 @@ import { formatBytes } from '../../common/util/human';
 
 export const pruneCommand: Command = {
   name: 'prune',
-  summary: 'remove the backups a retention policy does not keep (--dry-run to see; --dir DIR: local; else the coordinator\'s)',
+  summary:
+    "remove the backups a retention policy does not keep (--dry-run to see; --dir DIR: local; else the coordinator's)",
   synopsis: '[--dir DIR] [--vm V] [--disk D] [--keep-last N] [--keep-daily N] [--keep-weekly N] [--dry-run]',
   description: [
     'For each disk: keeps the N latest backups, the latest of each of the N latest days and of the N latest',
@@ -25,12 +26,26 @@ export const pruneCommand: Command = {
   options: [
     ...CATALOG_OPTIONS,
     { name: 'keep-last', value: 'N', help: 'keep the N latest backups', parse: parseUint32 },
-    { name: 'keep-daily', value: 'N', help: 'keep the latest backup of each of the N latest days with backups', parse: parseUint32 },
-    { name: 'keep-weekly', value: 'N', help: 'keep the latest backup of each of the N latest weeks with backups', parse: parseUint32 },
+    {
+      name: 'keep-daily',
+      value: 'N',
+      help: 'keep the latest backup of each of the N latest days with backups',
+      parse: parseUint32,
+    },
+    {
+      name: 'keep-weekly',
+      value: 'N',
+      help: 'keep the latest backup of each of the N latest weeks with backups',
+      parse: parseUint32,
+    },
     { name: 'dry-run', help: 'say what would be removed, remove nothing' },
   ],
   async run(ctx, args) {
-    const policy = { keepLast: args.get<number>('keep-last'), keepDaily: args.get<number>('keep-daily'), keepWeekly: args.get<number>('keep-weekly') };
+    const policy = {
+      keepLast: args.get<number>('keep-last'),
+      keepDaily: args.get<number>('keep-daily'),
+      keepWeekly: args.get<number>('keep-weekly'),
+    };
     if (policy.keepLast === undefined && policy.keepDaily === undefined && policy.keepWeekly === undefined) {
       throw new UsageError('give at least one of --keep-last, --keep-daily, --keep-weekly');
     }

@@ -8,7 +8,12 @@ import * as path from 'node:path';
 import { TOKEN_ENV } from '../../common/backup-run/token-env';
 import { parseByteRate } from '../../common/util/byte-rate';
 import { formatBytes, formatSpan } from '../../common/util/human';
-import { type GuestQuiesceOptions, type QuiesceMode, parseQuiesceHold, parseQuiesceMode } from '../../host-backup/guest-quiesce';
+import {
+  type GuestQuiesceOptions,
+  type QuiesceMode,
+  parseQuiesceHold,
+  parseQuiesceMode,
+} from '../../host-backup/guest-quiesce';
 import type { DiskSpec } from '../../host-backup/hypervisor/block-nodes';
 import { CONSISTENCY_FILE_ENV, runQmpBackup } from '../../host-backup/qmp-backup';
 import { type OptionSpec, type ParsedArgs, parseString, parseUint32 } from '../args';
@@ -30,31 +35,56 @@ function parseDisks(raw: string): DiskSpec[] {
 export const QMP_BACKUP_OPTIONS: OptionSpec[] = [
   { name: 'qmp-socket', value: 'PATH', help: "the QEMU process's QMP unix socket", parse: parseString },
   { name: 'target', value: 'DIR', help: 'the backup directory (made a catalog on first use)', parse: parseString },
-  { name: 'disk', value: 'LIST', help: 'disks, NAME or NAME=NODE, comma-separated (default: every drive / export)', parse: parseDisks },
+  {
+    name: 'disk',
+    value: 'LIST',
+    help: 'disks, NAME or NAME=NODE, comma-separated (default: every drive / export)',
+    parse: parseDisks,
+  },
   { name: 'full', help: 'make a full backup even when an incremental would do' },
-  { name: 'max-incrementals', value: 'N', help: 'make a full backup once a chain holds N incrementals (default: no limit)', parse: parseUint32 },
-  { name: 'speed', value: 'RATE', help: 'limit each disk\'s copying, bytes/s such as 50M (default: none)', parse: parseByteRate },
+  {
+    name: 'max-incrementals',
+    value: 'N',
+    help: 'make a full backup once a chain holds N incrementals (default: no limit)',
+    parse: parseUint32,
+  },
+  {
+    name: 'speed',
+    value: 'RATE',
+    help: "limit each disk's copying, bytes/s such as 50M (default: none)",
+    parse: parseByteRate,
+  },
 ];
 
 /** host-backup's and qmp-backup's options. */
 export const QUIESCE_OPTIONS: OptionSpec[] = [
-  { name: 'quiesce', value: 'MODE', help: "require, try or off (default): quiesce the guest's applications for the snapshot", parse: parseQuiesceMode },
-  { name: 'quiesce-hold', value: 'DURATION', help: "the freeze's bound: the guest thaws by itself after it (default: the agent's, 10s)", parse: parseQuiesceHold },
+  {
+    name: 'quiesce',
+    value: 'MODE',
+    help: "require, try or off (default): quiesce the guest's applications for the snapshot",
+    parse: parseQuiesceMode,
+  },
+  {
+    name: 'quiesce-hold',
+    value: 'DURATION',
+    help: "the freeze's bound: the guest thaws by itself after it (default: the agent's, 10s)",
+    parse: parseQuiesceHold,
+  },
 ];
 
 /** The --help lines of --quiesce and --quiesce-hold, shared by host-backup and qmp-backup. */
 export const QUIESCE_HELP = [
-  '--quiesce asks the VM\'s headroom-agent to quiesce its applications for the snapshot: its hooks (fsfreeze,',
+  "--quiesce asks the VM's headroom-agent to quiesce its applications for the snapshot: its hooks (fsfreeze,",
   'databases, scripts in its hooks directory) freeze them right before the snapshot point and thaw them right',
   'after it (with --driver qmp: around the QMP transaction that starts the block jobs; with a COMMAND: around',
-  'the whole command). The agent thaws by itself once --quiesce-hold passes (default: the agent\'s',
+  "the whole command). The agent thaws by itself once --quiesce-hold passes (default: the agent's",
   'quiesce.defaultHold, 10 s; capped by its quiesce.maxHold), counted from its first freeze hook, so a guest',
   'never stays frozen for a dead host or coordinator. Modes: require fails the backup when the guest',
   'cannot quiesce (the agent is not connected, a hook failed, no answer; the command does not run, exit 1, the',
   'token released with a failed outcome); try goes on crash-consistent and says so; off (the default) never',
   'asks. If the guest thawed by itself before the snapshot point, the backup is crash-consistent (and under',
   'require it fails). The consistency achieved ("crash" or "application") is printed, recorded in the',
-  'token\'s history with the release, and with --driver qmp in each backup\'s manifest.',
+  "token's history with the release, and with --driver qmp in each backup's manifest.",
 ];
 
 /** The connection options the child needs to call Quiesce/Thaw as host-backup does. */
@@ -65,12 +95,27 @@ const PROGRESS_EVERY_MS = 5_000;
 
 /** The command line host-backup --driver qmp runs: this command, in a fresh headroomctl process. */
 export function qmpBackupArgv(vm: string, args: ParsedArgs, coordinator: string): string[] {
-  const argv = [process.execPath, path.join(__dirname, '..', 'main.js'), 'qmp-backup', '--vm', vm, '--coordinator', coordinator];
+  const argv = [
+    process.execPath,
+    path.join(__dirname, '..', 'main.js'),
+    'qmp-backup',
+    '--vm',
+    vm,
+    '--coordinator',
+    coordinator,
+  ];
   for (const name of CONNECTION_OPTIONS) if (args.has(name)) argv.push(`--${name}`, String(args.get(name)));
   for (const o of [...QMP_BACKUP_OPTIONS, ...QUIESCE_OPTIONS]) {
     if (!args.has(o.name)) continue;
     if (!o.parse) argv.push(`--${o.name}`);
-    else if (o.name === 'disk') argv.push('--disk', args.get<DiskSpec[]>('disk')!.map((d) => `${d.name}=${d.node}`).join(','));
+    else if (o.name === 'disk')
+      argv.push(
+        '--disk',
+        args
+          .get<DiskSpec[]>('disk')!
+          .map((d) => `${d.name}=${d.node}`)
+          .join(','),
+      );
     else argv.push(`--${o.name}`, String(args.get(o.name)));
   }
   return argv;
@@ -79,12 +124,13 @@ export function qmpBackupArgv(vm: string, args: ParsedArgs, coordinator: string)
 export const qmpBackupCommand: Command = {
   name: 'qmp-backup',
   summary: "back up a running QEMU's disks over QMP, full or incremental (no token; see host-backup --driver qmp)",
-  synopsis: '--qmp-socket PATH --vm V --target DIR [--disk LIST] [--full] [--max-incrementals N] [--speed RATE] [--quiesce MODE] [--quiesce-hold DURATION]',
+  synopsis:
+    '--qmp-socket PATH --vm V --target DIR [--disk LIST] [--full] [--max-incrementals N] [--speed RATE] [--quiesce MODE] [--quiesce-hold DURATION]',
   description: [
     'Each disk gets a persistent dirty bitmap; the first backup is full, later ones copy only what changed,',
     'all disks in one QMP transaction (one point in time). The next backup is full, and says why, when the',
     'bitmap is missing or inconsistent (QEMU stopped uncleanly), the disk was resized, or a file of the',
-    "chain is gone. Backups are qcow2 files with a JSON manifest each in DIR/VM/DISK; restore with",
+    'chain is gone. Backups are qcow2 files with a JSON manifest each in DIR/VM/DISK; restore with',
     "'headroomctl restore' or qemu-img alone. Ctrl-C or SIGTERM cancels the jobs; the next run copies the",
     'same data again.',
     '',
@@ -93,7 +139,11 @@ export const qmpBackupCommand: Command = {
     '',
     'Exit status: 0 done, 1 failed (also: --quiesce require and the guest was not quiesced), 75 cancelled.',
   ].join('\n'),
-  options: [{ name: 'vm', value: 'V', help: 'the VM, as the catalog names it (required)', parse: parseString }, ...QMP_BACKUP_OPTIONS, ...QUIESCE_OPTIONS],
+  options: [
+    { name: 'vm', value: 'V', help: 'the VM, as the catalog names it (required)', parse: parseString },
+    ...QMP_BACKUP_OPTIONS,
+    ...QUIESCE_OPTIONS,
+  ],
   async run(ctx, args) {
     const vm = args.require<string>('vm');
     const socket = args.require<string>('qmp-socket');
@@ -125,13 +175,18 @@ export const qmpBackupCommand: Command = {
           note(ctx, jobs.map((j) => `${j.disk} ${formatBytes(j.offset)} of ${formatBytes(j.len)}`).join(', '));
         },
       });
-      if (outcome.status === 'no-disks') throw new UsageError('QEMU shows no drive or export to back up: name the disks with --disk');
+      if (outcome.status === 'no-disks')
+        throw new UsageError('QEMU shows no drive or export to back up: name the disks with --disk');
       const result = outcome.result;
       if (result && ctx.json) printJson(ctx, result);
       else if (result) {
         for (const d of result.disks) {
           const r = d.record;
-          if (r) print(ctx, `${r.disk}  ${r.kind.padEnd(11)}  ${formatBytes(r.bytes).padStart(9)} copied  ${formatSpan(r.durationMs).padStart(6)}  ${r.file}${r.fullReason ? `  (${r.fullReason})` : ''}`);
+          if (r)
+            print(
+              ctx,
+              `${r.disk}  ${r.kind.padEnd(11)}  ${formatBytes(r.bytes).padStart(9)} copied  ${formatSpan(r.durationMs).padStart(6)}  ${r.file}${r.fullReason ? `  (${r.fullReason})` : ''}`,
+            );
           else print(ctx, `${d.disk}  failed: ${d.error}`);
         }
       }
@@ -150,7 +205,15 @@ function guestQuiesce(ctx: Context, mode: QuiesceMode, holdMs: number): GuestQui
   const tokenId = process.env[TOKEN_ENV.tokenId];
   const fencing = Number(process.env[TOKEN_ENV.fencing]);
   if (!tokenId || !Number.isSafeInteger(fencing) || fencing < 1) {
-    throw new UsageError(`--quiesce ${mode} needs the HYPERVISOR token the backup runs under: use host-backup --driver qmp`);
+    throw new UsageError(
+      `--quiesce ${mode} needs the HYPERVISOR token the backup runs under: use host-backup --driver qmp`,
+    );
   }
-  return { client: ctx.clients().token, token: { tokenId, fencing }, mode, holdMs, say: (_event, _data, text) => note(ctx, text) };
+  return {
+    client: ctx.clients().token,
+    token: { tokenId, fencing },
+    mode,
+    holdMs,
+    say: (_event, _data, text) => note(ctx, text),
+  };
 }

@@ -41,8 +41,18 @@ export const restoreCommand: Command = {
   options: [
     { name: 'dir', value: 'DIR', help: 'the backup directory (the one given to the qmp driver)', parse: parseString },
     { name: 'vm', value: 'V', help: 'the VM (required)', parse: parseString },
-    { name: 'to', value: 'FILE', help: 'the image to write (required; must not exist without --force)', parse: parseString },
-    { name: 'at', value: 'TIME', help: 'ISO 8601 time with zone, or now (default: now, the latest backup)', parse: parseTime },
+    {
+      name: 'to',
+      value: 'FILE',
+      help: 'the image to write (required; must not exist without --force)',
+      parse: parseString,
+    },
+    {
+      name: 'at',
+      value: 'TIME',
+      help: 'ISO 8601 time with zone, or now (default: now, the latest backup)',
+      parse: parseTime,
+    },
     { name: 'disk', value: 'D', help: 'the disk (required when the VM has several)', parse: parseString },
     { name: 'format', value: 'FMT', help: 'qcow2 (default) or raw', parse: parseFormat },
     { name: 'no-verify', help: "skip the SHA-256 check of the chain's files" },
@@ -72,7 +82,10 @@ export const restoreCommand: Command = {
         const why = r.kind === 'full' ? `full (${r.fullReason})` : `incremental on ${r.parentId}`;
         print(ctx, `${new Date(r.takenAtMs).toISOString()}  ${r.id}  ${formatBytes(r.bytes).padStart(9)}  ${why}`);
       }
-      note(ctx, `restored ${vm}/${result.disk} as of ${new Date(result.chain[result.chain.length - 1].takenAtMs).toISOString()} into ${result.output}`);
+      note(
+        ctx,
+        `restored ${vm}/${result.disk} as of ${new Date(result.chain[result.chain.length - 1].takenAtMs).toISOString()} into ${result.output}`,
+      );
       return 0;
     } catch (err) {
       if (err instanceof CatalogError || err instanceof QemuImgError) {

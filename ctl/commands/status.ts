@@ -14,7 +14,7 @@ export const statusCommand: Command = {
   summary: 'hosts: paused, active tokens, queue, agents, fencing, policy',
   synopsis: '[--host H]',
   description:
-    'One line per host. GUEST and HYPERVISOR show the tokens held now against the policy\'s cap (1/4: one of four).',
+    "One line per host. GUEST and HYPERVISOR show the tokens held now against the policy's cap (1/4: one of four).",
   options: [hostOption()],
   async run(ctx, args) {
     const res = await ctx.admin('ListHosts', {});

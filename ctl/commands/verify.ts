@@ -21,12 +21,13 @@ export const verifyCommand: Command = {
     '',
     WHERE_HELP,
   ].join('\n'),
-  options: [
-    ...CATALOG_OPTIONS,
-    { name: 'id', value: 'ID', help: 'only this backup', parse: parseString },
-  ],
+  options: [...CATALOG_OPTIONS, { name: 'id', value: 'ID', help: 'only this backup', parse: parseString }],
   async run(ctx, args) {
-    const request = { vm: args.get<string>('vm') ?? '', disk: args.get<string>('disk') ?? '', id: args.get<string>('id') ?? '' };
+    const request = {
+      vm: args.get<string>('vm') ?? '',
+      disk: args.get<string>('disk') ?? '',
+      id: args.get<string>('id') ?? '',
+    };
     if (request.disk && !request.vm) throw new UsageError('--disk needs --vm');
     const source = catalogSource(ctx, args);
     let checked = 0;
@@ -38,7 +39,12 @@ export const verifyCommand: Command = {
       else if (!v.id) print(ctx, `BAD  unreadable manifest: ${v.problem}`);
       else print(ctx, `${v.ok ? 'ok ' : 'BAD'}  ${v.vm}/${v.disk}  ${v.id}${v.ok ? '' : `  ${v.problem}`}`);
     });
-    note(ctx, bad ? `${bad} of ${checked} do not match (${source.where})` : `${checked} file(s) match their manifests (${source.where})`);
+    note(
+      ctx,
+      bad
+        ? `${bad} of ${checked} do not match (${source.where})`
+        : `${checked} file(s) match their manifests (${source.where})`,
+    );
     return bad ? 1 : 0;
   },
 };

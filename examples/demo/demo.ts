@@ -40,7 +40,14 @@ function parseArgs(argv: string[]) {
 }
 
 /** A shell command that records its own start and end (ms) in the audit file around a real backup. */
-function backupCommand(kind: string, vm: string, dataDir: string, outDir: string, audit: string, extraSleepS: number): string[] {
+function backupCommand(
+  kind: string,
+  vm: string,
+  dataDir: string,
+  outDir: string,
+  audit: string,
+  extraSleepS: number,
+): string[] {
   const stamp = (what: string) => `echo "${what} ${kind} ${vm} $(date +%s%3N)" >> '${audit}'`;
   return [
     'sh',
@@ -154,8 +161,24 @@ async function main(): Promise<void> {
     const log = logOf(`host-backup-${vm}`);
     const child = spawn(
       process.execPath,
-      [CTL_MAIN, '--coordinator', coordinator.address, 'host-backup', '--host', HOST, '--vm', vm, '--job', 'vzdump',
-        '--window', '30s', '--expected-duration', '6s', '--', ...backupCommand('HYPERVISOR', vm, data, outDir, audit, 5)],
+      [
+        CTL_MAIN,
+        '--coordinator',
+        coordinator.address,
+        'host-backup',
+        '--host',
+        HOST,
+        '--vm',
+        vm,
+        '--job',
+        'vzdump',
+        '--window',
+        '30s',
+        '--expected-duration',
+        '6s',
+        '--',
+        ...backupCommand('HYPERVISOR', vm, data, outDir, audit, 5),
+      ],
       { stdio: ['ignore', log, log] },
     );
     children.push(child);
@@ -171,7 +194,11 @@ async function main(): Promise<void> {
   process.stdout.write('\nstopping the agents (they release what they hold)…\n');
   for (const c of children.slice(0, VMS.length)) c.kill('SIGTERM');
   const hostExit = await Promise.all(hostBackups);
-  await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+  await Promise.all(
+    children.map((c) =>
+      c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : undefined,
+    ),
+  );
 
   const intervals = readAudit(audit);
   const overlaps = countOverlaps(intervals);

@@ -39,6 +39,8 @@ export function renderTimeline(intervals: readonly Interval[], width: number): s
   const lines = [...rows].map(([k, row]) => `  ${k.padEnd(label)} |${row.join('')}|`);
   const seconds = Math.round((t1 - t0) / 1000);
   lines.push(`  ${''.padEnd(label)}  0s${`${seconds}s`.padStart(width - 2)}`);
-  lines.push(`  ${''.padEnd(label)}  = guest backup running   # hypervisor backup running   (1 column ≈ ${(bucket / 1000).toFixed(1)} s)`);
+  lines.push(
+    `  ${''.padEnd(label)}  = guest backup running   # hypervisor backup running   (1 column ≈ ${(bucket / 1000).toFixed(1)} s)`,
+  );
   return `${lines.join('\n')}\n`;
 }

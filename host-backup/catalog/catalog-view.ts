@@ -38,7 +38,8 @@ export interface CatalogListing {
   interrupted: InterruptedBackup[];
 }
 
-const byTime = (a: BackupRecord, b: BackupRecord) => a.takenAtMs - b.takenAtMs || a.disk.localeCompare(b.disk) || a.id.localeCompare(b.id);
+const byTime = (a: BackupRecord, b: BackupRecord) =>
+  a.takenAtMs - b.takenAtMs || a.disk.localeCompare(b.disk) || a.id.localeCompare(b.id);
 const diskKey = (r: { vm: string; disk: string }) => `${r.vm}/${r.disk}`;
 
 /** Why `record` cannot be read back from the catalog, or '' when it can (cheap: sizes, not checksums). */
@@ -68,9 +69,13 @@ export function listBackups(store: ManifestStore, filter: CatalogFilter = {}, li
   const omitted = Math.max(0, records.length - limit);
   return {
     omitted,
-    backups: records.slice(omitted).map((record) => ({ record, path: store.pathOf(record), chainProblem: chainProblem(store, records, record) })),
+    backups: records
+      .slice(omitted)
+      .map((record) => ({ record, path: store.pathOf(record), chainProblem: chainProblem(store, records, record) })),
     problems,
-    interrupted: [...disks.values()].flatMap(({ vm, disk }) => store.interrupted(vm, disk).map((id) => ({ vm, disk, id }))),
+    interrupted: [...disks.values()].flatMap(({ vm, disk }) =>
+      store.interrupted(vm, disk).map((id) => ({ vm, disk, id })),
+    ),
   };
 }
 
@@ -87,7 +92,11 @@ export function findBackup(store: ManifestStore, id: string, vm?: string): Backu
   const { records } = store.scan(vm);
   const record = records.find((r) => r.id === id);
   if (!record) return undefined;
-  const listed = (r: BackupRecord): ListedBackup => ({ record: r, path: store.pathOf(r), chainProblem: chainProblem(store, records, r) });
+  const listed = (r: BackupRecord): ListedBackup => ({
+    record: r,
+    path: store.pathOf(r),
+    chainProblem: chainProblem(store, records, r),
+  });
   let chain: BackupRecord[] = [];
   try {
     chain = chainTo(
@@ -107,11 +116,13 @@ export function findBackup(store: ManifestStore, id: string, vm?: string): Backu
 }
 
 export type Verification =
-  | { record: BackupRecord; path: string; ok: boolean; problem?: string; actual?: string }
-  | { problem: CatalogProblem };
+  { record: BackupRecord; path: string; ok: boolean; problem?: string; actual?: string } | { problem: CatalogProblem };
 
 /** What verifyBackups will check: the backups matching the filter (one, with `id`) and the unreadable manifests. */
-export function verificationPlan(store: ManifestStore, filter: CatalogFilter & { id?: string }): { records: BackupRecord[]; problems: CatalogProblem[] } {
+export function verificationPlan(
+  store: ManifestStore,
+  filter: CatalogFilter & { id?: string },
+): { records: BackupRecord[]; problems: CatalogProblem[] } {
   const { records, problems } = store.scan(filter.vm, filter.disk);
   records.sort(byTime);
   if (filter.id !== undefined) return { records: records.filter((r) => r.id === filter.id), problems: [] };
@@ -153,7 +164,12 @@ export interface PruneResult {
  * Applies `policy` disk by disk (catalog/retention.ts) and, unless `dryRun`, removes what it does not keep,
  * newest first so that no kept backup ever reads through a removed one.
  */
-export function pruneBackups(store: ManifestStore, filter: CatalogFilter, policy: RetentionPolicy, dryRun: boolean): PruneResult {
+export function pruneBackups(
+  store: ManifestStore,
+  filter: CatalogFilter,
+  policy: RetentionPolicy,
+  dryRun: boolean,
+): PruneResult {
   const { records, problems } = store.scan(filter.vm, filter.disk);
   const broken = new Set(problems.map(diskKey));
   const decisions: PruneDecision[] = [];

@@ -76,7 +76,8 @@ export interface FullReason {
   text: string;
 }
 
-export type BackupPlan = { kind: 'full'; reason: FullReason } | { kind: 'incremental'; parent: BackupRecord; chain: BackupRecord[] };
+export type BackupPlan =
+  { kind: 'full'; reason: FullReason } | { kind: 'incremental'; parent: BackupRecord; chain: BackupRecord[] };
 
 export interface PlanInput {
   /** Every record of this VM's disk (any order). */
@@ -116,16 +117,21 @@ export function chainTo(records: readonly BackupRecord[], top: BackupRecord): Ba
   const chain: BackupRecord[] = [top];
   let current = top;
   while (current.kind === 'incremental') {
-    if (current.parentId === undefined) throw new CatalogError(`backup ${current.id} is incremental but names no parent`);
+    if (current.parentId === undefined)
+      throw new CatalogError(`backup ${current.id} is incremental but names no parent`);
     const parent = byId.get(current.parentId);
     if (!parent) throw new CatalogError(`backup ${current.id}'s parent ${current.parentId} is not in the catalog`);
-    if (parent.disk !== top.disk || parent.vm !== top.vm) throw new CatalogError(`backup ${current.id}'s parent ${parent.id} belongs to another disk`);
-    if (parent.takenAtMs >= current.takenAtMs) throw new CatalogError(`backup ${current.id}'s parent ${parent.id} is not older than it`);
-    if (parent.chainId !== top.chainId) throw new CatalogError(`backup ${current.id}'s parent ${parent.id} belongs to another chain`);
+    if (parent.disk !== top.disk || parent.vm !== top.vm)
+      throw new CatalogError(`backup ${current.id}'s parent ${parent.id} belongs to another disk`);
+    if (parent.takenAtMs >= current.takenAtMs)
+      throw new CatalogError(`backup ${current.id}'s parent ${parent.id} is not older than it`);
+    if (parent.chainId !== top.chainId)
+      throw new CatalogError(`backup ${current.id}'s parent ${parent.id} belongs to another chain`);
     chain.push(parent);
     current = parent;
   }
-  if (current.id !== top.chainId) throw new CatalogError(`backup ${top.id}'s chain ${top.chainId} starts at ${current.id} instead`);
+  if (current.id !== top.chainId)
+    throw new CatalogError(`backup ${top.id}'s chain ${top.chainId} starts at ${current.id} instead`);
   return chain.reverse();
 }
 
@@ -164,15 +170,22 @@ export function planNextBackup(input: PlanInput): BackupPlan {
     return full('bitmap-missing', `dirty bitmap ${last.bitmap} is missing: ${why}`);
   }
   if (bitmap.inconsistent) {
-    return full('bitmap-inconsistent', `dirty bitmap ${last.bitmap} is inconsistent: QEMU stopped uncleanly while it was in use, so it may have missed writes`);
+    return full(
+      'bitmap-inconsistent',
+      `dirty bitmap ${last.bitmap} is inconsistent: QEMU stopped uncleanly while it was in use, so it may have missed writes`,
+    );
   }
-  if (!bitmap.recording) return full('bitmap-not-recording', `dirty bitmap ${last.bitmap} is disabled: it may have missed writes`);
+  if (!bitmap.recording)
+    return full('bitmap-not-recording', `dirty bitmap ${last.bitmap} is disabled: it may have missed writes`);
   if (input.disk.virtualSize !== last.virtualSize) {
     return full('disk-resized', `the disk's size changed from ${last.virtualSize} to ${input.disk.virtualSize} bytes`);
   }
   const incrementals = chain.length - 1;
   if (input.maxIncrementals && incrementals >= input.maxIncrementals) {
-    return full('chain-too-long', `the chain already holds ${incrementals} incremental backups (at most ${input.maxIncrementals})`);
+    return full(
+      'chain-too-long',
+      `the chain already holds ${incrementals} incremental backups (at most ${input.maxIncrementals})`,
+    );
   }
   return { kind: 'incremental', parent: last, chain };
 }
@@ -185,9 +198,14 @@ export function restoreChain(records: readonly BackupRecord[], atMs: number): Ba
   const candidates = records.filter((r) => r.takenAtMs <= atMs);
   const top = latestRecord(candidates);
   if (!top) {
-    const first = records.reduce<BackupRecord | undefined>((a, r) => (!a || r.takenAtMs < a.takenAtMs ? r : a), undefined);
+    const first = records.reduce<BackupRecord | undefined>(
+      (a, r) => (!a || r.takenAtMs < a.takenAtMs ? r : a),
+      undefined,
+    );
     throw new CatalogError(
-      first ? `no backup taken at or before ${new Date(atMs).toISOString()}; the first is from ${new Date(first.takenAtMs).toISOString()}` : 'no backups',
+      first
+        ? `no backup taken at or before ${new Date(atMs).toISOString()}; the first is from ${new Date(first.takenAtMs).toISOString()}`
+        : 'no backups',
     );
   }
   return chainTo(records, top);

@@ -39,12 +39,22 @@ export function localCatalog(dir: string): CatalogSource {
     async list(f, limit) {
       const s = store();
       const l = listBackups(s, { vm: opt(f.vm), disk: opt(f.disk) }, limit || wire.MAX_LISTED_BACKUPS);
-      return { dir: s.dir, omitted: l.omitted, backups: l.backups.map(wire.backupInfo), problems: l.problems.map(wire.catalogProblem), interrupted: l.interrupted };
+      return {
+        dir: s.dir,
+        omitted: l.omitted,
+        backups: l.backups.map(wire.backupInfo),
+        problems: l.problems.map(wire.catalogProblem),
+        interrupted: l.interrupted,
+      };
     },
     async get(id, vm) {
       const found = findBackup(store(), id, opt(vm));
       if (!found) throw new CatalogError(`no backup ${id} in ${store().dir}`);
-      return { backup: wire.backupInfo(found.backup), chain: found.chain.map(wire.backupInfo), manifestJson: found.manifestText };
+      return {
+        backup: wire.backupInfo(found.backup),
+        chain: found.chain.map(wire.backupInfo),
+        manifestJson: found.manifestText,
+      };
     },
     async verify(r, each) {
       const plan = verificationPlan(store(), { vm: opt(r.vm), disk: opt(r.disk), id: opt(r.id) });

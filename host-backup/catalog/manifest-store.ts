@@ -29,7 +29,8 @@ const STARTED = '.started';
 const SAFE_NAME = /^(?!\.{1,2}$)[A-Za-z0-9._-]{1,128}$/;
 
 export function checkName(what: string, name: string): void {
-  if (!SAFE_NAME.test(name)) throw new CatalogError(`${what} "${name}" must be 1-128 letters, digits, '.', '_' or '-' (it names a directory)`);
+  if (!SAFE_NAME.test(name))
+    throw new CatalogError(`${what} "${name}" must be 1-128 letters, digits, '.', '_' or '-' (it names a directory)`);
 }
 
 /** SHA-256 of a file, hex, read as a stream (backups are large). */
@@ -48,8 +49,14 @@ type Reader = (key: string) => unknown;
 function field<T>(get: Reader, file: string, key: string, type: 'string' | 'number' | 'boolean', optional = false): T {
   const v = get(key);
   if (v === undefined && optional) return undefined as T;
-  const ok = type === 'number' ? typeof v === 'number' && Number.isFinite(v) && v >= 0 : typeof v === type && (type !== 'string' || v !== '');
-  if (!ok) throw new CatalogError(`${file}: key "${key}" must be ${type === 'number' ? 'a non-negative number' : `a ${type}`}${optional ? ' when present' : ''}`);
+  const ok =
+    type === 'number'
+      ? typeof v === 'number' && Number.isFinite(v) && v >= 0
+      : typeof v === type && (type !== 'string' || v !== '');
+  if (!ok)
+    throw new CatalogError(
+      `${file}: key "${key}" must be ${type === 'number' ? 'a non-negative number' : `a ${type}`}${optional ? ' when present' : ''}`,
+    );
   return v as T;
 }
 
@@ -67,9 +74,11 @@ export function parseManifest(text: string, file: string): BackupRecord {
   const s = (k: string, optional = false) => field<string>(get, file, k, 'string', optional);
   const n = (k: string) => field<number>(get, file, k, 'number');
   const kind = s('kind');
-  if (kind !== 'full' && kind !== 'incremental') throw new CatalogError(`${file}: key "kind" must be "full" or "incremental"`);
+  if (kind !== 'full' && kind !== 'incremental')
+    throw new CatalogError(`${file}: key "kind" must be "full" or "incremental"`);
   const consistency = s('consistency');
-  if (consistency !== 'crash' && consistency !== 'application') throw new CatalogError(`${file}: key "consistency" must be "crash" or "application"`);
+  if (consistency !== 'crash' && consistency !== 'application')
+    throw new CatalogError(`${file}: key "consistency" must be "crash" or "application"`);
   const record: BackupRecord = {
     id: s('id'),
     vm: s('vm'),
@@ -90,7 +99,8 @@ export function parseManifest(text: string, file: string): BackupRecord {
     file: s('file'),
     sha256: s('sha256'),
   };
-  if (kind === 'incremental' && record.parentId === undefined) throw new CatalogError(`${file}: key "parentId" is required for an incremental backup`);
+  if (kind === 'incremental' && record.parentId === undefined)
+    throw new CatalogError(`${file}: key "parentId" is required for an incremental backup`);
   if (!/^[0-9a-f]{64}$/.test(record.sha256)) throw new CatalogError(`${file}: key "sha256" must be 64 hex digits`);
   if (path.isAbsolute(record.file) || record.file.split(/[\\/]/).includes('..')) {
     throw new CatalogError(`${file}: key "file" must be a path inside the catalog directory`);
@@ -124,7 +134,8 @@ export class ManifestStore {
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new CatalogError(`${file}: ${(err as Error).message}`);
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new CatalogError(`${file}: ${(err as Error).message}`);
       if (!options.create) throw new CatalogError(`${root} is not a Headroom backup directory (no ${CATALOG_FILE})`);
       fs.mkdirSync(root, { recursive: true });
       const id = randomUUID();
@@ -138,7 +149,8 @@ export class ManifestStore {
       throw new CatalogError(`${file}: not JSON (${(err as Error).message})`);
     }
     if (raw.format !== CATALOG_FORMAT) throw new CatalogError(`${file}: key "format" must be "${CATALOG_FORMAT}"`);
-    if (typeof raw.id !== 'string' || !/^[0-9a-f-]{36}$/.test(raw.id)) throw new CatalogError(`${file}: key "id" must be a UUID`);
+    if (typeof raw.id !== 'string' || !/^[0-9a-f-]{36}$/.test(raw.id))
+      throw new CatalogError(`${file}: key "id" must be a UUID`);
     return new ManifestStore(root, raw.id);
   }
 
@@ -187,10 +199,16 @@ export class ManifestStore {
           const file = path.join(dir, name);
           try {
             const record = parseManifest(fs.readFileSync(file, 'utf8'), file);
-            if (record.vm !== v || record.disk !== d) throw new CatalogError(`${file}: it describes ${record.vm}/${record.disk}, not ${v}/${d}`);
+            if (record.vm !== v || record.disk !== d)
+              throw new CatalogError(`${file}: it describes ${record.vm}/${record.disk}, not ${v}/${d}`);
             records.push(record);
           } catch (err) {
-            problems.push({ file, vm: v, disk: d, problem: err instanceof CatalogError ? err.message : `${file}: ${(err as Error).message}` });
+            problems.push({
+              file,
+              vm: v,
+              disk: d,
+              problem: err instanceof CatalogError ? err.message : `${file}: ${(err as Error).message}`,
+            });
           }
         }
       }
@@ -223,7 +241,8 @@ export class ManifestStore {
 
   /** The outcome of the disk's backups is known (recorded, failed or cancelled): forgets every started note. */
   ended(vm: string, disk: string): void {
-    for (const id of this.interrupted(vm, disk)) fs.rmSync(path.join(this.dir, vm, disk, `${id}${STARTED}`), { force: true });
+    for (const id of this.interrupted(vm, disk))
+      fs.rmSync(path.join(this.dir, vm, disk, `${id}${STARTED}`), { force: true });
   }
 
   /** Backups of the disk that were started and whose end is not known. */
@@ -257,7 +276,9 @@ export class ManifestStore {
   async verify(record: BackupRecord): Promise<{ ok: boolean; actual?: string; problem?: string }> {
     try {
       const actual = await sha256File(this.pathOf(record));
-      return actual === record.sha256 ? { ok: true, actual } : { ok: false, actual, problem: `SHA-256 is ${actual}, the manifest says ${record.sha256}` };
+      return actual === record.sha256
+        ? { ok: true, actual }
+        : { ok: false, actual, problem: `SHA-256 is ${actual}, the manifest says ${record.sha256}` };
     } catch (err) {
       return { ok: false, problem: (err as Error).message };
     }

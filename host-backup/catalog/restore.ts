@@ -37,10 +37,12 @@ function chooseDisk(records: readonly BackupRecord[], vm: string, disk: string |
   const disks = [...new Set(records.map((r) => r.disk))].sort();
   if (disks.length === 0) throw new CatalogError(`no backups of VM ${vm} in ${dir}`);
   if (disk !== undefined) {
-    if (!disks.includes(disk)) throw new CatalogError(`VM ${vm} has no backups of disk ${disk} (it has: ${disks.join(', ')})`);
+    if (!disks.includes(disk))
+      throw new CatalogError(`VM ${vm} has no backups of disk ${disk} (it has: ${disks.join(', ')})`);
     return disk;
   }
-  if (disks.length > 1) throw new CatalogError(`VM ${vm} has ${disks.length} disks (${disks.join(', ')}): choose one with --disk`);
+  if (disks.length > 1)
+    throw new CatalogError(`VM ${vm} has ${disks.length} disks (${disks.join(', ')}): choose one with --disk`);
   return disks[0];
 }
 
@@ -53,7 +55,8 @@ export async function restoreDisk(o: RestoreOptions): Promise<RestoreResult> {
     o.atMs,
   );
   for (const r of chain) {
-    if (!o.store.fileIntact(r)) throw new CatalogError(`backup ${r.id}: ${o.store.pathOf(r)} is missing or not ${r.fileBytes} bytes`);
+    if (!o.store.fileIntact(r))
+      throw new CatalogError(`backup ${r.id}: ${o.store.pathOf(r)} is missing or not ${r.fileBytes} bytes`);
     if (o.verify) {
       const v = await o.store.verify(r);
       if (!v.ok) throw new CatalogError(`backup ${r.id}: ${v.problem}`);
@@ -61,10 +64,14 @@ export async function restoreDisk(o: RestoreOptions): Promise<RestoreResult> {
   }
   // The qcow2 headers decide what convert reads: they must name exactly the chain the manifests describe.
   const top = chain[chain.length - 1];
-  const onDisk = (await qemuImg.backingChain(o.store.pathOf(top))).map((e) => path.resolve(path.dirname(o.store.pathOf(top)), e.filename));
+  const onDisk = (await qemuImg.backingChain(o.store.pathOf(top))).map((e) =>
+    path.resolve(path.dirname(o.store.pathOf(top)), e.filename),
+  );
   const expected = [...chain].reverse().map((r) => o.store.pathOf(r));
   if (onDisk.length !== expected.length || onDisk.some((f, i) => f !== expected[i])) {
-    throw new CatalogError(`backup ${top.id}: its qcow2 backing chain is ${onDisk.join(' → ')}, the catalog says ${expected.join(' → ')}`);
+    throw new CatalogError(
+      `backup ${top.id}: its qcow2 backing chain is ${onDisk.join(' → ')}, the catalog says ${expected.join(' → ')}`,
+    );
   }
 
   const output = path.resolve(o.to);

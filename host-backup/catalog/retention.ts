@@ -36,7 +36,11 @@ function weekKey(ms: number): string {
 }
 
 /** The latest backup of each of the `n` most recent buckets that have backups; `newest` is newest first. */
-function latestPerBucket(newest: readonly BackupRecord[], n: number, key: (ms: number) => string): Array<[BackupRecord, string]> {
+function latestPerBucket(
+  newest: readonly BackupRecord[],
+  n: number,
+  key: (ms: number) => string,
+): Array<[BackupRecord, string]> {
   const out: Array<[BackupRecord, string]> = [];
   const seen = new Set<string>();
   for (const r of newest) {

@@ -62,7 +62,17 @@ export function verification(v: Verification, index: number, total: number): v1.
       total,
     };
   }
-  return { vm: v.problem.vm, disk: v.problem.disk, id: '', path: v.problem.file, ok: false, problem: v.problem.problem, actualSha256: '', index, total };
+  return {
+    vm: v.problem.vm,
+    disk: v.problem.disk,
+    id: '',
+    path: v.problem.file,
+    ok: false,
+    problem: v.problem.problem,
+    actualSha256: '',
+    index,
+    total,
+  };
 }
 
 export function pruneResponse(result: PruneResult, dryRun: boolean): v1.PruneBackupsResponse__Output {

@@ -84,7 +84,8 @@ export class BlockJobWatcher {
             .execute<Array<{ device: string; offset: number; len: number }>>('query-block-jobs')
             .then((jobs) => {
               const mine = jobs.filter((j) => this.jobIds.includes(j.device));
-              if (mine.length) options.onProgress?.(mine.map((j) => ({ jobId: j.device, offset: j.offset, len: j.len })));
+              if (mine.length)
+                options.onProgress?.(mine.map((j) => ({ jobId: j.device, offset: j.offset, len: j.len })));
               timer = setTimeout(poll, pollMs);
             }, reject);
         };
@@ -117,7 +118,9 @@ export class BlockJobWatcher {
       case 'BLOCK_JOB_COMPLETED':
         this.outcomes.set(
           jobId,
-          typeof d.error === 'string' ? { jobId, status: 'failed', error: d.error, len, offset } : { jobId, status: 'completed', len, offset },
+          typeof d.error === 'string'
+            ? { jobId, status: 'failed', error: d.error, len, offset }
+            : { jobId, status: 'completed', len, offset },
         );
         break;
       case 'BLOCK_JOB_CANCELLED':

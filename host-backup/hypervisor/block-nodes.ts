@@ -17,7 +17,13 @@ export interface NodeInfo {
   'node-name': string;
   drv: string;
   image: { 'virtual-size': number };
-  'dirty-bitmaps'?: Array<{ name: string; persistent: boolean; recording: boolean; busy: boolean; inconsistent?: boolean }>;
+  'dirty-bitmaps'?: Array<{
+    name: string;
+    persistent: boolean;
+    recording: boolean;
+    busy: boolean;
+    inconsistent?: boolean;
+  }>;
 }
 
 /** Finds the node behind a node name, or behind a device's name (query-block) as `-drive` guests have. */
@@ -25,7 +31,8 @@ export async function findNode(client: QmpClient, name: string): Promise<NodeInf
   const nodes = await client.execute<NodeInfo[]>('query-named-block-nodes', { flat: true });
   let node = nodes.find((n) => n['node-name'] === name);
   if (!node) {
-    const devices = await client.execute<Array<{ device: string; qdev?: string; inserted?: { 'node-name': string } }>>('query-block');
+    const devices =
+      await client.execute<Array<{ device: string; qdev?: string; inserted?: { 'node-name': string } }>>('query-block');
     const device = devices.find((d) => d.device === name || d.qdev === name);
     const nodeName = device?.inserted?.['node-name'];
     node = nodeName === undefined ? undefined : nodes.find((n) => n['node-name'] === nodeName);
@@ -39,7 +46,8 @@ export async function findNode(client: QmpClient, name: string): Promise<NodeInf
  * a qemu-storage-daemon exports (query-block-exports), each named after its device or node.
  */
 export async function discoverDisks(client: QmpClient): Promise<DiskSpec[]> {
-  const devices = await client.execute<Array<{ device: string; qdev?: string; inserted?: { 'node-name': string } }>>('query-block');
+  const devices =
+    await client.execute<Array<{ device: string; qdev?: string; inserted?: { 'node-name': string } }>>('query-block');
   // -drive guests have device names; -blockdev guests (libvirt) only node names.
   const drives = devices.flatMap((d) => (d.inserted ? [d.device || d.inserted['node-name']] : []));
   if (drives.length) return drives.map((n) => ({ name: n, node: n }));

@@ -16,7 +16,11 @@ export interface QmpEvent {
 /** QEMU answered a command with an error (its `class` is GenericError, DeviceNotFound, …). */
 export class QmpCommandError extends Error {
   override readonly name = 'QmpCommandError';
-  constructor(readonly command: string, readonly errorClass: string, readonly description: string) {
+  constructor(
+    readonly command: string,
+    readonly errorClass: string,
+    readonly description: string,
+  ) {
     super(`QMP ${command} failed: ${description} (${errorClass})`);
   }
 }
@@ -74,7 +78,15 @@ export class QmpClient {
     });
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new QmpConnectionError(`QMP socket ${path}: no greeting within ${timeoutMs} ms (a QMP socket serves one client at a time: is another connected?)`)), timeoutMs);
+      timer = setTimeout(
+        () =>
+          reject(
+            new QmpConnectionError(
+              `QMP socket ${path}: no greeting within ${timeoutMs} ms (a QMP socket serves one client at a time: is another connected?)`,
+            ),
+          ),
+        timeoutMs,
+      );
     });
     try {
       const hello = await Promise.race([greeting, deadline]);
@@ -91,7 +103,11 @@ export class QmpClient {
   }
 
   /** Runs one command and resolves to its `return` value; rejects with QmpCommandError or QmpConnectionError. */
-  execute<T = unknown>(command: string, args?: Record<string, unknown>, options: { timeoutMs?: number } = {}): Promise<T> {
+  execute<T = unknown>(
+    command: string,
+    args?: Record<string, unknown>,
+    options: { timeoutMs?: number } = {},
+  ): Promise<T> {
     if (this.closedError) return Promise.reject(this.closedError);
     const id = `headroom-${this.nextId++}`;
     const timeoutMs = options.timeoutMs ?? this.commandTimeoutMs;

@@ -13,7 +13,13 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../../common/util/log';
-import { type BackupPlan, type BackupRecord, type Consistency, type DiskObservation, planNextBackup } from '../catalog/chain-rules';
+import {
+  type BackupPlan,
+  type BackupRecord,
+  type Consistency,
+  type DiskObservation,
+  planNextBackup,
+} from '../catalog/chain-rules';
 import { type ManifestStore, sha256File } from '../catalog/manifest-store';
 import { BlockJobWatcher, type JobOutcome, type JobProgress } from './block-jobs';
 import { type DiskSpec, type NodeInfo, findNode, observe } from './block-nodes';
@@ -86,7 +92,10 @@ interface Prepared {
 }
 
 function stamp(ms: number): string {
-  return new Date(ms).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return new Date(ms)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** Backs up the VM's disks once; never leaves targets attached in QEMU, nor half-written files in the catalog. */
@@ -105,7 +114,10 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
   for (const spec of o.disks) {
     const node = await findNode(client, spec.node);
     const observed = observe(node, bitmap);
-    if (observed.bitmap?.busy) throw new Error(`disk ${spec.name}: dirty bitmap ${bitmap} is in use by another job (is a backup already running?)`);
+    if (observed.bitmap?.busy)
+      throw new Error(
+        `disk ${spec.name}: dirty bitmap ${bitmap} is in use by another job (is a backup already running?)`,
+      );
     const records = o.store.records(o.vm, spec.name);
     const plan = planNextBackup({
       records,
@@ -132,10 +144,17 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
       // Only qcow2 can store a bitmap; on other formats a new one lives as long as the QEMU process.
       persistent: node.drv === 'qcow2',
     });
-    log.info(plan.kind === 'full' ? `full backup: ${plan.reason.text}` : `incremental backup on top of ${plan.parent.id}`, { disk: spec.name });
+    log.info(
+      plan.kind === 'full' ? `full backup: ${plan.reason.text}` : `incremental backup on top of ${plan.parent.id}`,
+      { disk: spec.name },
+    );
   }
 
-  const watcher = new BlockJobWatcher(client, prepared.map((p) => p.jobId), log);
+  const watcher = new BlockJobWatcher(
+    client,
+    prepared.map((p) => p.jobId),
+    log,
+  );
   let outcomes: Map<string, JobOutcome> | undefined;
   let transactionAtMs = 0;
   let failure: string | undefined;
@@ -148,7 +167,11 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
       const target = o.store.pathOf(p);
       const backing = p.plan.kind === 'incremental' ? o.store.pathOf(p.plan.parent) : undefined;
       await qemuImg.createQcow2(target, p.observed.virtualSize, backing);
-      await client.execute('blockdev-add', { 'node-name': p.targetNode, driver: 'qcow2', file: { driver: 'file', filename: target } });
+      await client.execute('blockdev-add', {
+        'node-name': p.targetNode,
+        driver: 'qcow2',
+        file: { driver: 'file', filename: target },
+      });
       p.targetAdded = true;
     }
     const actions = prepared.map((p) => ({
@@ -182,7 +205,13 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
       signal: o.signal,
       pollIntervalMs: o.pollIntervalMs,
       onProgress: (jobs: JobProgress[]) =>
-        o.onProgress?.(jobs.map((j) => ({ disk: prepared.find((p) => p.jobId === j.jobId)?.spec.name ?? j.jobId, offset: j.offset, len: j.len }))),
+        o.onProgress?.(
+          jobs.map((j) => ({
+            disk: prepared.find((p) => p.jobId === j.jobId)?.spec.name ?? j.jobId,
+            offset: j.offset,
+            len: j.len,
+          })),
+        ),
     });
     outcomeKnown = true;
   } catch (err) {
@@ -192,7 +221,9 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
     watcher.dispose();
     for (const p of prepared) {
       if (!p.targetAdded) continue;
-      await client.execute('blockdev-del', { 'node-name': p.targetNode }).catch((err: Error) => log.warn('could not detach the target', { node: p.targetNode, error: err.message }));
+      await client
+        .execute('blockdev-del', { 'node-name': p.targetNode })
+        .catch((err: Error) => log.warn('could not detach the target', { node: p.targetNode, error: err.message }));
     }
   }
   const endedAt = o.now();
@@ -205,11 +236,17 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
       const why = failure ?? (outcome?.status === 'failed' ? `job failed: ${outcome.error}` : 'job cancelled');
       fs.rmSync(target, { force: true });
       if (p.bitmapCreated) {
-        await client.execute('block-dirty-bitmap-remove', { node: p.nodeName, name: bitmap }).catch((err: Error) => log.warn('could not remove the new bitmap', { error: err.message }));
+        await client
+          .execute('block-dirty-bitmap-remove', { node: p.nodeName, name: bitmap })
+          .catch((err: Error) => log.warn('could not remove the new bitmap', { error: err.message }));
       }
       // Unknown: the job may yet finish and clear the bitmap; the started note makes the next backup full.
       if (outcomeKnown) o.store.ended(o.vm, p.spec.name);
-      results.push({ disk: p.spec.name, plan: p.plan, error: outcomeKnown ? why : `${why}; the job's end is unknown, so the next backup will be full` });
+      results.push({
+        disk: p.spec.name,
+        plan: p.plan,
+        error: outcomeKnown ? why : `${why}; the job's end is unknown, so the next backup will be full`,
+      });
       continue;
     }
     const record: BackupRecord = {
@@ -256,7 +293,9 @@ async function detachLeftoverTargets(client: QmpClient, log: Logger): Promise<vo
   for (const n of nodes) {
     if (!n['node-name'].startsWith(TARGET_PREFIX)) continue;
     log.warn('detaching a backup target left behind', { node: n['node-name'] });
-    await client.execute('blockdev-del', { 'node-name': n['node-name'] }).catch((err: Error) => log.warn('could not detach it', { error: err.message }));
+    await client
+      .execute('blockdev-del', { 'node-name': n['node-name'] })
+      .catch((err: Error) => log.warn('could not detach it', { error: err.message }));
   }
 }
 

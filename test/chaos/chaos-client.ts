@@ -68,7 +68,8 @@ async function release(c: Clients, token: v1.Token__Output, random: () => number
     } catch (e) {
       const code = errorCode(e);
       if (code !== undefined && LEASE_GONE.has(code)) return 'refused';
-      if (code === undefined || !TRANSIENT.has(code)) throw new Error(`release of ${token.tokenId} failed: ${errorText(e)}`);
+      if (code === undefined || !TRANSIENT.has(code))
+        throw new Error(`release of ${token.tokenId} failed: ${errorText(e)}`);
       if (Date.now() > giveUpAt) return 'unanswered';
       await sleep(backoff.next());
     }
@@ -76,7 +77,13 @@ async function release(c: Clients, token: v1.Token__Output, random: () => number
 }
 
 /** Holds a granted token for a while (renewing it), then releases or abandons it. */
-async function hold(c: Clients, token: v1.Token__Output, receivedAt: number, random: () => number, stop: AbortSignal): Promise<GrantRecord> {
+async function hold(
+  c: Clients,
+  token: v1.Token__Output,
+  receivedAt: number,
+  random: () => number,
+  stop: AbortSignal,
+): Promise<GrantRecord> {
   const g: GrantRecord = {
     tokenId: token.tokenId,
     fencing: token.fencing,
@@ -116,7 +123,12 @@ async function hold(c: Clients, token: v1.Token__Output, receivedAt: number, ran
   return g;
 }
 
-async function runClient(config: ClientProcessConfig, spec: ClientSpec, random: () => number, stop: AbortSignal): Promise<void> {
+async function runClient(
+  config: ClientProcessConfig,
+  spec: ClientSpec,
+  random: () => number,
+  stop: AbortSignal,
+): Promise<void> {
   // Reconnect quickly after each kill (the agent's 1–10 s backoff would make most of this test waiting);
   // a channel per client, each with its own TCP connection, as separate agents would have.
   const c = connect(config.address, grpc.credentials.createInsecure(), {
@@ -128,7 +140,15 @@ async function runClient(config: ClientProcessConfig, spec: ClientSpec, random: 
   while (!stop.aborted) {
     const requestId = `${spec.name}-${++n}`;
     const latestStart = random() < LATEST_START_SHARE ? Date.now() + 300 + Math.floor(random() * 2_000) : 0;
-    const record: CycleRecord = { client: spec.name, requestId, host: spec.host, vm: spec.vm, kind: spec.kind, sentAt: Date.now(), outcome: 'cancelled' };
+    const record: CycleRecord = {
+      client: spec.name,
+      requestId,
+      host: spec.host,
+      vm: spec.vm,
+      kind: spec.kind,
+      sentAt: Date.now(),
+      outcome: 'cancelled',
+    };
     const acquired = await acquireToken(
       {
         client: c.token,
@@ -175,7 +195,11 @@ function main(): void {
   process.on('message', (m) => m === 'stop' && stop());
   process.on('disconnect', stop);
   const random = seededRandom(config.seed);
-  Promise.all(config.clients.map((spec) => runClient(config, spec, seededRandom(Math.floor(random() * 2 ** 32)), controller.signal))).then(
+  Promise.all(
+    config.clients.map((spec) =>
+      runClient(config, spec, seededRandom(Math.floor(random() * 2 ** 32)), controller.signal),
+    ),
+  ).then(
     () => process.exit(0),
     (e) => {
       process.stderr.write(`chaos client failed: ${(e as Error).stack}\n`);

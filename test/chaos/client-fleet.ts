@@ -17,7 +17,12 @@ export class ClientFleet {
   constructor(address: string, specs: ClientSpec[], processes: number, seed: number, dir: string) {
     this.children = Array.from({ length: processes }, (_, i) => {
       const out = path.join(dir, `client-${i}.jsonl`);
-      const config: ClientProcessConfig = { address, clients: specs.filter((_, k) => k % processes === i), seed: seed + i, out };
+      const config: ClientProcessConfig = {
+        address,
+        clients: specs.filter((_, k) => k % processes === i),
+        seed: seed + i,
+        out,
+      };
       const child = fork(CLIENT_MAIN, [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
       return { child, out, exited };
@@ -46,12 +51,19 @@ export class ClientFleet {
     const bad = codes.findIndex((c) => c !== 0);
     if (bad >= 0) throw new Error(`chaos client process ${bad} exited with ${codes[bad] ?? 'a signal'}`);
     return this.children.flatMap(({ out }) =>
-      fs.existsSync(out) ? fs.readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as CycleRecord) : [],
+      fs.existsSync(out)
+        ? fs
+            .readFileSync(out, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as CycleRecord)
+        : [],
     );
   }
 
   /** Synchronous last resort for a failed test. */
   killAll(): void {
-    for (const { child } of this.children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const { child } of this.children)
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
 }

@@ -7,11 +7,35 @@ import type { HistoryRecord, HistoryType } from '../../coordinator/store/store';
 import { type CycleRecord, type GrantRecord, type ViolationKind, checkHistory } from './history-checker';
 
 let seq = 0;
-function row(type: HistoryType, at: number, c: CycleRecord, tokenId = c.grant?.tokenId ?? '', detail = ''): HistoryRecord {
-  return { seq: ++seq, at, type, host: c.host, vm: c.vm, job: 'chaos', kind: c.kind, tokenId, fencing: c.grant?.fencing ?? 0, requestId: c.requestId, detail };
+function row(
+  type: HistoryType,
+  at: number,
+  c: CycleRecord,
+  tokenId = c.grant?.tokenId ?? '',
+  detail = '',
+): HistoryRecord {
+  return {
+    seq: ++seq,
+    at,
+    type,
+    host: c.host,
+    vm: c.vm,
+    job: 'chaos',
+    kind: c.kind,
+    tokenId,
+    fencing: c.grant?.fencing ?? 0,
+    requestId: c.requestId,
+    detail,
+  };
 }
 
-function cycle(requestId: string, kind: 'GUEST' | 'HYPERVISOR', vm: string, sentAt: number, grant: Partial<GrantRecord> & Pick<GrantRecord, 'tokenId' | 'fencing' | 'receivedAt'>): CycleRecord {
+function cycle(
+  requestId: string,
+  kind: 'GUEST' | 'HYPERVISOR',
+  vm: string,
+  sentAt: number,
+  grant: Partial<GrantRecord> & Pick<GrantRecord, 'tokenId' | 'fencing' | 'receivedAt'>,
+): CycleRecord {
   return {
     client: 'c',
     requestId,
@@ -20,7 +44,13 @@ function cycle(requestId: string, kind: 'GUEST' | 'HYPERVISOR', vm: string, sent
     kind,
     sentAt,
     outcome: 'granted',
-    grant: { grantedAtCoord: grant.receivedAt - 1, expiresAtCoord: grant.receivedAt + 3_000, renewals: 0, release: 'acknowledged', ...grant },
+    grant: {
+      grantedAtCoord: grant.receivedAt - 1,
+      expiresAtCoord: grant.receivedAt + 3_000,
+      renewals: 0,
+      release: 'acknowledged',
+      ...grant,
+    },
   };
 }
 
@@ -32,18 +62,60 @@ function cycle(requestId: string, kind: 'GUEST' | 'HYPERVISOR', vm: string, sent
  */
 function clean(): { cycles: CycleRecord[]; history: HistoryRecord[] } {
   seq = 0;
-  const a = cycle('r-a', 'GUEST', 'vm1', 1000, { tokenId: 'a', fencing: 1, receivedAt: 1005, releaseSentAt: 1500, renewals: 1 });
+  const a = cycle('r-a', 'GUEST', 'vm1', 1000, {
+    tokenId: 'a',
+    fencing: 1,
+    receivedAt: 1005,
+    releaseSentAt: 1500,
+    renewals: 1,
+  });
   const b = cycle('r-b', 'GUEST', 'vm2', 1100, { tokenId: 'b', fencing: 2, receivedAt: 1105, releaseSentAt: 1600 });
-  const c = cycle('r-c', 'HYPERVISOR', 'vm1', 1200, { tokenId: 'c', fencing: 3, receivedAt: 1601, releaseSentAt: 2000 });
+  const c = cycle('r-c', 'HYPERVISOR', 'vm1', 1200, {
+    tokenId: 'c',
+    fencing: 3,
+    receivedAt: 1601,
+    releaseSentAt: 2000,
+  });
   // d: abandoned, so it holds until the expiry it was told; e is granted on the coordinator's clock after it.
-  const d = cycle('r-d', 'GUEST', 'vm3', 2100, { tokenId: 'd', fencing: 4, receivedAt: 2105, expiresAtCoord: 5104, release: 'not-sent', abandoned: true });
-  const e = cycle('r-e', 'HYPERVISOR', 'vm3', 2200, { tokenId: 'e', fencing: 5, receivedAt: 5110, grantedAtCoord: 5106, releaseSentAt: 5200 });
-  const denied: CycleRecord = { client: 'c', requestId: 'r-x', host: 'h1', vm: 'vm4', kind: 'GUEST', sentAt: 2300, outcome: 'denied', deniedReason: 'WINDOW_CLOSED' };
+  const d = cycle('r-d', 'GUEST', 'vm3', 2100, {
+    tokenId: 'd',
+    fencing: 4,
+    receivedAt: 2105,
+    expiresAtCoord: 5104,
+    release: 'not-sent',
+    abandoned: true,
+  });
+  const e = cycle('r-e', 'HYPERVISOR', 'vm3', 2200, {
+    tokenId: 'e',
+    fencing: 5,
+    receivedAt: 5110,
+    grantedAtCoord: 5106,
+    releaseSentAt: 5200,
+  });
+  const denied: CycleRecord = {
+    client: 'c',
+    requestId: 'r-x',
+    host: 'h1',
+    vm: 'vm4',
+    kind: 'GUEST',
+    sentAt: 2300,
+    outcome: 'denied',
+    deniedReason: 'WINDOW_CLOSED',
+  };
   const history = [
-    row('GRANTED', 1004, a), row('GRANTED', 1104, b), row('RENEWED', 1300, a), row('RELEASED', 1501, a),
-    row('RELEASED', 1601, b), row('GRANTED', 1601, c), row('RELEASED', 2001, c), row('GRANTED', 2104, d),
-    row('RESTORED', 3000, d), row('DENIED', 2400, denied, '', 'WINDOW_CLOSED: its window closed'),
-    row('EXPIRED', 5105, d), row('GRANTED', 5106, e), row('RELEASED', 5201, e),
+    row('GRANTED', 1004, a),
+    row('GRANTED', 1104, b),
+    row('RENEWED', 1300, a),
+    row('RELEASED', 1501, a),
+    row('RELEASED', 1601, b),
+    row('GRANTED', 1601, c),
+    row('RELEASED', 2001, c),
+    row('GRANTED', 2104, d),
+    row('RESTORED', 3000, d),
+    row('DENIED', 2400, denied, '', 'WINDOW_CLOSED: its window closed'),
+    row('EXPIRED', 5105, d),
+    row('GRANTED', 5106, e),
+    row('RELEASED', 5201, e),
   ];
   return { cycles: [a, b, c, d, e, denied], history };
 }
@@ -73,7 +145,10 @@ describe('chaos history checker', () => {
     assert.deepEqual(kinds(cycles, history), ['kind-overlap']);
     // The store granting c before b's release is the same violation, seen in the commit order.
     const fresh = clean();
-    const [releaseB, grantC] = [fresh.history.findIndex((r) => r.type === 'RELEASED' && r.tokenId === 'b'), fresh.history.findIndex((r) => r.tokenId === 'c')];
+    const [releaseB, grantC] = [
+      fresh.history.findIndex((r) => r.type === 'RELEASED' && r.tokenId === 'b'),
+      fresh.history.findIndex((r) => r.tokenId === 'c'),
+    ];
     [fresh.history[releaseB].seq, fresh.history[grantC].seq] = [fresh.history[grantC].seq, fresh.history[releaseB].seq];
     assert.deepEqual(kinds(fresh.cycles, fresh.history), ['kind-overlap']);
   });
@@ -92,7 +167,12 @@ describe('chaos history checker', () => {
     a.release = 'unanswered';
     assert.deepEqual(kinds(cycles, history), [], 'the store shows a was released: c did not overlap it');
     const withoutRelease = history.filter((r) => !(r.type === 'RELEASED' && r.tokenId === 'a'));
-    withoutRelease.push({ ...history.find((r) => r.tokenId === 'a' && r.type === 'RELEASED')!, seq: 100, type: 'EXPIRED', at: a.expiresAtCoord });
+    withoutRelease.push({
+      ...history.find((r) => r.tokenId === 'a' && r.type === 'RELEASED')!,
+      seq: 100,
+      type: 'EXPIRED',
+      at: a.expiresAtCoord,
+    });
     // Now a holds until its told expiry (4005), past c's grant: two tokens on vm1, of both kinds.
     assert.deepEqual(kinds(cycles, withoutRelease), ['kind-overlap', 'vm-overlap']);
   });
@@ -116,10 +196,32 @@ describe('chaos history checker', () => {
   it('finds acknowledged grants, releases, renewals and denials missing from the store', () => {
     const { cycles, history } = clean();
     const without = (pred: (r: HistoryRecord) => boolean) => history.filter((r) => !pred(r));
-    assert.ok(kinds(cycles, without((r) => r.type === 'GRANTED' && r.tokenId === 'b')).includes('grant-missing'));
-    assert.ok(kinds(cycles, without((r) => r.type === 'RELEASED' && r.tokenId === 'c')).includes('release-missing'));
-    assert.deepEqual(kinds(cycles, without((r) => r.type === 'RENEWED')), ['renewal-missing']);
-    assert.deepEqual(kinds(cycles, without((r) => r.type === 'DENIED')), ['denial-missing']);
+    assert.ok(
+      kinds(
+        cycles,
+        without((r) => r.type === 'GRANTED' && r.tokenId === 'b'),
+      ).includes('grant-missing'),
+    );
+    assert.ok(
+      kinds(
+        cycles,
+        without((r) => r.type === 'RELEASED' && r.tokenId === 'c'),
+      ).includes('release-missing'),
+    );
+    assert.deepEqual(
+      kinds(
+        cycles,
+        without((r) => r.type === 'RENEWED'),
+      ),
+      ['renewal-missing'],
+    );
+    assert.deepEqual(
+      kinds(
+        cycles,
+        without((r) => r.type === 'DENIED'),
+      ),
+      ['denial-missing'],
+    );
     const wrongFencing = history.map((r) => (r.tokenId === 'b' && r.type === 'GRANTED' ? { ...r, fencing: 9 } : r));
     assert.ok(kinds(cycles, wrongFencing).includes('grant-missing'));
   });

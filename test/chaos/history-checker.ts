@@ -146,7 +146,10 @@ function checkClientFencing(held: Held[], violations: Violation[]): void {
     for (const h of list) {
       const other = byFencing.get(h.grant.fencing);
       if (other !== undefined && other !== h.grant.tokenId) {
-        violations.push({ kind: 'fencing', message: `host ${host}: tokens ${other} and ${h.grant.tokenId} share fencing ${h.grant.fencing}` });
+        violations.push({
+          kind: 'fencing',
+          message: `host ${host}: tokens ${other} and ${h.grant.tokenId} share fencing ${h.grant.fencing}`,
+        });
       }
       byFencing.set(h.grant.fencing, h.grant.tokenId);
     }
@@ -192,14 +195,23 @@ function replayStore(history: readonly HistoryRecord[], violations: Violation[],
         if (grantedRequests.has(r.requestId)) bad(`seq ${r.seq}: request ${r.requestId} granted twice`);
         for (const a of host.active.values()) {
           if (a.kind !== r.kind) {
-            violations.push({ kind: 'kind-overlap', message: `store seq ${r.seq}: ${r.kind} ${r.tokenId} granted on ${r.host} while ${a.kind} ${a.tokenId} was active` });
+            violations.push({
+              kind: 'kind-overlap',
+              message: `store seq ${r.seq}: ${r.kind} ${r.tokenId} granted on ${r.host} while ${a.kind} ${a.tokenId} was active`,
+            });
           }
           if (a.vm === r.vm) {
-            violations.push({ kind: 'vm-overlap', message: `store seq ${r.seq}: ${r.tokenId} granted for ${r.host}/${r.vm} while ${a.tokenId} was active` });
+            violations.push({
+              kind: 'vm-overlap',
+              message: `store seq ${r.seq}: ${r.tokenId} granted for ${r.host}/${r.vm} while ${a.tokenId} was active`,
+            });
           }
         }
         if (r.fencing <= host.fencing) {
-          violations.push({ kind: 'fencing', message: `store seq ${r.seq}: ${r.tokenId} on ${r.host} has fencing ${r.fencing}, not above ${host.fencing}` });
+          violations.push({
+            kind: 'fencing',
+            message: `store seq ${r.seq}: ${r.tokenId} on ${r.host} has fencing ${r.fencing}, not above ${host.fencing}`,
+          });
         }
         host.fencing = Math.max(host.fencing, r.fencing);
         host.active.set(r.tokenId, r);
@@ -236,8 +248,19 @@ export function checkHistory(cycles: readonly CycleRecord[], history: readonly H
   const violations: Violation[] = [];
   const counts: Record<string, number> = {};
   const add = (key: string, n = 1) => (counts[key] = (counts[key] ?? 0) + n);
-  for (const key of ['acquires', 'grants', 'renewals', 'releases acknowledged', 'releases confirmed by the store only',
-    'tokens abandoned', 'tokens lost (renewal refused or fail-safe)', 'denials', 'skipped', 'cancelled']) counts[key] = 0;
+  for (const key of [
+    'acquires',
+    'grants',
+    'renewals',
+    'releases acknowledged',
+    'releases confirmed by the store only',
+    'tokens abandoned',
+    'tokens lost (renewal refused or fail-safe)',
+    'denials',
+    'skipped',
+    'cancelled',
+  ])
+    counts[key] = 0;
 
   const storeGranted = new Map<string, HistoryRecord>();
   const storeEnded = new Map<string, HistoryRecord>();
@@ -258,7 +281,10 @@ export function checkHistory(cycles: readonly CycleRecord[], history: readonly H
       add(`denials: ${c.deniedReason}`);
       const d = storeDenied.get(c.requestId);
       if (!d || !d.detail.startsWith(`${c.deniedReason}:`)) {
-        violations.push({ kind: 'denial-missing', message: `${c.requestId} was told DENIED ${c.deniedReason}; the store has ${d ? `"${d.detail}"` : 'no DENIED'}` });
+        violations.push({
+          kind: 'denial-missing',
+          message: `${c.requestId} was told DENIED ${c.deniedReason}; the store has ${d ? `"${d.detail}"` : 'no DENIED'}`,
+        });
       }
     }
     if (c.outcome === 'skipped') add('skipped');
@@ -272,31 +298,53 @@ export function checkHistory(cycles: readonly CycleRecord[], history: readonly H
 
     const stored = storeGranted.get(g.tokenId);
     if (!stored) {
-      violations.push({ kind: 'grant-missing', message: `${c.client} was granted ${g.tokenId} (${c.requestId}); the store has no GRANTED for it` });
-    } else if (stored.fencing !== g.fencing || stored.host !== c.host || stored.vm !== c.vm || stored.kind !== c.kind || stored.requestId !== c.requestId) {
-      violations.push({ kind: 'grant-missing', message: `${g.tokenId}: told fencing ${g.fencing} for ${c.kind} ${c.host}/${c.vm} ${c.requestId}; stored ${stored.fencing} for ${stored.kind} ${stored.host}/${stored.vm} ${stored.requestId}` });
+      violations.push({
+        kind: 'grant-missing',
+        message: `${c.client} was granted ${g.tokenId} (${c.requestId}); the store has no GRANTED for it`,
+      });
+    } else if (
+      stored.fencing !== g.fencing ||
+      stored.host !== c.host ||
+      stored.vm !== c.vm ||
+      stored.kind !== c.kind ||
+      stored.requestId !== c.requestId
+    ) {
+      violations.push({
+        kind: 'grant-missing',
+        message: `${g.tokenId}: told fencing ${g.fencing} for ${c.kind} ${c.host}/${c.vm} ${c.requestId}; stored ${stored.fencing} for ${stored.kind} ${stored.host}/${stored.vm} ${stored.requestId}`,
+      });
     }
     if ((storeRenewals.get(g.tokenId) ?? 0) < g.renewals) {
-      violations.push({ kind: 'renewal-missing', message: `${g.tokenId}: ${g.renewals} renewals acknowledged, ${storeRenewals.get(g.tokenId) ?? 0} stored` });
+      violations.push({
+        kind: 'renewal-missing',
+        message: `${g.tokenId}: ${g.renewals} renewals acknowledged, ${storeRenewals.get(g.tokenId) ?? 0} stored`,
+      });
     }
     const ended = storeEnded.get(g.tokenId);
     if (g.release === 'acknowledged') {
       add('releases acknowledged');
       if (ended?.type !== 'RELEASED') {
-        violations.push({ kind: 'release-missing', message: `${g.tokenId}: release acknowledged; the store has ${ended?.type ?? 'no end'}` });
+        violations.push({
+          kind: 'release-missing',
+          message: `${g.tokenId}: release acknowledged; the store has ${ended?.type ?? 'no end'}`,
+        });
       }
     }
     if (ended?.type === 'EXPIRED' && ended.at < g.expiresAtCoord) {
-      violations.push({ kind: 'premature-expiry', message: `${g.tokenId}: expired at ${ended.at}, before the expiry its holder was told (${g.expiresAtCoord})` });
+      violations.push({
+        kind: 'premature-expiry',
+        message: `${g.tokenId}: expired at ${ended.at}, before the expiry its holder was told (${g.expiresAtCoord})`,
+      });
     }
     const releasedInStore = g.releaseSentAt !== undefined && ended?.type === 'RELEASED';
     if (releasedInStore && g.release !== 'acknowledged') add('releases confirmed by the store only');
     held.push({
       record: c,
       grant: g,
-      end: g.release === 'acknowledged' || releasedInStore
-        ? { clock: 'client', at: g.releaseSentAt! }
-        : { clock: 'coordinator', at: g.expiresAtCoord },
+      end:
+        g.release === 'acknowledged' || releasedInStore
+          ? { clock: 'client', at: g.releaseSentAt! }
+          : { clock: 'coordinator', at: g.expiresAtCoord },
     });
   }
 

@@ -43,7 +43,8 @@ function specs(): ClientSpec[] {
   for (let h = 0; h < HOSTS; h++) {
     for (let v = 0; v < VMS_PER_HOST; v++) {
       const [host, vm] = [`chaos-h${h}`, `vm${v}`];
-      for (let g = 0; g < GUEST_CLIENTS_PER_VM; g++) all.push({ name: `${host}-${vm}-guest${g}`, host, vm, kind: 'GUEST' });
+      for (let g = 0; g < GUEST_CLIENTS_PER_VM; g++)
+        all.push({ name: `${host}-${vm}-guest${g}`, host, vm, kind: 'GUEST' });
       all.push({ name: `${host}-${vm}-hv`, host, vm, kind: 'HYPERVISOR' });
     }
   }
@@ -96,7 +97,9 @@ describe('chaos: the coordinator SIGKILLed and restarted at random moments under
     store.close();
     const report = checkHistory(records, history);
     const seconds = ((Date.now() - t0) / 1000).toFixed(1);
-    console.log(`      ${specs().length} clients in ${PROCESSES} processes, ${HOSTS} hosts × ${VMS_PER_HOST} VMs, lease TTL ${LEASE_TTL}, ${seconds} s`);
+    console.log(
+      `      ${specs().length} clients in ${PROCESSES} processes, ${HOSTS} hosts × ${VMS_PER_HOST} VMs, lease TTL ${LEASE_TTL}, ${seconds} s`,
+    );
     console.log(`      coordinator restarts (SIGKILL): ${restarts}`);
     for (const [key, n] of Object.entries(report.counts)) console.log(`      ${key}: ${n}`);
     if (report.violations.length > 0) {
@@ -108,7 +111,10 @@ describe('chaos: the coordinator SIGKILLed and restarted at random moments under
 
     assert.deepEqual(report.violations.slice(0, 20), [], `${report.violations.length} violations (seed ${seed})`);
     // The run exercised what it claims to: grants, renewals and releases, and tokens living through restarts.
-    assert.ok(report.counts.grants > 0 && report.counts.renewals > 0 && report.counts['releases acknowledged'] > 0, JSON.stringify(report.counts));
+    assert.ok(
+      report.counts.grants > 0 && report.counts.renewals > 0 && report.counts['releases acknowledged'] > 0,
+      JSON.stringify(report.counts),
+    );
     // How many holders also renewed after a restart depends on how fast the coordinator restarts (their
     // fail-safe gives up 5 s after the last renewal): printed above, not asserted.
     assert.ok(report.counts['store: tokens restored after a restart'] > 0, 'some tokens were held across a restart');

@@ -46,7 +46,12 @@ export async function cpuUsed(pgid: number, cpuSeconds: number, timeoutMs = 60_0
  * that share: more than a budget of `percent` % lets through, so proof that no such budget holds it. Other
  * processes on a busy machine take some windows from it, not all of them.
  */
-export async function cpuPercentAbove(pgid: number, percent: number, timeoutMs = 60_000, windowMs = 1_000): Promise<number> {
+export async function cpuPercentAbove(
+  pgid: number,
+  percent: number,
+  timeoutMs = 60_000,
+  windowMs = 1_000,
+): Promise<number> {
   const until = Date.now() + timeoutMs;
   let most = 0;
   for (;;) {
@@ -55,7 +60,9 @@ export async function cpuPercentAbove(pgid: number, percent: number, timeoutMs =
     most = Math.max(most, share);
     if (Date.now() > until) {
       const seen = `at most ${most.toFixed(1)} %`;
-      throw new Error(`process group ${pgid} never used more than ${percent} % of a core over ${windowMs} ms in ${timeoutMs} ms (${seen})`);
+      throw new Error(
+        `process group ${pgid} never used more than ${percent} % of a core over ${windowMs} ms in ${timeoutMs} ms (${seen})`,
+      );
     }
   }
 }

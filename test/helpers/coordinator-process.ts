@@ -61,9 +61,12 @@ export async function startCoordinator(options: CoordinatorOptions = {}): Promis
   if (!extra.includes('--pki-dir') && !extra.includes('--tls-cert')) extra.push('--plaintext');
   const args = [
     options.main ?? COORDINATOR_MAIN,
-    '--listen', options.listen ?? '127.0.0.1:0',
-    '--db', dbPath,
-    '--host', options.host ?? 'host-a',
+    '--listen',
+    options.listen ?? '127.0.0.1:0',
+    '--db',
+    dbPath,
+    '--host',
+    options.host ?? 'host-a',
     ...extra,
   ];
   const child = spawn(process.execPath, args, {

@@ -11,7 +11,11 @@ export class FakeAgent {
   private readonly call: grpc.ClientDuplexStream<v1.AgentMessage, v1.CoordinatorMessage__Output>;
   private seen = 0;
 
-  constructor(clients: Clients, readonly vm: string, host = 'host-a') {
+  constructor(
+    clients: Clients,
+    readonly vm: string,
+    host = 'host-a',
+  ) {
     this.call = clients.agent.Session();
     this.call.on('data', (m: v1.CoordinatorMessage__Output) => this.received.push(m));
     this.call.on('error', (e: grpc.ServiceError) => (this.error = e));
@@ -33,7 +37,11 @@ export class FakeAgent {
   /** The next budget command after those already taken, acknowledged as an agent does. */
   async nextBudget(): Promise<v1.BudgetCommand__Output> {
     const budgets = () => this.received.filter((m) => m.command?.budget).map((m) => m.command!);
-    await waitFor(() => budgets().length > this.seen || this.error !== undefined, 10_000, `a budget command for ${this.vm}`);
+    await waitFor(
+      () => budgets().length > this.seen || this.error !== undefined,
+      10_000,
+      `a budget command for ${this.vm}`,
+    );
     if (this.error) throw this.error;
     const command = budgets()[this.seen++];
     this.call.write({ ack: { commandId: command.commandId, ok: true, message: 'applied' } });

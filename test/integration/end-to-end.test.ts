@@ -15,7 +15,11 @@ import { type AgentProcess, pidAlive, startAgent } from './agent/processes';
 
 /** A command that records its start and end (ms) in `file`, with `sleep` seconds of work between. */
 function recorded(file: string, name: string, sleep: number): string[] {
-  return ['sh', '-c', `echo "${name} start $(date +%s%3N)" >> ${file}; sleep ${sleep}; echo "${name} end $(date +%s%3N)" >> ${file}`];
+  return [
+    'sh',
+    '-c',
+    `echo "${name} start $(date +%s%3N)" >> ${file}; sleep ${sleep}; echo "${name} end $(date +%s%3N)" >> ${file}`,
+  ];
 }
 
 function times(file: string, name: string): { start: number; end: number } {
@@ -25,9 +29,13 @@ function times(file: string, name: string): { start: number; end: number } {
 }
 
 function hostBackup(address: string, vm: string, command: string[]) {
-  const child = spawn(process.execPath, [CTL_MAIN, '--coordinator', address, 'host-backup', '--host', 'host-e2e', '--vm', vm, '--', ...command], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [CTL_MAIN, '--coordinator', address, 'host-backup', '--host', 'host-e2e', '--vm', vm, '--', ...command],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number>((resolve) => child.once('exit', (code) => resolve(code ?? -1)));
@@ -60,7 +68,19 @@ describe('end to end: agent, coordinator and headroomctl as real processes', fun
 
   it('runs a hypervisor backup only after the guest backup holding the host has finished', async () => {
     const audit = path.join(tempDir(), 'audit.log');
-    const agent = startAgent(['exec', '--coordinator', coordinator.address, '--vm', 'vm-guest', '--host', 'host-e2e', '--job', 'restic', '--', ...recorded(audit, 'guest', 2)]);
+    const agent = startAgent([
+      'exec',
+      '--coordinator',
+      coordinator.address,
+      '--vm',
+      'vm-guest',
+      '--host',
+      'host-e2e',
+      '--job',
+      'restic',
+      '--',
+      ...recorded(audit, 'guest', 2),
+    ]);
     agents.push(agent);
     await waitFor(() => fs.existsSync(audit), 10_000, 'the guest backup to start');
     const hv = hostBackup(coordinator.address, 'vm-other', recorded(audit, 'hypervisor', 0));
@@ -83,9 +103,27 @@ describe('end to end: agent, coordinator and headroomctl as real processes', fun
 
   it('takes the lease of an agent killed mid-job after its TTL, and serves the next request', async () => {
     const pidFile = path.join(tempDir(), 'job.pid');
-    const agent = startAgent(['exec', '--coordinator', coordinator.address, '--vm', 'vm-killed', '--host', 'host-e2e', '--job', 'borg', '--', 'sh', '-c', `echo $$ > ${pidFile}; exec sleep 60`]);
+    const agent = startAgent([
+      'exec',
+      '--coordinator',
+      coordinator.address,
+      '--vm',
+      'vm-killed',
+      '--host',
+      'host-e2e',
+      '--job',
+      'borg',
+      '--',
+      'sh',
+      '-c',
+      `echo $$ > ${pidFile}; exec sleep 60`,
+    ]);
     agents.push(agent);
-    await waitFor(() => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').endsWith('\n'), 10_000, 'the job to start');
+    await waitFor(
+      () => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').endsWith('\n'),
+      10_000,
+      'the job to start',
+    );
     const jobPid = Number(fs.readFileSync(pidFile, 'utf8'));
     leftovers.push(jobPid);
     const [held] = (await unary(clients.admin.ListTokens.bind(clients.admin), { host: 'host-e2e' })).active;
@@ -108,6 +146,10 @@ describe('end to end: agent, coordinator and headroomctl as real processes', fun
     // SIGKILL gives the agent no chance to stop its child; the watchdog in the job's process group sees the
     // agent's end of its pipe close and stops the job: SIGTERM, SIGKILL after the kill grace at the latest.
     const graceLeft = killedAt + DEFAULT_KILL_GRACE_MS - Date.now();
-    await waitFor(() => !pidAlive(jobPid), Math.max(0, graceLeft) + 1_000, 'the orphaned job to be stopped within the kill grace');
+    await waitFor(
+      () => !pidAlive(jobPid),
+      Math.max(0, graceLeft) + 1_000,
+      'the orphaned job to be stopped within the kill grace',
+    );
   });
 });

@@ -45,15 +45,35 @@ describe('the token in the command environment (real agent, headroomctl and coor
     const file = path.join(tempDir(), 'env');
     const before = Date.now();
     const agent = startAgent([
-      'exec', '--coordinator', coordinator.address, '--vm', 'vm-env', '--host', 'host-env', '--job', 'env-guest',
-      '--window', '1h', '--expected-duration', '10m', '--', ...printEnv(file),
+      'exec',
+      '--coordinator',
+      coordinator.address,
+      '--vm',
+      'vm-env',
+      '--host',
+      'host-env',
+      '--job',
+      'env-guest',
+      '--window',
+      '1h',
+      '--expected-duration',
+      '10m',
+      '--',
+      ...printEnv(file),
     ]);
     assert.equal(await agent.exited, 0, agent.stderr());
     const after = Date.now();
     const env = readEnv(file);
     const grant = await granted('env-guest');
     assert.deepEqual(
-      [env.HEADROOM_TOKEN_ID, env.HEADROOM_FENCING, env.HEADROOM_KIND, env.HEADROOM_HOST, env.HEADROOM_VM, env.HEADROOM_JOB],
+      [
+        env.HEADROOM_TOKEN_ID,
+        env.HEADROOM_FENCING,
+        env.HEADROOM_KIND,
+        env.HEADROOM_HOST,
+        env.HEADROOM_VM,
+        env.HEADROOM_JOB,
+      ],
       [grant.tokenId, String(grant.fencing), 'GUEST', 'host-env', 'vm-env', 'env-guest'],
     );
     const slotEnd = Number(env.HEADROOM_SLOT_END_UNIX_MS);
@@ -64,18 +84,38 @@ describe('the token in the command environment (real agent, headroomctl and coor
 
   it('gives the command of headroomctl host-backup its HYPERVISOR token, with a higher fencing number and no window', async () => {
     const file = path.join(tempDir(), 'env');
-    const hv = spawn(process.execPath, [CTL_MAIN, '--coordinator', coordinator.address, 'host-backup', '--host', 'host-env', '--vm', 'vm-hv', '--job', 'env-hv', '--', ...printEnv(file)], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      // A token variable inherited from whoever started headroomctl must not reach the command.
-      env: { ...process.env, HEADROOM_FENCING: '999999', HEADROOM_WINDOW_END_UNIX_MS: '1' },
-    });
+    const hv = spawn(
+      process.execPath,
+      [
+        CTL_MAIN,
+        '--coordinator',
+        coordinator.address,
+        'host-backup',
+        '--host',
+        'host-env',
+        '--vm',
+        'vm-hv',
+        '--job',
+        'env-hv',
+        '--',
+        ...printEnv(file),
+      ],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        // A token variable inherited from whoever started headroomctl must not reach the command.
+        env: { ...process.env, HEADROOM_FENCING: '999999', HEADROOM_WINDOW_END_UNIX_MS: '1' },
+      },
+    );
     let stderr = '';
     hv.stderr.on('data', (d) => (stderr += d));
     assert.equal(await new Promise((resolve) => hv.once('exit', resolve)), 0, stderr);
     const env = readEnv(file);
     const grant = await granted('env-hv');
     const guest = await granted('env-guest');
-    assert.deepEqual([env.HEADROOM_TOKEN_ID, env.HEADROOM_FENCING, env.HEADROOM_KIND, env.HEADROOM_VM], [grant.tokenId, String(grant.fencing), 'HYPERVISOR', 'vm-hv']);
+    assert.deepEqual(
+      [env.HEADROOM_TOKEN_ID, env.HEADROOM_FENCING, env.HEADROOM_KIND, env.HEADROOM_VM],
+      [grant.tokenId, String(grant.fencing), 'HYPERVISOR', 'vm-hv'],
+    );
     assert.ok(Number(env.HEADROOM_FENCING) > guest.fencing, 'fencing grows per host');
     assert.equal(env.HEADROOM_WINDOW_END_UNIX_MS, '0');
   });

@@ -72,7 +72,8 @@ export class CgroupDir {
       fs.writeFileSync(this.file('cgroup.procs'), String(pid));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ESRCH') throw new EnforcementError(`cannot move process ${pid} into the cgroup`, this.file('cgroup.procs'), code);
+      if (code !== 'ESRCH')
+        throw new EnforcementError(`cannot move process ${pid} into the cgroup`, this.file('cgroup.procs'), code);
     }
   }
 

@@ -13,7 +13,20 @@ export interface CgroupMount {
 
 /** The controllers of cgroup v1, to tell them from the mount's other options (rw, nosuid, clone_children...). */
 const V1_CONTROLLERS = new Set([
-  'cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'net_cls', 'net_prio', 'blkio', 'perf_event', 'hugetlb', 'pids', 'rdma', 'misc',
+  'cpu',
+  'cpuacct',
+  'cpuset',
+  'memory',
+  'devices',
+  'freezer',
+  'net_cls',
+  'net_prio',
+  'blkio',
+  'perf_event',
+  'hugetlb',
+  'pids',
+  'rdma',
+  'misc',
 ]);
 
 /** Undoes the octal escapes of /proc/self/mounts (a space is \040). */

@@ -47,7 +47,10 @@ export function prepareCgroupV1(o: CgroupV1Options): Prepared {
   const index = new Map<Controller, number>();
   for (const c of controllers) {
     const mount = mountOf(c)!;
-    const place = { parent: cgroupDirectory(mount.path, o.parent || o.own.get(c) || '/'), home: cgroupDirectory(mount.path, o.own.get(c) || '/') };
+    const place = {
+      parent: cgroupDirectory(mount.path, o.parent || o.own.get(c) || '/'),
+      home: cgroupDirectory(mount.path, o.own.get(c) || '/'),
+    };
     let i = places.findIndex((p) => p.parent === place.parent);
     if (i < 0) i = places.push(place) - 1;
     index.set(c, i);
@@ -76,7 +79,12 @@ export function prepareCgroupV1(o: CgroupV1Options): Prepared {
     enforce(group) {
       const cgroups = JobCgroups.create(group, selfPid, places, { proc: o.proc, removeDir: o.removeDir });
       const dir = (c: Controller) => (index.has(c) ? cgroups.dirs[index.get(c)!].dir : undefined);
-      return new CgroupV1Enforcer(cgroups, { cpu: dir('cpu')!, blkio: dir('blkio')!, freezer: dir('freezer')!, cpuacct: dir('cpuacct') }, disks, o);
+      return new CgroupV1Enforcer(
+        cgroups,
+        { cpu: dir('cpu')!, blkio: dir('blkio')!, freezer: dir('freezer')!, cpuacct: dir('cpuacct') },
+        disks,
+        o,
+      );
     },
   };
   return { mechanism };
@@ -103,7 +111,10 @@ class CgroupV1Enforcer implements Enforcer {
     private readonly o: CgroupV1Options,
   ) {
     this.processes = new ProcessUsage(() => cgroups.members(), o.proc);
-    const io = disks.length > 0 ? `blkio throttling on ${disks.map((d) => d.name).join(', ')}` : 'no disk found in /sys/block: I/O not limited';
+    const io =
+      disks.length > 0
+        ? `blkio throttling on ${disks.map((d) => d.name).join(', ')}`
+        : 'no disk found in /sys/block: I/O not limited';
     this.detail = `cgroup v1 ${dirs.cpu.path} (cpu, blkio, freezer): CFS quota, ${io}, freezer; buffered writes are flushed outside the group under cgroup v1, so only reads and direct writes are throttled`;
   }
 
@@ -151,6 +162,7 @@ class CgroupV1Enforcer implements Enforcer {
     this.release();
     this.usage();
     const left = await this.cgroups.remove();
-    if (left.length > 0) this.o.log.warn('could not remove the cgroup of a finished backup: processes are left in it', { cgroups: left });
+    if (left.length > 0)
+      this.o.log.warn('could not remove the cgroup of a finished backup: processes are left in it', { cgroups: left });
   }
 }

@@ -45,7 +45,9 @@ export function prepareCgroupV2(o: CgroupV2Options): Prepared {
   if (available === undefined) return { reason: `cgroup v2: no cgroup ${parent.path}` };
   const missing = NEEDED.filter((c) => !words(available).includes(c));
   if (missing.length > 0) {
-    return { reason: `cgroup v2: the ${missing.join(' and ')} controller${missing.length > 1 ? 's are' : ' is'} not available in ${parent.path} (it has: ${words(available).join(' ') || 'none'})` };
+    return {
+      reason: `cgroup v2: the ${missing.join(' and ')} controller${missing.length > 1 ? 's are' : ' is'} not available in ${parent.path} (it has: ${words(available).join(' ') || 'none'})`,
+    };
   }
   let home = new CgroupDir(cgroupDirectory(o.mount, o.own));
   if (!NEEDED.every((c) => words(parent.read('cgroup.subtree_control')).includes(c))) {
@@ -56,27 +58,37 @@ export function prepareCgroupV2(o: CgroupV2Options): Prepared {
       const busy = err instanceof EnforcementError && err.code === 'EBUSY';
       const alone = home.path === parent.path && parent.procs().every((pid) => pid === selfPid);
       if (!busy || !alone) {
-        const why = busy ? `: it holds other processes; set budget.cgroupParent to a delegated cgroup without processes` : '';
+        const why = busy
+          ? `: it holds other processes; set budget.cgroupParent to a delegated cgroup without processes`
+          : '';
         return { reason: `cgroup v2: ${(err as Error).message}${why}` };
       }
       try {
         home = CgroupDir.create(`${parent.path}/${AGENT_LEAF}`, o.removeDir);
         home.adopt(selfPid);
         enable();
-        o.log.info('moved the agent into a leaf cgroup, so that its cgroup can hand controllers to the backups', { cgroup: home.path });
+        o.log.info('moved the agent into a leaf cgroup, so that its cgroup can hand controllers to the backups', {
+          cgroup: home.path,
+        });
       } catch (again) {
         return { reason: `cgroup v2: ${(again as Error).message}` };
       }
     }
   }
-  const reaped = reapStaleGroups(parent.path, (d) => d.has('cgroup.freeze') && d.write('cgroup.freeze', '0'), { alive: o.alive, removeDir: o.removeDir });
+  const reaped = reapStaleGroups(parent.path, (d) => d.has('cgroup.freeze') && d.write('cgroup.freeze', '0'), {
+    alive: o.alive,
+    removeDir: o.removeDir,
+  });
   if (reaped.length > 0) o.log.info('removed cgroups left by an agent that is gone', { cgroups: reaped });
   const disks = wholeDisks(o.sysBlock);
   const mechanism: EnforcementMechanism = {
     enforcement: 'CGROUP_V2',
     detail: '',
     enforce(group) {
-      const cgroups = JobCgroups.create(group, selfPid, [{ parent: parent.path, home: home.path }], { proc: o.proc, removeDir: o.removeDir });
+      const cgroups = JobCgroups.create(group, selfPid, [{ parent: parent.path, home: home.path }], {
+        proc: o.proc,
+        removeDir: o.removeDir,
+      });
       return new CgroupV2Enforcer(cgroups, disks, o.log);
     },
   };
@@ -109,7 +121,10 @@ class CgroupV2Enforcer implements Enforcer {
     private readonly log: Logger,
   ) {
     this.dir = cgroups.dirs[0].dir;
-    const io = disks.length > 0 ? `io.max on ${disks.map((d) => d.name).join(', ')} (read and write each held to the budget)` : 'no disk found in /sys/block: I/O not limited';
+    const io =
+      disks.length > 0
+        ? `io.max on ${disks.map((d) => d.name).join(', ')} (read and write each held to the budget)`
+        : 'no disk found in /sys/block: I/O not limited';
     this.detail = `cgroup v2 ${this.dir.path}: cpu.max, ${io}, cgroup.freeze`;
   }
 
@@ -150,6 +165,7 @@ class CgroupV2Enforcer implements Enforcer {
     this.release();
     this.usage();
     const left = await this.cgroups.remove();
-    if (left.length > 0) this.log.warn('could not remove the cgroup of a finished backup: processes are left in it', { cgroups: left });
+    if (left.length > 0)
+      this.log.warn('could not remove the cgroup of a finished backup: processes are left in it', { cgroups: left });
   }
 }

@@ -47,7 +47,15 @@ function readOr(file: string): string {
 export function detectEnforcement(o: DetectOptions): EnforcementMechanism {
   const mounts = parseCgroupMounts(o.mounts ?? readOr('/proc/self/mounts'));
   const self = parseProcCgroup(o.selfCgroup ?? readOr('/proc/self/cgroup'));
-  const common = { parent: o.cgroupParent, log: o.log, selfPid: o.selfPid, sysBlock: o.sysBlock, proc: o.proc, removeDir: o.removeDir, alive: o.alive };
+  const common = {
+    parent: o.cgroupParent,
+    log: o.log,
+    selfPid: o.selfPid,
+    sysBlock: o.sysBlock,
+    proc: o.proc,
+    removeDir: o.removeDir,
+    alive: o.alive,
+  };
   const signals = signalsMechanism({ log: o.log, sysBlock: o.sysBlock, proc: o.proc, ...o.signals });
   const v2 = (): Prepared => {
     const mount = mounts.find((m) => m.version === 2);
@@ -55,7 +63,8 @@ export function detectEnforcement(o: DetectOptions): EnforcementMechanism {
     if (self.v2 === undefined) return { reason: 'cgroup v2: this process is in no v2 cgroup (/proc/self/cgroup)' };
     return prepareCgroupV2({ ...common, mount: mount.path, own: self.v2 });
   };
-  const v1 = (): Prepared => prepareCgroupV1({ ...common, mounts: mounts.filter((m) => m.version === 1), own: self.v1 });
+  const v1 = (): Prepared =>
+    prepareCgroupV1({ ...common, mounts: mounts.filter((m) => m.version === 1), own: self.v1 });
 
   const reasons: string[] = [];
   let chosen: EnforcementMechanism | undefined;
@@ -78,6 +87,9 @@ export function detectEnforcement(o: DetectOptions): EnforcementMechanism {
   }
   const detail = reasons.join('; ');
   const mechanism: EnforcementMechanism = chosen ? { ...chosen, detail, fallback: signals } : { ...signals, detail };
-  o.log.info('backups will be held to their budgets with this mechanism', { enforcement: mechanism.enforcement, notUsed: detail || undefined });
+  o.log.info('backups will be held to their budgets with this mechanism', {
+    enforcement: mechanism.enforcement,
+    notUsed: detail || undefined,
+  });
   return mechanism;
 }

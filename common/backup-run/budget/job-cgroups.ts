@@ -98,11 +98,17 @@ export class JobCgroups {
   ) {}
 
   /** Creates the group in every place and moves the process group's leader and members into it. Throws EnforcementError. */
-  static create(group: EnforcedGroup, agentPid: number, places: CgroupPlace[], options: { proc?: ProcReader; removeDir?: RemoveDir } = {}): JobCgroups {
+  static create(
+    group: EnforcedGroup,
+    agentPid: number,
+    places: CgroupPlace[],
+    options: { proc?: ProcReader; removeDir?: RemoveDir } = {},
+  ): JobCgroups {
     const name = jobGroupName(agentPid, group.pgid);
     const dirs: { dir: CgroupDir; home: CgroupDir }[] = [];
     try {
-      for (const p of places) dirs.push({ dir: CgroupDir.create(`${p.parent}/${name}`, options.removeDir), home: new CgroupDir(p.home) });
+      for (const p of places)
+        dirs.push({ dir: CgroupDir.create(`${p.parent}/${name}`, options.removeDir), home: new CgroupDir(p.home) });
       const groups = new JobCgroups(group, dirs, options.proc ?? realProc);
       // The leader first, at once: what it forks from now on is born inside.
       for (const { dir } of dirs) dir.adopt(group.pgid);

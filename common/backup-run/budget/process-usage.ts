@@ -37,7 +37,10 @@ export function parseProcStat(text: string): ProcStat | undefined {
   const close = text.lastIndexOf(')');
   if (close < 0) return undefined;
   // Fields from the state on: state(3) ppid(4) pgrp(5) ... utime(14) stime(15) cutime(16) cstime(17) ... starttime(22).
-  const f = text.slice(close + 2).trim().split(' ');
+  const f = text
+    .slice(close + 2)
+    .trim()
+    .split(' ');
   if (f.length < 20) return undefined;
   const n = (i: number) => Number(f[i - 3]);
   const ticks = n(14) + n(15) + n(16) + n(17);
@@ -160,7 +163,12 @@ export class ProcessUsage {
       const stat = statText === undefined ? undefined : parseProcStat(statText);
       if (!stat) continue;
       const ioText = this.proc.read(`${pid}/io`);
-      now.set(pid, { startTicks: stat.startTicks, ppid: stat.ppid, cpuSeconds: stat.cpuSeconds, ioBytes: (ioText && parseProcIo(ioText)) || 0 });
+      now.set(pid, {
+        startTicks: stat.startTicks,
+        ppid: stat.ppid,
+        cpuSeconds: stat.cpuSeconds,
+        ioBytes: (ioText && parseProcIo(ioText)) || 0,
+      });
     }
     // What gone members had shown is in their parents' counters now, if a member reaped them.
     const reaped = new Map<number, { cpuSeconds: number; ioBytes: number }>();

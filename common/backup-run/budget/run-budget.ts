@@ -153,7 +153,10 @@ export class RunBudget implements RunControl {
         return undefined;
       }
       this.fallbackNote = `${mechanism.enforcement} could not take this backup (${(err as Error).message})`;
-      log.warn(`could not use ${mechanism.enforcement} for the backup; using ${mechanism.fallback.enforcement}`, { pgid: group.pgid, error: err as Error });
+      log.warn(`could not use ${mechanism.enforcement} for the backup; using ${mechanism.fallback.enforcement}`, {
+        pgid: group.pgid,
+        error: err as Error,
+      });
     }
     try {
       return mechanism.fallback.enforce(group);
@@ -169,7 +172,8 @@ export class RunBudget implements RunControl {
       return { ok: true, message: `${describeBudgetState(state)} from the start of the command` };
     }
     if (state.paused && !this.inForce.paused) await this.watchdogReady; // the watchdog must not be stopped with the rest
-    if (this.phase !== 'running') return { ok: false, message: `the backup is ${this.phase === 'stopping' ? 'being stopped' : 'over'}` };
+    if (this.phase !== 'running')
+      return { ok: false, message: `the backup is ${this.phase === 'stopping' ? 'being stopped' : 'over'}` };
     const enforcer = this.enforcer;
     if (!enforcer) return { ok: false, message: 'this backup runs without budget enforcement (see the agent log)' };
     const before = this.state;
@@ -184,7 +188,11 @@ export class RunBudget implements RunControl {
         this.inForce.paused = state.paused;
       }
     } catch (err) {
-      this.o.log.warn('could not change the budget of the backup', { error: err as Error, wanted: describeBudgetState(state), inForce: describeBudgetState(this.inForce) });
+      this.o.log.warn('could not change the budget of the backup', {
+        error: err as Error,
+        wanted: describeBudgetState(state),
+        inForce: describeBudgetState(this.inForce),
+      });
       if (!sameState(before, this.inForce)) this.report();
       return { ok: false, message: `${(err as Error).message}; in force: ${describeBudgetState(this.inForce)}` };
     }

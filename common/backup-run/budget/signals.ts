@@ -57,7 +57,10 @@ function systemIonice(): SignalsOptions['ionice'] {
 function ioNote(ionice: boolean, disks: BlockDevice[]): string {
   if (!ionice) return 'I/O not limited: no byte-rate limit without cgroups, and ionice is not installed';
   const deaf = disks.filter((d) => d.scheduler !== undefined && d.scheduler !== 'bfq');
-  const ignored = deaf.length > 0 ? `, which the I/O scheduler of ${deaf.map((d) => `${d.name} (${d.scheduler})`).join(', ')} ignores` : '';
+  const ignored =
+    deaf.length > 0
+      ? `, which the I/O scheduler of ${deaf.map((d) => `${d.name} (${d.scheduler})`).join(', ')} ignores`
+      : '';
   return `I/O: ionice best-effort 7 only, no byte-rate limit without cgroups${ignored}`;
 }
 
@@ -96,7 +99,11 @@ class SignalsEnforcer implements Enforcer {
     this.cores = o.cores ?? os.availableParallelism();
     const members = new GroupMembers(group.pgid, () => group.exempt(), this.proc);
     this.processes = new ProcessUsage(() => members.list(), this.proc);
-    this.cycle = new DutyCycle({ setRunning: (running) => this.signalGroup(running ? 'SIGCONT' : 'SIGSTOP'), cpuSeconds: () => this.processes.sample().cpuSeconds, periodMs: o.periodMs });
+    this.cycle = new DutyCycle({
+      setRunning: (running) => this.signalGroup(running ? 'SIGCONT' : 'SIGSTOP'),
+      cpuSeconds: () => this.processes.sample().cpuSeconds,
+      periodMs: o.periodMs,
+    });
     let nice = 0;
     try {
       nice = (o.getNice ?? os.getPriority)(group.pgid);
@@ -116,7 +123,10 @@ class SignalsEnforcer implements Enforcer {
         this.o.ionice(this.group.pgid, ioLimited);
         this.ioniced = ioLimited;
       } catch (err) {
-        this.o.log.warn('ionice failed; the backup keeps its I/O priority', { pgid: this.group.pgid, error: err as Error });
+        this.o.log.warn('ionice failed; the backup keeps its I/O priority', {
+          pgid: this.group.pgid,
+          error: err as Error,
+        });
       }
     }
     this.budget = { ...budget };

@@ -39,7 +39,13 @@ describe('headroom-agent with a real coordinator', function () {
   };
 
   const history = async (vm: string) =>
-    (await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(admin.ListHistory.bind(admin), { host: 'host-a', vm, limit: 100 })).events;
+    (
+      await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(admin.ListHistory.bind(admin), {
+        host: 'host-a',
+        vm,
+        limit: 100,
+      })
+    ).events;
 
   it('runs a guest job on a seconds schedule through the real agent, and its release appears in the history', async () => {
     const marker = path.join(tempDir(), 'ran');
@@ -58,7 +64,8 @@ describe('headroom-agent with a real coordinator', function () {
     const a = agent(['run', '--config', config]);
     const released = await waitFor(
       'a RELEASED event for the job',
-      async () => (await history('vm-sched')).find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' && e.job === 'every-2s'),
+      async () =>
+        (await history('vm-sched')).find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' && e.job === 'every-2s'),
       15_000,
     );
     assert.equal(released.kind, 'TOKEN_KIND_GUEST');
@@ -68,15 +75,34 @@ describe('headroom-agent with a real coordinator', function () {
     const granted = events.find((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED' && e.tokenId === released.tokenId);
     assert.ok(granted, 'the grant of the released token is in the history');
     assert.match(a.stderr(), /INFO  session up host=host-a vm=vm-sched/);
-    await waitFor('the agent to log the end of the run', () => /INFO  job finished job=every-2s status=succeeded exitCode=0/.test(a.stderr()));
-    const agents = (await unary<v1.ListAgentsRequest, v1.ListAgentsResponse__Output>(admin.ListAgents.bind(admin), { host: '' })).agents;
+    await waitFor('the agent to log the end of the run', () =>
+      /INFO  job finished job=every-2s status=succeeded exitCode=0/.test(a.stderr()),
+    );
+    const agents = (
+      await unary<v1.ListAgentsRequest, v1.ListAgentsResponse__Output>(admin.ListAgents.bind(admin), { host: '' })
+    ).agents;
     const me = agents.find((x) => x.vm === 'vm-sched');
     assert.ok(me?.connected, 'the coordinator lists the agent as connected');
-    assert.deepEqual(me.jobs.map((j) => j.name), ['every-2s']);
+    assert.deepEqual(
+      me.jobs.map((j) => j.name),
+      ['every-2s'],
+    );
   });
 
   it("exec passes the command's exit code through and the coordinator records the release", async () => {
-    const a = agent(['exec', '--job', 'adhoc', '--coordinator', coordinator.address, '--window', '1m', '--', 'sh', '-c', 'exit 3']);
+    const a = agent([
+      'exec',
+      '--job',
+      'adhoc',
+      '--coordinator',
+      coordinator.address,
+      '--window',
+      '1m',
+      '--',
+      'sh',
+      '-c',
+      'exit 3',
+    ]);
     assert.equal(await a.exited, 3);
     const released = (await history('')).find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' && e.job === 'adhoc');
     assert.ok(released, `no release of job adhoc in the history; exec said:\n${a.stderr()}`);
@@ -90,15 +116,22 @@ describe('headroom-agent with a real coordinator', function () {
     const a = agent(['run', '--config', config]);
     const pids = await waitFor('the job to start its process tree', () => readPids(pidFile), 15_000);
     pidsToReap.push(...pids);
-    const tokens = await unary<v1.ListTokensRequest, v1.ListTokensResponse__Output>(admin.ListTokens.bind(admin), { host: 'host-a' });
+    const tokens = await unary<v1.ListTokensRequest, v1.ListTokensResponse__Output>(admin.ListTokens.bind(admin), {
+      host: 'host-a',
+    });
     const token = tokens.active.find((t) => t.vm === 'vm-revoke');
     assert.ok(token, 'the job holds a token');
-    await unary<v1.RevokeTokenRequest, v1.RevokeTokenResponse__Output>(admin.RevokeToken.bind(admin), { tokenId: token.tokenId, reason: 'test revokes' });
+    await unary<v1.RevokeTokenRequest, v1.RevokeTokenResponse__Output>(admin.RevokeToken.bind(admin), {
+      tokenId: token.tokenId,
+      reason: 'test revokes',
+    });
     const t0 = Date.now();
     await waitFor('every process of the tree to be gone', () => pids.every((p) => !pidAlive(p)), 5_000);
     // Pushed over the session at once, not noticed at the next renewal (TTL 3 s: every 1 s).
     assert.ok(Date.now() - t0 < 1_000, `stopped ${Date.now() - t0} ms after the revoke`);
-    await waitFor('the agent to log the revoke', () => /WARN  token revoked; stopping the job job=tree/.test(a.stderr()));
+    await waitFor('the agent to log the revoke', () =>
+      /WARN  token revoked; stopping the job job=tree/.test(a.stderr()),
+    );
     assert.match(a.stderr(), /reason="test revokes"/);
   });
 });

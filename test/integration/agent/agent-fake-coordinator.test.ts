@@ -9,7 +9,16 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { tempDir } from '../../helpers/coordinator-process';
 import { FakeCoordinator } from './fake-coordinator';
-import { AgentProcess, pidAlive, readPids, startAgent, treeCommand, treeJobConfig, waitFor, writeConfig } from './processes';
+import {
+  AgentProcess,
+  pidAlive,
+  readPids,
+  startAgent,
+  treeCommand,
+  treeJobConfig,
+  waitFor,
+  writeConfig,
+} from './processes';
 
 describe('headroom-agent against a scripted coordinator', function () {
   this.timeout(30_000);
@@ -111,15 +120,32 @@ describe('headroom-agent against a scripted coordinator', function () {
     // TTL 3 s, margin 1 s: the agent stops at 2 s by its own clock, well before the coordinator's 3 s.
     assert.ok(goneAfter < fake.ttlMs, `tree gone ${goneAfter} ms after the grant (lease: ${fake.ttlMs} ms)`);
     assert.ok(goneAfter >= 1_500, `not stopped before the fail-safe deadline (${goneAfter} ms)`);
-    await waitFor('the fail-safe to be logged', () => /could not renew the lease; stopped 1s before it would expire/.test(a.stderr()));
+    await waitFor('the fail-safe to be logged', () =>
+      /could not renew the lease; stopped 1s before it would expire/.test(a.stderr()),
+    );
   });
 
   it("exec exits with the command's exit code and releases with the outcome", async () => {
-    const a = agent(['exec', '--job', 'adhoc', '--coordinator', fake.address, '--window', '1m', '--', 'sh', '-c', 'echo out; echo err >&2; exit 7']);
+    const a = agent([
+      'exec',
+      '--job',
+      'adhoc',
+      '--coordinator',
+      fake.address,
+      '--window',
+      '1m',
+      '--',
+      'sh',
+      '-c',
+      'echo out; echo err >&2; exit 7',
+    ]);
     assert.equal(await a.exited, 7);
     assert.equal(a.stdout(), 'out\n');
     assert.match(a.stderr(), /^err$/m);
-    assert.match(a.stderr(), /headroom: granted a slot on host host-fake \(token [0-9a-f-]+, fencing 1\); running sh -c/);
+    assert.match(
+      a.stderr(),
+      /headroom: granted a slot on host host-fake \(token [0-9a-f-]+, fencing 1\); running sh -c/,
+    );
     const req = fake.acquires[0].request;
     assert.equal(req.kind, 'TOKEN_KIND_GUEST');
     assert.equal(req.job, 'adhoc');
@@ -131,17 +157,35 @@ describe('headroom-agent against a scripted coordinator', function () {
 
   it('exec says where it stands in the queue, and exits 75 with the reason when denied', async () => {
     fake.onAcquire = (_req, call) => {
-      call.write({ queued: { position: 2, estimatedStartUnixMs: Date.now() + 600_000, waitingFor: 'a hypervisor backup of vm-9' } });
+      call.write({
+        queued: { position: 2, estimatedStartUnixMs: Date.now() + 600_000, waitingFor: 'a hypervisor backup of vm-9' },
+      });
       setTimeout(() => {
         call.write({ denied: { reason: 'DENY_REASON_WINDOW_CLOSED', message: 'could not start before 02:30' } });
         call.end();
       }, 200);
     };
-    const a = agent(['exec', '--job', 'adhoc', '--coordinator', fake.address, '--vm', 'vm-x', '--host', 'host-x', '--priority=-2', '--', 'true']);
+    const a = agent([
+      'exec',
+      '--job',
+      'adhoc',
+      '--coordinator',
+      fake.address,
+      '--vm',
+      'vm-x',
+      '--host',
+      'host-x',
+      '--priority=-2',
+      '--',
+      'true',
+    ]);
     assert.equal(await a.exited, 75);
     const req = fake.acquires[0].request;
     assert.deepEqual([req.vm, req.host, req.priority, req.expectedDurationMs], ['vm-x', 'host-x', -2, 600_000]);
-    assert.match(a.stderr(), /headroom: job adhoc is queued for a backup slot: position 2, estimated start \d\d:\d\d:\d\d, waiting for: a hypervisor backup of vm-9/);
+    assert.match(
+      a.stderr(),
+      /headroom: job adhoc is queued for a backup slot: position 2, estimated start \d\d:\d\d:\d\d, waiting for: a hypervisor backup of vm-9/,
+    );
     assert.match(a.stderr(), /headroom: denied \(WINDOW_CLOSED\): could not start before 02:30/);
   });
 
@@ -158,7 +202,17 @@ describe('headroom-agent against a scripted coordinator', function () {
   it('exec stops the command and exits 75 when the lease is lost', async () => {
     fake.renewFailure = grpc.status.NOT_FOUND;
     const pidFile = path.join(tempDir(), 'pids');
-    const a = agent(['exec', '--job', 'adhoc', '--coordinator', fake.address, '--kill-grace', '1s', '--', ...treeCommand(pidFile)]);
+    const a = agent([
+      'exec',
+      '--job',
+      'adhoc',
+      '--coordinator',
+      fake.address,
+      '--kill-grace',
+      '1s',
+      '--',
+      ...treeCommand(pidFile),
+    ]);
     const pids = await runningTree(pidFile);
     assert.equal(await a.exited, 75);
     assert.deepEqual(pids.filter(pidAlive), []);
@@ -167,7 +221,17 @@ describe('headroom-agent against a scripted coordinator', function () {
 
   it('exec forwards SIGTERM to the running command and exits with its code', async () => {
     const marker = path.join(tempDir(), 'got-term');
-    const a = agent(['exec', '--job', 'adhoc', '--coordinator', fake.address, '--', 'sh', '-c', `trap 'echo term > ${marker}; exit 42' TERM; echo started; while :; do sleep 0.05; done`]);
+    const a = agent([
+      'exec',
+      '--job',
+      'adhoc',
+      '--coordinator',
+      fake.address,
+      '--',
+      'sh',
+      '-c',
+      `trap 'echo term > ${marker}; exit 42' TERM; echo started; while :; do sleep 0.05; done`,
+    ]);
     await waitFor('the command to start', () => a.stdout().includes('started'));
     a.process.kill('SIGTERM');
     assert.equal(await a.exited, 42);
@@ -178,7 +242,9 @@ describe('headroom-agent against a scripted coordinator', function () {
   it('exec gives up with 75 when the coordinator stays unreachable until the window ends', async () => {
     await fake.stop();
     const t0 = Date.now();
-    const a = agent(['exec', '--job', 'adhoc', '--coordinator', fake.address, '--window', '2s', '--', 'true'], { HEADROOM_LOG: '' });
+    const a = agent(['exec', '--job', 'adhoc', '--coordinator', fake.address, '--window', '2s', '--', 'true'], {
+      HEADROOM_LOG: '',
+    });
     assert.equal(await a.exited, 75);
     const took = Date.now() - t0;
     assert.ok(took >= 2_000 && took < 8_000, `gave up after ${took} ms`);
@@ -188,7 +254,19 @@ describe('headroom-agent against a scripted coordinator', function () {
 
   it('exec runs the command anyway with --on-unreachable run, and says so', async () => {
     await fake.stop();
-    const a = agent(['exec', '--job', 'adhoc', '--coordinator', fake.address, '--on-unreachable', 'run', '--', 'sh', '-c', 'exit 3']);
+    const a = agent([
+      'exec',
+      '--job',
+      'adhoc',
+      '--coordinator',
+      fake.address,
+      '--on-unreachable',
+      'run',
+      '--',
+      'sh',
+      '-c',
+      'exit 3',
+    ]);
     assert.equal(await a.exited, 3);
     assert.match(a.stderr(), /headroom: ran without a token \(coordinator unreachable\): exit code 3/);
   });

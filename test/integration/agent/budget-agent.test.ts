@@ -96,7 +96,11 @@ describe('budgets through the headroom-agent daemon and exec', function () {
   }
 
   async function jobPid(pidFile: string): Promise<number> {
-    const pid = await waitFor('the job to start', () => Number(fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim()) || undefined, 15_000);
+    const pid = await waitFor(
+      'the job to start',
+      () => Number(fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8').trim()) || undefined,
+      15_000,
+    );
     groups.push(pid);
     return pid;
   }
@@ -119,7 +123,12 @@ describe('budgets through the headroom-agent daemon and exec', function () {
       const mechanism = enforcement === 'signals' ? 'SIGNALS' : expected;
       assert.deepEqual(
         { tokenId: first.tokenId, budget: first.budget, paused: first.paused, enforcement: first.enforcement },
-        { tokenId: t.tokenId, budget: { cpuPercent: 20, ioBytesPerSec: 0 }, paused: false, enforcement: enforcements.toWire(mechanism) },
+        {
+          tokenId: t.tokenId,
+          budget: { cpuPercent: 20, ioBytesPerSec: 0 },
+          paused: false,
+          enforcement: enforcements.toWire(mechanism),
+        },
       );
       assert.ok(first.detail.length > 0);
       await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -138,8 +147,19 @@ describe('budgets through the headroom-agent daemon and exec', function () {
       const resumed = await command(t.tokenId, { cpuPercent: 0, ioBytesPerSec: 0 }, false);
       assert.deepEqual(resumed, { commandId: resumed.commandId, ok: true, message: `no limits (${mechanism})` });
       await cpuPercentAbove(pgid, 32); // resumed without limits: more than the budget of 20 % lets through
-      assert.deepEqual(reports.map((r) => [r.budget?.cpuPercent, r.paused]), [[20, false], [20, true], [0, false]]);
-      await waitFor('a load report with the backup in it', () => fake.loads.find((l) => l.backupCpuPercent > 10), 30_000);
+      assert.deepEqual(
+        reports.map((r) => [r.budget?.cpuPercent, r.paused]),
+        [
+          [20, false],
+          [20, true],
+          [0, false],
+        ],
+      );
+      await waitFor(
+        'a load report with the backup in it',
+        () => fake.loads.find((l) => l.backupCpuPercent > 10),
+        30_000,
+      );
     });
   }
 
@@ -159,7 +179,17 @@ describe('budgets through the headroom-agent daemon and exec', function () {
   it("exec holds its command to the token's budget, and says so", async () => {
     grantWith({ cpuPercent: 20, ioBytesPerSec: 0 });
     const pidFile = path.join(tempDir(), 'pid');
-    const exec = startAgent(['exec', '--coordinator', fake.address, '--vm', 'vm-exec', '--job', 'burn', '--', ...burner(pidFile)]);
+    const exec = startAgent([
+      'exec',
+      '--coordinator',
+      fake.address,
+      '--vm',
+      'vm-exec',
+      '--job',
+      'burn',
+      '--',
+      ...burner(pidFile),
+    ]);
     agents.push(exec);
     const pgid = await jobPid(pidFile);
     await new Promise((resolve) => setTimeout(resolve, 1_000));

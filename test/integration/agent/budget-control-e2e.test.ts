@@ -48,7 +48,10 @@ describe('budget control end to end: real agent, real coordinator, real load', f
    */
   const diskWriter = (file: string, restSeconds: number) => {
     const write = `dd if=/dev/zero of=${file} bs=1M count=8 oflag=direct status=none`;
-    const child = spawn('sh', ['-c', `while :; do ${write}; sleep ${restSeconds}; done`], { stdio: 'ignore', detached: true });
+    const child = spawn('sh', ['-c', `while :; do ${write}; sleep ${restSeconds}; done`], {
+      stdio: 'ignore',
+      detached: true,
+    });
     workload.push(child);
   };
   const stopWorkload = () => {
@@ -64,7 +67,9 @@ describe('budget control end to end: real agent, real coordinator, real load', f
   };
   afterEach(function () {
     if (this.currentTest?.state === 'failed') {
-      console.error(`last budget report: ${JSON.stringify(last)}\nagent log:\n${agent?.stderr().split('\n').slice(-30).join('\n')}`);
+      console.error(
+        `last budget report: ${JSON.stringify(last)}\nagent log:\n${agent?.stderr().split('\n').slice(-30).join('\n')}`,
+      );
     }
   });
 
@@ -100,31 +105,52 @@ describe('budget control end to end: real agent, real coordinator, real load', f
     agent = startAgent(['run', '--config', config]);
 
     // Running at the host's budget, enforced by a mechanism the agent names.
-    const first = await waitFor('the backup to run at its full budget', async () => {
-      const r = await budgetReport();
-      return r && r.budget?.cpuPercent === 60 && !r.paused ? r : undefined;
-    }, 20_000);
-    assert.ok(['ENFORCEMENT_CGROUP_V2', 'ENFORCEMENT_CGROUP_V1', 'ENFORCEMENT_SIGNALS'].includes(first.enforcement), `mechanism reported: ${first.enforcement}`);
-    const pgid = await waitFor('the backup to write its pid', () => (fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8')) || undefined : undefined));
+    const first = await waitFor(
+      'the backup to run at its full budget',
+      async () => {
+        const r = await budgetReport();
+        return r && r.budget?.cpuPercent === 60 && !r.paused ? r : undefined;
+      },
+      20_000,
+    );
+    assert.ok(
+      ['ENFORCEMENT_CGROUP_V2', 'ENFORCEMENT_CGROUP_V1', 'ENFORCEMENT_SIGNALS'].includes(first.enforcement),
+      `mechanism reported: ${first.enforcement}`,
+    );
+    const pgid = await waitFor('the backup to write its pid', () =>
+      fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8')) || undefined : undefined,
+    );
 
     const dir = tempDir();
     diskWriter(path.join(dir, 'steady'), 0.25);
-    await waitFor('the backup to be throttled', async () => {
-      const r = await budgetReport();
-      return r && r.budget?.cpuPercent === 10 && !r.paused ? r : undefined;
-    }, 60_000);
+    await waitFor(
+      'the backup to be throttled',
+      async () => {
+        const r = await budgetReport();
+        return r && r.budget?.cpuPercent === 10 && !r.paused ? r : undefined;
+      },
+      60_000,
+    );
 
     diskWriter(path.join(dir, 'flat-out'), 0);
     await waitFor('the backup to be paused', async () => ((await budgetReport())?.paused ? true : undefined), 60_000);
     assert.ok((await cpuPercentOver(pgid, 1_500)) < 3, 'a paused backup uses no CPU');
 
     stopWorkload();
-    await waitFor('the backup to be resumed', async () => {
-      const r = await budgetReport();
-      return r && !r.paused ? r : undefined;
-    }, 90_000);
+    await waitFor(
+      'the backup to be resumed',
+      async () => {
+        const r = await budgetReport();
+        return r && !r.paused ? r : undefined;
+      },
+      90_000,
+    );
     await cpuUsed(pgid, 0.2); // a resumed backup runs again
-    await waitFor('the backup to get its full budget back', async () => ((await budgetReport())?.budget?.cpuPercent === 60 ? true : undefined), 90_000);
+    await waitFor(
+      'the backup to get its full budget back',
+      async () => ((await budgetReport())?.budget?.cpuPercent === 60 ? true : undefined),
+      90_000,
+    );
     assert.match(agent.stderr(), /paus/i, "the agent's log says it paused the backup");
   });
 });

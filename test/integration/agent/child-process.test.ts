@@ -13,8 +13,13 @@ import { pidAlive, readPids, treeCommand, waitFor } from './processes';
 const SPAWNING_PARENT = path.join(__dirname, 'spawning-parent.js');
 
 /** A real Node process that starts `argv` through spawnChild; resolves with its pids once the watchdog has reported. */
-async function startParent(killGraceMs: number, argv: string[]): Promise<{ parent: ChildProcess; pid: number; watchdogPid: number }> {
-  const parent = spawn(process.execPath, [SPAWNING_PARENT, String(killGraceMs), '--', ...argv], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startParent(
+  killGraceMs: number,
+  argv: string[],
+): Promise<{ parent: ChildProcess; pid: number; watchdogPid: number }> {
+  const parent = spawn(process.execPath, [SPAWNING_PARENT, String(killGraceMs), '--', ...argv], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   parent.stdout!.on('data', (d) => (out += d));
   const [pid, watchdogPid] = await waitFor('the parent to report its pids', () => {
@@ -115,7 +120,11 @@ describe('child processes (real)', function () {
     const args = ['$(touch /tmp/headroom-injected)', '`id`', '"; exit 3; "', "it's", 'two\nlines', '', '*', '-c', '$1'];
     const printed = await start(['sh', '-c', `printf '%s\\0' "$@" > ${out}`, 'sh', ...args]).exited;
     assert.equal(printed.exitCode, 0);
-    assert.deepEqual(fs.readFileSync(out, 'utf8').split('\0').slice(0, -1), args, 'every argument arrives byte for byte');
+    assert.deepEqual(
+      fs.readFileSync(out, 'utf8').split('\0').slice(0, -1),
+      args,
+      'every argument arrives byte for byte',
+    );
   });
 
   it("reports the command's own exit code and signal: it leads the group and is our child, with fd 3 closed and no signal ignored", async () => {
@@ -156,7 +165,11 @@ describe('child processes (real)', function () {
     assert.equal(pids[0], pid);
     await sigkill(parent);
     await waitFor('the tree to be stopped', () => pids.every((p) => !pidAlive(p)), 2_000);
-    await waitFor('the watchdog to end itself after the grace', () => !pidAlive(watchdogPid) && !processGroupAlive(pid), 3_000);
+    await waitFor(
+      'the watchdog to end itself after the grace',
+      () => !pidAlive(watchdogPid) && !processGroupAlive(pid),
+      3_000,
+    );
   });
 
   it('sends SIGKILL after the grace to a tree that ignores SIGTERM when the process that started it is SIGKILLed', async () => {

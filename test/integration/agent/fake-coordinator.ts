@@ -25,7 +25,8 @@ export class FakeCoordinator {
   ttlMs = 3_000;
   reportIntervalMs = 1_000;
   /** How Acquire answers; default: granted at once. */
-  onAcquire: (request: v1.AcquireRequest__Output, call: AcquireCall) => void = (request, call) => this.grant(request, call);
+  onAcquire: (request: v1.AcquireRequest__Output, call: AcquireCall) => void = (request, call) =>
+    this.grant(request, call);
   /** How Renew answers: a status code to fail with, 'hang' to never answer, or undefined to renew. */
   renewFailure?: grpc.status | 'hang';
   private fencing = 0;
@@ -38,7 +39,10 @@ export class FakeCoordinator {
         call.on('cancelled', () => (entry.cancelled = true));
         this.onAcquire(call.request, call);
       },
-      Renew: (call: grpc.ServerUnaryCall<v1.RenewRequest__Output, v1.RenewResponse>, cb: grpc.sendUnaryData<v1.RenewResponse>) => {
+      Renew: (
+        call: grpc.ServerUnaryCall<v1.RenewRequest__Output, v1.RenewResponse>,
+        cb: grpc.sendUnaryData<v1.RenewResponse>,
+      ) => {
         this.renews.push({ request: call.request, at: Date.now() });
         if (this.renewFailure === 'hang') return;
         if (this.renewFailure !== undefined) {
@@ -47,7 +51,10 @@ export class FakeCoordinator {
         }
         cb(null, { expiresUnixMs: Date.now() + this.ttlMs, ttlMs: this.ttlMs });
       },
-      Release: (call: grpc.ServerUnaryCall<v1.ReleaseRequest__Output, v1.ReleaseResponse>, cb: grpc.sendUnaryData<v1.ReleaseResponse>) => {
+      Release: (
+        call: grpc.ServerUnaryCall<v1.ReleaseRequest__Output, v1.ReleaseResponse>,
+        cb: grpc.sendUnaryData<v1.ReleaseResponse>,
+      ) => {
         this.releases.push({ request: call.request, at: Date.now() });
         cb(null, {});
       },
@@ -58,7 +65,14 @@ export class FakeCoordinator {
         call.on('data', (m: v1.AgentMessage__Output) => {
           if (m.hello) {
             this.hellos.push(m.hello);
-            call.write({ settings: { host: m.hello.host || 'host-fake', vm: m.hello.vm, reportIntervalMs: this.reportIntervalMs, leaseTtlMs: this.ttlMs } });
+            call.write({
+              settings: {
+                host: m.hello.host || 'host-fake',
+                vm: m.hello.vm,
+                reportIntervalMs: this.reportIntervalMs,
+                leaseTtlMs: this.ttlMs,
+              },
+            });
           } else if (m.load) this.loads.push(m.load);
           else if (m.ack) this.acks.push(m.ack);
         });
@@ -67,7 +81,9 @@ export class FakeCoordinator {
       },
     });
     const port = await new Promise<number>((resolve, reject) =>
-      this.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+      this.server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) =>
+        err ? reject(err) : resolve(p),
+      ),
     );
     this.address = `127.0.0.1:${port}`;
     return this;
@@ -83,7 +99,11 @@ export class FakeCoordinator {
       vm: request.vm,
       job: request.job,
       requestId: request.requestId,
-      slot: { startUnixMs: now, expectedEndUnixMs: now + request.expectedDurationMs, windowEndUnixMs: Number(request.windowEndUnixMs) },
+      slot: {
+        startUnixMs: now,
+        expectedEndUnixMs: now + request.expectedDurationMs,
+        windowEndUnixMs: Number(request.windowEndUnixMs),
+      },
       grantedUnixMs: now,
       expiresUnixMs: now + this.ttlMs,
       ttlMs: this.ttlMs,

@@ -26,7 +26,11 @@ export function pidAlive(pid: number): boolean {
 }
 
 /** Polls `check` every 20 ms until it returns a truthy value; fails naming `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();
@@ -48,7 +52,10 @@ export interface AgentProcess {
 }
 
 /** Starts `headroom-agent ARGS` (dist/agent/main.js, or the single executable). */
-export function startAgent(args: string[], options: { env?: NodeJS.ProcessEnv; executable?: string } = {}): AgentProcess {
+export function startAgent(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; executable?: string } = {},
+): AgentProcess {
   const [file, argv] = options.executable ? [options.executable, args] : [process.execPath, [AGENT_MAIN, ...args]];
   const child = spawn(file, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -59,7 +66,9 @@ export function startAgent(args: string[], options: { env?: NodeJS.ProcessEnv; e
   child.stderr!.on('data', (d) => (stderr += d));
   child.stdout!.on('data', (d) => (stdout += d));
   const exited = new Promise<number>((resolve) =>
-    child.once('exit', (code, signal) => resolve(code ?? 128 + (signal ? require('node:os').constants.signals[signal] : 0))),
+    child.once('exit', (code, signal) =>
+      resolve(code ?? 128 + (signal ? require('node:os').constants.signals[signal] : 0)),
+    ),
   );
   return {
     process: child,
@@ -97,7 +106,11 @@ export const EVERY_OTHER_SECOND = '*/2 * * * * *';
  * their pids (shell first) to `pidFile` once all exist.
  */
 export function treeCommand(pidFile: string, seconds = 120): string[] {
-  return ['sh', '-c', `sleep ${seconds} & a=$!; sleep ${seconds} & b=$!; echo "$$ $a $b" > ${pidFile}.tmp; mv ${pidFile}.tmp ${pidFile}; wait`];
+  return [
+    'sh',
+    '-c',
+    `sleep ${seconds} & a=$!; sleep ${seconds} & b=$!; echo "$$ $a $b" > ${pidFile}.tmp; mv ${pidFile}.tmp ${pidFile}; wait`,
+  ];
 }
 
 export function readPids(pidFile: string): number[] | undefined {

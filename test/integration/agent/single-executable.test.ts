@@ -20,7 +20,9 @@ function staleOrMissing(): boolean {
   const built = fs.statSync(AGENT_SEA).mtimeMs;
   const dist = path.join(ROOT, 'dist');
   return ['agent', 'common', 'proto'].some((dir) =>
-    fs.readdirSync(path.join(dist, dir)).some((f) => f.endsWith('.js') && fs.statSync(path.join(dist, dir, f)).mtimeMs > built),
+    fs
+      .readdirSync(path.join(dist, dir))
+      .some((f) => f.endsWith('.js') && fs.statSync(path.join(dist, dir, f)).mtimeMs > built),
   );
 }
 
@@ -33,7 +35,8 @@ describe('the headroom-agent single executable', function () {
 
   before(function () {
     this.timeout(180_000);
-    if (staleOrMissing()) execFileSync(process.execPath, [path.join(ROOT, 'agent', 'build-sea.js')], { cwd: ROOT, stdio: 'inherit' });
+    if (staleOrMissing())
+      execFileSync(process.execPath, [path.join(ROOT, 'agent', 'build-sea.js')], { cwd: ROOT, stdio: 'inherit' });
     binary = path.join(tempDir('headroom-sea-'), 'headroom-agent');
     fs.copyFileSync(AGENT_SEA, binary);
     fs.chmodSync(binary, 0o755);
@@ -64,7 +67,19 @@ describe('the headroom-agent single executable', function () {
 
   it("runs exec against a real coordinator and exits with the command's code", async () => {
     coordinator ??= await startCoordinator({ args: ['--report-interval', '1s'] });
-    const a = run(['exec', '--job', 'sea', '--coordinator', coordinator.address, '--window', '1m', '--', 'sh', '-c', 'echo from-the-job; exit 5']);
+    const a = run([
+      'exec',
+      '--job',
+      'sea',
+      '--coordinator',
+      coordinator.address,
+      '--window',
+      '1m',
+      '--',
+      'sh',
+      '-c',
+      'echo from-the-job; exit 5',
+    ]);
     assert.equal(await a.exited, 5);
     assert.equal(a.stdout(), 'from-the-job\n');
     assert.match(a.stderr(), /headroom: granted a slot on host host-a/);
@@ -80,7 +95,10 @@ describe('the headroom-agent single executable', function () {
       const me = await waitFor(
         'the agent to report its load',
         async () => {
-          const { agents } = await unary<v1.ListAgentsRequest, v1.ListAgentsResponse__Output>(clients.admin.ListAgents.bind(clients.admin), { host: '' });
+          const { agents } = await unary<v1.ListAgentsRequest, v1.ListAgentsResponse__Output>(
+            clients.admin.ListAgents.bind(clients.admin),
+            { host: '' },
+          );
           const found = agents.find((x) => x.vm === 'vm-sea');
           return found?.connected && (found.lastLoad?.memTotalBytes ?? 0) > 0 ? found : undefined;
         },
@@ -97,7 +115,10 @@ describe('the headroom-agent single executable', function () {
 
   it('validates a configuration (yaml and the cron evaluator are bundled)', async () => {
     const config = path.join(tempDir(), 'agent.yaml');
-    fs.writeFileSync(config, 'jobs:\n  - {name: n, schedule: "*/5 * * * * *", window: 1m, expectedDuration: 1m, command: ["true"]}\n');
+    fs.writeFileSync(
+      config,
+      'jobs:\n  - {name: n, schedule: "*/5 * * * * *", window: 1m, expectedDuration: 1m, command: ["true"]}\n',
+    );
     const a = run(['check', '--config', config]);
     assert.equal(await a.exited, 0, a.stderr());
     assert.match(a.stdout(), /OK, coordinator 127\.0\.0\.1:7400, 1 job\(s\)/);
@@ -110,12 +131,19 @@ describe('the headroom-agent single executable', function () {
     const config = path.join(dir, 'agent.yaml');
     fs.writeFileSync(config, `coordinator: ${coordinator.address}\nvm: vm-sea-freeze\ncontrolSocket: ${socket}\n`);
     const daemon = run(['run', '--config', config]);
-    await waitFor('the daemon to listen on its control socket', () => /session up/.test(daemon.stderr()) && /control socket listening/.test(daemon.stderr()), 15_000);
+    await waitFor(
+      'the daemon to listen on its control socket',
+      () => /session up/.test(daemon.stderr()) && /control socket listening/.test(daemon.stderr()),
+      15_000,
+    );
 
     const install = run(['install-fsfreeze-hook', '--dir', path.join(dir, 'hook.d'), '--socket', socket]);
     assert.equal(await install.exited, 0, install.stderr());
     const script = path.join(dir, 'hook.d', 'headroom-agent');
-    assert.match(fs.readFileSync(script, 'utf8'), new RegExp(`^exec ${binary.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} freeze-notice "\\$1" --socket `, 'm'));
+    assert.match(
+      fs.readFileSync(script, 'utf8'),
+      new RegExp(`^exec ${binary.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} freeze-notice "\\$1" --socket `, 'm'),
+    );
     const r = execFileSync('env', ['-i', script, 'freeze'], { encoding: 'utf8' });
     assert.match(r, /freeze by qemu-guest-agent noted .*; coordinator told/);
   });

@@ -73,7 +73,10 @@ describe('budget control over an agent session', function () {
     });
     vm.load(90, { backupCpuPercent: 5 });
     const paused = await vm.nextBudget();
-    assert.deepEqual([paused.paused, paused.budget, paused.reason], [true, { cpuPercent: 20, ioBytesPerSec: 0 }, 'VM busy: foreground cpu 85% >= 60%']);
+    assert.deepEqual(
+      [paused.paused, paused.budget, paused.reason],
+      [true, { cpuPercent: 20, ioBytesPerSec: 0 }, 'VM busy: foreground cpu 85% >= 60%'],
+    );
     vm.load(10);
     const resumed = await vm.nextBudget();
     assert.deepEqual([resumed.paused, resumed.budget], [false, { cpuPercent: 80, ioBytesPerSec: 0 }]);
@@ -106,7 +109,12 @@ describe('budget control over an agent session', function () {
     const ctl = await runCtl(['--coordinator', coordinator.address, 'agents', '--host', HOST]);
     assert.equal(ctl.code, 0, ctl.stderr);
     assert.match(ctl.stdout, /\n\nVM\s+BACKUP\s+STATE\s+CPU BUDGET\s+I\/O BUDGET\s+ENFORCED BY\s+DETAIL\n/);
-    assert.match(ctl.stdout, new RegExp(`\\nvm-report\\s+${token.tokenId.slice(0, 8)}\\s+paused\\s+0\\.2 core\\s+1\\.0 KiB/s\\s+cgroup v1\\s+/sys/fs/cgroup/freezer/headroom/restic\\n`));
+    assert.match(
+      ctl.stdout,
+      new RegExp(
+        `\\nvm-report\\s+${token.tokenId.slice(0, 8)}\\s+paused\\s+0\\.2 core\\s+1\\.0 KiB/s\\s+cgroup v1\\s+/sys/fs/cgroup/freezer/headroom/restic\\n`,
+      ),
+    );
     const json = JSON.parse((await runCtl(['--coordinator', coordinator.address, 'agents', '--json'])).stdout);
     assert.deepEqual(json.agents.find((a: { vm: string }) => a.vm === 'vm-report').budgets, [report]);
 
@@ -118,7 +126,12 @@ describe('budget control over an agent session', function () {
   it('throttles instead of pausing a backup whose window ends too soon for a pause', async () => {
     const vm = await agent('vm-late');
     // 2 minutes left in the window, less than the default 5-minute guard.
-    const token = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-late', windowEndUnixMs: Date.now() + 120_000, expectedDurationMs: 60_000 });
+    const token = await grant(clients, {
+      kind: 'TOKEN_KIND_GUEST',
+      vm: 'vm-late',
+      windowEndUnixMs: Date.now() + 120_000,
+      expectedDurationMs: 60_000,
+    });
     vm.load(95);
     const command = await vm.nextBudget();
     assert.deepEqual([command.paused, command.budget], [false, { cpuPercent: 20, ioBytesPerSec: 0 }]);
@@ -130,7 +143,9 @@ describe('budget control over an agent session', function () {
     const vm = await agent('vm-host-backup');
     const hypervisor = await grant(clients, { kind: 'TOKEN_KIND_HYPERVISOR', vm: 'vm-host-backup' });
     vm.load(95);
-    await waitFor(async () => (await agentsOf(clients)).find((a) => a.vm === 'vm-host-backup')?.lastLoad?.cpuPercent === 95);
+    await waitFor(
+      async () => (await agentsOf(clients)).find((a) => a.vm === 'vm-host-backup')?.lastLoad?.cpuPercent === 95,
+    );
     await release(clients, hypervisor);
     const guest = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-host-backup' });
     vm.load(95);

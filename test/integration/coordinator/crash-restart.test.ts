@@ -64,12 +64,19 @@ describe('coordinator killed with SIGKILL and restarted on the same database', f
     const orphan = await grant(clients, { kind: 'TOKEN_KIND_HYPERVISOR', vm: 'vm1' });
     await coordinator.kill();
     clients.close();
-    coordinator = await startCoordinator({ host: 'crash-host', dbPath: coordinator.dbPath, args: ['--lease-ttl', '1500ms'] });
+    coordinator = await startCoordinator({
+      host: 'crash-host',
+      dbPath: coordinator.dbPath,
+      args: ['--lease-ttl', '1500ms'],
+    });
     clients = connectPlain(coordinator.address);
     const next = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm2' });
     assert.ok(next.fencing > orphan.fencing);
     const history = await unary(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm1' });
-    assert.deepEqual(history.events.map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_RESTORED', 'HISTORY_EVENT_TYPE_EXPIRED']);
+    assert.deepEqual(
+      history.events.map((e) => e.type),
+      ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_RESTORED', 'HISTORY_EVENT_TYPE_EXPIRED'],
+    );
     assert.equal((await statusOf(renew(clients, orphan))).code, grpc.status.FAILED_PRECONDITION);
     await release(clients, next);
   });

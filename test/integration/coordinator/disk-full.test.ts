@@ -82,15 +82,23 @@ describe('coordinator whose database cannot be written (disk full, read-only)', 
 
   /** What must hold while the database cannot be written: refusals, renewals, the process up, one log line. */
   async function checkOutage(held: { tokenId: string; fencing: number }) {
-    const refused = await statusOf(acquire(clients!, { requestId: 'refused-1', kind: 'TOKEN_KIND_GUEST', vm: 'vm2' }).done);
+    const refused = await statusOf(
+      acquire(clients!, { requestId: 'refused-1', kind: 'TOKEN_KIND_GUEST', vm: 'vm2' }).done,
+    );
     assert.equal(refused.code, grpc.status.UNAVAILABLE, refused.details);
     assert.match(refused.details, /cannot write its database/);
-    const refusedAgain = await statusOf(acquire(clients!, { requestId: 'refused-2', kind: 'TOKEN_KIND_GUEST', vm: 'vm3' }).done);
+    const refusedAgain = await statusOf(
+      acquire(clients!, { requestId: 'refused-2', kind: 'TOKEN_KIND_GUEST', vm: 'vm3' }).done,
+    );
     assert.equal(refusedAgain.code, grpc.status.UNAVAILABLE);
 
     const renewed = await renew(clients!, held);
     assert.ok(renewed.expiresUnixMs > Date.now(), 'the holder renews its lease during the outage');
-    assert.equal((await statusOf(release(clients!, held))).code, grpc.status.UNAVAILABLE, 'a release cannot be recorded');
+    assert.equal(
+      (await statusOf(release(clients!, held))).code,
+      grpc.status.UNAVAILABLE,
+      'a release cannot be recorded',
+    );
 
     assert.equal(coordinator!.process.exitCode, null, 'the coordinator is still running');
     await waitFor(() => coordinator!.log().includes(OUTAGE_LOG), 5_000, 'the outage logged');
@@ -115,11 +123,18 @@ describe('coordinator whose database cannot be written (disk full, read-only)', 
     const db = new Database(dbPath, { readonly: true });
     try {
       assert.equal(db.pragma('integrity_check', { simple: true }), 'ok');
-      const rows = db.prepare('SELECT type, token_id AS tokenId, request_id AS requestId FROM history ORDER BY seq').all() as {
-        type: string; tokenId: string; requestId: string;
+      const rows = db
+        .prepare('SELECT type, token_id AS tokenId, request_id AS requestId FROM history ORDER BY seq')
+        .all() as {
+        type: string;
+        tokenId: string;
+        requestId: string;
       }[];
       const of = (tokenId: string) => rows.filter((r) => r.tokenId === tokenId).map((r) => r.type);
-      assert.deepEqual(of(held.tokenId).filter((t) => t !== 'RENEWED' && t !== 'RESTORED'), ['GRANTED', 'RELEASED']);
+      assert.deepEqual(
+        of(held.tokenId).filter((t) => t !== 'RENEWED' && t !== 'RESTORED'),
+        ['GRANTED', 'RELEASED'],
+      );
       assert.deepEqual(of(next.tokenId), ['GRANTED', 'RELEASED']);
       assert.equal(rows.filter((r) => r.requestId.startsWith('refused-')).length, 0, 'nothing refused was recorded');
     } finally {

@@ -41,7 +41,10 @@ describe('start gate with a real coordinator', function () {
     // must not depend on how busy this machine happens to be.
     coordinator = await startCoordinator({
       host: HOST,
-      args: ['--config', configFile('policy:\n  startBelowCpuPercent: 50\n  hostStartBelowCpuPercent: 0\n  reportInterval: 1s\n')],
+      args: [
+        '--config',
+        configFile('policy:\n  startBelowCpuPercent: 50\n  hostStartBelowCpuPercent: 0\n  reportInterval: 1s\n'),
+      ],
     });
     clients = connectPlain(coordinator.address);
   });
@@ -58,10 +61,14 @@ describe('start gate with a real coordinator', function () {
 
   /** The coordinator took the VM's report (the start gate gets it in the same turn as the registry). */
   const reported = (vm: string, cpuPercent: number) =>
-    waitFor(async () => {
-      const { agents: list } = await unary(clients.admin.ListAgents.bind(clients.admin), { host: HOST });
-      return list.find((a) => a.vm === vm)?.lastLoad?.cpuPercent === cpuPercent;
-    }, 10_000, `the load report of ${vm}`);
+    waitFor(
+      async () => {
+        const { agents: list } = await unary(clients.admin.ListAgents.bind(clients.admin), { host: HOST });
+        return list.find((a) => a.vm === vm)?.lastLoad?.cpuPercent === cpuPercent;
+      },
+      10_000,
+      `the load report of ${vm}`,
+    );
 
   const agent = async (vm: string) => {
     const a = new FakeAgent(clients, vm, HOST);
@@ -75,7 +82,11 @@ describe('start gate with a real coordinator', function () {
     vm.load(80);
     await reported(vm.vm, 80);
     const held = acquire(clients, { host: HOST, vm: 'vm-busy', job: 'nightly' });
-    await waitFor(() => held.updates.some((u) => u.queued?.waitingFor === 'VM vm-busy foreground cpu 80% ≥ 50%'), 10_000, 'held by the load');
+    await waitFor(
+      () => held.updates.some((u) => u.queued?.waitingFor === 'VM vm-busy foreground cpu 80% ≥ 50%'),
+      10_000,
+      'held by the load',
+    );
 
     const other = await acquire(clients, { host: HOST, vm: 'vm-quiet', job: 'nightly' }).done;
     assert.ok(other.granted, 'a VM with no load report is not held');
@@ -87,13 +98,28 @@ describe('start gate with a real coordinator', function () {
     await release(clients, granted.granted);
   });
 
-  it("judges a VM by its own start threshold once headroomctl sets one", async () => {
+  it('judges a VM by its own start threshold once headroomctl sets one', async () => {
     const vm = await agent('vm-own');
     vm.load(70);
     await reported(vm.vm, 70);
     const held = acquire(clients, { host: HOST, vm: 'vm-own', job: 'nightly' });
-    await waitFor(() => held.updates.some((u) => u.queued?.waitingFor === 'VM vm-own foreground cpu 70% ≥ 50%'), 10_000, 'held by the host-wide threshold');
-    const r = await runCtl(['--coordinator', coordinator.address, 'policy', 'set', '--host', HOST, '--vm', 'vm-own', '--start-below-cpu', '80']);
+    await waitFor(
+      () => held.updates.some((u) => u.queued?.waitingFor === 'VM vm-own foreground cpu 70% ≥ 50%'),
+      10_000,
+      'held by the host-wide threshold',
+    );
+    const r = await runCtl([
+      '--coordinator',
+      coordinator.address,
+      'policy',
+      'set',
+      '--host',
+      HOST,
+      '--vm',
+      'vm-own',
+      '--start-below-cpu',
+      '80',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^start below \(vm-own\):\s+vm foreground cpu 80%, io off$/m);
     const u = await held.done;
@@ -108,15 +134,29 @@ describe('start gate with a real coordinator', function () {
     const keepBusy = setInterval(() => vm.load(95), 300);
     try {
       const windowEnd = Date.now() + 6_000;
-      const call = acquire(clients, { host: HOST, vm: 'vm-hot', job: 'nightly', windowEndUnixMs: windowEnd, expectedDurationMs: 1_000 });
+      const call = acquire(clients, {
+        host: HOST,
+        vm: 'vm-hot',
+        job: 'nightly',
+        windowEndUnixMs: windowEnd,
+        expectedDurationMs: 1_000,
+      });
       const u = await call.done;
       assert.ok(u.granted, JSON.stringify(u));
-      assert.ok(call.updates.some((x) => x.queued?.waitingFor.startsWith('VM vm-hot foreground cpu')), 'it was held first');
+      assert.ok(
+        call.updates.some((x) => x.queued?.waitingFor.startsWith('VM vm-hot foreground cpu')),
+        'it was held first',
+      );
       // Forced at twice its expected duration before the window's end.
       assert.ok(Date.now() >= windowEnd - 2_000 - 250, 'not started before it had to be');
       assert.deepEqual(u.granted.budget, { cpuPercent: 25, ioBytesPerSec: 10 * 1024 * 1024 });
-      const [grant] = (await history(clients, 'HISTORY_EVENT_TYPE_GRANTED')).filter((e) => e.tokenId === u.granted!.tokenId);
-      assert.match(grant.detail, /started on the throttled budget: VM vm-hot foreground cpu 95% ≥ 50%, but waiting longer would miss its window/);
+      const [grant] = (await history(clients, 'HISTORY_EVENT_TYPE_GRANTED')).filter(
+        (e) => e.tokenId === u.granted!.tokenId,
+      );
+      assert.match(
+        grant.detail,
+        /started on the throttled budget: VM vm-hot foreground cpu 95% ≥ 50%, but waiting longer would miss its window/,
+      );
       await release(clients, u.granted);
     } finally {
       clearInterval(keepBusy);
@@ -130,16 +170,20 @@ describe('start gate with a real coordinator', function () {
     // Until the coordinator's next sample of the host sees the loops, a request is granted: ask again until
     // one is held.
     let held = acquire(clients, { host: HOST, vm: 'vm-any', job: 'nightly' });
-    await waitFor(async () => {
-      await waitFor(() => held.updates.length > 0, 5_000, 'an answer');
-      const first = held.updates[0];
-      if (first.granted) {
-        await release(clients, first.granted);
-        held = acquire(clients, { host: HOST, vm: 'vm-any', job: 'nightly' });
-        return false;
-      }
-      return /^host cpu \d+% ≥ 40%$/.test(first.queued?.waitingFor ?? '');
-    }, 15_000, 'held by the host load');
+    await waitFor(
+      async () => {
+        await waitFor(() => held.updates.length > 0, 5_000, 'an answer');
+        const first = held.updates[0];
+        if (first.granted) {
+          await release(clients, first.granted);
+          held = acquire(clients, { host: HOST, vm: 'vm-any', job: 'nightly' });
+          return false;
+        }
+        return /^host cpu \d+% ≥ 40%$/.test(first.queued?.waitingFor ?? '');
+      },
+      15_000,
+      'held by the host load',
+    );
     // Whether this machine calms down in time depends on what else runs on it: lift the threshold instead
     // (the unit tests show a host that calms down letting requests start).
     await unary(clients.admin.SetPolicy.bind(clients.admin), { host: HOST, hostStartBelowCpuPercent: 0 });
@@ -181,25 +225,50 @@ describe("grants that follow the host's plan", function () {
     // A wide gap, set just now, so that the plan is made anew right before the requests.
     await unary(clients.admin.SetPolicy.bind(clients.admin), { host: HOST, minStartGapMs: 8_000 });
     let windowEnd = 0;
-    await waitFor(async () => {
-      const p = await unary(clients.admin.GetPlan.bind(clients.admin), { host: HOST, horizonMs: 3_600_000 });
-      const [a, b] = p.slots.filter((s) => s.job === 'image');
-      windowEnd = Number(a?.windowEndUnixMs);
-      return Boolean(b) && a.vm !== b.vm && a.windowEndUnixMs === b.windowEndUnixMs && Number(b.startUnixMs) - Number(a.startUnixMs) >= 8_000;
-    }, 10_000, 'a plan with both runs 8 s apart');
+    await waitFor(
+      async () => {
+        const p = await unary(clients.admin.GetPlan.bind(clients.admin), { host: HOST, horizonMs: 3_600_000 });
+        const [a, b] = p.slots.filter((s) => s.job === 'image');
+        windowEnd = Number(a?.windowEndUnixMs);
+        return (
+          Boolean(b) &&
+          a.vm !== b.vm &&
+          a.windowEndUnixMs === b.windowEndUnixMs &&
+          Number(b.startUnixMs) - Number(a.startUnixMs) >= 8_000
+        );
+      },
+      10_000,
+      'a plan with both runs 8 s apart',
+    );
     // Wait for the followed plan (made a moment after the policy change) before asking.
     await new Promise((r) => setTimeout(r, 1_500));
     const calls = ['vm-a', 'vm-b'].map((vm) =>
-      acquire(clients, { host: HOST, kind: 'TOKEN_KIND_HYPERVISOR', vm, job: 'image', windowEndUnixMs: windowEnd, expectedDurationMs: 2_000 }),
+      acquire(clients, {
+        host: HOST,
+        kind: 'TOKEN_KIND_HYPERVISOR',
+        vm,
+        job: 'image',
+        windowEndUnixMs: windowEnd,
+        expectedDurationMs: 2_000,
+      }),
     );
     const first = await Promise.race(calls.map((c) => c.done));
     const second = calls.find((c) => c.updates.every((u) => !u.granted))!;
-    await waitFor(() => second.updates.some((u) => u.queued?.waitingFor.startsWith('its planned slot starts at ')), 5_000, 'the second run held for its slot');
-    const slot = Date.parse(second.updates.find((u) => u.queued)!.queued!.waitingFor.slice('its planned slot starts at '.length));
+    await waitFor(
+      () => second.updates.some((u) => u.queued?.waitingFor.startsWith('its planned slot starts at ')),
+      5_000,
+      'the second run held for its slot',
+    );
+    const slot = Date.parse(
+      second.updates.find((u) => u.queued)!.queued!.waitingFor.slice('its planned slot starts at '.length),
+    );
     const u = await second.done;
     assert.ok(u.granted && first.granted);
     assert.ok(Number(u.granted.grantedUnixMs) >= slot, 'not granted before its planned slot');
-    assert.ok(slot - Number(first.granted.grantedUnixMs) >= 8_000 - 1_000, 'its slot is a start gap after the first run');
+    assert.ok(
+      slot - Number(first.granted.grantedUnixMs) >= 8_000 - 1_000,
+      'its slot is a start gap after the first run',
+    );
     await release(clients, first.granted);
     await release(clients, u.granted);
   });

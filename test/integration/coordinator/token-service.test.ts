@@ -35,7 +35,10 @@ describe('coordinator over gRPC', function () {
     assert.ok(renewed.expiresUnixMs >= token.expiresUnixMs);
     await release(clients, token);
     const history = await unary(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm-grant' });
-    assert.deepEqual(history.events.map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_RENEWED', 'HISTORY_EVENT_TYPE_RELEASED']);
+    assert.deepEqual(
+      history.events.map((e) => e.type),
+      ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_RENEWED', 'HISTORY_EVENT_TYPE_RELEASED'],
+    );
     assert.ok(history.events.every((e) => e.tokenId === token.tokenId));
   });
 
@@ -104,7 +107,10 @@ describe('coordinator over gRPC', function () {
   });
 
   it('answers NOT_FOUND for unknown tokens and hosts, FAILED_PRECONDITION for a stale fencing number', async () => {
-    assert.equal((await statusOf(renew(clients, { tokenId: 'no-such-token', fencing: 1 }))).code, grpc.status.NOT_FOUND);
+    assert.equal(
+      (await statusOf(renew(clients, { tokenId: 'no-such-token', fencing: 1 }))).code,
+      grpc.status.NOT_FOUND,
+    );
     assert.equal(
       (await statusOf(unary(clients.admin.PauseHost.bind(clients.admin), { host: 'nowhere' }))).code,
       grpc.status.NOT_FOUND,
@@ -129,7 +135,7 @@ describe('coordinator over gRPC', function () {
     await release(clients, token);
   });
 
-  it('revokes a token on an administrator\'s word; its holder can no longer renew', async () => {
+  it("revokes a token on an administrator's word; its holder can no longer renew", async () => {
     const token = await grant(clients, { vm: 'vm-revoke' });
     await unary(clients.admin.RevokeToken.bind(clients.admin), { tokenId: token.tokenId, reason: 'testing' });
     const { code, details } = await statusOf(renew(clients, token));
@@ -147,9 +153,14 @@ describe('coordinator over gRPC', function () {
   });
 
   it('serves the standard health service', async () => {
-    const health = new (loadPackage(healthProtoPath).grpc.health.v1.Health)(coordinator.address, grpc.credentials.createInsecure());
+    const health = new (loadPackage(healthProtoPath).grpc.health.v1.Health)(
+      coordinator.address,
+      grpc.credentials.createInsecure(),
+    );
     const res = await new Promise<{ status: string }>((resolve, reject) =>
-      health.check({ service: 'headroom.v1.TokenService' }, (err: Error | null, r: { status: string }) => (err ? reject(err) : resolve(r))),
+      health.check({ service: 'headroom.v1.TokenService' }, (err: Error | null, r: { status: string }) =>
+        err ? reject(err) : resolve(r),
+      ),
     );
     assert.equal(res.status, 'SERVING');
     health.close();

@@ -69,12 +69,18 @@ export function spawnCtl(args: string[], env: NodeJS.ProcessEnv = {}): RunningCt
             resolve(m);
           } else if (child.exitCode !== null || child.signalCode !== null) {
             cleanup();
-            reject(new Error(`headroomctl exited before ${stream} matched ${pattern}:\nstdout: ${stdout}\nstderr: ${stderr}`));
+            reject(
+              new Error(
+                `headroomctl exited before ${stream} matched ${pattern}:\nstdout: ${stdout}\nstderr: ${stderr}`,
+              ),
+            );
           }
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`timed out waiting for ${stream} to match ${pattern}:\nstdout: ${stdout}\nstderr: ${stderr}`));
+          reject(
+            new Error(`timed out waiting for ${stream} to match ${pattern}:\nstdout: ${stdout}\nstderr: ${stderr}`),
+          );
         }, timeoutMs);
         const cleanup = () => {
           clearTimeout(timer);

@@ -8,7 +8,12 @@ import type { Token__Output } from '../../../proto/generated/headroom/v1';
 import { acquire, closedPort, killAll, release, renew, runCtl, spawnCtl, testClients } from './ctl-process';
 
 /** A command that writes the time it ran (Unix ms) into FILE. */
-const stampCommand = (file: string) => [process.execPath, '-e', "require('fs').writeFileSync(process.argv[1], String(Date.now()))", file];
+const stampCommand = (file: string) => [
+  process.execPath,
+  '-e',
+  "require('fs').writeFileSync(process.argv[1], String(Date.now()))",
+  file,
+];
 
 describe('headroomctl against a real coordinator', function () {
   this.timeout(30_000);
@@ -36,7 +41,10 @@ describe('headroomctl against a real coordinator', function () {
     const status = await ctl('status');
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, /^HOST\s+STATE\s+GUEST\s+HYPERVISOR\s+QUEUED\s+AGENTS\s+FENCING\s+POLICY\n/);
-    assert.match(status.stdout, /\nhost-a\s+active\s+1\/4\s+0\/1\s+0\s+0\s+2\s+ttl 30s, overrun no, reports every 10s\n/);
+    assert.match(
+      status.stdout,
+      /\nhost-a\s+active\s+1\/4\s+0\/1\s+0\s+0\s+2\s+ttl 30s, overrun no, reports every 10s\n/,
+    );
     const statusJson = JSON.parse((await ctl('status', '--json')).stdout);
     assert.equal(statusJson.hosts.length, 1);
     assert.equal(statusJson.hosts[0].host, 'host-a');
@@ -45,10 +53,18 @@ describe('headroomctl against a real coordinator', function () {
 
     const tokens = await ctl('tokens');
     assert.equal(tokens.code, 0, tokens.stderr);
-    assert.match(tokens.stdout, new RegExp(`\\n${guest.tokenId.slice(0, 8)}\\s+GUEST\\s+host-a\\s+vm-1\\s+restic\\s+1\\s+\\d\\d:\\d\\d:\\d\\d → \\d\\d:\\d\\d:\\d\\d\\s+-\\s+in \\d+s\\n`));
+    assert.match(
+      tokens.stdout,
+      new RegExp(
+        `\\n${guest.tokenId.slice(0, 8)}\\s+GUEST\\s+host-a\\s+vm-1\\s+restic\\s+1\\s+\\d\\d:\\d\\d:\\d\\d → \\d\\d:\\d\\d:\\d\\d\\s+-\\s+in \\d+s\\n`,
+      ),
+    );
     assert.match(tokens.stdout, /Queued requests\nno queued requests\n$/);
     const tokensJson = JSON.parse((await ctl('tokens', '--json')).stdout);
-    assert.deepEqual(tokensJson.active.map((t: Token__Output) => t.tokenId), [guest.tokenId]);
+    assert.deepEqual(
+      tokensJson.active.map((t: Token__Output) => t.tokenId),
+      [guest.tokenId],
+    );
     assert.deepEqual(tokensJson.queued, []);
 
     const history = await ctl('history');
@@ -56,10 +72,19 @@ describe('headroomctl against a real coordinator', function () {
     const lines = history.stdout.trimEnd().split('\n');
     assert.match(lines[0], /^TIME\s+TYPE\s+HOST\s+VM\s+JOB\s+KIND\s+TOKEN\s+FENCING\s+DETAIL$/);
     const types = lines.slice(1).map((l) => l.split(/\s+/)[1]);
-    assert.deepEqual(types.filter((t) => t !== 'POLICY_CHANGED'), ['GRANTED', 'GRANTED', 'RELEASED'], history.stdout);
+    assert.deepEqual(
+      types.filter((t) => t !== 'POLICY_CHANGED'),
+      ['GRANTED', 'GRANTED', 'RELEASED'],
+      history.stdout,
+    );
     const historyJson = JSON.parse((await ctl('history', '--json', '--vm', 'vm-2')).stdout);
-    assert.deepEqual(historyJson.events.map((e: { type: string }) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_RELEASED']);
-    assert.ok(historyJson.events.every((e: { vm: string; tokenId: string }) => e.vm === 'vm-2' && e.tokenId === other.tokenId));
+    assert.deepEqual(
+      historyJson.events.map((e: { type: string }) => e.type),
+      ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_RELEASED'],
+    );
+    assert.ok(
+      historyJson.events.every((e: { vm: string; tokenId: string }) => e.vm === 'vm-2' && e.tokenId === other.tokenId),
+    );
     assert.equal((await ctl('history', '--vm', 'vm-none')).stdout, 'no events\n');
     const unknownHost = await ctl('history', '--host', 'host-zz');
     assert.equal(unknownHost.code, 1);
@@ -84,20 +109,30 @@ describe('headroomctl against a real coordinator', function () {
     session.on('error', () => {}); // cancelled at the end of the test
     session.write({
       hello: {
-        vm: 'vm-db', host: 'host-a', agentVersion: 'test', hostname: 'db1',
-        jobs: [{ name: 'pg_dump', schedule: '0 2 * * *', windowMs: 3_600_000, expectedDurationMs: 600_000, priority: 0 }],
+        vm: 'vm-db',
+        host: 'host-a',
+        agentVersion: 'test',
+        hostname: 'db1',
+        jobs: [
+          { name: 'pg_dump', schedule: '0 2 * * *', windowMs: 3_600_000, expectedDurationMs: 600_000, priority: 0 },
+        ],
       },
     });
     session.write({
       load: {
-        sampledUnixMs: Date.now(), cpuPercent: 37.5, memUsedBytes: 1024 ** 3, memTotalBytes: 4 * 1024 ** 3,
-        diskReadBytesPerSec: 12.5 * 1024 ** 2, diskWriteBytesPerSec: 2048, load1: 0.75,
+        sampledUnixMs: Date.now(),
+        cpuPercent: 37.5,
+        memUsedBytes: 1024 ** 3,
+        memTotalBytes: 4 * 1024 ** 3,
+        diskReadBytesPerSec: 12.5 * 1024 ** 2,
+        diskWriteBytesPerSec: 2048,
+        load1: 0.75,
       },
     });
     try {
       // The session is registered asynchronously: look until the load report is in.
       let agents: { connected: boolean; lastLoad: { cpuPercent: number } | null }[] = [];
-      for (let i = 0; i < 20 && !(agents[0]?.lastLoad?.cpuPercent); i++) {
+      for (let i = 0; i < 20 && !agents[0]?.lastLoad?.cpuPercent; i++) {
         agents = JSON.parse((await ctl('agents', '--json')).stdout).agents;
       }
       assert.equal(agents.length, 1);
@@ -105,8 +140,14 @@ describe('headroomctl against a real coordinator', function () {
       const r = await ctl('agents', '--host', 'host-a');
       assert.equal(r.code, 0, r.stderr);
       const [header, row] = r.stdout.trimEnd().split('\n');
-      assert.match(header, /^VM\s+HOST\s+HOSTNAME\s+CONNECTED\s+LAST HELLO\s+CPU\s+MEM\s+DISK READ\s+DISK WRITE\s+LOAD1\s+JOBS$/);
-      assert.match(row, /^vm-db\s+host-a\s+db1\s+yes\s+(now|\d+s ago)\s+37\.5%\s+25\.0%\s+12\.5 MiB\/s\s+2\.0 KiB\/s\s+0\.75\s+pg_dump$/);
+      assert.match(
+        header,
+        /^VM\s+HOST\s+HOSTNAME\s+CONNECTED\s+LAST HELLO\s+CPU\s+MEM\s+DISK READ\s+DISK WRITE\s+LOAD1\s+JOBS$/,
+      );
+      assert.match(
+        row,
+        /^vm-db\s+host-a\s+db1\s+yes\s+(now|\d+s ago)\s+37\.5%\s+25\.0%\s+12\.5 MiB\/s\s+2\.0 KiB\/s\s+0\.75\s+pg_dump$/,
+      );
       assert.match((await ctl('status')).stdout, /\nhost-a\s+active\s+0\/4\s+0\/1\s+0\s+1\s/);
     } finally {
       session.cancel();
@@ -138,14 +179,20 @@ describe('headroomctl against a real coordinator', function () {
     const token = await waiting;
     assert.equal(token.vm, 'vm-1');
     const types = JSON.parse((await ctl('history', '--json')).stdout).events.map((e: { type: string }) => e.type);
-    assert.deepEqual(types.filter((t: string) => t !== 'HISTORY_EVENT_TYPE_POLICY_CHANGED'), ['HISTORY_EVENT_TYPE_HOST_PAUSED', 'HISTORY_EVENT_TYPE_HOST_RESUMED', 'HISTORY_EVENT_TYPE_GRANTED']);
+    assert.deepEqual(
+      types.filter((t: string) => t !== 'HISTORY_EVENT_TYPE_POLICY_CHANGED'),
+      ['HISTORY_EVENT_TYPE_HOST_PAUSED', 'HISTORY_EVENT_TYPE_HOST_RESUMED', 'HISTORY_EVENT_TYPE_GRANTED'],
+    );
   });
 
   it('revokes an active token named by its short id, so that its holder can no longer renew', async () => {
     const token = await acquire(clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' });
     const r = await ctl('revoke', token.tokenId.slice(0, 8), '--reason', 'stuck backup');
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`^revoked token ${token.tokenId} \\(GUEST vm-1/restic on host-a, fencing 1\\)\\n$`));
+    assert.match(
+      r.stdout,
+      new RegExp(`^revoked token ${token.tokenId} \\(GUEST vm-1/restic on host-a, fencing 1\\)\\n$`),
+    );
     await assert.rejects(renew(clients, token), (err: { code: number }) => err.code === 9 || err.code === 5);
     assert.match((await ctl('tokens')).stdout, /^Active tokens\nno active tokens\n/);
     const events = JSON.parse((await ctl('history', '--json')).stdout).events;
@@ -161,11 +208,27 @@ describe('headroomctl against a real coordinator', function () {
   });
 
   it('sets only the policy fields given, and shows them back', async () => {
-    const set = await ctl('policy', 'set', '--host', 'host-a', '--max-guest', '2', '--lease-ttl', '1m30s', '--allow-overrun', 'true');
+    const set = await ctl(
+      'policy',
+      'set',
+      '--host',
+      'host-a',
+      '--max-guest',
+      '2',
+      '--lease-ttl',
+      '1m30s',
+      '--allow-overrun',
+      'true',
+    );
     assert.equal(set.code, 0, set.stderr);
     assert.match(set.stdout, /^policy updated\n/);
     const got = await ctl('policy', 'get', '--host', 'host-a', '--json');
-    assert.deepEqual(JSON.parse(got.stdout), { ...DEFAULT_POLICY, maxGuestTokens: 2, leaseTtlMs: 90_000, allowOverrun: true });
+    assert.deepEqual(JSON.parse(got.stdout), {
+      ...DEFAULT_POLICY,
+      maxGuestTokens: 2,
+      leaseTtlMs: 90_000,
+      allowOverrun: true,
+    });
     const table = await ctl('policy', 'get', '--host', 'host-a');
     assert.match(table.stdout, /max guest tokens:\s+2\n/);
     assert.match(table.stdout, /lease ttl:\s+1m30s\n/);
@@ -175,19 +238,36 @@ describe('headroomctl against a real coordinator', function () {
     assert.equal(JSON.parse((await ctl('policy', 'get', '--host', 'host-a', '--json')).stdout).maxGuestTokens, 2);
   });
 
-  it('passes the coordinator\'s refusal of a bad policy through with exit 1', async () => {
+  it("passes the coordinator's refusal of a bad policy through with exit 1", async () => {
     const r = await ctl('policy', 'set', '--host', 'host-a', '--max-guest', '0');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^headroomctl: SetPolicy: INVALID_ARGUMENT: .*max_guest_tokens/m);
   });
 
   it('host-backup exits with the code of its command and releases its HYPERVISOR token', async () => {
-    const r = await ctl('host-backup', '--host', 'host-a', '--vm', 'vm-9', '--job', 'vzdump', '--', 'sh', '-c', 'exit 3');
+    const r = await ctl(
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm-9',
+      '--job',
+      'vzdump',
+      '--',
+      'sh',
+      '-c',
+      'exit 3',
+    );
     assert.equal(r.code, 3, r.stderr);
     assert.match(r.stderr, /headroomctl: granted token \S+ \(fencing 1\) on host-a: slot /);
     assert.match(r.stderr, /headroomctl: running sh -c 'exit 3'/);
-    const events = JSON.parse((await ctl('history', '--json')).stdout).events.filter((e: { type: string }) => e.type !== 'HISTORY_EVENT_TYPE_POLICY_CHANGED');
-    assert.deepEqual(events.map((e: { type: string; kind: string }) => `${e.type} ${e.kind}`), ['HISTORY_EVENT_TYPE_GRANTED TOKEN_KIND_HYPERVISOR', 'HISTORY_EVENT_TYPE_RELEASED TOKEN_KIND_HYPERVISOR']);
+    const events = JSON.parse((await ctl('history', '--json')).stdout).events.filter(
+      (e: { type: string }) => e.type !== 'HISTORY_EVENT_TYPE_POLICY_CHANGED',
+    );
+    assert.deepEqual(
+      events.map((e: { type: string; kind: string }) => `${e.type} ${e.kind}`),
+      ['HISTORY_EVENT_TYPE_GRANTED TOKEN_KIND_HYPERVISOR', 'HISTORY_EVENT_TYPE_RELEASED TOKEN_KIND_HYPERVISOR'],
+    );
     assert.equal(events[0].vm, 'vm-9');
     assert.equal(events[0].job, 'vzdump');
   });
@@ -195,13 +275,29 @@ describe('headroomctl against a real coordinator', function () {
   it('host-backup waits while a GUEST token holds the host and runs its command only after the release', async () => {
     const guest = await acquire(clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' });
     const stamp = path.join(tempDir(), 'ran-at');
-    const hb = spawnCtl(['--coordinator', coordinator.address, 'host-backup', '--host', 'host-a', '--vm', 'vm-2', '--', ...stampCommand(stamp)]);
+    const hb = spawnCtl([
+      '--coordinator',
+      coordinator.address,
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm-2',
+      '--',
+      ...stampCommand(stamp),
+    ]);
 
-    const waiting = await hb.waitFor('stderr', /waiting for a HYPERVISOR token on host-a for vm-2: position 1, estimated start \d\d:\d\d:\d\d \(in [^)]+\), waiting for .+/);
+    const waiting = await hb.waitFor(
+      'stderr',
+      /waiting for a HYPERVISOR token on host-a for vm-2: position 1, estimated start \d\d:\d\d:\d\d \(in [^)]+\), waiting for .+/,
+    );
     assert.ok(waiting[0].length > 0);
     // It is really queued, and nothing ran.
     const queued = JSON.parse((await ctl('tokens', '--json')).stdout).queued;
-    assert.deepEqual(queued.map((q: { request: { kind: string; vm: string } }) => `${q.request.kind} ${q.request.vm}`), ['TOKEN_KIND_HYPERVISOR vm-2']);
+    assert.deepEqual(
+      queued.map((q: { request: { kind: string; vm: string } }) => `${q.request.kind} ${q.request.vm}`),
+      ['TOKEN_KIND_HYPERVISOR vm-2'],
+    );
     assert.equal(fs.existsSync(stamp), false, 'the command must not start while the guest token is held');
 
     const releasedAt = Date.now();
@@ -216,14 +312,35 @@ describe('headroomctl against a real coordinator', function () {
   it('host-backup gives up with 75 when its window closes while a GUEST token holds the host', async () => {
     await acquire(clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' });
     const stamp = path.join(tempDir(), 'ran-at');
-    const r = await ctl('host-backup', '--host', 'host-a', '--vm', 'vm-2', '--window', '1s', '--', ...stampCommand(stamp));
+    const r = await ctl(
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm-2',
+      '--window',
+      '1s',
+      '--',
+      ...stampCommand(stamp),
+    );
     assert.equal(r.code, 75, r.stderr);
     assert.match(r.stderr, /denied \(WINDOW_CLOSED\)/);
     assert.equal(fs.existsSync(stamp), false);
   });
 
   it('host-backup stops its command at once when its token is revoked, exiting 75', async () => {
-    const hb = spawnCtl(['--coordinator', coordinator.address, 'host-backup', '--host', 'host-a', '--vm', 'vm-3', '--', 'sleep', '30']);
+    const hb = spawnCtl([
+      '--coordinator',
+      coordinator.address,
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm-3',
+      '--',
+      'sleep',
+      '30',
+    ]);
     const m = await hb.waitFor('stderr', /granted token (\S+)/);
     await hb.waitFor('stderr', /running sleep 30/);
     const revokedAt = Date.now();
@@ -240,7 +357,10 @@ describe('headroomctl against a real coordinator', function () {
     const follow = spawnCtl(['--coordinator', coordinator.address, 'history', '--follow']);
     await follow.waitFor('stdout', /^TIME\s+TYPE\s+HOST/);
     const token = await acquire(clients, { kind: 'GUEST', vm: 'vm-7', job: 'borg' });
-    await follow.waitFor('stdout', new RegExp(`GRANTED\\s+host-a\\s+vm-7\\s+borg\\s+GUEST\\s+${token.tokenId.slice(0, 8)}`));
+    await follow.waitFor(
+      'stdout',
+      new RegExp(`GRANTED\\s+host-a\\s+vm-7\\s+borg\\s+GUEST\\s+${token.tokenId.slice(0, 8)}`),
+    );
     await release(clients, token);
     await follow.waitFor('stdout', /RELEASED\s+host-a\s+vm-7/);
     follow.process.kill('SIGINT');
@@ -258,8 +378,14 @@ describe('headroomctl against a real coordinator', function () {
     follow.process.kill('SIGTERM');
     const r = await follow.done;
     assert.equal(r.code, 0, r.stderr);
-    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
-    assert.deepEqual(events.map((e) => `${e.type} ${e.vm} ${e.tokenId}`), [`HISTORY_EVENT_TYPE_GRANTED vm-8 ${token.tokenId}`]);
+    const events = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    assert.deepEqual(
+      events.map((e) => `${e.type} ${e.vm} ${e.tokenId}`),
+      [`HISTORY_EVENT_TYPE_GRANTED vm-8 ${token.tokenId}`],
+    );
   });
 });
 
@@ -271,7 +397,13 @@ describe('headroomctl without a coordinator', function () {
     const port = await closedPort();
     const r = await runCtl(['--coordinator', `127.0.0.1:${port}`, 'status']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`^headroomctl: ListHosts: UNAVAILABLE: the coordinator at 127\\.0\\.0\\.1:${port} is unreachable \\(.+\\)$`, 'm'));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `^headroomctl: ListHosts: UNAVAILABLE: the coordinator at 127\\.0\\.0\\.1:${port} is unreachable \\(.+\\)$`,
+        'm',
+      ),
+    );
     assert.equal(r.stdout, '');
   });
 
@@ -279,17 +411,37 @@ describe('headroomctl without a coordinator', function () {
     const port = await closedPort();
     const r = await runCtl(['tokens'], { HEADROOM_COORDINATOR: `127.0.0.1:${port}` });
     assert.equal(r.code, 1);
-    assert.match(r.stderr, new RegExp(`ListTokens: UNAVAILABLE: the coordinator at 127\\.0\\.0\\.1:${port} is unreachable`));
+    assert.match(
+      r.stderr,
+      new RegExp(`ListTokens: UNAVAILABLE: the coordinator at 127\\.0\\.0\\.1:${port} is unreachable`),
+    );
   });
 
   it('host-backup keeps trying until its window ends, then exits 75 without running the command', async () => {
     const port = await closedPort();
     const stamp = path.join(tempDir(), 'ran-at');
     const started = Date.now();
-    const r = await runCtl(['--coordinator', `127.0.0.1:${port}`, 'host-backup', '--host', 'host-a', '--vm', 'vm-1', '--window', '2s', '--', ...stampCommand(stamp)]);
+    const r = await runCtl([
+      '--coordinator',
+      `127.0.0.1:${port}`,
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm-1',
+      '--window',
+      '2s',
+      '--',
+      ...stampCommand(stamp),
+    ]);
     assert.equal(r.code, 75, r.stderr);
     assert.ok(Date.now() - started >= 1_900, 'gave up before the window ended');
-    assert.match(r.stderr, new RegExp(`the coordinator at 127\\.0\\.0\\.1:${port} is unreachable \\(UNAVAILABLE: .*\\); retrying in \\S+, giving up at \\d\\d:\\d\\d:\\d\\d`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `the coordinator at 127\\.0\\.0\\.1:${port} is unreachable \\(UNAVAILABLE: .*\\); retrying in \\S+, giving up at \\d\\d:\\d\\d:\\d\\d`,
+      ),
+    );
     assert.match(r.stderr, /skipped: could not get a HYPERVISOR token/);
     assert.equal(fs.existsSync(stamp), false);
   });
@@ -297,6 +449,9 @@ describe('headroomctl without a coordinator', function () {
   it('refuses an unknown option with exit 64 and the usage, without connecting', async () => {
     const r = await runCtl(['tokens', '--hots', 'a']);
     assert.equal(r.code, 64);
-    assert.match(r.stderr, /^headroomctl: unknown option --hots\n\nUsage: headroomctl \[global options\] tokens \[--host H\]\n$/);
+    assert.match(
+      r.stderr,
+      /^headroomctl: unknown option --hots\n\nUsage: headroomctl \[global options\] tokens \[--host H\]\n$/,
+    );
   });
 });

@@ -29,8 +29,17 @@ describe('headroomctl when interrupted or when the coordinator restarts', functi
     const guest = await acquire(clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' });
     const stamp = path.join(tempDir(), 'ran-at');
     const hb = spawnCtl([
-      '--coordinator', coordinator.address, 'host-backup', '--host', 'host-a', '--vm', 'vm-2', '--',
-      'sh', '-c', `touch ${stamp}`,
+      '--coordinator',
+      coordinator.address,
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm-2',
+      '--',
+      'sh',
+      '-c',
+      `touch ${stamp}`,
     ]);
     await hb.waitFor('stderr', /waiting for a HYPERVISOR token/);
     hb.process.kill('SIGINT');
@@ -38,7 +47,8 @@ describe('headroomctl when interrupted or when the coordinator restarts', functi
     assert.equal(r.code, 130, r.stderr);
     assert.match(r.stderr, /cancelled: stopped waiting for a HYPERVISOR token .*SIGINT/);
     // The coordinator learns of the cancel from the stream's reset: give it a few looks.
-    const queued = async () => JSON.parse((await runCtl(['--coordinator', coordinator.address, 'tokens', '--json'])).stdout).queued;
+    const queued = async () =>
+      JSON.parse((await runCtl(['--coordinator', coordinator.address, 'tokens', '--json'])).stdout).queued;
     let q = await queued();
     for (let i = 0; i < 10 && q.length > 0; i++) q = await queued();
     assert.deepEqual(q, [], 'the request was withdrawn');
@@ -48,8 +58,17 @@ describe('headroomctl when interrupted or when the coordinator restarts', functi
 
   it('Ctrl-C while host-backup runs goes to the command, whose exit code it returns after releasing', async () => {
     const hb = spawnCtl([
-      '--coordinator', coordinator.address, 'host-backup', '--host', 'host-a', '--vm', 'vm-2', '--',
-      'sh', '-c', "trap 'exit 42' INT; while :; do sleep 0.05; done",
+      '--coordinator',
+      coordinator.address,
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm-2',
+      '--',
+      'sh',
+      '-c',
+      "trap 'exit 42' INT; while :; do sleep 0.05; done",
     ]);
     await hb.waitFor('stderr', /running sh -c/);
     hb.process.kill('SIGINT');
@@ -67,7 +86,11 @@ describe('headroomctl when interrupted or when the coordinator restarts', functi
     await coordinator.kill();
     await follow.waitFor('stderr', /lost the history stream \(UNAVAILABLE/);
     // Same database, same address: what a restart by systemd looks like.
-    const restarted = await startCoordinator({ dbPath: coordinator.dbPath, host: 'host-a', args: ['--listen', coordinator.address] });
+    const restarted = await startCoordinator({
+      dbPath: coordinator.dbPath,
+      host: 'host-a',
+      args: ['--listen', coordinator.address],
+    });
     extra.coordinators.push(restarted);
     const again = testClients(restarted.address);
     extra.clients.push(again);
@@ -77,7 +100,14 @@ describe('headroomctl when interrupted or when the coordinator restarts', functi
     follow.process.kill('SIGINT');
     const r = await follow.done;
     assert.equal(r.code, 0, r.stderr);
-    const seqs = r.stdout.trim().split('\n').map((l) => JSON.parse(l).seq as number);
-    assert.deepEqual(seqs, [...new Set(seqs)].sort((a, b) => a - b), 'every event once, in order');
+    const seqs = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).seq as number);
+    assert.deepEqual(
+      seqs,
+      [...new Set(seqs)].sort((a, b) => a - b),
+      'every event once, in order',
+    );
   });
 });

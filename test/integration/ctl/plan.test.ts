@@ -18,7 +18,11 @@ const HOST = 'host-a';
 const HOUR = 3_600_000;
 
 /** Opens an agent session that says hello with `jobs`, as the agent daemon does. */
-function hello(clients: Clients, vm: string, jobs: v1.JobDeclaration[]): grpc.ClientDuplexStream<v1.AgentMessage, v1.CoordinatorMessage__Output> {
+function hello(
+  clients: Clients,
+  vm: string,
+  jobs: v1.JobDeclaration[],
+): grpc.ClientDuplexStream<v1.AgentMessage, v1.CoordinatorMessage__Output> {
   const call = clients.agent.Session();
   call.on('error', () => {}); // cancelled in after()
   call.write({ hello: { vm, host: HOST, agentVersion: 'test', hostname: vm, jobs } });
@@ -39,17 +43,23 @@ describe('headroomctl plan', function () {
     coordinator = await startCoordinator({ host: HOST, args: ['--config', config] });
     clients = connectPlain(coordinator.address);
     sessions.push(
-      hello(clients, 'vm-1', [{ name: 'nightly', schedule: '0 2 * * *', windowMs: 4 * HOUR, expectedDurationMs: HOUR, priority: 0 }]),
+      hello(clients, 'vm-1', [
+        { name: 'nightly', schedule: '0 2 * * *', windowMs: 4 * HOUR, expectedDurationMs: HOUR, priority: 0 },
+      ]),
       hello(clients, 'vm-2', [
         { name: 'dump', schedule: '0 * * * *', windowMs: HOUR, expectedDurationMs: 5 * 60_000, priority: 0 },
         // An hour's work in a ten-minute window: never placeable.
         { name: 'tooshort', schedule: '30 3 * * *', windowMs: 10 * 60_000, expectedDurationMs: HOUR, priority: 0 },
       ]),
     );
-    await waitFor(async () => {
-      const { agents } = await unary(clients.admin.ListAgents.bind(clients.admin), { host: HOST });
-      return agents.filter((a) => a.connected).length === 2;
-    }, 10_000, 'both agents connected');
+    await waitFor(
+      async () => {
+        const { agents } = await unary(clients.admin.ListAgents.bind(clients.admin), { host: HOST });
+        return agents.filter((a) => a.connected).length === 2;
+      },
+      10_000,
+      'both agents connected',
+    );
   });
 
   afterEach(killAll);
@@ -77,7 +87,16 @@ describe('headroomctl plan', function () {
   });
 
   it('answers --json with the slots, the unplaced runs and the phases', async () => {
-    const r = await runCtl(['--coordinator', coordinator.address, '--json', 'plan', '--host', HOST, '--horizon', '12h']);
+    const r = await runCtl([
+      '--coordinator',
+      coordinator.address,
+      '--json',
+      'plan',
+      '--host',
+      HOST,
+      '--horizon',
+      '12h',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const plan = JSON.parse(r.stdout) as v1.Plan__Output;
     assert.equal(plan.host, HOST);

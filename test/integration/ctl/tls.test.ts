@@ -26,7 +26,18 @@ describe('headroomctl over mutual TLS', function () {
   });
 
   it('talks to the coordinator with --tls-ca, --tls-cert and --tls-key, without the plaintext warning', async () => {
-    const r = await runCtl(['--coordinator', address, '--tls-ca', pem('ca.pem'), '--tls-cert', pem('client.pem'), '--tls-key', pem('client.key'), 'status', '--json']);
+    const r = await runCtl([
+      '--coordinator',
+      address,
+      '--tls-ca',
+      pem('ca.pem'),
+      '--tls-cert',
+      pem('client.pem'),
+      '--tls-key',
+      pem('client.key'),
+      'status',
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(JSON.parse(r.stdout).hosts[0].host, 'host-a');
     assert.equal(r.stderr, '');
@@ -35,7 +46,10 @@ describe('headroomctl over mutual TLS', function () {
   it('fails with exit 1 when it offers no client certificate', async () => {
     const r = await runCtl(['--coordinator', address, '--tls-ca', pem('ca.pem'), 'status']);
     assert.equal(r.code, 1);
-    assert.match(r.stderr, /^headroomctl: ListHosts: UNAUTHENTICATED: a client certificate issued by this coordinator's CA is required\n$/);
+    assert.match(
+      r.stderr,
+      /^headroomctl: ListHosts: UNAUTHENTICATED: a client certificate issued by this coordinator's CA is required\n$/,
+    );
   });
 
   it('says which TLS file it cannot read, as a usage error', async () => {

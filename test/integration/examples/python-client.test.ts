@@ -34,16 +34,33 @@ describe('the Python client example', function () {
   it('is generated from the .proto files, and acquires and releases a token', async () => {
     const out = tempDir('headroom-python-');
     await run(path.join(EXAMPLE, 'generate.sh'), [out], { env: { ...process.env, PYTHON } });
-    const client = [path.join(EXAMPLE, 'client.py'), '--coordinator', coordinator.address, '--vm', 'vm-py', '--job', 'example'];
+    const client = [
+      path.join(EXAMPLE, 'client.py'),
+      '--coordinator',
+      coordinator.address,
+      '--vm',
+      'vm-py',
+      '--job',
+      'example',
+    ];
     const { stdout } = await run(PYTHON, client, { env: { ...process.env, PYTHONPATH: out } });
 
-    const tokenId = /^granted TOKEN_KIND_GUEST token (\S+) \(fencing 1\) on host-py for vm-py\/example$/m.exec(stdout)?.[1];
+    const tokenId = /^granted TOKEN_KIND_GUEST token (\S+) \(fencing 1\) on host-py for vm-py\/example$/m.exec(
+      stdout,
+    )?.[1];
     assert.ok(tokenId, stdout);
     assert.match(stdout, new RegExp(`^released token ${tokenId}$`, 'm'));
-    const { events } = await unary(clients.admin.ListHistory.bind(clients.admin), { host: 'host-py', vm: 'vm-py', limit: 10 });
+    const { events } = await unary(clients.admin.ListHistory.bind(clients.admin), {
+      host: 'host-py',
+      vm: 'vm-py',
+      limit: 10,
+    });
     assert.deepEqual(
       events.map((e) => [e.type, e.tokenId]),
-      [['HISTORY_EVENT_TYPE_GRANTED', tokenId], ['HISTORY_EVENT_TYPE_RELEASED', tokenId]],
+      [
+        ['HISTORY_EVENT_TYPE_GRANTED', tokenId],
+        ['HISTORY_EVENT_TYPE_RELEASED', tokenId],
+      ],
     );
     assert.match(events[1].detail, /^success, .*: python client example$/);
   });

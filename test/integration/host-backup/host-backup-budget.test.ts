@@ -27,7 +27,11 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
  * sessions load it.
  */
 function burner(pidFile: string, loops = 2): string[] {
-  return ['sh', '-c', `echo $$ > ${pidFile}; for i in $(seq 2 ${loops}); do sh -c 'while :; do :; done' & done; while :; do :; done`];
+  return [
+    'sh',
+    '-c',
+    `echo $$ > ${pidFile}; for i in $(seq 2 ${loops}); do sh -c 'while :; do :; done' & done; while :; do :; done`,
+  ];
 }
 
 function readPid(pidFile: string): number | undefined {
@@ -109,7 +113,18 @@ describe('headroomctl host-backup under a budget', function () {
     await policy('host-a', '--throttle-above-cpu', '0', '--pause-above-cpu', '0', '--hypervisor-budget-cpu', '40');
     const dir = tempDir();
     const [limitedPid, freePid] = [path.join(dir, 'limited'), path.join(dir, 'free')];
-    const limited = hostBackup(['--json', 'host-backup', '--host', 'host-a', '--vm', 'vm-1', '--cpu-limit', '25', '--', ...burner(limitedPid, 8)]);
+    const limited = hostBackup([
+      '--json',
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm-1',
+      '--cpu-limit',
+      '25',
+      '--',
+      ...burner(limitedPid, 8),
+    ]);
     // The same command run at the same time without headroomctl, in a group of its own: unthrottled.
     const [file, ...args] = burner(freePid, 8);
     workload.push(spawn(file, args, { stdio: 'ignore', detached: true }));
@@ -121,7 +136,9 @@ describe('headroomctl host-backup under a budget', function () {
     boost(b);
     await sleep(1_500); // every loop started; the signals mechanism's duty cycle has measured the group
     const [held, unheld] = await Promise.all([cpuPercentOver(a, 3_000), cpuPercentOver(b, 3_000)]);
-    console.log(`      host-backup --cpu-limit 25: ${held.toFixed(1)} % of a core; the same command unthrottled: ${unheld.toFixed(1)} %`);
+    console.log(
+      `      host-backup --cpu-limit 25: ${held.toFixed(1)} % of a core; the same command unthrottled: ${unheld.toFixed(1)} %`,
+    );
 
     // 25 % with room for what the duty cycle of signals overshoots while it measures (cgroups are exact).
     assert.ok(held <= 35, `held to ${held.toFixed(1)} % of a core (budget 25 %)`);
@@ -131,10 +148,17 @@ describe('headroomctl host-backup under a budget', function () {
     const budget = events(limited.stderr()).find((e) => e.event === 'budget');
     assert.ok(budget, `a budget event in:\n${limited.stderr()}`);
     assert.deepEqual(budget.budget, { cpuPercent: 25, ioBytesPerSec: 0 });
-    assert.deepEqual(budget.tokenBudget, { cpuPercent: 40, ioBytesPerSec: 0 }, "the token carries the host's hypervisor budget");
+    assert.deepEqual(
+      budget.tokenBudget,
+      { cpuPercent: 40, ioBytesPerSec: 0 },
+      "the token carries the host's hypervisor budget",
+    );
     assert.ok(['CGROUP_V2', 'CGROUP_V1', 'SIGNALS'].includes(budget.enforcement), budget.enforcement);
-    const better = { CGROUP_V2: [], CGROUP_V1: ['cgroup v2'], SIGNALS: ['cgroup v2', 'cgroup v1'] }[budget.enforcement as 'CGROUP_V1'];
-    for (const name of better) assert.ok(budget.detail.includes(`${name}: `), `"${budget.detail}" says why not ${name}`);
+    const better = { CGROUP_V2: [], CGROUP_V1: ['cgroup v2'], SIGNALS: ['cgroup v2', 'cgroup v1'] }[
+      budget.enforcement as 'CGROUP_V1'
+    ];
+    for (const name of better)
+      assert.ok(budget.detail.includes(`${name}: `), `"${budget.detail}" says why not ${name}`);
     console.log(`      mechanism: ${budget.enforcement} (${budget.detail})`);
     const controlling = events(limited.stderr()).find((e) => e.event === 'controlling');
     assert.equal(controlling?.policy?.pauseAboveCpuPercent, 0, 'the host policy was read');
@@ -151,16 +175,40 @@ describe('headroomctl host-backup under a budget', function () {
     // threshold. Other sessions' writes may cause changes of their own: only what follows our steps counts.
     await policy(
       'host-a',
-      '--report-interval', '1s',
-      '--throttle-above-cpu', '0', '--pause-above-cpu', '0',
-      '--resume-below-io', '16MiB', '--throttle-above-io', '32MiB', '--pause-above-io', '48MiB',
-      '--budget-dwell', '2s',
+      '--report-interval',
+      '1s',
+      '--throttle-above-cpu',
+      '0',
+      '--pause-above-cpu',
+      '0',
+      '--resume-below-io',
+      '16MiB',
+      '--throttle-above-io',
+      '32MiB',
+      '--pause-above-io',
+      '48MiB',
+      '--budget-dwell',
+      '2s',
     );
     const dir = tempDir();
     const pidFile = path.join(dir, 'pid');
-    const hb = hostBackup(['host-backup', '--host', 'host-a', '--vm', 'vm-1', '--cpu-limit', '25', '--', ...burner(pidFile)]);
+    const hb = hostBackup([
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm-1',
+      '--cpu-limit',
+      '25',
+      '--',
+      ...burner(pidFile),
+    ]);
     const pgid = await waitFor('the command to start', () => readPid(pidFile), 20_000);
-    await hb.waitFor('stderr', /controlling the command's budget from the load of host-a every 1s: foreground disk I\/O: throttle from 32\.0 MiB\/s, pause from 48\.0 MiB\/s, full again below 16\.0 MiB\/s/, 20_000);
+    await hb.waitFor(
+      'stderr',
+      /controlling the command's budget from the load of host-a every 1s: foreground disk I\/O: throttle from 32\.0 MiB\/s, pause from 48\.0 MiB\/s, full again below 16\.0 MiB\/s/,
+      20_000,
+    );
     await sleep(1_500);
     const before = await cpuPercentOver(pgid, 2_000);
 
@@ -169,17 +217,30 @@ describe('headroomctl host-backup under a budget', function () {
       const writer = `while :; do dd if=/dev/zero of=${path.join(dir, `load-${i}`)} bs=1M count=32 oflag=direct status=none; done`;
       workload.push(spawn('sh', ['-c', writer], { stdio: 'ignore', detached: true }));
     }
-    await hb.waitFor('stderr', after(loadFrom, /\d\d:\d\d:\d\d host busy: foreground io [\d.]+ MiB\/s >= 48\.0 MiB\/s: now paused/), 60_000);
+    await hb.waitFor(
+      'stderr',
+      after(loadFrom, /\d\d:\d\d:\d\d host busy: foreground io [\d.]+ MiB\/s >= 48\.0 MiB\/s: now paused/),
+      60_000,
+    );
     await sleep(500);
     const paused = await cpuPercentOver(pgid, 2_000);
 
     const calmFrom = hb.stderr().length;
     for (const w of workload.splice(0)) killGroup(w);
-    await hb.waitFor('stderr', after(calmFrom, /\d\d:\d\d:\d\d host calmer for \d+s: foreground io [\d.]+ MiB\/s: now (?!paused)/), 90_000);
-    console.log(`      before the load: ${before.toFixed(1)} % of a core; paused: ${paused.toFixed(2)} % (budget 25 %)`);
+    await hb.waitFor(
+      'stderr',
+      after(calmFrom, /\d\d:\d\d:\d\d host calmer for \d+s: foreground io [\d.]+ MiB\/s: now (?!paused)/),
+      90_000,
+    );
+    console.log(
+      `      before the load: ${before.toFixed(1)} % of a core; paused: ${paused.toFixed(2)} % (budget 25 %)`,
+    );
     assert.ok(paused < 1, `a paused command accrues no CPU: ${paused.toFixed(2)} % (${before.toFixed(1)} % before)`);
     await cpuUsed(pgid, 0.2); // the resumed command runs again
-    assert.match(hb.stderr(), /budget: cpu 25% of a core \(the token's: no limits, capped by --cpu-limit 25\), enforced with (CGROUP_V2|CGROUP_V1|SIGNALS)/);
+    assert.match(
+      hb.stderr(),
+      /budget: cpu 25% of a core \(the token's: no limits, capped by --cpu-limit 25\), enforced with (CGROUP_V2|CGROUP_V1|SIGNALS)/,
+    );
 
     hb.process.kill('SIGTERM');
     const r = await hb.done;
@@ -193,17 +254,44 @@ describe('headroomctl host-backup under a budget', function () {
     const init = await runCtl(['pki', 'init', '--dir', pkiDir, '--host', 'host-a', '--names', 'localhost,127.0.0.1']);
     assert.equal(init.code, 0, init.stderr);
     coordinator = await startCoordinator({ args: ['--pki-dir', pkiDir] });
-    const tls = ['--tls-ca', path.join(pkiDir, 'ca.pem'), '--tls-cert', path.join(pkiDir, 'host.pem'), '--tls-key', path.join(pkiDir, 'host.key')];
+    const tls = [
+      '--tls-ca',
+      path.join(pkiDir, 'ca.pem'),
+      '--tls-cert',
+      path.join(pkiDir, 'host.pem'),
+      '--tls-key',
+      path.join(pkiDir, 'host.key'),
+    ];
     const pidFile = path.join(tempDir(), 'pid');
-    const hb = spawnCtl(['--coordinator', coordinator.address.replace('127.0.0.1', 'localhost'), ...tls, 'host-backup', '--host', 'host-a', '--vm', 'vm-1', '--cpu-limit', '25', '--', ...burner(pidFile)]);
+    const hb = spawnCtl([
+      '--coordinator',
+      coordinator.address.replace('127.0.0.1', 'localhost'),
+      ...tls,
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm-1',
+      '--cpu-limit',
+      '25',
+      '--',
+      ...burner(pidFile),
+    ]);
     started.push(hb);
     const pgid = await waitFor('the command to start', () => readPid(pidFile), 20_000);
-    await hb.waitFor('stderr', /could not read the policy of host-a \(GetPolicy: PERMISSION_DENIED: .*\): the command keeps its budget and is neither throttled nor paused by the host's load/, 20_000);
+    await hb.waitFor(
+      'stderr',
+      /could not read the policy of host-a \(GetPolicy: PERMISSION_DENIED: .*\): the command keeps its budget and is neither throttled nor paused by the host's load/,
+      20_000,
+    );
     await sleep(1_000);
     const held = await cpuPercentOver(pgid, 2_000);
     console.log(`      without the policy: ${held.toFixed(1)} % of a core (budget 25 %)`);
     assert.ok(held <= 35, `held to ${held.toFixed(1)} % of a core (budget 25 %)`);
-    assert.match(hb.stderr(), /budget: cpu 25% of a core \(the token's: no limits, capped by --cpu-limit 25\), enforced with/);
+    assert.match(
+      hb.stderr(),
+      /budget: cpu 25% of a core \(the token's: no limits, capped by --cpu-limit 25\), enforced with/,
+    );
     assert.doesNotMatch(hb.stderr(), /controlling the command's budget/);
 
     hb.process.kill('SIGTERM');

@@ -16,7 +16,17 @@ describe('headroomctl host-backup --driver qmp', function () {
   let coordinator: RunningCoordinator;
   let clients: Clients;
   const qmpArgs = () => ['--driver', 'qmp', '--qmp-socket', f.daemon.qmpSocket, '--target', f.store.dir];
-  const hostBackup = (...extra: string[]) => ['--coordinator', coordinator.address, 'host-backup', '--host', 'host-a', '--vm', 'vm1', ...qmpArgs(), ...extra];
+  const hostBackup = (...extra: string[]) => [
+    '--coordinator',
+    coordinator.address,
+    'host-backup',
+    '--host',
+    'host-a',
+    '--vm',
+    'vm1',
+    ...qmpArgs(),
+    ...extra,
+  ];
 
   beforeEach(async () => {
     coordinator = await startCoordinator({ host: 'host-a' });
@@ -46,9 +56,16 @@ describe('headroomctl host-backup --driver qmp', function () {
     assert.ok(inc);
     assert.deepEqual(await ownClusters(f.store.pathOf(inc)), [[2 * MiB, CLUSTER]]);
 
-    const history = JSON.parse((await runCtl(['--coordinator', coordinator.address, 'history', '--json'])).stdout).events;
-    const kinds = history.filter((e: { type: string }) => e.type !== 'HISTORY_EVENT_TYPE_POLICY_CHANGED').map((e: { type: string; kind: string }) => `${e.type} ${e.kind}`);
-    const cycle = ['HISTORY_EVENT_TYPE_GRANTED TOKEN_KIND_HYPERVISOR', 'HISTORY_EVENT_TYPE_RELEASED TOKEN_KIND_HYPERVISOR'];
+    const history = JSON.parse(
+      (await runCtl(['--coordinator', coordinator.address, 'history', '--json'])).stdout,
+    ).events;
+    const kinds = history
+      .filter((e: { type: string }) => e.type !== 'HISTORY_EVENT_TYPE_POLICY_CHANGED')
+      .map((e: { type: string; kind: string }) => `${e.type} ${e.kind}`);
+    const cycle = [
+      'HISTORY_EVENT_TYPE_GRANTED TOKEN_KIND_HYPERVISOR',
+      'HISTORY_EVENT_TYPE_RELEASED TOKEN_KIND_HYPERVISOR',
+    ];
     assert.deepEqual(kinds, [...cycle, ...cycle]);
   });
 
@@ -59,7 +76,14 @@ describe('headroomctl host-backup --driver qmp', function () {
     const granted = await hb.waitFor('stderr', /granted token (\S+)/);
     // Progress means the job runs (the QMP socket serves one client at a time: the test stays off it until then).
     await hb.waitFor('stderr', /disk0 [\d.]+ \w+ of 4\.0 MiB/);
-    const revoked = await runCtl(['--coordinator', coordinator.address, 'revoke', granted[1], '--reason', 'host maintenance']);
+    const revoked = await runCtl([
+      '--coordinator',
+      coordinator.address,
+      'revoke',
+      granted[1],
+      '--reason',
+      'host maintenance',
+    ]);
     assert.equal(revoked.code, 0, revoked.stderr);
     const r = await hb.done;
     assert.equal(r.code, 75, r.stderr);
@@ -68,8 +92,12 @@ describe('headroomctl host-backup --driver qmp', function () {
     const client = await f.daemon.connect();
     try {
       assert.deepEqual(await client.execute('query-block-jobs'), []);
-      const nodes = await client.execute<Array<{ 'node-name': string; 'dirty-bitmaps'?: Array<{ name: string; count: number }> }>>('query-named-block-nodes', { flat: true });
-      const bitmap = nodes.find((n) => n['node-name'] === 'disk0')?.['dirty-bitmaps']?.find((b) => b.name === f.store.bitmapName);
+      const nodes = await client.execute<
+        Array<{ 'node-name': string; 'dirty-bitmaps'?: Array<{ name: string; count: number }> }>
+      >('query-named-block-nodes', { flat: true });
+      const bitmap = nodes
+        .find((n) => n['node-name'] === 'disk0')
+        ?.['dirty-bitmaps']?.find((b) => b.name === f.store.bitmapName);
       assert.equal(bitmap?.count, 4 * MiB, 'the bitmap kept every dirty cluster');
     } finally {
       client.close();
@@ -87,7 +115,19 @@ describe('headroomctl host-backup --driver qmp', function () {
     const withCommand = await runCtl(hostBackup('--', 'true'));
     assert.equal(withCommand.code, 64);
     assert.match(withCommand.stderr, /--driver qmp runs the backup itself: give no command after "--"/);
-    const stray = await runCtl(['--coordinator', coordinator.address, 'host-backup', '--host', 'host-a', '--vm', 'vm1', '--target', '/tmp/x', '--', 'true']);
+    const stray = await runCtl([
+      '--coordinator',
+      coordinator.address,
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm1',
+      '--target',
+      '/tmp/x',
+      '--',
+      'true',
+    ]);
     assert.equal(stray.code, 64);
     assert.match(stray.stderr, /--target needs --driver qmp/);
   });

@@ -83,9 +83,20 @@ describe('qmp driver against qemu-storage-daemon', function () {
       for (const disk of ['disk0', 'disk1']) {
         const at = point.records[disk].takenAtMs;
         const to = path.join(f.dir, `restore-${disk}-${i}.qcow2`);
-        const restored = await restoreDisk({ store: f.store, vm: 'vm1', disk, atMs: at, to, format: 'qcow2', verify: true });
+        const restored = await restoreDisk({
+          store: f.store,
+          vm: 'vm1',
+          disk,
+          atMs: at,
+          to,
+          format: 'qcow2',
+          verify: true,
+        });
         assert.equal(restored.chain.length, i + 1);
-        assert.ok((await imageBytes(to, 'qcow2')).equals(point.content[disk]), `${disk} restored at point ${i} differs from the source then`);
+        assert.ok(
+          (await imageBytes(to, 'qcow2')).equals(point.content[disk]),
+          `${disk} restored at point ${i} differs from the source then`,
+        );
         assert.equal((await new QemuImg().backingChain(to)).length, 1, 'the restored image has no backing file');
       }
     }
@@ -93,7 +104,21 @@ describe('qmp driver against qemu-storage-daemon', function () {
     // headroomctl restore: f.store, as a person would run it: no coordinator needed, raw output, a time between two backups.
     const between = new Date(points[1].records.disk0.takenAtMs + 1).toISOString();
     const out = path.join(f.dir, 'ctl-ref.store.raw');
-    const ctl = spawnCtl(['restore', '--dir', f.store.dir, '--vm', 'vm1', '--disk', 'disk0', '--at', between, '--to', out, '--format', 'raw']);
+    const ctl = spawnCtl([
+      'restore',
+      '--dir',
+      f.store.dir,
+      '--vm',
+      'vm1',
+      '--disk',
+      'disk0',
+      '--at',
+      between,
+      '--to',
+      out,
+      '--format',
+      'raw',
+    ]);
     const res = await ctl.done;
     assert.equal(res.code, 0, res.stderr);
     assert.ok(fs.readFileSync(out).equals(points[1].content.disk0));
@@ -104,7 +129,10 @@ describe('qmp driver against qemu-storage-daemon', function () {
     const lines = listed.stdout.trimEnd().split('\n');
     assert.match(lines[0], /^TAKEN\s+VM\s+DISK\s+KIND\s+ID\s+COPIED\s+FILE\s+TOOK\s+CHAIN\s+SHA-256\s+WHY FULL$/);
     assert.equal(lines.length, 7);
-    assert.match(lines.find((l) => l.includes(inc1.id)) ?? '', /vm1\s+disk0\s+incremental\s+\S+\s+128 KiB\s+[\d.]+ \w+\s+\S+\s+ok\s+ok\s*$/);
+    assert.match(
+      lines.find((l) => l.includes(inc1.id)) ?? '',
+      /vm1\s+disk0\s+incremental\s+\S+\s+128 KiB\s+[\d.]+ \w+\s+\S+\s+ok\s+ok\s*$/,
+    );
 
     // A restore refuses a chain whose file changed (same size, one byte flipped), and writes nothing.
     const fd = fs.openSync(f.store.pathOf(inc1), 'r+');
@@ -113,20 +141,46 @@ describe('qmp driver against qemu-storage-daemon', function () {
     fs.writeSync(fd, Buffer.from([byte[0] ^ 0xff]), 0, 1, 300_000);
     fs.closeSync(fd);
     const corrupt = path.join(f.dir, 'corrupt.qcow2');
-    const refused = await spawnCtl(['restore', '--dir', f.store.dir, '--vm', 'vm1', '--disk', 'disk0', '--to', corrupt]).done;
+    const refused = await spawnCtl(['restore', '--dir', f.store.dir, '--vm', 'vm1', '--disk', 'disk0', '--to', corrupt])
+      .done;
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, new RegExp(`restore failed: backup ${inc1.id}: SHA-256 is [0-9a-f]{64}, the manifest says ${inc1.sha256}`));
+    assert.match(
+      refused.stderr,
+      new RegExp(`restore failed: backup ${inc1.id}: SHA-256 is [0-9a-f]{64}, the manifest says ${inc1.sha256}`),
+    );
     assert.equal(fs.existsSync(corrupt), false);
     const verified = await spawnCtl(['backups', '--dir', f.store.dir, '--vm', 'vm1', '--verify']).done;
     assert.equal(verified.code, 1);
     assert.match(verified.stdout.split('\n').find((l) => l.includes(inc1.id)) ?? '', /\sok\s+MISMATCH\s*$/);
     assert.match(verified.stderr, /1 file\(s\) do not match their manifest's SHA-256/);
-    const early = await spawnCtl(['restore', '--dir', f.store.dir, '--vm', 'vm1', '--disk', 'disk1', '--at', '2000-01-01T00:00:00Z', '--to', corrupt]).done;
+    const early = await spawnCtl([
+      'restore',
+      '--dir',
+      f.store.dir,
+      '--vm',
+      'vm1',
+      '--disk',
+      'disk1',
+      '--at',
+      '2000-01-01T00:00:00Z',
+      '--to',
+      corrupt,
+    ]).done;
     assert.equal(early.code, 1);
     assert.match(early.stderr, /no backup taken at or before 2000-01-01T00:00:00.000Z; the first is from /);
     const twoDisks = await spawnCtl(['restore', '--dir', f.store.dir, '--vm', 'vm1', '--to', corrupt]).done;
     assert.match(twoDisks.stderr, /VM vm1 has 2 disks \(disk0, disk1\): choose one with --disk/);
-    const badTime = await spawnCtl(['restore', '--dir', f.store.dir, '--vm', 'vm1', '--at', 'yesterday', '--to', corrupt]).done;
+    const badTime = await spawnCtl([
+      'restore',
+      '--dir',
+      f.store.dir,
+      '--vm',
+      'vm1',
+      '--at',
+      'yesterday',
+      '--to',
+      corrupt,
+    ]).done;
     assert.equal(badTime.code, 64);
     assert.match(badTime.stderr, /option --at: expected "now" or an ISO 8601 time with its zone/);
   });
@@ -152,13 +206,24 @@ describe('qmp driver against qemu-storage-daemon', function () {
     const pruned = await spawnCtl(['prune', '--dir', f.store.dir, '--keep-last', '1']).done;
     assert.equal(pruned.code, 0, pruned.stderr);
     assert.deepEqual(
-      f.store.records('vm1').map((r) => r.id).sort(),
+      f.store
+        .records('vm1')
+        .map((r) => r.id)
+        .sort(),
       [newFull.id, newInc.id].sort(),
     );
     assert.equal(fs.existsSync(f.store.pathOf(oldFull)), false);
     assert.equal(fs.existsSync(f.store.pathOf(oldInc)), false);
     const to = path.join(f.dir, 'after-prune.qcow2');
-    await restoreDisk({ store: f.store, vm: 'vm1', disk: 'disk0', atMs: Number.MAX_SAFE_INTEGER, to, format: 'qcow2', verify: true });
+    await restoreDisk({
+      store: f.store,
+      vm: 'vm1',
+      disk: 'disk0',
+      atMs: Number.MAX_SAFE_INTEGER,
+      to,
+      format: 'qcow2',
+      verify: true,
+    });
     assert.ok((await imageBytes(to, 'qcow2')).equals(content));
     assert.equal(recordOf(await backup(f, { disks }), 'disk0').kind, 'incremental');
   });

@@ -17,11 +17,11 @@ import { ownClusters } from './storage-daemon';
 async function bitmaps(f: Fixture): Promise<Record<string, { count: number; inconsistent?: boolean } | undefined>> {
   const client = await f.daemon.connect();
   try {
-    const nodes = await client.execute<Array<{ 'node-name': string; 'dirty-bitmaps'?: Array<{ name: string; count: number; inconsistent?: boolean }> }>>(
-      'query-named-block-nodes',
-      { flat: true },
-    );
-    const of = (disk: string) => nodes.find((n) => n['node-name'] === disk)?.['dirty-bitmaps']?.find((b) => b.name === f.store.bitmapName);
+    const nodes = await client.execute<
+      Array<{ 'node-name': string; 'dirty-bitmaps'?: Array<{ name: string; count: number; inconsistent?: boolean }> }>
+    >('query-named-block-nodes', { flat: true });
+    const of = (disk: string) =>
+      nodes.find((n) => n['node-name'] === disk)?.['dirty-bitmaps']?.find((b) => b.name === f.store.bitmapName);
     return { disk0: of('disk0'), disk1: of('disk1') };
   } finally {
     client.close();
@@ -44,7 +44,10 @@ describe('qmp driver: chain honesty against qemu-storage-daemon', function () {
     assert.ok(second.ok, second.message);
     const full = recordOf(second, 'disk0');
     assert.equal(full.kind, 'full');
-    assert.equal(full.fullReason, `dirty bitmap ${f.store.bitmapName} is missing: it was removed, or the disk was replaced (e.g. restored)`);
+    assert.equal(
+      full.fullReason,
+      `dirty bitmap ${f.store.bitmapName} is missing: it was removed, or the disk was replaced (e.g. restored)`,
+    );
     const [manifest] = f.store.records('vm1', 'disk0').filter((r) => r.id === full.id);
     assert.equal(manifest.fullReason, full.fullReason, 'the reason is in the catalog');
     assert.deepEqual(await ownClusters(f.store.pathOf(recordOf(second, 'disk1'))), [[MiB, CLUSTER]]);
@@ -70,7 +73,11 @@ describe('qmp driver: chain honesty against qemu-storage-daemon', function () {
     await f.daemon.write('disk0', 4 * MiB, CLUSTER, 0x52);
     await f.daemon.kill();
     await f.daemon.start();
-    assert.equal((await bitmaps(f)).disk0?.inconsistent, true, 'QEMU loads a bitmap that was in use at an unclean stop as inconsistent');
+    assert.equal(
+      (await bitmaps(f)).disk0?.inconsistent,
+      true,
+      'QEMU loads a bitmap that was in use at an unclean stop as inconsistent',
+    );
     const afterCrash = await backup(f);
     assert.ok(afterCrash.ok, afterCrash.message);
     for (const disk of ['disk0', 'disk1']) {
@@ -79,14 +86,17 @@ describe('qmp driver: chain honesty against qemu-storage-daemon', function () {
       assert.match(r.fullReason ?? '', /is inconsistent: QEMU stopped uncleanly while it was in use/);
     }
     const replaced = (await bitmaps(f)).disk0;
-    assert.ok(replaced && replaced.inconsistent !== true, 'the untrusted bitmap was replaced (QEMU omits "inconsistent" when false)');
+    assert.ok(
+      replaced && replaced.inconsistent !== true,
+      'the untrusted bitmap was replaced (QEMU omits "inconsistent" when false)',
+    );
     await f.daemon.write('disk0', 6 * MiB, CLUSTER, 0x53);
     const next = recordOf(await backup(f), 'disk0');
     assert.equal(next.kind, 'incremental');
     assert.deepEqual(await ownClusters(f.store.pathOf(next)), [[6 * MiB, CLUSTER]]);
   });
 
-  it('when one disk\'s job fails (target out of space), cancels the other (grouped) and keeps both bitmaps: the retry holds every write since the last good backup', async () => {
+  it("when one disk's job fails (target out of space), cancels the other (grouped) and keeps both bitmaps: the retry holds every write since the last good backup", async () => {
     assert.ok((await backup(f)).ok);
     await f.daemon.write('disk0', 0, 2 * CLUSTER, 0x61);
     await f.daemon.write('disk1', 0, 16 * CLUSTER, 0x62);
@@ -100,7 +110,9 @@ describe('qmp driver: chain honesty against qemu-storage-daemon', function () {
     try {
       execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${used + 512 * 1024}`, 'tmpfs', disk1Dir], { stdio: 'pipe' });
     } catch (err) {
-      throw new Error(`this test mounts a small tmpfs to fill up for real and needs root with CAP_SYS_ADMIN: ${(err as Error).message}`);
+      throw new Error(
+        `this test mounts a small tmpfs to fill up for real and needs root with CAP_SYS_ADMIN: ${(err as Error).message}`,
+      );
     }
     let failed;
     try {
@@ -163,7 +175,19 @@ describe('qmp driver: chain honesty against qemu-storage-daemon', function () {
   it('when the backup process dies mid-job, QEMU finishes the job unseen and clears the bitmap: the next backup is full, saying why', async () => {
     assert.ok((await backup(f, { disks: [{ name: 'disk0', node: 'disk0' }] })).ok);
     await f.daemon.write('disk0', 0, 2 * MiB, 0x81);
-    const ctl = spawnCtl(['qmp-backup', '--qmp-socket', f.daemon.qmpSocket, '--vm', 'vm1', '--target', f.store.dir, '--disk', 'disk0', '--speed', '128K']);
+    const ctl = spawnCtl([
+      'qmp-backup',
+      '--qmp-socket',
+      f.daemon.qmpSocket,
+      '--vm',
+      'vm1',
+      '--target',
+      f.store.dir,
+      '--disk',
+      'disk0',
+      '--speed',
+      '128K',
+    ]);
     await ctl.waitFor('stderr', /disk0 [\d.]+ \w+ of 2\.0 MiB/);
     ctl.process.kill('SIGKILL');
     await ctl.done;
@@ -174,7 +198,11 @@ describe('qmp driver: chain honesty against qemu-storage-daemon', function () {
       for (const job of await client.execute<Array<{ device: string }>>('query-block-jobs')) {
         await client.execute('block-job-set-speed', { device: job.device, speed: 0 });
       }
-      await waitFor(async () => (await client.execute<unknown[]>('query-block-jobs')).length === 0, 20_000, 'the orphaned job to end');
+      await waitFor(
+        async () => (await client.execute<unknown[]>('query-block-jobs')).length === 0,
+        20_000,
+        'the orphaned job to end',
+      );
     } finally {
       client.close();
     }
@@ -182,17 +210,27 @@ describe('qmp driver: chain honesty against qemu-storage-daemon', function () {
     assert.equal(f.store.records('vm1', 'disk0').length, 1);
     assert.equal(f.store.interrupted('vm1', 'disk0').length, 1);
     const listed = await spawnCtl(['backups', '--dir', f.store.dir]).done;
-    assert.match(listed.stdout, /^interrupted: vm1\/disk0 backup \S+-inc-\S+ \(its end was not seen; the next backup of the disk will be full\)$/m);
+    assert.match(
+      listed.stdout,
+      /^interrupted: vm1\/disk0 backup \S+-inc-\S+ \(its end was not seen; the next backup of the disk will be full\)$/m,
+    );
 
     const next = await backup(f, { disks: [{ name: 'disk0', node: 'disk0' }] });
     const r = recordOf(next, 'disk0');
     assert.equal(r.kind, 'full');
-    assert.match(r.fullReason ?? '', /^backup \S+ was interrupted before its end was known: QEMU may have cleared the bitmap with nothing recorded$/);
+    assert.match(
+      r.fullReason ?? '',
+      /^backup \S+ was interrupted before its end was known: QEMU may have cleared the bitmap with nothing recorded$/,
+    );
     assert.deepEqual(f.store.interrupted('vm1', 'disk0'), []);
     const after = await f.daemon.connect();
     try {
       const nodes = await after.execute<Array<{ 'node-name': string }>>('query-named-block-nodes', { flat: true });
-      assert.deepEqual(nodes.filter((n) => n['node-name'].startsWith('headroom-target-')), [], 'the dead process\'s target was detached');
+      assert.deepEqual(
+        nodes.filter((n) => n['node-name'].startsWith('headroom-target-')),
+        [],
+        "the dead process's target was detached",
+      );
     } finally {
       after.close();
     }

@@ -49,7 +49,10 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
   let coordinator: RunningCoordinator;
   let clients: Clients;
   const admin = <M extends keyof Clients['admin']>(method: M, req: object) =>
-    unary((clients.admin[method] as (...a: unknown[]) => grpc.ClientUnaryCall).bind(clients.admin) as never, req) as Promise<never>;
+    unary(
+      (clients.admin[method] as (...a: unknown[]) => grpc.ClientUnaryCall).bind(clients.admin) as never,
+      req,
+    ) as Promise<never>;
   const ctl = (...args: string[]) => runCtl(['--coordinator', coordinator.address, ...args]);
 
   beforeEach(async () => {
@@ -79,7 +82,11 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     const full = await backup(f);
     await f.daemon.write('disk0', MiB, CLUSTER, 0x12);
     const inc = recordOf(await backup(f), 'disk0');
-    const list = (await admin('ListBackups', {})) as { dir: string; backups: Array<Record<string, unknown>>; problems: unknown[] };
+    const list = (await admin('ListBackups', {})) as {
+      dir: string;
+      backups: Array<Record<string, unknown>>;
+      problems: unknown[];
+    };
     assert.equal(list.dir, f.store.dir);
     assert.equal(list.backups.length, 4);
     assert.deepEqual(list.problems, []);
@@ -97,22 +104,38 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     assert.equal(wireFull.fullReason, 'no previous backup of this disk in the catalog');
 
     const disk1 = (await admin('ListBackups', { vm: 'vm1', disk: 'disk1' })) as { backups: Array<{ disk: string }> };
-    assert.deepEqual(disk1.backups.map((b) => b.disk), ['disk1', 'disk1']);
+    assert.deepEqual(
+      disk1.backups.map((b) => b.disk),
+      ['disk1', 'disk1'],
+    );
     assert.equal(((await admin('ListBackups', { vm: 'other' })) as { backups: unknown[] }).backups.length, 0);
-    const newest = (await admin('ListBackups', { limit: 1 })) as { backups: Array<{ id: string; takenUnixMs: number }>; omitted: number };
+    const newest = (await admin('ListBackups', { limit: 1 })) as {
+      backups: Array<{ id: string; takenUnixMs: number }>;
+      omitted: number;
+    };
     assert.equal(newest.omitted, 3);
     assert.equal(newest.backups.length, 1);
     assert.equal(newest.backups[0].id, list.backups[3].id, 'the newest of the full list');
 
-    const shown = (await admin('GetBackup', { id: inc.id })) as { backup: { id: string }; chain: Array<{ id: string }>; manifestJson: string };
+    const shown = (await admin('GetBackup', { id: inc.id })) as {
+      backup: { id: string };
+      chain: Array<{ id: string }>;
+      manifestJson: string;
+    };
     assert.equal(shown.backup.id, inc.id);
-    assert.deepEqual(shown.chain.map((c) => c.id), [recordOf(full, 'disk0').id, inc.id]);
+    assert.deepEqual(
+      shown.chain.map((c) => c.id),
+      [recordOf(full, 'disk0').id, inc.id],
+    );
     assert.equal(JSON.parse(shown.manifestJson).sha256, inc.sha256);
 
     const remote = await ctl('backups', '--vm', 'vm1');
     const local = await runCtl(['backups', '--dir', f.store.dir, '--vm', 'vm1']);
     assert.equal(remote.code, 0, remote.stderr);
-    assert.match(remote.stdout, new RegExp(`vm1\\s+disk0\\s+incremental\\s+${inc.id}\\s+64\\.0 KiB\\s+.*\\sok\\s*$`, 'm'));
+    assert.match(
+      remote.stdout,
+      new RegExp(`vm1\\s+disk0\\s+incremental\\s+${inc.id}\\s+64\\.0 KiB\\s+.*\\sok\\s*$`, 'm'),
+    );
     assert.equal(remote.stdout, local.stdout, 'the same table from the coordinator as from the directory');
     const remoteJson = JSON.parse((await ctl('--json', 'backups')).stdout);
     const localJson = JSON.parse((await runCtl(['--json', 'backups', '--dir', f.store.dir])).stdout);
@@ -163,7 +186,10 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     const clean = await verifyAll(clients, {});
     assert.equal(clean.length, 4);
     assert.ok(clean.every((v) => v.ok && v.actualSha256.length === 64 && v.total === 4));
-    assert.deepEqual(clean.map((v) => v.index), [1, 2, 3, 4]);
+    assert.deepEqual(
+      clean.map((v) => v.index),
+      [1, 2, 3, 4],
+    );
     const ok = await ctl('verify', '--vm', 'vm1');
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stderr, /4 file\(s\) match their manifests \(the coordinator at 127\.0\.0\.1:\d+\)/);
@@ -189,7 +215,10 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     // A manifest that is not JSON: reported, the other backups still listed and checked.
     const broken = path.join(f.store.dir, 'vm1', 'disk0', 'broken.json');
     fs.writeFileSync(broken, '{ not json');
-    const list = (await admin('ListBackups', {})) as { backups: unknown[]; problems: Array<{ file: string; problem: string }> };
+    const list = (await admin('ListBackups', {})) as {
+      backups: unknown[];
+      problems: Array<{ file: string; problem: string }>;
+    };
     assert.equal(list.backups.length, 4);
     assert.equal(list.problems.length, 1);
     assert.equal(list.problems[0].file, broken);
@@ -220,9 +249,15 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
       decisions: Array<{ id: string; keep: boolean; why: string[] }>;
     };
     assert.equal(dry.dryRun, true);
-    assert.deepEqual(dry.decisions.filter((d) => d.keep).map((d) => d.id), [newFull.id, newInc.id]);
+    assert.deepEqual(
+      dry.decisions.filter((d) => d.keep).map((d) => d.id),
+      [newFull.id, newInc.id],
+    );
     assert.deepEqual(dry.decisions.find((d) => d.id === newFull.id)!.why, [`base of ${newInc.id}`]);
-    assert.deepEqual(dry.decisions.filter((d) => !d.keep).map((d) => d.id), [oldInc.id, oldFull.id]);
+    assert.deepEqual(
+      dry.decisions.filter((d) => !d.keep).map((d) => d.id),
+      [oldInc.id, oldFull.id],
+    );
     assert.equal(dry.freedBytes, oldFull.fileBytes + oldInc.fileBytes);
     assert.equal(f.store.records('vm1').length, 4, 'a dry run removes nothing');
 
@@ -234,7 +269,13 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     const real = await ctl('prune', '--keep-last', '1');
     assert.equal(real.code, 0, real.stderr);
     assert.match(real.stdout, new RegExp(`^removed {7}vm1/disk0  ${oldFull.id}$`, 'm'));
-    assert.deepEqual(f.store.records('vm1').map((r) => r.id).sort(), [newFull.id, newInc.id].sort());
+    assert.deepEqual(
+      f.store
+        .records('vm1')
+        .map((r) => r.id)
+        .sort(),
+      [newFull.id, newInc.id].sort(),
+    );
     assert.equal(fs.existsSync(f.store.pathOf(oldFull)), false);
     assert.equal(recordOf(await backup(f, { disks }), 'disk0').kind, 'incremental', 'the kept chain goes on');
 
@@ -244,7 +285,11 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     const res = JSON.parse(leftAlone.stdout);
     assert.deepEqual(res.decisions, []);
     assert.match(res.problems[0].problem, /broken\.json: /);
-    assert.equal(f.store.scan('vm1', 'disk0').records.length, 3, 'nothing removed on a disk whose chains cannot all be read');
+    assert.equal(
+      f.store.scan('vm1', 'disk0').records.length,
+      3,
+      'nothing removed on a disk whose chains cannot all be read',
+    );
   });
 
   it('starts a backup as a child of the coordinator (full, then incremental) that shows in the list', async () => {
@@ -262,12 +307,24 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
 
     const listed = await ctl('--json', 'backups', '--vm', 'vm1', '--disk', 'disk1');
     const backups = JSON.parse(listed.stdout).backups as Array<{ kind: string; bytes: number }>;
-    assert.deepEqual(backups.map((b) => b.kind), ['BACKUP_KIND_FULL', 'BACKUP_KIND_INCREMENTAL']);
+    assert.deepEqual(
+      backups.map((b) => b.kind),
+      ['BACKUP_KIND_FULL', 'BACKUP_KIND_INCREMENTAL'],
+    );
     assert.equal(backups[1].bytes, CLUSTER);
-    const history = JSON.parse((await ctl('--json', 'history')).stdout).events as Array<{ type: string; kind: string; job: string }>;
+    const history = JSON.parse((await ctl('--json', 'history')).stdout).events as Array<{
+      type: string;
+      kind: string;
+      job: string;
+    }>;
     assert.deepEqual(
       history.filter((e) => e.kind === 'TOKEN_KIND_HYPERVISOR').map((e) => `${e.type} ${e.job}`),
-      ['HISTORY_EVENT_TYPE_GRANTED nightly', 'HISTORY_EVENT_TYPE_RELEASED nightly', 'HISTORY_EVENT_TYPE_GRANTED nightly', 'HISTORY_EVENT_TYPE_RELEASED nightly'],
+      [
+        'HISTORY_EVENT_TYPE_GRANTED nightly',
+        'HISTORY_EVENT_TYPE_RELEASED nightly',
+        'HISTORY_EVENT_TYPE_GRANTED nightly',
+        'HISTORY_EVENT_TYPE_RELEASED nightly',
+      ],
     );
     const runs = await ctl('backup', 'runs');
     assert.equal(runs.stdout.trim().split('\n').length, 2);
@@ -283,7 +340,11 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     assert.equal(again.code, grpc.status.ALREADY_EXISTS);
     // Progress means the block job runs (the speed of job "slow" keeps it going for seconds).
     const run = async () => ((await admin('ListBackupRuns', { vm: 'vm2' })) as { runs: BackupRun__Output[] }).runs[0];
-    await waitFor(async () => /disk0 [\d.]+ \w+ of 4\.0 MiB/.test((await run()).outputTail), 30_000, 'the block job to report progress');
+    await waitFor(
+      async () => /disk0 [\d.]+ \w+ of 4\.0 MiB/.test((await run()).outputTail),
+      30_000,
+      'the block job to report progress',
+    );
     const cancel = await ctl('backup', 'cancel', '--vm', 'vm2', '--wait');
     assert.equal(cancel.code, 0, cancel.stderr);
     assert.match(cancel.stdout, /^vm2  cancelled  run /m);
@@ -296,8 +357,12 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
     const client = await f.daemon.connect();
     try {
       assert.deepEqual(await client.execute('query-block-jobs'), []);
-      const nodes = await client.execute<Array<{ 'node-name': string; 'dirty-bitmaps'?: Array<{ name: string; count: number }> }>>('query-named-block-nodes', { flat: true });
-      const bitmap = nodes.find((n) => n['node-name'] === 'disk0')?.['dirty-bitmaps']?.find((b) => b.name === f.store.bitmapName);
+      const nodes = await client.execute<
+        Array<{ 'node-name': string; 'dirty-bitmaps'?: Array<{ name: string; count: number }> }>
+      >('query-named-block-nodes', { flat: true });
+      const bitmap = nodes
+        .find((n) => n['node-name'] === 'disk0')
+        ?.['dirty-bitmaps']?.find((b) => b.name === f.store.bitmapName);
       assert.equal(bitmap?.count, 4 * MiB, 'the bitmap kept every dirty cluster');
     } finally {
       client.close();

@@ -43,7 +43,8 @@ export class StorageDaemon {
     requireTool('qemu-img', 'qemu-utils');
     requireTool('qemu-io', 'qemu-utils');
     for (const d of this.disks) {
-      if (!fs.existsSync(this.imagePath(d.name))) await run('qemu-img', ['create', '-q', '-f', 'qcow2', this.imagePath(d.name), String(d.size)]);
+      if (!fs.existsSync(this.imagePath(d.name)))
+        await run('qemu-img', ['create', '-q', '-f', 'qcow2', this.imagePath(d.name), String(d.size)]);
     }
     fs.rmSync(this.qmpSocket, { force: true });
     fs.rmSync(this.nbdSocket, { force: true });
@@ -53,7 +54,8 @@ export class StorageDaemon {
       args.push('--blockdev', `driver=qcow2,node-name=${d.name},file=${d.name}-file`);
     }
     args.push('--nbd-server', `addr.type=unix,addr.path=${this.nbdSocket}`);
-    for (const d of this.disks) args.push('--export', `type=nbd,id=export-${d.name},node-name=${d.name},name=${d.name},writable=on`);
+    for (const d of this.disks)
+      args.push('--export', `type=nbd,id=export-${d.name},node-name=${d.name},name=${d.name},writable=on`);
     args.push('--chardev', `socket,id=qmp0,path=${this.qmpSocket},server=on,wait=off`, '--monitor', 'chardev=qmp0');
     const child = spawn('qemu-storage-daemon', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';

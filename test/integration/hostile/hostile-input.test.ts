@@ -8,7 +8,12 @@ import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { MAX_MESSAGE_BYTES, unary } from '../../../common/client/connection';
-import { HELLO_TIMEOUT_MS, MAX_CONCURRENT_CALLS, MAX_STREAMS_PER_CONNECTION, MAX_WATCH_BACKLOG } from '../../../coordinator/rpc/limits';
+import {
+  HELLO_TIMEOUT_MS,
+  MAX_CONCURRENT_CALLS,
+  MAX_STREAMS_PER_CONNECTION,
+  MAX_WATCH_BACKLOG,
+} from '../../../coordinator/rpc/limits';
 import { rssBytes } from '../../../bench/proc-stats';
 import type { Clients } from '../../../common/client/connection';
 import type { v1 } from '../../../proto';
@@ -16,7 +21,17 @@ import { type RunningCoordinator, startCoordinator } from '../../helpers/coordin
 import { connectPlain, grant, release } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
 import { stallingProxy } from './stalling-proxy';
-import { type Answer, type FuzzMethod, breaksRule, callRaw, encodedRequest, headroomMethods, messageObject, rawClient, root } from './wire-fuzz';
+import {
+  type Answer,
+  type FuzzMethod,
+  breaksRule,
+  callRaw,
+  encodedRequest,
+  headroomMethods,
+  messageObject,
+  rawClient,
+  root,
+} from './wire-fuzz';
 import { propertyRuns } from '../../helpers/property-runs';
 
 const SESSION = '/headroom.v1.AgentService/Session';
@@ -54,7 +69,12 @@ describe('hostile input', function () {
 
   it('enumerates every method of the four services from the descriptor', () => {
     const services = new Set(methods.map((m) => m.path.split('/')[1]));
-    assert.deepEqual([...services].sort(), ['headroom.v1.AdminService', 'headroom.v1.AgentService', 'headroom.v1.PkiService', 'headroom.v1.TokenService']);
+    assert.deepEqual([...services].sort(), [
+      'headroom.v1.AdminService',
+      'headroom.v1.AgentService',
+      'headroom.v1.PkiService',
+      'headroom.v1.TokenService',
+    ]);
     assert.ok(methods.some((m) => m.path === SESSION) && methods.some((m) => m.path === WATCH));
     assert.ok(methods.length >= 15, `${methods.length} methods`);
   });
@@ -62,10 +82,16 @@ describe('hostile input', function () {
   it('answers random valid-encoding requests at every method with a status that blames the client, naming the field', async () => {
     for (const m of methods) {
       // A session gets a few messages in a row (the first is often a hello), so the later ones reach past it.
-      const payloads = m.requestStream ? fc.array(encodedRequest(m.requestType), { minLength: 1, maxLength: 4 }) : encodedRequest(m.requestType).map((b) => [b]);
+      const payloads = m.requestStream
+        ? fc.array(encodedRequest(m.requestType), { minLength: 1, maxLength: 4 })
+        : encodedRequest(m.requestType).map((b) => [b]);
       await fc.assert(
         fc.asyncProperty(payloads, async (p) => {
-          const answer = record(m, await callRaw(raw, m, p), p.map((b) => JSON.stringify(m.requestType.decode(b).toJSON())).join(' | '));
+          const answer = record(
+            m,
+            await callRaw(raw, m, p),
+            p.map((b) => JSON.stringify(m.requestType.decode(b).toJSON())).join(' | '),
+          );
           const broken = breaksRule(m, answer);
           assert.equal(broken, undefined, `${m.path}: ${broken}`);
         }),
@@ -76,16 +102,30 @@ describe('hostile input', function () {
 
   it('keeps to the rule on sessions that say a valid hello and then send random messages', async () => {
     const m = method(SESSION);
-    const hello = (vm: string, jobs: object[]) => Buffer.from(m.requestType.encode(m.requestType.fromObject({ hello: { vm, agentVersion: 'fuzz', jobs } })).finish());
+    const hello = (vm: string, jobs: object[]) =>
+      Buffer.from(
+        m.requestType.encode(m.requestType.fromObject({ hello: { vm, agentVersion: 'fuzz', jobs } })).finish(),
+      );
     // Declared jobs with valid names and anything else (schedules, windows, durations), for the planner to meet later.
-    const jobs = fc.array(messageObject(root.lookupType('headroom.v1.JobDeclaration')), { maxLength: 4 }).map((js) => js.map((j, i) => ({ ...j, name: `job-${i}` })));
+    const jobs = fc
+      .array(messageObject(root.lookupType('headroom.v1.JobDeclaration')), { maxLength: 4 })
+      .map((js) => js.map((j, i) => ({ ...j, name: `job-${i}` })));
     await fc.assert(
-      fc.asyncProperty(fc.nat(1_000), jobs, fc.array(encodedRequest(m.requestType), { minLength: 1, maxLength: 6 }), async (n, declared, rest) => {
-        const payloads = [hello(`fuzz-vm-${n}`, declared), ...rest];
-        const answer = record(m, await callRaw(raw, m, payloads), rest.map((b) => JSON.stringify(m.requestType.decode(b).toJSON())).join(' | '));
-        const broken = breaksRule(m, answer);
-        assert.equal(broken, undefined, `${m.path}: ${broken}`);
-      }),
+      fc.asyncProperty(
+        fc.nat(1_000),
+        jobs,
+        fc.array(encodedRequest(m.requestType), { minLength: 1, maxLength: 6 }),
+        async (n, declared, rest) => {
+          const payloads = [hello(`fuzz-vm-${n}`, declared), ...rest];
+          const answer = record(
+            m,
+            await callRaw(raw, m, payloads),
+            rest.map((b) => JSON.stringify(m.requestType.decode(b).toJSON())).join(' | '),
+          );
+          const broken = breaksRule(m, answer);
+          assert.equal(broken, undefined, `${m.path}: ${broken}`);
+        },
+      ),
       { numRuns: propertyRuns(150) },
     );
   });
@@ -93,11 +133,17 @@ describe('hostile input', function () {
   it('refuses a hello declaring a job cost past 2^53 (found by the fuzz: stored, it made every later plan of the host fail)', async () => {
     const m = method(SESSION);
     const jobs = [{ name: 'big', schedule: '0 3 * * *', declaredCost: { ioBytesPerSec: '9007199254740993' } }];
-    const bytes = Buffer.from(m.requestType.encode(m.requestType.fromObject({ hello: { vm: 'vm-big-cost', jobs } })).finish());
+    const bytes = Buffer.from(
+      m.requestType.encode(m.requestType.fromObject({ hello: { vm: 'vm-big-cost', jobs } })).finish(),
+    );
     const answer = record(m, await callRaw(raw, m, [bytes], 10_000), 'job cost 2^53 + 1');
     assert.equal(answer.code, grpc.status.INVALID_ARGUMENT, answer.details);
     assert.match(answer.details, /^hello\.jobs\[0\]\.declared_cost\.io_bytes_per_sec: /);
-    const plan = record(method('/headroom.v1.AdminService/GetPlan'), await callRaw(raw, method('/headroom.v1.AdminService/GetPlan'), [Buffer.alloc(0)]), 'plan of host-a');
+    const plan = record(
+      method('/headroom.v1.AdminService/GetPlan'),
+      await callRaw(raw, method('/headroom.v1.AdminService/GetPlan'), [Buffer.alloc(0)]),
+      'plan of host-a',
+    );
     assert.equal(plan.code, grpc.status.OK, plan.details);
   });
 
@@ -119,7 +165,11 @@ describe('hostile input', function () {
 
   it('keeps to the rule on acquires whose identity is valid and whose other fields are random', async () => {
     const m = method('/headroom.v1.TokenService/Acquire');
-    const request = fc.tuple(fc.nat(1_000_000), fc.constantFrom('TOKEN_KIND_GUEST', 'TOKEN_KIND_HYPERVISOR'), messageObject(m.requestType));
+    const request = fc.tuple(
+      fc.nat(1_000_000),
+      fc.constantFrom('TOKEN_KIND_GUEST', 'TOKEN_KIND_HYPERVISOR'),
+      messageObject(m.requestType),
+    );
     await fc.assert(
       fc.asyncProperty(request, async ([n, kind, rest]) => {
         const object = { ...rest, requestId: `fuzz-${n}`, vm: `fuzz-vm-${n % 50}`, kind };
@@ -147,7 +197,11 @@ describe('hostile input', function () {
     const garbage = Buffer.from([0x0f, 0xff, 0xff]);
     for (const m of methods) {
       const answer = record(m, await callRaw(raw, m, [garbage]), 'wire type 7');
-      assert.equal(answer.code, grpc.status.INVALID_ARGUMENT, `${m.path}: ${grpc.status[answer.code]} ${answer.details}`);
+      assert.equal(
+        answer.code,
+        grpc.status.INVALID_ARGUMENT,
+        `${m.path}: ${grpc.status[answer.code]} ${answer.details}`,
+      );
       assert.match(answer.details, /^request: is not a valid/);
     }
   });
@@ -156,11 +210,19 @@ describe('hostile input', function () {
     const oversized = Buffer.alloc(MAX_MESSAGE_BYTES + 1, 0x41);
     for (const m of methods) {
       const answer = record(m, await callRaw(raw, m, [oversized], 10_000), `${oversized.length} bytes`);
-      assert.equal(answer.code, grpc.status.RESOURCE_EXHAUSTED, `${m.path}: ${grpc.status[answer.code]} ${answer.details}`);
+      assert.equal(
+        answer.code,
+        grpc.status.RESOURCE_EXHAUSTED,
+        `${m.path}: ${grpc.status[answer.code]} ${answer.details}`,
+      );
     }
     const m = method('/headroom.v1.TokenService/Acquire');
     const job = 'j'.repeat(MAX_MESSAGE_BYTES - 1024);
-    const bytes = Buffer.from(m.requestType.encode(m.requestType.fromObject({ requestId: 'big-1', kind: 'TOKEN_KIND_GUEST', vm: 'vm-big', job })).finish());
+    const bytes = Buffer.from(
+      m.requestType
+        .encode(m.requestType.fromObject({ requestId: 'big-1', kind: 'TOKEN_KIND_GUEST', vm: 'vm-big', job }))
+        .finish(),
+    );
     const answer = record(m, await callRaw(raw, m, [bytes], 10_000), 'job of 1 MiB - 1 KiB');
     assert.equal(answer.code, grpc.status.INVALID_ARGUMENT, answer.details);
     assert.match(answer.details, /^job: /);
@@ -182,7 +244,10 @@ describe('hostile input', function () {
       await waitFor(() => refused.length >= streams.length - MAX_STREAMS_PER_CONNECTION, 30_000, 'refusals');
       for (const a of refused) record(method(SESSION), a, 'one of 3000 streams on one connection');
       assert.equal(refused.length, streams.length - MAX_STREAMS_PER_CONNECTION);
-      assert.match(refused[0].details, new RegExp(`at most ${MAX_STREAMS_PER_CONNECTION} concurrent streams per connection`));
+      assert.match(
+        refused[0].details,
+        new RegExp(`at most ${MAX_STREAMS_PER_CONNECTION} concurrent streams per connection`),
+      );
       for (const s of streams) s.cancel();
       await Promise.all(streams.map((s) => s.status));
       // The slots were given back: the same connection opens a session and is answered with its settings.
@@ -199,7 +264,14 @@ describe('hostile input', function () {
     const m = method(WATCH);
     const request = Buffer.from(m.requestType.encode(m.requestType.fromObject({ host: 'host-a' })).finish());
     try {
-      const open = Array.from({ length: cap }, (_, i) => conns[i % 2].makeServerStreamRequest(WATCH, (b: Buffer) => b, (b: Buffer) => b, request));
+      const open = Array.from({ length: cap }, (_, i) =>
+        conns[i % 2].makeServerStreamRequest(
+          WATCH,
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          request,
+        ),
+      );
       for (const s of open) s.on('error', () => {});
       const events = await unary(clients.admin.ListHistory.bind(clients.admin), { host: 'host-a' });
       assert.ok(events.events.length > 0);
@@ -239,9 +311,11 @@ describe('hostile input', function () {
 
       // Four VMs churn tokens: two history events per cycle, well past what the slow watcher may have waiting.
       const cycles = Math.ceil((3 * MAX_WATCH_BACKLOG) / 8);
-      await Promise.all([1, 2, 3, 4].map(async (v) => {
-        for (let i = 0; i < cycles; i++) await release(clients, await grant(clients, { host, vm: `slow-vm-${v}` }));
-      }));
+      await Promise.all(
+        [1, 2, 3, 4].map(async (v) => {
+          for (let i = 0; i < cycles; i++) await release(clients, await grant(clients, { host, vm: `slow-vm-${v}` }));
+        }),
+      );
       const total = 8 * cycles;
       await waitFor(() => readerEvents.length === total, 30_000, 'the reading watcher to get every event');
       reader.cancel();
@@ -253,14 +327,20 @@ describe('hostile input', function () {
       const resumeFrom = Number(/after_seq=(\d+)/.exec(status.details)?.[1]);
       assert.equal(resumeFrom, received.at(-1)!.seq, 'resume from the last event it was sent');
       assert.ok(received.length < total, `ended before it had all ${total} events`);
-      assert.deepEqual(received.map((e) => e.seq), readerEvents.slice(0, received.length).map((e) => e.seq));
+      assert.deepEqual(
+        received.map((e) => e.seq),
+        readerEvents.slice(0, received.length).map((e) => e.seq),
+      );
 
       const again = clients.admin.WatchHistory({ host, afterSeq: resumeFrom });
       const rest: v1.HistoryEvent__Output[] = [];
       again.on('data', (e: v1.HistoryEvent__Output) => rest.push(e));
       again.on('error', () => {});
       await waitFor(() => received.length + rest.length === total, 30_000, 'the rest after watching again');
-      assert.deepEqual([...received, ...rest].map((e) => e.seq), readerEvents.map((e) => e.seq));
+      assert.deepEqual(
+        [...received, ...rest].map((e) => e.seq),
+        readerEvents.map((e) => e.seq),
+      );
       again.cancel();
     } finally {
       stalledClients.close();
@@ -277,11 +357,16 @@ describe('hostile input', function () {
     assert.equal(answer.code, grpc.status.OK);
     assert.equal(answer.messages, 1);
     const codes = new Set(answers.map((a) => a.answer.code));
-    assert.ok(codes.has(grpc.status.INVALID_ARGUMENT) && codes.has(grpc.status.RESOURCE_EXHAUSTED) && codes.has(grpc.status.OK));
-    for (const { method: m, answer, input } of answers) assert.equal(breaksRule(m, answer), undefined, `${m.path} <- ${input}`);
+    assert.ok(
+      codes.has(grpc.status.INVALID_ARGUMENT) && codes.has(grpc.status.RESOURCE_EXHAUSTED) && codes.has(grpc.status.OK),
+    );
+    for (const { method: m, answer, input } of answers)
+      assert.equal(breaksRule(m, answer), undefined, `${m.path} <- ${input}`);
     assert.doesNotMatch(coordinator.log(), /internal error/);
     const rss = rssBytes(coordinator.process.pid!)!;
-    console.log(`      ${answers.length} hostile calls; coordinator RSS ${mib(rssAtStart)} at start, ${mib(rss)} at the end`);
+    console.log(
+      `      ${answers.length} hostile calls; coordinator RSS ${mib(rssAtStart)} at start, ${mib(rss)} at the end`,
+    );
     // Structural, generous: thousands of calls, a 3,000-stream flood and a stalled watcher must not cost
     // hundreds of megabytes (unbounded buffering of the flood or the backlog would).
     assert.ok(rss < rssAtStart + 150 * 2 ** 20, `RSS grew from ${mib(rssAtStart)} to ${mib(rss)}`);
@@ -292,9 +377,15 @@ const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
 
 /** A Session stream that sends nothing and stays open: its status, and a way to cancel it. */
 function openSilentSession(client: grpc.Client): { status: Promise<Answer>; cancel(): void } {
-  const call = client.makeBidiStreamRequest(SESSION, (b: Buffer) => b, (b: Buffer) => b);
+  const call = client.makeBidiStreamRequest(
+    SESSION,
+    (b: Buffer) => b,
+    (b: Buffer) => b,
+  );
   call.on('error', () => {});
-  const status = new Promise<Answer>((resolve) => call.on('status', (s: grpc.StatusObject) => resolve({ code: s.code, details: s.details, messages: 0 })));
+  const status = new Promise<Answer>((resolve) =>
+    call.on('status', (s: grpc.StatusObject) => resolve({ code: s.code, details: s.details, messages: 0 })),
+  );
   return { status, cancel: () => call.cancel() };
 }
 
@@ -302,7 +393,11 @@ function openSilentSession(client: grpc.Client): { status: Promise<Answer>; canc
 function helloAndSettings(client: grpc.Client, vm: string): Promise<v1.SessionSettings__Output> {
   const methods = headroomMethods();
   const m = methods.find((x) => x.path === SESSION)!;
-  const call = client.makeBidiStreamRequest(SESSION, (b: Buffer) => b, (b: Buffer) => m.responseDeserialize(b) as v1.CoordinatorMessage__Output);
+  const call = client.makeBidiStreamRequest(
+    SESSION,
+    (b: Buffer) => b,
+    (b: Buffer) => m.responseDeserialize(b) as v1.CoordinatorMessage__Output,
+  );
   return new Promise((resolve, reject) => {
     call.on('data', (msg: v1.CoordinatorMessage__Output) => {
       if (msg.settings) {
@@ -311,6 +406,8 @@ function helloAndSettings(client: grpc.Client, vm: string): Promise<v1.SessionSe
       }
     });
     call.on('error', (e) => (e as grpc.ServiceError).code !== grpc.status.CANCELLED && reject(e));
-    call.write(Buffer.from(m.requestType.encode(m.requestType.fromObject({ hello: { vm, agentVersion: 'test' } })).finish()));
+    call.write(
+      Buffer.from(m.requestType.encode(m.requestType.fromObject({ hello: { vm, agentVersion: 'test' } })).finish()),
+    );
   });
 }

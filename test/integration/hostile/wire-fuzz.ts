@@ -28,7 +28,10 @@ export function headroomMethods(): FuzzMethod[] {
   const methods: FuzzMethod[] = [];
   for (const [name, entry] of Object.entries(packageDefinition)) {
     if (!name.startsWith('headroom.v1.') || 'format' in entry) continue; // messages and enums have a format
-    const service = entry as Record<string, grpc.MethodDefinition<unknown, unknown> & { requestType: { type: { name: string } } }>;
+    const service = entry as Record<
+      string,
+      grpc.MethodDefinition<unknown, unknown> & { requestType: { type: { name: string } } }
+    >;
     for (const m of Object.values(service)) {
       methods.push({
         path: m.path,
@@ -46,8 +49,30 @@ export function headroomMethods(): FuzzMethod[] {
 // code), else values on edges: empty, the longest valid name and one past it, control characters,
 // characters outside the name pattern, a 64 KiB string, and arbitrary (also invalid UTF-16) strings.
 const hostileString = fc.oneof(
-  { weight: 4, arbitrary: fc.oneof(fc.constantFrom('host-a', 'vm-1', 'vm-2', 'restic'), fc.stringMatching(/^[a-z0-9][a-z0-9._:@-]{0,12}$/)) },
-  { weight: 2, arbitrary: fc.constantFrom('', 'a'.repeat(128), 'a'.repeat(129), 'x\u0000y', '../../etc/passwd', 'é', ' ', '-lead', '0 3 * * *', '* * * * * *', '*/5 * * * *', '0 0 31 2 *') },
+  {
+    weight: 4,
+    arbitrary: fc.oneof(
+      fc.constantFrom('host-a', 'vm-1', 'vm-2', 'restic'),
+      fc.stringMatching(/^[a-z0-9][a-z0-9._:@-]{0,12}$/),
+    ),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      '',
+      'a'.repeat(128),
+      'a'.repeat(129),
+      'x\u0000y',
+      '../../etc/passwd',
+      'é',
+      ' ',
+      '-lead',
+      '0 3 * * *',
+      '* * * * * *',
+      '*/5 * * * *',
+      '0 0 31 2 *',
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ maxLength: 40 }) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 40 }) },
   { weight: 1, arbitrary: fc.string({ unit: fc.constantFrom('\ud800', '\udfff', 'a'), maxLength: 8 }) },
@@ -58,7 +83,11 @@ const U64_EDGES = ['0', '1', '4294967296', '9007199254740991', '9007199254740993
 
 /** Mostly small values (plausible durations, counts, priorities), else edges, else the whole range. */
 function number(small: fc.Arbitrary<unknown>, edges: unknown[], whole: fc.Arbitrary<unknown>): fc.Arbitrary<unknown> {
-  return fc.oneof({ weight: 3, arbitrary: small }, { weight: 1, arbitrary: fc.constantFrom(...edges) }, { weight: 1, arbitrary: whole });
+  return fc.oneof(
+    { weight: 3, arbitrary: small },
+    { weight: 1, arbitrary: fc.constantFrom(...edges) },
+    { weight: 1, arbitrary: whole },
+  );
 }
 
 function scalar(type: string): fc.Arbitrary<unknown> {
@@ -69,7 +98,11 @@ function scalar(type: string): fc.Arbitrary<unknown> {
       return fc.boolean();
     case 'double':
     case 'float':
-      return number(fc.double({ min: 0, max: 1e9, noNaN: true }), [NaN, Infinity, -Infinity, -0, -1, 1e308], fc.double());
+      return number(
+        fc.double({ min: 0, max: 1e9, noNaN: true }),
+        [NaN, Infinity, -Infinity, -0, -1, 1e308],
+        fc.double(),
+      );
     case 'int32':
     case 'sint32':
     case 'sfixed32':
@@ -83,7 +116,11 @@ function scalar(type: string): fc.Arbitrary<unknown> {
     case 'int64':
     case 'sint64':
     case 'sfixed64':
-      return number(fc.integer({ min: -1000, max: 1_000_000 }), U64_EDGES.slice(0, 5), fc.bigInt(-(2n ** 63n), 2n ** 63n - 1n).map(String));
+      return number(
+        fc.integer({ min: -1000, max: 1_000_000 }),
+        U64_EDGES.slice(0, 5),
+        fc.bigInt(-(2n ** 63n), 2n ** 63n - 1n).map(String),
+      );
     case 'bytes':
       return fc.uint8Array({ maxLength: 64 });
     default:
@@ -104,12 +141,17 @@ function fieldValue(field: protobuf.Field, depth: number): fc.Arbitrary<unknown>
   }
   if (!field.repeated) return single;
   // Mostly short lists, sometimes longer than any limit the coordinator sets on them.
-  return fc.oneof({ weight: 4, arbitrary: fc.array(single, { maxLength: 4 }) }, { weight: 1, arbitrary: fc.array(single, { minLength: 257, maxLength: 300 }) });
+  return fc.oneof(
+    { weight: 4, arbitrary: fc.array(single, { maxLength: 4 }) },
+    { weight: 1, arbitrary: fc.array(single, { minLength: 257, maxLength: 300 }) },
+  );
 }
 
 /** A plain object for `type`: any subset of its fields, at most one member of each oneof. */
 export function messageObject(type: protobuf.Type, depth = 0): fc.Arbitrary<Record<string, unknown>> {
-  const inOneof = new Set(type.oneofsArray.filter((o) => !o.name.startsWith('_')).flatMap((o) => o.fieldsArray.map((f) => f.name)));
+  const inOneof = new Set(
+    type.oneofsArray.filter((o) => !o.name.startsWith('_')).flatMap((o) => o.fieldsArray.map((f) => f.name)),
+  );
   const plain = type.fieldsArray.filter((f) => !inOneof.has(f.name));
   const record = fc.record(Object.fromEntries(plain.map((f) => [f.name, fieldValue(f, depth)])), { requiredKeys: [] });
   const oneofs = type.oneofsArray
@@ -199,7 +241,8 @@ export function breaksRule(method: FuzzMethod, answer: Answer): string | undefin
   const m = /^([a-z0-9_.[\]]+): \S/.exec(answer.details);
   if (!m) return `INVALID_ARGUMENT without a field: ${answer.details}`;
   if (m[1] === 'request') return undefined;
-  if (!namesField(method.requestType, m[1])) return `INVALID_ARGUMENT names ${m[1]}, not a field of ${method.requestType.name}: ${answer.details}`;
+  if (!namesField(method.requestType, m[1]))
+    return `INVALID_ARGUMENT names ${m[1]}, not a field of ${method.requestType.name}: ${answer.details}`;
   return undefined;
 }
 

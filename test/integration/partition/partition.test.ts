@@ -53,27 +53,81 @@ describe('network partition between an agent and the coordinator (network namesp
     const tag = `p${process.pid % 100_000}`;
     partition = createPartition(tag, 1 + (process.pid % 250));
     const [cert, key] = [path.join(dir, 'coordinator.pem'), path.join(dir, 'coordinator-key.pem')];
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1',
-      '-keyout', key, '-out', cert, '-subj', '/CN=headroom partition test',
-      '-addext', `subjectAltName=IP:${partition.hostAddress}`,
-    ], { stdio: 'pipe' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-days',
+        '1',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-subj',
+        '/CN=headroom partition test',
+        '-addext',
+        `subjectAltName=IP:${partition.hostAddress}`,
+      ],
+      { stdio: 'pipe' },
+    );
     // Not loopback, so TLS: the agent trusts this self-signed certificate as its CA. Callers are not what
     // this test is about, so they go unidentified, which off loopback must be asked for.
     coordinator = await startCoordinator({
       host: 'part-host',
-      args: ['--listen', `${partition.hostAddress}:0`, '--tls-cert', cert, '--tls-key', key, '--tls-allow-anonymous', '--lease-ttl', TTL],
+      args: [
+        '--listen',
+        `${partition.hostAddress}:0`,
+        '--tls-cert',
+        cert,
+        '--tls-key',
+        key,
+        '--tls-allow-anonymous',
+        '--lease-ttl',
+        TTL,
+      ],
     });
     clients = connect(coordinator.address, grpc.credentials.createSsl(fs.readFileSync(cert)));
     const config = path.join(dir, 'agent.yaml');
-    fs.writeFileSync(config, `coordinator: ${coordinator.address}\ntls:\n  caFile: ${cert}\nvm: vm1\nhost: part-host\n`);
+    fs.writeFileSync(
+      config,
+      `coordinator: ${coordinator.address}\ntls:\n  caFile: ${cert}\nvm: vm1\nhost: part-host\n`,
+    );
 
     agent = startAgent(
-      ['netns', 'exec', partition.namespace, process.execPath, AGENT_MAIN, 'exec', '--config', config, '--job', 'nightly',
-        '--ttl', TTL, '--kill-grace', '2s', '--', 'sh', '-c', JOB, dir],
+      [
+        'netns',
+        'exec',
+        partition.namespace,
+        process.execPath,
+        AGENT_MAIN,
+        'exec',
+        '--config',
+        config,
+        '--job',
+        'nightly',
+        '--ttl',
+        TTL,
+        '--kill-grace',
+        '2s',
+        '--',
+        'sh',
+        '-c',
+        JOB,
+        dir,
+      ],
       { executable: 'ip' },
     );
-    const granted = await waitFor('the agent granted a token', () => /token (\S+), fencing (\d+)\)/.exec(agent!.stderr()), 20_000);
+    const granted = await waitFor(
+      'the agent granted a token',
+      () => /token (\S+), fencing (\d+)\)/.exec(agent!.stderr()),
+      20_000,
+    );
     const [staleToken, staleFencing] = [granted![1], Number(granted![2])];
     await waitFor('the job running', () => fs.existsSync(path.join(dir, 'heartbeat')));
     // Renewals get through while the link is up.
@@ -85,40 +139,79 @@ describe('network partition between an agent and the coordinator (network namesp
     // Someone else waits for the host: a HYPERVISOR backup, queued behind the agent's GUEST token.
     const next = acquire(clients, { kind: 'TOKEN_KIND_HYPERVISOR', host: 'part-host', vm: 'vm2' });
     let nextReceivedAt = 0;
-    void next.done.then(() => (nextReceivedAt = Date.now()), () => {});
+    void next.done.then(
+      () => (nextReceivedAt = Date.now()),
+      () => {},
+    );
     await waitFor('the HYPERVISOR request queued', () => next.updates.length > 0);
     assert.ok(next.updates[0].queued);
 
     partition.cut();
     const nextToken = (await next.done).granted!;
     // Released at once: nothing renews it, and on a busy machine the checks below can outlast its lease.
-    await unary(clients.token.Release.bind(clients.token), { tokenId: nextToken.tokenId, fencing: nextToken.fencing, outcome: { success: true } });
+    await unary(clients.token.Release.bind(clients.token), {
+      tokenId: nextToken.tokenId,
+      fencing: nextToken.fencing,
+      outcome: { success: true },
+    });
     assert.ok(fs.existsSync(path.join(dir, 'stopped')), 'the job had stopped by the time the next token was granted');
     const stoppedAt = Number(fs.readFileSync(path.join(dir, 'stopped'), 'utf8'));
     const lastHeartbeat = Number(fs.readFileSync(path.join(dir, 'heartbeat'), 'utf8'));
     const history = await unary(clients.admin.ListHistory.bind(clients.admin), { host: 'part-host', limit: 100 });
     const expired = history.events.find((e) => e.type === 'HISTORY_EVENT_TYPE_EXPIRED' && e.tokenId === staleToken);
-    assert.ok(expired, `the agent's lease expired on the coordinator: ${JSON.stringify(history.events.map((e) => e.type))}`);
-    assert.ok(stoppedAt < expired.atUnixMs, `the job stopped (${stoppedAt}) before its lease expired (${expired.atUnixMs})`);
+    assert.ok(
+      expired,
+      `the agent's lease expired on the coordinator: ${JSON.stringify(history.events.map((e) => e.type))}`,
+    );
+    assert.ok(
+      stoppedAt < expired.atUnixMs,
+      `the job stopped (${stoppedAt}) before its lease expired (${expired.atUnixMs})`,
+    );
     assert.ok(lastHeartbeat <= stoppedAt, 'and did nothing after it stopped');
-    assert.ok(stoppedAt < nextReceivedAt, `the job stopped (${stoppedAt}) before the next token was granted (${nextReceivedAt})`);
+    assert.ok(
+      stoppedAt < nextReceivedAt,
+      `the job stopped (${stoppedAt}) before the next token was granted (${nextReceivedAt})`,
+    );
     assert.ok(nextToken.fencing > staleFencing);
     assert.match(agent.stderr(), /stopping the command/);
-    console.log(`      job stopped ${expired.atUnixMs - stoppedAt} ms before its lease expired, ${nextReceivedAt - stoppedAt} ms before the next grant`);
+    console.log(
+      `      job stopped ${expired.atUnixMs - stoppedAt} ms before its lease expired, ${nextReceivedAt - stoppedAt} ms before the next grant`,
+    );
 
     partition.restore();
     assert.equal(await agent.exited, 75, 'the agent exits with 75: its lease was lost and the command stopped');
     const stale = JSON.parse(
-      execFileSync('ip', ['netns', 'exec', partition.namespace, process.execPath, STALE_HOLDER, coordinator.address, cert, staleToken, String(staleFencing)], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-      }),
+      execFileSync(
+        'ip',
+        [
+          'netns',
+          'exec',
+          partition.namespace,
+          process.execPath,
+          STALE_HOLDER,
+          coordinator.address,
+          cert,
+          staleToken,
+          String(staleFencing),
+        ],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      ),
     ) as { renew: { code: number; details: string }; release: { code: number; details: string } };
     assert.equal(stale.renew.code, grpc.status.FAILED_PRECONDITION, stale.renew.details);
     assert.match(stale.renew.details, /expired/);
     assert.equal(stale.release.code, grpc.status.FAILED_PRECONDITION, stale.release.details);
     const after = await unary(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm1', limit: 100 });
-    assert.ok(!after.events.some((e) => e.tokenId === staleToken && (e.type === 'HISTORY_EVENT_TYPE_RENEWED' || e.type === 'HISTORY_EVENT_TYPE_RELEASED') && e.seq > expired.seq),
-      'nothing the stale holder sent after the expiry was recorded');
+    assert.ok(
+      !after.events.some(
+        (e) =>
+          e.tokenId === staleToken &&
+          (e.type === 'HISTORY_EVENT_TYPE_RENEWED' || e.type === 'HISTORY_EVENT_TYPE_RELEASED') &&
+          e.seq > expired.seq,
+      ),
+      'nothing the stale holder sent after the expiry was recorded',
+    );
   });
 });

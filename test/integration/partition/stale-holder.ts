@@ -24,7 +24,10 @@ async function main(): Promise<void> {
   const ref = { tokenId, fencing: Number(fencing) };
   const renew = await statusOf(unary(clients.token.Renew.bind(clients.token), ref));
   const release = await statusOf(
-    unary(clients.token.Release.bind(clients.token), { ...ref, outcome: { success: false, exitCode: 75, durationMs: 0, bytes: 0, message: 'stale' } }),
+    unary(clients.token.Release.bind(clients.token), {
+      ...ref,
+      outcome: { success: false, exitCode: 75, durationMs: 0, bytes: 0, message: 'stale' },
+    }),
   );
   clients.close();
   process.stdout.write(`${JSON.stringify({ renew, release })}\n`);

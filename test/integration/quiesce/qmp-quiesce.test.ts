@@ -21,7 +21,22 @@ describe('host-backup --driver qmp --quiesce', function () {
   let clients: Clients;
   let agent: AgentProcess | undefined;
   const hostBackup = (...extra: string[]) =>
-    runCtl(['--coordinator', coordinator.address, 'host-backup', '--host', 'host-a', '--vm', 'vm1', '--driver', 'qmp', '--qmp-socket', f.daemon.qmpSocket, '--target', f.store.dir, ...extra]);
+    runCtl([
+      '--coordinator',
+      coordinator.address,
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm1',
+      '--driver',
+      'qmp',
+      '--qmp-socket',
+      f.daemon.qmpSocket,
+      '--target',
+      f.store.dir,
+      ...extra,
+    ]);
 
   beforeEach(async () => {
     coordinator = await startCoordinator({ host: 'host-a' });
@@ -43,17 +58,36 @@ describe('host-backup --driver qmp --quiesce', function () {
     assert.deepEqual(hooks.sequence(), ['10-db freeze', '20-fs freeze', '20-fs thaw', '10-db thaw']);
     const records = f.store.records('vm1');
     assert.equal(records.length, 2);
-    assert.deepEqual(records.map((r) => r.consistency), ['application', 'application']);
+    assert.deepEqual(
+      records.map((r) => r.consistency),
+      ['application', 'application'],
+    );
     // The jobs' creation (the snapshot point) lies between the last freeze hook and the first thaw hook
     // (ms in the manifest, ns in the calls file: 1 ms of rounding either way).
     const calls = hooks.calls();
     const lastFreezeMs = Number(calls[1].atNs / 1_000_000n);
     const firstThawMs = Number(calls[2].atNs / 1_000_000n);
     for (const r of records) {
-      assert.ok(r.takenAtMs >= lastFreezeMs - 1 && r.takenAtMs <= firstThawMs + 1, `snapshot at ${r.takenAtMs}, frozen ${lastFreezeMs}..${firstThawMs}`);
+      assert.ok(
+        r.takenAtMs >= lastFreezeMs - 1 && r.takenAtMs <= firstThawMs + 1,
+        `snapshot at ${r.takenAtMs}, frozen ${lastFreezeMs}..${firstThawMs}`,
+      );
     }
-    const events = (await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm1', limit: 20 })).events;
-    assert.deepEqual(events.map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_QUIESCED', 'HISTORY_EVENT_TYPE_THAWED', 'HISTORY_EVENT_TYPE_RELEASED']);
+    const events = (
+      await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(
+        clients.admin.ListHistory.bind(clients.admin),
+        { vm: 'vm1', limit: 20 },
+      )
+    ).events;
+    assert.deepEqual(
+      events.map((e) => e.type),
+      [
+        'HISTORY_EVENT_TYPE_GRANTED',
+        'HISTORY_EVENT_TYPE_QUIESCED',
+        'HISTORY_EVENT_TYPE_THAWED',
+        'HISTORY_EVENT_TYPE_RELEASED',
+      ],
+    );
     assert.match(events[3].detail, /^success, .*application-consistent/);
   });
 
@@ -61,8 +95,16 @@ describe('host-backup --driver qmp --quiesce', function () {
     const run = await hostBackup('--quiesce', 'try');
     assert.equal(run.code, 0, run.stderr);
     assert.match(run.stderr, /not connected; --quiesce try: going on, crash-consistent/);
-    assert.deepEqual(f.store.records('vm1').map((r) => r.consistency), ['crash', 'crash']);
-    const events = (await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm1', limit: 20 })).events;
+    assert.deepEqual(
+      f.store.records('vm1').map((r) => r.consistency),
+      ['crash', 'crash'],
+    );
+    const events = (
+      await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(
+        clients.admin.ListHistory.bind(clients.admin),
+        { vm: 'vm1', limit: 20 },
+      )
+    ).events;
     assert.match(events.at(-1)!.detail, /^success, .*crash-consistent/);
   });
 
@@ -71,14 +113,32 @@ describe('host-backup --driver qmp --quiesce', function () {
     assert.equal(run.code, 1, run.stderr);
     assert.match(run.stderr, /agent of VM vm1 is not connected/);
     assert.deepEqual(f.store.records('vm1'), []);
-    const events = (await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm1', limit: 20 })).events;
+    const events = (
+      await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(
+        clients.admin.ListHistory.bind(clients.admin),
+        { vm: 'vm1', limit: 20 },
+      )
+    ).events;
     assert.match(events.at(-1)!.detail, /^failure, exit 1/);
   });
 
   it('qmp-backup alone refuses --quiesce: it quiesces only under the token host-backup gives it', async () => {
-    const run = await runCtl(['qmp-backup', '--vm', 'vm1', '--qmp-socket', f.daemon.qmpSocket, '--target', f.store.dir, '--quiesce', 'try']);
+    const run = await runCtl([
+      'qmp-backup',
+      '--vm',
+      'vm1',
+      '--qmp-socket',
+      f.daemon.qmpSocket,
+      '--target',
+      f.store.dir,
+      '--quiesce',
+      'try',
+    ]);
     assert.equal(run.code, 64, run.stderr);
-    assert.match(run.stderr, /--quiesce try needs the HYPERVISOR token the backup runs under: use host-backup --driver qmp/);
+    assert.match(
+      run.stderr,
+      /--quiesce try needs the HYPERVISOR token the backup runs under: use host-backup --driver qmp/,
+    );
     assert.deepEqual(f.store.records('vm1'), []);
   });
 });

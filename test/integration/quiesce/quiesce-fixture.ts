@@ -33,7 +33,11 @@ export function hookSet(names: string[], failing: string[] = []): HookSet {
   fs.mkdirSync(dir);
   for (const name of names) {
     const fail = failing.includes(name) ? '[ "$1" = freeze ] && exit 1\n' : '';
-    fs.writeFileSync(path.join(dir, name), `#!/bin/sh\necho "$(date +%s%N) ${name} $1" >> '${callsFile}'\n${fail}exit 0\n`, { mode: 0o755 });
+    fs.writeFileSync(
+      path.join(dir, name),
+      `#!/bin/sh\necho "$(date +%s%N) ${name} $1" >> '${callsFile}'\n${fail}exit 0\n`,
+      { mode: 0o755 },
+    );
   }
   const calls = (): Call[] => {
     let text = '';
@@ -60,9 +64,22 @@ export function hookSet(names: string[], failing: string[] = []): HookSet {
 }
 
 /** Starts `headroom-agent run` for `vm` with the hooks of `hooks` and the freeze's default bound `holdMs`. */
-export async function startQuiesceAgent(address: string, vm: string, hooks: HookSet, holdMs: number): Promise<AgentProcess> {
+export async function startQuiesceAgent(
+  address: string,
+  vm: string,
+  hooks: HookSet,
+  holdMs: number,
+): Promise<AgentProcess> {
   const config = writeConfig(
-    [`coordinator: ${address}`, `vm: ${vm}`, 'host: host-a', 'quiesce:', `  hooksDir: ${hooks.dir}`, `  defaultHold: ${holdMs}ms`, 'jobs: []'].join('\n'),
+    [
+      `coordinator: ${address}`,
+      `vm: ${vm}`,
+      'host: host-a',
+      'quiesce:',
+      `  hooksDir: ${hooks.dir}`,
+      `  defaultHold: ${holdMs}ms`,
+      'jobs: []',
+    ].join('\n'),
   );
   const agent = startAgent(['run', '--config', config]);
   await waitFor(`the agent of ${vm} to connect`, () => /session up/.test(agent.stderr()), 15_000);

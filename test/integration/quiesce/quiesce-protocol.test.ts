@@ -38,9 +38,28 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     return a;
   };
   const hostBackup = (vm: string, mode: string, command: string) =>
-    runCtl(['--coordinator', coordinator.address, 'host-backup', '--host', 'host-a', '--vm', vm, '--quiesce', mode, '--', 'sh', '-c', command]);
+    runCtl([
+      '--coordinator',
+      coordinator.address,
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      vm,
+      '--quiesce',
+      mode,
+      '--',
+      'sh',
+      '-c',
+      command,
+    ]);
   const history = async (vm: string) =>
-    (await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(clients.admin.ListHistory.bind(clients.admin), { vm, limit: 100 })).events;
+    (
+      await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(
+        clients.admin.ListHistory.bind(clients.admin),
+        { vm, limit: 100 },
+      )
+    ).events;
 
   it('freezes the hooks in order, runs the snapshot, thaws them in reverse, and records an application-consistent backup', async () => {
     const hooks = hookSet(['10-db', '20-fs']);
@@ -49,12 +68,24 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(hooks.sequence(), ['10-db freeze', '20-fs freeze', 'snapshot', '20-fs thaw', '10-db thaw']);
     const times = hooks.calls().map((c) => c.atNs);
-    assert.deepEqual([...times].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), times, 'the calls file is in time order');
+    assert.deepEqual(
+      [...times].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
+      times,
+      'the calls file is in time order',
+    );
     assert.match(run.stderr, /guest quiesced \(10-db, 20-fs\)/);
     assert.match(run.stderr, /consistency: application/);
 
     const events = await history('vm-app');
-    assert.deepEqual(events.map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_QUIESCED', 'HISTORY_EVENT_TYPE_THAWED', 'HISTORY_EVENT_TYPE_RELEASED']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      [
+        'HISTORY_EVENT_TYPE_GRANTED',
+        'HISTORY_EVENT_TYPE_QUIESCED',
+        'HISTORY_EVENT_TYPE_THAWED',
+        'HISTORY_EVENT_TYPE_RELEASED',
+      ],
+    );
     assert.match(events[1].detail, /hooks: 10-db, 20-fs/);
     assert.match(events[2].detail, /thawed on the coordinator's word after \d+ ms frozen/);
     assert.match(events[3].detail, /^success, .*application-consistent/);
@@ -67,7 +98,10 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     assert.match(run.stderr, /the agent of VM vm-absent is not connected/);
     assert.deepEqual(hooks.sequence(), [], 'the command never ran');
     const events = await history('vm-absent');
-    assert.deepEqual(events.map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_QUIESCE_FAILED', 'HISTORY_EVENT_TYPE_RELEASED']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_QUIESCE_FAILED', 'HISTORY_EVENT_TYPE_RELEASED'],
+    );
     assert.match(events[2].detail, /^failure, exit 1, .*crash-consistent: guest not quiesced \(--quiesce require\)/);
   });
 
@@ -105,7 +139,10 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     const run = await hostBackup('vm-off', 'off', hooks.stepCommand('snapshot'));
     assert.equal(run.code, 0, run.stderr);
     assert.deepEqual(hooks.sequence(), ['snapshot']);
-    assert.deepEqual((await history('vm-off')).map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_RELEASED']);
+    assert.deepEqual(
+      (await history('vm-off')).map((e) => e.type),
+      ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_RELEASED'],
+    );
   });
 
   it('a guest that thawed by itself before the snapshot was done makes it crash-consistent: try goes on, require fails', async () => {
@@ -113,46 +150,102 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     await agent('vm-slow', hooks);
     // The command outlasts the freeze's bound: the agent thaws on its own timer before the "snapshot".
     const slow = (mode: string) =>
-      runCtl(['--coordinator', coordinator.address, 'host-backup', '--host', 'host-a', '--vm', 'vm-slow', '--quiesce', mode, '--quiesce-hold', '300ms', '--', 'sh', '-c', `sleep 1; ${hooks.stepCommand('snapshot')}`]);
+      runCtl([
+        '--coordinator',
+        coordinator.address,
+        'host-backup',
+        '--host',
+        'host-a',
+        '--vm',
+        'vm-slow',
+        '--quiesce',
+        mode,
+        '--quiesce-hold',
+        '300ms',
+        '--',
+        'sh',
+        '-c',
+        `sleep 1; ${hooks.stepCommand('snapshot')}`,
+      ]);
     const tried = await slow('try');
     assert.equal(tried.code, 0, tried.stderr);
     assert.deepEqual(hooks.sequence(), ['10-db freeze', '10-db thaw', 'snapshot']);
-    assert.match(tried.stderr, /the guest thawed by itself before the snapshot point was done \(its bound of 300 ms passed\); the snapshot is crash-consistent/);
+    assert.match(
+      tried.stderr,
+      /the guest thawed by itself before the snapshot point was done \(its bound of 300 ms passed\); the snapshot is crash-consistent/,
+    );
     const required = await slow('require');
     assert.equal(required.code, 1, required.stderr);
     assert.match(required.stderr, /exit code 0, but the snapshot is only crash-consistent \(--quiesce require\)/);
     const events = await history('vm-slow');
     const thaws = events.filter((e) => e.type === 'HISTORY_EVENT_TYPE_THAWED');
     assert.equal(thaws.length, 2);
-    assert.ok(thaws.every((e) => /^auto-thawed by the agent/.test(e.detail)), thaws.map((e) => e.detail).join('; '));
-    assert.deepEqual(events.filter((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED').map((e) => /crash-consistent/.test(e.detail)), [true, true]);
+    assert.ok(
+      thaws.every((e) => /^auto-thawed by the agent/.test(e.detail)),
+      thaws.map((e) => e.detail).join('; '),
+    );
+    assert.deepEqual(
+      events.filter((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED').map((e) => /crash-consistent/.test(e.detail)),
+      [true, true],
+    );
   });
 
-  it('thaws the guest on the coordinator\'s word when its token is released while it is frozen', async () => {
+  it("thaws the guest on the coordinator's word when its token is released while it is frozen", async () => {
     const hooks = hookSet(['10-db', '20-fs']);
     await agent('vm-rel', hooks, 60_000);
     const token = await acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-rel', job: 'snap' });
     const ref = { tokenId: token.tokenId, fencing: token.fencing };
-    const frozen = await unary<v1.QuiesceRequest, v1.QuiesceResponse__Output>(clients.token.Quiesce.bind(clients.token), { ...ref, holdMs: 60_000 });
+    const frozen = await unary<v1.QuiesceRequest, v1.QuiesceResponse__Output>(
+      clients.token.Quiesce.bind(clients.token),
+      { ...ref, holdMs: 60_000 },
+    );
     assert.equal(frozen.state, 'QUIESCE_STATE_FROZEN', frozen.message);
-    await unary(clients.token.Release.bind(clients.token), { ...ref, outcome: { success: false, message: 'the snapshot tool crashed' } });
+    await unary(clients.token.Release.bind(clients.token), {
+      ...ref,
+      outcome: { success: false, message: 'the snapshot tool crashed' },
+    });
     await waitFor('the hooks to thaw', () => hooks.sequence().length === 4, 15_000);
     assert.deepEqual(hooks.sequence(), ['10-db freeze', '20-fs freeze', '20-fs thaw', '10-db thaw']);
-    await waitFor('the thaw in the history', async () => (await history('vm-rel')).some((e) => e.type === 'HISTORY_EVENT_TYPE_THAWED'), 10_000);
+    await waitFor(
+      'the thaw in the history',
+      async () => (await history('vm-rel')).some((e) => e.type === 'HISTORY_EVENT_TYPE_THAWED'),
+      10_000,
+    );
     const events = await history('vm-rel');
-    assert.deepEqual(events.map((e) => e.type), ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_QUIESCED', 'HISTORY_EVENT_TYPE_RELEASED', 'HISTORY_EVENT_TYPE_THAWED']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      [
+        'HISTORY_EVENT_TYPE_GRANTED',
+        'HISTORY_EVENT_TYPE_QUIESCED',
+        'HISTORY_EVENT_TYPE_RELEASED',
+        'HISTORY_EVENT_TYPE_THAWED',
+      ],
+    );
     assert.match(events[3].detail, /^thawed on the coordinator's word/);
   });
 
   it('refuses --quiesce-hold without a quiesce mode as a usage error', async () => {
-    const run = await runCtl(['--coordinator', coordinator.address, 'host-backup', '--host', 'host-a', '--vm', 'vm-x', '--quiesce-hold', '2s', '--', 'true']);
+    const run = await runCtl([
+      '--coordinator',
+      coordinator.address,
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm-x',
+      '--quiesce-hold',
+      '2s',
+      '--',
+      'true',
+    ]);
     assert.equal(run.code, 64, run.stderr);
     assert.match(run.stderr, /--quiesce-hold needs --quiesce require or try/);
   });
 
   it('refuses Quiesce of a GUEST token and with a stale fencing number (FAILED_PRECONDITION), and a bad bound by its field', async () => {
     const guest = await acquire(clients, { kind: 'GUEST', vm: 'vm-guest', job: 'restic' });
-    const quiesce = (req: Partial<v1.QuiesceRequest>) => unary(clients.token.Quiesce.bind(clients.token), { tokenId: guest.tokenId, fencing: guest.fencing, ...req });
+    const quiesce = (req: Partial<v1.QuiesceRequest>) =>
+      unary(clients.token.Quiesce.bind(clients.token), { tokenId: guest.tokenId, fencing: guest.fencing, ...req });
     const notHv = await statusOf(quiesce({}));
     assert.equal(notHv.code, grpc.status.FAILED_PRECONDITION);
     assert.match(notHv.details, /GUEST token; only a HYPERVISOR token's guest is quiesced/);
@@ -167,7 +260,10 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     const hooks = hookSet(['10-db', '20-fs']);
     const a = await agent('vm-kill', hooks, holdMs);
     const token = await acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-kill', job: 'snap' });
-    const frozen = await unary<v1.QuiesceRequest, v1.QuiesceResponse__Output>(clients.token.Quiesce.bind(clients.token), { tokenId: token.tokenId, fencing: token.fencing });
+    const frozen = await unary<v1.QuiesceRequest, v1.QuiesceResponse__Output>(
+      clients.token.Quiesce.bind(clients.token),
+      { tokenId: token.tokenId, fencing: token.fencing },
+    );
     assert.equal(frozen.state, 'QUIESCE_STATE_FROZEN', frozen.message);
     assert.equal(frozen.holdMs, holdMs);
     const address = coordinator.address;
@@ -183,12 +279,20 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     assert.ok(frozenMs >= holdMs - 50, `thawed after ${frozenMs} ms, before its bound`);
     assert.ok(frozenMs < holdMs + 3_000, `frozen ${frozenMs} ms for a bound of ${holdMs} ms`);
     // Said once the last thaw hook has returned, a moment after it wrote its line.
-    await waitFor('the agent to log its auto-thaw', () => /no thaw came within the bound: the guest thawed by itself/.test(a.stderr()), 10_000);
+    await waitFor(
+      'the agent to log its auto-thaw',
+      () => /no thaw came within the bound: the guest thawed by itself/.test(a.stderr()),
+      10_000,
+    );
 
     // A coordinator back on the same address and database hears of it when the agent reconnects.
     coordinator = await startCoordinator({ host: 'host-a', dbPath: coordinator.dbPath, listen: address });
     clients = testClients(coordinator.address);
-    await waitFor('the auto-thaw in the history', async () => (await history('vm-kill')).some((e) => e.type === 'HISTORY_EVENT_TYPE_THAWED'), 30_000);
+    await waitFor(
+      'the auto-thaw in the history',
+      async () => (await history('vm-kill')).some((e) => e.type === 'HISTORY_EVENT_TYPE_THAWED'),
+      30_000,
+    );
     const thawed = (await history('vm-kill')).find((e) => e.type === 'HISTORY_EVENT_TYPE_THAWED')!;
     assert.equal(thawed.tokenId, token.tokenId);
     assert.match(thawed.detail, /^auto-thawed by the agent/);

@@ -18,7 +18,10 @@ import { adminPem } from './pki-fixture';
 
 /** Runs `headroom-agent ARGS` to completion (for enroll). */
 function runAgent(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [AGENT_MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HEADROOM_LOG: 'info' } });
+  const child = spawn(process.execPath, [AGENT_MAIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, HEADROOM_LOG: 'info' },
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -42,7 +45,8 @@ describe('enrolment end to end (real headroomctl, coordinator and agent processe
     assert.match(r.stderr, /one-time token for the agent of vm1 on host-a/);
     return r.stdout.trim();
   };
-  const vm1 = async () => (await unary(admin.admin.ListAgents.bind(admin.admin), {})).agents.find((a) => a.vm === 'vm1');
+  const vm1 = async () =>
+    (await unary(admin.admin.ListAgents.bind(admin.admin), {})).agents.find((a) => a.vm === 'vm1');
 
   before(async () => {
     dir = tempDir('headroom-enrol-');
@@ -56,7 +60,14 @@ describe('enrolment end to end (real headroomctl, coordinator and agent processe
     coordinator = await startCoordinator({ args: ['--pki-dir', pkiDir] });
     address = coordinator.address.replace('127.0.0.1', 'localhost');
     const pem = adminPem(pkiDir);
-    admin = connect(address, grpc.credentials.createSsl(fs.readFileSync(pem.caFile), fs.readFileSync(pem.keyFile!), fs.readFileSync(pem.certFile!)));
+    admin = connect(
+      address,
+      grpc.credentials.createSsl(
+        fs.readFileSync(pem.caFile),
+        fs.readFileSync(pem.keyFile!),
+        fs.readFileSync(pem.certFile!),
+      ),
+    );
   });
 
   after(async () => {
@@ -73,7 +84,10 @@ describe('enrolment end to end (real headroomctl, coordinator and agent processe
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^enrolled as the agent of VM vm1 on host host-a, certificate valid until /);
     assert.equal(fs.statSync(path.join(agentDir, 'agent-key.pem')).mode & 0o777, 0o600);
-    assert.ok(!r.stderr.includes('PRIVATE KEY') && !r.stdout.includes(token.split('.')[2]), 'neither the key nor the secret is printed');
+    assert.ok(
+      !r.stderr.includes('PRIVATE KEY') && !r.stdout.includes(token.split('.')[2]),
+      'neither the key nor the secret is printed',
+    );
 
     const config = path.join(dir, 'agent.yaml');
     // The lines `enroll` printed for agent.yaml, as they are.
@@ -85,21 +99,58 @@ describe('enrolment end to end (real headroomctl, coordinator and agent processe
   });
 
   it('runs host-backup as the host identity pki init made, which may not make admin calls', async () => {
-    const host = ['--coordinator', address, '--tls-ca', path.join(pkiDir, 'ca.pem'), '--tls-cert', path.join(pkiDir, 'host.pem'), '--tls-key', path.join(pkiDir, 'host.key')];
-    const r = await runCtl([...host, 'host-backup', '--host', 'host-a', '--vm', 'vm1', '--job', 'vzdump', '--', 'true']);
+    const host = [
+      '--coordinator',
+      address,
+      '--tls-ca',
+      path.join(pkiDir, 'ca.pem'),
+      '--tls-cert',
+      path.join(pkiDir, 'host.pem'),
+      '--tls-key',
+      path.join(pkiDir, 'host.key'),
+    ];
+    const r = await runCtl([
+      ...host,
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm1',
+      '--job',
+      'vzdump',
+      '--',
+      'true',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     // The host role takes no admin calls.
     const status = await runCtl([...host, 'status']);
     assert.equal(status.code, 1);
-    assert.match(status.stderr, /PERMISSION_DENIED: AdminService\.ListHosts needs the admin role; the caller is host host-a/);
+    assert.match(
+      status.stderr,
+      /PERMISSION_DENIED: AdminService\.ListHosts needs the admin role; the caller is host host-a/,
+    );
   });
 
   it('refuses a token the second time', async () => {
     const token = await createToken();
-    assert.equal((await runAgent(['enroll', '--token', token, '--coordinator', address, '--dir', path.join(dir, 'once')])).code, 0);
-    const again = await runAgent(['enroll', '--token', token, '--coordinator', address, '--dir', path.join(dir, 'twice')]);
+    assert.equal(
+      (await runAgent(['enroll', '--token', token, '--coordinator', address, '--dir', path.join(dir, 'once')])).code,
+      0,
+    );
+    const again = await runAgent([
+      'enroll',
+      '--token',
+      token,
+      '--coordinator',
+      address,
+      '--dir',
+      path.join(dir, 'twice'),
+    ]);
     assert.equal(again.code, 1);
-    assert.match(again.stderr, /headroom-agent: the coordinator refused to enrol this agent: PERMISSION_DENIED: enrolment token refused: it was already used/);
+    assert.match(
+      again.stderr,
+      /headroom-agent: the coordinator refused to enrol this agent: PERMISSION_DENIED: enrolment token refused: it was already used/,
+    );
     assert.ok(!fs.existsSync(path.join(dir, 'twice', 'agent.pem')));
   });
 
@@ -115,25 +166,54 @@ describe('enrolment end to end (real headroomctl, coordinator and agent processe
   it('refuses to enrol with a coordinator whose CA is not the one the token pins', async () => {
     const token = await createToken();
     const forged = token.replace(/\.[0-9a-f]{64}$/, `.${'0'.repeat(64)}`);
-    const r = await runAgent(['enroll', '--token', forged, '--coordinator', address, '--dir', path.join(dir, 'forged')]);
+    const r = await runAgent([
+      'enroll',
+      '--token',
+      forged,
+      '--coordinator',
+      address,
+      '--dir',
+      path.join(dir, 'forged'),
+    ]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /did not present the CA this token pins \(sha256 0{64}\): not enrolling/);
   });
 
   it('rotates: the agent enrols again with a new key, and its old certificate is refused from then on', async () => {
     const before = await ctl('pki', 'list', '--json');
-    const old = (JSON.parse(before.stdout).certificates as { serial: string; identity: { vm: string } }[]).filter((c) => c.identity.vm === 'vm1');
+    const old = (JSON.parse(before.stdout).certificates as { serial: string; identity: { vm: string } }[]).filter(
+      (c) => c.identity.vm === 'vm1',
+    );
     assert.ok(old.length >= 1);
     const rotate = await ctl('pki', 'rotate', '--host', 'host-a', '--vm', 'vm1');
     assert.equal(rotate.code, 0, rotate.stderr);
-    const r = await runAgent(['enroll', '--token', rotate.stdout.trim(), '--coordinator', address, '--dir', path.join(dir, 'rotated')]);
+    const r = await runAgent([
+      'enroll',
+      '--token',
+      rotate.stdout.trim(),
+      '--coordinator',
+      address,
+      '--dir',
+      path.join(dir, 'rotated'),
+    ]);
     assert.equal(r.code, 0, r.stderr);
     // The running agent still holds the old certificate: its session is closed and stays refused.
-    await waitFor(async () => (await vm1())?.connected === false, 15_000, 'the old certificate\'s session to be closed');
-    await waitFor(() => /WARN +call refused method=AgentService\.Session code=UNAUTHENTICATED reason="certificate [0-9a-f]+ was revoked"/.test(coordinator.log()), 15_000, 'the refusal of the old certificate in the log');
+    await waitFor(async () => (await vm1())?.connected === false, 15_000, "the old certificate's session to be closed");
+    await waitFor(
+      () =>
+        /WARN +call refused method=AgentService\.Session code=UNAUTHENTICATED reason="certificate [0-9a-f]+ was revoked"/.test(
+          coordinator.log(),
+        ),
+      15_000,
+      'the refusal of the old certificate in the log',
+    );
     const list = await ctl('pki', 'list', '--all');
     assert.equal(list.code, 0, list.stderr);
-    for (const c of old) assert.match(list.stdout, new RegExp(`${c.serial} +agent +vm1@host-a .*revoked \\(rotated: replaced by [0-9a-f]+\\)`));
+    for (const c of old)
+      assert.match(
+        list.stdout,
+        new RegExp(`${c.serial} +agent +vm1@host-a .*revoked \\(rotated: replaced by [0-9a-f]+\\)`),
+      );
 
     const revoke = await ctl('pki', 'revoke', '--host', 'host-a', '--vm', 'vm1', '--reason', 'decommissioned');
     assert.equal(revoke.code, 0, revoke.stderr);

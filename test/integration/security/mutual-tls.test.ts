@@ -37,7 +37,15 @@ describe('security: mutual TLS, roles and revocation (real coordinator, real cer
 
   /** Waits until the coordinator's log has a refusal matching all of `parts`. */
   const refusalLogged = (...parts: RegExp[]) =>
-    waitFor(() => f.coordinator.log().split('\n').some((l) => /WARN +call refused/.test(l) && parts.every((p) => p.test(l))), 5_000, `a refusal log line matching ${parts.join(' ')}`);
+    waitFor(
+      () =>
+        f.coordinator
+          .log()
+          .split('\n')
+          .some((l) => /WARN +call refused/.test(l) && parts.every((p) => p.test(l))),
+      5_000,
+      `a refusal log line matching ${parts.join(' ')}`,
+    );
 
   it('refuses a client without a certificate with UNAUTHENTICATED, and logs it', async () => {
     const anonymous = f.clients({ caFile: path.join(f.pkiDir, 'ca.pem') });
@@ -46,7 +54,11 @@ describe('security: mutual TLS, roles and revocation (real coordinator, real cer
     assert.match(admin.details, /client certificate issued by this coordinator's CA is required/);
     const token = await statusOf(acquire(anonymous, { vm: 'vm1', kind: 'TOKEN_KIND_GUEST' }).done);
     assert.equal(token.code, grpc.status.UNAUTHENTICATED);
-    await refusalLogged(/method=AdminService\.ListHosts/, /code=UNAUTHENTICATED/, /certificate issued by this coordinator's CA is required/);
+    await refusalLogged(
+      /method=AdminService\.ListHosts/,
+      /code=UNAUTHENTICATED/,
+      /certificate issued by this coordinator's CA is required/,
+    );
     await refusalLogged(/method=TokenService\.Acquire/, /code=UNAUTHENTICATED/);
   });
 
@@ -64,7 +76,12 @@ describe('security: mutual TLS, roles and revocation (real coordinator, real cer
     const s = await statusOf(acquire(vm1, { vm: 'vm2', kind: 'TOKEN_KIND_GUEST' }).done);
     assert.equal(s.code, grpc.status.PERMISSION_DENIED);
     assert.match(s.details, /agent vm1@host-a may act only for its own VM, not for vm "vm2"/);
-    await refusalLogged(/method=TokenService\.Acquire/, /code=PERMISSION_DENIED/, /identity="agent vm1@host-a"/, new RegExp(`serial=${vm1Serial}`));
+    await refusalLogged(
+      /method=TokenService\.Acquire/,
+      /code=PERMISSION_DENIED/,
+      /identity="agent vm1@host-a"/,
+      new RegExp(`serial=${vm1Serial}`),
+    );
   });
 
   it('refuses an agent asking for a HYPERVISOR token with PERMISSION_DENIED, and logs it', async () => {
@@ -79,7 +96,11 @@ describe('security: mutual TLS, roles and revocation (real coordinator, real cer
     assert.equal(s.code, grpc.status.PERMISSION_DENIED);
     const pki = await statusOf(unary(vm1.pki.ListCertificates.bind(vm1.pki), {}));
     assert.equal(pki.code, grpc.status.PERMISSION_DENIED);
-    await refusalLogged(/method=AdminService\.ListHosts/, /code=PERMISSION_DENIED/, /needs the admin role; the caller is agent vm1@host-a/);
+    await refusalLogged(
+      /method=AdminService\.ListHosts/,
+      /code=PERMISSION_DENIED/,
+      /needs the admin role; the caller is agent vm1@host-a/,
+    );
     await refusalLogged(/method=PkiService\.ListCertificates/, /code=PERMISSION_DENIED/);
   });
 
@@ -99,13 +120,19 @@ describe('security: mutual TLS, roles and revocation (real coordinator, real cer
     // Another caller cannot touch the agent's token: the host role takes HYPERVISOR tokens only.
     assert.equal((await statusOf(renew(host, guest))).code, grpc.status.PERMISSION_DENIED);
     await release(vm1, guest);
-    assert.equal((await statusOf(acquire(host, { vm: 'vm1', kind: 'TOKEN_KIND_GUEST' }).done)).code, grpc.status.PERMISSION_DENIED);
+    assert.equal(
+      (await statusOf(acquire(host, { vm: 'vm1', kind: 'TOKEN_KIND_GUEST' }).done)).code,
+      grpc.status.PERMISSION_DENIED,
+    );
     const hyper = await grant(host, { vm: 'vm1', kind: 'TOKEN_KIND_HYPERVISOR', host: 'host-a' });
     // The agent may not renew or release the host's HYPERVISOR token either.
     assert.equal((await statusOf(release(vm1, hyper))).code, grpc.status.PERMISSION_DENIED);
     await release(host, hyper);
     const hosts = await listHosts(f.admin);
-    assert.deepEqual(hosts.hosts.map((h) => h.host), ['host-a']);
+    assert.deepEqual(
+      hosts.hosts.map((h) => h.host),
+      ['host-a'],
+    );
   });
 
   it("lets the host role, never the VM's own agent, quiesce a HYPERVISOR token's guest", async () => {
@@ -132,27 +159,50 @@ describe('security: mutual TLS, roles and revocation (real coordinator, real cer
     call.write({ hello: { vm: 'vm3', host: 'host-a', agentVersion: 'test', hostname: 'vm3', jobs: [] } });
     await waitFor(() => messages.some((m) => m.settings), 5_000, 'the session settings');
     const agents = await unary(f.admin.admin.ListAgents.bind(f.admin.admin), {});
-    assert.ok(agents.agents.some((a) => a.vm === 'vm3' && a.connected), 'vm3 connected before the revocation');
+    assert.ok(
+      agents.agents.some((a) => a.vm === 'vm3' && a.connected),
+      'vm3 connected before the revocation',
+    );
 
-    const res = await unary(f.admin.pki.RevokeCertificates.bind(f.admin.pki), { serial: pem.serial, reason: 'test: compromised' });
-    assert.deepEqual(res.revoked.map((c) => c.serial), [pem.serial]);
+    const res = await unary(f.admin.pki.RevokeCertificates.bind(f.admin.pki), {
+      serial: pem.serial,
+      reason: 'test: compromised',
+    });
+    assert.deepEqual(
+      res.revoked.map((c) => c.serial),
+      [pem.serial],
+    );
     const err = await ended;
     assert.equal(err.code, grpc.status.UNAUTHENTICATED);
     assert.match(err.details, /was revoked/);
-    await waitFor(async () => {
-      const now = await unary(f.admin.admin.ListAgents.bind(f.admin.admin), {});
-      return now.agents.some((a) => a.vm === 'vm3' && !a.connected);
-    }, 5_000, 'the coordinator to see vm3 disconnected');
+    await waitFor(
+      async () => {
+        const now = await unary(f.admin.admin.ListAgents.bind(f.admin.admin), {});
+        return now.agents.some((a) => a.vm === 'vm3' && !a.connected);
+      },
+      5_000,
+      'the coordinator to see vm3 disconnected',
+    );
 
     const again = await statusOf(acquire(vm3, { vm: 'vm3', kind: 'TOKEN_KIND_GUEST' }).done);
     assert.equal(again.code, grpc.status.UNAUTHENTICATED);
-    await refusalLogged(/method=TokenService\.Acquire/, /code=UNAUTHENTICATED/, new RegExp(`certificate ${pem.serial} was revoked`));
+    await refusalLogged(
+      /method=TokenService\.Acquire/,
+      /code=UNAUTHENTICATED/,
+      new RegExp(`certificate ${pem.serial} was revoked`),
+    );
 
     await f.restart();
     const vm3After = f.clients(pem);
-    assert.equal((await statusOf(acquire(vm3After, { vm: 'vm3', kind: 'TOKEN_KIND_GUEST' }).done)).code, grpc.status.UNAUTHENTICATED);
+    assert.equal(
+      (await statusOf(acquire(vm3After, { vm: 'vm3', kind: 'TOKEN_KIND_GUEST' }).done)).code,
+      grpc.status.UNAUTHENTICATED,
+    );
     // Other identities are untouched by the revocation.
-    const guest = await grant(f.clients({ caFile: path.join(f.pkiDir, 'ca.pem'), certFile: vm1CertFile(f), keyFile: vm1KeyFile(f) }), { vm: 'vm1', kind: 'TOKEN_KIND_GUEST' });
+    const guest = await grant(
+      f.clients({ caFile: path.join(f.pkiDir, 'ca.pem'), certFile: vm1CertFile(f), keyFile: vm1KeyFile(f) }),
+      { vm: 'vm1', kind: 'TOKEN_KIND_GUEST' },
+    );
     assert.equal(guest.vm, 'vm1');
   });
 });

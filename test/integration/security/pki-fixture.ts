@@ -52,7 +52,10 @@ export async function startPkiCoordinator(): Promise<PkiFixture> {
     },
     clients(pem) {
       const read = (f?: string) => (f ? fs.readFileSync(f) : null);
-      const c = connect(fixture.address, grpc.credentials.createSsl(read(pem.caFile), read(pem.keyFile), read(pem.certFile)));
+      const c = connect(
+        fixture.address,
+        grpc.credentials.createSsl(read(pem.caFile), read(pem.keyFile), read(pem.certFile)),
+      );
       opened.push(c);
       return c;
     },
@@ -62,7 +65,9 @@ export async function startPkiCoordinator(): Promise<PkiFixture> {
         identity: { role: 'ROLE_AGENT', host: 'host-a', vm },
       });
       const r = await enroll({ token, coordinator: fixture.address, dir: path.join(dir, `agent-${vm}`), log: silent });
-      const serial = new (await import('node:crypto')).X509Certificate(fs.readFileSync(r.files.certFile)).serialNumber.toLowerCase();
+      const serial = new (await import('node:crypto')).X509Certificate(
+        fs.readFileSync(r.files.certFile),
+      ).serialNumber.toLowerCase();
       return { ...r.files, serial };
     },
     async restart() {
@@ -79,9 +84,17 @@ export async function startPkiCoordinator(): Promise<PkiFixture> {
 }
 
 export function adminPem(pkiDir: string): Pem {
-  return { caFile: path.join(pkiDir, 'ca.pem'), certFile: path.join(pkiDir, 'admin.pem'), keyFile: path.join(pkiDir, 'admin.key') };
+  return {
+    caFile: path.join(pkiDir, 'ca.pem'),
+    certFile: path.join(pkiDir, 'admin.pem'),
+    keyFile: path.join(pkiDir, 'admin.key'),
+  };
 }
 
 export function hostPem(pkiDir: string): Pem {
-  return { caFile: path.join(pkiDir, 'ca.pem'), certFile: path.join(pkiDir, 'host.pem'), keyFile: path.join(pkiDir, 'host.key') };
+  return {
+    caFile: path.join(pkiDir, 'ca.pem'),
+    certFile: path.join(pkiDir, 'host.pem'),
+    keyFile: path.join(pkiDir, 'host.key'),
+  };
 }

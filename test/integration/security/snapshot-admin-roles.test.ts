@@ -38,9 +38,26 @@ describe('snapshot admin calls under mutual TLS', function () {
     it('refuses an agent and the host identity with PERMISSION_DENIED, and serves the admin', async () => {
       const agent = pki.clients(await pki.enrollAgent('vm1'));
       const host = pki.clients(hostPem(pki.pkiDir));
-      for (const [who, clients] of [['agent', agent], ['host', host]] as const) {
-        for (const method of ['ListBackups', 'PruneBackups', 'StartBackup', 'CancelBackup', 'ListBackupRuns', 'GetBackup'] as const) {
-          const r = await code(unary((clients.admin[method] as never as (...a: unknown[]) => grpc.ClientUnaryCall).bind(clients.admin) as never, { vm: 'vm1', id: 'x', keepLast: 1 }));
+      for (const [who, clients] of [
+        ['agent', agent],
+        ['host', host],
+      ] as const) {
+        for (const method of [
+          'ListBackups',
+          'PruneBackups',
+          'StartBackup',
+          'CancelBackup',
+          'ListBackupRuns',
+          'GetBackup',
+        ] as const) {
+          const r = await code(
+            unary(
+              (clients.admin[method] as never as (...a: unknown[]) => grpc.ClientUnaryCall).bind(
+                clients.admin,
+              ) as never,
+              { vm: 'vm1', id: 'x', keepLast: 1 },
+            ),
+          );
           assert.equal(r.code, grpc.status.PERMISSION_DENIED, `${who} ${method}: ${r.details}`);
           assert.match(r.details, new RegExp(`AdminService\\.${method} needs the admin role`));
         }
@@ -68,7 +85,13 @@ describe('snapshot admin calls under mutual TLS', function () {
     before(async () => {
       dir = tempDir('headroom-offhost-pki-');
       const pkiDir = path.join(dir, 'pki');
-      await initPki({ dir: pkiDir, host: 'host-a', serverNames: ['localhost', '127.0.0.1'], admin: 'admin', log: silent });
+      await initPki({
+        dir: pkiDir,
+        host: 'host-a',
+        serverNames: ['localhost', '127.0.0.1'],
+        admin: 'admin',
+        log: silent,
+      });
       const config = path.join(dir, 'coordinator.yaml');
       fs.writeFileSync(
         config,
@@ -83,7 +106,11 @@ describe('snapshot admin calls under mutual TLS', function () {
       const pem = adminPem(pkiDir);
       admin = connect(
         coordinator.address.replace('127.0.0.1', 'localhost'),
-        grpc.credentials.createSsl(fs.readFileSync(pem.caFile), fs.readFileSync(pem.keyFile!), fs.readFileSync(pem.certFile!)),
+        grpc.credentials.createSsl(
+          fs.readFileSync(pem.caFile),
+          fs.readFileSync(pem.keyFile!),
+          fs.readFileSync(pem.certFile!),
+        ),
       );
     });
     after(async () => {
@@ -94,10 +121,16 @@ describe('snapshot admin calls under mutual TLS', function () {
     it('runs host-backup as a child that calls back over TLS with the admin identity, under a HYPERVISOR token', async () => {
       const started = await unary(admin.admin.StartBackup.bind(admin.admin), { vm: 'vm1' });
       let run: BackupRun__Output | undefined;
-      await waitFor(async () => {
-        run = (await unary(admin.admin.ListBackupRuns.bind(admin.admin), { vm: 'vm1' })).runs.find((r) => r.runId === started.runId);
-        return run?.state !== 'BACKUP_RUN_STATE_RUNNING';
-      }, 30_000, 'the run to end');
+      await waitFor(
+        async () => {
+          run = (await unary(admin.admin.ListBackupRuns.bind(admin.admin), { vm: 'vm1' })).runs.find(
+            (r) => r.runId === started.runId,
+          );
+          return run?.state !== 'BACKUP_RUN_STATE_RUNNING';
+        },
+        30_000,
+        'the run to end',
+      );
       assert.equal(run!.state, 'BACKUP_RUN_STATE_SUCCEEDED', run!.outputTail);
       assert.match(run!.outputTail, /^dumped vm1$/m);
       assert.ok(run!.argv.includes('--pki-dir'), run!.argv.join(' '));

@@ -10,7 +10,16 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CTL_MAIN, tempDir } from '../../helpers/coordinator-process';
 
-export const EXAMPLE_HOOK = path.resolve(__dirname, '..', '..', '..', '..', 'examples', 'vzdump', 'headroom-vzdump-hook');
+export const EXAMPLE_HOOK = path.resolve(
+  __dirname,
+  '..',
+  '..',
+  '..',
+  '..',
+  'examples',
+  'vzdump',
+  'headroom-vzdump-hook',
+);
 
 /** The job-wide options vzdump passes to every phase. */
 export interface VzdumpJob {
@@ -98,7 +107,9 @@ export function installHook(settings: Record<string, string>): InstalledHook {
   const ctl = path.join(dir, 'headroomctl');
   fs.writeFileSync(ctl, `#!/bin/sh\nexec '${process.execPath}' '${CTL_MAIN}' "$@"\n`, { mode: 0o755 });
   const stateDir = path.join(dir, 'state');
-  const lines = Object.entries({ HEADROOM_CTL: ctl, HEADROOM_STATE_DIR: stateDir, ...settings }).map(([k, v]) => `${k}=${v}`);
+  const lines = Object.entries({ HEADROOM_CTL: ctl, HEADROOM_STATE_DIR: stateDir, ...settings }).map(
+    ([k, v]) => `${k}=${v}`,
+  );
   fs.writeFileSync(path.join(dir, 'headroom-vzdump-hook.conf'), `# written by the test\n${lines.join('\n')}\n`);
   return { script, stateDir };
 }
@@ -121,13 +132,21 @@ export function killHolders(stateDir: string): void {
  * backup-start, as vzdump does, then stays as vzdump would while it backs the guest up. Kill it with
  * `process.kill(-pid, 'SIGKILL')`.
  */
-export function startDyingVzdump(script: string, job: VzdumpJob, t: VzdumpTask): { pid: number; started: Promise<string> } {
+export function startDyingVzdump(
+  script: string,
+  job: VzdumpJob,
+  t: VzdumpTask,
+): { pid: number; started: Promise<string> } {
   const marker = 'backup-start returned';
-  const child = spawn('/bin/sh', ['-c', `"$0" backup-start ${t.mode} ${t.vmid} && echo '${marker}' && exec sleep 600`, script], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: vzdumpEnv(job, t),
-    detached: true,
-  });
+  const child = spawn(
+    '/bin/sh',
+    ['-c', `"$0" backup-start ${t.mode} ${t.vmid} && echo '${marker}' && exec sleep 600`, script],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: vzdumpEnv(job, t),
+      detached: true,
+    },
+  );
   let output = '';
   child.stderr!.on('data', (d) => (output += d));
   const started = new Promise<string>((resolve, reject) => {
@@ -135,7 +154,9 @@ export function startDyingVzdump(script: string, job: VzdumpJob, t: VzdumpTask):
       output += d;
       if (output.includes(marker)) resolve(output);
     });
-    child.once('exit', (code) => reject(new Error(`the stand-in vzdump exited (${code}) before backup-start returned:\n${output}`)));
+    child.once('exit', (code) =>
+      reject(new Error(`the stand-in vzdump exited (${code}) before backup-start returned:\n${output}`)),
+    );
   });
   started.catch(() => {});
   return { pid: child.pid!, started };

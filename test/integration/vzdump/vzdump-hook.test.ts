@@ -11,11 +11,26 @@ import type { v1 } from '../../../proto';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { connectPlain, grant, release } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
-import { type InstalledHook, type VzdumpJob, installHook, killHolders, killHooks, runHook, startDyingVzdump, startHook } from './vzdump-emulation';
+import {
+  type InstalledHook,
+  type VzdumpJob,
+  installHook,
+  killHolders,
+  killHooks,
+  runHook,
+  startDyingVzdump,
+  startHook,
+} from './vzdump-emulation';
 
 const HOST = 'pve-1';
 const JOB: VzdumpJob = { storage: 'local', dumpdir: '/var/lib/vz/dump' };
-const task = (vmid: number, extra: { target?: string } = {}) => ({ mode: 'snapshot' as const, vmid, vmtype: 'qemu' as const, hostname: `vm${vmid}`, ...extra });
+const task = (vmid: number, extra: { target?: string } = {}) => ({
+  mode: 'snapshot' as const,
+  vmid,
+  vmtype: 'qemu' as const,
+  hostname: `vm${vmid}`,
+  ...extra,
+});
 
 describe('vzdump hook script (run as vzdump runs it)', function () {
   this.timeout(60_000);
@@ -25,10 +40,18 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
   /** The process group of a stand-in vzdump still running. */
   let dying: number | undefined;
 
-  const tokenList = () => unary<v1.ListTokensRequest, v1.ListTokensResponse__Output>(clients.admin.ListTokens.bind(clients.admin), { host: HOST });
+  const tokenList = () =>
+    unary<v1.ListTokensRequest, v1.ListTokensResponse__Output>(clients.admin.ListTokens.bind(clients.admin), {
+      host: HOST,
+    });
   const activeTokens = async () => (await tokenList()).active;
   const history = async () =>
-    (await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(clients.admin.ListHistory.bind(clients.admin), { host: HOST, limit: 1000 })).events;
+    (
+      await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(
+        clients.admin.ListHistory.bind(clients.admin),
+        { host: HOST, limit: 1000 },
+      )
+    ).events;
   const event = async (type: v1.HistoryEventType__Output, tokenId: string) => {
     const found = (await history()).find((e) => e.type === type && e.tokenId === tokenId);
     assert.ok(found, `no ${type} event for token ${tokenId}`);
@@ -60,9 +83,17 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     const start101 = await runHook(hook.script, 'backup-start', JOB, task(101));
     assert.equal(start101.code, 0, start101.output);
     const held = await activeTokens();
-    assert.deepEqual(held.map((t) => [t.kind, t.vm, t.job]), [['TOKEN_KIND_HYPERVISOR', '101', 'vzdump']]);
+    assert.deepEqual(
+      held.map((t) => [t.kind, t.vm, t.job]),
+      [['TOKEN_KIND_HYPERVISOR', '101', 'vzdump']],
+    );
 
-    const end101 = await runHook(hook.script, 'backup-end', JOB, task(101, { target: '/var/lib/vz/dump/vzdump-qemu-101.vma.zst' }));
+    const end101 = await runHook(
+      hook.script,
+      'backup-end',
+      JOB,
+      task(101, { target: '/var/lib/vz/dump/vzdump-qemu-101.vma.zst' }),
+    );
     assert.equal(end101.code, 0, end101.output);
     assert.match((await event('HISTORY_EVENT_TYPE_RELEASED', held[0].tokenId)).detail, /^success, /);
     assert.deepEqual(await activeTokens(), []);
@@ -72,7 +103,11 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     const order: string[] = [];
     const start102 = startHook(hook.script, 'backup-start', JOB, task(102));
     void start102.done.then(() => order.push('hook returned'));
-    await waitFor(() => /waiting for a HYPERVISOR token on pve-1 for 102: position 1/.test(start102.output()), 20_000, 'backup-start 102 queued');
+    await waitFor(
+      () => /waiting for a HYPERVISOR token on pve-1 for 102: position 1/.test(start102.output()),
+      20_000,
+      'backup-start 102 queued',
+    );
     order.push('guest releasing');
     await release(clients, guestToken);
     const started102 = await start102.done;
@@ -80,7 +115,10 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     assert.deepEqual(order, ['guest releasing', 'hook returned']);
     const [token102] = await activeTokens();
     assert.equal(token102.vm, '102');
-    assert.ok((await event('HISTORY_EVENT_TYPE_RELEASED', guestToken.tokenId)).seq < (await event('HISTORY_EVENT_TYPE_GRANTED', token102.tokenId)).seq);
+    assert.ok(
+      (await event('HISTORY_EVENT_TYPE_RELEASED', guestToken.tokenId)).seq <
+        (await event('HISTORY_EVENT_TYPE_GRANTED', token102.tokenId)).seq,
+    );
 
     const abort102 = await runHook(hook.script, 'backup-abort', JOB, task(102));
     assert.equal(abort102.code, 0, abort102.output);
@@ -89,7 +127,10 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     const end = await runHook(hook.script, 'job-end', JOB);
     assert.equal(end.code, 0, end.output);
     assert.deepEqual(await activeTokens(), []);
-    assert.deepEqual(fs.readdirSync(hook.stateDir).filter((f) => f.endsWith('.json')), []);
+    assert.deepEqual(
+      fs.readdirSync(hook.stateDir).filter((f) => f.endsWith('.json')),
+      [],
+    );
   });
 
   it('job-end releases, as a failure, a token that vzdump left held, and says so', async () => {
@@ -102,17 +143,26 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     assert.equal(end.code, 0, end.output);
     assert.match(end.output, /still held for VM 103/);
     assert.deepEqual(await activeTokens(), []);
-    assert.match((await event('HISTORY_EVENT_TYPE_RELEASED', token.tokenId)).detail, /^failure, .*still held at job-end/);
+    assert.match(
+      (await event('HISTORY_EVENT_TYPE_RELEASED', token.tokenId)).detail,
+      /^failure, .*still held at job-end/,
+    );
   });
 
   it('a token revoked mid-backup is recorded by its holder, and backup-end fails saying it was lost', async () => {
     const started = await runHook(hook.script, 'backup-start', JOB, task(104));
     assert.equal(started.code, 0, started.output);
     const [token] = await activeTokens();
-    await unary(clients.admin.RevokeToken.bind(clients.admin), { tokenId: token.tokenId, reason: 'storage maintenance' });
+    await unary(clients.admin.RevokeToken.bind(clients.admin), {
+      tokenId: token.tokenId,
+      reason: 'storage maintenance',
+    });
     const stateFile = path.join(hook.stateDir, '104.json');
     await waitFor(() => /"phase":"lost"/.test(fs.readFileSync(stateFile, 'utf8')), 20_000, 'holder records the loss');
-    assert.match(fs.readFileSync(`${stateFile}.log`, 'utf8'), /HYPERVISOR token lost while the backup runs.*storage maintenance/);
+    assert.match(
+      fs.readFileSync(`${stateFile}.log`, 'utf8'),
+      /HYPERVISOR token lost while the backup runs.*storage maintenance/,
+    );
 
     const end = await runHook(hook.script, 'backup-end', JOB, task(104));
     assert.notEqual(end.code, 0);
@@ -129,7 +179,10 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     process.kill(-vzdump.pid, 'SIGKILL');
     dying = undefined;
     await waitFor(async () => (await activeTokens()).length === 0, 20_000, 'token released');
-    assert.match((await event('HISTORY_EVENT_TYPE_RELEASED', token.tokenId)).detail, /^failure, .*the backup tool\) ended without a release/);
+    assert.match(
+      (await event('HISTORY_EVENT_TYPE_RELEASED', token.tokenId)).detail,
+      /^failure, .*the backup tool\) ended without a release/,
+    );
   });
 
   it('withdraws the request when vzdump dies while backup-start waits', async () => {
@@ -142,7 +195,10 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     dying = undefined;
     await waitFor(async () => (await queuedVms()).length === 0, 20_000, 'the request withdrawn');
     await release(clients, guestToken);
-    assert.deepEqual((await history()).filter((e) => e.vm === '107' && e.type === 'HISTORY_EVENT_TYPE_GRANTED'), []);
+    assert.deepEqual(
+      (await history()).filter((e) => e.vm === '107' && e.type === 'HISTORY_EVENT_TYPE_GRANTED'),
+      [],
+    );
     assert.deepEqual(await activeTokens(), []);
   });
 

@@ -16,7 +16,13 @@ function problems(fn: () => unknown): string[] {
   assert.fail('expected the configuration to be refused');
 }
 
-const job = { name: 'nightly', schedule: '0 2 * * *', window: '2h', expectedDuration: '30m', command: ['restic', 'backup', '/data'] };
+const job = {
+  name: 'nightly',
+  schedule: '0 2 * * *',
+  window: '2h',
+  expectedDuration: '30m',
+  command: ['restic', 'backup', '/data'],
+};
 
 describe('agent configuration', () => {
   it('applies the defaults to a minimal file', () => {
@@ -32,31 +38,45 @@ describe('agent configuration', () => {
   });
 
   it('reads how budgets are enforced, and refuses a mechanism or cgroup it does not know, naming the key', () => {
-    const c = compileAgentConfig({ budget: { enforcement: 'cgroup-v1', cgroupParent: '/headroom.slice' } }, 'agent.yaml');
+    const c = compileAgentConfig(
+      { budget: { enforcement: 'cgroup-v1', cgroupParent: '/headroom.slice' } },
+      'agent.yaml',
+    );
     assert.deepEqual(c.budget, { enforcement: 'cgroup-v1', cgroupParent: '/headroom.slice' });
-    const list = problems(() => compileAgentConfig({ budget: { enforcement: 'cgroups', cgroupParent: 'relative/../x', nice: 5 } }, 'agent.yaml'));
+    const list = problems(() =>
+      compileAgentConfig({ budget: { enforcement: 'cgroups', cgroupParent: 'relative/../x', nice: 5 } }, 'agent.yaml'),
+    );
     assert.deepEqual(list, [
       'agent.yaml: budget.enforcement: expected "auto", "cgroup-v2", "cgroup-v1" or "signals", got "cgroups"',
       'agent.yaml: budget.cgroupParent: expected an absolute cgroup path such as "/headroom.slice" (no ".."), got "relative/../x"',
       'agent.yaml: budget.nice: unknown key (expected one of: enforcement, cgroupParent)',
     ]);
-    assert.deepEqual(problems(() => compileAgentConfig({ budget: 'signals' }, 'agent.yaml')), [
-      'agent.yaml: budget: expected a mapping with enforcement, cgroupParent, got "signals"',
-    ]);
+    assert.deepEqual(
+      problems(() => compileAgentConfig({ budget: 'signals' }, 'agent.yaml')),
+      ['agent.yaml: budget: expected a mapping with enforcement, cgroupParent, got "signals"'],
+    );
   });
 
   it('takes an absolute controlSocket, and refuses a relative or too long one naming the file and key', () => {
     assert.equal(compileAgentConfig({ controlSocket: '/run/h.sock' }, 'agent.yaml').controlSocket, '/run/h.sock');
     assert.equal(compileAgentConfig({}, 'agent.yaml').controlSocket, undefined, 'unset: the default, best effort');
-    assert.deepEqual(problems(() => compileAgentConfig({ controlSocket: 'h.sock' }, 'agent.yaml')), [
-      'agent.yaml: controlSocket: expected an absolute path of at most 107 bytes (a unix socket\'s limit), got "h.sock"',
-    ]);
+    assert.deepEqual(
+      problems(() => compileAgentConfig({ controlSocket: 'h.sock' }, 'agent.yaml')),
+      [
+        'agent.yaml: controlSocket: expected an absolute path of at most 107 bytes (a unix socket\'s limit), got "h.sock"',
+      ],
+    );
     assert.equal(problems(() => compileAgentConfig({ controlSocket: `/${'x'.repeat(107)}` }, 'agent.yaml')).length, 1);
   });
 
   it('reads jobs with durations, priority and cost', () => {
     const c = compileAgentConfig(
-      { jobs: [{ ...job, schedule: '*/10 * * * * *', priority: 5, cost: { ioBytesPerSec: 50_000_000, cpuPercent: 80 } }], killGrace: '30s' },
+      {
+        jobs: [
+          { ...job, schedule: '*/10 * * * * *', priority: 5, cost: { ioBytesPerSec: 50_000_000, cpuPercent: 80 } },
+        ],
+        killGrace: '30s',
+      },
       'agent.yaml',
     );
     assert.deepEqual(c.jobs[0], {
@@ -100,7 +120,11 @@ describe('agent configuration', () => {
       /^\/etc\/headroom\/agent\.yaml: jobs\[1\]\.name: duplicate job name "nightly" \(also jobs\[0\]\)$/,
       /^\/etc\/headroom\/agent\.yaml: jobs\[2\]\.name: duplicate job name "nightly" \(also jobs\[0\]\)$/,
     ];
-    for (const re of expected) assert.ok(list.some((p) => re.test(p)), `no problem matches ${re}:\n${list.join('\n')}`);
+    for (const re of expected)
+      assert.ok(
+        list.some((p) => re.test(p)),
+        `no problem matches ${re}:\n${list.join('\n')}`,
+      );
     assert.equal(list.length, expected.length, list.join('\n'));
   });
 
@@ -117,7 +141,10 @@ describe('agent configuration', () => {
 
   it('refuses plaintext to a remote coordinator unless TLS files are given', () => {
     const list = problems(() => compileAgentConfig({ coordinator: '10.1.2.3:7400' }, 'agent.yaml'));
-    assert.match(list[0], /^agent\.yaml: coordinator: plaintext to "10\.1\.2\.3:7400" is refused .*expected tls\.caFile/);
+    assert.match(
+      list[0],
+      /^agent\.yaml: coordinator: plaintext to "10\.1\.2\.3:7400" is refused .*expected tls\.caFile/,
+    );
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-agent-config-'));
     const ca = path.join(dir, 'ca.pem');
     fs.writeFileSync(ca, 'not really a certificate');
@@ -125,11 +152,17 @@ describe('agent configuration', () => {
       const c = compileAgentConfig({ coordinator: '10.1.2.3:7400', tls: { caFile: ca } }, 'agent.yaml');
       assert.deepEqual(c.tls, { caFile: ca });
       const tlsProblems = problems(() =>
-        compileAgentConfig({ coordinator: 'coord.example:7400', tls: { caFile: ca, certFile: path.join(dir, 'missing.pem') } }, 'agent.yaml'),
+        compileAgentConfig(
+          { coordinator: 'coord.example:7400', tls: { caFile: ca, certFile: path.join(dir, 'missing.pem') } },
+          'agent.yaml',
+        ),
       );
       assert.deepEqual(
         tlsProblems.map((p) => p.replace(/: cannot read .*$/, ': cannot read')),
-        ['agent.yaml: tls.certFile: cannot read', 'agent.yaml: tls: certFile and keyFile go together (mutual TLS): give both or neither'],
+        [
+          'agent.yaml: tls.certFile: cannot read',
+          'agent.yaml: tls: certFile and keyFile go together (mutual TLS): give both or neither',
+        ],
       );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -137,7 +170,9 @@ describe('agent configuration', () => {
   });
 
   it('reports YAML syntax errors with file, line and column', () => {
-    const list = problems(() => parseAgentConfigText('coordinator: 127.0.0.1:7400\njobs: [\n  - name: x\n', 'agent.yaml'));
+    const list = problems(() =>
+      parseAgentConfigText('coordinator: 127.0.0.1:7400\njobs: [\n  - name: x\n', 'agent.yaml'),
+    );
     assert.ok(list.length >= 1);
     assert.match(list[0], /^agent\.yaml:\d+:\d+: /);
     const dup = problems(() => parseAgentConfigText('vm: a\nvm: b\n', 'agent.yaml'));
@@ -175,7 +210,12 @@ describe('agent configuration', () => {
             maxHold: '30s',
             hookTimeout: '4s',
             fsfreeze: ['/srv/db', '/srv/files'],
-            postgresql: { host: '/run/postgresql', port: 5433, passwordFile: '/etc/headroom/pg.pass', osUser: 'postgres' },
+            postgresql: {
+              host: '/run/postgresql',
+              port: 5433,
+              passwordFile: '/etc/headroom/pg.pass',
+              osUser: 'postgres',
+            },
             mysql: { socket: '/run/mysqld/mysqld.sock', user: 'backup', defaultsFile: '/etc/mysql/debian.cnf' },
           },
         },
@@ -197,7 +237,13 @@ describe('agent configuration', () => {
           osUser: 'postgres',
           labelDir: '/var/lib/headroom/backup-labels',
         },
-        mysql: { client: '', socket: '/run/mysqld/mysqld.sock', host: '', user: 'backup', defaultsFile: '/etc/mysql/debian.cnf' },
+        mysql: {
+          client: '',
+          socket: '/run/mysqld/mysqld.sock',
+          host: '',
+          user: 'backup',
+          defaultsFile: '/etc/mysql/debian.cnf',
+        },
       });
     });
 

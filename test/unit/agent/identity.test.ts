@@ -7,7 +7,10 @@ const enoent = () => {
 
 describe('VM identity', () => {
   it('uses the configured vm first, without reading anything', () => {
-    const id = resolveVmIdentity('db-1', { readFile: () => assert.fail('read'), hostname: () => assert.fail('hostname') });
+    const id = resolveVmIdentity('db-1', {
+      readFile: () => assert.fail('read'),
+      hostname: () => assert.fail('hostname'),
+    });
     assert.deepEqual(id, { vm: 'db-1', source: 'config' });
   });
 
@@ -38,7 +41,12 @@ describe('VM identity', () => {
   });
 
   it('falls back to the hostname when firmware left a placeholder or garbage', () => {
-    for (const content of ['00000000-0000-0000-0000-000000000000', 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF', 'Not Settable', '']) {
+    for (const content of [
+      '00000000-0000-0000-0000-000000000000',
+      'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF',
+      'Not Settable',
+      '',
+    ]) {
       const id = resolveVmIdentity('', { readFile: () => content, hostname: () => 'guest-c' });
       assert.deepEqual([id.vm, id.source], ['guest-c', 'hostname'], content);
     }

@@ -25,7 +25,10 @@ class FakeSessionCall extends EventEmitter {
     this.cancelled = true;
   }
   settings(s: Partial<v1.SessionSettings__Output>): void {
-    this.emit('data', { body: 'settings', settings: { host: 'host-a', vm: 'vm-1', reportIntervalMs: 0, leaseTtlMs: 30_000, ...s } });
+    this.emit('data', {
+      body: 'settings',
+      settings: { host: 'host-a', vm: 'vm-1', reportIntervalMs: 0, leaseTtlMs: 30_000, ...s },
+    });
   }
   command(c: v1.Command__Output): void {
     this.emit('data', { body: 'command', command: c });
@@ -60,7 +63,10 @@ describe('AgentSession', () => {
     clock.restore();
   });
 
-  function start(onCommand = (_c: v1.Command__Output) => ({ ok: true, message: 'done' }), budgetReports?: () => v1.BudgetReport[]) {
+  function start(
+    onCommand = (_c: v1.Command__Output) => ({ ok: true, message: 'done' }),
+    budgetReports?: () => v1.BudgetReport[],
+  ) {
     const client = new FakeAgentClient();
     const logs = captureLog();
     const settings: v1.SessionSettings__Output[] = [];
@@ -81,7 +87,10 @@ describe('AgentSession', () => {
   it('says hello first, then reports load every 10 s until the coordinator sets another interval', async () => {
     const { client, settings } = start();
     const call = client.calls[0];
-    assert.deepEqual([...call.written], [{ hello: { vm: 'vm-1', host: '', agentVersion: '0.1.0', hostname: 'guest', jobs: [] } }]);
+    assert.deepEqual(
+      [...call.written],
+      [{ hello: { vm: 'vm-1', host: '', agentVersion: '0.1.0', hostname: 'guest', jobs: [] } }],
+    );
     await clock.tickAsync(10_000);
     assert.equal(call.written.length, 2);
     assert.deepEqual(call.written[1], { load: { sampledUnixMs: T0 + 10_000, cpuPercent: 12.5 } });
@@ -101,7 +110,11 @@ describe('AgentSession', () => {
     });
     const call = client.calls[0];
     call.command({ commandId: 'a', action: 'revoke', revoke: { tokenId: 't', fencing: 1, reason: '' } });
-    call.command({ commandId: 'b', action: 'budget', budget: { tokenId: 't', budget: null, paused: false, reason: '' } });
+    call.command({
+      commandId: 'b',
+      action: 'budget',
+      budget: { tokenId: 't', budget: null, paused: false, reason: '' },
+    });
     await clock.tickAsync(0);
     assert.deepEqual(seen, ['a', 'b']);
     assert.deepEqual(call.written.slice(1), [
@@ -111,13 +124,22 @@ describe('AgentSession', () => {
   });
 
   it('sends budget reports as they come, and after every hello those of the backups running then', async () => {
-    const report = (tokenId: string, paused: boolean): v1.BudgetReport => ({ tokenId, budget: { ioBytesPerSec: 0, cpuPercent: 20 }, paused, enforcement: 'ENFORCEMENT_CGROUP_V1', detail: 'x' });
+    const report = (tokenId: string, paused: boolean): v1.BudgetReport => ({
+      tokenId,
+      budget: { ioBytesPerSec: 0, cpuPercent: 20 },
+      paused,
+      enforcement: 'ENFORCEMENT_CGROUP_V1',
+      detail: 'x',
+    });
     let running: v1.BudgetReport[] = [];
     const { client } = start(undefined, () => running);
     assert.deepEqual(client.calls[0].written.length, 1, 'nothing runs: the hello alone');
     session!.reportBudget(report('t1', false));
     session!.reportBudget(report('t1', true));
-    assert.deepEqual(client.calls[0].written.slice(1), [{ budget: report('t1', false) }, { budget: report('t1', true) }]);
+    assert.deepEqual(client.calls[0].written.slice(1), [
+      { budget: report('t1', false) },
+      { budget: report('t1', true) },
+    ]);
     running = [report('t1', true)];
     client.calls[0].fail();
     await clock.tickAsync(1_000);
@@ -126,8 +148,13 @@ describe('AgentSession', () => {
     assert.deepEqual(again.slice(1), [{ budget: report('t1', true) }]);
   });
 
-  it('sends a freeze or thaw command\'s QuiesceReport before its ack', async () => {
-    const quiesce: v1.QuiesceReport = { tokenId: 't', state: 'QUIESCE_STATE_FROZEN', holdMs: 2_000, hooks: [{ name: '10-db', ok: true, message: '', durationMs: 3 }] };
+  it("sends a freeze or thaw command's QuiesceReport before its ack", async () => {
+    const quiesce: v1.QuiesceReport = {
+      tokenId: 't',
+      state: 'QUIESCE_STATE_FROZEN',
+      holdMs: 2_000,
+      hooks: [{ name: '10-db', ok: true, message: '', durationMs: 3 }],
+    };
     const { client } = start(() => ({ ok: true, message: 'frozen', quiesce }));
     const call = client.calls[0];
     call.command({ commandId: 'f', action: 'freeze', freeze: { tokenId: 't', holdMs: 2_000 } });
@@ -147,7 +174,10 @@ describe('AgentSession', () => {
     const next = client.calls[1];
     assert.ok(!next.written.some((m) => m.quiesce), 'not before the coordinator answered the hello');
     next.settings({});
-    assert.deepEqual(next.written.filter((m) => m.quiesce), [{ quiesce: { ...thawed, tokenId: 'u' } }]);
+    assert.deepEqual(
+      next.written.filter((m) => m.quiesce),
+      [{ quiesce: { ...thawed, tokenId: 'u' } }],
+    );
   });
 
   it('reconnects with exponential backoff, logging the outage once, and says hello again', async () => {

@@ -14,8 +14,20 @@ describe('storm bench: the day declared as agents would declare it', () => {
     const view = buildPlanView(input);
     // Cron times are local: read the runs' times back as the wall-clock times of the scenario (UTC).
     const shift = input.now - PLAN_NOW;
-    const runs = new Set([...view.slots, ...view.unplaced].map((r) => `${r.vm}/${r.job}@${r.earliestStart - shift}/${r.windowEnd - r.earliestStart}`));
-    const missing = jobs.filter((j) => !runs.has(`${j.vm}/${j.id.slice(j.vm.length + 1, j.id.indexOf('@'))}@${j.earliestStart}/${j.windowEnd - j.earliestStart}`));
-    assert.deepEqual(missing.map((j) => j.id), []);
+    const runs = new Set(
+      [...view.slots, ...view.unplaced].map(
+        (r) => `${r.vm}/${r.job}@${r.earliestStart - shift}/${r.windowEnd - r.earliestStart}`,
+      ),
+    );
+    const missing = jobs.filter(
+      (j) =>
+        !runs.has(
+          `${j.vm}/${j.id.slice(j.vm.length + 1, j.id.indexOf('@'))}@${j.earliestStart}/${j.windowEnd - j.earliestStart}`,
+        ),
+    );
+    assert.deepEqual(
+      missing.map((j) => j.id),
+      [],
+    );
   });
 });

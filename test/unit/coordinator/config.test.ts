@@ -25,7 +25,10 @@ describe('coordinator configuration', () => {
   });
 
   it('reads durations and policy keys with units', () => {
-    const o = compileCoordinatorOptions({ host: 'h', plaintext: true, policy: { leaseTtl: '1m', reportInterval: 5000, maxGuestTokens: 2 } }, 'x');
+    const o = compileCoordinatorOptions(
+      { host: 'h', plaintext: true, policy: { leaseTtl: '1m', reportInterval: 5000, maxGuestTokens: 2 } },
+      'x',
+    );
     assert.equal(o.policy.leaseTtlMs, 60_000);
     assert.equal(o.policy.reportIntervalMs, 5000);
     assert.equal(o.policy.maxGuestTokens, 2);
@@ -34,26 +37,45 @@ describe('coordinator configuration', () => {
   it('collects every problem, each naming the file and the key', () => {
     const found = problems(() =>
       compileCoordinatorOptions(
-        { listen: '10.1.2.3:7400', durability: 'fast', colour: 'blue', policy: { leaseTtl: 'soon', maxGuestTokens: 0 } },
+        {
+          listen: '10.1.2.3:7400',
+          durability: 'fast',
+          colour: 'blue',
+          policy: { leaseTtl: 'soon', maxGuestTokens: 0 },
+        },
         '/etc/headroom/coordinator.yaml',
       ),
     );
     assert.equal(found.length, 5, found.join('\n'));
     for (const key of ['colour', 'durability', 'listen', 'policy.leaseTtl', 'policy.maxGuestTokens']) {
-      assert.ok(found.some((p) => p.startsWith(`/etc/headroom/coordinator.yaml: ${key}: `)), `${key} in ${found.join('\n')}`);
+      assert.ok(
+        found.some((p) => p.startsWith(`/etc/headroom/coordinator.yaml: ${key}: `)),
+        `${key} in ${found.join('\n')}`,
+      );
     }
-    assert.ok(found.some((p) => /not a loopback address, so pki.dir \(or tls with its clientCaFile\) is required/.test(p)));
+    assert.ok(
+      found.some((p) => /not a loopback address, so pki.dir \(or tls with its clientCaFile\) is required/.test(p)),
+    );
   });
 
   it('serves plaintext only when asked for, and only on a loopback address', () => {
     assert.equal(compileCoordinatorOptions({ host: 'h', plaintext: true }, 'x').plaintext, true);
-    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h' }, 'c.yaml')), [
-      'c.yaml: plaintext: no TLS for 127.0.0.1:7400: give pki.dir (or tls), or plaintext: true (--plaintext) to serve plaintext on this loopback address',
-    ]);
-    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', plaintext: true }, 'c.yaml')), [
-      'c.yaml: listen: 10.1.2.3:7400 is not a loopback address, so pki.dir (or tls with its clientCaFile) is required',
-    ]);
-    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', plaintext: 'yes' }, 'c.yaml')), ['c.yaml: plaintext: expected true or false, got "yes"']);
+    assert.deepEqual(
+      problems(() => compileCoordinatorOptions({ host: 'h' }, 'c.yaml')),
+      [
+        'c.yaml: plaintext: no TLS for 127.0.0.1:7400: give pki.dir (or tls), or plaintext: true (--plaintext) to serve plaintext on this loopback address',
+      ],
+    );
+    assert.deepEqual(
+      problems(() => compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', plaintext: true }, 'c.yaml')),
+      [
+        'c.yaml: listen: 10.1.2.3:7400 is not a loopback address, so pki.dir (or tls with its clientCaFile) is required',
+      ],
+    );
+    assert.deepEqual(
+      problems(() => compileCoordinatorOptions({ host: 'h', plaintext: 'yes' }, 'c.yaml')),
+      ['c.yaml: plaintext: expected true or false, got "yes"'],
+    );
   });
 
   it('refuses TLS without client certificates on a non-loopback address, unless allowAnonymous says it is meant', () => {
@@ -61,54 +83,103 @@ describe('coordinator configuration', () => {
     const pem = path.join(dir, 'x.pem');
     fs.writeFileSync(pem, 'x');
     const tls = { certFile: pem, keyFile: pem };
-    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', tls }, 'c.yaml')), [
-      'c.yaml: tls.clientCaFile: missing: 10.1.2.3:7400 is not a loopback address, and without client certificates every caller could make every call, admin ones included; give tls.clientCaFile (or pki.dir instead of tls), or tls.allowAnonymous: true (--tls-allow-anonymous) to allow that knowingly',
-    ]);
-    assert.equal(compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', tls: { ...tls, allowAnonymous: true } }, 'c.yaml').tls?.allowAnonymous, true);
-    assert.equal(compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', tls: { ...tls, clientCaFile: pem } }, 'c.yaml').tls?.clientCaFile, pem);
-    assert.equal(compileCoordinatorOptions({ host: 'h', listen: '127.0.0.1:7400', tls }, 'c.yaml').tls?.allowAnonymous, undefined, 'loopback: allowed, with its warning');
-    assert.deepEqual(problems(() => compileCoordinatorOptions({ host: 'h', tls: { ...tls, allowAnonymous: 'yes' } }, 'c.yaml')), ['c.yaml: tls.allowAnonymous: expected true or false, got "yes"']);
+    assert.deepEqual(
+      problems(() => compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', tls }, 'c.yaml')),
+      [
+        'c.yaml: tls.clientCaFile: missing: 10.1.2.3:7400 is not a loopback address, and without client certificates every caller could make every call, admin ones included; give tls.clientCaFile (or pki.dir instead of tls), or tls.allowAnonymous: true (--tls-allow-anonymous) to allow that knowingly',
+      ],
+    );
+    assert.equal(
+      compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', tls: { ...tls, allowAnonymous: true } }, 'c.yaml')
+        .tls?.allowAnonymous,
+      true,
+    );
+    assert.equal(
+      compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', tls: { ...tls, clientCaFile: pem } }, 'c.yaml')
+        .tls?.clientCaFile,
+      pem,
+    );
+    assert.equal(
+      compileCoordinatorOptions({ host: 'h', listen: '127.0.0.1:7400', tls }, 'c.yaml').tls?.allowAnonymous,
+      undefined,
+      'loopback: allowed, with its warning',
+    );
+    assert.deepEqual(
+      problems(() => compileCoordinatorOptions({ host: 'h', tls: { ...tls, allowAnonymous: 'yes' } }, 'c.yaml')),
+      ['c.yaml: tls.allowAnonymous: expected true or false, got "yes"'],
+    );
   });
 
-  it('takes pki.dir (the coordinator\'s own CA) for a non-loopback address, alone and made by pki init', () => {
+  it("takes pki.dir (the coordinator's own CA) for a non-loopback address, alone and made by pki init", () => {
     const dir = tempDir();
     fs.writeFileSync(path.join(dir, 'ca.pem'), 'x');
     const o = compileCoordinatorOptions({ host: 'h', listen: '10.1.2.3:7400', pki: { dir } }, 'c.yaml');
     assert.deepEqual(o.pki, { dir });
     const empty = tempDir();
     const found = problems(() =>
-      compileCoordinatorOptions({ host: 'h', pki: { dir: empty, colour: 1 }, tls: { certFile: path.join(dir, 'ca.pem'), keyFile: path.join(dir, 'ca.pem') } }, 'c.yaml'),
+      compileCoordinatorOptions(
+        {
+          host: 'h',
+          pki: { dir: empty, colour: 1 },
+          tls: { certFile: path.join(dir, 'ca.pem'), keyFile: path.join(dir, 'ca.pem') },
+        },
+        'c.yaml',
+      ),
     );
     assert.deepEqual(found.map((p) => p.split(': ')[1]).sort(), ['pki', 'pki.colour', 'pki.dir']);
-    assert.ok(found.some((p) => p.includes(`${empty} holds no CA (ca.pem): run headroomctl pki init --dir ${empty} first`)), found.join('\n'));
-    assert.ok(found.some((p) => /give pki .* or tls .*, not both/.test(p)), found.join('\n'));
+    assert.ok(
+      found.some((p) => p.includes(`${empty} holds no CA (ca.pem): run headroomctl pki init --dir ${empty} first`)),
+      found.join('\n'),
+    );
+    assert.ok(
+      found.some((p) => /give pki .* or tls .*, not both/.test(p)),
+      found.join('\n'),
+    );
   });
 
-  it('reads the budget controller\'s thresholds, budgets and durations', () => {
+  it("reads the budget controller's thresholds, budgets and durations", () => {
     const o = compileCoordinatorOptions(
       {
         host: 'h',
         plaintext: true,
         policy: {
-          throttleAboveCpuPercent: 40, pauseAboveCpuPercent: 70, resumeBelowCpuPercent: 30,
-          throttleAboveIoBytesPerSec: 100_000_000, resumeBelowIoBytesPerSec: 50_000_000,
-          budgetCpuPercent: 150, throttledIoBytesPerSec: 0, budgetDwell: '1m', maxPause: '15m', pauseWindowGuard: 0,
+          throttleAboveCpuPercent: 40,
+          pauseAboveCpuPercent: 70,
+          resumeBelowCpuPercent: 30,
+          throttleAboveIoBytesPerSec: 100_000_000,
+          resumeBelowIoBytesPerSec: 50_000_000,
+          budgetCpuPercent: 150,
+          throttledIoBytesPerSec: 0,
+          budgetDwell: '1m',
+          maxPause: '15m',
+          pauseWindowGuard: 0,
         },
       },
       'x',
     );
     assert.deepEqual(o.policy, {
       ...DEFAULT_POLICY,
-      throttleAboveCpuPercent: 40, pauseAboveCpuPercent: 70, resumeBelowCpuPercent: 30,
-      throttleAboveIoBytesPerSec: 100_000_000, resumeBelowIoBytesPerSec: 50_000_000,
-      budgetCpuPercent: 150, throttledIoBytesPerSec: 0, budgetDwellMs: 60_000, maxPauseMs: 900_000, pauseWindowGuardMs: 0,
+      throttleAboveCpuPercent: 40,
+      pauseAboveCpuPercent: 70,
+      resumeBelowCpuPercent: 30,
+      throttleAboveIoBytesPerSec: 100_000_000,
+      resumeBelowIoBytesPerSec: 50_000_000,
+      budgetCpuPercent: 150,
+      throttledIoBytesPerSec: 0,
+      budgetDwellMs: 60_000,
+      maxPauseMs: 900_000,
+      pauseWindowGuardMs: 0,
     });
   });
 
   it('refuses budget keys out of range or at odds, naming the key in the file', () => {
     const found = problems(() =>
       compileCoordinatorOptions(
-        { host: 'h', plaintext: true, policy: { throttleAboveCpuPercent: 40, budgetCpuPercent: -5, maxPause: 'long', budgetDwell: '2h' } },
+        {
+          host: 'h',
+          plaintext: true,
+          policy: { throttleAboveCpuPercent: 40, budgetCpuPercent: -5, maxPause: 'long', budgetDwell: '2h' },
+        },
         'c.yaml',
       ),
     );
@@ -122,7 +193,18 @@ describe('coordinator configuration', () => {
 
   it('reads the start policy: plan, host budget, start thresholds, hypervisor budget', () => {
     const o = compileCoordinatorOptions(
-      { host: 'h', plaintext: true, policy: { followPlan: false, minStartGap: '30s', hostBudgetIoBytesPerSec: 400_000_000, startBelowCpuPercent: 70, hostStartBelowCpuPercent: 0, hypervisorBudgetCpuPercent: 200 } },
+      {
+        host: 'h',
+        plaintext: true,
+        policy: {
+          followPlan: false,
+          minStartGap: '30s',
+          hostBudgetIoBytesPerSec: 400_000_000,
+          startBelowCpuPercent: 70,
+          hostStartBelowCpuPercent: 0,
+          hypervisorBudgetCpuPercent: 200,
+        },
+      },
       'x',
     );
     assert.equal(o.policy.followPlan, false);
@@ -131,14 +213,27 @@ describe('coordinator configuration', () => {
     assert.equal(o.policy.startBelowCpuPercent, 70);
     assert.equal(o.policy.hostStartBelowCpuPercent, 0);
     assert.equal(o.policy.hypervisorBudgetCpuPercent, 200);
-    const vms = compileCoordinatorOptions({ host: 'h', plaintext: true, policy: { vmStartBelow: { 'db-1': { cpuPercent: 30 } } } }, 'x');
+    const vms = compileCoordinatorOptions(
+      { host: 'h', plaintext: true, policy: { vmStartBelow: { 'db-1': { cpuPercent: 30 } } } },
+      'x',
+    );
     assert.deepEqual(vms.policy.vmStartBelow, { 'db-1': { cpuPercent: 30, ioBytesPerSec: 0 } });
     assert.deepEqual(
-      problems(() => compileCoordinatorOptions({ host: 'h', plaintext: true, policy: { vmStartBelow: { 'db-1': { cpuPercent: 300 } } } }, 'c.yaml')),
+      problems(() =>
+        compileCoordinatorOptions(
+          { host: 'h', plaintext: true, policy: { vmStartBelow: { 'db-1': { cpuPercent: 300 } } } },
+          'c.yaml',
+        ),
+      ),
       ['c.yaml: policy.vmStartBelow: db-1: cpu_percent must be an integer from 0 to 100, got 300'],
     );
     assert.deepEqual(
-      problems(() => compileCoordinatorOptions({ host: 'h', plaintext: true, policy: { followPlan: 'yes', startBelowCpuPercent: 120, minStartGap: 'soon' } }, 'c.yaml')),
+      problems(() =>
+        compileCoordinatorOptions(
+          { host: 'h', plaintext: true, policy: { followPlan: 'yes', startBelowCpuPercent: 120, minStartGap: 'soon' } },
+          'c.yaml',
+        ),
+      ),
       [
         'c.yaml: policy.followPlan: expected true or false, got "yes"',
         'c.yaml: policy.minStartGap: expected a duration such as 500ms, 90s, 10m, 2h or 1h30m (a bare number is milliseconds), got "soon"',
@@ -153,7 +248,14 @@ describe('coordinator configuration', () => {
         host: 'h',
         plaintext: true,
         hypervisorJobs: [
-          { name: 'nightly-image', vms: ['web-1', 'db-1'], schedule: '30 1 * * *', window: '5h', expectedDuration: '20m', cost: { ioBytesPerSec: 200_000_000 } },
+          {
+            name: 'nightly-image',
+            vms: ['web-1', 'db-1'],
+            schedule: '30 1 * * *',
+            window: '5h',
+            expectedDuration: '20m',
+            cost: { ioBytesPerSec: 200_000_000 },
+          },
         ],
       },
       'x',
@@ -190,7 +292,10 @@ describe('coordinator configuration', () => {
     assert.equal(found[0], 'c.yaml: hypervisorJobs[0].vms: expected a non-empty list of VM names, got []');
     assert.match(found[1], /^c\.yaml: hypervisorJobs\[0\]\.schedule: /);
     assert.match(found[2], /^c\.yaml: hypervisorJobs\[0\]\.expectedDuration: expected a duration/);
-    assert.equal(found[3], 'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of: name, vms, schedule, window, expectedDuration, priority, cost, driver, qmpSocket, target, disks, maxIncrementals, speed, command, quiesce, retries, retryDelay)');
+    assert.equal(
+      found[3],
+      'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of: name, vms, schedule, window, expectedDuration, priority, cost, driver, qmpSocket, target, disks, maxIncrementals, speed, command, quiesce, retries, retryDelay)',
+    );
     assert.equal(found[4], 'c.yaml: hypervisorJobs[1].vms: expected a non-empty list of VM names, got ["vm 1"]');
     assert.match(found[5], /^c\.yaml: hypervisorJobs\[1\]\.window: missing \(expected a duration/);
     assert.match(found[6], /^c\.yaml: hypervisorJobs\[1\]\.expectedDuration: missing \(expected a duration/);
@@ -206,8 +311,25 @@ describe('coordinator configuration', () => {
         plaintext: true,
         backups: { dir: '/srv/backups' },
         hypervisorJobs: [
-          { name: 'nightly', ...job, driver: 'qmp', qmpSocket: '/run/qemu/{vm}.qmp', disks: 'disk0,disk1=drive-virtio1', speed: '50M', maxIncrementals: 6 },
-          { name: 'vzdump', ...job, vms: ['vm3'], driver: 'command', command: ['vzdump', '{vm}', '--mode', 'snapshot'], quiesce: 'require', retries: 2, retryDelay: '15m' },
+          {
+            name: 'nightly',
+            ...job,
+            driver: 'qmp',
+            qmpSocket: '/run/qemu/{vm}.qmp',
+            disks: 'disk0,disk1=drive-virtio1',
+            speed: '50M',
+            maxIncrementals: 6,
+          },
+          {
+            name: 'vzdump',
+            ...job,
+            vms: ['vm3'],
+            driver: 'command',
+            command: ['vzdump', '{vm}', '--mode', 'snapshot'],
+            quiesce: 'require',
+            retries: 2,
+            retryDelay: '15m',
+          },
           { name: 'planned-only', ...job, vms: ['vm4'] },
         ],
       },
@@ -268,9 +390,14 @@ describe('coordinator configuration', () => {
       'c.yaml: backups.keep: unknown key (expected one of: dir)',
     ]);
     const noTarget = problems(() =>
-      compileCoordinatorOptions({ host: 'h', plaintext: true, hypervisorJobs: [{ ...job, driver: 'qmp', qmpSocket: '/run/{vm}.qmp' }] }, 'c.yaml'),
+      compileCoordinatorOptions(
+        { host: 'h', plaintext: true, hypervisorJobs: [{ ...job, driver: 'qmp', qmpSocket: '/run/{vm}.qmp' }] },
+        'c.yaml',
+      ),
     );
-    assert.deepEqual(noTarget, ['c.yaml: hypervisorJobs[0].target: required with driver qmp unless backups.dir is set']);
+    assert.deepEqual(noTarget, [
+      'c.yaml: hypervisorJobs[0].target: required with driver qmp unless backups.dir is set',
+    ]);
   });
 
   it('names the file and line of a YAML syntax error', () => {

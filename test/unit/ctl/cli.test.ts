@@ -20,7 +20,9 @@ async function run(argv: string[], handlers: Record<string, Handler> = {}, env: 
       setImmediate(() => (err ? cb(Object.assign(new Error(err.details), err)) : cb(null, res)));
     };
   }
-  const open = sinon.spy((_address: string) => ({ admin, token: {}, agent: {}, close: () => {} }) as unknown as Clients);
+  const open = sinon.spy(
+    (_address: string) => ({ admin, token: {}, agent: {}, close: () => {} }) as unknown as Clients,
+  );
   const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
   const cli: CliEnvironment = {
     io: { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t) },
@@ -34,7 +36,13 @@ async function run(argv: string[], handlers: Record<string, Handler> = {}, env: 
   return { code, stdout, stderr, calls, open };
 }
 
-const POLICY = { maxGuestTokens: 4, maxHypervisorTokens: 1, leaseTtlMs: 30_000, allowOverrun: false, reportIntervalMs: 10_000 };
+const POLICY = {
+  maxGuestTokens: 4,
+  maxHypervisorTokens: 1,
+  leaseTtlMs: 30_000,
+  allowOverrun: false,
+  reportIntervalMs: 10_000,
+};
 
 describe('ctl command line', () => {
   it('refuses an unknown option with exit 64, naming it and showing the command usage', async () => {
@@ -82,7 +90,11 @@ describe('ctl command line', () => {
   });
 
   it('calls with a deadline and the coordinator from the environment when --coordinator is absent', async () => {
-    const r = await run(['status'], { ListHosts: () => ({ res: { hosts: [] } }) }, { HEADROOM_COORDINATOR: '127.0.0.1:7999' });
+    const r = await run(
+      ['status'],
+      { ListHosts: () => ({ res: { hosts: [] } }) },
+      { HEADROOM_COORDINATOR: '127.0.0.1:7999' },
+    );
     assert.equal(r.code, 0);
     assert.equal(r.stdout, 'no hosts\n');
     assert.equal(r.open.firstCall.args[0], '127.0.0.1:7999');
@@ -90,7 +102,19 @@ describe('ctl command line', () => {
   });
 
   it('says so with exit 1 when status is asked for a host the coordinator does not know', async () => {
-    const hosts = [{ host: 'host-a', paused: false, pauseReason: '', fencing: 0, policy: POLICY, activeGuest: 0, activeHypervisor: 0, queued: 0, agentsConnected: 0 }];
+    const hosts = [
+      {
+        host: 'host-a',
+        paused: false,
+        pauseReason: '',
+        fencing: 0,
+        policy: POLICY,
+        activeGuest: 0,
+        activeHypervisor: 0,
+        queued: 0,
+        agentsConnected: 0,
+      },
+    ];
     const r = await run(['status', '--host', 'host-x'], { ListHosts: () => ({ res: { hosts } }) });
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
@@ -101,9 +125,13 @@ describe('ctl command line', () => {
   });
 
   it('takes global options after the command too, and --coordinator over the environment', async () => {
-    const r = await run(['status', '--coordinator', '127.0.0.1:7001', '--json'], { ListHosts: () => ({ res: { hosts: [] } }) }, {
-      HEADROOM_COORDINATOR: '127.0.0.1:7999',
-    });
+    const r = await run(
+      ['status', '--coordinator', '127.0.0.1:7001', '--json'],
+      { ListHosts: () => ({ res: { hosts: [] } }) },
+      {
+        HEADROOM_COORDINATOR: '127.0.0.1:7999',
+      },
+    );
     assert.equal(r.open.firstCall.args[0], '127.0.0.1:7001');
     assert.deepEqual(JSON.parse(r.stdout), { hosts: [] });
   });
@@ -128,7 +156,10 @@ describe('ctl command line', () => {
       ListTokens: () => ({ err: { code: grpc.status.UNAVAILABLE, details: 'connect ECONNREFUSED' } }),
     });
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, 'headroomctl: ListTokens: UNAVAILABLE: the coordinator at 127.0.0.1:1 is unreachable (connect ECONNREFUSED)\n');
+    assert.equal(
+      r.stderr,
+      'headroomctl: ListTokens: UNAVAILABLE: the coordinator at 127.0.0.1:1 is unreachable (connect ECONNREFUSED)\n',
+    );
   });
 
   it('sends only the policy fields given, converting durations to milliseconds', async () => {
@@ -169,7 +200,9 @@ describe('ctl command line', () => {
     ];
     const r = await run(['revoke', 'bbbb'], {
       ListTokens: () => ({ res: { active, queued: [] } }),
-      RevokeToken: (req) => ({ res: { token: active.find((t) => t.tokenId === (req as { tokenId: string }).tokenId) } }),
+      RevokeToken: (req) => ({
+        res: { token: active.find((t) => t.tokenId === (req as { tokenId: string }).tokenId) },
+      }),
     });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.calls[1].req, { tokenId: 'bbbb1111-2222', reason: '' });

@@ -81,15 +81,20 @@ describe('renderGantt', () => {
     assert.deepEqual(chart(axis).trim().split(/\s+/), ['15', '18', '21', '00', '03', '06', '09']);
   });
 
-  it("shows a run that could not be placed as its window alone, rows sorted by VM and job", () => {
+  it('shows a run that could not be placed as its window alone, rows sorted by VM and job', () => {
     const lines = renderGantt(plan([slot()], [unplaced()]), NOW, WIDTH).split('\n');
-    assert.deepEqual(lines.slice(2).map((l) => l.slice(0, LABEL.length).trim()), ['vm-1/nightly', 'vm-2/dump']);
+    assert.deepEqual(
+      lines.slice(2).map((l) => l.slice(0, LABEL.length).trim()),
+      ['vm-1/nightly', 'vm-2/dump'],
+    );
     assert.equal(chart(lines[3]).trim(), '....');
     assert.ok(!lines[3].includes('='));
   });
 
   it('gives a row to a run whose schedule could not be read, with nothing drawn', () => {
-    const lines = renderGantt(plan([], [unplaced({ earliestStartUnixMs: 0, windowEndUnixMs: 0 })]), NOW, WIDTH).split('\n');
+    const lines = renderGantt(plan([], [unplaced({ earliestStartUnixMs: 0, windowEndUnixMs: 0 })]), NOW, WIDTH).split(
+      '\n',
+    );
     assert.equal(lines[2], 'vm-2/dump');
   });
 

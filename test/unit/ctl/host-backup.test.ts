@@ -7,7 +7,12 @@ import type { Context } from '../../../ctl/context';
 function fakeContext(json: boolean): { ctx: Context; stderr: string[] } {
   const stderr: string[] = [];
   const silent: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => silent };
-  const ctx = { coordinator: '127.0.0.1:7400', json, io: { stdout: () => {}, stderr: (t: string) => void stderr.push(t) }, log: silent } as unknown as Context;
+  const ctx = {
+    coordinator: '127.0.0.1:7400',
+    json,
+    io: { stdout: () => {}, stderr: (t: string) => void stderr.push(t) },
+    log: silent,
+  } as unknown as Context;
   return { ctx, stderr };
 }
 
@@ -23,12 +28,15 @@ describe('ctl host-backup', () => {
     assert.throws(() => parse('--io-limit', 'fast'), /--io-limit: expected bytes per second/);
   });
 
-  it('prints the runner\'s events as headroomctl messages, or one JSON object each with --json', () => {
+  it("prints the runner's events as headroomctl messages, or one JSON object each with --json", () => {
     const text = fakeContext(false);
     progressOutput(text.ctx)('consistency', { consistency: 'crash' }, 'consistency: crash');
     assert.deepEqual(text.stderr, ['headroomctl: consistency: crash\n']);
     const json = fakeContext(true);
     progressOutput(json.ctx)('consistency', { consistency: 'crash' }, 'consistency: crash');
-    assert.deepEqual(json.stderr.map((l) => JSON.parse(l)), [{ event: 'consistency', consistency: 'crash' }]);
+    assert.deepEqual(
+      json.stderr.map((l) => JSON.parse(l)),
+      [{ event: 'consistency', consistency: 'crash' }],
+    );
   });
 });

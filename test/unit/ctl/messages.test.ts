@@ -11,7 +11,7 @@ describe('ctl messages', () => {
     assert.equal(cleanDetails('no host x'), 'no host x');
   });
 
-  it('logs shared code\'s warnings as CLI messages, hiding debug unless asked', () => {
+  it("logs shared code's warnings as CLI messages, hiding debug unless asked", () => {
     const lines: string[] = [];
     const log = createCliLogger('headroomctl', (l) => lines.push(l), {});
     log.warn('connecting without TLS', { address: '127.0.0.1:1' });

@@ -40,8 +40,28 @@ function token(over: Partial<Token__Output>): Token__Output {
 describe('ctl rendering', () => {
   it('shows hosts with tokens against their caps, pause reason and policy', () => {
     const hosts: HostInfo__Output[] = [
-      { host: 'host-b', paused: true, pauseReason: 'maintenance', fencing: 9, policy: POLICY, activeGuest: 0, activeHypervisor: 1, queued: 2, agentsConnected: 3 },
-      { host: 'host-a', paused: false, pauseReason: '', fencing: 12, policy: POLICY, activeGuest: 2, activeHypervisor: 0, queued: 0, agentsConnected: 1 },
+      {
+        host: 'host-b',
+        paused: true,
+        pauseReason: 'maintenance',
+        fencing: 9,
+        policy: POLICY,
+        activeGuest: 0,
+        activeHypervisor: 1,
+        queued: 2,
+        agentsConnected: 3,
+      },
+      {
+        host: 'host-a',
+        paused: false,
+        pauseReason: '',
+        fencing: 12,
+        policy: POLICY,
+        activeGuest: 2,
+        activeHypervisor: 0,
+        queued: 0,
+        agentsConnected: 1,
+      },
     ];
     const lines = renderHosts(hosts).split('\n');
     assert.match(lines[0], /^HOST\s+STATE\s+GUEST\s+HYPERVISOR\s+QUEUED\s+AGENTS\s+FENCING\s+POLICY$/);
@@ -51,7 +71,14 @@ describe('ctl rendering', () => {
   });
 
   it('shows active tokens with short id, slot, window end and time to expiry', () => {
-    const out = renderActive([token({ slot: { startUnixMs: at(11, 58, 0), expectedEndUnixMs: at(12, 28, 0), windowEndUnixMs: at(13, 0, 0) } })], NOW);
+    const out = renderActive(
+      [
+        token({
+          slot: { startUnixMs: at(11, 58, 0), expectedEndUnixMs: at(12, 28, 0), windowEndUnixMs: at(13, 0, 0) },
+        }),
+      ],
+      NOW,
+    );
     const [header, row] = out.split('\n');
     assert.match(header, /^ID\s+KIND\s+HOST\s+VM\s+JOB\s+FENCING\s+SLOT\s+WINDOW END\s+EXPIRES$/);
     assert.match(row, /^01234567\s+GUEST\s+host-a\s+vm-1\s+restic\s+1\s+11:58:00 → 12:28:00\s+13:00:00\s+in 25s$/);
@@ -62,8 +89,16 @@ describe('ctl rendering', () => {
   it('shows queued requests with position, wait, what they wait for and the estimated start', () => {
     const q: QueuedRequest__Output = {
       request: {
-        requestId: 'r2', kind: 'TOKEN_KIND_HYPERVISOR', host: 'host-a', vm: 'vm-2', job: 'vzdump', expectedDurationMs: 0,
-        latestStartUnixMs: 0, windowEndUnixMs: 0, priority: 0, ttlMs: 0,
+        requestId: 'r2',
+        kind: 'TOKEN_KIND_HYPERVISOR',
+        host: 'host-a',
+        vm: 'vm-2',
+        job: 'vzdump',
+        expectedDurationMs: 0,
+        latestStartUnixMs: 0,
+        windowEndUnixMs: 0,
+        priority: 0,
+        ttlMs: 0,
       },
       position: 1,
       queuedUnixMs: NOW - 72_000,
@@ -72,17 +107,35 @@ describe('ctl rendering', () => {
     };
     const [header, row] = renderQueued([q], NOW).split('\n');
     assert.match(header, /^POS\s+KIND\s+HOST\s+VM\s+JOB\s+WAITING\s+WAITING FOR\s+ESTIMATED START$/);
-    assert.match(row, /^\s*1\s+HYPERVISOR\s+host-a\s+vm-2\s+vzdump\s+1m12s\s+1 GUEST token \(vm-1\/restic\)\s+12:28:00 \(in 28m\)$/);
+    assert.match(
+      row,
+      /^\s*1\s+HYPERVISOR\s+host-a\s+vm-2\s+vzdump\s+1m12s\s+1 GUEST token \(vm-1\/restic\)\s+12:28:00 \(in 28m\)$/,
+    );
     assert.equal(renderQueued([], NOW), 'no queued requests');
   });
 
   it('shows agents with age of the last hello and human units for the last load', () => {
     const agent: AgentInfo__Output = {
-      vm: 'vm-1', host: 'host-a', agentVersion: '0.1.0', hostname: 'db1', connected: true, lastHelloUnixMs: NOW - 12_000,
+      vm: 'vm-1',
+      host: 'host-a',
+      agentVersion: '0.1.0',
+      hostname: 'db1',
+      connected: true,
+      lastHelloUnixMs: NOW - 12_000,
       lastLoad: {
-        sampledUnixMs: NOW - 1_000, cpuPercent: 37.25, memUsedBytes: 1024, memTotalBytes: 4096,
-        diskReadBytesPerSec: 12.3 * 1024 * 1024, diskWriteBytesPerSec: 512, netRxBytesPerSec: 0, netTxBytesPerSec: 0,
-        load1: 0.5, load5: 0, load15: 0, backupCpuPercent: 0, backupIoBytesPerSec: 0,
+        sampledUnixMs: NOW - 1_000,
+        cpuPercent: 37.25,
+        memUsedBytes: 1024,
+        memTotalBytes: 4096,
+        diskReadBytesPerSec: 12.3 * 1024 * 1024,
+        diskWriteBytesPerSec: 512,
+        netRxBytesPerSec: 0,
+        netTxBytesPerSec: 0,
+        load1: 0.5,
+        load5: 0,
+        load15: 0,
+        backupCpuPercent: 0,
+        backupIoBytesPerSec: 0,
       },
       jobs: [
         { name: 'restic', schedule: '0 2 * * *', windowMs: 0, expectedDurationMs: 0, declaredCost: null, priority: 0 },
@@ -92,20 +145,41 @@ describe('ctl rendering', () => {
     };
     const idle: AgentInfo__Output = { ...agent, vm: 'vm-2', connected: false, lastLoad: null, jobs: [] };
     const [, row1, row2] = renderAgents([idle, agent], NOW).split('\n');
-    assert.match(row1, /^vm-1\s+host-a\s+db1\s+yes\s+12s ago\s+37\.3%\s+25\.0%\s+12\.3 MiB\/s\s+512 B\/s\s+0\.50\s+restic, pg_dump$/);
+    assert.match(
+      row1,
+      /^vm-1\s+host-a\s+db1\s+yes\s+12s ago\s+37\.3%\s+25\.0%\s+12\.3 MiB\/s\s+512 B\/s\s+0\.50\s+restic, pg_dump$/,
+    );
     assert.match(row2, /^vm-2\s+host-a\s+db1\s+no\s+12s ago\s+-\s+-\s+-\s+-\s+-\s+-$/);
     assert.equal(renderAgents([], NOW), 'no agents');
   });
 
   it('shows history oldest first with dashes for what an event does not have', () => {
     const ev = (seq: number, over: Partial<HistoryEvent__Output>): HistoryEvent__Output => ({
-      seq, atUnixMs: at(11, 0, seq), type: 'HISTORY_EVENT_TYPE_GRANTED', host: 'host-a', vm: 'vm-1', job: 'restic', kind: 'TOKEN_KIND_GUEST',
-      tokenId: '0123456789', fencing: seq, requestId: 'r', detail: '', ...over,
+      seq,
+      atUnixMs: at(11, 0, seq),
+      type: 'HISTORY_EVENT_TYPE_GRANTED',
+      host: 'host-a',
+      vm: 'vm-1',
+      job: 'restic',
+      kind: 'TOKEN_KIND_GUEST',
+      tokenId: '0123456789',
+      fencing: seq,
+      requestId: 'r',
+      detail: '',
+      ...over,
     });
     const events = sortBySeq([
       ev(2, { type: 'HISTORY_EVENT_TYPE_RELEASED', detail: 'exit code 0' }),
       ev(1, {}),
-      ev(3, { type: 'HISTORY_EVENT_TYPE_HOST_PAUSED', vm: '', job: '', kind: 'TOKEN_KIND_UNSPECIFIED', tokenId: '', fencing: 0, detail: 'maintenance' }),
+      ev(3, {
+        type: 'HISTORY_EVENT_TYPE_HOST_PAUSED',
+        vm: '',
+        job: '',
+        kind: 'TOKEN_KIND_UNSPECIFIED',
+        tokenId: '',
+        fencing: 0,
+        detail: 'maintenance',
+      }),
     ]);
     const lines = renderHistory(events, NOW).split('\n');
     assert.match(lines[1], /^11:00:01\s+GRANTED\s+host-a\s+vm-1\s+restic\s+GUEST\s+01234567\s+1$/);

@@ -47,11 +47,23 @@ describe('ctl table', () => {
   });
 
   it('counts characters, not UTF-16 units or bytes, for → and …', () => {
-    const out = formatTable([{ header: 'SLOT' }, { header: 'N' }], [['1 → 2', 'x'], ['12345', 'y']]);
+    const out = formatTable(
+      [{ header: 'SLOT' }, { header: 'N' }],
+      [
+        ['1 → 2', 'x'],
+        ['12345', 'y'],
+      ],
+    );
     assert.deepEqual(out.split('\n'), ['SLOT   N', '1 → 2  x', '12345  y']);
   });
 
   it('aligns label: value pairs', () => {
-    assert.equal(formatFields([['host', 'a'], ['lease ttl', '30s']]), 'host:      a\nlease ttl: 30s');
+    assert.equal(
+      formatFields([
+        ['host', 'a'],
+        ['lease ttl', '30s'],
+      ]),
+      'host:      a\nlease ttl: 30s',
+    );
   });
 });

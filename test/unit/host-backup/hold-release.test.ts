@@ -21,7 +21,13 @@ function stateFile(state?: Partial<HoldState>): string {
 
 /** Ends the hold of `file`; a holder that ended by itself leaves nothing to release on its behalf. */
 function release(file: string, success: boolean) {
-  return releaseHold({ stateFile: file, success, message: '', client: () => assert.fail('nothing to release on the holder\'s behalf'), log: silent });
+  return releaseHold({
+    stateFile: file,
+    success,
+    message: '',
+    client: () => assert.fail("nothing to release on the holder's behalf"),
+    log: silent,
+  });
 }
 
 describe('hold release', () => {
@@ -31,7 +37,10 @@ describe('hold release', () => {
 
   it('says there is nothing to release when the state file is missing', async () => {
     const file = stateFile();
-    assert.deepEqual(await release(file, true), { end: 'error', message: `nothing to release: ${file} does not exist` });
+    assert.deepEqual(await release(file, true), {
+      end: 'error',
+      message: `nothing to release: ${file} does not exist`,
+    });
   });
 
   it('reports what the holder recorded, and removes the state file', async () => {
@@ -42,7 +51,10 @@ describe('hold release', () => {
 
   it('says the backup ran without its token when the token was lost', async () => {
     const file = stateFile({ phase: 'lost', token: { tokenId: 't-1', fencing: 7 }, message: 'revoked' });
-    assert.deepEqual(await release(file, true), { end: 'not-held', message: 'the HYPERVISOR token for 101 on pve-1 was lost while it was held: revoked' });
+    assert.deepEqual(await release(file, true), {
+      end: 'not-held',
+      message: 'the HYPERVISOR token for 101 on pve-1 was lost while it was held: revoked',
+    });
   });
 
   it('counts a token never granted against a success only', async () => {

@@ -41,7 +41,10 @@ describe('hold state files', () => {
 
   it('names the file and the key of what is wrong', () => {
     const bad: [unknown, RegExp][] = [
-      [{ ...HELD, phase: 'holding' }, /101\.json: "phase" must be one of waiting, held, lost, released, failed, got "holding"/],
+      [
+        { ...HELD, phase: 'holding' },
+        /101\.json: "phase" must be one of waiting, held, lost, released, failed, got "holding"/,
+      ],
       [{ ...HELD, pid: -1 }, /101\.json: "pid" must be a positive integer/],
       [{ ...HELD, pid: '12' }, /101\.json: "pid" must be a number/],
       [{ ...HELD, vm: '' }, /101\.json: "vm" must be a non-empty string/],

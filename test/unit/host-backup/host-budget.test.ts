@@ -9,7 +9,8 @@ import { waitFor } from '../../helpers/wait';
 import { captureLog, FakeChild, token } from '../common/backup-run/guarded-run-fakes';
 import { FakeMechanism } from '../common/backup-run/budget/fake-enforcer';
 
-const wire = (p: Partial<HostPolicy> & Record<string, unknown> = {}) => ({ ...DEFAULT_POLICY, ...p }) as unknown as v1.Policy__Output;
+const wire = (p: Partial<HostPolicy> & Record<string, unknown> = {}) =>
+  ({ ...DEFAULT_POLICY, ...p }) as unknown as v1.Policy__Output;
 
 /** Host load samples, one per call, in LoadReport's units; the clock moves 10 s per sample. */
 class FakeCollector implements LoadCollector {
@@ -22,11 +23,23 @@ class FakeCollector implements LoadCollector {
   async sample(): Promise<v1.LoadReport> {
     this.clock.advance(10_000);
     const backup = this.backupUsage?.();
-    return { cpuPercent: this.cpu(this.samples++), backupCpuPercent: backup ? backup.cpuSeconds : 0, diskReadBytesPerSec: 0, diskWriteBytesPerSec: 0, backupIoBytesPerSec: 0 };
+    return {
+      cpuPercent: this.cpu(this.samples++),
+      backupCpuPercent: backup ? backup.cpuSeconds : 0,
+      diskReadBytesPerSec: 0,
+      diskWriteBytesPerSec: 0,
+      backupIoBytesPerSec: 0,
+    };
   }
 }
 
-function setup(o: { cpu?: (n: number) => number; fetchPolicy?: () => Promise<v1.Policy__Output>; limits?: { cpuPercent: number; ioBytesPerSec: number } } = {}) {
+function setup(
+  o: {
+    cpu?: (n: number) => number;
+    fetchPolicy?: () => Promise<v1.Policy__Output>;
+    limits?: { cpuPercent: number; ioBytesPerSec: number };
+  } = {},
+) {
   const clock = new ManualClock();
   const mechanism = new FakeMechanism('SIGNALS', 'cgroup v2: not mounted; cgroup v1: not mounted');
   const events: { event: string; data: Record<string, any>; text: string }[] = [];
@@ -52,33 +65,63 @@ function setup(o: { cpu?: (n: number) => number; fetchPolicy?: () => Promise<v1.
 
 describe('ctl: host-backup budget', () => {
   it("applies the policy's thresholds and reduced budget, but not its budget for guest tokens that carry none", () => {
-    const p = hostControlPolicy(wire({ reportIntervalMs: 2_000, pauseAboveCpuPercent: 70, budgetCpuPercent: 60, budgetIoBytesPerSec: 5, fieldFromTheFuture: 40 }));
+    const p = hostControlPolicy(
+      wire({
+        reportIntervalMs: 2_000,
+        pauseAboveCpuPercent: 70,
+        budgetCpuPercent: 60,
+        budgetIoBytesPerSec: 5,
+        fieldFromTheFuture: 40,
+      }),
+    );
     assert.equal(p.reportIntervalMs, 2_000);
     assert.equal(p.pauseAboveCpuPercent, 70);
     assert.equal(p.throttledCpuPercent, DEFAULT_POLICY.throttledCpuPercent);
-    assert.equal(p.budgetCpuPercent, 0, 'the full budget is the token\'s');
+    assert.equal(p.budgetCpuPercent, 0, "the full budget is the token's");
     assert.equal(p.budgetIoBytesPerSec, 0);
     assert.equal('fieldFromTheFuture' in p, false, 'only the fields of a host policy');
     const partial = hostControlPolicy({ reportIntervalMs: 3_000 } as unknown as v1.Policy__Output);
-    assert.equal(partial.pauseAboveCpuPercent, DEFAULT_POLICY.pauseAboveCpuPercent, 'a field the coordinator did not send takes its default');
+    assert.equal(
+      partial.pauseAboveCpuPercent,
+      DEFAULT_POLICY.pauseAboveCpuPercent,
+      'a field the coordinator did not send takes its default',
+    );
   });
 
   it('describes the thresholds that are on', () => {
-    assert.equal(describeThresholds({ ...DEFAULT_POLICY }), 'foreground CPU: throttle from 60%, pause from 85%, full again below 50%');
     assert.equal(
-      describeThresholds({ ...DEFAULT_POLICY, throttleAboveCpuPercent: 0, pauseAboveCpuPercent: 0, pauseAboveIoBytesPerSec: 32 * 1024 * 1024, resumeBelowIoBytesPerSec: 8 * 1024 * 1024 }),
+      describeThresholds({ ...DEFAULT_POLICY }),
+      'foreground CPU: throttle from 60%, pause from 85%, full again below 50%',
+    );
+    assert.equal(
+      describeThresholds({
+        ...DEFAULT_POLICY,
+        throttleAboveCpuPercent: 0,
+        pauseAboveCpuPercent: 0,
+        pauseAboveIoBytesPerSec: 32 * 1024 * 1024,
+        resumeBelowIoBytesPerSec: 8 * 1024 * 1024,
+      }),
       'foreground disk I/O: pause from 32.0 MiB/s, full again below 8.0 MiB/s',
     );
-    assert.match(describeThresholds({ ...DEFAULT_POLICY, throttleAboveCpuPercent: 0, pauseAboveCpuPercent: 0 }), /^no thresholds set/);
+    assert.match(
+      describeThresholds({ ...DEFAULT_POLICY, throttleAboveCpuPercent: 0, pauseAboveCpuPercent: 0 }),
+      /^no thresholds set/,
+    );
   });
 
   it("starts the command on the tighter of the token's budget and the local limits, and names the mechanism", async () => {
     const { mechanism, events, control, child } = setup({ limits: { cpuPercent: 25, ioBytesPerSec: 0 } });
-    control.started(child, token({ kind: 'TOKEN_KIND_HYPERVISOR', budget: { cpuPercent: 50, ioBytesPerSec: 20_000_000 } }));
+    control.started(
+      child,
+      token({ kind: 'TOKEN_KIND_HYPERVISOR', budget: { cpuPercent: 50, ioBytesPerSec: 20_000_000 } }),
+    );
     assert.deepEqual(mechanism.enforcers[0].calls, ['apply cpu=25 io=20000000']);
     const budget = events.find((e) => e.event === 'budget')!;
     assert.equal(budget.data.enforcement, 'SIGNALS');
-    assert.match(budget.text, /^budget: cpu 25% of a core, io 20\.0 MB\/s \(the token's: cpu 50% of a core, io 20\.0 MB\/s, capped by --cpu-limit 25\), enforced with SIGNALS \(.*cgroup v1: not mounted\)$/);
+    assert.match(
+      budget.text,
+      /^budget: cpu 25% of a core, io 20\.0 MB\/s \(the token's: cpu 50% of a core, io 20\.0 MB\/s, capped by --cpu-limit 25\), enforced with SIGNALS \(.*cgroup v1: not mounted\)$/,
+    );
     child.exit(0);
     control.stopping();
     await control.ended();
@@ -91,10 +134,22 @@ describe('ctl: host-backup budget', () => {
     await waitFor(() => events.filter((e) => e.event === 'budget-change').length >= 2, 5_000, 'a pause and a resume');
     control.stopping();
     const changes = events.filter((e) => e.event === 'budget-change');
-    assert.equal(changes[0].text, '01:02:03 host busy: foreground cpu 95% >= 85%: now paused (cpu 25% of a core, io 10.5 MB/s once resumed) (SIGNALS)');
+    assert.equal(
+      changes[0].text,
+      '01:02:03 host busy: foreground cpu 95% >= 85%: now paused (cpu 25% of a core, io 10.5 MB/s once resumed) (SIGNALS)',
+    );
     assert.match(changes[1].text, /^01:02:03 host calmer for 30s: foreground cpu 10%: now no limits \(SIGNALS\)$/);
-    assert.deepEqual(mechanism.enforcers[0].calls, ['apply cpu=0 io=0', 'apply cpu=25 io=10485760', 'pause', 'apply cpu=0 io=0', 'resume', 'release']);
-    assert.ok(events.some((e) => e.event === 'controlling' && /every 5ms: foreground CPU: throttle from 60%/.test(e.text)));
+    assert.deepEqual(mechanism.enforcers[0].calls, [
+      'apply cpu=0 io=0',
+      'apply cpu=25 io=10485760',
+      'pause',
+      'apply cpu=0 io=0',
+      'resume',
+      'release',
+    ]);
+    assert.ok(
+      events.some((e) => e.event === 'controlling' && /every 5ms: foreground CPU: throttle from 60%/.test(e.text)),
+    );
     const samples = collector.samples;
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(collector.samples, samples, 'no sampling once the command is being stopped');
@@ -109,18 +164,27 @@ describe('ctl: host-backup budget', () => {
     mechanism.enforcers[0].used = { cpuSeconds: 95, ioBytes: 0 };
     await waitFor(() => collector.samples >= 4, 5_000, 'four samples');
     control.stopping();
-    assert.deepEqual(events.filter((e) => e.event === 'budget-change'), []);
+    assert.deepEqual(
+      events.filter((e) => e.event === 'budget-change'),
+      [],
+    );
     child.exit(143);
     await control.ended();
   });
 
   it('keeps the budget and says so when the host policy cannot be read', async () => {
     const refused = new Error('GetPolicy: PERMISSION_DENIED: not an admin');
-    const { mechanism, events, control, child, collector } = setup({ limits: { cpuPercent: 30, ioBytesPerSec: 0 }, fetchPolicy: () => Promise.reject(refused) });
+    const { mechanism, events, control, child, collector } = setup({
+      limits: { cpuPercent: 30, ioBytesPerSec: 0 },
+      fetchPolicy: () => Promise.reject(refused),
+    });
     control.started(child, token({ kind: 'TOKEN_KIND_HYPERVISOR' }));
     await waitFor(() => events.some((e) => e.event === 'uncontrolled'), 1_000, 'the notice');
     const notice = events.find((e) => e.event === 'uncontrolled')!;
-    assert.match(notice.text, /^could not read the policy of host-a \(GetPolicy: PERMISSION_DENIED: not an admin\): the command keeps its budget/);
+    assert.match(
+      notice.text,
+      /^could not read the policy of host-a \(GetPolicy: PERMISSION_DENIED: not an admin\): the command keeps its budget/,
+    );
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(collector.samples, 0);
     assert.deepEqual(mechanism.enforcers[0].calls, ['apply cpu=30 io=0']);

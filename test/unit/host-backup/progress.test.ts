@@ -46,7 +46,10 @@ describe('host-backup progress', () => {
   it('says which token it got, with its fencing number and slot', () => {
     const { progress, texts } = reporter();
     const token = {
-      tokenId: 'tok-1', fencing: 17, host: 'host-a', ttlMs: 30_000,
+      tokenId: 'tok-1',
+      fencing: 17,
+      host: 'host-a',
+      ttlMs: 30_000,
       slot: { startUnixMs: at(12, 0, 0), expectedEndUnixMs: at(12, 30, 0), windowEndUnixMs: at(13, 0, 0) },
     } as Token__Output;
     progress.hooks([]).onGranted!(token);
@@ -59,10 +62,13 @@ describe('host-backup progress', () => {
     const { progress, events } = reporter();
     progress.hooks(['true']).onQueued!(queued());
     progress.finished({ status: 'succeeded', exitCode: 0, message: 'exit code 0', durationMs: 1200 });
-    assert.deepEqual(events.map(({ event, data }) => ({ event, ...data })), [
-      { event: 'queued', ...queued() },
-      { event: 'finished', status: 'succeeded', exitCode: 0, message: 'exit code 0', durationMs: 1200 },
-    ]);
+    assert.deepEqual(
+      events.map(({ event, data }) => ({ event, ...data })),
+      [
+        { event: 'queued', ...queued() },
+        { event: 'finished', status: 'succeeded', exitCode: 0, message: 'exit code 0', durationMs: 1200 },
+      ],
+    );
     assert.equal(events[1].text, 'done: exit code 0 after 1s; token not held (exit 0)');
   });
 

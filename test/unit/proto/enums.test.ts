@@ -19,7 +19,11 @@ describe('wire enums', () => {
     for (const [full, e] of Object.entries(ENUMS)) {
       const values = (packageDefinition[full] as { type: { value: { name: string; number: number }[] } }).type.value;
       const wire = values.filter((v) => v.number !== 0).map((v) => v.name);
-      assert.deepEqual(e.names.map((n) => e.toWire(n)), wire, full);
+      assert.deepEqual(
+        e.names.map((n) => e.toWire(n)),
+        wire,
+        full,
+      );
       for (const n of e.names) assert.equal(e.fromWire(e.toWire(n)), n, full);
     }
   });
@@ -32,7 +36,8 @@ describe('wire enums', () => {
   });
 
   it('know nothing of UNSPECIFIED, of a short name on the wire, or of a number from a newer peer, and show it as it came', () => {
-    for (const value of ['TOKEN_KIND_UNSPECIFIED', 'GUEST', 7, undefined]) assert.equal(enums.tokenKind.fromWire(value), undefined, String(value));
+    for (const value of ['TOKEN_KIND_UNSPECIFIED', 'GUEST', 7, undefined])
+      assert.equal(enums.tokenKind.fromWire(value), undefined, String(value));
     assert.equal(enums.tokenKind.show('TOKEN_KIND_GUEST'), 'GUEST');
     assert.equal(enums.tokenKind.show(7), '7');
   });

@@ -33,7 +33,13 @@ function installHooks(noticeArgs: string[]): { hook: string; dir: string } {
   const hook = path.join(dir, 'fsfreeze-hook');
   fs.copyFileSync(DEBIAN_HOOK, hook);
   fs.chmodSync(hook, 0o755);
-  const installed = spawnSync([AGENT_MAIN, 'install-fsfreeze-hook', '--dir', path.join(dir, 'fsfreeze-hook.d'), ...noticeArgs]);
+  const installed = spawnSync([
+    AGENT_MAIN,
+    'install-fsfreeze-hook',
+    '--dir',
+    path.join(dir, 'fsfreeze-hook.d'),
+    ...noticeArgs,
+  ]);
   assert.equal(installed.status, 0, installed.output);
   const script = path.join(dir, 'fsfreeze-hook.d', 'headroom-agent');
   assert.equal(fs.statSync(script).mode & 0o777, 0o755);
@@ -46,14 +52,23 @@ function spawnSync(args: string[]): { status: number | null; output: string } {
 }
 
 /** Runs the hook as qemu-ga does; resolves with its exit code and what it appended to the hook log about `dir`. */
-async function runAsQemuGa(hook: { hook: string; dir: string }, phase: 'freeze' | 'thaw'): Promise<{ code: number | null; log: string }> {
+async function runAsQemuGa(
+  hook: { hook: string; dir: string },
+  phase: 'freeze' | 'thaw',
+): Promise<{ code: number | null; log: string }> {
   const offset = fs.existsSync(QGA_LOG) ? fs.statSync(QGA_LOG).size : 0;
   const child = spawn('env', ['-i', hook.hook, phase], { stdio: 'ignore' });
   const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
-  assert.ok(fs.existsSync(QGA_LOG), `the hook wrote no ${QGA_LOG} (the test needs it writable: run as root, as CI does)`);
+  assert.ok(
+    fs.existsSync(QGA_LOG),
+    `the hook wrote no ${QGA_LOG} (the test needs it writable: run as root, as CI does)`,
+  );
   const appended = fs.readFileSync(QGA_LOG, 'utf8').slice(offset);
   // The lines about our script, and its output between them (Debian's script sends it to the same log).
-  const ours = appended.split(/(?=^.*: execute )/m).filter((block) => block.includes(hook.dir)).join('');
+  const ours = appended
+    .split(/(?=^.*: execute )/m)
+    .filter((block) => block.includes(hook.dir))
+    .join('');
   return { code, log: ours };
 }
 
@@ -66,10 +81,21 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
   const calls: AcquireCall[] = [];
 
   const history = async () =>
-    (await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(clients.admin.ListHistory.bind(clients.admin), { host: HOST, limit: 1000 })).events;
-  const freezeEvents = async () => (await history()).filter((e) => e.vm === VM && (e.type === 'HISTORY_EVENT_TYPE_VM_FROZEN' || e.type === 'HISTORY_EVENT_TYPE_VM_THAWED'));
+    (
+      await unary<v1.ListHistoryRequest, v1.ListHistoryResponse__Output>(
+        clients.admin.ListHistory.bind(clients.admin),
+        { host: HOST, limit: 1000 },
+      )
+    ).events;
+  const freezeEvents = async () =>
+    (await history()).filter(
+      (e) => e.vm === VM && (e.type === 'HISTORY_EVENT_TYPE_VM_FROZEN' || e.type === 'HISTORY_EVENT_TYPE_VM_THAWED'),
+    );
   const budgetOf = async (vm: string) => {
-    const { agents } = await unary<v1.ListAgentsRequest, v1.ListAgentsResponse__Output>(clients.admin.ListAgents.bind(clients.admin), { host: HOST });
+    const { agents } = await unary<v1.ListAgentsRequest, v1.ListAgentsResponse__Output>(
+      clients.admin.ListAgents.bind(clients.admin),
+      { host: HOST },
+    );
     return agents.find((a) => a.vm === vm)?.budgets[0];
   };
 
@@ -83,7 +109,8 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
   });
   afterEach(async function () {
     for (const c of calls.splice(0)) c.cancel();
-    if (this.currentTest?.state === 'failed') console.error(`agent log:\n${agent?.stderr().split('\n').slice(-30).join('\n')}`);
+    if (this.currentTest?.state === 'failed')
+      console.error(`agent log:\n${agent?.stderr().split('\n').slice(-30).join('\n')}`);
     await agent?.stop();
     agent = undefined;
   });
@@ -91,13 +118,21 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
   /** A daemon for VM web-1 with its control socket in a temporary directory, and `extra` YAML; resolves once its session is up. */
   async function startDaemon(extra: string[] = []): Promise<void> {
     socket = path.join(tempDir('headroom-sock-'), 'agent.sock');
-    const config = writeConfig([`coordinator: ${coordinator.address}`, `vm: ${VM}`, `host: ${HOST}`, `controlSocket: ${socket}`, ...extra].join('\n'));
+    const config = writeConfig(
+      [`coordinator: ${coordinator.address}`, `vm: ${VM}`, `host: ${HOST}`, `controlSocket: ${socket}`, ...extra].join(
+        '\n',
+      ),
+    );
     agent = startAgent(['run', '--config', config]);
-    await waitFor('the agent session and its control socket', () => /session up/.test(agent!.stderr()) && /control socket listening/.test(agent!.stderr()), 20_000);
+    await waitFor(
+      'the agent session and its control socket',
+      () => /session up/.test(agent!.stderr()) && /control socket listening/.test(agent!.stderr()),
+      20_000,
+    );
     assert.equal(fs.statSync(socket).mode & 0o777, 0o600, 'the control socket is for root only');
   }
 
-  it('holds the frozen VM\'s guest backups with the reason, grants other VMs\', and grants on the thaw', async () => {
+  it("holds the frozen VM's guest backups with the reason, grants other VMs', and grants on the thaw", async () => {
     await startDaemon();
     const hook = installHooks(['--socket', socket]);
 
@@ -105,14 +140,20 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     const frozen = await runAsQemuGa(hook, 'freeze');
     assert.equal(frozen.code, 0);
     assert.match(frozen.log, /execute \S+\/fsfreeze-hook\.d\/headroom-agent freeze/);
-    assert.match(frozen.log, /freeze by qemu-guest-agent noted \(guest backups held for 600000 ms at most\); coordinator told/);
+    assert.match(
+      frozen.log,
+      /freeze by qemu-guest-agent noted \(guest backups held for 600000 ms at most\); coordinator told/,
+    );
     assert.match(frozen.log, /headroom-agent finished with status=0/);
     const [frozenEvent] = await waitFor('the freeze in the history', async () => {
       const events = (await freezeEvents()).slice(before);
       return events.length > 0 ? events : undefined;
     });
     assert.equal(frozenEvent.type, 'HISTORY_EVENT_TYPE_VM_FROZEN');
-    assert.match(frozenEvent.detail, /^VM web-1 frozen by qemu-guest-agent: its guest backups wait for the thaw, at most until /);
+    assert.match(
+      frozenEvent.detail,
+      /^VM web-1 frozen by qemu-guest-agent: its guest backups wait for the thaw, at most until /,
+    );
 
     const held = acquire(clients, { host: HOST, vm: VM, job: 'restic' });
     const other = acquire(clients, { host: HOST, vm: 'db-1', job: 'dump' });
@@ -122,7 +163,10 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     await waitFor('the held request to be queued', () => held.updates.find((u) => u.queued));
     const queued = held.updates.find((u) => u.queued)!.queued!;
     assert.match(queued.waitingFor, /^VM web-1 frozen by qemu-guest-agent since \d{4}-\d\d-\d\dT[\d:.]+Z/);
-    assert.equal(held.updates.some((u) => u.granted), false);
+    assert.equal(
+      held.updates.some((u) => u.granted),
+      false,
+    );
     await release(clients, granted.granted);
 
     const thawed = await runAsQemuGa(hook, 'thaw');
@@ -132,9 +176,14 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     assert.ok(grant.granted, 'granted on the thaw');
     await release(clients, grant.granted);
     const events = (await freezeEvents()).slice(before);
-    assert.deepEqual(events.map((e) => e.type), ['HISTORY_EVENT_TYPE_VM_FROZEN', 'HISTORY_EVENT_TYPE_VM_THAWED']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['HISTORY_EVENT_TYPE_VM_FROZEN', 'HISTORY_EVENT_TYPE_VM_THAWED'],
+    );
     assert.match(events[1].detail, /^VM web-1 thawed by qemu-guest-agent after \d+ ms$/);
-    const grantEvent = (await history()).find((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED' && e.tokenId === grant.granted!.tokenId)!;
+    const grantEvent = (await history()).find(
+      (e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED' && e.tokenId === grant.granted!.tokenId,
+    )!;
     assert.ok(grantEvent.seq > events[1].seq, 'granted after the thaw was recorded');
   });
 
@@ -145,12 +194,17 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     assert.equal((await runAsQemuGa(hook, 'freeze')).code, 0);
     const held = acquire(clients, { host: HOST, vm: VM, job: 'restic' });
     calls.push(held);
-    await waitFor('the request to be held by the freeze', () => held.updates.find((u) => /frozen by qemu-guest-agent/.test(u.queued?.waitingFor ?? '')));
+    await waitFor('the request to be held by the freeze', () =>
+      held.updates.find((u) => /frozen by qemu-guest-agent/.test(u.queued?.waitingFor ?? '')),
+    );
     const grant = await held.done;
     assert.ok(grant.granted);
     await release(clients, grant.granted);
     const lapsed = (await freezeEvents()).slice(before);
-    assert.deepEqual(lapsed.map((e) => e.type), ['HISTORY_EVENT_TYPE_VM_FROZEN', 'HISTORY_EVENT_TYPE_VM_THAWED']);
+    assert.deepEqual(
+      lapsed.map((e) => e.type),
+      ['HISTORY_EVENT_TYPE_VM_FROZEN', 'HISTORY_EVENT_TYPE_VM_THAWED'],
+    );
     assert.match(lapsed[1].detail, /^VM web-1: no thaw from qemu-guest-agent within the freeze's bound/);
   });
 
@@ -159,7 +213,10 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     const absent = installHooks(['--socket', path.join(dir, 'absent.sock')]);
     const r1 = await runAsQemuGa(absent, 'freeze');
     assert.equal(r1.code, 0);
-    assert.match(r1.log, /no agent is listening on \S+absent\.sock \(ENOENT\): the freeze is not reported: guest backups are not held off/);
+    assert.match(
+      r1.log,
+      /no agent is listening on \S+absent\.sock \(ENOENT\): the freeze is not reported: guest backups are not held off/,
+    );
     assert.match(r1.log, /headroom-agent finished with status=0/);
 
     // A daemon that accepts and never answers: freeze-notice gives up within its bound and still exits 0.
@@ -198,26 +255,37 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
       '    expectedDuration: 1m',
       `    command: [sh, -c, "echo $$ > ${pidFile}; while :; do sleep 0.2; done"]`,
     ]);
-    await waitFor('the backup to run, not paused', async () => {
-      const b = await budgetOf(VM);
-      return b && !b.paused ? b : undefined;
-    }, 20_000);
+    await waitFor(
+      'the backup to run, not paused',
+      async () => {
+        const b = await budgetOf(VM);
+        return b && !b.paused ? b : undefined;
+      },
+      20_000,
+    );
     const hook = installHooks(['--socket', socket]);
     assert.equal((await runAsQemuGa(hook, 'freeze')).code, 0);
     await waitFor('the backup to be paused', async () => ((await budgetOf(VM))?.paused ? true : undefined), 20_000);
     assert.match(agent!.stderr(), /VM frozen by qemu-guest-agent/);
     assert.equal((await runAsQemuGa(hook, 'thaw')).code, 0);
-    await waitFor('the backup to be resumed', async () => {
-      const b = await budgetOf(VM);
-      return b && !b.paused ? b : undefined;
-    }, 20_000);
+    await waitFor(
+      'the backup to be resumed',
+      async () => {
+        const b = await budgetOf(VM);
+        return b && !b.paused ? b : undefined;
+      },
+      20_000,
+    );
   });
 
   it('says the freeze again after the coordinator restarts, so the hold survives it', async () => {
     await startDaemon();
     const hook = installHooks(['--socket', socket]);
     assert.equal((await runAsQemuGa(hook, 'freeze')).code, 0);
-    await waitFor('the freeze in the history', async () => (await freezeEvents()).at(-1)?.type === 'HISTORY_EVENT_TYPE_VM_FROZEN');
+    await waitFor(
+      'the freeze in the history',
+      async () => (await freezeEvents()).at(-1)?.type === 'HISTORY_EVENT_TYPE_VM_FROZEN',
+    );
     const before = (await freezeEvents()).length;
 
     // The hold is soft state: a restarted coordinator knows it only from the agent, which says it again.
@@ -229,7 +297,9 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     await waitFor('the freeze said again', async () => (await freezeEvents()).length > before, 20_000);
     const held = acquire(clients, { host: HOST, vm: VM, job: 'restic' });
     calls.push(held);
-    await waitFor('the request to be held by the freeze', () => held.updates.find((u) => /frozen by qemu-guest-agent/.test(u.queued?.waitingFor ?? '')));
+    await waitFor('the request to be held by the freeze', () =>
+      held.updates.find((u) => /frozen by qemu-guest-agent/.test(u.queued?.waitingFor ?? '')),
+    );
 
     assert.equal((await runAsQemuGa(hook, 'thaw')).code, 0);
     const grant = await held.done;
@@ -253,6 +323,10 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     const tooLong = await answer({ frozen: true, source: 'qemu-guest-agent', holdMs: 3_600_001 });
     assert.equal(tooLong.code, grpc.status.INVALID_ARGUMENT);
     assert.equal(tooLong.details, 'freeze_notice.hold_ms: must be an integer from 0 to 3600000, got 3600001');
-    assert.deepEqual((await history()).filter((e) => e.vm === 'vm-bad' && e.type === 'HISTORY_EVENT_TYPE_VM_FROZEN'), [], 'nothing frozen');
+    assert.deepEqual(
+      (await history()).filter((e) => e.vm === 'vm-bad' && e.type === 'HISTORY_EVENT_TYPE_VM_FROZEN'),
+      [],
+      'nothing frozen',
+    );
   });
 });

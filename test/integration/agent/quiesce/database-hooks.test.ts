@@ -30,7 +30,15 @@ describe('postgresql hook (real PostgreSQL 15 through psql)', function () {
   });
   after(async () => pg?.stop());
   beforeEach(() => {
-    settings = { psql: 'psql', host: pg!.socket, port: pg!.port, user: 'postgres', database: 'postgres', osUser: '', labelDir: path.join(tempDir('headroom-labels-'), 'labels') };
+    settings = {
+      psql: 'psql',
+      host: pg!.socket,
+      port: pg!.port,
+      user: 'postgres',
+      database: 'postgres',
+      osUser: '',
+      labelDir: path.join(tempDir('headroom-labels-'), 'labels'),
+    };
   });
   afterEach(() => fs.rmSync(path.dirname(settings.labelDir), { recursive: true, force: true }));
 
@@ -56,7 +64,11 @@ describe('postgresql hook (real PostgreSQL 15 through psql)', function () {
     assert.match(label, new RegExp(`^START WAL LOCATION: ${startLsn} `, 'm'));
     assert.match(label, new RegExp(`^CHECKPOINT LOCATION: ${checkpoint}$`, 'm'));
     assert.match(label, /^LABEL: headroom tok-1$/m);
-    await waitFor(() => pg!.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'headroom-quiesce'") === '0', 5_000, 'the session closed');
+    await waitFor(
+      () => pg!.sql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'headroom-quiesce'") === '0',
+      5_000,
+      'the session closed',
+    );
   });
 
   it('runs psql as osUser when configured (peer authentication)', async () => {
@@ -65,15 +77,22 @@ describe('postgresql hook (real PostgreSQL 15 through psql)', function () {
     assert.equal(frozen.state, 'FROZEN', JSON.stringify(frozen));
     // The session's client process belongs to postgres (uid from /etc/passwd), not to us.
     const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }));
-    const psqlUids = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).flatMap((pid) => {
-      try {
-        // psql processes talking to this test's server only.
-        if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'psql' || !fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(settings.host)) return [];
-        return [fs.statSync(`/proc/${pid}`).uid];
-      } catch {
-        return [];
-      }
-    });
+    const psqlUids = fs
+      .readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .flatMap((pid) => {
+        try {
+          // psql processes talking to this test's server only.
+          if (
+            fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'psql' ||
+            !fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(settings.host)
+          )
+            return [];
+          return [fs.statSync(`/proc/${pid}`).uid];
+        } catch {
+          return [];
+        }
+      });
     assert.deepEqual(psqlUids, [uid]);
     assert.equal((await q.thaw('tok-os')).ok, true);
   });
@@ -85,15 +104,21 @@ describe('postgresql hook (real PostgreSQL 15 through psql)', function () {
     pg!.sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'headroom-quiesce'");
     const thawed = await q.thaw('tok-2');
     assert.equal(thawed.ok, false);
-    assert.match(thawed.message, /^postgresql could not thaw: pg_backup_stop failed \(a snapshot taken since \S+ has no backup_label\): the client ended/);
+    assert.match(
+      thawed.message,
+      /^postgresql could not thaw: pg_backup_stop failed \(a snapshot taken since \S+ has no backup_label\): the client ended/,
+    );
     assert.equal(fs.existsSync(path.join(settings.labelDir, 'tok-2.backup_label')), false);
   });
 
-  it('fails the freeze with psql\'s reason when the server cannot be reached', async () => {
+  it("fails the freeze with psql's reason when the server cannot be reached", async () => {
     const q = quiescer(postgresqlHook(childProcessRunner, { ...settings, port: 1 }));
     const result = await q.freeze('tok-3', 0);
     assert.equal(result.state, 'FAILED');
-    assert.match(result.state === 'FAILED' ? result.message : '', /^postgresql could not freeze: pg_backup_start failed: the client ended \(exit 2: psql: error: connection to server on socket .* failed/);
+    assert.match(
+      result.state === 'FAILED' ? result.message : '',
+      /^postgresql could not freeze: pg_backup_start failed: the client ended \(exit 2: psql: error: connection to server on socket .* failed/,
+    );
   });
 });
 
@@ -114,7 +139,10 @@ describe('mysql hook (real MariaDB through the mariadb client)', function () {
   });
   after(async () => db?.stop());
 
-  const waitingForLock = () => db!.sql("SELECT count(*) FROM information_schema.processlist WHERE state LIKE 'Waiting for %lock%' AND info LIKE 'INSERT%'") === '1';
+  const waitingForLock = () =>
+    db!.sql(
+      "SELECT count(*) FROM information_schema.processlist WHERE state LIKE 'Waiting for %lock%' AND info LIKE 'INSERT%'",
+    ) === '1';
 
   it('holds an INSERT from another session until the thaw', async () => {
     const q = quiescer(mysqlHook(childProcessRunner, settings, 10));
@@ -149,10 +177,21 @@ describe('mysql hook (real MariaDB through the mariadb client)', function () {
     // server drops the wait with the connection (MariaDB 10.11 notices; lock_wait_timeout bounds it else).
     db!.sql('CREATE TABLE IF NOT EXISTS app.u (v int) ENGINE=InnoDB');
     const holder = mariadbClient(db!.socket, 'LOCK TABLES app.t WRITE; SELECT SLEEP(30)');
-    await waitFor(() => db!.sql("SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP%'") === '1', 10_000, 'the table lock held');
-    const q = new HookQuiescer({ hooks: async () => [mysqlHook(childProcessRunner, settings, 1)], hookTimeoutMs: 1_000 });
+    await waitFor(
+      () => db!.sql("SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP%'") === '1',
+      10_000,
+      'the table lock held',
+    );
+    const q = new HookQuiescer({
+      hooks: async () => [mysqlHook(childProcessRunner, settings, 1)],
+      hookTimeoutMs: 1_000,
+    });
     const result = await q.freeze('tok-4', 0);
-    assert.equal(result.state === 'FAILED' && result.message, 'mysql could not freeze: timed out after 1000 ms', JSON.stringify(result));
+    assert.equal(
+      result.state === 'FAILED' && result.message,
+      'mysql could not freeze: timed out after 1000 ms',
+      JSON.stringify(result),
+    );
     const insert = mariadbClient(db!.socket, 'INSERT INTO app.u VALUES (3)');
     assert.equal(await insert.exit, 0);
     assert.equal(holder.child.exitCode, null, 'the INSERT went through while the table lock was still held');
@@ -161,7 +200,9 @@ describe('mysql hook (real MariaDB through the mariadb client)', function () {
   });
 
   it('connects with a password from a file or a client option file, and never shows it', async () => {
-    db!.sql("CREATE USER IF NOT EXISTS 'backup'@'localhost' IDENTIFIED BY 'pw-s3cret'; GRANT RELOAD ON *.* TO 'backup'@'localhost'");
+    db!.sql(
+      "CREATE USER IF NOT EXISTS 'backup'@'localhost' IDENTIFIED BY 'pw-s3cret'; GRANT RELOAD ON *.* TO 'backup'@'localhost'",
+    );
     const dir = tempDir('headroom-mysql-auth-');
     try {
       const passwordFile = path.join(dir, 'password');
@@ -175,7 +216,9 @@ describe('mysql hook (real MariaDB through the mariadb client)', function () {
         assert.equal((await q.thaw('tok-5')).ok, true);
       }
       fs.writeFileSync(passwordFile, 'wrong-pw\n');
-      const refused = await quiescer(mysqlHook(childProcessRunner, { ...settings, user: 'backup', passwordFile }, 10)).freeze('tok-6', 0);
+      const refused = await quiescer(
+        mysqlHook(childProcessRunner, { ...settings, user: 'backup', passwordFile }, 10),
+      ).freeze('tok-6', 0);
       const message = refused.state === 'FAILED' ? refused.message : '';
       assert.match(message, /Access denied for user 'backup'@'localhost' \(using password: YES\)/);
       assert.doesNotMatch(message, /wrong-pw|pw-s3cret/);
@@ -184,9 +227,12 @@ describe('mysql hook (real MariaDB through the mariadb client)', function () {
     }
   });
 
-  it('fails the freeze with the client\'s reason when the server cannot be reached', async () => {
+  it("fails the freeze with the client's reason when the server cannot be reached", async () => {
     const q = quiescer(mysqlHook(childProcessRunner, { ...settings, socket: '/nonexistent/mysqld.sock' }, 10));
     const result = await q.freeze('tok-3', 0);
-    assert.match(result.state === 'FAILED' ? result.message : '', /^mysql could not freeze: FLUSH TABLES WITH READ LOCK failed: the client ended \(exit 1: .*Can't connect to local (MySQL|server) .*\/nonexistent\/mysqld\.sock/);
+    assert.match(
+      result.state === 'FAILED' ? result.message : '',
+      /^mysql could not freeze: FLUSH TABLES WITH READ LOCK failed: the client ended \(exit 1: .*Can't connect to local (MySQL|server) .*\/nonexistent\/mysqld\.sock/,
+    );
   });
 });

@@ -28,16 +28,47 @@ export async function startPostgres(port = 5499): Promise<TempServer> {
   const dir = tempDir('headroom-pg-');
   execFileSync('chown', ['postgres', dir]);
   const data = path.join(dir, 'data');
-  const asPostgres = (cmd: string, args: string[]) => execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, cmd), ...args], { stdio: 'pipe' });
+  const asPostgres = (cmd: string, args: string[]) =>
+    execFileSync('runuser', ['-u', 'postgres', '--', path.join(PG_BIN, cmd), ...args], { stdio: 'pipe' });
   asPostgres('initdb', ['-D', data, '--auth=trust', '-U', 'postgres']);
-  asPostgres('pg_ctl', ['-D', data, '-w', '-l', path.join(dir, 'log'), '-o', `-k ${dir} -c listen_addresses= -p ${port}`, 'start']);
+  asPostgres('pg_ctl', [
+    '-D',
+    data,
+    '-w',
+    '-l',
+    path.join(dir, 'log'),
+    '-o',
+    `-k ${dir} -c listen_addresses= -p ${port}`,
+    'start',
+  ]);
   return {
     socket: dir,
     port,
     sql: (statement) =>
-      execFileSync('psql', ['--no-psqlrc', '--quiet', '--no-align', '--tuples-only', '--set', 'ON_ERROR_STOP=1', '-h', dir, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-c', statement], {
-        encoding: 'utf8',
-      }).trim(),
+      execFileSync(
+        'psql',
+        [
+          '--no-psqlrc',
+          '--quiet',
+          '--no-align',
+          '--tuples-only',
+          '--set',
+          'ON_ERROR_STOP=1',
+          '-h',
+          dir,
+          '-p',
+          String(port),
+          '-U',
+          'postgres',
+          '-d',
+          'postgres',
+          '-c',
+          statement,
+        ],
+        {
+          encoding: 'utf8',
+        },
+      ).trim(),
     async stop() {
       asPostgres('pg_ctl', ['-D', data, '-w', '-m', 'immediate', 'stop']);
       fs.rmSync(dir, { recursive: true, force: true });
@@ -52,25 +83,41 @@ export async function startMariadb(): Promise<TempServer> {
   const dir = tempDir('headroom-mariadb-');
   const data = path.join(dir, 'data');
   const socket = path.join(dir, 'mysqld.sock');
-  execFileSync('mariadb-install-db', [`--datadir=${data}`, '--user=root', '--skip-test-db', '--auth-root-authentication-method=socket'], { stdio: 'pipe' });
-  const server = spawn('/usr/sbin/mariadbd', [
-    '--no-defaults',
-    `--datadir=${data}`,
-    `--socket=${socket}`,
-    `--pid-file=${path.join(dir, 'mysqld.pid')}`,
-    '--skip-networking',
-    '--user=root',
-    `--log-error=${path.join(dir, 'error.log')}`,
-  ], { stdio: 'ignore' });
-  const sql = (statement: string) => execFileSync('mariadb', [`--socket=${socket}`, '--user=root', '--batch', '--skip-column-names', '-e', statement], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  await waitFor(() => {
-    try {
-      sql('SELECT 1');
-      return true;
-    } catch {
-      return false;
-    }
-  }, 30_000, 'mariadbd accepting connections');
+  execFileSync(
+    'mariadb-install-db',
+    [`--datadir=${data}`, '--user=root', '--skip-test-db', '--auth-root-authentication-method=socket'],
+    { stdio: 'pipe' },
+  );
+  const server = spawn(
+    '/usr/sbin/mariadbd',
+    [
+      '--no-defaults',
+      `--datadir=${data}`,
+      `--socket=${socket}`,
+      `--pid-file=${path.join(dir, 'mysqld.pid')}`,
+      '--skip-networking',
+      '--user=root',
+      `--log-error=${path.join(dir, 'error.log')}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  const sql = (statement: string) =>
+    execFileSync('mariadb', [`--socket=${socket}`, '--user=root', '--batch', '--skip-column-names', '-e', statement], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).trim();
+  await waitFor(
+    () => {
+      try {
+        sql('SELECT 1');
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    30_000,
+    'mariadbd accepting connections',
+  );
   return {
     socket,
     port: 0,

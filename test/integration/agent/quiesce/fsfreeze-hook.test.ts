@@ -67,10 +67,17 @@ describe('fsfreeze hook (real ext4 on a loop device)', function () {
   }
 
   it('holds a write while frozen and lets it complete after the thaw', async () => {
-    const q = new HookQuiescer({ hooks: async () => [fsfreezeHook(childProcessRunner, mount)], defaultHoldMs: 60_000, maxHoldMs: 60_000 });
+    const q = new HookQuiescer({
+      hooks: async () => [fsfreezeHook(childProcessRunner, mount)],
+      defaultHoldMs: 60_000,
+      maxHoldMs: 60_000,
+    });
     const frozen = await q.freeze('t1', 0);
     assert.equal(frozen.state, 'FROZEN', JSON.stringify(frozen));
-    assert.deepEqual(frozen.hooks.map((h) => [h.name, h.message]), [[`fsfreeze:${mount}`, `froze ${mount}`]]);
+    assert.deepEqual(
+      frozen.hooks.map((h) => [h.name, h.message]),
+      [[`fsfreeze:${mount}`, `froze ${mount}`]],
+    );
     const file = path.join(mount, 'during-freeze');
     const w = writer(file, 'written');
     await waitFor(() => stateOf(w.child.pid!) === 'D', 10_000, 'the writer blocked in the kernel');
@@ -93,7 +100,11 @@ describe('fsfreeze hook (real ext4 on a loop device)', function () {
     const frozen = await q.freeze('t1', 1_500);
     assert.equal(frozen.state, 'FROZEN', JSON.stringify(frozen));
     const w = writer(path.join(mount, 'held'), 'late');
-    await waitFor(() => w.child.exitCode !== null || stateOf(w.child.pid!) === 'D', 10_000, 'the writer blocked or done');
+    await waitFor(
+      () => w.child.exitCode !== null || stateOf(w.child.pid!) === 'D',
+      10_000,
+      'the writer blocked or done',
+    );
     assert.equal(w.child.exitCode, null, 'the write was held while frozen');
     assert.equal(await w.exit, 0, 'the write completed once the agent thawed by itself');
     await waitFor(() => autoThaws.length === 1, 10_000, 'the auto-thaw reported');
@@ -110,7 +121,10 @@ describe('fsfreeze hook (real ext4 on a loop device)', function () {
     const q = new HookQuiescer({ hooks: async () => [fsfreezeHook(childProcessRunner, mount)] });
     const result = await q.freeze('t1', 0);
     assert.equal(result.state, 'FAILED');
-    assert.match(result.state === 'FAILED' ? result.message : '', new RegExp(`^fsfreeze:${mount} could not freeze: fsfreeze --freeze ${mount}: exit 1: .*Device or resource busy`));
+    assert.match(
+      result.state === 'FAILED' ? result.message : '',
+      new RegExp(`^fsfreeze:${mount} could not freeze: fsfreeze --freeze ${mount}: exit 1: .*Device or resource busy`),
+    );
     execFileSync('fsfreeze', ['--unfreeze', mount]); // still theirs to thaw: succeeds
   });
 });

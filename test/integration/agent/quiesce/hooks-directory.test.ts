@@ -31,7 +31,11 @@ describe('hooks directory (real scripts)', () => {
 
   function quiescer(options: { hookTimeoutMs?: number } = {}) {
     const log = captureLog();
-    const q = new HookQuiescer({ hooks: () => listHooksDirectory(dir, childProcessRunner, log.log), log: log.log, ...options });
+    const q = new HookQuiescer({
+      hooks: () => listHooksDirectory(dir, childProcessRunner, log.log),
+      log: log.log,
+      ...options,
+    });
     return { q, log };
   }
 
@@ -46,15 +50,28 @@ describe('hooks directory (real scripts)', () => {
     const { q, log } = quiescer();
     const frozen = await q.freeze('t1', 0);
     assert.equal(frozen.state, 'FROZEN', JSON.stringify(frozen));
-    assert.deepEqual(frozen.hooks.map((h) => [h.name, h.message]), [
-      ['10-db', 'freeze ok'],
-      ['20-app', 'app flushed'],
-      ['99-last', 'freeze ok'],
-    ]);
+    assert.deepEqual(
+      frozen.hooks.map((h) => [h.name, h.message]),
+      [
+        ['10-db', 'freeze ok'],
+        ['20-app', 'app flushed'],
+        ['99-last', 'freeze ok'],
+      ],
+    );
     const thawed = await q.thaw('t1');
     assert.equal(thawed.ok, true);
-    assert.deepEqual(calls(), ['10-db freeze', '20-app freeze', '99-last freeze', '99-last thaw', '20-app thaw', '10-db thaw']);
-    assert.ok(log.lines.some((l) => String(l.msg).includes('not executable') && String(l.file).endsWith('30-disabled')), JSON.stringify(log.lines));
+    assert.deepEqual(calls(), [
+      '10-db freeze',
+      '20-app freeze',
+      '99-last freeze',
+      '99-last thaw',
+      '20-app thaw',
+      '10-db thaw',
+    ]);
+    assert.ok(
+      log.lines.some((l) => String(l.msg).includes('not executable') && String(l.file).endsWith('30-disabled')),
+      JSON.stringify(log.lines),
+    );
   });
 
   it('a non-zero exit fails the freeze with its output, and the scripts that froze are thawed', async () => {
@@ -64,7 +81,10 @@ describe('hooks directory (real scripts)', () => {
     const { q } = quiescer();
     const result = await q.freeze('t1', 0);
     assert.equal(result.state, 'FAILED');
-    assert.equal(result.state === 'FAILED' && result.message, '20-app could not freeze: exit 3: cannot reach the app socket');
+    assert.equal(
+      result.state === 'FAILED' && result.message,
+      '20-app could not freeze: exit 3: cannot reach the app socket',
+    );
     assert.deepEqual(calls(), ['10-db freeze', '20-app freeze', '10-db thaw']);
   });
 
@@ -75,14 +95,18 @@ describe('hooks directory (real scripts)', () => {
     const result = await q.freeze('t1', 0);
     assert.equal(result.state === 'FAILED' && result.message, '10-slow could not freeze: timed out after 500 ms');
     const sleeper = Number(fs.readFileSync(pidFile, 'utf8'));
-    await waitFor(() => {
-      try {
-        process.kill(sleeper, 0);
-        return false;
-      } catch {
-        return true;
-      }
-    }, 5_000, 'the script\'s child killed');
+    await waitFor(
+      () => {
+        try {
+          process.kill(sleeper, 0);
+          return false;
+        } catch {
+          return true;
+        }
+      },
+      5_000,
+      "the script's child killed",
+    );
   });
 
   it('keeps only the end of a long output', async () => {

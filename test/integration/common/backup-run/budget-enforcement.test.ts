@@ -14,7 +14,14 @@ import { enforcement } from '../../../../proto/enums';
 import { processGroupAlive, RunningChild, spawnChild } from '../../../../common/backup-run/child-process';
 import { createLogger } from '../../../../common/util/log';
 import { token } from '../../../unit/common/backup-run/guarded-run-fakes';
-import { cgroupDirsNamed, cpuPercentAbove, cpuPercentOver, cpuUsed, processGone, stoppedMembers } from '../../../helpers/budget-measure';
+import {
+  cgroupDirsNamed,
+  cpuPercentAbove,
+  cpuPercentOver,
+  cpuUsed,
+  processGone,
+  stoppedMembers,
+} from '../../../helpers/budget-measure';
 import { waitFor } from '../../agent/processes';
 
 const log = createLogger({ level: 'silent' });
@@ -49,7 +56,8 @@ describe('budget enforcement on real processes', function () {
   it('detection names the reason for every better mechanism it did not use', () => {
     const auto = detectEnforcement({ mode: 'auto', log });
     const better = { CGROUP_V2: [], CGROUP_V1: ['cgroup v2'], SIGNALS: ['cgroup v2', 'cgroup v1'] }[auto.enforcement];
-    for (const name of better) assert.ok(auto.detail.includes(`${name}: `), `${auto.enforcement}: "${auto.detail}" says nothing about ${name}`);
+    for (const name of better)
+      assert.ok(auto.detail.includes(`${name}: `), `${auto.enforcement}: "${auto.detail}" says nothing about ${name}`);
     assert.ok(available().some((a) => a.mechanism.enforcement === auto.enforcement));
   });
 
@@ -106,4 +114,3 @@ describe('budget enforcement on real processes', function () {
     });
   }
 });
-

@@ -38,7 +38,15 @@ describe('load collector on the real system', () => {
     const r = out.report;
     assert.ok(r.memTotalBytes > 0 && r.memUsedBytes > 0 && r.memUsedBytes <= r.memTotalBytes, JSON.stringify(r));
     assert.ok(r.cpuPercent > 0 && r.cpuPercent <= 100, `busy for 300 ms, cpu ${r.cpuPercent} %`);
-    for (const k of ['diskReadBytesPerSec', 'diskWriteBytesPerSec', 'netRxBytesPerSec', 'netTxBytesPerSec', 'load1', 'load5', 'load15']) {
+    for (const k of [
+      'diskReadBytesPerSec',
+      'diskWriteBytesPerSec',
+      'netRxBytesPerSec',
+      'netTxBytesPerSec',
+      'load1',
+      'load5',
+      'load15',
+    ]) {
       assert.ok(Number.isFinite(r[k]) && r[k] >= 0, `${k}: ${r[k]}`);
     }
     assert.ok(Math.abs(r.sampledUnixMs - Date.now()) < 60_000);

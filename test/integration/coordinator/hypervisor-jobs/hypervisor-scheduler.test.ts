@@ -18,7 +18,11 @@ async function withJob(dir: string, job: string): Promise<RunningCoordinator> {
   const config = path.join(dir, 'coordinator.yaml');
   fs.writeFileSync(
     config,
-    ['policy: { startBelowCpuPercent: 0, hostStartBelowCpuPercent: 0, minStartGap: 0 }', 'hypervisorJobs:', `  - { ${job} }`].join('\n'),
+    [
+      'policy: { startBelowCpuPercent: 0, hostStartBelowCpuPercent: 0, minStartGap: 0 }',
+      'hypervisorJobs:',
+      `  - { ${job} }`,
+    ].join('\n'),
   );
   return startCoordinator({ host: 'host-a', args: ['--config', config] });
 }
@@ -30,10 +34,14 @@ async function runsOf(clients: Clients): Promise<BackupRun__Output[]> {
 /** The backup runs, once one of them has succeeded. */
 async function runsOnceOneSucceeded(clients: Clients, timeoutMs: number): Promise<BackupRun__Output[]> {
   let runs: BackupRun__Output[] = [];
-  await waitFor(async () => {
-    runs = await runsOf(clients);
-    return runs.some((r) => r.state === 'BACKUP_RUN_STATE_SUCCEEDED');
-  }, timeoutMs, 'a planned run to succeed');
+  await waitFor(
+    async () => {
+      runs = await runsOf(clients);
+      return runs.some((r) => r.state === 'BACKUP_RUN_STATE_SUCCEEDED');
+    },
+    timeoutMs,
+    'a planned run to succeed',
+  );
   return runs;
 }
 
@@ -69,7 +77,10 @@ describe('hypervisor schedule run by the coordinator', function () {
     assert.equal(fs.readFileSync(path.join(dir, 'ran'), 'utf8'), 'ran vm1\n'.repeat(ended.length));
     const { events } = await unary(clients.admin.ListHistory.bind(clients.admin), {});
     const granted = events.filter((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED' && e.kind === 'TOKEN_KIND_HYPERVISOR');
-    assert.ok(granted.length >= ended.length && granted.length <= runs.length, `${granted.length} grants for ${runs.length} runs`);
+    assert.ok(
+      granted.length >= ended.length && granted.length <= runs.length,
+      `${granted.length} grants for ${runs.length} runs`,
+    );
     assert.ok(granted.every((g) => g.job === 'every-minute' && g.vm === 'vm1'));
     assert.doesNotMatch(coordinator.log(), /could not start a planned hypervisor backup/);
   });
@@ -101,7 +112,10 @@ describe('a planned hypervisor backup that fails', function () {
   it('is run again after the retry delay, as the same job, and succeeds', async () => {
     const runs = await runsOnceOneSucceeded(clients, 100_000);
     const [first, second] = [...runs].sort((a, b) => Number(a.startedUnixMs) - Number(b.startedUnixMs));
-    assert.deepEqual([first.state, first.exitCode, second.state, second.job], ['BACKUP_RUN_STATE_FAILED', 3, 'BACKUP_RUN_STATE_SUCCEEDED', 'dump']);
+    assert.deepEqual(
+      [first.state, first.exitCode, second.state, second.job],
+      ['BACKUP_RUN_STATE_FAILED', 3, 'BACKUP_RUN_STATE_SUCCEEDED', 'dump'],
+    );
     assert.ok(Number(second.startedUnixMs) >= Number(first.endedUnixMs) + 1_000, 'not before the retry delay');
     assert.match(coordinator.log(), /retrying a planned hypervisor backup that failed .*attempt=2/);
     assert.ok(fs.existsSync(marker));

@@ -25,10 +25,17 @@ function lease(n: number, host: string, vm: string, grantedAt: number): Lease {
   };
 }
 
-const outcome = (durationMs: number, success = true): Outcome => ({ success, bytes: 10, durationMs, exitCode: success ? 0 : 1, message: 'm', consistency: 'CRASH' });
+const outcome = (durationMs: number, success = true): Outcome => ({
+  success,
+  bytes: 10,
+  durationMs,
+  exitCode: success ? 0 : 1,
+  message: 'm',
+  consistency: 'CRASH',
+});
 
 describe('SqliteStore: ended runs (what the planner learns durations from)', () => {
-  it('answers a host\'s most recently ended tokens, oldest first, with their outcomes as numbers, after a reopen too', () => {
+  it("answers a host's most recently ended tokens, oldest first, with their outcomes as numbers, after a reopen too", () => {
     const file = path.join(tempDir(), 'headroom.db');
     const store = new SqliteStore(file);
     const events: LessorEvent[] = [];
@@ -50,9 +57,25 @@ describe('SqliteStore: ended runs (what the planner learns durations from)', () 
     const reopened = new SqliteStore(file);
     const runs = reopened.endedRuns('host-a', 10);
     assert.deepEqual(runs, [
-      { kind: 'GUEST', vm: 'vm-1', job: 'nightly', grantedAt: T0, endedAt: T0 + 10_000, state: 'released', outcome: outcome(10_000) },
+      {
+        kind: 'GUEST',
+        vm: 'vm-1',
+        job: 'nightly',
+        grantedAt: T0,
+        endedAt: T0 + 10_000,
+        state: 'released',
+        outcome: outcome(10_000),
+      },
       { kind: 'GUEST', vm: 'vm-2', job: 'nightly', grantedAt: T0 + 1_000, endedAt: T0 + 11_000, state: 'expired' },
-      { kind: 'GUEST', vm: 'vm-1', job: 'nightly', grantedAt: T0 + 3_000, endedAt: T0 + 13_000, state: 'released', outcome: outcome(10_000, false) },
+      {
+        kind: 'GUEST',
+        vm: 'vm-1',
+        job: 'nightly',
+        grantedAt: T0 + 3_000,
+        endedAt: T0 + 13_000,
+        state: 'released',
+        outcome: outcome(10_000, false),
+      },
     ]);
     assert.deepEqual(
       reopened.endedRuns('host-a', 2).map((r) => r.endedAt),

@@ -54,15 +54,28 @@ describe('agent control socket', () => {
   it('refuses requests it does not know, saying which field is wrong', async () => {
     servers.push(await listenControlSocket(file, () => ({ ok: true, message: 'should not be called' })));
     assert.deepEqual(await raw(file, 'not json\n'), { ok: false, message: 'request is not a JSON line' });
-    assert.deepEqual(await raw(file, '{"reboot":true}\n'), { ok: false, message: 'unknown request (expected freezeNotice)' });
-    assert.deepEqual(await raw(file, '{"freezeNotice":{"frozen":"yes","source":"x","holdMs":0}}\n'), { ok: false, message: 'freezeNotice.frozen: expected true or false' });
-    assert.deepEqual(await raw(file, '{"freezeNotice":{"frozen":true,"source":"x","holdMs":-1}}\n'), { ok: false, message: 'freezeNotice.holdMs: expected an integer >= 0' });
+    assert.deepEqual(await raw(file, '{"reboot":true}\n'), {
+      ok: false,
+      message: 'unknown request (expected freezeNotice)',
+    });
+    assert.deepEqual(await raw(file, '{"freezeNotice":{"frozen":"yes","source":"x","holdMs":0}}\n'), {
+      ok: false,
+      message: 'freezeNotice.frozen: expected true or false',
+    });
+    assert.deepEqual(await raw(file, '{"freezeNotice":{"frozen":true,"source":"x","holdMs":-1}}\n'), {
+      ok: false,
+      message: 'freezeNotice.holdMs: expected an integer >= 0',
+    });
     assert.deepEqual(await raw(file, 'x'.repeat(5000)), { ok: false, message: 'request longer than 4096 bytes' });
   });
 
   it('replaces a socket left by a daemon that died, and refuses one another daemon answers on', async () => {
     // A listener SIGKILLed leaves its socket file behind.
-    const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(file)}, () => console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      ['-e', `require('net').createServer().listen(${JSON.stringify(file)}, () => console.log('up'))`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     await new Promise((r) => child.stdout!.once('data', r));
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
@@ -71,15 +84,24 @@ describe('agent control socket', () => {
     servers.push(server);
     assert.deepEqual(await controlRequest(file, freeze, 2_000), { ok: true, message: 'new' });
 
-    await assert.rejects(listenControlSocket(file, () => ({ ok: true, message: 'second' })), (e: Error) => e instanceof ControlSocketError && e.message === `another agent is listening on ${file}`);
+    await assert.rejects(
+      listenControlSocket(file, () => ({ ok: true, message: 'second' })),
+      (e: Error) => e instanceof ControlSocketError && e.message === `another agent is listening on ${file}`,
+    );
   });
 
   it('never replaces a file that is not a socket, and names the path it cannot listen on', async () => {
     fs.writeFileSync(file, 'precious');
-    await assert.rejects(listenControlSocket(file, () => ({ ok: true, message: '' })), { message: `${file} exists and is not a socket: not replacing it` });
+    await assert.rejects(
+      listenControlSocket(file, () => ({ ok: true, message: '' })),
+      { message: `${file} exists and is not a socket: not replacing it` },
+    );
     assert.equal(fs.readFileSync(file, 'utf8'), 'precious');
     const missingDir = path.join(dir, 'no-such-dir', 'agent.sock');
-    await assert.rejects(listenControlSocket(missingDir, () => ({ ok: true, message: '' })), (e: Error) => e.message.startsWith(`cannot listen on ${missingDir}: E`)); // libuv says EACCES or ENOENT
+    await assert.rejects(
+      listenControlSocket(missingDir, () => ({ ok: true, message: '' })),
+      (e: Error) => e.message.startsWith(`cannot listen on ${missingDir}: E`),
+    ); // libuv says EACCES or ENOENT
   });
 
   it('client: says no agent listens, and gives up on one that does not answer', async () => {
@@ -87,6 +109,8 @@ describe('agent control socket', () => {
     const mute = net.createServer(() => {}).listen(file);
     servers.push(mute);
     await new Promise((r) => mute.once('listening', r));
-    await assert.rejects(controlRequest(file, freeze, 200), { message: `no answer from the agent on ${file} within 200 ms` });
+    await assert.rejects(controlRequest(file, freeze, 200), {
+      message: `no answer from the agent on ${file} within 200 ms`,
+    });
   });
 });

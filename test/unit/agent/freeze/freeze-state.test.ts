@@ -31,17 +31,29 @@ describe('agent freeze state', () => {
   });
 
   it('holds waiters until the thaw, and says the remaining bound after a reconnect', async () => {
-    assert.deepEqual(state.freeze('qemu-guest-agent', 0), { frozen: true, source: 'qemu-guest-agent', holdMs: DEFAULT_FREEZE_HOLD_MS });
+    assert.deepEqual(state.freeze('qemu-guest-agent', 0), {
+      frozen: true,
+      source: 'qemu-guest-agent',
+      holdMs: DEFAULT_FREEZE_HOLD_MS,
+    });
     let released = false;
     void state.whenThawed().then(() => (released = true));
     advance(60_000);
     await Promise.resolve();
     assert.equal(released, false);
-    assert.deepEqual(state.notice(), { frozen: true, source: 'qemu-guest-agent', holdMs: DEFAULT_FREEZE_HOLD_MS - 60_000 });
+    assert.deepEqual(state.notice(), {
+      frozen: true,
+      source: 'qemu-guest-agent',
+      holdMs: DEFAULT_FREEZE_HOLD_MS - 60_000,
+    });
     assert.deepEqual(state.thaw('qemu-guest-agent'), { frozen: false, source: 'qemu-guest-agent', holdMs: 0 });
     await Promise.resolve();
     assert.equal(released, true);
-    assert.deepEqual(state.notice(), { frozen: false, source: 'qemu-guest-agent', holdMs: 0 }, 'the thaw, which the coordinator may have missed');
+    assert.deepEqual(
+      state.notice(),
+      { frozen: false, source: 'qemu-guest-agent', holdMs: 0 },
+      'the thaw, which the coordinator may have missed',
+    );
   });
 
   it('lets waiters go when the bound passes without a thaw; a second freeze moves the bound', async () => {

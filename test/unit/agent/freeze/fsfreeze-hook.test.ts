@@ -15,19 +15,33 @@ describe('fsfreeze hook script', () => {
   function fakeAgent(): { file: string; calls: () => string[] } {
     const file = path.join(dir, 'fake agent');
     const out = path.join(dir, 'calls');
-    fs.writeFileSync(file, `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done >> ${shellQuote(out)}\n`, { mode: 0o755 });
+    fs.writeFileSync(file, `#!/bin/sh\nfor a in "$@"; do printf '%s\\n' "$a"; done >> ${shellQuote(out)}\n`, {
+      mode: 0o755,
+    });
     return { file, calls: () => (fs.existsSync(out) ? fs.readFileSync(out, 'utf8').trimEnd().split('\n') : []) };
   }
   const run = (script: string, arg: string) => spawnSync('env', ['-i', script, arg], { encoding: 'utf8' });
 
   it('runs the agent by absolute path with freeze-notice for freeze and thaw, in a bare environment', () => {
     const agent = fakeAgent();
-    const script = installFsfreezeHook(path.join(dir, 'fsfreeze-hook.d'), hookScript([agent.file], ['--socket', path.join(dir, 'a b.sock')]));
+    const script = installFsfreezeHook(
+      path.join(dir, 'fsfreeze-hook.d'),
+      hookScript([agent.file], ['--socket', path.join(dir, 'a b.sock')]),
+    );
     assert.equal(script, path.join(dir, 'fsfreeze-hook.d', HOOK_FILE_NAME));
     assert.equal(fs.statSync(script).mode & 0o777, 0o755);
     assert.equal(run(script, 'freeze').status, 0);
     assert.equal(run(script, 'thaw').status, 0);
-    assert.deepEqual(agent.calls(), ['freeze-notice', 'freeze', '--socket', path.join(dir, 'a b.sock'), 'freeze-notice', 'thaw', '--socket', path.join(dir, 'a b.sock')]);
+    assert.deepEqual(agent.calls(), [
+      'freeze-notice',
+      'freeze',
+      '--socket',
+      path.join(dir, 'a b.sock'),
+      'freeze-notice',
+      'thaw',
+      '--socket',
+      path.join(dir, 'a b.sock'),
+    ]);
   });
 
   it('ignores any other argument, and does not fail the freeze when the agent was removed', () => {
@@ -54,6 +68,10 @@ describe('fsfreeze hook script', () => {
     const first = installFsfreezeHook(dir, '#!/bin/sh\nexit 1\n');
     installFsfreezeHook(dir, hookScript([fakeAgent().file], []));
     assert.match(fs.readFileSync(first, 'utf8'), /freeze-notice/);
-    assert.deepEqual(fs.readdirSync(dir).filter((f) => f.includes('.tmp')), [], 'no temporary file left');
+    assert.deepEqual(
+      fs.readdirSync(dir).filter((f) => f.includes('.tmp')),
+      [],
+      'no temporary file left',
+    );
   });
 });

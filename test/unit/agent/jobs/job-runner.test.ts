@@ -143,7 +143,13 @@ describe('JobRunner', () => {
     assert.equal(enforcer.group.pgid, 4242);
     assert.deepEqual(enforcer.calls, ['apply cpu=30 io=5000000']);
     assert.deepEqual(reports, [
-      { tokenId: 'tok-1', budget: { ioBytesPerSec: 5e6, cpuPercent: 30 }, paused: false, enforcement: 'ENFORCEMENT_CGROUP_V1', detail: 'fake cgroup /x; cgroup v2: not mounted' },
+      {
+        tokenId: 'tok-1',
+        budget: { ioBytesPerSec: 5e6, cpuPercent: 30 },
+        paused: false,
+        enforcement: 'ENFORCEMENT_CGROUP_V1',
+        detail: 'fake cgroup /x; cgroup v2: not mounted',
+      },
     ]);
     runs.calls[0].finish({ status: 'succeeded', exitCode: 0, message: '' });
   });
@@ -153,15 +159,38 @@ describe('JobRunner', () => {
     void runner.trigger(job, occurrence);
     grantAndStart(runs, 'tok-1');
     const enforcer = mechanism.enforcers[0];
-    assert.deepEqual(await runner.handleCommand(budgetCommand('tok-1', 20, false, 1e6)), { ok: true, message: 'cpu 20% of a core, io 1.0 MB/s (CGROUP_V1)' });
-    assert.deepEqual(await runner.handleCommand(budgetCommand('tok-1', 20, true, 1e6)), { ok: true, message: 'paused (cpu 20% of a core, io 1.0 MB/s once resumed) (CGROUP_V1)' });
-    assert.deepEqual(await runner.handleCommand(budgetCommand('tok-1', 50, false)), { ok: true, message: 'cpu 50% of a core (CGROUP_V1)' });
-    assert.deepEqual(enforcer.calls, ['apply cpu=0 io=0', 'apply cpu=20 io=1000000', 'pause', 'apply cpu=50 io=0', 'resume']);
+    assert.deepEqual(await runner.handleCommand(budgetCommand('tok-1', 20, false, 1e6)), {
+      ok: true,
+      message: 'cpu 20% of a core, io 1.0 MB/s (CGROUP_V1)',
+    });
+    assert.deepEqual(await runner.handleCommand(budgetCommand('tok-1', 20, true, 1e6)), {
+      ok: true,
+      message: 'paused (cpu 20% of a core, io 1.0 MB/s once resumed) (CGROUP_V1)',
+    });
+    assert.deepEqual(await runner.handleCommand(budgetCommand('tok-1', 50, false)), {
+      ok: true,
+      message: 'cpu 50% of a core (CGROUP_V1)',
+    });
+    assert.deepEqual(enforcer.calls, [
+      'apply cpu=0 io=0',
+      'apply cpu=20 io=1000000',
+      'pause',
+      'apply cpu=50 io=0',
+      'resume',
+    ]);
     assert.deepEqual(
       reports.map((r) => [r.budget?.cpuPercent, r.paused]),
-      [[0, false], [20, false], [20, true], [50, false]],
+      [
+        [0, false],
+        [20, false],
+        [20, true],
+        [50, false],
+      ],
     );
-    assert.deepEqual(runner.budgetReports().map((r) => [r.tokenId, r.budget?.cpuPercent, r.paused]), [['tok-1', 50, false]]);
+    assert.deepEqual(
+      runner.budgetReports().map((r) => [r.tokenId, r.budget?.cpuPercent, r.paused]),
+      [['tok-1', 50, false]],
+    );
     runs.calls[0].finish({ status: 'succeeded', exitCode: 0, message: '' });
   });
 
@@ -178,7 +207,10 @@ describe('JobRunner', () => {
   it('acknowledges a budget for a token no job holds, and applies it should the grant come after it', async () => {
     const { runs, runner, mechanism } = setup();
     void runner.trigger(job, occurrence);
-    assert.deepEqual(await runner.handleCommand(budgetCommand('tok-late', 10, true)), { ok: true, message: 'no job runs under this token' });
+    assert.deepEqual(await runner.handleCommand(budgetCommand('tok-late', 10, true)), {
+      ok: true,
+      message: 'no job runs under this token',
+    });
     grantAndStart(runs, 'tok-late', { ioBytesPerSec: 0, cpuPercent: 80 });
     await new Promise((resolve) => setImmediate(resolve)); // the change queued at the grant runs after the start
     assert.deepEqual(mechanism.enforcers[0].calls, ['apply cpu=80 io=0', 'apply cpu=10 io=0', 'pause']);
@@ -200,7 +232,11 @@ describe('JobRunner', () => {
 
   it('acknowledges grant notices for this VM', () => {
     const { runner } = setup();
-    const ack = runner.handleCommand({ commandId: 'c3', action: 'granted', granted: { token: token({ kind: 'TOKEN_KIND_HYPERVISOR' }) } });
+    const ack = runner.handleCommand({
+      commandId: 'c3',
+      action: 'granted',
+      granted: { token: token({ kind: 'TOKEN_KIND_HYPERVISOR' }) },
+    });
     assert.deepEqual(ack, { ok: true, message: 'noted' });
   });
 
@@ -212,7 +248,10 @@ describe('JobRunner', () => {
     const err = lines.find((l) => l.level === 'error');
     assert.ok(err);
     assert.equal(err.job, 'nightly');
-    assert.match(String(err.msg), /job skipped: no token before its window closed \(window 2026-01-05T02:00:00\.000Z \+ 1h\)/);
+    assert.match(
+      String(err.msg),
+      /job skipped: no token before its window closed \(window 2026-01-05T02:00:00\.000Z \+ 1h\)/,
+    );
   });
 
   it('on shutdown stops every run and waits for them, and starts no more', async () => {
@@ -220,7 +259,10 @@ describe('JobRunner', () => {
     void runner.trigger(job, occurrence);
     void runner.trigger({ ...job, name: 'other' }, occurrence);
     await runner.shutdown('SIGTERM');
-    assert.deepEqual(runs.calls.map((c) => c.stopReason?.kind), ['shutdown', 'shutdown']);
+    assert.deepEqual(
+      runs.calls.map((c) => c.stopReason?.kind),
+      ['shutdown', 'shutdown'],
+    );
     assert.deepEqual(runner.runningJobs(), []);
     assert.equal(runner.trigger(job, occurrence), undefined);
   });

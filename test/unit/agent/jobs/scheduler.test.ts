@@ -77,10 +77,13 @@ describe('JobScheduler', () => {
     const fast = due.filter((d) => d.job === 'fast').map((d) => d.at - T0);
     assert.deepEqual(fast, [1_500, 3_500, 5_500]);
     const slow = due.filter((d) => d.job === 'slow');
-    assert.deepEqual(slow.map((d) => [d.at - T0, d.occurrence.windowEndUnixMs - T0]), [
-      [1_500, 4_500],
-      [6_500, 9_500],
-    ]);
+    assert.deepEqual(
+      slow.map((d) => [d.at - T0, d.occurrence.windowEndUnixMs - T0]),
+      [
+        [1_500, 4_500],
+        [6_500, 9_500],
+      ],
+    );
   });
 
   it('never sleeps longer than maxSleepMs, so a stepped wall clock is noticed', () => {

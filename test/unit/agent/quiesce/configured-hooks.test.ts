@@ -18,7 +18,9 @@ function recordingRunner(log: string[]): ProcessRunner {
       return {
         async exchange(input, marker) {
           log.push(`${client}: ${input.split('\n')[input.includes('lock_wait_timeout') ? 1 : 0]}`);
-          return marker.includes('stopped') ? JSON.stringify({ lsn: '0/3000100', labelfile: 'START WAL LOCATION: 0/3000028\n', spcmapfile: '' }) : '0/3000028';
+          return marker.includes('stopped')
+            ? JSON.stringify({ lsn: '0/3000100', labelfile: 'START WAL LOCATION: 0/3000028\n', spcmapfile: '' })
+            : '0/3000028';
         },
         async close() {
           return { exitCode: 0, signal: null, output: '' };
@@ -50,7 +52,10 @@ describe('configured quiesce hooks', () => {
     const q = createQuiescer(config.quiesce, { runner: recordingRunner(log) });
     const frozen = await q.freeze('tok-1', 0);
     assert.equal(frozen.state, 'FROZEN', JSON.stringify(frozen));
-    assert.deepEqual(frozen.hooks.map((h) => h.name), ['postgresql', 'mysql', '50-app', 'fsfreeze:/srv/db', 'fsfreeze:/srv/files']);
+    assert.deepEqual(
+      frozen.hooks.map((h) => h.name),
+      ['postgresql', 'mysql', '50-app', 'fsfreeze:/srv/db', 'fsfreeze:/srv/files'],
+    );
     const thawed = await q.thaw('tok-1');
     assert.equal(thawed.ok, true, thawed.message);
     assert.deepEqual(log, [

@@ -21,9 +21,11 @@ function fakeHooks(calls: string[], spec: Record<string, Behaviour>): QuiesceHoo
     new Promise<string>((resolve, reject) => {
       calls.push(`${name}:${what}`);
       const mode = how[what] ?? 'ok';
-      if (!how.deaf) signal.addEventListener('abort', () => (calls.push(`${name}:${what}-aborted`), reject(signal.reason)));
+      if (!how.deaf)
+        signal.addEventListener('abort', () => (calls.push(`${name}:${what}-aborted`), reject(signal.reason)));
       if (mode === 'hang') return;
-      const settle = () => (mode === 'ok' ? resolve(`${name} ${what} done`) : reject(new Error(`${name} ${what} broke`)));
+      const settle = () =>
+        mode === 'ok' ? resolve(`${name} ${what} done`) : reject(new Error(`${name} ${what} broke`));
       // No timer for no delay: fake timers run a 0 ms timer set during a tick 1 ms later.
       if (how.delayMs) setTimeout(settle, how.delayMs);
       else settle();
@@ -68,17 +70,23 @@ describe('HookQuiescer', () => {
     const frozen = await after(q.freeze('t1', 0), 30);
     assert.equal(frozen.state, 'FROZEN');
     assert.equal(frozen.state === 'FROZEN' && frozen.holdMs, 10_000, 'the default hold');
-    assert.deepEqual(frozen.hooks.map((h) => [h.name, h.ok, h.message]), [
-      ['a', true, 'a freeze done'],
-      ['b', true, 'b freeze done'],
-      ['c', true, 'c freeze done'],
-    ]);
+    assert.deepEqual(
+      frozen.hooks.map((h) => [h.name, h.ok, h.message]),
+      [
+        ['a', true, 'a freeze done'],
+        ['b', true, 'b freeze done'],
+        ['c', true, 'c freeze done'],
+      ],
+    );
     assert.equal(frozen.hooks[1].durationMs, 30);
     assert.equal(q.frozenToken, 't1');
     await clock.tickAsync(1_000);
     const thawed = await after(q.thaw('t1'));
     assert.deepEqual(calls, ['a:freeze', 'b:freeze', 'c:freeze', 'c:thaw', 'b:thaw', 'a:thaw']);
-    assert.deepEqual(thawed.hooks.map((h) => h.name), ['c', 'b', 'a']);
+    assert.deepEqual(
+      thawed.hooks.map((h) => h.name),
+      ['c', 'b', 'a'],
+    );
     assert.equal(thawed.ok, true);
     assert.equal(thawed.autoThawed, false);
     assert.equal(thawed.frozenMs, 1_030);
@@ -94,9 +102,22 @@ describe('HookQuiescer', () => {
     assert.equal(result.state, 'FAILED');
     assert.equal(result.state === 'FAILED' && result.message, 'c could not freeze: c freeze broke');
     assert.deepEqual(calls, ['a:freeze', 'b:freeze', 'c:freeze', 'b:thaw', 'a:thaw']);
-    assert.deepEqual(result.hooks.map((h) => [h.name, h.ok]), [['a', true], ['b', true], ['c', false], ['b', true], ['a', true]]);
+    assert.deepEqual(
+      result.hooks.map((h) => [h.name, h.ok]),
+      [
+        ['a', true],
+        ['b', true],
+        ['c', false],
+        ['b', true],
+        ['a', true],
+      ],
+    );
     assert.equal(q.frozenToken, undefined);
-    assert.equal((await after(q.freeze('t2', 0))).state, 'FAILED', 'free for the next freeze (which fails the same way)');
+    assert.equal(
+      (await after(q.freeze('t2', 0))).state,
+      'FAILED',
+      'free for the next freeze (which fails the same way)',
+    );
   });
 
   it('a failing thaw hook does not stop the others', async () => {
@@ -106,7 +127,10 @@ describe('HookQuiescer', () => {
     assert.deepEqual(calls.slice(3), ['c:thaw', 'b:thaw', 'a:thaw']);
     assert.equal(thawed.ok, false);
     assert.equal(thawed.message, 'b could not thaw: b thaw broke');
-    assert.deepEqual(thawed.hooks.map((h) => h.ok), [true, false, true]);
+    assert.deepEqual(
+      thawed.hooks.map((h) => h.ok),
+      [true, false, true],
+    );
   });
 
   it('holds one freeze at a time: another token fails, the same token gets the same answer', async () => {
@@ -125,7 +149,11 @@ describe('HookQuiescer', () => {
     const frozen = await after(q.freeze('t1', 5_000), 1_000);
     assert.equal(frozen.state === 'FROZEN' && frozen.holdMs, 5_000);
     await clock.tickAsync(3_999);
-    assert.equal(q.frozenToken, 't1', 'still frozen just before the bound (4 s after the freeze answered, 5 s after it began)');
+    assert.equal(
+      q.frozenToken,
+      't1',
+      'still frozen just before the bound (4 s after the freeze answered, 5 s after it began)',
+    );
     assert.equal(autoThaws.length, 0);
     await clock.tickAsync(1);
     assert.equal(q.frozenToken, undefined);
@@ -176,7 +204,10 @@ describe('HookQuiescer', () => {
     await clock.tickAsync(4_000);
     const result = await pending;
     assert.equal(result.state, 'FAILED');
-    assert.match(result.state === 'FAILED' ? result.message : '', /^b could not freeze: the freeze's bound of 4000 ms passed/);
+    assert.match(
+      result.state === 'FAILED' ? result.message : '',
+      /^b could not freeze: the freeze's bound of 4000 ms passed/,
+    );
     assert.deepEqual(calls, ['a:freeze', 'b:freeze', 'b:freeze-aborted', 'a:thaw']);
     assert.equal(autoThaws.length, 0, 'never FROZEN, so nothing to report as auto-thawed');
   });
@@ -190,7 +221,10 @@ describe('HookQuiescer', () => {
     assert.equal((await freezing).state, 'FAILED');
     assert.deepEqual(calls, ['a:freeze', 'b:freeze', 'b:freeze-aborted', 'a:thaw']);
     assert.equal(thawed.ok, true);
-    assert.deepEqual(thawed.hooks.map((h) => h.name), ['a']);
+    assert.deepEqual(
+      thawed.hooks.map((h) => h.name),
+      ['a'],
+    );
     assert.equal(q.frozenToken, undefined);
   });
 
@@ -212,9 +246,15 @@ describe('HookQuiescer', () => {
   });
 
   it('a hook list that cannot be read fails the freeze with the reason', async () => {
-    const q = quiescer({}, { hooks: async () => Promise.reject(new Error('cannot read the hooks directory /x: EACCES')) });
+    const q = quiescer(
+      {},
+      { hooks: async () => Promise.reject(new Error('cannot read the hooks directory /x: EACCES')) },
+    );
     const result = await after(q.freeze('t1', 0));
-    assert.equal(result.state === 'FAILED' && result.message, 'cannot list the quiesce hooks: cannot read the hooks directory /x: EACCES');
+    assert.equal(
+      result.state === 'FAILED' && result.message,
+      'cannot list the quiesce hooks: cannot read the hooks directory /x: EACCES',
+    );
     assert.equal(q.frozenToken, undefined);
   });
 

@@ -1,7 +1,12 @@
 import { strict as assert } from 'node:assert';
 import { createLogger } from '../../../../common/util/log';
 import { autoThawReporter, quiesceCommand } from '../../../../agent/quiesce/quiesce-commands';
-import { type FreezeResult, type Quiescer, type ThawResult, UnknownFreezeError } from '../../../../agent/quiesce/quiescer';
+import {
+  type FreezeResult,
+  type Quiescer,
+  type ThawResult,
+  UnknownFreezeError,
+} from '../../../../agent/quiesce/quiescer';
 import type { v1 } from '../../../../proto';
 
 const log = createLogger({ level: 'silent' });
@@ -24,8 +29,15 @@ function quiescer(freeze: FreezeResult, thaw: ThawResult | Error): Quiescer & { 
   };
 }
 
-const command = (c: Partial<v1.Command__Output>): v1.Command__Output => ({ commandId: 'c1', action: c.freeze ? 'freeze' : 'thaw', ...c }) as v1.Command__Output;
-const thawed: ThawResult = { ok: true, message: '', hooks: [hook('20-fs'), hook('10-db')], autoThawed: false, frozenMs: 41.7 };
+const command = (c: Partial<v1.Command__Output>): v1.Command__Output =>
+  ({ commandId: 'c1', action: c.freeze ? 'freeze' : 'thaw', ...c }) as v1.Command__Output;
+const thawed: ThawResult = {
+  ok: true,
+  message: '',
+  hooks: [hook('20-fs'), hook('10-db')],
+  autoThawed: false,
+  frozenMs: 41.7,
+};
 
 describe('quiesce commands', () => {
   it('answers a freeze with a FROZEN report carrying the hooks and the bound in force', async () => {
@@ -37,25 +49,52 @@ describe('quiesce commands', () => {
       tokenId: 't1',
       state: 'QUIESCE_STATE_FROZEN',
       holdMs: 2_000,
-      hooks: [{ name: '10-db', ok: true, message: 'ok', durationMs: 4 }, { name: '20-fs', ok: true, message: 'ok', durationMs: 4 }],
+      hooks: [
+        { name: '10-db', ok: true, message: 'ok', durationMs: 4 },
+        { name: '20-fs', ok: true, message: 'ok', durationMs: 4 },
+      ],
     });
   });
 
   it('answers a failed freeze with FAILED and the reason, and a failed ack', async () => {
-    const q = quiescer({ state: 'FAILED', message: '20-bad: exit 1', hooks: [hook('10-db'), hook('20-bad', false)] }, thawed);
+    const q = quiescer(
+      { state: 'FAILED', message: '20-bad: exit 1', hooks: [hook('10-db'), hook('20-bad', false)] },
+      thawed,
+    );
     const r = await quiesceCommand(q, command({ freeze: { tokenId: 't1', holdMs: 0 } }), log);
-    assert.deepEqual([r.ok, r.message, r.quiesce?.state, r.quiesce?.message], [false, '20-bad: exit 1', 'QUIESCE_STATE_FAILED', '20-bad: exit 1']);
+    assert.deepEqual(
+      [r.ok, r.message, r.quiesce?.state, r.quiesce?.message],
+      [false, '20-bad: exit 1', 'QUIESCE_STATE_FAILED', '20-bad: exit 1'],
+    );
   });
 
   it('answers a thaw with THAWED (or FAILED when a thaw hook failed), frozen ms and auto_thawed', async () => {
-    const ok = await quiesceCommand(quiescer({ state: 'FAILED', message: '', hooks: [] }, thawed), command({ thaw: { tokenId: 't1' } }), log);
-    assert.deepEqual([ok.quiesce?.state, ok.quiesce?.frozenMs, ok.quiesce?.autoThawed], ['QUIESCE_STATE_THAWED', 42, false]);
-    const bad = await quiesceCommand(quiescer({ state: 'FAILED', message: '', hooks: [] }, { ...thawed, ok: false, message: '10-db: exit 1' }), command({ thaw: { tokenId: 't1' } }), log);
-    assert.deepEqual([bad.ok, bad.quiesce?.state, bad.quiesce?.message], [false, 'QUIESCE_STATE_FAILED', '10-db: exit 1']);
+    const ok = await quiesceCommand(
+      quiescer({ state: 'FAILED', message: '', hooks: [] }, thawed),
+      command({ thaw: { tokenId: 't1' } }),
+      log,
+    );
+    assert.deepEqual(
+      [ok.quiesce?.state, ok.quiesce?.frozenMs, ok.quiesce?.autoThawed],
+      ['QUIESCE_STATE_THAWED', 42, false],
+    );
+    const bad = await quiesceCommand(
+      quiescer({ state: 'FAILED', message: '', hooks: [] }, { ...thawed, ok: false, message: '10-db: exit 1' }),
+      command({ thaw: { tokenId: 't1' } }),
+      log,
+    );
+    assert.deepEqual(
+      [bad.ok, bad.quiesce?.state, bad.quiesce?.message],
+      [false, 'QUIESCE_STATE_FAILED', '10-db: exit 1'],
+    );
   });
 
   it('answers a thaw of a token it never froze with FAILED naming it', async () => {
-    const r = await quiesceCommand(quiescer({ state: 'FAILED', message: '', hooks: [] }, new UnknownFreezeError('t9')), command({ thaw: { tokenId: 't9' } }), log);
+    const r = await quiesceCommand(
+      quiescer({ state: 'FAILED', message: '', hooks: [] }, new UnknownFreezeError('t9')),
+      command({ thaw: { tokenId: 't9' } }),
+      log,
+    );
     assert.deepEqual([r.ok, r.quiesce?.state], [false, 'QUIESCE_STATE_FAILED']);
     assert.match(r.quiesce!.message!, /t9/);
   });
@@ -63,6 +102,9 @@ describe('quiesce commands', () => {
   it('reports an auto-thaw as an unsolicited THAWED with auto_thawed', () => {
     const sent: v1.QuiesceReport[] = [];
     autoThawReporter((r) => sent.push(r), log)('t1', { ...thawed, autoThawed: true, frozenMs: 2_000 });
-    assert.deepEqual(sent.map((r) => [r.tokenId, r.state, r.autoThawed, r.frozenMs]), [['t1', 'QUIESCE_STATE_THAWED', true, 2_000]]);
+    assert.deepEqual(
+      sent.map((r) => [r.tokenId, r.state, r.autoThawed, r.frozenMs]),
+      [['t1', 'QUIESCE_STATE_THAWED', true, 2_000]],
+    );
   });
 });

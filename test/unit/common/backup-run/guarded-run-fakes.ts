@@ -10,7 +10,11 @@ import type { TokenClient } from '../../../../common/client/connection';
 import { createLogger, Logger } from '../../../../common/util/log';
 
 export function grpcError(code: grpc.status, details = grpc.status[code]): grpc.ServiceError {
-  return Object.assign(new Error(`${code} ${grpc.status[code]}: ${details}`), { code, details, metadata: new grpc.Metadata() });
+  return Object.assign(new Error(`${code} ${grpc.status[code]}: ${details}`), {
+    code,
+    details,
+    metadata: new grpc.Metadata(),
+  });
 }
 
 export class FakeAcquireCall extends EventEmitter {
@@ -66,8 +70,11 @@ export class FakeTokenClient {
   readonly renews: { request: v1.RenewRequest; at: number; deadline: number }[] = [];
   readonly releases: { request: v1.ReleaseRequest; at: number }[] = [];
   /** What happens to each Acquire; default: granted right away. */
-  onAcquire: (call: FakeAcquireCall, n: number) => void = (call) => call.grant(token({ requestId: call.request.requestId }));
-  renewAnswer: (n: number) => Answer<v1.RenewResponse__Output> = () => ({ response: { expiresUnixMs: 0, ttlMs: 30_000, budget: null } });
+  onAcquire: (call: FakeAcquireCall, n: number) => void = (call) =>
+    call.grant(token({ requestId: call.request.requestId }));
+  renewAnswer: (n: number) => Answer<v1.RenewResponse__Output> = () => ({
+    response: { expiresUnixMs: 0, ttlMs: 30_000, budget: null },
+  });
   releaseAnswer: (n: number) => Answer<v1.ReleaseResponse__Output> = () => ({ response: {} });
 
   Acquire(request: v1.AcquireRequest): FakeAcquireCall {
@@ -77,13 +84,21 @@ export class FakeTokenClient {
     return call;
   }
 
-  Renew(request: v1.RenewRequest, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: v1.RenewResponse__Output) => void): void {
+  Renew(
+    request: v1.RenewRequest,
+    options: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null, res?: v1.RenewResponse__Output) => void,
+  ): void {
     const deadline = (options.deadline as Date).getTime();
     const n = this.renews.push({ request, at: Date.now(), deadline });
     this.answer(this.renewAnswer(n), deadline, cb);
   }
 
-  Release(request: v1.ReleaseRequest, options: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: v1.ReleaseResponse__Output) => void): void {
+  Release(
+    request: v1.ReleaseRequest,
+    options: grpc.CallOptions,
+    cb: (err: grpc.ServiceError | null, res?: v1.ReleaseResponse__Output) => void,
+  ): void {
     const n = this.releases.push({ request, at: Date.now() });
     this.answer(this.releaseAnswer(n), (options.deadline as Date).getTime(), cb);
   }

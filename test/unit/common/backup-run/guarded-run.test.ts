@@ -15,7 +15,10 @@ describe('runGuarded', () => {
   let logs: ReturnType<typeof captureLog>;
 
   beforeEach(() => {
-    clock = sinon.useFakeTimers({ now: T0, toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
+    clock = sinon.useFakeTimers({
+      now: T0,
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'],
+    });
     client = new FakeTokenClient();
     spawner = fakeSpawner();
     logs = captureLog();
@@ -25,7 +28,15 @@ describe('runGuarded', () => {
   function start(overrides: Partial<GuardedRunOptions> = {}): Promise<GuardedRunResult> {
     return runGuarded({
       client: client.asClient(),
-      request: { kind: 'TOKEN_KIND_GUEST', host: 'host-a', vm: 'vm-1', job: 'nightly', expectedDurationMs: 60_000, latestStartUnixMs: T0 + 3_600_000, windowEndUnixMs: T0 + 3_600_000 },
+      request: {
+        kind: 'TOKEN_KIND_GUEST',
+        host: 'host-a',
+        vm: 'vm-1',
+        job: 'nightly',
+        expectedDurationMs: 60_000,
+        latestStartUnixMs: T0 + 3_600_000,
+        windowEndUnixMs: T0 + 3_600_000,
+      },
       argv: ['restic', 'backup', '/data'],
       log: logs.log,
       clock: { now: () => Date.now() },
@@ -51,14 +62,24 @@ describe('runGuarded', () => {
     assert.deepEqual(spawner.children[0].argv, ['restic', 'backup', '/data']);
     assert.deepEqual(hooks, { granted: 1, started: 1 });
     const env = spawner.children[0].options.env!;
-    assert.deepEqual([env.HEADROOM_TOKEN_ID, env.HEADROOM_FENCING, env.HEADROOM_KIND], ['tok-1', '7', 'GUEST'], 'the command knows its token');
+    assert.deepEqual(
+      [env.HEADROOM_TOKEN_ID, env.HEADROOM_FENCING, env.HEADROOM_KIND],
+      ['tok-1', '7', 'GUEST'],
+      'the command knows its token',
+    );
     assert.equal(env.PATH, process.env.PATH, 'on top of our environment');
     assert.equal(spawner.children[0].options.killGraceMs, 10_000, 'the watchdog gets the kill grace');
 
     await clock.tickAsync(35_000);
-    assert.deepEqual(client.renews.map((r) => r.at - T0), [10_000, 20_000, 30_000]);
+    assert.deepEqual(
+      client.renews.map((r) => r.at - T0),
+      [10_000, 20_000, 30_000],
+    );
     assert.deepEqual(client.renews[0].request, { tokenId: 'tok-1', fencing: 7 });
-    assert.ok(client.renews.every((r) => r.deadline - r.at <= 10_000), 'every renewal has a deadline');
+    assert.ok(
+      client.renews.every((r) => r.deadline - r.at <= 10_000),
+      'every renewal has a deadline',
+    );
 
     spawner.children[0].exit(0);
     const result = await done;
@@ -96,11 +117,17 @@ describe('runGuarded', () => {
       const done = start({ hooks: { onStopping: (why) => stopping.push(why) } });
       await clock.tickAsync(10_000);
       const child = spawner.children[0];
-      assert.deepEqual(child.stops.map((s) => [s.at - T0, s.graceMs]), [[10_000, 10_000]]);
+      assert.deepEqual(
+        child.stops.map((s) => [s.at - T0, s.graceMs]),
+        [[10_000, 10_000]],
+      );
       const result = await done;
       assert.equal(result.status, 'lease-lost');
       assert.equal(result.exitCode, EXIT_TEMPFAIL);
-      assert.match(result.message, /lease lost: the coordinator refused renewal \(stale fencing token\); command stopped \(killed by SIGTERM\)/);
+      assert.match(
+        result.message,
+        /lease lost: the coordinator refused renewal \(stale fencing token\); command stopped \(killed by SIGTERM\)/,
+      );
       assert.equal(stopping.length, 1);
       assert.equal(client.releases.length, 0);
     });
@@ -114,7 +141,11 @@ describe('runGuarded', () => {
     assert.equal(child.stops.length, 0, 'still running 1 ms before the fail-safe deadline');
     assert.ok(client.renews.length >= 4, `retried renewals: ${client.renews.map((r) => r.at - T0)}`);
     await clock.tickAsync(1);
-    assert.deepEqual(child.stops.map((s) => s.at - T0), [25_000], 'stopped at expiry (30 s) minus the margin (5 s)');
+    assert.deepEqual(
+      child.stops.map((s) => s.at - T0),
+      [25_000],
+      'stopped at expiry (30 s) minus the margin (5 s)',
+    );
     const result = await done;
     assert.equal(result.status, 'lease-lost');
     assert.equal(result.exitCode, EXIT_TEMPFAIL);
@@ -129,15 +160,24 @@ describe('runGuarded', () => {
     client.renewAnswer = () => 'hang';
     const done = start();
     await clock.tickAsync(25_000);
-    assert.deepEqual(spawner.children[0].stops.map((s) => s.at - T0), [25_000]);
+    assert.deepEqual(
+      spawner.children[0].stops.map((s) => s.at - T0),
+      [25_000],
+    );
     assert.equal((await done).status, 'lease-lost');
   });
 
   it('keeps the command running when a failed renewal is retried in time, and measures the lease from that renewal', async () => {
-    client.renewAnswer = (n) => (n === 1 ? { error: grpcError(grpc.status.UNAVAILABLE) } : { response: { expiresUnixMs: 0, ttlMs: 30_000, budget: null } });
+    client.renewAnswer = (n) =>
+      n === 1
+        ? { error: grpcError(grpc.status.UNAVAILABLE) }
+        : { response: { expiresUnixMs: 0, ttlMs: 30_000, budget: null } };
     const done = start();
     await clock.tickAsync(31_000);
-    assert.deepEqual(client.renews.map((r) => r.at - T0), [10_000, 10_500, 20_500, 30_500]);
+    assert.deepEqual(
+      client.renews.map((r) => r.at - T0),
+      [10_000, 10_500, 20_500, 30_500],
+    );
     assert.equal(spawner.children[0].stops.length, 0);
     spawner.children[0].exit(0);
     assert.equal((await done).status, 'succeeded');
@@ -149,7 +189,10 @@ describe('runGuarded', () => {
     client.renewAnswer = () => ({ response: { expiresUnixMs: 0, ttlMs: 6_000, budget: null } });
     const done = start();
     await clock.tickAsync(14_000);
-    assert.deepEqual(client.renews.map((r) => r.at - T0), [10_000, 12_000, 14_000]);
+    assert.deepEqual(
+      client.renews.map((r) => r.at - T0),
+      [10_000, 12_000, 14_000],
+    );
     spawner.children[0].exit(0);
     await done;
   });
@@ -160,7 +203,10 @@ describe('runGuarded', () => {
     await clock.tickAsync(3_000);
     controller.abort({ kind: 'revoke', reason: 'operator revoked' } satisfies StopReason);
     await settle();
-    assert.deepEqual(spawner.children[0].stops.map((s) => s.at - T0), [3_000]);
+    assert.deepEqual(
+      spawner.children[0].stops.map((s) => s.at - T0),
+      [3_000],
+    );
     const result = await done;
     assert.equal(result.status, 'revoked');
     assert.equal(result.exitCode, EXIT_TEMPFAIL);
@@ -176,7 +222,10 @@ describe('runGuarded', () => {
     child.onSignal = (s) => s === 'SIGINT' && child.exit(130);
     controller.abort({ kind: 'signal', signal: 'SIGINT' } satisfies StopReason);
     const result = await done;
-    assert.deepEqual(child.signals.map((s) => s.signal), ['SIGINT']);
+    assert.deepEqual(
+      child.signals.map((s) => s.signal),
+      ['SIGINT'],
+    );
     assert.equal(child.stops.length, 0);
     assert.deepEqual([result.status, result.exitCode], ['cancelled', 130]);
     assert.equal(client.releases[0].request.outcome!.exitCode, 130);
@@ -191,7 +240,10 @@ describe('runGuarded', () => {
     await clock.tickAsync(3_999);
     assert.equal(spawner.children[0].stops.length, 0);
     await clock.tickAsync(1);
-    assert.deepEqual(spawner.children[0].stops.map((s) => s.at - T0), [4_000]);
+    assert.deepEqual(
+      spawner.children[0].stops.map((s) => s.at - T0),
+      [4_000],
+    );
     assert.equal((await done).status, 'cancelled');
   });
 
@@ -214,7 +266,8 @@ describe('runGuarded', () => {
   });
 
   it('retries with the same request id when the coordinator is stopping', async () => {
-    client.onAcquire = (call, n) => (n === 1 ? call.deny('DENY_REASON_COORDINATOR_STOPPING', 'restart') : call.grant(token()));
+    client.onAcquire = (call, n) =>
+      n === 1 ? call.deny('DENY_REASON_COORDINATOR_STOPPING', 'restart') : call.grant(token());
     const done = start();
     await clock.tickAsync(1_000);
     assert.equal(client.acquires.length, 2);
@@ -256,7 +309,13 @@ describe('runGuarded', () => {
     client.onAcquire = (call) => call.fail(grpc.status.UNAVAILABLE, 'connect ECONNREFUSED');
     const unreachable: number[] = [];
     const done = start({
-      request: { kind: 'TOKEN_KIND_GUEST', vm: 'vm-1', job: 'nightly', latestStartUnixMs: T0 + 10_000, windowEndUnixMs: T0 + 10_000 },
+      request: {
+        kind: 'TOKEN_KIND_GUEST',
+        vm: 'vm-1',
+        job: 'nightly',
+        latestStartUnixMs: T0 + 10_000,
+        windowEndUnixMs: T0 + 10_000,
+      },
       hooks: { onUnreachable: (i) => unreachable.push(i.retryInMs) },
     });
     let result: GuardedRunResult | undefined;
@@ -268,7 +327,10 @@ describe('runGuarded', () => {
     const r = result as GuardedRunResult | undefined;
     assert.ok(r);
     assert.deepEqual([r.status, r.exitCode], ['skipped', EXIT_TEMPFAIL]);
-    assert.match(r.message, /skipped: could not get a GUEST token for nightly before its window closed at 2026-01-05T02:00:10\.000Z \(connect ECONNREFUSED\)/);
+    assert.match(
+      r.message,
+      /skipped: could not get a GUEST token for nightly before its window closed at 2026-01-05T02:00:10\.000Z \(connect ECONNREFUSED\)/,
+    );
     assert.deepEqual(unreachable, [1_000, 2_000, 4_000, 3_000]);
     assert.equal(client.acquires.length, 5);
     assert.equal(new Set(client.acquires.map((c) => c.request.requestId)).size, 1, 'one request id for all attempts');
@@ -278,7 +340,10 @@ describe('runGuarded', () => {
 
   it('with onUnreachable run, runs the command without a token after the first failed attempt', async () => {
     client.onAcquire = (call) => call.fail(grpc.status.UNAVAILABLE, 'connect ECONNREFUSED');
-    const done = start({ onUnreachable: 'run', env: { PATH: '/bin', HEADROOM_TOKEN_ID: 'inherited', HEADROOM_FENCING: '3' } });
+    const done = start({
+      onUnreachable: 'run',
+      env: { PATH: '/bin', HEADROOM_TOKEN_ID: 'inherited', HEADROOM_FENCING: '3' },
+    });
     await settle();
     assert.equal(client.acquires.length, 1);
     assert.deepEqual(spawner.children[0].options.env, { PATH: '/bin' }, 'no token, and none inherited');
@@ -318,7 +383,10 @@ describe('runGuarded', () => {
 
   it('releases without starting when aborted between the grant and the start', async () => {
     const controller = new AbortController();
-    const done = start({ signal: controller.signal, hooks: { onGranted: () => controller.abort({ kind: 'shutdown', reason: 'stopping' } satisfies StopReason) } });
+    const done = start({
+      signal: controller.signal,
+      hooks: { onGranted: () => controller.abort({ kind: 'shutdown', reason: 'stopping' } satisfies StopReason) },
+    });
     const result = await done;
     assert.equal(result.status, 'cancelled');
     assert.equal(spawner.children.length, 0);
@@ -356,6 +424,6 @@ describe('runGuarded', () => {
     assert.deepEqual([result.status, result.exitCode], ['failed', 1]);
     const outcome = client.releases[0].request.outcome!;
     assert.equal(outcome.success, false);
-    assert.equal(outcome.message, "guest not quiesced; command not started");
+    assert.equal(outcome.message, 'guest not quiesced; command not started');
   });
 });

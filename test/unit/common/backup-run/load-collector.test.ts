@@ -39,7 +39,11 @@ class FakeFs implements FileSystemView {
   }
   readdir(p: string): string[] {
     const prefix = `${p}/`;
-    const names = new Set(Object.keys(this.files).filter((f) => f.startsWith(prefix)).map((f) => f.slice(prefix.length).split('/')[0]));
+    const names = new Set(
+      Object.keys(this.files)
+        .filter((f) => f.startsWith(prefix))
+        .map((f) => f.slice(prefix.length).split('/')[0]),
+    );
     if (names.size === 0) throw Object.assign(new Error(`ENOENT ${p}`), { code: 'ENOENT' });
     return [...names];
   }
@@ -59,7 +63,10 @@ const SYS = {
 
 describe('load collector', () => {
   it('parses the aggregate cpu line, counting steal as busy and iowait as idle', () => {
-    assert.deepEqual(parseProcStatCpu(STAT(1000, 5000, 40)), { busy: 1000 + 100 + 10 + 40, total: 1000 + 100 + 5000 + 50 + 10 + 40 });
+    assert.deepEqual(parseProcStatCpu(STAT(1000, 5000, 40)), {
+      busy: 1000 + 100 + 10 + 40,
+      total: 1000 + 100 + 5000 + 50 + 10 + 40,
+    });
     assert.equal(parseProcStatCpu('intr 1\n'), undefined);
   });
 
@@ -67,7 +74,10 @@ describe('load collector', () => {
     const fs = new FakeFs(SYS);
     const disks = physicalDisks(fs);
     assert.deepEqual([...disks], ['vda']);
-    assert.deepEqual(parseDiskstats(DISKSTATS(10, 20), (d) => disks.has(d)), { a: 10 * 512, b: 20 * 512 });
+    assert.deepEqual(
+      parseDiskstats(DISKSTATS(10, 20), (d) => disks.has(d)),
+      { a: 10 * 512, b: 20 * 512 },
+    );
   });
 
   it('counts interfaces backed by a device, or all but lo when there is none', () => {
@@ -79,7 +89,12 @@ describe('load collector', () => {
 
   it("reports rates over the time since the previous sample, the backups' share of CPU over all cores", async () => {
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
-    const fs = new FakeFs({ ...SYS, '/proc/stat': STAT(1000, 5000), '/proc/diskstats': DISKSTATS(0, 0), '/proc/net/dev': NETDEV(0, 0) });
+    const fs = new FakeFs({
+      ...SYS,
+      '/proc/stat': STAT(1000, 5000),
+      '/proc/diskstats': DISKSTATS(0, 0),
+      '/proc/net/dev': NETDEV(0, 0),
+    });
     const backup = { cpuSeconds: 7, ioBytes: 1e9 };
     const collector = new SystemLoadCollector({
       clock,
@@ -117,8 +132,18 @@ describe('load collector', () => {
 
   it('reports zero rates rather than garbage on the first sample and when counters go back', async () => {
     const clock = new ManualClock();
-    const fs = new FakeFs({ ...SYS, '/proc/stat': STAT(1000, 5000), '/proc/diskstats': DISKSTATS(100, 100), '/proc/net/dev': NETDEV(10, 10) });
-    const collector = new SystemLoadCollector({ clock, fs, memory: async () => ({ usedBytes: 1, totalBytes: 2 }), loadavg: () => [0, 0, 0] });
+    const fs = new FakeFs({
+      ...SYS,
+      '/proc/stat': STAT(1000, 5000),
+      '/proc/diskstats': DISKSTATS(100, 100),
+      '/proc/net/dev': NETDEV(10, 10),
+    });
+    const collector = new SystemLoadCollector({
+      clock,
+      fs,
+      memory: async () => ({ usedBytes: 1, totalBytes: 2 }),
+      loadavg: () => [0, 0, 0],
+    });
     const first = await collector.sample();
     assert.equal(first.cpuPercent, 0);
     assert.equal(first.diskReadBytesPerSec, 0);

@@ -24,7 +24,13 @@ describe('lease timing', () => {
   });
 
   it('retries a failed renewal quickly, never slower than TTL/6', () => {
-    assert.deepEqual([1, 2, 3, 4, 5].map((n) => renewRetryDelay(n, 30_000)), [500, 1_000, 2_000, 4_000, 5_000]);
-    assert.deepEqual([1, 2].map((n) => renewRetryDelay(n, 1_200)), [250, 250]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5].map((n) => renewRetryDelay(n, 30_000)),
+      [500, 1_000, 2_000, 4_000, 5_000],
+    );
+    assert.deepEqual(
+      [1, 2].map((n) => renewRetryDelay(n, 1_200)),
+      [250, 250],
+    );
   });
 });

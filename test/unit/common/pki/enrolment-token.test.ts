@@ -43,7 +43,11 @@ describe('enrolment token text', () => {
       [`hre1.${id}.${secret}.${FP.slice(2)}`, /the CA fingerprint is not 64 hex digits/],
     ];
     for (const [text, message] of cases) {
-      assert.throws(() => parseEnrolmentToken(text), (e: Error) => e instanceof TokenFormatError && message.test(e.message) && !e.message.includes(secret), text);
+      assert.throws(
+        () => parseEnrolmentToken(text),
+        (e: Error) => e instanceof TokenFormatError && message.test(e.message) && !e.message.includes(secret),
+        text,
+      );
     }
   });
 

@@ -6,12 +6,18 @@ const root = path.resolve(__dirname, '..', '..', '..', '..', '..');
 
 describe('published configuration schemas', () => {
   it('docs/schemas/ matches the zod schemas (else run npm run schemas)', () => {
-    const { schemaFiles } = require(path.join(root, 'scripts', 'gen-schemas.js')) as { schemaFiles(): { file: string; text: string }[] };
+    const { schemaFiles } = require(path.join(root, 'scripts', 'gen-schemas.js')) as {
+      schemaFiles(): { file: string; text: string }[];
+    };
     const files = schemaFiles();
     assert.equal(files.length, 2);
     for (const { file, text } of files) {
       assert.ok(fs.existsSync(file), `${path.relative(root, file)} is missing: run npm run schemas`);
-      assert.equal(fs.readFileSync(file, 'utf8'), text, `${path.relative(root, file)} is out of date: run npm run schemas`);
+      assert.equal(
+        fs.readFileSync(file, 'utf8'),
+        text,
+        `${path.relative(root, file)} is out of date: run npm run schemas`,
+      );
     }
   });
 

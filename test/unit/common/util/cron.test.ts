@@ -5,7 +5,8 @@ import { parseCron } from '../../../../common/util/cron';
 import { propertyRuns } from '../../../helpers/property-runs';
 
 /** A local time as Unix ms (the process's time zone, as cron uses). */
-const local = (y: number, month: number, d: number, h = 0, mi = 0, s = 0) => new Date(y, month - 1, d, h, mi, s).getTime();
+const local = (y: number, month: number, d: number, h = 0, mi = 0, s = 0) =>
+  new Date(y, month - 1, d, h, mi, s).getTime();
 const pad = (n: number) => String(n).padStart(2, '0');
 /** Unix ms shown as local "YYYY-MM-DD HH:MM:SS". */
 function show(ms: number): string {
@@ -16,7 +17,7 @@ function show(ms: number): string {
 function take(expression: string, from: number, n: number, seed = 'job'): string[] {
   const cron = parseCron(expression, seed);
   const out: number[] = [];
-  for (let t = from; out.length < n; ) out.push((t = cron.next(t)));
+  for (let t = from; out.length < n;) out.push((t = cron.next(t)));
   return out.map(show);
 }
 
@@ -25,29 +26,73 @@ const RUNS = propertyRuns(500);
 
 describe('cron expressions', () => {
   it('steps through seconds when given 6 fields, and from minute 0 of each hour when given 5', () => {
-    assert.deepEqual(take('*/20 * * * * *', local(2026, 1, 1, 10, 0, 5), 3), ['2026-01-01 10:00:20', '2026-01-01 10:00:40', '2026-01-01 10:01:00']);
-    assert.deepEqual(take('*/15 * * * *', local(2026, 1, 1, 10, 16, 0), 3), ['2026-01-01 10:30:00', '2026-01-01 10:45:00', '2026-01-01 11:00:00']);
+    assert.deepEqual(take('*/20 * * * * *', local(2026, 1, 1, 10, 0, 5), 3), [
+      '2026-01-01 10:00:20',
+      '2026-01-01 10:00:40',
+      '2026-01-01 10:01:00',
+    ]);
+    assert.deepEqual(take('*/15 * * * *', local(2026, 1, 1, 10, 16, 0), 3), [
+      '2026-01-01 10:30:00',
+      '2026-01-01 10:45:00',
+      '2026-01-01 11:00:00',
+    ]);
   });
 
   it('reads numbers, ranges, lists and the three kinds of step', () => {
-    assert.deepEqual(take('0 5-9/2,30 * * * *', THU_JAN_1, 4), ['2026-01-01 00:05:00', '2026-01-01 00:07:00', '2026-01-01 00:09:00', '2026-01-01 00:30:00']);
-    assert.deepEqual(take('10/20 3 * * *', THU_JAN_1, 4), ['2026-01-01 03:10:00', '2026-01-01 03:30:00', '2026-01-01 03:50:00', '2026-01-02 03:10:00']);
-    assert.deepEqual(take('0 0 1,15-16 * *', THU_JAN_1, 4), ['2026-01-15 00:00:00', '2026-01-16 00:00:00', '2026-02-01 00:00:00', '2026-02-15 00:00:00']);
-    assert.deepEqual(take('0 12 1 */5 *', THU_JAN_1, 3), ['2026-01-01 12:00:00', '2026-06-01 12:00:00', '2026-11-01 12:00:00']);
+    assert.deepEqual(take('0 5-9/2,30 * * * *', THU_JAN_1, 4), [
+      '2026-01-01 00:05:00',
+      '2026-01-01 00:07:00',
+      '2026-01-01 00:09:00',
+      '2026-01-01 00:30:00',
+    ]);
+    assert.deepEqual(take('10/20 3 * * *', THU_JAN_1, 4), [
+      '2026-01-01 03:10:00',
+      '2026-01-01 03:30:00',
+      '2026-01-01 03:50:00',
+      '2026-01-02 03:10:00',
+    ]);
+    assert.deepEqual(take('0 0 1,15-16 * *', THU_JAN_1, 4), [
+      '2026-01-15 00:00:00',
+      '2026-01-16 00:00:00',
+      '2026-02-01 00:00:00',
+      '2026-02-15 00:00:00',
+    ]);
+    assert.deepEqual(take('0 12 1 */5 *', THU_JAN_1, 3), [
+      '2026-01-01 12:00:00',
+      '2026-06-01 12:00:00',
+      '2026-11-01 12:00:00',
+    ]);
   });
 
   it('reads month and day names in any case, and 7 as Sunday', () => {
-    assert.deepEqual(take('0 0 1 feb-MAR,Dec *', THU_JAN_1, 3), ['2026-02-01 00:00:00', '2026-03-01 00:00:00', '2026-12-01 00:00:00']);
-    assert.deepEqual(take('0 9 * * mon-WED', THU_JAN_1, 3), ['2026-01-05 09:00:00', '2026-01-06 09:00:00', '2026-01-07 09:00:00']);
+    assert.deepEqual(take('0 0 1 feb-MAR,Dec *', THU_JAN_1, 3), [
+      '2026-02-01 00:00:00',
+      '2026-03-01 00:00:00',
+      '2026-12-01 00:00:00',
+    ]);
+    assert.deepEqual(take('0 9 * * mon-WED', THU_JAN_1, 3), [
+      '2026-01-05 09:00:00',
+      '2026-01-06 09:00:00',
+      '2026-01-07 09:00:00',
+    ]);
     for (const sunday of ['0 0 * * 0', '0 0 * * 7', '0 0 * * SUN', '0 0 * * 7/7', '0 0 ? * sun']) {
       assert.deepEqual(take(sunday, THU_JAN_1, 2), ['2026-01-04 00:00:00', '2026-01-11 00:00:00'], sunday);
     }
-    assert.deepEqual(take('0 0 * * FRI-7', THU_JAN_1, 3), ['2026-01-02 00:00:00', '2026-01-03 00:00:00', '2026-01-04 00:00:00']);
+    assert.deepEqual(take('0 0 * * FRI-7', THU_JAN_1, 3), [
+      '2026-01-02 00:00:00',
+      '2026-01-03 00:00:00',
+      '2026-01-04 00:00:00',
+    ]);
   });
 
   it('matches a day on either day field when both are restricted, on both otherwise (Vixie cron)', () => {
     // January 2026: Fridays are the 2nd, 9th, 16th, 23rd and 30th.
-    assert.deepEqual(take('0 0 13 * FRI', THU_JAN_1, 4), ['2026-01-02 00:00:00', '2026-01-09 00:00:00', '2026-01-13 00:00:00', '2026-01-16 00:00:00']);
+    assert.deepEqual(take('0 0 13 * FRI', THU_JAN_1, 4), [
+      '2026-01-02 00:00:00',
+      '2026-01-09 00:00:00',
+      '2026-01-13 00:00:00',
+      '2026-01-16 00:00:00',
+    ]);
     assert.deepEqual(take('0 0 13 * *', THU_JAN_1, 2), ['2026-01-13 00:00:00', '2026-02-13 00:00:00']);
     assert.deepEqual(take('0 0 13 * ?', THU_JAN_1, 2), ['2026-01-13 00:00:00', '2026-02-13 00:00:00']);
     assert.deepEqual(take('0 0 * * FRI', THU_JAN_1, 2), ['2026-01-02 00:00:00', '2026-01-09 00:00:00']);
@@ -104,7 +149,11 @@ describe('cron expressions', () => {
       ['0 0 31 apr,jun *', /^never matches: month "apr,jun" has no day "31"$/],
     ];
     for (const [expression, message] of cases) {
-      assert.throws(() => parseCron(expression, 'job'), (err: Error) => message.test(err.message), expression);
+      assert.throws(
+        () => parseCron(expression, 'job'),
+        (err: Error) => message.test(err.message),
+        expression,
+      );
     }
     // Either day field can match, and every week has a Monday.
     assert.doesNotThrow(() => parseCron('0 0 30 2 MON', 'job'));
@@ -125,7 +174,9 @@ describe('cron expressions', () => {
     it('stays in the field, the given range, and days every month has', () => {
       for (let i = 0; i < 200; i++) {
         const seed = `job-${i}`;
-        const [first, second] = take('H H(2-4) H * *', THU_JAN_1, 2, seed).map((s) => fields(Date.parse(s.replace(' ', 'T'))));
+        const [first, second] = take('H H(2-4) H * *', THU_JAN_1, 2, seed).map((s) =>
+          fields(Date.parse(s.replace(' ', 'T'))),
+        );
         assert.ok(first.minute >= 0 && first.minute <= 59 && first.hour >= 2 && first.hour <= 4, seed);
         assert.ok(first.day >= 1 && first.day <= 28 && second.day === first.day, seed);
         const weekly = parseCron('0 0 * * H', seed).next(THU_JAN_1);
@@ -135,10 +186,17 @@ describe('cron expressions', () => {
 
     it('offsets a step by the hash, within the step and the range', () => {
       for (let i = 0; i < 50; i++) {
-        const minutes = take('H/15 * * * *', local(2026, 1, 1, 9, 59, 59), 4, `job-${i}`).map((s) => Number(s.slice(14, 16)));
+        const minutes = take('H/15 * * * *', local(2026, 1, 1, 9, 59, 59), 4, `job-${i}`).map((s) =>
+          Number(s.slice(14, 16)),
+        );
         assert.ok(minutes[0] < 15, `job-${i}`);
-        assert.deepEqual(minutes, [0, 15, 30, 45].map((m) => m + minutes[0]));
-        const ranged = take('H(30-49)/10 * * * *', local(2026, 1, 1, 9, 59, 59), 2, `job-${i}`).map((s) => Number(s.slice(14, 16)));
+        assert.deepEqual(
+          minutes,
+          [0, 15, 30, 45].map((m) => m + minutes[0]),
+        );
+        const ranged = take('H(30-49)/10 * * * *', local(2026, 1, 1, 9, 59, 59), 2, `job-${i}`).map((s) =>
+          Number(s.slice(14, 16)),
+        );
         assert.ok(ranged[0] >= 30 && ranged[0] < 40 && ranged[1] === ranged[0] + 10, `job-${i}`);
       }
     });
@@ -185,24 +243,38 @@ describe('cron expressions', () => {
     const utc = (expression: string, from: string, n: number) => {
       const cron = parseCron(expression, 'job');
       const out: string[] = [];
-      for (let t = Date.parse(from); out.length < n; ) out.push(new Date((t = cron.next(t))).toISOString());
+      for (let t = Date.parse(from); out.length < n;) out.push(new Date((t = cron.next(t))).toISOString());
       return out;
     };
-    const prev = (expression: string, at: string) => new Date(parseCron(expression, 'job').prev(Date.parse(at))).toISOString();
+    const prev = (expression: string, at: string) =>
+      new Date(parseCron(expression, 'job').prev(Date.parse(at))).toISOString();
 
     // 29 March 2026: 02:00 CET jumps to 03:00 CEST (01:00Z). 25 October 2026: 03:00 CEST falls back to 02:00 CET (01:00Z).
     it('runs a time the clock skips once, as the old offset reads it, when the schedule names hours', () => {
-      assert.deepEqual(utc('30 2 * * *', '2026-03-28T23:00:00Z', 2), ['2026-03-29T01:30:00.000Z', '2026-03-30T00:30:00.000Z']); // 03:30 CEST
-      assert.deepEqual(utc('0,30 2 * * *', '2026-03-28T23:00:00Z', 2), ['2026-03-29T01:00:00.000Z', '2026-03-29T01:30:00.000Z']);
+      assert.deepEqual(utc('30 2 * * *', '2026-03-28T23:00:00Z', 2), [
+        '2026-03-29T01:30:00.000Z',
+        '2026-03-30T00:30:00.000Z',
+      ]); // 03:30 CEST
+      assert.deepEqual(utc('0,30 2 * * *', '2026-03-28T23:00:00Z', 2), [
+        '2026-03-29T01:00:00.000Z',
+        '2026-03-29T01:30:00.000Z',
+      ]);
       // 02:30 and 03:30 are then the same instant, which is one occurrence.
-      assert.deepEqual(utc('30 1-3 * * *', '2026-03-28T23:00:00Z', 3), ['2026-03-29T00:30:00.000Z', '2026-03-29T01:30:00.000Z', '2026-03-29T23:30:00.000Z']);
+      assert.deepEqual(utc('30 1-3 * * *', '2026-03-28T23:00:00Z', 3), [
+        '2026-03-29T00:30:00.000Z',
+        '2026-03-29T01:30:00.000Z',
+        '2026-03-29T23:30:00.000Z',
+      ]);
       // The same occurrences whichever instant the search starts from (cron-parser skips 03:30 from 03:10).
       assert.deepEqual(utc('30 2 * * *', '2026-03-29T01:10:00Z', 1), ['2026-03-29T01:30:00.000Z']);
       assert.equal(prev('30 2 * * *', '2026-03-29T01:45:00Z'), '2026-03-29T01:30:00.000Z');
     });
 
     it('runs a repeated time once, on its first pass, when the schedule names hours', () => {
-      assert.deepEqual(utc('30 2 * * *', '2026-10-24T23:00:00Z', 2), ['2026-10-25T00:30:00.000Z', '2026-10-26T01:30:00.000Z']); // 02:30 CEST
+      assert.deepEqual(utc('30 2 * * *', '2026-10-24T23:00:00Z', 2), [
+        '2026-10-25T00:30:00.000Z',
+        '2026-10-26T01:30:00.000Z',
+      ]); // 02:30 CEST
       assert.deepEqual(utc('30 2 * * *', '2026-10-25T01:15:00Z', 1), ['2026-10-26T01:30:00.000Z']); // from 02:15 CET
       // cron-parser's prev() gives the second pass, 01:30Z, which its next() never does.
       assert.equal(prev('30 2 * * *', '2026-10-25T02:00:00Z'), '2026-10-25T00:30:00.000Z');
@@ -210,8 +282,16 @@ describe('cron expressions', () => {
 
     it('follows the clock as it reads when the schedule is for every hour', () => {
       // 02:30 does not happen in March, and happens twice in October.
-      assert.deepEqual(utc('30 * * * *', '2026-03-28T23:45:00Z', 3), ['2026-03-29T00:30:00.000Z', '2026-03-29T01:30:00.000Z', '2026-03-29T02:30:00.000Z']);
-      assert.deepEqual(utc('30 * * * *', '2026-10-24T23:45:00Z', 3), ['2026-10-25T00:30:00.000Z', '2026-10-25T01:30:00.000Z', '2026-10-25T02:30:00.000Z']);
+      assert.deepEqual(utc('30 * * * *', '2026-03-28T23:45:00Z', 3), [
+        '2026-03-29T00:30:00.000Z',
+        '2026-03-29T01:30:00.000Z',
+        '2026-03-29T02:30:00.000Z',
+      ]);
+      assert.deepEqual(utc('30 * * * *', '2026-10-24T23:45:00Z', 3), [
+        '2026-10-25T00:30:00.000Z',
+        '2026-10-25T01:30:00.000Z',
+        '2026-10-25T02:30:00.000Z',
+      ]);
       assert.equal(prev('30 * * * *', '2026-10-25T01:45:00Z'), '2026-10-25T01:30:00.000Z');
     });
 
@@ -225,7 +305,11 @@ describe('cron expressions', () => {
 });
 
 /** A field of random valid items: lists of values, ranges and steps, or `*` (`?` in the day fields). */
-function field(min: number, max: number, options: { names?: readonly string[]; day?: boolean } = {}): fc.Arbitrary<string> {
+function field(
+  min: number,
+  max: number,
+  options: { names?: readonly string[]; day?: boolean } = {},
+): fc.Arbitrary<string> {
   // A value as a number, or as its name in upper or lower case.
   const style = fc.constantFrom(...(options.names ? ['number', 'upper', 'lower'] : ['number']));
   const render = (n: number, how: string) => {
@@ -246,7 +330,10 @@ function field(min: number, max: number, options: { names?: readonly string[]; d
     { weight: 1, arbitrary: fc.tuple(value, step).map(([v, n]) => `${v}/${n}`) },
   );
   const list = fc.array(item, { minLength: 1, maxLength: 3 }).map((items) => items.join(','));
-  return fc.oneof({ weight: 2, arbitrary: fc.constantFrom('*', ...(options.day ? ['?'] : [])) }, { weight: 3, arbitrary: list });
+  return fc.oneof(
+    { weight: 2, arbitrary: fc.constantFrom('*', ...(options.day ? ['?'] : [])) },
+    { weight: 3, arbitrary: list },
+  );
 }
 
 const MONTHS = ['JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP', 'OCT', 'NOV', 'DEC'];
@@ -282,7 +369,12 @@ const instant = fc
 
 /** Instants within 36 hours of a daylight saving change in Europe (last Sunday of March or October, 01:00 UTC), 2024–2031. */
 const nearDstChange = fc
-  .tuple(fc.integer({ min: 2024, max: 2031 }), fc.constantFrom(2, 9), fc.integer({ min: -36 * 3_600_000, max: 36 * 3_600_000 }), fc.boolean())
+  .tuple(
+    fc.integer({ min: 2024, max: 2031 }),
+    fc.constantFrom(2, 9),
+    fc.integer({ min: -36 * 3_600_000, max: 36 * 3_600_000 }),
+    fc.boolean(),
+  )
   .map(([year, month, ms, whole]) => {
     const lastOfMonth = new Date(Date.UTC(year, month, 31));
     const change = Date.UTC(year, month, 31 - lastOfMonth.getUTCDay(), 1) + ms;
@@ -314,8 +406,13 @@ function agreesWithCronParser(e: string, at: number, exceptNearChanges = false):
   const next = cron.next(at);
   const prev = cron.prev(at);
   const theirNext = oracle(() => CronExpressionParser.parse(e, { currentDate: at }).next().getTime());
-  const theirPrev = oracle(() => CronExpressionParser.parse(e, { currentDate: at + 1 }).prev().getTime());
-  const compare = (ours: number, theirs: number) => !Number.isNaN(theirs) && (!exceptNearChanges || ![at, ours, theirs].some(nearOffsetChange));
+  const theirPrev = oracle(() =>
+    CronExpressionParser.parse(e, { currentDate: at + 1 })
+      .prev()
+      .getTime(),
+  );
+  const compare = (ours: number, theirs: number) =>
+    !Number.isNaN(theirs) && (!exceptNearChanges || ![at, ours, theirs].some(nearOffsetChange));
   if (compare(next, theirNext)) assert.equal(show(next), show(theirNext), `next of "${e}" after ${show(at)}`);
   if (compare(prev, theirPrev)) assert.equal(show(prev), show(theirPrev), `prev of "${e}" at ${show(at)}`);
   if (compare(next, theirNext)) assert.equal(next, theirNext);

@@ -64,7 +64,10 @@ describe('human units', () => {
 
   it('quotes a command line for messages as a shell would need it', () => {
     assert.equal(formatCommand(['sh', '-c', 'exit 3']), "sh -c 'exit 3'");
-    assert.equal(formatCommand(['vzdump', '101', '--mode=snapshot', '/var/lib/vz']), 'vzdump 101 --mode=snapshot /var/lib/vz');
+    assert.equal(
+      formatCommand(['vzdump', '101', '--mode=snapshot', '/var/lib/vz']),
+      'vzdump 101 --mode=snapshot /var/lib/vz',
+    );
     assert.equal(formatCommand(['echo', "it's"]), `echo 'it'\\''s'`);
     assert.equal(formatCommand(['']), "''");
   });

@@ -26,11 +26,22 @@ function lease(over: Partial<ControlledLease['slot']> = {}, budget: Budget = UNL
 }
 
 function load(cpuPercent: number, over: Partial<MachineLoad> = {}): MachineLoad {
-  return { cpuPercent, diskReadBytesPerSec: 0, diskWriteBytesPerSec: 0, backupCpuPercent: 0, backupIoBytesPerSec: 0, ...over };
+  return {
+    cpuPercent,
+    diskReadBytesPerSec: 0,
+    diskWriteBytesPerSec: 0,
+    backupCpuPercent: 0,
+    backupIoBytesPerSec: 0,
+    ...over,
+  };
 }
 
 /** Feeds reports to the controller as an agent would, keeping its state; `at` is ms after T0. */
-function controller(policy: Required<HostPolicy> = POLICY, l: ControlledLease = lease(), state: BudgetState = grantedBudgetState(l)) {
+function controller(
+  policy: Required<HostPolicy> = POLICY,
+  l: ControlledLease = lease(),
+  state: BudgetState = grantedBudgetState(l),
+) {
   let current = state;
   return {
     report(at: number, vmLoad: MachineLoad): BudgetDecision {
@@ -58,7 +69,7 @@ describe('budget controller', () => {
     assert.equal(c.state.level, 'throttled');
   });
 
-  it("counts only the foreground: a busy backup on a quiet VM is not throttled by its own load", () => {
+  it('counts only the foreground: a busy backup on a quiet VM is not throttled by its own load', () => {
     const c = controller();
     assert.equal(c.report(10_000, load(95, { backupCpuPercent: 50 })).command, undefined);
     assert.equal(c.report(20_000, load(95, { backupCpuPercent: 30 })).command?.budget.cpuPercent, 25);
@@ -91,9 +102,24 @@ describe('budget controller', () => {
     const paused = decideBudget(POLICY, lease(), load(90), state, T0, 'host');
     assert.equal(paused.command?.reason, 'host busy: foreground cpu 90% >= 85%');
     state = paused.state;
-    assert.equal(decideBudget(POLICY, lease(), load(30), state, T0 + 10_000, 'host').command, undefined, 'not calm for the dwell time yet');
-    const resumed = decideBudget(POLICY, lease(), load(30), decideBudget(POLICY, lease(), load(30), state, T0 + 10_000, 'host').state, T0 + 40_000, 'host');
-    assert.deepEqual(resumed.command, { budget: UNLIMITED, paused: false, reason: 'host calmer for 30s: foreground cpu 30%' });
+    assert.equal(
+      decideBudget(POLICY, lease(), load(30), state, T0 + 10_000, 'host').command,
+      undefined,
+      'not calm for the dwell time yet',
+    );
+    const resumed = decideBudget(
+      POLICY,
+      lease(),
+      load(30),
+      decideBudget(POLICY, lease(), load(30), state, T0 + 10_000, 'host').state,
+      T0 + 40_000,
+      'host',
+    );
+    assert.deepEqual(resumed.command, {
+      budget: UNLIMITED,
+      paused: false,
+      reason: 'host calmer for 30s: foreground cpu 30%',
+    });
   });
 
   it('starts the calm over when the load rises again in between', () => {
@@ -110,7 +136,11 @@ describe('budget controller', () => {
     const c = controller();
     c.report(0, load(90));
     for (let t = 10_000; t <= 60_000; t += 10_000) {
-      assert.equal(c.report(t, load(70)).command, undefined, 'still busy: the pause holds down to the throttle threshold');
+      assert.equal(
+        c.report(t, load(70)).command,
+        undefined,
+        'still busy: the pause holds down to the throttle threshold',
+      );
     }
     c.report(70_000, load(55));
     assert.equal(c.report(90_000, load(55)).command, undefined, 'calm for 20 s only');
@@ -161,7 +191,11 @@ describe('budget controller', () => {
     assert.equal(c.report(60_000, load(10)).command?.paused, false, 'resumed after 60 s');
     assert.equal(c.report(70_000, load(95)).command?.paused, true, 'paused again: 60 s of pause left');
     assert.equal(c.report(120_000, load(95)).command, undefined, 'the next report is due at the bound: still paused');
-    assert.equal(c.report(125_000, load(95)).command?.paused, false, 'ended now: the next report would be past the 2 min');
+    assert.equal(
+      c.report(125_000, load(95)).command?.paused,
+      false,
+      'ended now: the next report would be past the 2 min',
+    );
     assert.equal(c.state.pausedMs, 115_000);
     assert.equal(c.report(300_000, load(95)).command, undefined, 'too little pause left to begin another');
     assert.equal(c.state.level, 'throttled');
@@ -173,10 +207,21 @@ describe('budget controller', () => {
   });
 
   it('throttles and pauses on foreground disk I/O when the policy sets I/O thresholds', () => {
-    const policy = { ...POLICY, throttleAboveIoBytesPerSec: 50 * MiB, pauseAboveIoBytesPerSec: 200 * MiB, resumeBelowIoBytesPerSec: 20 * MiB };
+    const policy = {
+      ...POLICY,
+      throttleAboveIoBytesPerSec: 50 * MiB,
+      pauseAboveIoBytesPerSec: 200 * MiB,
+      resumeBelowIoBytesPerSec: 20 * MiB,
+    };
     const c = controller(policy);
-    assert.equal(c.report(0, load(10, { diskReadBytesPerSec: 80 * MiB, backupIoBytesPerSec: 40 * MiB })).command, undefined);
-    assert.equal(c.report(10_000, load(10, { diskReadBytesPerSec: 60 * MiB, diskWriteBytesPerSec: 10 * MiB })).command?.reason, 'VM busy: foreground io 70.0 MiB/s >= 50.0 MiB/s');
+    assert.equal(
+      c.report(0, load(10, { diskReadBytesPerSec: 80 * MiB, backupIoBytesPerSec: 40 * MiB })).command,
+      undefined,
+    );
+    assert.equal(
+      c.report(10_000, load(10, { diskReadBytesPerSec: 60 * MiB, diskWriteBytesPerSec: 10 * MiB })).command?.reason,
+      'VM busy: foreground io 70.0 MiB/s >= 50.0 MiB/s',
+    );
     assert.equal(c.report(20_000, load(10, { diskWriteBytesPerSec: 250 * MiB })).command?.paused, true);
   });
 
@@ -188,8 +233,14 @@ describe('budget controller', () => {
   it("takes the token's own budget as the full one and never throttles above it", () => {
     const l = lease({}, { cpuPercent: 10, ioBytesPerSec: 0 });
     assert.deepEqual(baseBudget({ ...POLICY, budgetCpuPercent: 80 }, l), { cpuPercent: 10, ioBytesPerSec: 0 });
-    assert.deepEqual(reducedBudget(POLICY, { cpuPercent: 10, ioBytesPerSec: 0 }), { cpuPercent: 10, ioBytesPerSec: 10 * MiB });
-    assert.deepEqual(reducedBudget({ ...POLICY, throttledCpuPercent: 0 }, { cpuPercent: 0, ioBytesPerSec: 0 }), { cpuPercent: 0, ioBytesPerSec: 10 * MiB });
+    assert.deepEqual(reducedBudget(POLICY, { cpuPercent: 10, ioBytesPerSec: 0 }), {
+      cpuPercent: 10,
+      ioBytesPerSec: 10 * MiB,
+    });
+    assert.deepEqual(reducedBudget({ ...POLICY, throttledCpuPercent: 0 }, { cpuPercent: 0, ioBytesPerSec: 0 }), {
+      cpuPercent: 0,
+      ioBytesPerSec: 10 * MiB,
+    });
   });
 
   it("gives a backup whose token carries no budget the host policy's, at the first report", () => {
@@ -220,7 +271,12 @@ describe('budget controller', () => {
 });
 
 /** The pause deadline the policy promises, computed apart from the controller. */
-function pauseBound(policy: Required<HostPolicy>, l: ControlledLease, pausedBefore: number, pauseStart: number): number {
+function pauseBound(
+  policy: Required<HostPolicy>,
+  l: ControlledLease,
+  pausedBefore: number,
+  pauseStart: number,
+): number {
   let bound = pauseStart + policy.maxPauseMs - pausedBefore;
   if (l.slot.windowEnd > 0) {
     const remaining = Math.max(0, l.slot.expectedEnd + pausedBefore - pauseStart);
@@ -270,8 +326,13 @@ describe('budget controller (property)', () => {
     .filter((p) => checkPolicy(p).length === 0);
 
   const leaseArb = fc
-    .record({ expected: fc.integer({ min: 0, max: 2 * HOUR }), window: fc.option(fc.integer({ min: 0, max: 3 * HOUR }), { nil: undefined }) })
-    .map(({ expected, window }) => lease({ expectedEnd: T0 + expected, windowEnd: window === undefined ? 0 : T0 + expected + window }));
+    .record({
+      expected: fc.integer({ min: 0, max: 2 * HOUR }),
+      window: fc.option(fc.integer({ min: 0, max: 3 * HOUR }), { nil: undefined }),
+    })
+    .map(({ expected, window }) =>
+      lease({ expectedEnd: T0 + expected, windowEnd: window === undefined ? 0 : T0 + expected + window }),
+    );
 
   // Reports come at most one report interval apart (as a connected agent sends them), with CPU loads that
   // wander, jump and hover around thresholds.
@@ -279,7 +340,10 @@ describe('budget controller (property)', () => {
     fc.record({
       gap: fc.double({ min: 0.01, max: 1, noNaN: true }),
       step: fc.integer({ min: -12, max: 12 }),
-      jump: fc.oneof({ arbitrary: fc.constant(undefined), weight: 7 }, { arbitrary: fc.integer({ min: 0, max: 100 }), weight: 1 }),
+      jump: fc.oneof(
+        { arbitrary: fc.constant(undefined), weight: 7 },
+        { arbitrary: fc.integer({ min: 0, max: 100 }), weight: 1 },
+      ),
     }),
     // Long runs (fast-check's default size keeps arrays short), so that pauses reach their bounds.
     { minLength: 1, maxLength: 300, size: 'max' },
@@ -302,7 +366,10 @@ describe('budget controller (property)', () => {
           const d = decideBudget(policy, l, load(cpu), before, now);
           state = d.state;
           if (d.command) {
-            assert.ok(within(d.command.budget, base, reduced), `budget ${JSON.stringify(d.command.budget)} outside [${JSON.stringify(reduced)}, ${JSON.stringify(base)}]`);
+            assert.ok(
+              within(d.command.budget, base, reduced),
+              `budget ${JSON.stringify(d.command.budget)} outside [${JSON.stringify(reduced)}, ${JSON.stringify(base)}]`,
+            );
             assert.deepEqual(state.told, { budget: d.command.budget, paused: d.command.paused });
           }
           assert.equal(state.level === 'paused', state.pausedSince !== undefined);
@@ -310,7 +377,10 @@ describe('budget controller (property)', () => {
           if (state.level === before.level) continue;
           const rank = { full: 0, throttled: 1, paused: 2 };
           if (rank[state.level] < rank[before.level]) {
-            assert.ok(now - lastChange >= policy.budgetDwellMs, `loosened ${now - lastChange} ms after the last change (dwell ${policy.budgetDwellMs})`);
+            assert.ok(
+              now - lastChange >= policy.budgetDwellMs,
+              `loosened ${now - lastChange} ms after the last change (dwell ${policy.budgetDwellMs})`,
+            );
           }
           if (before.level === 'paused') {
             // The pause ended no later than its bound: max pause in all, and the window guard.

@@ -43,19 +43,32 @@ const op = fc.oneof(
   { weight: 3, arbitrary: fc.record({ type: fc.constant('renew' as const), lease: fc.nat(), stale: fc.boolean() }) },
   { weight: 3, arbitrary: fc.record({ type: fc.constant('release' as const), lease: fc.nat(), stale: fc.boolean() }) },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('cancel' as const), req: fc.nat(REQUESTS - 1) }) },
-  { weight: 3, arbitrary: fc.record({ type: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 40_000 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ type: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 40_000 }) }),
+  },
   { weight: 1, arbitrary: fc.record({ type: fc.constant('restart' as const) }) },
-  { weight: 1, arbitrary: fc.record({ type: fc.constant('pause' as const), host: fc.constantFrom(...HOSTS), on: fc.boolean() }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ type: fc.constant('pause' as const), host: fc.constantFrom(...HOSTS), on: fc.boolean() }),
+  },
   {
     weight: 2,
-    arbitrary: fc.record({ type: fc.constant('load' as const), host: fc.constantFrom(...HOSTS), vm: fc.constantFrom(...VMS), cpu: fc.integer({ min: 0, max: 100 }) }),
+    arbitrary: fc.record({
+      type: fc.constant('load' as const),
+      host: fc.constantFrom(...HOSTS),
+      vm: fc.constantFrom(...VMS),
+      cpu: fc.integer({ min: 0, max: 100 }),
+    }),
   },
   {
     weight: 1,
     arbitrary: fc.record({
       type: fc.constant('plan' as const),
       host: fc.constantFrom(...HOSTS),
-      runs: fc.array(fc.record({ req: fc.nat(REQUESTS - 1), startMs: fc.integer({ min: 0, max: 200_000 }) }), { maxLength: 6 }),
+      runs: fc.array(fc.record({ req: fc.nat(REQUESTS - 1), startMs: fc.integer({ min: 0, max: 200_000 }) }), {
+        maxLength: 6,
+      }),
     }),
   },
   {
@@ -114,7 +127,10 @@ function run(specs: RequestSpec[], ops: Op[]): void {
   const vmLoad = new Map<string, { cpu: number; at: number }>();
   // Rule 8's model: until when each host/VM is frozen.
   const frozenUntil = new Map<string, number>();
-  const THROTTLED = { cpuPercent: DEFAULT_POLICY.throttledCpuPercent, ioBytesPerSec: DEFAULT_POLICY.throttledIoBytesPerSec };
+  const THROTTLED = {
+    cpuPercent: DEFAULT_POLICY.throttledCpuPercent,
+    ioBytesPerSec: DEFAULT_POLICY.throttledIoBytesPerSec,
+  };
 
   for (const o of ops) {
     const waitingBefore = HOSTS.flatMap((h) => lessor.waiting(h).map((w) => w.request));
@@ -139,11 +155,18 @@ function run(specs: RequestSpec[], ops: Op[]): void {
           o.type === 'renew'
             ? lessor.renew(lease.tokenId, lease.fencing + (o.stale ? -1 : 0)).events
             : lessor.release(lease.tokenId, lease.fencing + (o.stale ? -1 : 0), {
-                success: true, bytes: 0, durationMs: 0, exitCode: 0, message: '',
+                success: true,
+                bytes: 0,
+                durationMs: 0,
+                exitCode: 0,
+                message: '',
               });
         if (o.stale) {
           assert.throws(call, StaleFencingTokenError);
-          assert.deepEqual(lessor.activeLeases().sort((a, b) => a.tokenId.localeCompare(b.tokenId)), active);
+          assert.deepEqual(
+            lessor.activeLeases().sort((a, b) => a.tokenId.localeCompare(b.tokenId)),
+            active,
+          );
         } else events = call();
         break;
       }
@@ -186,18 +209,31 @@ function run(specs: RequestSpec[], ops: Op[]): void {
           o.host,
           unique.map((r) => {
             const input = inputs[r.req];
-            return { kind: input.kind, vm: input.vm, job: input.job, start: T0 + r.startMs, earliestStart: T0, windowEnd: input.windowEnd };
+            return {
+              kind: input.kind,
+              vm: input.vm,
+              job: input.job,
+              start: T0 + r.startMs,
+              earliestStart: T0,
+              windowEnd: input.windowEnd,
+            };
           }),
         );
         break;
       }
       case 'restart': {
-        const before = lessor.activeLeases().map((l) => [l.tokenId, l.fencing, l.kind, l.vm]).sort();
+        const before = lessor
+          .activeLeases()
+          .map((l) => [l.tokenId, l.fencing, l.kind, l.vm])
+          .sort();
         lessor = start();
         plannedStart.clear();
         vmLoad.clear();
         frozenUntil.clear();
-        const after = lessor.activeLeases().map((l) => [l.tokenId, l.fencing, l.kind, l.vm]).sort();
+        const after = lessor
+          .activeLeases()
+          .map((l) => [l.tokenId, l.fencing, l.kind, l.vm])
+          .sort();
         assert.deepEqual(after, before, 'a restart restores exactly the committed active tokens');
         break;
       }
@@ -205,13 +241,29 @@ function run(specs: RequestSpec[], ops: Op[]): void {
     store.commit(events);
 
     // Rule 3: a grant never overtakes a waiting request of the other kind that arrived earlier.
-    const left = new Set(events.filter((e) => e.type === 'denied' || e.type === 'cancelled').map((e) => (e as { request: { requestId: string } }).request.requestId));
-    const held = new Set(HOSTS.flatMap((h) => lessor.waiting(h).filter((w) => w.held).map((w) => w.request.requestId)));
+    const left = new Set(
+      events
+        .filter((e) => e.type === 'denied' || e.type === 'cancelled')
+        .map((e) => (e as { request: { requestId: string } }).request.requestId),
+    );
+    const held = new Set(
+      HOSTS.flatMap((h) =>
+        lessor
+          .waiting(h)
+          .filter((w) => w.held)
+          .map((w) => w.request.requestId),
+      ),
+    );
     for (const e of events) {
       if (e.type !== 'granted') continue;
       const seq = seqOf.get(e.lease.requestId)!;
       const overtaken = waitingBefore.find(
-        (w) => w.host === e.lease.host && w.kind !== e.lease.kind && w.seq < seq && !left.has(w.requestId) && !held.has(w.requestId),
+        (w) =>
+          w.host === e.lease.host &&
+          w.kind !== e.lease.kind &&
+          w.seq < seq &&
+          !left.has(w.requestId) &&
+          !held.has(w.requestId),
       );
       assert.equal(overtaken, undefined, `grant of ${e.lease.requestId} overtook ${overtaken?.requestId}`);
       // Rule 4 and 6: fencing strictly increases per host; a request id never yields a second token.
@@ -225,19 +277,28 @@ function run(specs: RequestSpec[], ops: Op[]): void {
       // Rule 8.
       if (e.lease.kind === 'GUEST') {
         const until = frozenUntil.get(`${e.lease.host}/${e.lease.vm}`) ?? 0;
-        assert.ok(now >= until, `${e.lease.requestId} granted on VM ${e.lease.vm} frozen until ${until - T0}, now ${now - T0}`);
+        assert.ok(
+          now >= until,
+          `${e.lease.requestId} granted on VM ${e.lease.vm} frozen until ${until - T0}, now ${now - T0}`,
+        );
       }
       // Rule 7.
       const planned = plannedStart.get(e.lease.requestId);
       assert.ok(planned === undefined || planned <= now, `${e.lease.requestId} started before its planned slot`);
       const load = vmLoad.get(`${e.lease.host}/${e.lease.vm}`);
-      const vmBusy = load && load.at >= now - STALE_REPORTS * DEFAULT_POLICY.reportIntervalMs && load.cpu >= DEFAULT_POLICY.startBelowCpuPercent;
+      const vmBusy =
+        load &&
+        load.at >= now - STALE_REPORTS * DEFAULT_POLICY.reportIntervalMs &&
+        load.cpu >= DEFAULT_POLICY.startBelowCpuPercent;
       if (vmBusy) {
         const input = inputs[Number(e.lease.requestId.slice(1))];
         // A request that waited was queued when it first asked; one granted in this step asked now.
         const queuedAt = waitingBefore.find((w) => w.requestId === e.lease.requestId)?.queuedAt ?? now;
         assert.ok(e.forced, `${e.lease.requestId} started on a busy VM without being forced`);
-        assert.ok(now >= forcedFrom({ ...input, queuedAt }), `${e.lease.requestId} forced before waiting would miss its window`);
+        assert.ok(
+          now >= forcedFrom({ ...input, queuedAt }),
+          `${e.lease.requestId} forced before waiting would miss its window`,
+        );
         assert.deepEqual(e.lease.budget, THROTTLED, 'a forced start is on the throttled budget');
       } else {
         assert.equal(e.forced, undefined, `${e.lease.requestId} forced though its VM was not busy`);
@@ -267,7 +328,11 @@ function run(specs: RequestSpec[], ops: Op[]): void {
 describe('Lessor properties (random sequences, SQLite store, restarts)', () => {
   it('keeps rules 1-4 and 6-8 after every step of thousands of random sequences', () => {
     fc.assert(
-      fc.property(fc.array(requestSpec, { minLength: REQUESTS, maxLength: REQUESTS }), fc.array(op, { minLength: 1, maxLength: 60 }), run),
+      fc.property(
+        fc.array(requestSpec, { minLength: REQUESTS, maxLength: REQUESTS }),
+        fc.array(op, { minLength: 1, maxLength: 60 }),
+        run,
+      ),
       { numRuns: propertyRuns(2000) },
     );
   });

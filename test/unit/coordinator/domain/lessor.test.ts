@@ -29,7 +29,10 @@ describe('Lessor', () => {
     assert.equal(lease.fencing, 1);
     assert.deepEqual(lease.slot, { start: T0, expectedEnd: T0 + 60_000, windowEnd: T0 + 3_600_000 });
     assert.equal(lease.expiresAt, T0 + 30_000);
-    assert.deepEqual(events.map((e) => e.type), ['host-added', 'granted']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['host-added', 'granted'],
+    );
   });
 
   it('refuses a hypervisor token while a guest backup holds one, and grants it after the release', () => {
@@ -73,20 +76,37 @@ describe('Lessor', () => {
     const late = req({ kind: 'GUEST', vm: 'vm2' });
     assert.equal(lessor.acquire(late).result.status, 'queued');
     const afterRelease = grants(lessor.release(g1.tokenId, g1.fencing, OK));
-    assert.deepEqual(afterRelease.map((l) => l.requestId), [hv.requestId]);
+    assert.deepEqual(
+      afterRelease.map((l) => l.requestId),
+      [hv.requestId],
+    );
     const hvLease = afterRelease[0];
     const next = grants(lessor.release(hvLease.tokenId, hvLease.fencing, OK));
-    assert.deepEqual(next.map((l) => l.requestId), [late.requestId]);
+    assert.deepEqual(
+      next.map((l) => l.requestId),
+      [late.requestId],
+    );
   });
 
   it('orders waiting requests of one kind by priority, then arrival', () => {
-    const { lessor } = newLessor({ defaultPolicy: { maxGuestTokens: 1, maxHypervisorTokens: 1, leaseTtlMs: 30_000, allowOverrun: false, reportIntervalMs: 10_000 } });
+    const { lessor } = newLessor({
+      defaultPolicy: {
+        maxGuestTokens: 1,
+        maxHypervisorTokens: 1,
+        leaseTtlMs: 30_000,
+        allowOverrun: false,
+        reportIntervalMs: 10_000,
+      },
+    });
     const first = grantedLease(lessor.acquire(req({ kind: 'GUEST', vm: 'vm1' })).result);
     const low = req({ kind: 'GUEST', vm: 'vm2', priority: 0 });
     const high = req({ kind: 'GUEST', vm: 'vm3', priority: 5 });
     lessor.acquire(low);
     lessor.acquire(high);
-    assert.deepEqual(lessor.waiting('h1').map((w) => w.request.requestId), [high.requestId, low.requestId]);
+    assert.deepEqual(
+      lessor.waiting('h1').map((w) => w.request.requestId),
+      [high.requestId, low.requestId],
+    );
     assert.equal(grants(lessor.release(first.tokenId, first.fencing, OK))[0].requestId, high.requestId);
   });
 
@@ -122,7 +142,10 @@ describe('Lessor', () => {
     assert.equal(lessor.nextDeadline(), T0 + 50_000);
     clock.advance(1);
     const events = lessor.tick();
-    assert.deepEqual(events.map((e) => e.type), ['expired', 'granted']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['expired', 'granted'],
+    );
     assert.equal(grants(events)[0].requestId, waiting.requestId);
   });
 
@@ -142,7 +165,9 @@ describe('Lessor', () => {
 
   it('revokes a holder past its window end unless policy allows overrun', () => {
     const { lessor, clock } = newLessor();
-    const lease = grantedLease(lessor.acquire(req({ kind: 'GUEST', vm: 'vm1', ttlMs: 3_600_000, windowEnd: T0 + 10_000 })).result);
+    const lease = grantedLease(
+      lessor.acquire(req({ kind: 'GUEST', vm: 'vm1', ttlMs: 3_600_000, windowEnd: T0 + 10_000 })).result,
+    );
     lessor.setPolicy('h1', { allowOverrun: true });
     clock.advance(10_000);
     assert.deepEqual(lessor.tick(), []);
@@ -187,7 +212,10 @@ describe('Lessor', () => {
     const guest = req({ kind: 'GUEST', vm: 'vm2' });
     lessor.acquire(guest);
     const events = lessor.cancel(hv.requestId);
-    assert.deepEqual(events.map((e) => e.type), ['cancelled', 'granted']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['cancelled', 'granted'],
+    );
     assert.equal(grants(events)[0].requestId, guest.requestId);
     assert.deepEqual(lessor.cancel(hv.requestId), []);
   });
@@ -220,8 +248,14 @@ describe('Lessor', () => {
     lessor.acquire(req({ kind: 'HYPERVISOR', vm: 'vm3', expectedDurationMs: 60_000 }));
     clock.advance(10_000);
     const waiting = lessor.waiting('h1');
-    assert.deepEqual(waiting.map((w) => w.estimatedStart), [T0 + 120_000, T0 + 180_000]);
-    assert.deepEqual(waiting.map((w) => w.position), [1, 2]);
+    assert.deepEqual(
+      waiting.map((w) => w.estimatedStart),
+      [T0 + 120_000, T0 + 180_000],
+    );
+    assert.deepEqual(
+      waiting.map((w) => w.position),
+      [1, 2],
+    );
     assert.match(waiting[0].waitingFor, /GUEST backup/);
   });
 
@@ -232,7 +266,10 @@ describe('Lessor', () => {
     clock.advance(25_000);
     const restarted = new Lessor(clock, counterIds('new'));
     const events = restarted.restore({ hosts: [host], leases: lessor.activeLeases(), ended: [] });
-    assert.deepEqual(events.map((e) => e.type), ['restored']);
+    assert.deepEqual(
+      events.map((e) => e.type),
+      ['restored'],
+    );
     assert.equal(restarted.lease(lease.tokenId)!.expiresAt, T0 + 25_000 + 30_000);
     assert.equal(restarted.renew(lease.tokenId, lease.fencing).lease.fencing, 1);
     assert.equal(grantedLease(restarted.acquire(req({ kind: 'GUEST', vm: 'vm2' })).result).fencing, 2);

@@ -1,8 +1,20 @@
 import { strict as assert } from 'node:assert';
 import { InvalidArgumentError } from '../../../../coordinator/domain/errors';
-import { DEFAULT_POLICY, type HostPolicy, applyPolicyPatch, checkPolicy, completePolicy } from '../../../../coordinator/domain/policy';
+import {
+  DEFAULT_POLICY,
+  type HostPolicy,
+  applyPolicyPatch,
+  checkPolicy,
+  completePolicy,
+} from '../../../../coordinator/domain/policy';
 
-const OLD_POLICY: HostPolicy = { maxGuestTokens: 2, maxHypervisorTokens: 1, leaseTtlMs: 30_000, allowOverrun: false, reportIntervalMs: 10_000 };
+const OLD_POLICY: HostPolicy = {
+  maxGuestTokens: 2,
+  maxHypervisorTokens: 1,
+  leaseTtlMs: 30_000,
+  allowOverrun: false,
+  reportIntervalMs: 10_000,
+};
 
 function refusal(patch: Partial<HostPolicy>, base: HostPolicy = DEFAULT_POLICY): InvalidArgumentError {
   try {
@@ -47,13 +59,20 @@ describe('host policy', () => {
   it('keeps resume below throttle below pause, blaming the field that was just set', () => {
     const resume = refusal({ resumeBelowCpuPercent: 60 });
     assert.equal(resume.field, 'resume_below_cpu_percent');
-    assert.match(resume.problem, /resume_below_cpu_percent \(60\) must be from 1 to below throttle_above_cpu_percent \(60\)/);
+    assert.match(
+      resume.problem,
+      /resume_below_cpu_percent \(60\) must be from 1 to below throttle_above_cpu_percent \(60\)/,
+    );
     assert.equal(refusal({ throttleAboveCpuPercent: 40 }).field, 'throttle_above_cpu_percent');
     assert.equal(refusal({ pauseAboveCpuPercent: 60 }).field, 'pause_above_cpu_percent');
     assert.equal(refusal({ throttleAboveCpuPercent: 90 }).field, 'throttle_above_cpu_percent');
     // Both set at once: the message names both, the field is the one that must move.
     assert.equal(refusal({ throttleAboveCpuPercent: 40, resumeBelowCpuPercent: 45 }).field, 'resume_below_cpu_percent');
-    assert.equal(applyPolicyPatch(DEFAULT_POLICY, { throttleAboveCpuPercent: 40, resumeBelowCpuPercent: 30 }).throttleAboveCpuPercent, 40);
+    assert.equal(
+      applyPolicyPatch(DEFAULT_POLICY, { throttleAboveCpuPercent: 40, resumeBelowCpuPercent: 30 })
+        .throttleAboveCpuPercent,
+      40,
+    );
   });
 
   it('measures the resume threshold against pausing when throttling is off, and ignores it when both are off', () => {
@@ -65,7 +84,10 @@ describe('host policy', () => {
     const e = refusal({ throttleAboveIoBytesPerSec: 100 * 1024 * 1024 });
     assert.equal(e.field, 'throttle_above_io_bytes_per_sec');
     assert.match(e.problem, /resume_below_io_bytes_per_sec \(0\) must be from 1 to below/);
-    const p = applyPolicyPatch(DEFAULT_POLICY, { throttleAboveIoBytesPerSec: 100 * 1024 * 1024, resumeBelowIoBytesPerSec: 50 * 1024 * 1024 });
+    const p = applyPolicyPatch(DEFAULT_POLICY, {
+      throttleAboveIoBytesPerSec: 100 * 1024 * 1024,
+      resumeBelowIoBytesPerSec: 50 * 1024 * 1024,
+    });
     assert.equal(p.resumeBelowIoBytesPerSec, 50 * 1024 * 1024);
   });
 });

@@ -20,7 +20,15 @@ function pending(partial: Partial<PendingRequest> = {}): PendingRequest {
 }
 
 function run(partial: Partial<PlannedRun> = {}): PlannedRun {
-  return { kind: 'GUEST', vm: 'vm1', job: 'nightly', start: T0 + 10 * MIN, earliestStart: T0, windowEnd: T0 + 4 * HOUR, ...partial };
+  return {
+    kind: 'GUEST',
+    vm: 'vm1',
+    job: 'nightly',
+    start: T0 + 10 * MIN,
+    earliestStart: T0,
+    windowEnd: T0 + 4 * HOUR,
+    ...partial,
+  };
 }
 
 const conditions = (c: Partial<HostConditions> = {}): HostConditions => ({ plan: new Map(), vmLoad: new Map(), ...c });
@@ -33,45 +41,98 @@ describe('start gate', () => {
     const c = conditions({ plan: indexPlan([run()]) });
     const r = pending({ windowEnd: T0 + 4 * HOUR });
     const held = startDecision(r, c, DEFAULT_POLICY, T0);
-    assert.deepEqual(held, { start: false, until: T0 + 10 * MIN, reason: `its planned slot starts at ${new Date(T0 + 10 * MIN).toISOString()}` });
+    assert.deepEqual(held, {
+      start: false,
+      until: T0 + 10 * MIN,
+      reason: `its planned slot starts at ${new Date(T0 + 10 * MIN).toISOString()}`,
+    });
     assert.deepEqual(startDecision(r, c, DEFAULT_POLICY, T0 + 10 * MIN), { start: true, forced: false });
-    assert.deepEqual(startDecision(r, c, { ...DEFAULT_POLICY, followPlan: false }, T0), { start: true, forced: false }, 'unless the host does not follow its plan');
+    assert.deepEqual(
+      startDecision(r, c, { ...DEFAULT_POLICY, followPlan: false }, T0),
+      { start: true, forced: false },
+      'unless the host does not follow its plan',
+    );
   });
 
   it('matches a request to the run of the same kind, VM and job whose window is nearest to its own', () => {
-    const plan = indexPlan([run({ windowEnd: T0 + 4 * HOUR, start: T0 + 1 }), run({ windowEnd: T0 + 28 * HOUR, start: T0 + 2 })]);
+    const plan = indexPlan([
+      run({ windowEnd: T0 + 4 * HOUR, start: T0 + 1 }),
+      run({ windowEnd: T0 + 28 * HOUR, start: T0 + 2 }),
+    ]);
     assert.equal(matchPlannedRun(pending({ windowEnd: T0 + 28 * HOUR + 30_000 }), plan, T0)?.start, T0 + 2);
     assert.equal(matchPlannedRun(pending({ windowEnd: T0 + 4 * HOUR - 30_000 }), plan, T0)?.start, T0 + 1);
-    assert.equal(matchPlannedRun(pending({ windowEnd: T0 + 10 * HOUR }), plan, T0), undefined, 'no run that far from its window');
+    assert.equal(
+      matchPlannedRun(pending({ windowEnd: T0 + 10 * HOUR }), plan, T0),
+      undefined,
+      'no run that far from its window',
+    );
     assert.equal(matchPlannedRun(pending({ job: 'other', windowEnd: T0 + 4 * HOUR }), plan, T0), undefined);
     assert.equal(matchPlannedRun(pending({ kind: 'HYPERVISOR', windowEnd: T0 + 4 * HOUR }), plan, T0), undefined);
-    assert.equal(matchPlannedRun(pending({ windowEnd: 0 }), plan, T0 + HOUR)?.start, T0 + 1, 'without a window: the run whose window holds now');
+    assert.equal(
+      matchPlannedRun(pending({ windowEnd: 0 }), plan, T0 + HOUR)?.start,
+      T0 + 1,
+      'without a window: the run whose window holds now',
+    );
   });
 
   it('holds a backup while its VM is busy, until the figure goes stale', () => {
     const c = conditions({ vmLoad: new Map([['vm1', { cpuPercent: 75, ioBytesPerSec: 0, at: T0 }]]) });
     const d = startDecision(pending(), c, DEFAULT_POLICY, T0 + 1_000);
-    assert.deepEqual(d, { start: false, until: T0 + 3 * DEFAULT_POLICY.reportIntervalMs, reason: 'VM vm1 foreground cpu 75% ≥ 60%' });
-    assert.deepEqual(startDecision(pending(), c, DEFAULT_POLICY, T0 + 3 * DEFAULT_POLICY.reportIntervalMs + 1), { start: true, forced: false });
-    assert.deepEqual(startDecision(pending({ vm: 'vm2' }), c, DEFAULT_POLICY, T0), { start: true, forced: false }, 'another VM is not held');
-    assert.deepEqual(startDecision(pending(), c, { ...DEFAULT_POLICY, startBelowCpuPercent: 0 }, T0), { start: true, forced: false }, 'a threshold of 0 is off');
+    assert.deepEqual(d, {
+      start: false,
+      until: T0 + 3 * DEFAULT_POLICY.reportIntervalMs,
+      reason: 'VM vm1 foreground cpu 75% ≥ 60%',
+    });
+    assert.deepEqual(startDecision(pending(), c, DEFAULT_POLICY, T0 + 3 * DEFAULT_POLICY.reportIntervalMs + 1), {
+      start: true,
+      forced: false,
+    });
+    assert.deepEqual(
+      startDecision(pending({ vm: 'vm2' }), c, DEFAULT_POLICY, T0),
+      { start: true, forced: false },
+      'another VM is not held',
+    );
+    assert.deepEqual(
+      startDecision(pending(), c, { ...DEFAULT_POLICY, startBelowCpuPercent: 0 }, T0),
+      { start: true, forced: false },
+      'a threshold of 0 is off',
+    );
   });
 
   it("judges a VM by its own thresholds where it has them, in place of the host's", () => {
-    const c = conditions({ vmLoad: new Map([['db-1', { cpuPercent: 40, ioBytesPerSec: 0, at: T0 }], ['web-1', { cpuPercent: 75, ioBytesPerSec: 0, at: T0 }]]) });
-    const policy = { ...DEFAULT_POLICY, vmStartBelow: { 'db-1': { cpuPercent: 30, ioBytesPerSec: 0 }, 'web-1': { cpuPercent: 90, ioBytesPerSec: 0 } } };
-    assert.equal((startDecision(pending({ vm: 'db-1' }), c, policy, T0) as { reason: string }).reason, 'VM db-1 foreground cpu 40% ≥ 30%');
+    const c = conditions({
+      vmLoad: new Map([
+        ['db-1', { cpuPercent: 40, ioBytesPerSec: 0, at: T0 }],
+        ['web-1', { cpuPercent: 75, ioBytesPerSec: 0, at: T0 }],
+      ]),
+    });
+    const policy = {
+      ...DEFAULT_POLICY,
+      vmStartBelow: { 'db-1': { cpuPercent: 30, ioBytesPerSec: 0 }, 'web-1': { cpuPercent: 90, ioBytesPerSec: 0 } },
+    };
+    assert.equal(
+      (startDecision(pending({ vm: 'db-1' }), c, policy, T0) as { reason: string }).reason,
+      'VM db-1 foreground cpu 40% ≥ 30%',
+    );
     assert.deepEqual(startDecision(pending({ vm: 'web-1' }), c, policy, T0), { start: true, forced: false });
-    assert.equal(startDecision(pending({ vm: 'web-1' }), c, DEFAULT_POLICY, T0).start, false, "by the host's 60 % it would wait");
+    assert.equal(
+      startDecision(pending({ vm: 'web-1' }), c, DEFAULT_POLICY, T0).start,
+      false,
+      "by the host's 60 % it would wait",
+    );
   });
 
   it('holds every backup while the host has no headroom, by CPU or by disk I/O', () => {
     const hot = conditions({ hostLoad: { cpuPercent: 95, ioBytesPerSec: 0, at: T0 } });
-    assert.equal((startDecision(pending(), hot, DEFAULT_POLICY, T0) as { reason: string }).reason, 'host cpu 95% ≥ 90%');
+    assert.equal(
+      (startDecision(pending(), hot, DEFAULT_POLICY, T0) as { reason: string }).reason,
+      'host cpu 95% ≥ 90%',
+    );
     const io = conditions({ hostLoad: { cpuPercent: 10, ioBytesPerSec: 500, at: T0 } });
     assert.equal(startDecision(pending(), io, DEFAULT_POLICY, T0).start, true, 'host I/O is off by default');
     assert.equal(
-      (startDecision(pending(), io, { ...DEFAULT_POLICY, hostStartBelowIoBytesPerSec: 400 }, T0) as { reason: string }).reason,
+      (startDecision(pending(), io, { ...DEFAULT_POLICY, hostStartBelowIoBytesPerSec: 400 }, T0) as { reason: string })
+        .reason,
       'host disk I/O 500 B/s ≥ 400 B/s',
     );
   });
@@ -86,8 +147,16 @@ describe('start gate', () => {
       forced: true,
       reason: 'VM vm1 foreground cpu 99% ≥ 60%, but waiting longer would miss its window',
     });
-    assert.equal(forcedFrom(pending({ windowEnd: T0 + 2 * HOUR, expectedDurationMs: 0 })), T0 + HOUR, 'half its window when it declares no duration');
-    assert.equal(forcedFrom(pending({ latestStart: T0 + MIN, windowEnd: T0 + 2 * HOUR })), T0 + MIN, 'its latest start if that comes first');
+    assert.equal(
+      forcedFrom(pending({ windowEnd: T0 + 2 * HOUR, expectedDurationMs: 0 })),
+      T0 + HOUR,
+      'half its window when it declares no duration',
+    );
+    assert.equal(
+      forcedFrom(pending({ latestStart: T0 + MIN, windowEnd: T0 + 2 * HOUR })),
+      T0 + MIN,
+      'its latest start if that comes first',
+    );
     assert.equal(forcedFrom(pending()), Infinity, 'never, without a window or a latest start');
   });
 });
@@ -104,7 +173,10 @@ describe('Lessor with the start gate', () => {
     assert.equal(info.estimatedStart, T0 + 10 * MIN);
     assert.equal(lessor.nextDeadline(), T0 + 10 * MIN);
     clock.advance(10 * MIN);
-    assert.deepEqual(grants(lessor.tick()).map((g) => g.lease.requestId), [r.requestId]);
+    assert.deepEqual(
+      grants(lessor.tick()).map((g) => g.lease.requestId),
+      [r.requestId],
+    );
   });
 
   it('does not let a held request hold back the other kind', () => {
@@ -123,11 +195,16 @@ describe('Lessor with the start gate', () => {
     assert.equal(lessor.acquire(r).result.status, 'queued');
     assert.equal(lessor.waiting('h1')[0].waitingFor, 'VM vm1 foreground cpu 80% ≥ 60%');
     const events = lessor.setVmLoad('h1', 'vm1', { cpuPercent: 20, ioBytesPerSec: 0, at: T0 });
-    assert.deepEqual(grants(events).map((g) => g.lease.requestId), [r.requestId]);
+    assert.deepEqual(
+      grants(events).map((g) => g.lease.requestId),
+      [r.requestId],
+    );
   });
 
   it('forces a start on a busy VM on the throttled budget, and says why in the grant', () => {
-    const { lessor, clock } = newLessor({ defaultPolicy: { ...DEFAULT_POLICY, budgetCpuPercent: 200, throttledCpuPercent: 25, throttledIoBytesPerSec: 0 } });
+    const { lessor, clock } = newLessor({
+      defaultPolicy: { ...DEFAULT_POLICY, budgetCpuPercent: 200, throttledCpuPercent: 25, throttledIoBytesPerSec: 0 },
+    });
     lessor.ensureHost('h1');
     const r = req({ kind: 'GUEST', vm: 'vm1', windowEnd: T0 + 2 * HOUR, expectedDurationMs: 30 * MIN });
     lessor.setVmLoad('h1', 'vm1', { cpuPercent: 99, ioBytesPerSec: 0, at: T0 });
@@ -144,32 +221,54 @@ describe('Lessor with the start gate', () => {
     assert.deepEqual(lease.budget, { cpuPercent: 25, ioBytesPerSec: 0 });
   });
 
-  it('gives a hypervisor token the policy\'s hypervisor budget', () => {
-    const { lessor } = newLessor({ defaultPolicy: { ...DEFAULT_POLICY, hypervisorBudgetCpuPercent: 150, hypervisorBudgetIoBytesPerSec: 1 << 20 } });
+  it("gives a hypervisor token the policy's hypervisor budget", () => {
+    const { lessor } = newLessor({
+      defaultPolicy: { ...DEFAULT_POLICY, hypervisorBudgetCpuPercent: 150, hypervisorBudgetIoBytesPerSec: 1 << 20 },
+    });
     const { events } = lessor.acquire(req({ kind: 'HYPERVISOR', vm: 'vm1' }));
     assert.deepEqual(grants(events)[0].lease.budget, { cpuPercent: 150, ioBytesPerSec: 1 << 20 });
   });
 });
 
-describe('start gate: a VM frozen by the hypervisor\'s own tools', () => {
+describe("start gate: a VM frozen by the hypervisor's own tools", () => {
   const freeze = { source: 'qemu-guest-agent', since: T0, until: T0 + 10 * MIN };
   const frozen = conditions({ frozen: new Map([['vm1', freeze]]) });
   const reason = `VM vm1 frozen by qemu-guest-agent since ${new Date(T0).toISOString()} (held until the thaw, at most until ${new Date(T0 + 10 * MIN).toISOString()})`;
 
   it('holds GUEST backups of that VM until the bound, and nothing else', () => {
-    assert.deepEqual(startDecision(pending(), frozen, DEFAULT_POLICY, T0 + MIN), { start: false, until: T0 + 10 * MIN, reason });
-    assert.deepEqual(startDecision(pending(), frozen, DEFAULT_POLICY, T0 + 10 * MIN), { start: true, forced: false }, 'the bound passed');
-    assert.deepEqual(startDecision(pending({ vm: 'vm2' }), frozen, DEFAULT_POLICY, T0), { start: true, forced: false }, 'another VM');
-    assert.deepEqual(startDecision(pending({ kind: 'HYPERVISOR' }), frozen, DEFAULT_POLICY, T0), { start: true, forced: false }, 'the hypervisor backup the freeze is for');
+    assert.deepEqual(startDecision(pending(), frozen, DEFAULT_POLICY, T0 + MIN), {
+      start: false,
+      until: T0 + 10 * MIN,
+      reason,
+    });
+    assert.deepEqual(
+      startDecision(pending(), frozen, DEFAULT_POLICY, T0 + 10 * MIN),
+      { start: true, forced: false },
+      'the bound passed',
+    );
+    assert.deepEqual(
+      startDecision(pending({ vm: 'vm2' }), frozen, DEFAULT_POLICY, T0),
+      { start: true, forced: false },
+      'another VM',
+    );
+    assert.deepEqual(
+      startDecision(pending({ kind: 'HYPERVISOR' }), frozen, DEFAULT_POLICY, T0),
+      { start: true, forced: false },
+      'the hypervisor backup the freeze is for',
+    );
   });
 
   it('is not overridden by a closing window, unlike the load: the bound is its own limit', () => {
     const r = pending({ windowEnd: T0 + 4 * MIN, expectedDurationMs: MIN });
     assert.ok(forcedFrom(r) < T0 + 3 * MIN);
-    assert.deepEqual(startDecision(r, frozen, DEFAULT_POLICY, T0 + 3 * MIN), { start: false, until: T0 + 10 * MIN, reason });
+    assert.deepEqual(startDecision(r, frozen, DEFAULT_POLICY, T0 + 3 * MIN), {
+      start: false,
+      until: T0 + 10 * MIN,
+      reason,
+    });
   });
 
-  it('lessor: queues the frozen VM\'s guest backups with the reason, grants other VMs\', and grants on the thaw', () => {
+  it("lessor: queues the frozen VM's guest backups with the reason, grants other VMs', and grants on the thaw", () => {
     const { lessor, clock } = newLessor();
     lessor.ensureHost('h1');
     const running = lessor.acquire(req({ kind: 'GUEST', vm: 'vm1', job: 'running' }));
@@ -178,7 +277,11 @@ describe('start gate: a VM frozen by the hypervisor\'s own tools', () => {
     assert.equal(other.result.status, 'granted');
     const [frozenEvent] = lessor.freezeVm('h1', 'vm1', 'qemu-guest-agent', 10 * MIN);
     assert.equal(frozenEvent.type, 'vm-frozen');
-    assert.deepEqual(frozenEvent.type === 'vm-frozen' && frozenEvent.guests.map((l) => l.job), ['running'], 'the running guest backup of vm1, to pause');
+    assert.deepEqual(
+      frozenEvent.type === 'vm-frozen' && frozenEvent.guests.map((l) => l.job),
+      ['running'],
+      'the running guest backup of vm1, to pause',
+    );
     const lease = lessor.activeLeases('h1').find((l) => l.vm === 'vm1')!;
     lessor.release(lease.tokenId, lease.fencing, { success: true, bytes: 0, durationMs: 0, exitCode: 0, message: '' });
 
@@ -188,12 +291,32 @@ describe('start gate: a VM frozen by the hypervisor\'s own tools', () => {
     assert.equal(lessor.waiting('h1')[0].waitingFor, reason);
     assert.equal(lessor.waiting('h1')[0].held, true);
     assert.equal(lessor.acquire(req({ kind: 'GUEST', vm: 'vm2' })).result.status, 'granted');
-    assert.deepEqual(lessor.freezeVm('h1', 'vm1', 'qemu-guest-agent', 10 * MIN), [], 'said again (a reconnect): no new event');
-    assert.match(lessor.waiting('h1')[0].waitingFor, new RegExp(`since ${new Date(T0).toISOString()} .*at most until ${new Date(T0 + 11 * MIN).toISOString()}`), 'the bound moved, not the start');
+    assert.deepEqual(
+      lessor.freezeVm('h1', 'vm1', 'qemu-guest-agent', 10 * MIN),
+      [],
+      'said again (a reconnect): no new event',
+    );
+    assert.match(
+      lessor.waiting('h1')[0].waitingFor,
+      new RegExp(`since ${new Date(T0).toISOString()} .*at most until ${new Date(T0 + 11 * MIN).toISOString()}`),
+      'the bound moved, not the start',
+    );
 
     const events = lessor.thawVm('h1', 'vm1');
-    assert.deepEqual(events[0], { type: 'vm-thawed', at: T0 + MIN, host: 'h1', vm: 'vm1', source: 'qemu-guest-agent', since: T0, lapsed: false, guests: [] });
-    assert.deepEqual(grants(events).map((g) => g.lease.requestId), [held.requestId]);
+    assert.deepEqual(events[0], {
+      type: 'vm-thawed',
+      at: T0 + MIN,
+      host: 'h1',
+      vm: 'vm1',
+      source: 'qemu-guest-agent',
+      since: T0,
+      lapsed: false,
+      guests: [],
+    });
+    assert.deepEqual(
+      grants(events).map((g) => g.lease.requestId),
+      [held.requestId],
+    );
     assert.deepEqual(lessor.thawVm('h1', 'vm1'), [], 'a thaw of a VM not frozen changes nothing');
   });
 
@@ -208,8 +331,23 @@ describe('start gate: a VM frozen by the hypervisor\'s own tools', () => {
     assert.deepEqual(grants(lessor.tick()), []);
     clock.advance(1);
     const events = lessor.tick();
-    assert.deepEqual(events.find((e) => e.type === 'vm-thawed'), { type: 'vm-thawed', at: T0 + 5 * MIN, host: 'h1', vm: 'vm1', source: 'qemu-guest-agent', since: T0, lapsed: true, guests: [] });
-    assert.deepEqual(grants(events).map((g) => g.lease.requestId), [held.requestId]);
+    assert.deepEqual(
+      events.find((e) => e.type === 'vm-thawed'),
+      {
+        type: 'vm-thawed',
+        at: T0 + 5 * MIN,
+        host: 'h1',
+        vm: 'vm1',
+        source: 'qemu-guest-agent',
+        since: T0,
+        lapsed: true,
+        guests: [],
+      },
+    );
+    assert.deepEqual(
+      grants(events).map((g) => g.lease.requestId),
+      [held.requestId],
+    );
     assert.equal(lessor.nextDeadline(), lessor.activeLeases('h1')[0].expiresAt, 'no freeze deadline left');
   });
 });

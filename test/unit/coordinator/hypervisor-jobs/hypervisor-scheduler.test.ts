@@ -16,7 +16,14 @@ const job = (name: string, vms: string[], driver = true): HypervisorJob => ({
   ...(driver && { driver: { driver: 'command' as const, command: ['true'] } }),
 });
 
-const slot = (id: string, vm: string, jobName: string, start: number, windowEnd: number, kind: 'GUEST' | 'HYPERVISOR' = 'HYPERVISOR'): ViewSlot => ({
+const slot = (
+  id: string,
+  vm: string,
+  jobName: string,
+  start: number,
+  windowEnd: number,
+  kind: 'GUEST' | 'HYPERVISOR' = 'HYPERVISOR',
+): ViewSlot => ({
   id,
   vm,
   job: jobName,
@@ -39,14 +46,31 @@ describe('hypervisor scheduler', () => {
       slot('e', 'vm2', 'nightly', 1_000, 4_000), // window closed
       slot('f', 'vm2', 'other', 1_000, 10_000), // vm2 is not in job "other"
     ];
-    assert.deepEqual(dueSlots(slots, jobs, new Set(), 5_000).map((s) => s.id), ['a']);
-    assert.deepEqual(dueSlots(slots, jobs, new Set(['a']), 5_000).map((s) => s.id), []);
-    assert.deepEqual(dueSlots(slots, jobs, new Set(['a']), 5_001).map((s) => s.id), ['b']);
+    assert.deepEqual(
+      dueSlots(slots, jobs, new Set(), 5_000).map((s) => s.id),
+      ['a'],
+    );
+    assert.deepEqual(
+      dueSlots(slots, jobs, new Set(['a']), 5_000).map((s) => s.id),
+      [],
+    );
+    assert.deepEqual(
+      dueSlots(slots, jobs, new Set(['a']), 5_001).map((s) => s.id),
+      ['b'],
+    );
   });
 
-  it('hands the runner the slot\'s job and window end, and does not retry a slot the runner refused', () => {
+  it("hands the runner the slot's job and window end, and does not retry a slot the runner refused", () => {
     let now = 2_000;
-    let plan: PlanView = { now, horizonEnd: 0, budget: { cpuPercent: 0, ioBytesPerSec: 0 }, slots: [slot('a', 'vm1', 'nightly', 1_000, 9_000), slot('b', 'vm2', 'nightly', 1_500, 9_500)], unplaced: [], noRoom: [], phases: [] };
+    let plan: PlanView = {
+      now,
+      horizonEnd: 0,
+      budget: { cpuPercent: 0, ioBytesPerSec: 0 },
+      slots: [slot('a', 'vm1', 'nightly', 1_000, 9_000), slot('b', 'vm2', 'nightly', 1_500, 9_500)],
+      unplaced: [],
+      noRoom: [],
+      phases: [],
+    };
     const calls: Array<[string, object]> = [];
     const runner = {
       start(vm: string, options: object): BackupRunView {
@@ -87,7 +111,11 @@ describe('hypervisor scheduler', () => {
     assert.equal(retryAt(failed, 2, driver, slotOf), 40_000, 'the second run failed: one retry left');
     assert.equal(retryAt(failed, 3, driver, slotOf), undefined, 'no retries left');
     assert.equal(retryAt(failed, 1, {}, slotOf), undefined, 'no retries by default');
-    assert.equal(retryAt(failed, 1, { retries: 1 }, { ...slotOf, windowEnd: 10 * 60_000 + 70_000 }), 10 * 60_000 + 10_000, 'ten minutes by default');
+    assert.equal(
+      retryAt(failed, 1, { retries: 1 }, { ...slotOf, windowEnd: 10 * 60_000 + 70_000 }),
+      10 * 60_000 + 10_000,
+      'ten minutes by default',
+    );
     assert.equal(retryAt(failed, 1, driver, { ...slotOf, windowEnd: 99_999 }), undefined, 'would end after its window');
     assert.equal(retryAt({ ...failed, cancelRequested: true }, 1, driver, slotOf), undefined, 'cancelled, not failed');
     assert.equal(retryAt({ ...failed, state: 'SUCCEEDED' }, 1, driver, slotOf), undefined);
@@ -95,12 +123,31 @@ describe('hypervisor scheduler', () => {
 
   it('retries a planned run that failed, as a new run of the same slot, and stops once one succeeds', () => {
     let now = 1_000;
-    const retrying = [{ ...job('nightly', ['vm1']), driver: { driver: 'command' as const, command: ['false'], retries: 3, retryDelayMs: 5_000 } }];
-    const plan: PlanView = { now, horizonEnd: 0, budget: { cpuPercent: 0, ioBytesPerSec: 0 }, slots: [slot('a', 'vm1', 'nightly', 1_000, 600_000)], unplaced: [], noRoom: [], phases: [] };
+    const retrying = [
+      {
+        ...job('nightly', ['vm1']),
+        driver: { driver: 'command' as const, command: ['false'], retries: 3, retryDelayMs: 5_000 },
+      },
+    ];
+    const plan: PlanView = {
+      now,
+      horizonEnd: 0,
+      budget: { cpuPercent: 0, ioBytesPerSec: 0 },
+      slots: [slot('a', 'vm1', 'nightly', 1_000, 600_000)],
+      unplaced: [],
+      noRoom: [],
+      phases: [],
+    };
     const runs: BackupRunView[] = [];
     const runner = {
       start(vm: string, options: { job?: string; windowEndMs?: number }): BackupRunView {
-        const run = { runId: `run-${runs.length + 1}`, vm, job: options.job, state: 'RUNNING', cancelRequested: false } as BackupRunView;
+        const run = {
+          runId: `run-${runs.length + 1}`,
+          vm,
+          job: options.job,
+          state: 'RUNNING',
+          cancelRequested: false,
+        } as BackupRunView;
         runs.push(run);
         return run;
       },

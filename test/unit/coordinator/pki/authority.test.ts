@@ -56,19 +56,28 @@ describe('the coordinator CA: tokens, enrolment, revocation (real keys, real SQL
     assert.deepEqual(r.identity, agent);
     assert.equal(t.caFingerprint, authority.ca.fingerprint);
     assert.ok(t.text.endsWith(`.${authority.ca.fingerprint}`));
-    assert.deepEqual(authority.list(false).map((c) => c.serial), [cert.serialNumber.toLowerCase()]);
+    assert.deepEqual(
+      authority.list(false).map((c) => c.serial),
+      [cert.serialNumber.toLowerCase()],
+    );
   });
 
   it('accepts a token once', async () => {
     const t = authority.createToken(agent, 60_000);
     await authority.enroll(t.text, await csr());
-    await assert.rejects(authority.enroll(t.text, await csr()), (e: unknown) => e instanceof EnrolmentRefusedError && e.why === 'used');
+    await assert.rejects(
+      authority.enroll(t.text, await csr()),
+      (e: unknown) => e instanceof EnrolmentRefusedError && e.why === 'used',
+    );
     assert.ok(lines.some((l) => /WARN +enrolment refused .*why=used/.test(l)));
   });
 
   it('accepts a token once even when two enrolments race', async () => {
     const t = authority.createToken(agent, 60_000);
-    const [a, b] = await Promise.allSettled([authority.enroll(t.text, await csr()), authority.enroll(t.text, await csr())]);
+    const [a, b] = await Promise.allSettled([
+      authority.enroll(t.text, await csr()),
+      authority.enroll(t.text, await csr()),
+    ]);
     assert.deepEqual([a.status, b.status].sort(), ['fulfilled', 'rejected']);
     assert.equal(authority.list(true).length, 1);
   });
@@ -76,32 +85,56 @@ describe('the coordinator CA: tokens, enrolment, revocation (real keys, real SQL
   it('refuses an expired token, a wrong secret and a token of another CA', async () => {
     const t = authority.createToken(agent, 1_000);
     now += 1_000;
-    await assert.rejects(authority.enroll(t.text, await csr()), (e: unknown) => e instanceof EnrolmentRefusedError && e.why === 'expired');
+    await assert.rejects(
+      authority.enroll(t.text, await csr()),
+      (e: unknown) => e instanceof EnrolmentRefusedError && e.why === 'expired',
+    );
     const u = authority.createToken(agent, 60_000);
     const parts = u.text.split('.');
     const wrongSecret = [parts[0], parts[1], 'A'.repeat(43), parts[3]].join('.');
-    await assert.rejects(authority.enroll(wrongSecret, await csr()), (e: unknown) => e instanceof EnrolmentRefusedError && e.why === 'unknown');
+    await assert.rejects(
+      authority.enroll(wrongSecret, await csr()),
+      (e: unknown) => e instanceof EnrolmentRefusedError && e.why === 'unknown',
+    );
     const otherCa = [parts[0], parts[1], parts[2], 'f'.repeat(64)].join('.');
-    await assert.rejects(authority.enroll(otherCa, await csr()), (e: unknown) => e instanceof EnrolmentRefusedError && e.why === 'unknown');
+    await assert.rejects(
+      authority.enroll(otherCa, await csr()),
+      (e: unknown) => e instanceof EnrolmentRefusedError && e.why === 'unknown',
+    );
     // None of these spent the token.
     await authority.enroll(u.text, await csr());
   });
 
   it('keeps the token when the request is malformed or not signed by its key', async () => {
     const t = authority.createToken(agent, 60_000);
-    await assert.rejects(authority.enroll(t.text, 'not a csr'), (e: unknown) => e instanceof InvalidArgumentError && e.field === 'csr_pem');
+    await assert.rejects(
+      authority.enroll(t.text, 'not a csr'),
+      (e: unknown) => e instanceof InvalidArgumentError && e.field === 'csr_pem',
+    );
     const good = await csr();
     const body = good.split('\n');
     // One character changed: no longer parseable, or no longer verifying; refused either way.
     body[3] = body[3].slice(0, 10) + (body[3][10] === 'A' ? 'B' : 'A') + body[3].slice(11);
-    await assert.rejects(authority.enroll(t.text, body.join('\n')), (e: unknown) => e instanceof InvalidArgumentError && e.field === 'csr_pem');
+    await assert.rejects(
+      authority.enroll(t.text, body.join('\n')),
+      (e: unknown) => e instanceof InvalidArgumentError && e.field === 'csr_pem',
+    );
     await authority.enroll(t.text, good);
   });
 
   it('checks what a token is for', () => {
-    assert.throws(() => authority.createToken({ role: 'admin', name: 'x' }, 0), (e: unknown) => e instanceof InvalidArgumentError && e.field === 'identity.role');
-    assert.throws(() => authority.createToken({ role: 'agent', host: 'h1', vm: 'bad/vm' }, 0), (e: unknown) => e instanceof InvalidArgumentError && e.field === 'identity');
-    assert.throws(() => authority.createToken(agent, 8 * 86_400_000), (e: unknown) => e instanceof InvalidArgumentError && e.field === 'ttl_ms');
+    assert.throws(
+      () => authority.createToken({ role: 'admin', name: 'x' }, 0),
+      (e: unknown) => e instanceof InvalidArgumentError && e.field === 'identity.role',
+    );
+    assert.throws(
+      () => authority.createToken({ role: 'agent', host: 'h1', vm: 'bad/vm' }, 0),
+      (e: unknown) => e instanceof InvalidArgumentError && e.field === 'identity',
+    );
+    assert.throws(
+      () => authority.createToken(agent, 8 * 86_400_000),
+      (e: unknown) => e instanceof InvalidArgumentError && e.field === 'ttl_ms',
+    );
   });
 
   it('revokes by serial or identity, durably, and tells its listeners', async () => {
@@ -126,13 +159,16 @@ describe('the coordinator CA: tokens, enrolment, revocation (real keys, real SQL
     again.close();
   });
 
-  it('rotates: enrolling with a rotation token revokes the identity\'s earlier certificates', async () => {
+  it("rotates: enrolling with a rotation token revokes the identity's earlier certificates", async () => {
     const first = await authority.enroll(authority.createToken(agent, 0).text, await csr());
     const second = await authority.enroll(authority.createToken(agent, 0, true).text, await csr());
     const s1 = new X509Certificate(first.certificatePem).serialNumber.toLowerCase();
     const s2 = new X509Certificate(second.certificatePem).serialNumber.toLowerCase();
     assert.ok(authority.isRevoked(s1));
     assert.ok(!authority.isRevoked(s2));
-    assert.match(authority.list(true).find((c) => c.serial === s1)!.revokeReason!, new RegExp(`rotated: replaced by ${s2}`));
+    assert.match(
+      authority.list(true).find((c) => c.serial === s1)!.revokeReason!,
+      new RegExp(`rotated: replaced by ${s2}`),
+    );
   });
 });

@@ -26,13 +26,22 @@ describe('the access rule', () => {
     assert.ok(isOpenMethod('/grpc.health.v1.Health/Check'));
     assert.ok(isOpenMethod('/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo'));
     assert.ok(isOpenMethod('/headroom.v1.PkiService/Enroll'));
-    for (const m of ['/headroom.v1.PkiService/ListCertificates', `${T}Acquire`, '/headroom.v1.AdminService/ListHosts', '/headroom.v1.AgentService/Session']) {
+    for (const m of [
+      '/headroom.v1.PkiService/ListCertificates',
+      `${T}Acquire`,
+      '/headroom.v1.AdminService/ListHosts',
+      '/headroom.v1.AgentService/Session',
+    ]) {
       assert.ok(!isOpenMethod(m), m);
     }
   });
 
   it('gives admin calls to the admin role only', () => {
-    for (const m of ['/headroom.v1.AdminService/RevokeToken', '/headroom.v1.PkiService/RevokeCertificates', '/headroom.v1.PkiService/CreateEnrollmentToken']) {
+    for (const m of [
+      '/headroom.v1.AdminService/RevokeToken',
+      '/headroom.v1.PkiService/RevokeCertificates',
+      '/headroom.v1.PkiService/CreateEnrollmentToken',
+    ]) {
       assert.ok(allowed(authorizeCall(m, admin)), m);
       const a = authorizeCall(m, agent);
       assert.ok(!a.allow && /needs the admin role; the caller is agent v1@h1/.test(a.reason), m);
@@ -45,7 +54,7 @@ describe('the access rule', () => {
     assert.ok(!authorizeCall(s, host).allow);
     assert.ok(allowed(authorizeCall(s, agent)));
     const hello = (vm: string, h = '') => ({ hello: { vm, host: h } });
-    assert.ok(allowed(authorizeMessage(s, agent, hello('v1'), ctx)), 'empty host is the coordinator\'s own');
+    assert.ok(allowed(authorizeMessage(s, agent, hello('v1'), ctx)), "empty host is the coordinator's own");
     assert.ok(allowed(authorizeMessage(s, agent, hello('v1', 'h1'), ctx)));
     assert.ok(!authorizeMessage(s, agent, hello('v2'), ctx).allow);
     assert.ok(!authorizeMessage(s, agent, hello('v1', 'h2'), ctx).allow);
@@ -53,12 +62,19 @@ describe('the access rule', () => {
   });
 
   it('lets an agent acquire GUEST tokens for its own VM on its own host only', () => {
-    const acq = (kind: string, vm: string, h = '') => authorizeMessage(`${T}Acquire`, agent, { kind, vm, host: h }, ctx);
+    const acq = (kind: string, vm: string, h = '') =>
+      authorizeMessage(`${T}Acquire`, agent, { kind, vm, host: h }, ctx);
     assert.ok(allowed(acq('TOKEN_KIND_GUEST', 'v1')));
     assert.ok(allowed(acq('TOKEN_KIND_GUEST', 'v1', 'h1')));
-    assert.match((acq('TOKEN_KIND_GUEST', 'v2') as { reason: string }).reason, /may act only for its own VM, not for vm "v2" on host "h1"/);
+    assert.match(
+      (acq('TOKEN_KIND_GUEST', 'v2') as { reason: string }).reason,
+      /may act only for its own VM, not for vm "v2" on host "h1"/,
+    );
     assert.ok(!acq('TOKEN_KIND_GUEST', 'v1', 'h2').allow);
-    assert.match((acq('TOKEN_KIND_HYPERVISOR', 'v1') as { reason: string }).reason, /GUEST tokens only, not HYPERVISOR/);
+    assert.match(
+      (acq('TOKEN_KIND_HYPERVISOR', 'v1') as { reason: string }).reason,
+      /GUEST tokens only, not HYPERVISOR/,
+    );
     assert.ok(!acq('TOKEN_KIND_UNSPECIFIED', 'v1').allow);
     assert.ok(!acq('7', 'v1').allow, 'an unknown enum value');
   });
@@ -73,12 +89,13 @@ describe('the access rule', () => {
 
   it('checks renew and release against the lease they name', () => {
     for (const method of ['Renew', 'Release']) {
-      const m = (who: Identity, tokenId: string) => authorizeMessage(`${T}${method}`, who, { tokenId, fencing: 1 }, ctx);
+      const m = (who: Identity, tokenId: string) =>
+        authorizeMessage(`${T}${method}`, who, { tokenId, fencing: 1 }, ctx);
       assert.ok(allowed(m(agent, 'g1')));
-      assert.ok(!m(agent, 'g2').allow, 'another VM\'s token');
+      assert.ok(!m(agent, 'g2').allow, "another VM's token");
       assert.ok(!m(agent, 'x1').allow, 'a HYPERVISOR token of its VM');
       assert.ok(allowed(m(host, 'x1')));
-      assert.ok(!m(host, 'x2').allow, 'another host\'s token');
+      assert.ok(!m(host, 'x2').allow, "another host's token");
       assert.ok(!m(host, 'g1').allow);
       assert.ok(allowed(m(admin, 'g2')));
       // Not active: the service answers NOT_FOUND as it would for anyone.
@@ -86,7 +103,7 @@ describe('the access rule', () => {
     }
   });
 
-  it('gives Quiesce and Thaw to the host role of the token\'s host (and admin), never to an agent', () => {
+  it("gives Quiesce and Thaw to the host role of the token's host (and admin), never to an agent", () => {
     for (const method of ['Quiesce', 'Thaw']) {
       const path = `${T}${method}`;
       const a = authorizeCall(path, agent);
@@ -95,14 +112,16 @@ describe('the access rule', () => {
       assert.ok(allowed(authorizeCall(path, admin)));
       const m = (who: Identity, tokenId: string) => authorizeMessage(path, who, { tokenId, fencing: 1 }, ctx);
       assert.ok(allowed(m(host, 'x1')));
-      assert.ok(!m(host, 'x2').allow, 'another host\'s token');
+      assert.ok(!m(host, 'x2').allow, "another host's token");
       assert.ok(!m(host, 'g1').allow, 'a GUEST token');
       assert.ok(allowed(m(admin, 'x2')));
     }
   });
 
   it('lets the admin role do everything', () => {
-    assert.ok(allowed(authorizeMessage(`${T}Acquire`, admin, { kind: 'TOKEN_KIND_HYPERVISOR', vm: 'any', host: 'h9' }, ctx)));
+    assert.ok(
+      allowed(authorizeMessage(`${T}Acquire`, admin, { kind: 'TOKEN_KIND_HYPERVISOR', vm: 'any', host: 'h9' }, ctx)),
+    );
     assert.ok(allowed(authorizeMessage('/headroom.v1.AgentService/Session', admin, { hello: { vm: 'v5' } }, ctx)));
   });
 });

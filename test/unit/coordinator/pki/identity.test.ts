@@ -26,7 +26,10 @@ describe('certificate identities (headroom:// SAN URIs)', () => {
   });
 
   it('parses back every identity it writes, whatever the names hold', () => {
-    fc.assert(fc.property(identity, (id) => assert.deepEqual(parseIdentityUri(identityUri(id)), { ...id })), { numRuns: propertyRuns(100) });
+    fc.assert(
+      fc.property(identity, (id) => assert.deepEqual(parseIdentityUri(identityUri(id)), { ...id })),
+      { numRuns: propertyRuns(100) },
+    );
   });
 
   it('escapes names, so that ":" and "@" in a name cannot make another identity', () => {
@@ -50,9 +53,19 @@ describe('certificate identities (headroom:// SAN URIs)', () => {
   });
 
   it('finds the one identity in a certificate subject alternative name as Node prints it', () => {
-    assert.deepEqual(identityOfCertificate({ subjectaltname: 'DNS:vm1.example, URI:headroom://host/h/vm/v' }), { role: 'agent', host: 'h', vm: 'v' });
-    assert.throws(() => identityOfCertificate({ subjectaltname: 'DNS:vm1.example' }), /names no headroom:\/\/ identity/);
-    assert.throws(() => identityOfCertificate({ subjectaltname: undefined as unknown as string }), /names no headroom:\/\/ identity/);
+    assert.deepEqual(identityOfCertificate({ subjectaltname: 'DNS:vm1.example, URI:headroom://host/h/vm/v' }), {
+      role: 'agent',
+      host: 'h',
+      vm: 'v',
+    });
+    assert.throws(
+      () => identityOfCertificate({ subjectaltname: 'DNS:vm1.example' }),
+      /names no headroom:\/\/ identity/,
+    );
+    assert.throws(
+      () => identityOfCertificate({ subjectaltname: undefined as unknown as string }),
+      /names no headroom:\/\/ identity/,
+    );
     assert.throws(
       () => identityOfCertificate({ subjectaltname: 'URI:headroom://admin/a, URI:headroom://host/h' }),
       /more than one headroom:\/\/ identity/,

@@ -45,18 +45,23 @@ describe('estimateDurationMs', () => {
     assert.throws(() => estimateDurationMs(10, [5, NaN]), InvalidArgumentError);
     assert.throws(
       () => compileDurationEstimateOptions({ percentile: 0, runsToTrust: 50 }),
-      (e: unknown) => e instanceof InvalidArgumentError && /percentile/.test(e.message) && /runsToTrust/.test(e.message),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && /percentile/.test(e.message) && /runsToTrust/.test(e.message),
     );
   });
 
   it('lies between the declared duration and the runs, and once trusted is one of the recent runs', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 10_000_000 }), fc.array(fc.integer({ min: 1, max: 10_000_000 }), { maxLength: 40 }), (declared, runs) => {
-        const estimate = estimateDurationMs(declared, runs);
-        const recent = runs.slice(-20);
-        assert.ok(estimate >= Math.min(declared, ...recent) && estimate <= Math.max(declared, ...recent));
-        if (recent.length >= 5) assert.ok(recent.includes(estimate));
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 10_000_000 }),
+        fc.array(fc.integer({ min: 1, max: 10_000_000 }), { maxLength: 40 }),
+        (declared, runs) => {
+          const estimate = estimateDurationMs(declared, runs);
+          const recent = runs.slice(-20);
+          assert.ok(estimate >= Math.min(declared, ...recent) && estimate <= Math.max(declared, ...recent));
+          if (recent.length >= 5) assert.ok(recent.includes(estimate));
+        },
+      ),
       { numRuns: propertyRuns(100) },
     );
   });

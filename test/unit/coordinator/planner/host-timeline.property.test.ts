@@ -32,24 +32,40 @@ const slotArb = fc.record({
 describe('HostTimeline.remove', () => {
   it('leaves the timeline as if the removed slots had never been added', () => {
     fc.assert(
-      fc.property(hostArb, fc.array(slotArb, { maxLength: 10 }), fc.array(slotArb, { minLength: 1, maxLength: 5 }), (host, slots, probes) => {
-        const withRemoved = new HostTimeline(host);
-        const without = new HostTimeline(host);
-        const interval = (s: (typeof slots)[number]) => [s.startMin * MIN, (s.startMin + s.durationMin) * MIN] as const;
-        for (const s of slots) withRemoved.add(s.need, ...interval(s), true);
-        for (const s of slots) if (s.removed) withRemoved.remove(s.need, ...interval(s), true);
-        for (const s of slots) if (!s.removed) without.add(s.need, ...interval(s), true);
-        for (const probe of probes) {
-          const [start, end] = interval(probe);
-          const durationMs = end - start;
-          assert.deepEqual(withRemoved.earliestStart(probe.need, durationMs, start, start + 60 * MIN), without.earliestStart(probe.need, durationMs, start, start + 60 * MIN));
-          assert.deepEqual(withRemoved.conflictAt(probe.need, start, durationMs)?.blocker, without.conflictAt(probe.need, start, durationMs)?.blocker);
-          for (const kind of ['GUEST', 'HYPERVISOR'] as const) assert.equal(withRemoved.runEnd(kind, start), without.runEnd(kind, start));
-          const { io, cpu, guests, hypervisors } = withRemoved.usageAt(start);
-          const expected = without.usageAt(start);
-          assert.deepEqual({ io, cpu, guests, hypervisors }, { io: expected.io, cpu: expected.cpu, guests: expected.guests, hypervisors: expected.hypervisors });
-        }
-      }),
+      fc.property(
+        hostArb,
+        fc.array(slotArb, { maxLength: 10 }),
+        fc.array(slotArb, { minLength: 1, maxLength: 5 }),
+        (host, slots, probes) => {
+          const withRemoved = new HostTimeline(host);
+          const without = new HostTimeline(host);
+          const interval = (s: (typeof slots)[number]) =>
+            [s.startMin * MIN, (s.startMin + s.durationMin) * MIN] as const;
+          for (const s of slots) withRemoved.add(s.need, ...interval(s), true);
+          for (const s of slots) if (s.removed) withRemoved.remove(s.need, ...interval(s), true);
+          for (const s of slots) if (!s.removed) without.add(s.need, ...interval(s), true);
+          for (const probe of probes) {
+            const [start, end] = interval(probe);
+            const durationMs = end - start;
+            assert.deepEqual(
+              withRemoved.earliestStart(probe.need, durationMs, start, start + 60 * MIN),
+              without.earliestStart(probe.need, durationMs, start, start + 60 * MIN),
+            );
+            assert.deepEqual(
+              withRemoved.conflictAt(probe.need, start, durationMs)?.blocker,
+              without.conflictAt(probe.need, start, durationMs)?.blocker,
+            );
+            for (const kind of ['GUEST', 'HYPERVISOR'] as const)
+              assert.equal(withRemoved.runEnd(kind, start), without.runEnd(kind, start));
+            const { io, cpu, guests, hypervisors } = withRemoved.usageAt(start);
+            const expected = without.usageAt(start);
+            assert.deepEqual(
+              { io, cpu, guests, hypervisors },
+              { io: expected.io, cpu: expected.cpu, guests: expected.guests, hypervisors: expected.hypervisors },
+            );
+          }
+        },
+      ),
       { numRuns: propertyRuns(500) },
     );
   });

@@ -19,7 +19,13 @@ order.forEach((p, i) => (p.rank = i));
 
 /** A plan with these jobs at these starts (hours after T0), an hour each, and these left out for room. */
 function plan(starts: Record<string, number>, leftOut: string[] = []): Plan {
-  const slots = Object.entries(starts).map(([id, h]) => ({ id, kind: 'GUEST' as const, vm: id, start: T0 + h * HOUR, end: T0 + (h + 1) * HOUR }));
+  const slots = Object.entries(starts).map(([id, h]) => ({
+    id,
+    kind: 'GUEST' as const,
+    vm: id,
+    start: T0 + h * HOUR,
+    end: T0 + (h + 1) * HOUR,
+  }));
   return { slots, unplaced: leftOut.map((id) => ({ id, reason: 'no-room' as const })), phases: [] };
 }
 
@@ -57,7 +63,11 @@ describe('favourLateJobs: favouring the jobs that end the plan late, one at a ti
   });
 
   it('drops a try that is no better and tries the next candidate from the same plan', () => {
-    const s = scripted({ w: plan({ x: 0, y: 0, z: 2, w: 3 }), z: plan({ x: 0, y: 0, z: 1, w: 2 }), 'w,z': plan({ x: 0, y: 0, z: 1, w: 1 }) });
+    const s = scripted({
+      w: plan({ x: 0, y: 0, z: 2, w: 3 }),
+      z: plan({ x: 0, y: 0, z: 1, w: 2 }),
+      'w,z': plan({ x: 0, y: 0, z: 1, w: 1 }),
+    });
     const result = favourLateJobs(order, { plan: base, favoured: new Set() }, s.phasing, s.repair);
     assert.deepEqual(s.calls.slice(0, 2), ['w', 'z'], 'w changed nothing; z did');
     assert.equal(result, s.phasing(new Set(['z'])), 'w, tried once already, is not tried again');
@@ -84,7 +94,11 @@ describe('favourLateJobs: favouring the jobs that end the plan late, one at a ti
   });
 
   it('never returns a plan that leaves more jobs out than the one it started from', () => {
-    const s = scripted({ w: plan({ x: 0, y: 0, w: 0 }, ['z']), 'w,z': plan({ x: 0, y: 0, w: 0 }, ['z']), z: plan({ x: 0, y: 0, z: 0 }, ['w']) });
+    const s = scripted({
+      w: plan({ x: 0, y: 0, w: 0 }, ['z']),
+      'w,z': plan({ x: 0, y: 0, w: 0 }, ['z']),
+      z: plan({ x: 0, y: 0, z: 0 }, ['w']),
+    });
     const result = favourLateJobs(order, { plan: base, favoured: new Set() }, s.phasing, s.repair);
     assert.equal(result, base, 'each try ends sooner, but leaves a job out');
   });
@@ -102,7 +116,10 @@ describe('favourLateJobs: favouring the jobs that end the plan late, one at a ti
   });
 
   it('makes no try on a host too large for its budget', () => {
-    const many: PlanInput = { ...input, jobs: Array.from({ length: FAVOUR_LATE_WORK_JOBS + 1 }, (_, i) => planJob(`j${i}`, { windowEnd: T0 + 8 * HOUR })) };
+    const many: PlanInput = {
+      ...input,
+      jobs: Array.from({ length: FAVOUR_LATE_WORK_JOBS + 1 }, (_, i) => planJob(`j${i}`, { windowEnd: T0 + 8 * HOUR })),
+    };
     const big = many.jobs.map((j) => prepare(j, many));
     const s = scripted({});
     assert.equal(favourLateJobs(big, { plan: base, favoured: new Set() }, s.phasing, s.repair), base);

@@ -8,13 +8,16 @@ import { T0, planJob } from '../domain/fixtures';
 const MIN = 60_000;
 
 /** By default a 90-minute job due within 8 hours. */
-const job = (id: string, partial: Partial<PlanJob> = {}) => planJob(id, { windowEnd: T0 + 8 * 60 * MIN, durationMs: 90 * MIN, ...partial });
+const job = (id: string, partial: Partial<PlanJob> = {}) =>
+  planJob(id, { windowEnd: T0 + 8 * 60 * MIN, durationMs: 90 * MIN, ...partial });
 
 /** The phases step's proposed starts with these jobs favoured, in minutes after T0, by id. */
 function proposed(input: PlanInput, favoured: string[]): Record<string, number> {
   const order = input.jobs.map((j) => prepare(j, input)).sort(compareJobs);
   order.forEach((p, i) => (p.rank = i));
-  return Object.fromEntries([...phasedStarts(order, input, new Map(), new Set(favoured))].map(([p, start]) => [p.job.id, (start - T0) / MIN]));
+  return Object.fromEntries(
+    [...phasedStarts(order, input, new Map(), new Set(favoured))].map(([p, start]) => [p.job.id, (start - T0) / MIN]),
+  );
 }
 
 describe('phasedStarts: the openings of a favoured job beside its VM’s hourly jobs', () => {
@@ -26,7 +29,14 @@ describe('phasedStarts: the openings of a favoured job beside its VM’s hourly 
     now: T0,
     host: { maxGuestTokens: 2, maxHypervisorTokens: 1, budget: { ioBytesPerSec: 0, cpuPercent: 0 }, minStartGapMs: 0 },
     jobs: [
-      ...[0, 1, 2, 3].map((h) => job(`a/h${h}`, { vm: 'a', earliestStart: T0 + (5 + 60 * h) * MIN, windowEnd: T0 + (65 + 60 * h) * MIN, durationMs: 5 * MIN })),
+      ...[0, 1, 2, 3].map((h) =>
+        job(`a/h${h}`, {
+          vm: 'a',
+          earliestStart: T0 + (5 + 60 * h) * MIN,
+          windowEnd: T0 + (65 + 60 * h) * MIN,
+          durationMs: 5 * MIN,
+        }),
+      ),
       job('a/files', { vm: 'a', windowEnd: T0 + 215 * MIN, durationMs: 100 * MIN }),
       job('b1'),
       job('b2'),
@@ -52,7 +62,8 @@ describe('phasedStarts: the openings of a favoured job beside its VM’s hourly 
     const plan = planHost(input);
     assert.deepEqual(plan.unplaced, []);
     const byId = new Map(input.jobs.map((j) => [j.id, j]));
-    for (const s of plan.slots) assert.ok(s.start >= byId.get(s.id)!.earliestStart && s.end <= byId.get(s.id)!.windowEnd, s.id);
+    for (const s of plan.slots)
+      assert.ok(s.start >= byId.get(s.id)!.earliestStart && s.end <= byId.get(s.id)!.windowEnd, s.id);
   });
 });
 

@@ -37,7 +37,10 @@ const hostArb: fc.Arbitrary<PlanHost> = fc.record({
     ioBytesPerSec: fc.oneof(fc.constant(0), fc.integer({ min: 20, max: 300 })),
     cpuPercent: fc.oneof(fc.constant(0), fc.integer({ min: 100, max: 800 })),
   }),
-  minStartGapMs: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 5 }).map((m) => m * MIN)),
+  minStartGapMs: fc.oneof(
+    fc.constant(0),
+    fc.integer({ min: 1, max: 5 }).map((m) => m * MIN),
+  ),
 });
 
 /** Minutes, so that many times coincide: ties are where plans go wrong. */
@@ -104,8 +107,12 @@ const cap = (host: PlanHost, kind: TokenKind) => (kind === 'GUEST' ? host.maxGue
 
 /** The cost the rules count: declared, or the budget ÷ the kind's cap when undeclared; 0 when unlimited. */
 function counted(cost: Budget, kind: TokenKind, host: PlanHost): Budget {
-  const one = (declared: number, budget: number) => (budget === 0 ? 0 : declared || Math.max(1, Math.floor(budget / cap(host, kind))));
-  return { ioBytesPerSec: one(cost.ioBytesPerSec, host.budget.ioBytesPerSec), cpuPercent: one(cost.cpuPercent, host.budget.cpuPercent) };
+  const one = (declared: number, budget: number) =>
+    budget === 0 ? 0 : declared || Math.max(1, Math.floor(budget / cap(host, kind)));
+  return {
+    ioBytesPerSec: one(cost.ioBytesPerSec, host.budget.ioBytesPerSec),
+    cpuPercent: one(cost.cpuPercent, host.budget.cpuPercent),
+  };
 }
 
 interface Busy {
@@ -122,10 +129,24 @@ function occupancy(input: PlanInput, plan: Plan): Busy[] {
   return [
     ...(input.running ?? [])
       .filter((r) => r.expectedEnd > input.now)
-      .map((r) => ({ kind: r.kind, vm: r.vm, start: input.now, end: r.expectedEnd, cost: counted(r.cost, r.kind, input.host), planned: false })),
+      .map((r) => ({
+        kind: r.kind,
+        vm: r.vm,
+        start: input.now,
+        end: r.expectedEnd,
+        cost: counted(r.cost, r.kind, input.host),
+        planned: false,
+      })),
     ...plan.slots.map((s) => {
       const j = byId.get(s.id)!;
-      return { kind: j.kind, vm: j.vm, start: s.start, end: s.end, cost: counted(j.cost, j.kind, input.host), planned: true };
+      return {
+        kind: j.kind,
+        vm: j.vm,
+        start: s.start,
+        end: s.end,
+        cost: counted(j.cost, j.kind, input.host),
+        planned: true,
+      };
     }),
   ];
 }
@@ -138,13 +159,20 @@ function violations(busy: readonly Busy[], host: PlanHost): string[] {
     const kinds = new Set(now.map((b) => b.kind));
     if (kinds.size > 1) found.push(`both kinds at ${at}`);
     if (new Set(now.map((b) => b.vm)).size < now.length) found.push(`two backups of a VM at ${at}`);
-    for (const kind of kinds) if (now.filter((b) => b.kind === kind).length > cap(host, kind)) found.push(`${kind} cap at ${at}`);
+    for (const kind of kinds)
+      if (now.filter((b) => b.kind === kind).length > cap(host, kind)) found.push(`${kind} cap at ${at}`);
     const sum = (f: (b: Busy) => number) => now.reduce((s, b) => s + f(b), 0);
-    if (host.budget.ioBytesPerSec > 0 && sum((b) => b.cost.ioBytesPerSec) > host.budget.ioBytesPerSec) found.push(`I/O budget at ${at}`);
-    if (host.budget.cpuPercent > 0 && sum((b) => b.cost.cpuPercent) > host.budget.cpuPercent) found.push(`CPU budget at ${at}`);
+    if (host.budget.ioBytesPerSec > 0 && sum((b) => b.cost.ioBytesPerSec) > host.budget.ioBytesPerSec)
+      found.push(`I/O budget at ${at}`);
+    if (host.budget.cpuPercent > 0 && sum((b) => b.cost.cpuPercent) > host.budget.cpuPercent)
+      found.push(`CPU budget at ${at}`);
   }
-  const starts = busy.filter((b) => b.planned).map((b) => b.start).sort((a, b) => a - b);
-  for (let i = 1; i < starts.length; i++) if (starts[i] - starts[i - 1] < host.minStartGapMs) found.push(`starts ${starts[i - 1]} and ${starts[i]}`);
+  const starts = busy
+    .filter((b) => b.planned)
+    .map((b) => b.start)
+    .sort((a, b) => a - b);
+  for (let i = 1; i < starts.length; i++)
+    if (starts[i] - starts[i - 1] < host.minStartGapMs) found.push(`starts ${starts[i - 1]} and ${starts[i]}`);
   return found;
 }
 
@@ -166,7 +194,9 @@ function assertPlanKeepsTheRules(input: PlanInput, plan: Plan): void {
     const u = unplaced.get(j.id);
     assert.ok(u, `${j.id} is reported`);
     const c = counted(j.cost, j.kind, host);
-    const tooCostly = (host.budget.ioBytesPerSec > 0 && c.ioBytesPerSec > host.budget.ioBytesPerSec) || (host.budget.cpuPercent > 0 && c.cpuPercent > host.budget.cpuPercent);
+    const tooCostly =
+      (host.budget.ioBytesPerSec > 0 && c.ioBytesPerSec > host.budget.ioBytesPerSec) ||
+      (host.budget.cpuPercent > 0 && c.cpuPercent > host.budget.cpuPercent);
     const expected =
       j.windowEnd - j.earliestStart < j.durationMs
         ? 'window-too-short'
@@ -185,14 +215,24 @@ function assertPlanKeepsTheRules(input: PlanInput, plan: Plan): void {
 function roomLeft(input: PlanInput, plan: Plan): string[] {
   const busy = occupancy(input, plan);
   // The earliest start that fits is the job's ready time, the end of a backup or a start plus the gap.
-  const candidates = [...busy.map((b) => b.end), ...busy.filter((b) => b.planned).map((b) => b.start + input.host.minStartGapMs)];
+  const candidates = [
+    ...busy.map((b) => b.end),
+    ...busy.filter((b) => b.planned).map((b) => b.start + input.host.minStartGapMs),
+  ];
   const found: string[] = [];
   for (const u of plan.unplaced.filter((x) => x.reason === 'no-room')) {
     const j = input.jobs.find((x) => x.id === u.id)!;
     const readyAt = Math.max(j.earliestStart, input.now);
     for (const start of [readyAt, ...candidates.filter((t) => t > readyAt)]) {
       if (start + j.durationMs > j.windowEnd) continue;
-      const extra = { kind: j.kind, vm: j.vm, start, end: start + j.durationMs, cost: counted(j.cost, j.kind, input.host), planned: true };
+      const extra = {
+        kind: j.kind,
+        vm: j.vm,
+        start,
+        end: start + j.durationMs,
+        cost: counted(j.cost, j.kind, input.host),
+        planned: true,
+      };
       if (violations([...busy, extra], input.host).length === 0) found.push(`${j.id} at ${start}`);
     }
   }
@@ -220,7 +260,11 @@ const smallInstanceArb = fc
       }),
       { minLength: 2, maxLength: 5 },
     ),
-    running: fc.record({ kind: kindArb, count: fc.integer({ min: 0, max: 2 }), endsMin: fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 3, maxLength: 3 }) }),
+    running: fc.record({
+      kind: kindArb,
+      count: fc.integer({ min: 0, max: 2 }),
+      endsMin: fc.array(fc.integer({ min: 0, max: 6 }), { minLength: 3, maxLength: 3 }),
+    }),
   })
   .map(({ host, nowMin, jobs, running }): PlanInput => {
     const now = T0 + nowMin * MIN;
@@ -228,7 +272,12 @@ const smallInstanceArb = fc
     return {
       now,
       host,
-      running: Array.from({ length: count }, (_, i) => ({ kind: running.kind, vm: `vm${i + 1}`, expectedEnd: now + running.endsMin[i] * MIN, cost: { ioBytesPerSec: 0, cpuPercent: 0 } })),
+      running: Array.from({ length: count }, (_, i) => ({
+        kind: running.kind,
+        vm: `vm${i + 1}`,
+        expectedEnd: now + running.endsMin[i] * MIN,
+        cost: { ioBytesPerSec: 0, cpuPercent: 0 },
+      })),
       jobs: jobs.map(planJob),
     };
   });
@@ -244,7 +293,14 @@ function bruteForcePlanExists(input: PlanInput, jobs: readonly PlanJob[]): boole
     if (i === jobs.length) return true;
     const j = jobs[i];
     for (let start = Math.max(j.earliestStart, input.now); start + j.durationMs <= j.windowEnd; start += MIN) {
-      chosen.push({ kind: j.kind, vm: j.vm, start, end: start + j.durationMs, cost: counted(j.cost, j.kind, input.host), planned: true });
+      chosen.push({
+        kind: j.kind,
+        vm: j.vm,
+        start,
+        end: start + j.durationMs,
+        cost: counted(j.cost, j.kind, input.host),
+        planned: true,
+      });
       if (violations([...fixed, ...chosen], input.host).length === 0 && visit(i + 1)) return true;
       chosen.pop();
     }
@@ -289,7 +345,12 @@ describe('planHost (properties)', function () {
     const arb = fc.record({
       host: hostArb,
       specs: fc.array(
-        fc.record({ job: jobSpecArb, idleMin: fc.integer({ min: 0, max: 30 }), earlyMin: fc.integer({ min: 0, max: 60 }), slackMin: fc.integer({ min: 0, max: 60 }) }),
+        fc.record({
+          job: jobSpecArb,
+          idleMin: fc.integer({ min: 0, max: 30 }),
+          earlyMin: fc.integer({ min: 0, max: 60 }),
+          slackMin: fc.integer({ min: 0, max: 60 }),
+        }),
         { maxLength: 30, size: 'max' },
       ),
       seed: fc.integer(),
@@ -311,7 +372,16 @@ describe('planHost (properties)', function () {
             ioBytesPerSec: host.budget.ioBytesPerSec && Math.min(job.cost.ioBytesPerSec, host.budget.ioBytesPerSec),
             cpuPercent: host.budget.cpuPercent && Math.min(job.cost.cpuPercent, host.budget.cpuPercent),
           };
-          return { id: `j${i}`, kind: job.kind, vm: `vm${job.vm}`, earliestStart: Math.max(T0, start - earlyMin * MIN), windowEnd, durationMs, cost, priority: job.priority };
+          return {
+            id: `j${i}`,
+            kind: job.kind,
+            vm: `vm${job.vm}`,
+            earliestStart: Math.max(T0, start - earlyMin * MIN),
+            windowEnd,
+            durationMs,
+            cost,
+            priority: job.priority,
+          };
         });
         const input = { now: T0, host, jobs: shuffled(jobs, seed) };
         const plan = planHost(input);
@@ -331,7 +401,10 @@ describe('planHost (properties)', function () {
         const alone = new Set(plan.unplaced.filter((u) => u.reason !== 'no-room').map((u) => u.id));
         const placeable = input.jobs.filter((j) => !alone.has(j.id));
         const noRoom = plan.unplaced.filter((u) => u.reason === 'no-room');
-        if (noRoom.length > 0 && bruteForcePlanExists(input, placeable)) assert.fail(`a plan places all of ${placeable.map((j) => j.id)}; the planner left out ${noRoom.map((u) => u.id)}`);
+        if (noRoom.length > 0 && bruteForcePlanExists(input, placeable))
+          assert.fail(
+            `a plan places all of ${placeable.map((j) => j.id)}; the planner left out ${noRoom.map((u) => u.id)}`,
+          );
         if (noRoom.length > 0) decided++;
       }),
       // Small and quick: more runs, since a greedy plan that misses a feasible one is rare.
@@ -358,7 +431,10 @@ describe('planHost (properties)', function () {
         if (input.jobs.length === 0 || plan.unplaced.some((u) => u.reason === 'no-room')) return;
         const removed = input.jobs[pick % input.jobs.length].id;
         const replanned = planHost({ ...input, jobs: input.jobs.filter((j) => j.id !== removed), previous: plan });
-        assert.deepEqual(replanned.slots, plan.slots.filter((s) => s.id !== removed));
+        assert.deepEqual(
+          replanned.slots,
+          plan.slots.filter((s) => s.id !== removed),
+        );
       }),
       { numRuns: RUNS },
     );

@@ -39,7 +39,11 @@ describe('planHost', () => {
   });
 
   it('puts a hypervisor backup after the guest backups, never beside them, in two phases', () => {
-    const p = plan([job('g1'), job('g2', { durationMs: 20 * MIN }), job('h', { kind: 'HYPERVISOR', vm: 'g1', windowEnd: T0 + 5 * HOUR })]);
+    const p = plan([
+      job('g1'),
+      job('g2', { durationMs: 20 * MIN }),
+      job('h', { kind: 'HYPERVISOR', vm: 'g1', windowEnd: T0 + 5 * HOUR }),
+    ]);
     assert.deepEqual(startsMin(p), { g1: 0, g2: 0, h: 30 });
     assert.deepEqual(
       p.phases.map((ph) => [ph.kind, (ph.start - T0) / MIN, (ph.end - T0) / MIN]),
@@ -62,9 +66,12 @@ describe('planHost', () => {
 
   it('keeps the declared costs of concurrent backups within the host budget', () => {
     const cost = { ioBytesPerSec: 60, cpuPercent: 10 };
-    const p = plan([job('a', { cost }), job('b', { cost }), job('c', { cost: { ioBytesPerSec: 40, cpuPercent: 10 } })], {
-      host: { budget: { ioBytesPerSec: 100, cpuPercent: 0 } },
-    });
+    const p = plan(
+      [job('a', { cost }), job('b', { cost }), job('c', { cost: { ioBytesPerSec: 40, cpuPercent: 10 } })],
+      {
+        host: { budget: { ioBytesPerSec: 100, cpuPercent: 0 } },
+      },
+    );
     // a and c fit together (100); b waits for a.
     assert.deepEqual(startsMin(p), { a: 0, c: 0, b: 30 });
   });
@@ -115,9 +122,17 @@ describe('planHost', () => {
   });
 
   it('plans around the backups running now, until their expected end, going on with their phase', () => {
-    const running = [{ kind: 'HYPERVISOR' as const, vm: 'vm9', expectedEnd: T0 + 15 * MIN, cost: { ioBytesPerSec: 0, cpuPercent: 0 } }];
-    assert.deepEqual(startsMin(plan([job('a'), job('h', { kind: 'HYPERVISOR', vm: 'vm8' })], { running })), { h: 15, a: 45 });
-    assert.deepEqual(startsMin(plan([job('a'), job('h', { kind: 'HYPERVISOR', vm: 'vm9' })], { running })), { h: 15, a: 45 });
+    const running = [
+      { kind: 'HYPERVISOR' as const, vm: 'vm9', expectedEnd: T0 + 15 * MIN, cost: { ioBytesPerSec: 0, cpuPercent: 0 } },
+    ];
+    assert.deepEqual(startsMin(plan([job('a'), job('h', { kind: 'HYPERVISOR', vm: 'vm8' })], { running })), {
+      h: 15,
+      a: 45,
+    });
+    assert.deepEqual(startsMin(plan([job('a'), job('h', { kind: 'HYPERVISOR', vm: 'vm9' })], { running })), {
+      h: 15,
+      a: 45,
+    });
     // One past its expected end holds nothing.
     const late = [{ ...running[0], expectedEnd: T0 }];
     assert.deepEqual(startsMin(plan([job('a')], { running: late })), { a: 0 });
@@ -127,7 +142,9 @@ describe('planHost', () => {
     // Four hypervisor backups one at a time from 22:00; guest jobs at 22:15 and 22:30 with an hour each.
     const at = (min: number) => T0 + min * MIN;
     const jobs = [
-      ...[1, 2, 3, 4].map((n) => job(`h${n}`, { kind: 'HYPERVISOR', earliestStart: at(0), windowEnd: at(8 * 60), durationMs: 20 * MIN })),
+      ...[1, 2, 3, 4].map((n) =>
+        job(`h${n}`, { kind: 'HYPERVISOR', earliestStart: at(0), windowEnd: at(8 * 60), durationMs: 20 * MIN }),
+      ),
       job('g15', { earliestStart: at(15), windowEnd: at(75), durationMs: 5 * MIN }),
       job('g30', { earliestStart: at(30), windowEnd: at(90), durationMs: 5 * MIN }),
     ];
@@ -151,7 +168,13 @@ describe('planHost', () => {
     // From scratch f would go at 5 and push b, c, d and e later.
     assert.deepEqual(replan([...jobs, job('f', { earliestStart: T0 + 5 * MIN })]), { ...startsMin(first), f: 70 });
     // b now runs to 55: d, which no longer fits beside b and c, is the only slot to move.
-    assert.deepEqual(replan(jobs.map((j) => (j.id === 'b' ? { ...j, durationMs: 45 * MIN } : j))), { a: 0, b: 10, c: 30, d: 55, e: 60 });
+    assert.deepEqual(replan(jobs.map((j) => (j.id === 'b' ? { ...j, durationMs: 45 * MIN } : j))), {
+      a: 0,
+      b: 10,
+      c: 30,
+      d: 55,
+      e: 60,
+    });
   });
 
   it('gives the previous slots up when keeping them would leave a job out that a new plan places', () => {
@@ -164,7 +187,9 @@ describe('planHost', () => {
 
   it('keeps the previous slots while they leave out only jobs the previous plan left out too', () => {
     // Later jobs, so that the plan is too big for the exhaustive search (which would place everything).
-    const later = Array.from({ length: 8 }, (_, i) => job(`later-${i}`, { earliestStart: T0 + (10 + i) * HOUR, windowEnd: T0 + 20 * HOUR, durationMs: 10 * MIN }));
+    const later = Array.from({ length: 8 }, (_, i) =>
+      job(`later-${i}`, { earliestStart: T0 + (10 + i) * HOUR, windowEnd: T0 + 20 * HOUR, durationMs: 10 * MIN }),
+    );
     const host = { maxGuestTokens: 1 };
     const first = plan([job('a', { durationMs: 60 * MIN }), ...later], { host });
     const urgent = job('urgent', { earliestStart: T0, windowEnd: T0 + 20 * MIN, durationMs: 20 * MIN });
@@ -172,7 +197,10 @@ describe('planHost', () => {
     // The last plan left the urgent job out too: keeping its slots makes nothing worse, so no plan from scratch.
     const kept = plan(jobs, { host, previous: { slots: first.slots, noRoom: ['urgent'] } });
     assert.equal(startsMin(kept).a, 0);
-    assert.deepEqual(kept.unplaced.map((u) => [u.id, u.reason]), [['urgent', 'no-room']]);
+    assert.deepEqual(
+      kept.unplaced.map((u) => [u.id, u.reason]),
+      [['urgent', 'no-room']],
+    );
     // New, or left out before in favour of another job: a plan from scratch, which places it.
     for (const noRoom of [[], ['later-0']]) {
       const fresh = plan(jobs, { host, previous: { slots: first.slots, noRoom } });

@@ -10,8 +10,25 @@ const HOST = 'host-a';
 
 /** A plan view with one slot starting at `start`, and these runs left out for room. */
 function view(start: number, noRoom: string[] = []): PlanView {
-  const slot = { id: `vm-1/nightly@${start}`, vm: 'vm-1', job: 'nightly', kind: 'GUEST' as const, start, end: start + 1, earliestStart: start, windowEnd: start + 10 };
-  return { now: 0, horizonEnd: 1, budget: { ioBytesPerSec: 0, cpuPercent: 0 }, slots: [slot], unplaced: [], noRoom, phases: [] };
+  const slot = {
+    id: `vm-1/nightly@${start}`,
+    vm: 'vm-1',
+    job: 'nightly',
+    kind: 'GUEST' as const,
+    start,
+    end: start + 1,
+    earliestStart: start,
+    windowEnd: start + 10,
+  };
+  return {
+    now: 0,
+    horizonEnd: 1,
+    budget: { ioBytesPerSec: 0, cpuPercent: 0 },
+    slots: [slot],
+    unplaced: [],
+    noRoom,
+    phases: [],
+  };
 }
 
 /** A keeper whose planning waits until the test answers each call. */
@@ -26,7 +43,14 @@ function keeper(planView?: PlanKeeperDeps['planView']) {
     setPlan: async (_host: string, runs: PlannedRun[]) => void handed.push(runs),
     onCommitted: () => () => undefined,
   } as unknown as PlanKeeperDeps['coordinator'];
-  const job = { name: 'nightly', schedule: '0 2 * * *', windowMs: 3_600_000, expectedDurationMs: 60_000, declaredCost: null, priority: 0 };
+  const job = {
+    name: 'nightly',
+    schedule: '0 2 * * *',
+    windowMs: 3_600_000,
+    expectedDurationMs: 60_000,
+    declaredCost: null,
+    priority: 0,
+  };
   const registry = { list: () => [{ record: { vm: 'vm-1', jobs: [job] } }] } as unknown as PlanKeeperDeps['registry'];
   const plans = new PlanKeeper({
     coordinator,
@@ -53,7 +77,10 @@ describe('PlanKeeper', () => {
     assert.equal(handed.length, 0, 'nothing is handed on before the plan is made');
     calls[0].answer(view(5));
     await clock.tickAsync(0);
-    assert.deepEqual(handed.map((runs) => runs.map((r) => r.start)), [[5]]);
+    assert.deepEqual(
+      handed.map((runs) => runs.map((r) => r.start)),
+      [[5]],
+    );
     assert.equal(plans.current(HOST)?.slots[0].start, 5);
     plans.stop();
   });
@@ -75,7 +102,10 @@ describe('PlanKeeper', () => {
     calls[1].answer(view(6));
     await clock.tickAsync(0);
     assert.equal(calls.length, 2);
-    assert.deepEqual(handed.map((runs) => runs[0].start), [5, 6]);
+    assert.deepEqual(
+      handed.map((runs) => runs[0].start),
+      [5, 6],
+    );
     plans.stop();
   });
 
@@ -96,7 +126,10 @@ describe('PlanKeeper', () => {
     assert.equal(calls.length, 3);
     calls[2].answer(view(7));
     await clock.tickAsync(0);
-    assert.deepEqual(handed.map((runs) => runs[0].start), [5, 7]);
+    assert.deepEqual(
+      handed.map((runs) => runs[0].start),
+      [5, 7],
+    );
     plans.stop();
   });
 
@@ -109,7 +142,9 @@ describe('PlanKeeper', () => {
       await clock.tickAsync(60_000);
     }
     // The replan of each minute is given the runs the last plan left out, but at minutes 1, 11 and 21.
-    const fresh = calls.map((c, i) => (c.input.previous && c.input.previous.noRoom === undefined ? i : -1)).filter((i) => i >= 0);
+    const fresh = calls
+      .map((c, i) => (c.input.previous && c.input.previous.noRoom === undefined ? i : -1))
+      .filter((i) => i >= 0);
     assert.deepEqual(fresh, [1, 11, 21]);
     assert.deepEqual(calls[2].input.previous?.noRoom, ['vm-1/nightly@x']);
     plans.stop();

@@ -14,25 +14,39 @@ function refused(fn: () => unknown, field: string): void {
 describe('SetPolicy request → policy change', () => {
   it('sets only the fields given for the host', () => {
     const patch = policyPatch(request({ startBelowCpuPercent: 70, minStartGapMs: 0 }), DEFAULT_POLICY);
-    assert.deepEqual(Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)), { startBelowCpuPercent: 70, minStartGapMs: 0 });
+    assert.deepEqual(Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)), {
+      startBelowCpuPercent: 70,
+      minStartGapMs: 0,
+    });
   });
 
   it("with a VM, sets that VM's own start thresholds, starting from the host's for the fields not given", () => {
     const patch = policyPatch(request({ vm: 'db-1', startBelowCpuPercent: 30 }), DEFAULT_POLICY);
     assert.deepEqual(patch, { vmStartBelow: { 'db-1': { cpuPercent: 30, ioBytesPerSec: 0 } } });
-    const current = { ...DEFAULT_POLICY, vmStartBelow: { 'db-1': { cpuPercent: 30, ioBytesPerSec: 0 }, 'web-1': { cpuPercent: 80, ioBytesPerSec: 5 } } };
+    const current = {
+      ...DEFAULT_POLICY,
+      vmStartBelow: { 'db-1': { cpuPercent: 30, ioBytesPerSec: 0 }, 'web-1': { cpuPercent: 80, ioBytesPerSec: 5 } },
+    };
     assert.deepEqual(policyPatch(request({ vm: 'db-1', startBelowIoBytesPerSec: 1000 }), current).vmStartBelow, {
       'db-1': { cpuPercent: 30, ioBytesPerSec: 1000 },
       'web-1': { cpuPercent: 80, ioBytesPerSec: 5 },
     });
-    assert.deepEqual(policyPatch(request({ vm: 'db-1', resetVm: true }), current).vmStartBelow, { 'web-1': { cpuPercent: 80, ioBytesPerSec: 5 } });
+    assert.deepEqual(policyPatch(request({ vm: 'db-1', resetVm: true }), current).vmStartBelow, {
+      'web-1': { cpuPercent: 80, ioBytesPerSec: 5 },
+    });
   });
 
   it('refuses, naming the field, what cannot be set for one VM or is missing', () => {
-    refused(() => policyPatch(request({ vm: 'db-1', startBelowCpuPercent: 30, maxGuestTokens: 2 }), DEFAULT_POLICY), 'max_guest_tokens');
+    refused(
+      () => policyPatch(request({ vm: 'db-1', startBelowCpuPercent: 30, maxGuestTokens: 2 }), DEFAULT_POLICY),
+      'max_guest_tokens',
+    );
     refused(() => policyPatch(request({ vm: 'db-1' }), DEFAULT_POLICY), 'vm');
     refused(() => policyPatch(request({ vm: 'no such vm!', startBelowCpuPercent: 1 }), DEFAULT_POLICY), 'vm');
     refused(() => policyPatch(request({ resetVm: true }), DEFAULT_POLICY), 'reset_vm');
-    refused(() => policyPatch(request({ vm: 'db-1', resetVm: true, startBelowCpuPercent: 5 }), DEFAULT_POLICY), 'reset_vm');
+    refused(
+      () => policyPatch(request({ vm: 'db-1', resetVm: true, startBelowCpuPercent: 5 }), DEFAULT_POLICY),
+      'reset_vm',
+    );
   });
 });

@@ -32,7 +32,9 @@ class FakeSessions implements CommandSink {
     return true;
   }
   kinds(): string[] {
-    return this.sent.map((s) => (s.action.freeze ? `freeze ${s.action.freeze.tokenId}` : `thaw ${s.action.thaw!.tokenId}`));
+    return this.sent.map((s) =>
+      s.action.freeze ? `freeze ${s.action.freeze.tokenId}` : `thaw ${s.action.thaw!.tokenId}`,
+    );
   }
 }
 
@@ -73,19 +75,25 @@ describe('quiesce broker', () => {
     clock.restore();
   });
 
-  it('freezes through the VM\'s session, answers FROZEN with the hooks and bound, thaws on the word, and records both', async () => {
+  it("freezes through the VM's session, answers FROZEN with the hooks and bound, thaws on the word, and records both", async () => {
     const frozen = broker.quiesce(lease(), 2_000, 10_000);
     assert.deepEqual(sessions.sent, [{ vm: 'vm-1', action: { freeze: { tokenId: 't1', holdMs: 2_000 } } }]);
     assert.ok(broker.report('vm-1', report({ holdMs: 2_000, hooks: [hook('10-db'), hook('20-fs')] })));
     const answer = await frozen;
-    assert.deepEqual([answer.state, answer.holdMs, answer.hooks.map((h) => h.name)], ['FROZEN', 2_000, ['10-db', '20-fs']]);
+    assert.deepEqual(
+      [answer.state, answer.holdMs, answer.hooks.map((h) => h.name)],
+      ['FROZEN', 2_000, ['10-db', '20-fs']],
+    );
 
     const thawing = broker.thaw(lease());
     assert.deepEqual(sessions.kinds(), ['freeze t1', 'thaw t1']);
     broker.report('vm-1', report({ state: 'THAWED', frozenMs: 40, hooks: [hook('20-fs'), hook('10-db')] }));
     const thawed = await thawing;
     assert.deepEqual([thawed.state, thawed.autoThawed, thawed.frozenMs], ['THAWED', false, 40]);
-    assert.deepEqual(recorded.map((e) => e.type), ['quiesced', 'thawed']);
+    assert.deepEqual(
+      recorded.map((e) => e.type),
+      ['quiesced', 'thawed'],
+    );
     assert.deepEqual((recorded[0] as { hooks: string[] }).hooks, ['10-db', '20-fs']);
     assert.equal((recorded[0] as { holdMs: number }).holdMs, 2_000);
   });
@@ -94,16 +102,25 @@ describe('quiesce broker', () => {
     const answer = await broker.quiesce(lease('t2', 'vm-gone'), 0, 10_000);
     assert.equal(answer.state, 'FAILED');
     assert.match(answer.message, /agent of VM vm-gone is not connected/);
-    assert.deepEqual(recorded.map((e) => [e.type, (e as { reason?: string }).reason]), [['quiesce-failed', answer.message]]);
+    assert.deepEqual(
+      recorded.map((e) => [e.type, (e as { reason?: string }).reason]),
+      [['quiesce-failed', answer.message]],
+    );
   });
 
   it('passes on a failed hook as FAILED with the hooks', async () => {
     const frozen = broker.quiesce(lease(), 0, 10_000);
-    broker.report('vm-1', report({ state: 'FAILED', message: '20-fs exited 1', hooks: [hook('10-db'), hook('20-fs', false)] }));
+    broker.report(
+      'vm-1',
+      report({ state: 'FAILED', message: '20-fs exited 1', hooks: [hook('10-db'), hook('20-fs', false)] }),
+    );
     const answer = await frozen;
     assert.equal(answer.state, 'FAILED');
     assert.match(answer.message, /could not quiesce: 20-fs exited 1/);
-    assert.deepEqual(answer.hooks.map((h) => h.ok), [true, false]);
+    assert.deepEqual(
+      answer.hooks.map((h) => h.ok),
+      [true, false],
+    );
     assert.equal(recorded[0].type, 'quiesce-failed');
   });
 
@@ -117,7 +134,10 @@ describe('quiesce broker', () => {
     broker.report('vm-1', report({ state: 'FROZEN', holdMs: 10_000 }));
     broker.report('vm-1', report({ state: 'THAWED', frozenMs: 12 }));
     await clock.tickAsync(0);
-    assert.deepEqual(recorded.map((e) => e.type), ['quiesce-failed', 'quiesced', 'thawed']);
+    assert.deepEqual(
+      recorded.map((e) => e.type),
+      ['quiesce-failed', 'quiesced', 'thawed'],
+    );
   });
 
   it('ignores a report about a token the VM was not asked to freeze', async () => {
@@ -176,12 +196,17 @@ describe('quiesce broker', () => {
     assert.match(late.message, /its bound has passed/);
   });
 
-  it('records an auto-thaw reported after a restart against the VM\'s active token, and nothing for another VM\'s', async () => {
+  it("records an auto-thaw reported after a restart against the VM's active token, and nothing for another VM's", async () => {
     assert.equal(broker.report('vm-2', report({ tokenId: 'restored', state: 'THAWED', autoThawed: true })), false);
     assert.equal(broker.report('vm-1', report({ tokenId: 'restored', state: 'FROZEN' })), false);
-    assert.ok(broker.report('vm-1', report({ tokenId: 'restored', state: 'THAWED', autoThawed: true, frozenMs: 2_000 })));
+    assert.ok(
+      broker.report('vm-1', report({ tokenId: 'restored', state: 'THAWED', autoThawed: true, frozenMs: 2_000 })),
+    );
     await clock.tickAsync(0);
-    assert.deepEqual(recorded.map((e) => [e.type, e.lease.tokenId, (e as { autoThawed: boolean }).autoThawed]), [['thawed', 'restored', true]]);
+    assert.deepEqual(
+      recorded.map((e) => [e.type, e.lease.tokenId, (e as { autoThawed: boolean }).autoThawed]),
+      [['thawed', 'restored', true]],
+    );
   });
 
   it('refuses to thaw a token that was never quiesced', async () => {

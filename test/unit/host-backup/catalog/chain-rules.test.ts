@@ -17,7 +17,13 @@ const HOUR = 3_600_000;
 const SIZE = 8 << 20;
 const GOOD: BitmapObservation = { persistent: true, recording: true, inconsistent: false, busy: false };
 
-function rec(id: string, kind: 'full' | 'incremental', hour: number, parent?: BackupRecord, extra: Partial<BackupRecord> = {}): BackupRecord {
+function rec(
+  id: string,
+  kind: 'full' | 'incremental',
+  hour: number,
+  parent?: BackupRecord,
+  extra: Partial<BackupRecord> = {},
+): BackupRecord {
   return {
     id,
     vm: 'vm1',
@@ -76,7 +82,10 @@ describe('catalog rules: the next backup', () => {
   it('is full when the bitmap is missing, and says whether it was persistent', () => {
     const gone = plan({ disk: { virtualSize: SIZE } });
     assert.equal(gone.kind === 'full' && gone.reason.code, 'bitmap-missing');
-    assert.match(gone.kind === 'full' ? gone.reason.text : '', /headroom-1234abcd is missing: it was removed, or the disk was replaced/);
+    assert.match(
+      gone.kind === 'full' ? gone.reason.text : '',
+      /headroom-1234abcd is missing: it was removed, or the disk was replaced/,
+    );
     const volatile = planNextBackup({
       records: [full, inc1, { ...inc2, bitmapPersistent: false }],
       disk: { virtualSize: SIZE },
@@ -93,8 +102,14 @@ describe('catalog rules: the next backup', () => {
   });
 
   it('is full when the bitmap is inconsistent (unclean shutdown) or disabled', () => {
-    assert.equal(fullCode({ disk: { virtualSize: SIZE, bitmap: { ...GOOD, inconsistent: true } } }), 'bitmap-inconsistent');
-    assert.equal(fullCode({ disk: { virtualSize: SIZE, bitmap: { ...GOOD, recording: false } } }), 'bitmap-not-recording');
+    assert.equal(
+      fullCode({ disk: { virtualSize: SIZE, bitmap: { ...GOOD, inconsistent: true } } }),
+      'bitmap-inconsistent',
+    );
+    assert.equal(
+      fullCode({ disk: { virtualSize: SIZE, bitmap: { ...GOOD, recording: false } } }),
+      'bitmap-not-recording',
+    );
   });
 
   it('is full when the disk was resized', () => {
@@ -126,10 +141,16 @@ describe('catalog rules: the next backup', () => {
 
 describe('catalog rules: chains', () => {
   it('refuses a parent that is not older, from another chain, or a chain without its full backup', () => {
-    assert.throws(() => chainTo([full, { ...inc1, takenAtMs: full.takenAtMs }], { ...inc1, takenAtMs: full.takenAtMs }), /is not older than it/);
+    assert.throws(
+      () => chainTo([full, { ...inc1, takenAtMs: full.takenAtMs }], { ...inc1, takenAtMs: full.takenAtMs }),
+      /is not older than it/,
+    );
     assert.throws(() => chainTo([full, inc1], { ...inc1, chainId: 'other' }), /belongs to another chain/);
     const orphan = rec('i9', 'incremental', 3, undefined, { parentId: 'nope', chainId: 'f1' });
-    assert.throws(() => chainTo([full, orphan], orphan), (e: unknown) => e instanceof CatalogError && /parent nope is not in the catalog/.test(e.message));
+    assert.throws(
+      () => chainTo([full, orphan], orphan),
+      (e: unknown) => e instanceof CatalogError && /parent nope is not in the catalog/.test(e.message),
+    );
     assert.throws(() => chainTo([full], { ...full, chainId: 'f0' }), /chain f0 starts at f1 instead/);
   });
 });
@@ -151,13 +172,19 @@ describe('catalog rules: restore points', () => {
   });
 
   it('says when the time is before the first backup', () => {
-    assert.throws(() => restoreChain(chain, T0 - 1), /no backup taken at or before 2026-11-29T05:59:59.999Z; the first is from 2026-11-29T06:00:00.000Z/);
+    assert.throws(
+      () => restoreChain(chain, T0 - 1),
+      /no backup taken at or before 2026-11-29T05:59:59.999Z; the first is from 2026-11-29T06:00:00.000Z/,
+    );
     assert.throws(() => restoreChain([], T0), /no backups/);
   });
 
   it('on random histories of chains: the restored chain ends at the latest backup not after the time, starts full, and links each to its parent', () => {
     // A history: each step is a full backup (new chain) or an incremental on the latest, one to three hours apart.
-    const historyArb = fc.array(fc.record({ full: fc.boolean(), gap: fc.integer({ min: 1, max: 3 }) }), { minLength: 1, maxLength: 30 });
+    const historyArb = fc.array(fc.record({ full: fc.boolean(), gap: fc.integer({ min: 1, max: 3 }) }), {
+      minLength: 1,
+      maxLength: 30,
+    });
     fc.assert(
       fc.property(historyArb, fc.integer({ min: -2, max: 100 }), (steps, atHour) => {
         const records: BackupRecord[] = [];

@@ -73,13 +73,31 @@ describe('manifest store', () => {
   it('refuses a malformed manifest, naming the file and the key', () => {
     const text = (over: Record<string, unknown>) => JSON.stringify({ format: 'headroom-backup/1', ...record, ...over });
     assert.throws(() => parseManifest('{', 'm.json'), /^CatalogError: m\.json: not JSON/);
-    assert.throws(() => parseManifest(text({ format: 'x' }), 'm.json'), /m\.json: key "format" must be "headroom-backup\/1"/);
-    assert.throws(() => parseManifest(text({ kind: 'diff' }), 'm.json'), /m\.json: key "kind" must be "full" or "incremental"/);
-    assert.throws(() => parseManifest(text({ bytes: -1 }), 'm.json'), /m\.json: key "bytes" must be a non-negative number/);
-    assert.throws(() => parseManifest(text({ kind: 'incremental' }), 'm.json'), /key "parentId" is required for an incremental/);
+    assert.throws(
+      () => parseManifest(text({ format: 'x' }), 'm.json'),
+      /m\.json: key "format" must be "headroom-backup\/1"/,
+    );
+    assert.throws(
+      () => parseManifest(text({ kind: 'diff' }), 'm.json'),
+      /m\.json: key "kind" must be "full" or "incremental"/,
+    );
+    assert.throws(
+      () => parseManifest(text({ bytes: -1 }), 'm.json'),
+      /m\.json: key "bytes" must be a non-negative number/,
+    );
+    assert.throws(
+      () => parseManifest(text({ kind: 'incremental' }), 'm.json'),
+      /key "parentId" is required for an incremental/,
+    );
     assert.throws(() => parseManifest(text({ sha256: 'zz' }), 'm.json'), /key "sha256" must be 64 hex digits/);
-    assert.throws(() => parseManifest(text({ file: '../../etc/passwd' }), 'm.json'), /key "file" must be a path inside the catalog directory/);
-    assert.throws(() => parseManifest(text({ bitmapPersistent: 'yes' }), 'm.json'), /key "bitmapPersistent" must be a boolean/);
+    assert.throws(
+      () => parseManifest(text({ file: '../../etc/passwd' }), 'm.json'),
+      /key "file" must be a path inside the catalog directory/,
+    );
+    assert.throws(
+      () => parseManifest(text({ bitmapPersistent: 'yes' }), 'm.json'),
+      /key "bitmapPersistent" must be a boolean/,
+    );
   });
 
   it('refuses VM and disk names that are not plain directory names', () => {
@@ -93,7 +111,10 @@ describe('manifest store', () => {
     const store = ManifestStore.open(dir, { create: true });
     store.write(record);
     fs.mkdirSync(path.join(dir, 'vm1', 'disk1'));
-    fs.copyFileSync(path.join(dir, 'vm1', 'disk0', `${record.id}.json`), path.join(dir, 'vm1', 'disk1', `${record.id}.json`));
+    fs.copyFileSync(
+      path.join(dir, 'vm1', 'disk0', `${record.id}.json`),
+      path.join(dir, 'vm1', 'disk1', `${record.id}.json`),
+    );
     assert.throws(() => store.records('vm1'), /it describes vm1\/disk0, not vm1\/disk1/);
   });
 });

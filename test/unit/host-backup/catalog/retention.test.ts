@@ -37,7 +37,9 @@ function history(steps: ReadonlyArray<{ full: boolean; gap: number }>): BackupRe
   for (const [i, s] of steps.entries()) {
     hour += s.gap;
     const last = out[out.length - 1];
-    out.push(s.full || !last ? rec(`b${String(i).padStart(2, '0')}`, hour) : rec(`b${String(i).padStart(2, '0')}`, hour, last));
+    out.push(
+      s.full || !last ? rec(`b${String(i).padStart(2, '0')}`, hour) : rec(`b${String(i).padStart(2, '0')}`, hour, last),
+    );
   }
   return out;
 }
@@ -51,26 +53,48 @@ describe('retention', () => {
     const f2 = rec('f2', 37);
     const i3 = rec('i3', 49, f2);
     const d = applyRetention([f1, i1, i2, f2, i3], { keepDaily: 2 });
-    assert.deepEqual(d.keep.map((r) => r.id), ['f2', 'i3']);
-    assert.deepEqual(d.remove.map((r) => r.id), ['i2', 'i1', 'f1']);
+    assert.deepEqual(
+      d.keep.map((r) => r.id),
+      ['f2', 'i3'],
+    );
+    assert.deepEqual(
+      d.remove.map((r) => r.id),
+      ['i2', 'i1', 'f1'],
+    );
     assert.deepEqual(d.why.get('f2'), ['daily 2026-11-03', 'base of i3']);
     assert.deepEqual(d.why.get('i3'), ['latest (the next incremental builds on it)', 'daily 2026-11-04']);
 
     const three = applyRetention([f1, i1, i2, f2, i3], { keepDaily: 3 });
-    assert.deepEqual(three.keep.map((r) => r.id), ['f1', 'i1', 'f2', 'i3'], 'i1 is day 1\'s latest; f1 is its base; i2 is not needed');
+    assert.deepEqual(
+      three.keep.map((r) => r.id),
+      ['f1', 'i1', 'f2', 'i3'],
+      "i1 is day 1's latest; f1 is its base; i2 is not needed",
+    );
   });
 
   it('counts weeks from Monday (UTC), and keeps the latest backup whatever the policy', () => {
     const sun = rec('sun', -1); // Sunday 23:00
     const mon = rec('mon', 0);
-    assert.deepEqual(applyRetention([sun, mon], { keepWeekly: 2 }).keep.map((r) => r.id), ['sun', 'mon']);
-    assert.deepEqual(applyRetention([sun, mon], { keepWeekly: 1 }).keep.map((r) => r.id), ['mon']);
-    assert.deepEqual(applyRetention([sun, mon], { keepLast: 0 }).keep.map((r) => r.id), ['mon']);
+    assert.deepEqual(
+      applyRetention([sun, mon], { keepWeekly: 2 }).keep.map((r) => r.id),
+      ['sun', 'mon'],
+    );
+    assert.deepEqual(
+      applyRetention([sun, mon], { keepWeekly: 1 }).keep.map((r) => r.id),
+      ['mon'],
+    );
+    assert.deepEqual(
+      applyRetention([sun, mon], { keepLast: 0 }).keep.map((r) => r.id),
+      ['mon'],
+    );
     assert.deepEqual(applyRetention([], { keepLast: 3 }), { keep: [], remove: [], why: new Map() });
   });
 
-  it('on random histories and policies: kept chains are whole, the policy\'s picks are kept, the rest removed newest first', () => {
-    const stepsArb = fc.array(fc.record({ full: fc.boolean(), gap: fc.integer({ min: 1, max: 40 }) }), { minLength: 1, maxLength: 40 });
+  it("on random histories and policies: kept chains are whole, the policy's picks are kept, the rest removed newest first", () => {
+    const stepsArb = fc.array(fc.record({ full: fc.boolean(), gap: fc.integer({ min: 1, max: 40 }) }), {
+      minLength: 1,
+      maxLength: 40,
+    });
     const policyArb = fc.record({ keepLast: fc.nat(5), keepDaily: fc.nat(7), keepWeekly: fc.nat(4) });
     fc.assert(
       fc.property(stepsArb, policyArb, (steps, policy) => {
@@ -79,12 +103,17 @@ describe('retention', () => {
         const kept = new Set(d.keep.map((r) => r.id));
         assert.equal(d.keep.length + d.remove.length, records.length);
         assert.ok(d.remove.every((r) => !kept.has(r.id)));
-        for (const r of d.keep) if (r.parentId) assert.ok(kept.has(r.parentId), `${r.id} is kept but its parent ${r.parentId} is not`);
+        for (const r of d.keep)
+          if (r.parentId) assert.ok(kept.has(r.parentId), `${r.id} is kept but its parent ${r.parentId} is not`);
         const newest = [...records].reverse();
         assert.ok(kept.has(newest[0].id));
         for (const r of newest.slice(0, policy.keepLast)) assert.ok(kept.has(r.id));
-        const days = [...new Set(newest.map((r) => new Date(r.takenAtMs).toISOString().slice(0, 10)))].slice(0, policy.keepDaily);
-        for (const day of days) assert.ok(kept.has(newest.find((r) => new Date(r.takenAtMs).toISOString().startsWith(day))!.id));
+        const days = [...new Set(newest.map((r) => new Date(r.takenAtMs).toISOString().slice(0, 10)))].slice(
+          0,
+          policy.keepDaily,
+        );
+        for (const day of days)
+          assert.ok(kept.has(newest.find((r) => new Date(r.takenAtMs).toISOString().startsWith(day))!.id));
         for (let i = 1; i < d.remove.length; i++) assert.ok(d.remove[i - 1].takenAtMs >= d.remove[i].takenAtMs);
       }),
       { numRuns: propertyRuns(300) },

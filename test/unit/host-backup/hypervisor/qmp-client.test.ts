@@ -7,7 +7,12 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { QmpClient, QmpCommandError, QmpConnectionError, type QmpEvent } from '../../../../host-backup/hypervisor/qmp-client';
+import {
+  QmpClient,
+  QmpCommandError,
+  QmpConnectionError,
+  type QmpEvent,
+} from '../../../../host-backup/hypervisor/qmp-client';
 
 const GREETING = { QMP: { version: { qemu: { major: 7, minor: 2, micro: 22 }, package: '' }, capabilities: ['oob'] } };
 
@@ -80,7 +85,10 @@ describe('QMP client', () => {
   it('negotiates capabilities first and reads the version from the greeting', async () => {
     const c = await connected(() => {});
     assert.equal(c.version, '7.2.22');
-    assert.deepEqual(fake.received.map((m) => m.execute), ['qmp_capabilities']);
+    assert.deepEqual(
+      fake.received.map((m) => m.execute),
+      ['qmp_capabilities'],
+    );
   });
 
   it('matches answers to commands by id, whatever their order', async () => {
@@ -95,7 +103,9 @@ describe('QMP client', () => {
   });
 
   it("turns QEMU's error into a QmpCommandError naming the command, the class and the description", async () => {
-    const c = await connected((m, send) => send({ error: { class: 'DeviceNotFound', desc: "Device 'nope' not found" }, id: m.id }));
+    const c = await connected((m, send) =>
+      send({ error: { class: 'DeviceNotFound', desc: "Device 'nope' not found" }, id: m.id }),
+    );
     await assert.rejects(c.execute('block-dirty-bitmap-add', { node: 'nope' }), (e: unknown) => {
       assert.ok(e instanceof QmpCommandError);
       assert.equal(e.errorClass, 'DeviceNotFound');
@@ -104,9 +114,13 @@ describe('QMP client', () => {
     });
   });
 
-  it('delivers events to subscribers, with QEMU\'s timestamp, until they unsubscribe', async () => {
+  it("delivers events to subscribers, with QEMU's timestamp, until they unsubscribe", async () => {
     const c = await connected((m, send) => {
-      send({ event: 'JOB_STATUS_CHANGE', data: { id: 'j1', status: 'created' }, timestamp: { seconds: 1795932000, microseconds: 123456 } });
+      send({
+        event: 'JOB_STATUS_CHANGE',
+        data: { id: 'j1', status: 'created' },
+        timestamp: { seconds: 1795932000, microseconds: 123456 },
+      });
       send({ return: {}, id: m.id });
     });
     const seen: QmpEvent[] = [];
@@ -114,7 +128,9 @@ describe('QMP client', () => {
     await c.execute('transaction');
     stop();
     await c.execute('transaction');
-    assert.deepEqual(seen, [{ event: 'JOB_STATUS_CHANGE', data: { id: 'j1', status: 'created' }, timestampMs: 1795932000123 }]);
+    assert.deepEqual(seen, [
+      { event: 'JOB_STATUS_CHANGE', data: { id: 'j1', status: 'created' }, timestampMs: 1795932000123 },
+    ]);
   });
 
   it('times a command out, drops its late answer, and keeps working', async () => {
@@ -132,14 +148,20 @@ describe('QMP client', () => {
 
   it('rejects pending commands when the connection is lost, and every later one', async () => {
     const c = await connected(() => fake.socket?.destroy());
-    await assert.rejects(c.execute('quit'), (e: unknown) => e instanceof QmpConnectionError && /closed/.test((e as Error).message));
+    await assert.rejects(
+      c.execute('quit'),
+      (e: unknown) => e instanceof QmpConnectionError && /closed/.test((e as Error).message),
+    );
     await assert.rejects(c.execute('query-block'), QmpConnectionError);
   });
 
   it('says a QMP socket serves one client at a time when no greeting comes', async () => {
     fake = new FakeQmp(dir, false);
     await fake.listen();
-    await assert.rejects(QmpClient.connect(fake.path, { timeoutMs: 50 }), /no greeting within 50 ms \(a QMP socket serves one client at a time/);
+    await assert.rejects(
+      QmpClient.connect(fake.path, { timeoutMs: 50 }),
+      /no greeting within 50 ms \(a QMP socket serves one client at a time/,
+    );
   });
 
   it('says which socket could not be reached', async () => {

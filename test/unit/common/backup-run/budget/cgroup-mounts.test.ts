@@ -1,5 +1,9 @@
 import { strict as assert } from 'node:assert';
-import { cgroupDirectory, parseCgroupMounts, parseProcCgroup } from '../../../../../common/backup-run/budget/cgroup-mounts';
+import {
+  cgroupDirectory,
+  parseCgroupMounts,
+  parseProcCgroup,
+} from '../../../../../common/backup-run/budget/cgroup-mounts';
 
 describe('cgroup mounts', () => {
   it('finds v1 hierarchies with their controllers and the v2 one, and skips named hierarchies', () => {
@@ -21,13 +25,18 @@ describe('cgroup mounts', () => {
   });
 
   it("reads a process's place in each hierarchy from /proc/<pid>/cgroup", () => {
-    const own = parseProcCgroup('12:freezer:/\n4:cpu,cpuacct:/system.slice/headroom-agent.service\n1:name=systemd:/x\n0::/system.slice/headroom-agent.service\n');
+    const own = parseProcCgroup(
+      '12:freezer:/\n4:cpu,cpuacct:/system.slice/headroom-agent.service\n1:name=systemd:/x\n0::/system.slice/headroom-agent.service\n',
+    );
     assert.equal(own.v2, '/system.slice/headroom-agent.service');
-    assert.deepEqual([...own.v1], [
-      ['freezer', '/'],
-      ['cpu', '/system.slice/headroom-agent.service'],
-      ['cpuacct', '/system.slice/headroom-agent.service'],
-    ]);
+    assert.deepEqual(
+      [...own.v1],
+      [
+        ['freezer', '/'],
+        ['cpu', '/system.slice/headroom-agent.service'],
+        ['cpuacct', '/system.slice/headroom-agent.service'],
+      ],
+    );
     assert.equal(parseProcCgroup('4:cpu:/\n').v2, undefined);
   });
 

@@ -35,10 +35,23 @@ function fakeV1(files: Record<string, string> = {}) {
     { path: `${root}/blkio`, version: 1 as const, controllers: ['blkio'] },
     { path: `${root}/freezer`, version: 1 as const, controllers: ['freezer'] },
   ];
-  const own = new Map([['cpu', '/'], ['cpuacct', '/'], ['blkio', '/'], ['freezer', '/']]);
+  const own = new Map([
+    ['cpu', '/'],
+    ['cpuacct', '/'],
+    ['blkio', '/'],
+    ['freezer', '/'],
+  ]);
   const proc = new FakeProc().set(4242, { pgrp: 4242, ioBytes: 3000 }).set(4243, { pgrp: 4242 });
   const options = (o: Partial<CgroupV1Options> = {}): CgroupV1Options => ({
-    mounts, own, log: captureLog().log, selfPid: SELF, sysBlock: fakeSysBlock(root), proc, removeDir: removeTree, alive: (pid) => pid === SELF, ...o,
+    mounts,
+    own,
+    log: captureLog().log,
+    selfPid: SELF,
+    sysBlock: fakeSysBlock(root),
+    proc,
+    removeDir: removeTree,
+    alive: (pid) => pid === SELF,
+    ...o,
   });
   return { root, options, proc };
 }
@@ -48,8 +61,16 @@ describe('cgroup v1 enforcement (fake hierarchies)', () => {
     const { root, options } = fakeV1();
     const e = mechanismOf(prepareCgroupV1(options())).enforce({ pgid: 4242, exempt: () => 4243 });
     const name = `headroom-${SELF}-4242`;
-    assert.deepEqual(['cpu,cpuacct', 'blkio', 'freezer'].map((h) => read(`${root}/${h}/${name}/cgroup.procs`)), ['4242', '4242', '4242']);
-    assert.match(e.detail, new RegExp(`^cgroup v1 ${root}/cpu,cpuacct/${name} \\(cpu, blkio, freezer\\): CFS quota, blkio throttling on vda, freezer; buffered writes`));
+    assert.deepEqual(
+      ['cpu,cpuacct', 'blkio', 'freezer'].map((h) => read(`${root}/${h}/${name}/cgroup.procs`)),
+      ['4242', '4242', '4242'],
+    );
+    assert.match(
+      e.detail,
+      new RegExp(
+        `^cgroup v1 ${root}/cpu,cpuacct/${name} \\(cpu, blkio, freezer\\): CFS quota, blkio throttling on vda, freezer; buffered writes`,
+      ),
+    );
     e.apply({ cpuPercent: 30, ioBytesPerSec: 5e6 });
     assert.equal(read(`${root}/cpu,cpuacct/${name}/cpu.cfs_period_us`), '100000');
     assert.equal(read(`${root}/cpu,cpuacct/${name}/cpu.cfs_quota_us`), '30000');
@@ -77,11 +98,17 @@ describe('cgroup v1 enforcement (fake hierarchies)', () => {
     assert.deepEqual(e.usage(), { cpuSeconds: 1.5, ioBytes: 3000 });
     for (const h of ['cpu,cpuacct', 'blkio', 'freezer']) fs.writeFileSync(`${dir(h)}/cgroup.procs`, '');
     await e.close();
-    assert.deepEqual(['cpu,cpuacct', 'blkio', 'freezer'].filter((h) => fs.existsSync(dir(h))), []);
+    assert.deepEqual(
+      ['cpu,cpuacct', 'blkio', 'freezer'].filter((h) => fs.existsSync(dir(h))),
+      [],
+    );
   });
 
   it('thaws and removes what an agent that is gone left frozen', () => {
-    const { root, options } = fakeV1({ 'freezer/headroom-999-7/freezer.state': 'FROZEN\n', 'freezer/headroom-999-7/cgroup.procs': '' });
+    const { root, options } = fakeV1({
+      'freezer/headroom-999-7/freezer.state': 'FROZEN\n',
+      'freezer/headroom-999-7/cgroup.procs': '',
+    });
     mechanismOf(prepareCgroupV1(options()));
     assert.equal(fs.existsSync(`${root}/freezer/headroom-999-7`), false);
   });
@@ -89,9 +116,12 @@ describe('cgroup v1 enforcement (fake hierarchies)', () => {
   it('says why it cannot be used: a hierarchy missing, or a kernel without CFS bandwidth control', () => {
     const { options, root } = fakeV1();
     const noBlkio = options();
-    assert.deepEqual(prepareCgroupV1({ ...noBlkio, mounts: noBlkio.mounts.filter((m) => !m.controllers.includes('blkio')) }), {
-      reason: 'cgroup v1: no blkio hierarchy mounted',
-    });
+    assert.deepEqual(
+      prepareCgroupV1({ ...noBlkio, mounts: noBlkio.mounts.filter((m) => !m.controllers.includes('blkio')) }),
+      {
+        reason: 'cgroup v1: no blkio hierarchy mounted',
+      },
+    );
     fs.rmSync(`${root}/cpu,cpuacct/cpu.cfs_quota_us`);
     assert.deepEqual(prepareCgroupV1(options()), { reason: `cgroup v1: no cpu.cfs_quota_us in ${root}/cpu,cpuacct` });
   });
@@ -121,7 +151,12 @@ describe("cgroup v1 enforcement (this machine's /sys/fs/cgroup)", function () {
       return path.join(m.path, own.get(controller) ?? '/', `headroom-${process.pid}-${child.pid}`);
     };
     try {
-      assert.ok(fs.readFileSync(`${dirOf('cpu')}/cgroup.procs`, 'utf8').split('\n').includes(String(child.pid)));
+      assert.ok(
+        fs
+          .readFileSync(`${dirOf('cpu')}/cgroup.procs`, 'utf8')
+          .split('\n')
+          .includes(String(child.pid)),
+      );
       e.apply({ cpuPercent: 20, ioBytesPerSec: 10e6 });
       assert.equal(read(`${dirOf('cpu')}/cpu.cfs_quota_us`).trim(), '20000');
       assert.match(read(`${dirOf('blkio')}/blkio.throttle.read_bps_device`), /^\d+:\d+ 10000000$/m);
@@ -129,7 +164,10 @@ describe("cgroup v1 enforcement (this machine's /sys/fs/cgroup)", function () {
       e.pause();
       assert.match(read(`${dirOf('freezer')}/freezer.state`), /FREEZING|FROZEN/);
       const watchdogFreezer = fs.readFileSync(`/proc/${child.watchdogPid}/cgroup`, 'utf8');
-      assert.ok(!watchdogFreezer.includes(`headroom-${process.pid}-${child.pid}`), `the watchdog is outside every group:\n${watchdogFreezer}`);
+      assert.ok(
+        !watchdogFreezer.includes(`headroom-${process.pid}-${child.pid}`),
+        `the watchdog is outside every group:\n${watchdogFreezer}`,
+      );
       const stopped = child.stop(5_000);
       e.release();
       assert.equal(read(`${dirOf('freezer')}/freezer.state`).trim(), 'THAWED');

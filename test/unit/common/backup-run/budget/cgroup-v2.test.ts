@@ -25,7 +25,17 @@ function setup(files: Record<string, string> = {}) {
   const proc = new FakeProc().set(4242, { pgrp: 4242 }).set(4243, { pgrp: 4242 }).set(4250, { pgrp: 4242 });
   const { log, lines } = captureLog();
   const prepare = (parent?: string): Prepared =>
-    prepareCgroupV2({ mount, own: AGENT, parent, log, selfPid: SELF, sysBlock: fakeSysBlock(root), proc, removeDir: removeTree, alive: (pid) => pid === SELF });
+    prepareCgroupV2({
+      mount,
+      own: AGENT,
+      parent,
+      log,
+      selfPid: SELF,
+      sysBlock: fakeSysBlock(root),
+      proc,
+      removeDir: removeTree,
+      alive: (pid) => pid === SELF,
+    });
   return { mount, agentDir: path.join(mount, AGENT), proc, prepare, lines };
 }
 
@@ -44,7 +54,10 @@ describe('cgroup v2 enforcement (fake cgroup tree)', () => {
     const e = mechanism.enforce({ pgid: 4242, exempt: () => 4243 });
     const dir = `${agentDir}/headroom-${SELF}-4242`;
     assert.equal(e.enforcement, 'CGROUP_V2');
-    assert.equal(e.detail, `cgroup v2 ${dir}: cpu.max, io.max on vda (read and write each held to the budget), cgroup.freeze`);
+    assert.equal(
+      e.detail,
+      `cgroup v2 ${dir}: cpu.max, io.max on vda (read and write each held to the budget), cgroup.freeze`,
+    );
     // The leader first, then the member forked before it moved; never the watchdog (4243).
     assert.equal(read(`${dir}/cgroup.procs`), '4250');
   });
@@ -84,7 +97,10 @@ describe('cgroup v2 enforcement (fake cgroup tree)', () => {
     const e = mechanismOf(prepare()).enforce({ pgid: 4242, exempt: () => undefined });
     const dir = `${agentDir}/headroom-${SELF}-4242`;
     fs.writeFileSync(`${dir}/cpu.stat`, 'usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n');
-    fs.writeFileSync(`${dir}/io.stat`, '254:0 rbytes=1000 wbytes=24 rios=3 wios=1 dbytes=0 dios=0\n7:0 rbytes=10 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n');
+    fs.writeFileSync(
+      `${dir}/io.stat`,
+      '254:0 rbytes=1000 wbytes=24 rios=3 wios=1 dbytes=0 dios=0\n7:0 rbytes=10 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n',
+    );
     assert.deepEqual(e.usage(), { cpuSeconds: 2.5, ioBytes: 1034 });
     fs.writeFileSync(`${dir}/cgroup.procs`, ''); // the processes are gone
     await e.close();
@@ -100,13 +116,21 @@ describe('cgroup v2 enforcement (fake cgroup tree)', () => {
       [`${AGENT}/other/cgroup.procs`]: '',
     });
     mechanismOf(prepare());
-    assert.deepEqual(fs.readdirSync(agentDir).filter((n) => !n.startsWith('cgroup.')).sort(), [`headroom-${SELF}-78`, 'other']);
+    assert.deepEqual(
+      fs
+        .readdirSync(agentDir)
+        .filter((n) => !n.startsWith('cgroup.'))
+        .sort(),
+      [`headroom-${SELF}-78`, 'other'],
+    );
     assert.ok(lines.some((l) => l.msg === 'removed cgroups left by an agent that is gone'));
   });
 
   it('says why it cannot be used when the controllers are not there, as beside cgroup v1', () => {
     const { prepare, agentDir } = setup({ [`${AGENT}/cgroup.controllers`]: 'hugetlb\n' });
-    assert.deepEqual(prepare(), { reason: `cgroup v2: the cpu and io controllers are not available in ${agentDir} (it has: hugetlb)` });
+    assert.deepEqual(prepare(), {
+      reason: `cgroup v2: the cpu and io controllers are not available in ${agentDir} (it has: hugetlb)`,
+    });
     const { prepare: noParent, mount } = setup();
     assert.deepEqual(noParent('/nowhere'), { reason: `cgroup v2: no cgroup ${mount}/nowhere` });
   });
@@ -119,7 +143,8 @@ describe('cgroup v2 enforcement (fake cgroup tree)', () => {
     const realWrite = nodeFs.writeFileSync;
     let refusals = 1;
     sinon.stub(nodeFs, 'writeFileSync').callsFake((file, data) => {
-      if (String(file).endsWith('cgroup.subtree_control') && refusals-- > 0) throw Object.assign(new Error('EBUSY'), { code: 'EBUSY' });
+      if (String(file).endsWith('cgroup.subtree_control') && refusals-- > 0)
+        throw Object.assign(new Error('EBUSY'), { code: 'EBUSY' });
       realWrite(file, data);
     });
     const mechanism = mechanismOf(prepare());
@@ -134,7 +159,9 @@ describe('cgroup v2 enforcement (fake cgroup tree)', () => {
     const other = setup({ [`${AGENT}/cgroup.procs`]: `${SELF}\n600\n` });
     refusals = 1;
     const refused = other.prepare();
-    assert.ok('reason' in refused && /\(EBUSY\): it holds other processes; set budget\.cgroupParent/.test(refused.reason), JSON.stringify(refused));
+    assert.ok(
+      'reason' in refused && /\(EBUSY\): it holds other processes; set budget\.cgroupParent/.test(refused.reason),
+      JSON.stringify(refused),
+    );
   });
 });
-

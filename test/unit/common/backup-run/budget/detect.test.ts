@@ -20,7 +20,12 @@ function guest(v2Controllers: string, v1: boolean) {
     'freezer/': '',
   });
   const mounts = [`cgroup2 ${root}/unified cgroup2 rw 0 0`];
-  if (v1) mounts.push(`cgroup ${root}/cpu cgroup rw,cpu 0 0`, `cgroup ${root}/blkio cgroup rw,blkio 0 0`, `cgroup ${root}/freezer cgroup rw,freezer 0 0`);
+  if (v1)
+    mounts.push(
+      `cgroup ${root}/cpu cgroup rw,cpu 0 0`,
+      `cgroup ${root}/blkio cgroup rw,blkio 0 0`,
+      `cgroup ${root}/freezer cgroup rw,freezer 0 0`,
+    );
   const { log, lines } = captureLog();
   const detect = (o: Partial<DetectOptions> = {}) =>
     detectEnforcement({
@@ -49,7 +54,10 @@ describe('choosing the enforcement mechanism', () => {
     const g = guest('hugetlb', true);
     const m = g.detect();
     assert.equal(m.enforcement, 'CGROUP_V1');
-    assert.equal(m.detail, `cgroup v2: the cpu and io controllers are not available in ${g.root}/unified (it has: hugetlb)`);
+    assert.equal(
+      m.detail,
+      `cgroup v2: the cpu and io controllers are not available in ${g.root}/unified (it has: hugetlb)`,
+    );
     const line = g.lines.find((l) => l.msg === 'backups will be held to their budgets with this mechanism');
     assert.deepEqual([line?.enforcement, line?.notUsed], ['CGROUP_V1', m.detail]);
   });
@@ -58,18 +66,32 @@ describe('choosing the enforcement mechanism', () => {
     const g = guest('hugetlb', false);
     const m = g.detect();
     assert.equal(m.enforcement, 'SIGNALS');
-    assert.equal(m.detail, `cgroup v2: the cpu and io controllers are not available in ${g.root}/unified (it has: hugetlb); cgroup v1: no cpu, blkio, freezer hierarchy mounted`);
-    assert.equal(guest('cpu io', true).detect({ mounts: '' }).detail, 'cgroup v2: not mounted; cgroup v1: no cpu, blkio, freezer hierarchy mounted');
+    assert.equal(
+      m.detail,
+      `cgroup v2: the cpu and io controllers are not available in ${g.root}/unified (it has: hugetlb); cgroup v1: no cpu, blkio, freezer hierarchy mounted`,
+    );
+    assert.equal(
+      guest('cpu io', true).detect({ mounts: '' }).detail,
+      'cgroup v2: not mounted; cgroup v1: no cpu, blkio, freezer hierarchy mounted',
+    );
   });
 
   it('uses the mechanism the configuration forces, or refuses to start saying why it cannot be used', () => {
     const g = guest('cpu io', true);
     assert.equal(g.detect({ mode: 'cgroup-v1' }).enforcement, 'CGROUP_V1');
     const forcedSignals = g.detect({ mode: 'signals' });
-    assert.deepEqual([forcedSignals.enforcement, forcedSignals.detail], ['SIGNALS', 'budget.enforcement asks for signals']);
+    assert.deepEqual(
+      [forcedSignals.enforcement, forcedSignals.detail],
+      ['SIGNALS', 'budget.enforcement asks for signals'],
+    );
     assert.throws(
       () => guest('hugetlb', true).detect({ mode: 'cgroup-v2' }),
-      (err: unknown) => err instanceof EnforcementUnavailableError && err.mode === 'cgroup-v2' && /^cgroup-v2 was asked for but cannot be used here: cgroup v2: the cpu and io controllers are not available/.test(err.message),
+      (err: unknown) =>
+        err instanceof EnforcementUnavailableError &&
+        err.mode === 'cgroup-v2' &&
+        /^cgroup-v2 was asked for but cannot be used here: cgroup v2: the cpu and io controllers are not available/.test(
+          err.message,
+        ),
     );
   });
 });

@@ -43,7 +43,14 @@ describe('SIGSTOP/SIGCONT duty cycles', () => {
     const g = group(1);
     g.cycle.start(20);
     clock.tick(300);
-    assert.deepEqual(g.events.slice(0, 6), [[20, false], [100, true], [120, false], [200, true], [220, false], [300, true]]);
+    assert.deepEqual(g.events.slice(0, 6), [
+      [20, false],
+      [100, true],
+      [120, false],
+      [200, true],
+      [220, false],
+      [300, true],
+    ]);
     g.cycle.stop();
     assert.deepEqual(g.events[g.events.length - 1][1], true);
     const count = g.events.length;
@@ -70,7 +77,13 @@ describe('SIGSTOP/SIGCONT duty cycles', () => {
     clock.tick(120);
     g.cycle.start(10);
     clock.tick(100);
-    assert.deepEqual(g.events, [[50, false], [100, true], [150, false], [200, true], [210, false]]);
+    assert.deepEqual(g.events, [
+      [50, false],
+      [100, true],
+      [150, false],
+      [200, true],
+      [210, false],
+    ]);
     g.cycle.stop();
   });
 });

@@ -2,7 +2,14 @@
  * A hand-written enforcement mechanism for the tests of what drives enforcers (run-budget.ts, the job
  * runner): it records every call, and fails the ones the test says should fail.
  */
-import type { Budget, EnforcedGroup, Enforcement, EnforcementMechanism, Enforcer, Usage } from '../../../../../common/backup-run/budget/enforcer';
+import type {
+  Budget,
+  EnforcedGroup,
+  Enforcement,
+  EnforcementMechanism,
+  Enforcer,
+  Usage,
+} from '../../../../../common/backup-run/budget/enforcer';
 import { EnforcementError } from '../../../../../common/backup-run/budget/enforcer';
 
 export class FakeEnforcer implements Enforcer {

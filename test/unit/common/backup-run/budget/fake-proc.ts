@@ -33,7 +33,8 @@ export class FakeProc implements ProcReader {
       // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime prio nice threads itreal starttime
       return `${pidText} (${p.comm ?? 'sh'}) ${p.state ?? 'R'} ${p.ppid ?? 1} ${p.pgrp} ${p.pgrp} 0 -1 0 0 0 0 0 ${t} 0 0 0 20 0 1 0 ${p.startTicks ?? 100} 0 0\n`;
     }
-    if (file === 'io') return `rchar: 1\nwchar: 1\nsyscr: 1\nsyscw: 1\nread_bytes: ${p.ioBytes ?? 0}\nwrite_bytes: 0\ncancelled_write_bytes: 0\n`;
+    if (file === 'io')
+      return `rchar: 1\nwchar: 1\nsyscr: 1\nsyscw: 1\nread_bytes: ${p.ioBytes ?? 0}\nwrite_bytes: 0\ncancelled_write_bytes: 0\n`;
     return undefined;
   }
 

@@ -1,5 +1,10 @@
 import { strict as assert } from 'node:assert';
-import { groupMembers, parseProcIo, parseProcStat, ProcessUsage } from '../../../../../common/backup-run/budget/process-usage';
+import {
+  groupMembers,
+  parseProcIo,
+  parseProcStat,
+  ProcessUsage,
+} from '../../../../../common/backup-run/budget/process-usage';
 import { FakeProc } from './fake-proc';
 
 describe('process usage from /proc', () => {
@@ -10,7 +15,10 @@ describe('process usage from /proc', () => {
   });
 
   it('takes the storage bytes of /proc/<pid>/io, not the page-cache ones', () => {
-    assert.equal(parseProcIo('rchar: 999\nwchar: 999\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n'), 12288);
+    assert.equal(
+      parseProcIo('rchar: 999\nwchar: 999\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n'),
+      12288,
+    );
     assert.equal(parseProcIo('rchar: 1\n'), undefined);
   });
 
@@ -33,7 +41,9 @@ describe('process usage from /proc', () => {
   });
 
   it("does not count a reaped child twice when its parent's counters take it over", () => {
-    const proc = new FakeProc().set(100, { pgrp: 100, ticks: 10 }).set(101, { pgrp: 100, ppid: 100, ticks: 40, ioBytes: 4000 });
+    const proc = new FakeProc()
+      .set(100, { pgrp: 100, ticks: 10 })
+      .set(101, { pgrp: 100, ppid: 100, ticks: 40, ioBytes: 4000 });
     const usage = new ProcessUsage(() => [...proc.processes.keys()], proc);
     assert.deepEqual(usage.sample(), { cpuSeconds: 0.5, ioBytes: 4000 });
     // The child ran 10 more ticks and wrote 1000 more bytes before its parent reaped it: the parent's

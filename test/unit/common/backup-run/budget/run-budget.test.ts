@@ -30,7 +30,10 @@ const tick = () => new Promise((resolve) => setImmediate(resolve));
 describe("a backup run's budget", () => {
   it('keeps a budget asked for before the start, and starts the command under it', async () => {
     const { mechanism, budget, reports } = setup();
-    assert.deepEqual(await budget.set({ budget: { cpuPercent: 10, ioBytesPerSec: 0 }, paused: false }), { ok: true, message: 'cpu 10% of a core from the start of the command' });
+    assert.deepEqual(await budget.set({ budget: { cpuPercent: 10, ioBytesPerSec: 0 }, paused: false }), {
+      ok: true,
+      message: 'cpu 10% of a core from the start of the command',
+    });
     budget.started(new FakeChild(['restic']), token({ budget: { cpuPercent: 90, ioBytesPerSec: 0 } }));
     assert.deepEqual(mechanism.enforcers[0].calls, ['apply cpu=10 io=0']);
     assert.equal(reports[0].budget?.cpuPercent, 10);
@@ -48,7 +51,10 @@ describe("a backup run's budget", () => {
     assert.equal((await pausing).ok, true);
     assert.deepEqual(e.calls, ['apply cpu=0 io=0', 'pause']);
     assert.equal(e.group.exempt(), 4243);
-    assert.deepEqual(reports.map((r) => r.paused), [false, true]);
+    assert.deepEqual(
+      reports.map((r) => r.paused),
+      [false, true],
+    );
   });
 
   it('carries out changes one at a time, in the order they came', async () => {
@@ -75,7 +81,7 @@ describe("a backup run's budget", () => {
     assert.deepEqual(usage.total(), { cpuSeconds: 4, ioBytes: 100 }, 'kept as it was when the run ended');
   });
 
-  it("uses the fallback mechanism when the group cannot be put in a cgroup, and says so in the report", () => {
+  it('uses the fallback mechanism when the group cannot be put in a cgroup, and says so in the report', () => {
     const mechanism = new FakeMechanism('CGROUP_V2', '');
     mechanism.refuse = true;
     const fallback = new FakeMechanism('SIGNALS', '');
@@ -83,8 +89,16 @@ describe("a backup run's budget", () => {
     const { budget, reports, lines } = setup(mechanism);
     budget.started(new FakeChild(['restic']), token());
     assert.equal(fallback.enforcers.length, 1);
-    assert.deepEqual([reports[0].enforcement, reports[0].detail], ['ENFORCEMENT_SIGNALS', 'fake cgroup /x; CGROUP_V2 could not take this backup (cannot create the cgroup: /fake/headroom-1-2 (EACCES))']);
-    assert.ok(lines.some((l) => l.level === 'warn' && l.msg === 'could not use CGROUP_V2 for the backup; using SIGNALS'));
+    assert.deepEqual(
+      [reports[0].enforcement, reports[0].detail],
+      [
+        'ENFORCEMENT_SIGNALS',
+        'fake cgroup /x; CGROUP_V2 could not take this backup (cannot create the cgroup: /fake/headroom-1-2 (EACCES))',
+      ],
+    );
+    assert.ok(
+      lines.some((l) => l.level === 'warn' && l.msg === 'could not use CGROUP_V2 for the backup; using SIGNALS'),
+    );
   });
 
   it('answers not ok when the backup runs without enforcement or is over', async () => {
@@ -97,7 +111,10 @@ describe("a backup run's budget", () => {
       message: 'this backup runs without budget enforcement (see the agent log)',
     });
     await budget.ended();
-    assert.deepEqual(await budget.set({ budget: { cpuPercent: 5, ioBytesPerSec: 0 }, paused: false }), { ok: false, message: 'the backup is over' });
+    assert.deepEqual(await budget.set({ budget: { cpuPercent: 5, ioBytesPerSec: 0 }, paused: false }), {
+      ok: false,
+      message: 'the backup is over',
+    });
   });
 
   it('is put on the command right at its spawn by the guarded run, let go after the SIGTERM of a revoke, and closed at the end', async () => {

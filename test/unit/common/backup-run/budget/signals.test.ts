@@ -8,7 +8,10 @@ import { FakeProc } from './fake-proc';
 
 /** A group 4242 (two processes, the second with two threads) and its watchdog 4243, with every signal, nice and ionice recorded. */
 function setup(o: Partial<SignalsOptions> = {}) {
-  const proc = new FakeProc().set(4242, { pgrp: 4242, ticks: 0 }).set(4244, { pgrp: 4242, threads: [4244, 4245] }).set(4243, { pgrp: 4242 });
+  const proc = new FakeProc()
+    .set(4242, { pgrp: 4242, ticks: 0 })
+    .set(4244, { pgrp: 4242, threads: [4244, 4245] })
+    .set(4243, { pgrp: 4242 });
   const signals: string[] = [];
   const nices: string[] = [];
   const ionices: string[] = [];
@@ -39,7 +42,10 @@ describe('signals enforcement', () => {
       enforcer.detail,
       'signals on process group 4242: nice 19 and SIGSTOP/SIGCONT duty cycles for CPU, SIGSTOP to pause; I/O: ionice best-effort 7 only, no byte-rate limit without cgroups, which the I/O scheduler of vda (mq-deadline) ignores',
     );
-    assert.match(setup({ ionice: undefined }).enforcer.detail, /; I\/O not limited: no byte-rate limit without cgroups, and ionice is not installed$/);
+    assert.match(
+      setup({ ionice: undefined }).enforcer.detail,
+      /; I\/O not limited: no byte-rate limit without cgroups, and ionice is not installed$/,
+    );
   });
 
   it("renices every thread of the group but the watchdog, lowers its I/O priority, and duty-cycles it under the guest's cores", () => {
