@@ -7,9 +7,9 @@ import { strict as assert } from 'node:assert';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { unary, type Clients } from '../../common/client/connection';
-import { CTL_MAIN, type RunningCoordinator, startCoordinator, tempDir } from '../helpers/coordinator-process';
-import { connectPlain } from '../helpers/token-client';
+import { unary } from '../../common/client/connection';
+import { CTL_MAIN, tempDir } from '../helpers/coordinator-process';
+import { coordinatorSuite } from '../helpers/coordinator-suite';
 import { startAgent } from './agent/processes';
 
 /** A command that writes the HEADROOM_ variables of its environment to `file`. */
@@ -21,21 +21,10 @@ function readEnv(file: string): Record<string, string> {
 }
 
 describe('the token in the command environment (real agent, headroomctl and coordinator)', function () {
-  let coordinator: RunningCoordinator;
-  let clients: Clients;
-
-  before(async () => {
-    coordinator = await startCoordinator({ host: 'host-env' });
-    clients = connectPlain(coordinator.address);
-  });
-
-  after(async () => {
-    clients.close();
-    await coordinator.stop();
-  });
+  const suite = coordinatorSuite({ host: 'host-env' });
 
   async function granted(job: string) {
-    const history = await unary(clients.admin.ListHistory.bind(clients.admin), { host: 'host-env' });
+    const history = await unary(suite.clients.admin.ListHistory.bind(suite.clients.admin), { host: 'host-env' });
     const event = history.events.find((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED' && e.job === job);
     assert.ok(event, `a grant for ${job} in the history`);
     return event;
@@ -47,7 +36,7 @@ describe('the token in the command environment (real agent, headroomctl and coor
     const agent = startAgent([
       'exec',
       '--coordinator',
-      coordinator.address,
+      suite.coordinator.address,
       '--vm',
       'vm-env',
       '--host',
@@ -89,7 +78,7 @@ describe('the token in the command environment (real agent, headroomctl and coor
       [
         CTL_MAIN,
         '--coordinator',
-        coordinator.address,
+        suite.coordinator.address,
         'host-backup',
         '--host',
         'host-env',

@@ -7,9 +7,9 @@ import { strict as assert } from 'node:assert';
 import { execFile } from 'node:child_process';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { type Clients, unary } from '../../../common/client/connection';
-import { DIST, type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
-import { connectPlain } from '../../helpers/token-client';
+import { unary } from '../../../common/client/connection';
+import { DIST, tempDir } from '../../helpers/coordinator-process';
+import { coordinatorSuite } from '../../helpers/coordinator-suite';
 
 const run = promisify(execFile);
 const EXAMPLE = path.join(path.dirname(DIST), 'examples', 'python-client');
@@ -18,18 +18,7 @@ const PYTHON = '/usr/bin/python3';
 
 describe('the Python client example', function () {
   this.timeout(120_000);
-  let coordinator: RunningCoordinator;
-  let clients: Clients;
-
-  before(async () => {
-    coordinator = await startCoordinator({ host: 'host-py' });
-    clients = connectPlain(coordinator.address);
-  });
-
-  after(async () => {
-    clients?.close();
-    await coordinator?.stop();
-  });
+  const suite = coordinatorSuite({ host: 'host-py' });
 
   it('is generated from the .proto files, and acquires and releases a token', async () => {
     const out = tempDir('headroom-python-');
@@ -37,7 +26,7 @@ describe('the Python client example', function () {
     const client = [
       path.join(EXAMPLE, 'client.py'),
       '--coordinator',
-      coordinator.address,
+      suite.coordinator.address,
       '--vm',
       'vm-py',
       '--job',
@@ -50,7 +39,7 @@ describe('the Python client example', function () {
     )?.[1];
     assert.ok(tokenId, stdout);
     assert.match(stdout, new RegExp(`^released token ${tokenId}$`, 'm'));
-    const { events } = await unary(clients.admin.ListHistory.bind(clients.admin), {
+    const { events } = await unary(suite.clients.admin.ListHistory.bind(suite.clients.admin), {
       host: 'host-py',
       vm: 'vm-py',
       limit: 10,
