@@ -107,19 +107,33 @@ export function indexPlan(runs: readonly PlannedRun[]): Map<string, PlannedRun[]
 }
 
 /**
+ * How far ahead of a planned occurrence's cron time a request for it may come: the guest's clock, which
+ * times the agent's scheduled requests, may run a little ahead of the host's.
+ */
+export const PLAN_CLOCK_SKEW_MS = 5_000;
+
+/**
  * The planned run a request is for: same kind, VM and job, and the window nearest to the request's (within
- * PLAN_MATCH_TOLERANCE_MS); for a request without a window, the run whose window holds `now`.
+ * PLAN_MATCH_TOLERANCE_MS); for a request without a window, the run whose window holds `now`. Never a run
+ * whose slot lies past the request's own latest start or window (waiting for it could only end in
+ * WINDOW_CLOSED), nor one whose occurrence was not yet due when the request came: a hand-run of a declared
+ * job just before its next cron time is not that occurrence, and starts as any unplanned request does.
  */
 export function matchPlannedRun(
-  request: Pick<PendingRequest, 'kind' | 'vm' | 'job' | 'windowEnd'>,
+  request: Pick<PendingRequest, 'kind' | 'vm' | 'job' | 'windowEnd' | 'latestStart' | 'queuedAt'>,
   plan: HostConditions['plan'],
   now: number,
 ): PlannedRun | undefined {
   const runs = plan.get(planKey(request.kind, request.vm, request.job));
   if (!runs) return undefined;
+  const deadline = Math.min(
+    request.latestStart > 0 ? request.latestStart : Infinity,
+    request.windowEnd > 0 ? request.windowEnd : Infinity,
+  );
   let best: PlannedRun | undefined;
   let bestDistance = Infinity;
   for (const r of runs) {
+    if (r.start >= deadline || r.earliestStart > request.queuedAt + PLAN_CLOCK_SKEW_MS) continue;
     const matches =
       request.windowEnd > 0
         ? Math.abs(r.windowEnd - request.windowEnd) <= PLAN_MATCH_TOLERANCE_MS

@@ -204,7 +204,10 @@ function run(specs: RequestSpec[], ops: Op[]): void {
         // Only requests with a window: one without is matched by time, not by its window.
         const runs = o.runs.filter((r) => inputs[r.req].host === o.host && inputs[r.req].windowEnd > 0);
         const unique = [...new Map(runs.map((r) => [r.req, r])).values()];
-        for (const r of unique) plannedStart.set(`r${r.req}`, T0 + r.startMs);
+        // A slot past the request's own latest start or window never holds it (the gate does not match it).
+        const deadline = (i: (typeof inputs)[number]) => Math.min(i.latestStart || Infinity, i.windowEnd);
+        for (const r of unique)
+          if (T0 + r.startMs < deadline(inputs[r.req])) plannedStart.set(`r${r.req}`, T0 + r.startMs);
         events = lessor.setPlan(
           o.host,
           unique.map((r) => {

@@ -8,6 +8,7 @@ import {
   forcedFrom,
   indexPlan,
   matchPlannedRun,
+  PLAN_CLOCK_SKEW_MS,
   startDecision,
 } from '../../../../coordinator/domain/start-gate';
 import { T0, newLessor, req } from './fixtures';
@@ -72,6 +73,38 @@ describe('start gate', () => {
       matchPlannedRun(pending({ windowEnd: 0 }), plan, T0 + HOUR)?.start,
       T0 + 1,
       'without a window: the run whose window holds now',
+    );
+  });
+
+  it('never holds a request for a slot past its own window, nor for an occurrence not yet due when it came', () => {
+    // issue 15: a hand-run of a job with a 50 s window, 21 s before the job's next cron time, was held for that
+    // occurrence's slot 9 s after its own window ended, then denied WINDOW_CLOSED.
+    const cron = T0 + 21_000;
+    const occurrence = run({ earliestStart: cron, windowEnd: cron + 50_000, start: cron + 38_000 });
+    const c = conditions({ plan: indexPlan([occurrence]) });
+    const handRun = pending({ queuedAt: T0, latestStart: T0 + 50_000, windowEnd: T0 + 50_000 });
+    assert.deepEqual(startDecision(handRun, c, DEFAULT_POLICY, T0), { start: true, forced: false });
+    const inside = conditions({ plan: indexPlan([{ ...occurrence, start: cron + 10_000 }]) });
+    assert.deepEqual(
+      startDecision(handRun, inside, DEFAULT_POLICY, T0),
+      { start: true, forced: false },
+      'a slot inside its window, but of an occurrence due after it came, is not its own either',
+    );
+    const scheduled = pending({ queuedAt: cron, latestStart: cron + 30_000, windowEnd: cron + 50_000 });
+    assert.deepEqual(
+      startDecision(scheduled, c, DEFAULT_POLICY, cron),
+      { start: true, forced: false },
+      'nor a slot past its latest start',
+    );
+    assert.equal(
+      matchPlannedRun({ ...scheduled, latestStart: 0 }, c.plan, cron)?.start,
+      cron + 38_000,
+      'the occurrence itself, its slot inside its window: held for it',
+    );
+    assert.equal(
+      matchPlannedRun({ ...scheduled, latestStart: 0, queuedAt: cron - PLAN_CLOCK_SKEW_MS }, c.plan, cron)?.start,
+      cron + 38_000,
+      'sent by a guest whose clock is a little ahead',
     );
   });
 
