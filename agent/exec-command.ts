@@ -19,7 +19,7 @@ import { AgentConfig, BudgetSettings, DEFAULT_CONFIG_PATH, loadAgentConfig } fro
 import { ConfigError } from '../common/util/config-error';
 import { UsageError } from '../common/util/usage-error';
 import { resolveVmIdentity } from './identity';
-import { denyReason, enforcement as enforcements } from '../proto/enums';
+import { enforcement as enforcements } from '../proto/enums';
 
 export const DEFAULT_EXEC_WINDOW_MS = 3_600_000;
 export const DEFAULT_EXEC_EXPECTED_DURATION_MS = 600_000;
@@ -148,9 +148,6 @@ export function execHooks(plan: ExecPlan, say: (line: string) => void, clock: Cl
         `headroom: granted a slot on host ${token.host} (token ${token.tokenId}, fencing ${token.fencing}); running ${plan.argv.join(' ')}`,
       );
     },
-    onDenied(d) {
-      say(`headroom: denied (${denyReason.show(d.reason)}): ${d.message}`);
-    },
     onUnreachable(info) {
       if (unreachableSaid) return;
       unreachableSaid = true;
@@ -246,6 +243,7 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
       }),
       hooks: execHooks(plan, io.say, clock),
     });
+    // The one line for a denial too (its reason and the coordinator's message): no onDenied hook repeats it.
     if (result.status !== 'succeeded' || result.ranWithoutToken) io.say(`headroom: ${result.message}`);
     return result.status === 'denied' || result.status === 'skipped' ? EXIT_TEMPFAIL : result.exitCode;
   } finally {

@@ -119,8 +119,11 @@ export async function acquireToken(o: AcquireOptions, request: v1.AcquireRequest
     if (attempt.kind === 'denied') {
       o.hooks?.onDenied?.(attempt.denied);
       if (attempt.denied.reason !== 'DENY_REASON_COORDINATOR_STOPPING') {
-        const why = attempt.denied.message || denyReason.show(attempt.denied.reason);
-        return { kind: 'denied', message: `denied a ${what}: ${why}` };
+        const reason = denyReason.show(attempt.denied.reason);
+        return {
+          kind: 'denied',
+          message: `denied a ${what} (${reason}): ${attempt.denied.message || 'no reason given'}`,
+        };
       }
       error = new Error(`the coordinator is stopping: ${attempt.denied.message}`);
     } else {
