@@ -116,9 +116,12 @@ export class PlanKeeper {
 
   private declared(host: string): PlanViewInput['declared'] {
     // Stored as the hello carried them: JobDeclaration__Output.
-    const guests = this.deps.registry
-      .list(host)
-      .map((a) => ({ vm: a.record.vm, kind: 'GUEST' as const, jobs: a.record.jobs as DeclaredJob[] }));
+    const guests = this.deps.registry.list(host).map((a) => ({
+      vm: a.record.vm,
+      kind: 'GUEST' as const,
+      jobs: a.record.jobs as DeclaredJob[],
+      declaredAt: a.record.lastHelloAt,
+    }));
     if (host !== this.deps.coordinator.defaultHost) return guests;
     const byVm = new Map<string, DeclaredJob[]>();
     for (const job of this.deps.hypervisorJobs) for (const vm of job.vms) byVm.set(vm, [...(byVm.get(vm) ?? []), job]);

@@ -37,8 +37,11 @@ export interface PlanViewInput {
   now: number;
   horizonMs: number;
   policy: HostPolicy;
-  /** The jobs declared for each VM: by its agent (GUEST) or in the host's schedule (HYPERVISOR). */
-  declared: readonly { vm: string; kind: TokenKind; jobs: readonly DeclaredJob[] }[];
+  /**
+   * The jobs declared for each VM: by its agent (GUEST) or in the host's schedule (HYPERVISOR). `declaredAt`:
+   * when the agent declared them (its last hello); an occurrence due before then is not planned.
+   */
+  declared: readonly { vm: string; kind: TokenKind; jobs: readonly DeclaredJob[]; declaredAt?: number }[];
   /** The last plan's slots (ViewSlot.id), kept where they still fit, and the runs it left out for room. */
   previous?: {
     readonly slots: readonly { readonly id: string; readonly start: number }[];
@@ -118,9 +121,14 @@ export function buildPlanView(input: PlanViewInput): PlanView {
       const key = runKey(kind, agent.vm, decl.name);
       const durationMs = estimateDurationMs(decl.expectedDurationMs, durations.get(key) ?? []);
       // The latest occurrence may still be in its window: it waits in the queue, or has not asked yet.
-      // Once a token was granted for it, it runs (or ran) and is not planned again.
+      // Once a token was granted for it, it runs (or ran) and is not planned again. Nor is one due before its
+      // agent declared the job: an agent does not catch up on occurrences due before it started, so its slot
+      // would only hold the VM, and the host's minimum start gap would push every later run of the job
+      // (issue 15: an every-minute job ran at :38, the second its agent said hello, from then on). An agent
+      // that reconnects within a window and asks again is served as an unplanned request.
       let at = cron.prev(now);
-      if (at + decl.windowMs <= now || (lastStart.get(key) ?? -Infinity) >= at) at = cron.next(now);
+      if (at + decl.windowMs <= now || (lastStart.get(key) ?? -Infinity) >= at || at < (agent.declaredAt ?? -Infinity))
+        at = cron.next(now);
       for (let n = 0; at < horizonEnd && n < MAX_RUNS_PER_JOB; n++, at = cron.next(at)) {
         const id = `${key}@${at}`;
         runs.set(id, { vm: agent.vm, kind, job: decl.name, earliestStart: at, windowEnd: at + decl.windowMs });

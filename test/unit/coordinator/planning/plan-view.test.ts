@@ -151,6 +151,29 @@ describe('buildPlanView', () => {
     );
   });
 
+  it('plans no occurrence due before its agent declared the job, so the next one keeps its cron time', () => {
+    // issue 15: an agent said hello 38 s past a minute; that minute's run, which the agent would never ask for,
+    // was planned at the hello, and the minute's start gap put every later run at :38 too.
+    const minute = 60_000;
+    const declared = (declaredAt?: number) => [
+      {
+        vm: 'vm-1',
+        kind: 'GUEST' as const,
+        jobs: [job({ schedule: '* * * * *', windowMs: 50_000, expectedDurationMs: 1_000 })],
+        declaredAt,
+      },
+    ];
+    const now = NOW + 38_000;
+    const starts = (declaredAt?: number) =>
+      buildPlanView(input({ now, horizonMs: 3 * minute, declared: declared(declaredAt) })).slots.map((s) => s.start);
+    assert.deepEqual(starts(now - 1_000), [NOW + minute, NOW + 2 * minute, NOW + 3 * minute]);
+    assert.deepEqual(
+      starts(NOW - minute),
+      [now, now + minute, now + 2 * minute, now + 3 * minute],
+      'declared before that minute: it may still ask for it, and the gap spaces the rest after it',
+    );
+  });
+
   it("keeps a VM's planned backup clear of the backup it runs now", () => {
     const declared = [
       { vm: 'vm-1', kind: 'GUEST' as const, jobs: [job({ schedule: '0 12 * * *', windowMs: 6 * HOUR })] },
