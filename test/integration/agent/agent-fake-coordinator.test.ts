@@ -186,7 +186,11 @@ describe('headroom-agent against a scripted coordinator', function () {
       a.stderr(),
       /headroom: job adhoc is queued for a backup slot: position 2, estimated start \d\d:\d\d:\d\d, waiting for: a hypervisor backup of vm-9/,
     );
-    assert.match(a.stderr(), /headroom: denied \(WINDOW_CLOSED\): could not start before 02:30/);
+    assert.deepEqual(
+      a.stderr().match(/^headroom: .*denied.*$/gm),
+      ['headroom: denied a GUEST token for adhoc (WINDOW_CLOSED): could not start before 02:30'],
+      'the denial, said once',
+    );
   });
 
   it('exec withdraws its request when interrupted while waiting', async () => {
