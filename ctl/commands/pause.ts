@@ -3,12 +3,13 @@
  * not touched by a pause; requests keep waiting in the queue.
  */
 import type { HostInfo__Output } from '../../proto/generated/headroom/v1';
-import { parseText } from '../args';
+import { parseText } from '../../common/util/cli-args';
 import { type Command, hostOption } from '../command';
 import { print, printJson } from '../context';
 
 export const pauseCommand: Command = {
   name: 'pause',
+  examples: ["pause --host pve1 --reason 'storage maintenance'"],
   summary: 'stop granting tokens on a host (held tokens are kept)',
   synopsis: '--host H [--reason TEXT]',
   description: 'New requests wait in the queue until the host is resumed; tokens already held keep running.',
@@ -27,6 +28,7 @@ export const pauseCommand: Command = {
 
 export const resumeCommand: Command = {
   name: 'resume',
+  examples: ['resume --host pve1'],
   summary: 'grant tokens on a paused host again',
   synopsis: '--host H',
   options: [hostOption('the host to resume (required)')],

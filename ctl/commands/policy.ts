@@ -3,8 +3,8 @@
  * fields given (SetPolicyRequest's proto3 optional fields), so one change never resets another.
  */
 import type { Policy__Output, SetPolicyRequest } from '../../proto/generated/headroom/v1';
-import { formatDuration, parseDuration } from '../../common/util/duration';
-import { type OptionSpec, parseBool, parsePercent, parseString, parseUint32 } from '../args';
+import { formatDuration, parseFlagDuration } from '../../common/util/duration';
+import { type OptionSpec, parseBool, parsePercent, parseString, parseUint32 } from '../../common/util/cli-args';
 import { parseByteRate } from '../../common/util/byte-rate';
 import { type Command, hostOption } from '../command';
 import { print, printJson } from '../context';
@@ -16,13 +16,14 @@ const HOST_HELP = "the host (default: the coordinator's own)";
 
 /** A duration option's value in milliseconds, which must fit the uint32 `*_ms` field. */
 function parseDurationMs(raw: string): number {
-  const ms = parseDuration(raw);
+  const ms = parseFlagDuration(raw);
   if (ms > 0xffff_ffff) throw new Error(`${raw} is too long (at most ${formatDuration(0xffff_ffff)})`);
   return ms;
 }
 
 export const policyGetCommand: Command = {
   name: 'policy get',
+  examples: ['policy get', 'policy get --host pve1 --json'],
   summary: "show a host's policy",
   synopsis: '[--host H]',
   options: [hostOption(HOST_HELP)],
@@ -217,6 +218,10 @@ const START_OPTIONS: OptionSpec[] = [
 
 export const policySetCommand: Command = {
   name: 'policy set',
+  examples: [
+    'policy set --max-guest 2 --lease-ttl 1m',
+    'policy set --host pve1 --throttle-above-cpu 70 --pause-above-cpu 90 --max-pause 10m',
+  ],
   summary: "change a host's policy (only the fields given)",
   synopsis:
     '[--host H] [--max-guest N] [--max-hypervisor N] [--lease-ttl DURATION] [--allow-overrun true|false] [--report-interval DURATION] [budget options] [start options]',

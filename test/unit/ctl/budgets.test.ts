@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { parseArgs, parsePercent } from '../../../ctl/args';
+import { parseArgs, parsePercent } from '../../../common/util/cli-args';
 import { renderBudgets } from '../../../ctl/commands/agents';
 import { buildSetPolicyRequest, policySetCommand, renderPolicy } from '../../../ctl/commands/policy';
 import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';

@@ -3,7 +3,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as sinon from 'sinon';
 import type { Clients } from '../../../common/client/connection';
 import type { Logger } from '../../../common/util/log';
-import { type CliEnvironment, COMMANDS, runCli } from '../../../ctl/cli';
+import { type CliEnvironment, COMMANDS, GLOBAL_OPTIONS, runCli } from '../../../ctl/cli';
+import { parseArgs } from '../../../common/util/cli-args';
 
 type Handler = (req: unknown) => { err?: Partial<grpc.ServiceError>; res?: unknown };
 
@@ -45,24 +46,68 @@ const POLICY = {
 };
 
 describe('ctl command line', () => {
-  it('refuses an unknown option with exit 64, naming it and showing the command usage', async () => {
+  it('refuses an unknown option with exit 64 in one line: the nearest option and where the help is', async () => {
     const r = await run(['tokens', '--hots', 'a']);
     assert.equal(r.code, 64);
-    assert.match(r.stderr, /^headroomctl: unknown option --hots\n/);
-    assert.match(r.stderr, /Usage: headroomctl \[global options\] tokens \[--host H\]/);
+    assert.equal(
+      r.stderr,
+      "headroomctl: unknown option --hots (did you mean --host?); see 'headroomctl tokens --help'\n",
+    );
     assert.equal(r.open.callCount, 0, 'no connection for a usage error');
   });
 
   it('refuses an unknown command and a missing one with exit 64', async () => {
     const unknown = await run(['stauts']);
     assert.equal(unknown.code, 64);
-    assert.match(unknown.stderr, /unknown command "stauts"/);
+    assert.equal(
+      unknown.stderr,
+      `headroomctl: unknown command "stauts" (did you mean status?); see 'headroomctl --help'\n`,
+    );
+    assert.match((await run(['verison'])).stderr, /\(did you mean version\?\)/);
     const none = await run([]);
     assert.equal(none.code, 64);
     assert.match(none.stderr, /no command given/);
     const sub = await run(['policy', 'delete']);
     assert.equal(sub.code, 64);
-    assert.match(sub.stderr, /policy: unknown subcommand "delete"/);
+    assert.match(sub.stderr, /policy: unknown subcommand "delete"; see 'headroomctl policy --help'/);
+    assert.match((await run(['policy', 'sett'])).stderr, /policy: unknown subcommand "sett" \(did you mean set\?\)/);
+  });
+
+  it('names the option as typed, without parser internals, and asks for a unit on a bare duration', async () => {
+    const r = await run(['policy', 'set', '--lease-ttl', '30']);
+    assert.equal(r.code, 64);
+    assert.equal(
+      r.stderr,
+      `headroomctl: option --lease-ttl: "30" has no unit: write 30s, 30m or 30ms; see 'headroomctl policy set --help'\n`,
+    );
+    assert.equal(r.open.callCount, 0);
+  });
+
+  it("shows examples in every command's help, each accepted by the command's parser", async () => {
+    for (const c of COMMANDS) {
+      const help = await run([...c.name.split(' '), '--help']);
+      assert.match(help.stdout, /\nExamples:\n {2}headroomctl /, c.name);
+      assert.ok(c.examples.length > 0, c.name);
+      for (const e of c.examples) {
+        const words = shellWords(e).slice(c.name.split(' ').length);
+        assert.doesNotThrow(
+          () => parseArgs(words, [...GLOBAL_OPTIONS, ...c.options], { positionals: c.positionals, rest: c.rest }),
+          e,
+        );
+      }
+    }
+    assert.match((await run(['--help'])).stdout, /\nExamples:\n/);
+  });
+
+  it('prints bash and zsh completion from the command table', async () => {
+    const bash = await run(['completion', 'bash']);
+    assert.equal(bash.code, 0);
+    assert.match(bash.stdout, /complete -o default -F _headroomctl headroomctl/);
+    assert.match(bash.stdout, /\*" policy set "\*\) opts="--host --max-guest /);
+    assert.match(bash.stdout, /opts="status agents tokens /);
+    const zsh = await run(['completion', 'zsh']);
+    assert.match(zsh.stdout, /bashcompinit/);
+    assert.equal((await run(['completion', 'fish'])).code, 64);
   });
 
   it('prints help on stdout with exit 0, for the program, a command and a group', async () => {
@@ -83,10 +128,12 @@ describe('ctl command line', () => {
     assert.equal((await run(['tokens', '--bogus', '--help'])).code, 0);
   });
 
-  it('prints the version', async () => {
-    const r = await run(['--version']);
-    assert.equal(r.code, 0);
-    assert.match(r.stdout, /^headroomctl \d+\.\d+\.\d+\n$/);
+  it('prints the version, with --version and with version', async () => {
+    for (const argv of [['--version'], ['version']]) {
+      const r = await run(argv);
+      assert.equal(r.code, 0);
+      assert.match(r.stdout, /^headroomctl \d+\.\d+\.\d+\n$/);
+    }
   });
 
   it('calls with a deadline and the coordinator from the environment when --coordinator is absent', async () => {
@@ -209,3 +256,8 @@ describe('ctl command line', () => {
     assert.match(r.stdout, /revoked token bbbb1111-2222 \(GUEST v2\/j on h, fencing 4\)/);
   });
 });
+
+/** The words of an example as a shell would split them: single or double quotes group words. */
+function shellWords(line: string): string[] {
+  return [...line.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]);
+}
