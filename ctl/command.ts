@@ -30,3 +30,11 @@ export interface Command {
 export function hostOption(help = 'only this host (default: every host)'): OptionSpec {
   return { name: 'host', value: 'H', help, parse: parseString };
 }
+
+/**
+ * `--host H` of a command that acts on one host: without it, the coordinator's own (its --host, by
+ * default its machine's hostname), as the coordinator itself reads an empty host.
+ */
+export function targetHostOption(what = 'the host'): OptionSpec {
+  return hostOption(`${what} (default: the coordinator's own host)`);
+}

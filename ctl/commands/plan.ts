@@ -4,7 +4,7 @@
  */
 import type { Plan__Output } from '../../proto/generated/headroom/v1';
 import { formatDuration, parseFlagDuration } from '../../common/util/duration';
-import { type Command, hostOption } from '../command';
+import { type Command, targetHostOption } from '../command';
 import { print, printJson } from '../context';
 import { DEFAULT_WIDTH, LEGEND, renderGantt } from '../gantt';
 import { formatClock, formatSpan } from '../../common/util/human';
@@ -24,7 +24,7 @@ export const planCommand: Command = {
     'place are listed with the reason. The plan is a forecast: tokens are still granted as agents ask.',
   ].join('\n'),
   options: [
-    hostOption("the host (default: the coordinator's own)"),
+    targetHostOption(),
     {
       name: 'horizon',
       value: 'DURATION',

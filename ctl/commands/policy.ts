@@ -6,13 +6,11 @@ import type { Policy__Output, SetPolicyRequest } from '../../proto/generated/hea
 import { formatDuration, parseFlagDuration } from '../../common/util/duration';
 import { type OptionSpec, parseBool, parsePercent, parseString, parseUint32 } from '../../common/util/cli-args';
 import { parseByteRate } from '../../common/util/byte-rate';
-import { type Command, hostOption } from '../command';
+import { type Command, targetHostOption } from '../command';
 import { print, printJson } from '../context';
 import { UsageError } from '../../common/util/usage-error';
 import { formatCpuShare, formatIoBudget, formatRate } from '../../common/util/human';
 import { formatFields } from '../table';
-
-const HOST_HELP = "the host (default: the coordinator's own)";
 
 /** A duration option's value in milliseconds, which must fit the uint32 `*_ms` field. */
 function parseDurationMs(raw: string): number {
@@ -26,7 +24,7 @@ export const policyGetCommand: Command = {
   examples: ['policy get', 'policy get --host pve1 --json'],
   summary: "show a host's policy",
   synopsis: '[--host H]',
-  options: [hostOption(HOST_HELP)],
+  options: [targetHostOption()],
   async run(ctx, args) {
     const host = args.get<string>('host') ?? '';
     const policy = await ctx.admin('GetPolicy', { host });
@@ -239,7 +237,7 @@ export const policySetCommand: Command = {
     'waiting longer would miss its window: it then starts on the throttled budget.',
   ].join('\n'),
   options: [
-    hostOption(HOST_HELP),
+    targetHostOption(),
     { name: 'max-guest', value: 'N', help: 'concurrent GUEST tokens on the host', parse: parseUint32 },
     { name: 'max-hypervisor', value: 'N', help: 'concurrent HYPERVISOR tokens on the host', parse: parseUint32 },
     { name: 'lease-ttl', value: 'DURATION', help: 'default TTL of a token', parse: parseDurationMs },

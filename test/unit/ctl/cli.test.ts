@@ -209,6 +209,25 @@ describe('ctl command line', () => {
     );
   });
 
+  it("acts on the coordinator's own host when a one-host command is given no --host, as policy and plan do", async () => {
+    const info = { host: 'pve1', paused: true, pauseReason: 'x', queued: 0 };
+    for (const [argv, method] of [
+      [['pause'], 'PauseHost'],
+      [['resume'], 'ResumeHost'],
+      [['policy', 'get'], 'GetPolicy'],
+    ] as const) {
+      const r = await run([...argv], { [method]: () => ({ res: method === 'GetPolicy' ? POLICY : info }) });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((r.calls[0].req as { host: string }).host, '', method);
+    }
+    for (const c of COMMANDS) {
+      const host = c.options.find((o) => o.name === 'host');
+      if (host && !host.help.includes('required') && !host.help.includes('every host') && !c.name.startsWith('pki')) {
+        assert.match(host.help, /\(default: the coordinator's own host\)$/, c.name);
+      }
+    }
+  });
+
   it('sends only the policy fields given, converting durations to milliseconds', async () => {
     const r = await run(['policy', 'set', '--host', 'h1', '--lease-ttl', '1m30s', '--allow-overrun', 'false'], {
       SetPolicy: (req) => ({ res: { ...POLICY, ...(req as object) } }),
@@ -228,10 +247,10 @@ describe('ctl command line', () => {
     assert.match(bad.stderr, /option --lease-ttl: expected a duration/);
   });
 
-  it('requires --host for pause and the command after -- for host-backup', async () => {
-    const pause = await run(['pause']);
-    assert.equal(pause.code, 64);
-    assert.match(pause.stderr, /missing required option --host/);
+  it('requires --host for host-backup, and the command after -- for it', async () => {
+    const noHost = await run(['host-backup', '--vm', 'v', '--', 'true']);
+    assert.equal(noHost.code, 64);
+    assert.match(noHost.stderr, /missing required option --host/);
     const hb = await run(['host-backup', '--host', 'h', '--vm', 'v']);
     assert.equal(hb.code, 64);
     assert.match(hb.stderr, /missing the command to run: put it after "--"/);
