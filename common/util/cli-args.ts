@@ -80,7 +80,7 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[],
   /** Stores the option's value (the next word unless given inline) and returns the index of the last word used. */
   const take = (spec: OptionSpec, typed: string, inline: string | undefined, i: number): number => {
     if (!spec.parse) {
-      if (inline !== undefined) throw new UsageError(`option ${typed} takes no value`);
+      if (inline !== undefined) throw new UsageError(`${typed} takes no value`);
       values.set(spec.name, true);
       return i;
     }
@@ -88,7 +88,7 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[],
     if (raw === undefined) {
       const next = argv[i + 1];
       if (next === undefined || next === '--' || (next.startsWith('--') && next.length > 2)) {
-        throw new UsageError(`option ${typed} needs a value (${spec.value ?? 'VALUE'})`);
+        throw new UsageError(`${typed} needs a value (${spec.value ?? 'VALUE'})`);
       }
       raw = next;
       i++;
@@ -96,7 +96,7 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[],
     try {
       values.set(spec.name, spec.parse(raw));
     } catch (err) {
-      throw new UsageError(`option ${typed}: ${(err as Error).message}`);
+      throw new UsageError(`${typed}: ${(err as Error).message}`);
     }
     return i;
   };

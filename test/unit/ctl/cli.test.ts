@@ -78,7 +78,7 @@ describe('ctl command line', () => {
     assert.equal(r.code, 64);
     assert.equal(
       r.stderr,
-      `headroomctl: option --lease-ttl: "30" has no unit: write 30s, 30m or 30ms; see 'headroomctl policy set --help'\n`,
+      `headroomctl: --lease-ttl: "30" has no unit: write 30s, 30m or 30ms; see 'headroomctl policy set --help'\n`,
     );
     assert.equal(r.open.callCount, 0);
   });
@@ -244,7 +244,7 @@ describe('ctl command line', () => {
     assert.equal(none.calls.length, 0);
     const bad = await run(['policy', 'set', '--lease-ttl', 'soon']);
     assert.equal(bad.code, 64);
-    assert.match(bad.stderr, /option --lease-ttl: expected a duration/);
+    assert.match(bad.stderr, /--lease-ttl: expected a duration/);
   });
 
   it('requires --host for host-backup, and the command after -- for it', async () => {

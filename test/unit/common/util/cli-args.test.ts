@@ -64,7 +64,7 @@ describe('cli-args', () => {
     const args = parseArgs(['-c', 'a.yaml', '-h'], specs);
     assert.equal(args.get('config'), 'a.yaml');
     assert.equal(args.flag('help'), true);
-    usageError(() => parseArgs(['-c'], specs), /^option -c needs a value \(FILE\)$/);
+    usageError(() => parseArgs(['-c'], specs), /^-c needs a value \(FILE\)$/);
   });
 
   it('keeps the command after --, and says where a stray word belongs', () => {
@@ -99,18 +99,18 @@ describe('cli-args', () => {
   });
 
   it('refuses an option without its value, naming the option and the placeholder', () => {
-    usageError(() => parseArgs(['--host'], SPECS), /option --host needs a value \(H\)/);
-    usageError(() => parseArgs(['--host', '--follow'], SPECS), /option --host needs a value/);
+    usageError(() => parseArgs(['--host'], SPECS), /--host needs a value \(H\)/);
+    usageError(() => parseArgs(['--host', '--follow'], SPECS), /--host needs a value/);
   });
 
   it('refuses a value given to a flag', () => {
-    usageError(() => parseArgs(['--follow=yes'], SPECS), /option --follow takes no value/);
+    usageError(() => parseArgs(['--follow=yes'], SPECS), /--follow takes no value/);
   });
 
   it('names the option whose value does not convert', () => {
-    usageError(() => parseArgs(['--limit', 'ten'], SPECS), /option --limit: expected a whole number >= 0, got "ten"/);
-    usageError(() => parseArgs(['--limit', '0'], SPECS), /option --limit: expected a whole number from 1/);
-    usageError(() => parseArgs(['--host='], SPECS), /option --host: expected a non-empty value/);
+    usageError(() => parseArgs(['--limit', 'ten'], SPECS), /--limit: expected a whole number >= 0, got "ten"/);
+    usageError(() => parseArgs(['--limit', '0'], SPECS), /--limit: expected a whole number from 1/);
+    usageError(() => parseArgs(['--host='], SPECS), /--host: expected a non-empty value/);
   });
 
   it('accepts an empty text value and one that starts with a dash', () => {
