@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { DEFAULT_KILL_GRACE_MS } from '../common/backup-run/child-process';
 import { systemClock, Clock } from '../common/util/clock';
 import { clientCredentials, connect, DEFAULT_ADDRESS, parseAddress, TlsFiles } from '../common/client/connection';
-import { DURATION_SYNTAX, formatDuration, parseDuration } from '../common/util/duration';
+import { formatDuration, parseFlagDuration } from '../common/util/duration';
 import { GuardedRunHooks, runGuarded, StopReason } from '../common/backup-run/guarded-run';
 import { EXIT_TEMPFAIL } from '../common/util/exit-codes';
 import type { Logger } from '../common/util/log';
@@ -66,11 +66,11 @@ export function planExec(flags: ExecFlags, argv: string[], defaultConfigPath = D
   const duration = (flag: string, value: string | undefined, min: number): number | undefined => {
     if (value === undefined) return undefined;
     try {
-      const ms = parseDuration(value);
-      if (ms < min) throw new Error();
+      const ms = parseFlagDuration(value);
+      if (ms < min) throw new Error(`expected at least ${formatDuration(min)}, got "${value}"`);
       return ms;
-    } catch {
-      problems.push(`--${flag}: expected ${DURATION_SYNTAX} of at least ${formatDuration(min)}, got "${value}"`);
+    } catch (err) {
+      problems.push(`--${flag}: ${(err as Error).message}`);
       return undefined;
     }
   };

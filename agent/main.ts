@@ -10,14 +10,25 @@ import { formatDuration } from '../common/util/duration';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../common/util/exit-codes';
 import { DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
 import { startDaemon } from './daemon';
-import { parse } from './cli-args';
+import { type OptionSpecs, parse } from './cli-args';
+import { didYouMean, formatUsageError } from '../common/util/cli-args';
+import { SHELLS, type Shell, completionScript } from '../common/util/completion';
 import { ConfigError } from '../common/util/config-error';
 import { UsageError } from '../common/util/usage-error';
-import { FREEZE_NOTICE_HELP, INSTALL_HOOK_HELP, freezeNoticeCommand, installHookCommand } from './freeze/fsfreeze-cli';
+import {
+  FREEZE_NOTICE_HELP,
+  FREEZE_OPTIONS,
+  INSTALL_HOOK_HELP,
+  INSTALL_HOOK_OPTIONS,
+  freezeNoticeCommand,
+  installHookCommand,
+} from './freeze/fsfreeze-cli';
 import { planExec, runExec } from './exec-command';
 import { nextOccurrence } from './jobs/scheduler';
 import { AGENT_VERSION } from './version';
 import { role } from '../proto/enums';
+
+const PROGRAM = 'headroom-agent';
 
 const HELP = `headroom-agent ${AGENT_VERSION}: the Headroom in-guest agent
 
@@ -32,12 +43,19 @@ Usage:
                                                  tell the running daemon the hypervisor froze/thawed this VM
   headroom-agent install-fsfreeze-hook [--dir DIR]
                                                  install the qemu-guest-agent hook that runs freeze-notice
-  headroom-agent version                        print the version
+  headroom-agent completion bash|zsh            print the shell completion script
+  headroom-agent version                        print the version (also --version)
   headroom-agent help [COMMAND]                 this help, or a command's
 
 Environment: HEADROOM_LOG=debug|info|warn|error|silent (default info), HEADROOM_LOG_FORMAT=json.
 Exit codes: the command's own for exec; 64 usage error; 75 denied, skipped, lease lost or revoked
 (try later); 78 configuration error.
+
+Examples:
+  headroom-agent enroll --token hr1.… --coordinator coordinator.example.org:7400
+  headroom-agent check --config /etc/headroom/agent.yaml
+  headroom-agent run
+  headroom-agent exec --job nightly --window 2h -- restic backup /data
 `;
 
 const RUN_HELP = `Usage: headroom-agent run [--config FILE]
@@ -49,6 +67,10 @@ SIGTERM or SIGINT stops the running jobs (their tokens are released) and exits.
 Options:
   -c, --config FILE   configuration file (default ${DEFAULT_CONFIG_PATH}); see examples/agent.yaml
   -h, --help          this help
+
+Examples:
+  headroom-agent run
+  HEADROOM_LOG=debug headroom-agent run --config ./agent.yaml
 `;
 
 const EXEC_HELP = `Usage: headroom-agent exec --job NAME [options] -- COMMAND [ARG...]
@@ -77,7 +99,12 @@ Options:
 
 Exit code: the command's; 75 when denied, when the window closed before a slot (or the coordinator)
 was available, or when the lease was lost or revoked and the command was stopped; 64 usage; 78 config.
-Durations: 500ms, 90s, 10m, 2h, 1h30m.
+Durations: 500ms, 90s, 10m, 2h, 1h30m (a unit is required).
+
+Examples:
+  headroom-agent exec --job nightly --window 2h -- restic backup /data
+  headroom-agent exec --config /etc/headroom/agent.yaml --job tar-data
+  headroom-agent exec --job db-dump --expected-duration 20m --on-unreachable run -- pg_dumpall -f /backup/all.sql
 `;
 
 /** enroll writes its files beside the default configuration. */
@@ -99,12 +126,60 @@ Options:
   -h, --help                this help
 
 Exit code: 0 enrolled; 1 refused (used or expired token, another CA) or unreachable; 64 usage.
+
+Examples:
+  headroom-agent enroll --token hr1.… --coordinator coordinator.example.org:7400
+  headroom-agent enroll --token hr1.… --coordinator 10.0.0.5:7400 --dir ./pki
 `;
 
 const CHECK_HELP = `Usage: headroom-agent check [--config FILE]
 
 Validates the configuration file (every problem is listed) and prints each job's next run.
+
+Options:
+  -c, --config FILE   configuration file (default ${DEFAULT_CONFIG_PATH})
+  -h, --help          this help
+
+Examples:
+  headroom-agent check
+  headroom-agent check --config ./agent.yaml
 `;
+
+const CONFIG_OPTIONS: OptionSpecs = { config: { value: 'FILE', short: 'c' }, help: { short: 'h' } };
+
+const EXEC_OPTIONS: OptionSpecs = {
+  job: { value: 'NAME', short: 'j' },
+  config: { value: 'FILE', short: 'c' },
+  window: { value: 'DURATION', short: 'w' },
+  'expected-duration': { value: 'DURATION', short: 'e' },
+  coordinator: { value: 'ADDR' },
+  vm: { value: 'ID' },
+  host: { value: 'NAME' },
+  priority: { value: 'N' },
+  'kill-grace': { value: 'DURATION' },
+  'on-unreachable': { value: 'skip|run' },
+  ttl: { value: 'DURATION' },
+  help: { short: 'h' },
+};
+
+const ENROLL_OPTIONS: OptionSpecs = {
+  token: { value: 'TOKEN', short: 't' },
+  coordinator: { value: 'ADDR' },
+  dir: { value: 'DIR', short: 'd' },
+  help: { short: 'h' },
+};
+
+/** The commands, their help and their options: the dispatcher, `help COMMAND`, completion and docs/cli.md. */
+export const AGENT_COMMANDS: Readonly<Record<string, { help: string; options: OptionSpecs }>> = {
+  run: { help: RUN_HELP, options: CONFIG_OPTIONS },
+  exec: { help: EXEC_HELP, options: EXEC_OPTIONS },
+  check: { help: CHECK_HELP, options: CONFIG_OPTIONS },
+  enroll: { help: ENROLL_HELP, options: ENROLL_OPTIONS },
+  'freeze-notice': { help: FREEZE_NOTICE_HELP, options: FREEZE_OPTIONS },
+  'install-fsfreeze-hook': { help: INSTALL_HOOK_HELP, options: INSTALL_HOOK_OPTIONS },
+};
+
+export { HELP as AGENT_HELP };
 
 interface Io {
   out: (text: string) => void;
@@ -114,22 +189,12 @@ interface Io {
   execLog: Logger;
 }
 
-/** Splits `exec` arguments at the first `--`: our options before, the command after. */
-function splitCommand(args: string[]): { own: string[]; command: string[] } {
-  const i = args.indexOf('--');
-  return i < 0 ? { own: args, command: [] } : { own: args.slice(0, i), command: args.slice(i + 1) };
-}
-
 async function runCommand(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(args, {
-    config: { type: 'string', short: 'c' },
-    help: { type: 'boolean', short: 'h' },
-  });
+  const { values } = parse(args, CONFIG_OPTIONS);
   if (values.help) {
     io.out(RUN_HELP);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const config = loadAgentConfig((values.config as string | undefined) ?? DEFAULT_CONFIG_PATH);
   let daemon;
   try {
@@ -158,27 +223,11 @@ async function runCommand(args: string[], io: Io): Promise<number> {
 }
 
 async function execCommand(args: string[], io: Io): Promise<number> {
-  const { own, command } = splitCommand(args);
-  const { values, positionals } = parse(own, {
-    job: { type: 'string', short: 'j' },
-    config: { type: 'string', short: 'c' },
-    window: { type: 'string', short: 'w' },
-    'expected-duration': { type: 'string', short: 'e' },
-    coordinator: { type: 'string' },
-    vm: { type: 'string' },
-    host: { type: 'string' },
-    priority: { type: 'string' },
-    'kill-grace': { type: 'string' },
-    'on-unreachable': { type: 'string' },
-    ttl: { type: 'string' },
-    help: { type: 'boolean', short: 'h' },
-  });
+  const { values, rest: command } = parse(args, EXEC_OPTIONS, { rest: true });
   if (values.help) {
     io.out(EXEC_HELP);
     return 0;
   }
-  if (positionals.length > 0)
-    throw new UsageError(`put the command after "--": headroom-agent exec --job NAME -- ${positionals.join(' ')}`);
   const v = values as Record<string, string | undefined>;
   const plan = planExec(
     {
@@ -194,23 +243,17 @@ async function execCommand(args: string[], io: Io): Promise<number> {
       onUnreachable: v['on-unreachable'],
       ttl: v.ttl,
     },
-    command,
+    [...command],
   );
   return runExec(plan, { log: io.execLog, say: (line) => io.err(`${line}\n`) });
 }
 
 async function enrollCommand(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parse(args, {
-    token: { type: 'string', short: 't' },
-    coordinator: { type: 'string' },
-    dir: { type: 'string', short: 'd' },
-    help: { type: 'boolean', short: 'h' },
-  });
+  const { values } = parse(args, ENROLL_OPTIONS);
   if (values.help) {
     io.out(ENROLL_HELP);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const v = values as Record<string, string | undefined>;
   if (!v.token) throw new UsageError('missing --token (from headroomctl enroll create)');
   if (!v.coordinator) throw new UsageError('missing --coordinator HOST:PORT');
@@ -235,15 +278,11 @@ async function enrollCommand(args: string[], io: Io): Promise<number> {
 }
 
 function checkCommand(args: string[], io: Io): number {
-  const { values, positionals } = parse(args, {
-    config: { type: 'string', short: 'c' },
-    help: { type: 'boolean', short: 'h' },
-  });
+  const { values } = parse(args, CONFIG_OPTIONS);
   if (values.help) {
     io.out(CHECK_HELP);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const config = loadAgentConfig((values.config as string | undefined) ?? DEFAULT_CONFIG_PATH);
   io.out(`${config.file}: OK, coordinator ${config.coordinator}, ${config.jobs.length} job(s)\n`);
   for (const j of config.jobs) {
@@ -278,34 +317,26 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
         return await freezeNoticeCommand(rest, full);
       case 'install-fsfreeze-hook':
         return installHookCommand(rest, full, selfCommand());
+      case 'completion':
+        return completion(rest, full);
       case 'version':
       case '--version':
-        full.out(`headroom-agent ${AGENT_VERSION} (node ${process.version}, ${process.platform}-${process.arch})\n`);
+        full.out(`${PROGRAM} ${AGENT_VERSION}\n`);
         return 0;
       case undefined:
       case 'help':
       case '--help':
       case '-h': {
-        const topic = rest[0];
-        const topics: Record<string, string> = {
-          run: RUN_HELP,
-          exec: EXEC_HELP,
-          check: CHECK_HELP,
-          enroll: ENROLL_HELP,
-          'freeze-notice': FREEZE_NOTICE_HELP,
-          'install-fsfreeze-hook': INSTALL_HOOK_HELP,
-        };
-        full.out(topics[topic] ?? HELP);
+        full.out(AGENT_COMMANDS[rest[0]]?.help ?? HELP);
         return command === undefined ? EXIT_USAGE : EXIT_OK;
       }
       default:
-        throw new UsageError(`unknown command "${command}"`);
+        throw new UsageError(`unknown command "${command}"${didYouMean(command, [...WORDS])}`);
     }
   } catch (err) {
     if (err instanceof UsageError) {
-      full.err(
-        `headroom-agent: ${err.message.split('\n').join('\nheadroom-agent: ')}\nsee: headroom-agent ${['exec', 'run', 'enroll', 'freeze-notice', 'install-fsfreeze-hook'].includes(command) ? `${command} ` : ''}--help\n`,
-      );
+      const topic = command in AGENT_COMMANDS ? `${command} ` : '';
+      full.err(formatUsageError(PROGRAM, err.message, `${PROGRAM} ${topic}--help`));
       return EXIT_USAGE;
     }
     if (err instanceof ConfigError) {
@@ -315,6 +346,28 @@ export async function main(argv: string[], io?: Partial<Io>): Promise<number> {
     full.log.error('unexpected failure', { error: err as Error });
     return EXIT_FAILURE;
   }
+}
+
+/** Every command word, for "did you mean". */
+const WORDS = [...Object.keys(AGENT_COMMANDS), 'completion', 'version', 'help'];
+
+/** `headroom-agent completion bash|zsh`: the script, from AGENT_COMMANDS. */
+function completion(words: readonly string[], io: Io): number {
+  const shell = words[0];
+  if (words.length !== 1 || !SHELLS.includes(shell as Shell)) {
+    throw new UsageError(`completion: expected one of ${SHELLS.join(', ')}`);
+  }
+  const commands = [
+    ...Object.entries(AGENT_COMMANDS).map(([name, c]) => ({
+      name,
+      options: Object.keys(c.options).map((o) => `--${o}`),
+    })),
+    { name: 'completion', options: [...SHELLS] },
+    { name: 'version', options: [] },
+    { name: 'help', options: Object.keys(AGENT_COMMANDS) },
+  ];
+  io.out(completionScript({ program: PROGRAM, commands, globalOptions: [] }, shell as Shell));
+  return EXIT_OK;
 }
 
 /** True inside the single executable, where the bundle is the main script whatever `require.main` says. */

@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { type CatalogSource, localCatalog } from '../host-backup/catalog/local-catalog';
 import type * as v1 from '../proto/generated/headroom/v1';
-import { type OptionSpec, type ParsedArgs, parseString } from './args';
+import { type OptionSpec, type ParsedArgs, parseString } from '../common/util/cli-args';
 import type { Context } from './context';
 import { toRpcError } from './errors';
 

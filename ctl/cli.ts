@@ -7,7 +7,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Clients, DEFAULT_ADDRESS, clientCredentials, connect, parseAddress } from '../common/client/connection';
 import type { Logger } from '../common/util/log';
-import { type OptionSpec, ParsedArgs, parseArgs, parseString, wantsHelp } from './args';
+import {
+  type OptionSpec,
+  ParsedArgs,
+  didYouMean,
+  formatUsageError,
+  parseArgs,
+  parseString,
+  wantsHelp,
+} from '../common/util/cli-args';
 import type { Command } from './command';
 import { agentsCommand } from './commands/agents';
 import { backupCancelCommand, backupRunsCommand, backupShowCommand, backupStartCommand } from './commands/backup';
@@ -32,6 +40,7 @@ import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../common/util/exit-codes';
 import { RpcError, describeRpcError } from './errors';
 import { UsageError } from '../common/util/usage-error';
 import { formatTable } from './table';
+import { SHELLS, type Shell, completionScript } from '../common/util/completion';
 
 export const PROGRAM = 'headroomctl';
 
@@ -127,11 +136,17 @@ export function usageLine(cmd: Command): string {
   return `Usage: ${PROGRAM} [global options] ${cmd.name}${rest}`;
 }
 
+/** The Examples: section of a help text, each example indented under it. */
+export function examplesSection(examples: readonly string[]): string {
+  return ['Examples:', ...examples.map((e) => `  ${e}`)].join('\n');
+}
+
 export function commandHelp(cmd: Command): string {
   const parts = [usageLine(cmd), '', cmd.summary.charAt(0).toUpperCase() + cmd.summary.slice(1) + '.'];
   if (cmd.description) parts.push('', cmd.description);
   if (cmd.options.length) parts.push('', 'Options:', optionLines(cmd.options));
   parts.push('', 'Global options:', optionLines(GLOBAL_OPTIONS));
+  parts.push('', examplesSection(cmd.examples.map((e) => `${PROGRAM} ${e}`)));
   return parts.join('\n');
 }
 
@@ -144,12 +159,21 @@ export function globalHelp(): string {
     '',
     'Commands:',
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    `  ${'completion'.padEnd(width)}  print the shell completion script: completion bash|zsh`,
+    `  ${'version'.padEnd(width)}  print the version`,
     '',
     'Global options (accepted before or after the command):',
     optionLines(GLOBAL_OPTIONS),
     '',
     'Exit status: 0 done; 1 the coordinator refused or could not be reached; 64 usage error.',
     "host-backup exits with its command's status, or 75 when no token could be had in time.",
+    '',
+    examplesSection([
+      `${PROGRAM} --pki-dir /etc/headroom/pki status`,
+      `${PROGRAM} history --follow`,
+      `${PROGRAM} policy set --max-guest 2 --lease-ttl 1m`,
+      `source <(${PROGRAM} completion bash)`,
+    ]),
     '',
     `Run '${PROGRAM} <command> --help' for a command's options.`,
   ].join('\n');
@@ -198,12 +222,18 @@ function groupUsage(group: string): string {
  */
 export async function runCli(argv: readonly string[], env: CliEnvironment): Promise<number> {
   const { io } = env;
-  const fail = (message: string, usage: string): number => {
-    io.stderr(`${PROGRAM}: ${message}\n${usage ? `\n${usage}\n` : ''}`);
+  /** One line and where the help is (`help` names the command whose help it is). */
+  const fail = (message: string, help = ''): number => {
+    io.stderr(formatUsageError(PROGRAM, message, `${PROGRAM} ${help ? `${help} ` : ''}--help`));
     return EXIT_USAGE;
   };
 
   let found = findCommand(argv);
+  if (found.name === 'version') {
+    io.stdout(`${PROGRAM} ${version()}\n`);
+    return EXIT_OK;
+  }
+  if (found.name === 'completion') return completion(found.others, io);
   if (found.name === 'help') {
     // `headroomctl help [command]` is `headroomctl [command] --help`.
     found = findCommand(found.others);
@@ -219,16 +249,13 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     try {
       args = parseArgs(found.others, GLOBAL_OPTIONS);
     } catch (err) {
-      return fail(
-        (err as Error).message,
-        `Usage: ${PROGRAM} [global options] <command> [options]; see ${PROGRAM} --help`,
-      );
+      return fail((err as Error).message);
     }
     if (args.flag('version')) {
       io.stdout(`${PROGRAM} ${version()}\n`);
       return EXIT_OK;
     }
-    return fail('no command given', globalHelp());
+    return fail('no command given');
   }
 
   const cmd = COMMANDS.find((c) => c.name === found.name);
@@ -239,15 +266,16 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
         return EXIT_OK;
       }
       const sub = found.name?.split(' ')[1];
+      const subs = COMMANDS.filter((c) => c.name.startsWith(`${found.group} `)).map((c) => c.name.split(' ')[1]);
       return fail(
-        sub === undefined ? `${found.group}: missing subcommand` : `${found.group}: unknown subcommand "${sub}"`,
-        groupUsage(found.group),
+        sub === undefined
+          ? `${found.group}: missing subcommand (one of ${subs.join(', ')})`
+          : `${found.group}: unknown subcommand "${sub}"${didYouMean(sub, subs)}`,
+        found.group,
       );
     }
-    return fail(
-      `unknown command "${found.name}"`,
-      `Commands: ${COMMANDS.map((c) => c.name).join(', ')}; see ${PROGRAM} --help`,
-    );
+    const words = [...new Set([...COMMANDS.map((c) => c.name.split(' ')[0]), 'help', 'version'])];
+    return fail(`unknown command "${found.name}"${didYouMean(found.name!, words)}`);
   }
 
   if (wantsHelp(found.others)) {
@@ -267,14 +295,14 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     }
     for (const p of (cmd.positionals ?? []).slice(args.positionals.length)) throw new UsageError(`missing ${p}`);
   } catch (err) {
-    return fail((err as Error).message, usageLine(cmd));
+    return fail((err as Error).message, cmd.name);
   }
 
   const coordinator = args.get<string>('coordinator') ?? (env.env.HEADROOM_COORDINATOR || DEFAULT_ADDRESS);
   try {
     parseAddress(coordinator);
   } catch (err) {
-    return fail(`--coordinator: ${(err as Error).message}`, usageLine(cmd));
+    return fail(`--coordinator: ${(err as Error).message}`, cmd.name);
   }
   // --pki-dir names the admin identity pki init made; explicit --tls-* files win over it.
   const pki = args.get<string>('pki-dir');
@@ -284,7 +312,7 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     keyFile: args.get<string>('tls-key') ?? (pki && path.join(pki, 'admin.key')),
   };
   if ((tls.certFile === undefined) !== (tls.keyFile === undefined)) {
-    return fail('--tls-cert and --tls-key go together', usageLine(cmd));
+    return fail('--tls-cert and --tls-key go together', cmd.name);
   }
   for (const [option, file] of [
     ['tls-ca', tls.caFile],
@@ -296,7 +324,7 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
       fs.accessSync(file, fs.constants.R_OK);
     } catch (err) {
       const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : 'cannot be read';
-      return fail(`--${option} ${file}: ${why}`, usageLine(cmd));
+      return fail(`--${option} ${file}: ${why}`, cmd.name);
     }
   }
   const open = env.open ?? ((address, files, log) => connect(address, clientCredentials(address, { tls: files }, log)));
@@ -319,17 +347,35 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
   try {
     return await cmd.run(ctx, args);
   } catch (err) {
-    if (err instanceof UsageError) return fail(err.message, usageLine(cmd));
+    if (err instanceof UsageError) return fail(err.message, cmd.name);
     if (err instanceof RpcError) {
       io.stderr(`${PROGRAM}: ${describeRpcError(err, coordinator)}\n`);
       return EXIT_FAILURE;
     }
-    if (err instanceof ConnectionSetupError) return fail(err.message, usageLine(cmd));
+    if (err instanceof ConnectionSetupError) return fail(err.message, cmd.name);
     io.stderr(`${PROGRAM}: ${(err as Error)?.message ?? String(err)}\n`);
     return EXIT_FAILURE;
   } finally {
     ctx.close();
   }
+}
+
+/** `headroomctl completion bash|zsh`: the script, from the command table. */
+function completion(words: readonly string[], io: Io): number {
+  const shell = words[0];
+  if (words.length !== 1 || !SHELLS.includes(shell as Shell)) {
+    io.stderr(formatUsageError(PROGRAM, `completion: expected one of ${SHELLS.join(', ')}`, `${PROGRAM} --help`));
+    return EXIT_USAGE;
+  }
+  const dashed = (options: readonly OptionSpec[]) => options.map((o) => `--${o.name}`);
+  const commands = [
+    ...COMMANDS.map((c) => ({ name: c.name, options: dashed(c.options) })),
+    { name: 'completion', options: [...SHELLS] },
+    { name: 'version', options: [] },
+    { name: 'help', options: COMMANDS.map((c) => c.name.split(' ')[0]) },
+  ];
+  io.stdout(completionScript({ program: PROGRAM, commands, globalOptions: dashed(GLOBAL_OPTIONS) }, shell as Shell));
+  return EXIT_OK;
 }
 
 /** The connection could not even be set up: plaintext to a remote address, an unreadable TLS file. */

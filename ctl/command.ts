@@ -3,7 +3,7 @@
  * (cli.ts) parses the command line against `options` plus the global options, and prints help and usage
  * from these fields, so the help can never drift from what is accepted.
  */
-import { type OptionSpec, type ParsedArgs, parseString } from './args';
+import { type OptionSpec, type ParsedArgs, parseString } from '../common/util/cli-args';
 import type { Context } from './context';
 
 export interface Command {
@@ -15,6 +15,8 @@ export interface Command {
   synopsis: string;
   /** Paragraphs printed under the usage line in `--help`. */
   description?: string;
+  /** Command lines shown under Examples: in `--help` and docs/cli.md, without the program's name. */
+  examples: string[];
   options: OptionSpec[];
   /** Positional arguments, by name (as in the synopsis), all required. */
   positionals?: string[];
@@ -27,4 +29,12 @@ export interface Command {
 /** `--host H` as most commands take it. */
 export function hostOption(help = 'only this host (default: every host)'): OptionSpec {
   return { name: 'host', value: 'H', help, parse: parseString };
+}
+
+/**
+ * `--host H` of a command that acts on one host: without it, the coordinator's own (its --host, by
+ * default its machine's hostname), as the coordinator itself reads an empty host.
+ */
+export function targetHostOption(what = 'the host'): OptionSpec {
+  return hostOption(`${what} (default: the coordinator's own host)`);
 }

@@ -6,7 +6,7 @@
  */
 import { type TokenClient, unary } from '../common/client/connection';
 import { errorText } from '../common/client/call-status';
-import { formatDuration, parseDuration } from '../common/util/duration';
+import { formatDuration, parseFlagDuration } from '../common/util/duration';
 import type { v1 } from '../proto';
 import { quiesceState } from '../proto/enums';
 import type { Consistency } from './catalog/chain-rules';
@@ -27,7 +27,7 @@ export function parseQuiesceMode(raw: string): QuiesceMode {
 
 /** --quiesce-hold: a bound the coordinator accepts (hold_ms at most 10 minutes). */
 export function parseQuiesceHold(raw: string): number {
-  const ms = parseDuration(raw);
+  const ms = parseFlagDuration(raw);
   if (ms < 1 || ms > 600_000) throw new Error(`${raw} is out of range (1ms to ${formatDuration(600_000)})`);
   return ms;
 }

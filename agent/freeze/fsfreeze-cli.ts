@@ -3,7 +3,7 @@
  * \`install-fsfreeze-hook\` (writes the hook), with their help and their exit code policy.
  */
 import * as path from 'node:path';
-import { formatDuration, parseDuration } from '../../common/util/duration';
+import { formatDuration, parseFlagDuration } from '../../common/util/duration';
 import { DEFAULT_FREEZE_HOLD_MS, DEFAULT_FREEZE_SOURCE, MAX_FREEZE_HOLD_MS } from '../../common/domain/freeze-hold';
 import { type OptionSpecs, parse } from '../cli-args';
 import { DEFAULT_CONFIG_PATH } from '../config';
@@ -38,6 +38,10 @@ Exit code: 0 when the daemon took the notice, and also when it could not be told
 within ${FREEZE_NOTICE_TIMEOUT_MS / 1000} s, refused): then the reason is on stderr. A hook that fails can fail the
 hypervisor's freeze and with it the snapshot, for a reason that is Headroom's, not the guest's. 64 for a
 usage error (an installation mistake, seen when installing).
+
+Examples:
+  headroom-agent freeze-notice freeze --source proxmox --hold 5m
+  headroom-agent freeze-notice thaw
 `;
 
 export const INSTALL_HOOK_HELP = `Usage: headroom-agent install-fsfreeze-hook [options]
@@ -55,6 +59,10 @@ Options:
       --socket PATH     passed to freeze-notice
   -c, --config FILE     passed to freeze-notice
   -h, --help            this help
+
+Examples:
+  headroom-agent install-fsfreeze-hook
+  headroom-agent install-fsfreeze-hook --dir /etc/qemu/fsfreeze-hook.d --hold 10m
 `;
 
 /** --source and --hold as freeze-notice takes them, for it and for the hook that will run it. */
@@ -65,7 +73,7 @@ function freezeOptions(v: Record<string, string | undefined>): { source: string;
   let holdMs = 0;
   if (v.hold !== undefined) {
     try {
-      holdMs = parseDuration(v.hold);
+      holdMs = parseFlagDuration(v.hold);
     } catch (err) {
       throw new UsageError(`--hold: ${(err as Error).message}`);
     }
@@ -75,24 +83,25 @@ function freezeOptions(v: Record<string, string | undefined>): { source: string;
   return { source, holdMs };
 }
 
-const FREEZE_OPTIONS: OptionSpecs = {
-  source: { type: 'string', short: 's' },
-  hold: { type: 'string' },
-  socket: { type: 'string' },
-  config: { type: 'string', short: 'c' },
-  help: { type: 'boolean', short: 'h' },
+export const FREEZE_OPTIONS: OptionSpecs = {
+  source: { value: 'NAME', short: 's' },
+  hold: { value: 'DURATION' },
+  socket: { value: 'PATH' },
+  config: { value: 'FILE', short: 'c' },
+  help: { short: 'h' },
 };
 
+export const INSTALL_HOOK_OPTIONS: OptionSpecs = { ...FREEZE_OPTIONS, dir: { value: 'DIR', short: 'd' } };
+
 export async function freezeNoticeCommand(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, FREEZE_OPTIONS);
+  const { values, positionals } = parse(args, FREEZE_OPTIONS, { positionals: ['freeze|thaw'] });
   if (values.help) {
     io.out(FREEZE_NOTICE_HELP);
     return 0;
   }
-  const [phase, ...extra] = positionals;
+  const [phase] = positionals;
   if (phase !== 'freeze' && phase !== 'thaw')
     throw new UsageError(`expected freeze or thaw, got ${phase === undefined ? 'nothing' : `"${phase}"`}`);
-  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
   const v = values as Record<string, string | undefined>;
   const { source, holdMs } = freezeOptions(v);
   await sendFreezeNotice(
@@ -105,12 +114,11 @@ export async function freezeNoticeCommand(args: string[], io: CliIo): Promise<nu
 
 /** `self`: how to run this agent from a bare environment (main.ts knows whether it is the single executable). */
 export function installHookCommand(args: string[], io: CliIo, self: string[]): number {
-  const { values, positionals } = parse(args, { ...FREEZE_OPTIONS, dir: { type: 'string', short: 'd' } });
+  const { values } = parse(args, INSTALL_HOOK_OPTIONS);
   if (values.help) {
     io.out(INSTALL_HOOK_HELP);
     return 0;
   }
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
   const v = values as Record<string, string | undefined>;
   freezeOptions(v);
   const passed = (['source', 'hold', 'socket', 'config'] as const).flatMap((k) =>

@@ -48,6 +48,23 @@ export function parseDuration(input: string | number): number {
 }
 
 /**
+ * A duration on a command line, where the unit must be written: "30" could mean seconds as well as
+ * milliseconds, so every bare number but 0 is refused with the spellings that would be accepted.
+ * Config files keep parseDuration's "a bare number is milliseconds" (YAML numbers have no unit).
+ */
+export function parseFlagDuration(raw: string): number {
+  const text = raw.trim();
+  if (/^\d+$/.test(text) && Number(text) !== 0) {
+    throw new Error(`"${raw}" has no unit: write ${text}s, ${text}m or ${text}ms`);
+  }
+  try {
+    return parseDuration(text);
+  } catch {
+    throw new Error(`expected a duration such as 500ms, 90s, 10m, 2h or 1h30m, got "${raw}"`);
+  }
+}
+
+/**
  * Formats milliseconds for people, exactly and compactly: 1500 → "1.5s", 5400000 → "1h30m", 0 → "0s".
  * The result parses back to the same number with parseDuration.
  */

@@ -12,6 +12,7 @@ import { shortId } from './tokens';
 
 export const agentsCommand: Command = {
   name: 'agents',
+  examples: ['agents', 'agents --host pve1 --json'],
   summary: 'agents: connection, last hello, last load, declared jobs, and the budgets of their backups',
   synopsis: '[--host H]',
   options: [hostOption()],

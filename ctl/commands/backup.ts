@@ -4,7 +4,7 @@
  * coordinator.yaml (AdminService.StartBackup, CancelBackup, ListBackupRuns).
  */
 import type { BackupInfo__Output, BackupRun__Output } from '../../proto/generated/headroom/v1';
-import { parseString } from '../args';
+import { parseString } from '../../common/util/cli-args';
 import { DIR_OPTION, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { type Context, note, print, printJson } from '../context';
@@ -37,6 +37,10 @@ function backupLines(b: BackupInfo__Output, now: number): string[] {
 
 export const backupShowCommand: Command = {
   name: 'backup show',
+  examples: [
+    'backup show 20261129T070000Z-full-1a2b3c --dir /var/backups/headroom',
+    'backup show 20261129T070000Z-full-1a2b3c --vm web1',
+  ],
   summary: "one backup: its manifest and the chain it reads through (--dir DIR: local; else the coordinator's)",
   synopsis: 'ID [--dir DIR] [--vm V]',
   description: [
@@ -110,6 +114,7 @@ async function waitForEnd(ctx: Context, vm: string, runId: string): Promise<Back
 
 export const backupStartCommand: Command = {
   name: 'backup start',
+  examples: ['backup start --vm web1 --wait', 'backup start --vm web1 --full'],
   summary: 'have the coordinator back a VM up now with its configured driver (hypervisorJobs in coordinator.yaml)',
   synopsis: '--vm V [--full] [--wait]',
   description: [
@@ -141,6 +146,7 @@ export const backupStartCommand: Command = {
 
 export const backupCancelCommand: Command = {
   name: 'backup cancel',
+  examples: ['backup cancel --vm web1 --wait'],
   summary: 'stop the backup of a VM the coordinator started (its block jobs are cancelled; the bitmaps kept)',
   synopsis: '--vm V [--wait]',
   description: 'Sends SIGTERM to the run. --wait waits for it to end.',
@@ -157,6 +163,7 @@ export const backupCancelCommand: Command = {
 
 export const backupRunsCommand: Command = {
   name: 'backup runs',
+  examples: ['backup runs', 'backup runs --vm web1'],
   summary: 'the backups the coordinator started, newest first',
   synopsis: '[--vm V]',
   options: [{ name: 'vm', value: 'V', help: 'only this VM', parse: parseString }],

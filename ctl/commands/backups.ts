@@ -4,7 +4,7 @@
  * from the coordinator's (../catalog-source.ts).
  */
 import type { BackupInfo__Output } from '../../proto/generated/headroom/v1';
-import { parsePositiveInt } from '../args';
+import { parsePositiveInt } from '../../common/util/cli-args';
 import { MAX_LISTED_BACKUPS } from '../../host-backup/catalog/snapshot-wire';
 import { CATALOG_OPTIONS, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
@@ -26,6 +26,7 @@ export function kindName(b: Pick<BackupInfo__Output, 'kind'>): string {
 
 export const backupsCommand: Command = {
   name: 'backups',
+  examples: ['backups --dir /var/backups/headroom', 'backups --vm web1 --limit 10 --verify'],
   summary:
     "list the backups of a catalog, and check their files with --verify (--dir DIR: local; else the coordinator's)",
   synopsis: '[--dir DIR] [--vm V] [--disk D] [--limit N] [--verify]',

@@ -3,15 +3,15 @@
  * caller) gets its certificate: `headroom-agent enroll --token … --coordinator host:port`.
  */
 import type { CreateEnrollmentTokenResponse__Output, Identity__Output } from '../../proto/generated/headroom/v1';
-import { formatDuration, parseDuration } from '../../common/util/duration';
+import { formatDuration, parseFlagDuration } from '../../common/util/duration';
 import { MAX_TOKEN_TTL_MS } from '../../common/pki/enrolment-token';
-import { type ParsedArgs, parseString } from '../args';
+import { type ParsedArgs, parseString } from '../../common/util/cli-args';
 import type { Command } from '../command';
 import { type Context, note, print, printJson } from '../context';
 import { UsageError } from '../../common/util/usage-error';
 
 export function parseTokenTtl(raw: string): number {
-  const ms = parseDuration(raw);
+  const ms = parseFlagDuration(raw);
   if (ms < 1_000 || ms > MAX_TOKEN_TTL_MS)
     throw new Error(`expected a duration from 1s to ${formatDuration(MAX_TOKEN_TTL_MS)}, got "${raw}"`);
   return ms;
@@ -43,6 +43,7 @@ export function identityArgs(args: ParsedArgs): Identity__Output | undefined {
 
 export const enrollCreateCommand: Command = {
   name: 'enroll create',
+  examples: ['enroll create --host pve1 --vm web1', 'enroll create --host pve1 --role host --ttl 1h'],
   summary: 'make a one-time token with which an agent gets its client certificate',
   synopsis: '--host H (--vm V | --role host) [--ttl DURATION]',
   description: [

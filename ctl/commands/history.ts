@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { HistoryEvent__Output } from '../../proto/generated/headroom/v1';
-import { parsePositiveInt, parseString } from '../args';
+import { parsePositiveInt, parseString } from '../../common/util/cli-args';
 import { type Command, hostOption } from '../command';
 import { type Context, note, print } from '../context';
 import { statusName } from '../../common/client/call-status';
@@ -20,6 +20,7 @@ const RESUBSCRIBE_DELAY_MS = 1_000;
 
 export const historyCommand: Command = {
   name: 'history',
+  examples: ['history --limit 50', 'history --host pve1 --vm web1 --follow'],
   summary: 'token events in time order (--follow streams new ones)',
   synopsis: '[--host H] [--vm V] [--limit N] [--follow]',
   description:

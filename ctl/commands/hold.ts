@@ -14,7 +14,7 @@ import { type HoldEnd, type HolderMessage, type ParentChannel, runHolder } from 
 import { releaseHold } from '../../host-backup/hold-release';
 import { FINAL_PHASES, parseOutcome, processAlive, readHoldState } from '../../host-backup/hold-state';
 import type { StopReason } from '../../common/backup-run/guarded-run';
-import { parsePositiveInt, parseString } from '../args';
+import { parsePositiveInt, parseString } from '../../common/util/cli-args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
 import { EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL } from '../../common/util/exit-codes';
@@ -29,6 +29,10 @@ const ACQUIRE_OPTIONS = hostBackupCommand.options.filter((o) => SHARED.has(o.nam
 
 export const holdCommand: Command = {
   name: 'hold',
+  examples: [
+    'hold --state-file /run/headroom/hold.json --host pve1 --vm 101 --window 30m',
+    'hold --state-file /run/headroom/hold.json --release --outcome success',
+  ],
   summary: "hold a HYPERVISOR token across invocations (for hook scripts such as vzdump's)",
   synopsis:
     '--state-file FILE {--host H --vm V [--job NAME] [--window DURATION] [--ttl DURATION] [--log FILE] [--watch-pid PID] [--foreground] | ' +

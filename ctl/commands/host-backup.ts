@@ -8,13 +8,13 @@
 import { DEFAULT_KILL_GRACE_MS } from '../../common/backup-run/child-process';
 import type { StopReason } from '../../common/backup-run/guarded-run';
 import { parseByteRate } from '../../common/util/byte-rate';
-import { formatDuration, parseDuration } from '../../common/util/duration';
+import { formatDuration, parseFlagDuration } from '../../common/util/duration';
 import { LIMITS } from '../../coordinator/domain/policy';
 import type { CoordinatorLink } from '../../host-backup/coordinator-link';
 import type { QuiesceMode } from '../../host-backup/guest-quiesce';
 import type { Emit } from '../../host-backup/progress';
 import { runHostBackup } from '../../host-backup/run-host-backup';
-import { parseInt32, parsePositiveInt, parseString } from '../args';
+import { parseInt32, parsePositiveInt, parseString } from '../../common/util/cli-args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
 import { UsageError } from '../../common/util/usage-error';
@@ -29,7 +29,7 @@ function parseDriver(raw: string): 'command' | 'qmp' {
 }
 
 function parseDurationMs(raw: string): number {
-  const ms = parseDuration(raw);
+  const ms = parseFlagDuration(raw);
   if (ms > 0xffff_ffff) throw new Error(`${raw} is too long (at most ${formatDuration(0xffff_ffff)})`);
   return ms;
 }
@@ -51,6 +51,10 @@ function parseIoLimit(raw: string): number {
 
 export const hostBackupCommand: Command = {
   name: 'host-backup',
+  examples: [
+    'host-backup --host pve1 --vm 101 --window 1h -- vzdump 101 --mode snapshot',
+    'host-backup --host pve1 --vm web1 --driver qmp --qmp-socket /run/qemu/web1.qmp --target /var/backups/headroom',
+  ],
   summary: 'run a hypervisor-level backup command under a HYPERVISOR token',
   synopsis:
     '--host H --vm V [--job NAME] [--window DURATION] [--expected-duration DURATION] [--priority N] [--ttl DURATION] [--kill-grace DURATION] ' +

@@ -7,7 +7,7 @@ import type { Certificate__Output, Identity__Output } from '../../proto/generate
 import { role } from '../../proto/enums';
 import { formatDuration } from '../../common/util/duration';
 import { DEFAULT_PKI_DIR } from '../../coordinator/pki/state-dir';
-import { type OptionSpec, parseString, parseText } from '../args';
+import { type OptionSpec, parseString, parseText } from '../../common/util/cli-args';
 import type { Command } from '../command';
 import { print, printJson } from '../context';
 import { UsageError } from '../../common/util/usage-error';
@@ -18,6 +18,10 @@ const csv = (raw: string) => raw.split(',').map((s) => parseString(s.trim()));
 
 export const pkiInitCommand: Command = {
   name: 'pki init',
+  examples: [
+    'pki init --dir /etc/headroom/pki --names coordinator.example.org,10.0.0.5',
+    'pki init --dir ./pki --host pve1 --admin alice',
+  ],
   summary: "create the coordinator's CA, its server certificate and this machine's admin and host identities",
   synopsis: '[--dir DIR] [--names N1,N2,...] [--host H] [--admin NAME]',
   description: [
@@ -75,6 +79,7 @@ function describe(id: Identity__Output | null): string {
 
 export const pkiListCommand: Command = {
   name: 'pki list',
+  examples: ['pki list', 'pki list --all --json'],
   summary: 'list the certificates the coordinator issued',
   synopsis: '[--all]',
   options: [{ name: 'all', help: 'include revoked certificates' }],
@@ -121,6 +126,7 @@ const IDENTITY_OPTIONS: OptionSpec[] = [
 
 export const pkiRevokeCommand: Command = {
   name: 'pki revoke',
+  examples: ["pki revoke --host pve1 --vm web1 --reason 'VM decommissioned'", 'pki revoke --serial 4f2a9c'],
   summary: 'revoke certificates now: their calls are refused and their open streams closed',
   synopsis: '(--serial S | --host H [--vm V] | --admin NAME) [--reason TEXT]',
   description: 'By serial (as pki list prints it), or every valid certificate of an identity.',
@@ -147,6 +153,7 @@ export const pkiRevokeCommand: Command = {
 
 export const pkiRotateCommand: Command = {
   name: 'pki rotate',
+  examples: ['pki rotate --host pve1 --vm web1', 'pki rotate --host pve1 --ttl 1h'],
   summary: 'make a token to enrol an identity again with a new key; its old certificates are revoked when it is used',
   synopsis: '--host H [--vm V] [--ttl DURATION]',
   options: [

@@ -3,8 +3,8 @@
  * coming hours, as a text Gantt chart (gantt.ts) followed by the runs it could not place and why.
  */
 import type { Plan__Output } from '../../proto/generated/headroom/v1';
-import { formatDuration, parseDuration } from '../../common/util/duration';
-import { type Command, hostOption } from '../command';
+import { formatDuration, parseFlagDuration } from '../../common/util/duration';
+import { type Command, targetHostOption } from '../command';
 import { print, printJson } from '../context';
 import { DEFAULT_WIDTH, LEGEND, renderGantt } from '../gantt';
 import { formatClock, formatSpan } from '../../common/util/human';
@@ -14,6 +14,7 @@ import { formatTable } from '../table';
 
 export const planCommand: Command = {
   name: 'plan',
+  examples: ['plan', 'plan --host pve1 --horizon 6h'],
   summary: "a host's backup plan for the coming hours, as a timeline",
   synopsis: '[--host H] [--horizon DURATION]',
   description: [
@@ -23,12 +24,12 @@ export const planCommand: Command = {
     'place are listed with the reason. The plan is a forecast: tokens are still granted as agents ask.',
   ].join('\n'),
   options: [
-    hostOption("the host (default: the coordinator's own)"),
+    targetHostOption(),
     {
       name: 'horizon',
       value: 'DURATION',
       help: 'how far ahead to plan (default 24h, at most 7 days)',
-      parse: parseDuration,
+      parse: parseFlagDuration,
     },
   ],
   async run(ctx, args) {

@@ -3,29 +3,28 @@
  * fields given (SetPolicyRequest's proto3 optional fields), so one change never resets another.
  */
 import type { Policy__Output, SetPolicyRequest } from '../../proto/generated/headroom/v1';
-import { formatDuration, parseDuration } from '../../common/util/duration';
-import { type OptionSpec, parseBool, parsePercent, parseString, parseUint32 } from '../args';
+import { formatDuration, parseFlagDuration } from '../../common/util/duration';
+import { type OptionSpec, parseBool, parsePercent, parseString, parseUint32 } from '../../common/util/cli-args';
 import { parseByteRate } from '../../common/util/byte-rate';
-import { type Command, hostOption } from '../command';
+import { type Command, targetHostOption } from '../command';
 import { print, printJson } from '../context';
 import { UsageError } from '../../common/util/usage-error';
 import { formatCpuShare, formatIoBudget, formatRate } from '../../common/util/human';
 import { formatFields } from '../table';
 
-const HOST_HELP = "the host (default: the coordinator's own)";
-
 /** A duration option's value in milliseconds, which must fit the uint32 `*_ms` field. */
 function parseDurationMs(raw: string): number {
-  const ms = parseDuration(raw);
+  const ms = parseFlagDuration(raw);
   if (ms > 0xffff_ffff) throw new Error(`${raw} is too long (at most ${formatDuration(0xffff_ffff)})`);
   return ms;
 }
 
 export const policyGetCommand: Command = {
   name: 'policy get',
+  examples: ['policy get', 'policy get --host pve1 --json'],
   summary: "show a host's policy",
   synopsis: '[--host H]',
-  options: [hostOption(HOST_HELP)],
+  options: [targetHostOption()],
   async run(ctx, args) {
     const host = args.get<string>('host') ?? '';
     const policy = await ctx.admin('GetPolicy', { host });
@@ -217,6 +216,10 @@ const START_OPTIONS: OptionSpec[] = [
 
 export const policySetCommand: Command = {
   name: 'policy set',
+  examples: [
+    'policy set --max-guest 2 --lease-ttl 1m',
+    'policy set --host pve1 --throttle-above-cpu 70 --pause-above-cpu 90 --max-pause 10m',
+  ],
   summary: "change a host's policy (only the fields given)",
   synopsis:
     '[--host H] [--max-guest N] [--max-hypervisor N] [--lease-ttl DURATION] [--allow-overrun true|false] [--report-interval DURATION] [budget options] [start options]',
@@ -234,7 +237,7 @@ export const policySetCommand: Command = {
     'waiting longer would miss its window: it then starts on the throttled budget.',
   ].join('\n'),
   options: [
-    hostOption(HOST_HELP),
+    targetHostOption(),
     { name: 'max-guest', value: 'N', help: 'concurrent GUEST tokens on the host', parse: parseUint32 },
     { name: 'max-hypervisor', value: 'N', help: 'concurrent HYPERVISOR tokens on the host', parse: parseUint32 },
     { name: 'lease-ttl', value: 'DURATION', help: 'default TTL of a token', parse: parseDurationMs },

@@ -3,7 +3,7 @@
  * disk, never one that a kept backup reads through; `--dry-run` only says what it would do. On a directory
  * on this machine (--dir) or on the coordinator's.
  */
-import { parseUint32 } from '../args';
+import { parseUint32 } from '../../common/util/cli-args';
 import { CATALOG_OPTIONS, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { note, print, printJson } from '../context';
@@ -12,6 +12,7 @@ import { formatBytes } from '../../common/util/human';
 
 export const pruneCommand: Command = {
   name: 'prune',
+  examples: ['prune --dir /var/backups/headroom --keep-daily 7 --keep-weekly 4 --dry-run'],
   summary:
     "remove the backups a retention policy does not keep (--dry-run to see; --dir DIR: local; else the coordinator's)",
   synopsis: '[--dir DIR] [--vm V] [--disk D] [--keep-last N] [--keep-daily N] [--keep-weekly N] [--dry-run]',

@@ -16,7 +16,7 @@ import {
 } from '../../host-backup/guest-quiesce';
 import type { DiskSpec } from '../../host-backup/hypervisor/block-nodes';
 import { CONSISTENCY_FILE_ENV, runQmpBackup } from '../../host-backup/qmp-backup';
-import { type OptionSpec, type ParsedArgs, parseString, parseUint32 } from '../args';
+import { type OptionSpec, type ParsedArgs, parseString, parseUint32 } from '../../common/util/cli-args';
 import type { Command } from '../command';
 import { type Context, note, print, printJson } from '../context';
 import { EXIT_FAILURE, EXIT_TEMPFAIL } from '../../common/util/exit-codes';
@@ -123,6 +123,10 @@ export function qmpBackupArgv(vm: string, args: ParsedArgs, coordinator: string)
 
 export const qmpBackupCommand: Command = {
   name: 'qmp-backup',
+  examples: [
+    'qmp-backup --qmp-socket /run/qemu/web1.qmp --vm web1 --target /var/backups/headroom',
+    'qmp-backup --qmp-socket /run/qemu/web1.qmp --vm web1 --target /var/backups/headroom --full --quiesce try',
+  ],
   summary: "back up a running QEMU's disks over QMP, full or incremental (no token; see host-backup --driver qmp)",
   synopsis:
     '--qmp-socket PATH --vm V --target DIR [--disk LIST] [--full] [--max-incrementals N] [--speed RATE] [--quiesce MODE] [--quiesce-hold DURATION]',

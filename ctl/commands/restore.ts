@@ -7,7 +7,7 @@ import { CatalogError } from '../../host-backup/catalog/chain-rules';
 import { ManifestStore } from '../../host-backup/catalog/manifest-store';
 import { restoreDisk } from '../../host-backup/catalog/restore';
 import { QemuImgError } from '../../host-backup/qemu-img';
-import { parseString } from '../args';
+import { parseString } from '../../common/util/cli-args';
 import type { Command } from '../command';
 import { note, print, printJson } from '../context';
 import { formatBytes } from '../../common/util/human';
@@ -30,6 +30,10 @@ function parseFormat(raw: string): 'qcow2' | 'raw' {
 
 export const restoreCommand: Command = {
   name: 'restore',
+  examples: [
+    'restore --dir /var/backups/headroom --vm web1 --to /tmp/web1.qcow2',
+    'restore --dir /var/backups/headroom --vm web1 --to /tmp/web1.raw --format raw --at 2026-11-29T07:00:00Z',
+  ],
   summary: "rebuild a VM's disk at a point in time from a backup directory (local, no coordinator)",
   synopsis: '--dir DIR --vm V --to FILE [--at TIME] [--disk D] [--format qcow2|raw] [--no-verify] [--force]',
   description: [

@@ -3,7 +3,7 @@
  * next renew or release with that fencing number is refused. Accepts the short id that `tokens` prints.
  */
 import type { Token__Output } from '../../proto/generated/headroom/v1';
-import { parseText } from '../args';
+import { parseText } from '../../common/util/cli-args';
 import type { Command } from '../command';
 import { type Context, print, printJson } from '../context';
 import { UsageError } from '../../common/util/usage-error';
@@ -15,6 +15,7 @@ const MIN_PREFIX = 4;
 
 export const revokeCommand: Command = {
   name: 'revoke',
+  examples: ["revoke 3f1e9b2c-0d4a-4c55-9a8e-2f0b6c1d7e10 --reason 'stuck backup'"],
   summary: 'void an active token now (its holder is told to stop)',
   synopsis: 'TOKEN_ID [--reason TEXT]',
   description: `TOKEN_ID is the full id or a prefix of at least ${MIN_PREFIX} characters that matches one active token (as \`tokens\` prints it).`,

@@ -11,6 +11,7 @@ import { formatTable } from '../table';
 
 export const statusCommand: Command = {
   name: 'status',
+  examples: ['status', 'status --host pve1 --json'],
   summary: 'hosts: paused, active tokens, queue, agents, fencing, policy',
   synopsis: '[--host H]',
   description:

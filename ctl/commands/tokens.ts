@@ -11,6 +11,7 @@ import { tokenKind } from '../../proto/enums';
 
 export const tokensCommand: Command = {
   name: 'tokens',
+  examples: ['tokens', 'tokens --host pve1'],
   summary: 'active tokens and queued requests',
   synopsis: '[--host H]',
   options: [hostOption()],

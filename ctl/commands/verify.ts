@@ -3,7 +3,7 @@
  * line per file as it is checked, from a directory on this machine (--dir) or on the coordinator's host.
  * Exits 1 when any file differs or a manifest cannot be read.
  */
-import { parseString } from '../args';
+import { parseString } from '../../common/util/cli-args';
 import { CATALOG_OPTIONS, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
 import { note, print } from '../context';
@@ -11,6 +11,7 @@ import { UsageError } from '../../common/util/usage-error';
 
 export const verifyCommand: Command = {
   name: 'verify',
+  examples: ['verify --dir /var/backups/headroom', 'verify --vm web1 --disk drive-virtio0'],
   summary: "check backup files against their manifests' SHA-256 (--dir DIR: local; else the coordinator's)",
   synopsis: '[--dir DIR] [--vm V] [--disk D] [--id ID]',
   description: [

@@ -280,6 +280,7 @@ describe('headroom-agent against a scripted coordinator', function () {
     assert.equal(await usage.exited, 64);
     assert.match(usage.stderr(), /--job: missing/);
     assert.match(usage.stderr(), /--window: expected a duration/);
+    assert.match(usage.stderr(), /; see 'headroom-agent exec --help'\n$/);
     const config = writeConfig('jobs: [{name: x}]\nbogus: 1\n');
     const bad = agent(['exec', '--job', 'x', '--config', config, '--', 'true']);
     assert.equal(await bad.exited, 78);

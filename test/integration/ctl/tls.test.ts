@@ -55,6 +55,6 @@ describe('headroomctl over mutual TLS', function () {
   it('says which TLS file it cannot read, as a usage error', async () => {
     const r = await runCtl(['--coordinator', address, '--tls-ca', pem('missing.pem'), 'status']);
     assert.equal(r.code, 64);
-    assert.match(r.stderr, /^headroomctl: --tls-ca \S*missing\.pem: no such file\n/);
+    assert.match(r.stderr, /^headroomctl: --tls-ca \S*missing\.pem: no such file; see 'headroomctl status --help'\n$/);
   });
 });

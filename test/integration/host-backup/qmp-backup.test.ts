@@ -182,7 +182,7 @@ describe('qmp driver against qemu-storage-daemon', function () {
       corrupt,
     ]).done;
     assert.equal(badTime.code, 64);
-    assert.match(badTime.stderr, /option --at: expected "now" or an ISO 8601 time with its zone/);
+    assert.match(badTime.stderr, /--at: expected "now" or an ISO 8601 time with its zone/);
   });
 
   it('prunes whole chains a retention policy does not keep; what is kept still restores, and the next backup is incremental', async () => {

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { parseArgs, parsePercent } from '../../../ctl/args';
+import { parseArgs, parsePercent } from '../../../common/util/cli-args';
 import { renderBudgets } from '../../../ctl/commands/agents';
 import { buildSetPolicyRequest, policySetCommand, renderPolicy } from '../../../ctl/commands/policy';
 import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
@@ -140,15 +140,15 @@ describe('ctl: budgets', () => {
   it('refuses malformed budget values naming the option', () => {
     assert.throws(
       () => parseArgs(['--pause-above-cpu', '101'], policySetCommand.options),
-      /option --pause-above-cpu: expected a whole number from 0 to 100, got "101"/,
+      /--pause-above-cpu: expected a whole number from 0 to 100, got "101"/,
     );
     assert.throws(
       () => parseArgs(['--throttled-io', 'fast'], policySetCommand.options),
-      /option --throttled-io: expected bytes per second/,
+      /--throttled-io: expected bytes per second/,
     );
     assert.throws(
       () => parseArgs(['--budget-dwell', 'soon'], policySetCommand.options),
-      /option --budget-dwell: expected a duration/,
+      /--budget-dwell: expected a duration/,
     );
   });
 

@@ -3,7 +3,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as sinon from 'sinon';
 import type { Clients } from '../../../common/client/connection';
 import type { Logger } from '../../../common/util/log';
-import { type CliEnvironment, COMMANDS, runCli } from '../../../ctl/cli';
+import { type CliEnvironment, COMMANDS, GLOBAL_OPTIONS, runCli } from '../../../ctl/cli';
+import { parseArgs } from '../../../common/util/cli-args';
 
 type Handler = (req: unknown) => { err?: Partial<grpc.ServiceError>; res?: unknown };
 
@@ -45,24 +46,68 @@ const POLICY = {
 };
 
 describe('ctl command line', () => {
-  it('refuses an unknown option with exit 64, naming it and showing the command usage', async () => {
+  it('refuses an unknown option with exit 64 in one line: the nearest option and where the help is', async () => {
     const r = await run(['tokens', '--hots', 'a']);
     assert.equal(r.code, 64);
-    assert.match(r.stderr, /^headroomctl: unknown option --hots\n/);
-    assert.match(r.stderr, /Usage: headroomctl \[global options\] tokens \[--host H\]/);
+    assert.equal(
+      r.stderr,
+      "headroomctl: unknown option --hots (did you mean --host?); see 'headroomctl tokens --help'\n",
+    );
     assert.equal(r.open.callCount, 0, 'no connection for a usage error');
   });
 
   it('refuses an unknown command and a missing one with exit 64', async () => {
     const unknown = await run(['stauts']);
     assert.equal(unknown.code, 64);
-    assert.match(unknown.stderr, /unknown command "stauts"/);
+    assert.equal(
+      unknown.stderr,
+      `headroomctl: unknown command "stauts" (did you mean status?); see 'headroomctl --help'\n`,
+    );
+    assert.match((await run(['verison'])).stderr, /\(did you mean version\?\)/);
     const none = await run([]);
     assert.equal(none.code, 64);
     assert.match(none.stderr, /no command given/);
     const sub = await run(['policy', 'delete']);
     assert.equal(sub.code, 64);
-    assert.match(sub.stderr, /policy: unknown subcommand "delete"/);
+    assert.match(sub.stderr, /policy: unknown subcommand "delete"; see 'headroomctl policy --help'/);
+    assert.match((await run(['policy', 'sett'])).stderr, /policy: unknown subcommand "sett" \(did you mean set\?\)/);
+  });
+
+  it('names the option as typed, without parser internals, and asks for a unit on a bare duration', async () => {
+    const r = await run(['policy', 'set', '--lease-ttl', '30']);
+    assert.equal(r.code, 64);
+    assert.equal(
+      r.stderr,
+      `headroomctl: --lease-ttl: "30" has no unit: write 30s, 30m or 30ms; see 'headroomctl policy set --help'\n`,
+    );
+    assert.equal(r.open.callCount, 0);
+  });
+
+  it("shows examples in every command's help, each accepted by the command's parser", async () => {
+    for (const c of COMMANDS) {
+      const help = await run([...c.name.split(' '), '--help']);
+      assert.match(help.stdout, /\nExamples:\n {2}headroomctl /, c.name);
+      assert.ok(c.examples.length > 0, c.name);
+      for (const e of c.examples) {
+        const words = shellWords(e).slice(c.name.split(' ').length);
+        assert.doesNotThrow(
+          () => parseArgs(words, [...GLOBAL_OPTIONS, ...c.options], { positionals: c.positionals, rest: c.rest }),
+          e,
+        );
+      }
+    }
+    assert.match((await run(['--help'])).stdout, /\nExamples:\n/);
+  });
+
+  it('prints bash and zsh completion from the command table', async () => {
+    const bash = await run(['completion', 'bash']);
+    assert.equal(bash.code, 0);
+    assert.match(bash.stdout, /complete -o default -F _headroomctl headroomctl/);
+    assert.match(bash.stdout, /\*" policy set "\*\) opts="--host --max-guest /);
+    assert.match(bash.stdout, /opts="status agents tokens /);
+    const zsh = await run(['completion', 'zsh']);
+    assert.match(zsh.stdout, /bashcompinit/);
+    assert.equal((await run(['completion', 'fish'])).code, 64);
   });
 
   it('prints help on stdout with exit 0, for the program, a command and a group', async () => {
@@ -83,10 +128,12 @@ describe('ctl command line', () => {
     assert.equal((await run(['tokens', '--bogus', '--help'])).code, 0);
   });
 
-  it('prints the version', async () => {
-    const r = await run(['--version']);
-    assert.equal(r.code, 0);
-    assert.match(r.stdout, /^headroomctl \d+\.\d+\.\d+\n$/);
+  it('prints the version, with --version and with version', async () => {
+    for (const argv of [['--version'], ['version']]) {
+      const r = await run(argv);
+      assert.equal(r.code, 0);
+      assert.match(r.stdout, /^headroomctl \d+\.\d+\.\d+\n$/);
+    }
   });
 
   it('calls with a deadline and the coordinator from the environment when --coordinator is absent', async () => {
@@ -162,6 +209,25 @@ describe('ctl command line', () => {
     );
   });
 
+  it("acts on the coordinator's own host when a one-host command is given no --host, as policy and plan do", async () => {
+    const info = { host: 'pve1', paused: true, pauseReason: 'x', queued: 0 };
+    for (const [argv, method] of [
+      [['pause'], 'PauseHost'],
+      [['resume'], 'ResumeHost'],
+      [['policy', 'get'], 'GetPolicy'],
+    ] as const) {
+      const r = await run([...argv], { [method]: () => ({ res: method === 'GetPolicy' ? POLICY : info }) });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((r.calls[0].req as { host: string }).host, '', method);
+    }
+    for (const c of COMMANDS) {
+      const host = c.options.find((o) => o.name === 'host');
+      if (host && !host.help.includes('required') && !host.help.includes('every host') && !c.name.startsWith('pki')) {
+        assert.match(host.help, /\(default: the coordinator's own host\)$/, c.name);
+      }
+    }
+  });
+
   it('sends only the policy fields given, converting durations to milliseconds', async () => {
     const r = await run(['policy', 'set', '--host', 'h1', '--lease-ttl', '1m30s', '--allow-overrun', 'false'], {
       SetPolicy: (req) => ({ res: { ...POLICY, ...(req as object) } }),
@@ -178,13 +244,13 @@ describe('ctl command line', () => {
     assert.equal(none.calls.length, 0);
     const bad = await run(['policy', 'set', '--lease-ttl', 'soon']);
     assert.equal(bad.code, 64);
-    assert.match(bad.stderr, /option --lease-ttl: expected a duration/);
+    assert.match(bad.stderr, /--lease-ttl: expected a duration/);
   });
 
-  it('requires --host for pause and the command after -- for host-backup', async () => {
-    const pause = await run(['pause']);
-    assert.equal(pause.code, 64);
-    assert.match(pause.stderr, /missing required option --host/);
+  it('requires --host for host-backup, and the command after -- for it', async () => {
+    const noHost = await run(['host-backup', '--vm', 'v', '--', 'true']);
+    assert.equal(noHost.code, 64);
+    assert.match(noHost.stderr, /missing required option --host/);
     const hb = await run(['host-backup', '--host', 'h', '--vm', 'v']);
     assert.equal(hb.code, 64);
     assert.match(hb.stderr, /missing the command to run: put it after "--"/);
@@ -209,3 +275,8 @@ describe('ctl command line', () => {
     assert.match(r.stdout, /revoked token bbbb1111-2222 \(GUEST v2\/j on h, fencing 4\)/);
   });
 });
+
+/** The words of an example as a shell would split them: single or double quotes group words. */
+function shellWords(line: string): string[] {
+  return [...line.matchAll(/'([^']*)'|"([^"]*)"|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]);
+}

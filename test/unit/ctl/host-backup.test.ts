@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import type { Logger } from '../../../common/util/log';
-import { parseArgs } from '../../../ctl/args';
+import { parseArgs } from '../../../common/util/cli-args';
 import { hostBackupCommand, progressOutput } from '../../../ctl/commands/host-backup';
 import type { Context } from '../../../ctl/context';
 

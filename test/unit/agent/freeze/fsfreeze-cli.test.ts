@@ -47,17 +47,25 @@ describe('headroom-agent freeze-notice and install-fsfreeze-hook', () => {
     assert.deepEqual(await cli(['freeze-notice']), {
       code: 64,
       out: '',
-      err: 'headroom-agent: expected freeze or thaw, got nothing\nsee: headroom-agent freeze-notice --help\n',
+      err: "headroom-agent: expected freeze or thaw, got nothing; see 'headroom-agent freeze-notice --help'\n",
     });
     assert.match(
       (await cli(['freeze-notice', 'freeze', '--hold', '2h'])).err,
-      /^headroom-agent: --hold: expected 1s to 1h, got 2h\n/,
+      /^headroom-agent: --hold: expected 1s to 1h, got 2h; see 'headroom-agent freeze-notice --help'\n$/,
     );
     assert.match(
       (await cli(['freeze-notice', 'freeze', '--source', 'a b'])).err,
       /^headroom-agent: --source: expected a name/,
     );
     assert.equal((await cli(['install-fsfreeze-hook', '--hold', 'soon'])).code, 64);
+    assert.equal(
+      (await cli(['freeze-notice', 'freeze', '--hold', '300'])).err,
+      `headroom-agent: --hold: "300" has no unit: write 300s, 300m or 300ms; see 'headroom-agent freeze-notice --help'\n`,
+    );
+    assert.equal(
+      (await cli(['freeze-notice', 'freeze', '--sorce', 'x'])).err,
+      `headroom-agent: unknown option --sorce (did you mean --source?); see 'headroom-agent freeze-notice --help'\n`,
+    );
   });
 
   it('installs a hook that passes its options on with absolute paths', async () => {

@@ -3,7 +3,7 @@
  */
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
-import { formatDuration, parseDuration } from '../../../../common/util/duration';
+import { formatDuration, parseDuration, parseFlagDuration } from '../../../../common/util/duration';
 import { propertyRuns } from '../../../helpers/property-runs';
 
 describe('parseDuration', () => {
@@ -32,6 +32,24 @@ describe('parseDuration', () => {
     assert.throws(() => parseDuration(-1), /expected a duration/);
     assert.throws(() => parseDuration(Number.NaN), /expected a duration/);
     assert.throws(() => parseDuration(Infinity), /expected a duration/);
+  });
+});
+
+describe('parseFlagDuration', () => {
+  it('reads durations with units, and 0', () => {
+    assert.equal(parseFlagDuration('30s'), 30_000);
+    assert.equal(parseFlagDuration('5m'), 300_000);
+    assert.equal(parseFlagDuration('1h30m'), 5_400_000);
+    assert.equal(parseFlagDuration('250ms'), 250);
+    assert.equal(parseFlagDuration('0'), 0);
+  });
+
+  it('refuses a bare number, saying which spellings would do', () => {
+    assert.throws(() => parseFlagDuration('30'), /^Error: "30" has no unit: write 30s, 30m or 30ms$/);
+    assert.throws(
+      () => parseFlagDuration('soon'),
+      /^Error: expected a duration such as 500ms, 90s, 10m, 2h or 1h30m, got "soon"$/,
+    );
   });
 });
 

@@ -1,15 +1,19 @@
 /**
- * headroomctl's command-line parser: long options only (`--name value` or `--name=value`), flags,
- * positionals, and everything after `--` kept verbatim for host-backup. Values are converted where they
- * are parsed, so that every mistake becomes a UsageError naming the option. Small on purpose: the CLI has
- * a dozen options and needs nothing a framework would add.
+ * The command-line parser of the three executables (headroomctl, headroom-agent, headroom-coordinator), so
+ * that they accept and refuse the same way: long options (`--name value` or `--name=value`), an optional
+ * one-letter alias (`-c FILE`), flags, positionals, and everything after `--` kept verbatim. Values are
+ * converted where they are parsed, so that every mistake becomes a UsageError naming the option as typed;
+ * an unknown option or command comes with the nearest known one. Small on purpose: nothing a framework
+ * would add is needed.
  */
-import { UsageError } from '../common/util/usage-error';
+import { UsageError } from './usage-error';
 
 /** One `--name` option. Without `parse` it is a flag (true when present); with it, it takes a value. */
 export interface OptionSpec {
   /** Without the dashes: `host`, `max-guest`. */
   name: string;
+  /** A one-letter alias: `c` for `-c`. */
+  short?: string;
   /** Placeholder for the value in help texts (`H`, `DURATION`); absent for flags. */
   value?: string;
   help: string;
@@ -67,10 +71,35 @@ export function wantsHelp(argv: readonly string[]): boolean {
  */
 export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[], rules: ParseRules = {}): ParsedArgs {
   const byName = new Map(specs.map((s) => [s.name, s]));
+  const byShort = new Map(specs.filter((s) => s.short).map((s) => [s.short!, s]));
   const values = new Map<string, unknown>();
   const positionals: string[] = [];
   const allowed = rules.positionals ?? [];
   let rest: string[] | undefined;
+
+  /** Stores the option's value (the next word unless given inline) and returns the index of the last word used. */
+  const take = (spec: OptionSpec, typed: string, inline: string | undefined, i: number): number => {
+    if (!spec.parse) {
+      if (inline !== undefined) throw new UsageError(`${typed} takes no value`);
+      values.set(spec.name, true);
+      return i;
+    }
+    let raw = inline;
+    if (raw === undefined) {
+      const next = argv[i + 1];
+      if (next === undefined || next === '--' || (next.startsWith('--') && next.length > 2)) {
+        throw new UsageError(`${typed} needs a value (${spec.value ?? 'VALUE'})`);
+      }
+      raw = next;
+      i++;
+    }
+    try {
+      values.set(spec.name, spec.parse(raw));
+    } catch (err) {
+      throw new UsageError(`${typed}: ${(err as Error).message}`);
+    }
+    return i;
+  };
 
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -84,30 +113,15 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[],
       const name = eq === -1 ? arg.slice(2) : arg.slice(2, eq);
       const inline = eq === -1 ? undefined : arg.slice(eq + 1);
       const spec = byName.get(name);
-      if (!spec) throw new UsageError(`unknown option --${name}`);
-      if (!spec.parse) {
-        if (inline !== undefined) throw new UsageError(`option --${name} takes no value`);
-        values.set(name, true);
-        continue;
-      }
-      let raw = inline;
-      if (raw === undefined) {
-        const next = argv[i + 1];
-        if (next === undefined || next === '--' || (next.startsWith('--') && next.length > 2)) {
-          throw new UsageError(`option --${name} needs a value (${spec.value ?? 'VALUE'})`);
-        }
-        raw = next;
-        i++;
-      }
-      try {
-        values.set(name, spec.parse(raw));
-      } catch (err) {
-        throw new UsageError(`option --${name}: ${(err as Error).message}`);
-      }
+      if (!spec) throw new UsageError(`unknown option --${name}${didYouMean(name, [...byName.keys()], '--')}`);
+      i = take(spec, `--${name}`, inline, i);
       continue;
     }
     if (arg.startsWith('-') && arg !== '-' && !/^-\d/.test(arg)) {
-      throw new UsageError(`unknown option ${arg} (options are long: --name)`);
+      const spec = arg.length === 2 ? byShort.get(arg[1]) : undefined;
+      if (!spec) throw new UsageError(`unknown option ${arg}${didYouMean(arg.slice(1), [...byName.keys()], '--')}`);
+      i = take(spec, arg, undefined, i);
+      continue;
     }
     if (positionals.length >= allowed.length) {
       const hint = rules.rest ? ' (put the command to run after "--")' : '';
@@ -116,6 +130,54 @@ export function parseArgs(argv: readonly string[], specs: readonly OptionSpec[],
     positionals.push(arg);
   }
   return new ParsedArgs(values, positionals, rest);
+}
+
+/**
+ * Edit distance with transpositions (optimal string alignment): the number of one-letter insertions,
+ * deletions, changes and swaps of neighbours from `a` to `b`. "hots" is one swap from "host".
+ */
+export function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) =>
+    Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1])
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/**
+ * The known word nearest to a mistyped one, or undefined when none is near enough to be a likely typo:
+ * one edit per three letters (rounded up), or the word a prefix of it (`--fol` for `--follow`).
+ */
+export function nearest(word: string, known: readonly string[]): string | undefined {
+  let best: { word: string; distance: number } | undefined;
+  for (const k of known) {
+    const d = k.startsWith(word) && word.length >= 2 ? 0.5 : editDistance(word, k);
+    if (d <= Math.ceil(word.length / 3) && (!best || d < best.distance)) best = { word: k, distance: d };
+  }
+  return best?.word;
+}
+
+/** " (did you mean --host?)", or "" when nothing is near. */
+export function didYouMean(word: string, known: readonly string[], prefix = ''): string {
+  const n = nearest(word, known);
+  return n === undefined ? '' : ` (did you mean ${prefix}${n}?)`;
+}
+
+/**
+ * A usage error as all three executables print it: each line prefixed with the program's name, and the
+ * last one saying where the help is, so that a typo costs one line, not a screen of help.
+ */
+export function formatUsageError(program: string, message: string, helpCommand: string): string {
+  const lines = message.split('\n').map((line) => `${program}: ${line}`);
+  lines[lines.length - 1] += `; see '${helpCommand}'`;
+  return `${lines.join('\n')}\n`;
 }
 
 // Value converters for OptionSpec.parse. Each throws an Error that says what it expected.

@@ -1,6 +1,10 @@
 import { strict as assert } from 'node:assert';
 import {
   type OptionSpec,
+  didYouMean,
+  editDistance,
+  formatUsageError,
+  nearest,
   parseArgs,
   parseBool,
   parseInt32,
@@ -9,8 +13,8 @@ import {
   parseText,
   parseUint32,
   wantsHelp,
-} from '../../../ctl/args';
-import { UsageError } from '../../../common/util/usage-error';
+} from '../../../../common/util/cli-args';
+import { UsageError } from '../../../../common/util/usage-error';
 
 const SPECS: OptionSpec[] = [
   { name: 'host', value: 'H', help: '', parse: parseString },
@@ -27,7 +31,7 @@ function usageError(fn: () => unknown, message: RegExp): void {
   });
 }
 
-describe('ctl args', () => {
+describe('cli-args', () => {
   it('reads options with separate and inline values, and flags', () => {
     const args = parseArgs(['--host', 'h1', '--limit=5', '--follow'], SPECS);
     assert.equal(args.get('host'), 'h1');
@@ -38,25 +42,75 @@ describe('ctl args', () => {
     assert.equal(args.rest, undefined);
   });
 
-  it('refuses an unknown option, naming it', () => {
-    usageError(() => parseArgs(['--host', 'h', '--hots', 'x'], SPECS), /unknown option --hots/);
-    usageError(() => parseArgs(['--bogus=1'], SPECS), /unknown option --bogus$/);
-    usageError(() => parseArgs(['-x'], SPECS), /unknown option -x/);
+  it('refuses an unknown option, naming it and the nearest known one', () => {
+    usageError(
+      () => parseArgs(['--host', 'h', '--hots', 'x'], SPECS),
+      /^unknown option --hots \(did you mean --host\?\)$/,
+    );
+    usageError(
+      () => parseArgs(['--jb'], [{ name: 'job', value: 'NAME', help: '', parse: parseString }]),
+      /^unknown option --jb \(did you mean --job\?\)$/,
+    );
+    usageError(() => parseArgs(['--fol'], SPECS), /^unknown option --fol \(did you mean --follow\?\)$/);
+    usageError(() => parseArgs(['--bogus=1'], SPECS), /^unknown option --bogus$/);
+    usageError(() => parseArgs(['-x'], SPECS), /^unknown option -x$/);
+  });
+
+  it('reads one-letter aliases, naming them as typed in messages', () => {
+    const specs: OptionSpec[] = [
+      { name: 'config', short: 'c', value: 'FILE', help: '', parse: parseString },
+      { name: 'help', short: 'h', help: '' },
+    ];
+    const args = parseArgs(['-c', 'a.yaml', '-h'], specs);
+    assert.equal(args.get('config'), 'a.yaml');
+    assert.equal(args.flag('help'), true);
+    usageError(() => parseArgs(['-c'], specs), /^-c needs a value \(FILE\)$/);
+  });
+
+  it('keeps the command after --, and says where a stray word belongs', () => {
+    assert.deepEqual(parseArgs(['--follow', '--', 'tar', '--jb'], SPECS, { rest: true }).rest, ['tar', '--jb']);
+    usageError(
+      () => parseArgs(['tar'], SPECS, { rest: true }),
+      /^unexpected argument "tar" \(put the command to run after "--"\)$/,
+    );
+  });
+
+  it('suggests only words near enough to be a typo', () => {
+    assert.equal(editDistance('hots', 'host'), 1, 'a swap of neighbours is one edit');
+    assert.equal(editDistance('stauts', 'status'), 1);
+    assert.equal(editDistance('', 'abc'), 3);
+    assert.equal(nearest('stauts', ['status', 'tokens']), 'status');
+    assert.equal(nearest('verison', ['version', 'verify']), 'version');
+    assert.equal(nearest('xyz', ['status', 'tokens']), undefined);
+    assert.equal(nearest('lease', ['lease-ttl', 'host']), 'lease-ttl', 'a prefix');
+    assert.equal(didYouMean('polcy', ['policy', 'plan']), ' (did you mean policy?)');
+    assert.equal(didYouMean('zzz', ['policy']), '');
+  });
+
+  it('formats a usage error as one line per problem, the last saying where the help is', () => {
+    assert.equal(
+      formatUsageError('headroom-agent', 'unknown option --jb (did you mean --job?)', 'headroom-agent exec --help'),
+      "headroom-agent: unknown option --jb (did you mean --job?); see 'headroom-agent exec --help'\n",
+    );
+    assert.equal(
+      formatUsageError('headroom-agent', '--window: a\n--ttl: b', 'headroom-agent exec --help'),
+      "headroom-agent: --window: a\nheadroom-agent: --ttl: b; see 'headroom-agent exec --help'\n",
+    );
   });
 
   it('refuses an option without its value, naming the option and the placeholder', () => {
-    usageError(() => parseArgs(['--host'], SPECS), /option --host needs a value \(H\)/);
-    usageError(() => parseArgs(['--host', '--follow'], SPECS), /option --host needs a value/);
+    usageError(() => parseArgs(['--host'], SPECS), /--host needs a value \(H\)/);
+    usageError(() => parseArgs(['--host', '--follow'], SPECS), /--host needs a value/);
   });
 
   it('refuses a value given to a flag', () => {
-    usageError(() => parseArgs(['--follow=yes'], SPECS), /option --follow takes no value/);
+    usageError(() => parseArgs(['--follow=yes'], SPECS), /--follow takes no value/);
   });
 
   it('names the option whose value does not convert', () => {
-    usageError(() => parseArgs(['--limit', 'ten'], SPECS), /option --limit: expected a whole number >= 0, got "ten"/);
-    usageError(() => parseArgs(['--limit', '0'], SPECS), /option --limit: expected a whole number from 1/);
-    usageError(() => parseArgs(['--host='], SPECS), /option --host: expected a non-empty value/);
+    usageError(() => parseArgs(['--limit', 'ten'], SPECS), /--limit: expected a whole number >= 0, got "ten"/);
+    usageError(() => parseArgs(['--limit', '0'], SPECS), /--limit: expected a whole number from 1/);
+    usageError(() => parseArgs(['--host='], SPECS), /--host: expected a non-empty value/);
   });
 
   it('accepts an empty text value and one that starts with a dash', () => {
