@@ -9,6 +9,9 @@ import { InvalidArgumentError } from '../domain/errors';
 import { MAX_CONCURRENT_CALLS, MAX_STREAMS_PER_CONNECTION } from './limits';
 import { toServiceError } from './status';
 
+/** What a stream still open when the coordinator stops is told. */
+export const STOPPING = 'the coordinator is stopping';
+
 /** Stands in for a request whose bytes are not a valid message, so that the interceptor can refuse it. */
 class UndecodableRequest {
   constructor(readonly reason: string) {}
@@ -39,10 +42,12 @@ export function decodingGuarded(service: grpc.ServiceDefinition): grpc.ServiceDe
   );
 }
 
-/** Counts open streaming calls per connection and per method, and refuses those beyond the caps. */
+/** Counts open streaming calls per connection and per method, refuses those beyond the caps, and ends them all at a stop. */
 export class CallGuard {
   private readonly perConnection = new Map<string, number>();
   private readonly perMethod = new Map<string, number>();
+  /** What ends each open streaming call: sessions and watches never end by themselves. */
+  private readonly open = new Set<() => void>();
 
   constructor(private readonly log: Logger) {}
 
@@ -58,7 +63,16 @@ export class CallGuard {
             call.sendStatus(resourceExhausted(slot));
             return;
           }
-          release = slot;
+          const end = () => {
+            slot();
+            this.open.delete(end);
+            call.sendStatus({ code: grpc.status.UNAVAILABLE, details: STOPPING, metadata: new grpc.Metadata() });
+          };
+          this.open.add(end);
+          release = () => {
+            slot();
+            this.open.delete(end);
+          };
         }
         next({
           onReceiveMessage: (message, pass) => {
@@ -81,6 +95,14 @@ export class CallGuard {
       },
     });
   };
+
+  /**
+   * Ends every open streaming call with UNAVAILABLE: the coordinator is stopping, and its clients reconnect
+   * (to it once it is back, or to another) with their usual backoff.
+   */
+  endAll(): void {
+    for (const end of [...this.open]) end();
+  }
 
   /** Takes a slot for a stream, or says why there is none. The returned function gives it back (once). */
   private admit(path: string, peer: string): (() => void) | string {
