@@ -26,7 +26,7 @@ import { adminService } from './rpc/admin-service';
 import { agentService } from './rpc/agent-service';
 import { pkiService } from './rpc/pki-service';
 import { CallGuard, decodingGuarded } from './rpc/call-guard';
-import { MAX_HTTP2_STREAMS_PER_CONNECTION } from './rpc/limits';
+import { MAX_STREAMS_PER_CONNECTION } from './rpc/limits';
 import { tokenService } from './rpc/token-service';
 import * as wire from './rpc/wire';
 import { SqliteStore } from './store/sqlite-store';
@@ -109,7 +109,7 @@ export async function startServer(
   // Who may call first (refused callers take no stream slot), then the stream caps and request decoding.
   const server = new grpc.Server({
     ...SERVER_OPTIONS,
-    'grpc.max_concurrent_streams': MAX_HTTP2_STREAMS_PER_CONNECTION,
+    'grpc.max_concurrent_streams': MAX_STREAMS_PER_CONNECTION,
     interceptors: [...security.interceptors, guard.interceptor],
   });
   server.addService(decodingGuarded(headroomV1.TokenService.service), tokenService(coordinator, quiesce, log));
