@@ -207,7 +207,7 @@ export class Coordinator {
     this.waiters.clear();
     for (const set of all) {
       for (const w of set)
-        w.denied('COORDINATOR_STOPPING', 'the coordinator is stopping: ask again with the same request id');
+        w.denied('COORDINATOR_STOPPING', 'ask again with the same request id, here or at another coordinator');
     }
   }
 
