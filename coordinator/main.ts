@@ -112,7 +112,7 @@ async function main(): Promise<void> {
     log.info('stopping: waiting callers are told so, sessions end, pending commits are written', { signal });
     server.stop().then(
       ({ forced }) => {
-        if (forced) log.warn(`stopped by force: calls were still open after ${STOP_BOUND_MS / 1000}s`);
+        if (forced) log.warn(`stopped by force after ${STOP_BOUND_MS / 1000}s: calls or backup runs had not ended`);
         else log.info('stopped');
         process.exit(EXIT_OK);
       },
