@@ -10,7 +10,7 @@ import { UsageError } from '../common/util/usage-error';
 import { formatUsageError } from '../common/util/cli-args';
 import { PROGRAM, USAGE, parseCoordinatorArgs } from './cli-flags';
 import { compileCoordinatorOptions } from './config';
-import { startServer } from './server';
+import { STOP_BOUND_MS, startServer } from './server';
 import { version } from '../package.json';
 
 async function main(): Promise<void> {
@@ -26,8 +26,18 @@ async function main(): Promise<void> {
   log.info('coordinator started', { address: server.address, host: options.host, database: options.database, version });
   process.stdout.write(`listening on ${server.address}\n`);
   const shutdown = (signal: string) => {
-    log.info('stopping', { signal });
-    server.stop().then(() => process.exit(EXIT_OK));
+    log.info('stopping: waiting callers are told so, sessions end, pending commits are written', { signal });
+    server.stop().then(
+      ({ forced }) => {
+        if (forced) log.warn(`stopped by force after ${STOP_BOUND_MS / 1000}s: calls or backup runs had not ended`);
+        else log.info('stopped');
+        process.exit(EXIT_OK);
+      },
+      (e) => {
+        log.error('could not stop cleanly', { error: e as Error });
+        process.exit(EXIT_FAILURE);
+      },
+    );
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));

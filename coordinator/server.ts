@@ -26,7 +26,7 @@ import { adminService } from './rpc/admin-service';
 import { agentService } from './rpc/agent-service';
 import { pkiService } from './rpc/pki-service';
 import { CallGuard, decodingGuarded } from './rpc/call-guard';
-import { MAX_HTTP2_STREAMS_PER_CONNECTION } from './rpc/limits';
+import { MAX_STREAMS_PER_CONNECTION } from './rpc/limits';
 import { tokenService } from './rpc/token-service';
 import * as wire from './rpc/wire';
 import { SqliteStore } from './store/sqlite-store';
@@ -35,9 +35,16 @@ export interface RunningServer {
   /** The address actually bound (the port is filled in when 0 was asked). */
   address: string;
   coordinator: Coordinator;
-  /** Graceful stop: refuse new calls, end streams, close the database. */
-  stop(): Promise<void>;
+  /**
+   * Stops: refuses new calls, denies waiting acquires with COORDINATOR_STOPPING, commits what was decided,
+   * ends every stream with UNAVAILABLE, lets unary calls in flight finish, then closes the planning threads
+   * and the database. Resolves with `forced` true when calls were still open after STOP_BOUND_MS.
+   */
+  stop(): Promise<{ forced: boolean }>;
 }
+
+/** How long a stop waits for calls in flight (and the backup runs it started) before it stops regardless. */
+export const STOP_BOUND_MS = 5_000;
 
 const SERVICES = [
   'headroom.v1.TokenService',
@@ -98,11 +105,12 @@ export async function startServer(
     { defaultHost: options.host, lease: (tokenId) => coordinator.state.lease(tokenId) },
     log,
   );
+  const guard = new CallGuard(log);
   // Who may call first (refused callers take no stream slot), then the stream caps and request decoding.
   const server = new grpc.Server({
     ...SERVER_OPTIONS,
-    'grpc.max_concurrent_streams': MAX_HTTP2_STREAMS_PER_CONNECTION,
-    interceptors: [...security.interceptors, new CallGuard(log).interceptor],
+    'grpc.max_concurrent_streams': MAX_STREAMS_PER_CONNECTION,
+    interceptors: [...security.interceptors, guard.interceptor],
   });
   server.addService(decodingGuarded(headroomV1.TokenService.service), tokenService(coordinator, quiesce, log));
   server.addService(
@@ -144,27 +152,34 @@ export async function startServer(
   // Only once it can call itself back.
   scheduler.start();
 
-  let stopping: Promise<void> | undefined;
+  let stopping: Promise<{ forced: boolean }> | undefined;
   const stop = () =>
-    (stopping ??= new Promise<void>((resolve) => {
+    (stopping ??= (async () => {
       for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');
       plans.stop();
-      void planner.close();
-      void viewPlanner.close();
       hostLoad.stop();
       scheduler.stop();
-      void runner.stop();
+      // Waiting acquires are denied with COORDINATOR_STOPPING and what was decided is committed, before the
+      // streams are ended: a caller hears why, and nothing is cut short under a commit.
       coordinator.stop();
       quiesce.stop();
-      // Give in-flight unary calls a moment, then cut the long-lived streams.
-      const force = setTimeout(() => server.forceShutdown(), 2_000);
-      server.tryShutdown(() => {
-        clearTimeout(force);
-        store.close();
-        security.authority?.close();
-        resolve();
-      });
-    }));
+      guard.endAll();
+      let bound: NodeJS.Timeout | undefined;
+      const forced = await Promise.race([
+        Promise.all([new Promise<void>((resolve) => server.tryShutdown(() => resolve())), runner.stop()]).then(
+          () => false,
+        ),
+        new Promise<boolean>((resolve) => (bound = setTimeout(() => resolve(true), STOP_BOUND_MS))),
+      ]);
+      clearTimeout(bound);
+      // Closes the listeners; the connections still open end with the process (grpc-js destroys only the
+      // sessions it tracks for channelz, which is off).
+      if (forced) server.forceShutdown();
+      await Promise.all([planner.close(), viewPlanner.close()]);
+      store.close();
+      security.authority?.close();
+      return { forced };
+    })());
   return { address, coordinator, stop };
 }
 

@@ -69,6 +69,13 @@ export class StoreUnavailableError extends DomainError {
   }
 }
 
+/** The coordinator is stopping (SIGTERM): nothing was changed; the caller retries with the next one. */
+export class CoordinatorStoppingError extends DomainError {
+  constructor() {
+    super('the coordinator is stopping; nothing was changed: retry with the same request');
+  }
+}
+
 /** Quiesce/Thaw named a token whose guest cannot be quiesced: only a HYPERVISOR token of one VM can. */
 export class NotQuiescableError extends DomainError {
   constructor(

@@ -132,7 +132,11 @@ export function agentService(
           fail(e);
         }
       });
+      let gone = false;
+      // 'end', 'cancelled' and 'error' can all come for one stream: one disconnect, logged once.
       const closed = () => {
+        if (gone) return;
+        gone = true;
         clearTimeout(helloTimer);
         if (vm) {
           registry.disconnect(vm, session);

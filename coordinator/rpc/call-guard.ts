@@ -1,13 +1,19 @@
 /**
  * What every call to the coordinator's own services passes before its handler: a request that decodes
- * as its message type (else INVALID_ARGUMENT, not grpc-js's INTERNAL), and the stream caps of limits.ts
- * (else RESOURCE_EXHAUSTED). A server interceptor plus a wrapper for the services' deserializers.
+ * as its message type (else INVALID_ARGUMENT, not grpc-js's INTERNAL), and the per-method caps of limits.ts
+ * (else RESOURCE_EXHAUSTED). A server interceptor plus a wrapper for the services' deserializers. The
+ * per-connection bound is HTTP/2's (MAX_STREAMS_PER_CONNECTION, advertised by the server and enforced by
+ * the transport): a connection's streaming calls are among its HTTP/2 streams, so a count of them here
+ * could never pass it.
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/util/log';
 import { InvalidArgumentError } from '../domain/errors';
-import { MAX_CONCURRENT_CALLS, MAX_STREAMS_PER_CONNECTION } from './limits';
+import { MAX_CONCURRENT_CALLS } from './limits';
 import { toServiceError } from './status';
+
+/** What a stream still open when the coordinator stops is told. */
+export const STOPPING = 'the coordinator is stopping';
 
 /** Stands in for a request whose bytes are not a valid message, so that the interceptor can refuse it. */
 class UndecodableRequest {
@@ -39,10 +45,11 @@ export function decodingGuarded(service: grpc.ServiceDefinition): grpc.ServiceDe
   );
 }
 
-/** Counts open streaming calls per connection and per method, and refuses those beyond the caps. */
+/** Counts open streaming calls per method, refuses those beyond the caps, and ends them all at a stop. */
 export class CallGuard {
-  private readonly perConnection = new Map<string, number>();
   private readonly perMethod = new Map<string, number>();
+  /** What ends each open streaming call: sessions and watches never end by themselves. */
+  private readonly open = new Set<() => void>();
 
   constructor(private readonly log: Logger) {}
 
@@ -52,13 +59,22 @@ export class CallGuard {
     return new grpc.ServerInterceptingCall(call, {
       start: (next) => {
         if (streaming) {
-          const slot = this.admit(method.path, call.getPeer());
+          const slot = this.admit(method.path);
           if (typeof slot === 'string') {
             this.log.warn('refusing a stream', { method: method.path, peer: call.getPeer(), reason: slot });
             call.sendStatus(resourceExhausted(slot));
             return;
           }
-          release = slot;
+          const end = () => {
+            slot();
+            this.open.delete(end);
+            call.sendStatus({ code: grpc.status.UNAVAILABLE, details: STOPPING, metadata: new grpc.Metadata() });
+          };
+          this.open.add(end);
+          release = () => {
+            slot();
+            this.open.delete(end);
+          };
         }
         next({
           onReceiveMessage: (message, pass) => {
@@ -82,24 +98,24 @@ export class CallGuard {
     });
   };
 
+  /**
+   * Ends every open streaming call with UNAVAILABLE: the coordinator is stopping, and its clients reconnect
+   * (to it once it is back, or to another) with their usual backoff.
+   */
+  endAll(): void {
+    for (const end of [...this.open]) end();
+  }
+
   /** Takes a slot for a stream, or says why there is none. The returned function gives it back (once). */
-  private admit(path: string, peer: string): (() => void) | string {
-    const onConnection = this.perConnection.get(peer) ?? 0;
-    if (onConnection >= MAX_STREAMS_PER_CONNECTION) {
-      return `at most ${MAX_STREAMS_PER_CONNECTION} concurrent streams per connection`;
-    }
+  private admit(path: string): (() => void) | string {
     const cap = MAX_CONCURRENT_CALLS[path];
     const ofMethod = this.perMethod.get(path) ?? 0;
     if (cap !== undefined && ofMethod >= cap) return `at most ${cap} concurrent ${path} calls`;
-    this.perConnection.set(peer, onConnection + 1);
     this.perMethod.set(path, ofMethod + 1);
     let released = false;
     return () => {
       if (released) return;
       released = true;
-      const left = (this.perConnection.get(peer) ?? 1) - 1;
-      if (left === 0) this.perConnection.delete(peer);
-      else this.perConnection.set(peer, left);
       this.perMethod.set(path, (this.perMethod.get(path) ?? 1) - 1);
     };
   }

@@ -10,18 +10,17 @@
 export const HELLO_TIMEOUT_MS = 10_000;
 
 /**
- * Concurrent streaming calls (sessions, waiting acquires, history watches, health watches) on one
- * connection. An agent needs one session and an acquire or two; headroomctl one watch. Beyond this a new
- * stream is refused with RESOURCE_EXHAUSTED, so one connection cannot pin unbounded state.
+ * Calls in flight on one connection (streams and unary calls alike), advertised as HTTP/2's
+ * SETTINGS_MAX_CONCURRENT_STREAMS: a client queues the calls beyond it until one ends (grpc-js, grpc-go and
+ * etcd's clients do) instead of having them refused. A client that ignores the setting loses its
+ * connection: the transport (Node's http2) answers the extra stream with GOAWAY, never processing it, and
+ * closes the connection with all its calls. So one connection pins at most this many calls: about 4.5 MiB of waiting Acquires (about 18 KiB each). Not lower, because the client's
+ * queue is first come, first served: once every slot holds an Acquire waiting for a token, the Releases
+ * and Renews that would free one wait behind them on the same channel. So the limit sits above the most a
+ * client has been seen to multiplex (200 acquire/release cycles on one channel); an agent needs a session
+ * and an acquire or two, headroomctl one watch.
  */
-export const MAX_STREAMS_PER_CONNECTION = 64;
-
-/**
- * HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS: the transport's own bound on calls (unary ones too) in flight on
- * one connection. Above MAX_STREAMS_PER_CONNECTION so that a well-behaved client that opens too many
- * streams hears RESOURCE_EXHAUSTED from us rather than having its calls held back by the transport.
- */
-export const MAX_HTTP2_STREAMS_PER_CONNECTION = 128;
+export const MAX_STREAMS_PER_CONNECTION = 256;
 
 /**
  * Concurrent calls of each long-lived method, all connections together. Sessions: one per VM, with room

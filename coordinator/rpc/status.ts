@@ -10,6 +10,7 @@ import {
   BackupRunConflictError,
   BackupRunNotFoundError,
   BackupRunnerUnavailableError,
+  CoordinatorStoppingError,
   DomainError,
   HostNotFoundError,
   InvalidArgumentError,
@@ -39,6 +40,8 @@ const CODES: [new (...args: never[]) => DomainError, status][] = [
   [NotQuiescableError, status.FAILED_PRECONDITION],
   [RequestConflictError, status.ALREADY_EXISTS],
   [StoreUnavailableError, status.UNAVAILABLE],
+  // Retry, with another coordinator or this one once it is back.
+  [CoordinatorStoppingError, status.UNAVAILABLE],
   // Who may call (coordinator/pki): no acceptable certificate; a known caller outside its role; a spent token.
   [UnauthenticatedError, status.UNAUTHENTICATED],
   [PermissionDeniedError, status.PERMISSION_DENIED],

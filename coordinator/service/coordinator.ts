@@ -5,7 +5,7 @@
  */
 import type { Clock } from '../../common/util/clock';
 import type { Logger } from '../../common/util/log';
-import { StoreUnavailableError } from '../domain/errors';
+import { CoordinatorStoppingError, StoreUnavailableError } from '../domain/errors';
 import type { DenyReason, LessorEvent, QuiesceEvent } from '../domain/events';
 import type { AcquireInput, Lease, Outcome } from '../domain/lease';
 import { type HostView, Lessor, type IdSource, type LessorOptions, type WaitingInfo } from '../domain/lessor';
@@ -18,7 +18,7 @@ export interface Waiter {
   queued(info: WaitingInfo): void;
   granted(lease: Lease): void;
   denied(reason: DenyReason, message: string): void;
-  /** The coordinator lost the request (its store failed, or it is stopping). */
+  /** The coordinator lost the request: its store failed. */
   failed(error: Error): void;
 }
 
@@ -122,16 +122,19 @@ export class Coordinator {
   }
 
   async pause(host: string, reason: string): Promise<HostView> {
+    this.assertRunning();
     await this.submit(this.lessor.pause(host, reason));
     return this.lessor.host(host);
   }
 
   async resume(host: string): Promise<HostView> {
+    this.assertRunning();
     await this.submit(this.lessor.resume(host));
     return this.lessor.host(host);
   }
 
   async setPolicy(host: string, patch: Partial<HostPolicy>): Promise<HostPolicy> {
+    this.assertRunning();
     await this.submit(this.lessor.setPolicy(host, patch));
     return this.lessor.host(host).policy;
   }
@@ -170,6 +173,7 @@ export class Coordinator {
 
   /** Makes sure a host exists, e.g. when an agent of a new host says hello. */
   async ensureHost(host: string): Promise<void> {
+    this.assertRunning();
     await this.submit(this.lessor.ensureHost(host));
   }
 
@@ -188,19 +192,29 @@ export class Coordinator {
     return this.deps.store.endedRuns(host, limit);
   }
 
-  /** Stops timers and tells every waiter to retry elsewhere or later. Idempotent. */
+  /**
+   * Commits what was decided but not yet committed (its callers are answered), stops the timers, and denies
+   * every waiter with COORDINATOR_STOPPING so that it retries elsewhere or later. From then on every
+   * operation is refused with CoordinatorStoppingError, so the store can be closed. Idempotent.
+   */
   stop(): void {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
     for (const t of this.queueUpdates.values()) clearTimeout(t);
-    this.failAllWaiters(new Error('the coordinator is stopping'));
+    if (this.batch) this.flush();
+    const all = [...this.waiters.values()];
+    this.waiters.clear();
+    for (const set of all) {
+      for (const w of set)
+        w.denied('COORDINATOR_STOPPING', 'ask again with the same request id, here or at another coordinator');
+    }
   }
 
   // ---- internals ----
 
   private assertRunning(): void {
-    if (this.stopped) throw new StoreUnavailableError(new Error('stopped'));
+    if (this.stopped) throw new CoordinatorStoppingError();
   }
 
   /** Queues events for the next group commit and resolves when they are durable. */
@@ -221,7 +235,9 @@ export class Coordinator {
   }
 
   private flush(): void {
-    const batch = this.batch!;
+    const batch = this.batch;
+    // stop() flushed it already.
+    if (!batch) return;
     this.batch = undefined;
     let records: HistoryRecord[];
     try {

@@ -31,7 +31,8 @@ export interface CoordinatorOptions {
   defaultStartPolicy?: boolean;
 }
 
-const TEST_START_POLICY = 'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: 0\n';
+export const TEST_START_POLICY =
+  'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: 0\n';
 
 export interface RunningCoordinator {
   address: string;
