@@ -199,6 +199,7 @@ export const hostBackupCommand: Command = {
 export function coordinatorLink(ctx: Context): CoordinatorLink {
   return {
     address: ctx.coordinator,
+    connection: ctx.connection,
     token: () => ctx.clients().token,
     admin: () => ctx.clients().admin,
     getPolicy: (host) => ctx.admin('GetPolicy', { host }),
