@@ -95,7 +95,15 @@ export async function runHolder(o: HolderOptions): Promise<HoldEnd> {
   const clock = systemClock;
   try {
     const acquired = await acquireToken(
-      { client, clock, log: o.log, signal: abort.signal, onUnreachable: 'skip', hooks: reporter.hooks([]) },
+      {
+        client,
+        clock,
+        log: o.log,
+        signal: abort.signal,
+        onUnreachable: 'skip',
+        hooks: reporter.hooks([]),
+        connection: o.link.connection,
+      },
       { ...request, requestId: randomUUID() },
     );
     if (acquired.kind !== 'granted') {

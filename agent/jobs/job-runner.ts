@@ -17,6 +17,7 @@ import { budgetFromWire, BudgetState, describeBudgetState, RunBudget } from '../
 import type { JobConfig } from '../config';
 import type { Occurrence } from './scheduler';
 import type { CommandResult } from '../session';
+import type { ConnectionContext } from '../../common/client/tls-diagnosis';
 
 export interface JobRunnerOptions {
   client: TokenClient;
@@ -34,6 +35,8 @@ export interface JobRunnerOptions {
   usage?: BackupUsage;
   /** Sends a BudgetReport to the coordinator. Must not throw. */
   onBudgetReport?(report: v1.BudgetReport): void;
+  /** How the agent connects: refusals no retry can cure are told apart (tls-diagnosis.ts). */
+  connection?: ConnectionContext;
   /** The guarded run; replaced by a fake in unit tests. */
   run?: (options: GuardedRunOptions) => Promise<GuardedRunResult>;
 }
@@ -99,6 +102,7 @@ export class JobRunner {
     const runFn = this.options.run ?? runGuarded;
     run.done = runFn({
       client: this.options.client,
+      connection: this.options.connection,
       request: {
         kind: 'TOKEN_KIND_GUEST',
         host: this.options.host(),
@@ -229,6 +233,9 @@ export class JobRunner {
         return;
       case 'skipped':
         log.error(`job skipped: no token before its window closed (window ${windowText})`, fields);
+        return;
+      case 'misconfigured':
+        log.error('job not run: the coordinator refuses this agent until a setting changes', fields);
         return;
       case 'failed':
       case 'denied':
