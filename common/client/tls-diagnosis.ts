@@ -67,7 +67,8 @@ const NETWORK =
 /** The platform's words: grpc-js wraps them in "No connection established. Last error: Error: …". */
 function platformText(details: string): string {
   return details
-    .replace(/^.*Last error:\s*(Error:\s*)?/s, '')
+    .replace(/^.*Last error:\s*/s, '')
+    .replace(/^Error(?: \[(\w+)\])?:\s*/, (_, code?: string) => (code ? `${code}: ` : ''))
     .replace(/\.?\s*Resolution note:\s*$/, '')
     .replace(/\s*\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/, '') // grpc-js's timestamp of the attempt
     .replace(/\b[0-9A-F]+:error:[0-9A-F]+:[^:]*:[^:]*:([^:]+):\S*/, '$1') // OpenSSL's reason, without its source line
