@@ -59,6 +59,8 @@ export class JobRunner {
   /** Budget commands for tokens not (yet) granted to a run of ours, newest last. */
   private readonly earlyBudgets = new Map<string, BudgetState>();
   private shuttingDown = false;
+  /** Refusals no retry cures, each said once (the session says it too), not at every occurrence of every job. */
+  private readonly refusalsSaid = new Set<string>();
 
   constructor(private readonly options: JobRunnerOptions) {}
 
@@ -227,6 +229,7 @@ export class JobRunner {
       durationMs: result.durationMs,
       message: result.message,
     };
+    if (result.status !== 'misconfigured') this.refusalsSaid.clear();
     switch (result.status) {
       case 'succeeded':
         log.info('job finished', fields);
@@ -235,7 +238,9 @@ export class JobRunner {
         log.error(`job skipped: no token before its window closed (window ${windowText})`, fields);
         return;
       case 'misconfigured':
-        log.error('job not run: the coordinator refuses this agent until a setting changes', fields);
+        if (this.refusalsSaid.has(result.message)) log.debug('job not run: still refused', fields);
+        else log.error('job not run: the coordinator refuses this agent until a setting changes', fields);
+        this.refusalsSaid.add(result.message);
         return;
       case 'failed':
       case 'denied':
