@@ -60,9 +60,8 @@ const UNTRUSTED =
 const SERVER_NAME = /ERR_TLS_CERT_ALTNAME_INVALID|does not match certificate's altnames|not in the cert's altnames/i;
 const NOT_TLS = /wrong version number|packet length too long|unknown protocol|http request/i;
 const CLIENT_CERT_ALERT = /certificate required|alert (number )?116|alert bad certificate|alert handshake failure/i;
-/** Failures of the network, not of the peer's protocol. */
-const NETWORK =
-  /ECONNREFUSED|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ETIMEDOUT|ECONNRESET|Name resolution failed/i;
+/** All grpc-js says when a TLS server closes a plaintext HTTP/2 connection (a refused or reset one says more). */
+const PLAINTEXT_CLOSED = /^Failed to connect$/;
 
 /** The platform's words: grpc-js wraps them in "No connection established. Last error: Error: …". */
 function platformText(details: string): string {
@@ -144,7 +143,7 @@ export function diagnoseCall(
       `give a client certificate and key issued by the coordinator's CA: ${names.clientCertificate}`,
     );
   }
-  if (!side.tls && !NETWORK.test(said)) {
+  if (!side.tls && PLAINTEXT_CLOSED.test(said)) {
     // A TLS server closes a plaintext HTTP/2 connection without a word: grpc-js says only "Failed to connect".
     return permanent(
       'plaintext-to-tls',

@@ -86,6 +86,29 @@ describe('refusals that no retry cures, and the host role (real coordinator, age
     assert.match(exec.stderr(), FIX);
   });
 
+  it('exits 78 from host-backup without a client certificate, naming the flags that give one', async () => {
+    const r = await runCtl([
+      '--coordinator',
+      pki.address,
+      '--tls-ca',
+      hostPem(pki.pkiDir).caFile,
+      'host-backup',
+      '--host',
+      'host-a',
+      '--vm',
+      'vm1',
+      '--job',
+      'vzdump',
+      '--',
+      'true',
+    ]);
+    assert.equal(r.code, 78, r.stderr);
+    assert.match(
+      r.stderr,
+      /cannot get a HYPERVISOR token for vzdump: a client certificate issued by this coordinator's CA is required; give a client certificate and key issued by the coordinator's CA: --tls-cert FILE --tls-key FILE, or --pki-dir DIR for the admin identity/,
+    );
+  });
+
   it("lets host-backup as the host identity read its host's policy, so the host's load controls the command", async () => {
     const host = hostPem(pki.pkiDir);
     const r = await runCtl([

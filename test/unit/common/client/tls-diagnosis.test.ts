@@ -81,6 +81,7 @@ describe('telling TLS and identity failures from unreachability', () => {
       ['Error: connect ECONNREFUSED 127.0.0.1:7400', overTls],
       ['Error: connect ECONNREFUSED 127.0.0.1:7400', plaintext],
       ['Error: getaddrinfo ENOTFOUND nowhere.example', overTls],
+      ['Error: read ECONNRESET', plaintext],
     ] as const) {
       const d = unavailable(text, side)!;
       assert.equal(d.failure, 'unreachable', text);
