@@ -110,11 +110,16 @@ export function clientCredentials(address: string, security: ClientSecurity, log
     return grpc.credentials.createInsecure();
   }
   const read = (f?: string) => (f ? fs.readFileSync(f) : undefined);
-  const context = tls.createSecureContext({
-    ca: read(files.caFile),
-    key: read(files.keyFile),
-    cert: read(files.certFile),
-  });
+  return tlsCredentials(address, { ca: read(files.caFile), key: read(files.keyFile), cert: read(files.certFile) });
+}
+
+/** TLS credentials for a client of `address` from PEM contents; no ServerName when it is an IP address. */
+export function tlsCredentials(
+  address: string,
+  pem: { ca?: Buffer; key?: Buffer; cert?: Buffer },
+): grpc.ChannelCredentials {
+  const { host } = parseAddress(address);
+  const context = tls.createSecureContext(pem);
   return net.isIP(host)
     ? new IpAddressTlsCredentials(context, host)
     : grpc.credentials.createFromSecureContext(context);

@@ -56,7 +56,7 @@ export interface Diagnosis {
 }
 
 const UNTRUSTED =
-  /self[- ]signed certificate|unable to (get (local )?issuer|verify the first) certificate|certificate signature failure|certificate has expired|certificate is not yet valid|unable to get local issuer/i;
+  /self[- ]signed certificate|unable to (get (local )?issuer|verify the first) certificate|certificate signature failure|certificate has expired|certificate is not yet valid/i;
 const SERVER_NAME = /ERR_TLS_CERT_ALTNAME_INVALID|does not match certificate's altnames|not in the cert's altnames/i;
 const NOT_TLS = /wrong version number|packet length too long|unknown protocol|http request/i;
 const CLIENT_CERT_ALERT = /certificate required|alert (number )?116|alert bad certificate|alert handshake failure/i;

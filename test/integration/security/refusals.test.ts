@@ -1,11 +1,13 @@
 /**
  * What the clients do when the coordinator's own CA refuses them, with real certificates and the real
  * executables: an agent given only tls.caFile (no client certificate) says so once with the fix, and its
- * exec exits 78 (misconfigured) rather than 75 (try later); host-backup as the host identity reads its
- * host's policy and controls its command's budget.
+ * exec exits 78 (misconfigured) rather than 75 (try later), and so does host-backup; enrolment by IP sends
+ * no IP as the TLS server name; host-backup as the host identity reads its host's policy and controls its
+ * command's budget.
  */
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
+import { unary } from '../../../common/client/connection';
 import { tempDir } from '../../helpers/coordinator-process';
 import { waitFor } from '../../helpers/wait';
 import { EVERY_OTHER_SECOND, type AgentProcess, startAgent, writeConfig } from '../agent/processes';
@@ -84,6 +86,21 @@ describe('refusals that no retry cures, and the host role (real coordinator, age
       /headroom: cannot get a GUEST token for by-hand: a client certificate issued by this coordinator's CA is required; /,
     );
     assert.match(exec.stderr(), FIX);
+  });
+
+  it('enrols by IP address without sending it as the TLS server name: no DEP0123 warning', async () => {
+    const { token } = await unary(pki.admin.pki.CreateEnrollmentToken.bind(pki.admin.pki), {
+      identity: { role: 'ROLE_AGENT', host: 'host-a', vm: 'vm-by-ip' },
+    });
+    assert.match(pki.coordinator.address, /^127\.0\.0\.1:/);
+    const enrol = startAgent(
+      ['enroll', '--token', token, '--coordinator', pki.coordinator.address, '--dir', tempDir()],
+      {
+        env: { HEADROOM_LOG: 'info' },
+      },
+    );
+    assert.equal(await enrol.exited, 0, enrol.stderr());
+    assert.doesNotMatch(enrol.stderr(), /DEP0123|Warning/);
   });
 
   it('exits 78 from host-backup without a client certificate, naming the flags that give one', async () => {
