@@ -6,7 +6,8 @@
 import * as fs from 'node:fs';
 import { z } from 'zod';
 import { DEFAULT_KILL_GRACE_MS } from '../common/backup-run/child-process';
-import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress, TlsFiles } from '../common/client/connection';
+import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress, TlsFiles, usesTls } from '../common/client/connection';
+import type { ConnectionContext, TlsSettingNames } from '../common/client/tls-diagnosis';
 import { formatDuration } from '../common/util/duration';
 import { ENFORCEMENT_MODES, EnforcementMode } from '../common/backup-run/budget/enforcer';
 import {
@@ -154,6 +155,19 @@ const pemFile = () =>
       });
     }
   });
+
+/** agent.yaml's settings that fix a connection's failures, named in the messages of tls-diagnosis.ts. */
+export const AGENT_TLS_SETTINGS: TlsSettingNames = {
+  ca: "tls.caFile in agent.yaml (the coordinator's ca.pem)",
+  clientCertificate:
+    'tls.certFile and tls.keyFile in agent.yaml (headroom-agent enroll writes them and prints the lines)',
+  address: 'coordinator in agent.yaml',
+};
+
+/** How the agent connects to `coordinator` with `tls`, for telling its failures apart. */
+export function agentConnection(coordinator: string, tls: TlsFiles | undefined): ConnectionContext {
+  return { address: coordinator, tls: usesTls(coordinator, { tls }), names: AGENT_TLS_SETTINGS };
+}
 
 const tlsSchema = mapping({
   caFile: pemFile().optional(),

@@ -11,7 +11,7 @@ import type { Logger } from '../common/util/log';
 import { BackupUsage } from '../common/backup-run/budget/backup-usage';
 import { detectEnforcement } from '../common/backup-run/budget/detect';
 import { EnforcementUnavailableError } from '../common/backup-run/budget/enforcer';
-import type { AgentConfig } from './config';
+import { type AgentConfig, agentConnection } from './config';
 import { startControlEndpoint } from './freeze/control-endpoint';
 import { FreezeState } from './freeze/freeze-state';
 import { IdentitySources, resolveVmIdentity } from './identity';
@@ -73,6 +73,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
   }
   const usage = new BackupUsage();
   const clients: Clients = connect(config.coordinator, clientCredentials(config.coordinator, { tls: config.tls }, log));
+  const connection = agentConnection(config.coordinator, config.tls);
   const collector = options.collector ?? new SystemLoadCollector({ clock, backupUsage: () => usage.total() });
   if (collector instanceof SystemLoadCollector) collector.prime();
 
@@ -90,6 +91,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     enforcement,
     usage,
     onBudgetReport: (report) => session?.reportBudget(report),
+    connection,
   });
   const jobs: v1.JobDeclaration[] = config.jobs.map((j) => ({
     name: j.name,
@@ -106,6 +108,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
   });
   session = new AgentSession({
     client: clients.agent,
+    connection,
     hello: () => ({ vm: identity.vm, host: config.host, agentVersion: AGENT_VERSION, hostname, jobs }),
     collector,
     log,

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
-import { connect, parseAddress, unary } from '../common/client/connection';
+import { connect, parseAddress, tlsCredentials, unary } from '../common/client/connection';
 import type { Logger } from '../common/util/log';
 import { normalizeFingerprint, parseEnrolmentToken } from '../common/pki/enrolment-token';
 import { writeFileAtomic } from '../common/util/atomic-file';
@@ -97,7 +97,7 @@ export async function enroll(options: EnrollOptions): Promise<EnrollResult> {
 
   const keys = await generateKeyPair();
   const csrPem = await createCsrPem(keys, 'headroom-agent');
-  const clients = connect(options.coordinator, grpc.credentials.createSsl(Buffer.from(caPem)));
+  const clients = connect(options.coordinator, tlsCredentials(options.coordinator, { ca: Buffer.from(caPem) }));
   let res: v1.EnrollResponse__Output;
   try {
     res = await unary(clients.pki.Enroll.bind(clients.pki), { token: options.token.trim(), csrPem }, timeoutMs);

@@ -10,12 +10,11 @@ import { systemClock, Clock } from '../common/util/clock';
 import { clientCredentials, connect, DEFAULT_ADDRESS, parseAddress, TlsFiles } from '../common/client/connection';
 import { formatDuration, parseFlagDuration } from '../common/util/duration';
 import { GuardedRunHooks, runGuarded, StopReason } from '../common/backup-run/guarded-run';
-import { EXIT_TEMPFAIL } from '../common/util/exit-codes';
 import type { Logger } from '../common/util/log';
 import { detectEnforcement } from '../common/backup-run/budget/detect';
 import { EnforcementUnavailableError } from '../common/backup-run/budget/enforcer';
 import { budgetFromWire, describeBudgetState, RunBudget } from '../common/backup-run/budget/run-budget';
-import { AgentConfig, BudgetSettings, DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
+import { AgentConfig, BudgetSettings, DEFAULT_CONFIG_PATH, agentConnection, loadAgentConfig } from './config';
 import { ConfigError } from '../common/util/config-error';
 import { UsageError } from '../common/util/usage-error';
 import { resolveVmIdentity } from './identity';
@@ -211,6 +210,7 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
     const windowEnd = clock.now() + plan.windowMs;
     const result = await runGuarded({
       client: clients.token,
+      connection: agentConnection(plan.coordinator, plan.tls),
       request: {
         kind: 'TOKEN_KIND_GUEST',
         host: plan.host,
@@ -245,7 +245,8 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
     });
     // The one line for a denial too (its reason and the coordinator's message): no onDenied hook repeats it.
     if (result.status !== 'succeeded' || result.ranWithoutToken) io.say(`headroom: ${result.message}`);
-    return result.status === 'denied' || result.status === 'skipped' ? EXIT_TEMPFAIL : result.exitCode;
+    // exitCode is EXIT_TEMPFAIL for a denial or a skip, EXIT_CONFIG for a refusal that a setting must cure.
+    return result.exitCode;
   } finally {
     for (const s of forwarded) process.off(s, onSignal);
     clients.close();

@@ -285,6 +285,12 @@ function checkCommand(args: string[], io: Io): number {
   }
   const config = loadAgentConfig((values.config as string | undefined) ?? DEFAULT_CONFIG_PATH);
   io.out(`${config.file}: OK, coordinator ${config.coordinator}, ${config.jobs.length} job(s)\n`);
+  // Valid for a coordinator serving server-only TLS, but a coordinator with its own CA (pki init) refuses it.
+  if (config.tls?.caFile && !config.tls.certFile) {
+    io.err(
+      `headroom-agent: warning: ${config.file}: tls has caFile but no certFile/keyFile: a coordinator with its own CA (pki init) requires a client certificate it issued and refuses this agent; run 'headroom-agent enroll --token …' and add the certFile and keyFile lines it prints\n`,
+    );
+  }
   for (const j of config.jobs) {
     const next = new Date(nextOccurrence(j.schedule, Date.now(), j.name));
     io.out(

@@ -3,7 +3,10 @@
  * what the running backups are held to), then a LoadReport every report interval, and a BudgetReport
  * whenever what a backup is held to changes; the coordinator answers with SessionSettings and pushes
  * Commands, each of which is acknowledged. Reconnects forever with exponential backoff and jitter, and
- * logs the loss of the connection once rather than once per retry.
+ * logs the loss of the connection once rather than once per retry. A refusal that no retry cures (an
+ * untrusted certificate, a missing client certificate, a name the certificate lacks: tls-diagnosis.ts) is
+ * logged as an error with its fix, then retried slowly and said again only every few minutes: a fix on the
+ * coordinator's side (a reissued certificate) needs no restart of the agent.
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { v1 } from '../proto';
@@ -11,6 +14,8 @@ import { Backoff, BackoffOptions } from '../common/util/backoff';
 import type { AgentClient } from '../common/client/connection';
 import type { Logger } from '../common/util/log';
 import type { LoadCollector } from '../common/backup-run/load-collector';
+import { type ConnectionContext, describeDiagnosis, diagnoseCall } from '../common/client/tls-diagnosis';
+import { formatDuration } from '../common/util/duration';
 
 /** Until the coordinator says otherwise. */
 export const DEFAULT_REPORT_INTERVAL_MS = 10_000;
@@ -23,6 +28,10 @@ export interface CommandResult {
   /** Freeze and thaw commands: the QuiesceReport, sent before the ack. */
   quiesce?: v1.QuiesceReport;
 }
+
+/** While the coordinator refuses the agent for a setting: how often to try again, and to say so again. */
+export const REFUSED_RETRY_MS = 60_000;
+const REFUSED_REMIND_EVERY = 10; // retries: every 10 minutes
 
 /** Unsolicited quiesce reports kept while disconnected, for the next session (a few auto-thaws at most). */
 const MAX_HELD_QUIESCE_REPORTS = 16;
@@ -40,6 +49,8 @@ export interface AgentSessionOptions {
   budgetReports?(): v1.BudgetReport[];
   /** The freeze in force (or the last thaw), sent after every Hello: the coordinator may have missed it. */
   freezeNotice?(): v1.FreezeNotice | undefined;
+  /** How the agent connects: refusals no retry can cure are told apart (tls-diagnosis.ts). */
+  connection?: ConnectionContext;
   /** Reconnect backoff; default 1 s doubling to 30 s, ±20 %. */
   backoff?: BackoffOptions;
 }
@@ -54,6 +65,8 @@ export class AgentSession {
   private up = false;
   /** Whether the current outage was logged already. */
   private lossLogged = false;
+  /** Refusals in a row that no retry can cure. */
+  private refusals = 0;
   private readonly backoff: Backoff;
   private reportIntervalMs = DEFAULT_REPORT_INTERVAL_MS;
   private latest?: v1.SessionSettings__Output;
@@ -133,6 +146,21 @@ export class AgentSession {
       clearTimeout(this.reportTimer);
       if (!this.running) return;
       const why = err ? err.details || err.message : 'the coordinator closed the session';
+      const refusal = err && this.options.connection && diagnoseCall(err.code, why, this.options.connection);
+      if (refusal?.permanent) {
+        const fields = { error: describeDiagnosis(refusal), retryInMs: REFUSED_RETRY_MS };
+        if (this.refusals++ % REFUSED_REMIND_EVERY === 0)
+          log.error(
+            `the coordinator refuses this agent, and will until a setting changes; trying again every ${formatDuration(REFUSED_RETRY_MS)}`,
+            fields,
+          );
+        else log.debug('still refused', fields);
+        this.lossLogged = true;
+        this.up = false;
+        this.reconnectTimer = setTimeout(() => this.connect(), REFUSED_RETRY_MS);
+        return;
+      }
+      this.refusals = 0;
       const delay = this.backoff.next();
       if (this.up) log.warn('session lost; reconnecting in the background', { error: why });
       else if (!this.lossLogged) log.warn('cannot reach the coordinator; will keep retrying', { error: why });
@@ -159,6 +187,7 @@ export class AgentSession {
         this.options.log.info('session up', { host: s.host, vm: s.vm, reportIntervalMs: s.reportIntervalMs });
         this.up = true;
         this.lossLogged = false;
+        this.refusals = 0;
         this.backoff.reset();
         for (const quiesce of this.heldQuiesce.splice(0)) call.write({ quiesce });
       }

@@ -5,7 +5,14 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type Clients, DEFAULT_ADDRESS, clientCredentials, connect, parseAddress } from '../common/client/connection';
+import {
+  type Clients,
+  DEFAULT_ADDRESS,
+  clientCredentials,
+  connect,
+  parseAddress,
+  usesTls,
+} from '../common/client/connection';
 import type { Logger } from '../common/util/log';
 import {
   type OptionSpec,
@@ -37,7 +44,7 @@ import { tokensCommand } from './commands/tokens';
 import { verifyCommand } from './commands/verify';
 import { type Context, type Io, createContext } from './context';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../common/util/exit-codes';
-import { RpcError, describeRpcError } from './errors';
+import { CTL_TLS_SETTINGS, RpcError, describeRpcError } from './errors';
 import { UsageError } from '../common/util/usage-error';
 import { formatTable } from './table';
 import { SHELLS, type Shell, completionScript } from '../common/util/completion';
@@ -329,8 +336,10 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
   }
   const open = env.open ?? ((address, files, log) => connect(address, clientCredentials(address, { tls: files }, log)));
 
+  const connection = { address: coordinator, tls: usesTls(coordinator, { tls }), names: CTL_TLS_SETTINGS };
   const ctx = createContext({
     coordinator,
+    connection,
     json: args.flag('json'),
     io,
     log: env.log,
@@ -349,7 +358,7 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
   } catch (err) {
     if (err instanceof UsageError) return fail(err.message, cmd.name);
     if (err instanceof RpcError) {
-      io.stderr(`${PROGRAM}: ${describeRpcError(err, coordinator)}\n`);
+      io.stderr(`${PROGRAM}: ${describeRpcError(err, connection)}\n`);
       return EXIT_FAILURE;
     }
     if (err instanceof ConnectionSetupError) return fail(err.message, cmd.name);

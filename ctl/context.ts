@@ -6,6 +6,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { type AdminClient, type Clients, type PkiClient, unary } from '../common/client/connection';
 import type { Logger } from '../common/util/log';
+import type { ConnectionContext } from '../common/client/tls-diagnosis';
 import { toRpcError } from './errors';
 
 /** Where a command writes. Each call is one piece of text; a newline is added by `print`. */
@@ -47,6 +48,8 @@ export type PkiResponse<M extends PkiUnaryMethod> =
 export interface Context {
   /** The coordinator's address as given (or defaulted), for messages. */
   readonly coordinator: string;
+  /** How headroomctl connects: failures that are about TLS or identity are told apart (tls-diagnosis.ts). */
+  readonly connection: ConnectionContext;
   /** `--json`: print the coordinator's messages as JSON instead of tables. */
   readonly json: boolean;
   readonly io: Io;
@@ -83,6 +86,7 @@ export function note(ctx: Context, text: string): void {
 
 export interface ContextOptions {
   coordinator: string;
+  connection: ConnectionContext;
   json: boolean;
   io: Io;
   log: Logger;
@@ -108,6 +112,7 @@ export function createContext(options: ContextOptions): Context & { close(): voi
   const get = () => (clients ??= options.open());
   return {
     coordinator: options.coordinator,
+    connection: options.connection,
     json: options.json,
     io: options.io,
     log: options.log,

@@ -3,6 +3,19 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { statusName } from '../common/client/call-status';
+import {
+  type ConnectionContext,
+  type TlsSettingNames,
+  describeDiagnosis,
+  diagnoseCall,
+} from '../common/client/tls-diagnosis';
+
+/** headroomctl's settings that fix a connection's failures (host-backup, run by headroomctl, names them too). */
+export const CTL_TLS_SETTINGS: TlsSettingNames = {
+  ca: '--tls-ca FILE, or --pki-dir DIR',
+  clientCertificate: '--tls-cert FILE --tls-key FILE, or --pki-dir DIR for the admin identity',
+  address: '--coordinator',
+};
 
 /** Thrown when a call to the coordinator failed; carries the method and the gRPC status. */
 export class RpcError extends Error {
@@ -38,15 +51,10 @@ export function toRpcError(method: string, err: unknown): unknown {
 }
 
 /**
- * The line printed for a failed call: `<method>: <status name>: <details>`, saying in so many words that
- * the coordinator is unreachable when it is.
+ * The line printed for a failed call: `<method>: <status name>: <details>`, or, when the status is about
+ * the connection (unreachable, TLS, identity), what is wrong and which flag fixes it.
  */
-export function describeRpcError(err: RpcError, coordinator: string): string {
-  if (err.code === grpc.status.UNAVAILABLE) {
-    return `${err.method}: UNAVAILABLE: the coordinator at ${coordinator} is unreachable (${err.details})`;
-  }
-  if (err.code === grpc.status.DEADLINE_EXCEEDED) {
-    return `${err.method}: DEADLINE_EXCEEDED: the coordinator at ${coordinator} did not answer in time (${err.details})`;
-  }
-  return err.message;
+export function describeRpcError(err: RpcError, connection: ConnectionContext): string {
+  const d = diagnoseCall(err.code, err.details, connection);
+  return d ? `${err.method}: ${statusName(err.code)}: ${describeDiagnosis(d)}` : err.message;
 }

@@ -4,11 +4,14 @@
  * else with one can.
  */
 import type { AdminClient, TokenClient } from '../common/client/connection';
+import type { ConnectionContext } from '../common/client/tls-diagnosis';
 import type * as v1 from '../proto/generated/headroom/v1';
 
 export interface CoordinatorLink {
   /** The coordinator's address, for messages. */
   readonly address: string;
+  /** How the link connects: refusals no retry can cure are told apart (tls-diagnosis.ts). */
+  readonly connection?: ConnectionContext;
   /** The TokenService client (the connection may be opened on first use). */
   token(): TokenClient;
   /** The AdminService client, for its streams. */

@@ -25,7 +25,10 @@ import { watchRevocation } from './revoke-watch';
  * failing); or never granted (denied, not within the window, or withdrawn; `signal` when a signal did it).
  */
 export type HoldEnd =
-  { kind: 'released' } | { kind: 'unreleased' } | { kind: 'lost' } | { kind: 'not-granted'; signal?: NodeJS.Signals };
+  | { kind: 'released' }
+  | { kind: 'unreleased' }
+  | { kind: 'lost' }
+  | { kind: 'not-granted'; signal?: NodeJS.Signals; misconfigured?: boolean };
 
 /** What the holder tells the `hold` invocation that started it, over the IPC channel. */
 export type HolderMessage =
@@ -95,7 +98,15 @@ export async function runHolder(o: HolderOptions): Promise<HoldEnd> {
   const clock = systemClock;
   try {
     const acquired = await acquireToken(
-      { client, clock, log: o.log, signal: abort.signal, onUnreachable: 'skip', hooks: reporter.hooks([]) },
+      {
+        client,
+        clock,
+        log: o.log,
+        signal: abort.signal,
+        onUnreachable: 'skip',
+        hooks: reporter.hooks([]),
+        connection: o.link.connection,
+      },
       { ...request, requestId: randomUUID() },
     );
     if (acquired.kind !== 'granted') {
@@ -103,6 +114,7 @@ export async function runHolder(o: HolderOptions): Promise<HoldEnd> {
       const end: HoldEnd = {
         kind: 'not-granted',
         signal: acquired.kind === 'cancelled' && reason.kind === 'signal' ? reason.signal : undefined,
+        misconfigured: acquired.kind === 'misconfigured',
       };
       let message = acquired.kind === 'run-without-token' ? acquired.error.message : acquired.message;
       if (acquired.kind === 'cancelled') message += `: ${describeStop(reason)}`;

@@ -106,6 +106,7 @@ export async function runHostBackup(o: HostBackupOptions): Promise<GuardedRunRes
   try {
     const result = await runGuarded({
       client: link.token(),
+      connection: link.connection,
       request: {
         kind: 'TOKEN_KIND_HYPERVISOR',
         host,

@@ -17,6 +17,7 @@ import { budgetFromWire, BudgetState, describeBudgetState, RunBudget } from '../
 import type { JobConfig } from '../config';
 import type { Occurrence } from './scheduler';
 import type { CommandResult } from '../session';
+import type { ConnectionContext } from '../../common/client/tls-diagnosis';
 
 export interface JobRunnerOptions {
   client: TokenClient;
@@ -34,6 +35,8 @@ export interface JobRunnerOptions {
   usage?: BackupUsage;
   /** Sends a BudgetReport to the coordinator. Must not throw. */
   onBudgetReport?(report: v1.BudgetReport): void;
+  /** How the agent connects: refusals no retry can cure are told apart (tls-diagnosis.ts). */
+  connection?: ConnectionContext;
   /** The guarded run; replaced by a fake in unit tests. */
   run?: (options: GuardedRunOptions) => Promise<GuardedRunResult>;
 }
@@ -56,6 +59,8 @@ export class JobRunner {
   /** Budget commands for tokens not (yet) granted to a run of ours, newest last. */
   private readonly earlyBudgets = new Map<string, BudgetState>();
   private shuttingDown = false;
+  /** Refusals no retry cures, each said once (the session says it too), not at every occurrence of every job. */
+  private readonly refusalsSaid = new Set<string>();
 
   constructor(private readonly options: JobRunnerOptions) {}
 
@@ -99,6 +104,7 @@ export class JobRunner {
     const runFn = this.options.run ?? runGuarded;
     run.done = runFn({
       client: this.options.client,
+      connection: this.options.connection,
       request: {
         kind: 'TOKEN_KIND_GUEST',
         host: this.options.host(),
@@ -223,12 +229,18 @@ export class JobRunner {
       durationMs: result.durationMs,
       message: result.message,
     };
+    if (result.status !== 'misconfigured') this.refusalsSaid.clear();
     switch (result.status) {
       case 'succeeded':
         log.info('job finished', fields);
         return;
       case 'skipped':
         log.error(`job skipped: no token before its window closed (window ${windowText})`, fields);
+        return;
+      case 'misconfigured':
+        if (this.refusalsSaid.has(result.message)) log.debug('job not run: still refused', fields);
+        else log.error('job not run: the coordinator refuses this agent until a setting changes', fields);
+        this.refusalsSaid.add(result.message);
         return;
       case 'failed':
       case 'denied':

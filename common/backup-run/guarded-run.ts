@@ -22,7 +22,7 @@ import {
   spawnChild,
 } from './child-process';
 import type { Clock } from '../util/clock';
-import { EXIT_TEMPFAIL } from '../util/exit-codes';
+import { EXIT_CONFIG, EXIT_TEMPFAIL } from '../util/exit-codes';
 import { unary } from '../client/connection';
 import { LeaseLost, Renewer } from '../client/lease-renewer';
 import { AcquireHooks, AcquireOptions, acquireToken } from '../client/token-acquirer';
@@ -37,7 +37,8 @@ export type StopReason =
   /** The caller is shutting down: cancel the wait, or stop the command and release. */
   | { kind: 'shutdown'; reason: string };
 
-export type GuardedRunStatus = 'succeeded' | 'failed' | 'denied' | 'skipped' | 'lease-lost' | 'revoked' | 'cancelled';
+export type GuardedRunStatus =
+  'succeeded' | 'failed' | 'denied' | 'skipped' | 'misconfigured' | 'lease-lost' | 'revoked' | 'cancelled';
 
 export interface GuardedRunResult {
   status: GuardedRunStatus;
@@ -151,6 +152,9 @@ export async function runGuarded(options: GuardedRunOptions): Promise<GuardedRun
   }
   if (acquired.kind === 'denied' || acquired.kind === 'skipped')
     return { status: acquired.kind, exitCode: EXIT_TEMPFAIL, message: acquired.message };
+  // Not "try later": nothing changes until a setting does.
+  if (acquired.kind === 'misconfigured')
+    return { status: acquired.kind, exitCode: EXIT_CONFIG, message: acquired.message };
   if (acquired.kind === 'run-without-token') {
     log.warn('coordinator unreachable: running the job without a token (onUnreachable: run)', {
       error: errorText(acquired.error),

@@ -3,6 +3,8 @@
  * the agent, headroomctl and the coordinator agree on them.
  */
 import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { headroomV1 } from '../../proto';
 import type { Logger } from '../util/log';
@@ -87,22 +89,79 @@ export interface ClientSecurity {
   insecure?: boolean;
 }
 
+/** Whether a client of `address` with `security` speaks TLS: as clientCredentials decides. */
+export function usesTls(address: string, security: ClientSecurity): boolean {
+  const files = security.tls ?? {};
+  return !security.insecure && (Boolean(files.caFile || files.certFile) || !isLoopbackHost(parseAddress(address).host));
+}
+
 /**
  * Credentials for a client of `address`. Plaintext only on loopback, and then with a warning.
  * Throws when plaintext is asked for a remote address.
  */
 export function clientCredentials(address: string, security: ClientSecurity, log: Logger): grpc.ChannelCredentials {
   const { host } = parseAddress(address);
-  const tls = security.tls ?? {};
-  if (security.insecure || (!tls.caFile && !tls.certFile && isLoopbackHost(host))) {
+  const files = security.tls ?? {};
+  if (!usesTls(address, security)) {
     if (!isLoopbackHost(host)) {
       throw new Error(`refusing plaintext to ${address}: plaintext is allowed on loopback only; give TLS files`);
     }
     log.warn('connecting without TLS (allowed on loopback only)', { address });
     return grpc.credentials.createInsecure();
   }
-  const read = (f?: string) => (f ? fs.readFileSync(f) : null);
-  return grpc.credentials.createSsl(read(tls.caFile), read(tls.keyFile), read(tls.certFile));
+  const read = (f?: string) => (f ? fs.readFileSync(f) : undefined);
+  return tlsCredentials(address, { ca: read(files.caFile), key: read(files.keyFile), cert: read(files.certFile) });
+}
+
+/** TLS credentials for a client of `address` from PEM contents; no ServerName when it is an IP address. */
+export function tlsCredentials(
+  address: string,
+  pem: { ca?: Buffer; key?: Buffer; cert?: Buffer },
+): grpc.ChannelCredentials {
+  const { host } = parseAddress(address);
+  const context = tls.createSecureContext(pem);
+  return net.isIP(host)
+    ? new IpAddressTlsCredentials(context, host)
+    : grpc.credentials.createFromSecureContext(context);
+}
+
+/**
+ * TLS to an IP address without SNI. grpc-js always sends the target's host as the TLS ServerName, and an
+ * IP there is against RFC 6066 (Node warns, DEP0123, and will ignore it); without a ServerName Node checks
+ * the certificate against the connected address, so its IP SANs still verify it. This is grpc-js's own
+ * secure connector less the ServerName.
+ */
+class IpAddressTlsCredentials extends grpc.ChannelCredentials {
+  constructor(
+    private readonly context: tls.SecureContext,
+    private readonly host: string,
+  ) {
+    super();
+  }
+  _isSecure(): boolean {
+    return true;
+  }
+  _equals(other: grpc.ChannelCredentials): boolean {
+    return other === this;
+  }
+  _createSecureConnector(
+    ...[, , callCredentials]: Parameters<grpc.ChannelCredentials['_createSecureConnector']>
+  ): ReturnType<grpc.ChannelCredentials['_createSecureConnector']> {
+    const { context, host } = this;
+    return {
+      connect: (socket) =>
+        new Promise((resolve, reject) => {
+          const tlsSocket = tls.connect({ socket, secureContext: context, host, ALPNProtocols: ['h2'] }, () => {
+            if (tlsSocket.authorized) resolve({ socket: tlsSocket, secure: true });
+            else reject(tlsSocket.authorizationError);
+          });
+          tlsSocket.on('error', reject);
+        }),
+      waitForReady: () => Promise.resolve(),
+      getCallCredentials: () => callCredentials ?? grpc.credentials.createEmpty(),
+      destroy: () => undefined,
+    };
+  }
 }
 
 export type TokenClient = InstanceType<typeof headroomV1.TokenService>;

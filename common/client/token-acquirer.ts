@@ -10,6 +10,7 @@ import { Backoff, BackoffOptions, sleep } from '../util/backoff';
 import { errorCode, errorText, TRANSIENT, UNREACHABLE } from './call-status';
 import type { Clock } from '../util/clock';
 import { deadlineIn, TokenClient } from './connection';
+import { type ConnectionContext, describeDiagnosis, diagnoseCall } from './tls-diagnosis';
 import type { Logger } from '../util/log';
 
 /** What onUnreachable is told after each failed attempt while the coordinator cannot be reached. */
@@ -41,6 +42,8 @@ export interface AcquireOptions {
   /** Backoff between attempts while the coordinator is unreachable. */
   backoff?: BackoffOptions;
   hooks?: AcquireHooks;
+  /** How the client connects: a refusal that no retry can cure (TLS, identity, access) is then told apart, with its fix. */
+  connection?: ConnectionContext;
 }
 
 /** How long past the latest start an acquire stream may stay open: the coordinator denies at the latest start itself. */
@@ -99,7 +102,9 @@ export type Acquired =
   /** Denied by the coordinator, or refused as a bad request: no point in asking again now. */
   | { kind: 'denied'; message: string }
   /** No decision before the latest start (the coordinator unreachable until then). */
-  | { kind: 'skipped'; message: string };
+  | { kind: 'skipped'; message: string }
+  /** Refused for a setting of this client or the coordinator (tls-diagnosis.ts): asking again cannot help. */
+  | { kind: 'misconfigured'; message: string };
 
 /**
  * Waits for a token for `request` (request_id set: it is the same for every attempt) until it is granted,
@@ -129,6 +134,9 @@ export async function acquireToken(o: AcquireOptions, request: v1.AcquireRequest
     } else {
       error = attempt.error;
       const code = errorCode(error);
+      const diagnosis = o.connection && diagnoseCall(code, errorText(error), o.connection);
+      if (diagnosis?.permanent)
+        return { kind: 'misconfigured', message: `cannot get a ${what}: ${describeDiagnosis(diagnosis)}` };
       if (code !== undefined && !TRANSIENT.has(code)) {
         return { kind: 'denied', message: `the coordinator refused a ${what}: ${errorText(error)}` };
       }

@@ -6,7 +6,7 @@
  *  - open: health checks, reflection, and PkiService.Enroll (its enrolment token is the credential);
  *  - admin: every call;
  *  - host (hypervisor-level callers of host H): TokenService with HYPERVISOR tokens on host H, Quiesce and
- *    Thaw of their guests included;
+ *    Thaw of their guests included, and AdminService.GetPolicy of H (host-backup's load control reads it);
  *  - agent (VM V on host H): TokenService with GUEST tokens for V on H (never Quiesce or Thaw: freezing a
  *    guest is the host's call), and AgentService.Session as V on H.
  */
@@ -32,6 +32,7 @@ const TOKEN_METHODS = new Set([
 ]);
 const QUIESCE_METHODS = new Set(['/headroom.v1.TokenService/Quiesce', '/headroom.v1.TokenService/Thaw']);
 const SESSION_METHOD = '/headroom.v1.AgentService/Session';
+const GET_POLICY_METHOD = '/headroom.v1.AdminService/GetPolicy';
 
 /** True for the calls anyone may make, with or without a certificate. */
 export function isOpenMethod(path: string): boolean {
@@ -50,8 +51,15 @@ export function authorizeCall(path: string, identity: Identity): Decision {
   if (TOKEN_METHODS.has(path)) return ALLOW;
   if (QUIESCE_METHODS.has(path) && identity.role === 'host') return ALLOW;
   if (path === SESSION_METHOD && identity.role === 'agent') return ALLOW;
+  if (path === GET_POLICY_METHOD && identity.role === 'host') return ALLOW;
   const needs =
-    path === SESSION_METHOD ? 'the agent role' : QUIESCE_METHODS.has(path) ? 'the host role' : 'the admin role';
+    path === SESSION_METHOD
+      ? 'the agent role'
+      : QUIESCE_METHODS.has(path)
+        ? 'the host role'
+        : path === GET_POLICY_METHOD
+          ? 'the host role (its own host) or the admin role'
+          : 'the admin role';
   return deny(`${methodName(path)} needs ${needs}; the caller is ${describeIdentity(identity)}`);
 }
 
@@ -122,6 +130,13 @@ export function authorizeMessage(path: string, identity: Identity, message: unkn
         );
       }
       return ALLOW;
+    }
+    case GET_POLICY_METHOD: {
+      const host = hostOf(m.host);
+      if (identity.role !== 'host' || host === identity.host) return authorizeCall(path, identity);
+      return deny(
+        `${describeIdentity(identity)} may read the policy of its own host only, not of ${JSON.stringify(host)}`,
+      );
     }
     default:
       return authorizeCall(path, identity);

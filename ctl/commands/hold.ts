@@ -17,7 +17,7 @@ import type { StopReason } from '../../common/backup-run/guarded-run';
 import { parsePositiveInt, parseString } from '../../common/util/cli-args';
 import type { Command } from '../command';
 import { type Context, note } from '../context';
-import { EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL } from '../../common/util/exit-codes';
+import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_TEMPFAIL } from '../../common/util/exit-codes';
 import { UsageError } from '../../common/util/usage-error';
 import { coordinatorLink, hostBackupCommand, progressOutput } from './host-backup';
 
@@ -52,7 +52,8 @@ export const holdCommand: Command = {
     'not leave the host blocked. With --foreground the holder runs in this process until a signal.',
     '',
     'Exit status: 0 granted (or released); 75 not granted within --window, denied, or lost before',
-    '--release; 1 FILE in use by another holder, or the token could not be released; 64 usage error.',
+    '--release; 78 refused until a setting changes (TLS or identity: the message names it); 1 FILE in use',
+    'by another holder, or the token could not be released; 64 usage error.',
   ].join('\n'),
   options: [
     { name: 'state-file', value: 'FILE', help: 'where the holder keeps its state (required)', parse: parseString },
@@ -155,7 +156,7 @@ export const holdCommand: Command = {
   },
 };
 
-/** 0 released; 1 not released; 75 lost, or not granted; 128+N when signal N withdrew the request. */
+/** 0 released; 1 not released; 75 lost, or not granted; 78 refused until a setting changes; 128+N when signal N withdrew the request. */
 function holdExitCode(end: HoldEnd): number {
   switch (end.kind) {
     case 'released':
@@ -165,7 +166,8 @@ function holdExitCode(end: HoldEnd): number {
     case 'lost':
       return EXIT_TEMPFAIL;
     case 'not-granted':
-      return end.signal ? 128 + os.constants.signals[end.signal] : EXIT_TEMPFAIL;
+      if (end.signal) return 128 + os.constants.signals[end.signal];
+      return end.misconfigured ? EXIT_CONFIG : EXIT_TEMPFAIL;
   }
 }
 

@@ -88,7 +88,8 @@ export const hostBackupCommand: Command = {
     "Exit status: the command's own; 75 when no token was granted (denied, or not granted within --window,",
     'e.g. because the coordinator was unreachable) or the token was revoked or lost; 1 when --quiesce require',
     'could not quiesce the guest (the command did not run) or the guest thawed before the snapshot point;',
-    '64 usage error.',
+    '78 when the coordinator refuses until a setting changes (TLS or identity: the message names it); 64',
+    'usage error.',
   ].join('\n'),
   options: [
     { name: 'host', value: 'H', help: 'the host the VM runs on (required)', parse: parseString },
@@ -203,6 +204,7 @@ export const hostBackupCommand: Command = {
 export function coordinatorLink(ctx: Context): CoordinatorLink {
   return {
     address: ctx.coordinator,
+    connection: ctx.connection,
     token: () => ctx.clients().token,
     admin: () => ctx.clients().admin,
     getPolicy: (host) => ctx.admin('GetPolicy', { host }),

@@ -7,6 +7,7 @@ import type { AgentClient } from '../../../common/client/connection';
 import { AgentSession } from '../../../agent/session';
 import type { LoadCollector } from '../../../common/backup-run/load-collector';
 import { captureLog, grpcError } from '../common/backup-run/guarded-run-fakes';
+import type { ConnectionContext } from '../../../common/client/tls-diagnosis';
 
 const T0 = Date.UTC(2026, 0, 5, 2, 0, 0);
 
@@ -66,6 +67,7 @@ describe('AgentSession', () => {
   function start(
     onCommand = (_c: v1.Command__Output) => ({ ok: true, message: 'done' }),
     budgetReports?: () => v1.BudgetReport[],
+    connection?: ConnectionContext,
   ) {
     const client = new FakeAgentClient();
     const logs = captureLog();
@@ -79,6 +81,7 @@ describe('AgentSession', () => {
       onCommand,
       budgetReports,
       backoff: { random: () => 0.5 },
+      connection,
     });
     session.start();
     return { client, logs, settings };
@@ -216,6 +219,36 @@ describe('AgentSession', () => {
     }
     const gaps = times.map((t, i) => t - (i === 0 ? 0 : times[i - 1]));
     assert.deepEqual(gaps, [1_000, 2_000, 4_000, 8_000, 16_000, 30_000]);
+  });
+
+  it('logs a refusal no retry cures once, with its fix, then retries every minute and says it again every 10 minutes', async () => {
+    const names = { ca: 'tls.caFile', clientCertificate: 'tls.certFile and tls.keyFile', address: 'coordinator' };
+    const { client, logs } = start(undefined, undefined, { address: 'localhost:7400', tls: true, names });
+    const refuse = () =>
+      client.calls[client.calls.length - 1].emit(
+        'error',
+        grpcError(grpc.status.UNAUTHENTICATED, "a client certificate issued by this coordinator's CA is required"),
+      );
+    refuse();
+    for (let minute = 1; minute <= 10; minute++) {
+      const n = client.calls.length;
+      await clock.tickAsync(59_999);
+      assert.equal(client.calls.length, n, 'no retry before a minute has passed');
+      await clock.tickAsync(1);
+      assert.equal(client.calls.length, n + 1);
+      refuse();
+    }
+    const errors = logs.lines.filter((l) => l.level === 'error');
+    assert.equal(errors.length, 2, 'the first refusal and, ten retries later, one reminder');
+    assert.match(
+      String(errors[0].msg),
+      /the coordinator refuses this agent, and will until a setting changes; trying again every 1m/,
+    );
+    assert.match(
+      String(errors[0].error),
+      /CA is required; give a client certificate .*: tls\.certFile and tls\.keyFile/,
+    );
+    assert.equal(logs.lines.filter((l) => l.level === 'warn').length, 0, 'not called unreachable');
   });
 
   it('stops reconnecting once stopped', async () => {

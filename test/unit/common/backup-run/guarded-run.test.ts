@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import * as sinon from 'sinon';
 import { GuardedRunOptions, GuardedRunResult, runGuarded, StopReason } from '../../../../common/backup-run/guarded-run';
-import { EXIT_TEMPFAIL } from '../../../../common/util/exit-codes';
+import { EXIT_CONFIG, EXIT_TEMPFAIL } from '../../../../common/util/exit-codes';
 import { captureLog, FakeTokenClient, fakeSpawner, grpcError, token } from './guarded-run-fakes';
 
 const T0 = Date.UTC(2026, 0, 5, 2, 0, 0);
@@ -336,6 +336,26 @@ describe('runGuarded', () => {
     assert.equal(new Set(client.acquires.map((c) => c.request.requestId)).size, 1, 'one request id for all attempts');
     assert.equal(spawner.children.length, 0);
     assert.equal(logs.lines.filter((l) => l.level === 'warn').length, 1, 'the outage is logged once');
+  });
+
+  it('gives up at once with 78 (misconfigured) when the TLS failure is one no retry cures, naming the setting', async () => {
+    client.onAcquire = (call) =>
+      call.fail(
+        grpc.status.UNAVAILABLE,
+        "No connection established. Last error: Error [ERR_TLS_CERT_ALTNAME_INVALID]: Hostname/IP does not match certificate's altnames: Host: guest-host. is not in the cert's altnames: DNS:pve-1",
+      );
+    const names = { ca: 'tls.caFile', clientCertificate: 'tls.certFile', address: 'coordinator in agent.yaml' };
+    const r = await start({
+      request: { kind: 'TOKEN_KIND_GUEST', vm: 'vm-1', job: 'nightly', latestStartUnixMs: T0 + 60_000 },
+      connection: { address: 'guest-host:7400', tls: true, names },
+    });
+    assert.deepEqual([r.status, r.exitCode], ['misconfigured', EXIT_CONFIG]);
+    assert.match(
+      r.message,
+      /^cannot get a GUEST token for nightly: the coordinator's certificate does not name guest-host:7400 \(ERR_TLS_CERT_ALTNAME_INVALID: .*\); connect by a name or address the certificate carries \(coordinator in agent\.yaml\)/,
+    );
+    assert.equal(client.acquires.length, 1, 'not retried until the window closes');
+    assert.equal(spawner.children.length, 0);
   });
 
   it('with onUnreachable run, runs the command without a token after the first failed attempt', async () => {

@@ -118,6 +118,22 @@ describe('the access rule', () => {
     }
   });
 
+  it("lets the host role read its own host's policy, not another host's, and change none", () => {
+    const get = '/headroom.v1.AdminService/GetPolicy';
+    const set = '/headroom.v1.AdminService/SetPolicy';
+    assert.ok(allowed(authorizeCall(get, host)));
+    assert.ok(allowed(authorizeMessage(get, host, { host: 'h1' }, ctx)));
+    assert.ok(allowed(authorizeMessage(get, host, { host: '' }, ctx)), "empty host is the coordinator's own");
+    const other = authorizeMessage(get, host, { host: 'h2' }, ctx);
+    assert.ok(!other.allow && /may read the policy of its own host only, not of "h2"/.test(other.reason));
+    const a = authorizeCall(get, agent);
+    assert.ok(!a.allow && /needs the host role \(its own host\) or the admin role/.test(a.reason));
+    assert.ok(!authorizeMessage(get, agent, { host: 'h1' }, ctx).allow);
+    const s = authorizeCall(set, host);
+    assert.ok(!s.allow && /SetPolicy needs the admin role; the caller is host h1/.test(s.reason));
+    assert.ok(allowed(authorizeMessage(get, admin, { host: 'h2' }, ctx)));
+  });
+
   it('lets the admin role do everything', () => {
     assert.ok(
       allowed(authorizeMessage(`${T}Acquire`, admin, { kind: 'TOKEN_KIND_HYPERVISOR', vm: 'any', host: 'h9' }, ctx)),
