@@ -138,13 +138,13 @@ export function execHooks(plan: ExecPlan, say: (line: string) => void, clock: Cl
     onQueued(q) {
       const estimate = q.estimatedStartUnixMs > 0 ? `, estimated start ${formatLocalTime(q.estimatedStartUnixMs)}` : '';
       const waiting = q.waitingFor ? `, waiting for: ${q.waitingFor}` : '';
-      const line = `headroom: job ${plan.job} is queued for a backup slot: position ${q.position}${estimate}${waiting}`;
+      const line = `headroom-agent: job ${plan.job} is queued for a backup slot: position ${q.position}${estimate}${waiting}`;
       if (line !== lastQueued) say(line);
       lastQueued = line;
     },
     onGranted(token) {
       say(
-        `headroom: granted a slot on host ${token.host} (token ${token.tokenId}, fencing ${token.fencing}); running ${plan.argv.join(' ')}`,
+        `headroom-agent: granted a slot on host ${token.host} (token ${token.tokenId}, fencing ${token.fencing}); running ${plan.argv.join(' ')}`,
       );
     },
     onUnreachable(info) {
@@ -152,11 +152,11 @@ export function execHooks(plan: ExecPlan, say: (line: string) => void, clock: Cl
       unreachableSaid = true;
       const until = info.giveUpAtUnixMs > 0 ? ` until ${formatLocalTime(info.giveUpAtUnixMs, clock.now())}` : '';
       say(
-        `headroom: cannot reach the coordinator at ${plan.coordinator} (${(info.error as { details?: string }).details || info.error.message}); retrying${until}`,
+        `headroom-agent: cannot reach the coordinator at ${plan.coordinator} (${(info.error as { details?: string }).details || info.error.message}); retrying${until}`,
       );
     },
     onStopping(why) {
-      say(`headroom: stopping the command: ${why}`);
+      say(`headroom-agent: stopping the command: ${why}`);
     },
   };
 }
@@ -201,7 +201,7 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
     if (signals === 1) controller.abort({ kind: 'signal', signal } satisfies StopReason);
     else
       io.say(
-        `headroom: ${signal} again; the command gets SIGKILL ${formatDuration(plan.killGraceMs)} after the first signal`,
+        `headroom-agent: ${signal} again; the command gets SIGKILL ${formatDuration(plan.killGraceMs)} after the first signal`,
       );
   };
   const forwarded: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -236,7 +236,7 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
           const state = { budget: budgetFromWire(r.budget), paused: r.paused };
           if (state.budget.cpuPercent > 0 || state.budget.ioBytesPerSec > 0)
             io.say(
-              `headroom: the command is held to ${describeBudgetState(state)} (${enforcements.show(r.enforcement)})`,
+              `headroom-agent: the command is held to ${describeBudgetState(state)} (${enforcements.show(r.enforcement)})`,
             );
           io.log.info('the command is held to its budget', { ...r });
         },
@@ -244,7 +244,7 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
       hooks: execHooks(plan, io.say, clock),
     });
     // The one line for a denial too (its reason and the coordinator's message): no onDenied hook repeats it.
-    if (result.status !== 'succeeded' || result.ranWithoutToken) io.say(`headroom: ${result.message}`);
+    if (result.status !== 'succeeded' || result.ranWithoutToken) io.say(`headroom-agent: ${result.message}`);
     // exitCode is EXIT_TEMPFAIL for a denial or a skip, EXIT_CONFIG for a refusal that a setting must cure.
     return result.exitCode;
   } finally {

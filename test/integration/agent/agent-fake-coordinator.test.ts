@@ -144,7 +144,7 @@ describe('headroom-agent against a scripted coordinator', function () {
     assert.match(a.stderr(), /^err$/m);
     assert.match(
       a.stderr(),
-      /headroom: granted a slot on host host-fake \(token [0-9a-f-]+, fencing 1\); running sh -c/,
+      /headroom-agent: granted a slot on host host-fake \(token [0-9a-f-]+, fencing 1\); running sh -c/,
     );
     const req = fake.acquires[0].request;
     assert.equal(req.kind, 'TOKEN_KIND_GUEST');
@@ -184,11 +184,11 @@ describe('headroom-agent against a scripted coordinator', function () {
     assert.deepEqual([req.vm, req.host, req.priority, req.expectedDurationMs], ['vm-x', 'host-x', -2, 600_000]);
     assert.match(
       a.stderr(),
-      /headroom: job adhoc is queued for a backup slot: position 2, estimated start \d\d:\d\d:\d\d, waiting for: a hypervisor backup of vm-9/,
+      /headroom-agent: job adhoc is queued for a backup slot: position 2, estimated start \d\d:\d\d:\d\d, waiting for: a hypervisor backup of vm-9/,
     );
     assert.deepEqual(
-      a.stderr().match(/^headroom: .*denied.*$/gm),
-      ['headroom: denied a GUEST token for adhoc (WINDOW_CLOSED): could not start before 02:30'],
+      a.stderr().match(/^headroom-agent: .*denied.*$/gm),
+      ['headroom-agent: denied a GUEST token for adhoc (WINDOW_CLOSED): could not start before 02:30'],
       'the denial, said once',
     );
   });
@@ -220,7 +220,7 @@ describe('headroom-agent against a scripted coordinator', function () {
     const pids = await runningTree(pidFile);
     assert.equal(await a.exited, 75);
     assert.deepEqual(pids.filter(pidAlive), []);
-    assert.match(a.stderr(), /headroom: stopping the command: lease lost/);
+    assert.match(a.stderr(), /headroom-agent: stopping the command: lease lost/);
   });
 
   it('exec forwards SIGTERM to the running command and exits with its code', async () => {
@@ -252,8 +252,8 @@ describe('headroom-agent against a scripted coordinator', function () {
     assert.equal(await a.exited, 75);
     const took = Date.now() - t0;
     assert.ok(took >= 2_000 && took < 8_000, `gave up after ${took} ms`);
-    assert.match(a.stderr(), /headroom: cannot reach the coordinator at 127\.0\.0\.1:\d+ .*; retrying until/);
-    assert.match(a.stderr(), /headroom: skipped: could not get a GUEST token for adhoc before its window closed/);
+    assert.match(a.stderr(), /headroom-agent: cannot reach the coordinator at 127\.0\.0\.1:\d+ .*; retrying until/);
+    assert.match(a.stderr(), /headroom-agent: skipped: could not get a GUEST token for adhoc before its window closed/);
   });
 
   it('exec runs the command anyway with --on-unreachable run, and says so', async () => {
@@ -272,7 +272,7 @@ describe('headroom-agent against a scripted coordinator', function () {
       'exit 3',
     ]);
     assert.equal(await a.exited, 3);
-    assert.match(a.stderr(), /headroom: ran without a token \(coordinator unreachable\): exit code 3/);
+    assert.match(a.stderr(), /headroom-agent: ran without a token \(coordinator unreachable\): exit code 3/);
   });
 
   it('exec refuses bad usage with 64 and a bad configuration with 78', async () => {

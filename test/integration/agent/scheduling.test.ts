@@ -95,7 +95,7 @@ describe('scheduling with real agents on an idle host', function () {
     const handRun = agent(['exec', '--config', config, '--job', 'tar-data']);
     assert.equal(await handRun.exited, 0, handRun.stderr());
     assert.doesNotMatch(handRun.stderr(), /planned slot/);
-    assert.match(handRun.stderr(), /^headroom: granted a slot on host host-a .*; running sh -c echo ran/m);
+    assert.match(handRun.stderr(), /^headroom-agent: granted a slot on host host-a .*; running sh -c echo ran/m);
     assert.equal(fs.readFileSync(marker, 'utf8'), 'ran\n');
 
     // A denial: the VM held by another backup past the hand-run's window.
@@ -103,11 +103,11 @@ describe('scheduling with real agents on an idle host', function () {
     assert.ok(holder.granted);
     const denied = agent(['exec', '--config', config, '--job', 'tar-data', '--window', '2s']);
     assert.equal(await denied.exited, 75, denied.stderr());
-    const said = denied.stderr().match(/^headroom: .*denied.*$/gm) ?? [];
+    const said = denied.stderr().match(/^headroom-agent: .*denied.*$/gm) ?? [];
     assert.equal(said.length, 1, `the denial, said once:\n${denied.stderr()}`);
     assert.match(
       said[0],
-      /^headroom: denied a GUEST token for tar-data \(WINDOW_CLOSED\): its window closed at \S+ before it could start$/,
+      /^headroom-agent: denied a GUEST token for tar-data \(WINDOW_CLOSED\): its window closed at \S+ before it could start$/,
     );
     await release(clients, holder.granted);
   });

@@ -83,7 +83,7 @@ describe('refusals that no retry cures, and the host role (real coordinator, age
     assert.equal(await exec.exited, 78, exec.stderr());
     assert.match(
       exec.stderr(),
-      /headroom: cannot get a GUEST token for by-hand: a client certificate issued by this coordinator's CA is required; /,
+      /headroom-agent: cannot get a GUEST token for by-hand: a client certificate issued by this coordinator's CA is required; /,
     );
     assert.match(exec.stderr(), FIX);
   });
