@@ -7,7 +7,7 @@ import { createLogger } from '../common/util/log';
 import { ConfigError } from '../common/util/config-error';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../common/util/exit-codes';
 import { UsageError } from '../common/util/usage-error';
-import { compileCoordinatorOptions, loadConfigFile } from './config';
+import { checkDatabaseDirectory, compileCoordinatorOptions, loadConfigFile } from './config';
 import { startServer } from './server';
 import { version } from '../package.json';
 
@@ -105,6 +105,7 @@ async function main(): Promise<void> {
   const log = createLogger();
   const { raw, source } = parseArgs(process.argv.slice(2));
   const options = compileCoordinatorOptions(raw, source);
+  checkDatabaseDirectory(options, source);
   const server = await startServer(options, log);
   log.info('coordinator started', { address: server.address, host: options.host, database: options.database, version });
   process.stdout.write(`listening on ${server.address}\n`);
