@@ -27,6 +27,8 @@ import { unary } from '../client/connection';
 import { LeaseLost, Renewer } from '../client/lease-renewer';
 import { AcquireHooks, AcquireOptions, acquireToken } from '../client/token-acquirer';
 import { tokenEnv } from './token-env';
+import { GroupMembers, type ProcReader, realProc } from './budget/process-usage';
+import { type TreeIo, TreeIoMeter } from './tree-io';
 
 /** Why a run is asked to stop, passed as the AbortSignal's reason (`controller.abort(reason)`). */
 export type StopReason =
@@ -119,7 +121,15 @@ export interface GuardedRunOptions extends AcquireOptions {
   bracket?: RunBracket;
   /** Starts the command; spawnChild by default, a fake in unit tests. */
   spawn?: typeof spawnChild;
+  /** Where the command tree's I/O counters are read (tree-io.ts); the real /proc by default, a fake in unit tests. */
+  proc?: ProcReader;
 }
+
+/**
+ * How often the command tree's I/O counters are sampled while it runs: what a process that exits without
+ * being reaped by a member of the tree did since the last sample is lost (tree-io.ts).
+ */
+const IO_SAMPLE_MS = 1_000;
 
 export function toStopReason(reason: unknown): StopReason {
   const r = reason as StopReason | undefined;
@@ -222,6 +232,7 @@ async function runChild(
   const refusal = bracket && !o.signal?.aborted ? await bracket.before(token!) : undefined;
   const startedAt = o.clock.now();
   let exit: ChildExit;
+  let io: TreeIo | undefined;
   // requestStop may have run while `before` was awaited (a closure: the compiler cannot see it).
   const stopRequested = (stopCause as StopCause | undefined) !== undefined;
   if (o.signal?.aborted || refusal !== undefined || stopRequested) {
@@ -239,10 +250,14 @@ async function runChild(
       killGraceMs: graceMs,
     });
     o.control?.started(child, token);
+    const meter = treeIoMeter(child, o.proc ?? realProc);
+    const sampling = meter && setInterval(() => meter.sample(), IO_SAMPLE_MS).unref();
     o.hooks?.onStarted?.(child.pid);
     o.log.debug('command started', { pid: child.pid, argv: o.argv });
     o.signal?.addEventListener('abort', onAbort, { once: true });
     exit = await child.exited;
+    // At once: the leader was just reaped into our own counters (tree-io.ts).
+    meter?.sample();
     o.signal?.removeEventListener('abort', onAbort);
     clearTimeout(forwardKillTimer);
     renewer?.stop();
@@ -252,6 +267,9 @@ async function runChild(
     // way to have cleared the group, or clear what the command left behind when it ended by itself.
     const stopped = stopCause && !(stopCause.kind === 'abort' && stopCause.reason.kind === 'signal');
     await (stopped ? child.stop(graceMs) : child.stopLeftovers(graceMs));
+    clearInterval(sampling);
+    meter?.sample();
+    io = meter?.result();
     await o.control?.ended();
   }
   const durationMs = o.clock.now() - startedAt;
@@ -296,7 +314,8 @@ async function runChild(
   if (token && release) {
     const outcome: v1.Outcome = {
       success: status === 'succeeded',
-      bytes: 0, // not known for an arbitrary command
+      // Unset when unknown; nothing was written by a command that did not start.
+      ...(child ? (io ? { bytes: io.written } : {}) : { bytes: 0 }),
       durationMs: Math.min(durationMs, 0xffffffff),
       exitCode,
       message,
@@ -305,8 +324,15 @@ async function runChild(
     await releaseToken(o, token, outcome);
   }
   const level = status === 'succeeded' ? 'debug' : 'warn';
-  o.log[level]('guarded run ended', { status, exitCode, durationMs });
+  o.log[level]('guarded run ended', { status, exitCode, durationMs, readBytes: io?.read, writtenBytes: io?.written });
   return { status, exitCode, token, message, durationMs: child ? durationMs : undefined };
+}
+
+/** Meters the tree of `child` (its group, less the watchdog), from right after its spawn; none when it did not start. */
+function treeIoMeter(child: RunningChild, proc: ProcReader): TreeIoMeter | undefined {
+  if (child.pid === undefined) return undefined;
+  const members = new GroupMembers(child.pid, () => child.watchdogPid, proc);
+  return new TreeIoMeter(child.pid, () => members.list(), proc);
 }
 
 /**
