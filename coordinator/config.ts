@@ -246,12 +246,13 @@ export function compileCoordinatorOptions(raw: Record<string, unknown>, source: 
  * @throws ConfigError
  */
 export function checkDatabaseDirectory(options: Pick<CoordinatorOptions, 'database'>, source: string): void {
+  const key = source === 'command line' ? '--db' : 'database';
   const dir = path.dirname(path.resolve(options.database));
   if (fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
   throw new ConfigError(source, [
     {
-      key: 'database',
-      message: `the directory ${dir} of ${options.database} does not exist: create it (mode 0700, owned by the user the coordinator runs as) or give another path (database:, or --db)`,
+      key,
+      message: `the directory ${dir} of ${options.database} does not exist: create it (mode 0700, owned by the user the coordinator runs as) or give another path`,
     },
   ]);
 }

@@ -62,7 +62,7 @@ const TLS_FLAGS: Record<string, string> = {
   '--tls-client-ca': 'clientCaFile',
 };
 
-function parseArgs(argv: string[]): { raw: Record<string, unknown>; source: string } {
+function parseArgs(argv: string[]): { raw: Record<string, unknown>; source: string; databaseSource: string } {
   let raw: Record<string, unknown> = {};
   let source = 'command line';
   const overrides: Record<string, unknown> = {};
@@ -98,14 +98,15 @@ function parseArgs(argv: string[]): { raw: Record<string, unknown>; source: stri
   const merged: Record<string, unknown> = { ...raw, ...overrides };
   if (Object.keys(policy).length > 0) merged.policy = { ...(raw.policy as object), ...policy };
   if (Object.keys(tls).length > 0) merged.tls = { ...(raw.tls as object), ...tls };
-  return { raw: merged, source };
+  // --db wins over the file's database key: a problem with it is the command line's.
+  return { raw: merged, source, databaseSource: 'database' in overrides ? 'command line' : source };
 }
 
 async function main(): Promise<void> {
   const log = createLogger();
-  const { raw, source } = parseArgs(process.argv.slice(2));
+  const { raw, source, databaseSource } = parseArgs(process.argv.slice(2));
   const options = compileCoordinatorOptions(raw, source);
-  checkDatabaseDirectory(options, source);
+  checkDatabaseDirectory(options, databaseSource);
   const server = await startServer(options, log);
   log.info('coordinator started', { address: server.address, host: options.host, database: options.database, version });
   process.stdout.write(`listening on ${server.address}\n`);

@@ -24,9 +24,21 @@ describe('coordinator configuration', function () {
     assert.equal(r.status, EXIT_CONFIG, r.stderr);
     assert.equal(
       r.stderr,
-      `headroom-coordinator: invalid configuration:\n  ${config}: database: the directory ${dir} of ${dir}/headroom.db does not exist: create it (mode 0700, owned by the user the coordinator runs as) or give another path (database:, or --db)\n`,
+      `headroom-coordinator: invalid configuration:\n  ${config}: database: the directory ${dir} of ${dir}/headroom.db does not exist: create it (mode 0700, owned by the user the coordinator runs as) or give another path\n`,
     );
     assert.equal(fs.existsSync(dir), false);
+
+    // Given by --db, over the file: the command line is named, with the flag.
+    const flag = spawnSync(
+      process.execPath,
+      [COORDINATOR_MAIN, '--config', config, '--db', `${dir}/other.db`, '--listen', '127.0.0.1:0'],
+      { encoding: 'utf8' },
+    );
+    assert.equal(flag.status, EXIT_CONFIG, flag.stderr);
+    assert.match(
+      flag.stderr,
+      new RegExp(`^  command line: --db: the directory ${dir} of ${dir}/other\\.db does not exist`, 'm'),
+    );
   });
 
   it('applies the policy keys the file sets at a restart, one log line per changed key, and keeps the others', async () => {
