@@ -29,6 +29,7 @@ import { AcquireHooks, AcquireOptions, acquireToken } from '../client/token-acqu
 import { tokenEnv } from './token-env';
 import { GroupMembers, type ProcReader, realProc } from './budget/process-usage';
 import { type TreeIo, TreeIoMeter } from './tree-io';
+import { BYTES_FILE_ENV, ReportedBytes } from './reported-bytes';
 
 /** Why a run is asked to stop, passed as the AbortSignal's reason (`controller.abort(reason)`). */
 export type StopReason =
@@ -241,7 +242,9 @@ async function runChild(
     renewer?.stop();
     exit = { code: null, signal: null, exitCode: refusal !== undefined ? 1 : EXIT_TEMPFAIL };
   } else {
-    const env = tokenEnv(o.env ?? process.env, token);
+    // Only under a token: the figure is for its release.
+    const reported = token ? ReportedBytes.create() : undefined;
+    const env = { ...tokenEnv(o.env ?? process.env, token), ...(reported && { [BYTES_FILE_ENV]: reported.file }) };
     child = (o.spawn ?? spawnChild)(o.argv, {
       stdio: o.stdio ?? 'inherit',
       env,
@@ -270,6 +273,9 @@ async function runChild(
     clearInterval(sampling);
     meter?.sample();
     io = meter?.result();
+    // The command's own figure wins: it may know of bytes its tree did not write itself.
+    const told = reported?.take();
+    if (told !== undefined) io = { read: io?.read ?? 0, written: told };
     await o.control?.ended();
   }
   const durationMs = o.clock.now() - startedAt;

@@ -126,6 +126,14 @@ describe('headroom-agent with a real coordinator', function () {
     assert.ok(Number(m[1]) >= 70 && Number(m[1]) < 256, released.detail);
   });
 
+  it('records the figure a command reports in HEADROOM_BYTES_FILE, for bytes its own tree did not write', async () => {
+    const script = 'echo 1048576 > "$HEADROOM_BYTES_FILE"';
+    const a = agent(['exec', '--job', 'told-1m', '--coordinator', coordinator.address, '--', 'sh', '-c', script]);
+    assert.equal(await a.exited, 0, a.stderr());
+    const released = (await history('')).find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' && e.job === 'told-1m');
+    assert.match(released?.detail ?? '', /^success, exit 0, 1\.0 MiB written, /);
+  });
+
   it("kills the job's process tree when an administrator revokes its token", async () => {
     const { config, pidFile } = treeJobConfig(coordinator.address, 'vm-revoke');
     const a = agent(['run', '--config', config]);

@@ -1,10 +1,12 @@
 import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as sinon from 'sinon';
 import { GuardedRunOptions, GuardedRunResult, runGuarded, StopReason } from '../../../../common/backup-run/guarded-run';
 import { EXIT_TEMPFAIL } from '../../../../common/util/exit-codes';
 import { captureLog, FakeTokenClient, fakeSpawner, grpcError, token } from './guarded-run-fakes';
 import { FakeProc } from './budget/fake-proc';
+import { BYTES_FILE_ENV } from '../../../../common/backup-run/reported-bytes';
 
 const T0 = Date.UTC(2026, 0, 5, 2, 0, 0);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -126,6 +128,17 @@ describe('runGuarded', () => {
     child.exit(0);
     await done;
     assert.equal(client.releases[0].request.outcome!.bytes, 70_000);
+  });
+
+  it('releases with the figure the command wrote into HEADROOM_BYTES_FILE, over what the kernel saw', async () => {
+    const done = start();
+    await settle();
+    const child = spawner.children[0];
+    fs.writeFileSync(child.options.env![BYTES_FILE_ENV]!, '123456\n');
+    child.exit(0);
+    await done;
+    assert.equal(client.releases[0].request.outcome!.bytes, 123_456);
+    assert.equal(fs.existsSync(child.options.env![BYTES_FILE_ENV]!), false, 'the file is removed');
   });
 
   it('releases with 0 bytes when the command did not start: nothing ran', async () => {
