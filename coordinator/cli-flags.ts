@@ -81,7 +81,10 @@ const FLAGS: readonly (OptionSpec & { key?: string; section?: 'policy' | 'tls' }
 
 /** What the command line asks for: help, the version, or to run with this config (file and flags merged). */
 export type CoordinatorCommand =
-  { kind: 'help' } | { kind: 'version' } | { kind: 'run'; raw: Record<string, unknown>; source: string };
+  | { kind: 'help' }
+  | { kind: 'version' }
+  /** databaseSource: where the database path came from, the file or --db, for its error's file and key. */
+  | { kind: 'run'; raw: Record<string, unknown>; source: string; databaseSource: string };
 
 /** Parses the command line and reads the config file it names. @throws UsageError, ConfigError */
 export function parseCoordinatorArgs(argv: readonly string[]): CoordinatorCommand {
@@ -104,5 +107,6 @@ export function parseCoordinatorArgs(argv: readonly string[]): CoordinatorComman
     else merged[flag.key] = args.get(flag.name);
   }
   if (args.has('pki-dir')) merged.pki = { dir: args.get<string>('pki-dir') };
-  return { kind: 'run', raw: { ...merged, ...sections }, source };
+  const databaseSource = args.has('db') ? 'command line' : source;
+  return { kind: 'run', raw: { ...merged, ...sections }, source, databaseSource };
 }

@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import { z } from 'zod';
 import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress } from '../common/client/connection';
 import { ConfigError } from '../common/util/config-error';
@@ -48,6 +49,8 @@ export interface CoordinatorOptions {
   plaintext: boolean;
   /** Policy for hosts seen for the first time. */
   policy: HostPolicy;
+  /** The policy fields the file or the flags set: applied over every stored host's policy at start. */
+  policySet: (keyof HostPolicy)[];
   /** This host's own schedule of hypervisor-level backups, planned beside the guests' jobs. Default none. */
   hypervisorJobs: HypervisorJob[];
   /** The backup directory the admin calls manage (AdminService.ListBackups …), and the qmp driver's default target. */
@@ -129,7 +132,7 @@ const policySchema = mapping(z.object(policyShape).partial().shape, 'a mapping o
         if (fine(KEY_OF[field])) report([KEY_OF[field]], problem);
     }),
   )
-  .transform((raw) => toPolicy(raw).policy);
+  .transform((raw) => toPolicy(raw));
 
 const tlsSchema = mapping({
   certFile: existingFile(),
@@ -206,11 +209,18 @@ export const coordinatorConfigSchema = mapping({
       }
     }),
   )
-  .transform(({ host, durability, ...o }): CoordinatorOptions => ({
+  .transform(({ host, durability, policy, ...o }): CoordinatorOptions => ({
     ...o,
+    policy: policy.policy,
+    policySet: [...policy.given],
     host: host ?? os.hostname(),
     durability: durability as Durability,
   }));
+
+/** A policy field's key in the file: leaseTtl for leaseTtlMs. */
+export function policyKey(field: keyof HostPolicy): string {
+  return KEY_OF[field];
+}
 
 /** Reads a config file, to be merged with the flags and validated by compileCoordinatorOptions. @throws ConfigError */
 export function loadConfigFile(file: string): Record<string, unknown> {
@@ -227,4 +237,22 @@ export function loadConfigFile(file: string): Record<string, unknown> {
  */
 export function compileCoordinatorOptions(raw: Record<string, unknown>, source: string): CoordinatorOptions {
   return validateConfig(coordinatorConfigSchema, raw, source);
+}
+
+/**
+ * The database's directory must exist: it is not created, because a mistyped path would otherwise become
+ * a second, empty database, and the directory's owner and mode are the service's to set (systemd's
+ * StateDirectory, or the package). The key is `database` in the file, `--db` on the command line.
+ * @throws ConfigError
+ */
+export function checkDatabaseDirectory(options: Pick<CoordinatorOptions, 'database'>, source: string): void {
+  const key = source === 'command line' ? '--db' : 'database';
+  const dir = path.dirname(path.resolve(options.database));
+  if (fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
+  throw new ConfigError(source, [
+    {
+      key,
+      message: `the directory ${dir} of ${options.database} does not exist: create it (mode 0700, owned by the user the coordinator runs as) or give another path`,
+    },
+  ]);
 }

@@ -9,7 +9,7 @@ import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../common/util/e
 import { UsageError } from '../common/util/usage-error';
 import { formatUsageError } from '../common/util/cli-args';
 import { PROGRAM, USAGE, parseCoordinatorArgs } from './cli-flags';
-import { compileCoordinatorOptions } from './config';
+import { checkDatabaseDirectory, compileCoordinatorOptions } from './config';
 import { STOP_BOUND_MS, startServer } from './server';
 import { version } from '../package.json';
 
@@ -20,8 +20,9 @@ async function main(): Promise<void> {
     process.stdout.write(command.kind === 'help' ? `${USAGE}\n` : `${PROGRAM} ${version}\n`);
     process.exit(EXIT_OK);
   }
-  const { raw, source } = command;
+  const { raw, source, databaseSource } = command;
   const options = compileCoordinatorOptions(raw, source);
+  checkDatabaseDirectory(options, databaseSource);
   const server = await startServer(options, log);
   log.info('coordinator started', { address: server.address, host: options.host, database: options.database, version });
   process.stdout.write(`listening on ${server.address}\n`);

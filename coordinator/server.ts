@@ -3,6 +3,7 @@
  * reflection, and the listening socket. main.ts only parses arguments and calls this.
  */
 import { randomUUID } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { HealthImplementation } from 'grpc-health-check';
@@ -11,7 +12,7 @@ import { SERVER_OPTIONS, parseAddress } from '../common/client/connection';
 import type { Logger } from '../common/util/log';
 import { headroomV1, packageDefinition } from '../proto';
 import { AgentRegistry } from './service/agent-registry';
-import type { CoordinatorOptions } from './config';
+import { type CoordinatorOptions, policyKey } from './config';
 import { SystemLoadCollector } from '../common/backup-run/load-collector';
 import { Coordinator } from './service/coordinator';
 import { HostLoadMonitor } from './service/host-load-monitor';
@@ -20,7 +21,8 @@ import { PlanWorker } from './planning/plan-worker';
 import { QuiesceBroker } from './service/quiesce-broker';
 import { BackupRunner } from './hypervisor-jobs/backup-runner';
 import { HypervisorScheduler } from './hypervisor-jobs/hypervisor-scheduler';
-import { BackupRunnerUnavailableError } from './domain/errors';
+import { BackupRunnerUnavailableError, InvalidArgumentError } from './domain/errors';
+import { type HostPolicy, completePolicy } from './domain/policy';
 import { serverSecurity } from './rpc/server-security';
 import { adminService } from './rpc/admin-service';
 import { agentService } from './rpc/agent-service';
@@ -68,6 +70,7 @@ export async function startServer(
     defaultHost: options.host,
     lessorOptions: { defaultPolicy: options.policy },
   });
+  await applyConfiguredPolicy(coordinator, options, log);
   const registry = new AgentRegistry(store, ids, log, store.agents(), wire.token);
   coordinator.onCommitted(registry.onCommitted);
   const quiesce = new QuiesceBroker({
@@ -181,6 +184,40 @@ export async function startServer(
       return { forced };
     })());
   return { address, coordinator, stop };
+}
+
+/**
+ * The file wins at start for the policy keys it sets (docs/configuration.md): an administrator who edits
+ * coordinator.yaml expects it to take effect, while the keys it leaves out keep what `policy set` stored.
+ */
+async function applyConfiguredPolicy(coordinator: Coordinator, options: CoordinatorOptions, log: Logger) {
+  for (const host of coordinator.state.hostNames()) {
+    const stored = completePolicy(coordinator.state.host(host).policy);
+    const patch: Partial<HostPolicy> = {};
+    for (const field of options.policySet) {
+      const [from, to] = [stored[field], options.policy[field]];
+      if (isDeepStrictEqual(from, to)) continue;
+      (patch as Record<string, unknown>)[field] = to;
+      log.info('policy key changed by the configuration', {
+        host,
+        key: policyKey(field),
+        from: JSON.stringify(from),
+        to: JSON.stringify(to),
+      });
+    }
+    if (Object.keys(patch).length === 0) continue;
+    try {
+      await coordinator.setPolicy(host, patch);
+    } catch (e) {
+      // The file's keys are valid together, but may not be with the values `policy set` stored for the rest.
+      if (!(e instanceof InvalidArgumentError)) throw e;
+      log.warn("the configuration's policy keys were not applied to this host", {
+        host,
+        reason: e.message,
+        fix: 'set the related keys in the file too, or change them with headroomctl policy set',
+      });
+    }
+  }
 }
 
 /**

@@ -196,7 +196,8 @@ async function release(
     why = `unreadable release request, released as a failure: ${(err as Error).message}`;
   }
   const durationMs = Math.min(Math.max(0, o.now() - grantedAtUnixMs), 0xffffffff);
-  const outcome: v1.Outcome = { success, bytes: 0, durationMs, exitCode: success ? 0 : 1, message: why };
+  // No bytes: what ran under the hold (vzdump) is not ours to measure, so the history says they are unknown.
+  const outcome: v1.Outcome = { success, durationMs, exitCode: success ? 0 : 1, message: why };
   const released = await releaseToken({ client: o.link.token(), log: o.log }, token, outcome);
   const message = released
     ? `released token ${token.tokenId} (${success ? 'success' : 'failure'}): ${why}`

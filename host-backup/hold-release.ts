@@ -99,7 +99,6 @@ export async function releaseHold(o: HoldReleaseOptions): Promise<HoldReleaseRes
       // The holder died without releasing: release on its behalf, with the outcome we were given.
       const outcome = {
         success,
-        bytes: 0,
         durationMs: 0,
         exitCode: success ? 0 : 1,
         message: message || 'released by headroomctl hold --release',

@@ -7,6 +7,7 @@
  * host-backup the consistency achieved through the file CONSISTENCY_FILE_ENV names.
  */
 import * as fs from 'node:fs';
+import { reportBytes } from '../common/backup-run/reported-bytes';
 import type { Logger } from '../common/util/log';
 import { CatalogError } from './catalog/chain-rules';
 import { ManifestStore } from './catalog/manifest-store';
@@ -38,6 +39,8 @@ export interface QmpBackupRunOptions {
   quiesce?: GuestQuiesceOptions;
   /** Where to write the consistency achieved (host-backup's CONSISTENCY_FILE_ENV), if anyone asked. */
   consistencyFile?: string;
+  /** Where to write the bytes QEMU copied (the guarded run's BYTES_FILE_ENV), if anyone asked. */
+  bytesFile?: string;
   /** Wall clock, Unix ms: names backups and times them. */
   now(): number;
   /** Aborting cancels the block jobs. */
@@ -90,6 +93,11 @@ export async function runQmpBackup(o: QmpBackupRunOptions): Promise<QmpBackupOut
       onProgress: o.onProgress,
     });
     tellConsistency(o.consistencyFile, result.consistency);
+    // QEMU wrote them, not our process tree: tell host-backup's release (common/backup-run/reported-bytes.ts).
+    reportBytes(
+      o.bytesFile,
+      result.disks.reduce((sum, d) => sum + (d.record?.bytes ?? 0), 0),
+    );
     if (!result.ok) return { status: o.signal.aborted ? 'cancelled' : 'failed', result };
     if (o.quiesce?.mode === 'require' && result.consistency !== 'application') {
       return {

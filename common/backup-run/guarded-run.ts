@@ -27,6 +27,9 @@ import { unary } from '../client/connection';
 import { LeaseLost, Renewer } from '../client/lease-renewer';
 import { AcquireHooks, AcquireOptions, acquireToken } from '../client/token-acquirer';
 import { tokenEnv } from './token-env';
+import { GroupMembers, type ProcReader, realProc } from './budget/process-usage';
+import { type TreeIo, TreeIoMeter } from './tree-io';
+import { BYTES_FILE_ENV, ReportedBytes } from './reported-bytes';
 
 /** Why a run is asked to stop, passed as the AbortSignal's reason (`controller.abort(reason)`). */
 export type StopReason =
@@ -120,7 +123,15 @@ export interface GuardedRunOptions extends AcquireOptions {
   bracket?: RunBracket;
   /** Starts the command; spawnChild by default, a fake in unit tests. */
   spawn?: typeof spawnChild;
+  /** Where the command tree's I/O counters are read (tree-io.ts); the real /proc by default, a fake in unit tests. */
+  proc?: ProcReader;
 }
+
+/**
+ * How often the command tree's I/O counters are sampled while it runs: what a process that exits without
+ * being reaped by a member of the tree did since the last sample is lost (tree-io.ts).
+ */
+const IO_SAMPLE_MS = 1_000;
 
 export function toStopReason(reason: unknown): StopReason {
   const r = reason as StopReason | undefined;
@@ -226,6 +237,7 @@ async function runChild(
   const refusal = bracket && !o.signal?.aborted ? await bracket.before(token!) : undefined;
   const startedAt = o.clock.now();
   let exit: ChildExit;
+  let io: TreeIo | undefined;
   // requestStop may have run while `before` was awaited (a closure: the compiler cannot see it).
   const stopRequested = (stopCause as StopCause | undefined) !== undefined;
   if (o.signal?.aborted || refusal !== undefined || stopRequested) {
@@ -234,7 +246,9 @@ async function runChild(
     renewer?.stop();
     exit = { code: null, signal: null, exitCode: refusal !== undefined ? 1 : EXIT_TEMPFAIL };
   } else {
-    const env = tokenEnv(o.env ?? process.env, token);
+    // Only under a token: the figure is for its release.
+    const reported = token ? ReportedBytes.create() : undefined;
+    const env = { ...tokenEnv(o.env ?? process.env, token), ...(reported && { [BYTES_FILE_ENV]: reported.file }) };
     child = (o.spawn ?? spawnChild)(o.argv, {
       stdio: o.stdio ?? 'inherit',
       env,
@@ -243,10 +257,14 @@ async function runChild(
       killGraceMs: graceMs,
     });
     o.control?.started(child, token);
+    const meter = treeIoMeter(child, o.proc ?? realProc);
+    const sampling = meter && setInterval(() => meter.sample(), IO_SAMPLE_MS).unref();
     o.hooks?.onStarted?.(child.pid);
     o.log.debug('command started', { pid: child.pid, argv: o.argv });
     o.signal?.addEventListener('abort', onAbort, { once: true });
     exit = await child.exited;
+    // At once: the leader was just reaped into our own counters (tree-io.ts).
+    meter?.sample();
     o.signal?.removeEventListener('abort', onAbort);
     clearTimeout(forwardKillTimer);
     renewer?.stop();
@@ -256,6 +274,12 @@ async function runChild(
     // way to have cleared the group, or clear what the command left behind when it ended by itself.
     const stopped = stopCause && !(stopCause.kind === 'abort' && stopCause.reason.kind === 'signal');
     await (stopped ? child.stop(graceMs) : child.stopLeftovers(graceMs));
+    clearInterval(sampling);
+    meter?.sample();
+    io = meter?.result();
+    // The command's own figure wins: it may know of bytes its tree did not write itself.
+    const told = reported?.take();
+    if (told !== undefined) io = { read: io?.read ?? 0, written: told };
     await o.control?.ended();
   }
   const durationMs = o.clock.now() - startedAt;
@@ -300,7 +324,8 @@ async function runChild(
   if (token && release) {
     const outcome: v1.Outcome = {
       success: status === 'succeeded',
-      bytes: 0, // not known for an arbitrary command
+      // Unset when unknown; nothing was written by a command that did not start.
+      ...(child ? (io ? { bytes: io.written } : {}) : { bytes: 0 }),
       durationMs: Math.min(durationMs, 0xffffffff),
       exitCode,
       message,
@@ -309,8 +334,15 @@ async function runChild(
     await releaseToken(o, token, outcome);
   }
   const level = status === 'succeeded' ? 'debug' : 'warn';
-  o.log[level]('guarded run ended', { status, exitCode, durationMs });
+  o.log[level]('guarded run ended', { status, exitCode, durationMs, readBytes: io?.read, writtenBytes: io?.written });
   return { status, exitCode, token, message, durationMs: child ? durationMs : undefined };
+}
+
+/** Meters the tree of `child` (its group, less the watchdog), from right after its spawn; none when it did not start. */
+function treeIoMeter(child: RunningChild, proc: ProcReader): TreeIoMeter | undefined {
+  if (child.pid === undefined) return undefined;
+  const members = new GroupMembers(child.pid, () => child.watchdogPid, proc);
+  return new TreeIoMeter(child.pid, () => members.list(), proc);
 }
 
 /**

@@ -67,7 +67,8 @@ export interface PendingRequest extends AcquireInput {
 
 export interface Outcome {
   success: boolean;
-  bytes: number;
+  /** Bytes the command wrote to storage, as its holder measured them; absent when it does not know. */
+  bytes?: number;
   durationMs: number;
   exitCode: number;
   message: string;

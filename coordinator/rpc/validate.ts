@@ -101,11 +101,12 @@ export function tokenRef(req: { tokenId: string; fencing: number }): { tokenId: 
 }
 
 export function outcome(o: v1.Outcome__Output | null): Outcome {
-  if (!o) return { success: false, bytes: 0, durationMs: 0, exitCode: 0, message: 'no outcome given' };
+  if (!o) return { success: false, durationMs: 0, exitCode: 0, message: 'no outcome given' };
   const achieved = consistency('outcome.consistency', o.consistency);
   return {
     success: o.success,
-    bytes: intIn('outcome.bytes', o.bytes, 0, Number.MAX_SAFE_INTEGER),
+    // Unset (proto3 optional) when the holder does not know: recorded as unknown, never as 0.
+    ...(o.bytes !== undefined ? { bytes: intIn('outcome.bytes', o.bytes, 0, Number.MAX_SAFE_INTEGER) } : {}),
     durationMs: intIn('outcome.duration_ms', o.durationMs, 0, 2 ** 32 - 1),
     exitCode: o.exitCode,
     message: text('outcome.message', o.message),

@@ -3,8 +3,9 @@
  * returns (synchronous=FULL by default), so an acknowledged change survives kill -9 and power loss.
  */
 import Database from 'better-sqlite3';
+import { formatBytes } from '../../common/util/human';
 import type { LessorEvent } from '../domain/events';
-import type { EndState, EndedRequest, Lease, TokenKind } from '../domain/lease';
+import type { EndState, EndedRequest, Lease, Outcome, TokenKind } from '../domain/lease';
 import type { HostRecord } from '../domain/lessor';
 import type { HostPolicy } from '../domain/policy';
 import type { AgentRecord, EndedRun, HistoryQuery, HistoryRecord, HistoryType, Store } from './store';
@@ -85,20 +86,22 @@ interface TokenRow {
   ended_at: number | null;
 }
 
+/** RELEASED's detail: `success, exit 0, 70.2 KiB written, 3324 ms`, or `bytes unknown` when the holder did not say. */
+export function describeOutcome(o: Outcome): string {
+  const consistency = o.consistency ? `, ${o.consistency === 'APPLICATION' ? 'application' : 'crash'}-consistent` : '';
+  const bytes = o.bytes === undefined ? 'bytes unknown' : `${formatBytes(o.bytes)} written`;
+  const text = `${o.success ? 'success' : 'failure'}, exit ${o.exitCode}, ${bytes}, ${o.durationMs} ms${consistency}`;
+  return o.message ? `${text}: ${o.message}` : text;
+}
+
 function describe(event: LessorEvent): string {
   switch (event.type) {
     case 'granted': {
       const text = `fencing ${event.lease.fencing}, ttl ${event.lease.ttlMs} ms`;
       return event.forced ? `${text}, started on the throttled budget: ${event.forced}` : text;
     }
-    case 'released': {
-      const o = event.outcome;
-      const consistency = o.consistency
-        ? `, ${o.consistency === 'APPLICATION' ? 'application' : 'crash'}-consistent`
-        : '';
-      const text = `${o.success ? 'success' : 'failure'}, exit ${o.exitCode}, ${o.bytes} bytes, ${o.durationMs} ms${consistency}`;
-      return o.message ? `${text}: ${o.message}` : text;
-    }
+    case 'released':
+      return describeOutcome(event.outcome);
     case 'expired':
       return `not renewed within ${event.lease.ttlMs} ms`;
     case 'revoked':

@@ -48,12 +48,26 @@ export function parseProcStat(text: string): ProcStat | undefined {
   return { state: f[0], ppid: n(4), pgrp: n(5), cpuSeconds: ticks / USER_HZ, startTicks: n(22) };
 }
 
+/** The storage counters of /proc/<pid>/io: a process's own, its exited threads' and its reaped children's. */
+export interface IoCounters {
+  read: number;
+  written: number;
+  /** Dirty pages dropped before they reached storage (a file truncated or deleted soon after it was written). */
+  cancelled: number;
+}
+
+/** Parses /proc/<pid>/io; undefined when it is not one. */
+export function parseIoCounters(text: string): IoCounters | undefined {
+  const field = (name: string) => new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(text);
+  const [read, written, cancelled] = ['read_bytes', 'write_bytes', 'cancelled_write_bytes'].map(field);
+  if (!read || !written) return undefined;
+  return { read: Number(read[1]), written: Number(written[1]), cancelled: cancelled ? Number(cancelled[1]) : 0 };
+}
+
 /** Bytes a process (with its reaped children) caused to be read from and written to storage, from /proc/<pid>/io. */
 export function parseProcIo(text: string): number | undefined {
-  const read = /^read_bytes:\s*(\d+)/m.exec(text);
-  const write = /^write_bytes:\s*(\d+)/m.exec(text);
-  if (!read || !write) return undefined;
-  return Number(read[1]) + Number(write[1]);
+  const io = parseIoCounters(text);
+  return io && io.read + io.written;
 }
 
 /** The part of /proc that the counters read; a fake in unit tests. */

@@ -106,9 +106,32 @@ describe('headroom-agent with a real coordinator', function () {
     assert.equal(await a.exited, 3);
     const released = (await history('')).find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' && e.job === 'adhoc');
     assert.ok(released, `no release of job adhoc in the history; exec said:\n${a.stderr()}`);
-    assert.match(released.detail, /^failure, exit 3, 0 bytes, \d+ ms: exit code 3$/);
+    // It wrote nothing, and that is known.
+    assert.match(released.detail, /^failure, exit 3, 0 B written, \d+ ms: exit code 3$/);
     const ok = agent(['exec', '--job', 'adhoc-ok', '--coordinator', coordinator.address, '--', 'true']);
     assert.equal(await ok.exited, 0);
+  });
+
+  it("records what the command's process tree wrote, from the kernel's I/O accounting, in RELEASED's detail", async () => {
+    const out = path.join(tempDir(), 'backup.bin');
+    // 70 KiB through a child of the shell, so that the bytes of a reaped child are counted too.
+    const script = `head -c 71680 /dev/urandom > ${out} && sync`;
+    const a = agent(['exec', '--job', 'write-70k', '--coordinator', coordinator.address, '--', 'sh', '-c', script]);
+    assert.equal(await a.exited, 0, a.stderr());
+    const released = (await history('')).find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' && e.job === 'write-70k');
+    assert.ok(released, `no release of job write-70k in the history; exec said:\n${a.stderr()}`);
+    const m = /^success, exit 0, ([\d.]+) KiB written, \d+ ms/.exec(released.detail);
+    assert.ok(m, released.detail);
+    // Storage counts whole pages, and the file system may add its own: near 70 KiB, not below.
+    assert.ok(Number(m[1]) >= 70 && Number(m[1]) < 256, released.detail);
+  });
+
+  it('records the figure a command reports in HEADROOM_BYTES_FILE, for bytes its own tree did not write', async () => {
+    const script = 'echo 1048576 > "$HEADROOM_BYTES_FILE"';
+    const a = agent(['exec', '--job', 'told-1m', '--coordinator', coordinator.address, '--', 'sh', '-c', script]);
+    assert.equal(await a.exited, 0, a.stderr());
+    const released = (await history('')).find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' && e.job === 'told-1m');
+    assert.match(released?.detail ?? '', /^success, exit 0, 1\.0 MiB written, /);
   });
 
   it("kills the job's process tree when an administrator revokes its token", async () => {

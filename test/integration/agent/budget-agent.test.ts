@@ -196,7 +196,10 @@ describe('budgets through the headroom-agent daemon and exec', function () {
     const throttled = await cpuPercentOver(pgid, 2_000);
     assert.ok(throttled <= 32, `throttled to ${throttled.toFixed(1)} % of a core`);
     await cpuUsed(pgid, 0.2); // still running
-    assert.match(exec.stderr(), new RegExp(`headroom-agent: the command is held to cpu 20% of a core \\(${expected}\\)`));
+    assert.match(
+      exec.stderr(),
+      new RegExp(`headroom-agent: the command is held to cpu 20% of a core \\(${expected}\\)`),
+    );
     exec.process.kill('SIGTERM');
     assert.equal(await exec.exited, 143);
     assert.ok(!pidAlive(pgid));

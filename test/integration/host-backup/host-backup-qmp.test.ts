@@ -67,6 +67,9 @@ describe('headroomctl host-backup --driver qmp', function () {
       'HISTORY_EVENT_TYPE_RELEASED TOKEN_KIND_HYPERVISOR',
     ];
     assert.deepEqual(kinds, [...cycle, ...cycle]);
+    // QEMU wrote the copies, not host-backup's process tree: qmp-backup reports what it copied.
+    const released = history.filter((e: { type: string }) => e.type === 'HISTORY_EVENT_TYPE_RELEASED');
+    assert.match(released[1].detail, /^success, exit 0, 64\.0 KiB written, /);
   });
 
   it('cancels the jobs when the token is revoked, exits 75, records nothing, and keeps the bitmap for the next run', async () => {

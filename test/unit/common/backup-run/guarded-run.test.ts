@@ -1,9 +1,12 @@
 import { strict as assert } from 'node:assert';
+import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as sinon from 'sinon';
 import { GuardedRunOptions, GuardedRunResult, runGuarded, StopReason } from '../../../../common/backup-run/guarded-run';
 import { EXIT_CONFIG, EXIT_TEMPFAIL } from '../../../../common/util/exit-codes';
 import { captureLog, FakeTokenClient, fakeSpawner, grpcError, token } from './guarded-run-fakes';
+import { FakeProc } from './budget/fake-proc';
+import { BYTES_FILE_ENV } from '../../../../common/backup-run/reported-bytes';
 
 const T0 = Date.UTC(2026, 0, 5, 2, 0, 0);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -41,6 +44,7 @@ describe('runGuarded', () => {
       log: logs.log,
       clock: { now: () => Date.now() },
       spawn: spawner.spawn,
+      proc: new FakeProc(),
       killGraceMs: 10_000,
       backoff: { random: () => 0.5 },
       ...overrides,
@@ -90,7 +94,8 @@ describe('runGuarded', () => {
     assert.deepEqual(client.releases[0].request, {
       tokenId: 'tok-1',
       fencing: 7,
-      outcome: { success: true, bytes: 0, durationMs: 35_000, exitCode: 0, message: 'exit code 0' },
+      // No I/O accounting to read in this fake /proc: the bytes are unknown, so unset.
+      outcome: { success: true, durationMs: 35_000, exitCode: 0, message: 'exit code 0' },
     });
 
     const second = start();
@@ -108,6 +113,40 @@ describe('runGuarded', () => {
     assert.deepEqual([result.status, result.exitCode], ['failed', 3]);
     assert.equal(client.releases[0].request.outcome!.success, false);
     assert.equal(client.releases[0].request.outcome!.exitCode, 3);
+  });
+
+  it("releases with the bytes the command's tree wrote, from the kernel's I/O accounting", async () => {
+    const proc = new FakeProc().set(process.pid, { pgrp: process.pid, written: 10_000 });
+    const done = start({ proc });
+    await settle();
+    const child = spawner.children[0];
+    proc.set(child.pid, { pgrp: child.pid, ppid: process.pid, written: 40_000 });
+    await clock.tickAsync(1_000);
+    // It wrote 30000 more and was reaped by us: its last counters were added to ours.
+    proc.processes.delete(child.pid);
+    proc.set(process.pid, { pgrp: process.pid, written: 10_000 + 70_000 });
+    child.exit(0);
+    await done;
+    assert.equal(client.releases[0].request.outcome!.bytes, 70_000);
+  });
+
+  it('releases with the figure the command wrote into HEADROOM_BYTES_FILE, over what the kernel saw', async () => {
+    const done = start();
+    await settle();
+    const child = spawner.children[0];
+    fs.writeFileSync(child.options.env![BYTES_FILE_ENV]!, '123456\n');
+    child.exit(0);
+    await done;
+    assert.equal(client.releases[0].request.outcome!.bytes, 123_456);
+    assert.equal(fs.existsSync(child.options.env![BYTES_FILE_ENV]!), false, 'the file is removed');
+  });
+
+  it('releases with 0 bytes when the command did not start: nothing ran', async () => {
+    const bracket = { before: async () => 'the guest could not be frozen', after: async () => ({}) };
+    const result = await start({ bracket });
+    assert.equal(result.status, 'failed');
+    assert.equal(spawner.children.length, 0);
+    assert.equal(client.releases[0]?.request.outcome!.bytes, 0);
   });
 
   for (const code of [grpc.status.FAILED_PRECONDITION, grpc.status.NOT_FOUND]) {

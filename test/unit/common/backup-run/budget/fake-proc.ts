@@ -9,7 +9,11 @@ export interface FakeProcess {
   ppid?: number;
   /** utime + stime + cutime + cstime, in ticks (1/100 s). */
   ticks?: number;
+  /** read_bytes. */
   ioBytes?: number;
+  /** write_bytes and cancelled_write_bytes. */
+  written?: number;
+  cancelled?: number;
   state?: string;
   startTicks?: number;
   threads?: number[];
@@ -34,7 +38,7 @@ export class FakeProc implements ProcReader {
       return `${pidText} (${p.comm ?? 'sh'}) ${p.state ?? 'R'} ${p.ppid ?? 1} ${p.pgrp} ${p.pgrp} 0 -1 0 0 0 0 0 ${t} 0 0 0 20 0 1 0 ${p.startTicks ?? 100} 0 0\n`;
     }
     if (file === 'io')
-      return `rchar: 1\nwchar: 1\nsyscr: 1\nsyscw: 1\nread_bytes: ${p.ioBytes ?? 0}\nwrite_bytes: 0\ncancelled_write_bytes: 0\n`;
+      return `rchar: 1\nwchar: 1\nsyscr: 1\nsyscw: 1\nread_bytes: ${p.ioBytes ?? 0}\nwrite_bytes: ${p.written ?? 0}\ncancelled_write_bytes: ${p.cancelled ?? 0}\n`;
     return undefined;
   }
 

@@ -5,6 +5,7 @@ import { RunBudget } from '../../../../../common/backup-run/budget/run-budget';
 import { runGuarded } from '../../../../../common/backup-run/guarded-run';
 import { captureLog, FakeChild, FakeTokenClient, fakeSpawner, token } from '../guarded-run-fakes';
 import { FakeMechanism } from './fake-enforcer';
+import { FakeProc } from './fake-proc';
 
 /** A child whose watchdog reports when the test says so. */
 class ChildWithWatchdog extends FakeChild {
@@ -141,6 +142,7 @@ describe("a backup run's budget", () => {
         return child;
       },
       signal: controller.signal,
+      proc: new FakeProc(),
       control: budget,
       hooks: { onStarted: () => journal.push('started') },
     });
