@@ -14,7 +14,7 @@ import { AGENT_MAIN, type RunningCoordinator, startCoordinator, tempDir } from '
 import { waitFor } from '../../helpers/wait';
 import { type AgentProcess, startAgent } from '../agent/processes';
 import { killAll, runCtl } from '../ctl/ctl-process';
-import { adminPem } from './pki-fixture';
+import { adminPem, hostBackupArgv } from './pki-fixture';
 
 /** Runs `headroom-agent ARGS` to completion (for enroll). */
 function runAgent(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -109,18 +109,7 @@ describe('enrolment end to end (real headroomctl, coordinator and agent processe
       '--tls-key',
       path.join(pkiDir, 'host.key'),
     ];
-    const r = await runCtl([
-      ...host,
-      'host-backup',
-      '--host',
-      'host-a',
-      '--vm',
-      'vm1',
-      '--job',
-      'vzdump',
-      '--',
-      'true',
-    ]);
+    const r = await runCtl([...host, ...hostBackupArgv('true')]);
     assert.equal(r.code, 0, r.stderr);
     // The host role takes no admin calls.
     const status = await runCtl([...host, 'status']);

@@ -98,3 +98,8 @@ export function hostPem(pkiDir: string): Pem {
     keyFile: path.join(pkiDir, 'host.key'),
   };
 }
+
+/** `headroomctl host-backup` of host-a's vm1 as the `vzdump` job, running `command`. */
+export function hostBackupArgv(...command: string[]): string[] {
+  return ['host-backup', '--host', 'host-a', '--vm', 'vm1', '--job', 'vzdump', '--', ...command];
+}

@@ -12,7 +12,7 @@ import { tempDir } from '../../helpers/coordinator-process';
 import { waitFor } from '../../helpers/wait';
 import { EVERY_OTHER_SECOND, type AgentProcess, startAgent, writeConfig } from '../agent/processes';
 import { killAll, runCtl } from '../ctl/ctl-process';
-import { type PkiFixture, hostPem, startPkiCoordinator } from './pki-fixture';
+import { type PkiFixture, hostBackupArgv, hostPem, startPkiCoordinator } from './pki-fixture';
 
 const FIX =
   /give a client certificate and key issued by the coordinator's CA: tls\.certFile and tls\.keyFile in agent\.yaml/;
@@ -109,15 +109,7 @@ describe('refusals that no retry cures, and the host role (real coordinator, age
       pki.address,
       '--tls-ca',
       hostPem(pki.pkiDir).caFile,
-      'host-backup',
-      '--host',
-      'host-a',
-      '--vm',
-      'vm1',
-      '--job',
-      'vzdump',
-      '--',
-      'true',
+      ...hostBackupArgv('true'),
     ]);
     assert.equal(r.code, 78, r.stderr);
     assert.match(
@@ -137,16 +129,7 @@ describe('refusals that no retry cures, and the host role (real coordinator, age
       host.certFile!,
       '--tls-key',
       host.keyFile!,
-      'host-backup',
-      '--host',
-      'host-a',
-      '--vm',
-      'vm1',
-      '--job',
-      'vzdump',
-      '--',
-      'sleep',
-      '2',
+      ...hostBackupArgv('sleep', '2'),
     ]);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /could not read the policy/);
