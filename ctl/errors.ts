@@ -2,7 +2,7 @@
  * A failed call to the coordinator, as headroomctl reports it (exit EXIT_FAILURE, common/util/exit-codes.ts).
  */
 import * as grpc from '@grpc/grpc-js';
-import { statusName } from '../common/client/call-status';
+import { cleanDetails, statusName } from '../common/client/call-status';
 import {
   type ConnectionContext,
   type TlsSettingNames,
@@ -31,17 +31,6 @@ export class RpcError extends Error {
 
 function isServiceError(err: unknown): err is grpc.ServiceError {
   return err instanceof Error && typeof (err as Partial<grpc.ServiceError>).code === 'number';
-}
-
-/**
- * Status details as one line: grpc-js puts OpenSSL's multi-line errors and an empty "Resolution note"
- * into UNAVAILABLE details; a message on stderr should be one line.
- */
-export function cleanDetails(details: string): string {
-  return details
-    .replace(/\.?\s*Resolution note:\s*$/, '')
-    .replace(/\s+/g, ' ')
-    .trim();
 }
 
 /** Wraps what a grpc-js call rejected with into an RpcError naming the method. Other errors pass through. */

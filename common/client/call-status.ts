@@ -29,3 +29,14 @@ export const errorText = (err: unknown): string =>
 export function statusName(code: number): string {
   return (grpc.status as unknown as Record<number, string>)[code] ?? String(code);
 }
+
+/**
+ * Status details as one line: grpc-js puts OpenSSL's multi-line errors and an empty "Resolution note"
+ * into UNAVAILABLE details; a message on stderr should be one line.
+ */
+export function cleanDetails(details: string): string {
+  return details
+    .replace(/\.?\s*Resolution note:\s*$/, '')
+    .replace(/\s+/g, ' ')
+    .trim();
+}

@@ -7,6 +7,7 @@
  * and not retried as if waiting could help.
  */
 import * as grpc from '@grpc/grpc-js';
+import { cleanDetails } from './call-status';
 
 export type ConnectionFailure =
   /** Down, refused, no route: waiting may help. */
@@ -65,14 +66,13 @@ const PLAINTEXT_CLOSED = /^Failed to connect$/;
 
 /** The platform's words: grpc-js wraps them in "No connection established. Last error: Error: …". */
 function platformText(details: string): string {
-  return details
-    .replace(/^.*Last error:\s*/s, '')
-    .replace(/^Error(?: \[(\w+)\])?:\s*/, (_, code?: string) => (code ? `${code}: ` : ''))
-    .replace(/\.?\s*Resolution note:\s*$/, '')
-    .replace(/\s*\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/, '') // grpc-js's timestamp of the attempt
-    .replace(/\b[0-9A-F]+:error:[0-9A-F]+:[^:]*:[^:]*:([^:]+):\S*/, '$1') // OpenSSL's reason, without its source line
-    .replace(/\s+/g, ' ')
-    .trim();
+  return cleanDetails(
+    details
+      .replace(/^.*Last error:\s*/s, '')
+      .replace(/^Error(?: \[(\w+)\])?:\s*/, (_, code?: string) => (code ? `${code}: ` : ''))
+      .replace(/\s*\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/, '') // grpc-js's timestamp of the attempt
+      .replace(/\b[0-9A-F]+:error:[0-9A-F]+:[^:]*:[^:]*:([^:]+):\S*/, '$1'), // OpenSSL's reason, without its source line
+  );
 }
 
 /**

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { createCliLogger } from '../../../ctl/cli-log';
-import { cleanDetails } from '../../../ctl/errors';
+import { cleanDetails } from '../../../common/client/call-status';
 
 describe('ctl messages', () => {
   it('cleans status details into one line', () => {
