@@ -4,7 +4,6 @@
  * a certificate request to PkiService.Enroll over TLS verified against that CA, and writes the CA, the
  * certificate and the key (0600) for the agent's mutual TLS from then on. The key never leaves the guest.
  */
-import { X509Certificate } from 'node:crypto';
 import * as path from 'node:path';
 import { isIP } from 'node:net';
 import * as tls from 'node:tls';
@@ -14,6 +13,7 @@ import type { Logger } from '../common/util/log';
 import { normalizeFingerprint, parseEnrolmentToken } from '../common/pki/enrolment-token';
 import { writeFileAtomic } from '../common/util/atomic-file';
 import { PUBLIC_MODE, SECRET_MODE, ensurePrivateDir } from '../common/pki/secret-files';
+import { issuedForKeyProblem } from '../common/pki/renewal';
 import { createCsrPem, generateKeyPair, privateKeyPem, publicKeySpki } from '../common/pki/x509';
 import type * as v1 from '../proto/generated/headroom/v1';
 import { UsageError } from '../common/util/usage-error';
@@ -110,13 +110,8 @@ export async function enroll(options: EnrollOptions): Promise<EnrollResult> {
     clients.close();
   }
   // The certificate must be for our key and from the pinned CA: anything else is not ours to keep.
-  const cert = new X509Certificate(res.certificatePem);
-  const ca = new X509Certificate(caPem);
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey))
-    throw new EnrollError('the coordinator answered with a certificate its CA did not sign');
-  if (!cert.publicKey.export({ format: 'der', type: 'spki' }).equals(await publicKeySpki(keys))) {
-    throw new EnrollError('the coordinator answered with a certificate for another key');
-  }
+  const problem = issuedForKeyProblem(res.certificatePem, caPem, await publicKeySpki(keys));
+  if (problem) throw new EnrollError(`the coordinator answered with ${problem}`);
 
   ensurePrivateDir(options.dir);
   const files = {

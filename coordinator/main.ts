@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `headroom-coordinator`: the host service. Parses flags (on top of an optional YAML config file), starts
- * the server and stops it cleanly on SIGTERM/SIGINT.
+ * the server and stops it cleanly on SIGTERM/SIGINT; SIGHUP reloads its certificate files.
  */
 import { createLogger } from '../common/util/log';
 import { ConfigError } from '../common/util/config-error';
@@ -42,6 +42,8 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
+  // After `headroomctl pki reissue-server`: new connections get the new certificate, sessions stay up.
+  process.on('SIGHUP', () => server.reloadCertificates());
 }
 
 main().catch((e) => {

@@ -43,6 +43,8 @@ export interface RunningServer {
    * and the database. Resolves with `forced` true when calls were still open after STOP_BOUND_MS.
    */
   stop(): Promise<{ forced: boolean }>;
+  /** Serves the certificate files as they are now to new connections (SIGHUP); open connections keep theirs. */
+  reloadCertificates(): void;
 }
 
 /** How long a stop waits for calls in flight (and the backup runs it started) before it stops regardless. */
@@ -142,7 +144,10 @@ export async function startServer(
     decodingGuarded(headroomV1.AdminService.service),
     adminService(coordinator, registry, plans, log, { backupDir: options.backups?.dir, runner }),
   );
-  server.addService(decodingGuarded(headroomV1.PkiService.service), pkiService(security.authority, log));
+  server.addService(
+    decodingGuarded(headroomV1.PkiService.service),
+    pkiService(security.authority, log, security.serverCertificate),
+  );
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
@@ -180,10 +185,10 @@ export async function startServer(
       if (forced) server.forceShutdown();
       await Promise.all([planner.close(), viewPlanner.close()]);
       store.close();
-      security.authority?.close();
+      security.close();
       return { forced };
     })());
-  return { address, coordinator, stop };
+  return { address, coordinator, stop, reloadCertificates: () => security.reload() };
 }
 
 /**

@@ -15,7 +15,7 @@ import {
 } from '../../common/pki/enrolment-token';
 import { InvalidArgumentError } from '../domain/errors';
 import { CertificateAuthority } from './certificate-authority';
-import { CertificateNotFoundError, EnrolmentRefusedError } from './errors';
+import { CertificateNotFoundError, EnrolmentRefusedError, RenewalRefusedError } from './errors';
 import { type Identity, checkIdentity, describeIdentity } from './identity';
 import { type CertificateRecord, PkiStore } from './pki-store';
 import { pkiFiles } from './state-dir';
@@ -25,6 +25,13 @@ export interface CreatedToken {
   text: string;
   expiresAt: number;
   caFingerprint: string;
+}
+
+export interface Renewed {
+  certificatePem: string;
+  caCertificatePem: string;
+  serial: string;
+  notAfter: number;
 }
 
 export interface Enrolled {
@@ -142,6 +149,43 @@ export class Authority {
       certificatePem: cert.pem,
       caCertificatePem: this.ca.certPem,
       identity: found.identity,
+      notAfter: cert.notAfter,
+    };
+  }
+
+  /** Whose certificate this serial is, if this CA issued it. */
+  owner(serial: string): Identity | undefined {
+    return this.store.certificate(normalizeSerial(serial))?.identity;
+  }
+
+  /**
+   * A new certificate for the identity of certificate `serial` and the key of `csrPem`, as long as
+   * `serial` is neither revoked nor expired. The caller must be that identity (the authorizer checks it
+   * on every call). The old certificate stays valid until its own expiry, so that connections open with
+   * it are not cut and a renewal whose answer is lost can be tried again.
+   * @throws CertificateNotFoundError, RenewalRefusedError, InvalidArgumentError (csr_pem).
+   */
+  async renew(serial: string, csrPem: string): Promise<Renewed> {
+    const old = this.store.certificate(normalizeSerial(serial));
+    if (!old) throw new CertificateNotFoundError(`with serial ${normalizeSerial(serial)}`);
+    if (old.revokedAt !== undefined) throw new RenewalRefusedError(old.serial, 'revoked');
+    if (old.notAfter <= this.now()) throw new RenewalRefusedError(old.serial, 'expired');
+    const publicKey = await CertificateAuthority.csrPublicKey(csrPem);
+    const cert = await this.ca.issueClient(publicKey, old.identity);
+    this.store.addCertificate(
+      { serial: cert.serial, identity: old.identity, notBefore: cert.notBefore, notAfter: cert.notAfter },
+      null,
+    );
+    this.log.info('certificate renewed', {
+      identity: describeIdentity(old.identity),
+      serial: cert.serial,
+      previous: old.serial,
+      notAfter: new Date(cert.notAfter).toISOString(),
+    });
+    return {
+      certificatePem: cert.pem,
+      caCertificatePem: this.ca.certPem,
+      serial: cert.serial,
       notAfter: cert.notAfter,
     };
   }

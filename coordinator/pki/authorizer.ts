@@ -4,6 +4,8 @@
  * call and every message; nothing else decides who may do what.
  *
  *  - open: health checks, reflection, and PkiService.Enroll (its enrolment token is the credential);
+ *  - every role: PkiService.RenewCertificate of a certificate of its own identity (admins included: an
+ *    agent's key is its own, so nobody renews for another);
  *  - admin: every call;
  *  - host (hypervisor-level callers of host H): TokenService with HYPERVISOR tokens on host H, Quiesce and
  *    Thaw of their guests included, and AdminService.GetPolicy of H (host-backup's load control reads it);
@@ -12,7 +14,7 @@
  */
 import type { TokenKind } from '../domain/lease';
 import { tokenKind } from '../../proto/enums';
-import { type Identity, describeIdentity } from './identity';
+import { type Identity, describeIdentity, identityUri } from './identity';
 
 export type Decision = { allow: true } | { allow: false; reason: string };
 
@@ -33,6 +35,7 @@ const TOKEN_METHODS = new Set([
 const QUIESCE_METHODS = new Set(['/headroom.v1.TokenService/Quiesce', '/headroom.v1.TokenService/Thaw']);
 const SESSION_METHOD = '/headroom.v1.AgentService/Session';
 const GET_POLICY_METHOD = '/headroom.v1.AdminService/GetPolicy';
+const RENEW_METHOD = '/headroom.v1.PkiService/RenewCertificate';
 
 /** True for the calls anyone may make, with or without a certificate. */
 export function isOpenMethod(path: string): boolean {
@@ -48,7 +51,7 @@ export function methodName(path: string): string {
 /** Whether `identity` may call `path` at all (before any message is read). */
 export function authorizeCall(path: string, identity: Identity): Decision {
   if (identity.role === 'admin') return ALLOW;
-  if (TOKEN_METHODS.has(path)) return ALLOW;
+  if (TOKEN_METHODS.has(path) || path === RENEW_METHOD) return ALLOW;
   if (QUIESCE_METHODS.has(path) && identity.role === 'host') return ALLOW;
   if (path === SESSION_METHOD && identity.role === 'agent') return ALLOW;
   if (path === GET_POLICY_METHOD && identity.role === 'host') return ALLOW;
@@ -78,6 +81,8 @@ export interface MessageContext {
   defaultHost: string;
   /** The active lease with this id, when there is one. */
   lease(tokenId: string): TokenSubject | undefined;
+  /** Whose certificate this serial is, when this coordinator's CA issued it (RenewCertificate). */
+  certificateOwner?(serial: string): Identity | undefined;
 }
 
 /** Whether `identity` may act on this token subject. */
@@ -105,9 +110,11 @@ export function authorizeToken(identity: Identity, subject: TokenSubject): Decis
  * as for anyone.
  */
 export function authorizeMessage(path: string, identity: Identity, message: unknown, ctx: MessageContext): Decision {
-  if (identity.role === 'admin' || isOpenMethod(path)) return ALLOW;
   const m = (message ?? {}) as Record<string, unknown>;
   const str = (v: unknown) => (typeof v === 'string' ? v : '');
+  // Before the admin pass: an admin renews its own certificates only, like everyone.
+  if (path === RENEW_METHOD) return authorizeRenewal(identity, ctx.certificateOwner?.(str(m.serial)));
+  if (identity.role === 'admin' || isOpenMethod(path)) return ALLOW;
   const hostOf = (v: unknown) => str(v) || ctx.defaultHost;
   switch (path) {
     case '/headroom.v1.TokenService/Acquire':
@@ -141,4 +148,16 @@ export function authorizeMessage(path: string, identity: Identity, message: unkn
     default:
       return authorizeCall(path, identity);
   }
+}
+
+/**
+ * Whether `identity` may renew a certificate of `owner`: only its own. An unknown serial passes, and the
+ * service answers NOT_FOUND as for anyone.
+ */
+export function authorizeRenewal(identity: Identity, owner: Identity | undefined): Decision {
+  // The URIs, not the descriptions: names may hold '@', and the URI's segments are escaped.
+  if (!owner || identityUri(owner) === identityUri(identity)) return ALLOW;
+  return deny(
+    `${describeIdentity(identity)} may renew its own certificates only, not a certificate of ${describeIdentity(owner)}`,
+  );
 }

@@ -108,16 +108,17 @@ export class CertificateAuthority {
     return new CertificateAuthority(cert, key, now);
   }
 
-  /** A certificate for the coordinator: DNS names and IP addresses in its SAN, for TLS servers. */
-  async issueServer(publicKey: CryptoKey, names: readonly string[]): Promise<IssuedCertificate> {
+  /**
+   * A certificate for the coordinator: DNS names and IP addresses in its SAN, for TLS servers. Never
+   * outlives the CA (sign() cuts it at the CA's notAfter).
+   */
+  async issueServer(
+    publicKey: CryptoKey | x509.PublicKey,
+    names: readonly string[],
+    validityMs = SERVER_VALIDITY_MS,
+  ): Promise<IssuedCertificate> {
     const sans = names.map((n) => ({ type: isIP(n) ? ('ip' as const) : ('dns' as const), value: n }));
-    return this.sign(
-      publicKey,
-      names[0] ?? 'headroom-coordinator',
-      sans,
-      x509.ExtendedKeyUsage.serverAuth,
-      SERVER_VALIDITY_MS,
-    );
+    return this.sign(publicKey, names[0] ?? 'headroom-coordinator', sans, x509.ExtendedKeyUsage.serverAuth, validityMs);
   }
 
   /** A client certificate bound to `identity` (its one SAN URI). */

@@ -39,6 +39,22 @@ export class CertificateNotFoundError extends DomainError {
   }
 }
 
+/**
+ * A certificate that may not be renewed: revoked (enrol again: `headroomctl pki rotate`) or expired (a
+ * renewal needs a valid certificate; enrol again with a new token).
+ */
+export class RenewalRefusedError extends DomainError {
+  constructor(
+    readonly serial: string,
+    readonly why: 'revoked' | 'expired',
+  ) {
+    super(
+      `certificate ${serial} is ${why} and cannot be renewed: enrol again with a token from headroomctl pki rotate` +
+        ' (admin and host identities: headroomctl pki init on a new directory, or ask an administrator)',
+    );
+  }
+}
+
 /** A PKI call reached a coordinator that runs no CA of its own. */
 export class PkiNotConfiguredError extends DomainError {
   constructor() {

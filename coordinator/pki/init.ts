@@ -6,11 +6,11 @@
  */
 import * as fs from 'node:fs';
 import type { Logger } from '../../common/util/log';
-import { generateKeyPair, privateKeyPem } from '../../common/pki/x509';
 import { Authority } from './authority';
 import { CertificateAuthority } from './certificate-authority';
 import { type Identity, checkIdentity } from './identity';
 import { PkiStore } from './pki-store';
+import { writeServerCertificate } from './server-certificate';
 import { writeFileAtomic } from '../../common/util/atomic-file';
 import { PUBLIC_MODE, SECRET_MODE } from '../../common/pki/secret-files';
 import { pkiFiles } from './state-dir';
@@ -42,11 +42,7 @@ export async function initPki(options: InitOptions): Promise<InitResult> {
   const ca = await CertificateAuthority.create(options.dir, `Headroom CA (${options.host})`);
   const authority = new Authority(ca, new PkiStore(files.database), options.log);
   try {
-    const serverKeys = await generateKeyPair();
-    const server = await ca.issueServer(serverKeys.publicKey, options.serverNames);
-    writeFileAtomic(files.serverKey, await privateKeyPem(serverKeys), SECRET_MODE);
-    // The chain ends with the CA, so that an enrolling agent can find the certificate its token pins.
-    writeFileAtomic(files.serverCert, server.pem + '\n' + ca.certPem, PUBLIC_MODE);
+    await writeServerCertificate(ca, options.dir, options.serverNames);
 
     const client = async (identity: Identity, certFile: string, keyFile: string) => {
       const issued = await ca.issueClientWithKey(identity);

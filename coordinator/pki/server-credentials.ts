@@ -4,7 +4,10 @@
  * before a client has a certificate, and a refusal should be a logged UNAUTHENTICATED, not a handshake
  * error the client cannot explain. grpc-js then exposes only certificates that verified against `ca`
  * (getAuthContext is empty for the others), and the auth interceptor refuses every call that needs one.
+ * `update` swaps the certificates for new connections (grpc-js sets the new context on its listening
+ * server); connections already open keep theirs, so no session is dropped.
  */
+import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 
 export class ClientCheckingServerCredentials extends grpc.ServerCredentials {
@@ -13,6 +16,16 @@ export class ClientCheckingServerCredentials extends grpc.ServerCredentials {
       { requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
       { ca, cert: certChain, key: privateKey },
     );
+  }
+
+  /**
+   * Serves these PEM contents to new connections. @throws Error (and keeps the old ones) when they do not
+   * make a TLS context, e.g. a key that does not match the certificate.
+   */
+  update(ca: Buffer, certChain: Buffer, privateKey: Buffer): void {
+    const options = { ca, cert: certChain, key: privateKey };
+    tls.createSecureContext(options);
+    this.updateSecureContextOptions(options);
   }
 
   _equals(other: grpc.ServerCredentials): boolean {

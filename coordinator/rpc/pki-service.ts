@@ -1,6 +1,7 @@
 /**
  * PkiService: enrolment and the administration of the coordinator's certificates, over the Authority.
- * Who may call what is decided by the auth interceptor (Enroll is open, the rest needs the admin role).
+ * Who may call what is decided by the auth interceptor (Enroll is open, RenewCertificate is for a
+ * certificate's own identity, the rest needs the admin role).
  */
 import type { Logger } from '../../common/util/log';
 import type * as v1 from '../../proto/generated/headroom/v1';
@@ -9,6 +10,7 @@ import { PkiNotConfiguredError } from '../pki/errors';
 import type { Identity } from '../pki/identity';
 import type { CertificateRecord } from '../pki/pki-store';
 import { unary } from './handler';
+import type { ServedCertificate } from './server-security';
 import * as validate from './validate';
 
 export function identityToWire(id: Identity): v1.Identity {
@@ -31,7 +33,23 @@ function certificateToWire(c: CertificateRecord): v1.Certificate {
   };
 }
 
-export function pkiService(authority: Authority | undefined, log: Logger): v1.PkiServiceHandlers {
+function serverToWire(c: ServedCertificate): v1.ServerCertificate {
+  return {
+    serial: c.serial,
+    dnsNames: c.dnsNames,
+    ipAddresses: c.ipAddresses,
+    notBeforeUnixMs: c.notBefore,
+    notAfterUnixMs: c.notAfter,
+    caNotAfterUnixMs: c.caNotAfter,
+    file: c.file,
+  };
+}
+
+export function pkiService(
+  authority: Authority | undefined,
+  log: Logger,
+  serverCertificate?: () => ServedCertificate,
+): v1.PkiServiceHandlers {
   const configured = (): Authority => {
     if (!authority) throw new PkiNotConfiguredError();
     return authority;
@@ -65,7 +83,20 @@ export function pkiService(authority: Authority | undefined, log: Logger): v1.Pk
     ),
     ListCertificates: unary(log, (req: v1.ListCertificatesRequest__Output) => ({
       certificates: configured().list(req.includeRevoked).map(certificateToWire),
+      server: serverCertificate ? serverToWire(serverCertificate()) : undefined,
     })),
+    // The auth interceptor let through only a caller renewing a certificate of its own identity.
+    RenewCertificate: unary(log, async (req: v1.RenewCertificateRequest__Output) => {
+      const a = configured();
+      const input = validate.renewCertificateRequest(req);
+      const r = await a.renew(input.serial, input.csrPem);
+      return {
+        certificatePem: r.certificatePem,
+        caCertificatePem: r.caCertificatePem,
+        serial: r.serial,
+        notAfterUnixMs: r.notAfter,
+      };
+    }),
     RevokeCertificates: unary(log, (req: v1.RevokeCertificatesRequest__Output) => {
       const a = configured();
       const { selector, reason } = validate.revokeCertificatesRequest(req);

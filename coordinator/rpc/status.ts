@@ -26,6 +26,7 @@ import {
   EnrolmentRefusedError,
   PermissionDeniedError,
   PkiNotConfiguredError,
+  RenewalRefusedError,
   UnauthenticatedError,
 } from '../pki/errors';
 
@@ -48,6 +49,8 @@ const CODES: [new (...args: never[]) => DomainError, status][] = [
   [EnrolmentRefusedError, status.PERMISSION_DENIED],
   [CertificateNotFoundError, status.NOT_FOUND],
   [PkiNotConfiguredError, status.FAILED_PRECONDITION],
+  // Renewal of a revoked or expired certificate: only a new enrolment helps.
+  [RenewalRefusedError, status.FAILED_PRECONDITION],
   // The snapshot catalog and the coordinator's own backup runs (rpc/snapshot-service.ts).
   [BackupCatalogUnavailableError, status.FAILED_PRECONDITION],
   [BackupNotFoundError, status.NOT_FOUND],

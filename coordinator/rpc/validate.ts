@@ -319,6 +319,11 @@ export function enrollRequest(req: v1.EnrollRequest__Output): { token: string; c
   return { token: text('token', req.token, 256), csrPem: text('csr_pem', req.csrPem, 16_384) };
 }
 
+export function renewCertificateRequest(req: v1.RenewCertificateRequest__Output): { serial: string; csrPem: string } {
+  if (req.serial === '') throw new InvalidArgumentError('serial', 'is required: the certificate to renew');
+  return { serial: text('serial', req.serial, 64), csrPem: text('csr_pem', req.csrPem, 16_384) };
+}
+
 /** The certificates to revoke: by serial or by identity, exactly one of them. */
 export function revokeCertificatesRequest(req: v1.RevokeCertificatesRequest__Output): {
   selector: { serial: string } | { identity: Identity };
