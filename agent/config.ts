@@ -121,7 +121,7 @@ export interface AgentConfig {
   file: string;
   /** The coordinator's address, host:port; default 127.0.0.1:7400. */
   coordinator: string;
-  tls?: TlsFiles;
+  tls?: AgentTls;
   /** The VM's identity; empty: the SMBIOS system UUID, else the hostname. */
   vm: string;
   /** The host the VM runs on; empty: the coordinator's own host, as its SessionSettings say. */
@@ -138,6 +138,12 @@ export interface AgentConfig {
    * path, taken if free (a warning if not); set: required, the daemon does not start without it.
    */
   controlSocket?: string;
+}
+
+/** The connection's PEM files, and when the agent renews its certificate (certificate-renewer.ts). */
+export interface AgentTls extends TlsFiles {
+  /** Renew once this fraction of the certificate's lifetime has passed; default 2/3 (DEFAULT_RENEW_AT_FRACTION). */
+  renewAtFraction?: number;
 }
 
 const JOB_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -173,8 +179,12 @@ const tlsSchema = mapping({
   caFile: pemFile().optional(),
   certFile: pemFile().optional(),
   keyFile: pemFile().optional(),
+  renewAtFraction: z
+    .number({ error: expected('a fraction of the lifetime, such as 0.67') })
+    .refine((f) => f > 0 && f < 1, { error: expected('a fraction between 0 and 1 (exclusive), such as 0.67') })
+    .optional(),
 }).check(
-  across<TlsFiles>((tls, _fine, report) => {
+  across<AgentTls>((tls, _fine, report) => {
     if (!tls.caFile && !tls.certFile && !tls.keyFile)
       report([], 'expected at least caFile (server-authenticated TLS), or caFile, certFile and keyFile (mutual TLS)');
     if (Boolean(tls.certFile) !== Boolean(tls.keyFile))

@@ -1,6 +1,7 @@
 /**
  * `headroom-agent run`: wires the pieces of the daemon together (identity, connection, budget enforcement,
- * session, job runner, scheduler, quiescer) and takes them down again in order on shutdown.
+ * session, job runner, scheduler, quiescer, certificate renewer) and takes them down again in order on
+ * shutdown.
  */
 import * as os from 'node:os';
 import type { v1 } from '../proto';
@@ -20,6 +21,7 @@ import { LoadCollector, SystemLoadCollector } from '../common/backup-run/load-co
 import { createQuiescer } from './quiesce/configured-hooks';
 import { autoThawReporter, quiesceCommand, thawReport } from './quiesce/quiesce-commands';
 import { JobScheduler } from './jobs/scheduler';
+import { CertificateRenewer } from './certificate-renewer';
 import { AgentSession } from './session';
 import { AGENT_VERSION } from './version';
 
@@ -72,7 +74,21 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     throw err;
   }
   const usage = new BackupUsage();
-  const clients: Clients = connect(config.coordinator, clientCredentials(config.coordinator, { tls: config.tls }, log));
+  // The files are read at each new connection: a renewed certificate is presented from the next one.
+  const clients: Clients = connect(
+    config.coordinator,
+    clientCredentials(config.coordinator, { tls: config.tls, rereadFiles: true }, log),
+  );
+  const { caFile, certFile, keyFile } = config.tls ?? {};
+  const renewer =
+    caFile && certFile && keyFile
+      ? new CertificateRenewer({
+          files: { caFile, certFile, keyFile },
+          client: clients.pki,
+          fraction: config.tls?.renewAtFraction,
+          log,
+        })
+      : undefined;
   const connection = agentConnection(config.coordinator, config.tls);
   const collector = options.collector ?? new SystemLoadCollector({ clock, backupUsage: () => usage.total() });
   if (collector instanceof SystemLoadCollector) collector.prime();
@@ -132,6 +148,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
   });
 
   session.start();
+  renewer?.start();
   scheduler.start();
   for (const { job, atUnixMs } of scheduler.nextRuns()) {
     const j = config.jobs.find((x) => x.name === job)!;
@@ -149,6 +166,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
       stopping ??= (async () => {
         log.info('headroom-agent stopping', { reason, running: runner.runningJobs() });
         scheduler.stop();
+        renewer?.stop();
         await runner.shutdown(`the agent is stopping (${reason})`);
         // A guest is never left frozen by an agent that goes away.
         const frozen = quiescer.frozenToken;

@@ -33,6 +33,7 @@ import { holdCommand } from './commands/hold';
 import { hostBackupCommand } from './commands/host-backup';
 import { pauseCommand, resumeCommand } from './commands/pause';
 import { pkiInitCommand, pkiListCommand, pkiRevokeCommand, pkiRotateCommand } from './commands/pki';
+import { pkiReissueServerCommand, pkiRenewCommand } from './commands/pki-renewal';
 import { planCommand } from './commands/plan';
 import { policyGetCommand, policySetCommand } from './commands/policy';
 import { pruneCommand } from './commands/prune';
@@ -77,6 +78,8 @@ export const COMMANDS: readonly Command[] = [
   pkiListCommand,
   pkiRevokeCommand,
   pkiRotateCommand,
+  pkiRenewCommand,
+  pkiReissueServerCommand,
   enrollCreateCommand,
 ];
 
@@ -340,6 +343,7 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
   const ctx = createContext({
     coordinator,
     connection,
+    tls,
     json: args.flag('json'),
     io,
     log: env.log,

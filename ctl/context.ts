@@ -4,7 +4,7 @@
  * with a deadline, failures wrapped as RpcError naming the method).
  */
 import type * as grpc from '@grpc/grpc-js';
-import { type AdminClient, type Clients, type PkiClient, unary } from '../common/client/connection';
+import { type AdminClient, type Clients, type PkiClient, type TlsFiles, unary } from '../common/client/connection';
 import type { Logger } from '../common/util/log';
 import type { ConnectionContext } from '../common/client/tls-diagnosis';
 import { toRpcError } from './errors';
@@ -40,7 +40,8 @@ export type AdminResponse<M extends AdminUnaryMethod> =
   Parameters<AdminClient[M]>[1] extends grpc.requestCallback<infer R> ? R : never;
 
 /** The PkiService methods headroomctl calls (Enroll is the agent's). */
-export type PkiUnaryMethod = 'CreateEnrollmentToken' | 'ListCertificates' | 'RevokeCertificates' | 'RotateCertificate';
+export type PkiUnaryMethod =
+  'CreateEnrollmentToken' | 'ListCertificates' | 'RevokeCertificates' | 'RotateCertificate' | 'RenewCertificate';
 export type PkiRequest<M extends PkiUnaryMethod> = Parameters<PkiClient[M]>[0];
 export type PkiResponse<M extends PkiUnaryMethod> =
   Parameters<PkiClient[M]>[1] extends grpc.requestCallback<infer R> ? R : never;
@@ -50,6 +51,8 @@ export interface Context {
   readonly coordinator: string;
   /** How headroomctl connects: failures that are about TLS or identity are told apart (tls-diagnosis.ts). */
   readonly connection: ConnectionContext;
+  /** The PEM files the connection presents (--tls-* or --pki-dir's admin files): what `pki renew` replaces. */
+  readonly tls?: TlsFiles;
   /** `--json`: print the coordinator's messages as JSON instead of tables. */
   readonly json: boolean;
   readonly io: Io;
@@ -87,6 +90,7 @@ export function note(ctx: Context, text: string): void {
 export interface ContextOptions {
   coordinator: string;
   connection: ConnectionContext;
+  tls?: TlsFiles;
   json: boolean;
   io: Io;
   log: Logger;
@@ -113,6 +117,7 @@ export function createContext(options: ContextOptions): Context & { close(): voi
   return {
     coordinator: options.coordinator,
     connection: options.connection,
+    tls: options.tls,
     json: options.json,
     io: options.io,
     log: options.log,

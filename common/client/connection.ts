@@ -87,6 +87,11 @@ export interface ClientSecurity {
   tls?: TlsFiles;
   /** Plaintext on a loopback address. Refused for any other address. */
   insecure?: boolean;
+  /**
+   * Read the PEM files at every new connection instead of once: a certificate renewed on disk (the
+   * agent's, certificate-renewer.ts) is presented from the next connection on, without a restart.
+   */
+  rereadFiles?: boolean;
 }
 
 /** Whether a client of `address` with `security` speaks TLS: as clientCredentials decides. */
@@ -110,7 +115,9 @@ export function clientCredentials(address: string, security: ClientSecurity, log
     return grpc.credentials.createInsecure();
   }
   const read = (f?: string) => (f ? fs.readFileSync(f) : undefined);
-  return tlsCredentials(address, { ca: read(files.caFile), key: read(files.keyFile), cert: read(files.certFile) });
+  const pem = () => ({ ca: read(files.caFile), key: read(files.keyFile), cert: read(files.certFile) });
+  if (security.rereadFiles) return new ConnectorCredentials(() => tls.createSecureContext(pem()), host);
+  return tlsCredentials(address, pem());
 }
 
 /** TLS credentials for a client of `address` from PEM contents; no ServerName when it is an IP address. */
@@ -121,19 +128,20 @@ export function tlsCredentials(
   const { host } = parseAddress(address);
   const context = tls.createSecureContext(pem);
   return net.isIP(host)
-    ? new IpAddressTlsCredentials(context, host)
+    ? new ConnectorCredentials(() => context, host)
     : grpc.credentials.createFromSecureContext(context);
 }
 
 /**
- * TLS to an IP address without SNI. grpc-js always sends the target's host as the TLS ServerName, and an
- * IP there is against RFC 6066 (Node warns, DEP0123, and will ignore it); without a ServerName Node checks
- * the certificate against the connected address, so its IP SANs still verify it. This is grpc-js's own
- * secure connector less the ServerName.
+ * TLS with a context made for each connection (`context` is called per handshake), to a host name or to
+ * an IP address without SNI. grpc-js always sends the target's host as the TLS ServerName, and an IP there
+ * is against RFC 6066 (Node warns, DEP0123, and will ignore it); without a ServerName Node checks the
+ * certificate against the connected address, so its IP SANs still verify it. This is grpc-js's own secure
+ * connector less the ServerName for an IP.
  */
-class IpAddressTlsCredentials extends grpc.ChannelCredentials {
+class ConnectorCredentials extends grpc.ChannelCredentials {
   constructor(
-    private readonly context: tls.SecureContext,
+    private readonly context: () => tls.SecureContext,
     private readonly host: string,
   ) {
     super();
@@ -151,7 +159,9 @@ class IpAddressTlsCredentials extends grpc.ChannelCredentials {
     return {
       connect: (socket) =>
         new Promise((resolve, reject) => {
-          const tlsSocket = tls.connect({ socket, secureContext: context, host, ALPNProtocols: ['h2'] }, () => {
+          const servername = net.isIP(host) ? undefined : host;
+          const secureContext = context();
+          const tlsSocket = tls.connect({ socket, secureContext, host, servername, ALPNProtocols: ['h2'] }, () => {
             if (tlsSocket.authorized) resolve({ socket: tlsSocket, secure: true });
             else reject(tlsSocket.authorizationError);
           });

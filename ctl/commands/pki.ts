@@ -1,11 +1,12 @@
 /**
  * `headroomctl pki init|list|revoke|rotate`: the coordinator's own CA. `init` works on the state
- * directory of this machine; the others are admin calls to the coordinator (PkiService).
+ * directory of this machine; the others are admin calls to the coordinator (PkiService). Renewal and
+ * reissue: pki-renewal.ts.
  */
 import * as os from 'node:os';
 import type { Certificate__Output, Identity__Output } from '../../proto/generated/headroom/v1';
 import { role } from '../../proto/enums';
-import { formatDuration } from '../../common/util/duration';
+import { describeExpiry } from '../../common/pki/expiry';
 import { DEFAULT_PKI_DIR } from '../../coordinator/pki/state-dir';
 import { type OptionSpec, parseString, parseText } from '../../common/util/cli-args';
 import type { Command } from '../command';
@@ -14,7 +15,8 @@ import { UsageError } from '../../common/util/usage-error';
 import { formatTable } from '../table';
 import { identityArgs, parseTokenTtl, printToken } from './enroll';
 
-const csv = (raw: string) => raw.split(',').map((s) => parseString(s.trim()));
+/** N1,N2,...: names and addresses, as pki init and pki reissue-server take them. */
+export const csv = (raw: string) => raw.split(',').map((s) => parseString(s.trim()));
 
 export const pkiInitCommand: Command = {
   name: 'pki init',
@@ -80,7 +82,7 @@ function describe(id: Identity__Output | null): string {
 export const pkiListCommand: Command = {
   name: 'pki list',
   examples: ['pki list', 'pki list --all --json'],
-  summary: 'list the certificates the coordinator issued',
+  summary: "list the certificates the coordinator issued, its own server certificate and its CA's expiry",
   synopsis: '[--all]',
   options: [{ name: 'all', help: 'include revoked certificates' }],
   async run(ctx, args) {
@@ -90,12 +92,23 @@ export const pkiListCommand: Command = {
       return 0;
     }
     const now = ctx.now();
+    const iso = (ms: number) => new Date(ms).toISOString();
     const status = (c: Certificate__Output) =>
-      c.revokedUnixMs > 0
-        ? `revoked (${c.revokeReason})`
-        : c.notAfterUnixMs <= now
-          ? 'expired'
-          : `valid ${formatDuration(c.notAfterUnixMs - now)}`;
+      c.revokedUnixMs > 0 ? `revoked (${c.revokeReason})` : describeExpiry(c.notAfterUnixMs, now);
+    const s = res.server;
+    // The coordinator's own: first, since its expiry stops every client at once.
+    const own = s
+      ? [
+          [
+            s.serial,
+            'server',
+            [...s.dnsNames, ...s.ipAddresses].join(','),
+            iso(s.notAfterUnixMs),
+            describeExpiry(s.notAfterUnixMs, now),
+          ],
+          ['-', 'ca', '-', iso(s.caNotAfterUnixMs), describeExpiry(s.caNotAfterUnixMs, now)],
+        ]
+      : [];
     print(
       ctx,
       formatTable(
@@ -106,13 +119,16 @@ export const pkiListCommand: Command = {
           { header: 'NOT AFTER' },
           { header: 'STATUS' },
         ],
-        res.certificates.map((c) => [
-          c.serial,
-          roleName(c.identity),
-          describe(c.identity),
-          new Date(c.notAfterUnixMs).toISOString(),
-          status(c),
-        ]),
+        [
+          ...own,
+          ...res.certificates.map((c) => [
+            c.serial,
+            roleName(c.identity),
+            describe(c.identity),
+            iso(c.notAfterUnixMs),
+            status(c),
+          ]),
+        ],
       ),
     );
     return 0;
