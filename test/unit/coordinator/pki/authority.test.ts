@@ -8,7 +8,11 @@ import { createCsrPem, generateKeyPair } from '../../../../common/pki/x509';
 import { InvalidArgumentError } from '../../../../coordinator/domain/errors';
 import { Authority } from '../../../../coordinator/pki/authority';
 import { CertificateAuthority } from '../../../../coordinator/pki/certificate-authority';
-import { CertificateNotFoundError, EnrolmentRefusedError } from '../../../../coordinator/pki/errors';
+import {
+  CertificateNotFoundError,
+  EnrolmentRefusedError,
+  RenewalRefusedError,
+} from '../../../../coordinator/pki/errors';
 import { identityOfCertificate } from '../../../../coordinator/pki/identity';
 import { PkiStore } from '../../../../coordinator/pki/pki-store';
 import { pkiFiles } from '../../../../coordinator/pki/state-dir';
@@ -170,5 +174,53 @@ describe('the coordinator CA: tokens, enrolment, revocation (real keys, real SQL
       authority.list(true).find((c) => c.serial === s1)!.revokeReason!,
       new RegExp(`rotated: replaced by ${s2}`),
     );
+  });
+
+  describe('renewal', () => {
+    const serialOf = (pem: string) => new X509Certificate(pem).serialNumber.toLowerCase();
+
+    it('issues a certificate for the same identity and the new key, and keeps the old one valid', async () => {
+      const first = await authority.enroll(authority.createToken(agent, 0).text, await csr());
+      const old = serialOf(first.certificatePem);
+      now += 300 * 86_400_000;
+      const r = await authority.renew(old, await csr());
+      const cert = new X509Certificate(r.certificatePem);
+      assert.deepEqual(identityOfCertificate({ subjectaltname: cert.subjectAltName! }), agent);
+      assert.equal(r.serial, serialOf(r.certificatePem));
+      assert.notEqual(r.serial, old);
+      assert.ok(r.notAfter > first.notAfter, 'the renewed certificate outlives the old one');
+      assert.ok(!authority.isRevoked(old));
+      assert.deepEqual(authority.owner(r.serial), agent);
+      assert.ok(lines.some((l) => l.includes('certificate renewed') && l.includes(old)));
+    });
+
+    it('refuses a revoked certificate and an expired one, naming the way out', async () => {
+      const revoked = serialOf(
+        (await authority.enroll(authority.createToken(agent, 0).text, await csr())).certificatePem,
+      );
+      authority.revoke({ serial: revoked }, 'lost');
+      await assert.rejects(authority.renew(revoked, await csr()), (e: unknown) => {
+        assert.ok(e instanceof RenewalRefusedError);
+        assert.equal(e.why, 'revoked');
+        assert.match(e.message, /revoked and cannot be renewed: enrol again .*pki rotate/);
+        return true;
+      });
+      const expiring = await authority.enroll(authority.createToken(agent, 0).text, await csr());
+      now = expiring.notAfter;
+      await assert.rejects(
+        authority.renew(serialOf(expiring.certificatePem), await csr()),
+        (e: unknown) => e instanceof RenewalRefusedError && e.why === 'expired',
+      );
+    });
+
+    it('answers NOT_FOUND for a serial it never issued, and INVALID_ARGUMENT for a bad request', async () => {
+      await assert.rejects(authority.renew('4abc', await csr()), CertificateNotFoundError);
+      const serial = serialOf(
+        (await authority.enroll(authority.createToken(agent, 0).text, await csr())).certificatePem,
+      );
+      await assert.rejects(authority.renew(serial, 'not a csr'), (e: unknown) => {
+        return e instanceof InvalidArgumentError && e.field === 'csr_pem';
+      });
+    });
   });
 });

@@ -140,4 +140,45 @@ describe('the access rule', () => {
     );
     assert.ok(allowed(authorizeMessage('/headroom.v1.AgentService/Session', admin, { hello: { vm: 'v5' } }, ctx)));
   });
+
+  describe('RenewCertificate', () => {
+    const RENEW = '/headroom.v1.PkiService/RenewCertificate';
+    const other: Identity = { role: 'agent', host: 'h1', vm: 'v2' };
+    const owners = new Map<string, Identity>([
+      ['a1', agent],
+      ['a2', other],
+      ['h1', host],
+      ['ad', admin],
+    ]);
+    const renewCtx: MessageContext = { ...ctx, certificateOwner: (s) => owners.get(s) };
+
+    it('is open to every role at the call, and needs a certificate (it is not an open method)', () => {
+      assert.ok(!isOpenMethod(RENEW));
+      for (const id of [agent, host, admin]) assert.ok(allowed(authorizeCall(RENEW, id)));
+    });
+
+    it('lets each identity renew its own certificates only, an admin included', () => {
+      assert.ok(allowed(authorizeMessage(RENEW, agent, { serial: 'a1' }, renewCtx)));
+      assert.ok(allowed(authorizeMessage(RENEW, host, { serial: 'h1' }, renewCtx)));
+      assert.ok(allowed(authorizeMessage(RENEW, admin, { serial: 'ad' }, renewCtx)));
+      const d = authorizeMessage(RENEW, agent, { serial: 'a2' }, renewCtx);
+      assert.deepEqual(d, {
+        allow: false,
+        reason: 'agent v1@h1 may renew its own certificates only, not a certificate of agent v2@h1',
+      });
+      assert.ok(!allowed(authorizeMessage(RENEW, admin, { serial: 'a1' }, renewCtx)));
+      assert.ok(!allowed(authorizeMessage(RENEW, host, { serial: 'a1' }, renewCtx)));
+    });
+
+    it("tells identities apart by their URI, not their description ('@' in names)", () => {
+      const a: Identity = { role: 'agent', host: 'c', vm: 'a@b' };
+      const b: Identity = { role: 'agent', host: 'b@c', vm: 'a' };
+      const c2: MessageContext = { ...ctx, certificateOwner: () => b };
+      assert.ok(!allowed(authorizeMessage(RENEW, a, { serial: 'x' }, c2)));
+    });
+
+    it('passes an unknown serial on to the service (NOT_FOUND there, as for anyone)', () => {
+      assert.ok(allowed(authorizeMessage(RENEW, agent, { serial: 'nope' }, renewCtx)));
+    });
+  });
 });
