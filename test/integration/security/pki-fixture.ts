@@ -99,6 +99,12 @@ export function hostPem(pkiDir: string): Pem {
   };
 }
 
+/** headroomctl's global options to act as the host identity `pki init` made in `pkiDir`. */
+export function hostFlags(pkiDir: string): string[] {
+  const host = hostPem(pkiDir);
+  return ['--tls-ca', host.caFile, '--tls-cert', host.certFile!, '--tls-key', host.keyFile!];
+}
+
 /** `headroomctl host-backup` of host-a's vm1 as the `vzdump` job, running `command`. */
 export function hostBackupArgv(...command: string[]): string[] {
   return ['host-backup', '--host', 'host-a', '--vm', 'vm1', '--job', 'vzdump', '--', ...command];

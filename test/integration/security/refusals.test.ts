@@ -12,7 +12,7 @@ import { tempDir } from '../../helpers/coordinator-process';
 import { waitFor } from '../../helpers/wait';
 import { EVERY_OTHER_SECOND, type AgentProcess, startAgent, writeConfig } from '../agent/processes';
 import { killAll, runCtl } from '../ctl/ctl-process';
-import { type PkiFixture, hostBackupArgv, hostPem, startPkiCoordinator } from './pki-fixture';
+import { type PkiFixture, hostBackupArgv, hostFlags, hostPem, startPkiCoordinator } from './pki-fixture';
 
 const FIX =
   /give a client certificate and key issued by the coordinator's CA: tls\.certFile and tls\.keyFile in agent\.yaml/;
@@ -119,18 +119,7 @@ describe('refusals that no retry cures, and the host role (real coordinator, age
   });
 
   it("lets host-backup as the host identity read its host's policy, so the host's load controls the command", async () => {
-    const host = hostPem(pki.pkiDir);
-    const r = await runCtl([
-      '--coordinator',
-      pki.address,
-      '--tls-ca',
-      host.caFile,
-      '--tls-cert',
-      host.certFile!,
-      '--tls-key',
-      host.keyFile!,
-      ...hostBackupArgv('sleep', '2'),
-    ]);
+    const r = await runCtl(['--coordinator', pki.address, ...hostFlags(pki.pkiDir), ...hostBackupArgv('sleep', '2')]);
     assert.equal(r.code, 0, r.stderr);
     assert.doesNotMatch(r.stderr, /could not read the policy/);
     assert.match(r.stderr, /controlling the command's budget from the load of host-a every /);
