@@ -117,7 +117,8 @@ coordinator presents the CA the token pins (its SHA-256 fingerprint), makes a ke
 certificate request over TLS and writes, in DIR: ca.pem, agent.pem (the certificate, bound to this VM and
 its host) and agent-key.pem (mode 0600; the key never leaves this machine). Then set tls.caFile,
 tls.certFile and tls.keyFile in agent.yaml (printed below on success): from then on the agent uses
-mutual TLS, and may act only for its own VM, with GUEST tokens.
+mutual TLS, and may act only for its own VM, with GUEST tokens. The certificate is valid for a year;
+'headroom-agent run' renews it over its session when 2/3 of that has passed (tls.renewAtFraction).
 
 Options:
   -t, --token TOKEN         the token (used once; it expires)
