@@ -16,7 +16,7 @@ import type { Logger } from '../../common/util/log';
 import type { CoordinatorOptions } from '../config';
 import type { MessageContext } from '../pki/authorizer';
 import { Authority } from '../pki/authority';
-import { ExpiryWatch } from '../pki/expiry-watch';
+import { ExpiryWatch, clientCertificatesToWatch } from '../pki/expiry-watch';
 import { type ServerCertificateInfo, serverCertificateInfo } from '../pki/server-certificate';
 import { ClientCheckingServerCredentials } from '../pki/server-credentials';
 import { pkiFiles } from '../pki/state-dir';
@@ -98,6 +98,7 @@ export async function serverSecurity(
       () => [
         { what: 'server certificate', file: files.serverCert, notAfter: served.notAfter, pkiDir: dir },
         { what: 'CA certificate', file: files.caCert, notAfter: caNotAfter, pkiDir: dir },
+        ...clientCertificatesToWatch(authority.list(false), dir),
       ],
       log,
     );

@@ -1,7 +1,13 @@
 import { strict as assert } from 'node:assert';
 import * as sinon from 'sinon';
 import { createLogger } from '../../../../common/util/log';
-import { ExpiryWatch, type WatchedCertificate, expiryWarnings } from '../../../../coordinator/pki/expiry-watch';
+import {
+  ExpiryWatch,
+  type WatchedCertificate,
+  clientCertificatesToWatch,
+  expiryWarnings,
+} from '../../../../coordinator/pki/expiry-watch';
+import type { CertificateRecord } from '../../../../coordinator/pki/pki-store';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 5, 1);
@@ -52,5 +58,31 @@ describe('warnings ahead of the expiry of the server certificate and the CA', ()
     } finally {
       clock.restore();
     }
+  });
+
+  it('watches the latest certificate of each host and admin identity, not the agents (they renew themselves)', () => {
+    const cert = (serial: string, identity: CertificateRecord['identity'], days: number): CertificateRecord => ({
+      serial,
+      identity,
+      notBefore: 0,
+      notAfter: NOW + days * DAY,
+    });
+    const watchedOnes = clientCertificatesToWatch(
+      [
+        cert('h-old', { role: 'host', host: 'pve-1' }, 5),
+        cert('h-new', { role: 'host', host: 'pve-1' }, 360),
+        cert('adm', { role: 'admin', name: 'ops' }, 12),
+        cert('ag', { role: 'agent', host: 'pve-1', vm: 'web' }, 1),
+      ],
+      '/pki',
+    );
+    assert.deepEqual(
+      watchedOnes.map((w) => w.identity),
+      ['host pve-1 (serial h-new)', 'admin ops (serial adm)'],
+    );
+    const [w, ...rest] = expiryWarnings(watchedOnes, NOW);
+    assert.equal(rest.length, 0);
+    assert.equal(w.message, 'the certificate of admin ops (serial adm) expires in 12 days');
+    assert.match(w.fix, /headroomctl pki renew, presenting this certificate .*headroomctl --pki-dir \/pki pki renew/);
   });
 });
