@@ -9,7 +9,6 @@ import * as fs from 'node:fs';
 import type * as v1 from '../../proto/generated/headroom/v1';
 import { writeFilesAtomic } from '../util/atomic-file';
 import { PUBLIC_MODE, SECRET_MODE } from './secret-files';
-import { createCsrPem, generateKeyPair, privateKeyPem, publicKeySpki } from './x509';
 
 export interface CertificateFiles {
   caFile: string;
@@ -65,6 +64,8 @@ export async function renewCertificateFiles(
 ): Promise<Renewed> {
   const current = readCertificate(files.certFile);
   const caPem = fs.readFileSync(files.caFile, 'utf8');
+  // Loaded here: the X.509 library would cost the agent daemon its start-up time for a yearly call.
+  const { createCsrPem, generateKeyPair, privateKeyPem, publicKeySpki } = await import('./x509');
   const keys = await generateKeyPair();
   const res = await call({ serial: current.serial, csrPem: await createCsrPem(keys, 'headroom-renewal') });
   const problem = issuedForKeyProblem(res.certificatePem, caPem, await publicKeySpki(keys));
