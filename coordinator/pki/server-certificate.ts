@@ -105,13 +105,13 @@ export async function reissueServerCertificate(
   return { previous, current };
 }
 
+/** A DNS name, a wildcard one, or a host name with underscores (not a hostname by RFC 952, but seen in the wild). */
+const DNS_NAME = /^(\*\.)?[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*$/;
+
 function checkServerNames(names: readonly string[]): void {
   if (names.length === 0) throw new InvalidArgumentError('names', 'give at least one DNS name or IP address');
   for (const n of names) {
-    if (
-      isIP(n) === 0 &&
-      !/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(n)
-    )
+    if (isIP(n) === 0 && !DNS_NAME.test(n))
       throw new InvalidArgumentError('names', `"${n}" is neither an IP address nor a DNS name`);
   }
 }
