@@ -341,6 +341,7 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     coordinator,
     connection,
     json: args.flag('json'),
+    width: io.columns ?? (Number(env.env.COLUMNS) || 80),
     io,
     log: env.log,
     now: env.now,

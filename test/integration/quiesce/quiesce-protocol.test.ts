@@ -87,7 +87,7 @@ describe('quiesce protocol across a real coordinator and a real agent', function
       ],
     );
     assert.match(events[1].detail, /hooks: 10-db, 20-fs/);
-    assert.match(events[2].detail, /thawed on the coordinator's word after \d+ ms frozen/);
+    assert.match(events[2].detail, /thawed on the coordinator's word after [\d.hms]+ frozen/);
     assert.match(events[3].detail, /^success, .*application-consistent/);
   });
 
