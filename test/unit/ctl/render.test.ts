@@ -205,7 +205,7 @@ describe('ctl rendering', () => {
       requestId: 'r',
       detail,
     };
-    for (const width of [100, 120, 160]) {
+    for (const width of [140, 160, 200]) {
       const [, row] = renderHistory([event], { width }).split('\n');
       assert.equal([...row].length, width, row);
       assert.ok(row.endsWith('…'), row);

@@ -1,0 +1,163 @@
+/**
+ * What headroomctl and headroom-agent print (issue 15, point 13), through the real executables: history's
+ * filters (applied by the coordinator), its dates, its DETAIL cut to the terminal unless --wide, ISO times
+ * in --json, and `check`'s next runs with each job's command as written.
+ */
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Clients } from '../../../common/client/connection';
+import { AGENT_MAIN, type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
+import { acquire, killAll, release, renew, runCtl, testClients } from './ctl-process';
+
+const DATE_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
+
+/** The rows of a history table as [time, type, host, vm] (the time is two words: date and time). */
+function rows(stdout: string): string[][] {
+  return stdout
+    .trimEnd()
+    .split('\n')
+    .slice(1)
+    .map((l) => {
+      const [date, time, type, host, vm] = l.split(/\s+/);
+      return [`${date} ${time}`, type, host, vm];
+    });
+}
+
+describe('headroomctl and headroom-agent output', function () {
+  this.timeout(60_000);
+
+  let coordinator: RunningCoordinator;
+  let clients: Clients;
+  const ctl = (...args: string[]) => runCtl(['--coordinator', coordinator.address, ...args], { COLUMNS: '150' });
+
+  before(async () => {
+    coordinator = await startCoordinator({ host: 'host-a', defaultStartPolicy: true });
+    clients = testClients(coordinator.address);
+  });
+
+  after(async () => {
+    await killAll();
+    clients.close();
+    await coordinator.kill();
+  });
+
+  it('filters history by VM, type and time on the coordinator, and hides RENEWED unless asked', async () => {
+    // Two VMs, each GRANTED, RENEWED twice, RELEASED: vm-a first, vm-b after a point in time we note.
+    const a = await acquire(clients, { kind: 'GUEST', vm: 'vm-a', job: 'restic' });
+    await renew(clients, a);
+    await renew(clients, a);
+    await release(clients, a);
+    const first = JSON.parse((await ctl('history', '--json', '--all')).stdout).events;
+    const between = Math.max(...first.map((e: { atUnixMs: number }) => e.atUnixMs)) + 1;
+    // The next events must be later than `between` by the coordinator's clock (the same machine's).
+    while (Date.now() <= between) await new Promise((r) => setImmediate(r));
+    const b = await acquire(clients, { kind: 'GUEST', vm: 'vm-b', job: 'borg' });
+    await renew(clients, b);
+    await renew(clients, b);
+    await release(clients, b);
+
+    const types = (r: { stdout: string }) => rows(r.stdout).map(([, type, , vm]) => `${type} ${vm}`);
+    const plain = await ctl('history', '--type', 'GRANTED,RENEWED,RELEASED,DENIED');
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.deepEqual(types(plain), [
+      'GRANTED vm-a',
+      'RENEWED vm-a',
+      'RENEWED vm-a',
+      'RELEASED vm-a',
+      'GRANTED vm-b',
+      'RENEWED vm-b',
+      'RENEWED vm-b',
+      'RELEASED vm-b',
+    ]);
+    assert.ok(
+      rows(plain.stdout).every(([time]) => DATE_TIME.test(time)),
+      `every row has its date:\n${plain.stdout}`,
+    );
+
+    const byDefault = await ctl('history');
+    assert.deepEqual(
+      types(byDefault).filter((t) => !t.startsWith('POLICY_CHANGED')),
+      ['GRANTED vm-a', 'RELEASED vm-a', 'GRANTED vm-b', 'RELEASED vm-b'],
+      'RENEWED hidden by default',
+    );
+    assert.deepEqual(types(await ctl('history', '--vm', 'vm-b')), ['GRANTED vm-b', 'RELEASED vm-b']);
+    assert.deepEqual(types(await ctl('history', '--type', 'renewed', '--vm', 'vm-a')), [
+      'RENEWED vm-a',
+      'RENEWED vm-a',
+    ]);
+    assert.equal(types(await ctl('history', '--all', '--vm', 'vm-a')).length, 4, 'RENEWED with --all');
+    const since = new Date(between).toISOString();
+    assert.deepEqual(types(await ctl('history', '--since', since, '--type', 'GRANTED,RELEASED')), [
+      'GRANTED vm-b',
+      'RELEASED vm-b',
+    ]);
+    assert.deepEqual(types(await ctl('history', '--since', '1h', '--type', 'GRANTED')), [
+      'GRANTED vm-a',
+      'GRANTED vm-b',
+    ]);
+    // --limit counts the events asked for: the filters apply before it, on the coordinator.
+    assert.deepEqual(types(await ctl('history', '--type', 'GRANTED', '--limit', '1')), ['GRANTED vm-b']);
+
+    const json = JSON.parse((await ctl('history', '--json', '--vm', 'vm-a', '--type', 'GRANTED')).stdout).events;
+    assert.equal(json.length, 1);
+    assert.equal(json[0].at, new Date(json[0].atUnixMs).toISOString(), 'ISO 8601 beside the number');
+
+    const typo = await ctl('history', '--type', 'GRANTD');
+    assert.equal(typo.code, 64);
+    assert.match(typo.stderr, /--type: unknown event type "GRANTD" \(did you mean GRANTED\?\)/);
+  });
+
+  it('cuts DETAIL to the terminal width with an ellipsis, and prints it whole with --wide', async () => {
+    const token = await acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-wide', job: 'j' });
+    await new Promise((resolve, reject) =>
+      clients.token.Release(
+        {
+          tokenId: token.tokenId,
+          fencing: token.fencing,
+          outcome: { success: false, exitCode: 3, message: `a long message ${'x'.repeat(150)} that ends here` },
+        },
+        (err: Error | null) => (err ? reject(err) : resolve(undefined)),
+      ),
+    );
+    const cut = await ctl('history', '--vm', 'vm-wide', '--type', 'RELEASED');
+    const [cutRow] = cut.stdout.trimEnd().split('\n').slice(1);
+    assert.equal([...cutRow].length, 150, cutRow);
+    assert.ok(cutRow.endsWith('…'), cutRow);
+    const wide = await ctl('history', '--vm', 'vm-wide', '--type', 'RELEASED', '--wide');
+    const [wideRow] = wide.stdout.trimEnd().split('\n').slice(1);
+    assert.ok(wideRow.endsWith('that ends here'), wideRow);
+    assert.ok(wideRow.startsWith(cutRow.slice(0, -1)), 'the same row, whole');
+  });
+
+  it("headroom-agent check prints each job's command as written and its next three runs", async () => {
+    const config = path.join(tempDir(), 'agent.yaml');
+    fs.writeFileSync(
+      config,
+      'jobs:\n' +
+        '  - name: tar-data\n' +
+        '    schedule: "0 3 * * *"\n' +
+        '    window: 50s\n' +
+        '    expectedDuration: 10s\n' +
+        '    command: [tar, -czf, /backup/data.tgz, "/srv/my data"]\n',
+    );
+    const child = spawn(process.execPath, [AGENT_MAIN, 'check', '--config', config], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const code = await new Promise((resolve) => child.once('close', resolve));
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /^ {2}tar-data: tar -czf \/backup\/data\.tgz '\/srv\/my data'$/m);
+    const m = /^ {4}schedule 0 3 \* \* \*, window 50s; next runs (.*)$/m.exec(stdout);
+    assert.ok(m, stdout);
+    const runs = m[1].split(', ');
+    assert.equal(runs.length, 3, stdout);
+    // Daily at 03:00: at most one of them is today (time only); the others carry their date.
+    for (const r of runs) assert.match(r, /^(\d{4}-\d{2}-\d{2} )?03:00:00$/);
+    assert.ok(runs.filter((r) => r.includes('-')).length >= 2, stdout);
+  });
+});
