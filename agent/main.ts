@@ -271,7 +271,7 @@ async function enrollCommand(args: string[], io: Io): Promise<number> {
   }
   const id = r.identity;
   io.out(
-    `enrolled as ${id.role === 'ROLE_AGENT' ? `the agent of VM ${id.vm} on host ${id.host}` : `${role.show(id.role).toLowerCase()} ${id.host || id.name}`}, certificate valid until ${new Date(r.notAfter).toISOString()}\n`,
+    `enrolled as ${id.role === 'ROLE_AGENT' ? `the agent of VM ${id.vm} on host ${id.host}` : `${role.show(id.role).toLowerCase()} ${id.host || id.name}`}, certificate valid until ${formatClock(r.notAfter, Date.now())}\n`,
   );
   io.out(
     `in agent.yaml:\ncoordinator: ${v.coordinator}\n${id.vm ? `vm: ${id.vm}\n` : ''}host: ${id.host}\ntls:\n  caFile: ${r.files.caFile}\n  certFile: ${r.files.certFile}\n  keyFile: ${r.files.keyFile}\n`,

@@ -172,7 +172,7 @@ describe('quiesce protocol across a real coordinator and a real agent', function
     assert.deepEqual(hooks.sequence(), ['10-db freeze', '10-db thaw', 'snapshot']);
     assert.match(
       tried.stderr,
-      /the guest thawed by itself before the snapshot point was done \(its bound of 300 ms passed\); the snapshot is crash-consistent/,
+      /the guest thawed by itself before the snapshot point was done \(its bound of 300ms passed\); the snapshot is crash-consistent/,
     );
     const required = await slow('require');
     assert.equal(required.code, 1, required.stderr);
