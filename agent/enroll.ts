@@ -56,7 +56,10 @@ export function fetchPinnedCa(address: string, pin: string, timeoutMs: number): 
       rejectUnauthorized: false,
       ALPNProtocols: ['h2'],
     });
-    const timer = setTimeout(() => socket.destroy(new Error(`no TLS handshake within ${formatDuration(timeoutMs)}`)), timeoutMs);
+    const timer = setTimeout(
+      () => socket.destroy(new Error(`no TLS handshake within ${formatDuration(timeoutMs)}`)),
+      timeoutMs,
+    );
     socket.once('error', (e) => {
       clearTimeout(timer);
       reject(new EnrollError(`cannot reach the coordinator at ${address} over TLS: ${e.message}`));

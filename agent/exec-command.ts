@@ -127,7 +127,11 @@ export function planExec(flags: ExecFlags, argv: string[], defaultConfigPath = D
  * The messages that tell a person at the terminal (or a cron mail) what exec is waiting for. `wallNow` is
  * the wall clock the times are shown against.
  */
-export function execHooks(plan: ExecPlan, say: (line: string) => void, wallNow: () => number = Date.now): GuardedRunHooks {
+export function execHooks(
+  plan: ExecPlan,
+  say: (line: string) => void,
+  wallNow: () => number = Date.now,
+): GuardedRunHooks {
   let lastQueued = '';
   let unreachableSaid = false;
   return {

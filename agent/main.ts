@@ -309,7 +309,7 @@ const CHECK_NEXT_RUNS = 3;
 /** The `count` occurrences of `schedule` after `now`, Unix ms. */
 function nextRuns(schedule: string, seed: string, now: number, count: number): number[] {
   const runs: number[] = [];
-  for (let t = now; runs.length < count; ) runs.push((t = nextOccurrence(schedule, t, seed)));
+  for (let t = now; runs.length < count;) runs.push((t = nextOccurrence(schedule, t, seed)));
   return runs;
 }
 

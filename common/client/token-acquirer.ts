@@ -154,7 +154,12 @@ export async function acquireToken(o: AcquireOptions, request: v1.AcquireRequest
     }
     let retryInMs = backoff.next();
     if (latestStart > 0) retryInMs = Math.min(retryInMs, latestStart - now);
-    const fields = { job: request.job, error: errorText(error), attempt: backoff.attempts, retryIn: formatSpan(retryInMs) };
+    const fields = {
+      job: request.job,
+      error: errorText(error),
+      attempt: backoff.attempts,
+      retryIn: formatSpan(retryInMs),
+    };
     if (!warned)
       o.log.warn('cannot reach the coordinator to acquire a token; retrying until the window closes', fields);
     else o.log.info('still cannot reach the coordinator to acquire a token; trying again', fields);

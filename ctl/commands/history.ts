@@ -8,7 +8,14 @@
 import * as grpc from '@grpc/grpc-js';
 import type { HistoryEvent__Output } from '../../proto/generated/headroom/v1';
 import type { HistoryEventType } from '../../proto/generated/headroom/v1/HistoryEventType';
-import { didYouMean, parsePositiveInt, parseSince, parseString, type Since, sinceUnixMs } from '../../common/util/cli-args';
+import {
+  didYouMean,
+  parsePositiveInt,
+  parseSince,
+  parseString,
+  type Since,
+  sinceUnixMs,
+} from '../../common/util/cli-args';
 import { type Command, hostOption } from '../command';
 import { type Context, note, print, printJson, printJsonLine } from '../context';
 import { statusName } from '../../common/client/call-status';
@@ -32,9 +39,7 @@ export function parseTypes(raw: string): EventType[] {
   for (const name of names) {
     if (!(historyEventType.names as readonly string[]).includes(name)) {
       const known = historyEventType.names.join(', ');
-      throw new Error(
-        `unknown event type "${name}"${didYouMean(name, historyEventType.names)}; known: ${known}`,
-      );
+      throw new Error(`unknown event type "${name}"${didYouMean(name, historyEventType.names)}; known: ${known}`);
     }
   }
   return [...new Set(names as EventType[])];
@@ -251,7 +256,9 @@ function follow(
     const subscribe = (waitForReady: boolean) => {
       if (stopped) return;
       // A follow runs for as long as it is wanted: no deadline; the channel's keepalive notices a dead peer.
-      const c = ctx.clients().admin.WatchHistory({ host: filter.host, afterSeq: lastSeq }, new grpc.Metadata({ waitForReady }));
+      const c = ctx
+        .clients()
+        .admin.WatchHistory({ host: filter.host, afterSeq: lastSeq }, new grpc.Metadata({ waitForReady }));
       call = c;
       let ended = false;
       c.on('data', (e: HistoryEvent__Output) => {

@@ -116,7 +116,9 @@ export class QmpClient {
       const timer = setTimeout(() => {
         // A late answer is dropped: the id is forgotten here.
         this.pending.delete(id);
-        reject(new QmpConnectionError(`QMP ${command}: no answer within ${formatDuration(timeoutMs)} from ${this.path}`));
+        reject(
+          new QmpConnectionError(`QMP ${command}: no answer within ${formatDuration(timeoutMs)} from ${this.path}`),
+        );
       }, timeoutMs);
       this.pending.set(id, { command, resolve: resolve as (v: unknown) => void, reject, timer });
       const message = args === undefined ? { execute: command, id } : { execute: command, arguments: args, id };

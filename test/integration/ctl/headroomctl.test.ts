@@ -259,7 +259,10 @@ describe('headroomctl against a real coordinator', function () {
       'exit 3',
     );
     assert.equal(r.code, 3, r.stderr);
-    assert.match(r.stderr, /headroomctl: granted token \S+ \(fencing 1\) on host-a at \d\d:\d\d:\d\d: planned start \d\d:\d\d:\d\d, .*lease 30s renewed while it runs\n/);
+    assert.match(
+      r.stderr,
+      /headroomctl: granted token \S+ \(fencing 1\) on host-a at \d\d:\d\d:\d\d: planned start \d\d:\d\d:\d\d, .*lease 30s renewed while it runs\n/,
+    );
     assert.match(r.stderr, /headroomctl: running sh -c 'exit 3'/);
     const events = JSON.parse((await ctl('history', '--json')).stdout).events.filter(
       (e: { type: string }) => e.type !== 'HISTORY_EVENT_TYPE_POLICY_CHANGED',

@@ -4,11 +4,9 @@
  * in --json, and `check`'s next runs with each job's command as written.
  */
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Clients } from '../../../common/client/connection';
-import { AGENT_MAIN, type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
+import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
+import { startAgent, waitFor, writeConfig } from '../agent/processes';
 import { acquire, killAll, release, renew, runCtl, testClients } from './ctl-process';
 
 const DATE_TIME = /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/;
@@ -132,9 +130,7 @@ describe('headroomctl and headroom-agent output', function () {
   });
 
   it("headroom-agent check prints each job's command as written and its next three runs", async () => {
-    const config = path.join(tempDir(), 'agent.yaml');
-    fs.writeFileSync(
-      config,
+    const config = writeConfig(
       'jobs:\n' +
         '  - name: tar-data\n' +
         '    schedule: "0 3 * * *"\n' +
@@ -142,15 +138,9 @@ describe('headroomctl and headroom-agent output', function () {
         '    expectedDuration: 10s\n' +
         '    command: [tar, -czf, /backup/data.tgz, "/srv/my data"]\n',
     );
-    const child = spawn(process.execPath, [AGENT_MAIN, 'check', '--config', config], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const code = await new Promise((resolve) => child.once('close', resolve));
-    assert.equal(code, 0, stderr);
+    const check = startAgent(['check', '--config', config]);
+    assert.equal(await check.exited, 0, check.stderr());
+    const stdout = check.stdout();
     assert.match(stdout, /^ {2}tar-data: tar -czf \/backup\/data\.tgz '\/srv\/my data'$/m);
     const m = /^ {4}schedule 0 3 \* \* \*, window 50s; next runs (.*)$/m.exec(stdout);
     assert.ok(m, stdout);
@@ -159,5 +149,26 @@ describe('headroomctl and headroom-agent output', function () {
     // Daily at 03:00: at most one of them is today (time only); the others carry their date.
     for (const r of runs) assert.match(r, /^(\d{4}-\d{2}-\d{2} )?03:00:00$/);
     assert.ok(runs.filter((r) => r.includes('-')).length >= 2, stdout);
+  });
+
+  it('headroom-agent exec says what it waits for while it waits, then the slot it got', async () => {
+    const holder = await acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-holder', job: 'vzdump' });
+    const exec = startAgent(
+      ['exec', '--job', 'nightly', '--coordinator', coordinator.address, '--vm', 'vm-waits', '--', 'true'],
+      { env: { HEADROOM_LOG: 'error' } },
+    );
+    await waitFor(
+      'exec to say what it waits for',
+      () =>
+        /^headroom-agent: job nightly is waiting for a GUEST token: queue position 1, a HYPERVISOR backup of vm-holder holds the host; planned start (\d{4}-\d{2}-\d{2} )?\d\d:\d\d:\d\d \((in [\dhms]+|now)\)$/m.test(
+          exec.stderr(),
+        ),
+      30_000,
+    ).finally(() => release(clients, holder));
+    assert.equal(await exec.exited, 0, exec.stderr());
+    assert.match(
+      exec.stderr(),
+      /^headroom-agent: granted token \S+ \(fencing \d+\) on host-a at \d\d:\d\d:\d\d: planned start \d\d:\d\d:\d\d, .*lease 30s renewed while it runs; running true$/m,
+    );
   });
 });
