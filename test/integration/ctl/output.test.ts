@@ -4,6 +4,7 @@
  * in --json, and `check`'s next runs with each job's command as written.
  */
 import { strict as assert } from 'node:assert';
+import * as grpc from '@grpc/grpc-js';
 import type { Clients } from '../../../common/client/connection';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import { startAgent, waitFor, writeConfig } from '../agent/processes';
@@ -105,6 +106,24 @@ describe('headroomctl and headroom-agent output', function () {
     const typo = await ctl('history', '--type', 'GRANTD');
     assert.equal(typo.code, 64);
     assert.match(typo.stderr, /--type: unknown event type "GRANTD" \(did you mean GRANTED\?\)/);
+  });
+
+  it('refuses history filters it cannot apply with INVALID_ARGUMENT naming the field', async () => {
+    const list = (request: object) =>
+      new Promise<grpc.ServiceError>((resolve, reject) =>
+        clients.admin.ListHistory(request, (err: grpc.ServiceError | null) =>
+          err ? resolve(err) : reject(new Error(`accepted ${JSON.stringify(request)}`)),
+        ),
+      );
+    const unspecified = await list({ types: ['HISTORY_EVENT_TYPE_UNSPECIFIED'] });
+    assert.equal(unspecified.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(unspecified.details, /^types: must be HISTORY_EVENT_TYPE_GRANTED, /);
+    const twice = await list({ types: ['HISTORY_EVENT_TYPE_GRANTED', 'HISTORY_EVENT_TYPE_GRANTED'] });
+    assert.equal(twice.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(twice.details, /^types: names a type twice/);
+    const future = await list({ sinceUnixMs: Date.UTC(2300, 0, 1) });
+    assert.equal(future.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(future.details, /^since_unix_ms: must be an integer from 0 to /);
   });
 
   it('cuts DETAIL to the terminal width with an ellipsis, and prints it whole with --wide', async () => {
