@@ -97,7 +97,7 @@ describe('scheduling with real agents on an idle host', function () {
     assert.doesNotMatch(handRun.stderr(), /planned slot/);
     assert.match(
       handRun.stderr(),
-      /^headroom-agent: granted token \S+ \(fencing \d+\) on host-a at .*; running sh -c 'echo ran'/m,
+      /^headroom-agent: granted token \S+ \(fencing \d+\) on host-a at .*; running sh -c 'echo ran >> /m,
     );
     assert.equal(fs.readFileSync(marker, 'utf8'), 'ran\n');
 
