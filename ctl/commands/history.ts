@@ -156,11 +156,11 @@ const COLUMNS: Column[] = [
 /** DETAIL gets what is left of `width` after the other columns; at least this much, even on a narrow terminal. */
 const MIN_DETAIL_WIDTH = 20;
 
-/** The columns with DETAIL cut to fit `width` after the other columns (measured), or whole when undefined. */
-function fitDetail(columns: readonly Column[], widths: readonly number[], width: number | undefined): Column[] {
+/** The columns with DETAIL (the last) cut to fit `width` after the others' widths, or whole when undefined. */
+function fitDetail(columns: readonly Column[], otherWidths: readonly number[], width: number | undefined): Column[] {
   if (width === undefined) return [...columns];
   const gaps = 2 * (columns.length - 1);
-  const others = widths.slice(0, -1).reduce((a, b) => a + b, 0);
+  const others = otherWidths.reduce((a, b) => a + b, 0);
   const detail = Math.max(MIN_DETAIL_WIDTH, width - others - gaps);
   return columns.map((c, i) => (i === columns.length - 1 ? { ...c, maxWidth: detail } : c));
 }
@@ -183,7 +183,7 @@ function streamColumns(width: number | undefined): Column[] {
   });
   return fitDetail(
     fixed,
-    fixed.map((c) => c.minWidth ?? 0),
+    fixed.slice(0, -1).map((c) => c.minWidth ?? 0),
     width,
   );
 }
@@ -215,7 +215,7 @@ export function renderHistory(events: readonly HistoryEvent__Output[], options: 
   const widths = COLUMNS.slice(0, -1).map((c, i) =>
     Math.max(c.header.length, ...rows.map((r) => Math.min([...r[i]].length, c.maxWidth ?? Infinity))),
   );
-  return formatTable(fitDetail(COLUMNS, [...widths, 0], options.width), rows, { empty: 'no events' });
+  return formatTable(fitDetail(COLUMNS, widths, options.width), rows, { empty: 'no events' });
 }
 
 /**
