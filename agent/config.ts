@@ -260,7 +260,7 @@ const quiesceSchema = mapping({
       if (q.defaultHold !== undefined && fine('defaultHold') && fine('maxHold') && q.defaultHold > q.maxHold) {
         report(
           ['defaultHold'],
-          `expected at most maxHold (${q.maxHold} ms), got ${show(formatDuration(q.defaultHold))}`,
+          `expected at most maxHold (${formatDuration(q.maxHold)}), got ${show(formatDuration(q.defaultHold))}`,
         );
       }
     }),

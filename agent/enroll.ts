@@ -17,6 +17,7 @@ import { issuedForKeyProblem } from '../common/pki/renewal';
 import { createCsrPem, generateKeyPair, privateKeyPem, publicKeySpki } from '../common/pki/x509';
 import type * as v1 from '../proto/generated/headroom/v1';
 import { UsageError } from '../common/util/usage-error';
+import { formatDuration } from '../common/util/duration';
 
 export interface EnrollOptions {
   token: string;
@@ -55,7 +56,10 @@ export function fetchPinnedCa(address: string, pin: string, timeoutMs: number): 
       rejectUnauthorized: false,
       ALPNProtocols: ['h2'],
     });
-    const timer = setTimeout(() => socket.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => socket.destroy(new Error(`no TLS handshake within ${formatDuration(timeoutMs)}`)),
+      timeoutMs,
+    );
     socket.once('error', (e) => {
       clearTimeout(timer);
       reject(new EnrollError(`cannot reach the coordinator at ${address} over TLS: ${e.message}`));

@@ -9,6 +9,8 @@ import { DEFAULT_KILL_GRACE_MS } from '../common/backup-run/child-process';
 import { systemClock, Clock } from '../common/util/clock';
 import { clientCredentials, connect, DEFAULT_ADDRESS, parseAddress, TlsFiles } from '../common/client/connection';
 import { formatDuration, parseFlagDuration } from '../common/util/duration';
+import { formatClock, formatCommand } from '../common/util/human';
+import { describeGrant, describeQueued, queuedKey } from '../common/backup-run/wait-text';
 import { GuardedRunHooks, runGuarded, StopReason } from '../common/backup-run/guarded-run';
 import type { Logger } from '../common/util/log';
 import { detectEnforcement } from '../common/backup-run/budget/detect';
@@ -121,36 +123,32 @@ export function planExec(flags: ExecFlags, argv: string[], defaultConfigPath = D
   };
 }
 
-/** Local date and time for people: "2026-01-31 02:15:00" (time only when it is today). */
-export function formatLocalTime(unixMs: number, nowMs: number = Date.now()): string {
-  const d = new Date(unixMs);
-  const p = (n: number) => String(n).padStart(2, '0');
-  const time = `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-  if (new Date(nowMs).toDateString() === d.toDateString()) return time;
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${time}`;
-}
-
-/** The messages that tell a person at the terminal (or a cron mail) what exec is waiting for. */
-export function execHooks(plan: ExecPlan, say: (line: string) => void, clock: Clock = systemClock): GuardedRunHooks {
+/**
+ * The messages that tell a person at the terminal (or a cron mail) what exec is waiting for. `wallNow` is
+ * the wall clock the times are shown against.
+ */
+export function execHooks(
+  plan: ExecPlan,
+  say: (line: string) => void,
+  wallNow: () => number = Date.now,
+): GuardedRunHooks {
   let lastQueued = '';
   let unreachableSaid = false;
   return {
     onQueued(q) {
-      const estimate = q.estimatedStartUnixMs > 0 ? `, estimated start ${formatLocalTime(q.estimatedStartUnixMs)}` : '';
-      const waiting = q.waitingFor ? `, waiting for: ${q.waitingFor}` : '';
-      const line = `headroom-agent: job ${plan.job} is queued for a backup slot: position ${q.position}${estimate}${waiting}`;
-      if (line !== lastQueued) say(line);
-      lastQueued = line;
+      // The coordinator repeats its update; say only what changed.
+      const key = queuedKey(q);
+      if (key === lastQueued) return;
+      lastQueued = key;
+      say(`headroom-agent: job ${plan.job} is waiting for a GUEST token: ${describeQueued(q, wallNow())}`);
     },
     onGranted(token) {
-      say(
-        `headroom-agent: granted a slot on host ${token.host} (token ${token.tokenId}, fencing ${token.fencing}); running ${plan.argv.join(' ')}`,
-      );
+      say(`headroom-agent: ${describeGrant(token, wallNow())}; running ${formatCommand(plan.argv)}`);
     },
     onUnreachable(info) {
       if (unreachableSaid) return;
       unreachableSaid = true;
-      const until = info.giveUpAtUnixMs > 0 ? ` until ${formatLocalTime(info.giveUpAtUnixMs, clock.now())}` : '';
+      const until = info.giveUpAtUnixMs > 0 ? ` until ${formatClock(info.giveUpAtUnixMs, wallNow())}` : '';
       say(
         `headroom-agent: cannot reach the coordinator at ${plan.coordinator} (${(info.error as { details?: string }).details || info.error.message}); retrying${until}`,
       );
@@ -241,7 +239,7 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
           io.log.info('the command is held to its budget', { ...r });
         },
       }),
-      hooks: execHooks(plan, io.say, clock),
+      hooks: execHooks(plan, io.say),
     });
     // The one line for a denial too (its reason and the coordinator's message): no onDenied hook repeats it.
     if (result.status !== 'succeeded' || result.ranWithoutToken) io.say(`headroom-agent: ${result.message}`);

@@ -7,6 +7,7 @@
 import * as path from 'node:path';
 import { createLogger, Logger } from '../common/util/log';
 import { formatDuration } from '../common/util/duration';
+import { formatClock, formatCommand } from '../common/util/human';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../common/util/exit-codes';
 import { DEFAULT_CONFIG_PATH, loadAgentConfig } from './config';
 import { startDaemon } from './daemon';
@@ -135,7 +136,8 @@ Examples:
 
 const CHECK_HELP = `Usage: headroom-agent check [--config FILE]
 
-Validates the configuration file (every problem is listed) and prints each job's next run.
+Validates the configuration file (every problem is listed) and prints each job's command and its next
+three runs (local time).
 
 Options:
   -c, --config FILE   configuration file (default ${DEFAULT_CONFIG_PATH})
@@ -270,7 +272,7 @@ async function enrollCommand(args: string[], io: Io): Promise<number> {
   }
   const id = r.identity;
   io.out(
-    `enrolled as ${id.role === 'ROLE_AGENT' ? `the agent of VM ${id.vm} on host ${id.host}` : `${role.show(id.role).toLowerCase()} ${id.host || id.name}`}, certificate valid until ${new Date(r.notAfter).toISOString()}\n`,
+    `enrolled as ${id.role === 'ROLE_AGENT' ? `the agent of VM ${id.vm} on host ${id.host}` : `${role.show(id.role).toLowerCase()} ${id.host || id.name}`}, certificate valid until ${formatClock(r.notAfter, Date.now())}\n`,
   );
   io.out(
     `in agent.yaml:\ncoordinator: ${v.coordinator}\n${id.vm ? `vm: ${id.vm}\n` : ''}host: ${id.host}\ntls:\n  caFile: ${r.files.caFile}\n  certFile: ${r.files.certFile}\n  keyFile: ${r.files.keyFile}\n`,
@@ -292,13 +294,24 @@ function checkCommand(args: string[], io: Io): number {
       `headroom-agent: warning: ${config.file}: tls has caFile but no certFile/keyFile: a coordinator with its own CA (pki init) requires a client certificate it issued and refuses this agent; run 'headroom-agent enroll --token …' and add the certFile and keyFile lines it prints\n`,
     );
   }
+  const now = Date.now();
   for (const j of config.jobs) {
-    const next = new Date(nextOccurrence(j.schedule, Date.now(), j.name));
+    const runs = nextRuns(j.schedule, j.name, now, CHECK_NEXT_RUNS).map((t) => formatClock(t, now));
     io.out(
-      `  ${j.name}: next ${next.toString()}, window ${formatDuration(j.windowMs)}, runs ${JSON.stringify(j.command)}\n`,
+      `  ${j.name}: ${formatCommand(j.command)}\n    schedule ${j.schedule}, window ${formatDuration(j.windowMs)}; next runs ${runs.join(', ')}\n`,
     );
   }
   return 0;
+}
+
+/** How many of each job's next runs `check` shows: enough to see the schedule's rhythm. */
+const CHECK_NEXT_RUNS = 3;
+
+/** The `count` occurrences of `schedule` after `now`, Unix ms. */
+function nextRuns(schedule: string, seed: string, now: number, count: number): number[] {
+  const runs: number[] = [];
+  for (let t = now; runs.length < count;) runs.push((t = nextOccurrence(schedule, t, seed)));
+  return runs;
 }
 
 /** Runs the command line and returns the exit code. */

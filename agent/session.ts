@@ -16,6 +16,7 @@ import type { Logger } from '../common/util/log';
 import type { LoadCollector } from '../common/backup-run/load-collector';
 import { type ConnectionContext, describeDiagnosis, diagnoseCall } from '../common/client/tls-diagnosis';
 import { formatDuration } from '../common/util/duration';
+import { formatSpan } from '../common/util/human';
 
 /** Until the coordinator says otherwise. */
 export const DEFAULT_REPORT_INTERVAL_MS = 10_000;
@@ -162,9 +163,11 @@ export class AgentSession {
       }
       this.refusals = 0;
       const delay = this.backoff.next();
-      if (this.up) log.warn('session lost; reconnecting in the background', { error: why });
-      else if (!this.lossLogged) log.warn('cannot reach the coordinator; will keep retrying', { error: why });
-      else log.debug('reconnect failed', { error: why, retryInMs: delay });
+      // Every attempt is logged with the wait until the next: a log read later shows the agent kept trying.
+      const fields = { error: why, attempt: this.backoff.attempts, retryIn: formatSpan(delay) };
+      if (this.up) log.warn('session lost; reconnecting in the background', fields);
+      else if (!this.lossLogged) log.warn('cannot reach the coordinator; will keep retrying', fields);
+      else log.info('reconnect failed; trying again', fields);
       this.lossLogged = true;
       this.up = false;
       this.reconnectTimer = setTimeout(() => this.connect(), delay);

@@ -8,11 +8,14 @@ import { type AdminClient, type Clients, type PkiClient, type TlsFiles, unary } 
 import type { Logger } from '../common/util/log';
 import type { ConnectionContext } from '../common/client/tls-diagnosis';
 import { toRpcError } from './errors';
+import { withIsoTimes } from '../common/util/json-times';
 
 /** Where a command writes. Each call is one piece of text; a newline is added by `print`. */
 export interface Io {
   stdout(text: string): void;
   stderr(text: string): void;
+  /** stdout's width in characters when it is a terminal. */
+  columns?: number;
 }
 
 /** The AdminService methods that take one request and give one answer. */
@@ -55,6 +58,8 @@ export interface Context {
   readonly tls?: TlsFiles;
   /** `--json`: print the coordinator's messages as JSON instead of tables. */
   readonly json: boolean;
+  /** Characters a line may take before a table cuts its last column: the terminal's, else $COLUMNS, else 80. */
+  readonly width: number;
   readonly io: Io;
   readonly log: Logger;
   /** Wall-clock Unix milliseconds: what people compare the printed times with. */
@@ -77,9 +82,14 @@ export function print(ctx: Context, text: string): void {
   ctx.io.stdout(`${text}\n`);
 }
 
-/** Writes a message as indented JSON and a newline to stdout. */
+/** Writes a message as indented JSON and a newline to stdout, each time also in ISO 8601 (json-times.ts). */
 export function printJson(ctx: Context, message: unknown): void {
-  ctx.io.stdout(`${JSON.stringify(message, null, 2)}\n`);
+  ctx.io.stdout(`${JSON.stringify(withIsoTimes(message), null, 2)}\n`);
+}
+
+/** Writes a message as one line of JSON (a stream of events), its times also in ISO 8601. */
+export function printJsonLine(ctx: Context, message: unknown): void {
+  ctx.io.stdout(`${JSON.stringify(withIsoTimes(message))}\n`);
 }
 
 /** Writes `headroomctl: <text>` to stderr: progress and warnings, never data. */
@@ -92,6 +102,7 @@ export interface ContextOptions {
   connection: ConnectionContext;
   tls?: TlsFiles;
   json: boolean;
+  width: number;
   io: Io;
   log: Logger;
   now: () => number;
@@ -119,6 +130,7 @@ export function createContext(options: ContextOptions): Context & { close(): voi
     connection: options.connection,
     tls: options.tls,
     json: options.json,
+    width: options.width,
     io: options.io,
     log: options.log,
     now: options.now,

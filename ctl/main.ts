@@ -28,7 +28,11 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 const write = (stream: NodeJS.WriteStream) => (text: string) => void stream.write(text);
 
 runCli(process.argv.slice(2), {
-  io: { stdout: write(process.stdout), stderr: write(process.stderr) },
+  io: {
+    stdout: write(process.stdout),
+    stderr: write(process.stderr),
+    columns: process.stdout.isTTY ? process.stdout.columns : undefined,
+  },
   env: process.env,
   now: Date.now,
   log: createCliLogger(PROGRAM, (line) => process.stderr.write(`${line}\n`)),

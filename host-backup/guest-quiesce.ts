@@ -70,7 +70,7 @@ export class GuestQuiesce {
         say(
           'quiesced',
           { holdMs: r.holdMs, hooks: r.hooks },
-          `guest quiesced (${hooks}); it thaws by itself after ${r.holdMs} ms at the latest`,
+          `guest quiesced (${hooks}); it thaws by itself after ${formatDuration(r.holdMs)} at the latest`,
         );
         return undefined;
       }
@@ -112,12 +112,12 @@ export class GuestQuiesce {
         say(
           'thawed',
           { frozenMs: r.frozenMs, state: quiesceState.show(r.state), message: r.message },
-          `guest thawed after ${r.frozenMs} ms frozen${problem}; the snapshot is application-consistent`,
+          `guest thawed after ${formatDuration(r.frozenMs)} frozen${problem}; the snapshot is application-consistent`,
         );
         return 'application';
       }
       why = r.autoThawed
-        ? `the guest thawed by itself before the snapshot point was done (its bound of ${this.holdMs} ms passed)`
+        ? `the guest thawed by itself before the snapshot point was done (its bound of ${formatDuration(this.holdMs)} passed)`
         : `the thaw could not confirm the freeze held: ${r.message}`;
     } catch (err) {
       why = `the thaw could not confirm the freeze held: ${errorText(err)}`;

@@ -6,8 +6,8 @@
  */
 import { statusName } from '../common/client/call-status';
 import type { GuardedRunHooks, GuardedRunResult } from '../common/backup-run/guarded-run';
-import { formatDuration } from '../common/util/duration';
-import { formatClock, formatClockRelative, formatCommand, formatSpan } from '../common/util/human';
+import { describeGrant, describeQueued, queuedKey } from '../common/backup-run/wait-text';
+import { formatClock, formatCommand, formatSpan } from '../common/util/human';
 import { denyReason } from '../proto/enums';
 import type { Queued__Output, Token__Output } from '../proto/generated/headroom/v1';
 
@@ -45,25 +45,16 @@ export class ProgressReporter {
 
   queued(q: Queued__Output): void {
     // The coordinator may repeat an update; say only what changed (to the second).
-    const key = `${q.position}|${q.waitingFor}|${Math.round(q.estimatedStartUnixMs / 1000)}`;
+    const key = queuedKey(q);
     if (key === this.lastQueued) return;
     this.lastQueued = key;
     const { host, vm } = this.o.subject;
-    const now = this.o.now();
-    const parts = [`position ${q.position}`];
-    if (q.estimatedStartUnixMs) parts.push(`estimated start ${formatClockRelative(q.estimatedStartUnixMs, now)}`);
-    if (q.waitingFor) parts.push(`waiting for ${q.waitingFor}`);
-    this.emit('queued', { ...q }, `waiting for a HYPERVISOR token on ${host} for ${vm}: ${parts.join(', ')}`);
+    const text = `waiting for a HYPERVISOR token on ${host} for ${vm}: ${describeQueued(q, this.o.now())}`;
+    this.emit('queued', { ...q }, text);
   }
 
   granted(t: Token__Output): void {
-    const now = this.o.now();
-    const slot = t.slot
-      ? `slot ${formatClock(t.slot.startUnixMs, now)} → ${formatClock(t.slot.expectedEndUnixMs, now)}` +
-        (t.slot.windowEndUnixMs ? `, window ends ${formatClock(t.slot.windowEndUnixMs, now)}` : '')
-      : 'no slot';
-    const ttl = t.ttlMs ? `, lease ${formatDuration(t.ttlMs)} renewed while it runs` : '';
-    this.emit('granted', { token: t }, `granted token ${t.tokenId} (fencing ${t.fencing}) on ${t.host}: ${slot}${ttl}`);
+    this.emit('granted', { token: t }, describeGrant(t, this.o.now()));
   }
 
   hooks(argv: readonly string[]): GuardedRunHooks {

@@ -16,6 +16,7 @@ import {
   listenControlSocket,
 } from './control-socket';
 import { type FreezeState, freezeSourceProblem } from './freeze-state';
+import { formatDuration } from '../../common/util/duration';
 
 export interface ControlEndpoint {
   /** Resolves once listening, or once the default path was found unusable (logged); rejects, naming the file and key, when the configured path is. */
@@ -48,7 +49,7 @@ export function startControlEndpoint(options: ControlEndpointOptions): ControlEn
     });
     const told = options.report(notice);
     const what = n.frozen
-      ? `freeze by ${n.source} noted (guest backups held for ${notice.holdMs} ms at most)`
+      ? `freeze by ${n.source} noted (guest backups held for ${formatDuration(notice.holdMs ?? 0)} at most)`
       : `thaw by ${n.source} noted`;
     return {
       ok: true,

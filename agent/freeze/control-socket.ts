@@ -7,6 +7,7 @@
  */
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import { formatDuration } from '../../common/util/duration';
 
 export const DEFAULT_CONTROL_SOCKET = '/run/headroom-agent.sock';
 
@@ -149,7 +150,10 @@ export function controlRequest(file: string, request: ControlRequest, timeoutMs:
       conn.destroy();
       reject(new Error(why));
     };
-    const timer = setTimeout(() => fail(`no answer from the agent on ${file} within ${timeoutMs} ms`), timeoutMs);
+    const timer = setTimeout(
+      () => fail(`no answer from the agent on ${file} within ${formatDuration(timeoutMs)}`),
+      timeoutMs,
+    );
     conn.setEncoding('utf8');
     conn.on('connect', () => conn.write(`${JSON.stringify(request)}\n`));
     conn.on('data', (chunk: string) => (answer += chunk));

@@ -8,6 +8,7 @@ import type { v1 } from '../../proto';
 import type { Clock } from '../../common/util/clock';
 import type { TokenClient } from '../../common/client/connection';
 import { formatDuration } from '../../common/util/duration';
+import { WaitLog } from './wait-log';
 import { GuardedRunOptions, GuardedRunResult, runGuarded, StopReason } from '../../common/backup-run/guarded-run';
 import type { ChildStdio } from '../../common/backup-run/child-process';
 import type { Logger } from '../../common/util/log';
@@ -102,6 +103,7 @@ export class JobRunner {
     const windowText = `${new Date(occurrence.scheduledAtUnixMs).toISOString()} + ${formatDuration(job.windowMs)}`;
     log.debug('job due; asking for a token', { window: windowText });
     const runFn = this.options.run ?? runGuarded;
+    const waitLog = new WaitLog(log);
     run.done = runFn({
       client: this.options.client,
       connection: this.options.connection,
@@ -124,8 +126,9 @@ export class JobRunner {
       onUnreachable: this.options.onUnreachable,
       control: budget,
       hooks: {
-        onQueued: (q) => log.debug('queued', { position: q.position, waitingFor: q.waitingFor }),
+        onQueued: (q) => waitLog.queued(q),
         onGranted: (token) => {
+          waitLog.end();
           run.token = token;
           if (this.revoked.includes(token.tokenId)) {
             controller.abort({ kind: 'revoke', reason: 'revoked before the grant arrived' } satisfies StopReason);
@@ -151,6 +154,7 @@ export class JobRunner {
         return { status: 'failed', exitCode: 1, message: String(err) };
       })
       .then((result) => {
+        waitLog.end();
         this.active.delete(job.name);
         this.report(log, result, windowText);
         return result;

@@ -9,6 +9,7 @@ import { Clock, systemClock } from '../../common/util/clock';
 import type { Logger } from '../../common/util/log';
 import type { FrozenHook, HookList, QuiesceHook } from './hook';
 import { AutoThawListener, FreezeResult, HookOutcome, Quiescer, ThawResult, UnknownFreezeError } from './quiescer';
+import { formatDuration } from '../../common/util/duration';
 
 export const DEFAULT_HOLD_MS = 10_000;
 export const DEFAULT_MAX_HOLD_MS = 60_000;
@@ -158,7 +159,7 @@ export class HookQuiescer implements Quiescer {
   private boundPassed(f: Freeze): void {
     if (this.current !== f) return;
     if (f.phase === 'freezing') {
-      f.abort.abort(new Error(`the freeze's bound of ${f.holdMs} ms passed before every hook had frozen`));
+      f.abort.abort(new Error(`the freeze's bound of ${formatDuration(f.holdMs)} passed before every hook had frozen`));
       return;
     }
     if (f.phase !== 'frozen') return;
@@ -188,7 +189,7 @@ export class HookQuiescer implements Quiescer {
         ? failed.map((h) => `${h.name} could not thaw: ${h.message}`).join('; ')
         : `thawed ${hooks.length} hook(s)`;
     if (autoThawed)
-      message = `no thaw arrived within the freeze's bound of ${f.holdMs} ms, so the agent thawed by itself: ${message}`;
+      message = `no thaw arrived within the freeze's bound of ${formatDuration(f.holdMs)}, so the agent thawed by itself: ${message}`;
     const result: ThawResult = {
       ok: failed.length === 0,
       message,
@@ -230,7 +231,7 @@ export class HookQuiescer implements Quiescer {
     const started = this.clock.now();
     const abort = new AbortController();
     const timer = setTimeout(
-      () => abort.abort(new Error(`timed out after ${this.hookTimeoutMs} ms`)),
+      () => abort.abort(new Error(`timed out after ${formatDuration(this.hookTimeoutMs)}`)),
       this.hookTimeoutMs,
     );
     const onOuter = () => abort.abort(outer!.reason);

@@ -8,6 +8,7 @@
 import type { v1 } from '../../proto';
 import { errorCode, errorText, LEASE_GONE } from './call-status';
 import type { Clock } from '../util/clock';
+import { formatClock } from '../util/human';
 import { TokenClient, unary, UNARY_DEADLINE_MS } from './connection';
 import { formatDuration } from '../util/duration';
 import type { Logger } from '../util/log';
@@ -102,7 +103,7 @@ export class Renewer {
     this.stop();
     this.lost({
       tokenVoid: false,
-      message: `could not renew the lease; stopped ${formatDuration(leaseTiming(this.ttlMs).safetyMarginMs)} before it would expire (fail-safe at ${new Date(deadline).toISOString()})`,
+      message: `could not renew the lease; stopped ${formatDuration(leaseTiming(this.ttlMs).safetyMarginMs)} before it would expire (fail-safe at ${formatClock(deadline, this.o.clock.now())})`,
     });
   }
 

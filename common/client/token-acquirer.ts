@@ -12,6 +12,7 @@ import type { Clock } from '../util/clock';
 import { deadlineIn, TokenClient } from './connection';
 import { type ConnectionContext, describeDiagnosis, diagnoseCall } from './tls-diagnosis';
 import type { Logger } from '../util/log';
+import { formatClock, formatSpan } from '../util/human';
 
 /** What onUnreachable is told after each failed attempt while the coordinator cannot be reached. */
 export interface UnreachableInfo {
@@ -148,15 +149,20 @@ export async function acquireToken(o: AcquireOptions, request: v1.AcquireRequest
     if (latestStart > 0 && now >= latestStart) {
       return {
         kind: 'skipped',
-        message: `skipped: could not get a ${what} before its window closed at ${new Date(latestStart).toISOString()} (${errorText(error)})`,
+        message: `skipped: could not get a ${what} before its window closed at ${formatClock(latestStart, now)} (${errorText(error)})`,
       };
     }
     let retryInMs = backoff.next();
     if (latestStart > 0) retryInMs = Math.min(retryInMs, latestStart - now);
-    const fields = { job: request.job, error: errorText(error), retryInMs };
+    const fields = {
+      job: request.job,
+      error: errorText(error),
+      attempt: backoff.attempts,
+      retryIn: formatSpan(retryInMs),
+    };
     if (!warned)
       o.log.warn('cannot reach the coordinator to acquire a token; retrying until the window closes', fields);
-    else o.log.debug('acquire retry failed', fields);
+    else o.log.info('still cannot reach the coordinator to acquire a token; trying again', fields);
     warned = true;
     o.hooks?.onUnreachable?.({ error, attempt: backoff.attempts, retryInMs, giveUpAtUnixMs: latestStart });
     // Retry once more at the latest start exactly: the coordinator answers WINDOW_CLOSED or grants.

@@ -6,6 +6,7 @@
  * an unknown option or command comes with the nearest known one. Small on purpose: nothing a framework
  * would add is needed.
  */
+import { parseFlagDuration } from './duration';
 import { UsageError } from './usage-error';
 
 /** One `--name` option. Without `parse` it is a flag (true when present); with it, it takes a value. */
@@ -226,4 +227,33 @@ export function parseBool(raw: string): boolean {
   if (raw === 'true') return true;
   if (raw === 'false') return false;
   throw new Error(`expected true or false, got "${raw}"`);
+}
+
+/** `--since`: a span back from now ("2h") or a point in time. */
+export type Since = { agoMs: number } | { atUnixMs: number };
+
+const LOCAL_TIME = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?))?(Z|[+-]\d{2}:\d{2})?$/;
+
+/**
+ * A duration back from now ("90m", "2h", "1d") or a date and time in ISO 8601 form, local unless it names
+ * its zone ("2026-12-06T03:00", "2026-12-06 03:00:00", "2026-12-06" for its midnight, "…Z", "…+01:00").
+ */
+export function parseSince(raw: string): Since {
+  const m = LOCAL_TIME.exec(raw.trim());
+  if (!m) {
+    try {
+      return { agoMs: parseFlagDuration(raw) };
+    } catch {
+      throw new Error(`expected a duration such as 30m or 2h, or a time such as 2026-12-06T03:00, got "${raw}"`);
+    }
+  }
+  // Date.parse reads a date and time without a zone as local time, but a date alone as UTC: give it a time.
+  const at = Date.parse(`${m[1]}T${m[2] ?? '00:00'}${m[3] ?? ''}`);
+  if (Number.isNaN(at)) throw new Error(`"${raw}" is not a valid date and time`);
+  return { atUnixMs: at };
+}
+
+/** The time `since` names, seen at `now`. */
+export function sinceUnixMs(since: Since, now: number): number {
+  return 'agoMs' in since ? now - since.agoMs : since.atUnixMs;
 }

@@ -51,17 +51,25 @@ export function formatIoBudget(bytesPerSec: number): string {
 
 const two = (n: number) => String(n).padStart(2, '0');
 
+const localTime = (d: Date) => `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+const localDate = (d: Date) => `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}`;
+
 /**
- * A wall-clock time in the local zone: "HH:MM:SS" on the same local day as `now`, with the date in front
- * otherwise ("2026-01-02 03:04:05"). 0 (unset on the wire) prints as "-".
+ * The one time format of human output: a wall-clock time in the local zone, "HH:MM:SS" on the same local
+ * day as `now`, with the date in front otherwise ("2026-01-02 03:04:05"). 0 (unset on the wire) prints as
+ * "-". Lists whose rows span days (history) use formatDateTime, the same format with the date always.
  */
 export function formatClock(unixMs: number, now: number): string {
   if (!unixMs) return '-';
   const d = new Date(unixMs);
-  const time = `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
-  const n = new Date(now);
-  const sameDay = d.getFullYear() === n.getFullYear() && d.getMonth() === n.getMonth() && d.getDate() === n.getDate();
-  return sameDay ? time : `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${time}`;
+  return localDate(d) === localDate(new Date(now)) ? localTime(d) : formatDateTime(unixMs);
+}
+
+/** formatClock with the date always: "2026-01-02 03:04:05" (local zone); "-" for 0. */
+export function formatDateTime(unixMs: number): string {
+  if (!unixMs) return '-';
+  const d = new Date(unixMs);
+  return `${localDate(d)} ${localTime(d)}`;
 }
 
 const SPAN_UNITS = [86_400_000, 3_600_000, 60_000, 1_000];

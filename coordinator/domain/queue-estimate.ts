@@ -61,8 +61,9 @@ export function describeWait(
 ): string {
   if (paused) return 'host is paused';
   const other = otherKind(request.kind);
-  const otherActive = active.filter((a) => a.kind === other).length;
-  if (otherActive > 0) return `${otherActive} ${other} backup(s) running on the host`;
+  const holders = active.filter((a) => a.kind === other).map((a) => a.vm);
+  if (holders.length === 1) return `a ${other} backup of ${holders[0]} holds the host`;
+  if (holders.length > 1) return `${holders.length} ${other} backups (of ${holders.join(', ')}) hold the host`;
   if (active.some((a) => a.vm === request.vm)) return `another backup of VM ${request.vm} is running`;
   const cap = request.kind === 'GUEST' ? policy.maxGuestTokens : policy.maxHypervisorTokens;
   if (active.length >= cap) return `${request.kind} cap reached (${active.length}/${cap})`;

@@ -75,6 +75,7 @@ export function adminService(
           vm: req.vm === '' ? undefined : validate.name('vm', req.vm),
           limit: validate.limit('limit', req.limit, DEFAULT_HISTORY, MAX_HISTORY),
           afterSeq: req.afterSeq,
+          ...validate.historyFilter(req),
         })
         .map(wire.historyEvent),
     })),

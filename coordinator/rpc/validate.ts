@@ -10,6 +10,7 @@ import { DEFAULT_FREEZE_HOLD_MS, MAX_FREEZE_HOLD_MS } from '../../common/domain/
 import { checkName } from '../../host-backup/catalog/manifest-store';
 import type { Identity } from '../pki/identity';
 import type { QuiesceReport } from '../service/quiesce-broker';
+import type { HistoryType } from '../store/store';
 import * as enums from '../../proto/enums';
 import type * as v1 from '../../proto/generated/headroom/v1';
 import { Enforcement } from '../../proto/generated/headroom/v1/Enforcement';
@@ -212,6 +213,13 @@ function hostPolicyPatch(req: v1.SetPolicyRequest__Output): Partial<HostPolicy> 
     hypervisorBudgetCpuPercent: req.hypervisorBudgetCpuPercent ?? undefined,
     hypervisorBudgetIoBytesPerSec: req.hypervisorBudgetIoBytesPerSec ?? undefined,
   };
+}
+
+/** ListHistory's filters: the event types (each a known one, none twice) and the earliest time. */
+export function historyFilter(req: v1.ListHistoryRequest__Output): { types: HistoryType[]; since: number } {
+  const types = req.types.map((t) => enumName('types', enums.historyEventType, t));
+  if (new Set(types).size !== types.length) throw new InvalidArgumentError('types', 'names a type twice');
+  return { types, since: intIn('since_unix_ms', req.sinceUnixMs, 0, MAX_UNIX_MS) };
 }
 
 export function limit(field: string, value: number, fallback: number, max: number): number {

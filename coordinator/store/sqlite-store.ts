@@ -3,6 +3,7 @@
  * returns (synchronous=FULL by default), so an acknowledged change survives kill -9 and power loss.
  */
 import Database from 'better-sqlite3';
+import { formatDuration } from '../../common/util/duration';
 import { formatBytes } from '../../common/util/human';
 import type { LessorEvent } from '../domain/events';
 import type { EndState, EndedRequest, Lease, Outcome, TokenKind } from '../domain/lease';
@@ -86,24 +87,24 @@ interface TokenRow {
   ended_at: number | null;
 }
 
-/** RELEASED's detail: `success, exit 0, 70.2 KiB written, 3324 ms`, or `bytes unknown` when the holder did not say. */
+/** RELEASED's detail: `success, exit 0, 70.2 KiB written, took 3.324s`, or `bytes unknown` when the holder did not say. */
 export function describeOutcome(o: Outcome): string {
   const consistency = o.consistency ? `, ${o.consistency === 'APPLICATION' ? 'application' : 'crash'}-consistent` : '';
   const bytes = o.bytes === undefined ? 'bytes unknown' : `${formatBytes(o.bytes)} written`;
-  const text = `${o.success ? 'success' : 'failure'}, exit ${o.exitCode}, ${bytes}, ${o.durationMs} ms${consistency}`;
+  const text = `${o.success ? 'success' : 'failure'}, exit ${o.exitCode}, ${bytes}, took ${formatDuration(o.durationMs)}${consistency}`;
   return o.message ? `${text}: ${o.message}` : text;
 }
 
 function describe(event: LessorEvent): string {
   switch (event.type) {
     case 'granted': {
-      const text = `fencing ${event.lease.fencing}, ttl ${event.lease.ttlMs} ms`;
+      const text = `fencing ${event.lease.fencing}, ttl ${formatDuration(event.lease.ttlMs)}`;
       return event.forced ? `${text}, started on the throttled budget: ${event.forced}` : text;
     }
     case 'released':
       return describeOutcome(event.outcome);
     case 'expired':
-      return `not renewed within ${event.lease.ttlMs} ms`;
+      return `not renewed within ${formatDuration(event.lease.ttlMs)}`;
     case 'revoked':
       return event.reason;
     case 'denied':
@@ -113,23 +114,23 @@ function describe(event: LessorEvent): string {
     case 'policy-changed':
       return JSON.stringify(event.policy);
     case 'restored':
-      return `restored after restart, ttl ${event.lease.ttlMs} ms from now`;
+      return `restored after restart, ttl ${formatDuration(event.lease.ttlMs)} from now`;
     case 'quiesced':
-      return `guest frozen for at most ${event.holdMs} ms; hooks: ${event.hooks.join(', ') || 'none'}`;
+      return `guest frozen for at most ${formatDuration(event.holdMs)}; hooks: ${event.hooks.join(', ') || 'none'}`;
     case 'quiesce-failed':
       return event.reason;
     case 'thawed': {
       const how = event.autoThawed
         ? 'auto-thawed by the agent (its bound passed or the freeze was lost)'
         : "thawed on the coordinator's word";
-      return `${how} after ${event.frozenMs} ms frozen${event.message ? `: ${event.message}` : ''}`;
+      return `${how} after ${formatDuration(event.frozenMs)} frozen${event.message ? `: ${event.message}` : ''}`;
     }
     case 'vm-frozen':
       return `VM ${event.vm} frozen by ${event.source}: its guest backups wait for the thaw, at most until ${new Date(event.until).toISOString()}`;
     case 'vm-thawed':
       return event.lapsed
         ? `VM ${event.vm}: no thaw from ${event.source} within the freeze's bound (frozen since ${new Date(event.since).toISOString()}): guest backups no longer held`
-        : `VM ${event.vm} thawed by ${event.source} after ${event.at - event.since} ms`;
+        : `VM ${event.vm} thawed by ${event.source} after ${formatDuration(event.at - event.since)}`;
     default:
       return '';
   }
@@ -351,16 +352,22 @@ export class SqliteStore implements Store {
     const where: string[] = ['seq > @afterSeq'];
     if (query.host) where.push('host = @host');
     if (query.vm) where.push('vm = @vm');
+    if (query.since) where.push('at >= @since');
+    // The types are known names (validated at the edge), one placeholder each so the statement is reused.
+    const types = query.types ?? [];
+    if (types.length) where.push(`type IN (${types.map((_, i) => `@type${i}`).join(', ')})`);
     const sql = `SELECT seq, at, type, host, vm, job, kind, token_id AS tokenId, fencing, request_id AS requestId, detail
          FROM history WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT @limit`;
-    // Four shapes of query at most: prepare each once.
+    // A few shapes of query (one per filter combination and number of types): prepare each once.
     let statement = this.historyQueries.get(sql);
     if (!statement) this.historyQueries.set(sql, (statement = this.db.prepare(sql)));
     const rows = statement.all({
       afterSeq: query.afterSeq ?? 0,
       host: query.host,
       vm: query.vm,
+      since: query.since,
       limit: query.limit,
+      ...Object.fromEntries(types.map((t, i) => [`type${i}`, t])),
     }) as HistoryRecord[];
     return rows.reverse();
   }

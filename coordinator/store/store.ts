@@ -45,6 +45,10 @@ export interface HistoryQuery {
   /** Newest events, at most this many, returned oldest first. */
   limit: number;
   afterSeq?: number;
+  /** Only events of these types; absent or empty: every type. */
+  types?: readonly HistoryType[];
+  /** Only events at or after this wall-clock time, Unix ms. */
+  since?: number;
 }
 
 /** What an agent declared in its last hello. `jobs` is stored as given on the wire. */

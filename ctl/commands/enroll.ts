@@ -4,6 +4,7 @@
  */
 import type { CreateEnrollmentTokenResponse__Output, Identity__Output } from '../../proto/generated/headroom/v1';
 import { formatDuration, parseFlagDuration } from '../../common/util/duration';
+import { formatClock } from '../../common/util/human';
 import { MAX_TOKEN_TTL_MS } from '../../common/pki/enrolment-token';
 import { type ParsedArgs, parseString } from '../../common/util/cli-args';
 import type { Command } from '../command';
@@ -28,7 +29,7 @@ export function printToken(ctx: Context, res: CreateEnrollmentTokenResponse__Out
     identity.role === 'ROLE_AGENT'
       ? `the agent of ${identity.vm} on ${identity.host}`
       : `the host role of ${identity.host}`;
-  note(ctx, `one-time token for ${who}, valid until ${new Date(res.expiresUnixMs).toISOString()}`);
+  note(ctx, `one-time token for ${who}, valid until ${formatClock(res.expiresUnixMs, ctx.now())}`);
   note(ctx, `use it once: headroom-agent enroll --token TOKEN --coordinator ${ctx.coordinator}`);
 }
 

@@ -18,6 +18,7 @@ import { parseInt32, parsePositiveInt, parseString } from '../../common/util/cli
 import type { Command } from '../command';
 import { type Context, note } from '../context';
 import { UsageError } from '../../common/util/usage-error';
+import { withIsoTimes } from '../../common/util/json-times';
 import { QMP_BACKUP_OPTIONS, QUIESCE_HELP, QUIESCE_OPTIONS, qmpBackupArgv } from './qmp-backup';
 
 /** The job name recorded with the token when --job is not given. */
@@ -215,7 +216,7 @@ export function coordinatorLink(ctx: Context): CoordinatorLink {
 /** The host-side runner's events on stderr: `headroomctl: <text>`, or with --json the event and its data as a JSON object. */
 export function progressOutput(ctx: Context): Emit {
   return (event, data, text) => {
-    if (ctx.json) ctx.io.stderr(`${JSON.stringify({ event, ...data })}\n`);
+    if (ctx.json) ctx.io.stderr(`${JSON.stringify(withIsoTimes({ event, ...data }))}\n`);
     else note(ctx, text);
   };
 }

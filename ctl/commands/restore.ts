@@ -10,7 +10,7 @@ import { QemuImgError } from '../../host-backup/qemu-img';
 import { parseString } from '../../common/util/cli-args';
 import type { Command } from '../command';
 import { note, print, printJson } from '../context';
-import { formatBytes } from '../../common/util/human';
+import { formatBytes, formatClock, formatDateTime } from '../../common/util/human';
 
 /** "now", or an ISO 8601 date and time with its zone ("2026-11-29T06:00:00Z", "…+01:00"). */
 export function parseTime(raw: string): number {
@@ -84,11 +84,11 @@ export const restoreCommand: Command = {
       }
       for (const r of result.chain) {
         const why = r.kind === 'full' ? `full (${r.fullReason})` : `incremental on ${r.parentId}`;
-        print(ctx, `${new Date(r.takenAtMs).toISOString()}  ${r.id}  ${formatBytes(r.bytes).padStart(9)}  ${why}`);
+        print(ctx, `${formatDateTime(r.takenAtMs)}  ${r.id}  ${formatBytes(r.bytes).padStart(9)}  ${why}`);
       }
       note(
         ctx,
-        `restored ${vm}/${result.disk} as of ${new Date(result.chain[result.chain.length - 1].takenAtMs).toISOString()} into ${result.output}`,
+        `restored ${vm}/${result.disk} as of ${formatClock(result.chain[result.chain.length - 1].takenAtMs, ctx.now())} into ${result.output}`,
       );
       return 0;
     } catch (err) {

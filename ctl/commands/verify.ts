@@ -6,7 +6,7 @@
 import { parseString } from '../../common/util/cli-args';
 import { CATALOG_OPTIONS, WHERE_HELP, catalogSource } from '../catalog-source';
 import type { Command } from '../command';
-import { note, print } from '../context';
+import { note, print, printJsonLine } from '../context';
 import { UsageError } from '../../common/util/usage-error';
 
 export const verifyCommand: Command = {
@@ -36,7 +36,7 @@ export const verifyCommand: Command = {
     await source.verify(request, (v) => {
       checked++;
       if (!v.ok) bad++;
-      if (ctx.json) print(ctx, JSON.stringify(v));
+      if (ctx.json) printJsonLine(ctx, v);
       else if (!v.id) print(ctx, `BAD  unreadable manifest: ${v.problem}`);
       else print(ctx, `${v.ok ? 'ok ' : 'BAD'}  ${v.vm}/${v.disk}  ${v.id}${v.ok ? '' : `  ${v.problem}`}`);
     });

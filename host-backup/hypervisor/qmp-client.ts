@@ -5,6 +5,7 @@
  * failed and what QEMU answered. It knows nothing about backups (qmp-driver.ts does).
  */
 import * as net from 'node:net';
+import { formatDuration } from '../../common/util/duration';
 
 /** An event as QEMU sends it; `timestampMs` is QEMU's own clock (seconds and microseconds since the epoch). */
 export interface QmpEvent {
@@ -82,7 +83,7 @@ export class QmpClient {
         () =>
           reject(
             new QmpConnectionError(
-              `QMP socket ${path}: no greeting within ${timeoutMs} ms (a QMP socket serves one client at a time: is another connected?)`,
+              `QMP socket ${path}: no greeting within ${formatDuration(timeoutMs)} (a QMP socket serves one client at a time: is another connected?)`,
             ),
           ),
         timeoutMs,
@@ -115,7 +116,9 @@ export class QmpClient {
       const timer = setTimeout(() => {
         // A late answer is dropped: the id is forgotten here.
         this.pending.delete(id);
-        reject(new QmpConnectionError(`QMP ${command}: no answer within ${timeoutMs} ms from ${this.path}`));
+        reject(
+          new QmpConnectionError(`QMP ${command}: no answer within ${formatDuration(timeoutMs)} from ${this.path}`),
+        );
       }, timeoutMs);
       this.pending.set(id, { command, resolve: resolve as (v: unknown) => void, reject, timer });
       const message = args === undefined ? { execute: command, id } : { execute: command, arguments: args, id };

@@ -107,7 +107,7 @@ describe('headroom-agent with a real coordinator', function () {
     const released = (await history('')).find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' && e.job === 'adhoc');
     assert.ok(released, `no release of job adhoc in the history; exec said:\n${a.stderr()}`);
     // It wrote nothing, and that is known.
-    assert.match(released.detail, /^failure, exit 3, 0 B written, \d+ ms: exit code 3$/);
+    assert.match(released.detail, /^failure, exit 3, 0 B written, took [\d.hms]+: exit code 3$/);
     const ok = agent(['exec', '--job', 'adhoc-ok', '--coordinator', coordinator.address, '--', 'true']);
     assert.equal(await ok.exited, 0);
   });
@@ -120,7 +120,7 @@ describe('headroom-agent with a real coordinator', function () {
     assert.equal(await a.exited, 0, a.stderr());
     const released = (await history('')).find((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' && e.job === 'write-70k');
     assert.ok(released, `no release of job write-70k in the history; exec said:\n${a.stderr()}`);
-    const m = /^success, exit 0, ([\d.]+) KiB written, \d+ ms/.exec(released.detail);
+    const m = /^success, exit 0, ([\d.]+) KiB written, took [\d.hms]+/.exec(released.detail);
     assert.ok(m, released.detail);
     // Storage counts whole pages, and the file system may add its own: near 70 KiB, not below.
     assert.ok(Number(m[1]) >= 70 && Number(m[1]) < 256, released.detail);

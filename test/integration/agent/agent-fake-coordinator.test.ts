@@ -144,7 +144,7 @@ describe('headroom-agent against a scripted coordinator', function () {
     assert.match(a.stderr(), /^err$/m);
     assert.match(
       a.stderr(),
-      /headroom-agent: granted a slot on host host-fake \(token [0-9a-f-]+, fencing 1\); running sh -c/,
+      /headroom-agent: granted token [0-9a-f-]+ \(fencing 1\) on host-fake at \d\d:\d\d:\d\d.*; running sh -c/,
     );
     const req = fake.acquires[0].request;
     assert.equal(req.kind, 'TOKEN_KIND_GUEST');
@@ -184,7 +184,7 @@ describe('headroom-agent against a scripted coordinator', function () {
     assert.deepEqual([req.vm, req.host, req.priority, req.expectedDurationMs], ['vm-x', 'host-x', -2, 600_000]);
     assert.match(
       a.stderr(),
-      /headroom-agent: job adhoc is queued for a backup slot: position 2, estimated start \d\d:\d\d:\d\d, waiting for: a hypervisor backup of vm-9/,
+      /headroom-agent: job adhoc is waiting for a GUEST token: queue position 2, a hypervisor backup of vm-9; planned start \d\d:\d\d:\d\d \(in [\dms]+\)/,
     );
     assert.deepEqual(
       a.stderr().match(/^headroom-agent: .*denied.*$/gm),
@@ -196,7 +196,7 @@ describe('headroom-agent against a scripted coordinator', function () {
   it('exec withdraws its request when interrupted while waiting', async () => {
     fake.onAcquire = (_req, call) => call.write({ queued: { position: 1, estimatedStartUnixMs: 0, waitingFor: 'x' } });
     const a = agent(['exec', '--job', 'adhoc', '--coordinator', fake.address, '--', 'true']);
-    await waitFor('the request to be queued', () => /is queued/.test(a.stderr()));
+    await waitFor('the request to be queued', () => /is waiting for a GUEST token/.test(a.stderr()));
     a.process.kill('SIGINT');
     assert.equal(await a.exited, 130);
     await waitFor('the acquire stream to be cancelled', () => fake.acquires[0].cancelled);

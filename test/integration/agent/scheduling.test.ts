@@ -95,7 +95,10 @@ describe('scheduling with real agents on an idle host', function () {
     const handRun = agent(['exec', '--config', config, '--job', 'tar-data']);
     assert.equal(await handRun.exited, 0, handRun.stderr());
     assert.doesNotMatch(handRun.stderr(), /planned slot/);
-    assert.match(handRun.stderr(), /^headroom-agent: granted a slot on host host-a .*; running sh -c echo ran/m);
+    assert.match(
+      handRun.stderr(),
+      /^headroom-agent: granted token \S+ \(fencing \d+\) on host-a at .*; running sh -c 'echo ran >> /m,
+    );
     assert.equal(fs.readFileSync(marker, 'utf8'), 'ran\n');
 
     // A denial: the VM held by another backup past the hand-run's window.

@@ -82,7 +82,7 @@ describe('the headroom-agent single executable', function () {
     ]);
     assert.equal(await a.exited, 5);
     assert.equal(a.stdout(), 'from-the-job\n');
-    assert.match(a.stderr(), /headroom-agent: granted a slot on host host-a/);
+    assert.match(a.stderr(), /headroom-agent: granted token \S+ \(fencing \d+\) on host-a/);
   });
 
   it('runs the daemon: its session and load reports reach the coordinator (grpc-js and systeminformation are bundled)', async () => {

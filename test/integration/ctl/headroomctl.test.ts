@@ -71,7 +71,8 @@ describe('headroomctl against a real coordinator', function () {
     assert.equal(history.code, 0, history.stderr);
     const lines = history.stdout.trimEnd().split('\n');
     assert.match(lines[0], /^TIME\s+TYPE\s+HOST\s+VM\s+JOB\s+KIND\s+TOKEN\s+FENCING\s+DETAIL$/);
-    const types = lines.slice(1).map((l) => l.split(/\s+/)[1]);
+    // TIME is a date and a time: the type is the third word.
+    const types = lines.slice(1).map((l) => l.split(/\s+/)[2]);
     assert.deepEqual(
       types.filter((t) => t !== 'POLICY_CHANGED'),
       ['GRANTED', 'GRANTED', 'RELEASED'],
@@ -259,7 +260,10 @@ describe('headroomctl against a real coordinator', function () {
       'exit 3',
     );
     assert.equal(r.code, 3, r.stderr);
-    assert.match(r.stderr, /headroomctl: granted token \S+ \(fencing 1\) on host-a: slot /);
+    assert.match(
+      r.stderr,
+      /headroomctl: granted token \S+ \(fencing 1\) on host-a at \d\d:\d\d:\d\d: planned start \d\d:\d\d:\d\d, .*lease 30s renewed while it runs\n/,
+    );
     assert.match(r.stderr, /headroomctl: running sh -c 'exit 3'/);
     const events = JSON.parse((await ctl('history', '--json')).stdout).events.filter(
       (e: { type: string }) => e.type !== 'HISTORY_EVENT_TYPE_POLICY_CHANGED',
@@ -289,7 +293,7 @@ describe('headroomctl against a real coordinator', function () {
 
     const waiting = await hb.waitFor(
       'stderr',
-      /waiting for a HYPERVISOR token on host-a for vm-2: position 1, estimated start \d\d:\d\d:\d\d \(in [^)]+\), waiting for .+/,
+      /waiting for a HYPERVISOR token on host-a for vm-2: queue position 1, a GUEST backup of vm-1 holds the host; planned start \d\d:\d\d:\d\d \(in [^)]+\)/,
     );
     assert.ok(waiting[0].length > 0);
     // It is really queued, and nothing ran.

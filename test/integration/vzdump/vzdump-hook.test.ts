@@ -108,7 +108,7 @@ describe('vzdump hook script (run as vzdump runs it)', function () {
     const start102 = startHook(hook.script, 'backup-start', JOB, task(102));
     void start102.done.then(() => order.push('hook returned'));
     await waitFor(
-      () => /waiting for a HYPERVISOR token on pve-1 for 102: position 1/.test(start102.output()),
+      () => /waiting for a HYPERVISOR token on pve-1 for 102: queue position 1/.test(start102.output()),
       20_000,
       'backup-start 102 queued',
     );

@@ -276,7 +276,7 @@ describe('agent configuration', () => {
         'agent.yaml: quiesce.postgresql.sslmode: unknown key (expected one of: psql, host, port, user, database, passwordFile, osUser, labelDir)',
         'agent.yaml: quiesce.mysql: expected a mapping with client, socket, host, port, user, passwordFile, defaultsFile, got "root@localhost"',
         'agent.yaml: quiesce.freezeRoot: unknown key (expected one of: hooksDir, defaultHold, maxHold, hookTimeout, fsfreeze, postgresql, mysql)',
-        'agent.yaml: quiesce.defaultHold: expected at most maxHold (60000 ms), got "2m"',
+        'agent.yaml: quiesce.defaultHold: expected at most maxHold (1m), got "2m"',
       ]);
     });
   });

@@ -183,7 +183,7 @@ describe('AgentSession', () => {
     );
   });
 
-  it('reconnects with exponential backoff, logging the outage once, and says hello again', async () => {
+  it('reconnects with exponential backoff, logging the outage once as a warning and each attempt with the wait until the next', async () => {
     const { client, logs } = start();
     client.calls[0].settings({});
     client.calls[0].fail();
@@ -193,11 +193,17 @@ describe('AgentSession', () => {
     }
     // 1 s, 2 s, 4 s, 8 s, 16 s ... the attempts counted as reconnections:
     assert.ok(client.calls.length >= 4, `${client.calls.length} attempts`);
-    const warnings = logs.lines.filter((l) => l.level === 'warn' || l.level === 'info');
+    const warnings = logs.lines.filter((l) => l.level === 'warn');
     assert.deepEqual(
       warnings.map((l) => l.msg),
-      ['session up', 'session lost; reconnecting in the background'],
-      'one line for the loss, none per retry',
+      ['session lost; reconnecting in the background'],
+      'one warning for the loss, none per retry',
+    );
+    const retries = logs.lines.filter((l) => l.msg === 'reconnect failed; trying again');
+    assert.equal(retries.length, client.calls.length - 1, 'every failed attempt after the loss, at info');
+    assert.ok(
+      retries.every((l) => /^\d+(\.\d+)?s$/.test(String(l.retryIn))),
+      JSON.stringify(retries),
     );
     const failed = client.calls.length;
     await clock.tickAsync(30_000);

@@ -181,13 +181,40 @@ describe('ctl rendering', () => {
         detail: 'maintenance',
       }),
     ]);
-    const lines = renderHistory(events, NOW).split('\n');
-    assert.match(lines[1], /^11:00:01\s+GRANTED\s+host-a\s+vm-1\s+restic\s+GUEST\s+01234567\s+1$/);
-    assert.match(lines[2], /^11:00:02\s+RELEASED\s.*exit code 0$/);
-    assert.match(lines[3], /^11:00:03\s+HOST_PAUSED\s+host-a\s+-\s+-\s+-\s+-\s+-\s+maintenance$/);
-    assert.equal(renderHistory([], NOW), 'no events');
+    const lines = renderHistory(events).split('\n');
+    assert.match(lines[1], /^2026-01-15 11:00:01\s+GRANTED\s+host-a\s+vm-1\s+restic\s+GUEST\s+01234567\s+1$/);
+    assert.match(lines[2], /^2026-01-15 11:00:02\s+RELEASED\s.*exit code 0$/);
+    assert.match(lines[3], /^2026-01-15 11:00:03\s+HOST_PAUSED\s+host-a\s+-\s+-\s+-\s+-\s+-\s+maintenance$/);
+    assert.equal(renderHistory([]), 'no events');
     // Streamed lines keep fixed columns whatever the content.
-    assert.equal(historyLine(events[0], NOW).indexOf('GRANTED'), historyLine(events[2], NOW).indexOf('HOST_PAUSED'));
+    assert.equal(historyLine(events[0]).indexOf('GRANTED'), historyLine(events[2]).indexOf('HOST_PAUSED'));
+  });
+
+  it('cuts a history DETAIL to the width given, with an ellipsis, and never without one', () => {
+    const detail = `failure, exit 3, ${'x'.repeat(200)}, the end`;
+    const event: HistoryEvent__Output = {
+      seq: 1,
+      atUnixMs: at(11, 0, 1),
+      type: 'HISTORY_EVENT_TYPE_RELEASED',
+      host: 'host-a',
+      vm: 'vm-1',
+      job: 'restic',
+      kind: 'TOKEN_KIND_GUEST',
+      tokenId: '0123456789',
+      fencing: 1,
+      requestId: 'r',
+      detail,
+    };
+    for (const width of [140, 160, 200]) {
+      const [, row] = renderHistory([event], { width }).split('\n');
+      assert.equal([...row].length, width, row);
+      assert.ok(row.endsWith('…'), row);
+      const streamed = historyLine(event, width);
+      assert.equal([...streamed].length, width, streamed);
+      assert.ok(streamed.endsWith('…'), streamed);
+    }
+    assert.ok(renderHistory([event]).endsWith(detail), 'whole without a width');
+    assert.ok(historyLine(event).endsWith(detail), 'whole without a width');
   });
 
   it('resolves a unique token id prefix and refuses an ambiguous one, listing the candidates', () => {

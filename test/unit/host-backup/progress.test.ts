@@ -26,7 +26,7 @@ function reporter(job = 'vzdump'): { progress: ProgressReporter; events: Event[]
 const queued = (over: Partial<Queued__Output> = {}): Queued__Output => ({
   position: 2,
   estimatedStartUnixMs: at(12, 4, 10),
-  waitingFor: '1 GUEST backup(s) running on the host',
+  waitingFor: 'a GUEST backup of vm-2 holds the host',
   ...over,
 });
 
@@ -38,8 +38,8 @@ describe('host-backup progress', () => {
     hooks.onQueued!(queued({ estimatedStartUnixMs: at(12, 4, 10) + 300 })); // same second: nothing new
     hooks.onQueued!(queued({ position: 1 }));
     assert.deepEqual(texts(), [
-      'waiting for a HYPERVISOR token on host-a for vm-1: position 2, estimated start 12:04:10 (in 4m10s), waiting for 1 GUEST backup(s) running on the host',
-      'waiting for a HYPERVISOR token on host-a for vm-1: position 1, estimated start 12:04:10 (in 4m10s), waiting for 1 GUEST backup(s) running on the host',
+      'waiting for a HYPERVISOR token on host-a for vm-1: queue position 2, a GUEST backup of vm-2 holds the host; planned start 12:04:10 (in 4m10s)',
+      'waiting for a HYPERVISOR token on host-a for vm-1: queue position 1, a GUEST backup of vm-2 holds the host; planned start 12:04:10 (in 4m10s)',
     ]);
   });
 
@@ -50,11 +50,18 @@ describe('host-backup progress', () => {
       fencing: 17,
       host: 'host-a',
       ttlMs: 30_000,
+      grantedUnixMs: at(11, 59, 58),
       slot: { startUnixMs: at(12, 0, 0), expectedEndUnixMs: at(12, 30, 0), windowEndUnixMs: at(13, 0, 0) },
     } as Token__Output;
     progress.hooks([]).onGranted!(token);
+    // Without an expected duration the slot has no end to show: it is left out, not printed as start → start.
+    progress.hooks([]).onGranted!({
+      ...token,
+      slot: { startUnixMs: at(11, 59, 58), expectedEndUnixMs: at(11, 59, 58), windowEndUnixMs: 0 },
+    });
     assert.deepEqual(texts(), [
-      'granted token tok-1 (fencing 17) on host-a: slot 12:00:00 → 12:30:00, window ends 13:00:00, lease 30s renewed while it runs',
+      'granted token tok-1 (fencing 17) on host-a at 11:59:58: planned start 12:00:00, expected end 12:30:00, window ends 13:00:00, lease 30s renewed while it runs',
+      'granted token tok-1 (fencing 17) on host-a at 11:59:58: planned start 11:59:58, lease 30s renewed while it runs',
     ]);
   });
 

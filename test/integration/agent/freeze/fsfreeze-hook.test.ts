@@ -142,7 +142,7 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     assert.match(frozen.log, /execute \S+\/fsfreeze-hook\.d\/headroom-agent freeze/);
     assert.match(
       frozen.log,
-      /freeze by qemu-guest-agent noted \(guest backups held for 600000 ms at most\); coordinator told/,
+      /freeze by qemu-guest-agent noted \(guest backups held for 10m at most\); coordinator told/,
     );
     assert.match(frozen.log, /headroom-agent finished with status=0/);
     const [frozenEvent] = await waitFor('the freeze in the history', async () => {
@@ -180,7 +180,7 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
       events.map((e) => e.type),
       ['HISTORY_EVENT_TYPE_VM_FROZEN', 'HISTORY_EVENT_TYPE_VM_THAWED'],
     );
-    assert.match(events[1].detail, /^VM web-1 thawed by qemu-guest-agent after \d+ ms$/);
+    assert.match(events[1].detail, /^VM web-1 thawed by qemu-guest-agent after [\d.hms]+$/);
     const grantEvent = (await history()).find(
       (e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED' && e.tokenId === grant.granted!.tokenId,
     )!;
@@ -227,7 +227,7 @@ describe('qemu-guest-agent fsfreeze hook (run as qemu-ga runs it)', function () 
     try {
       const r2 = await runAsQemuGa(installHooks(['--socket', mute]), 'freeze');
       assert.equal(r2.code, 0);
-      assert.match(r2.log, /no answer from the agent on \S+mute\.sock within 2000 ms: the freeze is not reported/);
+      assert.match(r2.log, /no answer from the agent on \S+mute\.sock within 2s: the freeze is not reported/);
       assert.match(r2.log, /headroom-agent finished with status=0/);
       assert.equal(accepted.length, 1, 'it did connect');
     } finally {

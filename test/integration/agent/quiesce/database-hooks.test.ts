@@ -189,7 +189,7 @@ describe('mysql hook (real MariaDB through the mariadb client)', function () {
     const result = await q.freeze('tok-4', 0);
     assert.equal(
       result.state === 'FAILED' && result.message,
-      'mysql could not freeze: timed out after 1000 ms',
+      'mysql could not freeze: timed out after 1s',
       JSON.stringify(result),
     );
     const insert = mariadbClient(db!.socket, 'INSERT INTO app.u VALUES (3)');

@@ -93,7 +93,7 @@ describe('hooks directory (real scripts)', () => {
     script('10-slow', `sleep 60 & echo $! > ${pidFile}; wait`);
     const { q } = quiescer({ hookTimeoutMs: 500 });
     const result = await q.freeze('t1', 0);
-    assert.equal(result.state === 'FAILED' && result.message, '10-slow could not freeze: timed out after 500 ms');
+    assert.equal(result.state === 'FAILED' && result.message, '10-slow could not freeze: timed out after 500ms');
     const sleeper = Number(fs.readFileSync(pidFile, 'utf8'));
     await waitFor(
       () => {

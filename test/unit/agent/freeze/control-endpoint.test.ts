@@ -36,7 +36,7 @@ describe('agent control endpoint', () => {
     await up.endpoint.ready;
     assert.deepEqual(await up.ask(true, 'qemu-guest-agent', 5_000), {
       ok: true,
-      message: 'freeze by qemu-guest-agent noted (guest backups held for 5000 ms at most); coordinator told',
+      message: 'freeze by qemu-guest-agent noted (guest backups held for 5s at most); coordinator told',
     });
     assert.equal(up.freeze.frozen, true);
     assert.deepEqual(await up.ask(false), { ok: true, message: 'thaw by qemu-guest-agent noted; coordinator told' });

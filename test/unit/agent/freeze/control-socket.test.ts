@@ -110,7 +110,7 @@ describe('agent control socket', () => {
     servers.push(mute);
     await new Promise((r) => mute.once('listening', r));
     await assert.rejects(controlRequest(file, freeze, 200), {
-      message: `no answer from the agent on ${file} within 200 ms`,
+      message: `no answer from the agent on ${file} within 200ms`,
     });
   });
 });

@@ -162,7 +162,7 @@ describe('HookQuiescer', () => {
     assert.equal(autoThaws[0].token, 't1');
     assert.equal(autoThaws[0].result.autoThawed, true);
     assert.equal(autoThaws[0].result.frozenMs, 5_000);
-    assert.match(autoThaws[0].result.message, /bound of 5000 ms.*thawed by itself/);
+    assert.match(autoThaws[0].result.message, /bound of 5s.*thawed by itself/);
     const late = await after(q.thaw('t1'));
     assert.equal(late.autoThawed, true, 'a thaw after the auto-thaw answers its result');
     assert.deepEqual(late, autoThaws[0].result);
@@ -184,7 +184,7 @@ describe('HookQuiescer', () => {
     const pending = q.freeze('t1', 0);
     await clock.tickAsync(2_000);
     const result = await pending;
-    assert.equal(result.state === 'FAILED' && result.message, 'slow could not freeze: timed out after 2000 ms');
+    assert.equal(result.state === 'FAILED' && result.message, 'slow could not freeze: timed out after 2s');
     assert.deepEqual(calls, ['a:freeze', 'slow:freeze', 'slow:freeze-aborted', 'a:thaw']);
   });
 
@@ -195,7 +195,7 @@ describe('HookQuiescer', () => {
     await clock.tickAsync(1_000);
     const thawed = await pending;
     assert.deepEqual(calls.slice(2), ['b:thaw', 'b:thaw-aborted', 'a:thaw']);
-    assert.equal(thawed.message, 'b could not thaw: timed out after 1000 ms');
+    assert.equal(thawed.message, 'b could not thaw: timed out after 1s');
   });
 
   it('fails the freeze when the bound passes before every hook froze', async () => {
@@ -206,7 +206,7 @@ describe('HookQuiescer', () => {
     assert.equal(result.state, 'FAILED');
     assert.match(
       result.state === 'FAILED' ? result.message : '',
-      /^b could not freeze: the freeze's bound of 4000 ms passed/,
+      /^b could not freeze: the freeze's bound of 4s passed/,
     );
     assert.deepEqual(calls, ['a:freeze', 'b:freeze', 'b:freeze-aborted', 'a:thaw']);
     assert.equal(autoThaws.length, 0, 'never FROZEN, so nothing to report as auto-thawed');

@@ -9,8 +9,10 @@ import {
   parseBool,
   parseInt32,
   parsePositiveInt,
+  parseSince,
   parseString,
   parseText,
+  sinceUnixMs,
   parseUint32,
   wantsHelp,
 } from '../../../../common/util/cli-args';
@@ -164,5 +166,17 @@ describe('cli-args', () => {
     assert.equal(parseBool('true'), true);
     assert.equal(parseBool('false'), false);
     assert.throws(() => parseBool('yes'), /expected true or false, got "yes"/);
+  });
+
+  it('reads --since as a span back from now or as a local date and time, and refuses anything else', () => {
+    const now = new Date(2026, 11, 6, 5, 0, 0).getTime();
+    assert.equal(sinceUnixMs(parseSince('2h'), now), new Date(2026, 11, 6, 3, 0, 0).getTime());
+    assert.equal(sinceUnixMs(parseSince('2026-12-06T03:00'), now), new Date(2026, 11, 6, 3, 0, 0).getTime());
+    assert.equal(sinceUnixMs(parseSince('2026-12-06 03:00:30'), now), new Date(2026, 11, 6, 3, 0, 30).getTime());
+    assert.equal(sinceUnixMs(parseSince('2026-12-06'), now), new Date(2026, 11, 6).getTime(), 'local midnight');
+    assert.equal(sinceUnixMs(parseSince('2026-12-06T03:00Z'), now), Date.UTC(2026, 11, 6, 3));
+    assert.throws(() => parseSince('2'), /expected a duration such as 30m or 2h, or a time such as 2026-12-06T03:00/);
+    assert.throws(() => parseSince('yesterday'), /got "yesterday"/);
+    assert.throws(() => parseSince('2026-13-45T03:00'), /not a valid date and time/);
   });
 });

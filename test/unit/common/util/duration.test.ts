@@ -72,4 +72,13 @@ describe('formatDuration', () => {
       { numRuns: propertyRuns(100) },
     );
   });
+
+  it('writes what the command line reads back exactly: every duration printed can be typed as a flag', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 400 * 86_400_000 }), (ms) => {
+        assert.equal(parseFlagDuration(formatDuration(ms)), ms);
+      }),
+      { numRuns: propertyRuns(100) },
+    );
+  });
 });

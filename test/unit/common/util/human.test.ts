@@ -1,9 +1,14 @@
 import { strict as assert } from 'node:assert';
+import fc from 'fast-check';
+import { parseFlagDuration } from '../../../../common/util/duration';
+import { withIsoTimes } from '../../../../common/util/json-times';
+import { propertyRuns } from '../../../helpers/property-runs';
 import {
   formatBytes,
   formatClock,
   formatClockRelative,
   formatCommand,
+  formatDateTime,
   formatPercent,
   formatRate,
   formatRelative,
@@ -60,6 +65,33 @@ describe('human units', () => {
     assert.equal(formatClock(at(23, 59, 59, 16), now), '2026-01-16 23:59:59');
     assert.equal(formatClock(0, now), '-');
     assert.equal(formatClockRelative(at(12, 3, 20), now), '12:03:20 (in 3m20s)');
+    assert.equal(formatDateTime(at(9, 5, 7)), '2026-01-15 09:05:07', 'the same format, the date always');
+    assert.equal(formatDateTime(0), '-');
+  });
+
+  it('writes spans that the command line reads back, within their rounding', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 400 * 86_400_000 }), (ms) => {
+        const back = parseFlagDuration(formatSpan(ms));
+        // Two units kept: what is dropped is less than one of the smaller unit, plus half a second of rounding.
+        const largest = [86_400_000, 3_600_000, 60_000, 1_000].find((u) => ms >= u) ?? 1;
+        const smaller = largest === 1_000 ? 1_000 : largest / (largest === 86_400_000 ? 24 : 60);
+        assert.ok(Math.abs(back - ms) <= smaller + 500, `${ms} → ${formatSpan(ms)} → ${back}`);
+      }),
+      { numRuns: propertyRuns(200) },
+    );
+  });
+
+  it('adds an ISO 8601 sibling to each set UnixMs field of --json output, keeping the number', () => {
+    const t = Date.UTC(2026, 11, 6, 3, 4, 5, 6);
+    assert.deepEqual(
+      withIsoTimes({ events: [{ atUnixMs: t, seq: 1 }], slot: { startUnixMs: t, windowEndUnixMs: 0 }, n: null }),
+      {
+        events: [{ atUnixMs: t, at: '2026-12-06T03:04:05.006Z', seq: 1 }],
+        slot: { startUnixMs: t, start: '2026-12-06T03:04:05.006Z', windowEndUnixMs: 0 },
+        n: null,
+      },
+    );
   });
 
   it('quotes a command line for messages as a shell would need it', () => {

@@ -141,7 +141,7 @@ describe('QMP client', () => {
         setTimeout(() => send({ return: 'late', id: m.id }), 100);
       } else send({ return: 'ok', id: m.id });
     });
-    await assert.rejects(c.execute('slow', undefined, { timeoutMs: 30 }), /QMP slow: no answer within 30 ms/);
+    await assert.rejects(c.execute('slow', undefined, { timeoutMs: 30 }), /QMP slow: no answer within 30ms/);
     await new Promise((r) => setTimeout(r, 150));
     assert.equal(await c.execute('fast'), 'ok');
   });
@@ -160,7 +160,7 @@ describe('QMP client', () => {
     await fake.listen();
     await assert.rejects(
       QmpClient.connect(fake.path, { timeoutMs: 50 }),
-      /no greeting within 50 ms \(a QMP socket serves one client at a time/,
+      /no greeting within 50ms \(a QMP socket serves one client at a time/,
     );
   });
 
