@@ -13,6 +13,7 @@ import type { Command } from '../command';
 import { print, printJson } from '../context';
 import { UsageError } from '../../common/util/usage-error';
 import { formatTable } from '../table';
+import { formatDateTime } from '../../common/util/human';
 import { identityArgs, parseTokenTtl, printToken } from './enroll';
 
 /** N1,N2,...: names and addresses, as pki init and pki reissue-server take them. */
@@ -92,7 +93,6 @@ export const pkiListCommand: Command = {
       return 0;
     }
     const now = ctx.now();
-    const iso = (ms: number) => new Date(ms).toISOString();
     const status = (c: Certificate__Output) =>
       c.revokedUnixMs > 0 ? `revoked (${c.revokeReason})` : describeExpiry(c.notAfterUnixMs, now);
     const s = res.server;
@@ -103,10 +103,10 @@ export const pkiListCommand: Command = {
             s.serial,
             'server',
             [...s.dnsNames, ...s.ipAddresses].join(','),
-            iso(s.notAfterUnixMs),
+            formatDateTime(s.notAfterUnixMs),
             describeExpiry(s.notAfterUnixMs, now),
           ],
-          ['-', 'ca', '-', iso(s.caNotAfterUnixMs), describeExpiry(s.caNotAfterUnixMs, now)],
+          ['-', 'ca', '-', formatDateTime(s.caNotAfterUnixMs), describeExpiry(s.caNotAfterUnixMs, now)],
         ]
       : [];
     print(
@@ -125,7 +125,7 @@ export const pkiListCommand: Command = {
             c.serial,
             roleName(c.identity),
             describe(c.identity),
-            iso(c.notAfterUnixMs),
+            formatDateTime(c.notAfterUnixMs),
             status(c),
           ]),
         ],
