@@ -18,6 +18,7 @@ import { HELLO_TIMEOUT_MS, MAX_SESSION_BACKLOG } from './limits';
 import { stream } from './handler';
 import * as validate from './validate';
 import type * as v1 from '../../proto/generated/headroom/v1';
+import { formatDuration } from '../../common/util/duration';
 
 export function agentService(
   coordinator: Coordinator,
@@ -59,7 +60,7 @@ export function agentService(
       };
       const fail = (error: unknown) => end(() => failCall(error));
       const helloTimer = setTimeout(
-        () => fail(new InvalidArgumentError('hello', `no hello within ${HELLO_TIMEOUT_MS} ms`)),
+        () => fail(new InvalidArgumentError('hello', `no hello within ${formatDuration(HELLO_TIMEOUT_MS)}`)),
         HELLO_TIMEOUT_MS,
       );
 

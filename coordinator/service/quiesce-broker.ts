@@ -10,6 +10,7 @@ import type { Logger } from '../../common/util/log';
 import type { LessorEvent, QuiesceEvent } from '../domain/events';
 import type { Lease } from '../domain/lease';
 import type * as v1 from '../../proto/generated/headroom/v1';
+import { formatDuration } from '../../common/util/duration';
 
 /** QuiesceRequest.timeout_ms 0. */
 export const DEFAULT_QUIESCE_TIMEOUT_MS = 30_000;
@@ -99,7 +100,10 @@ export class QuiesceBroker {
     if (!report) {
       // It may yet freeze: the thaw makes it let go at once rather than at its bound.
       this.deps.agents.push(vm, { thaw: { tokenId } });
-      return this.failed(lease, `no answer from the agent of VM ${vm} within ${timeout} ms; it was told to thaw`);
+      return this.failed(
+        lease,
+        `no answer from the agent of VM ${vm} within ${formatDuration(timeout)}; it was told to thaw`,
+      );
     }
     if (report.state !== 'FROZEN') {
       this.freezes.delete(tokenId);
@@ -136,13 +140,16 @@ export class QuiesceBroker {
     if (!this.deps.agents.push(vm, { thaw: { tokenId } })) {
       const passed = holdMs > 0 && since >= holdMs;
       return refuse(
-        `the agent of VM ${vm} is not connected: ${passed ? 'its bound has passed, so it thawed by itself' : `it thaws by itself within ${holdMs - since} ms`}`,
+        `the agent of VM ${vm} is not connected: ${passed ? 'its bound has passed, so it thawed by itself' : `it thaws by itself within ${formatDuration(holdMs - since)}`}`,
         passed,
         passed ? holdMs : 0,
       );
     }
     const report = await this.wait(tokenId, 'thaw', this.deps.thawTimeoutMs ?? DEFAULT_THAW_TIMEOUT_MS);
-    if (!report) return refuse(`no answer from the agent of VM ${vm}: it thaws by itself at its bound (${holdMs} ms)`);
+    if (!report)
+      return refuse(
+        `no answer from the agent of VM ${vm}: it thaws by itself at its bound (${formatDuration(holdMs)})`,
+      );
     return this.thawed(freeze, report);
   }
 

@@ -34,6 +34,7 @@ import {
   root,
 } from './wire-fuzz';
 import { propertyRuns } from '../../helpers/property-runs';
+import { formatDuration } from '../../../common/util/duration';
 
 const SESSION = '/headroom.v1.AgentService/Session';
 const WATCH = '/headroom.v1.AdminService/WatchHistory';
@@ -236,7 +237,7 @@ describe('hostile input', function () {
     const silent = openSilentSession(raw);
     const answer = record(method(SESSION), await silent.status, 'nothing sent');
     assert.equal(answer.code, grpc.status.INVALID_ARGUMENT);
-    assert.match(answer.details, new RegExp(`^hello: no hello within ${HELLO_TIMEOUT_MS} ms`));
+    assert.match(answer.details, new RegExp(`^hello: no hello within ${formatDuration(HELLO_TIMEOUT_MS)}`));
   });
 
   it('advertises the per-connection stream limit, and closes the connection of a client that ignores it', async () => {
