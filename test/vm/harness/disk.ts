@@ -13,7 +13,7 @@ export interface DiskOptions {
   files?: Record<string, string | Buffer>;
 }
 
-/** Creates `qcow2` (its directory must exist) with an ext4 filesystem holding `files`. Throws naming a missing package. */
+/** Creates `qcow2` (its directory must exist; for libvirt guests, one from vmTempDir) with an ext4 filesystem holding `files`. Throws naming a missing package. */
 export function makeExt4Disk(qcow2: string, options: DiskOptions): string {
   requireTool('mkfs.ext4', 'e2fsprogs');
   requireTool('qemu-img', 'qemu-utils');
@@ -31,7 +31,5 @@ export function makeExt4Disk(qcow2: string, options: DiskOptions): string {
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
   }
-  // libvirt's QEMU runs as libvirt-qemu; libvirt hands it the disk, but the directories must let it through.
-  fs.chmodSync(qcow2, 0o644);
   return qcow2;
 }

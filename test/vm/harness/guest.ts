@@ -57,13 +57,22 @@ export interface PreparedGuest {
 
 const DEFAULT_BOOT_TIMEOUT_MS = 180_000;
 
+/**
+ * A new temporary directory that libvirt's QEMU (user libvirt-qemu) can reach: for disks and backup
+ * targets of libvirt guests (tempDir's are private to root).
+ */
+export function vmTempDir(prefix = 'headroom-vm-'): string {
+  const dir = tempDir(prefix);
+  fs.chmodSync(dir, 0o755);
+  return dir;
+}
+
 /** Builds (or takes from the cache) the image and writes this guest's initramfs. */
 export function prepareGuest(spec: GuestSpec): PreparedGuest {
   const image = guestImage();
   const name = spec.name ?? `hr-test-${randomBytes(4).toString('hex')}`;
-  const dir = tempDir(`${name}-`);
-  // libvirt's QEMU (libvirt-qemu) writes the console and binds the channel socket here.
-  fs.chmodSync(dir, 0o755);
+  // libvirt's QEMU writes the console and binds the channel socket here.
+  const dir = vmTempDir(`${name}-`);
   // The guest's kernel names virtio disks in the order of their PCI slots, which is the order given.
   const disks = (spec.disks ?? []).map((d, i) => ({ ...d, device: `vd${String.fromCharCode(97 + i)}` }));
   const initramfs = path.join(dir, 'initramfs.cpio');
