@@ -82,6 +82,17 @@ function hashOf(kernelVersion: string, files: Map<string, string>): string {
   return hash.digest('hex').slice(0, 16);
 }
 
+/** Images unused this long are removed when another is built (each is about 100 MiB: the agent is most of it). */
+const STALE_IMAGE_MS = 24 * 3_600_000;
+
+function removeStaleImages(cache: string): void {
+  if (!fs.existsSync(cache)) return;
+  for (const entry of fs.readdirSync(cache)) {
+    const dir = path.join(cache, entry);
+    if (Date.now() - fs.statSync(dir).mtimeMs > STALE_IMAGE_MS) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Returns the cached image for these inputs, building it first when there is none. Throws naming a missing package. */
 export function guestImage(): GuestImage {
   const kernelVersion = cloudKernelVersion();
@@ -92,7 +103,11 @@ export function guestImage(): GuestImage {
     initramfs: path.join(dir, 'initramfs.cpio'),
     kernelVersion,
   };
-  if (fs.existsSync(image.initramfs)) return image;
+  if (fs.existsSync(image.initramfs)) {
+    fs.utimesSync(dir, new Date(), new Date());
+    return image;
+  }
+  removeStaleImages(path.dirname(dir));
 
   // Built beside and renamed into place, so that a build cut short never looks finished.
   fs.mkdirSync(path.dirname(dir), { recursive: true, mode: 0o755 });
