@@ -16,7 +16,7 @@ import { type RunningCoordinator, startCoordinator } from '../helpers/coordinato
 import { acquire, grant, release } from '../helpers/token-client';
 import { waitFor } from '../helpers/wait';
 import { makeExt4Disk } from './harness/disk';
-import { type Guest, vmTempDir } from './harness/guest';
+import { attachConsolesOnFailure, type Guest, vmTempDir } from './harness/guest';
 import { GUEST_AGENT_CONFIG } from './harness/guest-init';
 import { bootLibvirtGuest } from './harness/libvirt-guest';
 import { HOST_IN_GUEST } from './harness/user-network';
@@ -36,6 +36,7 @@ describe('VM: the agent in a libvirt guest against hypervisor tokens for the sam
   let hostSide: Clients;
   let guest: Guest | undefined;
   let execs = 0;
+  attachConsolesOnFailure(() => [guest]);
 
   before(async () => {
     const dir = vmTempDir();

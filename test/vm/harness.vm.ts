@@ -6,11 +6,12 @@ import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import { tempDir } from '../helpers/coordinator-process';
 import { makeExt4Disk } from './harness/disk';
-import type { Guest } from './harness/guest';
+import { attachConsolesOnFailure, type Guest } from './harness/guest';
 import { bootQemuGuest } from './harness/qemu-guest';
 
 describe('VM harness: small guests under qemu-system-x86_64 (TCG)', function () {
   const guests: Guest[] = [];
+  attachConsolesOnFailure(() => guests);
   afterEach(async () => {
     await Promise.all(guests.splice(0).map((g) => g.destroy()));
   });

@@ -4,6 +4,9 @@
  */
 import * as fs from 'node:fs';
 
+/** A guest did not come up, or failed at something the harness asked of it; the message ends with its console. */
+export class GuestFailure extends Error {}
+
 export class ConsoleLog {
   constructor(readonly file: string) {}
 
@@ -15,9 +18,13 @@ export class ConsoleLog {
     }
   }
 
-  /** The last `lines` lines, for error messages. */
+  /** The last `lines` lines, for error messages, without the firmware's terminal escapes (one clears the screen). */
   tail(lines = 40): string {
-    return this.text().split(/\r?\n/).slice(-lines).join('\n');
+    return this.text()
+      .replace(/\x1b(\[[0-9;?]*[A-Za-z]|.)/g, '')
+      .split(/\r?\n/)
+      .slice(-lines)
+      .join('\n');
   }
 
   /**
@@ -34,7 +41,12 @@ export class ConsoleLog {
     }
   }
 
-  failure(what: string): Error {
-    return new Error(`${what}; the serial console (${this.file}) ends with:\n${this.tail()}`);
+  failure(what: string): GuestFailure {
+    return new GuestFailure(`${what}; ${this.describe()}`);
+  }
+
+  /** "the serial console (FILE) ends with:" and its tail. */
+  describe(): string {
+    return `the serial console (${this.file}) ends with:\n${this.tail()}`;
   }
 }

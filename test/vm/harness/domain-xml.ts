@@ -60,7 +60,7 @@ ${disks.join('\n')}
     <qemu:arg value='-netdev'/>
     <qemu:arg value='${x(userNetdev('hrnet', g.hostPorts))}'/>
     <qemu:arg value='-device'/>
-    <qemu:arg value='virtio-net-pci,netdev=hrnet,bus=pci.0,addr=${NIC_PCI_SLOT}'/>
+    <qemu:arg value='virtio-net-pci,netdev=hrnet,bus=pci.0,addr=${NIC_PCI_SLOT},romfile='/>
   </qemu:commandline>
   <qemu:capabilities>
     <qemu:del capability='seccomp-sandbox'/>

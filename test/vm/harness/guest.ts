@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { tempDir } from '../../helpers/coordinator-process';
 import { CommandChannel, type CommandResult } from './command-channel';
-import { ConsoleLog } from './console-log';
+import { ConsoleLog, GuestFailure } from './console-log';
 import { READY_MARKER } from './guest-init';
 import { guestImage } from './guest-image';
 import { writeGuestInitramfs } from './guest-overlay';
@@ -125,9 +125,8 @@ export class Guest {
       await this.console.waitFor(READY_MARKER, this.prepared.bootTimeoutMs, this.stopped);
       await this.channel.open(this.prepared.bootTimeoutMs);
     } catch (err) {
-      const message = (err as Error).message;
       await this.destroy();
-      throw message.includes('serial console') ? err : this.console.failure(`guest ${this.name}: ${message}`);
+      throw err instanceof GuestFailure ? err : this.console.failure(`guest ${this.name}: ${(err as Error).message}`);
     }
   }
 
@@ -155,4 +154,19 @@ export class Guest {
     this.channel.close();
     await this.destroyBackend();
   }
+}
+
+/**
+ * Registers an afterEach hook that appends the console of each of `guests()` to the error of a failed
+ * test: what the guest said is usually the explanation.
+ */
+export function attachConsolesOnFailure(guests: () => Iterable<Guest | undefined>): void {
+  afterEach(function () {
+    const err = this.currentTest?.state === 'failed' ? this.currentTest.err : undefined;
+    if (!err) return;
+    // The stack, not the message: mocha prints the whole stack, but only part of a message it diffs.
+    for (const g of guests()) {
+      if (g) err.stack = `${err.stack ?? err.message}\n\nguest ${g.name}: ${g.console.describe()}`;
+    }
+  });
 }

@@ -1,7 +1,8 @@
 /**
  * A test guest run by qemu-system-x86_64 directly (TCG: KVM does not work on these machines), as a child
  * of the test process: the console to a file, the command channel on a virtio-serial port, the disks on
- * virtio-blk, the network user-mode and restricted (user-network.ts).
+ * virtio-blk, the network user-mode and restricted (user-network.ts). No network boot ROM (romfile=): the
+ * kernel is given directly.
  */
 import { spawn } from 'node:child_process';
 import { requireTool } from '../../helpers/require-tool';
@@ -19,7 +20,7 @@ export async function bootQemuGuest(spec: GuestSpec = {}): Promise<Guest> {
     ['-smbios', `type=1,uuid=${g.uuid}`, '-uuid', g.uuid],
     ['-kernel', g.kernel, '-initrd', g.initramfs, '-append', g.cmdline],
     ['-nographic', '-monitor', 'none', '-no-reboot', '-serial', `file:${g.consolePath}`],
-    ['-netdev', userNetdev('net0', g.hostPorts), '-device', 'virtio-net-pci,netdev=net0'],
+    ['-netdev', userNetdev('net0', g.hostPorts), '-device', 'virtio-net-pci,netdev=net0,romfile='],
     ['-device', 'virtio-serial-pci', '-chardev', `socket,id=cmd,path=${g.commandSocket},server=on,wait=off`],
     ['-device', `virtserialport,chardev=cmd,name=${COMMAND_PORT_NAME}`],
     ...g.disks.map((d) => ['-drive', `file=${d.path},format=qcow2,if=virtio`]),
