@@ -91,7 +91,7 @@ describe('VM: the agent in a libvirt guest against hypervisor tokens for the sam
     });
     await waitFor(
       async () => (await agents()).some((a) => a.vm === uuid && a.connected),
-      120_000,
+      180_000,
       `the guest's agent to connect as ${uuid}`,
     ).catch((err: Error) => {
       throw guest!.console.failure(err.message);

@@ -27,4 +27,6 @@ export function writeGuestInitramfs(base: string, workDir: string, out: string, 
   packCpio(root, overlay);
   fs.copyFileSync(base, out);
   fs.appendFileSync(out, fs.readFileSync(overlay));
+  fs.rmSync(root, { recursive: true });
+  fs.rmSync(overlay);
 }

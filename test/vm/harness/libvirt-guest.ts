@@ -32,7 +32,8 @@ export async function bootLibvirtGuest(spec: GuestSpec = {}): Promise<Guest> {
       }
     }
   });
-  await virsh('define', xml);
+  // --validate: a mistake in the XML is reported against libvirt's schema rather than half-ignored.
+  await virsh('define', '--validate', xml);
   const guest = new Guest(
     g,
     () => state !== 'running',
