@@ -1,15 +1,16 @@
 /**
  * The VM test harness itself (test/vm/harness/): a guest boots with its disks, answers on its command
- * channel, and one that cannot boot fails with its serial console in the message.
+ * channel, and one that cannot boot fails with its serial console in the message, under QEMU or libvirt.
  */
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import { tempDir } from '../helpers/coordinator-process';
 import { makeExt4Disk } from './harness/disk';
 import { attachConsolesOnFailure, type Guest } from './harness/guest';
+import { bootLibvirtGuest } from './harness/libvirt-guest';
 import { bootQemuGuest } from './harness/qemu-guest';
 
-describe('VM harness: small guests under qemu-system-x86_64 (TCG)', function () {
+describe('VM harness: small guests under QEMU and libvirt (TCG)', function () {
   const guests: Guest[] = [];
   attachConsolesOnFailure(() => guests);
   afterEach(async () => {
@@ -27,12 +28,17 @@ describe('VM harness: small guests under qemu-system-x86_64 (TCG)', function () 
     assert.deepEqual([...(await guest.readFile('/mnt/data/bin'))], [0, 255]);
   });
 
-  it('fails a guest that cannot boot with the tail of its serial console in the message', async () => {
-    // No such init in the initramfs: the kernel panics, and with panic=-1 and -no-reboot QEMU exits.
-    await assert.rejects(bootQemuGuest({ kernelArgs: 'rdinit=/no-such-init' }), (err: Error) => {
-      assert.match(err.message, /the guest stopped before its console said "hr-guest: ready"/);
-      assert.match(err.message, /serial console \(.*console\.log\) ends with:\n[\s\S]*Kernel panic/);
-      return true;
+  for (const [how, boot] of [
+    ['QEMU', bootQemuGuest],
+    ['libvirt', bootLibvirtGuest],
+  ] as const) {
+    it(`fails a guest that cannot boot (${how}) with the tail of its serial console in the message`, async () => {
+      // No such init in the initramfs: the kernel panics, and the guest is gone (QEMU's -no-reboot, libvirt's on_reboot).
+      await assert.rejects(boot({ kernelArgs: 'rdinit=/no-such-init' }), (err: Error) => {
+        assert.match(err.message, /the guest stopped before its console said "hr-guest: ready"/);
+        assert.match(err.message, /serial console \(.*console\.log\) ends with:\n[\s\S]*Kernel panic/);
+        return true;
+      });
     });
-  });
+  }
 });

@@ -100,6 +100,8 @@ export function prepareGuest(spec: GuestSpec): PreparedGuest {
 export class Guest {
   readonly console: ConsoleLog;
   private readonly channel: CommandChannel;
+  /** Once destroy() was called: a second call waits for the first. */
+  private destroyed?: Promise<void>;
 
   /** `stopped()` says whether the guest has stopped; `destroy` stops it and removes what the backend made. */
   constructor(
@@ -151,10 +153,13 @@ export class Guest {
   }
 
   /** Stops the guest and removes its copy of the image (about 100 MiB); its console log stays for reading. */
-  async destroy(): Promise<void> {
-    this.channel.close();
-    await this.destroyBackend();
-    fs.rmSync(this.prepared.initramfs, { force: true });
+  destroy(): Promise<void> {
+    this.destroyed ??= (async () => {
+      this.channel.close();
+      await this.destroyBackend();
+      fs.rmSync(this.prepared.initramfs, { force: true });
+    })();
+    return this.destroyed;
   }
 }
 
