@@ -1,5 +1,5 @@
 /**
- * The guest's /init (PID 1 of the busybox initramfs): mounts the kernel's filesystems, loads the virtio
+ * The guest's /init (PID 1 of the busybox initramfs): mounts the kernel's filesystems (cgroup2 too), loads the virtio
  * modules, brings up eth0 on QEMU's user network, mounts the disks the guest was given, starts the agent
  * when the guest has an agent.yaml, and serves the command channel. Progress goes to the serial console
  * as `hr-guest: ...` lines, which the harness waits on.
@@ -32,6 +32,8 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 mount -t tmpfs run /run
+# As systemd does: the agent holds backups to their budgets with cgroup v2 where it is mounted.
+mount -t cgroup2 cgroup2 /sys/fs/cgroup || say "no cgroup2"
 say init
 HR_MOUNTS=
 . ${GUEST_ENV_PATH}
