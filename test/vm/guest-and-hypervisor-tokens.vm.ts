@@ -108,7 +108,10 @@ describe('VM: the agent in a libvirt guest against hypervisor tokens for the sam
   const agents = async () => (await unary(admin.admin.ListAgents.bind(admin.admin), { host: HOST })).agents;
   const tokens = () => unary(admin.admin.ListTokens.bind(admin.admin), { host: HOST });
 
-  /** Starts `headroom-agent exec` of the configured job in the guest, in the background; resolves with how to await its exit code. */
+  /**
+   * Starts `headroom-agent exec` of the configured job in the guest, in the background; resolves with a
+   * function that awaits its exit code (and fails the test, with exec's output, on any but 0).
+   */
   async function startGuestJob(): Promise<() => Promise<number>> {
     const n = ++execs;
     await guest!.sh(
@@ -136,7 +139,7 @@ describe('VM: the agent in a libvirt guest against hypervisor tokens for the sam
     );
   });
 
-  it('holds a hypervisor token back while the guest backup runs, and the guest backup while a hypervisor token is held', async () => {
+  it('holds a hypervisor token back while the guest backup runs, and the guest backup while one is held', async () => {
     const hypervisorRequest = { kind: 'TOKEN_KIND_HYPERVISOR' as const, host: HOST, vm: uuid, job: 'libvirt-backup' };
     const queuedKinds = async () => (await tokens()).queued.map((q) => `${q.request!.kind} ${q.request!.vm}`);
 

@@ -33,7 +33,8 @@ describe('VM harness: small guests under QEMU and libvirt (TCG)', function () {
     ['libvirt', bootLibvirtGuest],
   ] as const) {
     it(`fails a guest that cannot boot (${how}) with the tail of its serial console in the message`, async () => {
-      // No such init in the initramfs: the kernel panics, and the guest is gone (QEMU's -no-reboot, libvirt's on_reboot).
+      // No such init in the initramfs: the kernel panics, and the guest is gone (QEMU's -no-reboot,
+      // libvirt's on_reboot).
       await assert.rejects(boot({ kernelArgs: 'rdinit=/no-such-init' }), (err: Error) => {
         assert.match(err.message, /the guest stopped before its console said "hr-guest: ready"/);
         assert.match(err.message, /serial console \(.*console\.log\) ends with:\n[\s\S]*Kernel panic/);

@@ -13,7 +13,10 @@ export interface DiskOptions {
   files?: Record<string, string | Buffer>;
 }
 
-/** Creates `qcow2` (its directory must exist; for libvirt guests, one from vmTempDir) with an ext4 filesystem holding `files`. Throws naming a missing package. */
+/**
+ * Creates `qcow2` (its directory must exist; for libvirt guests, one from vmTempDir) with an ext4
+ * filesystem holding `files`. Throws naming a missing package.
+ */
 export function makeExt4Disk(qcow2: string, options: DiskOptions): string {
   requireTool('mkfs.ext4', 'e2fsprogs');
   requireTool('qemu-img', 'qemu-utils');

@@ -121,7 +121,7 @@ export class Guest {
     return this.prepared.name;
   }
 
-  /** Waits for the ready line and the command channel; on failure, destroys the guest and throws with the console's tail. */
+  /** Waits for the ready line and the command channel; on failure, destroys the guest and throws with its console. */
   async ready(): Promise<void> {
     try {
       await this.console.waitFor(READY_MARKER, this.prepared.bootTimeoutMs, this.stopped);

@@ -21,7 +21,7 @@ function running(pidFile: string): boolean {
   }
 }
 
-/** Starts virtlogd and libvirtd when they are not running; resolves once libvirtd answers. Throws naming a missing package. */
+/** Starts virtlogd and libvirtd when they are not running; resolves once libvirtd answers. Throws naming a package. */
 export async function ensureLibvirt(): Promise<void> {
   requireTool('virsh', 'libvirt-clients');
   requireTool('libvirtd', 'libvirt-daemon-system');
