@@ -12,7 +12,7 @@ import { reapAtExit } from './reaper';
 
 const UNDEFINE = ['--checkpoints-metadata', '--snapshots-metadata'];
 
-/** Boots the guest as a libvirt domain and waits until it is ready. Throws, with its console, when it does not come up. */
+/** Boots the guest as a libvirt domain and waits until it is ready. Throws, with its console, when it cannot. */
 export async function bootLibvirtGuest(spec: GuestSpec = {}): Promise<Guest> {
   requireTool('qemu-system-x86_64', 'qemu-system-x86');
   await ensureLibvirt();
