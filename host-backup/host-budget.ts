@@ -10,6 +10,10 @@
  * The budget at the start is the token's (the host's hypervisor budget, from the grant), capped by
  * --cpu-limit and --io-limit. When the host's policy cannot be read (the call is refused), the command is
  * held to that budget and not controlled, and host-backup says so.
+ *
+ * When the copy runs outside the command's tree (QEMU's block jobs for --driver qmp), the I/O budget and
+ * the pauses also go to the copy through its CopyControl (hypervisor/copy-control.ts). The command itself
+ * is then not paused: it is the one that carries the pause and the resume to the hypervisor.
  */
 import { BackupUsage } from '../common/backup-run/budget/backup-usage';
 import type { EnforcementMechanism, Usage } from '../common/backup-run/budget/enforcer';
@@ -33,6 +37,7 @@ import {
 import type { Budget } from '../coordinator/domain/lease';
 import { DEFAULT_POLICY, type HostPolicy } from '../coordinator/domain/policy';
 import { formatRate } from '../common/util/human';
+import type { CopyControl } from './hypervisor/copy-control';
 import type { Emit } from './progress';
 
 /**
@@ -93,8 +98,27 @@ export interface HostBudgetOptions {
   formatTime(unixMs: number): string;
   log: Logger;
   emit: Emit;
+  /** The copy, when it runs outside the command's process tree, and how its driver holds it (for the messages). */
+  copy?: OutsideCopy;
   /** The host's load with `backupUsage` taken as the backup's share, primed; the real collector by default. */
   collector?(backupUsage: () => Usage): LoadCollector;
+}
+
+/** A copy outside the command's process tree, as HostBudget holds it. */
+export interface OutsideCopy {
+  control: CopyControl;
+  /** How its speed is limited, e.g. "QEMU's job speed". */
+  speedBy: string;
+  /** How it is paused, e.g. "QEMU's block-job-pause". */
+  pauseBy: string;
+}
+
+/** "copy limited to 20.0 MiB/s by QEMU's job speed", "copy paused by the load controller (…)". */
+export function describeCopy(copy: OutsideCopy, state: { speed: number; paused: boolean }, why: string): string {
+  if (state.paused) return `copy paused by ${why} (${copy.pauseBy})`;
+  return state.speed > 0
+    ? `copy limited to ${formatRate(state.speed)} by ${copy.speedBy} (${why})`
+    : `copy not limited (${why})`;
 }
 
 export class HostBudget implements RunControl {
@@ -105,6 +129,8 @@ export class HostBudget implements RunControl {
   private tokenBudget: Budget = { cpuPercent: 0, ioBytesPerSec: 0 };
   private lease?: ControlledLease;
   private announced = false;
+  /** What the copy outside the tree is held to (when there is one). */
+  private copyInForce = { speed: 0, paused: false };
 
   constructor(private readonly o: HostBudgetOptions) {
     this.run = new RunBudget({
@@ -130,6 +156,9 @@ export class HostBudget implements RunControl {
     this.run.started(child, token && { ...token, budget });
     if (child.pid === undefined || !token) return;
     this.running = true;
+    void this.holdCopy({ speed: budget.ioBytesPerSec, paused: false }, "the token's budget").then(({ message }) =>
+      this.o.emit('copy-budget', { ...this.copyInForce }, message),
+    );
     this.o.fetchPolicy().then(
       (wire) => this.control(hostControlPolicy(wire)),
       (err: Error) => {
@@ -183,6 +212,32 @@ export class HostBudget implements RunControl {
     );
   }
 
+  /** Holds the copy outside the tree (if any) to `wanted`; says what is in force. Never rejects. */
+  private async holdCopy(
+    wanted: { speed: number; paused: boolean },
+    why: string,
+  ): Promise<{ ok: boolean; message: string }> {
+    const copy = this.o.copy;
+    if (!copy) return { ok: true, message: '' };
+    try {
+      if (wanted.speed !== this.copyInForce.speed) {
+        await copy.control.setSpeed(wanted.speed);
+        this.copyInForce.speed = wanted.speed;
+      }
+      if (wanted.paused !== this.copyInForce.paused) {
+        await (wanted.paused ? copy.control.pause() : copy.control.resume());
+        this.copyInForce.paused = wanted.paused;
+      }
+      return { ok: true, message: describeCopy(copy, this.copyInForce, why) };
+    } catch (err) {
+      this.o.log.warn('could not hold the copy to its budget', { error: err as Error });
+      return {
+        ok: false,
+        message: `the copy could not be changed (${(err as Error).message}); ${describeCopy(copy, this.copyInForce, 'before')}`,
+      };
+    }
+  }
+
   private systemCollector(backupUsage: () => Usage): LoadCollector {
     const collector = new SystemLoadCollector({ clock: this.o.clock, backupUsage });
     collector.prime();
@@ -211,8 +266,15 @@ export class HostBudget implements RunControl {
         if (!command) state = decision.state;
         else {
           const at = this.o.now();
-          const result = await this.run.set({ budget: command.budget, paused: command.paused });
+          const tree = await this.run.set({ budget: command.budget, paused: command.paused && !this.o.copy });
+          const copy = this.o.copy
+            ? await this.holdCopy(
+                { speed: command.budget.ioBytesPerSec, paused: command.paused },
+                `the load controller: ${command.reason}`,
+              )
+            : undefined;
           if (!this.running) return;
+          const result = copy ? { ok: tree.ok && copy.ok, message: `${tree.message}; ${copy.message}` } : tree;
           // A change the mechanism refused is not in force: the controller tries again at the next sample.
           if (result.ok) state = decision.state;
           const wanted = describeBudgetState(command);
