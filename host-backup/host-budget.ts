@@ -131,6 +131,11 @@ export class HostBudget implements RunControl {
   private announced = false;
   /** What the copy outside the tree is held to (when there is one). */
   private copyInForce = { speed: 0, paused: false };
+  /**
+   * Bytes the copy outside the tree has copied, by the hypervisor's counters: its reads and writes are the
+   * backup's, not foreground load. Never lowered: the sum drops when one of several jobs ends first.
+   */
+  private copyDone = 0;
 
   constructor(private readonly o: HostBudgetOptions) {
     this.run = new RunBudget({
@@ -248,9 +253,10 @@ export class HostBudget implements RunControl {
   private control(policy: Required<HostPolicy>): void {
     if (!this.running || !this.lease) return;
     const lease = this.lease;
-    const collector = (this.o.collector ?? ((backupUsage) => this.systemCollector(backupUsage)))(() =>
-      this.usage.total(),
-    );
+    const collector = (this.o.collector ?? ((backupUsage) => this.systemCollector(backupUsage)))(() => {
+      const tree = this.usage.total();
+      return { ...tree, ioBytes: tree.ioBytes + 2 * this.copyDone };
+    });
     let state: BudgetState = grantedBudgetState(lease);
     this.o.emit(
       'controlling',
@@ -259,6 +265,8 @@ export class HostBudget implements RunControl {
     );
     const tick = async () => {
       try {
+        const copied = await this.o.copy?.control.progress().catch(() => undefined);
+        if (copied) this.copyDone = Math.max(this.copyDone, copied.done);
         const load = await collector.sample();
         if (!this.running) return;
         const decision = decideBudget(policy, lease, machineLoad(load), state, this.o.clock.now(), 'host');
