@@ -37,6 +37,22 @@ export interface VzdumpTask {
   logfile?: string;
 }
 
+/** A guest of the job: a VM whose QEMU's QMP socket is RUN_DIR/VMID.qmp, or a container's root directory. */
+export type VzdumpGuest =
+  | { vmid: number; vmtype: 'qemu'; hostname: string; node: string }
+  | { vmid: number; vmtype: 'lxc'; hostname: string; rootDir: string };
+
+/** The job file this process reads. */
+export interface VzdumpJobFile {
+  script: string;
+  job: VzdumpJob & { dumpdir: string };
+  /** Where the VMs' QMP sockets are (Proxmox: /var/run/qemu-server). */
+  qemuRunDir: string;
+  /** vzdump.conf: `bwlimit: KiB/s`, `ionice: N`. */
+  vzdumpConf: string;
+  guests: VzdumpGuest[];
+}
+
 export interface HookResult {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -160,4 +176,28 @@ export function startDyingVzdump(
   });
   started.catch(() => {});
   return { pid: child.pid!, started };
+}
+
+/** A vzdump job running as its own process (vzdump-process.ts), its task log on stdout. */
+export interface RunningVzdump {
+  pid: number;
+  log(): string;
+  done: Promise<{ code: number | null; log: string }>;
+}
+
+/** Starts the job `file` describes, in its own process group (kill it with `process.kill(-pid, 'SIGKILL')`). */
+export function startVzdumpJob(file: VzdumpJobFile): RunningVzdump {
+  const jobFile = path.join(tempDir('headroom-vzdump-job-'), 'job.json');
+  fs.writeFileSync(jobFile, JSON.stringify(file));
+  const child = spawn(process.execPath, [path.join(__dirname, 'vzdump-process.js'), jobFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let log = '';
+  child.stdout!.on('data', (d) => (log += d));
+  child.stderr!.on('data', (d) => (log += d));
+  const done = new Promise<{ code: number | null; log: string }>((resolve) =>
+    child.once('close', (code) => resolve({ code, log })),
+  );
+  return { pid: child.pid!, log: () => log, done };
 }
