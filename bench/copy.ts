@@ -12,11 +12,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { type RunningChild, spawnChild } from '../common/backup-run/child-process';
+import type { RunningChild } from '../common/backup-run/child-process';
 import { CopyControlChannel } from '../host-backup/copy-control-channel';
 import type { QmpClient } from '../host-backup/hypervisor/qmp-client';
-import { CTL_MAIN } from '../test/helpers/coordinator-process';
-import { StorageDaemon } from '../test/integration/host-backup/storage-daemon';
+import { StorageDaemon, spawnQmpBackup } from '../test/integration/host-backup/storage-daemon';
 import { ensureDirFor } from './proc-stats';
 
 const MiB = 1024 * 1024;
@@ -126,20 +125,7 @@ async function main(): Promise<void> {
     observer = await daemon.observe();
     // The budget before the start, as host-backup sets it from the token: the job starts at it.
     const limited = channel.setSpeed(o.ioBytesPerSec);
-    child = spawnChild(
-      [
-        process.execPath,
-        CTL_MAIN,
-        'qmp-backup',
-        '--vm',
-        'bench',
-        '--qmp-socket',
-        daemon.qmpSocket,
-        '--target',
-        path.join(dir, 'backups'),
-      ],
-      { stdio: 'inherit', env: { ...process.env, HEADROOM_LOG: 'warn', ...channel.env() } },
-    );
+    child = spawnQmpBackup(daemon, 'bench', path.join(dir, 'backups'), channel);
     await limited;
     const phases: Phase[] = [];
     phases.push(phase('(a) under a budget', await watch(observer, o.phaseMs)));

@@ -97,7 +97,7 @@ export async function runHostBackup(o: HostBackupOptions): Promise<GuardedRunRes
     emit: (event, data, text) => reporter.emit(event, data, text),
     copy: copyChannel && {
       control: copyChannel,
-      speedBy: "QEMU's job speed (block-job-set-speed)",
+      speedBy: "QEMU's job speed",
       pauseBy: "QEMU's block-job-pause",
     },
   });

@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { detectEnforcement } from '../../../common/backup-run/budget/detect';
-import { spawnChild, type RunningChild } from '../../../common/backup-run/child-process';
+import type { RunningChild } from '../../../common/backup-run/child-process';
 import type { LoadCollector } from '../../../common/backup-run/load-collector';
 import { systemClock } from '../../../common/util/clock';
 import { createLogger } from '../../../common/util/log';
@@ -22,11 +22,11 @@ import { CopyControlChannel } from '../../../host-backup/copy-control-channel';
 import { HostBudget } from '../../../host-backup/host-budget';
 import type { QmpClient } from '../../../host-backup/hypervisor/qmp-client';
 import type { v1 } from '../../../proto';
-import { CTL_MAIN, type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
+import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import { waitFor } from '../../helpers/wait';
 import { killAll, runCtl, spawnCtl } from '../ctl/ctl-process';
 import { MiB } from './fixture';
-import { StorageDaemon } from './storage-daemon';
+import { StorageDaemon, spawnQmpBackup } from './storage-daemon';
 
 const CHUNK = 1 * MiB;
 
@@ -134,7 +134,7 @@ describe('the copy in QEMU held to the budget and paused (qmp driver)', function
         '--target',
         path.join(dir, 'backups'),
       ]);
-      await hb.waitFor('stderr', /copy limited to 16\.0 MiB\/s by QEMU's job speed \(block-job-set-speed\)/);
+      await hb.waitFor('stderr', /copy limited to 16\.0 MiB\/s by QEMU's job speed \(the token's budget\)/);
       await waitFor(async () => (await sampleJob(observer)) !== undefined, 30_000, 'the backup job');
       const limited = await samples(observer, 6, 500);
       assertWithin(limited, speed);
@@ -191,20 +191,7 @@ describe('the copy in QEMU held to the budget and paused (qmp driver)', function
         copy: { control: channel, speedBy: "QEMU's job speed", pauseBy: "QEMU's block-job-pause" },
         collector: () => collector,
       });
-      child = spawnChild(
-        [
-          process.execPath,
-          CTL_MAIN,
-          'qmp-backup',
-          '--vm',
-          'vm1',
-          '--qmp-socket',
-          daemon.qmpSocket,
-          '--target',
-          path.join(dir, 'backups'),
-        ],
-        { stdio: 'inherit', env: { ...process.env, HEADROOM_LOG: 'warn', ...channel.env() } },
-      );
+      child = spawnQmpBackup(daemon, 'vm1', path.join(dir, 'backups'), channel);
       const token = {
         tokenId: 'token-1',
         fencing: 1,

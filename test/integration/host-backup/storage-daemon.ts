@@ -9,7 +9,10 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { type RunningChild, spawnChild } from '../../../common/backup-run/child-process';
+import type { CopyControlChannel } from '../../../host-backup/copy-control-channel';
 import { QmpClient } from '../../../host-backup/hypervisor/qmp-client';
+import { CTL_MAIN } from '../../helpers/coordinator-process';
 import { waitFor } from '../../helpers/wait';
 import { requireTool } from '../../helpers/require-tool';
 
@@ -155,4 +158,20 @@ export async function imageBytes(file: string, format: 'qcow2' | 'raw'): Promise
   } finally {
     fs.rmSync(out, { force: true });
   }
+}
+
+/**
+ * `headroomctl qmp-backup` of every disk of `daemon` into `target`, as host-backup --driver qmp runs it: its
+ * own process group (the guarded run's spawnChild), following host-backup's copy control `channel`.
+ */
+export function spawnQmpBackup(
+  daemon: StorageDaemon,
+  vm: string,
+  target: string,
+  channel: CopyControlChannel,
+): RunningChild {
+  return spawnChild(
+    [process.execPath, CTL_MAIN, 'qmp-backup', '--vm', vm, '--qmp-socket', daemon.qmpSocket, '--target', target],
+    { stdio: 'inherit', env: { ...process.env, HEADROOM_LOG: 'warn', ...channel.env() } },
+  );
 }
