@@ -150,6 +150,32 @@ describe('vzdump obeys its token (the hook stops a guest whose token is revoked)
     assert.deepEqual(await activeTokens(), []);
   });
 
+  it("cancels a VM's backup when the coordinator stays unreachable until the lease's fail-safe", async () => {
+    // A coordinator of its own, to lose; a short lease, so that the fail-safe comes soon.
+    const lost = await startCoordinator({ host: HOST });
+    try {
+      hook = installHook({
+        HEADROOM_COORDINATOR: lost.address,
+        HEADROOM_HOST: HOST,
+        HEADROOM_QEMU_RUN_DIR: runDir,
+        HEADROOM_VZDUMP_CONF: vzdumpConf,
+        HEADROOM_TTL: '3s',
+      });
+      const run = job([await vm(301, 64 * MiB)]);
+      await waitFor(() => /started backup task 'vzdump-301'/.test(run.log()), 60_000, 'the copy of 301 running');
+      await lost.kill();
+      const { code, log } = await run.done;
+      assert.equal(code, 255, log);
+      assert.match(log, /ERROR: Backup of VM 301 failed - Operation canceled/);
+      assert.match(
+        log,
+        /was lost while it was held: could not renew the lease; stopped .* before it would expire .*; cancelled 1 block job\(s\) in the QEMU of \S+301\.qmp/,
+      );
+    } finally {
+      await lost.kill();
+    }
+  });
+
   it("stops a container's tar when its token is revoked; vzdump logs it failed and backs the next guest up", async () => {
     const guests = [container(201, 64 * MiB), await vm(202, 2 * MiB)];
     const run = job(guests);
