@@ -212,3 +212,22 @@ export function followCopyControl(o: FollowOptions): () => Promise<void> {
     await busy;
   };
 }
+
+/**
+ * A driver run's side (qmp-backup, a child of host-backup): the speed to start the copy at (its own
+ * --speed, tightened by host-backup's budget already written), and what follows host-backup's changes
+ * once the copy runs. Without a channel (`dir` undefined: run by hand), the copy keeps its own speed.
+ */
+export function childCopyControl(
+  dir: string | undefined,
+  capBytesPerSec: number,
+  log: Logger,
+): { startSpeed: number; onCopyStarted?(control: CopyControl): () => Promise<void> } {
+  const startSpeed = tighterSpeed(capBytesPerSec, readCopyState(dir)?.speed ?? 0);
+  if (dir === undefined) return { startSpeed };
+  return {
+    startSpeed,
+    onCopyStarted: (control) =>
+      followCopyControl({ dir, control, inForce: { speed: startSpeed, paused: false }, capBytesPerSec, log }),
+  };
+}

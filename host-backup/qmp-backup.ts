@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { reportBytes } from '../common/backup-run/reported-bytes';
 import type { Logger } from '../common/util/log';
 import { CatalogError } from './catalog/chain-rules';
-import { followCopyControl, readCopyState, tighterSpeed } from './copy-control-channel';
+import { childCopyControl } from './copy-control-channel';
 import { ManifestStore } from './catalog/manifest-store';
 import { GuestQuiesce, type GuestQuiesceOptions } from './guest-quiesce';
 import { type DiskSpec, discoverDisks } from './hypervisor/block-nodes';
@@ -80,26 +80,15 @@ export async function runQmpBackup(o: QmpBackupRunOptions): Promise<QmpBackupOut
       return { status: 'no-disks' };
     }
     // The jobs start at the budget in force, so that not a chunk is copied above it.
-    const speed = tighterSpeed(o.speed ?? 0, readCopyState(o.copyControlDir)?.speed ?? 0);
-    const dir = o.copyControlDir;
+    const copy = childCopyControl(o.copyControlDir, o.speed ?? 0, o.log);
     const result = await backupVm(client, {
       vm: o.vm,
       disks,
       store,
       forceFull: o.forceFull,
       maxIncrementals: o.maxIncrementals,
-      speed,
-      onCopyStarted:
-        dir === undefined
-          ? undefined
-          : (control) =>
-              followCopyControl({
-                dir,
-                control,
-                inForce: { speed, paused: false },
-                capBytesPerSec: o.speed ?? 0,
-                log: o.log,
-              }),
+      speed: copy.startSpeed,
+      onCopyStarted: copy.onCopyStarted,
       snapshotPoint: quiesce && {
         before: async () => {
           const refusal = await quiesce.freeze();

@@ -84,7 +84,8 @@ export async function runHostBackup(o: HostBackupOptions): Promise<GuardedRunRes
     now: o.now,
     emit: o.emit,
   });
-  const copyChannel = o.driver === 'qmp' ? CopyControlChannel.create() : undefined;
+  // A driver's child drives the copy in the hypervisor: the budget reaches it through this channel.
+  const copyChannel = o.driver !== 'command' ? CopyControlChannel.create() : undefined;
   const control = new HostBudget({
     host,
     mechanism: detectEnforcement({ mode: 'auto', log: o.log }),
