@@ -141,10 +141,23 @@ async function main(): Promise<void> {
       }),
     );
 
-    // The limit lifted while paused: the copy resumes unthrottled at once.
+    // The limit lifted while paused, then resumed; watched from before the resume, counted from the first
+    // read that shows the job running again (what the channel's round trip takes is not the copy's).
     await channel.setSpeed(0);
+    const watching = watch(observer, 600_000);
     await channel.resume();
-    phases.push(phase('(c) unthrottled', await watch(observer, 600_000)));
+    const unthrottled = await watching;
+    phases.push(
+      phase(
+        '(c) unthrottled',
+        unthrottled.slice(
+          Math.max(
+            0,
+            unthrottled.findIndex((x) => !x.paused),
+          ),
+        ),
+      ),
+    );
     const exit = await child.exited;
     child = undefined;
 
