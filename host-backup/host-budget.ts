@@ -131,6 +131,8 @@ export class HostBudget implements RunControl {
   private announced = false;
   /** What the copy outside the tree is held to (when there is one). */
   private copyInForce = { speed: 0, paused: false };
+  /** The change of the copy under way (the first waits for the copy to start); the next one waits for it. */
+  private copyChanging: Promise<unknown> = Promise.resolve();
   /**
    * Bytes the copy outside the tree has copied, by the hypervisor's counters: its reads and writes are the
    * backup's, not foreground load. Never lowered: the sum drops when one of several jobs ends first.
@@ -217,8 +219,14 @@ export class HostBudget implements RunControl {
     );
   }
 
-  /** Holds the copy outside the tree (if any) to `wanted`; says what is in force. Never rejects. */
-  private async holdCopy(
+  /** Holds the copy outside the tree (if any) to `wanted`, one change at a time; says what is in force. Never rejects. */
+  private holdCopy(wanted: { speed: number; paused: boolean }, why: string): Promise<{ ok: boolean; message: string }> {
+    const change = this.copyChanging.then(() => this.changeCopy(wanted, why));
+    this.copyChanging = change;
+    return change;
+  }
+
+  private async changeCopy(
     wanted: { speed: number; paused: boolean },
     why: string,
   ): Promise<{ ok: boolean; message: string }> {
