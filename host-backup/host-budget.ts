@@ -37,7 +37,7 @@ import {
 import type { Budget } from '../coordinator/domain/lease';
 import { DEFAULT_POLICY, type HostPolicy } from '../coordinator/domain/policy';
 import { formatRate } from '../common/util/human';
-import type { CopyControl } from './hypervisor/copy-control';
+import { type OutsideCopy, OutsideCopyHolder } from './outside-copy';
 import type { Emit } from './progress';
 
 /**
@@ -104,23 +104,6 @@ export interface HostBudgetOptions {
   collector?(backupUsage: () => Usage): LoadCollector;
 }
 
-/** A copy outside the command's process tree, as HostBudget holds it. */
-export interface OutsideCopy {
-  control: CopyControl;
-  /** How its speed is limited, e.g. "QEMU's job speed". */
-  speedBy: string;
-  /** How it is paused, e.g. "QEMU's block-job-pause". */
-  pauseBy: string;
-}
-
-/** "copy limited to 20.0 MiB/s by QEMU's job speed", "copy paused by the load controller (…)". */
-export function describeCopy(copy: OutsideCopy, state: { speed: number; paused: boolean }, why: string): string {
-  if (state.paused) return `copy paused by ${why} (${copy.pauseBy})`;
-  return state.speed > 0
-    ? `copy limited to ${formatRate(state.speed)} by ${copy.speedBy} (${why})`
-    : `copy not limited (${why})`;
-}
-
 export class HostBudget implements RunControl {
   private readonly usage = new BackupUsage();
   private readonly run: RunBudget;
@@ -129,17 +112,11 @@ export class HostBudget implements RunControl {
   private tokenBudget: Budget = { cpuPercent: 0, ioBytesPerSec: 0 };
   private lease?: ControlledLease;
   private announced = false;
-  /** What the copy outside the tree is held to (when there is one). */
-  private copyInForce = { speed: 0, paused: false };
-  /** The change of the copy under way (the first waits for the copy to start); the next one waits for it. */
-  private copyChanging: Promise<unknown> = Promise.resolve();
-  /**
-   * Bytes the copy outside the tree has copied, by the hypervisor's counters: its reads and writes are the
-   * backup's, not foreground load. Never lowered: the sum drops when one of several jobs ends first.
-   */
-  private copyDone = 0;
+  /** The copy outside the tree, when there is one. */
+  private readonly copy?: OutsideCopyHolder;
 
   constructor(private readonly o: HostBudgetOptions) {
+    this.copy = o.copy && new OutsideCopyHolder(o.copy, o.log);
     this.run = new RunBudget({
       mechanism: o.mechanism,
       log: o.log,
@@ -163,9 +140,10 @@ export class HostBudget implements RunControl {
     this.run.started(child, token && { ...token, budget });
     if (child.pid === undefined || !token) return;
     this.running = true;
-    void this.holdCopy({ speed: budget.ioBytesPerSec, paused: false }, "the token's budget").then(({ message }) =>
-      this.o.emit('copy-budget', { ...this.copyInForce }, message),
-    );
+    const copy = this.copy;
+    void copy
+      ?.hold({ speed: budget.ioBytesPerSec, paused: false }, "the token's budget")
+      .then(({ message }) => this.o.emit('copy-budget', { ...copy.state }, message));
     this.o.fetchPolicy().then(
       (wire) => this.control(hostControlPolicy(wire)),
       (err: Error) => {
@@ -219,38 +197,6 @@ export class HostBudget implements RunControl {
     );
   }
 
-  /** Holds the copy outside the tree (if any) to `wanted`, one change at a time; says what is in force. Never rejects. */
-  private holdCopy(wanted: { speed: number; paused: boolean }, why: string): Promise<{ ok: boolean; message: string }> {
-    const change = this.copyChanging.then(() => this.changeCopy(wanted, why));
-    this.copyChanging = change;
-    return change;
-  }
-
-  private async changeCopy(
-    wanted: { speed: number; paused: boolean },
-    why: string,
-  ): Promise<{ ok: boolean; message: string }> {
-    const copy = this.o.copy;
-    if (!copy) return { ok: true, message: '' };
-    try {
-      if (wanted.speed !== this.copyInForce.speed) {
-        await copy.control.setSpeed(wanted.speed);
-        this.copyInForce.speed = wanted.speed;
-      }
-      if (wanted.paused !== this.copyInForce.paused) {
-        await (wanted.paused ? copy.control.pause() : copy.control.resume());
-        this.copyInForce.paused = wanted.paused;
-      }
-      return { ok: true, message: describeCopy(copy, this.copyInForce, why) };
-    } catch (err) {
-      this.o.log.warn('could not hold the copy to its budget', { error: err as Error });
-      return {
-        ok: false,
-        message: `the copy could not be changed (${(err as Error).message}); ${describeCopy(copy, this.copyInForce, 'before')}`,
-      };
-    }
-  }
-
   private systemCollector(backupUsage: () => Usage): LoadCollector {
     const collector = new SystemLoadCollector({ clock: this.o.clock, backupUsage });
     collector.prime();
@@ -263,7 +209,7 @@ export class HostBudget implements RunControl {
     const lease = this.lease;
     const collector = (this.o.collector ?? ((backupUsage) => this.systemCollector(backupUsage)))(() => {
       const tree = this.usage.total();
-      return { ...tree, ioBytes: tree.ioBytes + 2 * this.copyDone };
+      return { ...tree, ioBytes: tree.ioBytes + 2 * (this.copy?.copiedBytes ?? 0) };
     });
     let state: BudgetState = grantedBudgetState(lease);
     this.o.emit(
@@ -273,8 +219,7 @@ export class HostBudget implements RunControl {
     );
     const tick = async () => {
       try {
-        const copied = await this.o.copy?.control.progress().catch(() => undefined);
-        if (copied) this.copyDone = Math.max(this.copyDone, copied.done);
+        await this.copy?.refresh();
         const load = await collector.sample();
         if (!this.running) return;
         const decision = decideBudget(policy, lease, machineLoad(load), state, this.o.clock.now(), 'host');
@@ -282,13 +227,11 @@ export class HostBudget implements RunControl {
         if (!command) state = decision.state;
         else {
           const at = this.o.now();
-          const tree = await this.run.set({ budget: command.budget, paused: command.paused && !this.o.copy });
-          const copy = this.o.copy
-            ? await this.holdCopy(
-                { speed: command.budget.ioBytesPerSec, paused: command.paused },
-                `the load controller: ${command.reason}`,
-              )
-            : undefined;
+          const tree = await this.run.set({ budget: command.budget, paused: command.paused && !this.copy });
+          const copy = await this.copy?.hold(
+            { speed: command.budget.ioBytesPerSec, paused: command.paused },
+            `the load controller: ${command.reason}`,
+          );
           if (!this.running) return;
           const result = copy ? { ok: tree.ok && copy.ok, message: `${tree.message}; ${copy.message}` } : tree;
           // A change the mechanism refused is not in force: the controller tries again at the next sample.
