@@ -25,7 +25,7 @@ import type { v1 } from '../../../proto';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import { waitFor } from '../../helpers/wait';
 import { killAll, runCtl, spawnCtl } from '../ctl/ctl-process';
-import { MiB } from './fixture';
+import { MiB, qmpHostBackupArgs } from './fixture';
 import { StorageDaemon, spawnQmpBackup } from './storage-daemon';
 
 const CHUNK = 1 * MiB;
@@ -119,21 +119,7 @@ describe('the copy in QEMU held to the budget and paused (qmp driver)', function
         '16M',
       );
       assert.equal(set.code, 0, set.stderr);
-      const hb = spawnCtl([
-        '--coordinator',
-        coordinator.address,
-        'host-backup',
-        '--host',
-        'host-a',
-        '--vm',
-        'vm1',
-        '--driver',
-        'qmp',
-        '--qmp-socket',
-        daemon.qmpSocket,
-        '--target',
-        path.join(dir, 'backups'),
-      ]);
+      const hb = spawnCtl(qmpHostBackupArgs(coordinator.address, daemon.qmpSocket, path.join(dir, 'backups')));
       await hb.waitFor('stderr', /copy limited to 16\.0 MiB\/s by QEMU's job speed \(the token's budget\)/);
       await waitFor(async () => (await sampleJob(observer)) !== undefined, 30_000, 'the backup job');
       const limited = await samples(observer, 6, 500);
