@@ -8,9 +8,9 @@
  * holds it for the whole backup; the job ids are the child's too. Why files in a private directory
  * (HEADROOM_COPY_CONTROL names it) rather than a pipe or signals: the child is started by the guarded run
  * (common/backup-run/child-process.ts) with stdio as the caller chose and a watchdog, which a pipe would
- * change for every command; a file survives the child's restart of its QMP connection, carries a whole
- * state (speed and pause together, so a lost update cannot leave a job paused), and the child's answer
- * (`applied`) tells host-backup what QEMU took, with the jobs' own progress counters.
+ * change for every command; a file carries a whole state (speed and pause together, so a missed update
+ * cannot leave a job paused), is there before the child looks (it starts its jobs at the speed in force),
+ * and the child's answer (`applied`) tells host-backup what QEMU took, with the jobs' own progress counters.
  *
  * Protocol: host-backup writes `state` ({seq, speed, paused}) atomically; the child polls it, applies a
  * newer seq, and writes `applied` ({seq, done, total, error?}) after each apply and every poll.

@@ -3,7 +3,8 @@
  * job phases and `script PHASE MODE VMID` for a guest's, with an environment holding only STOREID,
  * DUMPDIR and the task's VMTYPE, HOSTNAME, TARGET and LOGFILE (vzdump localises %ENV, so not even PATH),
  * its output read until both pipes close as run_command does. Also installs the example hook, with its
- * config beside it, into a temporary directory, as a person would copy it to /usr/local/bin.
+ * config beside it, into a temporary directory, as a person would copy it to /usr/local/bin, and starts
+ * whole vzdump jobs as their own process (vzdump-process.ts).
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
