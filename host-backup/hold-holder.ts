@@ -3,8 +3,12 @@
  * the invocation that started it), then keeps it renewed (common/client/lease-renewer.ts) and watched for a
  * revoke (revoke-watch.ts) until told to release, with the outcome found in the release request
  * (hold-state.ts).
- * Nothing runs under the token here: the backup is someone else's (vzdump), so a lost token cannot stop
- * it; the holder says so loudly, records it in the state file, and exits.
+ * Nothing runs under the token here: the backup is someone else's (vzdump). When the token is lost
+ * (revoked, expired, renewals failing past the fail-safe), the holder stops that backup the way the tool
+ * is built (loss-stop.ts: `backup-cancel` in the VM's QEMU, or SIGTERM to what vzdump runs), when told
+ * how; either way it says so loudly, records it in the state file, and exits. Stopping is the default
+ * of the vzdump hook rather than pausing: Proxmox's QEMU backup has no pause, and a paused tar would keep
+ * vzdump's job and the guest's backup lock for as long as no token comes back.
  */
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
@@ -14,7 +18,9 @@ import { Renewer } from '../common/client/lease-renewer';
 import { acquireToken } from '../common/client/token-acquirer';
 import type { v1 } from '../proto';
 import type { Logger } from '../common/util/log';
+import { budgetFromWire, describeBudgetState } from '../common/backup-run/budget/run-budget';
 import type { CoordinatorLink } from './coordinator-link';
+import type { LossStop } from './loss-stop';
 import { type HoldState, processAlive, readReleaseRequest, releaseRequestFile, writeJsonFile } from './hold-state';
 import { type Emit, ProgressReporter } from './progress';
 import { watchRevocation } from './revoke-watch';
@@ -47,6 +53,8 @@ export interface HolderOptions {
   parent?: ParentChannel;
   /** Release (as a failure) or stop waiting when this process ends: the backup tool that asked for the token. */
   watchPid?: number;
+  /** How to stop the backup should the token be lost; absent: it runs on without it. */
+  lossStop?: LossStop;
   link: CoordinatorLink;
   log: Logger;
   /** Wall-clock Unix ms. */
@@ -127,6 +135,12 @@ export async function runHolder(o: HolderOptions): Promise<HoldEnd> {
     const token = { tokenId: acquired.token.tokenId, fencing: acquired.token.fencing };
     const grantedAtUnixMs = o.now();
     reporter.granted(acquired.token);
+    const budget = describeBudgetState({ budget: budgetFromWire(acquired.token.budget), paused: false });
+    reporter.emit(
+      'enforced',
+      { budget: acquired.token.budget, lossStop: o.lossStop?.what },
+      `the token's budget (${budget}) is not enforced by this hold: the backup tool's own limits are (vzdump: bwlimit, ionice); if the token is lost, ${o.lossStop ? `the hold will ${o.lossStop.what}` : 'the backup runs on without it'}`,
+    );
     write({ phase: 'held', token, grantedAtUnixMs });
     parent?.send({ event: 'granted', tokenId: token.tokenId });
 
@@ -137,25 +151,29 @@ export async function runHolder(o: HolderOptions): Promise<HoldEnd> {
         renewer.stop();
         stopWatching();
       };
-      const lose = (message: string) => {
+      const lose = async (lost: string) => {
         if (ended) return;
         end();
-        // The backup goes on without the token: say so where people look (the holder's log, the state
-        // file that the next `hold --release` reports from).
-        o.log.error('HYPERVISOR token lost while the backup runs; guest backups may start on this host', {
-          tokenId: token.tokenId,
-          vm: subject.vm,
-          reason: message,
-        });
+        // Stopped before the state says lost: the release that the backup tool's failure brings (vzdump's
+        // backup-abort) then reports what was done.
+        const stopped = o.lossStop ? await o.lossStop.stop() : 'the backup runs on without it';
+        const message = `${lost}; ${stopped}`;
+        // Say so where people look (the holder's log, the state file that the next `hold --release` reports from).
+        o.log.error(
+          o.lossStop
+            ? 'HYPERVISOR token lost while the backup runs: the backup was stopped'
+            : 'HYPERVISOR token lost while the backup runs; guest backups may start on this host',
+          { tokenId: token.tokenId, vm: subject.vm, reason: message },
+        );
         write({ phase: 'lost', token, grantedAtUnixMs, message });
         resolve({ kind: 'lost' });
       };
-      const renewer = new Renewer({ client, clock, log: o.log }, acquired.token, acquired.receivedAt, (lost) =>
-        lose(lost.message),
-      );
-      const stopWatching = watchRevocation(o.link, o.log, acquired.token, (detail) =>
-        lose(`revoked by the coordinator: ${detail || 'no reason given'}`),
-      );
+      const renewer = new Renewer({ client, clock, log: o.log }, acquired.token, acquired.receivedAt, (lost) => {
+        void lose(lost.message);
+      });
+      const stopWatching = watchRevocation(o.link, o.log, acquired.token, (detail) => {
+        void lose(`revoked by the coordinator: ${detail || 'no reason given'}`);
+      });
       onEnd = (stop) => {
         if (ended) return;
         end();

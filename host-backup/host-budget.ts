@@ -10,6 +10,10 @@
  * The budget at the start is the token's (the host's hypervisor budget, from the grant), capped by
  * --cpu-limit and --io-limit. When the host's policy cannot be read (the call is refused), the command is
  * held to that budget and not controlled, and host-backup says so.
+ *
+ * When the copy runs outside the command's tree (QEMU's block jobs for --driver qmp), the I/O budget and
+ * the pauses also go to the copy through its CopyControl (hypervisor/copy-control.ts). The command itself
+ * is then not paused: it is the one that carries the pause and the resume to the hypervisor.
  */
 import { BackupUsage } from '../common/backup-run/budget/backup-usage';
 import type { EnforcementMechanism, Usage } from '../common/backup-run/budget/enforcer';
@@ -33,6 +37,7 @@ import {
 import type { Budget } from '../coordinator/domain/lease';
 import { DEFAULT_POLICY, type HostPolicy } from '../coordinator/domain/policy';
 import { formatRate } from '../common/util/human';
+import { type OutsideCopy, OutsideCopyHolder } from './outside-copy';
 import type { Emit } from './progress';
 
 /**
@@ -93,6 +98,8 @@ export interface HostBudgetOptions {
   formatTime(unixMs: number): string;
   log: Logger;
   emit: Emit;
+  /** The copy, when it runs outside the command's process tree, and how its driver holds it (for the messages). */
+  copy?: OutsideCopy;
   /** The host's load with `backupUsage` taken as the backup's share, primed; the real collector by default. */
   collector?(backupUsage: () => Usage): LoadCollector;
 }
@@ -105,8 +112,11 @@ export class HostBudget implements RunControl {
   private tokenBudget: Budget = { cpuPercent: 0, ioBytesPerSec: 0 };
   private lease?: ControlledLease;
   private announced = false;
+  /** The copy outside the tree, when there is one. */
+  private readonly copy?: OutsideCopyHolder;
 
   constructor(private readonly o: HostBudgetOptions) {
+    this.copy = o.copy && new OutsideCopyHolder(o.copy, o.log);
     this.run = new RunBudget({
       mechanism: o.mechanism,
       log: o.log,
@@ -130,6 +140,10 @@ export class HostBudget implements RunControl {
     this.run.started(child, token && { ...token, budget });
     if (child.pid === undefined || !token) return;
     this.running = true;
+    const copy = this.copy;
+    void copy
+      ?.hold({ speed: budget.ioBytesPerSec, paused: false }, "the token's budget")
+      .then(({ message }) => this.o.emit('copy-budget', { ...copy.state }, message));
     this.o.fetchPolicy().then(
       (wire) => this.control(hostControlPolicy(wire)),
       (err: Error) => {
@@ -193,9 +207,10 @@ export class HostBudget implements RunControl {
   private control(policy: Required<HostPolicy>): void {
     if (!this.running || !this.lease) return;
     const lease = this.lease;
-    const collector = (this.o.collector ?? ((backupUsage) => this.systemCollector(backupUsage)))(() =>
-      this.usage.total(),
-    );
+    const collector = (this.o.collector ?? ((backupUsage) => this.systemCollector(backupUsage)))(() => {
+      const tree = this.usage.total();
+      return { ...tree, ioBytes: tree.ioBytes + 2 * (this.copy?.copiedBytes ?? 0) };
+    });
     let state: BudgetState = grantedBudgetState(lease);
     this.o.emit(
       'controlling',
@@ -204,6 +219,7 @@ export class HostBudget implements RunControl {
     );
     const tick = async () => {
       try {
+        await this.copy?.refresh();
         const load = await collector.sample();
         if (!this.running) return;
         const decision = decideBudget(policy, lease, machineLoad(load), state, this.o.clock.now(), 'host');
@@ -211,8 +227,13 @@ export class HostBudget implements RunControl {
         if (!command) state = decision.state;
         else {
           const at = this.o.now();
-          const result = await this.run.set({ budget: command.budget, paused: command.paused });
+          const tree = await this.run.set({ budget: command.budget, paused: command.paused && !this.copy });
+          const copy = await this.copy?.hold(
+            { speed: command.budget.ioBytesPerSec, paused: command.paused },
+            `the load controller: ${command.reason}`,
+          );
           if (!this.running) return;
+          const result = copy ? { ok: tree.ok && copy.ok, message: `${tree.message}; ${copy.message}` } : tree;
           // A change the mechanism refused is not in force: the controller tries again at the next sample.
           if (result.ok) state = decision.state;
           const wanted = describeBudgetState(command);

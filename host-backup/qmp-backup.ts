@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { reportBytes } from '../common/backup-run/reported-bytes';
 import type { Logger } from '../common/util/log';
 import { CatalogError } from './catalog/chain-rules';
+import { childCopyControl } from './copy-control-channel';
 import { ManifestStore } from './catalog/manifest-store';
 import { GuestQuiesce, type GuestQuiesceOptions } from './guest-quiesce';
 import { type DiskSpec, discoverDisks } from './hypervisor/block-nodes';
@@ -39,6 +40,11 @@ export interface QmpBackupRunOptions {
   quiesce?: GuestQuiesceOptions;
   /** Where to write the consistency achieved (host-backup's CONSISTENCY_FILE_ENV), if anyone asked. */
   consistencyFile?: string;
+  /**
+   * host-backup's copy control channel (its COPY_CONTROL_ENV), if it runs us: its budget and the load
+   * controller's pauses reach the block jobs through it.
+   */
+  copyControlDir?: string;
   /** Where to write the bytes QEMU copied (the guarded run's BYTES_FILE_ENV), if anyone asked. */
   bytesFile?: string;
   /** Wall clock, Unix ms: names backups and times them. */
@@ -73,13 +79,16 @@ export async function runQmpBackup(o: QmpBackupRunOptions): Promise<QmpBackupOut
       tellConsistency(o.consistencyFile, 'crash');
       return { status: 'no-disks' };
     }
+    // The jobs start at the budget in force, so that not a chunk is copied above it.
+    const copy = childCopyControl(o.copyControlDir, o.speed ?? 0, o.log);
     const result = await backupVm(client, {
       vm: o.vm,
       disks,
       store,
       forceFull: o.forceFull,
       maxIncrementals: o.maxIncrementals,
-      speed: o.speed,
+      speed: copy.startSpeed,
+      onCopyStarted: copy.onCopyStarted,
       snapshotPoint: quiesce && {
         before: async () => {
           const refusal = await quiesce.freeze();

@@ -6,7 +6,8 @@
  * to a budget, throttled and paused by the host's load as a guest backup is by its VM's (host-budget.ts).
  * With a quiesce mode the guest's applications are frozen around the snapshot point (guest-quiesce.ts):
  * around the command, or, with the qmp driver, by qmp-backup around its QMP transaction, which reports back
- * the consistency achieved.
+ * the consistency achieved. With the qmp driver QEMU copies, outside the command's tree: the budget and the
+ * load controller's pauses reach its block jobs through a CopyControlChannel that qmp-backup follows.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -19,6 +20,7 @@ import { formatClock } from '../common/util/human';
 import type { Logger } from '../common/util/log';
 import type { Budget } from '../coordinator/domain/lease';
 import type { CoordinatorLink } from './coordinator-link';
+import { CopyControlChannel } from './copy-control-channel';
 import { GuestQuiesce, type QuiesceMode } from './guest-quiesce';
 import { wireConsistency } from './catalog/snapshot-wire';
 import { HostBudget } from './host-budget';
@@ -82,6 +84,8 @@ export async function runHostBackup(o: HostBackupOptions): Promise<GuardedRunRes
     now: o.now,
     emit: o.emit,
   });
+  // A driver's child drives the copy in the hypervisor: the budget reaches it through this channel.
+  const copyChannel = o.driver !== 'command' ? CopyControlChannel.create() : undefined;
   const control = new HostBudget({
     host,
     mechanism: detectEnforcement({ mode: 'auto', log: o.log }),
@@ -92,6 +96,11 @@ export async function runHostBackup(o: HostBackupOptions): Promise<GuardedRunRes
     formatTime: (unixMs) => formatClock(unixMs, o.now()),
     log: o.log,
     emit: (event, data, text) => reporter.emit(event, data, text),
+    copy: copyChannel && {
+      control: copyChannel,
+      speedBy: "QEMU's job speed",
+      pauseBy: "QEMU's block-job-pause",
+    },
   });
   let stopWatching = () => {};
   const hooks = reporter.hooks(argv);
@@ -119,7 +128,9 @@ export async function runHostBackup(o: HostBackupOptions): Promise<GuardedRunRes
         ttlMs: o.ttlMs,
       },
       argv,
-      env: consistencyFile ? { ...process.env, [CONSISTENCY_FILE_ENV]: consistencyFile } : undefined,
+      env: consistencyFile
+        ? { ...process.env, [CONSISTENCY_FILE_ENV]: consistencyFile, ...copyChannel?.env() }
+        : undefined,
       bracket,
       stdio: 'inherit',
       log: o.log,
@@ -142,6 +153,7 @@ export async function runHostBackup(o: HostBackupOptions): Promise<GuardedRunRes
     stopWatching();
     o.signal.removeEventListener('abort', onAbort);
     if (consistencyDir) fs.rmSync(consistencyDir, { recursive: true, force: true });
+    copyChannel?.close();
   }
 }
 

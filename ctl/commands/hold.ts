@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { systemClock } from '../../common/util/clock';
 import { type HoldEnd, type HolderMessage, type ParentChannel, runHolder } from '../../host-backup/hold-holder';
 import { releaseHold } from '../../host-backup/hold-release';
+import { type LossStop, cancelQemuBackup, stopChildrenOf } from '../../host-backup/loss-stop';
 import { FINAL_PHASES, parseOutcome, processAlive, readHoldState } from '../../host-backup/hold-state';
 import type { StopReason } from '../../common/backup-run/guarded-run';
 import { parsePositiveInt, parseString } from '../../common/util/cli-args';
@@ -35,7 +36,7 @@ export const holdCommand: Command = {
   ],
   summary: "hold a HYPERVISOR token across invocations (for hook scripts such as vzdump's)",
   synopsis:
-    '--state-file FILE {--host H --vm V [--job NAME] [--window DURATION] [--ttl DURATION] [--log FILE] [--watch-pid PID] [--foreground] | ' +
+    '--state-file FILE {--host H --vm V [--job NAME] [--window DURATION] [--ttl DURATION] [--log FILE] [--watch-pid PID] [--stop-qmp SOCKET | --stop-children] [--foreground] | ' +
     '--release --outcome success|failure [--message TEXT]}',
   description: [
     'Waits for a HYPERVISOR token on the host (progress on stderr) and returns once it is granted, leaving',
@@ -47,7 +48,10 @@ export const holdCommand: Command = {
     'removed. A SIGTERM to the holder alone releases it as a failure.',
     '',
     'If the token is lost while held (revoked, expired, renewals failing), the holder logs it and exits;',
-    'the later --release says so and exits 75. With --watch-pid, the holder releases the token as a',
+    'the later --release says so and exits 75. Told how, it first stops the backup the token stood for:',
+    "--stop-qmp cancels the backup in the QEMU whose QMP socket that is (Proxmox's backup-cancel, or",
+    "block-job-cancel on a stock QEMU); --stop-children sends SIGTERM to what --watch-pid's process runs",
+    "(vzdump's tar pipeline for a container). Without either, the backup runs on. With --watch-pid, the holder releases the token as a",
     'failure (or stops waiting) when that process ends without a release: a backup tool that dies must',
     'not leave the host blocked. With --foreground the holder runs in this process until a signal.',
     '',
@@ -71,6 +75,13 @@ export const holdCommand: Command = {
       help: 'release as a failure (or stop waiting) when process PID ends',
       parse: parsePid,
     },
+    {
+      name: 'stop-qmp',
+      value: 'SOCKET',
+      help: "if the token is lost, cancel the backup in the QEMU of this QMP socket (Proxmox's /var/run/qemu-server/VMID.qmp)",
+      parse: parseString,
+    },
+    { name: 'stop-children', help: "if the token is lost, stop (SIGTERM) what --watch-pid's process runs" },
     { name: 'foreground', help: 'hold in this process until SIGTERM/SIGINT instead of in the background' },
     { name: 'release', help: 'release the token held through --state-file' },
     {
@@ -84,7 +95,9 @@ export const holdCommand: Command = {
   async run(ctx, args) {
     const stateFile = path.resolve(args.require<string>('state-file'));
     if (args.flag('release')) {
-      const stray = [...SHARED, 'job', 'log', 'watch-pid', 'foreground'].find((name) => args.has(name));
+      const stray = [...SHARED, 'job', 'log', 'watch-pid', 'stop-qmp', 'stop-children', 'foreground'].find((name) =>
+        args.has(name),
+      );
       if (stray) throw new UsageError(`--${stray} does not go with --release`);
       const released = await releaseHold({
         stateFile,
@@ -100,6 +113,12 @@ export const holdCommand: Command = {
       if (args.has(name)) throw new UsageError(`--${name} goes with --release`);
     const host = args.require<string>('host');
     const vm = args.require<string>('vm');
+    // Checked here, before a holder is started in the background.
+    const lossStop = parseLossStop(
+      args.get<string>('stop-qmp'),
+      args.flag('stop-children'),
+      args.get<number>('watch-pid'),
+    );
     const existing = readHoldState(stateFile);
     if (existing && !FINAL_PHASES.has(existing.phase) && existing.pid !== process.pid && processAlive(existing.pid)) {
       note(
@@ -131,6 +150,7 @@ export const holdCommand: Command = {
         stateFile,
         parent,
         watchPid: args.get<number>('watch-pid'),
+        lossStop,
         request: {
           kind: 'TOKEN_KIND_HYPERVISOR',
           host,
@@ -169,6 +189,16 @@ function holdExitCode(end: HoldEnd): number {
       if (end.signal) return 128 + os.constants.signals[end.signal];
       return end.misconfigured ? EXIT_CONFIG : EXIT_TEMPFAIL;
   }
+}
+
+/** What stops the backup if the token is lost: --stop-qmp, --stop-children (of --watch-pid), or nothing. */
+function parseLossStop(qmp: string | undefined, children: boolean, watchPid: number | undefined): LossStop | undefined {
+  if (qmp !== undefined && children) throw new UsageError('--stop-qmp and --stop-children do not go together');
+  if (qmp !== undefined) return cancelQemuBackup(qmp);
+  if (!children) return undefined;
+  if (watchPid === undefined)
+    throw new UsageError('--stop-children needs --watch-pid (the process whose children to stop)');
+  return stopChildrenOf(watchPid);
 }
 
 function parsePid(raw: string): number {

@@ -16,6 +16,7 @@ import {
 } from '../../host-backup/guest-quiesce';
 import type { DiskSpec } from '../../host-backup/hypervisor/block-nodes';
 import { CONSISTENCY_FILE_ENV, runQmpBackup } from '../../host-backup/qmp-backup';
+import { COPY_CONTROL_ENV } from '../../host-backup/copy-control-channel';
 import { BYTES_FILE_ENV } from '../../common/backup-run/reported-bytes';
 import { type OptionSpec, type ParsedArgs, parseString, parseUint32 } from '../../common/util/cli-args';
 import type { Command } from '../command';
@@ -172,6 +173,7 @@ export const qmpBackupCommand: Command = {
         quiesce,
         consistencyFile: process.env[CONSISTENCY_FILE_ENV],
         bytesFile: process.env[BYTES_FILE_ENV],
+        copyControlDir: process.env[COPY_CONTROL_ENV],
         now: ctx.now,
         signal: abort.signal,
         log: ctx.log,

@@ -40,7 +40,7 @@ export const restoreCommand: Command = {
     'Picks the latest backup of the disk taken at or before --at, checks every file of its chain (size,',
     'SHA-256 from the manifests, and the qcow2 backing chain), and writes one standalone image with',
     '`qemu-img convert`. Needs qemu-img (Debian package qemu-utils) and read access to DIR; QEMU and the',
-    'coordinator are not involved. See docs/qemu-backups.md for doing the same with qemu-img alone.',
+    'coordinator are not involved. See docs/qemu.md for doing the same with qemu-img alone.',
   ].join('\n'),
   options: [
     { name: 'dir', value: 'DIR', help: 'the backup directory (the one given to the qmp driver)', parse: parseString },

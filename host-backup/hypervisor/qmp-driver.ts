@@ -23,6 +23,8 @@ import {
 import { type ManifestStore, sha256File } from '../catalog/manifest-store';
 import { BlockJobWatcher, type JobOutcome, type JobProgress } from './block-jobs';
 import { type DiskSpec, type NodeInfo, findNode, observe } from './block-nodes';
+import type { CopyControl } from './copy-control';
+import { QmpCopyControl } from './qmp-copy-control';
 import { QemuImg } from '../qemu-img';
 import { type QmpClient, QmpCommandError } from './qmp-client';
 
@@ -51,6 +53,11 @@ export interface QmpBackupOptions {
   speed?: number;
   /** Aborting cancels the jobs; bitmaps keep their bits. */
   signal?: AbortSignal;
+  /**
+   * Called once the jobs run, with the control over their copy (speed, pause): host-backup's budget reaches
+   * QEMU through it (../copy-control-channel.ts). Returns what to call once the jobs have ended.
+   */
+  onCopyStarted?(control: CopyControl): () => Promise<void>;
   onProgress?(progress: Array<{ disk: string; offset: number; len: number }>): void;
   pollIntervalMs?: number;
   log: Logger;
@@ -201,18 +208,28 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
       // The point in time is fixed once the transaction returned: the guest may run on.
       if (o.snapshotPoint) consistency = await o.snapshotPoint.after();
     }
-    outcomes = await watcher.wait({
-      signal: o.signal,
-      pollIntervalMs: o.pollIntervalMs,
-      onProgress: (jobs: JobProgress[]) =>
-        o.onProgress?.(
-          jobs.map((j) => ({
-            disk: prepared.find((p) => p.jobId === j.jobId)?.spec.name ?? j.jobId,
-            offset: j.offset,
-            len: j.len,
-          })),
-        ),
-    });
+    const stopControlling = o.onCopyStarted?.(
+      new QmpCopyControl(
+        client,
+        prepared.map((p) => p.jobId),
+      ),
+    );
+    try {
+      outcomes = await watcher.wait({
+        signal: o.signal,
+        pollIntervalMs: o.pollIntervalMs,
+        onProgress: (jobs: JobProgress[]) =>
+          o.onProgress?.(
+            jobs.map((j) => ({
+              disk: prepared.find((p) => p.jobId === j.jobId)?.spec.name ?? j.jobId,
+              offset: j.offset,
+              len: j.len,
+            })),
+          ),
+      });
+    } finally {
+      await stopControlling?.();
+    }
     outcomeKnown = true;
   } catch (err) {
     failure = (err as Error).message;

@@ -65,3 +65,28 @@ export function recordOf(result: QmpBackupResult, disk: string): BackupRecord {
   assert.ok(r?.record, `no record for ${disk}: ${result.message}`);
   return r.record;
 }
+
+/** headroomctl's arguments for `host-backup --driver qmp` of host-a's vm1: the QEMU at `qmpSocket` into `target`. */
+export function qmpHostBackupArgs(
+  coordinator: string,
+  qmpSocket: string,
+  target: string,
+  ...extra: string[]
+): string[] {
+  return [
+    '--coordinator',
+    coordinator,
+    'host-backup',
+    '--host',
+    'host-a',
+    '--vm',
+    'vm1',
+    '--driver',
+    'qmp',
+    '--qmp-socket',
+    qmpSocket,
+    '--target',
+    target,
+    ...extra,
+  ];
+}

@@ -7,7 +7,7 @@ import { strict as assert } from 'node:assert';
 import type { Clients } from '../../../common/client/connection';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import { killAll, runCtl, spawnCtl, testClients } from '../ctl/ctl-process';
-import { CLUSTER, MiB, useFixture } from './fixture';
+import { CLUSTER, MiB, qmpHostBackupArgs, useFixture } from './fixture';
 import { ownClusters } from './storage-daemon';
 
 describe('headroomctl host-backup --driver qmp', function () {
@@ -15,18 +15,8 @@ describe('headroomctl host-backup --driver qmp', function () {
   const f = useFixture();
   let coordinator: RunningCoordinator;
   let clients: Clients;
-  const qmpArgs = () => ['--driver', 'qmp', '--qmp-socket', f.daemon.qmpSocket, '--target', f.store.dir];
-  const hostBackup = (...extra: string[]) => [
-    '--coordinator',
-    coordinator.address,
-    'host-backup',
-    '--host',
-    'host-a',
-    '--vm',
-    'vm1',
-    ...qmpArgs(),
-    ...extra,
-  ];
+  const hostBackup = (...extra: string[]) =>
+    qmpHostBackupArgs(coordinator.address, f.daemon.qmpSocket, f.store.dir, ...extra);
 
   beforeEach(async () => {
     coordinator = await startCoordinator({ host: 'host-a' });

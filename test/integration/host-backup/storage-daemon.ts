@@ -2,13 +2,17 @@
  * A real qemu-storage-daemon for the hypervisor tests: qcow2 disks as named block nodes, a QMP socket,
  * and each disk exported over NBD (on a unix socket) so that the test can write known blocks into it and
  * read its whole content back while the daemon holds the image lock — as a guest would, through the node
- * the backups read and the bitmaps watch.
+ * the backups read and the bitmaps watch. A second QMP monitor lets a test watch the block jobs (QEMU's own
+ * counters) while the backup holds the first: a QMP socket serves one client at a time.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
+import { type RunningChild, spawnChild } from '../../../common/backup-run/child-process';
+import type { CopyControlChannel } from '../../../host-backup/copy-control-channel';
 import { QmpClient } from '../../../host-backup/hypervisor/qmp-client';
+import { CTL_MAIN } from '../../helpers/coordinator-process';
 import { waitFor } from '../../helpers/wait';
 import { requireTool } from '../../helpers/require-tool';
 
@@ -17,6 +21,8 @@ const run = promisify(execFile);
 export interface DaemonDisk {
   name: string;
   size: number;
+  /** Bytes of data written at its start when the image is created (a copy that takes a while); default none. */
+  filled?: number;
 }
 
 export class StorageDaemon {
@@ -24,6 +30,7 @@ export class StorageDaemon {
   private exited?: Promise<void>;
   readonly qmpSocket: string;
   readonly nbdSocket: string;
+  readonly observerSocket: string;
 
   constructor(
     readonly dir: string,
@@ -31,6 +38,7 @@ export class StorageDaemon {
   ) {
     this.qmpSocket = path.join(dir, 'qmp.sock');
     this.nbdSocket = path.join(dir, 'nbd.sock');
+    this.observerSocket = path.join(dir, 'qmp-observer.sock');
   }
 
   imagePath(disk: string): string {
@@ -43,11 +51,13 @@ export class StorageDaemon {
     requireTool('qemu-img', 'qemu-utils');
     requireTool('qemu-io', 'qemu-utils');
     for (const d of this.disks) {
-      if (!fs.existsSync(this.imagePath(d.name)))
-        await run('qemu-img', ['create', '-q', '-f', 'qcow2', this.imagePath(d.name), String(d.size)]);
+      if (fs.existsSync(this.imagePath(d.name))) continue;
+      await run('qemu-img', ['create', '-q', '-f', 'qcow2', this.imagePath(d.name), String(d.size)]);
+      if (d.filled) await run('qemu-io', ['-f', 'qcow2', '-c', `write -P 0x5a 0 ${d.filled}`, this.imagePath(d.name)]);
     }
     fs.rmSync(this.qmpSocket, { force: true });
     fs.rmSync(this.nbdSocket, { force: true });
+    fs.rmSync(this.observerSocket, { force: true });
     const args: string[] = [];
     for (const d of this.disks) {
       args.push('--blockdev', `driver=file,node-name=${d.name}-file,filename=${this.imagePath(d.name)}`);
@@ -57,6 +67,12 @@ export class StorageDaemon {
     for (const d of this.disks)
       args.push('--export', `type=nbd,id=export-${d.name},node-name=${d.name},name=${d.name},writable=on`);
     args.push('--chardev', `socket,id=qmp0,path=${this.qmpSocket},server=on,wait=off`, '--monitor', 'chardev=qmp0');
+    args.push(
+      '--chardev',
+      `socket,id=qmp1,path=${this.observerSocket},server=on,wait=off`,
+      '--monitor',
+      'chardev=qmp1',
+    );
     const child = spawn('qemu-storage-daemon', args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
@@ -66,12 +82,17 @@ export class StorageDaemon {
     void this.exited.then(() => (exitedEarly = true));
     await waitFor(() => {
       if (exitedEarly) throw new Error(`qemu-storage-daemon exited: ${stderr}`);
-      return fs.existsSync(this.qmpSocket) && fs.existsSync(this.nbdSocket);
+      return fs.existsSync(this.qmpSocket) && fs.existsSync(this.nbdSocket) && fs.existsSync(this.observerSocket);
     }, 10_000);
   }
 
   connect(): Promise<QmpClient> {
     return QmpClient.connect(this.qmpSocket);
+  }
+
+  /** The second monitor, for watching what the backup on the first does. */
+  observe(): Promise<QmpClient> {
+    return QmpClient.connect(this.observerSocket);
   }
 
   /** A clean stop: QMP `quit`, so persistent bitmaps are written to the images. */
@@ -137,4 +158,20 @@ export async function imageBytes(file: string, format: 'qcow2' | 'raw'): Promise
   } finally {
     fs.rmSync(out, { force: true });
   }
+}
+
+/**
+ * `headroomctl qmp-backup` of every disk of `daemon` into `target`, as host-backup --driver qmp runs it: its
+ * own process group (the guarded run's spawnChild), following host-backup's copy control `channel`.
+ */
+export function spawnQmpBackup(
+  daemon: StorageDaemon,
+  vm: string,
+  target: string,
+  channel: CopyControlChannel,
+): RunningChild {
+  return spawnChild(
+    [process.execPath, CTL_MAIN, 'qmp-backup', '--vm', vm, '--qmp-socket', daemon.qmpSocket, '--target', target],
+    { stdio: 'inherit', env: { ...process.env, HEADROOM_LOG: 'warn', ...channel.env() } },
+  );
 }

@@ -11,7 +11,7 @@ import type { v1 } from '../../../proto';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import type { AgentProcess } from '../agent/processes';
 import { killAll, runCtl, testClients } from '../ctl/ctl-process';
-import { useFixture } from '../host-backup/fixture';
+import { qmpHostBackupArgs, useFixture } from '../host-backup/fixture';
 import { hookSet, startQuiesceAgent } from './quiesce-fixture';
 
 describe('host-backup --driver qmp --quiesce', function () {
@@ -21,22 +21,7 @@ describe('host-backup --driver qmp --quiesce', function () {
   let clients: Clients;
   let agent: AgentProcess | undefined;
   const hostBackup = (...extra: string[]) =>
-    runCtl([
-      '--coordinator',
-      coordinator.address,
-      'host-backup',
-      '--host',
-      'host-a',
-      '--vm',
-      'vm1',
-      '--driver',
-      'qmp',
-      '--qmp-socket',
-      f.daemon.qmpSocket,
-      '--target',
-      f.store.dir,
-      ...extra,
-    ]);
+    runCtl(qmpHostBackupArgs(coordinator.address, f.daemon.qmpSocket, f.store.dir, ...extra));
 
   beforeEach(async () => {
     coordinator = await startCoordinator({ host: 'host-a' });

@@ -3,7 +3,8 @@
  * job phases and `script PHASE MODE VMID` for a guest's, with an environment holding only STOREID,
  * DUMPDIR and the task's VMTYPE, HOSTNAME, TARGET and LOGFILE (vzdump localises %ENV, so not even PATH),
  * its output read until both pipes close as run_command does. Also installs the example hook, with its
- * config beside it, into a temporary directory, as a person would copy it to /usr/local/bin.
+ * config beside it, into a temporary directory, as a person would copy it to /usr/local/bin, and starts
+ * whole vzdump jobs as their own process (vzdump-process.ts).
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -35,6 +36,22 @@ export interface VzdumpTask {
   hostname?: string;
   target?: string;
   logfile?: string;
+}
+
+/** A guest of the job: a VM whose QEMU's QMP socket is RUN_DIR/VMID.qmp, or a container's root directory. */
+export type VzdumpGuest =
+  | { vmid: number; vmtype: 'qemu'; hostname: string; node: string }
+  | { vmid: number; vmtype: 'lxc'; hostname: string; rootDir: string };
+
+/** The job file this process reads. */
+export interface VzdumpJobFile {
+  script: string;
+  job: VzdumpJob & { dumpdir: string };
+  /** Where the VMs' QMP sockets are (Proxmox: /var/run/qemu-server). */
+  qemuRunDir: string;
+  /** vzdump.conf: `bwlimit: KiB/s`, `ionice: N`. */
+  vzdumpConf: string;
+  guests: VzdumpGuest[];
 }
 
 export interface HookResult {
@@ -160,4 +177,28 @@ export function startDyingVzdump(
   });
   started.catch(() => {});
   return { pid: child.pid!, started };
+}
+
+/** A vzdump job running as its own process (vzdump-process.ts), its task log on stdout. */
+export interface RunningVzdump {
+  pid: number;
+  log(): string;
+  done: Promise<{ code: number | null; log: string }>;
+}
+
+/** Starts the job `file` describes, in its own process group (kill it with `process.kill(-pid, 'SIGKILL')`). */
+export function startVzdumpJob(file: VzdumpJobFile): RunningVzdump {
+  const jobFile = path.join(tempDir('headroom-vzdump-job-'), 'job.json');
+  fs.writeFileSync(jobFile, JSON.stringify(file));
+  const child = spawn(process.execPath, [path.join(__dirname, 'vzdump-process.js'), jobFile], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let log = '';
+  child.stdout!.on('data', (d) => (log += d));
+  child.stderr!.on('data', (d) => (log += d));
+  const done = new Promise<{ code: number | null; log: string }>((resolve) =>
+    child.once('close', (code) => resolve({ code, log })),
+  );
+  return { pid: child.pid!, log: () => log, done };
 }

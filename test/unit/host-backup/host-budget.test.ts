@@ -3,6 +3,7 @@ import type { Usage } from '../../../common/backup-run/budget/enforcer';
 import { ManualClock } from '../../../common/util/clock';
 import type { LoadCollector } from '../../../common/backup-run/load-collector';
 import { describeThresholds, HostBudget, hostControlPolicy } from '../../../host-backup/host-budget';
+import type { CopyControl } from '../../../host-backup/hypervisor/copy-control';
 import { DEFAULT_POLICY, type HostPolicy } from '../../../coordinator/domain/policy';
 import type { v1 } from '../../../proto';
 import { waitFor } from '../../helpers/wait';
@@ -38,6 +39,7 @@ function setup(
     cpu?: (n: number) => number;
     fetchPolicy?: () => Promise<v1.Policy__Output>;
     limits?: { cpuPercent: number; ioBytesPerSec: number };
+    copy?: CopyControl;
   } = {},
 ) {
   const clock = new ManualClock();
@@ -54,6 +56,7 @@ function setup(
     formatTime: () => '01:02:03',
     log: captureLog().log,
     emit: (event, data, text) => events.push({ event, data, text }),
+    copy: o.copy && { control: o.copy, speedBy: "QEMU's job speed", pauseBy: "QEMU's block-job-pause" },
     collector: (backupUsage) => {
       collector.backupUsage = backupUsage;
       return collector;
@@ -153,6 +156,43 @@ describe('ctl: host-backup budget', () => {
     const samples = collector.samples;
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(collector.samples, samples, 'no sampling once the command is being stopped');
+    child.exit(143);
+    await control.ended();
+  });
+
+  it('with the copy outside the command (QEMU), holds the copy to the I/O budget and pauses it, not the command', async () => {
+    const calls: string[] = [];
+    let copied = 0;
+    const copy: CopyControl = {
+      setSpeed: async (b) => void calls.push(`speed ${b}`),
+      pause: async () => void calls.push('pause'),
+      resume: async () => void calls.push('resume'),
+      progress: async () => ({ done: (copied += 1000), total: 1e9 }),
+    };
+    const { mechanism, events, control, child, collector } = setup({
+      cpu: (n) => (n === 2 || n === 3 ? 95 : 10),
+      copy,
+    });
+    control.started(
+      child,
+      token({ kind: 'TOKEN_KIND_HYPERVISOR', budget: { cpuPercent: 0, ioBytesPerSec: 20_000_000 } }),
+    );
+    await waitFor(() => events.filter((e) => e.event === 'budget-change').length >= 2, 5_000, 'a pause and a resume');
+    control.stopping();
+    const texts = events.map((e) => e.text);
+    assert.ok(texts.includes("copy limited to 19.1 MiB/s by QEMU's job speed (the token's budget)"), texts.join('\n'));
+    const changes = events.filter((e) => e.event === 'budget-change');
+    assert.match(
+      changes[0].text,
+      /now cpu 25% of a core, io 10\.5 MB\/s \(SIGNALS\); copy paused by the load controller: host busy: foreground cpu 95% >= 85% \(QEMU's block-job-pause\)$/,
+    );
+    assert.match(
+      changes[1].text,
+      /; copy limited to 19\.1 MiB\/s by QEMU's job speed \(the load controller: host calmer/,
+    );
+    assert.deepEqual(calls, ['speed 20000000', 'speed 10485760', 'pause', 'speed 20000000', 'resume']);
+    assert.ok(!mechanism.enforcers[0].calls.includes('pause'), 'qmp-backup itself is not paused: it carries the pause');
+    assert.ok(collector.backupUsage!().ioBytes > 0, "what QEMU copied is the backup's I/O, not foreground load");
     child.exit(143);
     await control.ended();
   });
