@@ -19,6 +19,8 @@ import { HostLoadMonitor } from './service/host-load-monitor';
 import { PlanKeeper } from './planning/plan-keeper';
 import { PlanWorker } from './planning/plan-worker';
 import { QuiesceBroker } from './service/quiesce-broker';
+import { PlacementMonitor } from './service/placement-monitor';
+import { placementSource } from './placement/placement-config';
 import { BackupRunner } from './hypervisor-jobs/backup-runner';
 import { HypervisorScheduler } from './hypervisor-jobs/hypervisor-scheduler';
 import { BackupRunnerUnavailableError, InvalidArgumentError } from './domain/errors';
@@ -60,6 +62,22 @@ export async function startServer(
   log: Logger,
   clock: Clock = systemClock,
 ): Promise<RunningServer> {
+  // First, so that every VM name of the configuration and of the first calls resolves to its identity.
+  const placement = new PlacementMonitor(
+    placementSource(options.placement, log.child({ component: 'placement' })),
+    options.host,
+    log.child({ component: 'placement' }),
+  );
+  await placement.start();
+  // An ambiguous name in coordinator.yaml stays as written (the conflict is logged): it then matches nothing.
+  const identityOf = (vm: string) => {
+    try {
+      return placement.resolve('vm', vm);
+    } catch {
+      return vm;
+    }
+  };
+  options = { ...options, policy: withVmIdentities(options.policy, identityOf) };
   const store = new SqliteStore(options.database, options.durability);
   const ids = { newId: () => randomUUID() };
   const coordinator = new Coordinator({
@@ -70,6 +88,7 @@ export async function startServer(
     defaultHost: options.host,
     lessorOptions: { defaultPolicy: options.policy },
   });
+  placement.attach(coordinator);
   await applyConfiguredPolicy(coordinator, options, log);
   const registry = new AgentRegistry(store, ids, log, store.agents(), wire.token);
   coordinator.onCommitted(registry.onCommitted);
@@ -88,6 +107,7 @@ export async function startServer(
     coordinator,
     registry,
     hypervisorJobs: options.hypervisorJobs,
+    resolveVm: identityOf,
     clock,
     log,
     plan: (input) => planner.plan(input),
@@ -115,14 +135,18 @@ export async function startServer(
     'grpc.max_concurrent_streams': MAX_STREAMS_PER_CONNECTION,
     interceptors: [...security.interceptors, guard.interceptor],
   });
-  server.addService(decodingGuarded(headroomV1.TokenService.service), tokenService(coordinator, quiesce, log));
+  server.addService(
+    decodingGuarded(headroomV1.TokenService.service),
+    tokenService(coordinator, quiesce, log, placement),
+  );
   server.addService(
     decodingGuarded(headroomV1.AgentService.service),
-    agentService(coordinator, registry, plans, clock, log, quiesce),
+    agentService(coordinator, registry, plans, clock, log, quiesce, placement),
   );
   let address = '';
   const runner = new BackupRunner({
     jobs: options.hypervisorJobs,
+    resolve: identityOf,
     host: options.host,
     selfOptions: () => selfOptions(options, address),
     defaultTarget: options.backups?.dir,
@@ -135,12 +159,13 @@ export async function startServer(
     runner,
     jobs: options.hypervisorJobs,
     host: options.host,
+    resolveVm: identityOf,
     clock,
     log: log.child({ component: 'hypervisor-scheduler' }),
   });
   server.addService(
     decodingGuarded(headroomV1.AdminService.service),
-    adminService(coordinator, registry, plans, log, { backupDir: options.backups?.dir, runner }),
+    adminService(coordinator, registry, plans, log, { backupDir: options.backups?.dir, runner }, placement),
   );
   server.addService(decodingGuarded(headroomV1.PkiService.service), pkiService(security.authority, log));
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
@@ -161,6 +186,7 @@ export async function startServer(
       for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');
       plans.stop();
       hostLoad.stop();
+      const placementStopped = placement.stop();
       scheduler.stop();
       // Waiting acquires are denied with COORDINATOR_STOPPING and what was decided is committed, before the
       // streams are ended: a caller hears why, and nothing is cut short under a commit.
@@ -178,12 +204,21 @@ export async function startServer(
       // Closes the listeners; the connections still open end with the process (grpc-js destroys only the
       // sessions it tracks for channelz, which is off).
       if (forced) server.forceShutdown();
-      await Promise.all([planner.close(), viewPlanner.close()]);
+      await Promise.all([planner.close(), viewPlanner.close(), placementStopped]);
       store.close();
       security.authority?.close();
       return { forced };
     })());
   return { address, coordinator, stop };
+}
+
+/** The policy with its per-VM keys (vmStartBelow) turned into VM identities: `web1` may be written for a UUID. */
+function withVmIdentities(policy: HostPolicy, identityOf: (vm: string) => string): HostPolicy {
+  if (!policy.vmStartBelow) return policy;
+  return {
+    ...policy,
+    vmStartBelow: Object.fromEntries(Object.entries(policy.vmStartBelow).map(([vm, t]) => [identityOf(vm), t])),
+  };
 }
 
 /**

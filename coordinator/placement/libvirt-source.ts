@@ -7,8 +7,8 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import * as readline from 'node:readline';
 import { promisify } from 'node:util';
 import type { Logger } from '../../common/util/log';
-import type { PlacedVm, PlacementEvent, PlacementSource } from './types';
-import { lifecycleEvent, parseDomainList, parseLifecycleLine } from './virsh-events';
+import type { PlacedVm, PlacementEvent, PlacementSource } from '../domain/placement/types';
+import { lifecycleEvent, parseDomainList, parseLifecycleLine } from '../domain/placement/virsh-events';
 
 const run = promisify(execFile);
 

@@ -11,7 +11,7 @@ import { AliasTable, canonicalUuid } from '../domain/vm-identity';
 import { LibvirtSource } from './libvirt-source';
 import { ProxmoxSource } from './proxmox-source';
 import { type StaticVm, StaticSource } from './static-source';
-import type { PlacementSource } from './types';
+import type { PlacementSource } from '../domain/placement/types';
 
 export type PlacementOptions =
   { libvirt: { uri: string } } | { static: StaticVm[] } | { proxmox: { dir: string; pollIntervalMs: number } };

@@ -8,8 +8,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Logger } from '../../common/util/log';
 import { canonicalUuid } from '../domain/vm-identity';
-import { parseProxmoxConfig } from './proxmox-config';
-import type { PlacedVm, PlacementEvent, PlacementSource } from './types';
+import { parseProxmoxConfig } from '../domain/placement/proxmox-config';
+import type { PlacedVm, PlacementEvent, PlacementSource } from '../domain/placement/types';
 
 export interface ProxmoxSourceOptions {
   /** Default /etc/pve. */

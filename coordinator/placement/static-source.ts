@@ -2,7 +2,7 @@
  * Placement from coordinator.yaml's `placement.static` list: for hosts without libvirt or Proxmox, or VMs
  * they do not manage. It never changes while the coordinator runs, and says nothing of run state.
  */
-import type { PlacedVm, PlacementEvent, PlacementSource } from './types';
+import type { PlacedVm, PlacementEvent, PlacementSource } from '../domain/placement/types';
 
 export interface StaticVm {
   name: string;

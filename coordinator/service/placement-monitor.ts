@@ -6,8 +6,8 @@
  */
 import type { Logger } from '../../common/util/log';
 import type { AliasConflict } from '../domain/vm-identity';
-import { PlacementState } from '../placement/placement-state';
-import type { PlacedVm, PlacementChange, PlacementEvent, PlacementSource } from '../placement/types';
+import { PlacementState } from '../domain/placement/placement-state';
+import type { PlacedVm, PlacementChange, PlacementEvent, PlacementSource } from '../domain/placement/types';
 import type { Coordinator } from './coordinator';
 
 export interface VmResolver {

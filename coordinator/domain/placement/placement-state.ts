@@ -2,7 +2,7 @@
  * The placement of this host's VMs, folded from a source's events, and what each change means: a migration
  * that started or ended. Keeps one entry per UUID (the identity) and the alias table built from them. Pure.
  */
-import { AliasTable, canonicalUuid } from '../domain/vm-identity';
+import { AliasTable, canonicalUuid } from '../vm-identity';
 import type { PlacedVm, PlacementChange, PlacementEvent } from './types';
 
 export class PlacementState {
