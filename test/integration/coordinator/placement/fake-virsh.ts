@@ -17,7 +17,7 @@ case "$1" in
       *--all*) cat "$dir/domains" ;;
       *--state-running*) cut -d' ' -f1 "$dir/domains" ;;
     esac ;;
-  event) exec tail -n +1 -f "$dir/events" ;;
+  event) echo $$ > "$dir/event.pid"; exec tail -n +1 -f "$dir/events" ;;
   domuuid) grep " $2\\$" "$dir/domains" | cut -d' ' -f1 ;;
   *) echo "fake virsh: $*: not supported" >&2; exit 1 ;;
 esac
@@ -41,6 +41,17 @@ export class FakeVirsh {
   define(domains: Record<string, string>): void {
     const lines = Object.entries(domains).map(([name, uuid]) => `${uuid} ${name}\n`);
     fs.writeFileSync(path.join(this.dir, 'domains'), lines.join(''));
+  }
+
+  /** The path of the stand-in, for a source given it directly. */
+  get path(): string {
+    return path.join(this.dir, 'virsh');
+  }
+
+  /** The pid of the running `virsh event` (the test's own grandchild), once it runs. */
+  eventPid(): number | undefined {
+    const file = path.join(this.dir, 'event.pid');
+    return fs.existsSync(file) ? Number(fs.readFileSync(file, 'utf8')) : undefined;
   }
 
   /** `event 'lifecycle' for domain 'NAME': EVENT DETAIL`, as virsh prints it, and the empty line after it. */
