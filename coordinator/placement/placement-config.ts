@@ -34,19 +34,22 @@ export const placementSchema = mapping({
   }),
   static: z.array(staticVm, { error: expected('a list of { name, uuid, vmid }') }).check(
     across<StaticVm[]>((vms, fine, report) => {
-      const table = new AliasTable(vms.filter((_, i) => fine(i)));
-      for (const c of table.conflicts()) {
-        const i = vms.findIndex((v) => v.name === c.alias || v.vmid === c.alias);
-        report(
-          [i, vms[i].name === c.alias ? 'name' : 'vmid'],
-          `"${c.alias}" names ${c.uuids.length} VMs: each must be unique`,
-        );
-      }
+      const ok = vms.filter((_, i) => fine(i));
+      const conflicts = new Set(new AliasTable(ok).conflicts().map((c) => c.alias));
       const seen = new Set<string>();
+      const owner = new Map<string, string>();
       vms.forEach((v, i) => {
         if (!fine(i)) return;
         if (seen.has(v.uuid)) report([i, 'uuid'], `${v.uuid} is listed twice`);
         seen.add(v.uuid);
+        // Reported at the entry that reuses a name or VMID of another VM.
+        for (const key of ['name', 'vmid'] as const) {
+          const alias = v[key];
+          if (alias === undefined || !conflicts.has(alias)) continue;
+          if (owner.has(alias) && owner.get(alias) !== v.uuid)
+            report([i, key], `"${alias}" already names ${owner.get(alias)}: each name and VMID names one VM`);
+          if (!owner.has(alias)) owner.set(alias, v.uuid);
+        }
       });
     }),
   ),
