@@ -34,7 +34,16 @@ export class PlacementMonitor implements VmResolver {
 
   /** Reads the placement once, so that names resolve from the first call on. @throws when the source cannot be read */
   async start(): Promise<void> {
-    await this.source?.start((e) => this.onEvent(e));
+    const source = this.source;
+    if (!source) return;
+    try {
+      await source.start((e) => this.onEvent(e));
+    } catch (e) {
+      const detail = ((e as Error).message ?? String(e)).trim();
+      throw new Error(`cannot read this host's placement (coordinator.yaml placement.${source.kind}): ${detail}`, {
+        cause: e,
+      });
+    }
   }
 
   /** From here on, migrations reach the coordinator's rules (it needs this monitor to resolve names first). */
