@@ -125,7 +125,7 @@ export async function startServer(
 
   const security = await serverSecurity(
     options,
-    { defaultHost: options.host, lease: (tokenId) => coordinator.state.lease(tokenId) },
+    { defaultHost: options.host, lease: (tokenId) => coordinator.state.lease(tokenId), vmIdentity: identityOf },
     log,
   );
   const guard = new CallGuard(log);
