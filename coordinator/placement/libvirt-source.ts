@@ -6,6 +6,7 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import * as readline from 'node:readline';
 import { promisify } from 'node:util';
+import { Backoff } from '../../common/util/backoff';
 import type { Logger } from '../../common/util/log';
 import type { PlacedVm, PlacementEvent, PlacementSource } from '../domain/placement/types';
 import { lifecycleEvent, parseDomainList, parseLifecycleLine } from '../domain/placement/virsh-events';
@@ -17,7 +18,7 @@ export interface LibvirtSourceOptions {
   uri: string;
   /** Default `virsh` from PATH. */
   virsh?: string;
-  /** Pause before a dead event child is restarted. Default 1 s. */
+  /** First pause before a dead event child is restarted; it doubles while restarts fail, up to 30 s. Default 1 s. */
   restartDelayMs?: number;
   log: Logger;
 }
@@ -32,8 +33,12 @@ export class LibvirtSource implements PlacementSource {
   private uuids = new Map<string, string>();
   /** Lines are handled one after another: a lookup must not let a later event overtake an earlier one. */
   private lines: Promise<void> = Promise.resolve();
+  /** While libvirtd is down, virsh event ends at once: the restarts slow down rather than spin. */
+  private readonly restarts: Backoff;
 
-  constructor(private readonly o: LibvirtSourceOptions) {}
+  constructor(private readonly o: LibvirtSourceOptions) {
+    this.restarts = new Backoff({ initialMs: o.restartDelayMs ?? 1_000 });
+  }
 
   /** @throws when virsh cannot list the domains (libvirtd not running, wrong URI) */
   async start(emit: (event: PlacementEvent) => void): Promise<void> {
@@ -94,8 +99,9 @@ export class LibvirtSource implements PlacementSource {
         this.listen();
         this.lines = this.lines
           .then(() => this.list())
+          .then(() => this.restarts.reset())
           .catch((e) => this.o.log.warn('cannot list the libvirt domains', { error: e as Error }));
-      }, this.o.restartDelayMs ?? 1_000);
+      }, this.restarts.next());
     });
   }
 
