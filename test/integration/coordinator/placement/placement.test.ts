@@ -46,7 +46,10 @@ describe('placement with a real coordinator (libvirt source over a stand-in virs
     const config = path.join(tempDir(), 'coordinator.yaml');
     fs.writeFileSync(
       config,
-      `${TEST_START_POLICY}  maxHypervisorTokens: 2\nplacement:\n  libvirt:\n    uri: test:///fake\n`,
+      `${TEST_START_POLICY}  maxHypervisorTokens: 2\nplacement:\n  libvirt:\n    uri: test:///fake\n` +
+        // The job lists db1 by name; its command succeeds only when given that name.
+        `hypervisorJobs:\n  - name: image\n    vms: [db1]\n    schedule: '0 3 1 1 *'\n    window: 1h\n` +
+        `    expectedDuration: 1m\n    driver: command\n    command: [sh, -c, 'test "$0" = db1', '{vm}']\n`,
     );
     coordinator = await startCoordinator({ host: HOST, args: ['--config', config], env: virsh.env() });
     clients = connectPlain(coordinator.address);
@@ -93,6 +96,30 @@ describe('placement with a real coordinator (libvirt source over a stand-in virs
     assert.ok(web1.length >= 3);
     assert.ok(web1.every((e) => e.vm === WEB1 && e.vmName === 'web1'));
     await release(clients, granted);
+  });
+
+  it('starts a backup of a VM given by UUID with the job that lists it by name, under a token keyed by the UUID', async () => {
+    const admin = clients.admin;
+    const started = await unary(admin.StartBackup.bind(admin), { vm: DB1.toUpperCase() });
+    assert.equal(started.vm, DB1);
+    assert.ok(started.argv.includes('db1'));
+    await waitFor(
+      async () =>
+        (await unary(admin.ListBackupRuns.bind(admin), { vm: 'db1' })).runs.some(
+          (r) => r.state !== 'BACKUP_RUN_STATE_RUNNING',
+        ),
+      30_000,
+      'the backup run of db1 to end',
+    );
+    const [run] = (await unary(admin.ListBackupRuns.bind(admin), { vm: 'db1' })).runs;
+    assert.equal(run.state, 'BACKUP_RUN_STATE_SUCCEEDED', run.outputTail);
+    const released = (await history(clients, 'db1')).filter(
+      (e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED' && e.kind === 'TOKEN_KIND_HYPERVISOR',
+    );
+    assert.deepEqual(
+      released.map((e) => [e.vm, e.kind, e.job]),
+      [[DB1, 'TOKEN_KIND_HYPERVISOR', 'image']],
+    );
   });
 
   it('sets a per-VM policy given by name on the identity, and refuses a malformed VM naming the field', async () => {
