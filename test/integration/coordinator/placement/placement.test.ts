@@ -18,6 +18,7 @@ import {
 } from '../../../helpers/coordinator-process';
 import { acquire, connectPlain, grant, release, renew } from '../../../helpers/token-client';
 import { waitFor } from '../../../helpers/wait';
+import { runCtl } from '../../ctl/ctl-process';
 import { FakeVirsh } from './fake-virsh';
 
 const HOST = 'host-a';
@@ -146,6 +147,17 @@ describe('placement with a real coordinator (libvirt source over a stand-in virs
       10_000,
       'the waiter to hear that web1 is migrating',
     );
+    // headroomctl shows it leaving, and the agent of web1 connected, by name.
+    const status = await runCtl(['--coordinator', coordinator.address, 'status']);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /^VMS ON host-a \(libvirt\)\s+UUID\s+VMID\s+STATE\s+AGENT\s+MIGRATING$/m);
+    assert.match(
+      status.stdout,
+      /^web1\s+8c3f1a2b-\S+\s+-\s+paused\s+connected\s+leaving \(hypervisor backups wait\)$/m,
+    );
+    const agentsOut = await runCtl(['--coordinator', coordinator.address, 'agents']);
+    assert.equal(agentsOut.code, 0, agentsOut.stderr);
+    assert.match(agentsOut.stdout, /^web1 \(8c3f1a2b…\)\s+host-a\s/m);
     // Another VM's hypervisor backup goes ahead.
     const other = await grant(clients, { kind: 'TOKEN_KIND_HYPERVISOR', vm: 'db1', job: 'image' });
     await release(clients, other);
@@ -193,5 +205,40 @@ describe('placement with a real coordinator (libvirt source over a stand-in virs
     assert.match(migrating.detail, new RegExp(`HYPERVISOR token ${token.tokenId} active`));
     await renew(clients, token);
     await release(clients, token);
+  });
+});
+
+describe('placement with a real coordinator (Proxmox config directory)', function () {
+  this.timeout(60_000);
+  let coordinator: RunningCoordinator;
+  let clients: Clients;
+
+  before(async () => {
+    const pve = tempDir('hr-pve-');
+    fs.mkdirSync(path.join(pve, 'qemu-server'));
+    fs.writeFileSync(path.join(pve, 'qemu-server', '101.conf'), `name: web1\nsmbios1: uuid=${WEB1}\n`);
+    const config = path.join(tempDir(), 'coordinator.yaml');
+    fs.writeFileSync(config, `${TEST_START_POLICY}placement:\n  proxmox:\n    dir: ${pve}\n`);
+    coordinator = await startCoordinator({ host: HOST, args: ['--config', config] });
+    clients = connectPlain(coordinator.address);
+  });
+
+  after(async () => {
+    clients?.close();
+    await coordinator?.stop();
+  });
+
+  it('takes a request for VMID 101 (a vzdump hook) and one for its UUID (its agent) as one VM', async () => {
+    const byUuid = await grant(clients, { vm: WEB1, job: 'restic' });
+    const byVmid = acquire(clients, { vm: '101', job: 'files' });
+    await waitFor(() => byVmid.updates.some((u) => u.queued), 10_000, 'the request for 101 to queue');
+    await release(clients, byUuid);
+    const granted = (await byVmid.done).granted!;
+    assert.equal(granted.vm, WEB1);
+    await release(clients, granted);
+    assert.deepEqual(
+      (await ownHost(clients)).placement.map((v) => [v.name, v.vmid, v.state]),
+      [['web1', '101', 'unknown']],
+    );
   });
 });
