@@ -308,6 +308,8 @@ export class Coordinator {
         e.type === 'policy-changed' ||
         e.type === 'vm-frozen' ||
         e.type === 'vm-thawed' ||
+        // Waiters hear at once that their VM is migrating, and that it is no longer.
+        e.type === 'vm-migrating' ||
         e.type === 'vm-migrated'
       ) {
         this.scheduleQueueUpdate('lease' in e ? e.lease.host : 'request' in e ? e.request.host : e.host, false);
