@@ -85,6 +85,10 @@ export class LibvirtSource implements PlacementSource {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;
+    // A coordinator that exits without stop() (a failed start, process.exit) must not leave it behind.
+    const orphan = () => child.kill('SIGTERM');
+    process.once('exit', orphan);
+    child.once('close', () => process.off('exit', orphan));
     let stderr = '';
     child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString('utf8')).slice(-2_000)));
     readline.createInterface({ input: child.stdout! }).on('line', (line) => {
