@@ -69,14 +69,7 @@ export async function startServer(
     log.child({ component: 'placement' }),
   );
   await placement.start();
-  // An ambiguous name in coordinator.yaml stays as written (the conflict is logged): it then matches nothing.
-  const identityOf = (vm: string) => {
-    try {
-      return placement.resolve('vm', vm);
-    } catch {
-      return vm;
-    }
-  };
+  const identityOf = (vm: string) => placement.identityOf(vm);
   options = { ...options, policy: withVmIdentities(options.policy, identityOf) };
   const store = new SqliteStore(options.database, options.durability);
   const ids = { newId: () => randomUUID() };

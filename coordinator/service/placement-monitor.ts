@@ -5,6 +5,7 @@
  * migration. Without a source, names resolve to themselves and UUIDs to their lower-case form.
  */
 import type { Logger } from '../../common/util/log';
+import { InvalidArgumentError } from '../domain/errors';
 import type { AliasConflict } from '../domain/vm-identity';
 import { PlacementState } from '../domain/placement/placement-state';
 import type { PlacedVm, PlacementChange, PlacementEvent, PlacementSource } from '../domain/placement/types';
@@ -57,6 +58,19 @@ export class PlacementMonitor implements VmResolver {
 
   resolve(field: string, given: string): string {
     return this.state.aliases().resolve(field, given);
+  }
+
+  /**
+   * As resolve, for the names coordinator.yaml wrote (hypervisorJobs, policy keys): an ambiguous one stays
+   * as written (its conflict is logged), and then matches no VM rather than stop the coordinator.
+   */
+  identityOf(vm: string): string {
+    try {
+      return this.resolve('vm', vm);
+    } catch (e) {
+      if (e instanceof InvalidArgumentError) return vm;
+      throw e;
+    }
   }
 
   nameOf(identity: string): string | undefined {
