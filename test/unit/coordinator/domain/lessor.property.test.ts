@@ -1,7 +1,7 @@
 /**
  * Property test of the lessor and the SQLite store together: thousands of random sequences of acquire,
- * renew, release, cancel, expiry, pause, policy changes, migrations and restarts (reload from the store), across both
- * kinds, several hosts and VMs. After every step the rules must hold:
+ * renew, release, cancel, expiry, pause, policy changes, migrations and restarts (reload from the store),
+ * across both kinds, several hosts and VMs. After every step the rules must hold:
  *  1. no GUEST and HYPERVISOR token active together on a host;
  *  2. at most one token per VM, and per-kind caps;
  *  3. no grant overtakes an earlier waiting request of the other kind (unless the start gate holds that one);
