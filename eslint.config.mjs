@@ -73,7 +73,7 @@ const noTypeCycle = {
 
 /** What every layer of the coordinator's domain must stay free of: I/O, transport, storage and the adapters. */
 const DOMAIN = ['coordinator/domain/**', 'coordinator/planner/**', 'common/domain/**'];
-const COORDINATOR_ADAPTERS = ['rpc', 'store', 'service', 'planning', 'hypervisor-jobs', 'pki'].map(
+const COORDINATOR_ADAPTERS = ['rpc', 'store', 'service', 'planning', 'hypervisor-jobs', 'pki', 'placement'].map(
   (d) => `./coordinator/${d}/**`,
 );
 /** Zones that keep each folder of `ordered` from importing the ones after it. */
@@ -121,7 +121,9 @@ export default tseslint.config(
             { target: './coordinator/**', from: './ctl/**', message: 'the coordinator imports no CLI code.' },
             // The coordinator's layers, so that folders form no cycle: each imports only the ones below it.
             ...layers(
-              ['store', 'pki', 'service', 'planning', 'hypervisor-jobs', 'rpc'].map((d) => `./coordinator/${d}`),
+              ['store', 'pki', 'placement', 'service', 'planning', 'hypervisor-jobs', 'rpc'].map(
+                (d) => `./coordinator/${d}`,
+              ),
             ),
             {
               target: './host-backup/**',

@@ -26,6 +26,7 @@ import {
 import { isValidName } from '../common/domain/names';
 import { DEFAULT_POLICY, type HostPolicy, LIMITS, checkPolicy } from './domain/policy';
 import { type HypervisorJob, hypervisorJobsSchema } from './hypervisor-jobs/hypervisor-schedule';
+import { type PlacementOptions, placementSchema } from './placement/placement-config';
 import type { Durability } from './store/sqlite-store';
 
 export interface CoordinatorOptions {
@@ -55,6 +56,8 @@ export interface CoordinatorOptions {
   hypervisorJobs: HypervisorJob[];
   /** The backup directory the admin calls manage (AdminService.ListBackups …), and the qmp driver's default target. */
   backups?: { dir: string };
+  /** Where the coordinator learns which VMs run on its host (docs/placement.md). Default none. */
+  placement?: PlacementOptions;
 }
 
 const nonEmpty = (what: string) => text(what).min(1, { error: expected(what) });
@@ -167,6 +170,7 @@ export const coordinatorConfigSchema = mapping({
   policy: policySchema.prefault({}),
   hypervisorJobs: hypervisorJobsSchema.default([]),
   backups: mapping({ dir: absolutePath('the absolute path of the backup directory') }).optional(),
+  placement: placementSchema.optional(),
 })
   .check(
     across<Record<string, unknown>>((o, fine, report) => {
@@ -209,8 +213,9 @@ export const coordinatorConfigSchema = mapping({
       }
     }),
   )
-  .transform(({ host, durability, policy, ...o }): CoordinatorOptions => ({
+  .transform(({ host, durability, policy, placement, ...o }): CoordinatorOptions => ({
     ...o,
+    ...(placement ? { placement } : {}),
     policy: policy.policy,
     policySet: [...policy.given],
     host: host ?? os.hostname(),

@@ -19,6 +19,8 @@ import { HostLoadMonitor } from './service/host-load-monitor';
 import { PlanKeeper } from './planning/plan-keeper';
 import { PlanWorker } from './planning/plan-worker';
 import { QuiesceBroker } from './service/quiesce-broker';
+import { PlacementMonitor } from './service/placement-monitor';
+import { placementSource } from './placement/placement-config';
 import { BackupRunner } from './hypervisor-jobs/backup-runner';
 import { HypervisorScheduler } from './hypervisor-jobs/hypervisor-scheduler';
 import { BackupRunnerUnavailableError, InvalidArgumentError } from './domain/errors';
@@ -62,6 +64,15 @@ export async function startServer(
   log: Logger,
   clock: Clock = systemClock,
 ): Promise<RunningServer> {
+  // First, so that every VM name of the configuration and of the first calls resolves to its identity.
+  const placement = new PlacementMonitor(
+    placementSource(options.placement, log.child({ component: 'placement' })),
+    options.host,
+    log.child({ component: 'placement' }),
+  );
+  await placement.start();
+  const identityOf = (vm: string) => placement.identityOf(vm);
+  options = { ...options, policy: withVmIdentities(options.policy, identityOf) };
   const store = new SqliteStore(options.database, options.durability);
   const ids = { newId: () => randomUUID() };
   const coordinator = new Coordinator({
@@ -72,6 +83,7 @@ export async function startServer(
     defaultHost: options.host,
     lessorOptions: { defaultPolicy: options.policy },
   });
+  placement.attach(coordinator);
   await applyConfiguredPolicy(coordinator, options, log);
   const registry = new AgentRegistry(store, ids, log, store.agents(), wire.token);
   coordinator.onCommitted(registry.onCommitted);
@@ -90,6 +102,7 @@ export async function startServer(
     coordinator,
     registry,
     hypervisorJobs: options.hypervisorJobs,
+    resolveVm: identityOf,
     clock,
     log,
     plan: (input) => planner.plan(input),
@@ -107,7 +120,7 @@ export async function startServer(
 
   const security = await serverSecurity(
     options,
-    { defaultHost: options.host, lease: (tokenId) => coordinator.state.lease(tokenId) },
+    { defaultHost: options.host, lease: (tokenId) => coordinator.state.lease(tokenId), vmIdentity: identityOf },
     log,
   );
   const guard = new CallGuard(log);
@@ -117,14 +130,18 @@ export async function startServer(
     'grpc.max_concurrent_streams': MAX_STREAMS_PER_CONNECTION,
     interceptors: [...security.interceptors, guard.interceptor],
   });
-  server.addService(decodingGuarded(headroomV1.TokenService.service), tokenService(coordinator, quiesce, log));
+  server.addService(
+    decodingGuarded(headroomV1.TokenService.service),
+    tokenService(coordinator, quiesce, log, placement),
+  );
   server.addService(
     decodingGuarded(headroomV1.AgentService.service),
-    agentService(coordinator, registry, plans, clock, log, quiesce),
+    agentService(coordinator, registry, plans, clock, log, quiesce, placement),
   );
   let address = '';
   const runner = new BackupRunner({
     jobs: options.hypervisorJobs,
+    resolve: identityOf,
     host: options.host,
     selfOptions: () => selfOptions(options, address),
     defaultTarget: options.backups?.dir,
@@ -137,12 +154,13 @@ export async function startServer(
     runner,
     jobs: options.hypervisorJobs,
     host: options.host,
+    resolveVm: identityOf,
     clock,
     log: log.child({ component: 'hypervisor-scheduler' }),
   });
   server.addService(
     decodingGuarded(headroomV1.AdminService.service),
-    adminService(coordinator, registry, plans, log, { backupDir: options.backups?.dir, runner }),
+    adminService(coordinator, registry, plans, log, { backupDir: options.backups?.dir, runner }, placement),
   );
   server.addService(
     decodingGuarded(headroomV1.PkiService.service),
@@ -166,6 +184,7 @@ export async function startServer(
       for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');
       plans.stop();
       hostLoad.stop();
+      const placementStopped = placement.stop();
       scheduler.stop();
       // Waiting acquires are denied with COORDINATOR_STOPPING and what was decided is committed, before the
       // streams are ended: a caller hears why, and nothing is cut short under a commit.
@@ -183,12 +202,21 @@ export async function startServer(
       // Closes the listeners; the connections still open end with the process (grpc-js destroys only the
       // sessions it tracks for channelz, which is off).
       if (forced) server.forceShutdown();
-      await Promise.all([planner.close(), viewPlanner.close()]);
+      await Promise.all([planner.close(), viewPlanner.close(), placementStopped]);
       store.close();
       security.close();
       return { forced };
     })());
   return { address, coordinator, stop, reloadCertificates: () => security.reload() };
+}
+
+/** The policy with its per-VM keys (vmStartBelow) turned into VM identities: `web1` may be written for a UUID. */
+function withVmIdentities(policy: HostPolicy, identityOf: (vm: string) => string): HostPolicy {
+  if (!policy.vmStartBelow) return policy;
+  return {
+    ...policy,
+    vmStartBelow: Object.fromEntries(Object.entries(policy.vmStartBelow).map(([vm, t]) => [identityOf(vm), t])),
+  };
 }
 
 /**

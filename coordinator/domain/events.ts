@@ -5,7 +5,7 @@
 import type { EndState, Lease, Outcome, PendingRequest } from './lease';
 import type { HostPolicy } from './policy';
 
-export type DenyReason = 'WINDOW_CLOSED' | 'REQUEST_ID_USED' | 'COORDINATOR_STOPPING';
+export type DenyReason = 'WINDOW_CLOSED' | 'REQUEST_ID_USED' | 'COORDINATOR_STOPPING' | 'VM_MIGRATED_AWAY';
 
 export type LessorEvent =
   | { type: 'host-added'; at: number; host: string; policy: HostPolicy }
@@ -36,6 +36,30 @@ export type LessorEvent =
       since: number;
       lapsed: boolean;
       guests: Lease[];
+    }
+  /**
+   * A migration of a VM to or from this host started (placement), and its end. `hypervisor`: its HYPERVISOR
+   * tokens active then — libvirt refuses to migrate a domain with a backup job, so a token stays valid while
+   * its VM is here; one whose VM has left is revoked (a `revoked` event follows).
+   */
+  | {
+      type: 'vm-migrating';
+      at: number;
+      host: string;
+      vm: string;
+      name: string;
+      direction: 'in' | 'out';
+      hypervisor: Lease[];
+    }
+  | {
+      type: 'vm-migrated';
+      at: number;
+      host: string;
+      vm: string;
+      name: string;
+      direction: 'in' | 'out';
+      outcome: 'arrived' | 'left' | 'failed';
+      since: number;
     }
   | QuiesceEvent;
 

@@ -29,6 +29,7 @@ import {
   type PlannedRun,
   type StartDecision,
   type VmFreeze,
+  type VmMigration,
   indexPlan,
   startDecision,
 } from './start-gate';
@@ -94,6 +95,7 @@ interface HostState extends HostRecord {
     vmLoad: Map<string, LoadView>;
     hostLoad?: LoadView;
     frozen: Map<string, VmFreeze>;
+    migrating: Map<string, VmMigration>;
   };
 }
 
@@ -101,7 +103,12 @@ const copyLease = (l: Lease): Lease => ({ ...l, slot: { ...l.slot }, budget: { .
 
 const OPEN = (): StartDecision => ({ start: true, forced: false });
 
-const emptyConditions = (): HostState['conditions'] => ({ plan: new Map(), vmLoad: new Map(), frozen: new Map() });
+const emptyConditions = (): HostState['conditions'] => ({
+  plan: new Map(),
+  vmLoad: new Map(),
+  frozen: new Map(),
+  migrating: new Map(),
+});
 
 export class Lessor {
   private readonly hosts = new Map<string, HostState>();
@@ -328,6 +335,54 @@ export class Lessor {
   }
 
   /**
+   * A migration of `vm` to or from this host started: its HYPERVISOR requests wait until it ends. Nothing
+   * when it is already known to migrate that way. @throws HostNotFoundError
+   */
+  migrationStarted(hostName: string, vm: string, name: string, direction: 'in' | 'out'): LessorEvent[] {
+    const host = this.hostState(hostName);
+    if (host.conditions.migrating.get(vm)?.direction === direction) return [];
+    const at = this.clock.now();
+    host.conditions.migrating.set(vm, { name, direction, since: at });
+    const hypervisor = [...host.active.values()].filter((l) => l.kind === 'HYPERVISOR' && l.vm === vm).map(copyLease);
+    return [{ type: 'vm-migrating', at, host: hostName, vm, name, direction, hypervisor }];
+  }
+
+  /**
+   * A migration ended. A VM that `left` this host has its waiting requests here denied (VM_MIGRATED_AWAY) and
+   * its tokens here revoked: there is nothing left here to back up. @throws HostNotFoundError
+   */
+  migrationEnded(
+    hostName: string,
+    vm: string,
+    name: string,
+    direction: 'in' | 'out',
+    outcome: 'arrived' | 'left' | 'failed',
+  ): LessorEvent[] {
+    const host = this.hostState(hostName);
+    const at = this.clock.now();
+    const since = host.conditions.migrating.get(vm)?.since ?? at;
+    host.conditions.migrating.delete(vm);
+    const events: LessorEvent[] = [{ type: 'vm-migrated', at, host: hostName, vm, name, direction, outcome, since }];
+    if (outcome === 'left') {
+      for (const request of host.queue.filter((r) => r.vm === vm)) {
+        this.dequeue(host, request);
+        const message = `${name} migrated away from host ${hostName}: ask the coordinator of the host it runs on now`;
+        events.push({ type: 'denied', at, request, reason: 'VM_MIGRATED_AWAY', message });
+      }
+      for (const lease of [...host.active.values()].filter((l) => l.vm === vm)) {
+        this.end(lease, 'revoked');
+        events.push({
+          type: 'revoked',
+          at,
+          lease: copyLease(lease),
+          reason: `${name} migrated away from host ${hostName}`,
+        });
+      }
+    }
+    return [...events, ...this.pump(host)];
+  }
+
+  /**
    * Acts on every deadline that has passed: expires unrenewed leases, revokes holders past their window's
    * end (unless policy allows overrun), denies requests whose latest start passed, then grants what that
    * freed. Call it when nextDeadline() is reached.
@@ -480,7 +535,8 @@ export class Lessor {
   /** The start gate of a host now, or undefined when it knows nothing that could hold a request back. */
   private gate(host: HostState, now: number): ((request: PendingRequest) => StartDecision) | undefined {
     const c = host.conditions;
-    if (c.plan.size === 0 && c.vmLoad.size === 0 && !c.hostLoad && c.frozen.size === 0) return undefined;
+    if (c.plan.size === 0 && c.vmLoad.size === 0 && !c.hostLoad && c.frozen.size === 0 && c.migrating.size === 0)
+      return undefined;
     const policy = completePolicy(host.policy);
     return (request) => startDecision(request, c, policy, now);
   }

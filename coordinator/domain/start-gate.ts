@@ -7,6 +7,8 @@
  *    backups), nor on a host whose own load, is at or above the policy's start thresholds.
  *  - a freeze of the VM by the hypervisor's own tools (qemu-guest-agent's fsfreeze hook, FreezeNotice):
  *    no GUEST backup of it starts until the thaw, or until the freeze's bound passes without one.
+ *  - a migration of the VM (placement): no HYPERVISOR backup of it starts until the migration ends, since
+ *    the disks it would copy are being handed to another host.
  * Load never holds a request past the point where waiting longer would miss its window: from then on it
  * starts anyway, on the throttled budget (it is "forced"). A freeze is bounded by its own hold instead.
  * Pure: takes plain data and `now`.
@@ -44,6 +46,14 @@ export interface VmFreeze {
   until: number;
 }
 
+/** A migration of a VM under way, as placement reported it. */
+export interface VmMigration {
+  /** The VM's friendly name, for the waiters. */
+  name: string;
+  direction: 'in' | 'out';
+  since: number;
+}
+
 /** What the gate knows of one host: soft state, rebuilt from plans, load reports and freeze notices after a restart. */
 export interface HostConditions {
   /** Planned runs by planKey(), each list by start. */
@@ -54,6 +64,8 @@ export interface HostConditions {
   hostLoad?: LoadView;
   /** VMs frozen by the hypervisor's own tools. */
   frozen?: ReadonlyMap<string, VmFreeze>;
+  /** VMs migrating to or from this host. */
+  migrating?: ReadonlyMap<string, VmMigration>;
 }
 
 export type StartDecision =
@@ -188,12 +200,20 @@ export function describeFreeze(vm: string, freeze: VmFreeze): string {
   return `VM ${vm} frozen by ${freeze.source} since ${new Date(freeze.since).toISOString()} (held until the thaw, at most until ${new Date(freeze.until).toISOString()})`;
 }
 
+/** "web1 is migrating away from this host": why its hypervisor backups wait. */
+export function describeMigration(m: VmMigration): string {
+  return `${m.name} is migrating ${m.direction === 'out' ? 'away from' : 'to'} this host (since ${new Date(m.since).toISOString()})`;
+}
+
 export function startDecision(
   request: PendingRequest,
   conditions: HostConditions,
   policy: StartGatePolicy,
   now: number,
 ): StartDecision {
+  const migration = request.kind === 'HYPERVISOR' ? conditions.migrating?.get(request.vm) : undefined;
+  // Only the end of the migration (new data) lets it start: no time bound.
+  if (migration) return { start: false, until: Infinity, reason: describeMigration(migration) };
   // Only GUEST work: a HYPERVISOR backup of the VM is what such a freeze is usually for.
   const freeze = request.kind === 'GUEST' ? conditions.frozen?.get(request.vm) : undefined;
   if (freeze && now < freeze.until) {

@@ -33,6 +33,8 @@ export interface BackupRunView {
 
 export interface BackupRunnerOptions {
   jobs: readonly HypervisorJob[];
+  /** A VM's identity (placement-monitor.ts): the VMs of `jobs` and of the calls are matched by it. Default: itself. */
+  resolve?: (vm: string) => string;
   /** The coordinator's own host: what host-backup asks a token on. */
   host: string;
   /**
@@ -65,14 +67,23 @@ export class BackupRunner {
 
   constructor(private readonly o: BackupRunnerOptions) {}
 
-  /** The job with a driver that backs `vm` up: the one named, else the first that lists the VM. */
-  private jobOf(vm: string, name?: string): HypervisorJob & { driver: NonNullable<HypervisorJob['driver']> } {
-    const job = this.o.jobs.find((j) => j.driver && j.vms.includes(vm) && (name === undefined || j.name === name));
-    if (!job)
-      throw new BackupRunnerUnavailableError(
-        `no hypervisorJobs entry with a driver lists VM ${vm}${name === undefined ? '' : ` as job ${name}`} in coordinator.yaml`,
-      );
-    return job as ReturnType<BackupRunner['jobOf']>;
+  /**
+   * The job with a driver that backs the VM `vm` (an identity) up: the one named, else the first that lists
+   * the VM, under any of its names; with the name the job lists it by, which is what its driver knows.
+   */
+  private jobOf(
+    vm: string,
+    name?: string,
+  ): { job: HypervisorJob & { driver: NonNullable<HypervisorJob['driver']> }; listed: string } {
+    const resolve = this.o.resolve ?? ((v: string) => v);
+    for (const j of this.o.jobs) {
+      if (!j.driver || (name !== undefined && j.name !== name)) continue;
+      const listed = j.vms.find((v) => resolve(v) === vm);
+      if (listed !== undefined) return { job: j as ReturnType<BackupRunner['jobOf']>['job'], listed };
+    }
+    throw new BackupRunnerUnavailableError(
+      `no hypervisorJobs entry with a driver lists VM ${vm}${name === undefined ? '' : ` as job ${name}`} in coordinator.yaml`,
+    );
   }
 
   /**
@@ -82,7 +93,7 @@ export class BackupRunner {
   start(vm: string, options: { full?: boolean; job?: string; windowEndMs?: number } = {}): BackupRunView {
     const running = this.runs.find((r) => r.vm === vm && r.state === 'RUNNING');
     if (running) throw new BackupRunConflictError(vm, running.runId);
-    const job = this.jobOf(vm, options.job);
+    const { job, listed } = this.jobOf(vm, options.job);
     const windowMs = options.windowEndMs === undefined ? job.windowMs : Math.max(1, options.windowEndMs - this.o.now());
     const argv = [
       process.execPath,
@@ -92,7 +103,7 @@ export class BackupRunner {
       '--host',
       this.o.host,
       '--vm',
-      vm,
+      listed,
       '--job',
       job.name,
       '--window',
@@ -101,7 +112,7 @@ export class BackupRunner {
       `${job.expectedDurationMs}ms`,
       '--priority',
       String(job.priority),
-      ...driverArguments(job.driver, { vm, defaultTarget: this.o.defaultTarget, full: options.full }),
+      ...driverArguments(job.driver, { vm: listed, defaultTarget: this.o.defaultTarget, full: options.full }),
     ];
     const run: Run = {
       runId: randomUUID(),

@@ -27,8 +27,11 @@ export function dueSlots(
   jobs: readonly Pick<HypervisorJob, 'name' | 'vms' | 'driver'>[],
   started: ReadonlySet<string>,
   now: number,
+  resolve: (vm: string) => string = (vm) => vm,
 ): ViewSlot[] {
-  const runs = (s: ViewSlot) => jobs.some((j) => j.driver && j.name === s.job && j.vms.includes(s.vm));
+  // Slots name the VM's identity (plan-keeper.ts), jobs the name they were written with.
+  const runs = (s: ViewSlot) =>
+    jobs.some((j) => j.driver && j.name === s.job && j.vms.some((v) => resolve(v) === s.vm));
   return slots.filter(
     (s) => s.kind === 'HYPERVISOR' && s.start <= now && now < s.windowEnd && !started.has(s.id) && runs(s),
   );
@@ -57,6 +60,8 @@ export interface HypervisorSchedulerDeps {
   jobs: readonly HypervisorJob[];
   /** The coordinator's own host: the one its hypervisor schedule is for. */
   host: string;
+  /** A VM's identity (placement-monitor.ts). Default: itself. */
+  resolveVm?: (vm: string) => string;
   clock: Clock;
   log: Logger;
   tickMs?: number;
@@ -85,7 +90,7 @@ export class HypervisorScheduler {
     const plan = this.deps.plans.current(this.deps.host);
     if (!plan) return;
     const now = this.deps.clock.now();
-    for (const slot of dueSlots(plan.slots, this.deps.jobs, this.started, now)) {
+    for (const slot of dueSlots(plan.slots, this.deps.jobs, this.started, now, this.deps.resolveVm)) {
       this.started.add(slot.id);
       this.run(slot, 1);
     }

@@ -83,15 +83,24 @@ export interface MessageContext {
   lease(tokenId: string): TokenSubject | undefined;
   /** Whose certificate this serial is, when this coordinator's CA issued it (RenewCertificate). */
   certificateOwner?(serial: string): Identity | undefined;
+  /**
+   * A VM's identity (placement: a libvirt name or Proxmox VMID is its UUID), so that an agent whose
+   * certificate names `web1` holds the tokens the coordinator keys by web1's UUID. Default: itself.
+   */
+  vmIdentity?(vm: string): string;
 }
 
-/** Whether `identity` may act on this token subject. */
-export function authorizeToken(identity: Identity, subject: TokenSubject): Decision {
+/** Whether `identity` may act on this token subject; VMs compared by `vmIdentity`. */
+export function authorizeToken(
+  identity: Identity,
+  subject: TokenSubject,
+  vmIdentity: (vm: string) => string = (vm) => vm,
+): Decision {
   if (identity.role === 'admin') return ALLOW;
   const who = describeIdentity(identity);
   if (identity.role === 'agent') {
     if (subject.kind !== 'GUEST') return deny(`${who} may take GUEST tokens only, not ${subject.kind}`);
-    if (subject.vm !== identity.vm || subject.host !== identity.host) {
+    if (vmIdentity(subject.vm) !== vmIdentity(identity.vm) || subject.host !== identity.host) {
       return deny(
         `${who} may act only for its own VM, not for vm ${JSON.stringify(subject.vm)} on host ${JSON.stringify(subject.host)}`,
       );
@@ -116,22 +125,27 @@ export function authorizeMessage(path: string, identity: Identity, message: unkn
   if (path === RENEW_METHOD) return authorizeRenewal(identity, ctx.certificateOwner?.(str(m.serial)));
   if (identity.role === 'admin' || isOpenMethod(path)) return ALLOW;
   const hostOf = (v: unknown) => str(v) || ctx.defaultHost;
+  const vmIdentity = (vm: string) => ctx.vmIdentity?.(vm) ?? vm;
   switch (path) {
     case '/headroom.v1.TokenService/Acquire':
-      return authorizeToken(identity, { kind: tokenKind.show(m.kind), host: hostOf(m.host), vm: str(m.vm) });
+      return authorizeToken(
+        identity,
+        { kind: tokenKind.show(m.kind), host: hostOf(m.host), vm: str(m.vm) },
+        vmIdentity,
+      );
     case '/headroom.v1.TokenService/Renew':
     case '/headroom.v1.TokenService/Release':
     case '/headroom.v1.TokenService/Quiesce':
     case '/headroom.v1.TokenService/Thaw': {
       const lease = ctx.lease(str(m.tokenId));
-      return lease ? authorizeToken(identity, lease) : ALLOW;
+      return lease ? authorizeToken(identity, lease, vmIdentity) : ALLOW;
     }
     case SESSION_METHOD: {
       const hello = m.hello as Record<string, unknown> | null | undefined;
       if (!hello || identity.role !== 'agent') return ALLOW;
       const vm = str(hello.vm);
       const host = hostOf(hello.host);
-      if (vm !== identity.vm || host !== identity.host) {
+      if (vmIdentity(vm) !== vmIdentity(identity.vm) || host !== identity.host) {
         return deny(
           `${describeIdentity(identity)} may hold the session of its own VM only, not of vm ${JSON.stringify(vm)} on host ${JSON.stringify(host)}`,
         );

@@ -21,6 +21,8 @@ export interface PlanKeeperDeps {
   registry: Pick<AgentRegistry, 'list'>;
   /** The coordinator's own host's schedule: its hypervisor jobs (hypervisor-jobs/), as far as planning reads them. */
   hypervisorJobs: readonly (DeclaredJob & { vms: readonly string[] })[];
+  /** A VM's identity (placement-monitor.ts), so that a job listing `web1` plans the VM its tokens name. Default: itself. */
+  resolveVm?: (vm: string) => string;
   clock: Clock;
   log: Logger;
   /** Builds a plan view from its input (plan-view.ts buildPlanView, on a worker thread: plan-worker.ts). */
@@ -124,7 +126,10 @@ export class PlanKeeper {
     }));
     if (host !== this.deps.coordinator.defaultHost) return guests;
     const byVm = new Map<string, DeclaredJob[]>();
-    for (const job of this.deps.hypervisorJobs) for (const vm of job.vms) byVm.set(vm, [...(byVm.get(vm) ?? []), job]);
+    const resolve = this.deps.resolveVm ?? ((vm: string) => vm);
+    for (const job of this.deps.hypervisorJobs) {
+      for (const vm of job.vms.map(resolve)) byVm.set(vm, [...(byVm.get(vm) ?? []), job]);
+    }
     return [...guests, ...[...byVm].map(([vm, jobs]) => ({ vm, kind: 'HYPERVISOR' as const, jobs }))];
   }
 

@@ -7,6 +7,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/util/log';
 import type { AgentRegistry } from '../service/agent-registry';
 import type { Coordinator } from '../service/coordinator';
+import type { PlacementMonitor } from '../service/placement-monitor';
 import type { PlanKeeper } from '../planning/plan-keeper';
 import { DEFAULT_HORIZON_MS } from '../planning/plan-view';
 import type { HistoryRecord } from '../store/store';
@@ -30,7 +31,8 @@ export function adminService(
   registry: AgentRegistry,
   plans: Pick<PlanKeeper, 'view'>,
   log: Logger,
-  snapshots: Omit<SnapshotServiceOptions, 'log'>,
+  snapshots: Omit<SnapshotServiceOptions, 'log' | 'vms'>,
+  placement: Pick<PlacementMonitor, 'resolve' | 'nameOf' | 'vms' | 'sourceKind'>,
 ): v1.AdminServiceHandlers {
   const knownHost = (value: string): string => {
     const host = validate.host(value, coordinator.defaultHost);
@@ -38,16 +40,24 @@ export function adminService(
     return host;
   };
   const optionalHost = (value: string): string | undefined => (value === '' ? undefined : knownHost(value));
-  const hostInfo = (name: string) => wire.hostInfo(coordinator.state.host(name), registry.connectedCount(name));
+  const hostInfo = (name: string) => {
+    const info = wire.hostInfo(coordinator.state.host(name), registry.connectedCount(name));
+    // Placement is the coordinator's own host's: another host's is its own coordinator's to say.
+    if (name !== coordinator.defaultHost) return info;
+    const connected = new Set(registry.list(name).flatMap((a) => (a.connected ? [a.record.vm] : [])));
+    return { ...info, ...wire.placement(placement.sourceKind, placement.vms(), connected) };
+  };
+  const historyEvent = (r: HistoryRecord) => wire.historyEvent(r, placement.nameOf(r.vm));
 
   return {
-    ...snapshotService({ ...snapshots, log }),
+    ...snapshotService({ ...snapshots, vms: placement, log }),
 
     ListHosts: unary(log, () => ({ hosts: coordinator.state.hostNames().map(hostInfo) })),
 
     ListAgents: unary(log, (req: v1.ListAgentsRequest__Output) => ({
       agents: registry.list(optionalHost(req.host)).map((a): v1.AgentInfo => ({
         vm: a.record.vm,
+        vmName: placement.nameOf(a.record.vm) ?? '',
         host: a.record.host,
         agentVersion: a.record.agentVersion,
         hostname: a.record.hostname,
@@ -72,12 +82,12 @@ export function adminService(
       events: coordinator
         .history({
           host: optionalHost(req.host),
-          vm: req.vm === '' ? undefined : validate.name('vm', req.vm),
+          vm: req.vm === '' ? undefined : placement.resolve('vm', validate.name('vm', req.vm)),
           limit: validate.limit('limit', req.limit, DEFAULT_HISTORY, MAX_HISTORY),
           afterSeq: req.afterSeq,
           ...validate.historyFilter(req),
         })
-        .map(wire.historyEvent),
+        .map(historyEvent),
     })),
 
     GetPlan: unary(log, async (req: v1.GetPlanRequest__Output) => {
@@ -101,7 +111,7 @@ export function adminService(
         while (i < waiting.length && !ended) {
           const r = waiting[i++];
           sent = r.seq;
-          if (!call.write(wire.historyEvent(r))) break;
+          if (!call.write(historyEvent(r))) break;
         }
         waiting = waiting.slice(i);
       };
@@ -158,7 +168,13 @@ export function adminService(
     SetPolicy: unary(log, async (req: v1.SetPolicyRequest__Output) => {
       const host = knownHost(req.host);
       return wire.policy(
-        await coordinator.setPolicy(host, validate.policyPatch(req, coordinator.state.host(host).policy)),
+        await coordinator.setPolicy(
+          host,
+          validate.policyPatch(
+            { ...req, vm: req.vm === '' ? '' : placement.resolve('vm', validate.name('vm', req.vm)) },
+            coordinator.state.host(host).policy,
+          ),
+        ),
       );
     }),
   };

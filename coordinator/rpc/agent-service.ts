@@ -10,6 +10,7 @@ import type { AgentRegistry, AgentSession } from '../service/agent-registry';
 import type { Coordinator } from '../service/coordinator';
 import type { PlanKeeper } from '../planning/plan-keeper';
 import type { QuiesceBroker } from '../service/quiesce-broker';
+import type { VmResolver } from '../service/placement-monitor';
 import { foreground } from '../domain/budget-controller';
 import { InvalidArgumentError } from '../domain/errors';
 import { completePolicy } from '../domain/policy';
@@ -27,6 +28,7 @@ export function agentService(
   clock: Clock,
   log: Logger,
   quiesce: Pick<QuiesceBroker, 'report'>,
+  vms: Pick<VmResolver, 'resolve'>,
 ): v1.AgentServiceHandlers {
   return {
     Session: stream(log, (call: grpc.ServerDuplexStream<v1.AgentMessage__Output, v1.CoordinatorMessage>, failCall) => {
@@ -69,7 +71,9 @@ export function agentService(
         try {
           if (message.hello) {
             if (vm) throw new InvalidArgumentError('hello', 'sent twice on one session');
-            const hello = validate.hello(message.hello, coordinator.defaultHost);
+            const said = validate.hello(message.hello, coordinator.defaultHost);
+            // An agent with no `vm:` says its SMBIOS UUID; one with `vm: web1` says the name: one identity.
+            const hello = { ...said, vm: vms.resolve('hello.vm', said.vm) };
             clearTimeout(helloTimer);
             vm = hello.vm;
             host = hello.host;

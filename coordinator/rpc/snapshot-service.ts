@@ -22,6 +22,7 @@ import { stream, unary } from './handler';
 import * as validate from './validate';
 import * as wire from '../../host-backup/catalog/snapshot-wire';
 import { backupRunState } from '../../proto/enums';
+import type { VmResolver } from '../service/placement-monitor';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
 /** Verifications at once: each reads whole files, and the host's disks are what backups must not swamp. */
@@ -36,6 +37,8 @@ export interface SnapshotServiceOptions {
   /** coordinator.yaml's backups.dir; undefined: not configured. */
   backupDir?: string;
   runner: Pick<BackupRunner, 'start' | 'cancel' | 'list'>;
+  /** Resolves the VM a call names to its identity, which the runs are keyed by. */
+  vms: Pick<VmResolver, 'resolve'>;
   log: Logger;
 }
 
@@ -152,15 +155,17 @@ export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
     }),
 
     StartBackup: unary(o.log, (req: v1.StartBackupRequest__Output) =>
-      backupRunToWire(o.runner.start(validate.catalogName('vm', req.vm), { full: req.full })),
+      backupRunToWire(o.runner.start(o.vms.resolve('vm', validate.catalogName('vm', req.vm)), { full: req.full })),
     ),
 
     CancelBackup: unary(o.log, (req: v1.CancelBackupRequest__Output) =>
-      backupRunToWire(o.runner.cancel(validate.catalogName('vm', req.vm))),
+      backupRunToWire(o.runner.cancel(o.vms.resolve('vm', validate.catalogName('vm', req.vm)))),
     ),
 
     ListBackupRuns: unary(o.log, (req: v1.ListBackupRunsRequest__Output) => ({
-      runs: o.runner.list(req.vm === '' ? undefined : validate.catalogName('vm', req.vm)).map(backupRunToWire),
+      runs: o.runner
+        .list(req.vm === '' ? undefined : o.vms.resolve('vm', validate.catalogName('vm', req.vm)))
+        .map(backupRunToWire),
     })),
   };
 }

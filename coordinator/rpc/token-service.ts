@@ -8,6 +8,7 @@ import type { Coordinator } from '../service/coordinator';
 import { NotQuiescableError } from '../domain/errors';
 import type { Lease } from '../domain/lease';
 import type { QuiesceBroker } from '../service/quiesce-broker';
+import type { VmResolver } from '../service/placement-monitor';
 import { stream, unary } from './handler';
 import * as validate from './validate';
 import * as wire from './wire';
@@ -32,10 +33,13 @@ export function tokenService(
   coordinator: Coordinator,
   quiesce: Pick<QuiesceBroker, 'quiesce' | 'thaw'>,
   log: Logger,
+  vms: Pick<VmResolver, 'resolve'>,
 ): v1.TokenServiceHandlers {
   return {
     Acquire: stream(log, (call: grpc.ServerWritableStream<v1.AcquireRequest__Output, v1.AcquireUpdate>, fail) => {
-      const input = validate.acquireRequest(call.request, coordinator.defaultHost);
+      const request = validate.acquireRequest(call.request, coordinator.defaultHost);
+      // A libvirt name, a Proxmox VMID or the UUID: one VM to every rule (placement-monitor.ts).
+      const input = { ...request, vm: vms.resolve('vm', request.vm) };
       let done = false;
       const finish = (update: v1.AcquireUpdate) => {
         if (done) return;

@@ -6,6 +6,7 @@ import type { Lease } from '../domain/lease';
 import type { HostView, WaitingInfo } from '../domain/lessor';
 import { type HostPolicy, completePolicy } from '../domain/policy';
 import type { PlanView } from '../planning/plan-view';
+import type { PlacedVm } from '../domain/placement/types';
 import type { QuiesceAnswer, ThawAnswer } from '../service/quiesce-broker';
 import type { HistoryRecord } from '../store/store';
 import { denyReason, historyEventType, quiesceState, tokenKind } from '../../proto/enums';
@@ -75,8 +76,29 @@ export function hostInfo(h: HostView, agentsConnected: number): v1.HostInfo {
   };
 }
 
-export function historyEvent(r: HistoryRecord): v1.HistoryEvent {
+/** `vmName`: the friendly name of `r.vm`, when placement knows one. */
+/** The placement fields of the coordinator's own host's HostInfo; `connected`: VMs with an agent connected. */
+export function placement(
+  source: string,
+  vms: readonly PlacedVm[],
+  connected: ReadonlySet<string>,
+): Pick<v1.HostInfo, 'placementSource' | 'placement'> {
   return {
+    placementSource: source,
+    placement: vms.map((v) => ({
+      uuid: v.uuid,
+      name: v.name,
+      vmid: v.vmid ?? '',
+      state: v.state,
+      migrating: v.migrating ?? '',
+      agentConnected: connected.has(v.uuid),
+    })),
+  };
+}
+
+export function historyEvent(r: HistoryRecord, vmName = ''): v1.HistoryEvent {
+  return {
+    vmName,
     seq: r.seq,
     atUnixMs: r.at,
     type: historyEventType.toWire(r.type),

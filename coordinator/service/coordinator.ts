@@ -171,6 +171,24 @@ export class Coordinator {
     );
   }
 
+  /** A migration of a VM to or from a host started (placement). @throws HostNotFoundError */
+  async migrationStarted(host: string, vm: string, name: string, direction: 'in' | 'out'): Promise<void> {
+    this.assertRunning();
+    await this.submit(this.lessor.migrationStarted(host, vm, name, direction));
+  }
+
+  /** A migration ended: arrived, left (its requests here are denied) or failed. @throws HostNotFoundError */
+  async migrationEnded(
+    host: string,
+    vm: string,
+    name: string,
+    direction: 'in' | 'out',
+    outcome: 'arrived' | 'left' | 'failed',
+  ): Promise<void> {
+    this.assertRunning();
+    await this.submit(this.lessor.migrationEnded(host, vm, name, direction, outcome));
+  }
+
   /** Makes sure a host exists, e.g. when an agent of a new host says hello. */
   async ensureHost(host: string): Promise<void> {
     this.assertRunning();
@@ -289,7 +307,10 @@ export class Coordinator {
         e.type === 'host-resumed' ||
         e.type === 'policy-changed' ||
         e.type === 'vm-frozen' ||
-        e.type === 'vm-thawed'
+        e.type === 'vm-thawed' ||
+        // Waiters hear at once that their VM is migrating, and that it is no longer.
+        e.type === 'vm-migrating' ||
+        e.type === 'vm-migrated'
       ) {
         this.scheduleQueueUpdate('lease' in e ? e.lease.host : 'request' in e ? e.request.host : e.host, false);
       }

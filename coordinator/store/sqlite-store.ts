@@ -131,6 +131,16 @@ function describe(event: LessorEvent): string {
       return event.lapsed
         ? `VM ${event.vm}: no thaw from ${event.source} within the freeze's bound (frozen since ${new Date(event.since).toISOString()}): guest backups no longer held`
         : `VM ${event.vm} thawed by ${event.source} after ${formatDuration(event.at - event.since)}`;
+    case 'vm-migrating': {
+      const what = `${event.name} started migrating ${event.direction === 'out' ? 'away from' : 'to'} this host: its hypervisor backups wait for the end`;
+      const held = event.hypervisor.map((l) => l.tokenId).join(', ');
+      // libvirt refuses to migrate a domain with a backup job; the token stays valid while the VM is here.
+      return held
+        ? `${what}; HYPERVISOR token ${held} active (libvirt refuses a migration during its backup job)`
+        : what;
+    }
+    case 'vm-migrated':
+      return `${event.name} ${event.outcome === 'arrived' ? 'arrived on this host' : event.outcome === 'left' ? 'left this host' : 'did not migrate (the migration failed)'} after ${formatDuration(event.at - event.since)}`;
     default:
       return '';
   }
@@ -154,6 +164,8 @@ const HISTORY_TYPE: Record<LessorEvent['type'], HistoryType | undefined> = {
   thawed: 'THAWED',
   'vm-frozen': 'VM_FROZEN',
   'vm-thawed': 'VM_THAWED',
+  'vm-migrating': 'VM_MIGRATING',
+  'vm-migrated': 'VM_MIGRATED',
 };
 
 function historyFields(event: LessorEvent): Omit<HistoryRecord, 'seq' | 'type'> {

@@ -23,7 +23,9 @@ export type HistoryType =
   | 'QUIESCE_FAILED'
   | 'THAWED'
   | 'VM_FROZEN'
-  | 'VM_THAWED';
+  | 'VM_THAWED'
+  | 'VM_MIGRATING'
+  | 'VM_MIGRATED';
 
 export interface HistoryRecord {
   seq: number;

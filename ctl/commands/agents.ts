@@ -1,7 +1,8 @@
 /**
  * `headroomctl agents`: the agents the coordinator knows, whether they are connected now, when they last
  * said hello, their last load report and the jobs they declared; then each backup they run, with the
- * budget they enforce on it, whether it is paused, and by which mechanism.
+ * budget they enforce on it, whether it is paused, and by which mechanism; then the VMs placement says run
+ * on the coordinator's host, with the ones whose agent is connected.
  */
 import type { AgentInfo__Output, Enforcement__Output, LoadReport__Output } from '../../proto/generated/headroom/v1';
 import { type Command, hostOption } from '../command';
@@ -9,22 +10,26 @@ import { print, printJson } from '../context';
 import { formatCpuShare, formatIoBudget, formatPercent, formatRate, formatRelative } from '../../common/util/human';
 import { formatTable } from '../table';
 import { shortId } from './tokens';
+import { renderPlacement, vmLabel } from '../placement-table';
 
 export const agentsCommand: Command = {
   name: 'agents',
   examples: ['agents', 'agents --host pve1 --json'],
-  summary: 'agents: connection, last hello, last load, declared jobs, and the budgets of their backups',
+  summary:
+    'agents: connection, last hello, last load, declared jobs, the budgets of their backups, and the VMs on this host',
   synopsis: '[--host H]',
   options: [hostOption()],
   async run(ctx, args) {
     const host = args.get<string>('host');
     const res = await ctx.admin('ListAgents', { host: host ?? '' });
+    const hosts = (await ctx.admin('ListHosts', {})).hosts.filter((h) => host === undefined || h.host === host);
+    const placement = hosts.filter((h) => h.placementSource);
     if (ctx.json) {
-      printJson(ctx, res);
+      printJson(ctx, placement.length ? { ...res, placement } : res);
       return 0;
     }
-    const budgets = renderBudgets(res.agents);
-    print(ctx, budgets ? `${renderAgents(res.agents, ctx.now())}\n\n${budgets}` : renderAgents(res.agents, ctx.now()));
+    const parts = [renderAgents(res.agents, ctx.now()), renderBudgets(res.agents), renderPlacement(hosts)];
+    print(ctx, parts.filter((p) => p !== '').join('\n\n'));
     return 0;
   },
 };
@@ -52,7 +57,7 @@ export function renderAgents(agents: readonly AgentInfo__Output[], now: number):
     sorted.map((a) => {
       const l = hasLoad(a.lastLoad) ? a.lastLoad : undefined;
       return [
-        a.vm,
+        vmLabel(a.vm, a.vmName),
         a.host,
         a.hostname || '-',
         a.connected ? 'yes' : 'no',
@@ -82,7 +87,7 @@ export function renderBudgets(agents: readonly AgentInfo__Output[]): string {
     .sort((a, b) => a.host.localeCompare(b.host) || a.vm.localeCompare(b.vm))
     .flatMap((a) =>
       a.budgets.map((b) => [
-        a.vm,
+        vmLabel(a.vm, a.vmName),
         shortId(b.tokenId),
         b.paused ? 'paused' : 'running',
         formatCpuShare(b.budget?.cpuPercent ?? 0),

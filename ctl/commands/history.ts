@@ -23,6 +23,7 @@ import { RpcError, toRpcError } from '../errors';
 import { formatDateTime } from '../../common/util/human';
 import { type Column, formatHeader, formatTable } from '../table';
 import { kindName, shortId } from './tokens';
+import { vmLabel } from '../placement-table';
 import { historyEventType } from '../../proto/enums';
 
 /** Pause before subscribing again after the stream ended, so a coordinator that keeps ending it is not hammered. */
@@ -131,7 +132,8 @@ interface HistoryFilter {
 function matches(f: HistoryFilter, e: HistoryEvent__Output): boolean {
   const type = historyEventType.fromWire(e.type);
   return (
-    (!f.vm || e.vm === f.vm) &&
+    // The coordinator keys a VM by its identity; a follower may have named it by its friendly name.
+    (!f.vm || e.vm === f.vm || e.vmName === f.vm) &&
     (f.types.length === 0 || (type !== undefined && f.types.includes(type))) &&
     e.atUnixMs >= f.sinceUnixMs
   );
@@ -194,7 +196,7 @@ function cells(e: HistoryEvent__Output): string[] {
     formatDateTime(e.atUnixMs),
     historyEventType.show(e.type),
     e.host || '-',
-    e.vm || '-',
+    vmLabel(e.vm, e.vmName) || '-',
     e.job || '-',
     kindName(e.kind),
     e.tokenId ? shortId(e.tokenId) : '-',

@@ -1,6 +1,7 @@
 /**
  * `headroomctl status`: one line per host — paused or not, tokens held against the caps, queue, agents,
- * the last fencing number and the rest of the policy.
+ * the last fencing number and the rest of the policy; then the VMs placement says run on the coordinator's
+ * host: state, agent connected, migrating.
  */
 import type { HostInfo__Output, Policy__Output } from '../../proto/generated/headroom/v1';
 import { formatDuration } from '../../common/util/duration';
@@ -8,11 +9,12 @@ import { type Command, hostOption } from '../command';
 import { note, print, printJson } from '../context';
 import { EXIT_FAILURE } from '../../common/util/exit-codes';
 import { formatTable } from '../table';
+import { renderPlacement } from '../placement-table';
 
 export const statusCommand: Command = {
   name: 'status',
   examples: ['status', 'status --host pve1 --json'],
-  summary: 'hosts: paused, active tokens, queue, agents, fencing, policy',
+  summary: "hosts: paused, active tokens, queue, agents, fencing, policy; the coordinator's host's VMs",
   synopsis: '[--host H]',
   description:
     "One line per host. GUEST and HYPERVISOR show the tokens held now against the policy's cap (1/4: one of four).",
@@ -30,7 +32,8 @@ export const statusCommand: Command = {
       printJson(ctx, { hosts });
       return 0;
     }
-    print(ctx, renderHosts(hosts));
+    const placement = renderPlacement(hosts);
+    print(ctx, placement ? `${renderHosts(hosts)}\n\n${placement}` : renderHosts(hosts));
     return 0;
   },
 };

@@ -406,4 +406,53 @@ describe('coordinator configuration', () => {
     const found = problems(() => loadConfigFile(file));
     assert.match(found[0], new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:2:1: `));
   });
+
+  it('reads the placement source: a static list, libvirt with its default URI, the Proxmox directory', () => {
+    const base = { host: 'h', plaintext: true };
+    const U = '8C3F1A2B-5D6E-4F70-8192-A3B4C5D6E7F8';
+    assert.deepEqual(
+      compileCoordinatorOptions({ ...base, placement: { static: [{ name: 'web1', uuid: U, vmid: 101 }] } }, 'c.yaml')
+        .placement,
+      { static: [{ name: 'web1', uuid: U.toLowerCase(), vmid: '101' }] },
+    );
+    assert.deepEqual(compileCoordinatorOptions({ ...base, placement: { libvirt: {} } }, 'c.yaml').placement, {
+      libvirt: { uri: 'qemu:///system' },
+    });
+    assert.deepEqual(compileCoordinatorOptions({ ...base, placement: { proxmox: {} } }, 'c.yaml').placement, {
+      proxmox: { dir: '/etc/pve', pollIntervalMs: 10_000 },
+    });
+    assert.equal(compileCoordinatorOptions(base, 'c.yaml').placement, undefined);
+  });
+
+  it('refuses a malformed placement, naming the key', () => {
+    const U = '8c3f1a2b-5d6e-4f70-8192-a3b4c5d6e7f8';
+    const U2 = '0b1c2d3e-4f50-4617-8283-94a5b6c7d8e9';
+    const found = problems(() =>
+      compileCoordinatorOptions(
+        {
+          host: 'h',
+          plaintext: true,
+          placement: {
+            static: [
+              { name: 'web1', uuid: 'not-a-uuid' },
+              { name: 'db1', uuid: U, vmid: '7' },
+              { name: 'db1', uuid: U.toUpperCase() },
+              { name: 'app', uuid: U2, vmid: 'x1' },
+              { name: 'web2', uuid: U2, vmid: '7' },
+            ],
+            proxmox: { dir: 'etc/pve' },
+          },
+        },
+        'c.yaml',
+      ),
+    );
+    assert.deepEqual(found, [
+      'c.yaml: placement.static[0].uuid: expected a UUID, got "not-a-uuid"',
+      'c.yaml: placement.static[3].vmid: expected a Proxmox VMID (digits), got "x1"',
+      'c.yaml: placement.static[2].uuid: 8c3f1a2b-5d6e-4f70-8192-a3b4c5d6e7f8 is listed twice',
+      'c.yaml: placement.static[4].vmid: "7" already names 8c3f1a2b-5d6e-4f70-8192-a3b4c5d6e7f8: each name and VMID names one VM',
+      'c.yaml: placement.proxmox.dir: expected the absolute path of the Proxmox config directory, got "etc/pve"',
+      'c.yaml: placement.proxmox: give one source of libvirt, static or proxmox, not static and proxmox',
+    ]);
+  });
 });

@@ -18,6 +18,7 @@ function agent(vm: string, budgets: BudgetReport__Output[]): AgentInfo__Output {
     lastLoad: null,
     jobs: [],
     budgets,
+    vmName: '',
   };
 }
 

@@ -50,6 +50,8 @@ describe('ctl rendering', () => {
         activeHypervisor: 1,
         queued: 2,
         agentsConnected: 3,
+        placementSource: '',
+        placement: [],
       },
       {
         host: 'host-a',
@@ -61,6 +63,8 @@ describe('ctl rendering', () => {
         activeHypervisor: 0,
         queued: 0,
         agentsConnected: 1,
+        placementSource: '',
+        placement: [],
       },
     ];
     const lines = renderHosts(hosts).split('\n');
@@ -142,6 +146,7 @@ describe('ctl rendering', () => {
         { name: 'pg_dump', schedule: '0 3 * * *', windowMs: 0, expectedDurationMs: 0, declaredCost: null, priority: 0 },
       ],
       budgets: [],
+      vmName: '',
     };
     const idle: AgentInfo__Output = { ...agent, vm: 'vm-2', connected: false, lastLoad: null, jobs: [] };
     const [, row1, row2] = renderAgents([idle, agent], NOW).split('\n');
@@ -166,6 +171,7 @@ describe('ctl rendering', () => {
       fencing: seq,
       requestId: 'r',
       detail: '',
+      vmName: '',
       ...over,
     });
     const events = sortBySeq([
@@ -204,6 +210,7 @@ describe('ctl rendering', () => {
       fencing: 1,
       requestId: 'r',
       detail,
+      vmName: '',
     };
     for (const width of [140, 160, 200]) {
       const [, row] = renderHistory([event], { width }).split('\n');

@@ -1,7 +1,7 @@
 /**
  * Property test of the lessor and the SQLite store together: thousands of random sequences of acquire,
- * renew, release, cancel, expiry, pause, policy changes and restarts (reload from the store), across both
- * kinds, several hosts and VMs. After every step the rules must hold:
+ * renew, release, cancel, expiry, pause, policy changes, migrations and restarts (reload from the store),
+ * across both kinds, several hosts and VMs. After every step the rules must hold:
  *  1. no GUEST and HYPERVISOR token active together on a host;
  *  2. at most one token per VM, and per-kind caps;
  *  3. no grant overtakes an earlier waiting request of the other kind (unless the start gate holds that one);
@@ -9,7 +9,9 @@
  *  6. a restart restores exactly the committed active tokens, and a request id never yields two tokens;
  *  7. the start gate: nothing starts before its planned slot, nor on a VM reported busy unless it is forced
  *     (too close to its window's end) and then on the throttled budget;
- *  8. no GUEST token of a VM frozen by the hypervisor's tools is granted before its thaw or its bound.
+ *  8. no GUEST token of a VM frozen by the hypervisor's tools is granted before its thaw or its bound;
+ *  9. no HYPERVISOR token of a VM is granted while it migrates, and a VM that left a host has nothing
+ *     waiting or held there.
  */
 import { strict as assert } from 'node:assert';
 import fc from 'fast-check';
@@ -92,7 +94,15 @@ const op = fc.oneof(
   },
 );
 
-type Op = typeof op extends fc.Arbitrary<infer T> ? T : never;
+const migrate = fc.record({
+  type: fc.constant('migrate' as const),
+  host: fc.constantFrom(...HOSTS),
+  vm: fc.constantFrom(...VMS),
+  step: fc.constantFrom('out' as const, 'in' as const, 'arrived' as const, 'left' as const, 'failed' as const),
+});
+const ops = fc.oneof({ weight: 12, arbitrary: op }, { weight: 1, arbitrary: migrate });
+
+type Op = typeof ops extends fc.Arbitrary<infer T> ? T : never;
 type RequestSpec = typeof requestSpec extends fc.Arbitrary<infer T> ? T : never;
 
 function run(specs: RequestSpec[], ops: Op[]): void {
@@ -127,6 +137,8 @@ function run(specs: RequestSpec[], ops: Op[]): void {
   const vmLoad = new Map<string, { cpu: number; at: number }>();
   // Rule 8's model: until when each host/VM is frozen.
   const frozenUntil = new Map<string, number>();
+  // Rule 9's model: the host/VMs migrating.
+  const migrating = new Set<string>();
   const THROTTLED = {
     cpuPercent: DEFAULT_POLICY.throttledCpuPercent,
     ioBytesPerSec: DEFAULT_POLICY.throttledIoBytesPerSec,
@@ -198,6 +210,18 @@ function run(specs: RequestSpec[], ops: Op[]): void {
         events = o.on ? lessor.freezeVm(o.host, o.vm, 'qemu-guest-agent', o.holdMs) : lessor.thawVm(o.host, o.vm);
         break;
       }
+      case 'migrate': {
+        store.commit(lessor.ensureHost(o.host));
+        const key = `${o.host}/${o.vm}`;
+        if (o.step === 'out' || o.step === 'in') {
+          migrating.add(key);
+          events = lessor.migrationStarted(o.host, o.vm, o.vm, o.step);
+        } else {
+          migrating.delete(key);
+          events = lessor.migrationEnded(o.host, o.vm, o.vm, 'out', o.step);
+        }
+        break;
+      }
       case 'plan': {
         store.commit(lessor.ensureHost(o.host));
         for (const [id, input] of inputs.entries()) if (input.host === o.host) plannedStart.delete(`r${id}`);
@@ -233,6 +257,7 @@ function run(specs: RequestSpec[], ops: Op[]): void {
         plannedStart.clear();
         vmLoad.clear();
         frozenUntil.clear();
+        migrating.clear();
         const after = lessor
           .activeLeases()
           .map((l) => [l.tokenId, l.fencing, l.kind, l.vm])
@@ -285,6 +310,9 @@ function run(specs: RequestSpec[], ops: Op[]): void {
           `${e.lease.requestId} granted on VM ${e.lease.vm} frozen until ${until - T0}, now ${now - T0}`,
         );
       }
+      // Rule 9: no hypervisor backup of a VM starts while it migrates.
+      if (e.lease.kind === 'HYPERVISOR')
+        assert.ok(!migrating.has(`${e.lease.host}/${e.lease.vm}`), `${e.lease.requestId} granted on a migrating VM`);
       // Rule 7.
       const planned = plannedStart.get(e.lease.requestId);
       assert.ok(planned === undefined || planned <= now, `${e.lease.requestId} started before its planned slot`);
@@ -308,6 +336,13 @@ function run(specs: RequestSpec[], ops: Op[]): void {
       }
     }
 
+    // Rule 9: a VM that left a host has nothing waiting or held there.
+    if (o.type === 'migrate' && o.step === 'left') {
+      const here = (r: { host: string; vm: string }) => r.host === o.host && r.vm === o.vm;
+      assert.ok(!lessor.waiting(o.host).some((w) => here(w.request)), `${o.vm} left ${o.host} but still waits there`);
+      assert.ok(!lessor.activeLeases(o.host).some(here), `${o.vm} left ${o.host} but still holds a token there`);
+    }
+
     // Rules 1 and 2 on the state after the step.
     for (const host of HOSTS) {
       if (!lessor.hasHost(host)) continue;
@@ -329,11 +364,11 @@ function run(specs: RequestSpec[], ops: Op[]): void {
 }
 
 describe('Lessor properties (random sequences, SQLite store, restarts)', () => {
-  it('keeps rules 1-4 and 6-8 after every step of thousands of random sequences', () => {
+  it('keeps rules 1-4 and 6-9 after every step of thousands of random sequences', () => {
     fc.assert(
       fc.property(
         fc.array(requestSpec, { minLength: REQUESTS, maxLength: REQUESTS }),
-        fc.array(op, { minLength: 1, maxLength: 60 }),
+        fc.array(ops, { minLength: 1, maxLength: 60 }),
         run,
       ),
       { numRuns: propertyRuns(2000) },

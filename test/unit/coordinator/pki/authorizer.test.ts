@@ -103,6 +103,19 @@ describe('the access rule', () => {
     }
   });
 
+  it('compares VMs by identity: an agent certified as web1 holds the token keyed by web1’s UUID', () => {
+    const U = '8c3f1a2b-5d6e-4f70-8192-a3b4c5d6e7f8';
+    const placed: MessageContext = {
+      defaultHost: 'h1',
+      lease: () => ({ kind: 'GUEST', host: 'h1', vm: U }),
+      vmIdentity: (vm) => (vm === 'web1' ? U : vm),
+    };
+    const web1: Identity = { role: 'agent', host: 'h1', vm: 'web1' };
+    assert.ok(allowed(authorizeMessage(`${T}Renew`, web1, { tokenId: 't' }, placed)));
+    assert.ok(allowed(authorizeMessage(`${T}Acquire`, web1, { kind: 'TOKEN_KIND_GUEST', vm: U }, placed)));
+    assert.ok(!allowed(authorizeMessage(`${T}Renew`, { ...web1, vm: 'db1' }, { tokenId: 't' }, placed)));
+  });
+
   it("gives Quiesce and Thaw to the host role of the token's host (and admin), never to an agent", () => {
     for (const method of ['Quiesce', 'Thaw']) {
       const path = `${T}${method}`;
