@@ -143,7 +143,10 @@ describe('certificates over the years: reissue, renewal, expiry warnings (real p
   it('pki list shows the server certificate, the CA and human durations', async () => {
     const r = await ctlAsAdmin(byName, 'pki', 'list');
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^[0-9a-f]+ +server +localhost,127\.0\.0\.1 +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +expires in 9 days$/m);
+    assert.match(
+      r.stdout,
+      /^[0-9a-f]+ +server +localhost,127\.0\.0\.1 +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +expires in 9 days$/m,
+    );
     assert.match(r.stdout, /^- +ca +- +\d{4}-\d\d-\d\d \S+ +expires in 36\d\d days$/m);
     assert.match(r.stdout, /^[0-9a-f]+ +admin +admin +\d{4}-\d\d-\d\d \S+ +expires in 364 days$/m);
     const json = JSON.parse((await ctlAsAdmin(byName, 'pki', 'list', '--json')).stdout);
