@@ -345,7 +345,7 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
     connection,
     tls,
     json: args.flag('json'),
-    width: io.columns ?? (Number(env.env.COLUMNS) || 80),
+    width: io.columns ?? (Number(env.env.COLUMNS) || undefined),
     io,
     log: env.log,
     now: env.now,

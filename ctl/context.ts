@@ -58,8 +58,11 @@ export interface Context {
   readonly tls?: TlsFiles;
   /** `--json`: print the coordinator's messages as JSON instead of tables. */
   readonly json: boolean;
-  /** Characters a line may take before a table cuts its last column: the terminal's, else $COLUMNS, else 80. */
-  readonly width: number;
+  /**
+   * Characters a line may take before a table cuts its last column: the terminal's, else $COLUMNS; none
+   * when stdout is a pipe or a file, whose reader (grep, a log) wants every character.
+   */
+  readonly width?: number;
   readonly io: Io;
   readonly log: Logger;
   /** Wall-clock Unix milliseconds: what people compare the printed times with. */
@@ -102,7 +105,7 @@ export interface ContextOptions {
   connection: ConnectionContext;
   tls?: TlsFiles;
   json: boolean;
-  width: number;
+  width: number | undefined;
   io: Io;
   log: Logger;
   now: () => number;

@@ -59,7 +59,7 @@ export const historyCommand: Command = {
   description:
     "Prints the newest events (the coordinator's default is 100), oldest first, with their local date and\n" +
     'time. RENEWED events are left out unless --type names them or --all is given. DETAIL is cut to the\n' +
-    "terminal's width (or $COLUMNS) unless --wide. --follow then prints each new event as it is committed\n" +
+    "terminal's width (or $COLUMNS; not cut into a pipe or a file) unless --wide. --follow then prints each new event as it is committed\n" +
     'until Ctrl-C, in the same columns; with --json, every event is one JSON object per line.',
   options: [
     hostOption(),

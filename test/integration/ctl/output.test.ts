@@ -126,7 +126,7 @@ describe('headroomctl and headroom-agent output', function () {
     assert.match(future.details, /^since_unix_ms: must be an integer from 0 to /);
   });
 
-  it('cuts DETAIL to the terminal width with an ellipsis, and prints it whole with --wide', async () => {
+  it('cuts DETAIL to the terminal width with an ellipsis, and prints it whole with --wide or into a pipe', async () => {
     const token = await acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-wide', job: 'j' });
     await new Promise((resolve, reject) =>
       clients.token.Release(
@@ -146,6 +146,12 @@ describe('headroomctl and headroom-agent output', function () {
     const [wideRow] = wide.stdout.trimEnd().split('\n').slice(1);
     assert.ok(wideRow.endsWith('that ends here'), wideRow);
     assert.ok(wideRow.startsWith(cutRow.slice(0, -1)), 'the same row, whole');
+    // Into a pipe with no $COLUMNS (a script, grep, a log), nothing is cut.
+    const piped = await runCtl(
+      ['--coordinator', coordinator.address, 'history', '--vm', 'vm-wide', '--type', 'RELEASED'],
+      { COLUMNS: '' },
+    );
+    assert.equal(piped.stdout.trimEnd().split('\n')[1], wideRow);
   });
 
   it("headroom-agent check prints each job's command as written and its next three runs", async () => {
