@@ -45,6 +45,7 @@ export function watchRevocation(
       const afterSeq = grant?.seq ?? Math.max(0, ...events.map((e) => e.seq));
       const c = link.admin().WatchHistory({ host: token.host, afterSeq });
       call = c;
+      log.debug('watching the history for a revoke of the token', { afterSeq });
       c.on('data', check);
       c.on('error', (err: grpc.ServiceError) => {
         if (!stopped)

@@ -8,7 +8,8 @@
  *    agent's key is its own, so nobody renews for another);
  *  - admin: every call;
  *  - host (hypervisor-level callers of host H): TokenService with HYPERVISOR tokens on host H, Quiesce and
- *    Thaw of their guests included, and AdminService.GetPolicy of H (host-backup's load control reads it);
+ *    Thaw of their guests included, and AdminService.GetPolicy, ListHistory and WatchHistory of H
+ *    (host-backup's load control reads the policy; it hears of a revoke of its token from the history);
  *  - agent (VM V on host H): TokenService with GUEST tokens for V on H (never Quiesce or Thaw: freezing a
  *    guest is the host's call), and AgentService.Session as V on H.
  */
@@ -34,7 +35,12 @@ const TOKEN_METHODS = new Set([
 ]);
 const QUIESCE_METHODS = new Set(['/headroom.v1.TokenService/Quiesce', '/headroom.v1.TokenService/Thaw']);
 const SESSION_METHOD = '/headroom.v1.AgentService/Session';
-const GET_POLICY_METHOD = '/headroom.v1.AdminService/GetPolicy';
+/** What a host identity may read of its own host. */
+const HOST_READ_METHODS = new Set([
+  '/headroom.v1.AdminService/GetPolicy',
+  '/headroom.v1.AdminService/ListHistory',
+  '/headroom.v1.AdminService/WatchHistory',
+]);
 const RENEW_METHOD = '/headroom.v1.PkiService/RenewCertificate';
 
 /** True for the calls anyone may make, with or without a certificate. */
@@ -54,13 +60,13 @@ export function authorizeCall(path: string, identity: Identity): Decision {
   if (TOKEN_METHODS.has(path) || path === RENEW_METHOD) return ALLOW;
   if (QUIESCE_METHODS.has(path) && identity.role === 'host') return ALLOW;
   if (path === SESSION_METHOD && identity.role === 'agent') return ALLOW;
-  if (path === GET_POLICY_METHOD && identity.role === 'host') return ALLOW;
+  if (HOST_READ_METHODS.has(path) && identity.role === 'host') return ALLOW;
   const needs =
     path === SESSION_METHOD
       ? 'the agent role'
       : QUIESCE_METHODS.has(path)
         ? 'the host role'
-        : path === GET_POLICY_METHOD
+        : HOST_READ_METHODS.has(path)
           ? 'the host role (its own host) or the admin role'
           : 'the admin role';
   return deny(`${methodName(path)} needs ${needs}; the caller is ${describeIdentity(identity)}`);
@@ -152,14 +158,15 @@ export function authorizeMessage(path: string, identity: Identity, message: unkn
       }
       return ALLOW;
     }
-    case GET_POLICY_METHOD: {
-      const host = hostOf(m.host);
-      if (identity.role !== 'host' || host === identity.host) return authorizeCall(path, identity);
-      return deny(
-        `${describeIdentity(identity)} may read the policy of its own host only, not of ${JSON.stringify(host)}`,
-      );
-    }
     default:
+      if (HOST_READ_METHODS.has(path) && identity.role === 'host') {
+        // The history of every host is asked for with no host: a host names its own.
+        const host = path.endsWith('/GetPolicy') ? hostOf(m.host) : str(m.host);
+        if (host === identity.host) return ALLOW;
+        return deny(
+          `${describeIdentity(identity)} may read ${methodName(path)} of its own host only, not of ${host ? JSON.stringify(host) : 'every host'}: give host ${JSON.stringify(identity.host)}`,
+        );
+      }
       return authorizeCall(path, identity);
   }
 }

@@ -13,7 +13,7 @@ import { type Clients, connect, unary } from '../../../common/client/connection'
 import { AGENT_MAIN, type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { waitFor } from '../../helpers/wait';
 import { type AgentProcess, startAgent } from '../agent/processes';
-import { killAll, runCtl } from '../ctl/ctl-process';
+import { killAll, runCtl, spawnCtl } from '../ctl/ctl-process';
 import { adminPem, hostBackupArgv } from './pki-fixture';
 
 /** Runs `headroom-agent ARGS` to completion (for enroll). */
@@ -118,6 +118,33 @@ describe('enrolment end to end (real headroomctl, coordinator and agent processe
       status.stderr,
       /PERMISSION_DENIED: AdminService\.ListHosts needs the admin role; the caller is host host-a/,
     );
+  });
+
+  it("hears of a revoke of host-backup's token from its own host's history, with the host identity", async () => {
+    const host = [
+      '--coordinator',
+      address,
+      '--tls-ca',
+      path.join(pkiDir, 'ca.pem'),
+      '--tls-cert',
+      path.join(pkiDir, 'host.pem'),
+      '--tls-key',
+      path.join(pkiDir, 'host.key'),
+    ];
+    const run = spawnCtl([...host, ...hostBackupArgv('sleep', '120')], { HEADROOM_LOG: 'debug' });
+    const held = () =>
+      unary(admin.admin.ListTokens.bind(admin.admin), { host: 'host-a' }).then((r) =>
+        r.active.find((t) => t.kind === 'TOKEN_KIND_HYPERVISOR'),
+      );
+    await waitFor(async () => (await held()) !== undefined, 15_000, "host-backup's HYPERVISOR token");
+    // Its watch is open once the history call went through (refused, it would fall back to renewals).
+    await waitFor(async () => /watching the history for a revoke/.test(run.stderr()), 15_000, 'the revoke watch');
+    const token = (await held())!;
+    await unary(admin.admin.RevokeToken.bind(admin.admin), { tokenId: token.tokenId, reason: 'disk swap on host-a' });
+    const r = await run.done;
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /disk swap on host-a/);
+    assert.doesNotMatch(coordinator.log(), /call refused method=AdminService\.(ListHistory|WatchHistory)/);
   });
 
   it('refuses a token the second time', async () => {

@@ -138,13 +138,26 @@ describe('the access rule', () => {
     assert.ok(allowed(authorizeMessage(get, host, { host: 'h1' }, ctx)));
     assert.ok(allowed(authorizeMessage(get, host, { host: '' }, ctx)), "empty host is the coordinator's own");
     const other = authorizeMessage(get, host, { host: 'h2' }, ctx);
-    assert.ok(!other.allow && /may read the policy of its own host only, not of "h2"/.test(other.reason));
+    assert.ok(!other.allow && /may read AdminService.GetPolicy of its own host only, not of "h2"/.test(other.reason));
     const a = authorizeCall(get, agent);
     assert.ok(!a.allow && /needs the host role \(its own host\) or the admin role/.test(a.reason));
     assert.ok(!authorizeMessage(get, agent, { host: 'h1' }, ctx).allow);
     const s = authorizeCall(set, host);
     assert.ok(!s.allow && /SetPolicy needs the admin role; the caller is host h1/.test(s.reason));
     assert.ok(allowed(authorizeMessage(get, admin, { host: 'h2' }, ctx)));
+  });
+
+  it("lets the host role read and watch its own host's history (host-backup hears of a revoke there), no other", () => {
+    for (const method of ['ListHistory', 'WatchHistory']) {
+      const path = `/headroom.v1.AdminService/${method}`;
+      assert.ok(allowed(authorizeCall(path, host)));
+      assert.ok(allowed(authorizeMessage(path, host, { host: 'h1', vm: 'vm1' }, ctx)));
+      const other = authorizeMessage(path, host, { host: 'h2' }, ctx);
+      assert.ok(!other.allow && new RegExp(`${method} of its own host only, not of "h2"`).test(other.reason));
+      const every = authorizeMessage(path, host, { host: '' }, ctx);
+      assert.ok(!every.allow && /not of every host: give host "h1"/.test(every.reason), 'no host is every host');
+      assert.ok(!authorizeCall(path, agent).allow, 'an agent reads no history');
+    }
   });
 
   it('lets the admin role do everything', () => {
