@@ -14,7 +14,7 @@ import { AGENT_MAIN, type RunningCoordinator, startCoordinator, tempDir } from '
 import { waitFor } from '../../helpers/wait';
 import { type AgentProcess, startAgent } from '../agent/processes';
 import { killAll, runCtl, spawnCtl } from '../ctl/ctl-process';
-import { adminPem, hostBackupArgv } from './pki-fixture';
+import { adminPem, hostBackupArgv, hostFlags } from './pki-fixture';
 
 /** Runs `headroom-agent ARGS` to completion (for enroll). */
 function runAgent(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -99,16 +99,7 @@ describe('enrolment end to end (real headroomctl, coordinator and agent processe
   });
 
   it('runs host-backup as the host identity pki init made, which may not make admin calls', async () => {
-    const host = [
-      '--coordinator',
-      address,
-      '--tls-ca',
-      path.join(pkiDir, 'ca.pem'),
-      '--tls-cert',
-      path.join(pkiDir, 'host.pem'),
-      '--tls-key',
-      path.join(pkiDir, 'host.key'),
-    ];
+    const host = ['--coordinator', address, ...hostFlags(pkiDir)];
     const r = await runCtl([...host, ...hostBackupArgv('true')]);
     assert.equal(r.code, 0, r.stderr);
     // The host role takes no admin calls.
@@ -121,16 +112,7 @@ describe('enrolment end to end (real headroomctl, coordinator and agent processe
   });
 
   it("hears of a revoke of host-backup's token from its own host's history, with the host identity", async () => {
-    const host = [
-      '--coordinator',
-      address,
-      '--tls-ca',
-      path.join(pkiDir, 'ca.pem'),
-      '--tls-cert',
-      path.join(pkiDir, 'host.pem'),
-      '--tls-key',
-      path.join(pkiDir, 'host.key'),
-    ];
+    const host = ['--coordinator', address, ...hostFlags(pkiDir)];
     const run = spawnCtl([...host, ...hostBackupArgv('sleep', '120')], { HEADROOM_LOG: 'debug' });
     const held = () =>
       unary(admin.admin.ListTokens.bind(admin.admin), { host: 'host-a' }).then((r) =>
