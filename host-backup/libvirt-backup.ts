@@ -1,0 +1,74 @@
+/**
+ * One backup of a running libvirt domain into a backup directory (the `libvirt` driver,
+ * hypervisor/libvirt-driver.ts), without a token of its own: `headroomctl libvirt-backup`, which
+ * `host-backup --driver libvirt` runs under a HYPERVISOR token as its command. The domain is named by
+ * name or UUID; the catalog knows it by its UUID (the SMBIOS UUID its agent reports), so that both names
+ * reach the same chain. Cancelling aborts libvirt's job and deletes the checkpoint it created.
+ */
+import type { Logger } from '../common/util/log';
+import { CatalogError } from './catalog/chain-rules';
+import { ManifestStore } from './catalog/manifest-store';
+import { type DriverRunOutcome, type DriverRunReporting, concludeRun, quiescePoint, runFailed } from './driver-run';
+import type { CopyControl } from './hypervisor/copy-control';
+import { DomainStateError, describeDomain } from './hypervisor/libvirt-domain';
+import { backupDomain } from './hypervisor/libvirt-driver';
+import { Virsh, VirshError } from './hypervisor/libvirt-virsh';
+import { LibvirtXmlError } from './hypervisor/libvirt-xml';
+import { QemuImgError } from './qemu-img';
+
+export interface LibvirtBackupRunOptions extends DriverRunReporting {
+  /** The domain's name or UUID. */
+  domain: string;
+  /** libvirt's connection URI (virsh -c). */
+  uri: string;
+  /** The backup directory, made a catalog on first use. */
+  target: string;
+  /** Target devices (vda …); absent: every disk of the domain but cdroms, floppies and read-only ones. */
+  disks?: string[];
+  forceFull: boolean;
+  maxIncrementals?: number;
+  /** Limit on each disk's copy, bytes/s; absent: none. */
+  speed?: number;
+  /** Wall clock, Unix ms: names backups and times them. */
+  now(): number;
+  log: Logger;
+  onProgress?(progress: { done: number; total: number }): void;
+  /** Handed the copy's controls once it runs. */
+  onCopy?(control: CopyControl): void;
+}
+
+/** Backs the domain up once, as the module header says. */
+export async function runLibvirtBackup(o: LibvirtBackupRunOptions): Promise<DriverRunOutcome> {
+  try {
+    const store = ManifestStore.open(o.target, { create: true });
+    const virsh = new Virsh(o.uri);
+    const domain = await describeDomain(virsh, o.domain);
+    const result = await backupDomain(virsh, {
+      domain,
+      disks: o.disks,
+      store,
+      forceFull: o.forceFull,
+      maxIncrementals: o.maxIncrementals,
+      speed: o.speed,
+      snapshotPoint: quiescePoint(o.quiesce),
+      now: o.now,
+      signal: o.signal,
+      log: o.log,
+      onProgress: o.onProgress,
+      onCopy: o.onCopy,
+    });
+    return concludeRun(o, result);
+  } catch (err) {
+    if (
+      err instanceof CatalogError ||
+      err instanceof QemuImgError ||
+      err instanceof VirshError ||
+      err instanceof DomainStateError ||
+      err instanceof LibvirtXmlError
+    ) {
+      return runFailed(o, err.message);
+    }
+    runFailed(o, (err as Error).message);
+    throw err;
+  }
+}
