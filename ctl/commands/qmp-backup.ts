@@ -16,6 +16,7 @@ import {
 } from '../../host-backup/guest-quiesce';
 import type { DiskSpec } from '../../host-backup/hypervisor/block-nodes';
 import { CONSISTENCY_FILE_ENV, runQmpBackup } from '../../host-backup/qmp-backup';
+import type { DriverRunOutcome } from '../../host-backup/driver-run';
 import { BYTES_FILE_ENV } from '../../common/backup-run/reported-bytes';
 import { type OptionSpec, type ParsedArgs, parseString, parseUint32 } from '../../common/util/cli-args';
 import type { Command } from '../command';
@@ -32,9 +33,16 @@ function parseDisks(raw: string): DiskSpec[] {
   });
 }
 
-/** The options qmp-backup takes, which host-backup --driver qmp passes through. */
-export const QMP_BACKUP_OPTIONS: OptionSpec[] = [
-  { name: 'qmp-socket', value: 'PATH', help: "the QEMU process's QMP unix socket", parse: parseString },
+/** The QMP socket: the option only the qmp driver takes. */
+export const QMP_SOCKET_OPTION: OptionSpec = {
+  name: 'qmp-socket',
+  value: 'PATH',
+  help: "the QEMU process's QMP unix socket",
+  parse: parseString,
+};
+
+/** The options every hypervisor driver's backup command (qmp-backup, libvirt-backup) takes. */
+export const BACKUP_SET_OPTIONS: OptionSpec[] = [
   { name: 'target', value: 'DIR', help: 'the backup directory (made a catalog on first use)', parse: parseString },
   {
     name: 'disk',
@@ -56,6 +64,9 @@ export const QMP_BACKUP_OPTIONS: OptionSpec[] = [
     parse: parseByteRate,
   },
 ];
+
+/** The options qmp-backup takes, which host-backup --driver qmp passes through. */
+export const QMP_BACKUP_OPTIONS: OptionSpec[] = [QMP_SOCKET_OPTION, ...BACKUP_SET_OPTIONS];
 
 /** host-backup's and qmp-backup's options. */
 export const QUIESCE_OPTIONS: OptionSpec[] = [
@@ -92,21 +103,30 @@ export const QUIESCE_HELP = [
 const CONNECTION_OPTIONS = ['tls-ca', 'tls-cert', 'tls-key', 'pki-dir'];
 
 /** Progress on the block jobs at most this often. */
-const PROGRESS_EVERY_MS = 5_000;
+export const PROGRESS_EVERY_MS = 5_000;
 
-/** The command line host-backup --driver qmp runs: this command, in a fresh headroomctl process. */
-export function qmpBackupArgv(vm: string, args: ParsedArgs, coordinator: string): string[] {
+/**
+ * The command line host-backup --driver qmp|libvirt runs: `command` (qmp-backup, libvirt-backup) with
+ * the `options` of it that were given, in a fresh headroomctl process.
+ */
+export function driverBackupArgv(
+  command: string,
+  options: readonly OptionSpec[],
+  vm: string,
+  args: ParsedArgs,
+  coordinator: string,
+): string[] {
   const argv = [
     process.execPath,
     path.join(__dirname, '..', 'main.js'),
-    'qmp-backup',
+    command,
     '--vm',
     vm,
     '--coordinator',
     coordinator,
   ];
   for (const name of CONNECTION_OPTIONS) if (args.has(name)) argv.push(`--${name}`, String(args.get(name)));
-  for (const o of [...QMP_BACKUP_OPTIONS, ...QUIESCE_OPTIONS]) {
+  for (const o of [...options, ...QUIESCE_OPTIONS]) {
     if (!args.has(o.name)) continue;
     if (!o.parse) argv.push(`--${o.name}`);
     else if (o.name === 'disk')
@@ -183,36 +203,41 @@ export const qmpBackupCommand: Command = {
       });
       if (outcome.status === 'no-disks')
         throw new UsageError('QEMU shows no drive or export to back up: name the disks with --disk');
-      const result = outcome.result;
-      if (result && ctx.json) printJson(ctx, result);
-      else if (result) {
-        for (const d of result.disks) {
-          const r = d.record;
-          if (r)
-            print(
-              ctx,
-              `${r.disk}  ${r.kind.padEnd(11)}  ${formatBytes(r.bytes).padStart(9)} copied  ${formatSpan(r.durationMs).padStart(6)}  ${r.file}${r.fullReason ? `  (${r.fullReason})` : ''}`,
-            );
-          else print(ctx, `${d.disk}  failed: ${d.error}`);
-        }
-      }
-      if (result?.ok) note(ctx, `consistency: ${result.consistency}`);
-      if (outcome.failure) note(ctx, `backup failed: ${outcome.failure}`);
-      return outcome.status === 'done' ? 0 : outcome.status === 'cancelled' ? EXIT_TEMPFAIL : EXIT_FAILURE;
+      return printOutcome(ctx, outcome);
     } finally {
       removeInterrupt();
     }
   },
 };
 
+/** Prints a driver run's result (one line per disk, or JSON); answers the exit status. */
+export function printOutcome(ctx: Context, outcome: DriverRunOutcome): number {
+  const result = outcome.result;
+  if (result && ctx.json) printJson(ctx, result);
+  else if (result) {
+    for (const d of result.disks) {
+      const r = d.record;
+      if (r)
+        print(
+          ctx,
+          `${r.disk}  ${r.kind.padEnd(11)}  ${formatBytes(r.bytes).padStart(9)} copied  ${formatSpan(r.durationMs).padStart(6)}  ${r.file}${r.fullReason ? `  (${r.fullReason})` : ''}`,
+        );
+      else print(ctx, `${d.disk}  failed: ${d.error}`);
+    }
+  }
+  if (result?.ok) note(ctx, `consistency: ${result.consistency}`);
+  if (outcome.failure) note(ctx, `backup failed: ${outcome.failure}`);
+  return outcome.status === 'done' ? 0 : outcome.status === 'cancelled' ? EXIT_TEMPFAIL : EXIT_FAILURE;
+}
+
 /** The quiesce of this run, under the token in our environment; undefined for --quiesce off. */
-function guestQuiesce(ctx: Context, mode: QuiesceMode, holdMs: number): GuestQuiesceOptions | undefined {
+export function guestQuiesce(ctx: Context, mode: QuiesceMode, holdMs: number): GuestQuiesceOptions | undefined {
   if (mode === 'off') return undefined;
   const tokenId = process.env[TOKEN_ENV.tokenId];
   const fencing = Number(process.env[TOKEN_ENV.fencing]);
   if (!tokenId || !Number.isSafeInteger(fencing) || fencing < 1) {
     throw new UsageError(
-      `--quiesce ${mode} needs the HYPERVISOR token the backup runs under: use host-backup --driver qmp`,
+      `--quiesce ${mode} needs the HYPERVISOR token the backup runs under: use host-backup --driver qmp or libvirt`,
     );
   }
   return {
