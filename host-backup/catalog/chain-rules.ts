@@ -193,6 +193,12 @@ export function planNextBackup(input: PlanInput): BackupPlan {
       );
     }
     bitmap = checkpoint.bitmap;
+    if (!bitmap) {
+      return full(
+        'bitmap-missing',
+        `checkpoint ${last.checkpoint} has no usable bitmap on this disk: it was removed, the disk was replaced (e.g. restored), or QEMU stopped uncleanly (a crash) before storing it`,
+      );
+    }
   }
   if (!bitmap) {
     const why = last.bitmapPersistent

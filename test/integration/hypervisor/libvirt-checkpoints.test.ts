@@ -7,6 +7,7 @@ import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { virsh } from '../../helpers/libvirtd';
+import { waitFor } from '../../helpers/wait';
 import { runCtl } from '../ctl/ctl-process';
 import { CLUSTER, MiB, useLibvirtFixture } from './libvirt-fixture';
 
@@ -75,7 +76,25 @@ describe('libvirt driver: checkpoints', function () {
         ['vdb', 'full'],
       ],
     );
-    assert.match(second.disks[1].record!.fullReason!, new RegExp(`dirty bitmap ${checkpoint} is missing`));
+    assert.match(second.disks[1].record!.fullReason!, new RegExp(`checkpoint ${checkpoint} has no usable bitmap`));
+  });
+
+  it('makes the next backup full after QEMU crashed (its bitmaps never stored), saying why', async () => {
+    await f.backup();
+    await f.domain.write('vda', 0, CLUSTER, 0x24);
+    const pid = Number(fs.readFileSync(`/run/libvirt/qemu/${f.domain.name}.pid`, 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    await waitFor(
+      async () => /shut off/.test(await virsh('domstate', f.domain.name)),
+      30_000,
+      'libvirt seeing QEMU gone',
+    );
+    await virsh('start', f.domain.name);
+    const after = (await f.backup()).result!;
+    for (const d of after.disks) {
+      assert.equal(d.record!.kind, 'full');
+      assert.match(d.record!.fullReason!, /has no usable bitmap on this disk: .*QEMU stopped uncleanly \(a crash\)/);
+    }
   });
 
   it('deletes the checkpoints of the backups headroomctl prune removes, and keeps those kept backups name', async () => {

@@ -148,6 +148,9 @@ describe('catalog rules: the next backup', () => {
     );
     const noBitmap = withCheckpoints(new Map([[cp.checkpoint, {}]]));
     assert.equal(noBitmap.kind === 'full' && noBitmap.reason.code, 'bitmap-missing');
+    assert.match(noBitmap.kind === 'full' ? noBitmap.reason.text : '', /no usable bitmap on this disk/);
+    const inconsistent = withCheckpoints(new Map([[cp.checkpoint, { bitmap: { ...GOOD, inconsistent: true } }]]));
+    assert.equal(inconsistent.kind === 'full' && inconsistent.reason.code, 'bitmap-inconsistent');
     // Another checkpoint's sound bitmap does not stand in for the one the chain needs.
     const other = withCheckpoints(new Map([['headroom-1234abcd-s9', { bitmap: GOOD }]]));
     assert.equal(other.kind === 'full' && other.reason.code, 'checkpoint-missing');
