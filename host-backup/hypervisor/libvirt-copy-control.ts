@@ -13,6 +13,7 @@ interface QemuJob {
   type: string;
   offset: number;
   len: number;
+  paused: boolean;
 }
 
 export class LibvirtCopyControl implements CopyControl {
@@ -37,12 +38,15 @@ export class LibvirtCopyControl implements CopyControl {
     }
   }
 
+  /** Idempotent, as resume(): the load controller may say it twice. */
   async pause(): Promise<void> {
-    for (const job of await this.jobs()) await this.virsh.qmp(this.domain, 'block-job-pause', { device: job.device });
+    for (const job of await this.jobs())
+      if (!job.paused) await this.virsh.qmp(this.domain, 'block-job-pause', { device: job.device });
   }
 
   async resume(): Promise<void> {
-    for (const job of await this.jobs()) await this.virsh.qmp(this.domain, 'block-job-resume', { device: job.device });
+    for (const job of await this.jobs())
+      if (job.paused) await this.virsh.qmp(this.domain, 'block-job-resume', { device: job.device });
   }
 
   /** While the backup runs, libvirt's figures; once it ended, the last ones seen. */
