@@ -69,10 +69,23 @@ export function concludeRun(o: DriverRunReporting, result: HypervisorBackupResul
   return { status: 'done', result };
 }
 
-/** A run that ended before any snapshot: crash-consistent at best, as host-backup is told. */
-export function runFailed(o: Pick<DriverRunReporting, 'consistencyFile'>, failure: string): DriverRunOutcome {
-  tellConsistency(o.consistencyFile, 'crash');
-  return { status: 'failed', failure };
+/**
+ * Runs a driver's backup: a failure of one of the `expected` kinds (the catalog, qemu-img, the hypervisor)
+ * becomes a failed outcome saying why; anything else is a bug and is thrown. Either way host-backup is told
+ * the snapshot is crash-consistent at best, unless `body` told it otherwise.
+ */
+export async function runDriver(
+  o: Pick<DriverRunReporting, 'consistencyFile'>,
+  expected: ReadonlyArray<abstract new (...args: never[]) => Error>,
+  body: () => Promise<DriverRunOutcome>,
+): Promise<DriverRunOutcome> {
+  try {
+    return await body();
+  } catch (err) {
+    tellConsistency(o.consistencyFile, 'crash');
+    if (expected.some((kind) => err instanceof kind)) return { status: 'failed', failure: (err as Error).message };
+    throw err;
+  }
 }
 
 /** Tells host-backup (when it asked) the consistency for the release outcome. */

@@ -8,7 +8,7 @@
 import type { Logger } from '../common/util/log';
 import { CatalogError } from './catalog/chain-rules';
 import { ManifestStore } from './catalog/manifest-store';
-import { type DriverRunOutcome, type DriverRunReporting, concludeRun, quiescePoint, runFailed } from './driver-run';
+import { type DriverRunOutcome, type DriverRunReporting, concludeRun, quiescePoint, runDriver } from './driver-run';
 import type { CopyControl } from './hypervisor/copy-control';
 import { DomainStateError, describeDomain } from './hypervisor/libvirt-domain';
 import { backupDomain } from './hypervisor/libvirt-driver';
@@ -39,12 +39,11 @@ export interface LibvirtBackupRunOptions extends DriverRunReporting {
 
 /** Backs the domain up once, as the module header says. */
 export async function runLibvirtBackup(o: LibvirtBackupRunOptions): Promise<DriverRunOutcome> {
-  try {
+  return runDriver(o, [CatalogError, QemuImgError, VirshError, DomainStateError, LibvirtXmlError], async () => {
     const store = ManifestStore.open(o.target, { create: true });
     const virsh = new Virsh(o.uri);
-    const domain = await describeDomain(virsh, o.domain);
     const result = await backupDomain(virsh, {
-      domain,
+      domain: await describeDomain(virsh, o.domain),
       disks: o.disks,
       store,
       forceFull: o.forceFull,
@@ -58,17 +57,5 @@ export async function runLibvirtBackup(o: LibvirtBackupRunOptions): Promise<Driv
       onCopy: o.onCopy,
     });
     return concludeRun(o, result);
-  } catch (err) {
-    if (
-      err instanceof CatalogError ||
-      err instanceof QemuImgError ||
-      err instanceof VirshError ||
-      err instanceof DomainStateError ||
-      err instanceof LibvirtXmlError
-    ) {
-      return runFailed(o, err.message);
-    }
-    runFailed(o, (err as Error).message);
-    throw err;
-  }
+  });
 }

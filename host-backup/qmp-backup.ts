@@ -14,7 +14,7 @@ import {
   type DriverRunReporting,
   concludeRun,
   quiescePoint,
-  runFailed,
+  runDriver,
   tellConsistency,
 } from './driver-run';
 import { type DiskSpec, discoverDisks } from './hypervisor/block-nodes';
@@ -50,40 +50,31 @@ export type QmpBackupOutcome = DriverRunOutcome;
 /** Backs the VM up once, as the module header says. */
 export async function runQmpBackup(o: QmpBackupRunOptions): Promise<QmpBackupOutcome> {
   let client: QmpClient | undefined;
-  try {
-    const store = ManifestStore.open(o.target, { create: true });
-    client = await QmpClient.connect(o.socket);
-    const disks = o.disks ?? (await discoverDisks(client));
-    if (disks.length === 0) {
-      tellConsistency(o.consistencyFile, 'crash');
-      return { status: 'no-disks' };
+  return runDriver(o, [CatalogError, QemuImgError, QmpCommandError, QmpConnectionError], async () => {
+    try {
+      const store = ManifestStore.open(o.target, { create: true });
+      client = await QmpClient.connect(o.socket);
+      const disks = o.disks ?? (await discoverDisks(client));
+      if (disks.length === 0) {
+        tellConsistency(o.consistencyFile, 'crash');
+        return { status: 'no-disks' };
+      }
+      const result = await backupVm(client, {
+        vm: o.vm,
+        disks,
+        store,
+        forceFull: o.forceFull,
+        maxIncrementals: o.maxIncrementals,
+        speed: o.speed,
+        snapshotPoint: quiescePoint(o.quiesce),
+        now: o.now,
+        signal: o.signal,
+        log: o.log,
+        onProgress: o.onProgress,
+      });
+      return concludeRun(o, result);
+    } finally {
+      client?.close();
     }
-    const result = await backupVm(client, {
-      vm: o.vm,
-      disks,
-      store,
-      forceFull: o.forceFull,
-      maxIncrementals: o.maxIncrementals,
-      speed: o.speed,
-      snapshotPoint: quiescePoint(o.quiesce),
-      now: o.now,
-      signal: o.signal,
-      log: o.log,
-      onProgress: o.onProgress,
-    });
-    return concludeRun(o, result);
-  } catch (err) {
-    if (
-      err instanceof CatalogError ||
-      err instanceof QemuImgError ||
-      err instanceof QmpCommandError ||
-      err instanceof QmpConnectionError
-    ) {
-      return runFailed(o, err.message);
-    }
-    tellConsistency(o.consistencyFile, 'crash');
-    throw err;
-  } finally {
-    client?.close();
-  }
+  });
 }

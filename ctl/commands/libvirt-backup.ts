@@ -3,25 +3,14 @@
  * backup API (host-backup/libvirt-backup.ts), without a token. `host-backup --driver libvirt` runs it
  * under a HYPERVISOR token as its command; SIGTERM (lease lost) or Ctrl-C aborts libvirt's job.
  */
-import { BYTES_FILE_ENV } from '../../common/backup-run/reported-bytes';
 import { type OptionSpec, parseString } from '../../common/util/cli-args';
 import { formatBytes } from '../../common/util/human';
 import { UsageError } from '../../common/util/usage-error';
-import type { QuiesceMode } from '../../host-backup/guest-quiesce';
 import type { DiskSpec } from '../../host-backup/hypervisor/block-nodes';
 import { DEFAULT_LIBVIRT_URI } from '../../host-backup/hypervisor/libvirt-virsh';
-import { CONSISTENCY_FILE_ENV } from '../../host-backup/driver-run';
 import { runLibvirtBackup } from '../../host-backup/libvirt-backup';
 import type { Command } from '../command';
-import { note } from '../context';
-import {
-  BACKUP_SET_OPTIONS,
-  PROGRESS_EVERY_MS,
-  QUIESCE_HELP,
-  QUIESCE_OPTIONS,
-  guestQuiesce,
-  printOutcome,
-} from './qmp-backup';
+import { BACKUP_SET_OPTIONS, QUIESCE_HELP, QUIESCE_OPTIONS, runDriverCommand } from './qmp-backup';
 
 /** The libvirt connection: the option only the libvirt driver takes. */
 export const LIBVIRT_URI_OPTION: OptionSpec = {
@@ -75,39 +64,15 @@ export const libvirtBackupCommand: Command = {
   ],
   async run(ctx, args) {
     const domain = args.require<string>('vm');
-    const target = args.require<string>('target');
     const disks = targets(args.get<DiskSpec[]>('disk'));
-    const quiesce = guestQuiesce(ctx, args.get<QuiesceMode>('quiesce') ?? 'off', args.get<number>('quiesce-hold') ?? 0);
-    const abort = new AbortController();
-    const removeInterrupt = ctx.onInterrupt((signal) => {
-      note(ctx, `${signal}: aborting the backup job`);
-      abort.abort();
-    });
-    let lastNote = 0;
-    try {
-      const outcome = await runLibvirtBackup({
+    return runDriverCommand(ctx, args, 'aborting the backup job', (common, say) =>
+      runLibvirtBackup({
+        ...common,
         domain,
         uri: args.get<string>('libvirt-uri') ?? DEFAULT_LIBVIRT_URI,
-        target,
         disks,
-        forceFull: args.flag('full'),
-        maxIncrementals: args.get<number>('max-incrementals'),
-        speed: args.get<number>('speed'),
-        quiesce,
-        consistencyFile: process.env[CONSISTENCY_FILE_ENV],
-        bytesFile: process.env[BYTES_FILE_ENV],
-        now: ctx.now,
-        signal: abort.signal,
-        log: ctx.log,
-        onProgress: ({ done, total }) => {
-          if (ctx.now() - lastNote < PROGRESS_EVERY_MS) return;
-          lastNote = ctx.now();
-          note(ctx, `${formatBytes(done)} of ${formatBytes(total)}`);
-        },
-      });
-      return printOutcome(ctx, outcome);
-    } finally {
-      removeInterrupt();
-    }
+        onProgress: ({ done, total }) => say(() => `${formatBytes(done)} of ${formatBytes(total)}`),
+      }),
+    );
   },
 };

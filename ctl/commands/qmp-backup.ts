@@ -15,7 +15,7 @@ import {
   parseQuiesceMode,
 } from '../../host-backup/guest-quiesce';
 import type { DiskSpec } from '../../host-backup/hypervisor/block-nodes';
-import { CONSISTENCY_FILE_ENV, runQmpBackup } from '../../host-backup/qmp-backup';
+import { CONSISTENCY_FILE_ENV, type QmpBackupRunOptions, runQmpBackup } from '../../host-backup/qmp-backup';
 import type { DriverRunOutcome } from '../../host-backup/driver-run';
 import { BYTES_FILE_ENV } from '../../common/backup-run/reported-bytes';
 import { type OptionSpec, type ParsedArgs, parseString, parseUint32 } from '../../common/util/cli-args';
@@ -103,7 +103,7 @@ export const QUIESCE_HELP = [
 const CONNECTION_OPTIONS = ['tls-ca', 'tls-cert', 'tls-key', 'pki-dir'];
 
 /** Progress on the block jobs at most this often. */
-export const PROGRESS_EVERY_MS = 5_000;
+const PROGRESS_EVERY_MS = 5_000;
 
 /**
  * The command line host-backup --driver qmp|libvirt runs: `command` (qmp-backup, libvirt-backup) with
@@ -172,20 +172,60 @@ export const qmpBackupCommand: Command = {
   async run(ctx, args) {
     const vm = args.require<string>('vm');
     const socket = args.require<string>('qmp-socket');
-    const target = args.require<string>('target');
-    const quiesce = guestQuiesce(ctx, args.get<QuiesceMode>('quiesce') ?? 'off', args.get<number>('quiesce-hold') ?? 0);
-    const abort = new AbortController();
-    const removeInterrupt = ctx.onInterrupt((signal) => {
-      note(ctx, `${signal}: cancelling the backup jobs`);
-      abort.abort();
-    });
-    let lastNote = 0;
-    try {
+    return runDriverCommand(ctx, args, 'cancelling the backup jobs', async (common, say) => {
       const outcome = await runQmpBackup({
+        ...common,
         vm,
         socket,
-        target,
         disks: args.get<DiskSpec[]>('disk'),
+        onProgress: (jobs) =>
+          say(() => jobs.map((j) => `${j.disk} ${formatBytes(j.offset)} of ${formatBytes(j.len)}`).join(', ')),
+      });
+      if (outcome.status === 'no-disks')
+        throw new UsageError('QEMU shows no drive or export to back up: name the disks with --disk');
+      return outcome;
+    });
+  },
+};
+
+/** What every driver's run takes from its command line and environment (qmp-backup, libvirt-backup). */
+type CommonRunOptions = Pick<
+  QmpBackupRunOptions,
+  | 'target'
+  | 'forceFull'
+  | 'maxIncrementals'
+  | 'speed'
+  | 'quiesce'
+  | 'consistencyFile'
+  | 'bytesFile'
+  | 'now'
+  | 'signal'
+  | 'log'
+>;
+
+/**
+ * Runs a driver's backup command: `body` gets the options every driver takes and a progress note (at most
+ * every PROGRESS_EVERY_MS); Ctrl-C or SIGTERM aborts it, saying `cancelling`; the outcome is printed and
+ * becomes the exit status.
+ */
+export async function runDriverCommand(
+  ctx: Context,
+  args: ParsedArgs,
+  cancelling: string,
+  body: (common: CommonRunOptions, say: (text: () => string) => void) => Promise<DriverRunOutcome>,
+): Promise<number> {
+  const target = args.require<string>('target');
+  const quiesce = guestQuiesce(ctx, args.get<QuiesceMode>('quiesce') ?? 'off', args.get<number>('quiesce-hold') ?? 0);
+  const abort = new AbortController();
+  const removeInterrupt = ctx.onInterrupt((signal) => {
+    note(ctx, `${signal}: ${cancelling}`);
+    abort.abort();
+  });
+  let lastNote = 0;
+  try {
+    const outcome = await body(
+      {
+        target,
         forceFull: args.flag('full'),
         maxIncrementals: args.get<number>('max-incrementals'),
         speed: args.get<number>('speed'),
@@ -195,23 +235,21 @@ export const qmpBackupCommand: Command = {
         now: ctx.now,
         signal: abort.signal,
         log: ctx.log,
-        onProgress: (jobs) => {
-          if (ctx.now() - lastNote < PROGRESS_EVERY_MS) return;
-          lastNote = ctx.now();
-          note(ctx, jobs.map((j) => `${j.disk} ${formatBytes(j.offset)} of ${formatBytes(j.len)}`).join(', '));
-        },
-      });
-      if (outcome.status === 'no-disks')
-        throw new UsageError('QEMU shows no drive or export to back up: name the disks with --disk');
-      return printOutcome(ctx, outcome);
-    } finally {
-      removeInterrupt();
-    }
-  },
-};
+      },
+      (text) => {
+        if (ctx.now() - lastNote < PROGRESS_EVERY_MS) return;
+        lastNote = ctx.now();
+        note(ctx, text());
+      },
+    );
+    return printOutcome(ctx, outcome);
+  } finally {
+    removeInterrupt();
+  }
+}
 
 /** Prints a driver run's result (one line per disk, or JSON); answers the exit status. */
-export function printOutcome(ctx: Context, outcome: DriverRunOutcome): number {
+function printOutcome(ctx: Context, outcome: DriverRunOutcome): number {
   const result = outcome.result;
   if (result && ctx.json) printJson(ctx, result);
   else if (result) {
@@ -231,7 +269,7 @@ export function printOutcome(ctx: Context, outcome: DriverRunOutcome): number {
 }
 
 /** The quiesce of this run, under the token in our environment; undefined for --quiesce off. */
-export function guestQuiesce(ctx: Context, mode: QuiesceMode, holdMs: number): GuestQuiesceOptions | undefined {
+function guestQuiesce(ctx: Context, mode: QuiesceMode, holdMs: number): GuestQuiesceOptions | undefined {
   if (mode === 'off') return undefined;
   const tokenId = process.env[TOKEN_ENV.tokenId];
   const fencing = Number(process.env[TOKEN_ENV.fencing]);
