@@ -174,8 +174,12 @@ export const hostBackupCommand: Command = {
     const driver = args.get<Driver>('driver') ?? 'command';
     if (driver === 'command') {
       const stray = DRIVER_OPTIONS.find((o) => args.has(o.name));
-      if (stray)
-        throw new UsageError(`--${stray.name} needs --driver ${stray === LIBVIRT_URI_OPTION ? 'libvirt' : 'qmp'}`);
+      if (stray) {
+        const drivers = (Object.keys(DRIVER_COMMANDS) as Array<keyof typeof DRIVER_COMMANDS>).filter((d) =>
+          DRIVER_COMMANDS[d].options.includes(stray),
+        );
+        throw new UsageError(`--${stray.name} needs --driver ${drivers.join(' or ')}`);
+      }
       if (argv.length === 0 || argv[0] === '') throw new UsageError('missing the command to run: put it after "--"');
     } else {
       if (argv.length) throw new UsageError(`--driver ${driver} runs the backup itself: give no command after "--"`);
