@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     await run(speed, async (c) => {
       const start = await c.progress();
       phases.push({
-        phase: `speed ${speed / MiB} MiB/s: copied by the time it was set`,
+        phase: `speed ${speed / MiB} MiB/s: copied by the time the job was handed over`,
         seconds: 0,
         copiedMiB: start.done / MiB,
         mibPerSecond: 0,

@@ -28,13 +28,36 @@ export class LibvirtCopyControl implements CopyControl {
   ) {}
 
   async setSpeed(bytesPerSecond: number): Promise<void> {
-    for (const disk of this.disks) {
-      await this.virsh
-        .run(['blockjob', this.domain, disk, '--bandwidth', String(bytesPerSecond), '--bytes'])
-        .catch((err: Error) => {
-          // A disk's job ends before the others': nothing left to limit.
-          if (!(err instanceof VirshError && /(no|not have an) active block job/i.test(err.detail))) throw err;
-        });
+    // A disk's job may have ended before the others': nothing left to limit.
+    for (const disk of this.disks) await this.trySpeed(disk, bytesPerSecond);
+  }
+
+  /**
+   * Sets the speed on each disk's job as soon as libvirt has made it: libvirt's backup XML takes no speed,
+   * and QEMU copies at full speed until it is set, so this races `begin` (backup-begin), trying again every
+   * few milliseconds while it is pending and once more after it settled.
+   */
+  async limitFromStart(bytesPerSecond: number, begin: Promise<unknown>): Promise<void> {
+    let settled = false;
+    const done = () => (settled = true);
+    begin.then(done, done);
+    const pending = new Set(this.disks);
+    for (;;) {
+      const last = settled;
+      for (const disk of [...pending]) if (await this.trySpeed(disk, bytesPerSecond)) pending.delete(disk);
+      if (pending.size === 0 || last) return;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  }
+
+  /** Sets the speed of the disk's job; false when it has none (not yet, or no more). */
+  private async trySpeed(disk: string, bytesPerSecond: number): Promise<boolean> {
+    try {
+      await this.virsh.run(['blockjob', this.domain, disk, '--bandwidth', String(bytesPerSecond), '--bytes']);
+      return true;
+    } catch (err) {
+      if (err instanceof VirshError && /(no|not have an) active block job/i.test(err.detail)) return false;
+      throw err;
     }
   }
 

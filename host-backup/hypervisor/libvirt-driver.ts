@@ -134,18 +134,29 @@ export async function backupDomain(virsh: Virsh, o: LibvirtBackupOptions): Promi
     const checkpointXml = path.join(scratch, 'checkpoint.xml');
     fs.writeFileSync(backupXml, backupDocument(o.store, planned));
     fs.writeFileSync(checkpointXml, checkpointDocument(checkpoint, planned));
+    const control = new LibvirtCopyControl(virsh, uuid, disks);
+    let limited: Promise<void> = Promise.resolve();
     await o.snapshotPoint?.before();
     try {
       for (const p of planned) o.store.started(uuid, p.name, p.id);
       beginAtMs = o.now();
-      await virsh.run(['backup-begin', uuid, backupXml, checkpointXml, '--reuse-external']);
+      const begin = virsh.run(['backup-begin', uuid, backupXml, checkpointXml, '--reuse-external']);
+      if (o.speed) limited = control.limitFromStart(o.speed, begin);
+      // Awaited below; a failure is the run's.
+      limited.catch(() => undefined);
+      await begin;
       begun = true;
     } finally {
       // The point in time is fixed once backup-begin returned: the guest may run on.
       if (o.snapshotPoint) consistency = await o.snapshotPoint.after();
     }
-    const control = new LibvirtCopyControl(virsh, uuid, disks);
-    if (o.speed) await control.setSpeed(o.speed);
+    try {
+      await limited;
+    } catch (err) {
+      // Not to be left copying without its limit.
+      await virsh.run(['domjobabort', uuid]).catch(() => undefined);
+      throw err;
+    }
     o.onCopy?.(control);
     end = await waitForJob(virsh, uuid, control, o);
   } catch (err) {

@@ -64,10 +64,7 @@ describe('libvirt driver: the copy under a speed and a pause', function () {
 
   it('aborting aborts libvirt’s job: no file, no manifest, no checkpoint left; the next backup is full', async () => {
     const abort = new AbortController();
-    const backup = f.backup(
-      { speed: 1 * MiB, signal: abort.signal, onProgress: (p) => p.done > 0 && abort.abort() },
-      'cancelled',
-    );
+    const backup = f.backup({ speed: 1 * MiB, signal: abort.signal, onCopy: () => abort.abort() }, 'cancelled');
     const outcome = await backup;
     assert.match(outcome.result!.disks[0].error!, /job cancelled/);
     assert.deepEqual(await virsh('checkpoint-list', f.domain.name, '--name').then((o) => o.trim()), '');
