@@ -34,6 +34,7 @@ export async function ensureLibvirtd(): Promise<void> {
   requireTool('libvirtd', 'libvirt-daemon-system');
   requireTool('qemu-system-x86_64', 'qemu-system-x86');
   requireTool('qemu-img', 'qemu-utils');
+  requireTool('pgrep', 'procps');
   for (const daemon of ['virtlogd', 'libvirtd']) {
     if (running(daemon)) continue;
     const started = spawnSync(daemon, ['-d'], { encoding: 'utf8' });
