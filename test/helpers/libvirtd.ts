@@ -105,11 +105,17 @@ ${disks.map((d) => `    <disk type='file' device='disk'><driver name='qemu' type
 `;
   const xmlFile = path.join(dir, 'domain.xml');
   fs.writeFileSync(xmlFile, xml);
-  if (o.persistent) {
-    await virsh('define', xmlFile);
-    await virsh('start', name);
-  } else {
-    await virsh('create', xmlFile);
+  try {
+    if (o.persistent) {
+      await virsh('define', xmlFile);
+      await virsh('start', name);
+    } else {
+      await virsh('create', xmlFile);
+    }
+  } catch (err) {
+    await virsh('undefine', name).catch(() => undefined);
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
   const uuid = (await virsh('domuuid', name)).trim();
   return {

@@ -42,6 +42,7 @@ export function useLibvirtFixture(options: TestDomainOptions): LibvirtFixture {
   const f = {} as LibvirtFixture;
   before(ensureLibvirtd);
   beforeEach(async () => {
+    f.domain = undefined as unknown as TestDomain;
     f.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-libvirt-test-'));
     // QEMU (libvirt's qemu user) writes the backups: the catalog's directories must let it in.
     fs.chmodSync(f.dir, 0o755);
@@ -49,7 +50,8 @@ export function useLibvirtFixture(options: TestDomainOptions): LibvirtFixture {
     f.store = ManifestStore.open(path.join(f.dir, 'backups'), { create: true });
   });
   afterEach(async () => {
-    await f.domain.destroy();
+    // Absent when it could not start (the failure is beforeEach's).
+    await f.domain?.destroy();
     fs.rmSync(f.dir, { recursive: true, force: true });
   });
   f.backup = async (extra = {}, expect = 'done') => {
