@@ -181,8 +181,9 @@ export const coordinatorConfigSchema = mapping({
         report(['pki'], "give pki (the coordinator's own CA) or tls (certificates made elsewhere), not both");
       if (fine('hypervisorJobs') && o.backups === undefined) {
         (o.hypervisorJobs as HypervisorJob[]).forEach((job, i) => {
-          if (job.driver?.driver === 'qmp' && job.driver.target === undefined)
-            report(['hypervisorJobs', i, 'target'], 'required with driver qmp unless backups.dir is set');
+          const driver = job.driver?.driver;
+          if ((driver === 'qmp' || driver === 'libvirt') && job.driver?.target === undefined)
+            report(['hypervisorJobs', i, 'target'], `required with driver ${driver} unless backups.dir is set`);
         });
       }
       if (!fine('listen')) return;

@@ -6,6 +6,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { type CatalogSource, localCatalog } from '../host-backup/catalog/local-catalog';
+import { releaseCheckpoints } from '../host-backup/hypervisor/libvirt-checkpoints';
 import type * as v1 from '../proto/generated/headroom/v1';
 import { type OptionSpec, type ParsedArgs, parseString } from '../common/util/cli-args';
 import type { Context } from './context';
@@ -59,5 +60,7 @@ function remoteSource(ctx: Context): CatalogSource {
 /** The source `--dir` chooses. */
 export function catalogSource(ctx: Context, args: ParsedArgs): CatalogSource {
   const dir = args.get<string>('dir');
-  return dir === undefined ? remoteSource(ctx) : localCatalog(dir);
+  return dir === undefined
+    ? remoteSource(ctx)
+    : localCatalog(dir, (store, removed) => releaseCheckpoints(store, removed, ctx.log));
 }

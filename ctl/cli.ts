@@ -38,6 +38,7 @@ import { planCommand } from './commands/plan';
 import { policyGetCommand, policySetCommand } from './commands/policy';
 import { pruneCommand } from './commands/prune';
 import { qmpBackupCommand } from './commands/qmp-backup';
+import { libvirtBackupCommand } from './commands/libvirt-backup';
 import { restoreCommand } from './commands/restore';
 import { revokeCommand } from './commands/revoke';
 import { statusCommand } from './commands/status';
@@ -66,6 +67,7 @@ export const COMMANDS: readonly Command[] = [
   hostBackupCommand,
   holdCommand,
   qmpBackupCommand,
+  libvirtBackupCommand,
   backupsCommand,
   verifyCommand,
   backupShowCommand,

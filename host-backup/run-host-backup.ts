@@ -25,7 +25,7 @@ import { GuestQuiesce, type QuiesceMode } from './guest-quiesce';
 import { wireConsistency } from './catalog/snapshot-wire';
 import { HostBudget } from './host-budget';
 import { type Emit, ProgressReporter } from './progress';
-import { CONSISTENCY_FILE_ENV } from './qmp-backup';
+import { CONSISTENCY_FILE_ENV } from './driver-run';
 import { watchRevocation } from './revoke-watch';
 
 export interface HostBackupOptions {
@@ -35,8 +35,11 @@ export interface HostBackupOptions {
   job: string;
   /** The command to run, directly (not through a shell); with the qmp driver, qmp-backup's command line. */
   argv: readonly string[];
-  /** qmp: the command is qmp-backup, which quiesces by itself and tells us the consistency it achieved. */
-  driver: 'command' | 'qmp';
+  /**
+   * qmp, libvirt: the command is qmp-backup or libvirt-backup, which quiesces by itself and tells us the
+   * consistency it achieved.
+   */
+  driver: 'command' | 'qmp' | 'libvirt';
   /** The backup window from now: start within it, stopped at its end unless the policy allows overrun. */
   windowMs?: number;
   expectedDurationMs: number;
@@ -105,7 +108,7 @@ export async function runHostBackup(o: HostBackupOptions): Promise<GuardedRunRes
   let stopWatching = () => {};
   const hooks = reporter.hooks(argv);
   const consistencyDir =
-    o.driver === 'qmp' ? fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-consistency-')) : undefined;
+    o.driver !== 'command' ? fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-consistency-')) : undefined;
   const consistencyFile = consistencyDir && path.join(consistencyDir, 'consistency');
   const bracket = consistencyFile
     ? consistencyFromChild(consistencyFile)

@@ -37,16 +37,32 @@ export type BackupDriver = Common &
         /** Bytes per second per disk. */
         speed?: number;
       }
+    | {
+        /** The VM is the libvirt domain of that name (or UUID). */
+        driver: 'libvirt';
+        /** libvirt's connection URI; absent: qemu:///system. */
+        libvirtUri?: string;
+        target?: string;
+        /** Target devices (vda), comma-separated; absent: every disk of the domain. */
+        disks?: string;
+        maxIncrementals?: number;
+        speed?: number;
+      }
     | { driver: 'command'; command: string[] }
   );
 
 const VM = /\{vm\}/g;
 const DISKS = /^[A-Za-z0-9._-]+(=[A-Za-z0-9._#-]+)?(,[A-Za-z0-9._-]+(=[A-Za-z0-9._#-]+)?)*$/;
+/** A libvirt connection URI (virsh -c): driver[+transport]://[host]/path[?query]. */
+const LIBVIRT_URI = /^[a-z][a-z0-9+]*:\/\/[^\s]*$/;
 
 /** The keys of a hypervisorJobs entry that say how the coordinator runs it. */
 export const driverShape = {
-  driver: choice(['qmp', 'command']).optional(),
+  driver: choice(['qmp', 'libvirt', 'command']).optional(),
   qmpSocket: absolutePath().optional(),
+  libvirtUri: text()
+    .regex(LIBVIRT_URI, { error: expected('a libvirt URI such as qemu:///system') })
+    .optional(),
   target: absolutePath().optional(),
   disks: text()
     .regex(DISKS, { error: expected('NAME or NAME=NODE, comma-separated') })
@@ -75,6 +91,7 @@ type DriverSettings = { [K in DriverKey]?: z.output<(typeof driverShape)[K]> };
 const COMMON_KEYS: DriverKey[] = ['driver', 'quiesce', 'retries', 'retryDelay'];
 const KEYS_OF: Record<BackupDriver['driver'], DriverKey[]> = {
   qmp: ['qmpSocket', 'target', 'disks', 'maxIncrementals', 'speed'],
+  libvirt: ['libvirtUri', 'target', 'disks', 'maxIncrementals', 'speed'],
   command: ['command'],
 };
 
@@ -85,7 +102,7 @@ const KEYS_OF: Record<BackupDriver['driver'], DriverKey[]> = {
 export function checkDriverKeys(e: Record<string, unknown>, report: (key: string, problem: string) => void): void {
   const given = (Object.keys(driverShape) as DriverKey[]).filter((k) => e[k] !== undefined);
   if (e.driver === undefined) {
-    for (const k of given) report(k, 'needs driver (qmp or command)');
+    for (const k of given) report(k, 'needs driver (qmp, libvirt or command)');
     return;
   }
   const allowed = KEYS_OF[e.driver as BackupDriver['driver']];
@@ -108,7 +125,9 @@ export function toBackupDriver(e: DriverSettings): BackupDriver | undefined {
   if (e.retries) common.retries = e.retries;
   if (e.retryDelay !== undefined) common.retryDelayMs = e.retryDelay;
   if (e.driver === 'command') return { driver: 'command', command: e.command!, ...common };
-  const { qmpSocket, target, disks, maxIncrementals, speed } = e;
+  const { qmpSocket, libvirtUri, target, disks, maxIncrementals, speed } = e;
+  if (e.driver === 'libvirt')
+    return { driver: 'libvirt', libvirtUri, target, disks, maxIncrementals, speed, ...common };
   return { driver: 'qmp', qmpSocket: qmpSocket!, target, disks, maxIncrementals, speed, ...common };
 }
 
@@ -116,7 +135,7 @@ export interface DriverRun {
   vm: string;
   /** The backup directory when the driver names none. */
   defaultTarget?: string;
-  /** qmp: a full backup even when an incremental would do. */
+  /** qmp, libvirt: a full backup even when an incremental would do. */
   full?: boolean;
 }
 
@@ -127,7 +146,10 @@ export function driverArguments(driver: BackupDriver, run: DriverRun): string[] 
   if (driver.driver === 'command') return [...quiesce, '--', ...driver.command.map(vm)];
   const target = driver.target ?? run.defaultTarget;
   if (target === undefined) throw new Error("no target: set the job's target or backups.dir");
-  const argv = [...quiesce, '--driver', 'qmp', '--qmp-socket', vm(driver.qmpSocket), '--target', vm(target)];
+  const argv = [...quiesce, '--driver', driver.driver];
+  if (driver.driver === 'qmp') argv.push('--qmp-socket', vm(driver.qmpSocket));
+  else if (driver.libvirtUri !== undefined) argv.push('--libvirt-uri', driver.libvirtUri);
+  argv.push('--target', vm(target));
   if (driver.disks) argv.push('--disk', driver.disks);
   if (driver.maxIncrementals !== undefined) argv.push('--max-incrementals', String(driver.maxIncrementals));
   if (driver.speed !== undefined) argv.push('--speed', String(driver.speed));

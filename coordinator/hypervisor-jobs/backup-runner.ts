@@ -3,7 +3,7 @@
  * child process, `headroomctl host-backup` pointed back at this coordinator with the VM's driver from
  * coordinator.yaml, so that the token, the budget and the driver's behaviour are those of a manual run.
  * Cancel is SIGTERM to the child: host-backup passes it on, and the qmp driver cancels its block jobs and
- * keeps the dirty bitmaps for the next run. Runs are remembered in memory only (the catalog is the record
+ * keeps the dirty bitmaps for the next run (the libvirt driver aborts libvirt's job and deletes its checkpoint). Runs are remembered in memory only (the catalog is the record
  * of what was backed up; the token history is the record of when).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -42,7 +42,7 @@ export interface BackupRunnerOptions {
    * with). @throws BackupRunnerUnavailableError when the coordinator cannot call itself.
    */
   selfOptions(): string[];
-  /** The backup directory of a qmp driver that names none (coordinator.yaml's backups.dir). */
+  /** The backup directory of a qmp or libvirt driver that names none (coordinator.yaml's backups.dir). */
   defaultTarget?: string;
   now(): number;
   log: Logger;

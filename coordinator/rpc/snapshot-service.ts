@@ -12,10 +12,12 @@ import {
   findBackup,
   listBackups,
   pruneBackups,
+  removedBy,
   verificationPlan,
   verifyBackups,
 } from '../../host-backup/catalog/catalog-view';
 import { ManifestStore } from '../../host-backup/catalog/manifest-store';
+import { releaseCheckpoints } from '../../host-backup/hypervisor/libvirt-checkpoints';
 import { BackupCatalogUnavailableError, BackupNotFoundError } from '../domain/errors';
 import { resourceExhausted } from './call-guard';
 import { stream, unary } from './handler';
@@ -143,9 +145,10 @@ export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
       },
     ),
 
-    PruneBackups: unary(o.log, (req: v1.PruneBackupsRequest__Output): v1.PruneBackupsResponse => {
+    PruneBackups: unary(o.log, async (req: v1.PruneBackupsRequest__Output): Promise<v1.PruneBackupsResponse> => {
       const filter = validate.backupFilter(req);
       const result = pruneBackups(store(), filter, validate.prunePolicy(req), req.dryRun);
+      if (!req.dryRun) await releaseCheckpoints(store(), removedBy(result), o.log);
       o.log.info('pruned backups', {
         dryRun: req.dryRun,
         removed: result.decisions.filter((d) => !d.keep).length,

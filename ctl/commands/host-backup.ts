@@ -19,15 +19,35 @@ import type { Command } from '../command';
 import { type Context, note } from '../context';
 import { UsageError } from '../../common/util/usage-error';
 import { withIsoTimes } from '../../common/util/json-times';
-import { QMP_BACKUP_OPTIONS, QUIESCE_HELP, QUIESCE_OPTIONS, qmpBackupArgv } from './qmp-backup';
+import { LIBVIRT_BACKUP_OPTIONS, LIBVIRT_URI_OPTION } from './libvirt-backup';
+import {
+  BACKUP_SET_OPTIONS,
+  QMP_BACKUP_OPTIONS,
+  QMP_SOCKET_OPTION,
+  QUIESCE_HELP,
+  QUIESCE_OPTIONS,
+  driverBackupArgv,
+} from './qmp-backup';
 
 /** The job name recorded with the token when --job is not given. */
 export const DEFAULT_JOB = 'host-backup';
 
-function parseDriver(raw: string): 'command' | 'qmp' {
-  if (raw !== 'command' && raw !== 'qmp') throw new Error(`expected command or qmp, got "${raw}"`);
+type Driver = 'command' | 'qmp' | 'libvirt';
+
+function parseDriver(raw: string): Driver {
+  if (raw !== 'command' && raw !== 'qmp' && raw !== 'libvirt')
+    throw new Error(`expected command, qmp or libvirt, got "${raw}"`);
   return raw;
 }
+
+/** The backup command each driver runs, and its options host-backup passes through. */
+const DRIVER_COMMANDS = {
+  qmp: { command: 'qmp-backup', options: QMP_BACKUP_OPTIONS },
+  libvirt: { command: 'libvirt-backup', options: LIBVIRT_BACKUP_OPTIONS },
+};
+
+/** The options only some drivers take. */
+const DRIVER_OPTIONS = [QMP_SOCKET_OPTION, LIBVIRT_URI_OPTION, ...BACKUP_SET_OPTIONS];
 
 function parseDurationMs(raw: string): number {
   const ms = parseFlagDuration(raw);
@@ -55,12 +75,14 @@ export const hostBackupCommand: Command = {
   examples: [
     'host-backup --host pve1 --vm 101 --window 1h -- vzdump 101 --mode snapshot',
     'host-backup --host pve1 --vm web1 --driver qmp --qmp-socket /run/qemu/web1.qmp --target /var/backups/headroom',
+    'host-backup --host kvm1 --vm web1 --driver libvirt --target /var/backups/headroom --quiesce try',
   ],
   summary: 'run a hypervisor-level backup command under a HYPERVISOR token',
   synopsis:
     '--host H --vm V [--job NAME] [--window DURATION] [--expected-duration DURATION] [--priority N] [--ttl DURATION] [--kill-grace DURATION] ' +
     '[--cpu-limit PERCENT] [--io-limit RATE] [--quiesce require|try|off] [--quiesce-hold DURATION] ' +
-    '{-- COMMAND [ARG...] | --driver qmp --qmp-socket PATH --target DIR [--disk LIST] [--full] [--max-incrementals N] [--speed RATE]}',
+    '{-- COMMAND [ARG...] | --driver qmp --qmp-socket PATH --target DIR [--disk LIST] [--full] [--max-incrementals N] [--speed RATE]' +
+    ' | --driver libvirt [--libvirt-uri URI] --target DIR [--disk LIST] [--full] [--max-incrementals N] [--speed RATE]}',
   description: [
     'Waits for a HYPERVISOR token on the host (no guest backup may hold one meanwhile), runs COMMAND with',
     'this terminal, renews the token while it runs, and releases it with the outcome. COMMAND is run',
@@ -82,10 +104,13 @@ export const hostBackupCommand: Command = {
     "by QEMU, outside the command's process tree: the budget's I/O rate becomes QEMU's job speed",
     '(block-job-set-speed, never above --speed) and a pause pauses the jobs (block-job-pause; qmp-backup itself',
     'is not frozen, since it carries the pause and the resume to QEMU); each is printed ("copy limited to …',
-    'by QEMU\'s job speed", "copy paused by the load controller …").',
+    'by QEMU\'s job speed", "copy paused by the load controller …"). The same holds for --driver libvirt.',
     '',
     'With --driver qmp there is no COMMAND: the backup is `headroomctl qmp-backup` with the qmp options below',
-    '(full or incremental QEMU backups into --target over the QMP socket; see qmp-backup --help).',
+    '(full or incremental QEMU backups into --target over the QMP socket; see qmp-backup --help). With',
+    '--driver libvirt it is `headroomctl libvirt-backup`: --vm names the libvirt domain (name or UUID), backed',
+    "up through libvirt's backup API with checkpoints into --target (see libvirt-backup --help and",
+    "docs/libvirt.md); its copy's rate is the budget's, at most --speed, set through libvirt on QEMU's jobs.",
     '',
     ...QUIESCE_HELP,
     '',
@@ -139,10 +164,10 @@ export const hostBackupCommand: Command = {
     {
       name: 'driver',
       value: 'NAME',
-      help: 'command (default: run COMMAND) or qmp (back up a QEMU over QMP)',
+      help: 'command (default: run COMMAND), qmp (back up a QEMU over QMP) or libvirt (a libvirt domain)',
       parse: parseDriver,
     },
-    ...QMP_BACKUP_OPTIONS,
+    ...DRIVER_OPTIONS,
     ...QUIESCE_OPTIONS,
   ],
   rest: true,
@@ -150,15 +175,24 @@ export const hostBackupCommand: Command = {
     const host = args.require<string>('host');
     const vm = args.require<string>('vm');
     let argv = args.rest ?? [];
-    if (args.get<string>('driver') === 'qmp') {
-      if (argv.length) throw new UsageError('--driver qmp runs the backup itself: give no command after "--"');
-      args.require<string>('qmp-socket');
-      args.require<string>('target');
-      argv = qmpBackupArgv(vm, args, ctx.coordinator);
-    } else {
-      const stray = QMP_BACKUP_OPTIONS.find((o) => args.has(o.name));
-      if (stray) throw new UsageError(`--${stray.name} needs --driver qmp`);
+    const driver = args.get<Driver>('driver') ?? 'command';
+    if (driver === 'command') {
+      const stray = DRIVER_OPTIONS.find((o) => args.has(o.name));
+      if (stray) {
+        const drivers = (Object.keys(DRIVER_COMMANDS) as Array<keyof typeof DRIVER_COMMANDS>).filter((d) =>
+          DRIVER_COMMANDS[d].options.includes(stray),
+        );
+        throw new UsageError(`--${stray.name} needs --driver ${drivers.join(' or ')}`);
+      }
       if (argv.length === 0 || argv[0] === '') throw new UsageError('missing the command to run: put it after "--"');
+    } else {
+      if (argv.length) throw new UsageError(`--driver ${driver} runs the backup itself: give no command after "--"`);
+      const { command, options } = DRIVER_COMMANDS[driver];
+      const stray = DRIVER_OPTIONS.find((o) => args.has(o.name) && !options.includes(o));
+      if (stray) throw new UsageError(`--${stray.name} does not go with --driver ${driver}`);
+      if (driver === 'qmp') args.require<string>('qmp-socket');
+      args.require<string>('target');
+      argv = driverBackupArgv(command, options, vm, args, ctx.coordinator);
     }
     if (args.has('quiesce-hold') && (args.get<QuiesceMode>('quiesce') ?? 'off') === 'off') {
       throw new UsageError('--quiesce-hold needs --quiesce require or try');
@@ -182,7 +216,7 @@ export const hostBackupCommand: Command = {
         vm,
         job: args.get<string>('job') ?? DEFAULT_JOB,
         argv,
-        driver: args.get<string>('driver') === 'qmp' ? 'qmp' : 'command',
+        driver,
         windowMs: args.get<number>('window'),
         expectedDurationMs: args.get<number>('expected-duration') ?? 0,
         priority: args.get<number>('priority') ?? 0,

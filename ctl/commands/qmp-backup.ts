@@ -15,8 +15,9 @@ import {
   parseQuiesceMode,
 } from '../../host-backup/guest-quiesce';
 import type { DiskSpec } from '../../host-backup/hypervisor/block-nodes';
-import { CONSISTENCY_FILE_ENV, runQmpBackup } from '../../host-backup/qmp-backup';
+import { CONSISTENCY_FILE_ENV, type QmpBackupRunOptions, runQmpBackup } from '../../host-backup/qmp-backup';
 import { COPY_CONTROL_ENV } from '../../host-backup/copy-control-channel';
+import type { DriverRunOutcome } from '../../host-backup/driver-run';
 import { BYTES_FILE_ENV } from '../../common/backup-run/reported-bytes';
 import { type OptionSpec, type ParsedArgs, parseString, parseUint32 } from '../../common/util/cli-args';
 import type { Command } from '../command';
@@ -33,9 +34,16 @@ function parseDisks(raw: string): DiskSpec[] {
   });
 }
 
-/** The options qmp-backup takes, which host-backup --driver qmp passes through. */
-export const QMP_BACKUP_OPTIONS: OptionSpec[] = [
-  { name: 'qmp-socket', value: 'PATH', help: "the QEMU process's QMP unix socket", parse: parseString },
+/** The QMP socket: the option only the qmp driver takes. */
+export const QMP_SOCKET_OPTION: OptionSpec = {
+  name: 'qmp-socket',
+  value: 'PATH',
+  help: "the QEMU process's QMP unix socket",
+  parse: parseString,
+};
+
+/** The options every hypervisor driver's backup command (qmp-backup, libvirt-backup) takes. */
+export const BACKUP_SET_OPTIONS: OptionSpec[] = [
   { name: 'target', value: 'DIR', help: 'the backup directory (made a catalog on first use)', parse: parseString },
   {
     name: 'disk',
@@ -57,6 +65,9 @@ export const QMP_BACKUP_OPTIONS: OptionSpec[] = [
     parse: parseByteRate,
   },
 ];
+
+/** The options qmp-backup takes, which host-backup --driver qmp passes through. */
+export const QMP_BACKUP_OPTIONS: OptionSpec[] = [QMP_SOCKET_OPTION, ...BACKUP_SET_OPTIONS];
 
 /** host-backup's and qmp-backup's options. */
 export const QUIESCE_OPTIONS: OptionSpec[] = [
@@ -95,19 +106,28 @@ const CONNECTION_OPTIONS = ['tls-ca', 'tls-cert', 'tls-key', 'pki-dir'];
 /** Progress on the block jobs at most this often. */
 const PROGRESS_EVERY_MS = 5_000;
 
-/** The command line host-backup --driver qmp runs: this command, in a fresh headroomctl process. */
-export function qmpBackupArgv(vm: string, args: ParsedArgs, coordinator: string): string[] {
+/**
+ * The command line host-backup --driver qmp|libvirt runs: `command` (qmp-backup, libvirt-backup) with
+ * the `options` of it that were given, in a fresh headroomctl process.
+ */
+export function driverBackupArgv(
+  command: string,
+  options: readonly OptionSpec[],
+  vm: string,
+  args: ParsedArgs,
+  coordinator: string,
+): string[] {
   const argv = [
     process.execPath,
     path.join(__dirname, '..', 'main.js'),
-    'qmp-backup',
+    command,
     '--vm',
     vm,
     '--coordinator',
     coordinator,
   ];
   for (const name of CONNECTION_OPTIONS) if (args.has(name)) argv.push(`--${name}`, String(args.get(name)));
-  for (const o of [...QMP_BACKUP_OPTIONS, ...QUIESCE_OPTIONS]) {
+  for (const o of [...options, ...QUIESCE_OPTIONS]) {
     if (!args.has(o.name)) continue;
     if (!o.parse) argv.push(`--${o.name}`);
     else if (o.name === 'disk')
@@ -153,20 +173,61 @@ export const qmpBackupCommand: Command = {
   async run(ctx, args) {
     const vm = args.require<string>('vm');
     const socket = args.require<string>('qmp-socket');
-    const target = args.require<string>('target');
-    const quiesce = guestQuiesce(ctx, args.get<QuiesceMode>('quiesce') ?? 'off', args.get<number>('quiesce-hold') ?? 0);
-    const abort = new AbortController();
-    const removeInterrupt = ctx.onInterrupt((signal) => {
-      note(ctx, `${signal}: cancelling the backup jobs`);
-      abort.abort();
-    });
-    let lastNote = 0;
-    try {
+    return runDriverCommand(ctx, args, 'cancelling the backup jobs', async (common, say) => {
       const outcome = await runQmpBackup({
+        ...common,
         vm,
         socket,
-        target,
         disks: args.get<DiskSpec[]>('disk'),
+        onProgress: (jobs) =>
+          say(() => jobs.map((j) => `${j.disk} ${formatBytes(j.offset)} of ${formatBytes(j.len)}`).join(', ')),
+      });
+      if (outcome.status === 'no-disks')
+        throw new UsageError('QEMU shows no drive or export to back up: name the disks with --disk');
+      return outcome;
+    });
+  },
+};
+
+/** What every driver's run takes from its command line and environment (qmp-backup, libvirt-backup). */
+type CommonRunOptions = Pick<
+  QmpBackupRunOptions,
+  | 'target'
+  | 'forceFull'
+  | 'maxIncrementals'
+  | 'speed'
+  | 'quiesce'
+  | 'consistencyFile'
+  | 'bytesFile'
+  | 'copyControlDir'
+  | 'now'
+  | 'signal'
+  | 'log'
+>;
+
+/**
+ * Runs a driver's backup command: `body` gets the options every driver takes and a progress note (at most
+ * every PROGRESS_EVERY_MS); Ctrl-C or SIGTERM aborts it, saying `cancelling`; the outcome is printed and
+ * becomes the exit status.
+ */
+export async function runDriverCommand(
+  ctx: Context,
+  args: ParsedArgs,
+  cancelling: string,
+  body: (common: CommonRunOptions, say: (text: () => string) => void) => Promise<DriverRunOutcome>,
+): Promise<number> {
+  const target = args.require<string>('target');
+  const quiesce = guestQuiesce(ctx, args.get<QuiesceMode>('quiesce') ?? 'off', args.get<number>('quiesce-hold') ?? 0);
+  const abort = new AbortController();
+  const removeInterrupt = ctx.onInterrupt((signal) => {
+    note(ctx, `${signal}: ${cancelling}`);
+    abort.abort();
+  });
+  let lastNote = 0;
+  try {
+    const outcome = await body(
+      {
+        target,
         forceFull: args.flag('full'),
         maxIncrementals: args.get<number>('max-incrementals'),
         speed: args.get<number>('speed'),
@@ -177,35 +238,38 @@ export const qmpBackupCommand: Command = {
         now: ctx.now,
         signal: abort.signal,
         log: ctx.log,
-        onProgress: (jobs) => {
-          if (ctx.now() - lastNote < PROGRESS_EVERY_MS) return;
-          lastNote = ctx.now();
-          note(ctx, jobs.map((j) => `${j.disk} ${formatBytes(j.offset)} of ${formatBytes(j.len)}`).join(', '));
-        },
-      });
-      if (outcome.status === 'no-disks')
-        throw new UsageError('QEMU shows no drive or export to back up: name the disks with --disk');
-      const result = outcome.result;
-      if (result && ctx.json) printJson(ctx, result);
-      else if (result) {
-        for (const d of result.disks) {
-          const r = d.record;
-          if (r)
-            print(
-              ctx,
-              `${r.disk}  ${r.kind.padEnd(11)}  ${formatBytes(r.bytes).padStart(9)} copied  ${formatSpan(r.durationMs).padStart(6)}  ${r.file}${r.fullReason ? `  (${r.fullReason})` : ''}`,
-            );
-          else print(ctx, `${d.disk}  failed: ${d.error}`);
-        }
-      }
-      if (result?.ok) note(ctx, `consistency: ${result.consistency}`);
-      if (outcome.failure) note(ctx, `backup failed: ${outcome.failure}`);
-      return outcome.status === 'done' ? 0 : outcome.status === 'cancelled' ? EXIT_TEMPFAIL : EXIT_FAILURE;
-    } finally {
-      removeInterrupt();
+      },
+      (text) => {
+        if (ctx.now() - lastNote < PROGRESS_EVERY_MS) return;
+        lastNote = ctx.now();
+        note(ctx, text());
+      },
+    );
+    return printOutcome(ctx, outcome);
+  } finally {
+    removeInterrupt();
+  }
+}
+
+/** Prints a driver run's result (one line per disk, or JSON); answers the exit status. */
+function printOutcome(ctx: Context, outcome: DriverRunOutcome): number {
+  const result = outcome.result;
+  if (result && ctx.json) printJson(ctx, result);
+  else if (result) {
+    for (const d of result.disks) {
+      const r = d.record;
+      if (r)
+        print(
+          ctx,
+          `${r.disk}  ${r.kind.padEnd(11)}  ${formatBytes(r.bytes).padStart(9)} copied  ${formatSpan(r.durationMs).padStart(6)}  ${r.file}${r.fullReason ? `  (${r.fullReason})` : ''}`,
+        );
+      else print(ctx, `${d.disk}  failed: ${d.error}`);
     }
-  },
-};
+  }
+  if (result?.ok) note(ctx, `consistency: ${result.consistency}`);
+  if (outcome.failure) note(ctx, `backup failed: ${outcome.failure}`);
+  return outcome.status === 'done' ? 0 : outcome.status === 'cancelled' ? EXIT_TEMPFAIL : EXIT_FAILURE;
+}
 
 /** The quiesce of this run, under the token in our environment; undefined for --quiesce off. */
 function guestQuiesce(ctx: Context, mode: QuiesceMode, holdMs: number): GuestQuiesceOptions | undefined {
@@ -214,7 +278,7 @@ function guestQuiesce(ctx: Context, mode: QuiesceMode, holdMs: number): GuestQui
   const fencing = Number(process.env[TOKEN_ENV.fencing]);
   if (!tokenId || !Number.isSafeInteger(fencing) || fencing < 1) {
     throw new UsageError(
-      `--quiesce ${mode} needs the HYPERVISOR token the backup runs under: use host-backup --driver qmp`,
+      `--quiesce ${mode} needs the HYPERVISOR token the backup runs under: use host-backup --driver qmp or libvirt`,
     );
   }
   return {

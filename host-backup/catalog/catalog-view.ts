@@ -189,3 +189,8 @@ export function pruneBackups(
   }
   return { decisions, freedBytes, problems };
 }
+
+/** The backups a prune removed (or would remove). */
+export function removedBy(result: PruneResult): BackupRecord[] {
+  return result.decisions.filter((d) => !d.keep).map((d) => d.record);
+}

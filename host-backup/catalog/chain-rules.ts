@@ -27,6 +27,13 @@ export interface BackupRecord {
   /** The dirty bitmap that was synchronised with this backup, and whether QEMU stores it in the image. */
   bitmap: string;
   bitmapPersistent: boolean;
+  /**
+   * libvirt: the checkpoint created with this backup, which owns the bitmap (libvirt names the bitmap after
+   * it), and the libvirt connection URI of the domain (`vm` is its UUID). The next incremental starts from
+   * it; pruning the backup deletes it.
+   */
+  checkpoint?: string;
+  libvirtUri?: string;
   /** The point in time the backup holds: when its transaction started, Unix ms. */
   takenAtMs: number;
   durationMs: number;
@@ -53,9 +60,21 @@ export interface BitmapObservation {
   busy: boolean;
 }
 
+/** What the hypervisor says about one checkpoint (libvirt) of the disk. */
+export interface CheckpointObservation {
+  /** The checkpoint's bitmap on this disk; undefined when the checkpoint does not cover the disk or its bitmap is gone. */
+  bitmap?: BitmapObservation;
+}
+
 export interface DiskObservation {
   virtualSize: number;
+  /** The catalog's own bitmap (qmp driver). */
   bitmap?: BitmapObservation;
+  /**
+   * Drivers whose bitmaps belong to named checkpoints (libvirt): the checkpoints the hypervisor knows for
+   * the disk, by name (at least the one the latest backup created, when it is there).
+   */
+  checkpoints?: ReadonlyMap<string, CheckpointObservation>;
 }
 
 export type FullReasonCode =
@@ -64,6 +83,7 @@ export type FullReasonCode =
   | 'interrupted'
   | 'chain-broken'
   | 'parent-missing'
+  | 'checkpoint-missing'
   | 'bitmap-missing'
   | 'bitmap-inconsistent'
   | 'bitmap-not-recording'
@@ -162,7 +182,24 @@ export function planNextBackup(input: PlanInput): BackupPlan {
   }
   const missing = chain.find((r) => !input.fileIntact(r));
   if (missing) return full('parent-missing', `backup file ${missing.file} of the chain is missing or was changed`);
-  const bitmap = input.disk.bitmap;
+  let bitmap = input.disk.bitmap;
+  if (last.checkpoint !== undefined) {
+    // The checkpoint owns the bitmap: the bitmap rules below apply to the checkpoint's.
+    const checkpoint = input.disk.checkpoints?.get(last.checkpoint);
+    if (!checkpoint) {
+      return full(
+        'checkpoint-missing',
+        `checkpoint ${last.checkpoint} is missing: it was deleted, or the domain was redefined, or it is transient and was restarted`,
+      );
+    }
+    bitmap = checkpoint.bitmap;
+    if (!bitmap) {
+      return full(
+        'bitmap-missing',
+        `checkpoint ${last.checkpoint} has no usable bitmap on this disk: it was removed, the disk was replaced (e.g. restored), or QEMU stopped uncleanly (a crash) before storing it`,
+      );
+    }
+  }
   if (!bitmap) {
     const why = last.bitmapPersistent
       ? 'it was removed, or the disk was replaced (e.g. restored)'

@@ -3,9 +3,10 @@
  * (snapshot-wire.ts): list, show, verify and prune over catalog-view.ts. headroomctl's catalog commands
  * read either this or the coordinator, and print the same either way.
  */
-import { findBackup, listBackups, pruneBackups, verificationPlan, verifyBackups } from './catalog-view';
+import { findBackup, listBackups, pruneBackups, removedBy, verificationPlan, verifyBackups } from './catalog-view';
 import { CatalogError } from './chain-rules';
 import { ManifestStore } from './manifest-store';
+import type { BackupRecord } from './chain-rules';
 import type { RetentionPolicy } from './retention';
 import * as wire from './snapshot-wire';
 import type * as v1 from '../../proto/generated/headroom/v1';
@@ -30,8 +31,14 @@ export interface CatalogSource {
 
 const opt = (s: string) => (s === '' ? undefined : s);
 
+/**
+ * What a prune must also remove outside the catalog once backups went (the libvirt checkpoints they
+ * created: hypervisor/libvirt-checkpoints.ts), kept out of the catalog, which the drivers write into.
+ */
+export type AfterPrune = (store: ManifestStore, removed: readonly BackupRecord[]) => Promise<unknown>;
+
 /** The catalog in `dir`, opened on first use (so that --help and usage errors need no directory). */
-export function localCatalog(dir: string): CatalogSource {
+export function localCatalog(dir: string, afterPrune?: AfterPrune): CatalogSource {
   let opened: ManifestStore | undefined;
   const store = () => (opened ??= ManifestStore.open(dir));
   return {
@@ -64,7 +71,9 @@ export function localCatalog(dir: string): CatalogSource {
       for await (const v of verifyBackups(store(), plan)) each(wire.verification(v, ++index, total));
     },
     async prune(f, policy, dryRun) {
-      return wire.pruneResponse(pruneBackups(store(), { vm: opt(f.vm), disk: opt(f.disk) }, policy, dryRun), dryRun);
+      const result = pruneBackups(store(), { vm: opt(f.vm), disk: opt(f.disk) }, policy, dryRun);
+      if (!dryRun) await afterPrune?.(store(), removedBy(result));
+      return wire.pruneResponse(result, dryRun);
     },
   };
 }

@@ -90,6 +90,8 @@ export function parseManifest(text: string, file: string): BackupRecord {
     chainId: s('chainId'),
     bitmap: s('bitmap'),
     bitmapPersistent: field<boolean>(get, file, 'bitmapPersistent', 'boolean'),
+    checkpoint: s('checkpoint', true),
+    libvirtUri: s('libvirtUri', true),
     takenAtMs: n('takenAtMs'),
     durationMs: n('durationMs'),
     bytes: n('bytes'),
@@ -108,6 +110,10 @@ export function parseManifest(text: string, file: string): BackupRecord {
   // An optional key that is absent stays absent, as in the record that was written.
   if (record.fullReason === undefined) delete record.fullReason;
   if (record.parentId === undefined) delete record.parentId;
+  if (record.checkpoint === undefined) delete record.checkpoint;
+  if (record.libvirtUri === undefined) delete record.libvirtUri;
+  if ((record.checkpoint === undefined) !== (record.libvirtUri === undefined))
+    throw new CatalogError(`${file}: keys "checkpoint" and "libvirtUri" go together`);
   return record;
 }
 

@@ -12,3 +12,9 @@ export interface CopyControl {
   /** Bytes copied and to copy, summed over the backup's jobs, from the hypervisor's own counters. */
   progress(): Promise<{ done: number; total: number }>;
 }
+
+/**
+ * Called by a driver once its copy runs, with its controls; what it answers is awaited when the copy has
+ * ended (host-backup's channel stops following the budget there).
+ */
+export type OnCopyStarted = (control: CopyControl) => (() => Promise<void>) | undefined;

@@ -9,21 +9,22 @@
  * `sync: full`): QEMU clears a bitmap only when its job succeeds, so after a failure or a cancel it still
  * holds every write since the last good backup and a retry covers the same data.
  */
-import { randomBytes } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import type { Logger } from '../../common/util/log';
+import type { Consistency, DiskObservation } from '../catalog/chain-rules';
+import type { ManifestStore } from '../catalog/manifest-store';
 import {
-  type BackupPlan,
-  type BackupRecord,
-  type Consistency,
-  type DiskObservation,
-  planNextBackup,
-} from '../catalog/chain-rules';
-import { type ManifestStore, sha256File } from '../catalog/manifest-store';
+  type DiskBackupResult,
+  type HypervisorBackupResult,
+  type PlannedDisk,
+  discardDisk,
+  newSetId,
+  planDisk,
+  recordDisk,
+  summarise,
+} from './backup-set';
 import { BlockJobWatcher, type JobOutcome, type JobProgress } from './block-jobs';
 import { type DiskSpec, type NodeInfo, findNode, observe } from './block-nodes';
-import type { CopyControl } from './copy-control';
+import type { OnCopyStarted } from './copy-control';
 import { QmpCopyControl } from './qmp-copy-control';
 import { QemuImg } from '../qemu-img';
 import { type QmpClient, QmpCommandError } from './qmp-client';
@@ -57,52 +58,27 @@ export interface QmpBackupOptions {
    * Called once the jobs run, with the control over their copy (speed, pause): host-backup's budget reaches
    * QEMU through it (../copy-control-channel.ts). Returns what to call once the jobs have ended.
    */
-  onCopyStarted?(control: CopyControl): () => Promise<void>;
+  onCopyStarted?: OnCopyStarted;
   onProgress?(progress: Array<{ disk: string; offset: number; len: number }>): void;
   pollIntervalMs?: number;
   log: Logger;
   qemuImg?: QemuImg;
 }
 
-export interface DiskBackupResult {
-  disk: string;
-  plan: BackupPlan;
-  /** The catalog record, when this disk's backup completed. */
-  record?: BackupRecord;
-  /** Why it did not. */
-  error?: string;
-}
-
-export interface QmpBackupResult {
-  ok: boolean;
-  setId: string;
-  /** What the snapshot achieved (recorded in each manifest). */
-  consistency: Consistency;
-  disks: DiskBackupResult[];
-  message: string;
-}
+export type { DiskBackupResult };
+export type QmpBackupResult = HypervisorBackupResult;
 
 /** One disk's part in the run. */
-interface Prepared {
+interface Prepared extends PlannedDisk {
   spec: DiskSpec;
   nodeName: string;
   observed: DiskObservation;
-  plan: BackupPlan;
-  id: string;
-  file: string;
   targetNode: string;
   jobId: string;
   targetAdded: boolean;
   /** We (re)created the bitmap for this full backup: if it fails, the bitmap must go, lest it pass for the old chain's. */
   bitmapCreated: boolean;
   persistent: boolean;
-}
-
-function stamp(ms: number): string {
-  return new Date(ms)
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
 }
 
 /** Backs up the VM's disks once; never leaves targets attached in QEMU, nor half-written files in the catalog. */
@@ -113,7 +89,7 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
   const qemuImg = o.qemuImg ?? new QemuImg();
   const bitmap = o.store.bitmapName;
   const startedAt = o.now();
-  const setId = `${stamp(startedAt)}-${randomBytes(3).toString('hex')}`;
+  const setId = newSetId(startedAt);
   const log = o.log.child({ vm: o.vm, set: setId });
 
   await detachLeftoverTargets(client, log);
@@ -125,36 +101,19 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
       throw new Error(
         `disk ${spec.name}: dirty bitmap ${bitmap} is in use by another job (is a backup already running?)`,
       );
-    const records = o.store.records(o.vm, spec.name);
-    const plan = planNextBackup({
-      records,
-      disk: observed,
-      interrupted: o.store.interrupted(o.vm, spec.name),
-      fileIntact: (r) => o.store.fileIntact(r),
-      forceFull: o.forceFull,
-      maxIncrementals: o.maxIncrementals,
-    });
-    const suffix = randomBytes(3).toString('hex');
-    const id = `${stamp(startedAt)}-${plan.kind === 'full' ? 'full' : 'inc'}-${suffix}`;
-    const { relative } = o.store.diskDir(o.vm, spec.name);
+    const planned = planDisk(o.store, o.vm, spec.name, observed, o, startedAt, log);
     prepared.push({
+      ...planned,
       spec,
       nodeName: node['node-name'],
       observed,
-      plan,
-      id,
-      file: path.join(relative, `${id}.qcow2`),
-      targetNode: `${TARGET_PREFIX}${suffix}`,
-      jobId: `${JOB_PREFIX}${suffix}`,
+      targetNode: `${TARGET_PREFIX}${planned.suffix}`,
+      jobId: `${JOB_PREFIX}${planned.suffix}`,
       targetAdded: false,
       bitmapCreated: false,
       // Only qcow2 can store a bitmap; on other formats a new one lives as long as the QEMU process.
       persistent: node.drv === 'qcow2',
     });
-    log.info(
-      plan.kind === 'full' ? `full backup: ${plan.reason.text}` : `incremental backup on top of ${plan.parent.id}`,
-      { disk: spec.name },
-    );
   }
 
   const watcher = new BlockJobWatcher(
@@ -248,55 +207,30 @@ export async function backupVm(client: QmpClient, o: QmpBackupOptions): Promise<
   const results: DiskBackupResult[] = [];
   for (const p of prepared) {
     const outcome = outcomes?.get(p.jobId);
-    const target = o.store.pathOf(p);
     if (!outcome || outcome.status !== 'completed') {
       const why = failure ?? (outcome?.status === 'failed' ? `job failed: ${outcome.error}` : 'job cancelled');
-      fs.rmSync(target, { force: true });
       if (p.bitmapCreated) {
         await client
           .execute('block-dirty-bitmap-remove', { node: p.nodeName, name: bitmap })
           .catch((err: Error) => log.warn('could not remove the new bitmap', { error: err.message }));
       }
-      // Unknown: the job may yet finish and clear the bitmap; the started note makes the next backup full.
-      if (outcomeKnown) o.store.ended(o.vm, p.spec.name);
-      results.push({
-        disk: p.spec.name,
-        plan: p.plan,
-        error: outcomeKnown ? why : `${why}; the job's end is unknown, so the next backup will be full`,
-      });
+      results.push(discardDisk(o.store, o.vm, p, why, outcomeKnown));
       continue;
     }
-    const record: BackupRecord = {
-      id: p.id,
-      vm: o.vm,
-      disk: p.spec.name,
-      setId,
-      kind: p.plan.kind,
-      fullReason: p.plan.kind === 'full' ? p.plan.reason.text : undefined,
-      parentId: p.plan.kind === 'incremental' ? p.plan.parent.id : undefined,
-      chainId: p.plan.kind === 'incremental' ? p.plan.parent.chainId : p.id,
-      bitmap,
-      // A bitmap that was there already keeps its own kind.
-      bitmapPersistent: p.bitmapCreated ? p.persistent : (p.observed.bitmap?.persistent ?? p.persistent),
-      takenAtMs: watcher.createdAtMs(p.jobId) ?? transactionAtMs,
-      durationMs: endedAt - transactionAtMs,
-      bytes: outcome.len,
-      fileBytes: fs.statSync(target).size,
-      virtualSize: p.observed.virtualSize,
-      consistency,
-      file: p.file,
-      sha256: await sha256File(target),
-    };
-    o.store.write(record);
-    o.store.ended(o.vm, p.spec.name);
-    results.push({ disk: p.spec.name, plan: p.plan, record });
+    results.push(
+      await recordDisk(o.store, o.vm, p, {
+        setId,
+        bitmap,
+        // A bitmap that was there already keeps its own kind.
+        bitmapPersistent: p.bitmapCreated ? p.persistent : (p.observed.bitmap?.persistent ?? p.persistent),
+        takenAtMs: watcher.createdAtMs(p.jobId) ?? transactionAtMs,
+        durationMs: endedAt - transactionAtMs,
+        bytes: outcome.len,
+        consistency,
+      }),
+    );
   }
-  const ok = results.every((r) => r.record);
-  const message = ok
-    ? results.map((r) => `${r.disk}: ${r.record!.kind} ${r.record!.id} (${r.record!.bytes} bytes copied)`).join('; ')
-    : results.map((r) => `${r.disk}: ${r.error ?? 'completed, but the set is incomplete'}`).join('; ');
-  log[ok ? 'info' : 'warn'](ok ? 'backup done' : 'backup failed', { result: message });
-  return { ok, setId, consistency, disks: results, message };
+  return summarise(setId, consistency, results, log);
 }
 
 /**

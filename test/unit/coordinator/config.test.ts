@@ -294,7 +294,7 @@ describe('coordinator configuration', () => {
     assert.match(found[2], /^c\.yaml: hypervisorJobs\[0\]\.expectedDuration: expected a duration/);
     assert.equal(
       found[3],
-      'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of: name, vms, schedule, window, expectedDuration, priority, cost, driver, qmpSocket, target, disks, maxIncrementals, speed, command, quiesce, retries, retryDelay)',
+      'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of: name, vms, schedule, window, expectedDuration, priority, cost, driver, qmpSocket, libvirtUri, target, disks, maxIncrementals, speed, command, quiesce, retries, retryDelay)',
     );
     assert.equal(found[4], 'c.yaml: hypervisorJobs[1].vms: expected a non-empty list of VM names, got ["vm 1"]');
     assert.match(found[5], /^c\.yaml: hypervisorJobs\[1\]\.window: missing \(expected a duration/);
@@ -371,6 +371,7 @@ describe('coordinator configuration', () => {
             { ...job, name: 'n', driver: 'command', command: ['true'], quiesce: 'always' },
             { ...job, name: 'o', driver: 'command', command: ['true'], retries: 11, retryDelay: 'soon' },
             { ...job, name: 'p', retries: 1 },
+            { ...job, name: 'q', driver: 'libvirt', libvirtUri: 'system', target: '/b', qmpSocket: '/q' },
           ],
         },
         'c.yaml',
@@ -378,14 +379,16 @@ describe('coordinator configuration', () => {
     );
     assert.deepEqual(found, [
       'c.yaml: hypervisorJobs[0].qmpSocket: required with driver qmp: the QMP socket, {vm} standing for the VM (/run/qemu/{vm}.qmp)',
-      'c.yaml: hypervisorJobs[1].driver: expected "qmp" or "command", got "ftp"',
+      'c.yaml: hypervisorJobs[1].driver: expected "qmp", "libvirt" or "command", got "ftp"',
       'c.yaml: hypervisorJobs[2].command: expected the command as a list of strings, such as [vzdump, "{vm}", --mode, snapshot] (a single string is not split by a shell: write it as a list), got "vzdump {vm}"',
       'c.yaml: hypervisorJobs[2].qmpSocket: does not go with driver command',
-      'c.yaml: hypervisorJobs[3].qmpSocket: needs driver (qmp or command)',
+      'c.yaml: hypervisorJobs[3].qmpSocket: needs driver (qmp, libvirt or command)',
       'c.yaml: hypervisorJobs[4].quiesce: expected "require", "try" or "off", got "always"',
       'c.yaml: hypervisorJobs[5].retries: expected an integer from 0 to 10, got 11',
       'c.yaml: hypervisorJobs[5].retryDelay: expected a duration such as 500ms, 90s, 10m, 2h or 1h30m (a bare number is milliseconds), got "soon"',
-      'c.yaml: hypervisorJobs[6].retries: needs driver (qmp or command)',
+      'c.yaml: hypervisorJobs[6].retries: needs driver (qmp, libvirt or command)',
+      'c.yaml: hypervisorJobs[7].libvirtUri: expected a libvirt URI such as qemu:///system, got "system"',
+      'c.yaml: hypervisorJobs[7].qmpSocket: does not go with driver libvirt',
       'c.yaml: backups.dir: expected the absolute path of the backup directory, got "relative/dir"',
       'c.yaml: backups.keep: unknown key (expected one of: dir)',
     ]);
@@ -397,6 +400,15 @@ describe('coordinator configuration', () => {
     );
     assert.deepEqual(noTarget, [
       'c.yaml: hypervisorJobs[0].target: required with driver qmp unless backups.dir is set',
+    ]);
+    const libvirtNoTarget = problems(() =>
+      compileCoordinatorOptions(
+        { host: 'h', plaintext: true, hypervisorJobs: [{ ...job, driver: 'libvirt' }] },
+        'c.yaml',
+      ),
+    );
+    assert.deepEqual(libvirtNoTarget, [
+      'c.yaml: hypervisorJobs[0].target: required with driver libvirt unless backups.dir is set',
     ]);
   });
 

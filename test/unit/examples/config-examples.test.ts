@@ -72,7 +72,7 @@ describe('the example configuration files', () => {
     const options = compileCoordinatorOptions({ ...raw, listen: '127.0.0.1:7400', plaintext: true }, file);
     assert.deepEqual(
       options.hypervisorJobs.map((j) => j.name),
-      ['image', 'nightly', 'vzdump'],
+      ['image', 'nightly', 'libvirt', 'vzdump'],
     );
   });
 });

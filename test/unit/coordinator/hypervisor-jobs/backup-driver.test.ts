@@ -53,4 +53,15 @@ describe('backup driver command line', () => {
       ['--quiesce', 'require', '--driver', 'qmp', '--qmp-socket', '/q/db', '--target', '/b'],
     );
   });
+
+  it("runs a libvirt driver's backup of the domain named as the VM, with its URI when one is set", () => {
+    assert.deepEqual(
+      driverArguments({ driver: 'libvirt', disks: 'vda', maxIncrementals: 3 }, { vm: 'web', defaultTarget: '/b' }),
+      ['--driver', 'libvirt', '--target', '/b', '--disk', 'vda', '--max-incrementals', '3'],
+    );
+    assert.deepEqual(
+      driverArguments({ driver: 'libvirt', libvirtUri: 'qemu+ssh://kvm1/system', target: '/b/{vm}' }, { vm: 'db' }),
+      ['--driver', 'libvirt', '--libvirt-uri', 'qemu+ssh://kvm1/system', '--target', '/b/db'],
+    );
+  });
 });

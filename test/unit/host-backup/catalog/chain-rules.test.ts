@@ -134,6 +134,28 @@ describe('catalog rules: the next backup', () => {
     assert.equal(plan({ maxIncrementals: 0 }).kind, 'incremental');
   });
 
+  it("with checkpoints (libvirt): full when the latest backup's checkpoint is gone, or its bitmap on this disk is; the bitmap rules apply to the checkpoint's", () => {
+    const cp = { checkpoint: 'headroom-1234abcd-s2', libvirtUri: 'qemu:///system' };
+    const records = [full, inc1, rec('i2', 'incremental', 2, inc1, cp)];
+    const withCheckpoints = (checkpoints: PlanInput['disk']['checkpoints']) =>
+      planNextBackup({ records, disk: { virtualSize: SIZE, checkpoints }, fileIntact: () => true });
+    assert.equal(withCheckpoints(new Map([[cp.checkpoint, { bitmap: GOOD }]])).kind, 'incremental');
+    const gone = withCheckpoints(new Map());
+    assert.equal(gone.kind === 'full' && gone.reason.code, 'checkpoint-missing');
+    assert.match(
+      gone.kind === 'full' ? gone.reason.text : '',
+      /checkpoint headroom-1234abcd-s2 is missing: .*redefined/,
+    );
+    const noBitmap = withCheckpoints(new Map([[cp.checkpoint, {}]]));
+    assert.equal(noBitmap.kind === 'full' && noBitmap.reason.code, 'bitmap-missing');
+    assert.match(noBitmap.kind === 'full' ? noBitmap.reason.text : '', /no usable bitmap on this disk/);
+    const inconsistent = withCheckpoints(new Map([[cp.checkpoint, { bitmap: { ...GOOD, inconsistent: true } }]]));
+    assert.equal(inconsistent.kind === 'full' && inconsistent.reason.code, 'bitmap-inconsistent');
+    // Another checkpoint's sound bitmap does not stand in for the one the chain needs.
+    const other = withCheckpoints(new Map([['headroom-1234abcd-s9', { bitmap: GOOD }]]));
+    assert.equal(other.kind === 'full' && other.reason.code, 'checkpoint-missing');
+  });
+
   it('checks the chain before the bitmap: a sound bitmap does not save a chain that cannot be read back', () => {
     assert.equal(fullCode({ fileIntact: () => false, disk: { virtualSize: SIZE } }), 'parent-missing');
   });
