@@ -125,7 +125,7 @@ describe('network partition between an agent and the coordinator (network namesp
     );
     const granted = await waitFor(
       'the agent granted a token',
-      () => /token (\S+), fencing (\d+)\)/.exec(agent!.stderr()),
+      () => /granted token (\S+) \(fencing (\d+)\)/.exec(agent!.stderr()),
       20_000,
     );
     const [staleToken, staleFencing] = [granted![1], Number(granted![2])];
