@@ -21,6 +21,7 @@ import { ConfigError } from '../common/util/config-error';
 import { UsageError } from '../common/util/usage-error';
 import { resolveVmIdentity } from './identity';
 import { enforcement as enforcements } from '../proto/enums';
+import { errorText } from '../common/client/call-status';
 
 export const DEFAULT_EXEC_WINDOW_MS = 3_600_000;
 export const DEFAULT_EXEC_EXPECTED_DURATION_MS = 600_000;
@@ -150,7 +151,7 @@ export function execHooks(
       unreachableSaid = true;
       const until = info.giveUpAtUnixMs > 0 ? ` until ${formatClock(info.giveUpAtUnixMs, wallNow())}` : '';
       say(
-        `headroom-agent: cannot reach the coordinator at ${plan.coordinator} (${(info.error as { details?: string }).details || info.error.message}); retrying${until}`,
+        `headroom-agent: cannot reach the coordinator at ${plan.coordinator} (${errorText(info.error)}); retrying${until}`,
       );
     },
     onStopping(why) {

@@ -15,7 +15,7 @@ import type { AgentClient } from '../common/client/connection';
 import type { Logger } from '../common/util/log';
 import type { LoadCollector } from '../common/backup-run/load-collector';
 import { type ConnectionContext, describeDiagnosis, diagnoseCall } from '../common/client/tls-diagnosis';
-import { cleanDetails } from '../common/client/call-status';
+import { errorText } from '../common/client/call-status';
 import { formatDuration } from '../common/util/duration';
 import { formatSpan } from '../common/util/human';
 
@@ -147,7 +147,7 @@ export class AgentSession {
       this.call = undefined;
       clearTimeout(this.reportTimer);
       if (!this.running) return;
-      const why = err ? cleanDetails(err.details || err.message) : 'the coordinator closed the session';
+      const why = err ? errorText(err) : 'the coordinator closed the session';
       const refusal = err && this.options.connection && diagnoseCall(err.code, why, this.options.connection);
       if (refusal?.permanent) {
         const fields = { error: describeDiagnosis(refusal), retryInMs: REFUSED_RETRY_MS };

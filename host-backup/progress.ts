@@ -4,7 +4,7 @@
  * the start, the end. Each event comes with its data and a sentence; the caller decides whether to print
  * the sentence or the data (headroomctl --json).
  */
-import { statusName } from '../common/client/call-status';
+import { errorText, statusName } from '../common/client/call-status';
 import type { GuardedRunHooks, GuardedRunResult } from '../common/backup-run/guarded-run';
 import { describeGrant, describeQueued, queuedKey } from '../common/backup-run/wait-text';
 import { formatClock, formatCommand, formatSpan } from '../common/util/human';
@@ -70,10 +70,7 @@ export class ProgressReporter {
         if (now - this.lastUnreachableAt < UNREACHABLE_NOTICE_EVERY_MS) return;
         this.lastUnreachableAt = now;
         const code = (info.error as { code?: number }).code;
-        const why =
-          code === undefined
-            ? info.error.message
-            : `${statusName(code)}: ${(info.error as { details?: string }).details || info.error.message}`;
+        const why = code === undefined ? info.error.message : `${statusName(code)}: ${errorText(info.error)}`;
         const until = info.giveUpAtUnixMs ? `, giving up at ${formatClock(info.giveUpAtUnixMs, now)}` : '';
         this.emit(
           'unreachable',

@@ -6,6 +6,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { HistoryEvent__Output, Token__Output } from '../proto/generated/headroom/v1';
+import { errorText } from '../common/client/call-status';
 import type { Logger } from '../common/util/log';
 import type { CoordinatorLink } from './coordinator-link';
 
@@ -48,8 +49,7 @@ export function watchRevocation(
       log.debug('watching the history for a revoke of the token', { afterSeq });
       c.on('data', check);
       c.on('error', (err: grpc.ServiceError) => {
-        if (!stopped)
-          log.debug('cannot watch for a revoke; relying on renewals', { error: err.details || err.message });
+        if (!stopped) log.debug('cannot watch for a revoke; relying on renewals', { error: errorText(err) });
       });
     } catch (err) {
       if (!stopped) log.debug('cannot watch for a revoke; relying on renewals', { error: (err as Error).message });

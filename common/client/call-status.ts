@@ -21,9 +21,9 @@ export const LEASE_GONE = new Set([grpc.status.FAILED_PRECONDITION, grpc.status.
 
 /** The gRPC status code of a failed call; undefined for an error that is not one. */
 export const errorCode = (err: unknown): number | undefined => (err as grpc.ServiceError)?.code;
-/** What a failed call says, for logs and people: the status details, else the error message. */
+/** What a failed call says, for logs and people: the status details, else the error message, on one line. */
 export const errorText = (err: unknown): string =>
-  (err as grpc.ServiceError)?.details || (err as Error)?.message || String(err);
+  cleanDetails((err as grpc.ServiceError)?.details || (err as Error)?.message || String(err));
 
 /** `UNAVAILABLE` for 14, and so on; the number itself for codes grpc-js does not know. */
 export function statusName(code: number): string {
