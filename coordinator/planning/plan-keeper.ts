@@ -53,6 +53,13 @@ export class PlanKeeper {
   private readonly pending = new Map<string, NodeJS.Timeout>();
   /** When each host whose plan leaves runs out was last planned without that allowance. */
   private readonly lastFreshLook = new Map<string, number>();
+  /**
+   * The VMs of each host whose backup ended since its last replan. The plan held their next runs back
+   * until the running token's expected end or expiry; the next replan places those runs anew, at the
+   * earliest start the rules allow, instead of keeping the late slots (a run due at :00 started at :09
+   * because a hand-run backup at :39 had held its VM until its token's expiry).
+   */
+  private readonly freed = new Map<string, Set<string>>();
   /** Hosts with a replan in flight, and whether another was asked for meanwhile. */
   private readonly inFlight = new Map<string, { again: boolean }>();
   private stopped = false;
@@ -64,8 +71,11 @@ export class PlanKeeper {
   start(): void {
     this.unsubscribe = this.deps.coordinator.onCommitted((events) => {
       for (const e of events) {
-        if (e.type === 'released' || e.type === 'expired' || e.type === 'revoked') this.soon(e.lease.host);
-        else if (e.type === 'policy-changed' || e.type === 'host-added') this.soon(e.host);
+        if (e.type === 'released' || e.type === 'expired' || e.type === 'revoked') {
+          const vms = this.freed.get(e.lease.host) ?? new Set<string>();
+          this.freed.set(e.lease.host, vms.add(e.lease.vm));
+          this.soon(e.lease.host);
+        } else if (e.type === 'policy-changed' || e.type === 'host-added') this.soon(e.host);
       }
     });
     this.interval = setInterval(() => this.replanAll(), this.deps.replanIntervalMs ?? 60_000);
@@ -96,15 +106,20 @@ export class PlanKeeper {
     return (this.deps.planView ?? this.deps.plan)(this.input(host, horizonMs, this.declared(host)));
   }
 
-  /** `freshLook`: the last plan's slots without the runs it left out, so that leaving them out again costs a plan from scratch. */
+  /**
+   * `freshLook`: the last plan's slots without the runs it left out, so that leaving them out again costs a
+   * plan from scratch. `freed`: VMs whose slots are not kept (see `freed` above).
+   */
   private input(
     host: string,
     horizonMs: number,
     declared: PlanViewInput['declared'],
     freshLook = false,
+    freed?: ReadonlySet<string>,
   ): PlanViewInput {
     const { coordinator, clock } = this.deps;
-    const last = this.last.get(host);
+    let last = this.last.get(host);
+    if (last && freed) last = { ...last, slots: last.slots.filter((s) => !freed.has(s.vm)) };
     return {
       now: clock.now(),
       horizonMs,
@@ -163,8 +178,10 @@ export class PlanKeeper {
       (this.last.get(host)?.noRoom.length ?? 0) > 0 &&
       now - (this.lastFreshLook.get(host) ?? -Infinity) >= FRESH_LOOK_MS;
     if (freshLook) this.lastFreshLook.set(host, now);
+    const freed = this.freed.get(host);
+    this.freed.delete(host);
     void Promise.resolve()
-      .then(() => this.deps.plan(this.input(host, DEFAULT_HORIZON_MS, declared, freshLook)))
+      .then(() => this.deps.plan(this.input(host, DEFAULT_HORIZON_MS, declared, freshLook, freed)))
       .then(
         (view) => this.follow(host, view),
         (e) =>

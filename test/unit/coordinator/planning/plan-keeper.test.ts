@@ -36,12 +36,16 @@ function keeper(planView?: PlanKeeperDeps['planView']) {
   const calls: { input: PlanViewInput; answer: (v: PlanView) => void; fail: (e: Error) => void }[] = [];
   const handed: PlannedRun[][] = [];
   const logged: string[] = [];
+  const listeners: Array<(events: unknown[]) => void> = [];
   const coordinator = {
     defaultHost: HOST,
     state: { hostNames: () => [HOST], host: () => ({ policy: { ...DEFAULT_POLICY } }), activeLeases: () => [] },
     endedRuns: () => [],
     setPlan: async (_host: string, runs: PlannedRun[]) => void handed.push(runs),
-    onCommitted: () => () => undefined,
+    onCommitted: (listener: (events: unknown[]) => void) => {
+      listeners.push(listener);
+      return () => undefined;
+    },
   } as unknown as PlanKeeperDeps['coordinator'];
   const job = {
     name: 'nightly',
@@ -61,7 +65,9 @@ function keeper(planView?: PlanKeeperDeps['planView']) {
     plan: (input) => new Promise<PlanView>((answer, fail) => calls.push({ input, answer, fail })),
     planView,
   });
-  return { plans, calls, handed, logged };
+  /** As the lessor tells of committed events. */
+  const commit = (...events: unknown[]) => listeners.forEach((l) => l(events));
+  return { plans, calls, handed, logged, commit };
 }
 
 describe('PlanKeeper', () => {
@@ -147,6 +153,31 @@ describe('PlanKeeper', () => {
       .filter((i) => i >= 0);
     assert.deepEqual(fresh, [1, 11, 21]);
     assert.deepEqual(calls[2].input.previous?.noRoom, ['vm-1/nightly@x']);
+    plans.stop();
+  });
+
+  it("places a VM's runs anew once its backup ended, instead of keeping slots its token held back", async () => {
+    const { plans, calls, commit } = keeper();
+    plans.start();
+    await clock.tickAsync(0);
+    const other = { ...view(9).slots[0], id: 'vm-2/nightly@9', vm: 'vm-2' };
+    const first = view(9);
+    calls[0].answer({ ...first, slots: [...first.slots, other] });
+    await clock.tickAsync(0);
+    commit({ type: 'released', lease: { host: HOST, vm: 'vm-1' } });
+    await clock.tickAsync(1_000);
+    assert.deepEqual(
+      calls[1].input.previous?.slots.map((s) => s.id),
+      ['vm-2/nightly@9'],
+      "vm-1's slots are placed anew, vm-2's kept",
+    );
+    calls[1].answer(view(5));
+    await clock.tickAsync(60_000);
+    assert.deepEqual(
+      calls[2].input.previous?.slots.map((s) => s.id),
+      ['vm-1/nightly@5'],
+      'only the replan right after the release',
+    );
     plans.stop();
   });
 
