@@ -5,8 +5,9 @@
  * load, placement, the plan's left-out runs — is read from the registry and the lessor only when Prometheus
  * scrapes, so a busy coordinator does no metrics work between scrapes.
  *
- * Labels are host, kind, vm, job, reason, outcome (and direction/source where said): VMs and jobs are capped
- * (label-cap.ts) and reasons come from closed sets, so the number of series stays bounded.
+ * Labels are host, kind, vm, backup_job, reason, outcome (and state/direction/source where said): VMs and
+ * jobs are capped (label-cap.ts) and reasons come from closed sets, so the number of series stays bounded.
+ * The job's label is backup_job, not job: Prometheus gives `job` to the scrape job, and would rename ours.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { LessorEvent } from '../domain/events';
@@ -22,6 +23,12 @@ import { LabelCap } from './label-cap';
 export const MAX_VMS = 2_000;
 export const MAX_JOBS = 200;
 export const MAX_REASONS = 20;
+
+const MISNAMED_DEFAULTS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
 
 export interface MetricsSources {
   coordinator: Pick<Coordinator, 'state' | 'onCommitted' | 'storeFailure'>;
@@ -68,6 +75,8 @@ export class CoordinatorMetrics {
   constructor(private readonly sources: MetricsSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry });
+    // Gauges named like counters, which `promtool check metrics` refuses; the process_* metrics stay.
+    for (const name of MISNAMED_DEFAULTS) this.registry.removeSingleMetric(name);
     const counter = (name: string, help: string, labelNames: string[]) =>
       new Counter({ name, help, labelNames, registers });
     this.grants = counter(
@@ -85,12 +94,12 @@ export class CoordinatorMetrics {
     this.runs = counter(
       'headroom_backup_runs_total',
       'Backup runs that ended: success or failure as their holder said, or expired, revoked.',
-      ['host', 'kind', 'vm', 'job', 'outcome'],
+      ['host', 'kind', 'vm', 'backup_job', 'outcome'],
     );
     this.written = counter(
       'headroom_backup_written_bytes_total',
       'Bytes written to storage by backup runs, as their holders measured them.',
-      ['host', 'kind', 'vm', 'job'],
+      ['host', 'kind', 'vm', 'backup_job'],
     );
     this.quiesces = counter(
       'headroom_quiesce_total',
@@ -107,7 +116,7 @@ export class CoordinatorMetrics {
     this.durations = new Histogram({
       name: 'headroom_backup_duration_seconds',
       help: 'Duration of backup runs that ended successfully, as their holders measured them.',
-      labelNames: ['host', 'kind', 'vm', 'job'],
+      labelNames: ['host', 'kind', 'vm', 'backup_job'],
       buckets: DURATION_BUCKETS,
       registers,
     });
@@ -121,7 +130,7 @@ export class CoordinatorMetrics {
     this.lastSuccess = new Gauge({
       name: 'headroom_backup_last_success_timestamp_seconds',
       help: 'When the last successful backup run of a VM and job ended, Unix seconds.',
-      labelNames: ['host', 'kind', 'vm', 'job'],
+      labelNames: ['host', 'kind', 'vm', 'backup_job'],
       registers,
     });
     for (const s of sources.lastSuccesses)
@@ -147,7 +156,7 @@ export class CoordinatorMetrics {
   }
 
   private runLabels(host: string, kind: TokenKind, vm: string, job: string) {
-    return { host, kind: kindLabel(kind), vm: this.vmLabel(vm), job: this.jobs.of(job) };
+    return { host, kind: kindLabel(kind), vm: this.vmLabel(vm), backup_job: this.jobs.of(job) };
   }
 
   private leaseLabels(lease: Lease) {
@@ -283,19 +292,19 @@ export class CoordinatorMetrics {
     gauge(
       'headroom_backup_budget_cpu_percent',
       'CPU budget in force on a running backup (0: unlimited), as its agent reports it, else as granted.',
-      ['host', 'kind', 'vm', 'job'],
+      ['host', 'kind', 'vm', 'backup_job'],
       budgets('cpuPercent'),
     );
     gauge(
       'headroom_backup_budget_io_bytes_per_second',
       'I/O budget in force on a running backup (0: unlimited), as its agent reports it, else as granted.',
-      ['host', 'kind', 'vm', 'job'],
+      ['host', 'kind', 'vm', 'backup_job'],
       budgets('ioBytesPerSec'),
     );
     gauge(
       'headroom_backup_paused',
       '1 while a running backup is paused by the load controller, as its agent reports.',
-      ['host', 'kind', 'vm', 'job'],
+      ['host', 'kind', 'vm', 'backup_job'],
       (set) => {
         const paused = new Set(
           agents.list().flatMap((a) => [...a.budgets.values()].filter((b) => b.paused).map((b) => b.tokenId)),
@@ -335,7 +344,7 @@ export class CoordinatorMetrics {
     gauge(
       'headroom_plan_left_out_runs',
       "Runs the current plan left out (1 each), with the planner's reason in the history and headroomctl plan.",
-      ['host', 'kind', 'vm', 'job'],
+      ['host', 'kind', 'vm', 'backup_job'],
       (set) => {
         for (const host of hosts()) {
           for (const u of plans.current(host)?.unplaced ?? []) {

@@ -73,15 +73,15 @@ describe('coordinator metrics', () => {
 
     const run = 'host="h1",kind="guest",vm="web-1"';
     assert.equal(await value(`headroom_grants_total{host="h1",kind="guest",reason="admitted"}`), 2);
-    assert.equal(await value(`headroom_backup_runs_total{${run},job="nightly",outcome="success"}`), 1);
-    assert.equal(await value(`headroom_backup_runs_total{${run},job="weekly",outcome="failure"}`), 1);
-    assert.equal(await value(`headroom_backup_written_bytes_total{${run},job="nightly"}`), 5_000);
-    assert.equal(await value(`headroom_backup_duration_seconds_sum{${run},job="nightly"}`), 90);
+    assert.equal(await value(`headroom_backup_runs_total{${run},backup_job="nightly",outcome="success"}`), 1);
+    assert.equal(await value(`headroom_backup_runs_total{${run},backup_job="weekly",outcome="failure"}`), 1);
+    assert.equal(await value(`headroom_backup_written_bytes_total{${run},backup_job="nightly"}`), 5_000);
+    assert.equal(await value(`headroom_backup_duration_seconds_sum{${run},backup_job="nightly"}`), 90);
     assert.equal(
-      await value(`headroom_backup_last_success_timestamp_seconds{${run},job="nightly"}`),
+      await value(`headroom_backup_last_success_timestamp_seconds{${run},backup_job="nightly"}`),
       (T0 + 90_000) / 1000,
     );
-    assert.equal(await value(`headroom_backup_last_success_timestamp_seconds{${run},job="weekly"}`), undefined);
+    assert.equal(await value(`headroom_backup_last_success_timestamp_seconds{${run},backup_job="weekly"}`), undefined);
     assert.equal(await value('headroom_token_wait_seconds_count{host="h1",kind="guest"}'), 2);
     assert.equal(await value('headroom_token_wait_seconds_sum{host="h1",kind="guest"}'), 90);
     assert.equal(await value('headroom_tokens_active{host="h1",kind="guest"}'), 0);
@@ -102,7 +102,7 @@ describe('coordinator metrics', () => {
     const second = setup([], undefined, first.store.path);
     assert.equal(
       await second.value(
-        'headroom_backup_last_success_timestamp_seconds{host="h1",kind="hypervisor",vm="vm9",job="disk"}',
+        'headroom_backup_last_success_timestamp_seconds{host="h1",kind="hypervisor",vm="vm9",backup_job="disk"}',
       ),
       T0 / 1000,
     );
@@ -129,13 +129,13 @@ describe('coordinator metrics', () => {
         [lease.tokenId, { tokenId: lease.tokenId, budget: { cpuPercent: 25, ioBytesPerSec: 1_000 }, paused: true }],
       ]),
     });
-    const run = 'host="h1",kind="guest",vm="vm2",job="nightly"';
+    const run = 'host="h1",kind="guest",vm="vm2",backup_job="nightly"';
     assert.equal(await value('headroom_vm_cpu_percent{host="h1",vm="vm2"}'), 50);
     assert.equal(await value('headroom_vm_io_bytes_per_second{host="h1",vm="vm2"}'), 400);
     assert.equal(await value(`headroom_backup_budget_cpu_percent{${run}}`), 25);
     assert.equal(await value(`headroom_backup_budget_io_bytes_per_second{${run}}`), 1_000);
     assert.equal(await value(`headroom_backup_paused{${run}}`), 1);
-    assert.equal(await value('headroom_plan_left_out_runs{host="h1",kind="guest",vm="vm3",job="nightly"}'), 1);
+    assert.equal(await value('headroom_plan_left_out_runs{host="h1",kind="guest",vm="vm3",backup_job="nightly"}'), 1);
     close();
   });
 
@@ -153,7 +153,7 @@ describe('coordinator metrics', () => {
     const series = (await lines()).filter((l) => l.startsWith('headroom_backup_runs_total{'));
     assert.equal(series.length, MAX_VMS + 1);
     assert.equal(
-      await value('headroom_backup_runs_total{host="h1",kind="guest",vm="other",job="j",outcome="success"}'),
+      await value('headroom_backup_runs_total{host="h1",kind="guest",vm="other",backup_job="j",outcome="success"}'),
       1,
     );
     close();
