@@ -37,6 +37,7 @@ import { SqliteStore } from './store/sqlite-store';
 import { type Route, startHttpListener } from './http/http-listener';
 import { healthRoute, metricsRoute } from './http/routes';
 import { CoordinatorMetrics } from './metrics/coordinator-metrics';
+import { catalogChainBreaks } from './metrics/chain-breaks';
 import { HistoryRetentionTask } from './service/history-retention';
 
 export interface RunningServer {
@@ -198,6 +199,7 @@ export async function startServer(
     plans,
     placement,
     host: options.host,
+    chainBreaks: catalogChainBreaks(catalogDirs(options), log.child({ component: 'metrics' })),
     lastSuccesses: store.lastSuccesses(),
   });
   const retention = new HistoryRetentionTask({ store, retention: options.history, clock, log });
@@ -249,6 +251,14 @@ export async function startServer(
       http?.reloadCertificates();
     },
   };
+}
+
+/** The backup catalogs hypervisor jobs write to: backups.dir, and the qmp and libvirt jobs' own targets. */
+function catalogDirs(options: CoordinatorOptions): string[] {
+  const targets = options.hypervisorJobs.flatMap((job) =>
+    job.driver && 'target' in job.driver && job.driver.target ? [job.driver.target] : [],
+  );
+  return [...(options.backups ? [options.backups.dir] : []), ...targets];
 }
 
 /** The policy with its per-VM keys (vmStartBelow) turned into VM identities: `web1` may be written for a UUID. */

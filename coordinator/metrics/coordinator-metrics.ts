@@ -17,6 +17,7 @@ import type { PlanView } from '../planning/plan-view';
 import type { AgentState } from '../service/agent-registry';
 import type { Coordinator } from '../service/coordinator';
 import type { LastSuccess } from '../store/store';
+import type { ChainBreaks } from './chain-breaks';
 import { LabelCap } from './label-cap';
 
 /** At most this many distinct VMs, jobs, and free-text reasons get series of their own; the rest is `other`. */
@@ -37,6 +38,8 @@ export interface MetricsSources {
   placement: { vms(): PlacedVm[]; nameOf(identity: string): string | undefined };
   /** This coordinator's host: the one placement speaks of. */
   host: string;
+  /** The chain breaks of a VM's hypervisor run, from the backup catalogs (chain-breaks.ts). Default none. */
+  chainBreaks?: ChainBreaks;
   /** The newest successful run of each VM and job, from the store, so the timestamp survives restarts. */
   lastSuccesses: readonly LastSuccess[];
 }
@@ -67,6 +70,7 @@ export class CoordinatorMetrics {
   private readonly runs: Counter;
   private readonly written: Counter;
   private readonly quiesces: Counter;
+  private readonly chainBreaks: Counter;
   private readonly waits: Histogram;
   private readonly durations: Histogram;
   private readonly frozenFor: Histogram;
@@ -105,6 +109,11 @@ export class CoordinatorMetrics {
       'headroom_quiesce_total',
       "Guest quiesces under hypervisor backups: quiesced, failed, thawed, auto_thawed (by the agent's own bound).",
       ['host', 'vm', 'outcome'],
+    );
+    this.chainBreaks = counter(
+      'headroom_backup_chain_breaks_total',
+      "Full hypervisor backups taken because the VM's incremental chain broke, by the catalog's reason code.",
+      ['host', 'vm', 'reason'],
     );
     this.waits = new Histogram({
       name: 'headroom_token_wait_seconds',
@@ -193,6 +202,7 @@ export class CoordinatorMetrics {
         if (!e.outcome.success) return;
         this.durations.observe(labels, seconds(e.outcome.durationMs));
         this.lastSuccess.set(labels, seconds(e.at));
+        if (e.lease.kind === 'HYPERVISOR') this.countChainBreaks(e.lease);
         return;
       }
       case 'quiesced':
@@ -226,6 +236,17 @@ export class CoordinatorMetrics {
       default:
         return;
     }
+  }
+
+  /** After the commit listener returns: reading manifests is file I/O, kept out of the commit's turn. */
+  private countChainBreaks(lease: Lease): void {
+    const read = this.sources.chainBreaks;
+    if (!read) return;
+    setImmediate(() => {
+      const names = [lease.vm, this.sources.placement.nameOf(lease.vm) ?? lease.vm];
+      for (const reason of read(names, lease.grantedAt))
+        this.chainBreaks.inc({ host: lease.host, vm: this.vmLabel(lease.vm), reason });
+    });
   }
 
   /** The gauges of state, each filled in when Prometheus scrapes. */

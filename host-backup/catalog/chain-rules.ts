@@ -20,6 +20,8 @@ export interface BackupRecord {
   kind: BackupKind;
   /** For a full backup: why it was full (FullReason's text). */
   fullReason?: string;
+  /** For a full backup: FullReason's code (absent in records written before it was kept). */
+  fullReasonCode?: FullReasonCode;
   /** For an incremental: the backup its qcow2 file is backed by. */
   parentId?: string;
   /** The id of the chain's full backup. */
@@ -89,6 +91,41 @@ export type FullReasonCode =
   | 'bitmap-not-recording'
   | 'disk-resized'
   | 'chain-too-long';
+
+export const FULL_REASON_CODES: readonly FullReasonCode[] = [
+  'requested',
+  'no-previous-backup',
+  'interrupted',
+  'chain-broken',
+  'parent-missing',
+  'checkpoint-missing',
+  'bitmap-missing',
+  'bitmap-inconsistent',
+  'bitmap-not-recording',
+  'disk-resized',
+  'chain-too-long',
+];
+
+/**
+ * The reasons for a full backup that mean the incremental chain broke (what a chain-break alert is about),
+ * rather than one asked for, the first backup of a disk, or the chain's length policy.
+ */
+const CHAIN_BREAKS: ReadonlySet<FullReasonCode> = new Set<FullReasonCode>([
+  'interrupted',
+  'chain-broken',
+  'parent-missing',
+  'checkpoint-missing',
+  'bitmap-missing',
+  'bitmap-inconsistent',
+  'bitmap-not-recording',
+  'disk-resized',
+]);
+
+/** Why this full backup had to be taken because its chain broke; undefined for any other backup. */
+export function chainBreak(record: BackupRecord): FullReasonCode | undefined {
+  const code = record.fullReasonCode;
+  return record.kind === 'full' && code !== undefined && CHAIN_BREAKS.has(code) ? code : undefined;
+}
 
 export interface FullReason {
   code: FullReasonCode;
