@@ -209,7 +209,12 @@ export async function startServer(
     ['/metrics', metricsRoute(() => metrics.scrape())],
     ['/healthz', healthRoute(notServing)],
   ]);
-  const http = await startHttpListener(options, routes, log.child({ component: 'http' }));
+  const http = await startHttpListener(
+    options,
+    routes,
+    log.child({ component: 'http' }),
+    (serial) => security.authority?.isRevoked(serial) ?? false,
+  );
 
   const stop = () =>
     (stopping ??= (async () => {

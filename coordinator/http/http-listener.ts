@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { isLoopbackHost, parseAddress } from '../../common/client/connection';
 import type { Logger } from '../../common/util/log';
 import type { CoordinatorOptions } from '../config';
@@ -49,6 +50,8 @@ export async function startHttpListener(
   options: CoordinatorOptions,
   routes: ReadonlyMap<string, Route>,
   log: Logger,
+  /** With pki.dir: whether a client certificate's serial was revoked (`headroomctl pki revoke`). */
+  isRevoked: (serial: string) => boolean = () => false,
 ): Promise<HttpListener | undefined> {
   if (!options.http) return undefined;
   const { host, port } = parseAddress(options.http.listen);
@@ -60,6 +63,10 @@ export async function startHttpListener(
     });
   };
   const answer = async (request: http.IncomingMessage): Promise<HttpReply> => {
+    // node checks the chain and validity in the handshake; revocation is the CA's own record.
+    const serial = files ? (request.socket as TLSSocket).getPeerCertificate().serialNumber : undefined;
+    if (serial && isRevoked(serial.toLowerCase()))
+      return text(403, `certificate ${serial.toLowerCase()} was revoked\n`);
     const path = new URL(request.url ?? '/', 'http://x').pathname;
     const route = routes.get(path);
     if (!route) return text(404, `no such page: ${path} (served: ${[...routes.keys()].join(', ')})\n`);

@@ -5,12 +5,14 @@
  * Needs root: without it the test says so and skips, as the other namespace tests do.
  */
 import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
 import { createLogger } from '../../../common/util/log';
 import { initPki } from '../../../coordinator/pki/init';
 import {
+  CTL_MAIN,
   type RunningCoordinator,
   TEST_START_POLICY,
   startCoordinator,
@@ -80,6 +82,32 @@ describe('the HTTP listener off loopback', function () {
     const metrics = await get(`${coordinator!.httpUrl}/metrics`, pem);
     assert.equal(metrics.status, 200);
     assert.match(metrics.body, /^headroom_store_writable 1$/m);
+  });
+
+  it('refuses a certificate of the CA once it is revoked', async () => {
+    const { X509Certificate } = await import('node:crypto');
+    const hostPem = path.join(pkiDir, 'host.pem');
+    const serial = new X509Certificate(fs.readFileSync(hostPem)).serialNumber.toLowerCase();
+    const pem = { ca: path.join(pkiDir, 'ca.pem'), cert: hostPem, key: path.join(pkiDir, 'host.key') };
+    execFileSync(
+      process.execPath,
+      [
+        CTL_MAIN,
+        '--coordinator',
+        coordinator!.address.replace('127.0.0.1', 'localhost'),
+        '--pki-dir',
+        pkiDir,
+        'pki',
+        'revoke',
+        '--serial',
+        serial,
+      ],
+      { stdio: 'pipe' },
+    );
+    assert.deepEqual(await get(`${coordinator!.httpUrl}/metrics`, pem), {
+      status: 403,
+      body: `certificate ${serial} was revoked\n`,
+    });
   });
 
   it('refuses a caller without a client certificate', async () => {
