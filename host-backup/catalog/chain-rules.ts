@@ -79,20 +79,7 @@ export interface DiskObservation {
   checkpoints?: ReadonlyMap<string, CheckpointObservation>;
 }
 
-export type FullReasonCode =
-  | 'requested'
-  | 'no-previous-backup'
-  | 'interrupted'
-  | 'chain-broken'
-  | 'parent-missing'
-  | 'checkpoint-missing'
-  | 'bitmap-missing'
-  | 'bitmap-inconsistent'
-  | 'bitmap-not-recording'
-  | 'disk-resized'
-  | 'chain-too-long';
-
-export const FULL_REASON_CODES: readonly FullReasonCode[] = [
+export const FULL_REASON_CODES = [
   'requested',
   'no-previous-backup',
   'interrupted',
@@ -104,27 +91,23 @@ export const FULL_REASON_CODES: readonly FullReasonCode[] = [
   'bitmap-not-recording',
   'disk-resized',
   'chain-too-long',
-];
+] as const;
+export type FullReasonCode = (typeof FULL_REASON_CODES)[number];
 
 /**
- * The reasons for a full backup that mean the incremental chain broke (what a chain-break alert is about),
- * rather than one asked for, the first backup of a disk, or the chain's length policy.
+ * The reasons for a full backup that are not a broken chain: one asked for, the first backup of a disk,
+ * the chain's length policy. Every other reason is what a chain-break alert is about.
  */
-const CHAIN_BREAKS: ReadonlySet<FullReasonCode> = new Set<FullReasonCode>([
-  'interrupted',
-  'chain-broken',
-  'parent-missing',
-  'checkpoint-missing',
-  'bitmap-missing',
-  'bitmap-inconsistent',
-  'bitmap-not-recording',
-  'disk-resized',
+const NOT_CHAIN_BREAKS: ReadonlySet<FullReasonCode> = new Set<FullReasonCode>([
+  'requested',
+  'no-previous-backup',
+  'chain-too-long',
 ]);
 
 /** Why this full backup had to be taken because its chain broke; undefined for any other backup. */
 export function chainBreak(record: BackupRecord): FullReasonCode | undefined {
   const code = record.fullReasonCode;
-  return record.kind === 'full' && code !== undefined && CHAIN_BREAKS.has(code) ? code : undefined;
+  return record.kind === 'full' && code !== undefined && !NOT_CHAIN_BREAKS.has(code) ? code : undefined;
 }
 
 export interface FullReason {
