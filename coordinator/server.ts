@@ -174,9 +174,11 @@ export async function startServer(
     pkiService(security.authority, log, security.serverCertificate),
   );
   let stopping: Promise<{ forced: boolean }> | undefined;
+  // Set before `stopping`, which is assigned only once the stop's first synchronous part has run.
+  let stopRequested = false;
   // The truth about serving: not while the database cannot commit (every grant is refused then), nor once
   // stopping. A failed commit says so at once; the next one that succeeds (a renewal will come) says so too.
-  const notServing = () => (stopping ? 'the coordinator is stopping' : coordinator.storeFailure);
+  const notServing = () => (stopRequested ? 'the coordinator is stopping' : coordinator.storeFailure);
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
   const tellHealth = () => {
     for (const s of ['', ...SERVICES]) health.setStatus(s, notServing() === undefined ? 'SERVING' : 'NOT_SERVING');
@@ -218,6 +220,7 @@ export async function startServer(
 
   const stop = () =>
     (stopping ??= (async () => {
+      stopRequested = true;
       tellHealth();
       retention.stop();
       plans.stop();
