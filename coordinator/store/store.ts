@@ -88,6 +88,7 @@ export interface LastSuccess {
 /** How much history the store keeps (coordinator.yaml `history`); what tokens and planning need is kept regardless. */
 export interface HistoryRetention {
   keepDays: number;
+  /** History rows at most; ended tokens are bounded by age alone. */
   maxRows: number;
 }
 
