@@ -28,6 +28,7 @@ import { DEFAULT_POLICY, type HostPolicy, LIMITS, checkPolicy } from './domain/p
 import { type HypervisorJob, hypervisorJobsSchema } from './hypervisor-jobs/hypervisor-schedule';
 import { type PlacementOptions, placementSchema } from './placement/placement-config';
 import type { Durability } from './store/sqlite-store';
+import type { HistoryRetention } from './store/store';
 
 export interface CoordinatorOptions {
   /** Address to serve on. Default 127.0.0.1:7400. */
@@ -58,7 +59,17 @@ export interface CoordinatorOptions {
   backups?: { dir: string };
   /** Where the coordinator learns which VMs run on its host (docs/placement.md). Default none. */
   placement?: PlacementOptions;
+  /**
+   * The HTTP listener for /metrics and /healthz (docs/observability.md). Off unless given: plaintext on a
+   * loopback address, HTTPS with the coordinator's server certificate elsewhere, where callers show a client
+   * certificate of its CA unless `allowAnonymous`.
+   */
+  http?: { listen: string; allowAnonymous?: boolean };
+  /** How long the history is kept: days, and rows at most. Defaults 30 days, 1,000,000 rows. */
+  history: HistoryRetention;
 }
+
+export const HISTORY_DEFAULTS: HistoryRetention = { keepDays: 30, maxRows: 1_000_000 };
 
 const nonEmpty = (what: string) => text(what).min(1, { error: expected(what) });
 /** A whole number, its range left to checkPolicy, which the admin API shares. */
@@ -171,6 +182,14 @@ export const coordinatorConfigSchema = mapping({
   hypervisorJobs: hypervisorJobsSchema.default([]),
   backups: mapping({ dir: absolutePath('the absolute path of the backup directory') }).optional(),
   placement: placementSchema.optional(),
+  http: mapping({
+    listen: nonEmpty('host:port').check(accepted(parseAddress)),
+    allowAnonymous: flag().optional(),
+  }).optional(),
+  history: mapping({
+    keepDays: integer(1, 36_500).default(HISTORY_DEFAULTS.keepDays),
+    maxRows: integer(1_000, 1_000_000_000).default(HISTORY_DEFAULTS.maxRows),
+  }).prefault({}),
 })
   .check(
     across<Record<string, unknown>>((o, fine, report) => {
@@ -186,6 +205,7 @@ export const coordinatorConfigSchema = mapping({
             report(['hypervisorJobs', i, 'target'], `required with driver ${driver} unless backups.dir is set`);
         });
       }
+      if (fine('http') && o.http !== undefined) checkHttp(o, report);
       if (!fine('listen')) return;
       const listen = o.listen as string;
       const loopback = isLoopbackHost(parseAddress(listen).host);
@@ -222,6 +242,27 @@ export const coordinatorConfigSchema = mapping({
     host: host ?? os.hostname(),
     durability: durability as Durability,
   }));
+
+/**
+ * Off loopback the HTTP listener serves HTTPS with the coordinator's server certificate, and asks for client
+ * certificates of its CA: metrics name every VM and job, which is not for every host of the network to read.
+ */
+function checkHttp(o: Record<string, unknown>, report: (path: (string | number)[], message: string) => void) {
+  const http = o.http as NonNullable<CoordinatorOptions['http']>;
+  if (isLoopbackHost(parseAddress(http.listen).host)) return;
+  const tls = o.tls as CoordinatorOptions['tls'];
+  if (o.pki === undefined && tls === undefined) {
+    report(
+      ['http', 'listen'],
+      `${http.listen} is not a loopback address, so HTTPS is required: give pki.dir (or tls), or listen on 127.0.0.1`,
+    );
+  } else if (o.pki === undefined && !tls?.clientCaFile && !http.allowAnonymous) {
+    report(
+      ['http', 'allowAnonymous'],
+      `missing: ${http.listen} is not a loopback address and tls has no clientCaFile to check callers with; give tls.clientCaFile, or http.allowAnonymous: true to let every host that reaches it read the metrics`,
+    );
+  }
+}
 
 /** A policy field's key in the file: leaseTtl for leaseTtlMs. */
 export function policyKey(field: keyof HostPolicy): string {

@@ -24,7 +24,15 @@ async function main(): Promise<void> {
   const options = compileCoordinatorOptions(raw, source);
   checkDatabaseDirectory(options, databaseSource);
   const server = await startServer(options, log);
-  log.info('coordinator started', { address: server.address, host: options.host, database: options.database, version });
+  log.info('coordinator started', {
+    address: server.address,
+    host: options.host,
+    database: options.database,
+    version,
+    ...(server.httpUrl ? { http: server.httpUrl } : {}),
+  });
+  // Before the `listening on` line, which tells scripts that everything is served.
+  if (server.httpUrl) process.stdout.write(`http on ${server.httpUrl}\n`);
   process.stdout.write(`listening on ${server.address}\n`);
   const shutdown = (signal: string) => {
     log.info('stopping: waiting callers are told so, sessions end, pending commits are written', { signal });

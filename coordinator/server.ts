@@ -34,10 +34,17 @@ import { MAX_STREAMS_PER_CONNECTION } from './rpc/limits';
 import { tokenService } from './rpc/token-service';
 import * as wire from './rpc/wire';
 import { SqliteStore } from './store/sqlite-store';
+import { type Route, startHttpListener } from './http/http-listener';
+import { healthRoute, metricsRoute } from './http/routes';
+import { CoordinatorMetrics } from './metrics/coordinator-metrics';
+import { catalogChainBreaks } from './metrics/chain-breaks';
+import { HistoryRetentionTask } from './service/history-retention';
 
 export interface RunningServer {
   /** The address actually bound (the port is filled in when 0 was asked). */
   address: string;
+  /** The HTTP listener's URL (`http://127.0.0.1:9470`), when `http` is configured. */
+  httpUrl?: string;
   coordinator: Coordinator;
   /**
    * Stops: refuses new calls, denies waiting acquires with COORDINATOR_STOPPING, commits what was decided,
@@ -166,7 +173,17 @@ export async function startServer(
     decodingGuarded(headroomV1.PkiService.service),
     pkiService(security.authority, log, security.serverCertificate),
   );
+  let stopping: Promise<{ forced: boolean }> | undefined;
+  // Set before `stopping`, which is assigned only once the stop's first synchronous part has run.
+  let stopRequested = false;
+  // The truth about serving: not while the database cannot commit (every grant is refused then), nor once
+  // stopping. A failed commit says so at once; the next one that succeeds (a renewal will come) says so too.
+  const notServing = () => (stopRequested ? 'the coordinator is stopping' : coordinator.storeFailure);
   const health = new HealthImplementation(Object.fromEntries(['', ...SERVICES].map((s) => [s, 'SERVING'])));
+  const tellHealth = () => {
+    for (const s of ['', ...SERVICES]) health.setStatus(s, notServing() === undefined ? 'SERVING' : 'NOT_SERVING');
+  };
+  coordinator.onStoreHealth(tellHealth);
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
 
@@ -178,10 +195,34 @@ export async function startServer(
   // Only once it can call itself back.
   scheduler.start();
 
-  let stopping: Promise<{ forced: boolean }> | undefined;
+  const metrics = new CoordinatorMetrics({
+    coordinator,
+    agents: registry,
+    plans,
+    placement,
+    host: options.host,
+    chainBreaks: catalogChainBreaks(catalogDirs(options), log.child({ component: 'metrics' })),
+    lastSuccesses: store.lastSuccesses(),
+  });
+  const retention = new HistoryRetentionTask({ store, retention: options.history, clock, log });
+  retention.start();
+  // The dashboard adds its routes here.
+  const routes = new Map<string, Route>([
+    ['/metrics', metricsRoute(() => metrics.scrape())],
+    ['/healthz', healthRoute(notServing)],
+  ]);
+  const http = await startHttpListener(
+    options,
+    routes,
+    log.child({ component: 'http' }),
+    (serial) => security.authority?.isRevoked(serial) ?? false,
+  );
+
   const stop = () =>
     (stopping ??= (async () => {
-      for (const s of ['', ...SERVICES]) health.setStatus(s, 'NOT_SERVING');
+      stopRequested = true;
+      tellHealth();
+      retention.stop();
       plans.stop();
       hostLoad.stop();
       const placementStopped = placement.stop();
@@ -202,12 +243,30 @@ export async function startServer(
       // Closes the listeners; the connections still open end with the process (grpc-js destroys only the
       // sessions it tracks for channelz, which is off).
       if (forced) server.forceShutdown();
-      await Promise.all([planner.close(), viewPlanner.close(), placementStopped]);
+      await Promise.all([planner.close(), viewPlanner.close(), placementStopped, http?.close()]);
+      metrics.close();
       store.close();
       security.close();
       return { forced };
     })());
-  return { address, coordinator, stop, reloadCertificates: () => security.reload() };
+  return {
+    address,
+    ...(http ? { httpUrl: `${http.scheme}://${http.address}` } : {}),
+    coordinator,
+    stop,
+    reloadCertificates: () => {
+      security.reload();
+      http?.reloadCertificates();
+    },
+  };
+}
+
+/** The backup catalogs hypervisor jobs write to: backups.dir, and the qmp and libvirt jobs' own targets. */
+function catalogDirs(options: CoordinatorOptions): string[] {
+  const targets = options.hypervisorJobs.flatMap((job) =>
+    job.driver && 'target' in job.driver && job.driver.target ? [job.driver.target] : [],
+  );
+  return [...(options.backups ? [options.backups.dir] : []), ...targets];
 }
 
 /** The policy with its per-VM keys (vmStartBelow) turned into VM identities: `web1` may be written for a UUID. */

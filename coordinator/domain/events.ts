@@ -9,8 +9,11 @@ export type DenyReason = 'WINDOW_CLOSED' | 'REQUEST_ID_USED' | 'COORDINATOR_STOP
 
 export type LessorEvent =
   | { type: 'host-added'; at: number; host: string; policy: HostPolicy }
-  /** `forced`: why it started on a reduced budget despite the load (start-gate.ts). */
-  | { type: 'granted'; at: number; lease: Lease; forced?: string }
+  /**
+   * `forced`: why it started on a reduced budget despite the load (start-gate.ts). `queuedAt`: when its
+   * request arrived, so that the wait is `at - queuedAt` (metrics); absent in events made elsewhere.
+   */
+  | { type: 'granted'; at: number; lease: Lease; queuedAt?: number; forced?: string }
   | { type: 'renewed'; at: number; lease: Lease }
   | { type: 'restored'; at: number; lease: Lease }
   | { type: 'released'; at: number; lease: Lease; outcome: Outcome }

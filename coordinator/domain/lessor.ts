@@ -602,8 +602,8 @@ export class Lessor {
       const reason = forced.get(request);
       events.push(
         reason
-          ? { type: 'granted', at: now, lease: copyLease(lease), forced: reason }
-          : { type: 'granted', at: now, lease: copyLease(lease) },
+          ? { type: 'granted', at: now, lease: copyLease(lease), queuedAt: request.queuedAt, forced: reason }
+          : { type: 'granted', at: now, lease: copyLease(lease), queuedAt: request.queuedAt },
       );
     }
     return events;

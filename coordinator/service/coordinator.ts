@@ -24,6 +24,9 @@ export interface Waiter {
 
 export type CommitListener = (events: readonly LessorEvent[], records: readonly HistoryRecord[]) => void;
 
+/** Told when commits start failing (with why) and when they succeed again (undefined). */
+export type StoreHealthListener = (failure: string | undefined) => void;
+
 export interface CoordinatorDeps {
   store: Store;
   clock: Clock;
@@ -50,8 +53,9 @@ export class Coordinator {
   private batch: Batch | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  /** The last commit failed: logged once, until one succeeds. */
-  private storeFailing = false;
+  /** Why the last commit failed, until one succeeds: logged and told to the health listeners once per outage. */
+  private failure: string | undefined;
+  private readonly storeListeners = new Set<StoreHealthListener>();
 
   constructor(private readonly deps: CoordinatorDeps) {
     this.loadFromStore();
@@ -69,6 +73,16 @@ export class Coordinator {
   onCommitted(listener: CommitListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** Why the store cannot commit now (disk full, read-only), or undefined while it can. */
+  get storeFailure(): string | undefined {
+    return this.failure;
+  }
+
+  onStoreHealth(listener: StoreHealthListener): () => void {
+    this.storeListeners.add(listener);
+    return () => this.storeListeners.delete(listener);
   }
 
   /**
@@ -262,27 +276,33 @@ export class Coordinator {
       records = this.deps.store.commit(batch.events);
     } catch (e) {
       // Said once per outage, not once per refused call.
-      if (!this.storeFailing) {
+      if (this.failure === undefined) {
         this.deps.log.error(
           'cannot write the database: grants and releases are refused with UNAVAILABLE until it can; renewals go on',
           { error: e as Error },
         );
+        this.failure = `cannot write the database: ${(e as Error).message}`;
+        this.tellStoreHealth();
       }
-      this.storeFailing = true;
       const failure = new StoreUnavailableError(e);
       for (const s of batch.settle) s.reject(failure);
       this.failAllWaiters(failure);
       this.loadFromStore(true);
       return;
     }
-    if (this.storeFailing) {
-      this.storeFailing = false;
+    if (this.failure !== undefined) {
+      this.failure = undefined;
       this.deps.log.info('the database can be written again: serving every request');
+      this.tellStoreHealth();
     }
     for (const s of batch.settle) s.resolve();
     this.dispatch(batch.events, records);
     // Re-arm once per batch rather than once per call: nextDeadline() walks every lease.
     this.armTimer();
+  }
+
+  private tellStoreHealth(): void {
+    for (const listener of this.storeListeners) listener(this.failure);
   }
 
   private dispatch(events: readonly LessorEvent[], records: readonly HistoryRecord[]): void {

@@ -9,7 +9,8 @@ import type { LessorEvent } from '../domain/events';
 import type { EndState, EndedRequest, Lease, Outcome, TokenKind } from '../domain/lease';
 import type { HostRecord } from '../domain/lessor';
 import type { HostPolicy } from '../domain/policy';
-import type { AgentRecord, EndedRun, HistoryQuery, HistoryRecord, HistoryType, Store } from './store';
+import type { AgentRecord, EndedRun, HistoryQuery, HistoryRecord, HistoryType, LastSuccess, Store } from './store';
+import { type CompactionStep, HistoryCompaction } from './history-compaction';
 
 export type Durability = 'full' | 'normal';
 
@@ -213,6 +214,7 @@ export class SqliteStore implements Store {
   private readonly statements;
   private readonly commitTransaction: (events: readonly LessorEvent[]) => HistoryRecord[];
   private readonly historyQueries = new Map<string, Database.Statement>();
+  private readonly compaction: HistoryCompaction;
 
   /** Opens (creating if needed) the database file. Throws with the path when it cannot. */
   constructor(
@@ -232,6 +234,7 @@ export class SqliteStore implements Store {
     this.db.exec(SCHEMA);
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     const db = this.db;
+    this.compaction = new HistoryCompaction(db);
     this.statements = {
       upsertHost: db.prepare(
         `INSERT INTO hosts (name, fencing, paused, pause_reason, policy) VALUES (@name, 0, 0, '', @policy)
@@ -403,6 +406,19 @@ export class SqliteStore implements Store {
       state: r.state,
       ...(r.outcome !== null && { outcome: JSON.parse(r.outcome) }),
     }));
+  }
+
+  compactHistory(step: CompactionStep): { history: number; tokens: number } {
+    return this.compaction.step(step);
+  }
+
+  lastSuccesses(): LastSuccess[] {
+    return this.db
+      .prepare(
+        `SELECT host, kind, vm, job, MAX(ended_at) AS endedAt FROM tokens
+         WHERE state = 'released' AND json_extract(outcome, '$.success') = 1 GROUP BY host, kind, vm, job`,
+      )
+      .all() as LastSuccess[];
   }
 
   agents(): AgentRecord[] {

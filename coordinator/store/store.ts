@@ -6,6 +6,7 @@
 import type { LessorEvent } from '../domain/events';
 import type { EndState, Outcome, TokenKind } from '../domain/lease';
 import type { LessorSnapshot } from '../domain/lessor';
+import type { CompactionStep } from './history-compaction';
 
 export type HistoryType =
   | 'GRANTED'
@@ -75,6 +76,22 @@ export interface EndedRun {
   outcome?: Outcome;
 }
 
+/** The newest successful run of a VM's job: when its token was released, Clock ms. */
+export interface LastSuccess {
+  host: string;
+  kind: TokenKind;
+  vm: string;
+  job: string;
+  endedAt: number;
+}
+
+/** How much history the store keeps (coordinator.yaml `history`); what tokens and planning need is kept regardless. */
+export interface HistoryRetention {
+  keepDays: number;
+  /** History rows at most; ended tokens are bounded by age alone. */
+  maxRows: number;
+}
+
 export interface Store {
   /** The state to restore: hosts, active leases, and request ids that ended since `endedSince`. */
   load(endedSince: number): LessorSnapshot & { agents: AgentRecord[] };
@@ -83,6 +100,10 @@ export interface Store {
   history(query: HistoryQuery): HistoryRecord[];
   /** The host's `limit` most recently ended tokens, oldest first. */
   endedRuns(host: string, limit: number): EndedRun[];
+  /** The newest successful run of each VM, job and kind (metrics' last-success timestamps). */
+  lastSuccesses(): LastSuccess[];
+  /** One small batch of retention (history-compaction.ts). @returns the rows removed; 0 and 0 when done. */
+  compactHistory(step: CompactionStep): { history: number; tokens: number };
   saveAgent(agent: AgentRecord): void;
   agents(): AgentRecord[];
   close(): void;

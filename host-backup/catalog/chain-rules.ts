@@ -20,6 +20,8 @@ export interface BackupRecord {
   kind: BackupKind;
   /** For a full backup: why it was full (FullReason's text). */
   fullReason?: string;
+  /** For a full backup: FullReason's code (absent in records written before it was kept). */
+  fullReasonCode?: FullReasonCode;
   /** For an incremental: the backup its qcow2 file is backed by. */
   parentId?: string;
   /** The id of the chain's full backup. */
@@ -77,18 +79,36 @@ export interface DiskObservation {
   checkpoints?: ReadonlyMap<string, CheckpointObservation>;
 }
 
-export type FullReasonCode =
-  | 'requested'
-  | 'no-previous-backup'
-  | 'interrupted'
-  | 'chain-broken'
-  | 'parent-missing'
-  | 'checkpoint-missing'
-  | 'bitmap-missing'
-  | 'bitmap-inconsistent'
-  | 'bitmap-not-recording'
-  | 'disk-resized'
-  | 'chain-too-long';
+export const FULL_REASON_CODES = [
+  'requested',
+  'no-previous-backup',
+  'interrupted',
+  'chain-broken',
+  'parent-missing',
+  'checkpoint-missing',
+  'bitmap-missing',
+  'bitmap-inconsistent',
+  'bitmap-not-recording',
+  'disk-resized',
+  'chain-too-long',
+] as const;
+export type FullReasonCode = (typeof FULL_REASON_CODES)[number];
+
+/**
+ * The reasons for a full backup that are not a broken chain: one asked for, the first backup of a disk,
+ * the chain's length policy. Every other reason is what a chain-break alert is about.
+ */
+const NOT_CHAIN_BREAKS: ReadonlySet<FullReasonCode> = new Set<FullReasonCode>([
+  'requested',
+  'no-previous-backup',
+  'chain-too-long',
+]);
+
+/** Why this full backup had to be taken because its chain broke; undefined for any other backup. */
+export function chainBreak(record: BackupRecord): FullReasonCode | undefined {
+  const code = record.fullReasonCode;
+  return record.kind === 'full' && code !== undefined && !NOT_CHAIN_BREAKS.has(code) ? code : undefined;
+}
 
 export interface FullReason {
   code: FullReasonCode;

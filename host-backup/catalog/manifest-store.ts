@@ -16,7 +16,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { writeFileAtomic } from '../../common/util/atomic-file';
-import { type BackupRecord, CatalogError } from './chain-rules';
+import { type BackupRecord, CatalogError, FULL_REASON_CODES, type FullReasonCode } from './chain-rules';
 
 /** Manifests are for anyone who may read the backups. */
 const FILE_MODE = 0o644;
@@ -76,6 +76,9 @@ export function parseManifest(text: string, file: string): BackupRecord {
   const kind = s('kind');
   if (kind !== 'full' && kind !== 'incremental')
     throw new CatalogError(`${file}: key "kind" must be "full" or "incremental"`);
+  const fullReasonCode = s('fullReasonCode', true);
+  if (fullReasonCode !== undefined && !(FULL_REASON_CODES as readonly string[]).includes(fullReasonCode))
+    throw new CatalogError(`${file}: key "fullReasonCode" must be one of ${FULL_REASON_CODES.join(', ')}`);
   const consistency = s('consistency');
   if (consistency !== 'crash' && consistency !== 'application')
     throw new CatalogError(`${file}: key "consistency" must be "crash" or "application"`);
@@ -86,6 +89,7 @@ export function parseManifest(text: string, file: string): BackupRecord {
     setId: s('setId'),
     kind,
     fullReason: s('fullReason', true),
+    fullReasonCode: fullReasonCode as FullReasonCode | undefined,
     parentId: s('parentId', true),
     chainId: s('chainId'),
     bitmap: s('bitmap'),
@@ -109,6 +113,7 @@ export function parseManifest(text: string, file: string): BackupRecord {
   }
   // An optional key that is absent stays absent, as in the record that was written.
   if (record.fullReason === undefined) delete record.fullReason;
+  if (record.fullReasonCode === undefined) delete record.fullReasonCode;
   if (record.parentId === undefined) delete record.parentId;
   if (record.checkpoint === undefined) delete record.checkpoint;
   if (record.libvirtUri === undefined) delete record.libvirtUri;

@@ -114,6 +114,7 @@ export async function recordDisk(
     disk: p.name,
     kind: p.plan.kind,
     fullReason: p.plan.kind === 'full' ? p.plan.reason.text : undefined,
+    fullReasonCode: p.plan.kind === 'full' ? p.plan.reason.code : undefined,
     parentId: p.plan.kind === 'incremental' ? p.plan.parent.id : undefined,
     chainId: p.plan.kind === 'incremental' ? p.plan.parent.chainId : p.id,
     ...facts,

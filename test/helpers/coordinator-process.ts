@@ -36,6 +36,8 @@ export const TEST_START_POLICY =
 
 export interface RunningCoordinator {
   address: string;
+  /** The HTTP listener's URL (/metrics, /healthz), when its configuration has `http`. */
+  httpUrl?: string;
   dbPath: string;
   process: ChildProcess;
   /** Everything the process wrote to stderr so far (its log). */
@@ -78,8 +80,8 @@ export async function startCoordinator(options: CoordinatorOptions = {}): Promis
   child.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
+  let stdout = '';
   const address = await new Promise<string>((resolve, reject) => {
-    let stdout = '';
     const onData = (d: Buffer) => {
       stdout += d;
       const m = /listening on (\S+)/.exec(stdout);
@@ -96,8 +98,10 @@ export async function startCoordinator(options: CoordinatorOptions = {}): Promis
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
     await exited;
   };
+  const httpUrl = /^http on (\S+)$/m.exec(stdout)?.[1];
   return {
     address,
+    ...(httpUrl ? { httpUrl } : {}),
     dbPath,
     process: child,
     log: () => stderr,

@@ -4,7 +4,8 @@
  * refused with UNAVAILABLE and one clear log line, the coordinator keeps running, a held token can still
  * be renewed, and nothing is corrupted. Service resumes when space returns; a filesystem the kernel made
  * read-only stays so until it is unmounted and checked, so there the coordinator serves again once
- * restarted on the repaired filesystem. Mounting needs root: without it these tests say so and skip; as root a
+ * restarted on the repaired filesystem. Health (grpc.health.v1 and HTTP /healthz) says NOT_SERVING, with the
+ * reason, for as long as the database cannot commit, and SERVING again after. Mounting needs root: without it these tests say so and skip; as root a
  * mount that fails fails the test.
  */
 import { strict as assert } from 'node:assert';
@@ -14,7 +15,13 @@ import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import * as grpc from '@grpc/grpc-js';
 import type { Clients } from '../../../common/client/connection';
-import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
+import {
+  type RunningCoordinator,
+  TEST_START_POLICY,
+  startCoordinator,
+  tempDir,
+} from '../../helpers/coordinator-process';
+import { grpcHealth, httpHealth } from '../../helpers/health';
 import { acquire, connectPlain, grant, release, renew, statusOf } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
 import { isRoot, requireTool } from '../../helpers/require-tool';
@@ -73,11 +80,25 @@ describe('coordinator whose database cannot be written (disk full, read-only)', 
     return dir;
   }
 
+  /** A coordinator with its database at `dbPath` and its HTTP listener on. */
+  async function start(dbPath: string) {
+    const config = path.join(tempDir(), 'coordinator.yaml');
+    fs.writeFileSync(config, `${TEST_START_POLICY}http:\n  listen: 127.0.0.1:0\n`);
+    coordinator = await startCoordinator({ dbPath, host: 'disk-host', args: ['--config', config] });
+    clients = connectPlain(coordinator.address);
+  }
+
   /** A coordinator with its database in `dir`, holding a GUEST token for vm1. */
   async function startHolding(dir: string) {
-    coordinator = await startCoordinator({ dbPath: path.join(dir, 'headroom.db'), host: 'disk-host' });
-    clients = connectPlain(coordinator.address);
-    return grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm1' });
+    await start(path.join(dir, 'headroom.db'));
+    await checkServing();
+    return grant(clients!, { kind: 'TOKEN_KIND_GUEST', vm: 'vm1' });
+  }
+
+  async function checkServing() {
+    assert.equal(await grpcHealth(coordinator!.address), 'SERVING');
+    assert.equal(await grpcHealth(coordinator!.address, 'headroom.v1.TokenService'), 'SERVING');
+    assert.deepEqual(await httpHealth(coordinator!.httpUrl!), { status: 200, text: 'SERVING\n' });
   }
 
   /** What must hold while the database cannot be written: refusals, renewals, the process up, one log line. */
@@ -91,6 +112,12 @@ describe('coordinator whose database cannot be written (disk full, read-only)', 
       acquire(clients!, { requestId: 'refused-2', kind: 'TOKEN_KIND_GUEST', vm: 'vm3' }).done,
     );
     assert.equal(refusedAgain.code, grpc.status.UNAVAILABLE);
+    // Once the commit has failed, health says so at once, with why over HTTP.
+    assert.equal(await grpcHealth(coordinator!.address), 'NOT_SERVING');
+    assert.equal(await grpcHealth(coordinator!.address, 'headroom.v1.TokenService'), 'NOT_SERVING');
+    const health = await httpHealth(coordinator!.httpUrl!);
+    assert.equal(health.status, 503);
+    assert.match(health.text, /^NOT_SERVING: cannot write the database: /);
 
     const renewed = await renew(clients!, held);
     assert.ok(renewed.expiresUnixMs > Date.now(), 'the holder renews its lease during the outage');
@@ -112,6 +139,7 @@ describe('coordinator whose database cannot be written (disk full, read-only)', 
   async function checkRecovery(held: { tokenId: string; fencing: number }, logged: boolean) {
     const next = await grant(clients!, { requestId: 'after-1', kind: 'TOKEN_KIND_GUEST', vm: 'vm2' });
     assert.ok(next.fencing > held.fencing);
+    await checkServing();
     await release(clients!, held);
     await release(clients!, next);
     if (logged) await waitFor(() => coordinator!.log().includes(RECOVERY_LOG), 5_000, 'the recovery logged');
@@ -175,9 +203,8 @@ describe('coordinator whose database cannot be written (disk full, read-only)', 
     }
     execFileSync('mount', ['-o', 'loop', image, dir]);
     unmount.push(dir);
-    coordinator = await startCoordinator({ dbPath, host: 'disk-host' });
-    clients = connectPlain(coordinator.address);
-    assert.ok((await renew(clients, held)).expiresUnixMs > Date.now(), 'the held token survived, restored');
+    await start(dbPath);
+    assert.ok((await renew(clients!, held)).expiresUnixMs > Date.now(), 'the held token survived, restored');
     await checkRecovery(held, false);
   });
 });

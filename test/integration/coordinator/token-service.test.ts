@@ -5,11 +5,11 @@ import { strict as assert } from 'node:assert';
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { protoPath as healthProtoPath } from 'grpc-health-check';
 import { unary } from '../../../common/client/connection';
 import { coordinatorSuite } from '../../helpers/coordinator-suite';
 import { acquire, grant, release, renew, statusOf } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
+import { grpcHealth } from '../../helpers/health';
 
 describe('coordinator over gRPC', function () {
   const suite = coordinatorSuite({ host: 'host-a' });
@@ -151,17 +151,7 @@ describe('coordinator over gRPC', function () {
   });
 
   it('serves the standard health service', async () => {
-    const health = new (loadPackage(healthProtoPath).grpc.health.v1.Health)(
-      suite.coordinator.address,
-      grpc.credentials.createInsecure(),
-    );
-    const res = await new Promise<{ status: string }>((resolve, reject) =>
-      health.check({ service: 'headroom.v1.TokenService' }, (err: Error | null, r: { status: string }) =>
-        err ? reject(err) : resolve(r),
-      ),
-    );
-    assert.equal(res.status, 'SERVING');
-    health.close();
+    assert.equal(await grpcHealth(suite.coordinator.address, 'headroom.v1.TokenService'), 'SERVING');
   });
 
   it('serves reflection, so stock tools can list and describe the services', async () => {

@@ -50,6 +50,7 @@ describe('qmp driver: chain honesty against qemu-storage-daemon', function () {
     );
     const [manifest] = f.store.records('vm1', 'disk0').filter((r) => r.id === full.id);
     assert.equal(manifest.fullReason, full.fullReason, 'the reason is in the catalog');
+    assert.equal(manifest.fullReasonCode, 'bitmap-missing', 'and its code, which the chain-break metric reads');
     assert.deepEqual(await ownClusters(f.store.pathOf(recordOf(second, 'disk1'))), [[MiB, CLUSTER]]);
 
     // The new full backup started a bitmap again: the next one is incremental, with exactly the new write.

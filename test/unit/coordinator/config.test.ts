@@ -467,4 +467,65 @@ describe('coordinator configuration', () => {
       'c.yaml: placement.proxmox: give one source of libvirt, static or proxmox, not static and proxmox',
     ]);
   });
+
+  it('reads the HTTP listener and the history retention, with their defaults', () => {
+    const o = compileCoordinatorOptions({ host: 'h', plaintext: true }, 'c.yaml');
+    assert.equal(o.http, undefined, 'the HTTP listener is off unless asked for');
+    assert.deepEqual(o.history, { keepDays: 30, maxRows: 1_000_000 });
+    const given = compileCoordinatorOptions(
+      { host: 'h', plaintext: true, http: { listen: '127.0.0.1:9470' }, history: { keepDays: 7 } },
+      'c.yaml',
+    );
+    assert.deepEqual(given.http, { listen: '127.0.0.1:9470' });
+    assert.deepEqual(given.history, { keepDays: 7, maxRows: 1_000_000 });
+  });
+
+  it('refuses an HTTP listener off loopback without TLS, or without client certificates unless allowAnonymous, and bad retention', () => {
+    const dir = tempDir();
+    const pem = path.join(dir, 'x.pem');
+    fs.writeFileSync(pem, 'x');
+    const tls = { certFile: pem, keyFile: pem, allowAnonymous: true };
+    assert.deepEqual(
+      problems(() =>
+        compileCoordinatorOptions(
+          {
+            host: 'h',
+            plaintext: true,
+            http: { listen: '0.0.0.0:9470', colour: 1 },
+            history: { keepDays: 0, maxRows: 'many' },
+          },
+          'c.yaml',
+        ),
+      ),
+      [
+        'c.yaml: http.colour: unknown key (expected one of: listen, allowAnonymous)',
+        'c.yaml: history.keepDays: expected an integer from 1 to 36500, got 0',
+        'c.yaml: history.maxRows: expected an integer from 1000 to 1000000000, got "many"',
+      ],
+    );
+    assert.deepEqual(
+      problems(() =>
+        compileCoordinatorOptions({ host: 'h', plaintext: true, http: { listen: '0.0.0.0:9470' } }, 'c.yaml'),
+      ),
+      [
+        'c.yaml: http.listen: 0.0.0.0:9470 is not a loopback address, so HTTPS is required: give pki.dir (or tls), or listen on 127.0.0.1',
+      ],
+    );
+    assert.deepEqual(
+      problems(() =>
+        compileCoordinatorOptions(
+          { host: 'h', listen: '10.0.0.1:7400', tls, http: { listen: '10.0.0.1:9470' } },
+          'c.yaml',
+        ),
+      ),
+      [
+        'c.yaml: http.allowAnonymous: missing: 10.0.0.1:9470 is not a loopback address and tls has no clientCaFile to check callers with; give tls.clientCaFile, or http.allowAnonymous: true to let every host that reaches it read the metrics',
+      ],
+    );
+    const anonymous = { listen: '10.0.0.1:9470', allowAnonymous: true };
+    assert.deepEqual(
+      compileCoordinatorOptions({ host: 'h', listen: '10.0.0.1:7400', tls, http: anonymous }, 'c.yaml').http,
+      anonymous,
+    );
+  });
 });
