@@ -140,6 +140,10 @@ describe('ctl rendering', () => {
         load15: 0,
         backupCpuPercent: 0,
         backupIoBytesPerSec: 0,
+        cpuPressure: null,
+        ioPressure: null,
+        memoryPressure: null,
+        pressureMissing: '',
       },
       jobs: [
         { name: 'restic', schedule: '0 2 * * *', windowMs: 0, expectedDurationMs: 0, declaredCost: null, priority: 0 },
