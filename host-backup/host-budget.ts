@@ -22,7 +22,7 @@ import type { RunningChild } from '../common/backup-run/child-process';
 import type { Clock } from '../common/util/clock';
 import { formatDuration } from '../common/util/duration';
 import type { RunControl } from '../common/backup-run/guarded-run';
-import { type LoadCollector, SystemLoadCollector } from '../common/backup-run/load-collector';
+import { type LoadCollector, SystemLoadCollector, waitFigures } from '../common/backup-run/load-collector';
 import type { Logger } from '../common/util/log';
 import type { v1 } from '../proto';
 import { enforcement } from '../proto/enums';
@@ -31,9 +31,9 @@ import {
   type ControlledLease,
   decideBudget,
   grantedBudgetState,
-  type MachineLoad,
   tighterBudget,
 } from '../coordinator/domain/budget-controller';
+import type { MachineLoad } from '../coordinator/domain/load-signals';
 import type { Budget } from '../coordinator/domain/lease';
 import { DEFAULT_POLICY, type HostPolicy } from '../coordinator/domain/policy';
 import { formatRate } from '../common/util/human';
@@ -80,6 +80,7 @@ function machineLoad(r: v1.LoadReport): MachineLoad {
     diskWriteBytesPerSec: n(r.diskWriteBytesPerSec),
     backupCpuPercent: n(r.backupCpuPercent),
     backupIoBytesPerSec: n(r.backupIoBytesPerSec),
+    ...waitFigures(r),
   };
 }
 

@@ -138,6 +138,18 @@ export function physicalInterfaces(view: FileSystemView): (iface: string) => boo
   return (i) => i !== 'lo';
 }
 
+/** A report's figures of what the machine waits for, as plain numbers: what the budget controller reads. */
+export function waitFigures(r: v1.LoadReport) {
+  const psi = (p: v1.PressureStall | null | undefined) =>
+    p ? { someAvg10: Number(p.someAvg10 ?? 0), fullAvg10: Number(p.fullAvg10 ?? 0) } : undefined;
+  return {
+    cpuPressure: psi(r.cpuPressure),
+    ioPressure: psi(r.ioPressure),
+    memoryPressure: psi(r.memoryPressure),
+    diskAwaitMs: r.diskAwaitMs === undefined || r.diskAwaitMs === null ? undefined : Number(r.diskAwaitMs),
+  };
+}
+
 interface Counters {
   at: number;
   cpu?: CpuTimes;

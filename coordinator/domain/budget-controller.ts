@@ -25,21 +25,11 @@
 import { formatDuration } from '../../common/util/duration';
 import type { Budget, Lease } from './lease';
 import type { HostPolicy } from './policy';
+import { loadSignals, type MachineLoad, type Signal } from './load-signals';
 
 export type BudgetLevel = 'full' | 'throttled' | 'paused';
 
 const RANK: Record<BudgetLevel, number> = { full: 0, throttled: 1, paused: 2 };
-
-/** A machine's load in LoadReport's units (CPU in percent of the whole machine): a VM's, as its agent reports it, or the host's. */
-export interface MachineLoad {
-  cpuPercent: number;
-  diskReadBytesPerSec: number;
-  diskWriteBytesPerSec: number;
-  /** What Headroom's backups used of cpuPercent. */
-  backupCpuPercent: number;
-  /** What Headroom's backups used of the disk reads and writes. */
-  backupIoBytesPerSec: number;
-}
 
 /** What an agent is told to enforce on a backup. */
 export interface BudgetInstruction {
@@ -111,48 +101,8 @@ export function reducedBudget(policy: Required<HostPolicy>, base: Budget): Budge
   return tighterBudget(base, { ioBytesPerSec: policy.throttledIoBytesPerSec, cpuPercent: policy.throttledCpuPercent });
 }
 
-interface Signal {
-  name: 'cpu' | 'io';
-  value: number;
-  throttleAbove: number;
-  pauseAbove: number;
-  resumeBelow: number;
-  format(v: number): string;
-}
-
-const percent = (v: number) => `${Math.round(v)}%`;
 const rate = (v: number) => `${(v / (1024 * 1024)).toFixed(1)} MiB/s`;
 const span = (ms: number) => formatDuration(Math.max(0, Math.round(ms / 1_000) * 1_000));
-
-/** A machine's own work: its load minus what Headroom's backups used. */
-export function foreground(load: MachineLoad): { cpuPercent: number; ioBytesPerSec: number } {
-  return {
-    cpuPercent: Math.max(0, load.cpuPercent - load.backupCpuPercent),
-    ioBytesPerSec: Math.max(0, load.diskReadBytesPerSec + load.diskWriteBytesPerSec - load.backupIoBytesPerSec),
-  };
-}
-
-function foregroundSignals(policy: Required<HostPolicy>, load: MachineLoad): Signal[] {
-  const own = foreground(load);
-  return [
-    {
-      name: 'cpu',
-      value: own.cpuPercent,
-      throttleAbove: policy.throttleAboveCpuPercent,
-      pauseAbove: policy.pauseAboveCpuPercent,
-      resumeBelow: policy.resumeBelowCpuPercent,
-      format: percent,
-    },
-    {
-      name: 'io',
-      value: own.ioBytesPerSec,
-      throttleAbove: policy.throttleAboveIoBytesPerSec,
-      pauseAbove: policy.pauseAboveIoBytesPerSec,
-      resumeBelow: policy.resumeBelowIoBytesPerSec,
-      format: rate,
-    },
-  ];
-}
 
 /** The level one signal asks for, given the current level (the hysteresis). */
 function signalWants(s: Signal, current: BudgetLevel): BudgetLevel {
@@ -168,14 +118,14 @@ function signalWants(s: Signal, current: BudgetLevel): BudgetLevel {
 
 function busyReason(machine: Machine, s: Signal, level: BudgetLevel): string {
   return level === 'paused'
-    ? `${machine} busy: foreground ${s.name} ${s.format(s.value)} >= ${s.format(s.pauseAbove)}`
-    : `${machine} busy: foreground ${s.name} ${s.format(s.value)} >= ${s.format(s.throttleAbove)}`;
+    ? `${machine} busy: ${s.name} ${s.format(s.value)} >= ${s.format(s.pauseAbove)}`
+    : `${machine} busy: ${s.name} ${s.format(s.value)} >= ${s.format(s.throttleAbove)}`;
 }
 
 function calmReason(machine: Machine, signals: Signal[], calmForMs: number): string {
   const on = signals.filter((s) => s.throttleAbove > 0 || s.pauseAbove > 0);
   const values = on.map((s) => `${s.name} ${s.format(s.value)}`).join(', ');
-  return `${machine} calmer for ${span(calmForMs)}${values ? `: foreground ${values}` : ''}`;
+  return `${machine} calmer for ${span(calmForMs)}${values ? `: ${values}` : ''}`;
 }
 
 /**
@@ -241,7 +191,7 @@ export function decideBudget(
   machine: Machine = 'VM',
 ): BudgetDecision {
   const dwell = policy.budgetDwellMs;
-  const signals = foregroundSignals(policy, load);
+  const { signals } = loadSignals(policy, load);
   let wanted: BudgetLevel = 'full';
   let driver: Signal | undefined;
   for (const s of signals) {

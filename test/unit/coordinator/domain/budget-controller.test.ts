@@ -4,13 +4,13 @@ import {
   type BudgetDecision,
   type BudgetState,
   type ControlledLease,
-  type MachineLoad,
   baseBudget,
   decideBudget,
   grantedBudgetState,
   reducedBudget,
   unknownBudgetState,
 } from '../../../../coordinator/domain/budget-controller';
+import type { MachineLoad } from '../../../../coordinator/domain/load-signals';
 import { type Budget, UNLIMITED } from '../../../../coordinator/domain/lease';
 import { DEFAULT_POLICY, type HostPolicy, checkPolicy } from '../../../../coordinator/domain/policy';
 import { T0 } from './fixtures';
@@ -393,6 +393,38 @@ describe('budget controller (property)', () => {
         if (state.level === 'paused') assert.ok(now <= pauseBound(policy, l, pausedTotal, state.pausedSince!));
       }),
       { numRuns: runs },
+    );
+  });
+  it('throttles, pauses and resumes by I/O pressure where the VM reports PSI, whatever its CPU percent', () => {
+    const c = controller();
+    const psi = (io: number) => ({
+      cpuPressure: { someAvg10: 1, fullAvg10: 0 },
+      ioPressure: { someAvg10: io, fullAvg10: 0 },
+      memoryPressure: { someAvg10: 0, fullAvg10: 0 },
+    });
+    // 95% CPU would pause under the fallback; under PSI only stalls count.
+    assert.equal(c.report(0, load(95, psi(2))).command, undefined);
+    assert.deepEqual(c.report(10_000, load(10, psi(12.5))).command, {
+      budget: REDUCED,
+      paused: false,
+      reason: 'VM busy: io pressure 12.5% >= 10.0%',
+    });
+    assert.equal(c.report(20_000, load(10, psi(30))).command?.reason, 'VM busy: io pressure 30.0% >= 25.0%');
+    assert.equal(c.state.level, 'paused');
+    assert.equal(c.report(30_000, load(10, psi(4))).command, undefined); // calm, but not for the dwell time yet
+    assert.deepEqual(c.report(60_000, load(10, psi(4))).command, {
+      budget: UNLIMITED,
+      paused: false,
+      reason: 'VM calmer for 30s: io pressure 4.0%, cpu pressure 1.0%, memory pressure 0.0%',
+    });
+  });
+
+  it('throttles by the disk await where PSI is missing', () => {
+    const c = controller();
+    assert.equal(c.report(0, load(10, { diskAwaitMs: 12 })).command, undefined);
+    assert.equal(
+      c.report(10_000, load(10, { diskAwaitMs: 35 })).command?.reason,
+      'VM busy: disk await 35.0 ms >= 20.0 ms',
     );
   });
 });
