@@ -31,8 +31,16 @@ export interface CoordinatorOptions {
   defaultStartPolicy?: boolean;
 }
 
+/**
+ * Also the wait signals off (PSI, disk await: they hold starts at their throttle thresholds), so that the
+ * budgets follow CPU and byte rates as a test sets them: the tests of the wait signals turn them on.
+ */
 export const TEST_START_POLICY =
-  'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: 0\n';
+  'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: 0\n' +
+  (['Io', 'Cpu', 'Memory'] as const)
+    .flatMap((r) => [`  throttleAbove${r}PressurePercent: 0\n`, `  pauseAbove${r}PressurePercent: 0\n`])
+    .join('') +
+  '  throttleAboveDiskAwait: 0\n  pauseAboveDiskAwait: 0\n';
 
 export interface RunningCoordinator {
   address: string;
