@@ -25,7 +25,7 @@
 import { formatDuration } from '../../common/util/duration';
 import type { Budget, Lease } from './lease';
 import type { HostPolicy } from './policy';
-import { loadSignals, type MachineLoad, type Signal } from './load-signals';
+import { loadSignals, type MachineLoad, type Signal, type SignalSource } from './load-signals';
 
 export type BudgetLevel = 'full' | 'throttled' | 'paused';
 
@@ -52,6 +52,8 @@ export interface BudgetState {
 
 export interface BudgetDecision {
   state: BudgetState;
+  /** The signal the decision followed (load-signals.ts). */
+  signal: SignalSource;
   /** Present when the agent must be told something new, with why (for its log and ours). */
   command?: BudgetInstruction & { reason: string };
 }
@@ -191,7 +193,7 @@ export function decideBudget(
   machine: Machine = 'VM',
 ): BudgetDecision {
   const dwell = policy.budgetDwellMs;
-  const { signals } = loadSignals(policy, load);
+  const { source: signal, signals } = loadSignals(policy, load);
   let wanted: BudgetLevel = 'full';
   let driver: Signal | undefined;
   for (const s of signals) {
@@ -232,11 +234,11 @@ export function decideBudget(
     if (level === 'paused') next = { ...next, pausedSince: now };
   }
   const instruction = budgetOf(policy, lease, level);
-  if (state.told && sameInstruction(state.told, instruction)) return { state: next };
+  if (state.told && sameInstruction(state.told, instruction)) return { state: next, signal };
   if (level === state.level) {
     reason = state.told
       ? `the host policy's budget for a ${level} backup`
       : `restating a ${level} backup's budget: what the agent was told is not known`;
   }
-  return { state: { ...next, told: instruction }, command: { ...instruction, reason } };
+  return { state: { ...next, told: instruction }, signal, command: { ...instruction, reason } };
 }
