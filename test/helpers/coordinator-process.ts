@@ -32,15 +32,16 @@ export interface CoordinatorOptions {
 }
 
 /**
- * Also the wait signals off (PSI, disk await: they hold starts at their throttle thresholds), so that the
- * budgets follow CPU and byte rates as a test sets them: the tests of the wait signals turn them on.
+ * coordinator.yaml policy lines that turn the wait signals off (PSI, disk await: load-signals.ts), so that
+ * CPU percent and byte rates decide as a test sets them, and this machine's own pressure holds nothing back.
  */
-export const TEST_START_POLICY =
-  'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: 0\n' +
+export const WAIT_SIGNALS_OFF =
   (['Io', 'Cpu', 'Memory'] as const)
     .flatMap((r) => [`  throttleAbove${r}PressurePercent: 0\n`, `  pauseAbove${r}PressurePercent: 0\n`])
-    .join('') +
-  '  throttleAboveDiskAwait: 0\n  pauseAboveDiskAwait: 0\n';
+    .join('') + '  throttleAboveDiskAwait: 0\n  pauseAboveDiskAwait: 0\n';
+
+export const TEST_START_POLICY =
+  'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: 0\n' + WAIT_SIGNALS_OFF;
 
 export interface RunningCoordinator {
   address: string;
