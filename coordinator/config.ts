@@ -24,7 +24,7 @@ import {
   validateConfig,
 } from '../common/util/config-schema';
 import { isValidName } from '../common/domain/names';
-import { DEFAULT_POLICY, type HostPolicy, LIMITS, checkPolicy } from './domain/policy';
+import { BUDGET_MODES, DEFAULT_POLICY, type HostPolicy, LIMITS, checkPolicy } from './domain/policy';
 import { type HypervisorJob, hypervisorJobsSchema } from './hypervisor-jobs/hypervisor-schedule';
 import { type PlacementOptions, placementSchema } from './placement/placement-config';
 import type { Durability } from './store/sqlite-store';
@@ -89,6 +89,7 @@ const policyShape = {
   budgetDwell: duration(),
   maxPause: duration(),
   pauseWindowGuard: duration(),
+  budgetMode: choice(BUDGET_MODES),
   followPlan: flag(),
   minStartGap: duration(),
   hostBudgetCpuPercent: count(),

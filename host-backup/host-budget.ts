@@ -49,7 +49,7 @@ export function hostControlPolicy(wire: v1.Policy__Output): Required<HostPolicy>
   // The controller reads numbers only; per-VM settings and fields it does not know keep their defaults.
   const policy: Record<string, unknown> = { ...DEFAULT_POLICY };
   for (const [key, value] of Object.entries(wire)) {
-    if (typeof value === 'number' && typeof policy[key] === 'number') policy[key] = value;
+    if (typeof value === typeof policy[key] && typeof value !== 'object') policy[key] = value;
   }
   return { ...(policy as unknown as Required<HostPolicy>), budgetCpuPercent: 0, budgetIoBytesPerSec: 0 };
 }

@@ -26,6 +26,7 @@ import { formatDuration } from '../../common/util/duration';
 import type { Budget, Lease } from './lease';
 import type { HostPolicy } from './policy';
 import { loadSignals, type MachineLoad, type Signal, type SignalSource } from './load-signals';
+import { adaptBudget, type AdaptiveLimits, adaptiveReason } from './adaptive-control';
 
 export type BudgetLevel = 'full' | 'throttled' | 'paused';
 
@@ -48,6 +49,8 @@ export interface BudgetState {
   pausedMs: number;
   /** When the current pause began; set exactly when the level is paused. */
   pausedSince: number | undefined;
+  /** The adaptive budget's controllers (policy budgetMode adaptive); absent until its first decision. */
+  adaptive?: AdaptiveLimits;
 }
 
 export interface BudgetDecision {
@@ -233,12 +236,20 @@ export function decideBudget(
       next = { ...next, pausedMs: state.pausedMs + now - state.pausedSince!, pausedSince: undefined };
     if (level === 'paused') next = { ...next, pausedSince: now };
   }
-  const instruction = budgetOf(policy, lease, level);
+  let instruction = budgetOf(policy, lease, level);
+  let changeReason: string | undefined;
+  if (policy.budgetMode === 'adaptive' && level !== 'paused') {
+    // The thresholds still pause; under them each limit follows its AIMD controller.
+    const adapted = adaptBudget(policy, lease, baseBudget(policy, lease), load, signals, state.adaptive ?? {}, now);
+    next = { ...next, adaptive: adapted.limits };
+    instruction = { budget: adapted.budget, paused: false };
+    if (level === state.level) changeReason = adaptiveReason(machine, signals);
+  }
   if (state.told && sameInstruction(state.told, instruction)) return { state: next, signal };
   if (level === state.level) {
-    reason = state.told
-      ? `the host policy's budget for a ${level} backup`
-      : `restating a ${level} backup's budget: what the agent was told is not known`;
+    reason = !state.told
+      ? `restating a ${level} backup's budget: what the agent was told is not known`
+      : (changeReason ?? `the host policy's budget for a ${level} backup`);
   }
   return { state: { ...next, told: instruction }, signal, command: { ...instruction, reason } };
 }

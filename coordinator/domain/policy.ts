@@ -57,7 +57,16 @@ export interface BudgetPolicy {
    * longer fit before its window's end. Default 5 min.
    */
   pauseWindowGuardMs: number;
+  /**
+   * How a running backup's budget moves below the pause thresholds: `fixed`, its base budget or the
+   * throttled one (the thresholds decide); `adaptive`, each limit by AIMD between the throttled and the base
+   * budget, floored by what still ends the backup in its window (adaptive-control.ts). Default fixed.
+   */
+  budgetMode: BudgetMode;
 }
+
+export const BUDGET_MODES = ['fixed', 'adaptive'] as const;
+export type BudgetMode = (typeof BUDGET_MODES)[number];
 
 /**
  * Thresholds on what the machine's work waits for (load-signals.ts), in force where its load report carries
@@ -147,6 +156,7 @@ export const DEFAULT_POLICY: Readonly<Required<HostPolicy>> = Object.freeze({
   budgetDwellMs: 30_000,
   maxPauseMs: 600_000,
   pauseWindowGuardMs: 300_000,
+  budgetMode: 'fixed',
   throttleAboveIoPressurePercent: 10,
   pauseAboveIoPressurePercent: 25,
   resumeBelowIoPressurePercent: 5,
@@ -269,6 +279,8 @@ export function checkPolicy(
   intIn('budgetDwellMs', 0, LIMITS.maxDwellMs);
   intIn('maxPauseMs', 0, LIMITS.maxPauseMs);
   intIn('pauseWindowGuardMs', 0, LIMITS.maxPauseWindowGuardMs);
+  if (!(BUDGET_MODES as readonly unknown[]).includes(p.budgetMode))
+    problems.push({ field: 'budgetMode', problem: `must be ${BUDGET_MODES.join(' or ')}, got "${p.budgetMode}"` });
   intIn('minStartGapMs', 0, LIMITS.maxStartGapMs);
   intIn('hostBudgetCpuPercent', 0, LIMITS.maxCpuBudgetPercent);
   intIn('hostBudgetIoBytesPerSec', 0, LIMITS.maxIoBytesPerSec);

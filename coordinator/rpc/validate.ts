@@ -224,6 +224,8 @@ function hostPolicyPatch(req: v1.SetPolicyRequest__Output): Partial<HostPolicy> 
     throttleAboveDiskAwaitMs: req.throttleAboveDiskAwaitMs ?? undefined,
     pauseAboveDiskAwaitMs: req.pauseAboveDiskAwaitMs ?? undefined,
     resumeBelowDiskAwaitMs: req.resumeBelowDiskAwaitMs ?? undefined,
+    // checkPolicy names a mode it does not know.
+    budgetMode: (req.budgetMode ?? undefined) as HostPolicy['budgetMode'],
   };
 }
 

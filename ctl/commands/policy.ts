@@ -11,6 +11,7 @@ import { print, printJson } from '../context';
 import { UsageError } from '../../common/util/usage-error';
 import { formatCpuShare, formatIoBudget, formatRate } from '../../common/util/human';
 import { formatFields } from '../table';
+import { BUDGET_MODES } from '../../coordinator/domain/policy';
 
 /** A duration option's value in milliseconds, which must fit the uint32 `*_ms` field. */
 function parseDurationMs(raw: string): number {
@@ -54,6 +55,7 @@ const SETTABLE = [
   ['budget-dwell', 'budgetDwellMs'],
   ['max-pause', 'maxPauseMs'],
   ['pause-window-guard', 'pauseWindowGuardMs'],
+  ['budget-mode', 'budgetMode'],
   ['follow-plan', 'followPlan'],
   ['min-start-gap', 'minStartGapMs'],
   ['host-budget-cpu', 'hostBudgetCpuPercent'],
@@ -179,6 +181,16 @@ const BUDGET_OPTIONS: OptionSpec[] = [
     value: 'RATE',
     help: 'I/O budget of a throttled or paused backup (0: its full budget)',
     parse: parseByteRate,
+  },
+  {
+    name: 'budget-mode',
+    value: 'fixed|adaptive',
+    help: 'under the pause thresholds: the base or throttled budget (fixed), or AIMD between them (adaptive)',
+    parse: (raw: string) => {
+      if (!(BUDGET_MODES as readonly string[]).includes(raw))
+        throw new Error(`expected fixed or adaptive, got "${raw}"`);
+      return raw;
+    },
   },
   {
     name: 'budget-dwell',
@@ -353,6 +365,7 @@ export function renderPolicy(p: Policy__Output, host: string): string {
       'disk await throttle/pause/resume',
       [p.throttleAboveDiskAwaitMs, p.pauseAboveDiskAwaitMs, p.resumeBelowDiskAwaitMs].map(awaitMs).join(' / '),
     ],
+    ['budget mode', p.budgetMode],
     ['budget dwell', formatDuration(p.budgetDwellMs)],
     ['max pause', p.maxPauseMs === 0 ? 'never pause' : formatDuration(p.maxPauseMs)],
     ['pause window guard', formatDuration(p.pauseWindowGuardMs)],

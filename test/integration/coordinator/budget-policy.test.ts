@@ -26,6 +26,7 @@ const BUDGET_DEFAULTS = {
   budgetDwellMs: 30_000,
   maxPauseMs: 600_000,
   pauseWindowGuardMs: 300_000,
+  budgetMode: 'fixed',
 };
 
 /** The start policy's fields (start-gate.ts), added later still: a policy stored before them gets these too. */

@@ -427,4 +427,33 @@ describe('budget controller (property)', () => {
       'VM busy: disk await 35.0 ms >= 20.0 ms',
     );
   });
+  it('in adaptive mode cuts the budget by half at a rise of pressure, again each reaction time, and raises it by steps once calm', () => {
+    const policy: Required<HostPolicy> = { ...POLICY, budgetMode: 'adaptive' };
+    const c = controller(policy, lease({}, { ioBytesPerSec: 100 * MiB, cpuPercent: 0 }));
+    const psi = (io: number, backupIo = 40 * MiB) => ({
+      backupIoBytesPerSec: backupIo,
+      cpuPressure: { someAvg10: 0, fullAvg10: 0 },
+      ioPressure: { someAvg10: io, fullAvg10: 0 },
+      memoryPressure: { someAvg10: 0, fullAvg10: 0 },
+    });
+    assert.equal(c.report(0, load(10, psi(2))).command, undefined, 'calm at its base budget: nothing to say');
+    // Cut from what the backup used (40 MiB/s), by half; the CPU limit (none) to the throttled share.
+    assert.deepEqual(c.report(10_000, load(10, psi(15))).command, {
+      budget: { ioBytesPerSec: 20 * MiB, cpuPercent: 25 },
+      paused: false,
+      reason: 'VM busy: io pressure 15.0% >= 10.0%',
+    });
+    assert.equal(c.report(20_000, load(10, psi(15))).command, undefined, 'PSI lags a cut: not again within 2 reports');
+    assert.deepEqual(c.report(30_000, load(10, psi(15))).command, {
+      budget: { ioBytesPerSec: 10 * MiB, cpuPercent: 25 },
+      paused: false,
+      reason: 'adaptive budget cut: VM busy: io pressure 15.0% >= 10.0%',
+    });
+    assert.equal(c.report(40_000, load(10, psi(2))).command, undefined, 'no raise sooner than the dwell after a cut');
+    const raised = c.report(60_000, load(10, psi(2))).command;
+    assert.deepEqual(raised?.budget, { ioBytesPerSec: 19 * MiB, cpuPercent: 38 }); // + (max - min) / 10; cpu + 25 / 2
+    assert.match(raised!.reason, /^adaptive budget raised: VM calm: io pressure 2\.0%/);
+    // The pause thresholds still pause.
+    assert.equal(c.report(70_000, load(10, psi(30))).command?.paused, true);
+  });
 });

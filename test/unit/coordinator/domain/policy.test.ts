@@ -96,5 +96,8 @@ describe('host policy', () => {
     assert.equal(refusal({ resumeBelowMemoryPressurePercent: 5 }).field, 'resume_below_memory_pressure_percent');
     assert.equal(refusal({ throttleAboveDiskAwaitMs: 5 }).field, 'throttle_above_disk_await_ms');
     assert.ok(applyPolicyPatch(DEFAULT_POLICY, { throttleAboveIoPressurePercent: 0, pauseAboveIoPressurePercent: 0 }));
+    const mode = refusal({ budgetMode: 'fast' as 'fixed' });
+    assert.deepEqual([mode.field, mode.problem], ['budget_mode', 'must be fixed or adaptive, got "fast"']);
+    assert.equal(applyPolicyPatch(DEFAULT_POLICY, { budgetMode: 'adaptive' }).budgetMode, 'adaptive');
   });
 });
