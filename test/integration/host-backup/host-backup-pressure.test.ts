@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { waitFor } from '../agent/processes';
-import { killAll, type RunningCtl, runCtl, spawnCtl } from '../ctl/ctl-process';
+import { jsonLines, killAll, type RunningCtl, runCtl, spawnCtl } from '../ctl/ctl-process';
 
 /** Whether this kernel reports I/O pressure (no file without CONFIG_PSI; EOPNOTSUPP when booted with psi=0). */
 function hasPsi(): boolean {
@@ -22,14 +22,6 @@ function hasPsi(): boolean {
   } catch {
     return false;
   }
-}
-
-/** The JSON events host-backup wrote to stderr with --json. */
-function events(stderr: string): Record<string, any>[] {
-  return stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l));
 }
 
 describe('headroomctl host-backup steered by I/O pressure', function () {
@@ -102,7 +94,7 @@ describe('headroomctl host-backup steered by I/O pressure', function () {
       '-c',
       'while :; do sleep 1; done',
     ]);
-    const changes = () => events(hb!.stderr()).filter((e) => e.event === 'budget-change' && e.ok);
+    const changes = () => jsonLines(hb!.stderr()).filter((e) => e.event === 'budget-change' && e.ok);
     await hb.waitFor('stderr', /"event":"controlling"/, 30_000);
     // Should something else on this machine have made it wait meanwhile, start from the budget given back.
     await waitFor(

@@ -1,3 +1,4 @@
+import { WAIT_THRESHOLDS_OFF } from '../../helpers/wait-signals';
 import { strict as assert } from 'node:assert';
 import type { Usage } from '../../../common/backup-run/budget/enforcer';
 import { ManualClock } from '../../../common/util/clock';
@@ -9,18 +10,6 @@ import type { v1 } from '../../../proto';
 import { waitFor } from '../../helpers/wait';
 import { captureLog, FakeChild, token } from '../common/backup-run/guarded-run-fakes';
 import { FakeMechanism } from '../common/backup-run/budget/fake-enforcer';
-
-/** The wait signals off: the CPU and byte thresholds alone. */
-const WAITS_OFF = {
-  throttleAboveIoPressurePercent: 0,
-  pauseAboveIoPressurePercent: 0,
-  throttleAboveCpuPressurePercent: 0,
-  pauseAboveCpuPressurePercent: 0,
-  throttleAboveMemoryPressurePercent: 0,
-  pauseAboveMemoryPressurePercent: 0,
-  throttleAboveDiskAwaitMs: 0,
-  pauseAboveDiskAwaitMs: 0,
-};
 
 const wire = (p: Partial<HostPolicy> & Record<string, unknown> = {}) =>
   ({ ...DEFAULT_POLICY, ...p }) as unknown as v1.Policy__Output;
@@ -112,7 +101,7 @@ describe('ctl: host-backup budget', () => {
         'else disk await: throttle from 20 ms, pause from 50 ms, full again below 10 ms; ' +
         'foreground CPU: throttle from 60%, pause from 85%, full again below 50%',
     );
-    const fallbackOnly = { ...DEFAULT_POLICY, ...WAITS_OFF };
+    const fallbackOnly = { ...DEFAULT_POLICY, ...WAIT_THRESHOLDS_OFF };
     assert.equal(
       describeThresholds({
         ...fallbackOnly,

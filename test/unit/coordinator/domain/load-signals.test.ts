@@ -1,3 +1,4 @@
+import { WAIT_THRESHOLDS_OFF } from '../../../helpers/wait-signals';
 import { strict as assert } from 'node:assert';
 import {
   loadSignals,
@@ -21,14 +22,6 @@ const withPsi: MachineLoad = {
   ioPressure: psi(12, 4),
   memoryPressure: psi(1, 0.5),
   diskAwaitMs: 8,
-};
-const PSI_OFF = {
-  throttleAboveIoPressurePercent: 0,
-  pauseAboveIoPressurePercent: 0,
-  throttleAboveCpuPressurePercent: 0,
-  pauseAboveCpuPressurePercent: 0,
-  throttleAboveMemoryPressurePercent: 0,
-  pauseAboveMemoryPressurePercent: 0,
 };
 
 describe('load signals', () => {
@@ -70,12 +63,15 @@ describe('load signals', () => {
   });
 
   it('passes over a signal whose thresholds the policy turns off', () => {
-    assert.equal(signalSource({ ...DEFAULT_POLICY, ...PSI_OFF }, withPsi), 'latency');
-    const noAwait = { ...DEFAULT_POLICY, ...PSI_OFF, throttleAboveDiskAwaitMs: 0, pauseAboveDiskAwaitMs: 0 };
+    assert.equal(
+      signalSource({ ...DEFAULT_POLICY, ...WAIT_THRESHOLDS_OFF, throttleAboveDiskAwaitMs: 20 }, withPsi),
+      'latency',
+    );
+    const noAwait = { ...DEFAULT_POLICY, ...WAIT_THRESHOLDS_OFF };
     assert.equal(signalSource(noAwait, withPsi), 'fallback');
     // One threshold on is enough.
     assert.equal(
-      signalSource({ ...DEFAULT_POLICY, ...PSI_OFF, pauseAboveMemoryPressurePercent: 30 }, withPsi),
+      signalSource({ ...DEFAULT_POLICY, ...WAIT_THRESHOLDS_OFF, pauseAboveMemoryPressurePercent: 30 }, withPsi),
       'pressure',
     );
   });
