@@ -27,6 +27,11 @@ export interface AdaptiveLimits {
 const CUT_FACTOR = 0.5;
 /** Raises climb from the throttled budget to the base one in this many steps. */
 const RAISE_STEPS = 10;
+/**
+ * A base budget of no limit is adapted up to this many times the throttled budget, where it is given no
+ * limit again: an AIMD needs a top, and a backup calm that long needs no limit.
+ */
+const UNLIMITED_TOP = 10;
 
 /** The controller of one limit, or none when the policy gives no throttled budget for it (0: keep the base). */
 export function limitOptions(
@@ -35,12 +40,12 @@ export function limitOptions(
   reduced: number,
 ): AdaptiveBudgetOptions | undefined {
   if (reduced <= 0) return undefined;
-  const max = base > 0 ? base : Infinity;
+  const max = base > 0 ? base : reduced * UNLIMITED_TOP;
   const min = Math.min(reduced, max);
   return {
     max,
     min,
-    step: Number.isFinite(max) ? Math.max((max - min) / RAISE_STEPS, min / 2) : min / 2,
+    step: Math.max((max - min) / RAISE_STEPS, min / 2),
     cutFactor: CUT_FACTOR,
     // PSI's avg10 takes seconds to show a cut: two reports before cutting again.
     reactionMs: 2 * policy.reportIntervalMs,
@@ -76,8 +81,9 @@ export function adaptiveReason(machine: string, signals: readonly Signal[]): str
     : "adaptive budget: held up by its window's deadline floor";
 }
 
-/** A limit as an instruction carries it: whole units, 0 for no limit. */
-const wireLimit = (v: number) => (Number.isFinite(v) ? Math.max(1, Math.round(v)) : 0);
+/** A limit as an instruction carries it: whole units; the base's no limit (0) back at the top. */
+const wireLimit = (base: number, o: AdaptiveBudgetOptions, v: number) =>
+  base === 0 && v >= o.max ? 0 : Math.max(1, Math.round(v));
 
 /** The adapted budget after one report, with the controllers' new states. */
 export function adaptBudget(
@@ -91,22 +97,18 @@ export function adaptBudget(
 ): { budget: Budget; limits: AdaptiveLimits } {
   const pressure = pressureOf(signals);
   const { windowEnd, expectedEnd } = lease.slot;
-  const step = (o: AdaptiveBudgetOptions | undefined, state: AdaptiveState | undefined, used?: number) => {
-    if (!o) return undefined;
-    const remaining = Number.isFinite(o.max) && expectedEnd > now ? (o.max * (expectedEnd - now)) / 1_000 : undefined;
-    return stepAdaptive(o, state ?? startAdaptive(o, now), { now, pressure, windowEnd, remaining, used });
+  /** One limit's next state and its value on the wire; the base where the policy does not adapt it. */
+  const adapt = (baseLimit: number, reduced: number, state: AdaptiveState | undefined, used?: number) => {
+    const o = limitOptions(policy, baseLimit, reduced);
+    if (!o) return { value: baseLimit, state: undefined };
+    const remaining = expectedEnd > now ? (o.max * (expectedEnd - now)) / 1_000 : undefined;
+    const next = stepAdaptive(o, state ?? startAdaptive(o, now), { now, pressure, windowEnd, remaining, used });
+    return { value: wireLimit(baseLimit, o, next.budget), state: next };
   };
-  const io = step(
-    limitOptions(policy, base.ioBytesPerSec, policy.throttledIoBytesPerSec),
-    limits.io,
-    load.backupIoBytesPerSec,
-  );
-  const cpu = step(limitOptions(policy, base.cpuPercent, policy.throttledCpuPercent), limits.cpu);
+  const io = adapt(base.ioBytesPerSec, policy.throttledIoBytesPerSec, limits.io, load.backupIoBytesPerSec);
+  const cpu = adapt(base.cpuPercent, policy.throttledCpuPercent, limits.cpu);
   return {
-    budget: {
-      ioBytesPerSec: io ? wireLimit(io.budget) : base.ioBytesPerSec,
-      cpuPercent: cpu ? wireLimit(cpu.budget) : base.cpuPercent,
-    },
-    limits: { io, cpu },
+    budget: { ioBytesPerSec: io.value, cpuPercent: cpu.value },
+    limits: { io: io.state, cpu: cpu.state },
   };
 }

@@ -437,23 +437,28 @@ describe('budget controller (property)', () => {
       memoryPressure: { someAvg10: 0, fullAvg10: 0 },
     });
     assert.equal(c.report(0, load(10, psi(2))).command, undefined, 'calm at its base budget: nothing to say');
-    // Cut from what the backup used (40 MiB/s), by half; the CPU limit (none) to the throttled share.
+    // I/O cut by half from what the backup used (40 MiB/s); CPU, of no limit, adapted up to 10 times the
+    // throttled share (250 %) and cut by half from there.
     assert.deepEqual(c.report(10_000, load(10, psi(15))).command, {
-      budget: { ioBytesPerSec: 20 * MiB, cpuPercent: 25 },
+      budget: { ioBytesPerSec: 20 * MiB, cpuPercent: 125 },
       paused: false,
       reason: 'VM busy: io pressure 15.0% >= 10.0%',
     });
     assert.equal(c.report(20_000, load(10, psi(15))).command, undefined, 'PSI lags a cut: not again within 2 reports');
     assert.deepEqual(c.report(30_000, load(10, psi(15))).command, {
-      budget: { ioBytesPerSec: 10 * MiB, cpuPercent: 25 },
+      budget: { ioBytesPerSec: 10 * MiB, cpuPercent: 63 },
       paused: false,
       reason: 'adaptive budget cut: VM busy: io pressure 15.0% >= 10.0%',
     });
     assert.equal(c.report(40_000, load(10, psi(2))).command, undefined, 'no raise sooner than the dwell after a cut');
     const raised = c.report(60_000, load(10, psi(2))).command;
-    assert.deepEqual(raised?.budget, { ioBytesPerSec: 19 * MiB, cpuPercent: 38 }); // + (max - min) / 10; cpu + 25 / 2
+    // Each + a tenth of the way from the throttled budget to the top: 9 MiB/s, 22.5 %.
+    assert.deepEqual(raised?.budget, { ioBytesPerSec: 19 * MiB, cpuPercent: 85 });
     assert.match(raised!.reason, /^adaptive budget raised: VM calm: io pressure 2\.0%/);
     // The pause thresholds still pause.
     assert.equal(c.report(70_000, load(10, psi(30))).command?.paused, true);
+    // Calm long enough, every limit climbs back to its base: no limit for the CPU.
+    for (let t = 80_000; t <= 800_000; t += 10_000) c.report(t, load(10, psi(2)));
+    assert.deepEqual(c.state.told?.budget, { ioBytesPerSec: 100 * MiB, cpuPercent: 0 });
   });
 });
