@@ -12,6 +12,8 @@ import * as grpc from '@grpc/grpc-js';
 import { connect, unary } from '../common/client/connection';
 import { enforcement as enforcements, historyEventType } from '../proto/enums';
 import { AGENT_MAIN, startCoordinator } from '../test/helpers/coordinator-process';
+import { WAIT_THRESHOLDS_OFF } from '../test/helpers/wait-signals';
+import { DEFAULT_POLICY } from '../coordinator/domain/policy';
 
 const HOST = 'bench-host';
 const VM = 'bench-vm';
@@ -56,6 +58,10 @@ export async function runUnderHeadroom(args: {
       reportIntervalMs: 1_000,
       budgetCpuPercent: options.cpuPercent,
       budgetIoBytesPerSec: options.ioBytesPerSec,
+      // The product's wait signals (PSI, disk await), which the tests' coordinator policy turns off.
+      ...Object.fromEntries(
+        Object.keys(WAIT_THRESHOLDS_OFF).map((k) => [k, DEFAULT_POLICY[k as keyof typeof WAIT_THRESHOLDS_OFF]]),
+      ),
     });
     const startAt = new Date(Date.now() + 4_000);
     const config = path.join(dir, 'agent.yaml');

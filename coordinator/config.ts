@@ -24,7 +24,7 @@ import {
   validateConfig,
 } from '../common/util/config-schema';
 import { isValidName } from '../common/domain/names';
-import { DEFAULT_POLICY, type HostPolicy, LIMITS, checkPolicy } from './domain/policy';
+import { BUDGET_MODES, DEFAULT_POLICY, type HostPolicy, LIMITS, checkPolicy } from './domain/policy';
 import { type HypervisorJob, hypervisorJobsSchema } from './hypervisor-jobs/hypervisor-schedule';
 import { type PlacementOptions, placementSchema } from './placement/placement-config';
 import type { Durability } from './store/sqlite-store';
@@ -100,6 +100,7 @@ const policyShape = {
   budgetDwell: duration(),
   maxPause: duration(),
   pauseWindowGuard: duration(),
+  budgetMode: choice(BUDGET_MODES),
   followPlan: flag(),
   minStartGap: duration(),
   hostBudgetCpuPercent: count(),
@@ -110,6 +111,18 @@ const policyShape = {
   hostStartBelowIoBytesPerSec: count(),
   hypervisorBudgetCpuPercent: count(),
   hypervisorBudgetIoBytesPerSec: count(),
+  throttleAboveIoPressurePercent: count(),
+  pauseAboveIoPressurePercent: count(),
+  resumeBelowIoPressurePercent: count(),
+  throttleAboveCpuPressurePercent: count(),
+  pauseAboveCpuPressurePercent: count(),
+  resumeBelowCpuPressurePercent: count(),
+  throttleAboveMemoryPressurePercent: count(),
+  pauseAboveMemoryPressurePercent: count(),
+  resumeBelowMemoryPressurePercent: count(),
+  throttleAboveDiskAwait: duration(),
+  pauseAboveDiskAwait: duration(),
+  resumeBelowDiskAwait: duration(),
   vmStartBelow: z.record(z.string(), mapping({ cpuPercent: count().default(0), ioBytesPerSec: count().default(0) }), {
     error: expected('a mapping of VM names to { cpuPercent, ioBytesPerSec }'),
   }),

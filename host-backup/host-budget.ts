@@ -22,7 +22,7 @@ import type { RunningChild } from '../common/backup-run/child-process';
 import type { Clock } from '../common/util/clock';
 import { formatDuration } from '../common/util/duration';
 import type { RunControl } from '../common/backup-run/guarded-run';
-import { type LoadCollector, SystemLoadCollector } from '../common/backup-run/load-collector';
+import { type LoadCollector, SystemLoadCollector, waitFigures } from '../common/backup-run/load-collector';
 import type { Logger } from '../common/util/log';
 import type { v1 } from '../proto';
 import { enforcement } from '../proto/enums';
@@ -31,9 +31,9 @@ import {
   type ControlledLease,
   decideBudget,
   grantedBudgetState,
-  type MachineLoad,
   tighterBudget,
 } from '../coordinator/domain/budget-controller';
+import { type MachineLoad, SIGNAL_SOURCE_LABEL } from '../coordinator/domain/load-signals';
 import type { Budget } from '../coordinator/domain/lease';
 import { DEFAULT_POLICY, type HostPolicy } from '../coordinator/domain/policy';
 import { formatRate } from '../common/util/human';
@@ -49,26 +49,70 @@ export function hostControlPolicy(wire: v1.Policy__Output): Required<HostPolicy>
   // The controller reads numbers only; per-VM settings and fields it does not know keep their defaults.
   const policy: Record<string, unknown> = { ...DEFAULT_POLICY };
   for (const [key, value] of Object.entries(wire)) {
-    if (typeof value === 'number' && typeof policy[key] === 'number') policy[key] = value;
+    if (typeof value === typeof policy[key] && typeof value !== 'object') policy[key] = value;
   }
   return { ...(policy as unknown as Required<HostPolicy>), budgetCpuPercent: 0, budgetIoBytesPerSec: 0 };
 }
 
-/** "foreground CPU: throttle from 60%, pause from 85%, full again below 50%", for what the policy turns on. */
+/**
+ * "foreground CPU: throttle from 60%, pause from 85%, full again below 50%", for what the policy turns on;
+ * the PSI thresholds first, which take the place of the others where the host reports PSI (load-signals.ts).
+ */
 export function describeThresholds(p: Required<HostPolicy>): string {
   const rate = (v: number) => `${(v / (1024 * 1024)).toFixed(1)} MiB/s`;
+  const pct = (v: number) => `${v}%`;
   const signal = (name: string, throttle: number, pause: number, resume: number, f: (v: number) => string) => {
     const parts = [
       throttle > 0 ? `throttle from ${f(throttle)}` : '',
       pause > 0 ? `pause from ${f(pause)}` : '',
     ].filter(Boolean);
-    return parts.length > 0 ? `foreground ${name}: ${[...parts, `full again below ${f(resume)}`].join(', ')}` : '';
+    return parts.length > 0 ? `${name}: ${[...parts, `full again below ${f(resume)}`].join(', ')}` : '';
   };
-  const signals = [
-    signal('CPU', p.throttleAboveCpuPercent, p.pauseAboveCpuPercent, p.resumeBelowCpuPercent, (v) => `${v}%`),
-    signal('disk I/O', p.throttleAboveIoBytesPerSec, p.pauseAboveIoBytesPerSec, p.resumeBelowIoBytesPerSec, rate),
+  const pressure = [
+    signal(
+      'I/O pressure',
+      p.throttleAboveIoPressurePercent,
+      p.pauseAboveIoPressurePercent,
+      p.resumeBelowIoPressurePercent,
+      pct,
+    ),
+    signal(
+      'CPU pressure',
+      p.throttleAboveCpuPressurePercent,
+      p.pauseAboveCpuPressurePercent,
+      p.resumeBelowCpuPressurePercent,
+      pct,
+    ),
+    signal(
+      'memory pressure',
+      p.throttleAboveMemoryPressurePercent,
+      p.pauseAboveMemoryPressurePercent,
+      p.resumeBelowMemoryPressurePercent,
+      pct,
+    ),
   ].filter(Boolean);
-  return signals.length > 0 ? signals.join('; ') : 'no thresholds set: the command keeps its budget whatever the load';
+  const others = [
+    signal(
+      'disk await',
+      p.throttleAboveDiskAwaitMs,
+      p.pauseAboveDiskAwaitMs,
+      p.resumeBelowDiskAwaitMs,
+      (v) => `${v} ms`,
+    ),
+    signal('foreground CPU', p.throttleAboveCpuPercent, p.pauseAboveCpuPercent, p.resumeBelowCpuPercent, pct),
+    signal(
+      'foreground disk I/O',
+      p.throttleAboveIoBytesPerSec,
+      p.pauseAboveIoBytesPerSec,
+      p.resumeBelowIoBytesPerSec,
+      rate,
+    ),
+  ].filter(Boolean);
+  if (pressure.length === 0 && others.length === 0)
+    return 'no thresholds set: the command keeps its budget whatever the load';
+  const withPsi = pressure.length > 0 ? [`where the host reports PSI, ${pressure.join('; ')}`] : [];
+  const without = others.length > 0 ? [`${pressure.length > 0 ? 'else ' : ''}${others.join('; ')}`] : [];
+  return [...withPsi, ...without].join('; ');
 }
 
 /** The parts of a load sample the controller reads. */
@@ -80,6 +124,7 @@ function machineLoad(r: v1.LoadReport): MachineLoad {
     diskWriteBytesPerSec: n(r.diskWriteBytesPerSec),
     backupCpuPercent: n(r.backupCpuPercent),
     backupIoBytesPerSec: n(r.backupIoBytesPerSec),
+    ...waitFigures(r),
   };
 }
 
@@ -242,6 +287,7 @@ export class HostBudget implements RunControl {
             {
               atUnixMs: at,
               reason: command.reason,
+              signal: SIGNAL_SOURCE_LABEL[decision.signal],
               budget: command.budget,
               paused: command.paused,
               ok: result.ok,

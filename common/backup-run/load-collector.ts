@@ -1,7 +1,8 @@
 /**
  * Samples a machine's load as a LoadReport (the guest's in the agent, the host's in the coordinator): CPU %,
  * memory, disk and network throughput, load averages, and the share of CPU and I/O that Headroom's own
- * backups took (so that the coordinator can tell the VM's own work from the backup's). Sampling must be
+ * backups took (so that the coordinator can tell the VM's own work from the backup's), and what the machine's
+ * work suffers: pressure stall information (pressure-stall.ts) and disk latency (disk-latency.ts). Sampling must be
  * cheap and must never disturb the machine, so it only reads files under /proc and /sys and never starts a
  * process.
  *
@@ -23,6 +24,8 @@ const si: Pick<typeof Systeminformation, 'mem'> = require('systeminformation/lib
 import type { v1 } from '../../proto';
 import type { Usage } from './budget/process-usage';
 import type { Clock } from '../util/clock';
+import { type DeviceIoTimes, parseDeviceIoTimes, slowestAwaitMs } from './disk-latency';
+import { type PressureStall, parsePressureStall } from './pressure-stall';
 
 export interface LoadCollector {
   /** One sample; rates are averaged since the previous call (0 on the first). Never rejects. */
@@ -135,13 +138,52 @@ export function physicalInterfaces(view: FileSystemView): (iface: string) => boo
   return (i) => i !== 'lo';
 }
 
+/** A report's figures of what the machine waits for, as plain numbers: what the budget controller reads. */
+export function waitFigures(r: v1.LoadReport) {
+  const psi = (p: v1.PressureStall | null | undefined) =>
+    p ? { someAvg10: Number(p.someAvg10 ?? 0), fullAvg10: Number(p.fullAvg10 ?? 0) } : undefined;
+  return {
+    cpuPressure: psi(r.cpuPressure),
+    ioPressure: psi(r.ioPressure),
+    memoryPressure: psi(r.memoryPressure),
+    diskAwaitMs: r.diskAwaitMs === undefined || r.diskAwaitMs === null ? undefined : Number(r.diskAwaitMs),
+  };
+}
+
 interface Counters {
   at: number;
   cpu?: CpuTimes;
   cpuCount: number;
   backup?: Usage;
   disk?: ByteCounters;
+  /** Per physical disk; undefined without /proc/diskstats or without a physical disk. */
+  diskTimes?: Map<string, DeviceIoTimes>;
   net?: ByteCounters;
+}
+
+const PSI_RESOURCES = ['cpu', 'io', 'memory'] as const;
+
+/** PSI as the report carries it: unset where missing, with why (the first file that failed). */
+function readPressure(read: (path: string) => string): Partial<v1.LoadReport> {
+  const out: Partial<v1.LoadReport> = {};
+  for (const r of PSI_RESOURCES) {
+    const path = `/proc/pressure/${r}`;
+    let p: PressureStall;
+    try {
+      // A kernel built without PSI has no such file (ENOENT); one booted with psi=0 fails the read (EOPNOTSUPP).
+      p = parsePressureStall(read(path));
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      return { pressureMissing: `${path}: ${e.code ?? e.message}` };
+    }
+    out[`${r}Pressure`] = {
+      someAvg10: p.some.avg10,
+      someAvg60: p.some.avg60,
+      fullAvg10: p.full?.avg10 ?? 0,
+      fullAvg60: p.full?.avg60 ?? 0,
+    };
+  }
+  return out;
 }
 
 export interface SystemLoadCollectorOptions {
@@ -213,6 +255,8 @@ export class SystemLoadCollector implements LoadCollector {
       load15,
       backupCpuPercent: Math.min(100, backupCpuPercent),
       backupIoBytesPerSec: rate(now.backup?.ioBytes, prev?.backup?.ioBytes),
+      ...readPressure((p) => this.fs.readFile(p)),
+      ...(prev?.diskTimes && now.diskTimes ? { diskAwaitMs: slowestAwaitMs(prev.diskTimes, now.diskTimes) } : {}),
     };
   }
 
@@ -237,6 +281,11 @@ export class SystemLoadCollector implements LoadCollector {
     if (diskstats !== undefined) {
       const disks = physicalDisks(this.fs);
       c.disk = parseDiskstats(diskstats, (d) => disks.has(d));
+      try {
+        if (disks.size > 0) c.diskTimes = parseDeviceIoTimes(diskstats, (d) => disks.has(d));
+      } catch {
+        // a line we cannot read: no latency this time rather than a wrong one
+      }
     }
     const netdev = read('/proc/net/dev');
     if (netdev !== undefined) c.net = parseNetDev(netdev, physicalInterfaces(this.fs));

@@ -25,21 +25,12 @@
 import { formatDuration } from '../../common/util/duration';
 import type { Budget, Lease } from './lease';
 import type { HostPolicy } from './policy';
+import { loadSignals, type MachineLoad, type Signal, type SignalSource } from './load-signals';
+import { adaptBudget, type AdaptiveLimits, adaptiveReason } from './adaptive-control';
 
 export type BudgetLevel = 'full' | 'throttled' | 'paused';
 
 const RANK: Record<BudgetLevel, number> = { full: 0, throttled: 1, paused: 2 };
-
-/** A machine's load in LoadReport's units (CPU in percent of the whole machine): a VM's, as its agent reports it, or the host's. */
-export interface MachineLoad {
-  cpuPercent: number;
-  diskReadBytesPerSec: number;
-  diskWriteBytesPerSec: number;
-  /** What Headroom's backups used of cpuPercent. */
-  backupCpuPercent: number;
-  /** What Headroom's backups used of the disk reads and writes. */
-  backupIoBytesPerSec: number;
-}
 
 /** What an agent is told to enforce on a backup. */
 export interface BudgetInstruction {
@@ -58,10 +49,14 @@ export interface BudgetState {
   pausedMs: number;
   /** When the current pause began; set exactly when the level is paused. */
   pausedSince: number | undefined;
+  /** The adaptive budget's controllers (policy budgetMode adaptive); absent until its first decision. */
+  adaptive?: AdaptiveLimits;
 }
 
 export interface BudgetDecision {
   state: BudgetState;
+  /** The signal the decision followed (load-signals.ts). */
+  signal: SignalSource;
   /** Present when the agent must be told something new, with why (for its log and ours). */
   command?: BudgetInstruction & { reason: string };
 }
@@ -111,48 +106,8 @@ export function reducedBudget(policy: Required<HostPolicy>, base: Budget): Budge
   return tighterBudget(base, { ioBytesPerSec: policy.throttledIoBytesPerSec, cpuPercent: policy.throttledCpuPercent });
 }
 
-interface Signal {
-  name: 'cpu' | 'io';
-  value: number;
-  throttleAbove: number;
-  pauseAbove: number;
-  resumeBelow: number;
-  format(v: number): string;
-}
-
-const percent = (v: number) => `${Math.round(v)}%`;
 const rate = (v: number) => `${(v / (1024 * 1024)).toFixed(1)} MiB/s`;
 const span = (ms: number) => formatDuration(Math.max(0, Math.round(ms / 1_000) * 1_000));
-
-/** A machine's own work: its load minus what Headroom's backups used. */
-export function foreground(load: MachineLoad): { cpuPercent: number; ioBytesPerSec: number } {
-  return {
-    cpuPercent: Math.max(0, load.cpuPercent - load.backupCpuPercent),
-    ioBytesPerSec: Math.max(0, load.diskReadBytesPerSec + load.diskWriteBytesPerSec - load.backupIoBytesPerSec),
-  };
-}
-
-function foregroundSignals(policy: Required<HostPolicy>, load: MachineLoad): Signal[] {
-  const own = foreground(load);
-  return [
-    {
-      name: 'cpu',
-      value: own.cpuPercent,
-      throttleAbove: policy.throttleAboveCpuPercent,
-      pauseAbove: policy.pauseAboveCpuPercent,
-      resumeBelow: policy.resumeBelowCpuPercent,
-      format: percent,
-    },
-    {
-      name: 'io',
-      value: own.ioBytesPerSec,
-      throttleAbove: policy.throttleAboveIoBytesPerSec,
-      pauseAbove: policy.pauseAboveIoBytesPerSec,
-      resumeBelow: policy.resumeBelowIoBytesPerSec,
-      format: rate,
-    },
-  ];
-}
 
 /** The level one signal asks for, given the current level (the hysteresis). */
 function signalWants(s: Signal, current: BudgetLevel): BudgetLevel {
@@ -168,14 +123,14 @@ function signalWants(s: Signal, current: BudgetLevel): BudgetLevel {
 
 function busyReason(machine: Machine, s: Signal, level: BudgetLevel): string {
   return level === 'paused'
-    ? `${machine} busy: foreground ${s.name} ${s.format(s.value)} >= ${s.format(s.pauseAbove)}`
-    : `${machine} busy: foreground ${s.name} ${s.format(s.value)} >= ${s.format(s.throttleAbove)}`;
+    ? `${machine} busy: ${s.name} ${s.format(s.value)} >= ${s.format(s.pauseAbove)}`
+    : `${machine} busy: ${s.name} ${s.format(s.value)} >= ${s.format(s.throttleAbove)}`;
 }
 
 function calmReason(machine: Machine, signals: Signal[], calmForMs: number): string {
   const on = signals.filter((s) => s.throttleAbove > 0 || s.pauseAbove > 0);
   const values = on.map((s) => `${s.name} ${s.format(s.value)}`).join(', ');
-  return `${machine} calmer for ${span(calmForMs)}${values ? `: foreground ${values}` : ''}`;
+  return `${machine} calmer for ${span(calmForMs)}${values ? `: ${values}` : ''}`;
 }
 
 /**
@@ -241,7 +196,7 @@ export function decideBudget(
   machine: Machine = 'VM',
 ): BudgetDecision {
   const dwell = policy.budgetDwellMs;
-  const signals = foregroundSignals(policy, load);
+  const { source: signal, signals } = loadSignals(policy, load);
   let wanted: BudgetLevel = 'full';
   let driver: Signal | undefined;
   for (const s of signals) {
@@ -281,12 +236,20 @@ export function decideBudget(
       next = { ...next, pausedMs: state.pausedMs + now - state.pausedSince!, pausedSince: undefined };
     if (level === 'paused') next = { ...next, pausedSince: now };
   }
-  const instruction = budgetOf(policy, lease, level);
-  if (state.told && sameInstruction(state.told, instruction)) return { state: next };
-  if (level === state.level) {
-    reason = state.told
-      ? `the host policy's budget for a ${level} backup`
-      : `restating a ${level} backup's budget: what the agent was told is not known`;
+  let instruction = budgetOf(policy, lease, level);
+  let changeReason: string | undefined;
+  if (policy.budgetMode === 'adaptive' && level !== 'paused') {
+    // The thresholds still pause; under them each limit follows its AIMD controller.
+    const adapted = adaptBudget(policy, lease, baseBudget(policy, lease), load, signals, state.adaptive ?? {}, now);
+    next = { ...next, adaptive: adapted.limits };
+    instruction = { budget: adapted.budget, paused: false };
+    if (level === state.level) changeReason = adaptiveReason(machine, signals);
   }
-  return { state: { ...next, told: instruction }, command: { ...instruction, reason } };
+  if (state.told && sameInstruction(state.told, instruction)) return { state: next, signal };
+  if (level === state.level) {
+    reason = !state.told
+      ? `restating a ${level} backup's budget: what the agent was told is not known`
+      : (changeReason ?? `the host policy's budget for a ${level} backup`);
+  }
+  return { state: { ...next, told: instruction }, signal, command: { ...instruction, reason } };
 }

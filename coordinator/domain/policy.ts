@@ -6,7 +6,7 @@
 import { InvalidArgumentError } from './errors';
 import { isValidName } from '../../common/domain/names';
 
-export interface HostPolicy extends Partial<BudgetPolicy>, Partial<StartPolicy> {
+export interface HostPolicy extends Partial<BudgetPolicy>, Partial<PressurePolicy>, Partial<StartPolicy> {
   /** Concurrent GUEST tokens on the host. Default 4. */
   maxGuestTokens: number;
   /** Concurrent HYPERVISOR tokens on the host. Default 1, like vzdump's node-wide lock. */
@@ -57,6 +57,49 @@ export interface BudgetPolicy {
    * longer fit before its window's end. Default 5 min.
    */
   pauseWindowGuardMs: number;
+  /**
+   * How a running backup's budget moves below the pause thresholds: `fixed`, its base budget or the
+   * throttled one (the thresholds decide); `adaptive`, each limit by AIMD between the throttled and the base
+   * budget, floored by what still ends the backup in its window (adaptive-control.ts). Default fixed.
+   */
+  budgetMode: BudgetMode;
+}
+
+export const BUDGET_MODES = ['fixed', 'adaptive'] as const;
+export type BudgetMode = (typeof BUDGET_MODES)[number];
+
+/**
+ * Thresholds on what the machine's work waits for (load-signals.ts), in force where its load report carries
+ * the figure and one of the signal's thresholds is on; elsewhere the CPU and I/O thresholds of BudgetPolicy
+ * decide. PSI thresholds are in percent of wall time stalled over the last 10 s (`avg10`); 0 is off. A
+ * backup also does not start while a signal in force is at or above its throttle threshold. Optional in
+ * HostPolicy for the same reason as BudgetPolicy.
+ */
+export interface PressurePolicy {
+  /** Throttle when tasks waited on I/O this share of the time (io `some`). Default 10 %. */
+  throttleAboveIoPressurePercent: number;
+  /** Pause from this I/O pressure on. Default 25 %. */
+  pauseAboveIoPressurePercent: number;
+  /** Full budget again below this I/O pressure. Default 5 %. */
+  resumeBelowIoPressurePercent: number;
+  /** Throttle when runnable tasks waited for a CPU this share of the time (cpu `some`). Default 20 %. */
+  throttleAboveCpuPressurePercent: number;
+  /** Pause from this CPU pressure on. Default 40 %. */
+  pauseAboveCpuPressurePercent: number;
+  /** Full budget again below this CPU pressure. Default 10 %. */
+  resumeBelowCpuPressurePercent: number;
+  /** Throttle when all tasks stalled on memory (reclaim, swap-in) this share of the time (memory `full`). Default 5 %. */
+  throttleAboveMemoryPressurePercent: number;
+  /** Pause from this memory pressure on. Default 15 %. */
+  pauseAboveMemoryPressurePercent: number;
+  /** Full budget again below this memory pressure. Default 2 %. */
+  resumeBelowMemoryPressurePercent: number;
+  /** Where PSI is missing: throttle when the slowest disk's await (ms per I/O) reaches this. Default 20 ms. */
+  throttleAboveDiskAwaitMs: number;
+  /** Pause from this await on. Default 50 ms. */
+  pauseAboveDiskAwaitMs: number;
+  /** Full budget again below this await. Default 10 ms. */
+  resumeBelowDiskAwaitMs: number;
 }
 
 /**
@@ -113,6 +156,19 @@ export const DEFAULT_POLICY: Readonly<Required<HostPolicy>> = Object.freeze({
   budgetDwellMs: 30_000,
   maxPauseMs: 600_000,
   pauseWindowGuardMs: 300_000,
+  budgetMode: 'fixed',
+  throttleAboveIoPressurePercent: 10,
+  pauseAboveIoPressurePercent: 25,
+  resumeBelowIoPressurePercent: 5,
+  throttleAboveCpuPressurePercent: 20,
+  pauseAboveCpuPressurePercent: 40,
+  resumeBelowCpuPressurePercent: 10,
+  throttleAboveMemoryPressurePercent: 5,
+  pauseAboveMemoryPressurePercent: 15,
+  resumeBelowMemoryPressurePercent: 2,
+  throttleAboveDiskAwaitMs: 20,
+  pauseAboveDiskAwaitMs: 50,
+  resumeBelowDiskAwaitMs: 10,
   followPlan: true,
   minStartGapMs: 60_000,
   hostBudgetCpuPercent: 0,
@@ -139,6 +195,8 @@ export const LIMITS = Object.freeze({
   maxPauseMs: 7 * 24 * 3_600_000,
   maxPauseWindowGuardMs: 7 * 24 * 3_600_000,
   maxStartGapMs: 24 * 3_600_000,
+  /** An await past a minute is a dead disk, not a threshold. */
+  maxDiskAwaitMs: 60_000,
 });
 
 /** A policy field and what is wrong with its value. */
@@ -205,6 +263,15 @@ export function checkPolicy(
     'resumeBelowIoBytesPerSec',
     LIMITS.maxIoBytesPerSec,
   );
+  thresholds('throttleAboveIoPressurePercent', 'pauseAboveIoPressurePercent', 'resumeBelowIoPressurePercent', 100);
+  thresholds('throttleAboveCpuPressurePercent', 'pauseAboveCpuPressurePercent', 'resumeBelowCpuPressurePercent', 100);
+  thresholds(
+    'throttleAboveMemoryPressurePercent',
+    'pauseAboveMemoryPressurePercent',
+    'resumeBelowMemoryPressurePercent',
+    100,
+  );
+  thresholds('throttleAboveDiskAwaitMs', 'pauseAboveDiskAwaitMs', 'resumeBelowDiskAwaitMs', LIMITS.maxDiskAwaitMs);
   intIn('budgetCpuPercent', 0, LIMITS.maxCpuBudgetPercent);
   intIn('budgetIoBytesPerSec', 0, LIMITS.maxIoBytesPerSec);
   intIn('throttledCpuPercent', 0, LIMITS.maxCpuBudgetPercent);
@@ -212,6 +279,8 @@ export function checkPolicy(
   intIn('budgetDwellMs', 0, LIMITS.maxDwellMs);
   intIn('maxPauseMs', 0, LIMITS.maxPauseMs);
   intIn('pauseWindowGuardMs', 0, LIMITS.maxPauseWindowGuardMs);
+  if (!(BUDGET_MODES as readonly unknown[]).includes(p.budgetMode))
+    problems.push({ field: 'budgetMode', problem: `must be ${BUDGET_MODES.join(' or ')}, got "${p.budgetMode}"` });
   intIn('minStartGapMs', 0, LIMITS.maxStartGapMs);
   intIn('hostBudgetCpuPercent', 0, LIMITS.maxCpuBudgetPercent);
   intIn('hostBudgetIoBytesPerSec', 0, LIMITS.maxIoBytesPerSec);

@@ -4,7 +4,10 @@
  *  - the host's plan (planner.ts): a request for a planned run waits for its slot, so that the starts of
  *    a busy night are spread as planned instead of all firing at the cron minute;
  *  - the load: no backup starts on a VM whose foreground load (its agent's report, minus Headroom's own
- *    backups), nor on a host whose own load, is at or above the policy's start thresholds.
+ *    backups), nor on a host whose own load, is at or above the policy's start thresholds; where a wait
+ *    signal is in force (PSI, or the disk await: load-signals.ts), none starts while one is at or above
+ *    its throttle threshold (it would be throttled at once), and under PSI the CPU and I/O start
+ *    thresholds are not in force.
  *  - a freeze of the VM by the hypervisor's own tools (qemu-guest-agent's fsfreeze hook, FreezeNotice):
  *    no GUEST backup of it starts until the thaw, or until the freeze's bound passes without one.
  *  - a migration of the VM (placement): no HYPERVISOR backup of it starts until the migration ends, since
@@ -14,12 +17,15 @@
  * Pure: takes plain data and `now`.
  */
 import type { PendingRequest, TokenKind } from './lease';
-import type { StartPolicy } from './policy';
+import type { PressurePolicy, StartPolicy } from './policy';
+import { type WaitFigures, waitSignals } from './load-signals';
 
 /** A load figure as last reported, with when. Rates are per second; CPU is percent of the machine. */
 export interface LoadView {
   cpuPercent: number;
   ioBytesPerSec: number;
+  /** What the machine's work waits for (PSI, disk await), where reported: load-signals.ts. */
+  waits?: WaitFigures;
   /** Clock ms of the sample. */
   at: number;
 }
@@ -93,7 +99,8 @@ export type StartGatePolicy = Pick<
   | 'hostStartBelowCpuPercent'
   | 'hostStartBelowIoBytesPerSec'
   | 'vmStartBelow'
-> & { reportIntervalMs: number };
+> &
+  PressurePolicy & { reportIntervalMs: number };
 
 /** A load figure older than this many report intervals is ignored: an agent that went quiet holds nothing back. */
 export const STALE_REPORTS = 3;
@@ -179,13 +186,20 @@ export function forcedFrom(
 
 /** Why a load is too high to start on, or undefined. Thresholds of 0 are off; a stale figure counts as none. */
 function busy(
-  what: string,
+  who: string,
   load: LoadView | undefined,
+  policy: PressurePolicy,
   cpuThreshold: number,
   ioThreshold: number,
   staleAt: number,
 ): string | undefined {
   if (!load || load.at < staleAt) return undefined;
+  const waits = waitSignals(policy, load.waits ?? {});
+  const waiting = waits.signals.find((s) => s.throttleAbove > 0 && s.value >= s.throttleAbove);
+  if (waiting)
+    return `${who} ${waiting.name} ${waiting.format(waiting.value)} ≥ ${waiting.format(waiting.throttleAbove)}`;
+  if (waits.source === 'pressure') return undefined;
+  const what = who === 'host' ? who : `${who} foreground`;
   if (cpuThreshold > 0 && load.cpuPercent >= cpuThreshold) {
     return `${what} cpu ${Math.round(load.cpuPercent)}% ≥ ${cpuThreshold}%`;
   }
@@ -234,11 +248,18 @@ export function startDecision(
   const vmLoad = conditions.vmLoad.get(request.vm);
   const own = policy.vmStartBelow[request.vm];
   const vmBusy = own
-    ? busy(`VM ${request.vm} foreground`, vmLoad, own.cpuPercent, own.ioBytesPerSec, staleAt)
-    : busy(`VM ${request.vm} foreground`, vmLoad, policy.startBelowCpuPercent, policy.startBelowIoBytesPerSec, staleAt);
+    ? busy(`VM ${request.vm}`, vmLoad, policy, own.cpuPercent, own.ioBytesPerSec, staleAt)
+    : busy(`VM ${request.vm}`, vmLoad, policy, policy.startBelowCpuPercent, policy.startBelowIoBytesPerSec, staleAt);
   const hostBusy = vmBusy
     ? undefined
-    : busy('host', conditions.hostLoad, policy.hostStartBelowCpuPercent, policy.hostStartBelowIoBytesPerSec, staleAt);
+    : busy(
+        'host',
+        conditions.hostLoad,
+        policy,
+        policy.hostStartBelowCpuPercent,
+        policy.hostStartBelowIoBytesPerSec,
+        staleAt,
+      );
   const reason = vmBusy ?? hostBusy;
   if (!reason) return { start: true, forced: false };
   const forced = forcedFrom(request);

@@ -5,13 +5,16 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/util/log';
-import type { AgentRegistry } from '../service/agent-registry';
+import type { AgentRegistry, AgentState } from '../service/agent-registry';
 import type { Coordinator } from '../service/coordinator';
 import type { PlacementMonitor } from '../service/placement-monitor';
 import type { PlanKeeper } from '../planning/plan-keeper';
 import { DEFAULT_HORIZON_MS } from '../planning/plan-view';
 import type { HistoryRecord } from '../store/store';
 import { HostNotFoundError } from '../domain/errors';
+import { SIGNAL_SOURCE_LABEL, signalSource } from '../domain/load-signals';
+import { waitFigures } from '../../common/backup-run/load-collector';
+import { completePolicy, DEFAULT_POLICY } from '../domain/policy';
 import { resourceExhausted } from './call-guard';
 import { type SnapshotServiceOptions, snapshotService } from './snapshot-service';
 import { MAX_WATCH_BACKLOG } from './limits';
@@ -47,6 +50,13 @@ export function adminService(
     const connected = new Set(registry.list(name).flatMap((a) => (a.connected ? [a.record.vm] : [])));
     return { ...info, ...wire.placement(placement.sourceKind, placement.vms(), connected) };
   };
+  /** The signal an agent's VM is judged by now, for people: its last report under its host's policy. */
+  const loadSignal = (a: AgentState) => {
+    const host = a.record.host;
+    if (!a.lastLoad) return '';
+    const policy = coordinator.state.hasHost(host) ? coordinator.state.host(host).policy : DEFAULT_POLICY;
+    return SIGNAL_SOURCE_LABEL[signalSource(completePolicy(policy), waitFigures(a.lastLoad))];
+  };
   const historyEvent = (r: HistoryRecord) => wire.historyEvent(r, placement.nameOf(r.vm));
 
   return {
@@ -66,6 +76,7 @@ export function adminService(
         lastLoad: a.lastLoad ?? null,
         jobs: a.record.jobs as v1.JobDeclaration[],
         budgets: [...a.budgets.values()],
+        loadSignal: loadSignal(a),
       })),
     })),
 

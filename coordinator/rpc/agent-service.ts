@@ -11,7 +11,7 @@ import type { Coordinator } from '../service/coordinator';
 import type { PlanKeeper } from '../planning/plan-keeper';
 import type { QuiesceBroker } from '../service/quiesce-broker';
 import type { VmResolver } from '../service/placement-monitor';
-import { foreground } from '../domain/budget-controller';
+import { foreground } from '../domain/load-signals';
 import { InvalidArgumentError } from '../domain/errors';
 import { completePolicy } from '../domain/policy';
 import { resourceExhausted } from './call-guard';
@@ -104,7 +104,7 @@ export function agentService(
             registry.reportLoad(vm, load, running, policy, clock.now());
             // The start gate holds new backups of a busy VM back: it judges by the VM's own work.
             coordinator
-              .setVmLoad(host, vm, { ...foreground(load), at: clock.now() })
+              .setVmLoad(host, vm, { ...foreground(load), waits: load, at: clock.now() })
               .catch((e) => log.warn('could not record a VM load for the start gate', { vm, error: e as Error }));
           } else if (message.budget) {
             const report = validate.budgetReport(message.budget);

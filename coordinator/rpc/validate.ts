@@ -212,6 +212,20 @@ function hostPolicyPatch(req: v1.SetPolicyRequest__Output): Partial<HostPolicy> 
     hostStartBelowIoBytesPerSec: req.hostStartBelowIoBytesPerSec ?? undefined,
     hypervisorBudgetCpuPercent: req.hypervisorBudgetCpuPercent ?? undefined,
     hypervisorBudgetIoBytesPerSec: req.hypervisorBudgetIoBytesPerSec ?? undefined,
+    throttleAboveIoPressurePercent: req.throttleAboveIoPressurePercent ?? undefined,
+    pauseAboveIoPressurePercent: req.pauseAboveIoPressurePercent ?? undefined,
+    resumeBelowIoPressurePercent: req.resumeBelowIoPressurePercent ?? undefined,
+    throttleAboveCpuPressurePercent: req.throttleAboveCpuPressurePercent ?? undefined,
+    pauseAboveCpuPressurePercent: req.pauseAboveCpuPressurePercent ?? undefined,
+    resumeBelowCpuPressurePercent: req.resumeBelowCpuPressurePercent ?? undefined,
+    throttleAboveMemoryPressurePercent: req.throttleAboveMemoryPressurePercent ?? undefined,
+    pauseAboveMemoryPressurePercent: req.pauseAboveMemoryPressurePercent ?? undefined,
+    resumeBelowMemoryPressurePercent: req.resumeBelowMemoryPressurePercent ?? undefined,
+    throttleAboveDiskAwaitMs: req.throttleAboveDiskAwaitMs ?? undefined,
+    pauseAboveDiskAwaitMs: req.pauseAboveDiskAwaitMs ?? undefined,
+    resumeBelowDiskAwaitMs: req.resumeBelowDiskAwaitMs ?? undefined,
+    // checkPolicy names a mode it does not know.
+    budgetMode: (req.budgetMode ?? undefined) as HostPolicy['budgetMode'],
   };
 }
 
@@ -258,6 +272,16 @@ export function load(report: v1.LoadReport__Output): v1.LoadReport__Output {
       throw new InvalidArgumentError(`load.${wireName(field)}`, `must be a finite number >= 0, got ${value}`);
     }
   }
+  // PSI figures are shares of wall time.
+  for (const resource of ['cpuPressure', 'ioPressure', 'memoryPressure'] as const) {
+    for (const [field, value] of Object.entries(report[resource] ?? {})) {
+      if (typeof value === 'number' && !(value >= 0 && value <= 100)) {
+        const at = `load.${wireName(resource)}.${wireName(field)}`;
+        throw new InvalidArgumentError(at, `must be a percentage from 0 to 100, got ${value}`);
+      }
+    }
+  }
+  text('load.pressure_missing', report.pressureMissing, 256);
   return report;
 }
 

@@ -4,7 +4,7 @@
  * adapter between the load collector and the coordinator: all it decides is when to sample.
  */
 import type { Clock } from '../../common/util/clock';
-import type { LoadCollector } from '../../common/backup-run/load-collector';
+import { type LoadCollector, waitFigures } from '../../common/backup-run/load-collector';
 import type { Logger } from '../../common/util/log';
 import type { Coordinator } from './coordinator';
 
@@ -48,6 +48,7 @@ export class HostLoadMonitor {
       await coordinator.setHostLoad(host, {
         cpuPercent: Number(r.cpuPercent ?? 0),
         ioBytesPerSec: Number(r.diskReadBytesPerSec ?? 0) + Number(r.diskWriteBytesPerSec ?? 0),
+        waits: waitFigures(r),
         at: clock.now(),
       });
     } catch (e) {

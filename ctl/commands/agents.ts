@@ -1,6 +1,7 @@
 /**
  * `headroomctl agents`: the agents the coordinator knows, whether they are connected now, when they last
- * said hello, their last load report and the jobs they declared; then each backup they run, with the
+ * said hello, their last load report (with what their work waits for: PSI and disk await, and which signal
+ * their budgets follow) and the jobs they declared; then each backup they run, with the
  * budget they enforce on it, whether it is paused, and by which mechanism; then the VMs placement says run
  * on the coordinator's host, with the ones whose agent is connected.
  */
@@ -16,7 +17,7 @@ export const agentsCommand: Command = {
   name: 'agents',
   examples: ['agents', 'agents --host pve1 --json'],
   summary:
-    'agents: connection, last hello, last load, declared jobs, the budgets of their backups, and the VMs on this host',
+    'agents: connection, last hello, last load and pressure with the signal in force, declared jobs, the budgets of their backups, and the VMs on this host',
   synopsis: '[--host H]',
   options: [hostOption()],
   async run(ctx, args) {
@@ -52,6 +53,9 @@ export function renderAgents(agents: readonly AgentInfo__Output[], now: number):
       { header: 'DISK READ', align: 'right' },
       { header: 'DISK WRITE', align: 'right' },
       { header: 'LOAD1', align: 'right' },
+      { header: 'PSI IO/CPU/MEM', align: 'right' },
+      { header: 'AWAIT', align: 'right' },
+      { header: 'SIGNAL' },
       { header: 'JOBS', maxWidth: 40 },
     ],
     sorted.map((a) => {
@@ -67,11 +71,21 @@ export function renderAgents(agents: readonly AgentInfo__Output[], now: number):
         l ? formatRate(l.diskReadBytesPerSec) : '-',
         l ? formatRate(l.diskWriteBytesPerSec) : '-',
         l ? l.load1.toFixed(2) : '-',
+        l ? formatPressure(l) : '-',
+        l?.diskAwaitMs !== undefined ? `${l.diskAwaitMs.toFixed(1)} ms` : '-',
+        a.loadSignal || '-',
         a.jobs.length ? a.jobs.map((j) => j.name).join(', ') : '-',
       ];
     }),
     { empty: 'no agents' },
   );
+}
+
+/** "12.5/1.0/0.0%": io some, cpu some and memory full avg10, as the budgets read them; "missing" without PSI. */
+function formatPressure(l: LoadReport__Output): string {
+  if (!l.ioPressure || !l.cpuPressure || !l.memoryPressure) return 'missing';
+  const f = (v: number) => v.toFixed(1);
+  return `${f(l.ioPressure.someAvg10)}/${f(l.cpuPressure.someAvg10)}/${f(l.memoryPressure.fullAvg10)}%`;
 }
 
 const ENFORCEMENT: Record<Enforcement__Output, string> = {

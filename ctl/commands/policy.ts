@@ -11,6 +11,7 @@ import { print, printJson } from '../context';
 import { UsageError } from '../../common/util/usage-error';
 import { formatCpuShare, formatIoBudget, formatRate } from '../../common/util/human';
 import { formatFields } from '../table';
+import { BUDGET_MODES } from '../../coordinator/domain/policy';
 
 /** A duration option's value in milliseconds, which must fit the uint32 `*_ms` field. */
 function parseDurationMs(raw: string): number {
@@ -54,6 +55,7 @@ const SETTABLE = [
   ['budget-dwell', 'budgetDwellMs'],
   ['max-pause', 'maxPauseMs'],
   ['pause-window-guard', 'pauseWindowGuardMs'],
+  ['budget-mode', 'budgetMode'],
   ['follow-plan', 'followPlan'],
   ['min-start-gap', 'minStartGapMs'],
   ['host-budget-cpu', 'hostBudgetCpuPercent'],
@@ -64,9 +66,65 @@ const SETTABLE = [
   ['host-start-below-io', 'hostStartBelowIoBytesPerSec'],
   ['hypervisor-budget-cpu', 'hypervisorBudgetCpuPercent'],
   ['hypervisor-budget-io', 'hypervisorBudgetIoBytesPerSec'],
+  ['throttle-above-io-pressure', 'throttleAboveIoPressurePercent'],
+  ['pause-above-io-pressure', 'pauseAboveIoPressurePercent'],
+  ['resume-below-io-pressure', 'resumeBelowIoPressurePercent'],
+  ['throttle-above-cpu-pressure', 'throttleAboveCpuPressurePercent'],
+  ['pause-above-cpu-pressure', 'pauseAboveCpuPressurePercent'],
+  ['resume-below-cpu-pressure', 'resumeBelowCpuPressurePercent'],
+  ['throttle-above-memory-pressure', 'throttleAboveMemoryPressurePercent'],
+  ['pause-above-memory-pressure', 'pauseAboveMemoryPressurePercent'],
+  ['resume-below-memory-pressure', 'resumeBelowMemoryPressurePercent'],
+  ['throttle-above-disk-await', 'throttleAboveDiskAwaitMs'],
+  ['pause-above-disk-await', 'pauseAboveDiskAwaitMs'],
+  ['resume-below-disk-await', 'resumeBelowDiskAwaitMs'],
   ['vm', 'vm'],
   ['reset-vm', 'resetVm'],
 ] as const;
+
+/** PSI: which line of which file each resource's thresholds read. */
+const PRESSURE_OF = { io: 'io some', cpu: 'cpu some', memory: 'memory full' } as const;
+
+const PRESSURE_OPTIONS: OptionSpec[] = [
+  ...(['io', 'cpu', 'memory'] as const).flatMap((r): OptionSpec[] => [
+    {
+      name: `throttle-above-${r}-pressure`,
+      value: 'PERCENT',
+      help: `throttle from this PSI ${PRESSURE_OF[r]} avg10 (0-100; 0: off)`,
+      parse: parsePercent,
+    },
+    {
+      name: `pause-above-${r}-pressure`,
+      value: 'PERCENT',
+      help: `pause from this ${r} pressure (0: off)`,
+      parse: parsePercent,
+    },
+    {
+      name: `resume-below-${r}-pressure`,
+      value: 'PERCENT',
+      help: `full budget again below this ${r} pressure`,
+      parse: parsePercent,
+    },
+  ]),
+  {
+    name: 'throttle-above-disk-await',
+    value: 'DURATION',
+    help: 'where PSI is missing: throttle from this await of the slowest disk, per I/O (0: off)',
+    parse: parseDurationMs,
+  },
+  {
+    name: 'pause-above-disk-await',
+    value: 'DURATION',
+    help: 'pause from this disk await (0: off)',
+    parse: parseDurationMs,
+  },
+  {
+    name: 'resume-below-disk-await',
+    value: 'DURATION',
+    help: 'full budget again below this disk await',
+    parse: parseDurationMs,
+  },
+];
 
 const BUDGET_OPTIONS: OptionSpec[] = [
   {
@@ -123,6 +181,16 @@ const BUDGET_OPTIONS: OptionSpec[] = [
     value: 'RATE',
     help: 'I/O budget of a throttled or paused backup (0: its full budget)',
     parse: parseByteRate,
+  },
+  {
+    name: 'budget-mode',
+    value: 'fixed|adaptive',
+    help: 'under the pause thresholds: the base or throttled budget (fixed), or AIMD between them (adaptive)',
+    parse: (raw: string) => {
+      if (!(BUDGET_MODES as readonly string[]).includes(raw))
+        throw new Error(`expected fixed or adaptive, got "${raw}"`);
+      return raw;
+    },
   },
   {
     name: 'budget-dwell',
@@ -222,7 +290,7 @@ export const policySetCommand: Command = {
   ],
   summary: "change a host's policy (only the fields given)",
   synopsis:
-    '[--host H] [--max-guest N] [--max-hypervisor N] [--lease-ttl DURATION] [--allow-overrun true|false] [--report-interval DURATION] [budget options] [start options]',
+    '[--host H] [--max-guest N] [--max-hypervisor N] [--lease-ttl DURATION] [--allow-overrun true|false] [--report-interval DURATION] [budget options] [pressure options] [start options]',
   description: [
     'Fields not given keep their value. DURATION is like 30s, 5m, 1h30m (a bare number is milliseconds);',
     'RATE is bytes per second, like 500K, 10MiB, 1G (binary units).',
@@ -231,6 +299,10 @@ export const policySetCommand: Command = {
     "Headroom's backups) reaches a throttle threshold, and paused at a pause threshold; it gets its full budget",
     'back once the load has stayed under the resume thresholds for the dwell time. A pause is bounded by',
     "--max-pause and by the backup's window; where it could not last, the backup is throttled instead.",
+    '',
+    'Pressure: where the load report carries PSI (/proc/pressure) and a pressure threshold is on, the',
+    'pressure thresholds decide instead of the CPU and I/O ones; where PSI is missing, the disk await',
+    'thresholds do with the CPU and I/O ones. `headroomctl agents` shows which signal is in force per VM.',
     '',
     "Starts: a request for a run in the host's plan (`headroomctl plan`) waits for its slot. No backup starts",
     'on a VM whose foreground load, or on a host whose own load, is at or above a start threshold, unless',
@@ -244,6 +316,7 @@ export const policySetCommand: Command = {
     { name: 'allow-overrun', value: 'true|false', help: "keep a token past its window's end", parse: parseBool },
     { name: 'report-interval', value: 'DURATION', help: 'how often agents report load', parse: parseDurationMs },
     ...BUDGET_OPTIONS,
+    ...PRESSURE_OPTIONS,
     ...START_OPTIONS,
   ],
   async run(ctx, args) {
@@ -287,6 +360,12 @@ export function renderPolicy(p: Policy__Output, host: string): string {
       'throttled budget',
       `cpu ${reduced(formatCpuShare, p.throttledCpuPercent)}, io ${reduced(formatIoBudget, p.throttledIoBytesPerSec)}`,
     ],
+    ['pressure throttle/pause/resume', pressures(p)],
+    [
+      'disk await throttle/pause/resume',
+      [p.throttleAboveDiskAwaitMs, p.pauseAboveDiskAwaitMs, p.resumeBelowDiskAwaitMs].map(awaitMs).join(' / '),
+    ],
+    ['budget mode', p.budgetMode],
     ['budget dwell', formatDuration(p.budgetDwellMs)],
     ['max pause', p.maxPauseMs === 0 ? 'never pause' : formatDuration(p.maxPauseMs)],
     ['pause window guard', formatDuration(p.pauseWindowGuardMs)],
@@ -317,6 +396,25 @@ export function renderPolicy(p: Policy__Output, host: string): string {
 function signals(cpuPercent: number, ioBytesPerSec: number, of = 'foreground'): string {
   return `${of} cpu ${cpuPercent ? `${cpuPercent}%` : 'off'}, io ${ioBytesPerSec ? formatRate(ioBytesPerSec) : 'off'}`;
 }
+
+/** "io some 10% / 25% / 5%; cpu some …": each resource's PSI thresholds, 0 being off. */
+function pressures(p: Policy__Output): string {
+  const pct = (v: number) => (v ? `${v}%` : 'off');
+  const of = (r: keyof typeof PRESSURE_OF, t: number, pa: number, re: number) =>
+    `${PRESSURE_OF[r]} ${pct(t)} / ${pct(pa)} / ${pct(re)}`;
+  return [
+    of('io', p.throttleAboveIoPressurePercent, p.pauseAboveIoPressurePercent, p.resumeBelowIoPressurePercent),
+    of('cpu', p.throttleAboveCpuPressurePercent, p.pauseAboveCpuPressurePercent, p.resumeBelowCpuPressurePercent),
+    of(
+      'memory',
+      p.throttleAboveMemoryPressurePercent,
+      p.pauseAboveMemoryPressurePercent,
+      p.resumeBelowMemoryPressurePercent,
+    ),
+  ].join('; ');
+}
+
+const awaitMs = (v: number) => (v ? `${v} ms` : 'off');
 
 /** A throttled budget's field: 0 keeps the full budget's. */
 function reduced(format: (v: number) => string, value: number): string {

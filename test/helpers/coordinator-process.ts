@@ -2,6 +2,7 @@
  * Starts a real `headroom-coordinator` process on 127.0.0.1:0 with a real SQLite file, for integration
  * tests and benchmarks. The coordinator prints `listening on HOST:PORT` on stdout once it serves.
  */
+import { WAIT_THRESHOLDS_OFF } from './wait-signals';
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -31,8 +32,16 @@ export interface CoordinatorOptions {
   defaultStartPolicy?: boolean;
 }
 
+/**
+ * coordinator.yaml policy lines that turn the wait signals off (PSI, disk await: load-signals.ts), so that
+ * CPU percent and byte rates decide as a test sets them, and this machine's own pressure holds nothing back.
+ */
+export const WAIT_SIGNALS_OFF = Object.keys(WAIT_THRESHOLDS_OFF)
+  .map((field) => `  ${field.replace(/Ms$/, '')}: 0\n`)
+  .join('');
+
 export const TEST_START_POLICY =
-  'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: 0\n';
+  'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: 0\n' + WAIT_SIGNALS_OFF;
 
 export interface RunningCoordinator {
   address: string;

@@ -10,7 +10,12 @@ import * as path from 'node:path';
 import type { Clients } from '../../../common/client/connection';
 import { unary } from '../../../common/client/connection';
 import type { v1 } from '../../../proto';
-import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
+import {
+  type RunningCoordinator,
+  startCoordinator,
+  tempDir,
+  WAIT_SIGNALS_OFF,
+} from '../../helpers/coordinator-process';
 import { acquire, connectPlain, release } from '../../helpers/token-client';
 import { type AgentProcess, startAgent, waitFor, writeConfig } from './processes';
 
@@ -22,7 +27,7 @@ async function idleCoordinator(gap: string): Promise<RunningCoordinator> {
   const config = path.join(tempDir(), 'coordinator.yaml');
   fs.writeFileSync(
     config,
-    `policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: ${gap}\n`,
+    `policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: ${gap}\n${WAIT_SIGNALS_OFF}`,
   );
   return startCoordinator({ host: HOST, args: ['--config', config] });
 }

@@ -26,6 +26,7 @@ const BUDGET_DEFAULTS = {
   budgetDwellMs: 30_000,
   maxPauseMs: 600_000,
   pauseWindowGuardMs: 300_000,
+  budgetMode: 'fixed',
 };
 
 /** The start policy's fields (start-gate.ts), added later still: a policy stored before them gets these too. */
@@ -41,6 +42,22 @@ const START_DEFAULTS = {
   hypervisorBudgetCpuPercent: 0,
   hypervisorBudgetIoBytesPerSec: 0,
   vmStartBelow: {},
+};
+
+/** The wait signals' thresholds (load-signals.ts), added later again. */
+const PRESSURE_DEFAULTS = {
+  throttleAboveIoPressurePercent: 10,
+  pauseAboveIoPressurePercent: 25,
+  resumeBelowIoPressurePercent: 5,
+  throttleAboveCpuPressurePercent: 20,
+  pauseAboveCpuPressurePercent: 40,
+  resumeBelowCpuPressurePercent: 10,
+  throttleAboveMemoryPressurePercent: 5,
+  pauseAboveMemoryPressurePercent: 15,
+  resumeBelowMemoryPressurePercent: 2,
+  throttleAboveDiskAwaitMs: 20,
+  pauseAboveDiskAwaitMs: 50,
+  resumeBelowDiskAwaitMs: 10,
 };
 
 describe('budget policy over AdminService', function () {
@@ -76,6 +93,7 @@ describe('budget policy over AdminService', function () {
       reportIntervalMs: 10_000,
       ...BUDGET_DEFAULTS,
       ...START_DEFAULTS,
+      ...PRESSURE_DEFAULTS,
     });
   });
 
@@ -140,7 +158,7 @@ describe('budget policy over AdminService', function () {
     );
   });
 
-  it('loads a policy stored before the budget and start fields existed with their defaults', async () => {
+  it('loads a policy stored before the budget, start and pressure fields existed with their defaults', async () => {
     clients.close();
     await coordinator.stop();
     const db = new Database(coordinator.dbPath);
@@ -155,12 +173,13 @@ describe('budget policy over AdminService', function () {
     db.close();
     coordinator = await startCoordinator({ host: HOST, dbPath: coordinator.dbPath, defaultStartPolicy: true });
     clients = connectPlain(coordinator.address);
-    assert.deepEqual(await getPolicy(), { ...old, ...BUDGET_DEFAULTS, ...START_DEFAULTS });
+    assert.deepEqual(await getPolicy(), { ...old, ...BUDGET_DEFAULTS, ...START_DEFAULTS, ...PRESSURE_DEFAULTS });
     // And a change to one of them leaves the old fields alone.
     assert.deepEqual(await setPolicy({ pauseAboveCpuPercent: 90 }), {
       ...old,
       ...BUDGET_DEFAULTS,
       ...START_DEFAULTS,
+      ...PRESSURE_DEFAULTS,
       pauseAboveCpuPercent: 90,
     });
   });

@@ -11,7 +11,12 @@ import * as path from 'node:path';
 import { type Clients, unary } from '../../../common/client/connection';
 import type { v1 } from '../../../proto';
 import { FakeAgent } from '../../helpers/fake-agent';
-import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
+import {
+  type RunningCoordinator,
+  startCoordinator,
+  tempDir,
+  WAIT_SIGNALS_OFF,
+} from '../../helpers/coordinator-process';
 import { acquire, connectPlain, release } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
 import { runCtl } from '../ctl/ctl-process';
@@ -43,7 +48,9 @@ describe('start gate with a real coordinator', function () {
       host: HOST,
       args: [
         '--config',
-        configFile('policy:\n  startBelowCpuPercent: 50\n  hostStartBelowCpuPercent: 0\n  reportInterval: 1s\n'),
+        configFile(
+          `policy:\n  startBelowCpuPercent: 50\n  hostStartBelowCpuPercent: 0\n  reportInterval: 1s\n${WAIT_SIGNALS_OFF}`,
+        ),
       ],
     });
     clients = connectPlain(coordinator.address);
@@ -204,6 +211,7 @@ describe("grants that follow the host's plan", function () {
       '  maxHypervisorTokens: 2',
       '  minStartGap: 1s',
       '  hostStartBelowCpuPercent: 0',
+      WAIT_SIGNALS_OFF.trimEnd(),
       'hypervisorJobs:',
       '  - name: image',
       '    vms: [vm-a, vm-b]',

@@ -166,3 +166,11 @@ export function release(clients: Clients, token: Token__Output): Promise<unknown
 export function renew(clients: Clients, token: Token__Output): Promise<unknown> {
   return unary(clients.token.Renew.bind(clients.token), { tokenId: token.tokenId, fencing: token.fencing });
 }
+
+/** The JSON lines a command wrote with --json (host-backup's events on stderr), parsed. */
+export function jsonLines(text: string): Record<string, any>[] {
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l));
+}

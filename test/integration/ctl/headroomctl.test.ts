@@ -105,7 +105,7 @@ describe('headroomctl against a real coordinator', function () {
     assert.deepEqual(JSON.parse((await ctl('agents', '--json')).stdout), { agents: [] });
   });
 
-  it('lists a connected agent with its last hello, last load and jobs', async () => {
+  it('lists a connected agent with its last hello, last load, its pressure and the signal in force, and jobs', async () => {
     const session = clients.agent.Session();
     session.on('error', () => {}); // cancelled at the end of the test
     session.write({
@@ -128,26 +128,36 @@ describe('headroomctl against a real coordinator', function () {
         diskReadBytesPerSec: 12.5 * 1024 ** 2,
         diskWriteBytesPerSec: 2048,
         load1: 0.75,
+        ioPressure: { someAvg10: 12, someAvg60: 3 },
+        cpuPressure: { someAvg10: 1.5 },
+        memoryPressure: { fullAvg10: 0.04 },
+        diskAwaitMs: 4.2,
       },
     });
     try {
       // The session is registered asynchronously: look until the load report is in.
-      let agents: { connected: boolean; lastLoad: { cpuPercent: number } | null }[] = [];
+      let agents: {
+        connected: boolean;
+        lastLoad: { cpuPercent: number; ioPressure: { someAvg10: number } } | null;
+        loadSignal: string;
+      }[] = [];
       for (let i = 0; i < 20 && !agents[0]?.lastLoad?.cpuPercent; i++) {
         agents = JSON.parse((await ctl('agents', '--json')).stdout).agents;
       }
       assert.equal(agents.length, 1);
       assert.equal(agents[0].connected, true);
+      assert.equal(agents[0].lastLoad?.ioPressure.someAvg10, 12);
+      assert.equal(agents[0].loadSignal, 'pressure (PSI)');
       const r = await ctl('agents', '--host', 'host-a');
       assert.equal(r.code, 0, r.stderr);
       const [header, row] = r.stdout.trimEnd().split('\n');
       assert.match(
         header,
-        /^VM\s+HOST\s+HOSTNAME\s+CONNECTED\s+LAST HELLO\s+CPU\s+MEM\s+DISK READ\s+DISK WRITE\s+LOAD1\s+JOBS$/,
+        /^VM\s+HOST\s+HOSTNAME\s+CONNECTED\s+LAST HELLO\s+CPU\s+MEM\s+DISK READ\s+DISK WRITE\s+LOAD1\s+PSI IO\/CPU\/MEM\s+AWAIT\s+SIGNAL\s+JOBS$/,
       );
       assert.match(
         row,
-        /^vm-db\s+host-a\s+db1\s+yes\s+(now|\d+s ago)\s+37\.5%\s+25\.0%\s+12\.5 MiB\/s\s+2\.0 KiB\/s\s+0\.75\s+pg_dump$/,
+        /^vm-db\s+host-a\s+db1\s+yes\s+(now|\d+s ago)\s+37\.5%\s+25\.0%\s+12\.5 MiB\/s\s+2\.0 KiB\/s\s+0\.75\s+12\.0\/1\.5\/0\.0%\s+4\.2 ms\s+pressure \(PSI\)\s+pg_dump$/,
       );
       assert.match((await ctl('status')).stdout, /\nhost-a\s+active\s+0\/4\s+0\/1\s+0\s+1\s/);
     } finally {

@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { cpuPercentOver, cpuUsed } from '../../helpers/budget-measure';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { waitFor } from '../agent/processes';
-import { killAll, type RunningCtl, runCtl, spawnCtl } from '../ctl/ctl-process';
+import { jsonLines, killAll, type RunningCtl, runCtl, spawnCtl } from '../ctl/ctl-process';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -68,14 +68,6 @@ function boost(pid: number): void {
 /** `pattern`, matched only in what was written from `offset` on (after a step of the test). */
 function after(offset: number, pattern: RegExp): RegExp {
   return new RegExp(`^[\\s\\S]{${offset}}[\\s\\S]*?${pattern.source}`);
-}
-
-/** The JSON events host-backup wrote to stderr with --json. */
-function events(stderr: string): Record<string, any>[] {
-  return stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l));
 }
 
 describe('headroomctl host-backup under a budget', function () {
@@ -146,7 +138,7 @@ describe('headroomctl host-backup under a budget', function () {
     assert.ok(unheld > 2 * held, `unlimited ${unheld.toFixed(1)} % against ${held.toFixed(1)} % limited`);
     await cpuUsed(a, 0.2); // the limited command still runs
 
-    const budget = events(limited.stderr()).find((e) => e.event === 'budget');
+    const budget = jsonLines(limited.stderr()).find((e) => e.event === 'budget');
     assert.ok(budget, `a budget event in:\n${limited.stderr()}`);
     assert.deepEqual(budget.budget, { cpuPercent: 25, ioBytesPerSec: 0 });
     assert.deepEqual(
@@ -161,13 +153,13 @@ describe('headroomctl host-backup under a budget', function () {
     for (const name of better)
       assert.ok(budget.detail.includes(`${name}: `), `"${budget.detail}" says why not ${name}`);
     console.log(`      mechanism: ${budget.enforcement} (${budget.detail})`);
-    const controlling = events(limited.stderr()).find((e) => e.event === 'controlling');
+    const controlling = jsonLines(limited.stderr()).find((e) => e.event === 'controlling');
     assert.equal(controlling?.policy?.pauseAboveCpuPercent, 0, 'the host policy was read');
 
     limited.process.kill('SIGTERM');
     const la = await limited.done;
     assert.equal(la.code, 143, la.stderr);
-    assert.equal(events(la.stderr).find((e) => e.event === 'finished')?.status, 'cancelled');
+    assert.equal(jsonLines(la.stderr).find((e) => e.event === 'finished')?.status, 'cancelled');
   });
 
   it('pauses the command while disk writers load the host past the pause threshold, and resumes it when they stop', async () => {

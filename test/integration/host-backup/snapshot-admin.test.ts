@@ -12,12 +12,15 @@ import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type Clients, unary } from '../../../common/client/connection';
 import type { BackupRun__Output, BackupVerification__Output } from '../../../proto/generated/headroom/v1';
-import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
+import {
+  type RunningCoordinator,
+  startCoordinator,
+  tempDir,
+  TEST_START_POLICY,
+} from '../../helpers/coordinator-process';
 import { waitFor } from '../../helpers/wait';
 import { killAll, runCtl, testClients } from '../ctl/ctl-process';
 import { CLUSTER, MiB, backup, recordOf, useFixture } from './fixture';
-
-const TEST_POLICY = 'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: 0\n';
 
 function rpcError(err: unknown): { code: number; details: string } {
   const e = err as grpc.ServiceError;
@@ -64,7 +67,7 @@ describe('off-host snapshot management (AdminService snapshot calls, headroomctl
       `  - name: ${name}\n    vms: [${vm}]\n    schedule: "0 3 * * *"\n    window: 1h\n    expectedDuration: 1m\n    driver: qmp\n    qmpSocket: ${f.dir}/{vm}.qmp\n${extra}`;
     fs.writeFileSync(
       config,
-      `${TEST_POLICY}backups:\n  dir: ${f.store.dir}\nhypervisorJobs:\n${job('nightly', 'vm1', '')}${job('slow', 'vm2', '    disks: disk0\n    speed: 256K\n')}`,
+      `${TEST_START_POLICY}backups:\n  dir: ${f.store.dir}\nhypervisorJobs:\n${job('nightly', 'vm1', '')}${job('slow', 'vm2', '    disks: disk0\n    speed: 256K\n')}`,
     );
     coordinator = await startCoordinator({ host: 'host-a', args: ['--config', config] });
     clients = testClients(coordinator.address);

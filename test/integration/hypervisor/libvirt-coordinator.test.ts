@@ -7,12 +7,10 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
+import { type RunningCoordinator, startCoordinator, TEST_START_POLICY } from '../../helpers/coordinator-process';
 import { virsh } from '../../helpers/libvirtd';
 import { killAll, runCtl } from '../ctl/ctl-process';
 import { CLUSTER, MiB, useLibvirtFixture } from './libvirt-fixture';
-
-const TEST_POLICY = 'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: 0\n';
 
 describe('hypervisorJobs with driver: libvirt', function () {
   this.timeout(120_000);
@@ -24,7 +22,7 @@ describe('hypervisorJobs with driver: libvirt', function () {
     const config = path.join(f.dir, 'coordinator.yaml');
     fs.writeFileSync(
       config,
-      `${TEST_POLICY}backups:\n  dir: ${f.store.dir}\nhypervisorJobs:\n  - name: nightly\n    vms: [${f.domain.name}]\n    schedule: "0 3 * * *"\n    window: 1h\n    expectedDuration: 1m\n    driver: libvirt\n    libvirtUri: qemu:///system\n`,
+      `${TEST_START_POLICY}backups:\n  dir: ${f.store.dir}\nhypervisorJobs:\n  - name: nightly\n    vms: [${f.domain.name}]\n    schedule: "0 3 * * *"\n    window: 1h\n    expectedDuration: 1m\n    driver: libvirt\n    libvirtUri: qemu:///system\n`,
     );
     coordinator = await startCoordinator({ host: 'host-a', args: ['--config', config] });
   });

@@ -10,7 +10,12 @@ import * as grpc from '@grpc/grpc-js';
 import { type Clients, connect, unary } from '../../../common/client/connection';
 import { initPki } from '../../../coordinator/pki/init';
 import type { BackupRun__Output } from '../../../proto/generated/headroom/v1';
-import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
+import {
+  type RunningCoordinator,
+  startCoordinator,
+  tempDir,
+  TEST_START_POLICY,
+} from '../../helpers/coordinator-process';
 import { waitFor } from '../../helpers/wait';
 import { type PkiFixture, adminPem, hostPem, silent, startPkiCoordinator } from './pki-fixture';
 
@@ -96,7 +101,7 @@ describe('snapshot admin calls under mutual TLS', function () {
       fs.writeFileSync(
         config,
         [
-          'policy: { startBelowCpuPercent: 0, hostStartBelowCpuPercent: 0, minStartGap: 0 }',
+          TEST_START_POLICY.trimEnd(),
           `backups: { dir: ${path.join(dir, 'backups')} }`,
           'hypervisorJobs:',
           '  - { name: dump, vms: [vm1], schedule: "0 3 * * *", window: 1h, expectedDuration: 1m, driver: command, command: [sh, -c, "echo dumped {vm}"] }',

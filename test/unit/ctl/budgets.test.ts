@@ -19,6 +19,7 @@ function agent(vm: string, budgets: BudgetReport__Output[]): AgentInfo__Output {
     jobs: [],
     budgets,
     vmName: '',
+    loadSignal: '',
   };
 }
 

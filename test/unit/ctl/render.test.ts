@@ -140,6 +140,11 @@ describe('ctl rendering', () => {
         load15: 0,
         backupCpuPercent: 0,
         backupIoBytesPerSec: 0,
+        cpuPressure: { someAvg10: 1.04, someAvg60: 0, fullAvg10: 0, fullAvg60: 0 },
+        ioPressure: { someAvg10: 12.5, someAvg60: 0, fullAvg10: 3, fullAvg60: 0 },
+        memoryPressure: { someAvg10: 2, someAvg60: 0, fullAvg10: 0.25, fullAvg60: 0 },
+        pressureMissing: '',
+        diskAwaitMs: 3.25,
       },
       jobs: [
         { name: 'restic', schedule: '0 2 * * *', windowMs: 0, expectedDurationMs: 0, declaredCost: null, priority: 0 },
@@ -147,14 +152,25 @@ describe('ctl rendering', () => {
       ],
       budgets: [],
       vmName: '',
+      loadSignal: 'pressure (PSI)',
     };
-    const idle: AgentInfo__Output = { ...agent, vm: 'vm-2', connected: false, lastLoad: null, jobs: [] };
+    const idle: AgentInfo__Output = {
+      ...agent,
+      vm: 'vm-2',
+      connected: false,
+      lastLoad: null,
+      jobs: [],
+      loadSignal: '',
+    };
     const [, row1, row2] = renderAgents([idle, agent], NOW).split('\n');
     assert.match(
       row1,
-      /^vm-1\s+host-a\s+db1\s+yes\s+12s ago\s+37\.3%\s+25\.0%\s+12\.3 MiB\/s\s+512 B\/s\s+0\.50\s+restic, pg_dump$/,
+      /^vm-1\s+host-a\s+db1\s+yes\s+12s ago\s+37\.3%\s+25\.0%\s+12\.3 MiB\/s\s+512 B\/s\s+0\.50\s+12\.5\/1\.0\/0\.3%\s+3\.3 ms\s+pressure \(PSI\)\s+restic, pg_dump$/,
     );
-    assert.match(row2, /^vm-2\s+host-a\s+db1\s+no\s+12s ago\s+-\s+-\s+-\s+-\s+-\s+-$/);
+    assert.match(row2, /^vm-2\s+host-a\s+db1\s+no\s+12s ago\s+-\s+-\s+-\s+-\s+-\s+-\s+-\s+-\s+-$/);
+    const withoutPsi = { ...agent.lastLoad!, ioPressure: null, diskAwaitMs: undefined };
+    const [, row] = renderAgents([{ ...agent, lastLoad: withoutPsi, loadSignal: 'cpu% (fallback)' }], NOW).split('\n');
+    assert.match(row, /\s0\.50\s+missing\s+-\s+cpu% \(fallback\)\s+restic/);
     assert.equal(renderAgents([], NOW), 'no agents');
   });
 

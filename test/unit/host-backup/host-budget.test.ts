@@ -1,3 +1,4 @@
+import { WAIT_THRESHOLDS_OFF } from '../../helpers/wait-signals';
 import { strict as assert } from 'node:assert';
 import type { Usage } from '../../../common/backup-run/budget/enforcer';
 import { ManualClock } from '../../../common/util/clock';
@@ -91,14 +92,19 @@ describe('ctl: host-backup budget', () => {
     );
   });
 
-  it('describes the thresholds that are on', () => {
+  it('describes the thresholds that are on, the PSI ones first', () => {
     assert.equal(
       describeThresholds({ ...DEFAULT_POLICY }),
-      'foreground CPU: throttle from 60%, pause from 85%, full again below 50%',
+      'where the host reports PSI, I/O pressure: throttle from 10%, pause from 25%, full again below 5%; ' +
+        'CPU pressure: throttle from 20%, pause from 40%, full again below 10%; ' +
+        'memory pressure: throttle from 5%, pause from 15%, full again below 2%; ' +
+        'else disk await: throttle from 20 ms, pause from 50 ms, full again below 10 ms; ' +
+        'foreground CPU: throttle from 60%, pause from 85%, full again below 50%',
     );
+    const fallbackOnly = { ...DEFAULT_POLICY, ...WAIT_THRESHOLDS_OFF };
     assert.equal(
       describeThresholds({
-        ...DEFAULT_POLICY,
+        ...fallbackOnly,
         throttleAboveCpuPercent: 0,
         pauseAboveCpuPercent: 0,
         pauseAboveIoBytesPerSec: 32 * 1024 * 1024,
@@ -107,7 +113,7 @@ describe('ctl: host-backup budget', () => {
       'foreground disk I/O: pause from 32.0 MiB/s, full again below 8.0 MiB/s',
     );
     assert.match(
-      describeThresholds({ ...DEFAULT_POLICY, throttleAboveCpuPercent: 0, pauseAboveCpuPercent: 0 }),
+      describeThresholds({ ...fallbackOnly, throttleAboveCpuPercent: 0, pauseAboveCpuPercent: 0 }),
       /^no thresholds set/,
     );
   });
@@ -151,7 +157,11 @@ describe('ctl: host-backup budget', () => {
       'release',
     ]);
     assert.ok(
-      events.some((e) => e.event === 'controlling' && /every 5ms: foreground CPU: throttle from 60%/.test(e.text)),
+      events.some(
+        (e) =>
+          e.event === 'controlling' &&
+          /every 5ms: where the host reports PSI, .*; foreground CPU: throttle from 60%/.test(e.text),
+      ),
     );
     const samples = collector.samples;
     await new Promise((r) => setTimeout(r, 30));

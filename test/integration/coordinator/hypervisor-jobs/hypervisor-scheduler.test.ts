@@ -9,21 +9,19 @@ import * as path from 'node:path';
 import type { Clients } from '../../../../common/client/connection';
 import { unary } from '../../../../common/client/connection';
 import type { BackupRun__Output } from '../../../../proto/generated/headroom/v1';
-import { type RunningCoordinator, startCoordinator, tempDir } from '../../../helpers/coordinator-process';
+import {
+  type RunningCoordinator,
+  startCoordinator,
+  tempDir,
+  TEST_START_POLICY,
+} from '../../../helpers/coordinator-process';
 import { waitFor } from '../../../helpers/wait';
 import { testClients } from '../../ctl/ctl-process';
 
 /** A coordinator whose schedule is one job for vm1 (its YAML flow mapping, after the name). */
 async function withJob(dir: string, job: string): Promise<RunningCoordinator> {
   const config = path.join(dir, 'coordinator.yaml');
-  fs.writeFileSync(
-    config,
-    [
-      'policy: { startBelowCpuPercent: 0, hostStartBelowCpuPercent: 0, minStartGap: 0 }',
-      'hypervisorJobs:',
-      `  - { ${job} }`,
-    ].join('\n'),
-  );
+  fs.writeFileSync(config, [TEST_START_POLICY.trimEnd(), 'hypervisorJobs:', `  - { ${job} }`].join('\n'));
   return startCoordinator({ host: 'host-a', args: ['--config', config] });
 }
 

@@ -127,7 +127,53 @@ describe('load collector', () => {
       load15: 0.125,
       backupCpuPercent: 25,
       backupIoBytesPerSec: 6e5,
+      // No PSI files here; and no await: this fixture's fractional sector counts are no kernel's diskstats.
+      pressureMissing: '/proc/pressure/cpu: ENOENT',
     });
+  });
+
+  it("reports PSI as read, and the slowest disk's await between two samples", async () => {
+    const clock = new ManualClock();
+    const psi = (some: string, full: string) =>
+      `some avg10=${some} avg60=1.07 avg300=1.06 total=160874576\nfull avg10=${full} avg60=0.79 avg300=0.77 total=56266218\n`;
+    const stats = (vdaIos: number, vdaMs: number) =>
+      ` 254       0 vda ${vdaIos} 0 8 ${vdaMs} 0 0 0 0 0 100 110\n   7       0 loop0 9999 0 8 99999 0 0 0 0 0 1 1`;
+    const fs = new FakeFs({
+      ...SYS,
+      '/proc/stat': STAT(1000, 5000),
+      '/proc/diskstats': stats(100, 1000),
+      '/proc/net/dev': NETDEV(0, 0),
+      '/proc/pressure/cpu': 'some avg10=2.41 avg60=4.26 avg300=10.04 total=6411120514\n',
+      '/proc/pressure/io': psi('12.50', '3.00'),
+      '/proc/pressure/memory': psi('0.00', '0.00'),
+    });
+    const collector = new SystemLoadCollector({ clock, fs, memory: async () => ({ usedBytes: 1, totalBytes: 2 }) });
+    collector.prime();
+    clock.advance(1_000);
+    fs.files['/proc/diskstats'] = stats(150, 2500); // 50 I/Os took 1,500 ms: 30 ms each; loop0 is not a disk
+    const r = await collector.sample();
+    assert.deepEqual(r.cpuPressure, { someAvg10: 2.41, someAvg60: 4.26, fullAvg10: 0, fullAvg60: 0 });
+    assert.deepEqual(r.ioPressure, { someAvg10: 12.5, someAvg60: 1.07, fullAvg10: 3, fullAvg60: 0.79 });
+    assert.equal(r.pressureMissing, undefined);
+    assert.equal(r.diskAwaitMs, 30);
+  });
+
+  it('says PSI is missing, and why, when a pressure file cannot be read (psi=0: EOPNOTSUPP)', async () => {
+    const fs = new FakeFs({ ...SYS, '/proc/stat': STAT(1000, 5000), '/proc/pressure/cpu': '' });
+    fs.readFile = (p: string) => {
+      if (p.startsWith('/proc/pressure/'))
+        throw Object.assign(new Error('Operation not supported'), { code: 'EOPNOTSUPP' });
+      return FakeFs.prototype.readFile.call(fs, p);
+    };
+    const collector = new SystemLoadCollector({
+      clock: new ManualClock(),
+      fs,
+      memory: async () => ({ usedBytes: 1, totalBytes: 2 }),
+    });
+    const r = await collector.sample();
+    assert.equal(r.pressureMissing, '/proc/pressure/cpu: EOPNOTSUPP');
+    assert.equal(r.ioPressure, undefined);
+    assert.equal(r.diskAwaitMs, undefined); // no /proc/diskstats, no previous sample
   });
 
   it('reports zero rates rather than garbage on the first sample and when counters go back', async () => {

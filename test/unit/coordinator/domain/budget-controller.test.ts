@@ -4,13 +4,13 @@ import {
   type BudgetDecision,
   type BudgetState,
   type ControlledLease,
-  type MachineLoad,
   baseBudget,
   decideBudget,
   grantedBudgetState,
   reducedBudget,
   unknownBudgetState,
 } from '../../../../coordinator/domain/budget-controller';
+import type { MachineLoad } from '../../../../coordinator/domain/load-signals';
 import { type Budget, UNLIMITED } from '../../../../coordinator/domain/lease';
 import { DEFAULT_POLICY, type HostPolicy, checkPolicy } from '../../../../coordinator/domain/policy';
 import { T0 } from './fixtures';
@@ -394,5 +394,71 @@ describe('budget controller (property)', () => {
       }),
       { numRuns: runs },
     );
+  });
+  it('throttles, pauses and resumes by I/O pressure where the VM reports PSI, whatever its CPU percent', () => {
+    const c = controller();
+    const psi = (io: number) => ({
+      cpuPressure: { someAvg10: 1, fullAvg10: 0 },
+      ioPressure: { someAvg10: io, fullAvg10: 0 },
+      memoryPressure: { someAvg10: 0, fullAvg10: 0 },
+    });
+    // 95% CPU would pause under the fallback; under PSI only stalls count.
+    assert.equal(c.report(0, load(95, psi(2))).command, undefined);
+    assert.deepEqual(c.report(10_000, load(10, psi(12.5))).command, {
+      budget: REDUCED,
+      paused: false,
+      reason: 'VM busy: io pressure 12.5% >= 10.0%',
+    });
+    assert.equal(c.report(20_000, load(10, psi(30))).command?.reason, 'VM busy: io pressure 30.0% >= 25.0%');
+    assert.equal(c.state.level, 'paused');
+    assert.equal(c.report(30_000, load(10, psi(4))).command, undefined); // calm, but not for the dwell time yet
+    assert.deepEqual(c.report(60_000, load(10, psi(4))).command, {
+      budget: UNLIMITED,
+      paused: false,
+      reason: 'VM calmer for 30s: io pressure 4.0%, cpu pressure 1.0%, memory pressure 0.0%',
+    });
+  });
+
+  it('throttles by the disk await where PSI is missing', () => {
+    const c = controller();
+    assert.equal(c.report(0, load(10, { diskAwaitMs: 12 })).command, undefined);
+    assert.equal(
+      c.report(10_000, load(10, { diskAwaitMs: 35 })).command?.reason,
+      'VM busy: disk await 35.0 ms >= 20.0 ms',
+    );
+  });
+  it('in adaptive mode cuts the budget by half at a rise of pressure, again each reaction time, and raises it by steps once calm', () => {
+    const policy: Required<HostPolicy> = { ...POLICY, budgetMode: 'adaptive' };
+    const c = controller(policy, lease({}, { ioBytesPerSec: 100 * MiB, cpuPercent: 0 }));
+    const psi = (io: number, backupIo = 40 * MiB) => ({
+      backupIoBytesPerSec: backupIo,
+      cpuPressure: { someAvg10: 0, fullAvg10: 0 },
+      ioPressure: { someAvg10: io, fullAvg10: 0 },
+      memoryPressure: { someAvg10: 0, fullAvg10: 0 },
+    });
+    assert.equal(c.report(0, load(10, psi(2))).command, undefined, 'calm at its base budget: nothing to say');
+    // I/O cut by half from what the backup used (40 MiB/s); CPU, of no limit, adapted up to 10 times the
+    // throttled share (250 %) and cut by half from there.
+    assert.deepEqual(c.report(10_000, load(10, psi(15))).command, {
+      budget: { ioBytesPerSec: 20 * MiB, cpuPercent: 125 },
+      paused: false,
+      reason: 'VM busy: io pressure 15.0% >= 10.0%',
+    });
+    assert.equal(c.report(20_000, load(10, psi(15))).command, undefined, 'PSI lags a cut: not again within 2 reports');
+    assert.deepEqual(c.report(30_000, load(10, psi(15))).command, {
+      budget: { ioBytesPerSec: 10 * MiB, cpuPercent: 63 },
+      paused: false,
+      reason: 'adaptive budget cut: VM busy: io pressure 15.0% >= 10.0%',
+    });
+    assert.equal(c.report(40_000, load(10, psi(2))).command, undefined, 'no raise sooner than the dwell after a cut');
+    const raised = c.report(60_000, load(10, psi(2))).command;
+    // Each + a tenth of the way from the throttled budget to the top: 9 MiB/s, 22.5 %.
+    assert.deepEqual(raised?.budget, { ioBytesPerSec: 19 * MiB, cpuPercent: 85 });
+    assert.match(raised!.reason, /^adaptive budget raised: VM calm: io pressure 2\.0%/);
+    // The pause thresholds still pause.
+    assert.equal(c.report(70_000, load(10, psi(30))).command?.paused, true);
+    // Calm long enough, every limit climbs back to its base: no limit for the CPU.
+    for (let t = 80_000; t <= 800_000; t += 10_000) c.report(t, load(10, psi(2)));
+    assert.deepEqual(c.state.told?.budget, { ioBytesPerSec: 100 * MiB, cpuPercent: 0 });
   });
 });

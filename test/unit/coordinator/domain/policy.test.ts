@@ -90,4 +90,14 @@ describe('host policy', () => {
     });
     assert.equal(p.resumeBelowIoBytesPerSec, 50 * 1024 * 1024);
   });
+  it('checks the pressure and await thresholds like the others, naming the field', () => {
+    assert.equal(refusal({ pauseAboveIoPressurePercent: 8 }).field, 'pause_above_io_pressure_percent');
+    assert.match(refusal({ throttleAboveCpuPressurePercent: 101 }).problem, /from 0 to 100, got 101/);
+    assert.equal(refusal({ resumeBelowMemoryPressurePercent: 5 }).field, 'resume_below_memory_pressure_percent');
+    assert.equal(refusal({ throttleAboveDiskAwaitMs: 5 }).field, 'throttle_above_disk_await_ms');
+    assert.ok(applyPolicyPatch(DEFAULT_POLICY, { throttleAboveIoPressurePercent: 0, pauseAboveIoPressurePercent: 0 }));
+    const mode = refusal({ budgetMode: 'fast' as 'fixed' });
+    assert.deepEqual([mode.field, mode.problem], ['budget_mode', 'must be fixed or adaptive, got "fast"']);
+    assert.equal(applyPolicyPatch(DEFAULT_POLICY, { budgetMode: 'adaptive' }).budgetMode, 'adaptive');
+  });
 });

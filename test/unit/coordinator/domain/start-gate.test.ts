@@ -383,4 +383,21 @@ describe("start gate: a VM frozen by the hypervisor's own tools", () => {
     );
     assert.equal(lessor.nextDeadline(), lessor.activeLeases('h1')[0].expiresAt, 'no freeze deadline left');
   });
+  it('holds a start while a pressure signal in force is at its throttle threshold, and not for CPU then', () => {
+    const waits = (io: number) => ({
+      cpuPressure: { someAvg10: 0, fullAvg10: 0 },
+      ioPressure: { someAvg10: io, fullAvg10: 0 },
+      memoryPressure: { someAvg10: 0, fullAvg10: 0 },
+    });
+    const r = pending({ windowEnd: T0 + 4 * HOUR });
+    const at = (io: number, cpuPercent = 0) =>
+      conditions({ vmLoad: new Map([['vm1', { cpuPercent, ioBytesPerSec: 0, waits: waits(io), at: T0 }]]) });
+    const held = startDecision(r, at(10), DEFAULT_POLICY, T0);
+    assert.equal(held.start, false);
+    assert.equal(held.start === false && held.reason, 'VM vm1 io pressure 10.0% ≥ 10.0%');
+    assert.deepEqual(startDecision(r, at(9.9, 99), DEFAULT_POLICY, T0), { start: true, forced: false });
+    const host = conditions({ hostLoad: { cpuPercent: 0, ioBytesPerSec: 0, waits: { diskAwaitMs: 25 }, at: T0 } });
+    const byAwait = startDecision(r, host, DEFAULT_POLICY, T0);
+    assert.equal(byAwait.start === false && byAwait.reason, 'host disk await 25.0 ms ≥ 20.0 ms');
+  });
 });
