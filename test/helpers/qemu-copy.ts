@@ -8,13 +8,16 @@
  */
 import { strict as assert } from 'node:assert';
 import { detectEnforcement } from '../../common/backup-run/budget/detect';
+import type { RunningChild } from '../../common/backup-run/child-process';
 import type { LoadCollector } from '../../common/backup-run/load-collector';
 import { systemClock } from '../../common/util/clock';
+import { formatRate } from '../../common/util/human';
 import { createLogger } from '../../common/util/log';
 import { DEFAULT_POLICY } from '../../coordinator/domain/policy';
-import type { CopyControlChannel } from '../../host-backup/copy-control-channel';
+import { CopyControlChannel } from '../../host-backup/copy-control-channel';
 import { HostBudget } from '../../host-backup/host-budget';
 import type { v1 } from '../../proto';
+import { waitFor } from './wait';
 
 const MiB = 1024 * 1024;
 const CHUNK = 1 * MiB;
@@ -47,6 +50,9 @@ export async function sampleJob(query: QueryBlockJobs, pick: (j: QemuJob) => boo
   const job = (await query()).find(pick);
   return job && { offset: job.offset, len: job.len, paused: job.paused, sentAt, receivedAt: Date.now() };
 }
+
+/** formatRate's text as a regular expression. */
+const escapedRate = (bytesPerSec: number) => formatRate(bytesPerSec).replace('.', '\\.');
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -84,22 +90,28 @@ export function rateOf(list: JobSample[]): number {
 }
 
 export interface DrivenBudget {
-  budget: HostBudget;
+  /** What the copying child follows (its env()). */
+  channel: CopyControlChannel;
   /** Makes the host's disk look busy (the controller pauses the copy) or idle (it resumes). */
   setBusy(busy: boolean): void;
   /** Whether host-backup has said a line matching `pattern`. */
   said(pattern: RegExp): boolean;
-  /** A HYPERVISOR token for `vm` whose budget limits I/O to `ioBytesPerSec`, for budget.started(). */
-  token: v1.Token__Output;
+  /** Hands the budget the child, under the token, and waits until the budget's speed is applied. */
+  start(child: RunningChild): Promise<void>;
+  /** Stops the child as host-backup does at the end of a run, and the budget with it. */
+  stop(child: RunningChild): Promise<void>;
+  close(): void;
 }
 
 /**
- * host-backup's HostBudget as host-backup builds it, reaching the copy through `channel`, with the host's
+ * host-backup's HostBudget as host-backup builds it, reaching the copy through a channel of its own, under a
+ * HYPERVISOR token for `vm` whose budget limits I/O to `ioBytesPerSec`, with the host's
  * load as the test says: a disk busy beyond the pause threshold or idle. CPU thresholds are off, so the
  * other work on the machine never pauses the copy under test.
  */
-export function drivenBudget(channel: CopyControlChannel, vm: string, ioBytesPerSec: number): DrivenBudget {
+export function drivenBudget(vm: string, ioBytesPerSec: number): DrivenBudget {
   let busy = false;
+  const channel = CopyControlChannel.create();
   const collector: LoadCollector = {
     sample: async () => ({
       cpuPercent: 0,
@@ -121,6 +133,7 @@ export function drivenBudget(channel: CopyControlChannel, vm: string, ioBytesPer
   } as unknown as v1.Policy__Output;
   const events: string[] = [];
   const log = createLogger({ level: 'silent' });
+  const said = (pattern: RegExp) => events.some((text) => pattern.test(text));
   const budget = new HostBudget({
     host: 'host-a',
     mechanism: detectEnforcement({ mode: 'auto', log }),
@@ -144,9 +157,49 @@ export function drivenBudget(channel: CopyControlChannel, vm: string, ioBytesPer
     slot: { startUnixMs: Date.now(), expectedEndUnixMs: Date.now() + 3_600_000, windowEndUnixMs: 0 },
   } as unknown as v1.Token__Output;
   return {
-    budget,
-    token,
+    channel,
     setBusy: (b) => (busy = b),
-    said: (pattern) => events.some((text) => pattern.test(text)),
+    said,
+    async start(child) {
+      budget.started(child, token);
+      const applied = new RegExp(`copy limited to ${escapedRate(ioBytesPerSec)} by QEMU's job speed`);
+      await waitFor(() => said(applied), 30_000, 'the budget applied');
+    },
+    async stop(child) {
+      budget.stopping();
+      await child.stop(10_000);
+      await budget.ended();
+    },
+    close: () => channel.close(),
   };
+}
+
+/**
+ * Makes the host busy until the load controller has paused the job (its offset standing still across
+ * reads), then calm until it has resumed it at `speed`: the samples of both phases.
+ */
+export async function pauseAndResume(
+  d: DrivenBudget,
+  read: () => Promise<JobSample | undefined>,
+  speed: number,
+): Promise<{ paused: JobSample[]; resumed: JobSample[] }> {
+  d.setBusy(true);
+  await waitFor(() => d.said(/copy paused by the load controller: .*\(QEMU's block-job-pause\)/), 30_000, 'pause');
+  // block-job-pause returns at once; the job pauses once its requests in flight are done.
+  await waitFor(async () => (await read())?.paused === true, 30_000, 'the job paused');
+  const paused = await samples(read, 4, 500);
+  assert.ok(
+    paused.every((s) => s.paused && s.offset === paused[0].offset),
+    'nothing copied while paused',
+  );
+
+  d.setBusy(false);
+  const limitedAgain = new RegExp(
+    `copy limited to ${formatRate(speed).replace('.', '\\.')} by QEMU's job speed \\(the load controller: `,
+  );
+  await waitFor(() => d.said(limitedAgain), 30_000, 'resume');
+  const resumed = await samples(read, 3, 500);
+  assert.ok(resumed.every((s) => !s.paused));
+  assertWithin(resumed, speed);
+  return { paused, resumed };
 }

@@ -15,10 +15,18 @@ import { promisify } from 'node:util';
 import { unary } from '../../common/client/connection';
 import { type RunningChild, spawnChild } from '../../common/backup-run/child-process';
 import { ManifestStore } from '../../host-backup/catalog/manifest-store';
-import { CopyControlChannel } from '../../host-backup/copy-control-channel';
 import { CTL_MAIN } from '../helpers/coordinator-process';
 import { virsh } from '../helpers/libvirtd';
-import { type QemuJob, assertWithin, drivenBudget, rateOf, sampleJob, samples } from '../helpers/qemu-copy';
+import {
+  type DrivenBudget,
+  type QemuJob,
+  assertWithin,
+  drivenBudget,
+  pauseAndResume,
+  rateOf,
+  sampleJob,
+  samples,
+} from '../helpers/qemu-copy';
 import { requireTool } from '../helpers/require-tool';
 import { waitFor } from '../helpers/wait';
 import { killAll, runCtl, spawnCtl } from '../integration/ctl/ctl-process';
@@ -202,64 +210,37 @@ describe('VM: host-backup --driver libvirt of a guest with its agent inside', fu
 
   describe("host-backup's load controller, through headroomctl libvirt-backup's copy control channel", () => {
     let child: RunningChild | undefined;
-    let channel: CopyControlChannel | undefined;
+    let driven: DrivenBudget | undefined;
     after(async () => {
       await child?.stop(10_000);
-      channel?.close();
+      driven?.close();
     });
 
     it("pauses QEMU's copy when the host is busy and resumes it when it is calm again", async () => {
       const speed = 8 * MiB;
-      channel = CopyControlChannel.create();
-      const { budget, token, setBusy, said } = drivenBudget(channel, s.uuid, speed);
+      driven = drivenBudget(s.uuid, speed);
       // As host-backup runs it: its own process group, following the channel host-backup's budget writes.
+      const target = path.join(s.dir, 'paused');
       child = spawnChild(
-        [
-          process.execPath,
-          CTL_MAIN,
-          'libvirt-backup',
-          '--vm',
-          guest().name,
-          '--target',
-          path.join(s.dir, 'paused'),
-          '--disk',
-          'vdb',
-        ],
-        { stdio: 'inherit', env: { ...process.env, HEADROOM_LOG: 'warn', ...channel.env() } },
+        [process.execPath, CTL_MAIN, 'libvirt-backup', '--vm', guest().name, '--target', target, '--disk', 'vdb'],
+        { stdio: 'inherit', env: { ...process.env, HEADROOM_LOG: 'warn', ...driven.channel.env() } },
       );
-      budget.started(child, token);
-      await waitFor(() => said(/copy limited to 8\.0 MiB\/s by QEMU's job speed/), 30_000, 'the budget applied');
+      await driven.start(child);
       await waitFor(async () => (await readJob()) !== undefined, 60_000, 'the backup job');
       const limited = await samples(readJob, 3, 500);
       assertWithin(limited, speed);
 
-      setBusy(true);
-      await waitFor(() => said(/copy paused by the load controller: .*\(QEMU's block-job-pause\)/), 30_000, 'pause');
-      // block-job-pause returns at once; the job pauses once its requests in flight are done.
-      await waitFor(async () => (await readJob())?.paused === true, 30_000, 'the job paused');
-      const paused = await samples(readJob, 4, 500);
-      assert.ok(
-        paused.every((p) => p.paused && p.offset === paused[0].offset),
-        'nothing copied while paused',
-      );
-
-      setBusy(false);
-      await waitFor(() => said(/copy limited to 8\.0 MiB\/s by QEMU's job speed \(the load controller: /), 30_000);
-      const resumed = await samples(readJob, 3, 500);
-      assert.ok(resumed.every((p) => !p.paused));
-      assertWithin(resumed, speed);
+      const { paused, resumed } = await pauseAndResume(driven, readJob, speed);
       console.log(
         `      QEMU's copy at 8 MiB/s: ${mib(rateOf(limited))} MiB/s; paused: ${mib(rateOf(paused))} MiB/s; ` +
           `resumed: ${mib(rateOf(resumed))} MiB/s (query-block-jobs)`,
       );
 
-      budget.stopping();
-      await child.stop(10_000);
-      await budget.ended();
+      await driven.stop(child);
       child = undefined;
       // Stopping libvirt-backup aborted libvirt's job: nothing left copying, no backup recorded.
       await waitFor(async () => (await readJob()) === undefined, 30_000, 'the job gone');
-      assert.deepEqual(ManifestStore.open(path.join(s.dir, 'paused')).records(s.uuid), []);
+      assert.deepEqual(ManifestStore.open(target).records(s.uuid), []);
     });
   });
 });

@@ -71,6 +71,8 @@ describe('VM: libvirt incrementals of the blocks a real guest wrote', function (
   let target: string;
   /** The disk as the guest has written it so far. */
   const expected = Buffer.alloc(DISK_MIB * MiB);
+  /** The latest backup of the chain the first test makes. */
+  let latest: BackupRecord | undefined;
   attachConsolesOnFailure(() => [guest]);
 
   before(async () => {
@@ -100,13 +102,17 @@ describe('VM: libvirt incrementals of the blocks a real guest wrote', function (
     }
   }
 
-  /** `headroomctl libvirt-backup` of vdb; the new backup's record. */
+  /** `headroomctl libvirt-backup` of vdb; the new backup's record (files sort by name, not time, within a second). */
   async function backup(): Promise<BackupRecord> {
+    const before = new Set(records().map((r) => r.id));
     const r = await runCtl(['libvirt-backup', '--vm', guest!.name, '--target', target, '--disk', 'vdb']);
     assert.equal(r.code, 0, r.stderr);
-    const records = ManifestStore.open(target).records(guest!.uuid, 'vdb');
-    return records[records.length - 1];
+    const added = records().filter((r) => !before.has(r.id));
+    assert.equal(added.length, 1);
+    return added[0];
   }
+
+  const records = () => (fs.existsSync(target) ? ManifestStore.open(target).records(guest!.uuid, 'vdb') : []);
 
   /** Restores `record` with qemu-img alone (it follows the chain of backing files) and checks it against `expected`. */
   async function assertRestores(record: BackupRecord): Promise<void> {
@@ -144,10 +150,10 @@ describe('VM: libvirt incrementals of the blocks a real guest wrote', function (
     assert.deepEqual([inc2.kind, inc2.parentId], ['incremental', inc1.id]);
     assert.deepEqual(await ownRanges(ManifestStore.open(target).pathOf(inc2)), clustersOf(second));
     await assertRestores(inc2);
+    latest = inc2;
   });
 
   it('makes the next backup full, saying why, when the checkpoint was deleted behind our back', async () => {
-    const [latest] = ManifestStore.open(target).records(guest!.uuid, 'vdb').slice(-1);
     assert.ok(latest?.checkpoint, 'the previous test left a chain with a checkpoint');
     // libvirt forgets the checkpoint; the bitmap stays in the image, recording for nothing.
     await virsh('checkpoint-delete', guest!.name, latest.checkpoint, '--metadata');

@@ -10,10 +10,17 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { RunningChild } from '../../../common/backup-run/child-process';
-import { CopyControlChannel } from '../../../host-backup/copy-control-channel';
 import type { QmpClient } from '../../../host-backup/hypervisor/qmp-client';
 import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
-import { type QemuJob, assertWithin, drivenBudget, sampleJob, samples } from '../../helpers/qemu-copy';
+import {
+  type DrivenBudget,
+  type QemuJob,
+  assertWithin,
+  drivenBudget,
+  pauseAndResume,
+  sampleJob,
+  samples,
+} from '../../helpers/qemu-copy';
 import { waitFor } from '../../helpers/wait';
 import { killAll, runCtl, spawnCtl } from '../ctl/ctl-process';
 import { MiB, qmpHostBackupArgs } from './fixture';
@@ -85,39 +92,20 @@ describe('the copy in QEMU held to the budget and paused (qmp driver)', function
 
   describe("host-backup's load controller", () => {
     let child: RunningChild | undefined;
-    let channel: CopyControlChannel | undefined;
+    let driven: DrivenBudget | undefined;
     afterEach(async () => {
       await child?.stop(5_000);
-      channel?.close();
+      driven?.close();
     });
 
     it("pauses QEMU's job when the host is busy and resumes it when it is calm again", async () => {
       const speed = 8 * MiB;
-      channel = CopyControlChannel.create();
-      const { budget, token, setBusy, said } = drivenBudget(channel, 'vm1', speed);
-      child = spawnQmpBackup(daemon, 'vm1', path.join(dir, 'backups'), channel);
-      budget.started(child, token);
-      await waitFor(() => said(/copy limited to 8\.0 MiB\/s by QEMU's job speed/), 30_000, 'the budget applied');
+      driven = drivenBudget('vm1', speed);
+      child = spawnQmpBackup(daemon, 'vm1', path.join(dir, 'backups'), driven.channel);
+      await driven.start(child);
       assertWithin(await samples(readJob(observer), 3, 500), speed);
-
-      setBusy(true);
-      await waitFor(() => said(/copy paused by the load controller: .*\(QEMU's block-job-pause\)/), 30_000, 'pause');
-      // block-job-pause returns at once; the job pauses once its requests in flight are done.
-      await waitFor(async () => (await readJob(observer)())?.paused === true, 30_000, 'the job paused');
-      const paused = await samples(readJob(observer), 4, 500);
-      assert.ok(
-        paused.every((s) => s.paused && s.offset === paused[0].offset),
-        'nothing copied while paused',
-      );
-
-      setBusy(false);
-      await waitFor(() => said(/copy limited to 8\.0 MiB\/s by QEMU's job speed \(the load controller: /), 30_000);
-      const resumed = await samples(readJob(observer), 3, 500);
-      assert.ok(resumed.every((s) => !s.paused));
-      assertWithin(resumed, speed);
-      budget.stopping();
-      await child.stop(10_000);
-      await budget.ended();
+      await pauseAndResume(driven, readJob(observer), speed);
+      await driven.stop(child);
       child = undefined;
       assert.deepEqual(await observer.execute('query-block-jobs'), [], 'stopping qmp-backup cancelled its job');
     });
