@@ -30,13 +30,13 @@ import {
 import { requireTool } from '../helpers/require-tool';
 import { waitFor } from '../helpers/wait';
 import { killAll, runCtl, spawnCtl } from '../integration/ctl/ctl-process';
+import { MiB } from '../integration/hypervisor/libvirt-fixture';
 import { type AgentGuest, startAgentGuest } from './harness/agent-guest';
 import { makeBlockDisk, makeExt4Disk } from './harness/disk';
 import { attachConsolesOnFailure } from './harness/guest';
 
 const run = promisify(execFile);
 const HOST = 'host-vm';
-const MiB = 1024 * 1024;
 const mib = (bytes: number) => (bytes / MiB).toFixed(1);
 
 /**

@@ -14,15 +14,12 @@ import type { BackupRecord } from '../../host-backup/catalog/chain-rules';
 import { ManifestStore } from '../../host-backup/catalog/manifest-store';
 import { virsh } from '../helpers/libvirtd';
 import { runCtl } from '../integration/ctl/ctl-process';
+import { CLUSTER, KiB, MiB } from '../integration/hypervisor/libvirt-fixture';
 import { makeBlockDisk, makeExt4Disk } from './harness/disk';
 import { attachConsolesOnFailure, type Guest, vmTempDir } from './harness/guest';
 import { bootLibvirtGuest } from './harness/libvirt-guest';
 
 const run = promisify(execFile);
-const KiB = 1024;
-const MiB = 1024 * KiB;
-/** qcow2's default cluster size, the granularity of libvirt's bitmaps. */
-const CLUSTER = 64 * KiB;
 const DISK_MIB = 16;
 /** dd's block size: offsets and lengths below are multiples of it, many not of a page or a cluster. */
 const SECTOR = 512;
