@@ -52,7 +52,7 @@ exit 0
 
 /** Appends "COUNTER UPTIME" to the ext4 disk every ~50 ms, the time read right before each write. */
 const WRITER =
-  '(i=0; while :; do i=$((i+1)); t=$(cut -d" " -f1 /proc/uptime); echo "$i $t" >> /mnt/data/writer.log; ' +
+  ': > /mnt/data/writer.log; (i=0; while :; do i=$((i+1)); t=$(cut -d" " -f1 /proc/uptime); echo "$i $t" >> /mnt/data/writer.log; ' +
   'sleep 0.05; done) </dev/null >/dev/null 2>&1 & echo $! > /tmp/writer.pid';
 
 interface Line {
@@ -212,7 +212,8 @@ describe('VM: host-backup --driver libvirt of a guest with its agent inside', fu
     let child: RunningChild | undefined;
     let driven: DrivenBudget | undefined;
     after(async () => {
-      await child?.stop(10_000);
+      // A failed test's budget would keep reading the load, and mocha waiting, for ever.
+      if (child) await driven?.stop(child);
       driven?.close();
     });
 
@@ -221,6 +222,8 @@ describe('VM: host-backup --driver libvirt of a guest with its agent inside', fu
       driven = drivenBudget(s.uuid, speed);
       // As host-backup runs it: its own process group, following the channel host-backup's budget writes.
       const target = path.join(s.dir, 'paused');
+      const checkpoints = () => virsh('checkpoint-list', guest().name, '--name');
+      const checkpointsBefore = await checkpoints();
       child = spawnChild(
         [process.execPath, CTL_MAIN, 'libvirt-backup', '--vm', guest().name, '--target', target, '--disk', 'vdb'],
         { stdio: 'inherit', env: { ...process.env, HEADROOM_LOG: 'warn', ...driven.channel.env() } },
@@ -238,8 +241,10 @@ describe('VM: host-backup --driver libvirt of a guest with its agent inside', fu
 
       await driven.stop(child);
       child = undefined;
-      // Stopping libvirt-backup aborted libvirt's job: nothing left copying, no backup recorded.
+      // Stopping libvirt-backup's process group, as host-backup does, aborted libvirt's job and deleted its
+      // checkpoint (a job left to finish would have kept it): nothing left copying, no backup recorded.
       await waitFor(async () => (await readJob()) === undefined, 30_000, 'the job gone');
+      assert.equal(await checkpoints(), checkpointsBefore);
       assert.deepEqual(ManifestStore.open(target).records(s.uuid), []);
     });
   });
