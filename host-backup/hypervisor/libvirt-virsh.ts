@@ -26,26 +26,32 @@ export class Virsh {
     private readonly binary = 'virsh',
   ) {}
 
-  /** Runs `virsh -c URI ARGS…`; resolves to its stdout. Throws VirshError. */
+  /**
+   * Runs `virsh -c URI ARGS…`; resolves to its stdout. Throws VirshError. virsh runs in a process group of
+   * its own: a signal to ours (host-backup stopping its driver child, Ctrl-C) must not kill the virsh call in
+   * flight, as the run then needs virsh to abort libvirt's job and delete its checkpoint.
+   */
   run(args: readonly string[]): Promise<string> {
+    // Node's typings leave `detached` out of execFile's options, which it hands to spawn as they are.
+    const options = {
+      maxBuffer: 16 * 1024 * 1024,
+      env: { ...process.env, LC_ALL: 'C' },
+      encoding: 'utf8' as const,
+      detached: true,
+    };
     return new Promise((resolve, reject) => {
-      execFile(
-        this.binary,
-        ['-q', '-c', this.uri, ...args],
-        { maxBuffer: 16 * 1024 * 1024, env: { ...process.env, LC_ALL: 'C' } },
-        (err, stdout, stderr) => {
-          if (!err) return resolve(stdout);
-          const why =
-            (err as NodeJS.ErrnoException).code === 'ENOENT'
-              ? `${this.binary} not found (Debian package libvirt-clients)`
-              : stderr
-                  .split('\n')
-                  .map((l) => l.replace(/^error: /, '').trim())
-                  .filter(Boolean)
-                  .join('; ') || err.message;
-          reject(new VirshError(args, why));
-        },
-      );
+      execFile(this.binary, ['-q', '-c', this.uri, ...args], options, (err, stdout, stderr) => {
+        if (!err) return resolve(stdout);
+        const why =
+          (err as NodeJS.ErrnoException).code === 'ENOENT'
+            ? `${this.binary} not found (Debian package libvirt-clients)`
+            : stderr
+                .split('\n')
+                .map((l) => l.replace(/^error: /, '').trim())
+                .filter(Boolean)
+                .join('; ') || err.message;
+        reject(new VirshError(args, why));
+      });
     });
   }
 

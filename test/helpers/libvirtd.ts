@@ -1,11 +1,11 @@
 /**
  * Real libvirt for the integration tests: starts virtlogd and libvirtd when they are not running (CI
  * machines have no service manager; the daemons are left running for the next test file, as a service
- * would be), and defines throwaway `<domain type='qemu'>` guests with no OS at all (SeaBIOS idles
+ * would be; the VM harness, test/vm/harness/, uses them too), and defines throwaway `<domain type='qemu'>` guests with no OS at all (SeaBIOS idles
  * forever under TCG, which is all libvirt's backup API needs: a running QEMU), no network, qcow2 virtio
  * disks in a temporary directory. Domains are named hr-libvirt-<random> and removed in `destroy()`.
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -21,6 +21,15 @@ export function virsh(...args: string[]): Promise<string> {
     execFile('virsh', ['-q', '-c', LIBVIRT_URI, ...args], { env: { ...process.env, LC_ALL: 'C' } }, (err, out, e) =>
       err ? reject(new Error(`virsh ${args.join(' ')}: ${e.trim() || err.message}`)) : resolve(out),
     );
+  });
+}
+
+/** The same, synchronously, for clean-up at exit of the test process; throws on failure. */
+export function virshSync(...args: string[]): string {
+  return execFileSync('virsh', ['-q', '-c', LIBVIRT_URI, ...args], {
+    encoding: 'utf8',
+    stdio: 'pipe',
+    env: { ...process.env, LC_ALL: 'C' },
   });
 }
 

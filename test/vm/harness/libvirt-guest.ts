@@ -4,18 +4,16 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { requireTool } from '../../helpers/require-tool';
 import { domainXml } from './domain-xml';
 import { Guest, type GuestSpec, prepareGuest } from './guest';
-import { ensureLibvirt, virsh, virshSync } from './libvirt-daemons';
+import { ensureLibvirtd, virsh, virshSync } from '../../helpers/libvirtd';
 import { reapAtExit } from './reaper';
 
 const UNDEFINE = ['--checkpoints-metadata', '--snapshots-metadata'];
 
 /** Boots the guest as a libvirt domain and waits until it is ready. Throws, with its console, when it cannot. */
 export async function bootLibvirtGuest(spec: GuestSpec = {}): Promise<Guest> {
-  requireTool('qemu-system-x86_64', 'qemu-system-x86');
-  await ensureLibvirt();
+  await ensureLibvirtd();
   const g = prepareGuest(spec);
   const xml = path.join(g.dir, 'domain.xml');
   fs.writeFileSync(xml, domainXml(g));
