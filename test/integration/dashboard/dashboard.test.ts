@@ -9,8 +9,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
 import type { Clients } from '../../../common/client/connection';
-import { createLogger } from '../../../common/util/log';
-import { initPki } from '../../../coordinator/pki/init';
 import {
   DIST,
   type RunningCoordinator,
@@ -21,7 +19,7 @@ import {
 import { isRoot, requireTool } from '../../helpers/require-tool';
 import { acquire, connectPlain, grant, release } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
-import { type Partition, createPartition } from '../partition/netns';
+import { type HttpsCoordinator, startHttpsCoordinator } from '../coordinator/https-coordinator';
 
 const ARTIFACTS = path.join(DIST, 'test-artifacts');
 /** Generous: the machine may be busy; what is asserted is that it happens, not how fast. */
@@ -151,43 +149,27 @@ describe('the web dashboard', function () {
 
 describe('the web dashboard off loopback', function () {
   this.timeout(120_000);
-  let partition: Partition | undefined;
-  let coordinator: RunningCoordinator | undefined;
+  let https: HttpsCoordinator | undefined;
   let browser: Browser | undefined;
-  let pkiDir = '';
 
   before(async function () {
     if (!isRoot()) {
       console.log('      skipped: a network namespace needs root');
       this.skip();
     }
-    requireTool('ip', 'iproute2');
-    partition = createPartition(`db${process.pid % 1000}`, 1 + ((process.pid + 11) % 250));
-    const dir = tempDir('headroom-dashboard-tls-');
-    pkiDir = path.join(dir, 'pki');
-    await initPki({
-      dir: pkiDir,
-      host: 'host-a',
-      serverNames: ['localhost', '127.0.0.1', partition.hostAddress],
-      admin: 'admin',
-      log: createLogger({ level: 'silent' }),
-    });
-    const config = path.join(dir, 'coordinator.yaml');
-    fs.writeFileSync(config, `${TEST_START_POLICY}http:\n  listen: ${partition.hostAddress}:0\n`);
-    coordinator = await startCoordinator({ args: ['--config', config, '--pki-dir', pkiDir] });
+    https = await startHttpsCoordinator('db', 11);
     browser = await launch();
   });
 
   after(async () => {
     await browser?.close();
-    await coordinator?.stop();
-    partition?.remove();
+    await https?.stop();
   });
 
   it('refuses a browser without a client certificate of the CA', async () => {
     const context = await browser!.newContext({ ignoreHTTPSErrors: true });
     const page = await context.newPage();
-    await assert.rejects(page.goto(`${coordinator!.httpUrl}/`), /net::ERR_/);
+    await assert.rejects(page.goto(`${https!.coordinator.httpUrl}/`), /net::ERR_/);
     await context.close();
   });
 
@@ -196,14 +178,14 @@ describe('the web dashboard off loopback', function () {
       ignoreHTTPSErrors: true,
       clientCertificates: [
         {
-          origin: coordinator!.httpUrl!,
-          certPath: path.join(pkiDir, 'admin.pem'),
-          keyPath: path.join(pkiDir, 'admin.key'),
+          origin: https!.coordinator.httpUrl!,
+          certPath: path.join(https!.pkiDir, 'admin.pem'),
+          keyPath: path.join(https!.pkiDir, 'admin.key'),
         },
       ],
     });
     const page = await context.newPage();
-    await page.goto(`${coordinator!.httpUrl}/`);
+    await page.goto(`${https!.coordinator.httpUrl}/`);
     await page.locator('#hosts, #timeline').first().waitFor({ timeout: WAIT_MS });
     await context.close();
   });
