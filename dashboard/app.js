@@ -4,7 +4,7 @@
  * what is drawn is capped (one host's timeline, rows and tables paged) so 50 hosts × 40 VMs stay usable.
  */
 import { h, render } from 'preact';
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
 
 const html = htm.bind(h);
@@ -330,7 +330,14 @@ function App() {
       })
       .catch(fail);
   const loadTokens = (host) => get(`/api/tokens?host=${encodeURIComponent(host)}`).then(setTokens, fail);
-  const loadPlan = (host) => get(`/api/plan?host=${encodeURIComponent(host)}`).then(setPlan, fail);
+  // The plan only as far ahead as the timeline shows: a day of 20-second jobs is thousands of slots.
+  const horizonMs = useRef(START_RANGE);
+  horizonMs.current = Math.ceil(rangeMs / 3);
+  const loadPlan = (host) =>
+    get(`/api/plan?host=${encodeURIComponent(host)}&horizonMs=${horizonMs.current}`).then(setPlan, fail);
+  useEffect(() => {
+    if (selected) loadPlan(selected);
+  }, [rangeMs]);
 
   useEffect(() => {
     loadHosts();
