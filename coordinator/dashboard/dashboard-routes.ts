@@ -47,11 +47,11 @@ const json = (status: number, value: unknown): HttpReply => ({
   body: JSON.stringify(value),
 });
 
-/** A JSON endpoint: a known domain error is its HTTP status with its message; anything else the listener's 500. */
-function jsonRoute(answer: (query: URLSearchParams) => unknown): Route {
+/** A known domain error is answered with its HTTP status and message as JSON; anything else is the listener's 500. */
+function answeringErrors(route: Route): Route {
   return async (request) => {
     try {
-      return json(200, await answer(new URL(request.url ?? '/', 'http://x').searchParams));
+      return await route(request);
     } catch (e) {
       const status = httpStatusOf(e);
       if (status === undefined) throw e;
@@ -59,6 +59,9 @@ function jsonRoute(answer: (query: URLSearchParams) => unknown): Route {
     }
   };
 }
+
+const jsonRoute = (answer: (query: URLSearchParams) => unknown): Route =>
+  answeringErrors(async (request) => json(200, await answer(new URL(request.url ?? '/', 'http://x').searchParams)));
 
 /** A non-negative integer query parameter; 0 when absent. @throws InvalidArgumentError naming it. */
 function intParam(query: URLSearchParams, name: string): number {
@@ -138,6 +141,6 @@ export function dashboardRoutes(options: DashboardOptions): Map<string, Route> {
     ['/api/plan', jsonRoute((q) => reads.plan(q.get('host') ?? '', intParam(q, 'horizonMs')))],
     ['/api/history', jsonRoute((q) => ({ events: reads.history(historyRequest(q)) }))],
     ['/api/tokens', jsonRoute((q) => reads.tokens(q.get('host') ?? ''))],
-    ['/events', eventsRoute(options)],
+    ['/events', answeringErrors(eventsRoute(options))],
   ]);
 }

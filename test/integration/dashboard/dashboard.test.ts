@@ -142,8 +142,11 @@ describe('the web dashboard', function () {
     const bad = await fetch(`${coordinator.httpUrl}/api/history?limit=5000`);
     assert.equal(bad.status, 400);
     assert.match(((await bad.json()) as { error: string }).error, /^limit: /);
-    const unknown = await fetch(`${coordinator.httpUrl}/api/plan?host=nowhere`);
-    assert.equal(unknown.status, 404);
+    for (const page of ['/api/plan?host=nowhere', '/events?host=nowhere']) {
+      const unknown = await fetch(`${coordinator.httpUrl}${page}`);
+      assert.equal(unknown.status, 404, page);
+      assert.match(((await unknown.json()) as { error: string }).error, /nowhere/);
+    }
   });
 });
 
