@@ -138,6 +138,28 @@ describe('the web dashboard', function () {
     assert.deepEqual(consoleErrors, []);
   });
 
+  it('streams committed events with their seq as the id, and catches a reconnecting reader up from Last-Event-ID', async () => {
+    const { events } = (await (await fetch(`${coordinator.httpUrl}/api/history?limit=1`)).json()) as {
+      events: { seq: number }[];
+    };
+    const lastSeen = events[0].seq;
+    const abort = new AbortController();
+    const response = await fetch(`${coordinator.httpUrl}/events?host=dash-host`, {
+      headers: { 'last-event-id': String(lastSeen - 1) },
+      signal: abort.signal,
+    });
+    assert.equal(response.headers.get('content-type'), 'text/event-stream; charset=utf-8');
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const token = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'stream-1', job: 'nightly' });
+    // The one missed before connecting, then the grant as it commits.
+    while (!text.includes('"vm":"stream-1"')) text += (await reader.read()).value ?? '';
+    abort.abort();
+    assert.match(text, new RegExp(`^id: ${lastSeen}\\ndata: \\{"vmName":"","seq":${lastSeen},`, 'm'));
+    assert.match(text, new RegExp(`^id: ${lastSeen + 1}\\ndata: .*"type":"HISTORY_EVENT_TYPE_GRANTED"`, 'm'));
+    await release(clients, token);
+  });
+
   it('answers a bad query with 400 naming the parameter, and an unknown host with 404', async () => {
     const bad = await fetch(`${coordinator.httpUrl}/api/history?limit=5000`);
     assert.equal(bad.status, 400);
