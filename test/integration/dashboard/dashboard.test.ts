@@ -164,6 +164,9 @@ describe('the web dashboard', function () {
     const bad = await fetch(`${coordinator.httpUrl}/api/history?limit=5000`);
     assert.equal(bad.status, 400);
     assert.match(((await bad.json()) as { error: string }).error, /^limit: /);
+    const notNumber = await fetch(`${coordinator.httpUrl}/api/history?afterSeq=abc`);
+    assert.equal(notNumber.status, 400);
+    assert.match(((await notNumber.json()) as { error: string }).error, /^afterSeq: must be a non-negative integer/);
     for (const page of ['/api/plan?host=nowhere', '/events?host=nowhere']) {
       const unknown = await fetch(`${coordinator.httpUrl}${page}`);
       assert.equal(unknown.status, 404, page);
