@@ -83,6 +83,7 @@ const COORDINATOR_ADAPTERS = [
   'placement',
   'metrics',
   'http',
+  'dashboard',
 ].map((d) => `./coordinator/${d}/**`);
 /** Zones that keep each folder of `ordered` from importing the ones after it. */
 function layers(ordered) {
@@ -129,9 +130,18 @@ export default tseslint.config(
             { target: './coordinator/**', from: './ctl/**', message: 'the coordinator imports no CLI code.' },
             // The coordinator's layers, so that folders form no cycle: each imports only the ones below it.
             ...layers(
-              ['store', 'pki', 'placement', 'service', 'planning', 'hypervisor-jobs', 'rpc', 'metrics', 'http'].map(
-                (d) => `./coordinator/${d}`,
-              ),
+              [
+                'store',
+                'pki',
+                'placement',
+                'service',
+                'planning',
+                'hypervisor-jobs',
+                'rpc',
+                'metrics',
+                'http',
+                'dashboard',
+              ].map((d) => `./coordinator/${d}`),
             ),
             {
               target: './host-backup/**',

@@ -39,6 +39,8 @@ import { healthRoute, metricsRoute } from './http/routes';
 import { CoordinatorMetrics } from './metrics/coordinator-metrics';
 import { catalogChainBreaks } from './metrics/chain-breaks';
 import { HistoryRetentionTask } from './service/history-retention';
+import { adminReads } from './rpc/admin-reads';
+import { dashboardRoutes } from './dashboard/dashboard-routes';
 
 export interface RunningServer {
   /** The address actually bound (the port is filled in when 0 was asked). */
@@ -206,10 +208,14 @@ export async function startServer(
   });
   const retention = new HistoryRetentionTask({ store, retention: options.history, clock, log });
   retention.start();
-  // The dashboard adds its routes here.
   const routes = new Map<string, Route>([
     ['/metrics', metricsRoute(() => metrics.scrape())],
     ['/healthz', healthRoute(notServing)],
+    ...dashboardRoutes({
+      reads: adminReads(coordinator, registry, plans, placement),
+      coordinator,
+      log: log.child({ component: 'dashboard' }),
+    }),
   ]);
   const http = await startHttpListener(
     options,

@@ -1,5 +1,5 @@
 /**
- * The coordinator's HTTP listener: a table of routes (/metrics, /healthz, and later the dashboard's) served
+ * The coordinator's HTTP listener: a table of routes (/metrics, /healthz, the dashboard's) served
  * over node:http on a loopback address, or node:https with the coordinator's server certificate elsewhere,
  * where callers must show a client certificate of its CA unless `allowAnonymous` (config.ts checks that).
  * A thin adapter: each route is a function of the request; nothing here knows what it serves.
@@ -20,8 +20,18 @@ export interface HttpReply {
   body: string;
 }
 
+/**
+ * A reply written over time (server-sent events): after the head, `open` writes to the response until the
+ * caller leaves or the listener closes; it must stop writing on the response's 'close'.
+ */
+export interface HttpStream {
+  status: number;
+  contentType: string;
+  open(response: http.ServerResponse): void;
+}
+
 /** Answers GET (and HEAD) of one path. A route that throws is answered 500, logged, its message kept. */
-export type Route = (request: http.IncomingMessage) => HttpReply | Promise<HttpReply>;
+export type Route = (request: http.IncomingMessage) => HttpReply | HttpStream | Promise<HttpReply | HttpStream>;
 
 export interface HttpListener {
   /** The address actually bound (the port filled in when 0 was asked). */
@@ -59,10 +69,11 @@ export async function startHttpListener(
   const handle = (request: http.IncomingMessage, response: http.ServerResponse) => {
     void answer(request).then((reply) => {
       response.writeHead(reply.status, { 'content-type': reply.contentType, 'cache-control': 'no-store' });
-      response.end(request.method === 'HEAD' ? undefined : reply.body);
+      if (request.method !== 'HEAD' && 'open' in reply) reply.open(response);
+      else response.end(request.method === 'HEAD' || 'open' in reply ? undefined : reply.body);
     });
   };
-  const answer = async (request: http.IncomingMessage): Promise<HttpReply> => {
+  const answer = async (request: http.IncomingMessage): Promise<HttpReply | HttpStream> => {
     // node checks the chain and validity in the handshake; revocation is the CA's own record.
     const serial = files ? (request.socket as TLSSocket).getPeerCertificate().serialNumber : undefined;
     if (serial && isRevoked(serial.toLowerCase()))
@@ -117,7 +128,7 @@ export async function startHttpListener(
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
-        // A Prometheus keeps its connection alive between scrapes.
+        // A Prometheus keeps its connection alive between scrapes; a dashboard keeps its event stream open.
         server.closeAllConnections();
       }),
   };

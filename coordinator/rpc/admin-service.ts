@@ -5,16 +5,12 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/util/log';
-import type { AgentRegistry, AgentState } from '../service/agent-registry';
+import type { AgentRegistry } from '../service/agent-registry';
 import type { Coordinator } from '../service/coordinator';
 import type { PlacementMonitor } from '../service/placement-monitor';
 import type { PlanKeeper } from '../planning/plan-keeper';
-import { DEFAULT_HORIZON_MS } from '../planning/plan-view';
 import type { HistoryRecord } from '../store/store';
-import { HostNotFoundError } from '../domain/errors';
-import { SIGNAL_SOURCE_LABEL, signalSource } from '../domain/load-signals';
-import { waitFigures } from '../../common/backup-run/load-collector';
-import { completePolicy, DEFAULT_POLICY } from '../domain/policy';
+import { MAX_HISTORY, adminReads } from './admin-reads';
 import { resourceExhausted } from './call-guard';
 import { type SnapshotServiceOptions, snapshotService } from './snapshot-service';
 import { MAX_WATCH_BACKLOG } from './limits';
@@ -22,11 +18,6 @@ import { stream, unary } from './handler';
 import * as validate from './validate';
 import * as wire from './wire';
 import type * as v1 from '../../proto/generated/headroom/v1';
-
-const DEFAULT_HISTORY = 100;
-const MAX_HISTORY = 10_000;
-/** A plan further ahead than a week says little: agents say hello again, and history moves on, before then. */
-const MAX_HORIZON_MS = 7 * 24 * 3_600_000;
 
 /** `plans` answers GetPlan from the same input as the plan the grants follow; `snapshots` serves the snapshot calls. */
 export function adminService(
@@ -37,76 +28,21 @@ export function adminService(
   snapshots: Omit<SnapshotServiceOptions, 'log' | 'vms'>,
   placement: Pick<PlacementMonitor, 'resolve' | 'nameOf' | 'vms' | 'sourceKind'>,
 ): v1.AdminServiceHandlers {
-  const knownHost = (value: string): string => {
-    const host = validate.host(value, coordinator.defaultHost);
-    if (!coordinator.state.hasHost(host)) throw new HostNotFoundError(host);
-    return host;
-  };
-  const optionalHost = (value: string): string | undefined => (value === '' ? undefined : knownHost(value));
-  const hostInfo = (name: string) => {
-    const info = wire.hostInfo(coordinator.state.host(name), registry.connectedCount(name));
-    // Placement is the coordinator's own host's: another host's is its own coordinator's to say.
-    if (name !== coordinator.defaultHost) return info;
-    const connected = new Set(registry.list(name).flatMap((a) => (a.connected ? [a.record.vm] : [])));
-    return { ...info, ...wire.placement(placement.sourceKind, placement.vms(), connected) };
-  };
-  /** The signal an agent's VM is judged by now, for people: its last report under its host's policy. */
-  const loadSignal = (a: AgentState) => {
-    const host = a.record.host;
-    if (!a.lastLoad) return '';
-    const policy = coordinator.state.hasHost(host) ? coordinator.state.host(host).policy : DEFAULT_POLICY;
-    return SIGNAL_SOURCE_LABEL[signalSource(completePolicy(policy), waitFigures(a.lastLoad))];
-  };
-  const historyEvent = (r: HistoryRecord) => wire.historyEvent(r, placement.nameOf(r.vm));
+  const reads = adminReads(coordinator, registry, plans, placement);
+  const { knownHost, hostInfo, historyEvent, optionalHost } = reads;
 
   return {
     ...snapshotService({ ...snapshots, vms: placement, log }),
 
-    ListHosts: unary(log, () => ({ hosts: coordinator.state.hostNames().map(hostInfo) })),
+    ListHosts: unary(log, () => ({ hosts: reads.hosts() })),
 
-    ListAgents: unary(log, (req: v1.ListAgentsRequest__Output) => ({
-      agents: registry.list(optionalHost(req.host)).map((a): v1.AgentInfo => ({
-        vm: a.record.vm,
-        vmName: placement.nameOf(a.record.vm) ?? '',
-        host: a.record.host,
-        agentVersion: a.record.agentVersion,
-        hostname: a.record.hostname,
-        connected: a.connected,
-        lastHelloUnixMs: a.record.lastHelloAt,
-        lastLoad: a.lastLoad ?? null,
-        jobs: a.record.jobs as v1.JobDeclaration[],
-        budgets: [...a.budgets.values()],
-        loadSignal: loadSignal(a),
-      })),
-    })),
+    ListAgents: unary(log, (req: v1.ListAgentsRequest__Output) => ({ agents: reads.agents(req.host) })),
 
-    ListTokens: unary(log, (req: v1.ListTokensRequest__Output) => {
-      const host = optionalHost(req.host);
-      const hosts = host ? [host] : coordinator.state.hostNames();
-      return {
-        active: coordinator.state.activeLeases(host).map(wire.token),
-        queued: hosts.flatMap((h) => coordinator.state.waiting(h).map(wire.queuedRequest)),
-      };
-    }),
+    ListTokens: unary(log, (req: v1.ListTokensRequest__Output) => reads.tokens(req.host)),
 
-    ListHistory: unary(log, (req: v1.ListHistoryRequest__Output) => ({
-      events: coordinator
-        .history({
-          host: optionalHost(req.host),
-          vm: req.vm === '' ? undefined : placement.resolve('vm', validate.name('vm', req.vm)),
-          limit: validate.limit('limit', req.limit, DEFAULT_HISTORY, MAX_HISTORY),
-          afterSeq: req.afterSeq,
-          ...validate.historyFilter(req),
-        })
-        .map(historyEvent),
-    })),
+    ListHistory: unary(log, (req: v1.ListHistoryRequest__Output) => ({ events: reads.history(req) })),
 
-    GetPlan: unary(log, async (req: v1.GetPlanRequest__Output) => {
-      const host = knownHost(req.host);
-      const horizonMs = validate.limit('horizon_ms', req.horizonMs, DEFAULT_HORIZON_MS, MAX_HORIZON_MS);
-      const view = await plans.view(host, horizonMs);
-      return wire.plan(host, view);
-    }),
+    GetPlan: unary(log, (req: v1.GetPlanRequest__Output) => reads.plan(req.host, req.horizonMs)),
 
     WatchHistory: stream(log, (call: grpc.ServerWritableStream<v1.WatchHistoryRequest__Output, v1.HistoryEvent>) => {
       const host = optionalHost(call.request.host);

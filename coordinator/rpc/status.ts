@@ -66,3 +66,19 @@ export function toServiceError(error: unknown, log: Logger, method: string): Par
   log.error('internal error', { method, error: error as Error, stack: (error as Error)?.stack });
   return { code: status.INTERNAL, details: 'internal error (see the coordinator log)', metadata: new Metadata() };
 }
+
+/** The HTTP status for the same table (the dashboard's JSON endpoints): undefined for an unknown error. */
+export function httpStatusOf(error: unknown): number | undefined {
+  const code = CODES.find(([type]) => error instanceof type)?.[1];
+  const HTTP: Partial<Record<status, number>> = {
+    [status.INVALID_ARGUMENT]: 400,
+    [status.NOT_FOUND]: 404,
+    [status.UNAVAILABLE]: 503,
+    [status.PERMISSION_DENIED]: 403,
+    [status.UNAUTHENTICATED]: 401,
+    [status.FAILED_PRECONDITION]: 409,
+    [status.ALREADY_EXISTS]: 409,
+    [status.RESOURCE_EXHAUSTED]: 429,
+  };
+  return code === undefined ? undefined : HTTP[code];
+}

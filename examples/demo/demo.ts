@@ -18,7 +18,13 @@ import { UsageError } from '../../common/util/usage-error';
 import { EXIT_USAGE } from '../../common/util/exit-codes';
 import type { v1 } from '../../proto';
 import { historyEventType, tokenKind } from '../../proto/enums';
-import { AGENT_MAIN, CTL_MAIN, startCoordinator, tempDir } from '../../test/helpers/coordinator-process';
+import {
+  AGENT_MAIN,
+  CTL_MAIN,
+  type RunningCoordinator,
+  startCoordinator,
+  tempDir,
+} from '../../test/helpers/coordinator-process';
 import { type Interval, countOverlaps, renderTimeline } from './timeline';
 
 const HOST = 'demo-host';
@@ -44,6 +50,11 @@ function parseArgs(argv: string[]) {
     process.stderr.write(formatUsageError('demo', err.message, 'npm start -- [--duration 80s] [--keep]'));
     process.exit(EXIT_USAGE);
   }
+}
+
+/** The dashboard's address, on the range that shows the demo's runs best. */
+function dashboardUrl(coordinator: RunningCoordinator): string {
+  return `${coordinator.httpUrl}/?range=10+min`;
 }
 
 /** Removes the working directory, or says where it is when --keep keeps it. */
@@ -124,7 +135,11 @@ async function main(): Promise<void> {
 
   process.stdout.write(`\nHeadroom demo — working directory ${dir}\n`);
   const config = path.join(dir, 'coordinator.yaml');
-  fs.writeFileSync(config, 'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: 0\n');
+  // The dashboard on loopback: plain HTTP, for whoever is on this machine (docs/dashboard.md).
+  fs.writeFileSync(
+    config,
+    'policy:\n  startBelowCpuPercent: 0\n  hostStartBelowCpuPercent: 0\n  minStartGap: 0\nhttp:\n  listen: 127.0.0.1:0\n',
+  );
   const coordinator = await startCoordinator({
     host: HOST,
     dbPath: path.join(dir, 'headroom.db'),
@@ -132,6 +147,7 @@ async function main(): Promise<void> {
     env: { HEADROOM_LOG: 'info' },
   });
   process.stdout.write(`coordinator listening on ${coordinator.address} (database ${coordinator.dbPath})\n`);
+  process.stdout.write(`dashboard: ${dashboardUrl(coordinator)}\n`);
   const cleanup = async () => {
     for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
     await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
@@ -239,7 +255,7 @@ async function main(): Promise<void> {
 
   if (keep) {
     process.stdout.write(
-      `\n--keep: the coordinator stays up on ${coordinator.address}. Try:\n` +
+      `\n--keep: the coordinator stays up on ${coordinator.address}, its dashboard on ${dashboardUrl(coordinator)}. Try:\n` +
         `  node dist/ctl/main.js --coordinator ${coordinator.address} status\n` +
         `  node dist/ctl/main.js --coordinator ${coordinator.address} history --limit 20\n` +
         `Press Ctrl-C to stop.\n`,

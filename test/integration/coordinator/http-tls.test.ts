@@ -9,17 +9,10 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as https from 'node:https';
 import * as path from 'node:path';
-import { createLogger } from '../../../common/util/log';
-import { initPki } from '../../../coordinator/pki/init';
-import {
-  CTL_MAIN,
-  type RunningCoordinator,
-  TEST_START_POLICY,
-  startCoordinator,
-  tempDir,
-} from '../../helpers/coordinator-process';
-import { isRoot, requireTool } from '../../helpers/require-tool';
-import { type Partition, createPartition } from '../partition/netns';
+import { CTL_MAIN, type RunningCoordinator } from '../../helpers/coordinator-process';
+import { isRoot } from '../../helpers/require-tool';
+import type { Partition } from '../partition/netns';
+import { type HttpsCoordinator, startHttpsCoordinator } from './https-coordinator';
 
 /** GETs `url` with these PEM files; resolves with the status and body, rejects on a refused handshake. */
 function get(url: string, pem: { ca: string; cert?: string; key?: string }) {
@@ -41,6 +34,7 @@ function get(url: string, pem: { ca: string; cert?: string; key?: string }) {
 
 describe('the HTTP listener off loopback', function () {
   this.timeout(60_000);
+  let tls: HttpsCoordinator | undefined;
   let partition: Partition | undefined;
   let coordinator: RunningCoordinator | undefined;
   let pkiDir = '';
@@ -50,25 +44,12 @@ describe('the HTTP listener off loopback', function () {
       console.log('      skipped: a network namespace needs root');
       this.skip();
     }
-    requireTool('ip', 'iproute2');
-    partition = createPartition(`mt${process.pid % 1000}`, 1 + ((process.pid + 7) % 250));
-    const dir = tempDir('headroom-http-tls-');
-    pkiDir = path.join(dir, 'pki');
-    await initPki({
-      dir: pkiDir,
-      host: 'host-a',
-      serverNames: ['localhost', '127.0.0.1', partition.hostAddress],
-      admin: 'admin',
-      log: createLogger({ level: 'silent' }),
-    });
-    const config = path.join(dir, 'coordinator.yaml');
-    fs.writeFileSync(config, `${TEST_START_POLICY}http:\n  listen: ${partition.hostAddress}:0\n`);
-    coordinator = await startCoordinator({ args: ['--config', config, '--pki-dir', pkiDir] });
+    tls = await startHttpsCoordinator('mt', 7);
+    ({ partition, coordinator, pkiDir } = tls);
   });
 
   after(async () => {
-    await coordinator?.stop();
-    partition?.remove();
+    await tls?.stop();
   });
 
   it('serves HTTPS with the server certificate to a caller with a client certificate of the CA', async () => {

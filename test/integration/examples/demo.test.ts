@@ -37,13 +37,18 @@ describe('npm start (the demo)', function () {
     fs.rmdirSync(tmp);
   });
 
-  it('with --keep keeps it and says where it is', async () => {
+  it('with --keep keeps it and its dashboard, and says where they are', async () => {
     const tmp = tempDir('headroom-demo-test-');
     const demo = startDemo(['--keep'], tmp);
     while (!demo.stdout().includes('Press Ctrl-C to stop.')) {
       assert.equal(demo.child.exitCode, null, demo.stdout());
       await new Promise((r) => setTimeout(r, 100));
     }
+    const dashboard = /^dashboard: (http:\/\/127\.0\.0\.1:\d+\/\S*)$/m.exec(demo.stdout());
+    assert.ok(dashboard, demo.stdout());
+    const page = await fetch(dashboard[1]);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<script src="\/static\/app\.js">/);
     demo.child.kill('SIGINT');
     assert.equal(await demo.exited, 130);
     const m = /^kept the working directory (\S+) \(database, logs, archives\); remove it with rm -r \1$/m.exec(

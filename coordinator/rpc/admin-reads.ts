@@ -1,0 +1,102 @@
+/**
+ * What AdminService's read calls answer, as plain functions of their (validated) requests: the gRPC handlers
+ * and the dashboard's JSON endpoints (coordinator/dashboard) both answer from here, so they cannot disagree.
+ */
+import type { AgentRegistry, AgentState } from '../service/agent-registry';
+import { SIGNAL_SOURCE_LABEL, signalSource } from '../domain/load-signals';
+import { waitFigures } from '../../common/backup-run/load-collector';
+import { completePolicy, DEFAULT_POLICY } from '../domain/policy';
+import type { Coordinator } from '../service/coordinator';
+import type { PlacementMonitor } from '../service/placement-monitor';
+import type { PlanKeeper } from '../planning/plan-keeper';
+import { DEFAULT_HORIZON_MS } from '../planning/plan-view';
+import type { HistoryRecord } from '../store/store';
+import { HostNotFoundError } from '../domain/errors';
+import * as validate from './validate';
+import * as wire from './wire';
+import type * as v1 from '../../proto/generated/headroom/v1';
+
+export const DEFAULT_HISTORY = 100;
+export const MAX_HISTORY = 10_000;
+/** A plan further ahead than a week says little: agents say hello again, and history moves on, before then. */
+const MAX_HORIZON_MS = 7 * 24 * 3_600_000;
+
+export type AdminReads = ReturnType<typeof adminReads>;
+
+/** Each function throws InvalidArgumentError naming the field, or HostNotFoundError. */
+export function adminReads(
+  coordinator: Coordinator,
+  registry: AgentRegistry,
+  plans: Pick<PlanKeeper, 'view'>,
+  placement: Pick<PlacementMonitor, 'resolve' | 'nameOf' | 'vms' | 'sourceKind'>,
+) {
+  const knownHost = (value: string): string => {
+    const host = validate.host(value, coordinator.defaultHost);
+    if (!coordinator.state.hasHost(host)) throw new HostNotFoundError(host);
+    return host;
+  };
+  const optionalHost = (value: string): string | undefined => (value === '' ? undefined : knownHost(value));
+  /** The signal an agent's VM is judged by now, for people: its last report under its host's policy. */
+  const loadSignal = (a: AgentState) => {
+    const host = a.record.host;
+    if (!a.lastLoad) return '';
+    const policy = coordinator.state.hasHost(host) ? coordinator.state.host(host).policy : DEFAULT_POLICY;
+    return SIGNAL_SOURCE_LABEL[signalSource(completePolicy(policy), waitFigures(a.lastLoad))];
+  };
+  const hostInfo = (name: string) => {
+    const info = wire.hostInfo(coordinator.state.host(name), registry.connectedCount(name));
+    // Placement is the coordinator's own host's: another host's is its own coordinator's to say.
+    if (name !== coordinator.defaultHost) return info;
+    const connected = new Set(registry.list(name).flatMap((a) => (a.connected ? [a.record.vm] : [])));
+    return { ...info, ...wire.placement(placement.sourceKind, placement.vms(), connected) };
+  };
+  return {
+    knownHost,
+    optionalHost,
+    hostInfo,
+    historyEvent: (r: HistoryRecord) => wire.historyEvent(r, placement.nameOf(r.vm)),
+
+    hosts: () => coordinator.state.hostNames().map(hostInfo),
+
+    agents: (hostValue: string) =>
+      registry.list(optionalHost(hostValue)).map((a): v1.AgentInfo => ({
+        vm: a.record.vm,
+        vmName: placement.nameOf(a.record.vm) ?? '',
+        host: a.record.host,
+        agentVersion: a.record.agentVersion,
+        hostname: a.record.hostname,
+        connected: a.connected,
+        lastHelloUnixMs: a.record.lastHelloAt,
+        lastLoad: a.lastLoad ?? null,
+        jobs: a.record.jobs as v1.JobDeclaration[],
+        budgets: [...a.budgets.values()],
+        loadSignal: loadSignal(a),
+      })),
+
+    tokens: (hostValue: string) => {
+      const host = optionalHost(hostValue);
+      const hosts = host ? [host] : coordinator.state.hostNames();
+      return {
+        active: coordinator.state.activeLeases(host).map(wire.token),
+        queued: hosts.flatMap((h) => coordinator.state.waiting(h).map(wire.queuedRequest)),
+      };
+    },
+
+    history: (req: v1.ListHistoryRequest__Output) =>
+      coordinator
+        .history({
+          host: optionalHost(req.host),
+          vm: req.vm === '' ? undefined : placement.resolve('vm', validate.name('vm', req.vm)),
+          limit: validate.limit('limit', req.limit, DEFAULT_HISTORY, MAX_HISTORY),
+          afterSeq: req.afterSeq,
+          ...validate.historyFilter(req),
+        })
+        .map((r) => wire.historyEvent(r, placement.nameOf(r.vm))),
+
+    plan: async (hostValue: string, horizonMsValue: number) => {
+      const host = knownHost(hostValue);
+      const horizonMs = validate.limit('horizon_ms', horizonMsValue, DEFAULT_HORIZON_MS, MAX_HORIZON_MS);
+      return wire.plan(host, await plans.view(host, horizonMs));
+    },
+  };
+}
