@@ -1,13 +1,15 @@
 /**
  * The agent inside a real VM (a libvirt domain under TCG): with no `vm:` in its agent.yaml it is the
  * VM that libvirt's UUID names, and its guest backup and a hypervisor backup of the same VM never hold
- * tokens at the same time, whichever comes first. The guest reaches the coordinator only through
+ * tokens at the same time, whichever comes first: a real `host-backup --driver libvirt` of the domain
+ * waits for the guest's backup, and the guest's waits for a hypervisor token held. The guest reaches the coordinator only through
  * guestfwd to loopback, over mutual TLS with a certificate enrolled for that UUID.
  */
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import { unary } from '../../common/client/connection';
-import { acquire, grant, release } from '../helpers/token-client';
+import { grant, release } from '../helpers/token-client';
+import { killAll, spawnCtl } from '../integration/ctl/ctl-process';
 import { waitFor } from '../helpers/wait';
 import { type AgentGuest, startAgentGuest } from './harness/agent-guest';
 import { makeExt4Disk } from './harness/disk';
@@ -50,6 +52,7 @@ describe('VM: the agent in a libvirt guest against hypervisor tokens for the sam
   });
 
   after(async () => {
+    await killAll();
     await s?.close();
   });
 
@@ -99,16 +102,31 @@ describe('VM: the agent in a libvirt guest against hypervisor tokens for the sam
       60_000,
       'the guest job to hold a GUEST token',
     );
-    const hypervisor = acquire(s.hostSide, hypervisorRequest);
+    // A libvirt backup of the same domain, as the host identity runs it.
+    const libvirtBackup = spawnCtl([
+      ...s.ctlArgs('host'),
+      'host-backup',
+      '--host',
+      HOST,
+      '--vm',
+      s.uuid,
+      '--job',
+      'libvirt-backup',
+      '--driver',
+      'libvirt',
+      '--target',
+      path.join(s.dir, 'backups'),
+    ]);
     await waitFor(
       async () => (await queuedKinds()).includes(`TOKEN_KIND_HYPERVISOR ${s.uuid}`),
       30_000,
-      'the hypervisor request to queue',
+      'the libvirt backup to queue',
     );
     await s.guest!.sh('touch /tmp/job-go');
     assert.equal(await firstJob(), 0);
-    const granted = (await hypervisor.done).granted!;
-    await release(s.hostSide, granted);
+    const backup = await libvirtBackup.done;
+    assert.equal(backup.code, 0, backup.stderr);
+    assert.match(backup.stdout, /^vda +full /m, 'the domain backed up, once the guest backup ended');
 
     // The hypervisor first: the guest job queues until its token is released.
     const held = await grant(s.hostSide, hypervisorRequest);
