@@ -7,7 +7,12 @@ import { ChildProcess, spawn } from 'node:child_process';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { type Clients, connect, unary } from '../../../common/client/connection';
-import { CTL_MAIN } from '../../helpers/coordinator-process';
+import {
+  CTL_MAIN,
+  type CoordinatorOptions,
+  type RunningCoordinator,
+  startCoordinator,
+} from '../../helpers/coordinator-process';
 import { tokenKind } from '../../../proto/enums';
 import type { AcquireUpdate__Output, Token__Output } from '../../../proto/generated/headroom/v1';
 
@@ -173,4 +178,40 @@ export function jsonLines(text: string): Record<string, any>[] {
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l));
+}
+
+/** A fresh coordinator and plaintext clients for each test of a describe block, and headroomctl's clean-up. */
+export interface CoordinatorPerTest {
+  readonly coordinator: RunningCoordinator;
+  readonly clients: Clients;
+}
+
+/**
+ * Starts a coordinator (`options`) and its clients before each test; after it, kills the headroomctl
+ * processes it left, closes the clients and kills the coordinator.
+ */
+export function coordinatorPerTest(options: CoordinatorOptions): CoordinatorPerTest {
+  let current: { coordinator: RunningCoordinator; clients: Clients } | undefined;
+  beforeEach(async () => {
+    const coordinator = await startCoordinator(options);
+    current = { coordinator, clients: testClients(coordinator.address) };
+  });
+  afterEach(async () => {
+    await killAll();
+    current?.clients.close();
+    await current?.coordinator.kill();
+    current = undefined;
+  });
+  const started = () => {
+    if (!current) throw new Error('the coordinator is read outside a test');
+    return current;
+  };
+  return {
+    get coordinator() {
+      return started().coordinator;
+    },
+    get clients() {
+      return started().clients;
+    },
+  };
 }

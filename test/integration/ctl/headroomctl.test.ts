@@ -1,11 +1,10 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Clients } from '../../../common/client/connection';
 import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
-import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
+import { tempDir } from '../../helpers/coordinator-process';
 import type { Token__Output } from '../../../proto/generated/headroom/v1';
-import { acquire, closedPort, killAll, release, renew, runCtl, spawnCtl, testClients } from './ctl-process';
+import { acquire, closedPort, coordinatorPerTest, killAll, release, renew, runCtl, spawnCtl } from './ctl-process';
 
 /** A command that writes the time it ran (Unix ms) into FILE. */
 const stampCommand = (file: string) => [
@@ -18,25 +17,13 @@ const stampCommand = (file: string) => [
 describe('headroomctl against a real coordinator', function () {
   this.timeout(30_000);
 
-  let coordinator: RunningCoordinator;
-  let clients: Clients;
-  const ctl = (...args: string[]) => runCtl(['--coordinator', coordinator.address, ...args]);
-
-  beforeEach(async () => {
-    coordinator = await startCoordinator({ host: 'host-a', defaultStartPolicy: true });
-    clients = testClients(coordinator.address);
-  });
-
-  afterEach(async () => {
-    await killAll();
-    clients.close();
-    await coordinator.kill();
-  });
+  const suite = coordinatorPerTest({ host: 'host-a', defaultStartPolicy: true });
+  const ctl = (...args: string[]) => runCtl(['--coordinator', suite.coordinator.address, ...args]);
 
   it('shows hosts, tokens and history after tokens were taken, as tables and as JSON', async () => {
-    const guest = await acquire(clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' });
-    const other = await acquire(clients, { kind: 'GUEST', vm: 'vm-2', job: 'pg_dump' });
-    await release(clients, other);
+    const guest = await acquire(suite.clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' });
+    const other = await acquire(suite.clients, { kind: 'GUEST', vm: 'vm-2', job: 'pg_dump' });
+    await release(suite.clients, other);
 
     const status = await ctl('status');
     assert.equal(status.code, 0, status.stderr);
@@ -106,7 +93,7 @@ describe('headroomctl against a real coordinator', function () {
   });
 
   it('lists a connected agent with its last hello, last load, its pressure and the signal in force, and jobs', async () => {
-    const session = clients.agent.Session();
+    const session = suite.clients.agent.Session();
     session.on('error', () => {}); // cancelled at the end of the test
     session.write({
       hello: {
@@ -172,7 +159,7 @@ describe('headroomctl against a real coordinator', function () {
     assert.match((await ctl('status')).stdout, /\nhost-a\s+paused: disk swap\s/);
 
     let granted = false;
-    const waiting = acquire(clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' }).then((t) => {
+    const waiting = acquire(suite.clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' }).then((t) => {
       granted = true;
       return t;
     });
@@ -197,14 +184,14 @@ describe('headroomctl against a real coordinator', function () {
   });
 
   it('revokes an active token named by its short id, so that its holder can no longer renew', async () => {
-    const token = await acquire(clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' });
+    const token = await acquire(suite.clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' });
     const r = await ctl('revoke', token.tokenId.slice(0, 8), '--reason', 'stuck backup');
     assert.equal(r.code, 0, r.stderr);
     assert.match(
       r.stdout,
       new RegExp(`^revoked token ${token.tokenId} \\(GUEST vm-1/restic on host-a, fencing 1\\)\\n$`),
     );
-    await assert.rejects(renew(clients, token), (err: { code: number }) => err.code === 9 || err.code === 5);
+    await assert.rejects(renew(suite.clients, token), (err: { code: number }) => err.code === 9 || err.code === 5);
     assert.match((await ctl('tokens')).stdout, /^Active tokens\nno active tokens\n/);
     const events = JSON.parse((await ctl('history', '--json')).stdout).events;
     const revoked = events.find((e: { type: string }) => e.type === 'HISTORY_EVENT_TYPE_REVOKED');
@@ -287,11 +274,11 @@ describe('headroomctl against a real coordinator', function () {
   });
 
   it('host-backup waits while a GUEST token holds the host and runs its command only after the release', async () => {
-    const guest = await acquire(clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' });
+    const guest = await acquire(suite.clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' });
     const stamp = path.join(tempDir(), 'ran-at');
     const hb = spawnCtl([
       '--coordinator',
-      coordinator.address,
+      suite.coordinator.address,
       'host-backup',
       '--host',
       'host-a',
@@ -315,7 +302,7 @@ describe('headroomctl against a real coordinator', function () {
     assert.equal(fs.existsSync(stamp), false, 'the command must not start while the guest token is held');
 
     const releasedAt = Date.now();
-    await release(clients, guest);
+    await release(suite.clients, guest);
     const r = await hb.done;
     assert.equal(r.code, 0, r.stderr);
     const ranAt = Number(fs.readFileSync(stamp, 'utf8'));
@@ -324,7 +311,7 @@ describe('headroomctl against a real coordinator', function () {
   });
 
   it('host-backup gives up with 75 when its window closes while a GUEST token holds the host', async () => {
-    await acquire(clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' });
+    await acquire(suite.clients, { kind: 'GUEST', vm: 'vm-1', job: 'restic' });
     const stamp = path.join(tempDir(), 'ran-at');
     const r = await ctl(
       'host-backup',
@@ -345,7 +332,7 @@ describe('headroomctl against a real coordinator', function () {
   it('host-backup stops its command at once when its token is revoked, exiting 75', async () => {
     const hb = spawnCtl([
       '--coordinator',
-      coordinator.address,
+      suite.coordinator.address,
       'host-backup',
       '--host',
       'host-a',
@@ -368,14 +355,14 @@ describe('headroomctl against a real coordinator', function () {
   });
 
   it('history --follow prints new events as they come until interrupted', async () => {
-    const follow = spawnCtl(['--coordinator', coordinator.address, 'history', '--follow']);
+    const follow = spawnCtl(['--coordinator', suite.coordinator.address, 'history', '--follow']);
     await follow.waitFor('stdout', /^TIME\s+TYPE\s+HOST/);
-    const token = await acquire(clients, { kind: 'GUEST', vm: 'vm-7', job: 'borg' });
+    const token = await acquire(suite.clients, { kind: 'GUEST', vm: 'vm-7', job: 'borg' });
     await follow.waitFor(
       'stdout',
       new RegExp(`GRANTED\\s+host-a\\s+vm-7\\s+borg\\s+GUEST\\s+${token.tokenId.slice(0, 8)}`),
     );
-    await release(clients, token);
+    await release(suite.clients, token);
     await follow.waitFor('stdout', /RELEASED\s+host-a\s+vm-7/);
     follow.process.kill('SIGINT');
     const r = await follow.done;
@@ -383,11 +370,19 @@ describe('headroomctl against a real coordinator', function () {
   });
 
   it('history --follow --json prints one JSON event per line', async () => {
-    const follow = spawnCtl(['--coordinator', coordinator.address, 'history', '--follow', '--json', '--vm', 'vm-8']);
+    const follow = spawnCtl([
+      '--coordinator',
+      suite.coordinator.address,
+      'history',
+      '--follow',
+      '--json',
+      '--vm',
+      'vm-8',
+    ]);
     // Whether these land before or after the watch starts, the coordinator replays what came after the
     // listed events: each is printed exactly once.
-    await acquire(clients, { kind: 'GUEST', vm: 'vm-other', job: 'x' });
-    const token = await acquire(clients, { kind: 'GUEST', vm: 'vm-8', job: 'borg' });
+    await acquire(suite.clients, { kind: 'GUEST', vm: 'vm-other', job: 'x' });
+    const token = await acquire(suite.clients, { kind: 'GUEST', vm: 'vm-8', job: 'borg' });
     await follow.waitFor('stdout', /"HISTORY_EVENT_TYPE_GRANTED"/);
     follow.process.kill('SIGTERM');
     const r = await follow.done;

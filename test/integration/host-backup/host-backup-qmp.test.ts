@@ -4,30 +4,16 @@
  * the bitmaps kept for the next run.
  */
 import { strict as assert } from 'node:assert';
-import type { Clients } from '../../../common/client/connection';
-import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
-import { killAll, runCtl, spawnCtl, testClients } from '../ctl/ctl-process';
+import { coordinatorPerTest, runCtl, spawnCtl } from '../ctl/ctl-process';
 import { CLUSTER, MiB, qmpHostBackupArgs, useFixture } from './fixture';
 import { ownClusters } from './storage-daemon';
 
 describe('headroomctl host-backup --driver qmp', function () {
   this.timeout(60_000);
   const f = useFixture();
-  let coordinator: RunningCoordinator;
-  let clients: Clients;
+  const suite = coordinatorPerTest({ host: 'host-a' });
   const hostBackup = (...extra: string[]) =>
-    qmpHostBackupArgs(coordinator.address, f.daemon.qmpSocket, f.store.dir, ...extra);
-
-  beforeEach(async () => {
-    coordinator = await startCoordinator({ host: 'host-a' });
-    clients = testClients(coordinator.address);
-  });
-
-  afterEach(async () => {
-    await killAll();
-    clients.close();
-    await coordinator.kill();
-  });
+    qmpHostBackupArgs(suite.coordinator.address, f.daemon.qmpSocket, f.store.dir, ...extra);
 
   it('backs up every disk the daemon exports under a HYPERVISOR token: full, then incremental', async () => {
     await f.daemon.write('disk0', 0, CLUSTER, 0x11);
@@ -47,7 +33,7 @@ describe('headroomctl host-backup --driver qmp', function () {
     assert.deepEqual(await ownClusters(f.store.pathOf(inc)), [[2 * MiB, CLUSTER]]);
 
     const history = JSON.parse(
-      (await runCtl(['--coordinator', coordinator.address, 'history', '--json'])).stdout,
+      (await runCtl(['--coordinator', suite.coordinator.address, 'history', '--json'])).stdout,
     ).events;
     const kinds = history
       .filter((e: { type: string }) => e.type !== 'HISTORY_EVENT_TYPE_POLICY_CHANGED')
@@ -71,7 +57,7 @@ describe('headroomctl host-backup --driver qmp', function () {
     await hb.waitFor('stderr', /disk0 [\d.]+ \w+ of 4\.0 MiB/);
     const revoked = await runCtl([
       '--coordinator',
-      coordinator.address,
+      suite.coordinator.address,
       'revoke',
       granted[1],
       '--reason',
@@ -110,7 +96,7 @@ describe('headroomctl host-backup --driver qmp', function () {
     assert.match(withCommand.stderr, /--driver qmp runs the backup itself: give no command after "--"/);
     const stray = await runCtl([
       '--coordinator',
-      coordinator.address,
+      suite.coordinator.address,
       'host-backup',
       '--host',
       'host-a',

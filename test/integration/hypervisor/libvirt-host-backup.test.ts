@@ -4,21 +4,18 @@
  * and a revoked token aborts libvirt's job, leaving no checkpoint behind.
  */
 import { strict as assert } from 'node:assert';
-import type { Clients } from '../../../common/client/connection';
-import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
 import { virsh } from '../../helpers/libvirtd';
-import { killAll, runCtl, spawnCtl, testClients } from '../ctl/ctl-process';
+import { coordinatorPerTest, runCtl, spawnCtl } from '../ctl/ctl-process';
 import { ownClusters } from '../host-backup/storage-daemon';
 import { CLUSTER, MiB, useLibvirtFixture } from './libvirt-fixture';
 
 describe('headroomctl host-backup --driver libvirt', function () {
   this.timeout(120_000);
   const f = useLibvirtFixture({ diskSizes: [256 * MiB] });
-  let coordinator: RunningCoordinator;
-  let clients: Clients;
+  const suite = coordinatorPerTest({ host: 'host-a' });
   const hostBackup = (vm: string, ...extra: string[]) => [
     '--coordinator',
-    coordinator.address,
+    suite.coordinator.address,
     'host-backup',
     '--host',
     'host-a',
@@ -30,17 +27,6 @@ describe('headroomctl host-backup --driver libvirt', function () {
     f.store.dir,
     ...extra,
   ];
-
-  beforeEach(async () => {
-    coordinator = await startCoordinator({ host: 'host-a' });
-    clients = testClients(coordinator.address);
-  });
-
-  afterEach(async () => {
-    await killAll();
-    clients.close();
-    await coordinator.kill();
-  });
 
   it('backs the domain up under a HYPERVISOR token, by name and then by UUID, into one chain', async () => {
     await f.domain.write('vda', 0, CLUSTER, 0x11);
@@ -56,7 +42,7 @@ describe('headroomctl host-backup --driver libvirt', function () {
     const inc = f.store.records(f.domain.uuid, 'vda').find((r) => r.kind === 'incremental')!;
     assert.deepEqual(await ownClusters(f.store.pathOf(inc)), [[8 * MiB, CLUSTER]]);
     const history = JSON.parse(
-      (await runCtl(['--coordinator', coordinator.address, 'history', '--json'])).stdout,
+      (await runCtl(['--coordinator', suite.coordinator.address, 'history', '--json'])).stdout,
     ).events.filter((e: { type: string }) => e.type === 'HISTORY_EVENT_TYPE_RELEASED');
     // QEMU wrote the copy, not host-backup's process tree: libvirt-backup reports what libvirt counted.
     assert.match(history[1].detail, /^success, exit 0, 64\.0 KiB written, /);
@@ -70,7 +56,7 @@ describe('headroomctl host-backup --driver libvirt', function () {
     await hb.waitFor('stderr', /[\d.]+ \w+ of [\d.]+ MiB/);
     const revoked = await runCtl([
       '--coordinator',
-      coordinator.address,
+      suite.coordinator.address,
       'revoke',
       granted[1],
       '--reason',
@@ -91,7 +77,7 @@ describe('headroomctl host-backup --driver libvirt', function () {
     assert.match(qmp.stderr, /--qmp-socket does not go with --driver libvirt/);
     const uri = await runCtl([
       '--coordinator',
-      coordinator.address,
+      suite.coordinator.address,
       'host-backup',
       '--host',
       'host-a',
