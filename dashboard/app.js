@@ -19,7 +19,17 @@ const ENDS = new Set(['RELEASED', 'EXPIRED', 'REVOKED']);
 
 const kindOf = (k) => (k === 'TOKEN_KIND_HYPERVISOR' ? 'hypervisor' : 'guest');
 const typeOf = (t) => t.replace('HISTORY_EVENT_TYPE_', '');
-const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : '–');
+// The CLI's format (common/util/human.ts), not the browser locale's: 14:03:07 today, else with the date.
+const pad = (n) => String(n).padStart(2, '0');
+const dateOf = (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+const clockOf = (d) => `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+const time = (ms) => {
+  if (!ms) return '–';
+  const d = new Date(ms);
+  return dateOf(d) === dateOf(new Date()) ? clockOf(d) : `${dateOf(d)} ${clockOf(d)}`;
+};
+// A history spans days: every row has its date, as in headroomctl history.
+const dateTime = (ms) => (ms ? `${dateOf(new Date(ms))} ${clockOf(new Date(ms))}` : '–');
 const vmLabel = (e) => e.vmName || e.vm;
 
 async function get(path) {
@@ -106,7 +116,11 @@ function Timeline({ host, plan, runs, now, rangeMs }) {
         (t, i) =>
           html`<g
             ><line x1=${x(t)} x2=${x(t)} y1="14" y2=${height} stroke="#e5e7eb" />
-            <text x=${x(t)} y="10" text-anchor=${i === 0 ? 'start' : i === ticks.length - 1 ? 'end' : 'middle'}
+            <text
+              class="tick"
+              x=${x(t)}
+              y="10"
+              text-anchor=${i === 0 ? 'start' : i === ticks.length - 1 ? 'end' : 'middle'}
               >${time(t)}</text
             ></g
           >`,
@@ -294,7 +308,7 @@ function History({ hosts, live }) {
         (e) =>
           html`<tr key=${e.seq} class="event">
             <td>${e.seq}</td>
-            <td>${time(e.atUnixMs)}</td>
+            <td>${dateTime(e.atUnixMs)}</td>
             <td>${typeOf(e.type)}</td>
             <td>${e.host}</td>
             <td>${vmLabel(e)}</td>

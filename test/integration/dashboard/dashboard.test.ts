@@ -87,6 +87,9 @@ describe('the web dashboard', function () {
     await page.locator('#timeline rect.run-hypervisor').first().waitFor({ timeout: WAIT_MS });
     console.log(`      page load to both runs drawn: ${Date.now() - started} ms`);
     assert.deepEqual(await page.locator('#timeline text.vm-row').allTextContents(), ['db-1', 'web-1']);
+    // The CLI's time format, whatever the browser's locale: 24-hour, the date only for another day.
+    for (const tick of await page.locator('#timeline text.tick').allTextContents())
+      assert.match(tick, /^(\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d$/);
     await page.locator('header .live.on').waitFor({ timeout: WAIT_MS });
     await page.locator('#timeline').screenshot({ path: path.join(ARTIFACTS, 'dashboard-timeline.png') });
     assert.deepEqual(consoleErrors, []);
@@ -132,6 +135,7 @@ describe('the web dashboard', function () {
       WAIT_MS,
       'only the hypervisor grant listed',
     ).catch((e: Error) => assert.fail(`${e.message}; rows: ${JSON.stringify(rows)}`));
+    assert.match(rows[0], /\d{4}-\d\d-\d\d \d\d:\d\d:\d\d/, 'a history row has its date');
     await page.locator('#history').screenshot({ path: path.join(ARTIFACTS, 'dashboard-history.png') });
     await page.click('nav button[data-view=hosts]');
     await page.locator('#hosts td', { hasText: 'dash-host' }).first().waitFor({ timeout: WAIT_MS });
