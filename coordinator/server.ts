@@ -84,7 +84,7 @@ export async function startServer(
   options = { ...options, policy: withVmIdentities(options.policy, identityOf) };
   const store = new SqliteStore(options.database, options.durability);
   const ids = { newId: () => randomUUID() };
-  const coordinator = new Coordinator({
+  const coordinator = await Coordinator.open({
     store,
     clock,
     ids,
@@ -235,7 +235,7 @@ export async function startServer(
       scheduler.stop();
       // Waiting acquires are denied with COORDINATOR_STOPPING and what was decided is committed, before the
       // streams are ended: a caller hears why, and nothing is cut short under a commit.
-      coordinator.stop();
+      await coordinator.stop();
       quiesce.stop();
       guard.endAll();
       let bound: NodeJS.Timeout | undefined;

@@ -36,7 +36,7 @@ const ASSETS: Record<string, { file: string; contentType: string }> = {
 
 export interface DashboardOptions {
   reads: AdminReads;
-  coordinator: Pick<Coordinator, 'onCommitted' | 'history'>;
+  coordinator: Pick<Coordinator, 'watchHistory'>;
   log: Logger;
   staticDir?: string;
 }
@@ -96,7 +96,6 @@ function eventsRoute({ reads, coordinator, log }: DashboardOptions): Route {
         let last = lastSeen;
         const send = (records: readonly HistoryRecord[]) => {
           for (const r of records) {
-            if (r.seq <= last || (host && r.host !== host)) continue;
             last = r.seq;
             response.write(`id: ${r.seq}\ndata: ${JSON.stringify(reads.historyEvent(r))}\n\n`);
           }
@@ -106,9 +105,17 @@ function eventsRoute({ reads, coordinator, log }: DashboardOptions): Route {
             response.end();
           }
         };
-        const unsubscribe = coordinator.onCommitted((_events, records) => send(records));
         response.write('retry: 2000\n\n');
-        if (lastSeen > 0) send(coordinator.history({ host, limit: MAX_PAGE_HISTORY, afterSeq: lastSeen }));
+        // A new page reads the history itself (/api/history): it follows from the newest event on.
+        const afterSeq = lastSeen > 0 ? lastSeen : undefined;
+        const unsubscribe = coordinator.watchHistory(
+          { host, limit: MAX_PAGE_HISTORY, afterSeq },
+          send,
+          (e: unknown) => {
+            log.warn('a dashboard event stream could not catch up', { error: e as Error });
+            response.end();
+          },
+        );
         const heartbeat = setInterval(() => response.write(': keepalive\n\n'), HEARTBEAT_MS);
         response.on('close', () => {
           clearInterval(heartbeat);
@@ -139,7 +146,7 @@ export function dashboardRoutes(options: DashboardOptions): Map<string, Route> {
     ...Object.entries(ASSETS).map(([p, a]): [string, Route] => [p, asset(a.file, a.contentType)]),
     ['/api/hosts', jsonRoute((q) => ({ hosts: reads.hosts(), agents: reads.agents(q.get('host') ?? '') }))],
     ['/api/plan', jsonRoute((q) => reads.plan(q.get('host') ?? '', intParam(q, 'horizonMs')))],
-    ['/api/history', jsonRoute((q) => ({ events: reads.history(historyRequest(q)) }))],
+    ['/api/history', jsonRoute(async (q) => ({ events: await reads.history(historyRequest(q)) }))],
     ['/api/tokens', jsonRoute((q) => reads.tokens(q.get('host') ?? ''))],
     ['/events', answeringErrors(eventsRoute(options))],
   ]);

@@ -82,16 +82,16 @@ export function adminReads(
       };
     },
 
-    history: (req: v1.ListHistoryRequest__Output) =>
-      coordinator
-        .history({
+    history: async (req: v1.ListHistoryRequest__Output) =>
+      (
+        await coordinator.history({
           host: optionalHost(req.host),
           vm: req.vm === '' ? undefined : placement.resolve('vm', validate.name('vm', req.vm)),
           limit: validate.limit('limit', req.limit, DEFAULT_HISTORY, MAX_HISTORY),
           afterSeq: req.afterSeq,
           ...validate.historyFilter(req),
         })
-        .map((r) => wire.historyEvent(r, placement.nameOf(r.vm))),
+      ).map((r) => wire.historyEvent(r, placement.nameOf(r.vm))),
 
     plan: async (hostValue: string, horizonMsValue: number) => {
       const host = knownHost(hostValue);

@@ -40,55 +40,52 @@ export function adminService(
 
     ListTokens: unary(log, (req: v1.ListTokensRequest__Output) => reads.tokens(req.host)),
 
-    ListHistory: unary(log, (req: v1.ListHistoryRequest__Output) => ({ events: reads.history(req) })),
+    ListHistory: unary(log, async (req: v1.ListHistoryRequest__Output) => ({ events: await reads.history(req) })),
 
     GetPlan: unary(log, (req: v1.GetPlanRequest__Output) => reads.plan(req.host, req.horizonMs)),
 
-    WatchHistory: stream(log, (call: grpc.ServerWritableStream<v1.WatchHistoryRequest__Output, v1.HistoryEvent>) => {
-      const host = optionalHost(call.request.host);
-      // Events wait here, not in the stream's own buffer, while the reader does not read: written only
-      // while the stream takes them, bounded by MAX_WATCH_BACKLOG beyond the first catch-up.
-      let waiting: HistoryRecord[] = [];
-      let lastQueued = call.request.afterSeq;
-      // The last event handed to the stream: it reaches the reader before any status, so it is where to resume.
-      let sent = lastQueued;
-      let ended = false;
-      const pump = () => {
-        let i = 0;
-        while (i < waiting.length && !ended) {
-          const r = waiting[i++];
-          sent = r.seq;
-          if (!call.write(historyEvent(r))) break;
-        }
-        waiting = waiting.slice(i);
-      };
-      const add = (records: readonly HistoryRecord[], catchUp: boolean) => {
-        for (const r of records) {
-          if (r.seq <= lastQueued || (host && r.host !== host)) continue;
-          lastQueued = r.seq;
-          waiting.push(r);
-        }
-        if (!catchUp && waiting.length > MAX_WATCH_BACKLOG) {
-          ended = true;
-          waiting = [];
-          unsubscribe();
-          log.warn('ending a history watch whose reader fell behind', { peer: call.getPeer(), sent });
-          call.emit(
-            'error',
-            resourceExhausted(`more than ${MAX_WATCH_BACKLOG} events unread: watch again with after_seq=${sent}`),
-          );
-          return;
-        }
-        if (!call.writableNeedDrain) pump();
-      };
-      // Subscribe first, then catch up on everything after after_seq (0: from the start), so that an event
-      // committed between the caller's ListHistory and this call is neither lost nor sent twice.
-      const unsubscribe = coordinator.onCommitted((_events, records) => add(records, false));
-      add(coordinator.history({ host, limit: MAX_HISTORY, afterSeq: lastQueued }), true);
-      call.on('drain', pump);
-      call.on('cancelled', unsubscribe);
-      call.on('close', unsubscribe);
-    }),
+    WatchHistory: stream(
+      log,
+      (call: grpc.ServerWritableStream<v1.WatchHistoryRequest__Output, v1.HistoryEvent>, fail) => {
+        const host = optionalHost(call.request.host);
+        // Events wait here, not in the stream's own buffer, while the reader does not read: written only
+        // while the stream takes them, bounded by MAX_WATCH_BACKLOG beyond the first catch-up.
+        let waiting: HistoryRecord[] = [];
+        // The last event handed to the stream: it reaches the reader before any status, so it is where to resume.
+        let sent = call.request.afterSeq;
+        let ended = false;
+        const pump = () => {
+          let i = 0;
+          while (i < waiting.length && !ended) {
+            const r = waiting[i++];
+            sent = r.seq;
+            if (!call.write(historyEvent(r))) break;
+          }
+          waiting = waiting.slice(i);
+        };
+        const add = (records: readonly HistoryRecord[], catchUp: boolean) => {
+          waiting.push(...records);
+          if (!catchUp && waiting.length > MAX_WATCH_BACKLOG) {
+            ended = true;
+            waiting = [];
+            unsubscribe();
+            log.warn('ending a history watch whose reader fell behind', { peer: call.getPeer(), sent });
+            call.emit(
+              'error',
+              resourceExhausted(`more than ${MAX_WATCH_BACKLOG} events unread: watch again with after_seq=${sent}`),
+            );
+            return;
+          }
+          if (!call.writableNeedDrain) pump();
+        };
+        // Everything after after_seq (0: from the start), then what comes: an event committed between the
+        // caller's ListHistory and this call is neither lost nor sent twice.
+        const unsubscribe = coordinator.watchHistory({ host, limit: MAX_HISTORY, afterSeq: sent }, add, fail);
+        call.on('drain', pump);
+        call.on('cancelled', unsubscribe);
+        call.on('close', unsubscribe);
+      },
+    ),
 
     PauseHost: unary(log, async (req: v1.PauseHostRequest__Output) => {
       const host = knownHost(req.host);

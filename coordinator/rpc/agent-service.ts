@@ -79,8 +79,8 @@ export function agentService(
             host = hello.host;
             coordinator
               .ensureHost(hello.host)
+              .then(() => registry.connect({ ...hello, lastHelloAt: clock.now() }, session))
               .then(() => {
-                registry.connect({ ...hello, lastHelloAt: clock.now() }, session);
                 plans.declaredChanged(hello.host);
                 const policy = coordinator.state.host(hello.host).policy;
                 session.send({

@@ -59,9 +59,11 @@ export class AgentRegistry {
     for (const record of known) this.agents.set(record.vm, { record, connected: false, budgets: new Map() });
   }
 
-  /** Records a hello and attaches its session; an older session of the same VM is closed. */
-  connect(record: AgentRecord, session: AgentSession): void {
-    this.store.saveAgent(record);
+  /**
+   * Attaches a hello's session at once (an older session of the same VM is closed) and resolves once the
+   * hello is stored: attached first, so that a session ending meanwhile is detached, not attached after.
+   */
+  connect(record: AgentRecord, session: AgentSession): Promise<void> {
     const previous = this.sessions.get(record.vm);
     if (previous && previous !== session) previous.close('replaced by a newer session of the same VM');
     this.sessions.set(record.vm, session);
@@ -72,6 +74,7 @@ export class AgentRegistry {
       lastLoad: state?.lastLoad,
       budgets: state?.budgets ?? new Map(),
     });
+    return this.store.saveAgent(record);
   }
 
   disconnect(vm: string, session: AgentSession): void {

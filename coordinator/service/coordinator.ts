@@ -37,6 +37,12 @@ export interface CoordinatorDeps {
   lessorOptions?: LessorOptions;
   /** Minimum time between two QUEUED updates to the waiters of one host. Default 250 ms. */
   queueUpdateIntervalMs?: number;
+  /**
+   * After a failed commit: 'reload' the committed state and go on (one SQLite file: the failure is the
+   * disk's, and the state on it is the truth), or 'halt': refuse everything from then on, because another
+   * process may own the state now (a cluster leader whose fenced commit failed steps down).
+   */
+  afterFailedCommit?: 'reload' | 'halt';
 }
 
 interface Batch {
@@ -51,14 +57,22 @@ export class Coordinator {
   private readonly queueUpdates = new Map<string, NodeJS.Timeout>();
   private readonly lastQueueUpdate = new Map<string, number>();
   private batch: Batch | undefined;
+  /** A commit is in flight: the next batch waits for it, so that batches are committed in order. */
+  private committing: Promise<void> | undefined;
+  private halted: Error | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   /** Why the last commit failed, until one succeeds: logged and told to the health listeners once per outage. */
   private failure: string | undefined;
   private readonly storeListeners = new Set<StoreHealthListener>();
 
-  constructor(private readonly deps: CoordinatorDeps) {
-    this.loadFromStore();
+  private constructor(private readonly deps: CoordinatorDeps) {}
+
+  /** Loads the committed state and records the restored tokens. Rejects when the store cannot be read. */
+  static async open(deps: CoordinatorDeps): Promise<Coordinator> {
+    const coordinator = new Coordinator(deps);
+    await coordinator.loadFromStore();
+    return coordinator;
   }
 
   get defaultHost(): string {
@@ -215,8 +229,44 @@ export class Coordinator {
     await this.submit([event]);
   }
 
-  history(query: Parameters<Store['history']>[0]): HistoryRecord[] {
+  history(query: Parameters<Store['history']>[0]): Promise<HistoryRecord[]> {
     return this.deps.store.history(query);
+  }
+
+  /**
+   * Follows the history: first what was committed after `query.afterSeq` (catchUp true; none when absent),
+   * then each commit's records as they come, in order and each once, whatever commits while the catch-up is
+   * read. Records of other hosts than `query.host` are left out. @returns the unsubscribe function.
+   */
+  watchHistory(
+    query: { host?: string; afterSeq?: number; limit: number },
+    deliver: (records: readonly HistoryRecord[], catchUp: boolean) => void,
+    failed: (error: unknown) => void,
+  ): () => void {
+    let last = query.afterSeq ?? 0;
+    let live: HistoryRecord[] | undefined = query.afterSeq === undefined ? undefined : [];
+    const pass = (records: readonly HistoryRecord[], catchUp: boolean) => {
+      const fresh = records.filter((r) => r.seq > last && (!query.host || r.host === query.host));
+      if (fresh.length === 0) return;
+      last = fresh[fresh.length - 1].seq;
+      deliver(fresh, catchUp);
+    };
+    // Subscribed before the read, so that nothing committed in between is lost; held until the read is in.
+    const unsubscribe = this.onCommitted((_events, records) => (live ? live.push(...records) : pass(records, false)));
+    if (query.afterSeq === undefined) return unsubscribe;
+    this.history(query).then(
+      (records) => {
+        const held = live ?? [];
+        live = undefined;
+        pass(records, true);
+        pass(held, true);
+      },
+      (e) => {
+        unsubscribe();
+        failed(e);
+      },
+    );
+    return unsubscribe;
   }
 
   /** The host's most recently ended tokens, oldest first: what the planner learns durations from. */
@@ -226,15 +276,14 @@ export class Coordinator {
 
   /**
    * Commits what was decided but not yet committed (its callers are answered), stops the timers, and denies
-   * every waiter with COORDINATOR_STOPPING so that it retries elsewhere or later. From then on every
-   * operation is refused with CoordinatorStoppingError, so the store can be closed. Idempotent.
+   * every waiter with COORDINATOR_STOPPING so that it retries elsewhere or later. From the call on every
+   * operation is refused with CoordinatorStoppingError; once resolved, the store can be closed. Idempotent.
    */
-  stop(): void {
-    if (this.stopped) return;
+  async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
     for (const t of this.queueUpdates.values()) clearTimeout(t);
-    if (this.batch) this.flush();
+    while (this.committing || this.batch) await (this.committing ?? this.flush());
     const all = [...this.waiters.values()];
     this.waiters.clear();
     for (const set of all) {
@@ -246,6 +295,7 @@ export class Coordinator {
   // ---- internals ----
 
   private assertRunning(): void {
+    if (this.halted) throw new StoreUnavailableError(this.halted);
     if (this.stopped) throw new CoordinatorStoppingError();
   }
 
@@ -258,22 +308,31 @@ export class Coordinator {
     }
     if (!this.batch) {
       this.batch = { events: [], settle: [] };
-      // One transaction for everything decided in this turn of the event loop: the fsync is shared.
-      setImmediate(() => this.flush());
+      // One transaction for everything decided in this turn of the event loop: the fsync is shared. A batch
+      // formed while a commit is in flight goes next, when that one is done.
+      if (!this.committing) setImmediate(() => void this.flush());
     }
     this.batch.events.push(...events);
     const batch = this.batch;
     return new Promise((resolve, reject) => batch.settle.push({ resolve, reject }));
   }
 
-  private flush(): void {
+  private flush(): Promise<void> {
     const batch = this.batch;
-    // stop() flushed it already.
-    if (!batch) return;
+    // stop() flushed it already, or it waits for the commit in flight.
+    if (!batch || this.committing) return this.committing ?? Promise.resolve();
     this.batch = undefined;
+    this.committing = this.commit(batch).finally(() => {
+      this.committing = undefined;
+      if (this.batch) setImmediate(() => void this.flush());
+    });
+    return this.committing;
+  }
+
+  private async commit(batch: Batch): Promise<void> {
     let records: HistoryRecord[];
     try {
-      records = this.deps.store.commit(batch.events);
+      records = await this.deps.store.commit(batch.events);
     } catch (e) {
       // Said once per outage, not once per refused call.
       if (this.failure === undefined) {
@@ -285,9 +344,15 @@ export class Coordinator {
         this.tellStoreHealth();
       }
       const failure = new StoreUnavailableError(e);
-      for (const s of batch.settle) s.reject(failure);
+      // What was decided after this batch rests on it: it is dropped with it.
+      const dropped = [batch, ...(this.batch ? [this.batch] : [])];
+      this.batch = undefined;
+      for (const b of dropped) for (const s of b.settle) s.reject(failure);
       this.failAllWaiters(failure);
-      this.loadFromStore(true);
+      if (this.deps.afterFailedCommit === 'halt') {
+        this.halted = e as Error;
+        clearTimeout(this.timer);
+      } else await this.loadFromStore(true);
       return;
     }
     if (this.failure !== undefined) {
@@ -372,7 +437,7 @@ export class Coordinator {
   }
 
   private armTimer(): void {
-    if (this.stopped) return;
+    if (this.stopped || this.halted) return;
     const next = this.lessor.nextDeadline();
     clearTimeout(this.timer);
     this.timer = undefined;
@@ -408,15 +473,15 @@ export class Coordinator {
    * the restored leases must too at start-up, but not after a failed commit, where the database may be
    * full or read-only: the state read is the committed one, only its RESTORED records are missing.
    */
-  private loadFromStore(afterFailedCommit = false): void {
+  private async loadFromStore(afterFailedCommit = false): Promise<void> {
     const { clock, ids, store, lessorOptions, defaultHost } = this.deps;
     const retention = lessorOptions?.endedRetentionMs ?? 24 * 3_600_000;
-    const snapshot = store.load(clock.now() - retention);
+    const snapshot = await store.load(clock.now() - retention);
     this.lessor = new Lessor(clock, ids, lessorOptions);
     const events = [...this.lessor.restore(snapshot), ...this.lessor.ensureHost(defaultHost)];
     let records: HistoryRecord[] = [];
     try {
-      records = store.commit(events);
+      records = await store.commit(events);
     } catch (e) {
       if (!afterFailedCommit) throw e;
     }

@@ -58,7 +58,7 @@ export class HistoryRetentionTask {
     const removed = { history: 0, tokens: 0 };
     try {
       while (!this.stopped) {
-        const { history, tokens } = store.compactHistory(step);
+        const { history, tokens } = await store.compactHistory(step);
         removed.history += history;
         removed.tokens += tokens;
         if (history === 0 && tokens === 0) break;

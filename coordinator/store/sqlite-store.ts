@@ -3,13 +3,12 @@
  * returns (synchronous=FULL by default), so an acknowledged change survives kill -9 and power loss.
  */
 import Database from 'better-sqlite3';
-import { formatDuration } from '../../common/util/duration';
-import { formatBytes } from '../../common/util/human';
 import type { LessorEvent } from '../domain/events';
-import type { EndState, EndedRequest, Lease, Outcome, TokenKind } from '../domain/lease';
+import type { EndState, EndedRequest, Lease, TokenKind } from '../domain/lease';
 import type { HostRecord } from '../domain/lessor';
 import type { HostPolicy } from '../domain/policy';
-import type { AgentRecord, EndedRun, HistoryQuery, HistoryRecord, HistoryType, LastSuccess, Store } from './store';
+import type { AgentRecord, EndedRun, HistoryQuery, HistoryRecord, LastSuccess, Store } from './store';
+import { HISTORY_TYPE, historyFields } from './history-records';
 import { type CompactionStep, HistoryCompaction } from './history-compaction';
 
 export type Durability = 'full' | 'normal';
@@ -86,127 +85,6 @@ interface TokenRow {
   budget: string;
   state: string;
   ended_at: number | null;
-}
-
-/** RELEASED's detail: `success, exit 0, 70.2 KiB written, took 3.324s`, or `bytes unknown` when the holder did not say. */
-export function describeOutcome(o: Outcome): string {
-  const consistency = o.consistency ? `, ${o.consistency === 'APPLICATION' ? 'application' : 'crash'}-consistent` : '';
-  const bytes = o.bytes === undefined ? 'bytes unknown' : `${formatBytes(o.bytes)} written`;
-  const text = `${o.success ? 'success' : 'failure'}, exit ${o.exitCode}, ${bytes}, took ${formatDuration(o.durationMs)}${consistency}`;
-  return o.message ? `${text}: ${o.message}` : text;
-}
-
-function describe(event: LessorEvent): string {
-  switch (event.type) {
-    case 'granted': {
-      const text = `fencing ${event.lease.fencing}, ttl ${formatDuration(event.lease.ttlMs)}`;
-      return event.forced ? `${text}, started on the throttled budget: ${event.forced}` : text;
-    }
-    case 'released':
-      return describeOutcome(event.outcome);
-    case 'expired':
-      return `not renewed within ${formatDuration(event.lease.ttlMs)}`;
-    case 'revoked':
-      return event.reason;
-    case 'denied':
-      return `${event.reason}: ${event.message}`;
-    case 'host-paused':
-      return event.reason;
-    case 'policy-changed':
-      return JSON.stringify(event.policy);
-    case 'restored':
-      return `restored after restart, ttl ${formatDuration(event.lease.ttlMs)} from now`;
-    case 'quiesced':
-      return `guest frozen for at most ${formatDuration(event.holdMs)}; hooks: ${event.hooks.join(', ') || 'none'}`;
-    case 'quiesce-failed':
-      return event.reason;
-    case 'thawed': {
-      const how = event.autoThawed
-        ? 'auto-thawed by the agent (its bound passed or the freeze was lost)'
-        : "thawed on the coordinator's word";
-      return `${how} after ${formatDuration(event.frozenMs)} frozen${event.message ? `: ${event.message}` : ''}`;
-    }
-    case 'vm-frozen':
-      return `VM ${event.vm} frozen by ${event.source}: its guest backups wait for the thaw, at most until ${new Date(event.until).toISOString()}`;
-    case 'vm-thawed':
-      return event.lapsed
-        ? `VM ${event.vm}: no thaw from ${event.source} within the freeze's bound (frozen since ${new Date(event.since).toISOString()}): guest backups no longer held`
-        : `VM ${event.vm} thawed by ${event.source} after ${formatDuration(event.at - event.since)}`;
-    case 'vm-migrating': {
-      const what = `${event.name} started migrating ${event.direction === 'out' ? 'away from' : 'to'} this host: its hypervisor backups wait for the end`;
-      const held = event.hypervisor.map((l) => l.tokenId).join(', ');
-      // libvirt refuses to migrate a domain with a backup job; the token stays valid while the VM is here.
-      return held
-        ? `${what}; HYPERVISOR token ${held} active (libvirt refuses a migration during its backup job)`
-        : what;
-    }
-    case 'vm-migrated':
-      return `${event.name} ${event.outcome === 'arrived' ? 'arrived on this host' : event.outcome === 'left' ? 'left this host' : 'did not migrate (the migration failed)'} after ${formatDuration(event.at - event.since)}`;
-    default:
-      return '';
-  }
-}
-
-const HISTORY_TYPE: Record<LessorEvent['type'], HistoryType | undefined> = {
-  'host-added': undefined,
-  granted: 'GRANTED',
-  renewed: 'RENEWED',
-  restored: 'RESTORED',
-  released: 'RELEASED',
-  expired: 'EXPIRED',
-  revoked: 'REVOKED',
-  denied: 'DENIED',
-  cancelled: 'CANCELLED',
-  'host-paused': 'HOST_PAUSED',
-  'host-resumed': 'HOST_RESUMED',
-  'policy-changed': 'POLICY_CHANGED',
-  quiesced: 'QUIESCED',
-  'quiesce-failed': 'QUIESCE_FAILED',
-  thawed: 'THAWED',
-  'vm-frozen': 'VM_FROZEN',
-  'vm-thawed': 'VM_THAWED',
-  'vm-migrating': 'VM_MIGRATING',
-  'vm-migrated': 'VM_MIGRATED',
-};
-
-function historyFields(event: LessorEvent): Omit<HistoryRecord, 'seq' | 'type'> {
-  const base = { at: event.at, detail: describe(event) };
-  if ('lease' in event) {
-    const l = event.lease;
-    return {
-      ...base,
-      host: l.host,
-      vm: l.vm,
-      job: l.job,
-      kind: l.kind,
-      tokenId: l.tokenId,
-      fencing: l.fencing,
-      requestId: l.requestId,
-    };
-  }
-  if ('request' in event) {
-    const r = event.request;
-    return {
-      ...base,
-      host: r.host,
-      vm: r.vm,
-      job: r.job,
-      kind: r.kind,
-      tokenId: '',
-      fencing: 0,
-      requestId: r.requestId,
-    };
-  }
-  return {
-    ...base,
-    host: event.host,
-    vm: 'vm' in event ? event.vm : '',
-    job: '',
-    kind: '',
-    tokenId: '',
-    fencing: 0,
-    requestId: '',
-  };
 }
 
 export class SqliteStore implements Store {
@@ -315,12 +193,22 @@ export class SqliteStore implements Store {
     return records;
   }
 
-  commit(events: readonly LessorEvent[]): HistoryRecord[] {
+  async commit(events: readonly LessorEvent[]): Promise<HistoryRecord[]> {
+    return this.commitSync(events);
+  }
+
+  /** commit(), done before returning: better-sqlite3 commits (and fsyncs) synchronously. */
+  commitSync(events: readonly LessorEvent[]): HistoryRecord[] {
     if (events.length === 0) return [];
     return this.commitTransaction(events);
   }
 
-  load(endedSince: number) {
+  async load(endedSince: number) {
+    return this.loadSync(endedSince);
+  }
+
+  /** load(), done before returning. */
+  loadSync(endedSince: number) {
     const hosts: HostRecord[] = (
       this.db.prepare('SELECT * FROM hosts').all() as {
         name: string;
@@ -363,7 +251,7 @@ export class SqliteStore implements Store {
     return { hosts, leases, ended, agents: this.agents() };
   }
 
-  history(query: HistoryQuery): HistoryRecord[] {
+  async history(query: HistoryQuery): Promise<HistoryRecord[]> {
     const where: string[] = ['seq > @afterSeq'];
     if (query.host) where.push('host = @host');
     if (query.vm) where.push('vm = @vm');
@@ -408,7 +296,7 @@ export class SqliteStore implements Store {
     }));
   }
 
-  compactHistory(step: CompactionStep): { history: number; tokens: number } {
+  async compactHistory(step: CompactionStep): Promise<{ history: number; tokens: number }> {
     return this.compaction.step(step);
   }
 
@@ -441,7 +329,7 @@ export class SqliteStore implements Store {
     }));
   }
 
-  saveAgent(agent: AgentRecord): void {
+  async saveAgent(agent: AgentRecord): Promise<void> {
     this.statements.upsertAgent.run({ ...agent, jobs: JSON.stringify(agent.jobs) });
   }
 

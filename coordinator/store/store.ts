@@ -92,19 +92,24 @@ export interface HistoryRetention {
   maxRows: number;
 }
 
+/**
+ * What the coordinator loads, commits and reads. Loading, committing and history queries are asynchronous
+ * (etcd is a network away); the planner's and metrics' small reads are answered from what the store holds at
+ * hand, so they stay synchronous.
+ */
 export interface Store {
   /** The state to restore: hosts, active leases, and request ids that ended since `endedSince`. */
-  load(endedSince: number): LessorSnapshot & { agents: AgentRecord[] };
-  /** Commits a batch atomically and durably. Returns the history records it appended. Throws on failure. */
-  commit(events: readonly LessorEvent[]): HistoryRecord[];
-  history(query: HistoryQuery): HistoryRecord[];
+  load(endedSince: number): Promise<LessorSnapshot & { agents: AgentRecord[] }>;
+  /** Commits a batch atomically and durably. Resolves with the history records it appended; rejects on failure. */
+  commit(events: readonly LessorEvent[]): Promise<HistoryRecord[]>;
+  history(query: HistoryQuery): Promise<HistoryRecord[]>;
   /** The host's `limit` most recently ended tokens, oldest first. */
   endedRuns(host: string, limit: number): EndedRun[];
   /** The newest successful run of each VM, job and kind (metrics' last-success timestamps). */
   lastSuccesses(): LastSuccess[];
   /** One small batch of retention (history-compaction.ts). @returns the rows removed; 0 and 0 when done. */
-  compactHistory(step: CompactionStep): { history: number; tokens: number };
-  saveAgent(agent: AgentRecord): void;
+  compactHistory(step: CompactionStep): Promise<{ history: number; tokens: number }>;
+  saveAgent(agent: AgentRecord): Promise<void>;
   agents(): AgentRecord[];
   close(): void;
 }

@@ -93,7 +93,7 @@ describe('chaos: the coordinator SIGKILLed and restarted at random moments under
     coordinator = undefined;
 
     const store = new SqliteStore(dbPath);
-    const history = store.history({ limit: Number.MAX_SAFE_INTEGER });
+    const history = await store.history({ limit: Number.MAX_SAFE_INTEGER });
     store.close();
     const report = checkHistory(records, history);
     const seconds = ((Date.now() - t0) / 1000).toFixed(1);

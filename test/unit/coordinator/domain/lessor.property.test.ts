@@ -111,7 +111,7 @@ function run(specs: RequestSpec[], ops: Op[]): void {
   const store = new SqliteStore(':memory:');
   const start = (): Lessor => {
     const l = new Lessor(clock, ids);
-    store.commit(l.restore(store.load(clock.now() - 86_400_000)));
+    store.commitSync(l.restore(store.loadSync(clock.now() - 86_400_000)));
     return l;
   };
   let lessor = start();
@@ -190,20 +190,20 @@ function run(specs: RequestSpec[], ops: Op[]): void {
         events = lessor.tick();
         break;
       case 'pause':
-        lessor.ensureHost(o.host).forEach((e) => store.commit([e]));
+        lessor.ensureHost(o.host).forEach((e) => store.commitSync([e]));
         events = o.on ? lessor.pause(o.host, 'test') : lessor.resume(o.host);
         break;
       case 'policy':
-        store.commit(lessor.ensureHost(o.host));
+        store.commitSync(lessor.ensureHost(o.host));
         events = lessor.setPolicy(o.host, { maxGuestTokens: o.guests, allowOverrun: o.overrun });
         break;
       case 'load':
-        store.commit(lessor.ensureHost(o.host));
+        store.commitSync(lessor.ensureHost(o.host));
         vmLoad.set(`${o.host}/${o.vm}`, { cpu: o.cpu, at: clock.now() });
         events = lessor.setVmLoad(o.host, o.vm, { cpuPercent: o.cpu, ioBytesPerSec: 0, at: clock.now() });
         break;
       case 'freeze': {
-        store.commit(lessor.ensureHost(o.host));
+        store.commitSync(lessor.ensureHost(o.host));
         const key = `${o.host}/${o.vm}`;
         if (o.on) frozenUntil.set(key, clock.now() + o.holdMs);
         else frozenUntil.delete(key);
@@ -211,7 +211,7 @@ function run(specs: RequestSpec[], ops: Op[]): void {
         break;
       }
       case 'migrate': {
-        store.commit(lessor.ensureHost(o.host));
+        store.commitSync(lessor.ensureHost(o.host));
         const key = `${o.host}/${o.vm}`;
         if (o.step === 'out' || o.step === 'in') {
           migrating.add(key);
@@ -223,7 +223,7 @@ function run(specs: RequestSpec[], ops: Op[]): void {
         break;
       }
       case 'plan': {
-        store.commit(lessor.ensureHost(o.host));
+        store.commitSync(lessor.ensureHost(o.host));
         for (const [id, input] of inputs.entries()) if (input.host === o.host) plannedStart.delete(`r${id}`);
         // Only requests with a window: one without is matched by time, not by its window.
         const runs = o.runs.filter((r) => inputs[r.req].host === o.host && inputs[r.req].windowEnd > 0);
@@ -266,7 +266,7 @@ function run(specs: RequestSpec[], ops: Op[]): void {
         break;
       }
     }
-    store.commit(events);
+    store.commitSync(events);
 
     // Rule 3: a grant never overtakes a waiting request of the other kind that arrived earlier.
     const left = new Set(

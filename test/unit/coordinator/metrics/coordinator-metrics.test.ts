@@ -13,12 +13,12 @@ import { Coordinator, type Waiter } from '../../../../coordinator/service/coordi
 import { SqliteStore } from '../../../../coordinator/store/sqlite-store';
 import { T0, counterIds, req } from '../domain/fixtures';
 
-function setup(agents: AgentState[] = [], plan?: Partial<PlanView>, dbPath?: string) {
+async function setup(agents: AgentState[] = [], plan?: Partial<PlanView>, dbPath?: string) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-metrics-'));
   const store = new SqliteStore(dbPath ?? path.join(dir, 'h.db'), 'normal');
   const clock = new ManualClock(T0);
   const log = createLogger({ level: 'error' });
-  const coordinator = new Coordinator({ store, clock, ids: counterIds(), log, defaultHost: 'h1' });
+  const coordinator = await Coordinator.open({ store, clock, ids: counterIds(), log, defaultHost: 'h1' });
   const metrics = new CoordinatorMetrics({
     coordinator,
     agents: { list: () => agents },
@@ -43,9 +43,9 @@ function setup(agents: AgentState[] = [], plan?: Partial<PlanView>, dbPath?: str
     const line = (await lines()).find((l) => l.startsWith(`${series} `));
     return line === undefined ? undefined : Number(line.slice(series.length + 1));
   };
-  const close = () => {
+  const close = async () => {
     metrics.close();
-    coordinator.stop();
+    await coordinator.stop();
     store.close();
   };
   return { coordinator, clock, acquire, value, lines, metrics, close, store };
@@ -53,7 +53,7 @@ function setup(agents: AgentState[] = [], plan?: Partial<PlanView>, dbPath?: str
 
 describe('coordinator metrics', () => {
   it('counts grants, waits, releases by outcome, bytes, durations and the last success of each VM and job', async () => {
-    const { coordinator, clock, acquire, value, close } = setup();
+    const { coordinator, clock, acquire, value, close } = await setup();
     const first = await acquire({ kind: 'GUEST', vm: 'uuid-1', job: 'nightly' });
     assert.equal(await value('headroom_tokens_active{host="h1",kind="guest"}'), 1);
     // A second GUEST of the same VM waits for the first (one backup per VM at a time).
@@ -86,11 +86,11 @@ describe('coordinator metrics', () => {
     assert.equal(await value('headroom_token_wait_seconds_sum{host="h1",kind="guest"}'), 90);
     assert.equal(await value('headroom_tokens_active{host="h1",kind="guest"}'), 0);
     assert.equal(await value('headroom_store_writable'), 1);
-    close();
+    await close();
   });
 
   it('reads the last success from the store at start, so that it survives a restart', async () => {
-    const first = setup();
+    const first = await setup();
     const lease = await first.acquire({ kind: 'HYPERVISOR', vm: 'vm9', job: 'disk' });
     await first.coordinator.release(lease.tokenId, lease.fencing, {
       success: true,
@@ -98,20 +98,20 @@ describe('coordinator metrics', () => {
       exitCode: 0,
       message: '',
     });
-    first.close();
-    const second = setup([], undefined, first.store.path);
+    await first.close();
+    const second = await setup([], undefined, first.store.path);
     assert.equal(
       await second.value(
         'headroom_backup_last_success_timestamp_seconds{host="h1",kind="hypervisor",vm="vm9",backup_job="disk"}',
       ),
       T0 / 1000,
     );
-    second.close();
+    await second.close();
   });
 
   it("reports the VMs' foreground load, budgets in force, paused backups and the plan's left-out runs", async () => {
     const agents: AgentState[] = [];
-    const { acquire, value, close } = setup(agents, {
+    const { acquire, value, close } = await setup(agents, {
       unplaced: [{ vm: 'vm3', job: 'nightly', kind: 'GUEST', reason: 'no room', earliestStart: 0, windowEnd: 0 }],
     });
     const lease = await acquire({ kind: 'GUEST', vm: 'vm2', job: 'nightly' });
@@ -136,11 +136,11 @@ describe('coordinator metrics', () => {
     assert.equal(await value(`headroom_backup_budget_io_bytes_per_second{${run}}`), 1_000);
     assert.equal(await value(`headroom_backup_paused{${run}}`), 1);
     assert.equal(await value('headroom_plan_left_out_runs{host="h1",kind="guest",vm="vm3",backup_job="nightly"}'), 1);
-    close();
+    await close();
   });
 
   it(`gives the VMs beyond the first ${MAX_VMS} one series, vm="other"`, async () => {
-    const { coordinator, acquire, value, lines, close } = setup();
+    const { coordinator, acquire, value, lines, close } = await setup();
     for (let i = 0; i <= MAX_VMS; i++) {
       const lease = await acquire({ kind: 'GUEST', vm: `vm${i}`, job: 'j' });
       await coordinator.release(lease.tokenId, lease.fencing, {
@@ -156,6 +156,6 @@ describe('coordinator metrics', () => {
       await value('headroom_backup_runs_total{host="h1",kind="guest",vm="other",backup_job="j",outcome="success"}'),
       1,
     );
-    close();
+    await close();
   });
 });

@@ -14,7 +14,7 @@ describe('history retention task', () => {
     const left = [3, 3, 0];
     const task = new HistoryRetentionTask({
       store: {
-        compactHistory: (step) => {
+        compactHistory: async (step) => {
           steps.push(step);
           const n = left.shift() ?? 0;
           return { history: n, tokens: 0 };
@@ -36,7 +36,7 @@ describe('history retention task', () => {
     const log = createLogger({ level: 'error' });
     const task = new HistoryRetentionTask({
       store: {
-        compactHistory: () => {
+        compactHistory: async () => {
           calls++;
           if (fail) throw new Error('SQLITE_READONLY');
           return { history: 0, tokens: 0 };

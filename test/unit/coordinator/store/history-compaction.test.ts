@@ -14,7 +14,7 @@ function churn(days: number, failFrom = days) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-compaction-'));
   const store = new SqliteStore(path.join(dir, 'h.db'), 'normal');
   const { clock, lessor } = newLessor();
-  const commit = (events: Parameters<SqliteStore['commit']>[0]) => store.commit(events);
+  const commit = (events: Parameters<SqliteStore['commit']>[0]) => store.commitSync(events);
   const grant = (vm: string): Lease => {
     const { result, events } = lessor.acquire(req({ kind: 'GUEST', vm }));
     commit(events);
@@ -41,20 +41,20 @@ function churn(days: number, failFrom = days) {
   return { store, clock, held };
 }
 
-function compactAll(store: SqliteStore, step: Parameters<SqliteStore['compactHistory']>[0]) {
+async function compactAll(store: SqliteStore, step: Parameters<SqliteStore['compactHistory']>[0]) {
   let removed = { history: 0, tokens: 0 };
   for (;;) {
-    const r = store.compactHistory(step);
+    const r = await store.compactHistory(step);
     if (r.history + r.tokens === 0) return removed;
     removed = { history: removed.history + r.history, tokens: removed.tokens + r.tokens };
   }
 }
 
-describe('history compaction', () => {
-  it('removes history and ended tokens older than the retention, keeping the active token, the newest run and the newest success', () => {
+describe('history compaction', async () => {
+  it('removes history and ended tokens older than the retention, keeping the active token, the newest run and the newest success', async () => {
     const { store, clock, held } = churn(20, 12);
     const now = clock.now();
-    const removed = compactAll(store, {
+    const removed = await compactAll(store, {
       before: now - 5 * DAY,
       maxRows: 1_000_000,
       keepEndedSince: now - DAY,
@@ -62,7 +62,7 @@ describe('history compaction', () => {
     });
     assert.ok(removed.history > 0 && removed.tokens > 0, JSON.stringify(removed));
 
-    const history = store.history({ limit: 10_000 });
+    const history = await store.history({ limit: 10_000 });
     assert.ok(
       history.some((r) => r.tokenId === held.tokenId && r.type === 'GRANTED'),
       "the active token's grant stays",
@@ -81,29 +81,29 @@ describe('history compaction', () => {
       'of the runs older than the retention, only the newest success stays',
     );
     assert.deepEqual(
-      store.load(now - DAY).leases.map((l) => l.tokenId),
+      store.loadSync(now - DAY).leases.map((l) => l.tokenId),
       [held.tokenId],
     );
     store.close();
   });
 
-  it('caps the history at maxRows, and never removes the ended request ids a retry may still present', () => {
+  it('caps the history at maxRows, and never removes the ended request ids a retry may still present', async () => {
     const { store, clock } = churn(30);
     const now = clock.now();
-    compactAll(store, { before: now - 365 * DAY, maxRows: 10, keepEndedSince: now - 3 * DAY, batch: 4 });
-    const history = store.history({ limit: 10_000 });
+    await compactAll(store, { before: now - 365 * DAY, maxRows: 10, keepEndedSince: now - 3 * DAY, batch: 4 });
+    const history = await store.history({ limit: 10_000 });
     // The active token's rows (a grant and a renewal a day) are kept beyond the cap.
     assert.equal(history.filter((r) => r.vm === 'vm1').length <= 10, true, `${history.length} rows`);
-    const ended = store.load(now - 3 * DAY).ended;
+    const ended = store.loadSync(now - 3 * DAY).ended;
     assert.equal(ended.length, 3, 'the ended tokens of the last 3 days stay for their request ids');
     store.close();
   });
 
-  it('removes nothing when nothing is due', () => {
+  it('removes nothing when nothing is due', async () => {
     const { store, clock } = churn(3);
     const now = clock.now();
     assert.deepEqual(
-      compactAll(store, { before: now - 30 * DAY, maxRows: 1_000_000, keepEndedSince: now - DAY, batch: 100 }),
+      await compactAll(store, { before: now - 30 * DAY, maxRows: 1_000_000, keepEndedSince: now - DAY, batch: 100 }),
       {
         history: 0,
         tokens: 0,

@@ -1,5 +1,5 @@
 import { strict as assert } from 'node:assert';
-import { describeOutcome } from '../../../../coordinator/store/sqlite-store';
+import { describeOutcome } from '../../../../coordinator/store/history-records';
 
 describe("RELEASED's detail", () => {
   const outcome = { success: true, exitCode: 0, durationMs: 3324, message: '' };
