@@ -67,6 +67,19 @@ export interface CoordinatorOptions {
   http?: { listen: string; allowAnonymous?: boolean };
   /** How long the history is kept: days, and rows at most. Defaults 30 days, 1,000,000 rows. */
   history: HistoryRetention;
+  /** Cluster mode (docs/cluster.md): the members of a cluster share one coordination through etcd. */
+  etcd?: EtcdOptions;
+}
+
+export interface EtcdOptions {
+  /** etcd's client URLs or host:port. */
+  endpoints: string[];
+  /** The cluster's name: its keys live under /headroom/<cluster>/. */
+  cluster: string;
+  /** The election lease: how long a dead or hung leader keeps the cluster waiting, ms. Default 3 s. */
+  leaseTtlMs: number;
+  /** Where this member serves the coordination while it leads; the other members forward to it. */
+  peerListen: string;
 }
 
 export const HISTORY_DEFAULTS: HistoryRetention = { keepDays: 30, maxRows: 1_000_000 };
@@ -203,6 +216,19 @@ export const coordinatorConfigSchema = mapping({
     keepDays: integer(1, 36_500).default(HISTORY_DEFAULTS.keepDays),
     maxRows: integer(1_000, 1_000_000_000).default(HISTORY_DEFAULTS.maxRows),
   }).prefault({}),
+  etcd: mapping({
+    endpoints: z
+      .array(nonEmpty('host:port or http://host:port'), { error: expected('a list of etcd endpoints') })
+      .min(1, { error: 'give at least one etcd endpoint' }),
+    cluster: nonEmpty('a cluster name').check(
+      accepted((name: string) => {
+        if (!isValidName(name)) throw new Error(`"${name}" is not a valid cluster name (letters, digits, . _ : @ -)`);
+      }),
+    ),
+    // etcd keeps a lease for at least its own minimum TTL; 1 s is the etcd3 client's floor.
+    leaseTtl: duration({ min: 1_000, max: 60_000 }).default(3_000),
+    peerListen: nonEmpty('host:port').check(accepted(parseAddress)),
+  }).optional(),
 })
   .check(
     across<Record<string, unknown>>((o, fine, report) => {
@@ -219,6 +245,21 @@ export const coordinatorConfigSchema = mapping({
         });
       }
       if (fine('http') && o.http !== undefined) checkHttp(o, report);
+      if (fine('etcd') && o.etcd !== undefined) {
+        const peer = (o.etcd as { peerListen: string }).peerListen;
+        // Members forward calls to the leader in plaintext, with the callers' identities left behind: only
+        // where nobody else can listen or connect, until member-to-member TLS exists.
+        if (!isLoopbackHost(parseAddress(peer).host))
+          report(
+            ['etcd', 'peerListen'],
+            `${peer} is not a loopback address: members forward in plaintext, so a cluster runs on one machine's loopback for now (docs/cluster.md)`,
+          );
+        if (o.pki !== undefined || o.tls !== undefined)
+          report(
+            ['etcd'],
+            'cluster mode serves plaintext on loopback only for now: remove pki/tls, or the etcd section (docs/cluster.md)',
+          );
+      }
       if (!fine('listen')) return;
       const listen = o.listen as string;
       const loopback = isLoopbackHost(parseAddress(listen).host);
@@ -247,9 +288,19 @@ export const coordinatorConfigSchema = mapping({
       }
     }),
   )
-  .transform(({ host, durability, policy, placement, ...o }): CoordinatorOptions => ({
+  .transform(({ host, durability, policy, placement, etcd, ...o }): CoordinatorOptions => ({
     ...o,
     ...(placement ? { placement } : {}),
+    ...(etcd
+      ? {
+          etcd: {
+            endpoints: etcd.endpoints,
+            cluster: etcd.cluster,
+            leaseTtlMs: etcd.leaseTtl,
+            peerListen: etcd.peerListen,
+          },
+        }
+      : {}),
     policy: policy.policy,
     policySet: [...policy.given],
     host: host ?? os.hostname(),

@@ -3,14 +3,15 @@
  * `headroom-coordinator`: the host service. Parses flags (on top of an optional YAML config file), starts
  * the server and stops it cleanly on SIGTERM/SIGINT; SIGHUP reloads its certificate files.
  */
-import { createLogger } from '../common/util/log';
+import { type Logger, createLogger } from '../common/util/log';
 import { ConfigError } from '../common/util/config-error';
 import { EXIT_CONFIG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from '../common/util/exit-codes';
 import { UsageError } from '../common/util/usage-error';
 import { formatUsageError } from '../common/util/cli-args';
 import { PROGRAM, USAGE, parseCoordinatorArgs } from './cli-flags';
 import { checkDatabaseDirectory, compileCoordinatorOptions } from './config';
-import { STOP_BOUND_MS, startServer } from './server';
+import { type RunningServer, STOP_BOUND_MS, startServer } from './server';
+import { startMember } from './cluster/member';
 import { version } from '../package.json';
 
 async function main(): Promise<void> {
@@ -22,6 +23,11 @@ async function main(): Promise<void> {
   }
   const { raw, source, databaseSource } = command;
   const options = compileCoordinatorOptions(raw, source);
+  const { etcd } = options;
+  if (etcd) {
+    await runMember({ ...options, etcd }, log);
+    return;
+  }
   checkDatabaseDirectory(options, databaseSource);
   const server = await startServer(options, log);
   log.info('coordinator started', {
@@ -34,6 +40,24 @@ async function main(): Promise<void> {
   // Before the `listening on` line, which tells scripts that everything is served.
   if (server.httpUrl) process.stdout.write(`http on ${server.httpUrl}\n`);
   process.stdout.write(`listening on ${server.address}\n`);
+  stopOnSignals(server, log);
+}
+
+/** Cluster mode: a member forwards to the leader, and serves the coordination when it is elected. */
+async function runMember(options: Parameters<typeof startMember>[0], log: Logger): Promise<void> {
+  const member = await startMember(options, log);
+  log.info('cluster member started', {
+    address: member.address,
+    host: options.host,
+    cluster: options.etcd.cluster,
+    etcd: options.etcd.endpoints.join(','),
+    version,
+  });
+  process.stdout.write(`listening on ${member.address}\n`);
+  stopOnSignals(member, log);
+}
+
+function stopOnSignals(server: Pick<RunningServer, 'stop' | 'reloadCertificates'>, log: Logger): void {
   const shutdown = (signal: string) => {
     log.info('stopping: waiting callers are told so, sessions end, pending commits are written', { signal });
     server.stop().then(

@@ -34,6 +34,7 @@ import { MAX_STREAMS_PER_CONNECTION } from './rpc/limits';
 import { tokenService } from './rpc/token-service';
 import * as wire from './rpc/wire';
 import { SqliteStore } from './store/sqlite-store';
+import type { Store } from './store/store';
 import { type Route, startHttpListener } from './http/http-listener';
 import { healthRoute, metricsRoute } from './http/routes';
 import { CoordinatorMetrics } from './metrics/coordinator-metrics';
@@ -68,10 +69,16 @@ const SERVICES = [
   'headroom.v1.PkiService',
 ];
 
+/** A cluster member's coordination (cluster/member.ts): the leader's etcd store instead of the SQLite file. */
+export interface ClusterStore {
+  store: Store;
+}
+
 export async function startServer(
   options: CoordinatorOptions,
   log: Logger,
   clock: Clock = systemClock,
+  cluster?: ClusterStore,
 ): Promise<RunningServer> {
   // First, so that every VM name of the configuration and of the first calls resolves to its identity.
   const placement = new PlacementMonitor(
@@ -82,7 +89,7 @@ export async function startServer(
   await placement.start();
   const identityOf = (vm: string) => placement.identityOf(vm);
   options = { ...options, policy: withVmIdentities(options.policy, identityOf) };
-  const store = new SqliteStore(options.database, options.durability);
+  const store = cluster?.store ?? new SqliteStore(options.database, options.durability);
   const ids = { newId: () => randomUUID() };
   const coordinator = await Coordinator.open({
     store,
@@ -91,6 +98,8 @@ export async function startServer(
     log,
     defaultHost: options.host,
     lessorOptions: { defaultPolicy: options.policy },
+    // A leader whose fenced commit failed may have been replaced: it must not reload and go on.
+    afterFailedCommit: cluster ? 'halt' : 'reload',
   });
   placement.attach(coordinator);
   await applyConfiguredPolicy(coordinator, options, log);

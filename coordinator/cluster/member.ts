@@ -1,0 +1,135 @@
+/**
+ * A coordinator in cluster mode (coordinator.yaml `etcd:`): one member per host. Each member campaigns for
+ * the lead through etcd and forwards every call it receives to the leader (forwarder.ts). The member that
+ * is elected loads the state from etcd and serves the coordination — the same server as a single host's
+ * (server.ts), over the leader's fenced etcd store — on its peer address, until it is deposed or a commit
+ * fails; then it stops serving at once and campaigns again.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { ReflectionService } from '@grpc/reflection';
+import { Etcd3 } from 'etcd3';
+import { HealthImplementation } from 'grpc-health-check';
+import { SERVER_OPTIONS, parseAddress } from '../../common/client/connection';
+import { type Clock, systemClock } from '../../common/util/clock';
+import type { Logger } from '../../common/util/log';
+import { headroomV1, packageDefinition } from '../../proto';
+import type { CoordinatorOptions, EtcdOptions } from '../config';
+import { type RunningServer, startServer } from '../server';
+import { EtcdStore } from './etcd-store';
+import { Forwarder } from './forwarder';
+import { Leadership } from './leadership';
+
+export interface RunningMember {
+  /** The member's front door (`listen`), which forwards to the leader. */
+  address: string;
+  /** Whether this member leads now, and where the leader serves. */
+  leadership(): { leader: string | undefined; leading: boolean };
+  stop(): Promise<{ forced: boolean }>;
+  reloadCertificates(): void;
+}
+
+/** The etcd3 client's address form: a URL. */
+function endpointUrl(endpoint: string): string {
+  return /^[a-z]+:\/\//.test(endpoint) ? endpoint : `http://${endpoint}`;
+}
+
+export async function startMember(
+  options: CoordinatorOptions & { etcd: EtcdOptions },
+  log: Logger,
+  clock: Clock = systemClock,
+): Promise<RunningMember> {
+  const { etcd } = options;
+  const client = new Etcd3({ hosts: etcd.endpoints.map(endpointUrl), dialTimeout: 2_000 });
+  const prefix = `/headroom/${etcd.cluster}/`;
+  let serving: RunningServer | undefined;
+  // Taking and leaving the lead happen one after the other: the peer address is bound by one server at a time.
+  let transition = Promise.resolve();
+  const leadership = new Leadership(
+    { client, prefix, address: etcd.peerListen, ttlSeconds: Math.ceil(etcd.leaseTtlMs / 1000), log },
+    {
+      elected: (guard) => {
+        transition = transition.then(async () => {
+          if (!leadership.isLeader) return;
+          try {
+            const store = new EtcdStore(client, prefix, guard);
+            const server = await startServer(
+              { ...options, listen: etcd.peerListen, plaintext: true },
+              log.child({ role: 'leader' }),
+              clock,
+              { store },
+            );
+            serving = server;
+            server.coordinator.onStoreHealth((failure) => {
+              if (failure !== undefined) leadership.resign(failure);
+            });
+            log.info('leading: the coordination is served', { peer: server.address });
+          } catch (e) {
+            log.error('could not take the lead: campaigning again', { error: e as Error });
+            leadership.resign((e as Error).message);
+          }
+        });
+      },
+      deposed: () => {
+        transition = transition.then(async () => {
+          const server = serving;
+          serving = undefined;
+          await server?.stop();
+        });
+      },
+    },
+  );
+  const forwarder = new Forwarder(
+    {
+      // Our own address while we do not serve (stepping down, or not yet up) is no leader to send to.
+      address: () => (leadership.leader === etcd.peerListen && !serving ? undefined : leadership.leader),
+      absence: () =>
+        `no cluster leader at the moment: the members are electing one, or etcd (${etcd.endpoints.join(', ')}) has no quorum; call again shortly`,
+    },
+    log,
+  );
+  leadership.onLeaderChange((leader) => {
+    forwarder.leaderChanged();
+    log.info('cluster leader', { leader: leader ?? 'none' });
+  });
+
+  const server = new grpc.Server(SERVER_OPTIONS);
+  for (const service of [
+    headroomV1.TokenService,
+    headroomV1.AgentService,
+    headroomV1.AdminService,
+    headroomV1.PkiService,
+  ]) {
+    const { definition, handlers } = forwarder.service(service.service);
+    server.addService(definition, handlers);
+  }
+  // The member's own health: serving while a leader is known to send calls to.
+  const health = new HealthImplementation({ '': 'NOT_SERVING' });
+  const tellHealth = () => health.setStatus('', leadership.leader ? 'SERVING' : 'NOT_SERVING');
+  leadership.onLeaderChange(tellHealth);
+  health.addToServer(server);
+  new ReflectionService(packageDefinition).addToServer(server);
+  const port = await new Promise<number>((resolve, reject) =>
+    server.bindAsync(options.listen, grpc.ServerCredentials.createInsecure(), (err, p) =>
+      err ? reject(err) : resolve(p),
+    ),
+  );
+  const { host } = parseAddress(options.listen);
+  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  leadership.start();
+
+  let stopping: Promise<{ forced: boolean }> | undefined;
+  return {
+    address,
+    leadership: () => ({ leader: leadership.leader, leading: leadership.isLeader }),
+    stop: () =>
+      (stopping ??= (async () => {
+        await leadership.stop();
+        await transition;
+        forwarder.close();
+        await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+        client.close();
+        return { forced: false };
+      })()),
+    reloadCertificates: () => serving?.reloadCertificates(),
+  };
+}
