@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import { z } from 'zod';
 import { DEFAULT_KILL_GRACE_MS } from '../common/backup-run/child-process';
-import { DEFAULT_ADDRESS, isLoopbackHost, parseAddress, TlsFiles, usesTls } from '../common/client/connection';
+import { DEFAULT_ADDRESS, isLoopbackHost, parseCoordinators, TlsFiles, usesTls } from '../common/client/connection';
 import type { ConnectionContext, TlsSettingNames } from '../common/client/tls-diagnosis';
 import { formatDuration } from '../common/util/duration';
 import { ENFORCEMENT_MODES, EnforcementMode } from '../common/backup-run/budget/enforcer';
@@ -300,7 +300,9 @@ const jobSchema = mapping({
 /** agent.yaml: each key, its type, range and default. */
 export const agentConfigSchema = mapping(
   {
-    coordinator: text('host:port').check(accepted(parseAddress)).default(DEFAULT_ADDRESS),
+    coordinator: text('host:port, or the members of a cluster: host:port,host:port')
+      .check(accepted(parseCoordinators))
+      .default(DEFAULT_ADDRESS),
     tls: tlsSchema.optional(),
     vm: text().default(''),
     host: text().default(''),
@@ -337,7 +339,7 @@ export const agentConfigSchema = mapping(
       if (c.killGrace !== undefined && c.killGraceMs !== undefined)
         report(['killGrace'], 'give killGrace or killGraceMs, not both');
       if (!fine('coordinator') || c.tls?.caFile || c.tls?.certFile) return;
-      if (!isLoopbackHost(parseAddress(c.coordinator).host)) {
+      if (parseCoordinators(c.coordinator).some((a) => !isLoopbackHost(a.host))) {
         report(
           ['coordinator'],
           `plaintext to ${show(c.coordinator)} is refused (allowed on loopback only): expected tls.caFile (and certFile/keyFile for mutual TLS)`,

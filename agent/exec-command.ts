@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import { DEFAULT_KILL_GRACE_MS } from '../common/backup-run/child-process';
 import { systemClock, Clock } from '../common/util/clock';
-import { clientCredentials, connect, DEFAULT_ADDRESS, parseAddress, TlsFiles } from '../common/client/connection';
+import { clientCredentials, connect, DEFAULT_ADDRESS, parseCoordinators, TlsFiles } from '../common/client/connection';
 import { formatDuration, parseFlagDuration } from '../common/util/duration';
 import { formatClock, formatCommand } from '../common/util/human';
 import { describeGrant, describeQueued, queuedKey } from '../common/backup-run/wait-text';
@@ -100,7 +100,7 @@ export function planExec(flags: ExecFlags, argv: string[], defaultConfigPath = D
   if (flags.vm === '') problems.push('--vm: expected the VM identity, got ""');
   if (flags.coordinator !== undefined) {
     try {
-      parseAddress(flags.coordinator);
+      parseCoordinators(flags.coordinator);
     } catch (err) {
       problems.push(`--coordinator: ${(err as Error).message}`);
     }

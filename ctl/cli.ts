@@ -10,7 +10,7 @@ import {
   DEFAULT_ADDRESS,
   clientCredentials,
   connect,
-  parseAddress,
+  parseCoordinators,
   usesTls,
 } from '../common/client/connection';
 import type { Logger } from '../common/util/log';
@@ -312,7 +312,7 @@ export async function runCli(argv: readonly string[], env: CliEnvironment): Prom
 
   const coordinator = args.get<string>('coordinator') ?? (env.env.HEADROOM_COORDINATOR || DEFAULT_ADDRESS);
   try {
-    parseAddress(coordinator);
+    parseCoordinators(coordinator);
   } catch (err) {
     return fail(`--coordinator: ${(err as Error).message}`, cmd.name);
   }

@@ -67,6 +67,28 @@ export function parseAddress(input: string): Address {
   return { host: m[1] ?? m[2], port };
 }
 
+/**
+ * A coordinator's address, or a cluster's members' (`host:port,host:port,…`: the client fails over between
+ * them). Throws an Error naming the input when one is not an address, or a list holds a name rather than an IP.
+ */
+export function parseCoordinators(input: string): Address[] {
+  const parts = input.split(',');
+  const addresses = parts.map((p) => parseAddress(p));
+  if (addresses.length > 1) {
+    const named = addresses.find((a) => !net.isIP(a.host));
+    if (named) throw new Error(`"${named.host}" in the list "${input}": a list of members takes IP addresses`);
+  }
+  return addresses;
+}
+
+/** grpc-js's target for `input`: one address as it is; a list as `ipv4:` or `ipv6:` addresses, one channel over them. */
+export function channelTarget(input: string): string {
+  const addresses = parseCoordinators(input);
+  if (addresses.length === 1) return input;
+  const family = net.isIPv6(addresses[0].host) ? 'ipv6' : 'ipv4';
+  return `${family}:${addresses.map(formatAddress).join(',')}`;
+}
+
 export function formatAddress(a: Address): string {
   return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
 }
@@ -97,7 +119,8 @@ export interface ClientSecurity {
 /** Whether a client of `address` with `security` speaks TLS: as clientCredentials decides. */
 export function usesTls(address: string, security: ClientSecurity): boolean {
   const files = security.tls ?? {};
-  return !security.insecure && (Boolean(files.caFile || files.certFile) || !isLoopbackHost(parseAddress(address).host));
+  const remote = parseCoordinators(address).some((a) => !isLoopbackHost(a.host));
+  return !security.insecure && (Boolean(files.caFile || files.certFile) || remote);
 }
 
 /**
@@ -105,15 +128,19 @@ export function usesTls(address: string, security: ClientSecurity): boolean {
  * Throws when plaintext is asked for a remote address.
  */
 export function clientCredentials(address: string, security: ClientSecurity, log: Logger): grpc.ChannelCredentials {
-  const { host } = parseAddress(address);
+  const addresses = parseCoordinators(address);
+  const { host } = addresses[0];
   const files = security.tls ?? {};
   if (!usesTls(address, security)) {
-    if (!isLoopbackHost(host)) {
+    if (addresses.some((a) => !isLoopbackHost(a.host))) {
       throw new Error(`refusing plaintext to ${address}: plaintext is allowed on loopback only; give TLS files`);
     }
     log.warn('connecting without TLS (allowed on loopback only)', { address });
     return grpc.credentials.createInsecure();
   }
+  // Cluster members serve plaintext on loopback for now (docs/cluster.md): one TLS server name per channel.
+  if (addresses.length > 1)
+    throw new Error(`a list of coordinators (${address}) is served in plaintext on loopback only for now`);
   const read = (f?: string) => (f ? fs.readFileSync(f) : undefined);
   const pem = () => ({ ca: read(files.caFile), key: read(files.keyFile), cert: read(files.certFile) });
   if (security.rereadFiles) return new ConnectorCredentials(() => tls.createSecureContext(pem()), host);
@@ -194,11 +221,12 @@ export function connect(
   extra: grpc.ChannelOptions = {},
 ): Clients {
   const options = { ...CLIENT_CHANNEL_OPTIONS, ...extra };
-  const token = new headroomV1.TokenService(address, credentials, options);
+  const target = channelTarget(address);
+  const token = new headroomV1.TokenService(target, credentials, options);
   const channelOverride = token.getChannel();
-  const admin = new headroomV1.AdminService(address, credentials, { ...options, channelOverride });
-  const agent = new headroomV1.AgentService(address, credentials, { ...options, channelOverride });
-  const pki = new headroomV1.PkiService(address, credentials, { ...options, channelOverride });
+  const admin = new headroomV1.AdminService(target, credentials, { ...options, channelOverride });
+  const agent = new headroomV1.AgentService(target, credentials, { ...options, channelOverride });
+  const pki = new headroomV1.PkiService(target, credentials, { ...options, channelOverride });
   return { token, admin, agent, pki, close: () => token.close() };
 }
 

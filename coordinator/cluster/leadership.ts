@@ -4,7 +4,7 @@
  * hung past the TTL, or lost etcd) or it resigns after a failed commit. Every member also follows who
  * leads, so that its front door (forwarder.ts) knows where to send calls.
  */
-import type { Campaign, Election, ElectionObserver, Etcd3 } from 'etcd3';
+import type { Campaign, Election, Etcd3, Watcher } from 'etcd3';
 import type { Logger } from '../../common/util/log';
 import type { LeaderGuard } from './etcd-store';
 
@@ -28,16 +28,18 @@ export interface LeadershipHandlers {
 
 /** How long a member waits before it campaigns again after its campaign failed (etcd unreachable). */
 const RETRY_MS = 1_000;
+/** How often a member reads who leads besides the watch. */
+const FOLLOW_POLL_MS = 1_000;
 
 export class Leadership {
   private readonly election: Election;
   private campaign: Campaign | undefined;
-  private observer: ElectionObserver | undefined;
+  private watcher: Watcher | undefined;
+  private poll: NodeJS.Timeout | undefined;
   private leaderValue: string | undefined;
   private stopped = false;
   private leading = false;
   private retry: NodeJS.Timeout | undefined;
-  private observeRetry: NodeJS.Timeout | undefined;
   private readonly leaderListeners = new Set<(address: string | undefined) => void>();
 
   constructor(
@@ -76,14 +78,14 @@ export class Leadership {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retry);
-    clearTimeout(this.observeRetry);
+    clearInterval(this.poll);
     const campaign = this.campaign;
     this.campaign = undefined;
     if (this.leading) {
       this.leading = false;
       this.handlers.deposed('the member is stopping');
     }
-    await Promise.all([campaign?.resign().catch(() => undefined), this.observer?.cancel().catch(() => undefined)]);
+    await Promise.all([campaign?.resign().catch(() => undefined), this.watcher?.cancel().catch(() => undefined)]);
   }
 
   private run(): void {
@@ -131,28 +133,42 @@ export class Leadership {
     return { key, createRevision: String(kv.create_revision) };
   }
 
+  /**
+   * Follows who leads: the candidate key created first. Read again at every change under the election's
+   * prefix (a watch) and every FOLLOW_POLL_MS besides, since a watch can miss its events while it
+   * reconnects. (etcd3's ElectionObserver is not used: when several candidates appear in one watch
+   * event batch it takes the last one as the leader.)
+   */
   private observe(): void {
-    this.election.observe().then(
-      (observer) => {
-        if (this.stopped) {
-          void observer.cancel();
-          return;
-        }
-        this.observer = observer;
-        const tell = (value: string | undefined) => {
-          if (value === this.leaderValue) return;
-          this.leaderValue = value;
-          for (const l of this.leaderListeners) l(value);
-        };
-        tell(observer.leader());
-        observer.on('change', tell);
-        observer.on('disconnected', () => tell(undefined));
-        observer.on('error', (error) => this.options.log.warn('election: cannot follow the leader', { error }));
-      },
-      (error: Error) => {
-        this.options.log.warn('election: cannot follow the leader yet', { error });
-        if (!this.stopped) this.observeRetry = setTimeout(() => this.observe(), RETRY_MS);
-      },
-    );
+    const { client, prefix } = this.options;
+    const candidates = `${prefix}election/leader/`;
+    const read = async () => {
+      const result = await client.getAll().prefix(candidates).sort('Create', 'Ascend').limit(1).exec();
+      this.tell(result.kvs[0]?.value.toString());
+    };
+    const reread = () =>
+      read().catch((error: Error) => this.options.log.debug('election: cannot read the leader', { error }));
+    void reread();
+    this.poll = setInterval(reread, FOLLOW_POLL_MS);
+    client
+      .watch()
+      .prefix(candidates)
+      .create()
+      .then(
+        (watcher) => {
+          if (this.stopped) return void watcher.cancel();
+          this.watcher = watcher;
+          watcher.on('data', reread);
+          watcher.on('connected', reread);
+          watcher.on('error', (error) => this.options.log.debug('election: watch failed', { error }));
+        },
+        (error: Error) => this.options.log.warn('election: cannot watch the leader, polling only', { error }),
+      );
+  }
+
+  private tell(value: string | undefined): void {
+    if (value === this.leaderValue) return;
+    this.leaderValue = value;
+    for (const l of this.leaderListeners) l(value);
   }
 }
