@@ -84,6 +84,7 @@ const COORDINATOR_ADAPTERS = [
   'metrics',
   'http',
   'dashboard',
+  'cluster',
 ].map((d) => `./coordinator/${d}/**`);
 /** Zones that keep each folder of `ordered` from importing the ones after it. */
 function layers(ordered) {
@@ -141,6 +142,7 @@ export default tseslint.config(
                 'metrics',
                 'http',
                 'dashboard',
+                'cluster',
               ].map((d) => `./coordinator/${d}`),
             ),
             {

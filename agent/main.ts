@@ -87,7 +87,7 @@ Options:
                                 after --, the command of the job with this name in the file runs.
   -w, --window DURATION         how long it may wait to start (default 1h, or the job's window)
   -e, --expected-duration DUR   how long the command usually takes (default 10m, or the job's)
-      --coordinator ADDR        the coordinator, host:port (default: config file, else 127.0.0.1:7400)
+      --coordinator ADDR        host:port, or cluster members IP:port,… (default: config file, else 127.0.0.1:7400)
       --vm ID                   this VM's identity (default: config file, else the SMBIOS UUID, else
                                 the hostname)
       --host NAME               the host this VM runs on (default: config file, else the coordinator's)

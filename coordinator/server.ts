@@ -11,6 +11,7 @@ import { type Clock, systemClock } from '../common/util/clock';
 import { SERVER_OPTIONS, parseAddress } from '../common/client/connection';
 import type { Logger } from '../common/util/log';
 import { headroomV1, packageDefinition } from '../proto';
+import type * as v1 from '../proto/generated/headroom/v1';
 import { AgentRegistry } from './service/agent-registry';
 import { type CoordinatorOptions, policyKey } from './config';
 import { SystemLoadCollector } from '../common/backup-run/load-collector';
@@ -72,6 +73,10 @@ const SERVICES = [
 /** A cluster member's coordination (cluster/member.ts): the leader's etcd store instead of the SQLite file. */
 export interface ClusterStore {
   store: Store;
+  /** AdminService.GetCluster's answer. */
+  info(): Promise<v1.ClusterInfo>;
+  /** Hands every member's host load to `coordinator` until the returned function is called (cluster/host-loads.ts). */
+  feedHostLoads(coordinator: Coordinator): () => void;
 }
 
 export async function startServer(
@@ -127,14 +132,17 @@ export async function startServer(
     planView: (input) => viewPlanner.plan(input),
   });
   plans.start();
-  const hostLoad = new HostLoadMonitor({
-    coordinator,
-    collector: new SystemLoadCollector({ clock }),
-    clock,
-    log,
-    host: options.host,
-  });
-  hostLoad.start();
+  // In a cluster each member samples its own host, the leader's included (cluster/member.ts).
+  const hostLoad = cluster
+    ? { stop: cluster.feedHostLoads(coordinator) }
+    : new HostLoadMonitor({
+        sink: (load) => coordinator.setHostLoad(options.host, load),
+        intervalMs: () => coordinator.state.host(options.host).policy.reportIntervalMs,
+        collector: new SystemLoadCollector({ clock }),
+        clock,
+        log,
+      });
+  if (hostLoad instanceof HostLoadMonitor) hostLoad.start();
 
   const security = await serverSecurity(
     options,
@@ -178,7 +186,7 @@ export async function startServer(
   });
   server.addService(
     decodingGuarded(headroomV1.AdminService.service),
-    adminService(coordinator, registry, plans, log, { backupDir: options.backups?.dir, runner }, placement),
+    adminService(coordinator, registry, plans, log, { backupDir: options.backups?.dir, runner }, placement, cluster),
   );
   server.addService(
     decodingGuarded(headroomV1.PkiService.service),

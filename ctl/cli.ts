@@ -92,7 +92,7 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
   {
     name: 'coordinator',
     value: 'ADDR',
-    help: `the coordinator, host:port (default: $HEADROOM_COORDINATOR, else ${DEFAULT_ADDRESS})`,
+    help: `the coordinator, host:port, or a cluster's members IP:port,IP:port,… (default: $HEADROOM_COORDINATOR, else ${DEFAULT_ADDRESS})`,
     parse: parseString,
   },
   {

@@ -35,7 +35,8 @@ export type AdminUnaryMethod =
   | 'PruneBackups'
   | 'StartBackup'
   | 'CancelBackup'
-  | 'ListBackupRuns';
+  | 'ListBackupRuns'
+  | 'GetCluster';
 
 // The last overload of each generated method is `(argument, callback)`: read the types from it.
 export type AdminRequest<M extends AdminUnaryMethod> = Parameters<AdminClient[M]>[0];

@@ -43,6 +43,7 @@ export class LeadershipLostError extends Error {
 const pad = (seq: number) => String(seq).padStart(16, '0');
 
 export class EtcdStore implements Store {
+  readonly name = 'etcd';
   private readonly hosts = new Map<string, HostRecord>();
   private readonly tokens = new Map<string, StoredToken>();
   private readonly agentsByVm = new Map<string, AgentRecord>();
@@ -174,12 +175,17 @@ export class EtcdStore implements Store {
         (end === start || bytes + sizes[end] <= MAX_BYTES_PER_TXN)
       )
         bytes += sizes[end++];
-      const result = await this.client
-        .if(this.guard.key, 'Create', '==', this.guard.createRevision)
-        .then(...ops.slice(start, end))
-        .options(this.deadline())
-        .commit();
-      if (!result.succeeded) throw new LeadershipLostError();
+      let succeeded: boolean;
+      try {
+        ({ succeeded } = await this.client
+          .if(this.guard.key, 'Create', '==', this.guard.createRevision)
+          .then(...ops.slice(start, end))
+          .options(this.deadline())
+          .commit());
+      } catch (e) {
+        throw new Error(`etcd has no quorum or cannot be reached (${(e as Error).message})`, { cause: e });
+      }
+      if (!succeeded) throw new LeadershipLostError();
       start = end;
     }
   }

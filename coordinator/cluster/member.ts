@@ -15,7 +15,12 @@ import type { Logger } from '../../common/util/log';
 import { headroomV1, packageDefinition } from '../../proto';
 import type { CoordinatorOptions, EtcdOptions } from '../config';
 import { type RunningServer, startServer } from '../server';
+import { version } from '../../package.json';
+import { clusterInfo, endpointUrl, registerMember } from './cluster-view';
 import { EtcdStore } from './etcd-store';
+import { feedHostLoads, publishHostLoad } from './host-loads';
+import { HostLoadMonitor } from '../service/host-load-monitor';
+import { SystemLoadCollector } from '../../common/backup-run/load-collector';
 import { Forwarder } from './forwarder';
 import { Leadership } from './leadership';
 
@@ -26,11 +31,6 @@ export interface RunningMember {
   leadership(): { leader: string | undefined; leading: boolean };
   stop(): Promise<{ forced: boolean }>;
   reloadCertificates(): void;
-}
-
-/** The etcd3 client's address form: a URL. */
-function endpointUrl(endpoint: string): string {
-  return /^[a-z]+:\/\//.test(endpoint) ? endpoint : `http://${endpoint}`;
 }
 
 export async function startMember(
@@ -56,7 +56,11 @@ export async function startMember(
               { ...options, listen: etcd.peerListen, plaintext: true },
               log.child({ role: 'leader' }),
               clock,
-              { store },
+              {
+                store,
+                info: () => clusterInfo(client, prefix, etcd.cluster, etcd.endpoints),
+                feedHostLoads: (coordinator) => feedHostLoads(client, prefix, coordinator, clock, log),
+              },
             );
             serving = server;
             server.coordinator.onStoreHealth((failure) => {
@@ -115,6 +119,23 @@ export async function startMember(
   );
   const { host } = parseAddress(options.listen);
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  const ttlSeconds = Math.ceil(etcd.leaseTtlMs / 1000);
+  const registration = registerMember(
+    client,
+    prefix,
+    { host: options.host, address, peer: etcd.peerListen, version, startedUnixMs: Date.now() },
+    ttlSeconds,
+    log,
+  );
+  // This host's duty, whoever leads: its load reaches the leader's start gate through etcd.
+  const hostLoad = new HostLoadMonitor({
+    sink: publishHostLoad(registration, prefix, options.host),
+    intervalMs: () => options.policy.reportIntervalMs,
+    collector: new SystemLoadCollector({ clock }),
+    clock,
+    log,
+  });
+  hostLoad.start();
   leadership.start();
 
   let stopping: Promise<{ forced: boolean }> | undefined;
@@ -123,7 +144,8 @@ export async function startMember(
     leadership: () => ({ leader: leadership.leader, leading: leadership.isLeader }),
     stop: () =>
       (stopping ??= (async () => {
-        await leadership.stop();
+        hostLoad.stop();
+        await Promise.all([leadership.stop(), registration.stop()]);
         await transition;
         forwarder.close();
         await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));

@@ -64,8 +64,14 @@ export class RequestConflictError extends DomainError {
 
 /** The durable store could not commit; nothing was acknowledged. */
 export class StoreUnavailableError extends DomainError {
-  constructor(cause: unknown) {
-    super('the coordinator cannot write its database; nothing was changed', { cause });
+  /** `store`: what could not be written, as the store names itself ('the database', 'etcd'). */
+  constructor(cause: unknown, store = 'the database') {
+    super(
+      store === 'the database'
+        ? 'the coordinator cannot write its database; nothing was changed'
+        : `the coordinator cannot commit to ${store}; nothing was changed: call again shortly`,
+      { cause },
+    );
   }
 }
 

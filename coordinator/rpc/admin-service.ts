@@ -27,6 +27,7 @@ export function adminService(
   log: Logger,
   snapshots: Omit<SnapshotServiceOptions, 'log' | 'vms'>,
   placement: Pick<PlacementMonitor, 'resolve' | 'nameOf' | 'vms' | 'sourceKind'>,
+  cluster?: { info(): Promise<v1.ClusterInfo> },
 ): v1.AdminServiceHandlers {
   const reads = adminReads(coordinator, registry, plans, placement);
   const { knownHost, hostInfo, historyEvent, optionalHost } = reads;
@@ -35,6 +36,8 @@ export function adminService(
     ...snapshotService({ ...snapshots, vms: placement, log }),
 
     ListHosts: unary(log, () => ({ hosts: reads.hosts() })),
+
+    GetCluster: unary(log, () => cluster?.info() ?? { clustered: false, name: '', members: [], etcd: [] }),
 
     ListAgents: unary(log, (req: v1.ListAgentsRequest__Output) => ({ agents: reads.agents(req.host) })),
 

@@ -295,7 +295,7 @@ export class Coordinator {
   // ---- internals ----
 
   private assertRunning(): void {
-    if (this.halted) throw new StoreUnavailableError(this.halted);
+    if (this.halted) throw new StoreUnavailableError(this.halted, this.deps.store.name);
     if (this.stopped) throw new CoordinatorStoppingError();
   }
 
@@ -337,13 +337,13 @@ export class Coordinator {
       // Said once per outage, not once per refused call.
       if (this.failure === undefined) {
         this.deps.log.error(
-          'cannot write the database: grants and releases are refused with UNAVAILABLE until it can; renewals go on',
+          `cannot write ${this.deps.store.name}: grants and releases are refused with UNAVAILABLE until it can; renewals go on`,
           { error: e as Error },
         );
-        this.failure = `cannot write the database: ${(e as Error).message}`;
+        this.failure = `cannot write ${this.deps.store.name}: ${(e as Error).message}`;
         this.tellStoreHealth();
       }
-      const failure = new StoreUnavailableError(e);
+      const failure = new StoreUnavailableError(e, this.deps.store.name);
       // What was decided after this batch rests on it: it is dropped with it.
       const dropped = [batch, ...(this.batch ? [this.batch] : [])];
       this.batch = undefined;

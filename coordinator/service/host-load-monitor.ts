@@ -1,19 +1,22 @@
 /**
  * Samples the coordinator's own host (CPU, disk I/O) at its policy's report interval and hands each sample
- * to the start gate, so that no backup starts on a host without headroom (domain/start-gate.ts). The
- * adapter between the load collector and the coordinator: all it decides is when to sample.
+ * to the start gate, so that no backup starts on a host without headroom (domain/start-gate.ts): directly
+ * on a single host, through etcd in a cluster (cluster/host-loads.ts). The adapter between the load
+ * collector and where the samples go: all it decides is when to sample.
  */
 import type { Clock } from '../../common/util/clock';
 import { type LoadCollector, waitFigures } from '../../common/backup-run/load-collector';
 import type { Logger } from '../../common/util/log';
-import type { Coordinator } from './coordinator';
+import type { LoadView } from '../domain/start-gate';
 
 export interface HostLoadMonitorDeps {
-  coordinator: Pick<Coordinator, 'setHostLoad' | 'state'>;
+  /** Takes each sample; what it throws is logged, and sampling goes on. */
+  sink(load: LoadView): Promise<void>;
+  /** How long to wait before the next sample: the host's report interval. */
+  intervalMs(): number;
   collector: LoadCollector & { prime?(): void };
   clock: Clock;
   log: Logger;
-  host: string;
 }
 
 export class HostLoadMonitor {
@@ -34,18 +37,17 @@ export class HostLoadMonitor {
 
   private schedule(): void {
     if (this.stopped) return;
-    const { coordinator, host } = this.deps;
-    this.timer = setTimeout(() => void this.sampleOnce(), coordinator.state.host(host).policy.reportIntervalMs);
+    this.timer = setTimeout(() => void this.sampleOnce(), this.deps.intervalMs());
     // The monitor alone must not keep the process alive.
     this.timer.unref();
   }
 
   private async sampleOnce(): Promise<void> {
-    const { coordinator, collector, clock, log, host } = this.deps;
+    const { sink, collector, clock, log } = this.deps;
     try {
       const r = await collector.sample();
       if (this.stopped) return;
-      await coordinator.setHostLoad(host, {
+      await sink({
         cpuPercent: Number(r.cpuPercent ?? 0),
         ioBytesPerSec: Number(r.diskReadBytesPerSec ?? 0) + Number(r.diskWriteBytesPerSec ?? 0),
         waits: waitFigures(r),

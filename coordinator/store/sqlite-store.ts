@@ -88,6 +88,7 @@ interface TokenRow {
 }
 
 export class SqliteStore implements Store {
+  readonly name = 'the database';
   private readonly db: Database.Database;
   private readonly statements;
   private readonly commitTransaction: (events: readonly LessorEvent[]) => HistoryRecord[];

@@ -98,6 +98,8 @@ export interface HistoryRetention {
  * hand, so they stay synchronous.
  */
 export interface Store {
+  /** What it writes to, for people: 'the database', 'etcd (no quorum, or out of reach)'. */
+  readonly name: string;
   /** The state to restore: hosts, active leases, and request ids that ended since `endedSince`. */
   load(endedSince: number): Promise<LessorSnapshot & { agents: AgentRecord[] }>;
   /** Commits a batch atomically and durably. Resolves with the history records it appended; rejects on failure. */

@@ -1,9 +1,11 @@
 /**
- * `headroomctl status`: one line per host — paused or not, tokens held against the caps, queue, agents,
- * the last fencing number and the rest of the policy; then the VMs placement says run on the coordinator's
- * host: state, agent connected, migrating.
+ * `headroomctl status`: in a cluster, its members, which one leads and etcd's health first; then one line
+ * per host — paused or not, tokens held against the caps, queue, agents, the last fencing number and the
+ * rest of the policy; then the VMs placement says run on the coordinator's host: state, agent connected,
+ * migrating.
  */
-import type { HostInfo__Output, Policy__Output } from '../../proto/generated/headroom/v1';
+import type { ClusterInfo__Output, HostInfo__Output, Policy__Output } from '../../proto/generated/headroom/v1';
+import { formatBytes, formatSpan } from '../../common/util/human';
 import { formatDuration } from '../../common/util/duration';
 import { type Command, hostOption } from '../command';
 import { note, print, printJson } from '../context';
@@ -14,13 +16,14 @@ import { renderPlacement } from '../placement-table';
 export const statusCommand: Command = {
   name: 'status',
   examples: ['status', 'status --host pve1 --json'],
-  summary: "hosts: paused, active tokens, queue, agents, fencing, policy; the coordinator's host's VMs",
+  summary:
+    "hosts: paused, active tokens, queue, agents, fencing, policy; the coordinator's host's VMs; a cluster's members, leader and etcd",
   synopsis: '[--host H]',
   description:
-    "One line per host. GUEST and HYPERVISOR show the tokens held now against the policy's cap (1/4: one of four).",
+    "One line per host. GUEST and HYPERVISOR show the tokens held now against the policy's cap (1/4: one of four). In a cluster (docs/cluster.md), the members (any of them answers), which one leads, and each etcd endpoint's health come first.",
   options: [hostOption()],
   async run(ctx, args) {
-    const res = await ctx.admin('ListHosts', {});
+    const [res, cluster] = await Promise.all([ctx.admin('ListHosts', {}), ctx.admin('GetCluster', {})]);
     const host = args.get<string>('host');
     const hosts = res.hosts.filter((h) => host === undefined || h.host === host);
     if (host !== undefined && hosts.length === 0) {
@@ -29,14 +32,58 @@ export const statusCommand: Command = {
       return EXIT_FAILURE;
     }
     if (ctx.json) {
-      printJson(ctx, { hosts });
+      printJson(ctx, cluster.clustered ? { cluster, hosts } : { hosts });
       return 0;
     }
-    const placement = renderPlacement(hosts);
-    print(ctx, placement ? `${renderHosts(hosts)}\n\n${placement}` : renderHosts(hosts));
+    const sections = [
+      ...(cluster.clustered ? [renderCluster(cluster, Date.now())] : []),
+      renderHosts(hosts),
+      renderPlacement(hosts),
+    ];
+    print(ctx, sections.filter(Boolean).join('\n\n'));
     return 0;
   },
 };
+
+/** The cluster's members and etcd's endpoints, as two tables under a line naming the leader. */
+export function renderCluster(c: ClusterInfo__Output, now: number): string {
+  const leader = c.members.find((m) => m.leader);
+  const head = `Cluster ${c.name}: ${c.members.length} member${c.members.length === 1 ? '' : 's'}, ${leader ? `leader ${leader.host}` : 'no leader'}, etcd ${c.etcd.filter((e) => e.healthy).length}/${c.etcd.length} healthy`;
+  const members = formatTable(
+    [
+      { header: 'MEMBER', maxWidth: 32 },
+      { header: 'ADDRESS' },
+      { header: 'ROLE' },
+      { header: 'VERSION' },
+      { header: 'UP' },
+    ],
+    c.members.map((m) => [
+      m.host,
+      m.address,
+      m.leader ? 'leader' : 'follower',
+      m.version,
+      formatSpan(now - Number(m.startedUnixMs)),
+    ]),
+    { empty: 'no members registered' },
+  );
+  const etcd = formatTable(
+    [
+      { header: 'ETCD' },
+      { header: 'HEALTH', maxWidth: 60 },
+      { header: 'RAFT' },
+      { header: 'VERSION' },
+      { header: 'DB', align: 'right' },
+    ],
+    c.etcd.map((e) => [
+      e.endpoint,
+      e.healthy ? 'healthy' : `unhealthy: ${e.error}`,
+      e.raftLeader ? 'leader' : e.healthy ? 'follower' : '-',
+      e.version || '-',
+      e.healthy ? formatBytes(Number(e.dbSizeBytes)) : '-',
+    ]),
+  );
+  return `${head}\n${members}\n\n${etcd}`;
+}
 
 /** "ttl 30s, overrun no, reports every 10s". */
 export function policySummary(p: Policy__Output | null): string {

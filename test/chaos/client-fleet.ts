@@ -13,12 +13,16 @@ const CLIENT_MAIN = path.join(__dirname, 'chaos-client.js');
 export class ClientFleet {
   private readonly children: { child: ChildProcess; out: string; exited: Promise<number | null> }[];
 
-  /** Deals `specs` round-robin over `processes` processes, so that each mixes hosts, VMs and kinds. */
-  constructor(address: string, specs: ClientSpec[], processes: number, seed: number, dir: string) {
+  /**
+   * Deals `specs` round-robin over `processes` processes, so that each mixes hosts, VMs and kinds. With
+   * several addresses (cluster members, or lists of them), process i talks to `address[i % length]`.
+   */
+  constructor(address: string | readonly string[], specs: ClientSpec[], processes: number, seed: number, dir: string) {
+    const addresses = typeof address === 'string' ? [address] : address;
     this.children = Array.from({ length: processes }, (_, i) => {
       const out = path.join(dir, `client-${i}.jsonl`);
       const config: ClientProcessConfig = {
-        address,
+        address: addresses[i % addresses.length],
         clients: specs.filter((_, k) => k % processes === i),
         seed: seed + i,
         out,

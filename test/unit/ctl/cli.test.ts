@@ -8,6 +8,9 @@ import { parseArgs } from '../../../common/util/cli-args';
 
 type Handler = (req: unknown) => { err?: Partial<grpc.ServiceError>; res?: unknown };
 
+/** GetCluster as a single host answers it: `status` asks for it beside ListHosts. */
+const SINGLE_HOST = { GetCluster: () => ({ res: { clustered: false, name: '', members: [], etcd: [] } }) };
+
 /** An in-memory run of headroomctl against a fake AdminService whose methods answer through `handlers`. */
 async function run(argv: string[], handlers: Record<string, Handler> = {}, env: NodeJS.ProcessEnv = {}) {
   let stdout = '';
@@ -139,7 +142,7 @@ describe('ctl command line', () => {
   it('calls with a deadline and the coordinator from the environment when --coordinator is absent', async () => {
     const r = await run(
       ['status'],
-      { ListHosts: () => ({ res: { hosts: [] } }) },
+      { ...SINGLE_HOST, ListHosts: () => ({ res: { hosts: [] } }) },
       { HEADROOM_COORDINATOR: '127.0.0.1:7999' },
     );
     assert.equal(r.code, 0);
@@ -162,11 +165,11 @@ describe('ctl command line', () => {
         agentsConnected: 0,
       },
     ];
-    const r = await run(['status', '--host', 'host-x'], { ListHosts: () => ({ res: { hosts } }) });
+    const r = await run(['status', '--host', 'host-x'], { ...SINGLE_HOST, ListHosts: () => ({ res: { hosts } }) });
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
     assert.equal(r.stderr, 'headroomctl: no host named host-x\n');
-    const ok = await run(['status', '--host', 'host-a'], { ListHosts: () => ({ res: { hosts } }) });
+    const ok = await run(['status', '--host', 'host-a'], { ...SINGLE_HOST, ListHosts: () => ({ res: { hosts } }) });
     assert.equal(ok.code, 0);
     assert.match(ok.stdout, /\nhost-a\s+active\s/);
   });
@@ -174,7 +177,7 @@ describe('ctl command line', () => {
   it('takes global options after the command too, and --coordinator over the environment', async () => {
     const r = await run(
       ['status', '--coordinator', '127.0.0.1:7001', '--json'],
-      { ListHosts: () => ({ res: { hosts: [] } }) },
+      { ...SINGLE_HOST, ListHosts: () => ({ res: { hosts: [] } }) },
       {
         HEADROOM_COORDINATOR: '127.0.0.1:7999',
       },

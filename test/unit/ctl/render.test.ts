@@ -2,7 +2,7 @@ import { strict as assert } from 'node:assert';
 import { renderAgents } from '../../../ctl/commands/agents';
 import { historyLine, renderHistory, sortBySeq } from '../../../ctl/commands/history';
 import { pickToken } from '../../../ctl/commands/revoke';
-import { renderHosts } from '../../../ctl/commands/status';
+import { renderCluster, renderHosts } from '../../../ctl/commands/status';
 import { renderActive, renderQueued, shortId } from '../../../ctl/commands/tokens';
 import { UsageError } from '../../../common/util/usage-error';
 import { DEFAULT_POLICY } from '../../../coordinator/domain/policy';
@@ -72,6 +72,49 @@ describe('ctl rendering', () => {
     assert.match(lines[1], /^host-a\s+active\s+2\/4\s+0\/1\s+0\s+1\s+12\s+ttl 30s, overrun no, reports every 10s$/);
     assert.match(lines[2], /^host-b\s+paused: maintenance\s+0\/4\s+1\/1\s+2\s+3\s+9\s/);
     assert.equal(renderHosts([]), 'no hosts');
+  });
+
+  it("shows a cluster's leader, members and etcd endpoints, saying what is wrong with an unhealthy one", () => {
+    const now = 1_000_000;
+    const member = (host: string, leader: boolean) => ({
+      host,
+      address: `127.0.0.1:75${host.slice(-1)}0`,
+      peer: '',
+      leader,
+      version: '0.1.0',
+      startedUnixMs: now - 90_000,
+    });
+    const out = renderCluster(
+      {
+        clustered: true,
+        name: 'prod',
+        members: [member('pve1', false), member('pve2', true)],
+        etcd: [
+          {
+            endpoint: '10.0.0.1:2379',
+            healthy: true,
+            error: '',
+            raftLeader: true,
+            version: '3.4.23',
+            dbSizeBytes: 2048,
+          },
+          {
+            endpoint: '10.0.0.2:2379',
+            healthy: false,
+            error: 'fetch failed',
+            raftLeader: false,
+            version: '',
+            dbSizeBytes: 0,
+          },
+        ],
+      },
+      now,
+    ).split('\n');
+    assert.equal(out[0], 'Cluster prod: 2 members, leader pve2, etcd 1/2 healthy');
+    assert.match(out[2], /^pve1\s+127\.0\.0\.1:7510\s+follower\s+0\.1\.0\s+1m30s$/);
+    assert.match(out[3], /^pve2\s+127\.0\.0\.1:7520\s+leader\s/);
+    assert.match(out[6], /^10\.0\.0\.1:2379\s+healthy\s+leader\s+3\.4\.23\s+2\.0 KiB$/);
+    assert.match(out[7], /^10\.0\.0\.2:2379\s+unhealthy: fetch failed\s+-\s+-\s+-$/);
   });
 
   it('shows active tokens with short id, slot, window end and time to expiry', () => {
