@@ -28,7 +28,21 @@ export class EtcdCut {
   constructor(etcdPorts: readonly number[]) {
     requireTool('iptables', 'iptables');
     fs.mkdirSync(path.join(this.root, this.group));
-    this.rule = ['OUTPUT', '-m', 'cgroup', '--path', this.group, '-p', 'tcp', '-m', 'multiport', '--dports', etcdPorts.join(','), '-j', 'DROP'];
+    this.rule = [
+      'OUTPUT',
+      '-m',
+      'cgroup',
+      '--path',
+      this.group,
+      '-p',
+      'tcp',
+      '-m',
+      'multiport',
+      '--dports',
+      etcdPorts.join(','),
+      '-j',
+      'DROP',
+    ];
   }
 
   /** Puts a process (a restarted member's new pid, too) in the group: cut whenever the group is. */
