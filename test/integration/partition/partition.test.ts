@@ -15,7 +15,7 @@ import { type Clients, connect, tlsCredentials, unary } from '../../../common/cl
 import { AGENT_MAIN, type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { acquire } from '../../helpers/token-client';
 import { type AgentProcess, startAgent, waitFor } from '../agent/processes';
-import { createPartition, type Partition } from './netns';
+import { createPartition, type Partition } from '../../helpers/netns';
 import { isRoot, requireTool } from '../../helpers/require-tool';
 
 const STALE_HOLDER = path.join(__dirname, 'stale-holder.js');
