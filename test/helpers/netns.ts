@@ -17,7 +17,9 @@ export interface Partition {
   peerAddress: string;
   /**
    * Runs `command` inside the namespace. `ip netns exec` execs it, so the child's pid is the command's own
-   * and signals (SIGKILL, SIGSTOP) reach it directly.
+   * and signals (SIGKILL, SIGSTOP) reach it directly. It is SIGKILLed at exit if still running. Inside, it
+   * reaches this side at hostAddress only (a listener on 127.0.0.1 here is out of its reach); from this
+   * side, it is reached at peerAddress.
    */
   spawn(command: string, args: string[], options?: SpawnOptions): ChildProcess;
   /**
@@ -85,7 +87,15 @@ export function createPartition(tag = randomBytes(3).toString('hex'), subnet = f
     namespace,
     hostAddress,
     peerAddress,
-    spawn: (command, args, options = {}) => spawn('ip', ['netns', 'exec', namespace, command, ...args], options),
+    spawn: (command, args, options = {}) => {
+      const child = spawn('ip', ['netns', 'exec', namespace, command, ...args], options);
+      // Deleting the namespace does not end what runs in it.
+      child.once(
+        'exit',
+        reapAtExit(() => child.kill('SIGKILL')),
+      );
+      return child;
+    },
     cut: () => ip('netns', 'exec', namespace, 'ip', 'link', 'set', inside, 'down'),
     restore: () => ip('netns', 'exec', namespace, 'ip', 'link', 'set', inside, 'up'),
     remove,

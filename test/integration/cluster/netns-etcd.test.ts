@@ -82,8 +82,10 @@ describe('a process in a network namespace reaching the etcd cluster (netns + et
     await nextLine(0, /^ok /, 'a write to etcd from inside the namespace');
     assert.ok(await reachable(partition.peerAddress, port, 5_000), 'the namespace is reachable from outside');
 
+    const cutAt = Date.now();
     partition.cut();
     const firstError = await nextLine(lines.length, /^error /, 'a failed write after the cut');
+    const failedAfterMs = Date.now() - cutAt;
     // A put that was on its way before the cut may still end well; none after the first failure.
     await waitFor(() => lines.length >= firstError + 3, 60_000, 'two more writes tried while cut off');
     assert.deepEqual(
@@ -95,8 +97,13 @@ describe('a process in a network namespace reaching the etcd cluster (netns + et
     // etcd itself never noticed: the cut is between the namespace and everything else.
     await cluster.waitHealthy();
 
+    const restoredAt = Date.now();
     partition.restore();
     await nextLine(lines.length, /^ok /, 'a write to etcd once the link is back');
+    // How long an etcd3 client takes to notice either way: what a cluster member cut off will see.
+    console.log(
+      `      first failed write ${failedAfterMs} ms after the cut, first write through ${Date.now() - restoredAt} ms after restore`,
+    );
     assert.ok(await reachable(partition.peerAddress, port, 5_000), 'the namespace is reachable again');
   });
 });
