@@ -242,9 +242,7 @@ function createCluster(o: EtcdClusterOptions, ports: number[]): EtcdCluster & { 
     await waitFor(
       async () => {
         if (!m.process || exited(m.process)) {
-          throw new Error(
-            `etcd member ${m.name} exited (${m.process?.exitCode ?? m.process?.signalCode}):\n${tail(m.logFile)}`,
-          );
+          throw new Error(`etcd member ${m.name} exited (${m.process?.exitCode ?? m.process?.signalCode})`);
         }
         return healthy(m.clientPort);
       },
