@@ -2,14 +2,14 @@
  * `npm run bench:etcd-lock`: the plain etcd lock cycle (bench/etcd-lock-cycle.ts) at 1, 50 and 200
  * concurrent callers on a 3-member etcd of its own (test/helpers/etcd-cluster.ts, loopback, temp data
  * directories) or on the endpoints given. Prints cycles/s and latency per concurrency and each member's RSS
- * at the end; writes .bench/etcd-lock.json. Ctrl-C stops the members.
+ * at the end; writes .bench/etcd-lock.json. Ctrl-C stops the members and deletes their data (the helper's reaper).
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../common/util/duration';
 import { formatBytes } from '../common/util/human';
-import { type EtcdCluster, startEtcdCluster } from '../test/helpers/etcd-cluster';
+import { startEtcdCluster } from '../test/helpers/etcd-cluster';
 import { runEtcdLockCycles } from './etcd-lock-cycle';
 import { ensureDirFor, rssBytes } from './proc-stats';
 
@@ -51,10 +51,7 @@ function options() {
 async function main(): Promise<void> {
   const o = options();
   const loadAvgBefore = os.loadavg();
-  let cluster: EtcdCluster | undefined;
-  // The members die with this process anyway (the helper's reaper); this lets Ctrl-C delete their data too.
-  process.once('SIGINT', () => void cluster?.cleanup().finally(() => process.exit(130)));
-  if (!o.endpoints) cluster = await startEtcdCluster();
+  const cluster = o.endpoints ? undefined : await startEtcdCluster();
   const endpoints = o.endpoints ?? cluster!.endpoints;
   const memberPids = cluster?.pids().filter((p) => p !== undefined);
   console.log(

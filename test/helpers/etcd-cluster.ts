@@ -3,7 +3,8 @@
  * each with its own client and peer port and its own data directory, and the faults those tests inflict on
  * it (SIGKILL and restart on the same data, SIGSTOP/SIGCONT, loss of quorum). A member can also listen on
  * extra addresses (a network namespace's host side, test/helpers/netns.ts), so that a process inside the
- * namespace reaches it. Members are SIGKILLed at exit even if the test is not cleaned up.
+ * namespace reaches it. Members are SIGKILLed and their data deleted at exit, or on SIGINT/SIGTERM, even
+ * if cleanup() is never called.
  *
  * Settings (each documented where it is set): raft timing for a busy 2-core machine, pre-vote, logs in one
  * file per member beside its data. `--max-txn-ops` is etcd's default (128), the limit the cluster store
@@ -169,7 +170,11 @@ function createCluster(o: EtcdClusterOptions, ports: number[]): EtcdCluster & { 
     stopped: false,
   }));
   const initialCluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
-  const unregister = new Map<number, () => void>();
+  // At exit without cleanup() (a test that threw in before(), Ctrl-C): the same, synchronously.
+  const unregister = reapAtExit(() => {
+    members.forEach((m) => m.process?.kill('SIGKILL'));
+    fs.rmSync(root, { recursive: true, force: true });
+  });
 
   const launch = (i: number) => {
     const m = members[i];
@@ -215,10 +220,6 @@ function createCluster(o: EtcdClusterOptions, ports: number[]): EtcdCluster & { 
     fs.closeSync(log);
     m.process = child;
     m.stopped = false;
-    unregister.set(
-      i,
-      reapAtExit(() => child.kill('SIGKILL')),
-    );
   };
 
   const exited = (child: ChildProcess) => child.exitCode !== null || child.signalCode !== null;
@@ -231,7 +232,6 @@ function createCluster(o: EtcdClusterOptions, ports: number[]): EtcdCluster & { 
       child.kill('SIGKILL');
       await gone;
     }
-    unregister.get(i)?.();
     members[i].process = undefined;
     members[i].stopped = false;
   };
@@ -309,6 +309,7 @@ function createCluster(o: EtcdClusterOptions, ports: number[]): EtcdCluster & { 
       await stopAll();
       if (removed) return;
       removed = true;
+      unregister();
       fs.rmSync(root, { recursive: true, force: true });
     },
   };
