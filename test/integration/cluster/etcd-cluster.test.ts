@@ -150,8 +150,10 @@ describe('the etcd cluster helper with TLS', function () {
     await assert.rejects(
       without
         .get('kit/tls')
-        .options({ deadline: Date.now() + 5_000 })
+        .options({ deadline: Date.now() + 10_000 })
         .string(),
+      /certificate/,
+      'the TLS handshake fails for want of a client certificate',
     );
   });
 });
