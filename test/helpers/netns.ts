@@ -32,6 +32,11 @@ export interface Partition {
   remove(): void;
 }
 
+/** The command line that runs `command args` inside `namespace`: `ip netns exec` execs it, keeping its pid. */
+export function inNamespace(namespace: string, command: string, args: string[]): [string, string[]] {
+  return ['ip', ['netns', 'exec', namespace, command, ...args]];
+}
+
 function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: 'pipe' });
 }
@@ -88,7 +93,7 @@ export function createPartition(tag = randomBytes(3).toString('hex'), subnet = f
     hostAddress,
     peerAddress,
     spawn: (command, args, options = {}) => {
-      const child = spawn('ip', ['netns', 'exec', namespace, command, ...args], options);
+      const child = spawn(...inNamespace(namespace, command, args), options);
       // Deleting the namespace does not end what runs in it.
       child.once(
         'exit',
