@@ -14,12 +14,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { createLogger } from '../../common/util/log';
 import { initPki } from '../../coordinator/pki/init';
 import { pkiFiles } from '../../coordinator/pki/state-dir';
+import { freePorts } from './ports';
 import { reapAtExit } from './reaper';
 import { requireTool } from './require-tool';
 import { waitFor } from './wait';
@@ -106,24 +106,6 @@ export interface EtcdCluster {
   stopAll(): Promise<void>;
   /** stopAll(), then deletes the data directories and logs. Safe twice. */
   cleanup(): Promise<void>;
-}
-
-/** `count` distinct ports that were free on 127.0.0.1 a moment ago (all bound at once, then released). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<net.Server>((resolve, reject) => {
-          const server = net.createServer();
-          server.once('error', reject);
-          server.listen(0, '127.0.0.1', () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
 }
 
 /** GET `url` (http, or https as the client `tls` says) within 2 s: the body, or undefined on any failure. */
