@@ -2,6 +2,7 @@
  * Starts a real `headroom-coordinator` process on 127.0.0.1:0 with a real SQLite file, for integration
  * tests and benchmarks. The coordinator prints `listening on HOST:PORT` on stdout once it serves.
  */
+import { inNamespace } from './netns';
 import { WAIT_THRESHOLDS_OFF } from './wait-signals';
 import { ChildProcess, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,6 +24,11 @@ export interface CoordinatorOptions {
   env?: NodeJS.ProcessEnv;
   /** The script to run instead of the coordinator's main.js (a benchmark's stand-in with the same command line). */
   main?: string;
+  /**
+   * Run inside this network namespace (test/helpers/netns.ts), e.g. a cluster member to be cut off. It then
+   * listens on the namespace's address (`listen`), off loopback, so with TLS (`--pki-dir` in `args`).
+   */
+  namespace?: string;
   /**
    * Run with the product's default start policy: load thresholds, and a minute between planned starts.
    * Off unless asked for, or unless `args` bring a --config of their own: the real agents of the tests
@@ -81,7 +87,10 @@ export async function startCoordinator(options: CoordinatorOptions = {}): Promis
     options.host ?? 'host-a',
     ...extra,
   ];
-  const child = spawn(process.execPath, args, {
+  const [command, argv] = options.namespace
+    ? inNamespace(options.namespace, process.execPath, args)
+    : [process.execPath, args];
+  const child = spawn(command, argv, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, HEADROOM_LOG: 'debug', ...options.env },
   });

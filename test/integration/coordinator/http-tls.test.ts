@@ -1,7 +1,7 @@
 /**
  * The HTTP listener off loopback: HTTPS with the coordinator's server certificate, and only for callers
  * with a client certificate of its CA. The address is the root side of a veth pair into a network
- * namespace the test makes (test/integration/partition/netns.ts), so nothing listens on a real network.
+ * namespace the test makes (test/helpers/netns.ts), so nothing listens on a real network.
  * Needs root: without it the test says so and skips, as the other namespace tests do.
  */
 import { strict as assert } from 'node:assert';
@@ -11,7 +11,7 @@ import * as https from 'node:https';
 import * as path from 'node:path';
 import { CTL_MAIN, type RunningCoordinator } from '../../helpers/coordinator-process';
 import { isRoot } from '../../helpers/require-tool';
-import type { Partition } from '../partition/netns';
+import type { Partition } from '../../helpers/netns';
 import { type HttpsCoordinator, startHttpsCoordinator } from './https-coordinator';
 
 /** GETs `url` with these PEM files; resolves with the status and body, rejects on a refused handshake. */

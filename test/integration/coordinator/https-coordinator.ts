@@ -1,6 +1,6 @@
 /**
  * A coordinator whose HTTP listener is off loopback: on the root side of a veth pair into a network
- * namespace made for the test (../partition/netns.ts), so HTTPS with its PKI's certificates, and nothing
+ * namespace made for the test (test/helpers/netns.ts), so HTTPS with its PKI's certificates, and nothing
  * listens on a real network. Shared by the HTTP listener's and the dashboard's TLS tests.
  */
 import * as fs from 'node:fs';
@@ -14,7 +14,7 @@ import {
   tempDir,
 } from '../../helpers/coordinator-process';
 import { requireTool } from '../../helpers/require-tool';
-import { type Partition, createPartition } from '../partition/netns';
+import { type Partition, createPartition } from '../../helpers/netns';
 
 export interface HttpsCoordinator {
   partition: Partition;

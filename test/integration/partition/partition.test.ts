@@ -15,7 +15,7 @@ import { type Clients, connect, tlsCredentials, unary } from '../../../common/cl
 import { AGENT_MAIN, type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { acquire } from '../../helpers/token-client';
 import { type AgentProcess, startAgent, waitFor } from '../agent/processes';
-import { createPartition, type Partition } from './netns';
+import { createPartition, type Partition } from '../../helpers/netns';
 import { isRoot, requireTool } from '../../helpers/require-tool';
 
 const STALE_HOLDER = path.join(__dirname, 'stale-holder.js');
@@ -51,7 +51,7 @@ describe('network partition between an agent and the coordinator (network namesp
   it("stops the cut-off agent's job before its lease expires; the next token comes after; stale calls are refused", async () => {
     const dir = tempDir('headroom-partition-');
     const tag = `p${process.pid % 100_000}`;
-    partition = createPartition(tag, 1 + (process.pid % 250));
+    partition = createPartition(tag);
     const [cert, key] = [path.join(dir, 'coordinator.pem'), path.join(dir, 'coordinator-key.pem')];
     execFileSync(
       'openssl',

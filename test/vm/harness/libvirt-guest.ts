@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { domainXml } from './domain-xml';
 import { Guest, type GuestSpec, prepareGuest } from './guest';
 import { ensureLibvirtd, virsh, virshSync } from '../../helpers/libvirtd';
-import { reapAtExit } from './reaper';
+import { reapAtExit } from '../../helpers/reaper';
 
 const UNDEFINE = ['--checkpoints-metadata', '--snapshots-metadata'];
 

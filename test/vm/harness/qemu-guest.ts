@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { requireTool } from '../../helpers/require-tool';
 import { COMMAND_PORT_NAME } from './guest-init';
 import { Guest, type GuestSpec, prepareGuest } from './guest';
-import { reapAtExit } from './reaper';
+import { reapAtExit } from '../../helpers/reaper';
 import { userNetdev } from './user-network';
 
 /** Boots a guest and waits until it is ready. Throws, with the console's tail, when it does not come up. */

@@ -1,6 +1,7 @@
 /**
- * Guests must not outlive the test process: each registers how to stop it, synchronously, and the stops
- * run when the process exits or is interrupted, whatever the after hooks managed to do.
+ * What a test or benchmark starts (guests, etcd members, network namespaces) must not outlive its process:
+ * each registers how to stop it, synchronously, and the stops run when the process exits or is
+ * interrupted, whatever the after hooks managed to do.
  */
 const stops = new Set<() => void>();
 let installed = false;
@@ -10,13 +11,13 @@ function stopAll(): void {
     try {
       stop();
     } catch {
-      // Best effort at exit: the guest may already be gone.
+      // Best effort at exit: it may already be gone.
     }
   }
   stops.clear();
 }
 
-/** Registers `stop`; returns the function that unregisters it (call it once the guest is stopped). */
+/** Registers `stop`; returns the function that unregisters it (call it once the thing is stopped). */
 export function reapAtExit(stop: () => void): () => void {
   if (!installed) {
     installed = true;
