@@ -143,7 +143,13 @@ export class Leadership {
     const { client, prefix } = this.options;
     const candidates = `${prefix}election/leader/`;
     const read = async () => {
-      const result = await client.getAll().prefix(candidates).sort('Create', 'Ascend').limit(1).exec();
+      const result = await client
+        .getAll()
+        .prefix(candidates)
+        .sort('Create', 'Ascend')
+        .limit(1)
+        .options({ deadline: Date.now() + FOLLOW_POLL_MS * 2 })
+        .exec();
       this.tell(result.kvs[0]?.value.toString());
     };
     const reread = () =>

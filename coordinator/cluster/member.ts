@@ -7,6 +7,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
+import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
 import { HealthImplementation } from 'grpc-health-check';
 import { SERVER_OPTIONS, parseAddress } from '../../common/client/connection';
@@ -39,7 +40,13 @@ export async function startMember(
   clock: Clock = systemClock,
 ): Promise<RunningMember> {
   const { etcd } = options;
-  const client = new Etcd3({ hosts: etcd.endpoints.map(endpointUrl), dialTimeout: 2_000 });
+  // No retries or circuit breakers in the client: every call has its deadline, the election retries on
+  // its own, and a breaker would refuse calls for seconds after etcd's quorum returns.
+  const client = new Etcd3({
+    hosts: etcd.endpoints.map(endpointUrl),
+    dialTimeout: 2_000,
+    faultHandling: { host: () => noop, global: noop },
+  });
   const prefix = `/headroom/${etcd.cluster}/`;
   let serving: RunningServer | undefined;
   // Taking and leaving the lead happen one after the other: the peer address is bound by one server at a time.
