@@ -13,6 +13,7 @@ import {
   absolutePath,
   accepted,
   across,
+  byteRate,
   choice,
   duration,
   expected,
@@ -29,6 +30,7 @@ import { type HypervisorJob, hypervisorJobsSchema } from './hypervisor-jobs/hype
 import { type PlacementOptions, placementSchema } from './placement/placement-config';
 import type { Durability } from './store/sqlite-store';
 import type { HistoryRetention } from './store/store';
+import type { TargetLimits } from './domain/targets';
 
 export interface CoordinatorOptions {
   /** Address to serve on. Default 127.0.0.1:7400. */
@@ -67,6 +69,11 @@ export interface CoordinatorOptions {
   http?: { listen: string; allowAnonymous?: boolean };
   /** How long the history is kept: days, and rows at most. Defaults 30 days, 1,000,000 rows. */
   history: HistoryRetention;
+  /**
+   * Shared backup targets (a backup server's datastore, a NAS export) that jobs of every host name, each
+   * with the most concurrent backups and an I/O budget (bytes/s, 0: none) held across all hosts. Default none.
+   */
+  targets: TargetLimits[];
 }
 
 export const HISTORY_DEFAULTS: HistoryRetention = { keepDays: 30, maxRows: 1_000_000 };
@@ -181,6 +188,31 @@ const pkiSchema = mapping({
   }),
 });
 
+const targetsSchema = z
+  .array(
+    mapping({
+      name: text().refine(isValidName, { error: expected('a target name (letters, digits, . _ : @ -)') }),
+      maxConcurrent: integer(1, LIMITS.maxTokensPerKind),
+      ioBudget: byteRate().default(0),
+    }).transform(({ name, maxConcurrent, ioBudget }): TargetLimits => ({
+      name,
+      maxConcurrent,
+      ioBytesPerSec: ioBudget,
+    })),
+    { error: expected('a list of targets') },
+  )
+  .check(
+    across<unknown[]>((targets, _fine, report) => {
+      const names = new Set<string>();
+      targets.forEach((t, i) => {
+        const name = (t as { name?: unknown })?.name;
+        if (typeof name !== 'string') return;
+        if (names.has(name)) report([i, 'name'], `"${name}" is used by another target`);
+        names.add(name);
+      });
+    }),
+  );
+
 /** coordinator.yaml: each key, its type and default; flags are merged in under the same keys. */
 export const coordinatorConfigSchema = mapping({
   listen: nonEmpty('host:port').check(accepted(parseAddress)).default(DEFAULT_ADDRESS),
@@ -203,6 +235,7 @@ export const coordinatorConfigSchema = mapping({
     keepDays: integer(1, 36_500).default(HISTORY_DEFAULTS.keepDays),
     maxRows: integer(1_000, 1_000_000_000).default(HISTORY_DEFAULTS.maxRows),
   }).prefault({}),
+  targets: targetsSchema.default([]),
 })
   .check(
     across<Record<string, unknown>>((o, fine, report) => {
@@ -219,6 +252,16 @@ export const coordinatorConfigSchema = mapping({
         });
       }
       if (fine('http') && o.http !== undefined) checkHttp(o, report);
+      if (fine('hypervisorJobs') && fine('targets')) {
+        const targets = new Set((o.targets as TargetLimits[]).map((t) => t.name));
+        (o.hypervisorJobs as HypervisorJob[]).forEach((job, i) => {
+          if (job.target !== undefined && !targets.has(job.target))
+            report(
+              ['hypervisorJobs', i, 'sharedTarget'],
+              `no target "${job.target}" in targets (${[...targets].join(', ') || 'none configured'})`,
+            );
+        });
+      }
       if (!fine('listen')) return;
       const listen = o.listen as string;
       const loopback = isLoopbackHost(parseAddress(listen).host);

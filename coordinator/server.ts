@@ -90,7 +90,7 @@ export async function startServer(
     ids,
     log,
     defaultHost: options.host,
-    lessorOptions: { defaultPolicy: options.policy },
+    lessorOptions: { defaultPolicy: options.policy, targets: options.targets },
   });
   placement.attach(coordinator);
   await applyConfiguredPolicy(coordinator, options, log);
@@ -111,6 +111,7 @@ export async function startServer(
     coordinator,
     registry,
     hypervisorJobs: options.hypervisorJobs,
+    targets: options.targets,
     resolveVm: identityOf,
     clock,
     log,

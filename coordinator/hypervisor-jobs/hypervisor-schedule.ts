@@ -38,6 +38,10 @@ const jobSchema = mapping({
     cpuPercent: integer(0, LIMITS.maxCpuBudgetPercent).default(0),
     ioBytesPerSec: integer(0, LIMITS.maxIoBytesPerSec).default(0),
   }).optional(),
+  // `target` is the driver's backup directory: the shared target (coordinator.yaml's targets) has its own key.
+  sharedTarget: text()
+    .refine(isValidName, { error: expected('the name of one of targets') })
+    .optional(),
   ...driverShape,
 })
   .check(
@@ -45,19 +49,32 @@ const jobSchema = mapping({
       checkDriverKeys(job, (key, problem) => report([key], problem)),
     ),
   )
-  .transform(({ name, vms, schedule, window, expectedDuration, priority, cost, ...driverSettings }): HypervisorJob => {
-    const driver = toBackupDriver(driverSettings);
-    return {
+  .transform(
+    ({
       name,
       vms,
       schedule,
-      windowMs: window,
-      expectedDurationMs: expectedDuration,
+      window,
+      expectedDuration,
       priority,
-      declaredCost: cost ?? null,
-      ...(driver && { driver }),
-    };
-  });
+      cost,
+      sharedTarget,
+      ...driverSettings
+    }): HypervisorJob => {
+      const driver = toBackupDriver(driverSettings);
+      return {
+        ...(sharedTarget && { target: sharedTarget }),
+        name,
+        vms,
+        schedule,
+        windowMs: window,
+        expectedDurationMs: expectedDuration,
+        priority,
+        declaredCost: cost ?? null,
+        ...(driver && { driver }),
+      };
+    },
+  );
 
 /** coordinator.yaml's `hypervisorJobs`: each entry's keys, and names used once. */
 export const hypervisorJobsSchema = z.array(jobSchema, { error: expected('a list of jobs') }).check(

@@ -65,11 +65,7 @@ export function tokenService(
             // Each update supersedes the last: while the caller does not read, skip them instead of piling them up.
             if (done || call.cancelled || call.writableNeedDrain) return;
             call.write({
-              queued: {
-                position: info.position,
-                estimatedStartUnixMs: info.estimatedStart,
-                waitingFor: info.waitingFor,
-              },
+              queued: wire.queued(info),
             });
           },
           granted: (lease) => finish({ granted: wire.token(lease) }),

@@ -294,7 +294,7 @@ describe('coordinator configuration', () => {
     assert.match(found[2], /^c\.yaml: hypervisorJobs\[0\]\.expectedDuration: expected a duration/);
     assert.equal(
       found[3],
-      'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of: name, vms, schedule, window, expectedDuration, priority, cost, driver, qmpSocket, libvirtUri, target, disks, maxIncrementals, speed, command, quiesce, retries, retryDelay)',
+      'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of: name, vms, schedule, window, expectedDuration, priority, cost, sharedTarget, driver, qmpSocket, libvirtUri, target, disks, maxIncrementals, speed, command, quiesce, retries, retryDelay)',
     );
     assert.equal(found[4], 'c.yaml: hypervisorJobs[1].vms: expected a non-empty list of VM names, got ["vm 1"]');
     assert.match(found[5], /^c\.yaml: hypervisorJobs\[1\]\.window: missing \(expected a duration/);
