@@ -142,7 +142,11 @@ export async function startServer(
   });
   server.addService(
     decodingGuarded(headroomV1.TokenService.service),
-    tokenService(coordinator, quiesce, log, placement),
+    tokenService(coordinator, quiesce, log, placement, ({ kind, host, job }) =>
+      kind === 'HYPERVISOR' && host === options.host
+        ? options.hypervisorJobs.find((j) => j.name === job)?.target
+        : undefined,
+    ),
   );
   server.addService(
     decodingGuarded(headroomV1.AgentService.service),

@@ -4,6 +4,7 @@
  * lessor holds one view of every host, so these limits count across hosts; in a cluster its leader runs
  * the one lessor, and they hold cluster-wide unchanged. Pure.
  */
+import { formatRate } from '../../common/util/human';
 import { InvalidArgumentError } from './errors';
 
 export interface TargetLimits {
@@ -47,11 +48,12 @@ export function targetFits(limits: TargetLimits, load: TargetLoad, ioBytesPerSec
   return limits.ioBytesPerSec === 0 || load.ioBytesPerSec + ioBytesPerSec <= limits.ioBytesPerSec;
 }
 
-/** "target pbs1 full: 3/3 backups" or "… I/O 180 MiB/s + 40 MiB/s > 200 MiB/s", for a waiter. */
+/** "target pbs1 full: 3/3 backups on it" or "… I/O 180 MiB/s + 40.0 MiB/s > 200 MiB/s", for a waiter. */
 export function describeTargetFull(limits: TargetLimits, load: TargetLoad, ioBytesPerSec: number): string {
   if (load.active >= limits.maxConcurrent)
     return `target ${limits.name} full: ${load.active}/${limits.maxConcurrent} backups on it`;
-  return `target ${limits.name} full: I/O ${load.ioBytesPerSec} + ${ioBytesPerSec} B/s > ${limits.ioBytesPerSec} B/s`;
+  const io = `${formatRate(load.ioBytesPerSec)} + ${formatRate(ioBytesPerSec)} > ${formatRate(limits.ioBytesPerSec)}`;
+  return `target ${limits.name} full: I/O ${io}`;
 }
 
 /**

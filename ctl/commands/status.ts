@@ -1,9 +1,10 @@
 /**
  * `headroomctl status`: one line per host — paused or not, tokens held against the caps, queue, agents,
- * the last fencing number and the rest of the policy; then the VMs placement says run on the coordinator's
- * host: state, agent connected, migrating.
+ * the last fencing number and the rest of the policy; then the shared targets' use across hosts; then the
+ * VMs placement says run on the coordinator's host: state, agent connected, migrating.
  */
-import type { HostInfo__Output, Policy__Output } from '../../proto/generated/headroom/v1';
+import type { HostInfo__Output, Policy__Output, TargetInfo__Output } from '../../proto/generated/headroom/v1';
+import { formatIoBudget, formatRate } from '../../common/util/human';
 import { formatDuration } from '../../common/util/duration';
 import { type Command, hostOption } from '../command';
 import { note, print, printJson } from '../context';
@@ -16,11 +17,14 @@ export const statusCommand: Command = {
   examples: ['status', 'status --host pve1 --json'],
   summary: "hosts: paused, active tokens, queue, agents, fencing, policy; the coordinator's host's VMs",
   synopsis: '[--host H]',
-  description:
+  description: [
     "One line per host. GUEST and HYPERVISOR show the tokens held now against the policy's cap (1/4: one of four).",
+    "Then one line per shared target (coordinator.yaml's targets): its backups now, on every host, against its",
+    'maxConcurrent, and the sum of their I/O budgets against its ioBudget.',
+  ].join('\n'),
   options: [hostOption()],
   async run(ctx, args) {
-    const res = await ctx.admin('ListHosts', {});
+    const [res, { targets }] = await Promise.all([ctx.admin('ListHosts', {}), ctx.admin('ListTargets', {})]);
     const host = args.get<string>('host');
     const hosts = res.hosts.filter((h) => host === undefined || h.host === host);
     if (host !== undefined && hosts.length === 0) {
@@ -29,11 +33,11 @@ export const statusCommand: Command = {
       return EXIT_FAILURE;
     }
     if (ctx.json) {
-      printJson(ctx, { hosts });
+      printJson(ctx, { hosts, targets });
       return 0;
     }
-    const placement = renderPlacement(hosts);
-    print(ctx, placement ? `${renderHosts(hosts)}\n\n${placement}` : renderHosts(hosts));
+    const parts = [renderHosts(hosts), targets.length > 0 ? renderTargets(targets) : '', renderPlacement(hosts)];
+    print(ctx, parts.filter((p) => p).join('\n\n'));
     return 0;
   },
 };
@@ -68,5 +72,25 @@ export function renderHosts(hosts: readonly HostInfo__Output[]): string {
       policySummary(h.policy),
     ]),
     { empty: 'no hosts' },
+  );
+}
+
+/** One line per shared target: backups on it now (every host) against its concurrency, I/O against its budget. */
+export function renderTargets(targets: readonly TargetInfo__Output[]): string {
+  return formatTable(
+    [
+      { header: 'TARGET', maxWidth: 32 },
+      { header: 'BACKUPS', align: 'right' },
+      { header: 'I/O IN USE', align: 'right' },
+      { header: 'I/O BUDGET', align: 'right' },
+      { header: 'QUEUED', align: 'right' },
+    ],
+    targets.map((t) => [
+      t.name,
+      `${t.active}/${t.maxConcurrent}`,
+      formatRate(t.ioBytesPerSec),
+      formatIoBudget(t.ioBudgetBytesPerSec),
+      String(t.queued),
+    ]),
   );
 }

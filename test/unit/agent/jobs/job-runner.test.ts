@@ -16,6 +16,7 @@ const job: JobConfig = {
   command: ['restic', 'backup', '/data'],
   priority: 3,
   cost: { ioBytesPerSec: 0, cpuPercent: 0 },
+  sharedTarget: '',
 };
 const occurrence = { scheduledAtUnixMs: T0, windowEndUnixMs: T0 + 3_600_000 };
 
