@@ -93,6 +93,7 @@ describe('JobRunner', () => {
       latestStartUnixMs: T0 + 3_600_000,
       windowEndUnixMs: T0 + 3_600_000,
       priority: 3,
+      target: '',
     });
     assert.deepEqual(o.argv, ['restic', 'backup', '/data']);
     assert.equal(o.killGraceMs, 5_000);
