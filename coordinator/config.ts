@@ -22,6 +22,7 @@ import {
   mapping,
   readConfigFile,
   text,
+  uniqueNames,
   validateConfig,
 } from '../common/util/config-schema';
 import { isValidName } from '../common/domain/names';
@@ -201,17 +202,7 @@ const targetsSchema = z
     })),
     { error: expected('a list of targets') },
   )
-  .check(
-    across<unknown[]>((targets, _fine, report) => {
-      const names = new Set<string>();
-      targets.forEach((t, i) => {
-        const name = (t as { name?: unknown })?.name;
-        if (typeof name !== 'string') return;
-        if (names.has(name)) report([i, 'name'], `"${name}" is used by another target`);
-        names.add(name);
-      });
-    }),
-  );
+  .check(uniqueNames('target'));
 
 /** coordinator.yaml: each key, its type and default; flags are merged in under the same keys. */
 export const coordinatorConfigSchema = mapping({

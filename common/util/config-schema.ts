@@ -42,6 +42,19 @@ export function mapping<T extends z.core.$ZodLooseShape>(
 
 export const text = (what = 'a string') => z.string({ error: expected(what) });
 export const flag = () => z.boolean({ error: expected('true or false') });
+/** A check that a list's entries have distinct names: a repeat is reported at its `name`, "used by another <what>". */
+export function uniqueNames(what: string) {
+  return across<unknown[]>((items, _fine, report) => {
+    const names = new Set<string>();
+    items.forEach((item, i) => {
+      const name = (item as { name?: unknown })?.name;
+      if (typeof name !== 'string') return;
+      if (names.has(name)) report([i, 'name'], `"${name}" is used by another ${what}`);
+      else names.add(name);
+    });
+  });
+}
+
 /** Bytes per second as people write them (byte-rate.ts): `200MiB/s`, `500K`, or a plain number. */
 export const byteRate = () =>
   z

@@ -5,7 +5,16 @@
  * names its key.
  */
 import { z } from 'zod';
-import { accepted, across, duration, expected, integer, mapping, text } from '../../common/util/config-schema';
+import {
+  accepted,
+  across,
+  duration,
+  expected,
+  integer,
+  mapping,
+  text,
+  uniqueNames,
+} from '../../common/util/config-schema';
 import { parseCron } from '../../common/util/cron';
 import { isValidName } from '../../common/domain/names';
 import { LIMITS } from '../domain/policy';
@@ -77,14 +86,4 @@ const jobSchema = mapping({
   );
 
 /** coordinator.yaml's `hypervisorJobs`: each entry's keys, and names used once. */
-export const hypervisorJobsSchema = z.array(jobSchema, { error: expected('a list of jobs') }).check(
-  across<unknown[]>((jobs, _fine, report) => {
-    const names = new Set<string>();
-    jobs.forEach((job, i) => {
-      const name = (job as { name?: unknown })?.name;
-      if (typeof name !== 'string') return;
-      if (names.has(name)) report([i, 'name'], `"${name}" is used by another job`);
-      else names.add(name);
-    });
-  }),
-);
+export const hypervisorJobsSchema = z.array(jobSchema, { error: expected('a list of jobs') }).check(uniqueNames('job'));

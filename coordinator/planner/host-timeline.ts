@@ -3,7 +3,7 @@
  * each VM's busy intervals and the planned starts, with the checks a new slot must pass. Pure.
  */
 import { type TokenKind, otherKind } from '../domain/lease';
-import { partitionPoint } from './partition-point';
+import { partitionPoint, segmentAt, splitSegment } from './partition-point';
 import { TargetTimeline } from './target-timeline';
 import type { Blocker, Need, PlanHost, PlanTarget } from './types';
 
@@ -217,15 +217,12 @@ export class HostTimeline {
 
   /** The segment holding t. */
   private indexAt(t: number): number {
-    return partitionPoint(this.segments, (s) => s.start <= t) - 1;
+    return segmentAt(this.segments, t);
   }
 
   /** Makes a segment start at t; returns its index. */
   private split(t: number): number {
-    const i = this.indexAt(t);
-    if (this.segments[i].start === t) return i;
-    this.segments.splice(i + 1, 0, { ...this.segments[i], start: t });
-    return i + 1;
+    return splitSegment(this.segments, t);
   }
 }
 

@@ -4,7 +4,7 @@
  * slot must pass. Unlike the host's own usage, the others' may rise after any start, so every check walks
  * the whole interval. Pure.
  */
-import { partitionPoint } from './partition-point';
+import { segmentAt, splitSegment } from './partition-point';
 import type { PlanTarget } from './types';
 
 interface Segment {
@@ -27,7 +27,7 @@ export class TargetTimeline {
   conflict(io: number, t: number, durationMs: number): number | undefined {
     const { maxConcurrent, ioBytesPerSec } = this.target;
     const segs = this.segments;
-    for (let i = this.indexAt(t); i < segs.length && segs[i].start < t + durationMs; i++) {
+    for (let i = segmentAt(segs, t); i < segs.length && segs[i].start < t + durationMs; i++) {
       const s = segs[i];
       // A loaded segment always has a successor: the end of what loads it.
       if (s.count >= maxConcurrent || (ioBytesPerSec > 0 && s.io + io > ioBytesPerSec)) return segs[i + 1].start;
@@ -37,22 +37,11 @@ export class TargetTimeline {
 
   /** Takes (sign 1) or gives back (sign -1) a backup's share over [start, end). */
   add(io: number, start: number, end: number, sign = 1): void {
-    const first = this.split(start);
-    const stop = this.split(end);
+    const first = splitSegment(this.segments, start);
+    const stop = splitSegment(this.segments, end);
     for (let i = first; i < stop; i++) {
       this.segments[i].count += sign;
       this.segments[i].io += sign * io;
     }
-  }
-
-  private indexAt(t: number): number {
-    return partitionPoint(this.segments, (s) => s.start <= t) - 1;
-  }
-
-  private split(t: number): number {
-    const i = this.indexAt(t);
-    if (this.segments[i].start === t) return i;
-    this.segments.splice(i + 1, 0, { ...this.segments[i], start: t });
-    return i + 1;
   }
 }

@@ -274,26 +274,25 @@ describe('coordinator configuration', () => {
     assert.deepEqual(compileCoordinatorOptions({ host: 'h', plaintext: true }, 'x').hypervisorJobs, []);
   });
 
+  /** coordinator.yaml with `targets` and one hypervisor job writing to `sharedTarget`. */
+  const withTargets = (targets: unknown[], sharedTarget: string) => ({
+    host: 'h',
+    plaintext: true,
+    targets,
+    hypervisorJobs: [
+      { name: 'img', vms: ['web-1'], schedule: '30 1 * * *', window: '5h', expectedDuration: '20m', sharedTarget },
+    ],
+  });
+
   it('reads shared targets, their I/O budget as a byte rate, and a hypervisor job naming one', () => {
     const o = compileCoordinatorOptions(
-      {
-        host: 'h',
-        plaintext: true,
-        targets: [
+      withTargets(
+        [
           { name: 'pbs1', maxConcurrent: 3, ioBudget: '200MiB/s' },
           { name: 'nas', maxConcurrent: 1 },
         ],
-        hypervisorJobs: [
-          {
-            name: 'img',
-            vms: ['web-1'],
-            schedule: '30 1 * * *',
-            window: '5h',
-            expectedDuration: '20m',
-            sharedTarget: 'pbs1',
-          },
-        ],
-      },
+        'pbs1',
+      ),
       'x',
     );
     assert.deepEqual(o.targets, [
@@ -305,55 +304,20 @@ describe('coordinator configuration', () => {
   });
 
   it('refuses malformed targets and a hypervisor job naming an unknown one, naming file and key', () => {
-    const found = problems(() =>
-      compileCoordinatorOptions(
-        {
-          host: 'h',
-          plaintext: true,
-          targets: [
-            { name: 'pbs1', maxConcurrent: 0, ioBudget: 'fast' },
-            { name: 'pbs1', maxConcurrent: 2 },
-          ],
-          hypervisorJobs: [
-            {
-              name: 'img',
-              vms: ['web-1'],
-              schedule: '30 1 * * *',
-              window: '5h',
-              expectedDuration: '20m',
-              sharedTarget: 'tape',
-            },
-          ],
-        },
-        'c.yaml',
-      ),
-    );
-    assert.deepEqual(found, [
-      'c.yaml: targets[0].maxConcurrent: expected an integer from 1 to 1000, got 0',
-      'c.yaml: targets[0].ioBudget: expected bytes per second such as 500K, 10MiB or 1G (binary units), got "fast"',
-      'c.yaml: targets[1].name: "pbs1" is used by another target',
-    ]);
+    const malformed = [
+      { name: 'pbs1', maxConcurrent: 0, ioBudget: 'fast' },
+      { name: 'pbs1', maxConcurrent: 2 },
+    ];
     assert.deepEqual(
-      problems(() =>
-        compileCoordinatorOptions(
-          {
-            host: 'h',
-            plaintext: true,
-            targets: [{ name: 'pbs1', maxConcurrent: 2 }],
-            hypervisorJobs: [
-              {
-                name: 'img',
-                vms: ['web-1'],
-                schedule: '30 1 * * *',
-                window: '5h',
-                expectedDuration: '20m',
-                sharedTarget: 'tape',
-              },
-            ],
-          },
-          'c.yaml',
-        ),
-      ),
+      problems(() => compileCoordinatorOptions(withTargets(malformed, 'pbs1'), 'c.yaml')),
+      [
+        'c.yaml: targets[0].maxConcurrent: expected an integer from 1 to 1000, got 0',
+        'c.yaml: targets[0].ioBudget: expected bytes per second such as 500K, 10MiB or 1G (binary units), got "fast"',
+        'c.yaml: targets[1].name: "pbs1" is used by another target',
+      ],
+    );
+    assert.deepEqual(
+      problems(() => compileCoordinatorOptions(withTargets([{ name: 'pbs1', maxConcurrent: 2 }], 'tape'), 'c.yaml')),
       ['c.yaml: hypervisorJobs[0].sharedTarget: no target "tape" in targets (pbs1)'],
     );
   });
