@@ -2,7 +2,9 @@
  * bench:storm's cluster scenario: 8 hosts of 25 VMs each (the single host's mix, storm-scenario.ts, one
  * seed per host) whose hypervisor backups (vzdump to one Proxmox Backup Server datastore) all write to one
  * shared target, limited to a few backups and an I/O budget at once. Three ways to run the night:
- *  - uncoordinated: every backup at its cron time, each host's disks shared in proportion (storm-metrics.ts);
+ *  - uncoordinated: every backup at its cron time, each host's disks and the target each shared in
+ *    proportion to what is asked of them (storm-metrics.ts simulateShared): the target delivers its I/O
+ *    budget in all, so an overloaded target slows every backup on it;
  *  - per-host Headroom: each host planned alone by its own rules, as one coordinator per host does: nothing
  *    holds the target's limits across hosts;
  *  - cluster Headroom: the hosts planned together with the target's limits held across them
@@ -13,7 +15,7 @@
 import type { TargetLimits } from '../coordinator/domain/targets';
 import { planHost, planHosts } from '../coordinator/planner';
 import type { Plan, PlanInput } from '../coordinator/planner/types';
-import { type Run, figures, simulateUncoordinated } from './storm-metrics';
+import { type Run, figures, simulateShared } from './storm-metrics';
 import { DISK_BYTES_PER_SEC_PER_50_VMS, MIDNIGHT, PLAN_NOW, type ScenarioJob, scenario } from './storm-scenario';
 
 const HOUR = 3_600_000;
@@ -134,7 +136,18 @@ function targetFigures(hosts: readonly ClusterHost[], runsByHost: readonly Run[]
 export function clusterFigures(seed: number, budgetMb: number): ClusterFigures {
   const hosts = clusterScenario(seed, budgetMb);
   const disk = (DISK_BYTES_PER_SEC_PER_50_VMS * CLUSTER_VMS_PER_HOST) / 50;
-  const uncoordinated = hosts.map((h) => simulateUncoordinated(h.jobs, disk));
+  // One simulation of the whole cluster: the target is shared by every host, each host's disks by its own jobs.
+  const capacity = new Map([
+    [CLUSTER_TARGET.name, CLUSTER_TARGET.ioBytesPerSec],
+    ...hosts.map((h) => [h.name, disk] as [string, number]),
+  ]);
+  const hostOf = new Map(hosts.flatMap((h) => h.jobs.map((j) => [j.id, h.name] as const)));
+  const shared = simulateShared(
+    hosts.flatMap((h) => h.jobs),
+    (j) => (j.target ? [hostOf.get(j.id)!, j.target] : [hostOf.get(j.id)!]),
+    capacity,
+  );
+  const uncoordinated = hosts.map((h) => shared.filter((r) => hostOf.get(r.job.id) === h.name));
   const perHost = hosts.map((h) => runsOf(planHost(h.input), h.jobs));
   const t = process.hrtime.bigint();
   const plans = planHosts(new Map(hosts.map((h) => [h.name, h.input])), [CLUSTER_TARGET]);
@@ -173,5 +186,8 @@ export function clusterReport(c: ClusterFigures): string[] {
     row('runs left out', (x) => String(x.leftOut)),
     row('night makespan (from 22:00)', (x) => hm(x.nightMakespanMs)),
     `  planning the ${c.hosts} hosts together: ${c.clusterPlanningMs.toFixed(0)} ms`,
+    "  uncoordinated: simulated, every job at its cron time, each host's disks and the target delivering what they",
+    '  can in proportion to what is asked. The plans: each job taking its expected duration; per-host plans are',
+    "  each host's own coordinator, blind to the other hosts: on a target over its limits their runs would last longer.",
   ];
 }
