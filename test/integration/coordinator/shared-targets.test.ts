@@ -29,6 +29,13 @@ targets:
   - name: pbs1
     maxConcurrent: 2
     ioBudget: 100MiB/s
+hypervisorJobs:
+  - name: image
+    vms: [vm-h1]
+    schedule: '0 12 * * *'
+    window: 1h
+    expectedDuration: 10m
+    sharedTarget: pbs1
 `;
 
 describe('shared targets across hosts (real coordinator)', function () {
@@ -94,6 +101,16 @@ describe('shared targets across hosts (real coordinator)', function () {
     assert.equal(s.details, `target: no shared target "tape" (coordinator.yaml's targets: pbs1)`);
   });
 
+  it("holds a request for a hypervisor job of coordinator.yaml to the job's target when it names none (a vzdump hook)", async () => {
+    const token = await grant(clients, { kind: 'TOKEN_KIND_HYPERVISOR', host: 'host-a', vm: 'vm-h1', job: 'image' });
+    assert.equal(token.target, 'pbs1');
+    const other = await grant(clients, { kind: 'TOKEN_KIND_HYPERVISOR', host: 'host-b', vm: 'vm-h1', job: 'image' });
+    // Another host's job of that name is not this coordinator's hypervisorJobs entry.
+    assert.equal(other.target, '');
+    await release(clients, token);
+    await release(clients, other);
+  });
+
   it("shows the target's timeline across hosts from the agents' declared jobs", async () => {
     const job = (name: string) => ({
       name,
@@ -111,14 +128,16 @@ describe('shared targets across hosts (real coordinator)', function () {
     ];
     try {
       await Promise.all(agents.map((a) => a.connected()));
+      // The agents' three runs, beside coordinator.yaml's image job (on pbs1 too, at noon).
       const planned = async () => {
         const plan = await unary(clients.admin.GetPlan.bind(clients.admin), { target: 'pbs1' });
-        return plan.slots.length === 3 ? plan : undefined;
+        return plan.slots.filter((s) => s.job === 'files').length === 3 ? plan : undefined;
       };
       await waitFor(async () => (await planned()) !== undefined, 30_000, 'every host planned on pbs1');
       const plan = (await planned())!;
       assert.equal(plan.target?.name, 'pbs1');
-      assert.deepEqual(plan.slots.map((s) => s.host).sort(), ['host-a', 'host-a', 'host-b']);
+      const files = plan.slots.filter((s) => s.job === 'files');
+      assert.deepEqual(files.map((s) => s.host).sort(), ['host-a', 'host-a', 'host-b']);
       // Three runs of an hour each due at 01:00 on a target of two: never more than two at once.
       const at = (t: number) => plan.slots.filter((s) => s.startUnixMs <= t && t < s.endUnixMs).length;
       assert.ok(
@@ -128,7 +147,8 @@ describe('shared targets across hosts (real coordinator)', function () {
       const shown = await ctl('plan', '--target', 'pbs1');
       assert.equal(shown.code, 0, shown.stderr);
       assert.match(shown.stdout, /^target pbs1 \(at most 2 backups, I\/O 100 MiB\/s; now 0 backups/);
-      assert.match(shown.stdout, /3 runs planned on 2 hosts; at most 2 at once/);
+      assert.match(shown.stdout, /4 runs planned on 2 hosts; at most 2 at once/);
+      assert.match(shown.stdout, /\nhost-a:vm-h1\/image /);
       assert.match(shown.stdout, /\nhost-b:vm-p3\/files /);
     } finally {
       for (const a of agents) a.close();
