@@ -83,6 +83,8 @@ describe('shared targets across hosts (real coordinator)', function () {
     assert.match(metrics, /^headroom_target_active_tokens\{target="pbs1"\} 2$/m);
     assert.match(metrics, /^headroom_target_io_bytes_per_second\{target="pbs1"\} 94371840$/m);
 
+    const history = await unary(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm-a1' });
+    assert.equal(history.events[0].detail, `fencing ${a.fencing}, ttl 30s, on target pbs1 (40.0 MiB/s of its I/O)`);
     await release(clients, a);
     const final = await c.done;
     assert.equal(final.granted?.host, 'host-c');
