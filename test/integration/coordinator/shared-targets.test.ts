@@ -20,6 +20,7 @@ import { FakeAgent } from '../../helpers/fake-agent';
 import { acquire, connectPlain, grant, release, statusOf } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
 import { runCtl } from '../ctl/ctl-process';
+import { startAgent, waitFor as waitForValue, writeConfig } from '../agent/processes';
 
 const MIB = 1024 * 1024;
 const CONFIG = `${TEST_START_POLICY}  budgetIoBytesPerSec: ${40 * MIB}
@@ -154,6 +155,51 @@ describe('shared targets across hosts (real coordinator)', function () {
       assert.match(shown.stdout, /\nhost-b:vm-p3\/files /);
     } finally {
       for (const a of agents) a.close();
+    }
+  });
+
+  it("a real agent's job naming the target waits for it, logs TARGET_FULL, and runs once another host's backup ends", async () => {
+    const held = [
+      // Held unrenewed for as long as the test takes.
+      await grant(clients, { kind: 'TOKEN_KIND_GUEST', host: 'host-b', vm: 'vm-b7', target: 'pbs1', ttlMs: 300_000 }),
+      await grant(clients, { kind: 'TOKEN_KIND_GUEST', host: 'host-b', vm: 'vm-b8', target: 'pbs1', ttlMs: 300_000 }),
+    ];
+    const config = writeConfig(
+      [
+        `coordinator: ${coordinator.address}`,
+        'vm: vm-agent',
+        'host: host-a',
+        'jobs:',
+        '  - name: to-pbs',
+        '    schedule: "*/2 * * * * *"',
+        '    window: 1m',
+        '    expectedDuration: 1s',
+        '    command: ["true"]',
+        '    sharedTarget: pbs1',
+      ].join('\n'),
+    );
+    const agent = startAgent(['run', '--config', config]);
+    try {
+      await waitForValue(
+        'the agent to log that its job waits for pbs1',
+        () => /waiting for a GUEST token .*target pbs1 full: 2\/2 backups on it.*targetFull=pbs1/.test(agent.stderr()),
+        30_000,
+      );
+      await release(clients, held[0]);
+      const released = await waitForValue(
+        "the agent's run released",
+        async () =>
+          (await unary(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm-agent', limit: 100 })).events.find(
+            (e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED',
+          ),
+        30_000,
+      );
+      assert.match(released.detail, /^success, exit 0/);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\nthe agent's log:\n${agent.stderr()}`);
+    } finally {
+      await agent.stop();
+      await release(clients, held[1]);
     }
   });
 
