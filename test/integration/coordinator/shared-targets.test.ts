@@ -114,6 +114,14 @@ describe('shared targets across hosts (real coordinator)', function () {
     await release(clients, other);
   });
 
+  it('holds headroomctl host-backup --shared-target to the target', async () => {
+    const run = await ctl('host-backup', '--host', 'host-b', '--vm', 'vm-hb', '--shared-target', 'pbs1', '--', 'true');
+    assert.equal(run.code, 0, run.stderr);
+    const history = await unary(clients.admin.ListHistory.bind(clients.admin), { vm: 'vm-hb' });
+    const granted = history.events.find((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED');
+    assert.match(granted?.detail ?? '', /, on target pbs1 \(50\.0 MiB\/s of its I\/O\)$/);
+  });
+
   it("shows the target's timeline across hosts from the agents' declared jobs", async () => {
     const job = (name: string) => ({
       name,
