@@ -29,6 +29,7 @@ import {
 } from '../common/util/config-schema';
 import { MAX_SOCKET_PATH_BYTES } from './freeze/control-socket';
 import { parseSchedule } from './jobs/scheduler';
+import { isValidName } from '../common/domain/names';
 
 export const DEFAULT_CONFIG_PATH = '/etc/headroom/agent.yaml';
 
@@ -52,6 +53,8 @@ export interface JobConfig {
   /** Higher runs first among waiting requests; default 0. */
   priority: number;
   cost: JobCost;
+  /** The shared target (coordinator.yaml's targets) it writes to; empty: none. */
+  sharedTarget: string;
 }
 
 export interface BudgetSettings {
@@ -291,8 +294,13 @@ const jobSchema = mapping({
     ioBytesPerSec: integer(0, Number.MAX_SAFE_INTEGER).default(0),
     cpuPercent: integer(0, MAX_UINT32).default(0),
   }).prefault({}),
-}).transform(({ window, expectedDuration, ...job }): JobConfig => ({
+  // The coordinator knows the targets: one it does not know refuses the job's acquire, naming it.
+  sharedTarget: text()
+    .refine(isValidName, { error: expected("the name of one of coordinator.yaml's targets") })
+    .optional(),
+}).transform(({ window, expectedDuration, sharedTarget, ...job }): JobConfig => ({
   ...job,
+  sharedTarget: sharedTarget ?? '',
   windowMs: window,
   expectedDurationMs: expectedDuration,
 }));

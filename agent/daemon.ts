@@ -116,6 +116,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     expectedDurationMs: j.expectedDurationMs,
     declaredCost: { ioBytesPerSec: j.cost.ioBytesPerSec, cpuPercent: j.cost.cpuPercent },
     priority: j.priority,
+    target: j.sharedTarget,
   }));
   // The freeze's bound is the quiescer's own timer: nothing the session does (or fails to do) holds a freeze.
   const quiescer = createQuiescer(config.quiesce, {

@@ -19,19 +19,34 @@ export interface Run {
  * of them last longer. Only the disks are shared in this model: CPU contention would only add to it.
  */
 export function simulateUncoordinated(jobs: readonly ScenarioJob[], diskBytesPerSec: number): Run[] {
+  return simulateShared(jobs, () => ['disks'], new Map([['disks', diskBytesPerSec]]));
+}
+
+/**
+ * The same with several shared resources (a host's disks, a backup target that many hosts write to): each
+ * job uses the `pools` named for it, and runs at its declared rate times the smallest share it gets in
+ * any of them (each pool shares what it delivers in proportion to what its jobs ask).
+ */
+export function simulateShared(
+  jobs: readonly ScenarioJob[],
+  pools: (job: ScenarioJob) => readonly string[],
+  capacity: ReadonlyMap<string, number>,
+): Run[] {
   const pending = [...jobs].sort((a, b) => a.earliestStart - b.earliestStart);
-  const active: { job: ScenarioJob; start: number; bytesLeft: number }[] = [];
+  const active: { job: ScenarioJob; pools: readonly string[]; start: number; bytesLeft: number }[] = [];
   const runs: Run[] = [];
   let next = 0;
   let t = pending[0]?.earliestStart ?? 0;
   while (next < pending.length || active.length > 0) {
     while (next < pending.length && pending[next].earliestStart <= t) {
       const job = pending[next++];
-      active.push({ job, start: t, bytesLeft: (job.cost.ioBytesPerSec * job.durationMs) / 1000 });
+      active.push({ job, pools: pools(job), start: t, bytesLeft: (job.cost.ioBytesPerSec * job.durationMs) / 1000 });
     }
-    const asked = active.reduce((sum, a) => sum + a.job.cost.ioBytesPerSec, 0);
-    const share = asked > diskBytesPerSec ? diskBytesPerSec / asked : 1;
-    const bytesPerMs = (a: (typeof active)[number]) => (a.job.cost.ioBytesPerSec * share) / 1000;
+    const asked = new Map<string, number>();
+    for (const a of active) for (const p of a.pools) asked.set(p, (asked.get(p) ?? 0) + a.job.cost.ioBytesPerSec);
+    const share = (p: string) => Math.min(1, capacity.get(p)! / asked.get(p)!);
+    const bytesPerMs = (a: (typeof active)[number]) =>
+      (a.job.cost.ioBytesPerSec * Math.min(1, ...a.pools.map(share))) / 1000;
     let step = next < pending.length ? pending[next].earliestStart - t : Infinity;
     for (const a of active) step = Math.min(step, a.bytesLeft / bytesPerMs(a));
     t += step;

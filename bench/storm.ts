@@ -1,7 +1,8 @@
 /**
  * `npm run bench:storm`: the night of a simulated host with 50 VMs, (1) uncoordinated, every backup
  * starting at its cron time, and (2) as Headroom's planner plans it; then how much a small change moves
- * the plan, and how long planning 10,000 jobs takes. Prints figures and writes them to .bench/storm.json;
+ * the plan, and how long planning 10,000 jobs takes; then a cluster of 8 hosts sharing one backup target
+ * (storm-cluster.ts). Prints figures and writes them to .bench/storm.json;
  * never fails on them. Pure computation (no processes, no network), but for the planning thread the
  * event-loop figure starts.
  *
@@ -33,6 +34,7 @@ import {
 } from './storm-scenario';
 import { ensureDirFor } from './proc-stats';
 import { type LoopStall, declaredDay, eventLoopWhilePlanning } from './storm-event-loop';
+import { type ClusterFigures, clusterFigures, clusterReport } from './storm-cluster';
 
 const HOUR = 3_600_000;
 const VMS = 50;
@@ -185,6 +187,7 @@ async function main(): Promise<void> {
   const bigChanged = { ...bigInput, jobs: bigInput.jobs.slice(1) };
   const replanTiming = timing(runs, () => planHost({ ...bigChanged, previous: bigPlan }));
   const eventLoop = await eventLoopWhilePlanning(declaredDay(jobs, host, PLAN_NOW), runs);
+  const cluster = clusterFigures(seed, budget);
 
   const targets = {
     noOverlaps: nights.every((n) => n.overlaps === 0),
@@ -192,6 +195,7 @@ async function main(): Promise<void> {
     makespanWithin10Percent: nights.every((n) => n.makespanRatio <= 1.1),
     makespanWithin10PercentOfLiteral: nights.every((n) => n.makespanOverWorkRatio <= 1.1),
     tenThousandUnderOneSecond: bigTiming.medianMs < 1000,
+    clusterTargetHeld: cluster.cluster.minutesOverTarget === 0,
   };
   const result = {
     machine: {
@@ -231,6 +235,7 @@ async function main(): Promise<void> {
       runs,
     },
     eventLoop,
+    cluster,
     targets,
   };
   const out = path.resolve(__dirname, '..', '..', '.bench', 'storm.json');
@@ -273,6 +278,7 @@ type Result = {
     runs: number;
   };
   eventLoop: { onLoop: LoopStall; onThread: LoopStall; slots: number };
+  cluster: ClusterFigures;
   targets: Record<string, boolean>;
 };
 
@@ -379,12 +385,15 @@ function report(r: Result, out: string): string {
     `    planned on the event loop         longest stall ${r.eventLoop.onLoop.maxMs.toFixed(1)} ms (p99 ${r.eventLoop.onLoop.p99Ms.toFixed(1)} ms)`,
     `    on the planning thread            longest stall ${r.eventLoop.onThread.maxMs.toFixed(1)} ms (p99 ${r.eventLoop.onThread.p99Ms.toFixed(1)} ms), as the coordinator does`,
     '',
+    ...clusterReport(r.cluster),
+    '',
     `  targets (informational), over the ${r.nights.length} nights:`,
     `    0 guest×hypervisor overlaps       ${mark(r.targets.noOverlaps)}`,
     `    every feasible job placed         ${mark(r.targets.everyFeasibleJobPlaced)}${maybe ? ` (${maybe} left out that a plan might place)` : ''}`,
     `    night makespan ≤ 1.1 × bound      ${mark(r.targets.makespanWithin10Percent)} (the sharpest bound, every rule of the host)`,
     `    ... ≤ 1.1 × total work ÷ budget   ${mark(r.targets.makespanWithin10PercentOfLiteral)} (the literal bound; ${literalVerdict(r)})`,
     `    10,000 jobs in under 1 s          ${mark(r.targets.tenThousandUnderOneSecond)} (wall-clock median; CPU time median ${r.speed.plan.cpuMedianMs.toFixed(0)} ms, load average ${r.machine.loadAverageAfter.toFixed(1)})`,
+    `    cluster: shared target held       ${mark(r.targets.clusterTargetHeld)} (0 minutes over its limits in the cluster plan)`,
     `  written to ${path.relative(process.cwd(), out)}`,
     '',
   ].join('\n');

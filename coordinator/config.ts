@@ -13,6 +13,7 @@ import {
   absolutePath,
   accepted,
   across,
+  byteRate,
   choice,
   duration,
   expected,
@@ -21,6 +22,7 @@ import {
   mapping,
   readConfigFile,
   text,
+  uniqueNames,
   validateConfig,
 } from '../common/util/config-schema';
 import { isValidName } from '../common/domain/names';
@@ -29,6 +31,7 @@ import { type HypervisorJob, hypervisorJobsSchema } from './hypervisor-jobs/hype
 import { type PlacementOptions, placementSchema } from './placement/placement-config';
 import type { Durability } from './store/sqlite-store';
 import type { HistoryRetention } from './store/store';
+import type { TargetLimits } from './domain/targets';
 
 export interface CoordinatorOptions {
   /** Address to serve on. Default 127.0.0.1:7400. */
@@ -67,6 +70,11 @@ export interface CoordinatorOptions {
   http?: { listen: string; allowAnonymous?: boolean };
   /** How long the history is kept: days, and rows at most. Defaults 30 days, 1,000,000 rows. */
   history: HistoryRetention;
+  /**
+   * Shared backup targets (a backup server's datastore, a NAS export) that jobs of every host name, each
+   * with the most concurrent backups and an I/O budget (bytes/s, 0: none) held across all hosts. Default none.
+   */
+  targets: TargetLimits[];
   /** Cluster mode (docs/cluster.md): the members of a cluster share one coordination through etcd. */
   etcd?: EtcdOptions;
 }
@@ -194,6 +202,21 @@ const pkiSchema = mapping({
   }),
 });
 
+const targetsSchema = z
+  .array(
+    mapping({
+      name: text().refine(isValidName, { error: expected('a target name (letters, digits, . _ : @ -)') }),
+      maxConcurrent: integer(1, LIMITS.maxTokensPerKind),
+      ioBudget: byteRate().default(0),
+    }).transform(({ name, maxConcurrent, ioBudget }): TargetLimits => ({
+      name,
+      maxConcurrent,
+      ioBytesPerSec: ioBudget,
+    })),
+    { error: expected('a list of targets') },
+  )
+  .check(uniqueNames('target'));
+
 /** coordinator.yaml: each key, its type and default; flags are merged in under the same keys. */
 export const coordinatorConfigSchema = mapping({
   listen: nonEmpty('host:port').check(accepted(parseAddress)).default(DEFAULT_ADDRESS),
@@ -229,6 +252,7 @@ export const coordinatorConfigSchema = mapping({
     leaseTtl: duration({ min: 1_000, max: 60_000 }).default(3_000),
     peerListen: nonEmpty('host:port').check(accepted(parseAddress)),
   }).optional(),
+  targets: targetsSchema.default([]),
 })
   .check(
     across<Record<string, unknown>>((o, fine, report) => {
@@ -259,6 +283,16 @@ export const coordinatorConfigSchema = mapping({
             ['etcd'],
             'cluster mode serves plaintext on loopback only for now: remove pki/tls, or the etcd section (docs/cluster.md)',
           );
+      }
+      if (fine('hypervisorJobs') && fine('targets')) {
+        const targets = new Set((o.targets as TargetLimits[]).map((t) => t.name));
+        (o.hypervisorJobs as HypervisorJob[]).forEach((job, i) => {
+          if (job.target !== undefined && !targets.has(job.target))
+            report(
+              ['hypervisorJobs', i, 'sharedTarget'],
+              `no target "${job.target}" in targets (${[...targets].join(', ') || 'none configured'})`,
+            );
+        });
       }
       if (!fine('listen')) return;
       const listen = o.listen as string;

@@ -102,7 +102,7 @@ export async function startServer(
     ids,
     log,
     defaultHost: options.host,
-    lessorOptions: { defaultPolicy: options.policy },
+    lessorOptions: { defaultPolicy: options.policy, targets: options.targets },
     // A leader whose fenced commit failed may have been replaced: it must not reload and go on.
     afterFailedCommit: cluster ? 'halt' : 'reload',
   });
@@ -125,6 +125,7 @@ export async function startServer(
     coordinator,
     registry,
     hypervisorJobs: options.hypervisorJobs,
+    targets: options.targets,
     resolveVm: identityOf,
     clock,
     log,
@@ -158,7 +159,11 @@ export async function startServer(
   });
   server.addService(
     decodingGuarded(headroomV1.TokenService.service),
-    tokenService(coordinator, quiesce, log, placement),
+    tokenService(coordinator, quiesce, log, placement, ({ kind, host, job }) =>
+      kind === 'HYPERVISOR' && host === options.host
+        ? options.hypervisorJobs.find((j) => j.name === job)?.target
+        : undefined,
+    ),
   );
   server.addService(
     decodingGuarded(headroomV1.AgentService.service),

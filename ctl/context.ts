@@ -30,6 +30,7 @@ export type AdminUnaryMethod =
   | 'GetPolicy'
   | 'SetPolicy'
   | 'GetPlan'
+  | 'ListTargets'
   | 'ListBackups'
   | 'GetBackup'
   | 'PruneBackups'

@@ -27,20 +27,22 @@ const TICK_HOURS = [1, 2, 3, 4, 6, 12, 24];
  */
 export function renderGantt(plan: Plan__Output, now: number, width = DEFAULT_WIDTH): string {
   const rows = new Map<string, { windows: [number, number][]; slots: [number, number, string][] }>();
-  const row = (vm: string, job: string) => {
-    const label = `${vm}/${job}`;
+  // A shared target's timeline holds runs of several hosts: each row says whose.
+  const byHost = plan.target !== null;
+  const row = (vm: string, job: string, host: string) => {
+    const label = byHost ? `${host}:${vm}/${job}` : `${vm}/${job}`;
     let r = rows.get(label);
     if (!r) rows.set(label, (r = { windows: [], slots: [] }));
     return r;
   };
   for (const s of plan.slots) {
-    const r = row(s.vm, s.job);
+    const r = row(s.vm, s.job, s.host);
     r.windows.push([s.earliestStartUnixMs, s.windowEndUnixMs]);
     r.slots.push([s.startUnixMs, s.endUnixMs, s.kind === 'TOKEN_KIND_HYPERVISOR' ? HYPERVISOR : GUEST]);
   }
   for (const u of plan.unplaced) {
     // A run whose schedule could not be read has no window to draw, but still gets its row.
-    const r = row(u.vm, u.job);
+    const r = row(u.vm, u.job, u.host);
     if (u.windowEndUnixMs > 0) r.windows.push([u.earliestStartUnixMs, u.windowEndUnixMs]);
   }
   const labels = [...rows.keys()].sort((a, b) => a.localeCompare(b));

@@ -47,6 +47,8 @@ export interface HostBackupOptions {
   priority: number;
   /** The lease TTL; 0: the host policy's. */
   ttlMs: number;
+  /** The shared target (coordinator.yaml's targets) it writes to; empty: none. */
+  sharedTarget: string;
   /** Between SIGTERM and SIGKILL when the command must stop. */
   killGraceMs: number;
   /** Caps on the token's budget (0: none). */
@@ -129,6 +131,7 @@ export async function runHostBackup(o: HostBackupOptions): Promise<GuardedRunRes
         windowEndUnixMs,
         priority: o.priority,
         ttlMs: o.ttlMs,
+        target: o.sharedTarget,
       },
       argv,
       env: consistencyFile

@@ -116,6 +116,7 @@ export class JobRunner {
         latestStartUnixMs: occurrence.windowEndUnixMs,
         windowEndUnixMs: occurrence.windowEndUnixMs,
         priority: job.priority,
+        target: job.sharedTarget,
       },
       argv: job.command,
       stdio: this.options.stdio ?? 'inherit',

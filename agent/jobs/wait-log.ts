@@ -36,7 +36,11 @@ export class WaitLog {
     const key = queuedKey(q);
     if (key === this.lastKey) return;
     this.lastKey = key;
-    this.log.info('waiting for a GUEST token', { queue: describeQueued(q, now) });
+    // TARGET_FULL: the room it waits for is on storage every host shares, not on this host.
+    this.log.info('waiting for a GUEST token', {
+      queue: describeQueued(q, now),
+      ...(q.targetFull ? { targetFull: q.targetFull } : {}),
+    });
   }
 
   /** The wait is over (granted, denied, skipped or stopped). */

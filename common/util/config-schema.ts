@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as YAML from 'yaml';
 import { z } from 'zod';
 import { ConfigError, type ConfigProblem } from './config-error';
+import { parseByteRate } from './byte-rate';
 import { DURATION_SYNTAX, formatDuration, parseDuration } from './duration';
 
 /** Largest value of the uint32 millisecond fields on the wire (about 49 days). */
@@ -41,6 +42,31 @@ export function mapping<T extends z.core.$ZodLooseShape>(
 
 export const text = (what = 'a string') => z.string({ error: expected(what) });
 export const flag = () => z.boolean({ error: expected('true or false') });
+/** A check that a list's entries have distinct names: a repeat is reported at its `name`, "used by another <what>". */
+export function uniqueNames(what: string) {
+  return across<unknown[]>((items, _fine, report) => {
+    const names = new Set<string>();
+    items.forEach((item, i) => {
+      const name = (item as { name?: unknown })?.name;
+      if (typeof name !== 'string') return;
+      if (names.has(name)) report([i, 'name'], `"${name}" is used by another ${what}`);
+      else names.add(name);
+    });
+  });
+}
+
+/** Bytes per second as people write them (byte-rate.ts): `200MiB/s`, `500K`, or a plain number. */
+export const byteRate = () =>
+  z
+    .union([z.string(), z.number()], { error: expected('bytes per second such as 500K, 10MiB or 1G') })
+    .transform((v, ctx) => {
+      try {
+        return parseByteRate(String(v));
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message, input: v });
+        return z.NEVER;
+      }
+    });
 export const absolutePath = (what = 'an absolute path') =>
   text(what).refine((v) => v.startsWith('/'), { error: expected(what) });
 

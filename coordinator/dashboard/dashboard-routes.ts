@@ -145,7 +145,12 @@ export function dashboardRoutes(options: DashboardOptions): Map<string, Route> {
   return new Map<string, Route>([
     ...Object.entries(ASSETS).map(([p, a]): [string, Route] => [p, asset(a.file, a.contentType)]),
     ['/api/hosts', jsonRoute((q) => ({ hosts: reads.hosts(), agents: reads.agents(q.get('host') ?? '') }))],
-    ['/api/plan', jsonRoute((q) => reads.plan(q.get('host') ?? '', intParam(q, 'horizonMs')))],
+    [
+      '/api/plan',
+      jsonRoute((q) =>
+        reads.plan({ host: q.get('host') ?? '', horizonMs: intParam(q, 'horizonMs'), target: q.get('target') ?? '' }),
+      ),
+    ],
     ['/api/history', jsonRoute(async (q) => ({ events: await reads.history(historyRequest(q)) }))],
     ['/api/tokens', jsonRoute((q) => reads.tokens(q.get('host') ?? ''))],
     ['/events', answeringErrors(eventsRoute(options))],

@@ -7,9 +7,12 @@
  *     the other kind is granted ahead of it only if that one arrived earlier. So once a request waits, new
  *     grants of the other kind stop, and it is served after a bounded number of grants. Within a kind,
  *     higher priority first, then arrival order.
+ *  4. a request naming a shared target (targets.ts) starts only while the target's active tokens, on every
+ *     host, are below its concurrency and their I/O budgets plus its own stay within the target's.
  */
 import { type TokenKind, otherKind } from './lease';
 import type { HostPolicy } from './policy';
+import { type TargetLimits, type TargetLoad, addLoad, targetFits } from './targets';
 
 export interface ActiveView {
   kind: TokenKind;
@@ -21,6 +24,23 @@ export interface WaitingView {
   vm: string;
   priority: number;
   seq: number;
+  /** The shared target it names, if any. */
+  target?: string;
+}
+
+/** The shared targets' limits and what the active tokens of every host hold of them now. */
+export interface TargetRule {
+  limits: ReadonlyMap<string, TargetLimits>;
+  load: ReadonlyMap<string, TargetLoad>;
+  /** The I/O budget a request would be granted, counted against its target's (targets.ts targetIoBudget). */
+  ioOf(w: WaitingView): number;
+}
+
+/** Whether the target `w` names (if any) has room for it beside `load`. */
+export function targetAdmits(w: WaitingView, rule: TargetRule | undefined, load = rule?.load): boolean {
+  const limits = w.target ? rule?.limits.get(w.target) : undefined;
+  if (!limits) return true;
+  return targetFits(limits, load?.get(limits.name) ?? { active: 0, ioBytesPerSec: 0 }, rule!.ioOf(w));
 }
 
 /** Queue order within a kind: higher priority first, then first come. */
@@ -37,8 +57,10 @@ export function selectGrants<W extends WaitingView>(
   queue: readonly W[],
   policy: HostPolicy,
   paused: boolean,
+  targets?: TargetRule,
 ): W[] {
   if (paused || queue.length === 0) return [];
+  const load = targets && new Map(targets.load);
   const oldest: Record<TokenKind, number> = { GUEST: Infinity, HYPERVISOR: Infinity };
   for (const w of queue) oldest[w.kind] = Math.min(oldest[w.kind], w.seq);
 
@@ -51,6 +73,8 @@ export function selectGrants<W extends WaitingView>(
     if (oldest[otherKind(w.kind)] < w.seq) continue;
     const cap = w.kind === 'GUEST' ? policy.maxGuestTokens : policy.maxHypervisorTokens;
     if (running >= cap || busyVms.has(w.vm)) continue;
+    if (!targetAdmits(w, targets, load)) continue;
+    if (load && w.target) addLoad(load, w.target, targets!.ioOf(w));
     grants.push(w);
     phase = w.kind;
     busyVms.add(w.vm);

@@ -39,7 +39,10 @@ export interface Lease {
   grantedAt: number;
   expiresAt: number;
   slot: Slot;
+  /** Its target's share included (targets.ts): what its I/O counts for against the target. */
   budget: Budget;
+  /** The shared target it writes to (coordinator.yaml's `targets`); absent or empty: none. */
+  target?: string;
 }
 
 /** What a caller asks for. Validated by the RPC adapter before it reaches the domain. */
@@ -57,6 +60,8 @@ export interface AcquireInput {
   priority: number;
   /** 0: the host policy's default. */
   ttlMs: number;
+  /** The shared target it will write to; absent or empty: none. */
+  target?: string;
 }
 
 /** A request waiting in a host's queue. `seq` orders arrivals across both kinds. */

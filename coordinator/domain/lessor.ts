@@ -4,7 +4,7 @@
  * which the caller must commit to the store before answering anyone.
  */
 import type { Clock } from '../../common/util/clock';
-import { compareWaiting, selectGrants } from './admission';
+import { type TargetRule, compareWaiting, selectGrants, targetAdmits } from './admission';
 import {
   HostNotFoundError,
   RequestConflictError,
@@ -24,6 +24,15 @@ import {
 import { DEFAULT_POLICY, type HostPolicy, applyPolicyPatch, completePolicy } from './policy';
 import { reducedBudget } from './budget-controller';
 import { describeWait, estimateStarts } from './queue-estimate';
+import {
+  type TargetLimits,
+  type TargetLoad,
+  type TargetView,
+  addLoad,
+  describeTargetFull,
+  targetIoBudget,
+  targetOf,
+} from './targets';
 import {
   type LoadView,
   type PlannedRun,
@@ -60,6 +69,8 @@ export interface WaitingInfo {
   waitingFor: string;
   /** Held back by the start gate (its planned slot, or the load), not by the admission rule. */
   held: boolean;
+  /** TARGET_FULL: the shared target it waits for room on (its use is on every host); absent otherwise. */
+  targetFull?: string;
 }
 
 export type AcquireResult =
@@ -84,6 +95,8 @@ export interface LessorOptions {
    * stays bounded under any grant rate. Default 100,000: days of real backups, minutes of a benchmark.
    */
   maxEndedRequests?: number;
+  /** Shared backup targets and their limits, held across every host (targets.ts). Default none. */
+  targets?: readonly TargetLimits[];
 }
 
 interface HostState extends HostRecord {
@@ -120,6 +133,9 @@ export class Lessor {
   private readonly defaultPolicy: HostPolicy;
   private readonly endedRetentionMs: number;
   private readonly maxEndedRequests: number;
+  private readonly targets: ReadonlyMap<string, TargetLimits>;
+  /** What the active tokens of every host hold of each target, kept by track() and end(). */
+  private readonly targetLoad = new Map<string, TargetLoad>();
   private seq = 0;
 
   constructor(
@@ -130,6 +146,7 @@ export class Lessor {
     this.defaultPolicy = options.defaultPolicy ?? DEFAULT_POLICY;
     this.endedRetentionMs = options.endedRetentionMs ?? 24 * 3_600_000;
     this.maxEndedRequests = options.maxEndedRequests ?? 100_000;
+    this.targets = new Map((options.targets ?? []).map((t) => [t.name, { ...t }]));
   }
 
   /**
@@ -173,9 +190,11 @@ export class Lessor {
    * Asks for a token. Granted at once when the admission rule allows, queued otherwise. A request id that
    * is active or waiting returns that same grant or wait; one whose token ended is denied.
    * @throws RequestConflictError when the request id was used with another kind, host or VM.
+   * @throws InvalidArgumentError naming `target` when it names no configured target.
    */
   acquire(input: AcquireInput): { result: AcquireResult; events: LessorEvent[] } {
     const now = this.clock.now();
+    targetOf(input.target, this.targets);
     const active = this.activeByRequest.get(input.requestId);
     if (active) {
       this.checkSameRequest(input, active);
@@ -238,7 +257,8 @@ export class Lessor {
   release(tokenId: string, fencing: number, outcome: Outcome): LessorEvent[] {
     const lease = this.holderLease(tokenId, fencing);
     const host = this.end(lease, 'released');
-    return [{ type: 'released', at: this.clock.now(), lease: copyLease(lease), outcome }, ...this.pump(host)];
+    const released: LessorEvent = { type: 'released', at: this.clock.now(), lease: copyLease(lease), outcome };
+    return [released, ...this.pumpAfterEnd([host], [lease])];
   }
 
   /**
@@ -248,7 +268,10 @@ export class Lessor {
   revoke(tokenId: string, reason: string): LessorEvent[] {
     const lease = this.activeLease(tokenId);
     const host = this.end(lease, 'revoked');
-    return [{ type: 'revoked', at: this.clock.now(), lease: copyLease(lease), reason }, ...this.pump(host)];
+    return [
+      { type: 'revoked', at: this.clock.now(), lease: copyLease(lease), reason },
+      ...this.pumpAfterEnd([host], [lease]),
+    ];
   }
 
   /** Stops new grants on a host; active tokens go on. @throws HostNotFoundError */
@@ -363,6 +386,7 @@ export class Lessor {
     const since = host.conditions.migrating.get(vm)?.since ?? at;
     host.conditions.migrating.delete(vm);
     const events: LessorEvent[] = [{ type: 'vm-migrated', at, host: hostName, vm, name, direction, outcome, since }];
+    const ended: Lease[] = [];
     if (outcome === 'left') {
       for (const request of host.queue.filter((r) => r.vm === vm)) {
         this.dequeue(host, request);
@@ -371,6 +395,7 @@ export class Lessor {
       }
       for (const lease of [...host.active.values()].filter((l) => l.vm === vm)) {
         this.end(lease, 'revoked');
+        ended.push(lease);
         events.push({
           type: 'revoked',
           at,
@@ -379,7 +404,7 @@ export class Lessor {
         });
       }
     }
-    return [...events, ...this.pump(host)];
+    return [...events, ...this.pumpAfterEnd([host], ended)];
   }
 
   /**
@@ -391,8 +416,10 @@ export class Lessor {
     const now = this.clock.now();
     const events: LessorEvent[] = [];
     const touched = new Set<HostState>();
+    const ended: Lease[] = [];
     for (const lease of [...this.leases.values()]) {
       const host = this.hosts.get(lease.host)!;
+      if (lease.expiresAt <= now || this.pastWindow(lease, host, now)) ended.push(lease);
       if (lease.expiresAt <= now) {
         this.end(lease, 'expired');
         events.push({ type: 'expired', at: now, lease: copyLease(lease) });
@@ -425,7 +452,7 @@ export class Lessor {
       // A request held by the start gate may be free to start now (its slot came, a load figure went stale).
       if (host.queue.length > 0) touched.add(host);
     }
-    for (const host of touched) events.push(...this.pump(host));
+    events.push(...this.pumpAfterEnd(touched, ended));
     return events;
   }
 
@@ -504,9 +531,16 @@ export class Lessor {
     const now = this.clock.now();
     const starts = estimateStarts(now, active, host.queue, host.policy, host.paused);
     const decide = this.gate(host, now) ?? OPEN;
+    const rule = this.targetRule(host);
     return host.queue.map((request, i) => {
       const d = decide(request);
       const estimate = starts.get(request) ?? 0;
+      if (d.start && request.target && !targetAdmits(request, rule)) {
+        // Its start hangs on other hosts' backups too: no estimate from this host's alone.
+        const limits = this.targets.get(request.target)!;
+        const waitingFor = describeTargetFull(limits, this.loadOf(limits.name), rule!.ioOf(request));
+        return { request, position: i + 1, estimatedStart: 0, waitingFor, held: false, targetFull: limits.name };
+      }
       return d.start
         ? {
             request,
@@ -523,6 +557,18 @@ export class Lessor {
             held: true,
           };
     });
+  }
+
+  /** Every shared target's limits, its use across hosts and its waiters, by name. */
+  targetViews(): TargetView[] {
+    const queued = new Map<string, number>();
+    for (const r of this.pending.values()) if (r.target) queued.set(r.target, (queued.get(r.target) ?? 0) + 1);
+    return [...this.targets.values()]
+      .map((t) => {
+        const load = this.loadOf(t.name);
+        return { ...t, active: load.active, ioInUse: load.ioBytesPerSec, queued: queued.get(t.name) ?? 0 };
+      })
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
   /** Whether a request id is waiting. */
@@ -577,7 +623,13 @@ export class Lessor {
           if (d.start && d.forced) forced.set(r, d.reason!);
           return d.start;
         });
-    const grants = selectGrants([...host.active.values()], ready, host.policy, host.paused);
+    const grants = selectGrants(
+      [...host.active.values()],
+      ready,
+      host.policy,
+      host.paused,
+      this.targetRule(host, forced),
+    );
     if (grants.length === 0) return [];
     const events: LessorEvent[] = [];
     for (const request of grants) {
@@ -596,7 +648,8 @@ export class Lessor {
         grantedAt: now,
         expiresAt: now + ttlMs,
         slot: { start: now, expectedEnd: now + request.expectedDurationMs, windowEnd: request.windowEnd },
-        budget: this.budgetAtGrant(host.policy, request.kind, forced.has(request)),
+        budget: this.budgetAtGrant(host.policy, request, forced.has(request)),
+        ...(request.target ? { target: request.target } : {}),
       };
       this.track(host, lease);
       const reason = forced.get(request);
@@ -614,16 +667,56 @@ export class Lessor {
    * its VM's first load report (the budget controller moves a guest backup from there). One forced to start
    * on a busy VM or host starts on the throttled budget instead.
    */
-  private budgetAtGrant(policy: HostPolicy, kind: Lease['kind'], forced: boolean): Lease['budget'] {
+  private budgetAtGrant(
+    policy: HostPolicy,
+    { kind, target }: Pick<PendingRequest, 'kind' | 'target'>,
+    forced: boolean,
+  ): Lease['budget'] {
     const p = completePolicy(policy);
     const full =
       kind === 'GUEST'
         ? { cpuPercent: p.budgetCpuPercent, ioBytesPerSec: p.budgetIoBytesPerSec }
         : { cpuPercent: p.hypervisorBudgetCpuPercent, ioBytesPerSec: p.hypervisorBudgetIoBytesPerSec };
-    return forced ? reducedBudget(p, full) : full;
+    const budget = forced ? reducedBudget(p, full) : full;
+    const limits = target ? this.targets.get(target) : undefined;
+    return limits ? { ...budget, ioBytesPerSec: targetIoBudget(budget.ioBytesPerSec, limits) } : budget;
+  }
+
+  /** The target rule of a host's grants now, or undefined when no target is configured. */
+  private targetRule(host: HostState, forced?: ReadonlyMap<PendingRequest, string>): TargetRule | undefined {
+    if (this.targets.size === 0) return undefined;
+    return {
+      limits: this.targets,
+      load: this.targetLoad,
+      ioOf: (w) => this.budgetAtGrant(host.policy, w, forced?.has(w as PendingRequest) ?? false).ioBytesPerSec,
+    };
+  }
+
+  private loadOf(target: string): TargetLoad {
+    return { ...(this.targetLoad.get(target) ?? { active: 0, ioBytesPerSec: 0 }) };
+  }
+
+  /**
+   * Grants what the end of `ended` freed: on the hosts `touched`, and on every host with requests waiting
+   * for a target one of them wrote to, the host of the oldest such waiter first, so that a target's room
+   * goes to its waiters in arrival order across hosts.
+   */
+  private pumpAfterEnd(touched: Iterable<HostState>, ended: readonly Lease[]): LessorEvent[] {
+    const oldest = new Map<HostState, number>();
+    for (const h of touched) oldest.set(h, Infinity);
+    const freed = new Set(ended.map((l) => l.target).filter((t) => t));
+    if (freed.size > 0) {
+      for (const h of this.hosts.values()) {
+        for (const r of h.queue)
+          if (r.target && freed.has(r.target)) oldest.set(h, Math.min(oldest.get(h) ?? Infinity, r.seq));
+      }
+    }
+    const order = [...oldest].sort(([, a], [, b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return order.flatMap(([h]) => this.pump(h));
   }
 
   private track(host: HostState, lease: Lease): void {
+    if (lease.target) addLoad(this.targetLoad, lease.target, lease.budget.ioBytesPerSec);
     host.active.set(lease.tokenId, lease);
     this.leases.set(lease.tokenId, lease);
     this.activeByRequest.set(lease.requestId, lease);
@@ -631,6 +724,15 @@ export class Lessor {
 
   private end(lease: Lease, state: EndState): HostState {
     const host = this.hosts.get(lease.host)!;
+    if (lease.target) {
+      const load = this.targetLoad.get(lease.target)!;
+      if (load.active === 1) this.targetLoad.delete(lease.target);
+      else
+        this.targetLoad.set(lease.target, {
+          active: load.active - 1,
+          ioBytesPerSec: load.ioBytesPerSec - lease.budget.ioBytesPerSec,
+        });
+    }
     host.active.delete(lease.tokenId);
     this.leases.delete(lease.tokenId);
     this.activeByRequest.delete(lease.requestId);

@@ -4,8 +4,16 @@
  * that runs them for one VM. `{vm}` in a setting stands for the VM's name.
  */
 import { z } from 'zod';
-import { absolutePath, argv, choice, duration, expected, integer, text } from '../../common/util/config-schema';
-import { parseByteRate } from '../../common/util/byte-rate';
+import {
+  absolutePath,
+  argv,
+  byteRate,
+  choice,
+  duration,
+  expected,
+  integer,
+  text,
+} from '../../common/util/config-schema';
 import { QUIESCE_MODES, type QuiesceMode } from '../../host-backup/guest-quiesce';
 
 /** What every driver takes: how consistent the snapshot must be, and what to do when a planned run fails. */
@@ -68,17 +76,7 @@ export const driverShape = {
     .regex(DISKS, { error: expected('NAME or NAME=NODE, comma-separated') })
     .optional(),
   maxIncrementals: integer(0, Number.MAX_SAFE_INTEGER).optional(),
-  speed: z
-    .union([z.string(), z.number()], { error: expected('bytes per second such as 500K, 10MiB or 1G') })
-    .transform((v, ctx) => {
-      try {
-        return parseByteRate(String(v));
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: (err as Error).message, input: v });
-        return z.NEVER;
-      }
-    })
-    .optional(),
+  speed: byteRate().optional(),
   command: argv('[vzdump, "{vm}", --mode, snapshot]').optional(),
   quiesce: choice(QUIESCE_MODES as readonly [QuiesceMode, ...QuiesceMode[]]).optional(),
   retries: integer(0, MAX_RETRIES).optional(),

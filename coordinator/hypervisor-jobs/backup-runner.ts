@@ -112,6 +112,7 @@ export class BackupRunner {
       `${job.expectedDurationMs}ms`,
       '--priority',
       String(job.priority),
+      ...(job.target ? ['--shared-target', job.target] : []),
       ...driverArguments(job.driver, { vm: listed, defaultTarget: this.o.defaultTarget, full: options.full }),
     ];
     const run: Run = {

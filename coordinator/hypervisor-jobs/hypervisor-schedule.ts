@@ -5,7 +5,16 @@
  * names its key.
  */
 import { z } from 'zod';
-import { accepted, across, duration, expected, integer, mapping, text } from '../../common/util/config-schema';
+import {
+  accepted,
+  across,
+  duration,
+  expected,
+  integer,
+  mapping,
+  text,
+  uniqueNames,
+} from '../../common/util/config-schema';
 import { parseCron } from '../../common/util/cron';
 import { isValidName } from '../../common/domain/names';
 import { LIMITS } from '../domain/policy';
@@ -38,6 +47,10 @@ const jobSchema = mapping({
     cpuPercent: integer(0, LIMITS.maxCpuBudgetPercent).default(0),
     ioBytesPerSec: integer(0, LIMITS.maxIoBytesPerSec).default(0),
   }).optional(),
+  // `target` is the driver's backup directory: the shared target (coordinator.yaml's targets) has its own key.
+  sharedTarget: text()
+    .refine(isValidName, { error: expected('the name of one of targets') })
+    .optional(),
   ...driverShape,
 })
   .check(
@@ -45,29 +58,32 @@ const jobSchema = mapping({
       checkDriverKeys(job, (key, problem) => report([key], problem)),
     ),
   )
-  .transform(({ name, vms, schedule, window, expectedDuration, priority, cost, ...driverSettings }): HypervisorJob => {
-    const driver = toBackupDriver(driverSettings);
-    return {
+  .transform(
+    ({
       name,
       vms,
       schedule,
-      windowMs: window,
-      expectedDurationMs: expectedDuration,
+      window,
+      expectedDuration,
       priority,
-      declaredCost: cost ?? null,
-      ...(driver && { driver }),
-    };
-  });
+      cost,
+      sharedTarget,
+      ...driverSettings
+    }): HypervisorJob => {
+      const driver = toBackupDriver(driverSettings);
+      return {
+        ...(sharedTarget && { target: sharedTarget }),
+        name,
+        vms,
+        schedule,
+        windowMs: window,
+        expectedDurationMs: expectedDuration,
+        priority,
+        declaredCost: cost ?? null,
+        ...(driver && { driver }),
+      };
+    },
+  );
 
 /** coordinator.yaml's `hypervisorJobs`: each entry's keys, and names used once. */
-export const hypervisorJobsSchema = z.array(jobSchema, { error: expected('a list of jobs') }).check(
-  across<unknown[]>((jobs, _fine, report) => {
-    const names = new Set<string>();
-    jobs.forEach((job, i) => {
-      const name = (job as { name?: unknown })?.name;
-      if (typeof name !== 'string') return;
-      if (names.has(name)) report([i, 'name'], `"${name}" is used by another job`);
-      else names.add(name);
-    });
-  }),
-);
+export const hypervisorJobsSchema = z.array(jobSchema, { error: expected('a list of jobs') }).check(uniqueNames('job'));

@@ -3,6 +3,7 @@
  * plan keeper and placement, never from events, so that nothing is done for them between scrapes.
  */
 import { Gauge, type Registry } from 'prom-client';
+import type { TargetView } from '../domain/targets';
 import type { MetricLabels } from './metric-labels';
 import type { MetricsSources } from './sources';
 
@@ -58,6 +59,36 @@ export function registerStateGauges(
       for (const [kind, n] of Object.entries(counts)) set({ host, kind }, n);
     }
   });
+  // One series per target of coordinator.yaml's targets: as bounded as the configuration.
+  const targets =
+    (fill: (t: TargetView) => number): Fill =>
+    (set) => {
+      for (const t of coordinator.state.targetViews()) set({ target: t.name }, fill(t));
+    };
+  gauge(
+    'headroom_target_active_tokens',
+    'Tokens writing to a shared target now, on every host.',
+    ['target'],
+    targets((t) => t.active),
+  );
+  gauge(
+    'headroom_target_max_concurrent',
+    'The most tokens a shared target takes at once (its maxConcurrent).',
+    ['target'],
+    targets((t) => t.maxConcurrent),
+  );
+  gauge(
+    'headroom_target_io_bytes_per_second',
+    "The sum of the I/O budgets of a shared target's active tokens.",
+    ['target'],
+    targets((t) => t.ioInUse),
+  );
+  gauge(
+    'headroom_target_io_budget_bytes_per_second',
+    "A shared target's I/O budget (its ioBudget; 0: none).",
+    ['target'],
+    targets((t) => t.ioBytesPerSec),
+  );
   gauge('headroom_host_paused', '1 while an administrator paused the host: no token is granted.', ['host'], (set) => {
     for (const host of hosts()) set({ host }, coordinator.state.host(host).paused ? 1 : 0);
   });

@@ -3,7 +3,9 @@
  * each VM's busy intervals and the planned starts, with the checks a new slot must pass. Pure.
  */
 import { type TokenKind, otherKind } from '../domain/lease';
-import type { Blocker, Need, PlanHost } from './types';
+import { partitionPoint, segmentAt, splitSegment } from './partition-point';
+import { TargetTimeline } from './target-timeline';
+import type { Blocker, Need, PlanHost, PlanTarget } from './types';
 
 export const capOf = (kind: TokenKind, host: PlanHost) =>
   kind === 'GUEST' ? host.maxGuestTokens : host.maxHypervisorTokens;
@@ -39,7 +41,15 @@ export class HostTimeline {
   /** Per kind, where its cap is reached. */
   private readonly full: Record<TokenKind, Interval[]> = { GUEST: [], HYPERVISOR: [] };
 
-  constructor(private readonly host: PlanHost) {}
+  /** Per shared target named by a job, its use by other hosts and by this one. */
+  private readonly targets = new Map<string, TargetTimeline>();
+
+  constructor(
+    private readonly host: PlanHost,
+    targets: readonly PlanTarget[] = [],
+  ) {
+    for (const t of targets) this.targets.set(t.name, new TargetTimeline(t));
+  }
 
   /** The usage at t. */
   usageAt(t: number): Readonly<Segment> {
@@ -107,12 +117,15 @@ export class HostTimeline {
     return this.otherConflict(need, t, durationMs);
   }
 
-  /** The rules outside the host's usage: the VM's own backups and the gap between starts. */
+  /** The rules outside the host's usage: the VM's own backups, its shared target and the gap between starts. */
   private otherConflict(need: Need, t: number, durationMs: number): Conflict | undefined {
     const end = t + durationMs;
     const busy = this.busy.get(need.vm) ?? [];
     const last = busy[partitionPoint(busy, (b) => b.start < end) - 1];
     if (last && last.end > t) return { blocker: 'vm-busy', retryAt: last.end };
+    const target = need.target ? this.targets.get(need.target) : undefined;
+    const full = target?.conflict(need.targetIo ?? 0, t, durationMs);
+    if (full !== undefined) return { blocker: 'target-full', retryAt: full };
     const gap = this.host.minStartGapMs;
     if (gap === 0) return undefined;
     let k = partitionPoint(this.starts, (s) => s < t + gap) - 1;
@@ -136,6 +149,7 @@ export class HostTimeline {
       if (count === cap) cover(this.full[need.kind], s.start, this.segments[i + 1].start);
     }
     cover(this.runs[need.kind], start, end);
+    if (need.target) this.targets.get(need.target)?.add(need.targetIo ?? 0, start, end);
     const busy = this.busy.get(need.vm) ?? [];
     busy.splice(
       partitionPoint(busy, (b) => b.start < start),
@@ -166,6 +180,7 @@ export class HostTimeline {
     // What is left of the kind there is still a run, and still full where it is at the cap.
     uncover(this.full[need.kind], start, end);
     uncover(this.runs[need.kind], start, end);
+    if (need.target) this.targets.get(need.target)?.add(need.targetIo ?? 0, start, end, -1);
     const cap = capOf(need.kind, this.host);
     for (let i = first; i < stop; i++) {
       const s = this.segments[i];
@@ -202,15 +217,12 @@ export class HostTimeline {
 
   /** The segment holding t. */
   private indexAt(t: number): number {
-    return partitionPoint(this.segments, (s) => s.start <= t) - 1;
+    return segmentAt(this.segments, t);
   }
 
   /** Makes a segment start at t; returns its index. */
   private split(t: number): number {
-    const i = this.indexAt(t);
-    if (this.segments[i].start === t) return i;
-    this.segments.splice(i + 1, 0, { ...this.segments[i], start: t });
-    return i + 1;
+    return splitSegment(this.segments, t);
   }
 }
 
@@ -246,16 +258,4 @@ function uncover(list: Interval[], start: number, end: number): void {
     if (list[to].end > end) kept.push({ start: end, end: list[to].end });
   }
   list.splice(from, to - from, ...kept);
-}
-
-/** The number of leading items for which `before` holds; it must hold for a prefix of `items`. */
-export function partitionPoint<T>(items: readonly T[], before: (item: T) => boolean): number {
-  let lo = 0;
-  let hi = items.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (before(items[mid])) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

@@ -10,3 +10,4 @@ export { prepare } from './plan-prepared';
 export { searchPlacements } from './plan-search';
 export { FAVOUR_LATE_WORK_JOBS } from './plan-favour-late';
 export { REPAIR_WORK_JOBS } from './plan-repair';
+export { planHosts, targetUses } from './plan-hosts';

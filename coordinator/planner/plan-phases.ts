@@ -2,7 +2,8 @@
  * The planner's first step (planner.ts): proposed starts from running the host forward in time, serving
  * one kind of backup at a time, so that GUEST and HYPERVISOR work go in few, full phases. Pure.
  */
-import { capOf, partitionPoint } from './host-timeline';
+import { capOf } from './host-timeline';
+import { partitionPoint } from './partition-point';
 import { type TokenKind, TOKEN_KINDS, otherKind } from '../domain/lease';
 import { RESERVE_MS, VmJobs } from './vm-jobs';
 import { timelineWithRunning } from './plan-prepared';

@@ -5,10 +5,11 @@
  */
 import { HostTimeline, capOf } from './host-timeline';
 import type { Budget, TokenKind } from '../domain/lease';
-import type { Need, PlanHost, PlanInput, PlanJob, Prepared, UnplacedReason } from './types';
+import { targetIoBudget } from '../domain/targets';
+import type { Need, PlanHost, PlanInput, PlanJob, Prepared, RunningBackup, UnplacedReason } from './types';
 
-export function prepare(job: PlanJob, { now, host }: PlanInput): Prepared {
-  const need = needOf(job.kind, job.vm, job.cost, host);
+export function prepare(job: PlanJob, { now, host, targets }: PlanInput): Prepared {
+  const need = withTarget(needOf(job.kind, job.vm, job.cost, host), job, targets);
   const latestStart = job.windowEnd - job.durationMs;
   let unplaceable: UnplacedReason | undefined;
   if (latestStart < job.earliestStart) unplaceable = 'window-too-short';
@@ -32,6 +33,19 @@ export function needOf(kind: TokenKind, vm: string, cost: Budget, host: PlanHost
   };
 }
 
+/**
+ * The need with the shared target it writes to, counted as the lessor grants it (domain/targets.ts): its
+ * declared I/O, else the target's fair share. A target not in `targets` is not planned for.
+ */
+function withTarget(
+  need: Need,
+  { target, cost }: Pick<PlanJob | RunningBackup, 'target' | 'cost'>,
+  targets: PlanInput['targets'],
+): Need {
+  const limits = target ? targets?.find((t) => t.name === target) : undefined;
+  return limits ? { ...need, target: limits.name, targetIo: targetIoBudget(cost.ioBytesPerSec, limits) } : need;
+}
+
 function effectiveCost(declared: number, budget: number, cap: number): number {
   if (budget === 0) return 0; // unlimited: what a job spends does not matter
   return declared > 0 ? declared : Math.max(1, Math.floor(budget / cap));
@@ -51,10 +65,11 @@ export function compareJobs(a: Prepared, b: Prepared): number {
 }
 
 /** A timeline holding the running backups from now to their expected end. */
-export function timelineWithRunning({ host, now, running = [] }: PlanInput): HostTimeline {
-  const timeline = new HostTimeline(host);
+export function timelineWithRunning({ host, now, running = [], targets }: PlanInput): HostTimeline {
+  const timeline = new HostTimeline(host, targets);
   for (const r of running) {
-    if (r.expectedEnd > now) timeline.add(needOf(r.kind, r.vm, r.cost, host), now, r.expectedEnd, false);
+    if (r.expectedEnd > now)
+      timeline.add(withTarget(needOf(r.kind, r.vm, r.cost, host), r, targets), now, r.expectedEnd, false);
   }
   return timeline;
 }

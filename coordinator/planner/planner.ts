@@ -123,7 +123,9 @@ const BOTH_STARTS_JOBS = 5_000;
  * fit their windows. Then the serial schedule places every job: by induction, each job's earliest start
  * there is at most its start here, since everything placed before it has ended by then.
  */
-function fitsOneAtATime(order: readonly Prepared[], { now, host, running = [] }: PlanInput): boolean {
+function fitsOneAtATime(order: readonly Prepared[], { now, host, running = [], targets = [] }: PlanInput): boolean {
+  // Other hosts' backups on a shared target may leave no room where this host is free: no such proof then.
+  if (targets.some((t) => t.others.length > 0)) return false;
   let free = running.reduce((latest, r) => Math.max(latest, r.expectedEnd), now);
   let nextStart = -Infinity;
   for (const p of order) {
@@ -168,12 +170,13 @@ function complete(order: readonly Prepared[], input: PlanInput, proposed: Readon
       ? { id: job.id, reason: unplaceable }
       : { id: job.id, reason: 'no-room', blockedBy: timeline.conflictAt(need, latestStart, job.durationMs)?.blocker },
   );
-  const slots = [...starts].map(([{ job }, start]) => ({
+  const slots = [...starts].map(([{ job, need }, start]): PlannedSlot => ({
     id: job.id,
     kind: job.kind,
     vm: job.vm,
     start,
     end: start + job.durationMs,
+    ...(need.target ? { target: need.target, targetIo: need.targetIo } : {}),
   }));
   slots.sort((a, b) => a.start - b.start || (a.id < b.id ? -1 : 1));
   return { slots, unplaced, phases: phasesOf(slots) };
@@ -216,7 +219,7 @@ function phasesOf(slots: readonly PlannedSlot[]): Phase[] {
   return phases;
 }
 
-function validate({ now, host, jobs, running = [], previous }: PlanInput): void {
+function validate({ now, host, jobs, running = [], previous, targets }: PlanInput): void {
   const check = (ok: boolean, field: string, problem: string) => {
     if (!ok) throw new InvalidArgumentError(field, problem);
   };
@@ -262,4 +265,8 @@ function validate({ now, host, jobs, running = [], previous }: PlanInput): void 
     cost(r.cost, `running[${i}].cost`);
   });
   previous?.slots.forEach((s, i) => finite(s.start, `previous.slots[${i}].start`));
+  targets?.forEach((t, i) => {
+    count(t.maxConcurrent, `targets[${i}].maxConcurrent`, 1);
+    count(t.ioBytesPerSec, `targets[${i}].ioBytesPerSec`, 0);
+  });
 }

@@ -4,6 +4,7 @@
  */
 import type { Budget, TokenKind } from '../domain/lease';
 import type { HostPolicy } from '../domain/policy';
+import type { TargetLimits } from '../domain/targets';
 
 /** One occurrence of a backup job. Times are Clock milliseconds. */
 export interface PlanJob {
@@ -24,6 +25,8 @@ export interface PlanJob {
   cost: Budget;
   /** Among jobs with the same window end, higher goes first. */
   priority: number;
+  /** The shared target it writes to (PlanInput.targets); absent: none. */
+  target?: string;
 }
 
 /** A backup running now: it holds its VM, its kind and its cost until its expected end. */
@@ -33,6 +36,7 @@ export interface RunningBackup {
   /** At or before `now` it holds nothing: the caller extends the estimate of a backup running late. */
   expectedEnd: number;
   cost: Budget;
+  target?: string;
 }
 
 export interface PlanHost extends Pick<HostPolicy, 'maxGuestTokens' | 'maxHypervisorTokens'> {
@@ -42,9 +46,26 @@ export interface PlanHost extends Pick<HostPolicy, 'maxGuestTokens' | 'maxHyperv
   minStartGapMs: number;
 }
 
+/** What a backup holds of a shared target over [start, end): one of its places, and `io` of its I/O budget. */
+export interface TargetUse {
+  start: number;
+  end: number;
+  io: number;
+}
+
+/**
+ * A shared target (domain/targets.ts) as one host's plan sees it: its limits, and what the other hosts'
+ * plans and running backups hold of it, which this host's slots must leave room for.
+ */
+export interface PlanTarget extends TargetLimits {
+  others: readonly TargetUse[];
+}
+
 export interface PlanInput {
   now: number;
   host: PlanHost;
+  /** The shared targets the jobs name; a job naming one not here is planned as naming none. */
+  targets?: readonly PlanTarget[];
   jobs: readonly PlanJob[];
   running?: readonly RunningBackup[];
   /** The last plan's slots, kept where they still fit, and the ids of the jobs it left out for room. */
@@ -60,6 +81,9 @@ export interface PlannedSlot {
   vm: string;
   start: number;
   end: number;
+  /** The shared target it writes to, and what it holds of the target's I/O budget. */
+  target?: string;
+  targetIo?: number;
 }
 
 export type UnplacedReason =
@@ -73,7 +97,15 @@ export type UnplacedReason =
   | 'no-room';
 
 /** The rule that stands in the way. */
-export type Blocker = 'other-kind' | 'kind-cap' | 'vm-busy' | 'io-budget' | 'cpu-budget' | 'start-gap';
+export type Blocker =
+  | 'other-kind'
+  | 'kind-cap'
+  | 'vm-busy'
+  | 'io-budget'
+  | 'cpu-budget'
+  | 'start-gap'
+  /** Its shared target is at its concurrency or I/O budget then (other hosts' backups included). */
+  | 'target-full';
 
 export interface UnplacedJob {
   id: string;
@@ -103,6 +135,9 @@ export interface Need {
   vm: string;
   io: number;
   cpu: number;
+  /** Its shared target, and what it counts for against the target's I/O budget. */
+  target?: string;
+  targetIo?: number;
 }
 
 /** A job as the planner's steps see it (made by plan-prepared.ts). */

@@ -12,7 +12,7 @@
  * kept free for one of those due soon once few of its openings are left.
  */
 import type { TokenKind } from '../domain/lease';
-import { partitionPoint } from './host-timeline';
+import { partitionPoint } from './partition-point';
 import type { Prepared } from './types';
 
 /** How far ahead a token is kept free for a job that a favoured job can follow. */

@@ -8,13 +8,21 @@
  * The planning itself is done by `plan` (plan-worker.ts: on a worker thread), so this only gathers the
  * input and hands the result on; a host has one replan in flight at a time, and a change that comes while
  * it runs gets one more after it.
+ *
+ * Shared targets (coordinator.yaml's `targets`) are planned across hosts: a host's replan leaves room on
+ * each target for the other hosts' last plans and running backups there (planner/plan-hosts.ts plans a
+ * cluster's night the same way, in one go). With targets, replans of all hosts run one at a time, so that
+ * two hosts never plan into the same room at once.
  */
 import type { Clock } from '../../common/util/clock';
 import type { Logger } from '../../common/util/log';
 import type { AgentRegistry } from '../service/agent-registry';
 import type { Coordinator } from '../service/coordinator';
 import type { PlannedRun } from '../domain/start-gate';
-import { DEFAULT_HORIZON_MS, type DeclaredJob, type PlanView, type PlanViewInput } from './plan-view';
+import type { TargetLimits } from '../domain/targets';
+import { targetUses } from '../planner';
+import type { PlanTarget } from '../planner/types';
+import { DEFAULT_HORIZON_MS, type DeclaredJob, type PlanView, type PlanViewInput, type ViewSlot } from './plan-view';
 
 export interface PlanKeeperDeps {
   coordinator: Pick<Coordinator, 'state' | 'endedRuns' | 'setPlan' | 'onCommitted' | 'defaultHost'>;
@@ -32,10 +40,18 @@ export interface PlanKeeperDeps {
    * replan of a large host in flight. Default: `plan`.
    */
   planView?: (input: PlanViewInput) => Promise<PlanView>;
+  /** The shared targets whose limits every host's plan holds across hosts. Default none. */
+  targets?: readonly TargetLimits[];
   /** Default 60 s. */
   replanIntervalMs?: number;
   /** How long after a change the host is replanned, so that a burst of changes costs one plan. Default 1 s. */
   settleMs?: number;
+}
+
+export interface TargetTimelineView {
+  now: number;
+  horizonEnd: number;
+  slots: (ViewSlot & { host: string })[];
 }
 
 /** The host's ended runs that durations and last starts are learnt from, the newest. */
@@ -62,6 +78,8 @@ export class PlanKeeper {
   private readonly freed = new Map<string, Set<string>>();
   /** Hosts with a replan in flight, and whether another was asked for meanwhile. */
   private readonly inFlight = new Map<string, { again: boolean }>();
+  /** With shared targets: the replan in flight of any host, which the next waits for. */
+  private targetChain: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private interval: NodeJS.Timeout | undefined;
   private unsubscribe: (() => void) | undefined;
@@ -101,6 +119,17 @@ export class PlanKeeper {
     return this.last.get(host);
   }
 
+  /** The plans every host follows now, on one shared target over `horizonMs`: their slots by start, each with its host. */
+  targetTimeline(target: string, horizonMs = DEFAULT_HORIZON_MS): TargetTimelineView {
+    const now = this.deps.clock.now();
+    const horizonEnd = now + horizonMs;
+    const slots = [...this.last].flatMap(([host, view]) =>
+      view.slots.filter((s) => s.target === target && s.start < horizonEnd).map((s) => ({ ...s, host })),
+    );
+    slots.sort((a, b) => a.start - b.start || (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
+    return { now, horizonEnd, slots };
+  }
+
   /** The host's plan over `horizonMs` from now, from the same input and last slots as the followed plan. */
   view(host: string, horizonMs = DEFAULT_HORIZON_MS): Promise<PlanView> {
     return (this.deps.planView ?? this.deps.plan)(this.input(host, horizonMs, this.declared(host)));
@@ -128,7 +157,25 @@ export class PlanKeeper {
       previous: freshLook && last ? { slots: last.slots } : last,
       running: coordinator.state.activeLeases(host),
       ended: coordinator.endedRuns(host, RUNS_TO_LEARN_FROM),
+      ...(this.deps.targets?.length ? { targets: this.targetsBeside(host) } : {}),
     };
+  }
+
+  /** Each shared target with what the other hosts' last plans and running backups hold of it. */
+  private targetsBeside(host: string): PlanTarget[] {
+    const now = this.deps.clock.now();
+    const running = this.deps.coordinator.state
+      .activeLeases()
+      .filter((l) => l.host !== host && l.target)
+      .map((l) => ({
+        kind: l.kind,
+        vm: l.vm,
+        expectedEnd: Math.max(l.slot.expectedEnd, l.expiresAt),
+        cost: l.budget,
+        target: l.target,
+      }));
+    const slots = [...this.last].filter(([h]) => h !== host).flatMap(([, view]) => view.slots);
+    return this.deps.targets!.map((t) => ({ ...t, others: targetUses(t, slots, running, now) }));
   }
 
   private declared(host: string): PlanViewInput['declared'] {
@@ -180,7 +227,8 @@ export class PlanKeeper {
     if (freshLook) this.lastFreshLook.set(host, now);
     const freed = this.freed.get(host);
     this.freed.delete(host);
-    void Promise.resolve()
+    const before = this.deps.targets?.length ? this.targetChain : Promise.resolve();
+    const done = before
       .then(() => this.deps.plan(this.input(host, DEFAULT_HORIZON_MS, declared, freshLook, freed)))
       .then(
         (view) => this.follow(host, view),
@@ -191,6 +239,7 @@ export class PlanKeeper {
         this.inFlight.delete(host);
         if (current.again && !this.stopped) this.replan(host);
       });
+    if (this.deps.targets?.length) this.targetChain = done;
   }
 
   private follow(host: string, view: PlanView): void {

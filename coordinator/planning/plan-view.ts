@@ -14,7 +14,7 @@
 import { parseCron } from '../../common/util/cron';
 import { estimateDurationMs, planHost } from '../planner';
 import type { Budget, Lease, TokenKind } from '../domain/lease';
-import type { Blocker, Phase, PlanJob, UnplacedJob } from '../planner/types';
+import type { Blocker, Phase, PlanJob, PlanTarget, UnplacedJob } from '../planner/types';
 import { type HostPolicy, completePolicy } from '../domain/policy';
 import type { EndedRun } from '../store/store';
 
@@ -31,6 +31,8 @@ export interface DeclaredJob {
   expectedDurationMs: number;
   declaredCost?: Budget | null;
   priority: number;
+  /** The shared target it writes to; empty or absent: none. */
+  target?: string;
 }
 
 export interface PlanViewInput {
@@ -51,6 +53,8 @@ export interface PlanViewInput {
   running: readonly Lease[];
   /** The host's ended runs, oldest first: successful releases give durations, every run its start. */
   ended: readonly EndedRun[];
+  /** The shared targets, with what the other hosts' plans and backups hold of each (plan-keeper.ts). */
+  targets?: readonly PlanTarget[];
 }
 
 export interface ViewSlot {
@@ -63,6 +67,9 @@ export interface ViewSlot {
   end: number;
   earliestStart: number;
   windowEnd: number;
+  /** The shared target it writes to, and what it holds of the target's I/O budget. */
+  target?: string;
+  targetIo?: number;
 }
 
 export interface ViewUnplaced {
@@ -141,6 +148,7 @@ export function buildPlanView(input: PlanViewInput): PlanView {
           durationMs,
           cost: decl.declaredCost ?? { ioBytesPerSec: 0, cpuPercent: 0 },
           priority: decl.priority,
+          ...(decl.target ? { target: decl.target } : {}),
         });
       }
     }
@@ -157,12 +165,14 @@ export function buildPlanView(input: PlanViewInput): PlanView {
     },
     jobs,
     previous: input.previous,
+    ...(input.targets ? { targets: input.targets } : {}),
     running: input.running.map((l) => ({
       kind: l.kind,
       vm: l.vm,
       // A backup past its expected end still holds its VM at least until its token would expire.
       expectedEnd: Math.max(l.slot.expectedEnd, l.expiresAt),
       cost: l.budget,
+      ...(l.target ? { target: l.target } : {}),
     })),
   });
 
@@ -181,6 +191,7 @@ export function buildPlanView(input: PlanViewInput): PlanView {
         end: s.end,
         earliestStart: run.earliestStart,
         windowEnd: run.windowEnd,
+        ...(s.target ? { target: s.target, targetIo: s.targetIo } : {}),
       };
     }),
     unplaced: [
@@ -212,6 +223,7 @@ const BLOCKERS: Record<Blocker, string> = {
   'io-budget': "the host's I/O budget is spent",
   'cpu-budget': "the host's CPU budget is spent",
   'start-gap': 'other backups start then',
+  'target-full': 'its shared target is full then (backups of every host count)',
 };
 
 export function describeUnplaced(u: UnplacedJob): string {

@@ -12,6 +12,7 @@ import type { PlanKeeper } from '../planning/plan-keeper';
 import { DEFAULT_HORIZON_MS } from '../planning/plan-view';
 import type { HistoryRecord } from '../store/store';
 import { HostNotFoundError } from '../domain/errors';
+import { targetOf } from '../domain/targets';
 import * as validate from './validate';
 import * as wire from './wire';
 import type * as v1 from '../../proto/generated/headroom/v1';
@@ -27,7 +28,7 @@ export type AdminReads = ReturnType<typeof adminReads>;
 export function adminReads(
   coordinator: Coordinator,
   registry: AgentRegistry,
-  plans: Pick<PlanKeeper, 'view'>,
+  plans: Pick<PlanKeeper, 'view' | 'targetTimeline'>,
   placement: Pick<PlacementMonitor, 'resolve' | 'nameOf' | 'vms' | 'sourceKind'>,
 ) {
   const knownHost = (value: string): string => {
@@ -93,9 +94,17 @@ export function adminReads(
         })
       ).map((r) => wire.historyEvent(r, placement.nameOf(r.vm))),
 
-    plan: async (hostValue: string, horizonMsValue: number) => {
-      const host = knownHost(hostValue);
-      const horizonMs = validate.limit('horizon_ms', horizonMsValue, DEFAULT_HORIZON_MS, MAX_HORIZON_MS);
+    targets: () => coordinator.state.targetViews().map(wire.targetInfo),
+
+    plan: async (req: Pick<v1.GetPlanRequest__Output, 'host' | 'horizonMs' | 'target'>) => {
+      const horizonMs = validate.limit('horizon_ms', req.horizonMs, DEFAULT_HORIZON_MS, MAX_HORIZON_MS);
+      if (req.target !== '') {
+        // The plans every host follows now: a target's timeline is theirs put together, not a plan made for it.
+        const views = coordinator.state.targetViews();
+        const target = targetOf(req.target, new Map(views.map((t) => [t.name, t])))!;
+        return wire.targetPlan(target, plans.targetTimeline(target.name, horizonMs));
+      }
+      const host = knownHost(req.host);
       return wire.plan(host, await plans.view(host, horizonMs));
     },
   };

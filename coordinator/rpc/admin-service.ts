@@ -23,7 +23,7 @@ import type * as v1 from '../../proto/generated/headroom/v1';
 export function adminService(
   coordinator: Coordinator,
   registry: AgentRegistry,
-  plans: Pick<PlanKeeper, 'view'>,
+  plans: Pick<PlanKeeper, 'view' | 'targetTimeline'>,
   log: Logger,
   snapshots: Omit<SnapshotServiceOptions, 'log' | 'vms'>,
   placement: Pick<PlacementMonitor, 'resolve' | 'nameOf' | 'vms' | 'sourceKind'>,
@@ -45,7 +45,9 @@ export function adminService(
 
     ListHistory: unary(log, async (req: v1.ListHistoryRequest__Output) => ({ events: await reads.history(req) })),
 
-    GetPlan: unary(log, (req: v1.GetPlanRequest__Output) => reads.plan(req.host, req.horizonMs)),
+    GetPlan: unary(log, (req: v1.GetPlanRequest__Output) => reads.plan(req)),
+
+    ListTargets: unary(log, () => ({ targets: reads.targets() })),
 
     WatchHistory: stream(
       log,

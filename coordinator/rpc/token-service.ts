@@ -6,7 +6,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/util/log';
 import type { Coordinator } from '../service/coordinator';
 import { NotQuiescableError } from '../domain/errors';
-import type { Lease } from '../domain/lease';
+import type { AcquireInput, Lease } from '../domain/lease';
 import type { QuiesceBroker } from '../service/quiesce-broker';
 import type { VmResolver } from '../service/placement-monitor';
 import { stream, unary } from './handler';
@@ -29,17 +29,23 @@ function quiescableLease(coordinator: Coordinator, tokenId: string, fencing: num
   return lease;
 }
 
+/**
+ * `jobTarget`: the shared target a request that names none writes to by its job (a hypervisorJobs entry's
+ * sharedTarget), so that a vzdump hook or host-backup run for a configured job is held to it unasked.
+ */
 export function tokenService(
   coordinator: Coordinator,
   quiesce: Pick<QuiesceBroker, 'quiesce' | 'thaw'>,
   log: Logger,
   vms: Pick<VmResolver, 'resolve'>,
+  jobTarget: (request: Pick<AcquireInput, 'kind' | 'host' | 'job'>) => string | undefined = () => undefined,
 ): v1.TokenServiceHandlers {
   return {
     Acquire: stream(log, (call: grpc.ServerWritableStream<v1.AcquireRequest__Output, v1.AcquireUpdate>, fail) => {
       const request = validate.acquireRequest(call.request, coordinator.defaultHost);
       // A libvirt name, a Proxmox VMID or the UUID: one VM to every rule (placement-monitor.ts).
-      const input = { ...request, vm: vms.resolve('vm', request.vm) };
+      const target = request.target ?? jobTarget(request);
+      const input = { ...request, vm: vms.resolve('vm', request.vm), ...(target ? { target } : {}) };
       let done = false;
       const finish = (update: v1.AcquireUpdate) => {
         if (done) return;
@@ -65,11 +71,7 @@ export function tokenService(
             // Each update supersedes the last: while the caller does not read, skip them instead of piling them up.
             if (done || call.cancelled || call.writableNeedDrain) return;
             call.write({
-              queued: {
-                position: info.position,
-                estimatedStartUnixMs: info.estimatedStart,
-                waitingFor: info.waitingFor,
-              },
+              queued: wire.queued(info),
             });
           },
           granted: (lease) => finish({ granted: wire.token(lease) }),

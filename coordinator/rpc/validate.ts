@@ -91,6 +91,8 @@ export function acquireRequest(req: v1.AcquireRequest__Output, defaultHost: stri
     windowEnd,
     priority: intIn('priority', req.priority, -MAX_PRIORITY, MAX_PRIORITY),
     ttlMs: req.ttlMs,
+    // Whether it names a configured target is the lessor's to say (domain/targets.ts).
+    ...(req.target !== '' ? { target: name('target', req.target) } : {}),
   };
 }
 

@@ -5,7 +5,9 @@ import type { DenyReason } from '../domain/events';
 import type { Lease } from '../domain/lease';
 import type { HostView, WaitingInfo } from '../domain/lessor';
 import { type HostPolicy, completePolicy } from '../domain/policy';
-import type { PlanView } from '../planning/plan-view';
+import type { PlanView, ViewSlot } from '../planning/plan-view';
+import type { TargetTimelineView } from '../planning/plan-keeper';
+import type { TargetView } from '../domain/targets';
 import type { PlacedVm } from '../domain/placement/types';
 import type { QuiesceAnswer, ThawAnswer } from '../service/quiesce-broker';
 import type { HistoryRecord } from '../store/store';
@@ -27,6 +29,7 @@ export function token(l: Lease): v1.Token {
     ttlMs: l.ttlMs,
     priority: l.priority,
     budget: { ioBytesPerSec: l.budget.ioBytesPerSec, cpuPercent: l.budget.cpuPercent },
+    target: l.target ?? '',
   };
 }
 
@@ -49,6 +52,7 @@ export function queuedRequest(w: WaitingInfo): v1.QueuedRequest {
       kind: tokenKind.toWire(w.request.kind),
       latestStartUnixMs: w.request.latestStart,
       windowEndUnixMs: w.request.windowEnd,
+      target: w.request.target ?? '',
     },
     position: w.position,
     queuedUnixMs: w.request.queuedAt,
@@ -113,20 +117,62 @@ export function historyEvent(r: HistoryRecord, vmName = ''): v1.HistoryEvent {
   };
 }
 
+/** What Queued says of a waiting request. */
+export function queued(w: WaitingInfo): v1.Queued {
+  return {
+    position: w.position,
+    estimatedStartUnixMs: w.estimatedStart,
+    waitingFor: w.waitingFor,
+    targetFull: w.targetFull ?? '',
+  };
+}
+
+export function targetInfo(t: TargetView): v1.TargetInfo {
+  return {
+    name: t.name,
+    maxConcurrent: t.maxConcurrent,
+    ioBudgetBytesPerSec: t.ioBytesPerSec,
+    active: t.active,
+    ioBytesPerSec: t.ioInUse,
+    queued: t.queued,
+  };
+}
+
+export function plannedSlot(s: ViewSlot, host: string): v1.PlannedSlot {
+  return {
+    vm: s.vm,
+    job: s.job,
+    kind: tokenKind.toWire(s.kind),
+    startUnixMs: s.start,
+    endUnixMs: s.end,
+    earliestStartUnixMs: s.earliestStart,
+    windowEndUnixMs: s.windowEnd,
+    host,
+    target: s.target ?? '',
+    targetIoBytesPerSec: s.targetIo ?? 0,
+  };
+}
+
+/** A shared target's timeline: every host's planned slots on it, and the target with its use now. */
+export function targetPlan(target: TargetView, { now, horizonEnd, slots }: TargetTimelineView): v1.Plan {
+  return {
+    host: '',
+    generatedUnixMs: now,
+    horizonEndUnixMs: horizonEnd,
+    slots: slots.map((s) => plannedSlot(s, s.host)),
+    unplaced: [],
+    phases: [],
+    budget: { ioBytesPerSec: target.ioBytesPerSec, cpuPercent: 0 },
+    target: targetInfo(target),
+  };
+}
+
 export function plan(host: string, p: PlanView): v1.Plan {
   return {
     host,
     generatedUnixMs: p.now,
     horizonEndUnixMs: p.horizonEnd,
-    slots: p.slots.map((s) => ({
-      vm: s.vm,
-      job: s.job,
-      kind: tokenKind.toWire(s.kind),
-      startUnixMs: s.start,
-      endUnixMs: s.end,
-      earliestStartUnixMs: s.earliestStart,
-      windowEndUnixMs: s.windowEnd,
-    })),
+    slots: p.slots.map((s) => plannedSlot(s, host)),
     unplaced: p.unplaced.map((u) => ({
       vm: u.vm,
       job: u.job,
@@ -134,8 +180,10 @@ export function plan(host: string, p: PlanView): v1.Plan {
       reason: u.reason,
       earliestStartUnixMs: u.earliestStart,
       windowEndUnixMs: u.windowEnd,
+      host,
     })),
     phases: p.phases.map((ph) => ({ kind: tokenKind.toWire(ph.kind), startUnixMs: ph.start, endUnixMs: ph.end })),
     budget: { ioBytesPerSec: p.budget.ioBytesPerSec, cpuPercent: p.budget.cpuPercent },
+    target: null,
   };
 }

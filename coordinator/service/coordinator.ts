@@ -80,7 +80,10 @@ export class Coordinator {
   }
 
   /** Read-only access to the domain for queries. */
-  get state(): Pick<Lessor, 'hostNames' | 'hasHost' | 'host' | 'activeLeases' | 'lease' | 'holder' | 'waiting'> {
+  get state(): Pick<
+    Lessor,
+    'hostNames' | 'hasHost' | 'host' | 'activeLeases' | 'lease' | 'holder' | 'waiting' | 'targetViews'
+  > {
     return this.lessor;
   }
 

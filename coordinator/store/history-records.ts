@@ -19,7 +19,10 @@ export function describeOutcome(o: Outcome): string {
 function describe(event: LessorEvent): string {
   switch (event.type) {
     case 'granted': {
-      const text = `fencing ${event.lease.fencing}, ttl ${formatDuration(event.lease.ttlMs)}`;
+      const l = event.lease;
+      // Its target in the history too: what a reader (or a checker) needs to see a target's use over time.
+      const target = l.target ? `, on target ${l.target} (${formatBytes(l.budget.ioBytesPerSec)}/s of its I/O)` : '';
+      const text = `fencing ${l.fencing}, ttl ${formatDuration(l.ttlMs)}${target}`;
       return event.forced ? `${text}, started on the throttled budget: ${event.forced}` : text;
     }
     case 'released':

@@ -13,7 +13,8 @@ import { type CompactionStep, HistoryCompaction } from './history-compaction';
 
 export type Durability = 'full' | 'normal';
 
-const SCHEMA_VERSION = 1;
+/** 2: tokens.target (shared targets). */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS hosts (
@@ -40,7 +41,8 @@ CREATE TABLE IF NOT EXISTS tokens (
   budget TEXT NOT NULL,
   state TEXT NOT NULL,
   ended_at INTEGER,
-  outcome TEXT
+  outcome TEXT,
+  target TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS tokens_by_state ON tokens (state, ended_at);
 CREATE INDEX IF NOT EXISTS tokens_by_host_end ON tokens (host, ended_at);
@@ -85,6 +87,7 @@ interface TokenRow {
   budget: string;
   state: string;
   ended_at: number | null;
+  target: string;
 }
 
 export class SqliteStore implements Store {
@@ -111,6 +114,8 @@ export class SqliteStore implements Store {
       );
     }
     this.db.exec(SCHEMA);
+    // A version 1 file has tokens without their shared target: none, as it had no targets then.
+    if (version === 1) this.db.exec("ALTER TABLE tokens ADD COLUMN target TEXT NOT NULL DEFAULT ''");
     this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     const db = this.db;
     this.compaction = new HistoryCompaction(db);
@@ -124,9 +129,9 @@ export class SqliteStore implements Store {
       setPolicy: db.prepare('UPDATE hosts SET policy = ? WHERE name = ?'),
       insertToken: db.prepare(
         `INSERT INTO tokens (token_id, request_id, host, vm, job, kind, fencing, priority, ttl_ms, granted_at,
-           slot_start, slot_expected_end, window_end, budget, state)
+           slot_start, slot_expected_end, window_end, budget, state, target)
          VALUES (@tokenId, @requestId, @host, @vm, @job, @kind, @fencing, @priority, @ttlMs, @grantedAt,
-           @slotStart, @slotExpectedEnd, @windowEnd, @budget, 'active')`,
+           @slotStart, @slotExpectedEnd, @windowEnd, @budget, 'active', @target)`,
       ),
       endToken: db.prepare('UPDATE tokens SET state = ?, ended_at = ?, outcome = ? WHERE token_id = ?'),
       endedRuns: db.prepare(
@@ -163,6 +168,7 @@ export class SqliteStore implements Store {
             slotExpectedEnd: l.slot.expectedEnd,
             windowEnd: l.slot.windowEnd,
             budget: JSON.stringify(l.budget),
+            target: l.target ?? '',
           });
           s.setFencing.run(l.fencing, l.host);
           break;
@@ -240,6 +246,7 @@ export class SqliteStore implements Store {
         expiresAt: 0,
         slot: { start: r.slot_start, expectedEnd: r.slot_expected_end, windowEnd: r.window_end },
         budget: JSON.parse(r.budget),
+        ...(r.target ? { target: r.target } : {}),
       }),
     );
     const ended: EndedRequest[] = (

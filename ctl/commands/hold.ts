@@ -25,7 +25,7 @@ import { coordinatorLink, hostBackupCommand, progressOutput } from './host-backu
 export const DEFAULT_HOLD_JOB = 'hold';
 
 /** The request options host-backup takes too, with its help texts. */
-const SHARED = new Set(['host', 'vm', 'window', 'expected-duration', 'priority', 'ttl']);
+const SHARED = new Set(['host', 'vm', 'window', 'expected-duration', 'priority', 'ttl', 'shared-target']);
 const ACQUIRE_OPTIONS = hostBackupCommand.options.filter((o) => SHARED.has(o.name));
 
 export const holdCommand: Command = {
@@ -36,7 +36,7 @@ export const holdCommand: Command = {
   ],
   summary: "hold a HYPERVISOR token across invocations (for hook scripts such as vzdump's)",
   synopsis:
-    '--state-file FILE {--host H --vm V [--job NAME] [--window DURATION] [--ttl DURATION] [--log FILE] [--watch-pid PID] [--stop-qmp SOCKET | --stop-children] [--foreground] | ' +
+    '--state-file FILE {--host H --vm V [--job NAME] [--window DURATION] [--ttl DURATION] [--shared-target NAME] [--log FILE] [--watch-pid PID] [--stop-qmp SOCKET | --stop-children] [--foreground] | ' +
     '--release --outcome success|failure [--message TEXT]}',
   description: [
     'Waits for a HYPERVISOR token on the host (progress on stderr) and returns once it is granted, leaving',
@@ -161,6 +161,7 @@ export const holdCommand: Command = {
           windowEndUnixMs,
           priority: args.get<number>('priority') ?? 0,
           ttlMs: args.get<number>('ttl') ?? 0,
+          target: args.get<string>('shared-target') ?? '',
         },
         link: coordinatorLink(ctx),
         log: ctx.log,

@@ -79,7 +79,7 @@ export const hostBackupCommand: Command = {
   ],
   summary: 'run a hypervisor-level backup command under a HYPERVISOR token',
   synopsis:
-    '--host H --vm V [--job NAME] [--window DURATION] [--expected-duration DURATION] [--priority N] [--ttl DURATION] [--kill-grace DURATION] ' +
+    '--host H --vm V [--job NAME] [--window DURATION] [--expected-duration DURATION] [--priority N] [--ttl DURATION] [--shared-target NAME] [--kill-grace DURATION] ' +
     '[--cpu-limit PERCENT] [--io-limit RATE] [--quiesce require|try|off] [--quiesce-hold DURATION] ' +
     '{-- COMMAND [ARG...] | --driver qmp --qmp-socket PATH --target DIR [--disk LIST] [--full] [--max-incrementals N] [--speed RATE]' +
     ' | --driver libvirt [--libvirt-uri URI] --target DIR [--disk LIST] [--full] [--max-incrementals N] [--speed RATE]}',
@@ -143,6 +143,12 @@ export const hostBackupCommand: Command = {
       parse: parseInt32,
     },
     { name: 'ttl', value: 'DURATION', help: "lease TTL (default: the host policy's)", parse: parseDurationMs },
+    {
+      name: 'shared-target',
+      value: 'NAME',
+      help: "the shared target it writes to (coordinator.yaml's targets): waits for room there on every host",
+      parse: parseString,
+    },
     {
       name: 'kill-grace',
       value: 'DURATION',
@@ -221,6 +227,7 @@ export const hostBackupCommand: Command = {
         expectedDurationMs: args.get<number>('expected-duration') ?? 0,
         priority: args.get<number>('priority') ?? 0,
         ttlMs: args.get<number>('ttl') ?? 0,
+        sharedTarget: args.get<string>('shared-target') ?? '',
         killGraceMs,
         limits: { cpuPercent: args.get<number>('cpu-limit') ?? 0, ioBytesPerSec: args.get<number>('io-limit') ?? 0 },
         quiesce: args.get<QuiesceMode>('quiesce') ?? 'off',

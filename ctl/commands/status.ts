@@ -1,11 +1,16 @@
 /**
  * `headroomctl status`: in a cluster, its members, which one leads and etcd's health first; then one line
  * per host — paused or not, tokens held against the caps, queue, agents, the last fencing number and the
- * rest of the policy; then the VMs placement says run on the coordinator's host: state, agent connected,
- * migrating.
+ * rest of the policy; then the shared targets' use across hosts; then the VMs placement says run on the
+ * coordinator's host: state, agent connected, migrating.
  */
-import type { ClusterInfo__Output, HostInfo__Output, Policy__Output } from '../../proto/generated/headroom/v1';
-import { formatBytes, formatSpan } from '../../common/util/human';
+import type {
+  ClusterInfo__Output,
+  HostInfo__Output,
+  Policy__Output,
+  TargetInfo__Output,
+} from '../../proto/generated/headroom/v1';
+import { formatBytes, formatIoBudget, formatRate, formatSpan } from '../../common/util/human';
 import { formatDuration } from '../../common/util/duration';
 import { type Command, hostOption } from '../command';
 import { note, print, printJson } from '../context';
@@ -19,11 +24,19 @@ export const statusCommand: Command = {
   summary:
     "hosts: paused, active tokens, queue, agents, fencing, policy; the coordinator's host's VMs; a cluster's members, leader and etcd",
   synopsis: '[--host H]',
-  description:
-    "One line per host. GUEST and HYPERVISOR show the tokens held now against the policy's cap (1/4: one of four). In a cluster (docs/cluster.md), the members (any of them answers), which one leads, and each etcd endpoint's health come first.",
+  description: [
+    "One line per host. GUEST and HYPERVISOR show the tokens held now against the policy's cap (1/4: one of four).",
+    "Then one line per shared target (coordinator.yaml's targets): its backups now, on every host, against its",
+    'maxConcurrent, and the sum of their I/O budgets against its ioBudget. In a cluster (docs/cluster.md), the',
+    "members (any of them answers), which one leads, and each etcd endpoint's health come first.",
+  ].join('\n'),
   options: [hostOption()],
   async run(ctx, args) {
-    const [res, cluster] = await Promise.all([ctx.admin('ListHosts', {}), ctx.admin('GetCluster', {})]);
+    const [res, { targets }, cluster] = await Promise.all([
+      ctx.admin('ListHosts', {}),
+      ctx.admin('ListTargets', {}),
+      ctx.admin('GetCluster', {}),
+    ]);
     const host = args.get<string>('host');
     const hosts = res.hosts.filter((h) => host === undefined || h.host === host);
     if (host !== undefined && hosts.length === 0) {
@@ -32,12 +45,13 @@ export const statusCommand: Command = {
       return EXIT_FAILURE;
     }
     if (ctx.json) {
-      printJson(ctx, cluster.clustered ? { cluster, hosts } : { hosts });
+      printJson(ctx, cluster.clustered ? { cluster, hosts, targets } : { hosts, targets });
       return 0;
     }
     const sections = [
       ...(cluster.clustered ? [renderCluster(cluster, Date.now())] : []),
       renderHosts(hosts),
+      targets.length > 0 ? renderTargets(targets) : '',
       renderPlacement(hosts),
     ];
     print(ctx, sections.filter(Boolean).join('\n\n'));
@@ -115,5 +129,25 @@ export function renderHosts(hosts: readonly HostInfo__Output[]): string {
       policySummary(h.policy),
     ]),
     { empty: 'no hosts' },
+  );
+}
+
+/** One line per shared target: backups on it now (every host) against its concurrency, I/O against its budget. */
+export function renderTargets(targets: readonly TargetInfo__Output[]): string {
+  return formatTable(
+    [
+      { header: 'TARGET', maxWidth: 32 },
+      { header: 'BACKUPS', align: 'right' },
+      { header: 'I/O IN USE', align: 'right' },
+      { header: 'I/O BUDGET', align: 'right' },
+      { header: 'QUEUED', align: 'right' },
+    ],
+    targets.map((t) => [
+      t.name,
+      `${t.active}/${t.maxConcurrent}`,
+      formatRate(t.ioBytesPerSec),
+      formatIoBudget(t.ioBudgetBytesPerSec),
+      String(t.queued),
+    ]),
   );
 }

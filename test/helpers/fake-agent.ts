@@ -15,11 +15,12 @@ export class FakeAgent {
     clients: Clients,
     readonly vm: string,
     host = 'host-a',
+    jobs: v1.JobDeclaration[] = [],
   ) {
     this.call = clients.agent.Session();
     this.call.on('data', (m: v1.CoordinatorMessage__Output) => this.received.push(m));
     this.call.on('error', (e: grpc.ServiceError) => (this.error = e));
-    this.call.write({ hello: { vm, host, agentVersion: 'test', hostname: vm } });
+    this.call.write({ hello: { vm, host, agentVersion: 'test', hostname: vm, jobs } });
   }
 
   async connected(): Promise<void> {

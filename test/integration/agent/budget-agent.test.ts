@@ -56,6 +56,7 @@ describe('budgets through the headroom-agent daemon and exec', function () {
       const t: v1.Token__Output = {
         tokenId: randomUUID(),
         fencing: tokens.length + 1,
+        target: '',
         kind: request.kind,
         host: 'host-fake',
         vm: request.vm,

@@ -69,11 +69,17 @@ describe('agent configuration', () => {
     assert.equal(problems(() => compileAgentConfig({ controlSocket: `/${'x'.repeat(107)}` }, 'agent.yaml')).length, 1);
   });
 
-  it('reads jobs with durations, priority and cost', () => {
+  it('reads jobs with durations, priority, cost and shared target', () => {
     const c = compileAgentConfig(
       {
         jobs: [
-          { ...job, schedule: '*/10 * * * * *', priority: 5, cost: { ioBytesPerSec: 50_000_000, cpuPercent: 80 } },
+          {
+            ...job,
+            schedule: '*/10 * * * * *',
+            priority: 5,
+            cost: { ioBytesPerSec: 50_000_000, cpuPercent: 80 },
+            sharedTarget: 'pbs1',
+          },
         ],
         killGrace: '30s',
       },
@@ -87,7 +93,9 @@ describe('agent configuration', () => {
       command: ['restic', 'backup', '/data'],
       priority: 5,
       cost: { ioBytesPerSec: 50_000_000, cpuPercent: 80 },
+      sharedTarget: 'pbs1',
     });
+    assert.equal(compileAgentConfig({ jobs: [job] }, 'a.yaml').jobs[0].sharedTarget, '');
     assert.equal(c.killGraceMs, 30_000);
     assert.equal(compileAgentConfig({ killGraceMs: 2500 }, 'a.yaml').killGraceMs, 2500);
   });

@@ -274,6 +274,54 @@ describe('coordinator configuration', () => {
     assert.deepEqual(compileCoordinatorOptions({ host: 'h', plaintext: true }, 'x').hypervisorJobs, []);
   });
 
+  /** coordinator.yaml with `targets` and one hypervisor job writing to `sharedTarget`. */
+  const withTargets = (targets: unknown[], sharedTarget: string) => ({
+    host: 'h',
+    plaintext: true,
+    targets,
+    hypervisorJobs: [
+      { name: 'img', vms: ['web-1'], schedule: '30 1 * * *', window: '5h', expectedDuration: '20m', sharedTarget },
+    ],
+  });
+
+  it('reads shared targets, their I/O budget as a byte rate, and a hypervisor job naming one', () => {
+    const o = compileCoordinatorOptions(
+      withTargets(
+        [
+          { name: 'pbs1', maxConcurrent: 3, ioBudget: '200MiB/s' },
+          { name: 'nas', maxConcurrent: 1 },
+        ],
+        'pbs1',
+      ),
+      'x',
+    );
+    assert.deepEqual(o.targets, [
+      { name: 'pbs1', maxConcurrent: 3, ioBytesPerSec: 200 * 1024 * 1024 },
+      { name: 'nas', maxConcurrent: 1, ioBytesPerSec: 0 },
+    ]);
+    assert.equal(o.hypervisorJobs[0].target, 'pbs1');
+    assert.deepEqual(compileCoordinatorOptions({ host: 'h', plaintext: true }, 'x').targets, []);
+  });
+
+  it('refuses malformed targets and a hypervisor job naming an unknown one, naming file and key', () => {
+    const malformed = [
+      { name: 'pbs1', maxConcurrent: 0, ioBudget: 'fast' },
+      { name: 'pbs1', maxConcurrent: 2 },
+    ];
+    assert.deepEqual(
+      problems(() => compileCoordinatorOptions(withTargets(malformed, 'pbs1'), 'c.yaml')),
+      [
+        'c.yaml: targets[0].maxConcurrent: expected an integer from 1 to 1000, got 0',
+        'c.yaml: targets[0].ioBudget: expected bytes per second such as 500K, 10MiB or 1G (binary units), got "fast"',
+        'c.yaml: targets[1].name: "pbs1" is used by another target',
+      ],
+    );
+    assert.deepEqual(
+      problems(() => compileCoordinatorOptions(withTargets([{ name: 'pbs1', maxConcurrent: 2 }], 'tape'), 'c.yaml')),
+      ['c.yaml: hypervisorJobs[0].sharedTarget: no target "tape" in targets (pbs1)'],
+    );
+  });
+
   it('refuses a malformed hypervisor job, naming the entry and the key', () => {
     const found = problems(() =>
       compileCoordinatorOptions(
@@ -294,7 +342,7 @@ describe('coordinator configuration', () => {
     assert.match(found[2], /^c\.yaml: hypervisorJobs\[0\]\.expectedDuration: expected a duration/);
     assert.equal(
       found[3],
-      'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of: name, vms, schedule, window, expectedDuration, priority, cost, driver, qmpSocket, libvirtUri, target, disks, maxIncrementals, speed, command, quiesce, retries, retryDelay)',
+      'c.yaml: hypervisorJobs[0].colour: unknown key (expected one of: name, vms, schedule, window, expectedDuration, priority, cost, sharedTarget, driver, qmpSocket, libvirtUri, target, disks, maxIncrementals, speed, command, quiesce, retries, retryDelay)',
     );
     assert.equal(found[4], 'c.yaml: hypervisorJobs[1].vms: expected a non-empty list of VM names, got ["vm 1"]');
     assert.match(found[5], /^c\.yaml: hypervisorJobs\[1\]\.window: missing \(expected a duration/);

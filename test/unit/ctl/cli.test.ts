@@ -48,6 +48,8 @@ const POLICY = {
   reportIntervalMs: 10_000,
 };
 
+const NO_TARGETS = () => ({ res: { targets: [] } });
+
 describe('ctl command line', () => {
   it('refuses an unknown option with exit 64 in one line: the nearest option and where the help is', async () => {
     const r = await run(['tokens', '--hots', 'a']);
@@ -142,7 +144,7 @@ describe('ctl command line', () => {
   it('calls with a deadline and the coordinator from the environment when --coordinator is absent', async () => {
     const r = await run(
       ['status'],
-      { ...SINGLE_HOST, ListHosts: () => ({ res: { hosts: [] } }) },
+      { ListHosts: () => ({ res: { hosts: [] } }), ListTargets: NO_TARGETS, ...SINGLE_HOST },
       { HEADROOM_COORDINATOR: '127.0.0.1:7999' },
     );
     assert.equal(r.code, 0);
@@ -165,25 +167,54 @@ describe('ctl command line', () => {
         agentsConnected: 0,
       },
     ];
-    const r = await run(['status', '--host', 'host-x'], { ...SINGLE_HOST, ListHosts: () => ({ res: { hosts } }) });
+    const r = await run(['status', '--host', 'host-x'], {
+      ListHosts: () => ({ res: { hosts } }),
+      ListTargets: NO_TARGETS,
+      ...SINGLE_HOST,
+    });
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
     assert.equal(r.stderr, 'headroomctl: no host named host-x\n');
-    const ok = await run(['status', '--host', 'host-a'], { ...SINGLE_HOST, ListHosts: () => ({ res: { hosts } }) });
+    const ok = await run(['status', '--host', 'host-a'], {
+      ListHosts: () => ({ res: { hosts } }),
+      ListTargets: NO_TARGETS,
+      ...SINGLE_HOST,
+    });
     assert.equal(ok.code, 0);
     assert.match(ok.stdout, /\nhost-a\s+active\s/);
+  });
+
+  it("shows each shared target's backups and I/O against its limits after the hosts", async () => {
+    const targets = [
+      {
+        name: 'pbs1',
+        maxConcurrent: 3,
+        ioBudgetBytesPerSec: 200 * 1024 * 1024,
+        active: 2,
+        ioBytesPerSec: 100 * 1024 * 1024,
+        queued: 1,
+      },
+    ];
+    const r = await run(['status'], {
+      ListHosts: () => ({ res: { hosts: [] } }),
+      ListTargets: () => ({ res: { targets } }),
+      ...SINGLE_HOST,
+    });
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /TARGET\s+BACKUPS\s+I\/O IN USE\s+I\/O BUDGET\s+QUEUED\n/);
+    assert.match(r.stdout, /\npbs1\s+2\/3\s+100 MiB\/s\s+200 MiB\/s\s+1\n/);
   });
 
   it('takes global options after the command too, and --coordinator over the environment', async () => {
     const r = await run(
       ['status', '--coordinator', '127.0.0.1:7001', '--json'],
-      { ...SINGLE_HOST, ListHosts: () => ({ res: { hosts: [] } }) },
+      { ListHosts: () => ({ res: { hosts: [] } }), ListTargets: NO_TARGETS, ...SINGLE_HOST },
       {
         HEADROOM_COORDINATOR: '127.0.0.1:7999',
       },
     );
     assert.equal(r.open.firstCall.args[0], '127.0.0.1:7001');
-    assert.deepEqual(JSON.parse(r.stdout), { hosts: [] });
+    assert.deepEqual(JSON.parse(r.stdout), { hosts: [], targets: [] });
   });
 
   it('refuses a malformed address and half a client certificate as usage errors', async () => {

@@ -19,6 +19,9 @@ function slot(over: Partial<PlannedSlot__Output> = {}): PlannedSlot__Output {
     endUnixMs: at(15),
     earliestStartUnixMs: at(13, 30),
     windowEndUnixMs: at(16),
+    host: 'host-a',
+    target: '',
+    targetIoBytesPerSec: 0,
     ...over,
   };
 }
@@ -31,6 +34,7 @@ function unplaced(over: Partial<UnplacedRun__Output> = {}): UnplacedRun__Output 
     reason: 'its window is shorter than its expected duration',
     earliestStartUnixMs: at(18),
     windowEndUnixMs: at(19),
+    host: 'host-a',
     ...over,
   };
 }
@@ -43,6 +47,7 @@ function plan(slots: PlannedSlot__Output[], missing: UnplacedRun__Output[] = [])
     slots,
     unplaced: missing,
     phases: [],
+    target: null,
     budget: { ioBytesPerSec: 0, cpuPercent: 0 },
   };
 }

@@ -25,6 +25,7 @@ function reporter(job = 'vzdump'): { progress: ProgressReporter; events: Event[]
 
 const queued = (over: Partial<Queued__Output> = {}): Queued__Output => ({
   position: 2,
+  targetFull: '',
   estimatedStartUnixMs: at(12, 4, 10),
   waitingFor: 'a GUEST backup of vm-2 holds the host',
   ...over,

@@ -1,7 +1,9 @@
 import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
+import Database from 'better-sqlite3';
 import type { LessorEvent } from '../../../../coordinator/domain/events';
 import type { Lease, Outcome } from '../../../../coordinator/domain/lease';
+import { DEFAULT_POLICY } from '../../../../coordinator/domain/policy';
 import { SqliteStore } from '../../../../coordinator/store/sqlite-store';
 import { tempDir } from '../../../helpers/coordinator-process';
 
@@ -51,7 +53,7 @@ describe('SqliteStore: ended runs (what the planner learns durations from)', () 
       { type: 'released', at: T0 + 12_000, lease: c, outcome: outcome(10_000) },
       { type: 'released', at: T0 + 13_000, lease: d, outcome: outcome(10_000, false) },
     );
-    store.commit(events);
+    store.commitSync(events);
     store.close();
 
     const reopened = new SqliteStore(file);
@@ -84,5 +86,51 @@ describe('SqliteStore: ended runs (what the planner learns durations from)', () 
     );
     assert.deepEqual(reopened.endedRuns('host-c', 10), []);
     reopened.close();
+  });
+});
+
+describe('SqliteStore: shared targets', () => {
+  it("keeps an active token's shared target across a reopen, and opens a file made before targets existed", () => {
+    const file = path.join(tempDir(), 'headroom.db');
+    const store = new SqliteStore(file);
+    const onTarget = { ...lease(1, 'host-a', 'vm-1', T0), target: 'pbs1' };
+    const plain = lease(2, 'host-b', 'vm-2', T0);
+    store.commitSync([
+      { type: 'host-added', at: T0, host: 'host-a', policy: DEFAULT_POLICY },
+      { type: 'host-added', at: T0, host: 'host-b', policy: DEFAULT_POLICY },
+      { type: 'granted', at: T0, lease: onTarget },
+      { type: 'granted', at: T0, lease: plain },
+    ]);
+    store.close();
+    const reopened = new SqliteStore(file);
+    const targets = reopened.loadSync(0).leases.map((l) => [l.tokenId, l.target]);
+    reopened.close();
+    assert.deepEqual(targets, [
+      ['t1', 'pbs1'],
+      ['t2', undefined],
+    ]);
+
+    // A version 1 file: its tokens table has no target column.
+    const old = path.join(tempDir(), 'v1.db');
+    const db = new Database(old);
+    db.exec(
+      `CREATE TABLE tokens (token_id TEXT PRIMARY KEY, request_id TEXT NOT NULL UNIQUE, host TEXT NOT NULL,
+         vm TEXT NOT NULL, job TEXT NOT NULL, kind TEXT NOT NULL, fencing INTEGER NOT NULL, priority INTEGER NOT NULL,
+         ttl_ms INTEGER NOT NULL, granted_at INTEGER NOT NULL, slot_start INTEGER NOT NULL,
+         slot_expected_end INTEGER NOT NULL, window_end INTEGER NOT NULL, budget TEXT NOT NULL, state TEXT NOT NULL,
+         ended_at INTEGER, outcome TEXT);
+       INSERT INTO tokens VALUES ('t9', 'r9', 'host-a', 'vm-9', 'nightly', 'GUEST', 9, 0, 30000, ${T0}, ${T0},
+         ${T0 + 60_000}, 0, '{"ioBytesPerSec":0,"cpuPercent":0}', 'active', NULL, NULL);
+       PRAGMA user_version = 1;`,
+    );
+    db.close();
+    const migrated = new SqliteStore(old);
+    migrated.commitSync([{ type: 'granted', at: T0, lease: { ...lease(10, 'host-a', 'vm-10', T0), target: 'pbs1' } }]);
+    const loaded = migrated.loadSync(0).leases.map((l) => [l.tokenId, l.target]);
+    migrated.close();
+    assert.deepEqual(loaded, [
+      ['t9', undefined],
+      ['t10', 'pbs1'],
+    ]);
   });
 });

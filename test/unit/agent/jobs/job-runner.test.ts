@@ -16,6 +16,7 @@ const job: JobConfig = {
   command: ['restic', 'backup', '/data'],
   priority: 3,
   cost: { ioBytesPerSec: 0, cpuPercent: 0 },
+  sharedTarget: '',
 };
 const occurrence = { scheduledAtUnixMs: T0, windowEndUnixMs: T0 + 3_600_000 };
 
@@ -92,6 +93,7 @@ describe('JobRunner', () => {
       latestStartUnixMs: T0 + 3_600_000,
       windowEndUnixMs: T0 + 3_600_000,
       priority: 3,
+      target: '',
     });
     assert.deepEqual(o.argv, ['restic', 'backup', '/data']);
     assert.equal(o.killGraceMs, 5_000);

@@ -11,6 +11,7 @@ describe('WaitLog', () => {
 
   const queued = (over: Partial<Queued__Output> = {}): Queued__Output => ({
     position: 1,
+    targetFull: '',
     estimatedStartUnixMs: new Date(2026, 0, 15, 12, 5, 0).getTime(),
     waitingFor: 'a HYPERVISOR backup of vm-1 holds the host',
     ...over,

@@ -50,6 +50,7 @@ export function token(partial: Partial<v1.Token__Output> = {}): v1.Token__Output
   return {
     tokenId: 'tok-1',
     fencing: 7,
+    target: '',
     kind: 'TOKEN_KIND_GUEST',
     host: 'host-a',
     vm: 'vm-1',
