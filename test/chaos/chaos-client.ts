@@ -28,6 +28,8 @@ export interface ClientSpec {
   host: string;
   vm: string;
   kind: TokenKind;
+  /** A shared target its acquires name. */
+  target?: string;
 }
 
 export interface ClientProcessConfig {
@@ -146,6 +148,7 @@ async function runClient(
       host: spec.host,
       vm: spec.vm,
       kind: spec.kind,
+      ...(spec.target ? { target: spec.target } : {}),
       sentAt: Date.now(),
       outcome: 'cancelled',
     };
@@ -169,6 +172,7 @@ async function runClient(
         windowEndUnixMs: 0,
         priority: 0,
         ttlMs: 0,
+        target: spec.target ?? '',
       },
     );
     if (acquired.kind === 'granted') {

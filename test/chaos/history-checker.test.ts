@@ -231,4 +231,37 @@ describe('chaos history checker', () => {
     history.push(row('RESTORED', 6000, byToken(cycles, 'a')));
     assert.deepEqual(kinds(cycles, history), ['store-inconsistent']);
   });
+
+  it("finds a shared target held by more tokens at once than its limit, in the clients' records and in the store", () => {
+    seq = 0;
+    // Three GUEST tokens of different VMs on target t (at most 2): a and b overlap; c starts after a's release.
+    const onT = (c: CycleRecord): CycleRecord => ({ ...c, target: 't' });
+    const a = onT(
+      cycle('r-a', 'GUEST', 'vm1', 1000, { tokenId: 'a', fencing: 1, receivedAt: 1005, releaseSentAt: 1500 }),
+    );
+    const b = onT(
+      cycle('r-b', 'GUEST', 'vm2', 1100, { tokenId: 'b', fencing: 2, receivedAt: 1105, releaseSentAt: 2500 }),
+    );
+    const c = onT(
+      cycle('r-c', 'GUEST', 'vm3', 1200, { tokenId: 'c', fencing: 3, receivedAt: 1601, releaseSentAt: 2600 }),
+    );
+    const granted = (x: CycleRecord, at: number) =>
+      row('GRANTED', at, x, undefined, 'fencing 1, ttl 30s, on target t (0 B/s of its I/O)');
+    const history = [
+      granted(a, 1004),
+      granted(b, 1104),
+      row('RELEASED', 1501, a),
+      granted(c, 1600),
+      row('RELEASED', 2501, b),
+      row('RELEASED', 2601, c),
+    ];
+    const limits = [{ name: 't', maxConcurrent: 2 }];
+    const ok = checkHistory([a, b, c], history, limits);
+    assert.deepEqual(ok.violations, []);
+    assert.equal(ok.counts['store: most tokens on one target at once'], 2);
+    // With a limit of 1, both sources see the over-subscription.
+    const tight = checkHistory([a, b, c], history, [{ name: 't', maxConcurrent: 1 }]).violations;
+    assert.ok(tight.some((v) => v.kind === 'target-oversubscribed' && v.message.startsWith('target t')));
+    assert.ok(tight.some((v) => v.kind === 'target-oversubscribed' && v.message.startsWith('store seq')));
+  });
 });

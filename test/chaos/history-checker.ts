@@ -58,6 +58,8 @@ export interface CycleRecord {
   host: string;
   vm: string;
   kind: TokenKind;
+  /** The shared target the acquire named, if any. */
+  target?: string;
   /** When the first Acquire attempt was sent (Date.now()). */
   sentAt: number;
   outcome: 'granted' | 'denied' | 'skipped' | 'cancelled';
@@ -75,6 +77,7 @@ export type ViolationKind =
   | 'renewal-missing'
   | 'denial-missing'
   | 'premature-expiry'
+  | 'target-oversubscribed'
   | 'store-inconsistent';
 
 export interface Violation {
@@ -177,8 +180,53 @@ function checkClientFencing(held: Held[], violations: Violation[]): void {
   }
 }
 
+/** A shared target's limit on concurrent backups, as coordinator.yaml's targets set it. */
+export interface TargetLimit {
+  name: string;
+  maxConcurrent: number;
+}
+
+/**
+ * Client-side over-subscription of a target: more than its maxConcurrent tokens held at one moment, i.e.
+ * maxConcurrent + 1 of them pairwise overlapping (intervals that pairwise overlap share a moment).
+ */
+function checkTargets(held: Held[], targets: readonly TargetLimit[], violations: Violation[]): void {
+  for (const t of targets) {
+    const on = held.filter((h) => h.record.target === t.name);
+    const clique = (chosen: Held[], from: number): Held[] | undefined => {
+      if (chosen.length > t.maxConcurrent) return chosen;
+      for (let i = from; i < on.length; i++) {
+        if (chosen.every((c) => overlaps(c, on[i]))) {
+          const found = clique([...chosen, on[i]], i + 1);
+          if (found) return found;
+        }
+      }
+      return undefined;
+    };
+    const found = clique([], 0);
+    if (found) {
+      violations.push({
+        kind: 'target-oversubscribed',
+        message: `target ${t.name} (at most ${t.maxConcurrent}): held together by ${found.map(describe).join('; ')}`,
+      });
+    }
+  }
+}
+
+/** A GRANTED record's shared target, from its detail (history-records.ts: `…, on target NAME (…)`). */
+const targetOf = (r: HistoryRecord) => /, on target (\S+) \(/.exec(r.detail)?.[1];
+
 /** The store replayed in commit order. */
-function replayStore(history: readonly HistoryRecord[], violations: Violation[], counts: Record<string, number>): void {
+function replayStore(
+  history: readonly HistoryRecord[],
+  targets: readonly TargetLimit[],
+  violations: Violation[],
+  counts: Record<string, number>,
+): void {
+  const limits = new Map(targets.map((t) => [t.name, t.maxConcurrent]));
+  const onTarget = new Map<string, Set<string>>();
+  const targetOfToken = new Map<string, string>();
+  let peak = 0;
   const hosts = new Map<string, { active: Map<string, HistoryRecord>; fencing: number }>();
   const grantedTokens = new Set<string>();
   const grantedRequests = new Set<string>();
@@ -215,6 +263,22 @@ function replayStore(history: readonly HistoryRecord[], violations: Violation[],
         }
         host.fencing = Math.max(host.fencing, r.fencing);
         host.active.set(r.tokenId, r);
+        {
+          const target = targetOf(r);
+          if (target !== undefined) {
+            const set = onTarget.get(target) ?? onTarget.set(target, new Set()).get(target)!;
+            set.add(r.tokenId);
+            targetOfToken.set(r.tokenId, target);
+            peak = Math.max(peak, set.size);
+            const limit = limits.get(target);
+            if (limit !== undefined && set.size > limit) {
+              violations.push({
+                kind: 'target-oversubscribed',
+                message: `store seq ${r.seq}: ${r.tokenId} granted on target ${target} while ${set.size - 1} of its tokens were active (at most ${limit})`,
+              });
+            }
+          }
+        }
         grantedTokens.add(r.tokenId);
         grantedRequests.add(r.requestId);
         break;
@@ -222,6 +286,7 @@ function replayStore(history: readonly HistoryRecord[], violations: Violation[],
       case 'EXPIRED':
       case 'REVOKED':
         if (!host.active.delete(r.tokenId)) bad(`seq ${r.seq}: ${r.type} for ${r.tokenId}, which was not active`);
+        onTarget.get(targetOfToken.get(r.tokenId) ?? '')?.delete(r.tokenId);
         break;
       case 'RESTORED':
         if (!host.active.has(r.tokenId)) bad(`seq ${r.seq}: restored ${r.tokenId}, which was not active`);
@@ -238,13 +303,19 @@ function replayStore(history: readonly HistoryRecord[], violations: Violation[],
   counts['store: tokens restored after a restart'] = restoredTokens.size;
   counts['store: tokens renewed by their holder after a restart'] = renewedAfterRestore.size;
   counts['store: tokens still active at the end'] = [...hosts.values()].reduce((n, h) => n + h.active.size, 0);
+  if (targets.length > 0) counts['store: most tokens on one target at once'] = peak;
 }
 
 /**
  * Checks the clients' records against each other and against the store's history (read after the last
- * restart). Every violation found is listed; `counts` says how much was checked.
+ * restart), and each shared target's limit in both. Every violation found is listed; `counts` says how much
+ * was checked.
  */
-export function checkHistory(cycles: readonly CycleRecord[], history: readonly HistoryRecord[]): CheckReport {
+export function checkHistory(
+  cycles: readonly CycleRecord[],
+  history: readonly HistoryRecord[],
+  targets: readonly TargetLimit[] = [],
+): CheckReport {
   const violations: Violation[] = [];
   const counts: Record<string, number> = {};
   const add = (key: string, n = 1) => (counts[key] = (counts[key] ?? 0) + n);
@@ -350,10 +421,16 @@ export function checkHistory(cycles: readonly CycleRecord[], history: readonly H
 
   checkOverlaps(held, violations);
   checkClientFencing(held, violations);
-  replayStore(history, violations, counts);
+  checkTargets(held, targets, violations);
+  replayStore(history, targets, violations, counts);
   counts['store: history records'] = history.length;
   counts['store: EXPIRED'] = history.filter((r) => r.type === 'EXPIRED').length;
-  for (const kind of ['kind-overlap', 'vm-overlap', 'fencing'] as const) {
+  for (const kind of [
+    'kind-overlap',
+    'vm-overlap',
+    'fencing',
+    ...(targets.length ? (['target-oversubscribed'] as const) : []),
+  ]) {
     counts[`violations: ${kind}`] = violations.filter((v) => v.kind === kind).length;
   }
   return { counts, violations };
