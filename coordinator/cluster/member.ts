@@ -5,15 +5,13 @@
  * (server.ts), over the leader's fenced etcd store — on its peer address, until it is deposed or a commit
  * fails; then it stops serving at once and campaigns again.
  */
-import * as grpc from '@grpc/grpc-js';
-import { ReflectionService } from '@grpc/reflection';
+import * as http2 from 'node:http2';
+import type * as net from 'node:net';
 import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
-import { HealthImplementation } from 'grpc-health-check';
-import { SERVER_OPTIONS, parseAddress } from '../../common/client/connection';
+import { formatAddress, parseAddress } from '../../common/client/connection';
 import { type Clock, systemClock } from '../../common/util/clock';
 import type { Logger } from '../../common/util/log';
-import { headroomV1, packageDefinition } from '../../proto';
 import type { CoordinatorOptions, EtcdOptions } from '../config';
 import { type RunningServer, startServer } from '../server';
 import { version } from '../../package.json';
@@ -103,29 +101,20 @@ export async function startMember(
     log.info('cluster leader', { leader: leader ?? 'none' });
   });
 
-  const server = new grpc.Server(SERVER_OPTIONS);
-  for (const service of [
-    headroomV1.TokenService,
-    headroomV1.AgentService,
-    headroomV1.AdminService,
-    headroomV1.PkiService,
-  ]) {
-    const { definition, handlers } = forwarder.service(service.service);
-    server.addService(definition, handlers);
-  }
-  // The member's own health: serving while a leader is known to send calls to.
-  const health = new HealthImplementation({ '': 'NOT_SERVING' });
-  const tellHealth = () => health.setStatus('', leadership.leader ? 'SERVING' : 'NOT_SERVING');
-  leadership.onLeaderChange(tellHealth);
-  health.addToServer(server);
-  new ReflectionService(packageDefinition).addToServer(server);
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
-  );
-  const { host } = parseAddress(options.listen);
-  const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  // The front door: every call, health checks and reflection included, is the leader's to answer.
+  const server = http2.createServer();
+  server.on('stream', forwarder.onStream);
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (session) => {
+    sessions.add(session);
+    session.on('close', () => sessions.delete(session));
+  });
+  const { host, port: wanted } = parseAddress(options.listen);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(wanted, host, () => resolve());
+  });
+  const address = formatAddress({ host, port: (server.address() as net.AddressInfo).port });
   const ttlSeconds = Math.ceil(etcd.leaseTtlMs / 1000);
   const registration = registerMember(
     client,
@@ -154,8 +143,13 @@ export async function startMember(
         hostLoad.stop();
         await Promise.all([leadership.stop(), registration.stop()]);
         await transition;
+        // Open calls end UNAVAILABLE (their callers go to another member), then the connections close.
         forwarder.close();
-        await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const session of sessions) session.close();
+        const bound = setTimeout(() => sessions.forEach((s) => s.destroy()), 2_000);
+        await closed;
+        clearTimeout(bound);
         client.close();
         return { forced: false };
       })()),
