@@ -12,7 +12,7 @@ import { SERVER_OPTIONS, parseAddress } from '../common/client/connection';
 import type { Logger } from '../common/util/log';
 import { headroomV1, packageDefinition } from '../proto';
 import { AgentRegistry } from './service/agent-registry';
-import { type CoordinatorOptions, policyKey } from './config';
+import { type CoordinatorOptions, DEFAULT_MAX_EVENT_STREAMS, policyKey } from './config';
 import { SystemLoadCollector } from '../common/backup-run/load-collector';
 import { Coordinator } from './service/coordinator';
 import { HostLoadMonitor } from './service/host-load-monitor';
@@ -40,7 +40,9 @@ import { CoordinatorMetrics } from './metrics/coordinator-metrics';
 import { catalogChainBreaks } from './metrics/chain-breaks';
 import { HistoryRetentionTask } from './service/history-retention';
 import { adminReads } from './rpc/admin-reads';
-import { dashboardRoutes } from './dashboard/dashboard-routes';
+import { dashboard as startDashboard } from './dashboard/dashboard-routes';
+import { LoadRing } from './dashboard/load-ring';
+import { vmView } from './dashboard/vm-view';
 
 export interface RunningServer {
   /** The address actually bound (the port is filled in when 0 was asked). */
@@ -118,13 +120,27 @@ export async function startServer(
     planView: (input) => viewPlanner.plan(input),
   });
   plans.start();
+  // The dashboard's load strip: the host's samples and the budget changes, kept in memory as they happen.
+  const loads = new LoadRing();
   const hostLoad = new HostLoadMonitor({
     coordinator,
     collector: new SystemLoadCollector({ clock }),
     clock,
     log,
     host: options.host,
+    onSample: (host, load) => loads.addSample(host, load),
   });
+  registry.onBudgetChange(({ lease, at, level, reason }) =>
+    loads.addMark({
+      host: lease.host,
+      vm: placement.nameOf(lease.vm) ?? lease.vm,
+      job: lease.job,
+      tokenId: lease.tokenId,
+      atUnixMs: at,
+      level,
+      reason,
+    }),
+  );
   hostLoad.start();
 
   const security = await serverSecurity(
@@ -208,14 +224,18 @@ export async function startServer(
   });
   const retention = new HistoryRetentionTask({ store, retention: options.history, clock, log });
   retention.start();
+  const dashboard = startDashboard({
+    reads: adminReads(coordinator, registry, plans, placement),
+    coordinator,
+    loads,
+    vm: vmView({ coordinator, registry, plans, placement, catalogDirs: catalogDirs(options) }),
+    maxEventStreams: options.http?.maxEventStreams ?? DEFAULT_MAX_EVENT_STREAMS,
+    log: log.child({ component: 'dashboard' }),
+  });
   const routes = new Map<string, Route>([
     ['/metrics', metricsRoute(() => metrics.scrape())],
     ['/healthz', healthRoute(notServing)],
-    ...dashboardRoutes({
-      reads: adminReads(coordinator, registry, plans, placement),
-      coordinator,
-      log: log.child({ component: 'dashboard' }),
-    }),
+    ...dashboard.routes,
   ]);
   const http = await startHttpListener(
     options,
@@ -250,6 +270,7 @@ export async function startServer(
       // sessions it tracks for channelz, which is off).
       if (forced) server.forceShutdown();
       await Promise.all([planner.close(), viewPlanner.close(), placementStopped, http?.close()]);
+      dashboard.close();
       metrics.close();
       store.close();
       security.close();

@@ -7,6 +7,7 @@ import type { Clock } from '../../common/util/clock';
 import { type LoadCollector, waitFigures } from '../../common/backup-run/load-collector';
 import type { Logger } from '../../common/util/log';
 import type { Coordinator } from './coordinator';
+import type { LoadView } from '../domain/start-gate';
 
 export interface HostLoadMonitorDeps {
   coordinator: Pick<Coordinator, 'setHostLoad' | 'state'>;
@@ -14,6 +15,8 @@ export interface HostLoadMonitorDeps {
   clock: Clock;
   log: Logger;
   host: string;
+  /** Told each sample once the start gate has it (the dashboard's load strip). */
+  onSample?(host: string, load: LoadView): void;
 }
 
 export class HostLoadMonitor {
@@ -45,12 +48,14 @@ export class HostLoadMonitor {
     try {
       const r = await collector.sample();
       if (this.stopped) return;
-      await coordinator.setHostLoad(host, {
+      const load: LoadView = {
         cpuPercent: Number(r.cpuPercent ?? 0),
         ioBytesPerSec: Number(r.diskReadBytesPerSec ?? 0) + Number(r.diskWriteBytesPerSec ?? 0),
         waits: waitFigures(r),
         at: clock.now(),
-      });
+      };
+      await coordinator.setHostLoad(host, load);
+      this.deps.onSample?.(host, load);
     } catch (e) {
       log.warn('could not take a sample of the host load', { error: e as Error });
     }

@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 CREATE INDEX IF NOT EXISTS tokens_by_state ON tokens (state, ended_at);
 CREATE INDEX IF NOT EXISTS tokens_by_host_end ON tokens (host, ended_at);
+CREATE INDEX IF NOT EXISTS tokens_by_vm_end ON tokens (vm, ended_at);
 CREATE TABLE IF NOT EXISTS history (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   at INTEGER NOT NULL,
@@ -169,6 +170,28 @@ const HISTORY_TYPE: Record<LessorEvent['type'], HistoryType | undefined> = {
   'vm-migrated': 'VM_MIGRATED',
 };
 
+/** Ended token rows, newest first as selected, as EndedRuns oldest first. */
+function endedRunsOf(selected: unknown[]): EndedRun[] {
+  const rows = selected as {
+    kind: EndedRun['kind'];
+    vm: string;
+    job: string;
+    granted_at: number;
+    ended_at: number;
+    state: EndedRun['state'];
+    outcome: string | null;
+  }[];
+  return rows.reverse().map((r) => ({
+    kind: r.kind,
+    vm: r.vm,
+    job: r.job,
+    grantedAt: r.granted_at,
+    endedAt: r.ended_at,
+    state: r.state,
+    ...(r.outcome !== null && { outcome: JSON.parse(r.outcome) }),
+  }));
+}
+
 function historyFields(event: LessorEvent): Omit<HistoryRecord, 'seq' | 'type'> {
   const base = { at: event.at, detail: describe(event) };
   if ('lease' in event) {
@@ -253,6 +276,10 @@ export class SqliteStore implements Store {
       endedRuns: db.prepare(
         `SELECT kind, vm, job, granted_at, ended_at, state, outcome FROM tokens
          WHERE host = ? AND state != 'active' ORDER BY ended_at DESC LIMIT ?`,
+      ),
+      vmEndedRuns: db.prepare(
+        `SELECT kind, vm, job, granted_at, ended_at, state, outcome FROM tokens
+         WHERE vm = ? AND state != 'active' ORDER BY ended_at DESC LIMIT ?`,
       ),
       insertHistory: db.prepare(
         `INSERT INTO history (at, type, host, vm, job, kind, token_id, fencing, request_id, detail)
@@ -388,24 +415,11 @@ export class SqliteStore implements Store {
   }
 
   endedRuns(host: string, limit: number): EndedRun[] {
-    const rows = this.statements.endedRuns.all(host, limit) as {
-      kind: EndedRun['kind'];
-      vm: string;
-      job: string;
-      granted_at: number;
-      ended_at: number;
-      state: EndedRun['state'];
-      outcome: string | null;
-    }[];
-    return rows.reverse().map((r) => ({
-      kind: r.kind,
-      vm: r.vm,
-      job: r.job,
-      grantedAt: r.granted_at,
-      endedAt: r.ended_at,
-      state: r.state,
-      ...(r.outcome !== null && { outcome: JSON.parse(r.outcome) }),
-    }));
+    return endedRunsOf(this.statements.endedRuns.all(host, limit));
+  }
+
+  vmEndedRuns(vm: string, limit: number): EndedRun[] {
+    return endedRunsOf(this.statements.vmEndedRuns.all(vm, limit));
   }
 
   compactHistory(step: CompactionStep): { history: number; tokens: number } {
