@@ -43,6 +43,7 @@ import { adminReads } from './rpc/admin-reads';
 import { dashboard as startDashboard } from './dashboard/dashboard-routes';
 import { LoadRing } from './dashboard/load-ring';
 import { vmView } from './dashboard/vm-view';
+import { hostOverview } from './dashboard/host-overview';
 
 export interface RunningServer {
   /** The address actually bound (the port is filled in when 0 was asked). */
@@ -229,6 +230,7 @@ export async function startServer(
     coordinator,
     loads,
     vm: vmView({ coordinator, registry, plans, placement, catalogDirs: catalogDirs(options) }),
+    overview: hostOverview(coordinator, placement),
     maxEventStreams: options.http?.maxEventStreams ?? DEFAULT_MAX_EVENT_STREAMS,
     log: log.child({ component: 'dashboard' }),
   });
