@@ -11,7 +11,7 @@ import type { Logger } from '../../common/util/log';
 import type { HttpReply, HttpStream, Route } from '../http/http-listener';
 import type { AdminReads } from '../rpc/admin-reads';
 import type { Coordinator } from '../service/coordinator';
-import type { HistoryRecord } from '../store/store';
+import type { HistoryQuery, HistoryRecord } from '../store/store';
 import type { LoadRing, LoadRingEntry } from './load-ring';
 
 /** Bytes a reader may leave unread before its stream is ended (its EventSource reconnects and catches up). */
@@ -23,7 +23,10 @@ const HEARTBEAT_MS = 15_000;
 
 export interface EventStreamsOptions {
   reads: Pick<AdminReads, 'optionalHost' | 'historyEvent'>;
-  coordinator: Pick<Coordinator, 'onCommitted' | 'history'>;
+  /** `history` may answer now or later: the store is becoming asynchronous (the cluster's). */
+  coordinator: Pick<Coordinator, 'onCommitted'> & {
+    history(query: HistoryQuery): readonly HistoryRecord[] | Promise<readonly HistoryRecord[]>;
+  };
   loads: Pick<LoadRing, 'subscribe'>;
   /** Readers at once (http.maxEventStreams); one more is answered 503. */
   maxStreams: number;

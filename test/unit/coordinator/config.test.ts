@@ -498,8 +498,8 @@ describe('coordinator configuration', () => {
         ),
       ),
       [
-        'c.yaml: http.colour: unknown key (expected one of: listen, allowAnonymous, maxEventStreams)',
         'c.yaml: http.maxEventStreams: expected an integer from 1 to 10000, got 0',
+        'c.yaml: http.colour: unknown key (expected one of: listen, allowAnonymous, maxEventStreams)',
         'c.yaml: history.keepDays: expected an integer from 1 to 36500, got 0',
         'c.yaml: history.maxRows: expected an integer from 1000 to 1000000000, got "many"',
       ],
