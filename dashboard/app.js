@@ -33,16 +33,34 @@ function addRuns(runs, events) {
   for (const e of events) {
     const type = typeOf(e.type);
     if (!e.tokenId || !RUN_EVENTS.includes(type)) continue;
-    const run = next.get(e.tokenId) ?? { vm: vmLabel(e), job: e.job, kind: kindOf(e.kind), start: e.atUnixMs };
+    const run = next.get(e.tokenId) ?? {
+      host: e.host,
+      vm: vmLabel(e),
+      job: e.job,
+      kind: kindOf(e.kind),
+      start: e.atUnixMs,
+    };
     next.set(e.tokenId, ENDS.has(type) ? { ...run, end: e.atUnixMs, outcome: type } : run);
   }
   return next;
 }
 
-const historyQuery = (host, types) => {
-  const q = new URLSearchParams({ limit: '1000', since: String(Date.now() - DAY) });
-  if (host !== ALL) q.set('host', host);
-  types.forEach((t) => q.append('type', `HISTORY_EVENT_TYPE_${t}`));
+/** Runs as /api/runs answers them: the running ones by token (the event stream ends them), the others done. */
+function runsOf(hosts) {
+  const runs = new Map();
+  for (const h of hosts)
+    for (const r of h.runs) {
+      const run = { host: h.host, vm: r.vm, job: r.job, kind: kindOf(r.kind), start: r.startUnixMs };
+      if (r.tokenId) runs.set(r.tokenId, run);
+      else runs.set(`${r.vm}/${r.job}/${r.startUnixMs}`, { ...run, end: r.endUnixMs, outcome: r.state });
+    }
+  return runs;
+}
+
+const hostQuery = (host) => (host === ALL ? '' : `host=${encodeURIComponent(host)}`);
+const pausesQuery = (host) => {
+  const q = new URLSearchParams({ host, limit: '1000', since: String(Date.now() - DAY) });
+  PAUSE_EVENTS.forEach((t) => q.append('type', `HISTORY_EVENT_TYPE_${t}`));
   return `/api/history?${q}`;
 };
 
@@ -53,7 +71,6 @@ function App() {
   const [hosts, setHosts] = useState({ hosts: [], agents: [] });
   const [selected, setSelected] = useState(params().get('host') ?? '');
   const [plan, setPlan] = useState(undefined);
-  const [overview, setOverview] = useState(undefined);
   const [runs, setRuns] = useState(new Map());
   const [tokens, setTokens] = useState({ active: [], queued: [] });
   const [load, setLoad] = useState({ samples: [], marks: [] });
@@ -74,14 +91,13 @@ function App() {
         setSelected((s) => s || r.hosts[0]?.host || '');
       })
       .catch(fail);
-  const loadTokens = (host) =>
-    get(`/api/tokens${host === ALL ? '' : `?host=${encodeURIComponent(host)}`}`).then(setTokens, fail);
+  const loadTokens = (host) => get(`/api/tokens?${hostQuery(host)}`).then(setTokens, fail);
   // The plan only as far ahead as the timeline shows: a day of 20-second jobs is thousands of slots.
   const horizonMs = useRef(START_RANGE);
   horizonMs.current = Math.ceil(rangeMs / 3);
   const loadPlan = (host) =>
     host === ALL
-      ? get(`/api/overview?since=${Date.now() - DAY}`).then(setOverview, fail)
+      ? setPlan(undefined)
       : get(`/api/plan?host=${encodeURIComponent(host)}&horizonMs=${horizonMs.current}`).then(setPlan, fail);
   useEffect(() => {
     if (selected) loadPlan(selected);
@@ -117,18 +133,18 @@ function App() {
   // stream keeps them current.
   useEffect(() => {
     if (!selected) return undefined;
-    get(historyQuery(selected, RUN_EVENTS)).then((r) => setRuns(addRuns(new Map(), r.events)), fail);
+    get(`/api/runs?since=${Date.now() - DAY}&${hostQuery(selected)}`).then((r) => setRuns(runsOf(r.hosts)), fail);
     loadPlan(selected);
     loadTokens(selected);
     setLoad({ samples: [], marks: [] });
     setPauseEvents([]);
     if (selected !== ALL) {
       get(`/api/load?host=${encodeURIComponent(selected)}`).then(setLoad, fail);
-      get(historyQuery(selected, PAUSE_EVENTS)).then((r) => setPauseEvents(r.events), fail);
+      get(pausesQuery(selected)).then((r) => setPauseEvents(r.events), fail);
     }
     const planTimer = setInterval(() => loadPlan(selected), 30_000);
     let refresh;
-    const source = new EventSource(selected === ALL ? '/events' : `/events?host=${encodeURIComponent(selected)}`);
+    const source = new EventSource(`/events?${hostQuery(selected)}`);
     source.onopen = () => setConnected(true);
     source.onerror = () => {
       setConnected(false);
@@ -207,7 +223,7 @@ function App() {
           </div>
           ${
             selected === ALL
-              ? html`<${Overview} overview=${overview} now=${now} axis=${axis} openHost=${openHost} />`
+              ? html`<${Overview} hosts=${hosts.hosts} runs=${runs} now=${now} axis=${axis} openHost=${openHost} />`
               : html`<${Timeline}
                   host=${selected}
                   plan=${plan}

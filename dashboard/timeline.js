@@ -148,29 +148,21 @@ function merged(runs, now) {
 }
 
 /** Every host, one row each: its runs, overlapping ones merged. Clicking a host opens its timeline. */
-export function Overview({ overview, now, axis, openHost }) {
-  const rows = useMemo(
-    () =>
-      (overview?.hosts ?? []).map((h) => {
-        const runs = h.runs.map((r) => ({
-          kind: kindOf(r.kind),
-          start: r.startUnixMs,
-          end: r.endUnixMs || undefined,
-        }));
-        return {
-          host: h.host,
-          paused: h.paused,
-          count: h.runs.length,
-          bars: ['guest', 'hypervisor'].flatMap((k) =>
-            merged(
-              runs.filter((r) => r.kind === k),
-              now,
-            ),
-          ),
-        };
-      }),
-    [overview, now],
-  );
+export function Overview({ hosts, runs, now, axis, openHost }) {
+  const rows = useMemo(() => {
+    const ofHost = new Map(hosts.map((h) => [h.host, []]));
+    for (const r of runs.values()) if (inRange(axis, now, r)) ofHost.get(r.host)?.push(r);
+    return hosts.map((h) => ({
+      host: h.host,
+      paused: h.paused,
+      bars: ['guest', 'hypervisor'].flatMap((k) =>
+        merged(
+          ofHost.get(h.host).filter((r) => r.kind === k),
+          now,
+        ),
+      ),
+    }));
+  }, [hosts, runs, now]);
   const drawRows = (first, last) =>
     rows.slice(first, last).map((row, i) => {
       const y = (first + i) * ROW;
@@ -178,7 +170,7 @@ export function Overview({ overview, now, axis, openHost }) {
         <text class="host-row" x="4" y=${y + 15} onClick=${() => openHost(row.host)}
           >${row.host}${row.paused ? ' (paused)' : ''}</text
         >
-        ${row.bars.filter((b) => inRange(axis, now, b)).map((b, j) => runBar(axis, now, b, y, j))}
+        ${row.bars.map((b, j) => runBar(axis, now, b, y, j))}
       </g>`;
     });
   return html`<div>

@@ -38,8 +38,8 @@ export interface DashboardOptions {
   loads: LoadRing;
   /** One VM's jobs, runs and backup chains (vm-view.ts). */
   vm: (vm: string) => Promise<unknown>;
-  /** Every host's runs since a time (host-overview.ts). */
-  overview: (sinceUnixMs: number) => Promise<unknown>;
+  /** A host's runs since a time, or every host's (host-overview.ts). */
+  overview: (sinceUnixMs: number, host?: string) => Promise<unknown>;
   /** Event streams open at once (http.maxEventStreams). */
   maxEventStreams: number;
   log: Logger;
@@ -125,7 +125,7 @@ export function dashboard(options: DashboardOptions): Dashboard {
     ['/api/tokens', jsonRoute((q) => reads.tokens(q.get('host') ?? ''))],
     ['/api/load', jsonRoute((q) => loads.of(reads.knownHost(q.get('host') ?? '')))],
     ['/api/vm', jsonRoute((q) => options.vm(q.get('vm') ?? ''))],
-    ['/api/overview', jsonRoute((q) => options.overview(intParam(q, 'since')))],
+    ['/api/runs', jsonRoute((q) => options.overview(intParam(q, 'since'), reads.optionalHost(q.get('host') ?? '')))],
     ['/events', answeringErrors(streams.route)],
   ]);
   return { routes, openStreams: () => streams.open, close: () => streams.close() };

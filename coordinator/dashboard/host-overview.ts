@@ -1,15 +1,18 @@
 /**
- * The dashboard's timeline of every host at once: per host, its runs since a time (the ended tokens the
- * store keeps, and the tokens active now), one row per host that the page expands into the host's VM rows.
- * With 50 hosts × 40 VMs this is what stays drawable: 50 rows, not 2,000.
+ * The runs the dashboard's timelines draw: per host, its runs since a time (the ended tokens the store
+ * keeps, and the tokens active now). Every host at once is one row per host that the page expands into the
+ * host's VM rows: with 50 hosts × 40 VMs, 50 rows, not 2,000. Read from the tokens, not the history, so a
+ * host's day is whole whatever number of events it made.
  */
 import { tokenKind } from '../../proto/enums';
 import type { TokenKind } from '../domain/lease';
 import type { Coordinator } from '../service/coordinator';
 import type { PlacementMonitor } from '../service/placement-monitor';
 
-/** Ended runs read per host: a night of 40 VMs with a few jobs each, with room to spare. */
-export const OVERVIEW_RUNS_PER_HOST = 500;
+/** Ended runs read per host when every host is asked for: a day of 40 VMs with a few jobs each. */
+export const RUNS_PER_HOST = 200;
+/** Ended runs read of one host: a day of 2,000 VMs' runs (about 300 KB of JSON). */
+export const RUNS_OF_ONE_HOST = 5_000;
 
 export interface OverviewRun {
   vm: string;
@@ -19,6 +22,8 @@ export interface OverviewRun {
   /** 0 while it runs. */
   endUnixMs: number;
   state: string;
+  /** Active runs only: the token whose end the event stream will tell. */
+  tokenId?: string;
 }
 
 export function hostOverview(
@@ -30,17 +35,19 @@ export function hostOverview(
     job,
     kind: tokenKind.toWire(kind),
   });
-  /** Every host's runs that ended at or after `sinceUnixMs`, and the ones running. */
-  return async (sinceUnixMs: number) => {
+  /** The runs of `host` (of every host when undefined) that ended at or after `sinceUnixMs`, and the ones running. */
+  return async (sinceUnixMs: number, host?: string) => {
     const hosts = [];
-    for (const host of coordinator.state.hostNames()) {
-      const ended = await coordinator.endedRuns(host, OVERVIEW_RUNS_PER_HOST);
+    for (const name of host === undefined ? coordinator.state.hostNames() : [host]) {
+      const ended = await coordinator.endedRuns(name, host === undefined ? RUNS_PER_HOST : RUNS_OF_ONE_HOST);
       const runs: OverviewRun[] = ended
         .filter((r) => r.endedAt >= sinceUnixMs)
         .map((r) => ({ ...run(r.vm, r.job, r.kind), startUnixMs: r.grantedAt, endUnixMs: r.endedAt, state: r.state }));
-      for (const l of coordinator.state.activeLeases(host))
-        runs.push({ ...run(l.vm, l.job, l.kind), startUnixMs: l.grantedAt, endUnixMs: 0, state: 'active' });
-      hosts.push({ host, paused: coordinator.state.host(host).paused, runs });
+      for (const l of coordinator.state.activeLeases(name)) {
+        const active = { startUnixMs: l.grantedAt, endUnixMs: 0, state: 'active', tokenId: l.tokenId };
+        runs.push({ ...run(l.vm, l.job, l.kind), ...active });
+      }
+      hosts.push({ host: name, paused: coordinator.state.host(name).paused, runs });
     }
     return { hosts };
   };

@@ -8,7 +8,7 @@
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { type Browser, type BrowserContext, type Page, chromium } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { type Clients, unary } from '../../../common/client/connection';
 import type { BackupRecord } from '../../../host-backup/catalog/chain-rules';
 import { ManifestStore } from '../../../host-backup/catalog/manifest-store';
@@ -19,7 +19,8 @@ import {
   startCoordinator,
   tempDir,
 } from '../../helpers/coordinator-process';
-import { isRoot, requireTool } from '../../helpers/require-tool';
+import { launchChromium } from '../../helpers/chromium';
+import { isRoot } from '../../helpers/require-tool';
 import { acquire, connectPlain, grant, release } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
 import { type HttpsCoordinator, startHttpsCoordinator } from '../coordinator/https-coordinator';
@@ -60,25 +61,6 @@ function writeCatalog(dir: string): void {
   }
 }
 
-async function launch(): Promise<Browser> {
-  const executablePath = requireTool('/usr/bin/chromium', 'chromium');
-  return chromium.launch({
-    executablePath,
-    // Without the background-networking flags Chromium keeps trying to reach Google on a closed network.
-    // playwright gives each launch a new empty profile (--user-data-dir) of its own.
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-}
-
 describe('the web dashboard', function () {
   this.timeout(120_000);
   let coordinator: RunningCoordinator;
@@ -99,7 +81,7 @@ describe('the web dashboard', function () {
     );
     coordinator = await startCoordinator({ host: 'dash-host', args: ['--config', config] });
     clients = connectPlain(coordinator.address);
-    browser = await launch();
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
     page.on('console', (m) => {
@@ -279,7 +261,7 @@ describe('the web dashboard', function () {
     const notNumber = await fetch(`${coordinator.httpUrl}/api/history?afterSeq=abc`);
     assert.equal(notNumber.status, 400);
     assert.match(((await notNumber.json()) as { error: string }).error, /^afterSeq: must be a non-negative integer/);
-    for (const page of ['/api/plan?host=nowhere', '/events?host=nowhere']) {
+    for (const page of ['/api/plan?host=nowhere', '/api/runs?host=nowhere', '/events?host=nowhere']) {
       const unknown = await fetch(`${coordinator.httpUrl}${page}`);
       assert.equal(unknown.status, 404, page);
       assert.match(((await unknown.json()) as { error: string }).error, /nowhere/);
@@ -338,7 +320,7 @@ describe('the web dashboard off loopback', function () {
       this.skip();
     }
     https = await startHttpsCoordinator('db', 11);
-    browser = await launch();
+    browser = await launchChromium();
   });
 
   after(async () => {

@@ -1,0 +1,22 @@
+/** Debian's Chromium, headless, driven by playwright-core (which cannot download a browser here). */
+import { type Browser, chromium } from 'playwright-core';
+import { requireTool } from './require-tool';
+
+export async function launchChromium(): Promise<Browser> {
+  const executablePath = requireTool('/usr/bin/chromium', 'chromium');
+  return chromium.launch({
+    executablePath,
+    // Without the background-networking flags Chromium keeps trying to reach Google on a closed network.
+    // playwright gives each launch a new empty profile (--user-data-dir) of its own.
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
