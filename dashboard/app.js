@@ -262,7 +262,7 @@ function App() {
       html`<${Hosts}
         hosts=${hosts.hosts}
         agents=${hosts.agents}
-        selected=${selected}
+        selected=${selected === ALL ? '' : selected}
         select=${setSelected}
         openVm=${openVm}
       />`

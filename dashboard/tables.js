@@ -55,7 +55,8 @@ export function Queue({ tokens }) {
 
 export function Hosts({ hosts, agents, selected, select, openVm }) {
   const [page, setPage] = useState(0);
-  const ofHost = useMemo(() => agents.filter((a) => a.host === selected), [agents, selected]);
+  // No host selected (every host's timeline): every agent.
+  const ofHost = useMemo(() => agents.filter((a) => !selected || a.host === selected), [agents, selected]);
   return html`<section id="hosts">
     <h2>Hosts and agents</h2>
     <table>
@@ -82,7 +83,7 @@ export function Hosts({ hosts, agents, selected, select, openVm }) {
       )}
     </table>
     ${hosts.length > HOSTS_PER_PAGE && html`<${Pager} page=${page} pages=${Math.ceil(hosts.length / HOSTS_PER_PAGE)} set=${setPage} />`}
-    <h2 style="margin-top:1rem">Agents of ${selected}</h2>
+    <h2 style="margin-top:1rem">Agents of ${selected || 'every host'}</h2>
     <table>
       <tr>
         <th>VM</th>

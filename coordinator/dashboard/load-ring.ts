@@ -6,7 +6,7 @@
  */
 import type { LoadView } from '../domain/start-gate';
 
-/** Samples kept per host: two hours at the default 5 s report interval (policy reportIntervalMs). */
+/** Samples kept per host: four hours at the default 10 s report interval (policy reportIntervalMs). */
 export const SAMPLES_PER_HOST = 1_440;
 /** Budget changes kept per host. */
 export const MARKS_PER_HOST = 500;
