@@ -16,6 +16,7 @@ import { type CoordinatorOptions, DEFAULT_MAX_EVENT_STREAMS, policyKey } from '.
 import { SystemLoadCollector } from '../common/backup-run/load-collector';
 import { Coordinator } from './service/coordinator';
 import { HostLoadMonitor } from './service/host-load-monitor';
+import { BackupVerifications } from './service/backup-verifications';
 import { PlanKeeper } from './planning/plan-keeper';
 import { PlanWorker } from './planning/plan-worker';
 import { QuiesceBroker } from './service/quiesce-broker';
@@ -165,6 +166,8 @@ export async function startServer(
     agentService(coordinator, registry, plans, clock, log, quiesce, placement),
   );
   let address = '';
+  // Wall-clock times of verifications, for people.
+  const verifications = new BackupVerifications(Date.now);
   const runner = new BackupRunner({
     jobs: options.hypervisorJobs,
     resolve: identityOf,
@@ -186,7 +189,14 @@ export async function startServer(
   });
   server.addService(
     decodingGuarded(headroomV1.AdminService.service),
-    adminService(coordinator, registry, plans, log, { backupDir: options.backups?.dir, runner }, placement),
+    adminService(
+      coordinator,
+      registry,
+      plans,
+      log,
+      { backupDir: options.backups?.dir, runner, verifications },
+      placement,
+    ),
   );
   server.addService(
     decodingGuarded(headroomV1.PkiService.service),
@@ -229,7 +239,7 @@ export async function startServer(
     reads: adminReads(coordinator, registry, plans, placement),
     coordinator,
     loads,
-    vm: vmView({ coordinator, registry, plans, placement, catalogDirs: catalogDirs(options) }),
+    vm: vmView({ coordinator, registry, plans, placement, verifications, catalogDirs: catalogDirs(options) }),
     overview: hostOverview(coordinator, placement),
     maxEventStreams: options.http?.maxEventStreams ?? DEFAULT_MAX_EVENT_STREAMS,
     log: log.child({ component: 'dashboard' }),

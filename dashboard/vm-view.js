@@ -1,7 +1,8 @@
 /**
  * One VM (/?vm=NAME, or a click on its row): each job's last and next run with its outcome, duration,
  * bytes and consistency, its recent runs, and its backup chains in the catalogs the coordinator knows, with
- * each backup's check (its file and its chain's files present at their recorded sizes).
+ * each backup's check (its file and its chain's files present at their recorded sizes) and its last
+ * checksum verification through this coordinator.
  */
 import { useEffect, useState } from 'preact/hooks';
 import { dateTime, duration, get, html, kindOf, size, time } from './format.js';
@@ -16,6 +17,13 @@ function RunCells({ run }) {
     <td>${duration(run.durationMs)}</td>
     <td class="bytes">${size(run.bytes)}</td>
     <td>${consistencyOf(run.consistency)}</td>`;
+}
+
+/** The last checksum verification this coordinator ran of a backup (headroomctl verify), if any. */
+function Verified({ v }) {
+  if (!v) return html`<td class="muted" title="not verified since the coordinator started">–</td>`;
+  if (v.ok) return html`<td class="ok">checksum ok ${dateTime(v.atUnixMs)}</td>`;
+  return html`<td class="error" title=${v.problem}>checksum failed ${dateTime(v.atUnixMs)}</td>`;
 }
 
 function Catalog({ catalog }) {
@@ -42,6 +50,7 @@ function Catalog({ catalog }) {
               <th>file</th>
               <th>consistency</th>
               <th>check</th>
+              <th>verified</th>
             </tr>
             ${backups.map(
               (b) =>
@@ -53,6 +62,7 @@ function Catalog({ catalog }) {
                   <td>${size(b.fileBytes)}</td>
                   <td>${consistencyOf(b.consistency)}</td>
                   <td class=${b.chainProblem ? 'error' : 'ok'}>${b.chainProblem || 'restorable'}</td>
+                  <${Verified} v=${b.verified} />
                 </tr>`,
             )}
           </table>`,

@@ -1,7 +1,8 @@
 /**
  * The dashboard's view of one VM: each of its jobs (guest and hypervisor) with its last run — outcome,
  * duration, bytes, consistency, from the ended tokens the store keeps — and its next planned slot, and its
- * backup chains as the catalogs the coordinator knows (backups.dir, the hypervisor jobs' targets) hold them.
+ * backup chains as the catalogs the coordinator knows (backups.dir, the hypervisor jobs' targets) hold them,
+ * each backup with the last checksum verification this coordinator ran of it.
  * Backups made into a directory the coordinator does not know (headroomctl host-backup --target elsewhere)
  * are not seen here: docs/dashboard.md says so.
  */
@@ -16,6 +17,7 @@ import type { AgentRegistry } from '../service/agent-registry';
 import type { PlanKeeper } from '../planning/plan-keeper';
 import { DEFAULT_HORIZON_MS } from '../planning/plan-view';
 import type { PlacementMonitor } from '../service/placement-monitor';
+import type { BackupVerifications } from '../service/backup-verifications';
 import * as validate from '../rpc/validate';
 
 /** Ended runs looked at for the last run of each job, and listed. */
@@ -28,6 +30,8 @@ export interface VmViewDeps {
   registry: Pick<AgentRegistry, 'list'>;
   plans: Pick<PlanKeeper, 'view'>;
   placement: Pick<PlacementMonitor, 'resolve' | 'nameOf'>;
+  /** The checksum verifications run through this coordinator since it started. */
+  verifications: Pick<BackupVerifications, 'of'>;
   /** The catalogs the coordinator knows, absolute paths. */
   catalogDirs: readonly string[];
 }
@@ -60,7 +64,7 @@ function endedRun(r: EndedRun) {
 }
 
 /** What each catalog holds of the VM (under its identity or its name), or why it could not be read. */
-function catalogOf(dirs: readonly string[], names: readonly string[]) {
+function catalogOf(dirs: readonly string[], names: readonly string[], verifications: Pick<BackupVerifications, 'of'>) {
   return [...new Set(dirs)].map((dir) => {
     let store: ManifestStore;
     try {
@@ -84,7 +88,11 @@ function catalogOf(dirs: readonly string[], names: readonly string[]) {
       omitted += listing.omitted;
       problems.push(...listing.problems.map(catalogWire.catalogProblem));
     }
-    return { dir, unavailable: '', backups: backups.map(catalogWire.backupInfo), problems, omitted };
+    const listed = backups.map((b) => ({
+      ...catalogWire.backupInfo(b),
+      verified: verifications.of(b.record.id) ?? null,
+    }));
+    return { dir, unavailable: '', backups: listed, problems, omitted };
   });
 }
 
@@ -124,7 +132,7 @@ export function vmView(deps: VmViewDeps) {
         : null,
       jobs: [...jobs.values()].sort((a, b) => a.kind.localeCompare(b.kind) || a.job.localeCompare(b.job)),
       runs: runs.map(endedRun).reverse(),
-      catalogs: catalogOf(deps.catalogDirs, [vm, ...(vmName ? [vmName] : [])]),
+      catalogs: catalogOf(deps.catalogDirs, [vm, ...(vmName ? [vmName] : [])], deps.verifications),
     };
   };
 }

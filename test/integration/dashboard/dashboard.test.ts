@@ -6,6 +6,7 @@
  * was made).
  */
 import { strict as assert } from 'node:assert';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -19,6 +20,7 @@ import {
   startCoordinator,
   tempDir,
 } from '../../helpers/coordinator-process';
+import { verifyAll } from '../../helpers/admin-client';
 import { launchChromium } from '../../helpers/chromium';
 import { isRoot } from '../../helpers/require-tool';
 import { acquire, connectPlain, grant, release } from '../../helpers/token-client';
@@ -49,7 +51,7 @@ function writeCatalog(dir: string): void {
     virtualSize: 64 * 1_048_576,
     consistency: 'application',
     file: `web-1/vda/${id}.qcow2`,
-    sha256: '0'.repeat(64),
+    sha256: createHash('sha256').update(Buffer.alloc(1_024)).digest('hex'),
     ...partial,
   });
   const full = backup('b1', { fullReason: 'the first backup of this disk', fullReasonCode: 'no-previous-backup' });
@@ -193,6 +195,14 @@ describe('the web dashboard', function () {
       durationMs: 4_200,
       consistency: 'CONSISTENCY_APPLICATION',
     });
+    // One checksum verification through the coordinator (headroomctl verify): the view shows its result.
+    assert.deepEqual(
+      (await verifyAll(clients, { vm: 'web-1' })).map((v) => [v.id, v.ok]),
+      [
+        ['b1', true],
+        ['b2', true],
+      ],
+    );
     await page.goto(`${coordinator.httpUrl}/`);
     await page.locator('#timeline text.vm-row', { hasText: 'web-1' }).click();
     const job = page.locator('#vm-jobs tr.job', { hasText: 'host-nightly' });
@@ -206,8 +216,8 @@ describe('the web dashboard', function () {
     // The chain from the catalog: the full backup, the incremental on it, both restorable.
     const backups = await page.locator('#vm tr.backup').allTextContents();
     assert.equal(backups.length, 2);
-    assert.match(backups[0], /^b1full.*restorable$/);
-    assert.match(backups[1], /^└ b2incremental.*192\.0 KiB.*restorable$/);
+    assert.match(backups[0], /^b1full.*restorablechecksum ok \d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
+    assert.match(backups[1], /^└ b2incremental.*192\.0 KiB.*restorablechecksum ok /);
     await page.locator('#vm').screenshot({ path: path.join(ARTIFACTS, 'dashboard-vm.png') });
     assert.deepEqual(consoleErrors, []);
   });
