@@ -101,15 +101,14 @@ export function LoadStrip({ host, axis, now, samples, marks, pauses }) {
         .filter((m) => m.atUnixMs >= axis.from && m.atUnixMs <= axis.to)
         .map(
           (m) =>
-            html`<line
+            html`<rect
               class=${`budget budget-${m.level}`}
-              x1=${axis.x(m.atUnixMs)}
-              x2=${axis.x(m.atUnixMs)}
-              y1="0"
-              y2=${HEIGHT}
-              stroke=${LEVEL_COLOUR[m.level]}
-              stroke-width="2"
-              ><title>${time(m.atUnixMs)} ${m.vm} ${m.job}: ${m.level}, ${m.reason}</title></line
+              x=${axis.x(m.atUnixMs) - 1}
+              y="0"
+              width="2"
+              height=${HEIGHT}
+              fill=${LEVEL_COLOUR[m.level]}
+              ><title>${time(m.atUnixMs)} ${m.vm} ${m.job}: ${m.level}, ${m.reason}</title></rect
             >`,
         )}
       <text class="tick" x="4" y="14">100 %</text>

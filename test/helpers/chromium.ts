@@ -1,5 +1,5 @@
 /** Debian's Chromium, headless, driven by playwright-core (which cannot download a browser here). */
-import { type Browser, chromium } from 'playwright-core';
+import { type Browser, type Page, chromium } from 'playwright-core';
 import { requireTool } from './require-tool';
 
 export async function launchChromium(): Promise<Browser> {
@@ -19,4 +19,19 @@ export async function launchChromium(): Promise<Browser> {
       '--disable-sync',
     ],
   });
+}
+
+/**
+ * `page.goto`, again when Chromium aborted it because a network interface changed (ERR_NETWORK_CHANGED):
+ * on a shared machine other tests create and remove veth pairs at any time.
+ */
+export async function gotoRetrying(page: Page, url: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.goto(url);
+      return;
+    } catch (e) {
+      if (attempt >= 3 || !/ERR_NETWORK_CHANGED/.test((e as Error).message)) throw e;
+    }
+  }
 }

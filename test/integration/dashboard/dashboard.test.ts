@@ -21,7 +21,8 @@ import {
   tempDir,
 } from '../../helpers/coordinator-process';
 import { verifyAll } from '../../helpers/admin-client';
-import { launchChromium } from '../../helpers/chromium';
+import { gotoRetrying, launchChromium } from '../../helpers/chromium';
+import { FakeAgent } from '../../helpers/fake-agent';
 import { isRoot } from '../../helpers/require-tool';
 import { acquire, connectPlain, grant, release } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
@@ -234,13 +235,41 @@ describe('the web dashboard', function () {
     assert.deepEqual(consoleErrors, []);
   });
 
-  it("draws the host's load samples and a pause of the host on the load strip", async () => {
+  it("draws the host's load samples, a pause of the host and a backup's budget changes on the load strip", async () => {
     await page.goto(`${coordinator.httpUrl}/?host=dash-host`);
     await page.locator('#load polyline.cpu').waitFor({ timeout: WAIT_MS });
     await unary(clients.admin.PauseHost.bind(clients.admin), { host: 'dash-host', reason: 'maintenance window' });
     await page.locator('#load rect.pause').waitFor({ timeout: WAIT_MS });
     assert.match((await page.locator('#load rect.pause title').textContent()) ?? '', /maintenance window/);
     await unary(clients.admin.ResumeHost.bind(clients.admin), { host: 'dash-host' });
+
+    // A guest backup throttled, then paused, by its VM's load reports: each change marked on the strip.
+    await unary(clients.admin.SetPolicy.bind(clients.admin), {
+      host: 'dash-host',
+      throttleAboveCpuPercent: 30,
+      pauseAboveCpuPercent: 60,
+      resumeBelowCpuPercent: 20,
+      throttledCpuPercent: 20,
+      budgetDwellMs: 0,
+    });
+    const agent = new FakeAgent(clients, 'busy-1', 'dash-host');
+    try {
+      await agent.connected();
+      const token = await grant(clients, { kind: 'TOKEN_KIND_GUEST', host: 'dash-host', vm: 'busy-1', job: 'restic' });
+      agent.load(45);
+      await agent.nextBudget();
+      await page.locator('#load rect.budget-throttled').waitFor({ timeout: WAIT_MS });
+      agent.load(90);
+      await agent.nextBudget();
+      await page.locator('#load rect.budget-paused').waitFor({ timeout: WAIT_MS });
+      assert.match(
+        (await page.locator('#load rect.budget-paused title').textContent()) ?? '',
+        /busy-1 restic: paused, VM busy: foreground cpu 90% >= 60%/,
+      );
+      await release(clients, token);
+    } finally {
+      agent.close();
+    }
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-load.png'), fullPage: true });
     assert.deepEqual(consoleErrors, []);
   });
@@ -341,7 +370,7 @@ describe('the web dashboard off loopback', function () {
   it('refuses a browser without a client certificate of the CA', async () => {
     const context = await browser!.newContext({ ignoreHTTPSErrors: true });
     const page = await context.newPage();
-    await assert.rejects(page.goto(`${https!.coordinator.httpUrl}/`), /net::ERR_/);
+    await assert.rejects(gotoRetrying(page, `${https!.coordinator.httpUrl}/`), /net::ERR_/);
     await context.close();
   });
 
@@ -357,7 +386,7 @@ describe('the web dashboard off loopback', function () {
       ],
     });
     const page = await context.newPage();
-    await page.goto(`${https!.coordinator.httpUrl}/`);
+    await gotoRetrying(page, `${https!.coordinator.httpUrl}/`);
     await page.locator('#hosts, #timeline').first().waitFor({ timeout: WAIT_MS });
     await context.close();
   });
