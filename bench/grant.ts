@@ -13,6 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import { type Clients, connect, unary } from '../common/client/connection';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../test/helpers/coordinator-process';
 import type { ProbeWindow } from './coordinator-probe';
+import { readProbeFile } from './probe-file';
 import { summariseProfile } from './cpu-profile';
 import {
   type GrantBenchOptions,
@@ -108,13 +109,10 @@ function windowCpu(from: CpuReading, to: CpuReading) {
 }
 
 /** Waits for the probe to write a file (it does so on the signal, synchronously) and parses it. */
-async function readProbeFile<T>(file: string, parse: (file: string) => T): Promise<T | undefined> {
-  for (let i = 0; i < 50 && !fs.existsSync(file); i++) await new Promise((r) => setTimeout(r, 100));
-  if (!fs.existsSync(file)) {
-    progress(`the coordinator probe wrote no ${file}`);
-    return undefined;
-  }
-  return parse(file);
+async function readProbe<T>(file: string, parse: (file: string) => T): Promise<T | undefined> {
+  const read = await readProbeFile(file, parse);
+  if (read === undefined) progress(`the coordinator probe wrote no ${file}`);
+  return read;
 }
 
 async function runPhase(o: GrantBenchOptions, kind: 'open' | 'closed', coordinatorPid: number): Promise<PhaseReport> {
@@ -269,12 +267,12 @@ async function main(): Promise<void> {
       phases.push(phase);
       if (isNull) continue;
       const n = phases.length;
-      phase.probe = await readProbeFile(
+      phase.probe = await readProbe(
         path.join(probeDir, `${n}.probe.json`),
         (f) => JSON.parse(fs.readFileSync(f, 'utf8')) as ProbeWindow,
       );
       if (o.cpuProf)
-        phase.profile = await readProbeFile(path.join(probeDir, `${n}.cpuprofile`), (f) => summariseProfile(f));
+        phase.profile = await readProbe(path.join(probeDir, `${n}.cpuprofile`), (f) => summariseProfile(f));
     }
 
     const hosts = isNull

@@ -65,9 +65,10 @@ export interface CoordinatorOptions {
   /**
    * The HTTP listener for /metrics and /healthz (docs/observability.md). Off unless given: plaintext on a
    * loopback address, HTTPS with the coordinator's server certificate elsewhere, where callers show a client
-   * certificate of its CA unless `allowAnonymous`.
+   * certificate of its CA unless `allowAnonymous`. `maxEventStreams`: dashboard pages live at once (each holds
+   * one /events stream); one more is answered 503. Default 64.
    */
-  http?: { listen: string; allowAnonymous?: boolean };
+  http?: { listen: string; allowAnonymous?: boolean; maxEventStreams: number };
   /** How long the history is kept: days, and rows at most. Defaults 30 days, 1,000,000 rows. */
   history: HistoryRetention;
   /**
@@ -91,6 +92,8 @@ export interface EtcdOptions {
 }
 
 export const HISTORY_DEFAULTS: HistoryRetention = { keepDays: 30, maxRows: 1_000_000 };
+/** Dashboard event streams at once: every open page holds one, and each costs a socket and its buffer. */
+export const DEFAULT_MAX_EVENT_STREAMS = 64;
 
 const nonEmpty = (what: string) => text(what).min(1, { error: expected(what) });
 /** A whole number, its range left to checkPolicy, which the admin API shares. */
@@ -234,6 +237,7 @@ export const coordinatorConfigSchema = mapping({
   http: mapping({
     listen: nonEmpty('host:port').check(accepted(parseAddress)),
     allowAnonymous: flag().optional(),
+    maxEventStreams: integer(1, 10_000).default(DEFAULT_MAX_EVENT_STREAMS),
   }).optional(),
   history: mapping({
     keepDays: integer(1, 36_500).default(HISTORY_DEFAULTS.keepDays),

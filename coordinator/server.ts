@@ -12,11 +12,13 @@ import { SERVER_OPTIONS, parseAddress } from '../common/client/connection';
 import type { Logger } from '../common/util/log';
 import { headroomV1, packageDefinition } from '../proto';
 import type * as v1 from '../proto/generated/headroom/v1';
+import type { LoadView } from './domain/start-gate';
 import { AgentRegistry } from './service/agent-registry';
-import { type CoordinatorOptions, policyKey } from './config';
+import { type CoordinatorOptions, DEFAULT_MAX_EVENT_STREAMS, policyKey } from './config';
 import { SystemLoadCollector } from '../common/backup-run/load-collector';
 import { Coordinator } from './service/coordinator';
 import { HostLoadMonitor } from './service/host-load-monitor';
+import { BackupVerifications } from './service/backup-verifications';
 import { PlanKeeper } from './planning/plan-keeper';
 import { PlanWorker } from './planning/plan-worker';
 import { QuiesceBroker } from './service/quiesce-broker';
@@ -42,7 +44,10 @@ import { CoordinatorMetrics } from './metrics/coordinator-metrics';
 import { catalogChainBreaks } from './metrics/chain-breaks';
 import { HistoryRetentionTask } from './service/history-retention';
 import { adminReads } from './rpc/admin-reads';
-import { dashboardRoutes } from './dashboard/dashboard-routes';
+import { dashboard as startDashboard } from './dashboard/dashboard-routes';
+import { LoadRing } from './dashboard/load-ring';
+import { vmView } from './dashboard/vm-view';
+import { hostOverview } from './dashboard/host-overview';
 
 export interface RunningServer {
   /** The address actually bound (the port is filled in when 0 was asked). */
@@ -76,7 +81,7 @@ export interface ClusterStore {
   /** AdminService.GetCluster's answer. */
   info(): Promise<v1.ClusterInfo>;
   /** Hands every member's host load to `coordinator` until the returned function is called (cluster/host-loads.ts). */
-  feedHostLoads(coordinator: Coordinator): () => void;
+  feedHostLoads(coordinator: Pick<Coordinator, 'ensureHost' | 'setHostLoad'>): () => void;
 }
 
 export async function startServer(
@@ -133,16 +138,33 @@ export async function startServer(
     planView: (input) => viewPlanner.plan(input),
   });
   plans.start();
+  // The dashboard's load strip: the hosts' samples and the budget changes, kept in memory as they happen.
+  const loads = new LoadRing();
+  const toStartGate = async (host: string, load: LoadView | undefined) => {
+    await coordinator.setHostLoad(host, load);
+    if (load) loads.addSample(host, load);
+  };
   // In a cluster each member samples its own host, the leader's included (cluster/member.ts).
   const hostLoad = cluster
-    ? { stop: cluster.feedHostLoads(coordinator) }
+    ? { stop: cluster.feedHostLoads({ ensureHost: (h) => coordinator.ensureHost(h), setHostLoad: toStartGate }) }
     : new HostLoadMonitor({
-        sink: (load) => coordinator.setHostLoad(options.host, load),
+        sink: (load) => toStartGate(options.host, load),
         intervalMs: () => coordinator.state.host(options.host).policy.reportIntervalMs,
         collector: new SystemLoadCollector({ clock }),
         clock,
         log,
       });
+  registry.onBudgetChange(({ lease, at, level, reason }) =>
+    loads.addMark({
+      host: lease.host,
+      vm: placement.nameOf(lease.vm) ?? lease.vm,
+      job: lease.job,
+      tokenId: lease.tokenId,
+      atUnixMs: at,
+      level,
+      reason,
+    }),
+  );
   if (hostLoad instanceof HostLoadMonitor) hostLoad.start();
 
   const security = await serverSecurity(
@@ -170,6 +192,8 @@ export async function startServer(
     agentService(coordinator, registry, plans, clock, log, quiesce, placement),
   );
   let address = '';
+  // Wall-clock times of verifications, for people.
+  const verifications = new BackupVerifications(Date.now);
   const runner = new BackupRunner({
     jobs: options.hypervisorJobs,
     resolve: identityOf,
@@ -191,7 +215,15 @@ export async function startServer(
   });
   server.addService(
     decodingGuarded(headroomV1.AdminService.service),
-    adminService(coordinator, registry, plans, log, { backupDir: options.backups?.dir, runner }, placement, cluster),
+    adminService(
+      coordinator,
+      registry,
+      plans,
+      log,
+      { backupDir: options.backups?.dir, runner, verifications },
+      placement,
+      cluster,
+    ),
   );
   server.addService(
     decodingGuarded(headroomV1.PkiService.service),
@@ -230,14 +262,19 @@ export async function startServer(
   });
   const retention = new HistoryRetentionTask({ store, retention: options.history, clock, log });
   retention.start();
+  const dashboard = startDashboard({
+    reads: adminReads(coordinator, registry, plans, placement),
+    coordinator,
+    loads,
+    vm: vmView({ coordinator, registry, plans, placement, verifications, catalogDirs: catalogDirs(options) }),
+    overview: hostOverview(coordinator, placement),
+    maxEventStreams: options.http?.maxEventStreams ?? DEFAULT_MAX_EVENT_STREAMS,
+    log: log.child({ component: 'dashboard' }),
+  });
   const routes = new Map<string, Route>([
     ['/metrics', metricsRoute(() => metrics.scrape())],
     ['/healthz', healthRoute(notServing)],
-    ...dashboardRoutes({
-      reads: adminReads(coordinator, registry, plans, placement),
-      coordinator,
-      log: log.child({ component: 'dashboard' }),
-    }),
+    ...dashboard.routes,
   ]);
   const http = await startHttpListener(
     options,
@@ -272,6 +309,7 @@ export async function startServer(
       // sessions it tracks for channelz, which is off).
       if (forced) server.forceShutdown();
       await Promise.all([planner.close(), viewPlanner.close(), placementStopped, http?.close()]);
+      dashboard.close();
       metrics.close();
       store.close();
       security.close();

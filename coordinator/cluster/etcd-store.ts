@@ -225,8 +225,17 @@ export class EtcdStore implements Store {
   }
 
   endedRuns(host: string, limit: number): EndedRun[] {
+    return this.ended((t) => t.host === host, limit);
+  }
+
+  vmEndedRuns(vm: string, limit: number): EndedRun[] {
+    return this.ended((t) => t.vm === vm, limit);
+  }
+
+  /** The `limit` most recently ended tokens that `which` picks, oldest first. */
+  private ended(which: (t: StoredToken) => boolean, limit: number): EndedRun[] {
     return [...this.tokens.values()]
-      .filter((t) => t.host === host && t.state !== 'active')
+      .filter((t) => t.state !== 'active' && which(t))
       .sort((a, b) => b.endedAt! - a.endedAt!)
       .slice(0, limit)
       .reverse()

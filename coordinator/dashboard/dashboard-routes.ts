@@ -1,29 +1,26 @@
 /**
  * The web dashboard's routes on the coordinator's HTTP listener: the page and its bundled assets (built into
  * dist/dashboard by scripts/build-dashboard.js), read-only JSON endpoints that answer from the same functions
- * as AdminService (rpc/admin-reads.ts), and /events, the committed history as server-sent events. Whoever
- * the listener admits may read; nothing here changes anything (docs/dashboard.md).
+ * as AdminService (rpc/admin-reads.ts), one VM's view (vm-view.ts), the hosts' recent load (load-ring.ts), and
+ * /events, the committed history, load samples and budget changes as server-sent events (event-streams.ts).
+ * Whoever the listener admits may read; nothing here changes anything (docs/dashboard.md).
  */
 import * as fs from 'node:fs';
-import type * as http from 'node:http';
 import * as path from 'node:path';
 import type { Logger } from '../../common/util/log';
 import { InvalidArgumentError } from '../domain/errors';
-import type { HttpReply, HttpStream, Route } from '../http/http-listener';
+import type { HttpReply, Route } from '../http/http-listener';
 import type { AdminReads } from '../rpc/admin-reads';
 import { httpStatusOf } from '../rpc/status';
 import type { Coordinator } from '../service/coordinator';
-import type { HistoryRecord } from '../store/store';
 import * as validate from '../rpc/validate';
 import type * as v1 from '../../proto/generated/headroom/v1';
+import { EventStreams } from './event-streams';
+import type { LoadRing } from './load-ring';
 
 /** The page's history view shows at most this many events per request: a big answer would hold the event loop. */
 export const MAX_PAGE_HISTORY = 1_000;
 const DEFAULT_PAGE_HISTORY = 200;
-/** Events a slow reader of /events may leave unread before the stream ends (its EventSource reconnects). */
-export const MAX_EVENT_BACKLOG = 1_000;
-/** A comment line this often keeps proxies and the browser from taking a quiet stream for a dead one. */
-const HEARTBEAT_MS = 15_000;
 
 /** Where the build puts the page: dist/dashboard, beside dist/coordinator. */
 export const DEFAULT_STATIC_DIR = path.join(__dirname, '..', '..', 'dashboard');
@@ -36,9 +33,24 @@ const ASSETS: Record<string, { file: string; contentType: string }> = {
 
 export interface DashboardOptions {
   reads: AdminReads;
-  coordinator: Pick<Coordinator, 'watchHistory'>;
+  coordinator: Pick<Coordinator, 'onCommitted' | 'history'>;
+  /** The hosts' recent load and budget changes (the load strip). */
+  loads: LoadRing;
+  /** One VM's jobs, runs and backup chains (vm-view.ts). */
+  vm: (vm: string) => Promise<unknown>;
+  /** A host's runs since a time, or every host's (host-overview.ts). */
+  overview: (sinceUnixMs: number, host?: string) => Promise<unknown>;
+  /** Event streams open at once (http.maxEventStreams). */
+  maxEventStreams: number;
   log: Logger;
   staticDir?: string;
+}
+
+export interface Dashboard {
+  routes: Map<string, Route>;
+  /** Event streams open now. */
+  openStreams(): number;
+  close(): void;
 }
 
 const json = (status: number, value: unknown): HttpReply => ({
@@ -82,53 +94,16 @@ function historyRequest(query: URLSearchParams): v1.ListHistoryRequest__Output {
   };
 }
 
-/** /events: each committed history record (of `host`, when given) as an SSE message whose id is its seq. */
-function eventsRoute({ reads, coordinator, log }: DashboardOptions): Route {
-  return (request): HttpStream => {
-    const query = new URL(request.url ?? '/', 'http://x').searchParams;
-    const host = reads.optionalHost(query.get('host') ?? '');
-    // An EventSource that reconnects says where it was: it gets what it missed, up to the page's cap.
-    const lastSeen = Number(request.headers['last-event-id'] ?? 0) || 0;
-    return {
-      status: 200,
-      contentType: 'text/event-stream; charset=utf-8',
-      open: (response: http.ServerResponse) => {
-        let last = lastSeen;
-        const send = (records: readonly HistoryRecord[]) => {
-          for (const r of records) {
-            last = r.seq;
-            response.write(`id: ${r.seq}\ndata: ${JSON.stringify(reads.historyEvent(r))}\n\n`);
-          }
-          // The socket's own buffer is the backlog: past the cap the reader is not reading, and is let go.
-          if (response.writableLength > MAX_EVENT_BACKLOG * 1_024) {
-            log.warn('ending a dashboard event stream whose reader fell behind', { last });
-            response.end();
-          }
-        };
-        response.write('retry: 2000\n\n');
-        // A new page reads the history itself (/api/history): it follows from the newest event on.
-        const afterSeq = lastSeen > 0 ? lastSeen : undefined;
-        const unsubscribe = coordinator.watchHistory(
-          { host, limit: MAX_PAGE_HISTORY, afterSeq },
-          send,
-          (e: unknown) => {
-            log.warn('a dashboard event stream could not catch up', { error: e as Error });
-            response.end();
-          },
-        );
-        const heartbeat = setInterval(() => response.write(': keepalive\n\n'), HEARTBEAT_MS);
-        response.on('close', () => {
-          clearInterval(heartbeat);
-          unsubscribe();
-        });
-      },
-    };
-  };
-}
-
 /** The dashboard's routes, for the listener's table. The page's files are read once, at the first request. */
-export function dashboardRoutes(options: DashboardOptions): Map<string, Route> {
-  const { reads } = options;
+export function dashboard(options: DashboardOptions): Dashboard {
+  const { reads, loads } = options;
+  const streams = new EventStreams({
+    reads,
+    coordinator: options.coordinator,
+    loads,
+    maxStreams: options.maxEventStreams,
+    log: options.log,
+  });
   const dir = options.staticDir ?? DEFAULT_STATIC_DIR;
   const cache = new Map<string, string>();
   const asset =
@@ -142,7 +117,7 @@ export function dashboardRoutes(options: DashboardOptions): Map<string, Route> {
       }
       return { status: 200, contentType, body: cache.get(file)! };
     };
-  return new Map<string, Route>([
+  const routes = new Map<string, Route>([
     ...Object.entries(ASSETS).map(([p, a]): [string, Route] => [p, asset(a.file, a.contentType)]),
     ['/api/hosts', jsonRoute((q) => ({ hosts: reads.hosts(), agents: reads.agents(q.get('host') ?? '') }))],
     [
@@ -153,6 +128,10 @@ export function dashboardRoutes(options: DashboardOptions): Map<string, Route> {
     ],
     ['/api/history', jsonRoute(async (q) => ({ events: await reads.history(historyRequest(q)) }))],
     ['/api/tokens', jsonRoute((q) => reads.tokens(q.get('host') ?? ''))],
-    ['/events', answeringErrors(eventsRoute(options))],
+    ['/api/load', jsonRoute((q) => loads.of(reads.knownHost(q.get('host') ?? '')))],
+    ['/api/vm', jsonRoute((q) => options.vm(q.get('vm') ?? ''))],
+    ['/api/runs', jsonRoute((q) => options.overview(intParam(q, 'since'), reads.optionalHost(q.get('host') ?? '')))],
+    ['/events', answeringErrors(streams.route)],
   ]);
+  return { routes, openStreams: () => streams.open, close: () => streams.close() };
 }

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { isLoopbackHost, parseAddress } from '../../common/client/connection';
 import type { Logger } from '../../common/util/log';
@@ -103,6 +103,13 @@ export async function startHttpListener(
   // A scraper that stalls must not keep a socket forever.
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
+  // Every socket, to end at close: closeAllConnections() knows only those that carried an HTTP request, and
+  // a TLS socket a browser opened ahead (or one mid-handshake) would keep close() waiting for good.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -129,7 +136,7 @@ export async function startHttpListener(
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         // A Prometheus keeps its connection alive between scrapes; a dashboard keeps its event stream open.
-        server.closeAllConnections();
+        for (const socket of sockets) socket.destroy();
       }),
   };
 }

@@ -25,6 +25,7 @@ import * as validate from './validate';
 import * as wire from '../../host-backup/catalog/snapshot-wire';
 import { backupRunState } from '../../proto/enums';
 import type { VmResolver } from '../service/placement-monitor';
+import type { BackupVerifications } from '../service/backup-verifications';
 import type * as v1 from '../../proto/generated/headroom/v1';
 
 /** Verifications at once: each reads whole files, and the host's disks are what backups must not swamp. */
@@ -41,6 +42,8 @@ export interface SnapshotServiceOptions {
   runner: Pick<BackupRunner, 'start' | 'cancel' | 'list'>;
   /** Resolves the VM a call names to its identity, which the runs are keyed by. */
   vms: Pick<VmResolver, 'resolve'>;
+  /** Told each backup's verification (the dashboard's VM view shows the last). */
+  verifications?: Pick<BackupVerifications, 'record'>;
   log: Logger;
 }
 
@@ -129,6 +132,7 @@ export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
         let index = 0;
         try {
           for await (const v of verifyBackups(s, plan, abort.signal)) {
+            if ('record' in v) o.verifications?.record(v.record.id, v.ok, v.problem);
             if (abort.signal.aborted) break;
             const more = call.write(wire.verification(v, ++index, total));
             // Wait for the reader, or for it to go away: either way the slot is given back below.

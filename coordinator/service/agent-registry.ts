@@ -9,6 +9,7 @@
  */
 import type { Logger } from '../../common/util/log';
 import {
+  type BudgetLevel,
   type BudgetState,
   decideBudget,
   describeInstruction,
@@ -37,6 +38,14 @@ export interface AgentState {
   budgets: Map<string, v1.BudgetReport>;
 }
 
+/** A budget the controller told an agent to enforce on one of its backups, and why. */
+export interface BudgetChange {
+  lease: Lease;
+  at: number;
+  level: BudgetLevel;
+  reason: string;
+}
+
 export class AgentRegistry {
   private readonly agents = new Map<string, AgentState>();
   private readonly sessions = new Map<string, AgentSession>();
@@ -47,6 +56,7 @@ export class AgentRegistry {
    * controlled by load, until the thaw, or the bound should the thaw event never come (a reloaded lessor).
    */
   private readonly frozen = new Map<string, number>();
+  private readonly budgetListeners = new Set<(change: BudgetChange) => void>();
 
   /** `tokenToWire` is rpc/wire.ts's: a grant is pushed as the Token the agent's Acquire would have had. */
   constructor(
@@ -113,9 +123,16 @@ export class AgentRegistry {
           to: describeInstruction(decision.command),
           reason,
         });
+        for (const listener of this.budgetListeners) listener({ lease, at: now, level: decision.state.level, reason });
       }
       this.controls.set(lease.tokenId, decision.state);
     }
+  }
+
+  /** Calls `listener` with each budget change an agent was told of. @returns the unsubscribe function. */
+  onBudgetChange(listener: (change: BudgetChange) => void): () => void {
+    this.budgetListeners.add(listener);
+    return () => this.budgetListeners.delete(listener);
   }
 
   /** Records what an agent enforces on one of its backups, as it reported. */

@@ -277,6 +277,11 @@ export class Coordinator {
     return this.deps.store.endedRuns(host, limit);
   }
 
+  /** The VM's most recently ended tokens, oldest first: its last runs, for people. */
+  vmEndedRuns(vm: string, limit: number): EndedRun[] {
+    return this.deps.store.vmEndedRuns(vm, limit);
+  }
+
   /**
    * Commits what was decided but not yet committed (its callers are answered), stops the timers, and denies
    * every waiter with COORDINATOR_STOPPING so that it retries elsewhere or later. From the call on every

@@ -47,12 +47,13 @@ export class HostLoadMonitor {
     try {
       const r = await collector.sample();
       if (this.stopped) return;
-      await sink({
+      const load: LoadView = {
         cpuPercent: Number(r.cpuPercent ?? 0),
         ioBytesPerSec: Number(r.diskReadBytesPerSec ?? 0) + Number(r.diskWriteBytesPerSec ?? 0),
         waits: waitFigures(r),
         at: clock.now(),
-      });
+      };
+      await sink(load);
     } catch (e) {
       log.warn('could not take a sample of the host load', { error: e as Error });
     }

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 CREATE INDEX IF NOT EXISTS tokens_by_state ON tokens (state, ended_at);
 CREATE INDEX IF NOT EXISTS tokens_by_host_end ON tokens (host, ended_at);
+CREATE INDEX IF NOT EXISTS tokens_by_vm_end ON tokens (vm, ended_at);
 CREATE TABLE IF NOT EXISTS history (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   at INTEGER NOT NULL,
@@ -88,6 +89,28 @@ interface TokenRow {
   state: string;
   ended_at: number | null;
   target: string;
+}
+
+/** Ended token rows, newest first as selected, as EndedRuns oldest first. */
+function endedRunsOf(selected: unknown[]): EndedRun[] {
+  const rows = selected as {
+    kind: EndedRun['kind'];
+    vm: string;
+    job: string;
+    granted_at: number;
+    ended_at: number;
+    state: EndedRun['state'];
+    outcome: string | null;
+  }[];
+  return rows.reverse().map((r) => ({
+    kind: r.kind,
+    vm: r.vm,
+    job: r.job,
+    grantedAt: r.granted_at,
+    endedAt: r.ended_at,
+    state: r.state,
+    ...(r.outcome !== null && { outcome: JSON.parse(r.outcome) }),
+  }));
 }
 
 export class SqliteStore implements Store {
@@ -137,6 +160,10 @@ export class SqliteStore implements Store {
       endedRuns: db.prepare(
         `SELECT kind, vm, job, granted_at, ended_at, state, outcome FROM tokens
          WHERE host = ? AND state != 'active' ORDER BY ended_at DESC LIMIT ?`,
+      ),
+      vmEndedRuns: db.prepare(
+        `SELECT kind, vm, job, granted_at, ended_at, state, outcome FROM tokens
+         WHERE vm = ? AND state != 'active' ORDER BY ended_at DESC LIMIT ?`,
       ),
       insertHistory: db.prepare(
         `INSERT INTO history (at, type, host, vm, job, kind, token_id, fencing, request_id, detail)
@@ -284,24 +311,11 @@ export class SqliteStore implements Store {
   }
 
   endedRuns(host: string, limit: number): EndedRun[] {
-    const rows = this.statements.endedRuns.all(host, limit) as {
-      kind: EndedRun['kind'];
-      vm: string;
-      job: string;
-      granted_at: number;
-      ended_at: number;
-      state: EndedRun['state'];
-      outcome: string | null;
-    }[];
-    return rows.reverse().map((r) => ({
-      kind: r.kind,
-      vm: r.vm,
-      job: r.job,
-      grantedAt: r.granted_at,
-      endedAt: r.ended_at,
-      state: r.state,
-      ...(r.outcome !== null && { outcome: JSON.parse(r.outcome) }),
-    }));
+    return endedRunsOf(this.statements.endedRuns.all(host, limit));
+  }
+
+  vmEndedRuns(vm: string, limit: number): EndedRun[] {
+    return endedRunsOf(this.statements.vmEndedRuns.all(vm, limit));
   }
 
   async compactHistory(step: CompactionStep): Promise<{ history: number; tokens: number }> {

@@ -107,6 +107,8 @@ export interface Store {
   history(query: HistoryQuery): Promise<HistoryRecord[]>;
   /** The host's `limit` most recently ended tokens, oldest first. */
   endedRuns(host: string, limit: number): EndedRun[];
+  /** The VM's `limit` most recently ended tokens on any host, oldest first (the dashboard's VM view). */
+  vmEndedRuns(vm: string, limit: number): EndedRun[];
   /** The newest successful run of each VM, job and kind (metrics' last-success timestamps). */
   lastSuccesses(): LastSuccess[];
   /** One small batch of retention (history-compaction.ts). @returns the rows removed; 0 and 0 when done. */

@@ -51,11 +51,17 @@ export function renew(clients: Clients, token: { tokenId: string; fencing: numbe
   return unary(clients.token.Renew.bind(clients.token), { tokenId: token.tokenId, fencing: token.fencing });
 }
 
-export function release(clients: Clients, token: { tokenId: string; fencing: number }, success = true) {
+/** `outcome`: what the holder says of its run beyond success (bytes, duration, consistency). */
+export function release(
+  clients: Clients,
+  token: { tokenId: string; fencing: number },
+  success = true,
+  outcome: Partial<v1.Outcome> = {},
+) {
   return unary(clients.token.Release.bind(clients.token), {
     tokenId: token.tokenId,
     fencing: token.fencing,
-    outcome: { success, exitCode: success ? 0 : 1, durationMs: 1 },
+    outcome: { success, exitCode: success ? 0 : 1, durationMs: 1, ...outcome },
   });
 }
 

@@ -11,13 +11,14 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type Clients, unary } from '../../../common/client/connection';
-import type { BackupRun__Output, BackupVerification__Output } from '../../../proto/generated/headroom/v1';
+import type { BackupRun__Output } from '../../../proto/generated/headroom/v1';
 import {
   type RunningCoordinator,
   startCoordinator,
   tempDir,
   TEST_START_POLICY,
 } from '../../helpers/coordinator-process';
+import { verifyAll } from '../../helpers/admin-client';
 import { waitFor } from '../../helpers/wait';
 import { killAll, runCtl, testClients } from '../ctl/ctl-process';
 import { CLUSTER, MiB, backup, recordOf, useFixture } from './fixture';
@@ -34,16 +35,6 @@ async function refused(p: Promise<unknown>): Promise<{ code: number; details: st
     return rpcError(err);
   }
   assert.fail('expected the call to be refused');
-}
-
-function verifyAll(clients: Clients, request: object): Promise<BackupVerification__Output[]> {
-  return new Promise((resolve, reject) => {
-    const out: BackupVerification__Output[] = [];
-    const call = clients.admin.VerifyBackups(request);
-    call.on('data', (v: BackupVerification__Output) => out.push(v));
-    call.on('error', reject);
-    call.on('end', () => resolve(out));
-  });
 }
 
 describe('off-host snapshot management (AdminService snapshot calls, headroomctl --coordinator)', function () {

@@ -524,7 +524,7 @@ describe('coordinator configuration', () => {
       { host: 'h', plaintext: true, http: { listen: '127.0.0.1:9470' }, history: { keepDays: 7 } },
       'c.yaml',
     );
-    assert.deepEqual(given.http, { listen: '127.0.0.1:9470' });
+    assert.deepEqual(given.http, { listen: '127.0.0.1:9470', maxEventStreams: 64 });
     assert.deepEqual(given.history, { keepDays: 7, maxRows: 1_000_000 });
   });
 
@@ -539,14 +539,15 @@ describe('coordinator configuration', () => {
           {
             host: 'h',
             plaintext: true,
-            http: { listen: '0.0.0.0:9470', colour: 1 },
+            http: { listen: '0.0.0.0:9470', colour: 1, maxEventStreams: 0 },
             history: { keepDays: 0, maxRows: 'many' },
           },
           'c.yaml',
         ),
       ),
       [
-        'c.yaml: http.colour: unknown key (expected one of: listen, allowAnonymous)',
+        'c.yaml: http.maxEventStreams: expected an integer from 1 to 10000, got 0',
+        'c.yaml: http.colour: unknown key (expected one of: listen, allowAnonymous, maxEventStreams)',
         'c.yaml: history.keepDays: expected an integer from 1 to 36500, got 0',
         'c.yaml: history.maxRows: expected an integer from 1000 to 1000000000, got "many"',
       ],
@@ -573,7 +574,7 @@ describe('coordinator configuration', () => {
     const anonymous = { listen: '10.0.0.1:9470', allowAnonymous: true };
     assert.deepEqual(
       compileCoordinatorOptions({ host: 'h', listen: '10.0.0.1:7400', tls, http: anonymous }, 'c.yaml').http,
-      anonymous,
+      { ...anonymous, maxEventStreams: 64 },
     );
   });
 });

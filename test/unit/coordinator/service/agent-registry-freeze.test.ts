@@ -1,4 +1,7 @@
-/** The agent registry's part in a freeze by the hypervisor's own tools: pause the VM's running guest backups, give them back after. */
+/**
+ * The agent registry's part in a freeze by the hypervisor's own tools (pause the VM's running guest backups,
+ * give them back after), and the budget changes it tells its listeners of (the dashboard's load strip).
+ */
 import { strict as assert } from 'node:assert';
 import { createLogger } from '../../../../common/util/log';
 import { AgentRegistry } from '../../../../coordinator/service/agent-registry';
@@ -106,5 +109,33 @@ describe("agent registry: a VM frozen by the hypervisor's tools", () => {
     ]);
     registry.reportLoad('vm1', busy, [lease], completePolicy(DEFAULT_POLICY), T0 + 1_000);
     assert.equal(budgets().length > 1, true, 'the controller decided again');
+  });
+});
+
+describe('agent registry: budget changes', () => {
+  it('tells its listeners each budget an agent was told, with the lease, level and reason, until unsubscribed', () => {
+    const { registry, budgets } = setup();
+    const changes: { tokenId: string; at: number; level: string; reason: string }[] = [];
+    const unsubscribe = registry.onBudgetChange((c) =>
+      changes.push({ tokenId: c.lease.tokenId, at: c.at, level: c.level, reason: c.reason }),
+    );
+    registry.reportLoad('vm1', busy, [lease], completePolicy(DEFAULT_POLICY), T0 + 1_000);
+    assert.equal(budgets().length, 1);
+    assert.deepEqual(changes, [
+      {
+        tokenId: 'tok-1',
+        at: T0 + 1_000,
+        level: budgets()[0].paused ? 'paused' : 'throttled',
+        reason: budgets()[0].reason,
+      },
+    ]);
+    unsubscribe();
+    registry.onCommitted([
+      { type: 'released', at: T0 + 2_000, lease, outcome: { success: true, durationMs: 1, exitCode: 0, message: '' } },
+    ]);
+    registry.onCommitted([{ type: 'granted', at: T0 + 3_000, lease: { ...lease, tokenId: 'tok-2' } }]);
+    registry.reportLoad('vm1', busy, [{ ...lease, tokenId: 'tok-2' }], completePolicy(DEFAULT_POLICY), T0 + 4_000);
+    assert.equal(budgets().length, 2, 'the agent is told');
+    assert.equal(changes.length, 1, 'an unsubscribed listener is not');
   });
 });

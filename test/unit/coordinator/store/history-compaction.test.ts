@@ -1,4 +1,4 @@
-/** History retention on a real SQLite file: what goes, and what stays whatever its age. */
+/** History retention on a real SQLite file: what goes, and what stays whatever its age; and a VM's ended runs. */
 import { strict as assert } from 'node:assert';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -109,6 +109,23 @@ describe('history compaction', async () => {
         tokens: 0,
       },
     );
+    store.close();
+  });
+});
+
+describe("a VM's ended runs", () => {
+  it('are its newest ended tokens, oldest first, with their outcome; a held token is not one', () => {
+    const { store } = churn(4, 3);
+    const runs = store.vmEndedRuns('vm1', 2);
+    assert.deepEqual(runs, store.endedRuns('h1', 100).slice(-2));
+    assert.deepEqual(
+      runs.map((r) => [r.vm, r.state, r.outcome?.success]),
+      [
+        ['vm1', 'released', true],
+        ['vm1', 'released', false],
+      ],
+    );
+    assert.deepEqual(store.vmEndedRuns('vm2', 10), []);
     store.close();
   });
 });

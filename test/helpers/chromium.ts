@@ -1,0 +1,37 @@
+/** Debian's Chromium, headless, driven by playwright-core (which cannot download a browser here). */
+import { type Browser, type Page, chromium } from 'playwright-core';
+import { requireTool } from './require-tool';
+
+export async function launchChromium(): Promise<Browser> {
+  const executablePath = requireTool('/usr/bin/chromium', 'chromium');
+  return chromium.launch({
+    executablePath,
+    // Without the background-networking flags Chromium keeps trying to reach Google on a closed network.
+    // playwright gives each launch a new empty profile (--user-data-dir) of its own.
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/**
+ * `page.goto`, again when Chromium aborted it because a network interface changed (ERR_NETWORK_CHANGED):
+ * on a shared machine other tests create and remove veth pairs at any time.
+ */
+export async function gotoRetrying(page: Page, url: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.goto(url);
+      return;
+    } catch (e) {
+      if (attempt >= 3 || !/ERR_NETWORK_CHANGED/.test((e as Error).message)) throw e;
+    }
+  }
+}
