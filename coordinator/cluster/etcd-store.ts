@@ -22,6 +22,8 @@ export const MAX_OPS_PER_TXN = 100;
 export const MAX_BYTES_PER_TXN = 1024 * 1024;
 /** History pages read per round trip. */
 const PAGES_PER_READ = 64;
+/** Reads of history pages one compaction step makes at most, when active tokens' pages are skipped. */
+const MAX_COMPACTION_READS = 20;
 
 /** A token as stored: the lease (its expiry is not stored: a restore gives a fresh TTL) and how it ended. */
 type StoredToken = Omit<Lease, 'expiresAt'> & { state: 'active' | EndState; endedAt?: number; outcome?: Outcome };
@@ -268,22 +270,31 @@ export class EtcdStore implements Store {
    */
   async compactHistory(step: CompactionStep): Promise<{ history: number; tokens: number }> {
     const active = new Set([...this.tokens.values()].filter((t) => t.state === 'active').map((t) => t.tokenId));
-    const pages = await this.client
-      .getAll()
-      .prefix(this.key('history', ''))
-      .sort('Key', 'Ascend')
-      .limit(step.batch)
-      .options(this.deadline())
-      .exec();
+    // Oldest pages first, past those an active token still needs, until `batch` are due or one is too new.
     const doomedPages: string[] = [];
     let rows = 0;
-    for (const kv of pages.kvs) {
-      const page = JSON.parse(kv.value.toString()) as HistoryRecord[];
-      const last = page[page.length - 1];
-      const overCap = this.seq - last.seq >= step.maxRows;
-      if (!(last.at < step.before || overCap) || page.some((r) => active.has(r.tokenId))) break;
-      doomedPages.push(kv.key.toString());
-      rows += page.length;
+    let start = this.key('history', '');
+    const end = this.key('history', '\uffff');
+    scan: for (let round = 0; round < MAX_COMPACTION_READS && doomedPages.length < step.batch; round++) {
+      const pages = await this.client
+        .getAll()
+        .inRange({ start, end })
+        .sort('Key', 'Ascend')
+        .limit(step.batch)
+        .options(this.deadline())
+        .exec();
+      for (const kv of pages.kvs) {
+        const page = JSON.parse(kv.value.toString()) as HistoryRecord[];
+        const last = page[page.length - 1];
+        const overCap = this.seq - last.seq >= step.maxRows;
+        if (!(last.at < step.before || overCap)) break scan;
+        if (page.some((r) => active.has(r.tokenId))) continue;
+        doomedPages.push(kv.key.toString());
+        rows += page.length;
+        if (doomedPages.length >= step.batch) break scan;
+      }
+      if (pages.kvs.length < step.batch) break;
+      start = `${pages.kvs[pages.kvs.length - 1].key.toString()}\0`;
     }
     const keep = new Set<string>();
     const newest = new Map<string, StoredToken>();
