@@ -22,6 +22,7 @@ export class PlacementMonitor implements VmResolver {
   private readonly state = new PlacementState();
   private conflicts = '';
   private coordinator: Pick<Coordinator, 'migrationStarted' | 'migrationEnded'> | undefined;
+  private readonly changeListeners: ((vms: PlacedVm[]) => void)[] = [];
 
   constructor(
     private readonly source: PlacementSource | undefined,
@@ -50,6 +51,11 @@ export class PlacementMonitor implements VmResolver {
   /** From here on, migrations reach the coordinator's rules (it needs this monitor to resolve names first). */
   attach(coordinator: Pick<Coordinator, 'migrationStarted' | 'migrationEnded'>): void {
     this.coordinator = coordinator;
+  }
+
+  /** Called with the VMs after each event of the source (a cluster member publishes them: cluster/host-placements.ts). */
+  onChange(listener: (vms: PlacedVm[]) => void): void {
+    this.changeListeners.push(listener);
   }
 
   async stop(): Promise<void> {
@@ -86,6 +92,7 @@ export class PlacementMonitor implements VmResolver {
     const changes = this.state.apply(event);
     this.reportConflicts(this.state.aliases().conflicts());
     for (const change of changes) this.tell(change);
+    for (const listener of this.changeListeners) listener(this.vms());
   }
 
   private tell(change: PlacementChange): void {
