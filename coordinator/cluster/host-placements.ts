@@ -8,10 +8,10 @@
  */
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Logger } from '../../common/util/log';
-import { InvalidArgumentError } from '../domain/errors';
 import type { MigrationDirection, PlacedVm } from '../domain/placement/types';
 import { AliasTable } from '../domain/vm-identity';
 import type { Coordinator } from '../service/coordinator';
+import { configuredIdentity } from '../service/placement-monitor';
 import type { Registration } from './cluster-view';
 
 type Migrations = Pick<Coordinator, 'ensureHost' | 'migrationStarted' | 'migrationEnded'>;
@@ -126,14 +126,8 @@ export class ClusterPlacement {
     return this.table.resolve(field, given);
   }
 
-  /** As PlacementMonitor.identityOf: an ambiguous name of the configuration stays as written. */
   identityOf(vm: string): string {
-    try {
-      return this.resolve('vm', vm);
-    } catch (e) {
-      if (e instanceof InvalidArgumentError) return vm;
-      throw e;
-    }
+    return configuredIdentity(this, vm);
   }
 
   nameOf(identity: string): string | undefined {

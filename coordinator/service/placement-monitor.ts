@@ -18,6 +18,19 @@ export interface VmResolver {
   nameOf(identity: string): string | undefined;
 }
 
+/**
+ * As resolve, for the names coordinator.yaml wrote (hypervisorJobs, policy keys): an ambiguous one stays as
+ * written (its conflict is logged), and then matches no VM rather than stop the coordinator.
+ */
+export function configuredIdentity(resolver: Pick<VmResolver, 'resolve'>, vm: string): string {
+  try {
+    return resolver.resolve('vm', vm);
+  } catch (e) {
+    if (e instanceof InvalidArgumentError) return vm;
+    throw e;
+  }
+}
+
 export class PlacementMonitor implements VmResolver {
   private readonly state = new PlacementState();
   private conflicts = '';
@@ -66,17 +79,8 @@ export class PlacementMonitor implements VmResolver {
     return this.state.aliases().resolve(field, given);
   }
 
-  /**
-   * As resolve, for the names coordinator.yaml wrote (hypervisorJobs, policy keys): an ambiguous one stays
-   * as written (its conflict is logged), and then matches no VM rather than stop the coordinator.
-   */
   identityOf(vm: string): string {
-    try {
-      return this.resolve('vm', vm);
-    } catch (e) {
-      if (e instanceof InvalidArgumentError) return vm;
-      throw e;
-    }
+    return configuredIdentity(this, vm);
   }
 
   nameOf(identity: string): string | undefined {

@@ -7,13 +7,12 @@ import { strict as assert } from 'node:assert';
 import * as grpc from '@grpc/grpc-js';
 import type { Lease } from 'etcd3';
 import { type Clients, connect, unary } from '../../common/client/connection';
-import { type Acquired, acquireToken } from '../../common/client/token-acquirer';
-import { systemClock } from '../../common/util/clock';
 import { createLogger } from '../../common/util/log';
 import { publishPlacement } from '../../coordinator/cluster/host-placements';
 import type { v1 } from '../../proto';
 import { type ClusterMembers, startMembers } from '../helpers/cluster-members';
 import { type EtcdCluster, startEtcdCluster } from '../helpers/etcd-cluster';
+import { acquireRetrying, grantedToken, release } from '../helpers/token-client';
 import { waitFor } from '../helpers/wait';
 
 const uuidOf = (i: number) => `0000000${i}-1111-4222-8333-444455556666`;
@@ -46,69 +45,36 @@ describe('cluster: placement from every host', function () {
     await etcd?.cleanup();
   });
 
-  const acquire = (kind: 'GUEST' | 'HYPERVISOR', host: string, vm: string, onQueued?: () => void): Promise<Acquired> =>
-    acquireToken(
-      {
-        client: clients!.token,
-        clock: systemClock,
-        log,
-        backoff: { initialMs: 100, maxMs: 1_000 },
-        ...(onQueued ? { hooks: { onQueued } } : {}),
-      },
-      {
-        requestId: `placement-${++n}`,
-        kind: `TOKEN_KIND_${kind}`,
-        host,
-        vm,
-        job: 'placement',
-        expectedDurationMs: 1_000,
-        latestStartUnixMs: 0,
-        windowEndUnixMs: 0,
-        priority: 0,
-        ttlMs: 0,
-        target: '',
-      },
+  const acquire = (kind: 'GUEST' | 'HYPERVISOR', host: string, vm: string, onQueued?: () => void) =>
+    acquireRetrying(
+      clients!,
+      { requestId: `placement-${++n}`, kind: `TOKEN_KIND_${kind}`, host, vm },
+      onQueued ? { onQueued } : {},
     );
-  const token = (a: Acquired): v1.Token__Output => {
-    assert.equal(a.kind, 'granted', JSON.stringify(a));
-    return (a as { token: v1.Token__Output }).token;
-  };
-  const release = (t: v1.Token__Output) =>
-    unary(clients!.token.Release.bind(clients!.token), { tokenId: t.tokenId, fencing: t.fencing });
 
-  /** Every member's VM, named by its name on its host, is one identity to the leader. */
-  async function everyHostResolves(): Promise<void> {
-    for (const m of members!.members) {
-      const t = token(await acquire('GUEST', m.host, `web-h${m.index}`));
-      assert.equal(t.vm, uuidOf(m.index), `web-h${m.index} on ${m.host}`);
-      await release(t);
-    }
-  }
+  /** Waits until every member's VM, named by its name on its host, is one identity to the leader. */
+  const everyHostResolves = (what: string) =>
+    waitFor(
+      async () => {
+        for (const m of members!.members) {
+          const t = grantedToken(await acquire('GUEST', m.host, `web-h${m.index}`));
+          await release(clients!, t);
+          if (t.vm !== uuidOf(m.index)) return false;
+        }
+        return true;
+      },
+      60_000,
+      what,
+    );
 
   it("resolves every host's VM names on the leader, and again after a leader change", async () => {
     // A member publishes its placement once it is up: wait until the leader has every host's.
-    await waitFor(
-      () =>
-        everyHostResolves().then(
-          () => true,
-          () => false,
-        ),
-      60_000,
-      "every host's names resolved",
-    );
+    await everyHostResolves("every host's names resolved");
     const old = await members!.waitLeader();
     await members!.kill(old);
     await members!.waitLeader(60_000, old);
     await members!.restart(old);
-    await waitFor(
-      () =>
-        everyHostResolves().then(
-          () => true,
-          () => false,
-        ),
-      60_000,
-      "every host's names resolved by the new leader",
-    );
+    await everyHostResolves("every host's names resolved by the new leader");
   });
 
   it("applies a member's published migration: the VM's hypervisor backups wait for its end", async () => {
@@ -144,7 +110,7 @@ describe('cluster: placement from every host', function () {
     await waitFor(() => queued, 30_000, 'the hypervisor request queued behind the migration');
 
     await published.migrations.migrationEnded(host, vm, 'web-h1', 'in', 'arrived');
-    const granted = token(await waiting);
+    const granted = grantedToken(await waiting);
     assert.equal(granted.vm, vm);
     const migrated = await history('HISTORY_EVENT_TYPE_VM_MIGRATED');
     assert.equal(migrated.length, 1, JSON.stringify(migrated));
@@ -152,6 +118,6 @@ describe('cluster: placement from every host', function () {
     // Applied, the end is removed, so that a later leader does not apply it again.
     const key = `/headroom/${members!.cluster}/migration/${host}/${vm}`;
     await waitFor(async () => (await members!.client.get(key).string()) === null, 30_000, 'the applied end removed');
-    await release(granted);
+    await release(clients!, granted);
   });
 });

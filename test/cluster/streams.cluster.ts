@@ -8,15 +8,12 @@ import { strict as assert } from 'node:assert';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type Clients, connect, unary } from '../../common/client/connection';
-import { acquireToken } from '../../common/client/token-acquirer';
-import { systemClock } from '../../common/util/clock';
-import { createLogger } from '../../common/util/log';
-import type { v1 } from '../../proto';
 import { type ClusterMembers, type Member, startMembers } from '../helpers/cluster-members';
 import { tempDir } from '../helpers/coordinator-process';
 import { type EtcdCluster, startEtcdCluster } from '../helpers/etcd-cluster';
+import { acquireRetrying, grantedToken, release } from '../helpers/token-client';
 import { waitFor } from '../helpers/wait';
-import { type AgentProcess, startAgent, writeConfig } from '../integration/agent/processes';
+import { type AgentProcess, idleAgentConfig, startAgent } from '../integration/agent/processes';
 import { killAll, runCtl, spawnCtl } from '../integration/ctl/ctl-process';
 
 describe('cluster: streams through a follower across leader changes', function () {
@@ -92,21 +89,12 @@ describe('cluster: streams through a follower across leader changes', function (
 
   it("a real agent's session through a follower reconnects after the leader is SIGKILLed and shows in headroomctl agents", async () => {
     await followerIsNotLeader();
-    const config = writeConfig(
-      [
-        `coordinator: ${follower.address}`,
-        'vm: vm-agent',
-        `host: ${follower.host}`,
-        `controlSocket: ${path.join(tempDir(), 'agent.sock')}`,
-        'jobs:',
-        // Never due while the test runs: the agent only holds its session.
-        '  - name: yearly',
-        '    schedule: "0 0 1 1 *"',
-        '    window: 1h',
-        '    expectedDuration: 1m',
-        '    command: ["true"]',
-      ].join('\n'),
-    );
+    const config = idleAgentConfig([
+      `coordinator: ${follower.address}`,
+      'vm: vm-agent',
+      `host: ${follower.host}`,
+      `controlSocket: ${path.join(tempDir(), 'agent.sock')}`,
+    ]);
     agent = startAgent(['run', '--config', config]);
     await waitFor(() => /session up/.test(agent!.stderr()), 30_000, 'the agent session up');
     await waitFor(agentConnected, 30_000, 'the agent listed as connected');
@@ -120,46 +108,28 @@ describe('cluster: streams through a follower across leader changes', function (
 
   it('a waiting Acquire through a follower is granted after a leader change, under its request id', async () => {
     await followerIsNotLeader();
-    const request = (requestId: string, vm: string): v1.AcquireRequest => ({
-      requestId,
-      kind: 'TOKEN_KIND_GUEST',
-      host: 'waits-host',
-      vm,
-      job: 'streams',
-      expectedDurationMs: 1_000,
-      latestStartUnixMs: 0,
-      windowEndUnixMs: 0,
-      priority: 0,
-      ttlMs: 0,
-      target: '',
-    });
-    const log = createLogger({ level: 'silent' });
-    const options = { client: clients!.token, clock: systemClock, log, backoff: { initialMs: 100, maxMs: 1_000 } };
-    const held = await acquireToken(options, request('held', 'vm-held'));
-    assert.equal(held.kind, 'granted');
+    const request = (requestId: string, vm: string) => ({ requestId, host: 'waits-host', vm });
+    const token = grantedToken(await acquireRetrying(clients!, request('held', 'vm-held')));
     let queued = 0;
-    const waiting = acquireToken({ ...options, hooks: { onQueued: () => queued++ } }, request('waiting', 'vm-waiting'));
+    const waiting = acquireRetrying(clients!, request('waiting', 'vm-waiting'), { onQueued: () => queued++ });
     await waitFor(() => queued > 0, 30_000, 'the second request queued behind the held token');
 
     await killLeader();
     // The new leader restored the held token; releasing it lets the waiting request through.
-    const token = (held as { token: v1.Token__Output }).token;
     await waitFor(
       () =>
-        unary(clients!.token.Release.bind(clients!.token), { tokenId: token.tokenId, fencing: token.fencing }).then(
+        release(clients!, token).then(
           () => true,
           () => false,
         ),
       60_000,
       'the held token released through the new leader',
     );
-    const granted = await waiting;
-    assert.equal(granted.kind, 'granted', JSON.stringify(granted));
-    const grantedToken = (granted as { token: v1.Token__Output }).token;
-    assert.ok(grantedToken.fencing > token.fencing, `fencing ${grantedToken.fencing} after ${token.fencing}`);
+    const granted = grantedToken(await waiting);
+    assert.ok(granted.fencing > token.fencing, `fencing ${granted.fencing} after ${token.fencing}`);
     // One grant for the request id, whichever leader decided it: asking again answers the same token.
-    const again = await acquireToken(options, request('waiting', 'vm-waiting'));
-    assert.equal((again as { token: v1.Token__Output }).token.tokenId, grantedToken.tokenId);
+    const again = grantedToken(await acquireRetrying(clients!, request('waiting', 'vm-waiting')));
+    assert.equal(again.tokenId, granted.tokenId);
   });
 
   it('headroomctl history --follow through a follower resumes after a leader change, losing and repeating nothing', async () => {
@@ -179,26 +149,12 @@ describe('cluster: streams through a follower across leader changes', function (
         .filter((seq) => seq > startSeq);
     const churn = async (tag: string) => {
       for (let i = 0; i < 3; i++) {
-        const vm = `vm-follow-${tag}-${i}`;
-        const acquired = await acquireToken(
-          { client: clients!.token, clock: systemClock, log: createLogger({ level: 'silent' }) },
-          {
-            requestId: `follow-${tag}-${i}`,
-            kind: 'TOKEN_KIND_GUEST',
-            host: `follow-host-${tag}-${i}`,
-            vm,
-            job: 'follow',
-            expectedDurationMs: 1_000,
-            latestStartUnixMs: 0,
-            windowEndUnixMs: 0,
-            priority: 0,
-            ttlMs: 0,
-            target: '',
-          },
-        );
-        assert.equal(acquired.kind, 'granted');
-        const { token } = acquired as { token: v1.Token__Output };
-        await unary(clients!.token.Release.bind(clients!.token), { tokenId: token.tokenId, fencing: token.fencing });
+        const request = {
+          requestId: `follow-${tag}-${i}`,
+          host: `follow-host-${tag}-${i}`,
+          vm: `vm-follow-${tag}-${i}`,
+        };
+        await release(clients!, grantedToken(await acquireRetrying(clients!, request)));
       }
     };
     await churn('before');
