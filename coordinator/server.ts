@@ -84,7 +84,7 @@ export interface ClusterStore {
 /** Where VM names resolve and migrations come from: this host's placement source, or the cluster's. */
 export type ServerPlacement = Pick<
   PlacementMonitor,
-  'start' | 'stop' | 'identityOf' | 'resolve' | 'nameOf' | 'vms' | 'sourceKind'
+  'start' | 'stop' | 'identityOf' | 'resolve' | 'nameOf' | 'vms' | 'sourceKind' | 'placementOf'
 > & {
   attach(coordinator: Coordinator): void;
 };

@@ -122,7 +122,7 @@ export class Forwarder {
       this.options(call),
       (error, response) => {
         untrack();
-        if (error) callback(this.translated(error));
+        if (error) callback(this.translated(error, up));
         else callback(null, response);
       },
     );
@@ -165,7 +165,7 @@ export class Forwarder {
 
   /** The leader's messages and status to the caller; the caller's cancellation to the leader. */
   private pipeResponses(
-    up: { open: Set<Open> },
+    up: { client: grpc.Client; open: Set<Open> },
     upstream: grpc.ClientReadableStream<Buffer> | grpc.ClientDuplexStream<Buffer, Buffer>,
     call: grpc.ServerWritableStream<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>,
   ): void {
@@ -180,7 +180,7 @@ export class Forwarder {
       untrack();
       if (ended) return;
       ended = true;
-      call.emit('error', this.translated(error));
+      call.emit('error', this.translated(error, up));
     });
     upstream.on('status', (status: grpc.StatusObject) => {
       untrack();
@@ -195,8 +195,20 @@ export class Forwarder {
     });
   }
 
-  /** A call the forwarder cut because the leader changed is UNAVAILABLE, which callers retry; the rest as they came. */
-  private translated(error: grpc.ServiceError): Partial<grpc.StatusObject> {
+  /**
+   * A call the forwarder cut because the leader changed is UNAVAILABLE, which callers retry; so is one the
+   * leader known last could not be reached for (it stepped down, or died, while etcd cannot say who leads
+   * now: the callers hear why); the rest as they came.
+   */
+  private translated(error: grpc.ServiceError, up: { client: grpc.Client }): Partial<grpc.StatusObject> {
+    const connected = up.client.getChannel().getConnectivityState(false) === grpc.connectivityState.READY;
+    if (error.code === grpc.status.UNAVAILABLE && !connected) {
+      return {
+        code: grpc.status.UNAVAILABLE,
+        details: `the cluster leader known last (${this.leader.address() ?? 'none'}) cannot be reached; ${this.leader.absence()}`,
+        metadata: error.metadata,
+      };
+    }
     if (error.code === grpc.status.CANCELLED) {
       this.log.debug('a forwarded call was cut: the leader changed');
       return {

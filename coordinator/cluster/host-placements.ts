@@ -82,7 +82,7 @@ export class ClusterPlacement {
   constructor(
     private readonly client: Etcd3,
     private readonly prefix: string,
-    /** The leader's own host: its VMs are those `vms()` lists (ListHosts shows the coordinator's own host's). */
+    /** The leader's own host: its VMs are those `vms()` lists (its metrics are its own host's). */
     private readonly host: string,
     private readonly log: Logger,
   ) {}
@@ -135,7 +135,13 @@ export class ClusterPlacement {
   }
 
   vms(): PlacedVm[] {
-    return [...(this.hosts.get(this.host)?.vms ?? [])];
+    return this.placementOf(this.host)?.vms ?? [];
+  }
+
+  /** A host's placement as its member published it; undefined for a host without a member or a source. */
+  placementOf(host: string): { kind: string; vms: PlacedVm[] } | undefined {
+    const p = this.hosts.get(host);
+    return p && { kind: p.kind, vms: [...p.vms] };
   }
 
   private async follow(

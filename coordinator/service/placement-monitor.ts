@@ -91,6 +91,11 @@ export class PlacementMonitor implements VmResolver {
     return this.state.all();
   }
 
+  /** A host's placement as known here: this host's only (another host's is its own coordinator's to say). */
+  placementOf(host: string): { kind: string; vms: PlacedVm[] } | undefined {
+    return host === this.host ? { kind: this.sourceKind, vms: this.vms() } : undefined;
+  }
+
   /** Feeds one event; the sources call this, and tests with a source of their own. */
   onEvent(event: PlacementEvent): void {
     const changes = this.state.apply(event);

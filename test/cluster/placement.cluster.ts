@@ -75,6 +75,16 @@ describe('cluster: placement from every host', function () {
     await members!.waitLeader(60_000, old);
     await members!.restart(old);
     await everyHostResolves("every host's names resolved by the new leader");
+    // Each host's placement is shown by the leader, as its member reads it.
+    const { hosts } = await unary(clients!.admin.ListHosts.bind(clients!.admin), {});
+    for (const m of members!.members) {
+      const host = hosts.find((h) => h.host === m.host);
+      assert.equal(host?.placementSource, 'static', m.host);
+      assert.deepEqual(
+        host?.placement.map((v) => [v.name, v.uuid]),
+        [[`web-h${m.index}`, uuidOf(m.index)]],
+      );
+    }
   });
 
   it("applies a member's published migration: the VM's hypervisor backups wait for its end", async () => {
