@@ -82,7 +82,17 @@ export interface ClusterStore {
   info(): Promise<v1.ClusterInfo>;
   /** Hands every member's host load to `coordinator` until the returned function is called (cluster/host-loads.ts). */
   feedHostLoads(coordinator: Pick<Coordinator, 'ensureHost' | 'setHostLoad'>): () => void;
+  /** Every member's placement, in place of this host's source, which its member runs (cluster/host-placements.ts). */
+  placement(): ServerPlacement;
 }
+
+/** Where VM names resolve and migrations come from: this host's placement source, or the cluster's. */
+export type ServerPlacement = Pick<
+  PlacementMonitor,
+  'start' | 'stop' | 'identityOf' | 'resolve' | 'nameOf' | 'vms' | 'sourceKind' | 'placementOf'
+> & {
+  attach(coordinator: Coordinator): void;
+};
 
 export async function startServer(
   options: CoordinatorOptions,
@@ -91,11 +101,13 @@ export async function startServer(
   cluster?: ClusterStore,
 ): Promise<RunningServer> {
   // First, so that every VM name of the configuration and of the first calls resolves to its identity.
-  const placement = new PlacementMonitor(
-    placementSource(options.placement, log.child({ component: 'placement' })),
-    options.host,
-    log.child({ component: 'placement' }),
-  );
+  const placement: ServerPlacement =
+    cluster?.placement() ??
+    new PlacementMonitor(
+      placementSource(options.placement, log.child({ component: 'placement' })),
+      options.host,
+      log.child({ component: 'placement' }),
+    );
   await placement.start();
   const identityOf = (vm: string) => placement.identityOf(vm);
   options = { ...options, policy: withVmIdentities(options.policy, identityOf) };

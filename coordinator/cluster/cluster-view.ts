@@ -26,6 +26,8 @@ export function endpointUrl(endpoint: string): string {
 export interface Registration {
   /** Puts a key that lives as long as this member's registration (its host's load). */
   put(key: string, value: string): Promise<void>;
+  /** Called each time the member is registered again with a new lease (its keys went with the old one). */
+  onRegistered(listener: () => void): void;
   stop(): Promise<void>;
 }
 
@@ -43,6 +45,8 @@ export function registerMember(
   let lease: Lease | undefined;
   let stopped = false;
   let retry: NodeJS.Timeout | undefined;
+  let registered = 0;
+  const listeners: (() => void)[] = [];
   const register = () => {
     if (stopped) return;
     const current = client.lease(ttlSeconds, { autoKeepAlive: true });
@@ -55,6 +59,9 @@ export function registerMember(
       .put(`${prefix}members/${record.host}`)
       .value(JSON.stringify(record))
       .exec()
+      .then(() => {
+        if (registered++ > 0) for (const l of listeners) l();
+      })
       .catch((error: Error) => {
         log.debug('cluster: cannot register this member yet', { error });
         void current.revoke().catch(() => undefined);
@@ -67,6 +74,7 @@ export function registerMember(
       if (!lease) throw new Error('this member is not registered in etcd yet');
       await lease.put(key).value(value).exec();
     },
+    onRegistered: (listener) => listeners.push(listener),
     async stop() {
       stopped = true;
       clearTimeout(retry);

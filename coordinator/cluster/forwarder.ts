@@ -68,7 +68,10 @@ export class Forwarder {
     try {
       forward = upstream.session.request(request);
     } catch (e) {
-      return this.refuse(stream, `the cluster leader cannot be reached: ${(e as Error).message}`);
+      return this.refuse(
+        stream,
+        `the cluster leader cannot be reached (${(e as Error).message}); ${this.leader.absence()}`,
+      );
     }
     upstream.open.add(forward);
     let trailers: http2.OutgoingHttpHeaders | undefined;
@@ -93,7 +96,10 @@ export class Forwarder {
       stream.sendTrailers(trailers ?? status(UNAVAILABLE, 'the cluster leader ended the call without a status'));
     });
     stream.pipe(forward);
-    forward.on('error', (error: Error) => (failure = `the cluster leader cannot be reached: ${error.message}`));
+    // The leader known last is gone (it stepped down or died, while etcd cannot yet say who leads): say why.
+    forward.on('error', (error: Error) => {
+      failure = `the cluster leader known last (${this.target ?? 'none'}) cannot be reached (${error.message}); ${this.leader.absence()}`;
+    });
     forward.on('close', () => {
       upstream.open.delete(forward);
       if (done || stream.destroyed || stream.writableEnded) return;

@@ -18,6 +18,9 @@ import { version } from '../../package.json';
 import { clusterInfo, endpointUrl, registerMember } from './cluster-view';
 import { EtcdStore } from './etcd-store';
 import { feedHostLoads, publishHostLoad } from './host-loads';
+import { ClusterPlacement, publishPlacement } from './host-placements';
+import { PlacementMonitor } from '../service/placement-monitor';
+import { placementSource } from '../placement/placement-config';
 import { HostLoadMonitor } from '../service/host-load-monitor';
 import { SystemLoadCollector } from '../../common/backup-run/load-collector';
 import { Forwarder } from './forwarder';
@@ -65,6 +68,8 @@ export async function startMember(
                 store,
                 info: () => clusterInfo(client, prefix, etcd.cluster, etcd.endpoints),
                 feedHostLoads: (coordinator) => feedHostLoads(client, prefix, coordinator, clock, log),
+                placement: () =>
+                  new ClusterPlacement(client, prefix, options.host, log.child({ component: 'placement' })),
               },
             );
             serving = server;
@@ -132,6 +137,21 @@ export async function startMember(
     log,
   });
   hostLoad.start();
+  // And its placement: the leader resolves names and counts migrations with every host's.
+  const placementLog = log.child({ component: 'placement' });
+  const placement = new PlacementMonitor(placementSource(options.placement, placementLog), options.host, placementLog);
+  const published = publishPlacement(registration, prefix, options.host, placementLog);
+  placement.onChange((vms) => published.placed(placement.sourceKind, vms));
+  placement.attach(published.migrations);
+  try {
+    await placement.start();
+  } catch (e) {
+    hostLoad.stop();
+    await registration.stop();
+    server.close();
+    client.close();
+    throw e;
+  }
   leadership.start();
 
   let stopping: Promise<{ forced: boolean }> | undefined;
@@ -141,7 +161,7 @@ export async function startMember(
     stop: () =>
       (stopping ??= (async () => {
         hostLoad.stop();
-        await Promise.all([leadership.stop(), registration.stop()]);
+        await Promise.all([leadership.stop(), registration.stop(), placement.stop()]);
         await transition;
         // Open calls end UNAVAILABLE (their callers go to another member), then the connections close.
         forwarder.close();

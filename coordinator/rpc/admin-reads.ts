@@ -29,7 +29,7 @@ export function adminReads(
   coordinator: Coordinator,
   registry: AgentRegistry,
   plans: Pick<PlanKeeper, 'view' | 'targetTimeline'>,
-  placement: Pick<PlacementMonitor, 'resolve' | 'nameOf' | 'vms' | 'sourceKind'>,
+  placement: Pick<PlacementMonitor, 'resolve' | 'nameOf' | 'placementOf'>,
 ) {
   const knownHost = (value: string): string => {
     const host = validate.host(value, coordinator.defaultHost);
@@ -46,10 +46,11 @@ export function adminReads(
   };
   const hostInfo = (name: string) => {
     const info = wire.hostInfo(coordinator.state.host(name), registry.connectedCount(name));
-    // Placement is the coordinator's own host's: another host's is its own coordinator's to say.
-    if (name !== coordinator.defaultHost) return info;
+    // The coordinator's own host's, or in a cluster each member's (cluster/host-placements.ts).
+    const known = placement.placementOf(name);
+    if (!known) return info;
     const connected = new Set(registry.list(name).flatMap((a) => (a.connected ? [a.record.vm] : [])));
-    return { ...info, ...wire.placement(placement.sourceKind, placement.vms(), connected) };
+    return { ...info, ...wire.placement(known.kind, known.vms, connected) };
   };
   return {
     knownHost,

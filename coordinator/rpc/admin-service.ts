@@ -26,7 +26,7 @@ export function adminService(
   plans: Pick<PlanKeeper, 'view' | 'targetTimeline'>,
   log: Logger,
   snapshots: Omit<SnapshotServiceOptions, 'log' | 'vms'>,
-  placement: Pick<PlacementMonitor, 'resolve' | 'nameOf' | 'vms' | 'sourceKind'>,
+  placement: Pick<PlacementMonitor, 'resolve' | 'nameOf' | 'placementOf'>,
   cluster?: { info(): Promise<v1.ClusterInfo> },
 ): v1.AdminServiceHandlers {
   const reads = adminReads(coordinator, registry, plans, placement);

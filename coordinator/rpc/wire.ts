@@ -81,7 +81,7 @@ export function hostInfo(h: HostView, agentsConnected: number): v1.HostInfo {
 }
 
 /** `vmName`: the friendly name of `r.vm`, when placement knows one. */
-/** The placement fields of the coordinator's own host's HostInfo; `connected`: VMs with an agent connected. */
+/** The placement fields of a host's HostInfo; `connected`: VMs with an agent connected. */
 export function placement(
   source: string,
   vms: readonly PlacedVm[],

@@ -18,10 +18,24 @@ export interface VmResolver {
   nameOf(identity: string): string | undefined;
 }
 
+/**
+ * As resolve, for the names coordinator.yaml wrote (hypervisorJobs, policy keys): an ambiguous one stays as
+ * written (its conflict is logged), and then matches no VM rather than stop the coordinator.
+ */
+export function configuredIdentity(resolver: Pick<VmResolver, 'resolve'>, vm: string): string {
+  try {
+    return resolver.resolve('vm', vm);
+  } catch (e) {
+    if (e instanceof InvalidArgumentError) return vm;
+    throw e;
+  }
+}
+
 export class PlacementMonitor implements VmResolver {
   private readonly state = new PlacementState();
   private conflicts = '';
   private coordinator: Pick<Coordinator, 'migrationStarted' | 'migrationEnded'> | undefined;
+  private readonly changeListeners: ((vms: PlacedVm[]) => void)[] = [];
 
   constructor(
     private readonly source: PlacementSource | undefined,
@@ -52,6 +66,11 @@ export class PlacementMonitor implements VmResolver {
     this.coordinator = coordinator;
   }
 
+  /** Called with the VMs after each event of the source (a cluster member publishes them: cluster/host-placements.ts). */
+  onChange(listener: (vms: PlacedVm[]) => void): void {
+    this.changeListeners.push(listener);
+  }
+
   async stop(): Promise<void> {
     await this.source?.stop();
   }
@@ -60,17 +79,8 @@ export class PlacementMonitor implements VmResolver {
     return this.state.aliases().resolve(field, given);
   }
 
-  /**
-   * As resolve, for the names coordinator.yaml wrote (hypervisorJobs, policy keys): an ambiguous one stays
-   * as written (its conflict is logged), and then matches no VM rather than stop the coordinator.
-   */
   identityOf(vm: string): string {
-    try {
-      return this.resolve('vm', vm);
-    } catch (e) {
-      if (e instanceof InvalidArgumentError) return vm;
-      throw e;
-    }
+    return configuredIdentity(this, vm);
   }
 
   nameOf(identity: string): string | undefined {
@@ -81,11 +91,17 @@ export class PlacementMonitor implements VmResolver {
     return this.state.all();
   }
 
+  /** A host's placement as known here: this host's only (another host's is its own coordinator's to say). */
+  placementOf(host: string): { kind: string; vms: PlacedVm[] } | undefined {
+    return host === this.host ? { kind: this.sourceKind, vms: this.vms() } : undefined;
+  }
+
   /** Feeds one event; the sources call this, and tests with a source of their own. */
   onEvent(event: PlacementEvent): void {
     const changes = this.state.apply(event);
     this.reportConflicts(this.state.aliases().conflicts());
     for (const change of changes) this.tell(change);
+    for (const listener of this.changeListeners) listener(this.vms());
   }
 
   private tell(change: PlacementChange): void {

@@ -18,8 +18,8 @@ export interface MemberOptions {
   electionTtl?: string;
   /** Extra coordinator flags, e.g. ['--lease-ttl', '6s']. */
   args?: string[];
-  /** Extra coordinator.yaml text. */
-  config?: string;
+  /** Extra coordinator.yaml text, or each member's own (e.g. its host's placement). */
+  config?: string | ((m: Member) => string);
 }
 
 export interface Member {
@@ -75,7 +75,8 @@ export async function startMembers(options: MemberOptions): Promise<ClusterMembe
     fs.writeFileSync(
       config,
       `${TEST_START_POLICY}etcd:\n  endpoints: [${options.endpoints.join(', ')}]\n  cluster: ${cluster}\n` +
-        `  peerListen: ${m.peer}\n  leaseTtl: ${options.electionTtl ?? '2s'}\n${options.config ?? ''}`,
+        `  peerListen: ${m.peer}\n  leaseTtl: ${options.electionTtl ?? '2s'}\n` +
+        (typeof options.config === 'function' ? options.config(m) : (options.config ?? '')),
     );
     m.running = await startCoordinator({
       listen: m.address,

@@ -5,6 +5,9 @@
 import { randomUUID } from 'node:crypto';
 import * as grpc from '@grpc/grpc-js';
 import { type Clients, connect, unary } from '../../common/client/connection';
+import { type AcquireHooks, type Acquired, acquireToken } from '../../common/client/token-acquirer';
+import { systemClock } from '../../common/util/clock';
+import { createLogger } from '../../common/util/log';
 import type { v1 } from '../../proto';
 
 export function connectPlain(address: string): Clients {
@@ -38,6 +41,33 @@ export function acquire(clients: Clients, request: Partial<v1.AcquireRequest>): 
   });
   done.catch(() => {});
   return { done, updates, cancel: () => call.cancel() };
+}
+
+/**
+ * Waits for a token as the product's clients do (token-acquirer.ts): the same request id on every attempt,
+ * retried while the coordinator is unreachable or changing leader.
+ */
+export function acquireRetrying(
+  clients: Clients,
+  request: Partial<v1.AcquireRequest> & Pick<v1.AcquireRequest, 'requestId' | 'host' | 'vm'>,
+  hooks: AcquireHooks = {},
+): Promise<Acquired> {
+  return acquireToken(
+    {
+      client: clients.token,
+      clock: systemClock,
+      log: createLogger({ level: 'silent' }),
+      backoff: { initialMs: 100, maxMs: 1_000 },
+      hooks,
+    },
+    { kind: 'TOKEN_KIND_GUEST', job: 'test', expectedDurationMs: 1_000, ...request },
+  );
+}
+
+/** The token of a grant; throws naming what came instead. */
+export function grantedToken(acquired: Acquired): v1.Token__Output {
+  if (acquired.kind !== 'granted') throw new Error(`expected a grant, got ${JSON.stringify(acquired)}`);
+  return acquired.token;
 }
 
 /** Acquires and expects a grant; returns the token. */

@@ -79,6 +79,8 @@ describe('headroom-agent against a scripted coordinator', function () {
         expectedDurationMs: 1_800_000,
         declaredCost: { ioBytesPerSec: 1000, cpuPercent: 50 },
         priority: 4,
+        // No shared target (agent.yaml's sharedTarget): proto3's empty string.
+        target: '',
       },
     ]);
     const load = fake.loads[1];

@@ -93,6 +93,21 @@ export function writeConfig(text: string): string {
   return file;
 }
 
+/** An agent.yaml with `settings` (coordinator, vm, …) whose one job is never due while a test runs: the agent only holds its session. */
+export function idleAgentConfig(settings: string[]): string {
+  return writeConfig(
+    [
+      ...settings,
+      'jobs:',
+      '  - name: yearly',
+      '    schedule: "0 0 1 1 *"',
+      '    window: 1h',
+      '    expectedDuration: 1m',
+      '    command: ["true"]',
+    ].join('\n'),
+  );
+}
+
 /**
  * A 6-field cron expression due every other second, for a job that runs until the test ends: it starts as
  * soon as the agent is up, however long a busy machine takes to start it (a moment fixed when the

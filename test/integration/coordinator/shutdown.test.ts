@@ -16,7 +16,7 @@ import {
   tempDir,
 } from '../../helpers/coordinator-process';
 import { acquire, connectPlain, grant } from '../../helpers/token-client';
-import { type AgentProcess, startAgent, waitFor, writeConfig } from '../agent/processes';
+import { type AgentProcess, idleAgentConfig, startAgent, waitFor } from '../agent/processes';
 
 describe('coordinator: a clean stop on SIGTERM', function () {
   this.timeout(60_000);
@@ -27,20 +27,11 @@ describe('coordinator: a clean stop on SIGTERM', function () {
   before(async () => {
     coordinator = await startCoordinator({ args: ['--max-guest', '1', '--report-interval', '1s'] });
     clients = connectPlain(coordinator.address);
-    const config = writeConfig(
-      [
-        `coordinator: ${coordinator.address}`,
-        'vm: vm-agent',
-        `controlSocket: ${path.join(tempDir(), 'agent.sock')}`,
-        'jobs:',
-        // Never due while the test runs: the agent only holds its session.
-        '  - name: yearly',
-        '    schedule: "0 0 1 1 *"',
-        '    window: 1h',
-        '    expectedDuration: 1m',
-        '    command: ["true"]',
-      ].join('\n'),
-    );
+    const config = idleAgentConfig([
+      `coordinator: ${coordinator.address}`,
+      'vm: vm-agent',
+      `controlSocket: ${path.join(tempDir(), 'agent.sock')}`,
+    ]);
     agent = startAgent(['run', '--config', config]);
   });
   after(async () => {
