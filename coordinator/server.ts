@@ -27,6 +27,7 @@ import { HypervisorScheduler } from './hypervisor-jobs/hypervisor-scheduler';
 import { BackupRunnerUnavailableError, InvalidArgumentError } from './domain/errors';
 import { type HostPolicy, completePolicy } from './domain/policy';
 import { serverSecurity } from './rpc/server-security';
+import type { Authority } from './pki/authority';
 import { adminService } from './rpc/admin-service';
 import { agentService } from './rpc/agent-service';
 import { pkiService } from './rpc/pki-service';
@@ -77,6 +78,8 @@ export interface ClusterStore {
   info(): Promise<v1.ClusterInfo>;
   /** Hands every member's host load to `coordinator` until the returned function is called (cluster/host-loads.ts). */
   feedHostLoads(coordinator: Coordinator): () => void;
+  /** With pki: the member's CA, its records shared with the cluster (cluster/shared-pki.ts); the member closes it. */
+  authority?: Authority;
 }
 
 export async function startServer(
@@ -149,6 +152,7 @@ export async function startServer(
     options,
     { defaultHost: options.host, lease: (tokenId) => coordinator.state.lease(tokenId), vmIdentity: identityOf },
     log,
+    cluster?.authority,
   );
   const guard = new CallGuard(log);
   // Who may call first (refused callers take no stream slot), then the stream caps and request decoding.

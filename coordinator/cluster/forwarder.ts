@@ -36,6 +36,8 @@ export class Forwarder {
   constructor(
     private readonly leader: LeaderAddress,
     private readonly log: Logger,
+    /** How to reach the leader at `address`: mutual TLS with the member's certificate, or plaintext on loopback. */
+    private readonly credentials: (address: string) => grpc.ChannelCredentials,
   ) {}
 
   /** The leader changed: calls open to the old one end with UNAVAILABLE, so that their callers ask again. */
@@ -87,7 +89,7 @@ export class Forwarder {
       this.leaderChanged();
       this.upstream = {
         address,
-        client: new grpc.Client(address, grpc.credentials.createInsecure(), UPSTREAM_OPTIONS),
+        client: new grpc.Client(address, this.credentials(address), UPSTREAM_OPTIONS),
         open: new Set(),
       };
     }

@@ -4,13 +4,19 @@
  * is elected loads the state from etcd and serves the coordination — the same server as a single host's
  * (server.ts), over the leader's fenced etcd store — on its peer address, until it is deposed or a commit
  * fails; then it stops serving at once and campaigns again.
+ *
+ * With pki (docs/cluster.md): the front door serves mutual TLS and authenticates each caller
+ * (rpc/auth-interceptor.ts's frontDoorInterceptor), the forwarder calls the leader with this member's
+ * certificate (member.pem) and the caller's identity, the leader serves its peer address with the same
+ * mutual TLS, and the CA's certificate records (revocations included) are shared through etcd (shared-pki.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import { ReflectionService } from '@grpc/reflection';
 import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
 import { HealthImplementation } from 'grpc-health-check';
-import { SERVER_OPTIONS, parseAddress } from '../../common/client/connection';
+import * as fs from 'node:fs';
+import { SERVER_OPTIONS, parseAddress, tlsCredentials } from '../../common/client/connection';
 import { type Clock, systemClock } from '../../common/util/clock';
 import type { Logger } from '../../common/util/log';
 import { headroomV1, packageDefinition } from '../../proto';
@@ -24,6 +30,12 @@ import { HostLoadMonitor } from '../service/host-load-monitor';
 import { SystemLoadCollector } from '../../common/backup-run/load-collector';
 import { Forwarder } from './forwarder';
 import { Leadership } from './leadership';
+import { sharePki } from './shared-pki';
+import { Authority } from '../pki/authority';
+import { pkiFiles } from '../pki/state-dir';
+import { frontDoorInterceptor } from '../rpc/auth-interceptor';
+import { reloadable } from '../rpc/server-security';
+import { etcdTls } from './etcd-tls';
 
 export interface RunningMember {
   /** The member's front door (`listen`), which forwards to the leader. */
@@ -46,8 +58,12 @@ export async function startMember(
     hosts: etcd.endpoints.map(endpointUrl),
     dialTimeout: 2_000,
     faultHandling: { host: () => noop, global: noop },
+    ...etcdTls(etcd),
   });
   const prefix = `/headroom/${etcd.cluster}/`;
+  const pki = options.pki ? pkiFiles(options.pki.dir) : undefined;
+  const authority = options.pki ? await Authority.open(options.pki.dir, log) : undefined;
+  const stopSharing = authority ? await sharePki(client, prefix, authority, log) : () => {};
   let serving: RunningServer | undefined;
   // Taking and leaving the lead happen one after the other: the peer address is bound by one server at a time.
   let transition = Promise.resolve();
@@ -60,13 +76,14 @@ export async function startMember(
           try {
             const store = new EtcdStore(client, prefix, guard);
             const server = await startServer(
-              { ...options, listen: etcd.peerListen, plaintext: true },
+              { ...options, listen: etcd.peerListen, plaintext: !pki },
               log.child({ role: 'leader' }),
               clock,
               {
                 store,
                 info: () => clusterInfo(client, prefix, etcd.cluster, etcd.endpoints),
                 feedHostLoads: (coordinator) => feedHostLoads(client, prefix, coordinator, clock, log),
+                ...(authority ? { authority } : {}),
               },
             );
             serving = server;
@@ -97,13 +114,28 @@ export async function startMember(
         `no cluster leader at the moment: the members are electing one, or etcd (${etcd.endpoints.join(', ')}) has no quorum; call again shortly`,
     },
     log,
+    // Read at each new leader: a member certificate replaced on disk is presented from then on.
+    pki
+      ? (leader) =>
+          tlsCredentials(leader, {
+            ca: fs.readFileSync(pki.caCert),
+            cert: fs.readFileSync(pki.memberCert),
+            key: fs.readFileSync(pki.memberKey),
+          })
+      : () => grpc.credentials.createInsecure(),
   );
   leadership.onLeaderChange((leader) => {
     forwarder.leaderChanged();
     log.info('cluster leader', { leader: leader ?? 'none' });
   });
 
-  const server = new grpc.Server(SERVER_OPTIONS);
+  const frontDoor = pki
+    ? reloadable({ ca: pki.caCert, cert: pki.serverCert, key: pki.serverKey }, log, () => {})
+    : { credentials: grpc.ServerCredentials.createInsecure(), reload: () => false };
+  const server = new grpc.Server({
+    ...SERVER_OPTIONS,
+    interceptors: authority ? [frontDoorInterceptor({ log, authority })] : [],
+  });
   for (const service of [
     headroomV1.TokenService,
     headroomV1.AgentService,
@@ -120,9 +152,7 @@ export async function startMember(
   health.addToServer(server);
   new ReflectionService(packageDefinition).addToServer(server);
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(options.listen, grpc.ServerCredentials.createInsecure(), (err, p) =>
-      err ? reject(err) : resolve(p),
-    ),
+    server.bindAsync(options.listen, frontDoor.credentials, (err, p) => (err ? reject(err) : resolve(p))),
   );
   const { host } = parseAddress(options.listen);
   const address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -156,9 +186,14 @@ export async function startMember(
         await transition;
         forwarder.close();
         await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+        stopSharing();
         client.close();
+        authority?.close();
         return { forced: false };
       })()),
-    reloadCertificates: () => serving?.reloadCertificates(),
+    reloadCertificates: () => {
+      if (frontDoor.reload()) log.info('front door certificates reloaded: new connections get them');
+      serving?.reloadCertificates();
+    },
   };
 }

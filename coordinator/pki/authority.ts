@@ -2,7 +2,10 @@
  * The coordinator's PKI service: enrolment tokens (one-time, expiring), enrolment (token + CSR →
  * certificate bound to the token's identity), listing and revoking certificates. Keeps the revoked serials
  * in memory so that every call can be checked without I/O, and tells listeners (the auth interceptor) of
- * each revocation so they can close that certificate's open streams.
+ * each revocation so they can close that certificate's open streams. In a cluster, where each member has
+ * its own copy of the CA's directory, the certificate records are shared (cluster/shared-pki.ts): each one
+ * issued or revoked here is published before it is acknowledged, and those published by other members are
+ * applied here, so that any member may list, renew or revoke any certificate and every one refuses a revoked one.
  */
 import type { Logger } from '../../common/util/log';
 import {
@@ -52,6 +55,9 @@ export function normalizeSerial(serial: string): string {
 export class Authority {
   private readonly revoked: Set<string>;
   private readonly listeners = new Set<(revoked: readonly CertificateRecord[]) => void>();
+  private publish: ((records: readonly CertificateRecord[]) => Promise<void>) | undefined;
+  /** The publication of the records made here, settled in order. */
+  private publishing: Promise<void> = Promise.resolve();
 
   constructor(
     readonly ca: CertificateAuthority,
@@ -70,6 +76,34 @@ export class Authority {
 
   isRevoked(serial: string): boolean {
     return this.revoked.has(normalizeSerial(serial));
+  }
+
+  /**
+   * Shares the certificate records issued or revoked here with `publish` (a cluster's members:
+   * cluster/shared-pki.ts); they are acknowledged once published.
+   */
+  shareRecords(publish: (records: readonly CertificateRecord[]) => Promise<void>): void {
+    this.publish = publish;
+  }
+
+  /** Settles when every record made so far is published; rejects when one could not be. */
+  published(): Promise<void> {
+    return this.publishing;
+  }
+
+  /**
+   * Records another member issued or revoked: added to this store when new, revoked here too (and
+   * announced to the listeners) when revoked there. A revocation is never undone.
+   */
+  applyRecords(records: readonly CertificateRecord[]): void {
+    const revoked: CertificateRecord[] = [];
+    for (const c of records) {
+      const serial = normalizeSerial(c.serial);
+      if (!this.store.certificate(serial)) this.store.addCertificate({ ...c, serial, revokedAt: undefined }, null);
+      if (c.revokedAt === undefined || this.isRevoked(serial)) continue;
+      revoked.push(...this.store.revoke([serial], c.revokeReason ?? 'revoked', c.revokedAt));
+    }
+    this.announce(revoked);
   }
 
   /** Calls `listener` with the certificates of each revocation, after it is durable. */
@@ -145,6 +179,7 @@ export class Authority {
     );
     this.log.info('enrolled', { identity: describeIdentity(found.identity), serial: cert.serial, tokenId: token.id });
     this.announce(superseded);
+    await this.shared([...superseded, this.store.certificate(cert.serial)!]);
     return {
       certificatePem: cert.pem,
       caCertificatePem: this.ca.certPem,
@@ -176,6 +211,7 @@ export class Authority {
       { serial: cert.serial, identity: old.identity, notBefore: cert.notBefore, notAfter: cert.notAfter },
       null,
     );
+    await this.shared([this.store.certificate(cert.serial)!]);
     this.log.info('certificate renewed', {
       identity: describeIdentity(old.identity),
       serial: cert.serial,
@@ -209,7 +245,11 @@ export class Authority {
       const serial = normalizeSerial(target.serial);
       const cert = this.store.certificate(serial);
       if (!cert) throw new CertificateNotFoundError(`with serial ${serial}`);
-      if (cert.revokedAt !== undefined) return [cert];
+      // Published again: a retry after a publication that failed.
+      if (cert.revokedAt !== undefined) {
+        void this.shared([cert]);
+        return [cert];
+      }
       serials = [serial];
     } else {
       checkIdentityArgument(target.identity);
@@ -218,11 +258,22 @@ export class Authority {
     }
     const revoked = this.store.revoke(serials, reason || 'revoked by an administrator', this.now());
     this.announce(revoked);
+    void this.shared(revoked);
     return revoked;
   }
 
   close(): void {
     this.store.close();
+  }
+
+  /** Publishes `records` when sharing; settles as published() then does. */
+  private shared(records: readonly CertificateRecord[]): Promise<void> {
+    const publish = this.publish;
+    if (publish && records.length > 0) {
+      const previous = this.publishing.catch(() => undefined);
+      this.publishing = previous.then(() => publish(records));
+    }
+    return this.publishing;
   }
 
   private announce(revoked: readonly CertificateRecord[]): void {

@@ -1,7 +1,8 @@
 /**
  * The coordinator's own TLS certificate in a PKI state directory: issuing it (pki init), reissuing it with
  * the same CA for new names or a new lifetime (pki reissue-server: nobody enrols again, since clients pin
- * the CA, not this certificate), and reading what it says (pki list, the expiry warnings).
+ * the CA, not this certificate), and reading what it says (pki list, the expiry warnings); and the
+ * cluster member certificate beside it.
  */
 import * as fs from 'node:fs';
 import { isIP } from 'node:net';
@@ -80,8 +81,25 @@ export function readServerCertificate(file: string): ServerCertificateInfo & { c
   return serverCertificateInfo(pem, file);
 }
 
+/**
+ * The cluster member identity of `host` (headroom://member/<host>) in member.pem and member.key: what this
+ * machine's coordinator presents when it forwards a call to the cluster's leader. Not recorded in the PKI
+ * store (it is no caller of its own); replace it with `pki reissue-server --member HOST`.
+ */
+export async function writeMemberCertificate(ca: CertificateAuthority, dir: string, host: string): Promise<string> {
+  const files = pkiFiles(dir);
+  const issued = await ca.issueClientWithKey({ member: host });
+  writeFilesAtomic([
+    { file: files.memberKey, text: issued.keyPem, mode: SECRET_MODE },
+    { file: files.memberCert, text: issued.pem, mode: PUBLIC_MODE },
+  ]);
+  return issued.serial;
+}
+
 export interface ReissueOptions {
   dir: string;
+  /** Also write member.pem and member.key for this host's cluster member (cluster mode). */
+  member?: string;
   /** DNS names and IP addresses; default: those of the current certificate. */
   names?: string[];
   validityMs?: number;
@@ -102,6 +120,7 @@ export async function reissueServerCertificate(
     validityMs: options.validityMs,
     keepKey: !options.newKey,
   });
+  if (options.member !== undefined) await writeMemberCertificate(ca, options.dir, options.member);
   return { previous, current };
 }
 

@@ -97,10 +97,12 @@ export function pkiService(
         notAfterUnixMs: r.notAfter,
       };
     }),
-    RevokeCertificates: unary(log, (req: v1.RevokeCertificatesRequest__Output) => {
+    RevokeCertificates: unary(log, async (req: v1.RevokeCertificatesRequest__Output) => {
       const a = configured();
       const { selector, reason } = validate.revokeCertificatesRequest(req);
-      return { revoked: a.revoke(selector, reason).map(certificateToWire) };
+      const revoked = a.revoke(selector, reason);
+      await a.published();
+      return { revoked: revoked.map(certificateToWire) };
     }),
   };
 }
