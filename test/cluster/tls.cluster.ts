@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { enroll } from '../../agent/enroll';
-import { type Clients, connect, tlsCredentials, unary } from '../../common/client/connection';
+import { type Clients, clientCredentials, connect, tlsCredentials, unary } from '../../common/client/connection';
 import { createLogger } from '../../common/util/log';
 import { initPki } from '../../coordinator/pki/init';
 import { reissueServerCertificate } from '../../coordinator/pki/server-certificate';
@@ -122,6 +122,17 @@ describe('cluster across machines: mutual TLS between members, the callers ident
     assert.equal(adminCall.code, grpc.status.PERMISSION_DENIED);
     await renew(vm1, token);
     await release(vm1, token);
+  });
+
+  it("serves a client given every member's address, over TLS, checking each member's certificate by its IP", async () => {
+    const f = pkiFiles(memberDir(members!.members[0]));
+    const list = members!.addressList;
+    const c = connect(
+      list,
+      clientCredentials(list, { tls: { caFile: f.caCert, certFile: f.adminCert, keyFile: f.adminKey } }, silent),
+    );
+    opened.push(c);
+    assert.ok(Array.isArray((await listHosts(c)).hosts));
   });
 
   it('refuses a caller without a certificate at the front door', async () => {

@@ -223,4 +223,53 @@ describe('the coordinator CA: tokens, enrolment, revocation (real keys, real SQL
       });
     });
   });
+
+  describe('shared with other members (cluster mode)', () => {
+    it("publishes each certificate issued or revoked before acknowledging it, and applies the others' records", async () => {
+      const published: string[] = [];
+      authority.shareRecords(async (records) => {
+        published.push(...records.map((c) => `${c.serial}:${c.revokedAt === undefined ? 'issued' : 'revoked'}`));
+      });
+      const t = authority.createToken(agent, 60_000);
+      const r = await authority.enroll(t.text, await csr());
+      const serial = new X509Certificate(r.certificatePem).serialNumber.toLowerCase();
+      assert.deepEqual(published, [`${serial}:issued`]);
+      authority.revoke({ serial }, 'lost');
+      await authority.published();
+      assert.deepEqual(published, [`${serial}:issued`, `${serial}:revoked`]);
+
+      // Another member's records: a certificate this store never saw, then its revocation.
+      const closed: string[] = [];
+      authority.onRevoked((revoked) => closed.push(...revoked.map((c) => c.serial)));
+      const other = { serial: 'abc123', identity: agent, notBefore: now, notAfter: now + 60_000 };
+      authority.applyRecords([other]);
+      assert.equal(authority.list(false).find((c) => c.serial === 'abc123')?.identity.role, 'agent');
+      assert.equal(authority.isRevoked('abc123'), false);
+      authority.applyRecords([{ ...other, revokedAt: now, revokeReason: 'elsewhere' }]);
+      authority.applyRecords([{ ...other, revokedAt: now, revokeReason: 'elsewhere' }]);
+      assert.equal(authority.isRevoked('ABC123'), true);
+      assert.deepEqual(closed, ['abc123'], 'announced once');
+      // A record issued elsewhere never undoes a revocation.
+      authority.applyRecords([other]);
+      assert.equal(authority.isRevoked('abc123'), true);
+    });
+
+    it('fails the revocation call when it cannot be published, and publishes again when repeated', async () => {
+      const t = authority.createToken(agent, 60_000);
+      const r = await authority.enroll(t.text, await csr());
+      const serial = new X509Certificate(r.certificatePem).serialNumber.toLowerCase();
+      let fail = true;
+      const published: string[] = [];
+      authority.shareRecords(async (records) => {
+        if (fail) throw new Error('etcd has no quorum');
+        published.push(...records.map((c) => c.serial));
+      });
+      authority.revoke({ serial }, 'lost');
+      await assert.rejects(authority.published(), /no quorum/);
+      fail = false;
+      authority.revoke({ serial }, 'lost');
+      await authority.published();
+      assert.deepEqual(published, [serial]);
+    });
+  });
 });
