@@ -167,20 +167,15 @@ describe('coordinator configuration', () => {
       assert.deepEqual(o.etcd?.tls, { caFile: file, certFile: file, keyFile: file, serverName: 'etcd.example.org' });
     });
 
-    it('refuses a non-loopback peer address without pki, tls instead of pki, missing etcd.tls files, naming each key', () => {
-      const dir = pkiDir(true);
-      const cert = path.join(dir, 'ca.pem');
+    it('refuses a non-loopback peer address without pki, and tls instead of pki, naming each key', () => {
+      const cert = path.join(pkiDir(true), 'ca.pem');
       const found = problems(() =>
         compileCoordinatorOptions(
-          {
-            host: 'h',
-            tls: { certFile: cert, keyFile: cert, clientCaFile: cert },
-            etcd: etcd({ tls: { caFile: '/nonexistent/ca.pem', certFile: cert, keyFile: cert } }),
-          },
+          { host: 'h', tls: { certFile: cert, keyFile: cert, clientCaFile: cert }, etcd: etcd() },
           'c.yaml',
         ),
       );
-      assert.deepEqual(found.map((p) => p.split(': ')[1]).sort(), ['etcd.peerListen', 'etcd.tls.caFile', 'tls']);
+      assert.deepEqual(found.map((p) => p.split(': ')[1]).sort(), ['etcd.peerListen', 'tls']);
       assert.ok(
         found.some((p) => /without pki members forward in plaintext/.test(p)),
         found.join('\n'),
@@ -188,6 +183,16 @@ describe('coordinator configuration', () => {
       assert.ok(
         found.some((p) => /secures its members with pki .* not tls/.test(p)),
         found.join('\n'),
+      );
+    });
+
+    it('refuses etcd.tls files that do not exist, naming the key', () => {
+      const dir = pkiDir(true);
+      const cert = path.join(dir, 'ca.pem');
+      const tls = { caFile: '/nonexistent/ca.pem', certFile: cert, keyFile: cert };
+      assert.deepEqual(
+        problems(() => compileCoordinatorOptions({ host: 'h', pki: { dir }, etcd: etcd({ tls }) }, 'c.yaml')),
+        ['c.yaml: etcd.tls.caFile: no such file: /nonexistent/ca.pem'],
       );
     });
 
