@@ -11,6 +11,7 @@ import { PUBLIC_MODE, SECRET_MODE } from '../../common/pki/secret-files';
 import { generateKeyPair, privateKeyPem, x509 } from '../../common/pki/x509';
 import { InvalidArgumentError } from '../domain/errors';
 import { CertificateAuthority, SERVER_VALIDITY_MS } from './certificate-authority';
+import { memberUri } from './identity';
 import { pkiFiles } from './state-dir';
 
 export interface ServerCertificateInfo {
@@ -108,11 +109,16 @@ export interface ReissueOptions {
   now?: () => number;
 }
 
-/** `pki reissue-server`: a new server certificate from the same CA. @throws InvalidArgumentError for bad names. */
+/**
+ * `pki reissue-server`: a new server certificate from the same CA (and member.pem, with `member`).
+ * @throws InvalidArgumentError for bad names, IdentityError for a bad member host.
+ */
 export async function reissueServerCertificate(
   options: ReissueOptions,
 ): Promise<{ previous: ServerCertificateInfo; current: ServerCertificateInfo }> {
   const files = pkiFiles(options.dir);
+  // A bad member name is refused before anything is written.
+  if (options.member !== undefined) memberUri(options.member);
   const ca = await CertificateAuthority.load(options.dir, options.now);
   const { cert: _cert, ...previous } = readServerCertificate(files.serverCert);
   const names = options.names ?? [...previous.dnsNames, ...previous.ipAddresses];
