@@ -77,7 +77,9 @@ function callerWith(cert: PeerCertificate | undefined, metadata: grpc.Metadata, 
     return unauthenticated(`${FORWARDED_FOR} is accepted from cluster members only, and the caller is none`);
   const peerSerial = cert.serialNumber.toLowerCase();
   if (authority?.isRevoked(peerSerial)) return unauthenticated(`member certificate ${peerSerial} was revoked`);
-  return checked(String(metadata.get(FORWARDED_SERIAL)[0] ?? ''), authority, () => parseIdentityUri(String(uri)));
+  const serial = String(metadata.get(FORWARDED_SERIAL)[0] ?? '');
+  if (!serial) return unauthenticated(`member ${member} forwarded a call without ${FORWARDED_SERIAL}`);
+  return checked(serial, authority, () => parseIdentityUri(String(uri)));
 }
 
 export function authInterceptor(options: AuthInterceptorOptions): grpc.ServerInterceptor {
