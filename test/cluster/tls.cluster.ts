@@ -53,11 +53,23 @@ describe('cluster across machines: mutual TLS between members, the callers ident
     const f = pkiFiles(memberDir(m));
     return { caFile: f.caCert, certFile: f.adminCert, keyFile: f.adminKey };
   };
+  const listHosts = (c: Clients) => unary(c.admin.ListHosts.bind(c.admin), {});
+  /** A follower whose front door knows the leader (a member just started or elected learns it by a watch). */
   const follower = async (not?: Member) => {
     const leader = await members!.waitLeader();
-    return members!.members.find((m) => m !== leader && m !== not && m.running)!;
+    const m = members!.members.find((x) => x !== leader && x !== not && x.running)!;
+    const probe = clients(m.address, admin(m));
+    await waitFor(
+      () =>
+        listHosts(probe).then(
+          () => true,
+          (e: grpc.ServiceError) => e.code !== grpc.status.UNAVAILABLE,
+        ),
+      60_000,
+      `member ${m.host} forwarding to the leader`,
+    );
+    return m;
   };
-  const listHosts = (c: Clients) => unary(c.admin.ListHosts.bind(c.admin), {});
   let agent: Pem & { serial: string };
 
   before(async () => {
