@@ -54,13 +54,14 @@ export function pkiService(
     if (!authority) throw new PkiNotConfiguredError();
     return authority;
   };
-  const token = (
+  const token = async (
     a: Authority,
     identity: Identity,
     ttlMs: number,
     rotates: boolean,
-  ): v1.CreateEnrollmentTokenResponse => {
+  ): Promise<v1.CreateEnrollmentTokenResponse> => {
     const t = a.createToken(identity, ttlMs, rotates);
+    await a.published();
     return { token: t.text, expiresUnixMs: t.expiresAt, caFingerprintSha256: t.caFingerprint };
   };
   return {

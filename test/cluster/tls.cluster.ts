@@ -173,13 +173,17 @@ describe('cluster across machines: mutual TLS between members, the callers ident
     assert.match(direct.details, /accepted from cluster members only/);
   });
 
-  it('keeps an agent renewing its token through a follower across a leader kill', async () => {
+  it('keeps an agent renewing its token through a follower across a leader kill, and enrols with a token made before', async () => {
     const leader = await members!.waitLeader();
     const f = await follower();
     const vm1 = clients(f.address, agent);
     const hypervisor = await statusOf(grant(vm1, { host: 'member-h1', vm: 'vm1', kind: 'TOKEN_KIND_HYPERVISOR' }));
     assert.equal(hypervisor.code, grpc.status.PERMISSION_DENIED, 'an agent takes GUEST tokens only');
     const held = await grant(vm1, { host: 'member-h1', vm: 'vm1' });
+    const a = clients(f.address, admin(f));
+    const { token: vm3Token } = await unary(a.pki.CreateEnrollmentToken.bind(a.pki), {
+      identity: { role: 'ROLE_AGENT', host: 'member-h2', vm: 'vm3' },
+    });
     await members!.kill(leader);
     const next = await members!.waitLeader(60_000, leader);
     const through = next === f ? await follower(leader) : f;
@@ -196,6 +200,14 @@ describe('cluster across machines: mutual TLS between members, the callers ident
     // Renewed: the same token, under the same fencing number, by the new leader.
     assert.ok(renewed!.expiresUnixMs > 0);
     await release(holder, held);
+    // A token made under the old leader enrols under the new one (the PKI records are shared through etcd).
+    const vm3 = await enroll({
+      token: vm3Token,
+      coordinator: through.address,
+      dir: path.join(dir, 'vm3'),
+      log: silent,
+    });
+    await grant(clients(through.address, vm3.files), { host: 'member-h2', vm: 'vm3' });
     await members!.restart(leader);
   });
 
