@@ -32,6 +32,7 @@ import { type PlacementOptions, placementSchema } from './placement/placement-co
 import type { Durability } from './store/sqlite-store';
 import type { HistoryRetention } from './store/store';
 import type { TargetLimits } from './domain/targets';
+import { pkiFiles } from './pki/state-dir';
 
 export interface CoordinatorOptions {
   /** Address to serve on. Default 127.0.0.1:7400. */
@@ -87,8 +88,21 @@ export interface EtcdOptions {
   cluster: string;
   /** The election lease: how long a dead or hung leader keeps the cluster waiting, ms. Default 3 s. */
   leaseTtlMs: number;
-  /** Where this member serves the coordination while it leads; the other members forward to it. */
+  /**
+   * Where this member serves the coordination while it leads; the other members forward to it. Any
+   * address with pki (mutual TLS with member certificates); a loopback one without.
+   */
   peerListen: string;
+  /** TLS to etcd (`--client-cert-auth`): etcd's CA and this member's client certificate. Default none. */
+  tls?: EtcdTls;
+}
+
+export interface EtcdTls {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  /** The name in etcd's certificate to check, instead of the endpoint's host (give it for IP endpoints). */
+  serverName?: string;
 }
 
 export const HISTORY_DEFAULTS: HistoryRetention = { keepDays: 30, maxRows: 1_000_000 };
@@ -255,6 +269,12 @@ export const coordinatorConfigSchema = mapping({
     // etcd keeps a lease for at least its own minimum TTL; 1 s is the etcd3 client's floor.
     leaseTtl: duration({ min: 1_000, max: 60_000 }).default(3_000),
     peerListen: nonEmpty('host:port').check(accepted(parseAddress)),
+    tls: mapping({
+      caFile: existingFile(),
+      certFile: existingFile(),
+      keyFile: existingFile(),
+      serverName: nonEmpty("a DNS name in etcd's certificate").optional(),
+    }).optional(),
   }).optional(),
   targets: targetsSchema.default([]),
 })
@@ -273,21 +293,7 @@ export const coordinatorConfigSchema = mapping({
         });
       }
       if (fine('http') && o.http !== undefined) checkHttp(o, report);
-      if (fine('etcd') && o.etcd !== undefined) {
-        const peer = (o.etcd as { peerListen: string }).peerListen;
-        // Members forward calls to the leader in plaintext, with the callers' identities left behind: only
-        // where nobody else can listen or connect, until member-to-member TLS exists.
-        if (!isLoopbackHost(parseAddress(peer).host))
-          report(
-            ['etcd', 'peerListen'],
-            `${peer} is not a loopback address: members forward in plaintext, so a cluster runs on one machine's loopback for now (docs/cluster.md)`,
-          );
-        if (o.pki !== undefined || o.tls !== undefined)
-          report(
-            ['etcd'],
-            'cluster mode serves plaintext on loopback only for now: remove pki/tls, or the etcd section (docs/cluster.md)',
-          );
-      }
+      if (fine('etcd') && o.etcd !== undefined) checkCluster(o, fine, report);
       if (fine('hypervisorJobs') && fine('targets')) {
         const targets = new Set((o.targets as TargetLimits[]).map((t) => t.name));
         (o.hypervisorJobs as HypervisorJob[]).forEach((job, i) => {
@@ -336,6 +342,7 @@ export const coordinatorConfigSchema = mapping({
             cluster: etcd.cluster,
             leaseTtlMs: etcd.leaseTtl,
             peerListen: etcd.peerListen,
+            ...(etcd.tls ? { tls: etcd.tls } : {}),
           },
         }
       : {}),
@@ -344,6 +351,37 @@ export const coordinatorConfigSchema = mapping({
     host: host ?? os.hostname(),
     durability: durability as Durability,
   }));
+
+/**
+ * Cluster mode: with pki, members forward calls to the leader over mutual TLS with their member
+ * certificates and the callers' identities, so any address is allowed; without, calls travel in plaintext
+ * without identities, so on loopback only. tls (certificates made elsewhere) has no member certificate.
+ */
+function checkCluster(
+  o: Record<string, unknown>,
+  fine: (key: string | number) => boolean,
+  report: (path: (string | number)[], message: string) => void,
+): void {
+  const peer = (o.etcd as { peerListen: string }).peerListen;
+  if (o.tls !== undefined)
+    report(
+      ['tls'],
+      'cluster mode secures its members with pki (one CA copied to every member, docs/cluster.md), not tls: give pki.dir instead',
+    );
+  if (o.pki === undefined && !isLoopbackHost(parseAddress(peer).host))
+    report(
+      ['etcd', 'peerListen'],
+      `${peer} is not a loopback address: without pki members forward in plaintext, so give pki.dir (docs/cluster.md)`,
+    );
+  if (fine('pki') && o.pki !== undefined) {
+    const { memberCert } = pkiFiles((o.pki as { dir: string }).dir);
+    if (!fs.existsSync(memberCert))
+      report(
+        ['pki', 'dir'],
+        `${memberCert} is missing: cluster members forward with it; run headroomctl pki reissue-server --dir ${(o.pki as { dir: string }).dir} --member HOST`,
+      );
+  }
+}
 
 /**
  * Off loopback the HTTP listener serves HTTPS with the coordinator's server certificate, and asks for client

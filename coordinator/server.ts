@@ -29,6 +29,7 @@ import { HypervisorScheduler } from './hypervisor-jobs/hypervisor-scheduler';
 import { BackupRunnerUnavailableError, InvalidArgumentError } from './domain/errors';
 import { type HostPolicy, completePolicy } from './domain/policy';
 import { serverSecurity } from './rpc/server-security';
+import type { Authority } from './pki/authority';
 import { adminService } from './rpc/admin-service';
 import { agentService } from './rpc/agent-service';
 import { pkiService } from './rpc/pki-service';
@@ -84,6 +85,8 @@ export interface ClusterStore {
   feedHostLoads(coordinator: Pick<Coordinator, 'ensureHost' | 'setHostLoad'>): () => void;
   /** Every member's placement, in place of this host's source, which its member runs (cluster/host-placements.ts). */
   placement(): ServerPlacement;
+  /** With pki: the member's CA, its records shared with the cluster (cluster/shared-pki.ts); the member closes it. */
+  authority?: Authority;
 }
 
 /** Where VM names resolve and migrations come from: this host's placement source, or the cluster's. */
@@ -183,6 +186,7 @@ export async function startServer(
     options,
     { defaultHost: options.host, lease: (tokenId) => coordinator.state.lease(tokenId), vmIdentity: identityOf },
     log,
+    cluster?.authority,
   );
   const guard = new CallGuard(log);
   // Who may call first (refused callers take no stream slot), then the stream caps and request decoding.

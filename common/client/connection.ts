@@ -138,12 +138,16 @@ export function clientCredentials(address: string, security: ClientSecurity, log
     log.warn('connecting without TLS (allowed on loopback only)', { address });
     return grpc.credentials.createInsecure();
   }
-  // Cluster members serve plaintext on loopback for now (docs/cluster.md): one TLS server name per channel.
-  if (addresses.length > 1)
-    throw new Error(`a list of coordinators (${address}) is served in plaintext on loopback only for now`);
   const read = (f?: string) => (f ? fs.readFileSync(f) : undefined);
   const pem = () => ({ ca: read(files.caFile), key: read(files.keyFile), cert: read(files.certFile) });
-  if (security.rereadFiles) return new ConnectorCredentials(() => tls.createSecureContext(pem()), host);
+  // A list of cluster members (IP addresses, parseCoordinators): each connection is checked against the
+  // address it reached, which that member's certificate names.
+  const checked = addresses.length > 1 ? undefined : host;
+  if (security.rereadFiles) return new ConnectorCredentials(() => tls.createSecureContext(pem()), checked);
+  if (checked === undefined) {
+    const context = tls.createSecureContext(pem());
+    return new ConnectorCredentials(() => context, undefined);
+  }
   return tlsCredentials(address, pem());
 }
 
@@ -164,12 +168,13 @@ export function tlsCredentials(
  * an IP address without SNI. grpc-js always sends the target's host as the TLS ServerName, and an IP there
  * is against RFC 6066 (Node warns, DEP0123, and will ignore it); without a ServerName Node checks the
  * certificate against the connected address, so its IP SANs still verify it. This is grpc-js's own secure
- * connector less the ServerName for an IP.
+ * connector less the ServerName for an IP. Without `host` (a channel over a list of members' IP addresses)
+ * each connection is checked against the address its socket reached.
  */
 class ConnectorCredentials extends grpc.ChannelCredentials {
   constructor(
     private readonly context: () => tls.SecureContext,
-    private readonly host: string,
+    private readonly host: string | undefined,
   ) {
     super();
   }
@@ -186,12 +191,16 @@ class ConnectorCredentials extends grpc.ChannelCredentials {
     return {
       connect: (socket) =>
         new Promise((resolve, reject) => {
-          const servername = net.isIP(host) ? undefined : host;
+          const target = host ?? socket.remoteAddress ?? '';
+          const servername = net.isIP(target) ? undefined : target;
           const secureContext = context();
-          const tlsSocket = tls.connect({ socket, secureContext, host, servername, ALPNProtocols: ['h2'] }, () => {
-            if (tlsSocket.authorized) resolve({ socket: tlsSocket, secure: true });
-            else reject(tlsSocket.authorizationError);
-          });
+          const tlsSocket = tls.connect(
+            { socket, secureContext, host: target, servername, ALPNProtocols: ['h2'] },
+            () => {
+              if (tlsSocket.authorized) resolve({ socket: tlsSocket, secure: true });
+              else reject(tlsSocket.authorizationError);
+            },
+          );
           tlsSocket.on('error', reject);
         }),
       waitForReady: () => Promise.resolve(),

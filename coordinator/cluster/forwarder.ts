@@ -12,12 +12,27 @@
 import * as http2 from 'node:http2';
 import { formatAddress, parseAddress } from '../../common/client/connection';
 import type { Logger } from '../../common/util/log';
+import { FORWARDED_FOR, FORWARDED_SERIAL } from '../rpc/auth-interceptor';
 
 const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_SCHEME, HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_TYPE, NGHTTP2_CANCEL } =
   http2.constants;
 
-/** gRPC's UNAVAILABLE. */
+/** gRPC's UNAVAILABLE and UNAUTHENTICATED. */
 const UNAVAILABLE = '14';
+const UNAUTHENTICATED = '16';
+
+/** How the front door trusts its callers and reaches the leader: plaintext on loopback, or mutual TLS (pki). */
+export interface FrontDoorSecurity {
+  /** A connection to the leader at `address`. */
+  connect(address: string): http2.ClientHttp2Session;
+  /** The headers that name the caller to the leader, or why it is refused (rpc/auth-interceptor.ts). */
+  caller(path: string, stream: http2.ServerHttp2Stream): { headers: Record<string, string> } | { refused: Error };
+}
+
+export const PLAINTEXT: FrontDoorSecurity = {
+  connect: (address) => http2.connect(`http://${formatAddress(parseAddress(address))}`),
+  caller: () => ({ headers: {} }),
+};
 
 /** The forwarder's side of the leader: its address, and why there is none. */
 export interface LeaderAddress {
@@ -44,6 +59,7 @@ export class Forwarder {
   constructor(
     private readonly leader: LeaderAddress,
     private readonly log: Logger,
+    private readonly security: FrontDoorSecurity = PLAINTEXT,
   ) {}
 
   /** The leader changed: streams open to the old one end with UNAVAILABLE, so that their callers ask again. */
@@ -58,12 +74,21 @@ export class Forwarder {
 
   /** The HTTP/2 server's 'stream' handler. */
   readonly onStream = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void => {
-    const upstream = this.upstream();
-    if (!upstream) return this.refuse(stream, this.leader.absence());
-    const request = { ...headers };
-    // Pseudo-headers of this hop; the leader's are set by the new request.
+    const request: http2.OutgoingHttpHeaders = { ...headers };
+    // Pseudo-headers of this hop; the leader's are set by the new request. Only this door names the caller.
     delete request[HTTP2_HEADER_AUTHORITY];
     delete request[HTTP2_HEADER_SCHEME];
+    delete request[FORWARDED_FOR];
+    delete request[FORWARDED_SERIAL];
+    const path = String(headers[http2.constants.HTTP2_HEADER_PATH] ?? '');
+    const caller = this.security.caller(path, stream);
+    if ('refused' in caller) {
+      this.log.warn('call refused', { method: path, code: 'UNAUTHENTICATED', reason: caller.refused.message });
+      return this.answer(stream, UNAUTHENTICATED, caller.refused.message);
+    }
+    Object.assign(request, caller.headers);
+    const upstream = this.upstream();
+    if (!upstream) return this.refuse(stream, this.leader.absence());
     let forward: http2.ClientHttp2Stream;
     try {
       forward = upstream.session.request(request);
@@ -122,9 +147,14 @@ export class Forwarder {
 
   /** A trailers-only UNAVAILABLE, as gRPC servers answer a call they cannot serve. */
   private refuse(stream: http2.ServerHttp2Stream, message: string): void {
+    this.answer(stream, UNAVAILABLE, message);
+  }
+
+  /** A trailers-only answer: the status alone. */
+  private answer(stream: http2.ServerHttp2Stream, code: string, message: string): void {
     if (stream.destroyed || stream.headersSent) return;
     stream.respond(
-      { [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc', ...status(UNAVAILABLE, message) },
+      { [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc', ...status(code, message) },
       { endStream: true },
     );
   }
@@ -140,7 +170,7 @@ export class Forwarder {
     this.upstreams = this.upstreams.filter((u) => !u.session.closed && !u.session.destroyed);
     const roomy = this.upstreams.find((u) => u.open.size < STREAMS_PER_UPSTREAM);
     if (roomy) return roomy;
-    const session = http2.connect(`http://${formatAddress(parseAddress(address))}`);
+    const session = this.security.connect(address);
     session.on('error', (error) => this.log.debug('the connection to the cluster leader failed', { address, error }));
     const upstream = { session, open: new Set<http2.ClientHttp2Stream>() };
     this.upstreams.push(upstream);
@@ -158,7 +188,7 @@ export class Forwarder {
   }
 }
 
-/** gRPC status trailers: the message percent-encoded, as the protocol asks. */
+/** gRPC status trailers: the message percent-encoded as the protocol asks (only '%' and what is not printable ASCII). */
 function status(code: string, message: string): http2.OutgoingHttpHeaders {
-  return { 'grpc-status': code, 'grpc-message': encodeURIComponent(message) };
+  return { 'grpc-status': code, 'grpc-message': message.replace(/[^\x20-\x24\x26-\x7e]/gu, encodeURIComponent) };
 }

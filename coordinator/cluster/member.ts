@@ -4,6 +4,10 @@
  * is elected loads the state from etcd and serves the coordination — the same server as a single host's
  * (server.ts), over the leader's fenced etcd store — on its peer address, until it is deposed or a commit
  * fails; then it stops serving at once and campaigns again.
+ *
+ * With pki (docs/cluster.md): the front door serves mutual TLS and names each checked caller to the leader
+ * (front-door-tls.ts), which serves its peer address with the same mutual TLS and authorizes every call as
+ * its caller; the CA's records (revocations included) are shared through etcd (shared-pki.ts).
  */
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
@@ -23,7 +27,12 @@ import { PlacementMonitor } from '../service/placement-monitor';
 import { placementSource } from '../placement/placement-config';
 import { HostLoadMonitor } from '../service/host-load-monitor';
 import { SystemLoadCollector } from '../../common/backup-run/load-collector';
-import { Forwarder } from './forwarder';
+import { Forwarder, PLAINTEXT } from './forwarder';
+import { secureFrontDoor, tlsFrontDoorSecurity } from './front-door-tls';
+import { sharePki } from './shared-pki';
+import { etcdTls } from './etcd-tls';
+import { Authority } from '../pki/authority';
+import { pkiFiles } from '../pki/state-dir';
 import { Leadership } from './leadership';
 
 export interface RunningMember {
@@ -47,8 +56,12 @@ export async function startMember(
     hosts: etcd.endpoints.map(endpointUrl),
     dialTimeout: 2_000,
     faultHandling: { host: () => noop, global: noop },
+    ...etcdTls(etcd),
   });
   const prefix = `/headroom/${etcd.cluster}/`;
+  const pki = options.pki ? pkiFiles(options.pki.dir) : undefined;
+  const authority = options.pki ? await Authority.open(options.pki.dir, log) : undefined;
+  const stopSharing = authority ? await sharePki(client, prefix, authority, log) : () => {};
   let serving: RunningServer | undefined;
   // Taking and leaving the lead happen one after the other: the peer address is bound by one server at a time.
   let transition = Promise.resolve();
@@ -61,13 +74,14 @@ export async function startMember(
           try {
             const store = new EtcdStore(client, prefix, guard);
             const server = await startServer(
-              { ...options, listen: etcd.peerListen, plaintext: true },
+              { ...options, listen: etcd.peerListen, plaintext: !pki },
               log.child({ role: 'leader' }),
               clock,
               {
                 store,
                 info: () => clusterInfo(client, prefix, etcd.cluster, etcd.endpoints),
                 feedHostLoads: (coordinator) => feedHostLoads(client, prefix, coordinator, clock, log),
+                ...(authority ? { authority } : {}),
                 placement: () =>
                   new ClusterPlacement(client, prefix, options.host, log.child({ component: 'placement' })),
               },
@@ -100,6 +114,7 @@ export async function startMember(
         `no cluster leader at the moment: the members are electing one, or etcd (${etcd.endpoints.join(', ')}) has no quorum; call again shortly`,
     },
     log,
+    pki && authority ? tlsFrontDoorSecurity(pki, authority) : PLAINTEXT,
   );
   leadership.onLeaderChange((leader) => {
     forwarder.leaderChanged();
@@ -107,7 +122,8 @@ export async function startMember(
   });
 
   // The front door: every call, health checks and reflection included, is the leader's to answer.
-  const server = http2.createServer();
+  const secure = pki ? secureFrontDoor(pki, log) : undefined;
+  const server: http2.Http2Server | http2.Http2SecureServer = secure?.server ?? http2.createServer();
   server.on('stream', forwarder.onStream);
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on('session', (session) => {
@@ -170,9 +186,14 @@ export async function startMember(
         const bound = setTimeout(() => sessions.forEach((s) => s.destroy()), 2_000);
         await closed;
         clearTimeout(bound);
+        stopSharing();
         client.close();
+        authority?.close();
         return { forced: false };
       })()),
-    reloadCertificates: () => serving?.reloadCertificates(),
+    reloadCertificates: () => {
+      secure?.reload();
+      serving?.reloadCertificates();
+    },
   };
 }

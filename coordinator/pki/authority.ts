@@ -2,7 +2,11 @@
  * The coordinator's PKI service: enrolment tokens (one-time, expiring), enrolment (token + CSR →
  * certificate bound to the token's identity), listing and revoking certificates. Keeps the revoked serials
  * in memory so that every call can be checked without I/O, and tells listeners (the auth interceptor) of
- * each revocation so they can close that certificate's open streams.
+ * each revocation so they can close that certificate's open streams. In a cluster, where each member has
+ * its own copy of the CA's directory, the certificate records are shared (cluster/shared-pki.ts): each one
+ * issued or revoked here is published before it is acknowledged, and those published by other members are
+ * applied here, so that any member may list, renew or revoke any certificate and every one refuses a revoked one;
+ * so are enrolment tokens (their secrets' hashes), so that a token made before a change of leader still enrols.
  */
 import type { Logger } from '../../common/util/log';
 import {
@@ -17,7 +21,10 @@ import { InvalidArgumentError } from '../domain/errors';
 import { CertificateAuthority } from './certificate-authority';
 import { CertificateNotFoundError, EnrolmentRefusedError, RenewalRefusedError } from './errors';
 import { type Identity, checkIdentity, describeIdentity } from './identity';
-import { type CertificateRecord, PkiStore } from './pki-store';
+import { type CertificateRecord, PkiStore, type StoredToken } from './pki-store';
+
+/** What a cluster's members share of the CA's store (cluster/shared-pki.ts). */
+export type SharedRecord = { certificate: CertificateRecord } | { token: StoredToken };
 import { pkiFiles } from './state-dir';
 
 export interface CreatedToken {
@@ -52,6 +59,9 @@ export function normalizeSerial(serial: string): string {
 export class Authority {
   private readonly revoked: Set<string>;
   private readonly listeners = new Set<(revoked: readonly CertificateRecord[]) => void>();
+  private publish: ((records: readonly SharedRecord[]) => Promise<void>) | undefined;
+  /** The publication of the records made here, settled in order. */
+  private publishing: Promise<void> = Promise.resolve();
 
   constructor(
     readonly ca: CertificateAuthority,
@@ -70,6 +80,40 @@ export class Authority {
 
   isRevoked(serial: string): boolean {
     return this.revoked.has(normalizeSerial(serial));
+  }
+
+  /**
+   * Shares the tokens made or used and the certificates issued or revoked here with `publish` (a cluster's
+   * members: cluster/shared-pki.ts); they are acknowledged once published.
+   */
+  shareRecords(publish: (records: readonly SharedRecord[]) => Promise<void>): void {
+    this.publish = publish;
+  }
+
+  /** Settles when every record made so far is published; rejects when one could not be. */
+  published(): Promise<void> {
+    return this.publishing;
+  }
+
+  /**
+   * Records of another member: tokens added when new and marked used when used there; certificates added
+   * when new, revoked here too (and announced to the listeners) when revoked there. A revocation or a
+   * token's use is never undone.
+   */
+  applyRecords(records: readonly SharedRecord[]): void {
+    const revoked: CertificateRecord[] = [];
+    for (const r of records) {
+      if ('token' in r) {
+        this.store.mergeToken(r.token);
+        continue;
+      }
+      const c = r.certificate;
+      const serial = normalizeSerial(c.serial);
+      if (!this.store.certificate(serial)) this.store.addCertificate({ ...c, serial, revokedAt: undefined }, null);
+      if (c.revokedAt === undefined || this.isRevoked(serial)) continue;
+      revoked.push(...this.store.revoke([serial], c.revokeReason ?? 'revoked', c.revokedAt));
+    }
+    this.announce(revoked);
   }
 
   /** Calls `listener` with the certificates of each revocation, after it is durable. */
@@ -95,14 +139,9 @@ export class Authority {
     const token = newEnrolmentToken(this.ca.fingerprint);
     const createdAt = this.now();
     const expiresAt = createdAt + ttl;
-    this.store.addToken({
-      id: token.id,
-      secretHash: hashSecret(token.secret),
-      identity,
-      createdAt,
-      expiresAt,
-      rotates,
-    });
+    const stored = { id: token.id, secretHash: hashSecret(token.secret), identity, createdAt, expiresAt, rotates };
+    this.store.addToken(stored);
+    void this.shared([{ token: stored }]);
     this.log.info('enrolment token created', {
       tokenId: token.id,
       identity: describeIdentity(identity),
@@ -145,6 +184,10 @@ export class Authority {
     );
     this.log.info('enrolled', { identity: describeIdentity(found.identity), serial: cert.serial, tokenId: token.id });
     this.announce(superseded);
+    await this.shared([
+      { token: this.store.storedToken(token.id)! },
+      ...[...superseded, this.store.certificate(cert.serial)!].map((c) => ({ certificate: c })),
+    ]);
     return {
       certificatePem: cert.pem,
       caCertificatePem: this.ca.certPem,
@@ -176,6 +219,7 @@ export class Authority {
       { serial: cert.serial, identity: old.identity, notBefore: cert.notBefore, notAfter: cert.notAfter },
       null,
     );
+    await this.shared([{ certificate: this.store.certificate(cert.serial)! }]);
     this.log.info('certificate renewed', {
       identity: describeIdentity(old.identity),
       serial: cert.serial,
@@ -209,7 +253,11 @@ export class Authority {
       const serial = normalizeSerial(target.serial);
       const cert = this.store.certificate(serial);
       if (!cert) throw new CertificateNotFoundError(`with serial ${serial}`);
-      if (cert.revokedAt !== undefined) return [cert];
+      // Published again: a retry after a publication that failed.
+      if (cert.revokedAt !== undefined) {
+        void this.shared([{ certificate: cert }]);
+        return [cert];
+      }
       serials = [serial];
     } else {
       checkIdentityArgument(target.identity);
@@ -218,11 +266,22 @@ export class Authority {
     }
     const revoked = this.store.revoke(serials, reason || 'revoked by an administrator', this.now());
     this.announce(revoked);
+    void this.shared(revoked.map((c) => ({ certificate: c })));
     return revoked;
   }
 
   close(): void {
     this.store.close();
+  }
+
+  /** Publishes `records` when sharing; settles as published() then does. */
+  private shared(records: readonly SharedRecord[]): Promise<void> {
+    const publish = this.publish;
+    if (publish && records.length > 0) {
+      const previous = this.publishing.catch(() => undefined);
+      this.publishing = previous.then(() => publish(records));
+    }
+    return this.publishing;
   }
 
   private announce(revoked: readonly CertificateRecord[]): void {

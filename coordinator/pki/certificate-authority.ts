@@ -16,7 +16,7 @@ import {
   x509,
 } from '../../common/pki/x509';
 import { InvalidArgumentError } from '../domain/errors';
-import { type Identity, identityUri } from './identity';
+import { type Identity, identityUri, memberUri } from './identity';
 import { writeFileAtomic } from '../../common/util/atomic-file';
 import { PUBLIC_MODE, SECRET_MODE, ensurePrivateDir } from '../../common/pki/secret-files';
 import { pkiFiles } from './state-dir';
@@ -121,13 +121,13 @@ export class CertificateAuthority {
     return this.sign(publicKey, names[0] ?? 'headroom-coordinator', sans, x509.ExtendedKeyUsage.serverAuth, validityMs);
   }
 
-  /** A client certificate bound to `identity` (its one SAN URI). */
+  /** A client certificate bound to `identity`, or to the cluster member of a host (its one SAN URI). */
   async issueClient(
     publicKey: CryptoKey | x509.PublicKey,
-    identity: Identity,
+    identity: Identity | { member: string },
     validityMs = CLIENT_VALIDITY_MS,
   ): Promise<IssuedCertificate> {
-    const uri = identityUri(identity);
+    const uri = 'member' in identity ? memberUri(identity.member) : identityUri(identity);
     return this.sign(publicKey, uri, [{ type: 'url', value: uri }], x509.ExtendedKeyUsage.clientAuth, validityMs);
   }
 
@@ -155,7 +155,7 @@ export class CertificateAuthority {
   }
 
   /** A fresh key pair and a client certificate for it, for identities made on this machine (pki init). */
-  async issueClientWithKey(identity: Identity): Promise<IssuedCertificate & { keyPem: string }> {
+  async issueClientWithKey(identity: Identity | { member: string }): Promise<IssuedCertificate & { keyPem: string }> {
     const keys: KeyPair = await generateKeyPair();
     return { ...(await this.issueClient(keys.publicKey, identity)), keyPem: await privateKeyPem(keys) };
   }

@@ -2,6 +2,8 @@
  * Who a client certificate speaks for, and how that is written into it: one SAN URI,
  * `headroom://host/<H>/vm/<V>` (an agent), `headroom://host/<H>` (hypervisor-level callers of host H) or
  * `headroom://admin/<NAME>`. Segments are percent-encoded, so a name can never forge another segment.
+ * A cluster member's certificate names `headroom://member/<H>`: not a caller of its own, it may only pass
+ * on calls in the names of the callers it authenticated (cluster/forwarder.ts, rpc/auth-interceptor.ts).
  */
 import type { PeerCertificate } from 'node:tls';
 import { isValidName } from '../../common/domain/names';
@@ -79,4 +81,23 @@ export function identityOfCertificate(cert: Pick<PeerCertificate, 'subjectaltnam
   if (uris.length === 0) throw new IdentityError('the certificate names no headroom:// identity (SAN URI)');
   if (uris.length > 1) throw new IdentityError('the certificate names more than one headroom:// identity');
   return parseIdentityUri(uris[0]);
+}
+
+const MEMBER = `${SCHEME}member/`;
+
+/** The identity URI of the cluster member on host `host`. @throws IdentityError for a bad host name. */
+export function memberUri(host: string): string {
+  return `${MEMBER}${encodeURIComponent(checkName('host', host))}`;
+}
+
+/** The host of a member certificate (`headroom://member/<H>`), or undefined when it is not one. */
+export function memberOfCertificate(cert: Pick<PeerCertificate, 'subjectaltname'>): string | undefined {
+  const uris = (cert.subjectaltname ?? '').split(', ').filter((entry) => entry.startsWith(`URI:${SCHEME}`));
+  if (uris.length !== 1 || !uris[0].startsWith(`URI:${MEMBER}`)) return undefined;
+  try {
+    const host = decodeURIComponent(uris[0].slice(`URI:${MEMBER}`.length));
+    return isValidName(host) ? host : undefined;
+  } catch {
+    return undefined;
+  }
 }

@@ -2,7 +2,8 @@
  * `headroomctl pki init`'s work: a new CA in a state directory, the coordinator's server certificate for
  * its names and addresses, and two client identities for this machine — admin (headroomctl) and host
  * (hypervisor-level callers such as host-backup and vzdump hooks) — all recorded in the PKI store so that
- * they can be listed and revoked like enrolled ones. Keys are written 0600 and never printed.
+ * they can be listed and revoked like enrolled ones — and this host's cluster member identity (member.pem,
+ * used only in cluster mode). Keys are written 0600 and never printed.
  */
 import * as fs from 'node:fs';
 import type { Logger } from '../../common/util/log';
@@ -10,7 +11,7 @@ import { Authority } from './authority';
 import { CertificateAuthority } from './certificate-authority';
 import { type Identity, checkIdentity } from './identity';
 import { PkiStore } from './pki-store';
-import { writeServerCertificate } from './server-certificate';
+import { writeMemberCertificate, writeServerCertificate } from './server-certificate';
 import { writeFileAtomic } from '../../common/util/atomic-file';
 import { PUBLIC_MODE, SECRET_MODE } from '../../common/pki/secret-files';
 import { pkiFiles } from './state-dir';
@@ -52,6 +53,7 @@ export async function initPki(options: InitOptions): Promise<InitResult> {
     };
     await client(adminId, files.adminCert, files.adminKey);
     await client(hostId, files.hostCert, files.hostKey);
+    await writeMemberCertificate(ca, options.dir, options.host);
   } finally {
     authority.close();
   }

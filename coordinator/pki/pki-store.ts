@@ -16,6 +16,9 @@ export interface TokenRecord {
   rotates: boolean;
 }
 
+/** A token as stored: a hash of its secret, never the secret. */
+export type StoredToken = TokenRecord & { secretHash: string };
+
 export interface CertificateRecord {
   serial: string;
   identity: Identity;
@@ -74,7 +77,7 @@ export class PkiStore {
     `);
   }
 
-  addToken(t: TokenRecord & { secretHash: string }): void {
+  addToken(t: StoredToken): void {
     this.db
       .prepare(
         `INSERT INTO enrolment_tokens VALUES (@id, @secretHash, @role, @host, @vm, @name, @createdAt, @expiresAt, NULL, @rotates)`,
@@ -102,6 +105,22 @@ export class PkiStore {
       usedAt: (r.used_at as number | null) ?? undefined,
       rotates: r.rotates === 1,
     };
+  }
+
+  /** The token with this id as stored (its secret's hash included), to share with a cluster's members. */
+  storedToken(id: string): StoredToken | undefined {
+    const r = this.db.prepare('SELECT secret_hash FROM enrolment_tokens WHERE id = ?').get(id) as Row | undefined;
+    if (!r) return undefined;
+    return { ...this.findToken(id, r.secret_hash as string)!, secretHash: r.secret_hash as string };
+  }
+
+  /** A token another cluster member made or used: added when new, marked used when used there. */
+  mergeToken(t: StoredToken): void {
+    this.db.transaction(() => {
+      if (!this.findToken(t.id, t.secretHash)) this.addToken(t);
+      if (t.usedAt !== undefined)
+        this.db.prepare('UPDATE enrolment_tokens SET used_at = ? WHERE id = ? AND used_at IS NULL').run(t.usedAt, t.id);
+    })();
   }
 
   /** Marks the token used if it is still unused and unexpired at `now`. True when this call claimed it. */

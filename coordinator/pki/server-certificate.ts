@@ -1,7 +1,8 @@
 /**
  * The coordinator's own TLS certificate in a PKI state directory: issuing it (pki init), reissuing it with
  * the same CA for new names or a new lifetime (pki reissue-server: nobody enrols again, since clients pin
- * the CA, not this certificate), and reading what it says (pki list, the expiry warnings).
+ * the CA, not this certificate), and reading what it says (pki list, the expiry warnings); and the
+ * cluster member certificate beside it.
  */
 import * as fs from 'node:fs';
 import { isIP } from 'node:net';
@@ -10,6 +11,7 @@ import { PUBLIC_MODE, SECRET_MODE } from '../../common/pki/secret-files';
 import { generateKeyPair, privateKeyPem, x509 } from '../../common/pki/x509';
 import { InvalidArgumentError } from '../domain/errors';
 import { CertificateAuthority, SERVER_VALIDITY_MS } from './certificate-authority';
+import { memberUri } from './identity';
 import { pkiFiles } from './state-dir';
 
 export interface ServerCertificateInfo {
@@ -80,8 +82,25 @@ export function readServerCertificate(file: string): ServerCertificateInfo & { c
   return serverCertificateInfo(pem, file);
 }
 
+/**
+ * The cluster member identity of `host` (headroom://member/<host>) in member.pem and member.key: what this
+ * machine's coordinator presents when it forwards a call to the cluster's leader. Not recorded in the PKI
+ * store (it is no caller of its own); replace it with `pki reissue-server --member HOST`.
+ */
+export async function writeMemberCertificate(ca: CertificateAuthority, dir: string, host: string): Promise<string> {
+  const files = pkiFiles(dir);
+  const issued = await ca.issueClientWithKey({ member: host });
+  writeFilesAtomic([
+    { file: files.memberKey, text: issued.keyPem, mode: SECRET_MODE },
+    { file: files.memberCert, text: issued.pem, mode: PUBLIC_MODE },
+  ]);
+  return issued.serial;
+}
+
 export interface ReissueOptions {
   dir: string;
+  /** Also write member.pem and member.key for this host's cluster member (cluster mode). */
+  member?: string;
   /** DNS names and IP addresses; default: those of the current certificate. */
   names?: string[];
   validityMs?: number;
@@ -90,11 +109,16 @@ export interface ReissueOptions {
   now?: () => number;
 }
 
-/** `pki reissue-server`: a new server certificate from the same CA. @throws InvalidArgumentError for bad names. */
+/**
+ * `pki reissue-server`: a new server certificate from the same CA (and member.pem, with `member`).
+ * @throws InvalidArgumentError for bad names, IdentityError for a bad member host.
+ */
 export async function reissueServerCertificate(
   options: ReissueOptions,
 ): Promise<{ previous: ServerCertificateInfo; current: ServerCertificateInfo }> {
   const files = pkiFiles(options.dir);
+  // A bad member name is refused before anything is written.
+  if (options.member !== undefined) memberUri(options.member);
   const ca = await CertificateAuthority.load(options.dir, options.now);
   const { cert: _cert, ...previous } = readServerCertificate(files.serverCert);
   const names = options.names ?? [...previous.dnsNames, ...previous.ipAddresses];
@@ -102,6 +126,7 @@ export async function reissueServerCertificate(
     validityMs: options.validityMs,
     keepKey: !options.newKey,
   });
+  if (options.member !== undefined) await writeMemberCertificate(ca, options.dir, options.member);
   return { previous, current };
 }
 

@@ -22,6 +22,9 @@ export function pkiFiles(dir: string) {
     /** Hypervisor-level callers of this host (headroomctl host-backup, vzdump hooks). */
     hostCert: f('host.pem'),
     hostKey: f('host.key'),
+    /** This machine's cluster member identity (headroom://member/<host>): how it forwards calls to the leader. */
+    memberCert: f('member.pem'),
+    memberKey: f('member.key'),
     /** Enrolment tokens and issued certificates (SQLite). */
     database: f('pki.db'),
   };

@@ -54,13 +54,14 @@ export function pkiService(
     if (!authority) throw new PkiNotConfiguredError();
     return authority;
   };
-  const token = (
+  const token = async (
     a: Authority,
     identity: Identity,
     ttlMs: number,
     rotates: boolean,
-  ): v1.CreateEnrollmentTokenResponse => {
+  ): Promise<v1.CreateEnrollmentTokenResponse> => {
     const t = a.createToken(identity, ttlMs, rotates);
+    await a.published();
     return { token: t.text, expiresUnixMs: t.expiresAt, caFingerprintSha256: t.caFingerprint };
   };
   return {
@@ -97,10 +98,12 @@ export function pkiService(
         notAfterUnixMs: r.notAfter,
       };
     }),
-    RevokeCertificates: unary(log, (req: v1.RevokeCertificatesRequest__Output) => {
+    RevokeCertificates: unary(log, async (req: v1.RevokeCertificatesRequest__Output) => {
       const a = configured();
       const { selector, reason } = validate.revokeCertificatesRequest(req);
-      return { revoked: a.revoke(selector, reason).map(certificateToWire) };
+      const revoked = a.revoke(selector, reason);
+      await a.published();
+      return { revoked: revoked.map(certificateToWire) };
     }),
   };
 }

@@ -43,7 +43,11 @@ export interface ServerSecurity {
 }
 
 /** The PEM files a ClientCheckingServerCredentials is made of, read again on each reload. */
-function reloadable(files: { ca: string; cert: string; key: string }, log: Logger, onLoaded: (cert: Buffer) => void) {
+export function reloadable(
+  files: { ca: string; cert: string; key: string },
+  log: Logger,
+  onLoaded: (cert: Buffer) => void,
+) {
   const read = () => ({
     ca: fs.readFileSync(files.ca),
     cert: fs.readFileSync(files.cert),
@@ -70,10 +74,12 @@ function reloadable(files: { ca: string; cert: string; key: string }, log: Logge
   return { credentials, reload };
 }
 
+/** `shared`: a cluster member's CA, opened (and closed) by the member, instead of one opened here. */
 export async function serverSecurity(
   options: CoordinatorOptions,
   context: MessageContext,
   log: Logger,
+  shared?: Authority,
 ): Promise<ServerSecurity> {
   const { host } = parseAddress(options.listen);
   const nothingToReload = () =>
@@ -83,7 +89,7 @@ export async function serverSecurity(
   if (options.pki) {
     const dir = options.pki.dir;
     const files = pkiFiles(dir);
-    const authority = await Authority.open(dir, log);
+    const authority = shared ?? (await Authority.open(dir, log));
     const caNotAfter = authority.ca.cert.notAfter.getTime();
     let served!: ServedCertificate;
     const { credentials, reload } = reloadable(
@@ -122,7 +128,7 @@ export async function serverSecurity(
       },
       close() {
         watch.stop();
-        authority.close();
+        if (!shared) authority.close();
       },
     };
   }

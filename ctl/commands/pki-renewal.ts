@@ -7,7 +7,7 @@ import { describeExpiry } from '../../common/pki/expiry';
 import { formatDuration, parseFlagDuration } from '../../common/util/duration';
 import { parseString } from '../../common/util/cli-args';
 import { UsageError } from '../../common/util/usage-error';
-import { DEFAULT_PKI_DIR } from '../../coordinator/pki/state-dir';
+import { DEFAULT_PKI_DIR, pkiFiles } from '../../coordinator/pki/state-dir';
 import type { Command } from '../command';
 import { print, printJson } from '../context';
 import { csv } from './pki';
@@ -27,14 +27,17 @@ export const pkiReissueServerCommand: Command = {
   examples: [
     'pki reissue-server --dir /etc/headroom/pki --names coordinator.example.org,10.0.0.5',
     'pki reissue-server --dir /etc/headroom/pki --valid 365d --new-key',
+    'pki reissue-server --dir /etc/headroom/pki --names pve2.example.org,10.0.0.6 --member pve2',
   ],
   summary: "replace the coordinator's server certificate (new names, or before it expires) from the same CA",
-  synopsis: '[--dir DIR] [--names N1,N2,...] [--valid DURATION] [--new-key]',
+  synopsis: '[--dir DIR] [--names N1,N2,...] [--valid DURATION] [--new-key] [--member HOST]',
   description: [
     'Writes a new server.pem in DIR, signed by the same CA: agents and admins pin the CA, so nobody enrols',
     'again. By default the key in server.key is certified again and only server.pem changes, in one rename,',
     'so a coordinator reloading at any moment reads a matching pair; --new-key makes a new key too. Then',
     'send the coordinator SIGHUP (kill -HUP PID): new connections get the new certificate, open sessions stay up.',
+    'In a cluster (docs/cluster.md), run it on each member with a copy of the CA directory, naming that',
+    "member's addresses and, with --member, its host: member.pem then names the member that forwards calls.",
   ].join('\n'),
   options: [
     { name: 'dir', value: 'DIR', help: `state directory (default ${DEFAULT_PKI_DIR})`, parse: parseString },
@@ -51,12 +54,19 @@ export const pkiReissueServerCommand: Command = {
       parse: parseValidity,
     },
     { name: 'new-key', help: 'make a new key pair instead of keeping the one in server.key' },
+    {
+      name: 'member',
+      value: 'HOST',
+      help: "also write member.pem and member.key: cluster member HOST's identity (headroom://member/HOST)",
+      parse: parseString,
+    },
   ],
   async run(ctx, args) {
     const dir = args.get<string>('dir') ?? DEFAULT_PKI_DIR;
     // Loaded here: the X.509 library costs every other headroomctl command its start-up time.
     const { reissueServerCertificate } = await import('../../coordinator/pki/server-certificate');
     const { InvalidArgumentError } = await import('../../coordinator/domain/errors');
+    const { IdentityError } = await import('../../coordinator/pki/identity');
     let r;
     try {
       r = await reissueServerCertificate({
@@ -64,9 +74,11 @@ export const pkiReissueServerCommand: Command = {
         names: args.get<string[]>('names'),
         validityMs: args.get<number>('valid') ?? parseFlagDuration(DEFAULT_SERVER_VALIDITY),
         newKey: args.flag('new-key'),
+        member: args.get<string>('member'),
       });
     } catch (e) {
       if (e instanceof InvalidArgumentError) throw new UsageError(`--names: ${e.problem}`);
+      if (e instanceof IdentityError) throw new UsageError(`--member: ${e.message}`);
       throw e;
     }
     const { current, previous } = r;
@@ -79,6 +91,7 @@ export const pkiReissueServerCommand: Command = {
         ipAddresses: current.ipAddresses,
         notAfter: new Date(current.notAfter).toISOString(),
         newKey: args.flag('new-key'),
+        member: args.get<string>('member'),
       });
       return 0;
     }
@@ -88,6 +101,8 @@ export const pkiReissueServerCommand: Command = {
       ctx,
       `${describeExpiry(current.notAfter, ctx.now())} (${new Date(current.notAfter).toISOString()}); ${args.flag('new-key') ? 'new key in server.key' : 'same key'}`,
     );
+    if (args.get<string>('member') !== undefined)
+      print(ctx, `${pkiFiles(dir).memberCert}: cluster member ${args.get<string>('member')}`);
     print(ctx, 'send the coordinator SIGHUP (kill -HUP PID) to serve it: open sessions stay up');
     return 0;
   },

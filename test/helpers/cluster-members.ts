@@ -9,6 +9,8 @@ import * as path from 'node:path';
 import { Etcd3 } from 'etcd3';
 import { type RunningCoordinator, TEST_START_POLICY, startCoordinator, tempDir } from './coordinator-process';
 import { freePorts } from './ports';
+import type { EtcdClientTls } from './etcd-cluster';
+import { etcdTls as coordinatorEtcdTls } from '../../coordinator/cluster/etcd-tls';
 
 export interface MemberOptions {
   /** etcd's client URLs. */
@@ -20,6 +22,10 @@ export interface MemberOptions {
   args?: string[];
   /** Extra coordinator.yaml text, or each member's own (e.g. its host's placement). */
   config?: string | ((m: Member) => string);
+  /** Flags of one member only, e.g. its own `--pki-dir`. */
+  memberArgs?(m: Member): string[];
+  /** TLS to etcd (the etcd helper's `tls`): the members' `etcd.tls`, and this helper's own client's. */
+  etcdTls?: EtcdClientTls;
 }
 
 export interface Member {
@@ -67,7 +73,8 @@ export async function startMembers(options: MemberOptions): Promise<ClusterMembe
     stopped: false,
   }));
   const listeners: ((m: Member, pid: number) => void)[] = [];
-  const client = new Etcd3({ hosts: [...options.endpoints] });
+  const etcdTls = options.etcdTls && { ...options.etcdTls, serverName: 'localhost' };
+  const client = new Etcd3({ hosts: [...options.endpoints], ...(etcdTls ? coordinatorEtcdTls({ tls: etcdTls }) : {}) });
   const candidates = `/headroom/${cluster}/election/leader/`;
 
   const start = async (m: Member) => {
@@ -76,12 +83,13 @@ export async function startMembers(options: MemberOptions): Promise<ClusterMembe
       config,
       `${TEST_START_POLICY}etcd:\n  endpoints: [${options.endpoints.join(', ')}]\n  cluster: ${cluster}\n` +
         `  peerListen: ${m.peer}\n  leaseTtl: ${options.electionTtl ?? '2s'}\n` +
+        (etcdTls ? `  tls: ${JSON.stringify(etcdTls)}\n` : '') +
         (typeof options.config === 'function' ? options.config(m) : (options.config ?? '')),
     );
     m.running = await startCoordinator({
       listen: m.address,
       host: m.host,
-      args: ['--config', config, ...(options.args ?? [])],
+      args: ['--config', config, ...(options.args ?? []), ...(options.memberArgs?.(m) ?? [])],
       env: { HEADROOM_LOG: 'info' },
     });
     m.stopped = false;

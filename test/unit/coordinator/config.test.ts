@@ -137,6 +137,76 @@ describe('coordinator configuration', () => {
     );
   });
 
+  describe('cluster mode (etcd)', () => {
+    const etcd = (extra: Record<string, unknown> = {}) => ({
+      endpoints: ['10.0.0.9:2379'],
+      cluster: 'prod',
+      peerListen: '10.0.0.1:7410',
+      ...extra,
+    });
+    const pkiDir = (member: boolean) => {
+      const dir = tempDir();
+      fs.writeFileSync(path.join(dir, 'ca.pem'), 'x');
+      if (member) fs.writeFileSync(path.join(dir, 'member.pem'), 'x');
+      return dir;
+    };
+
+    it('takes any addresses with pki, and etcd.tls with files that exist', () => {
+      const dir = pkiDir(true);
+      const file = path.join(dir, 'ca.pem');
+      const o = compileCoordinatorOptions(
+        {
+          host: 'h',
+          listen: '10.0.0.1:7400',
+          pki: { dir },
+          etcd: etcd({ tls: { caFile: file, certFile: file, keyFile: file, serverName: 'etcd.example.org' } }),
+        },
+        'c.yaml',
+      );
+      assert.equal(o.etcd?.peerListen, '10.0.0.1:7410');
+      assert.deepEqual(o.etcd?.tls, { caFile: file, certFile: file, keyFile: file, serverName: 'etcd.example.org' });
+    });
+
+    it('refuses a non-loopback peer address without pki, and tls instead of pki, naming each key', () => {
+      const cert = path.join(pkiDir(true), 'ca.pem');
+      const found = problems(() =>
+        compileCoordinatorOptions(
+          { host: 'h', tls: { certFile: cert, keyFile: cert, clientCaFile: cert }, etcd: etcd() },
+          'c.yaml',
+        ),
+      );
+      assert.deepEqual(found.map((p) => p.split(': ')[1]).sort(), ['etcd.peerListen', 'tls']);
+      assert.ok(
+        found.some((p) => /without pki members forward in plaintext/.test(p)),
+        found.join('\n'),
+      );
+      assert.ok(
+        found.some((p) => /secures its members with pki .* not tls/.test(p)),
+        found.join('\n'),
+      );
+    });
+
+    it('refuses etcd.tls files that do not exist, naming the key', () => {
+      const dir = pkiDir(true);
+      const cert = path.join(dir, 'ca.pem');
+      const tls = { caFile: '/nonexistent/ca.pem', certFile: cert, keyFile: cert };
+      assert.deepEqual(
+        problems(() => compileCoordinatorOptions({ host: 'h', pki: { dir }, etcd: etcd({ tls }) }, 'c.yaml')),
+        ['c.yaml: etcd.tls.caFile: no such file: /nonexistent/ca.pem'],
+      );
+    });
+
+    it('refuses a pki directory without a member certificate, saying how to make one', () => {
+      const dir = pkiDir(false);
+      const found = problems(() =>
+        compileCoordinatorOptions({ host: 'h', listen: '10.0.0.1:7400', pki: { dir }, etcd: etcd() }, 'c.yaml'),
+      );
+      assert.deepEqual(found, [
+        `c.yaml: pki.dir: ${path.join(dir, 'member.pem')} is missing: cluster members forward with it; run headroomctl pki reissue-server --dir ${dir} --member HOST`,
+      ]);
+    });
+  });
+
   it("reads the budget controller's thresholds, budgets and durations", () => {
     const o = compileCoordinatorOptions(
       {

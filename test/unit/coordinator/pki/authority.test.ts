@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { createLogger } from '../../../../common/util/log';
 import { createCsrPem, generateKeyPair } from '../../../../common/pki/x509';
 import { InvalidArgumentError } from '../../../../coordinator/domain/errors';
-import { Authority } from '../../../../coordinator/pki/authority';
+import { Authority, type SharedRecord } from '../../../../coordinator/pki/authority';
 import { CertificateAuthority } from '../../../../coordinator/pki/certificate-authority';
 import {
   CertificateNotFoundError,
@@ -221,6 +221,92 @@ describe('the coordinator CA: tokens, enrolment, revocation (real keys, real SQL
       await assert.rejects(authority.renew(serial, 'not a csr'), (e: unknown) => {
         return e instanceof InvalidArgumentError && e.field === 'csr_pem';
       });
+    });
+  });
+
+  describe('shared with other members (cluster mode)', () => {
+    const describeRecord = (r: SharedRecord) =>
+      'token' in r
+        ? `token ${r.token.id}:${r.token.usedAt === undefined ? 'new' : 'used'}`
+        : `${r.certificate.serial}:${r.certificate.revokedAt === undefined ? 'issued' : 'revoked'}`;
+
+    it('publishes each token and certificate made, used or revoked before acknowledging it', async () => {
+      const published: string[] = [];
+      authority.shareRecords(async (records) => void published.push(...records.map(describeRecord)));
+      const t = authority.createToken(agent, 60_000);
+      await authority.published();
+      const id = t.text.split('.')[1];
+      assert.deepEqual(published, [`token ${id}:new`]);
+      const r = await authority.enroll(t.text, await csr());
+      const serial = new X509Certificate(r.certificatePem).serialNumber.toLowerCase();
+      assert.deepEqual(published.slice(1), [`token ${id}:used`, `${serial}:issued`]);
+      authority.revoke({ serial }, 'lost');
+      await authority.published();
+      assert.deepEqual(published.slice(3), [`${serial}:revoked`]);
+    });
+
+    it("applies another member's records: its tokens enrol here once, its revocations are refused here", async () => {
+      // A second member: a copy of the CA's directory, its own store.
+      const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-pki-copy-'));
+      fs.cpSync(dir, copy, { recursive: true });
+      fs.rmSync(pkiFiles(copy).database);
+      const other = new Authority(
+        await CertificateAuthority.load(copy, () => now),
+        new PkiStore(pkiFiles(copy).database),
+        createLogger({ level: 'silent' }),
+        () => now,
+      );
+      try {
+        const fromOther: SharedRecord[] = [];
+        const fromHere: SharedRecord[] = [];
+        other.shareRecords(async (records) => void fromOther.push(...records));
+        authority.shareRecords(async (records) => void fromHere.push(...records));
+        const t = other.createToken(agent, 60_000);
+        await other.published();
+        authority.applyRecords(fromOther.splice(0));
+        const r = await authority.enroll(t.text, await csr());
+        const serial = new X509Certificate(r.certificatePem).serialNumber.toLowerCase();
+
+        const closed: string[] = [];
+        authority.onRevoked((revoked) => closed.push(...revoked.map((c) => c.serial)));
+        // Its use and the certificate reach the other member: the token is spent there too.
+        other.applyRecords(fromHere);
+        await assert.rejects(
+          other.enroll(t.text, await csr()),
+          (e) => e instanceof EnrolmentRefusedError && e.why === 'used',
+        );
+        other.revoke({ serial }, 'lost');
+        await other.published();
+        const revocation = fromOther.filter((x) => 'certificate' in x);
+        authority.applyRecords(revocation);
+        authority.applyRecords(revocation);
+        assert.equal(authority.isRevoked(serial.toUpperCase()), true);
+        assert.deepEqual(closed, [serial], 'announced once');
+        // A record of the certificate as issued never undoes the revocation.
+        authority.applyRecords([{ certificate: { ...revocation[0].certificate, revokedAt: undefined } }]);
+        assert.equal(authority.isRevoked(serial), true);
+      } finally {
+        other.close();
+        fs.rmSync(copy, { recursive: true, force: true });
+      }
+    });
+
+    it('fails the revocation call when it cannot be published, and publishes again when repeated', async () => {
+      const t = authority.createToken(agent, 60_000);
+      const r = await authority.enroll(t.text, await csr());
+      const serial = new X509Certificate(r.certificatePem).serialNumber.toLowerCase();
+      let fail = true;
+      const published: string[] = [];
+      authority.shareRecords(async (records) => {
+        if (fail) throw new Error('etcd has no quorum');
+        published.push(...records.map(describeRecord));
+      });
+      authority.revoke({ serial }, 'lost');
+      await assert.rejects(authority.published(), /no quorum/);
+      fail = false;
+      authority.revoke({ serial }, 'lost');
+      await authority.published();
+      assert.deepEqual(published, [`${serial}:revoked`]);
     });
   });
 });

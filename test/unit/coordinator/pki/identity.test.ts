@@ -6,6 +6,8 @@ import {
   describeIdentity,
   identityOfCertificate,
   identityUri,
+  memberOfCertificate,
+  memberUri,
   parseIdentityUri,
 } from '../../../../coordinator/pki/identity';
 import { propertyRuns } from '../../../helpers/property-runs';
@@ -70,6 +72,17 @@ describe('certificate identities (headroom:// SAN URIs)', () => {
       () => identityOfCertificate({ subjectaltname: 'URI:headroom://admin/a, URI:headroom://host/h' }),
       /more than one headroom:\/\/ identity/,
     );
+  });
+
+  it('tells a cluster member certificate apart from a caller: no caller identity, its host as member', () => {
+    const san = `URI:${memberUri('pve:2')}`;
+    assert.equal(san, 'URI:headroom://member/pve%3A2');
+    assert.equal(memberOfCertificate({ subjectaltname: san }), 'pve:2');
+    assert.throws(() => identityOfCertificate({ subjectaltname: san }), /is not headroom:\/\/host\/H/);
+    assert.equal(memberOfCertificate({ subjectaltname: 'URI:headroom://admin/ops' }), undefined);
+    assert.equal(memberOfCertificate({ subjectaltname: `${san}, URI:headroom://admin/ops` }), undefined);
+    assert.equal(memberOfCertificate({ subjectaltname: 'URI:headroom://member/a%2Fb' }), undefined);
+    assert.throws(() => memberUri('a/b'), IdentityError);
   });
 
   it('describes identities for logs', () => {

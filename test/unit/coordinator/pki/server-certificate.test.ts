@@ -8,6 +8,7 @@ import { CertificateAuthority } from '../../../../coordinator/pki/certificate-au
 import { reissueServerCertificate, writeServerCertificate } from '../../../../coordinator/pki/server-certificate';
 import { ClientCheckingServerCredentials } from '../../../../coordinator/pki/server-credentials';
 import { pkiFiles } from '../../../../coordinator/pki/state-dir';
+import { IdentityError, memberOfCertificate } from '../../../../coordinator/pki/identity';
 
 const DAY = 86_400_000;
 
@@ -53,6 +54,20 @@ describe("the coordinator's server certificate: issue, reissue, reload (real key
       reissueServerCertificate({ dir, names: ['bad name'] }),
       (e: unknown) => e instanceof InvalidArgumentError && /"bad name" is neither/.test(e.message),
     );
+    assert.equal(fs.readFileSync(files.serverCert, 'utf8'), before);
+  });
+
+  it("writes a cluster member's identity with --member, signed by the same CA; a bad host writes nothing", async () => {
+    await reissueServerCertificate({ dir, names: ['10.0.0.6'], member: 'pve2' });
+    const member = new X509Certificate(read(files.memberCert));
+    assert.equal(member.subjectAltName, 'URI:headroom://member/pve2');
+    assert.equal(memberOfCertificate({ subjectaltname: member.subjectAltName }), 'pve2');
+    assert.ok(member.checkIssued(new X509Certificate(read(files.caCert))));
+    assert.ok(member.checkPrivateKey(createPrivateKey(read(files.memberKey))));
+    assert.equal(fs.statSync(files.memberKey).mode & 0o777, 0o600);
+
+    const before = fs.readFileSync(files.serverCert, 'utf8');
+    await assert.rejects(reissueServerCertificate({ dir, names: ['10.0.0.7'], member: 'a/b' }), IdentityError);
     assert.equal(fs.readFileSync(files.serverCert, 'utf8'), before);
   });
 
