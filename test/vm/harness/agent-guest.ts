@@ -26,6 +26,8 @@ export interface AgentGuestOptions {
   /** agent.yaml's lines after `coordinator:` and `tls:` (jobs, quiesce, ...). */
   agentConfig: string[];
   disks: GuestDisk[];
+  /** The libvirt domain's name; default hr-test-<random> (guest.ts). */
+  name?: string;
 }
 
 export interface AgentGuest {
@@ -109,6 +111,7 @@ export async function startAgentGuest(
     ].join('\n');
     s.guest = await bootLibvirtGuest({
       uuid,
+      name: o.name,
       disks: o.disks(dir),
       hostPorts: [port],
       files: {
