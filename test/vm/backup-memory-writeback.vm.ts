@@ -23,14 +23,17 @@ const WRITE_MIB = 24;
 
 /**
  * The backup: reads a file of READ_MIB, writes WRITE_MIB through the page cache and syncs, then records
- * what its own cgroup says (the group is the one /proc/self/cgroup names).
+ * what its own cgroup says (the one /proc/$$/cgroup names).
  */
 const JOB_SCRIPT = [
-  'g=/sys/fs/cgroup$(sed -n "s/^0:://p" /proc/self/cgroup)',
+  // The agent moves the shell into the job's group right after the spawn; what the shell forks before
+  // that moment is brought in later, so the work waits until the shell is there.
+  'while grep -qx "0::/" /proc/$$/cgroup; do sleep 0.1; done',
+  'g=/sys/fs/cgroup$(sed -n "s/^0:://p" /proc/$$/cgroup)',
   'cat /mnt/data/big > /dev/null',
   `dd if=/dev/zero of=/mnt/data/out bs=1M count=${WRITE_MIB} 2>/dev/null`,
   'sync',
-  '{ echo "subtree $(cat $g/../cgroup.subtree_control)"; echo "high $(cat $g/memory.high)";',
+  '{ echo "cgroup $g"; echo "subtree $(cat $g/../cgroup.subtree_control)"; echo "high $(cat $g/memory.high)";',
   'echo "peak $(cat $g/memory.peak)"; echo "iomax $(cat $g/io.max)"; cat $g/io.stat; } > /tmp/job-report',
 ].join('\n');
 
@@ -75,7 +78,7 @@ describe('VM: memory.high and writeback of a guest backup under cgroup v2', func
       'the guest job to end',
     );
     assert.equal(rc, '0', await s.guest!.sh('cat /tmp/exec.log'));
-    const report = await s.guest!.sh('cat /tmp/job-report');
+    const report = await s.guest!.sh('cat /tmp/job-report /tmp/exec.log');
     const field = (name: string) => new RegExp(`^${name} (.*)$`, 'm').exec(report)?.[1] ?? assert.fail(report);
 
     assert.match(field('subtree'), /\bmemory\b/, report);
