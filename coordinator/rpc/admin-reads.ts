@@ -44,7 +44,11 @@ export function adminReads(
     return SIGNAL_SOURCE_LABEL[signalSource(completePolicy(policy), waitFigures(a.lastLoad))];
   };
   const hostInfo = (name: string) => {
-    const info = wire.hostInfo(coordinator.state.host(name), registry.connectedCount(name));
+    const view = coordinator.state.host(name);
+    const hostLoadSignal = view.hostLoad
+      ? SIGNAL_SOURCE_LABEL[signalSource(completePolicy(view.policy), view.hostLoad.waits ?? {})]
+      : '';
+    const info = { ...wire.hostInfo(view, registry.connectedCount(name)), hostLoadSignal };
     // Placement is the coordinator's own host's: another host's is its own coordinator's to say.
     if (name !== coordinator.defaultHost) return info;
     const connected = new Set(registry.list(name).flatMap((a) => (a.connected ? [a.record.vm] : [])));

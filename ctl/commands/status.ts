@@ -1,6 +1,7 @@
 /**
  * `headroomctl status`: one line per host — paused or not, tokens held against the caps, queue, agents,
- * the last fencing number and the rest of the policy; then the VMs placement says run on the coordinator's
+ * the last fencing number, the host's own load as the coordinator samples it (CPU, PSI, disk await, and the
+ * signal in force for it) and the rest of the policy; then the VMs placement says run on the coordinator's
  * host: state, agent connected, migrating.
  */
 import type { HostInfo__Output, Policy__Output } from '../../proto/generated/headroom/v1';
@@ -10,11 +11,14 @@ import { note, print, printJson } from '../context';
 import { EXIT_FAILURE } from '../../common/util/exit-codes';
 import { formatTable } from '../table';
 import { renderPlacement } from '../placement-table';
+import { formatPercent } from '../../common/util/human';
+import { formatPressure } from './agents';
 
 export const statusCommand: Command = {
   name: 'status',
   examples: ['status', 'status --host pve1 --json'],
-  summary: "hosts: paused, active tokens, queue, agents, fencing, policy; the coordinator's host's VMs",
+  summary:
+    "hosts: paused, active tokens, queue, agents, fencing, the host's own load and signal in force, policy; the coordinator's host's VMs",
   synopsis: '[--host H]',
   description:
     "One line per host. GUEST and HYPERVISOR show the tokens held now against the policy's cap (1/4: one of four).",
@@ -55,6 +59,10 @@ export function renderHosts(hosts: readonly HostInfo__Output[]): string {
       { header: 'QUEUED', align: 'right' },
       { header: 'AGENTS', align: 'right' },
       { header: 'FENCING', align: 'right' },
+      { header: 'HOST CPU', align: 'right' },
+      { header: 'HOST PSI IO/CPU/MEM', align: 'right' },
+      { header: 'HOST AWAIT', align: 'right' },
+      { header: 'HOST SIGNAL' },
       { header: 'POLICY' },
     ],
     sorted.map((h) => [
@@ -65,6 +73,12 @@ export function renderHosts(hosts: readonly HostInfo__Output[]): string {
       String(h.queued),
       String(h.agentsConnected),
       String(h.fencing),
+      h.hostLoad ? formatPercent(h.hostLoad.cpuPercent) : '-',
+      h.hostLoad ? formatPressure(h.hostLoad) : '-',
+      h.hostLoad?.diskAwaitMs !== undefined && h.hostLoad?.diskAwaitMs !== null
+        ? `${h.hostLoad.diskAwaitMs.toFixed(1)} ms`
+        : '-',
+      h.hostLoadSignal || '-',
       policySummary(h.policy),
     ]),
     { empty: 'no hosts' },
