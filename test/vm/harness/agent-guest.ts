@@ -11,7 +11,7 @@ import { enroll } from '../../../agent/enroll';
 import { type Clients, connect, parseAddress, tlsCredentials, unary } from '../../../common/client/connection';
 import { createLogger } from '../../../common/util/log';
 import { initPki } from '../../../coordinator/pki/init';
-import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
+import { type RunningCoordinator, startCoordinator, TEST_START_POLICY } from '../../helpers/coordinator-process';
 import { waitFor } from '../../helpers/wait';
 import { type Guest, type GuestDisk, vmTempDir } from './guest';
 import { GUEST_AGENT_CONFIG } from './guest-init';
@@ -28,6 +28,10 @@ export interface AgentGuestOptions {
   disks: GuestDisk[];
   /** The libvirt domain's name; default hr-test-<random> (guest.ts). */
   name?: string;
+  /** Default 768. */
+  memoryMiB?: number;
+  /** coordinator.yaml policy lines added to the tests' (e.g. "  reportInterval: 1s"), read before any agent connects. */
+  policyLines?: string[];
 }
 
 export interface AgentGuest {
@@ -58,7 +62,9 @@ export async function startAgentGuest(
   const dir = vmTempDir();
   const pkiDir = path.join(dir, 'pki');
   await initPki({ dir: pkiDir, host: o.host, serverNames: [HOST_IN_GUEST, '127.0.0.1'], admin: 'admin', log: silent });
-  const coordinator = await startCoordinator({ host: o.host, args: ['--pki-dir', pkiDir] });
+  const config = path.join(dir, 'coordinator.yaml');
+  fs.writeFileSync(config, `${TEST_START_POLICY}${(o.policyLines ?? []).map((l) => `${l}\n`).join('')}`);
+  const coordinator = await startCoordinator({ host: o.host, args: ['--pki-dir', pkiDir, '--config', config] });
   const pem = (file: string) => path.join(pkiDir, file);
   const clientOf = (who: string) =>
     connect(
@@ -112,6 +118,7 @@ export async function startAgentGuest(
     s.guest = await bootLibvirtGuest({
       uuid,
       name: o.name,
+      memoryMiB: o.memoryMiB,
       disks: o.disks(dir),
       hostPorts: [port],
       files: {
