@@ -64,16 +64,43 @@ const FIXED_POLICY = {
   budgetMode: 'fixed' as const,
 };
 
-/** The product's pressure thresholds, and the adaptive controller raising every few reports. */
+/** The adaptive controller raising every few reports, never pausing (the frontier compares budgets). */
 const ADAPTIVE_POLICY = {
-  ...Object.fromEntries(
-    Object.keys(WAIT_THRESHOLDS_OFF).map((k) => [k, DEFAULT_POLICY[k as keyof typeof WAIT_THRESHOLDS_OFF]]),
-  ),
   budgetMode: 'adaptive' as const,
   // The default 30 s between raises suits backups of hours; this one lasts a minute or two.
   budgetDwellMs: 3_000,
   maxPauseMs: 0,
 };
+
+/** Mean PSI avg10 (io some, cpu some, memory full) over the agent's reports in a phase. */
+interface PressureBase {
+  io: number;
+  cpu: number;
+  memory: number;
+}
+
+/**
+ * The product's default pressure thresholds, each raised by what the VM's own work stalls with no backup
+ * (`base`): on one vCPU under TCG the foreground alone keeps cpu `some` at a third, so the defaults would
+ * hold the backup at its floor, and keep it from starting, whatever it does. A per-VM threshold is what a
+ * VM near capacity needs; policy has none yet, so the bench sets the host's.
+ */
+export function thresholdsAbove(base: PressureBase): Record<string, number> {
+  const d = DEFAULT_POLICY;
+  const out: Record<string, number> = {};
+  for (const [name, b] of [
+    ['IoPressurePercent', base.io],
+    ['CpuPressurePercent', base.cpu],
+    ['MemoryPressurePercent', base.memory],
+  ] as const) {
+    const pause = Math.min(100, Math.ceil(d[`pauseAbove${name}`] + b));
+    const throttle = Math.min(pause - 1, Math.ceil(d[`throttleAbove${name}`] + b));
+    out[`pauseAbove${name}`] = pause;
+    out[`throttleAbove${name}`] = throttle;
+    out[`resumeBelow${name}`] = Math.min(throttle - 1, Math.ceil(d[`resumeBelow${name}`] + b));
+  }
+  return out;
+}
 
 export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: string[]; phases: Phase[] }> {
   const work = vmTempDir('pen-bench-');
@@ -135,12 +162,50 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
       return result;
     };
     const underAgent = `'headroom-agent exec --config ${GUEST_AGENT_CONFIG} --job penalty-backup -- sh -c "${tar}"'`;
-    const budgetReport = async () => {
-      const { agents } = await unary(admin.ListAgents.bind(admin), { host: HOST });
-      return agents.find((a) => a.vm === s!.uuid);
+    /** Samples what the agent reports every second while `run` runs: its PSI, signal and backup budgets. */
+    const watch = async <T>(run: () => Promise<T>) => {
+      const seen = { psi: [] as PressureBase[], signal: '', detail: '', budgets: new Set<string>() };
+      const sampler = setInterval(() => {
+        void unary(admin.ListAgents.bind(admin), { host: HOST })
+          .then(({ agents }) => {
+            const a = agents.find((x) => x.vm === s!.uuid);
+            const l = a?.lastLoad;
+            if (l?.ioPressure && l.cpuPressure && l.memoryPressure)
+              seen.psi.push({
+                io: l.ioPressure.someAvg10,
+                cpu: l.cpuPressure.someAvg10,
+                memory: l.memoryPressure.fullAvg10,
+              });
+            seen.signal = a?.loadSignal || seen.signal;
+            const b = a?.budgets[0];
+            if (!b) return;
+            seen.detail = b.detail;
+            const budget = {
+              cpuPercent: b.budget?.cpuPercent ?? 0,
+              ioBytesPerSec: Number(b.budget?.ioBytesPerSec ?? 0),
+            };
+            seen.budgets.add(b.paused ? 'paused' : budgetText(budget));
+          })
+          .catch(() => {});
+      }, 1_000);
+      try {
+        return { result: await run(), seen };
+      } finally {
+        clearInterval(sampler);
+      }
     };
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
-    await phase('baseline', '0. no backup', `--for ${o.baselineMs}`);
+    const baseline = await watch(() => phase('baseline', '0. no backup', `--for ${o.baselineMs}`));
+    const psi = baseline.seen.psi;
+    const base: PressureBase = {
+      io: mean(psi.map((p) => p.io)),
+      cpu: mean(psi.map((p) => p.cpu)),
+      memory: mean(psi.map((p) => p.memory)),
+    };
+    phases[0].notes.push(
+      `PSI with no backup (mean avg10 of ${psi.length} reports): io some ${base.io.toFixed(1)}%, cpu some ${base.cpu.toFixed(1)}%, memory full ${base.memory.toFixed(1)}%`,
+    );
     await phase('unthrottled', 'a. unthrottled', `--run '${tar}'`);
     for (const [i, b] of o.fixed.entries()) {
       await setPolicy({ ...FIXED_POLICY, budgetCpuPercent: b.cpuPercent, budgetIoBytesPerSec: b.ioBytesPerSec });
@@ -148,44 +213,23 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
     }
     const low = o.fixed[0];
     const high = o.fixed[o.fixed.length - 1];
+    const thresholds = thresholdsAbove(base);
     await setPolicy({
       ...ADAPTIVE_POLICY,
+      ...thresholds,
       budgetCpuPercent: high.cpuPercent,
       budgetIoBytesPerSec: high.ioBytesPerSec,
       throttledCpuPercent: low.cpuPercent,
       throttledIoBytesPerSec: low.ioBytesPerSec,
     });
-    // The budget the controller gave the backup, as the agent reports it, sampled while it runs.
-    const seen = new Set<string>();
-    let signal = '';
-    let detail = '';
-    const sampler = setInterval(() => {
-      void budgetReport()
-        .then((a) => {
-          signal = a?.loadSignal || signal;
-          const b = a?.budgets[0];
-          if (!b) return;
-          detail = b.detail;
-          seen.add(
-            b.paused
-              ? 'paused'
-              : budgetText({
-                  cpuPercent: b.budget?.cpuPercent ?? 0,
-                  ioBytesPerSec: Number(b.budget?.ioBytesPerSec ?? 0),
-                }),
-          );
-        })
-        .catch(() => {});
-    }, 1_000);
-    try {
-      await phase('headroom', `b. Headroom adaptive`, `--run ${underAgent}`);
-    } finally {
-      clearInterval(sampler);
-    }
+    const adaptive = await watch(() => phase('headroom', `b. Headroom adaptive`, `--run ${underAgent}`));
+    const t = (name: string) =>
+      `${thresholds[`throttleAbove${name}`]}/${thresholds[`pauseAbove${name}`]}/${thresholds[`resumeBelow${name}`]}%`;
     phases[phases.length - 1].notes.push(
-      `between ${budgetText(low)} and ${budgetText(high)}, signal in force: ${signal || 'not reported'}`,
-      `budgets seen (every second): ${[...seen].join(' | ') || 'none'}`,
-      `enforced by cgroup v2: ${detail || 'not reported'}`,
+      `between ${budgetText(low)} and ${budgetText(high)}, signal in force: ${adaptive.seen.signal || 'not reported'}`,
+      `thresholds (throttle/pause/resume) = defaults + the PSI with no backup: io ${t('IoPressurePercent')}, cpu ${t('CpuPressurePercent')}, memory ${t('MemoryPressurePercent')}`,
+      `budgets seen (every second): ${[...adaptive.seen.budgets].join(' | ') || 'none'}`,
+      `enforced by ${adaptive.seen.detail || 'an unreported mechanism'}`,
     );
     const intro = [
       `in-guest run: TCG guest, 1 vCPU, ${o.memoryMiB} MiB, kernel ${kernel}, cgroup v2 controllers: ${controllers}`,

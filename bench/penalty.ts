@@ -67,8 +67,8 @@ const USAGE = `Usage: npm run bench:penalty -- [options]
   --workset MIB        the working set the foreground rereads on the host (default 256)
   --host-only          only the run on this machine
   --guest-only         only the run inside a TCG guest with cgroup v2 (needs the VM harness's packages)
-  --guest-size BYTES   the guest's data set (default 192MiB)
-  --guest-workset MIB  the guest's working set (default 160)
+  --guest-size BYTES   the guest's data set (default 128MiB)
+  --guest-workset MIB  the guest's working set (default 128)
   --guest-memory MIB   the guest's RAM (default 768)
   --guest-baseline D   length of the guest's no-backup phase (default 15s)
   --guest-rate N       the guest's HTTP requests per second (default 20: TCG is slow)
@@ -91,8 +91,8 @@ function parseArgs(argv: string[]): PenaltyOptions {
     worksetMiB: 256,
     host: true,
     guest: true,
-    guestDataBytes: 192 * MiB,
-    guestWorksetMiB: 160,
+    guestDataBytes: 128 * MiB,
+    guestWorksetMiB: 128,
     guestMemoryMiB: 768,
     guestBaselineMs: 15_000,
     guestRatePerSec: 20,
