@@ -25,6 +25,9 @@ import type { Phase, PhaseKind } from './penalty-report';
 const MiB = 1024 * 1024;
 const HOST = 'pen-bench-host';
 const MOUNT = '/mnt/data';
+const JOB = 'penalty-backup';
+/** How far ahead of now a phase's job is scheduled: the daemon starts in a few seconds under TCG. */
+const DAEMON_START_S = 12;
 /** The measuring files penalty-guest-run.js needs, from dist/bench. */
 const GUEST_FILES = [
   'penalty-guest-run.js',
@@ -161,7 +164,45 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
       );
       return result;
     };
-    const underAgent = `'headroom-agent exec --config ${GUEST_AGENT_CONFIG} --job penalty-backup -- sh -c "${tar}"'`;
+    // The backups under Headroom are the daemon's scheduled job, as in production: `headroom-agent exec`
+    // has no session, so the coordinator's budget changes would not reach it. The daemon /init started
+    // makes way for one started per phase with the job due a few seconds later.
+    const agentYaml = await guest.sh(`cat ${GUEST_AGENT_CONFIG}`);
+    await guest.sh('kill $(pidof headroom-agent); while pidof headroom-agent >/dev/null; do sleep 0.2; done');
+    const underAgent = async () => {
+      const at = new Date((Number((await guest.sh('date +%s')).trim()) + DAEMON_START_S) * 1000);
+      const config = [
+        agentYaml.trimEnd(),
+        'jobs:',
+        `  - name: ${JOB}`,
+        `    schedule: "${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} * * *"`,
+        '    window: 1h',
+        '    expectedDuration: 5m',
+        `    command: ${JSON.stringify(['sh', '-c', tar])}`,
+        '',
+      ].join('\n');
+      await guest.sh(`cat > /tmp/pen-agent.yaml <<'EOF'\n${config}EOF`);
+      const log = '/tmp/pen-agent.log';
+      return (
+        `'rm -f ${log}; headroom-agent run --config /tmp/pen-agent.yaml </dev/null >${log} 2>&1 & a=$!; ` +
+        `while kill -0 $a 2>/dev/null && ! grep -q "job finished" ${log}; do sleep 0.2; done; kill $a; wait $a; true'`
+      );
+    };
+    /** The last run's duration as the coordinator saw it: GRANTED to RELEASED. */
+    const tokenSeconds = async () => {
+      const { events } = await unary(admin.ListHistory.bind(admin), { host: HOST, limit: 1000 });
+      const ours = events.filter((e) => e.job === JOB);
+      const granted = ours.filter((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED').at(-1);
+      const released = ours.filter((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED').at(-1);
+      if (!granted || !released) throw new Error(`no GRANTED and RELEASED for ${JOB} in the history`);
+      return (Number(released.atUnixMs) - Number(granted.atUnixMs)) / 1000;
+    };
+    const agentPhase = async (kind: PhaseKind, name: string) => {
+      const result = await phase(kind, name, `--run ${await underAgent()}`);
+      phases[phases.length - 1].backupSeconds = await tokenSeconds();
+      phases[phases.length - 1].notes.push("backup took: from GRANTED to RELEASED in the coordinator's history");
+      return result;
+    };
     /** Samples what the agent reports every second while `run` runs: its PSI, signal and backup budgets. */
     const watch = async <T>(run: () => Promise<T>) => {
       const seen = { psi: [] as PressureBase[], signal: '', detail: '', budgets: new Set<string>() };
@@ -209,7 +250,7 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
     await phase('unthrottled', 'a. unthrottled', `--run '${tar}'`);
     for (const [i, b] of o.fixed.entries()) {
       await setPolicy({ ...FIXED_POLICY, budgetCpuPercent: b.cpuPercent, budgetIoBytesPerSec: b.ioBytesPerSec });
-      await phase('fixed', `f${i + 1}. fixed ${budgetText(b)}`, `--run ${underAgent}`);
+      await agentPhase('fixed', `f${i + 1}. fixed ${budgetText(b)}`);
     }
     const low = o.fixed[0];
     const high = o.fixed[o.fixed.length - 1];
@@ -222,7 +263,7 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
       throttledCpuPercent: low.cpuPercent,
       throttledIoBytesPerSec: low.ioBytesPerSec,
     });
-    const adaptive = await watch(() => phase('headroom', `b. Headroom adaptive`, `--run ${underAgent}`));
+    const adaptive = await watch(() => agentPhase('headroom', 'b. Headroom adaptive'));
     const t = (name: string) =>
       `${thresholds[`throttleAbove${name}`]}/${thresholds[`pauseAbove${name}`]}/${thresholds[`resumeBelow${name}`]}%`;
     phases[phases.length - 1].notes.push(
