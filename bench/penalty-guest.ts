@@ -169,25 +169,25 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
     // makes way for one started per phase with the job due a few seconds later.
     const agentYaml = await guest.sh(`cat ${GUEST_AGENT_CONFIG}`);
     await guest.sh('kill $(pidof headroom-agent); while pidof headroom-agent >/dev/null; do sleep 0.2; done');
-    const underAgent = async () => {
-      const at = new Date((Number((await guest.sh('date +%s')).trim()) + DAEMON_START_S) * 1000);
-      const config = [
-        agentYaml.trimEnd(),
-        'jobs:',
-        `  - name: ${JOB}`,
-        `    schedule: "${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} * * *"`,
-        '    window: 1h',
-        '    expectedDuration: 5m',
-        `    command: ${JSON.stringify(['sh', '-c', tar])}`,
-        '',
-      ].join('\n');
-      await guest.sh(`cat > /tmp/pen-agent.yaml <<'EOF'\n${config}EOF`);
-      const log = '/tmp/pen-agent.log';
-      return (
-        `'rm -f ${log}; headroom-agent run --config /tmp/pen-agent.yaml </dev/null >${log} 2>&1 & a=$!; ` +
-        `while kill -0 $a 2>/dev/null && ! grep -q "job finished" ${log}; do sleep 0.2; done; kill $a; wait $a; true'`
-      );
-    };
+    // The job is scheduled when the daemon starts (the phase's shell computes it in the guest, after the
+    // foreground has warmed up), a few seconds ahead: the daemon starts in a few seconds under TCG.
+    const template = [
+      agentYaml.trimEnd(),
+      'jobs:',
+      `  - name: ${JOB}`,
+      '    schedule: "@SCHEDULE@ * * *"',
+      '    window: 1h',
+      '    expectedDuration: 5m',
+      `    command: ${JSON.stringify(['sh', '-c', tar])}`,
+      '',
+    ].join('\n');
+    await guest.sh(`cat > /tmp/pen-agent.tmpl <<'EOF'\n${template}EOF`);
+    const log = '/tmp/pen-agent.log';
+    const underAgent =
+      `'rm -f ${log}; t=$(($(date +%s) + ${DAEMON_START_S})); ` +
+      'sed "s/@SCHEDULE@/$(date -u -d @$t "+%S %M %H")/" /tmp/pen-agent.tmpl > /tmp/pen-agent.yaml; ' +
+      `headroom-agent run --config /tmp/pen-agent.yaml </dev/null >${log} 2>&1 & a=$!; ` +
+      `while kill -0 $a 2>/dev/null && ! grep -q "job finished" ${log}; do sleep 0.2; done; kill $a; wait $a; true'`;
     /** The last run's duration as the coordinator saw it: GRANTED to RELEASED. */
     const tokenSeconds = async () => {
       const { events } = await unary(admin.ListHistory.bind(admin), { host: HOST, limit: 1000 });
@@ -198,7 +198,7 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
       return (Number(released.atUnixMs) - Number(granted.atUnixMs)) / 1000;
     };
     const agentPhase = async (kind: PhaseKind, name: string) => {
-      const result = await phase(kind, name, `--run ${await underAgent()}`);
+      const result = await phase(kind, name, `--run ${underAgent}`);
       phases[phases.length - 1].backupSeconds = await tokenSeconds();
       phases[phases.length - 1].notes.push("backup took: from GRANTED to RELEASED in the coordinator's history");
       return result;

@@ -209,9 +209,13 @@ async function hostRun(o: PenaltyOptions): Promise<{ intro: string[]; phases: Ph
 
 async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
-  const cleanup = async () => {
-    for (const stop of stops.splice(0).reverse()) await stop();
-  };
+  // Each call waits for the ones before it: a signal's cleanup and main's own (its phase failing as the
+  // guest goes) must both end before the process exits, or the coordinator is left running.
+  let cleaning = Promise.resolve();
+  const cleanup = () =>
+    (cleaning = cleaning.then(async () => {
+      for (const stop of stops.splice(0).reverse()) await stop();
+    }));
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => {
       void cleanup().finally(() => process.exit(130));
