@@ -26,8 +26,8 @@ const MiB = 1024 * 1024;
 const HOST = 'pen-bench-host';
 const MOUNT = '/mnt/data';
 const JOB = 'penalty-backup';
-/** How far ahead of now a phase's job is scheduled: the daemon starts in a few seconds under TCG. */
-const DAEMON_START_S = 12;
+/** The job's period, s: short, so that it starts soon after the daemon is up. */
+const JOB_EVERY_S = 5;
 /** The measuring files penalty-guest-run.js needs, from dist/bench. */
 const GUEST_FILES = [
   'penalty-guest-run.js',
@@ -169,37 +169,45 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
     // makes way for one started per phase with the job due a few seconds later.
     const agentYaml = await guest.sh(`cat ${GUEST_AGENT_CONFIG}`);
     await guest.sh('kill $(pidof headroom-agent); while pidof headroom-agent >/dev/null; do sleep 0.2; done');
-    // The job is scheduled when the daemon starts (the phase's shell computes it in the guest, after the
-    // foreground has warmed up), a few seconds ahead: the daemon starts in a few seconds under TCG.
+    // The job is due every few seconds: the first time after the daemon is up (it starts in seconds to tens
+    // of seconds under TCG, beside the foreground) is the phase's run; the shell stops the daemon when it
+    // logs that run's end.
     const template = [
       agentYaml.trimEnd(),
       'jobs:',
       `  - name: ${JOB}`,
-      '    schedule: "@SCHEDULE@ * * *"',
+      `    schedule: "*/${JOB_EVERY_S} * * * * *"`,
       '    window: 1h',
       '    expectedDuration: 5m',
       `    command: ${JSON.stringify(['sh', '-c', tar])}`,
       '',
     ].join('\n');
-    await guest.sh(`cat > /tmp/pen-agent.tmpl <<'EOF'\n${template}EOF`);
+    await guest.sh(`cat > /tmp/pen-agent.yaml <<'EOF'\n${template}EOF`);
     const log = '/tmp/pen-agent.log';
     const underAgent =
-      `'rm -f ${log}; t=$(($(date +%s) + ${DAEMON_START_S})); ` +
-      'sed "s/@SCHEDULE@/$(date -u -d @$t "+%S %M %H")/" /tmp/pen-agent.tmpl > /tmp/pen-agent.yaml; ' +
-      `headroom-agent run --config /tmp/pen-agent.yaml </dev/null >${log} 2>&1 & a=$!; ` +
+      `'rm -f ${log}; headroom-agent run --config /tmp/pen-agent.yaml </dev/null >${log} 2>&1 & a=$!; ` +
       `while kill -0 $a 2>/dev/null && ! grep -q "job finished" ${log}; do sleep 0.2; done; kill $a; wait $a; true'`;
-    /** The last run's duration as the coordinator saw it: GRANTED to RELEASED. */
-    const tokenSeconds = async () => {
+    /**
+     * The phase's run as the coordinator saw it, GRANTED to RELEASED: the longest since `since` (a next
+     * run may have begun before the daemon was stopped; it is cancelled at once).
+     */
+    const tokenSeconds = async (since: number) => {
       const { events } = await unary(admin.ListHistory.bind(admin), { host: HOST, limit: 1000 });
-      const ours = events.filter((e) => e.job === JOB);
-      const granted = ours.filter((e) => e.type === 'HISTORY_EVENT_TYPE_GRANTED').at(-1);
-      const released = ours.filter((e) => e.type === 'HISTORY_EVENT_TYPE_RELEASED').at(-1);
-      if (!granted || !released) throw new Error(`no GRANTED and RELEASED for ${JOB} in the history`);
-      return (Number(released.atUnixMs) - Number(granted.atUnixMs)) / 1000;
+      const granted = new Map<string, number>();
+      let longest = 0;
+      for (const e of events.filter((x) => x.job === JOB && Number(x.atUnixMs) >= since)) {
+        if (e.type === 'HISTORY_EVENT_TYPE_GRANTED') granted.set(e.tokenId, Number(e.atUnixMs));
+        const start = granted.get(e.tokenId);
+        if (e.type === 'HISTORY_EVENT_TYPE_RELEASED' && start !== undefined)
+          longest = Math.max(longest, (Number(e.atUnixMs) - start) / 1000);
+      }
+      if (longest === 0) throw new Error(`no GRANTED and RELEASED of ${JOB} in the history`);
+      return longest;
     };
     const agentPhase = async (kind: PhaseKind, name: string) => {
+      const since = Date.now();
       const result = await phase(kind, name, `--run ${underAgent}`);
-      phases[phases.length - 1].backupSeconds = await tokenSeconds();
+      phases[phases.length - 1].backupSeconds = await tokenSeconds(since);
       phases[phases.length - 1].notes.push("backup took: from GRANTED to RELEASED in the coordinator's history");
       return result;
     };

@@ -93,10 +93,14 @@ export async function startAgentGuest(
       pem(`${who}.key`),
     ],
     async close() {
-      await s.guest?.destroy();
-      s.admin.close();
-      s.hostSide.close();
-      await coordinator.stop();
+      // The coordinator stops even when the guest could not be destroyed (one already going).
+      try {
+        await s.guest?.destroy();
+      } finally {
+        s.admin.close();
+        s.hostSide.close();
+        await coordinator.stop();
+      }
     },
   };
   try {
