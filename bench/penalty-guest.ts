@@ -166,9 +166,8 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
     };
     // The backups under Headroom are the daemon's scheduled job, as in production: `headroom-agent exec`
     // has no session, so the coordinator's budget changes would not reach it. The daemon /init started
-    // makes way for one started per phase with the job due a few seconds later.
+    // makes way for one started per phase (after the baseline, whose PSI it reports).
     const agentYaml = await guest.sh(`cat ${GUEST_AGENT_CONFIG}`);
-    await guest.sh('kill $(pidof headroom-agent); while pidof headroom-agent >/dev/null; do sleep 0.2; done');
     // The job is due every few seconds: the first time after the daemon is up (it starts in seconds to tens
     // of seconds under TCG, beside the foreground) is the phase's run; the shell stops the daemon when it
     // logs that run's end.
@@ -247,6 +246,7 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
 
     const baseline = await watch(() => phase('baseline', '0. no backup', `--for ${o.baselineMs}`));
     const psi = baseline.seen.psi;
+    if (psi.length === 0) throw new Error("the guest's agent reported no PSI during the baseline");
     const base: PressureBase = {
       io: mean(psi.map((p) => p.io)),
       cpu: mean(psi.map((p) => p.cpu)),
@@ -255,6 +255,8 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
     phases[0].notes.push(
       `PSI with no backup (mean avg10 of ${psi.length} reports): io some ${base.io.toFixed(1)}%, cpu some ${base.cpu.toFixed(1)}%, memory full ${base.memory.toFixed(1)}%`,
     );
+    // The baseline's PSI came from the daemon /init started; it makes way for the phases' own.
+    await guest.sh('kill $(pidof headroom-agent); while pidof headroom-agent >/dev/null; do sleep 0.2; done');
     await phase('unthrottled', 'a. unthrottled', `--run '${tar}'`);
     for (const [i, b] of o.fixed.entries()) {
       await setPolicy({ ...FIXED_POLICY, budgetCpuPercent: b.cpuPercent, budgetIoBytesPerSec: b.ioBytesPerSec });

@@ -16,6 +16,7 @@ import { waitFor } from '../../helpers/wait';
 import { type Guest, type GuestDisk, vmTempDir } from './guest';
 import { GUEST_AGENT_CONFIG } from './guest-init';
 import { bootLibvirtGuest } from './libvirt-guest';
+import { reapAtExit } from './reaper';
 import { HOST_IN_GUEST } from './user-network';
 
 const silent = createLogger({ level: 'silent' });
@@ -65,6 +66,8 @@ export async function startAgentGuest(
   const config = path.join(dir, 'coordinator.yaml');
   fs.writeFileSync(config, `${TEST_START_POLICY}${(o.policyLines ?? []).map((l) => `${l}\n`).join('')}`);
   const coordinator = await startCoordinator({ host: o.host, args: ['--pki-dir', pkiDir, '--config', config] });
+  // Interrupted, the process is gone before any close(): the coordinator must not outlive it either.
+  const unreap = reapAtExit(() => coordinator.process.kill('SIGKILL'));
   const pem = (file: string) => path.join(pkiDir, file);
   const clientOf = (who: string) =>
     connect(
@@ -100,6 +103,7 @@ export async function startAgentGuest(
         s.admin.close();
         s.hostSide.close();
         await coordinator.stop();
+        unreap();
       }
     },
   };
