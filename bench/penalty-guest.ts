@@ -58,8 +58,15 @@ export interface GuestPenaltyOptions {
 
 const budgetText = (b: GuestBudget) => `${b.cpuPercent}% cpu, ${(b.ioBytesPerSec / MiB).toFixed(0)} MiB/s`;
 
+/**
+ * Grants as soon as asked: the job due every few seconds is how the bench starts it at once, not a plan
+ * (the planner put one such run half an hour out).
+ */
+const NOW_POLICY = { followPlan: false };
+
 /** No threshold on: the budget stays where the policy puts it. */
 const FIXED_POLICY = {
+  ...NOW_POLICY,
   ...WAIT_THRESHOLDS_OFF,
   throttleAboveCpuPercent: 0,
   pauseAboveCpuPercent: 0,
@@ -69,6 +76,7 @@ const FIXED_POLICY = {
 
 /** The adaptive controller raising every few reports, never pausing (the frontier compares budgets). */
 const ADAPTIVE_POLICY = {
+  ...NOW_POLICY,
   budgetMode: 'adaptive' as const,
   // The default 30 s between raises suits backups of hours; this one lasts a minute or two.
   budgetDwellMs: 3_000,
