@@ -62,6 +62,11 @@ export interface BudgetSettings {
   enforcement: EnforcementMode;
   /** The cgroup under which each backup gets its own (v1: in every hierarchy); empty: the agent's own cgroup. */
   cgroupParent: string;
+  /**
+   * cgroup v2: memory.high of each backup's group, MiB (its page cache included); 0: no limit. Default:
+   * derived from the backup's I/O budget (8 s of it, within 64..512 MiB; 512 MiB without an I/O limit).
+   */
+  memoryHighMiB?: number;
 }
 
 /** PostgreSQL flush-and-hold (agent/quiesce/postgresql-hook.ts); connection as libpq takes it. */
@@ -202,6 +207,7 @@ const budgetSchema = mapping({
       error: expected('an absolute cgroup path such as "/headroom.slice" (no "..")'),
     })
     .default(''),
+  memoryHighMiB: integer(0, 1 << 30).optional(),
 });
 
 const port = () => integer(1, 65_535);

@@ -68,7 +68,12 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
 
   let enforcement;
   try {
-    enforcement = detectEnforcement({ mode: config.budget.enforcement, cgroupParent: config.budget.cgroupParent, log });
+    enforcement = detectEnforcement({
+      mode: config.budget.enforcement,
+      cgroupParent: config.budget.cgroupParent,
+      memoryHighMiB: config.budget.memoryHighMiB,
+      log,
+    });
   } catch (err) {
     if (err instanceof EnforcementUnavailableError) throw new Error(`budget.enforcement: ${err.message}`);
     throw err;

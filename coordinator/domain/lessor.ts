@@ -59,6 +59,8 @@ export interface HostView extends HostRecord {
   activeGuest: number;
   activeHypervisor: number;
   queued: number;
+  /** The host's own last load sample, when the coordinator samples it. */
+  hostLoad?: LoadView;
 }
 
 export interface WaitingInfo {
@@ -502,6 +504,7 @@ export class Lessor {
       activeGuest,
       activeHypervisor: h.active.size - activeGuest,
       queued: h.queue.length,
+      hostLoad: h.conditions.hostLoad && { ...h.conditions.hostLoad },
     };
   }
 

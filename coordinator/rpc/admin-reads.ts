@@ -45,7 +45,11 @@ export function adminReads(
     return SIGNAL_SOURCE_LABEL[signalSource(completePolicy(policy), waitFigures(a.lastLoad))];
   };
   const hostInfo = (name: string) => {
-    const info = wire.hostInfo(coordinator.state.host(name), registry.connectedCount(name));
+    const view = coordinator.state.host(name);
+    const hostLoadSignal = view.hostLoad
+      ? SIGNAL_SOURCE_LABEL[signalSource(completePolicy(view.policy), view.hostLoad.waits ?? {})]
+      : '';
+    const info = { ...wire.hostInfo(view, registry.connectedCount(name)), hostLoadSignal };
     // The coordinator's own host's, or in a cluster each member's (cluster/host-placements.ts).
     const known = placement.placementOf(name);
     if (!known) return info;

@@ -77,6 +77,16 @@ export function hostInfo(h: HostView, agentsConnected: number): v1.HostInfo {
     activeHypervisor: h.activeHypervisor,
     queued: h.queued,
     agentsConnected,
+    hostLoad: h.hostLoad
+      ? {
+          cpuPercent: h.hostLoad.cpuPercent,
+          ioBytesPerSec: h.hostLoad.ioBytesPerSec,
+          cpuPressure: h.hostLoad.waits?.cpuPressure ?? null,
+          ioPressure: h.hostLoad.waits?.ioPressure ?? null,
+          memoryPressure: h.hostLoad.waits?.memoryPressure ?? null,
+          diskAwaitMs: h.hostLoad.waits?.diskAwaitMs ?? undefined,
+        }
+      : null,
   };
 }
 

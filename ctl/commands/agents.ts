@@ -81,8 +81,14 @@ export function renderAgents(agents: readonly AgentInfo__Output[], now: number):
   );
 }
 
+type PressureFigures = { someAvg10: number; fullAvg10: number } | null;
+
 /** "12.5/1.0/0.0%": io some, cpu some and memory full avg10, as the budgets read them; "missing" without PSI. */
-function formatPressure(l: LoadReport__Output): string {
+export function formatPressure(l: {
+  ioPressure: PressureFigures;
+  cpuPressure: PressureFigures;
+  memoryPressure: PressureFigures;
+}): string {
   if (!l.ioPressure || !l.cpuPressure || !l.memoryPressure) return 'missing';
   const f = (v: number) => v.toFixed(1);
   return `${f(l.ioPressure.someAvg10)}/${f(l.cpuPressure.someAvg10)}/${f(l.memoryPressure.fullAvg10)}%`;

@@ -1,7 +1,8 @@
 /**
  * `headroomctl status`: in a cluster, its members, which one leads and etcd's health first; then one line
- * per host — paused or not, tokens held against the caps, queue, agents, the last fencing number and the
- * rest of the policy; then the shared targets' use across hosts; then the VMs placement says run on the
+ * per host — paused or not, tokens held against the caps, queue, agents, the last fencing number, the host's
+ * own load as the coordinator samples it (CPU, PSI, disk await, and the signal in force for it) and the rest
+ * of the policy; then the shared targets' use across hosts; then the VMs placement says run on the
  * coordinator's host: state, agent connected, migrating.
  */
 import type {
@@ -17,12 +18,14 @@ import { note, print, printJson } from '../context';
 import { EXIT_FAILURE } from '../../common/util/exit-codes';
 import { formatTable } from '../table';
 import { renderPlacement } from '../placement-table';
+import { formatPercent } from '../../common/util/human';
+import { formatPressure } from './agents';
 
 export const statusCommand: Command = {
   name: 'status',
   examples: ['status', 'status --host pve1 --json'],
   summary:
-    "hosts: paused, active tokens, queue, agents, fencing, policy; the coordinator's host's VMs; a cluster's members, leader and etcd",
+    "hosts: paused, active tokens, queue, agents, fencing, the host's own load and signal in force, policy; the coordinator's host's VMs; a cluster's members, leader and etcd",
   synopsis: '[--host H]',
   description: [
     "One line per host. GUEST and HYPERVISOR show the tokens held now against the policy's cap (1/4: one of four).",
@@ -116,6 +119,10 @@ export function renderHosts(hosts: readonly HostInfo__Output[]): string {
       { header: 'QUEUED', align: 'right' },
       { header: 'AGENTS', align: 'right' },
       { header: 'FENCING', align: 'right' },
+      { header: 'HOST CPU', align: 'right' },
+      { header: 'HOST PSI IO/CPU/MEM', align: 'right' },
+      { header: 'HOST AWAIT', align: 'right' },
+      { header: 'HOST SIGNAL' },
       { header: 'POLICY' },
     ],
     sorted.map((h) => [
@@ -126,6 +133,12 @@ export function renderHosts(hosts: readonly HostInfo__Output[]): string {
       String(h.queued),
       String(h.agentsConnected),
       String(h.fencing),
+      h.hostLoad ? formatPercent(h.hostLoad.cpuPercent) : '-',
+      h.hostLoad ? formatPressure(h.hostLoad) : '-',
+      h.hostLoad?.diskAwaitMs !== undefined && h.hostLoad?.diskAwaitMs !== null
+        ? `${h.hostLoad.diskAwaitMs.toFixed(1)} ms`
+        : '-',
+      h.hostLoadSignal || '-',
       policySummary(h.policy),
     ]),
     { empty: 'no hosts' },

@@ -1,8 +1,14 @@
 /**
  * Budgets through cgroup v2: each backup gets a group of its own (headroom-<agent pid>-<pgid>) under the
- * agent's cgroup or a configured parent, with `cpu.max` for CPU, `io.max` on every whole disk for I/O and
- * `cgroup.freeze` to pause. CPU and I/O usage come from the group's own `cpu.stat` and `io.stat`, which
- * count every process that ever ran in it, and (unlike v1) writeback of its buffered writes.
+ * agent's cgroup or a configured parent, with `cpu.max` for CPU, `io.max` on every whole disk for I/O,
+ * `memory.high` for memory and `cgroup.freeze` to pause. CPU and I/O usage come from the group's own
+ * `cpu.stat` and `io.stat`, which count every process that ever ran in it.
+ *
+ * The memory controller is enabled beside io wherever the kernel offers it, for two reasons: memory.high
+ * keeps the backup's page cache from pushing out the workload's (the kernel reclaims from the group once
+ * it holds that much), and cgroup writeback needs both controllers: only then are the backup's buffered
+ * writes charged to its group and held to its io.max when they are flushed (without it, and under v1, the
+ * flusher writes them for the root group, unthrottled).
  *
  * cgroup v2 lets a cgroup hand controllers to its children only when it holds no processes itself. When
  * the parent is the agent's own cgroup and the agent is alone in it (a systemd service with
@@ -13,7 +19,16 @@ import type { Logger } from '../../util/log';
 import { CgroupDir } from './cgroup-dir';
 import { cgroupDirectory } from './cgroup-mounts';
 import { BlockDevice, wholeDisks } from './block-devices';
-import { Budget, cpuQuotaUs, CPU_PERIOD_US, EnforcementError, EnforcementMechanism, Enforcer, Usage } from './enforcer';
+import {
+  autoMemoryHighBytes,
+  Budget,
+  cpuQuotaUs,
+  CPU_PERIOD_US,
+  EnforcementError,
+  EnforcementMechanism,
+  Enforcer,
+  Usage,
+} from './enforcer';
 import { type CgroupAdapterOptions, JobCgroups, reapStaleGroups } from './job-cgroups';
 
 export interface CgroupV2Options extends CgroupAdapterOptions {
@@ -21,12 +36,16 @@ export interface CgroupV2Options extends CgroupAdapterOptions {
   mount: string;
   /** The agent's own cgroup, from /proc/self/cgroup ("0::/system.slice/headroom-agent.service"). */
   own: string;
+  /** memory.high of every backup's group, bytes; 0: no limit; default derived from its budget (autoMemoryHighBytes). */
+  memoryHighBytes?: number;
 }
 
 /** A mechanism ready to use, or why it cannot be. */
 export type Prepared = { mechanism: EnforcementMechanism } | { reason: string };
 
 const NEEDED = ['cpu', 'io'];
+/** Enabled when the kernel offers it; without it, memory and writeback are not held (the detail says so). */
+const MEMORY = 'memory';
 /** The leaf the agent moves into when its own cgroup must hand out controllers. */
 const AGENT_LEAF = 'headroom-agent';
 
@@ -49,9 +68,10 @@ export function prepareCgroupV2(o: CgroupV2Options): Prepared {
       reason: `cgroup v2: the ${missing.join(' and ')} controller${missing.length > 1 ? 's are' : ' is'} not available in ${parent.path} (it has: ${words(available).join(' ') || 'none'})`,
     };
   }
+  const wanted = words(available).includes(MEMORY) ? [...NEEDED, MEMORY] : NEEDED;
   let home = new CgroupDir(cgroupDirectory(o.mount, o.own));
-  if (!NEEDED.every((c) => words(parent.read('cgroup.subtree_control')).includes(c))) {
-    const enable = () => parent.write('cgroup.subtree_control', NEEDED.map((c) => `+${c}`).join(' '));
+  if (!wanted.every((c) => words(parent.read('cgroup.subtree_control')).includes(c))) {
+    const enable = () => parent.write('cgroup.subtree_control', wanted.map((c) => `+${c}`).join(' '));
     try {
       enable();
     } catch (err) {
@@ -89,7 +109,8 @@ export function prepareCgroupV2(o: CgroupV2Options): Prepared {
         proc: o.proc,
         removeDir: o.removeDir,
       });
-      return new CgroupV2Enforcer(cgroups, disks, o.log);
+      const memory = wanted.includes(MEMORY) ? { configuredBytes: o.memoryHighBytes } : undefined;
+      return new CgroupV2Enforcer(cgroups, disks, memory, o.log);
     },
   };
   return { mechanism };
@@ -118,14 +139,22 @@ class CgroupV2Enforcer implements Enforcer {
   constructor(
     private readonly cgroups: JobCgroups,
     private readonly disks: BlockDevice[],
+    /** Set when the memory controller is enabled; configuredBytes as in CgroupV2Options.memoryHighBytes. */
+    private readonly memory: { configuredBytes: number | undefined } | undefined,
     private readonly log: Logger,
   ) {
     this.dir = cgroups.dirs[0].dir;
+    const writeback = memory ? 'buffered writes included' : 'buffered writes not held: no memory controller';
     const io =
       disks.length > 0
-        ? `io.max on ${disks.map((d) => d.name).join(', ')} (read and write each held to the budget)`
+        ? `io.max on ${disks.map((d) => d.name).join(', ')} (read and write each held to the budget, ${writeback})`
         : 'no disk found in /sys/block: I/O not limited';
-    this.detail = `cgroup v2 ${this.dir.path}: cpu.max, ${io}, cgroup.freeze`;
+    const mem = !memory
+      ? 'memory not held (no memory controller)'
+      : memory.configuredBytes === 0
+        ? 'memory not held (budget.memoryHighMiB: 0)'
+        : 'memory.high (its page cache included)';
+    this.detail = `cgroup v2 ${this.dir.path}: cpu.max, ${io}, ${mem}, cgroup.freeze`;
   }
 
   apply(budget: Budget): void {
@@ -133,6 +162,10 @@ class CgroupV2Enforcer implements Enforcer {
     this.dir.write('cpu.max', `${budget.cpuPercent > 0 ? cpuQuotaUs(budget.cpuPercent) : 'max'} ${CPU_PERIOD_US}`);
     const rate = budget.ioBytesPerSec > 0 ? String(Math.round(budget.ioBytesPerSec)) : 'max';
     for (const d of this.disks) this.dir.write('io.max', `${d.majorMinor} rbps=${rate} wbps=${rate}`);
+    if (this.memory) {
+      const bytes = this.memory.configuredBytes ?? autoMemoryHighBytes(budget);
+      this.dir.write('memory.high', bytes > 0 ? String(bytes) : 'max');
+    }
   }
 
   pause(): void {

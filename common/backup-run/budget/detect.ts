@@ -19,6 +19,8 @@ export interface DetectOptions {
   mode: EnforcementMode;
   /** The cgroup to create the backups' groups in (budget.cgroupParent); default the agent's own. */
   cgroupParent?: string;
+  /** memory.high of every backup's group under cgroup v2 (budget.memoryHighMiB); 0: none; default derived from the budget. */
+  memoryHighMiB?: number;
   log: Logger;
   /** The contents of /proc/self/mounts; read when absent. */
   mounts?: string;
@@ -61,7 +63,12 @@ export function detectEnforcement(o: DetectOptions): EnforcementMechanism {
     const mount = mounts.find((m) => m.version === 2);
     if (!mount) return { reason: 'cgroup v2: not mounted' };
     if (self.v2 === undefined) return { reason: 'cgroup v2: this process is in no v2 cgroup (/proc/self/cgroup)' };
-    return prepareCgroupV2({ ...common, mount: mount.path, own: self.v2 });
+    return prepareCgroupV2({
+      ...common,
+      mount: mount.path,
+      own: self.v2,
+      memoryHighBytes: o.memoryHighMiB === undefined ? undefined : o.memoryHighMiB * 1024 * 1024,
+    });
   };
   const v1 = (): Prepared =>
     prepareCgroupV1({ ...common, mounts: mounts.filter((m) => m.version === 1), own: self.v1 });

@@ -83,6 +83,25 @@ export interface EnforcementMechanism {
   readonly fallback?: EnforcementMechanism;
 }
 
+const MiB = 1024 * 1024;
+/** memory.high's floor and ceiling when it is derived from the budget (autoMemoryHighBytes). */
+export const AUTO_MEMORY_HIGH_MIN_BYTES = 64 * MiB;
+export const AUTO_MEMORY_HIGH_MAX_BYTES = 512 * MiB;
+/** How many seconds of the I/O budget the derived memory.high holds: read-ahead and dirty data in flight. */
+const AUTO_MEMORY_HIGH_IO_SECONDS = 8;
+
+/**
+ * The memory a backup's group may hold (page cache included) before the kernel reclaims from it rather
+ * than from the workload, when budget.memoryHighMiB is not set: a backup streams its data once, so cache
+ * beyond a few seconds of its I/O budget only pushes out the workload's working set. 8 s of the I/O budget,
+ * within 64..512 MiB; 512 MiB when the I/O is not limited.
+ */
+export function autoMemoryHighBytes(budget: Budget): number {
+  if (budget.ioBytesPerSec <= 0) return AUTO_MEMORY_HIGH_MAX_BYTES;
+  const bytes = AUTO_MEMORY_HIGH_IO_SECONDS * budget.ioBytesPerSec;
+  return Math.round(Math.min(AUTO_MEMORY_HIGH_MAX_BYTES, Math.max(AUTO_MEMORY_HIGH_MIN_BYTES, bytes)));
+}
+
 /** The CFS period the CPU limit is expressed in: 100 ms, the kernel's default. */
 export const CPU_PERIOD_US = 100_000;
 /** The kernel refuses a CFS quota under 1 ms. */

@@ -170,6 +170,27 @@ describe('start gate with a real coordinator', function () {
     }
   });
 
+  it("shows the host's own load sample and the signal in force for it, in ListHosts and headroomctl status", async () => {
+    const host = async () =>
+      (await unary(clients.admin.ListHosts.bind(clients.admin), {})).hosts.find((h) => h.host === HOST)!;
+    await waitFor(async () => (await host()).hostLoad !== null, 10_000, "the coordinator's first sample of its host");
+    // The wait signals are off in this suite's policy: CPU percent decides.
+    assert.equal((await host()).hostLoadSignal, 'cpu% (fallback)');
+    const status = await runCtl(['--coordinator', coordinator.address, 'status', '--host', HOST]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /HOST CPU\s+HOST PSI IO\/CPU\/MEM\s+HOST AWAIT\s+HOST SIGNAL/);
+    assert.match(status.stdout, /cpu% \(fallback\)/);
+    // With a PSI threshold on, a kernel with /proc/pressure (this machine's) puts pressure in force.
+    const psi = fs.existsSync('/proc/pressure/io');
+    await unary(clients.admin.SetPolicy.bind(clients.admin), { host: HOST, throttleAboveIoPressurePercent: 10 });
+    try {
+      assert.equal((await host()).hostLoadSignal, psi ? 'pressure (PSI)' : 'cpu% (fallback)');
+      if (psi) assert.notEqual((await host()).hostLoad!.ioPressure, null);
+    } finally {
+      await unary(clients.admin.SetPolicy.bind(clients.admin), { host: HOST, throttleAboveIoPressurePercent: 0 });
+    }
+  });
+
   it("holds every backup while the host itself is busy, until the host's threshold lets it start", async () => {
     await unary(clients.admin.SetPolicy.bind(clients.admin), { host: HOST, hostStartBelowCpuPercent: 40 });
     const loops = Math.max(2, os.availableParallelism());

@@ -27,10 +27,14 @@ describe('headroomctl against a real coordinator', function () {
 
     const status = await ctl('status');
     assert.equal(status.code, 0, status.stderr);
-    assert.match(status.stdout, /^HOST\s+STATE\s+GUEST\s+HYPERVISOR\s+QUEUED\s+AGENTS\s+FENCING\s+POLICY\n/);
     assert.match(
       status.stdout,
-      /\nhost-a\s+active\s+1\/4\s+0\/1\s+0\s+0\s+2\s+ttl 30s, overrun no, reports every 10s\n/,
+      /^HOST\s+STATE\s+GUEST\s+HYPERVISOR\s+QUEUED\s+AGENTS\s+FENCING\s+HOST CPU\s+HOST PSI IO\/CPU\/MEM\s+HOST AWAIT\s+HOST SIGNAL\s+POLICY\n/,
+    );
+    // The host's own load: dashes until the coordinator's first sample of it.
+    assert.match(
+      status.stdout,
+      /\nhost-a\s+active\s+1\/4\s+0\/1\s+0\s+0\s+2\s+.+\s+ttl 30s, overrun no, reports every 10s\n/,
     );
     const statusJson = JSON.parse((await ctl('status', '--json')).stdout);
     assert.equal(statusJson.hosts.length, 1);

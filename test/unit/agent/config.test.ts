@@ -37,23 +37,27 @@ describe('agent configuration', () => {
     assert.deepEqual(c.budget, { enforcement: 'auto', cgroupParent: '' });
   });
 
-  it('reads how budgets are enforced, and refuses a mechanism or cgroup it does not know, naming the key', () => {
+  it('reads how budgets are enforced, and refuses a mechanism, cgroup or memory limit it does not know, naming the key', () => {
     const c = compileAgentConfig(
-      { budget: { enforcement: 'cgroup-v1', cgroupParent: '/headroom.slice' } },
+      { budget: { enforcement: 'cgroup-v1', cgroupParent: '/headroom.slice', memoryHighMiB: 256 } },
       'agent.yaml',
     );
-    assert.deepEqual(c.budget, { enforcement: 'cgroup-v1', cgroupParent: '/headroom.slice' });
+    assert.deepEqual(c.budget, { enforcement: 'cgroup-v1', cgroupParent: '/headroom.slice', memoryHighMiB: 256 });
     const list = problems(() =>
-      compileAgentConfig({ budget: { enforcement: 'cgroups', cgroupParent: 'relative/../x', nice: 5 } }, 'agent.yaml'),
+      compileAgentConfig(
+        { budget: { enforcement: 'cgroups', cgroupParent: 'relative/../x', memoryHighMiB: -1, nice: 5 } },
+        'agent.yaml',
+      ),
     );
     assert.deepEqual(list, [
       'agent.yaml: budget.enforcement: expected "auto", "cgroup-v2", "cgroup-v1" or "signals", got "cgroups"',
       'agent.yaml: budget.cgroupParent: expected an absolute cgroup path such as "/headroom.slice" (no ".."), got "relative/../x"',
-      'agent.yaml: budget.nice: unknown key (expected one of: enforcement, cgroupParent)',
+      'agent.yaml: budget.memoryHighMiB: expected an integer from 0 to 1073741824, got -1',
+      'agent.yaml: budget.nice: unknown key (expected one of: enforcement, cgroupParent, memoryHighMiB)',
     ]);
     assert.deepEqual(
       problems(() => compileAgentConfig({ budget: 'signals' }, 'agent.yaml')),
-      ['agent.yaml: budget: expected a mapping with enforcement, cgroupParent, got "signals"'],
+      ['agent.yaml: budget: expected a mapping with enforcement, cgroupParent, memoryHighMiB, got "signals"'],
     );
   });
 

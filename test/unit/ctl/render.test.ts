@@ -39,7 +39,7 @@ function token(over: Partial<Token__Output>): Token__Output {
 }
 
 describe('ctl rendering', () => {
-  it('shows hosts with tokens against their caps, pause reason and policy', () => {
+  it("shows hosts with tokens against their caps, pause reason, the host's own load and signal, and policy", () => {
     const hosts: HostInfo__Output[] = [
       {
         host: 'host-b',
@@ -53,6 +53,8 @@ describe('ctl rendering', () => {
         agentsConnected: 3,
         placementSource: '',
         placement: [],
+        hostLoad: null,
+        hostLoadSignal: '',
       },
       {
         host: 'host-a',
@@ -66,12 +68,27 @@ describe('ctl rendering', () => {
         agentsConnected: 1,
         placementSource: '',
         placement: [],
+        hostLoad: {
+          cpuPercent: 37.5,
+          ioBytesPerSec: 3 * 1024 * 1024,
+          cpuPressure: { someAvg10: 1.25, fullAvg10: 0 },
+          ioPressure: { someAvg10: 12.5, fullAvg10: 4 },
+          memoryPressure: { someAvg10: 0.5, fullAvg10: 0 },
+          diskAwaitMs: 2.25,
+        },
+        hostLoadSignal: 'pressure (PSI)',
       },
     ];
     const lines = renderHosts(hosts).split('\n');
-    assert.match(lines[0], /^HOST\s+STATE\s+GUEST\s+HYPERVISOR\s+QUEUED\s+AGENTS\s+FENCING\s+POLICY$/);
-    assert.match(lines[1], /^host-a\s+active\s+2\/4\s+0\/1\s+0\s+1\s+12\s+ttl 30s, overrun no, reports every 10s$/);
-    assert.match(lines[2], /^host-b\s+paused: maintenance\s+0\/4\s+1\/1\s+2\s+3\s+9\s/);
+    assert.match(
+      lines[0],
+      /^HOST\s+STATE\s+GUEST\s+HYPERVISOR\s+QUEUED\s+AGENTS\s+FENCING\s+HOST CPU\s+HOST PSI IO\/CPU\/MEM\s+HOST AWAIT\s+HOST SIGNAL\s+POLICY$/,
+    );
+    assert.match(
+      lines[1],
+      /^host-a\s+active\s+2\/4\s+0\/1\s+0\s+1\s+12\s+37\.5%\s+12\.5\/1\.3\/0\.0%\s+2\.3 ms\s+pressure \(PSI\)\s+ttl 30s, overrun no, reports every 10s$/,
+    );
+    assert.match(lines[2], /^host-b\s+paused: maintenance\s+0\/4\s+1\/1\s+2\s+3\s+9\s+-\s+-\s+-\s+-\s+ttl/);
     assert.equal(renderHosts([]), 'no hosts');
   });
 

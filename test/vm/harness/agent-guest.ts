@@ -11,11 +11,12 @@ import { enroll } from '../../../agent/enroll';
 import { type Clients, connect, parseAddress, tlsCredentials, unary } from '../../../common/client/connection';
 import { createLogger } from '../../../common/util/log';
 import { initPki } from '../../../coordinator/pki/init';
-import { type RunningCoordinator, startCoordinator } from '../../helpers/coordinator-process';
+import { type RunningCoordinator, startCoordinator, TEST_START_POLICY } from '../../helpers/coordinator-process';
 import { waitFor } from '../../helpers/wait';
 import { type Guest, type GuestDisk, vmTempDir } from './guest';
 import { GUEST_AGENT_CONFIG } from './guest-init';
 import { bootLibvirtGuest } from './libvirt-guest';
+import { reapAtExit } from '../../helpers/reaper';
 import { HOST_IN_GUEST } from './user-network';
 
 const silent = createLogger({ level: 'silent' });
@@ -26,6 +27,12 @@ export interface AgentGuestOptions {
   /** agent.yaml's lines after `coordinator:` and `tls:` (jobs, quiesce, ...). */
   agentConfig: string[];
   disks: GuestDisk[];
+  /** The libvirt domain's name; default hr-test-<random> (guest.ts). */
+  name?: string;
+  /** Default 768. */
+  memoryMiB?: number;
+  /** coordinator.yaml policy lines added to the tests' (e.g. "  reportInterval: 1s"), read before any agent connects. */
+  policyLines?: string[];
 }
 
 export interface AgentGuest {
@@ -56,7 +63,11 @@ export async function startAgentGuest(
   const dir = vmTempDir();
   const pkiDir = path.join(dir, 'pki');
   await initPki({ dir: pkiDir, host: o.host, serverNames: [HOST_IN_GUEST, '127.0.0.1'], admin: 'admin', log: silent });
-  const coordinator = await startCoordinator({ host: o.host, args: ['--pki-dir', pkiDir] });
+  const config = path.join(dir, 'coordinator.yaml');
+  fs.writeFileSync(config, `${TEST_START_POLICY}${(o.policyLines ?? []).map((l) => `${l}\n`).join('')}`);
+  const coordinator = await startCoordinator({ host: o.host, args: ['--pki-dir', pkiDir, '--config', config] });
+  // Interrupted, the process is gone before any close(): the coordinator must not outlive it either.
+  const unreap = reapAtExit(() => coordinator.process.kill('SIGKILL'));
   const pem = (file: string) => path.join(pkiDir, file);
   const clientOf = (who: string) =>
     connect(
@@ -85,10 +96,15 @@ export async function startAgentGuest(
       pem(`${who}.key`),
     ],
     async close() {
-      await s.guest?.destroy();
-      s.admin.close();
-      s.hostSide.close();
-      await coordinator.stop();
+      // The coordinator stops even when the guest could not be destroyed (one already going).
+      try {
+        await s.guest?.destroy();
+      } finally {
+        s.admin.close();
+        s.hostSide.close();
+        await coordinator.stop();
+        unreap();
+      }
     },
   };
   try {
@@ -109,6 +125,8 @@ export async function startAgentGuest(
     ].join('\n');
     s.guest = await bootLibvirtGuest({
       uuid,
+      name: o.name,
+      memoryMiB: o.memoryMiB,
       disks: o.disks(dir),
       hostPorts: [port],
       files: {

@@ -12,6 +12,8 @@ export interface DiskOptions {
   sizeMiB: number;
   /** Files in the filesystem, path relative to its root → contents. */
   files?: Record<string, string | Buffer>;
+  /** Directories of the host copied in (modes kept), path relative to its root → host directory. */
+  dirs?: Record<string, string>;
 }
 
 /**
@@ -29,6 +31,8 @@ export function makeExt4Disk(qcow2: string, options: DiskOptions): string {
       fs.mkdirSync(path.join(tree, path.dirname(file)), { recursive: true });
       fs.writeFileSync(path.join(tree, file), contents);
     }
+    for (const [dir, from] of Object.entries(options.dirs ?? {}))
+      fs.cpSync(from, path.join(tree, dir), { recursive: true });
     const raw = path.join(work, 'disk.raw');
     execFileSync('mkfs.ext4', ['-q', '-F', '-d', tree, raw, `${options.sizeMiB}M`], { stdio: 'pipe' });
     execFileSync('qemu-img', ['convert', '-q', '-f', 'raw', '-O', 'qcow2', raw, qcow2], { stdio: 'pipe' });

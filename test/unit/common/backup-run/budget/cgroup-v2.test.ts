@@ -24,11 +24,12 @@ function setup(files: Record<string, string> = {}) {
   });
   const proc = new FakeProc().set(4242, { pgrp: 4242 }).set(4243, { pgrp: 4242 }).set(4250, { pgrp: 4242 });
   const { log, lines } = captureLog();
-  const prepare = (parent?: string): Prepared =>
+  const prepare = (parent?: string, memoryHighBytes?: number): Prepared =>
     prepareCgroupV2({
       mount,
       own: AGENT,
       parent,
+      memoryHighBytes,
       log,
       selfPid: SELF,
       sysBlock: fakeSysBlock(root),
@@ -47,16 +48,18 @@ function mechanismOf(p: Prepared): EnforcementMechanism {
 describe('cgroup v2 enforcement (fake cgroup tree)', () => {
   afterEach(() => sinon.restore());
 
-  it("hands the cpu and io controllers to the agent's children, and puts a backup's group in its own cgroup", () => {
+  it("hands the cpu, io and memory controllers to the agent's children, and puts a backup's group in its own cgroup", () => {
     const { agentDir, prepare } = setup();
     const mechanism = mechanismOf(prepare());
-    assert.equal(read(`${agentDir}/cgroup.subtree_control`), '+cpu +io');
+    // memory beside io: the kernel charges a group's writeback to it only with both.
+    assert.equal(read(`${agentDir}/cgroup.subtree_control`), '+cpu +io +memory');
     const e = mechanism.enforce({ pgid: 4242, exempt: () => 4243 });
     const dir = `${agentDir}/headroom-${SELF}-4242`;
     assert.equal(e.enforcement, 'CGROUP_V2');
     assert.equal(
       e.detail,
-      `cgroup v2 ${dir}: cpu.max, io.max on vda (read and write each held to the budget), cgroup.freeze`,
+      `cgroup v2 ${dir}: cpu.max, io.max on vda (read and write each held to the budget, buffered writes included), ` +
+        'memory.high (its page cache included), cgroup.freeze',
     );
     // The leader first, then the member forked before it moved; never the watchdog (4243).
     assert.equal(read(`${dir}/cgroup.procs`), '4250');
@@ -74,6 +77,44 @@ describe('cgroup v2 enforcement (fake cgroup tree)', () => {
     assert.equal(read(`${dir}/io.max`), '254:0 rbps=max wbps=max');
     e.apply({ cpuPercent: 0, ioBytesPerSec: 0 });
     assert.equal(read(`${dir}/cpu.max`), 'max 100000');
+  });
+
+  it('holds the group to memory.high: 8 s of its I/O budget within 64..512 MiB by default, or as configured', () => {
+    const MiB = 1024 * 1024;
+    const derived = setup();
+    const e = mechanismOf(derived.prepare()).enforce({ pgid: 4242, exempt: () => undefined });
+    const high = () => read(`${derived.agentDir}/headroom-${SELF}-4242/memory.high`);
+    e.apply({ cpuPercent: 20, ioBytesPerSec: 20 * MiB });
+    assert.equal(high(), String(160 * MiB));
+    e.apply({ cpuPercent: 20, ioBytesPerSec: 1 * MiB });
+    assert.equal(high(), String(64 * MiB));
+    e.apply({ cpuPercent: 20, ioBytesPerSec: 200 * MiB });
+    assert.equal(high(), String(512 * MiB));
+    e.apply({ cpuPercent: 0, ioBytesPerSec: 0 });
+    assert.equal(high(), String(512 * MiB));
+
+    const configured = setup();
+    const fixed = mechanismOf(configured.prepare(undefined, 96 * MiB)).enforce({ pgid: 4242, exempt: () => undefined });
+    fixed.apply({ cpuPercent: 20, ioBytesPerSec: 20 * MiB });
+    assert.equal(read(`${configured.agentDir}/headroom-${SELF}-4242/memory.high`), String(96 * MiB));
+
+    const off = setup();
+    const none = mechanismOf(off.prepare(undefined, 0)).enforce({ pgid: 4242, exempt: () => undefined });
+    none.apply({ cpuPercent: 20, ioBytesPerSec: 20 * MiB });
+    assert.equal(read(`${off.agentDir}/headroom-${SELF}-4242/memory.high`), 'max');
+    assert.match(none.detail, /memory not held \(budget\.memoryHighMiB: 0\)/);
+  });
+
+  it('works without a memory controller, saying that memory and buffered writes are not held', () => {
+    const { agentDir, prepare } = setup({ [`${AGENT}/cgroup.controllers`]: 'cpu io\n' });
+    const e = mechanismOf(prepare()).enforce({ pgid: 4242, exempt: () => undefined });
+    assert.equal(read(`${agentDir}/cgroup.subtree_control`), '+cpu +io');
+    e.apply({ cpuPercent: 20, ioBytesPerSec: 10e6 });
+    assert.equal(fs.existsSync(`${agentDir}/headroom-${SELF}-4242/memory.high`), false);
+    assert.match(
+      e.detail,
+      /buffered writes not held: no memory controller\), memory not held \(no memory controller\)/,
+    );
   });
 
   it('sends the watchdog home before freezing the group, and thaws it on resume and on release', () => {
@@ -149,7 +190,7 @@ describe('cgroup v2 enforcement (fake cgroup tree)', () => {
     });
     const mechanism = mechanismOf(prepare());
     assert.equal(read(`${agentDir}/headroom-agent/cgroup.procs`), String(SELF));
-    assert.equal(read(`${agentDir}/cgroup.subtree_control`), '+cpu +io');
+    assert.equal(read(`${agentDir}/cgroup.subtree_control`), '+cpu +io +memory');
     // The watchdog goes back to the leaf the agent is in now.
     const e = mechanism.enforce({ pgid: 4242, exempt: () => 4243 });
     fs.writeFileSync(`${agentDir}/headroom-${SELF}-4242/cgroup.procs`, '4242\n4243\n');
