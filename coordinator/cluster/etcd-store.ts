@@ -5,7 +5,8 @@
  * (LeadershipLostError). The leader owns the state while it leads, so it keeps what it loaded and committed
  * at hand and answers the planner's and metrics' reads from memory; the history is read from etcd.
  *
- * Keys, under the cluster's prefix: `hosts/<name>`, `tokens/<id>` (active and ended), `agents/<vm>`,
+ * Keys, under the cluster's prefix: `hosts/<name>` (its policy and pause), `fencing/<name>` (its last fencing
+ * number: apart, since it changes at every grant and the policy rarely), `tokens/<id>` (active and ended), `agents/<vm>`,
  * `history/<first seq>` (the records of one commit, a page), `meta/seq` (the last seq).
  */
 import type { Etcd3, IOperation } from 'etcd3';
@@ -72,12 +73,15 @@ export class EtcdStore implements Store {
   }
 
   async load(endedSince: number) {
-    const [hosts, tokens, agents, seq] = await Promise.all([
+    const [stored, fencings, tokens, agents, seq] = await Promise.all([
       this.readPrefix<HostRecord>('hosts'),
+      this.client.getAll().prefix(this.key('fencing', '')).options(this.deadline()).strings(),
       this.readPrefix<StoredToken>('tokens'),
       this.readPrefix<AgentRecord>('agents'),
       this.client.get(this.key('meta', 'seq')).options(this.deadline()).number(),
     ]);
+    const fencingOf = (name: string) => Number(fencings[this.key('fencing', name)] ?? 0);
+    const hosts = stored.map((h) => ({ ...h, fencing: Math.max(h.fencing, fencingOf(h.name)) }));
     this.hosts.clear();
     this.tokens.clear();
     this.agentsByVm.clear();
@@ -98,6 +102,7 @@ export class EtcdStore implements Store {
   async commit(events: readonly LessorEvent[]): Promise<HistoryRecord[]> {
     if (events.length === 0) return [];
     const hosts = new Map<string, HostRecord>();
+    const fencings = new Map<string, number>();
     const tokens = new Map<string, StoredToken>();
     const host = (name: string) => hosts.get(name) ?? this.hosts.get(name);
     const token = (id: string) => tokens.get(id) ?? this.tokens.get(id);
@@ -112,8 +117,7 @@ export class EtcdStore implements Store {
         case 'granted': {
           const { expiresAt: _x, ...lease } = e.lease;
           tokens.set(lease.tokenId, { ...lease, state: 'active' });
-          const h = host(lease.host);
-          if (h) hosts.set(h.name, { ...h, fencing: Math.max(h.fencing, lease.fencing) });
+          fencings.set(lease.host, Math.max(fencings.get(lease.host) ?? 0, lease.fencing));
           break;
         }
         case 'released':
@@ -146,6 +150,7 @@ export class EtcdStore implements Store {
     }
     const puts: [string, string][] = [
       ...[...hosts.values()].map((h): [string, string] => [this.key('hosts', h.name), JSON.stringify(h)]),
+      ...[...fencings].map(([name, f]): [string, string] => [this.key('fencing', name), String(f)]),
       ...[...tokens.values()].map((t): [string, string] => [this.key('tokens', t.tokenId), JSON.stringify(t)]),
     ];
     if (records.length > 0) {
@@ -157,6 +162,10 @@ export class EtcdStore implements Store {
       puts.map(([k, v]) => k.length + v.length),
     );
     for (const [name, h] of hosts) this.hosts.set(name, h);
+    for (const [name, f] of fencings) {
+      const h = this.hosts.get(name);
+      if (h) this.hosts.set(name, { ...h, fencing: Math.max(h.fencing, f) });
+    }
     for (const [id, t] of tokens) this.tokens.set(id, t);
     this.seq = seq;
     return records;
