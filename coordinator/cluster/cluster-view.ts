@@ -1,8 +1,7 @@
 /**
  * What the leader tells about the cluster (AdminService.GetCluster, `headroomctl status`): the members,
  * each registered in etcd under `members/<host>` for as long as its process lives (a lease of its own),
- * who leads (the first election key), and each etcd endpoint's health, read from its HTTP /health,
- * /version and /metrics as an operator would.
+ * who leads (the first election key), and each etcd endpoint's health as etcd reports it (its status).
  */
 import type { Etcd3, Lease } from 'etcd3';
 import type { Logger } from '../../common/util/log';
@@ -83,39 +82,42 @@ export function registerMember(
   };
 }
 
-async function endpointHealth(endpoint: string): Promise<v1.EtcdEndpoint> {
-  const base = endpointUrl(endpoint);
-  const get = async (p: string) => {
-    const res = await fetch(`${base}${p}`, { signal: AbortSignal.timeout(HEALTH_TIMEOUT_MS) });
-    return res.text();
-  };
+/**
+ * One endpoint's health as etcd itself reports it (Maintenance.Status, over the same client settings as the
+ * member's, so TLS to etcd works): healthy while it knows a raft leader; its version and database size.
+ */
+async function endpointHealth(endpoint: string, connect: (endpoint: string) => Etcd3): Promise<v1.EtcdEndpoint> {
+  const client = connect(endpoint);
   try {
-    const [health, version, metrics] = await Promise.all([get('/health'), get('/version'), get('/metrics')]);
-    const healthy = (JSON.parse(health) as { health?: string }).health === 'true';
-    const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1] ?? 0);
+    const status = await client.maintenance.status({ deadline: Date.now() + HEALTH_TIMEOUT_MS });
+    const healthy = status.leader !== '0';
     return {
       endpoint,
       healthy,
-      error: healthy ? '' : 'unhealthy: no raft leader, or it cannot serve a read',
-      raftLeader: metric('etcd_server_is_leader') === 1,
-      version: (JSON.parse(version) as { etcdserver?: string }).etcdserver ?? '',
-      dbSizeBytes: metric('etcd_mvcc_db_total_size_in_bytes'),
+      error: healthy ? '' : 'no raft leader',
+      raftLeader: healthy && status.header.member_id === status.leader,
+      version: status.version,
+      dbSizeBytes: Number(status.dbSize),
     };
   } catch (e) {
     return { endpoint, healthy: false, error: (e as Error).message, raftLeader: false, version: '', dbSizeBytes: 0 };
+  } finally {
+    client.close();
   }
 }
 
+/** `connect` makes a client of one endpoint, with the member's etcd settings. */
 export async function clusterInfo(
   client: Etcd3,
   prefix: string,
   name: string,
   endpoints: readonly string[],
+  connect: (endpoint: string) => Etcd3,
 ): Promise<v1.ClusterInfo> {
   const [members, first, etcd] = await Promise.all([
     client.getAll().prefix(`${prefix}members/`).strings(),
     client.getAll().prefix(`${prefix}election/leader/`).sort('Create', 'Ascend').limit(1).exec(),
-    Promise.all(endpoints.map(endpointHealth)),
+    Promise.all(endpoints.map((e) => endpointHealth(e, connect))),
   ]);
   const leaderPeer = first.kvs[0]?.value.toString();
   return {

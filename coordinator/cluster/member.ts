@@ -52,12 +52,14 @@ export async function startMember(
   const { etcd } = options;
   // No retries or circuit breakers in the client: every call has its deadline, the election retries on
   // its own, and a breaker would refuse calls for seconds after etcd's quorum returns.
-  const client = new Etcd3({
-    hosts: etcd.endpoints.map(endpointUrl),
-    dialTimeout: 2_000,
-    faultHandling: { host: () => noop, global: noop },
-    ...etcdTls(etcd),
-  });
+  const etcdClient = (endpoints: readonly string[]) =>
+    new Etcd3({
+      hosts: endpoints.map(endpointUrl),
+      dialTimeout: 2_000,
+      faultHandling: { host: () => noop, global: noop },
+      ...etcdTls(etcd),
+    });
+  const client = etcdClient(etcd.endpoints);
   const prefix = `/headroom/${etcd.cluster}/`;
   const pki = options.pki ? pkiFiles(options.pki.dir) : undefined;
   const authority = options.pki ? await Authority.open(options.pki.dir, log) : undefined;
@@ -79,7 +81,7 @@ export async function startMember(
               clock,
               {
                 store,
-                info: () => clusterInfo(client, prefix, etcd.cluster, etcd.endpoints),
+                info: () => clusterInfo(client, prefix, etcd.cluster, etcd.endpoints, (e) => etcdClient([e])),
                 feedHostLoads: (coordinator) => feedHostLoads(client, prefix, coordinator, clock, log),
                 ...(authority ? { authority } : {}),
                 placement: () =>

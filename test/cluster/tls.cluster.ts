@@ -122,6 +122,21 @@ describe('cluster across machines: mutual TLS between members, the callers ident
     };
   });
 
+  it("tells an admin the cluster's members, its leader and each etcd endpoint's health, etcd's TLS included", async () => {
+    const f = await follower();
+    const a = clients(f.address, admin(f));
+    const info = await unary(a.admin.GetCluster.bind(a.admin), {});
+    assert.equal(info.clustered, true);
+    assert.equal(info.members.length, 3);
+    assert.equal(info.members.filter((m) => m.leader).length, 1);
+    assert.deepEqual(
+      info.etcd.map((e) => [e.healthy, e.error]),
+      info.etcd.map(() => [true, '']),
+    );
+    assert.equal(info.etcd.filter((e) => e.raftLeader).length, 1, 'one raft leader among the endpoints');
+    assert.ok(info.etcd.every((e) => e.version !== '' && Number(e.dbSizeBytes) > 0));
+  });
+
   it("authorizes a forwarded agent as itself at the leader: its own VM's token, not another's, no admin call", async () => {
     const f = await follower();
     const vm1 = clients(f.address, agent);
