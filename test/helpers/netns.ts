@@ -7,6 +7,19 @@
 import { type ChildProcess, type SpawnOptions, execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomInt } from 'node:crypto';
 import { reapAtExit } from './reaper';
+import { isRoot, requireTool } from './require-tool';
+
+/**
+ * A `before` hook of a suite that makes network namespaces: skipped, saying why, without root; failing,
+ * naming the Debian package, without `ip`.
+ */
+export function needsNamespaces(this: Mocha.Context): void {
+  if (!isRoot()) {
+    console.log('      skipped: network namespaces need root');
+    this.skip();
+  }
+  requireTool('ip', 'iproute2');
+}
 
 export interface Partition {
   /** The namespace's name, for `ip netns exec NAME …`. */

@@ -12,8 +12,7 @@ import { createLogger } from '../../../common/util/log';
 import { initPki } from '../../../coordinator/pki/init';
 import { pkiFiles } from '../../../coordinator/pki/state-dir';
 import { type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
-import { createPartition, type Partition } from '../../helpers/netns';
-import { isRoot, requireTool } from '../../helpers/require-tool';
+import { createPartition, needsNamespaces, type Partition } from '../../helpers/netns';
 import { waitFor } from '../../helpers/wait';
 
 describe('a coordinator in a network namespace (startCoordinator with namespace)', function () {
@@ -22,13 +21,7 @@ describe('a coordinator in a network namespace (startCoordinator with namespace)
   let coordinator: RunningCoordinator | undefined;
   let clients: Clients | undefined;
 
-  before(function () {
-    if (!isRoot()) {
-      console.log('      skipped: network namespaces need root');
-      this.skip();
-    }
-    requireTool('ip', 'iproute2');
-  });
+  before(needsNamespaces);
 
   after(async () => {
     clients?.close();

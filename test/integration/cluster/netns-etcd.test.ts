@@ -10,8 +10,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { type EtcdCluster, startEtcdCluster } from '../../helpers/etcd-cluster';
-import { createPartition, type Partition } from '../../helpers/netns';
-import { isRoot, requireTool } from '../../helpers/require-tool';
+import { createPartition, needsNamespaces, type Partition } from '../../helpers/netns';
 import { waitFor } from '../../helpers/wait';
 
 const PROBE = path.join(__dirname, 'etcd-probe.js');
@@ -36,13 +35,7 @@ describe('a process in a network namespace reaching the etcd cluster (netns + et
   let cluster: EtcdCluster | undefined;
   let probe: ChildProcess | undefined;
 
-  before(function () {
-    if (!isRoot()) {
-      console.log('      skipped: network namespaces need root');
-      this.skip();
-    }
-    requireTool('ip', 'iproute2');
-  });
+  before(needsNamespaces);
 
   after(async () => {
     probe?.kill('SIGKILL');

@@ -15,8 +15,8 @@ import { type Clients, connect, tlsCredentials, unary } from '../../../common/cl
 import { AGENT_MAIN, type RunningCoordinator, startCoordinator, tempDir } from '../../helpers/coordinator-process';
 import { acquire } from '../../helpers/token-client';
 import { type AgentProcess, startAgent, waitFor } from '../agent/processes';
-import { createPartition, type Partition } from '../../helpers/netns';
-import { isRoot, requireTool } from '../../helpers/require-tool';
+import { createPartition, needsNamespaces, type Partition } from '../../helpers/netns';
+import { requireTool } from '../../helpers/require-tool';
 
 const STALE_HOLDER = path.join(__dirname, 'stale-holder.js');
 const TTL = '3s';
@@ -33,11 +33,7 @@ describe('network partition between an agent and the coordinator (network namesp
   let clients: Clients | undefined;
 
   before(function () {
-    if (!isRoot()) {
-      console.log('      skipped: network namespaces need root');
-      this.skip();
-    }
-    requireTool('ip', 'iproute2');
+    needsNamespaces.call(this);
     requireTool('openssl', 'openssl');
   });
 
