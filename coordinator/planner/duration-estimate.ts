@@ -62,7 +62,9 @@ export function estimateDurationMs(
   const learnt = percentile(runs, options.percentile);
   if (declaredMs === 0 || runs.length >= options.runsToTrust) return whole(learnt);
   const weight = runs.length / options.runsToTrust;
-  return whole((1 - weight) * declaredMs + weight * learnt);
+  // Kept between the two: in floating point the blend of 14 and 14 is 14.000000000000002, which rounds up to 15.
+  const blend = (1 - weight) * declaredMs + weight * learnt;
+  return whole(Math.min(Math.max(blend, Math.min(declaredMs, learnt)), Math.max(declaredMs, learnt)));
 }
 
 /** Nearest-rank percentile: the smallest run that at least that share of the runs do not exceed. */

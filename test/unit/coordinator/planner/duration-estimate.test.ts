@@ -37,6 +37,8 @@ describe('estimateDurationMs', () => {
 
   it('rounds up to a whole millisecond, at least 1', () => {
     assert.equal(estimateDurationMs(0, [0]), 1);
+    // Found by the property below (seed 886764449): a blend of equal figures must not round up past them.
+    assert.equal(estimateDurationMs(14, [14]), 14);
     assert.equal(estimateDurationMs(10, [11], compileDurationEstimateOptions({ runsToTrust: 3 })), 11);
   });
 
