@@ -11,6 +11,7 @@
  * adaptive (budgetMode adaptive between the lowest and the highest fixed budget, driven by the guest's PSI).
  */
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { unary } from '../common/client/connection';
 import { DEFAULT_POLICY } from '../coordinator/domain/policy';
@@ -51,9 +52,35 @@ export interface GuestPenaltyOptions {
   memoryMiB: number;
   /** The fixed budgets, lowest first; Headroom adapts between the first and the last. */
   fixed: GuestBudget[];
+  /** QEMU's threads at this nice value (0: as they are). */
+  nice: number;
+  /** Where the data disk is made: /dev/shm keeps the host's disk out of the guest's latencies. */
+  diskDir: string;
   progress(line: string): void;
   /** Receives the function that tears the guest down, for an interrupted run. */
   onStop(stop: () => Promise<void>): void;
+}
+
+/** The pid of the qemu-system-x86_64 started with `-name NAME` (libvirt's `-name guest=NAME,...`). */
+function qemuOf(name: string): number {
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const named = argv[argv.indexOf('-name') + 1]?.split(',') ?? [];
+      if (argv[0].endsWith('qemu-system-x86_64') && (named.includes(name) || named.includes(`guest=${name}`)))
+        return Number(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  throw new Error(`no qemu-system-x86_64 -name ${name} running`);
+}
+
+/** Sets every thread of a process (the vCPU's included) to a nice value; returns how many. */
+function reniceProcess(pid: number, nice: number): number {
+  const threads = fs.readdirSync(`/proc/${pid}/task`);
+  for (const tid of threads) os.setPriority(Number(tid), nice);
+  return threads.length;
 }
 
 const budgetText = (b: GuestBudget) => `${b.cpuPercent}% cpu, ${(b.ioBytesPerSec / MiB).toFixed(0)} MiB/s`;
@@ -126,26 +153,31 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
   const nodeMiB = fs.statSync(process.execPath).size / MiB;
   // Data, its gzip'd copy, the working set, Node, and room for ext4 and the probe.
   const sizeMiB = Math.ceil((o.dataBytes * 2) / MiB + o.worksetMiB + nodeMiB + 256);
-  const disk = makeExt4Disk(path.join(work, 'data.qcow2'), { sizeMiB, dirs: { '.': tree } });
+  const diskDir = fs.mkdtempSync(path.join(o.diskDir, 'pen-bench-'));
+  fs.chmodSync(diskDir, 0o755);
+  const disk = makeExt4Disk(path.join(diskDir, 'data.qcow2'), { sizeMiB, dirs: { '.': tree } });
   fs.rmSync(tree, { recursive: true, force: true });
 
   o.progress('guest: booting (TCG) with the agent connected to a coordinator on the host');
   let s: AgentGuest | undefined;
+  const name = `pen-bench-${process.pid}`;
   const stop = async () => {
     await s?.close();
     fs.rmSync(work, { recursive: true, force: true });
+    fs.rmSync(diskDir, { recursive: true, force: true });
   };
   o.onStop(stop);
   try {
     s = await startAgentGuest({
       host: HOST,
-      name: `pen-bench-${process.pid}`,
+      name,
       memoryMiB: o.memoryMiB,
       policyLines: ['  reportInterval: 1s'],
       agentConfig: [],
       disks: () => [{ path: disk, mountPoint: MOUNT }],
     });
     const guest = s.guest!;
+    const favoured = o.nice === 0 ? 0 : reniceProcess(qemuOf(name), o.nice);
     const admin = s.admin.admin;
     const setPolicy = (fields: Record<string, unknown>) =>
       unary(admin.SetPolicy.bind(admin), { host: HOST, ...fields });
@@ -167,7 +199,7 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
       phases.push({ ...result, kind });
       o.progress(
         `guest:    HTTP p99 ${result.http.p99.toFixed(1)} ms, disk p99 ${result.disk.p99.toFixed(1)} ms, ` +
-          `working-set hits ${result.worksetHitPercent.toFixed(1)}%` +
+          `working-set hits ${result.worksetHitPercent.toFixed(1)}%, guest busy ${result.machineBusyPercent.toFixed(0)}%` +
           (result.backupSeconds === undefined ? '' : `, backup ${result.backupSeconds.toFixed(1)} s`),
       );
       return result;
@@ -292,8 +324,9 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
     );
     const intro = [
       `in-guest run: TCG guest, 1 vCPU, ${o.memoryMiB} MiB, kernel ${kernel}, cgroup v2 controllers: ${controllers}`,
+      `host        QEMU's ${favoured} threads at nice ${o.nice}; load average ${os.loadavg()[0].toFixed(1)} at the end`,
       `foreground  HTTP at ${o.ratePerSec} requests/s, disk probe (4 KiB write + fdatasync every 50 ms), working set of ${o.worksetMiB} MiB reread at 32 MiB/s`,
-      `backup      tar | gzip -1 of ${(o.dataBytes / MiB).toFixed(0)} MiB on the guest's virtio disk; page cache dropped before each phase`,
+      `backup      tar | gzip -1 of ${(o.dataBytes / MiB).toFixed(0)} MiB on the guest's virtio disk (a qcow2 in ${o.diskDir}); page cache dropped before each phase`,
       `fixed       ${o.fixed.map(budgetText).join('; ')} (memory.high: 8 s of the I/O budget, at least 64 MiB)`,
     ];
     return { intro, phases };

@@ -56,6 +56,8 @@ export interface PenaltyOptions {
   guestBaselineMs: number;
   guestRatePerSec: number;
   guestFixed: GuestBudget[];
+  guestNice: number;
+  guestDiskDir: string;
 }
 
 const USAGE = `Usage: npm run bench:penalty -- [options]
@@ -72,7 +74,12 @@ const USAGE = `Usage: npm run bench:penalty -- [options]
   --guest-memory MIB   the guest's RAM (default 768)
   --guest-baseline D   length of the guest's no-backup phase (default 15s)
   --guest-rate N       the guest's HTTP requests per second (default 20: TCG is slow)
-  --guest-fixed LIST   the guest's fixed budgets, CPU%/MiB/s each, lowest first (default 20/2,40/4,80/8)`;
+  --guest-fixed LIST   the guest's fixed budgets, CPU%/MiB/s each, lowest first (default 20/2,40/4,80/8)
+  --guest-disk-dir DIR where the guest's data disk (qcow2) is made (default /dev/shm: the host's own disk
+                       traffic then does not stall the guest's I/O emulation; give a directory on a
+                       disk to include it)
+  --guest-nice N       QEMU's threads at this nice value, -20..19 (default -10: the host's other work
+                       weighs less on the guest's one vCPU; 0 to leave them as they are)`;
 
 function parseSize(text: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB)?$/i.exec(text.trim());
@@ -101,6 +108,8 @@ function parseArgs(argv: string[]): PenaltyOptions {
       { cpuPercent: 40, ioBytesPerSec: 4 * MiB },
       { cpuPercent: 80, ioBytesPerSec: 8 * MiB },
     ],
+    guestNice: -10,
+    guestDiskDir: '/dev/shm',
   };
   for (let i = 0; i < argv.length; i++) {
     const [flag, value] = [argv[i], argv[i + 1]];
@@ -128,6 +137,8 @@ function parseArgs(argv: string[]): PenaltyOptions {
     else if (flag === '--guest-baseline') o.guestBaselineMs = parseDuration(need());
     else if (flag === '--guest-rate') o.guestRatePerSec = positive(need());
     else if (flag === '--guest-fixed') o.guestFixed = parseBudgets(need());
+    else if (flag === '--guest-nice') o.guestNice = niceValue(need());
+    else if (flag === '--guest-disk-dir') o.guestDiskDir = need();
     else if (flag === '-h' || flag === '--help') {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
@@ -140,6 +151,12 @@ function parseArgs(argv: string[]): PenaltyOptions {
     if (bytes < DATA_FILE_BYTES) throw new Error(`${flag}: at least ${DATA_FILE_BYTES / MiB} MiB`);
   if (!o.host && !o.guest) throw new Error('--host-only and --guest-only: give one of them, or neither for both');
   return o;
+}
+
+function niceValue(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < -20 || n > 19) throw new Error(`--guest-nice: expected -20..19, got ${text}`);
+  return n;
 }
 
 /** "20/2,40/4,80/8": CPU% and MiB/s pairs, lowest first. */
@@ -235,6 +252,8 @@ async function main(): Promise<void> {
         worksetMiB: o.guestWorksetMiB,
         memoryMiB: o.guestMemoryMiB,
         fixed: o.guestFixed,
+        nice: o.guestNice,
+        diskDir: o.guestDiskDir,
         progress,
         onStop: (stop) => stops.push(stop),
       });

@@ -49,6 +49,13 @@ const MEMORY = 'memory';
 /** The leaf the agent moves into when its own cgroup must hand out controllers. */
 const AGENT_LEAF = 'headroom-agent';
 
+/**
+ * The backup's group yields the CPU to its peers (the least weight): under its cpu.max it still runs only
+ * when they do not want the CPU, so a workload's requests are not queued behind it. Its peers are what
+ * shares the parent (budget.cgroupParent): a workload elsewhere competes with that parent's weight.
+ */
+const BACKGROUND_CPU_WEIGHT = 1;
+
 const words = (text: string | undefined) => (text ?? '').trim().split(/\s+/).filter(Boolean);
 
 /**
@@ -154,11 +161,12 @@ class CgroupV2Enforcer implements Enforcer {
       : memory.configuredBytes === 0
         ? 'memory not held (budget.memoryHighMiB: 0)'
         : 'memory.high (its page cache included)';
-    this.detail = `cgroup v2 ${this.dir.path}: cpu.max, ${io}, ${mem}, cgroup.freeze`;
+    this.detail = `cgroup v2 ${this.dir.path}: cpu.max and cpu.weight ${BACKGROUND_CPU_WEIGHT}, ${io}, ${mem}, cgroup.freeze`;
   }
 
   apply(budget: Budget): void {
     this.cgroups.adoptStrays();
+    this.dir.write('cpu.weight', String(BACKGROUND_CPU_WEIGHT));
     this.dir.write('cpu.max', `${budget.cpuPercent > 0 ? cpuQuotaUs(budget.cpuPercent) : 'max'} ${CPU_PERIOD_US}`);
     const rate = budget.ioBytesPerSec > 0 ? String(Math.round(budget.ioBytesPerSec)) : 'max';
     for (const d of this.disks) this.dir.write('io.max', `${d.majorMinor} rbps=${rate} wbps=${rate}`);

@@ -137,6 +137,8 @@ export interface AcquireOptions {
   vm: string;
   job: string;
   expectedDurationMs?: number;
+  /** The lease, unrenewed: long enough for what the test waits for while it holds the token. */
+  ttlMs?: number;
 }
 
 let requests = 0;
@@ -151,6 +153,7 @@ export function acquire(clients: Clients, o: AcquireOptions): Promise<Token__Out
       vm: o.vm,
       job: o.job,
       expectedDurationMs: o.expectedDurationMs ?? 60_000,
+      ttlMs: o.ttlMs ?? 0,
     });
     call.on('data', (u: AcquireUpdate__Output) => {
       if (u.granted) resolve(u.granted);

@@ -177,7 +177,8 @@ describe('headroomctl and headroom-agent output', function () {
   });
 
   it('headroom-agent exec says what it waits for while it waits, then the slot it got', async () => {
-    const holder = await acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-holder', job: 'vzdump' });
+    // Not renewed: its lease must outlast the wait below on a busy machine, or it expires under the test.
+    const holder = await acquire(clients, { kind: 'HYPERVISOR', vm: 'vm-holder', job: 'vzdump', ttlMs: 600_000 });
     const exec = startAgent(
       ['exec', '--job', 'nightly', '--coordinator', coordinator.address, '--vm', 'vm-waits', '--', 'true'],
       { env: { HEADROOM_LOG: 'error' } },

@@ -68,7 +68,7 @@ describe('cgroup v1 enforcement (fake hierarchies)', () => {
     assert.match(
       e.detail,
       new RegExp(
-        `^cgroup v1 ${root}/cpu,cpuacct/${name} \\(cpu, blkio, freezer\\): CFS quota, blkio throttling on vda, freezer; buffered writes`,
+        `^cgroup v1 ${root}/cpu,cpuacct/${name} \\(cpu, blkio, freezer\\): CFS quota and cpu.shares 2, blkio throttling on vda, freezer; buffered writes`,
       ),
     );
     e.apply({ cpuPercent: 30, ioBytesPerSec: 5e6 });

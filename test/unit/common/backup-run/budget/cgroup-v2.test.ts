@@ -58,7 +58,7 @@ describe('cgroup v2 enforcement (fake cgroup tree)', () => {
     assert.equal(e.enforcement, 'CGROUP_V2');
     assert.equal(
       e.detail,
-      `cgroup v2 ${dir}: cpu.max, io.max on vda (read and write each held to the budget, buffered writes included), ` +
+      `cgroup v2 ${dir}: cpu.max and cpu.weight 1, io.max on vda (read and write each held to the budget, buffered writes included), ` +
         'memory.high (its page cache included), cgroup.freeze',
     );
     // The leader first, then the member forked before it moved; never the watchdog (4243).
