@@ -72,8 +72,8 @@ const USAGE = `Usage: npm run bench:penalty -- [options]
   --guest-size BYTES   the guest's data set (default 128MiB)
   --guest-workset MIB  the guest's working set (default 128)
   --guest-memory MIB   the guest's RAM (default 768)
-  --guest-baseline D   length of the guest's no-backup phase (default 15s)
-  --guest-rate N       the guest's HTTP requests per second (default 20: TCG is slow)
+  --guest-baseline D   length of the guest's no-backup phase (default 30s)
+  --guest-rate N       the guest's HTTP requests per second (default 10: TCG is slow; the guest is about half busy)
   --guest-fixed LIST   the guest's fixed budgets, CPU%/MiB/s each, lowest first (default 20/2,40/4,80/8)
   --guest-disk-dir DIR where the guest's data disk (qcow2) is made (default /dev/shm: the host's own disk
                        traffic then does not stall the guest's I/O emulation; give a directory on a
@@ -101,8 +101,8 @@ function parseArgs(argv: string[]): PenaltyOptions {
     guestDataBytes: 128 * MiB,
     guestWorksetMiB: 128,
     guestMemoryMiB: 768,
-    guestBaselineMs: 15_000,
-    guestRatePerSec: 20,
+    guestBaselineMs: 30_000,
+    guestRatePerSec: 10,
     guestFixed: [
       { cpuPercent: 20, ioBytesPerSec: 2 * MiB },
       { cpuPercent: 40, ioBytesPerSec: 4 * MiB },

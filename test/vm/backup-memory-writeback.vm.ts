@@ -34,10 +34,11 @@ const JOB_SCRIPT = [
   `dd if=/dev/zero of=/mnt/data/out bs=1M count=${WRITE_MIB} 2>/dev/null`,
   'sync',
   '{ echo "cgroup $g"; echo "subtree $(cat $g/../cgroup.subtree_control)"; echo "high $(cat $g/memory.high)";',
-  'echo "peak $(cat $g/memory.peak)"; echo "iomax $(cat $g/io.max)"; cat $g/io.stat; } > /tmp/job-report',
+  'echo "peak $(cat $g/memory.peak)"; echo "iomax $(cat $g/io.max)"; echo "weight $(cat $g/cpu.weight)";',
+  'cat $g/io.stat; } > /tmp/job-report',
 ].join('\n');
 
-describe('VM: memory.high and writeback of a guest backup under cgroup v2', function () {
+describe('VM: memory.high, writeback and CPU weight of a guest backup under cgroup v2', function () {
   let s: AgentGuest;
   attachConsolesOnFailure(() => [s?.guest]);
 
@@ -67,7 +68,7 @@ describe('VM: memory.high and writeback of a guest backup under cgroup v2', func
     await s?.close();
   });
 
-  it("holds the backup's page cache to memory.high and charges its buffered writes to its group", async () => {
+  it("holds the backup's page cache to memory.high, charges its buffered writes to its group, and gives it the least CPU weight", async () => {
     await s.guest!.sh(
       `(headroom-agent exec --config ${GUEST_AGENT_CONFIG} --job read-and-write > /tmp/exec.log 2>&1; echo $? > /tmp/exec.rc) &`,
     );
@@ -85,6 +86,8 @@ describe('VM: memory.high and writeback of a guest backup under cgroup v2', func
     assert.match(field('subtree'), /\bio\b/, report);
     assert.equal(Number(field('high')), MEMORY_HIGH_MIB * MiB, report);
     assert.match(field('iomax'), new RegExp(`rbps=${64 * MiB} wbps=${64 * MiB}`), report);
+    // The least weight: under its cap the backup yields the vCPU to the guest's own work.
+    assert.equal(field('weight'), '1', report);
     // Without memory.high the whole file would have stayed in the group's page cache.
     const peak = Number(field('peak'));
     assert.ok(peak > 0 && peak < (READ_MIB * MiB) / 2, `peak ${peak} of a ${READ_MIB} MiB read:\n${report}`);
