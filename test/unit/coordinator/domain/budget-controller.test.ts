@@ -22,7 +22,7 @@ const POLICY: Required<HostPolicy> = { ...DEFAULT_POLICY };
 const REDUCED: Budget = { cpuPercent: 25, ioBytesPerSec: 10 * MiB };
 
 function lease(over: Partial<ControlledLease['slot']> = {}, budget: Budget = UNLIMITED): ControlledLease {
-  return { slot: { start: T0, expectedEnd: T0 + HOUR, windowEnd: 0, ...over }, budget: { ...budget } };
+  return { vm: 'vm1', slot: { start: T0, expectedEnd: T0 + HOUR, windowEnd: 0, ...over }, budget: { ...budget } };
 }
 
 function load(cpuPercent: number, over: Partial<MachineLoad> = {}): MachineLoad {
