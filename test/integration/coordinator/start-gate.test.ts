@@ -134,6 +134,105 @@ describe('start gate with a real coordinator', function () {
     await release(clients, u.granted);
   });
 
+  it("judges a VM by its own pressure thresholds once headroomctl sets them, and another VM still by the host's", async () => {
+    const setPolicy = (req: v1.SetPolicyRequest) => unary(clients.admin.SetPolicy.bind(clients.admin), req);
+    const ctl = (...args: string[]) =>
+      runCtl(['--coordinator', coordinator.address, 'policy', 'set', '--host', HOST, ...args]);
+    // The host's memory pressure thresholds (the defaults) on, the rest of the suite's wait signals off: memory
+    // `full`, unlike CPU, stays at 0 on this shared machine, so the host's own sample holds nothing back.
+    await setPolicy({
+      host: HOST,
+      throttleAboveMemoryPressurePercent: 5,
+      pauseAboveMemoryPressurePercent: 15,
+      resumeBelowMemoryPressurePercent: 2,
+    });
+    const stalls = (memory: number): Partial<v1.LoadReport> => ({
+      cpuPressure: { someAvg10: 0 },
+      ioPressure: { someAvg10: 0 },
+      memoryPressure: { fullAvg10: memory },
+    });
+    try {
+      // Two VMs whose work stalls on memory at rest, past the host's throttle threshold.
+      const own = await agent('vm-near-capacity');
+      const other = await agent('vm-other');
+      own.load(11, stalls(8));
+      other.load(12, stalls(8));
+      await reported(own.vm, 11);
+      await reported(other.vm, 12);
+      const held = acquire(clients, { host: HOST, vm: own.vm, job: 'nightly' });
+      await waitFor(
+        () => held.updates.some((u) => u.queued?.waitingFor === 'VM vm-near-capacity memory pressure 8.0% ≥ 5.0%'),
+        10_000,
+        "held by the host's pressure threshold",
+      );
+
+      const r = await ctl(
+        '--vm',
+        own.vm,
+        '--throttle-above-memory-pressure',
+        '20',
+        '--pause-above-memory-pressure',
+        '40',
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(
+        r.stdout,
+        /^pressure \(vm-near-capacity\):\s+memory full 20% \/ 40% \/ host; the host's for the rest$/m,
+      );
+      const policy = await unary(clients.admin.GetPolicy.bind(clients.admin), { host: HOST });
+      const mine = policy.vmPressure[own.vm];
+      assert.deepEqual(
+        [
+          mine.throttleAboveMemoryPressurePercent,
+          mine.pauseAboveMemoryPressurePercent,
+          mine.resumeBelowMemoryPressurePercent,
+        ],
+        [20, 40, undefined],
+        "only the thresholds given: the resume threshold is the host's",
+      );
+      const u = await held.done;
+      assert.ok(u.granted, 'started under its own, higher thresholds');
+      await release(clients, u.granted);
+
+      const otherHeld = acquire(clients, { host: HOST, vm: other.vm, job: 'nightly' });
+      await waitFor(
+        () => otherHeld.updates.some((x) => x.queued?.waitingFor === 'VM vm-other memory pressure 8.0% ≥ 5.0%'),
+        10_000,
+        "the other VM held by the host's threshold",
+      );
+      other.load(13, stalls(1));
+      const v = await otherHeld.done;
+      assert.ok(v.granted, 'started once its memory pressure fell');
+      await release(clients, v.granted);
+
+      // With every pressure threshold of its own off, the VM is judged by CPU percent; the other still by PSI.
+      const off = await ctl(
+        '--vm',
+        own.vm,
+        '--throttle-above-memory-pressure',
+        '0',
+        '--pause-above-memory-pressure',
+        '0',
+      );
+      assert.equal(off.code, 0, off.stderr);
+      const { agents: list } = await unary(clients.admin.ListAgents.bind(clients.admin), { host: HOST });
+      const signal = (vm: string) => list.find((a) => a.vm === vm)?.loadSignal;
+      assert.deepEqual([signal(own.vm), signal(other.vm)], ['cpu% (fallback)', 'pressure (PSI)']);
+
+      const reset = await ctl('--vm', own.vm, '--reset-vm');
+      assert.equal(reset.code, 0, reset.stderr);
+      assert.doesNotMatch(reset.stdout, /^pressure \(/m);
+    } finally {
+      await setPolicy({ host: HOST, vm: 'vm-near-capacity', resetVm: true });
+      await setPolicy({
+        host: HOST,
+        throttleAboveMemoryPressurePercent: 0,
+        pauseAboveMemoryPressurePercent: 0,
+        resumeBelowMemoryPressurePercent: 0,
+      });
+    }
+  });
+
   it('starts a held backup anyway when waiting longer would miss its window, on the throttled budget', async () => {
     const vm = await agent('vm-hot');
     vm.load(95);
