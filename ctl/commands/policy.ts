@@ -23,7 +23,7 @@ function parseDurationMs(raw: string): number {
 export const policyGetCommand: Command = {
   name: 'policy get',
   examples: ['policy get', 'policy get --host pve1 --json'],
-  summary: "show a host's policy",
+  summary: "show a host's policy, with each VM's own start and pressure thresholds",
   synopsis: '[--host H]',
   options: [targetHostOption()],
   async run(ctx, args) {
