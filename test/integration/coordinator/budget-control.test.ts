@@ -12,6 +12,7 @@ import { FakeAgent } from '../../helpers/fake-agent';
 import { connectPlain, grant, release } from '../../helpers/token-client';
 import { runCtl } from '../ctl/ctl-process';
 import { waitFor } from '../../helpers/wait';
+import { MEMORY_PRESSURE_OFF, MEMORY_PRESSURE_ON, memoryStalls } from '../../helpers/wait-signals';
 
 const HOST = 'host-a';
 
@@ -93,33 +94,23 @@ describe('budget control over an agent session', function () {
   it("throttles a VM's running backup by its own pressure thresholds, and another VM's by the host's", async () => {
     const setPolicy = (req: v1.SetPolicyRequest) => unary(clients.admin.SetPolicy.bind(clients.admin), req);
     // Memory `full` thresholds on for the host; the VM near capacity gets higher ones of its own.
-    await setPolicy({
-      host: HOST,
-      throttleAboveMemoryPressurePercent: 5,
-      pauseAboveMemoryPressurePercent: 15,
-      resumeBelowMemoryPressurePercent: 2,
-    });
+    await setPolicy({ host: HOST, ...MEMORY_PRESSURE_ON });
     await setPolicy({
       host: HOST,
       vm: 'vm-own',
       throttleAboveMemoryPressurePercent: 20,
       pauseAboveMemoryPressurePercent: 40,
     });
-    const stalls = (memory: number): Partial<v1.LoadReport> => ({
-      cpuPressure: { someAvg10: 0 },
-      ioPressure: { someAvg10: 0 },
-      memoryPressure: { fullAvg10: memory },
-    });
     try {
       const own = await agent('vm-own');
       const other = await agent('vm-other');
       const ownToken = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-own', job: 'restic' });
       const otherToken = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-other', job: 'restic' });
-      other.load(10, stalls(8));
+      other.load(10, memoryStalls(8));
       assert.equal((await other.nextBudget()).reason, 'VM busy: memory pressure 8.0% >= 5.0%');
       // Reports on one session are taken in order: the first budget command answers the second report.
-      own.load(10, stalls(8));
-      own.load(10, stalls(25));
+      own.load(10, memoryStalls(8));
+      own.load(10, memoryStalls(25));
       const throttled = await own.nextBudget();
       assert.deepEqual(
         [throttled.tokenId, throttled.reason],
@@ -130,12 +121,7 @@ describe('budget control over an agent session', function () {
       await release(clients, otherToken);
     } finally {
       await setPolicy({ host: HOST, vm: 'vm-own', resetVm: true });
-      await setPolicy({
-        host: HOST,
-        throttleAboveMemoryPressurePercent: 0,
-        pauseAboveMemoryPressurePercent: 0,
-        resumeBelowMemoryPressurePercent: 0,
-      });
+      await setPolicy({ host: HOST, ...MEMORY_PRESSURE_OFF });
     }
   });
 

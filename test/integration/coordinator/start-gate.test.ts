@@ -20,6 +20,7 @@ import {
 import { acquire, connectPlain, release } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
 import { runCtl } from '../ctl/ctl-process';
+import { MEMORY_PRESSURE_OFF, MEMORY_PRESSURE_ON, memoryStalls } from '../../helpers/wait-signals';
 
 const HOST = 'host-a';
 
@@ -138,25 +139,14 @@ describe('start gate with a real coordinator', function () {
     const setPolicy = (req: v1.SetPolicyRequest) => unary(clients.admin.SetPolicy.bind(clients.admin), req);
     const ctl = (...args: string[]) =>
       runCtl(['--coordinator', coordinator.address, 'policy', 'set', '--host', HOST, ...args]);
-    // The host's memory pressure thresholds (the defaults) on, the rest of the suite's wait signals off: memory
-    // `full`, unlike CPU, stays at 0 on this shared machine, so the host's own sample holds nothing back.
-    await setPolicy({
-      host: HOST,
-      throttleAboveMemoryPressurePercent: 5,
-      pauseAboveMemoryPressurePercent: 15,
-      resumeBelowMemoryPressurePercent: 2,
-    });
-    const stalls = (memory: number): Partial<v1.LoadReport> => ({
-      cpuPressure: { someAvg10: 0 },
-      ioPressure: { someAvg10: 0 },
-      memoryPressure: { fullAvg10: memory },
-    });
+    // The host's memory pressure thresholds on (MEMORY_PRESSURE_ON says why memory), its other wait signals off.
+    await setPolicy({ host: HOST, ...MEMORY_PRESSURE_ON });
     try {
       // Two VMs whose work stalls on memory at rest, past the host's throttle threshold.
       const own = await agent('vm-near-capacity');
       const other = await agent('vm-other');
-      own.load(11, stalls(8));
-      other.load(12, stalls(8));
+      own.load(11, memoryStalls(8));
+      other.load(12, memoryStalls(8));
       await reported(own.vm, 11);
       await reported(other.vm, 12);
       const held = acquire(clients, { host: HOST, vm: own.vm, job: 'nightly' });
@@ -200,7 +190,7 @@ describe('start gate with a real coordinator', function () {
         10_000,
         "the other VM held by the host's threshold",
       );
-      other.load(13, stalls(1));
+      other.load(13, memoryStalls(1));
       const v = await otherHeld.done;
       assert.ok(v.granted, 'started once its memory pressure fell');
       await release(clients, v.granted);
@@ -224,12 +214,7 @@ describe('start gate with a real coordinator', function () {
       assert.doesNotMatch(reset.stdout, /^pressure \(/m);
     } finally {
       await setPolicy({ host: HOST, vm: 'vm-near-capacity', resetVm: true });
-      await setPolicy({
-        host: HOST,
-        throttleAboveMemoryPressurePercent: 0,
-        pauseAboveMemoryPressurePercent: 0,
-        resumeBelowMemoryPressurePercent: 0,
-      });
+      await setPolicy({ host: HOST, ...MEMORY_PRESSURE_OFF });
     }
   });
 
