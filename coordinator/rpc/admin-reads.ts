@@ -37,7 +37,7 @@ export function adminReads(
     return host;
   };
   const optionalHost = (value: string): string | undefined => (value === '' ? undefined : knownHost(value));
-  /** The signal an agent's VM is judged by now, for people: its last report under its host's policy (the VM's own thresholds). */
+  /** The signal an agent's VM is judged by now, for people: its last report under its host's policy, as for that VM. */
   const loadSignal = (a: AgentState) => {
     const host = a.record.host;
     if (!a.lastLoad) return '';
