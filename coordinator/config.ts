@@ -118,6 +118,27 @@ const existingFile = () =>
     if (!fs.existsSync(file)) ctx.addIssue({ code: 'custom', message: `no such file: ${file}`, input: file });
   });
 
+/** The policy's pressure keys, which a VM may also give for itself (vmPressure). */
+const pressureShape = {
+  throttleAboveIoPressurePercent: count(),
+  pauseAboveIoPressurePercent: count(),
+  resumeBelowIoPressurePercent: count(),
+  throttleAboveCpuPressurePercent: count(),
+  pauseAboveCpuPressurePercent: count(),
+  resumeBelowCpuPressurePercent: count(),
+  throttleAboveMemoryPressurePercent: count(),
+  pauseAboveMemoryPressurePercent: count(),
+  resumeBelowMemoryPressurePercent: count(),
+  throttleAboveDiskAwait: duration(),
+  pauseAboveDiskAwait: duration(),
+  resumeBelowDiskAwait: duration(),
+};
+
+/** A policy key's HostPolicy field: a duration's key drops the unit its field carries (leaseTtl is leaseTtlMs). */
+function fieldOf(key: string): keyof HostPolicy {
+  return (`${key}Ms` in DEFAULT_POLICY ? `${key}Ms` : key) as keyof HostPolicy;
+}
+
 /** The policy keys of the file: unit-free names (`leaseTtl: 30s`), each a HostPolicy field. */
 const policyShape = {
   maxGuestTokens: integer(1, LIMITS.maxTokensPerKind),
@@ -149,27 +170,28 @@ const policyShape = {
   hostStartBelowIoBytesPerSec: count(),
   hypervisorBudgetCpuPercent: count(),
   hypervisorBudgetIoBytesPerSec: count(),
-  throttleAboveIoPressurePercent: count(),
-  pauseAboveIoPressurePercent: count(),
-  resumeBelowIoPressurePercent: count(),
-  throttleAboveCpuPressurePercent: count(),
-  pauseAboveCpuPressurePercent: count(),
-  resumeBelowCpuPressurePercent: count(),
-  throttleAboveMemoryPressurePercent: count(),
-  pauseAboveMemoryPressurePercent: count(),
-  resumeBelowMemoryPressurePercent: count(),
-  throttleAboveDiskAwait: duration(),
-  pauseAboveDiskAwait: duration(),
-  resumeBelowDiskAwait: duration(),
+  ...pressureShape,
   vmStartBelow: z.record(z.string(), mapping({ cpuPercent: count().default(0), ioBytesPerSec: count().default(0) }), {
     error: expected('a mapping of VM names to { cpuPercent, ioBytesPerSec }'),
   }),
+  vmPressure: z
+    .record(z.string(), mapping(z.object(pressureShape).partial().shape, 'a mapping of pressure threshold keys'), {
+      error: expected('a mapping of VM names to pressure thresholds, e.g. { throttleAboveCpuPressurePercent: 60 }'),
+    })
+    .transform((byVm) =>
+      Object.fromEntries(
+        Object.entries(byVm).map(([vm, own]) => [
+          vm,
+          Object.fromEntries(Object.entries(own).flatMap(([key, v]) => (v === undefined ? [] : [[fieldOf(key), v]]))),
+        ]),
+      ),
+    ),
 };
 type PolicyKey = keyof typeof policyShape;
-/** A duration's key drops the unit its field carries: leaseTtl is leaseTtlMs. */
-const FIELD_OF = Object.fromEntries(
-  Object.keys(policyShape).map((k) => [k, `${k}Ms` in DEFAULT_POLICY ? `${k}Ms` : k]),
-) as Record<PolicyKey, keyof HostPolicy>;
+const FIELD_OF = Object.fromEntries(Object.keys(policyShape).map((k) => [k, fieldOf(k)])) as Record<
+  PolicyKey,
+  keyof HostPolicy
+>;
 const KEY_OF = Object.fromEntries(Object.entries(FIELD_OF).map(([k, f]) => [f, k])) as Record<
   keyof HostPolicy,
   PolicyKey
@@ -193,7 +215,7 @@ const policySchema = mapping(z.object(policyShape).partial().shape, 'a mapping o
       const { policy, given } = toPolicy(raw, fine);
       const keyOf = (field: keyof HostPolicy) => `policy.${KEY_OF[field]}`;
       // Problems from the schema already name their key; checkPolicy sees the defaults in their place.
-      for (const { field, problem } of checkPolicy(policy, given, keyOf))
+      for (const { field, problem } of checkPolicy(policy, given, keyOf, (f) => KEY_OF[f]))
         if (fine(KEY_OF[field])) report([KEY_OF[field]], problem);
     }),
   )

@@ -351,12 +351,14 @@ function catalogDirs(options: CoordinatorOptions): string[] {
   return [...(options.backups ? [options.backups.dir] : []), ...targets];
 }
 
-/** The policy with its per-VM keys (vmStartBelow) turned into VM identities: `web1` may be written for a UUID. */
+/** The policy with its per-VM keys (vmStartBelow, vmPressure) turned into VM identities: `web1` may be written for a UUID. */
 function withVmIdentities(policy: HostPolicy, identityOf: (vm: string) => string): HostPolicy {
-  if (!policy.vmStartBelow) return policy;
+  const byIdentity = <T>(byVm: Record<string, T>) =>
+    Object.fromEntries(Object.entries(byVm).map(([vm, t]) => [identityOf(vm), t]));
   return {
     ...policy,
-    vmStartBelow: Object.fromEntries(Object.entries(policy.vmStartBelow).map(([vm, t]) => [identityOf(vm), t])),
+    ...(policy.vmStartBelow && { vmStartBelow: byIdentity(policy.vmStartBelow) }),
+    ...(policy.vmPressure && { vmPressure: byIdentity(policy.vmPressure) }),
   };
 }
 

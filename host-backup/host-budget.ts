@@ -174,6 +174,8 @@ export class HostBudget implements RunControl {
     this.tokenBudget = budgetFromWire(token?.budget);
     const budget = tighterBudget(this.tokenBudget, this.o.limits);
     this.lease = {
+      // Its host's load decides ('host'): the VM's own pressure thresholds are for the VM's load.
+      vm: token?.vm ?? '',
       slot: {
         start: Number(token?.slot?.startUnixMs ?? 0),
         expectedEnd: Number(token?.slot?.expectedEndUnixMs ?? 0),

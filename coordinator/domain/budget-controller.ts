@@ -24,7 +24,7 @@
  */
 import { formatDuration } from '../../common/util/duration';
 import type { Budget, Lease } from './lease';
-import type { HostPolicy } from './policy';
+import { type HostPolicy, vmPressurePolicy } from './policy';
 import { loadSignals, type MachineLoad, type Signal, type SignalSource } from './load-signals';
 import { adaptBudget, type AdaptiveLimits, adaptiveReason } from './adaptive-control';
 
@@ -64,8 +64,8 @@ export interface BudgetDecision {
 /** Who runs the foreground the backup must give way to, as the reasons name it. */
 export type Machine = 'VM' | 'host';
 
-/** The parts of a lease the controller reads. */
-export type ControlledLease = Pick<Lease, 'slot' | 'budget'>;
+/** The parts of a lease the controller reads: its VM's own pressure thresholds apply to a guest backup. */
+export type ControlledLease = Pick<Lease, 'vm' | 'slot' | 'budget'>;
 
 /** A backup just granted: it runs on its token's budget, unpaused. */
 export function grantedBudgetState(lease: ControlledLease): BudgetState {
@@ -186,15 +186,19 @@ export function describeInstruction(i: BudgetInstruction): string {
   return i.paused ? `paused (${budget} when resumed)` : budget;
 }
 
-/** Decides a backup's budget from the latest load of its machine (its VM's report, or the host's sample). */
+/**
+ * Decides a backup's budget from the latest load of its machine (its VM's report, under the VM's own
+ * pressure thresholds where the host's policy gives it some; or the host's sample, under the host's).
+ */
 export function decideBudget(
-  policy: Required<HostPolicy>,
+  hostPolicy: Required<HostPolicy>,
   lease: ControlledLease,
   load: MachineLoad,
   state: BudgetState,
   now: number,
   machine: Machine = 'VM',
 ): BudgetDecision {
+  const policy = machine === 'VM' ? vmPressurePolicy(hostPolicy, lease.vm) : hostPolicy;
   const dwell = policy.budgetDwellMs;
   const { source: signal, signals } = loadSignals(policy, load);
   let wanted: BudgetLevel = 'full';

@@ -7,6 +7,11 @@ import { InvalidArgumentError } from './errors';
 import { isValidName } from '../../common/domain/names';
 
 export interface HostPolicy extends Partial<BudgetPolicy>, Partial<PressurePolicy>, Partial<StartPolicy> {
+  /**
+   * VMs' own pressure thresholds, by VM: each field a VM gives replaces the host's for that VM's load (a VM
+   * that runs near capacity stalls on its own work, backup or not). Default none. vmPressurePolicy applies them.
+   */
+  vmPressure?: Record<string, VmPressure>;
   /** Concurrent GUEST tokens on the host. Default 4. */
   maxGuestTokens: number;
   /** Concurrent HYPERVISOR tokens on the host. Default 1, like vzdump's node-wide lock. */
@@ -131,6 +136,9 @@ export interface StartPolicy {
   vmStartBelow: Record<string, VmStartBelow>;
 }
 
+/** A VM's own pressure thresholds: the fields it does not give follow the host's. */
+export type VmPressure = Partial<PressurePolicy>;
+
 /** A VM's own start thresholds (0: off). */
 export interface VmStartBelow {
   cpuPercent: number;
@@ -180,6 +188,7 @@ export const DEFAULT_POLICY: Readonly<Required<HostPolicy>> = Object.freeze({
   hypervisorBudgetCpuPercent: 0,
   hypervisorBudgetIoBytesPerSec: 0,
   vmStartBelow: Object.freeze({}) as Record<string, VmStartBelow>,
+  vmPressure: Object.freeze({}) as Record<string, VmPressure>,
 });
 
 export const LIMITS = Object.freeze({
@@ -199,6 +208,31 @@ export const LIMITS = Object.freeze({
   maxDiskAwaitMs: 60_000,
 });
 
+/** Every pressure threshold, by signal: throttle, pause, resume and the highest value allowed. */
+export const PRESSURE_THRESHOLDS = [
+  ['throttleAboveIoPressurePercent', 'pauseAboveIoPressurePercent', 'resumeBelowIoPressurePercent', 100],
+  ['throttleAboveCpuPressurePercent', 'pauseAboveCpuPressurePercent', 'resumeBelowCpuPressurePercent', 100],
+  ['throttleAboveMemoryPressurePercent', 'pauseAboveMemoryPressurePercent', 'resumeBelowMemoryPressurePercent', 100],
+  ['throttleAboveDiskAwaitMs', 'pauseAboveDiskAwaitMs', 'resumeBelowDiskAwaitMs', LIMITS.maxDiskAwaitMs],
+] as const satisfies readonly Thresholds<keyof PressurePolicy>[];
+
+/** The fields a VM's pressure override may give. */
+export const PRESSURE_FIELDS: readonly (keyof PressurePolicy)[] = PRESSURE_THRESHOLDS.flatMap(([t, p, r]) => [t, p, r]);
+
+/**
+ * The policy in force for one VM's own load: the host's, with the pressure thresholds the VM's override
+ * gives in place of the host's. The budget controller, the start gate and the signal shown per agent all
+ * read a VM's thresholds through this, so that they cannot disagree.
+ */
+export function vmPressurePolicy<P extends PressurePolicy & Pick<HostPolicy, 'vmPressure'>>(policy: P, vm: string): P {
+  const own = policy.vmPressure?.[vm];
+  if (!own) return policy;
+  const given = Object.entries(own).filter(
+    ([field, v]) => v !== undefined && PRESSURE_FIELDS.includes(field as keyof PressurePolicy),
+  );
+  return { ...policy, ...Object.fromEntries(given) };
+}
+
 /** A policy field and what is wrong with its value. */
 export interface PolicyProblem {
   field: keyof HostPolicy;
@@ -210,68 +244,99 @@ export function policyWireName(field: keyof HostPolicy): string {
   return field.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
+/** A signal's thresholds: throttle, pause, resume, and the highest value allowed. */
+type Thresholds<F extends keyof HostPolicy = keyof HostPolicy> = readonly [F, F, F, number];
+
+const BUDGET_THRESHOLDS: readonly Thresholds[] = [
+  ['throttleAboveCpuPercent', 'pauseAboveCpuPercent', 'resumeBelowCpuPercent', 100],
+  ['throttleAboveIoBytesPerSec', 'pauseAboveIoBytesPerSec', 'resumeBelowIoBytesPerSec', LIMITS.maxIoBytesPerSec],
+];
+
+function intProblem(field: keyof HostPolicy, v: unknown, min: number, max: number): PolicyProblem | undefined {
+  if (Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max) return undefined;
+  return { field, problem: `must be an integer from ${min} to ${max}, got ${String(v)}` };
+}
+
+/**
+ * The problems of one signal's thresholds in `p`: throttle and pause thresholds (0 = off) with pause above
+ * throttle, and a resume threshold under both, so that a backup is not loosened by the same load that
+ * tightened it (hysteresis). A conflict is laid on the field just `changed`; `name` spells the fields.
+ */
+function thresholdProblems(
+  p: Readonly<Partial<Record<keyof HostPolicy, unknown>>>,
+  [throttle, pause, resume, max]: Thresholds,
+  changed: ReadonlySet<keyof HostPolicy>,
+  name: (field: keyof HostPolicy) => string,
+): PolicyProblem[] {
+  const ranges = [throttle, pause, resume].flatMap((f) => intProblem(f, p[f], 0, max) ?? []);
+  if (ranges.length > 0) return ranges;
+  const [t, pa, r] = [p[throttle] as number, p[pause] as number, p[resume] as number];
+  const blame = (a: keyof HostPolicy, b: keyof HostPolicy) => (changed.has(a) && !changed.has(b) ? a : b);
+  const problems: PolicyProblem[] = [];
+  if (t > 0 && pa > 0 && pa <= t) {
+    const field = blame(throttle, pause);
+    problems.push({ field, problem: `${name(pause)} (${pa}) must be above ${name(throttle)} (${t})` });
+  }
+  const lowest = Math.min(...[t, pa].filter((v) => v > 0));
+  if (lowest !== Infinity && (r < 1 || r >= lowest)) {
+    const limit = lowest === t ? throttle : pause;
+    problems.push({
+      field: blame(limit, resume),
+      problem: `${name(resume)} (${r}) must be from 1 to below ${name(limit)} (${lowest})`,
+    });
+  }
+  return problems;
+}
+
+/**
+ * The problems of one VM's pressure override, each laid on `vmPressure` and naming the VM and its key
+ * (`keyOf`): only pressure thresholds, at least one, and each signal it touches consistent once merged with
+ * the host's thresholds (the host's named as such).
+ */
+function vmPressureProblems(
+  p: Required<HostPolicy>,
+  vm: string,
+  own: VmPressure,
+  keyOf: (field: keyof HostPolicy) => string,
+): PolicyProblem[] {
+  const problem = (what: string): PolicyProblem => ({ field: 'vmPressure', problem: `${vm}: ${what}` });
+  if (!isValidName(vm)) return [{ field: 'vmPressure', problem: `"${vm}" is not a valid VM name` }];
+  if (typeof own !== 'object' || own === null) return [problem('must be a mapping of pressure thresholds')];
+  const gives = (f: keyof HostPolicy) => own[f as keyof VmPressure] !== undefined;
+  const given = (Object.keys(own) as (keyof VmPressure)[]).filter(gives);
+  const unknown = given.find((f) => !PRESSURE_FIELDS.includes(f));
+  if (unknown !== undefined) return [problem(`${unknown} is not a pressure threshold`)];
+  if (given.length === 0) return [problem('gives no threshold: give one, or drop the VM')];
+  const name = (f: keyof HostPolicy) => (gives(f) ? keyOf(f) : `the host's ${keyOf(f)}`);
+  return PRESSURE_THRESHOLDS.filter(([t, pa, r]) => [t, pa, r].some(gives))
+    .flatMap((group) => thresholdProblems(vmPressurePolicy(p, vm), group, new Set(given), name))
+    .map((x) => problem(`${keyOf(x.field)}: ${x.problem}`));
+}
+
 /**
  * Every problem of a complete policy, in field order. `changed` says which fields the caller set, so that
  * a conflict between two fields is laid on the one that was just set (setting the throttle threshold below
  * the resume threshold blames the throttle threshold). `nameOf` spells the other field a problem mentions
- * as the caller knows it (the wire name by default; the config file's key).
+ * as the caller knows it (the wire name by default; the config file's key), `vmKeyOf` a key of a VM's
+ * pressure override.
  */
 export function checkPolicy(
   p: Required<HostPolicy>,
   changed: ReadonlySet<keyof HostPolicy> = new Set(),
   nameOf: (field: keyof HostPolicy) => string = policyWireName,
+  vmKeyOf: (field: keyof HostPolicy) => string = policyWireName,
 ): PolicyProblem[] {
   const problems: PolicyProblem[] = [];
   const intIn = (field: keyof HostPolicy, min: number, max: number) => {
-    const v = p[field] as number;
-    if (!Number.isSafeInteger(v) || v < min || v > max) {
-      problems.push({ field, problem: `must be an integer from ${min} to ${max}, got ${v}` });
-      return false;
-    }
-    return true;
+    const problem = intProblem(field, p[field], min, max);
+    if (problem) problems.push(problem);
   };
   intIn('maxGuestTokens', 1, LIMITS.maxTokensPerKind);
   intIn('maxHypervisorTokens', 1, LIMITS.maxTokensPerKind);
   intIn('leaseTtlMs', LIMITS.minTtlMs, LIMITS.maxTtlMs);
   intIn('reportIntervalMs', LIMITS.minReportIntervalMs, LIMITS.maxReportIntervalMs);
-
-  // Each signal: throttle and pause thresholds (0 = off) with pause above throttle, and a resume threshold
-  // under both, so that a backup is not loosened by the same load that tightened it (hysteresis).
-  const thresholds = (throttle: keyof HostPolicy, pause: keyof HostPolicy, resume: keyof HostPolicy, max: number) => {
-    if (![intIn(throttle, 0, max), intIn(pause, 0, max), intIn(resume, 0, max)].every(Boolean)) return;
-    const [t, pa, r] = [p[throttle] as number, p[pause] as number, p[resume] as number];
-    const blame = (a: keyof HostPolicy, b: keyof HostPolicy) => (changed.has(a) && !changed.has(b) ? a : b);
-    const name = nameOf;
-    if (t > 0 && pa > 0 && pa <= t) {
-      const field = blame(throttle, pause);
-      problems.push({ field, problem: `${name(pause)} (${pa}) must be above ${name(throttle)} (${t})` });
-    }
-    const lowest = Math.min(...[t, pa].filter((v) => v > 0));
-    if (lowest === Infinity) return;
-    if (r < 1 || r >= lowest) {
-      const limit = lowest === t ? throttle : pause;
-      problems.push({
-        field: blame(limit, resume),
-        problem: `${name(resume)} (${r}) must be from 1 to below ${name(limit)} (${lowest})`,
-      });
-    }
-  };
-  thresholds('throttleAboveCpuPercent', 'pauseAboveCpuPercent', 'resumeBelowCpuPercent', 100);
-  thresholds(
-    'throttleAboveIoBytesPerSec',
-    'pauseAboveIoBytesPerSec',
-    'resumeBelowIoBytesPerSec',
-    LIMITS.maxIoBytesPerSec,
-  );
-  thresholds('throttleAboveIoPressurePercent', 'pauseAboveIoPressurePercent', 'resumeBelowIoPressurePercent', 100);
-  thresholds('throttleAboveCpuPressurePercent', 'pauseAboveCpuPressurePercent', 'resumeBelowCpuPressurePercent', 100);
-  thresholds(
-    'throttleAboveMemoryPressurePercent',
-    'pauseAboveMemoryPressurePercent',
-    'resumeBelowMemoryPressurePercent',
-    100,
-  );
-  thresholds('throttleAboveDiskAwaitMs', 'pauseAboveDiskAwaitMs', 'resumeBelowDiskAwaitMs', LIMITS.maxDiskAwaitMs);
+  for (const group of [...BUDGET_THRESHOLDS, ...PRESSURE_THRESHOLDS])
+    problems.push(...thresholdProblems(p, group, changed, nameOf));
   intIn('budgetCpuPercent', 0, LIMITS.maxCpuBudgetPercent);
   intIn('budgetIoBytesPerSec', 0, LIMITS.maxIoBytesPerSec);
   intIn('throttledCpuPercent', 0, LIMITS.maxCpuBudgetPercent);
@@ -304,6 +369,7 @@ export function checkPolicy(
         problem: `${vm}: io_bytes_per_sec must be an integer from 0 to ${LIMITS.maxIoBytesPerSec}, got ${t.ioBytesPerSec}`,
       });
   }
+  for (const [vm, own] of Object.entries(p.vmPressure)) problems.push(...vmPressureProblems(p, vm, own, vmKeyOf));
   return problems;
 }
 

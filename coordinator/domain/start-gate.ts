@@ -6,8 +6,8 @@
  *  - the load: no backup starts on a VM whose foreground load (its agent's report, minus Headroom's own
  *    backups), nor on a host whose own load, is at or above the policy's start thresholds; where a wait
  *    signal is in force (PSI, or the disk await: load-signals.ts), none starts while one is at or above
- *    its throttle threshold (it would be throttled at once), and under PSI the CPU and I/O start
- *    thresholds are not in force.
+ *    its throttle threshold (it would be throttled at once: the VM's own thresholds where the policy gives
+ *    it some, vmPressurePolicy), and under PSI the CPU and I/O start thresholds are not in force.
  *  - a freeze of the VM by the hypervisor's own tools (qemu-guest-agent's fsfreeze hook, FreezeNotice):
  *    no GUEST backup of it starts until the thaw, or until the freeze's bound passes without one.
  *  - a migration of the VM (placement): no HYPERVISOR backup of it starts until the migration ends, since
@@ -17,7 +17,7 @@
  * Pure: takes plain data and `now`.
  */
 import type { PendingRequest, TokenKind } from './lease';
-import type { PressurePolicy, StartPolicy } from './policy';
+import { type HostPolicy, type PressurePolicy, type StartPolicy, vmPressurePolicy } from './policy';
 import { type WaitFigures, waitSignals } from './load-signals';
 
 /** A load figure as last reported, with when. Rates are per second; CPU is percent of the machine. */
@@ -100,7 +100,8 @@ export type StartGatePolicy = Pick<
   | 'hostStartBelowIoBytesPerSec'
   | 'vmStartBelow'
 > &
-  PressurePolicy & { reportIntervalMs: number };
+  PressurePolicy &
+  Pick<HostPolicy, 'vmPressure'> & { reportIntervalMs: number };
 
 /** A load figure older than this many report intervals is ignored: an agent that went quiet holds nothing back. */
 export const STALE_REPORTS = 3;
@@ -246,10 +247,12 @@ export function startDecision(
   const staleMs = STALE_REPORTS * policy.reportIntervalMs;
   const staleAt = now - staleMs;
   const vmLoad = conditions.vmLoad.get(request.vm);
-  const own = policy.vmStartBelow[request.vm];
-  const vmBusy = own
-    ? busy(`VM ${request.vm}`, vmLoad, policy, own.cpuPercent, own.ioBytesPerSec, staleAt)
-    : busy(`VM ${request.vm}`, vmLoad, policy, policy.startBelowCpuPercent, policy.startBelowIoBytesPerSec, staleAt);
+  const own = policy.vmStartBelow[request.vm] ?? {
+    cpuPercent: policy.startBelowCpuPercent,
+    ioBytesPerSec: policy.startBelowIoBytesPerSec,
+  };
+  const vmPolicy = vmPressurePolicy(policy, request.vm);
+  const vmBusy = busy(`VM ${request.vm}`, vmLoad, vmPolicy, own.cpuPercent, own.ioBytesPerSec, staleAt);
   const hostBusy = vmBusy
     ? undefined
     : busy(

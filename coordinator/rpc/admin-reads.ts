@@ -5,7 +5,7 @@
 import type { AgentRegistry, AgentState } from '../service/agent-registry';
 import { SIGNAL_SOURCE_LABEL, signalSource } from '../domain/load-signals';
 import { waitFigures } from '../../common/backup-run/load-collector';
-import { completePolicy, DEFAULT_POLICY } from '../domain/policy';
+import { completePolicy, DEFAULT_POLICY, vmPressurePolicy } from '../domain/policy';
 import type { Coordinator } from '../service/coordinator';
 import type { PlacementMonitor } from '../service/placement-monitor';
 import type { PlanKeeper } from '../planning/plan-keeper';
@@ -37,12 +37,14 @@ export function adminReads(
     return host;
   };
   const optionalHost = (value: string): string | undefined => (value === '' ? undefined : knownHost(value));
-  /** The signal an agent's VM is judged by now, for people: its last report under its host's policy. */
+  /** The signal an agent's VM is judged by now, for people: its last report under its host's policy, as for that VM. */
   const loadSignal = (a: AgentState) => {
     const host = a.record.host;
     if (!a.lastLoad) return '';
     const policy = coordinator.state.hasHost(host) ? coordinator.state.host(host).policy : DEFAULT_POLICY;
-    return SIGNAL_SOURCE_LABEL[signalSource(completePolicy(policy), waitFigures(a.lastLoad))];
+    return SIGNAL_SOURCE_LABEL[
+      signalSource(vmPressurePolicy(completePolicy(policy), a.record.vm), waitFigures(a.lastLoad))
+    ];
   };
   const hostInfo = (name: string) => {
     const view = coordinator.state.host(name);

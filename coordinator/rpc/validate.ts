@@ -5,7 +5,14 @@
 import { InvalidArgumentError } from '../domain/errors';
 import { MAX_NAME_LENGTH, NAME_PATTERN } from '../../common/domain/names';
 import type { AcquireInput, Consistency, Outcome } from '../domain/lease';
-import { LIMITS, type HostPolicy, completePolicy, policyWireName } from '../domain/policy';
+import {
+  LIMITS,
+  type HostPolicy,
+  PRESSURE_FIELDS,
+  type VmPressure,
+  completePolicy,
+  policyWireName,
+} from '../domain/policy';
 import { DEFAULT_FREEZE_HOLD_MS, MAX_FREEZE_HOLD_MS } from '../../common/domain/freeze-hold';
 import { checkName } from '../../host-backup/catalog/manifest-store';
 import type { Identity } from '../pki/identity';
@@ -140,8 +147,10 @@ export function quiesceRequest(req: v1.QuiesceRequest__Output): {
 }
 
 /**
- * The change a SetPolicy asks for. With `vm`, it changes only that VM's own start thresholds (`current`'s
- * vmStartBelow, the VM's or else the host's values for the fields not given), and nothing else may be given.
+ * The change a SetPolicy asks for. With `vm`, it changes only that VM's own thresholds, and nothing else
+ * may be given: its start thresholds (`current`'s vmStartBelow, the VM's or else the host's values for the
+ * fields not given) and its pressure thresholds (vmPressure: the fields given join the VM's override; those
+ * it never gave follow the host's). reset_vm drops both.
  * @throws InvalidArgumentError naming the field.
  */
 export function policyPatch(req: v1.SetPolicyRequest__Output, current: HostPolicy): Partial<HostPolicy> {
@@ -151,36 +160,49 @@ export function policyPatch(req: v1.SetPolicyRequest__Output, current: HostPolic
     return patch;
   }
   const vm = name('vm', req.vm);
-  const { startBelowCpuPercent, startBelowIoBytesPerSec, ...others } = patch;
-  const other = Object.entries(others).find(([, v]) => v !== undefined);
+  const given = (Object.keys(patch) as (keyof HostPolicy)[]).filter((f) => patch[f] !== undefined);
+  const pressure = Object.fromEntries(
+    given.flatMap((f) => ((PRESSURE_FIELDS as readonly string[]).includes(f) ? [[f, patch[f]]] : [])),
+  ) as VmPressure;
+  const { startBelowCpuPercent, startBelowIoBytesPerSec } = patch;
+  const other = given.find((f) => f !== 'startBelowCpuPercent' && f !== 'startBelowIoBytesPerSec' && !(f in pressure));
   if (other)
     throw new InvalidArgumentError(
-      policyWireName(other[0] as keyof HostPolicy),
-      'cannot be set for one VM: only start_below_cpu_percent and start_below_io_bytes_per_sec can',
+      policyWireName(other),
+      'cannot be set for one VM: only start_below_cpu_percent, start_below_io_bytes_per_sec and the pressure and disk await thresholds can',
     );
-  const all = { ...completePolicy(current).vmStartBelow };
+  const complete = completePolicy(current);
+  const starts = { ...complete.vmStartBelow };
+  const pressures = { ...complete.vmPressure };
   if (req.resetVm) {
-    if (startBelowCpuPercent !== undefined || startBelowIoBytesPerSec !== undefined) {
+    if (given.length > 0)
       throw new InvalidArgumentError('reset_vm', "drops the VM's thresholds: give no thresholds with it");
-    }
-    delete all[vm];
-  } else {
-    if (startBelowCpuPercent === undefined && startBelowIoBytesPerSec === undefined) {
-      throw new InvalidArgumentError(
-        'vm',
-        'give start_below_cpu_percent or start_below_io_bytes_per_sec for the VM, or reset_vm',
-      );
-    }
-    const was = all[vm] ?? {
-      cpuPercent: completePolicy(current).startBelowCpuPercent,
-      ioBytesPerSec: completePolicy(current).startBelowIoBytesPerSec,
+    delete starts[vm];
+    delete pressures[vm];
+    return { vmStartBelow: starts, vmPressure: pressures };
+  }
+  if (given.length === 0)
+    throw new InvalidArgumentError(
+      'vm',
+      'give start_below_cpu_percent, start_below_io_bytes_per_sec or a pressure threshold for the VM, or reset_vm',
+    );
+  const change: Partial<HostPolicy> = {};
+  if (startBelowCpuPercent !== undefined || startBelowIoBytesPerSec !== undefined) {
+    const was = starts[vm] ?? {
+      cpuPercent: complete.startBelowCpuPercent,
+      ioBytesPerSec: complete.startBelowIoBytesPerSec,
     };
-    all[vm] = {
+    starts[vm] = {
       cpuPercent: startBelowCpuPercent ?? was.cpuPercent,
       ioBytesPerSec: startBelowIoBytesPerSec ?? was.ioBytesPerSec,
     };
+    change.vmStartBelow = starts;
   }
-  return { vmStartBelow: all };
+  if (Object.keys(pressure).length > 0) {
+    pressures[vm] = { ...pressures[vm], ...pressure };
+    change.vmPressure = pressures;
+  }
+  return change;
 }
 
 function hostPolicyPatch(req: v1.SetPolicyRequest__Output): Partial<HostPolicy> {

@@ -2,7 +2,7 @@
  * `headroomctl policy get|set`: a host's rules, the budget controller's among them. `set` sends only the
  * fields given (SetPolicyRequest's proto3 optional fields), so one change never resets another.
  */
-import type { Policy__Output, SetPolicyRequest } from '../../proto/generated/headroom/v1';
+import type { Policy__Output, SetPolicyRequest, VmPressure__Output } from '../../proto/generated/headroom/v1';
 import { formatDuration, parseFlagDuration } from '../../common/util/duration';
 import { type OptionSpec, parseBool, parsePercent, parseString, parseUint32 } from '../../common/util/cli-args';
 import { parseByteRate } from '../../common/util/byte-rate';
@@ -11,7 +11,7 @@ import { print, printJson } from '../context';
 import { UsageError } from '../../common/util/usage-error';
 import { formatCpuShare, formatIoBudget, formatRate } from '../../common/util/human';
 import { formatFields } from '../table';
-import { BUDGET_MODES } from '../../coordinator/domain/policy';
+import { BUDGET_MODES, PRESSURE_THRESHOLDS } from '../../coordinator/domain/policy';
 
 /** A duration option's value in milliseconds, which must fit the uint32 `*_ms` field. */
 function parseDurationMs(raw: string): number {
@@ -23,7 +23,7 @@ function parseDurationMs(raw: string): number {
 export const policyGetCommand: Command = {
   name: 'policy get',
   examples: ['policy get', 'policy get --host pve1 --json'],
-  summary: "show a host's policy",
+  summary: "show a host's policy, with each VM's own start and pressure thresholds",
   synopsis: '[--host H]',
   options: [targetHostOption()],
   async run(ctx, args) {
@@ -276,10 +276,13 @@ const START_OPTIONS: OptionSpec[] = [
   {
     name: 'vm',
     value: 'VM',
-    help: "with --start-below-cpu/--start-below-io: set that VM's own start thresholds",
+    help: "with --start-below-cpu/--start-below-io and pressure options: set that VM's own thresholds",
     parse: parseString,
   },
-  { name: 'reset-vm', help: "with --vm: drop the VM's own thresholds (it follows the host's again)" },
+  {
+    name: 'reset-vm',
+    help: "with --vm: drop the VM's own start and pressure thresholds (it follows the host's again)",
+  },
 ];
 
 export const policySetCommand: Command = {
@@ -287,6 +290,7 @@ export const policySetCommand: Command = {
   examples: [
     'policy set --max-guest 2 --lease-ttl 1m',
     'policy set --host pve1 --throttle-above-cpu 70 --pause-above-cpu 90 --max-pause 10m',
+    'policy set --vm web1 --throttle-above-cpu-pressure 60 --pause-above-cpu-pressure 80 --resume-below-cpu-pressure 50',
   ],
   summary: "change a host's policy (only the fields given)",
   synopsis:
@@ -303,6 +307,10 @@ export const policySetCommand: Command = {
     'Pressure: where the load report carries PSI (/proc/pressure) and a pressure threshold is on, the',
     'pressure thresholds decide instead of the CPU and I/O ones; where PSI is missing, the disk await',
     'thresholds do with the CPU and I/O ones. `headroomctl agents` shows which signal is in force per VM.',
+    "With --vm, the pressure and disk await options set that VM's own thresholds instead of the host's: those",
+    "given replace the host's for that VM's load (its backups' budget and start), the others follow the host's.",
+    "Give them to a VM that runs near capacity, whose own work stalls at rest past the host's thresholds, so",
+    'that its backups are not held or paused for good. --vm --reset-vm drops them with its start thresholds.',
     '',
     "Starts: a request for a run in the host's plan (`headroomctl plan`) waits for its slot. No backup starts",
     'on a VM whose foreground load, or on a host whose own load, is at or above a start threshold, unless',
@@ -389,7 +397,23 @@ export function renderPolicy(p: Policy__Output, host: string): string {
         `start below (${vm})`,
         signals(t.cpuPercent, Number(t.ioBytesPerSec), 'vm foreground'),
       ]),
+    ...Object.entries(p.vmPressure ?? {})
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([vm, own]): [string, string] => [`pressure (${vm})`, vmPressure(own)]),
   ]);
+}
+
+/** "cpu some 60% / 80% / host; the host's for the rest": the thresholds a VM gives for itself, by signal. */
+function vmPressure(own: VmPressure__Output): string {
+  // PRESSURE_THRESHOLDS' order: io, cpu and memory pressure, then the disk await.
+  const labels = [PRESSURE_OF.io, PRESSURE_OF.cpu, PRESSURE_OF.memory, 'disk await'];
+  const given = PRESSURE_THRESHOLDS.flatMap(([t, pa, r], i) => {
+    const values = [t, pa, r].map((f) => own[f] ?? undefined);
+    if (values.every((v) => v === undefined)) return [];
+    const show = (v: number | undefined) => (v === undefined ? 'host' : i === 3 ? awaitMs(v) : v ? `${v}%` : 'off');
+    return [`${labels[i]} ${values.map(show).join(' / ')}`];
+  });
+  return [...given, "the host's for the rest"].join('; ');
 }
 
 /** "foreground cpu 60%, io 100 MiB/s", a threshold of 0 being off. */

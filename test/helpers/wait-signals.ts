@@ -12,3 +12,24 @@ export const WAIT_THRESHOLDS_OFF = {
   throttleAboveDiskAwaitMs: 0,
   pauseAboveDiskAwaitMs: 0,
 } as const;
+
+/**
+ * The memory pressure thresholds at their defaults, as policy fields, for a test that turns one wait signal
+ * on against its agents' reports: memory `full` stays at 0 on a shared test machine, unlike cpu `some`, so
+ * the host's own sample holds nothing back under them. And the same thresholds off again.
+ */
+export const MEMORY_PRESSURE_ON = {
+  throttleAboveMemoryPressurePercent: 5,
+  pauseAboveMemoryPressurePercent: 15,
+  resumeBelowMemoryPressurePercent: 2,
+} as const;
+export const MEMORY_PRESSURE_OFF = {
+  throttleAboveMemoryPressurePercent: 0,
+  pauseAboveMemoryPressurePercent: 0,
+  resumeBelowMemoryPressurePercent: 0,
+} as const;
+
+/** A load report's PSI for a machine whose work stalls on memory alone (`full` avg10, in percent). */
+export function memoryStalls(fullAvg10: number) {
+  return { cpuPressure: { someAvg10: 0 }, ioPressure: { someAvg10: 0 }, memoryPressure: { fullAvg10 } };
+}

@@ -12,6 +12,7 @@ import { FakeAgent } from '../../helpers/fake-agent';
 import { connectPlain, grant, release } from '../../helpers/token-client';
 import { runCtl } from '../ctl/ctl-process';
 import { waitFor } from '../../helpers/wait';
+import { MEMORY_PRESSURE_OFF, MEMORY_PRESSURE_ON, memoryStalls } from '../../helpers/wait-signals';
 
 const HOST = 'host-a';
 
@@ -88,6 +89,40 @@ describe('budget control over an agent session', function () {
       /INFO  backup budget changed vm=vm-busy token=\S+ job=restic from="cpu 20%" to="paused \(cpu 20% when resumed\)" reason="VM busy: foreground cpu 85% >= 60%"\n/,
     );
     await release(clients, token);
+  });
+
+  it("throttles a VM's running backup by its own pressure thresholds, and another VM's by the host's", async () => {
+    const setPolicy = (req: v1.SetPolicyRequest) => unary(clients.admin.SetPolicy.bind(clients.admin), req);
+    // Memory `full` thresholds on for the host; the VM near capacity gets higher ones of its own.
+    await setPolicy({ host: HOST, ...MEMORY_PRESSURE_ON });
+    await setPolicy({
+      host: HOST,
+      vm: 'vm-own',
+      throttleAboveMemoryPressurePercent: 20,
+      pauseAboveMemoryPressurePercent: 40,
+    });
+    try {
+      const own = await agent('vm-own');
+      const other = await agent('vm-other');
+      const ownToken = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-own', job: 'restic' });
+      const otherToken = await grant(clients, { kind: 'TOKEN_KIND_GUEST', vm: 'vm-other', job: 'restic' });
+      other.load(10, memoryStalls(8));
+      assert.equal((await other.nextBudget()).reason, 'VM busy: memory pressure 8.0% >= 5.0%');
+      // Reports on one session are taken in order: the first budget command answers the second report.
+      own.load(10, memoryStalls(8));
+      own.load(10, memoryStalls(25));
+      const throttled = await own.nextBudget();
+      assert.deepEqual(
+        [throttled.tokenId, throttled.reason],
+        [ownToken.tokenId, 'VM busy: memory pressure 25.0% >= 20.0%'],
+        'not throttled at 8 %, under its own threshold',
+      );
+      await release(clients, ownToken);
+      await release(clients, otherToken);
+    } finally {
+      await setPolicy({ host: HOST, vm: 'vm-own', resetVm: true });
+      await setPolicy({ host: HOST, ...MEMORY_PRESSURE_OFF });
+    }
   });
 
   it('lists what the agent reports enforcing, until the token ends', async () => {

@@ -58,6 +58,7 @@ const PRESSURE_DEFAULTS = {
   throttleAboveDiskAwaitMs: 20,
   pauseAboveDiskAwaitMs: 50,
   resumeBelowDiskAwaitMs: 10,
+  vmPressure: {},
 };
 
 describe('budget policy over AdminService', function () {

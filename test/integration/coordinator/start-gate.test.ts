@@ -20,6 +20,7 @@ import {
 import { acquire, connectPlain, release } from '../../helpers/token-client';
 import { waitFor } from '../../helpers/wait';
 import { runCtl } from '../ctl/ctl-process';
+import { MEMORY_PRESSURE_OFF, MEMORY_PRESSURE_ON, memoryStalls } from '../../helpers/wait-signals';
 
 const HOST = 'host-a';
 
@@ -132,6 +133,89 @@ describe('start gate with a real coordinator', function () {
     const u = await held.done;
     assert.ok(u.granted, 'started under its own, higher threshold');
     await release(clients, u.granted);
+  });
+
+  it("judges a VM by its own pressure thresholds once headroomctl sets them, and another VM still by the host's", async () => {
+    const setPolicy = (req: v1.SetPolicyRequest) => unary(clients.admin.SetPolicy.bind(clients.admin), req);
+    const ctl = (...args: string[]) =>
+      runCtl(['--coordinator', coordinator.address, 'policy', 'set', '--host', HOST, ...args]);
+    // The host's memory pressure thresholds on (MEMORY_PRESSURE_ON says why memory), its other wait signals off.
+    await setPolicy({ host: HOST, ...MEMORY_PRESSURE_ON });
+    try {
+      // Two VMs whose work stalls on memory at rest, past the host's throttle threshold.
+      const own = await agent('vm-near-capacity');
+      const other = await agent('vm-other');
+      own.load(11, memoryStalls(8));
+      other.load(12, memoryStalls(8));
+      await reported(own.vm, 11);
+      await reported(other.vm, 12);
+      const held = acquire(clients, { host: HOST, vm: own.vm, job: 'nightly' });
+      await waitFor(
+        () => held.updates.some((u) => u.queued?.waitingFor === 'VM vm-near-capacity memory pressure 8.0% ≥ 5.0%'),
+        10_000,
+        "held by the host's pressure threshold",
+      );
+
+      const r = await ctl(
+        '--vm',
+        own.vm,
+        '--throttle-above-memory-pressure',
+        '20',
+        '--pause-above-memory-pressure',
+        '40',
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(
+        r.stdout,
+        /^pressure \(vm-near-capacity\):\s+memory full 20% \/ 40% \/ host; the host's for the rest$/m,
+      );
+      const policy = await unary(clients.admin.GetPolicy.bind(clients.admin), { host: HOST });
+      const mine = policy.vmPressure[own.vm];
+      assert.deepEqual(
+        [
+          mine.throttleAboveMemoryPressurePercent,
+          mine.pauseAboveMemoryPressurePercent,
+          mine.resumeBelowMemoryPressurePercent,
+        ],
+        [20, 40, undefined],
+        "only the thresholds given: the resume threshold is the host's",
+      );
+      const u = await held.done;
+      assert.ok(u.granted, 'started under its own, higher thresholds');
+      await release(clients, u.granted);
+
+      const otherHeld = acquire(clients, { host: HOST, vm: other.vm, job: 'nightly' });
+      await waitFor(
+        () => otherHeld.updates.some((x) => x.queued?.waitingFor === 'VM vm-other memory pressure 8.0% ≥ 5.0%'),
+        10_000,
+        "the other VM held by the host's threshold",
+      );
+      other.load(13, memoryStalls(1));
+      const v = await otherHeld.done;
+      assert.ok(v.granted, 'started once its memory pressure fell');
+      await release(clients, v.granted);
+
+      // With every pressure threshold of its own off, the VM is judged by CPU percent; the other still by PSI.
+      const off = await ctl(
+        '--vm',
+        own.vm,
+        '--throttle-above-memory-pressure',
+        '0',
+        '--pause-above-memory-pressure',
+        '0',
+      );
+      assert.equal(off.code, 0, off.stderr);
+      const { agents: list } = await unary(clients.admin.ListAgents.bind(clients.admin), { host: HOST });
+      const signal = (vm: string) => list.find((a) => a.vm === vm)?.loadSignal;
+      assert.deepEqual([signal(own.vm), signal(other.vm)], ['cpu% (fallback)', 'pressure (PSI)']);
+
+      const reset = await ctl('--vm', own.vm, '--reset-vm');
+      assert.equal(reset.code, 0, reset.stderr);
+      assert.doesNotMatch(reset.stdout, /^pressure \(/m);
+    } finally {
+      await setPolicy({ host: HOST, vm: 'vm-near-capacity', resetVm: true });
+      await setPolicy({ host: HOST, ...MEMORY_PRESSURE_OFF });
+    }
   });
 
   it('starts a held backup anyway when waiting longer would miss its window, on the throttled budget', async () => {

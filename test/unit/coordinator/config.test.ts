@@ -297,6 +297,30 @@ describe('coordinator configuration', () => {
       ),
       ['c.yaml: policy.vmStartBelow: db-1: cpu_percent must be an integer from 0 to 100, got 300'],
     );
+    const pressure = (vmPressure: object) =>
+      compileCoordinatorOptions({ host: 'h', plaintext: true, policy: { vmPressure } }, 'c.yaml');
+    assert.deepEqual(
+      pressure({
+        'db-1': {
+          throttleAboveCpuPressurePercent: 60,
+          pauseAboveCpuPressurePercent: 80,
+          throttleAboveDiskAwait: '30ms',
+        },
+      }).policy.vmPressure,
+      {
+        'db-1': { throttleAboveCpuPressurePercent: 60, pauseAboveCpuPressurePercent: 80, throttleAboveDiskAwaitMs: 30 },
+      },
+    );
+    assert.deepEqual(
+      problems(() => pressure({ 'db-1': { throttleAboveCpuPressurePercent: 60 } })),
+      [
+        "c.yaml: policy.vmPressure: db-1: throttleAboveCpuPressurePercent: the host's pauseAboveCpuPressurePercent (40) must be above throttleAboveCpuPressurePercent (60)",
+      ],
+    );
+    assert.match(
+      problems(() => pressure({ 'db-1': { maxGuestTokens: 2 } }))[0],
+      /^c\.yaml: policy\.vmPressure\.db-1\.maxGuestTokens: unknown key/,
+    );
     assert.deepEqual(
       problems(() =>
         compileCoordinatorOptions(

@@ -47,7 +47,10 @@ describe('placement with a real coordinator (libvirt source over a stand-in virs
     const config = path.join(tempDir(), 'coordinator.yaml');
     fs.writeFileSync(
       config,
-      `${TEST_START_POLICY}  maxHypervisorTokens: 2\nplacement:\n  libvirt:\n    uri: test:///fake\n` +
+      `${TEST_START_POLICY}  maxHypervisorTokens: 2\n` +
+        // A VM's own thresholds, given by name (its agent reports no await: they change nothing here).
+        `  vmPressure:\n    web1: { throttleAboveDiskAwait: 40ms, pauseAboveDiskAwait: 90ms, resumeBelowDiskAwait: 20ms }\n` +
+        `placement:\n  libvirt:\n    uri: test:///fake\n` +
         // The job lists db1 by name; its command succeeds only when given that name.
         `hypervisorJobs:\n  - name: image\n    vms: [db1]\n    schedule: '0 3 1 1 *'\n    window: 1h\n` +
         `    expectedDuration: 1m\n    driver: command\n    command: [sh, -c, 'test "$0" = db1', '{vm}']\n`,
@@ -130,6 +133,12 @@ describe('placement with a real coordinator (libvirt source over a stand-in virs
       startBelowCpuPercent: 90,
     });
     assert.deepEqual(Object.keys(policy.vmStartBelow), [DB1]);
+    const pressure = await unary(clients.admin.SetPolicy.bind(clients.admin), {
+      host: HOST,
+      vm: 'db1',
+      throttleAboveCpuPressurePercent: 0,
+    });
+    assert.deepEqual(Object.keys(pressure.vmPressure).sort(), [DB1, WEB1].sort(), "the file's web1, and db1");
     const bad = acquire(clients, { vm: 'web 1' });
     await assert.rejects(bad.done, (e: { code: number; details: string }) => e.code === 3 && /^vm: /.test(e.details));
   });

@@ -22,7 +22,7 @@ const POLICY: Required<HostPolicy> = { ...DEFAULT_POLICY };
 const REDUCED: Budget = { cpuPercent: 25, ioBytesPerSec: 10 * MiB };
 
 function lease(over: Partial<ControlledLease['slot']> = {}, budget: Budget = UNLIMITED): ControlledLease {
-  return { slot: { start: T0, expectedEnd: T0 + HOUR, windowEnd: 0, ...over }, budget: { ...budget } };
+  return { vm: 'vm1', slot: { start: T0, expectedEnd: T0 + HOUR, windowEnd: 0, ...over }, budget: { ...budget } };
 }
 
 function load(cpuPercent: number, over: Partial<MachineLoad> = {}): MachineLoad {
@@ -291,6 +291,52 @@ const within = (b: Budget, base: Budget, reduced: Budget) =>
     return atMost(reduced[k], base[k]) && (b[k] === base[k] || b[k] === reduced[k]);
   });
 
+describe("budget controller with a VM's own pressure thresholds", () => {
+  // A VM that runs near capacity stalls on its own CPU at rest (cpu some 36-47 % measured in a guest): over
+  // the host's throttle threshold (20 %), under its pause threshold (40 %).
+  const POLICY_DB1: Required<HostPolicy> = {
+    ...POLICY,
+    vmPressure: { 'db-1': { throttleAboveCpuPressurePercent: 60, pauseAboveCpuPressurePercent: 80 } },
+  };
+  const psi = (cpu: number): Partial<MachineLoad> => ({
+    cpuPressure: { someAvg10: cpu, fullAvg10: 0 },
+    ioPressure: { someAvg10: 1, fullAvg10: 0 },
+    memoryPressure: { someAvg10: 0, fullAvg10: 0 },
+  });
+  const vmLease = (vm: string) => ({ ...lease(), vm });
+
+  it("keeps a VM's full budget under its own thresholds where the host's throttle another VM on the host", () => {
+    const db = controller(POLICY_DB1, vmLease('db-1'));
+    const web = controller(POLICY_DB1, vmLease('web-1'));
+    assert.equal(db.report(0, load(10, psi(36))).command, undefined);
+    assert.equal(db.state.level, 'full');
+    assert.deepEqual(web.report(0, load(10, psi(36))).command, {
+      budget: REDUCED,
+      paused: false,
+      reason: 'VM busy: cpu pressure 36.0% >= 20.0%',
+    });
+    // Its own throttle and pause thresholds; the resume threshold it does not give is the host's (10 %).
+    assert.equal(db.report(10_000, load(10, psi(65))).command?.reason, 'VM busy: cpu pressure 65.0% >= 60.0%');
+    assert.equal(db.report(20_000, load(10, psi(85))).command?.reason, 'VM busy: cpu pressure 85.0% >= 80.0%');
+    assert.equal(db.state.level, 'paused');
+  });
+
+  it("does not cut a VM's adaptive budget under its own thresholds", () => {
+    const policy: Required<HostPolicy> = { ...POLICY_DB1, budgetMode: 'adaptive' };
+    const base = { ioBytesPerSec: 100 * MiB, cpuPercent: 0 };
+    const db = controller(policy, { ...lease({}, base), vm: 'db-1' });
+    const web = controller(policy, { ...lease({}, base), vm: 'web-1' });
+    const used = { ...psi(36), backupIoBytesPerSec: 40 * MiB };
+    assert.equal(db.report(0, load(10, used)).command, undefined);
+    assert.equal(web.report(0, load(10, used)).command?.budget.ioBytesPerSec, 20 * MiB, 'half of what it used');
+  });
+
+  it("judges a hypervisor-level command by the host's thresholds, whatever the VM's own", () => {
+    const d = decideBudget(POLICY_DB1, vmLease('db-1'), load(10, psi(36)), grantedBudgetState(lease()), T0, 'host');
+    assert.equal(d.command?.reason, 'host busy: cpu pressure 36.0% >= 20.0%');
+  });
+});
+
 describe('budget controller (property)', () => {
   const runs = propertyRuns(1000);
 
@@ -395,6 +441,42 @@ describe('budget controller (property)', () => {
       { numRuns: runs },
     );
   });
+  it("gives a VM's own pressure thresholds to that VM alone, and keeps the host's for every field it does not give", () => {
+    const fields = ['throttleAboveCpuPressurePercent', 'pauseAboveCpuPressurePercent', 'resumeBelowCpuPressurePercent'];
+    const overrideArb = fc
+      .record({ throttle: fc.integer({ min: 0, max: 90 }), gap: fc.integer({ min: 1, max: 40 }), resume: fc.nat(89) })
+      .chain(({ throttle, gap, resume }) =>
+        fc.subarray(fields, { minLength: 1 }).map((given) => {
+          const all = [throttle, Math.min(100, throttle + gap), Math.max(1, Math.min(resume, throttle - 1))];
+          return Object.fromEntries(given.map((f) => [f, all[fields.indexOf(f)]]));
+        }),
+      )
+      .map((own): Required<HostPolicy> => ({ ...DEFAULT_POLICY, vmPressure: { 'db-1': own } }))
+      .filter((p) => checkPolicy(p).length === 0);
+    const stallsArb = fc.array(fc.integer({ min: 0, max: 100 }), { minLength: 1, maxLength: 60 });
+    fc.assert(
+      fc.property(overrideArb, stallsArb, (policy, stalls) => {
+        // The same decisions as under a host policy that had the VM's thresholds as its own, for that VM;
+        // as under no override at all, for any other VM.
+        const asHost: Required<HostPolicy> = { ...policy, ...policy.vmPressure['db-1'], vmPressure: {} };
+        const pairs = [
+          [controller(policy, { ...lease(), vm: 'db-1' }), controller(asHost, { ...lease(), vm: 'db-1' })],
+          [controller(policy, { ...lease(), vm: 'web-1' }), controller(DEFAULT_POLICY, { ...lease(), vm: 'web-1' })],
+        ];
+        stalls.forEach((cpu, i) => {
+          const l = load(50, {
+            cpuPressure: { someAvg10: cpu, fullAvg10: 0 },
+            ioPressure: { someAvg10: 0, fullAvg10: 0 },
+            memoryPressure: { someAvg10: 0, fullAvg10: 0 },
+          });
+          for (const [withOwn, reference] of pairs)
+            assert.deepEqual(withOwn.report(i * 10_000, l), reference.report(i * 10_000, l));
+        });
+      }),
+      { numRuns: runs },
+    );
+  });
+
   it('throttles, pauses and resumes by I/O pressure where the VM reports PSI, whatever its CPU percent', () => {
     const c = controller();
     const psi = (io: number) => ({

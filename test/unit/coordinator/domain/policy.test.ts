@@ -6,6 +6,7 @@ import {
   applyPolicyPatch,
   checkPolicy,
   completePolicy,
+  vmPressurePolicy,
 } from '../../../../coordinator/domain/policy';
 
 const OLD_POLICY: HostPolicy = {
@@ -99,5 +100,56 @@ describe('host policy', () => {
     const mode = refusal({ budgetMode: 'fast' as 'fixed' });
     assert.deepEqual([mode.field, mode.problem], ['budget_mode', 'must be fixed or adaptive, got "fast"']);
     assert.equal(applyPolicyPatch(DEFAULT_POLICY, { budgetMode: 'adaptive' }).budgetMode, 'adaptive');
+  });
+
+  it("puts a VM's own pressure thresholds in place of the host's, field by field, for that VM alone", () => {
+    const policy = {
+      ...DEFAULT_POLICY,
+      vmPressure: { 'db-1': { throttleAboveCpuPressurePercent: 60, pauseAboveCpuPressurePercent: 80 } },
+    };
+    const db = vmPressurePolicy(policy, 'db-1');
+    assert.deepEqual(
+      [db.throttleAboveCpuPressurePercent, db.pauseAboveCpuPressurePercent, db.resumeBelowCpuPressurePercent],
+      [60, 80, DEFAULT_POLICY.resumeBelowCpuPressurePercent],
+    );
+    assert.equal(db.throttleAboveIoPressurePercent, DEFAULT_POLICY.throttleAboveIoPressurePercent);
+    assert.equal(vmPressurePolicy(policy, 'web-1'), policy, 'a VM without an override follows the host');
+    assert.equal(vmPressurePolicy(DEFAULT_POLICY, 'db-1'), DEFAULT_POLICY, 'no override: the policy as it was');
+  });
+
+  it("checks each VM's pressure thresholds once merged with the host's, naming vm_pressure, the VM and the key", () => {
+    const vm = (own: object) => refusal({ vmPressure: { 'db-1': own } });
+    const alone = vm({ throttleAboveCpuPressurePercent: 60 });
+    assert.deepEqual(
+      [alone.field, alone.problem],
+      [
+        'vm_pressure',
+        "db-1: throttle_above_cpu_pressure_percent: the host's pause_above_cpu_pressure_percent (40) must be above throttle_above_cpu_pressure_percent (60)",
+      ],
+    );
+    assert.match(
+      vm({ resumeBelowIoPressurePercent: 101 }).problem,
+      /^db-1: resume_below_io_pressure_percent: must be an integer from 0 to 100, got 101$/,
+    );
+    assert.match(
+      vm({ throttleAboveDiskAwaitMs: 5 }).problem,
+      /^db-1: throttle_above_disk_await_ms: the host's resume_below_disk_await_ms \(10\)/,
+    );
+    assert.equal(vm({ maxGuestTokens: 3 }).problem, 'db-1: maxGuestTokens is not a pressure threshold');
+    assert.equal(vm({}).problem, 'db-1: gives no threshold: give one, or drop the VM');
+    assert.equal(
+      refusal({ vmPressure: { 'bad name!': { throttleAboveCpuPressurePercent: 30 } } }).field,
+      'vm_pressure',
+    );
+    // A change of the host's thresholds that the VM's no longer fit is refused too.
+    const own = { vmPressure: { 'db-1': { throttleAboveCpuPressurePercent: 30 } } };
+    const withOwn = applyPolicyPatch(DEFAULT_POLICY, own);
+    assert.equal(refusal({ pauseAboveCpuPressurePercent: 25 }, withOwn).field, 'vm_pressure');
+    assert.deepEqual(checkPolicy(completePolicy(withOwn)), []);
+    assert.ok(
+      applyPolicyPatch(DEFAULT_POLICY, {
+        vmPressure: { 'db-1': { throttleAboveCpuPressurePercent: 0, pauseAboveCpuPressurePercent: 0 } },
+      }),
+    );
   });
 });

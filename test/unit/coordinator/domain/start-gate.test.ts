@@ -32,6 +32,8 @@ function run(partial: Partial<PlannedRun> = {}): PlannedRun {
   };
 }
 
+const ZERO = { someAvg10: 0, fullAvg10: 0 };
+
 const conditions = (c: Partial<HostConditions> = {}): HostConditions => ({ plan: new Map(), vmLoad: new Map(), ...c });
 
 const grants = (events: LessorEvent[]) =>
@@ -399,5 +401,39 @@ describe("start gate: a VM frozen by the hypervisor's own tools", () => {
     const host = conditions({ hostLoad: { cpuPercent: 0, ioBytesPerSec: 0, waits: { diskAwaitMs: 25 }, at: T0 } });
     const byAwait = startDecision(r, host, DEFAULT_POLICY, T0);
     assert.equal(byAwait.start === false && byAwait.reason, 'host disk await 25.0 ms ≥ 20.0 ms');
+  });
+
+  it("judges a VM's load by its own pressure thresholds, another VM's and the host's by the host's", () => {
+    // A VM that stalls on its own CPU at rest: 45 % cpu some, over the host's 20 % throttle threshold.
+    const waits = { cpuPressure: { someAvg10: 45, fullAvg10: 0 }, ioPressure: ZERO, memoryPressure: ZERO };
+    const load = { cpuPercent: 0, ioBytesPerSec: 0, waits, at: T0 };
+    const c = conditions({
+      vmLoad: new Map([
+        ['db-1', load],
+        ['web-1', load],
+      ]),
+      hostLoad: load,
+    });
+    const policy = {
+      ...DEFAULT_POLICY,
+      vmPressure: { 'db-1': { throttleAboveCpuPressurePercent: 60, pauseAboveCpuPressurePercent: 80 } },
+    };
+    const r = (vm: string) => pending({ vm, windowEnd: T0 + 4 * HOUR });
+    const reason = (d: ReturnType<typeof startDecision>) => (d.start ? 'started' : d.reason);
+    assert.equal(reason(startDecision(r('web-1'), c, policy, T0)), 'VM web-1 cpu pressure 45.0% ≥ 20.0%');
+    assert.equal(
+      reason(startDecision(r('db-1'), c, policy, T0)),
+      'host cpu pressure 45.0% ≥ 20.0%',
+      "past its own thresholds, the host's still judge the host's load",
+    );
+    assert.deepEqual(startDecision(r('db-1'), { ...c, hostLoad: undefined }, policy, T0), {
+      start: true,
+      forced: false,
+    });
+    const hotter = new Map([['db-1', { ...load, waits: { ...waits, cpuPressure: { someAvg10: 61, fullAvg10: 0 } } }]]);
+    assert.equal(
+      reason(startDecision(r('db-1'), conditions({ vmLoad: hotter }), policy, T0)),
+      'VM db-1 cpu pressure 61.0% ≥ 60.0%',
+    );
   });
 });

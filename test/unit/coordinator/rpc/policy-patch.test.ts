@@ -36,10 +36,39 @@ describe('SetPolicy request → policy change', () => {
     });
   });
 
+  it("with a VM, adds the pressure thresholds given to that VM's own, and reset_vm drops them with its start ones", () => {
+    const patch = policyPatch(request({ vm: 'db-1', throttleAboveCpuPressurePercent: 60 }), DEFAULT_POLICY);
+    assert.deepEqual(patch, { vmPressure: { 'db-1': { throttleAboveCpuPressurePercent: 60 } } });
+    const current = {
+      ...DEFAULT_POLICY,
+      vmStartBelow: { 'db-1': { cpuPercent: 30, ioBytesPerSec: 0 } },
+      vmPressure: { 'db-1': { throttleAboveCpuPressurePercent: 60 }, 'web-1': { throttleAboveDiskAwaitMs: 40 } },
+    };
+    assert.deepEqual(
+      policyPatch(request({ vm: 'db-1', pauseAboveCpuPressurePercent: 80, startBelowCpuPercent: 40 }), current),
+      {
+        vmStartBelow: { 'db-1': { cpuPercent: 40, ioBytesPerSec: 0 } },
+        vmPressure: {
+          'db-1': { throttleAboveCpuPressurePercent: 60, pauseAboveCpuPressurePercent: 80 },
+          'web-1': { throttleAboveDiskAwaitMs: 40 },
+        },
+      },
+    );
+    assert.deepEqual(policyPatch(request({ vm: 'db-1', resetVm: true }), current), {
+      vmStartBelow: {},
+      vmPressure: { 'web-1': { throttleAboveDiskAwaitMs: 40 } },
+    });
+  });
+
   it('refuses, naming the field, what cannot be set for one VM or is missing', () => {
     refused(
       () => policyPatch(request({ vm: 'db-1', startBelowCpuPercent: 30, maxGuestTokens: 2 }), DEFAULT_POLICY),
       'max_guest_tokens',
+    );
+    refused(
+      () =>
+        policyPatch(request({ vm: 'db-1', throttleAboveCpuPressurePercent: 60, budgetCpuPercent: 2 }), DEFAULT_POLICY),
+      'budget_cpu_percent',
     );
     refused(() => policyPatch(request({ vm: 'db-1' }), DEFAULT_POLICY), 'vm');
     refused(() => policyPatch(request({ vm: 'no such vm!', startBelowCpuPercent: 1 }), DEFAULT_POLICY), 'vm');
