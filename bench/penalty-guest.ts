@@ -120,8 +120,8 @@ interface PressureBase {
 /**
  * The product's default pressure thresholds, each raised by what the VM's own work stalls with no backup
  * (`base`): on one vCPU under TCG the foreground alone keeps cpu `some` at a third, so the defaults would
- * hold the backup at its floor, and keep it from starting, whatever it does. A per-VM threshold is what a
- * VM near capacity needs; policy has none yet, so the bench sets the host's.
+ * hold the backup at its floor, and keep it from starting, whatever it does. They become the guest's own
+ * thresholds (the policy's vmPressure), as for any VM that runs near capacity.
  */
 export function thresholdsAbove(base: PressureBase): Record<string, number> {
   const d = DEFAULT_POLICY;
@@ -305,9 +305,9 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
     const low = o.fixed[0];
     const high = o.fixed[o.fixed.length - 1];
     const thresholds = thresholdsAbove(base);
+    await setPolicy({ vm: s.uuid, ...thresholds });
     await setPolicy({
       ...ADAPTIVE_POLICY,
-      ...thresholds,
       budgetCpuPercent: high.cpuPercent,
       budgetIoBytesPerSec: high.ioBytesPerSec,
       throttledCpuPercent: low.cpuPercent,
@@ -318,7 +318,7 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
       `${thresholds[`throttleAbove${name}`]}/${thresholds[`pauseAbove${name}`]}/${thresholds[`resumeBelow${name}`]}%`;
     phases[phases.length - 1].notes.push(
       `between ${budgetText(low)} and ${budgetText(high)}, signal in force: ${adaptive.seen.signal || 'not reported'}`,
-      `thresholds (throttle/pause/resume) = defaults + the PSI with no backup: io ${t('IoPressurePercent')}, cpu ${t('CpuPressurePercent')}, memory ${t('MemoryPressurePercent')}`,
+      `the VM's own thresholds (throttle/pause/resume) = defaults + its PSI with no backup: io ${t('IoPressurePercent')}, cpu ${t('CpuPressurePercent')}, memory ${t('MemoryPressurePercent')}`,
       `budgets seen (every second): ${[...adaptive.seen.budgets].join(' | ') || 'none'}`,
       `enforced by ${adaptive.seen.detail || 'an unreported mechanism'}`,
     );

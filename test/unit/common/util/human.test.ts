@@ -94,6 +94,22 @@ describe('human units', () => {
     );
   });
 
+  it("drops the loader's markers of proto3 optional fields from --json output, and keeps other keys", () => {
+    assert.deepEqual(
+      withIsoTimes({
+        vmPressure: {
+          db: {
+            throttleAboveCpuPressurePercent: 60,
+            _throttleAboveCpuPressurePercent: 'throttleAboveCpuPressurePercent',
+            _pauseAboveCpuPressurePercent: undefined,
+          },
+        },
+        _note: 'kept',
+      }),
+      { vmPressure: { db: { throttleAboveCpuPressurePercent: 60 } }, _note: 'kept' },
+    );
+  });
+
   it('quotes a command line for messages as a shell would need it', () => {
     assert.equal(formatCommand(['sh', '-c', 'exit 3']), "sh -c 'exit 3'");
     assert.equal(
