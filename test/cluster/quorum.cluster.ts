@@ -43,7 +43,21 @@ describe('cluster without etcd quorum', function () {
     members = await startMembers({ endpoints: etcd.endpoints, electionTtl: '2s', args: ['--lease-ttl', '5m'] });
     await members.waitLeader();
     clients = connect(members.addressList, grpc.credentials.createInsecure());
-    const held = await acquire(clients, 'before', 'vm-held');
+    // On a busy machine the leader found by waitLeader may not be known to the member asked yet, or may
+    // lose its lease at once: UNAVAILABLE then, as any client retries, under the same request id.
+    let first: v1.Token__Output | undefined;
+    await waitFor(
+      async () => {
+        first = await acquire(clients!, 'before', 'vm-held').catch((e: grpc.ServiceError) => {
+          if (e.code === grpc.status.UNAVAILABLE) return undefined;
+          throw e;
+        });
+        return first !== undefined;
+      },
+      60_000,
+      'the first grant, with etcd whole',
+    );
+    const held = first!;
 
     const restore = await etcd.withoutQuorum();
     // The leader learns it at its next commit (or when its election lease lapses): new grants are refused,
