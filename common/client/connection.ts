@@ -8,6 +8,7 @@ import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { headroomV1 } from '../../proto';
 import type { Logger } from '../util/log';
+import { LeaderChannel, leaderHints } from './leader-channel';
 
 /** The coordinator's default port. */
 export const DEFAULT_PORT = 7400;
@@ -220,23 +221,50 @@ export interface Clients {
   admin: AdminClient;
   agent: AgentClient;
   pki: PkiClient;
+  /** In a cluster: the leader's address while calls go straight to it (leader-channel.ts), else undefined. */
+  direct(): string | undefined;
   close(): void;
 }
 
 /** One client per service over a shared channel to the coordinator. */
+/**
+ * Which leader addresses a member may send a client to: an IP and port, on loopback exactly when the
+ * members given are (a plaintext channel stays on loopback; TLS checks the rest), none with viaMembers.
+ */
+export function leaderAddressAllowed(members: string, how: ConnectHow = {}): (leader: string) => boolean {
+  const loopback = parseCoordinators(members).every((a) => isLoopbackHost(a.host));
+  return (leader) => {
+    if (how.viaMembers) return false;
+    const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):\d+$/.exec(leader);
+    const host = m?.[1] ?? m?.[2];
+    return host !== undefined && net.isIP(host) !== 0 && isLoopbackHost(host) === loopback;
+  };
+}
+
+export interface ConnectHow {
+  /** Every call through the members given, never straight to the leader they name (tests of the front doors). */
+  viaMembers?: boolean;
+}
+
 export function connect(
   address: string,
   credentials: grpc.ChannelCredentials,
   extra: grpc.ChannelOptions = {},
+  how: ConnectHow = {},
 ): Clients {
   const options = { ...CLIENT_CHANNEL_OPTIONS, ...extra };
   const target = channelTarget(address);
-  const token = new headroomV1.TokenService(target, credentials, options);
-  const channelOverride = token.getChannel();
-  const admin = new headroomV1.AdminService(target, credentials, { ...options, channelOverride });
-  const agent = new headroomV1.AgentService(target, credentials, { ...options, channelOverride });
-  const pki = new headroomV1.PkiService(target, credentials, { ...options, channelOverride });
-  return { token, admin, agent, pki, close: () => token.close() };
+  const channel = new LeaderChannel(
+    new grpc.Channel(target, credentials, options),
+    (leader) => new grpc.Channel(leader, credentials, options),
+    leaderAddressAllowed(address, how),
+  );
+  const shared = { ...options, channelOverride: channel, interceptors: [leaderHints(channel)] };
+  const token = new headroomV1.TokenService(target, credentials, shared);
+  const admin = new headroomV1.AdminService(target, credentials, shared);
+  const agent = new headroomV1.AgentService(target, credentials, shared);
+  const pki = new headroomV1.PkiService(target, credentials, shared);
+  return { token, admin, agent, pki, direct: () => channel.direct(), close: () => token.close() };
 }
 
 /**

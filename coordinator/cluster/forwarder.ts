@@ -5,6 +5,9 @@
  * who leads. It works below gRPC on purpose: a grpc-js server and client in between halved the cluster's
  * acquire+release rate (bench:cluster), where a stream-to-stream copy costs a few percent.
  *
+ * Each answer names the leader (its peer address) in a header, so that a Headroom client sends its next
+ * calls there itself once it can reach it: forwarding is the way in, not the steady state.
+ *
  * When the leader changes, streams still open to the old one end with UNAVAILABLE, which every Headroom
  * client retries (the same request id, the same token); while no leader is known, calls are answered
  * UNAVAILABLE at once, saying why.
@@ -12,6 +15,7 @@
 import * as http2 from 'node:http2';
 import { formatAddress, parseAddress } from '../../common/client/connection';
 import type { Logger } from '../../common/util/log';
+import { LEADER_HEADER } from '../../common/client/leader-channel';
 import { FORWARDED_FOR, FORWARDED_SERIAL } from '../rpc/auth-interceptor';
 
 const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_SCHEME, HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_TYPE, NGHTTP2_CANCEL } =
@@ -104,9 +108,12 @@ export class Forwarder {
     // Set once the caller has its status, or no longer listens.
     let done = false;
     let failure: string | undefined;
-    forward.on('response', (responseHeaders) => {
+    const leader = this.target;
+    forward.on('response', (received) => {
       answered = true;
       if (stream.destroyed) return;
+      // Named to the caller, whose next calls go straight to the leader (common/client/leader-channel.ts).
+      const responseHeaders: http2.OutgoingHttpHeaders = leader ? { ...received, [LEADER_HEADER]: leader } : received;
       // A trailers-only answer (an error before any message) comes as one HEADERS frame: pass it as it is.
       if (responseHeaders['grpc-status'] !== undefined) {
         done = true;

@@ -35,7 +35,7 @@ describe('cluster: streams through a follower across leader changes', function (
     const leader = await members.waitLeader();
     follower = members.members.find((m) => m !== leader)!;
     // Only the follower: every call must cross its forwarder, and it must survive the leader's death.
-    clients = connect(follower.address, grpc.credentials.createInsecure());
+    clients = connect(follower.address, grpc.credentials.createInsecure(), {}, { viaMembers: true });
   });
 
   after(async () => {

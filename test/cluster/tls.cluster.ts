@@ -38,12 +38,14 @@ describe('cluster across machines: mutual TLS between members, the callers ident
   let dir: string;
   const opened: Clients[] = [];
 
-  /** Clients of `address` presenting `pem` (none: no client certificate). */
-  const clients = (address: string, pem: Pem): Clients => {
+  /** Clients of `address` presenting `pem` (none: no client certificate); through that member unless `direct`. */
+  const clients = (address: string, pem: Pem, direct = false): Clients => {
     const read = (f?: string) => (f ? fs.readFileSync(f) : undefined);
     const c = connect(
       address,
       tlsCredentials(address, { ca: read(pem.caFile), cert: read(pem.certFile), key: read(pem.keyFile) }),
+      {},
+      { viaMembers: !direct },
     );
     opened.push(c);
     return c;
@@ -149,6 +151,22 @@ describe('cluster across machines: mutual TLS between members, the callers ident
     assert.equal(adminCall.code, grpc.status.PERMISSION_DENIED);
     await renew(vm1, token);
     await release(vm1, token);
+  });
+
+  it("sends an agent's calls straight to the leader once a follower named it, checking the leader's certificate, authorizing it as itself", async () => {
+    const f = await follower();
+    const leader = await members!.waitLeader();
+    const vm1 = clients(f.address, agent, true);
+    const token = await grant(vm1, { host: 'member-h1', vm: 'vm1', kind: 'TOKEN_KIND_GUEST' });
+    await waitFor(() => vm1.direct() === leader.peer, 60_000, "the agent's calls to go straight to the leader");
+    // At the leader's own address, with no member in between: still its own VM only, and no admin call.
+    const other = await statusOf(grant(vm1, { host: 'member-h1', vm: 'vm2', kind: 'TOKEN_KIND_GUEST' }));
+    assert.equal(other.code, grpc.status.PERMISSION_DENIED);
+    assert.match(other.details, /agent vm1@member-h1 may act only for its own VM/);
+    assert.equal((await statusOf(listHosts(vm1))).code, grpc.status.PERMISSION_DENIED);
+    await renew(vm1, token);
+    await release(vm1, token);
+    assert.equal(vm1.direct(), leader.peer);
   });
 
   it("serves a client given every member's address, over TLS, checking each member's certificate by its IP", async () => {
