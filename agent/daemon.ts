@@ -18,6 +18,7 @@ import { FreezeState } from './freeze/freeze-state';
 import { IdentitySources, resolveVmIdentity } from './identity';
 import { JobRunner } from './jobs/job-runner';
 import { LoadCollector, SystemLoadCollector } from '../common/backup-run/load-collector';
+import { realDirReader, workloadCgroups, workloadPressure } from '../common/backup-run/workload-pressure';
 import { createQuiescer } from './quiesce/configured-hooks';
 import { autoThawReporter, quiesceCommand, thawReport } from './quiesce/quiesce-commands';
 import { JobScheduler } from './jobs/scheduler';
@@ -95,7 +96,18 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
         })
       : undefined;
   const connection = agentConnection(config.coordinator, config.tls);
-  const collector = options.collector ?? new SystemLoadCollector({ clock, backupUsage: () => usage.total() });
+  const scope = enforcement.pressureScope;
+  if (scope)
+    log.info("load reports carry the workload's pressure: the cgroups beside the agent's, not the backups' own", {
+      cgroups: workloadCgroups(scope, realDirReader).join(' ') || 'none yet (then /proc/pressure)',
+    });
+  const collector =
+    options.collector ??
+    new SystemLoadCollector({
+      clock,
+      backupUsage: () => usage.total(),
+      ...(scope ? { workloadPressure: () => workloadPressure(scope, realDirReader) } : {}),
+    });
   if (collector instanceof SystemLoadCollector) collector.prime();
 
   let session: AgentSession | undefined;

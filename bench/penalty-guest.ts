@@ -25,6 +25,9 @@ import type { Phase, PhaseKind } from './penalty-report';
 
 const MiB = 1024 * 1024;
 const HOST = 'pen-bench-host';
+const CGROUP = '/sys/fs/cgroup';
+/** Starts the agent in the /agent cgroup: `sh AGENT_IN_CGROUP CONFIG`. */
+const AGENT_IN_CGROUP = '/tmp/agent-in-cgroup.sh';
 const MOUNT = '/mnt/data';
 const JOB = 'penalty-backup';
 /** The job's period, s: short, so that it starts soon after the daemon is up. */
@@ -184,13 +187,24 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
     const kernel = (await guest.sh('uname -r')).trim();
     const controllers = (await guest.sh('cat /sys/fs/cgroup/cgroup.controllers')).trim();
 
+    // As under systemd: the workload, the agent and the backups each in a cgroup of their own, so that the
+    // agent reads the workload's pressure apart from the backups' stalls (workload-pressure.ts). The daemon
+    // /init started in the root cgroup makes way for one per phase, in /agent.
+    await guest.sh(
+      [
+        `echo "+cpu +io +memory" > ${CGROUP}/cgroup.subtree_control`,
+        `mkdir -p ${CGROUP}/workload ${CGROUP}/agent ${CGROUP}/backups`,
+        'kill $(pidof headroom-agent); while pidof headroom-agent >/dev/null; do sleep 0.2; done',
+        `printf '#!/bin/sh\necho $$ > ${CGROUP}/agent/cgroup.procs\nexec headroom-agent run --config "$1"\n' > ${AGENT_IN_CGROUP}`,
+      ].join('\n'),
+    );
     const phases: Phase[] = [];
     const tar = `tar -C ${MOUNT}/data -cf - . | gzip -1 > ${MOUNT}/backup.tar.gz`;
     const phase = async (kind: PhaseKind, name: string, how: string) => {
       o.progress(`guest: ${name}`);
       await guest.sh(`rm -f ${MOUNT}/backup.tar.gz; sync; echo 3 > /proc/sys/vm/drop_caches`);
       const r = await guest.run(
-        `${MOUNT}/bench/node ${MOUNT}/bench/penalty-guest-run.js '${name}' ${MOUNT} ${o.ratePerSec} ${o.worksetMiB} ${how}`,
+        `echo $$ > ${CGROUP}/workload/cgroup.procs; exec ${MOUNT}/bench/node ${MOUNT}/bench/penalty-guest-run.js '${name}' ${MOUNT} ${o.ratePerSec} ${o.worksetMiB} ${how}`,
       );
       const out = r.output.toString();
       const line = /^result (.*)$/m.exec(out);
@@ -205,9 +219,9 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
       return result;
     };
     // The backups under Headroom are the daemon's scheduled job, as in production: `headroom-agent exec`
-    // has no session, so the coordinator's budget changes would not reach it. The daemon /init started
-    // makes way for one started per phase (after the baseline, whose PSI it reports).
-    const agentYaml = await guest.sh(`cat ${GUEST_AGENT_CONFIG}`);
+    // has no session, so the coordinator's budget changes would not reach it.
+    const agentYaml = `${(await guest.sh(`cat ${GUEST_AGENT_CONFIG}`)).trimEnd()}\nbudget:\n  cgroupParent: /backups\n`;
+    await guest.sh(`cat > /tmp/pen-base-agent.yaml <<'EOF'\n${agentYaml}EOF`);
     // The job is due every few seconds: the first time after the daemon is up (it starts in seconds to tens
     // of seconds under TCG, beside the foreground) is the phase's run; the shell stops the daemon when it
     // logs that run's end.
@@ -224,7 +238,7 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
     await guest.sh(`cat > /tmp/pen-agent.yaml <<'EOF'\n${template}EOF`);
     const log = '/tmp/pen-agent.log';
     const underAgent =
-      `'rm -f ${log}; headroom-agent run --config /tmp/pen-agent.yaml </dev/null >${log} 2>&1 & a=$!; ` +
+      `'rm -f ${log}; sh ${AGENT_IN_CGROUP} /tmp/pen-agent.yaml </dev/null >${log} 2>&1 & a=$!; ` +
       `while kill -0 $a 2>/dev/null && ! grep -q "job finished" ${log}; do sleep 0.2; done; kill $a; wait $a; true'`;
     /**
      * The phase's run as the coordinator saw it, GRANTED to RELEASED: the longest since `since` (a next
@@ -284,6 +298,8 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
     };
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 
+    // The baseline's PSI is reported by a daemon with no job, from /agent as in the other phases.
+    await guest.sh(`sh ${AGENT_IN_CGROUP} /tmp/pen-base-agent.yaml </dev/null >/tmp/pen-base-agent.log 2>&1 &`);
     const baseline = await watch(() => phase('baseline', '0. no backup', `--for ${o.baselineMs}`));
     const psi = baseline.seen.psi;
     if (psi.length === 0) throw new Error("the guest's agent reported no PSI during the baseline");
@@ -295,7 +311,6 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
     phases[0].notes.push(
       `PSI with no backup (mean avg10 of ${psi.length} reports): io some ${base.io.toFixed(1)}%, cpu some ${base.cpu.toFixed(1)}%, memory full ${base.memory.toFixed(1)}%`,
     );
-    // The baseline's PSI came from the daemon /init started; it makes way for the phases' own.
     await guest.sh('kill $(pidof headroom-agent); while pidof headroom-agent >/dev/null; do sleep 0.2; done');
     await phase('unthrottled', 'a. unthrottled', `--run '${tar}'`);
     for (const [i, b] of o.fixed.entries()) {
@@ -328,6 +343,7 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
       `foreground  HTTP at ${o.ratePerSec} requests/s, disk probe (4 KiB write + fdatasync every 50 ms), working set of ${o.worksetMiB} MiB reread at 32 MiB/s`,
       `backup      tar | gzip -1 of ${(o.dataBytes / MiB).toFixed(0)} MiB on the guest's virtio disk (a qcow2 in ${o.diskDir}); page cache dropped before each phase`,
       `fixed       ${o.fixed.map(budgetText).join('; ')} (memory.high: 8 s of the I/O budget, at least 64 MiB)`,
+      `cgroups     the foreground in /workload, the agent in /agent, its backups under /backups: the agent reports /workload's PSI`,
     ];
     return { intro, phases };
   } finally {

@@ -195,6 +195,11 @@ export interface SystemLoadCollectorOptions {
   loadavg?: () => number[];
   /** What the backups run under Headroom have used so far (budget/backup-usage.ts); none by default. */
   backupUsage?: () => Usage;
+  /**
+   * The workload's PSI apart from the backups' (workload-pressure.ts), or undefined when it cannot be told
+   * apart this time; /proc/pressure then, and by default.
+   */
+  workloadPressure?: () => Partial<v1.LoadReport> | undefined;
 }
 
 /** systeminformation's mem(): "used" is total minus *available*, so page cache does not count as used. */
@@ -255,7 +260,7 @@ export class SystemLoadCollector implements LoadCollector {
       load15,
       backupCpuPercent: Math.min(100, backupCpuPercent),
       backupIoBytesPerSec: rate(now.backup?.ioBytes, prev?.backup?.ioBytes),
-      ...readPressure((p) => this.fs.readFile(p)),
+      ...(this.options.workloadPressure?.() ?? readPressure((p) => this.fs.readFile(p))),
       ...(prev?.diskTimes && now.diskTimes ? { diskAwaitMs: slowestAwaitMs(prev.diskTimes, now.diskTimes) } : {}),
     };
   }

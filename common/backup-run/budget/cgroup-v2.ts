@@ -111,6 +111,7 @@ export function prepareCgroupV2(o: CgroupV2Options): Prepared {
   const mechanism: EnforcementMechanism = {
     enforcement: 'CGROUP_V2',
     detail: '',
+    pressureScope: { mount: o.mount, exclude: [...new Set([o.own, parentPath])] },
     enforce(group) {
       const cgroups = JobCgroups.create(group, selfPid, [{ parent: parent.path, home: home.path }], {
         proc: o.proc,

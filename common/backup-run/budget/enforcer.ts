@@ -15,6 +15,7 @@
  *
  * run-budget.ts does all of this for a guarded run (common/backup-run/guarded-run.ts RunControl).
  */
+import type { PressureScope } from '../workload-pressure';
 import type { Usage } from './process-usage';
 
 export type { Usage } from './process-usage';
@@ -81,6 +82,8 @@ export interface EnforcementMechanism {
   enforce(group: EnforcedGroup): Enforcer;
   /** What to use for a group this mechanism could not take (its cgroup could not be created). */
   readonly fallback?: EnforcementMechanism;
+  /** Under cgroup v2: where the agent and the backups are, so that the workload's pressure is read apart. */
+  readonly pressureScope?: PressureScope;
 }
 
 const MiB = 1024 * 1024;
