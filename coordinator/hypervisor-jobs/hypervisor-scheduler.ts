@@ -12,7 +12,6 @@ import type { Logger } from '../../common/util/log';
 import { RETRY_DELAY_MS } from './backup-driver';
 import type { BackupRunView, BackupRunner } from './backup-runner';
 import type { HypervisorJob } from './hypervisor-schedule';
-import type { PlanKeeper } from '../planning/plan-keeper';
 import type { ViewSlot } from '../planning/plan-view';
 
 /** How often due slots are looked for: a planned start is late by at most this. */
@@ -55,7 +54,8 @@ export function retryAt(
 }
 
 export interface HypervisorSchedulerDeps {
-  plans: Pick<PlanKeeper, 'current'>;
+  /** The plan the host's grants follow: the plan keeper's, or in a cluster the leader's (cluster/leader-plan.ts). */
+  plans: { current(host: string): { slots: readonly ViewSlot[] } | undefined };
   runner: Pick<BackupRunner, 'start' | 'list'>;
   jobs: readonly HypervisorJob[];
   /** The coordinator's own host: the one its hypervisor schedule is for. */
