@@ -233,18 +233,7 @@ export async function startServer(
   // Wall-clock times of verifications, for people.
   const verifications = new BackupVerifications(Date.now);
   // A single host runs its own hypervisor jobs; in a cluster each member runs its host's, and calls reach it.
-  const ownRunner = clusterJobs
-    ? undefined
-    : new BackupRunner({
-        jobs: options.hypervisorJobs,
-        resolve: identityOf,
-        host: options.host,
-        selfOptions: () => selfOptions(options, address),
-        defaultTarget: options.backups?.dir,
-        // Wall-clock times of runs, for people.
-        now: Date.now,
-        log: log.child({ component: 'backup-runner' }),
-      });
+  const ownRunner = clusterJobs ? undefined : hostBackupRunner(options, () => address, identityOf, log);
   const runner = ownRunner ?? (await cluster!.backupRuns(clusterJobs!, identityOf));
   const scheduler =
     ownRunner &&
@@ -423,6 +412,30 @@ async function applyConfiguredPolicy(coordinator: Coordinator, options: Coordina
 }
 
 /**
+ * The runner of this host's hypervisor jobs: `headroomctl host-backup` children that call back the gRPC
+ * address `address()` — the coordinator's own, or a cluster member's front door (cluster/member.ts).
+ */
+export function hostBackupRunner(
+  options: CoordinatorOptions,
+  address: () => string,
+  resolve: (vm: string) => string,
+  log: Logger,
+  changed?: () => void,
+): BackupRunner {
+  return new BackupRunner({
+    jobs: options.hypervisorJobs,
+    resolve,
+    host: options.host,
+    selfOptions: () => selfOptions(options, address()),
+    defaultTarget: options.backups?.dir,
+    // Wall-clock times of runs, for people.
+    now: Date.now,
+    log: log.child({ component: 'backup-runner' }),
+    ...(changed ? { changed } : {}),
+  });
+}
+
+/**
  * headroomctl's global options for a backup run the coordinator starts (backup-runner.ts) to call this
  * coordinator (or, in a cluster, the member's front door) back: over loopback (selfAddress), plaintext when
  * it serves plaintext (only allowed on loopback), else as the admin identity `pki init`
@@ -430,7 +443,7 @@ async function applyConfiguredPolicy(coordinator: Coordinator, options: Coordina
  * anyway, so no secret leaves its hands. With certificates made elsewhere (`tls:`) it has no identity to
  * call itself with.
  */
-export function selfOptions(options: CoordinatorOptions, address: string): string[] {
+function selfOptions(options: CoordinatorOptions, address: string): string[] {
   const coordinator = ['--coordinator', selfAddress(address)];
   if (options.pki) return [...coordinator, '--pki-dir', options.pki.dir];
   if (options.plaintext) return coordinator;

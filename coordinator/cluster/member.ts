@@ -24,8 +24,7 @@ import { clientCredentials, connect, formatAddress, parseAddress } from '../../c
 import { type Clock, systemClock } from '../../common/util/clock';
 import type { Logger } from '../../common/util/log';
 import type { CoordinatorOptions, EtcdOptions } from '../config';
-import { type RunningServer, selfAddress, selfOptions, startServer } from '../server';
-import { BackupRunner } from '../hypervisor-jobs/backup-runner';
+import { type RunningServer, hostBackupRunner, selfAddress, startServer } from '../server';
 import { HypervisorScheduler } from '../hypervisor-jobs/hypervisor-scheduler';
 import { ClusterHypervisorJobs, publishHypervisorJobs } from './host-jobs';
 import { ClusterBackupRuns, serveBackupRuns } from './host-runs';
@@ -210,17 +209,13 @@ export async function startMember(
   );
   const leaderPlan = new LeaderPlan(self.admin, options.host, jobsLog);
   const runs: { changed?: () => void } = {};
-  const runner = new BackupRunner({
-    jobs: options.hypervisorJobs,
-    resolve: (vm) => placement.identityOf(vm),
-    host: options.host,
-    selfOptions: () => selfOptions(options, address),
-    defaultTarget: options.backups?.dir,
-    // Wall-clock times of runs, for people.
-    now: Date.now,
-    log: log.child({ component: 'backup-runner' }),
-    changed: () => runs.changed?.(),
-  });
+  const runner = hostBackupRunner(
+    options,
+    () => address,
+    (vm) => placement.identityOf(vm),
+    log,
+    () => runs.changed?.(),
+  );
   const served = serveBackupRuns({ client, registration, prefix, host: options.host, runner, log: jobsLog });
   runs.changed = served.changed;
   const scheduler = new HypervisorScheduler({
