@@ -10,25 +10,20 @@
  * its caller; the CA's records (revocations included) are shared through etcd (shared-pki.ts).
  *
  * Whoever leads, each member keeps its own host's duties: it samples the host's load, runs its placement
- * source, and runs its hypervisor jobs — published for the leader to plan (host-jobs.ts), started at the
- * slots of the leader's plan (leader-plan.ts) by its own scheduler and runner, whose runs take their tokens
- * through this member's front door and answer the leader's backup calls (host-runs.ts). A leader change
- * leaves them running: the runs' tokens survive it like any holder's.
+ * source, and runs its hypervisor jobs (member-jobs.ts).
  */
 import * as http2 from 'node:http2';
-import * as grpc from '@grpc/grpc-js';
 import type * as net from 'node:net';
 import { noop } from 'cockatiel';
 import { Etcd3 } from 'etcd3';
-import { clientCredentials, connect, formatAddress, parseAddress } from '../../common/client/connection';
+import { formatAddress, parseAddress } from '../../common/client/connection';
 import { type Clock, systemClock } from '../../common/util/clock';
 import type { Logger } from '../../common/util/log';
 import type { CoordinatorOptions, EtcdOptions } from '../config';
-import { type RunningServer, hostBackupRunner, selfAddress, startServer } from '../server';
-import { HypervisorScheduler } from '../hypervisor-jobs/hypervisor-scheduler';
-import { ClusterHypervisorJobs, publishHypervisorJobs } from './host-jobs';
-import { ClusterBackupRuns, serveBackupRuns } from './host-runs';
-import { LeaderPlan } from './leader-plan';
+import { type RunningServer, startServer } from '../server';
+import { ClusterHypervisorJobs } from './host-jobs';
+import { ClusterBackupRuns } from './host-runs';
+import { runMemberJobs } from './member-jobs';
 import { version } from '../../package.json';
 import { clusterInfo, endpointUrl, registerMember } from './cluster-view';
 import { EtcdStore } from './etcd-store';
@@ -195,43 +190,18 @@ export async function startMember(
     throw e;
   }
   // And its hypervisor jobs: planned by the leader, run here at the leader's slots, through the front door.
-  const jobsLog = log.child({ component: 'hypervisor-jobs' });
-  const publishedJobs = publishHypervisorJobs(registration, prefix, options.host, options.hypervisorJobs, jobsLog);
-  const self = connect(
-    selfAddress(address),
-    pki
-      ? clientCredentials(
-          selfAddress(address),
-          { tls: { caFile: pki.caCert, certFile: pki.adminCert, keyFile: pki.adminKey } },
-          log,
-        )
-      : grpc.credentials.createInsecure(),
-  );
-  const leaderPlan = new LeaderPlan(self.admin, options.host, jobsLog);
-  const runs: { changed?: () => void } = {};
-  const runner = hostBackupRunner(
+  const jobs = runMemberJobs({
     options,
-    () => address,
-    (vm) => placement.identityOf(vm),
-    log,
-    () => runs.changed?.(),
-  );
-  const served = serveBackupRuns({ client, registration, prefix, host: options.host, runner, log: jobsLog });
-  runs.changed = served.changed;
-  const scheduler = new HypervisorScheduler({
-    plans: leaderPlan,
-    runner,
-    jobs: options.hypervisorJobs,
-    host: options.host,
-    resolveVm: (vm) => placement.identityOf(vm),
+    address,
+    client,
+    registration,
+    prefix,
+    pki,
+    identityOf: (vm) => placement.identityOf(vm),
     clock,
-    log: log.child({ component: 'hypervisor-scheduler' }),
+    log,
   });
-  if (options.hypervisorJobs.some((j) => j.driver)) {
-    leaderPlan.start();
-    leadership.onLeaderChange(() => leaderPlan.refresh());
-    scheduler.start();
-  }
+  leadership.onLeaderChange(() => jobs.leaderChanged());
   leadership.start();
 
   let stopping: Promise<{ forced: boolean }> | undefined;
@@ -241,13 +211,8 @@ export async function startMember(
     stop: () =>
       (stopping ??= (async () => {
         hostLoad.stop();
-        scheduler.stop();
-        leaderPlan.stop();
         // The runs end first (SIGTERM), while their release can still reach the leader through the front door.
-        await runner.stop();
-        await served.stop();
-        publishedJobs.stop();
-        self.close();
+        await jobs.stop();
         await Promise.all([leadership.stop(), registration.stop(), placement.stop()]);
         await transition;
         // Open calls end UNAVAILABLE (their callers go to another member), then the connections close.
