@@ -100,7 +100,10 @@ export interface ClusterStore {
 }
 
 /** Each host's hypervisor jobs as the leader plans them. */
-export type HostHypervisorJobs = Pick<ClusterHypervisorJobs, 'start' | 'stop' | 'of' | 'onChange' | 'hostRunning'>;
+export type HostHypervisorJobs = Pick<
+  ClusterHypervisorJobs,
+  'start' | 'stop' | 'of' | 'hosts' | 'onChange' | 'hostRunning'
+>;
 
 /** Where VM names resolve and migrations come from: this host's placement source, or the cluster's. */
 export type ServerPlacement = Pick<
@@ -171,12 +174,14 @@ export async function startServer(
     planView: (input) => viewPlanner.plan(input),
   });
   plans.start();
-  clusterJobs?.onChange((host) => {
+  // A member's host may have had no token nor agent yet: it is a host of the coordination once it has jobs.
+  const planJobsOf = (host: string) =>
     coordinator
       .ensureHost(host)
       .then(() => plans.declaredChanged(host))
       .catch((error: Error) => log.warn("could not plan a member's hypervisor jobs", { host, error }));
-  });
+  clusterJobs?.onChange(planJobsOf);
+  for (const host of clusterJobs?.hosts() ?? []) void planJobsOf(host);
   // The dashboard's load strip: the hosts' samples and the budget changes, kept in memory as they happen.
   const loads = new LoadRing();
   const toStartGate = async (host: string, load: LoadView | undefined) => {

@@ -36,7 +36,7 @@ export function publishHypervisorJobs(
 
 /** The leader side: every member's jobs, as published, followed from `start()` on. */
 export class ClusterHypervisorJobs {
-  private readonly hosts = new Map<string, readonly PublishedJob[]>();
+  private readonly byHost = new Map<string, readonly PublishedJob[]>();
   private readonly listeners: ((host: string) => void)[] = [];
   private unfollow: (() => Promise<void>) | undefined;
 
@@ -52,8 +52,8 @@ export class ClusterHypervisorJobs {
       this.client,
       jobsPrefix(this.prefix),
       (host, value) => {
-        if (value === undefined) this.hosts.delete(host);
-        else this.hosts.set(host, JSON.parse(value) as PublishedJob[]);
+        if (value === undefined) this.byHost.delete(host);
+        else this.byHost.set(host, JSON.parse(value) as PublishedJob[]);
         for (const l of this.listeners) l(host);
       },
       "the members' hypervisor jobs",
@@ -67,7 +67,12 @@ export class ClusterHypervisorJobs {
 
   /** A host's jobs; none for a host without a member. */
   of(host: string): readonly PublishedJob[] {
-    return this.hosts.get(host) ?? [];
+    return this.byHost.get(host) ?? [];
+  }
+
+  /** The hosts whose members published jobs. */
+  hosts(): string[] {
+    return [...this.byHost.keys()];
   }
 
   /** Called with a host whose jobs were published, changed or went with its member. */
@@ -77,7 +82,7 @@ export class ClusterHypervisorJobs {
 
   /** The host whose member runs `vm` (an identity) with a job's driver; `resolve` names a job's VMs' identities. */
   hostRunning(vm: string, resolve: (vm: string) => string): string | undefined {
-    for (const [host, jobs] of [...this.hosts].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [host, jobs] of [...this.byHost].sort(([a], [b]) => a.localeCompare(b))) {
       if (jobs.some((j) => j.runs && j.vms.some((v) => resolve(v) === vm))) return host;
     }
     return undefined;
