@@ -30,7 +30,7 @@ export function publishHypervisorJobs(
 ): { stop(): void } {
   const published = keepPublished(registration, "this host's hypervisor jobs", log);
   const value: PublishedJob[] = jobs.map(({ driver, ...job }) => ({ ...job, runs: driver !== undefined }));
-  published.publish(`${jobsPrefix(prefix)}${host}`, JSON.stringify(value));
+  void published.publish(`${jobsPrefix(prefix)}${host}`, JSON.stringify(value));
   return published;
 }
 

@@ -46,7 +46,7 @@ export function serveBackupRuns(o: {
   host: string;
   runner: Pick<BackupRunner, 'start' | 'cancel' | 'list'>;
   log: Logger;
-}): { changed(): void; stop(): Promise<void> } {
+}): { changed(): Promise<void>; stop(): Promise<void> } {
   const published = keepPublished(o.registration, "this host's backup runs", o.log);
   const changed = () => published.publish(`${runsPrefix(o.prefix)}${o.host}`, JSON.stringify(o.runner.list()));
   const calls = callsPrefix(o.prefix, o.host);
@@ -54,8 +54,9 @@ export function serveBackupRuns(o: {
     const key = kv.key.toString();
     const id = key.slice(calls.length);
     const answered = act(o.runner, JSON.parse(kv.value.toString()) as Call);
-    o.registration
-      .put(answerKey(o.prefix, id), JSON.stringify(answered))
+    // The runs as changed are in etcd before the answer, so a caller that lists them next finds its run.
+    changed()
+      .then(() => o.registration.put(answerKey(o.prefix, id), JSON.stringify(answered)))
       .then(() => o.client.delete().key(key))
       .catch((error: Error) => o.log.warn("cannot answer the leader's backup call", { id, error }));
   };
@@ -74,7 +75,7 @@ export function serveBackupRuns(o: {
       },
       (error: Error) => void o.log.warn("cannot follow the leader's backup calls", { error }),
     );
-  changed();
+  void changed();
   return {
     changed,
     async stop() {

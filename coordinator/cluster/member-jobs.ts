@@ -43,13 +43,13 @@ export function runMemberJobs(o: {
   const { options, address, pki } = o;
   const log = o.log.child({ component: 'hypervisor-jobs' });
   const published = publishHypervisorJobs(o.registration, o.prefix, options.host, options.hypervisorJobs, log);
-  const runs: { changed?: () => void } = {};
+  const runs: { changed?: () => Promise<void> } = {};
   const runner = hostBackupRunner(
     options,
     () => address,
     o.identityOf,
     o.log,
-    () => runs.changed?.(),
+    () => void runs.changed?.(),
   );
   const served = serveBackupRuns({ ...o, host: options.host, runner, log });
   runs.changed = served.changed;

@@ -15,25 +15,37 @@ export function keepPublished(
   registration: Pick<Registration, 'put' | 'onRegistered'>,
   what: string,
   log: Logger,
-): { publish(key: string, value: string): void; stop(): void } {
-  const last = new Map<string, string>();
+): { publish(key: string, value: string): Promise<void>; stop(): void } {
+  // Each key's newest value, with the number of its publication.
+  const last = new Map<string, { value: string; n: number }>();
+  let published = 0;
+  // Who waits for a key's publication `n` (or a newer one) to be in etcd.
+  const waiting = new Map<string, { n: number; resolve(): void }[]>();
   // One put per key at a time, so that an older value never lands after a newer one; `again` once it is done.
   const inFlight = new Map<string, { again: boolean }>();
   const retries = new Map<string, NodeJS.Timeout>();
   let stopped = false;
+  const landed = (key: string, n: number) => {
+    const waiters = waiting.get(key) ?? [];
+    for (const w of waiters.filter((w) => w.n <= n)) w.resolve();
+    waiting.set(
+      key,
+      waiters.filter((w) => w.n > n),
+    );
+  };
   const put = (key: string) => {
     clearTimeout(retries.get(key));
     retries.delete(key);
-    const value = last.get(key);
-    if (value === undefined || stopped) return;
+    const newest = last.get(key);
+    if (newest === undefined || stopped) return;
     const flight = inFlight.get(key);
     if (flight) return void (flight.again = true);
     const current = { again: false };
     inFlight.set(key, current);
     registration
-      .put(key, value)
+      .put(key, newest.value)
       .then(
-        () => undefined,
+        () => landed(key, newest.n),
         (error: Error) => {
           log.warn(`cannot publish ${what} to the cluster yet`, { key, error });
           if (!current.again && !stopped) {
@@ -52,9 +64,13 @@ export function keepPublished(
     for (const key of last.keys()) put(key);
   });
   return {
+    /** Resolves once this value, or a newer one of the key, is in etcd (never, after stop()). */
     publish(key, value) {
-      last.set(key, value);
+      const n = ++published;
+      last.set(key, { value, n });
+      const done = new Promise<void>((resolve) => waiting.set(key, [...(waiting.get(key) ?? []), { n, resolve }]));
       put(key);
+      return done;
     },
     stop() {
       stopped = true;

@@ -25,12 +25,11 @@ describe('keepPublished (a member key under its registration lease)', () => {
   beforeEach(() => (clock = sinon.useFakeTimers()));
   afterEach(() => clock.restore());
 
-  it('puts one value of a key at a time, and then the newest, so an older value never lands after a newer', async () => {
+  it('puts one value of a key at a time, then the newest, so an older value never lands after a newer one', async () => {
     const r = registration();
     const published = keepPublished(r, 'runs', log);
-    published.publish('k', 'v1');
-    published.publish('k', 'v2');
-    published.publish('k', 'v3');
+    const landed: string[] = [];
+    for (const v of ['v1', 'v2', 'v3']) void published.publish('k', v).then(() => landed.push(v));
     assert.deepEqual(
       r.puts.map((p) => p.value),
       ['v1'],
@@ -41,12 +40,16 @@ describe('keepPublished (a member key under its registration lease)', () => {
       r.puts.map((p) => p.value),
       ['v1', 'v3'],
     );
+    assert.deepEqual(landed, ['v1'], 'each publication resolves once it, or a newer one, is in etcd');
+    r.puts[1].answer();
+    await clock.tickAsync(0);
+    assert.deepEqual(landed, ['v1', 'v2', 'v3']);
   });
 
   it('puts again after a failure, and again whenever the member registers with a new lease', async () => {
     const r = registration();
     const published = keepPublished(r, 'jobs', log);
-    published.publish('k', 'v1');
+    void published.publish('k', 'v1');
     r.puts[0].answer(new Error('etcd out of reach'));
     await clock.tickAsync(0);
     assert.equal(r.puts.length, 1, 'not at once');
