@@ -1,8 +1,9 @@
 /**
  * Starts the coordinator's own hypervisor backups at their planned slots: every few seconds it looks at
- * the plan the host's grants follow (plan-keeper.ts) and, for each HYPERVISOR slot that is due and whose
- * job has a driver (coordinator.yaml), has the backup runner start it with the slot's window end, so that
- * its token request is the planned run's and is granted as planned. A planned run that fails is run
+ * the plan the host's grants follow (plan-keeper.ts; a cluster member reads the leader's,
+ * cluster/leader-plan.ts) and, for each HYPERVISOR slot that is due and whose job has a driver
+ * (coordinator.yaml), has the backup runner start it with the slot's window end, so that its token request
+ * is the planned run's and is granted as planned. A planned run that fails is run
  * again, as many times as its job's `retries` say, `retryDelay` after the failure, while that still fits
  * its window. Which slots are due, and when a failed run is retried, are pure functions of the plan, the
  * runs and the time.

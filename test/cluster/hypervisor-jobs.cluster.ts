@@ -98,13 +98,17 @@ describe('cluster: hypervisor jobs run on their own host', function () {
 
   it("runs a follower's planned job on the follower, under a HYPERVISOR token that survives a leader kill", async () => {
     const host = follower!.host;
-    // Planned by the leader, shown by another member.
-    const plan = await runCtl(['--coordinator', other.address, 'plan', '--host', host]);
-    assert.equal(plan.code, 0, plan.stderr);
-    // Tomorrow's run at least (today's may be under way): within the plan's 24 h.
-    assert.match(plan.stdout, /vm-f/, "the follower's job is planned by the leader");
-    assert.match(plan.stdout, /nightly/);
-
+    // Planned by the leader once the follower published its jobs, shown by another member: tomorrow's run at
+    // least (today's may be under way already), within the plan's 24 h.
+    await waitFor(
+      async () => {
+        const plan = await runCtl(['--coordinator', other.address, 'plan', '--host', host]);
+        assert.equal(plan.code, 0, plan.stderr);
+        return /vm-f/.test(plan.stdout) && /nightly/.test(plan.stdout);
+      },
+      60_000,
+      "the follower's job in the plan",
+    );
     const parentFile = path.join(dir, 'parent-vm-f');
     let run: v1.BackupRun__Output | undefined;
     await waitFor(
