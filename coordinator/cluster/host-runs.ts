@@ -50,15 +50,15 @@ export function serveBackupRuns(o: {
   const published = keepPublished(o.registration, "this host's backup runs", o.log);
   const changed = () => published.publish(`${runsPrefix(o.prefix)}${o.host}`, JSON.stringify(o.runner.list()));
   const calls = callsPrefix(o.prefix, o.host);
-  const answer = (kv: IKeyValue) => {
+  const answer = async (kv: IKeyValue) => {
     const key = kv.key.toString();
-    const id = key.slice(calls.length);
+    // Claimed by deleting it: a call the leader gave up on (its lease revoked) is gone, and none is acted on twice.
+    const claim = await o.client.if(key, 'Version', '>', 0).then(o.client.delete().key(key)).commit();
+    if (!claim.succeeded) return;
     const answered = act(o.runner, JSON.parse(kv.value.toString()) as Call);
     // The runs as changed are in etcd before the answer, so a caller that lists them next finds its run.
-    changed()
-      .then(() => o.registration.put(answerKey(o.prefix, id), JSON.stringify(answered)))
-      .then(() => o.client.delete().key(key))
-      .catch((error: Error) => o.log.warn("cannot answer the leader's backup call", { id, error }));
+    await changed();
+    await o.registration.put(answerKey(o.prefix, key.slice(calls.length)), JSON.stringify(answered));
   };
   let stopped = false;
   // Calls put before this member watched were the leader's to give up on: only new ones are answered.
@@ -69,7 +69,11 @@ export function serveBackupRuns(o: {
     .then(
       (watcher) => {
         if (stopped) return void watcher.cancel().catch(() => undefined);
-        watcher.on('put', answer);
+        watcher.on('put', (kv) =>
+          answer(kv).catch((error: Error) =>
+            o.log.warn("cannot answer the leader's backup call", { key: kv.key.toString(), error }),
+          ),
+        );
         watcher.on('error', (error) => o.log.warn("cannot follow the leader's backup calls", { error }));
         return watcher;
       },
@@ -176,7 +180,7 @@ export class ClusterBackupRuns implements BackupRuns {
       ]);
       if (answer === undefined)
         throw new BackupRunnerUnavailableError(
-          `the member of host ${host} did not answer within ${ANSWER_TIMEOUT_MS / 1000} s: it may be cut off from etcd; call again`,
+          `the member of host ${host} did not answer within ${ANSWER_TIMEOUT_MS / 1000} s (it may be cut off from etcd, or have acted late): see backup runs, and call again`,
         );
       void this.client
         .delete()
