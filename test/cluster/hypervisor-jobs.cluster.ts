@@ -17,7 +17,7 @@ import { type ClusterMembers, type Member, startMembers } from '../helpers/clust
 import { type EtcdCluster, startEtcdCluster } from '../helpers/etcd-cluster';
 import { statusOf } from '../helpers/token-client';
 import { waitFor } from '../helpers/wait';
-import { runCtl } from '../integration/ctl/ctl-process';
+import { type CtlResult, runCtl } from '../integration/ctl/ctl-process';
 
 /** The follower's jobs: `nightly` due now (the minute just gone, daily), `yearly` never due during the test. */
 function jobs(dir: string): string {
@@ -101,15 +101,15 @@ describe('cluster: hypervisor jobs run on their own host', function () {
     const host = follower!.host;
     // Planned by the leader once the follower published its jobs, shown by another member: tomorrow's run at
     // least (today's may be under way already), within the plan's 24 h.
+    let plan: CtlResult | undefined;
     await waitFor(
       async () => {
-        const plan = await runCtl(['--coordinator', other.address, 'plan', '--host', host]);
-        assert.equal(plan.code, 0, plan.stderr);
-        return /vm-f/.test(plan.stdout) && /nightly/.test(plan.stdout);
+        plan = await runCtl(['--coordinator', other.address, 'plan', '--host', host]);
+        return plan.code === 0 && /vm-f/.test(plan.stdout) && /nightly/.test(plan.stdout);
       },
       60_000,
       "the follower's job in the plan",
-    );
+    ).catch((e: Error) => assert.fail(`${e.message}; the last plan: ${plan?.stdout}${plan?.stderr}`));
     const parentFile = path.join(dir, 'parent-vm-f');
     let run: v1.BackupRun__Output | undefined;
     await waitFor(
