@@ -132,16 +132,26 @@ export async function startServer(
   options = { ...options, policy: withVmIdentities(options.policy, identityOf) };
   const store = cluster?.store ?? new SqliteStore(options.database, options.durability);
   const ids = { newId: () => randomUUID() };
-  const coordinator = await Coordinator.open({
-    store,
-    clock,
-    ids,
-    log,
-    defaultHost: options.host,
-    lessorOptions: { defaultPolicy: options.policy, targets: options.targets },
-    // A leader whose fenced commit failed may have been replaced: it must not reload and go on.
-    afterFailedCommit: cluster ? 'halt' : 'reload',
-  });
+  // In a cluster, every member's hypervisor jobs are planned here, and run by their own members
+  // (cluster/member.ts): they and the members' runs are read while the state loads, so a new leader serves
+  // no later for them.
+  const clusterJobs = cluster?.hypervisorJobs();
+  const clusterRuns = clusterJobs && cluster!.backupRuns(clusterJobs, identityOf);
+  // Awaited below; not unhandled meanwhile if the state cannot be loaded.
+  clusterRuns?.catch(() => undefined);
+  const [coordinator] = await Promise.all([
+    Coordinator.open({
+      store,
+      clock,
+      ids,
+      log,
+      defaultHost: options.host,
+      lessorOptions: { defaultPolicy: options.policy, targets: options.targets },
+      // A leader whose fenced commit failed may have been replaced: it must not reload and go on.
+      afterFailedCommit: cluster ? 'halt' : 'reload',
+    }),
+    clusterJobs?.start(),
+  ]);
   placement.attach(coordinator);
   await applyConfiguredPolicy(coordinator, options, log);
   const registry = new AgentRegistry(store, ids, log, store.agents(), wire.token);
@@ -154,9 +164,6 @@ export async function startServer(
     log,
   });
   coordinator.onCommitted(quiesce.onCommitted);
-  // In a cluster, every member's hypervisor jobs are planned here, and run by their own members (cluster/member.ts).
-  const clusterJobs = cluster?.hypervisorJobs();
-  await clusterJobs?.start();
   const hypervisorJobs = (host: string) =>
     clusterJobs ? clusterJobs.of(host) : host === options.host ? options.hypervisorJobs : [];
   const planner = new PlanWorker();
@@ -239,7 +246,7 @@ export async function startServer(
   const verifications = new BackupVerifications(Date.now);
   // A single host runs its own hypervisor jobs; in a cluster each member runs its host's, and calls reach it.
   const ownRunner = clusterJobs ? undefined : hostBackupRunner(options, () => address, identityOf, log);
-  const runner = ownRunner ?? (await cluster!.backupRuns(clusterJobs!, identityOf));
+  const runner = ownRunner ?? (await clusterRuns!);
   const scheduler =
     ownRunner &&
     new HypervisorScheduler({
