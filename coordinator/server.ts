@@ -24,7 +24,8 @@ import { PlanWorker } from './planning/plan-worker';
 import { QuiesceBroker } from './service/quiesce-broker';
 import { PlacementMonitor } from './service/placement-monitor';
 import { placementSource } from './placement/placement-config';
-import { BackupRunner } from './hypervisor-jobs/backup-runner';
+import { BackupRunner, type BackupRuns } from './hypervisor-jobs/backup-runner';
+import type { ClusterHypervisorJobs } from './cluster/host-jobs';
 import { HypervisorScheduler } from './hypervisor-jobs/hypervisor-scheduler';
 import { BackupRunnerUnavailableError, InvalidArgumentError } from './domain/errors';
 import { type HostPolicy, completePolicy } from './domain/policy';
@@ -87,7 +88,22 @@ export interface ClusterStore {
   placement(): ServerPlacement;
   /** With pki: the member's CA, its records shared with the cluster (cluster/shared-pki.ts); the member closes it. */
   authority?: Authority;
+  /**
+   * Every member's hypervisor jobs, which the leader plans (cluster/host-jobs.ts), and every member's backup
+   * runs, which AdminService's backup calls reach (cluster/host-runs.ts): each member runs its own host's.
+   */
+  hypervisorJobs(): HostHypervisorJobs;
+  backupRuns(
+    jobs: HostHypervisorJobs,
+    resolve: (vm: string) => string,
+  ): Promise<BackupRuns & { stop(): Promise<void> }>;
 }
+
+/** Each host's hypervisor jobs as the leader plans them. */
+export type HostHypervisorJobs = Pick<
+  ClusterHypervisorJobs,
+  'start' | 'stop' | 'of' | 'hosts' | 'onChange' | 'hostRunning'
+>;
 
 /** Where VM names resolve and migrations come from: this host's placement source, or the cluster's. */
 export type ServerPlacement = Pick<
@@ -116,16 +132,26 @@ export async function startServer(
   options = { ...options, policy: withVmIdentities(options.policy, identityOf) };
   const store = cluster?.store ?? new SqliteStore(options.database, options.durability);
   const ids = { newId: () => randomUUID() };
-  const coordinator = await Coordinator.open({
-    store,
-    clock,
-    ids,
-    log,
-    defaultHost: options.host,
-    lessorOptions: { defaultPolicy: options.policy, targets: options.targets },
-    // A leader whose fenced commit failed may have been replaced: it must not reload and go on.
-    afterFailedCommit: cluster ? 'halt' : 'reload',
-  });
+  // In a cluster, every member's hypervisor jobs are planned here, and run by their own members
+  // (cluster/member.ts): they and the members' runs are read while the state loads, so a new leader serves
+  // no later for them.
+  const clusterJobs = cluster?.hypervisorJobs();
+  const clusterRuns = clusterJobs && cluster!.backupRuns(clusterJobs, identityOf);
+  // Awaited below; not unhandled meanwhile if the state cannot be loaded.
+  clusterRuns?.catch(() => undefined);
+  const [coordinator] = await Promise.all([
+    Coordinator.open({
+      store,
+      clock,
+      ids,
+      log,
+      defaultHost: options.host,
+      lessorOptions: { defaultPolicy: options.policy, targets: options.targets },
+      // A leader whose fenced commit failed may have been replaced: it must not reload and go on.
+      afterFailedCommit: cluster ? 'halt' : 'reload',
+    }),
+    clusterJobs?.start(),
+  ]);
   placement.attach(coordinator);
   await applyConfiguredPolicy(coordinator, options, log);
   const registry = new AgentRegistry(store, ids, log, store.agents(), wire.token);
@@ -138,13 +164,15 @@ export async function startServer(
     log,
   });
   coordinator.onCommitted(quiesce.onCommitted);
+  const hypervisorJobs = (host: string) =>
+    clusterJobs ? clusterJobs.of(host) : host === options.host ? options.hypervisorJobs : [];
   const planner = new PlanWorker();
   // GetPlan is occasional: its thread ends after 10 s idle rather than keep a large plan's heap.
   const viewPlanner = new PlanWorker(10_000);
   const plans = new PlanKeeper({
     coordinator,
     registry,
-    hypervisorJobs: options.hypervisorJobs,
+    hypervisorJobs,
     targets: options.targets,
     resolveVm: identityOf,
     clock,
@@ -153,6 +181,14 @@ export async function startServer(
     planView: (input) => viewPlanner.plan(input),
   });
   plans.start();
+  // A member's host may have had no token nor agent yet: it is a host of the coordination once it has jobs.
+  const planJobsOf = (host: string) =>
+    coordinator
+      .ensureHost(host)
+      .then(() => plans.declaredChanged(host))
+      .catch((error: Error) => log.warn("could not plan a member's hypervisor jobs", { host, error }));
+  clusterJobs?.onChange(planJobsOf);
+  for (const host of clusterJobs?.hosts() ?? []) void planJobsOf(host);
   // The dashboard's load strip: the hosts' samples and the budget changes, kept in memory as they happen.
   const loads = new LoadRing();
   const toStartGate = async (host: string, load: LoadView | undefined) => {
@@ -198,9 +234,7 @@ export async function startServer(
   server.addService(
     decodingGuarded(headroomV1.TokenService.service),
     tokenService(coordinator, quiesce, log, placement, ({ kind, host, job }) =>
-      kind === 'HYPERVISOR' && host === options.host
-        ? options.hypervisorJobs.find((j) => j.name === job)?.target
-        : undefined,
+      kind === 'HYPERVISOR' ? hypervisorJobs(host).find((j) => j.name === job)?.target : undefined,
     ),
   );
   server.addService(
@@ -210,25 +244,20 @@ export async function startServer(
   let address = '';
   // Wall-clock times of verifications, for people.
   const verifications = new BackupVerifications(Date.now);
-  const runner = new BackupRunner({
-    jobs: options.hypervisorJobs,
-    resolve: identityOf,
-    host: options.host,
-    selfOptions: () => selfOptions(options, address),
-    defaultTarget: options.backups?.dir,
-    // Wall-clock times of runs, for people.
-    now: Date.now,
-    log: log.child({ component: 'backup-runner' }),
-  });
-  const scheduler = new HypervisorScheduler({
-    plans,
-    runner,
-    jobs: options.hypervisorJobs,
-    host: options.host,
-    resolveVm: identityOf,
-    clock,
-    log: log.child({ component: 'hypervisor-scheduler' }),
-  });
+  // A single host runs its own hypervisor jobs; in a cluster each member runs its host's, and calls reach it.
+  const ownRunner = clusterJobs ? undefined : hostBackupRunner(options, () => address, identityOf, log);
+  const runner = ownRunner ?? (await clusterRuns!);
+  const scheduler =
+    ownRunner &&
+    new HypervisorScheduler({
+      plans,
+      runner: ownRunner,
+      jobs: options.hypervisorJobs,
+      host: options.host,
+      resolveVm: identityOf,
+      clock,
+      log: log.child({ component: 'hypervisor-scheduler' }),
+    });
   server.addService(
     decodingGuarded(headroomV1.AdminService.service),
     adminService(
@@ -265,7 +294,7 @@ export async function startServer(
   const { host } = parseAddress(options.listen);
   address = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
   // Only once it can call itself back.
-  scheduler.start();
+  scheduler?.start();
 
   const metrics = new CoordinatorMetrics({
     coordinator,
@@ -307,7 +336,7 @@ export async function startServer(
       plans.stop();
       hostLoad.stop();
       const placementStopped = placement.stop();
-      scheduler.stop();
+      scheduler?.stop();
       // Waiting acquires are denied with COORDINATOR_STOPPING and what was decided is committed, before the
       // streams are ended: a caller hears why, and nothing is cut short under a commit.
       await coordinator.stop();
@@ -324,7 +353,7 @@ export async function startServer(
       // Closes the listeners; the connections still open end with the process (grpc-js destroys only the
       // sessions it tracks for channelz, which is off).
       if (forced) server.forceShutdown();
-      await Promise.all([planner.close(), viewPlanner.close(), placementStopped, http?.close()]);
+      await Promise.all([planner.close(), viewPlanner.close(), placementStopped, clusterJobs?.stop(), http?.close()]);
       dashboard.close();
       metrics.close();
       store.close();
@@ -397,20 +426,49 @@ async function applyConfiguredPolicy(coordinator: Coordinator, options: Coordina
 }
 
 /**
+ * The runner of this host's hypervisor jobs: `headroomctl host-backup` children that call back the gRPC
+ * address `address()` — the coordinator's own, or a cluster member's front door (cluster/member.ts).
+ */
+export function hostBackupRunner(
+  options: CoordinatorOptions,
+  address: () => string,
+  resolve: (vm: string) => string,
+  log: Logger,
+  changed?: () => void,
+): BackupRunner {
+  return new BackupRunner({
+    jobs: options.hypervisorJobs,
+    resolve,
+    host: options.host,
+    selfOptions: () => selfOptions(options, address()),
+    defaultTarget: options.backups?.dir,
+    // Wall-clock times of runs, for people.
+    now: Date.now,
+    log: log.child({ component: 'backup-runner' }),
+    ...(changed ? { changed } : {}),
+  });
+}
+
+/**
  * headroomctl's global options for a backup run the coordinator starts (backup-runner.ts) to call this
- * coordinator back: over loopback (a wildcard listen address is dialled as loopback), plaintext when the
- * coordinator itself serves plaintext (only allowed on loopback), else as the admin identity `pki init`
+ * coordinator (or, in a cluster, the member's front door) back: over loopback (selfAddress), plaintext when
+ * it serves plaintext (only allowed on loopback), else as the admin identity `pki init`
  * wrote into the coordinator's own PKI directory — the files beside the CA key the coordinator holds
  * anyway, so no secret leaves its hands. With certificates made elsewhere (`tls:`) it has no identity to
  * call itself with.
  */
 function selfOptions(options: CoordinatorOptions, address: string): string[] {
-  const { host, port } = parseAddress(address);
-  const loopback = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
-  const coordinator = ['--coordinator', `${loopback}:${port}`];
+  const coordinator = ['--coordinator', selfAddress(address)];
   if (options.pki) return [...coordinator, '--pki-dir', options.pki.dir];
   if (options.plaintext) return coordinator;
   throw new BackupRunnerUnavailableError(
     'the coordinator serves TLS with certificates made elsewhere (tls:), so it has no client identity to start backups with: use pki.dir, or run headroomctl host-backup from cron or a vzdump hook',
   );
+}
+
+/** The address it listens on, dialled from this machine: a wildcard listen address is dialled as loopback. */
+export function selfAddress(address: string): string {
+  const { host, port } = parseAddress(address);
+  const loopback = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
+  return `${loopback}:${port}`;
 }

@@ -8,6 +8,9 @@
  * With pki (docs/cluster.md): the front door serves mutual TLS and names each checked caller to the leader
  * (front-door-tls.ts), which serves its peer address with the same mutual TLS and authorizes every call as
  * its caller; the CA's records (revocations included) are shared through etcd (shared-pki.ts).
+ *
+ * Whoever leads, each member keeps its own host's duties: it samples the host's load, runs its placement
+ * source, and runs its hypervisor jobs (member-jobs.ts).
  */
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
@@ -18,6 +21,9 @@ import { type Clock, systemClock } from '../../common/util/clock';
 import type { Logger } from '../../common/util/log';
 import type { CoordinatorOptions, EtcdOptions } from '../config';
 import { type RunningServer, startServer } from '../server';
+import { ClusterHypervisorJobs } from './host-jobs';
+import { ClusterBackupRuns } from './host-runs';
+import { runMemberJobs } from './member-jobs';
 import { version } from '../../package.json';
 import { clusterInfo, endpointUrl, registerMember } from './cluster-view';
 import { EtcdStore } from './etcd-store';
@@ -86,6 +92,19 @@ export async function startMember(
                 ...(authority ? { authority } : {}),
                 placement: () =>
                   new ClusterPlacement(client, prefix, options.host, log.child({ component: 'placement' })),
+                hypervisorJobs: () =>
+                  new ClusterHypervisorJobs(client, prefix, log.child({ component: 'hypervisor-jobs' })),
+                backupRuns: async (jobs, resolve) => {
+                  const runs = new ClusterBackupRuns(
+                    client,
+                    prefix,
+                    jobs,
+                    resolve,
+                    log.child({ component: 'backup-runs' }),
+                  );
+                  await runs.follow();
+                  return runs;
+                },
               },
             );
             serving = server;
@@ -170,6 +189,19 @@ export async function startMember(
     client.close();
     throw e;
   }
+  // And its hypervisor jobs: planned by the leader, run here at the leader's slots, through the front door.
+  const jobs = runMemberJobs({
+    options,
+    address,
+    client,
+    registration,
+    prefix,
+    pki,
+    identityOf: (vm) => placement.identityOf(vm),
+    clock,
+    log,
+  });
+  leadership.onLeaderChange(() => jobs.leaderChanged());
   leadership.start();
 
   let stopping: Promise<{ forced: boolean }> | undefined;
@@ -179,6 +211,8 @@ export async function startMember(
     stop: () =>
       (stopping ??= (async () => {
         hostLoad.stop();
+        // The runs end first (SIGTERM), while their release can still reach the leader through the front door.
+        await jobs.stop();
         await Promise.all([leadership.stop(), registration.stop(), placement.stop()]);
         await transition;
         // Open calls end UNAVAILABLE (their callers go to another member), then the connections close.

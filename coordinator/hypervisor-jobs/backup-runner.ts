@@ -31,6 +31,14 @@ export interface BackupRunView {
   cancelRequested: boolean;
 }
 
+/** AdminService's backup calls: this process's runner, or in a cluster every member's (cluster/host-runs.ts). */
+export interface BackupRuns {
+  start(vm: string, options?: { full?: boolean }): BackupRunView | Promise<BackupRunView>;
+  cancel(vm: string): BackupRunView | Promise<BackupRunView>;
+  /** Newest first. */
+  list(vm?: string): BackupRunView[] | Promise<BackupRunView[]>;
+}
+
 export interface BackupRunnerOptions {
   jobs: readonly HypervisorJob[];
   /** A VM's identity (placement-monitor.ts): the VMs of `jobs` and of the calls are matched by it. Default: itself. */
@@ -48,6 +56,8 @@ export interface BackupRunnerOptions {
   log: Logger;
   /** headroomctl's main.js; default: the one beside this coordinator. */
   ctlMain?: string;
+  /** Called after a run started, changed its message or ended (a cluster member publishes its runs then). */
+  changed?(): void;
 }
 
 /** Kept per run: the last bytes of its output, enough for the error that ended it. */
@@ -136,8 +146,10 @@ export class BackupRunner {
       run.outputTail = (run.outputTail + text).slice(-OUTPUT_TAIL_BYTES);
       // host-backup's own progress line: from here on the backup itself runs.
       const granted = /granted token (\S+)/.exec(text);
-      if (granted && run.state === 'RUNNING' && !run.cancelRequested)
+      if (granted && run.state === 'RUNNING' && !run.cancelRequested) {
         run.message = `backing up under token ${granted[1]}`;
+        this.o.changed?.();
+      }
     };
     child.stdout!.on('data', keep);
     child.stderr!.on('data', keep);
@@ -155,6 +167,7 @@ export class BackupRunner {
             : `${run.cancelRequested ? 'cancelled: ' : ''}host-backup ended with ${signal ? `signal ${signal}` : `exit ${code}`}${code === EXIT_TEMPFAIL ? ' (no token, or the token was lost, or the jobs were cancelled)' : ''}`;
         this.o.log.info('backup run ended', { runId: run.runId, vm, state: run.state, exitCode: run.exitCode });
         this.forgetOld();
+        this.o.changed?.();
         resolve();
       };
       child.once('error', (err) => end(null, null, err));
@@ -162,6 +175,7 @@ export class BackupRunner {
     });
     this.runs.push(run);
     this.o.log.info('backup run started', { runId: run.runId, vm, job: job.name, pid: child.pid });
+    this.o.changed?.();
     return view(run);
   }
 
@@ -172,6 +186,7 @@ export class BackupRunner {
     run.cancelRequested = true;
     run.message = 'cancelling: SIGTERM sent';
     run.child?.kill('SIGTERM');
+    this.o.changed?.();
     return view(run);
   }
 

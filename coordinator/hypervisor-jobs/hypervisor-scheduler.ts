@@ -1,8 +1,9 @@
 /**
  * Starts the coordinator's own hypervisor backups at their planned slots: every few seconds it looks at
- * the plan the host's grants follow (plan-keeper.ts) and, for each HYPERVISOR slot that is due and whose
- * job has a driver (coordinator.yaml), has the backup runner start it with the slot's window end, so that
- * its token request is the planned run's and is granted as planned. A planned run that fails is run
+ * the plan the host's grants follow (plan-keeper.ts; a cluster member reads the leader's,
+ * cluster/leader-plan.ts) and, for each HYPERVISOR slot that is due and whose job has a driver
+ * (coordinator.yaml), has the backup runner start it with the slot's window end, so that its token request
+ * is the planned run's and is granted as planned. A planned run that fails is run
  * again, as many times as its job's `retries` say, `retryDelay` after the failure, while that still fits
  * its window. Which slots are due, and when a failed run is retried, are pure functions of the plan, the
  * runs and the time.
@@ -12,7 +13,6 @@ import type { Logger } from '../../common/util/log';
 import { RETRY_DELAY_MS } from './backup-driver';
 import type { BackupRunView, BackupRunner } from './backup-runner';
 import type { HypervisorJob } from './hypervisor-schedule';
-import type { PlanKeeper } from '../planning/plan-keeper';
 import type { ViewSlot } from '../planning/plan-view';
 
 /** How often due slots are looked for: a planned start is late by at most this. */
@@ -55,7 +55,8 @@ export function retryAt(
 }
 
 export interface HypervisorSchedulerDeps {
-  plans: Pick<PlanKeeper, 'current'>;
+  /** The plan the host's grants follow: the plan keeper's, or in a cluster the leader's (cluster/leader-plan.ts). */
+  plans: { current(host: string): { slots: readonly ViewSlot[] } | undefined };
   runner: Pick<BackupRunner, 'start' | 'list'>;
   jobs: readonly HypervisorJob[];
   /** The coordinator's own host: the one its hypervisor schedule is for. */

@@ -25,10 +25,13 @@ import type { PlanTarget } from '../planner/types';
 import { DEFAULT_HORIZON_MS, type DeclaredJob, type PlanView, type PlanViewInput, type ViewSlot } from './plan-view';
 
 export interface PlanKeeperDeps {
-  coordinator: Pick<Coordinator, 'state' | 'endedRuns' | 'setPlan' | 'onCommitted' | 'defaultHost'>;
+  coordinator: Pick<Coordinator, 'state' | 'endedRuns' | 'setPlan' | 'onCommitted'>;
   registry: Pick<AgentRegistry, 'list'>;
-  /** The coordinator's own host's schedule: its hypervisor jobs (hypervisor-jobs/), as far as planning reads them. */
-  hypervisorJobs: readonly (DeclaredJob & { vms: readonly string[] })[];
+  /**
+   * A host's schedule: its hypervisor jobs (hypervisor-jobs/), as far as planning reads them — the
+   * coordinator's own host's, or in a cluster each member's as published (cluster/host-jobs.ts).
+   */
+  hypervisorJobs: (host: string) => readonly (DeclaredJob & { vms: readonly string[] })[];
   /** A VM's identity (placement-monitor.ts), so that a job listing `web1` plans the VM its tokens name. Default: itself. */
   resolveVm?: (vm: string) => string;
   clock: Clock;
@@ -186,10 +189,9 @@ export class PlanKeeper {
       jobs: a.record.jobs as DeclaredJob[],
       declaredAt: a.record.lastHelloAt,
     }));
-    if (host !== this.deps.coordinator.defaultHost) return guests;
     const byVm = new Map<string, DeclaredJob[]>();
     const resolve = this.deps.resolveVm ?? ((vm: string) => vm);
-    for (const job of this.deps.hypervisorJobs) {
+    for (const job of this.deps.hypervisorJobs(host)) {
       for (const vm of job.vms.map(resolve)) byVm.set(vm, [...(byVm.get(vm) ?? []), job]);
     }
     return [...guests, ...[...byVm].map(([vm, jobs]) => ({ vm, kind: 'HYPERVISOR' as const, jobs }))];

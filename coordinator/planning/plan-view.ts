@@ -137,7 +137,7 @@ export function buildPlanView(input: PlanViewInput): PlanView {
       if (at + decl.windowMs <= now || (lastStart.get(key) ?? -Infinity) >= at || at < (agent.declaredAt ?? -Infinity))
         at = cron.next(now);
       for (let n = 0; at < horizonEnd && n < MAX_RUNS_PER_JOB; n++, at = cron.next(at)) {
-        const id = `${key}@${at}`;
+        const id = slotId(kind, agent.vm, decl.name, at);
         runs.set(id, { vm: agent.vm, kind, job: decl.name, earliestStart: at, windowEnd: at + decl.windowMs });
         jobs.push({
           id,
@@ -212,6 +212,10 @@ export function buildPlanView(input: PlanViewInput): PlanView {
     phases: plan.phases,
   };
 }
+
+/** A run's ViewSlot.id: its job's key and its occurrence, so that every replan, and a plan read over the wire, names it alike. */
+export const slotId = (kind: TokenKind, vm: string, job: string, earliestStart: number): string =>
+  `${runKey(kind, vm, job)}@${earliestStart}`;
 
 // The kind is in the key: a VM's guest job and a hypervisor job of the same name are two jobs.
 const runKey = (kind: TokenKind, vm: string, job: string) => `${kind === 'GUEST' ? '' : 'hv:'}${vm}/${job}`;

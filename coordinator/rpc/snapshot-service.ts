@@ -6,7 +6,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../../common/util/log';
-import type { BackupRunView, BackupRunner } from '../hypervisor-jobs/backup-runner';
+import type { BackupRunView, BackupRuns } from '../hypervisor-jobs/backup-runner';
 import { CatalogError } from '../../host-backup/catalog/chain-rules';
 import {
   findBackup,
@@ -39,7 +39,7 @@ export type SnapshotHandlers = Pick<
 export interface SnapshotServiceOptions {
   /** coordinator.yaml's backups.dir; undefined: not configured. */
   backupDir?: string;
-  runner: Pick<BackupRunner, 'start' | 'cancel' | 'list'>;
+  runner: BackupRuns;
   /** Resolves the VM a call names to its identity, which the runs are keyed by. */
   vms: Pick<VmResolver, 'resolve'>;
   /** Told each backup's verification (the dashboard's VM view shows the last). */
@@ -161,18 +161,20 @@ export function snapshotService(o: SnapshotServiceOptions): SnapshotHandlers {
       return wire.pruneResponse(result, req.dryRun);
     }),
 
-    StartBackup: unary(o.log, (req: v1.StartBackupRequest__Output) =>
-      backupRunToWire(o.runner.start(o.vms.resolve('vm', validate.catalogName('vm', req.vm)), { full: req.full })),
+    StartBackup: unary(o.log, async (req: v1.StartBackupRequest__Output) =>
+      backupRunToWire(
+        await o.runner.start(o.vms.resolve('vm', validate.catalogName('vm', req.vm)), { full: req.full }),
+      ),
     ),
 
-    CancelBackup: unary(o.log, (req: v1.CancelBackupRequest__Output) =>
-      backupRunToWire(o.runner.cancel(o.vms.resolve('vm', validate.catalogName('vm', req.vm)))),
+    CancelBackup: unary(o.log, async (req: v1.CancelBackupRequest__Output) =>
+      backupRunToWire(await o.runner.cancel(o.vms.resolve('vm', validate.catalogName('vm', req.vm)))),
     ),
 
-    ListBackupRuns: unary(o.log, (req: v1.ListBackupRunsRequest__Output) => ({
-      runs: o.runner
-        .list(req.vm === '' ? undefined : o.vms.resolve('vm', validate.catalogName('vm', req.vm)))
-        .map(backupRunToWire),
+    ListBackupRuns: unary(o.log, async (req: v1.ListBackupRunsRequest__Output) => ({
+      runs: (
+        await o.runner.list(req.vm === '' ? undefined : o.vms.resolve('vm', validate.catalogName('vm', req.vm)))
+      ).map(backupRunToWire),
     })),
   };
 }

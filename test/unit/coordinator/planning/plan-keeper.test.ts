@@ -59,7 +59,7 @@ function keeper(planView?: PlanKeeperDeps['planView']) {
   const plans = new PlanKeeper({
     coordinator,
     registry,
-    hypervisorJobs: [],
+    hypervisorJobs: () => [],
     clock: { now: () => Date.now() },
     log: createLogger({ level: 'error', write: (line) => logged.push(line) }),
     plan: (input) => new Promise<PlanView>((answer, fail) => calls.push({ input, answer, fail })),
