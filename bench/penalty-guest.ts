@@ -194,9 +194,11 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
       [
         `echo "+cpu +io +memory" > ${CGROUP}/cgroup.subtree_control`,
         `mkdir -p ${CGROUP}/workload ${CGROUP}/agent ${CGROUP}/backups`,
-        // The backups' parent yields the CPU to the workload, as a slice with CPUWeight=1 would
-        // (docs/planning-and-budgets.md): at an equal weight it takes half the vCPU whatever its budget.
+        // The agent and the backups' parent yield the CPU to the workload, as the shipped unit's CPUWeight=1
+        // makes them (docs/planning-and-budgets.md): at an equal weight a backup takes half the vCPU
+        // whatever its budget, and the agent's start (seconds of CPU under TCG) stalls the workload.
         `echo 1 > ${CGROUP}/backups/cpu.weight`,
+        `echo 1 > ${CGROUP}/agent/cpu.weight`,
         'kill $(pidof headroom-agent); while pidof headroom-agent >/dev/null; do sleep 0.2; done',
         `printf '#!/bin/sh\necho $$ > ${CGROUP}/agent/cgroup.procs\nexec headroom-agent run --config "$1"\n' > ${AGENT_IN_CGROUP}`,
       ].join('\n'),
@@ -346,7 +348,7 @@ export async function runGuestPenalty(o: GuestPenaltyOptions): Promise<{ intro: 
       `foreground  HTTP at ${o.ratePerSec} requests/s, disk probe (4 KiB write + fdatasync every 50 ms), working set of ${o.worksetMiB} MiB reread at 32 MiB/s`,
       `backup      tar | gzip -1 of ${(o.dataBytes / MiB).toFixed(0)} MiB on the guest's virtio disk (a qcow2 in ${o.diskDir}); page cache dropped before each phase`,
       `fixed       ${o.fixed.map(budgetText).join('; ')} (memory.high: 8 s of the I/O budget, at least 64 MiB)`,
-      `cgroups     the foreground in /workload, the agent in /agent, its backups under /backups (cpu.weight 1): the agent reports /workload's PSI`,
+      `cgroups     the foreground in /workload, the agent in /agent, its backups under /backups (both at cpu.weight 1): the agent reports /workload's PSI`,
     ];
     return { intro, phases };
   } finally {
