@@ -177,6 +177,7 @@ async function main(): Promise<void> {
       console.log(formatCycles('single host SQLite', await runCycles(singleChannels, c, durationMs, `sq${c}`)));
       const [lock] = await runEtcdLockCycles({
         endpoints: etcd.endpoints,
+        memberPids: etcd.pids().filter((pid): pid is number => pid !== undefined),
         concurrencies: [c],
         durationMs,
         warmupMs: 2_000,

@@ -86,7 +86,7 @@ function reniceProcess(pid: number, nice: number): number {
   return threads.length;
 }
 
-const budgetText = (b: GuestBudget) => `${b.cpuPercent}% cpu, ${(b.ioBytesPerSec / MiB).toFixed(0)} MiB/s`;
+export const budgetText = (b: GuestBudget) => `${b.cpuPercent}% cpu, ${(b.ioBytesPerSec / MiB).toFixed(0)} MiB/s`;
 
 /**
  * Grants as soon as asked: the job due every few seconds is how the bench starts it at once, not a plan

@@ -27,8 +27,8 @@ function cronAt(at: Date): string {
 export async function runUnderHeadroom(args: {
   dir: string;
   command: string[];
-  /** The budget Headroom gives the backup (penalty.ts's options). */
-  options: { cpuPercent: number; ioBytesPerSec: number };
+  /** The budget Headroom gives the backup: a fixed one, or the adaptive controller's range. */
+  options: { cpuPercent: number; ioBytesPerSec: number; adaptiveFrom?: { cpuPercent: number; ioBytesPerSec: number } };
   progress(line: string): void;
   /** Receives the function that stops the agent and the coordinator, for an interrupted run. */
   onStop(stop: () => Promise<void>): void;
@@ -58,10 +58,22 @@ export async function runUnderHeadroom(args: {
       reportIntervalMs: 1_000,
       budgetCpuPercent: options.cpuPercent,
       budgetIoBytesPerSec: options.ioBytesPerSec,
-      // The product's wait signals (PSI, disk await), which the tests' coordinator policy turns off.
-      ...Object.fromEntries(
-        Object.keys(WAIT_THRESHOLDS_OFF).map((k) => [k, DEFAULT_POLICY[k as keyof typeof WAIT_THRESHOLDS_OFF]]),
-      ),
+      ...(options.adaptiveFrom
+        ? {
+            // The product's wait signals (PSI, disk await), which the tests' coordinator policy turns off,
+            // drive the adaptive budget between the lowest and the highest fixed one.
+            ...Object.fromEntries(
+              Object.keys(WAIT_THRESHOLDS_OFF).map((k) => [k, DEFAULT_POLICY[k as keyof typeof WAIT_THRESHOLDS_OFF]]),
+            ),
+            budgetMode: 'adaptive',
+            throttledCpuPercent: options.adaptiveFrom.cpuPercent,
+            throttledIoBytesPerSec: options.adaptiveFrom.ioBytesPerSec,
+            // The default 30 s between raises suits backups of hours; these last a minute or two.
+            budgetDwellMs: 3_000,
+            maxPauseMs: 0,
+          }
+        : // A fixed budget: no threshold moves it.
+          { ...WAIT_THRESHOLDS_OFF, throttleAboveCpuPercent: 0, pauseAboveCpuPercent: 0, resumeBelowCpuPercent: 0 }),
     });
     const startAt = new Date(Date.now() + 4_000);
     const config = path.join(dir, 'agent.yaml');
@@ -85,8 +97,11 @@ export async function runUnderHeadroom(args: {
       env: { ...process.env, HEADROOM_LOG: 'info' },
     });
     agent.stderr!.on('data', (d: Buffer) => agentLog.push(...String(d).split('\n').filter(Boolean)));
+    const range = options.adaptiveFrom
+      ? `adaptive from ${options.adaptiveFrom.cpuPercent}% of a core, ${(options.adaptiveFrom.ioBytesPerSec / 1048576).toFixed(0)} MiB/s up to `
+      : '';
     progress(
-      `   headroom-agent runs the backup at ${startAt.toTimeString().slice(0, 8)} under ${options.cpuPercent}% of a core, ${(options.ioBytesPerSec / 1048576).toFixed(0)} MiB/s`,
+      `   headroom-agent runs the backup at ${startAt.toTimeString().slice(0, 8)} under ${range}${options.cpuPercent}% of a core, ${(options.ioBytesPerSec / 1048576).toFixed(0)} MiB/s`,
     );
 
     const history = async () =>

@@ -29,8 +29,8 @@ import {
   runToEnd,
   startForegrounds,
 } from './penalty-measure';
-import { type Phase, renderPenaltyReport } from './penalty-report';
-import { type GuestBudget, runGuestPenalty } from './penalty-guest';
+import { type Phase, type PhaseKind, renderPenaltyReport } from './penalty-report';
+import { budgetText, type GuestBudget, runGuestPenalty } from './penalty-guest';
 
 const MiB = 1024 * 1024;
 
@@ -41,9 +41,8 @@ export interface PenaltyOptions {
   ratePerSec: number;
   /** Length of the baseline phase, ms. Default 20 s. */
   baselineMs: number;
-  /** The budget Headroom gives the backup: share of one core (%) and bytes/s. */
-  cpuPercent: number;
-  ioBytesPerSec: number;
+  /** The host run's fixed budgets, lowest first; Headroom adapts between the first and the last. */
+  fixed: GuestBudget[];
   /** The working set the foreground rereads, MiB. Default 256 on the host, 160 in the guest. */
   worksetMiB: number;
   /** Which runs: both by default. */
@@ -64,8 +63,8 @@ const USAGE = `Usage: npm run bench:penalty -- [options]
   --size BYTES         data set the backup reads, e.g. 2GiB, 512MiB (default 2GiB)
   --rate N             foreground HTTP requests per second (default 100)
   --baseline DURATION  length of the no-backup phase (default 20s)
-  --cpu-percent N      the backup's CPU budget under Headroom, % of one core (default 25)
-  --io-mibps N         the backup's I/O budget under Headroom, MiB/s (default 20)
+  --fixed LIST         the host run's fixed budgets, CPU%/MiB/s each, lowest first (default 25/20,50/40,100/80);
+                       Headroom adapts between the first and the last
   --workset MIB        the working set the foreground rereads on the host (default 256)
   --host-only          only the run on this machine
   --guest-only         only the run inside a TCG guest with cgroup v2 (needs the VM harness's packages)
@@ -93,8 +92,11 @@ function parseArgs(argv: string[]): PenaltyOptions {
     dataBytes: 2 * 1024 * MiB,
     ratePerSec: 100,
     baselineMs: 20_000,
-    cpuPercent: 25,
-    ioBytesPerSec: 20 * MiB,
+    fixed: [
+      { cpuPercent: 25, ioBytesPerSec: 20 * MiB },
+      { cpuPercent: 50, ioBytesPerSec: 40 * MiB },
+      { cpuPercent: 100, ioBytesPerSec: 80 * MiB },
+    ],
     worksetMiB: 256,
     host: true,
     guest: true,
@@ -126,8 +128,7 @@ function parseArgs(argv: string[]): PenaltyOptions {
     if (flag === '--size') o.dataBytes = parseSize(need());
     else if (flag === '--rate') o.ratePerSec = positive(need());
     else if (flag === '--baseline') o.baselineMs = parseDuration(need());
-    else if (flag === '--cpu-percent') o.cpuPercent = positive(need());
-    else if (flag === '--io-mibps') o.ioBytesPerSec = positive(need()) * MiB;
+    else if (flag === '--fixed') o.fixed = parseBudgets(need(), flag);
     else if (flag === '--workset') o.worksetMiB = positive(need());
     else if (flag === '--host-only') o.guest = false;
     else if (flag === '--guest-only') o.host = false;
@@ -136,7 +137,7 @@ function parseArgs(argv: string[]): PenaltyOptions {
     else if (flag === '--guest-memory') o.guestMemoryMiB = positive(need());
     else if (flag === '--guest-baseline') o.guestBaselineMs = parseDuration(need());
     else if (flag === '--guest-rate') o.guestRatePerSec = positive(need());
-    else if (flag === '--guest-fixed') o.guestFixed = parseBudgets(need());
+    else if (flag === '--guest-fixed') o.guestFixed = parseBudgets(need(), flag);
     else if (flag === '--guest-nice') o.guestNice = niceValue(need());
     else if (flag === '--guest-disk-dir') o.guestDiskDir = need();
     else if (flag === '-h' || flag === '--help') {
@@ -160,11 +161,11 @@ function niceValue(text: string): number {
 }
 
 /** "20/2,40/4,80/8": CPU% and MiB/s pairs, lowest first. */
-function parseBudgets(text: string): GuestBudget[] {
+function parseBudgets(text: string, flag: string): GuestBudget[] {
   const budgets = text.split(',').map((pair) => {
     const m = /^(\d+(?:\.\d+)?)\/(\d+(?:\.\d+)?)$/.exec(pair.trim());
     if (!m || !(Number(m[1]) > 0) || !(Number(m[2]) > 0))
-      throw new Error(`--guest-fixed: expected CPU%/MiB/s pairs such as 20/2,40/4, got ${text}`);
+      throw new Error(`${flag}: expected CPU%/MiB/s pairs such as 20/2,40/4, got ${text}`);
     return { cpuPercent: Number(m[1]), ioBytesPerSec: Number(m[2]) * MiB };
   });
   return budgets.sort((a, b) => a.ioBytesPerSec - b.ioBytesPerSec);
@@ -202,24 +203,35 @@ async function hostRun(o: PenaltyOptions): Promise<{ intro: string[]; phases: Ph
   }));
   phases.push({ ...unthrottled, kind: 'unthrottled' });
   fs.rmSync(out, { force: true });
-  progress('host: b. the backup run by headroom-agent under its budget');
-  evict();
-  const headroom = await measure('b. Headroom', foreground, () =>
-    runUnderHeadroom({
-      dir,
-      command: backupCommand(dataDir, out),
-      options: o,
-      progress,
-      onStop: (stop) => stops.push(stop),
-    }),
-  );
-  phases.push({ ...headroom, kind: 'headroom' });
+  const underHeadroom = async (
+    kind: PhaseKind,
+    name: string,
+    options: Parameters<typeof runUnderHeadroom>[0]['options'],
+  ) => {
+    progress(`host: ${name}`);
+    fs.rmSync(out, { force: true });
+    evict();
+    const result = await measure(name, foreground, () =>
+      runUnderHeadroom({
+        dir,
+        command: backupCommand(dataDir, out),
+        options,
+        progress,
+        onStop: (stop) => stops.push(stop),
+      }),
+    );
+    phases.push({ ...result, kind });
+  };
+  for (const [i, b] of o.fixed.entries()) await underHeadroom('fixed', `f${i + 1}. fixed ${budgetText(b)}`, b);
+  const low = o.fixed[0];
+  const high = o.fixed[o.fixed.length - 1];
+  await underHeadroom('headroom', 'b. Headroom adaptive', { ...high, adaptiveFrom: low });
   const intro = [
     `host run: ${os.cpus().length} cores, node ${process.version}`,
     `foreground  HTTP server at ${o.ratePerSec} requests/s (open loop; each request hashes 256 KiB and reads a 64 KiB file),`,
     `            a disk probe (4 KiB write + fdatasync every 50 ms), a working set of ${o.worksetMiB} MiB reread at 32 MiB/s`,
     `backup      tar | gzip -1 of ${(o.dataBytes / MiB / 1024).toFixed(1)} GiB read from disk (evicted from the page cache first), written to a file`,
-    `budget      under Headroom: ${o.cpuPercent}% of a core, ${(o.ioBytesPerSec / MiB).toFixed(0)} MiB/s`,
+    `fixed       ${o.fixed.map(budgetText).join('; ')}; Headroom adaptive between the first and the last, driven by the product's wait thresholds`,
   ];
   return { intro, phases };
 }
