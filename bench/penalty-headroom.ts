@@ -33,7 +33,9 @@ export async function runUnderHeadroom(args: {
   /** Receives the function that stops the agent and the coordinator, for an interrupted run. */
   onStop(stop: () => Promise<void>): void;
 }): Promise<{ backupSeconds: number; notes: string[] }> {
-  const { dir, command, options, progress } = args;
+  const { command, options, progress } = args;
+  // A database and configuration of the phase's own: another phase's RELEASED must not end this one.
+  const dir = fs.mkdtempSync(path.join(args.dir, 'phase-'));
   const coordinator = await startCoordinator({
     host: HOST,
     dbPath: path.join(dir, 'headroom.db'),
