@@ -72,6 +72,7 @@ export function startDaemon(options: DaemonOptions): RunningDaemon {
     enforcement = detectEnforcement({
       mode: config.budget.enforcement,
       cgroupParent: config.budget.cgroupParent,
+      background: true,
       memoryHighMiB: config.budget.memoryHighMiB,
       log,
     });

@@ -178,6 +178,7 @@ export async function runExec(plan: ExecPlan, io: ExecIo): Promise<number> {
     enforcement = detectEnforcement({
       mode: plan.budget.enforcement,
       cgroupParent: plan.budget.cgroupParent,
+      background: true,
       memoryHighMiB: plan.budget.memoryHighMiB,
       log: io.log,
     });

@@ -115,13 +115,13 @@ class CgroupV1Enforcer implements Enforcer {
       disks.length > 0
         ? `blkio throttling on ${disks.map((d) => d.name).join(', ')}`
         : 'no disk found in /sys/block: I/O not limited';
-    this.detail = `cgroup v1 ${dirs.cpu.path} (cpu, blkio, freezer): CFS quota and cpu.shares 2, ${io}, freezer; buffered writes are flushed outside the group under cgroup v1, so only reads and direct writes are throttled`;
+    this.detail = `cgroup v1 ${dirs.cpu.path} (cpu, blkio, freezer): CFS quota${o.background ? ' and cpu.shares 2' : ''}, ${io}, freezer; buffered writes are flushed outside the group under cgroup v1, so only reads and direct writes are throttled`;
   }
 
   apply(budget: Budget): void {
     this.cgroups.adoptStrays();
     // The least weight, as under v2 (cgroup-v2.ts): within its quota, the backup runs when its peers do not.
-    this.dirs.cpu.write('cpu.shares', '2');
+    if (this.o.background) this.dirs.cpu.write('cpu.shares', '2');
     this.dirs.cpu.write('cpu.cfs_period_us', String(CPU_PERIOD_US));
     this.dirs.cpu.write('cpu.cfs_quota_us', budget.cpuPercent > 0 ? String(cpuQuotaUs(budget.cpuPercent)) : '-1');
     // A rate of 0 removes the device's rule.

@@ -118,7 +118,7 @@ export function prepareCgroupV2(o: CgroupV2Options): Prepared {
         removeDir: o.removeDir,
       });
       const memory = wanted.includes(MEMORY) ? { configuredBytes: o.memoryHighBytes } : undefined;
-      return new CgroupV2Enforcer(cgroups, disks, memory, o.log);
+      return new CgroupV2Enforcer(cgroups, disks, memory, o.background === true, o.log);
     },
   };
   return { mechanism };
@@ -149,6 +149,7 @@ class CgroupV2Enforcer implements Enforcer {
     private readonly disks: BlockDevice[],
     /** Set when the memory controller is enabled; configuredBytes as in CgroupV2Options.memoryHighBytes. */
     private readonly memory: { configuredBytes: number | undefined } | undefined,
+    private readonly background: boolean,
     private readonly log: Logger,
   ) {
     this.dir = cgroups.dirs[0].dir;
@@ -162,12 +163,13 @@ class CgroupV2Enforcer implements Enforcer {
       : memory.configuredBytes === 0
         ? 'memory not held (budget.memoryHighMiB: 0)'
         : 'memory.high (its page cache included)';
-    this.detail = `cgroup v2 ${this.dir.path}: cpu.max and cpu.weight ${BACKGROUND_CPU_WEIGHT}, ${io}, ${mem}, cgroup.freeze`;
+    const cpu = background ? `cpu.max and cpu.weight ${BACKGROUND_CPU_WEIGHT}` : 'cpu.max';
+    this.detail = `cgroup v2 ${this.dir.path}: ${cpu}, ${io}, ${mem}, cgroup.freeze`;
   }
 
   apply(budget: Budget): void {
     this.cgroups.adoptStrays();
-    this.dir.write('cpu.weight', String(BACKGROUND_CPU_WEIGHT));
+    if (this.background) this.dir.write('cpu.weight', String(BACKGROUND_CPU_WEIGHT));
     this.dir.write('cpu.max', `${budget.cpuPercent > 0 ? cpuQuotaUs(budget.cpuPercent) : 'max'} ${CPU_PERIOD_US}`);
     const rate = budget.ioBytesPerSec > 0 ? String(Math.round(budget.ioBytesPerSec)) : 'max';
     for (const d of this.disks) this.dir.write('io.max', `${d.majorMinor} rbps=${rate} wbps=${rate}`);

@@ -19,6 +19,8 @@ export interface DetectOptions {
   mode: EnforcementMode;
   /** The cgroup to create the backups' groups in (budget.cgroupParent); default the agent's own. */
   cgroupParent?: string;
+  /** The groups yield the CPU to their peers (CgroupAdapterOptions.background): the agent's backups. */
+  background?: boolean;
   /** memory.high of every backup's group under cgroup v2 (budget.memoryHighMiB); 0: none; default derived from the budget. */
   memoryHighMiB?: number;
   log: Logger;
@@ -51,6 +53,7 @@ export function detectEnforcement(o: DetectOptions): EnforcementMechanism {
   const self = parseProcCgroup(o.selfCgroup ?? readOr('/proc/self/cgroup'));
   const common = {
     parent: o.cgroupParent,
+    background: o.background,
     log: o.log,
     selfPid: o.selfPid,
     sysBlock: o.sysBlock,

@@ -25,6 +25,12 @@ export interface CgroupAdapterOptions {
   removeDir?: RemoveDir;
   /** Whether an agent pid still runs, to tell stale groups; default kill(pid, 0). */
   alive?: (pid: number) => boolean;
+  /**
+   * Give each group the least CPU weight, so that under its cap it runs on CPU time its peers leave idle:
+   * guest backups (the agent's). Not hypervisor backups (host-backup): one holds the host's HYPERVISOR
+   * token, and on a host whose VMs keep every core busy it must still progress at its cap.
+   */
+  background?: boolean;
 }
 
 export interface CgroupPlace {

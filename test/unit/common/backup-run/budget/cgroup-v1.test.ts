@@ -59,7 +59,7 @@ function fakeV1(files: Record<string, string> = {}) {
 describe('cgroup v1 enforcement (fake hierarchies)', () => {
   it('makes the group in each hierarchy once (cpu and cpuacct share one) and sets the CFS quota and blkio rules', () => {
     const { root, options } = fakeV1();
-    const e = mechanismOf(prepareCgroupV1(options())).enforce({ pgid: 4242, exempt: () => 4243 });
+    const e = mechanismOf(prepareCgroupV1(options({ background: true }))).enforce({ pgid: 4242, exempt: () => 4243 });
     const name = `headroom-${SELF}-4242`;
     assert.deepEqual(
       ['cpu,cpuacct', 'blkio', 'freezer'].map((h) => read(`${root}/${h}/${name}/cgroup.procs`)),
@@ -74,6 +74,7 @@ describe('cgroup v1 enforcement (fake hierarchies)', () => {
     e.apply({ cpuPercent: 30, ioBytesPerSec: 5e6 });
     assert.equal(read(`${root}/cpu,cpuacct/${name}/cpu.cfs_period_us`), '100000');
     assert.equal(read(`${root}/cpu,cpuacct/${name}/cpu.cfs_quota_us`), '30000');
+    assert.equal(read(`${root}/cpu,cpuacct/${name}/cpu.shares`), '2', 'a guest backup yields the CPU to its peers');
     assert.equal(read(`${root}/blkio/${name}/blkio.throttle.read_bps_device`), '254:0 5000000');
     assert.equal(read(`${root}/blkio/${name}/blkio.throttle.write_bps_device`), '254:0 5000000');
     e.apply({ cpuPercent: 0, ioBytesPerSec: 0 });

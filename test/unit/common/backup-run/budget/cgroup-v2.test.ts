@@ -24,12 +24,13 @@ function setup(files: Record<string, string> = {}) {
   });
   const proc = new FakeProc().set(4242, { pgrp: 4242 }).set(4243, { pgrp: 4242 }).set(4250, { pgrp: 4242 });
   const { log, lines } = captureLog();
-  const prepare = (parent?: string, memoryHighBytes?: number): Prepared =>
+  const prepare = (parent?: string, memoryHighBytes?: number, background = true): Prepared =>
     prepareCgroupV2({
       mount,
       own: AGENT,
       parent,
       memoryHighBytes,
+      background,
       log,
       selfPid: SELF,
       sysBlock: fakeSysBlock(root),
@@ -71,12 +72,21 @@ describe('cgroup v2 enforcement (fake cgroup tree)', () => {
     const dir = `${agentDir}/headroom-${SELF}-4242`;
     e.apply({ cpuPercent: 20, ioBytesPerSec: 10e6 });
     assert.equal(read(`${dir}/cpu.max`), '20000 100000');
+    assert.equal(read(`${dir}/cpu.weight`), '1', 'a guest backup yields the CPU to its peers');
     assert.equal(read(`${dir}/io.max`), '254:0 rbps=10000000 wbps=10000000');
     e.apply({ cpuPercent: 250, ioBytesPerSec: 0 });
     assert.equal(read(`${dir}/cpu.max`), '250000 100000');
     assert.equal(read(`${dir}/io.max`), '254:0 rbps=max wbps=max');
     e.apply({ cpuPercent: 0, ioBytesPerSec: 0 });
     assert.equal(read(`${dir}/cpu.max`), 'max 100000');
+  });
+
+  it("leaves a hypervisor backup's group at the default CPU weight: it must progress at its cap on a busy host", () => {
+    const { agentDir, prepare } = setup();
+    const e = mechanismOf(prepare(undefined, undefined, false)).enforce({ pgid: 4242, exempt: () => undefined });
+    e.apply({ cpuPercent: 20, ioBytesPerSec: 0 });
+    assert.equal(fs.existsSync(`${agentDir}/headroom-${SELF}-4242/cpu.weight`), false);
+    assert.match(e.detail, /: cpu\.max, io\.max/);
   });
 
   it('holds the group to memory.high: 8 s of its I/O budget within 64..512 MiB by default, or as configured', () => {
