@@ -235,9 +235,15 @@ export function leaderAddressAllowed(members: string, how: ConnectHow = {}): (le
   const loopback = parseCoordinators(members).every((a) => isLoopbackHost(a.host));
   return (leader) => {
     if (how.viaMembers) return false;
-    const m = /^(?:\[([^\]]+)\]|([^:[\]]+)):\d+$/.exec(leader);
-    const host = m?.[1] ?? m?.[2];
-    return host !== undefined && net.isIP(host) !== 0 && isLoopbackHost(host) === loopback;
+    // A port of its own: parseAddress would take the default one.
+    if (!/:\d+$/.test(leader)) return false;
+    let host: string;
+    try {
+      ({ host } = parseAddress(leader));
+    } catch {
+      return false;
+    }
+    return net.isIP(host) !== 0 && isLoopbackHost(host) === loopback;
   };
 }
 
