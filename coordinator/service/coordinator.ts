@@ -59,6 +59,8 @@ export class Coordinator {
   private batch: Batch | undefined;
   /** A commit is in flight: the next batch waits for it, so that batches are committed in order. */
   private committing: Promise<void> | undefined;
+  /** The batch of that commit. */
+  private inFlight: Batch | undefined;
   private halted: Error | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -131,7 +133,8 @@ export class Coordinator {
     try {
       await this.submit(events);
     } catch (e) {
-      if (!(e instanceof StoreUnavailableError) || this.stopped) throw e;
+      // Not on a halted cluster leader: another member may own the token now.
+      if (!(e instanceof StoreUnavailableError) || this.stopped || this.halted) throw e;
       // A renewal need not be durable: a restart gives every restored lease a fresh TTL anyway. So when the
       // database cannot be written (disk full, read-only), the holder goes on: its lease is renewed in
       // memory on the state just reloaded from the store; only the RENEWED history record is lost.
@@ -312,7 +315,11 @@ export class Coordinator {
     if (events.length === 0) {
       // Nothing to commit, but a new waiting request may bring its latest start as a deadline.
       this.armTimer();
-      return Promise.resolve();
+      // And the answer may rest on what is still being committed: a retried acquire whose grant is in flight
+      // is told GRANTED only once that grant is durable, and fails with it.
+      const pending = this.batch ?? this.inFlight;
+      if (!pending) return Promise.resolve();
+      return new Promise((resolve, reject) => pending.settle.push({ resolve, reject }));
     }
     if (!this.batch) {
       this.batch = { events: [], settle: [] };
@@ -330,8 +337,10 @@ export class Coordinator {
     // stop() flushed it already, or it waits for the commit in flight.
     if (!batch || this.committing) return this.committing ?? Promise.resolve();
     this.batch = undefined;
+    this.inFlight = batch;
     this.committing = this.commit(batch).finally(() => {
       this.committing = undefined;
+      this.inFlight = undefined;
       if (this.batch) setImmediate(() => void this.flush());
     });
     return this.committing;
@@ -345,7 +354,9 @@ export class Coordinator {
       // Said once per outage, not once per refused call.
       if (this.failure === undefined) {
         this.deps.log.error(
-          `cannot write ${this.deps.store.name}: grants and releases are refused with UNAVAILABLE until it can; renewals go on`,
+          this.deps.afterFailedCommit === 'halt'
+            ? `cannot write ${this.deps.store.name}: every call is refused with UNAVAILABLE from now on`
+            : `cannot write ${this.deps.store.name}: grants and releases are refused with UNAVAILABLE until it can; renewals go on`,
           { error: e as Error },
         );
         this.failure = `cannot write ${this.deps.store.name}: ${(e as Error).message}`;

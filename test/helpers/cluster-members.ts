@@ -38,6 +38,8 @@ export interface Member {
   /** The running process, or undefined while killed. */
   running?: RunningCoordinator;
   stopped: boolean;
+  /** Everything each of its processes logged so far, this one included: kept when a test fails. */
+  logs(): string;
 }
 
 export interface ClusterMembers {
@@ -65,12 +67,17 @@ export async function startMembers(options: MemberOptions): Promise<ClusterMembe
   const cluster = `test-${process.pid}-${Date.now().toString(36)}`;
   const dir = tempDir('headroom-members-');
   const ports = await freePorts(2 * n);
+  // What the processes killed so far logged, per member.
+  const pastLogs = new Map<number, string>();
   const members: Member[] = Array.from({ length: n }, (_, i) => ({
     index: i,
     host: `member-h${i}`,
     address: `127.0.0.1:${ports[2 * i]}`,
     peer: `127.0.0.1:${ports[2 * i + 1]}`,
     stopped: false,
+    logs(this: Member) {
+      return (pastLogs.get(i) ?? '') + (this.running?.log() ?? '');
+    },
   }));
   const listeners: ((m: Member, pid: number) => void)[] = [];
   const etcdTls = options.etcdTls && { ...options.etcdTls, serverName: 'localhost' };
@@ -121,6 +128,7 @@ export async function startMembers(options: MemberOptions): Promise<ClusterMembe
     },
     async kill(m) {
       await m.running?.kill();
+      pastLogs.set(m.index, m.logs());
       m.running = undefined;
     },
     restart: start,
