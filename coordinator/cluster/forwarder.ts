@@ -10,9 +10,12 @@
  *
  * When the leader changes, streams still open to the old one end with UNAVAILABLE, which every Headroom
  * client retries (the same request id, the same token); while no leader is known, calls are answered
- * UNAVAILABLE at once, saying why.
+ * UNAVAILABLE at once, saying why — but a health check, which the door answers NOT_SERVING itself: the
+ * truth about the coordination (issue 18), not an error a probe cannot tell from a dead member.
  */
 import * as http2 from 'node:http2';
+import { type ServiceDefinition, loadSync } from '@grpc/proto-loader';
+import { protoPath as healthProto } from 'grpc-health-check';
 import { formatAddress, parseAddress } from '../../common/client/connection';
 import type { Logger } from '../../common/util/log';
 import { LEADER_HEADER } from '../../common/client/leader-channel';
@@ -21,9 +24,19 @@ import { FORWARDED_FOR, FORWARDED_SERIAL } from '../rpc/auth-interceptor';
 const { HTTP2_HEADER_AUTHORITY, HTTP2_HEADER_SCHEME, HTTP2_HEADER_STATUS, HTTP2_HEADER_CONTENT_TYPE, NGHTTP2_CANCEL } =
   http2.constants;
 
-/** gRPC's UNAVAILABLE and UNAUTHENTICATED. */
+/** gRPC's OK, UNAVAILABLE and UNAUTHENTICATED. */
+const OK = '0';
 const UNAVAILABLE = '14';
 const UNAUTHENTICATED = '16';
+
+const HEALTH_CHECK = '/grpc.health.v1.Health/Check';
+
+/** Check's answer while no leader can be reached: HealthCheckResponse{NOT_SERVING} as one gRPC message. */
+const NOT_SERVING_MESSAGE = grpcMessage(
+  (loadSync(healthProto, { enums: String })['grpc.health.v1.Health'] as ServiceDefinition).Check.responseSerialize({
+    status: 'NOT_SERVING',
+  }),
+);
 
 /** How the front door trusts its callers and reaches the leader: plaintext on loopback, or mutual TLS (pki). */
 export interface FrontDoorSecurity {
@@ -92,13 +105,14 @@ export class Forwarder {
     }
     Object.assign(request, caller.headers);
     const upstream = this.upstream();
-    if (!upstream) return this.refuse(stream, this.leader.absence());
+    if (!upstream) return this.refuse(stream, path, this.leader.absence());
     let forward: http2.ClientHttp2Stream;
     try {
       forward = upstream.session.request(request);
     } catch (e) {
       return this.refuse(
         stream,
+        path,
         `the cluster leader cannot be reached (${(e as Error).message}); ${this.leader.absence()}`,
       );
     }
@@ -119,14 +133,15 @@ export class Forwarder {
         done = true;
         return stream.respond(responseHeaders, { endStream: true });
       }
+      // Only on a call the leader answered: a refused one (below) sends trailers of its own.
+      stream.on('wantTrailers', () => {
+        done = true;
+        stream.sendTrailers(trailers ?? status(UNAVAILABLE, 'the cluster leader ended the call without a status'));
+      });
       stream.respond(responseHeaders, { waitForTrailers: true });
       forward.pipe(stream);
     });
     forward.on('trailers', (t) => (trailers = t));
-    stream.on('wantTrailers', () => {
-      done = true;
-      stream.sendTrailers(trailers ?? status(UNAVAILABLE, 'the cluster leader ended the call without a status'));
-    });
     stream.pipe(forward);
     // The leader known last is gone (it stepped down or died, while etcd cannot yet say who leads): say why.
     forward.on('error', (error: Error) => {
@@ -141,7 +156,7 @@ export class Forwarder {
         (forward.rstCode === NGHTTP2_CANCEL
           ? 'the cluster leader changed during the call: call again'
           : 'the connection to the cluster leader was lost: call again');
-      if (!answered) return this.refuse(stream, why);
+      if (!answered) return this.refuse(stream, path, why);
       trailers = status(UNAVAILABLE, why);
       stream.end();
     });
@@ -152,9 +167,20 @@ export class Forwarder {
     });
   };
 
-  /** A trailers-only UNAVAILABLE, as gRPC servers answer a call they cannot serve. */
-  private refuse(stream: http2.ServerHttp2Stream, message: string): void {
-    this.answer(stream, UNAVAILABLE, message);
+  /**
+   * A call no leader can answer: a trailers-only UNAVAILABLE, as gRPC servers answer a call they cannot
+   * serve; a health check is answered NOT_SERVING (status OK), since that is what a probe asks.
+   */
+  private refuse(stream: http2.ServerHttp2Stream, path: string, message: string): void {
+    if (path !== HEALTH_CHECK) return this.answer(stream, UNAVAILABLE, message);
+    if (stream.destroyed || stream.headersSent) return;
+    this.log.debug('health check answered NOT_SERVING', { reason: message });
+    stream.respond(
+      { [HTTP2_HEADER_STATUS]: 200, [HTTP2_HEADER_CONTENT_TYPE]: 'application/grpc' },
+      { waitForTrailers: true },
+    );
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': OK }));
+    stream.end(NOT_SERVING_MESSAGE);
   }
 
   /** A trailers-only answer: the status alone. */
@@ -193,6 +219,14 @@ export class Forwarder {
       u.session.close();
     }
   }
+}
+
+/** A gRPC length-prefixed message: not compressed, its length, its bytes. */
+function grpcMessage(bytes: Buffer): Buffer {
+  const framed = Buffer.alloc(5 + bytes.length);
+  framed.writeUInt32BE(bytes.length, 1);
+  bytes.copy(framed, 5);
+  return framed;
 }
 
 /** gRPC status trailers: the message percent-encoded as the protocol asks (only '%' and what is not printable ASCII). */

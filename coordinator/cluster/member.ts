@@ -142,7 +142,8 @@ export async function startMember(
     log.info('cluster leader', { leader: leader ?? 'none' });
   });
 
-  // The front door: every call, health checks and reflection included, is the leader's to answer.
+  // The front door: every call, health checks and reflection included, is the leader's to answer (a health
+  // check while no leader can be reached is answered NOT_SERVING by the door itself: forwarder.ts).
   const secure = pki ? secureFrontDoor(pki, log) : undefined;
   const server: http2.Http2Server | http2.Http2SecureServer = secure?.server ?? http2.createServer();
   server.on('stream', forwarder.onStream);

@@ -61,9 +61,12 @@ export function registerStateGauges(
   });
   // One series per target of coordinator.yaml's targets: as bounded as the configuration.
   const targets =
-    (fill: (t: TargetView) => number): Fill =>
+    (fill: (t: TargetView) => number | undefined): Fill =>
     (set) => {
-      for (const t of coordinator.state.targetViews()) set({ target: t.name }, fill(t));
+      for (const t of coordinator.state.targetViews()) {
+        const value = fill(t);
+        if (value !== undefined) set({ target: t.name }, value);
+      }
     };
   gauge(
     'headroom_target_active_tokens',
@@ -83,11 +86,18 @@ export function registerStateGauges(
     ['target'],
     targets((t) => t.ioInUse),
   );
+  // Only where a budget is set, so that io_bytes_per_second / io_budget_bytes_per_second divides by no zero.
   gauge(
     'headroom_target_io_budget_bytes_per_second',
-    "A shared target's I/O budget (its ioBudget; 0: none).",
+    "A shared target's I/O budget (its ioBudget); no series for a target without one.",
     ['target'],
-    targets((t) => t.ioBytesPerSec),
+    targets((t) => (t.ioBytesPerSec > 0 ? t.ioBytesPerSec : undefined)),
+  );
+  gauge(
+    'headroom_target_queue_length',
+    'Token requests waiting (on any host) that name a shared target, whatever they wait for.',
+    ['target'],
+    targets((t) => t.queued),
   );
   gauge('headroom_host_paused', '1 while an administrator paused the host: no token is granted.', ['host'], (set) => {
     for (const host of hosts()) set({ host }, coordinator.state.host(host).paused ? 1 : 0);

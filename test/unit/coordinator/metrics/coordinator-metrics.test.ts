@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { ManualClock } from '../../../../common/util/clock';
 import { createLogger } from '../../../../common/util/log';
 import type { Lease } from '../../../../coordinator/domain/lease';
+import type { TargetLimits } from '../../../../coordinator/domain/targets';
 import { CoordinatorMetrics, MAX_VMS } from '../../../../coordinator/metrics/coordinator-metrics';
 import type { PlanView } from '../../../../coordinator/planning/plan-view';
 import type { AgentState } from '../../../../coordinator/service/agent-registry';
@@ -13,12 +14,24 @@ import { Coordinator, type Waiter } from '../../../../coordinator/service/coordi
 import { SqliteStore } from '../../../../coordinator/store/sqlite-store';
 import { T0, counterIds, req } from '../domain/fixtures';
 
-async function setup(agents: AgentState[] = [], plan?: Partial<PlanView>, dbPath?: string) {
+async function setup(
+  agents: AgentState[] = [],
+  plan?: Partial<PlanView>,
+  dbPath?: string,
+  targets: TargetLimits[] = [],
+) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-metrics-'));
   const store = new SqliteStore(dbPath ?? path.join(dir, 'h.db'), 'normal');
   const clock = new ManualClock(T0);
   const log = createLogger({ level: 'error' });
-  const coordinator = await Coordinator.open({ store, clock, ids: counterIds(), log, defaultHost: 'h1' });
+  const coordinator = await Coordinator.open({
+    store,
+    clock,
+    ids: counterIds(),
+    log,
+    defaultHost: 'h1',
+    lessorOptions: { targets },
+  });
   const metrics = new CoordinatorMetrics({
     coordinator,
     agents: { list: () => agents },
@@ -136,6 +149,39 @@ describe('coordinator metrics', () => {
     assert.equal(await value(`headroom_backup_budget_io_bytes_per_second{${run}}`), 1_000);
     assert.equal(await value(`headroom_backup_paused{${run}}`), 1);
     assert.equal(await value('headroom_plan_left_out_runs{host="h1",kind="guest",vm="vm3",backup_job="nightly"}'), 1);
+    await close();
+  });
+
+  it("reports each shared target's tokens on every host, its limits and the requests waiting for it", async () => {
+    const MIB = 1024 * 1024;
+    const { coordinator, acquire, value, lines, close } = await setup([], undefined, undefined, [
+      { name: 'pbs', maxConcurrent: 1, ioBytesPerSec: 0 },
+      { name: 'nas', maxConcurrent: 4, ioBytesPerSec: 120 * MIB },
+    ]);
+    const onPbs = await acquire({ kind: 'GUEST', vm: 'vm1', target: 'pbs' });
+    // Another host's backup to the same target waits for h1's: the target is full.
+    const waiting = acquire({ kind: 'HYPERVISOR', vm: 'vm2', host: 'h2', target: 'pbs' });
+    // Without an I/O budget of its kind, a token on nas is counted at its fair share: 120 MiB/s / 4.
+    await acquire({ kind: 'GUEST', vm: 'vm3', target: 'nas' });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(await value('headroom_target_active_tokens{target="pbs"}'), 1);
+    assert.equal(await value('headroom_target_queue_length{target="pbs"}'), 1);
+    assert.equal(await value('headroom_target_max_concurrent{target="pbs"}'), 1);
+    assert.equal(await value('headroom_target_io_bytes_per_second{target="pbs"}'), 0);
+    assert.equal(
+      (await lines()).find((l) => l.startsWith('headroom_target_io_budget_bytes_per_second{target="pbs"}')),
+      undefined,
+    );
+    assert.equal(await value('headroom_target_active_tokens{target="nas"}'), 1);
+    assert.equal(await value('headroom_target_queue_length{target="nas"}'), 0);
+    assert.equal(await value('headroom_target_max_concurrent{target="nas"}'), 4);
+    assert.equal(await value('headroom_target_io_bytes_per_second{target="nas"}'), 30 * MIB);
+    assert.equal(await value('headroom_target_io_budget_bytes_per_second{target="nas"}'), 120 * MIB);
+
+    await coordinator.release(onPbs.tokenId, onPbs.fencing, { success: true, durationMs: 1, exitCode: 0, message: '' });
+    assert.equal((await waiting).host, 'h2');
+    assert.equal(await value('headroom_target_active_tokens{target="pbs"}'), 1);
+    assert.equal(await value('headroom_target_queue_length{target="pbs"}'), 0);
     await close();
   });
 
