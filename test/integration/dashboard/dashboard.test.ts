@@ -2,8 +2,8 @@
  * The web dashboard in a real headless Chromium (Debian's, driven by playwright-core): the page the
  * coordinator serves, fed by its JSON endpoints and event stream, with runs made through real gRPC grants
  * and releases, and a backup catalog written by the catalog's own module. Screenshots go to
- * dist/test-artifacts/ (DASHBOARD_SCREENSHOT=path also writes the timeline's there: how docs/dashboard.png
- * was made).
+ * .artifacts/dashboard/ at the top of the tree, outside dist/ which each build wipes (DASHBOARD_SCREENSHOT=path
+ * also writes the timeline's there: how docs/dashboard.png was made).
  */
 import { strict as assert } from 'node:assert';
 import { createHash } from 'node:crypto';
@@ -28,7 +28,7 @@ import { acquire, connectPlain, grant, release } from '../../helpers/token-clien
 import { waitFor } from '../../helpers/wait';
 import { type HttpsCoordinator, startHttpsCoordinator } from '../coordinator/https-coordinator';
 
-const ARTIFACTS = path.join(DIST, 'test-artifacts');
+const ARTIFACTS = path.join(DIST, '..', '.artifacts', 'dashboard');
 /** Generous: the machine may be busy; what is asserted is that it happens, not how fast. */
 const WAIT_MS = 30_000;
 
