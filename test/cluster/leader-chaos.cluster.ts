@@ -62,6 +62,19 @@ function specs(): ClientSpec[] {
   return all;
 }
 
+/**
+ * The faults in order: every kind once first, in a random order (so that a run never misses one), then
+ * each drawn by its share.
+ */
+function faultSchedule(random: () => number): () => Fault {
+  const first = FAULTS.map(([fault]) => fault);
+  for (let i = first.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [first[i], first[j]] = [first[j], first[i]];
+  }
+  return () => first.shift() ?? pick(random);
+}
+
 function pick(random: () => number): Fault {
   let r = random();
   for (const [fault, share] of FAULTS) if ((r -= share) < 0) return fault;
@@ -127,12 +140,13 @@ describe('cluster chaos: leaders killed, hung and cut off from etcd, etcd member
     const leaders = watchLeaders(m);
     const [a, b] = m.members;
     fleet = new ClientFleet([`${a.address},${b.address}`, `${b.address},${a.address}`], specs(), PROCESSES, seed, dir);
+    const nextFault = faultSchedule(random);
     const done: Record<Fault, number> = { 'kill-leader': 0, 'stop-leader': 0, 'kill-etcd': 0, 'cut-member': 0 };
 
     while (leaders.changes() < LEADER_CHANGES && Date.now() - t0 < MAX_RUN_MS) {
       await sleep(500 + Math.floor(random() * 2_500));
       assert.equal(fleet.crashed(), 0, 'a client process died');
-      const fault = pick(random);
+      const fault = nextFault();
       const leader = await m.waitLeader();
       done[fault]++;
       if (fault === 'kill-leader') {
@@ -183,6 +197,7 @@ describe('cluster chaos: leaders killed, hung and cut off from etcd, etcd member
     // Every holder renews well within its fail-safe, and a leader change takes about the election TTL: none
     // may lose its token, whether by a refused renewal or by its fail-safe running out.
     assert.equal(report.counts['tokens lost (renewal refused or fail-safe)'], 0, 'a holder lost its token');
+    for (const [fault, n] of Object.entries(done)) assert.ok(n > 0, `no ${fault} fault in the run`);
     assert.ok(leaders.changes() >= LEADER_CHANGES, `only ${leaders.changes()} leader changes in ${seconds} s`);
     assert.ok(
       report.counts.grants > 0 && report.counts.renewals > 0 && report.counts['releases acknowledged'] > 0,
