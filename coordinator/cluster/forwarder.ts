@@ -98,6 +98,9 @@ export class Forwarder {
     delete request[FORWARDED_FOR];
     delete request[FORWARDED_SERIAL];
     const path = String(headers[http2.constants.HTTP2_HEADER_PATH] ?? '');
+    // A caller whose connection breaks (reset, killed) errors its streams: heard here, not left to crash the
+    // member; the 'close' below then cancels the call at the leader.
+    stream.on('error', (error) => this.log.debug('a call through the front door broke', { method: path, error }));
     const caller = this.security.caller(path, stream);
     if ('refused' in caller) {
       this.log.warn('call refused', { method: path, code: 'UNAUTHENTICATED', reason: caller.refused.message });

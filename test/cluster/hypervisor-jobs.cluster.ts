@@ -80,6 +80,13 @@ describe('cluster: hypervisor jobs run on their own host', function () {
     clients = connect(members.addressList, grpc.credentials.createInsecure());
   });
 
+  afterEach(function () {
+    if (this.currentTest?.state !== 'failed' || !members) return;
+    const kept = tempDir('headroom-cluster-jobs-logs-');
+    for (const m of members.members) fs.writeFileSync(path.join(kept, `member-${m.index}.log`), m.logs());
+    console.log(`      the members' logs are kept in ${kept}`);
+  });
+
   after(async () => {
     clients?.close();
     for (const vm of ['vm-f', 'vm-g']) fs.writeFileSync(path.join(dir, `go-${vm}`), '');
