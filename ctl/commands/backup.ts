@@ -101,13 +101,26 @@ function runLine(r: BackupRun__Output, now: number): string {
 
 const VM_OPTION = { name: 'vm', value: 'V', help: 'the VM (required)', parse: parseString };
 
+/**
+ * How long a run may be missing from the list before the wait gives up on it: in a cluster, a member whose
+ * etcd lease lapsed withdraws its runs until it has registered anew, a second or two later.
+ */
+export const MISSING_GRACE_MS = 10_000;
+
 /** Polls the run until it ends; its output tail is printed when it did not succeed. */
-async function waitForEnd(ctx: Context, vm: string, runId: string): Promise<BackupRun__Output> {
+export async function waitForEnd(
+  ctx: Pick<Context, 'admin' | 'now'>,
+  vm: string,
+  runId: string,
+): Promise<BackupRun__Output> {
+  let missingSince: number | undefined;
   for (;;) {
     const { runs } = await ctx.admin('ListBackupRuns', { vm });
     const run = runs.find((r) => r.runId === runId);
-    if (!run) throw new Error(`the coordinator no longer knows run ${runId} (did it restart?)`);
-    if (run.state !== 'BACKUP_RUN_STATE_RUNNING') return run;
+    if (run && run.state !== 'BACKUP_RUN_STATE_RUNNING') return run;
+    missingSince = run ? undefined : (missingSince ?? ctx.now());
+    if (missingSince !== undefined && ctx.now() - missingSince >= MISSING_GRACE_MS)
+      throw new Error(`the coordinator no longer knows run ${runId} (did it restart?)`);
     await new Promise((resolve) => setTimeout(resolve, WAIT_POLL_MS));
   }
 }
