@@ -5,9 +5,6 @@
  * leader alone: the followers run no HTTP listener.
  */
 import { strict as assert } from 'node:assert';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import { type ClusterMembers, type Member, startMembers } from '../helpers/cluster-members';
 import { type EtcdCluster, startEtcdCluster } from '../helpers/etcd-cluster';
 import { grpcHealth, httpHealth } from '../helpers/health';
@@ -21,9 +18,7 @@ describe('cluster health', function () {
 
   afterEach(function () {
     if (this.currentTest?.state !== 'failed' || !members) return;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'headroom-health-'));
-    for (const m of members.members) fs.writeFileSync(path.join(dir, `member-${m.index}.log`), m.logs());
-    console.log(`      the members' logs kept in ${dir}`);
+    console.log(`      the members' logs are kept in ${members.keepLogs()}`);
   });
 
   after(async () => {

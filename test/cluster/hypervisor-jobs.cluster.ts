@@ -82,9 +82,7 @@ describe('cluster: hypervisor jobs run on their own host', function () {
 
   afterEach(function () {
     if (this.currentTest?.state !== 'failed' || !members) return;
-    const kept = tempDir('headroom-cluster-jobs-logs-');
-    for (const m of members.members) fs.writeFileSync(path.join(kept, `member-${m.index}.log`), m.logs());
-    console.log(`      the members' logs are kept in ${kept}`);
+    console.log(`      the members' logs are kept in ${members.keepLogs()}`);
   });
 
   after(async () => {

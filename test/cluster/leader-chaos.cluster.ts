@@ -187,7 +187,7 @@ describe('cluster chaos: leaders killed, hung and cut off from etcd, etcd member
     for (const [key, n] of Object.entries(report.counts)) console.log(`      ${key}: ${n}`);
     if (report.violations.length > 0) {
       fs.writeFileSync(path.join(dir, 'violations.json'), JSON.stringify(report.violations, null, 2));
-      for (const member of m.members) fs.writeFileSync(path.join(dir, `member-${member.index}.log`), member.logs());
+      m.keepLogs(dir);
       console.log(`      records and violations kept in ${dir}`);
     } else {
       fs.rmSync(dir, { recursive: true, force: true });

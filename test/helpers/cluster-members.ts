@@ -59,6 +59,8 @@ export interface ClusterMembers {
   /** Called with a member's new pid at each start (e.g. to put it in an EtcdCut's group). */
   onStart(listener: (m: Member, pid: number) => void): void;
   stopAll(): Promise<void>;
+  /** Writes every member's logs() to `dir` (default: a new temp directory) as member-N.log; returns it. */
+  keepLogs(dir?: string): string;
   client: Etcd3;
 }
 
@@ -141,6 +143,10 @@ export async function startMembers(options: MemberOptions): Promise<ClusterMembe
       m.stopped = false;
     },
     onStart: (l) => listeners.push(l),
+    keepLogs(dir = tempDir('headroom-members-logs-')) {
+      for (const m of members) fs.writeFileSync(path.join(dir, `member-${m.index}.log`), m.logs());
+      return dir;
+    },
     async stopAll() {
       for (const m of members) if (m.stopped) m.running?.process.kill('SIGCONT');
       await Promise.all(members.map((m) => m.running?.stop()));
