@@ -143,9 +143,11 @@ describe('hostile input', function () {
     const answer = record(m, await callRaw(raw, m, [bytes], 10_000), 'job cost 2^53 + 1');
     assert.equal(answer.code, grpc.status.INVALID_ARGUMENT, answer.details);
     assert.match(answer.details, /^hello\.jobs\[0\]\.declared_cost\.io_bytes_per_sec: /);
+    // The first plan of a host whose fuzzed agents declared many jobs: on a busy machine it can take over
+    // 10 s. What is asserted is that it comes, not how fast.
     const plan = record(
       method('/headroom.v1.AdminService/GetPlan'),
-      await callRaw(raw, method('/headroom.v1.AdminService/GetPlan'), [Buffer.alloc(0)]),
+      await callRaw(raw, method('/headroom.v1.AdminService/GetPlan'), [Buffer.alloc(0)], undefined, 90_000),
       'plan of host-a',
     );
     assert.equal(plan.code, grpc.status.OK, plan.details);

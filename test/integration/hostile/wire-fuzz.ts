@@ -186,9 +186,16 @@ const passBytes = (b: Buffer) => b;
 /**
  * Calls `method` with `payloads` as its request messages (one, unless it is a client stream) and resolves
  * with the status and how many answers decoded. A call still open after `settleMs` (a stream, a waiting
- * acquire) is cancelled: CANCELLED then means the server was still serving it.
+ * acquire) is cancelled: CANCELLED then means the server was still serving it. A unary call runs until
+ * its answer or `deadlineMs`.
  */
-export function callRaw(client: grpc.Client, method: FuzzMethod, payloads: Buffer[], settleMs = 300): Promise<Answer> {
+export function callRaw(
+  client: grpc.Client,
+  method: FuzzMethod,
+  payloads: Buffer[],
+  settleMs = 300,
+  deadlineMs = 10_000,
+): Promise<Answer> {
   return new Promise((resolve) => {
     let messages = 0;
     let settled = false;
@@ -202,7 +209,7 @@ export function callRaw(client: grpc.Client, method: FuzzMethod, payloads: Buffe
       method.responseDeserialize(bytes);
       messages++;
     };
-    const deadline = new Date(Date.now() + 10_000);
+    const deadline = new Date(Date.now() + deadlineMs);
     let cancel = () => {};
     const timer = setTimeout(() => cancel(), settleMs);
     if (!method.requestStream && !method.responseStream) {
